@@ -1,0 +1,48 @@
+# hamattn: every entry point a user or CI needs. `make demo` and `make test` work on a fresh
+# machine with Python 3.10+ and a C++ compiler; everything else comes from PyPI into .venv.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PYTEST := $(PY) -m pytest
+
+.PHONY: install demo test test-all sweep soak bench bench-golden bench-sim bench-popcount \
+        bench-fidelity clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	@touch $(STAMP)
+
+demo: install
+	$(PY) -m hamattn.ci.demo
+
+# the whole suite except the sweeps and soaks marked slow (those: make test-all / sweep / soak)
+test: install
+	$(PYTEST) -m "not slow" -q
+
+test-all: install
+	$(PYTEST) -q
+
+sweep: install
+	$(PYTEST) -m slow -q -k sweep
+
+soak: install
+	$(PYTEST) -m slow -q -k soak
+
+bench: bench-golden bench-sim
+
+bench-golden: install
+	$(PY) -m hamattn.bench.golden
+
+bench-sim: install
+	$(PY) -m hamattn.bench.sim
+
+bench-popcount: install
+	$(PY) -m hamattn.bench.popcount
+
+clean:
+	rm -rf build sim_build .pytest_cache

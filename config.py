@@ -1,0 +1,555 @@
+"""The one configuration object of hamattn (SPEC §1-§3).
+
+:class:`CoreConfig` is frozen, validated once when it is built, and owns every number that a
+later stage needs: the hash constants, the ``hsoftmax`` shift table, every accumulator width
+and every latency and interval of the generated core. The golden model, the RTL, the
+manifest and the testbenches read these properties; none of them recomputes one.
+
+This module imports nothing else of the package.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import zipfile
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+__all__ = [
+    "CoreConfig", "ConfigError", "WeightsError", "MODES", "WEIGHT_SOURCES", "PARAMS",
+    "signed_width", "unsigned_width", "csd_digits", "tree_depth", "divider_latency",
+]
+
+MODES = ("linear", "topk", "hsoftmax")
+WEIGHT_SOURCES = ("random-ternary", "random-sign")
+#: widest weight a hash constant may have (signed bits); the projection sums stay < 2**63
+MAX_WEIGHT_WIDTH = 16
+MAX_SHIFT_ENTRY = 32
+LOG2E = math.log2(math.e)
+
+
+class ConfigError(ValueError):
+    """A refused parameter. ``parameter`` is the SPEC name, ``value`` what was given and
+    ``allowed`` a human-readable description of what would be accepted."""
+
+    def __init__(self, parameter, value, allowed, flag=None):
+        self.parameter = parameter
+        self.value = value
+        self.allowed = allowed
+        self.flag = flag
+        name = f"{parameter} ({flag})" if flag else parameter
+        super().__init__(f"{name} = {value!r} is not allowed: {allowed}")
+
+
+class WeightsError(ConfigError):
+    """A weights file that cannot be used (missing, unreadable, wrong shape/dtype/values)."""
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str       # SPEC symbol and attribute name
+    flag: str       # command-line flag
+    default: object
+    help: str
+
+
+#: the parameters of SPEC §1, in order; the command line and the manifest are built from this
+PARAMS = (
+    Param("d", "--head-dim", 16, "elements per q/k/v vector (1..1024)"),
+    Param("w", "--width", 8, "bits per element, two's complement (2..16)"),
+    Param("b", "--code-bits", 16, "hash code length (1..1024)"),
+    Param("N", "--seq-len", 64, "most keys in one window (1..65536)"),
+    Param("mode", "--mode", "linear", "value path: linear, topk or hsoftmax"),
+    Param("k", "--topk", 8, "keys kept per query, topk only (1..N)"),
+    Param("g", "--temperature", 12.0, "sharpness of hsoftmax (0 < g <= 64)"),
+    Param("smax", "--max-shift", 16, "largest shift of hsoftmax (0..32)"),
+    Param("lanes", "--lanes", None, "value elements processed per cycle (1..d, default d)"),
+    Param("weights", "--weights", "random-ternary",
+          "hash projection: random-ternary, random-sign or a .npz file"),
+    Param("seed", "--seed", 0, "seed of the random hash projection (0..2**63-1)"),
+)
+FLAGS = {p.name: p.flag for p in PARAMS}
+
+
+# --------------------------------------------------------------------------- integer helpers
+
+def signed_width(lo, hi):
+    """Fewest two's-complement bits that hold every integer in [lo, hi] (at least 1)."""
+    lo, hi = int(lo), int(hi)
+    bits = 1
+    while not (-(1 << (bits - 1)) <= lo and hi <= (1 << (bits - 1)) - 1):
+        bits += 1
+    return bits
+
+
+def unsigned_width(hi):
+    """Fewest unsigned bits that hold every integer in [0, hi] (at least 1)."""
+    return max(1, int(hi).bit_length())
+
+
+def csd_digits(c):
+    """Canonical signed-digit form of the integer ``c``: a list of ``(shift, sign)`` with
+    ``c == sum(sign << shift)``, non-adjacent, so that a constant product is the fewest
+    shifted additions and subtractions."""
+    c = int(c)
+    digits, shift = [], 0
+    while c != 0:
+        if c & 1:
+            digit = 2 - (c & 3)        # +1 when c = 1 mod 4, -1 when c = 3 mod 4
+            digits.append((shift, digit))
+            c -= digit
+        c >>= 1
+        shift += 1
+    return digits
+
+
+def tree_depth(n_terms):
+    """Adder levels of a binary tree over ``n_terms`` operands (0 for one or none)."""
+    return max(0, math.ceil(math.log2(n_terms))) if n_terms > 1 else 0
+
+
+def divider_latency(q_bits):
+    """Rising edges from the edge at which :class:`RoundingDivider` accepts (num, den) to the
+    edge at which its result transfers, with the output ready: one edge computes |num| and
+    the sign, one forms 2|num|+den, ``q_bits`` restoring steps, one applies the sign, and the
+    result is then presented for one edge."""
+    return q_bits + 4
+
+
+def _check_int(name, value, lo, hi):
+    flag = FLAGS.get(name)
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ConfigError(name, value, f"an integer from {lo} to {hi}", flag)
+    if not lo <= int(value) <= hi:
+        raise ConfigError(name, value, f"an integer from {lo} to {hi}", flag)
+    return int(value)
+
+
+# --------------------------------------------------------------------------- weight sources
+
+def _random_hash(source, b, d, seed):
+    """Random W of shape (b, d) from the raw 64-bit output of PCG64(seed).
+
+    Only the BitGenerator's raw stream is used (it is fixed across machines and NumPy
+    versions, unlike ``Generator`` methods): draw ``r`` (one per entry, row-major);
+    ``random-ternary`` maps ``r % 6`` 0 to -1, 1 to +1 and 2..5 to 0; ``random-sign`` maps
+    the top bit 1 to -1 and 0 to +1.
+    """
+    raw = np.random.PCG64(seed).random_raw(b * d).astype(np.uint64)
+    if source == "random-ternary":
+        r = raw % np.uint64(6)
+        W = np.zeros(b * d, dtype=np.int64)
+        W[r == 0] = -1
+        W[r == 1] = 1
+    else:
+        W = np.where((raw >> np.uint64(63)) == 1, -1, 1).astype(np.int64)
+    return W.reshape(b, d)
+
+
+def _load_npz(path, b, d):
+    """Read a weights file without pickle; return dict of int64 arrays."""
+    if not os.path.isfile(path):
+        raise WeightsError("weights", path, "an existing .npz file (no such file)", "--weights")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            names = set(z.files)
+            arrays = {}
+            for key in ("W", "theta", "Wq", "thetaq", "shifts"):
+                if key in names:
+                    arrays[key] = z[key]
+    except ValueError as e:      # object arrays need pickle: refused
+        raise WeightsError("weights", path,
+                           f"a .npz of plain integer arrays (pickled objects are refused: {e})",
+                           "--weights") from None
+    except (OSError, zipfile.BadZipFile, EOFError) as e:
+        raise WeightsError("weights", path, f"a readable .npz file ({e})", "--weights") from None
+    for key in ("W", "theta"):
+        if key not in arrays:
+            raise WeightsError("weights", path,
+                               f"a .npz holding integer arrays 'W' ({b}, {d}) and 'theta' ({b},);"
+                               f" '{key}' is missing (found {sorted(names)})", "--weights")
+    if ("Wq" in arrays) != ("thetaq" in arrays):
+        raise WeightsError("weights", path, "'Wq' and 'thetaq' together or not at all",
+                           "--weights")
+    shapes = {"W": (b, d), "theta": (b,), "Wq": (b, d), "thetaq": (b,), "shifts": (b + 1,)}
+    out = {}
+    for key, a in arrays.items():
+        if a.dtype.kind not in "iu":
+            raise WeightsError(f"weights:{key}", f"dtype {a.dtype}",
+                               "an integer array (int8..int64 or uint8..uint64)", "--weights")
+        if a.shape != shapes[key]:
+            raise WeightsError(f"weights:{key}", f"shape {a.shape}",
+                               f"shape {shapes[key]} for code_bits b={b}, head_dim d={d}",
+                               "--weights")
+        if a.dtype.kind == "u" and a.size and int(a.max()) > 2**62:
+            raise WeightsError(f"weights:{key}", int(a.max()), "values below 2**62", "--weights")
+        out[key] = a.astype(np.int64)
+    return out
+
+
+# --------------------------------------------------------------------------- the config
+
+@dataclass(frozen=True, eq=True)
+class CoreConfig:
+    """Every parameter of SPEC §1 plus the hash constants; see :meth:`create`.
+
+    Construct with :meth:`create` (which draws or loads the weights); the constructor
+    itself validates everything, so no invalid instance can exist.
+    """
+
+    d: int = 16
+    w: int = 8
+    b: int = 16
+    N: int = 64
+    mode: str = "linear"
+    k: int = 8
+    g: float = 12.0
+    smax: int = 16
+    lanes: int = 16
+    weights: str = "random-ternary"
+    seed: int = 0
+    W: tuple = ()
+    theta: tuple = ()
+    Wq: tuple | None = None
+    thetaq: tuple | None = None
+    shift_table: tuple | None = None  # from a weights file; None: the SPEC formula
+
+    # ---------------------------------------------------------------- construction
+    @classmethod
+    def create(cls, d=16, w=8, b=16, N=64, mode="linear", k=8, g=12.0, smax=16, lanes=None,
+               weights="random-ternary", seed=0):
+        """Validate the scalar parameters, draw or load W/θ, and return the frozen config."""
+        d = _check_int("d", d, 1, 1024)
+        w = _check_int("w", w, 2, 16)
+        b = _check_int("b", b, 1, 1024)
+        N = _check_int("N", N, 1, 65536)
+        seed = _check_int("seed", seed, 0, 2**63 - 1)
+        if not isinstance(weights, (str, os.PathLike)):
+            raise ConfigError("weights", weights,
+                              "random-ternary, random-sign or the path of a .npz file",
+                              "--weights")
+        weights = os.fspath(weights)
+        Wq = thetaq = shift_table = None
+        if weights in WEIGHT_SOURCES:
+            W = _random_hash(weights, b, d, seed)
+            theta = np.zeros(b, dtype=np.int64)
+        elif weights.endswith(".npz") or os.path.exists(weights):
+            arrays = _load_npz(weights, b, d)
+            W, theta = arrays["W"], arrays["theta"]
+            Wq, thetaq = arrays.get("Wq"), arrays.get("thetaq")
+            shift_table = arrays.get("shifts")
+        else:
+            raise ConfigError("weights", weights,
+                              "random-ternary, random-sign or the path of a .npz file",
+                              "--weights")
+
+        def tup(a):
+            return None if a is None else tuple(map(int, np.asarray(a).ravel())) \
+                if np.asarray(a).ndim == 1 else tuple(tuple(map(int, r)) for r in a)
+
+        return cls(d=d, w=w, b=b, N=N, mode=mode, k=k, g=g, smax=smax,
+                   lanes=d if lanes is None else lanes, weights=weights, seed=seed,
+                   W=tup(W), theta=tup(theta), Wq=tup(Wq), thetaq=tup(thetaq),
+                   shift_table=tup(shift_table))
+
+    def __post_init__(self):
+        _check_int("d", self.d, 1, 1024)
+        _check_int("w", self.w, 2, 16)
+        _check_int("b", self.b, 1, 1024)
+        _check_int("N", self.N, 1, 65536)
+        if self.mode not in MODES:
+            raise ConfigError("mode", self.mode, "one of " + ", ".join(MODES), "--mode")
+        _check_int("k", self.k, 1, 65536)
+        if self.k > self.N:
+            raise ConfigError("k", self.k, f"1 .. N = {self.N} (k keys kept of at most "
+                              f"N = {self.N} keys)", "--topk")
+        g = self.g
+        if isinstance(g, bool) or not isinstance(g, (int, float, np.integer, np.floating)) \
+                or not math.isfinite(float(g)) or not 0 < float(g) <= 64:
+            raise ConfigError("g", g, "a number with 0 < g <= 64", "--temperature")
+        object.__setattr__(self, "g", float(g))
+        _check_int("smax", self.smax, 0, 32)
+        _check_int("lanes", self.lanes, 1, self.d)
+        if self.lanes != self.d:
+            raise ConfigError("lanes", self.lanes,
+                              f"only lanes = d = {self.d} (fully parallel) in this release: "
+                              "folding is not implemented yet", "--lanes")
+        _check_int("seed", self.seed, 0, 2**63 - 1)
+        self._check_matrix("W", self.W)
+        self._check_vector("theta", self.theta)
+        if (self.Wq is None) != (self.thetaq is None):
+            raise WeightsError("Wq", "given alone", "'Wq' and 'thetaq' together or neither",
+                               "--weights")
+        if self.Wq is not None:
+            self._check_matrix("Wq", self.Wq)
+            self._check_vector("thetaq", self.thetaq)
+        if self.shift_table is not None:
+            s = self.shift_table
+            if len(s) != self.b + 1:
+                raise WeightsError("shifts", f"length {len(s)}",
+                                   f"b+1 = {self.b + 1} entries", "--weights")
+            if any(not 0 <= x <= MAX_SHIFT_ENTRY for x in s):
+                raise WeightsError("shifts", list(s),
+                                   f"entries within 0..{MAX_SHIFT_ENTRY}", "--weights")
+            if any(s[i] > s[i + 1] for i in range(len(s) - 1)):
+                raise WeightsError("shifts", list(s), "a non-decreasing table", "--weights")
+
+    def _check_matrix(self, name, M):
+        if not isinstance(M, tuple) or len(M) != self.b or \
+                any(not isinstance(r, tuple) or len(r) != self.d for r in M):
+            raise WeightsError(name, "a matrix of another shape",
+                               f"shape (b, d) = ({self.b}, {self.d})", "--weights")
+        lim = 1 << (MAX_WEIGHT_WIDTH - 1)
+        for r in M:
+            for x in r:
+                if not -lim <= x <= lim - 1:
+                    raise WeightsError(name, x, f"integers of at most {MAX_WEIGHT_WIDTH} signed"
+                                       f" bits ({-lim} .. {lim - 1})", "--weights")
+
+    def _check_vector(self, name, v):
+        if not isinstance(v, tuple) or len(v) != self.b:
+            raise WeightsError(name, "a vector of another length",
+                               f"length b = {self.b}", "--weights")
+        lim = 1 << 47
+        for x in v:
+            if not -lim <= x < lim:
+                raise WeightsError(name, x, f"integers within ±2**47", "--weights")
+
+    def replace(self, **changes):
+        """A new validated config with some parameters changed (weights are re-drawn when
+        their shape or source changes)."""
+        params = {p.name: getattr(self, p.name) for p in PARAMS}
+        params.update(changes)
+        return CoreConfig.create(**params)
+
+    # ---------------------------------------------------------------- arrays
+    @cached_property
+    def W_array(self):
+        return np.array(self.W, dtype=np.int64).reshape(self.b, self.d)
+
+    @cached_property
+    def theta_array(self):
+        return np.array(self.theta, dtype=np.int64).reshape(self.b)
+
+    @property
+    def asymmetric(self):
+        """True when queries have their own hash (Wq, θq)."""
+        return self.Wq is not None
+
+    @cached_property
+    def Wq_array(self):
+        return np.array(self.Wq if self.asymmetric else self.W,
+                        dtype=np.int64).reshape(self.b, self.d)
+
+    @cached_property
+    def thetaq_array(self):
+        return np.array(self.thetaq if self.asymmetric else self.theta,
+                        dtype=np.int64).reshape(self.b)
+
+    # ---------------------------------------------------------------- element ranges
+    @property
+    def vmin(self):
+        return -(1 << (self.w - 1))
+
+    @property
+    def vmax(self):
+        return (1 << (self.w - 1)) - 1
+
+    @property
+    def words(self):
+        """64-bit words per packed code."""
+        return (self.b + 63) // 64
+
+    # ---------------------------------------------------------------- hash widths
+    def weight_width_of(self, M):
+        """Signed bits of the widest entry of M (at least 2, a ternary weight needs 2)."""
+        flat = [x for r in M for x in r]
+        return max(2, signed_width(min(flat, default=0), max(flat, default=0)))
+
+    @property
+    def weight_width(self):
+        ww = self.weight_width_of(self.W)
+        return max(ww, self.weight_width_of(self.Wq)) if self.asymmetric else ww
+
+    def projection_range(self, M):
+        """(lo, hi) of y[t] = sum_i W[t,i] x[i] over all rows, for w-bit x."""
+        A = np.array(M, dtype=object).reshape(self.b, self.d)
+        lo = sum((np.minimum(A * self.vmin, A * self.vmax)).T)
+        hi = sum((np.maximum(A * self.vmin, A * self.vmax)).T)
+        return int(min(lo)), int(max(hi))
+
+    @property
+    def projection_width(self):
+        lo, hi = self.projection_range(self.W)
+        if self.asymmetric:
+            lo2, hi2 = self.projection_range(self.Wq)
+            lo, hi = min(lo, lo2), max(hi, hi2)
+        return signed_width(lo, hi)
+
+    @staticmethod
+    def hash_row_terms(row):
+        """Shifted operands of one projection row: ``[(i, shift, sign)]`` from the CSD form of
+        each non-zero weight (a ternary weight is a single ±x[i])."""
+        return [(i, s, sg) for i, c in enumerate(row) for s, sg in csd_digits(c)]
+
+    def hash_depth_of(self, M):
+        return max((tree_depth(len(self.hash_row_terms(r))) for r in M), default=0)
+
+    @property
+    def hash_latency(self):
+        """Edges a vector spends in :class:`HashProjection`: one input register, one per adder
+        level of the deepest row (both hashes when queries have their own), one compare."""
+        depth = self.hash_depth_of(self.W)
+        if self.asymmetric:
+            depth = max(depth, self.hash_depth_of(self.Wq))
+        return 1 + depth + 1
+
+    # ---------------------------------------------------------------- Hamming distance
+    @property
+    def hamming_width(self):
+        return unsigned_width(self.b)
+
+    @property
+    def hamming_latency(self):
+        """Edges through :class:`HammingDistance`: XOR register, one per popcount level."""
+        return 1 + tree_depth(self.b)
+
+    # ---------------------------------------------------------------- hsoftmax table
+    @cached_property
+    def shifts(self):
+        """s[h] for h = 0..b (SPEC §3): the weights file's table or
+        min(smax, floor(g*h*log2(e)/b + 1/2))."""
+        if self.shift_table is not None:
+            return tuple(self.shift_table)
+        return tuple(min(self.smax, math.floor(self.g * h * LOG2E / self.b + 0.5))
+                     for h in range(self.b + 1))
+
+    @property
+    def weight_shifts(self):
+        """log2 of weight_j for each distance h: s[b] - s[h]."""
+        s = self.shifts
+        return tuple(s[self.b] - x for x in s)
+
+    # ---------------------------------------------------------------- value-path widths
+    @property
+    def key_count_width(self):
+        """Bits of the count n of used keys, 0..N."""
+        return unsigned_width(self.N)
+
+    @property
+    def S_width(self):
+        """S[t, e] = sum_j s_kj[t] v_j[e] lies in ±N·2^(w-1)."""
+        m = self.N << (self.w - 1)
+        return signed_width(-m, m)
+
+    @property
+    def z_width(self):
+        return signed_width(-self.N, self.N)
+
+    @property
+    def V_width(self):
+        return signed_width(self.N * self.vmin, self.N * self.vmax)
+
+    @property
+    def kept(self):
+        """Most keys a query's output sums over: N (linear, hsoftmax) or k (topk)."""
+        return self.k if self.mode == "topk" else self.N
+
+    @property
+    def max_weight(self):
+        """Largest weight of one key: 2b+1 (linear), 1 (topk), 2^(s[b]-s[0]) (hsoftmax)."""
+        if self.mode == "linear":
+            return 2 * self.b + 1
+        if self.mode == "topk":
+            return 1
+        return 1 << max(self.weight_shifts)
+
+    @property
+    def num_width(self):
+        """Signed width of num[e] = sum_j weight_j v_j[e]."""
+        m = self.kept * self.max_weight
+        return signed_width(m * self.vmin, m * -self.vmin)
+
+    @property
+    def den_width(self):
+        """Unsigned width of den = sum_j weight_j (>= 1)."""
+        return unsigned_width(self.kept * self.max_weight)
+
+    @property
+    def out_width(self):
+        return self.w
+
+    # ---------------------------------------------------------------- timing (SPEC §5)
+    @property
+    def readout_terms(self):
+        """Operands of one linear read-out tree: b masked S (or z) rows and the CSD terms of
+        (b+1)·V (or (b+1)·n)."""
+        return self.b + len(csd_digits(self.b + 1))
+
+    @property
+    def readout_latency(self):
+        """Linear read-out: mask register, one per tree level, one to add the count of
+        zero query bits (the +1 of each negated row)."""
+        return 1 + tree_depth(self.readout_terms) + 1
+
+    @property
+    def divider_latency(self):
+        return divider_latency(self.w)
+
+    @property
+    def threshold_cycles(self):
+        """topk: cycles to walk the b+1 histogram bins and find the cut distance."""
+        return self.b + 1
+
+    @property
+    def scan_cycles_fixed(self):
+        """Fixed cycles of one pass over the stored keys: memory read and Hamming pipeline."""
+        return 1 + self.hamming_latency + 1
+
+    @property
+    def engine_timing(self):
+        """(fixed, per_key) edges from a query token entering the value path to its (num,
+        den) transferring to the divider, with nothing stalled."""
+        if self.mode == "linear":
+            return self.readout_latency + 1, 0
+        if self.mode == "topk":
+            return 1 + 2 * self.scan_cycles_fixed + self.threshold_cycles + 2, 2
+        return 1 + self.scan_cycles_fixed + 1, 1
+
+    @property
+    def latency(self):
+        """{'fixed', 'per_key'}: edges from a query transfer to its output transfer, with
+        m_out_tready high and the core otherwise idle (SPEC §5)."""
+        fixed, per_key = self.engine_timing
+        return {"fixed": self.hash_latency + fixed + self.divider_latency - 1,
+                "per_key": per_key}
+
+    @property
+    def q_interval(self):
+        """{'fixed', 'per_key'}: edges between accepted queries at full throughput: the
+        longer of the value path's and the divider's occupancy per query."""
+        fixed, per_key = self.engine_timing
+        if self.mode == "linear":
+            return {"fixed": self.divider_latency - 1, "per_key": 0}
+        return {"fixed": max(fixed - 1, self.divider_latency - 1), "per_key": per_key}
+
+    @property
+    def kv_interval(self):
+        return {"fixed": 1, "per_key": 0}
+
+    @staticmethod
+    def at(timing, n):
+        """Evaluate a {'fixed', 'per_key'} timing for a window of n used keys."""
+        return timing["fixed"] + timing["per_key"] * n
+
+    # ---------------------------------------------------------------- description
+    def params(self):
+        """Every parameter of SPEC §1 by its symbol (JSON-ready)."""
+        return {p.name: getattr(self, p.name) for p in PARAMS}
+
+    def __repr__(self):
+        return "CoreConfig(" + ", ".join(f"{k}={v!r}" for k, v in self.params().items()) + ")"
