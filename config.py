@@ -22,6 +22,7 @@ import numpy as np
 __all__ = [
     "CoreConfig", "ConfigError", "WeightsError", "MODES", "WEIGHT_SOURCES", "PARAMS",
     "signed_width", "unsigned_width", "csd_digits", "tree_depth", "divider_latency",
+    "hamming_latency",
 ]
 
 MODES = ("linear", "topk", "hsoftmax")
@@ -112,12 +113,18 @@ def tree_depth(n_terms):
     return max(0, math.ceil(math.log2(n_terms))) if n_terms > 1 else 0
 
 
+def hamming_latency(b):
+    """Edges through :class:`HammingDistance` for b-bit codes: one XOR register, then one
+    register per level of the popcount tree."""
+    return 1 + tree_depth(b)
+
+
 def divider_latency(q_bits):
     """Rising edges from the edge at which :class:`RoundingDivider` accepts (num, den) to the
-    edge at which its result transfers, with the output ready: one edge computes |num| and
-    the sign, one forms 2|num|+den, ``q_bits`` restoring steps, one applies the sign, and the
-    result is then presented for one edge."""
-    return q_bits + 4
+    edge at which its result transfers, with the output ready: the accepting edge registers
+    |num| and the sign, one edge forms 2|num|+den, ``q_bits`` restoring steps, one applies
+    the sign, and the result transfers on the next edge. It is also the divider's interval."""
+    return q_bits + 3
 
 
 def _check_int(name, value, lo, hi):
@@ -154,6 +161,9 @@ def _load_npz(path, b, d):
     """Read a weights file without pickle; return dict of int64 arrays."""
     if not os.path.isfile(path):
         raise WeightsError("weights", path, "an existing .npz file (no such file)", "--weights")
+    if not zipfile.is_zipfile(path):    # np.load would return a bare .npy or try pickle
+        raise WeightsError("weights", path, "a readable .npz file (not a zip archive)",
+                           "--weights")
     try:
         with np.load(path, allow_pickle=False) as z:
             names = set(z.files)
@@ -263,10 +273,10 @@ class CoreConfig:
         _check_int("N", self.N, 1, 65536)
         if self.mode not in MODES:
             raise ConfigError("mode", self.mode, "one of " + ", ".join(MODES), "--mode")
-        _check_int("k", self.k, 1, 65536)
-        if self.k > self.N:
-            raise ConfigError("k", self.k, f"1 .. N = {self.N} (k keys kept of at most "
-                              f"N = {self.N} keys)", "--topk")
+        k = self.k
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= self.N:
+            raise ConfigError("k", k, f"an integer from 1 to N = {self.N} (k keys kept of at "
+                              f"most N = {self.N} keys)", "--topk")
         g = self.g
         if isinstance(g, bool) or not isinstance(g, (int, float, np.integer, np.floating)) \
                 or not math.isfinite(float(g)) or not 0 < float(g) <= 64:
@@ -323,6 +333,8 @@ class CoreConfig:
         """A new validated config with some parameters changed (weights are re-drawn when
         their shape or source changes)."""
         params = {p.name: getattr(self, p.name) for p in PARAMS}
+        if "lanes" not in changes and self.lanes == self.d:
+            params["lanes"] = None          # lanes follows d unless set
         params.update(changes)
         return CoreConfig.create(**params)
 
@@ -415,8 +427,7 @@ class CoreConfig:
 
     @property
     def hamming_latency(self):
-        """Edges through :class:`HammingDistance`: XOR register, one per popcount level."""
-        return 1 + tree_depth(self.b)
+        return hamming_latency(self.b)
 
     # ---------------------------------------------------------------- hsoftmax table
     @cached_property
@@ -507,35 +518,46 @@ class CoreConfig:
 
     @property
     def scan_cycles_fixed(self):
-        """Fixed cycles of one pass over the stored keys: memory read and Hamming pipeline."""
-        return 1 + self.hamming_latency + 1
+        """Fixed cycles of one pass over the stored keys: the memory read and the Hamming
+        pipeline behind the last key (a pass takes n + this)."""
+        return self.hamming_latency + 1
 
     @property
     def engine_timing(self):
         """(fixed, per_key) edges from a query token entering the value path to its (num,
         den) transferring to the divider, with nothing stalled."""
         if self.mode == "linear":
-            return self.readout_latency + 1, 0
+            return self.readout_latency, 0
         if self.mode == "topk":
-            return 1 + 2 * self.scan_cycles_fixed + self.threshold_cycles + 2, 2
-        return 1 + self.scan_cycles_fixed + 1, 1
+            return 2 * self.scan_cycles_fixed + self.threshold_cycles + 1, 2
+        return self.scan_cycles_fixed + 1, 1
+
+    @property
+    def engine_interval(self):
+        """(fixed, per_key) cycles the value path is busy with one query: the pipelined
+        linear read-out takes a query every cycle; a scan takes its latency plus the cycle
+        in which it returns to idle."""
+        if self.mode == "linear":
+            return 1, 0
+        fixed, per_key = self.engine_timing
+        return fixed + 1, per_key
 
     @property
     def latency(self):
         """{'fixed', 'per_key'}: edges from a query transfer to its output transfer, with
-        m_out_tready high and the core otherwise idle (SPEC §5)."""
+        m_out_tready high and the core otherwise idle (SPEC §5): hash, value path, divider."""
         fixed, per_key = self.engine_timing
-        return {"fixed": self.hash_latency + fixed + self.divider_latency - 1,
+        return {"fixed": self.hash_latency + fixed + self.divider_latency,
                 "per_key": per_key}
 
     @property
     def q_interval(self):
-        """{'fixed', 'per_key'}: edges between accepted queries at full throughput: the
-        longer of the value path's and the divider's occupancy per query."""
-        fixed, per_key = self.engine_timing
-        if self.mode == "linear":
-            return {"fixed": self.divider_latency - 1, "per_key": 0}
-        return {"fixed": max(fixed - 1, self.divider_latency - 1), "per_key": per_key}
+        """{'fixed', 'per_key'}: edges between accepted queries at full throughput, which the
+        core enforces at ``s_q_tready``: the longer of the value path's and the divider's
+        occupancy, so that every query sees an idle value path and divider and its output
+        comes exactly ``latency`` edges later."""
+        fixed, per_key = self.engine_interval
+        return {"fixed": max(fixed, self.divider_latency), "per_key": per_key}
 
     @property
     def kv_interval(self):

@@ -1,0 +1,155 @@
+"""The attention core: window protocol, hash, value path, divider (SPEC §4)."""
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from . import layouts
+from .divider import RoundingDivider
+from .hash import HashProjection
+from .linear import LinearValuePath
+from .scan import ScanValuePath
+
+__all__ = ["AttentionCore", "AxiStreamCore", "value_path"]
+
+
+def value_path(cfg):
+    """The value-path component of ``cfg.mode``."""
+    return LinearValuePath(cfg) if cfg.mode == "linear" else ScanValuePath(cfg)
+
+
+class AttentionCore(wiring.Component):
+    """Binary-code attention over windows of keys then queries.
+
+    Ports (``amaranth.lib.stream``):
+      ``s_kv``: ``{key: d × signed(w), value: d × signed(w), last: 1}``
+      ``s_q``:  ``{query: d × signed(w), last: 1}``
+      ``m_out``: ``{data: d × signed(w), last: 1, user: 1}``
+
+    Keys and queries share one :class:`HashProjection` pipeline in window order, then one
+    value path (:class:`LinearValuePath` or :class:`ScanValuePath`), then one
+    :class:`RoundingDivider`. Keys beyond the N-th of a window are accepted and dropped, and
+    every output of that window carries ``user = 1``. ``s_q`` is throttled to one query per
+    ``cfg.q_interval`` cycles so that every query finds the value path and the divider idle:
+    its output then transfers exactly ``cfg.latency`` edges after it (``m_out.ready`` high).
+    Any valid/ready pattern gives the same beats; a stalled output stalls the whole core.
+
+    Latency: ``cfg.latency`` = hash + value path + divider, ``A + C·n`` for n used keys.
+    Throughput: ``cfg.kv_interval`` (one key per cycle) and ``cfg.q_interval``.
+    """
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        vec = layouts.vector(cfg)
+        super().__init__({
+            "s_kv": In(stream.Signature(data.StructLayout(
+                {"key": vec, "value": vec, "last": 1}))),
+            "s_q": In(stream.Signature(data.StructLayout({"query": vec, "last": 1}))),
+            "m_out": Out(stream.Signature(layouts.output(cfg))),
+        })
+
+    @property
+    def latency(self):
+        return self.cfg.latency
+
+    def elaborate(self, platform):
+        cfg = self.cfg
+        m = Module()
+        m.submodules.hash = hsh = HashProjection(cfg, layouts.key_tag(cfg))
+        m.submodules.value_path = vp = value_path(cfg)
+        m.submodules.divider = div = RoundingDivider(
+            cfg.d, cfg.num_width, cfg.den_width, cfg.w, layouts.query_tag())
+
+        # ---- window protocol: keys, then queries
+        queries = Signal()                       # phase: 0 keys, 1 queries
+        count = Signal(range(cfg.N + 1))         # used keys of this window
+        over = Signal()                          # this window had more than N keys
+        qi = cfg.q_interval
+        wait = Signal(range(qi["fixed"] + qi["per_key"] * cfg.N + 1))
+        m.d.sync += wait.eq(Mux(wait == 0, 0, wait - 1))
+
+        tag = hsh.i.payload.tag
+        m.d.comb += [
+            tag.key.eq(~queries), tag.first.eq(count == 0),
+            tag.value.eq(self.s_kv.payload.value),
+            tag.qtag.last.eq(self.s_q.payload.last), tag.qtag.user.eq(over),
+            hsh.i.payload.query.eq(queries),
+            hsh.i.payload.x.eq(Mux(queries, self.s_q.payload.query, self.s_kv.payload.key)),
+        ]
+        with m.If(~queries):
+            use = count < cfg.N
+            m.d.comb += [self.s_kv.ready.eq(Mux(use, hsh.i.ready, 1)),
+                         hsh.i.valid.eq(self.s_kv.valid & use)]
+            with m.If(self.s_kv.valid & self.s_kv.ready):
+                with m.If(use):
+                    m.d.sync += count.eq(count + 1)
+                with m.Else():
+                    m.d.sync += over.eq(1)
+                with m.If(self.s_kv.payload.last):
+                    m.d.sync += queries.eq(1)
+        with m.Else():
+            free = wait == 0
+            m.d.comb += [self.s_q.ready.eq(hsh.i.ready & free),
+                         hsh.i.valid.eq(self.s_q.valid & free)]
+            with m.If(self.s_q.valid & self.s_q.ready):
+                per = qi["per_key"]          # 0, 1 or 2 cycles per used key: a shift
+                m.d.sync += wait.eq(qi["fixed"] - 1 + ((count << (per - 1)) if per else 0))
+                with m.If(self.s_q.payload.last):
+                    m.d.sync += [queries.eq(0), count.eq(0), over.eq(0)]
+
+        # ---- hash -> value path -> divider -> output
+        vt = vp.i.payload
+        ht = hsh.o.payload
+        m.d.comb += [
+            vp.i.valid.eq(hsh.o.valid), hsh.o.ready.eq(vp.i.ready),
+            vt.code.eq(ht.code), vt.key.eq(ht.tag.key), vt.first.eq(ht.tag.first),
+            vt.value.eq(ht.tag.value), vt.tag.eq(ht.tag.qtag),
+        ]
+        wiring.connect(m, vp.o, div.i)
+        m.d.comb += [
+            self.m_out.valid.eq(div.o.valid), div.o.ready.eq(self.m_out.ready),
+            self.m_out.payload.data.eq(div.o.payload.q),
+            self.m_out.payload.last.eq(div.o.payload.tag.last),
+            self.m_out.payload.user.eq(div.o.payload.tag.user),
+        ]
+        return m
+
+
+class AxiStreamCore(wiring.Component):
+    """:class:`AttentionCore` with the flat AXI4-Stream port names of SPEC §4
+    (``s_kv_tdata``/``tvalid``/``tready``/``tlast``, ``s_q_*``, ``m_out_*`` and
+    ``m_out_tuser``); ``clk`` and ``rst`` (synchronous, active high) come from the ``sync``
+    domain. ``s_kv_tdata`` holds the key in bits [d·w-1:0] and the value above it."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        dw = cfg.d * cfg.w
+        super().__init__({
+            "s_kv_tdata": In(2 * dw), "s_kv_tvalid": In(1), "s_kv_tready": Out(1),
+            "s_kv_tlast": In(1),
+            "s_q_tdata": In(dw), "s_q_tvalid": In(1), "s_q_tready": Out(1), "s_q_tlast": In(1),
+            "m_out_tdata": Out(dw), "m_out_tvalid": Out(1), "m_out_tready": In(1),
+            "m_out_tlast": Out(1), "m_out_tuser": Out(1),
+        })
+
+    @property
+    def latency(self):
+        return self.cfg.latency
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.core = core = AttentionCore(self.cfg)
+        dw = self.cfg.d * self.cfg.w
+        m.d.comb += [
+            core.s_kv.payload.key.eq(self.s_kv_tdata[:dw]),
+            core.s_kv.payload.value.eq(self.s_kv_tdata[dw:]),
+            core.s_kv.payload.last.eq(self.s_kv_tlast),
+            core.s_kv.valid.eq(self.s_kv_tvalid), self.s_kv_tready.eq(core.s_kv.ready),
+            core.s_q.payload.query.eq(self.s_q_tdata), core.s_q.payload.last.eq(self.s_q_tlast),
+            core.s_q.valid.eq(self.s_q_tvalid), self.s_q_tready.eq(core.s_q.ready),
+            self.m_out_tdata.eq(core.m_out.payload.data),
+            self.m_out_tlast.eq(core.m_out.payload.last),
+            self.m_out_tuser.eq(core.m_out.payload.user),
+            self.m_out_tvalid.eq(core.m_out.valid), core.m_out.ready.eq(self.m_out_tready),
+        ]
+        return m
