@@ -74,7 +74,11 @@ def rdiv(a, den):
         a = a.astype(object)
         den = den.astype(object)
     mag = (2 * np.abs(a) + den) // (2 * den)
+    if big:
+        mag = np.asarray(mag, dtype=object)    # 0-d object operands give a bare Python int
     out = np.where(a < 0, -mag, mag)
+    if big and out.size and max(abs(int(x)) for x in out.ravel()) >= 2**63:
+        return out.astype(object)          # a quotient beyond int64 stays a Python int
     return out.astype(np.int64)
 
 
@@ -115,25 +119,33 @@ def _weighted_sums(cfg, qw, kw, values):
     if cfg.mode == "topk":
         kk = min(cfg.k, n)
         idx = np.arange(n, dtype=np.int64)
+        if kk == n:                                    # every key is kept by every query
+            num[:] = values.sum(axis=0)
+            den[:] = n
+            return num, den
     else:
         wshift = np.array(cfg.weight_shifts, dtype=np.int64)
-        vals = values.astype(object) if obj else values
+        # float64 is exact here: every product and every partial sum of weight @ values is
+        # an integer of magnitude <= N * max_weight * 2^(w-1) <= 2^(num_width-1) <= 2^52
+        fast = cfg.num_width <= 53
+        vals = values.astype(object) if obj else \
+            values.astype(np.float64) if fast else values
     for start in range(0, nq, BLOCK):
         H = hamming(qw[start:start + BLOCK], kw)
         if cfg.mode == "topk":
             order_key = H * n + idx                    # (H, j) ascending, unique per key
-            if kk < n:
-                sel = np.argpartition(order_key, kk - 1, axis=1)[:, :kk]
-            else:
-                sel = np.broadcast_to(idx, H.shape)
+            sel = np.argpartition(order_key, kk - 1, axis=1)[:, :kk]
             num[start:start + BLOCK] = values[sel].sum(axis=1)
             den[start:start + BLOCK] = kk
         else:
             weight = np.left_shift(np.int64(1), wshift[H])          # 2^(s[b]-s[H]) >= 1
-            if obj:
-                weight = weight.astype(object)
-            num[start:start + BLOCK] = weight @ vals
             den[start:start + BLOCK] = weight.sum(axis=1)
+            if obj:
+                num[start:start + BLOCK] = weight.astype(object) @ vals
+            elif fast:
+                num[start:start + BLOCK] = (weight.astype(np.float64) @ vals).astype(np.int64)
+            else:
+                num[start:start + BLOCK] = weight @ vals
     return num, den
 
 
