@@ -9,6 +9,7 @@ enforces the window order. Returns an :class:`~hamattn.verif.scenario.Observed`.
 from __future__ import annotations
 
 import numpy as np
+from amaranth.hdl import ClockDomain, Module
 from amaranth.sim import Simulator
 
 from ..rtl import AxiStreamCore
@@ -18,11 +19,13 @@ __all__ = ["simulate"]
 
 
 def simulate(cfg, windows, *, seed=0, p_kv=1.0, p_q=1.0, p_out=1.0, max_cycles=None,
-             reset_at=None, dut=None):
-    """Run ``windows`` through the core. ``reset_at``: a cycle at which ``rst`` is pulsed for
-    one cycle; the sources then restart from the window that was in progress (the caller
-    passes the windows that should complete after the reset; see verif tests)."""
-    dut = dut or AxiStreamCore(cfg)
+             prelude=None):
+    """Run ``windows`` through the core and return what was observed.
+
+    ``prelude = (windows, cycles)``: first offer the beats of these windows (typically one
+    left unfinished) for ``cycles`` cycles, discarding every output, then hold ``rst`` high
+    for two cycles with every valid low; ``windows`` then start from a clean core."""
+    dut = AxiStreamCore(cfg)
     rng = np.random.default_rng(seed)
     kv = kv_stream(cfg, windows)
     qs = q_stream(cfg, windows)
@@ -34,7 +37,32 @@ def simulate(cfg, windows, *, seed=0, p_kv=1.0, p_q=1.0, p_out=1.0, max_cycles=N
     obs = Observed([], [], [], [], [])
     state = {"kv": 0, "q": 0}
 
+    async def run_prelude(ctx):
+        pkv, pq = kv_stream(cfg, prelude[0]), q_stream(cfg, prelude[0])
+        i = j = 0
+        for _ in range(prelude[1]):
+            ctx.set(dut.s_kv_tvalid, i < len(pkv) and rng.random() < p_kv)
+            ctx.set(dut.s_q_tvalid, j < len(pq) and rng.random() < p_q)
+            if i < len(pkv):
+                ctx.set(dut.s_kv_tdata, pkv[i][0])
+                ctx.set(dut.s_kv_tlast, pkv[i][1])
+            if j < len(pq):
+                ctx.set(dut.s_q_tdata, pq[j][0])
+                ctx.set(dut.s_q_tlast, pq[j][1])
+            ctx.set(dut.m_out_tready, rng.random() < p_out)
+            i += int(ctx.get(dut.s_kv_tvalid) and ctx.get(dut.s_kv_tready))
+            j += int(ctx.get(dut.s_q_tvalid) and ctx.get(dut.s_q_tready))
+            await ctx.tick()
+        for sig in (dut.s_kv_tvalid, dut.s_q_tvalid, dut.m_out_tready):
+            ctx.set(sig, 0)
+        ctx.set(cd.rst, 1)
+        await ctx.tick()
+        await ctx.tick()
+        ctx.set(cd.rst, 0)
+
     async def bench(ctx):
+        if prelude is not None:
+            await run_prelude(ctx)
         kv_v = q_v = 0
         for cycle in range(max_cycles):
             if len(obs.out_beats) == n_out:
@@ -74,7 +102,10 @@ def simulate(cfg, windows, *, seed=0, p_kv=1.0, p_q=1.0, p_out=1.0, max_cycles=N
                                  f"{n_out} outputs, {state['kv']}/{len(kv)} keys, "
                                  f"{state['q']}/{len(qs)} queries accepted")
 
-    sim = Simulator(dut)
+    top = Module()
+    top.domains.sync = cd = ClockDomain()
+    top.submodules.dut = dut
+    sim = Simulator(top)
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()

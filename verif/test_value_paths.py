@@ -1,0 +1,50 @@
+"""LinearValuePath and ScanValuePath (topk, hsoftmax) against the golden num and den."""
+
+import pytest
+
+from hamattn import CoreConfig
+from hamattn.rtl import LinearValuePath, ScanValuePath
+from hamattn.verif.streams import run_stream
+from hamattn.verif.valuepath_cases import value_path_case
+
+# named corners of issue 3: b = 1, 7, 64, 65; d = 1, 3, 16; w = 2, 8, 16; N = 1, 5, 64;
+# k = 1 and k = N
+CORNERS = {
+    "b1_d1_w2_N1": dict(b=1, d=1, w=2, N=1, k=1),
+    "b7_d3_w8_N5_k1": dict(b=7, d=3, w=8, N=5, k=1),
+    "b7_d3_w8_N5_kN": dict(b=7, d=3, w=8, N=5, k=5),
+    "b64_d3_w16_N5": dict(b=64, d=3, w=16, N=5, k=2),
+    "b65_d1_w8_N5": dict(b=65, d=1, w=8, N=5, k=3),
+    "b7_d16_w8_N64": dict(b=7, d=16, w=8, N=64, k=8),
+}
+MODES = ["linear", "topk", "hsoftmax"]
+
+
+def component(cfg):
+    return LinearValuePath(cfg) if cfg.mode == "linear" else ScanValuePath(cfg)
+
+
+@pytest.mark.parametrize("corner", list(CORNERS))
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("pattern", ["full_rate", "random_handshake"])
+def test_value_path_matches_golden(corner, mode, pattern):
+    cfg = CoreConfig.create(mode=mode, **CORNERS[corner])
+    seed = sum(map(ord, corner + mode))
+    wins = 2 if cfg.N == 64 else 3
+    tokens, expected, windows = value_path_case(cfg, seed, windows=wins,
+                                                extreme=pattern == "full_rate")
+    dut = component(cfg)
+    p = (1.0, 1.0) if pattern == "full_rate" else (0.6, 0.4)
+    run = run_stream(dut, tokens, n_out=len(expected), seed=seed, p_in=p[0], p_out=p[1],
+                     max_cycles=200 + 20 * len(tokens) * (cfg.N + cfg.b + 20),
+                     convert=lambda c: (tuple(int(c.num[e]) for e in range(cfg.d)),
+                                        int(c.den), int(c.tag.last)))
+    assert run.outputs == expected, f"seed {seed}"
+    if pattern == "full_rate" and mode == "linear":
+        q_in = [c for c, t in zip(run.in_cycles, tokens) if not t["key"]]
+        assert [o - i for i, o in zip(q_in, run.out_cycles)] == [dut.latency] * len(q_in)
+
+
+def test_scan_value_path_refuses_linear():
+    with pytest.raises(ValueError, match="serves modes topk and hsoftmax, not 'linear'"):
+        ScanValuePath(CoreConfig.create(mode="linear"))
