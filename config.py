@@ -30,6 +30,8 @@ WEIGHT_SOURCES = ("random-ternary", "random-sign")
 #: widest weight a hash constant may have (signed bits); the projection sums stay < 2**63
 MAX_WEIGHT_WIDTH = 16
 MAX_SHIFT_ENTRY = 32
+#: keys kept per query in topk mode when --topk is not given (at most N)
+DEFAULT_K = 8
 LOG2E = math.log2(math.e)
 
 
@@ -65,7 +67,7 @@ PARAMS = (
     Param("b", "--code-bits", 16, "hash code length (1..1024)"),
     Param("N", "--seq-len", 64, "most keys in one window (1..65536)"),
     Param("mode", "--mode", "linear", "value path: linear, topk or hsoftmax"),
-    Param("k", "--topk", 8, "keys kept per query, topk only (1..N)"),
+    Param("k", "--topk", None, "keys kept per query, topk only (1..N, default min(8, N))"),
     Param("g", "--temperature", 12.0, "sharpness of hsoftmax (0 < g <= 64)"),
     Param("smax", "--max-shift", 16, "largest shift of hsoftmax (0..32)"),
     Param("lanes", "--lanes", None, "value elements processed per cycle (1..d, default d)"),
@@ -230,9 +232,10 @@ class CoreConfig:
 
     # ---------------------------------------------------------------- construction
     @classmethod
-    def create(cls, d=16, w=8, b=16, N=64, mode="linear", k=8, g=12.0, smax=16, lanes=None,
+    def create(cls, d=16, w=8, b=16, N=64, mode="linear", k=None, g=12.0, smax=16, lanes=None,
                weights="random-ternary", seed=0):
-        """Validate the scalar parameters, draw or load W/θ, and return the frozen config."""
+        """Validate the scalar parameters, draw or load W/θ, and return the frozen config.
+        ``k=None`` means min(8, N); ``lanes=None`` means d."""
         d = _check_int("d", d, 1, 1024)
         w = _check_int("w", w, 2, 16)
         b = _check_int("b", b, 1, 1024)
@@ -261,6 +264,8 @@ class CoreConfig:
             return None if a is None else tuple(map(int, np.asarray(a).ravel())) \
                 if np.asarray(a).ndim == 1 else tuple(tuple(map(int, r)) for r in a)
 
+        if k is None:
+            k = min(DEFAULT_K, N)
         return cls(d=d, w=w, b=b, N=N, mode=mode, k=k, g=g, smax=smax,
                    lanes=d if lanes is None else lanes, weights=weights, seed=seed,
                    W=tup(W), theta=tup(theta), Wq=tup(Wq), thetaq=tup(thetaq),
@@ -335,6 +340,8 @@ class CoreConfig:
         params = {p.name: getattr(self, p.name) for p in PARAMS}
         if "lanes" not in changes and self.lanes == self.d:
             params["lanes"] = None          # lanes follows d unless set
+        if "k" not in changes and self.k == min(DEFAULT_K, self.N):
+            params["k"] = None              # k follows N unless set
         params.update(changes)
         return CoreConfig.create(**params)
 

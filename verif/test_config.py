@@ -76,7 +76,7 @@ REFUSED = [
     ("N_float", dict(N=64.0), "N", "64.0", _int_range(1, 65536)),
     ("k0", dict(k=0), "k", "0", "an integer from 1 to N = 64"),
     ("k_gt_N", dict(N=16, k=17), "k", "17", "an integer from 1 to N = 16"),
-    ("k_gt_N_linear", dict(N=4, mode="linear"), "k", "8", "an integer from 1 to N = 4"),
+    ("k_gt_N_linear", dict(N=4, k=8, mode="linear"), "k", "8", "an integer from 1 to N = 4"),
     ("k_float", dict(k=2.0), "k", "2.0", "an integer from 1 to N = 64"),
     ("k_bool", dict(k=True), "k", "True", "an integer from 1 to N = 64"),
     ("g0", dict(g=0), "g", "0", "0 < g <= 64"),
@@ -125,7 +125,7 @@ def test_refused_when_built_directly():
         with pytest.raises(ConfigError):
             dataclasses.replace(good, **change)
     with pytest.raises(ConfigError):
-        good.replace(N=4)                                   # k = 8 > N = 4
+        good.replace(N=4, k=8)                              # k = 8 > N = 4
     with pytest.raises(dataclasses.FrozenInstanceError):
         good.d = 3
 
@@ -426,3 +426,10 @@ def test_projection_width_covers_query_hash(tmp_path):
     assert not fits_signed(yq, cfg.projection_width - 1)
     x = rng.integers(cfg.vmin, cfg.vmax + 1, (30, 8))
     check_widths(cfg, x, x, x)
+
+
+@pytest.mark.parametrize("N,k", [(1, 1), (4, 4), (8, 8), (64, 8)])
+def test_default_k_is_min_8_N(N, k):
+    """Without --topk, k = min(8, N): a short window is not refused for a default."""
+    assert CoreConfig.create(N=N, mode="topk").k == k
+    assert CoreConfig.create(N=64).replace(N=N).k == k
