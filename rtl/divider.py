@@ -5,6 +5,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import divider_latency
+from .tree import tag_width, tagged
 
 __all__ = ["RoundingDivider"]
 
@@ -28,12 +29,13 @@ class RoundingDivider(wiring.Component):
 
     def __init__(self, lanes, num_width, den_width, q_bits, tag_shape=unsigned(0)):
         self.lanes, self.num_width, self.den_width, self.q_bits = lanes, num_width, den_width, q_bits
+        self.tag_shape = tag_shape
         super().__init__({
-            "i": In(stream.Signature(data.StructLayout({
+            "i": In(stream.Signature(tagged({
                 "num": data.ArrayLayout(signed(num_width), lanes),
-                "den": unsigned(den_width), "tag": tag_shape}))),
-            "o": Out(stream.Signature(data.StructLayout({
-                "q": data.ArrayLayout(signed(q_bits), lanes), "tag": tag_shape}))),
+                "den": unsigned(den_width)}, tag_shape))),
+            "o": Out(stream.Signature(tagged({
+                "q": data.ArrayLayout(signed(q_bits), lanes)}, tag_shape))),
         })
 
     @property
@@ -56,7 +58,8 @@ class RoundingDivider(wiring.Component):
         quo = [Signal(qb, name=f"quo{e}") for e in range(L)]
         dsh = Signal(dw)
         step = Signal(range(qb + 1))
-        tag = Signal.like(Value.cast(self.i.payload.tag))
+        has_tag = tag_width(self.tag_shape) > 0
+        tag = Signal(self.tag_shape) if has_tag else None
         out = Signal(data.ArrayLayout(signed(qb), L))
 
         def load():
@@ -65,7 +68,9 @@ class RoundingDivider(wiring.Component):
                 for e in range(L):
                     a = self.i.payload.num[e]
                     m.d.sync += [mag[e].eq(Mux(a < 0, -a, a)), neg[e].eq(a < 0)]
-                m.d.sync += [den.eq(self.i.payload.den), tag.eq(self.i.payload.tag)]
+                m.d.sync += den.eq(self.i.payload.den)
+                if has_tag:
+                    m.d.sync += tag.eq(self.i.payload.tag)
                 m.next = "FORM"
 
         with m.FSM():
@@ -94,6 +99,8 @@ class RoundingDivider(wiring.Component):
                 with m.If(self.o.ready):
                     m.next = "IDLE"
                     load()
-        m.d.comb += [self.o.payload.q.eq(out), self.o.payload.tag.eq(tag)]
+        m.d.comb += self.o.payload.q.eq(out)
+        if has_tag:
+            m.d.comb += self.o.payload.tag.eq(tag)
         return m
 

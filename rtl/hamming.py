@@ -1,11 +1,11 @@
 """Hamming distance (SPEC §3): H = popcount(a XOR b), a pipelined popcount tree."""
 
 from amaranth.hdl import Module, Signal, Value, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import hamming_latency, unsigned_width
-from .tree import Term, adder_tree, delay, register
+from .tree import Term, adder_tree, delay, register, tag_width, tagged
 
 __all__ = ["HammingDistance"]
 
@@ -27,11 +27,12 @@ class HammingDistance(wiring.Component):
         if not isinstance(code_bits, int) or not 1 <= code_bits <= 1024:
             raise ValueError(f"code_bits = {code_bits!r} is not allowed: an integer 1..1024")
         self.code_bits = code_bits
+        self.tag_shape = tag_shape
         super().__init__({
-            "i": In(stream.Signature(data.StructLayout({
-                "a": unsigned(code_bits), "b": unsigned(code_bits), "tag": tag_shape}))),
-            "o": Out(stream.Signature(data.StructLayout({
-                "h": unsigned(unsigned_width(code_bits)), "tag": tag_shape}))),
+            "i": In(stream.Signature(tagged(
+                {"a": unsigned(code_bits), "b": unsigned(code_bits)}, tag_shape))),
+            "o": Out(stream.Signature(tagged(
+                {"h": unsigned(unsigned_width(code_bits))}, tag_shape))),
         })
 
     @property
@@ -47,7 +48,8 @@ class HammingDistance(wiring.Component):
         root = adder_tree(m, [Term(x[t], False, 0, 1) for t in range(self.code_bits)],
                           en=en, depth=self.latency - 1, name="pop")
         valid = delay(m, self.i.valid, self.latency, en=en, name="valid")
-        tag = delay(m, Value.cast(self.i.payload.tag), self.latency, en=en, name="tag")
-        m.d.comb += [self.o.valid.eq(valid), self.o.payload.h.eq(root.value),
-                     self.o.payload.tag.eq(tag)]
+        m.d.comb += [self.o.valid.eq(valid), self.o.payload.h.eq(root.value)]
+        if tag_width(self.tag_shape):
+            tag = delay(m, Value.cast(self.i.payload.tag), self.latency, en=en, name="tag")
+            m.d.comb += self.o.payload.tag.eq(tag)
         return m

@@ -1,10 +1,10 @@
 """Hash projection (SPEC §2): c[t] = (sum_i W[t,i] x[i] >= θ[t]), multiplier-free."""
 
-from amaranth.hdl import Module, Mux, Signal, Value, signed, unsigned
+from amaranth.hdl import Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .tree import Term, adder_tree, delay, register
+from .tree import Term, adder_tree, delay, register, tag_width, tagged
 
 __all__ = ["HashProjection"]
 
@@ -33,10 +33,9 @@ class HashProjection(wiring.Component):
         self.cfg = cfg
         self.tag_shape = tag_shape
         super().__init__({
-            "i": In(stream.Signature(data.StructLayout({
-                "x": data.ArrayLayout(signed(cfg.w), cfg.d), "query": 1, "tag": tag_shape}))),
-            "o": Out(stream.Signature(data.StructLayout({
-                "code": unsigned(cfg.b), "tag": tag_shape}))),
+            "i": In(stream.Signature(tagged(
+                {"x": data.ArrayLayout(signed(cfg.w), cfg.d), "query": 1}, tag_shape))),
+            "o": Out(stream.Signature(tagged({"code": unsigned(cfg.b)}, tag_shape))),
         })
 
     @property
@@ -52,8 +51,13 @@ class HashProjection(wiring.Component):
                      for i, s, sg in cfg.hash_row_terms(W[t])]
             root = adder_tree(m, terms, en=en, depth=depth, name=f"{name}{t}")
             th = int(theta[t])
-            # a row whose every weight is zero has y = 0: the bit is the constant 0 >= θ
-            bits.append((root.value <= -th) if root.neg else (root.value >= th))
+            lo, hi = root.contribution_range
+            if lo >= th or hi < th:
+                # y >= θ (or y < θ) for every input, e.g. a row of zeros or of only
+                # positive weights with θ <= 0: the bit is a constant
+                bits.append(Const(int(lo >= th), 1))
+            else:
+                bits.append((root.value <= -th) if root.neg else (root.value >= th))
         return bits
 
     def elaborate(self, platform):
@@ -82,10 +86,8 @@ class HashProjection(wiring.Component):
             register(m, code[t], s, en)
 
         valid = delay(m, self.i.valid, cfg.hash_latency, en=en, name="valid")
-        tag = delay(m, Value.cast(self.i.payload.tag), cfg.hash_latency, en=en, name="tag")
-        m.d.comb += [
-            self.o.valid.eq(valid),
-            self.o.payload.code.eq(code),
-            self.o.payload.tag.eq(tag),
-        ]
+        m.d.comb += [self.o.valid.eq(valid), self.o.payload.code.eq(code)]
+        if tag_width(self.tag_shape):
+            tag = delay(m, Value.cast(self.i.payload.tag), cfg.hash_latency, en=en, name="tag")
+            m.d.comb += self.o.payload.tag.eq(tag)
         return m

@@ -83,3 +83,19 @@ def delay(m, value, cycles, *, en=None, name="dly"):
         register(m, reg, value, en)
         value = reg
     return value
+
+
+def tag_width(tag_shape):
+    """Bits of a side-band ``tag`` shape (a plain shape or a data layout)."""
+    from amaranth.hdl import Shape
+    return Shape.cast(tag_shape).width
+
+
+def tagged(fields, tag_shape):
+    """A struct layout of ``fields`` plus a ``tag`` field, omitted when the tag has no bits
+    (so the Verilog holds no zero-width wires)."""
+    from amaranth.lib import data
+    fields = dict(fields)
+    if tag_width(tag_shape):
+        fields["tag"] = tag_shape
+    return data.StructLayout(fields)

@@ -52,6 +52,6 @@ def test_divider_half_cases():
     """Exact halves round away from zero: 5/2 -> 3, -5/2 -> -3, 1/2 -> 1, -1/2 -> -1."""
     cases = [([5, -5, 1, -1], 2), ([4, -4, 2, -2], 3)]
     dut = RoundingDivider(4, 8, 3, 4)
-    run = run_stream(dut, [{"num": n, "den": d, "tag": 0} for n, d in cases],
+    run = run_stream(dut, [{"num": n, "den": d} for n, d in cases],
                      convert=lambda c: [int(c.q[e]) for e in range(4)])
     assert run.outputs == [[3, -3, 1, -1], [1, -1, 1, -1]]

@@ -80,12 +80,12 @@ def test_hash_tie_gives_one(tmp_path):
     x = np.array([[5, -3]])
     theta = (W @ x[0])                     # exactly y: every bit ties
     cfg = CoreConfig.create(b=3, d=2, w=4, weights=_npz(tmp_path, "tie", W=W, theta=theta))
-    run = run_stream(HashProjection(cfg), [{"x": [5, -3], "query": 0, "tag": 0}],
+    run = run_stream(HashProjection(cfg), [{"x": [5, -3], "query": 0}],
                      convert=lambda c: int(c.code))
     assert run.outputs == [0b111]
     theta_above = theta + 1                # one more: every bit 0
     cfg = CoreConfig.create(b=3, d=2, w=4,
                             weights=_npz(tmp_path, "above", W=W, theta=theta_above))
-    run = run_stream(HashProjection(cfg), [{"x": [5, -3], "query": 0, "tag": 0}],
+    run = run_stream(HashProjection(cfg), [{"x": [5, -3], "query": 0}],
                      convert=lambda c: int(c.code))
     assert run.outputs == [0]

