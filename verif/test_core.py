@@ -79,3 +79,21 @@ def test_overflow_flag_only_for_its_window():
     obs = simulate(cfg, wins, seed=5)
     check_beats(cfg, wins, obs)
     assert [u for _, _, u in obs.out_beats] == [0, 0, 1, 1, 0, 0]
+
+
+def test_weights_file_asymmetric_wide_and_shift_table(tmp_path):
+    """A .npz with wide (CSD) weights, a separate query hash and its own shift table, in
+    every mode, through the whole core."""
+    rng = np.random.default_rng(21)
+    b, d = 6, 3
+    path = tmp_path / "fit.npz"
+    np.savez(path, W=rng.integers(-40, 41, (b, d)), theta=rng.integers(-50, 50, b),
+             Wq=rng.integers(-3, 4, (b, d)), thetaq=rng.integers(-5, 5, b),
+             shifts=np.array([0, 0, 1, 3, 3, 7, 9]))
+    for mode in MODES:
+        cfg = CoreConfig.create(mode=mode, d=d, w=6, b=b, N=6, k=3, weights=str(path))
+        assert cfg.asymmetric and cfg.shifts == (0, 0, 1, 3, 3, 7, 9)
+        wins = random_windows(cfg, rng, 3, n_keys=(1, 8), n_queries=(1, 3))
+        obs = simulate(cfg, wins, seed=21)
+        check_beats(cfg, wins, obs)
+        check_timing(cfg, wins, obs)
