@@ -510,9 +510,10 @@ class CoreConfig:
 
     @property
     def readout_latency(self):
-        """Linear read-out: mask register, one per tree level, one to add the count of
-        zero query bits (the +1 of each negated row)."""
-        return 1 + tree_depth(self.readout_terms) + 1
+        """Linear read-out: one register per tree level (the first level masks the rows by
+        the query code as it adds), one to add the count of zero query bits (the +1 of each
+        complemented row)."""
+        return tree_depth(self.readout_terms) + 1
 
     @property
     def divider_latency(self):

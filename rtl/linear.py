@@ -16,7 +16,7 @@ class LinearValuePath(wiring.Component):
     per query, num[e] and den read out by add/subtract trees.
 
     With s = 2c - 1, a key updates ``S[t,e] += s[t]·v[e]``, ``z[t] += s[t]``, ``V[e] += v[e]``
-    and ``n += 1`` (the first key of a window overwrites). A query q reads
+    and ``n += 1``; the window's last query clears the state as it reads it. A query q reads
 
         num[e] = sum_t s_q[t]·S[t,e] + (b+1)·V[e],   den = sum_t s_q[t]·z[t] + (b+1)·n
 
@@ -27,7 +27,7 @@ class LinearValuePath(wiring.Component):
       ``i``: stream of :func:`layouts.token` (keys and queries in window order)
       ``o``: stream of :func:`layouts.weighted_sum`, one per query
 
-    Latency (query): ``cfg.readout_latency`` = 2 + ceil(log2(b + |CSD(b+1)|)) edges.
+    Latency (query): ``cfg.readout_latency`` = 1 + ceil(log2(b + |CSD(b+1)|)) edges.
     Throughput: one key or one query per cycle.
     """
 
@@ -57,50 +57,46 @@ class LinearValuePath(wiring.Component):
         V = [Signal(signed(cfg.V_width), name=f"V_{e}") for e in range(d)]
         n = Signal(cfg.key_count_width)
 
-        # ---- key: accumulate
-        with m.If(take & p.key):
+        # ---- key: accumulate. The state is cleared (a synchronous reset of its registers)
+        # on the edge at which the window's last query reads it, so that a key never has
+        # to choose between S and 0.
+        with m.If(take & ~p.key & p.tag.last):
+            m.d.sync += [x.eq(0) for row in S for x in row]
+            m.d.sync += [x.eq(0) for x in z + V] + [n.eq(0)]
+        with m.Elif(take & p.key):
             for t in range(b):
                 for e in range(d):
-                    base = Mux(p.first, 0, S[t][e])
-                    m.d.sync += S[t][e].eq(Mux(p.code[t], base + p.value[e], base - p.value[e]))
-                base = Mux(p.first, 0, z[t])
-                m.d.sync += z[t].eq(Mux(p.code[t], base + 1, base - 1))
+                    m.d.sync += S[t][e].eq(Mux(p.code[t], S[t][e] + p.value[e],
+                                               S[t][e] - p.value[e]))
+                m.d.sync += z[t].eq(Mux(p.code[t], z[t] + 1, z[t] - 1))
             for e in range(d):
-                m.d.sync += V[e].eq(Mux(p.first, 0, V[e]) + p.value[e])
-            m.d.sync += n.eq(Mux(p.first, 0, n) + 1)
+                m.d.sync += V[e].eq(V[e] + p.value[e])
+            m.d.sync += n.eq(n + 1)
 
-        # ---- query, stage 1: mask the rows by the query code (c ? S : ~S)
-        mS = [[Signal(signed(cfg.S_width), name=f"mS_{t}_{e}") for e in range(d)]
-              for t in range(b)]
-        mz = [Signal(signed(cfg.z_width), name=f"mz_{t}") for t in range(b)]
-        Vr = [Signal(signed(cfg.V_width), name=f"Vr_{e}") for e in range(d)]
-        nr = Signal(cfg.key_count_width)
-        notq = Signal(b)
-        with m.If(en):
-            for t in range(b):
-                m.d.sync += [mS[t][e].eq(Mux(p.code[t], S[t][e], ~S[t][e])) for e in range(d)]
-                m.d.sync += mz[t].eq(Mux(p.code[t], z[t], ~z[t]))
-            m.d.sync += [Vr[e].eq(V[e]) for e in range(d)]
-            m.d.sync += [nr.eq(n), notq.eq(~p.code)]
-
-        depth = cfg.readout_latency - 2
+        # ---- query: read-out trees. The first level adds the rows masked by the query
+        # code (c ? S : ~S) straight from the state; zeros(c) and the CSD terms of (b+1)·V
+        # (b+1)·n join as operands; one adder level per register level.
+        depth = cfg.readout_latency - 1
         smax = cfg.N << (cfg.w - 1)
         bp1 = csd_digits(b + 1)
 
         def scaled(x, lo, hi):          # CSD terms of (b+1)·x
             return [Term(x << s if s else x, sg < 0, lo << s, hi << s) for s, sg in bp1]
 
-        zeros = adder_tree(m, [Term(notq[t], False, 0, 1) for t in range(b)],
+        def masked(x, t):
+            return Mux(p.code[t], x, ~x)
+
+        zeros = adder_tree(m, [Term(~p.code[t], False, 0, 1) for t in range(b)],
                            en=en, depth=depth, name="zeros")
         num = Signal(data.ArrayLayout(signed(cfg.num_width), d))
         for e in range(d):
-            terms = [Term(mS[t][e], False, -smax - 1, smax) for t in range(b)]
-            terms += scaled(Vr[e], cfg.N * cfg.vmin, cfg.N * cfg.vmax)
+            terms = [Term(masked(S[t][e], t), False, -smax - 1, smax) for t in range(b)]
+            terms += scaled(V[e], cfg.N * cfg.vmin, cfg.N * cfg.vmax)
             root = adder_tree(m, terms, en=en, depth=depth, name=f"num{e}")
             register(m, num[e], (zeros.value - root.value) if root.neg
                      else (root.value + zeros.value), en)
-        den_terms = [Term(mz[t], False, -cfg.N - 1, cfg.N) for t in range(b)]
-        den_terms += scaled(nr, 0, cfg.N)
+        den_terms = [Term(masked(z[t], t), False, -cfg.N - 1, cfg.N) for t in range(b)]
+        den_terms += scaled(n, 0, cfg.N)
         root = adder_tree(m, den_terms, en=en, depth=depth, name="den")
         den = Signal(unsigned(cfg.den_width))
         register(m, den, (zeros.value - root.value) if root.neg
