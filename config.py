@@ -30,6 +30,10 @@ WEIGHT_SOURCES = ("random-ternary", "random-sign")
 #: widest weight a hash constant may have (signed bits); the projection sums stay < 2**63
 MAX_WEIGHT_WIDTH = 16
 MAX_SHIFT_ENTRY = 32
+#: largest core (in adder bits, see CoreConfig.adder_bits) that `hamattn gen` elaborates
+MAX_ADDER_BITS = 1 << 21
+#: from this size on, generation says it may take minutes
+SLOW_ADDER_BITS = 1 << 17
 #: keys kept per query in topk mode when --topk is not given (at most N)
 DEFAULT_K = 8
 LOG2E = math.log2(math.e)
@@ -575,6 +579,21 @@ class CoreConfig:
     def at(timing, n):
         """Evaluate a {'fixed', 'per_key'} timing for a window of n used keys."""
         return timing["fixed"] + timing["per_key"] * n
+
+    # ---------------------------------------------------------------- size
+    @property
+    def adder_bits(self):
+        """A size estimate of the generated core: the bits of all its adders (hash trees,
+        value path, divider). Used to refuse configs too large to elaborate in reasonable
+        time and to warn about slow ones; not an area figure (see ``hamattn synth``)."""
+        pw = self.projection_width
+        hashes = [self.W] + ([self.Wq] if self.asymmetric else [])
+        bits = sum(max(0, len(self.hash_row_terms(r)) - 1) * pw for M in hashes for r in M)
+        if self.mode == "linear":
+            bits += 2 * self.b * self.d * self.S_width
+        else:
+            bits += 2 * self.d * self.num_width + (self.b + 1) * self.key_count_width
+        return bits + 2 * self.d * (self.num_width + self.w)
 
     # ---------------------------------------------------------------- description
     def params(self):

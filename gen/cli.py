@@ -65,7 +65,8 @@ def config_from_args(args):
 def cmd_gen(args):
     from .verilog import generate
     cfg = config_from_args(args)
-    vpath, jpath = generate(cfg, args.output, args.top)
+    vpath, jpath = generate(cfg, args.output, args.top,
+                            progress=lambda msg: print(msg, file=sys.stderr, flush=True))
     print(f"wrote {vpath}")
     print(f"wrote {jpath}")
     lat, qi = cfg.latency, cfg.q_interval

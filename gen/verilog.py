@@ -9,10 +9,10 @@ import re
 
 from amaranth.back import verilog
 
-from ..config import ConfigError
+from ..config import MAX_ADDER_BITS, SLOW_ADDER_BITS, ConfigError
 from ..rtl import AxiStreamCore
 
-__all__ = ["DEFAULT_TOP", "check_top_name", "verilog_text", "generate"]
+__all__ = ["DEFAULT_TOP", "check_top_name", "check_buildable", "verilog_text", "generate"]
 
 DEFAULT_TOP = "hamattn_core"
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -38,10 +38,28 @@ def check_top_name(top):
     return top
 
 
-def verilog_text(cfg, top=DEFAULT_TOP):
+def check_buildable(cfg):
+    """Refuse a config whose fully parallel core is too large to elaborate (minutes to hours
+    and gigabytes of Verilog), saying which parameters make it so."""
+    bits = cfg.adder_bits
+    if bits > MAX_ADDER_BITS:
+        what = "b·d state and read-out accumulators" if cfg.mode == "linear" else "adders"
+        raise ConfigError(
+            "d, b", f"d={cfg.d}, b={cfg.b} ({cfg.mode})",
+            f"a core of at most {MAX_ADDER_BITS:,} adder bits; this one needs about {bits:,} "
+            f"(its {what}); lower d or b", "--head-dim, --code-bits")
+    return bits
+
+
+def verilog_text(cfg, top=DEFAULT_TOP, progress=None):
     """The Verilog of :class:`AxiStreamCore` for ``cfg`` as module ``top``, without source
-    locations so that the same config always gives the same bytes."""
+    locations so that the same config always gives the same bytes. ``progress`` (a callable
+    taking a message) hears about large designs before their long elaboration."""
     check_top_name(top)
+    bits = check_buildable(cfg)
+    if progress is not None and bits > SLOW_ADDER_BITS:
+        progress(f"elaborating a large core (about {bits:,} adder bits); this can take "
+                 "a few minutes...")
     return verilog.convert(AxiStreamCore(cfg), name=top, emit_src=False,
                            strip_internal_attrs=True)
 
@@ -50,10 +68,10 @@ def sha256(text):
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def generate(cfg, out_dir, top=DEFAULT_TOP):
+def generate(cfg, out_dir, top=DEFAULT_TOP, progress=None):
     """Write ``out_dir/top.v`` and ``out_dir/top.json`` (SPEC §5); return both paths."""
     from .manifest import manifest_text
-    text = verilog_text(cfg, top)
+    text = verilog_text(cfg, top, progress)
     os.makedirs(out_dir, exist_ok=True)
     vpath = os.path.join(out_dir, f"{top}.v")
     jpath = os.path.join(out_dir, f"{top}.json")

@@ -195,3 +195,13 @@ def test_cli_bad_weights_file_no_traceback(tmp_path):
 def test_cli_help(command):
     r = hamattn(command, "--help")
     assert r.returncode == 0 and "usage: hamattn " + command in r.stdout
+
+
+def test_too_large_core_is_refused_with_reason(tmp_path):
+    """A config whose fully parallel core would take hours to elaborate is refused before
+    elaboration, naming the parameters; nothing is written."""
+    r = hamattn("gen", "--head-dim", "256", "--code-bits", "256", "-o", str(tmp_path / "o"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "d, b (--head-dim, --code-bits) = 'd=256, b=256 (linear)' is not allowed: a core " \
+           "of at most 2,097,152 adder bits" in r.stderr
+    assert not (tmp_path / "o").exists()
