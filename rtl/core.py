@@ -78,8 +78,11 @@ class AttentionCore(wiring.Component):
         ]
         with m.If(~queries):
             use = count < cfg.N
-            m.d.comb += [self.s_kv.ready.eq(Mux(use, hsh.i.ready, 1)),
-                         hsh.i.valid.eq(self.s_kv.valid & use)]
+            # a scan value path reads the key memory until the previous window's last query
+            # is done: its keys wait here, so that once they flow, they flow one per cycle
+            free = (wait == 0) if cfg.mode != "linear" else 1
+            m.d.comb += [self.s_kv.ready.eq(free & Mux(use, hsh.i.ready, 1)),
+                         hsh.i.valid.eq(self.s_kv.valid & use & free)]
             with m.If(self.s_kv.valid & self.s_kv.ready):
                 with m.If(use):
                     m.d.sync += count.eq(count + 1)

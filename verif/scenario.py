@@ -15,7 +15,7 @@ from .. import golden
 
 __all__ = ["Window", "Beat", "random_windows", "expected_beats", "kv_stream", "q_stream",
            "pack_vector", "unpack_vector", "check_beats", "check_timing", "check_q_interval",
-           "Observed"]
+           "check_kv_interval", "Observed"]
 
 
 @dataclass
@@ -77,11 +77,14 @@ def random_windows(cfg, rng, count, *, n_keys=None, n_queries=(1, 4), extreme=Fa
     return wins
 
 
-def expected_beats(cfg, windows):
-    """The output beats the core must emit, in order, from the golden model."""
+def expected_beats(cfg, windows, model=None):
+    """The output beats the core must emit, in order, from the golden model. ``model``:
+    another model with the signature and result fields (``out``, ``overflow``, ``n_keys``)
+    of :func:`golden.run`, e.g. a baseline's (default: :func:`golden.run`)."""
+    model = golden.run if model is None else model
     beats = []
     for win in windows:
-        r = golden.run(cfg, win.keys, win.values, win.queries)
+        r = model(cfg, win.keys, win.values, win.queries)
         for i, row in enumerate(r.out):
             beats.append(Beat(tuple(int(x) for x in row), int(i == len(r.out) - 1),
                               int(r.overflow), r.n_keys))
@@ -112,11 +115,12 @@ class Observed:
     out_valid_cycles: list
 
 
-def check_beats(cfg, windows, obs):
+def check_beats(cfg, windows, obs, model=None):
     """Every expected beat, once, in order, exact; and no beat accepted against the window
     protocol (a query before its window's last key, a key before the previous window's last
-    query). Raises AssertionError with the first difference."""
-    exp = expected_beats(cfg, windows)
+    query). Raises AssertionError with the first difference. ``model``: as in
+    :func:`expected_beats`."""
+    exp = expected_beats(cfg, windows, model)
     assert len(obs.out_beats) == len(exp), \
         f"{len(obs.out_beats)} output beats, expected {len(exp)}"
     for i, (got, want) in enumerate(zip(obs.out_beats, exp)):
@@ -150,6 +154,18 @@ def check_timing(cfg, windows, obs):
     assert obs.out_valid_cycles == obs.out_cycles, \
         "m_out_tvalid was high on a cycle with no expected output"
     return want_out
+
+
+def check_kv_interval(cfg, windows, obs):
+    """Keys of one window offered back to back were accepted exactly kv_interval apart."""
+    kv_i = 0
+    gap = cfg.at(cfg.kv_interval, 0)
+    for w_i, win in enumerate(windows):
+        cyc = obs.kv_cycles[kv_i:kv_i + win.n_keys]
+        for a, b_ in zip(cyc, cyc[1:]):
+            assert b_ - a == gap, \
+                f"window {w_i}: keys accepted {b_ - a} cycles apart, expected {gap}"
+        kv_i += win.n_keys
 
 
 def check_q_interval(cfg, windows, obs):

@@ -6,8 +6,8 @@ import pytest
 
 from hamattn import CoreConfig
 from hamattn.verif.amaranth_driver import simulate
-from hamattn.verif.scenario import (check_beats, check_q_interval, check_timing,
-                                    random_windows)
+from hamattn.verif.scenario import (check_beats, check_kv_interval, check_q_interval,
+                                    check_timing, random_windows)
 
 CORNERS = {
     "b1_d1_w2_N1": dict(b=1, d=1, w=2, N=1, k=1),
@@ -36,6 +36,7 @@ def test_full_rate_is_cycle_exact(corner, mode):
     check_beats(cfg, wins, obs)
     check_timing(cfg, wins, obs)
     check_q_interval(cfg, wins, obs)
+    check_kv_interval(cfg, wins, obs)
 
 
 @pytest.mark.parametrize("corner", list(CORNERS))
