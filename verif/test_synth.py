@@ -1,0 +1,190 @@
+"""Tests of the synthesis flows (hamattn.synth) on a tiny Amaranth design.
+
+Every tool run here takes seconds; the whole file runs in well under a minute once the
+YoWASP tools are compiled (their first use on a machine adds up to two minutes).
+"""
+
+import json
+
+import pytest
+from amaranth import Module
+from amaranth.back import verilog
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from hamattn.synth import breakdown as bd
+from hamattn.synth import flows, harness
+from hamattn.synth.cache import cache_key
+
+TOP = "tiny_adder"
+
+
+class _Mix(wiring.Component):
+    x: In(8)
+    y: Out(8)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.sync += self.y.eq(self.x ^ (self.x >> 1))
+        return m
+
+
+class _TinyAdder(wiring.Component):
+    """A registered 8-bit adder with one submodule (for the per-module breakdown)."""
+    a: In(8)
+    b: In(8)
+    o: Out(9)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.mix = mix = _Mix()
+        m.d.comb += mix.x.eq(self.a)
+        m.d.sync += self.o.eq(mix.y + self.b)
+        return m
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth")
+    vpath = root / f"{TOP}.v"
+    vpath.write_text(verilog.convert(_TinyAdder(), name=TOP, emit_src=False))
+    return {"v": vpath, "build": root / "build", "cache": root / "cache"}
+
+
+def _synth(work, target, **kw):
+    return flows.synthesize(work["v"], TOP, target, work["build"], cache_dir=work["cache"], **kw)
+
+
+# --------------------------------------------------------------------------- pure functions
+
+def test_cell_counts_exclude_scopeinfo():
+    stat = {"modules": {"\\m": {"num_cells_by_type": {"$scopeinfo": 3, "LUT2": 4}}},
+            "design": {"num_cells_by_type": {"$scopeinfo": 3, "LUT2": 4, "FDRE": 2}}}
+    assert flows.cell_counts(stat) == {"LUT2": 4, "FDRE": 2}
+    assert flows.cell_counts(stat, "m") == {"LUT2": 4}
+
+
+def test_classify_cells_per_target():
+    xc7 = flows.classify_cells({"LUT1": 1, "LUT6": 2, "FDRE": 3, "FDSE": 1, "CARRY4": 1,
+                                "SRL16E": 2}, "xc7")
+    assert (xc7["luts"], xc7["ffs"], xc7["area"]) == (3, 4, 5)
+    gates = flows.classify_cells({"$_NAND_": 2, "$_NOT_": 1, "$_DFF_P_": 1}, "gates")
+    assert (gates["area"], gates["ffs"]) == (2 * 4 + 2 + 16, 1)
+    assert "unknown" in flows.classify_cells({"$_FOO_": 1}, "gates")
+    ecp5 = flows.classify_cells({"LUT4": 5, "CCU2C": 2, "TRELLIS_FF": 7}, "ecp5-25k")
+    assert (ecp5["area"], ecp5["ffs"]) == (9, 7)
+
+
+def test_harness_verilog_covers_every_port():
+    ports = [harness.Port("clk", "input", 1), harness.Port("a", "input", 5),
+             harness.Port("rst", "input", 1), harness.Port("q", "output", 7)]
+    text = harness.harness_verilog("dut_top", ports)
+    assert "reg [5:0] sr;" in text                 # a (5) + rst (1); clk takes the clock
+    assert ".clk(clk)" in text and ".a(sr[4:0])" in text and ".rst(sr[5:5])" in text
+    assert ".q(y[6:0])" in text
+    assert "xr1" in text and "xr2" in text          # 7 -> 2 -> 1 registered XOR levels
+    stub = harness.stub_verilog("dut_top", ports)
+    assert "assign q = 7'b0;" in stub
+
+
+def test_cache_key_is_content_addressed():
+    assert cache_key(a=1, b=[1, 2]) == cache_key(b=[1, 2], a=1)
+    assert cache_key(a=1) != cache_key(a=2)
+
+
+# --------------------------------------------------------------------------- tool flows
+
+def test_ports(work):
+    ports = flows.read_ports(work["v"], TOP, work["build"], cache_dir=work["cache"])
+    assert {(p.name, p.direction, p.width) for p in ports} == {
+        ("clk", "input", 1), ("rst", "input", 1), ("a", "input", 8), ("b", "input", 8),
+        ("o", "output", 9)}
+
+
+@pytest.mark.parametrize("target", ["xc7", "gates"])
+def test_synthesis_only_targets(work, target):
+    r = _synth(work, target)
+    assert r["area"] > 0 and r["ffs"] == 17     # 9 output + 8 submodule flip-flops
+    assert r["fmax_mhz"] is None and r["placed"] is None
+    assert "$scopeinfo" not in r["cells"]
+    # the raw yosys statistics do hold a $scopeinfo cell (the submodule's scope), so the
+    # exclusion is doing something
+    stat = json.loads((flows.pathlib.Path(r["build_dir"]) / "stat.json").read_text()) \
+        if not r["cached"] else None
+    if stat is not None:
+        assert stat["design"]["num_cells_by_type"].get("$scopeinfo", 0) >= 1
+    if target == "xc7":
+        assert r["area"] == sum(n for t, n in r["cells"].items()
+                                if t in {f"LUT{i}" for i in range(1, 7)})
+    else:
+        assert r["area_unit"] == "transistor" and r["area"] > 100
+
+
+def test_cache_reuses_result_without_running_tools(work, monkeypatch):
+    first = _synth(work, "xc7")
+
+    def boom(*a, **k):
+        raise AssertionError("a tool ran although the result is cached")
+
+    monkeypatch.setattr(flows, "run_yosys", boom)
+    monkeypatch.setattr(flows, "run_nextpnr", boom)
+    again = _synth(work, "xc7")
+    assert again["cached"] is True
+    assert {k: again[k] for k in ("area", "ffs", "cells")} == \
+        {k: first[k] for k in ("area", "ffs", "cells")}
+    # without a cache the (patched) tool would have to run
+    with pytest.raises(AssertionError, match="cached"):
+        flows.synthesize(work["v"], TOP, "xc7", work["build"], cache_dir=False)
+
+
+def test_ice40_placed_in_harness(work):
+    r = _synth(work, "ice40-up5k")
+    assert r["fits"] is True and r["area_kind"] == "placed"
+    assert r["fmax_mhz"] and r["fmax_mhz"] > 0
+    placed = r["placed"]
+    # the harness's own logic cells are subtracted
+    assert 0 < r["area"] < placed["total"]["area"]
+    assert r["area"] == placed["total"]["area"] - placed["harness"]["area"]
+    assert r["ffs"] == 17
+    ceiling = flows.fmax_ceiling("ice40-up5k", work["build"], cache_dir=work["cache"])
+    assert ceiling and ceiling > 0
+
+
+def test_synth_report_without_and_with_baseline(work):
+    rep = flows.synth_report(work["v"], TOP, None, None, "gates", work["build"],
+                             cache_dir=work["cache"])
+    for key in ("target", "area_unit", "design", "baseline", "area_reduction",
+                "fmax_ceiling_mhz"):
+        assert key in rep
+    assert rep["baseline"] == {"area": None, "ffs": None, "fmax_mhz": None}
+    assert rep["area_reduction"] is None and rep["fmax_ceiling_mhz"] is None
+    assert rep["design"]["area"] > 0 and rep["tool_versions"]["yosys"].startswith("Yosys")
+    json.dumps(rep)                             # serialisable as it is
+    same = flows.synth_report(work["v"], TOP, work["v"], TOP, "gates", work["build"],
+                              cache_dir=work["cache"])
+    assert same["area_reduction"] == 0.0
+    assert same["baseline"]["area"] == same["design"]["area"]
+
+
+def test_breakdown_per_module(work):
+    r = bd.breakdown(work["v"], TOP, "xc7", work["build"], cache_dir=work["cache"])
+    child = f"{TOP}.mix"
+    assert set(r["modules"]) == {TOP, child}
+    assert r["modules"][TOP]["children"] == {child: 1}
+    top, sub = r["modules"][TOP], r["modules"][child]
+    assert top["total"]["area"] == top["local"]["area"] + sub["total"]["area"]
+    assert (top["total"]["ffs"], sub["total"]["ffs"]) == (17, 8)
+    assert r["tree"][0]["module"] == TOP and r["tree"][0]["share"] == 1.0
+    assert TOP in bd.format_breakdown(r)
+
+
+def test_unknown_target_is_refused(work):
+    with pytest.raises(ValueError, match="unknown target"):
+        _synth(work, "stratix")
+
+
+@pytest.mark.parametrize("target", ["ice40-hx8k", "ecp5-25k"])
+def test_other_placed_targets(work, target):
+    r = _synth(work, target)
+    assert r["fits"] and 0 < r["area"] < r["placed"]["total"]["area"]
+    assert r["fmax_mhz"] > 0
