@@ -115,11 +115,12 @@ class SoftmaxBaseline(_AxiBaseline):
       registered) is added to num[e] and the weight to den;
     * (num, den) go to the :class:`RoundingDivider`, whose output is ``m_out``.
 
-    Pass 1 takes n + ``dot_latency`` cycles, pass 2 n + ``dot_latency`` + 2, so a query
-    occupies the engine 2n + 2·dot_latency + 3 cycles (the hand-off included): two cycles per
-    key, as the core's ``topk`` path, against one for ``hsoftmax`` (an online softmax would
-    save the second pass at the cost of rescaling the d accumulators, i.e. more multipliers).
-    The engine takes the next query as the divider takes this one's (num, den).
+    Pass 1 takes n + ``dot_latency`` cycles, pass 2 n + ``dot_latency`` + 2, so queries are
+    taken every 2n + 2·dot_latency + 4 cycles (``spec.query_interval(n)``, or the divider's
+    w + 3 if longer): two cycles per key, as the core's ``topk`` path, against one for
+    ``hsoftmax`` (an online softmax would save the second pass at the cost of rescaling the
+    d accumulators, i.e. more multipliers). The engine takes the next query as the divider
+    takes this one's (num, den).
 
     Window protocol as SPEC §4: queries only after the window's last key, one at a time;
     keys of the next window once the engine no longer reads the memories; keys beyond N are

@@ -19,13 +19,15 @@ __all__ = ["simulate"]
 
 
 def simulate(cfg, windows, *, seed=0, p_kv=1.0, p_q=1.0, p_out=1.0, max_cycles=None,
-             prelude=None):
+             prelude=None, dut=None):
     """Run ``windows`` through the core and return what was observed.
 
     ``prelude = (windows, cycles)``: first offer the beats of these windows (typically one
     left unfinished) for ``cycles`` cycles, discarding every output, then hold ``rst`` high
-    for two cycles with every valid low; ``windows`` then start from a clean core."""
-    dut = AxiStreamCore(cfg)
+    for two cycles with every valid low; ``windows`` then start from a clean core.
+    ``dut``: another component with the same SPEC §4 ports, e.g. a baseline (default: a new
+    :class:`AxiStreamCore` of ``cfg``)."""
+    dut = AxiStreamCore(cfg) if dut is None else dut
     rng = np.random.default_rng(seed)
     kv = kv_stream(cfg, windows)
     qs = q_stream(cfg, windows)
