@@ -11,12 +11,9 @@ import argparse
 import sys
 
 from ..config import PARAMS, ConfigError, CoreConfig
+from ..errors import UserError
 
 __all__ = ["main", "build_parser", "config_from_args", "UserError"]
-
-
-class UserError(Exception):
-    """A mistake of the user's (bad file, unknown target...) reported without traceback."""
 
 
 def _typed(kind, name, allowed):

@@ -1,0 +1,187 @@
+"""``hamattn report``: a Markdown report of a sweep, its plots, and JSON/CSV of every figure.
+
+Reads ``DIR/results.json`` written by ``hamattn sweep`` and writes to ``-o OUT``:
+``report.md`` (one table per target: area, FFs, Fmax and its fraction of the fabric's
+ceiling, baseline, reduction, queries per second), ``area_vs_<param>.png`` for each of b, d,
+N that the sweep varied, ``fmax.png``, ``reduction.png``, and ``figures.json`` /
+``figures.csv`` holding exactly the numbers that the plots draw.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import pathlib
+from collections import defaultdict
+
+__all__ = ["load_rows", "markdown", "figures", "write_report", "run_cli"]
+
+AXES = ("b", "d", "N")
+
+
+def load_rows(sweep_dir):
+    from ..errors import UserError
+    path = pathlib.Path(sweep_dir) / "results.json"
+    if not path.is_file():
+        raise UserError(f"sweep results {str(path)!r} not found: run `hamattn sweep -o "
+                        f"{sweep_dir}` first (or give the folder it wrote)")
+    try:
+        data = json.loads(path.read_text())
+        return data["rows"], data.get("meta", {})
+    except (ValueError, KeyError) as e:
+        raise UserError(f"sweep results {str(path)!r} are not readable: {e}") from None
+
+
+def _fmt(x, spec=""):
+    if x is None:
+        return "-"
+    return format(x, spec) if spec else str(x)
+
+
+def markdown(rows, meta):
+    out = ["# hamattn synthesis report", ""]
+    if meta:
+        tv = meta.get("tool_versions", {})
+        out += [f"Machine: {meta.get('machine', '?')}, Python {meta.get('python', '?')}; "
+                f"tools: " + ", ".join(f"{k} {v}" for k, v in sorted(tv.items())) + ".", ""]
+        out += [f"Grid: `{json.dumps(meta.get('grid', {}))}`, targets "
+                f"{', '.join(meta.get('targets', []))}.", ""]
+    by_target = defaultdict(list)
+    for r in rows:
+        by_target[r["target"]].append(r)
+    for target, rs in by_target.items():
+        unit = next((r.get("area_unit") for r in rs if r.get("area_unit")), "")
+        out += [f"## {target} (area in {unit})", "",
+                "| mode | d | w | b | N | k | area | FFs | Fmax MHz | of ceiling | baseline |"
+                " reduction | baseline w/ DSP | queries/s | note |",
+                "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in rs:
+            dsp = ("-" if r.get("baseline_dsp_area") is None else
+                   f"{r['baseline_dsp_area']} + {r.get('baseline_dsps')} DSP")
+            red = r.get("area_reduction")
+            note = (r.get("error") or "").splitlines()[0][:80] if r.get("error") else \
+                ("does not fit" if r.get("fits") is False else "")
+            frac = r.get("fmax_fraction")
+            out.append(
+                f"| {r['mode']} | {r['d']} | {r['w']} | {r['b']} | {r['N']} | "
+                f"{r['k'] if r['mode'] == 'topk' else '-'} | {_fmt(r.get('area'))} | "
+                f"{_fmt(r.get('ffs'))} | {_fmt(r.get('fmax_mhz'))} | "
+                f"{'-' if frac is None else f'{frac:.0%}'} | {_fmt(r.get('baseline_area'))} | "
+                f"{'-' if red is None else f'{red:.1%}'} | {dsp} | "
+                f"{_fmt(r.get('queries_per_s'), ',')} | {note} |")
+        out.append("")
+    out += ["Area: logic cells after placement on iCE40/ECP5 (harness subtracted), LUTs on "
+            "xc7, transistors on gates. Reduction: 1 - core/baseline on the same count. "
+            "Queries/s at the core's Fmax for a window of N keys.", ""]
+    return "\n".join(out)
+
+
+def figures(rows):
+    """The series the plots draw: per target and mode, area against each axis that varies
+    (the other parameters at their values in those rows), Fmax and reduction per point."""
+    figs = {"area": [], "fmax": [], "reduction": []}
+    ok = [r for r in rows if not r.get("error")]
+    for axis in AXES:
+        if len({r[axis] for r in ok}) < 2:
+            continue
+        series = defaultdict(list)
+        for r in ok:
+            others = tuple((a, r[a]) for a in AXES if a != axis)
+            series[(r["target"], r["mode"], others)].append(r)
+        for (target, mode, others), rs in series.items():
+            if len(rs) < 2:
+                continue
+            rs.sort(key=lambda r: r[axis])
+            figs["area"].append({"axis": axis, "target": target, "mode": mode,
+                                 "fixed": dict(others), "x": [r[axis] for r in rs],
+                                 "area": [r["area"] for r in rs],
+                                 "baseline_area": [r.get("baseline_area") for r in rs]})
+    for r in ok:
+        label = f"{r['mode']} d={r['d']} b={r['b']} N={r['N']}"
+        figs["fmax"].append({"target": r["target"], "label": label, "fmax_mhz": r["fmax_mhz"],
+                             "ceiling_mhz": r.get("fmax_ceiling_mhz")})
+        figs["reduction"].append({"target": r["target"], "label": label,
+                                  "area_reduction": r.get("area_reduction")})
+    return figs
+
+
+def _plots(figs, out):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    written = []
+    for axis in AXES:
+        series = [s for s in figs["area"] if s["axis"] == axis]
+        if not series:
+            continue
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for s in series:
+            fixed = ", ".join(f"{k}={v}" for k, v in s["fixed"].items())
+            ax.plot(s["x"], s["area"], "o-", label=f"{s['target']} {s['mode']} ({fixed})")
+            if any(v is not None for v in s["baseline_area"]):
+                ax.plot(s["x"], s["baseline_area"], "x--", alpha=0.6,
+                        label=f"{s['target']} baseline ({fixed})")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel(axis)
+        ax.set_ylabel("area (target's unit)")
+        ax.set_title(f"area against {axis}")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        path = out / f"area_vs_{axis}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    for key, ylabel in (("fmax", "Fmax (MHz)"), ("reduction", "area reduction")):
+        pts = [p for p in figs[key] if p.get("fmax_mhz" if key == "fmax" else "area_reduction")
+               is not None]
+        if not pts:
+            continue
+        fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(pts)), 4.5))
+        labels = [f"{p['target']}\n{p['label']}" for p in pts]
+        vals = [p["fmax_mhz"] if key == "fmax" else p["area_reduction"] for p in pts]
+        ax.bar(range(len(pts)), vals)
+        if key == "fmax":
+            ceil = [p.get("ceiling_mhz") for p in pts]
+            if any(c is not None for c in ceil):
+                ax.plot(range(len(pts)), ceil, "r_", markersize=20, label="fabric ceiling")
+                ax.legend()
+        ax.set_xticks(range(len(pts)), labels, rotation=60, ha="right", fontsize=7)
+        ax.set_ylabel(ylabel)
+        fig.tight_layout()
+        path = out / f"{key}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def write_report(rows, meta, out_dir):
+    out = pathlib.Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    figs = figures(rows)
+    plots = _plots(figs, out)
+    md = markdown(rows, meta)
+    if plots:
+        md += "\n" + "\n".join(f"![{p.stem}]({p.name})" for p in plots) + "\n"
+    (out / "report.md").write_text(md)
+    (out / "figures.json").write_text(json.dumps(figs, indent=1, sort_keys=True) + "\n")
+    with open(out / "figures.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["figure", "target", "series", "x", "y"])
+        for s in figs["area"]:
+            for x, y in zip(s["x"], s["area"]):
+                w.writerow([f"area_vs_{s['axis']}", s["target"], s["mode"], x, y])
+        for p in figs["fmax"]:
+            w.writerow(["fmax", p["target"], p["label"], "", p["fmax_mhz"]])
+        for p in figs["reduction"]:
+            w.writerow(["reduction", p["target"], p["label"], "", p["area_reduction"]])
+    return out / "report.md", plots
+
+
+def run_cli(args):
+    rows, meta = load_rows(args.input)
+    md, plots = write_report(rows, meta, args.output)
+    print(f"wrote {md}" + (f" and {len(plots)} plots" if plots else "")
+          + f" (figures.json, figures.csv) from {len(rows)} rows")
+    return 0
