@@ -126,14 +126,7 @@ class AxiStreamCore(wiring.Component):
 
     def __init__(self, cfg):
         self.cfg = cfg
-        dw = cfg.d * cfg.w
-        super().__init__({
-            "s_kv_tdata": In(2 * dw), "s_kv_tvalid": In(1), "s_kv_tready": Out(1),
-            "s_kv_tlast": In(1),
-            "s_q_tdata": In(dw), "s_q_tvalid": In(1), "s_q_tready": Out(1), "s_q_tlast": In(1),
-            "m_out_tdata": Out(dw), "m_out_tvalid": Out(1), "m_out_tready": In(1),
-            "m_out_tlast": Out(1), "m_out_tuser": Out(1),
-        })
+        super().__init__(layouts.axi_ports(cfg))
 
     @property
     def latency(self):

@@ -2,8 +2,9 @@
 
 from amaranth.hdl import signed, unsigned
 from amaranth.lib import data
+from amaranth.lib.wiring import In, Out
 
-__all__ = ["vector", "query_tag", "token", "key_tag", "weighted_sum", "output"]
+__all__ = ["vector", "query_tag", "token", "key_tag", "weighted_sum", "output", "axi_ports"]
 
 
 def vector(cfg):
@@ -36,3 +37,16 @@ def weighted_sum(cfg):
 
 def output(cfg):
     return data.StructLayout({"data": vector(cfg), "last": 1, "user": 1})
+
+
+def axi_ports(cfg):
+    """The flat AXI4-Stream ports of SPEC §4 as wiring members (``clk``/``rst`` come from the
+    ``sync`` domain): every generated top, the core's and the baselines', has exactly these."""
+    dw = cfg.d * cfg.w
+    return {
+        "s_kv_tdata": In(2 * dw), "s_kv_tvalid": In(1), "s_kv_tready": Out(1),
+        "s_kv_tlast": In(1),
+        "s_q_tdata": In(dw), "s_q_tvalid": In(1), "s_q_tready": Out(1), "s_q_tlast": In(1),
+        "m_out_tdata": Out(dw), "m_out_tvalid": Out(1), "m_out_tready": In(1),
+        "m_out_tlast": Out(1), "m_out_tuser": Out(1),
+    }

@@ -32,7 +32,6 @@ import os
 from amaranth.back import verilog
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
-from amaranth.lib.wiring import In, Out
 
 from ..config import CoreConfig
 from ..golden.baselines import baseline_kind, linear_spec, softmax_spec
@@ -52,14 +51,7 @@ class _AxiBaseline(wiring.Component):
 
     def __init__(self, cfg):
         self.cfg = cfg
-        dw = cfg.d * cfg.w
-        super().__init__({
-            "s_kv_tdata": In(2 * dw), "s_kv_tvalid": In(1), "s_kv_tready": Out(1),
-            "s_kv_tlast": In(1),
-            "s_q_tdata": In(dw), "s_q_tvalid": In(1), "s_q_tready": Out(1), "s_q_tlast": In(1),
-            "m_out_tdata": Out(dw), "m_out_tvalid": Out(1), "m_out_tready": In(1),
-            "m_out_tlast": Out(1), "m_out_tuser": Out(1),
-        })
+        super().__init__(layouts.axi_ports(cfg))
 
     @property
     def multipliers(self):
@@ -272,6 +264,12 @@ class LinearBaseline(_AxiBaseline):
       divider sets (w + 3) — so the baseline takes a query as often as the core does, with
       the multipliers a parallel read-out (b·(d+1)) would leave idle most cycles removed.
       The window's last query clears S and z as it leaves the engine.
+
+    Unlike the core, which holds the next window's keys at ``s_kv`` until its last query is
+    done, the keys enter the feature pipeline at once and wait there (``feature_latency``
+    of them) while the last read-out finishes, so the first keys of a window that follows
+    a query immediately may pause; a window that finds the engine idle takes one key per
+    cycle. Outputs are the same either way; only the key timing differs.
     """
 
     def __init__(self, cfg, features="dense"):
