@@ -1,0 +1,207 @@
+"""The generated Verilog under cocotb (Verilator, and Icarus where installed) against the
+golden model: every scenario of :mod:`hamattn.verif.cocotb_tb`.
+
+``make test`` runs a representative subset: the default config in each mode (several
+scenarios in one simulation per build), a corner config, overflow and reset, the bench's
+its two clockings and fast-forward against each other, build reuse, waves, the ``hamattn sim``
+command, a deliberately corrupted beat, and Icarus. ``make sweep`` (``-m slow -k sweep``)
+runs the named corners, ``make soak`` (``-k soak``) the long soaks.
+
+The stimulus seed is ``HAMATTN_TEST_SEED`` (default 1; ``random`` draws one); every test
+prints it, and a failure message holds the command that replays the failing run. Builds go
+to ``~/.cache/hamattn/sim`` (``HAMATTN_BUILD_DIR`` moves them), one folder per simulator,
+options and Verilog hash, and are reused while the Verilog is unchanged.
+"""
+
+import os
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+
+from hamattn.config import CoreConfig
+from hamattn.verif.simulate import format_result, run_sim, simulator_available
+
+# builds are cached per Verilog hash outside the work tree, so that a fresh clone on the
+# same machine (CI) reuses them; HAMATTN_BUILD_DIR overrides
+_cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hamattn"
+os.environ.setdefault("HAMATTN_BUILD_DIR", str(_cache))
+
+_seed_env = os.environ.get("HAMATTN_TEST_SEED", "1")
+SEED = random.randrange(2**31) if _seed_env == "random" else int(_seed_env)
+
+
+def need(sim):
+    why = simulator_available(sim)
+    if why:
+        pytest.skip(f"{sim} unavailable: {why}")
+
+
+def simulate(cfg, *, expect_pass=True, **kw):
+    """run_sim with the suite's seed; print the result; on failure show what failed and the
+    replay command."""
+    kw.setdefault("seed", SEED)
+    need(kw.get("sim", "verilator"))
+    res = run_sim(cfg, **kw)
+    print(f"\n{cfg!r}\n{format_result(res)}")
+    if expect_pass:
+        assert res["passed"], (
+            "simulation failed: " + "; ".join(f"{k}: {v}" for k, v in res["errors"].items())
+            + f"\nreplay: {res['replay']}\nlog: {res['log']}")
+    return res
+
+
+# ------------------------------------------------------------------- make test
+
+# mode -> the scenarios run in its one simulation (each build amortised over several)
+MODE_SCENARIOS = {
+    "linear": "full,random,overflow,extreme",
+    "topk": "full,random,single,back_to_back",
+    "hsoftmax": "full,random,reset,extreme",
+}
+
+
+@pytest.mark.parametrize("mode", list(MODE_SCENARIOS))
+def test_default_config(mode):
+    """The default config of each mode: full throughput (cycle-exact latency and query
+    interval) and random valid/ready on all three channels, plus two more scenarios."""
+    res = simulate(CoreConfig.create(mode=mode), scenario=MODE_SCENARIOS[mode], windows=6)
+    assert res["cycles"] > 0
+
+
+# b > 64 and not a multiple of 8, d = 1, w = 2 or 16, N = 1
+CORNER = dict(d=1, w=2, b=70, N=1, mode="topk", k=1)
+CORNER_W16 = dict(d=3, w=16, b=65, N=5, mode="hsoftmax")
+
+
+@pytest.mark.parametrize("params", [CORNER, CORNER_W16], ids=["d1-w2-b70-N1-topk",
+                                                              "d3-w16-b65-N5-hsoftmax"])
+def test_corner_config(params):
+    simulate(CoreConfig.create(**params), scenario="all", windows=6)
+
+
+def test_linear_reset_and_overflow_small():
+    """Reset mid-window and over-long windows on a small linear core with N > 1."""
+    simulate(CoreConfig.create(d=4, w=8, b=13, N=6), scenario="overflow,reset,single",
+             windows=8)
+
+
+def test_clocking_and_fast_forward_are_cycle_exact():
+    """The bench's two clockings (``pulse``: one wake-up per cycle; ``gpi``: a free-running
+    clock) and its fast-forward over idle cycles change nothing: the same transfers on the
+    same cycles (digest of every observation) for full throughput, random valid/ready,
+    over-long windows and resets."""
+    cfg = CoreConfig.create(**CORNER_W16)
+    kw = dict(scenario="full,random,reset,overflow", windows=6)
+    runs = [simulate(cfg, **kw), simulate(cfg, clocking="gpi", **kw),
+            simulate(cfg, clocking="gpi", fast=False, **kw)]
+    for name, s in runs[0]["scenarios"].items():
+        assert len({r["scenarios"][name]["digest"] for r in runs}) == 1, name
+        assert len({r["scenarios"][name]["cycles"] for r in runs}) == 1, name
+    assert sum(s["skipped"] for s in runs[1]["scenarios"].values()) > 0
+    assert sum(s["skipped"] for s in runs[2]["scenarios"].values()) == 0
+
+
+def test_build_is_reused():
+    cfg = CoreConfig.create(**CORNER)
+    simulate(cfg, scenario="full", windows=2)
+    res = simulate(cfg, scenario="full", windows=2)
+    assert not res["built"] and res["build_s"] == 0.0
+    stamp = Path(res["build_dir"]) / ".hamattn-build.json"
+    mtime = (Path(res["build_dir"]) / "hamattn_core.v").stat().st_mtime
+    res = simulate(cfg, scenario="single", windows=2)
+    assert not res["built"]
+    assert (Path(res["build_dir"]) / "hamattn_core.v").stat().st_mtime == mtime
+    assert stamp.exists()
+
+
+def test_corrupted_beat_fails_with_replay_command(capsys):
+    """The checks catch a wrong output beat, and the result says how to replay the run."""
+    cfg = CoreConfig.create(**CORNER)
+    res = simulate(cfg, scenario="full,random", windows=2, expect_pass=False,
+                   extra_env={"HAMATTN_MUTATE": "1"})
+    assert not res["passed"]
+    assert set(res["errors"]) == {"full", "random"}
+    assert "output beat" in res["errors"]["full"]
+    assert "-m hamattn.verif.simulate" in res["replay"]
+    assert f"--sim-seed {SEED}" in res["replay"] and "--scenario full,random" in res["replay"]
+    assert "--code-bits 70" in res["replay"] and "--seq-len 1" in res["replay"]
+
+
+def test_hamattn_sim_cli(capsys, tmp_path):
+    """``hamattn sim``: PASS line with seed, cycles and cycles/s, exit 0; --waves gives an
+    FST."""
+    need("verilator")
+    from hamattn.gen.cli import main
+    flags = ["--head-dim", "1", "--width", "2", "--code-bits", "70", "--seq-len", "1",
+             "--mode", "topk", "--topk", "1", "--sim-seed", str(SEED), "--windows", "2"]
+    assert main(["sim", *flags]) == 0
+    out = capsys.readouterr().out
+    assert out.count("PASS  verilator") == 1 and f"seed {SEED}" in out
+    assert "simulated cycles/s" in out
+    assert main(["sim", *flags, "--waves", "--build-dir", str(tmp_path / "w")]) == 0
+    out = capsys.readouterr().out
+    fst = out.split("waves: ", 1)[1].split()[0]
+    assert fst.endswith(".fst") and Path(fst).stat().st_size > 0
+
+
+def test_icarus():
+    need("icarus")
+    res = simulate(CoreConfig.create(d=4, w=8, b=13, N=6, mode="hsoftmax"), sim="icarus",
+                   scenario="full,random,reset", windows=4, waves=True)
+    assert res["waves_path"] and Path(res["waves_path"]).stat().st_size > 0
+
+
+def test_icarus_missing_is_reported(monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None)
+    assert "iverilog" in simulator_available("icarus")
+
+
+# ------------------------------------------------------------------- make sweep / soak
+
+def _corner_id(p):
+    s = f"b{p['b']}-d{p['d']}-w{p['w']}-N{p['N']}-{p['mode']}"
+    return s + (f"-k{p['k']}" if p["mode"] == "topk" else "")
+
+
+#: every named corner value at least once: b in {1, 7, 65, 130}, d in {1, 3, 16},
+#: w in {2, 8, 16}, N in {1, 5, 64}, k in {1, N}, each mode
+SWEEP = [
+    dict(b=1, d=1, w=2, N=1, mode="linear", k=1),
+    dict(b=1, d=3, w=8, N=5, mode="topk", k=1),
+    dict(b=1, d=16, w=16, N=64, mode="hsoftmax", k=8),
+    dict(b=7, d=1, w=16, N=5, mode="topk", k=5),
+    dict(b=7, d=3, w=2, N=64, mode="linear", k=8),
+    dict(b=7, d=16, w=8, N=1, mode="hsoftmax", k=1),
+    dict(b=65, d=1, w=8, N=64, mode="topk", k=64),
+    dict(b=65, d=3, w=16, N=1, mode="linear", k=1),
+    dict(b=65, d=16, w=2, N=5, mode="hsoftmax", k=5),
+    dict(b=130, d=1, w=8, N=5, mode="hsoftmax", k=5),
+    dict(b=130, d=3, w=2, N=64, mode="topk", k=1),
+    dict(b=130, d=16, w=16, N=5, mode="linear", k=5),
+    dict(b=130, d=16, w=8, N=1, mode="topk", k=1),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("params", SWEEP, ids=[_corner_id(p) for p in SWEEP])
+def test_sweep_corner(params):
+    simulate(CoreConfig.create(**params), scenario="all", windows=8)
+
+
+SOAK = {
+    "linear": dict(d=4, w=6, b=12, N=8, mode="linear"),
+    "topk": dict(d=4, w=6, b=12, N=8, mode="topk", k=3),
+    "hsoftmax": dict(d=4, w=6, b=12, N=8, mode="hsoftmax"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", list(SOAK))
+def test_soak(mode):
+    """>= 100,000 query beats over many windows (random valid/ready, over-long windows,
+    every fourth chunk at full throughput with the timing checked)."""
+    res = simulate(CoreConfig.create(**SOAK[mode]), scenario="soak", windows=50,
+                   soak_queries=100_000, opt="-O2", progress=print)
+    assert res["cycles"] > 100_000
