@@ -23,7 +23,7 @@ from hamattn.golden.baselines import (LinearSpec, SoftmaxSpec, baseline_spec, li
 from hamattn.synth.baselines import (LinearBaseline, SoftmaxBaseline, baseline_for,
                                      baseline_verilog_text, generate_baseline)
 from hamattn.verif.amaranth_driver import simulate
-from hamattn.verif.scenario import check_beats, random_windows
+from hamattn.verif.scenario import check_beats, check_kv_interval, random_windows
 
 
 # =========================================================================== the references
@@ -287,6 +287,8 @@ def test_rtl_matches_model(corner, kind, pattern):
     probs = dict(p_kv=0.5, p_q=0.7, p_out=0.3) if pattern == "random" else {}
     obs = simulate(cfg, wins, seed=seed, dut=dut, **probs)
     check_beats(cfg, wins, obs, model=model)
+    if pattern == "full_rate" and kind == "softmax":
+        check_kv_interval(cfg, wins, obs)       # the keys of a window flow one per cycle
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
