@@ -98,7 +98,7 @@ def measure(sim, cfg, windows, seed=0, opt="-O2"):
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m hamattn.bench.sim", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--windows", type=int, default=20, help="windows per phase (default 20)")
+    ap.add_argument("--windows", type=int, default=40, help="windows per phase (default 40)")
     ap.add_argument("--icarus-windows", type=int, default=6)
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args(argv)

@@ -30,6 +30,7 @@ so the same checks apply.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -131,12 +132,13 @@ class Bench:
         self.wr_kv_valid, self.wr_q_valid, self.wr_out_ready, self.wr_kv_last, \
             self.wr_q_last = (_bit_writer(h) for h in (
                 self.kv_valid, self.q_valid, self.out_ready, self.kv_last, self.q_last))
+        self.wr_kv_data, self.wr_q_data = (_vec_writer(h) for h in (self.kv_data, self.q_data))
+        self.rd_out_data, self.rd_out_last, self.rd_out_user = (
+            _bit_reader(h) for h in (self.out_data, self.out_last, self.out_user))
         self._half = Timer(self.PERIOD_NS // 2, "ns")
         self._period = Timer(self.PERIOD_NS, "ns")
         self._wait = self._period if self.pulse else self._half     # drive point -> edge
-        clk = self.clk._handle
-        self._clk_now = lambda v: clk.set_signal_val_int(3, v)      # _GPISetAction.NO_DELAY
-        self._clk_inertial = lambda v: clk.set_signal_val_int(0, v)  # DEPOSIT (inertial)
+        self._clk_set = self.clk._handle.set_signal_val_int        # (action, value)
         self._period_steps = convert(self.PERIOD_NS, "ns", to="step")
         self._rise0 = 0          # sim time (steps) of the rising edge of bench cycle 0
 
@@ -159,8 +161,8 @@ class Bench:
 
     def _edge(self):
         """``pulse``: the rising edge of this timestep, then ``clk`` low again after it."""
-        self._clk_now(1)
-        self._clk_inertial(0)
+        self._clk_set(3, 1)              # _GPISetAction.NO_DELAY: the edge, now
+        self._clk_set(0, 0)              # DEPOSIT: inertial, after the edge is evaluated
 
     async def _next_drive_point(self):
         """From the sampling point of a cycle (just before its edge) to the next drive
@@ -207,8 +209,9 @@ class Bench:
         if max_cycles is None:
             max_cycles = self.max_cycles(windows, p_kv, p_q, p_out)
         drain = cfg.at(cfg.latency, cfg.N) + cfg.at(cfg.q_interval, cfg.N) + 4
-        kv_data, q_data = self.kv_data, self.q_data
-        out_data, out_last, out_user = self.out_data, self.out_last, self.out_user
+        wr_kv_data, wr_q_data = self.wr_kv_data, self.wr_q_data
+        rd_out_data, rd_out_last, rd_out_user = (self.rd_out_data, self.rd_out_last,
+                                                 self.rd_out_user)
         kv_ready, q_ready, out_valid = self.kv_ready, self.q_ready, self.out_valid
         rd_kv_ready, rd_q_ready, rd_out_valid = (self.rd_kv_ready, self.rd_q_ready,
                                                  self.rd_out_valid)
@@ -220,20 +223,26 @@ class Bench:
             return AssertionError(f"{name} is {v!r} (not 0 or 1) on cycle {cycle}")
 
         def read_out():
-            return (unpack_vector(out_data.value.to_unsigned(), d, w),
-                    int(out_last.value), int(out_user.value))
+            data, last, user = rd_out_data(), rd_out_last(), rd_out_user()
+            try:
+                return unpack_vector(int(data, 2), d, w), int(last, 2), int(user, 2)
+            except ValueError:
+                raise AssertionError(f"output beat on cycle {cycle} has unknown bits: "
+                                     f"tdata={data} tlast={last} tuser={user}") from None
 
         half = self._half
         wait = self._wait
         pulse = self.pulse
-        edge = self._edge
+        clk_set = self._clk_set
         period = self._period_steps
         # cycle numbers of this run from simulation time: the rising edge of cycle c
         base = (get_sim_time("step") - self._rise0) // period + 1
         fast = self.fast and stop is None
         last_kv_v = last_q_v = last_rdy = -1
         end = max_cycles
-        draining = False
+        draining = n_out == 0
+        if draining:
+            end = drain
         t0 = time.perf_counter()
         c0 = time.process_time()
         cycle = 0
@@ -242,11 +251,11 @@ class Bench:
                 # ---- falling edge: drive this cycle's inputs (only the pins that change)
                 if kv.step():
                     data, last = kv.beat
-                    kv_data.value = data
+                    wr_kv_data(data)
                     wr_kv_last(last)
                 if qs.step():
                     data, last = qs.beat
-                    q_data.value = data
+                    wr_q_data(data)
                     wr_q_last(last)
                 rdy = sink.step()
                 if kv.valid != last_kv_v:
@@ -265,7 +274,11 @@ class Bench:
                 if v != "0":
                     if v != "1":
                         raise bad("m_out_tvalid", v)
-                    sink.handshake(1, cycle, read_out)
+                    if sink.handshake(1, cycle, read_out) and not draining \
+                            and len(sink.beats) >= n_out:
+                        draining = True          # every output is in: drain, then stop
+                        end = cycle + drain
+                        sink.p = 1.0
                     busy = True
                 if kv.valid:
                     v = rd_kv_ready()
@@ -282,10 +295,6 @@ class Bench:
                 if stop is not None and stop(kv, qs, sink):
                     await self._next_drive_point()
                     break
-                if not draining and len(sink.beats) >= n_out:
-                    draining = True
-                    end = cycle + drain
-                    sink.p = 1.0
                 if cycle >= end:
                     await self._next_drive_point()
                     if draining:
@@ -310,8 +319,9 @@ class Bench:
                     self.skipped += nxt - cycle - 1
                     cycle = nxt
                 else:
-                    if pulse:
-                        edge()
+                    if pulse:                    # as _edge(), inline
+                        clk_set(3, 1)
+                        clk_set(0, 0)
                     else:
                         await half
                     cycle += 1
@@ -334,7 +344,7 @@ def _trusted_writes():
 
 
 def _bit_reader(h):
-    """() -> '0', '1' or another logic character, for a 1-bit pin."""
+    """() -> the pin's value as a string of '0', '1' or other logic characters."""
     try:
         return h._handle.get_signal_val_binstr
     except AttributeError:                       # another cocotb: the public API
@@ -346,8 +356,22 @@ def _bit_writer(h):
     makes when writes are trusted (Verilator), else ``.value = v`` (queued for ReadWrite)."""
     if _trusted_writes():
         try:
-            put = h._handle.set_signal_val_int
-            return lambda v: put(0, v)           # 0: _GPISetAction.DEPOSIT
+            return functools.partial(h._handle.set_signal_val_int, 0)   # 0: DEPOSIT
+        except AttributeError:
+            pass
+
+    def write(v):
+        h.value = v
+    return write
+
+
+def _vec_writer(h):
+    """(unsigned int) -> None for a vector pin, as :func:`_bit_writer`."""
+    if _trusted_writes():
+        try:
+            put = functools.partial(h._handle.set_signal_val_binstr, 0)
+            fmt = f"0{len(h)}b"
+            return lambda v: put(format(v, fmt))
         except AttributeError:
             pass
 

@@ -129,7 +129,7 @@ def test_corrupted_beat_fails_with_replay_command(capsys):
     assert "--code-bits 70" in res["replay"] and "--seq-len 1" in res["replay"]
 
 
-def test_hamattn_sim_cli(capsys, tmp_path):
+def test_hamattn_sim_cli(capsys):
     """``hamattn sim``: PASS line with seed, cycles and cycles/s, exit 0; --waves gives an
     FST."""
     need("verilator")
@@ -140,10 +140,12 @@ def test_hamattn_sim_cli(capsys, tmp_path):
     out = capsys.readouterr().out
     assert out.count("PASS  verilator") == 1 and f"seed {SEED}" in out
     assert "simulated cycles/s" in out
-    assert main(["sim", *flags, "--waves", "--build-dir", str(tmp_path / "w")]) == 0
+    waves_dir = Path(os.environ["HAMATTN_BUILD_DIR"]) / "sim" / "cli-waves-test"
+    assert main(["sim", *flags, "--waves", "--build-dir", str(waves_dir)]) == 0
     out = capsys.readouterr().out
     fst = out.split("waves: ", 1)[1].split()[0]
-    assert fst.endswith(".fst") and Path(fst).stat().st_size > 0
+    assert fst.endswith((".fst", ".vcd")) and Path(fst).stat().st_size > 0
+    assert Path(fst).is_relative_to(waves_dir.resolve())
 
 
 def test_icarus():
