@@ -28,9 +28,10 @@ as in the Fmax-ceiling design, so they never hide a slower design path).
 nextpnr first packs the netlist (``--pack-only``). A design that does not fit the device
 is not placed: ``fits`` is false, ``area_kind`` is ``"packed"`` and ``area`` comes from the
 packed cell counts (the counts that placement would use; they equal the placed counts of a
-design that fits). Its ``fmax_mhz`` is then measured on a larger device of the same fabric
-where there is one (``fmax_device``: ECP5 LFE5U-85F for ``ecp5-25k``) and is null otherwise
-(iCE40 has no larger device).
+design that fits). Its ``fmax_mhz`` is null, unless ``fmax_fallback=True`` asks for it to be
+measured on a larger device of the same fabric (``fmax_device``: ECP5 LFE5U-85F for
+``ecp5-25k``; iCE40 has no larger device). That is off by default: placing and routing
+~30k cells under WebAssembly takes the better part of an hour.
 
 DSP blocks are disabled on ECP5 and xc7 (and not enabled on iCE40) so that arithmetic is
 counted in ``area`` on every target; block RAMs are allowed and reported as ``bram``.
@@ -319,7 +320,7 @@ def _pnr_args(tgt, seed, freq_mhz, device=None):
 
 
 def _placed_job(kind, sources, top, tgt, build_dir, cache_dir, timeout, seed, freq_mhz,
-                wrapped=True):
+                wrapped=True, fmax_fallback=True):
     """Synthesis + place and route of ``sources`` (which hold module ``top``); with
     ``wrapped``, ``top`` is the harness and its ``dut`` instance keeps its own module through
     synthesis. Returns placed utilization, Fmax and per-module synthesized cells."""
@@ -333,7 +334,8 @@ def _placed_job(kind, sources, top, tgt, build_dir, cache_dir, timeout, seed, fr
     lines += ["write_json -noscopeinfo netlist.json"]
     script_tail = "\n".join(lines) + "\n"
     pnr = _pnr_args(tgt, seed, freq_mhz)
-    fallback = _pnr_args(tgt, seed, freq_mhz, tgt.fallback) if tgt.fallback else None
+    fallback = (_pnr_args(tgt, seed, freq_mhz, tgt.fallback)
+                if tgt.fallback and fmax_fallback else None)
     key = cache_key(job=kind, sources=sources, script=script_tail, top=top, target=tgt.name,
                     pnr=pnr, fallback=fallback, versions=package_versions())
     hit = cache_load(cache_dir, key)
@@ -429,7 +431,8 @@ def _round(x, nd=2):
 # --------------------------------------------------------------------------- public flows
 
 def synthesize(verilog_path, top, target, build_dir, *, place=True, cache_dir=None,
-               seed=1, freq_mhz=100.0, clocks=("clk",), timeout=DEFAULT_TIMEOUT, jobs=2):
+               seed=1, freq_mhz=100.0, clocks=("clk",), timeout=DEFAULT_TIMEOUT, jobs=2,
+               fmax_fallback=False):
     """Synthesize module ``top`` of ``verilog_path`` (a path or a list of paths) for
     ``target`` (a name of :data:`TARGETS`); tool files go under ``build_dir``.
 
@@ -440,7 +443,10 @@ def synthesize(verilog_path, top, target, build_dir, *, place=True, cache_dir=No
     ``tool_versions``, ``cached`` (every job came from the cache).
 
     With ``place=False`` on iCE40/ECP5 no place and route runs; ``area`` is then the
-    synthesis-level LUT estimate (``area_kind`` says which)."""
+    synthesis-level LUT estimate (``area_kind`` says which). A design that does not fit the
+    device has ``fits`` false and its packed cell count as ``area``; with ``fmax_fallback``
+    its Fmax is measured on the target's larger device (``fmax_device``), which for a big
+    design is the slowest step of all (tens of minutes)."""
     tgt = _target(target)
     cache = resolve_cache_dir(cache_dir)
     build_dir = pathlib.Path(build_dir)
@@ -464,9 +470,12 @@ def synthesize(verilog_path, top, target, build_dir, *, place=True, cache_dir=No
     stub = ("stub.v", _h.stub_verilog(top, ports))
     args = dict(tgt=tgt, build_dir=build_dir, cache_dir=cache, timeout=timeout, seed=seed,
                 freq_mhz=freq_mhz)
+    bare_args = dict(args, fmax_fallback=False)     # the harness alone always fits
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs)) as ex:
-        f_full = ex.submit(_placed_job, "placed", sources + [wrapper], _h.HARNESS_TOP, **args)
-        f_bare = ex.submit(_placed_job, "harness", [stub, wrapper], _h.HARNESS_TOP, **args)
+        f_full = ex.submit(_placed_job, "placed", sources + [wrapper], _h.HARNESS_TOP,
+                           fmax_fallback=fmax_fallback, **args)
+        f_bare = ex.submit(_placed_job, "harness", [stub, wrapper], _h.HARNESS_TOP,
+                           **bare_args)
         full, bare = f_full.result(), f_bare.result()
     return _placed_summary(tgt, top, full, bare)
 
@@ -526,7 +535,8 @@ def fmax_ceiling(target, build_dir, *, cache_dir=None, seed=1, freq_mhz=100.0,
         return None
     src = [("ceiling.v", _h.ceiling_verilog(tgt.lut_inputs))]
     r = _placed_job("ceiling", src, _h.CEILING_TOP, tgt, pathlib.Path(build_dir),
-                    resolve_cache_dir(cache_dir), timeout, seed, freq_mhz, wrapped=False)
+                    resolve_cache_dir(cache_dir), timeout, seed, freq_mhz, wrapped=False,
+                    fmax_fallback=False)
     return r["fmax_mhz"]
 
 
@@ -535,7 +545,7 @@ _NULL_SIDE = {"area": None, "ffs": None, "fmax_mhz": None}
 
 def synth_report(design_verilog, design_top, baseline_verilog, baseline_top, target,
                  build_dir, *, place=True, cache_dir=None, seed=1, freq_mhz=100.0,
-                 clocks=("clk",), timeout=DEFAULT_TIMEOUT, jobs=2):
+                 clocks=("clk",), timeout=DEFAULT_TIMEOUT, jobs=2, fmax_fallback=False):
     """The SPEC §6 report of the design against a baseline on ``target``.
 
     ``baseline_verilog=None`` gives null baseline fields and a null ``area_reduction``.
@@ -544,7 +554,8 @@ def synth_report(design_verilog, design_top, baseline_verilog, baseline_top, tar
     ``design``/``baseline`` also hold ``top``, ``cells`` (by type), ``synth`` (summary
     counts) and ``placed`` (placed targets)."""
     tgt = _target(target)
-    kw = dict(place=place, cache_dir=cache_dir, seed=seed, freq_mhz=freq_mhz, timeout=timeout)
+    kw = dict(place=place, cache_dir=cache_dir, seed=seed, freq_mhz=freq_mhz, timeout=timeout,
+              fmax_fallback=fmax_fallback)
     build_dir = pathlib.Path(build_dir)
     design = synthesize(design_verilog, design_top, tgt, build_dir, clocks=clocks, jobs=jobs,
                         **kw)

@@ -5,6 +5,7 @@ YoWASP tools are compiled (their first use on a machine adds up to two minutes).
 """
 
 import json
+import pathlib
 
 import pytest
 from amaranth import Module
@@ -26,6 +27,18 @@ class _Mix(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.d.sync += self.y.eq(self.x ^ (self.x >> 1))
+        return m
+
+
+class _Mul16(wiring.Component):
+    """A registered 16x16 multiplier: ~700 iCE40 logic cells, too many for an LP384."""
+    a: In(16)
+    b: In(16)
+    o: Out(32)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.sync += self.o.eq(self.a * self.b)
         return m
 
 
@@ -87,6 +100,16 @@ def test_harness_verilog_covers_every_port():
     assert "assign q = 7'b0;" in stub
 
 
+def test_packed_utilization_from_log(tmp_path):
+    log = tmp_path / "pack.log"
+    log.write_text("Info: Device utilisation:\n"
+                   "Info: \t         ICESTORM_LC:   30594/   5280   579%\n"
+                   "Info: \t        ICESTORM_RAM:       0/     30     0%\n"
+                   "Info: \t               SB_IO:       3/     39     7%\n")
+    assert flows._packed_utilization(log) == {
+        "ICESTORM_LC": (30594, 5280), "ICESTORM_RAM": (0, 30), "SB_IO": (3, 39)}
+
+
 def test_cache_key_is_content_addressed():
     assert cache_key(a=1, b=[1, 2]) == cache_key(b=[1, 2], a=1)
     assert cache_key(a=1) != cache_key(a=2)
@@ -109,9 +132,8 @@ def test_synthesis_only_targets(work, target):
     assert "$scopeinfo" not in r["cells"]
     # the raw yosys statistics do hold a $scopeinfo cell (the submodule's scope), so the
     # exclusion is doing something
-    stat = json.loads((flows.pathlib.Path(r["build_dir"]) / "stat.json").read_text()) \
-        if not r["cached"] else None
-    if stat is not None:
+    if not r["cached"]:
+        stat = json.loads((pathlib.Path(r["build_dir"]) / "stat.json").read_text())
         assert stat["design"]["num_cells_by_type"].get("$scopeinfo", 0) >= 1
     if target == "xc7":
         assert r["area"] == sum(n for t, n in r["cells"].items()
@@ -167,7 +189,7 @@ def test_synth_report_without_and_with_baseline(work):
 
 
 def test_breakdown_per_module(work):
-    r = bd.breakdown(work["v"], TOP, "xc7", work["build"], cache_dir=work["cache"])
+    r = bd.breakdown(work["v"], TOP, "gates", work["build"], cache_dir=work["cache"])
     child = f"{TOP}.mix"
     assert set(r["modules"]) == {TOP, child}
     assert r["modules"][TOP]["children"] == {child: 1}
@@ -188,3 +210,16 @@ def test_other_placed_targets(work, target):
     r = _synth(work, target)
     assert r["fits"] and 0 < r["area"] < r["placed"]["total"]["area"]
     assert r["fmax_mhz"] > 0
+
+
+def test_design_that_does_not_fit_reports_packed_area(tmp_path):
+    """On a device too small for it the design is packed, not placed: area from the packed
+    cell count, fits false, no Fmax."""
+    vpath = tmp_path / "mul16.v"
+    vpath.write_text(verilog.convert(_Mul16(), name="mul16", emit_src=False))
+    small = flows.Target("ice40-lp384", "ice40", "synth_ice40 -top {top}",
+                         ("--lp384", "--package", "qn32"), "ICESTORM_LC", 4)
+    r = flows.synthesize(vpath, "mul16", small, tmp_path / "build", cache_dir=False)
+    assert r["fits"] is False and r["area_kind"] == "packed"
+    assert r["fmax_mhz"] is None and "does not fit" in r["placed"]["error"]
+    assert r["area"] > 384 and r["ffs"] == 32
