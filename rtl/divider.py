@@ -83,10 +83,13 @@ class RoundingDivider(wiring.Component):
                 m.next = "STEP"
             with m.State("STEP"):
                 for e in range(L):
-                    take = rem[e] >= dsh
+                    # one subtractor per step: its sign is the comparison
+                    diff = Signal(signed(max(rw, dw) + 1), name=f"diff{e}")
+                    m.d.comb += diff.eq(rem[e] - dsh)
+                    take = ~diff[-1]
                     m.d.sync += quo[e].eq(Cat(take, quo[e][:-1]) if qb > 1 else take)
                     with m.If(take):
-                        m.d.sync += rem[e].eq(rem[e] - dsh)
+                        m.d.sync += rem[e].eq(diff)
                 m.d.sync += [dsh.eq(dsh >> 1), step.eq(step - 1)]
                 with m.If(step == 0):
                     m.next = "SIGN"
