@@ -61,6 +61,7 @@ class RoundingDivider(wiring.Component):
         has_tag = tag_width(self.tag_shape) > 0
         tag = Signal(self.tag_shape) if has_tag else None
         out = Signal(data.ArrayLayout(signed(qb), L))
+        ovalid = Signal()
 
         def load():
             m.d.comb += self.i.ready.eq(1)
@@ -96,13 +97,16 @@ class RoundingDivider(wiring.Component):
             with m.State("SIGN"):
                 for e in range(L):
                     m.d.sync += out[e].eq(Mux(neg[e], -quo[e], quo[e]))
+                m.d.sync += ovalid.eq(1)
                 m.next = "DONE"
             with m.State("DONE"):
-                m.d.comb += self.o.valid.eq(1)
                 with m.If(self.o.ready):
+                    m.d.sync += ovalid.eq(0)
                     m.next = "IDLE"
                     load()
-        m.d.comb += self.o.payload.q.eq(out)
+        # o.valid is a register of its own (not a decode of the FSM state), so the core's
+        # m_out_tvalid is a flip-flop output, defined from reset in every simulator
+        m.d.comb += [self.o.valid.eq(ovalid), self.o.payload.q.eq(out)]
         if has_tag:
             m.d.comb += self.o.payload.tag.eq(tag)
         return m
