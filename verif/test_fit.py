@@ -1,0 +1,263 @@
+"""Hash fitting (golden/fit.py) and ``hamattn fit``: determinism, a valid weights file,
+weight width, ITQ's quantization loss, the ranking fit's recall, and clear CLI errors.
+Synthetic data only (no model download); a few seconds in all."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from hamattn.config import CoreConfig
+from hamattn.gen.cli import main as cli_main
+from hamattn.golden import run
+from hamattn.golden.fit import (METHODS, fit_hash, hash_bits, quantization_loss,
+                                quantize_weights, save_weights, window_data)
+
+D = 16
+
+
+def clustered(seed=0, windows=6, n=32, d=D, clusters=6, spread=0.25, scale=60, offset=0.0):
+    """Int8 queries and keys drawn around shared cluster centres (the same centres for every
+    seed): a query attends mostly to the keys of its own cluster. ``offset`` adds a common
+    vector to all queries and another to all keys, as real attention activations have.
+    Returns (queries, keys) of shape (windows, n, d) and the logit scale of a sharp softmax
+    on them."""
+    crng = np.random.default_rng(12345)
+    centres = crng.standard_normal((clusters, d))
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    oq, ok = offset * crng.standard_normal((2, d)) / math.sqrt(d)
+    rng = np.random.default_rng(seed)
+    qc = rng.integers(0, clusters, (windows, n))
+    kc = rng.integers(0, clusters, (windows, n))
+    q = centres[qc] + oq + spread * rng.standard_normal((windows, n, d))
+    k = centres[kc] + ok + spread * rng.standard_normal((windows, n, d))
+    q = np.clip(np.rint(q * scale), -128, 127).astype(np.int64)
+    k = np.clip(np.rint(k * scale), -128, 127).astype(np.int64)
+    return q, k, 8.0 / scale ** 2
+
+
+def recall8(arrays, q, k):
+    """Top-8 recall of the Hamming ranking against the ranking by q.k, per window."""
+    W, t = arrays["W"], arrays["theta"]
+    Wq, tq = arrays.get("Wq", W), arrays.get("thetaq", t)
+    hits = total = 0
+    for qq, kk in zip(q, k):
+        cq, ck = hash_bits(qq, Wq, tq), hash_bits(kk, W, t)
+        H = (cq[:, None, :] != ck[None, :, :]).sum(axis=2)
+        approx = np.argsort(H, axis=1, kind="stable")[:, :8]
+        exact = np.argsort(-(qq @ kk.T), axis=1, kind="stable")[:, :8]
+        hits += sum(len(set(a) & set(e)) for a, e in zip(approx, exact))
+        total += 8 * len(qq)
+    return hits / total
+
+
+# =========================================================================== library
+
+@pytest.mark.parametrize("method", METHODS)
+def test_fit_is_deterministic_for_a_seed(method):
+    q, k, ls = clustered()
+    a = fit_hash(q, k, 24, method, 2, seed=3, logit_scale=ls, iters=40)
+    b = fit_hash(q, k, 24, method, 2, seed=3, logit_scale=ls, iters=40)
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+    if method == "random":
+        c = fit_hash(q, k, 24, method, 2, seed=4, logit_scale=ls)
+        assert not np.array_equal(a["W"], c["W"])
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("weight_bits", [2, 3, 4, 8])
+def test_weights_respect_the_width(method, weight_bits):
+    q, k, ls = clustered(windows=3)
+    a = fit_hash(q, k, 20, method, weight_bits, seed=0, logit_scale=ls, iters=30)
+    lim = 2 ** (weight_bits - 1) - 1
+    for key in ("W", "Wq"):
+        if key in a:
+            assert a[key].dtype.kind == "i" and a[key].shape == (20, D)
+            assert np.abs(a[key]).max() <= lim
+            assert (np.abs(a[key]).sum(axis=1) > 0).all()      # no dead bit
+    if weight_bits == 2:
+        assert set(np.unique(a["W"])) <= {-1, 0, 1}
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_written_file_loads_and_runs(method, tmp_path):
+    q, k, ls = clustered(windows=3)
+    a = fit_hash(q, k, 32, method, 2, seed=0, logit_scale=ls, iters=30)
+    path = save_weights(tmp_path / "hash.npz", a)
+    with np.load(path, allow_pickle=False) as z:
+        assert set(z.files) <= {"W", "theta", "Wq", "thetaq", "shifts"}
+        assert all(z[f].dtype == np.int64 for f in z.files)
+        assert "g" not in z.files
+    for mode in ("linear", "topk", "hsoftmax"):
+        cfg = CoreConfig.create(d=D, w=8, b=32, N=32, mode=mode, weights=str(path))
+        np.testing.assert_array_equal(cfg.W_array, a["W"])
+        np.testing.assert_array_equal(cfg.theta_array, a["theta"])
+        if "Wq" in a:
+            assert cfg.asymmetric
+            np.testing.assert_array_equal(cfg.Wq_array, a["Wq"])
+        if mode == "hsoftmax" and "shifts" in a:
+            assert list(cfg.shifts) == list(a["shifts"])
+        r = run(cfg, k[0], k[0], q[0])
+        assert r.out.shape == (32, D)
+
+
+def test_shift_table_is_valid():
+    q, k, ls = clustered()
+    for b in (8, 64):
+        a = fit_hash(q, k, b, "itq", 2, seed=0, logit_scale=ls, smax=12)
+        s = a["shifts"]
+        assert s.shape == (b + 1,) and s[0] == 0 and s.max() <= 12
+        assert (np.diff(s) >= 0).all()
+        assert 0 < float(a["g"]) <= 64
+
+
+def test_itq_reduces_quantization_loss_against_random():
+    q, k, _ = clustered(windows=8, spread=0.15, clusters=12)
+    X = np.concatenate([q.reshape(-1, D), k.reshape(-1, D)])
+    for b in (4, 8, 16, 32):
+        itq = fit_hash(q, k, b, "itq", 4, seed=0)
+        rnd = fit_hash(q, k, b, "random", 4, seed=0)
+        loss_itq = quantization_loss(X, itq["W"], itq["theta"])
+        loss_rnd = quantization_loss(X, rnd["W"], rnd["theta"])
+        assert loss_itq < loss_rnd - 0.02, (b, loss_itq, loss_rnd)
+
+
+def test_ranking_improves_recall_over_random():
+    q, k, ls = clustered(windows=8, seed=1, offset=1.0, scale=50)
+    qe, ke, _ = clustered(windows=4, seed=2, offset=1.0, scale=50)   # held-out draws
+    rnd = fit_hash(q, k, 32, "random", 2, seed=0, logit_scale=ls)
+    rk = fit_hash(q, k, 32, "ranking", 2, seed=0, logit_scale=ls, iters=150)
+    r_rnd, r_rk = recall8(rnd, qe, ke), recall8(rk, qe, ke)
+    assert r_rk > r_rnd + 0.04, (r_rnd, r_rk)
+
+
+def test_quantize_weights_keeps_direction():
+    rng = np.random.default_rng(0)
+    W = rng.standard_normal((40, 24))
+    prev = -1
+    for bits in (2, 3, 4, 6):
+        Wi, s = quantize_weights(W, bits)
+        assert np.abs(Wi).max() <= 2 ** (bits - 1) - 1 and (s > 0).all()
+        cos = np.mean((Wi * W).sum(1) / np.linalg.norm(Wi, axis=1) / np.linalg.norm(W, axis=1))
+        assert cos > prev
+        prev = cos
+    assert prev > 0.99
+
+
+def test_window_data_layouts():
+    q = np.zeros((100, 4), dtype=np.int64)
+    qs, ks = window_data(q, q, 32)
+    assert [len(x) for x in qs] == [32, 32, 32, 4]
+    qs, ks = window_data(q, q[:10])                  # different counts: one window
+    assert len(qs) == 1 and len(ks[0]) == 10
+    qs, ks = window_data(q.reshape(5, 20, 4), q.reshape(5, 20, 4))
+    assert len(qs) == 5
+
+
+@pytest.mark.parametrize("kw,message", [
+    (dict(method="pca"), "method = 'pca' is not allowed"),
+    (dict(weight_bits=1), "weight_bits = 1 is not allowed"),
+    (dict(method="ranking"), "needs logit_scale"),
+    (dict(logit_scale=-1.0), "logit_scale = -1.0 is not allowed"),
+])
+def test_library_errors(kw, message):
+    q, k, _ = clustered(windows=2)
+    args = dict(method="itq", weight_bits=2)
+    args.update(kw)
+    with pytest.raises(ValueError, match=message):
+        fit_hash(q, k, 16, args.pop("method"), args.pop("weight_bits"), 0, **args)
+    with pytest.raises(ValueError, match="must be integers"):
+        fit_hash(q.astype(float), k, 16, "itq")
+
+
+# =========================================================================== command line
+
+@pytest.fixture
+def npy(tmp_path):
+    q, k, ls = clustered(windows=4)
+    paths = {}
+    for name, a in (("q", q.reshape(-1, D)), ("k", k.reshape(-1, D)), ("k3", k),
+                    ("q3", q), ("qf", q.reshape(-1, D).astype(np.float32)),
+                    ("wide", k.reshape(-1, D) * 4), ("short", k.reshape(-1, D)[:, :8]),
+                    ("flat", k.reshape(-1))):
+        paths[name] = str(tmp_path / f"{name}.npy")
+        np.save(paths[name], a)
+    paths["ls"] = ls
+    paths["npz"] = str(tmp_path / "x.npz")
+    np.savez(paths["npz"], a=q)
+    return paths
+
+
+def fit_cli(npy, tmp_path, *extra, queries="q", keys="k"):
+    out = tmp_path / "hash.npz"
+    argv = ["fit", "--queries", npy[queries] if queries in npy else queries,
+            "--keys", npy[keys] if keys in npy else keys, "--head-dim", str(D),
+            "--code-bits", "32", "--seq-len", "32", "-o", str(out), *extra]
+    return cli_main(argv), out
+
+
+@pytest.mark.parametrize("extra", [
+    ["--method", "itq"],
+    ["--method", "random", "--weight-bits", "4"],
+    ["--method", "ranking", "--iters", "40"],
+])
+def test_cli_fit_writes_a_loadable_file(npy, tmp_path, capsys, extra):
+    if "ranking" in extra:
+        extra = extra + ["--logit-scale", str(npy["ls"])]
+    status, out = fit_cli(npy, tmp_path, *extra)
+    assert status == 0
+    text = capsys.readouterr().out
+    assert f"wrote {out}" in text and "hamattn gen --weights" in text
+    cfg = CoreConfig.create(d=D, b=32, N=32, mode="hsoftmax", weights=str(out))
+    assert cfg.weight_width <= (4 if "4" in extra else 2)
+    status2, out2 = fit_cli(npy, tmp_path, *extra)     # same seed: same bytes
+    assert out.read_bytes() == out2.read_bytes()
+
+
+def test_cli_fit_accepts_windows(npy, tmp_path):
+    status, out = fit_cli(npy, tmp_path, "--method", "itq", queries="q3", keys="k3")
+    assert status == 0 and out.is_file()
+
+
+@pytest.mark.parametrize("queries,keys,extra,message", [
+    ("/nonexistent/q.npy", "k", [], "--queries /nonexistent/q.npy: no such file"),
+    ("q", "/nonexistent/k.npy", [], "--keys /nonexistent/k.npy: no such file"),
+    ("short", "k", ["--method", "itq"], "shape (128, 8) is not allowed: (n, d) or "
+                                        "(windows, n, d) with d = --head-dim = 16"),
+    ("q", "flat", ["--method", "itq"], "shape (2048,) is not allowed"),
+    ("qf", "k", ["--method", "itq"], "the vectors must be integers (dtype float32 given)"),
+    ("q", "wide", ["--method", "itq"], "do not fit --width 8"),
+    ("npz", "k", ["--method", "itq"], "a .npy array is needed, not an .npz archive"),
+    ("q", "k3", ["--method", "itq"], "do not match"),
+    ("q", "k", [], "--method ranking needs --logit-scale"),
+    ("q", "k", ["--method", "itq", "--weight-bits", "17"], "--weight-bits 17 is not allowed"),
+    ("q", "k", ["--method", "itq", "--code-bits", "0"], "b (--code-bits) = 0 is not allowed"),
+])
+def test_cli_fit_errors_are_clear(npy, tmp_path, capsys, queries, keys, extra, message):
+    status, out = fit_cli(npy, tmp_path, *extra, queries=queries, keys=keys)
+    err = capsys.readouterr().err
+    assert status == 2
+    assert message in err, err
+    assert "Traceback" not in err and err.startswith("hamattn fit: error:")
+    assert not out.exists()
+
+
+def test_cli_fit_non_integer_text_flag(npy, tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        fit_cli(npy, tmp_path, "--weight-bits", "two")
+    assert e.value.code == 2
+    assert "'two' is not allowed for --weight-bits" in capsys.readouterr().err
+
+
+def test_cli_fit_help(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli_main(["fit", "--help"])
+    assert e.value.code == 0
+    text = capsys.readouterr().out
+    for flag in ("--queries", "--keys", "--method", "--weight-bits", "--logit-scale",
+                 "--code-bits", "--head-dim", "--seed"):
+        assert flag in text
