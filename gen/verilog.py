@@ -50,21 +50,6 @@ def check_buildable(cfg):
     return bits
 
 
-#: Yosys starts every combinational ``always @*`` block by reading a register declared
-#: ``reg \$auto$verilog_backend... = 0;`` so that the block runs once at time 0. Under
-#: SystemVerilog semantics (e.g. ``iverilog -g2012``, cocotb's default for Icarus) a declaration
-#: initializer raises no event, and a block whose inputs never change afterwards (an FSM decode
-#: that stays in its reset state) would stay X forever. A ``#0`` assignment of that register in
-#: an initial block changes it after every process has started, in every simulator; synthesis
-#: and Verilator ignore it.
-_TRIGGER = re.compile(r"^(\s*)reg (\\\$auto\$verilog_backend\S+)  = 0;$", re.M)
-
-
-def _time_zero_trigger(text):
-    return _TRIGGER.sub(lambda m: f"{m.group(1)}reg {m.group(2)}  = 0;\n"
-                                  f"{m.group(1)}initial #0 {m.group(2)}  = 1;", text)
-
-
 def verilog_text(cfg, top=DEFAULT_TOP, progress=None):
     """The Verilog of :class:`AxiStreamCore` for ``cfg`` as module ``top``, without source
     locations so that the same config always gives the same bytes. ``progress`` (a callable
@@ -74,8 +59,8 @@ def verilog_text(cfg, top=DEFAULT_TOP, progress=None):
     if progress is not None and bits > SLOW_ADDER_BITS:
         progress(f"elaborating a large core (about {bits:,} adder bits); this can take "
                  "a few minutes...")
-    return _time_zero_trigger(verilog.convert(AxiStreamCore(cfg), name=top, emit_src=False,
-                                              strip_internal_attrs=True))
+    return verilog.convert(AxiStreamCore(cfg), name=top, emit_src=False,
+                           strip_internal_attrs=True)
 
 
 def sha256(text):

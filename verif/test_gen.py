@@ -206,12 +206,3 @@ def test_too_large_core_is_refused_with_reason(tmp_path):
            "of at most 2,097,152 adder bits" in r.stderr
     assert not (tmp_path / "o").exists()
 
-
-def test_combinational_blocks_run_at_time_zero_in_every_simulator():
-    """Every Yosys time-0 trigger register also gets an `initial #0` assignment, so that
-    `always @*` blocks evaluate under SystemVerilog semantics too (iverilog -g2012)."""
-    text = verilog_text(small("topk"))
-    triggers = re.findall(r"reg (\\\$auto\$verilog_backend\S+)  = 0;", text)
-    assert triggers
-    for t in triggers:
-        assert f"initial #0 {t}  = 1;" in text
