@@ -24,7 +24,7 @@ wheel, no torch) and runs this. Steps:
    with exact float weights exp(-g·H/b), to measure what the power-of-two weights cost.
 
 Means are over every evaluated row of every evaluated head. Writes
-``bench/results/fidelity.json`` and ``bench/results/fidelity.png``.
+``bench/results/fidelity.json``, ``fidelity.md`` (its tables) and ``fidelity.png``.
 """
 
 from __future__ import annotations
@@ -296,17 +296,60 @@ def plot(doc, path):
     plt.close(fig)
 
 
+def markdown(doc):
+    """The tables of bench/FIDELITY.md from a result document."""
+    rows = doc["rows"]
+    bits = doc["config"]["bits"]
+    methods = doc["config"]["methods"]
+    ks = doc["config"]["topk"]
+    out = []
+    refs = {r["mode"]: r for r in rows if r["method"] == "reference"}
+    out.append("| reference | cosine | rel. error | top-8 recall |")
+    out.append("|---|---:|---:|---:|")
+    for mode in ("meanpool", "int8-softmax"):
+        r = refs[mode]
+        out.append(f"| {mode} | {r['cosine']:.4f} | {r['rel_err']:.4f} | {r['recall8']:.4f} |")
+    out.append("")
+    out.append("Mean cosine to exact softmax attention (columns: b):")
+    out.append("")
+    out.append("| mode | method | " + " | ".join(f"b = {b}" for b in bits) + " |")
+    out.append("|---|---|" + "---:|" * len(bits))
+    panels = [("linear", None), *[("topk", k) for k in ks], ("hsoftmax", None),
+              ("hsoftmax-exp", None)]
+    for mode, k in panels:
+        for m in methods:
+            cells = []
+            for b in bits:
+                r = [x for x in rows if x["mode"] == mode and x["method"] == m
+                     and x["b"] == b and x.get("k") == k]
+                cells.append(f"{r[0]['cosine']:.4f}" if r else "")
+            name = mode if k is None else f"topk k={k}"
+            out.append(f"| {name} | {m} | " + " | ".join(cells) + " |")
+    out.append("")
+    out.append("Best hardware mode per b (the hsoftmax-exp rows are a float reference, not "
+               "hardware):")
+    out.append("")
+    out.append("| b | mode | method | cosine | rel. error | top-8 recall |")
+    out.append("|---:|---|---|---:|---:|---:|")
+    for b, r in doc["best_per_b"].items():
+        name = r["mode"] + (f" k={r['k']}" if "k" in r else "")
+        out.append(f"| {b} | {name} | {r['method']} | {r['cosine']:.4f} | "
+                   f"{r['rel_err']:.4f} | {r['recall8']:.4f} |")
+    return "\n".join(out) + "\n"
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m hamattn.bench.fidelity", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--heads", type=int, default=24,
+    ap.add_argument("--heads", type=int, default=12,
                     help="heads evaluated, spread over the 6 layers x 12 heads (72 = all) "
-                    "[default: 24]")
+                    "[default: 12]")
     ap.add_argument("--bits", default="16,32,64,128", help="code lengths b")
     ap.add_argument("--methods", default="random,itq,ranking,ranking-w4",
                     help="fit methods; '-w4' means 4-bit weights (else ternary)")
     ap.add_argument("--topk", default="8,32", help="k of the topk mode (one or more)")
-    ap.add_argument("--iters", type=int, default=300, help="steps of the ranking fit")
+    ap.add_argument("--iters", type=int, default=150,
+                    help="steps of the ranking fit [default: 150]")
     ap.add_argument("--max-shift", type=int, default=16, dest="smax",
                     help="largest shift of the fitted hsoftmax tables [default: 16]")
     ap.add_argument("--jobs", type=int, default=2, help="worker processes [default: 2]")
@@ -316,7 +359,16 @@ def main(argv=None):
     ap.add_argument("--json", type=Path, default=RESULTS / "fidelity.json")
     ap.add_argument("--png", type=Path, default=RESULTS / "fidelity.png")
     ap.add_argument("--cache", type=Path, default=CACHE, help="activation cache folder")
+    ap.add_argument("--from-json", action="store_true",
+                    help="only redraw the plot and the Markdown tables from --json")
     args = ap.parse_args(argv)
+    md_path = args.json.with_suffix(".md")
+    if args.from_json:
+        doc = json.loads(args.json.read_text())
+        plot(doc, args.png)
+        md_path.write_text(markdown(doc))
+        print(markdown(doc))
+        return 0
     if args.quick:
         args.heads, args.bits, args.iters = 4, "16,64", 100
     bits = [int(x) for x in args.bits.split(",")]
@@ -344,7 +396,7 @@ def main(argv=None):
     tasks = [(L, h, tuple(a[:, L, h] for a in fit), tuple(a[:, L, h] for a in ev), bits,
               methods, ks, args.iters, args.smax, args.seed) for L, h in heads]
     print(f"{len(heads)} heads x b in {bits} x {methods}: fit on {fit[0].shape[0]} windows, "
-          f"evaluate on {ev[0].shape[0]} windows of {ev[0].shape[2]} tokens, {args.jobs} jobs")
+          f"evaluate on {ev[0].shape[0]} windows of {ev[0].shape[3]} tokens, {args.jobs} jobs")
     meters, per_head, fit_times = {}, [], {}
     if args.jobs > 1:
         import multiprocessing as mp
@@ -431,6 +483,7 @@ def main(argv=None):
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(doc, indent=1) + "\n")
     plot(doc, args.png)
+    md_path.write_text(markdown(doc))
 
     print(f"\n{'mode':<14}{'k':>4}{'b':>5}  {'method':<12}{'cosine':>8}{'rel_err':>9}"
           f"{'recall8':>9}")
@@ -446,7 +499,7 @@ def main(argv=None):
           f"{'met' if g['b64_best_cosine_at_least_0.95'] else 'NOT met'}; power-of-two cost "
           f"at b=64 <= 0.01: {g['b64_pow2_cost_max']} -> "
           f"{'met' if g['b64_pow2_cost_at_most_0.01'] else 'NOT met'}")
-    print(f"wrote {args.json} and {args.png} in {elapsed:.0f} s")
+    print(f"wrote {args.json}, {md_path} and {args.png} in {elapsed:.0f} s")
     return 0
 
 

@@ -64,6 +64,8 @@ __all__ = ["METHODS", "fit_hash", "save_weights", "quantize_weights", "quantizat
 METHODS = ("random", "itq", "ranking")
 SPEC_KEYS = ("W", "theta", "Wq", "thetaq", "shifts")
 MAX_SHIFT = 32
+#: queries sampled for the shift-table fit (its statistics are per-query histograms)
+SHIFT_FIT_QUERIES = 4096
 
 
 # --------------------------------------------------------------------------- data
@@ -406,7 +408,7 @@ def fit_shifts(cnt, mass, b, smax=MAX_SHIFT, g_hint=None):
         if c < best:
             best, best_s = c, s
     s = best_s.copy()
-    for _ in range(6):
+    for _ in range(4):
         improved = False
         for i in range(1, b + 1):
             for delta in (-1, 1):
@@ -537,6 +539,9 @@ def fit_hash(queries, keys, b, method="ranking", weight_bits=2, seed=0, *, logit
             Ps.append(_softmax(q @ k.T * logit_scale))
             kms.append(np.ones(len(k), dtype=bool))
         cnt, mass = _hist_stats(Hs, Ps, kms, b)
+        if len(cnt) > SHIFT_FIT_QUERIES:              # a seeded sample keeps the fit quick
+            pick = np.sort(rng.choice(len(cnt), SHIFT_FIT_QUERIES, replace=False))
+            cnt, mass = cnt[pick], mass[pick]
         table, g = fit_shifts(cnt, mass, b, smax)
         out["shifts"] = table
         out["g"] = np.array(g)
