@@ -22,10 +22,14 @@ import numpy as np
 __all__ = [
     "CoreConfig", "ConfigError", "WeightsError", "MODES", "WEIGHT_SOURCES", "PARAMS",
     "signed_width", "unsigned_width", "csd_digits", "tree_depth", "divider_latency",
-    "hamming_latency",
+    "hamming_latency", "POPCOUNT_TREES",
 ]
 
 MODES = ("linear", "topk", "hsoftmax")
+#: popcount trees of the Hamming distance (rtl/popcount.py): the plain adder sum, or a
+#: compressor tree of counters for 4-input or 6-input LUTs
+POPCOUNT_TREES = ("sum", "lut4", "lut6")
+DEFAULT_POPCOUNT = "lut6"
 WEIGHT_SOURCES = ("random-ternary", "random-sign")
 #: widest weight a hash constant may have (signed bits); the projection sums stay < 2**63
 MAX_WEIGHT_WIDTH = 16
@@ -78,6 +82,8 @@ PARAMS = (
     Param("weights", "--weights", "random-ternary",
           "hash projection: random-ternary, random-sign or a .npz file"),
     Param("seed", "--seed", 0, "seed of the random hash projection (0..2**63-1)"),
+    Param("popcount", "--popcount", DEFAULT_POPCOUNT,
+          "popcount tree of the Hamming distance: sum, lut4 or lut6"),
 )
 FLAGS = {p.name: p.flag for p in PARAMS}
 
@@ -119,10 +125,20 @@ def tree_depth(n_terms):
     return max(0, math.ceil(math.log2(n_terms))) if n_terms > 1 else 0
 
 
-def hamming_latency(b):
-    """Edges through :class:`HammingDistance` for b-bit codes: one XOR register, then one
-    register per level of the popcount tree."""
-    return 1 + tree_depth(b)
+def hamming_latency(b, tree="sum", stages=None):
+    """Edges through :class:`HammingDistance` for b-bit codes: its ``stages`` pipeline
+    registers. By default, ``sum``: one XOR register and one per adder level,
+    ``1 + ceil(log2(b))``; ``lut6``: ``max(1, ceil(log2(b)))``, at least the levels of its
+    compressor tree (one register each); ``lut4``: ``1 + ceil(log2(b))`` (its tree has up to
+    two levels more; those share a register with the next)."""
+    if tree not in POPCOUNT_TREES:
+        raise ValueError(f"tree = {tree!r} is not allowed: one of {', '.join(POPCOUNT_TREES)}")
+    if stages is None:
+        return max(1, tree_depth(b)) if tree == "lut6" else 1 + tree_depth(b)
+    if isinstance(stages, bool) or not isinstance(stages, (int, np.integer)) \
+            or not 1 <= stages <= 64:
+        raise ValueError(f"stages = {stages!r} is not allowed: an integer from 1 to 64")
+    return int(stages)
 
 
 def divider_latency(q_bits):
@@ -233,11 +249,12 @@ class CoreConfig:
     Wq: tuple | None = None
     thetaq: tuple | None = None
     shift_table: tuple | None = None  # from a weights file; None: the SPEC formula
+    popcount: str = DEFAULT_POPCOUNT
 
     # ---------------------------------------------------------------- construction
     @classmethod
     def create(cls, d=16, w=8, b=16, N=64, mode="linear", k=None, g=12.0, smax=16, lanes=None,
-               weights="random-ternary", seed=0):
+               weights="random-ternary", seed=0, popcount=DEFAULT_POPCOUNT):
         """Validate the scalar parameters, draw or load W/θ, and return the frozen config.
         ``k=None`` means min(8, N); ``lanes=None`` means d."""
         d = _check_int("d", d, 1, 1024)
@@ -273,7 +290,7 @@ class CoreConfig:
         return cls(d=d, w=w, b=b, N=N, mode=mode, k=k, g=g, smax=smax,
                    lanes=d if lanes is None else lanes, weights=weights, seed=seed,
                    W=tup(W), theta=tup(theta), Wq=tup(Wq), thetaq=tup(thetaq),
-                   shift_table=tup(shift_table))
+                   shift_table=tup(shift_table), popcount=popcount)
 
     def __post_init__(self):
         _check_int("d", self.d, 1, 1024)
@@ -282,6 +299,9 @@ class CoreConfig:
         _check_int("N", self.N, 1, 65536)
         if self.mode not in MODES:
             raise ConfigError("mode", self.mode, "one of " + ", ".join(MODES), "--mode")
+        if not isinstance(self.popcount, str) or self.popcount not in POPCOUNT_TREES:
+            raise ConfigError("popcount", self.popcount, "one of " + ", ".join(POPCOUNT_TREES),
+                              "--popcount")
         k = self.k
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= self.N:
             raise ConfigError("k", k, f"an integer from 1 to N = {self.N} (k keys kept of at "
@@ -438,7 +458,7 @@ class CoreConfig:
 
     @property
     def hamming_latency(self):
-        return hamming_latency(self.b)
+        return hamming_latency(self.b, self.popcount)
 
     # ---------------------------------------------------------------- hsoftmax table
     @cached_property

@@ -61,7 +61,7 @@ class ScanValuePath(wiring.Component):
                                                      init=[])
         wc, wv = codes.write_port(), values.write_port()
         rc, rv = codes.read_port(transparent_for=()), values.read_port(transparent_for=())
-        m.submodules.hamming = ham = HammingDistance(b)
+        m.submodules.hamming = ham = HammingDistance(b, tree=cfg.popcount)
         m.d.comb += ham.o.ready.eq(1)
         L = ham.latency
 
