@@ -10,7 +10,6 @@ This module imports nothing else of the package.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import zipfile
@@ -356,7 +355,7 @@ class CoreConfig:
         lim = 1 << 47
         for x in v:
             if not -lim <= x < lim:
-                raise WeightsError(name, x, f"integers within ±2**47", "--weights")
+                raise WeightsError(name, x, "integers within ±2**47", "--weights")
 
     def replace(self, **changes):
         """A new validated config with some parameters changed (weights are re-drawn when
