@@ -140,12 +140,14 @@ def hamming_latency(b, tree="sum", stages=None):
     return int(stages)
 
 
-def divider_latency(q_bits):
+def divider_latency(q_bits, groups=1):
     """Rising edges from the edge at which :class:`RoundingDivider` accepts (num, den) to the
     edge at which its result transfers, with the output ready: the accepting edge registers
-    |num| and the sign, one edge forms 2|num|+den, ``q_bits`` restoring steps, one applies
-    the sign, and the result transfers on the next edge. It is also the divider's interval."""
-    return q_bits + 3
+    the numerators, then each of the ``groups`` groups of lanes takes one edge to form
+    2|num|+den, ``q_bits`` restoring steps and one edge to apply the sign; the result
+    transfers on the next edge: ``groups·(q_bits + 2) + 1``. It is also the divider's
+    interval."""
+    return groups * (q_bits + 2) + 1
 
 
 def _check_int(name, value, lo, hi):
@@ -312,10 +314,6 @@ class CoreConfig:
         object.__setattr__(self, "g", float(g))
         _check_int("smax", self.smax, 0, 32)
         _check_int("lanes", self.lanes, 1, self.d)
-        if self.lanes != self.d:
-            raise ConfigError("lanes", self.lanes,
-                              f"only lanes = d = {self.d} (fully parallel) in this release: "
-                              "folding is not implemented yet", "--lanes")
         _check_int("seed", self.seed, 0, 2**63 - 1)
         self._check_matrix("W", self.W)
         self._check_vector("theta", self.theta)
@@ -475,6 +473,24 @@ class CoreConfig:
         s = self.shifts
         return tuple(s[self.b] - x for x in s)
 
+    # ---------------------------------------------------------------- folding (--lanes)
+    @property
+    def groups(self):
+        """G = ceil(d / P): the groups of ``lanes`` elements that a folded stage processes one
+        per cycle (1: fully parallel). Group g holds elements gP .. min(gP+P, d) - 1; the
+        last group of a non-divisor P has lanes without an element (they carry zeros)."""
+        return -(-self.d // self.lanes)
+
+    @property
+    def folded(self):
+        return self.groups > 1
+
+    @property
+    def hash_interval(self):
+        """Cycles :class:`HashProjection` spends on one vector: 1, or G when folded (it
+        reads one group of P input elements per cycle)."""
+        return self.groups
+
     # ---------------------------------------------------------------- value-path widths
     @property
     def key_count_width(self):
@@ -540,7 +556,7 @@ class CoreConfig:
 
     @property
     def divider_latency(self):
-        return divider_latency(self.w)
+        return divider_latency(self.w, self.groups)
 
     @property
     def threshold_cycles(self):
@@ -588,11 +604,14 @@ class CoreConfig:
         occupancy, so that every query sees an idle value path and divider and its output
         comes exactly ``latency`` edges later."""
         fixed, per_key = self.engine_interval
-        return {"fixed": max(fixed, self.divider_latency), "per_key": per_key}
+        return {"fixed": max(fixed, self.divider_latency, self.hash_interval),
+                "per_key": per_key}
 
     @property
     def kv_interval(self):
-        return {"fixed": 1, "per_key": 0}
+        """{'fixed', 'per_key'}: edges between accepted keys: G (one group per cycle through
+        the hash and the value path)."""
+        return {"fixed": self.groups, "per_key": 0}
 
     @staticmethod
     def at(timing, n):

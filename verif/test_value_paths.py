@@ -16,6 +16,12 @@ CORNERS = {
     "b64_d3_w16_N5": dict(b=64, d=3, w=16, N=5, k=2),
     "b65_d1_w8_N5": dict(b=65, d=1, w=8, N=5, k=3),
     "b7_d16_w8_N64": dict(b=7, d=16, w=8, N=64, k=8),
+    # folded (issue 8): lanes = 1, a divisor of d, a non-divisor of d
+    "b7_d3_w8_N5_k1_P1": dict(b=7, d=3, w=8, N=5, k=1, lanes=1),
+    "b65_d3_w16_N5_P2": dict(b=65, d=3, w=16, N=5, k=2, lanes=2),
+    "b7_d16_w8_N20_P4": dict(b=7, d=16, w=8, N=20, k=8, lanes=4),
+    "b16_d16_w8_N9_P5": dict(b=16, d=16, w=8, N=9, k=9, lanes=5),
+    "b3_d5_w2_N3_P1": dict(b=3, d=5, w=2, N=3, k=1, lanes=1),
 }
 MODES = ["linear", "topk", "hsoftmax"]
 
