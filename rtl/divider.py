@@ -11,36 +11,48 @@ __all__ = ["RoundingDivider"]
 
 
 class RoundingDivider(wiring.Component):
-    """``lanes`` quotients rounded half away from zero, by shift-and-subtract (no multiplier).
+    """``elements`` quotients rounded half away from zero, by shift-and-subtract (no
+    multiplier), computed ``lanes`` at a time.
 
     The quotient is known to fit ``q_bits`` bits as a magnitude (an attention output lies
     between the smallest and the largest value, SPEC §3), so restoring division needs only
     ``q_bits`` steps whatever the width of the numerator: R = 2|a| + den is compared with
     ``(2·den) << i`` for i = q_bits-1 .. 0.
 
-    Ports:
-      ``i``: stream of ``{num: lanes × signed(num_width), den: unsigned(den_width), tag}``
-      ``o``: stream of ``{q: lanes × signed(q_bits), tag}``
+    With ``lanes`` < ``elements`` the numerators are held in a rotating bank of
+    G = ceil(elements / lanes) groups and divided one group after the other by ``lanes``
+    subtractors (folding, ``--lanes``); the quotients fill an output bank the same way.
 
-    Latency: ``q_bits + 3`` edges (|a| and sign; 2|a|+den; q_bits steps; apply the sign)
-    from input transfer to output transfer with ``o.ready`` high. Throughput: one division
-    every ``q_bits + 3`` cycles (a new input is taken in the cycle the result leaves).
+    Ports:
+      ``i``: stream of ``{num: elements × signed(num_width), den: unsigned(den_width), tag}``
+      ``o``: stream of ``{q: elements × signed(q_bits), tag}``
+
+    Latency: ``G·(q_bits + 2) + 1`` edges (the accepting edge registers num and den; per
+    group one edge forms 2|a|+den, ``q_bits`` steps, one applies the sign; then the result
+    transfers) from input transfer to output transfer with ``o.ready`` high. Throughput: one
+    division per latency (a new input is taken in the cycle the result leaves).
     """
 
-    def __init__(self, lanes, num_width, den_width, q_bits, tag_shape=unsigned(0)):
-        self.lanes, self.num_width, self.den_width, self.q_bits = lanes, num_width, den_width, q_bits
+    def __init__(self, elements, num_width, den_width, q_bits, tag_shape=unsigned(0),
+                 lanes=None):
+        self.elements, self.num_width, self.den_width, self.q_bits = \
+            elements, num_width, den_width, q_bits
+        self.lanes = elements if lanes is None else lanes
+        if not 1 <= self.lanes <= elements:
+            raise ValueError(f"lanes = {lanes!r} is not allowed: 1 .. elements = {elements}")
+        self.groups = -(-elements // self.lanes)
         self.tag_shape = tag_shape
         super().__init__({
             "i": In(stream.Signature(tagged({
-                "num": data.ArrayLayout(signed(num_width), lanes),
+                "num": data.ArrayLayout(signed(num_width), elements),
                 "den": unsigned(den_width)}, tag_shape))),
             "o": Out(stream.Signature(tagged({
-                "q": data.ArrayLayout(signed(q_bits), lanes)}, tag_shape))),
+                "q": data.ArrayLayout(signed(q_bits), elements)}, tag_shape))),
         })
 
     @property
     def latency(self):
-        return divider_latency(self.q_bits)
+        return divider_latency(self.q_bits, self.groups)
 
     @property
     def interval(self):
@@ -48,28 +60,32 @@ class RoundingDivider(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        L, qb = self.lanes, self.q_bits
+        P, G, E, qb = self.lanes, self.groups, self.elements, self.q_bits
         rw = max(self.num_width, self.den_width) + 1          # 2|a| + den
         dw = self.den_width + qb                              # (2 den) << (q_bits - 1)
-        mag = [Signal(self.num_width, name=f"mag{e}") for e in range(L)]
-        neg = Signal(L)
+        # numerator bank: group 0 is the head; padding lanes of the last group hold 0
+        bank = [[Signal(signed(self.num_width), name=f"num_{g}_{p}") for p in range(P)]
+                for g in range(G)]
+        outb = [[Signal(signed(qb), name=f"q_{g}_{p}") for p in range(P)] for g in range(G)]
+        neg = Signal(P)
         den = Signal(self.den_width)
-        rem = [Signal(rw, name=f"rem{e}") for e in range(L)]
-        quo = [Signal(qb, name=f"quo{e}") for e in range(L)]
+        rem = [Signal(rw, name=f"rem{p}") for p in range(P)]
+        quo = [Signal(qb, name=f"quo{p}") for p in range(P)]
         dsh = Signal(dw)
         step = Signal(range(qb + 1))
+        group = Signal(range(G + 1))
         has_tag = tag_width(self.tag_shape) > 0
         tag = Signal(self.tag_shape) if has_tag else None
-        out = Signal(data.ArrayLayout(signed(qb), L))
         ovalid = Signal()
 
         def load():
             m.d.comb += self.i.ready.eq(1)
             with m.If(self.i.valid):
-                for e in range(L):
-                    a = self.i.payload.num[e]
-                    m.d.sync += [mag[e].eq(Mux(a < 0, -a, a)), neg[e].eq(a < 0)]
-                m.d.sync += den.eq(self.i.payload.den)
+                for g in range(G):
+                    for p in range(P):
+                        e = g * P + p
+                        m.d.sync += bank[g][p].eq(self.i.payload.num[e] if e < E else 0)
+                m.d.sync += [den.eq(self.i.payload.den), group.eq(0)]
                 if has_tag:
                     m.d.sync += tag.eq(self.i.payload.tag)
                 m.next = "FORM"
@@ -78,27 +94,43 @@ class RoundingDivider(wiring.Component):
             with m.State("IDLE"):
                 load()
             with m.State("FORM"):
-                m.d.sync += [rem[e].eq((mag[e] << 1) + den) for e in range(L)]
+                # 2|a| + den of the head group, as den ± 2a: no separate negation
+                for p in range(P):
+                    a = bank[0][p]
+                    m.d.sync += [neg[p].eq(a < 0),
+                                 rem[p].eq(Mux(a < 0, den - (a << 1), den + (a << 1)))]
+                if G > 1:
+                    m.d.sync += [bank[g][p].eq(bank[(g + 1) % G][p])
+                                 for g in range(G) for p in range(P)]
                 m.d.sync += [dsh.eq(den << qb), step.eq(qb - 1)]
                 m.d.sync += [q.eq(0) for q in quo]
                 m.next = "STEP"
             with m.State("STEP"):
-                for e in range(L):
+                for p in range(P):
                     # one subtractor per step: its sign is the comparison
-                    diff = Signal(signed(max(rw, dw) + 1), name=f"diff{e}")
-                    m.d.comb += diff.eq(rem[e] - dsh)
+                    diff = Signal(signed(max(rw, dw) + 1), name=f"diff{p}")
+                    m.d.comb += diff.eq(rem[p] - dsh)
                     take = ~diff[-1]
-                    m.d.sync += quo[e].eq(Cat(take, quo[e][:-1]) if qb > 1 else take)
+                    m.d.sync += quo[p].eq(Cat(take, quo[p][:-1]) if qb > 1 else take)
                     with m.If(take):
-                        m.d.sync += rem[e].eq(diff)
+                        m.d.sync += rem[p].eq(diff)
                 m.d.sync += [dsh.eq(dsh >> 1), step.eq(step - 1)]
                 with m.If(step == 0):
                     m.next = "SIGN"
             with m.State("SIGN"):
-                for e in range(L):
-                    m.d.sync += out[e].eq(Mux(neg[e], -quo[e], quo[e]))
-                m.d.sync += ovalid.eq(1)
-                m.next = "DONE"
+                # the quotients enter the output bank at the tail; after G groups group 0
+                # is back at the head
+                for p in range(P):
+                    m.d.sync += outb[G - 1][p].eq(Mux(neg[p], -quo[p], quo[p]))
+                if G > 1:
+                    m.d.sync += [outb[g][p].eq(outb[g + 1][p])
+                                 for g in range(G - 1) for p in range(P)]
+                m.d.sync += group.eq(group + 1)
+                with m.If(group == G - 1):
+                    m.d.sync += ovalid.eq(1)
+                    m.next = "DONE"
+                with m.Else():
+                    m.next = "FORM"
             with m.State("DONE"):
                 with m.If(self.o.ready):
                     m.d.sync += ovalid.eq(0)
@@ -106,8 +138,8 @@ class RoundingDivider(wiring.Component):
                     load()
         # o.valid is a register of its own (not a decode of the FSM state), so the core's
         # m_out_tvalid is a flip-flop output, defined from reset in every simulator
-        m.d.comb += [self.o.valid.eq(ovalid), self.o.payload.q.eq(out)]
+        m.d.comb += self.o.valid.eq(ovalid)
+        m.d.comb += [self.o.payload.q[e].eq(outb[e // P][e % P]) for e in range(E)]
         if has_tag:
             m.d.comb += self.o.payload.tag.eq(tag)
         return m
-

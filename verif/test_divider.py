@@ -10,15 +10,18 @@ from hamattn.rtl import RoundingDivider
 
 from hamattn.verif.streams import run_stream
 
-# (lanes, q_bits = w, largest den): den widths from 1 bit to wide ones
-CORNERS = {"w2_den1": (1, 2, 1), "w2_den7": (3, 2, 7), "w8_den12": (4, 8, 4095),
-           "w16_den20": (2, 16, (1 << 20) - 1), "w16_den48": (2, 16, (1 << 48) - 1)}
+# (elements, q_bits = w, largest den, lanes): den widths from 1 bit to wide ones; folded
+# corners (issue 8): lanes = 1, a divisor and a non-divisor of the element count
+CORNERS = {"w2_den1": (1, 2, 1, 1), "w2_den7": (3, 2, 7, 3), "w8_den12": (4, 8, 4095, 4),
+           "w16_den20": (2, 16, (1 << 20) - 1, 2), "w16_den48": (2, 16, (1 << 48) - 1, 2),
+           "w2_den7_P1": (3, 2, 7, 1), "w8_den12_P2": (4, 8, 4095, 2),
+           "w8_den12_P3": (7, 8, 4095, 3), "w16_den20_P1": (5, 16, (1 << 20) - 1, 1)}
 
 
 @pytest.mark.parametrize("corner", list(CORNERS))
 @pytest.mark.parametrize("pattern", ["full_rate", "random_handshake"])
 def test_divider_matches_golden(corner, pattern):
-    lanes, qb, dmax = CORNERS[corner]
+    lanes, qb, dmax, P = CORNERS[corner]
     seed = sum(map(ord, corner))
     rng = np.random.default_rng(seed)
     lo, hi = -(1 << (qb - 1)), (1 << (qb - 1)) - 1
@@ -35,14 +38,14 @@ def test_divider_matches_golden(corner, pattern):
         cases.append((nums, den))
     want = [tuple(int(x) for x in golden.rdiv(np.array(n, dtype=object), np.array(d)))
             for n, d in cases]
-    dut = RoundingDivider(lanes, num_w, den_w, qb, tag_shape=unsigned(5))
+    dut = RoundingDivider(lanes, num_w, den_w, qb, tag_shape=unsigned(5), lanes=P)
     p = (1.0, 1.0) if pattern == "full_rate" else (0.5, 0.5)
     run = run_stream(dut, [{"num": n, "den": d, "tag": i} for i, (n, d) in enumerate(cases)],
                      seed=seed, p_in=p[0], p_out=p[1],
                      convert=lambda c: (tuple(int(c.q[e]) for e in range(lanes)), int(c.tag)))
     assert run.outputs == list(zip(want, range(count))), f"seed {seed}"
     if pattern == "full_rate":
-        lat = divider_latency(qb)
+        lat = divider_latency(qb, -(-lanes // P))
         assert [o - i for i, o in zip(run.in_cycles, run.out_cycles)] == [lat] * count
         assert [b - a for a, b in zip(run.in_cycles, run.in_cycles[1:])] == \
             [dut.interval] * (count - 1)
@@ -55,3 +58,8 @@ def test_divider_half_cases():
     run = run_stream(dut, [{"num": n, "den": d} for n, d in cases],
                      convert=lambda c: [int(c.q[e]) for e in range(4)])
     assert run.outputs == [[3, -3, 1, -1], [1, -1, 1, -1]]
+
+
+def test_divider_refuses_lanes_out_of_range():
+    with pytest.raises(ValueError, match=r"lanes = 5 is not allowed: 1 .. elements = 4"):
+        RoundingDivider(4, 8, 3, 4, lanes=5)
