@@ -574,6 +574,10 @@ class CoreConfig:
         """(fixed, per_key) edges from a query token entering the value path to its (num,
         den) transferring to the divider, with nothing stalled."""
         if self.mode == "linear":
+            if self.folded:
+                # the token is held G-1 cycles while its groups are read, one edge more for
+                # the memory read
+                return self.groups - 1 + self.readout_latency + 1, 0
             return self.readout_latency, 0
         if self.mode == "topk":
             return 2 * self.scan_cycles_fixed + self.threshold_cycles + 1, 2
@@ -585,7 +589,7 @@ class CoreConfig:
         linear read-out takes a query every cycle; a scan takes its latency plus the cycle
         in which it returns to idle."""
         if self.mode == "linear":
-            return 1, 0
+            return self.groups, 0
         fixed, per_key = self.engine_timing
         return fixed + 1, per_key
 
@@ -628,7 +632,7 @@ class CoreConfig:
         hashes = [self.W] + ([self.Wq] if self.asymmetric else [])
         bits = sum(max(0, len(self.hash_row_terms(r)) - 1) * pw for M in hashes for r in M)
         if self.mode == "linear":
-            bits += 2 * self.b * self.d * self.S_width
+            bits += 2 * self.b * self.lanes * self.S_width
         else:
             bits += 2 * self.d * self.num_width + (self.b + 1) * self.key_count_width
         return bits + 2 * self.d * (self.num_width + self.w)

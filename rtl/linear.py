@@ -1,7 +1,7 @@
 """Linear value path (SPEC §3, mode ``linear``): the EcoFormer kernel, accumulate-only."""
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.hdl import Array, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import csd_digits
@@ -29,6 +29,15 @@ class LinearValuePath(wiring.Component):
 
     Latency (query): ``cfg.readout_latency`` = 1 + ceil(log2(b + |CSD(b+1)|)) edges.
     Throughput: one key or one query per cycle.
+
+    Folded (``lanes`` P < d, G = ceil(d/P) groups): S and V live in memories of G words
+    (word g: S[t, gP+p] for every t and lane p, and V[gP+p]), z and n in registers. A token
+    is read one group per cycle while it is offered, and taken (``i.ready``) with its last
+    group: a key reads, adds ±v and writes back each group (b·P adders and P for V); a
+    query reads each group into P read-out trees, whose results fill a rotating num bank;
+    the window's last query writes zeros back. Latency (query): ``cfg.readout_latency + 1``
+    edges from the transfer (one more for the memory read), the token being held
+    ``G - 1`` cycles before it; throughput one token per G cycles.
     """
 
     def __init__(self, cfg):
@@ -40,9 +49,11 @@ class LinearValuePath(wiring.Component):
 
     @property
     def latency(self):
-        return self.cfg.readout_latency
+        return self.cfg.readout_latency + (1 if self.cfg.folded else 0)
 
     def elaborate(self, platform):
+        if self.cfg.folded:
+            return self._elaborate_folded()
         cfg = self.cfg
         b, d = cfg.b, cfg.d
         m = Module()
@@ -106,4 +117,108 @@ class LinearValuePath(wiring.Component):
         tag = delay(m, p.tag.as_value(), cfg.readout_latency, en=en, name="tag")
         m.d.comb += [self.o.valid.eq(valid), self.o.payload.num.eq(num),
                      self.o.payload.den.eq(den), self.o.payload.tag.eq(tag)]
+        return m
+
+    def _elaborate_folded(self):
+        cfg = self.cfg
+        b, d, P, G = cfg.b, cfg.d, cfg.lanes, cfg.groups
+        m = Module()
+        p = self.i.payload
+        en = Signal()
+        ovalid = Signal()
+        m.d.comb += en.eq(~ovalid | self.o.ready)
+
+        m.submodules.S = S_mem = memory.Memory(
+            shape=data.ArrayLayout(signed(cfg.S_width), b * P), depth=G, init=[])
+        m.submodules.V = V_mem = memory.Memory(
+            shape=data.ArrayLayout(signed(cfg.V_width), P), depth=G, init=[])
+        rS, rV = S_mem.read_port(transparent_for=()), V_mem.read_port(transparent_for=())
+        wS, wV = S_mem.write_port(), V_mem.write_port()
+        z = [Signal(signed(cfg.z_width), name=f"z_{t}") for t in range(b)]
+        n = Signal(cfg.key_count_width)
+
+        # ---- stage 0: read group `grp` of the offered token; take the token with its last
+        grp = Signal(range(G))
+        go = self.i.valid & en
+        m.d.comb += [rS.addr.eq(grp), rV.addr.eq(grp), rS.en.eq(en), rV.en.eq(en),
+                     self.i.ready.eq(en & (grp == G - 1))]
+        with m.If(go):
+            m.d.sync += grp.eq(Mux(grp == G - 1, 0, grp + 1))
+        groups = Array(Signal(data.ArrayLayout(signed(cfg.w), P), name=f"vgrp{g}")
+                       for g in range(G))
+        for g in range(G):
+            for q in range(P):
+                e = g * P + q
+                m.d.comb += groups[g][q].eq(p.value[e] if e < d else 0)
+
+        # ---- stage 1 (memory data out): the token's group, registered beside the read
+        s1 = Signal(data.StructLayout({
+            "valid": 1, "key": 1, "grp": range(G), "last_grp": 1, "clear": 1,
+            "code": unsigned(b), "value": data.ArrayLayout(signed(cfg.w), P),
+            "tag": layouts.query_tag()}))
+        with m.If(en):
+            m.d.sync += [s1.valid.eq(go), s1.key.eq(p.key), s1.grp.eq(grp),
+                         s1.last_grp.eq(grp == G - 1), s1.clear.eq(~p.key & p.tag.last),
+                         s1.code.eq(p.code), s1.value.eq(groups[grp]), s1.tag.eq(p.tag)]
+        act = s1.valid & en
+        key = act & s1.key
+        clear = act & ~s1.key & s1.clear
+        Sg, Vg, v = rS.data, rV.data, s1.value
+        m.d.comb += [wS.addr.eq(s1.grp), wV.addr.eq(s1.grp),
+                     wS.en.eq(Mux(key | clear, -1, 0)), wV.en.eq(Mux(key | clear, -1, 0))]
+        for t in range(b):
+            for q in range(P):
+                i = t * P + q
+                m.d.comb += wS.data[i].eq(Mux(clear, 0, Mux(s1.code[t], Sg[i] + v[q],
+                                                              Sg[i] - v[q])))
+        for q in range(P):
+            m.d.comb += wV.data[q].eq(Mux(clear, 0, Vg[q] + v[q]))
+        with m.If(key & s1.last_grp):
+            m.d.sync += [z[t].eq(Mux(s1.code[t], z[t] + 1, z[t] - 1)) for t in range(b)]
+            m.d.sync += n.eq(n + 1)
+        with m.If(clear & s1.last_grp):
+            m.d.sync += [x.eq(0) for x in z] + [n.eq(0)]
+
+        # ---- read-out trees over the group (as in the parallel path), then the num bank
+        depth = cfg.readout_latency - 1
+        smax = cfg.N << (cfg.w - 1)
+        bp1 = csd_digits(b + 1)
+
+        def scaled(x, lo, hi):
+            return [Term(x << s if s else x, sg < 0, lo << s, hi << s) for s, sg in bp1]
+
+        def masked(x, t):
+            return Mux(s1.code[t], x, ~x)
+
+        zeros = adder_tree(m, [Term(~s1.code[t], False, 0, 1) for t in range(b)],
+                           en=en, depth=depth, name="zeros")
+        roots = []
+        for q in range(P):
+            terms = [Term(masked(Sg[t * P + q], t), False, -smax - 1, smax) for t in range(b)]
+            terms += scaled(Vg[q], cfg.N * cfg.vmin, cfg.N * cfg.vmax)
+            root = adder_tree(m, terms, en=en, depth=depth, name=f"num{q}")
+            roots.append((zeros.value - root.value) if root.neg else (root.value + zeros.value))
+        den_terms = [Term(masked(z[t], t), False, -cfg.N - 1, cfg.N) for t in range(b)]
+        den_terms += scaled(n, 0, cfg.N)
+        root = adder_tree(m, den_terms, en=en, depth=depth, name="den")
+        den_root = (zeros.value - root.value) if root.neg else (root.value + zeros.value)
+
+        arrive = delay(m, act & ~s1.key, depth, en=en, name="qvalid")
+        last = delay(m, s1.last_grp, depth, en=en, name="qlast")
+        tag = delay(m, s1.tag.as_value(), depth, en=en, name="qtag")
+        bank = [[Signal(signed(cfg.num_width), name=f"num_{g}_{q}") for q in range(P)]
+                for g in range(G)]
+        den = Signal(unsigned(cfg.den_width))
+        otag = Signal(layouts.query_tag())
+        with m.If(en & arrive):
+            # groups enter at the tail; after the last group, group 0 is at the head
+            m.d.sync += [bank[G - 1][q].eq(roots[q]) for q in range(P)]
+            m.d.sync += [bank[g][q].eq(bank[g + 1][q]) for g in range(G - 1) for q in range(P)]
+        with m.If(self.o.ready):
+            m.d.sync += ovalid.eq(0)
+        with m.If(en & arrive & last):
+            m.d.sync += [ovalid.eq(1), den.eq(den_root), otag.eq(tag)]
+        m.d.comb += [self.o.valid.eq(ovalid), self.o.payload.den.eq(den),
+                     self.o.payload.tag.eq(otag)]
+        m.d.comb += [self.o.payload.num[e].eq(bank[e // P][e % P]) for e in range(d)]
         return m
