@@ -35,7 +35,11 @@ class AttentionCore(wiring.Component):
     Any valid/ready pattern gives the same beats; a stalled output stalls the whole core.
 
     Latency: ``cfg.latency`` = hash + value path + divider, ``A + C·n`` for n used keys.
-    Throughput: ``cfg.kv_interval`` (one key per cycle) and ``cfg.q_interval``.
+    Throughput: ``cfg.kv_interval`` (one key per G cycles) and ``cfg.q_interval``.
+
+    Folding (``lanes`` P < d): the hash, the value path and the divider each handle one
+    group of P elements per cycle, G = ceil(d/P) cycles per vector; the ports and the bits
+    do not change.
     """
 
     def __init__(self, cfg):
@@ -58,7 +62,7 @@ class AttentionCore(wiring.Component):
         m.submodules.hash = hsh = HashProjection(cfg, layouts.key_tag(cfg))
         m.submodules.value_path = vp = value_path(cfg)
         m.submodules.divider = div = RoundingDivider(
-            cfg.d, cfg.num_width, cfg.den_width, cfg.w, layouts.query_tag())
+            cfg.d, cfg.num_width, cfg.den_width, cfg.w, layouts.query_tag(), lanes=cfg.lanes)
 
         # ---- window protocol: keys, then queries
         queries = Signal()                       # phase: 0 keys, 1 queries

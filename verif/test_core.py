@@ -14,6 +14,10 @@ CORNERS = {
     "b7_d3_w8_N5_k1": dict(b=7, d=3, w=8, N=5, k=1),
     "b65_d3_w16_N5_kN": dict(b=65, d=3, w=16, N=5, k=5),
     "b16_d4_w8_N16": dict(b=16, d=4, w=8, N=16, k=4),
+    # folded (issue 8): lanes = 1, a divisor of d, a non-divisor of d
+    "b7_d3_w8_N5_k1_P1": dict(b=7, d=3, w=8, N=5, k=1, lanes=1),
+    "b16_d4_w8_N16_P2": dict(b=16, d=4, w=8, N=16, k=4, lanes=2),
+    "b65_d5_w16_N5_P2": dict(b=65, d=5, w=16, N=5, k=5, lanes=2),
 }
 MODES = ["linear", "topk", "hsoftmax"]
 
