@@ -52,9 +52,9 @@ def markdown(rows, meta):
     for target, rs in by_target.items():
         unit = next((r.get("area_unit") for r in rs if r.get("area_unit")), "")
         out += [f"## {target} (area in {unit})", "",
-                "| mode | d | w | b | N | k | area | FFs | Fmax MHz | of ceiling | baseline |"
+                "| mode | d | w | b | N | k | lanes | area | FFs | Fmax MHz | of ceiling | baseline |"
                 " reduction | baseline w/ DSP | queries/s | note |",
-                "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in rs:
             dsp = ("-" if r.get("baseline_dsp_area") is None else
                    f"{r['baseline_dsp_area']} + {r.get('baseline_dsps')} DSP")
@@ -64,7 +64,8 @@ def markdown(rows, meta):
             frac = r.get("fmax_fraction")
             out.append(
                 f"| {r['mode']} | {r['d']} | {r['w']} | {r['b']} | {r['N']} | "
-                f"{r['k'] if r['mode'] == 'topk' else '-'} | {_fmt(r.get('area'))} | "
+                f"{r['k'] if r['mode'] == 'topk' else '-'} | {r.get('lanes') or r['d']} | "
+                f"{_fmt(r.get('area'))} | "
                 f"{_fmt(r.get('ffs'))} | {_fmt(r.get('fmax_mhz'))} | "
                 f"{'-' if frac is None else f'{frac:.0%}'} | {_fmt(r.get('baseline_area'))} | "
                 f"{'-' if red is None else f'{red:.1%}'} | {dsp} | "

@@ -79,7 +79,7 @@ def test_report_figures_hold_the_numbers(swept, tmp_path):
     text = md.read_text()
     assert "## gates (area in transistor)" in text
     for r in rows:
-        assert f"| linear | 1 | 2 | {r['b']} | 2 | - | {r['area']} |" in text
+        assert f"| linear | 1 | 2 | {r['b']} | 2 | - | 1 | {r['area']} |" in text
     figs = json.loads((tmp_path / "figures.json").read_text())
     assert figs == json.loads(json.dumps(figures(rows)))
     (series,) = [s for s in figs["area"] if s["axis"] == "b"]
