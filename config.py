@@ -439,10 +439,31 @@ class CoreConfig:
     def hash_depth_of(self, M):
         return max((tree_depth(len(self.hash_row_terms(r))) for r in M), default=0)
 
+    @cached_property
+    def folded_hash_terms(self):
+        """Folded hash (G > 1): for each row t the shifted lane operands ``(p, s)`` of its
+        P-lane tree, the union over the groups g (and over W and Wq when queries have their
+        own hash) of the CSD digits at shift s of W[t, gP+p]; the digit itself is chosen by
+        g (and the query flag) at run time."""
+        P = self.lanes
+        mats = [self.W] + ([self.Wq] if self.asymmetric else [])
+        return tuple(tuple(sorted({(i % P, s) for M in mats for i, c in enumerate(M[t])
+                                   for s, _ in csd_digits(c)})) for t in range(self.b))
+
     @property
     def hash_latency(self):
-        """Edges a vector spends in :class:`HashProjection`: one input register, one per adder
-        level of the deepest row (both hashes when queries have their own), one compare."""
+        """Edges from the input transfer to the output transfer of :class:`HashProjection`
+        (output ready, hash otherwise idle).
+
+        Unfolded (G = 1): one input register, one per adder level of the deepest row (both
+        hashes when queries have their own), one compare: ``2 + max_t ceil(log2(terms_t))``.
+
+        Folded (G > 1): the transfer edge registers the last group of P lanes, then one edge
+        per level of the deepest P-lane tree, one edge adds the group into the row
+        accumulator, one edge compares with θ into the output register, and the output
+        transfers on the next edge: ``3 + max_t ceil(log2(|folded_hash_terms[t]|))``."""
+        if self.folded:
+            return 3 + max((tree_depth(len(r)) for r in self.folded_hash_terms), default=0)
         depth = self.hash_depth_of(self.W)
         if self.asymmetric:
             depth = max(depth, self.hash_depth_of(self.Wq))
@@ -630,7 +651,10 @@ class CoreConfig:
         time and to warn about slow ones; not an area figure (see ``hamattn synth``)."""
         pw = self.projection_width
         hashes = [self.W] + ([self.Wq] if self.asymmetric else [])
-        bits = sum(max(0, len(self.hash_row_terms(r)) - 1) * pw for M in hashes for r in M)
+        if self.folded:     # per row: a P-lane tree (terms - 1 adders) and its accumulator
+            bits = sum(len(r) * pw for r in self.folded_hash_terms)
+        else:
+            bits = sum(max(0, len(self.hash_row_terms(r)) - 1) * pw for M in hashes for r in M)
         if self.mode == "linear":
             bits += 2 * self.b * self.lanes * self.S_width
         else:
