@@ -70,6 +70,20 @@ def test_default_config(mode):
     assert res["cycles"] > 0
 
 
+# folded (issue 8): one config per mode with lanes a non-divisor of d, 1, and a divisor
+FOLDED = {"linear": dict(d=6, w=8, b=12, N=10, lanes=4),
+          "topk": dict(d=6, w=8, b=12, N=10, k=3, lanes=1),
+          "hsoftmax": dict(d=6, w=8, b=12, N=10, lanes=3)}
+
+
+@pytest.mark.parametrize("mode", list(FOLDED))
+def test_folded_config(mode):
+    """Folded cores (lanes < d): the same bits as the golden model, cycle-exact latency and
+    intervals of the manifest, random handshakes, overflow and reset."""
+    simulate(CoreConfig.create(mode=mode, **FOLDED[mode]),
+             scenario="full,random,overflow,reset", windows=6)
+
+
 # b > 64 and not a multiple of 8, d = 1, w = 2 or 16, N = 1
 CORNER = dict(d=1, w=2, b=70, N=1, mode="topk", k=1)
 CORNER_W16 = dict(d=3, w=16, b=65, N=5, mode="hsoftmax")
@@ -164,7 +178,8 @@ def test_icarus_missing_is_reported(monkeypatch):
 
 def _corner_id(p):
     s = f"b{p['b']}-d{p['d']}-w{p['w']}-N{p['N']}-{p['mode']}"
-    return s + (f"-k{p['k']}" if p["mode"] == "topk" else "")
+    s += f"-k{p['k']}" if p["mode"] == "topk" else ""
+    return s + (f"-P{p['lanes']}" if "lanes" in p else "")
 
 
 #: every named corner value at least once: b in {1, 7, 65, 130}, d in {1, 3, 16},
@@ -186,6 +201,12 @@ SWEEP = [
     dict(b=130, d=1, w=16, N=5, mode="linear", k=5),
     dict(b=130, d=16, w=16, N=5, mode="hsoftmax", k=5),
     dict(b=130, d=16, w=8, N=1, mode="topk", k=1),
+    # folded (issue 8): lanes = 1, divisors and non-divisors of d
+    dict(b=7, d=16, w=8, N=64, mode="linear", k=8, lanes=1),
+    dict(b=65, d=16, w=8, N=5, mode="linear", k=5, lanes=5),
+    dict(b=16, d=16, w=8, N=64, mode="topk", k=8, lanes=4),
+    dict(b=7, d=3, w=16, N=5, mode="hsoftmax", k=5, lanes=2),
+    dict(b=1, d=3, w=2, N=1, mode="topk", k=1, lanes=1),
 ]
 
 
