@@ -638,6 +638,17 @@ class CoreConfig:
         the hash and the value path)."""
         return {"fixed": self.groups, "per_key": 0}
 
+    @property
+    def out_credits(self):
+        """F: queries the core lets be in flight (accepted, output not yet taken), and the
+        depth of its output queue. At full rate at most ceil(latency / q_interval) are in
+        flight, one more covers the edge at which an output leaves, so the credit never
+        throttles a core whose output is ready; when ``m_out_tready`` is low the finished
+        outputs wait in the queue and the pipeline itself never stalls."""
+        worst = max(-(-self.at(self.latency, n) // self.at(self.q_interval, n))
+                    for n in {1, self.N})
+        return worst + 1
+
     @staticmethod
     def at(timing, n):
         """Evaluate a {'fixed', 'per_key'} timing for a window of n used keys."""

@@ -2,6 +2,7 @@
 
 from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from . import layouts
@@ -32,7 +33,11 @@ class AttentionCore(wiring.Component):
     every output of that window carries ``user = 1``. ``s_q`` is throttled to one query per
     ``cfg.q_interval`` cycles so that every query finds the value path and the divider idle:
     its output then transfers exactly ``cfg.latency`` edges after it (``m_out.ready`` high).
-    Any valid/ready pattern gives the same beats; a stalled output stalls the whole core.
+    Any valid/ready pattern gives the same beats. ``m_out.ready`` drives no pipeline enable:
+    at most ``cfg.out_credits`` (F) queries are in flight, finished outputs that are not
+    taken wait in an F-entry queue (bypassed when empty, so the latency is unchanged), and
+    the hash, value path and divider run without back-pressure from the output, which keeps
+    the output handshake off the core's critical path.
 
     Latency: ``cfg.latency`` = hash + value path + divider, ``A + C·n`` for n used keys.
     Throughput: ``cfg.kv_interval`` (one key per G cycles) and ``cfg.q_interval``.
@@ -72,6 +77,15 @@ class AttentionCore(wiring.Component):
         wait = Signal(range(qi["fixed"] + qi["per_key"] * cfg.N + 1))
         m.d.sync += wait.eq(Mux(wait == 0, 0, wait - 1))
 
+        # ---- output credits: a query enters only if its output has a place in the queue
+        F = cfg.out_credits
+        inflight = Signal(range(F + 1))
+        credit = Signal()
+        q_in = self.s_q.valid & self.s_q.ready
+        out_tx = self.m_out.valid & self.m_out.ready
+        m.d.sync += inflight.eq(inflight + q_in - out_tx)
+        m.d.comb += credit.eq(inflight < F)
+
         tag = hsh.i.payload.tag
         m.d.comb += [
             tag.key.eq(~queries), tag.first.eq(count == 0),
@@ -95,7 +109,7 @@ class AttentionCore(wiring.Component):
                 with m.If(self.s_kv.payload.last):
                     m.d.sync += queries.eq(1)
         with m.Else():
-            free = wait == 0
+            free = (wait == 0) & credit
             m.d.comb += [self.s_q.ready.eq(hsh.i.ready & free),
                          hsh.i.valid.eq(self.s_q.valid & free)]
             with m.If(self.s_q.valid & self.s_q.ready):
@@ -112,12 +126,22 @@ class AttentionCore(wiring.Component):
             vt.code.eq(ht.code), vt.key.eq(ht.tag.key), vt.first.eq(ht.tag.first),
             vt.value.eq(ht.tag.value), vt.tag.eq(ht.tag.qtag),
         ]
-        wiring.connect(m, vp.o, div.i)
+        # the value path and the divider never wait: the query throttle (q_interval >= the
+        # divider's interval) leaves the divider idle whenever a (num, den) arrives, and the
+        # output queue always has room for the divider's result (the credits)
+        m.d.comb += [div.i.valid.eq(vp.o.valid), div.i.payload.eq(vp.o.payload),
+                     vp.o.ready.eq(1), div.o.ready.eq(1)]
+        result = Signal(layouts.output(cfg))
+        m.d.comb += [result.data.eq(div.o.payload.q), result.last.eq(div.o.payload.tag.last),
+                     result.user.eq(div.o.payload.tag.user)]
+        m.submodules.out_queue = queue = SyncFIFO(width=len(result.as_value()), depth=F)
+        direct = ~queue.r_rdy            # the queue is empty: a result may leave at once
         m.d.comb += [
-            self.m_out.valid.eq(div.o.valid), div.o.ready.eq(self.m_out.ready),
-            self.m_out.payload.data.eq(div.o.payload.q),
-            self.m_out.payload.last.eq(div.o.payload.tag.last),
-            self.m_out.payload.user.eq(div.o.payload.tag.user),
+            self.m_out.valid.eq(queue.r_rdy | div.o.valid),
+            self.m_out.payload.eq(Mux(queue.r_rdy, queue.r_data, result.as_value())),
+            queue.r_en.eq(self.m_out.ready),
+            queue.w_data.eq(result.as_value()),
+            queue.w_en.eq(div.o.valid & ~(direct & self.m_out.ready)),
         ]
         return m
 
