@@ -600,9 +600,12 @@ class CoreConfig:
                 # the memory read
                 return self.groups - 1 + self.readout_latency + 1, 0
             return self.readout_latency, 0
+        # a scan walks n keys (the topk histogram pass) or n·G value groups, one per cycle,
+        # each pass then drains in scan_cycles_fixed cycles; one edge more in DONE:
+        # topk 2(L_H+1) + (b+1) + 1 + (G+1)·n, hsoftmax L_H + 2 + G·n
         if self.mode == "topk":
-            return 2 * self.scan_cycles_fixed + self.threshold_cycles + 1, 2
-        return self.scan_cycles_fixed + 1, 1
+            return 2 * self.scan_cycles_fixed + self.threshold_cycles + 1, 1 + self.groups
+        return self.scan_cycles_fixed + 1, self.groups
 
     @property
     def engine_interval(self):
@@ -669,7 +672,7 @@ class CoreConfig:
         if self.mode == "linear":
             bits += 2 * self.b * self.lanes * self.S_width
         else:
-            bits += 2 * self.d * self.num_width + (self.b + 1) * self.key_count_width
+            bits += 2 * self.lanes * self.num_width + (self.b + 1) * self.key_count_width
         return bits + 2 * self.d * (self.num_width + self.w)
 
     # ---------------------------------------------------------------- description

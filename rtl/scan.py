@@ -15,25 +15,44 @@ class ScanValuePath(wiring.Component):
     """Keys' codes and values held in memory; each query scans them through one
     :class:`HammingDistance` and adds the chosen (``topk``) or shifted (``hsoftmax``) values.
 
-    A key is written at address n (0 for the first key of a window). A query runs passes over
-    addresses 0..n-1, one key per cycle: the code memory is read at j, the distance comes out
-    of the popcount tree ``hamming_latency`` cycles later, aligned with a read of the value
-    memory issued as late. A pass takes ``n + hamming_latency + 1`` cycles.
+    **Unfolded** (G = ``cfg.groups`` = ceil(d/P) = 1). A key is written at address n (0 for
+    the first key of a window). A query runs passes over addresses 0..n-1, one key per cycle:
+    the code memory is read at j, the distance comes out of the popcount tree
+    ``hamming_latency`` cycles later, aligned with a read of the value memory issued as late.
+    A pass takes ``n + hamming_latency + 1`` cycles.
+
+    **Folded** (G > 1, P = ``cfg.lanes``). Group g of a value holds elements gP ..
+    min(gP+P, d)-1 (missing lanes of the last group hold 0 and are dropped from ``num``).
+    The values memory is N·G words of P·w bits (synchronous read, block RAM); key j's group
+    g is at address j·G+g, kept by a running address counter. A key token is consumed then
+    transferred: while it is valid, one group per cycle is written (a G:1 mux per lane) and
+    ``i.ready`` rises in the cycle of its last group, when its code is written (codes: N
+    words of b bits). A value pass walks (key j, group g) one per cycle, address j·G+g; the
+    code of key j is read (and its distance computed) for each of its groups, so H and the
+    value group arrive together; a pass takes ``n·G + hamming_latency + 1`` cycles. The
+    accumulators are a rotating bank of G groups of P lanes: each step adds the addend to
+    the head group and moves it to the tail (P adders, no d:P mux); after n·G steps the
+    bank is back in order. The topk histogram pass reads only codes, one key per cycle.
 
     ``topk``: pass 1 fills a histogram of the b+1 possible distances; a walk over its bins
     (b+1 cycles) finds the cut distance h* and how many keys at h* are kept (the lowest
     indices first); pass 2 adds v_j for H_j < h* and for the first ``need`` keys with
-    H_j = h*. num = that sum, den = min(k, n).
+    H_j = h* (decided once per key: ``taken`` counts keys, not groups). num = that sum,
+    den = min(k, n).
 
     ``hsoftmax``: one pass adds ``v_j << (s[b] - s[H_j])`` to num and ``1 << (s[b]-s[H_j])``
-    to den: shifts, no multiplier.
+    to den (once per key): shifts, no multiplier.
 
-    Ports:
-      ``i``: stream of :func:`layouts.token`; ``o``: stream of :func:`layouts.weighted_sum`
+    Ports (both cases):
+      ``i``: stream of :func:`layouts.token` (keys then queries of a window, d-wide value);
+      ``o``: stream of :func:`layouts.weighted_sum` (d-wide num, den, tag)
 
-    Latency (query, ``o.ready`` high): ``cfg.engine_timing`` = topk ``2n + 2(L_H + 1) + b + 2``,
-    hsoftmax ``n + L_H + 2`` edges, L_H = ``cfg.hamming_latency``. A key takes one cycle;
-    one query at a time (``i.ready`` only when idle).
+    Latency (edges from a query's transfer on ``i`` to its transfer on ``o``, ``o.ready``
+    high), ``cfg.engine_timing``, L_H = ``cfg.hamming_latency``, n keys in the window:
+    topk ``2(L_H + 1) + (b + 1) + 1 + (G + 1)·n``, hsoftmax ``L_H + 2 + G·n`` (G = 1:
+    ``... + 2n`` and ``... + n``).
+    Throughput: one key per G cycles (``cfg.kv_interval``); one query at a time (``i.ready``
+    for a query only when idle), ``cfg.engine_interval`` = latency + 1 cycles per query.
     """
 
     def __init__(self, cfg):
@@ -50,6 +69,8 @@ class ScanValuePath(wiring.Component):
         return self.cfg.engine_timing
 
     def elaborate(self, platform):
+        if self.cfg.folded:
+            return self._elaborate_folded()
         cfg = self.cfg
         b, d, N = cfg.b, cfg.d, cfg.N
         topk = cfg.mode == "topk"
@@ -164,6 +185,155 @@ class ScanValuePath(wiring.Component):
 
         m.d.comb += [self.o.payload.num.eq(acc), self.o.payload.tag.eq(tag),
                      self.o.payload.den.eq(kk if topk else den)]
+        return m
+
+
+    def _elaborate_folded(self):
+        """G > 1: P lanes, one value group per cycle (see the class docstring)."""
+        cfg = self.cfg
+        b, d, N, P, G = cfg.b, cfg.d, cfg.N, cfg.lanes, cfg.groups
+        topk = cfg.mode == "topk"
+        m = Module()
+        p = self.i.payload
+
+        group = data.ArrayLayout(signed(cfg.w), P)
+        m.submodules.codes = codes = memory.Memory(shape=unsigned(b), depth=N, init=[])
+        m.submodules.values = values = memory.Memory(shape=group, depth=N * G, init=[])
+        wc, wv = codes.write_port(), values.write_port()
+        rc, rv = codes.read_port(transparent_for=()), values.read_port(transparent_for=())
+        m.submodules.hamming = ham = HammingDistance(b, tree=cfg.popcount)
+        m.d.comb += ham.o.ready.eq(1)
+        L = ham.latency
+
+        n = Signal(range(N + 1))                  # keys of the window
+        nv = Signal(range(N * G + 1))             # value words written: n·G
+        wg = Signal(range(G))                     # group of the key token being written
+        cq = Signal(b)
+        tag = Signal(layouts.query_tag())
+        cyc = Signal(range(N * G + L + 2))        # cycle within a pass; value address j·G+g
+        jc = Signal(range(N + 1))                 # key of the value group issued
+        gc = Signal(range(G))                     # its group
+        # rotating accumulator bank: the head (group 0) takes the addend and moves to the tail
+        bank = Signal(data.ArrayLayout(data.ArrayLayout(signed(cfg.num_width), P), G))
+        den = Signal(unsigned(cfg.den_width))
+
+        # ---- a pass: read the code of key j and the value word j·G+g in cycle j·G+g (or
+        # code j in cycle j in the topk histogram pass), act when H arrives
+        issuing = Signal()
+        in_pass = Signal()
+        second = Signal()            # topk: pass 2 (accumulate) rather than pass 1 (histogram)
+        values_pass = second if topk else Const(1, 1)
+        m.d.comb += [rc.addr.eq(Mux(values_pass, jc, cyc)),
+                     ham.i.payload.a.eq(cq), ham.i.payload.b.eq(rc.data)]
+        rd_valid = Signal()
+        m.d.sync += rd_valid.eq(issuing)
+        m.d.comb += ham.i.valid.eq(rd_valid)
+        m.d.comb += rv.addr.eq(delay(m, cyc, L, name="vaddr"))
+        last_group = delay(m, gc == G - 1, L + 1, name="vlast")   # aligned with H and v
+        pass_end = cyc == Mux(values_pass, nv, n) + L
+        act = ham.o.valid & in_pass
+        h = ham.o.payload.h
+        v = rv.data
+
+        def accumulate(addend):
+            m.d.sync += [bank[G - 1][l].eq(bank[0][l] + addend(l)) for l in range(P)]
+            m.d.sync += [bank[i].eq(bank[i + 1]) for i in range(G - 1)]
+
+        if topk:
+            kk = Signal(range(N + 1))
+            hist = [Signal(range(N + 1), name=f"hist{i}") for i in range(b + 1)]
+            cum = Signal(range(N + 1))
+            hbin = Signal(range(b + 2))
+            found = Signal()
+            hstar = Signal(range(b + 1))
+            need = Signal(range(N + 1))
+            taken = Signal(range(N + 1))          # keys (not groups) taken at h*
+            with m.If(act & ~second):
+                for i in range(b + 1):
+                    with m.If(h == i):
+                        m.d.sync += hist[i].eq(hist[i] + 1)
+            sel = (h < hstar) | ((h == hstar) & (taken < need))
+            with m.If(act & second):
+                accumulate(lambda l: Mux(sel, v[l], 0))
+                with m.If(sel & (h == hstar) & last_group):
+                    m.d.sync += taken.eq(taken + 1)
+        else:
+            table = Array(Const(s, range(33)) for s in cfg.weight_shifts)
+            sh = Signal(range(33))
+            m.d.comb += sh.eq(table[h])
+            with m.If(act):
+                accumulate(lambda l: v[l] << sh)
+                with m.If(last_group):
+                    m.d.sync += den.eq(den + (Const(1, 1) << sh))
+
+        def start_pass():
+            m.d.sync += [cyc.eq(0), jc.eq(0), gc.eq(0)]
+
+        with m.FSM():
+            with m.State("IDLE"):
+                # a key token stays valid for G cycles, one value group written per cycle,
+                # and transfers in the cycle of its last group; a query transfers at once
+                m.d.comb += self.i.ready.eq(~p.key | (wg == G - 1))
+                with m.If(self.i.valid & p.key):
+                    waddr = Mux(p.first & (wg == 0), 0, nv)
+                    lanes = [Array(p.value[g * P + l] if g * P + l < d
+                                   else Const(0, signed(cfg.w)) for g in range(G))[wg]
+                             for l in range(P)]
+                    m.d.comb += [wv.addr.eq(waddr), wv.en.eq(1)]
+                    m.d.comb += [wv.data[l].eq(lanes[l]) for l in range(P)]
+                    m.d.sync += nv.eq(waddr + 1)
+                    with m.If(wg == G - 1):
+                        addr = Mux(p.first, 0, n)
+                        m.d.comb += [wc.addr.eq(addr), wc.data.eq(p.code), wc.en.eq(1)]
+                        m.d.sync += [n.eq(addr + 1), wg.eq(0)]
+                    with m.Else():
+                        m.d.sync += wg.eq(wg + 1)
+                with m.If(self.i.valid & ~p.key):
+                    m.d.sync += [cq.eq(p.code), tag.eq(p.tag)]
+                    m.d.sync += [bank[i][l].eq(0) for i in range(G) for l in range(P)]
+                    start_pass()
+                    if topk:
+                        m.d.sync += [kk.eq(Mux(n < cfg.k, n, cfg.k)), second.eq(0)]
+                        m.d.sync += [x.eq(0) for x in hist]
+                    else:
+                        m.d.sync += den.eq(0)
+                    m.next = "PASS"
+            with m.State("PASS"):
+                m.d.comb += [in_pass.eq(1),
+                             issuing.eq(cyc < Mux(values_pass, nv, n))]
+                m.d.sync += cyc.eq(cyc + 1)
+                with m.If(gc == G - 1):
+                    m.d.sync += [gc.eq(0), jc.eq(jc + 1)]
+                with m.Else():
+                    m.d.sync += gc.eq(gc + 1)
+                with m.If(pass_end):
+                    if topk:
+                        with m.If(second):
+                            m.next = "DONE"
+                        with m.Else():
+                            m.d.sync += [cum.eq(0), hbin.eq(0), found.eq(0)]
+                            m.next = "THRESH"
+                    else:
+                        m.next = "DONE"
+            if topk:
+                with m.State("THRESH"):
+                    nxt = cum + hist[0]
+                    m.d.sync += [hist[i].eq(hist[i + 1]) for i in range(b)]
+                    m.d.sync += [cum.eq(nxt), hbin.eq(hbin + 1)]
+                    with m.If(~found & (nxt >= kk)):
+                        m.d.sync += [found.eq(1), hstar.eq(hbin), need.eq(kk - cum)]
+                    with m.If(hbin == b):
+                        m.d.sync += [second.eq(1), taken.eq(0)]
+                        start_pass()
+                        m.next = "PASS"
+            with m.State("DONE"):
+                m.d.comb += self.o.valid.eq(1)
+                with m.If(self.o.ready):
+                    m.next = "IDLE"
+
+        # after n·G rotations the bank is back in order: group g at position g
+        m.d.comb += [self.o.payload.num[e].eq(bank[e // P][e % P]) for e in range(d)]
+        m.d.comb += [self.o.payload.tag.eq(tag), self.o.payload.den.eq(kk if topk else den)]
         return m
 
 

@@ -1,5 +1,6 @@
 """LinearValuePath and ScanValuePath (topk, hsoftmax) against the golden num and den."""
 
+import numpy as np
 import pytest
 
 from hamattn import CoreConfig
@@ -49,6 +50,20 @@ def test_value_path_matches_golden(corner, mode, pattern):
     if pattern == "full_rate" and mode == "linear":
         q_in = [c for c, t in zip(run.in_cycles, tokens) if not t["key"]]
         assert [o - i for i, o in zip(q_in, run.out_cycles)] == [dut.latency] * len(q_in)
+    if pattern == "full_rate" and mode != "linear":
+        # latency A + C·n with n the keys of the query's window; a query that follows one
+        # of its window waits for the path to return to idle: engine_interval
+        q_in = [c for c, t in zip(run.in_cycles, tokens) if not t["key"]]
+        ns = [len(win.keys) for win in windows for _ in win.queries]
+        at = lambda t, n: t[0] + t[1] * n  # noqa: E731
+        assert [o - i for i, o in zip(q_in, run.out_cycles)] == \
+            [at(dut.latency, n) for n in ns]
+        firsts = {0} | set(np.cumsum([len(win.queries) for win in windows])[:-1].tolist())
+        assert [b - a for i, (a, b) in enumerate(zip(q_in, q_in[1:])) if i + 1 not in firsts] \
+            == [at(cfg.engine_interval, n) for i, n in enumerate(ns[1:]) if i + 1 not in firsts]
+        steps = zip(run.in_cycles, run.in_cycles[1:], tokens, tokens[1:])
+        key_steps = {c1 - c0 for c0, c1, t0, t1 in steps if t0["key"] and t1["key"]}
+        assert key_steps <= {cfg.groups}        # one key per G cycles
 
 
 def test_scan_value_path_refuses_linear():
