@@ -76,6 +76,14 @@ class AttentionCore(wiring.Component):
         qi = cfg.q_interval
         wait = Signal(range(qi["fixed"] + qi["per_key"] * cfg.N + 1))
         m.d.sync += wait.eq(Mux(wait == 0, 0, wait - 1))
+        per = qi["per_key"]
+        # q_interval's per-key part for the keys so far, kept as a running sum (no multiply)
+        scan_len = Signal(range(per * cfg.N + 1))
+        # keys beyond the N-th are dropped at the pace of the used ones (kv_interval)
+        G = cfg.groups
+        kv_wait = Signal(range(G))
+        if G > 1:
+            m.d.sync += kv_wait.eq(Mux(kv_wait == 0, 0, kv_wait - 1))
 
         # ---- output credits: a query enters only if its output has a place in the queue
         F = cfg.out_credits
@@ -99,11 +107,15 @@ class AttentionCore(wiring.Component):
             # a scan value path reads the key memory until the previous window's last query
             # is done: its keys wait here, so that once they flow, they flow one per cycle
             free = (wait == 0) if cfg.mode != "linear" else 1
-            m.d.comb += [self.s_kv.ready.eq(free & Mux(use, hsh.i.ready, 1)),
+            m.d.comb += [self.s_kv.ready.eq(free & Mux(use, hsh.i.ready, kv_wait == 0)),
                          hsh.i.valid.eq(self.s_kv.valid & use & free)]
             with m.If(self.s_kv.valid & self.s_kv.ready):
+                if G > 1:
+                    m.d.sync += kv_wait.eq(G - 1)
                 with m.If(use):
                     m.d.sync += count.eq(count + 1)
+                    if per:
+                        m.d.sync += scan_len.eq(scan_len + per)
                 with m.Else():
                     m.d.sync += over.eq(1)
                 with m.If(self.s_kv.payload.last):
@@ -113,10 +125,11 @@ class AttentionCore(wiring.Component):
             m.d.comb += [self.s_q.ready.eq(hsh.i.ready & free),
                          hsh.i.valid.eq(self.s_q.valid & free)]
             with m.If(self.s_q.valid & self.s_q.ready):
-                per = qi["per_key"]          # 0, 1 or 2 cycles per used key: a shift
-                m.d.sync += wait.eq(qi["fixed"] - 1 + ((count << (per - 1)) if per else 0))
+                # a folded hash reads a query's G groups before it takes the beat: it may
+                # start G-1 cycles before the interval is over
+                m.d.sync += wait.eq(qi["fixed"] - G + scan_len)
                 with m.If(self.s_q.payload.last):
-                    m.d.sync += [queries.eq(0), count.eq(0), over.eq(0)]
+                    m.d.sync += [queries.eq(0), count.eq(0), over.eq(0), scan_len.eq(0)]
 
         # ---- hash -> value path -> divider -> output
         vt = vp.i.payload

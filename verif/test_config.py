@@ -39,9 +39,8 @@ def refused(exc=ConfigError, **kw):
     (dict(g=float("nan")), "g (--temperature) = nan is not allowed: a number with 0 < g <= 64"),
     (dict(mode="softmax"),
      "mode (--mode) = 'softmax' is not allowed: one of linear, topk, hsoftmax"),
-    (dict(d=16, lanes=8), "lanes (--lanes) = 8 is not allowed: only lanes = d = 16 (fully "
-                          "parallel) in this release: folding is not implemented yet"),
-], ids=["d0", "d1025", "d_str", "w17", "N65537", "k_gt_N", "g_nan", "mode_bad", "lanes_fold"])
+    (dict(d=16, lanes=17), "lanes (--lanes) = 17 is not allowed: an integer from 1 to 16"),
+], ids=["d0", "d1025", "d_str", "w17", "N65537", "k_gt_N", "g_nan", "mode_bad", "lanes_gt_d"])
 def test_refused_full_message(kw, message):
     e = refused(**kw)
     assert str(e) == message
@@ -96,8 +95,6 @@ REFUSED = [
     ("lanes0", dict(lanes=0), "lanes", "0", _int_range(1, 16)),
     ("lanes_d_plus_1", dict(lanes=17), "lanes", "17", _int_range(1, 16)),
     ("lanes_d_plus_1_d5", dict(d=5, lanes=6), "lanes", "6", _int_range(1, 5)),
-    ("lanes_fold", dict(d=8, lanes=4), "lanes", "4", "folding is not implemented"),
-    ("lanes_one", dict(d=8, lanes=1), "lanes", "1", "only lanes = d = 8"),
     ("lanes_str", dict(lanes="16"), "lanes", "'16'", _int_range(1, 16)),
     ("seed_neg", dict(seed=-1), "seed", "-1", _int_range(0, 2**63 - 1)),
     ("seed_big", dict(seed=2**63), "seed", str(2**63), _int_range(0, 2**63 - 1)),
@@ -164,8 +161,26 @@ def test_replace_keeps_lanes_following_d():
     cfg = CoreConfig.create(d=8)
     assert cfg.replace(d=32).lanes == 32
     assert cfg.replace(mode="topk").lanes == 8
-    with pytest.raises(ConfigError, match="folding"):
-        cfg.replace(d=32, lanes=8)
+    folded = cfg.replace(d=32, lanes=8)
+    assert (folded.lanes, folded.groups) == (8, 4)
+    assert folded.replace(b=8).lanes == 8            # an explicit lanes is kept
+    with pytest.raises(ConfigError, match=r"lanes \(--lanes\) = 8 is not allowed: an integer "
+                                          r"from 1 to 4"):
+        folded.replace(d=4)
+
+
+@pytest.mark.parametrize("d,lanes,groups", [(16, 16, 1), (16, 1, 16), (16, 4, 4), (16, 5, 4),
+                                            (3, 2, 2), (1, 1, 1), (1024, 1023, 2)])
+def test_groups_and_folded_intervals(d, lanes, groups):
+    """G = ceil(d/P); keys take G cycles each; every query interval covers the folded
+    divider, G·(w+2)+1 edges."""
+    cfg = CoreConfig.create(d=d, lanes=lanes, b=4, N=4)
+    assert cfg.groups == groups and cfg.folded == (groups > 1)
+    assert cfg.kv_interval == {"fixed": groups, "per_key": 0}
+    assert cfg.divider_latency == groups * (cfg.w + 2) + 1
+    for mode in ("linear", "topk", "hsoftmax"):
+        c = cfg.replace(mode=mode)
+        assert c.at(c.q_interval, 1) >= c.divider_latency
 
 
 # =========================================================================== weights files
