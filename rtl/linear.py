@@ -35,7 +35,8 @@ class LinearValuePath(wiring.Component):
     is read one group per cycle while it is offered, and taken (``i.ready``) with its last
     group: a key reads, adds ±v and writes back each group (b·P adders and P for V); a
     query reads each group into P read-out trees, whose results fill a rotating num bank;
-    the window's last query writes zeros back. Latency (query): ``cfg.readout_latency + 1``
+    the window's last query writes zeros back, and so does a sweep of G cycles after reset
+    (no token is taken meanwhile). Latency (query): ``cfg.readout_latency + 1``
     edges from the transfer (one more for the memory read), the token being held
     ``G - 1`` cycles before it; throughput one token per G cycles.
     """
@@ -137,11 +138,20 @@ class LinearValuePath(wiring.Component):
         z = [Signal(signed(cfg.z_width), name=f"z_{t}") for t in range(b)]
         n = Signal(cfg.key_count_width)
 
+        # ---- after reset, zeros are written to the G words (G cycles) before a token is read,
+        # so that reset returns the state to an empty window as the registers' reset does
+        clearing = Signal(init=1)
+        sweep = Signal(range(G))
+        with m.If(clearing):
+            m.d.sync += sweep.eq(sweep + 1)
+            with m.If(sweep == G - 1):
+                m.d.sync += [clearing.eq(0), sweep.eq(0)]
+
         # ---- stage 0: read group `grp` of the offered token; take the token with its last
         grp = Signal(range(G))
-        go = self.i.valid & en
+        go = self.i.valid & en & ~clearing
         m.d.comb += [rS.addr.eq(grp), rV.addr.eq(grp), rS.en.eq(en), rV.en.eq(en),
-                     self.i.ready.eq(en & (grp == G - 1))]
+                     self.i.ready.eq(en & ~clearing & (grp == G - 1))]
         with m.If(go):
             m.d.sync += grp.eq(Mux(grp == G - 1, 0, grp + 1))
         groups = Array(Signal(data.ArrayLayout(signed(cfg.w), P), name=f"vgrp{g}")
@@ -164,15 +174,17 @@ class LinearValuePath(wiring.Component):
         key = act & s1.key
         clear = act & ~s1.key & s1.clear
         Sg, Vg, v = rS.data, rV.data, s1.value
-        m.d.comb += [wS.addr.eq(s1.grp), wV.addr.eq(s1.grp),
-                     wS.en.eq(Mux(key | clear, -1, 0)), wV.en.eq(Mux(key | clear, -1, 0))]
+        zero = clear | clearing
+        m.d.comb += [wS.addr.eq(Mux(clearing, sweep, s1.grp)),
+                     wV.addr.eq(Mux(clearing, sweep, s1.grp)),
+                     wS.en.eq(Mux(key | zero, -1, 0)), wV.en.eq(Mux(key | zero, -1, 0))]
         for t in range(b):
             for q in range(P):
                 i = t * P + q
-                m.d.comb += wS.data[i].eq(Mux(clear, 0, Mux(s1.code[t], Sg[i] + v[q],
-                                                              Sg[i] - v[q])))
+                m.d.comb += wS.data[i].eq(Mux(zero, 0, Mux(s1.code[t], Sg[i] + v[q],
+                                                             Sg[i] - v[q])))
         for q in range(P):
-            m.d.comb += wV.data[q].eq(Mux(clear, 0, Vg[q] + v[q]))
+            m.d.comb += wV.data[q].eq(Mux(zero, 0, Vg[q] + v[q]))
         with m.If(key & s1.last_grp):
             m.d.sync += [z[t].eq(Mux(s1.code[t], z[t] + 1, z[t] - 1)) for t in range(b)]
             m.d.sync += n.eq(n + 1)

@@ -62,12 +62,14 @@ def test_extreme_values_and_single_key_windows(mode):
     check_beats(cfg, wins, obs)
 
 
+@pytest.mark.parametrize("corner", ["b7_d3_w8_N5_k1", "b16_d4_w8_N16_P2"])
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("cut", [3, 11, 40])
-def test_reset_mid_window(mode, cut):
+def test_reset_mid_window(mode, cut, corner):
     """A window cut by reset after `cut` cycles (keys, queries or outputs in flight); the
-    next windows work normally, as if the core had just come out of reset."""
-    cfg, seed, rng = make("b7_d3_w8_N5_k1", mode)
+    next windows work normally, as if the core had just come out of reset (folded: the
+    state in memory included)."""
+    cfg, seed, rng = make(corner, mode)
     broken = random_windows(cfg, rng, 2, n_keys=(3, cfg.N + 1), n_queries=(2, 3))
     wins = random_windows(cfg, rng, 3, n_keys=(1, cfg.N), n_queries=(1, 2))
     obs = simulate(cfg, wins, seed=seed + cut, prelude=(broken, cut))
