@@ -460,8 +460,8 @@ class CoreConfig:
 
         Folded (G > 1): the transfer edge registers the last group of P lanes, then one edge
         per level of the deepest P-lane tree, one edge adds the group into the row
-        accumulator, one edge compares with θ into the output register, and the output
-        transfers on the next edge: ``3 + max_t ceil(log2(|folded_hash_terms[t]|))``."""
+        accumulator (which starts at -θ), one edge registers its sign (y >= θ) into the output,
+        which transfers on the next edge: ``3 + max_t ceil(log2(|folded_hash_terms[t]|))``."""
         if self.folded:
             return 3 + max((tree_depth(len(r)) for r in self.folded_hash_terms), default=0)
         depth = self.hash_depth_of(self.W)

@@ -1,10 +1,11 @@
 """Hash projection (SPEC §2): c[t] = (sum_i W[t,i] x[i] >= θ[t]), multiplier-free."""
 
-from amaranth.hdl import Const, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .tree import Term, adder_tree, delay, register, tag_width, tagged
+from ..config import csd_digits
+from .tree import Term, adder_tree, delay, register, shape_for, tag_width, tagged
 
 __all__ = ["HashProjection"]
 
@@ -12,21 +13,44 @@ __all__ = ["HashProjection"]
 class HashProjection(wiring.Component):
     """Binary hash of a d-vector with constant weights baked into the logic.
 
-    Each row t is an adder tree over the canonical-signed-digit terms ``±x[i] << s`` of its
-    weights (a ternary or sign weight is one ``±x[i]``; zero weights cost nothing), the sign
-    of every node carried beside it so that no operand is ever negated. One adder level per
-    pipeline stage; rows shallower than the deepest are padded with registers.
-
-    When the config gives queries their own hash (``Wq``, ``θq``), both sets of trees read
-    the same input register and ``i.payload.query`` picks the code.
-
-    Ports:
+    Ports (both cases):
       ``i``: stream of ``{x: d × signed(w), query: 1, tag: tag_shape}``
       ``o``: stream of ``{code: unsigned(b), tag: tag_shape}``; ``tag`` passes unchanged.
 
+    **Unfolded** (``cfg.groups`` G = 1, ``lanes`` = d). Each row t is an adder tree over the
+    canonical-signed-digit terms ``±x[i] << s`` of its weights (a ternary or sign weight is
+    one ``±x[i]``; zero weights cost nothing), the sign of every node carried beside it so
+    that no operand is ever negated. One adder level per pipeline stage; rows shallower than
+    the deepest are padded with registers. When the config gives queries their own hash
+    (``Wq``, ``θq``), both sets of trees read the same input register and
+    ``i.payload.query`` picks the code.
     Latency: ``cfg.hash_latency`` = 2 + ceil(log2(most terms in a row)) edges from input
     transfer to output transfer. Throughput: one vector per cycle. The pipeline advances as
     a whole when its output is empty or taken (``i.ready = ~o.valid | o.ready``).
+
+    **Folded** (G = ceil(d/P) > 1). Consume-then-transfer input: while ``i.valid`` is high
+    the hash reads one group of P elements of ``i.payload.x`` per cycle (group g holds
+    elements gP .. gP+P-1, missing ones read as 0; the payload must stay stable while valid
+    is high, as a stream requires) and raises ``i.ready`` only in the cycle it reads group
+    G-1: the beat transfers then. Per row t a P-lane tree adds the operands ``(p, s)`` of
+    ``cfg.folded_hash_terms[t]``: lane x_p shifted by s, passed, complemented (``~x_p``) or
+    zeroed according to the CSD digit of W[t, gP+p] at shift s, a constant of the group index
+    (and of the query flag when queries have their own hash; W and Wq share the trees). As
+    ``-x = ~x + 1``, the sum of the complemented operands falls short of the true sum by a
+    constant C per row (the weights of the negative digits over all groups); it is folded
+    into the threshold, so there is no negation, no correction adder and no multiplier. A row
+    accumulator of exact width starts a vector at -(θ - C) and adds the G partial sums; its
+    sign is the code bit (``y >= θ``), so there is no comparator either. A bit that is the
+    same for every input (the row's range never or always reaches θ) is a constant.
+    Registers: the lane register (written by the group read), one per tree level, the
+    accumulators, the output.
+    Latency: ``cfg.hash_latency`` = 3 + ceil(log2(most operands of a row tree)) edges from
+    the transfer (group G-1) to the output transfer. Throughput: one vector per G cycles.
+    The lane register and the trees stall only while the accumulators hold a finished
+    vector that the output register cannot take; so the groups of the next vector proceed
+    while the previous code waits in the output register, and only the accumulation of the
+    last group needs the output free (or emptied in that cycle). A downstream that takes one
+    code per G cycles still sees one vector every G cycles.
     """
 
     def __init__(self, cfg, tag_shape=unsigned(0)):
@@ -61,6 +85,8 @@ class HashProjection(wiring.Component):
         return bits
 
     def elaborate(self, platform):
+        if self.cfg.folded:
+            return self._elaborate_folded()
         cfg = self.cfg
         m = Module()
         en = Signal()
@@ -90,4 +116,159 @@ class HashProjection(wiring.Component):
         if tag_width(self.tag_shape):
             tag = delay(m, Value.cast(self.i.payload.tag), cfg.hash_latency, en=en, name="tag")
             m.d.comb += self.o.payload.tag.eq(tag)
+        return m
+
+    # ------------------------------------------------------------------ folded (G > 1)
+    def _row_digits(self, t):
+        """{(p, s): {(g, h): digit}} for row t: the CSD digit at shift s of the weight of hash
+        h (0: W, 1: Wq) at element gP+p, for every group g (0 where it has none)."""
+        cfg = self.cfg
+        P, G = cfg.lanes, cfg.groups
+        hashes = [cfg.W] + ([cfg.Wq] if cfg.asymmetric else [])
+        out = {ps: {(g, h): 0 for g in range(G) for h in range(len(hashes))}
+               for ps in cfg.folded_hash_terms[t]}
+        for h, M in enumerate(hashes):
+            for i, c in enumerate(M[t]):
+                g, p = divmod(i, P)
+                for s, sg in csd_digits(c):
+                    out[p, s][g, h] = sg
+        return out
+
+    def _elaborate_folded(self):
+        cfg = self.cfg
+        m = Module()
+        G, P, w = cfg.groups, cfg.lanes, cfg.w
+        gbits = max(1, (G - 1).bit_length())
+        hashes = [(cfg.W, cfg.theta)] + ([(cfg.Wq, cfg.thetaq)] if cfg.asymmetric else [])
+        has_tag = tag_width(self.tag_shape) > 0
+
+        # handshakes: the output register loads when empty or taken; the lane register and
+        # the trees advance unless the accumulators hold a finished vector that cannot leave
+        en_out = Signal()
+        full = Signal()                    # the accumulators hold all G groups of a vector
+        en = Signal()
+        m.d.comb += [en_out.eq(~self.o.valid | self.o.ready), en.eq(~full | en_out)]
+
+        # group read: one group of P lanes per cycle while i.valid; transfer on group G-1
+        cnt = Signal(range(G))
+        last_read = Signal()
+        m.d.comb += [last_read.eq(cnt == G - 1), self.i.ready.eq(en & last_read)]
+        with m.If(en & self.i.valid):
+            m.d.sync += cnt.eq(Mux(last_read, 0, cnt + 1))
+        flat = Value.cast(self.i.payload.x)
+        pad = G * P * w - cfg.d * w
+        if pad:
+            flat = Cat(flat, Const(0, pad))
+        group = Signal(P * w)                  # a G:1 mux per lane (no index multiply)
+        with m.Switch(cnt):
+            for g in range(G):
+                with m.Case(g):
+                    m.d.comb += group.eq(flat[g * P * w:(g + 1) * P * w])
+
+        lanes = Signal(data.ArrayLayout(signed(w), P), name="lanes")
+        lg = Signal(gbits, name="lane_group")
+        lq = Signal(name="lane_query")
+        lv = Signal(name="lane_valid")
+        register(m, lanes, group, en)
+        register(m, lg, cnt, en)
+        register(m, lq, self.i.payload.query, en)
+        register(m, lv, self.i.valid, en)
+        ltag = None
+        if has_tag:
+            ltag = Signal.like(Value.cast(self.i.payload.tag), name="lane_tag")
+            register(m, ltag, Value.cast(self.i.payload.tag), en)
+
+        # digit tables are indexed by the group (and the query flag when asymmetric)
+        idx = Cat(lg, lq) if cfg.asymmetric else lg
+        n_idx = 1 << len(idx)
+
+        depth = cfg.hash_latency - 3
+        roots, ranges, corrections = [], [], []
+        for t in range(cfg.b):
+            terms = []
+            lo_h = [0] * len(hashes)
+            hi_h = [0] * len(hashes)
+            corr_h = [0] * len(hashes)
+            for (p, s), dig in self._row_digits(t).items():
+                # dig: the digit of each (group, hash) at this (lane, shift)
+                for (g, h), v in dig.items():
+                    if v:
+                        lo_h[h] += cfg.vmin << s
+                        hi_h[h] += cfg.vmax << s
+                    if v < 0:
+                        corr_h[h] += 1 << s
+                values = set(dig.values())
+                x = lanes[p].as_signed()
+                if values == {1}:
+                    op = x
+                elif values == {-1}:
+                    op = ~x
+                else:
+                    def table(pred):
+                        bits = 0
+                        for (g, h), v in dig.items():
+                            if pred(v):
+                                bits |= 1 << (g | (h << gbits))
+                        return Const(bits, n_idx).bit_select(idx, 1)
+                    op = Mux(table(lambda v: v < 0), ~x, x) if -1 in values else x
+                    if 0 in values:
+                        op = Mux(table(lambda v: v != 0), op, 0)
+                terms.append(Term(op << s if s else op, False, cfg.vmin << s, cfg.vmax << s))
+            roots.append(adder_tree(m, terms, en=en, depth=depth, name=f"row{t}"))
+            ranges.append(list(zip(lo_h, hi_h)))
+            corrections.append(corr_h)
+
+        tv = delay(m, lv, depth, en=en, name="tree_valid")
+        tg = delay(m, lg, depth, en=en, name="tree_group")
+        tq = delay(m, lq, depth, en=en, name="tree_query")
+        ttag = delay(m, ltag, depth, en=en, name="tree_tag") if has_tag else None
+
+        # accumulators: y' - θ', the threshold θ' = θ - C taken as the start value, so that
+        # the code bit is the accumulator's sign (y >= θ  <=>  y' - θ' >= 0): no comparator
+        aq = Signal(name="acc_query")
+        atag = Signal.like(ttag, name="acc_tag") if has_tag else None
+        with m.If(en):
+            m.d.sync += full.eq(tv & (tg == G - 1))
+            with m.If(tv):
+                m.d.sync += aq.eq(tq)
+                if has_tag:
+                    m.d.sync += atag.eq(ttag)
+        first = tg == 0
+        bits = []
+        for t in range(cfg.b):
+            const, start, lo, hi = [], [], [], []
+            for h, (_, theta) in enumerate(hashes):
+                th = int(theta[t]) - corrections[t][h]      # y >= θ  <=>  y' >= θ - C
+                hlo, hhi = ranges[t][h]
+                if hlo < th <= hhi:
+                    const.append(None)
+                    start.append(-th)
+                    lo.append(hlo - th)
+                    hi.append(hhi - th)
+                else:       # y' >= θ' for every input (or for none): a constant bit
+                    const.append(Const(int(hlo >= th), 1))
+                    start.append(None)
+            if not lo:
+                bits.append(Mux(aq, const[1], const[0]) if cfg.asymmetric else const[0])
+                continue
+            # a hash whose bit is constant never reads the sum: it starts like the other
+            start = [s if s is not None else next(x for x in start if x is not None)
+                     for s in start]
+            acc = Signal(shape_for(min(lo), max(hi)), name=f"acc{t}")
+            init = Mux(tq, start[1], start[0]) if cfg.asymmetric else start[0]
+            with m.If(en & tv):
+                m.d.sync += acc.eq(Mux(first, init, acc) + roots[t].value)
+            sign = [c if c is not None else ~acc[-1] for c in const]
+            bits.append(Mux(aq, sign[1], sign[0]) if cfg.asymmetric else sign[0])
+
+        # output register: the compare of a finished vector
+        ovalid = Signal(name="out_valid")
+        code = Signal(cfg.b, name="code")
+        with m.If(en_out):
+            m.d.sync += [ovalid.eq(full), code.eq(Cat(*bits))]
+        m.d.comb += [self.o.valid.eq(ovalid), self.o.payload.code.eq(code)]
+        if has_tag:
+            otag = Signal.like(atag, name="out_tag")
+            register(m, otag, atag, en_out)
+            m.d.comb += self.o.payload.tag.eq(otag)
         return m

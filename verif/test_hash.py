@@ -1,10 +1,13 @@
-"""HashProjection in the Amaranth simulator against golden.hash_codes."""
+"""HashProjection in the Amaranth simulator against golden.hash_codes, unfolded (lanes = d)
+and folded (lanes P < d: one group of P elements per cycle, consume-then-transfer)."""
 
 import numpy as np
 import pytest
 from amaranth.hdl import unsigned
+from amaranth.sim import Simulator
 
 from hamattn import CoreConfig, golden
+from hamattn.config import csd_digits, tree_depth
 from hamattn.rtl import HashProjection
 from hamattn.verif.streams import run_stream
 
@@ -74,18 +77,259 @@ def test_hash_matches_golden(corner, pattern, tmp_path):
         assert lat == [cfg.hash_latency] * len(x) == [dut.latency] * len(x)
 
 
-def test_hash_tie_gives_one(tmp_path):
-    """y[t] == θ[t] must give bit 1 (SPEC §2)."""
+@pytest.mark.parametrize("lanes", [2, 1])
+def test_hash_tie_gives_one(tmp_path, lanes):
+    """y[t] == θ[t] must give bit 1 (SPEC §2), unfolded and folded."""
     W = np.array([[1, 2], [-1, 1], [3, -2]])
     x = np.array([[5, -3]])
     theta = (W @ x[0])                     # exactly y: every bit ties
-    cfg = CoreConfig.create(b=3, d=2, w=4, weights=_npz(tmp_path, "tie", W=W, theta=theta))
+    cfg = CoreConfig.create(b=3, d=2, w=4, lanes=lanes,
+                            weights=_npz(tmp_path, "tie", W=W, theta=theta))
     run = run_stream(HashProjection(cfg), [{"x": [5, -3], "query": 0}],
                      convert=lambda c: int(c.code))
     assert run.outputs == [0b111]
     theta_above = theta + 1                # one more: every bit 0
-    cfg = CoreConfig.create(b=3, d=2, w=4,
+    cfg = CoreConfig.create(b=3, d=2, w=4, lanes=lanes,
                             weights=_npz(tmp_path, "above", W=W, theta=theta_above))
     run = run_stream(HashProjection(cfg), [{"x": [5, -3], "query": 0}],
                      convert=lambda c: int(c.code))
     assert run.outputs == [0]
+
+
+# ------------------------------------------------------------------------- folded (P < d)
+
+def asymmetric_wide(tmp_path):
+    """Ternary W, wide Wq (multi-digit CSD) and rows whose bit is a constant of one hash
+    only: a zero row of W, a zero row of Wq, an unreachable θq and a θ always reached."""
+    rng = np.random.default_rng(13)
+    b, d = 12, 7
+    W = rng.integers(-1, 2, (b, d))
+    Wq = rng.integers(-100, 101, (b, d))
+    theta = rng.integers(-3, 4, b)
+    thetaq = rng.integers(-2000, 2000, b)
+    W[0] = 0                                  # W row 0: 0 >= θ, constant
+    theta[0] = 1                              # ... 0
+    Wq[1] = 0                                 # Wq row 1: constant 1
+    thetaq[1] = -5
+    thetaq[2] = 10**6                         # never reached: constant 0 for queries
+    theta[3] = -(10**6)                       # always reached: constant 1 for keys
+    return dict(b=b, d=d, w=6, weights=_npz(tmp_path, "asymw", W=W, theta=theta, Wq=Wq,
+                                            thetaq=thetaq))
+
+
+def lanes(P, corner):
+    return lambda tmp: dict(corner(tmp), lanes=P)
+
+
+FOLDED = {
+    "d3_P1": lambda tmp: dict(b=7, d=3, w=8, lanes=1),
+    "d3_P2": lambda tmp: dict(b=7, d=3, w=8, lanes=2),
+    "d16_P4_b64": lambda tmp: dict(b=64, d=16, w=8, lanes=4),
+    "d16_P5": lambda tmp: dict(b=16, d=16, w=8, lanes=5),
+    "d5_P1": lambda tmp: dict(b=16, d=5, w=8, lanes=1),
+    "b1_d3_P2_w2": lambda tmp: dict(b=1, d=3, w=2, lanes=2),
+    "b65_d3_P2_w16": lambda tmp: dict(b=65, d=3, w=16, lanes=2),
+    "sign_d16_P3": lambda tmp: dict(b=7, d=16, w=8, lanes=3, weights="random-sign"),
+    "sign_d16_P8": lambda tmp: dict(b=9, d=16, w=8, lanes=8, weights="random-sign"),
+    "wide_csd_P1": lanes(1, wide_weights),
+    "wide_csd_P3": lanes(3, wide_weights),
+    "asym_P1": lanes(1, asymmetric),
+    "asym_P2": lanes(2, asymmetric),
+    "asym_wide_P3": lanes(3, asymmetric_wide),
+}
+
+
+def expected_codes(cfg, x, query):
+    return [int(sum(int(v) << t for t, v in
+                    enumerate(golden.hash_codes(cfg, x[i:i + 1], query=bool(query[i]))[0])))
+            for i in range(len(x))]
+
+
+def run_folded(dut, payloads, *, seed=0, p_in=1.0, sink="ready", p_out=1.0, G=1):
+    """Offer ``payloads`` on ``dut.i`` (valid raised with probability ``p_in`` per idle
+    cycle, then held with a stable payload until the transfer) and take ``dut.o`` with
+    ``sink``: ``ready`` (ready with probability ``p_out``), or ``ctt`` (consume-then-transfer:
+    the sink spends G valid cycles on a token and is ready from its G-th valid cycle on,
+    then with probability ``p_out``). Returns (codes, tags, in_cycles, out_cycles,
+    valid cycles each input spent offered before and including its transfer)."""
+    rng = np.random.default_rng(seed)
+    res = dict(codes=[], tags=[], ins=[], outs=[], offered=[])
+
+    async def bench(ctx):
+        k, valid, offered, seen = 0, False, 0, 0
+        for cycle in range(400 + 60 * (G + 4) * len(payloads)):
+            if len(res["codes"]) == len(payloads) and k == len(payloads):
+                return
+            if not valid and k < len(payloads) and rng.random() < p_in:
+                valid, offered = True, 0
+                ctx.set(dut.i.payload, payloads[k])
+            ctx.set(dut.i.valid, valid)
+            ovalid = ctx.get(dut.o.valid)
+            if sink == "ctt":
+                seen += ovalid
+                rdy = ovalid and seen >= G and rng.random() < p_out
+            else:
+                rdy = rng.random() < p_out
+            ctx.set(dut.o.ready, rdy)
+            if rdy and ovalid:
+                c = ctx.get(dut.o.payload)
+                res["codes"].append(int(c.code))
+                res["tags"].append(int(c.tag))
+                res["outs"].append(cycle)
+                seen = 0
+            if valid:
+                offered += 1
+                if ctx.get(dut.i.ready):
+                    res["ins"].append(cycle)
+                    res["offered"].append(offered)
+                    k += 1
+                    valid = False
+            await ctx.tick()
+        raise AssertionError(f"timeout: {k}/{len(payloads)} in, "
+                             f"{len(res['codes'])}/{len(payloads)} out")
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    return res
+
+
+PATTERNS = {
+    # name: (p_in, sink, p_out)
+    "full_rate_ready": (1.0, "ready", 1.0),
+    "full_rate_ctt_sink": (1.0, "ctt", 1.0),
+    "random_source_ctt_sink": (0.5, "ctt", 0.6),
+    "random_handshake": (0.6, "ready", 0.4),
+}
+
+
+@pytest.mark.parametrize("corner", list(FOLDED))
+@pytest.mark.parametrize("pattern", list(PATTERNS))
+def test_folded_hash_matches_golden(corner, pattern, tmp_path):
+    cfg = CoreConfig.create(**FOLDED[corner](tmp_path))
+    G = cfg.groups
+    assert cfg.folded and G == -(-cfg.d // cfg.lanes) and cfg.hash_interval == G
+    seed = sum(map(ord, corner + pattern))
+    rng = np.random.default_rng(seed)
+    x, query = stimulus(cfg, rng, 24)
+    expect = expected_codes(cfg, x, query)
+    dut = HashProjection(cfg, tag_shape=unsigned(8))
+    p_in, sink, p_out = PATTERNS[pattern]
+    res = run_folded(dut, [{"x": [int(v) for v in row], "query": int(q), "tag": i}
+                           for i, (row, q) in enumerate(zip(x, query))],
+                     seed=seed, p_in=p_in, sink=sink, p_out=p_out, G=G)
+    assert res["codes"] == expect, f"seed {seed}"
+    assert res["tags"] == list(range(len(x)))
+    # consume-then-transfer input: ready only once all G groups were read
+    assert min(res["offered"]) >= G, res["offered"]
+    if p_in == 1.0:
+        # one vector per G cycles, from the first: no stall with either sink
+        assert res["ins"] == [G - 1 + G * n for n in range(len(x))]
+        assert np.all(np.diff(res["outs"]) == G)
+    if pattern == "full_rate_ready":
+        lat = [o - i for i, o in zip(res["ins"], res["outs"])]
+        assert lat == [cfg.hash_latency] * len(x) == [dut.latency] * len(x)
+
+
+@pytest.mark.parametrize("corner", ["d16_P5", "asym_wide_P3", "b65_d3_P2_w16"])
+def test_folded_hash_run_stream_random(corner, tmp_path):
+    """The shared random-handshake driver, with no tag (the tagless ports)."""
+    cfg = CoreConfig.create(**FOLDED[corner](tmp_path))
+    seed = sum(map(ord, corner))
+    x, query = stimulus(cfg, np.random.default_rng(seed), 30)
+    run = run_stream(HashProjection(cfg), [{"x": [int(v) for v in row], "query": int(q)}
+                                           for row, q in zip(x, query)],
+                     seed=seed, p_in=0.7, p_out=0.3, convert=lambda c: int(c.code))
+    assert run.outputs == expected_codes(cfg, x, query)
+
+
+def test_folded_hash_stalled_output_keeps_every_vector(tmp_path):
+    """A long stall of the output: the hash fills up, takes no more than it can hold, and
+    every code comes out once, in order, when the sink resumes."""
+    cfg = CoreConfig.create(b=16, d=16, w=8, lanes=4)
+    x, query = stimulus(cfg, np.random.default_rng(3), 12)
+    dut = HashProjection(cfg, tag_shape=unsigned(8))
+    res = dict(codes=[], tags=[], ins=[])
+
+    async def bench(ctx):
+        k = 0
+        for cycle in range(2000):
+            if k < len(x):
+                ctx.set(dut.i.payload, {"x": [int(v) for v in x[k]], "query": int(query[k]),
+                                        "tag": k})
+            ctx.set(dut.i.valid, k < len(x))
+            rdy = cycle >= 200
+            ctx.set(dut.o.ready, rdy)
+            if rdy and ctx.get(dut.o.valid):
+                c = ctx.get(dut.o.payload)
+                res["codes"].append(int(c.code))
+                res["tags"].append(int(c.tag))
+            if k < len(x) and ctx.get(dut.i.ready):
+                res["ins"].append(cycle)
+                k += 1
+            if len(res["codes"]) == len(x):
+                return
+            await ctx.tick()
+        raise AssertionError("timeout")
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert res["codes"] == expected_codes(cfg, x, query)
+    assert res["tags"] == list(range(len(x)))
+    held = sum(c < 200 for c in res["ins"])
+    # in flight while stalled: the output register, the accumulators and the
+    # lane register + tree levels (at most one vector's worth of groups each)
+    assert 1 <= held <= 2 + -(-(cfg.hash_latency - 2) // cfg.groups), res["ins"]
+
+
+@pytest.mark.parametrize("corner", ["d16_P5", "wide_csd_P3", "asym_wide_P3", "sign_d16_P3"])
+def test_folded_hash_latency_formula(corner, tmp_path):
+    """hash_latency = 3 + levels of the widest P-lane tree: the operands (p, s) of row t are
+    the lanes p and CSD shifts s used by some group of W (or Wq) row t."""
+    cfg = CoreConfig.create(**FOLDED[corner](tmp_path))
+    mats = [cfg.W_array] + ([np.array(cfg.Wq)] if cfg.asymmetric else [])
+    most = max(len({(i % cfg.lanes, s) for M in mats for i in range(cfg.d)
+                    for s, _ in csd_digits(int(M[t, i]))}) for t in range(cfg.b))
+    assert most <= cfg.lanes * 16
+    assert cfg.hash_latency == 3 + tree_depth(most)
+    unfolded = cfg.replace(lanes=cfg.d)
+    assert unfolded.hash_latency == 2 + max(
+        (tree_depth(len(unfolded.hash_row_terms(r))) for M in
+         ([unfolded.W] + ([unfolded.Wq] if unfolded.asymmetric else [])) for r in M),
+        default=0)
+
+
+def test_folded_hash_is_smaller():
+    """The size estimate counts P-lane trees when folded: it shrinks with P."""
+    sizes = [CoreConfig.create(d=64, b=64, lanes=P).adder_bits for P in (64, 16, 4, 1)]
+    assert sizes == sorted(sizes, reverse=True) and sizes[-1] < sizes[0] / 2, sizes
+
+
+@pytest.mark.parametrize("P", [1, 3, 7])
+def test_hash_extreme_thresholds(tmp_path, P):
+    """θ at the ends of y's range, where a bit is (or is nearly) a constant: θ = max y gives
+    1 only for the maximising x, θ = min y + 1 gives 0 only for the minimising x, θ = min y
+    always 1, θ = max y + 1 always 0 (unfolded P = d and folded)."""
+    rng = np.random.default_rng(5)
+    d, w = 7, 4
+    W = rng.integers(-1, 2, (8, d))
+    W[:, 0] = 1                                   # no zero row
+    vmin, vmax = -(1 << (w - 1)), (1 << (w - 1)) - 1
+    xmax = np.where(W > 0, vmax, vmin)            # row t's maximiser (per row)
+    xmin = np.where(W > 0, vmin, vmax)
+    hi = (W * xmax).sum(1)
+    lo = (W * xmin).sum(1)
+    theta = np.concatenate([hi[:2], lo[2:4] + 1, lo[4:6], hi[6:] + 1])
+    cfg = CoreConfig.create(b=8, d=d, w=w, lanes=P,
+                            weights=_npz(tmp_path, "ext", W=W, theta=theta))
+    x = np.concatenate([xmax, xmin, xmax - np.sign(W), rng.integers(vmin, vmax + 1, (8, d))])
+    x = np.clip(x, vmin, vmax)
+    query = np.zeros(len(x), int)
+    expect = expected_codes(cfg, x, query)
+    assert len(set(expect)) > 4
+    run = run_stream(HashProjection(cfg), [{"x": [int(v) for v in row], "query": 0}
+                                           for row in x], convert=lambda c: int(c.code))
+    assert run.outputs == expect
