@@ -78,10 +78,11 @@ class AttentionCore(wiring.Component):
         m.d.sync += wait.eq(Mux(wait == 0, 0, wait - 1))
         per = qi["per_key"]
         # q_interval's per-key part for the keys so far, kept as a running sum (no multiply)
-        scan_len = Signal(range(per * cfg.N + 1))
+        scan_len = Signal(range(per * cfg.N + 1)) if per else 0
         # keys beyond the N-th are dropped at the pace of the used ones (kv_interval)
         G = cfg.groups
-        kv_wait = Signal(range(G))
+        kv_wait = Signal(range(G)) if G > 1 else None
+        kv_free = (kv_wait == 0) if G > 1 else 1
         if G > 1:
             m.d.sync += kv_wait.eq(Mux(kv_wait == 0, 0, kv_wait - 1))
 
@@ -91,7 +92,10 @@ class AttentionCore(wiring.Component):
         credit = Signal()
         q_in = self.s_q.valid & self.s_q.ready
         out_tx = self.m_out.valid & self.m_out.ready
-        m.d.sync += inflight.eq(inflight + q_in - out_tx)
+        with m.If(q_in & ~out_tx):
+            m.d.sync += inflight.eq(inflight + 1)
+        with m.Elif(out_tx & ~q_in):
+            m.d.sync += inflight.eq(inflight - 1)
         m.d.comb += credit.eq(inflight < F)
 
         tag = hsh.i.payload.tag
@@ -107,7 +111,7 @@ class AttentionCore(wiring.Component):
             # a scan value path reads the key memory until the previous window's last query
             # is done: its keys wait here, so that once they flow, they flow one per cycle
             free = (wait == 0) if cfg.mode != "linear" else 1
-            m.d.comb += [self.s_kv.ready.eq(free & Mux(use, hsh.i.ready, kv_wait == 0)),
+            m.d.comb += [self.s_kv.ready.eq(free & Mux(use, hsh.i.ready, kv_free)),
                          hsh.i.valid.eq(self.s_kv.valid & use & free)]
             with m.If(self.s_kv.valid & self.s_kv.ready):
                 if G > 1:
@@ -129,7 +133,9 @@ class AttentionCore(wiring.Component):
                 # start G-1 cycles before the interval is over
                 m.d.sync += wait.eq(qi["fixed"] - G + scan_len)
                 with m.If(self.s_q.payload.last):
-                    m.d.sync += [queries.eq(0), count.eq(0), over.eq(0), scan_len.eq(0)]
+                    m.d.sync += [queries.eq(0), count.eq(0), over.eq(0)]
+                    if per:
+                        m.d.sync += scan_len.eq(0)
 
         # ---- hash -> value path -> divider -> output
         vt = vp.i.payload
