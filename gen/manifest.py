@@ -45,6 +45,7 @@ def manifest(cfg, verilog, top=DEFAULT_TOP):
     m = {"top": top, "verilog": f"{top}.v", "verilog_sha256": sha256(verilog)}
     m.update(params)                                  # d, w, b, N, mode, k, g, smax, lanes, ...
     m["P"] = cfg.lanes
+    m["groups"] = cfg.groups                          # G = ceil(d / P): cycles per vector
     m["parameters"] = {p.flag.lstrip("-").replace("-", "_"): params[p.name] for p in PARAMS}
     m["W"] = [list(r) for r in cfg.W]
     m["theta"] = list(cfg.theta)
@@ -65,6 +66,7 @@ def manifest(cfg, verilog, top=DEFAULT_TOP):
     m["stages"] = {"hash": cfg.hash_latency, "hamming": cfg.hamming_latency,
                    "value_path": dict(zip(("fixed", "per_key"), cfg.engine_timing)),
                    "divider": cfg.divider_latency}
+    m["output_queue"] = cfg.out_credits              # queries in flight / output queue depth
     m["ports"] = [{"name": n, "direction": d, "width": w} for n, d, w in ports(cfg)]
     m["reset"] = {"port": "rst", "kind": "synchronous", "active": "high"}
     m["tools"] = tool_versions()
