@@ -643,8 +643,8 @@ class CoreConfig:
 
     @property
     def out_credits(self):
-        """F: queries the core lets be in flight (accepted, output not yet taken), and the
-        depth of its output queue. At full rate at most ceil(latency / q_interval) are in
+        """F: queries the core lets be in flight (accepted, output not yet taken); F - 1 is
+        the depth of its output queue (the divider holds one more). At full rate at most ceil(latency / q_interval) are in
         flight, one more covers the edge at which an output leaves, so the credit never
         throttles a core whose output is ready; when ``m_out_tready`` is low the finished
         outputs wait in the queue and the pipeline itself never stalls."""

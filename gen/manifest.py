@@ -66,7 +66,7 @@ def manifest(cfg, verilog, top=DEFAULT_TOP):
     m["stages"] = {"hash": cfg.hash_latency, "hamming": cfg.hamming_latency,
                    "value_path": dict(zip(("fixed", "per_key"), cfg.engine_timing)),
                    "divider": cfg.divider_latency}
-    m["output_queue"] = cfg.out_credits              # queries in flight / output queue depth
+    m["queries_in_flight"] = cfg.out_credits         # most queries in flight (F)
     m["ports"] = [{"name": n, "direction": d, "width": w} for n, d, w in ports(cfg)]
     m["reset"] = {"port": "rst", "kind": "synchronous", "active": "high"}
     m["tools"] = tool_versions()

@@ -35,7 +35,8 @@ class AttentionCore(wiring.Component):
     its output then transfers exactly ``cfg.latency`` edges after it (``m_out.ready`` high).
     Any valid/ready pattern gives the same beats. ``m_out.ready`` drives no pipeline enable:
     at most ``cfg.out_credits`` (F) queries are in flight, finished outputs that are not
-    taken wait in an F-entry queue (bypassed when empty, so the latency is unchanged), and
+    taken wait in the divider and an (F-1)-entry queue (bypassed when empty, so the latency
+    is unchanged), and
     the hash, value path and divider run without back-pressure from the output, which keeps
     the output handshake off the core's critical path.
 
@@ -149,13 +150,17 @@ class AttentionCore(wiring.Component):
         # divider's interval) leaves the divider idle whenever a (num, den) arrives, and the
         # output queue always has room for the divider's result (the credits)
         m.d.comb += [div.i.valid.eq(vp.o.valid), div.i.payload.eq(vp.o.payload),
-                     vp.o.ready.eq(1), div.o.ready.eq(1)]
+                     vp.o.ready.eq(1)]
         result = Signal(layouts.output(cfg))
         m.d.comb += [result.data.eq(div.o.payload.q), result.last.eq(div.o.payload.tag.last),
                      result.user.eq(div.o.payload.tag.user)]
-        m.submodules.out_queue = queue = SyncFIFO(width=len(result.as_value()), depth=F)
+        # F results may wait: F - 1 in the queue and one in the divider's output register
+        # (the divider holds it only when the queue is full, and then no other query is in
+        # flight, so no (num, den) can arrive meanwhile)
+        m.submodules.out_queue = queue = SyncFIFO(width=len(result.as_value()), depth=F - 1)
         direct = ~queue.r_rdy            # the queue is empty: a result may leave at once
         m.d.comb += [
+            div.o.ready.eq(queue.w_rdy | (direct & self.m_out.ready)),
             self.m_out.valid.eq(queue.r_rdy | div.o.valid),
             self.m_out.payload.eq(Mux(queue.r_rdy, queue.r_data, result.as_value())),
             queue.r_en.eq(self.m_out.ready),

@@ -104,3 +104,15 @@ def test_weights_file_asymmetric_wide_and_shift_table(tmp_path):
         obs = simulate(cfg, wins, seed=21)
         check_beats(cfg, wins, obs)
         check_timing(cfg, wins, obs)
+
+
+@pytest.mark.parametrize("corner", ["b7_d3_w8_N5_k1", "b16_d4_w8_N16_P2"])
+@pytest.mark.parametrize("mode", MODES)
+def test_slow_output_fills_the_queue(corner, mode):
+    """A consumer ready one cycle in twenty: every output waits, so the credits (at most
+    cfg.out_credits queries in flight) and the output queue are exercised to their limit;
+    the beats are still all there, in order."""
+    cfg, seed, rng = make(corner, mode)
+    wins = random_windows(cfg, rng, 3, n_keys=(1, cfg.N), n_queries=(4, 8))
+    obs = simulate(cfg, wins, seed=seed, p_out=0.05)
+    check_beats(cfg, wins, obs)
