@@ -276,6 +276,21 @@ def _ports_of(sources, top, build_dir, cache_dir, timeout):
     return [_h.Port(*p) for p in hit["ports"]]
 
 
+def _run_synth(script, job, timeout):
+    """run_yosys, with one known Yosys 0.70 crash worked around: ``synth_ecp5``'s abc9 step
+    can fail an internal assertion (rtlil.cc:3091, seen on large linear baselines); the
+    script then runs again with ``-noabc9`` (the classic ``abc`` LUT mapper). Returns
+    (result, fallback used)."""
+    try:
+        return run_yosys(script, cwd=job, name="synth", timeout=timeout), False
+    except ToolError as e:
+        text = f"{e} {getattr(e, 'log_tail', '')}"
+        if "synth_ecp5 " not in script or "-noabc9" in script or "rtlil.cc" not in text:
+            raise
+    script = script.replace("synth_ecp5 ", "synth_ecp5 -noabc9 ")
+    return run_yosys(script, cwd=job, name="synth", timeout=timeout), True
+
+
 def _synth_only_job(sources, top, tgt, build_dir, cache_dir, timeout, keep_hierarchy=False):
     """Synthesis without placement; returns {"modules": {name: cells}, "cells": {...},
     "top": top}."""
@@ -291,10 +306,11 @@ def _synth_only_job(sources, top, tgt, build_dir, cache_dir, timeout, keep_hiera
         return hit
     job = _job_dir(build_dir, f"synth-{tgt.name}", key)
     script = _write_sources(job, sources) + "\n" + script_tail
-    res = run_yosys(script, cwd=job, name="synth", timeout=timeout)
+    res, noabc9 = _run_synth(script, job, timeout)
     stat = json.loads((job / "stat.json").read_text())
     result = {
         "top": top,
+        "noabc9_fallback": noabc9,
         "cells": cell_counts(stat),
         "modules": {_unescape(m): cell_counts(stat, m) for m in stat["modules"]},
         "seconds": round(res.seconds, 2),
@@ -344,7 +360,7 @@ def _placed_job(kind, sources, top, tgt, build_dir, cache_dir, timeout, seed, fr
         return hit
     job = _job_dir(build_dir, f"{kind}-{tgt.name}", key)
     script = _write_sources(job, sources) + "\n" + script_tail
-    ys = run_yosys(script, cwd=job, name="synth", timeout=timeout)
+    ys, noabc9 = _run_synth(script, job, timeout)
     stat = json.loads((job / "stat.json").read_text())
     modules = {_unescape(m): cell_counts(stat, m) for m in stat["modules"]}
     # pack first: a design that does not fit the device is reported from its packed cell
@@ -388,6 +404,7 @@ def _placed_job(kind, sources, top, tgt, build_dir, cache_dir, timeout, seed, fr
                  if v.get("used")}
     result = {
         "top": top,
+        "noabc9_fallback": noabc9,
         "modules": modules,
         "fits": fits,
         "error": error,
