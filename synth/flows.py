@@ -276,19 +276,32 @@ def _ports_of(sources, top, build_dir, cache_dir, timeout):
     return [_h.Port(*p) for p in hit["ports"]]
 
 
+def _abc_lut4_ecp5(script):
+    """``script`` with its ``synth_ecp5`` line split at the LUT mapping: the same passes
+    before and after, and the classic ``abc -lut 4`` mapper instead of ``abc9``."""
+    out = []
+    for line in script.splitlines():
+        if line.startswith("synth_ecp5 "):
+            out += [line + " -run :map_luts",
+                    "techmap -map +/lattice/latches_map.v", "abc -lut 4", "clean",
+                    line + " -run map_cells:"]
+        else:
+            out.append(line)
+    return "\n".join(out) + "\n"
+
+
 def _run_synth(script, job, timeout):
     """run_yosys, with one known Yosys 0.70 crash worked around: ``synth_ecp5``'s abc9 step
-    can fail an internal assertion (rtlil.cc:3091, seen on large linear baselines); the
-    script then runs again with ``-noabc9`` (the classic ``abc`` LUT mapper). Returns
-    (result, fallback used)."""
+    can fail an internal assertion (rtlil.cc:3091, seen on large linear designs); the script
+    then runs again with the classic ``abc -lut 4`` mapper in its place (Yosys 0.70's
+    synth_ecp5 has no option to skip abc9). Returns (result, fallback used)."""
     try:
         return run_yosys(script, cwd=job, name="synth", timeout=timeout), False
     except ToolError as e:
         text = f"{e} {getattr(e, 'log_tail', '')}"
-        if "synth_ecp5 " not in script or "-noabc9" in script or "rtlil.cc" not in text:
+        if "synth_ecp5 " not in script or "abc -lut 4" in script or "rtlil.cc" not in text:
             raise
-    script = script.replace("synth_ecp5 ", "synth_ecp5 -noabc9 ")
-    return run_yosys(script, cwd=job, name="synth", timeout=timeout), True
+    return run_yosys(_abc_lut4_ecp5(script), cwd=job, name="synth", timeout=timeout), True
 
 
 def _synth_only_job(sources, top, tgt, build_dir, cache_dir, timeout, keep_hierarchy=False):

@@ -226,7 +226,7 @@ def test_design_that_does_not_fit_reports_packed_area(tmp_path):
 
 
 def test_ecp5_abc9_crash_falls_back_to_abc(monkeypatch, tmp_path):
-    """Yosys 0.70's abc9 assertion (rtlil.cc:3091) on ECP5 reruns the script with -noabc9;
+    """Yosys 0.70's abc9 assertion (rtlil.cc:3091) on ECP5 reruns the script with abc -lut 4;
     any other failure, or the crash on another family, is raised."""
     from hamattn.synth import flows
     from hamattn.synth.tools import ToolError
@@ -234,7 +234,7 @@ def test_ecp5_abc9_crash_falls_back_to_abc(monkeypatch, tmp_path):
 
     def fake(script, *, cwd, name, timeout=None, notify=None):
         scripts.append(script)
-        if "-noabc9" not in script:
+        if "abc -lut 4" not in script:
             raise ToolError("yosys failed with exit status 1: ERROR: Assert `GetSize(conn."
                             "first) == GetSize(conn.second)' failed in kernel/rtlil.cc:3091.")
         return "ok"
@@ -243,6 +243,8 @@ def test_ecp5_abc9_crash_falls_back_to_abc(monkeypatch, tmp_path):
     res, used = flows._run_synth("read_verilog a.v\nsynth_ecp5 -nowidelut -top t\n",
                                  tmp_path, 10)
     assert (res, used) == ("ok", True)
-    assert scripts[1] == "read_verilog a.v\nsynth_ecp5 -noabc9 -nowidelut -top t\n"
+    assert scripts[1] == ("read_verilog a.v\nsynth_ecp5 -nowidelut -top t -run :map_luts\n"
+                          "techmap -map +/lattice/latches_map.v\nabc -lut 4\nclean\n"
+                          "synth_ecp5 -nowidelut -top t -run map_cells:\n")
     with pytest.raises(ToolError, match="rtlil.cc"):
         flows._run_synth("synth_ice40 -top t\n", tmp_path, 10)
