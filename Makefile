@@ -68,9 +68,9 @@ clean:
 	rm -rf build sim_build .pytest_cache
 
 # the measured table of the README: the default config in every mode, fully parallel and
-# folded (--lanes 4), on iCE40 UP5K and ECP5-25k, each against its baseline
+# folded (--lanes 4), on the iCE40 UP5K, each against its baseline
 SYNTH_TABLE := bench/results/synth_table
 synth-table: install
 	$(VENV)/bin/hamattn sweep --grid mode=linear,topk,hsoftmax --grid lanes=16,4 \
-	    --target ice40-up5k --target ecp5-25k --jobs 1 -o build/synth-table
+	    --target ice40-up5k --jobs 1 -o build/synth-table
 	$(VENV)/bin/hamattn report build/synth-table -o $(SYNTH_TABLE)

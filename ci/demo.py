@@ -12,7 +12,10 @@ Steps (each says what it does while it runs):
 Environment: ``HAMATTN_DEMO_TARGETS`` (comma-separated, default ``xc7``: the default linear
 core, fully parallel, is larger than the small iCE40 parts; add ``ecp5-25k`` for a placed
 Fmax),
-``HAMATTN_DEMO_MODE`` (default ``linear``, the SPEC's default mode).
+``HAMATTN_DEMO_MODE`` (default ``linear``, the SPEC's default mode),
+``HAMATTN_DEMO_BASELINE`` (``1``: also synthesize the standard-attention baseline and print the
+area reduction; off by default because the baselines' multipliers make that run several times
+longer).
 """
 
 from __future__ import annotations
@@ -74,10 +77,12 @@ def main():
                      f"{res['sim_cycles_per_s']:,.0f} cycles/s (Verilator)"))
 
     from ..synth.cli import synth_config
+    baseline = os.environ.get("HAMATTN_DEMO_BASELINE", "0") == "1"
     for target in targets:
-        step(f"synthesize for {target} (core and baseline; the first YoWASP run compiles "
-             "for up to two minutes)")
-        rep = synth_config(cfg, target, progress=lambda m: print(f"  {m}", flush=True))
+        step(f"synthesize for {target} ({'core and baseline' if baseline else 'core'}; the "
+             "first YoWASP run compiles for up to two minutes)")
+        rep = synth_config(cfg, target, baseline=baseline,
+                           progress=lambda m: print(f"  {m}", flush=True))
         d, bl = rep["design"], rep["baseline"]
         red = rep.get("area_reduction")
         fmax = f", Fmax {d['fmax_mhz']} MHz" if d.get("fmax_mhz") else ""
