@@ -30,7 +30,7 @@ def dsp_variant(target):
                                synth=t.synth.replace(" " + DSP_TARGETS[target], ""))
 
 
-def _sources(cfg, build_dir, progress):
+def _sources(cfg, build_dir, progress, baseline=True):
     from ..gen.verilog import generate, sha256, verilog_text
     from .baselines import DEFAULT_BASELINE_TOP, generate_baseline
     text = verilog_text(cfg, progress=progress)
@@ -40,7 +40,7 @@ def _sources(cfg, build_dir, progress):
         generate(cfg, folder)
     bdir = folder / "baseline"
     bpath = bdir / f"{DEFAULT_BASELINE_TOP}.v"
-    if not bpath.exists():
+    if baseline and not bpath.exists():
         generate_baseline(cfg, bdir)
     return str(vpath), str(bpath), DEFAULT_BASELINE_TOP
 
@@ -53,8 +53,9 @@ def synth_config(cfg, target, *, build_dir="build/synth", baseline=True, place=T
     if target not in TARGETS:
         from ..errors import UserError
         raise UserError(f"target {target!r} is not allowed: one of {', '.join(TARGETS)}")
-    say(f"generating the core and its baseline ({cfg.mode}, d={cfg.d}, b={cfg.b}, N={cfg.N})")
-    core_v, base_v, base_top = _sources(cfg, build_dir, say)
+    say(f"generating the core{' and its baseline' if baseline else ''} ({cfg.mode}, d={cfg.d}, "
+        f"b={cfg.b}, N={cfg.N})")
+    core_v, base_v, base_top = _sources(cfg, build_dir, say, baseline)
     say(f"synthesizing for {target} (Yosys{' + nextpnr' if TARGETS[target].placed else ''})")
     rep = synth_report(core_v, "hamattn_core", base_v if baseline else None, base_top,
                        target, build_dir, place=place, cache_dir=cache_dir)
