@@ -2,7 +2,7 @@
 
 from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from . import layouts
@@ -99,10 +99,16 @@ class AttentionCore(wiring.Component):
             m.d.sync += inflight.eq(inflight - 1)
         m.d.comb += credit.eq(inflight < F)
 
+        # ---- a key's value waits beside the hash in a queue (a memory with a synchronous
+        # read, block RAM or LUT RAM) instead of riding through every hash pipeline stage:
+        # it is taken when the key's code leaves the hash. Depth: every vector the hash can
+        # hold, so the queue never throttles a key.
+        m.submodules.value_queue = values = SyncFIFOBuffered(
+            width=cfg.d * cfg.w, depth=cfg.hash_latency + 2)
+
         tag = hsh.i.payload.tag
         m.d.comb += [
             tag.key.eq(~queries), tag.first.eq(count == 0),
-            tag.value.eq(self.s_kv.payload.value),
             tag.qtag.last.eq(self.s_q.payload.last), tag.qtag.user.eq(over),
             hsh.i.payload.query.eq(queries),
             hsh.i.payload.x.eq(Mux(queries, self.s_q.payload.query, self.s_kv.payload.key)),
@@ -112,8 +118,11 @@ class AttentionCore(wiring.Component):
             # a scan value path reads the key memory until the previous window's last query
             # is done: its keys wait here, so that once they flow, they flow one per cycle
             free = (wait == 0) if cfg.mode != "linear" else 1
-            m.d.comb += [self.s_kv.ready.eq(free & Mux(use, hsh.i.ready, kv_free)),
-                         hsh.i.valid.eq(self.s_kv.valid & use & free)]
+            room = values.w_rdy                  # the key's value has a place in the queue
+            m.d.comb += [self.s_kv.ready.eq(free & Mux(use, hsh.i.ready & room, kv_free)),
+                         hsh.i.valid.eq(self.s_kv.valid & use & free & room),
+                         values.w_data.eq(self.s_kv.payload.value),
+                         values.w_en.eq(self.s_kv.valid & self.s_kv.ready & use)]
             with m.If(self.s_kv.valid & self.s_kv.ready):
                 if G > 1:
                     m.d.sync += kv_wait.eq(G - 1)
@@ -142,9 +151,12 @@ class AttentionCore(wiring.Component):
         vt = vp.i.payload
         ht = hsh.o.payload
         m.d.comb += [
-            vp.i.valid.eq(hsh.o.valid), hsh.o.ready.eq(vp.i.ready),
+            # (the value is always there by then: the queue's 2-edge latency <= the hash's)
+            vp.i.valid.eq(hsh.o.valid & (~ht.tag.key | values.r_rdy)),
+            hsh.o.ready.eq(vp.i.ready & (~ht.tag.key | values.r_rdy)),
             vt.code.eq(ht.code), vt.key.eq(ht.tag.key), vt.first.eq(ht.tag.first),
-            vt.value.eq(ht.tag.value), vt.tag.eq(ht.tag.qtag),
+            vt.value.eq(values.r_data), vt.tag.eq(ht.tag.qtag),
+            values.r_en.eq(vp.i.valid & vp.i.ready & ht.tag.key),
         ]
         # the value path and the divider never wait: the query throttle (q_interval >= the
         # divider's interval) leaves the divider idle whenever a (num, den) arrives, and the

@@ -18,9 +18,9 @@ def query_tag():
 
 
 def key_tag(cfg):
-    """Side band of a vector through the hash: key or query, first key of a window, the
-    key's value and the query's tag."""
-    return data.StructLayout({"key": 1, "first": 1, "value": vector(cfg), "qtag": query_tag()})
+    """Side band of a vector through the hash: key or query, first key of a window and the
+    query's tag (a key's value waits beside the hash, in the core's value queue)."""
+    return data.StructLayout({"key": 1, "first": 1, "qtag": query_tag()})
 
 
 def token(cfg):
