@@ -11,6 +11,55 @@ from .tree import delay
 __all__ = ["ScanValuePath", "TopkValuePath", "HsoftmaxValuePath"]
 
 
+class _Cut:
+    """topk: the histogram of distances and the cut (h*, how many keys at h* to keep) that a
+    walk over its bins finds; shared by the parallel and the folded scan."""
+
+    def __init__(self, N, b):
+        self.kk = Signal(range(N + 1), name="kk")
+        self.hist = [Signal(range(N + 1), name=f"hist{i}") for i in range(b + 1)]
+        self.cum = Signal(range(N + 1), name="cum")
+        self.hbin = Signal(range(b + 2), name="hbin")
+        self.found = Signal(name="found")
+        self.hstar = Signal(range(b + 1), name="hstar")
+        self.need = Signal(range(N + 1), name="need")
+        self.taken = Signal(range(N + 1), name="taken")   # keys (not groups) taken at h*
+
+
+def _end_pass(m, cut, second):
+    """At the end of a pass (inside state PASS): topk's histogram pass goes on to walk the
+    bins, any other pass is done."""
+    if cut is None:
+        m.next = "DONE"
+        return
+    with m.If(second):
+        m.next = "DONE"
+    with m.Else():
+        m.d.sync += [cut.cum.eq(0), cut.hbin.eq(0), cut.found.eq(0)]
+        m.next = "THRESH"
+
+
+def _walk_and_done(m, cut, b, second, start_pass, o):
+    """States THRESH (topk: walk the bins, shifting the histogram down one bin per cycle,
+    then start the accumulating pass) and DONE (hold the result until it is taken)."""
+    if cut is not None:
+        with m.State("THRESH"):
+            nxt = cut.cum + cut.hist[0]
+            m.d.sync += [cut.hist[i].eq(cut.hist[i + 1]) for i in range(b)]
+            m.d.sync += [cut.cum.eq(nxt), cut.hbin.eq(cut.hbin + 1)]
+            with m.If(~cut.found & (nxt >= cut.kk)):
+                m.d.sync += [cut.found.eq(1), cut.hstar.eq(cut.hbin),
+                             cut.need.eq(cut.kk - cut.cum)]
+            with m.If(cut.hbin == b):
+                m.d.sync += [second.eq(1), cut.taken.eq(0)]
+                start_pass()
+                m.next = "PASS"
+    with m.State("DONE"):
+        m.d.comb += o.valid.eq(1)
+        with m.If(o.ready):
+            m.next = "IDLE"
+
+
 class ScanValuePath(wiring.Component):
     """Keys' codes and values held in memory; each query scans them through one
     :class:`HammingDistance` and adds the chosen (``topk``) or shifted (``hsoftmax``) values.
@@ -106,15 +155,11 @@ class ScanValuePath(wiring.Component):
         h = ham.o.payload.h
         v = rv.data
 
+        cut = None
         if topk:
-            kk = Signal(range(N + 1))
-            hist = [Signal(range(N + 1), name=f"hist{i}") for i in range(b + 1)]
-            cum = Signal(range(N + 1))
-            hbin = Signal(range(b + 2))
-            found = Signal()
-            hstar = Signal(range(b + 1))
-            need = Signal(range(N + 1))
-            taken = Signal(range(N + 1))
+            cut = _Cut(N, b)
+            kk, hist, cum, hbin = cut.kk, cut.hist, cut.cum, cut.hbin
+            found, hstar, need, taken = cut.found, cut.hstar, cut.need, cut.taken
             second = Signal()            # pass 2 (accumulate) rather than pass 1 (histogram)
             with m.If(act & ~second):
                 for i in range(b + 1):
@@ -158,30 +203,8 @@ class ScanValuePath(wiring.Component):
                 m.d.comb += [in_pass.eq(1), issuing.eq(cyc < n)]
                 m.d.sync += cyc.eq(cyc + 1)
                 with m.If(pass_end):
-                    if topk:
-                        with m.If(second):
-                            m.next = "DONE"
-                        with m.Else():
-                            m.d.sync += [cum.eq(0), hbin.eq(0), found.eq(0)]
-                            m.next = "THRESH"
-                    else:
-                        m.next = "DONE"
-            if topk:
-                with m.State("THRESH"):
-                    # walk the bins: shift the histogram down one bin per cycle
-                    nxt = cum + hist[0]
-                    m.d.sync += [hist[i].eq(hist[i + 1]) for i in range(b)]
-                    m.d.sync += [cum.eq(nxt), hbin.eq(hbin + 1)]
-                    with m.If(~found & (nxt >= kk)):
-                        m.d.sync += [found.eq(1), hstar.eq(hbin), need.eq(kk - cum)]
-                    with m.If(hbin == b):
-                        m.d.sync += [second.eq(1), taken.eq(0)]
-                        start_pass()
-                        m.next = "PASS"
-            with m.State("DONE"):
-                m.d.comb += self.o.valid.eq(1)
-                with m.If(self.o.ready):
-                    m.next = "IDLE"
+                    _end_pass(m, cut, cut and second)
+            _walk_and_done(m, cut, b, cut and second, start_pass, self.o)
 
         m.d.comb += [self.o.payload.num.eq(acc), self.o.payload.tag.eq(tag),
                      self.o.payload.den.eq(kk if topk else den)]
@@ -239,15 +262,11 @@ class ScanValuePath(wiring.Component):
             m.d.sync += [bank[G - 1][l].eq(bank[0][l] + addend(l)) for l in range(P)]
             m.d.sync += [bank[i].eq(bank[i + 1]) for i in range(G - 1)]
 
+        cut = None
         if topk:
-            kk = Signal(range(N + 1))
-            hist = [Signal(range(N + 1), name=f"hist{i}") for i in range(b + 1)]
-            cum = Signal(range(N + 1))
-            hbin = Signal(range(b + 2))
-            found = Signal()
-            hstar = Signal(range(b + 1))
-            need = Signal(range(N + 1))
-            taken = Signal(range(N + 1))          # keys (not groups) taken at h*
+            cut = _Cut(N, b)
+            kk, hist, cum, hbin = cut.kk, cut.hist, cut.cum, cut.hbin
+            found, hstar, need, taken = cut.found, cut.hstar, cut.need, cut.taken
             with m.If(act & ~second):
                 for i in range(b + 1):
                     with m.If(h == i):
@@ -307,29 +326,8 @@ class ScanValuePath(wiring.Component):
                 with m.Else():
                     m.d.sync += gc.eq(gc + 1)
                 with m.If(pass_end):
-                    if topk:
-                        with m.If(second):
-                            m.next = "DONE"
-                        with m.Else():
-                            m.d.sync += [cum.eq(0), hbin.eq(0), found.eq(0)]
-                            m.next = "THRESH"
-                    else:
-                        m.next = "DONE"
-            if topk:
-                with m.State("THRESH"):
-                    nxt = cum + hist[0]
-                    m.d.sync += [hist[i].eq(hist[i + 1]) for i in range(b)]
-                    m.d.sync += [cum.eq(nxt), hbin.eq(hbin + 1)]
-                    with m.If(~found & (nxt >= kk)):
-                        m.d.sync += [found.eq(1), hstar.eq(hbin), need.eq(kk - cum)]
-                    with m.If(hbin == b):
-                        m.d.sync += [second.eq(1), taken.eq(0)]
-                        start_pass()
-                        m.next = "PASS"
-            with m.State("DONE"):
-                m.d.comb += self.o.valid.eq(1)
-                with m.If(self.o.ready):
-                    m.next = "IDLE"
+                    _end_pass(m, cut, cut and second)
+            _walk_and_done(m, cut, b, cut and second, start_pass, self.o)
 
         # after n·G rotations the bank is back in order: group g at position g
         m.d.comb += [self.o.payload.num[e].eq(bank[e // P][e % P]) for e in range(d)]
