@@ -158,8 +158,8 @@ class ScanValuePath(wiring.Component):
         cut = None
         if topk:
             cut = _Cut(N, b)
-            kk, hist, cum, hbin = cut.kk, cut.hist, cut.cum, cut.hbin
-            found, hstar, need, taken = cut.found, cut.hstar, cut.need, cut.taken
+            kk, hist = cut.kk, cut.hist
+            hstar, need, taken = cut.hstar, cut.need, cut.taken
             second = Signal()            # pass 2 (accumulate) rather than pass 1 (histogram)
             with m.If(act & ~second):
                 for i in range(b + 1):
@@ -265,8 +265,8 @@ class ScanValuePath(wiring.Component):
         cut = None
         if topk:
             cut = _Cut(N, b)
-            kk, hist, cum, hbin = cut.kk, cut.hist, cut.cum, cut.hbin
-            found, hstar, need, taken = cut.found, cut.hstar, cut.need, cut.taken
+            kk, hist = cut.kk, cut.hist
+            hstar, need, taken = cut.hstar, cut.need, cut.taken
             with m.If(act & ~second):
                 for i in range(b + 1):
                     with m.If(h == i):
