@@ -1,6 +1,6 @@
 """The attention core: window protocol, hash, value path, divider (SPEC §4)."""
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -101,10 +101,25 @@ class AttentionCore(wiring.Component):
 
         # ---- a key's value waits beside the hash in a queue (a memory with a synchronous
         # read, block RAM or LUT RAM) instead of riding through every hash pipeline stage:
-        # it is taken when the key's code leaves the hash. Depth: every vector the hash can
-        # hold, so the queue never throttles a key.
-        m.submodules.value_queue = values = SyncFIFOBuffered(
-            width=cfg.d * cfg.w, depth=cfg.hash_latency + 2)
+        # it is taken when the key's code leaves the hash. Unfolded, one d-wide entry per
+        # key; folded, one P-wide entry per group, written as the hash reads the key's group
+        # (a G:1 mux per lane) and taken by the value path one group per cycle. Depth: every
+        # vector the hash can hold, so the queue never throttles a key.
+        if G > 1:
+            m.submodules.value_queue = values = SyncFIFOBuffered(
+                width=cfg.lanes * cfg.w, depth=cfg.hash_latency + 2 * G + 2)
+            flat = Value.cast(self.s_kv.payload.value)
+            pad = G * cfg.lanes * cfg.w - len(flat)
+            if pad:
+                flat = Cat(flat, Const(0, pad))
+            vgroup = Signal(cfg.lanes * cfg.w)
+            with m.Switch(hsh.group):
+                for g in range(G):
+                    with m.Case(g):
+                        m.d.comb += vgroup.eq(flat.word_select(g, cfg.lanes * cfg.w))
+        else:
+            m.submodules.value_queue = values = SyncFIFOBuffered(
+                width=cfg.d * cfg.w, depth=cfg.hash_latency + 2)
 
         tag = hsh.i.payload.tag
         m.d.comb += [
@@ -120,9 +135,13 @@ class AttentionCore(wiring.Component):
             free = (wait == 0) if cfg.mode != "linear" else 1
             room = values.w_rdy                  # the key's value has a place in the queue
             m.d.comb += [self.s_kv.ready.eq(free & Mux(use, hsh.i.ready & room, kv_free)),
-                         hsh.i.valid.eq(self.s_kv.valid & use & free & room),
-                         values.w_data.eq(self.s_kv.payload.value),
-                         values.w_en.eq(self.s_kv.valid & self.s_kv.ready & use)]
+                         hsh.i.valid.eq(self.s_kv.valid & use & free & room)]
+            if G > 1:
+                # (hsh.reading: the hash takes a group of this key, so use & free & room)
+                m.d.comb += [values.w_data.eq(vgroup), values.w_en.eq(hsh.reading)]
+            else:
+                m.d.comb += [values.w_data.eq(self.s_kv.payload.value),
+                             values.w_en.eq(self.s_kv.valid & self.s_kv.ready & use)]
             with m.If(self.s_kv.valid & self.s_kv.ready):
                 if G > 1:
                     m.d.sync += kv_wait.eq(G - 1)
@@ -150,14 +169,21 @@ class AttentionCore(wiring.Component):
         # ---- hash -> value path -> divider -> output
         vt = vp.i.payload
         ht = hsh.o.payload
-        m.d.comb += [
-            # (the value is always there by then: the queue's 2-edge latency <= the hash's)
-            vp.i.valid.eq(hsh.o.valid & (~ht.tag.key | values.r_rdy)),
-            hsh.o.ready.eq(vp.i.ready & (~ht.tag.key | values.r_rdy)),
-            vt.code.eq(ht.code), vt.key.eq(ht.tag.key), vt.first.eq(ht.tag.first),
-            vt.value.eq(values.r_data), vt.tag.eq(ht.tag.qtag),
-            values.r_en.eq(vp.i.valid & vp.i.ready & ht.tag.key),
-        ]
+        m.d.comb += [vt.code.eq(ht.code), vt.key.eq(ht.tag.key), vt.first.eq(ht.tag.first),
+                     vt.tag.eq(ht.tag.qtag)]
+        if G > 1:
+            # the value path joins a key's token with its G groups itself
+            m.d.comb += [vp.i.valid.eq(hsh.o.valid), hsh.o.ready.eq(vp.i.ready),
+                         vp.v.valid.eq(values.r_rdy), vp.v.payload.eq(values.r_data),
+                         values.r_en.eq(vp.v.ready)]
+        else:
+            m.d.comb += [
+                # (the value is always there by then: the queue's 2-edge latency <= the hash's)
+                vp.i.valid.eq(hsh.o.valid & (~ht.tag.key | values.r_rdy)),
+                hsh.o.ready.eq(vp.i.ready & (~ht.tag.key | values.r_rdy)),
+                vt.value.eq(values.r_data),
+                values.r_en.eq(vp.i.valid & vp.i.ready & ht.tag.key),
+            ]
         # the value path and the divider never wait: the query throttle (q_interval >= the
         # divider's interval) leaves the divider idle whenever a (num, den) arrives, and the
         # output queue always has room for the divider's result (the credits)

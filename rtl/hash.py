@@ -44,6 +44,8 @@ class HashProjection(wiring.Component):
     same for every input (the row's range never or always reaches θ) is a constant.
     Registers: the lane register (written by the group read), one per tree level, the
     accumulators, the output.
+    Ports ``reading`` and ``group`` (folded only): high in each cycle that the hash reads
+    group ``group`` of ``i.payload.x``.
     Latency: ``cfg.hash_latency`` = 3 + ceil(log2(most operands of a row tree)) edges from
     the transfer (group G-1) to the output transfer. Throughput: one vector per G cycles.
     The lane register and the trees stall only while the accumulators hold a finished
@@ -56,11 +58,17 @@ class HashProjection(wiring.Component):
     def __init__(self, cfg, tag_shape=unsigned(0)):
         self.cfg = cfg
         self.tag_shape = tag_shape
-        super().__init__({
+        members = {
             "i": In(stream.Signature(tagged(
                 {"x": data.ArrayLayout(signed(cfg.w), cfg.d), "query": 1}, tag_shape))),
             "o": Out(stream.Signature(tagged({"code": unsigned(cfg.b)}, tag_shape))),
-        })
+        }
+        if cfg.folded:
+            # which group of i.payload.x is read in this cycle (a core reads the same group of
+            # the key's value beside it)
+            members["reading"] = Out(1)
+            members["group"] = Out(range(cfg.groups))
+        super().__init__(members)
 
     @property
     def latency(self):
@@ -155,6 +163,7 @@ class HashProjection(wiring.Component):
         m.d.comb += [last_read.eq(cnt == G - 1), self.i.ready.eq(en & last_read)]
         with m.If(en & self.i.valid):
             m.d.sync += cnt.eq(Mux(last_read, 0, cnt + 1))
+        m.d.comb += [self.reading.eq(en & self.i.valid), self.group.eq(cnt)]
         flat = Value.cast(self.i.payload.x)
         pad = G * P * w - cfg.d * w
         if pad:

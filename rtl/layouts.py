@@ -1,10 +1,11 @@
 """Stream payload layouts of the core, derived from the config (field names follow SPEC)."""
 
 from amaranth.hdl import signed, unsigned
-from amaranth.lib import data
+from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["vector", "query_tag", "token", "key_tag", "weighted_sum", "output", "axi_ports"]
+__all__ = ["vector", "query_tag", "token", "group", "key_tag", "weighted_sum", "output",
+           "value_path_ports", "axi_ports"]
 
 
 def vector(cfg):
@@ -24,15 +25,36 @@ def key_tag(cfg):
 
 
 def token(cfg):
-    """Input of a value path: a hashed key (with its value) or a hashed query."""
-    return data.StructLayout({"code": unsigned(cfg.b), "key": 1, "first": 1,
-                              "value": vector(cfg), "tag": query_tag()})
+    """Input of a value path: a hashed key (with its value when unfolded) or a hashed query.
+    A folded value path (G > 1) takes a key's value as G groups on a stream of its own
+    (:func:`group`), so no d-wide value travels through the core."""
+    fields = {"code": unsigned(cfg.b), "key": 1, "first": 1, "tag": query_tag()}
+    if not cfg.folded:
+        fields["value"] = vector(cfg)
+    return data.StructLayout(fields)
+
+
+def group(cfg):
+    """One group of a folded vector: P lanes, lane l of group g is element gP + l (0 beyond
+    d)."""
+    return data.ArrayLayout(signed(cfg.w), cfg.lanes)
 
 
 def weighted_sum(cfg):
     """Output of a value path, input of the divider: num[e] and den of SPEC §3."""
     return data.StructLayout({"num": data.ArrayLayout(signed(cfg.num_width), cfg.d),
                               "den": unsigned(cfg.den_width), "tag": query_tag()})
+
+
+def value_path_ports(cfg):
+    """The signature members of a value path: tokens in (``i``), weighted sums out (``o``)
+    and, when folded, the keys' value groups in (``v``: G beats per key, in group order,
+    taken with the groups of the key's token)."""
+    ports = {"i": In(stream.Signature(token(cfg))),
+             "o": Out(stream.Signature(weighted_sum(cfg)))}
+    if cfg.folded:
+        ports["v"] = In(stream.Signature(group(cfg)))
+    return ports
 
 
 def output(cfg):

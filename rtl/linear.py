@@ -1,6 +1,6 @@
 """Linear value path (SPEC §3, mode ``linear``): the EcoFormer kernel, accumulate-only."""
 
-from amaranth.hdl import Array, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -23,9 +23,10 @@ class LinearValuePath(wiring.Component):
     as ``sum_t (c_q[t] ? S[t,e] : ~S[t,e]) + zeros(c_q) + CSD terms of (b+1)·V[e]``, since
     ``~S = -S - 1``: every operand is added, none negated, and (b+1)· is shifts.
 
-    Ports:
+    Ports (:func:`layouts.value_path_ports`):
       ``i``: stream of :func:`layouts.token` (keys and queries in window order)
       ``o``: stream of :func:`layouts.weighted_sum`, one per query
+      ``v`` (folded only): stream of :func:`layouts.group`, the keys' values, G per key
 
     Latency (query): ``cfg.readout_latency`` = 1 + ceil(log2(b + |CSD(b+1)|)) edges.
     Throughput: one key or one query per cycle.
@@ -33,7 +34,8 @@ class LinearValuePath(wiring.Component):
     Folded (``lanes`` P < d, G = ceil(d/P) groups): S and V live in memories of G words
     (word g: S[t, gP+p] for every t and lane p, and V[gP+p]), z and n in registers. A token
     is read one group per cycle while it is offered, and taken (``i.ready``) with its last
-    group: a key reads, adds ±v and writes back each group (b·P adders and P for V); a
+    group: a key reads, adds ±v and writes back each group (b·P adders and P for V), its
+    value arriving one group per cycle on ``v`` (the key is read only while ``v`` is valid); a
     query reads each group into P read-out trees, whose results fill a rotating num bank;
     the window's last query writes zeros back, and so does a sweep of G cycles after reset
     (no token is taken meanwhile). Latency (query): ``cfg.readout_latency + 1``
@@ -43,10 +45,7 @@ class LinearValuePath(wiring.Component):
 
     def __init__(self, cfg):
         self.cfg = cfg
-        super().__init__({
-            "i": In(stream.Signature(layouts.token(cfg))),
-            "o": Out(stream.Signature(layouts.weighted_sum(cfg))),
-        })
+        super().__init__(layouts.value_path_ports(cfg))
 
     @property
     def latency(self):
@@ -147,19 +146,16 @@ class LinearValuePath(wiring.Component):
             with m.If(sweep == G - 1):
                 m.d.sync += [clearing.eq(0), sweep.eq(0)]
 
-        # ---- stage 0: read group `grp` of the offered token; take the token with its last
+        # ---- stage 0: read group `grp` of the offered token (a key's with its value group
+        # from `v`); take the token with its last group
         grp = Signal(range(G))
-        go = self.i.valid & en & ~clearing
+        has_group = ~p.key | self.v.valid
+        go = self.i.valid & has_group & en & ~clearing
         m.d.comb += [rS.addr.eq(grp), rV.addr.eq(grp), rS.en.eq(en), rV.en.eq(en),
-                     self.i.ready.eq(en & ~clearing & (grp == G - 1))]
+                     self.i.ready.eq(en & ~clearing & has_group & (grp == G - 1)),
+                     self.v.ready.eq(go & p.key)]
         with m.If(go):
             m.d.sync += grp.eq(Mux(grp == G - 1, 0, grp + 1))
-        groups = Array(Signal(data.ArrayLayout(signed(cfg.w), P), name=f"vgrp{g}")
-                       for g in range(G))
-        for g in range(G):
-            for q in range(P):
-                e = g * P + q
-                m.d.comb += groups[g][q].eq(p.value[e] if e < d else 0)
 
         # ---- stage 1 (memory data out): the token's group, registered beside the read
         s1 = Signal(data.StructLayout({
@@ -169,7 +165,7 @@ class LinearValuePath(wiring.Component):
         with m.If(en):
             m.d.sync += [s1.valid.eq(go), s1.key.eq(p.key), s1.grp.eq(grp),
                          s1.last_grp.eq(grp == G - 1), s1.clear.eq(~p.key & p.tag.last),
-                         s1.code.eq(p.code), s1.value.eq(groups[grp]), s1.tag.eq(p.tag)]
+                         s1.code.eq(p.code), s1.value.eq(self.v.payload), s1.tag.eq(p.tag)]
         act = s1.valid & en
         key = act & s1.key
         clear = act & ~s1.key & s1.clear

@@ -74,7 +74,7 @@ class ScanValuePath(wiring.Component):
     min(gP+P, d)-1 (missing lanes of the last group hold 0 and are dropped from ``num``).
     The values memory is N·G words of P·w bits (synchronous read, block RAM); key j's group
     g is at address j·G+g, kept by a running address counter. A key token is consumed then
-    transferred: while it is valid, one group per cycle is written (a G:1 mux per lane) and
+    transferred: while it is valid, one group per cycle is taken from ``v`` and written, and
     ``i.ready`` rises in the cycle of its last group, when its code is written (codes: N
     words of b bits). A value pass walks (key j, group g) one per cycle, address j·G+g; the
     code of key j is read (and its distance computed) for each of its groups, so H and the
@@ -92,9 +92,11 @@ class ScanValuePath(wiring.Component):
     ``hsoftmax``: one pass adds ``v_j << (s[b] - s[H_j])`` to num and ``1 << (s[b]-s[H_j])``
     to den (once per key): shifts, no multiplier.
 
-    Ports (both cases):
-      ``i``: stream of :func:`layouts.token` (keys then queries of a window, d-wide value);
-      ``o``: stream of :func:`layouts.weighted_sum` (d-wide num, den, tag)
+    Ports (:func:`layouts.value_path_ports`):
+      ``i``: stream of :func:`layouts.token` (keys then queries of a window; unfolded with
+      the key's d-wide value);
+      ``o``: stream of :func:`layouts.weighted_sum` (d-wide num, den, tag);
+      ``v`` (folded only): stream of :func:`layouts.group`, the keys' values, G per key.
 
     Latency (edges from a query's transfer on ``i`` to its transfer on ``o``, ``o.ready``
     high), ``cfg.engine_timing``, L_H = ``cfg.hamming_latency``, n keys in the window:
@@ -108,10 +110,7 @@ class ScanValuePath(wiring.Component):
         if cfg.mode not in ("topk", "hsoftmax"):
             raise ValueError(f"ScanValuePath serves modes topk and hsoftmax, not {cfg.mode!r}")
         self.cfg = cfg
-        super().__init__({
-            "i": In(stream.Signature(layouts.token(cfg))),
-            "o": Out(stream.Signature(layouts.weighted_sum(cfg))),
-        })
+        super().__init__(layouts.value_path_ports(cfg))
 
     @property
     def latency(self):
@@ -219,7 +218,7 @@ class ScanValuePath(wiring.Component):
         m = Module()
         p = self.i.payload
 
-        group = data.ArrayLayout(signed(cfg.w), P)
+        group = layouts.group(cfg)
         m.submodules.codes = codes = memory.Memory(shape=unsigned(b), depth=N, init=[])
         m.submodules.values = values = memory.Memory(shape=group, depth=N * G, init=[])
         wc, wv = codes.write_port(), values.write_port()
@@ -290,16 +289,14 @@ class ScanValuePath(wiring.Component):
 
         with m.FSM():
             with m.State("IDLE"):
-                # a key token stays valid for G cycles, one value group written per cycle,
-                # and transfers in the cycle of its last group; a query transfers at once
-                m.d.comb += self.i.ready.eq(~p.key | (wg == G - 1))
-                with m.If(self.i.valid & p.key):
+                # a key token stays valid for G cycles, one value group (from `v`) written
+                # per cycle, and transfers in the cycle of its last group; a query transfers
+                # at once
+                m.d.comb += [self.i.ready.eq(~p.key | ((wg == G - 1) & self.v.valid)),
+                             self.v.ready.eq(self.i.valid & p.key)]
+                with m.If(self.i.valid & p.key & self.v.valid):
                     waddr = Mux(p.first & (wg == 0), 0, nv)
-                    lanes = [Array(p.value[g * P + l] if g * P + l < d
-                                   else Const(0, signed(cfg.w)) for g in range(G))[wg]
-                             for l in range(P)]
-                    m.d.comb += [wv.addr.eq(waddr), wv.en.eq(1)]
-                    m.d.comb += [wv.data[l].eq(lanes[l]) for l in range(P)]
+                    m.d.comb += [wv.addr.eq(waddr), wv.en.eq(1), wv.data.eq(self.v.payload)]
                     m.d.sync += nv.eq(waddr + 1)
                     with m.If(wg == G - 1):
                         addr = Mux(p.first, 0, n)

@@ -38,14 +38,15 @@ def test_value_path_matches_golden(corner, mode, pattern):
     cfg = CoreConfig.create(mode=mode, **CORNERS[corner])
     seed = sum(map(ord, corner + mode))
     wins = 2 if cfg.N == 64 else 3
-    tokens, expected, windows = value_path_case(cfg, seed, windows=wins,
-                                                extreme=pattern == "full_rate")
+    tokens, groups, expected, windows = value_path_case(cfg, seed, windows=wins,
+                                                        extreme=pattern == "full_rate")
     dut = component(cfg)
     p = (1.0, 1.0) if pattern == "full_rate" else (0.6, 0.4)
     run = run_stream(dut, tokens, n_out=len(expected), seed=seed, p_in=p[0], p_out=p[1],
                      max_cycles=200 + 20 * len(tokens) * (cfg.N + cfg.b + 20),
                      convert=lambda c: (tuple(int(c.num[e]) for e in range(cfg.d)),
-                                        int(c.den), int(c.tag.last)))
+                                        int(c.den), int(c.tag.last)),
+                     side=groups)
     assert run.outputs == expected, f"seed {seed}"
     if pattern == "full_rate" and mode == "linear":
         q_in = [c for c, t in zip(run.in_cycles, tokens) if not t["key"]]
