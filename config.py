@@ -581,8 +581,9 @@ class CoreConfig:
 
     @property
     def threshold_cycles(self):
-        """topk: cycles to walk the b+1 histogram bins and find the cut distance."""
-        return self.b + 1
+        """topk: cycles to walk the b+1 histogram bins and find the cut distance (b+1
+        counters unfolded; folded, a histogram memory whose read takes one cycle more)."""
+        return self.b + 2 if self.folded else self.b + 1
 
     @property
     def scan_cycles_fixed(self):
@@ -602,7 +603,7 @@ class CoreConfig:
             return self.readout_latency, 0
         # a scan walks n keys (the topk histogram pass) or n·G value groups, one per cycle,
         # each pass then drains in scan_cycles_fixed cycles; one edge more in DONE:
-        # topk 2(L_H+1) + (b+1) + 1 + (G+1)·n, hsoftmax L_H + 2 + G·n
+        # topk 2(L_H+1) + T + 1 + (G+1)·n (T = threshold_cycles), hsoftmax L_H + 2 + G·n
         if self.mode == "topk":
             return 2 * self.scan_cycles_fixed + self.threshold_cycles + 1, 1 + self.groups
         return self.scan_cycles_fixed + 1, self.groups
@@ -644,9 +645,9 @@ class CoreConfig:
     @property
     def out_credits(self):
         """F: queries the core lets be in flight (accepted, output not yet taken); F - 1 is
-        the depth of its output queue (the divider holds one more). At full rate at most ceil(latency / q_interval) are in
-        flight, one more covers the edge at which an output leaves, so the credit never
-        throttles a core whose output is ready; when ``m_out_tready`` is low the finished
+        the depth of its output queue (the divider holds one more). At full rate at most
+        ceil(latency / q_interval) are in flight, one more covers the edge at which an output
+        leaves, so the credit never throttles a core whose output is ready; when ``m_out_tready`` is low the finished
         outputs wait in the queue and the pipeline itself never stalls."""
         worst = max(-(-self.at(self.latency, n) // self.at(self.q_interval, n))
                     for n in {1, self.N})

@@ -13,9 +13,11 @@ __all__ = ["ScanValuePath", "TopkValuePath", "HsoftmaxValuePath"]
 
 class _Cut:
     """topk: the histogram of distances and the cut (h*, how many keys at h* to keep) that a
-    walk over its bins finds; shared by the parallel and the folded scan."""
+    walk over its bins finds (the parallel scan: b+1 counters, a walk of b+1 cycles that
+    shifts them down one bin per cycle)."""
 
     def __init__(self, N, b):
+        self.b = b
         self.kk = Signal(range(N + 1), name="kk")
         self.hist = [Signal(range(N + 1), name=f"hist{i}") for i in range(b + 1)]
         self.cum = Signal(range(N + 1), name="cum")
@@ -24,6 +26,80 @@ class _Cut:
         self.hstar = Signal(range(b + 1), name="hstar")
         self.need = Signal(range(N + 1), name="need")
         self.taken = Signal(range(N + 1), name="taken")   # keys (not groups) taken at h*
+
+    def count(self, m, en, h):
+        """Count distance h when en (pass 1)."""
+        with m.If(en):
+            for i in range(self.b + 1):
+                with m.If(h == i):
+                    m.d.sync += self.hist[i].eq(self.hist[i] + 1)
+
+    def clear(self, m):
+        """Empty the histogram (a query starts)."""
+        m.d.sync += [x.eq(0) for x in self.hist]
+
+    def _take(self, m, bin_count, bin_index):
+        nxt = self.cum + bin_count
+        m.d.sync += self.cum.eq(nxt)
+        with m.If(~self.found & (nxt >= self.kk)):
+            m.d.sync += [self.found.eq(1), self.hstar.eq(bin_index),
+                         self.need.eq(self.kk - self.cum)]
+
+    def walk(self, m, finish):
+        """Body of state THRESH; calls ``finish()`` in its last cycle."""
+        b = self.b
+        self._take(m, self.hist[0], self.hbin)
+        m.d.sync += [self.hist[i].eq(self.hist[i + 1]) for i in range(b)]
+        m.d.sync += self.hbin.eq(self.hbin + 1)
+        with m.If(self.hbin == b):
+            finish()
+
+
+class _MemCut(_Cut):
+    """The histogram of the folded scan in a memory of b+1 words (block RAM, not b+1
+    counters and their shift), with one flag per bin, "counted in this query", cleared when
+    a query starts (so stale words, also after a reset, read as 0 and nothing is swept).
+    Pass 1 reads bin h when H arrives and writes it back plus one a cycle later (read and
+    flag see that write, so equal distances in consecutive cycles count right); the walk
+    reads bin i in its cycle i and takes it a cycle later, so it lasts b+2 cycles."""
+
+    def __init__(self, m, N, b):
+        super().__init__(N, b)
+        self.hist = None
+        m.submodules.hist = mem = memory.Memory(shape=range(N + 1), depth=b + 1, init=[])
+        self._w = mem.write_port()
+        self._r = mem.read_port(transparent_for=(self._w,))
+        self._touched = Signal(b + 1, name="hist_touched")
+        self._inc = Signal(name="hist_inc")           # a count is written back this cycle
+        self._inc_bin = Signal(range(b + 1), name="hist_inc_bin")
+        self._live = Signal(name="hist_live")         # the word read last cycle is counted
+        self._walking = Signal(name="hist_walking")   # state THRESH
+
+    def _word(self):
+        return Mux(self._live, self._r.data, 0)
+
+    def count(self, m, en, h):
+        w, r = self._w, self._r
+        addr = Mux(self._walking, self.hbin, h)
+        m.d.comb += r.addr.eq(addr)
+        m.d.sync += [self._inc.eq(en), self._inc_bin.eq(h),
+                     self._live.eq(self._touched.bit_select(addr, 1) |
+                                   (self._inc & (self._inc_bin == addr)))]
+        with m.If(self._inc):
+            m.d.comb += [w.addr.eq(self._inc_bin), w.data.eq(self._word() + 1), w.en.eq(1)]
+            m.d.sync += self._touched.bit_select(self._inc_bin, 1).eq(1)
+
+    def clear(self, m):
+        m.d.sync += self._touched.eq(0)
+
+    def walk(self, m, finish):
+        # cycle i reads bin i (i <= b) and takes bin i - 1 (i >= 1): b + 2 cycles
+        m.d.comb += self._walking.eq(1)
+        with m.If(self.hbin != 0):
+            self._take(m, self._word(), self.hbin - 1)
+        m.d.sync += self.hbin.eq(self.hbin + 1)
+        with m.If(self.hbin == self.b + 1):
+            finish()
 
 
 def _end_pass(m, cut, second):
@@ -39,21 +115,16 @@ def _end_pass(m, cut, second):
         m.next = "THRESH"
 
 
-def _walk_and_done(m, cut, b, second, start_pass, o):
-    """States THRESH (topk: walk the bins, shifting the histogram down one bin per cycle,
-    then start the accumulating pass) and DONE (hold the result until it is taken)."""
+def _walk_and_done(m, cut, second, start_pass, o):
+    """States THRESH (topk: walk the bins, then start the accumulating pass) and DONE (hold
+    the result until it is taken)."""
     if cut is not None:
         with m.State("THRESH"):
-            nxt = cut.cum + cut.hist[0]
-            m.d.sync += [cut.hist[i].eq(cut.hist[i + 1]) for i in range(b)]
-            m.d.sync += [cut.cum.eq(nxt), cut.hbin.eq(cut.hbin + 1)]
-            with m.If(~cut.found & (nxt >= cut.kk)):
-                m.d.sync += [cut.found.eq(1), cut.hstar.eq(cut.hbin),
-                             cut.need.eq(cut.kk - cut.cum)]
-            with m.If(cut.hbin == b):
+            def finish():
                 m.d.sync += [second.eq(1), cut.taken.eq(0)]
                 start_pass()
                 m.next = "PASS"
+            cut.walk(m, finish)
     with m.State("DONE"):
         m.d.comb += o.valid.eq(1)
         with m.If(o.ready):
@@ -83,8 +154,9 @@ class ScanValuePath(wiring.Component):
     the head group and moves it to the tail (P adders, no d:P mux); after n·G steps the
     bank is back in order. The topk histogram pass reads only codes, one key per cycle.
 
-    ``topk``: pass 1 fills a histogram of the b+1 possible distances; a walk over its bins
-    (b+1 cycles) finds the cut distance h* and how many keys at h* are kept (the lowest
+    ``topk``: pass 1 fills a histogram of the b+1 possible distances (counters unfolded, a
+    memory of b+1 words folded); a walk over its bins (T = b+1 cycles unfolded, b+2 folded:
+    ``cfg.threshold_cycles``) finds the cut distance h* and how many keys at h* are kept (the lowest
     indices first); pass 2 adds v_j for H_j < h* and for the first ``need`` keys with
     H_j = h* (decided once per key: ``taken`` counts keys, not groups). num = that sum,
     den = min(k, n).
@@ -100,7 +172,7 @@ class ScanValuePath(wiring.Component):
 
     Latency (edges from a query's transfer on ``i`` to its transfer on ``o``, ``o.ready``
     high), ``cfg.engine_timing``, L_H = ``cfg.hamming_latency``, n keys in the window:
-    topk ``2(L_H + 1) + (b + 1) + 1 + (G + 1)·n``, hsoftmax ``L_H + 2 + G·n`` (G = 1:
+    topk ``2(L_H + 1) + T + 1 + (G + 1)·n``, hsoftmax ``L_H + 2 + G·n`` (G = 1:
     ``... + 2n`` and ``... + n``).
     Throughput: one key per G cycles (``cfg.kv_interval``); one query at a time (``i.ready``
     for a query only when idle), ``cfg.engine_interval`` = latency + 1 cycles per query.
@@ -157,13 +229,9 @@ class ScanValuePath(wiring.Component):
         cut = None
         if topk:
             cut = _Cut(N, b)
-            kk, hist = cut.kk, cut.hist
-            hstar, need, taken = cut.hstar, cut.need, cut.taken
+            kk, hstar, need, taken = cut.kk, cut.hstar, cut.need, cut.taken
             second = Signal()            # pass 2 (accumulate) rather than pass 1 (histogram)
-            with m.If(act & ~second):
-                for i in range(b + 1):
-                    with m.If(h == i):
-                        m.d.sync += hist[i].eq(hist[i] + 1)
+            cut.count(m, act & ~second, h)
             sel = (h < hstar) | ((h == hstar) & (taken < need))
             with m.If(act & second & sel):
                 m.d.sync += [acc[e].eq(acc[e] + v[e]) for e in range(d)]
@@ -194,7 +262,7 @@ class ScanValuePath(wiring.Component):
                     start_pass()
                     if topk:
                         m.d.sync += [kk.eq(Mux(n < cfg.k, n, cfg.k)), second.eq(0)]
-                        m.d.sync += [x.eq(0) for x in hist]
+                        cut.clear(m)
                     else:
                         m.d.sync += den.eq(0)
                     m.next = "PASS"
@@ -203,7 +271,7 @@ class ScanValuePath(wiring.Component):
                 m.d.sync += cyc.eq(cyc + 1)
                 with m.If(pass_end):
                     _end_pass(m, cut, cut and second)
-            _walk_and_done(m, cut, b, cut and second, start_pass, self.o)
+            _walk_and_done(m, cut, cut and second, start_pass, self.o)
 
         m.d.comb += [self.o.payload.num.eq(acc), self.o.payload.tag.eq(tag),
                      self.o.payload.den.eq(kk if topk else den)]
@@ -263,13 +331,9 @@ class ScanValuePath(wiring.Component):
 
         cut = None
         if topk:
-            cut = _Cut(N, b)
-            kk, hist = cut.kk, cut.hist
-            hstar, need, taken = cut.hstar, cut.need, cut.taken
-            with m.If(act & ~second):
-                for i in range(b + 1):
-                    with m.If(h == i):
-                        m.d.sync += hist[i].eq(hist[i] + 1)
+            cut = _MemCut(m, N, b)
+            kk, hstar, need, taken = cut.kk, cut.hstar, cut.need, cut.taken
+            cut.count(m, act & ~second, h)
             sel = (h < hstar) | ((h == hstar) & (taken < need))
             with m.If(act & second):
                 accumulate(lambda l: Mux(sel, v[l], 0))
@@ -310,7 +374,7 @@ class ScanValuePath(wiring.Component):
                     start_pass()
                     if topk:
                         m.d.sync += [kk.eq(Mux(n < cfg.k, n, cfg.k)), second.eq(0)]
-                        m.d.sync += [x.eq(0) for x in hist]
+                        cut.clear(m)
                     else:
                         m.d.sync += den.eq(0)
                     m.next = "PASS"
@@ -324,7 +388,7 @@ class ScanValuePath(wiring.Component):
                     m.d.sync += gc.eq(gc + 1)
                 with m.If(pass_end):
                     _end_pass(m, cut, cut and second)
-            _walk_and_done(m, cut, b, cut and second, start_pass, self.o)
+            _walk_and_done(m, cut, cut and second, start_pass, self.o)
 
         # after n·G rotations the bank is back in order: group g at position g
         m.d.comb += [self.o.payload.num[e].eq(bank[e // P][e % P]) for e in range(d)]

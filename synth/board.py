@@ -8,7 +8,8 @@ self-contained test pattern:
   and ``m_out_tuser`` are exercised), then 1..4 queries, each stream ending with ``tlast``.
   The key comes from a register of d·w bits (at least 32) into which 32 fresh pseudo-random
   bits are shifted at every accepted beat (data only change after a transfer, as
-  AXI4-Stream asks); the value and the query are two rotations of the same register. ``m_out_tready`` is high, or random while the button is held.
+  AXI4-Stream asks); the value and the query are two rotations of the same register.
+  ``m_out_tready`` is high, or random while the button is held.
 * **observation** -- every output bit of the core reaches a LED through registers:
   LED 0 is the running parity of every transferred output beat (all ``m_out_tdata`` bits,
   ``tlast`` and ``tuser``, XOR-reduced in 16-bit chunks, registered, then accumulated);

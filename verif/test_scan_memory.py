@@ -1,5 +1,6 @@
 """The folded scan value path keeps its values in a real memory (issue 8): depth N·G,
-width P·w, read synchronously, so that Yosys maps it to block RAM."""
+width P·w, read synchronously, so that Yosys maps it to block RAM; topk's distance
+histogram too."""
 
 import re
 
@@ -23,6 +24,10 @@ def test_values_memory_is_N_G_deep_and_P_w_wide(mode, d, lanes):
     mems = _memories(cfg)
     assert mems["values"] == (cfg.lanes * cfg.w, cfg.N * cfg.groups)
     assert mems["codes"] == (cfg.b, cfg.N)
+    if mode == "topk" and cfg.folded:               # the distance histogram: b+1 counts
+        assert mems["hist"] == ((cfg.N).bit_length(), cfg.b + 1)
+    else:
+        assert "hist" not in mems
 
 
 def test_folded_values_memory_maps_to_ice40_block_ram(tmp_path):
@@ -33,6 +38,7 @@ def test_folded_values_memory_maps_to_ice40_block_ram(tmp_path):
     v.write_text(verilog.convert(ScanValuePath(cfg), name="scan_top", emit_src=False))
     r = flows.synthesize(v, "scan_top", "ice40-hx8k", tmp_path / "build", place=False,
                          cache_dir=tmp_path / "cache")
-    # values (2 blocks) and codes (256 x 8: 1 block) in block RAM, not in flip-flops
-    assert r["synth"]["bram"] == bits // 4096 + 1
+    # values (2 blocks), codes (256 x 8: 1 block) and the histogram (9 x 9: 1 block) in
+    # block RAM, not in flip-flops
+    assert r["synth"]["bram"] == bits // 4096 + 2
     assert r["synth"]["ffs"] < bits // 4
