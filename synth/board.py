@@ -251,14 +251,19 @@ def prepare_board(cfg, board_name, *, name=DESIGN_NAME):
     plat._hamattn_button = brd.button
     top = BoardTop(cfg, leds=_count_leds(plat))
     plan = plat.build(top, name=name, do_build=False, do_program=False,
-                      **_overrides(name))
+                      **_overrides(name, brd))
     return plat, top, plan
 
 
-def _overrides(name):
+def _overrides(name, brd):
     # nextpnr writes a JSON report (utilization, Fmax); yosys a stat -json of the netlist
-    return {"nextpnr_opts": f"--report {name}.report.json",
-            "script_after_synth": f"tee -q -o {name}.stat.json stat -json"}
+    ov = {"nextpnr_opts": f"--report {name}.report.json",
+          "script_after_synth": f"tee -q -o {name}.stat.json stat -json"}
+    if brd.family == "ecp5":
+        # as in `hamattn synth`: without it synth_ecp5 packs LUT5-7 out of pairs of LUT4s
+        # (PFUMX), which counts about twice the TRELLIS_COMB cells for the same logic
+        ov["synth_opts"] = "-nowidelut"
+    return ov
 
 
 # ----------------------------------------------------------------------------- reading

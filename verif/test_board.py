@@ -59,6 +59,8 @@ def test_build_plan(name):
     assert f"--report {B.DESIGN_NAME}.report.json" in script
     ys = plan.files[f"{B.DESIGN_NAME}.ys"]
     assert f"tee -q -o {B.DESIGN_NAME}.stat.json stat -json" in ys
+    # ECP5: no wide-LUT packing, as in `hamattn synth` (else about 2x the TRELLIS_COMB)
+    assert ("synth_ecp5 -nowidelut" in ys) == (brd.family == "ecp5")
     rtlil = plan.files[f"{B.DESIGN_NAME}.il"]
     assert "core" in rtlil and "value_path" in rtlil
     cons = plan.files[f"{B.DESIGN_NAME}.pcf" if brd.family == "ice40" else
