@@ -645,13 +645,14 @@ class CoreConfig:
     @property
     def out_credits(self):
         """F: queries the core lets be in flight (accepted, output not yet taken); F - 1 is
-        the depth of its output queue (the divider holds one more). At full rate at most
-        ceil(latency / q_interval) are in flight, one more covers the edge at which an output
-        leaves, so the credit never throttles a core whose output is ready; when ``m_out_tready`` is low the finished
-        outputs wait in the queue and the pipeline itself never stalls."""
-        worst = max(-(-self.at(self.latency, n) // self.at(self.q_interval, n))
-                    for n in {1, self.N})
-        return worst + 1
+        the depth of its output queue (the divider holds one more). At full rate, when a
+        query is accepted, the m earlier ones with m·q_interval <= latency are in flight
+        (the oldest may be leaving at that very edge): F = floor(latency / q_interval) + 1,
+        so the credit never throttles a core whose output is ready; when ``m_out_tready``
+        is low the finished outputs wait in the queue and the pipeline itself never stalls.
+        At least 2, as latency > q_interval."""
+        return max(self.at(self.latency, n) // self.at(self.q_interval, n)
+                   for n in {1, self.N}) + 1
 
     @staticmethod
     def at(timing, n):
