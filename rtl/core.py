@@ -1,6 +1,6 @@
 """The attention core: window protocol, hash, value path, divider (SPEC §4)."""
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
+from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -195,7 +195,9 @@ class AttentionCore(wiring.Component):
         # F results may wait: F - 1 in the queue and one in the divider's output register
         # (the divider holds it only when the queue is full, and then no other query is in
         # flight, so no (num, den) can arrive meanwhile)
-        m.submodules.out_queue = queue = SyncFIFO(width=len(result.as_value()), depth=F - 1)
+        width = len(result.as_value())
+        m.submodules.out_queue = queue = (SyncFIFO(width=width, depth=F - 1) if F > 2
+                                          else _OneEntry(width))
         direct = ~queue.r_rdy            # the queue is empty: a result may leave at once
         m.d.comb += [
             div.o.ready.eq(queue.w_rdy | (direct & self.m_out.ready)),
@@ -205,6 +207,26 @@ class AttentionCore(wiring.Component):
             queue.w_data.eq(result.as_value()),
             queue.w_en.eq(div.o.valid & ~(direct & self.m_out.ready)),
         ]
+        return m
+
+
+class _OneEntry(Elaboratable):
+    """A SyncFIFO of depth 1 (the same port names), without the zero-width address wires
+    that SyncFIFO(depth=1) emits: one register and its valid flag; it takes a write only
+    when empty, as SyncFIFO does when full."""
+
+    def __init__(self, width):
+        self.width = width
+        self.w_data, self.w_en, self.w_rdy = Signal(width), Signal(), Signal()
+        self.r_data, self.r_en, self.r_rdy = Signal(width), Signal(), Signal()
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += [self.w_rdy.eq(~self.r_rdy)]
+        with m.If(self.w_en & self.w_rdy):
+            m.d.sync += [self.r_data.eq(self.w_data), self.r_rdy.eq(1)]
+        with m.Elif(self.r_en & self.r_rdy):
+            m.d.sync += self.r_rdy.eq(0)
         return m
 
 
