@@ -78,6 +78,8 @@ PARAMS = (
     Param("g", "--temperature", 12.0, "sharpness of hsoftmax (0 < g <= 64)"),
     Param("smax", "--max-shift", 16, "largest shift of hsoftmax (0..32)"),
     Param("lanes", "--lanes", None, "value elements processed per cycle (1..d, default d)"),
+    Param("rows", "--rows", None, "code rows of the linear state processed per cycle, "
+          "folded linear only (1..b, default b)"),
     Param("weights", "--weights", "random-ternary",
           "hash projection: random-ternary, random-sign or a .npz file"),
     Param("seed", "--seed", 0, "seed of the random hash projection (0..2**63-1)"),
@@ -243,6 +245,7 @@ class CoreConfig:
     g: float = 12.0
     smax: int = 16
     lanes: int = 16
+    rows: int = 16
     weights: str = "random-ternary"
     seed: int = 0
     W: tuple = ()
@@ -255,9 +258,9 @@ class CoreConfig:
     # ---------------------------------------------------------------- construction
     @classmethod
     def create(cls, d=16, w=8, b=16, N=64, mode="linear", k=None, g=12.0, smax=16, lanes=None,
-               weights="random-ternary", seed=0, popcount=DEFAULT_POPCOUNT):
+               rows=None, weights="random-ternary", seed=0, popcount=DEFAULT_POPCOUNT):
         """Validate the scalar parameters, draw or load W/θ, and return the frozen config.
-        ``k=None`` means min(8, N); ``lanes=None`` means d."""
+        ``k=None`` means min(8, N); ``lanes=None`` means d; ``rows=None`` means b."""
         d = _check_int("d", d, 1, 1024)
         w = _check_int("w", w, 2, 16)
         b = _check_int("b", b, 1, 1024)
@@ -289,7 +292,8 @@ class CoreConfig:
         if k is None:
             k = min(DEFAULT_K, N)
         return cls(d=d, w=w, b=b, N=N, mode=mode, k=k, g=g, smax=smax,
-                   lanes=d if lanes is None else lanes, weights=weights, seed=seed,
+                   lanes=d if lanes is None else lanes, rows=b if rows is None else rows,
+                   weights=weights, seed=seed,
                    W=tup(W), theta=tup(theta), Wq=tup(Wq), thetaq=tup(thetaq),
                    shift_table=tup(shift_table), popcount=popcount)
 
@@ -314,6 +318,13 @@ class CoreConfig:
         object.__setattr__(self, "g", float(g))
         _check_int("smax", self.smax, 0, 32)
         _check_int("lanes", self.lanes, 1, self.d)
+        _check_int("rows", self.rows, 1, self.b)
+        if self.rows < self.b and self.mode != "linear":
+            raise ConfigError("rows", self.rows, f"b = {self.b} in mode {self.mode}: only the "
+                              "linear value path folds the rows of its state", "--rows")
+        if self.rows < self.b and self.lanes == self.d:
+            raise ConfigError("rows", self.rows, f"b = {self.b} when fully parallel (lanes = d "
+                              f"= {self.d}): folding the rows needs --lanes below d", "--rows")
         _check_int("seed", self.seed, 0, 2**63 - 1)
         self._check_matrix("W", self.W)
         self._check_vector("theta", self.theta)
@@ -361,6 +372,8 @@ class CoreConfig:
         params = {p.name: getattr(self, p.name) for p in PARAMS}
         if "lanes" not in changes and self.lanes == self.d:
             params["lanes"] = None          # lanes follows d unless set
+        if "rows" not in changes and self.rows == self.b:
+            params["rows"] = None           # rows follows b unless set
         if "k" not in changes and self.k == min(DEFAULT_K, self.N):
             params["k"] = None              # k follows N unless set
         params.update(changes)
@@ -507,6 +520,19 @@ class CoreConfig:
         return self.groups > 1
 
     @property
+    def row_blocks(self):
+        """R = ceil(b / rows): the blocks of ``rows`` code rows of the linear state S that a
+        folded linear value path reads and writes one per cycle, so a vector takes G·R
+        cycles there (1: all b rows at once). The last block of a non-divisor has rows
+        without a code bit (they hold zeros)."""
+        return -(-self.b // self.rows)
+
+    @property
+    def state_steps(self):
+        """G·R: cycles the value path spends on one vector (key or query)."""
+        return self.groups * (self.row_blocks if self.mode == "linear" else 1)
+
+    @property
     def hash_interval(self):
         """Cycles :class:`HashProjection` spends on one vector: 1, or G when folded (it
         reads one group of P input elements per cycle)."""
@@ -597,9 +623,9 @@ class CoreConfig:
         den) transferring to the divider, with nothing stalled."""
         if self.mode == "linear":
             if self.folded:
-                # the token is held G-1 cycles while its groups are read, one edge more for
-                # the memory read
-                return self.groups - 1 + self.readout_latency + 1, 0
+                # the token is held G·R-1 cycles while its groups (and row blocks) are read,
+                # one edge more for the memory read
+                return self.state_steps - 1 + self.readout_latency + 1, 0
             return self.readout_latency, 0
         # a scan walks n keys (the topk histogram pass) or n·G value groups, one per cycle,
         # each pass then drains in scan_cycles_fixed cycles; one edge more in DONE:
@@ -614,7 +640,7 @@ class CoreConfig:
         linear read-out takes a query every cycle; a scan takes its latency plus the cycle
         in which it returns to idle."""
         if self.mode == "linear":
-            return self.groups, 0
+            return self.state_steps, 0
         fixed, per_key = self.engine_timing
         return fixed + 1, per_key
 
@@ -639,8 +665,8 @@ class CoreConfig:
     @property
     def kv_interval(self):
         """{'fixed', 'per_key'}: edges between accepted keys: G (one group per cycle through
-        the hash and the value path)."""
-        return {"fixed": self.groups, "per_key": 0}
+        the hash and the value path), G·R in a linear path that folds its rows."""
+        return {"fixed": self.state_steps, "per_key": 0}
 
     @property
     def out_credits(self):
@@ -672,7 +698,7 @@ class CoreConfig:
         else:
             bits = sum(max(0, len(self.hash_row_terms(r)) - 1) * pw for M in hashes for r in M)
         if self.mode == "linear":
-            bits += 2 * self.b * self.lanes * self.S_width
+            bits += 2 * self.rows * self.lanes * self.S_width
         else:
             bits += 2 * self.lanes * self.num_width + (self.b + 1) * self.key_count_width
         return bits + 2 * self.d * (self.num_width + self.w)

@@ -80,11 +80,17 @@ class AttentionCore(wiring.Component):
         per = qi["per_key"]
         # q_interval's per-key part for the keys so far, kept as a running sum (no multiply)
         scan_len = Signal(range(per * cfg.N + 1)) if per else 0
-        # keys beyond the N-th are dropped at the pace of the used ones (kv_interval)
+        # keys beyond the N-th are dropped at the pace of the used ones (kv_interval); a
+        # linear path that folds its rows takes a vector per G·R cycles, slower than the
+        # hash (G): then every key, and the first query after them, waits for kv_wait too
         G = cfg.groups
-        kv_wait = Signal(range(G)) if G > 1 else None
-        kv_free = (kv_wait == 0) if G > 1 else 1
-        if G > 1:
+        KV = cfg.kv_interval["fixed"]
+        row_folded = KV > G
+        # (row-folded: the first key after reset also waits KV-1 cycles, while the value path
+        # writes zeros to its G·R state words)
+        kv_wait = Signal(range(KV), init=KV - 1 if row_folded else 0) if KV > 1 else None
+        kv_free = (kv_wait == 0) if KV > 1 else 1
+        if KV > 1:
             m.d.sync += kv_wait.eq(Mux(kv_wait == 0, 0, kv_wait - 1))
 
         # ---- output credits: a query enters only if its output has a place in the queue
@@ -132,7 +138,7 @@ class AttentionCore(wiring.Component):
             use = count < cfg.N
             # a scan value path reads the key memory until the previous window's last query
             # is done: its keys wait here, so that once they flow, they flow one per cycle
-            free = (wait == 0) if cfg.mode != "linear" else 1
+            free = (wait == 0) if cfg.mode != "linear" else kv_free if row_folded else 1
             room = values.w_rdy                  # the key's value has a place in the queue
             m.d.comb += [self.s_kv.ready.eq(free & Mux(use, hsh.i.ready & room, kv_free)),
                          hsh.i.valid.eq(self.s_kv.valid & use & free & room)]
@@ -143,8 +149,11 @@ class AttentionCore(wiring.Component):
                 m.d.comb += [values.w_data.eq(self.s_kv.payload.value),
                              values.w_en.eq(self.s_kv.valid & self.s_kv.ready & use)]
             with m.If(self.s_kv.valid & self.s_kv.ready):
-                if G > 1:
-                    m.d.sync += kv_wait.eq(G - 1)
+                if KV > 1:
+                    # the next key transfers KV edges later: a dropped one at once when
+                    # kv_wait is 0, a used one after the hash has read its G groups
+                    use_next = use & (count + 1 < cfg.N)
+                    m.d.sync += kv_wait.eq(Mux(use_next, KV - G, KV - 1))
                 with m.If(use):
                     m.d.sync += count.eq(count + 1)
                     if per:
@@ -154,13 +163,15 @@ class AttentionCore(wiring.Component):
                 with m.If(self.s_kv.payload.last):
                     m.d.sync += queries.eq(1)
         with m.Else():
-            free = (wait == 0) & credit
+            free = (wait == 0) & credit & (kv_free if row_folded else 1)
             m.d.comb += [self.s_q.ready.eq(hsh.i.ready & free),
                          hsh.i.valid.eq(self.s_q.valid & free)]
             with m.If(self.s_q.valid & self.s_q.ready):
                 # a folded hash reads a query's G groups before it takes the beat: it may
                 # start G-1 cycles before the interval is over
                 m.d.sync += wait.eq(qi["fixed"] - G + scan_len)
+                if row_folded:               # the value path takes this query for G·R cycles
+                    m.d.sync += kv_wait.eq(KV - G)
                 with m.If(self.s_q.payload.last):
                     m.d.sync += [queries.eq(0), count.eq(0), over.eq(0)]
                     if per:

@@ -1,6 +1,6 @@
 """Linear value path (SPEC §3, mode ``linear``): the EcoFormer kernel, accumulate-only."""
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -122,14 +122,17 @@ class LinearValuePath(wiring.Component):
     def _elaborate_folded(self):
         cfg = self.cfg
         b, d, P, G = cfg.b, cfg.d, cfg.lanes, cfg.groups
+        T, R = cfg.rows, cfg.row_blocks
+        GR = G * R
         m = Module()
         p = self.i.payload
         en = Signal()
         ovalid = Signal()
         m.d.comb += en.eq(~ovalid | self.o.ready)
 
+        # S word g·R + r: rows rT .. rT+T-1 of lanes gP .. gP+P-1; V word g
         m.submodules.S = S_mem = memory.Memory(
-            shape=data.ArrayLayout(signed(cfg.S_width), b * P), depth=G, init=[])
+            shape=data.ArrayLayout(signed(cfg.S_width), T * P), depth=GR, init=[])
         m.submodules.V = V_mem = memory.Memory(
             shape=data.ArrayLayout(signed(cfg.V_width), P), depth=G, init=[])
         rS, rV = S_mem.read_port(transparent_for=()), V_mem.read_port(transparent_for=())
@@ -137,57 +140,89 @@ class LinearValuePath(wiring.Component):
         z = [Signal(signed(cfg.z_width), name=f"z_{t}") for t in range(b)]
         n = Signal(cfg.key_count_width)
 
-        # ---- after reset, zeros are written to the G words (G cycles) before a token is read,
-        # so that reset returns the state to an empty window as the registers' reset does
+        # ---- after reset, zeros are written to the G·R words (G·R cycles) before a token is
+        # read, so that reset returns the state to an empty window as the registers' reset does
         clearing = Signal(init=1)
-        sweep = Signal(range(G))
+        sweep = Signal(range(GR))
         with m.If(clearing):
             m.d.sync += sweep.eq(sweep + 1)
-            with m.If(sweep == G - 1):
+            with m.If(sweep == GR - 1):
                 m.d.sync += [clearing.eq(0), sweep.eq(0)]
 
-        # ---- stage 0: read group `grp` of the offered token (a key's with its value group
-        # from `v`); take the token with its last group
+        # ---- stage 0: read word `addr` (group `grp`, row block `blk`) for the offered token
+        # (a key's with its value group from `v`, taken with the group's last block); take
+        # the token with its last word
         grp = Signal(range(G))
+        blk = Signal(range(R)) if R > 1 else Const(0, 1)
+        addr = Signal(range(GR))
+        last_blk = (blk == R - 1) if R > 1 else Const(1, 1)
+        last = addr == GR - 1
         has_group = ~p.key | self.v.valid
         go = self.i.valid & has_group & en & ~clearing
-        m.d.comb += [rS.addr.eq(grp), rV.addr.eq(grp), rS.en.eq(en), rV.en.eq(en),
-                     self.i.ready.eq(en & ~clearing & has_group & (grp == G - 1)),
-                     self.v.ready.eq(go & p.key)]
+        m.d.comb += [rS.addr.eq(addr), rV.addr.eq(grp), rS.en.eq(en), rV.en.eq(en),
+                     self.i.ready.eq(en & ~clearing & has_group & last),
+                     self.v.ready.eq(go & p.key & last_blk)]
         with m.If(go):
-            m.d.sync += grp.eq(Mux(grp == G - 1, 0, grp + 1))
+            m.d.sync += addr.eq(Mux(last, 0, addr + 1))
+            if R > 1:
+                m.d.sync += blk.eq(Mux(last_blk, 0, blk + 1))
+            with m.If(last_blk):
+                m.d.sync += grp.eq(Mux(grp == G - 1, 0, grp + 1))
 
-        # ---- stage 1 (memory data out): the token's group, registered beside the read
-        s1 = Signal(data.StructLayout({
-            "valid": 1, "key": 1, "grp": range(G), "last_grp": 1, "clear": 1,
-            "code": unsigned(b), "value": data.ArrayLayout(signed(cfg.w), P),
-            "tag": layouts.query_tag()}))
+        # ---- stage 1 (memory data out): the token's word, registered beside the read
+        fields = {"valid": 1, "key": 1, "grp": range(G), "addr": range(GR), "last": 1,
+                  "clear": 1, "code": unsigned(b), "value": data.ArrayLayout(signed(cfg.w), P),
+                  "tag": layouts.query_tag()}
+        if R > 1:
+            fields.update({"blk": range(R), "first_blk": 1, "last_blk": 1})
+        s1 = Signal(data.StructLayout(fields))
         with m.If(en):
-            m.d.sync += [s1.valid.eq(go), s1.key.eq(p.key), s1.grp.eq(grp),
-                         s1.last_grp.eq(grp == G - 1), s1.clear.eq(~p.key & p.tag.last),
+            m.d.sync += [s1.valid.eq(go), s1.key.eq(p.key), s1.grp.eq(grp), s1.addr.eq(addr),
+                         s1.last.eq(last), s1.clear.eq(~p.key & p.tag.last),
                          s1.code.eq(p.code), s1.value.eq(self.v.payload), s1.tag.eq(p.tag)]
+            if R > 1:
+                m.d.sync += [s1.blk.eq(blk), s1.first_blk.eq(blk == 0),
+                             s1.last_blk.eq(last_blk)]
+        s1_last_blk = s1.last_blk if R > 1 else 1
         act = s1.valid & en
         key = act & s1.key
         clear = act & ~s1.key & s1.clear
         Sg, Vg, v = rS.data, rV.data, s1.value
         zero = clear | clearing
-        m.d.comb += [wS.addr.eq(Mux(clearing, sweep, s1.grp)),
+        # the code bits of the block; a row past b (last block of a non-divisor) reads as a
+        # 1 bit over an S entry that stays 0, so it adds nothing
+        if R > 1:
+            cb = Signal(T, name="block_code")
+            padded = Cat(s1.code, Const(-1, R * T - b)) if R * T > b else s1.code
+            with m.Switch(s1.blk):
+                for r in range(R):
+                    with m.Case(r):
+                        m.d.comb += cb.eq(padded.word_select(r, T))
+        else:
+            cb = s1.code
+        # rows that the last block lacks (row (R-1)T + t >= b): their entries stay 0
+        lacking = [(R - 1) * T + t >= b for t in range(T)]
+        in_last = (s1.blk == R - 1) if R > 1 else 1
+        m.d.comb += [wS.addr.eq(Mux(clearing, sweep, s1.addr)),
                      wV.addr.eq(Mux(clearing, sweep, s1.grp)),
-                     wS.en.eq(Mux(key | zero, -1, 0)), wV.en.eq(Mux(key | zero, -1, 0))]
-        for t in range(b):
+                     wS.en.eq(Mux(key | zero, -1, 0)),
+                     wV.en.eq(Mux((key & s1_last_blk) | zero, -1, 0))]
+        for t in range(T):
             for q in range(P):
                 i = t * P + q
-                m.d.comb += wS.data[i].eq(Mux(zero, 0, Mux(s1.code[t], Sg[i] + v[q],
-                                                             Sg[i] - v[q])))
+                upd = Mux(cb[t], Sg[i] + v[q], Sg[i] - v[q])
+                m.d.comb += wS.data[i].eq(Mux(zero | (in_last if lacking[t] else 0), 0, upd))
         for q in range(P):
             m.d.comb += wV.data[q].eq(Mux(zero, 0, Vg[q] + v[q]))
-        with m.If(key & s1.last_grp):
+        with m.If(key & s1.last):
             m.d.sync += [z[t].eq(Mux(s1.code[t], z[t] + 1, z[t] - 1)) for t in range(b)]
             m.d.sync += n.eq(n + 1)
-        with m.If(clear & s1.last_grp):
+        with m.If(clear & s1.last):
             m.d.sync += [x.eq(0) for x in z] + [n.eq(0)]
 
-        # ---- read-out trees over the group (as in the parallel path), then the num bank
+        # ---- read-out trees over the word (as in the parallel path; (b+1)·V and the count
+        # of zero query bits with the first block), then the sum over the row blocks, then
+        # the num bank
         depth = cfg.readout_latency - 1
         smax = cfg.N << (cfg.w - 1)
         bp1 = csd_digits(b + 1)
@@ -196,36 +231,56 @@ class LinearValuePath(wiring.Component):
             return [Term(x << s if s else x, sg < 0, lo << s, hi << s) for s, sg in bp1]
 
         def masked(x, t):
-            return Mux(s1.code[t], x, ~x)
+            return Mux(cb[t], x, ~x)
 
+        first = s1.first_blk if R > 1 else 1
         zeros = adder_tree(m, [Term(~s1.code[t], False, 0, 1) for t in range(b)],
                            en=en, depth=depth, name="zeros")
-        roots = []
+        arrive = delay(m, act & ~s1.key, depth, en=en, name="qvalid")
+        last = delay(m, s1.last, depth, en=en, name="qlast")
+        tag = delay(m, s1.tag.as_value(), depth, en=en, name="qtag")
+        if R > 1:
+            # the row blocks of a group arrive one per cycle: the first block's sum adds the
+            # count of zero query bits, every later one the sum so far (acc), so each lane
+            # still has one adder after its tree
+            first_d = delay(m, s1.first_blk, depth, en=en, name="qfirst_blk")
+            push = delay(m, s1.last_blk, depth, en=en, name="qlast_blk")
+            acc = [Signal(signed(cfg.num_width), name=f"acc_{q}") for q in range(P)]
+            bases = [Mux(first_d, zeros.value, acc[q]) for q in range(P)]
+        else:
+            push, bases = 1, [zeros.value] * P
+        totals = []
         for q in range(P):
-            terms = [Term(masked(Sg[t * P + q], t), False, -smax - 1, smax) for t in range(b)]
-            terms += scaled(Vg[q], cfg.N * cfg.vmin, cfg.N * cfg.vmax)
+            terms = [Term(masked(Sg[t * P + q], t), False, -smax - 1, smax) for t in range(T)]
+            terms += scaled(Vg[q] if R == 1 else Mux(first, Vg[q], 0),
+                            cfg.N * cfg.vmin, cfg.N * cfg.vmax)
             root = adder_tree(m, terms, en=en, depth=depth, name=f"num{q}")
-            roots.append((zeros.value - root.value) if root.neg else (root.value + zeros.value))
-        den_terms = [Term(masked(z[t], t), False, -cfg.N - 1, cfg.N) for t in range(b)]
+            totals.append((bases[q] - root.value) if root.neg else (root.value + bases[q]))
+        den_terms = [Term(masked_z, False, -cfg.N - 1, cfg.N)
+                     for masked_z in (Mux(s1.code[t], z[t], ~z[t]) for t in range(b))]
         den_terms += scaled(n, 0, cfg.N)
         root = adder_tree(m, den_terms, en=en, depth=depth, name="den")
         den_root = (zeros.value - root.value) if root.neg else (root.value + zeros.value)
 
-        arrive = delay(m, act & ~s1.key, depth, en=en, name="qvalid")
-        last = delay(m, s1.last_grp, depth, en=en, name="qlast")
-        tag = delay(m, s1.tag.as_value(), depth, en=en, name="qtag")
         bank = [[Signal(signed(cfg.num_width), name=f"num_{g}_{q}") for q in range(P)]
                 for g in range(G)]
         den = Signal(unsigned(cfg.den_width))
         otag = Signal(layouts.query_tag())
-        with m.If(en & arrive):
+        if R > 1:
+            with m.If(en & arrive):
+                m.d.sync += [acc[q].eq(totals[q]) for q in range(P)]
+            with m.If(en & arrive & first_d):       # z and n do not change during a query
+                m.d.sync += den.eq(den_root)
+        with m.If(en & arrive & push):
             # groups enter at the tail; after the last group, group 0 is at the head
-            m.d.sync += [bank[G - 1][q].eq(roots[q]) for q in range(P)]
+            m.d.sync += [bank[G - 1][q].eq(totals[q]) for q in range(P)]
             m.d.sync += [bank[g][q].eq(bank[g + 1][q]) for g in range(G - 1) for q in range(P)]
         with m.If(self.o.ready):
             m.d.sync += ovalid.eq(0)
         with m.If(en & arrive & last):
-            m.d.sync += [ovalid.eq(1), den.eq(den_root), otag.eq(tag)]
+            m.d.sync += [ovalid.eq(1), otag.eq(tag)]
+            if R == 1:
+                m.d.sync += den.eq(den_root)
         m.d.comb += [self.o.valid.eq(ovalid), self.o.payload.den.eq(den),
                      self.o.payload.tag.eq(otag)]
         m.d.comb += [self.o.payload.num[e].eq(bank[e // P][e % P]) for e in range(d)]

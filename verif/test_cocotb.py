@@ -76,11 +76,15 @@ FOLDED = {"linear": dict(d=6, w=8, b=12, N=10, lanes=4),
           "hsoftmax": dict(d=6, w=8, b=12, N=10, lanes=3)}
 
 
-@pytest.mark.parametrize("mode", list(FOLDED))
-def test_folded_config(mode):
+# and linear folding its rows too (--rows, a non-divisor of b)
+FOLDED["linear-rows"] = dict(d=6, w=8, b=12, N=10, lanes=2, rows=5, mode="linear")
+
+
+@pytest.mark.parametrize("name", list(FOLDED))
+def test_folded_config(name):
     """Folded cores (lanes < d): the same bits as the golden model, cycle-exact latency and
     intervals of the manifest, random handshakes, overflow and reset."""
-    simulate(CoreConfig.create(mode=mode, **FOLDED[mode]),
+    simulate(CoreConfig.create(**{"mode": name, **FOLDED[name]}),
              scenario="full,random,overflow,reset", windows=6)
 
 

@@ -17,7 +17,7 @@ from hamattn.golden import hash_codes, linear_state, run
 
 FLAG = {"d": "--head-dim", "w": "--width", "b": "--code-bits", "N": "--seq-len",
         "mode": "--mode", "k": "--topk", "g": "--temperature", "smax": "--max-shift",
-        "lanes": "--lanes", "weights": "--weights", "seed": "--seed"}
+        "lanes": "--lanes", "rows": "--rows", "weights": "--weights", "seed": "--seed"}
 
 
 def refused(exc=ConfigError, **kw):
@@ -96,6 +96,12 @@ REFUSED = [
     ("lanes_d_plus_1", dict(lanes=17), "lanes", "17", _int_range(1, 16)),
     ("lanes_d_plus_1_d5", dict(d=5, lanes=6), "lanes", "6", _int_range(1, 5)),
     ("lanes_str", dict(lanes="16"), "lanes", "'16'", _int_range(1, 16)),
+    ("rows0", dict(rows=0, lanes=4), "rows", "0", _int_range(1, 16)),
+    ("rows_b_plus_1", dict(rows=17, lanes=4), "rows", "17", _int_range(1, 16)),
+    ("rows_topk", dict(rows=4, lanes=4, mode="topk"), "rows", "4",
+     "b = 16 in mode topk: only the linear value path folds the rows of its state"),
+    ("rows_parallel", dict(rows=4), "rows", "4",
+     "b = 16 when fully parallel (lanes = d = 16): folding the rows needs --lanes below d"),
     ("seed_neg", dict(seed=-1), "seed", "-1", _int_range(0, 2**63 - 1)),
     ("seed_big", dict(seed=2**63), "seed", str(2**63), _int_range(0, 2**63 - 1)),
     ("weights_unknown", dict(weights="gaussian"), "weights", "'gaussian'",
@@ -167,6 +173,22 @@ def test_replace_keeps_lanes_following_d():
     with pytest.raises(ConfigError, match=r"lanes \(--lanes\) = 8 is not allowed: an integer "
                                           r"from 1 to 4"):
         folded.replace(d=4)
+
+
+@pytest.mark.parametrize("b,rows,blocks", [(16, 16, 1), (16, 4, 4), (16, 5, 4), (7, 3, 3),
+                                           (16, 1, 16), (1, 1, 1)])
+def test_row_blocks_and_intervals(b, rows, blocks):
+    """R = ceil(b/rows); a folded linear path takes G·R cycles per vector: kv_interval and
+    the query interval follow, the divider and the hash do not change."""
+    cfg = CoreConfig.create(d=6, lanes=2, b=b, rows=rows, N=4)
+    G = cfg.groups
+    assert cfg.row_blocks == blocks and cfg.state_steps == G * blocks
+    assert cfg.kv_interval == {"fixed": G * blocks, "per_key": 0}
+    assert cfg.q_interval["fixed"] == max(G * blocks, cfg.divider_latency)
+    assert cfg.engine_timing == (G * blocks - 1 + cfg.readout_latency + 1, 0)
+    assert cfg.hash_interval == G and cfg.divider_latency == G * (cfg.w + 2) + 1
+    assert cfg.replace(N=5).rows == rows                  # an explicit rows is kept
+    assert CoreConfig.create(b=b).replace(b=2 * b).rows == 2 * b   # rows follows b
 
 
 @pytest.mark.parametrize("d,lanes,groups", [(16, 16, 1), (16, 1, 16), (16, 4, 4), (16, 5, 4),

@@ -20,16 +20,21 @@ CORNERS = {
     "b65_d5_w16_N5_P2": dict(b=65, d=5, w=16, N=5, k=5, lanes=2),
 }
 MODES = ["linear", "topk", "hsoftmax"]
+# linear folding its rows too (--rows): a divisor and a non-divisor of b
+ROW_CORNERS = {
+    "b16_d4_w8_N16_P2_T4": dict(b=16, d=4, w=8, N=16, k=4, lanes=2, rows=4),
+    "b7_d3_w8_N5_k1_P1_T3": dict(b=7, d=3, w=8, N=5, k=1, lanes=1, rows=3),
+}
+CASES = [(c, m) for c in CORNERS for m in MODES] + [(c, "linear") for c in ROW_CORNERS]
 
 
 def make(corner, mode):
-    cfg = CoreConfig.create(mode=mode, **CORNERS[corner])
+    cfg = CoreConfig.create(mode=mode, **{**CORNERS, **ROW_CORNERS}[corner])
     seed = sum(map(ord, corner + mode))
     return cfg, seed, np.random.default_rng(seed)
 
 
-@pytest.mark.parametrize("corner", list(CORNERS))
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("corner, mode", CASES)
 def test_full_rate_is_cycle_exact(corner, mode):
     """Sources always valid, sink always ready: every output exactly `latency` after its
     query, queries exactly `q_interval` apart, m_out_tvalid low on every other cycle;
@@ -43,8 +48,7 @@ def test_full_rate_is_cycle_exact(corner, mode):
     check_kv_interval(cfg, wins, obs)
 
 
-@pytest.mark.parametrize("corner", list(CORNERS))
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("corner, mode", CASES)
 def test_random_handshakes(corner, mode):
     """Random valid/ready on all three channels: the same beats, in order, none lost."""
     cfg, seed, rng = make(corner, mode)
@@ -62,8 +66,11 @@ def test_extreme_values_and_single_key_windows(mode):
     check_beats(cfg, wins, obs)
 
 
-@pytest.mark.parametrize("corner", ["b7_d3_w8_N5_k1", "b16_d4_w8_N16_P2"])
-@pytest.mark.parametrize("mode", MODES)
+RESET_CASES = [(c, m) for c in ["b7_d3_w8_N5_k1", "b16_d4_w8_N16_P2"] for m in MODES] + \
+    [("b16_d4_w8_N16_P2_T4", "linear")]
+
+
+@pytest.mark.parametrize("corner, mode", RESET_CASES)
 @pytest.mark.parametrize("cut", [3, 11, 40])
 def test_reset_mid_window(mode, cut, corner):
     """A window cut by reset after `cut` cycles (keys, queries or outputs in flight); the
@@ -106,8 +113,7 @@ def test_weights_file_asymmetric_wide_and_shift_table(tmp_path):
         check_timing(cfg, wins, obs)
 
 
-@pytest.mark.parametrize("corner", ["b7_d3_w8_N5_k1", "b16_d4_w8_N16_P2"])
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("corner, mode", RESET_CASES)
 def test_slow_output_fills_the_queue(corner, mode):
     """A consumer ready one cycle in twenty: every output waits, so the credits (at most
     cfg.out_credits queries in flight) and the output queue are exercised to their limit;

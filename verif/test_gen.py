@@ -88,11 +88,15 @@ def verilator():
     return str(exe) if exe.exists() else shutil.which("verilator")
 
 
-@pytest.mark.parametrize("lanes", [None, 2], ids=["parallel", "folded"])
-@pytest.mark.parametrize("mode", MODES)
-def test_verilator_lint_clean(mode, lanes, tmp_path):
+# (mode, folding): fully parallel, folded lanes, and linear folding its rows too
+FOLDINGS = [(m, f) for m in MODES for f in ("parallel", "folded")] + [("linear", "rows")]
+FOLD_KW = {"parallel": {}, "folded": dict(lanes=2), "rows": dict(lanes=2, rows=3)}
+
+
+@pytest.mark.parametrize("mode, folding", FOLDINGS)
+def test_verilator_lint_clean(mode, folding, tmp_path):
     """verilator --lint-only -Wall passes with only Amaranth's usual warnings waived."""
-    vpath, _ = generate(small(mode, b=65, w=16, lanes=lanes), tmp_path)
+    vpath, _ = generate(small(mode, b=65, w=16, **FOLD_KW[folding]), tmp_path)
     exe = verilator()
     env = dict(os.environ, PATH=f"{os.path.dirname(exe)}:{os.environ['PATH']}")
     env.pop("VERILATOR_ROOT", None)
@@ -114,15 +118,14 @@ def coarse_multipliers(verilog_path, top, build_dir):
               f"select -assert-none {ARITH}\n", cwd=build_dir, name="nomul")
 
 
-@pytest.mark.parametrize("lanes", [None, 2], ids=["parallel", "folded"])
-@pytest.mark.parametrize("mode", MODES)
-def test_no_multiplier_anywhere(mode, lanes, tmp_path):
+@pytest.mark.parametrize("mode, folding", FOLDINGS)
+def test_no_multiplier_anywhere(mode, folding, tmp_path):
     """The hash projection (here with wide CSD weights), the value paths and the divider
     synthesize without a single multiplier, divider or $macc cell."""
     rng = np.random.default_rng(3)
     wpath = tmp_path / "w.npz"
     np.savez(wpath, W=rng.integers(-100, 101, (6, 3)), theta=rng.integers(-9, 9, 6))
-    vpath, _ = generate(small(mode, b=6, weights=str(wpath), lanes=lanes), tmp_path)
+    vpath, _ = generate(small(mode, b=6, weights=str(wpath), **FOLD_KW[folding]), tmp_path)
     coarse_multipliers(vpath, "hamattn_core", tmp_path)
 
 

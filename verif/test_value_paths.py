@@ -25,17 +25,24 @@ CORNERS = {
     "b3_d5_w2_N3_P1": dict(b=3, d=5, w=2, N=3, k=1, lanes=1),
 }
 MODES = ["linear", "topk", "hsoftmax"]
+# the linear path folding its rows too (--rows): a divisor of b, a non-divisor, one row
+ROW_CORNERS = {
+    "b8_d4_w8_N6_P2_T4": dict(b=8, d=4, w=8, N=6, lanes=2, rows=4),
+    "b7_d3_w8_N5_P1_T3": dict(b=7, d=3, w=8, N=5, lanes=1, rows=3),
+    "b5_d5_w4_N4_P2_T1": dict(b=5, d=5, w=4, N=4, lanes=2, rows=1),
+    "b65_d3_w16_N5_P2_T16": dict(b=65, d=3, w=16, N=5, lanes=2, rows=16),
+}
+CASES = [(c, m) for c in CORNERS for m in MODES] + [(c, "linear") for c in ROW_CORNERS]
 
 
 def component(cfg):
     return LinearValuePath(cfg) if cfg.mode == "linear" else ScanValuePath(cfg)
 
 
-@pytest.mark.parametrize("corner", list(CORNERS))
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("corner, mode", CASES)
 @pytest.mark.parametrize("pattern", ["full_rate", "random_handshake"])
 def test_value_path_matches_golden(corner, mode, pattern):
-    cfg = CoreConfig.create(mode=mode, **CORNERS[corner])
+    cfg = CoreConfig.create(mode=mode, **{**CORNERS, **ROW_CORNERS}[corner])
     seed = sum(map(ord, corner + mode))
     wins = 2 if cfg.N == 64 else 3
     tokens, groups, expected, windows = value_path_case(cfg, seed, windows=wins,
@@ -51,6 +58,8 @@ def test_value_path_matches_golden(corner, mode, pattern):
     if pattern == "full_rate" and mode == "linear":
         q_in = [c for c, t in zip(run.in_cycles, tokens) if not t["key"]]
         assert [o - i for i, o in zip(q_in, run.out_cycles)] == [dut.latency] * len(q_in)
+        steps = {c1 - c0 for c0, c1 in zip(run.in_cycles, run.in_cycles[1:])}
+        assert steps == {cfg.state_steps}       # one token per G·R cycles
     if pattern == "full_rate" and mode != "linear":
         # latency A + C·n with n the keys of the query's window; a query that follows one
         # of its window waits for the path to return to idle: engine_interval
@@ -64,7 +73,7 @@ def test_value_path_matches_golden(corner, mode, pattern):
             == [at(cfg.engine_interval, n) for i, n in enumerate(ns[1:]) if i + 1 not in firsts]
         steps = zip(run.in_cycles, run.in_cycles[1:], tokens, tokens[1:])
         key_steps = {c1 - c0 for c0, c1, t0, t1 in steps if t0["key"] and t1["key"]}
-        assert key_steps <= {cfg.groups}        # one key per G cycles
+        assert key_steps <= {cfg.state_steps}   # one key per G cycles
 
 
 def test_scan_value_path_refuses_linear():
