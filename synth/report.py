@@ -32,6 +32,14 @@ def load_rows(sweep_dir):
         raise UserError(f"sweep results {str(path)!r} are not readable: {e}") from None
 
 
+def _folding(r):
+    """The lanes column: P, and T when a linear core folds its rows too."""
+    lanes = r.get("lanes") or r["d"]
+    rows = r.get("rows")
+    folded_rows = rows not in (None, "") and int(rows) != int(r["b"])
+    return f"{lanes}, rows {rows}" if folded_rows else f"{lanes}"
+
+
 def _fmt(x, spec=""):
     if x is None:
         return "-"
@@ -64,7 +72,7 @@ def markdown(rows, meta):
             frac = r.get("fmax_fraction")
             out.append(
                 f"| {r['mode']} | {r['d']} | {r['w']} | {r['b']} | {r['N']} | "
-                f"{r['k'] if r['mode'] == 'topk' else '-'} | {r.get('lanes') or r['d']} | "
+                f"{r['k'] if r['mode'] == 'topk' else '-'} | {_folding(r)} | "
                 f"{_fmt(r.get('area'))} | "
                 f"{_fmt(r.get('ffs'))} | {_fmt(r.get('fmax_mhz'))} | "
                 f"{'-' if frac is None else f'{frac:.0%}'} | {_fmt(r.get('baseline_area'))} | "

@@ -29,7 +29,7 @@ _NAMES = {p.flag.lstrip("-"): p.name for p in PARAMS}
 _NAMES.update({p.name: p.name for p in PARAMS})
 _NAMES.update({p.flag.lstrip("-").replace("-", "_"): p.name for p in PARAMS})
 
-ROW_FIELDS = ["mode", "d", "w", "b", "N", "k", "g", "smax", "lanes", "weights", "seed",
+ROW_FIELDS = ["mode", "d", "w", "b", "N", "k", "g", "smax", "lanes", "rows", "weights", "seed",
               "target", "area_unit", "area", "ffs", "fmax_mhz", "fits",
               "baseline_area", "baseline_ffs", "baseline_fmax_mhz", "baseline_dsp_area",
               "baseline_dsps", "area_reduction", "fmax_ceiling_mhz", "fmax_fraction",
@@ -60,7 +60,7 @@ def parse_grid(items):
 
 def _convert(name, text):
     kinds = {"d": int, "w": int, "b": int, "N": int, "k": int, "smax": int, "lanes": int,
-             "seed": int, "g": float}
+             "rows": int, "seed": int, "g": float}
     kind = kinds.get(name)
     if kind is None:
         return text

@@ -33,6 +33,9 @@ def test_grid_configs_validate_every_point():
         grid_configs(BASE, parse_grid(["b=2,0"]))
     with pytest.raises(ConfigError, match=r"d \(--head-dim\) = 'x' is not allowed"):
         grid_configs(BASE, parse_grid(["d=x"]))
+    # --rows is an integer grid parameter too (linear, folded)
+    rows = grid_configs(dict(BASE, d=4, b=6, lanes=2), parse_grid(["rows=2,6"]))
+    assert [(c.rows, c.row_blocks) for c in rows] == [(2, 3), (6, 1)]
 
 
 @pytest.fixture(scope="module")
