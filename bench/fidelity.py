@@ -152,13 +152,35 @@ class Meter:
                 "recall8": round(self.rec / self.n, 4), "rows": self.n}
 
 
+def method_bits(method):
+    """(fit method, weight bits) of a bench method name: ``ranking-w4`` is the ranking fit
+    with 4-bit weights; without a ``-wN`` suffix the weights are ternary (2 bits)."""
+    base, sep, wb = method.partition("-w")
+    if base not in ("random", "itq", "ranking") or (sep and not wb.isdigit()):
+        raise ValueError(f"method {method!r} is not allowed: random, itq or ranking, "
+                         "optionally with -wN for N-bit weights (N from 2 to 16)")
+    bits = int(wb) if sep else 2
+    if not 2 <= bits <= 16:
+        raise ValueError(f"method {method!r} is not allowed: the weight width N of -wN must "
+                         "be from 2 to 16")
+    return base, bits
+
+
+def _fit_default(name):
+    """Default of a keyword of :func:`hamattn.golden.fit.fit_hash` (for the JSON config)."""
+    import inspect
+
+    from hamattn.golden.fit import fit_hash
+    return inspect.signature(fit_hash).parameters[name].default
+
+
 def evaluate_head(task):
     """Fit and evaluate one head; returns {(mode, k, b, method): Meter}, head info, timings."""
     from hamattn.config import CoreConfig
     from hamattn.golden import run
     from hamattn.golden.fit import fit_hash, save_weights
 
-    (layer, head, fit, ev, bits, methods, ks, iters, smax, seed) = task
+    (layer, head, fit, ev, bits, methods, ks, iters, smax, seed, noise) = task
     fQ, fK, fV = fit
     eQ, eK, eV = ev
     sq, sk, sv = (float(np.abs(a).max()) / ((1 << (WIDTH - 1)) - 1) for a in (fQ, fK, fV))
@@ -190,11 +212,10 @@ def evaluate_head(task):
     with tempfile.TemporaryDirectory() as tmp:
         for b in bits:
             for method in methods:
-                wbits = 4 if method.endswith("-w4") else 2
-                base = method.split("-w")[0]
+                base, wbits = method_bits(method)
                 t0 = time.perf_counter()
                 arrays = fit_hash(fq, fk, b, base, wbits, seed, logit_scale=logit_scale,
-                                  smax=smax, iters=iters,
+                                  smax=smax, iters=iters, noise=noise,
                                   values=fv if base == "ranking" else None)
                 times[(b, method)] = time.perf_counter() - t0
                 path = os.path.join(tmp, f"{b}-{method}.npz")
@@ -345,13 +366,18 @@ def main(argv=None):
                     help="heads evaluated, spread over the 6 layers x 12 heads (72 = all) "
                     "[default: 12]")
     ap.add_argument("--bits", default="16,32,64,128", help="code lengths b")
-    ap.add_argument("--methods", default="random,itq,ranking,ranking-w4",
-                    help="fit methods; '-w4' means 4-bit weights (else ternary)")
+    ap.add_argument("--methods", default="random,itq,ranking-w4,ranking-w8",
+                    help="fit methods; '-wN' means N-bit weights (else ternary), e.g. "
+                    "ranking (ternary), ranking-w4 [default: random,itq,ranking-w4,"
+                    "ranking-w8]")
     ap.add_argument("--topk", default="8,32", help="k of the topk mode (one or more)")
-    ap.add_argument("--iters", type=int, default=150,
-                    help="steps of the ranking fit [default: 150]")
-    ap.add_argument("--max-shift", type=int, default=16, dest="smax",
-                    help="largest shift of the fitted hsoftmax tables [default: 16]")
+    ap.add_argument("--iters", type=int, default=600,
+                    help="steps of the ranking fit [default: 600]")
+    ap.add_argument("--max-shift", type=int, default=32, dest="smax",
+                    help="largest shift of the fitted hsoftmax tables [default: 32]")
+    ap.add_argument("--noise", type=float, default=0.3,
+                    help="input noise of the ranking fit (standard deviation, in units of the "
+                    "data's spread) [default: 0.3]")
     ap.add_argument("--jobs", type=int, default=2, help="worker processes [default: 2]")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true",
@@ -374,9 +400,13 @@ def main(argv=None):
     bits = [int(x) for x in args.bits.split(",")]
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     ks = [int(x) for x in args.topk.split(",")]
+    if not (math.isfinite(args.noise) and args.noise >= 0):
+        ap.error(f"--noise {args.noise} is not allowed: a finite number >= 0")
     for m in methods:
-        if m.split("-w")[0] not in ("random", "itq", "ranking"):
-            ap.error(f"unknown method {m!r}")
+        try:
+            method_bits(m)
+        except ValueError as e:
+            ap.error(str(e))
 
     from hamattn.bench.minilm import MissingExtra, load
     t_start = time.perf_counter()
@@ -394,7 +424,7 @@ def main(argv=None):
     t_act = time.perf_counter() - t_start
     heads = pick_heads(args.heads)
     tasks = [(L, h, tuple(a[:, L, h] for a in fit), tuple(a[:, L, h] for a in ev), bits,
-              methods, ks, args.iters, args.smax, args.seed) for L, h in heads]
+              methods, ks, args.iters, args.smax, args.seed, args.noise) for L, h in heads]
     print(f"{len(heads)} heads x b in {bits} x {methods}: fit on {fit[0].shape[0]} windows, "
           f"evaluate on {ev[0].shape[0]} windows of {ev[0].shape[3]} tokens, {args.jobs} jobs")
     meters, per_head, fit_times = {}, [], {}
@@ -467,8 +497,10 @@ def main(argv=None):
                    "subsampled": len(heads) < 72,
                    "fit_windows": int(fit[0].shape[0]), "fit_stride": FIT_STRIDE,
                    "eval_windows": int(ev[0].shape[0]), "bits": bits, "methods": methods,
-                   "weight_bits": {m: 4 if m.endswith("-w4") else 2 for m in methods},
+                   "weight_bits": {m: method_bits(m)[1] for m in methods},
                    "topk": ks, "ranking_iters": args.iters, "smax": args.smax,
+                   "ranking_noise": args.noise, "ranking_out_weight": _fit_default("out_weight"),
+                   "shift_fit": {"ranking": "cosine", "random": "ce", "itq": "ce"},
                    "seed": args.seed, "corpus": "bench/corpus.txt",
                    "corpus_sha256": hashlib.sha256(CORPUS.read_bytes()).hexdigest(),
                    "quantization": "per head and tensor: s = max|x|/127 over the fit "

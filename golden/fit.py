@@ -23,7 +23,10 @@ Methods
     keys of a window matches softmax(logit_scale · q·k), the attention being approximated
     (cross-entropy, relaxed codes tanh(β·(Wx - θ)) with β annealed towards hard signs).
     The last third of the steps trains through the weight quantizer (straight-through
-    estimator), so the integer weights are what was optimised.
+    estimator), so the integer weights are what was optimised. With sample values the loss
+    adds ``out_weight`` (default 4) times the mean of 1 - cosine between the resulting and
+    the exact attention outputs; ``noise`` adds Gaussian noise to the standardised inputs
+    at each step (a regulariser, off by default).
 
 Integer weights
 ---------------
@@ -39,8 +42,11 @@ The shift table
 With ``logit_scale`` given, :func:`fit_hash` also fits the ``hsoftmax`` table s[h] (b+1,)
 for the final codes: the non-decreasing integers in 0..smax that minimise the same
 cross-entropy (weights 2^(s[b]-s[h]) of SPEC §3). The table replaces the ``--temperature``
-formula, so one core per attention head gets its own temperature. ``g`` (a float, not
-saved) is the matching temperature of exp(-g·H/b).
+formula, so one core per attention head gets its own temperature. With sample values
+(``shift_fit="cosine"``, the default then) the table is refined by the same integer
+moves for the mean cosine between its outputs and the exact outputs on the sample (the
+metric of bench/FIDELITY.md). ``g`` (a float, not saved) is the matching temperature of
+exp(-g·H/b) for the cross-entropy.
 
 Quantizing float activations
 ----------------------------
@@ -276,7 +282,7 @@ class _Adam:
 
 
 def _ranking_fit(Q, K, qmask, kmask, P, b, Winit, tinit, weight_bits, iters, lr, log, rng,
-                 batch=12, Vals=None, out_weight=0.0, hard_tail=False):
+                 batch=12, Vals=None, out_weight=0.0, hard_tail=False, noise=0.0):
     """Adam on the cross-entropy of softmax(g·(u_q·u_k)/(2b)) (= softmax(-g·H/b) up to a
     per-query constant) against P, with u = tanh(β (W x - θ)), inputs standardised."""
     params = {"Wq": Winit.copy(), "tq": tinit.copy(), "Wk": Winit.copy(),
@@ -295,6 +301,9 @@ def _ranking_fit(Q, K, qmask, kmask, P, b, Winit, tinit, weight_bits, iters, lr,
                 Vb, R = Va[sel], Ra[sel]
         elif use_out:
             Vb, R = Va, Ra
+        if noise > 0:                                # Gaussian input noise: regularises
+            Q = Q + noise * rng.standard_normal(Q.shape)
+            K = K + noise * rng.standard_normal(K.shape)
         qm = qmask[..., None].astype(np.float64)
         nqueries = qmask.sum()
         neg = np.where(kmask[:, None, :], 0.0, -1e9)
@@ -429,11 +438,68 @@ def fit_shifts(cnt, mass, b, smax=MAX_SHIFT, g_hint=None):
     return s.astype(np.int64), g_best
 
 
+def _value_stats(Hs, Vs, rows, b):
+    """Per sampled query: the sum of the values of its keys at each distance h,
+    (len(rows), b+1, dv); ``rows`` are (window, query) pairs."""
+    dv = Vs[0].shape[1]
+    out = np.zeros((len(rows), b + 1, dv))
+    by_w = {}
+    for i, (w, q) in enumerate(rows):
+        by_w.setdefault(w, []).append((i, q))
+    for w, lst in by_w.items():
+        idx = np.array([i for i, _ in lst])
+        qs = np.array([q for _, q in lst])
+        H = Hs[w][qs]                                   # (m, nk)
+        flat = (H + (b + 1) * np.arange(len(qs))[:, None]).ravel()
+        V = Vs[w]
+        for j in range(dv):
+            out[idx, :, j] = np.bincount(flat, weights=np.broadcast_to(
+                V[:, j], H.shape).ravel(), minlength=len(qs) * (b + 1)).reshape(-1, b + 1)
+    return out
+
+
+def _table_cos(s, vsum, ref):
+    """Mean cosine between the outputs of weights 2^-s[h] (the normalisation does not
+    change a cosine) and the reference outputs."""
+    w = np.exp2(-(s - s.min()))
+    O = np.einsum("h,qhd->qd", w, vsum)
+    no = np.linalg.norm(O, axis=1)
+    nr = np.linalg.norm(ref, axis=1)
+    c = (O * ref).sum(axis=1) / np.maximum(no * nr, 1e-30)
+    return float(np.where((no == 0) | (nr == 0), 0.0, c).mean())
+
+
+def refine_shifts(s, vsum, ref, smax=MAX_SHIFT, rounds=4):
+    """Integer coordinate ascent of the output cosine over non-decreasing tables in
+    0..smax with s[0] = 0, from the table ``s`` (the same moves as :func:`fit_shifts`)."""
+    s = np.asarray(s, dtype=np.float64).copy()
+    b = len(s) - 1
+    best = _table_cos(s, vsum, ref)
+    for _ in range(rounds):
+        improved = False
+        for i in range(1, b + 1):
+            for delta in (-1, 1):
+                t = s.copy()
+                t[i:] += delta
+                if t[i] < t[i - 1] or t.max() > smax or t.min() < 0:
+                    t = s.copy()
+                    t[i] += delta
+                    if t[i] < t[i - 1] or (i < b and t[i] > t[i + 1]) or t[i] > smax:
+                        continue
+                c = _table_cos(t, vsum, ref)
+                if c > best + 1e-12:
+                    best, s, improved = c, t, True
+        if not improved:
+            break
+    return s.astype(np.int64)
+
+
 # --------------------------------------------------------------------------- entry point
 
 def fit_hash(queries, keys, b, method="ranking", weight_bits=2, seed=0, *, logit_scale=None,
              seq_len=None, asymmetric=None, shifts=None, smax=MAX_SHIFT, iters=300, lr=0.05,
-             values=None, out_weight=1.0, hard_tail=False, log=None):
+             values=None, out_weight=4.0, noise=0.0, shift_fit=None, hard_tail=False,
+             log=None):
     """Fit a hash of b bits to sample ``queries`` and ``keys`` (integer arrays (n, d) or
     (windows, n, d); see :func:`window_data`).
 
@@ -443,6 +509,15 @@ def fit_hash(queries, keys, b, method="ranking", weight_bits=2, seed=0, *, logit
     the keys of each window; needed by ``ranking`` and for the shift table.
     ``asymmetric``: a separate query hash (default: True for ``ranking`` only).
     ``shifts``: fit the ``hsoftmax`` table (default: when ``logit_scale`` is given).
+    ``iters``, ``lr``: Adam steps and learning rate of the ranking fit. ``values``: sample
+    values (the layout of ``keys``); with them the ranking fit also matches the attention
+    outputs (weight ``out_weight`` of the term 1 - cosine against the cross-entropy) and the
+    shift table is refined for the output cosine. ``noise``: standard deviation of the
+    Gaussian noise added to the standardised queries and keys at each ranking step (a
+    regulariser against a small sample: 0.3 helps on MiniLM, see bench/FIDELITY.md, but it
+    blurs fine distinctions when a head's keys are tightly clustered; default 0, off). ``shift_fit``: ``"cosine"`` (the default with
+    ``values``) refines the cross-entropy table for the mean output cosine on the sample,
+    ``"ce"`` keeps the cross-entropy table.
 
     Returns a dict of int64 arrays ``W``, ``theta`` and, where fitted, ``Wq``, ``thetaq``,
     ``shifts``; plus the float ``g`` (0-d, the temperature of exp(-g·H/b) that best fits,
@@ -474,6 +549,19 @@ def fit_hash(queries, keys, b, method="ranking", weight_bits=2, seed=0, *, logit
     smax = int(smax)
     if not 0 <= smax <= MAX_SHIFT:
         raise ValueError(f"smax = {smax} is not allowed: an integer from 0 to {MAX_SHIFT}")
+    for name, x in (("out_weight", out_weight), ("noise", noise), ("lr", lr)):
+        if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)) \
+                or not math.isfinite(x) or x < 0 or (name == "lr" and x == 0):
+            raise ValueError(f"{name} = {x!r} is not allowed: a finite number "
+                             f"{'> 0' if name == 'lr' else '>= 0'}")
+    if isinstance(iters, bool) or not isinstance(iters, (int, np.integer)) or iters < 1:
+        raise ValueError(f"iters = {iters!r} is not allowed: a positive integer")
+    if shift_fit is None:
+        shift_fit = "cosine" if values is not None else "ce"
+    if shift_fit not in ("ce", "cosine"):
+        raise ValueError(f"shift_fit = {shift_fit!r} is not allowed: 'ce' or 'cosine'")
+    if shift_fit == "cosine" and values is None:
+        raise ValueError("shift_fit = 'cosine' needs values (the outputs it matches)")
     rng = np.random.default_rng(seed)
     qs, ks = window_data(queries, keys, seq_len)
     d = qs[0].shape[1]
@@ -514,7 +602,8 @@ def fit_hash(queries, keys, b, method="ranking", weight_bits=2, seed=0, *, logit
                 Vals, _, _, _ = _stack_windows(vs, vs)
             params = _ranking_fit(Q / sigma, K / sigma, qmask, kmask, P, b, Wn, t0,
                                   weight_bits, iters, lr, log, rng, Vals=Vals,
-                                  out_weight=out_weight, hard_tail=hard_tail)
+                                  out_weight=out_weight, hard_tail=hard_tail,
+                                  noise=float(noise))
             for wkey, tkey, pw, pt in (("W", "theta", "Wk", "tk"),
                                        ("Wq", "thetaq", "Wq", "tq")):
                 if wkey == "Wq" and not asymmetric:
@@ -531,6 +620,7 @@ def fit_hash(queries, keys, b, method="ranking", weight_bits=2, seed=0, *, logit
         Ws, ts = out["W"], out["theta"]
         Wq, tq = out.get("Wq", Ws), out.get("thetaq", ts)
         Hs, Ps, kms = [], [], []
+        vws = window_data(values, values, seq_len)[1] if shift_fit == "cosine" else None
         for q, k in zip(qs, ks):
             cq = hash_bits(q.astype(np.int64), Wq, tq)
             ck = hash_bits(k.astype(np.int64), Ws, ts)
@@ -539,10 +629,18 @@ def fit_hash(queries, keys, b, method="ranking", weight_bits=2, seed=0, *, logit
             Ps.append(_softmax(q @ k.T * logit_scale))
             kms.append(np.ones(len(k), dtype=bool))
         cnt, mass = _hist_stats(Hs, Ps, kms, b)
+        pick = np.arange(len(cnt))
         if len(cnt) > SHIFT_FIT_QUERIES:              # a seeded sample keeps the fit quick
             pick = np.sort(rng.choice(len(cnt), SHIFT_FIT_QUERIES, replace=False))
             cnt, mass = cnt[pick], mass[pick]
         table, g = fit_shifts(cnt, mass, b, smax)
+        if vws is not None:
+            starts = np.cumsum([0] + [len(H) for H in Hs])
+            wi = np.searchsorted(starts, pick, side="right") - 1
+            rows = list(zip(wi.tolist(), (pick - starts[wi]).tolist()))
+            vsum = _value_stats(Hs, vws, rows, b)
+            ref = np.stack([Ps[w][q] @ vws[w] for w, q in rows])
+            table = refine_shifts(table, vsum, ref, smax)
         out["shifts"] = table
         out["g"] = np.array(g)
     return out

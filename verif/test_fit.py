@@ -105,6 +105,76 @@ def test_written_file_loads_and_runs(method, tmp_path):
         assert r.out.shape == (32, D)
 
 
+def values_for(k, seed=7):
+    """Int8 values of the keys' layout (a seeded draw)."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(-100, 101, k.shape).astype(np.int64)
+
+
+def test_default_ranking_fit_with_values_is_deterministic():
+    # the defaults (output term, cosine-refined shift table) and the bench's input noise
+    q, k, ls = clustered(windows=4)
+    v = values_for(k)
+    a = fit_hash(q, k, 16, "ranking", 4, seed=5, logit_scale=ls, iters=30, values=v,
+                 noise=0.3)
+    b = fit_hash(q, k, 16, "ranking", 4, seed=5, logit_scale=ls, iters=30, values=v,
+                 noise=0.3)
+    assert a.keys() == b.keys() and "shifts" in a
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+    c = fit_hash(q, k, 16, "ranking", 4, seed=5, logit_scale=ls, iters=30, values=v,
+                 noise=0.0)
+    assert any(not np.array_equal(a[key], c[key]) for key in ("W", "Wq", "theta"))
+
+
+def test_cosine_shift_table_raises_the_sample_cosine():
+    from hamattn.golden.fit import _table_cos, _value_stats
+    q, k, ls = clustered(windows=4, spread=0.4)
+    v = values_for(k)
+    kw = dict(logit_scale=ls, iters=30, values=v, smax=20)
+    ce = fit_hash(q, k, 24, "ranking", 4, seed=0, shift_fit="ce", **kw)
+    co = fit_hash(q, k, 24, "ranking", 4, seed=0, shift_fit="cosine", **kw)
+    for key in ("W", "theta", "Wq", "thetaq"):          # same hash, only the table differs
+        np.testing.assert_array_equal(ce[key], co[key])
+    s = co["shifts"]
+    assert s[0] == 0 and (np.diff(s) >= 0).all() and s.max() <= 20
+    Hs, rows = [], []
+    for w, (qq, kk) in enumerate(zip(q, k)):
+        cq, ck = hash_bits(qq, co["Wq"], co["thetaq"]), hash_bits(kk, co["W"], co["theta"])
+        Hs.append((cq[:, None, :] != ck[None, :, :]).sum(axis=2))
+        rows += [(w, i) for i in range(len(qq))]
+    vsum = _value_stats(Hs, list(v.astype(np.float64)), rows, 24)
+    P = [np.exp(ls * (qq @ kk.T) - (ls * (qq @ kk.T)).max(axis=1, keepdims=True))
+         for qq, kk in zip(q, k)]
+    ref = np.stack([(P[w][i] / P[w][i].sum()) @ v[w] for w, i in rows])
+    assert _table_cos(co["shifts"].astype(float), vsum, ref) > \
+        _table_cos(ce["shifts"].astype(float), vsum, ref) + 1e-4
+    # the stats agree with a direct sum over the keys at each distance
+    w, i = rows[5]
+    for h in range(25):
+        np.testing.assert_allclose(vsum[5, h], v[w][Hs[w][i] == h].sum(axis=0))
+
+
+@pytest.mark.parametrize("method,bits", [("ranking-w4", ("ranking", 4)),
+                                         ("ranking-w8", ("ranking", 8)),
+                                         ("itq", ("itq", 2)), ("random-w3", ("random", 3))])
+def test_bench_method_names(method, bits):
+    from hamattn.bench.fidelity import method_bits
+    assert method_bits(method) == bits
+
+
+@pytest.mark.parametrize("method,message", [
+    ("pca", "method 'pca' is not allowed: random, itq or ranking"),
+    ("ranking-w17", "method 'ranking-w17' is not allowed: the weight width N of -wN must be "
+                    "from 2 to 16"),
+    ("ranking-wx", "method 'ranking-wx' is not allowed"),
+])
+def test_bench_method_name_errors(method, message):
+    from hamattn.bench.fidelity import method_bits
+    with pytest.raises(ValueError, match=message):
+        method_bits(method)
+
+
 def test_shift_table_is_valid():
     q, k, ls = clustered()
     for b in (8, 64):
@@ -163,6 +233,13 @@ def test_window_data_layouts():
     (dict(weight_bits=1), "weight_bits = 1 is not allowed"),
     (dict(method="ranking"), "needs logit_scale"),
     (dict(logit_scale=-1.0), "logit_scale = -1.0 is not allowed"),
+    (dict(noise=-0.1), r"noise = -0.1 is not allowed: a finite number >= 0"),
+    (dict(out_weight=float("nan")), r"out_weight = nan is not allowed: a finite number >= 0"),
+    (dict(lr=0.0), r"lr = 0.0 is not allowed: a finite number > 0"),
+    (dict(iters=0), "iters = 0 is not allowed: a positive integer"),
+    (dict(shift_fit="mse", logit_scale=0.01), "shift_fit = 'mse' is not allowed: 'ce' or "
+                                             "'cosine'"),
+    (dict(shift_fit="cosine", logit_scale=0.01), r"shift_fit = 'cosine' needs values"),
 ])
 def test_library_errors(kw, message):
     q, k, _ = clustered(windows=2)
