@@ -65,24 +65,27 @@ class Param:
     flag: str       # command-line flag
     default: object
     help: str
+    kind: type = str    # what a command-line value is converted to
 
 
 #: the parameters of SPEC §1, in order; the command line and the manifest are built from this
 PARAMS = (
-    Param("d", "--head-dim", 16, "elements per q/k/v vector (1..1024)"),
-    Param("w", "--width", 8, "bits per element, two's complement (2..16)"),
-    Param("b", "--code-bits", 16, "hash code length (1..1024)"),
-    Param("N", "--seq-len", 64, "most keys in one window (1..65536)"),
+    Param("d", "--head-dim", 16, "elements per q/k/v vector (1..1024)", int),
+    Param("w", "--width", 8, "bits per element, two's complement (2..16)", int),
+    Param("b", "--code-bits", 16, "hash code length (1..1024)", int),
+    Param("N", "--seq-len", 64, "most keys in one window (1..65536)", int),
     Param("mode", "--mode", "linear", "value path: linear, topk or hsoftmax"),
-    Param("k", "--topk", None, "keys kept per query, topk only (1..N, default min(8, N))"),
-    Param("g", "--temperature", 12.0, "sharpness of hsoftmax (0 < g <= 64)"),
-    Param("smax", "--max-shift", 16, "largest shift of hsoftmax (0..32)"),
-    Param("lanes", "--lanes", None, "value elements processed per cycle (1..d, default d)"),
+    Param("k", "--topk", None, "keys kept per query, topk only (1..N, default min(8, N))",
+          int),
+    Param("g", "--temperature", 12.0, "sharpness of hsoftmax (0 < g <= 64)", float),
+    Param("smax", "--max-shift", 16, "largest shift of hsoftmax (0..32)", int),
+    Param("lanes", "--lanes", None, "value elements processed per cycle (1..d, default d)",
+          int),
     Param("rows", "--rows", None, "code rows of the linear state processed per cycle, "
-          "folded linear only (1..b, default b)"),
+          "folded linear only (1..b, default b)", int),
     Param("weights", "--weights", "random-ternary",
           "hash projection: random-ternary, random-sign or a .npz file"),
-    Param("seed", "--seed", 0, "seed of the random hash projection (0..2**63-1)"),
+    Param("seed", "--seed", 0, "seed of the random hash projection (0..2**63-1)", int),
     Param("popcount", "--popcount", DEFAULT_POPCOUNT,
           "popcount tree of the Hamming distance: sum, lut4 or lut6"),
 )

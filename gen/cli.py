@@ -26,12 +26,12 @@ def _typed(kind, name, allowed):
     return convert
 
 
-_PARAM_TYPES = {
-    "d": (int, "an integer from 1 to 1024"), "w": (int, "an integer from 2 to 16"),
-    "b": (int, "an integer from 1 to 1024"), "N": (int, "an integer from 1 to 65536"),
-    "k": (int, "an integer from 1 to N"), "g": (float, "a number with 0 < g <= 64"),
-    "smax": (int, "an integer from 0 to 32"), "lanes": (int, "an integer from 1 to d"),
-    "seed": (int, "an integer from 0 to 2**63-1"),
+_ALLOWED = {
+    "d": "an integer from 1 to 1024", "w": "an integer from 2 to 16",
+    "b": "an integer from 1 to 1024", "N": "an integer from 1 to 65536",
+    "k": "an integer from 1 to N", "g": "a number with 0 < g <= 64",
+    "smax": "an integer from 0 to 32", "lanes": "an integer from 1 to d",
+    "rows": "an integer from 1 to b", "seed": "an integer from 0 to 2**63-1",
 }
 
 
@@ -40,14 +40,14 @@ def add_params(parser):
     grp = parser.add_argument_group("core parameters (SPEC §1)")
     for p in PARAMS:
         kw = {"dest": p.name, "default": p.default, "help": f"{p.help} [default: {p.default}]"}
-        if p.name in _PARAM_TYPES:
-            kind, allowed = _PARAM_TYPES[p.name]
+        if p.kind is not str:
+            kind, allowed = p.kind, _ALLOWED[p.name]
             kw["type"] = _typed(kind, p.flag, allowed)
             kw["metavar"] = kind.__name__.upper()
         if p.name == "mode":
             kw["metavar"] = "{linear,topk,hsoftmax}"
-        if p.name == "lanes":
-            kw["help"] = f"{p.help} [default: d]"
+        if p.name in ("lanes", "rows"):
+            kw["help"] = f"{p.help} [default: {'d' if p.name == 'lanes' else 'b'}]"
         grp.add_argument(p.flag, **kw)
     parser.add_argument("--debug", action="store_true",
                         help="show a traceback on errors")
@@ -68,7 +68,7 @@ def cmd_gen(args):
     print(f"wrote {jpath}")
     lat, qi = cfg.latency, cfg.q_interval
     print(f"latency {lat['fixed']} + {lat['per_key']}·n edges, query interval "
-          f"{qi['fixed']} + {qi['per_key']}·n, key interval 1")
+          f"{qi['fixed']} + {qi['per_key']}·n, key interval {cfg.kv_interval['fixed']}")
     return 0
 
 

@@ -59,10 +59,8 @@ def parse_grid(items):
 
 
 def _convert(name, text):
-    kinds = {"d": int, "w": int, "b": int, "N": int, "k": int, "smax": int, "lanes": int,
-             "rows": int, "seed": int, "g": float}
-    kind = kinds.get(name)
-    if kind is None:
+    kind = next(p.kind for p in PARAMS if p.name == name)
+    if kind is str:
         return text
     try:
         return kind(text)

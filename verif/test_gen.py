@@ -166,6 +166,16 @@ def test_cli_gen_writes_both_files(tmp_path):
     assert (tmp_path / "t9.v").read_text().count("module t9(") == 1
 
 
+def test_cli_gen_row_folded_linear(tmp_path):
+    """--rows reaches the config (an integer), the manifest and the printed intervals."""
+    r = hamattn("gen", "--head-dim", "4", "--code-bits", "6", "--lanes", "2", "--rows", "4",
+                "-o", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    man = json.loads((tmp_path / "hamattn_core.json").read_text())
+    assert (man["rows"], man["parameters"]["rows"], man["kv_interval"]["fixed"]) == (4, 4, 4)
+    assert "key interval 4" in r.stdout
+
+
 @pytest.mark.parametrize("args,message", [
     (["--head-dim", "0"], "d (--head-dim) = 0 is not allowed: an integer from 1 to 1024"),
     (["--width", "seven"], "argument --width: 'seven' is not allowed for --width: an integer "
@@ -176,6 +186,9 @@ def test_cli_gen_writes_both_files(tmp_path):
     (["--temperature", "0"], "g (--temperature) = 0.0 is not allowed: a number with 0 < g <= 64"),
     (["--weights", "missing.npz"], "weights (--weights) = 'missing.npz' is not allowed"),
     (["--top", "2x"], "top (--top) = '2x' is not allowed: a Verilog identifier"),
+    (["--rows", "four"], "argument --rows: 'four' is not allowed for --rows: an integer "
+                         "from 1 to b"),
+    (["--rows", "4"], "rows (--rows) = 4 is not allowed: b = 16 when fully parallel"),
 ])
 def test_cli_errors_are_clear_and_write_nothing(args, message, tmp_path):
     out = tmp_path / "out"
