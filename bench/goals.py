@@ -111,6 +111,7 @@ def build_candidate(goal, board_name, cfg, path, say):
     from ..synth.board import build_board
     from ..errors import UserError
     t0 = time.monotonic()
+    commit = _commit()                         # the code the build starts from
     build_dir = Path("build") / "goals" / path.stem
     try:
         rep = build_board(cfg, board_name, build_dir=build_dir, progress=say, timeout=7200)
@@ -118,7 +119,7 @@ def build_candidate(goal, board_name, cfg, path, say):
         rep = {"board": board_name, "config": cfg.params(), "error": str(e),   # packing
                "utilization": _packed_utilization(build_dir / "hamattn_board.tim")}
         say(f"{path.stem}: {e}")
-    rep["commit"] = _commit()
+    rep["commit"] = commit
     rep["seconds"] = round(time.monotonic() - t0, 1)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(rep, indent=2) + "\n")
