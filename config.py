@@ -466,6 +466,16 @@ class CoreConfig:
         return tuple(tuple(sorted({(i % P, s) for M in mats for i, c in enumerate(M[t])
                                    for s, _ in csd_digits(c)})) for t in range(self.b))
 
+    @cached_property
+    def hash_slot_terms(self):
+        """Folded hash: the operands ``(p, s)`` of the P-lane tree of each of its T = ``rows``
+        slots. Slot j computes rows j, T + j, 2T + j, ... (< b), one row block per pass over
+        the groups (R = ceil(b/T) passes, :attr:`hash_interval`), so its tree has the union
+        of those rows' operands; with T = b (no row folding) slot t is row t."""
+        T, b = self.rows, self.b
+        return tuple(tuple(sorted({ps for t in range(j, b, T) for ps in self.folded_hash_terms[t]}))
+                     for j in range(T))
+
     @property
     def hash_latency(self):
         """Edges from the input transfer to the output transfer of :class:`HashProjection`
@@ -477,9 +487,10 @@ class CoreConfig:
         Folded (G > 1): the transfer edge registers the last group of P lanes, then one edge
         per level of the deepest P-lane tree, one edge adds the group into the row
         accumulator (which starts at -θ), one edge registers its sign (y >= θ) into the output,
-        which transfers on the next edge: ``3 + max_t ceil(log2(|folded_hash_terms[t]|))``."""
+        which transfers on the next edge: ``3 + max_j ceil(log2(|hash_slot_terms[j]|))`` (a
+        slot j is row j unless ``rows`` < b folds the rows)."""
         if self.folded:
-            return 3 + max((tree_depth(len(r)) for r in self.folded_hash_terms), default=0)
+            return 3 + max((tree_depth(len(r)) for r in self.hash_slot_terms), default=0)
         depth = self.hash_depth_of(self.W)
         if self.asymmetric:
             depth = max(depth, self.hash_depth_of(self.Wq))
@@ -526,8 +537,9 @@ class CoreConfig:
     def row_blocks(self):
         """R = ceil(b / rows): the blocks of ``rows`` code rows of the linear state S that a
         folded linear value path reads and writes one per cycle, so a vector takes G·R
-        cycles there (1: all b rows at once). The last block of a non-divisor has rows
-        without a code bit (they hold zeros)."""
+        cycles there (1: all b rows at once); the folded hash computes the same blocks, one
+        per pass over the groups. The last block of a non-divisor has rows without a code
+        bit (they hold zeros)."""
         return -(-self.b // self.rows)
 
     @property
@@ -538,8 +550,9 @@ class CoreConfig:
     @property
     def hash_interval(self):
         """Cycles :class:`HashProjection` spends on one vector: 1, or G when folded (it
-        reads one group of P input elements per cycle)."""
-        return self.groups
+        reads one group of P input elements per cycle), G·R when a linear path folds its
+        rows (``rows`` T < b): the hash then also computes T rows at a time, in R passes."""
+        return self.groups * self.row_blocks
 
     # ---------------------------------------------------------------- value-path widths
     @property
@@ -697,7 +710,7 @@ class CoreConfig:
         pw = self.projection_width
         hashes = [self.W] + ([self.Wq] if self.asymmetric else [])
         if self.folded:     # per row: a P-lane tree (terms - 1 adders) and its accumulator
-            bits = sum(len(r) * pw for r in self.folded_hash_terms)
+            bits = sum(len(r) * pw for r in self.hash_slot_terms)
         else:
             bits = sum(max(0, len(self.hash_row_terms(r)) - 1) * pw for M in hashes for r in M)
         if self.mode == "linear":

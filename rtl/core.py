@@ -81,11 +81,12 @@ class AttentionCore(wiring.Component):
         # q_interval's per-key part for the keys so far, kept as a running sum (no multiply)
         scan_len = Signal(range(per * cfg.N + 1)) if per else 0
         # keys beyond the N-th are dropped at the pace of the used ones (kv_interval); a
-        # linear path that folds its rows takes a vector per G·R cycles, slower than the
-        # hash (G): then every key, and the first query after them, waits for kv_wait too
+        # linear path that folds its rows takes a vector per G·R cycles, and so does its
+        # hash (R passes of T rows): dropped keys and the first query wait for kv_wait too
         G = cfg.groups
+        HI = cfg.hash_interval          # cycles the hash reads a vector: G, or G·R
         KV = cfg.kv_interval["fixed"]
-        row_folded = KV > G
+        row_folded = cfg.row_blocks > 1
         # (row-folded: the first key after reset also waits KV-1 cycles, while the value path
         # writes zeros to its G·R state words)
         kv_wait = Signal(range(KV), init=KV - 1 if row_folded else 0) if KV > 1 else None
@@ -110,10 +111,15 @@ class AttentionCore(wiring.Component):
         # it is taken when the key's code leaves the hash. Unfolded, one d-wide entry per
         # key; folded, one P-wide entry per group, written as the hash reads the key's group
         # (a G:1 mux per lane) and taken by the value path one group per cycle. Depth: every
-        # vector the hash can hold, so the queue never throttles a key.
+        # vector the hash can hold, so the queue never throttles a key. (Row-folded, the hash
+        # reads a key for G·R cycles, the groups in its first pass, and the value path takes
+        # them over the G·R cycles after the code leaves the hash: the keys that overlap are
+        # at most 3 + ceil(L_H / (G·R)), G entries each.)
         if G > 1:
+            depth = (G * (3 + -(-cfg.hash_latency // HI)) + 2 if row_folded
+                     else cfg.hash_latency + 2 * G + 2)
             m.submodules.value_queue = values = SyncFIFOBuffered(
-                width=cfg.lanes * cfg.w, depth=cfg.hash_latency + 2 * G + 2)
+                width=cfg.lanes * cfg.w, depth=depth)
             flat = Value.cast(self.s_kv.payload.value)
             pad = G * cfg.lanes * cfg.w - len(flat)
             if pad:
@@ -151,9 +157,9 @@ class AttentionCore(wiring.Component):
             with m.If(self.s_kv.valid & self.s_kv.ready):
                 if KV > 1:
                     # the next key transfers KV edges later: a dropped one at once when
-                    # kv_wait is 0, a used one after the hash has read its G groups
+                    # kv_wait is 0, a used one after the hash has read its G (·R) groups
                     use_next = use & (count + 1 < cfg.N)
-                    m.d.sync += kv_wait.eq(Mux(use_next, KV - G, KV - 1))
+                    m.d.sync += kv_wait.eq(Mux(use_next, KV - HI, KV - 1))
                 with m.If(use):
                     m.d.sync += count.eq(count + 1)
                     if per:
@@ -163,15 +169,18 @@ class AttentionCore(wiring.Component):
                 with m.If(self.s_kv.payload.last):
                     m.d.sync += queries.eq(1)
         with m.Else():
-            free = (wait == 0) & credit & (kv_free if row_folded else 1)
-            m.d.comb += [self.s_q.ready.eq(hsh.i.ready & free),
-                         hsh.i.valid.eq(self.s_q.valid & free)]
+            free = (wait == 0) & (kv_free if row_folded else 1)
+            # the credit is needed where the query transfers (the hash's last read, i.ready
+            # high), not while the hash reads its earlier groups: a query of a full-rate
+            # stream then finds it whatever the hash's reading time
+            m.d.comb += [self.s_q.ready.eq(hsh.i.ready & free & credit),
+                         hsh.i.valid.eq(self.s_q.valid & free & (credit | ~hsh.i.ready))]
             with m.If(self.s_q.valid & self.s_q.ready):
-                # a folded hash reads a query's G groups before it takes the beat: it may
-                # start G-1 cycles before the interval is over
-                m.d.sync += wait.eq(qi["fixed"] - G + scan_len)
+                # a folded hash reads a query's G (·R) groups before it takes the beat: it
+                # may start HI-1 cycles before the interval is over
+                m.d.sync += wait.eq(qi["fixed"] - HI + scan_len)
                 if row_folded:               # the value path takes this query for G·R cycles
-                    m.d.sync += kv_wait.eq(KV - G)
+                    m.d.sync += kv_wait.eq(KV - HI)
                 with m.If(self.s_q.payload.last):
                     m.d.sync += [queries.eq(0), count.eq(0), over.eq(0)]
                     if per:

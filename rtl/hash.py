@@ -1,13 +1,16 @@
 """Hash projection (SPEC §2): c[t] = (sum_i W[t,i] x[i] >= θ[t]), multiplier-free."""
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import csd_digits
 from .tree import Term, adder_tree, delay, register, shape_for, tag_width, tagged
 
 __all__ = ["HashProjection"]
+
+_NEG = lambda v: v < 0          # noqa: E731  (digit predicates of the operand selects)
+_NONZERO = lambda v: v != 0     # noqa: E731
 
 
 class HashProjection(wiring.Component):
@@ -44,8 +47,16 @@ class HashProjection(wiring.Component):
     same for every input (the row's range never or always reaches θ) is a constant.
     Registers: the lane register (written by the group read), one per tree level, the
     accumulators, the output.
+    **Row-folded** (``rows`` T < b, a linear core folding its state's rows, R = ceil(b/T)):
+    T row slots instead of b rows; the hash reads the G groups R times, pass r computing
+    rows rT .. rT+T-1 in the slots (slot j's tree has the union of the operands of rows
+    j, T+j, ...; the digits of (group, pass, hash) come from a ROM read beside the lane
+    register, the start value -θ' from a table of (pass, hash)). A pass's bits wait in a
+    register until the last pass; ``i.ready`` rises on group G-1 of pass R-1. Throughput one
+    vector per G·R cycles (``cfg.hash_interval``), the latency formula unchanged.
+
     Ports ``reading`` and ``group`` (folded only): high in each cycle that the hash reads
-    group ``group`` of ``i.payload.x``.
+    group ``group`` of ``i.payload.x`` in its first pass.
     Latency: ``cfg.hash_latency`` = 3 + ceil(log2(most operands of a row tree)) edges from
     the transfer (group G-1) to the output transfer. Throughput: one vector per G cycles.
     The lane register and the trees stall only while the accumulators hold a finished
@@ -127,43 +138,72 @@ class HashProjection(wiring.Component):
         return m
 
     # ------------------------------------------------------------------ folded (G > 1)
-    def _row_digits(self, t):
-        """{(p, s): {(g, h): digit}} for row t: the CSD digit at shift s of the weight of hash
-        h (0: W, 1: Wq) at element gP+p, for every group g (0 where it has none)."""
+    def _slot_digits(self, j):
+        """{(p, s): {(g, r, h): digit}} for slot j: the CSD digit at shift s of the weight of
+        hash h (0: W, 1: Wq) at element gP+p of row rT+j, for every group g and row block r
+        (0 where it has none, or where block r has no row j)."""
         cfg = self.cfg
-        P, G = cfg.lanes, cfg.groups
+        P, G, T, R = cfg.lanes, cfg.groups, cfg.rows, cfg.row_blocks
         hashes = [cfg.W] + ([cfg.Wq] if cfg.asymmetric else [])
-        out = {ps: {(g, h): 0 for g in range(G) for h in range(len(hashes))}
-               for ps in cfg.folded_hash_terms[t]}
-        for h, M in enumerate(hashes):
-            for i, c in enumerate(M[t]):
-                g, p = divmod(i, P)
-                for s, sg in csd_digits(c):
-                    out[p, s][g, h] = sg
+        out = {ps: {(g, r, h): 0 for g in range(G) for r in range(R)
+                    for h in range(len(hashes))}
+               for ps in cfg.hash_slot_terms[j]}
+        for r in range(R):
+            t = r * T + j
+            if t >= cfg.b:
+                continue
+            for h, M in enumerate(hashes):
+                for i, c in enumerate(M[t]):
+                    g, p = divmod(i, P)
+                    for s, sg in csd_digits(c):
+                        out[p, s][g, r, h] = sg
         return out
+
+    def _row_bounds(self, t, h, M, theta):
+        """(lo, hi, θ') of row t of hash h: the range of y' (the sum with ~x for -x) and the
+        threshold θ' = θ - C that y' is compared with (C: the weights of the negative
+        digits)."""
+        cfg = self.cfg
+        lo = hi = corr = 0
+        for _, s, sg in cfg.hash_row_terms(M[t]):
+            lo += cfg.vmin << s
+            hi += cfg.vmax << s
+            if sg < 0:
+                corr += 1 << s
+        return lo, hi, int(theta[t]) - corr
 
     def _elaborate_folded(self):
         cfg = self.cfg
         m = Module()
         G, P, w = cfg.groups, cfg.lanes, cfg.w
+        T, R = cfg.rows, cfg.row_blocks
         gbits = max(1, (G - 1).bit_length())
+        rbits = (R - 1).bit_length()
         hashes = [(cfg.W, cfg.theta)] + ([(cfg.Wq, cfg.thetaq)] if cfg.asymmetric else [])
+        H = len(hashes)
         has_tag = tag_width(self.tag_shape) > 0
 
         # handshakes: the output register loads when empty or taken; the lane register and
         # the trees advance unless the accumulators hold a finished vector that cannot leave
         en_out = Signal()
-        full = Signal()                    # the accumulators hold all G groups of a vector
+        full = Signal()                    # the accumulators hold the last block of a vector
         en = Signal()
         m.d.comb += [en_out.eq(~self.o.valid | self.o.ready), en.eq(~full | en_out)]
 
-        # group read: one group of P lanes per cycle while i.valid; transfer on group G-1
+        # group read: one group of P lanes per cycle while i.valid, R passes (row blocks)
+        # over the G groups; transfer on group G-1 of block R-1
         cnt = Signal(range(G))
+        blk = Signal(range(R), name="block") if R > 1 else Const(0, 1)
+        last_grp = cnt == G - 1
         last_read = Signal()
-        m.d.comb += [last_read.eq(cnt == G - 1), self.i.ready.eq(en & last_read)]
+        m.d.comb += [last_read.eq(last_grp & (blk == R - 1)), self.i.ready.eq(en & last_read)]
         with m.If(en & self.i.valid):
-            m.d.sync += cnt.eq(Mux(last_read, 0, cnt + 1))
-        m.d.comb += [self.reading.eq(en & self.i.valid), self.group.eq(cnt)]
+            m.d.sync += cnt.eq(Mux(last_grp, 0, cnt + 1))
+            if R > 1:
+                with m.If(last_grp):
+                    m.d.sync += blk.eq(Mux(blk == R - 1, 0, blk + 1))
+        # (the core queues a key's value groups as the first pass reads them)
+        m.d.comb += [self.reading.eq(en & self.i.valid & (blk == 0)), self.group.eq(cnt)]
         flat = Value.cast(self.i.payload.x)
         pad = G * P * w - cfg.d * w
         if pad:
@@ -182,30 +222,58 @@ class HashProjection(wiring.Component):
         register(m, lg, cnt, en)
         register(m, lq, self.i.payload.query, en)
         register(m, lv, self.i.valid, en)
+        lb = None
+        if R > 1:
+            lb = Signal(range(R), name="lane_block")
+            register(m, lb, blk, en)
         ltag = None
         if has_tag:
             ltag = Signal.like(Value.cast(self.i.payload.tag), name="lane_tag")
             register(m, ltag, Value.cast(self.i.payload.tag), en)
 
-        # digit tables are indexed by the group (and the query flag when asymmetric)
-        idx = Cat(lg, lq) if cfg.asymmetric else lg
-        n_idx = 1 << len(idx)
+        digits = [self._slot_digits(j) for j in range(T)]
+        if R > 1:
+            # the digit of each slot operand, a function of (group, block, hash), comes from
+            # a ROM (block RAM) read beside the lane register: two bits (negative, non-zero)
+            # per operand whose digit varies
+            varying = [(j, ps) for j in range(T) for ps, dig in digits[j].items()
+                       if len(set(dig.values())) > 1]
+            words = []
+            for a in range(1 << (gbits + rbits + (H > 1))):
+                g, r, h = a & ((1 << gbits) - 1), (a >> gbits) & ((1 << rbits) - 1), \
+                    a >> (gbits + rbits)
+                word = 0
+                for k, (j, ps) in enumerate(varying):
+                    v = digits[j][ps].get((g, r, h), 0)
+                    word |= (int(v < 0) | (int(v != 0) << 1)) << (2 * k)
+                words.append(word)
+            m.submodules.digits = rom = memory.Memory(
+                shape=unsigned(max(1, 2 * len(varying))), depth=len(words), init=words)
+            rp = rom.read_port()
+            addr = Cat(cnt, blk, self.i.payload.query) if H > 1 else Cat(cnt, blk)
+            m.d.comb += [rp.addr.eq(addr), rp.en.eq(en)]
+            where = {key: k for k, key in enumerate(varying)}
+
+            def select(j, ps, pred):
+                k = where[j, ps]
+                return rp.data[2 * k] if pred is _NEG else rp.data[2 * k + 1]
+        else:
+            # digit tables are indexed by the group (and the query flag when asymmetric)
+            idx = Cat(lg, lq) if cfg.asymmetric else lg
+            n_idx = 1 << len(idx)
+
+            def select(j, ps, pred):
+                bits = 0
+                for (g, r, h), v in digits[j][ps].items():
+                    if pred(v):
+                        bits |= 1 << (g | (h << gbits))
+                return Const(bits, n_idx).bit_select(idx, 1)
 
         depth = cfg.hash_latency - 3
-        roots, ranges, corrections = [], [], []
-        for t in range(cfg.b):
+        roots = []
+        for j in range(T):
             terms = []
-            lo_h = [0] * len(hashes)
-            hi_h = [0] * len(hashes)
-            corr_h = [0] * len(hashes)
-            for (p, s), dig in self._row_digits(t).items():
-                # dig: the digit of each (group, hash) at this (lane, shift)
-                for (g, h), v in dig.items():
-                    if v:
-                        lo_h[h] += cfg.vmin << s
-                        hi_h[h] += cfg.vmax << s
-                    if v < 0:
-                        corr_h[h] += 1 << s
+            for (p, s), dig in digits[j].items():
                 values = set(dig.values())
                 x = lanes[p].as_signed()
                 if values == {1}:
@@ -213,62 +281,96 @@ class HashProjection(wiring.Component):
                 elif values == {-1}:
                     op = ~x
                 else:
-                    def table(pred):
-                        bits = 0
-                        for (g, h), v in dig.items():
-                            if pred(v):
-                                bits |= 1 << (g | (h << gbits))
-                        return Const(bits, n_idx).bit_select(idx, 1)
-                    op = Mux(table(lambda v: v < 0), ~x, x) if -1 in values else x
+                    op = Mux(select(j, (p, s), _NEG), ~x, x) if -1 in values else x
                     if 0 in values:
-                        op = Mux(table(lambda v: v != 0), op, 0)
+                        op = Mux(select(j, (p, s), _NONZERO), op, 0)
                 terms.append(Term(op << s if s else op, False, cfg.vmin << s, cfg.vmax << s))
-            roots.append(adder_tree(m, terms, en=en, depth=depth, name=f"row{t}"))
-            ranges.append(list(zip(lo_h, hi_h)))
-            corrections.append(corr_h)
+            roots.append(adder_tree(m, terms, en=en, depth=depth, name=f"row{j}"))
 
         tv = delay(m, lv, depth, en=en, name="tree_valid")
         tg = delay(m, lg, depth, en=en, name="tree_group")
         tq = delay(m, lq, depth, en=en, name="tree_query")
+        tb = delay(m, lb, depth, en=en, name="tree_block") if R > 1 else Const(0, 1)
         ttag = delay(m, ltag, depth, en=en, name="tree_tag") if has_tag else None
 
         # accumulators: y' - θ', the threshold θ' = θ - C taken as the start value, so that
-        # the code bit is the accumulator's sign (y >= θ  <=>  y' - θ' >= 0): no comparator
+        # the code bit is the accumulator's sign (y >= θ  <=>  y' - θ' >= 0): no comparator.
+        # Slot j holds row rT+j during block r; its start value is chosen by (r, hash).
         aq = Signal(name="acc_query")
+        ab = Signal(range(R), name="acc_block") if R > 1 else None
+        done = Signal(name="acc_done")        # the accumulators hold a finished block
         atag = Signal.like(ttag, name="acc_tag") if has_tag else None
+        end_blk = tv & (tg == G - 1)
         with m.If(en):
-            m.d.sync += full.eq(tv & (tg == G - 1))
+            m.d.sync += [full.eq(end_blk & (tb == R - 1)), done.eq(end_blk)]
             with m.If(tv):
                 m.d.sync += aq.eq(tq)
+                if R > 1:
+                    m.d.sync += ab.eq(tb)
                 if has_tag:
                     m.d.sync += atag.eq(ttag)
         first = tg == 0
-        bits = []
-        for t in range(cfg.b):
-            const, start, lo, hi = [], [], [], []
-            for h, (_, theta) in enumerate(hashes):
-                th = int(theta[t]) - corrections[t][h]      # y >= θ  <=>  y' >= θ - C
-                hlo, hhi = ranges[t][h]
-                if hlo < th <= hhi:
-                    const.append(None)
-                    start.append(-th)
-                    lo.append(hlo - th)
-                    hi.append(hhi - th)
-                else:       # y' >= θ' for every input (or for none): a constant bit
-                    const.append(Const(int(hlo >= th), 1))
-                    start.append(None)
+        sign = []                   # per slot: the accumulator's sign bit (or None)
+        consts = {}                 # row t -> per hash: a constant bit or None
+        for j in range(T):
+            rows = [(r, r * T + j) for r in range(R) if r * T + j < cfg.b]
+            starts, lo, hi = {}, [], []
+            for r, t in rows:
+                consts[t] = []
+                for h, (M, theta) in enumerate(hashes):
+                    hlo, hhi, th = self._row_bounds(t, h, M, theta)
+                    if hlo < th <= hhi:
+                        consts[t].append(None)
+                        starts[r, h] = -th
+                        lo.append(hlo - th)
+                        hi.append(hhi - th)
+                    else:   # y' >= θ' for every input (or for none): a constant bit
+                        consts[t].append(Const(int(hlo >= th), 1))
             if not lo:
-                bits.append(Mux(aq, const[1], const[0]) if cfg.asymmetric else const[0])
+                sign.append(None)
                 continue
-            # a hash whose bit is constant never reads the sum: it starts like the other
-            start = [s if s is not None else next(x for x in start if x is not None)
-                     for s in start]
-            acc = Signal(shape_for(min(lo), max(hi)), name=f"acc{t}")
-            init = Mux(tq, start[1], start[0]) if cfg.asymmetric else start[0]
+            acc = Signal(shape_for(min(lo), max(hi)), name=f"acc{j}")
+            # a (block, hash) whose bit is constant never reads the sum: it starts like another
+            init_values = {(r, h): starts.get((r, h), next(iter(starts.values())))
+                           for r in range(R) for h in range(H)}
+            bw = len(tb)
+            if len(set(init_values.values())) == 1:
+                init = Const(next(iter(init_values.values())), acc.shape())
+            else:
+                init = Signal(acc.shape(), name=f"init{j}")
+                with m.Switch(Cat(tb, tq) if H > 1 else tb):
+                    for (r, h), v in init_values.items():
+                        with m.Case(r | (h << bw)):
+                            m.d.comb += init.eq(v)
             with m.If(en & tv):
-                m.d.sync += acc.eq(Mux(first, init, acc) + roots[t].value)
-            sign = [c if c is not None else ~acc[-1] for c in const]
-            bits.append(Mux(aq, sign[1], sign[0]) if cfg.asymmetric else sign[0])
+                m.d.sync += acc.eq(Mux(first, init, acc) + roots[j].value)
+            sign.append(~acc[-1])
+
+        def bit(t, source):
+            """Row t's code bit for the vector in the accumulators: its constant (per hash)
+            or ``source``, the sign computed for it."""
+            c = [x if x is not None else source for x in consts[t]]
+            return Mux(aq, c[1], c[0]) if cfg.asymmetric else c[0]
+
+        bits = []
+        if R > 1:
+            # the blocks before the last leave their bits in a register as they finish
+            early = Signal((R - 1) * T, name="early_bits")
+            with m.If(en & done & (ab != R - 1)):
+                with m.Switch(ab):
+                    for r in range(R - 1):
+                        with m.Case(r):
+                            m.d.sync += [early[r * T + j].eq(sign[j])
+                                         for j in range(T) if sign[j] is not None]
+        for t in range(cfg.b):
+            r, j = divmod(t, T)
+            if sign[j] is None:
+                src = Const(0, 1)           # every (block, hash) of the slot is constant
+            elif r < R - 1:
+                src = early[t]
+            else:
+                src = sign[j]
+            bits.append(bit(t, src))
 
         # output register: the compare of a finished vector
         ovalid = Signal(name="out_valid")

@@ -179,14 +179,14 @@ def test_replace_keeps_lanes_following_d():
                                            (16, 1, 16), (1, 1, 1)])
 def test_row_blocks_and_intervals(b, rows, blocks):
     """R = ceil(b/rows); a folded linear path takes G·R cycles per vector: kv_interval and
-    the query interval follow, the divider and the hash do not change."""
+    the query interval follow, the hash reads R passes (G·R), the divider does not change."""
     cfg = CoreConfig.create(d=6, lanes=2, b=b, rows=rows, N=4)
     G = cfg.groups
     assert cfg.row_blocks == blocks and cfg.state_steps == G * blocks
     assert cfg.kv_interval == {"fixed": G * blocks, "per_key": 0}
     assert cfg.q_interval["fixed"] == max(G * blocks, cfg.divider_latency)
     assert cfg.engine_timing == (G * blocks - 1 + cfg.readout_latency + 1, 0)
-    assert cfg.hash_interval == G and cfg.divider_latency == G * (cfg.w + 2) + 1
+    assert cfg.hash_interval == G * blocks and cfg.divider_latency == G * (cfg.w + 2) + 1
     assert cfg.replace(N=5).rows == rows                  # an explicit rows is kept
     assert CoreConfig.create(b=b).replace(b=2 * b).rows == 2 * b   # rows follows b
 

@@ -117,8 +117,8 @@ def asymmetric_wide(tmp_path):
                                             thetaq=thetaq))
 
 
-def lanes(P, corner):
-    return lambda tmp: dict(corner(tmp), lanes=P)
+def lanes(P, corner, **more):
+    return lambda tmp: dict(corner(tmp), lanes=P, **more)
 
 
 FOLDED = {
@@ -136,6 +136,13 @@ FOLDED = {
     "asym_P1": lanes(1, asymmetric),
     "asym_P2": lanes(2, asymmetric),
     "asym_wide_P3": lanes(3, asymmetric_wide),
+    # rows T < b (a linear path folding its rows): T rows per pass, R = ceil(b/T) passes
+    "rows_d3_P1_T2": lambda tmp: dict(b=7, d=3, w=8, lanes=1, rows=2),
+    "rows_d16_P5_T1": lambda tmp: dict(b=16, d=16, w=8, lanes=5, rows=1),
+    "rows_b65_d3_P2_T64_w16": lambda tmp: dict(b=65, d=3, w=16, lanes=2, rows=64),
+    "rows_wide_csd_P3_T3": lanes(3, wide_weights, rows=3),
+    "rows_asym_P1_T4": lanes(1, asymmetric, rows=4),
+    "rows_asym_wide_P3_T5": lanes(3, asymmetric_wide, rows=5),
 }
 
 
@@ -209,7 +216,9 @@ PATTERNS = {
 def test_folded_hash_matches_golden(corner, pattern, tmp_path):
     cfg = CoreConfig.create(**FOLDED[corner](tmp_path))
     G = cfg.groups
-    assert cfg.folded and G == -(-cfg.d // cfg.lanes) and cfg.hash_interval == G
+    assert cfg.folded and G == -(-cfg.d // cfg.lanes)
+    HI = cfg.hash_interval              # cycles per vector: G groups, R passes
+    assert HI == G * -(-cfg.b // cfg.rows)
     seed = sum(map(ord, corner + pattern))
     rng = np.random.default_rng(seed)
     x, query = stimulus(cfg, rng, 24)
@@ -218,15 +227,15 @@ def test_folded_hash_matches_golden(corner, pattern, tmp_path):
     p_in, sink, p_out = PATTERNS[pattern]
     res = run_folded(dut, [{"x": [int(v) for v in row], "query": int(q), "tag": i}
                            for i, (row, q) in enumerate(zip(x, query))],
-                     seed=seed, p_in=p_in, sink=sink, p_out=p_out, G=G)
+                     seed=seed, p_in=p_in, sink=sink, p_out=p_out, G=HI)
     assert res["codes"] == expect, f"seed {seed}"
     assert res["tags"] == list(range(len(x)))
-    # consume-then-transfer input: ready only once all G groups were read
-    assert min(res["offered"]) >= G, res["offered"]
+    # consume-then-transfer input: ready only once all G groups (of all R passes) were read
+    assert min(res["offered"]) >= HI, res["offered"]
     if p_in == 1.0:
-        # one vector per G cycles, from the first: no stall with either sink
-        assert res["ins"] == [G - 1 + G * n for n in range(len(x))]
-        assert np.all(np.diff(res["outs"]) == G)
+        # one vector per G·R cycles, from the first: no stall with either sink
+        assert res["ins"] == [HI - 1 + HI * n for n in range(len(x))]
+        assert np.all(np.diff(res["outs"]) == HI)
     if pattern == "full_rate_ready":
         lat = [o - i for i, o in zip(res["ins"], res["outs"])]
         assert lat == [cfg.hash_latency] * len(x) == [dut.latency] * len(x)
@@ -285,17 +294,20 @@ def test_folded_hash_stalled_output_keeps_every_vector(tmp_path):
     assert 1 <= held <= 2 + -(-(cfg.hash_latency - 2) // cfg.groups), res["ins"]
 
 
-@pytest.mark.parametrize("corner", ["d16_P5", "wide_csd_P3", "asym_wide_P3", "sign_d16_P3"])
+@pytest.mark.parametrize("corner", ["d16_P5", "wide_csd_P3", "asym_wide_P3", "sign_d16_P3",
+                                    "rows_wide_csd_P3_T3", "rows_asym_wide_P3_T5"])
 def test_folded_hash_latency_formula(corner, tmp_path):
-    """hash_latency = 3 + levels of the widest P-lane tree: the operands (p, s) of row t are
-    the lanes p and CSD shifts s used by some group of W (or Wq) row t."""
+    """hash_latency = 3 + levels of the widest P-lane tree: the operands (p, s) of slot j are
+    the lanes p and CSD shifts s used by some group of W (or Wq) in a row t = j mod T."""
     cfg = CoreConfig.create(**FOLDED[corner](tmp_path))
     mats = [cfg.W_array] + ([np.array(cfg.Wq)] if cfg.asymmetric else [])
-    most = max(len({(i % cfg.lanes, s) for M in mats for i in range(cfg.d)
-                    for s, _ in csd_digits(int(M[t, i]))}) for t in range(cfg.b))
+    T = cfg.rows
+    most = max(len({(i % cfg.lanes, s) for M in mats for t in range(j, cfg.b, T)
+                    for i in range(cfg.d) for s, _ in csd_digits(int(M[t, i]))})
+               for j in range(T))
     assert most <= cfg.lanes * 16
     assert cfg.hash_latency == 3 + tree_depth(most)
-    unfolded = cfg.replace(lanes=cfg.d)
+    unfolded = cfg.replace(lanes=cfg.d, rows=None)
     assert unfolded.hash_latency == 2 + max(
         (tree_depth(len(unfolded.hash_row_terms(r))) for M in
          ([unfolded.W] + ([unfolded.Wq] if unfolded.asymmetric else [])) for r in M),
