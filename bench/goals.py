@@ -42,8 +42,8 @@ ECP = dict(d=64, w=8, b=64, N=1024)
 GOALS = {
     "icebreaker-topk": ("icebreaker", dict(ICE, mode="topk"), [dict(lanes=2), dict(lanes=1)]),
     "icebreaker-linear": ("icebreaker", dict(ICE, mode="linear"),
-                          [dict(lanes=1, rows=16), dict(lanes=1, rows=8),
-                           dict(lanes=1, rows=4)]),
+                          [dict(lanes=1, rows=8), dict(lanes=1, rows=4),
+                           dict(lanes=1, rows=2)]),
     "icebreaker-hsoftmax": ("icebreaker", dict(ICE, mode="hsoftmax"),
                             [dict(lanes=2), dict(lanes=1)]),
     "ulx3s-linear": ("ulx3s", dict(ECP, mode="linear"), [dict(lanes=2), dict(lanes=1)]),

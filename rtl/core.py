@@ -68,7 +68,8 @@ class AttentionCore(wiring.Component):
         m.submodules.hash = hsh = HashProjection(cfg, layouts.key_tag(cfg))
         m.submodules.value_path = vp = value_path(cfg)
         m.submodules.divider = div = RoundingDivider(
-            cfg.d, cfg.num_width, cfg.den_width, cfg.w, layouts.query_tag(), lanes=cfg.lanes)
+            cfg.d, cfg.num_width, cfg.den_width, cfg.w, layouts.query_tag(), lanes=cfg.lanes,
+            grouped=layouts.grouped(cfg))
 
         # ---- window protocol: keys, then queries
         queries = Signal()                       # phase: 0 keys, 1 queries

@@ -1,7 +1,7 @@
 """Rounding division (SPEC §3): rdiv(a, den) = sign(a)·floor((2|a| + den) / (2·den))."""
 
 from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import divider_latency
@@ -27,6 +27,14 @@ class RoundingDivider(wiring.Component):
       ``i``: stream of ``{num: elements × signed(num_width), den: unsigned(den_width), tag}``
       ``o``: stream of ``{q: elements × signed(q_bits), tag}``
 
+    Grouped input (``grouped=True``, a folded linear core): ``i`` carries one group per beat,
+    ``{num: lanes × signed(num_width), den, last: 1, tag}``, groups 0 .. G-1 of a division in
+    order, ``last`` on group G-1; ``i.ready`` is always high (the core's query throttle
+    guarantees room). The groups go to a memory of G words (block RAM) instead of a register
+    bank; group g of the next division may be written once group g of this one was read,
+    which the query interval guarantees. The last beat starts the division, with the same
+    latency as the whole-vector input.
+
     Latency: ``G·(q_bits + 2) + 1`` edges (the accepting edge registers num and den; per
     group one edge forms 2|a|+den, ``q_bits`` steps, one applies the sign; then the result
     transfers) from input transfer to output transfer with ``o.ready`` high. Throughput: one
@@ -34,7 +42,7 @@ class RoundingDivider(wiring.Component):
     """
 
     def __init__(self, elements, num_width, den_width, q_bits, tag_shape=unsigned(0),
-                 lanes=None):
+                 lanes=None, grouped=False):
         self.elements, self.num_width, self.den_width, self.q_bits = \
             elements, num_width, den_width, q_bits
         self.lanes = elements if lanes is None else lanes
@@ -42,10 +50,15 @@ class RoundingDivider(wiring.Component):
             raise ValueError(f"lanes = {lanes!r} is not allowed: 1 .. elements = {elements}")
         self.groups = -(-elements // self.lanes)
         self.tag_shape = tag_shape
+        self.grouped = grouped
+        if grouped:
+            fields = {"num": data.ArrayLayout(signed(num_width), self.lanes),
+                      "den": unsigned(den_width), "last": 1}
+        else:
+            fields = {"num": data.ArrayLayout(signed(num_width), elements),
+                      "den": unsigned(den_width)}
         super().__init__({
-            "i": In(stream.Signature(tagged({
-                "num": data.ArrayLayout(signed(num_width), elements),
-                "den": unsigned(den_width)}, tag_shape))),
+            "i": In(stream.Signature(tagged(fields, tag_shape))),
             "o": Out(stream.Signature(tagged({
                 "q": data.ArrayLayout(signed(q_bits), elements)}, tag_shape))),
         })
@@ -64,8 +77,22 @@ class RoundingDivider(wiring.Component):
         rw = max(self.num_width, self.den_width) + 1          # 2|a| + den
         dw = self.den_width + qb                              # (2 den) << (q_bits - 1)
         # numerator bank: group 0 is the head; padding lanes of the last group hold 0
-        bank = [[Signal(signed(self.num_width), name=f"num_{g}_{p}") for p in range(P)]
-                for g in range(G)]
+        # (grouped: a memory of G words, group g at address g)
+        if self.grouped:
+            m.submodules.groups = mem = memory.Memory(
+                shape=data.ArrayLayout(signed(self.num_width), P), depth=G, init=[])
+            wp, rp = mem.write_port(), mem.read_port(transparent_for=())
+            waddr = Signal(range(G))
+            raddr = Signal(range(G))                 # the group that FORM reads next
+            m.d.comb += [self.i.ready.eq(1), wp.addr.eq(waddr), wp.data.eq(self.i.payload.num),
+                         wp.en.eq(Mux(self.i.valid, -1, 0)), rp.addr.eq(raddr)]
+            with m.If(self.i.valid):
+                m.d.sync += waddr.eq(Mux(self.i.payload.last, 0, waddr + 1))
+            head = [rp.data[p] for p in range(P)]
+        else:
+            bank = [[Signal(signed(self.num_width), name=f"num_{g}_{p}") for p in range(P)]
+                    for g in range(G)]
+            head = bank[0]
         outb = [[Signal(signed(qb), name=f"q_{g}_{p}") for p in range(P)] for g in range(G)]
         neg = Signal(P)
         den = Signal(self.den_width)
@@ -79,6 +106,14 @@ class RoundingDivider(wiring.Component):
         ovalid = Signal()
 
         def load():
+            if self.grouped:
+                # the last group starts the division (raddr is 0 outside SIGN)
+                with m.If(self.i.valid & self.i.payload.last):
+                    m.d.sync += [den.eq(self.i.payload.den), group.eq(0)]
+                    if has_tag:
+                        m.d.sync += tag.eq(self.i.payload.tag)
+                    m.next = "FORM"
+                return
             m.d.comb += self.i.ready.eq(1)
             with m.If(self.i.valid):
                 for g in range(G):
@@ -96,10 +131,10 @@ class RoundingDivider(wiring.Component):
             with m.State("FORM"):
                 # 2|a| + den of the head group, as den ± 2a: no separate negation
                 for p in range(P):
-                    a = bank[0][p]
+                    a = head[p]
                     m.d.sync += [neg[p].eq(a < 0),
                                  rem[p].eq(Mux(a < 0, den - (a << 1), den + (a << 1)))]
-                if G > 1:
+                if G > 1 and not self.grouped:
                     m.d.sync += [bank[g][p].eq(bank[(g + 1) % G][p])
                                  for g in range(G) for p in range(P)]
                 m.d.sync += [dsh.eq(den << qb), step.eq(qb - 1)]
@@ -126,6 +161,8 @@ class RoundingDivider(wiring.Component):
                     m.d.sync += [outb[g][p].eq(outb[g + 1][p])
                                  for g in range(G - 1) for p in range(P)]
                 m.d.sync += group.eq(group + 1)
+                if self.grouped and G > 1:
+                    m.d.comb += raddr.eq(Mux(group == G - 1, 0, group + 1))
                 with m.If(group == G - 1):
                     m.d.sync += ovalid.eq(1)
                     m.next = "DONE"

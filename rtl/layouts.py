@@ -4,7 +4,8 @@ from amaranth.hdl import signed, unsigned
 from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["vector", "query_tag", "token", "group", "key_tag", "weighted_sum", "output",
+__all__ = ["vector", "query_tag", "token", "group", "key_tag", "weighted_sum", "grouped",
+           "weighted_group", "output",
            "value_path_ports", "axi_ports"]
 
 
@@ -46,12 +47,27 @@ def weighted_sum(cfg):
                               "den": unsigned(cfg.den_width), "tag": query_tag()})
 
 
+def grouped(cfg):
+    """A folded linear core passes its weighted sums to the divider one group at a time."""
+    return cfg.folded and cfg.mode == "linear"
+
+
+def weighted_group(cfg):
+    """Output of a folded linear value path, input of its divider: one group of P num[e]
+    (group g: elements gP .. gP+P-1, lanes past d carry 0), den, and ``last`` on group G-1,
+    with the query's tag."""
+    return data.StructLayout({"num": data.ArrayLayout(signed(cfg.num_width), cfg.lanes),
+                              "den": unsigned(cfg.den_width), "last": 1,
+                              "tag": query_tag()})
+
+
 def value_path_ports(cfg):
-    """The signature members of a value path: tokens in (``i``), weighted sums out (``o``)
-    and, when folded, the keys' value groups in (``v``: G beats per key, in group order,
-    taken with the groups of the key's token)."""
+    """The signature members of a value path: tokens in (``i``), weighted sums out (``o``;
+    one group per beat when :func:`grouped`) and, when folded, the keys' value groups in
+    (``v``: G beats per key, in group order, taken with the groups of the key's token)."""
     ports = {"i": In(stream.Signature(token(cfg))),
-             "o": Out(stream.Signature(weighted_sum(cfg)))}
+             "o": Out(stream.Signature(weighted_group(cfg) if grouped(cfg)
+                                       else weighted_sum(cfg)))}
     if cfg.folded:
         ports["v"] = In(stream.Signature(group(cfg)))
     return ports

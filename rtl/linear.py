@@ -25,7 +25,8 @@ class LinearValuePath(wiring.Component):
 
     Ports (:func:`layouts.value_path_ports`):
       ``i``: stream of :func:`layouts.token` (keys and queries in window order)
-      ``o``: stream of :func:`layouts.weighted_sum`, one per query
+      ``o``: stream of :func:`layouts.weighted_sum`, one per query; folded, of
+      :func:`layouts.weighted_group`, G beats per query (group g's P nums, den, ``last``)
       ``v`` (folded only): stream of :func:`layouts.group`, the keys' values, G per key
 
     Latency (query): ``cfg.readout_latency`` = 1 + ceil(log2(b + |CSD(b+1)|)) edges.
@@ -36,11 +37,12 @@ class LinearValuePath(wiring.Component):
     is read one group per cycle while it is offered, and taken (``i.ready``) with its last
     group: a key reads, adds ±v and writes back each group (b·P adders and P for V), its
     value arriving one group per cycle on ``v`` (the key is read only while ``v`` is valid); a
-    query reads each group into P read-out trees, whose results fill a rotating num bank;
-    the window's last query writes zeros back, and so does a sweep of G cycles after reset
-    (no token is taken meanwhile). Latency (query): ``cfg.readout_latency + 1``
-    edges from the transfer (one more for the memory read), the token being held
-    ``G - 1`` cycles before it; throughput one token per G cycles.
+    query reads each group into P read-out trees, whose results leave as one beat per group
+    (no bank of sums here: the divider stores the groups); the window's last query writes
+    zeros back, and so does a sweep of G cycles after reset (no token is taken meanwhile).
+    Latency (query): ``cfg.readout_latency + 1`` edges from the transfer (one more for the
+    memory read) to the transfer of the last group's beat, the token being held ``G - 1``
+    cycles before it; throughput one token per G cycles.
     """
 
     def __init__(self, cfg):
@@ -222,7 +224,7 @@ class LinearValuePath(wiring.Component):
 
         # ---- read-out trees over the word (as in the parallel path; (b+1)·V and the count
         # of zero query bits with the first block), then the sum over the row blocks, then
-        # the num bank
+        # the beat of the group
         depth = cfg.readout_latency - 1
         smax = cfg.N << (cfg.w - 1)
         bp1 = csd_digits(b + 1)
@@ -262,26 +264,20 @@ class LinearValuePath(wiring.Component):
         root = adder_tree(m, den_terms, en=en, depth=depth, name="den")
         den_root = (zeros.value - root.value) if root.neg else (root.value + zeros.value)
 
-        bank = [[Signal(signed(cfg.num_width), name=f"num_{g}_{q}") for q in range(P)]
-                for g in range(G)]
+        # one beat per group (P nums, den, last on group G-1) in a register: the divider
+        # keeps the groups in its own memory, so no bank of G·P sums is held here
+        beat = Signal(layouts.weighted_group(cfg))
         den = Signal(unsigned(cfg.den_width))
-        otag = Signal(layouts.query_tag())
         if R > 1:
             with m.If(en & arrive):
                 m.d.sync += [acc[q].eq(totals[q]) for q in range(P)]
             with m.If(en & arrive & first_d):       # z and n do not change during a query
                 m.d.sync += den.eq(den_root)
-        with m.If(en & arrive & push):
-            # groups enter at the tail; after the last group, group 0 is at the head
-            m.d.sync += [bank[G - 1][q].eq(totals[q]) for q in range(P)]
-            m.d.sync += [bank[g][q].eq(bank[g + 1][q]) for g in range(G - 1) for q in range(P)]
         with m.If(self.o.ready):
             m.d.sync += ovalid.eq(0)
-        with m.If(en & arrive & last):
-            m.d.sync += [ovalid.eq(1), otag.eq(tag)]
-            if R == 1:
-                m.d.sync += den.eq(den_root)
-        m.d.comb += [self.o.valid.eq(ovalid), self.o.payload.den.eq(den),
-                     self.o.payload.tag.eq(otag)]
-        m.d.comb += [self.o.payload.num[e].eq(bank[e // P][e % P]) for e in range(d)]
+        with m.If(en & arrive & push):
+            m.d.sync += [ovalid.eq(1), beat.last.eq(last), beat.tag.eq(tag),
+                         beat.den.eq(den if R > 1 else den_root)]
+            m.d.sync += [beat.num[q].eq(totals[q]) for q in range(P)]
+        m.d.comb += [self.o.valid.eq(ovalid), self.o.payload.eq(beat)]
         return m

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from amaranth.hdl import unsigned
+from amaranth.sim import Simulator
 
 from hamattn import golden
 from hamattn.config import divider_latency, signed_width, unsigned_width
@@ -63,3 +64,66 @@ def test_divider_half_cases():
 def test_divider_refuses_lanes_out_of_range():
     with pytest.raises(ValueError, match=r"lanes = 5 is not allowed: 1 .. elements = 4"):
         RoundingDivider(4, 8, 3, 4, lanes=5)
+
+
+@pytest.mark.parametrize("corner", ["w2_den7_P1", "w8_den12_P2", "w8_den12_P3",
+                                    "w16_den20_P1"])
+@pytest.mark.parametrize("pattern", ["full_rate", "random_handshake"])
+def test_grouped_divider_matches_golden(corner, pattern):
+    """Grouped input (a folded linear core): G beats of P nums per division, ``last`` on the
+    last; the division starts with the last beat and its result leaves divider_latency edges
+    after it (full rate). The next division's beats follow its output."""
+    elements, qb, dmax, P = CORNERS[corner]
+    G = -(-elements // P)
+    seed = sum(map(ord, corner + pattern))
+    rng = np.random.default_rng(seed)
+    lo, hi = -(1 << (qb - 1)), (1 << (qb - 1)) - 1
+    num_w = signed_width(lo * dmax, -lo * dmax)
+    cases = []
+    for i in range(12):
+        den = int(rng.integers(1, dmax + 1)) if i else dmax
+        cases.append(([int(rng.integers(lo * den, hi * den + 1)) for _ in range(elements)], den))
+    want = [tuple(int(x) for x in golden.rdiv(np.array(n, dtype=object), np.array(d)))
+            for n, d in cases]
+    dut = RoundingDivider(elements, num_w, unsigned_width(dmax), qb, tag_shape=unsigned(5),
+                          lanes=P, grouped=True)
+    p_in, p_out = (1.0, 1.0) if pattern == "full_rate" else (0.5, 0.4)
+    got, last_in, outs = [], [], []
+
+    async def bench(ctx):
+        k, beat, busy = 0, 0, False
+        for cycle in range(200 * len(cases) * (G + 1) * (qb + 3)):
+            send = k < len(cases) and not busy and rng.random() < p_in
+            if send:
+                nums, den = cases[k]
+                group = (nums + [0] * (G * P - elements))[beat * P:(beat + 1) * P]
+                ctx.set(dut.i.payload, {"num": group, "den": den, "last": beat == G - 1,
+                                        "tag": k})
+            ctx.set(dut.i.valid, send)
+            rdy = rng.random() < p_out
+            ctx.set(dut.o.ready, rdy)
+            if send:
+                assert ctx.get(dut.i.ready)
+                if beat == G - 1:
+                    last_in.append(cycle)
+                    k, beat, busy = k + 1, 0, True
+                else:
+                    beat += 1
+            if rdy and ctx.get(dut.o.valid):
+                c = ctx.get(dut.o.payload)
+                got.append((tuple(int(c.q[e]) for e in range(elements)), int(c.tag)))
+                outs.append(cycle)
+                busy = False
+            if len(got) == len(cases):
+                return
+            await ctx.tick()
+        raise AssertionError(f"timeout: {len(got)}/{len(cases)} out")
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert got == list(zip(want, range(len(cases)))), f"seed {seed}"
+    if pattern == "full_rate":
+        assert [o - i for i, o in zip(last_in, outs)] == [dut.latency] * len(cases)
+        assert dut.latency == divider_latency(qb, G)

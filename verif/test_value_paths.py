@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from hamattn import CoreConfig
-from hamattn.rtl import LinearValuePath, ScanValuePath
+from hamattn.rtl import LinearValuePath, ScanValuePath, layouts
 from hamattn.verif.streams import run_stream
 from hamattn.verif.valuepath_cases import value_path_case
 
@@ -49,11 +49,29 @@ def test_value_path_matches_golden(corner, mode, pattern):
                                                         extreme=pattern == "full_rate")
     dut = component(cfg)
     p = (1.0, 1.0) if pattern == "full_rate" else (0.6, 0.4)
-    run = run_stream(dut, tokens, n_out=len(expected), seed=seed, p_in=p[0], p_out=p[1],
+    # a folded linear path gives one beat per group (P nums, den, last on group G-1)
+    G = cfg.groups if layouts.grouped(cfg) else 1
+    if G > 1:
+        def convert(c):
+            return (tuple(int(c.num[q]) for q in range(cfg.lanes)), int(c.den),
+                    int(c.tag.last), int(c.last))
+    else:
+        def convert(c):
+            return (tuple(int(c.num[e]) for e in range(cfg.d)), int(c.den), int(c.tag.last))
+    run = run_stream(dut, tokens, n_out=G * len(expected), seed=seed, p_in=p[0], p_out=p[1],
                      max_cycles=200 + 20 * len(tokens) * (cfg.N + cfg.b + 20),
-                     convert=lambda c: (tuple(int(c.num[e]) for e in range(cfg.d)),
-                                        int(c.den), int(c.tag.last)),
-                     side=groups)
+                     convert=convert, side=groups)
+    if G > 1:
+        beats = run.outputs
+        assert [b[3] for b in beats] == ([0] * (G - 1) + [1]) * len(expected)
+        outputs = []
+        for i in range(0, len(beats), G):
+            query = beats[i:i + G]
+            assert len({b[1:3] for b in query}) == 1, "den and tag differ within a query"
+            nums = tuple(x for b in query for x in b[0])
+            assert not any(nums[cfg.d:]), "a lane past d is not 0"
+            outputs.append((nums[:cfg.d], query[-1][1], query[-1][2]))
+        run.outputs, run.out_cycles = outputs, run.out_cycles[G - 1::G]
     assert run.outputs == expected, f"seed {seed}"
     if pattern == "full_rate" and mode == "linear":
         q_in = [c for c, t in zip(run.in_cycles, tokens) if not t["key"]]
