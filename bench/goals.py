@@ -42,11 +42,12 @@ ECP = dict(d=64, w=8, b=64, N=1024)
 GOALS = {
     "icebreaker-topk": ("icebreaker", dict(ICE, mode="topk"), [dict(lanes=2), dict(lanes=1)]),
     "icebreaker-linear": ("icebreaker", dict(ICE, mode="linear"),
-                          [dict(lanes=1, rows=8), dict(lanes=1, rows=4),
-                           dict(lanes=1, rows=2)]),
+                          [dict(lanes=1, rows=16), dict(lanes=1, rows=8),
+                           dict(lanes=1, rows=4)]),
     "icebreaker-hsoftmax": ("icebreaker", dict(ICE, mode="hsoftmax"),
                             [dict(lanes=2), dict(lanes=1)]),
-    "ulx3s-linear": ("ulx3s", dict(ECP, mode="linear"), [dict(lanes=2), dict(lanes=1)]),
+    "ulx3s-linear": ("ulx3s", dict(ECP, mode="linear"),
+                     [dict(lanes=2), dict(lanes=2, rows=32), dict(lanes=1)]),
     "ulx3s-topk": ("ulx3s", dict(ECP, mode="topk"), [dict(lanes=8), dict(lanes=4)]),
 }
 

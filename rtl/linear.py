@@ -33,7 +33,10 @@ class LinearValuePath(wiring.Component):
     Throughput: one key or one query per cycle.
 
     Folded (``lanes`` P < d, G = ceil(d/P) groups): S and V live in memories of G words
-    (word g: S[t, gP+p] for every t and lane p, and V[gP+p]), z and n in registers. A token
+    (word g: S[t, gP+p] for every t and lane p, and V[gP+p]); z and n are one more lane of
+    them, whose value is 1 in group 0 (z[t] in lane P of word 0, n in lane P of V word 0),
+    so den is that lane's read-out in group 0 (num for a value of 1), with no z registers
+    and no den tree. A token
     is read one group per cycle while it is offered, and taken (``i.ready``) with its last
     group: a key reads, adds ±v and writes back each group (b·P adders and P for V), its
     value arriving one group per cycle on ``v`` (the key is read only while ``v`` is valid); a
@@ -132,15 +135,22 @@ class LinearValuePath(wiring.Component):
         ovalid = Signal()
         m.d.comb += en.eq(~ovalid | self.o.ready)
 
-        # S word g·R + r: rows rT .. rT+T-1 of lanes gP .. gP+P-1; V word g
-        m.submodules.S = S_mem = memory.Memory(
-            shape=data.ArrayLayout(signed(cfg.S_width), T * P), depth=GR, init=[])
+        # S word g·R + r: rows rT .. rT+T-1 of lanes gP .. gP+P-1 and of one more lane, P,
+        # whose value is 1 in group 0 and 0 elsewhere: in word r (group 0) it holds z[rT+t],
+        # and lane P of V word 0 holds n, so den is that lane's read-out (num for a value of
+        # 1) and needs no registers or tree of its own
+        # (one memory per lane, T entries a word: narrower words simulate faster)
+        PE = P + 1
+        rS, wS = [], []
+        for q in range(PE):
+            mem = memory.Memory(shape=data.ArrayLayout(signed(cfg.S_width), T), depth=GR,
+                                init=[])
+            m.submodules[f"S{q}" if q < P else "Sz"] = mem
+            rS.append(mem.read_port(transparent_for=()))
+            wS.append(mem.write_port())
         m.submodules.V = V_mem = memory.Memory(
-            shape=data.ArrayLayout(signed(cfg.V_width), P), depth=G, init=[])
-        rS, rV = S_mem.read_port(transparent_for=()), V_mem.read_port(transparent_for=())
-        wS, wV = S_mem.write_port(), V_mem.write_port()
-        z = [Signal(signed(cfg.z_width), name=f"z_{t}") for t in range(b)]
-        n = Signal(cfg.key_count_width)
+            shape=data.ArrayLayout(signed(cfg.V_width), PE), depth=G, init=[])
+        rV, wV = V_mem.read_port(transparent_for=()), V_mem.write_port()
 
         # ---- after reset, zeros are written to the G·R words (G·R cycles) before a token is
         # read, so that reset returns the state to an empty window as the registers' reset does
@@ -161,8 +171,9 @@ class LinearValuePath(wiring.Component):
         last = addr == GR - 1
         has_group = ~p.key | self.v.valid
         go = self.i.valid & has_group & en & ~clearing
-        m.d.comb += [rS.addr.eq(addr), rV.addr.eq(grp), rS.en.eq(en), rV.en.eq(en),
-                     self.i.ready.eq(en & ~clearing & has_group & last),
+        m.d.comb += [rV.addr.eq(grp), rV.en.eq(en)]
+        m.d.comb += [x for r in rS for x in (r.addr.eq(addr), r.en.eq(en))]
+        m.d.comb += [self.i.ready.eq(en & ~clearing & has_group & last),
                      self.v.ready.eq(go & p.key & last_blk)]
         with m.If(go):
             m.d.sync += addr.eq(Mux(last, 0, addr + 1))
@@ -189,7 +200,11 @@ class LinearValuePath(wiring.Component):
         act = s1.valid & en
         key = act & s1.key
         clear = act & ~s1.key & s1.clear
-        Sg, Vg, v = rS.data, rV.data, s1.value
+        Vg = rV.data
+
+        def Sg(t, q):
+            return rS[q].data[t]
+        v = [s1.value[q] for q in range(P)] + [s1.grp == 0]
         zero = clear | clearing
         # the code bits of the block; a row past b (last block of a non-divisor) reads as a
         # 1 bit over an S entry that stays 0, so it adds nothing
@@ -205,22 +220,16 @@ class LinearValuePath(wiring.Component):
         # rows that the last block lacks (row (R-1)T + t >= b): their entries stay 0
         lacking = [(R - 1) * T + t >= b for t in range(T)]
         in_last = (s1.blk == R - 1) if R > 1 else 1
-        m.d.comb += [wS.addr.eq(Mux(clearing, sweep, s1.addr)),
-                     wV.addr.eq(Mux(clearing, sweep, s1.grp)),
-                     wS.en.eq(Mux(key | zero, -1, 0)),
+        m.d.comb += [wV.addr.eq(Mux(clearing, sweep, s1.grp)),
                      wV.en.eq(Mux((key & s1_last_blk) | zero, -1, 0))]
-        for t in range(T):
-            for q in range(P):
-                i = t * P + q
-                upd = Mux(cb[t], Sg[i] + v[q], Sg[i] - v[q])
-                m.d.comb += wS.data[i].eq(Mux(zero | (in_last if lacking[t] else 0), 0, upd))
-        for q in range(P):
+        for q in range(PE):
+            m.d.comb += [wS[q].addr.eq(Mux(clearing, sweep, s1.addr)),
+                         wS[q].en.eq(Mux(key | zero, -1, 0))]
+            for t in range(T):
+                upd = Mux(cb[t], Sg(t, q) + v[q], Sg(t, q) - v[q])
+                m.d.comb += wS[q].data[t].eq(Mux(zero | (in_last if lacking[t] else 0), 0, upd))
+        for q in range(PE):
             m.d.comb += wV.data[q].eq(Mux(zero, 0, Vg[q] + v[q]))
-        with m.If(key & s1.last):
-            m.d.sync += [z[t].eq(Mux(s1.code[t], z[t] + 1, z[t] - 1)) for t in range(b)]
-            m.d.sync += n.eq(n + 1)
-        with m.If(clear & s1.last):
-            m.d.sync += [x.eq(0) for x in z] + [n.eq(0)]
 
         # ---- read-out trees over the word (as in the parallel path; (b+1)·V and the count
         # of zero query bits with the first block), then the sum over the row blocks, then
@@ -247,22 +256,18 @@ class LinearValuePath(wiring.Component):
             # still has one adder after its tree
             first_d = delay(m, s1.first_blk, depth, en=en, name="qfirst_blk")
             push = delay(m, s1.last_blk, depth, en=en, name="qlast_blk")
-            acc = [Signal(signed(cfg.num_width), name=f"acc_{q}") for q in range(P)]
-            bases = [Mux(first_d, zeros.value, acc[q]) for q in range(P)]
+            acc = [Signal(signed(cfg.num_width), name=f"acc_{q}") for q in range(PE)]
+            bases = [Mux(first_d, zeros.value, acc[q]) for q in range(PE)]
         else:
-            push, bases = 1, [zeros.value] * P
+            push, bases = 1, [zeros.value] * PE
+        group0 = delay(m, s1.grp == 0, depth, en=en, name="qgroup0")
         totals = []
-        for q in range(P):
-            terms = [Term(masked(Sg[t * P + q], t), False, -smax - 1, smax) for t in range(T)]
+        for q in range(PE):
+            terms = [Term(masked(Sg(t, q), t), False, -smax - 1, smax) for t in range(T)]
             terms += scaled(Vg[q] if R == 1 else Mux(first, Vg[q], 0),
                             cfg.N * cfg.vmin, cfg.N * cfg.vmax)
-            root = adder_tree(m, terms, en=en, depth=depth, name=f"num{q}")
+            root = adder_tree(m, terms, en=en, depth=depth, name=f"num{q}" if q < P else "den")
             totals.append((bases[q] - root.value) if root.neg else (root.value + bases[q]))
-        den_terms = [Term(masked_z, False, -cfg.N - 1, cfg.N)
-                     for masked_z in (Mux(s1.code[t], z[t], ~z[t]) for t in range(b))]
-        den_terms += scaled(n, 0, cfg.N)
-        root = adder_tree(m, den_terms, en=en, depth=depth, name="den")
-        den_root = (zeros.value - root.value) if root.neg else (root.value + zeros.value)
 
         # one beat per group (P nums, den, last on group G-1) in a register: the divider
         # keeps the groups in its own memory, so no bank of G·P sums is held here
@@ -270,14 +275,14 @@ class LinearValuePath(wiring.Component):
         den = Signal(unsigned(cfg.den_width))
         if R > 1:
             with m.If(en & arrive):
-                m.d.sync += [acc[q].eq(totals[q]) for q in range(P)]
-            with m.If(en & arrive & first_d):       # z and n do not change during a query
-                m.d.sync += den.eq(den_root)
+                m.d.sync += [acc[q].eq(totals[q]) for q in range(PE)]
         with m.If(self.o.ready):
             m.d.sync += ovalid.eq(0)
         with m.If(en & arrive & push):
+            # den is lane P's sum in group 0, kept for the query's later groups
+            den_now = Mux(group0, totals[P], den)
             m.d.sync += [ovalid.eq(1), beat.last.eq(last), beat.tag.eq(tag),
-                         beat.den.eq(den if R > 1 else den_root)]
+                         beat.den.eq(den_now), den.eq(den_now)]
             m.d.sync += [beat.num[q].eq(totals[q]) for q in range(P)]
         m.d.comb += [self.o.valid.eq(ovalid), self.o.payload.eq(beat)]
         return m
