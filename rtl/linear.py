@@ -143,8 +143,9 @@ class LinearValuePath(wiring.Component):
         PE = P + 1
         rS, wS = [], []
         for q in range(PE):
-            mem = memory.Memory(shape=data.ArrayLayout(signed(cfg.S_width), T), depth=GR,
-                                init=[])
+            # (lane P holds z, within ±N: entries of z_width bits)
+            width = cfg.S_width if q < P else cfg.z_width
+            mem = memory.Memory(shape=data.ArrayLayout(signed(width), T), depth=GR, init=[])
             m.submodules[f"S{q}" if q < P else "Sz"] = mem
             rS.append(mem.read_port(transparent_for=()))
             wS.append(mem.write_port())
@@ -263,9 +264,11 @@ class LinearValuePath(wiring.Component):
         group0 = delay(m, s1.grp == 0, depth, en=en, name="qgroup0")
         totals = []
         for q in range(PE):
-            terms = [Term(masked(Sg(t, q), t), False, -smax - 1, smax) for t in range(T)]
-            terms += scaled(Vg[q] if R == 1 else Mux(first, Vg[q], 0),
-                            cfg.N * cfg.vmin, cfg.N * cfg.vmax)
+            # lane P (z and n) has the narrower ranges of z (±N) and n (0..N)
+            top, vlo, vhi = (smax, cfg.N * cfg.vmin, cfg.N * cfg.vmax) if q < P else \
+                (cfg.N, 0, cfg.N)
+            terms = [Term(masked(Sg(t, q), t), False, -top - 1, top) for t in range(T)]
+            terms += scaled(Vg[q] if R == 1 else Mux(first, Vg[q], 0), vlo, vhi)
             root = adder_tree(m, terms, en=en, depth=depth, name=f"num{q}" if q < P else "den")
             totals.append((bases[q] - root.value) if root.neg else (root.value + bases[q]))
 
