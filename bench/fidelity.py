@@ -6,10 +6,13 @@
 wheel, no torch) and runs this. Steps:
 
 1. ``bench/corpus.txt`` (the project's own prose) is split by paragraphs into a fit half and
-   an evaluation half; no sentence is in both. The NumPy MiniLM (:mod:`.minilm`) gives the
-   query, key and value vectors of every layer and head for windows of 128 tokens: the
-   evaluation windows do not overlap, the fit windows start every 14 word pieces (more
-   samples of the fit text, at other positions; still none of the evaluation text).
+   an evaluation half; no sentence is in both. With ``--fit-corpus bench/corpus-fit.txt``
+   (more of the project's own prose, none of it in ``corpus.txt``) that text is added to
+   the fit half only (the evaluation windows stay the same). The NumPy MiniLM
+   (:mod:`.minilm`) gives the query, key and value vectors of every layer and head for
+   windows of 128 tokens: the evaluation windows do not overlap, the fit windows start
+   every 14 word pieces (more samples of the fit text, at other positions; still none of
+   the evaluation text).
 2. Each head's Q, K and V are quantized to int8 (w = 8) with one scale per tensor and head,
    max|x|/127 over the fit windows (evaluation values beyond it are clipped).
 3. For every code length b and fit method, :func:`hamattn.golden.fit.fit_hash` fits the
@@ -44,6 +47,9 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 CORPUS = HERE / "corpus.txt"
+#: prose written for fitting only (never evaluated): ``--fit-corpus`` appends it to the fit
+#: half of CORPUS
+FIT_CORPUS = HERE / "corpus-fit.txt"
 RESULTS = HERE / "results"
 CACHE = HERE.parent / "build" / "fidelity"
 D_HEAD = 32
@@ -53,11 +59,13 @@ WINDOW = 128
 FIT_STRIDE = 14
 
 
-def split_corpus(text):
+def split_corpus(text, fit_only=""):
     """Disjoint fit and evaluation texts: the paragraphs alternate (even ones fit, odd ones
-    evaluate), so both halves cover every topic and no sentence is in both."""
+    evaluate), so both halves cover every topic and no sentence is in both. The paragraphs
+    of ``fit_only`` (text written for fitting only) are appended to the fit text."""
     paras = [p.strip() for p in text.split("\n\n") if p.strip()]
-    return "\n\n".join(paras[0::2]), "\n\n".join(paras[1::2])
+    extra = [p.strip() for p in fit_only.split("\n\n") if p.strip()]
+    return "\n\n".join(paras[0::2] + extra), "\n\n".join(paras[1::2])
 
 
 def token_windows(model, text, length=WINDOW, stride=None):
@@ -70,26 +78,29 @@ def token_windows(model, text, length=WINDOW, stride=None):
             for i in range(0, len(ids) - step + 1, stride)]
 
 
-def activations(model, windows, progress=None):
-    """Q, K, V (windows, layers, heads, n, d) float64 of token windows."""
+def activations(model, windows, progress=None, dtype=np.float64):
+    """Q, K, V (windows, layers, heads, n, d) of token windows (float64, or ``dtype``)."""
     Q, K, V = [], [], []
     for ids in windows:
         q, k, v = model.attention_inputs(ids)
-        Q.append(q)
-        K.append(k)
-        V.append(v)
+        Q.append(q.astype(dtype, copy=False))
+        K.append(k.astype(dtype, copy=False))
+        V.append(v.astype(dtype, copy=False))
         if progress:
             progress()
     return np.stack(Q), np.stack(K), np.stack(V)
 
 
-def cached_activations(model, cache_dir, progress=None):
+def cached_activations(model, cache_dir, progress=None, fit_corpus=None):
     """(fit Q, K, V), (eval Q, K, V) of the corpus, cached (as float32, the precision of
-    the model's weights) under ``cache_dir`` by the SHA-256 of the corpus, the model file's
-    size and the window settings."""
+    the model's weights) under ``cache_dir`` by the SHA-256 of the corpus (and of the
+    fit-only text ``fit_corpus``, a path, when given), the model file's size and the window
+    settings."""
     text = CORPUS.read_text()
-    fit_text, eval_text = split_corpus(text)
-    key = hashlib.sha256((text + f"|{WINDOW}|{FIT_STRIDE}|" +
+    fit_only = Path(fit_corpus).read_text() if fit_corpus else ""
+    fit_text, eval_text = split_corpus(text, fit_only)
+    key = hashlib.sha256((text + ("|" + fit_only if fit_only else "") +
+                          f"|{WINDOW}|{FIT_STRIDE}|" +
                           str((model.path / "model.safetensors").stat().st_size))
                          .encode()).hexdigest()[:16]
     path = Path(cache_dir) / f"minilm-qkv-{key}.npz"
@@ -98,15 +109,15 @@ def cached_activations(model, cache_dir, progress=None):
             return tuple(tuple(z[p + t].astype(np.float64) for t in "QKV") for p in "fe")
     fw = token_windows(model, fit_text, stride=FIT_STRIDE)
     ew = token_windows(model, eval_text)
-    fQ, fK, fV = activations(model, fw, progress)
-    eQ, eK, eV = activations(model, ew, progress)
+    # float32 from the start (what the cache keeps and returns): a third of the memory
+    fQ, fK, fV = activations(model, fw, progress, np.float32)
+    eQ, eK, eV = activations(model, ew, progress, np.float32)
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = dict(fQ=fQ, fK=fK, fV=fV, eQ=eQ, eK=eK, eV=eV)
     tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, **{k: v.astype(np.float32) for k, v in arrays.items()})
+    np.savez(tmp, **arrays)
     os.replace(tmp, path)
-    return tuple(tuple(arrays[p + t].astype(np.float32).astype(np.float64) for t in "QKV")
-                 for p in "fe")
+    return tuple(tuple(arrays[p + t].astype(np.float64) for t in "QKV") for p in "fe")
 
 
 # --------------------------------------------------------------------------- per head
@@ -180,7 +191,7 @@ def evaluate_head(task):
     from hamattn.golden import run
     from hamattn.golden.fit import fit_hash, save_weights
 
-    (layer, head, fit, ev, bits, methods, ks, iters, smax, seed, noise) = task
+    (layer, head, fit, ev, bits, methods, ks, iters, smax, seed, noise, shift_queries) = task
     fQ, fK, fV = fit
     eQ, eK, eV = ev
     sq, sk, sv = (float(np.abs(a).max()) / ((1 << (WIDTH - 1)) - 1) for a in (fQ, fK, fV))
@@ -216,6 +227,7 @@ def evaluate_head(task):
                 t0 = time.perf_counter()
                 arrays = fit_hash(fq, fk, b, base, wbits, seed, logit_scale=logit_scale,
                                   smax=smax, iters=iters, noise=noise,
+                                  shift_queries=shift_queries,
                                   values=fv if base == "ranking" else None)
                 times[(b, method)] = time.perf_counter() - t0
                 path = os.path.join(tmp, f"{b}-{method}.npz")
@@ -378,6 +390,11 @@ def main(argv=None):
     ap.add_argument("--noise", type=float, default=0.3,
                     help="input noise of the ranking fit (standard deviation, in units of the "
                     "data's spread) [default: 0.3]")
+    ap.add_argument("--shift-queries", type=int, default=4096, dest="shift_queries",
+                    help="fit queries sampled for each shift table [default: 4096]")
+    ap.add_argument("--fit-corpus", type=Path, default=None,
+                    help="more prose for the fit windows only, e.g. bench/corpus-fit.txt "
+                    "[default: none, the fit half of bench/corpus.txt only]")
     ap.add_argument("--jobs", type=int, default=2, help="worker processes [default: 2]")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true",
@@ -400,6 +417,8 @@ def main(argv=None):
     bits = [int(x) for x in args.bits.split(",")]
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     ks = [int(x) for x in args.topk.split(",")]
+    if args.shift_queries < 1:
+        ap.error(f"--shift-queries {args.shift_queries} is not allowed: a positive integer")
     if not (math.isfinite(args.noise) and args.noise >= 0):
         ap.error(f"--noise {args.noise} is not allowed: a finite number >= 0")
     for m in methods:
@@ -416,15 +435,21 @@ def main(argv=None):
         print(f"bench-fidelity: {e}", file=sys.stderr)
         return 2
     from tqdm import tqdm
-    print("MiniLM activations of bench/corpus.txt (cached in "
+    if args.fit_corpus is not None and not args.fit_corpus.is_file():
+        print(f"bench-fidelity: --fit-corpus {args.fit_corpus}: no such file", file=sys.stderr)
+        return 2
+    print("MiniLM activations of bench/corpus.txt"
+          f"{' and ' + str(args.fit_corpus) if args.fit_corpus else ''} (cached in "
           f"{args.cache.relative_to(Path.cwd()) if args.cache.is_relative_to(Path.cwd()) else args.cache})")
     bar = tqdm(total=None, unit="window", leave=False)
-    fit, ev = cached_activations(model, args.cache, progress=bar.update)
+    fit, ev = cached_activations(model, args.cache, progress=bar.update,
+                                 fit_corpus=args.fit_corpus)
     bar.close()
     t_act = time.perf_counter() - t_start
     heads = pick_heads(args.heads)
     tasks = [(L, h, tuple(a[:, L, h] for a in fit), tuple(a[:, L, h] for a in ev), bits,
-              methods, ks, args.iters, args.smax, args.seed, args.noise) for L, h in heads]
+              methods, ks, args.iters, args.smax, args.seed, args.noise, args.shift_queries)
+             for L, h in heads]
     print(f"{len(heads)} heads x b in {bits} x {methods}: fit on {fit[0].shape[0]} windows, "
           f"evaluate on {ev[0].shape[0]} windows of {ev[0].shape[3]} tokens, {args.jobs} jobs")
     meters, per_head, fit_times = {}, [], {}
@@ -499,10 +524,14 @@ def main(argv=None):
                    "eval_windows": int(ev[0].shape[0]), "bits": bits, "methods": methods,
                    "weight_bits": {m: method_bits(m)[1] for m in methods},
                    "topk": ks, "ranking_iters": args.iters, "smax": args.smax,
-                   "ranking_noise": args.noise, "ranking_out_weight": _fit_default("out_weight"),
+                   "ranking_noise": args.noise, "shift_queries": args.shift_queries,
+                   "ranking_out_weight": _fit_default("out_weight"),
                    "shift_fit": {"ranking": "cosine", "random": "ce", "itq": "ce"},
                    "seed": args.seed, "corpus": "bench/corpus.txt",
                    "corpus_sha256": hashlib.sha256(CORPUS.read_bytes()).hexdigest(),
+                   "fit_corpus": str(args.fit_corpus) if args.fit_corpus else None,
+                   "fit_corpus_sha256": hashlib.sha256(args.fit_corpus.read_bytes()).hexdigest()
+                   if args.fit_corpus else None,
                    "quantization": "per head and tensor: s = max|x|/127 over the fit "
                                    "windows, x_int = clip(round(x/s), -128, 127)"},
         "per_head": sorted(per_head, key=lambda r: (r["b"], r["method"], r["layer"],

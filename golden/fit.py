@@ -499,7 +499,7 @@ def refine_shifts(s, vsum, ref, smax=MAX_SHIFT, rounds=4):
 def fit_hash(queries, keys, b, method="ranking", weight_bits=2, seed=0, *, logit_scale=None,
              seq_len=None, asymmetric=None, shifts=None, smax=MAX_SHIFT, iters=300, lr=0.05,
              values=None, out_weight=4.0, noise=0.0, shift_fit=None, hard_tail=False,
-             log=None):
+             shift_queries=SHIFT_FIT_QUERIES, log=None):
     """Fit a hash of b bits to sample ``queries`` and ``keys`` (integer arrays (n, d) or
     (windows, n, d); see :func:`window_data`).
 
@@ -517,7 +517,9 @@ def fit_hash(queries, keys, b, method="ranking", weight_bits=2, seed=0, *, logit
     regulariser against a small sample: 0.3 helps on MiniLM, see bench/FIDELITY.md, but it
     blurs fine distinctions when a head's keys are tightly clustered; default 0, off). ``shift_fit``: ``"cosine"`` (the default with
     ``values``) refines the cross-entropy table for the mean output cosine on the sample,
-    ``"ce"`` keeps the cross-entropy table.
+    ``"ce"`` keeps the cross-entropy table. ``shift_queries``: the shift table is fitted on a
+    seeded sample of at most this many queries (default 4096; more queries cost time but
+    over-fit the table less: the bench uses 16384).
 
     Returns a dict of int64 arrays ``W``, ``theta`` and, where fitted, ``Wq``, ``thetaq``,
     ``shifts``; plus the float ``g`` (0-d, the temperature of exp(-g·H/b) that best fits,
@@ -556,6 +558,10 @@ def fit_hash(queries, keys, b, method="ranking", weight_bits=2, seed=0, *, logit
                              f"{'> 0' if name == 'lr' else '>= 0'}")
     if isinstance(iters, bool) or not isinstance(iters, (int, np.integer)) or iters < 1:
         raise ValueError(f"iters = {iters!r} is not allowed: a positive integer")
+    if isinstance(shift_queries, bool) or not isinstance(shift_queries, (int, np.integer)) \
+            or shift_queries < 1:
+        raise ValueError(f"shift_queries = {shift_queries!r} is not allowed: a positive "
+                         "integer")
     if shift_fit is None:
         shift_fit = "cosine" if values is not None else "ce"
     if shift_fit not in ("ce", "cosine"):
@@ -630,8 +636,8 @@ def fit_hash(queries, keys, b, method="ranking", weight_bits=2, seed=0, *, logit
             kms.append(np.ones(len(k), dtype=bool))
         cnt, mass = _hist_stats(Hs, Ps, kms, b)
         pick = np.arange(len(cnt))
-        if len(cnt) > SHIFT_FIT_QUERIES:              # a seeded sample keeps the fit quick
-            pick = np.sort(rng.choice(len(cnt), SHIFT_FIT_QUERIES, replace=False))
+        if len(cnt) > shift_queries:                  # a seeded sample keeps the fit quick
+            pick = np.sort(rng.choice(len(cnt), int(shift_queries), replace=False))
             cnt, mass = cnt[pick], mass[pick]
         table, g = fit_shifts(cnt, mass, b, smax)
         if vws is not None:

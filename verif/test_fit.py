@@ -155,6 +155,26 @@ def test_cosine_shift_table_raises_the_sample_cosine():
         np.testing.assert_allclose(vsum[5, h], v[w][Hs[w][i] == h].sum(axis=0))
 
 
+def test_shift_queries_samples_the_table_fit():
+    # the table is fitted on a seeded sample of at most shift_queries queries; with all of
+    # them (4 windows of 32 queries) a larger limit changes nothing, a smaller one only the
+    # table (the hash is fitted before it), deterministically
+    q, k, ls = clustered(windows=4, spread=0.4)
+    v = values_for(k)
+    kw = dict(logit_scale=ls, iters=30, values=v, smax=20)
+    full = fit_hash(q, k, 24, "ranking", 4, seed=0, **kw)
+    big = fit_hash(q, k, 24, "ranking", 4, seed=0, shift_queries=10_000, **kw)
+    few = fit_hash(q, k, 24, "ranking", 4, seed=0, shift_queries=40, **kw)
+    again = fit_hash(q, k, 24, "ranking", 4, seed=0, shift_queries=40, **kw)
+    for key in ("W", "theta", "Wq", "thetaq", "shifts"):
+        np.testing.assert_array_equal(full[key], big[key])
+        np.testing.assert_array_equal(few[key], again[key])
+    for key in ("W", "theta", "Wq", "thetaq"):
+        np.testing.assert_array_equal(full[key], few[key])
+    s = few["shifts"]
+    assert s[0] == 0 and (np.diff(s) >= 0).all() and s.max() <= 20
+
+
 @pytest.mark.parametrize("method,bits", [("ranking-w4", ("ranking", 4)),
                                          ("ranking-w8", ("ranking", 8)),
                                          ("itq", ("itq", 2)), ("random-w3", ("random", 3))])
@@ -237,6 +257,7 @@ def test_window_data_layouts():
     (dict(out_weight=float("nan")), r"out_weight = nan is not allowed: a finite number >= 0"),
     (dict(lr=0.0), r"lr = 0.0 is not allowed: a finite number > 0"),
     (dict(iters=0), "iters = 0 is not allowed: a positive integer"),
+    (dict(shift_queries=0), "shift_queries = 0 is not allowed: a positive integer"),
     (dict(shift_fit="mse", logit_scale=0.01), "shift_fit = 'mse' is not allowed: 'ce' or "
                                              "'cosine'"),
     (dict(shift_fit="cosine", logit_scale=0.01), r"shift_fit = 'cosine' needs values"),
