@@ -140,9 +140,15 @@ class LinearValuePath(wiring.Component):
         # and lane P of V word 0 holds n, so den is that lane's read-out (num for a value of
         # 1) and needs no registers or tree of its own
         # (one memory per lane, T entries a word: narrower words simulate faster)
+        # (with one row block, R = 1, lane P's word is all b rows of z and only address 0 of
+        # G is used: b registers then, not a memory as wide as b rows and G words deep)
         PE = P + 1
         rS, wS = [], []
+        z_regs = None
         for q in range(PE):
+            if q == P and R == 1:
+                z_regs = Signal(data.ArrayLayout(signed(cfg.z_width), T), name="z")
+                continue
             # (lane P holds z, within ±N: entries of z_width bits)
             width = cfg.S_width if q < P else cfg.z_width
             mem = memory.Memory(shape=data.ArrayLayout(signed(width), T), depth=GR, init=[])
@@ -204,7 +210,7 @@ class LinearValuePath(wiring.Component):
         Vg = rV.data
 
         def Sg(t, q):
-            return rS[q].data[t]
+            return z_regs[t] if q == P and z_regs is not None else rS[q].data[t]
         v = [s1.value[q] for q in range(P)] + [s1.grp == 0]
         zero = clear | clearing
         # the code bits of the block; a row past b (last block of a non-divisor) reads as a
@@ -224,11 +230,18 @@ class LinearValuePath(wiring.Component):
         m.d.comb += [wV.addr.eq(Mux(clearing, sweep, s1.grp)),
                      wV.en.eq(Mux((key & s1_last_blk) | zero, -1, 0))]
         for q in range(PE):
-            m.d.comb += [wS[q].addr.eq(Mux(clearing, sweep, s1.addr)),
-                         wS[q].en.eq(Mux(key | zero, -1, 0))]
+            regs = q == P and z_regs is not None
+            if not regs:
+                m.d.comb += [wS[q].addr.eq(Mux(clearing, sweep, s1.addr)),
+                             wS[q].en.eq(Mux(key | zero, -1, 0))]
             for t in range(T):
                 upd = Mux(cb[t], Sg(t, q) + v[q], Sg(t, q) - v[q])
-                m.d.comb += wS[q].data[t].eq(Mux(zero | (in_last if lacking[t] else 0), 0, upd))
+                new = Mux(zero | (in_last if lacking[t] else 0), 0, upd)
+                if regs:            # (v is 0 beyond group 0: the other groups keep z)
+                    with m.If(key | zero):
+                        m.d.sync += z_regs[t].eq(new)
+                else:
+                    m.d.comb += wS[q].data[t].eq(new)
         for q in range(PE):
             m.d.comb += wV.data[q].eq(Mux(zero, 0, Vg[q] + v[q]))
 
