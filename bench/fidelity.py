@@ -6,9 +6,9 @@
 wheel, no torch) and runs this. Steps:
 
 1. ``bench/corpus.txt`` (the project's own prose) is split by paragraphs into a fit half and
-   an evaluation half; no sentence is in both. With ``--fit-corpus bench/corpus-fit.txt``
-   (more of the project's own prose, none of it in ``corpus.txt``) that text is added to
-   the fit half only (the evaluation windows stay the same). The NumPy MiniLM
+   an evaluation half; no sentence is in both. ``bench/corpus-fit.txt`` (more of the
+   project's own prose, none of it in ``corpus.txt``; ``--fit-corpus``, default on, ``none``
+   turns it off) is added to the fit half only (the evaluation windows stay the same). The NumPy MiniLM
    (:mod:`.minilm`) gives the query, key and value vectors of every layer and head for
    windows of 128 tokens: the evaluation windows do not overlap, the fit windows start
    every 14 word pieces (more samples of the fit text, at other positions; still none of
@@ -51,6 +51,8 @@ CORPUS = HERE / "corpus.txt"
 #: half of CORPUS
 FIT_CORPUS = HERE / "corpus-fit.txt"
 RESULTS = HERE / "results"
+#: fit settings of the bench (its command-line defaults; :mod:`.fidelity_window` uses them)
+FIT_SETTINGS = {"iters": 600, "smax": 32, "noise": 0.3, "shift_queries": 16384, "seed": 0}
 CACHE = HERE.parent / "build" / "fidelity"
 D_HEAD = 32
 WIDTH = 8
@@ -371,6 +373,17 @@ def markdown(doc):
     return "\n".join(out) + "\n"
 
 
+def _repo_path(path):
+    """``path`` relative to the repository when inside it (no machine paths in results)."""
+    p = Path(path).resolve()
+    return str(p.relative_to(HERE.parent)) if p.is_relative_to(HERE.parent) else str(path)
+
+
+def _fit_corpus_arg(text):
+    """``--fit-corpus``: a path, or ``none`` for no fit-only prose."""
+    return None if text.strip().lower() == "none" else Path(text)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m hamattn.bench.fidelity", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -383,20 +396,21 @@ def main(argv=None):
                     "ranking (ternary), ranking-w4 [default: random,itq,ranking-w4,"
                     "ranking-w8]")
     ap.add_argument("--topk", default="8,32", help="k of the topk mode (one or more)")
-    ap.add_argument("--iters", type=int, default=600,
-                    help="steps of the ranking fit [default: 600]")
-    ap.add_argument("--max-shift", type=int, default=32, dest="smax",
-                    help="largest shift of the fitted hsoftmax tables [default: 32]")
-    ap.add_argument("--noise", type=float, default=0.3,
+    ap.add_argument("--iters", type=int, default=FIT_SETTINGS["iters"],
+                    help="steps of the ranking fit [default: %(default)s]")
+    ap.add_argument("--max-shift", type=int, default=FIT_SETTINGS["smax"], dest="smax",
+                    help="largest shift of the fitted hsoftmax tables [default: %(default)s]")
+    ap.add_argument("--noise", type=float, default=FIT_SETTINGS["noise"],
                     help="input noise of the ranking fit (standard deviation, in units of the "
                     "data's spread) [default: 0.3]")
-    ap.add_argument("--shift-queries", type=int, default=4096, dest="shift_queries",
-                    help="fit queries sampled for each shift table [default: 4096]")
-    ap.add_argument("--fit-corpus", type=Path, default=None,
-                    help="more prose for the fit windows only, e.g. bench/corpus-fit.txt "
-                    "[default: none, the fit half of bench/corpus.txt only]")
+    ap.add_argument("--shift-queries", type=int, default=FIT_SETTINGS["shift_queries"],
+                    dest="shift_queries",
+                    help="fit queries sampled for each shift table [default: %(default)s]")
+    ap.add_argument("--fit-corpus", type=_fit_corpus_arg, default=FIT_CORPUS,
+                    help="more prose for the fit windows only, or 'none' for the fit half of "
+                    "bench/corpus.txt alone [default: bench/corpus-fit.txt]")
     ap.add_argument("--jobs", type=int, default=2, help="worker processes [default: 2]")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=FIT_SETTINGS["seed"])
     ap.add_argument("--quick", action="store_true",
                     help="4 heads, b = 16 and 64, fewer steps: a smoke run")
     ap.add_argument("--json", type=Path, default=RESULTS / "fidelity.json")
@@ -529,7 +543,7 @@ def main(argv=None):
                    "shift_fit": {"ranking": "cosine", "random": "ce", "itq": "ce"},
                    "seed": args.seed, "corpus": "bench/corpus.txt",
                    "corpus_sha256": hashlib.sha256(CORPUS.read_bytes()).hexdigest(),
-                   "fit_corpus": str(args.fit_corpus) if args.fit_corpus else None,
+                   "fit_corpus": _repo_path(args.fit_corpus) if args.fit_corpus else None,
                    "fit_corpus_sha256": hashlib.sha256(args.fit_corpus.read_bytes()).hexdigest()
                    if args.fit_corpus else None,
                    "quantization": "per head and tensor: s = max|x|/127 over the fit "

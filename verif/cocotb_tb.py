@@ -45,15 +45,16 @@ from cocotb.triggers import First, RisingEdge, Timer
 
 from ..config import CoreConfig
 from .axis import Draws, Sink, Source
-from .scenario import (Observed, check_beats, check_q_interval, check_timing, expected_beats,
-                       kv_stream, q_stream, random_windows, unpack_vector)
+from .scenario import (Observed, Window, check_beats, check_q_interval, check_timing,
+                       expected_beats, kv_stream, q_stream, random_windows, unpack_vector)
 
 __all__ = ["SCENARIOS", "DEFAULT_SCENARIOS", "Bench"]
 
 #: every scenario, in the order a full run executes them
-SCENARIOS = ("full", "random", "overflow", "single", "back_to_back", "extreme", "reset", "soak")
-#: what ``hamattn sim`` runs (the soak only on request)
-DEFAULT_SCENARIOS = SCENARIOS[:-1]
+SCENARIOS = ("full", "random", "overflow", "single", "back_to_back", "extreme", "reset", "soak",
+             "data")
+#: what ``hamattn sim`` runs (the soak and the windows of a file only on request)
+DEFAULT_SCENARIOS = SCENARIOS[:-2]
 #: HAMATTN_MUTATE=1 corrupts the last output beat of every run before the checks: the
 #: pytest suite uses it to prove that a wrong beat fails the run and prints a replay command
 MUTATE = os.environ.get("HAMATTN_MUTATE", "0") == "1"
@@ -524,6 +525,28 @@ async def sc_soak(b, cfg, rng, n):
             dt = time.perf_counter() - t0
             progress(f"soak: {done}/{target} queries, {b.cycles} cycles, "
                      f"{b.cycles / max(dt, 1e-9):.0f} cycles/s")
+
+
+async def sc_data(b, cfg, rng, n):
+    """The windows of the ``.npz`` file named by HAMATTN_DATA (``keys``, ``values``,
+    ``queries``: windows × vectors × d integers, e.g. real activations from
+    :mod:`hamattn.bench.fidelity_window`): at full throughput (timing checked), then with
+    seeded random valid/ready."""
+    path = os.environ.get("HAMATTN_DATA")
+    if not path:
+        raise ValueError("scenario 'data' needs HAMATTN_DATA: an .npz file with keys, values "
+                         "and queries (windows x vectors x d)")
+    with np.load(path) as z:
+        arrays = [np.asarray(z[name], dtype=np.int64) for name in ("keys", "values", "queries")]
+    shape = (cfg.d,)
+    for name, a in zip(("keys", "values", "queries"), arrays):
+        if a.ndim != 3 or a.shape[2:] != shape:
+            raise ValueError(f"HAMATTN_DATA {path}: {name} has shape {a.shape}, expected "
+                             f"(windows, vectors, {cfg.d})")
+    wins = [Window(k, v, q) for k, v, q in zip(*arrays)]
+    draw = Draws(rng)
+    await _phase(b, cfg, rng, draw, wins, (1.0, 1.0, 1.0), "data, full throughput")
+    await _phase(b, cfg, rng, draw, wins, _probs(rng), "data, random handshakes")
 
 
 _SCENARIO_FUNCS = {name: globals()[f"sc_{name}"] for name in SCENARIOS}

@@ -18,6 +18,7 @@ import random
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from hamattn.config import CoreConfig
@@ -86,6 +87,27 @@ def test_folded_config(name):
     intervals of the manifest, random handshakes, overflow and reset."""
     simulate(CoreConfig.create(**{"mode": name, **FOLDED[name]}),
              scenario="full,random,overflow,reset", windows=6)
+
+
+# one window of real activations (issue 7): all-MiniLM-L6-v2 layer 1 head 7, the hash that
+# bench-fidelity fits at b = 64 (ranking-w8), int8 Q, K, V of its first evaluation window;
+# written by `python -m hamattn.bench.fidelity_window`
+DATA = Path(__file__).parent / "data"
+
+
+def test_real_minilm_window():
+    """A real window through the generated Verilog: every output beat equals the golden
+    model's (the outputs behind bench-fidelity's numbers), bit for bit, at full throughput
+    (cycle-exact timing) and with random handshakes; folded (lanes 8) to keep the build
+    short, which changes no bit."""
+    with np.load(DATA / "minilm_window.npz") as z:
+        layer, head, b, smax = (int(z[k]) for k in ("layer", "head", "b", "smax"))
+        n, d = z["keys"].shape[1:]
+    cfg = CoreConfig.create(d=d, w=8, b=b, N=n, mode="hsoftmax", smax=smax, lanes=8,
+                            weights=str(DATA / f"minilm_l{layer}h{head}_b{b}.npz"))
+    res = simulate(cfg, scenario="data", windows=1,
+                   extra_env={"HAMATTN_DATA": str(DATA / "minilm_window.npz")})
+    assert res["cycles"] > 2 * n
 
 
 # b > 64 and not a multiple of 8, d = 1, w = 2 or 16, N = 1
