@@ -8,6 +8,7 @@ Parameters arrive in environment variables set by :func:`hamattn.verif.simulate.
                       so that a scenario replays alone with the same beats and patterns
 ``HAMATTN_WINDOWS``   windows per phase of a scenario
 ``HAMATTN_SOAK_QUERIES``  query beats of the soak
+``HAMATTN_DATA``      ``.npz`` of windows (keys, values, queries) for the ``data`` scenario
 ``HAMATTN_STATS``     file to which each scenario appends one JSON line (cycles, time, error)
 ``HAMATTN_CLOCKING``  ``pulse`` or ``gpi`` (see :class:`Bench`); ``HAMATTN_FAST=0`` turns off
                       the fast-forward; ``HAMATTN_MUTATE=1`` corrupts beats (self-test)
@@ -17,7 +18,8 @@ Scenarios: ``full`` (full throughput: exact beats, latency, query interval), ``r
 N keys: tuser, and the next window normal), ``single`` (one-key windows), ``back_to_back``
 (one-query windows in a row), ``extreme`` (every element at the range ends, all keys equal),
 ``reset`` (reset for 1-2 cycles among the keys, among the queries or with outputs in flight,
-then a fresh window list exactly and on time), ``soak`` (>= 100,000 queries).
+then a fresh window list exactly and on time), ``soak`` (>= 100,000 queries), ``data``
+(the windows of the file HAMATTN_DATA, e.g. real activations; soak and data on request only).
 
 One cocotb test per scenario (``scenario_<name>``); the runner selects them by name. The
 stimulus and every check come from :mod:`.scenario` (golden model, protocol, timing); this

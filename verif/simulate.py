@@ -584,7 +584,7 @@ def build_parser():
     p = sub.choices["sim"]
     p.prog = "python -m hamattn.verif.simulate"
     p.add_argument("--scenario", default="all",
-                   help="comma-separated scenarios (default: all but soak)")
+                   help="comma-separated scenarios (default: all but soak and data)")
     p.add_argument("--soak-queries", dest="soak_queries", type=int, default=None,
                    help="query beats of the soak scenario [default: 100000]")
     return p
