@@ -181,10 +181,8 @@ def method_bits(method):
 
 def _fit_default(name):
     """Default of a keyword of :func:`hamattn.golden.fit.fit_hash` (for the JSON config)."""
-    import inspect
-
-    from hamattn.golden.fit import fit_hash
-    return inspect.signature(fit_hash).parameters[name].default
+    from hamattn.golden.fit import fit_default
+    return fit_default(name)
 
 
 def evaluate_head(task):

@@ -16,6 +16,11 @@ from ..errors import UserError
 __all__ = ["main", "build_parser", "config_from_args", "UserError"]
 
 
+def _fit_default(name):
+    from ..golden.fit import fit_default
+    return fit_default(name)
+
+
 def _typed(kind, name, allowed):
     def convert(text):
         try:
@@ -147,6 +152,11 @@ def cmd_fit(args):
         raise UserError(f"--logit-scale {args.logit_scale} is not allowed: a positive number")
     if args.iters < 1:
         raise UserError(f"--iters {args.iters} is not allowed: a positive integer")
+    if not (math.isfinite(args.noise) and args.noise >= 0):
+        raise UserError(f"--noise {args.noise} is not allowed: a finite number >= 0")
+    if args.shift_queries < 1:
+        raise UserError(f"--shift-queries {args.shift_queries} is not allowed: a positive "
+                        "integer")
     q = _load_npy(args.queries, "--queries", args.d, args.w)
     k = _load_npy(args.keys, "--keys", args.d, args.w)
     v = _load_npy(args.values, "--values", args.d, args.w) if args.values else None
@@ -167,7 +177,8 @@ def cmd_fit(args):
         arrays = fitlib.fit_hash(q, k, args.b, args.method, args.weight_bits, args.seed,
                                  logit_scale=args.logit_scale, seq_len=args.N,
                                  asymmetric=asym, shifts=None if not args.no_shifts else False,
-                                 smax=args.smax, iters=args.iters, values=v, log=log)
+                                 smax=args.smax, iters=args.iters, values=v, log=log,
+                                 noise=args.noise, shift_queries=args.shift_queries)
     except ValueError as e:
         raise UserError(str(e)) from None
     fitlib.save_weights(args.output, arrays)
@@ -291,6 +302,14 @@ def build_parser():
                    help="do not fit the hsoftmax shift table")
     p.add_argument("--iters", type=_typed(int, "--iters", "a positive integer"), default=300,
                    help="optimiser steps of the ranking fit [default: 300]")
+    p.add_argument("--noise", type=_typed(float, "--noise", "a finite number >= 0"),
+                   default=0.0, metavar="FLOAT",
+                   help="input noise of the ranking fit, in units of the data's spread (the "
+                   "fidelity bench uses 0.3) [default: 0]")
+    p.add_argument("--shift-queries", dest="shift_queries",
+                   type=_typed(int, "--shift-queries", "a positive integer"),
+                   default=_fit_default("shift_queries"), metavar="INT",
+                   help="sample queries the shift table is fitted on [default: %(default)s]")
     p.add_argument("--verbose", action="store_true", help="print the fit's progress")
     p.add_argument("-o", "--output", required=True, metavar="PATH.npz", help="weights file")
     p.set_defaults(func=cmd_fit)

@@ -64,7 +64,7 @@ import math
 
 import numpy as np
 
-__all__ = ["METHODS", "fit_hash", "save_weights", "quantize_weights", "quantization_loss",
+__all__ = ["METHODS", "fit_hash", "fit_default", "save_weights", "quantize_weights", "quantization_loss",
            "fit_shifts", "shift_table", "window_data", "hash_bits", "attention_ce"]
 
 METHODS = ("random", "itq", "ranking")
@@ -650,6 +650,13 @@ def fit_hash(queries, keys, b, method="ranking", weight_bits=2, seed=0, *, logit
         out["shifts"] = table
         out["g"] = np.array(g)
     return out
+
+
+def fit_default(name):
+    """Default of keyword ``name`` of :func:`fit_hash` (for command-line defaults and
+    reports, so that the value is written once)."""
+    import inspect
+    return inspect.signature(fit_hash).parameters[name].default
 
 
 def save_weights(path, arrays):

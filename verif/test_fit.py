@@ -302,6 +302,7 @@ def fit_cli(npy, tmp_path, *extra, queries="q", keys="k"):
     ["--method", "itq"],
     ["--method", "random", "--weight-bits", "4"],
     ["--method", "ranking", "--iters", "40"],
+    ["--method", "ranking", "--iters", "30", "--noise", "0.3", "--shift-queries", "512"],
 ])
 def test_cli_fit_writes_a_loadable_file(npy, tmp_path, capsys, extra):
     if "ranking" in extra:
@@ -334,6 +335,11 @@ def test_cli_fit_accepts_windows(npy, tmp_path):
     ("q", "k", [], "--method ranking needs --logit-scale"),
     ("q", "k", ["--method", "itq", "--weight-bits", "17"], "--weight-bits 17 is not allowed"),
     ("q", "k", ["--method", "itq", "--code-bits", "0"], "b (--code-bits) = 0 is not allowed"),
+    ("q", "k", ["--method", "itq", "--noise", "-1"], "--noise -1.0 is not allowed: a finite "
+                                                    "number >= 0"),
+    ("q", "k", ["--method", "itq", "--noise", "nan"], "--noise nan is not allowed"),
+    ("q", "k", ["--method", "itq", "--shift-queries", "0"], "--shift-queries 0 is not "
+                                                            "allowed: a positive integer"),
 ])
 def test_cli_fit_errors_are_clear(npy, tmp_path, capsys, queries, keys, extra, message):
     status, out = fit_cli(npy, tmp_path, *extra, queries=queries, keys=keys)
