@@ -9,8 +9,8 @@ from .tree import Term, adder_tree, delay, register, shape_for, tag_width, tagge
 
 __all__ = ["HashProjection"]
 
-_NEG = lambda v: v < 0          # noqa: E731  (digit predicates of the operand selects)
-_NONZERO = lambda v: v != 0     # noqa: E731
+#: the two selects of an operand whose digit varies: bit 0 of its ROM pair, and bit 1
+_SELECTS = {"neg": lambda v: v < 0, "nonzero": lambda v: v != 0}
 
 
 class HashProjection(wiring.Component):
@@ -245,7 +245,8 @@ class HashProjection(wiring.Component):
                 word = 0
                 for k, (j, ps) in enumerate(varying):
                     v = digits[j][ps].get((g, r, h), 0)
-                    word |= (int(v < 0) | (int(v != 0) << 1)) << (2 * k)
+                    for i, pred in enumerate(_SELECTS.values()):
+                        word |= int(pred(v)) << (2 * k + i)
                 words.append(word)
             m.submodules.digits = rom = memory.Memory(
                 shape=unsigned(max(1, 2 * len(varying))), depth=len(words), init=words)
@@ -254,15 +255,16 @@ class HashProjection(wiring.Component):
             m.d.comb += [rp.addr.eq(addr), rp.en.eq(en)]
             where = {key: k for k, key in enumerate(varying)}
 
-            def select(j, ps, pred):
+            def select(j, ps, which):
                 k = where[j, ps]
-                return rp.data[2 * k] if pred is _NEG else rp.data[2 * k + 1]
+                return rp.data[2 * k + list(_SELECTS).index(which)]
         else:
             # digit tables are indexed by the group (and the query flag when asymmetric)
             idx = Cat(lg, lq) if cfg.asymmetric else lg
             n_idx = 1 << len(idx)
 
-            def select(j, ps, pred):
+            def select(j, ps, which):
+                pred = _SELECTS[which]
                 bits = 0
                 for (g, r, h), v in digits[j][ps].items():
                     if pred(v):
@@ -281,9 +283,9 @@ class HashProjection(wiring.Component):
                 elif values == {-1}:
                     op = ~x
                 else:
-                    op = Mux(select(j, (p, s), _NEG), ~x, x) if -1 in values else x
+                    op = Mux(select(j, (p, s), "neg"), ~x, x) if -1 in values else x
                     if 0 in values:
-                        op = Mux(select(j, (p, s), _NONZERO), op, 0)
+                        op = Mux(select(j, (p, s), "nonzero"), op, 0)
                 terms.append(Term(op << s if s else op, False, cfg.vmin << s, cfg.vmax << s))
             roots.append(adder_tree(m, terms, en=en, depth=depth, name=f"row{j}"))
 
