@@ -6,6 +6,10 @@ without ``-flatten`` keeps those modules, and ``stat -json`` then gives each mod
 (local) cells. :func:`breakdown` adds each module's children into it (``total``) so that the
 top's total is the whole design, and lists the tree in depth-first order.
 
+Command line (prints the table, or JSON with ``--json``)::
+
+    python -m hamattn.synth.breakdown build/core/hamattn_core.v --target ice40-up5k
+
 The numbers are synthesis-level (before packing and placement) and, because no optimisation
 crosses a kept module boundary, the top's total can differ a little from a flat synthesis.
 """
@@ -18,7 +22,7 @@ from .cache import resolve_cache_dir
 from .flows import SynthError, _read_sources, _synth_only_job, _target, classify_cells
 from .tools import DEFAULT_TIMEOUT
 
-__all__ = ["breakdown", "format_breakdown"]
+__all__ = ["breakdown", "format_breakdown", "main"]
 
 
 def breakdown(verilog_path, top, target, build_dir, *, cache_dir=None,
@@ -105,3 +109,35 @@ def format_breakdown(result):
         rows.append(f"{name:<48} {row['area']:>10} {row['local_area']:>10} "
                     f"{row['ffs']:>8} {share:>7}")
     return "\n".join(rows)
+
+
+def main(argv=None):
+    import argparse
+    import json
+    import sys
+
+    from .flows import TARGETS
+    ap = argparse.ArgumentParser(prog="python -m hamattn.synth.breakdown",
+                                 description="Area per component of a generated core "
+                                 "(synthesis with the hierarchy kept).")
+    ap.add_argument("verilog", type=pathlib.Path, help="Verilog file from `hamattn gen`")
+    ap.add_argument("--top", default="hamattn_core", help="top module [default: %(default)s]")
+    ap.add_argument("--target", default="ice40-up5k", choices=sorted(TARGETS),
+                    help="[default: %(default)s]")
+    ap.add_argument("--build-dir", type=pathlib.Path, default=pathlib.Path("build/breakdown"))
+    ap.add_argument("--json", action="store_true", help="print the result as JSON")
+    args = ap.parse_args(argv)
+    if not args.verilog.is_file():
+        print(f"breakdown: {args.verilog}: no such file", file=sys.stderr)
+        return 2
+    try:
+        r = breakdown(args.verilog, args.top, args.target, args.build_dir)
+    except SynthError as e:
+        print(f"breakdown: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(r, indent=2) if args.json else format_breakdown(r))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

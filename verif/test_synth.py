@@ -200,6 +200,15 @@ def test_breakdown_per_module(work):
     assert TOP in bd.format_breakdown(r)
 
 
+def test_breakdown_command(work, capsys, tmp_path):
+    assert bd.main([str(work["v"]), "--top", TOP, "--target", "gates",
+                    "--build-dir", str(tmp_path / "bd")]) == 0
+    out = capsys.readouterr().out
+    assert f"{TOP}.mix" in out and "share" in out
+    assert bd.main([str(tmp_path / "missing.v")]) == 2
+    assert "missing.v: no such file" in capsys.readouterr().err
+
+
 def test_unknown_target_is_refused(work):
     with pytest.raises(ValueError, match="unknown target"):
         _synth(work, "stratix")
