@@ -106,20 +106,17 @@ class RoundingDivider(wiring.Component):
         ovalid = Signal()
 
         def load():
-            if self.grouped:
-                # the last group starts the division (raddr is 0 outside SIGN)
-                with m.If(self.i.valid & self.i.payload.last):
-                    m.d.sync += [den.eq(self.i.payload.den), group.eq(0)]
-                    if has_tag:
-                        m.d.sync += tag.eq(self.i.payload.tag)
-                    m.next = "FORM"
-                return
-            m.d.comb += self.i.ready.eq(1)
-            with m.If(self.i.valid):
-                for g in range(G):
-                    for p in range(P):
-                        e = g * P + p
-                        m.d.sync += bank[g][p].eq(self.i.payload.num[e] if e < E else 0)
+            # whole input: every transfer starts a division; grouped: the last group does
+            # (the memory took the others; raddr is 0 outside SIGN)
+            if not self.grouped:
+                m.d.comb += self.i.ready.eq(1)
+            start = (self.i.valid & self.i.payload.last) if self.grouped else self.i.valid
+            with m.If(start):
+                if not self.grouped:
+                    for g in range(G):
+                        for p in range(P):
+                            e = g * P + p
+                            m.d.sync += bank[g][p].eq(self.i.payload.num[e] if e < E else 0)
                 m.d.sync += [den.eq(self.i.payload.den), group.eq(0)]
                 if has_tag:
                     m.d.sync += tag.eq(self.i.payload.tag)

@@ -34,7 +34,8 @@ class LinearValuePath(wiring.Component):
 
     Folded (``lanes`` P < d, G = ceil(d/P) groups): S and V live in memories of G words
     (word g: S[t, gP+p] for every t and lane p, and V[gP+p]); z and n are one more lane of
-    them, whose value is 1 in group 0 (z[t] in lane P of word 0, n in lane P of V word 0),
+    them, whose value is 1 in group 0 (z in lane P of group 0's words, or in b registers when
+    there is one row block; n in lane P of V word 0),
     so den is that lane's read-out in group 0 (num for a value of 1), with no z registers
     and no den tree. A token
     is read one group per cycle while it is offered, and taken (``i.ready``) with its last
@@ -44,8 +45,8 @@ class LinearValuePath(wiring.Component):
     (no bank of sums here: the divider stores the groups); the window's last query writes
     zeros back, and so does a sweep of G cycles after reset (no token is taken meanwhile).
     Latency (query): ``cfg.readout_latency + 1`` edges from the transfer (one more for the
-    memory read) to the transfer of the last group's beat, the token being held ``G - 1``
-    cycles before it; throughput one token per G cycles.
+    memory read) to the transfer of the last group's beat, the token being held ``G·R - 1``
+    cycles before it; throughput one token per G·R cycles (R row blocks of ``rows``).
     """
 
     def __init__(self, cfg):
