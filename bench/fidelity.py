@@ -185,19 +185,34 @@ def _fit_default(name):
     return fit_default(name)
 
 
+def head_scales(fit):
+    """((s_q, s_k, s_v), int8 (Q, K, V)) of a head's fit windows: per tensor, max|x|/127."""
+    scales = tuple(float(np.abs(a).max()) / ((1 << (WIDTH - 1)) - 1) for a in fit)
+    return scales, tuple(quantize(a, s) for a, s in zip(fit, scales))
+
+
+def fit_method(fit_int, b, method, logit_scale, *, iters, smax, seed, noise, shift_queries):
+    """The weights arrays of bench method ``method`` fitted on int8 (Q, K, V) at b bits."""
+    from hamattn.golden.fit import fit_hash
+    fq, fk, fv = fit_int
+    base, wbits = method_bits(method)
+    return fit_hash(fq, fk, b, base, wbits, seed, logit_scale=logit_scale, smax=smax,
+                    iters=iters, noise=noise, shift_queries=shift_queries,
+                    values=fv if base == "ranking" else None)
+
+
 def evaluate_head(task):
     """Fit and evaluate one head; returns {(mode, k, b, method): Meter}, head info, timings."""
     from hamattn.config import CoreConfig
     from hamattn.golden import run
-    from hamattn.golden.fit import fit_hash, save_weights
+    from hamattn.golden.fit import save_weights
 
     (layer, head, fit, ev, bits, methods, ks, iters, smax, seed, noise, shift_queries) = task
-    fQ, fK, fV = fit
     eQ, eK, eV = ev
-    sq, sk, sv = (float(np.abs(a).max()) / ((1 << (WIDTH - 1)) - 1) for a in (fQ, fK, fV))
-    fq, fk, fv = quantize(fQ, sq), quantize(fK, sk), quantize(fV, sv)
+    (sq, sk, sv), (fq, fk, fv) = head_scales(fit)
     eq, ek, evv = quantize(eQ, sq), quantize(eK, sk), quantize(eV, sv)
     logit_scale = sq * sk / math.sqrt(D_HEAD)
+    settings = dict(iters=iters, smax=smax, seed=seed, noise=noise, shift_queries=shift_queries)
     nw, n, _ = eQ.shape
     meters = {}
     per_head = []
@@ -223,12 +238,8 @@ def evaluate_head(task):
     with tempfile.TemporaryDirectory() as tmp:
         for b in bits:
             for method in methods:
-                base, wbits = method_bits(method)
                 t0 = time.perf_counter()
-                arrays = fit_hash(fq, fk, b, base, wbits, seed, logit_scale=logit_scale,
-                                  smax=smax, iters=iters, noise=noise,
-                                  shift_queries=shift_queries,
-                                  values=fv if base == "ranking" else None)
+                arrays = fit_method((fq, fk, fv), b, method, logit_scale, **settings)
                 times[(b, method)] = time.perf_counter() - t0
                 path = os.path.join(tmp, f"{b}-{method}.npz")
                 save_weights(path, arrays)

@@ -39,21 +39,15 @@ def export(layer, head, b, method, out_dir, cache=F.CACHE):
     from hamattn.bench.minilm import load
     from hamattn.config import CoreConfig
     from hamattn.golden import run
-    from hamattn.golden.fit import fit_hash, save_weights
+    from hamattn.golden.fit import save_weights
 
     s = F.FIT_SETTINGS
     model = load()
     fit, ev = F.cached_activations(model, cache, fit_corpus=F.FIT_CORPUS)
-    fQ, fK, fV = (a[:, layer, head] for a in fit)
     eQ, eK, eV = (a[0, layer, head] for a in ev)          # the first evaluation window
-    sq, sk, sv = (float(np.abs(a).max()) / ((1 << (F.WIDTH - 1)) - 1) for a in (fQ, fK, fV))
-    fq, fk, fv = F.quantize(fQ, sq), F.quantize(fK, sk), F.quantize(fV, sv)
+    (sq, sk, sv), fit_int = F.head_scales(tuple(a[:, layer, head] for a in fit))
     q, k, v = F.quantize(eQ, sq), F.quantize(eK, sk), F.quantize(eV, sv)
-    base, wbits = F.method_bits(method)
-    arrays = fit_hash(fq, fk, b, base, wbits, s["seed"], logit_scale=sq * sk / math.sqrt(F.D_HEAD),
-                      smax=s["smax"], iters=s["iters"], noise=s["noise"],
-                      shift_queries=s["shift_queries"],
-                      values=fv if base == "ranking" else None)
+    arrays = F.fit_method(fit_int, b, method, sq * sk / math.sqrt(F.D_HEAD), **s)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     wpath = out_dir / f"minilm_l{layer}h{head}_b{b}.npz"
