@@ -473,7 +473,8 @@ class CoreConfig:
         the groups (R = ceil(b/T) passes, :attr:`hash_interval`), so its tree has the union
         of those rows' operands; with T = b (no row folding) slot t is row t."""
         T, b = self.rows, self.b
-        return tuple(tuple(sorted({ps for t in range(j, b, T) for ps in self.folded_hash_terms[t]}))
+        rows = self.folded_hash_terms
+        return tuple(tuple(sorted({ps for t in range(j, b, T) for ps in rows[t]}))
                      for j in range(T))
 
     @property

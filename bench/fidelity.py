@@ -8,8 +8,8 @@ wheel, no torch) and runs this. Steps:
 1. ``bench/corpus.txt`` (the project's own prose) is split by paragraphs into a fit half and
    an evaluation half; no sentence is in both. ``bench/corpus-fit.txt`` (more of the
    project's own prose, none of it in ``corpus.txt``; ``--fit-corpus``, default on, ``none``
-   turns it off) is added to the fit half only (the evaluation windows stay the same). The NumPy MiniLM
-   (:mod:`.minilm`) gives the query, key and value vectors of every layer and head for
+   turns it off) is added to the fit half only (the evaluation windows stay the same).
+   The NumPy MiniLM (:mod:`.minilm`) gives the query, key and value vectors of every layer and head for
    windows of 128 tokens: the evaluation windows do not overlap, the fit windows start
    every 14 word pieces (more samples of the fit text, at other positions; still none of
    the evaluation text).

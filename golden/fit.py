@@ -64,8 +64,8 @@ import math
 
 import numpy as np
 
-__all__ = ["METHODS", "fit_hash", "fit_default", "save_weights", "quantize_weights", "quantization_loss",
-           "fit_shifts", "shift_table", "window_data", "hash_bits", "attention_ce"]
+__all__ = ["METHODS", "fit_hash", "fit_default", "save_weights", "quantize_weights",
+           "quantization_loss", "fit_shifts", "shift_table", "window_data", "hash_bits", "attention_ce"]
 
 METHODS = ("random", "itq", "ranking")
 SPEC_KEYS = ("W", "theta", "Wq", "thetaq", "shifts")
