@@ -163,11 +163,12 @@ def _lut_cells(op, b, K):
 def _chain_luts(op, tree):
     """Positions of a chain counter that need a LUT of their own (lut6: those whose V bit
     can be set, the others are u_i XOR carry in the carry cell alone; lut4: every position
-    of an input bit, and the carry out, which takes a logic cell to leave the chain)."""
+    of an input bit, the carry out, which takes a logic cell to leave the chain, and a
+    carry-in, which takes one to enter it: -1 in the list)."""
     vmax = sum(1 << off for _, off in op.v)
     if tree == "lut6":
         return [i for i in range(op.width) if vmax >> i]
-    return list(range(len(op.outs)))
+    return ([-1] if op.cin is not None else []) + list(range(len(op.outs)))
 
 
 @functools.lru_cache(maxsize=None)
@@ -292,7 +293,7 @@ class _Planner:
         ``avail``) and return it, or None."""
         room = self.top - c + 1
         if self.tree == "lut4":
-            chain = self.ripple(avail, c)
+            chain = self.segment(avail, c)
             if chain is not None:
                 return chain
         for shape in _shapes(self.tree, room):
@@ -301,23 +302,27 @@ class _Planner:
                 return self.place(shape, avail, c)
         return None
 
-    def ripple(self, avail, c):
+    def segment(self, avail, c):
         """lut4: a ripple adder from column c over every following column holding two bits,
-        when it removes as many bits per cell as a full adder (1/2) or more: a chain of L
-        two-bit positions removes L bits, less one when its carry leaves the chain (which
-        takes a cell); at equal cost it takes one level where full adders take several."""
+        with a third bit of column c as its carry-in when there is one. L positions take
+        2L (+1) bits and give L digits and the carry out, which takes a cell of its own to
+        leave the chain (none where it is above the top column); a carry-in from the fabric
+        also takes a cell to enter it. Placed when it removes at least as many bits per cell
+        as a full adder (1/2: from two positions with a carry-in, three without); at equal
+        cost it takes one level where full adders take several."""
         L = 0
         while c + L <= self.top and len(avail[c + L]) >= 2:
             L += 1
-        if L < 2:
-            return None
+        cin = len(avail[c]) >= 3
         extract = 1 if c + L <= self.top else 0
-        if (L - extract) / (L + extract) < 0.5:
+        removed = L + cin - extract
+        if L == 0 or removed < 1 or removed / (L + extract + cin) < 0.5:
             return None
         u = tuple(avail[c + i].pop(0) for i in range(L))
         v = tuple((avail[c + i].pop(0), i) for i in range(L))
-        items = [(x, i) for i, x in enumerate(u)] + list(v)
-        return Chain(c, u, v, None, self.outs(c, self.bound(c, items)))
+        ci = avail[c].pop(0) if cin else None
+        items = [(x, i) for i, x in enumerate(u)] + list(v) + ([(ci, 0)] if cin else [])
+        return Chain(c, u, v, ci, self.outs(c, self.bound(c, items)))
 
     def place(self, shape, avail, c):
         kind, cons, n, cost, extra = shape

@@ -20,7 +20,7 @@ from hamattn.rtl import HammingDistance
 from hamattn.rtl import popcount as pc
 from hamattn.synth.tools import run_yosys
 
-PROOF_BITS = (1, 2, 3, 6, 7, 13)
+PROOF_BITS = (1, 2, 3, 6, 7, 13, 31)
 PLAN_BITS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 16, 31, 64, 100, 256, 1024)
 
 #: (tree, fabric) pairs proven: behavioural, and each fabric's primitives
@@ -124,8 +124,8 @@ def _check_plan(p):
                 ins = [x for x in op.u if x is not None] + [x for x, _ in op.v] \
                     + ([op.cin] if op.cin is not None else [])
                 if p.tree == "lut4":
-                    assert op.cin is None
                     assert len({off for _, off in op.v}) == len(op.v), "two bits per position"
+                    assert op.cin is None or op.u[0] is not None, "carry-in of a full position"
                 else:
                     for i, x in enumerate(op.u):        # LUT6: u_i and the bits V_i counts
                         n = (x is not None) + sum(1 for y, off in op.v if off <= i)
