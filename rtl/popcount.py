@@ -28,9 +28,11 @@ Trees (``tree``):
     ``U + V + cin``: e.g. 9 bits in, 4 out for 3 LUTs. Plain LUT counters (6:3, 5:3, ...)
     fill in. The final two rows are added on the carry chain.
 ``lut4``
-    4-input LUTs with a plain carry chain (iCE40, ECP5). Level 0 gives the 2-bit count of 2
-    bit pairs per LUT4 pair; later levels use full adders (two LUT4) and ripple adders on
-    the carry chain, whichever removes more bits per logic cell.
+    4-input LUTs with a plain carry chain (iCE40, ECP5). Level 0 gives the 2-bit count of 3
+    bit pairs per four LUT4 (two LUT levels); later levels use full adders (two LUT4) and
+    ripple adders on the carry chain with a carry-in, whichever removes more bits per
+    logic cell (on iCE40 a carry-in and a carry-out each take a cell to enter or leave the
+    chain, so a full adder and a 2-position ripple adder with a carry-in tie at 1/2).
 
 Every level's outputs may be registered; :func:`register_after` chooses which levels end
 in a register for a given number of pipeline stages (the component's latency).
