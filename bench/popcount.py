@@ -99,6 +99,7 @@ def measure(variant, b, target, build_dir, seed=1, harness_area=None):
     }
     if variant == "tree":
         row["planned_luts"] = plan(b, dut.tree).cost()
+        row["planned_cells"] = plan(b, dut.tree).cells()
         row["levels"] = plan(b, dut.tree).depth
     row["harness_area"] = (r.get("placed") or {}).get("harness", {}).get("area")
     return row, r.get("tool_versions")

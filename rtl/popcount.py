@@ -140,15 +140,31 @@ class Plan:
                 assert s >> len(op.outs) == 0, f"{op} overflows"
         return sum(val[x] << c for c, x in self.result)
 
-    def cost(self):
-        """Estimated LUTs: one per LUT output; per carry-chain position with logic."""
-        n = 0
-        for op in self.ops():
-            if isinstance(op, Lut):
-                n += _lut_cells(op, self.b, _K[self.tree])
-            else:
-                n += len(_chain_luts(op, self.tree))
+    def cells(self):
+        """Estimated LUTs (logic cells on lut4) by kind: ``pair_counts`` (level 0, the
+        counters of bit pairs), ``counters`` (later LUT counters), ``positions`` (carry-chain
+        positions with a LUT of their own; lut6: those whose V bit can be set, the others
+        are u_i XOR carry in the carry cell alone), and on lut4 ``carry_outs`` and
+        ``carry_ins`` (a cell each for a carry that leaves a chain or enters one)."""
+        n = dict.fromkeys(("pair_counts", "counters", "positions", "carry_outs",
+                           "carry_ins"), 0)
+        for lv, level in enumerate(self.levels):
+            for op in level.ops:
+                if isinstance(op, Lut):
+                    n["pair_counts" if lv == 0 else "counters"] += \
+                        _lut_cells(op, self.b, _K[self.tree])
+                elif self.tree == "lut6":
+                    vmax = sum(1 << off for _, off in op.v)
+                    n["positions"] += sum(1 for i in range(op.width) if vmax >> i)
+                else:
+                    n["positions"] += min(op.width, len(op.outs))
+                    n["carry_outs"] += len(op.outs) > op.width
+                    n["carry_ins"] += op.cin is not None
         return n
+
+    def cost(self):
+        """Estimated LUTs (logic cells on lut4): the sum of :meth:`cells`."""
+        return sum(self.cells().values())
 
 
 def lut_inputs(op, b):
@@ -160,17 +176,6 @@ def _lut_cells(op, b, K):
     """LUTs of a :class:`Lut` counter: one per output; a 3-pair count on 4-input LUTs
     takes four (see :func:`emit`)."""
     return 4 if lut_inputs(op, b) > K else len(op.outs)
-
-
-def _chain_luts(op, tree):
-    """Positions of a chain counter that need a LUT of their own (lut6: those whose V bit
-    can be set, the others are u_i XOR carry in the carry cell alone; lut4: every position
-    of an input bit, the carry out, which takes a logic cell to leave the chain, and a
-    carry-in, which takes one to enter it: -1 in the list)."""
-    vmax = sum(1 << off for _, off in op.v)
-    if tree == "lut6":
-        return [i for i in range(op.width) if vmax >> i]
-    return ([-1] if op.cin is not None else []) + list(range(len(op.outs)))
 
 
 @functools.lru_cache(maxsize=None)
