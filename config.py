@@ -21,7 +21,7 @@ import numpy as np
 __all__ = [
     "CoreConfig", "ConfigError", "WeightsError", "MODES", "WEIGHT_SOURCES", "PARAMS",
     "signed_width", "unsigned_width", "csd_digits", "tree_depth", "divider_latency",
-    "hamming_latency", "POPCOUNT_TREES",
+    "hamming_latency", "POPCOUNT_TREES", "ADDER_TREES",
 ]
 
 MODES = ("linear", "topk", "hsoftmax")
@@ -29,6 +29,11 @@ MODES = ("linear", "topk", "hsoftmax")
 #: compressor tree of counters for 4-input or 6-input LUTs
 POPCOUNT_TREES = ("sum", "lut4", "lut6")
 DEFAULT_POPCOUNT = "lut6"
+#: multi-operand adder trees of the hash projection and the linear read-out
+#: (rtl/tree.py): binary trees of two-operand adders, or one bit heap per sum reduced by
+#: the popcount's counters for 4-input or 6-input LUTs
+ADDER_TREES = ("sum", "lut4", "lut6")
+DEFAULT_ADDERS = "sum"
 WEIGHT_SOURCES = ("random-ternary", "random-sign")
 #: widest weight a hash constant may have (signed bits); the projection sums stay < 2**63
 MAX_WEIGHT_WIDTH = 16
@@ -88,6 +93,8 @@ PARAMS = (
     Param("seed", "--seed", 0, "seed of the random hash projection (0..2**63-1)", int),
     Param("popcount", "--popcount", DEFAULT_POPCOUNT,
           "popcount tree of the Hamming distance: sum, lut4 or lut6"),
+    Param("adders", "--adders", DEFAULT_ADDERS,
+          "adder trees of the hash projection and linear read-out: sum, lut4 or lut6"),
 )
 FLAGS = {p.name: p.flag for p in PARAMS}
 
@@ -257,11 +264,13 @@ class CoreConfig:
     thetaq: tuple | None = None
     shift_table: tuple | None = None  # from a weights file; None: the SPEC formula
     popcount: str = DEFAULT_POPCOUNT
+    adders: str = DEFAULT_ADDERS
 
     # ---------------------------------------------------------------- construction
     @classmethod
     def create(cls, d=16, w=8, b=16, N=64, mode="linear", k=None, g=12.0, smax=16, lanes=None,
-               rows=None, weights="random-ternary", seed=0, popcount=DEFAULT_POPCOUNT):
+               rows=None, weights="random-ternary", seed=0, popcount=DEFAULT_POPCOUNT,
+               adders=DEFAULT_ADDERS):
         """Validate the scalar parameters, draw or load W/θ, and return the frozen config.
         ``k=None`` means min(8, N); ``lanes=None`` means d; ``rows=None`` means b."""
         d = _check_int("d", d, 1, 1024)
@@ -298,7 +307,7 @@ class CoreConfig:
                    lanes=d if lanes is None else lanes, rows=b if rows is None else rows,
                    weights=weights, seed=seed,
                    W=tup(W), theta=tup(theta), Wq=tup(Wq), thetaq=tup(thetaq),
-                   shift_table=tup(shift_table), popcount=popcount)
+                   shift_table=tup(shift_table), popcount=popcount, adders=adders)
 
     def __post_init__(self):
         _check_int("d", self.d, 1, 1024)
@@ -310,6 +319,9 @@ class CoreConfig:
         if not isinstance(self.popcount, str) or self.popcount not in POPCOUNT_TREES:
             raise ConfigError("popcount", self.popcount, "one of " + ", ".join(POPCOUNT_TREES),
                               "--popcount")
+        if not isinstance(self.adders, str) or self.adders not in ADDER_TREES:
+            raise ConfigError("adders", self.adders, "one of " + ", ".join(ADDER_TREES),
+                              "--adders")
         k = self.k
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= self.N:
             raise ConfigError("k", k, f"an integer from 1 to N = {self.N} (k keys kept of at "

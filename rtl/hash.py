@@ -5,7 +5,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import csd_digits
-from .tree import Term, adder_tree, delay, register, shape_for, tag_width, tagged
+from .tree import Term, adder_tree, delay, heap_tree, register, shape_for, tag_width, tagged
 
 __all__ = ["HashProjection"]
 
@@ -89,17 +89,22 @@ class HashProjection(wiring.Component):
         cfg = self.cfg
         bits = []
         for t in range(cfg.b):
-            terms = [Term(x[i].as_signed() << s if s else x[i].as_signed(), sg < 0,
-                          cfg.vmin << s, cfg.vmax << s)
+            terms = [Term(x[i].as_signed(), sg < 0, cfg.vmin << s, cfg.vmax << s, s)
                      for i, s, sg in cfg.hash_row_terms(W[t])]
-            root = adder_tree(m, terms, en=en, depth=depth, name=f"{name}{t}")
             th = int(theta[t])
-            lo, hi = root.contribution_range
+            lo = sum(tm.contribution_range[0] for tm in terms)
+            hi = sum(tm.contribution_range[1] for tm in terms)
             if lo >= th or hi < th:
                 # y >= θ (or y < θ) for every input, e.g. a row of zeros or of only
                 # positive weights with θ <= 0: the bit is a constant
                 bits.append(Const(int(lo >= th), 1))
+            elif cfg.adders != "sum":
+                # one bit heap of the operands and -θ: the code bit is the sign of y - θ
+                root = heap_tree(m, terms, tree=cfg.adders, en=en, depth=depth,
+                                 name=f"{name}{t}", offset=-th)
+                bits.append(root.value >= 0)
             else:
+                root = adder_tree(m, terms, en=en, depth=depth, name=f"{name}{t}")
                 bits.append((root.value <= -th) if root.neg else (root.value >= th))
         return bits
 
@@ -286,8 +291,9 @@ class HashProjection(wiring.Component):
                     op = Mux(select(j, (p, s), "neg"), ~x, x) if -1 in values else x
                     if 0 in values:
                         op = Mux(select(j, (p, s), "nonzero"), op, 0)
-                terms.append(Term(op << s if s else op, False, cfg.vmin << s, cfg.vmax << s))
-            roots.append(adder_tree(m, terms, en=en, depth=depth, name=f"row{j}"))
+                terms.append(Term(op, False, cfg.vmin << s, cfg.vmax << s, s))
+            roots.append(adder_tree(m, terms, en=en, depth=depth, name=f"row{j}",
+                                    tree=cfg.adders))
 
         tv = delay(m, lv, depth, en=en, name="tree_valid")
         tg = delay(m, lg, depth, en=en, name="tree_group")

@@ -98,23 +98,23 @@ class LinearValuePath(wiring.Component):
         bp1 = csd_digits(b + 1)
 
         def scaled(x, lo, hi):          # CSD terms of (b+1)·x
-            return [Term(x << s if s else x, sg < 0, lo << s, hi << s) for s, sg in bp1]
+            return [Term(x, sg < 0, lo << s, hi << s, s) for s, sg in bp1]
 
         def masked(x, t):
             return Mux(p.code[t], x, ~x)
 
         zeros = adder_tree(m, [Term(~p.code[t], False, 0, 1) for t in range(b)],
-                           en=en, depth=depth, name="zeros")
+                           en=en, depth=depth, tree=cfg.adders, name="zeros")
         num = Signal(data.ArrayLayout(signed(cfg.num_width), d))
         for e in range(d):
             terms = [Term(masked(S[t][e], t), False, -smax - 1, smax) for t in range(b)]
             terms += scaled(V[e], cfg.N * cfg.vmin, cfg.N * cfg.vmax)
-            root = adder_tree(m, terms, en=en, depth=depth, name=f"num{e}")
+            root = adder_tree(m, terms, en=en, depth=depth, tree=cfg.adders, name=f"num{e}")
             register(m, num[e], (zeros.value - root.value) if root.neg
                      else (root.value + zeros.value), en)
         den_terms = [Term(masked(z[t], t), False, -cfg.N - 1, cfg.N) for t in range(b)]
         den_terms += scaled(n, 0, cfg.N)
-        root = adder_tree(m, den_terms, en=en, depth=depth, name="den")
+        root = adder_tree(m, den_terms, en=en, depth=depth, tree=cfg.adders, name="den")
         den = Signal(unsigned(cfg.den_width))
         register(m, den, (zeros.value - root.value) if root.neg
                  else (root.value + zeros.value), en)
@@ -254,14 +254,14 @@ class LinearValuePath(wiring.Component):
         bp1 = csd_digits(b + 1)
 
         def scaled(x, lo, hi):
-            return [Term(x << s if s else x, sg < 0, lo << s, hi << s) for s, sg in bp1]
+            return [Term(x, sg < 0, lo << s, hi << s, s) for s, sg in bp1]
 
         def masked(x, t):
             return Mux(cb[t], x, ~x)
 
         first = s1.first_blk if R > 1 else 1
         zeros = adder_tree(m, [Term(~s1.code[t], False, 0, 1) for t in range(b)],
-                           en=en, depth=depth, name="zeros")
+                           en=en, depth=depth, tree=cfg.adders, name="zeros")
         arrive = delay(m, act & ~s1.key, depth, en=en, name="qvalid")
         last = delay(m, s1.last, depth, en=en, name="qlast")
         tag = delay(m, s1.tag.as_value(), depth, en=en, name="qtag")
@@ -283,7 +283,8 @@ class LinearValuePath(wiring.Component):
                 (cfg.N, 0, cfg.N)
             terms = [Term(masked(Sg(t, q), t), False, -top - 1, top) for t in range(T)]
             terms += scaled(Vg[q] if R == 1 else Mux(first, Vg[q], 0), vlo, vhi)
-            root = adder_tree(m, terms, en=en, depth=depth, name=f"num{q}" if q < P else "den")
+            root = adder_tree(m, terms, en=en, depth=depth, tree=cfg.adders,
+                              name=f"num{q}" if q < P else "den")
             totals.append((bases[q] - root.value) if root.neg else (root.value + bases[q]))
 
         # one beat per group (P nums, den, last on group G-1) in a register: the divider

@@ -47,8 +47,8 @@ from dataclasses import dataclass
 from amaranth.hdl import Cat, Const, Instance, Signal
 
 __all__ = ["TREES", "FABRICS", "AUTO_TREE", "Lut", "Chain", "Level", "Plan", "plan",
-           "natural_levels", "register_after", "level_weights", "level_live", "emit",
-           "emit_sum", "fabric_family", "lut_inputs", "PRIMITIVE_STUBS"]
+           "plan_heap", "natural_levels", "register_after", "level_weights", "level_live",
+           "emit", "emit_heap", "emit_sum", "fabric_family", "lut_inputs", "PRIMITIVE_STUBS"]
 
 #: compressor trees this module plans (``sum`` is the plain adder tree of rtl/tree.py)
 TREES = ("lut4", "lut6")
@@ -116,6 +116,8 @@ class Plan:
     levels: tuple
     result: tuple        # ((col, bit), ...) at most one bit per column: h = sum(bit << col)
     n_bits: int          # bit ids used (pairs 0..b-1, heap bits b..n_bits-1)
+    width: int = 0       # bits of the result (popcount: bits of b; heap: the sum mod 2**width)
+    inputs: tuple = ()   # heap plans (b = 0): ((col, bit), ...) the input bits, ids 0..
 
     @property
     def depth(self):
@@ -126,7 +128,14 @@ class Plan:
 
     def evaluate(self, a, b):
         """popcount(a ^ b) computed through the plan (integers a, b of ``self.b`` bits)."""
-        val = {t: ((a ^ b) >> t) & 1 for t in range(self.b)}
+        return self._run({t: ((a ^ b) >> t) & 1 for t in range(self.b)})
+
+    def evaluate_heap(self, bits):
+        """``sum(bits[x] << col for col, x in self.inputs) % 2**self.width`` computed through
+        a heap plan (``bits``: one 0/1 per input bit, in the order of ``inputs``)."""
+        return self._run({x: bits[k] & 1 for k, (_, x) in enumerate(self.inputs)})
+
+    def _run(self, val):
         for lv in self.levels:
             for op in lv.ops:
                 if isinstance(op, Lut):
@@ -137,7 +146,9 @@ class Plan:
                     s += val[op.cin] if op.cin is not None else 0
                 for j, o in enumerate(op.outs):
                     val[o] = (s >> j) & 1
-                assert s >> len(op.outs) == 0, f"{op} overflows"
+                # a heap plan drops the digits of weight 2**width and above (mod 2**width)
+                assert s >> len(op.outs) == 0 or (not self.b and op.col + len(op.outs)
+                                                  == self.width), f"{op} overflows"
         return sum(val[x] << c for c, x in self.result)
 
     def cells(self):
@@ -151,7 +162,7 @@ class Plan:
         for lv, level in enumerate(self.levels):
             for op in level.ops:
                 if isinstance(op, Lut):
-                    n["pair_counts" if lv == 0 else "counters"] += \
+                    n["pair_counts" if lv == 0 and self.b else "counters"] += \
                         _lut_cells(op, self.b, _K[self.tree])
                 elif self.tree == "lut6":
                     vmax = sum(1 << off for _, off in op.v)
@@ -224,12 +235,15 @@ class _Planner:
     that takes several digits of one earlier count knows their joint maximum (the 2-bit
     count of 2 pairs is at most 2, not 3)."""
 
-    def __init__(self, b, tree):
+    def __init__(self, b, tree, width=None):
         self.b, self.tree, self.K = b, tree, _K[tree]
-        self.top = b.bit_length() - 1          # bits of weight > b are always 0
+        # popcount: bits of weight > b are always 0; heap: the sum is taken mod 2**width
+        self.width = b.bit_length() if width is None else width
+        self.top = self.width - 1
         self.next_id = b
         self.levels = []
         self.src = {}                            # heap bit -> (col of digit 0, digit, max)
+        self.inputs = ()
 
     def outs(self, col, vmax):
         n = min(int(vmax).bit_length(), self.top - col + 1)
@@ -366,14 +380,15 @@ class _Planner:
             out[lo + j].append(o)
         return out
 
-    def run(self):
-        heap = self.absorb_pairs()
+    def run(self, heap=None):
+        heap = self.absorb_pairs() if heap is None else heap
         while any(len(col) > self.target(c) for c, col in enumerate(heap)):
             heap = self.compress(heap)
         heap = self.final_add(heap)
         assert all(len(col) <= 1 for col in heap)
         result = tuple((c, col[0]) for c, col in enumerate(heap) if col)
-        return Plan(self.b, self.tree, tuple(self.levels), result, self.next_id)
+        return Plan(self.b, self.tree, tuple(self.levels), result, self.next_id, self.width,
+                    self.inputs)
 
 
 def id_of_group(src, x):
@@ -389,6 +404,34 @@ def plan(b, tree):
     if not isinstance(b, int) or b < 1:
         raise ValueError(f"b = {b!r} is not allowed: a positive integer")
     return _Planner(b, tree).run()
+
+
+@functools.lru_cache(maxsize=None)
+def plan_heap(columns, tree, width):
+    """The compressor tree of ``tree`` for a *bit heap*: ``columns[c]`` input bits of weight
+    2**c (single bits, no pairs), summed modulo ``2**width`` (bits of weight 2**width and
+    above are dropped). The plan's ``inputs`` are ((col, id), ...) in column order, and its
+    ``b`` is 0. Used for the multi-operand sums of the hash projection
+    (:func:`hamattn.rtl.tree.heap_sum`)."""
+    if tree not in TREES:
+        raise ValueError(f"tree = {tree!r} is not allowed: one of {', '.join(TREES)}")
+    if not isinstance(width, int) or width < 1:
+        raise ValueError(f"width = {width!r} is not allowed: a positive integer")
+    columns = tuple(columns)[:width]
+    if any(not isinstance(n, int) or n < 0 for n in columns):
+        raise ValueError(f"columns = {columns!r} is not allowed: counts of bits (integers >= 0)")
+    p = _Planner(0, tree, width)
+    heap = [[] for _ in range(width)]
+    inputs = []
+    for c, n in enumerate(columns):
+        for _ in range(n):
+            x = p.next_id
+            p.next_id += 1
+            p.src[x] = (c, 0, 1)
+            heap[c].append(x)
+            inputs.append((c, x))
+    p.inputs = tuple(inputs)
+    return p.run(heap)
 
 
 def natural_levels(b, tree):
@@ -636,8 +679,7 @@ class _Emitter:
                     reg = Signal(name=f"{self.name}_b{x}_q{lv}_{r}")
                     _register(self.m, reg, self.val[x], self.en)
                     self.val[x] = reg
-        width = self.plan.b.bit_length()
-        bits = [Const(0, 1)] * width
+        bits = [Const(0, 1)] * self.plan.width
         for c, x in self.plan.result:
             bits[c] = self.val[x]
         return Cat(*bits)
@@ -651,7 +693,7 @@ def _register(m, reg, expr, en):
             m.d.sync += reg.eq(expr)
 
 
-def emit(m, tree_plan, a, b, *, stages, en=None, fabric=None, name="pop"):
+def emit(m, tree_plan, a, b, *, stages, en=None, fabric=None, name="pop", _inputs=()):
     """Add ``tree_plan``'s tree to module ``m`` for the codes ``a`` and ``b`` (Values of
     ``plan.b`` bits); return the distance, ``plan.b.bit_length()`` bits, after ``stages``
     pipeline registers (enabled by ``en``). ``fabric``: None for behavioural logic, else
@@ -663,9 +705,24 @@ def emit(m, tree_plan, a, b, *, stages, en=None, fabric=None, name="pop"):
         raise ValueError(f"tree lut6 needs 6-input LUTs; fabric {fabric} has 4 "
                          "(use tree lut4, or no fabric for behavioural logic)")
     e = _Emitter(m, tree_plan, a, b, en, fabric, name)
+    for (_, x), bit in zip(tree_plan.inputs, _inputs):
+        e.val[x] = bit
     marks = register_after(tree_plan.depth, stages, level_weights(tree_plan),
                            level_live(tree_plan))
     return e.run(marks)
+
+
+def emit_heap(m, heap_plan, bits, *, stages, en=None, fabric=None, name="heap"):
+    """Add a heap plan's tree (:func:`plan_heap`) to module ``m``: ``bits`` (one 1-bit Value
+    per input of ``heap_plan.inputs``, in that order); return the sum mod
+    ``2**heap_plan.width`` after ``stages`` pipeline registers (enabled by ``en``).
+    ``fabric`` as in :func:`emit`."""
+    if heap_plan.b:
+        raise ValueError("emit_heap takes a heap plan (plan_heap); use emit for a popcount")
+    if len(bits) != len(heap_plan.inputs):
+        raise ValueError(f"bits: {len(bits)} given, the plan has {len(heap_plan.inputs)} inputs")
+    return emit(m, heap_plan, None, None, stages=stages, en=en, fabric=fabric, name=name,
+                _inputs=bits)
 
 
 def emit_sum(m, a, b, width, *, stages, en=None, name="pop"):

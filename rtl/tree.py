@@ -9,23 +9,31 @@ no negation at all. Every node register is exactly as wide as its range needs.
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Const, Signal, signed, unsigned
+from amaranth.hdl import Const, Signal, Value, signed, unsigned
 
-from ..config import signed_width, tree_depth, unsigned_width
+from ..config import ADDER_TREES, signed_width, tree_depth, unsigned_width
 
-__all__ = ["Term", "shape_for", "adder_tree", "register", "delay"]
+__all__ = ["Term", "shape_for", "adder_tree", "heap_tree", "signed_heap_bits",
+           "unsigned_heap_bits", "heap_sum", "register", "delay"]
 
 
 @dataclass(frozen=True)
 class Term:
+    """An operand contributing ``±(value << shift)``; [lo, hi] bounds ``value << shift``."""
     value: object
     neg: bool
     lo: int
     hi: int
+    shift: int = 0
 
     @property
     def contribution_range(self):
         return (-self.hi, -self.lo) if self.neg else (self.lo, self.hi)
+
+    @property
+    def shifted(self):
+        """``value << shift`` as one Value."""
+        return self.value << self.shift if self.shift else self.value
 
 
 def shape_for(lo, hi):
@@ -35,17 +43,23 @@ def shape_for(lo, hi):
 
 def _combine(a, b):
     if a.neg == b.neg:
-        return a.value + b.value, a.neg, a.lo + b.lo, a.hi + b.hi
+        return a.shifted + b.shifted, a.neg, a.lo + b.lo, a.hi + b.hi
     if b.neg:                                   # a - b
-        return a.value - b.value, False, a.lo - b.hi, a.hi - b.lo
-    return b.value - a.value, False, b.lo - a.hi, b.hi - a.lo
+        return a.shifted - b.shifted, False, a.lo - b.hi, a.hi - b.lo
+    return b.shifted - a.shifted, False, b.lo - a.hi, b.hi - a.lo
 
 
-def adder_tree(m, terms, *, en=None, depth=None, name="tree"):
+def adder_tree(m, terms, *, en=None, depth=None, name="tree", tree="sum"):
     """Sum ``terms`` through ``depth`` register levels (default: the binary tree's depth,
     ``ceil(log2(len(terms)))``), one adder level per register level, registers enabled by
     ``en``. Extra levels beyond the tree's own depth are plain delay registers. Returns the
-    root :class:`Term` (a signal when ``depth`` > 0, else the lone operand itself)."""
+    root :class:`Term` (a signal when ``depth`` > 0, else the lone operand itself).
+    ``tree`` other than ``sum``: the same sum as a compressor tree (:func:`heap_tree`) over
+    the same ``depth`` (default: the binary tree's)."""
+    if tree != "sum":
+        if depth is None:
+            depth = tree_depth(len(terms))
+        return heap_tree(m, terms, tree=tree, en=en, depth=depth, name=name)
     level = list(terms) or [Term(Const(0, 1), False, 0, 0)]
     own = tree_depth(len(level))
     depth = own if depth is None else depth
@@ -58,13 +72,89 @@ def adder_tree(m, terms, *, en=None, depth=None, name="tree"):
                 expr, neg, lo, hi = _combine(level[i], level[i + 1])
             else:
                 t = level[i]
-                expr, neg, lo, hi = t.value, t.neg, t.lo, t.hi
+                expr, neg, lo, hi = t.shifted, t.neg, t.lo, t.hi
             reg = Signal(shape_for(lo, hi), name=f"{name}_l{lv}_{i // 2}")
             register(m, reg, expr, en)
             nxt.append(Term(reg, neg, lo, hi))
         level = nxt
     assert len(level) == 1
     return level[0]
+
+
+def signed_heap_bits(value, width, neg, shift):
+    """The bit heap of ``±(value << shift)`` for a ``width``-bit two's-complement ``value``:
+    ``(bits, const)``, ``bits`` a list of ``(column, 1-bit Value)`` of positive weight and
+    ``const`` an integer, their sum equal to the operand for every value. With n = width - 1
+    and v_j the bits of ``value``:
+    ``+value = sum_{j<n} v_j 2^j + (~v_n) 2^n - 2^n`` and
+    ``-value = sum_{j<n} (~v_j) 2^j + v_n 2^n - 2^n + 1`` (each shifted by ``shift``)."""
+    n = width - 1
+    bits = []
+    for j in range(width):
+        v = value[j]
+        flip = (j == n) != bool(neg)
+        bits.append((shift + j, ~v if flip else v))
+    const = (-(1 << n) + (1 if neg else 0)) << shift
+    return bits, const
+
+
+def unsigned_heap_bits(value, width, neg, shift):
+    """As :func:`signed_heap_bits` for a ``width``-bit unsigned ``value``:
+    ``-value = sum_j (~v_j) 2^j - 2^width + 1``."""
+    bits = [(shift + j, ~value[j] if neg else value[j]) for j in range(width)]
+    return bits, ((-(1 << width) + 1) << shift) if neg else 0
+
+
+def heap_tree(m, terms, *, tree, en=None, depth, name="heap", offset=0):
+    """``offset`` plus the sum of ``terms`` as one bit heap reduced by a compressor tree of
+    ``tree`` (``lut6`` or ``lut4``) over ``depth`` register levels (levels of the plan share
+    a register stage when it has more than ``depth``). Each operand enters as its bits
+    (:func:`signed_heap_bits`, :func:`unsigned_heap_bits`: a negated operand is its
+    complemented bits plus a constant), the constants of all operands and ``offset`` as
+    one constant, and the heap is summed modulo 2**W, W the bits of the exact range of the
+    result: no operand is ever negated or sign-extended. Returns the root :class:`Term`
+    (``neg`` False; signed when its range has negative values)."""
+    if tree not in ADDER_TREES[1:]:
+        raise ValueError(f"tree = {tree!r} is not allowed: one of "
+                         f"{', '.join(ADDER_TREES[1:])}")
+    lo = hi = offset
+    bits, const = [], offset
+    for t in terms:
+        tlo, thi = t.contribution_range
+        lo, hi = lo + tlo, hi + thi
+        v = Value.cast(t.value)
+        shape = v.shape()
+        conv = signed_heap_bits if shape.signed else unsigned_heap_bits
+        tb, tc = conv(v, shape.width, t.neg, t.shift)
+        bits += tb
+        const += tc
+    width = unsigned_width(hi) if lo >= 0 else signed_width(lo, hi)
+    total = heap_sum(m, bits, const, width, tree=tree, stages=depth, en=en, name=name)
+    value = Signal(shape_for(lo, hi), name=f"{name}_sum")
+    m.d.comb += value.eq(total if lo >= 0 else total.as_signed())
+    return Term(value, False, lo, hi)
+
+
+def heap_sum(m, bits, const, width, *, tree, stages, en=None, fabric=None, name="heap"):
+    """``(sum(bit << col for col, bit in bits) + const) mod 2**width`` through a compressor
+    tree of ``tree`` (``lut6``/``lut4``, :func:`hamattn.rtl.popcount.plan_heap`) over
+    ``stages`` pipeline registers enabled by ``en``; returns a ``width``-bit Value. The
+    constant enters the heap as constant-one bits; bits of weight 2**width and above are
+    dropped. For a sum known to lie in a ``width``-bit signed range, bit ``width - 1`` of
+    the result is its sign."""
+    from . import popcount
+    cols = [[] for _ in range(width)]
+    for c, bit in bits:
+        if c < width:
+            cols[c].append(bit)
+    k = const % (1 << width)
+    for c in range(width):
+        if (k >> c) & 1:
+            cols[c].append(Const(1, 1))
+    heap_plan = popcount.plan_heap(tuple(len(col) for col in cols), tree, width)
+    ordered = [bit for col in cols for bit in col]
+    return popcount.emit_heap(m, heap_plan, ordered, stages=stages, en=en, fabric=fabric,
+                              name=name)
 
 
 def register(m, reg, expr, en=None):

@@ -46,6 +46,11 @@ CORNERS = {
 }
 
 
+#: the adder trees (--adders) every unfolded corner and the heap corners of the folded hash
+#: are simulated with
+ADDERS = ["sum", "lut6", "lut4"]
+
+
 def stimulus(cfg, rng, count, ties=False):
     x = rng.integers(cfg.vmin, cfg.vmax + 1, (count, cfg.d))
     x[0] = cfg.vmin
@@ -54,10 +59,11 @@ def stimulus(cfg, rng, count, ties=False):
     return x, query
 
 
+@pytest.mark.parametrize("adders", ADDERS)
 @pytest.mark.parametrize("corner", list(CORNERS))
 @pytest.mark.parametrize("pattern", ["full_rate", "random_handshake"])
-def test_hash_matches_golden(corner, pattern, tmp_path):
-    cfg = CoreConfig.create(**CORNERS[corner](tmp_path))
+def test_hash_matches_golden(corner, pattern, adders, tmp_path):
+    cfg = CoreConfig.create(**CORNERS[corner](tmp_path), adders=adders)
     seed = sum(map(ord, corner))
     rng = np.random.default_rng(seed)
     x, query = stimulus(cfg, rng, 24)
@@ -211,10 +217,19 @@ PATTERNS = {
 }
 
 
-@pytest.mark.parametrize("corner", list(FOLDED))
-@pytest.mark.parametrize("pattern", list(PATTERNS))
-def test_folded_hash_matches_golden(corner, pattern, tmp_path):
-    cfg = CoreConfig.create(**FOLDED[corner](tmp_path))
+#: folded corners also simulated with the compressor trees (--adders lut6/lut4): one lane,
+#: several, multi-digit CSD weights, both hashes with wide Wq, w = 16, row folding
+HEAP_FOLDED = ["d3_P1", "d16_P5", "wide_csd_P3", "asym_wide_P3", "b65_d3_P2_w16",
+               "rows_asym_wide_P3_T5"]
+FOLDED_CASES = [(c, p, "sum") for c in FOLDED for p in PATTERNS] + \
+    [(c, p, a) for c in HEAP_FOLDED for p in ("full_rate_ready", "random_handshake")
+     for a in ADDERS[1:]]
+
+
+@pytest.mark.parametrize("corner,pattern,adders", FOLDED_CASES,
+                         ids=["-".join(c) for c in FOLDED_CASES])
+def test_folded_hash_matches_golden(corner, pattern, adders, tmp_path):
+    cfg = CoreConfig.create(**FOLDED[corner](tmp_path), adders=adders)
     G = cfg.groups
     assert cfg.folded and G == -(-cfg.d // cfg.lanes)
     HI = cfg.hash_interval              # cycles per vector: G groups, R passes
