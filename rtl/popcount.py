@@ -601,11 +601,16 @@ class _Emitter:
             S, DI = [], []
             for i in range(w):
                 if vmax >> i:
-                    pins = ([u[i]] if u[i] is not None else []) + vpins
+                    # V_i, digit i of V: bit i itself when V is one bit per position (no
+                    # carries inside V), else the count of the V bits up to offset i
+                    vp, vfi = (([p for p, (_, off) in zip(vpins, op.v) if off == i],
+                                lambda bits: bits[0] if bits else 0) if direct_v
+                               else (vpins, lambda bits, i=i: (vf(bits) >> i) & 1))
+                    pins = ([u[i]] if u[i] is not None else []) + vp
                     has_u = u[i] is not None
-                    tt = _truth_table(len(pins), lambda bits, i=i, has_u=has_u:
+                    tt = _truth_table(len(pins), lambda bits, has_u=has_u, vfi=vfi:
                                       (bits[0] if has_u else 0)
-                                      ^ ((vf(bits[1:] if has_u else bits) >> i) & 1))
+                                      ^ vfi(bits[1:] if has_u else bits))
                     S.append(self.lut(pins, tt, f"{n}_s{i}"))
                 else:
                     S.append(u[i] if u[i] is not None else Const(0, 1))

@@ -32,17 +32,26 @@ ROW_CORNERS = {
     "b5_d5_w4_N4_P2_T1": dict(b=5, d=5, w=4, N=4, lanes=2, rows=1),
     "b65_d3_w16_N5_P2_T16": dict(b=65, d=3, w=16, N=5, lanes=2, rows=16),
 }
-CASES = [(c, m) for c in CORNERS for m in MODES] + [(c, "linear") for c in ROW_CORNERS]
+# the linear read-out trees as bit heaps (--adders lut6/lut4): b = 1, 64, 65; w = 2, 16;
+# N = 1, 64; unfolded, folded and row-folded
+HEAP_CORNERS = ["b1_d1_w2_N1", "b64_d3_w16_N5", "b65_d1_w8_N5", "b7_d16_w8_N64",
+                "b65_d3_w16_N5_P2", "b16_d16_w8_N9_P5", "b7_d3_w8_N5_P1_T3",
+                "b65_d3_w16_N5_P2_T16"]
+PATTERNS = ["full_rate", "random_handshake"]
+CASES = [(p, c, m, "sum") for p in PATTERNS for c in CORNERS for m in MODES] + \
+    [(p, c, "linear", "sum") for p in PATTERNS for c in ROW_CORNERS] + \
+    [("full_rate", c, "linear", a) for c in HEAP_CORNERS for a in ("lut6", "lut4")] + \
+    [("random_handshake", c, "linear", "lut6") for c in HEAP_CORNERS[4:6]]
 
 
 def component(cfg):
     return LinearValuePath(cfg) if cfg.mode == "linear" else ScanValuePath(cfg)
 
 
-@pytest.mark.parametrize("corner, mode", CASES)
-@pytest.mark.parametrize("pattern", ["full_rate", "random_handshake"])
-def test_value_path_matches_golden(corner, mode, pattern):
-    cfg = CoreConfig.create(mode=mode, **{**CORNERS, **ROW_CORNERS}[corner])
+@pytest.mark.parametrize("pattern, corner, mode, adders", CASES,
+                         ids=["-".join(c) for c in CASES])
+def test_value_path_matches_golden(corner, mode, adders, pattern):
+    cfg = CoreConfig.create(mode=mode, adders=adders, **{**CORNERS, **ROW_CORNERS}[corner])
     seed = sum(map(ord, corner + mode))
     wins = 2 if cfg.N == 64 else 3
     tokens, groups, expected, windows = value_path_case(cfg, seed, windows=wins,
