@@ -71,6 +71,15 @@ def test_default_config(mode):
     assert res["cycles"] > 0
 
 
+def test_linear_config_with_heap_adders():
+    """A linear core with --adders lut6 (the hash rows and every read-out tree as bit
+    heaps): the generated Verilog in Verilator, full throughput, random handshakes and
+    extreme values, against the golden model."""
+    cfg = CoreConfig.create(d=8, w=8, b=12, N=10, mode="linear", adders="lut6")
+    res = simulate(cfg, scenario="full,random,extreme", windows=4)
+    assert res["cycles"] > 0
+
+
 # folded (issue 8): one config per mode with lanes a non-divisor of d, 1, and a divisor
 FOLDED = {"linear": dict(d=6, w=8, b=12, N=10, lanes=4),
           "topk": dict(d=6, w=8, b=12, N=10, k=3, lanes=1),

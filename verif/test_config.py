@@ -17,7 +17,8 @@ from hamattn.golden import hash_codes, linear_state, run
 
 FLAG = {"d": "--head-dim", "w": "--width", "b": "--code-bits", "N": "--seq-len",
         "mode": "--mode", "k": "--topk", "g": "--temperature", "smax": "--max-shift",
-        "lanes": "--lanes", "rows": "--rows", "weights": "--weights", "seed": "--seed"}
+        "lanes": "--lanes", "rows": "--rows", "weights": "--weights", "seed": "--seed",
+        "popcount": "--popcount", "adders": "--adders"}
 
 
 def refused(exc=ConfigError, **kw):
@@ -40,7 +41,11 @@ def refused(exc=ConfigError, **kw):
     (dict(mode="softmax"),
      "mode (--mode) = 'softmax' is not allowed: one of linear, topk, hsoftmax"),
     (dict(d=16, lanes=17), "lanes (--lanes) = 17 is not allowed: an integer from 1 to 16"),
-], ids=["d0", "d1025", "d_str", "w17", "N65537", "k_gt_N", "g_nan", "mode_bad", "lanes_gt_d"])
+    (dict(popcount="lut5"),
+     "popcount (--popcount) = 'lut5' is not allowed: one of sum, lut4, lut6"),
+    (dict(adders="heap"), "adders (--adders) = 'heap' is not allowed: one of sum, lut4, lut6"),
+], ids=["d0", "d1025", "d_str", "w17", "N65537", "k_gt_N", "g_nan", "mode_bad", "lanes_gt_d",
+        "popcount_bad", "adders_bad"])
 def test_refused_full_message(kw, message):
     e = refused(**kw)
     assert str(e) == message
