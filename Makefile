@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTEST := $(PY) -m pytest
 
-.PHONY: install demo test test-all sweep soak bench bench-golden bench-sim bench-popcount \
+.PHONY: install demo test test-all sweep soak bench bench-golden bench-sim bench-popcount bench-adders \
         bench-fidelity install-fidelity synth-table boards bench-goals clean
 
 install: $(STAMP)
@@ -43,6 +43,11 @@ bench-sim: install
 
 bench-popcount: install
 	$(PY) -m hamattn.bench.popcount
+
+# --adders sum / lut4 / lut6 in whole cores, synthesis with the hierarchy kept (xc7 and
+# iCE40 UP5K); writes bench/results/adders.json and prints a Markdown table
+bench-adders: install
+	$(PY) -m hamattn.bench.adders
 
 # bitstreams for the iCEBreaker (iCE40 UP5K) and the ULX3S (ECP5 25F) with the configs of
 # hamattn.synth.board.BOARD_CONFIGS (about 10 minutes); writes bench/results/boards.json
