@@ -10,6 +10,7 @@ no negation at all. Every node register is exactly as wide as its range needs.
 from dataclasses import dataclass
 
 from amaranth.hdl import Const, Signal, Value, signed, unsigned
+from amaranth.hdl._ast import Operator
 
 from ..config import ADDER_TREES, signed_width, tree_depth, unsigned_width
 
@@ -151,10 +152,19 @@ def heap_sum(m, bits, const, width, *, tree, stages, en=None, fabric=None, name=
     for c in range(width):
         if (k >> c) & 1:
             cols[c].append(Const(1, 1))
+        # plain bits first: the planner gives a column's first bits to the carry chains'
+        # generate inputs (xc7 DI), where a complemented bit would take an inverter, and the
+        # rest to LUTs, which absorb it
+        cols[c].sort(key=lambda bit: _inverted(bit))
     heap_plan = popcount.plan_heap(tuple(len(col) for col in cols), tree, width)
     ordered = [bit for col in cols for bit in col]
     return popcount.emit_heap(m, heap_plan, ordered, stages=stages, en=en, fabric=fabric,
                               name=name)
+
+
+def _inverted(bit):
+    """Whether a 1-bit Value is the complement ``~x`` of another."""
+    return isinstance(bit, Operator) and bit.operator == "~"
 
 
 def register(m, reg, expr, en=None):
