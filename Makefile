@@ -6,8 +6,8 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTEST := $(PY) -m pytest
 
-.PHONY: install demo test test-all sweep soak bench bench-golden bench-sim bench-popcount bench-adders \
-        bench-fidelity install-fidelity synth-table boards bench-goals clean
+.PHONY: install demo test test-all sweep soak bench bench-golden bench-sim bench-popcount \
+        bench-adders bench-fidelity install-fidelity synth-table boards bench-goals clean
 
 install: $(STAMP)
 

@@ -83,8 +83,8 @@ def table(rows):
         delta = f"{r['area'] / b['area'] - 1:+.1%}" if b else "-"
         part = lambda p: str(r[p]["area"]) if r[p] else "-"     # noqa: E731
         out.append(f"| {r['config']} | {r['target']} ({r['area_unit']}) | {r['adders']} | "
-                   f"{r['area']} | {r['inv']} | {r['ffs']} | {part('hash')} | {part('value_path')} | "
-                   f"{delta} |")
+                   f"{r['area']} | {r['inv']} | {r['ffs']} | {part('hash')} | "
+                   f"{part('value_path')} | {delta} |")
     return "\n".join(out)
 
 

@@ -34,30 +34,17 @@ def make(corner, mode, adders="sum"):
     return cfg, seed, np.random.default_rng(seed)
 
 
-@pytest.mark.parametrize("corner, mode", CASES)
-def test_full_rate_is_cycle_exact(corner, mode):
-    """Sources always valid, sink always ready: every output exactly `latency` after its
-    query, queries exactly `q_interval` apart, m_out_tvalid low on every other cycle;
-    windows of 1..N+2 keys (overflow included), back to back."""
-    cfg, seed, rng = make(corner, mode)
-    wins = random_windows(cfg, rng, 4, n_keys=(1, cfg.N + 2), n_queries=(1, 3))
-    obs = simulate(cfg, wins, seed=seed)
-    check_beats(cfg, wins, obs)
-    check_timing(cfg, wins, obs)
-    check_q_interval(cfg, wins, obs)
-    check_kv_interval(cfg, wins, obs)
-
-
 # the adder trees of the hash and the linear read-out as bit heaps (--adders): unfolded,
 # folded and row-folded, w = 16 and b = 65
 HEAP_CASES = [("b65_d3_w16_N5_kN", "linear", "lut6"), ("b16_d4_w8_N16", "topk", "lut4"),
               ("b16_d4_w8_N16_P2_T4", "linear", "lut4"), ("b65_d5_w16_N5_P2", "hsoftmax", "lut6")]
 
 
-@pytest.mark.parametrize("corner, mode, adders", HEAP_CASES)
-def test_heap_adders_full_rate_is_cycle_exact(corner, mode, adders):
-    """As test_full_rate_is_cycle_exact, with --adders lut6 or lut4: the same bits and the
-    same latency and intervals as the manifest gives."""
+@pytest.mark.parametrize("corner, mode, adders", [(c, m, "sum") for c, m in CASES] + HEAP_CASES)
+def test_full_rate_is_cycle_exact(corner, mode, adders):
+    """Sources always valid, sink always ready: every output exactly `latency` after its
+    query, queries exactly `q_interval` apart, m_out_tvalid low on every other cycle;
+    windows of 1..N+2 keys (overflow included), back to back."""
     cfg, seed, rng = make(corner, mode, adders)
     wins = random_windows(cfg, rng, 4, n_keys=(1, cfg.N + 2), n_queries=(1, 3))
     obs = simulate(cfg, wins, seed=seed)

@@ -84,17 +84,24 @@ def test_tree_equals_plain_sum(tree, fabric, tmp_path):
         (tmp_path / f"tree{b}.v").write_text(
             verilog.convert(_Comb(b, tree, fabric), name=f"tree{b}", emit_src=False))
         lines.append(f"read_verilog gold{b}.v\nread_verilog tree{b}.v")
+    _prove(tmp_path, lines, [(f"gold{b}", f"tree{b}", b) for b in PROOF_BITS], fabric,
+           (tree, fabric))
+
+
+def _prove(tmp_path, lines, pairs, fabric, what):
+    """Run ``lines`` (reading the designs) and one miter proof per (gold, tree, label) of
+    ``pairs`` in one Yosys call, with ``fabric``'s cell models; assert every proof passed."""
     if fabric:
         (tmp_path / "cells.v").write_text(_cell_models(fabric))
         lines.append("read_verilog cells.v")
     lines.append("design -save base")
-    for b in PROOF_BITS:
-        lines.append(f"design -load base\nmiter -equiv -make_assert gold{b} tree{b} miter{b}\n"
-                     f"hierarchy -top miter{b}\nproc\nflatten\nopt_clean\n"
-                     f"tee -o proof{b}.txt sat -verify -prove-asserts miter{b}")
+    for gold, tree, label in pairs:
+        lines.append(f"design -load base\nmiter -equiv -make_assert {gold} {tree} m_{label}\n"
+                     f"hierarchy -top m_{label}\nproc\nflatten\nopt_clean\n"
+                     f"tee -o proof_{label}.txt sat -verify -prove-asserts m_{label}")
     run_yosys("\n".join(lines) + "\n", cwd=tmp_path, name="proof")
-    for b in PROOF_BITS:
-        assert "SUCCESS" in (tmp_path / f"proof{b}.txt").read_text(), (tree, fabric, b)
+    for _, _, label in pairs:
+        assert "SUCCESS" in (tmp_path / f"proof_{label}.txt").read_text(), (what, label)
 
 
 def test_proof_catches_a_wrong_tree(tmp_path):
@@ -270,17 +277,8 @@ def test_heap_tree_equals_plain_sum(tree, fabric, tmp_path):
         (tmp_path / f"tree_{h}.v").write_text(
             verilog.convert(dut, name=f"tree_{h}", emit_src=False))
         lines.append(f"read_verilog gold_{h}.v\nread_verilog tree_{h}.v")
-    if fabric:
-        (tmp_path / "cells.v").write_text(_cell_models(fabric))
-        lines.append("read_verilog cells.v")
-    lines.append("design -save base")
-    for h in names:
-        lines.append(f"design -load base\nmiter -equiv -make_assert gold_{h} tree_{h} m_{h}\n"
-                     f"hierarchy -top m_{h}\nproc\nflatten\nopt_clean\n"
-                     f"tee -o proof_{h}.txt sat -verify -prove-asserts m_{h}")
-    run_yosys("\n".join(lines) + "\n", cwd=tmp_path, name="proof")
-    for h in names:
-        assert "SUCCESS" in (tmp_path / f"proof_{h}.txt").read_text(), (tree, fabric, h)
+    _prove(tmp_path, lines, [(f"gold_{h}", f"tree_{h}", h) for h in names], fabric,
+           (tree, fabric))
 
 
 # --------------------------------------------------------------------------- registers
