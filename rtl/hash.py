@@ -26,7 +26,10 @@ class HashProjection(wiring.Component):
     that no operand is ever negated. One adder level per pipeline stage; rows shallower than
     the deepest are padded with registers. When the config gives queries their own hash
     (``Wq``, ``θq``), both sets of trees read the same input register and
-    ``i.payload.query`` picks the code.
+    ``i.payload.query`` picks the code. With ``cfg.adders`` lut6/lut4, a row is instead one
+    bit heap of its operands' bits and the constant -θ (:func:`tree.heap_tree`), reduced by
+    the popcount's counters over the same stages, and the code bit is the sign of y - θ (the
+    folded P-lane trees become heaps the same way).
     Latency: ``cfg.hash_latency`` = 2 + ceil(log2(most terms in a row)) edges from input
     transfer to output transfer. Throughput: one vector per cycle. The pipeline advances as
     a whole when its output is empty or taken (``i.ready = ~o.valid | o.ready``).

@@ -21,7 +21,9 @@ class LinearValuePath(wiring.Component):
         num[e] = sum_t s_q[t]·S[t,e] + (b+1)·V[e],   den = sum_t s_q[t]·z[t] + (b+1)·n
 
     as ``sum_t (c_q[t] ? S[t,e] : ~S[t,e]) + zeros(c_q) + CSD terms of (b+1)·V[e]``, since
-    ``~S = -S - 1``: every operand is added, none negated, and (b+1)· is shifts.
+    ``~S = -S - 1``: every operand is added, none negated, and (b+1)· is shifts. The trees
+    are binary adder trees, or with ``cfg.adders`` lut6/lut4 bit heaps reduced by the
+    popcount's counters (:func:`tree.heap_tree`), over the same register stages.
 
     Ports (:func:`layouts.value_path_ports`):
       ``i``: stream of :func:`layouts.token` (keys and queries in window order)

@@ -34,6 +34,10 @@ Trees (``tree``):
     logic cell (on iCE40 a carry-in and a carry-out each take a cell to enter or leave the
     chain, so a full adder and a 2-position ripple adder with a carry-in tie at 1/2).
 
+The planner also reduces any *bit heap* (:func:`plan_heap`: columns of single bits summed
+modulo 2**width), which is how ``--adders`` builds the hash projection's and the linear
+read-out's multi-operand sums (:func:`hamattn.rtl.tree.heap_tree`).
+
 Every level's outputs may be registered; :func:`register_after` chooses which levels end
 in a register for a given number of pipeline stages (the component's latency).
 """
