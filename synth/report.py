@@ -17,6 +17,14 @@ from collections import defaultdict
 __all__ = ["load_rows", "markdown", "figures", "write_report", "run_cli"]
 
 AXES = ("b", "d", "N")
+#: the trees a config is built with: a column of the tables, and part of a plot's series,
+#: where a sweep varies them
+TREE_PARAMS = ("popcount", "adders")
+
+
+def _varying(rows, names=TREE_PARAMS):
+    """Those of ``names`` that take more than one value in ``rows``."""
+    return [p for p in names if len({r.get(p) for r in rows}) > 1]
 
 
 def load_rows(sweep_dir):
@@ -59,10 +67,13 @@ def markdown(rows, meta):
         by_target[r["target"]].append(r)
     for target, rs in by_target.items():
         unit = next((r.get("area_unit") for r in rs if r.get("area_unit")), "")
+        extra = _varying(rs)
         out += [f"## {target} (area in {unit})", "",
-                "| mode | d | w | b | N | k | lanes | area | FFs | Fmax MHz | of ceiling | baseline |"
+                "| mode | d | w | b | N | k | lanes | " + "".join(f"{p} | " for p in extra)
+                + "area | FFs | Fmax MHz | of ceiling | baseline |"
                 " reduction | baseline w/ DSP | queries/s | note |",
-                "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                "|---|---|---|---|---|---|---|" + "---|" * len(extra)
+                + "---|---|---|---|---|---|---|---|---|"]
         for r in rs:
             dsp = ("-" if r.get("baseline_dsp_area") is None else
                    f"{r['baseline_dsp_area']} + {r.get('baseline_dsps')} DSP")
@@ -73,6 +84,7 @@ def markdown(rows, meta):
             out.append(
                 f"| {r['mode']} | {r['d']} | {r['w']} | {r['b']} | {r['N']} | "
                 f"{r['k'] if r['mode'] == 'topk' else '-'} | {_folding(r)} | "
+                + "".join(f"{r.get(p)} | " for p in extra) +
                 f"{_fmt(r.get('area'))} | "
                 f"{_fmt(r.get('ffs'))} | {_fmt(r.get('fmax_mhz'))} | "
                 f"{'-' if frac is None else f'{frac:.0%}'} | {_fmt(r.get('baseline_area'))} | "
@@ -90,12 +102,14 @@ def figures(rows):
     (the other parameters at their values in those rows), Fmax and reduction per point."""
     figs = {"area": [], "fmax": [], "reduction": []}
     ok = [r for r in rows if not r.get("error")]
+    trees = _varying(ok)
     for axis in AXES:
         if len({r[axis] for r in ok}) < 2:
             continue
         series = defaultdict(list)
         for r in ok:
-            others = tuple((a, r[a]) for a in AXES if a != axis)
+            others = tuple((a, r[a]) for a in AXES if a != axis) + \
+                tuple((p, r.get(p)) for p in trees)
             series[(r["target"], r["mode"], others)].append(r)
         for (target, mode, others), rs in series.items():
             if len(rs) < 2:
@@ -106,7 +120,8 @@ def figures(rows):
                                  "area": [r["area"] for r in rs],
                                  "baseline_area": [r.get("baseline_area") for r in rs]})
     for r in ok:
-        label = f"{r['mode']} d={r['d']} b={r['b']} N={r['N']}"
+        label = f"{r['mode']} d={r['d']} b={r['b']} N={r['N']}" + \
+            "".join(f" {p}={r.get(p)}" for p in trees)
         figs["fmax"].append({"target": r["target"], "label": label, "fmax_mhz": r["fmax_mhz"],
                              "ceiling_mhz": r.get("fmax_ceiling_mhz")})
         figs["reduction"].append({"target": r["target"], "label": label,

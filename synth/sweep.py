@@ -30,7 +30,7 @@ _NAMES.update({p.name: p.name for p in PARAMS})
 _NAMES.update({p.flag.lstrip("-").replace("-", "_"): p.name for p in PARAMS})
 
 ROW_FIELDS = ["mode", "d", "w", "b", "N", "k", "g", "smax", "lanes", "rows", "weights", "seed",
-              "target", "area_unit", "area", "ffs", "fmax_mhz", "fits",
+              "popcount", "adders", "target", "area_unit", "area", "ffs", "fmax_mhz", "fits",
               "baseline_area", "baseline_ffs", "baseline_fmax_mhz", "baseline_dsp_area",
               "baseline_dsps", "area_reduction", "fmax_ceiling_mhz", "fmax_fraction",
               "latency", "q_interval", "kv_interval", "queries_per_s", "keys_per_s",

@@ -91,6 +91,28 @@ def test_report_figures_hold_the_numbers(swept, tmp_path):
     assert (tmp_path / "figures.csv").read_text().count("area_vs_b") == 2
 
 
+def test_report_tells_the_trees_apart(swept, tmp_path):
+    """A sweep over --adders (or --popcount) gives rows that differ only in the tree: the
+    tables get a column for it, and the plots one series per tree."""
+    out, cfgs, rows, _ = swept
+    assert all(r["adders"] == "sum" and r["popcount"] == "lut6" for r in rows)
+    heap = [dict(r, adders="lut6", area=r["area"] + 1) for r in rows]
+    md, _ = write_report(rows + heap, {"grid": {"b": ["1", "2"], "adders": ["sum", "lut6"]},
+                                       "targets": ["gates"]}, tmp_path)
+    text = md.read_text()
+    assert "| lanes | adders | area |" in text and "| lanes | popcount |" not in text
+    for r in rows + heap:
+        assert f"| {r['b']} | 2 | - | 1 | {r['adders']} | {r['area']} |" in text
+    figs = figures(rows + heap)
+    series = [s for s in figs["area"] if s["axis"] == "b"]
+    assert sorted(s["fixed"]["adders"] for s in series) == ["lut6", "sum"]
+    assert all(s["x"] == [1, 2] for s in series)
+    assert len({f["label"] for f in figs["reduction"]}) == 4
+    # the CSV of a sweep carries the trees too
+    from hamattn.synth.sweep import ROW_FIELDS
+    assert {"popcount", "adders"} <= set(ROW_FIELDS)
+
+
 def test_report_cli_missing_results(tmp_path):
     r = subprocess.run([sys.executable, "-m", "hamattn.gen.cli", "report",
                         str(tmp_path / "none"), "-o", str(tmp_path / "rep")],
