@@ -8,7 +8,7 @@ import re
 
 from amaranth.back import verilog
 
-from ..config import MAX_ADDER_BITS, SLOW_ADDER_BITS, ConfigError
+from ..config import HEAP_ELABORATION_FACTOR, MAX_ADDER_BITS, SLOW_ADDER_BITS, ConfigError
 from ..rtl import AxiStreamCore
 
 __all__ = ["DEFAULT_TOP", "check_top_name", "check_buildable", "verilog_text", "generate"]
@@ -39,14 +39,28 @@ def check_top_name(top):
 
 def check_buildable(cfg):
     """Refuse a config whose fully parallel core is too large to elaborate (minutes to hours
-    and gigabytes of Verilog), saying which parameters make it so."""
+    and gigabytes of Verilog), saying which parameters make it so; with heap adder trees
+    (``--adders`` lut4/lut6) the limit is HEAP_ELABORATION_FACTOR times lower. Returns the
+    size in adder bits, times that factor for heap trees."""
     bits = cfg.adder_bits
+    what = "b·d state and read-out accumulators" if cfg.mode == "linear" else "adders"
     if bits > MAX_ADDER_BITS:
-        what = "b·d state and read-out accumulators" if cfg.mode == "linear" else "adders"
         raise ConfigError(
             "d, b", f"d={cfg.d}, b={cfg.b} ({cfg.mode})",
             f"a core of at most {MAX_ADDER_BITS:,} adder bits; this one needs about {bits:,} "
             f"(its {what}); lower d or b", "--head-dim, --code-bits")
+    if cfg.adders != "sum":
+        # heap trees elaborate HEAP_ELABORATION_FACTOR times slower: the same limits on
+        # bits times that factor
+        limit = MAX_ADDER_BITS // HEAP_ELABORATION_FACTOR
+        if bits > limit:
+            raise ConfigError(
+                "d, b, adders", f"d={cfg.d}, b={cfg.b}, adders={cfg.adders} ({cfg.mode})",
+                f"a core of at most {limit:,} adder bits with heap adder trees, which "
+                f"elaborate about {HEAP_ELABORATION_FACTOR} times slower; this one needs about "
+                f"{bits:,} (its {what}); lower d or b, or use --adders sum",
+                "--head-dim, --code-bits, --adders")
+        bits *= HEAP_ELABORATION_FACTOR
     return bits
 
 
@@ -57,8 +71,9 @@ def verilog_text(cfg, top=DEFAULT_TOP, progress=None):
     check_top_name(top)
     bits = check_buildable(cfg)
     if progress is not None and bits > SLOW_ADDER_BITS:
-        progress(f"elaborating a large core (about {bits:,} adder bits); this can take "
-                 "a few minutes...")
+        progress(f"elaborating a large core (about {cfg.adder_bits:,} adder bits"
+                 + (f", with --adders {cfg.adders}" if cfg.adders != "sum" else "")
+                 + "); this can take a few minutes...")
     return verilog.convert(AxiStreamCore(cfg), name=top, emit_src=False,
                            strip_internal_attrs=True)
 

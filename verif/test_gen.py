@@ -224,3 +224,15 @@ def test_too_large_core_is_refused_with_reason(tmp_path):
            "of at most 2,097,152 adder bits" in r.stderr
     assert not (tmp_path / "o").exists()
 
+
+def test_too_large_heap_core_is_refused_with_reason(tmp_path):
+    """Heap adder trees elaborate about 8 times slower: a core that --adders sum builds
+    (d = b = 128, linear) is refused with --adders lut6, naming the flag to change."""
+    args = ["--head-dim", "128", "--code-bits", "128", "-o", str(tmp_path / "o")]
+    r = hamattn("gen", *args, "--adders", "lut6")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "d, b, adders (--head-dim, --code-bits, --adders) = 'd=128, b=128, adders=lut6 " \
+           "(linear)' is not allowed: a core of at most 262,144 adder bits with heap adder " \
+           "trees" in r.stderr and "or use --adders sum" in r.stderr
+    assert not (tmp_path / "o").exists()
+
