@@ -44,7 +44,7 @@ MAX_ADDER_BITS = 1 << 21
 SLOW_ADDER_BITS = 1 << 17
 #: how much longer (and larger) a core with heap adder trees (--adders lut4/lut6) takes to
 #: elaborate than with binary trees: each counter LUT is a truth-table lookup (measured at
-#: d = b = 64, linear: 4.3 min and 60 MB of Verilog, against 35 s and 6 MB)
+#: d = b = 64, linear: 4.3 min of CPU and 60 MB of Verilog, against 35 s and 6 MB)
 HEAP_ELABORATION_FACTOR = 8
 #: keys kept per query in topk mode when --topk is not given (at most N)
 DEFAULT_K = 8
