@@ -716,6 +716,15 @@ def emit(m, tree_plan, a, b, *, stages, en=None, fabric=None, name="pop", _input
     e = _Emitter(m, tree_plan, a, b, en, fabric, name)
     for (_, x), bit in zip(tree_plan.inputs, _inputs):
         e.val[x] = bit
+    if tree_plan.depth == 0:
+        # a heap of at most one bit per column needs no counter: its bits are the sum,
+        # delayed by the stages asked for
+        out = e.run(())
+        for r in range(stages):
+            reg = Signal(len(out), name=f"{name}_q{r}")
+            _register(m, reg, out, en)
+            out = reg
+        return out
     marks = register_after(tree_plan.depth, stages, level_weights(tree_plan),
                            level_live(tree_plan))
     return e.run(marks)
