@@ -415,8 +415,8 @@ def plan_heap(columns, tree, width):
     """The compressor tree of ``tree`` for a *bit heap*: ``columns[c]`` input bits of weight
     2**c (single bits, no pairs), summed modulo ``2**width`` (bits of weight 2**width and
     above are dropped). The plan's ``inputs`` are ((col, id), ...) in column order, and its
-    ``b`` is 0. Used for the multi-operand sums of the hash projection
-    (:func:`hamattn.rtl.tree.heap_sum`)."""
+    ``b`` is 0. Used for the multi-operand sums of the hash projection and the linear
+    read-out (:func:`hamattn.rtl.tree.heap_sum`)."""
     if tree not in TREES:
         raise ValueError(f"tree = {tree!r} is not allowed: one of {', '.join(TREES)}")
     if not isinstance(width, int) or width < 1:

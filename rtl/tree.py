@@ -10,12 +10,11 @@ no negation at all. Every node register is exactly as wide as its range needs.
 from dataclasses import dataclass
 
 from amaranth.hdl import Const, Signal, Value, signed, unsigned
-from amaranth.hdl._ast import Operator
 
 from ..config import ADDER_TREES, signed_width, tree_depth, unsigned_width
 
-__all__ = ["Term", "shape_for", "adder_tree", "heap_tree", "signed_heap_bits",
-           "unsigned_heap_bits", "heap_sum", "register", "delay"]
+__all__ = ["Term", "shape_for", "adder_tree", "heap_tree", "heap_bits", "heap_sum",
+           "register", "delay"]
 
 
 @dataclass(frozen=True)
@@ -82,36 +81,32 @@ def adder_tree(m, terms, *, en=None, depth=None, name="tree", tree="sum"):
     return level[0]
 
 
-def signed_heap_bits(value, width, neg, shift):
-    """The bit heap of ``±(value << shift)`` for a ``width``-bit two's-complement ``value``:
-    ``(bits, const)``, ``bits`` a list of ``(column, 1-bit Value)`` of positive weight and
+def heap_bits(value, shape, neg, shift):
+    """The bit heap of ``±(value << shift)`` for ``value`` of ``shape``: ``(bits, const)``,
+    ``bits`` a list of ``(column, 1-bit Value, complemented)`` of positive weight and
     ``const`` an integer, their sum equal to the operand for every value. With n = width - 1
-    and v_j the bits of ``value``:
+    and v_j the bits of ``value``, signed:
     ``+value = sum_{j<n} v_j 2^j + (~v_n) 2^n - 2^n`` and
-    ``-value = sum_{j<n} (~v_j) 2^j + v_n 2^n - 2^n + 1`` (each shifted by ``shift``)."""
-    n = width - 1
+    ``-value = sum_{j<n} (~v_j) 2^j + v_n 2^n - 2^n + 1``; unsigned: ``+value`` its bits
+    and ``-value = sum_j (~v_j) 2^j - 2^width + 1`` (each shifted by ``shift``)."""
+    n = shape.width - 1
     bits = []
-    for j in range(width):
-        v = value[j]
-        flip = (j == n) != bool(neg)
-        bits.append((shift + j, ~v if flip else v))
-    const = (-(1 << n) + (1 if neg else 0)) << shift
-    return bits, const
-
-
-def unsigned_heap_bits(value, width, neg, shift):
-    """As :func:`signed_heap_bits` for a ``width``-bit unsigned ``value``:
-    ``-value = sum_j (~v_j) 2^j - 2^width + 1``."""
-    bits = [(shift + j, ~value[j] if neg else value[j]) for j in range(width)]
-    return bits, ((-(1 << width) + 1) << shift) if neg else 0
+    for j in range(shape.width):
+        flip = bool(neg) != (shape.signed and j == n)
+        bits.append((shift + j, ~value[j] if flip else value[j], flip))
+    if shape.signed:
+        const = -(1 << n) + (1 if neg else 0)
+    else:
+        const = -(1 << shape.width) + 1 if neg else 0
+    return bits, const << shift
 
 
 def heap_tree(m, terms, *, tree, en=None, depth, name="heap", offset=0):
     """``offset`` plus the sum of ``terms`` as one bit heap reduced by a compressor tree of
     ``tree`` (``lut6`` or ``lut4``) over ``depth`` register levels (levels of the plan share
     a register stage when it has more than ``depth``). Each operand enters as its bits
-    (:func:`signed_heap_bits`, :func:`unsigned_heap_bits`: a negated operand is its
-    complemented bits plus a constant), the constants of all operands and ``offset`` as
+    (:func:`heap_bits`: a negated operand is its complemented bits plus a constant), the
+    constants of all operands and ``offset`` as
     one constant, and the heap is summed modulo 2**W, W the bits of the exact range of the
     result: no operand is ever negated or sign-extended. Returns the root :class:`Term`
     (``neg`` False; signed when its range has negative values)."""
@@ -124,9 +119,7 @@ def heap_tree(m, terms, *, tree, en=None, depth, name="heap", offset=0):
         tlo, thi = t.contribution_range
         lo, hi = lo + tlo, hi + thi
         v = Value.cast(t.value)
-        shape = v.shape()
-        conv = signed_heap_bits if shape.signed else unsigned_heap_bits
-        tb, tc = conv(v, shape.width, t.neg, t.shift)
+        tb, tc = heap_bits(v, v.shape(), t.neg, t.shift)
         bits += tb
         const += tc
     width = unsigned_width(hi) if lo >= 0 else signed_width(lo, hi)
@@ -137,7 +130,7 @@ def heap_tree(m, terms, *, tree, en=None, depth, name="heap", offset=0):
 
 
 def heap_sum(m, bits, const, width, *, tree, stages, en=None, fabric=None, name="heap"):
-    """``(sum(bit << col for col, bit in bits) + const) mod 2**width`` through a compressor
+    """``(sum(bit << col for col, bit, _ in bits) + const) mod 2**width`` through a compressor
     tree of ``tree`` (``lut6``/``lut4``, :func:`hamattn.rtl.popcount.plan_heap`) over
     ``stages`` pipeline registers enabled by ``en``; returns a ``width``-bit Value. The
     constant enters the heap as constant-one bits; bits of weight 2**width and above are
@@ -145,26 +138,21 @@ def heap_sum(m, bits, const, width, *, tree, stages, en=None, fabric=None, name=
     the result is its sign."""
     from . import popcount
     cols = [[] for _ in range(width)]
-    for c, bit in bits:
+    for c, bit, flip in bits:
         if c < width:
-            cols[c].append(bit)
+            cols[c].append((bit, flip))
     k = const % (1 << width)
     for c in range(width):
         if (k >> c) & 1:
-            cols[c].append(Const(1, 1))
+            cols[c].append((Const(1, 1), False))
         # plain bits first: the planner gives a column's first bits to the carry chains'
         # generate inputs (xc7 DI), where a complemented bit would take an inverter, and the
         # rest to LUTs, which absorb it
-        cols[c].sort(key=lambda bit: _inverted(bit))
+        cols[c].sort(key=lambda item: item[1])
     heap_plan = popcount.plan_heap(tuple(len(col) for col in cols), tree, width)
-    ordered = [bit for col in cols for bit in col]
+    ordered = [bit for col in cols for bit, _ in col]
     return popcount.emit_heap(m, heap_plan, ordered, stages=stages, en=en, fabric=fabric,
                               name=name)
-
-
-def _inverted(bit):
-    """Whether a 1-bit Value is the complement ``~x`` of another."""
-    return isinstance(bit, Operator) and bit.operator == "~"
 
 
 def register(m, reg, expr, en=None):

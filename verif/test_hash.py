@@ -7,7 +7,7 @@ from amaranth.hdl import unsigned
 from amaranth.sim import Simulator
 
 from hamattn import CoreConfig, golden
-from hamattn.config import csd_digits, tree_depth
+from hamattn.config import ADDER_TREES, csd_digits, tree_depth
 from hamattn.rtl import HashProjection
 from hamattn.verif.streams import run_stream
 
@@ -48,7 +48,7 @@ CORNERS = {
 
 #: the adder trees (--adders) every unfolded corner and the heap corners of the folded hash
 #: are simulated with
-ADDERS = ["sum", "lut6", "lut4"]
+ADDERS = list(ADDER_TREES)
 
 
 def stimulus(cfg, rng, count, ties=False):
