@@ -17,9 +17,10 @@ The windows come from :func:`hamattn.verif.scenario.random_windows` and the expe
 from :func:`hamattn.verif.scenario.expected_beats` (the golden model), as in the cocotb
 testbench. They are split into two phases: the first ``ceil(windows / 2)`` windows run at
 full throughput (every valid and ``m_out_tready`` held high; the latency of each output whose
-query found no earlier query in flight is checked against the manifest), the rest with
-valid and ready drawn from seeded 32-bit LFSRs. Each phase's windows start with one of 1
-key, one of N keys and one of more than N keys (``tuser`` = 1), then random sizes 1..N.
+query found no earlier query of its window in flight is checked against the manifest), the
+rest with valid and ready drawn from seeded 32-bit LFSRs. The first phase starts with
+windows of 1 key, N keys and more than N keys (``tuser`` = 1), the second with more than N,
+1 and N; the other windows have 1..N keys at random.
 """
 
 from __future__ import annotations
@@ -63,13 +64,13 @@ def timing_at(timing, n, k):
 
 
 def vector_windows(cfg, rng, count):
-    """``count`` windows in two phases of ceil(count/2) and floor(count/2); each phase
-    starts with windows of 1, N and more than N keys, then random sizes 1..N."""
-    extra = max(2, min(cfg.N // 2, 64))
-    sizes = (1, cfg.N, cfg.N + extra)
+    """``count`` windows in two phases of ceil(count/2) and floor(count/2), and the size of
+    the first: the first phase starts with windows of 1, N and more than N keys, the second
+    with more than N, 1 and N (so that 3 windows hold each kind), then random sizes 1..N."""
+    over = cfg.N + max(2, min(cfg.N // 2, 64))
     first = -(-count // 2)
     wins = []
-    for phase in (first, count - first):
+    for phase, sizes in ((first, (1, cfg.N, over)), (count - first, (over, 1, cfg.N))):
         for i in range(phase):
             n_keys = sizes[i] if i < len(sizes) else None
             wins += random_windows(cfg, rng, 1, n_keys=n_keys, n_queries=QUERIES)
