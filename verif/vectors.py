@@ -33,7 +33,7 @@ import numpy as np
 
 from ..config import ConfigError
 from ..gen import DEFAULT_TOP, generate
-from .scenario import expected_beats, kv_stream, q_stream, random_windows
+from .scenario import expected_beats, kv_stream, pack_vector, q_stream, random_windows
 
 __all__ = ["DEFAULT_WINDOWS", "vector_windows", "timing_at", "write_vectors", "run_cli",
            "testbench_text"]
@@ -99,10 +99,9 @@ def write_vectors(cfg, out_dir, top=DEFAULT_TOP, windows=DEFAULT_WINDOWS, seed=0
     beats = expected_beats(cfg, wins)
     kv, q = kv_stream(cfg, wins), q_stream(cfg, wins)
     dw = cfg.d * cfg.w
-    mask = (1 << dw) - 1
     kv_words = [data | (last << 2 * dw) for data, last in kv]
     q_words = [data | (last << dw) for data, last in q]
-    out_words = [_pack_out(b.data, cfg.w, mask) | (b.last << dw) | (b.user << dw + 1)
+    out_words = [pack_vector(b.data, cfg.w) | (b.last << dw) | (b.user << dw + 1)
                  for b in beats]
     lat = [timing_at(man["latency"], b.n_used, cfg.k) for b in beats]
     paths = {name: os.path.join(out_dir, f"{top}_{name}.hex")
@@ -127,13 +126,6 @@ def write_vectors(cfg, out_dir, top=DEFAULT_TOP, windows=DEFAULT_WINDOWS, seed=0
         f.write(text)
     return {"verilog": vpath, "manifest": jpath, "testbench": tb, **paths,
             "windows": windows, "key_beats": len(kv), "queries": len(q)}
-
-
-def _pack_out(data, w, mask):
-    x = 0
-    for e, v in enumerate(data):
-        x |= (int(v) & ((1 << w) - 1)) << (e * w)
-    return x & mask
 
 
 def testbench_text(top, *, d, w, n_kv, n_q, n_kv0, n_q0, windows, stall, p, lfsr, about):
@@ -171,7 +163,8 @@ TESTBENCH = r"""// @TOP@_tb: self-checking testbench of @TOP@, written by `hamat
 // also valid SystemVerilog. Run it from this folder (the file names are relative; override
 // the *_FILE parameters otherwise). Icarus Verilog, then Verilator 5 (docs/vectors.md):
 //     iverilog -g2012 -o tb.vvp @TOP@_tb.v @TOP@.v && vvp -n tb.vvp
-//     $ verilator --binary --top-module @TOP@_tb @TOP@_tb.v @TOP@.v && obj_dir/V@TOP@_tb
+//     $ verilator --binary -Wno-lint -Wno-style --top-module @TOP@_tb @TOP@_tb.v @TOP@.v
+//     obj_dir/V@TOP@_tb
 //
 // Phase 1 (the first N_KV0 key beats and N_Q0 queries): every tvalid and m_out_tready held
 // high; each output whose query transferred with no earlier query of its window in flight
@@ -214,13 +207,9 @@ module @TOP@_tb;
     reg [31:0] q_edge [0:N_Q-1];     // edge at which query i transferred
     reg q_alone [0:N_Q-1];           // ... with no earlier query of its window in flight
 
-    reg clk = 1'b0;
-    reg rst = 1'b1;
-    always #5 clk = ~clk;
-
-    reg kv_valid = 1'b0, kv_last = 1'b0, q_valid = 1'b0, q_last = 1'b0, out_ready = 1'b1;
-    reg [2*DW-1:0] kv_data = {2*DW{1'b0}};
-    reg [DW-1:0] q_data = {DW{1'b0}};
+    reg clk, rst, kv_valid, kv_last, q_valid, q_last, out_ready;
+    reg [2*DW-1:0] kv_data;
+    reg [DW-1:0] q_data;
     wire kv_ready, q_ready, out_valid, out_last, out_user;
     wire [DW-1:0] out_data;
 
@@ -245,17 +234,23 @@ module @TOP@_tb;
 
     reg [31:0] lfsr_kv, lfsr_q, lfsr_out;
     reg [31:0] edges, idle, kv_i, q_i, out_i, kv_win, q_win, q_first, checked, drain;
-    reg kv_x, q_x, out_x, phase2, failed;
+    reg kv_x, q_x, out_x, phase2;
 
     task fail;
         begin
-            failed = 1'b1;
             $display("FAIL");
             $fatal(1, "@TOP@_tb: mismatch (see the line above FAIL)");
         end
     endtask
 
+    always #5 clk = ~clk;
+
+    // One process: it samples every handshake at the rising edge (the values the core
+    // sees there) and drives the inputs for the next cycle at the falling edge.
     initial begin
+        clk = 1'b0; rst = 1'b1; out_ready = 1'b1;
+        kv_valid = 1'b0; kv_last = 1'b0; kv_data = {2*DW{1'b0}};
+        q_valid = 1'b0; q_last = 1'b0; q_data = {DW{1'b0}};
         $readmemh(KV_FILE, kv_mem);
         $readmemh(Q_FILE, q_mem);
         $readmemh(OUT_FILE, out_mem);
@@ -268,18 +263,11 @@ module @TOP@_tb;
         end
         lfsr_kv = SEED_KV; lfsr_q = SEED_Q; lfsr_out = SEED_OUT;
         edges = 0; idle = 0; kv_i = 0; q_i = 0; out_i = 0; kv_win = 0; q_win = 0; q_first = 0;
-        checked = 0; drain = 0; phase2 = 1'b0; failed = 1'b0;
-    end
-
-    always @(posedge clk) begin
-        if (rst) begin
-            // reset for 4 edges, then the run
-            edges = edges + 1;
-            if (edges == 4) begin
-                rst <= 1'b0;
-                edges = 0;
-            end
-        end else if (!failed) begin
+        checked = 0; drain = 0; phase2 = 1'b0;
+        repeat (4) @(posedge clk);
+        @(negedge clk) rst = 1'b0;
+        forever begin
+            @(posedge clk);
             edges = edges + 1;
             if ((^{kv_ready, q_ready, out_valid}) === 1'bx) begin
                 $display("edge %0d: X on s_kv_tready %b, s_q_tready %b or m_out_tvalid %b",
@@ -344,24 +332,27 @@ module @TOP@_tb;
             end
             if (out_i == N_Q0) phase2 = 1'b1;
             // the sources and the sink for the next cycle
+            @(negedge clk);
             lfsr_kv = lfsr8(lfsr_kv);
             lfsr_q = lfsr8(lfsr_q);
             lfsr_out = lfsr8(lfsr_out);
             if (kv_x || !kv_valid) begin
-                if (kv_i < (phase2 ? N_KV : N_KV0) && (!phase2 || {1'b0, lfsr_kv[7:0]} < P_KV)) begin
-                    kv_valid <= 1'b1;
-                    {kv_last, kv_data} <= kv_mem[kv_i];
+                if (kv_i < (phase2 ? N_KV : N_KV0)
+                        && (!phase2 || {1'b0, lfsr_kv[7:0]} < P_KV)) begin
+                    kv_valid = 1'b1;
+                    {kv_last, kv_data} = kv_mem[kv_i];
                 end else
-                    kv_valid <= 1'b0;
+                    kv_valid = 1'b0;
             end
             if (q_x || !q_valid) begin
-                if (q_i < (phase2 ? N_Q : N_Q0) && (!phase2 || {1'b0, lfsr_q[7:0]} < P_Q)) begin
-                    q_valid <= 1'b1;
-                    {q_last, q_data} <= q_mem[q_i];
+                if (q_i < (phase2 ? N_Q : N_Q0)
+                        && (!phase2 || {1'b0, lfsr_q[7:0]} < P_Q)) begin
+                    q_valid = 1'b1;
+                    {q_last, q_data} = q_mem[q_i];
                 end else
-                    q_valid <= 1'b0;
+                    q_valid = 1'b0;
             end
-            out_ready <= !phase2 || out_i == N_Q || {1'b0, lfsr_out[7:0]} < P_OUT;
+            out_ready = !phase2 || out_i == N_Q || {1'b0, lfsr_out[7:0]} < P_OUT;
             if (out_i == N_Q) begin
                 // all outputs in: a few more edges in which no output may appear
                 drain = drain + 1;
