@@ -236,6 +236,15 @@ module @TOP@_tb;
     reg [31:0] edges, idle, kv_i, q_i, out_i, kv_win, q_win, q_first, checked, drain;
     reg kv_x, q_x, out_x, phase2;
 
+    // whether an idle source offers its beat i on the next cycle: always in phase 1 (beats
+    // below n1), in phase 2 (beats below n2) when the random byte r is below p
+    function offer;
+        input [31:0] i, n1, n2;
+        input [7:0] r;
+        input [8:0] p;
+        offer = i < (phase2 ? n2 : n1) && (!phase2 || {1'b0, r} < p);
+    endfunction
+
     task fail;
         begin
             $display("FAIL");
@@ -337,20 +346,12 @@ module @TOP@_tb;
             lfsr_q = lfsr8(lfsr_q);
             lfsr_out = lfsr8(lfsr_out);
             if (kv_x || !kv_valid) begin
-                if (kv_i < (phase2 ? N_KV : N_KV0)
-                        && (!phase2 || {1'b0, lfsr_kv[7:0]} < P_KV)) begin
-                    kv_valid = 1'b1;
-                    {kv_last, kv_data} = kv_mem[kv_i];
-                end else
-                    kv_valid = 1'b0;
+                kv_valid = offer(kv_i, N_KV0, N_KV, lfsr_kv[7:0], P_KV);
+                if (kv_valid) {kv_last, kv_data} = kv_mem[kv_i];
             end
             if (q_x || !q_valid) begin
-                if (q_i < (phase2 ? N_Q : N_Q0)
-                        && (!phase2 || {1'b0, lfsr_q[7:0]} < P_Q)) begin
-                    q_valid = 1'b1;
-                    {q_last, q_data} = q_mem[q_i];
-                end else
-                    q_valid = 1'b0;
+                q_valid = offer(q_i, N_Q0, N_Q, lfsr_q[7:0], P_Q);
+                if (q_valid) {q_last, q_data} = q_mem[q_i];
             end
             out_ready = !phase2 || out_i == N_Q || {1'b0, lfsr_out[7:0]} < P_OUT;
             if (out_i == N_Q) begin
@@ -361,8 +362,8 @@ module @TOP@_tb;
                         $display("no output of phase 1 had its latency checked");
                         fail;
                     end
-                    $write("PASS: %0d windows, %0d key beats, %0d queries, ", WINDOWS, N_KV,
-                           N_Q);
+                    $write("PASS: %0d windows, %0d key beats, %0d queries in %0d edges, ",
+                           WINDOWS, N_KV, N_Q, edges);
                     $display("every output as expected; latency checked on %0d outputs",
                              checked);
                     $finish;
