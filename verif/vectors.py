@@ -26,14 +26,16 @@ windows of 1 key, N keys and more than N keys (``tuser`` = 1), the second with m
 from __future__ import annotations
 
 import json
-import math
 import os
+import shlex
+import sys
 
 import numpy as np
 
 from ..config import ConfigError
 from ..gen import DEFAULT_TOP, generate
 from .scenario import expected_beats, kv_stream, pack_vector, q_stream, random_windows
+from .simulate import config_flags
 
 __all__ = ["DEFAULT_WINDOWS", "vector_windows", "timing_at", "write_vectors", "run_cli",
            "testbench_text"]
@@ -119,8 +121,8 @@ def write_vectors(cfg, out_dir, top=DEFAULT_TOP, windows=DEFAULT_WINDOWS, seed=0
     text = testbench_text(
         top, d=cfg.d, w=cfg.w, n_kv=len(kv), n_q=len(q), n_kv0=n_kv0, n_q0=n_q0,
         windows=windows, stall=1000 + 8 * worst, p=p, lfsr=lfsr,
-        about=f"{cfg!r}, vectors seed {seed}, {windows} windows "
-              f"({first} at full throughput)")
+        about=f"config: {shlex.join(config_flags(cfg)) or 'the defaults'}; vectors seed "
+              f"{seed}; {windows} windows, {first} at full throughput".replace("\n", " "))
     tb = os.path.join(out_dir, f"{top}_tb.v")
     with open(tb, "w", newline="\n") as f:
         f.write(text)
@@ -144,8 +146,8 @@ def testbench_text(top, *, d, w, n_kv, n_q, n_kv0, n_q0, windows, stall, p, lfsr
 def run_cli(cfg, args):
     """``hamattn vectors``: write everything and print one line of what and how to run."""
     res = write_vectors(cfg, args.output, args.top, args.windows, args.seed,
-                        progress=lambda msg: print(msg, flush=True))
-    out = args.output
+                        progress=lambda msg: print(msg, file=sys.stderr, flush=True))
+    out = shlex.quote(args.output)
     print(f"wrote {res['testbench']}, {os.path.basename(res['verilog'])}, the manifest and 4 "
           f"$readmemh files ({res['windows']} windows, {res['key_beats']} key beats, "
           f"{res['queries']} queries) to {out}; run: cd {out} && iverilog -g2012 -o tb.vvp "
