@@ -32,8 +32,6 @@ LINT_WAIVERS = {
                    "rules extend: { a, b, c, d } == 1'h1",
     "WIDTHTRUNC": "a cell's result assigned to a narrower wire: a 1-bit table lookup "
                   "pop_b8 = 63'h6996966996696996 >> { ... }, a logic not ! { a, b, c, d }",
-    "CASEOVERLAP": "a $pmux is written as a (* parallel_case *) casez over one-hot select "
-                   "patterns (2'b?1, 2'b1?), whose selects are exclusive",
 }
 
 

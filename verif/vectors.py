@@ -171,9 +171,10 @@ TESTBENCH = r"""// @TOP@_tb: self-checking testbench of @TOP@, written by `hamat
 // Phase 1 (the first N_KV0 key beats and N_Q0 queries): every tvalid and m_out_tready held
 // high; each output whose query transferred with no earlier query of its window in flight
 // must transfer exactly the manifest's latency later (rising edges, SPEC §5;
-// @TOP@_latency.hex holds it per output for its window's n used keys). Phase 2 (the rest, after every phase-1 output): each
-// idle source raises tvalid, and the sink raises m_out_tready, with probability P_x/256 per
-// cycle from a seeded 32-bit LFSR; a source keeps tvalid and its beat until the transfer.
+// @TOP@_latency.hex holds it per output for its window's n used keys).
+// Phase 2 (the rest, after every phase-1 output): each idle source raises tvalid, and the
+// sink raises m_out_tready, with probability P_x/256 per cycle from a seeded 32-bit LFSR;
+// a source keeps tvalid and its beat until the transfer.
 // Throughout: no handshake signal reads X after reset, no query of a window transfers before
 // its last key and no key before the previous window's last query, no output beat is missing
 // or extra, and a watchdog fails the run after STALL cycles without any transfer.
