@@ -133,6 +133,19 @@ def test_corrupted_vectors_fail(what, vectors, tmp_path):
     assert message in r.stdout, out[-3000:]
 
 
+def test_another_core_fails(vectors, tmp_path):
+    """The vectors of one core fail on another with the same ports: the same config with
+    another hash seed (--seed 4: other projection constants, and at this size a hash tree
+    one stage shorter) misses the manifest's latency or the expected outputs."""
+    need("icarus")
+    shutil.copytree(vectors("linear"), tmp_path, dirs_exist_ok=True)
+    assert main(["gen", *CONFIGS["linear"], "--seed", "4", "-o", str(tmp_path / "other")]) == 0
+    shutil.copy(tmp_path / "other" / f"{TOP}.v", tmp_path / f"{TOP}.v")
+    r = run_testbench(tmp_path, "icarus-g2005")
+    assert r.returncode != 0 and "\nFAIL\n" in r.stdout, (r.stdout + r.stderr)[-3000:]
+    assert "the manifest's latency is" in r.stdout or "expected tuser" in r.stdout, r.stdout
+
+
 def test_command_output_and_files(tmp_path, capsys):
     """One line says what was written and how to run it; the same arguments give the same
     bytes; another seed other vectors but the same Verilog."""
