@@ -36,7 +36,8 @@ import time
 from pathlib import Path
 from xml.etree import ElementTree
 
-from ..config import PARAMS
+from ..config import DEFAULT_K, PARAMS, unused_reason
+from .. import process
 
 __all__ = ["SIMULATORS", "run_sim", "run_cli", "replay_command", "resolve_scenarios",
            "verilator_bin_dir", "simulator_available", "tool_versions", "main"]
@@ -169,12 +170,16 @@ def resolve_scenarios(scenario):
 
 
 def config_flags(cfg):
-    """The command-line flags (SPEC §1) that rebuild ``cfg``; defaults left out."""
+    """The command-line flags (SPEC §1) that rebuild ``cfg``: those of its parameters that
+    differ from the defaults and that the hardware uses (a flag of another mode would be
+    refused, :func:`hamattn.config.check_given`)."""
     flags = []
     for p in PARAMS:
         v = getattr(cfg, p.name)
-        if p.name == "lanes":
-            if v == cfg.d:
+        if unused_reason(cfg, p.name) is not None:
+            continue
+        if p.name in ("lanes", "rows", "k"):
+            if v == {"lanes": cfg.d, "rows": cfg.b, "k": min(DEFAULT_K, cfg.N)}[p.name]:
                 continue
         elif v == p.default or (p.name == "g" and float(v) == float(p.default)):
             continue
@@ -324,13 +329,6 @@ def _read_stats(path):
     return stats
 
 
-def _log_tail(path, lines=25):
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
 # --------------------------------------------------------------------------- run
 
 def run_sim(cfg, *, sim="verilator", seed=0, windows=20, scenario="random", waves=False,
@@ -471,7 +469,7 @@ def _build_and_test(cfg, sim, bdir, vpath, jpath, top, digest, build_args, names
                              timescale=TIMESCALE, log_file=bdir / "build.log")
             except (RuntimeError, SystemExit) as e:
                 raise RuntimeError(f"{sim} build failed ({e}); see {bdir / 'build.log'}:\n"
-                                   f"{_log_tail(bdir / 'build.log')}") from None
+                                   f"{process.tail(bdir / 'build.log')}") from None
             build_s = time.perf_counter() - t0
             ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
             build_cpu_s = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
