@@ -287,7 +287,8 @@ def build_parser():
                    type=_typed(int, "--windows", "a positive integer", 1),
                    help="windows of keys and queries per scenario [default: 20]")
     p.add_argument("--waves", action="store_true",
-                   help="write an FST waveform (its path is printed)")
+                   help="write a waveform and print its path: FST, or VCD on Verilator when "
+                   "the C++ compiler lacks lz4.h (the FST writer needs it)")
     p.add_argument("--build-dir", default=None, metavar="DIR",
                    help="build folder [default: build/sim/<hash>]")
     p.set_defaults(func=cmd_sim)

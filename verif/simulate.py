@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import resource
@@ -40,6 +41,7 @@ from ..config import DEFAULT_K, PARAMS, unused_reason
 from .. import process
 
 __all__ = ["SIMULATORS", "run_sim", "run_cli", "replay_command", "resolve_scenarios",
+           "wave_format", "config_flags",
            "verilator_bin_dir", "simulator_available", "tool_versions", "main"]
 
 SIMULATORS = ("verilator", "icarus")
@@ -236,6 +238,7 @@ def _pch_make_vars(verilator_exe):
     return []
 
 
+@functools.lru_cache(maxsize=None)
 def _has_lz4():
     """Whether the C++ compiler finds ``lz4.h`` (Verilator's FST writer needs it)."""
     cxx = os.environ.get("CXX", "c++")
@@ -245,6 +248,15 @@ def _has_lz4():
         return r.returncode == 0
     except (OSError, subprocess.SubprocessError):
         return False
+
+
+def wave_format(sim):
+    """(format, why) of the waveform ``--waves`` writes with ``sim``: ``("fst", "")``, or on
+    Verilator without the lz4 headers, which its FST writer needs, ``("vcd", reason)``."""
+    if sim == "verilator" and not _has_lz4():
+        return "vcd", ("Verilator's FST writer needs lz4.h; install it for FST "
+                       "(Debian/Ubuntu: liblz4-dev)")
+    return "fst", ""
 
 
 def _default_build_root():
@@ -370,7 +382,7 @@ def run_sim(cfg, *, sim="verilator", seed=0, windows=20, scenario="random", wave
         build_args += ["-s", "hamattn_dump"]      # the runner gives "-s <top>"
     if waves and sim == "verilator":
         # FST needs the lz4 headers (Debian: liblz4-dev); without them, a VCD
-        build_args.append("--trace-fst" if _has_lz4() else "--trace")
+        build_args.append("--trace-fst" if wave_format(sim)[0] == "fst" else "--trace")
     opt = (opt or VERILATOR_CXX_OPT) if sim == "verilator" else None
 
     # ---- the Verilog, in a folder named after its hash
@@ -549,7 +561,7 @@ def format_result(res):
 
 def run_cli(cfg, args):
     """``hamattn sim``: run the scenarios, print PASS/FAIL; 0 on pass, 1 on failure."""
-    seed = args.sim_seed if getattr(args, "sim_seed", None) is not None else args.seed
+    seed = args.sim_seed if getattr(args, "sim_seed", None) is not None else cfg.seed
     scenario = getattr(args, "scenario", None) or "all"
     try:
         res = run_sim(cfg, sim=args.sim, seed=seed, windows=args.windows, scenario=scenario,
@@ -567,7 +579,9 @@ def run_cli(cfg, args):
     if "simulation" in res["errors"]:
         print(f"  {res['errors']['simulation']}")
     if args.waves:
-        print(f"waves: {res['waves_path'] or '(no waveform was written)'}")
+        fmt, why = wave_format(args.sim)
+        print(f"waves: {res['waves_path']} ({fmt.upper()}{': ' + why if why else ''})"
+              if res["waves_path"] else "waves: (no waveform was written)")
     if not res["passed"]:
         print(f"log: {res['log']}")
         print(f"replay: {res['replay']}")
