@@ -366,10 +366,12 @@ def build_parser():
                    "on these integers: s_q*s_k/sqrt(d) (needed by ranking and the shift "
                    "table)")
     p.add_argument("--query-hash", dest="query_hash", choices=("auto", "yes", "no"),
-                   default="auto", help="a separate hash for queries (auto: for ranking)")
+                   default="auto", help="a separate hash for queries (auto: for ranking) "
+                   "[default: auto]")
     p.add_argument("--no-shifts", dest="no_shifts", action="store_true",
                    help="do not fit the hsoftmax shift table")
-    p.add_argument("--iters", type=_typed(int, "--iters", "a positive integer"), default=300,
+    p.add_argument("--iters", type=_typed(int, "--iters", "a positive integer", 1), default=300,
+                   metavar="INT",
                    help="optimiser steps of the ranking fit [default: 300]")
     p.add_argument("--noise", type=_typed(float, "--noise", "a finite number >= 0"),
                    default=0.0, metavar="FLOAT",

@@ -15,7 +15,7 @@ import os
 import pathlib
 import sys
 
-from .flows import TARGETS, synth_report, synthesize
+from .flows import PLURAL, TARGETS, amount, synth_report, synthesize
 
 __all__ = ["synth_config", "run_synth", "run_sweep", "run_report", "DSP_TARGETS"]
 
@@ -76,15 +76,6 @@ def synth_config(cfg, target, *, build_dir="build/synth", baseline=True, place=T
     ceil = rep.get("fmax_ceiling_mhz")
     rep["fmax_fraction_of_ceiling"] = None if not (fmax and ceil) else round(fmax / ceil, 3)
     return rep
-
-
-#: plural of an area unit in a sentence ("486,922 transistors", "1,204 LUTs")
-_PLURAL = {"transistor": "transistors", "LUT": "LUTs"}
-
-
-def amount(n, unit):
-    """``n`` with thousands separators and its unit: ``486,922 transistors``."""
-    return f"{n:,} {_PLURAL.get(unit, unit) if n != 1 else unit}"
 
 
 def _fit_text(side, unit, target):
@@ -152,7 +143,7 @@ def format_report(rep):
     d, bl = rep["design"], rep["baseline"]
     tgt = TARGETS[rep["target"]]
     unit = rep["area_unit"]
-    lines = [f"target {tgt.name} ({tgt.description}), area in {_PLURAL.get(unit, unit)}"]
+    lines = [f"target {tgt.name} ({tgt.description}), area in {PLURAL.get(unit, unit)}"]
     if tgt.family == "gates":
         lines[0] += ("; memories are built from flip-flops here (no memory macros), so "
                      "FF counts exceed the FPGA targets'")

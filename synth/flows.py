@@ -54,7 +54,7 @@ from .tools import (DEFAULT_TIMEOUT, ToolError, package_versions, run_nextpnr, r
 
 __all__ = [
     "TARGETS", "Target", "synthesize", "synth_report", "fmax_ceiling", "read_ports",
-    "cell_counts", "classify_cells", "CMOS_TRANSISTORS", "SynthError",
+    "cell_counts", "classify_cells", "CMOS_TRANSISTORS", "SynthError", "amount", "PLURAL",
 ]
 
 log = logging.getLogger("hamattn.synth")
@@ -120,6 +120,15 @@ TARGETS = {
                     "abc -g cmos2\nopt_clean", (), "transistor", 2,
                     "generic CMOS gates (NAND/NOR/NOT), synthesis only"),
 }
+
+#: plural of an area unit in a sentence ("486,922 transistors", "1,204 LUTs")
+PLURAL = {"transistor": "transistors", "LUT": "LUTs"}
+
+
+def amount(n, unit):
+    """``n`` with thousands separators and its unit: ``486,922 transistors``."""
+    return f"{n:,} {PLURAL.get(unit, unit) if n != 1 else unit}"
+
 
 #: the placed-cell type whose 'used' count is ``area`` on a placed family
 _PLACED_AREA = {"ice40": "ICESTORM_LC", "ecp5": "TRELLIS_COMB"}

@@ -23,6 +23,7 @@ import time
 
 from .. import process
 from ..config import FLAGS, MODE_PARAMS, PARAMS, ConfigError, CoreConfig, unused_reason
+from .flows import amount
 
 __all__ = ["parse_grid", "grid_configs", "run_sweep", "ROW_FIELDS", "run_cli"]
 
@@ -124,7 +125,9 @@ def job_label(params, target):
 
 def _say(tag):
     def say(msg):
-        print(f"{tag} {msg}", file=sys.stderr, flush=True)
+        # one write per line: the lines of parallel workers must not interleave
+        sys.stderr.write(f"{tag} {msg}\n")
+        sys.stderr.flush()
     return say
 
 
@@ -167,7 +170,7 @@ def run_sweep(configs, targets, *, jobs=None, scheduler=None, build_dir="build/s
         row = result[0]
         done = sum(r is not None for r in results)
         what = (f"failed: {row['error'].splitlines()[0][:120]}" if row.get("error") else
-                f"{row['area']} {row['area_unit']} in {row['seconds']} s")
+                f"{amount(row['area'], row['area_unit'])} in {row['seconds']} s")
         say(f"{done}/{n} done: job {i + 1} {what}")
 
     if scheduler:
