@@ -105,7 +105,7 @@ def _side_line(name, side, rep):
     placed_target = TARGETS[target].placed
     synth = side.get("synth") or {}
     parts = [amount(side["area"], unit), f"{side['ffs']:,} FFs"]
-    if synth.get("bram") is not None:
+    if synth.get("bram") is not None and TARGETS[target].family != "gates":
         parts.append(f"{synth['bram']} BRAM")
     fit = _fit_text(side, unit, target) if placed_target else None
     if fit:
@@ -143,10 +143,10 @@ def format_report(rep):
     d, bl = rep["design"], rep["baseline"]
     tgt = TARGETS[rep["target"]]
     unit = rep["area_unit"]
-    lines = [f"target {tgt.name} ({tgt.description}), area in {PLURAL.get(unit, unit)}"]
+    lines = [f"target {tgt.name}: {tgt.description}; area in {PLURAL.get(unit, unit)}"]
     if tgt.family == "gates":
-        lines[0] += ("; memories are built from flip-flops here (no memory macros), so "
-                     "FF counts exceed the FPGA targets'")
+        lines.append("  memories are built from flip-flops on this target (no memory "
+                     "macros): its FF counts exceed the FPGA targets'")
     lines.append(_side_line("core", d, rep))
     if bl.get("area") is not None:
         lines.append(_side_line("baseline", bl, rep))

@@ -235,6 +235,8 @@ def test_synth_summary_says_fit_fmax_bram_and_what_it_compares():
                  side(1939, True, 2378, 5280, fmax=41.5, bram=2),
                  side(6082, False, 6521, 5280, kind="packed"), 0.681)
     text = format_report(rep)
+    assert text.splitlines()[0] == "target ice40-up5k: Lattice iCE40 UltraPlus 5K (5280 " \
+                                   "logic cells); area in ICESTORM_LC"
     core, base, red = text.splitlines()[1:4]
     assert "1,939 ICESTORM_LC, 2,558 FFs, 2 BRAM, 2,378/5,280 ICESTORM_LC with the " \
            "harness: fits ice40-up5k, Fmax 41.5 MHz" in core
@@ -249,7 +251,8 @@ def test_gates_summary_counts_transistors_and_says_memories_are_flip_flops():
                  None)
     text = format_report(rep)
     assert "486,922 transistors" in text and "no Fmax: gates is synthesis only" in text
-    assert "memories are built from flip-flops here" in text
+    assert "memories are built from flip-flops on this target" in text
+    assert "BRAM" not in text
 
 
 # ------------------------------------------------------------------ 3. report
