@@ -15,6 +15,8 @@ import pathlib
 import re
 from collections import defaultdict
 
+from .flows import PLURAL
+
 __all__ = ["load_rows", "markdown", "figures", "write_report", "run_cli"]
 
 AXES = ("b", "d", "N")
@@ -72,7 +74,7 @@ def markdown(rows, meta):
     for target, rs in by_target.items():
         unit = next((r.get("area_unit") for r in rs if r.get("area_unit")), "")
         extra = _varying(rs)
-        out += [f"## {target} (area in {unit})", "",
+        out += [f"## {target} (area in {PLURAL.get(unit, unit)})", "",
                 "| mode | d | w | b | N | k | lanes | " + "".join(f"{p} | " for p in extra)
                 + "area | FFs | Fmax MHz | of ceiling | baseline |"
                 " reduction | baseline w/ DSP | queries/s | note |",
@@ -231,6 +233,7 @@ def write_report(rows, meta, out_dir):
 def run_cli(args):
     rows, meta = load_rows(args.input)
     md, plots = write_report(rows, meta, args.output)
-    print(f"wrote {md}" + (f" and {len(plots)} plots" if plots else "")
+    print(f"wrote {md}" + (f" and {len(plots)} plot{'s' if len(plots) > 1 else ''}"
+                           if plots else "")
           + f" (figures.json, figures.csv) from {len(rows)} rows")
     return 0
