@@ -15,6 +15,7 @@ import pathlib
 import re
 from collections import defaultdict
 
+from ..config import MODE_PARAMS
 from .flows import PLURAL
 
 __all__ = ["load_rows", "markdown", "figures", "write_report", "run_cli"]
@@ -27,9 +28,21 @@ TREE_PARAMS = ("popcount", "adders")
 LABEL_PARAMS = ("w", "k", "lanes", "rows", "g", "smax", "weights", "seed") + TREE_PARAMS
 
 
+def _own(r, p):
+    """Row ``r``'s value of parameter ``p`` where the config chose it: None where it only
+    follows another parameter (rows = b, lanes = d) or the mode does not use it."""
+    v = r.get(p)
+    if p in ("rows", "lanes") and v not in (None, "") and \
+            int(v) == int(r["b" if p == "rows" else "d"]):
+        return None
+    if p in MODE_PARAMS and r.get("mode") not in MODE_PARAMS[p]:
+        return None
+    return v
+
+
 def _varying(rows, names=TREE_PARAMS):
-    """Those of ``names`` that take more than one value in ``rows``."""
-    return [p for p in names if len({r.get(p) for r in rows}) > 1]
+    """Those of ``names`` that the configs of ``rows`` choose differently."""
+    return [p for p in names if len({_own(r, p) for r in rows}) > 1]
 
 
 def load_rows(sweep_dir):
