@@ -260,7 +260,10 @@ def cmd_fit(args):
         print(f"top-8 recall of the Hamming ranking on the sample: {np.mean(rec):.3f}")
     # the flags of the user's config that the hardware uses (those of a mode it does not
     # have, and --temperature/--max-shift beside a fitted shift table, would be refused)
-    print("use it: " + shlex.join(["hamattn", "gen", *config_flags(cfg), "-o", "build/core"]))
+    flags = config_flags(cfg)
+    i = flags.index("--weights")
+    flags = flags[i:i + 2] + flags[:i] + flags[i + 2:]
+    print("use it: " + shlex.join(["hamattn", "gen", *flags, "-o", "build/core"]))
     return 0
 
 
