@@ -18,7 +18,7 @@ import signal
 import sys
 
 from .. import process
-from ..config import PARAMS, WEIGHT_SOURCES, ConfigError, CoreConfig, check_given
+from ..config import FLAGS, PARAMS, WEIGHT_SOURCES, ConfigError, CoreConfig, check_given
 from ..errors import UserError
 
 __all__ = ["main", "build_parser", "config_from_args", "UserError"]
@@ -277,7 +277,7 @@ def build_parser():
     add_params(p)
     p.add_argument("--top", default="hamattn_core", help="Verilog module name")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
-    p.set_defaults(func=cmd_gen)
+    p.set_defaults(func=cmd_gen, parser=p)
 
     p = sub.add_parser("sim", help="generate and simulate a config against the golden model")
     add_params(p)
@@ -294,7 +294,7 @@ def build_parser():
                    "the C++ compiler lacks lz4.h (the FST writer needs it)")
     p.add_argument("--build-dir", default=None, metavar="DIR",
                    help="build folder [default: build/sim/<hash>]")
-    p.set_defaults(func=cmd_sim)
+    p.set_defaults(func=cmd_sim, parser=p)
 
     p = sub.add_parser("synth", help="synthesize (and place) a config for an FPGA or gates")
     add_params(p)
@@ -304,7 +304,7 @@ def build_parser():
     p.add_argument("--no-baseline", action="store_true", help="skip the baseline design")
     p.add_argument("--build-dir", default=None, metavar="DIR",
                    help="tool files go here [default: build/synth]")
-    p.set_defaults(func=cmd_synth)
+    p.set_defaults(func=cmd_synth, parser=p)
 
     p = sub.add_parser(
         "board", help="build a bitstream for an FPGA board (iCEBreaker, ULX3S)",
@@ -321,7 +321,7 @@ def build_parser():
     p.add_argument("--timeout", type=_typed(int, "--timeout", "a positive integer"),
                    default=3600, metavar="SECONDS",
                    help="stop the build after this long [default: 3600]")
-    p.set_defaults(func=cmd_board)
+    p.set_defaults(func=cmd_board, parser=p)
 
     p = sub.add_parser("sweep", help="synthesize a grid of configs in parallel")
     add_params(p)
@@ -341,7 +341,7 @@ def build_parser():
     p.add_argument("-o", "--output", default="build/sweep", metavar="DIR",
                    help="results.json, results.csv and the tool files (DIR/build) "
                    "[default: build/sweep]")
-    p.set_defaults(func=cmd_sweep)
+    p.set_defaults(func=cmd_sweep, parser=p)
 
     p = sub.add_parser(
         "fit", help="fit a hash projection to sample queries and keys",
@@ -386,7 +386,7 @@ def build_parser():
                    help="sample queries the shift table is fitted on [default: %(default)s]")
     p.add_argument("--verbose", action="store_true", help="print the fit's progress")
     p.add_argument("-o", "--output", required=True, metavar="PATH.npz", help="weights file")
-    p.set_defaults(func=cmd_fit)
+    p.set_defaults(func=cmd_fit, parser=p)
 
     p = sub.add_parser("report", help="Markdown/JSON/CSV report of sweep results")
     p.add_argument("input", nargs="?", default="build/sweep", metavar="DIR",
@@ -394,13 +394,19 @@ def build_parser():
     p.add_argument("-o", "--output", default="build/report", metavar="DIR",
                    help="report.md, plots, figures.json/csv [default: build/report]")
     p.add_argument("--debug", action="store_true", help="show a traceback on errors")
-    p.set_defaults(func=cmd_report)
+    p.set_defaults(func=cmd_report, parser=p)
     return top
 
 
 def main(argv=None):
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:                   # named by the command's own parser, with its usage
+        hardware = [a for a in extra if a in {FLAGS[n] for n in HARDWARE_ONLY}]
+        args.parser.error(f"unrecognized arguments: {' '.join(extra)}"
+                          + (" (fit takes no hardware flags: give them to gen, sim or synth "
+                             "with the fitted --weights)" if hardware and
+                             args.command == "fit" else ""))
     try:
         with process.signals_raise():
             return args.func(args) or 0

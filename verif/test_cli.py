@@ -194,6 +194,14 @@ def test_fit_hint_keeps_the_users_mode_and_flags(tmp_path):
     assert r.returncode == 0, r.stderr
 
 
+def test_fit_refuses_a_hardware_flag_by_name(tmp_path):
+    r = hamattn("fit", "--queries", "q.npy", "--keys", "k.npy", "--lanes", "2", "-o", "w.npz",
+                cwd=tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "hamattn fit: error: unrecognized arguments: --lanes 2 (fit takes no hardware " \
+           "flags: give them to gen, sim or synth with the fitted --weights)" in r.stderr
+
+
 def test_fit_help_has_no_hardware_flags():
     text = hamattn("fit", "--help").stdout
     for flag in ("--lanes", "--rows", "--popcount", "--adders", "--weights "):
