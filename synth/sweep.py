@@ -5,8 +5,9 @@ it are cached by the SHA-256 of their Verilog, scripts, tool versions and target
 (:mod:`hamattn.synth.cache`), so a rerun, or a sweep that shares points with an earlier one,
 reuses results. Jobs run on a local process pool (``--jobs``, default: the number of CPUs)
 or on a Dask distributed scheduler (``--scheduler ADDRESS``) for users who outgrow one
-machine. Each job says which stage it starts, one line each; results go to ``DIR/results.json`` and
-``DIR/results.csv``, one row per job (a failed job has its ``error`` and no numbers).
+machine. Each job says on stderr which stage it starts, one line each; results go to
+``DIR/results.json`` and ``DIR/results.csv``, one row per job (a failed job has its
+``error`` and no numbers).
 """
 
 from __future__ import annotations
@@ -67,7 +68,6 @@ def _convert(name, text):
     try:
         return kind(text)
     except ValueError:
-        from ..config import ConfigError, FLAGS
         raise ConfigError(name, text, f"a number ({kind.__name__})", FLAGS.get(name)) from None
 
 
