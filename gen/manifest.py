@@ -1,4 +1,11 @@
-"""The manifest of SPEC §5: everything a user or a testbench needs to drive the Verilog."""
+"""The manifest of SPEC §5: everything a user or a testbench needs to drive the Verilog.
+
+It records what the hardware uses, and only that: a parameter the config's mode does not
+use (``k`` outside ``topk``, ``g`` and ``smax`` outside ``hsoftmax`` or beside a weights
+file's shift table, ``rows`` outside ``linear``, ``popcount`` in ``linear``; see
+:func:`hamattn.config.unused_reason`) is left out, and so are the widths of another value
+path (``S``, ``z``, ``V`` of the linear state; ``hamming``, the distance of a scan).
+"""
 
 from __future__ import annotations
 
@@ -6,10 +13,10 @@ import json
 import platform
 from importlib import metadata
 
-from ..config import PARAMS
+from ..config import PARAMS, unused_reason
 from .verilog import DEFAULT_TOP, sha256
 
-__all__ = ["manifest", "manifest_text", "ports", "tool_versions"]
+__all__ = ["manifest", "manifest_text", "ports", "tool_versions", "used_params", "widths"]
 
 
 def ports(cfg):
@@ -40,13 +47,32 @@ def tool_versions():
             "python": platform.python_version()}
 
 
+def used_params(cfg):
+    """The parameters of SPEC §1 that the hardware of ``cfg`` uses, by symbol."""
+    return {n: v for n, v in cfg.params().items() if unused_reason(cfg, n) is None}
+
+
+def widths(cfg):
+    """The derived widths the value path of ``cfg`` has (SPEC §3)."""
+    out = {"element": cfg.w, "code": cfg.b, "weight": cfg.weight_width,
+           "projection": cfg.projection_width}
+    if cfg.mode == "linear":
+        out.update(key_count=cfg.key_count_width, S=cfg.S_width, z=cfg.z_width,
+                   V=cfg.V_width)
+    else:
+        out.update(hamming=cfg.hamming_width, key_count=cfg.key_count_width)
+    out.update(num=cfg.num_width, den=cfg.den_width, out=cfg.out_width)
+    return out
+
+
 def manifest(cfg, verilog, top=DEFAULT_TOP):
-    params = cfg.params()
+    params = used_params(cfg)
     m = {"top": top, "verilog": f"{top}.v", "verilog_sha256": sha256(verilog)}
-    m.update(params)                                  # d, w, b, N, mode, k, g, smax, lanes, ...
+    m.update(params)                                  # d, w, b, N, mode, lanes, ... (used)
     m["P"] = cfg.lanes
     m["groups"] = cfg.groups                          # G = ceil(d / P): cycles per vector
-    m["parameters"] = {p.flag.lstrip("-").replace("-", "_"): params[p.name] for p in PARAMS}
+    m["parameters"] = {p.flag.lstrip("-").replace("-", "_"): params[p.name] for p in PARAMS
+                       if p.name in params}
     m["W"] = [list(r) for r in cfg.W]
     m["theta"] = list(cfg.theta)
     if cfg.asymmetric:
@@ -54,18 +80,15 @@ def manifest(cfg, verilog, top=DEFAULT_TOP):
         m["thetaq"] = list(cfg.thetaq)
     if cfg.mode == "hsoftmax":
         m["shifts"] = list(cfg.shifts)
-    m["widths"] = {
-        "element": cfg.w, "code": cfg.b, "weight": cfg.weight_width,
-        "projection": cfg.projection_width, "hamming": cfg.hamming_width,
-        "key_count": cfg.key_count_width, "S": cfg.S_width, "z": cfg.z_width,
-        "V": cfg.V_width, "num": cfg.num_width, "den": cfg.den_width, "out": cfg.out_width,
-    }
+    m["widths"] = widths(cfg)
     m["latency"] = cfg.latency
     m["q_interval"] = cfg.q_interval
     m["kv_interval"] = cfg.kv_interval
-    m["stages"] = {"hash": cfg.hash_latency, "hamming": cfg.hamming_latency,
-                   "value_path": dict(zip(("fixed", "per_key"), cfg.engine_timing)),
-                   "divider": cfg.divider_latency}
+    m["stages"] = {"hash": cfg.hash_latency}
+    if cfg.mode != "linear":                          # the scans' Hamming pipeline
+        m["stages"]["hamming"] = cfg.hamming_latency
+    m["stages"].update(value_path=dict(zip(("fixed", "per_key"), cfg.engine_timing)),
+                       divider=cfg.divider_latency)
     m["queries_in_flight"] = cfg.out_credits         # most queries in flight (F)
     m["ports"] = [{"name": n, "direction": d, "width": w} for n, d, w in ports(cfg)]
     m["reset"] = {"port": "rst", "kind": "synchronous", "active": "high"}

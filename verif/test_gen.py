@@ -58,7 +58,9 @@ def test_manifest_holds_the_contract(mode, tmp_path):
     man = json.loads(pathlib.Path(jpath).read_text())
     text = pathlib.Path(vpath).read_text()
     assert man["verilog_sha256"] == hashlib.sha256(text.encode()).hexdigest()
-    for p in ("d", "w", "b", "N", "mode", "k", "g", "smax", "lanes", "weights", "seed"):
+    used = {"linear": ("rows",), "topk": ("k", "popcount"),
+            "hsoftmax": ("g", "smax", "popcount")}[mode]
+    for p in ("d", "w", "b", "N", "mode", "lanes", "weights", "seed", "adders") + used:
         assert man[p] == getattr(cfg, p)
     assert man["W"] == [list(r) for r in cfg.W] and man["theta"] == list(cfg.theta)
     assert ("shifts" in man) == (mode == "hsoftmax")
@@ -215,7 +217,8 @@ def test_cli_gen_row_folded_linear(tmp_path):
     (["--mode", "softmax"], "mode (--mode) = 'softmax' is not allowed: one of linear, topk, "
                             "hsoftmax"),
     (["--temperature", "0"], "g (--temperature) = 0.0 is not allowed: a number with 0 < g <= 64"),
-    (["--weights", "missing.npz"], "weights (--weights) = 'missing.npz' is not allowed"),
+    # the path is resolved where it is read: the message names the file that was looked for
+    (["--weights", "missing.npz"], "missing.npz' is not allowed: an existing .npz file"),
     (["--top", "2x"], "top (--top) = '2x' is not allowed: a Verilog identifier"),
     (["--rows", "four"], "argument --rows: 'four' is not allowed for --rows: an integer "
                          "from 1 to b"),
