@@ -145,7 +145,7 @@ def testbench_text(top, *, d, w, n_kv, n_q, n_kv0, n_q0, windows, stall, p, lfsr
 
 def run_cli(cfg, args):
     """``hamattn vectors``: write everything and print one line of what and how to run."""
-    res = write_vectors(cfg, args.output, args.top, args.windows, args.seed,
+    res = write_vectors(cfg, args.output, args.top, args.windows, cfg.seed,
                         progress=lambda msg: print(msg, file=sys.stderr, flush=True))
     out = shlex.quote(args.output)
     print(f"wrote {res['testbench']}, {os.path.basename(res['verilog'])}, the manifest and 4 "
