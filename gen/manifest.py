@@ -1,10 +1,11 @@
 """The manifest of SPEC §5: everything a user or a testbench needs to drive the Verilog.
 
-It records what the hardware uses, and only that: a parameter the config's mode does not
-use (``k`` outside ``topk``, ``g`` and ``smax`` outside ``hsoftmax`` or beside a weights
-file's shift table, ``rows`` outside ``linear``, ``popcount`` in ``linear``; see
-:func:`hamattn.config.unused_reason`) is left out, and so are the widths of another value
-path (``S``, ``z``, ``V`` of the linear state; ``hamming``, the distance of a scan).
+Every parameter of SPEC §1 has its key, and a parameter that the hardware of this config
+does not use (``k`` outside ``topk``, ``g`` and ``smax`` outside ``hsoftmax`` or beside a
+weights file's shift table, ``rows`` outside ``linear``, ``popcount`` in ``linear``; see
+:func:`hamattn.config.unused_reason`) has the value ``null``, with the reason under
+``unused``. The widths of another value path (``S``, ``z``, ``V`` of the linear state;
+``hamming``, the distance of a scan) are left out.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from importlib import metadata
 from ..config import PARAMS, unused_reason
 from .verilog import DEFAULT_TOP, sha256
 
-__all__ = ["manifest", "manifest_text", "ports", "tool_versions", "used_params", "widths"]
+__all__ = ["manifest", "manifest_text", "ports", "tool_versions", "unused_params", "used_params", "widths"]
 
 
 def ports(cfg):
@@ -48,8 +49,16 @@ def tool_versions():
 
 
 def used_params(cfg):
-    """The parameters of SPEC §1 that the hardware of ``cfg`` uses, by symbol."""
-    return {n: v for n, v in cfg.params().items() if unused_reason(cfg, n) is None}
+    """The parameters of SPEC §1 by symbol: the value where the hardware of ``cfg`` uses
+    it, else None."""
+    return {n: (v if unused_reason(cfg, n) is None else None)
+            for n, v in cfg.params().items()}
+
+
+def unused_params(cfg):
+    """Why the hardware of ``cfg`` does not use a parameter, by symbol (only those)."""
+    return {n: why.removeprefix("not given: ") for n in cfg.params()
+            if (why := unused_reason(cfg, n)) is not None}
 
 
 def widths(cfg):
@@ -68,11 +77,11 @@ def widths(cfg):
 def manifest(cfg, verilog, top=DEFAULT_TOP):
     params = used_params(cfg)
     m = {"top": top, "verilog": f"{top}.v", "verilog_sha256": sha256(verilog)}
-    m.update(params)                                  # d, w, b, N, mode, lanes, ... (used)
+    m.update(params)                                  # d, w, b, N, mode, lanes, ...
     m["P"] = cfg.lanes
     m["groups"] = cfg.groups                          # G = ceil(d / P): cycles per vector
-    m["parameters"] = {p.flag.lstrip("-").replace("-", "_"): params[p.name] for p in PARAMS
-                       if p.name in params}
+    m["parameters"] = {p.flag.lstrip("-").replace("-", "_"): params[p.name] for p in PARAMS}
+    m["unused"] = unused_params(cfg)                  # parameter -> why it is null
     m["W"] = [list(r) for r in cfg.W]
     m["theta"] = list(cfg.theta)
     if cfg.asymmetric:
