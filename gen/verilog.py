@@ -6,12 +6,14 @@ import hashlib
 import os
 import re
 
-from amaranth.back import verilog
+from amaranth._toolchain.yosys import find_yosys
+from amaranth.back import rtlil
 
 from ..config import HEAP_ELABORATION_FACTOR, MAX_ADDER_BITS, SLOW_ADDER_BITS, ConfigError
 from ..rtl import AxiStreamCore
 
-__all__ = ["DEFAULT_TOP", "check_top_name", "check_buildable", "verilog_text", "generate"]
+__all__ = ["DEFAULT_TOP", "check_top_name", "check_buildable", "convert", "verilog_text",
+           "generate"]
 
 DEFAULT_TOP = "hamattn_core"
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -64,18 +66,46 @@ def check_buildable(cfg):
     return bits
 
 
+#: Amaranth's internal attributes, stripped so that the text depends on the design alone
+_INTERNAL_ATTRS = " ".join(f"-remove {a}" for a in (
+    "generator", "top", "src", "amaranth.hierarchy", "amaranth.decoding"))
+
+
+def convert(elaboratable, name):
+    """Verilog of an Amaranth component, written so that every simulator runs it the same.
+
+    Amaranth's own ``verilog.convert`` keeps its processes as ``always @*`` blocks that
+    Yosys starts with a dummy register initialised at its declaration. Under SystemVerilog
+    semantics (``iverilog -g2012``, and any simulator in SV mode) such an initialiser raises
+    no event, so a block whose inputs never change after time 0 (an idle FSM's ``ready``)
+    never runs and reads X. Here every process is lowered to multiplexers (Yosys ``proc``
+    with ``proc_mux``), so the module holds only continuous assignments, which every
+    simulator evaluates at time 0, and clocked ``always @(posedge clk)`` blocks; no source
+    locations, so the same design always gives the same bytes."""
+    text = rtlil.convert(elaboratable, name=name, emit_src=False)
+    yosys = find_yosys(lambda ver: ver >= (0, 40))
+    script = [
+        f"read_rtlil <<rtlil\n{text}\nrtlil",
+        "proc -norom",
+        "memory_collect",
+        f"attrmap {_INTERNAL_ATTRS}",
+        f"attrmap -modattr {_INTERNAL_ATTRS}",
+        "write_verilog",
+    ]
+    return yosys.run(["-q", "-"], "\n".join(script), ignore_warnings=False)
+
+
 def verilog_text(cfg, top=DEFAULT_TOP, progress=None):
-    """The Verilog of :class:`AxiStreamCore` for ``cfg`` as module ``top``, without source
-    locations so that the same config always gives the same bytes. ``progress`` (a callable
-    taking a message) hears about large designs before their long elaboration."""
+    """The Verilog of :class:`AxiStreamCore` for ``cfg`` as module ``top`` (see
+    :func:`convert`). ``progress`` (a callable taking a message) hears about large designs
+    before their long elaboration."""
     check_top_name(top)
     bits = check_buildable(cfg)
     if progress is not None and bits > SLOW_ADDER_BITS:
         progress(f"elaborating a large core (about {cfg.adder_bits:,} adder bits"
                  + (f", with --adders {cfg.adders}" if cfg.adders != "sum" else "")
                  + "); this can take a few minutes...")
-    return verilog.convert(AxiStreamCore(cfg), name=top, emit_src=False,
-                           strip_internal_attrs=True)
+    return convert(AxiStreamCore(cfg), top)
 
 
 def sha256(text):

@@ -48,11 +48,10 @@ VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style"]
 #: -O0 compiles the large generated C++ several times faster than Verilator's default -Os
 VERILATOR_CXX_OPT = os.environ.get("HAMATTN_VERILATOR_OPT", "-O0")
 TIMESCALE = ("1ns", "1ps")
-#: Verilog-2005 semantics: the generated Verilog (yosys ``write_verilog``) starts its
-#: ``always @*`` blocks with a register initialised at declaration; under ``-g2012`` (the
-#: cocotb runner's default) such an initialiser raises no event, so a block that only reads
-#: constant registers never runs and e.g. ``m_out_tvalid`` stays X after reset
-ICARUS_ARGS = ["-g2005"]
+#: Icarus language modes: cocotb's runner compiles with ``-g2012`` (SystemVerilog semantics),
+#: the default here too; ``"2005"`` adds ``-g2005``. The generated Verilog behaves the same in
+#: both (see :func:`hamattn.gen.verilog.convert`), and the test suite runs both.
+ICARUS_STDS = {"2012": [], "2005": ["-g2005"]}
 
 
 class SimulatorUnavailable(RuntimeError):
@@ -182,10 +181,13 @@ def config_flags(cfg):
     return flags
 
 
-def replay_command(cfg, *, sim="verilator", seed=0, windows=20, scenario=None, waves=False):
+def replay_command(cfg, *, sim="verilator", seed=0, windows=20, scenario=None, waves=False,
+                   icarus_std="2012"):
     """The shell command that replays one run (``python -m hamattn.verif.simulate ...``)."""
     cmd = [sys.executable, "-m", "hamattn.verif.simulate", *config_flags(cfg), "--sim", sim,
            "--sim-seed", str(seed), "--windows", str(windows)]
+    if sim == "icarus" and icarus_std != "2012":
+        cmd += ["--icarus-std", icarus_std]
     if scenario is not None:
         cmd += ["--scenario", ",".join(resolve_scenarios(scenario))]
     if waves:
@@ -335,7 +337,7 @@ def _log_tail(path, lines=25):
 
 def run_sim(cfg, *, sim="verilator", seed=0, windows=20, scenario="random", waves=False,
             build_dir=None, soak_queries=None, top="hamattn_core", progress=None,
-            opt=None, fast=True, clocking=None, extra_env=None):
+            opt=None, fast=True, clocking=None, extra_env=None, icarus_std="2012"):
     """Generate, build (reused when unchanged) and simulate ``cfg`` with the cocotb bench.
 
     ``scenario``: a name of :data:`hamattn.verif.cocotb_tb.SCENARIOS`, a comma-separated
@@ -348,6 +350,8 @@ def run_sim(cfg, *, sim="verilator", seed=0, windows=20, scenario="random", wave
     ``fast=False`` turns off the bench's fast-forward over idle cycles (same results).
     ``clocking``: ``"pulse"`` or ``"gpi"`` (see :class:`hamattn.verif.cocotb_tb.Bench`);
     default ``pulse`` on Verilator without waves, else ``gpi``.
+    ``icarus_std``: Icarus's language mode, a key of :data:`ICARUS_STDS` (default ``"2012"``,
+    cocotb's).
 
     Returns ``{"passed", "seed", "cycles", "sim_cycles_per_s", "build_s", "run_s",
     "waves_path", "built", "build_dir", "log", "scenarios", "errors", "replay"}``;
@@ -363,11 +367,14 @@ def run_sim(cfg, *, sim="verilator", seed=0, windows=20, scenario="random", wave
     why = simulator_available(sim)
     if why:
         raise SimulatorUnavailable(why)
+    if icarus_std not in ICARUS_STDS:
+        raise ValueError(f"unknown Icarus language mode {icarus_std!r}: one of "
+                         f"{', '.join(ICARUS_STDS)}")
     names = resolve_scenarios(scenario)
     seed = int(seed)
     replay = replay_command(cfg, sim=sim, seed=seed, windows=windows, scenario=names,
-                            waves=waves)
-    build_args = list(VERILATOR_ARGS) if sim == "verilator" else list(ICARUS_ARGS)
+                            waves=waves, icarus_std=icarus_std)
+    build_args = list(VERILATOR_ARGS) if sim == "verilator" else list(ICARUS_STDS[icarus_std])
     if waves and sim == "icarus":
         build_args += ["-s", "hamattn_dump"]      # the runner gives "-s <top>"
     if waves and sim == "verilator":
@@ -383,7 +390,8 @@ def run_sim(cfg, *, sim="verilator", seed=0, windows=20, scenario="random", wave
         vtext = vtmp.read_text()
         digest = sha256(vtext)
         if build_dir is None:
-            flavour = f"{sim}{opt or ''}{'-waves' if waves else ''}"
+            std = f"-g{icarus_std}" if sim == "icarus" else ""
+            flavour = f"{sim}{std}{opt or ''}{'-waves' if waves else ''}"
             bdir = root / f"{flavour}-{top}-{digest[:16]}"
         else:
             bdir = Path(build_dir)
@@ -557,6 +565,7 @@ def run_cli(cfg, args):
         res = run_sim(cfg, sim=args.sim, seed=seed, windows=args.windows, scenario=scenario,
                       waves=args.waves, build_dir=args.build_dir,
                       soak_queries=getattr(args, "soak_queries", None),
+                      icarus_std=getattr(args, "icarus_std", "2012"),
                       progress=lambda msg: print(f"  {msg}", flush=True))
     except (SimulatorUnavailable, ValueError) as e:
         from ..errors import UserError
@@ -585,6 +594,9 @@ def build_parser():
     p.prog = "python -m hamattn.verif.simulate"
     p.add_argument("--scenario", default="all",
                    help="comma-separated scenarios (default: all but soak and data)")
+    p.add_argument("--icarus-std", dest="icarus_std", choices=sorted(ICARUS_STDS),
+                   default="2012", help="Icarus language mode: -g2012 (cocotb's) or -g2005 "
+                   "[default: 2012]")
     p.add_argument("--soak-queries", dest="soak_queries", type=int, default=None,
                    help="query beats of the soak scenario [default: 100000]")
     return p
