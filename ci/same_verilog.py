@@ -21,6 +21,7 @@ import argparse
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -33,6 +34,8 @@ import numpy as np
 __all__ = ["CONFIGS", "WORKER", "digest", "package_root", "base_tree", "compare", "main"]
 
 REPO = Path(__file__).resolve().parent.parent
+CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hamattn" \
+    / "same_verilog"
 FILES = ("hamattn_core.v", "hamattn_core.json")
 #: a weights file written by the checker (the same path for both versions, as the manifest
 #: names it): asymmetric hashing (Wq, θq), non-zero θ, weights of several CSD digits and a
@@ -131,6 +134,13 @@ generate(CoreConfig.create(**params), out)
 """
 
 
+_live = set()          # generating subprocesses, ended when the check is interrupted
+
+
+def _stop(*_):
+    raise SystemExit(143)
+
+
 def package_root(tree, into):
     """A folder ``into`` whose ``hamattn`` entry is the source tree ``tree`` (the repository
     root is the package), for ``sys.path``."""
@@ -151,7 +161,16 @@ def digest(root, params, npz=None, timeout=3600):
         env = dict(os.environ, PYTHONPATH=str(root), PYTHONDONTWRITEBYTECODE="1")
         cmd = ["nice", "-n", "10", sys.executable, "-c", WORKER, str(root), out,
                json.dumps(params)]
-        res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        _live.add(proc)
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        finally:
+            proc.kill()
+            proc.wait()
+            _live.discard(proc)
+        res = subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
         if res.returncode != 0:
             tail = (res.stderr or res.stdout).strip().splitlines()[-3:]
             return {"error": " | ".join(tail) or f"exit status {res.returncode}"}
@@ -194,17 +213,35 @@ def compare(base, work):
     return rows
 
 
-def run(ref, names, jobs=2, say=print, repo=REPO):
+def _cache_key(params):
+    # the manifest names the tool versions: a base digest holds for one Python environment
+    return json.dumps([sys.executable, params], sort_keys=True)
+
+
+def run(ref, names, jobs=2, say=print, repo=REPO, cache=None):
     """Digest every config of ``names`` at ``ref`` and in the working tree; return the rows of
-    :func:`compare`. ``say`` hears one progress line per finished generation."""
+    :func:`compare`. ``say`` hears one progress line per finished generation. ``cache``: a
+    folder where the digests of the base commit are kept (a commit's code does not change),
+    so that a later run against the same base generates only the working tree's."""
     with tempfile.TemporaryDirectory(prefix="same_verilog_") as tmp, \
             base_tree(ref, repo) as base_src:
+        commit = subprocess.run(["git", "-C", str(base_src), "rev-parse", "HEAD"],
+                                capture_output=True, text=True, check=True).stdout.strip()
+        cache_file = Path(cache) / f"{commit}.json" if cache else None
+        cached = json.loads(cache_file.read_text()) if cache_file and cache_file.exists() \
+            else {}
         npz = Path(tmp) / NPZ
         write_npz(npz)
         roots = {"base": package_root(base_src, Path(tmp) / "base"),
                  "work": package_root(repo, Path(tmp) / "work")}
-        tasks = [(side, name) for name in names for side in roots]
         results = {side: {} for side in roots}
+        for name in names:
+            if _cache_key(CONFIGS[name]) in cached:
+                results["base"][name] = cached[_cache_key(CONFIGS[name])]
+        tasks = [(side, name) for name in names for side in roots
+                 if name not in results[side]]
+        if len(tasks) < 2 * len(names):
+            say(f"{2 * len(names) - len(tasks)} digests of base {commit[:12]} from {cache_file}")
         start = time.monotonic()
 
         def one(task):
@@ -214,11 +251,23 @@ def run(ref, names, jobs=2, say=print, repo=REPO):
             return side, name, out, time.monotonic() - t0
 
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            for i, (side, name, out, secs) in enumerate(pool.map(one, tasks), 1):
-                results[side][name] = out
-                state = "error" if "error" in out else out[FILES[0]][:12]
-                say(f"[{i}/{len(tasks)} {time.monotonic() - start:6.1f} s] {side:4} {name}: "
-                    f"{state} ({secs:.1f} s)")
+            try:
+                for i, (side, name, out, secs) in enumerate(pool.map(one, tasks), 1):
+                    results[side][name] = out
+                    state = "error" if "error" in out else out[FILES[0]][:12]
+                    say(f"[{i}/{len(tasks)} {time.monotonic() - start:6.1f} s] {side:4} "
+                        f"{name}: {state} ({secs:.1f} s)")
+            except BaseException:       # interrupted: end the generations under way
+                pool.shutdown(wait=False, cancel_futures=True)
+                for proc in list(_live):
+                    proc.kill()
+                raise
+        if cache_file:
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            for name, out in results["base"].items():
+                if "error" not in out:
+                    cached[_cache_key(CONFIGS[name])] = out
+            cache_file.write_text(json.dumps(cached, indent=1, sort_keys=True) + "\n")
         return compare(results["base"], results["work"])
 
 
@@ -235,6 +284,10 @@ def main(argv=None):
     ap.add_argument("--base", required=True, help="git ref to compare the working tree with")
     ap.add_argument("--only", default="", help="only the configs whose name holds this text")
     ap.add_argument("--jobs", type=int, default=2, help="generations at once (default 2)")
+    ap.add_argument("--cache", default=str(CACHE),
+                    help=f"folder of the base commits' digests (default {CACHE})")
+    ap.add_argument("--no-cache", dest="cache", action="store_const", const=None,
+                    help="generate the base's files again")
     ap.add_argument("--list", action="store_true", help="list the configs and exit")
     args = ap.parse_args(argv)
     names = [n for n in CONFIGS if args.only in n]
@@ -245,8 +298,10 @@ def main(argv=None):
     if not names:
         print(f"--only {args.only!r} matches no config", file=sys.stderr)
         return 2
+    signal.signal(signal.SIGTERM, _stop)       # a kill still removes the worktree
     start = time.monotonic()
-    rows = run(args.base, names, args.jobs, say=lambda s: print(s, flush=True))
+    rows = run(args.base, names, args.jobs, say=lambda s: print(s, flush=True),
+               cache=args.cache)
     print(table(rows))
     bad = [r for r in rows if not r[4]]
     print(f"{len(names)} configs, {len(rows)} files: "
