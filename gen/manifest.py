@@ -7,6 +7,7 @@ import platform
 from importlib import metadata
 
 from ..config import PARAMS
+from ..rtl.linear import state_widths
 from .verilog import DEFAULT_TOP, sha256
 
 __all__ = ["manifest", "manifest_text", "ports", "tool_versions"]
@@ -54,19 +55,20 @@ def manifest(cfg, verilog, top=DEFAULT_TOP):
         m["thetaq"] = list(cfg.thetaq)
     if cfg.mode == "hsoftmax":
         m["shifts"] = list(cfg.shifts)
+    plan = cfg.plan
     m["widths"] = {
-        "element": cfg.w, "code": cfg.b, "weight": cfg.weight_width,
-        "projection": cfg.projection_width, "hamming": cfg.hamming_width,
-        "key_count": cfg.key_count_width, "S": cfg.S_width, "z": cfg.z_width,
-        "V": cfg.V_width, "num": cfg.num_width, "den": cfg.den_width, "out": cfg.out_width,
+        "element": cfg.w, "code": cfg.b, "weight": plan.hash.weight_width,
+        "projection": plan.hash.projection_width, "hamming": plan.hamming.width,
+        "key_count": plan.key_count_width, **state_widths(cfg.N, cfg.w),
+        "num": plan.value.num_width, "den": plan.value.den_width, "out": cfg.w,
     }
-    m["latency"] = cfg.latency
-    m["q_interval"] = cfg.q_interval
-    m["kv_interval"] = cfg.kv_interval
-    m["stages"] = {"hash": cfg.hash_latency, "hamming": cfg.hamming_latency,
-                   "value_path": dict(zip(("fixed", "per_key"), cfg.engine_timing)),
-                   "divider": cfg.divider_latency}
-    m["queries_in_flight"] = cfg.out_credits         # most queries in flight (F)
+    m["latency"] = plan.latency.to_manifest()
+    m["q_interval"] = plan.q_interval.to_manifest()
+    m["kv_interval"] = plan.kv_interval.to_manifest()
+    m["stages"] = {"hash": plan.hash.latency.fixed, "hamming": plan.hamming.latency.fixed,
+                   "value_path": plan.value.latency.to_manifest(),
+                   "divider": plan.divider.latency.fixed}
+    m["queries_in_flight"] = plan.out_credits         # most queries in flight (F)
     m["ports"] = [{"name": n, "direction": d, "width": w} for n, d, w in ports(cfg)]
     m["reset"] = {"port": "rst", "kind": "synchronous", "active": "high"}
     m["tools"] = tool_versions()
