@@ -117,3 +117,10 @@ def test_value_path_matches_golden(corner, mode, adders, pattern):
 def test_scan_value_path_refuses_linear():
     with pytest.raises(ValueError, match="serves modes topk and hsoftmax, not 'linear'"):
         ScanPlan("linear", d=4, w=8, b=8, N=4)
+    # k belongs to topk, the shift table to hsoftmax: neither is taken and ignored
+    with pytest.raises(ValueError, match="k in mode topk, weight_shifts in hsoftmax"):
+        ScanPlan("hsoftmax", d=4, w=8, b=2, N=4, k=2, weight_shifts=(0, 1, 2))
+    with pytest.raises(ValueError, match="k in mode topk, weight_shifts in hsoftmax"):
+        ScanPlan("topk", d=4, w=8, b=2, N=4)
+    plan = ScanPlan("topk", d=4, w=8, b=2, N=4, k=2, lanes=2)
+    assert (plan.groups, plan.kept, plan.max_weight, plan.hamming.b) == (2, 2, 1, 2)
