@@ -37,10 +37,11 @@ REPO = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hamattn" \
     / "same_verilog"
 FILES = ("hamattn_core.v", "hamattn_core.json")
-#: a weights file written by the checker (the same path for both versions, as the manifest
-#: names it): asymmetric hashing (Wq, θq), non-zero θ, weights of several CSD digits and a
-#: shift table
+#: a weights file written by the checker at a fixed path (the manifest names it, so it is
+#: the same for both versions and every run): asymmetric hashing (Wq, θq), non-zero θ,
+#: weights of several CSD digits and a shift table
 NPZ = "asym.npz"
+NPZ_PATH = Path(tempfile.gettempdir()) / "hamattn-same-verilog" / NPZ
 
 _ICE = dict(d=32, w=8, b=32, N=256)          # bench/goals.py, iCEBreaker goals
 _ECP = dict(d=64, w=8, b=64, N=1024)         # bench/goals.py, ULX3S goals
@@ -152,11 +153,14 @@ def package_root(tree, into):
     return into
 
 
-def digest(root, params, npz=None, timeout=3600):
+def resolved(params):
+    """``params`` with the checker's weights file (:data:`NPZ`) at its path."""
+    return dict(params, weights=str(NPZ_PATH)) if params.get("weights") == NPZ else params
+
+
+def digest(root, params, timeout=3600):
     """{file: SHA-256} of what the package under ``root`` (see :func:`package_root`)
     generates for ``params``, or {"error": text} when it fails."""
-    if params.get("weights") == NPZ:
-        params = dict(params, weights=str(npz))
     with tempfile.TemporaryDirectory(prefix="same_verilog_") as out:
         env = dict(os.environ, PYTHONPATH=str(root), PYTHONDONTWRITEBYTECODE="1")
         cmd = ["nice", "-n", "10", sys.executable, "-c", WORKER, str(root), out,
@@ -230,14 +234,14 @@ def run(ref, names, jobs=2, say=print, repo=REPO, cache=None):
         cache_file = Path(cache) / f"{commit}.json" if cache else None
         cached = json.loads(cache_file.read_text()) if cache_file and cache_file.exists() \
             else {}
-        npz = Path(tmp) / NPZ
-        write_npz(npz)
+        NPZ_PATH.parent.mkdir(parents=True, exist_ok=True)
+        write_npz(NPZ_PATH)
         roots = {"base": package_root(base_src, Path(tmp) / "base"),
                  "work": package_root(repo, Path(tmp) / "work")}
         results = {side: {} for side in roots}
         for name in names:
-            if _cache_key(CONFIGS[name]) in cached:
-                results["base"][name] = cached[_cache_key(CONFIGS[name])]
+            if _cache_key(resolved(CONFIGS[name])) in cached:
+                results["base"][name] = cached[_cache_key(resolved(CONFIGS[name]))]
         tasks = [(side, name) for name in names for side in roots
                  if name not in results[side]]
         if len(tasks) < 2 * len(names):
@@ -247,7 +251,7 @@ def run(ref, names, jobs=2, say=print, repo=REPO, cache=None):
         def one(task):
             side, name = task
             t0 = time.monotonic()
-            out = digest(roots[side], CONFIGS[name], npz)
+            out = digest(roots[side], resolved(CONFIGS[name]))
             return side, name, out, time.monotonic() - t0
 
         with ThreadPoolExecutor(max_workers=jobs) as pool:
@@ -266,7 +270,7 @@ def run(ref, names, jobs=2, say=print, repo=REPO, cache=None):
             cache_file.parent.mkdir(parents=True, exist_ok=True)
             for name, out in results["base"].items():
                 if "error" not in out:
-                    cached[_cache_key(CONFIGS[name])] = out
+                    cached[_cache_key(resolved(CONFIGS[name]))] = out
             cache_file.write_text(json.dumps(cached, indent=1, sort_keys=True) + "\n")
         return compare(results["base"], results["work"])
 
