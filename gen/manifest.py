@@ -1,4 +1,11 @@
-"""The manifest of SPEC §5: everything a user or a testbench needs to drive the Verilog."""
+"""The manifest of SPEC §5: everything a user or a testbench needs to drive the Verilog.
+
+It records what the hardware uses, and only that: a parameter the config's mode does not
+use (``k`` outside ``topk``, ``g`` and ``smax`` outside ``hsoftmax`` or beside a weights
+file's shift table, ``rows`` outside ``linear``, ``popcount`` in ``linear``; see
+:func:`hamattn.config.unused_reason`) is left out, and so are the widths of another value
+path (``S``, ``z``, ``V`` of the linear state; ``hamming``, the distance of a scan).
+"""
 
 from __future__ import annotations
 
@@ -6,11 +13,10 @@ import json
 import platform
 from importlib import metadata
 
-from ..config import PARAMS
-from ..rtl.linear import state_widths
+from ..config import PARAMS, unused_reason
 from .verilog import DEFAULT_TOP, sha256
 
-__all__ = ["manifest", "manifest_text", "ports", "tool_versions"]
+__all__ = ["manifest", "manifest_text", "ports", "tool_versions", "used_params", "widths"]
 
 
 def ports(cfg):
@@ -41,13 +47,33 @@ def tool_versions():
             "python": platform.python_version()}
 
 
+def used_params(cfg):
+    """The parameters of SPEC §1 that the hardware of ``cfg`` uses, by symbol."""
+    return {n: v for n, v in cfg.params().items() if unused_reason(cfg, n) is None}
+
+
+def widths(cfg):
+    """The derived widths the value path of ``cfg`` has (SPEC §3), from the plans."""
+    plan = cfg.plan
+    out = {"element": cfg.w, "code": cfg.b, "weight": plan.hash.weight_width,
+           "projection": plan.hash.projection_width}
+    if cfg.mode == "linear":
+        out.update(key_count=plan.key_count_width, S=plan.value.S_width,
+                   z=plan.value.z_width, V=plan.value.V_width)
+    else:
+        out.update(hamming=plan.value.hamming.width, key_count=plan.key_count_width)
+    out.update(num=plan.value.num_width, den=plan.value.den_width, out=cfg.w)
+    return out
+
+
 def manifest(cfg, verilog, top=DEFAULT_TOP):
-    params = cfg.params()
+    params = used_params(cfg)
     m = {"top": top, "verilog": f"{top}.v", "verilog_sha256": sha256(verilog)}
-    m.update(params)                                  # d, w, b, N, mode, k, g, smax, lanes, ...
+    m.update(params)                                  # d, w, b, N, mode, lanes, ... (used)
     m["P"] = cfg.lanes
     m["groups"] = cfg.groups                          # G = ceil(d / P): cycles per vector
-    m["parameters"] = {p.flag.lstrip("-").replace("-", "_"): params[p.name] for p in PARAMS}
+    m["parameters"] = {p.flag.lstrip("-").replace("-", "_"): params[p.name] for p in PARAMS
+                       if p.name in params}
     m["W"] = [list(r) for r in cfg.W]
     m["theta"] = list(cfg.theta)
     if cfg.asymmetric:
@@ -56,18 +82,15 @@ def manifest(cfg, verilog, top=DEFAULT_TOP):
     if cfg.mode == "hsoftmax":
         m["shifts"] = list(cfg.shifts)
     plan = cfg.plan
-    m["widths"] = {
-        "element": cfg.w, "code": cfg.b, "weight": plan.hash.weight_width,
-        "projection": plan.hash.projection_width, "hamming": plan.hamming.width,
-        "key_count": plan.key_count_width, **state_widths(cfg.N, cfg.w),
-        "num": plan.value.num_width, "den": plan.value.den_width, "out": cfg.w,
-    }
+    m["widths"] = widths(cfg)
     m["latency"] = plan.latency.to_manifest()
     m["q_interval"] = plan.q_interval.to_manifest()
     m["kv_interval"] = plan.kv_interval.to_manifest()
-    m["stages"] = {"hash": plan.hash.latency.fixed, "hamming": plan.hamming.latency.fixed,
-                   "value_path": plan.value.latency.to_manifest(),
-                   "divider": plan.divider.latency.fixed}
+    m["stages"] = {"hash": plan.hash.latency.fixed}
+    if cfg.mode != "linear":                          # the scans' Hamming pipeline
+        m["stages"]["hamming"] = plan.value.hamming.latency.fixed
+    m["stages"].update(value_path=plan.value.latency.to_manifest(),
+                       divider=plan.divider.latency.fixed)
     m["queries_in_flight"] = plan.out_credits         # most queries in flight (F)
     m["ports"] = [{"name": n, "direction": d, "width": w} for n, d, w in ports(cfg)]
     m["reset"] = {"port": "rst", "kind": "synchronous", "active": "high"}

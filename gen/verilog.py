@@ -80,8 +80,12 @@ def convert(elaboratable, name):
     no event, so a block whose inputs never change after time 0 (an idle FSM's ``ready``)
     never runs and reads X. Here every process is lowered to multiplexers (Yosys ``proc``
     with ``proc_mux``), so the module holds only continuous assignments, which every
-    simulator evaluates at time 0, and clocked ``always @(posedge clk)`` blocks; no source
-    locations, so the same design always gives the same bytes."""
+    simulator evaluates at time 0, and clocked ``always @(posedge clk)`` blocks. A
+    multi-way multiplexer is written as a function whose ``case`` lists its one-hot selects
+    (``-noparallelcase``: no ``parallel_case`` pragma, whose meaning differs between
+    simulation and synthesis). Internal names are numbered (``_12_``: Icarus takes a call to
+    a function named ``\\$...`` for a system function); no source locations, so the same
+    design always gives the same bytes."""
     text = rtlil.convert(elaboratable, name=name, emit_src=False)
     yosys = find_yosys(lambda ver: ver >= (0, 40))
     script = [
@@ -90,7 +94,7 @@ def convert(elaboratable, name):
         "memory_collect",
         f"attrmap {_INTERNAL_ATTRS}",
         f"attrmap -modattr {_INTERNAL_ATTRS}",
-        "write_verilog",
+        "write_verilog -noparallelcase",
     ]
     return yosys.run(["-q", "-"], "\n".join(script), ignore_warnings=False)
 

@@ -12,7 +12,6 @@ from amaranth.lib.wiring import In, Out
 
 from . import layouts
 from .divider import DividerPlan
-from .hamming import HammingPlan
 from .hash import HashPlan
 from .linear import LinearPlan
 from .plan import Timing, unsigned_width
@@ -25,14 +24,13 @@ __all__ = ["CorePlan", "AttentionCore", "AxiStreamCore"]
 class CorePlan:
     """The whole core for d-element w-bit vectors and windows of at most N keys: the
     ``hash`` of keys and queries, the ``value`` path (:class:`LinearPlan` or
-    :class:`ScanPlan`) and the ``divider``, in that order; ``hamming``: the Hamming
-    distance of the codes (the scan's; the manifest states it in every mode)."""
+    :class:`ScanPlan`, whose Hamming distance is its own) and the ``divider``, in that
+    order."""
 
     d: int
     w: int
     N: int
     hash: HashPlan
-    hamming: HammingPlan
     value: LinearPlan | ScanPlan
     divider: DividerPlan
 

@@ -45,7 +45,9 @@ from amaranth import Cat, Const, Elaboratable, Module, Mux, Signal
 from amaranth.build import ResourceError
 from amaranth.lib import io
 
+from .. import process
 from ..errors import UserError
+from ..process import error_lines
 
 __all__ = ["BOARDS", "Board", "BoardTop", "BOARD_CONFIGS", "DESIGN_NAME", "board", "tool_env",
            "env_var", "prepare_board", "build_board", "parse_build", "summary_line",
@@ -370,13 +372,11 @@ def build_board(cfg, board_name, *, build_dir=None, name=DESIGN_NAME, progress=N
     start = time.monotonic()
     last_note = start
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(["sh", f"build_{name}.sh"], cwd=build_dir, env=env,
-                                stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = process.start(["sh", f"build_{name}.sh"], cwd=build_dir, env=env, log=log)
         try:
             while True:
                 try:
-                    rc = proc.wait(timeout=1.0)
+                    rc = process.wait(proc, timeout=1.0)
                 except subprocess.TimeoutExpired:
                     rc = None
                 now = time.monotonic()
@@ -390,10 +390,10 @@ def build_board(cfg, board_name, *, build_dir=None, name=DESIGN_NAME, progress=N
                     break
                 over = _overuse(build_dir / f"{name}.tim")
                 if over:
-                    _kill(proc)
+                    process.kill(proc)
                     raise _no_fit(brd, cfg, over, build_dir / f"{name}.tim")
                 if now - start > timeout:
-                    _kill(proc)
+                    process.kill(proc)
                     raise UserError(f"the {brd.name} build took more than {timeout} s and "
                                     f"was stopped (log: {log_path})")
                 if now - last_note >= 60:
@@ -402,7 +402,7 @@ def build_board(cfg, board_name, *, build_dir=None, name=DESIGN_NAME, progress=N
                     doing = _last_info(build_dir / current[-1]) if current else ""
                     say(f"[{now - start:6.0f} s] still running{': ' + doing if doing else '...'}")
         except BaseException:
-            _kill(proc)
+            process.kill(proc)
             raise
     total = time.monotonic() - start
     if rc != 0:
@@ -478,15 +478,6 @@ def _rel(path):
         return str(path)
 
 
-def _kill(proc):
-    import signal
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except OSError:
-        proc.kill()
-    proc.wait()
-
-
 _UTIL_LINE = re.compile(r"^Info:\s+(\S+):\s+(\d+)/\s*(\d+)\s+\d+%")
 
 
@@ -526,19 +517,11 @@ def _no_fit(brd, cfg, over, log):
         f"({brd.platform_class}): {what} -- {_smaller(cfg)} (log: {log})")
 
 
-def _error_lines(path):
-    try:
-        with open(path, errors="replace") as f:
-            return [ln.strip() for ln in f if ln.lstrip().startswith("ERROR")]
-    except OSError:
-        return []
-
-
 def _build_error(brd, build_dir, name, rc, log_path, cfg):
     from .tools import ToolError
     errors = []
     for f in (f"{name}.rpt", f"{name}.tim", "build.log"):
-        errors += [e for e in _error_lines(build_dir / f) if e not in errors]
+        errors += [e for e in error_lines(build_dir / f) if e not in errors]
     text = " ".join(errors)
     over = _overuse(build_dir / f"{name}.tim")
     if over:

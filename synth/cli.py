@@ -15,7 +15,7 @@ import os
 import pathlib
 import sys
 
-from .flows import TARGETS, synth_report, synthesize
+from .flows import PLURAL, TARGETS, amount, synth_report, synthesize
 
 __all__ = ["synth_config", "run_synth", "run_sweep", "run_report", "DSP_TARGETS"]
 
@@ -53,16 +53,13 @@ def synth_config(cfg, target, *, build_dir="build/synth", baseline=True, place=T
     if target not in TARGETS:
         from ..errors import UserError
         raise UserError(f"target {target!r} is not allowed: one of {', '.join(TARGETS)}")
-    say(f"generating the core{' and its baseline' if baseline else ''} ({cfg.mode}, d={cfg.d}, "
-        f"b={cfg.b}, N={cfg.N})")
+    say(f"generate the core{' and its baseline' if baseline else ''}")
     core_v, base_v, base_top = _sources(cfg, build_dir, say, baseline)
-    say(f"synthesizing for {target} (Yosys{' + nextpnr' if TARGETS[target].placed else ''})")
     rep = synth_report(core_v, "hamattn_core", base_v if baseline else None, base_top,
-                       target, build_dir, place=place, cache_dir=cache_dir)
+                       target, build_dir, place=place, cache_dir=cache_dir, progress=say)
     if baseline and target in DSP_TARGETS:
-        say(f"synthesizing the baseline again with DSP blocks for {target}")
         r = synthesize(base_v, base_top, dsp_variant(target), build_dir, place=False,
-                       cache_dir=cache_dir)
+                       cache_dir=cache_dir, progress=say, label="baseline with DSP blocks")
         rep["baseline_dsp"] = {"area": r["area"], "ffs": r["ffs"],
                                "dsps": r["synth"]["dsp"],
                                "area_kind": "synthesis"}
@@ -81,18 +78,83 @@ def synth_config(cfg, target, *, build_dir="build/synth", baseline=True, place=T
     return rep
 
 
+def _fit_text(side, unit, target):
+    """``5,378/5,280 ICESTORM_LC with the harness: does NOT fit`` (placed targets)."""
+    placed = side.get("placed") or {}
+    total, avail = placed.get("total", {}).get("area"), placed.get("available")
+    if total is None or not avail:
+        return None
+    verdict = "fits" if side.get("fits") else "does NOT fit"
+    return f"{total:,}/{avail:,} {unit} with the harness: {verdict} {target}"
+
+
+def _fmax_text(side, target, placed_target):
+    if side.get("fmax_mhz"):
+        dev = side.get("fmax_device")
+        return f"Fmax {side['fmax_mhz']} MHz" + (f" (on {dev})" if dev and
+                                                  side.get("fits") is False else "")
+    if not placed_target:
+        return f"no Fmax: {target} is synthesis only (no place and route)"
+    if side.get("fits") is False:
+        return "no Fmax: it does not fit, so it is not placed"
+    return "no Fmax: not placed"
+
+
+def _side_line(name, side, rep):
+    unit, target = rep["area_unit"], rep["target"]
+    placed_target = TARGETS[target].placed
+    synth = side.get("synth") or {}
+    parts = [amount(side["area"], unit), f"{side['ffs']:,} FFs"]
+    if synth.get("bram") is not None and TARGETS[target].family != "gates":
+        parts.append(f"{synth['bram']} BRAM")
+    fit = _fit_text(side, unit, target) if placed_target else None
+    if fit:
+        parts.append(fit)
+    parts.append(_fmax_text(side, target, placed_target))
+    return f"  {name:<9}{', '.join(parts)}"
+
+
+def _kind_text(side, target):
+    if side.get("fits") is False:
+        return f"packed count, it does not fit {target}"
+    return {"placed": "placed count", "packed": "packed count",
+            "synthesis": "count after synthesis",
+            "synthesis-estimate": "estimate after synthesis, not placed"}.get(
+                side.get("area_kind"), side.get("area_kind") or "?")
+
+
+def reduction_line(rep):
+    """``area reduction 68.1%``, saying which count each side has when they differ or a
+    side does not fit; None without a baseline."""
+    d, bl, target = rep["design"], rep["baseline"], rep["target"]
+    if bl.get("area") is None or rep.get("area_reduction") is None:
+        return None
+    line = f"  area reduction {rep['area_reduction']:.1%} (1 - core/baseline)"
+    kinds = (_kind_text(d, target), _kind_text(bl, target))
+    if kinds[0] != kinds[1] or d.get("fits") is False:
+        line += f": core {kinds[0]}; baseline {kinds[1]}"
+    return line
+
+
 def format_report(rep):
+    """The summary ``hamattn synth`` prints: per side its area (with thousands separators),
+    flip-flops, BRAM, on placed targets whether it fits the device with the harness, and
+    Fmax or why there is none; the reduction line says which counts it compares."""
     d, bl = rep["design"], rep["baseline"]
+    tgt = TARGETS[rep["target"]]
     unit = rep["area_unit"]
-    lines = [f"target {rep['target']}: core {d['area']} {unit}, {d['ffs']} FFs"
-             + (f", Fmax {d['fmax_mhz']} MHz" if d.get("fmax_mhz") else "")]
+    lines = [f"target {tgt.name}: {tgt.description}; area in {PLURAL.get(unit, unit)}"]
+    if tgt.family == "gates":
+        lines.append("  memories are built from flip-flops on this target (no memory "
+                     "macros): its FF counts exceed the FPGA targets'")
+    lines.append(_side_line("core", d, rep))
     if bl.get("area") is not None:
-        lines.append(f"  baseline {bl['area']} {unit}, {bl['ffs']} FFs"
-                     + (f", Fmax {bl['fmax_mhz']} MHz" if bl.get("fmax_mhz") else ""))
-        lines.append(f"  area reduction {rep['area_reduction']:.1%}")
+        lines.append(_side_line("baseline", bl, rep))
+        lines.append(reduction_line(rep))
     if rep.get("baseline_dsp"):
         b = rep["baseline_dsp"]
-        lines.append(f"  baseline with DSP blocks: {b['area']} {unit}, {b['dsps']} DSPs")
+        lines.append(f"  baseline with DSP blocks: {amount(b['area'], rep['area_unit'])}, "
+                     f"{b['dsps']} DSPs")
     if rep.get("fmax_ceiling_mhz"):
         lines.append(f"  Fmax ceiling of the fabric {rep['fmax_ceiling_mhz']} MHz"
                      + (f" (core at {rep['fmax_fraction_of_ceiling']:.0%})"
@@ -119,9 +181,9 @@ def run_synth(cfg, args):
     return 0
 
 
-def run_sweep(args):
+def run_sweep(args, base):
     from .sweep import run_cli
-    return run_cli(args)
+    return run_cli(args, base)
 
 
 def run_report(args):

@@ -46,6 +46,7 @@ import pathlib
 import re
 from dataclasses import dataclass
 
+from .. import process
 from . import harness as _h
 from .cache import cache_key, cache_load, cache_store, resolve_cache_dir
 from .tools import (DEFAULT_TIMEOUT, ToolError, package_versions, run_nextpnr, run_yosys,
@@ -53,7 +54,7 @@ from .tools import (DEFAULT_TIMEOUT, ToolError, package_versions, run_nextpnr, r
 
 __all__ = [
     "TARGETS", "Target", "synthesize", "synth_report", "fmax_ceiling", "read_ports",
-    "cell_counts", "classify_cells", "CMOS_TRANSISTORS", "SynthError",
+    "cell_counts", "classify_cells", "CMOS_TRANSISTORS", "SynthError", "amount", "PLURAL",
 ]
 
 log = logging.getLogger("hamattn.synth")
@@ -119,6 +120,15 @@ TARGETS = {
                     "abc -g cmos2\nopt_clean", (), "transistor", 2,
                     "generic CMOS gates (NAND/NOR/NOT), synthesis only"),
 }
+
+#: plural of an area unit in a sentence ("486,922 transistors", "1,204 LUTs")
+PLURAL = {"transistor": "transistors", "LUT": "LUTs"}
+
+
+def amount(n, unit):
+    """``n`` with thousands separators and its unit: ``486,922 transistors``."""
+    return f"{n:,} {PLURAL.get(unit, unit) if n != 1 else unit}"
+
 
 #: the placed-cell type whose 'used' count is ``area`` on a placed family
 _PLACED_AREA = {"ice40": "ICESTORM_LC", "ecp5": "TRELLIS_COMB"}
@@ -304,9 +314,12 @@ def _run_synth(script, job, timeout):
     return run_yosys(_abc_lut4_ecp5(script), cwd=job, name="synth", timeout=timeout), True
 
 
-def _synth_only_job(sources, top, tgt, build_dir, cache_dir, timeout, keep_hierarchy=False):
+def _synth_only_job(sources, top, tgt, build_dir, cache_dir, timeout, keep_hierarchy=False,
+                    say=None):
     """Synthesis without placement; returns {"modules": {name: cells}, "cells": {...},
-    "top": top}."""
+    "top": top}. ``say`` (when given) receives ``"synth"`` as the tool starts, or
+    ``"synth: cached"``."""
+    say = say or _quiet
     synth = tgt.synth.format(top=top)
     if keep_hierarchy:
         synth = _no_flatten(synth, tgt)
@@ -315,10 +328,12 @@ def _synth_only_job(sources, top, tgt, build_dir, cache_dir, timeout, keep_hiera
                     target=tgt.name, versions=package_versions())
     hit = cache_load(cache_dir, key)
     if hit is not None:
+        say("synth: cached")
         hit["cached"] = True
         return hit
     job = _job_dir(build_dir, f"synth-{tgt.name}", key)
     script = _write_sources(job, sources) + "\n" + script_tail
+    say("synth")
     res, noabc9 = _run_synth(script, job, timeout)
     stat = json.loads((job / "stat.json").read_text())
     result = {
@@ -349,10 +364,13 @@ def _pnr_args(tgt, seed, freq_mhz, device=None):
 
 
 def _placed_job(kind, sources, top, tgt, build_dir, cache_dir, timeout, seed, freq_mhz,
-                wrapped=True, fmax_fallback=True):
+                wrapped=True, fmax_fallback=True, say=None):
     """Synthesis + place and route of ``sources`` (which hold module ``top``); with
     ``wrapped``, ``top`` is the harness and its ``dut`` instance keeps its own module through
-    synthesis. Returns placed utilization, Fmax and per-module synthesized cells."""
+    synthesis. Returns placed utilization, Fmax and per-module synthesized cells. ``say``
+    (when given) receives ``"synth"`` and ``"place-and-route"`` as those tools start, or
+    ``"synth + place-and-route: cached"``."""
+    say = say or _quiet
     synth = tgt.synth.format(top=top)
     lines = [f"hierarchy -check -top {top}"]
     if wrapped:
@@ -369,10 +387,12 @@ def _placed_job(kind, sources, top, tgt, build_dir, cache_dir, timeout, seed, fr
                     pnr=pnr, fallback=fallback, versions=package_versions())
     hit = cache_load(cache_dir, key)
     if hit is not None:
+        say("synth + place-and-route: cached")
         hit["cached"] = True
         return hit
     job = _job_dir(build_dir, f"{kind}-{tgt.name}", key)
     script = _write_sources(job, sources) + "\n" + script_tail
+    say("synth")
     ys, noabc9 = _run_synth(script, job, timeout)
     stat = json.loads((job / "stat.json").read_text())
     modules = {_unescape(m): cell_counts(stat, m) for m in stat["modules"]}
@@ -380,6 +400,7 @@ def _placed_job(kind, sources, top, tgt, build_dir, cache_dir, timeout, seed, fr
     # counts (those that placement would use) instead of sending the placer into a hopeless
     # search; there is then no Fmax
     pack_args = list(tgt.pnr) + ["--json", "netlist.json", "--pack-only"]
+    say("place-and-route")
     try:
         pk = run_nextpnr(tgt.family, pack_args, cwd=job, name="pack", timeout=timeout)
     except ToolError as e:
@@ -454,6 +475,10 @@ def _packed_utilization(log_path):
     return out
 
 
+def _quiet(msg):
+    pass
+
+
 def _round(x, nd=2):
     return None if x is None else round(float(x), nd)
 
@@ -462,7 +487,7 @@ def _round(x, nd=2):
 
 def synthesize(verilog_path, top, target, build_dir, *, place=True, cache_dir=None,
                seed=1, freq_mhz=100.0, clocks=("clk",), timeout=DEFAULT_TIMEOUT, jobs=2,
-               fmax_fallback=False):
+               fmax_fallback=False, progress=None, label="design"):
     """Synthesize module ``top`` of ``verilog_path`` (a path or a list of paths) for
     ``target`` (a name of :data:`TARGETS`); tool files go under ``build_dir``.
 
@@ -476,13 +501,17 @@ def synthesize(verilog_path, top, target, build_dir, *, place=True, cache_dir=No
     synthesis-level LUT estimate (``area_kind`` says which). A design that does not fit the
     device has ``fits`` false and its packed cell count as ``area``; with ``fmax_fallback``
     its Fmax is measured on the target's larger device (``fmax_device``), which for a big
-    design is the slowest step of all (tens of minutes)."""
+    design is the slowest step of all (tens of minutes).
+
+    ``progress`` (when given) receives one line as each tool starts: ``"synth <label>"``,
+    ``"place-and-route <label>"`` (or ``"... <label>: cached"``)."""
     tgt = _target(target)
+    say = None if progress is None else _stage_say(progress, label)
     cache = resolve_cache_dir(cache_dir)
     build_dir = pathlib.Path(build_dir)
     sources = _read_sources(verilog_path)
     if not (tgt.placed and place):
-        r = _synth_only_job(sources, top, tgt, build_dir, cache, timeout)
+        r = _synth_only_job(sources, top, tgt, build_dir, cache, timeout, say=say)
         summary = classify_cells(r["cells"], tgt)
         _check_gates(summary, tgt)
         return {
@@ -503,11 +532,26 @@ def synthesize(verilog_path, top, target, build_dir, *, place=True, cache_dir=No
     bare_args = dict(args, fmax_fallback=False)     # the harness alone always fits
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs)) as ex:
         f_full = ex.submit(_placed_job, "placed", sources + [wrapper], _h.HARNESS_TOP,
-                           fmax_fallback=fmax_fallback, **args)
+                           fmax_fallback=fmax_fallback, say=say, **args)
         f_bare = ex.submit(_placed_job, "harness", [stub, wrapper], _h.HARNESS_TOP,
                            **bare_args)
-        full, bare = f_full.result(), f_bare.result()
+        try:
+            full, bare = f_full.result(), f_bare.result()
+        except BaseException:
+            # Ctrl-C or SIGTERM here: the tools of the other thread are ended too, so that
+            # the executor's exit does not wait for them
+            process.kill_started()
+            raise
     return _placed_summary(tgt, top, full, bare)
+
+
+def _stage_say(progress, label):
+    """``say`` of a job: "synth" -> progress("synth <label>"), "synth: cached" ->
+    progress("synth <label>: cached")."""
+    def say(stage):
+        head, sep, rest = stage.partition(":")
+        progress(f"{head} {label}{sep}{rest}")
+    return say
 
 
 def _placed_summary(tgt, top, full, bare):
@@ -557,7 +601,7 @@ def _check_gates(summary, tgt):
 
 
 def fmax_ceiling(target, build_dir, *, cache_dir=None, seed=1, freq_mhz=100.0,
-                 timeout=DEFAULT_TIMEOUT):
+                 timeout=DEFAULT_TIMEOUT, progress=None):
     """Fmax (MHz) of the smallest registered path (flip-flops -> one LUT -> flip-flop) on the
     device of ``target``, placed like a design; None for targets without place and route."""
     tgt = _target(target)
@@ -566,7 +610,8 @@ def fmax_ceiling(target, build_dir, *, cache_dir=None, seed=1, freq_mhz=100.0,
     src = [("ceiling.v", _h.ceiling_verilog(tgt.lut_inputs))]
     r = _placed_job("ceiling", src, _h.CEILING_TOP, tgt, pathlib.Path(build_dir),
                     resolve_cache_dir(cache_dir), timeout, seed, freq_mhz, wrapped=False,
-                    fmax_fallback=False)
+                    fmax_fallback=False,
+                    say=None if progress is None else _stage_say(progress, "Fmax ceiling"))
     return r["fmax_mhz"]
 
 
@@ -575,28 +620,30 @@ _NULL_SIDE = {"area": None, "ffs": None, "fmax_mhz": None}
 
 def synth_report(design_verilog, design_top, baseline_verilog, baseline_top, target,
                  build_dir, *, place=True, cache_dir=None, seed=1, freq_mhz=100.0,
-                 clocks=("clk",), timeout=DEFAULT_TIMEOUT, jobs=2, fmax_fallback=False):
+                 clocks=("clk",), timeout=DEFAULT_TIMEOUT, jobs=2, fmax_fallback=False,
+                 progress=None):
     """The SPEC §6 report of the design against a baseline on ``target``.
 
     ``baseline_verilog=None`` gives null baseline fields and a null ``area_reduction``.
     Returns ``{"target", "area_unit", "design": {"area", "ffs", "fmax_mhz", ...},
     "baseline": {...}, "area_reduction", "fmax_ceiling_mhz", "tool_versions", ...}``;
     ``design``/``baseline`` also hold ``top``, ``cells`` (by type), ``synth`` (summary
-    counts) and ``placed`` (placed targets)."""
+    counts) and ``placed`` (placed targets). ``progress`` receives a line as each tool
+    starts (see :func:`synthesize`; the labels are ``core`` and ``baseline``)."""
     tgt = _target(target)
     kw = dict(place=place, cache_dir=cache_dir, seed=seed, freq_mhz=freq_mhz, timeout=timeout,
               fmax_fallback=fmax_fallback)
     build_dir = pathlib.Path(build_dir)
     design = synthesize(design_verilog, design_top, tgt, build_dir, clocks=clocks, jobs=jobs,
-                        **kw)
+                        progress=progress, label="core", **kw)
     baseline = None
     if baseline_verilog is not None:
         baseline = synthesize(baseline_verilog, baseline_top, tgt, build_dir, clocks=clocks,
-                              jobs=jobs, **kw)
+                              jobs=jobs, progress=progress, label="baseline", **kw)
     ceiling = None
     if tgt.placed and place:
         ceiling = fmax_ceiling(tgt, build_dir, cache_dir=cache_dir, seed=seed,
-                               freq_mhz=freq_mhz, timeout=timeout)
+                               freq_mhz=freq_mhz, timeout=timeout, progress=progress)
     reduction = None
     if baseline is not None and baseline["area"]:
         reduction = round(1.0 - design["area"] / baseline["area"], 6)

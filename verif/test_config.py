@@ -14,6 +14,7 @@ import pytest
 
 from hamattn.config import MODES, ConfigError, CoreConfig, WeightsError
 from hamattn.golden import hash_codes, linear_state, run
+from hamattn.rtl.hamming import HammingPlan
 from hamattn.rtl.linear import state_widths
 
 FLAG = {"d": "--head-dim", "w": "--width", "b": "--code-bits", "N": "--seq-len",
@@ -400,7 +401,7 @@ def check_widths(cfg, keys, values, queries):
         for x in (keys, queries, extreme_projection_inputs(cfg, M)):
             y = np.asarray(x, dtype=np.int64) @ M.T        # |y| < 2^41: exact in int64
             assert fits_signed(y, cfg.plan.hash.projection_width), cfg
-    assert fits_unsigned(r.hamming(), cfg.plan.hamming.width) and r.hamming().max() <= cfg.b
+    assert fits_unsigned(r.hamming(), HammingPlan(cfg.b).width) and r.hamming().max() <= cfg.b
     return r
 
 

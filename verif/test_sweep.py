@@ -80,7 +80,7 @@ def test_report_figures_hold_the_numbers(swept, tmp_path):
     md, plots = write_report(rows, {"grid": {"b": ["1", "2"]}, "targets": ["gates"]},
                              tmp_path)
     text = md.read_text()
-    assert "## gates (area in transistor)" in text
+    assert "## gates (area in transistors)" in text
     for r in rows:
         assert f"| linear | 1 | 2 | {r['b']} | 2 | - | 1 | {r['area']} |" in text
     figs = json.loads((tmp_path / "figures.json").read_text())
