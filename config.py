@@ -1,11 +1,15 @@
 """The one configuration object of hamattn (SPEC §1-§3).
 
-:class:`CoreConfig` is frozen, validated once when it is built, and owns every number that a
-later stage needs: the hash constants, the ``hsoftmax`` shift table, every accumulator width
-and every latency and interval of the generated core. The golden model, the RTL, the
-manifest and the testbenches read these properties; none of them recomputes one.
+:class:`CoreConfig` is frozen and validated once when it is built; it holds the parameters,
+the hash constants and the ``hsoftmax`` shift table, and composes the plans of the core's
+blocks (:attr:`CoreConfig.plan`, a :class:`~hamattn.rtl.core.CorePlan`): every width,
+latency and interval of the generated core is computed by the block's plan beside its RTL
+(rtl/), and read from there by the RTL, the manifest and the testbenches. A few properties
+(``latency``, ``q_interval``, ``kv_interval``, ``num_width``, ...) delegate to the plans for
+their many callers.
 
-This module imports nothing else of the package.
+This module imports only the plain-Python plans of rtl/ (no command line, golden model or
+testbench).
 """
 
 from __future__ import annotations
@@ -18,6 +22,15 @@ from functools import cached_property
 
 import numpy as np
 
+from .rtl.core import CorePlan
+from .rtl.divider import DividerPlan, divider_latency
+from .rtl.hamming import POPCOUNT_TREES, HammingPlan, hamming_latency
+from .rtl.hash import HashPlan
+from .rtl.linear import LinearPlan
+from .rtl.plan import Folding, csd_digits, signed_width, tree_depth, unsigned_width
+from .rtl.scan import ScanPlan
+from .rtl.tree import ADDER_TREES
+
 __all__ = [
     "CoreConfig", "ConfigError", "WeightsError", "MODES", "WEIGHT_SOURCES", "PARAMS",
     "signed_width", "unsigned_width", "csd_digits", "tree_depth", "divider_latency",
@@ -26,20 +39,15 @@ __all__ = [
 ]
 
 MODES = ("linear", "topk", "hsoftmax")
-#: popcount trees of the Hamming distance (rtl/popcount.py): the plain adder sum, or a
-#: compressor tree of counters for 4-input or 6-input LUTs
-POPCOUNT_TREES = ("sum", "lut4", "lut6")
+#: popcount trees of the Hamming distance: POPCOUNT_TREES (rtl/hamming.py)
 DEFAULT_POPCOUNT = "lut6"
-#: multi-operand adder trees of the hash projection and the linear read-out
-#: (rtl/tree.py): binary trees of two-operand adders, or one bit heap per sum reduced by
-#: the popcount's counters for 4-input or 6-input LUTs
-ADDER_TREES = ("sum", "lut4", "lut6")
+#: adder trees of the hash projection and the linear read-out: ADDER_TREES (rtl/tree.py)
 DEFAULT_ADDERS = "sum"
 WEIGHT_SOURCES = ("random-ternary", "random-sign")
 #: widest weight a hash constant may have (signed bits); the projection sums stay < 2**63
 MAX_WEIGHT_WIDTH = 16
 MAX_SHIFT_ENTRY = 32
-#: largest core (in adder bits, see CoreConfig.adder_bits) that `hamattn gen` elaborates
+#: largest core (in adder bits, see CorePlan.adder_bits) that `hamattn gen` elaborates
 MAX_ADDER_BITS = 1 << 21
 #: from this size on, generation says it may take minutes
 SLOW_ADDER_BITS = 1 << 17
@@ -131,69 +139,6 @@ def check_given(cfg, given):
             raise ConfigError(p.name, getattr(cfg, p.name), why, p.flag)
 
 
-# --------------------------------------------------------------------------- integer helpers
-
-def signed_width(lo, hi):
-    """Fewest two's-complement bits that hold every integer in [lo, hi] (at least 1)."""
-    lo, hi = int(lo), int(hi)
-    bits = 1
-    while not (-(1 << (bits - 1)) <= lo and hi <= (1 << (bits - 1)) - 1):
-        bits += 1
-    return bits
-
-
-def unsigned_width(hi):
-    """Fewest unsigned bits that hold every integer in [0, hi] (at least 1)."""
-    return max(1, int(hi).bit_length())
-
-
-def csd_digits(c):
-    """Canonical signed-digit form of the integer ``c``: a list of ``(shift, sign)`` with
-    ``c == sum(sign << shift)``, non-adjacent, so that a constant product is the fewest
-    shifted additions and subtractions."""
-    c = int(c)
-    digits, shift = [], 0
-    while c != 0:
-        if c & 1:
-            digit = 2 - (c & 3)        # +1 when c = 1 mod 4, -1 when c = 3 mod 4
-            digits.append((shift, digit))
-            c -= digit
-        c >>= 1
-        shift += 1
-    return digits
-
-
-def tree_depth(n_terms):
-    """Adder levels of a binary tree over ``n_terms`` operands (0 for one or none)."""
-    return max(0, math.ceil(math.log2(n_terms))) if n_terms > 1 else 0
-
-
-def hamming_latency(b, tree="sum", stages=None):
-    """Edges through :class:`HammingDistance` for b-bit codes: its ``stages`` pipeline
-    registers. By default, ``sum``: one XOR register and one per adder level,
-    ``1 + ceil(log2(b))``; ``lut6``: ``max(1, ceil(log2(b)))``, at least the levels of its
-    compressor tree (one register each); ``lut4``: ``1 + ceil(log2(b))`` (its tree has up to
-    two levels more; those share a register with the next)."""
-    if tree not in POPCOUNT_TREES:
-        raise ValueError(f"tree = {tree!r} is not allowed: one of {', '.join(POPCOUNT_TREES)}")
-    if stages is None:
-        return max(1, tree_depth(b)) if tree == "lut6" else 1 + tree_depth(b)
-    if isinstance(stages, bool) or not isinstance(stages, (int, np.integer)) \
-            or not 1 <= stages <= 64:
-        raise ValueError(f"stages = {stages!r} is not allowed: an integer from 1 to 64")
-    return int(stages)
-
-
-def divider_latency(q_bits, groups=1):
-    """Rising edges from the edge at which :class:`RoundingDivider` accepts (num, den) to the
-    edge at which its result transfers, with the output ready: the accepting edge registers
-    the numerators, then each of the ``groups`` groups of lanes takes one edge to form
-    2|num|+den, ``q_bits`` restoring steps and one edge to apply the sign; the result
-    transfers on the next edge: ``groups·(q_bits + 2) + 1``. It is also the divider's
-    interval."""
-    return groups * (q_bits + 2) + 1
-
-
 def _check_int(name, value, lo, hi):
     flag = FLAGS.get(name)
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
@@ -271,7 +216,7 @@ def _load_npz(path, b, d):
 # --------------------------------------------------------------------------- the config
 
 @dataclass(frozen=True, eq=True)
-class CoreConfig:
+class CoreConfig(Folding):
     """Every parameter of SPEC §1 plus the hash constants; see :meth:`create`.
 
     Construct with :meth:`create` (which draws or loads the weights); the constructor
@@ -451,104 +396,36 @@ class CoreConfig:
                         dtype=np.int64).reshape(self.b)
 
     # ---------------------------------------------------------------- element ranges
-    @property
-    def vmin(self):
-        return -(1 << (self.w - 1))
-
-    @property
-    def vmax(self):
-        return (1 << (self.w - 1)) - 1
-
+    # (vmin, vmax, groups, folded and row_blocks: from Folding, as in the plans)
     @property
     def words(self):
         """64-bit words per packed code."""
         return (self.b + 63) // 64
 
-    # ---------------------------------------------------------------- hash widths
-    def weight_width_of(self, M):
-        """Signed bits of the widest entry of M (at least 2, a ternary weight needs 2)."""
-        flat = [x for r in M for x in r]
-        return max(2, signed_width(min(flat, default=0), max(flat, default=0)))
-
-    @property
-    def weight_width(self):
-        ww = self.weight_width_of(self.W)
-        return max(ww, self.weight_width_of(self.Wq)) if self.asymmetric else ww
-
-    def projection_range(self, M):
-        """(lo, hi) of y[t] = sum_i W[t,i] x[i] over all rows, for w-bit x."""
-        A = np.array(M, dtype=object).reshape(self.b, self.d)
-        lo = sum((np.minimum(A * self.vmin, A * self.vmax)).T)
-        hi = sum((np.maximum(A * self.vmin, A * self.vmax)).T)
-        return int(min(lo)), int(max(hi))
-
-    @property
-    def projection_width(self):
-        lo, hi = self.projection_range(self.W)
-        if self.asymmetric:
-            lo2, hi2 = self.projection_range(self.Wq)
-            lo, hi = min(lo, lo2), max(hi, hi2)
-        return signed_width(lo, hi)
-
-    @staticmethod
-    def hash_row_terms(row):
-        """Shifted operands of one projection row: ``[(i, shift, sign)]`` from the CSD form of
-        each non-zero weight (a ternary weight is a single ±x[i])."""
-        return [(i, s, sg) for i, c in enumerate(row) for s, sg in csd_digits(c)]
-
-    def hash_depth_of(self, M):
-        return max((tree_depth(len(self.hash_row_terms(r))) for r in M), default=0)
-
+    # ---------------------------------------------------------------- the plans (rtl/)
     @cached_property
-    def folded_hash_terms(self):
-        """Folded hash (G > 1): for each row t the shifted lane operands ``(p, s)`` of its
-        P-lane tree, the union over the groups g (and over W and Wq when queries have their
-        own hash) of the CSD digits at shift s of W[t, gP+p]; the digit itself is chosen by
-        g (and the query flag) at run time."""
-        P = self.lanes
-        mats = [self.W] + ([self.Wq] if self.asymmetric else [])
-        return tuple(tuple(sorted({(i % P, s) for M in mats for i, c in enumerate(M[t])
-                                   for s, _ in csd_digits(c)})) for t in range(self.b))
-
-    @cached_property
-    def hash_slot_terms(self):
-        """Folded hash: the operands ``(p, s)`` of the P-lane tree of each of its T = ``rows``
-        slots. Slot j computes rows j, T + j, 2T + j, ... (< b), one row block per pass over
-        the groups (R = ceil(b/T) passes, :attr:`hash_interval`), so its tree has the union
-        of those rows' operands; with T = b (no row folding) slot t is row t."""
-        T, b = self.rows, self.b
-        rows = self.folded_hash_terms
-        return tuple(tuple(sorted({ps for t in range(j, b, T) for ps in rows[t]}))
-                     for j in range(T))
-
-    @property
-    def hash_latency(self):
-        """Edges from the input transfer to the output transfer of :class:`HashProjection`
-        (output ready, hash otherwise idle).
-
-        Unfolded (G = 1): one input register, one per adder level of the deepest row (both
-        hashes when queries have their own), one compare: ``2 + max_t ceil(log2(terms_t))``.
-
-        Folded (G > 1): the transfer edge registers the last group of P lanes, then one edge
-        per level of the deepest P-lane tree, one edge adds the group into the row
-        accumulator (which starts at -θ), one edge registers its sign (y >= θ) into the output,
-        which transfers on the next edge: ``3 + max_j ceil(log2(|hash_slot_terms[j]|))`` (a
-        slot j is row j unless ``rows`` < b folds the rows)."""
-        if self.folded:
-            return 3 + max((tree_depth(len(r)) for r in self.hash_slot_terms), default=0)
-        depth = self.hash_depth_of(self.W)
-        if self.asymmetric:
-            depth = max(depth, self.hash_depth_of(self.Wq))
-        return 1 + depth + 1
-
-    # ---------------------------------------------------------------- Hamming distance
-    @property
-    def hamming_width(self):
-        return unsigned_width(self.b)
-
-    @property
-    def hamming_latency(self):
-        return hamming_latency(self.b, self.popcount)
+    def plan(self):
+        """The core's blocks planned from this config's numbers and composed
+        (:class:`~hamattn.rtl.core.CorePlan`): every width, memory layout, latency and
+        interval of the generated core is computed there, beside the RTL that realises it."""
+        hamming = HammingPlan(self.b, self.popcount)        # (the scans')
+        if self.mode == "linear":
+            value = LinearPlan(self.d, self.w, self.b, self.N, self.lanes, self.rows,
+                               self.adders)
+        elif self.mode == "topk":
+            value = ScanPlan("topk", self.d, self.w, self.b, self.N, k=self.k,
+                             lanes=self.lanes, hamming=hamming)
+        else:
+            value = ScanPlan("hsoftmax", self.d, self.w, self.b, self.N,
+                             weight_shifts=self.weight_shifts, lanes=self.lanes,
+                             hamming=hamming)
+        return CorePlan(
+            d=self.d, w=self.w, N=self.N,
+            hash=HashPlan(self.d, self.w, self.b, self.W, self.theta, self.Wq, self.thetaq,
+                          self.lanes, self.rows, self.adders),
+            value=value,
+            divider=DividerPlan(self.d, value.num_width, value.den_width, self.w, self.lanes,
+                                grouped=value.grouped))
 
     # ---------------------------------------------------------------- hsoftmax table
     @cached_property
@@ -566,203 +443,52 @@ class CoreConfig:
         s = self.shifts
         return tuple(s[self.b] - x for x in s)
 
-    # ---------------------------------------------------------------- folding (--lanes)
-    @property
-    def groups(self):
-        """G = ceil(d / P): the groups of ``lanes`` elements that a folded stage processes one
-        per cycle (1: fully parallel). Group g holds elements gP .. min(gP+P, d) - 1; the
-        last group of a non-divisor P has lanes without an element (they carry zeros)."""
-        return -(-self.d // self.lanes)
-
-    @property
-    def folded(self):
-        return self.groups > 1
-
-    @property
-    def row_blocks(self):
-        """R = ceil(b / rows): the blocks of ``rows`` code rows of the linear state S that a
-        folded linear value path reads and writes one per cycle, so a vector takes G·R
-        cycles there (1: all b rows at once); the folded hash computes the same blocks, one
-        per pass over the groups. The last block of a non-divisor has rows without a code
-        bit (they hold zeros)."""
-        return -(-self.b // self.rows)
-
-    @property
-    def state_steps(self):
-        """G·R: cycles the value path spends on one vector (key or query)."""
-        return self.groups * (self.row_blocks if self.mode == "linear" else 1)
-
-    @property
-    def hash_interval(self):
-        """Cycles :class:`HashProjection` spends on one vector: 1, or G when folded (it
-        reads one group of P input elements per cycle), G·R when a linear path folds its
-        rows (``rows`` T < b): the hash then also computes T rows at a time, in R passes."""
-        return self.groups * self.row_blocks
-
-    # ---------------------------------------------------------------- value-path widths
-    @property
-    def key_count_width(self):
-        """Bits of the count n of used keys, 0..N."""
-        return unsigned_width(self.N)
-
-    @property
-    def S_width(self):
-        """S[t, e] = sum_j s_kj[t] v_j[e] lies in ±N·2^(w-1)."""
-        m = self.N << (self.w - 1)
-        return signed_width(-m, m)
-
-    @property
-    def z_width(self):
-        return signed_width(-self.N, self.N)
-
-    @property
-    def V_width(self):
-        return signed_width(self.N * self.vmin, self.N * self.vmax)
-
+    # ---------------------------------------------------------------- delegations
     @property
     def kept(self):
         """Most keys a query's output sums over: N (linear, hsoftmax) or k (topk)."""
-        return self.k if self.mode == "topk" else self.N
+        return self.plan.value.kept
 
     @property
     def max_weight(self):
         """Largest weight of one key: 2b+1 (linear), 1 (topk), 2^(s[b]-s[0]) (hsoftmax)."""
-        if self.mode == "linear":
-            return 2 * self.b + 1
-        if self.mode == "topk":
-            return 1
-        return 1 << max(self.weight_shifts)
+        return self.plan.value.max_weight
 
     @property
     def num_width(self):
-        """Signed width of num[e] = sum_j weight_j v_j[e]."""
-        m = self.kept * self.max_weight
-        return signed_width(m * self.vmin, m * -self.vmin)
+        """Signed width of num[e] = sum_j weight_j v_j[e] (the value path's)."""
+        return self.plan.value.num_width
 
     @property
     def den_width(self):
         """Unsigned width of den = sum_j weight_j (>= 1)."""
-        return unsigned_width(self.kept * self.max_weight)
+        return self.plan.value.den_width
 
     @property
-    def out_width(self):
-        return self.w
-
-    # ---------------------------------------------------------------- timing (SPEC §5)
-    @property
-    def readout_terms(self):
-        """Operands of one linear read-out tree: b masked S (or z) rows and the CSD terms of
-        (b+1)·V (or (b+1)·n)."""
-        return self.b + len(csd_digits(self.b + 1))
-
-    @property
-    def readout_latency(self):
-        """Linear read-out: one register per tree level (the first level masks the rows by
-        the query code as it adds), one to add the count of zero query bits (the +1 of each
-        complemented row)."""
-        return tree_depth(self.readout_terms) + 1
-
-    @property
-    def divider_latency(self):
-        return divider_latency(self.w, self.groups)
-
-    @property
-    def threshold_cycles(self):
-        """topk: cycles to walk the b+1 histogram bins and find the cut distance (b+1
-        counters unfolded; folded, a histogram memory whose read takes one cycle more)."""
-        return self.b + 2 if self.folded else self.b + 1
-
-    @property
-    def scan_cycles_fixed(self):
-        """Fixed cycles of one pass over the stored keys: the memory read and the Hamming
-        pipeline behind the last key (a pass takes n + this)."""
-        return self.hamming_latency + 1
-
-    @property
-    def engine_timing(self):
-        """(fixed, per_key) edges from a query token entering the value path to its (num,
-        den) transferring to the divider, with nothing stalled."""
-        if self.mode == "linear":
-            if self.folded:
-                # the token is held G·R-1 cycles while its groups (and row blocks) are read,
-                # one edge more for the memory read
-                return self.state_steps - 1 + self.readout_latency + 1, 0
-            return self.readout_latency, 0
-        # a scan walks n keys (the topk histogram pass) or n·G value groups, one per cycle,
-        # each pass then drains in scan_cycles_fixed cycles; one edge more in DONE:
-        # topk 2(L_H+1) + T + 1 + (G+1)·n (T = threshold_cycles), hsoftmax L_H + 2 + G·n
-        if self.mode == "topk":
-            return 2 * self.scan_cycles_fixed + self.threshold_cycles + 1, 1 + self.groups
-        return self.scan_cycles_fixed + 1, self.groups
-
-    @property
-    def engine_interval(self):
-        """(fixed, per_key) cycles the value path is busy with one query: the pipelined
-        linear read-out takes a query every cycle; a scan takes its latency plus the cycle
-        in which it returns to idle."""
-        if self.mode == "linear":
-            return self.state_steps, 0
-        fixed, per_key = self.engine_timing
-        return fixed + 1, per_key
+    def weight_width(self):
+        """Signed bits of the widest hash weight (the hash's)."""
+        return self.plan.hash.weight_width
 
     @property
     def latency(self):
-        """{'fixed', 'per_key'}: edges from a query transfer to its output transfer, with
-        m_out_tready high and the core otherwise idle (SPEC §5): hash, value path, divider."""
-        fixed, per_key = self.engine_timing
-        return {"fixed": self.hash_latency + fixed + self.divider_latency,
-                "per_key": per_key}
+        """The manifest object {'fixed', 'per_key'} of :attr:`CorePlan.latency`: edges from a
+        query transfer to its output transfer (SPEC §5)."""
+        return self.plan.latency.to_manifest()
 
     @property
     def q_interval(self):
-        """{'fixed', 'per_key'}: edges between accepted queries at full throughput, which the
-        core enforces at ``s_q_tready``: the longer of the value path's and the divider's
-        occupancy, so that every query sees an idle value path and divider and its output
-        comes exactly ``latency`` edges later."""
-        fixed, per_key = self.engine_interval
-        return {"fixed": max(fixed, self.divider_latency, self.hash_interval),
-                "per_key": per_key}
+        """The manifest object of :attr:`CorePlan.q_interval`."""
+        return self.plan.q_interval.to_manifest()
 
     @property
     def kv_interval(self):
-        """{'fixed', 'per_key'}: edges between accepted keys: G (one group per cycle through
-        the hash and the value path), G·R in a linear path that folds its rows."""
-        return {"fixed": self.state_steps, "per_key": 0}
-
-    @property
-    def out_credits(self):
-        """F: queries the core lets be in flight (accepted, output not yet taken); F - 1 is
-        the depth of its output queue (the divider holds one more). At full rate, when a
-        query is accepted, the m earlier ones with m·q_interval <= latency are in flight
-        (the oldest may be leaving at that very edge): F = floor(latency / q_interval) + 1,
-        so the credit never throttles a core whose output is ready; when ``m_out_tready``
-        is low the finished outputs wait in the queue and the pipeline itself never stalls.
-        At least 2, as latency > q_interval."""
-        return max(self.at(self.latency, n) // self.at(self.q_interval, n)
-                   for n in {1, self.N}) + 1
+        """The manifest object of :attr:`CorePlan.kv_interval`."""
+        return self.plan.kv_interval.to_manifest()
 
     @staticmethod
     def at(timing, n):
         """Evaluate a {'fixed', 'per_key'} timing for a window of n used keys."""
         return timing["fixed"] + timing["per_key"] * n
-
-    # ---------------------------------------------------------------- size
-    @property
-    def adder_bits(self):
-        """A size estimate of the generated core: the bits of all its adders (hash trees,
-        value path, divider). Used to refuse configs too large to elaborate in reasonable
-        time and to warn about slow ones; not an area figure (see ``hamattn synth``)."""
-        pw = self.projection_width
-        hashes = [self.W] + ([self.Wq] if self.asymmetric else [])
-        if self.folded:     # per row: a P-lane tree (terms - 1 adders) and its accumulator
-            bits = sum(len(r) * pw for r in self.hash_slot_terms)
-        else:
-            bits = sum(max(0, len(self.hash_row_terms(r)) - 1) * pw for M in hashes for r in M)
-        if self.mode == "linear":
-            bits += 2 * self.rows * self.lanes * self.S_width
-        else:
-            bits += 2 * self.lanes * self.num_width + (self.b + 1) * self.key_count_width
-        return bits + 2 * self.d * (self.num_width + self.w)
 
     # ---------------------------------------------------------------- description
     def params(self):

@@ -91,7 +91,7 @@ def measure(variant, b, target, build_dir, seed=1, harness_area=None):
         r = _unplaced(e, harness_area, target)
     row = {
         "target": target, "b": b, "variant": variant, "tree": dut.tree,
-        "fabric": dut.fabric if variant == "tree" else None, "stages": dut.latency,
+        "fabric": dut.fabric if variant == "tree" else None, "stages": dut.stages,
         "luts_per_pair": round(r["area"] / b, 4), "fmax_mhz": r["fmax_mhz"],
         "area": r["area"], "area_unit": r["area_unit"], "area_kind": r["area_kind"],
         "fits": r["fits"], "ffs": r["ffs"], "cells": r["cells"],

@@ -62,15 +62,16 @@ def unused_params(cfg):
 
 
 def widths(cfg):
-    """The derived widths the value path of ``cfg`` has (SPEC §3)."""
-    out = {"element": cfg.w, "code": cfg.b, "weight": cfg.weight_width,
-           "projection": cfg.projection_width}
+    """The derived widths the value path of ``cfg`` has (SPEC §3), from the plans."""
+    plan = cfg.plan
+    out = {"element": cfg.w, "code": cfg.b, "weight": plan.hash.weight_width,
+           "projection": plan.hash.projection_width}
     if cfg.mode == "linear":
-        out.update(key_count=cfg.key_count_width, S=cfg.S_width, z=cfg.z_width,
-                   V=cfg.V_width)
+        out.update(key_count=plan.key_count_width, S=plan.value.S_width,
+                   z=plan.value.z_width, V=plan.value.V_width)
     else:
-        out.update(hamming=cfg.hamming_width, key_count=cfg.key_count_width)
-    out.update(num=cfg.num_width, den=cfg.den_width, out=cfg.out_width)
+        out.update(hamming=plan.value.hamming.width, key_count=plan.key_count_width)
+    out.update(num=plan.value.num_width, den=plan.value.den_width, out=cfg.w)
     return out
 
 
@@ -89,16 +90,17 @@ def manifest(cfg, verilog, top=DEFAULT_TOP):
         m["thetaq"] = list(cfg.thetaq)
     if cfg.mode == "hsoftmax":
         m["shifts"] = list(cfg.shifts)
+    plan = cfg.plan
     m["widths"] = widths(cfg)
-    m["latency"] = cfg.latency
-    m["q_interval"] = cfg.q_interval
-    m["kv_interval"] = cfg.kv_interval
-    m["stages"] = {"hash": cfg.hash_latency}
+    m["latency"] = plan.latency.to_manifest()
+    m["q_interval"] = plan.q_interval.to_manifest()
+    m["kv_interval"] = plan.kv_interval.to_manifest()
+    m["stages"] = {"hash": plan.hash.latency.fixed}
     if cfg.mode != "linear":                          # the scans' Hamming pipeline
-        m["stages"]["hamming"] = cfg.hamming_latency
-    m["stages"].update(value_path=dict(zip(("fixed", "per_key"), cfg.engine_timing)),
-                       divider=cfg.divider_latency)
-    m["queries_in_flight"] = cfg.out_credits         # most queries in flight (F)
+        m["stages"]["hamming"] = plan.value.hamming.latency.fixed
+    m["stages"].update(value_path=plan.value.latency.to_manifest(),
+                       divider=plan.divider.latency.fixed)
+    m["queries_in_flight"] = plan.out_credits         # most queries in flight (F)
     m["ports"] = [{"name": n, "direction": d, "width": w} for n, d, w in ports(cfg)]
     m["reset"] = {"port": "rst", "kind": "synchronous", "active": "high"}
     m["tools"] = tool_versions()

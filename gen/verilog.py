@@ -44,7 +44,7 @@ def check_buildable(cfg):
     and gigabytes of Verilog), saying which parameters make it so; with heap adder trees
     (``--adders`` lut4/lut6) the limit is HEAP_ELABORATION_FACTOR times lower. Returns the
     size in adder bits, times that factor for heap trees."""
-    bits = cfg.adder_bits
+    bits = cfg.plan.adder_bits
     what = "b·d state and read-out accumulators" if cfg.mode == "linear" else "adders"
     if bits > MAX_ADDER_BITS:
         raise ConfigError(
@@ -106,10 +106,10 @@ def verilog_text(cfg, top=DEFAULT_TOP, progress=None):
     check_top_name(top)
     bits = check_buildable(cfg)
     if progress is not None and bits > SLOW_ADDER_BITS:
-        progress(f"elaborating a large core (about {cfg.adder_bits:,} adder bits"
+        progress(f"elaborating a large core (about {cfg.plan.adder_bits:,} adder bits"
                  + (f", with --adders {cfg.adders}" if cfg.adders != "sum" else "")
                  + "); this can take a few minutes...")
-    return convert(AxiStreamCore(cfg), top)
+    return convert(AxiStreamCore(cfg.plan), top)
 
 
 def sha256(text):

@@ -1,12 +1,17 @@
-"""Amaranth components of the core, one per concern (see each class's docstring for ports,
-widths, latency and throughput)."""
-from .hash import HashProjection
-from .hamming import HammingDistance
-from .linear import LinearValuePath
-from .scan import ScanValuePath, TopkValuePath, HsoftmaxValuePath
-from .divider import RoundingDivider
-from .core import AttentionCore, AxiStreamCore, value_path
+"""Amaranth components of the core, one per concern, each built from its plan (plain
+Python, see :mod:`.plan`); see each class's docstring for ports, widths, latency and
+throughput."""
+from .plan import Timing
+from .hash import HashPlan, HashProjection, FoldedHashProjection
+from .hamming import HammingPlan, HammingDistance
+from .linear import LinearPlan, LinearValuePath, FoldedLinearValuePath
+from .scan import (ScanPlan, ScanValuePath, FoldedScanValuePath, TopkValuePath,
+                   HsoftmaxValuePath)
+from .divider import DividerPlan, RoundingDivider
+from .core import CorePlan, AttentionCore, AxiStreamCore
 
-__all__ = ["HashProjection", "HammingDistance", "LinearValuePath", "ScanValuePath",
-           "TopkValuePath", "HsoftmaxValuePath", "RoundingDivider", "AttentionCore",
-           "AxiStreamCore", "value_path"]
+__all__ = ["Timing", "HashPlan", "HashProjection", "FoldedHashProjection", "HammingPlan",
+           "HammingDistance", "LinearPlan", "LinearValuePath", "FoldedLinearValuePath",
+           "ScanPlan", "ScanValuePath", "FoldedScanValuePath", "TopkValuePath",
+           "HsoftmaxValuePath", "DividerPlan", "RoundingDivider", "CorePlan", "AttentionCore",
+           "AxiStreamCore"]

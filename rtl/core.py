@@ -1,4 +1,9 @@
-"""The attention core: window protocol, hash, value path, divider (SPEC §4)."""
+"""The attention core: window protocol, hash, value path, divider (SPEC §4).
+
+:class:`CorePlan` composes the plans of the blocks (their timing adds up to the core's);
+:class:`AttentionCore` and its AXI4-Stream top :class:`AxiStreamCore` are built from it."""
+
+from dataclasses import dataclass
 
 from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, Signal, Value
 from amaranth.lib import data, stream, wiring
@@ -6,17 +11,94 @@ from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from . import layouts
-from .divider import RoundingDivider
-from .hash import HashProjection
-from .linear import LinearValuePath
-from .scan import ScanValuePath
+from .divider import DividerPlan
+from .hash import HashPlan
+from .linear import LinearPlan
+from .plan import Timing, unsigned_width
+from .scan import ScanPlan
 
-__all__ = ["AttentionCore", "AxiStreamCore", "value_path"]
+__all__ = ["CorePlan", "AttentionCore", "AxiStreamCore"]
 
 
-def value_path(cfg):
-    """The value-path component of ``cfg.mode``."""
-    return LinearValuePath(cfg) if cfg.mode == "linear" else ScanValuePath(cfg)
+@dataclass(frozen=True)
+class CorePlan:
+    """The whole core for d-element w-bit vectors and windows of at most N keys: the
+    ``hash`` of keys and queries, the ``value`` path (:class:`LinearPlan` or
+    :class:`ScanPlan`, whose Hamming distance is its own) and the ``divider``, in that
+    order."""
+
+    d: int
+    w: int
+    N: int
+    hash: HashPlan
+    value: LinearPlan | ScanPlan
+    divider: DividerPlan
+
+    @property
+    def mode(self):
+        return self.value.mode
+
+    @property
+    def lanes(self):
+        return self.value.lanes
+
+    @property
+    def groups(self):
+        """G = ceil(d / P): cycles per vector in the hash and the value path."""
+        return self.value.groups
+
+    @property
+    def row_blocks(self):
+        """R: passes of the hash and row blocks of a linear path per vector (1: unfolded)."""
+        return self.hash.row_blocks
+
+    @property
+    def key_count_width(self):
+        """Bits of the count n of used keys, 0..N."""
+        return unsigned_width(self.N)
+
+    # ---------------------------------------------------------------- timing (SPEC §5)
+    @property
+    def latency(self):
+        """Edges from a query transfer to its output transfer, with m_out_tready high and
+        the core otherwise idle: the hash, the value path and the divider in a row."""
+        return self.hash.latency + self.value.latency + self.divider.latency
+
+    @property
+    def q_interval(self):
+        """Edges between accepted queries at full throughput, which the core enforces at
+        ``s_q_tready``: the longest occupancy of the value path, the divider and the hash,
+        so that every query sees them idle and its output comes exactly ``latency`` edges
+        later (the divider's and the hash's are constant)."""
+        v = self.value.interval
+        return Timing(max(v.fixed, self.divider.interval.fixed, self.hash.interval.fixed),
+                      v.per_key)
+
+    @property
+    def kv_interval(self):
+        """Edges between accepted keys: G (one group per cycle through the hash and the
+        value path), G·R in a linear path that folds its rows."""
+        return self.value.key_interval
+
+    @property
+    def out_credits(self):
+        """F: queries the core lets be in flight (accepted, output not yet taken); F - 1 is
+        the depth of its output queue (the divider holds one more). At full rate, when a
+        query is accepted, the m earlier ones with m·q_interval <= latency are in flight
+        (the oldest may be leaving at that very edge): F = floor(latency / q_interval) + 1,
+        so the credit never throttles a core whose output is ready; when ``m_out_tready``
+        is low the finished outputs wait in the queue and the pipeline itself never stalls.
+        At least 2, as latency > q_interval."""
+        return max(self.latency.at(n) // self.q_interval.at(n) for n in {1, self.N}) + 1
+
+    # ---------------------------------------------------------------- size
+    @property
+    def adder_bits(self):
+        """A size estimate of the core: the bits of all its adders (hash trees, value path,
+        divider). Used to refuse configs too large to elaborate in reasonable time and to
+        warn about slow ones; not an area figure (see ``hamattn synth``)."""
+        return self.hash.adder_bits + self.value.adder_bits \
+            + 2 * self.d * (self.value.num_width + self.w)
 
 
 class AttentionCore(wiring.Component):
@@ -31,63 +113,61 @@ class AttentionCore(wiring.Component):
     value path (:class:`LinearValuePath` or :class:`ScanValuePath`), then one
     :class:`RoundingDivider`. Keys beyond the N-th of a window are accepted and dropped, and
     every output of that window carries ``user = 1``. ``s_q`` is throttled to one query per
-    ``cfg.q_interval`` cycles so that every query finds the value path and the divider idle:
-    its output then transfers exactly ``cfg.latency`` edges after it (``m_out.ready`` high).
+    ``plan.q_interval`` cycles so that every query finds the value path and the divider idle:
+    its output then transfers exactly ``plan.latency`` edges after it (``m_out.ready`` high).
     Any valid/ready pattern gives the same beats. ``m_out.ready`` drives no pipeline enable:
-    at most ``cfg.out_credits`` (F) queries are in flight, finished outputs that are not
+    at most ``plan.out_credits`` (F) queries are in flight, finished outputs that are not
     taken wait in the divider and an (F-1)-entry queue (bypassed when empty, so the latency
     is unchanged), and
     the hash, value path and divider run without back-pressure from the output, which keeps
     the output handshake off the core's critical path.
 
-    Latency: ``cfg.latency`` = hash + value path + divider, ``A + C·n`` for n used keys.
-    Throughput: ``cfg.kv_interval`` (one key per G cycles) and ``cfg.q_interval``.
+    Latency: ``plan.latency`` = hash + value path + divider, ``A + C·n`` for n used keys.
+    Throughput: ``plan.kv_interval`` (one key per G cycles) and ``plan.q_interval``.
 
     Folding (``lanes`` P < d): the hash, the value path and the divider each handle one
     group of P elements per cycle, G = ceil(d/P) cycles per vector; the ports and the bits
     do not change.
     """
 
-    def __init__(self, cfg):
-        self.cfg = cfg
-        vec = layouts.vector(cfg)
+    def __init__(self, plan):
+        self.plan = plan
+        vec = layouts.vector(plan)
         super().__init__({
             "s_kv": In(stream.Signature(data.StructLayout(
                 {"key": vec, "value": vec, "last": 1}))),
             "s_q": In(stream.Signature(data.StructLayout({"query": vec, "last": 1}))),
-            "m_out": Out(stream.Signature(layouts.output(cfg))),
+            "m_out": Out(stream.Signature(layouts.output(plan))),
         })
 
     @property
     def latency(self):
-        return self.cfg.latency
+        return self.plan.latency
 
     def elaborate(self, platform):
-        cfg = self.cfg
+        plan = self.plan
         m = Module()
-        m.submodules.hash = hsh = HashProjection(cfg, layouts.key_tag(cfg))
-        m.submodules.value_path = vp = value_path(cfg)
-        m.submodules.divider = div = RoundingDivider(
-            cfg.d, cfg.num_width, cfg.den_width, cfg.w, layouts.query_tag(), lanes=cfg.lanes,
-            grouped=layouts.grouped(cfg))
+        m.submodules.hash = hsh = plan.hash.component(layouts.key_tag(plan))
+        m.submodules.value_path = vp = plan.value.component()
+        m.submodules.divider = div = plan.divider.component(layouts.query_tag())
 
         # ---- window protocol: keys, then queries
         queries = Signal()                       # phase: 0 keys, 1 queries
-        count = Signal(range(cfg.N + 1))         # used keys of this window
+        count = Signal(range(plan.N + 1))        # used keys of this window
         over = Signal()                          # this window had more than N keys
-        qi = cfg.q_interval
-        wait = Signal(range(qi["fixed"] + qi["per_key"] * cfg.N + 1))
+        qi = plan.q_interval
+        wait = Signal(range(qi.at(plan.N) + 1))
         m.d.sync += wait.eq(Mux(wait == 0, 0, wait - 1))
-        per = qi["per_key"]
+        per = qi.per_key
         # q_interval's per-key part for the keys so far, kept as a running sum (no multiply)
-        scan_len = Signal(range(per * cfg.N + 1)) if per else 0
+        scan_len = Signal(range(per * plan.N + 1)) if per else 0
         # keys beyond the N-th are dropped at the pace of the used ones (kv_interval); a
         # linear path that folds its rows takes a vector per G·R cycles, and so does its
         # hash (R passes of T rows): dropped keys and the first query wait for kv_wait too
-        G = cfg.groups
-        HI = cfg.hash_interval          # cycles the hash reads a vector: G, or G·R
-        KV = cfg.kv_interval["fixed"]
-        row_folded = cfg.row_blocks > 1
+        G = plan.groups
+        HI = plan.hash.interval.fixed   # cycles the hash reads a vector: G, or G·R
+        KV = plan.kv_interval.fixed
+        row_folded = plan.row_blocks > 1
         # (row-folded: the first key after reset also waits KV-1 cycles, while the value path
         # writes zeros to its G·R state words)
         kv_wait = Signal(range(KV), init=KV - 1 if row_folded else 0) if KV > 1 else None
@@ -96,7 +176,7 @@ class AttentionCore(wiring.Component):
             m.d.sync += kv_wait.eq(Mux(kv_wait == 0, 0, kv_wait - 1))
 
         # ---- output credits: a query enters only if its output has a place in the queue
-        F = cfg.out_credits
+        F = plan.out_credits
         inflight = Signal(range(F + 1))
         credit = Signal()
         q_in = self.s_q.valid & self.s_q.ready
@@ -117,22 +197,22 @@ class AttentionCore(wiring.Component):
         # them over the G·R cycles after the code leaves the hash: the keys that overlap are
         # at most 3 + ceil(L_H / (G·R)), G entries each.)
         if G > 1:
-            depth = (G * (3 + -(-cfg.hash_latency // HI)) + 2 if row_folded
-                     else cfg.hash_latency + 2 * G + 2)
+            LH = plan.hash.latency.fixed
+            depth = G * (3 + -(-LH // HI)) + 2 if row_folded else LH + 2 * G + 2
             m.submodules.value_queue = values = SyncFIFOBuffered(
-                width=cfg.lanes * cfg.w, depth=depth)
+                width=plan.lanes * plan.w, depth=depth)
             flat = Value.cast(self.s_kv.payload.value)
-            pad = G * cfg.lanes * cfg.w - len(flat)
+            pad = G * plan.lanes * plan.w - len(flat)
             if pad:
                 flat = Cat(flat, Const(0, pad))
-            vgroup = Signal(cfg.lanes * cfg.w)
+            vgroup = Signal(plan.lanes * plan.w)
             with m.Switch(hsh.group):
                 for g in range(G):
                     with m.Case(g):
-                        m.d.comb += vgroup.eq(flat.word_select(g, cfg.lanes * cfg.w))
+                        m.d.comb += vgroup.eq(flat.word_select(g, plan.lanes * plan.w))
         else:
             m.submodules.value_queue = values = SyncFIFOBuffered(
-                width=cfg.d * cfg.w, depth=cfg.hash_latency + 2)
+                width=plan.d * plan.w, depth=plan.hash.latency.fixed + 2)
 
         tag = hsh.i.payload.tag
         m.d.comb += [
@@ -142,10 +222,10 @@ class AttentionCore(wiring.Component):
             hsh.i.payload.x.eq(Mux(queries, self.s_q.payload.query, self.s_kv.payload.key)),
         ]
         with m.If(~queries):
-            use = count < cfg.N
+            use = count < plan.N
             # a scan value path reads the key memory until the previous window's last query
             # is done: its keys wait here, so that once they flow, they flow one per cycle
-            free = (wait == 0) if cfg.mode != "linear" else kv_free if row_folded else 1
+            free = (wait == 0) if plan.mode != "linear" else kv_free if row_folded else 1
             room = values.w_rdy                  # the key's value has a place in the queue
             m.d.comb += [self.s_kv.ready.eq(free & Mux(use, hsh.i.ready & room, kv_free)),
                          hsh.i.valid.eq(self.s_kv.valid & use & free & room)]
@@ -159,7 +239,7 @@ class AttentionCore(wiring.Component):
                 if KV > 1:
                     # the next key transfers KV edges later: a dropped one at once when
                     # kv_wait is 0, a used one after the hash has read its G (·R) groups
-                    use_next = use & (count + 1 < cfg.N)
+                    use_next = use & (count + 1 < plan.N)
                     m.d.sync += kv_wait.eq(Mux(use_next, KV - HI, KV - 1))
                 with m.If(use):
                     m.d.sync += count.eq(count + 1)
@@ -179,7 +259,7 @@ class AttentionCore(wiring.Component):
             with m.If(self.s_q.valid & self.s_q.ready):
                 # a folded hash reads a query's G (·R) groups before it takes the beat: it
                 # may start HI-1 cycles before the interval is over
-                m.d.sync += wait.eq(qi["fixed"] - HI + scan_len)
+                m.d.sync += wait.eq(qi.fixed - HI + scan_len)
                 if row_folded:               # the value path takes this query for G·R cycles
                     m.d.sync += kv_wait.eq(KV - HI)
                 with m.If(self.s_q.payload.last):
@@ -210,7 +290,7 @@ class AttentionCore(wiring.Component):
         # output queue always has room for the divider's result (the credits)
         m.d.comb += [div.i.valid.eq(vp.o.valid), div.i.payload.eq(vp.o.payload),
                      vp.o.ready.eq(1)]
-        result = Signal(layouts.output(cfg))
+        result = Signal(layouts.output(plan))
         m.d.comb += [result.data.eq(div.o.payload.q), result.last.eq(div.o.payload.tag.last),
                      result.user.eq(div.o.payload.tag.user)]
         # F results may wait: F - 1 in the queue and one in the divider's output register
@@ -257,18 +337,18 @@ class AxiStreamCore(wiring.Component):
     ``m_out_tuser``); ``clk`` and ``rst`` (synchronous, active high) come from the ``sync``
     domain. ``s_kv_tdata`` holds the key in bits [d·w-1:0] and the value above it."""
 
-    def __init__(self, cfg):
-        self.cfg = cfg
-        super().__init__(layouts.axi_ports(cfg))
+    def __init__(self, plan):
+        self.plan = plan
+        super().__init__(layouts.axi_ports(plan))
 
     @property
     def latency(self):
-        return self.cfg.latency
+        return self.plan.latency
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.core = core = AttentionCore(self.cfg)
-        dw = self.cfg.d * self.cfg.w
+        m.submodules.core = core = AttentionCore(self.plan)
+        dw = self.plan.d * self.plan.w
         m.d.comb += [
             core.s_kv.payload.key.eq(self.s_kv_tdata[:dw]),
             core.s_kv.payload.value.eq(self.s_kv_tdata[dw:]),

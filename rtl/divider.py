@@ -1,13 +1,56 @@
 """Rounding division (SPEC §3): rdiv(a, den) = sign(a)·floor((2|a| + den) / (2·den))."""
 
+from dataclasses import dataclass
+
 from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..config import divider_latency
+from .plan import Timing
 from .tree import tag_width, tagged
 
-__all__ = ["RoundingDivider"]
+__all__ = ["DividerPlan", "RoundingDivider", "divider_latency"]
+
+
+def divider_latency(q_bits, groups=1):
+    """Rising edges from the edge at which :class:`RoundingDivider` accepts (num, den) to the
+    edge at which its result transfers, with the output ready: the accepting edge registers
+    the numerators, then each of the ``groups`` groups of lanes takes one edge to form
+    2|num|+den, ``q_bits`` restoring steps and one edge to apply the sign; the result
+    transfers on the next edge: ``groups·(q_bits + 2) + 1``. It is also the divider's
+    interval."""
+    return groups * (q_bits + 2) + 1
+
+
+@dataclass(frozen=True)
+class DividerPlan:
+    """A :class:`RoundingDivider` of ``elements`` quotients of ``q_bits`` bits, ``lanes`` at
+    a time, its numerators ``num_width`` and its denominator ``den_width`` bits wide; with
+    ``grouped`` it takes one group of lanes per beat."""
+
+    elements: int
+    num_width: int
+    den_width: int
+    q_bits: int
+    lanes: int
+    grouped: bool = False
+
+    @property
+    def groups(self):
+        return -(-self.elements // self.lanes)
+
+    @property
+    def latency(self):
+        return Timing(divider_latency(self.q_bits, self.groups))
+
+    @property
+    def interval(self):
+        """One division at a time: the next input is taken as the result leaves."""
+        return self.latency
+
+    def component(self, tag_shape=unsigned(0)):
+        return RoundingDivider(self.elements, self.num_width, self.den_width, self.q_bits,
+                               tag_shape, lanes=self.lanes, grouped=self.grouped)
 
 
 class RoundingDivider(wiring.Component):
@@ -64,12 +107,17 @@ class RoundingDivider(wiring.Component):
         })
 
     @property
+    def plan(self):
+        return DividerPlan(self.elements, self.num_width, self.den_width, self.q_bits,
+                           self.lanes, self.grouped)
+
+    @property
     def latency(self):
-        return divider_latency(self.q_bits, self.groups)
+        return self.plan.latency
 
     @property
     def interval(self):
-        return self.latency
+        return self.plan.interval
 
     def elaborate(self, platform):
         m = Module()

@@ -1,14 +1,57 @@
 """Hamming distance (SPEC §3): H = popcount(a XOR b), a pipelined popcount tree."""
 
+import numbers
+from dataclasses import dataclass
+
 from amaranth.hdl import Module, Signal, Value, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..config import POPCOUNT_TREES, hamming_latency, unsigned_width
 from . import popcount
+from .plan import Timing, tree_depth, unsigned_width
 from .tree import delay, tag_width, tagged
 
-__all__ = ["HammingDistance"]
+__all__ = ["POPCOUNT_TREES", "HammingPlan", "HammingDistance", "hamming_latency"]
+
+#: popcount trees (``--popcount``): the plain adder sum, or a compressor tree of counters
+#: for 4-input or 6-input LUTs (rtl/popcount.py)
+POPCOUNT_TREES = ("sum", "lut4", "lut6")
+
+
+def hamming_latency(b, tree="sum", stages=None):
+    """Edges through :class:`HammingDistance` for b-bit codes: its ``stages`` pipeline
+    registers. By default, ``sum``: one XOR register and one per adder level,
+    ``1 + ceil(log2(b))``; ``lut6``: ``max(1, ceil(log2(b)))``, at least the levels of its
+    compressor tree (one register each); ``lut4``: ``1 + ceil(log2(b))`` (its tree has up to
+    two levels more; those share a register with the next)."""
+    if tree not in POPCOUNT_TREES:
+        raise ValueError(f"tree = {tree!r} is not allowed: one of "
+                         f"{', '.join(POPCOUNT_TREES)}")
+    if stages is None:
+        return max(1, tree_depth(b)) if tree == "lut6" else 1 + tree_depth(b)
+    if isinstance(stages, bool) or not isinstance(stages, numbers.Integral) \
+            or not 1 <= stages <= 64:
+        raise ValueError(f"stages = {stages!r} is not allowed: an integer from 1 to 64")
+    return int(stages)
+
+
+@dataclass(frozen=True)
+class HammingPlan:
+    """The Hamming distance of b-bit codes through a ``tree`` popcount in ``stages``
+    registers (None: :func:`hamming_latency`'s default)."""
+
+    b: int
+    tree: str = "sum"
+    stages: int | None = None
+
+    @property
+    def width(self):
+        """Bits of H in [0, b]."""
+        return unsigned_width(self.b)
+
+    @property
+    def latency(self):
+        return Timing(hamming_latency(self.b, self.tree, self.stages))
 
 
 class HammingDistance(wiring.Component):
@@ -24,7 +67,7 @@ class HammingDistance(wiring.Component):
     ``fabric``: None for behavioural logic (simulation, portable Verilog), or ``xc7`` /
     ``ice40`` / ``ecp5`` to build the tree from that fabric's primitive cells.
 
-    Latency: ``stages`` edges, by default :func:`config.hamming_latency` of (b, tree) (sum:
+    Latency: ``stages`` edges, by default :func:`hamming_latency` of (b, tree) (sum:
     ``1 + ceil(log2(b))``, one XOR register and one per adder level).
     Throughput: one pair per cycle; the pipeline advances when its output is empty or
     taken (``i.ready = ~o.valid | o.ready``).
@@ -46,16 +89,17 @@ class HammingDistance(wiring.Component):
         self.tree = tree
         self.fabric = fabric
         self.stages = hamming_latency(code_bits, tree, stages)
+        self.plan = HammingPlan(code_bits, tree, self.stages)
         super().__init__({
             "i": In(stream.Signature(tagged(
                 {"a": unsigned(code_bits), "b": unsigned(code_bits)}, tag_shape))),
             "o": Out(stream.Signature(tagged(
-                {"h": unsigned(unsigned_width(code_bits))}, tag_shape))),
+                {"h": unsigned(self.plan.width)}, tag_shape))),
         })
 
     @property
     def latency(self):
-        return hamming_latency(self.code_bits, self.tree, self.stages)
+        return self.plan.latency
 
     def elaborate(self, platform):
         m = Module()
@@ -67,9 +111,9 @@ class HammingDistance(wiring.Component):
         else:
             h = popcount.emit(m, popcount.plan(self.code_bits, self.tree), a, b,
                               stages=self.stages, en=en, fabric=self.fabric)
-        valid = delay(m, self.i.valid, self.latency, en=en, name="valid")
+        valid = delay(m, self.i.valid, self.stages, en=en, name="valid")
         m.d.comb += [self.o.valid.eq(valid), self.o.payload.h.eq(h)]
         if tag_width(self.tag_shape):
-            tag = delay(m, Value.cast(self.i.payload.tag), self.latency, en=en, name="tag")
+            tag = delay(m, Value.cast(self.i.payload.tag), self.stages, en=en, name="tag")
             m.d.comb += self.o.payload.tag.eq(tag)
         return m

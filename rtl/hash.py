@@ -1,47 +1,272 @@
-"""Hash projection (SPEC §2): c[t] = (sum_i W[t,i] x[i] >= θ[t]), multiplier-free."""
+"""Hash projection (SPEC §2): c[t] = (sum_i W[t,i] x[i] >= θ[t]), multiplier-free.
 
+:class:`HashPlan` holds the numbers (weights, widths, tree operands, timing);
+:meth:`HashPlan.component` builds :class:`HashProjection` (all d elements at once) or
+:class:`FoldedHashProjection` (P lanes per cycle, optionally T rows per pass)."""
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..config import csd_digits
+from .plan import Folding, Timing, csd_digits, signed_width, tree_depth
 from .tree import Term, adder_tree, delay, heap_tree, register, shape_for, tag_width, tagged
 
-__all__ = ["HashProjection"]
+__all__ = ["HashPlan", "HashProjection", "FoldedHashProjection", "row_terms"]
 
 #: the two selects of an operand whose digit varies: bit 0 of its ROM pair, and bit 1
 _SELECTS = {"neg": lambda v: v < 0, "nonzero": lambda v: v != 0}
 
 
+def row_terms(row):
+    """Shifted operands of one projection row: ``[(i, shift, sign)]`` from the CSD form of
+    each non-zero weight (a ternary weight is a single ±x[i])."""
+    return [(i, s, sg) for i, c in enumerate(row) for s, sg in csd_digits(c)]
+
+
+@dataclass(frozen=True)
+class HashPlan(Folding):
+    """The hash of d-vectors of w-bit elements into b-bit codes by the constants ``W`` (b
+    rows of d) and ``theta`` (and ``Wq``, ``thetaq`` for queries, or None), read ``lanes``
+    elements per cycle and, folded, ``rows`` code rows per pass; its adder trees are
+    ``adders`` (rtl/tree.py)."""
+
+    d: int
+    w: int
+    b: int
+    W: tuple
+    theta: tuple
+    Wq: tuple | None = None
+    thetaq: tuple | None = None
+    lanes: int | None = None
+    rows: int | None = None
+    adders: str = "sum"
+
+    def __post_init__(self):
+        self._unfolded_by_default()
+
+    @property
+    def asymmetric(self):
+        """True when queries have their own hash (Wq, θq)."""
+        return self.Wq is not None
+
+    @property
+    def hashes(self):
+        """[(W, θ)], and (Wq, θq) after it when queries have their own hash."""
+        return [(self.W, self.theta)] + ([(self.Wq, self.thetaq)] if self.asymmetric else [])
+
+    # ---------------------------------------------------------------- widths
+    @staticmethod
+    def weight_width_of(M):
+        """Signed bits of the widest entry of M (at least 2, a ternary weight needs 2)."""
+        flat = [x for r in M for x in r]
+        return max(2, signed_width(min(flat, default=0), max(flat, default=0)))
+
+    @property
+    def weight_width(self):
+        return max(self.weight_width_of(M) for M, _ in self.hashes)
+
+    def projection_range(self, M):
+        """(lo, hi) of y[t] = sum_i W[t,i] x[i] over all rows, for w-bit x."""
+        A = np.array(M, dtype=object).reshape(self.b, self.d)
+        lo = sum((np.minimum(A * self.vmin, A * self.vmax)).T)
+        hi = sum((np.maximum(A * self.vmin, A * self.vmax)).T)
+        return int(min(lo)), int(max(hi))
+
+    @property
+    def projection_width(self):
+        ranges = [self.projection_range(M) for M, _ in self.hashes]
+        return signed_width(min(lo for lo, _ in ranges), max(hi for _, hi in ranges))
+
+    # ---------------------------------------------------------------- trees
+    @cached_property
+    def folded_terms(self):
+        """Folded: for each row t the shifted lane operands ``(p, s)`` of its P-lane tree,
+        the union over the groups g (and over W and Wq when queries have their own hash) of
+        the CSD digits at shift s of W[t, gP+p]; the digit itself is chosen by g (and the
+        query flag) at run time."""
+        P = self.lanes
+        return tuple(tuple(sorted({(i % P, s) for M, _ in self.hashes
+                                   for i, c in enumerate(M[t]) for s, _ in csd_digits(c)}))
+                     for t in range(self.b))
+
+    @cached_property
+    def slot_terms(self):
+        """Folded: the operands ``(p, s)`` of the P-lane tree of each of its T = ``rows``
+        slots. Slot j computes rows j, T + j, 2T + j, ... (< b), one row block per pass over
+        the groups (R = ceil(b/T) passes, :attr:`interval`), so its tree has the union of
+        those rows' operands; with T = b (no row folding) slot t is row t."""
+        T, b = self.rows, self.b
+        rows = self.folded_terms
+        return tuple(tuple(sorted({ps for t in range(j, b, T) for ps in rows[t]}))
+                     for j in range(T))
+
+    @property
+    def depth(self):
+        """Register levels of the adder trees: of the deepest row (both hashes) unfolded, of
+        the widest P-lane slot tree folded."""
+        if self.folded:
+            return max((tree_depth(len(r)) for r in self.slot_terms), default=0)
+        return max((tree_depth(len(row_terms(r))) for M, _ in self.hashes for r in M),
+                   default=0)
+
+    # ---------------------------------------------------------------- timing
+    @property
+    def latency(self):
+        """Edges from the input transfer to the output transfer (output ready, hash
+        otherwise idle).
+
+        Unfolded (G = 1): one input register, one per adder level of the deepest row (both
+        hashes when queries have their own), one compare: ``2 + max_t ceil(log2(terms_t))``.
+
+        Folded (G > 1): the transfer edge registers the last group of P lanes, then one edge
+        per level of the deepest P-lane tree, one edge adds the group into the row
+        accumulator (which starts at -θ), one edge registers its sign (y >= θ) into the
+        output, which transfers on the next edge: ``3 + max_j ceil(log2(|slot_terms[j]|))``
+        (a slot j is row j unless ``rows`` < b folds the rows)."""
+        return Timing((3 if self.folded else 2) + self.depth)
+
+    @property
+    def interval(self):
+        """Cycles spent on one vector: 1, or G when folded (one group of P input elements per
+        cycle), G·R when the rows are folded too (``rows`` T < b: R passes of T rows)."""
+        return Timing(self.groups * self.row_blocks)
+
+    @property
+    def adder_bits(self):
+        """Bits of the hash's adders (a size estimate): per row a tree of terms - 1 adders
+        unfolded; per slot a P-lane tree and its accumulator folded."""
+        pw = self.projection_width
+        if self.folded:
+            return sum(len(r) * pw for r in self.slot_terms)
+        return sum(max(0, len(row_terms(r)) - 1) * pw for M, _ in self.hashes for r in M)
+
+    def component(self, tag_shape=unsigned(0)):
+        """The hash of this plan: :class:`FoldedHashProjection` when G > 1, else
+        :class:`HashProjection`."""
+        return (FoldedHashProjection if self.folded else HashProjection)(self, tag_shape)
+
+
+def _members(plan, tag_shape, folded=False):
+    """``i``: ``{x: d × signed(w), query: 1, tag}``, ``o``: ``{code: unsigned(b), tag}``;
+    folded, also ``reading`` and ``group``: which group of ``i.payload.x`` is read in this
+    cycle (a core reads the same group of the key's value beside it)."""
+    members = {
+        "i": In(stream.Signature(tagged(
+            {"x": data.ArrayLayout(signed(plan.w), plan.d), "query": 1}, tag_shape))),
+        "o": Out(stream.Signature(tagged({"code": unsigned(plan.b)}, tag_shape))),
+    }
+    if folded:
+        members["reading"] = Out(1)
+        members["group"] = Out(range(plan.groups))
+    return members
+
+
 class HashProjection(wiring.Component):
     """Binary hash of a d-vector with constant weights baked into the logic.
 
-    Ports (both cases):
+    Ports (both cases, :func:`_members`):
       ``i``: stream of ``{x: d × signed(w), query: 1, tag: tag_shape}``
       ``o``: stream of ``{code: unsigned(b), tag: tag_shape}``; ``tag`` passes unchanged.
 
-    **Unfolded** (``cfg.groups`` G = 1, ``lanes`` = d). Each row t is an adder tree over the
+    **Unfolded** (``plan.groups`` G = 1, ``lanes`` = d). Each row t is an adder tree over the
     canonical-signed-digit terms ``±x[i] << s`` of its weights (a ternary or sign weight is
     one ``±x[i]``; zero weights cost nothing), the sign of every node carried beside it so
     that no operand is ever negated. One adder level per pipeline stage; rows shallower than
     the deepest are padded with registers. When the config gives queries their own hash
     (``Wq``, ``θq``), both sets of trees read the same input register and
-    ``i.payload.query`` picks the code. With ``cfg.adders`` lut6/lut4, a row is instead one
+    ``i.payload.query`` picks the code. With ``plan.adders`` lut6/lut4, a row is instead one
     bit heap of its operands' bits and the constant -θ (:func:`tree.heap_tree`), reduced by
     the popcount's counters over the same stages, and the code bit is the sign of y - θ (the
     folded P-lane trees become heaps the same way).
-    Latency: ``cfg.hash_latency`` = 2 + ceil(log2(most terms in a row)) edges from input
+    Latency: ``plan.latency`` = 2 + ceil(log2(most terms in a row)) edges from input
     transfer to output transfer. Throughput: one vector per cycle. The pipeline advances as
     a whole when its output is empty or taken (``i.ready = ~o.valid | o.ready``).
+    """
 
-    **Folded** (G = ceil(d/P) > 1). Consume-then-transfer input: while ``i.valid`` is high
-    the hash reads one group of P elements of ``i.payload.x`` per cycle (group g holds
-    elements gP .. gP+P-1, missing ones read as 0; the payload must stay stable while valid
-    is high, as a stream requires) and raises ``i.ready`` only in the cycle it reads group
-    G-1: the beat transfers then. Per row t a P-lane tree adds the operands ``(p, s)`` of
-    ``cfg.folded_hash_terms[t]``: lane x_p shifted by s, passed, complemented (``~x_p``) or
-    zeroed according to the CSD digit of W[t, gP+p] at shift s, a constant of the group index
-    (and of the query flag when queries have their own hash; W and Wq share the trees). As
+    folded = False
+
+    def __init__(self, plan, tag_shape=unsigned(0)):
+        self.plan = plan
+        self.tag_shape = tag_shape
+        super().__init__(_members(plan, tag_shape, self.folded))
+
+    @property
+    def latency(self):
+        return self.plan.latency
+
+    def _codes(self, m, x, W, theta, en, depth, name):
+        plan = self.plan
+        bits = []
+        for t in range(plan.b):
+            terms = [Term(x[i].as_signed(), sg < 0, plan.vmin << s, plan.vmax << s, s)
+                     for i, s, sg in row_terms(W[t])]
+            th = int(theta[t])
+            lo = sum(tm.contribution_range[0] for tm in terms)
+            hi = sum(tm.contribution_range[1] for tm in terms)
+            if lo >= th or hi < th:
+                # y >= θ (or y < θ) for every input, e.g. a row of zeros or of only
+                # positive weights with θ <= 0: the bit is a constant
+                bits.append(Const(int(lo >= th), 1))
+            elif plan.adders != "sum":
+                # one bit heap of the operands and -θ: the code bit is the sign of y - θ
+                root = heap_tree(m, terms, tree=plan.adders, en=en, depth=depth,
+                                 name=f"{name}{t}", offset=-th)
+                bits.append(root.value >= 0)
+            else:
+                root = adder_tree(m, terms, en=en, depth=depth, name=f"{name}{t}")
+                bits.append((root.value <= -th) if root.neg else (root.value >= th))
+        return bits
+
+    def elaborate(self, platform):
+        plan = self.plan
+        m = Module()
+        en = Signal()
+        m.d.comb += [en.eq(~self.o.valid | self.o.ready), self.i.ready.eq(en)]
+
+        # stage 1: input register
+        x = Signal(data.ArrayLayout(signed(plan.w), plan.d))
+        query = Signal()
+        register(m, x, self.i.payload.x, en)
+        register(m, query, self.i.payload.query, en)
+
+        depth = plan.depth
+        codes_k = self._codes(m, x, plan.W, plan.theta, en, depth, "k")
+        query_d = delay(m, query, depth, en=en, name="query")
+        code = Signal(plan.b)
+        if plan.asymmetric:
+            codes_q = self._codes(m, x, plan.Wq, plan.thetaq, en, depth, "q")
+            sel = [Mux(query_d, cq, ck) for ck, cq in zip(codes_k, codes_q)]
+        else:
+            sel = codes_k
+        # final stage: compare to θ and register the code
+        for t, s in enumerate(sel):
+            register(m, code[t], s, en)
+
+        latency = plan.latency.fixed
+        valid = delay(m, self.i.valid, latency, en=en, name="valid")
+        m.d.comb += [self.o.valid.eq(valid), self.o.payload.code.eq(code)]
+        if tag_width(self.tag_shape):
+            tag = delay(m, Value.cast(self.i.payload.tag), latency, en=en, name="tag")
+            m.d.comb += self.o.payload.tag.eq(tag)
+        return m
+
+
+class FoldedHashProjection(HashProjection):
+    """The hash of :class:`HashProjection` (same ports and code), reading P lanes per cycle.
+
+    **Folded** (G = ceil(d/P) > 1, P = ``plan.lanes``). Consume-then-transfer input: while
+    ``i.valid`` is high the hash reads one group of P elements of ``i.payload.x`` per cycle
+    (group g holds elements gP .. gP+P-1, missing ones read as 0; the payload must stay
+    stable while valid is high, as a stream requires) and raises ``i.ready`` only in the
+    cycle it reads group G-1: the beat transfers then. Per row t a P-lane tree adds the
+    operands ``(p, s)`` of ``plan.folded_terms[t]``: lane x_p shifted by s, passed,
+    complemented (``~x_p``) or zeroed according to the CSD digit of W[t, gP+p] at shift s, a
+    constant of the group index (and of the query flag when queries have their own hash; W
+    and Wq share the trees). As
     ``-x = ~x + 1``, the sum of the complemented operands falls short of the true sum by a
     constant C per row (the weights of the negative digits over all groups); it is folded
     into the threshold, so there is no negation, no correction adder and no multiplier. A row
@@ -56,11 +281,11 @@ class HashProjection(wiring.Component):
     j, T+j, ...; the digits of (group, pass, hash) come from a ROM read beside the lane
     register, the start value -θ' from a table of (pass, hash)). A pass's bits wait in a
     register until the last pass; ``i.ready`` rises on group G-1 of pass R-1. Throughput one
-    vector per G·R cycles (``cfg.hash_interval``), the latency formula unchanged.
+    vector per G·R cycles (``plan.interval``), the latency formula unchanged.
 
     Ports ``reading`` and ``group`` (folded only): high in each cycle that the hash reads
     group ``group`` of ``i.payload.x`` in its first pass.
-    Latency: ``cfg.hash_latency`` = 3 + ceil(log2(most operands of a row tree)) edges from
+    Latency: ``plan.latency`` = 3 + ceil(log2(most operands of a row tree)) edges from
     the transfer (group G-1) to the output transfer. Throughput: one vector per G cycles.
     The lane register and the trees stall only while the accumulators hold a finished
     vector that the output register cannot take; so the groups of the next vector proceed
@@ -69,96 +294,21 @@ class HashProjection(wiring.Component):
     code per G cycles still sees one vector every G cycles.
     """
 
-    def __init__(self, cfg, tag_shape=unsigned(0)):
-        self.cfg = cfg
-        self.tag_shape = tag_shape
-        members = {
-            "i": In(stream.Signature(tagged(
-                {"x": data.ArrayLayout(signed(cfg.w), cfg.d), "query": 1}, tag_shape))),
-            "o": Out(stream.Signature(tagged({"code": unsigned(cfg.b)}, tag_shape))),
-        }
-        if cfg.folded:
-            # which group of i.payload.x is read in this cycle (a core reads the same group of
-            # the key's value beside it)
-            members["reading"] = Out(1)
-            members["group"] = Out(range(cfg.groups))
-        super().__init__(members)
+    folded = True
 
-    @property
-    def latency(self):
-        return self.cfg.hash_latency
-
-    def _codes(self, m, x, W, theta, en, depth, name):
-        cfg = self.cfg
-        bits = []
-        for t in range(cfg.b):
-            terms = [Term(x[i].as_signed(), sg < 0, cfg.vmin << s, cfg.vmax << s, s)
-                     for i, s, sg in cfg.hash_row_terms(W[t])]
-            th = int(theta[t])
-            lo = sum(tm.contribution_range[0] for tm in terms)
-            hi = sum(tm.contribution_range[1] for tm in terms)
-            if lo >= th or hi < th:
-                # y >= θ (or y < θ) for every input, e.g. a row of zeros or of only
-                # positive weights with θ <= 0: the bit is a constant
-                bits.append(Const(int(lo >= th), 1))
-            elif cfg.adders != "sum":
-                # one bit heap of the operands and -θ: the code bit is the sign of y - θ
-                root = heap_tree(m, terms, tree=cfg.adders, en=en, depth=depth,
-                                 name=f"{name}{t}", offset=-th)
-                bits.append(root.value >= 0)
-            else:
-                root = adder_tree(m, terms, en=en, depth=depth, name=f"{name}{t}")
-                bits.append((root.value <= -th) if root.neg else (root.value >= th))
-        return bits
-
-    def elaborate(self, platform):
-        if self.cfg.folded:
-            return self._elaborate_folded()
-        cfg = self.cfg
-        m = Module()
-        en = Signal()
-        m.d.comb += [en.eq(~self.o.valid | self.o.ready), self.i.ready.eq(en)]
-
-        # stage 1: input register
-        x = Signal(data.ArrayLayout(signed(cfg.w), cfg.d))
-        query = Signal()
-        register(m, x, self.i.payload.x, en)
-        register(m, query, self.i.payload.query, en)
-
-        depth = cfg.hash_latency - 2
-        codes_k = self._codes(m, x, cfg.W, cfg.theta, en, depth, "k")
-        query_d = delay(m, query, depth, en=en, name="query")
-        code = Signal(cfg.b)
-        if cfg.asymmetric:
-            codes_q = self._codes(m, x, cfg.Wq, cfg.thetaq, en, depth, "q")
-            sel = [Mux(query_d, cq, ck) for ck, cq in zip(codes_k, codes_q)]
-        else:
-            sel = codes_k
-        # final stage: compare to θ and register the code
-        for t, s in enumerate(sel):
-            register(m, code[t], s, en)
-
-        valid = delay(m, self.i.valid, cfg.hash_latency, en=en, name="valid")
-        m.d.comb += [self.o.valid.eq(valid), self.o.payload.code.eq(code)]
-        if tag_width(self.tag_shape):
-            tag = delay(m, Value.cast(self.i.payload.tag), cfg.hash_latency, en=en, name="tag")
-            m.d.comb += self.o.payload.tag.eq(tag)
-        return m
-
-    # ------------------------------------------------------------------ folded (G > 1)
     def _slot_digits(self, j):
         """{(p, s): {(g, r, h): digit}} for slot j: the CSD digit at shift s of the weight of
         hash h (0: W, 1: Wq) at element gP+p of row rT+j, for every group g and row block r
         (0 where it has none, or where block r has no row j)."""
-        cfg = self.cfg
-        P, G, T, R = cfg.lanes, cfg.groups, cfg.rows, cfg.row_blocks
-        hashes = [cfg.W] + ([cfg.Wq] if cfg.asymmetric else [])
+        plan = self.plan
+        P, G, T, R = plan.lanes, plan.groups, plan.rows, plan.row_blocks
+        hashes = [M for M, _ in plan.hashes]
         out = {ps: {(g, r, h): 0 for g in range(G) for r in range(R)
                     for h in range(len(hashes))}
-               for ps in cfg.hash_slot_terms[j]}
+               for ps in plan.slot_terms[j]}
         for r in range(R):
             t = r * T + j
-            if t >= cfg.b:
+            if t >= plan.b:
                 continue
             for h, M in enumerate(hashes):
                 for i, c in enumerate(M[t]):
@@ -171,23 +321,23 @@ class HashProjection(wiring.Component):
         """(lo, hi, θ') of row t of hash h: the range of y' (the sum with ~x for -x) and the
         threshold θ' = θ - C that y' is compared with (C: the weights of the negative
         digits)."""
-        cfg = self.cfg
+        plan = self.plan
         lo = hi = corr = 0
-        for _, s, sg in cfg.hash_row_terms(M[t]):
-            lo += cfg.vmin << s
-            hi += cfg.vmax << s
+        for _, s, sg in row_terms(M[t]):
+            lo += plan.vmin << s
+            hi += plan.vmax << s
             if sg < 0:
                 corr += 1 << s
         return lo, hi, int(theta[t]) - corr
 
-    def _elaborate_folded(self):
-        cfg = self.cfg
+    def elaborate(self, platform):
+        plan = self.plan
         m = Module()
-        G, P, w = cfg.groups, cfg.lanes, cfg.w
-        T, R = cfg.rows, cfg.row_blocks
+        G, P, w = plan.groups, plan.lanes, plan.w
+        T, R = plan.rows, plan.row_blocks
         gbits = max(1, (G - 1).bit_length())
         rbits = (R - 1).bit_length()
-        hashes = [(cfg.W, cfg.theta)] + ([(cfg.Wq, cfg.thetaq)] if cfg.asymmetric else [])
+        hashes = plan.hashes
         H = len(hashes)
         has_tag = tag_width(self.tag_shape) > 0
 
@@ -213,7 +363,7 @@ class HashProjection(wiring.Component):
         # (the core queues a key's value groups as the first pass reads them)
         m.d.comb += [self.reading.eq(en & self.i.valid & (blk == 0)), self.group.eq(cnt)]
         flat = Value.cast(self.i.payload.x)
-        pad = G * P * w - cfg.d * w
+        pad = G * P * w - plan.d * w
         if pad:
             flat = Cat(flat, Const(0, pad))
         group = Signal(P * w)                  # a G:1 mux per lane (no index multiply)
@@ -268,7 +418,7 @@ class HashProjection(wiring.Component):
                 return rp.data[2 * k + list(_SELECTS).index(which)]
         else:
             # digit tables are indexed by the group (and the query flag when asymmetric)
-            idx = Cat(lg, lq) if cfg.asymmetric else lg
+            idx = Cat(lg, lq) if plan.asymmetric else lg
             n_idx = 1 << len(idx)
 
             def select(j, ps, which):
@@ -279,7 +429,7 @@ class HashProjection(wiring.Component):
                         bits |= 1 << (g | (h << gbits))
                 return Const(bits, n_idx).bit_select(idx, 1)
 
-        depth = cfg.hash_latency - 3
+        depth = plan.depth
         roots = []
         for j in range(T):
             terms = []
@@ -294,9 +444,9 @@ class HashProjection(wiring.Component):
                     op = Mux(select(j, (p, s), "neg"), ~x, x) if -1 in values else x
                     if 0 in values:
                         op = Mux(select(j, (p, s), "nonzero"), op, 0)
-                terms.append(Term(op, False, cfg.vmin << s, cfg.vmax << s, s))
+                terms.append(Term(op, False, plan.vmin << s, plan.vmax << s, s))
             roots.append(adder_tree(m, terms, en=en, depth=depth, name=f"row{j}",
-                                    tree=cfg.adders))
+                                    tree=plan.adders))
 
         tv = delay(m, lv, depth, en=en, name="tree_valid")
         tg = delay(m, lg, depth, en=en, name="tree_group")
@@ -324,7 +474,7 @@ class HashProjection(wiring.Component):
         sign = []                   # per slot: the accumulator's sign bit (or None)
         consts = {}                 # row t -> per hash: a constant bit or None
         for j in range(T):
-            rows = [(r, r * T + j) for r in range(R) if r * T + j < cfg.b]
+            rows = [(r, r * T + j) for r in range(R) if r * T + j < plan.b]
             starts, lo, hi = {}, [], []
             for r, t in rows:
                 consts[t] = []
@@ -361,7 +511,7 @@ class HashProjection(wiring.Component):
             """Row t's code bit for the vector in the accumulators: its constant (per hash)
             or ``source``, the sign computed for it."""
             c = [x if x is not None else source for x in consts[t]]
-            return Mux(aq, c[1], c[0]) if cfg.asymmetric else c[0]
+            return Mux(aq, c[1], c[0]) if plan.asymmetric else c[0]
 
         bits = []
         if R > 1:
@@ -373,7 +523,7 @@ class HashProjection(wiring.Component):
                         with m.Case(r):
                             m.d.sync += [early[r * T + j].eq(sign[j])
                                          for j in range(T) if sign[j] is not None]
-        for t in range(cfg.b):
+        for t in range(plan.b):
             r, j = divmod(t, T)
             if sign[j] is None:
                 src = Const(0, 1)           # every (block, hash) of the slot is constant
@@ -385,7 +535,7 @@ class HashProjection(wiring.Component):
 
         # output register: the compare of a finished vector
         ovalid = Signal(name="out_valid")
-        code = Signal(cfg.b, name="code")
+        code = Signal(plan.b, name="code")
         with m.If(en_out):
             m.d.sync += [ovalid.eq(full), code.eq(Cat(*bits))]
         m.d.comb += [self.o.valid.eq(ovalid), self.o.payload.code.eq(code)]

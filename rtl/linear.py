@@ -1,14 +1,137 @@
-"""Linear value path (SPEC §3, mode ``linear``): the EcoFormer kernel, accumulate-only."""
+"""Linear value path (SPEC §3, mode ``linear``): the EcoFormer kernel, accumulate-only.
+
+:class:`LinearPlan` holds the numbers (state widths, read-out trees, timing);
+:meth:`LinearPlan.component` builds :class:`LinearValuePath` (all d elements at once) or
+:class:`FoldedLinearValuePath` (P lanes and T rows per cycle, the state in memories)."""
+
+from dataclasses import dataclass
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, memory, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import data, memory, wiring
 
-from ..config import csd_digits
 from . import layouts
+from .plan import (Folding, Timing, WeightedSum, csd_digits, signed_width, tree_depth,
+                   unsigned_width)
 from .tree import Term, adder_tree, delay, register
 
-__all__ = ["LinearValuePath"]
+__all__ = ["state_widths", "LinearPlan", "LinearValuePath", "FoldedLinearValuePath"]
+
+
+def state_widths(N, w):
+    """Signed widths of the state over at most N keys of w-bit values: S[t, e] = sum_j
+    s_kj[t] v_j[e] in ±N·2^(w-1), z[t] = sum_j s_kj[t] in ±N, V[e] = sum_j v_j[e]."""
+    m = N << (w - 1)
+    return {"S": signed_width(-m, m), "z": signed_width(-N, N),
+            "V": signed_width(N * -(1 << (w - 1)), N * ((1 << (w - 1)) - 1))}
+
+
+@dataclass(frozen=True)
+class LinearPlan(Folding, WeightedSum):
+    """The linear value path of d-element w-bit values and b-bit codes over windows of at
+    most N keys, ``lanes`` P elements and ``rows`` T code rows per cycle, its read-out trees
+    ``adders`` (rtl/tree.py)."""
+
+    d: int
+    w: int
+    b: int
+    N: int
+    lanes: int | None = None
+    rows: int | None = None
+    adders: str = "sum"
+
+    mode = "linear"
+
+    def __post_init__(self):
+        self._unfolded_by_default()
+
+    @property
+    def state_steps(self):
+        """G·R: cycles spent on one vector (key or query)."""
+        return self.groups * self.row_blocks
+
+    # ---------------------------------------------------------------- widths
+    @property
+    def key_count_width(self):
+        """Bits of the count n of used keys, 0..N."""
+        return unsigned_width(self.N)
+
+    @property
+    def S_width(self):
+        return state_widths(self.N, self.w)["S"]
+
+    @property
+    def z_width(self):
+        return state_widths(self.N, self.w)["z"]
+
+    @property
+    def V_width(self):
+        return state_widths(self.N, self.w)["V"]
+
+    @property
+    def kept(self):
+        """Most keys a query's output sums over: N."""
+        return self.N
+
+    @property
+    def max_weight(self):
+        """Largest weight kappa of one key: 2b+1."""
+        return 2 * self.b + 1
+
+    @property
+    def grouped(self):
+        """Folded, (num, den) leaves one group of P nums per beat (:func:`layouts.grouped`)."""
+        return self.folded
+
+    # ---------------------------------------------------------------- read-out and timing
+    @property
+    def readout_terms(self):
+        """Operands of one read-out tree: b masked S (or z) rows and the CSD terms of
+        (b+1)·V (or (b+1)·n)."""
+        return self.b + len(csd_digits(self.b + 1))
+
+    @property
+    def readout_latency(self):
+        """One register per tree level (the first level masks the rows by the query code as
+        it adds), one to add the count of zero query bits (the +1 of each complemented
+        row)."""
+        return tree_depth(self.readout_terms) + 1
+
+    @property
+    def latency(self):
+        """Edges from a query token's transfer to its (num, den) transfer, nothing stalled:
+        the read-out; folded, one edge more for the memory read, after the token was held
+        G·R - 1 cycles while its groups (and row blocks) were read."""
+        if self.folded:
+            return Timing(self.state_steps - 1 + self.readout_latency + 1)
+        return Timing(self.readout_latency)
+
+    @property
+    def interval(self):
+        """Cycles busy with one query (or key): the pipelined read-out takes a token every
+        G·R cycles."""
+        return Timing(self.state_steps)
+
+    key_interval = interval
+
+    @property
+    def adder_bits(self):
+        """Bits of the state's adders and the read-out accumulators (a size estimate)."""
+        return 2 * self.rows * self.lanes * self.S_width
+
+    def component(self):
+        """:class:`FoldedLinearValuePath` when G > 1, else :class:`LinearValuePath`."""
+        return (FoldedLinearValuePath if self.folded else LinearValuePath)(self)
+
+
+def _scaled(b, x, lo, hi):
+    """The CSD terms of (b+1)·x, for x in [lo, hi]: shifted additions and subtractions."""
+    return [Term(x, sg < 0, lo << s, hi << s, s) for s, sg in csd_digits(b + 1)]
+
+
+def _masked(x, bit):
+    """A row masked by its query code bit: x where the bit is 1, ~x = -x - 1 where it is 0
+    (the -1s are added back as the count of zero bits)."""
+    return Mux(bit, x, ~x)
 
 
 class LinearValuePath(wiring.Component):
@@ -22,59 +145,42 @@ class LinearValuePath(wiring.Component):
 
     as ``sum_t (c_q[t] ? S[t,e] : ~S[t,e]) + zeros(c_q) + CSD terms of (b+1)·V[e]``, since
     ``~S = -S - 1``: every operand is added, none negated, and (b+1)· is shifts. The trees
-    are binary adder trees, or with ``cfg.adders`` lut6/lut4 bit heaps reduced by the
+    are binary adder trees, or with ``plan.adders`` lut6/lut4 bit heaps reduced by the
     popcount's counters (:func:`tree.heap_tree`), over the same register stages.
 
-    Ports (:func:`layouts.value_path_ports`):
+    Ports (:func:`layouts.value_path_ports`, the same for :class:`FoldedLinearValuePath`):
       ``i``: stream of :func:`layouts.token` (keys and queries in window order)
       ``o``: stream of :func:`layouts.weighted_sum`, one per query; folded, of
       :func:`layouts.weighted_group`, G beats per query (group g's P nums, den, ``last``)
       ``v`` (folded only): stream of :func:`layouts.group`, the keys' values, G per key
 
-    Latency (query): ``cfg.readout_latency`` = 1 + ceil(log2(b + |CSD(b+1)|)) edges.
+    Latency (query): ``plan.latency`` = ``plan.readout_latency`` = 1 + ceil(log2(b +
+    |CSD(b+1)|)) edges.
     Throughput: one key or one query per cycle.
-
-    Folded (``lanes`` P < d, G = ceil(d/P) groups): S and V live in memories of G words
-    (word g: S[t, gP+p] for every t and lane p, and V[gP+p]); z and n are one more lane of
-    them, whose value is 1 in group 0 (z in lane P of group 0's words, or in b registers when
-    there is one row block; n in lane P of V word 0),
-    so den is that lane's read-out in group 0 (num for a value of 1), with no z registers
-    and no den tree. A token
-    is read one group per cycle while it is offered, and taken (``i.ready``) with its last
-    group: a key reads, adds ±v and writes back each group (b·P adders and P for V), its
-    value arriving one group per cycle on ``v`` (the key is read only while ``v`` is valid); a
-    query reads each group into P read-out trees, whose results leave as one beat per group
-    (no bank of sums here: the divider stores the groups); the window's last query writes
-    zeros back, and so does a sweep of G cycles after reset (no token is taken meanwhile).
-    Latency (query): ``cfg.readout_latency + 1`` edges from the transfer (one more for the
-    memory read) to the transfer of the last group's beat, the token being held ``G·R - 1``
-    cycles before it; throughput one token per G·R cycles (R row blocks of ``rows``).
     """
 
-    def __init__(self, cfg):
-        self.cfg = cfg
-        super().__init__(layouts.value_path_ports(cfg))
+    def __init__(self, plan):
+        self.plan = plan
+        super().__init__(layouts.value_path_ports(plan))
 
     @property
     def latency(self):
-        return self.cfg.readout_latency + (1 if self.cfg.folded else 0)
+        return self.plan.latency
 
     def elaborate(self, platform):
-        if self.cfg.folded:
-            return self._elaborate_folded()
-        cfg = self.cfg
-        b, d = cfg.b, cfg.d
+        plan = self.plan
+        b, d = plan.b, plan.d
         m = Module()
         en = Signal()
         m.d.comb += [en.eq(~self.o.valid | self.o.ready), self.i.ready.eq(en)]
         p = self.i.payload
         take = self.i.valid & en
 
-        S = [[Signal(signed(cfg.S_width), name=f"S_{t}_{e}") for e in range(d)]
+        S = [[Signal(signed(plan.S_width), name=f"S_{t}_{e}") for e in range(d)]
              for t in range(b)]
-        z = [Signal(signed(cfg.z_width), name=f"z_{t}") for t in range(b)]
-        V = [Signal(signed(cfg.V_width), name=f"V_{e}") for e in range(d)]
-        n = Signal(cfg.key_count_width)
+        z = [Signal(signed(plan.z_width), name=f"z_{t}") for t in range(b)]
+        V = [Signal(signed(plan.V_width), name=f"V_{e}") for e in range(d)]
+        n = Signal(plan.key_count_width)
 
         # ---- key: accumulate. The state is cleared (a synchronous reset of its registers)
         # on the edge at which the window's last query reads it, so that a key never has
@@ -95,42 +201,59 @@ class LinearValuePath(wiring.Component):
         # ---- query: read-out trees. The first level adds the rows masked by the query
         # code (c ? S : ~S) straight from the state; zeros(c) and the CSD terms of (b+1)·V
         # (b+1)·n join as operands; one adder level per register level.
-        depth = cfg.readout_latency - 1
-        smax = cfg.N << (cfg.w - 1)
-        bp1 = csd_digits(b + 1)
-
-        def scaled(x, lo, hi):          # CSD terms of (b+1)·x
-            return [Term(x, sg < 0, lo << s, hi << s, s) for s, sg in bp1]
-
-        def masked(x, t):
-            return Mux(p.code[t], x, ~x)
+        depth = plan.readout_latency - 1
+        smax = plan.N << (plan.w - 1)
 
         zeros = adder_tree(m, [Term(~p.code[t], False, 0, 1) for t in range(b)],
-                           en=en, depth=depth, tree=cfg.adders, name="zeros")
-        num = Signal(data.ArrayLayout(signed(cfg.num_width), d))
+                           en=en, depth=depth, tree=plan.adders, name="zeros")
+        num = Signal(data.ArrayLayout(signed(plan.num_width), d))
         for e in range(d):
-            terms = [Term(masked(S[t][e], t), False, -smax - 1, smax) for t in range(b)]
-            terms += scaled(V[e], cfg.N * cfg.vmin, cfg.N * cfg.vmax)
-            root = adder_tree(m, terms, en=en, depth=depth, tree=cfg.adders, name=f"num{e}")
+            terms = [Term(_masked(S[t][e], p.code[t]), False, -smax - 1, smax)
+                     for t in range(b)]
+            terms += _scaled(b, V[e], plan.N * plan.vmin, plan.N * plan.vmax)
+            root = adder_tree(m, terms, en=en, depth=depth, tree=plan.adders, name=f"num{e}")
             register(m, num[e], (zeros.value - root.value) if root.neg
                      else (root.value + zeros.value), en)
-        den_terms = [Term(masked(z[t], t), False, -cfg.N - 1, cfg.N) for t in range(b)]
-        den_terms += scaled(n, 0, cfg.N)
-        root = adder_tree(m, den_terms, en=en, depth=depth, tree=cfg.adders, name="den")
-        den = Signal(unsigned(cfg.den_width))
+        den_terms = [Term(_masked(z[t], p.code[t]), False, -plan.N - 1, plan.N)
+                     for t in range(b)]
+        den_terms += _scaled(b, n, 0, plan.N)
+        root = adder_tree(m, den_terms, en=en, depth=depth, tree=plan.adders, name="den")
+        den = Signal(unsigned(plan.den_width))
         register(m, den, (zeros.value - root.value) if root.neg
                  else (root.value + zeros.value), en)
 
-        valid = delay(m, take & ~p.key, cfg.readout_latency, en=en, name="valid")
-        tag = delay(m, p.tag.as_value(), cfg.readout_latency, en=en, name="tag")
+        valid = delay(m, take & ~p.key, plan.readout_latency, en=en, name="valid")
+        tag = delay(m, p.tag.as_value(), plan.readout_latency, en=en, name="tag")
         m.d.comb += [self.o.valid.eq(valid), self.o.payload.num.eq(num),
                      self.o.payload.den.eq(den), self.o.payload.tag.eq(tag)]
         return m
 
-    def _elaborate_folded(self):
-        cfg = self.cfg
-        b, d, P, G = cfg.b, cfg.d, cfg.lanes, cfg.groups
-        T, R = cfg.rows, cfg.row_blocks
+
+class FoldedLinearValuePath(LinearValuePath):
+    """:class:`LinearValuePath` with P lanes and T rows per cycle, the state in memories.
+
+    Folded (``lanes`` P < d, G = ceil(d/P) groups): S and V live in memories of G words
+    (word g: S[t, gP+p] for every t and lane p, and V[gP+p]); z and n are one more lane of
+    them, whose value is 1 in group 0 (z in lane P of group 0's words, or in b registers when
+    there is one row block; n in lane P of V word 0),
+    so den is that lane's read-out in group 0 (num for a value of 1), with no z registers
+    and no den tree. A token
+    is read one group per cycle while it is offered, and taken (``i.ready``) with its last
+    group: a key reads, adds ±v and writes back each group (b·P adders and P for V), its
+    value arriving one group per cycle on ``v`` (the key is read only while ``v`` is valid); a
+    query reads each group into P read-out trees, whose results leave as one beat per group
+    (no bank of sums here: the divider stores the groups); the window's last query writes
+    zeros back, and so does a sweep of G cycles after reset (no token is taken meanwhile).
+    Latency (query): ``plan.readout_latency + 1`` edges from the transfer (one more for the
+    memory read) to the transfer of the last group's beat, the token being held ``G·R - 1``
+    cycles before it (``plan.latency`` counts from the first of those); throughput one token
+    per G·R cycles (R row blocks of ``rows``).
+    """
+
+    def elaborate(self, platform):
+        plan = self.plan
+        b, d, P, G = plan.b, plan.d, plan.lanes, plan.groups
+        T, R = plan.rows, plan.row_blocks
         GR = G * R
         m = Module()
         p = self.i.payload
@@ -150,16 +273,16 @@ class LinearValuePath(wiring.Component):
         z_regs = None
         for q in range(PE):
             if q == P and R == 1:
-                z_regs = Signal(data.ArrayLayout(signed(cfg.z_width), T), name="z")
+                z_regs = Signal(data.ArrayLayout(signed(plan.z_width), T), name="z")
                 continue
             # (lane P holds z, within ±N: entries of z_width bits)
-            width = cfg.S_width if q < P else cfg.z_width
+            width = plan.S_width if q < P else plan.z_width
             mem = memory.Memory(shape=data.ArrayLayout(signed(width), T), depth=GR, init=[])
             m.submodules[f"S{q}" if q < P else "Sz"] = mem
             rS.append(mem.read_port(transparent_for=()))
             wS.append(mem.write_port())
         m.submodules.V = V_mem = memory.Memory(
-            shape=data.ArrayLayout(signed(cfg.V_width), PE), depth=G, init=[])
+            shape=data.ArrayLayout(signed(plan.V_width), PE), depth=G, init=[])
         rV, wV = V_mem.read_port(transparent_for=()), V_mem.write_port()
 
         # ---- after reset, zeros are written to the G·R words (G·R cycles) before a token is
@@ -194,7 +317,7 @@ class LinearValuePath(wiring.Component):
 
         # ---- stage 1 (memory data out): the token's word, registered beside the read
         fields = {"valid": 1, "key": 1, "grp": range(G), "addr": range(GR), "last": 1,
-                  "clear": 1, "code": unsigned(b), "value": data.ArrayLayout(signed(cfg.w), P),
+                  "clear": 1, "code": unsigned(b), "value": data.ArrayLayout(signed(plan.w), P),
                   "tag": layouts.query_tag()}
         if R > 1:
             fields.update({"blk": range(R), "first_blk": 1, "last_blk": 1})
@@ -251,19 +374,12 @@ class LinearValuePath(wiring.Component):
         # ---- read-out trees over the word (as in the parallel path; (b+1)·V and the count
         # of zero query bits with the first block), then the sum over the row blocks, then
         # the beat of the group
-        depth = cfg.readout_latency - 1
-        smax = cfg.N << (cfg.w - 1)
-        bp1 = csd_digits(b + 1)
-
-        def scaled(x, lo, hi):
-            return [Term(x, sg < 0, lo << s, hi << s, s) for s, sg in bp1]
-
-        def masked(x, t):
-            return Mux(cb[t], x, ~x)
+        depth = plan.readout_latency - 1
+        smax = plan.N << (plan.w - 1)
 
         first = s1.first_blk if R > 1 else 1
         zeros = adder_tree(m, [Term(~s1.code[t], False, 0, 1) for t in range(b)],
-                           en=en, depth=depth, tree=cfg.adders, name="zeros")
+                           en=en, depth=depth, tree=plan.adders, name="zeros")
         arrive = delay(m, act & ~s1.key, depth, en=en, name="qvalid")
         last = delay(m, s1.last, depth, en=en, name="qlast")
         tag = delay(m, s1.tag.as_value(), depth, en=en, name="qtag")
@@ -273,7 +389,7 @@ class LinearValuePath(wiring.Component):
             # still has one adder after its tree
             first_d = delay(m, s1.first_blk, depth, en=en, name="qfirst_blk")
             push = delay(m, s1.last_blk, depth, en=en, name="qlast_blk")
-            acc = [Signal(signed(cfg.num_width), name=f"acc_{q}") for q in range(PE)]
+            acc = [Signal(signed(plan.num_width), name=f"acc_{q}") for q in range(PE)]
             bases = [Mux(first_d, zeros.value, acc[q]) for q in range(PE)]
         else:
             push, bases = 1, [zeros.value] * PE
@@ -281,18 +397,19 @@ class LinearValuePath(wiring.Component):
         totals = []
         for q in range(PE):
             # lane P (z and n) has the narrower ranges of z (±N) and n (0..N)
-            top, vlo, vhi = (smax, cfg.N * cfg.vmin, cfg.N * cfg.vmax) if q < P else \
-                (cfg.N, 0, cfg.N)
-            terms = [Term(masked(Sg(t, q), t), False, -top - 1, top) for t in range(T)]
-            terms += scaled(Vg[q] if R == 1 else Mux(first, Vg[q], 0), vlo, vhi)
-            root = adder_tree(m, terms, en=en, depth=depth, tree=cfg.adders,
+            top, vlo, vhi = (smax, plan.N * plan.vmin, plan.N * plan.vmax) if q < P else \
+                (plan.N, 0, plan.N)
+            terms = [Term(_masked(Sg(t, q), cb[t]), False, -top - 1, top)
+                     for t in range(T)]
+            terms += _scaled(b, Vg[q] if R == 1 else Mux(first, Vg[q], 0), vlo, vhi)
+            root = adder_tree(m, terms, en=en, depth=depth, tree=plan.adders,
                               name=f"num{q}" if q < P else "den")
             totals.append((bases[q] - root.value) if root.neg else (root.value + bases[q]))
 
         # one beat per group (P nums, den, last on group G-1) in a register: the divider
         # keeps the groups in its own memory, so no bank of G·P sums is held here
-        beat = Signal(layouts.weighted_group(cfg))
-        den = Signal(unsigned(cfg.den_width))
+        beat = Signal(layouts.weighted_group(plan))
+        den = Signal(unsigned(plan.den_width))
         if R > 1:
             with m.If(en & arrive):
                 m.d.sync += [acc[q].eq(totals[q]) for q in range(PE)]

@@ -50,6 +50,8 @@ from dataclasses import dataclass
 
 from amaranth.hdl import Cat, Const, Instance, Signal
 
+from .plan import tree_depth
+
 __all__ = ["TREES", "FABRICS", "AUTO_TREE", "Lut", "Chain", "Level", "Plan", "plan",
            "plan_heap", "natural_levels", "register_after", "level_weights", "level_live",
            "emit", "emit_heap", "emit_sum", "fabric_family", "lut_inputs", "PRIMITIVE_STUBS"]
@@ -748,7 +750,6 @@ def emit_sum(m, a, b, width, *, stages, en=None, name="pop"):
     count, over ``1 + ceil(log2(width))`` levels spread over ``stages`` registers; at the
     default (one register per level) it is the XOR register and the pipelined adder tree
     of rtl/tree.py. Yosys makes a full-adder tree of any such sum."""
-    from ..config import tree_depth
     levels = 1 + tree_depth(width)
     marks = register_after(levels, stages)
     nodes = [((a ^ b)[t], 1) for t in range(width)]

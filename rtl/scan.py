@@ -1,14 +1,114 @@
-"""Value paths that scan the window's stored keys (SPEC §3, modes ``topk`` and ``hsoftmax``)."""
+"""Value paths that scan the window's stored keys (SPEC §3, modes ``topk`` and ``hsoftmax``).
+
+:class:`ScanPlan` holds the numbers (widths, walk and pass lengths, timing);
+:meth:`ScanPlan.component` builds :class:`ScanValuePath` (whole values) or
+:class:`FoldedScanValuePath` (one group of P lanes per cycle)."""
+
+from dataclasses import dataclass
 
 from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, memory, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import data, memory, wiring
 
 from . import layouts
-from .hamming import HammingDistance
+from .hamming import HammingDistance, HammingPlan
+from .plan import Folding, Timing, WeightedSum, unsigned_width
 from .tree import delay
 
-__all__ = ["ScanValuePath", "TopkValuePath", "HsoftmaxValuePath"]
+__all__ = ["ScanPlan", "ScanValuePath", "FoldedScanValuePath", "TopkValuePath",
+           "HsoftmaxValuePath"]
+
+
+@dataclass(frozen=True)
+class ScanPlan(Folding, WeightedSum):
+    """The ``topk`` or ``hsoftmax`` value path of d-element w-bit values and b-bit codes over
+    windows of at most N keys: keep ``k`` keys (topk) or weight key j by
+    ``2**weight_shifts[H_j]`` (hsoftmax); ``lanes`` P value elements per cycle; the Hamming
+    distance as planned by ``hamming``."""
+
+    mode: str
+    d: int
+    w: int
+    b: int
+    N: int
+    k: int | None = None
+    weight_shifts: tuple | None = None
+    lanes: int | None = None
+    hamming: HammingPlan | None = None
+
+    def __post_init__(self):
+        if self.mode not in ("topk", "hsoftmax"):
+            raise ValueError(f"ScanValuePath serves modes topk and hsoftmax, not {self.mode!r}")
+        if (self.k is None) != (self.mode == "hsoftmax") or \
+                (self.weight_shifts is None) != (self.mode == "topk"):
+            raise ValueError("a scan plan takes k in mode topk, weight_shifts in hsoftmax")
+        self._unfolded_by_default()
+        if self.hamming is None:
+            object.__setattr__(self, "hamming", HammingPlan(self.b))
+        if self.hamming.b != self.b:
+            raise ValueError(f"a Hamming distance of {self.hamming.b}-bit codes, not b = "
+                             f"{self.b}")
+
+    # ---------------------------------------------------------------- widths
+    @property
+    def key_count_width(self):
+        return unsigned_width(self.N)
+
+    @property
+    def kept(self):
+        """Most keys a query's output sums over: k (topk) or N (hsoftmax)."""
+        return self.k if self.mode == "topk" else self.N
+
+    @property
+    def max_weight(self):
+        """Largest weight of one key: 1 (topk), 2^(s[b]-s[0]) (hsoftmax)."""
+        return 1 if self.mode == "topk" else 1 << max(self.weight_shifts)
+
+    #: (num, den) leaves whole, one beat per query
+    grouped = False
+
+    # ---------------------------------------------------------------- timing
+    @property
+    def threshold_cycles(self):
+        """topk: cycles to walk the b+1 histogram bins and find the cut distance (b+1
+        counters unfolded; folded, a histogram memory whose read takes one cycle more)."""
+        return self.b + 2 if self.folded else self.b + 1
+
+    @property
+    def pass_fixed(self):
+        """Fixed cycles of one pass over the stored keys: the memory read and the Hamming
+        pipeline behind the last key (a pass takes n + this, or n·G + this)."""
+        return self.hamming.latency.fixed + 1
+
+    @property
+    def latency(self):
+        """Edges from a query's transfer to its (num, den) transfer, nothing stalled: a scan
+        walks n keys (the topk histogram pass) or n·G value groups, one per cycle, each pass
+        then drains in :attr:`pass_fixed` cycles; one edge more in DONE: topk
+        ``2(L_H+1) + T + 1 + (G+1)·n`` (T = :attr:`threshold_cycles`), hsoftmax
+        ``L_H + 2 + G·n``."""
+        if self.mode == "topk":
+            return Timing(2 * self.pass_fixed + self.threshold_cycles + 1, 1 + self.groups)
+        return Timing(self.pass_fixed + 1, self.groups)
+
+    @property
+    def interval(self):
+        """Cycles busy with one query: its latency plus the cycle in which it returns to
+        idle."""
+        return self.latency + Timing(1)
+
+    @property
+    def key_interval(self):
+        """Cycles per key: one value group per cycle."""
+        return Timing(self.groups)
+
+    @property
+    def adder_bits(self):
+        """Bits of the accumulators and the histogram (a size estimate)."""
+        return 2 * self.lanes * self.num_width + (self.b + 1) * self.key_count_width
+
+    def component(self):
+        """:class:`FoldedScanValuePath` when G > 1, else :class:`ScanValuePath`."""
+        return (FoldedScanValuePath if self.folded else ScanValuePath)(self)
 
 
 class _Cut:
@@ -135,29 +235,17 @@ class ScanValuePath(wiring.Component):
     """Keys' codes and values held in memory; each query scans them through one
     :class:`HammingDistance` and adds the chosen (``topk``) or shifted (``hsoftmax``) values.
 
-    **Unfolded** (G = ``cfg.groups`` = ceil(d/P) = 1). A key is written at address n (0 for
+    **Unfolded** (G = ``plan.groups`` = ceil(d/P) = 1; :class:`FoldedScanValuePath` when
+    G > 1). A key is written at address n (0 for
     the first key of a window). A query runs passes over addresses 0..n-1, one key per cycle:
     the code memory is read at j, the distance comes out of the popcount tree
     ``hamming_latency`` cycles later, aligned with a read of the value memory issued as late.
     A pass takes ``n + hamming_latency + 1`` cycles.
 
-    **Folded** (G > 1, P = ``cfg.lanes``). Group g of a value holds elements gP ..
-    min(gP+P, d)-1 (missing lanes of the last group hold 0 and are dropped from ``num``).
-    The values memory is N·G words of P·w bits (synchronous read, block RAM); key j's group
-    g is at address j·G+g, kept by a running address counter. A key token is consumed then
-    transferred: while it is valid, one group per cycle is taken from ``v`` and written, and
-    ``i.ready`` rises in the cycle of its last group, when its code is written (codes: N
-    words of b bits). A value pass walks (key j, group g) one per cycle, address j·G+g; the
-    code of key j is read (and its distance computed) for each of its groups, so H and the
-    value group arrive together; a pass takes ``n·G + hamming_latency + 1`` cycles. The
-    accumulators are a rotating bank of G groups of P lanes: each step adds the addend to
-    the head group and moves it to the tail (P adders, no d:P mux); after n·G steps the
-    bank is back in order. The topk histogram pass reads only codes, one key per cycle.
-
     ``topk``: pass 1 fills a histogram of the b+1 possible distances (counters unfolded, a
     memory of b+1 words folded); a walk over its bins (T = b+1 cycles unfolded, b+2 folded:
-    ``cfg.threshold_cycles``) finds the cut distance h* and how many keys at h* are kept (the lowest
-    indices first); pass 2 adds v_j for H_j < h* and for the first ``need`` keys with
+    ``plan.threshold_cycles``) finds the cut distance h* and how many keys at h* are kept (the
+    lowest indices first); pass 2 adds v_j for H_j < h* and for the first ``need`` keys with
     H_j = h* (decided once per key: ``taken`` counts keys, not groups). num = that sum,
     den = min(k, n).
 
@@ -171,47 +259,44 @@ class ScanValuePath(wiring.Component):
       ``v`` (folded only): stream of :func:`layouts.group`, the keys' values, G per key.
 
     Latency (edges from a query's transfer on ``i`` to its transfer on ``o``, ``o.ready``
-    high), ``cfg.engine_timing``, L_H = ``cfg.hamming_latency``, n keys in the window:
+    high), ``plan.latency``, L_H = ``plan.hamming.latency``, n keys in the window:
     topk ``2(L_H + 1) + T + 1 + (G + 1)·n``, hsoftmax ``L_H + 2 + G·n`` (G = 1:
     ``... + 2n`` and ``... + n``).
-    Throughput: one key per G cycles (``cfg.kv_interval``); one query at a time (``i.ready``
-    for a query only when idle), ``cfg.engine_interval`` = latency + 1 cycles per query.
+    Throughput: one key per G cycles; one query at a time (``i.ready`` for a query only when
+    idle), ``plan.interval`` = latency + 1 cycles per query.
     """
 
-    def __init__(self, cfg):
-        if cfg.mode not in ("topk", "hsoftmax"):
-            raise ValueError(f"ScanValuePath serves modes topk and hsoftmax, not {cfg.mode!r}")
-        self.cfg = cfg
-        super().__init__(layouts.value_path_ports(cfg))
+    def __init__(self, plan):
+        self.plan = plan
+        super().__init__(layouts.value_path_ports(plan))
 
     @property
     def latency(self):
-        return self.cfg.engine_timing
+        return self.plan.latency
 
     def elaborate(self, platform):
-        if self.cfg.folded:
-            return self._elaborate_folded()
-        cfg = self.cfg
-        b, d, N = cfg.b, cfg.d, cfg.N
-        topk = cfg.mode == "topk"
+        plan = self.plan
+        b, d, N = plan.b, plan.d, plan.N
+        topk = plan.mode == "topk"
         m = Module()
         p = self.i.payload
 
         m.submodules.codes = codes = memory.Memory(shape=unsigned(b), depth=N, init=[])
-        m.submodules.values = values = memory.Memory(shape=layouts.vector(cfg), depth=N,
+        m.submodules.values = values = memory.Memory(shape=layouts.vector(plan), depth=N,
                                                      init=[])
         wc, wv = codes.write_port(), values.write_port()
         rc, rv = codes.read_port(transparent_for=()), values.read_port(transparent_for=())
-        m.submodules.hamming = ham = HammingDistance(b, tree=cfg.popcount)
+        m.submodules.hamming = ham = HammingDistance(b, tree=plan.hamming.tree,
+                                                     stages=plan.hamming.stages)
         m.d.comb += ham.o.ready.eq(1)
-        L = ham.latency
+        L = ham.latency.fixed
 
         n = Signal(range(N + 1))
         cq = Signal(b)
         tag = Signal(layouts.query_tag())
         cyc = Signal(range(N + L + 2))            # cycle within a pass
-        acc = Signal(data.ArrayLayout(signed(cfg.num_width), d))
-        den = Signal(unsigned(cfg.den_width))
+        acc = Signal(data.ArrayLayout(signed(plan.num_width), d))
+        den = Signal(unsigned(plan.den_width))
 
         # ---- a pass: read code j in cycle j, value j in cycle j + L, act when H arrives
         issuing = Signal()
@@ -238,7 +323,7 @@ class ScanValuePath(wiring.Component):
                 with m.If(h == hstar):
                     m.d.sync += taken.eq(taken + 1)
         else:
-            table = Array(Const(s, range(33)) for s in cfg.weight_shifts)
+            table = Array(Const(s, range(33)) for s in plan.weight_shifts)
             sh = Signal(range(33))
             m.d.comb += sh.eq(table[h])
             with m.If(act):
@@ -261,7 +346,7 @@ class ScanValuePath(wiring.Component):
                     m.d.sync += [acc[e].eq(0) for e in range(d)]
                     start_pass()
                     if topk:
-                        m.d.sync += [kk.eq(Mux(n < cfg.k, n, cfg.k)), second.eq(0)]
+                        m.d.sync += [kk.eq(Mux(n < plan.k, n, plan.k)), second.eq(0)]
                         cut.clear(m)
                     else:
                         m.d.sync += den.eq(0)
@@ -278,22 +363,39 @@ class ScanValuePath(wiring.Component):
         return m
 
 
-    def _elaborate_folded(self):
-        """G > 1: P lanes, one value group per cycle (see the class docstring)."""
-        cfg = self.cfg
-        b, d, N, P, G = cfg.b, cfg.d, cfg.N, cfg.lanes, cfg.groups
-        topk = cfg.mode == "topk"
+class FoldedScanValuePath(ScanValuePath):
+    """:class:`ScanValuePath` (same ports, passes, modes and timing formulas) with P lanes:
+
+    **Folded** (G > 1, P = ``plan.lanes``). Group g of a value holds elements gP ..
+    min(gP+P, d)-1 (missing lanes of the last group hold 0 and are dropped from ``num``).
+    The values memory is N·G words of P·w bits (synchronous read, block RAM); key j's group
+    g is at address j·G+g, kept by a running address counter. A key token is consumed then
+    transferred: while it is valid, one group per cycle is taken from ``v`` and written, and
+    ``i.ready`` rises in the cycle of its last group, when its code is written (codes: N
+    words of b bits). A value pass walks (key j, group g) one per cycle, address j·G+g; the
+    code of key j is read (and its distance computed) for each of its groups, so H and the
+    value group arrive together; a pass takes ``n·G + hamming_latency + 1`` cycles. The
+    accumulators are a rotating bank of G groups of P lanes: each step adds the addend to
+    the head group and moves it to the tail (P adders, no d:P mux); after n·G steps the
+    bank is back in order. The topk histogram pass reads only codes, one key per cycle.
+    """
+
+    def elaborate(self, platform):
+        plan = self.plan
+        b, d, N, P, G = plan.b, plan.d, plan.N, plan.lanes, plan.groups
+        topk = plan.mode == "topk"
         m = Module()
         p = self.i.payload
 
-        group = layouts.group(cfg)
+        group = layouts.group(plan)
         m.submodules.codes = codes = memory.Memory(shape=unsigned(b), depth=N, init=[])
         m.submodules.values = values = memory.Memory(shape=group, depth=N * G, init=[])
         wc, wv = codes.write_port(), values.write_port()
         rc, rv = codes.read_port(transparent_for=()), values.read_port(transparent_for=())
-        m.submodules.hamming = ham = HammingDistance(b, tree=cfg.popcount)
+        m.submodules.hamming = ham = HammingDistance(b, tree=plan.hamming.tree,
+                                                     stages=plan.hamming.stages)
         m.d.comb += ham.o.ready.eq(1)
-        L = ham.latency
+        L = ham.latency.fixed
 
         n = Signal(range(N + 1))                  # keys of the window
         nv = Signal(range(N * G + 1))             # value words written: n·G
@@ -304,8 +406,8 @@ class ScanValuePath(wiring.Component):
         jc = Signal(range(N + 1))                 # key of the value group issued
         gc = Signal(range(G))                     # its group
         # rotating accumulator bank: the head (group 0) takes the addend and moves to the tail
-        bank = Signal(data.ArrayLayout(data.ArrayLayout(signed(cfg.num_width), P), G))
-        den = Signal(unsigned(cfg.den_width))
+        bank = Signal(data.ArrayLayout(data.ArrayLayout(signed(plan.num_width), P), G))
+        den = Signal(unsigned(plan.den_width))
 
         # ---- a pass: read the code of key j and the value word j·G+g in cycle j·G+g (or
         # code j in cycle j in the topk histogram pass), act when H arrives
@@ -340,7 +442,7 @@ class ScanValuePath(wiring.Component):
                 with m.If(sel & (h == hstar) & last_group):
                     m.d.sync += taken.eq(taken + 1)
         else:
-            table = Array(Const(s, range(33)) for s in cfg.weight_shifts)
+            table = Array(Const(s, range(33)) for s in plan.weight_shifts)
             sh = Signal(range(33))
             m.d.comb += sh.eq(table[h])
             with m.If(act):
@@ -373,7 +475,7 @@ class ScanValuePath(wiring.Component):
                     m.d.sync += [bank[i][l].eq(0) for i in range(G) for l in range(P)]
                     start_pass()
                     if topk:
-                        m.d.sync += [kk.eq(Mux(n < cfg.k, n, cfg.k)), second.eq(0)]
+                        m.d.sync += [kk.eq(Mux(n < plan.k, n, plan.k)), second.eq(0)]
                         cut.clear(m)
                     else:
                         m.d.sync += den.eq(0)

@@ -11,10 +11,14 @@ from dataclasses import dataclass
 
 from amaranth.hdl import Const, Signal, Value, signed, unsigned
 
-from ..config import ADDER_TREES, signed_width, tree_depth, unsigned_width
+from .plan import signed_width, tree_depth, unsigned_width
 
-__all__ = ["Term", "shape_for", "adder_tree", "heap_tree", "heap_bits", "heap_sum",
+__all__ = ["ADDER_TREES", "Term", "shape_for", "adder_tree", "heap_tree", "heap_bits", "heap_sum",
            "register", "delay"]
+
+#: multi-operand adder trees (``--adders``): binary trees of two-operand adders, or one bit
+#: heap per sum reduced by the popcount's counters for 4-input or 6-input LUTs
+ADDER_TREES = ("sum", "lut4", "lut6")
 
 
 @dataclass(frozen=True)

@@ -33,10 +33,10 @@ from amaranth.back import verilog
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
 
-from ..config import CoreConfig
 from ..golden.baselines import baseline_kind, linear_spec, softmax_spec
 from ..rtl import layouts
 from ..rtl.divider import RoundingDivider
+from ..rtl.hash import row_terms
 from ..rtl.tree import Term, adder_tree, delay, register, shape_for
 
 __all__ = ["SoftmaxBaseline", "LinearBaseline", "baseline_for", "generate_baseline",
@@ -283,7 +283,7 @@ class LinearBaseline(_AxiBaseline):
         for t in range(cfg.b):
             terms = [Term(x[i].as_signed() << s if s else x[i].as_signed(), sg < 0,
                           cfg.vmin << s, cfg.vmax << s)
-                     for i, s, sg in CoreConfig.hash_row_terms(M[t])]
+                     for i, s, sg in row_terms(M[t])]
             root = adder_tree(m, terms, en=en, depth=sp.proj_depth, name=f"{name}{t}")
             y = Signal(signed(sp.y_width), name=f"{name}_y{t}")
             m.d.comb += y.eq((-root.value if root.neg else root.value) - beta[t])

@@ -140,7 +140,7 @@ class BoardTop(Elaboratable):
             raise ValueError(f"seed {seed} is not allowed: 1 .. 2**32-1 (xorshift32 state)")
         self.cfg = cfg
         self.seed = seed
-        self.core = AxiStreamCore(cfg)
+        self.core = AxiStreamCore(cfg.plan)
         self.leds = Signal(leds)
         self.button = Signal()
 

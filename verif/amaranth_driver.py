@@ -27,7 +27,7 @@ def simulate(cfg, windows, *, seed=0, p_kv=1.0, p_q=1.0, p_out=1.0, max_cycles=N
     for two cycles with every valid low; ``windows`` then start from a clean core.
     ``dut``: another component with the same SPEC §4 ports, e.g. a baseline (default: a new
     :class:`AxiStreamCore` of ``cfg``)."""
-    dut = AxiStreamCore(cfg) if dut is None else dut
+    dut = AxiStreamCore(cfg.plan) if dut is None else dut
     rng = np.random.default_rng(seed)
     kv = kv_stream(cfg, windows)
     qs = q_stream(cfg, windows)

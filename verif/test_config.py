@@ -14,6 +14,8 @@ import pytest
 
 from hamattn.config import MODES, ConfigError, CoreConfig, WeightsError
 from hamattn.golden import hash_codes, linear_state, run
+from hamattn.rtl.hamming import HammingPlan
+from hamattn.rtl.linear import state_widths
 
 FLAG = {"d": "--head-dim", "w": "--width", "b": "--code-bits", "N": "--seq-len",
         "mode": "--mode", "k": "--topk", "g": "--temperature", "smax": "--max-shift",
@@ -187,11 +189,8 @@ def test_row_blocks_and_intervals(b, rows, blocks):
     the query interval follow, the hash reads R passes (G·R), the divider does not change."""
     cfg = CoreConfig.create(d=6, lanes=2, b=b, rows=rows, N=4)
     G = cfg.groups
-    assert cfg.row_blocks == blocks and cfg.state_steps == G * blocks
-    assert cfg.kv_interval == {"fixed": G * blocks, "per_key": 0}
-    assert cfg.q_interval["fixed"] == max(G * blocks, cfg.divider_latency)
-    assert cfg.engine_timing == (G * blocks - 1 + cfg.readout_latency + 1, 0)
-    assert cfg.hash_interval == G * blocks and cfg.divider_latency == G * (cfg.w + 2) + 1
+    assert cfg.row_blocks == blocks
+    assert cfg.kv_interval == {"fixed": G * blocks, "per_key": 0}   # (test_core: the plan's)
     assert cfg.replace(N=5).rows == rows                  # an explicit rows is kept
     assert CoreConfig.create(b=b).replace(b=2 * b).rows == 2 * b   # rows follows b
 
@@ -204,10 +203,10 @@ def test_groups_and_folded_intervals(d, lanes, groups):
     cfg = CoreConfig.create(d=d, lanes=lanes, b=4, N=4)
     assert cfg.groups == groups and cfg.folded == (groups > 1)
     assert cfg.kv_interval == {"fixed": groups, "per_key": 0}
-    assert cfg.divider_latency == groups * (cfg.w + 2) + 1
+    assert cfg.plan.divider.latency.fixed == groups * (cfg.w + 2) + 1
     for mode in ("linear", "topk", "hsoftmax"):
         c = cfg.replace(mode=mode)
-        assert c.at(c.q_interval, 1) >= c.divider_latency
+        assert c.at(c.q_interval, 1) >= c.plan.divider.latency.fixed
 
 
 # =========================================================================== weights files
@@ -395,13 +394,14 @@ def check_widths(cfg, keys, values, queries):
     assert fits_unsigned(r.den, cfg.den_width), (cfg, cfg.den_width)
     kbits = hash_codes(cfg, keys[:cfg.N])
     S, z, V, _ = linear_state(cfg, kbits, values[:cfg.N])
-    assert fits_signed(S, cfg.S_width) and fits_signed(z, cfg.z_width)
-    assert fits_signed(V, cfg.V_width)
+    widths = state_widths(cfg.N, cfg.w)
+    assert fits_signed(S, widths["S"]) and fits_signed(z, widths["z"])
+    assert fits_signed(V, widths["V"])
     for M in (cfg.W_array, cfg.Wq_array):
         for x in (keys, queries, extreme_projection_inputs(cfg, M)):
             y = np.asarray(x, dtype=np.int64) @ M.T        # |y| < 2^41: exact in int64
-            assert fits_signed(y, cfg.projection_width), cfg
-    assert fits_unsigned(r.hamming(), cfg.hamming_width) and r.hamming().max() <= cfg.b
+            assert fits_signed(y, cfg.plan.hash.projection_width), cfg
+    assert fits_unsigned(r.hamming(), HammingPlan(cfg.b).width) and r.hamming().max() <= cfg.b
     return r
 
 
@@ -450,8 +450,8 @@ def test_projection_width_is_reached(tmp_path):
                                                               theta=np.zeros(2, int)))
     x = extreme_projection_inputs(cfg, W)
     y = x @ W.T
-    assert fits_signed(y, cfg.projection_width)
-    lo, hi = cfg.projection_range(cfg.W)
+    assert fits_signed(y, cfg.plan.hash.projection_width)
+    lo, hi = cfg.plan.hash.projection_range(cfg.W)
     assert lo == int(y.min()) and hi == int(y.max())
     assert cfg.weight_width == 16
 
@@ -464,8 +464,8 @@ def test_projection_width_covers_query_hash(tmp_path):
     cfg = CoreConfig.create(d=8, b=4, weights=savez(tmp_path, W=W, theta=np.zeros(4, int),
                                                      Wq=Wq, thetaq=np.zeros(4, int)))
     yq = extreme_projection_inputs(cfg, Wq) @ Wq.T
-    assert fits_signed(yq, cfg.projection_width)
-    assert not fits_signed(yq, cfg.projection_width - 1)
+    assert fits_signed(yq, cfg.plan.hash.projection_width)
+    assert not fits_signed(yq, cfg.plan.hash.projection_width - 1)
     x = rng.integers(cfg.vmin, cfg.vmax + 1, (30, 8))
     check_widths(cfg, x, x, x)
 

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from hamattn import CoreConfig
+from hamattn.rtl import Timing
 from hamattn.verif.amaranth_driver import simulate
 from hamattn.verif.scenario import (check_beats, check_kv_interval, check_q_interval,
                                     check_timing, random_windows)
@@ -122,9 +123,48 @@ def test_weights_file_asymmetric_wide_and_shift_table(tmp_path):
 @pytest.mark.parametrize("corner, mode", RESET_CASES)
 def test_slow_output_fills_the_queue(corner, mode):
     """A consumer ready one cycle in twenty: every output waits, so the credits (at most
-    cfg.out_credits queries in flight) and the output queue are exercised to their limit;
+    cfg.plan.out_credits queries in flight) and the output queue are exercised to their limit;
     the beats are still all there, in order."""
     cfg, seed, rng = make(corner, mode)
     wins = random_windows(cfg, rng, 3, n_keys=(1, cfg.N), n_queries=(4, 8))
     obs = simulate(cfg, wins, seed=seed, p_out=0.05)
     check_beats(cfg, wins, obs)
+
+
+# =========================================================================== CorePlan
+
+@pytest.mark.parametrize("corner, mode", CASES)
+def test_core_timing_is_the_sum_of_its_blocks(corner, mode):
+    """The core's latency is hash + value path + divider (SPEC §5 terms added), its query
+    interval the longest occupancy of the three, its key interval the value path's; the
+    config's manifest objects are the plan's; the credits cover latency / q_interval."""
+    cfg, _, _ = make(corner, mode)
+    plan = cfg.plan
+    total = plan.hash.latency + plan.value.latency + plan.divider.latency
+    assert plan.latency == total and cfg.latency == total.to_manifest()
+    assert plan.latency.per_key == (0 if mode == "linear" else
+                                    cfg.groups + (mode == "topk"))
+    qi = plan.q_interval
+    assert qi.fixed == max(plan.value.interval.fixed, plan.divider.interval.fixed,
+                           plan.hash.interval.fixed)
+    assert qi.per_key == plan.value.interval.per_key and cfg.q_interval == qi.to_manifest()
+    assert cfg.kv_interval == plan.kv_interval.to_manifest()
+    for n in (1, cfg.N):
+        assert plan.latency.at(n) // qi.at(n) < plan.out_credits
+    assert plan.divider.latency == Timing(cfg.groups * (cfg.w + 2) + 1)
+
+
+@pytest.mark.parametrize("b,rows,blocks", [(16, 16, 1), (16, 4, 4), (16, 5, 4), (7, 3, 3),
+                                           (16, 1, 16), (1, 1, 1)])
+def test_row_folded_plan(b, rows, blocks):
+    """R = ceil(b/rows); a folded linear path takes G·R cycles per vector: the key and query
+    intervals follow, the hash reads R passes (G·R), the divider does not change; the value
+    path holds a query G·R - 1 cycles, then reads its memory and the read-out trees."""
+    plan = CoreConfig.create(d=6, lanes=2, b=b, rows=rows, N=4).plan
+    G = plan.groups
+    assert plan.row_blocks == blocks and plan.value.state_steps == G * blocks
+    assert plan.kv_interval == Timing(G * blocks)
+    assert plan.q_interval == Timing(max(G * blocks, plan.divider.latency.fixed))
+    assert plan.value.latency == Timing(G * blocks - 1 + plan.value.readout_latency + 1)
+    assert plan.hash.interval == Timing(G * blocks)
+    assert plan.divider.latency == Timing(G * (8 + 2) + 1)

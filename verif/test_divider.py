@@ -6,8 +6,9 @@ from amaranth.hdl import unsigned
 from amaranth.sim import Simulator
 
 from hamattn import golden
-from hamattn.config import divider_latency, signed_width, unsigned_width
-from hamattn.rtl import RoundingDivider
+from hamattn.rtl import RoundingDivider, Timing
+from hamattn.rtl.divider import divider_latency
+from hamattn.rtl.plan import signed_width, unsigned_width
 
 from hamattn.verif.streams import run_stream
 
@@ -49,7 +50,8 @@ def test_divider_matches_golden(corner, pattern):
         lat = divider_latency(qb, -(-lanes // P))
         assert [o - i for i, o in zip(run.in_cycles, run.out_cycles)] == [lat] * count
         assert [b - a for a, b in zip(run.in_cycles, run.in_cycles[1:])] == \
-            [dut.interval] * (count - 1)
+            [dut.interval.fixed] * (count - 1)
+        assert dut.latency == dut.interval == Timing(lat)
 
 
 def test_divider_half_cases():
@@ -125,5 +127,5 @@ def test_grouped_divider_matches_golden(corner, pattern):
     sim.run()
     assert got == list(zip(want, range(len(cases)))), f"seed {seed}"
     if pattern == "full_rate":
-        assert [o - i for i, o in zip(last_in, outs)] == [dut.latency] * len(cases)
-        assert dut.latency == divider_latency(qb, G)
+        assert [o - i for i, o in zip(last_in, outs)] == [dut.latency.fixed] * len(cases)
+        assert dut.latency == Timing(divider_latency(qb, G))

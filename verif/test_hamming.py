@@ -5,8 +5,8 @@ import pytest
 from amaranth.hdl import unsigned
 
 from hamattn import golden
-from hamattn.config import POPCOUNT_TREES, hamming_latency
-from hamattn.rtl import HammingDistance
+from hamattn.rtl import HammingDistance, HammingPlan, Timing
+from hamattn.rtl.hamming import POPCOUNT_TREES, hamming_latency
 from hamattn.verif.streams import run_stream
 
 CODE_BITS = [1, 2, 7, 8, 63, 64, 65, 130, 1024]
@@ -37,6 +37,8 @@ def test_hamming_matches_golden(b, pattern, tree, stages=None):
     if pattern == "full_rate":
         assert [o - i for i, o in zip(run.in_cycles, run.out_cycles)] == \
             [hamming_latency(b, tree, stages)] * count
+        assert dut.latency == Timing(hamming_latency(b, tree, stages))
+        assert dut.plan == HammingPlan(b, tree, dut.stages)
 
 
 @pytest.mark.parametrize("tree", POPCOUNT_TREES)

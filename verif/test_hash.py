@@ -1,5 +1,6 @@
-"""HashProjection in the Amaranth simulator against golden.hash_codes, unfolded (lanes = d)
-and folded (lanes P < d: one group of P elements per cycle, consume-then-transfer)."""
+"""HashPlan and its components in the Amaranth simulator against golden.hash_codes:
+HashProjection (lanes = d) and FoldedHashProjection (lanes P < d: one group of P elements
+per cycle, consume-then-transfer)."""
 
 import numpy as np
 import pytest
@@ -7,8 +8,10 @@ from amaranth.hdl import unsigned
 from amaranth.sim import Simulator
 
 from hamattn import CoreConfig, golden
-from hamattn.config import ADDER_TREES, csd_digits, tree_depth
-from hamattn.rtl import HashProjection
+from hamattn.rtl import FoldedHashProjection, HashProjection, Timing
+from hamattn.rtl.hash import row_terms
+from hamattn.rtl.plan import csd_digits, tree_depth
+from hamattn.rtl.tree import ADDER_TREES
 from hamattn.verif.streams import run_stream
 
 
@@ -70,7 +73,7 @@ def test_hash_matches_golden(corner, pattern, adders, tmp_path):
     expect = [int(golden.pack_codes(golden.hash_codes(cfg, x[i:i + 1], query=bool(query[i])))
                   [0].astype(object).dot([1 << (64 * j) for j in range(cfg.words)]))
               for i in range(len(x))]
-    dut = HashProjection(cfg, tag_shape=unsigned(8))
+    dut = cfg.plan.hash.component(tag_shape=unsigned(8))
     p = (1.0, 1.0) if pattern == "full_rate" else (0.6, 0.5)
     run = run_stream(dut, [{"x": [int(v) for v in row], "query": int(q), "tag": i}
                            for i, (row, q) in enumerate(zip(x, query))],
@@ -80,7 +83,8 @@ def test_hash_matches_golden(corner, pattern, adders, tmp_path):
     assert [t for _, t in run.outputs] == list(range(len(x)))
     if pattern == "full_rate":
         lat = [o - i for i, o in zip(run.in_cycles, run.out_cycles)]
-        assert lat == [cfg.hash_latency] * len(x) == [dut.latency] * len(x)
+        assert lat == [cfg.plan.hash.latency.fixed] * len(x)
+        assert dut.latency == cfg.plan.hash.latency == Timing(lat[0])
 
 
 @pytest.mark.parametrize("lanes", [2, 1])
@@ -91,13 +95,13 @@ def test_hash_tie_gives_one(tmp_path, lanes):
     theta = (W @ x[0])                     # exactly y: every bit ties
     cfg = CoreConfig.create(b=3, d=2, w=4, lanes=lanes,
                             weights=_npz(tmp_path, "tie", W=W, theta=theta))
-    run = run_stream(HashProjection(cfg), [{"x": [5, -3], "query": 0}],
+    run = run_stream(cfg.plan.hash.component(), [{"x": [5, -3], "query": 0}],
                      convert=lambda c: int(c.code))
     assert run.outputs == [0b111]
     theta_above = theta + 1                # one more: every bit 0
     cfg = CoreConfig.create(b=3, d=2, w=4, lanes=lanes,
                             weights=_npz(tmp_path, "above", W=W, theta=theta_above))
-    run = run_stream(HashProjection(cfg), [{"x": [5, -3], "query": 0}],
+    run = run_stream(cfg.plan.hash.component(), [{"x": [5, -3], "query": 0}],
                      convert=lambda c: int(c.code))
     assert run.outputs == [0]
 
@@ -232,13 +236,13 @@ def test_folded_hash_matches_golden(corner, pattern, adders, tmp_path):
     cfg = CoreConfig.create(**FOLDED[corner](tmp_path), adders=adders)
     G = cfg.groups
     assert cfg.folded and G == -(-cfg.d // cfg.lanes)
-    HI = cfg.hash_interval              # cycles per vector: G groups, R passes
+    HI = cfg.plan.hash.interval.fixed   # cycles per vector: G groups, R passes
     assert HI == G * -(-cfg.b // cfg.rows)
     seed = sum(map(ord, corner + pattern))
     rng = np.random.default_rng(seed)
     x, query = stimulus(cfg, rng, 24)
     expect = expected_codes(cfg, x, query)
-    dut = HashProjection(cfg, tag_shape=unsigned(8))
+    dut = cfg.plan.hash.component(tag_shape=unsigned(8))
     p_in, sink, p_out = PATTERNS[pattern]
     res = run_folded(dut, [{"x": [int(v) for v in row], "query": int(q), "tag": i}
                            for i, (row, q) in enumerate(zip(x, query))],
@@ -253,7 +257,8 @@ def test_folded_hash_matches_golden(corner, pattern, adders, tmp_path):
         assert np.all(np.diff(res["outs"]) == HI)
     if pattern == "full_rate_ready":
         lat = [o - i for i, o in zip(res["ins"], res["outs"])]
-        assert lat == [cfg.hash_latency] * len(x) == [dut.latency] * len(x)
+        assert lat == [cfg.plan.hash.latency.fixed] * len(x)
+        assert dut.latency == cfg.plan.hash.latency == Timing(lat[0])
 
 
 @pytest.mark.parametrize("corner", ["d16_P5", "asym_wide_P3", "b65_d3_P2_w16"])
@@ -262,7 +267,7 @@ def test_folded_hash_run_stream_random(corner, tmp_path):
     cfg = CoreConfig.create(**FOLDED[corner](tmp_path))
     seed = sum(map(ord, corner))
     x, query = stimulus(cfg, np.random.default_rng(seed), 30)
-    run = run_stream(HashProjection(cfg), [{"x": [int(v) for v in row], "query": int(q)}
+    run = run_stream(cfg.plan.hash.component(), [{"x": [int(v) for v in row], "query": int(q)}
                                            for row, q in zip(x, query)],
                      seed=seed, p_in=0.7, p_out=0.3, convert=lambda c: int(c.code))
     assert run.outputs == expected_codes(cfg, x, query)
@@ -273,7 +278,7 @@ def test_folded_hash_stalled_output_keeps_every_vector(tmp_path):
     every code comes out once, in order, when the sink resumes."""
     cfg = CoreConfig.create(b=16, d=16, w=8, lanes=4)
     x, query = stimulus(cfg, np.random.default_rng(3), 12)
-    dut = HashProjection(cfg, tag_shape=unsigned(8))
+    dut = cfg.plan.hash.component(tag_shape=unsigned(8))
     res = dict(codes=[], tags=[], ins=[])
 
     async def bench(ctx):
@@ -306,13 +311,13 @@ def test_folded_hash_stalled_output_keeps_every_vector(tmp_path):
     held = sum(c < 200 for c in res["ins"])
     # in flight while stalled: the output register, the accumulators and the
     # lane register + tree levels (at most one vector's worth of groups each)
-    assert 1 <= held <= 2 + -(-(cfg.hash_latency - 2) // cfg.groups), res["ins"]
+    assert 1 <= held <= 2 + -(-(cfg.plan.hash.latency.fixed - 2) // cfg.groups), res["ins"]
 
 
 @pytest.mark.parametrize("corner", ["d16_P5", "wide_csd_P3", "asym_wide_P3", "sign_d16_P3",
                                     "rows_wide_csd_P3_T3", "rows_asym_wide_P3_T5"])
 def test_folded_hash_latency_formula(corner, tmp_path):
-    """hash_latency = 3 + levels of the widest P-lane tree: the operands (p, s) of slot j are
+    """The hash's latency = 3 + levels of the widest P-lane tree: the operands (p, s) of slot j are
     the lanes p and CSD shifts s used by some group of W (or Wq) in a row t = j mod T."""
     cfg = CoreConfig.create(**FOLDED[corner](tmp_path))
     mats = [cfg.W_array] + ([np.array(cfg.Wq)] if cfg.asymmetric else [])
@@ -321,17 +326,19 @@ def test_folded_hash_latency_formula(corner, tmp_path):
                     for i in range(cfg.d) for s, _ in csd_digits(int(M[t, i]))})
                for j in range(T))
     assert most <= cfg.lanes * 16
-    assert cfg.hash_latency == 3 + tree_depth(most)
+    assert cfg.plan.hash.latency == Timing(3 + tree_depth(most))
+    assert isinstance(cfg.plan.hash.component(), FoldedHashProjection)
     unfolded = cfg.replace(lanes=cfg.d, rows=None)
-    assert unfolded.hash_latency == 2 + max(
-        (tree_depth(len(unfolded.hash_row_terms(r))) for M in
+    assert unfolded.plan.hash.latency == Timing(2 + max(
+        (tree_depth(len(row_terms(r))) for M in
          ([unfolded.W] + ([unfolded.Wq] if unfolded.asymmetric else [])) for r in M),
-        default=0)
+        default=0))
+    assert type(unfolded.plan.hash.component()) is HashProjection
 
 
 def test_folded_hash_is_smaller():
     """The size estimate counts P-lane trees when folded: it shrinks with P."""
-    sizes = [CoreConfig.create(d=64, b=64, lanes=P).adder_bits for P in (64, 16, 4, 1)]
+    sizes = [CoreConfig.create(d=64, b=64, lanes=P).plan.adder_bits for P in (64, 16, 4, 1)]
     assert sizes == sorted(sizes, reverse=True) and sizes[-1] < sizes[0] / 2, sizes
 
 
@@ -357,6 +364,6 @@ def test_hash_extreme_thresholds(tmp_path, P):
     query = np.zeros(len(x), int)
     expect = expected_codes(cfg, x, query)
     assert len(set(expect)) > 4
-    run = run_stream(HashProjection(cfg), [{"x": [int(v) for v in row], "query": 0}
+    run = run_stream(cfg.plan.hash.component(), [{"x": [int(v) for v in row], "query": 0}
                                            for row in x], convert=lambda c: int(c.code))
     assert run.outputs == expect

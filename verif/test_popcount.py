@@ -15,8 +15,9 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from hamattn.config import POPCOUNT_TREES, hamming_latency, tree_depth
-from hamattn.rtl import HammingDistance
+from hamattn.rtl import HammingDistance, Timing
+from hamattn.rtl.hamming import POPCOUNT_TREES, hamming_latency
+from hamattn.rtl.plan import tree_depth
 from hamattn.rtl import popcount as pc
 from hamattn.synth.tools import run_yosys
 
@@ -303,8 +304,8 @@ def test_hamming_latency():
         assert hamming_latency(b, "lut6") == max(1, tree_depth(b))
         for tree in POPCOUNT_TREES:
             assert hamming_latency(b, tree, 3) == 3
-            assert HammingDistance(b, tree=tree, stages=3).latency == 3
-            assert HammingDistance(b, tree=tree).latency == hamming_latency(b, tree)
+            assert HammingDistance(b, tree=tree, stages=3).latency == Timing(3)
+            assert HammingDistance(b, tree=tree).latency == Timing(hamming_latency(b, tree))
     for bad in (0, -1, 65, 2.0, "3", True):
         with pytest.raises(ValueError, match="stages = .* is not allowed"):
             hamming_latency(16, "lut6", bad)

@@ -8,11 +8,10 @@ import pytest
 from amaranth.back import rtlil, verilog
 
 from hamattn import CoreConfig
-from hamattn.rtl import ScanValuePath
 
 
 def _memories(cfg):
-    text = rtlil.convert(ScanValuePath(cfg), name="scan")
+    text = rtlil.convert(cfg.plan.value.component(), name="scan")
     return {name: (int(width), int(size)) for width, size, name
             in re.findall(r"^\s*memory width (\d+) size (\d+) \\(\w+)$", text, re.M)}
 
@@ -35,7 +34,7 @@ def test_folded_values_memory_maps_to_ice40_block_ram(tmp_path):
     cfg = CoreConfig.create(d=4, b=8, w=8, N=256, k=4, lanes=2, mode="topk")
     bits = cfg.N * cfg.groups * cfg.lanes * cfg.w           # 512 x 16: 2 SB_RAM40_4K
     v = tmp_path / "scan.v"
-    v.write_text(verilog.convert(ScanValuePath(cfg), name="scan_top", emit_src=False))
+    v.write_text(verilog.convert(cfg.plan.value.component(), name="scan_top", emit_src=False))
     r = flows.synthesize(v, "scan_top", "ice40-hx8k", tmp_path / "build", place=False,
                          cache_dir=tmp_path / "cache")
     # values (2 blocks), codes (256 x 8: 1 block) and the histogram (9 x 9: 1 block) in

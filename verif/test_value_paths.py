@@ -1,10 +1,12 @@
-"""LinearValuePath and ScanValuePath (topk, hsoftmax) against the golden num and den."""
+"""The value paths of LinearPlan and ScanPlan (topk, hsoftmax), unfolded and folded, against
+the golden num and den, their timing against their plan's."""
 
 import numpy as np
 import pytest
 
 from hamattn import CoreConfig
-from hamattn.rtl import LinearValuePath, ScanValuePath, layouts
+from hamattn.rtl import (FoldedLinearValuePath, FoldedScanValuePath, LinearValuePath, ScanPlan,
+                         ScanValuePath, layouts)
 from hamattn.verif.streams import run_stream
 from hamattn.verif.valuepath_cases import value_path_case
 
@@ -45,7 +47,12 @@ CASES = [(p, c, m, "sum") for p in PATTERNS for c in CORNERS for m in MODES] + \
 
 
 def component(cfg):
-    return LinearValuePath(cfg) if cfg.mode == "linear" else ScanValuePath(cfg)
+    """The value path of the config's plan, of the class its folding asks for."""
+    dut = cfg.plan.value.component()
+    kind = {"linear": (LinearValuePath, FoldedLinearValuePath)}.get(
+        cfg.mode, (ScanValuePath, FoldedScanValuePath))
+    assert type(dut) is kind[cfg.folded]
+    return dut
 
 
 @pytest.mark.parametrize("pattern, corner, mode, adders", CASES,
@@ -84,25 +91,36 @@ def test_value_path_matches_golden(corner, mode, adders, pattern):
     assert run.outputs == expected, f"seed {seed}"
     if pattern == "full_rate" and mode == "linear":
         q_in = [c for c, t in zip(run.in_cycles, tokens) if not t["key"]]
-        assert [o - i for i, o in zip(q_in, run.out_cycles)] == [dut.latency] * len(q_in)
+        # the plan counts from the first cycle a token is offered: at full rate, G·R - 1
+        # cycles before it transfers (a folded path reads its G·R words first)
+        GR = cfg.plan.value.state_steps
+        assert [o - i for i, o in zip(q_in, run.out_cycles)] == \
+            [dut.latency.fixed - (GR - 1)] * len(q_in)
+        assert dut.latency == cfg.plan.value.latency and dut.latency.per_key == 0
         steps = {c1 - c0 for c0, c1 in zip(run.in_cycles, run.in_cycles[1:])}
-        assert steps == {cfg.state_steps}       # one token per G·R cycles
+        assert steps == {GR} == {cfg.plan.value.interval.fixed}   # one token per G·R cycles
     if pattern == "full_rate" and mode != "linear":
         # latency A + C·n with n the keys of the query's window; a query that follows one
         # of its window waits for the path to return to idle: engine_interval
         q_in = [c for c, t in zip(run.in_cycles, tokens) if not t["key"]]
         ns = [len(win.keys) for win in windows for _ in win.queries]
-        at = lambda t, n: t[0] + t[1] * n  # noqa: E731
         assert [o - i for i, o in zip(q_in, run.out_cycles)] == \
-            [at(dut.latency, n) for n in ns]
+            [dut.latency.at(n) for n in ns]
         firsts = {0} | set(np.cumsum([len(win.queries) for win in windows])[:-1].tolist())
         assert [b - a for i, (a, b) in enumerate(zip(q_in, q_in[1:])) if i + 1 not in firsts] \
-            == [at(cfg.engine_interval, n) for i, n in enumerate(ns[1:]) if i + 1 not in firsts]
+            == [dut.plan.interval.at(n) for i, n in enumerate(ns[1:]) if i + 1 not in firsts]
         steps = zip(run.in_cycles, run.in_cycles[1:], tokens, tokens[1:])
         key_steps = {c1 - c0 for c0, c1, t0, t1 in steps if t0["key"] and t1["key"]}
-        assert key_steps <= {cfg.state_steps}   # one key per G cycles
+        assert key_steps <= {dut.plan.key_interval.fixed}   # one key per G cycles
 
 
 def test_scan_value_path_refuses_linear():
     with pytest.raises(ValueError, match="serves modes topk and hsoftmax, not 'linear'"):
-        ScanValuePath(CoreConfig.create(mode="linear"))
+        ScanPlan("linear", d=4, w=8, b=8, N=4)
+    # k belongs to topk, the shift table to hsoftmax: neither is taken and ignored
+    with pytest.raises(ValueError, match="k in mode topk, weight_shifts in hsoftmax"):
+        ScanPlan("hsoftmax", d=4, w=8, b=2, N=4, k=2, weight_shifts=(0, 1, 2))
+    with pytest.raises(ValueError, match="k in mode topk, weight_shifts in hsoftmax"):
+        ScanPlan("topk", d=4, w=8, b=2, N=4)
+    plan = ScanPlan("topk", d=4, w=8, b=2, N=4, k=2, lanes=2)
+    assert (plan.groups, plan.kept, plan.max_weight, plan.hamming.b) == (2, 2, 1, 2)

@@ -1,0 +1,43 @@
+"""rtl/plan.py: Timing, the SPEC §5 terms of every block plan, and the integer helpers."""
+
+import pytest
+
+from hamattn.rtl.plan import Timing, csd_digits, signed_width, sum_widths, unsigned_width
+
+
+def test_timing_adds_term_by_term():
+    a = Timing(3, 1)
+    b = Timing(5, 0, per_block=2, block=4)
+    c = Timing(1, per_kept=3)
+    total = a + b + c
+    assert total == Timing(9, 1, per_block=2, block=4, per_kept=3)
+    assert a + Timing() == a and (b + a).block == 4
+    # A + C·n + D·ceil(n/M) + E·min(k, n)
+    assert total.at(10, k=4) == 9 + 10 + 2 * 3 + 3 * 4
+    assert total.at(2, k=4) == 9 + 2 + 2 * 1 + 3 * 2
+    with pytest.raises(ValueError, match="give k"):
+        total.at(3)
+    with pytest.raises(ValueError, match="blocks 4 and 2"):
+        b + Timing(per_block=1, block=2)
+
+
+def test_timing_manifest_object_has_only_its_terms():
+    assert Timing(22).to_manifest() == {"fixed": 22, "per_key": 0}
+    assert Timing(44, 2).to_manifest() == {"fixed": 44, "per_key": 2}
+    assert Timing(1, per_block=3, block=8).to_manifest() == \
+        {"fixed": 1, "per_key": 0, "per_block": 3, "block": 8}
+    assert Timing(1, per_kept=2).to_manifest() == {"fixed": 1, "per_key": 0, "per_kept": 2}
+    assert list(Timing(4, 1).to_manifest()) == ["fixed", "per_key"]    # the manifest's order
+
+
+def test_integer_helpers():
+    assert [signed_width(-1, 0), signed_width(-128, 127), signed_width(-129, 0)] == [1, 8, 9]
+    assert [unsigned_width(0), unsigned_width(1), unsigned_width(255), unsigned_width(256)] \
+        == [1, 1, 8, 9]
+    for c in range(-70, 70):
+        digits = csd_digits(c)
+        assert sum(sg << s for s, sg in digits) == c
+        shifts = [s for s, _ in digits]
+        assert all(b - a >= 2 for a, b in zip(shifts, shifts[1:]))    # non-adjacent
+    # num of 5 unit weights of 8-bit values: ±5·128 -> 11 bits signed; den 5 -> 3 bits
+    assert sum_widths(5, 8) == (11, 3)
