@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 from ..config import CoreConfig
+from ..synth.nextpnr import utilisation_table
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CAND_DIR = RESULTS / "goals"
@@ -90,22 +91,15 @@ def row_of(goal, board_name, cfg, rep):
     }
 
 
+_PACKED_KINDS = {"ICESTORM_LC": "logic_cells", "TRELLIS_COMB": "logic_cells",
+                 "ICESTORM_RAM": "bram", "DP16KD": "bram"}
+
+
 def _packed_utilization(tim_path):
     """Logic cells and block RAM from nextpnr's utilisation table after packing (a build
     stopped because the design does not fit has no report JSON)."""
-    from ..synth.board import _UTIL_LINE
-    cells = {"ICESTORM_LC": "logic_cells", "TRELLIS_COMB": "logic_cells",
-             "ICESTORM_RAM": "bram", "DP16KD": "bram"}
-    out = {}
-    try:
-        text = Path(tim_path).read_text(errors="replace")
-    except OSError:
-        return out
-    for line in text.splitlines():
-        m = _UTIL_LINE.match(line.replace("\t", " ").strip())
-        if m and m[1] in cells:
-            out[cells[m[1]]] = {"used": int(m[2]), "available": int(m[3])}
-    return out
+    return {_PACKED_KINDS[k]: {"used": u, "available": a}
+            for k, (u, a) in utilisation_table(tim_path).items() if k in _PACKED_KINDS}
 
 
 def build_candidate(goal, board_name, cfg, path, say):

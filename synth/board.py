@@ -30,12 +30,10 @@ utilization (nextpnr ``--report`` JSON and a yosys ``stat -json``) and Fmax from
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import json
 import os
 import pathlib
 import platform as _platform
-import re
 import subprocess
 import sys
 import time
@@ -48,6 +46,10 @@ from amaranth.lib import io
 from .. import process
 from ..errors import UserError
 from ..process import error_lines
+from ..versions import dist_versions, python_version
+from .flows import cell_counts, classify_cells
+from .nextpnr import overuse, read_report, utilisation_table
+from .tools import ToolError, needs_compile, tool_versions
 
 __all__ = ["BOARDS", "Board", "BoardTop", "BOARD_CONFIGS", "DESIGN_NAME", "board", "tool_env",
            "env_var", "prepare_board", "build_board", "parse_build", "summary_line",
@@ -273,13 +275,9 @@ def _overrides(name, brd):
 def parse_build(build_dir, brd, name=DESIGN_NAME):
     """Utilization and Fmax from the products of a finished build in ``build_dir``:
     nextpnr's ``--report`` JSON and yosys' ``stat -json``."""
-    from .flows import cell_counts, classify_cells
     build_dir = pathlib.Path(build_dir)
-    report = json.loads((build_dir / f"{name}.report.json").read_text())
-    util_raw = {k: {"used": int(v["used"]), "available": int(v["available"])}
-                for k, v in report.get("utilization", {}).items()}
-    fmax = {clk: v.get("achieved") for clk, v in report.get("fmax", {}).items()}
-    constraint = {clk: v.get("constraint") for clk, v in report.get("fmax", {}).items()}
+    report = read_report(build_dir / f"{name}.report.json")
+    util_raw, fmax, constraint = report.utilization, report.fmax, report.constraint
     stat_path = build_dir / f"{name}.stat.json"
     cells = cell_counts(_load_stat(stat_path)) if stat_path.exists() else {}
     synth = classify_cells(cells, brd.synth_target) if cells else {}
@@ -337,7 +335,6 @@ def _products(brd, name):
 
 
 def _first_compile(brd):
-    from .tools import needs_compile
     tools = [t for t in ("yosys", f"nextpnr-{brd.family}") if needs_compile(t)]
     return tools
 
@@ -478,23 +475,11 @@ def _rel(path):
         return str(path)
 
 
-_UTIL_LINE = re.compile(r"^Info:\s+(\S+):\s+(\d+)/\s*(\d+)\s+\d+%")
-
-
 def _overuse(tim_path):
     """[(resource, used, available)] over 100 % in nextpnr's device utilisation table (it
     is printed after packing, before placement: nextpnr-ecp5 would otherwise spend a long
     time trying to place a design that cannot fit)."""
-    try:
-        text = pathlib.Path(tim_path).read_text(errors="replace")
-    except OSError:
-        return []
-    out = []
-    for line in text.splitlines():
-        m = _UTIL_LINE.match(line.replace("\t", " ").strip())
-        if m and int(m[2]) > int(m[3]):
-            out.append((m[1], int(m[2]), int(m[3])))
-    return out
+    return overuse(utilisation_table(tim_path))
 
 
 def _cfg_text(cfg):
@@ -518,7 +503,6 @@ def _no_fit(brd, cfg, over, log):
 
 
 def _build_error(brd, build_dir, name, rc, log_path, cfg):
-    from .tools import ToolError
     errors = []
     for f in (f"{name}.rpt", f"{name}.tim", "build.log"):
         errors += [e for e in error_lines(build_dir / f) if e not in errors]
@@ -543,15 +527,9 @@ def _build_error(brd, build_dir, name, rc, log_path, cfg):
 
 
 def _versions():
-    from .tools import tool_versions
     out = dict(tool_versions())
-    pk = dict(out.get("packages", {}))
-    for dist in ("amaranth", "amaranth-boards", "yowasp-runtime"):
-        try:
-            pk[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            pk[dist] = None
-    out["packages"] = pk
+    out["packages"] = {**out.get("packages", {}),
+                       **dist_versions(("amaranth", "amaranth-boards", "yowasp-runtime"))}
     return out
 
 
@@ -621,7 +599,7 @@ def main(argv=None):
         return 2
     out = {
         "machine": {"cpus": os.cpu_count(), "system": _platform.system(),
-                    "machine": _platform.machine(), "python": _platform.python_version(),
+                    "machine": _platform.machine(), "python": python_version(),
                     "load_average_at_start": load},
         "boards": results,
     }

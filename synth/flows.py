@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from .. import process
 from . import harness as _h
 from .cache import cache_key, cache_load, cache_store, resolve_cache_dir
+from .nextpnr import overuse, read_report, utilisation_table
 from .tools import (DEFAULT_TIMEOUT, ToolError, package_versions, run_nextpnr, run_yosys,
                     tool_versions)
 
@@ -405,8 +406,8 @@ def _placed_job(kind, sources, top, tgt, build_dir, cache_dir, timeout, seed, fr
         pk = run_nextpnr(tgt.family, pack_args, cwd=job, name="pack", timeout=timeout)
     except ToolError as e:
         raise SynthError(f"packing {kind} for {tgt.name} failed: {e}") from e
-    packed = _packed_utilization(job / "pack.log")
-    over = {k: f"{u}/{a}" for k, (u, a) in packed.items() if u > a}
+    packed = utilisation_table(job / "pack.log")
+    over = {k: f"{u}/{a}" for k, u, a in overuse(packed)}
     fits, error, fmax_device = not over, None, tgt.description
     if over:
         error = "does not fit the device: " + ", ".join(f"{k} {v}" for k, v in over.items())
@@ -417,8 +418,7 @@ def _placed_job(kind, sources, top, tgt, build_dir, cache_dir, timeout, seed, fr
             try:
                 pr = run_nextpnr(tgt.family, fallback, cwd=job, name="pnr-fallback",
                                  timeout=timeout)
-                report = json.loads((job / "report.json").read_text())
-                fmax = {clk: v.get("achieved") for clk, v in report.get("fmax", {}).items()}
+                fmax = read_report(job / "report.json").fmax
                 fmax_device = tgt.fallback_name
                 pr_seconds = round(pk.seconds + pr.seconds, 2)
             except ToolError as e:
@@ -430,12 +430,8 @@ def _placed_job(kind, sources, top, tgt, build_dir, cache_dir, timeout, seed, fr
         except ToolError as e:
             raise SynthError(f"place and route of {kind} on {tgt.name} failed: {e}") from e
         pr_seconds = round(pk.seconds + pr.seconds, 2)
-        report = json.loads((job / "report.json").read_text())
-        fmax = {clk: v.get("achieved") for clk, v in report.get("fmax", {}).items()}
-        util = {k: v["used"] for k, v in report.get("utilization", {}).items()
-                if v.get("used")}
-        avail = {k: v["available"] for k, v in report.get("utilization", {}).items()
-                 if v.get("used")}
+        report = read_report(job / "report.json")
+        fmax, util, avail = report.fmax, report.used(), report.available()
     result = {
         "top": top,
         "noabc9_fallback": noabc9,
@@ -455,24 +451,6 @@ def _placed_job(kind, sources, top, tgt, build_dir, cache_dir, timeout, seed, fr
     cache_store(cache_dir, key, result)
     result["cached"] = False
     return result
-
-
-_UTIL_LINE = re.compile(r"^Info:\s+([A-Za-z0-9_]+):\s+(\d+)/\s*(\d+)\s+\d+%")
-
-
-def _packed_utilization(log_path):
-    """{cell type: (used, available)} from the 'Device utilisation' table that nextpnr logs
-    after packing (its counts are those that placement then uses)."""
-    out = {}
-    try:
-        lines = pathlib.Path(log_path).read_text(errors="replace").splitlines()
-    except OSError:
-        return out
-    for line in lines:
-        m = _UTIL_LINE.match(line)
-        if m and m.group(1) not in out:
-            out[m.group(1)] = (int(m.group(2)), int(m.group(3)))
-    return out
 
 
 def _quiet(msg):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib.metadata
 import importlib.resources
 import os
 import pathlib
@@ -25,6 +24,7 @@ from dataclasses import dataclass
 
 from .. import process
 from ..process import error_lines, tail
+from ..versions import dist_version
 
 __all__ = [
     "TOOLS", "ToolError", "ToolResult", "tool_command", "run_tool", "run_yosys", "run_nextpnr",
@@ -88,13 +88,7 @@ def tool_command(tool):
 @functools.lru_cache(maxsize=None)
 def package_versions():
     """Versions of the PyPI distributions of the tools (cheap; used in cache keys)."""
-    out = {}
-    for tool, (_, _, _, _, dist) in TOOLS.items():
-        try:
-            out[tool] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            out[tool] = None
-    return out
+    return {tool: dist_version(dist) for tool, (_, _, _, _, dist) in TOOLS.items()}
 
 
 def _wasm_cache_file(tool):

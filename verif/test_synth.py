@@ -14,7 +14,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from hamattn.synth import breakdown as bd
-from hamattn.synth import flows, harness
+from hamattn.synth import flows, harness, nextpnr
 from hamattn.synth.cache import cache_key
 
 TOP = "tiny_adder"
@@ -101,13 +101,32 @@ def test_harness_verilog_covers_every_port():
 
 
 def test_packed_utilization_from_log(tmp_path):
+    # rows as nextpnr-ice40 --pack-only logs them (a design over the up5k); a repeated row
+    # keeps its first value
     log = tmp_path / "pack.log"
-    log.write_text("Info: Device utilisation:\n"
+    log.write_text("Info: Packing constants..\n"
+                   "Info: Device utilisation:\n"
                    "Info: \t         ICESTORM_LC:   30594/   5280   579%\n"
                    "Info: \t        ICESTORM_RAM:       0/     30     0%\n"
-                   "Info: \t               SB_IO:       3/     39     7%\n")
-    assert flows._packed_utilization(log) == {
-        "ICESTORM_LC": (30594, 5280), "ICESTORM_RAM": (0, 30), "SB_IO": (3, 39)}
+                   "Info: \t               SB_IO:       3/     39     7%\n"
+                   "Info: \t               SB_IO:       4/     39    10%\n"
+                   "Info: Placed 3 cells based on constraints.\n")
+    table = nextpnr.utilisation_table(log)
+    assert table == {"ICESTORM_LC": (30594, 5280), "ICESTORM_RAM": (0, 30), "SB_IO": (3, 39)}
+    assert nextpnr.overuse(table) == [("ICESTORM_LC", 30594, 5280)]
+    assert nextpnr.utilisation_table(tmp_path / "missing.log") == {}
+
+
+def test_nextpnr_report_json(tmp_path):
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps({
+        "fmax": {"clk": {"achieved": 51.3, "constraint": 12.0}, "x": {"constraint": 1.0}},
+        "utilization": {"ICESTORM_LC": {"available": 5280, "used": 120},
+                        "ICESTORM_RAM": {"available": 30, "used": 0}}}))
+    r = nextpnr.read_report(path)
+    assert r.fmax == {"clk": 51.3, "x": None} and r.constraint == {"clk": 12.0, "x": 1.0}
+    assert r.used() == {"ICESTORM_LC": 120} and r.available() == {"ICESTORM_LC": 5280}
+    assert r.utilization["ICESTORM_RAM"] == {"used": 0, "available": 30}
 
 
 def test_cache_key_is_content_addressed():
