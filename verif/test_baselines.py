@@ -23,6 +23,8 @@ from hamattn.golden.baselines import (LinearSpec, SoftmaxSpec, baseline_spec, li
 from hamattn.synth.baselines import (LinearBaseline, SoftmaxBaseline, baseline_for,
                                      baseline_verilog_text, generate_baseline)
 from hamattn.verif.amaranth_driver import simulate
+from hamattn.verif.corners import BASELINE_CORNERS as CORNERS
+from hamattn.verif.corners import BASELINE_SIM_CORNERS as SIM_CORNERS
 from hamattn.verif.scenario import check_beats, check_kv_interval, random_windows
 
 
@@ -194,15 +196,6 @@ def test_models_match_reference_random(seed):
     check_model(cfg, keys, values, queries, r.choice(["dense", "hash"]))
 
 
-CORNERS = {
-    "d1": dict(d=1, w=8, b=4, N=6),
-    "w2": dict(d=3, w=2, b=5, N=6),
-    "w16": dict(d=3, w=16, b=5, N=6),
-    "N1": dict(d=4, w=8, b=5, N=1, k=1),
-    "d1_w2_b1_N1": dict(d=1, w=2, b=1, N=1, k=1),
-}
-
-
 @pytest.mark.parametrize("corner", list(CORNERS))
 @pytest.mark.parametrize("mode", ["linear", "topk"])
 def test_models_corners(corner, mode):
@@ -258,12 +251,6 @@ def test_linear_readout_is_folded_to_the_core_interval():
 
 # =========================================================================== RTL
 
-SIM_CORNERS = {
-    "b1_d1_w2_N1": dict(b=1, d=1, w=2, N=1, k=1),
-    "b7_d3_w8_N5": dict(b=7, d=3, w=8, N=5, k=2),
-    "b5_d2_w16_N4": dict(b=5, d=2, w=16, N=4, k=2),
-    "b16_d4_w8_N12": dict(b=16, d=4, w=8, N=12, k=4),
-}
 KINDS = {"softmax": ("topk", "dense"), "linear": ("linear", "dense"),
          "linear_hash": ("linear", "hash")}
 

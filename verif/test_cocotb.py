@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 from hamattn.config import CoreConfig
+from hamattn.verif.corners import CORNER, CORNER_W16, SWEEP, corner_id
 from hamattn.verif.simulate import format_result, run_sim, simulator_available
 
 # builds are cached per Verilog hash outside the work tree, so that a fresh clone on the
@@ -117,11 +118,6 @@ def test_real_minilm_window():
     res = simulate(cfg, scenario="data", windows=1,
                    extra_env={"HAMATTN_DATA": str(DATA / "minilm_window.npz")})
     assert res["cycles"] > 2 * n
-
-
-# b > 64 and not a multiple of 8, d = 1, w = 2 or 16, N = 1
-CORNER = dict(d=1, w=2, b=70, N=1, mode="topk", k=1)
-CORNER_W16 = dict(d=3, w=16, b=65, N=5, mode="hsoftmax")
 
 
 @pytest.mark.parametrize("params", [CORNER, CORNER_W16], ids=["d1-w2-b70-N1-topk",
@@ -226,42 +222,8 @@ def test_icarus_missing_is_reported(monkeypatch):
 
 # ------------------------------------------------------------------- make sweep / soak
 
-def _corner_id(p):
-    s = f"b{p['b']}-d{p['d']}-w{p['w']}-N{p['N']}-{p['mode']}"
-    s += f"-k{p['k']}" if p["mode"] == "topk" else ""
-    return s + (f"-P{p['lanes']}" if "lanes" in p else "")
-
-
-#: every named corner value at least once: b in {1, 7, 65, 130}, d in {1, 3, 16},
-#: w in {2, 8, 16}, N in {1, 5, 64}, k in {1, N}, each mode. (linear with b = 130 and
-#: d = 16 is left out: its 3 MB of Verilog (b·d accumulators, b-term read-out trees) takes
-#: Verilator over half an hour to convert on a 2-core machine)
-SWEEP = [
-    dict(b=1, d=1, w=2, N=1, mode="linear", k=1),
-    dict(b=1, d=3, w=8, N=5, mode="topk", k=1),
-    dict(b=1, d=16, w=16, N=64, mode="hsoftmax", k=8),
-    dict(b=7, d=1, w=16, N=5, mode="topk", k=5),
-    dict(b=7, d=3, w=2, N=64, mode="linear", k=8),
-    dict(b=7, d=16, w=8, N=1, mode="hsoftmax", k=1),
-    dict(b=65, d=1, w=8, N=64, mode="topk", k=64),
-    dict(b=65, d=3, w=16, N=1, mode="linear", k=1),
-    dict(b=65, d=16, w=2, N=5, mode="hsoftmax", k=5),
-    dict(b=130, d=1, w=8, N=5, mode="hsoftmax", k=5),
-    dict(b=130, d=3, w=2, N=64, mode="topk", k=1),
-    dict(b=130, d=1, w=16, N=5, mode="linear", k=5),
-    dict(b=130, d=16, w=16, N=5, mode="hsoftmax", k=5),
-    dict(b=130, d=16, w=8, N=1, mode="topk", k=1),
-    # folded (issue 8): lanes = 1, divisors and non-divisors of d
-    dict(b=7, d=16, w=8, N=64, mode="linear", k=8, lanes=1),
-    dict(b=65, d=16, w=8, N=5, mode="linear", k=5, lanes=5),
-    dict(b=16, d=16, w=8, N=64, mode="topk", k=8, lanes=4),
-    dict(b=7, d=3, w=16, N=5, mode="hsoftmax", k=5, lanes=2),
-    dict(b=1, d=3, w=2, N=1, mode="topk", k=1, lanes=1),
-]
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("params", SWEEP, ids=[_corner_id(p) for p in SWEEP])
+@pytest.mark.parametrize("params", SWEEP, ids=[corner_id(p) for p in SWEEP])
 def test_sweep_corner(params):
     simulate(CoreConfig.create(**params), scenario="all", windows=8)
 

@@ -7,25 +7,12 @@ import pytest
 from hamattn import CoreConfig
 from hamattn.rtl import Timing
 from hamattn.verif.amaranth_driver import simulate
+from hamattn.verif.corners import CORE_CORNERS as CORNERS
+from hamattn.verif.corners import CORE_ROW_CORNERS as ROW_CORNERS
+from hamattn.verif.corners import MODES
 from hamattn.verif.scenario import (check_beats, check_kv_interval, check_q_interval,
                                     check_timing, random_windows)
 
-CORNERS = {
-    "b1_d1_w2_N1": dict(b=1, d=1, w=2, N=1, k=1),
-    "b7_d3_w8_N5_k1": dict(b=7, d=3, w=8, N=5, k=1),
-    "b65_d3_w16_N5_kN": dict(b=65, d=3, w=16, N=5, k=5),
-    "b16_d4_w8_N16": dict(b=16, d=4, w=8, N=16, k=4),
-    # folded (issue 8): lanes = 1, a divisor of d, a non-divisor of d
-    "b7_d3_w8_N5_k1_P1": dict(b=7, d=3, w=8, N=5, k=1, lanes=1),
-    "b16_d4_w8_N16_P2": dict(b=16, d=4, w=8, N=16, k=4, lanes=2),
-    "b65_d5_w16_N5_P2": dict(b=65, d=5, w=16, N=5, k=5, lanes=2),
-}
-MODES = ["linear", "topk", "hsoftmax"]
-# linear folding its rows too (--rows): a divisor and a non-divisor of b
-ROW_CORNERS = {
-    "b16_d4_w8_N16_P2_T4": dict(b=16, d=4, w=8, N=16, k=4, lanes=2, rows=4),
-    "b7_d3_w8_N5_k1_P1_T3": dict(b=7, d=3, w=8, N=5, k=1, lanes=1, rows=3),
-}
 CASES = [(c, m) for c in CORNERS for m in MODES] + [(c, "linear") for c in ROW_CORNERS]
 
 

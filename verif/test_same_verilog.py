@@ -6,7 +6,7 @@ import pytest
 
 from hamattn.bench.goals import GOALS
 from hamattn.ci import same_verilog as sv
-from hamattn.verif.test_cocotb import CORNER, CORNER_W16, SWEEP
+from hamattn.verif.corners import CORNER, CORNER_W16, SWEEP
 
 SMALL = ["b1-d1-w2-N1-linear", "b1-d3-w2-N1-topk-k1-P1"]
 

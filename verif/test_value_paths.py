@@ -8,37 +8,11 @@ from hamattn import CoreConfig
 from hamattn.rtl import (FoldedLinearValuePath, FoldedScanValuePath, LinearValuePath, ScanPlan,
                          ScanValuePath, layouts)
 from hamattn.verif.streams import run_stream
+from hamattn.verif.corners import HEAP_CORNERS, MODES
+from hamattn.verif.corners import VALUE_PATH_CORNERS as CORNERS
+from hamattn.verif.corners import VALUE_PATH_ROW_CORNERS as ROW_CORNERS
 from hamattn.verif.valuepath_cases import value_path_case
 
-# named corners of issue 3: b = 1, 7, 64, 65; d = 1, 3, 16; w = 2, 8, 16; N = 1, 5, 64;
-# k = 1 and k = N
-CORNERS = {
-    "b1_d1_w2_N1": dict(b=1, d=1, w=2, N=1, k=1),
-    "b7_d3_w8_N5_k1": dict(b=7, d=3, w=8, N=5, k=1),
-    "b7_d3_w8_N5_kN": dict(b=7, d=3, w=8, N=5, k=5),
-    "b64_d3_w16_N5": dict(b=64, d=3, w=16, N=5, k=2),
-    "b65_d1_w8_N5": dict(b=65, d=1, w=8, N=5, k=3),
-    "b7_d16_w8_N64": dict(b=7, d=16, w=8, N=64, k=8),
-    # folded (issue 8): lanes = 1, a divisor of d, a non-divisor of d
-    "b7_d3_w8_N5_k1_P1": dict(b=7, d=3, w=8, N=5, k=1, lanes=1),
-    "b65_d3_w16_N5_P2": dict(b=65, d=3, w=16, N=5, k=2, lanes=2),
-    "b7_d16_w8_N20_P4": dict(b=7, d=16, w=8, N=20, k=8, lanes=4),
-    "b16_d16_w8_N9_P5": dict(b=16, d=16, w=8, N=9, k=9, lanes=5),
-    "b3_d5_w2_N3_P1": dict(b=3, d=5, w=2, N=3, k=1, lanes=1),
-}
-MODES = ["linear", "topk", "hsoftmax"]
-# the linear path folding its rows too (--rows): a divisor of b, a non-divisor, one row
-ROW_CORNERS = {
-    "b8_d4_w8_N6_P2_T4": dict(b=8, d=4, w=8, N=6, lanes=2, rows=4),
-    "b7_d3_w8_N5_P1_T3": dict(b=7, d=3, w=8, N=5, lanes=1, rows=3),
-    "b5_d5_w4_N4_P2_T1": dict(b=5, d=5, w=4, N=4, lanes=2, rows=1),
-    "b65_d3_w16_N5_P2_T16": dict(b=65, d=3, w=16, N=5, lanes=2, rows=16),
-}
-# the linear read-out trees as bit heaps (--adders lut6/lut4): b = 1, 64, 65; w = 2, 16;
-# N = 1, 64; unfolded, folded and row-folded
-HEAP_CORNERS = ["b1_d1_w2_N1", "b64_d3_w16_N5", "b65_d1_w8_N5", "b7_d16_w8_N64",
-                "b65_d3_w16_N5_P2", "b16_d16_w8_N9_P5", "b7_d3_w8_N5_P1_T3",
-                "b65_d3_w16_N5_P2_T16"]
 PATTERNS = ["full_rate", "random_handshake"]
 CASES = [(p, c, m, "sum") for p in PATTERNS for c in CORNERS for m in MODES] + \
     [(p, c, "linear", "sum") for p in PATTERNS for c in ROW_CORNERS] + \
