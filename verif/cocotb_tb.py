@@ -32,7 +32,6 @@ so the same checks apply.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
@@ -42,8 +41,10 @@ import zlib
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
+from cocotb.handle import Immediate
 from cocotb.simtime import convert, get_sim_time
 from cocotb.triggers import First, RisingEdge, Timer
+from cocotb.types import Logic
 
 from ..config import CoreConfig
 from .axis import Draws, Sink, Source
@@ -128,8 +129,8 @@ class Bench:
         self.loop_s = 0.0        # wall time spent in the cycle loops
         self.loop_cpu_s = 0.0    # CPU time of this process (Python and the model) in them
         self.digest = hashlib.sha256()   # of every Observed (fast-forward equivalence)
-        # 1-bit pins through the GPI handle directly: cocotb's ``.value`` costs ~5 us per
-        # access, a third of a cycle's budget (same semantics: see _bit_reader/_bit_writer)
+        # pins read and written through cocotb's public value API, each as a bound
+        # function made once (see _bit_reader/_bit_writer/_vec_writer)
         self.rd_kv_ready, self.rd_q_ready, self.rd_out_valid = (
             _bit_reader(h) for h in (self.kv_ready, self.q_ready, self.out_valid))
         self.wr_kv_valid, self.wr_q_valid, self.wr_out_ready, self.wr_kv_last, \
@@ -141,7 +142,7 @@ class Bench:
         self._half = Timer(self.PERIOD_NS // 2, "ns")
         self._period = Timer(self.PERIOD_NS, "ns")
         self._wait = self._period if self.pulse else self._half     # drive point -> edge
-        self._clk_set = self.clk._handle.set_signal_val_int        # (action, value)
+        self._clk_edge = _pulse(self.clk)
         self._period_steps = convert(self.PERIOD_NS, "ns", to="step")
         self._rise0 = 0          # sim time (steps) of the rising edge of bench cycle 0
 
@@ -164,8 +165,7 @@ class Bench:
 
     def _edge(self):
         """``pulse``: the rising edge of this timestep, then ``clk`` low again after it."""
-        self._clk_set(3, 1)              # _GPISetAction.NO_DELAY: the edge, now
-        self._clk_set(0, 0)              # DEPOSIT: inertial, after the edge is evaluated
+        self._clk_edge()
 
     async def _next_drive_point(self):
         """From the sampling point of a cycle (just before its edge) to the next drive
@@ -236,7 +236,7 @@ class Bench:
         half = self._half
         wait = self._wait
         pulse = self.pulse
-        clk_set = self._clk_set
+        clk_edge = self._clk_edge
         period = self._period_steps
         # cycle numbers of this run from simulation time: the rising edge of cycle c
         base = (get_sim_time("step") - self._rise0) // period + 1
@@ -322,9 +322,8 @@ class Bench:
                     self.skipped += nxt - cycle - 1
                     cycle = nxt
                 else:
-                    if pulse:                    # as _edge(), inline
-                        clk_set(3, 1)
-                        clk_set(0, 0)
+                    if pulse:                    # as _edge()
+                        clk_edge()
                     else:
                         await half
                     cycle += 1
@@ -348,39 +347,36 @@ def _trusted_writes():
 
 def _bit_reader(h):
     """() -> the pin's value as a string of '0', '1' or other logic characters."""
-    try:
-        return h._handle.get_signal_val_binstr
-    except AttributeError:                       # another cocotb: the public API
-        return lambda: str(h.value)
+    get = h.get
+    return lambda: str(get())
+
+
+#: the values of a 1-bit pin, made once (cocotb converts an int on every write)
+_BITS = (Logic(0), Logic(1))
 
 
 def _bit_writer(h):
-    """(0 or 1) -> None for a 1-bit pin: the GPI deposit that cocotb's ``.value = v`` itself
-    makes when writes are trusted (Verilator), else ``.value = v`` (queued for ReadWrite)."""
-    if _trusted_writes():
-        try:
-            return functools.partial(h._handle.set_signal_val_int, 0)   # 0: DEPOSIT
-        except AttributeError:
-            pass
-
-    def write(v):
-        h.value = v
-    return write
+    """(0 or 1) -> None for a 1-bit pin: cocotb's deposit (``.value = v``), immediate when
+    writes are trusted (Verilator), else queued for the ReadWrite phase (Icarus)."""
+    set_ = h.set
+    return lambda v: set_(_BITS[v])
 
 
 def _vec_writer(h):
     """(unsigned int) -> None for a vector pin, as :func:`_bit_writer`."""
-    if _trusted_writes():
-        try:
-            put = functools.partial(h._handle.set_signal_val_binstr, 0)
-            fmt = f"0{len(h)}b"
-            return lambda v: put(format(v, fmt))
-        except AttributeError:
-            pass
+    return h.set
 
-    def write(v):
-        h.value = v
-    return write
+
+def _pulse(clk):
+    """() -> None: a rising edge of ``clk`` now (``Immediate``), then ``clk`` low again by a
+    deposit, inertial: after the edge is evaluated (``pulse`` clocking: trusted writes)."""
+    high = Immediate(1)
+    set_ = clk.set
+
+    def pulse():
+        set_(high)
+        set_(0)
+    return pulse
 
 
 # --------------------------------------------------------------------------- scenarios
