@@ -14,7 +14,7 @@ job without binary codes, at the same d, w, N and the same work per cycle. Two b
 Each spec is a frozen dataclass built once from the :class:`~hamattn.config.CoreConfig`
 (:func:`softmax_spec`, :func:`linear_spec`, :func:`baseline_spec`); it holds the constants
 (look-up table, feature matrix, shifts), every width and the pipeline depths. The model
-(:func:`run_baseline`) and the RTL (``hamattn.synth.baselines``) both read them, so nothing
+(:func:`run_baseline`) and the RTL (``hamattn.rtl.baselines``) both read them, so nothing
 is derived twice. The window rules are those of SPEC §4: only the first N keys are used and
 ``overflow`` marks a window that had more.
 
@@ -113,7 +113,7 @@ def softmax_lut(weight_bits, size, scale):
 class SoftmaxSpec:
     """Constants, widths and pipeline depths of the softmax baseline (module docstring).
 
-    Hardware (``hamattn.synth.baselines.SoftmaxBaseline``): keys and values in two
+    Hardware (``hamattn.rtl.baselines.SoftmaxBaseline``): keys and values in two
     N-deep memories; per query two passes over the stored keys, one key per cycle through
     d multipliers ``q[i] * k_j[i]`` and an adder tree (``dot_latency`` edges from the key
     memory's address to the score register); pass 1 keeps the max, pass 2 reads the table
@@ -243,7 +243,7 @@ class LinearSpec:
     """Constants, widths and pipeline depths of the real-valued linear baseline (module
     docstring).
 
-    Hardware (``hamattn.synth.baselines.LinearBaseline``): keys and queries share one
+    Hardware (``hamattn.rtl.baselines.LinearBaseline``): keys and queries share one
     feature pipeline (input register, constant CSD adder trees ``proj_depth`` levels deep,
     the ReLU/shift/clamp register); a key then takes one cycle of b·d multipliers
     ``phi[t] * v[e]`` (registered) and one of accumulation into S and z — one key per cycle,

@@ -34,10 +34,10 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigne
 from amaranth.lib import data, memory, wiring
 
 from ..golden.baselines import baseline_kind, linear_spec, softmax_spec
-from ..rtl import layouts
-from ..rtl.divider import RoundingDivider
-from ..rtl.hash import row_terms
-from ..rtl.tree import Term, adder_tree, delay, register, shape_for
+from . import layouts
+from .divider import RoundingDivider
+from .hash import row_terms
+from .tree import Term, adder_tree, delay, register, shape_for
 
 __all__ = ["SoftmaxBaseline", "LinearBaseline", "baseline_for", "generate_baseline",
            "baseline_verilog_text", "DEFAULT_BASELINE_TOP"]

@@ -1,7 +1,7 @@
 """``hamattn synth``: one config, one target, the core against its baseline (SPEC §6).
 
 :func:`synth_config` is the library entry point (the demo, the sweep and the CLI use it):
-it generates the core and its baseline (:mod:`hamattn.synth.baselines`), runs
+it generates the core and its baseline (:mod:`hamattn.rtl.baselines`), runs
 :func:`hamattn.synth.flows.synth_report` and adds what a reader needs beside the SPEC's
 fields: the config, the throughput at the achieved Fmax, the baseline with DSP blocks where
 the fabric has them, and the fraction of the fabric's Fmax ceiling the core reaches.
@@ -15,6 +15,7 @@ import os
 import pathlib
 import sys
 
+from ..rtl.baselines import DEFAULT_BASELINE_TOP, generate_baseline
 from .flows import PLURAL, TARGETS, amount, synth_report, synthesize
 
 __all__ = ["synth_config", "run_synth", "run_sweep", "run_report", "DSP_TARGETS"]
@@ -32,7 +33,6 @@ def dsp_variant(target):
 
 def _sources(cfg, build_dir, progress, baseline=True):
     from ..gen.verilog import generate, sha256, verilog_text
-    from .baselines import DEFAULT_BASELINE_TOP, generate_baseline
     text = verilog_text(cfg, progress=progress)
     folder = pathlib.Path(build_dir) / "designs" / sha256(text)[:16]
     vpath = folder / "hamattn_core.v"

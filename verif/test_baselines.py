@@ -20,7 +20,7 @@ from hamattn import CoreConfig
 from hamattn.gen import verilog_text
 from hamattn.golden.baselines import (LinearSpec, SoftmaxSpec, baseline_spec, linear_spec,
                                       run_baseline, softmax_spec)
-from hamattn.synth.baselines import (LinearBaseline, SoftmaxBaseline, baseline_for,
+from hamattn.rtl.baselines import (LinearBaseline, SoftmaxBaseline, baseline_for,
                                      baseline_verilog_text, generate_baseline)
 from hamattn.verif.amaranth_driver import simulate
 from hamattn.verif.corners import BASELINE_CORNERS as CORNERS

@@ -1,0 +1,133 @@
+"""The board top: the hamattn core inside a self-contained test pattern for a real FPGA board
+(built by :mod:`hamattn.synth.board`).
+
+The core has far more ports than a board has pins, so :class:`BoardTop` wraps it in a
+self-contained test pattern:
+
+* **stimulus** -- a free-running xorshift32 generator draws the window shapes: n keys
+  (1 .. 2^ceil(log2 N), and one window in eight N more, so that windows of more than N keys
+  and ``m_out_tuser`` are exercised), then 1..4 queries, each stream ending with ``tlast``.
+  The key comes from a register of d·w bits (at least 32) into which 32 fresh pseudo-random
+  bits are shifted at every accepted beat (data only change after a transfer, as
+  AXI4-Stream asks); the value and the query are two rotations of the same register.
+  ``m_out_tready`` is high, or random while the button is held.
+* **observation** -- every output bit of the core reaches a LED through registers:
+  LED 0 is the running parity of every transferred output beat (all ``m_out_tdata`` bits,
+  ``tlast`` and ``tuser``, XOR-reduced in 16-bit chunks, registered, then accumulated);
+  LED 1 the running parity of ``s_kv_tready``, ``s_q_tready`` and ``m_out_tvalid``; a third
+  LED, where the board has one, the top bit of a counter of output beats (a visible
+  blink while outputs flow). Nothing of the core can be optimised away.
+* **clock** -- the board's default clock (12 MHz on the iCEBreaker, 25 MHz on the ULX3S) and
+  the platform's power-on reset. The Fmax reported is nextpnr's, not the board clock.
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Const, Elaboratable, Module, Mux, Signal
+from amaranth.lib import io
+
+from .core import AxiStreamCore
+
+__all__ = ["BoardTop"]
+
+
+class BoardTop(Elaboratable):
+    """The core with a seeded stimulus generator and registered XOR-reduced outputs (see the
+    module docstring). Without a platform (simulation) the LEDs are ``self.leds`` and the
+    button ``self.button``; with one they are the board's ``led`` and button resources."""
+
+    def __init__(self, cfg, *, seed=0x2545F491, leds=2):
+        if not 1 <= seed < 2 ** 32:
+            raise ValueError(f"seed {seed} is not allowed: 1 .. 2**32-1 (xorshift32 state)")
+        self.cfg = cfg
+        self.seed = seed
+        self.core = AxiStreamCore(cfg.plan)
+        self.leds = Signal(leds)
+        self.button = Signal()
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        m.submodules.core = core = self.core
+        dw = cfg.d * cfg.w
+        width = max(dw, 32)
+
+        # ---- pseudo-random source: xorshift32, one step per cycle
+        rng = Signal(32, init=self.seed)
+        x = rng ^ (rng << 13)[:32]
+        x = x ^ (x >> 17)
+        x = x ^ (x << 5)[:32]
+        m.d.sync += rng.eq(x)
+
+        # ---- data: d·w bits (at least 32), 32 fresh bits shifted in at every accepted
+        # beat; the key is the pattern, the value and the query two rotations of it (every
+        # input bit is still driven by a register that changes, and the harness stays at
+        # d·w flip-flops instead of 3·d·w: on an iCE40 each one costs a logic cell)
+        pat = Signal(width, init=(0x9E3779B97F4A7C15 * 0x10001) % (1 << width))
+        kv_fire = core.s_kv_tvalid & core.s_kv_tready
+        q_fire = core.s_q_tvalid & core.s_q_tready
+        with m.If(kv_fire | q_fire):
+            if width > 32:
+                m.d.sync += pat.eq(Cat(rng, pat[:width - 32]))
+            else:
+                m.d.sync += pat.eq(rng[:width])
+
+        # ---- window shapes
+        N = cfg.N
+        nb = (N - 1).bit_length()           # n - 1 in 0 .. 2^nb - 1 (>= N - 1)
+        n_bits = (2 ** nb + N).bit_length()
+        new_n = Signal(n_bits)
+        m.d.comb += new_n.eq(1 + (rng[:nb] if nb else Const(0, 1))
+                             + Mux(rng[29:32] == 7, N, 0))    # 1 in 8: more than N keys
+        new_q = Signal(3)
+        m.d.comb += new_q.eq(1 + rng[26:28])
+        keys_left = Signal(n_bits, init=1)
+        q_left = Signal(3, init=1)
+        queries = Signal()                   # 0: keys of the window, 1: its queries
+        m.d.comb += [
+            core.s_kv_tdata.eq(Cat(pat[:dw], pat.rotate_left(width // 2)[:dw])),
+            core.s_kv_tvalid.eq(~queries),
+            core.s_kv_tlast.eq(keys_left == 1),
+            core.s_q_tdata.eq(pat.rotate_left(width // 3)[:dw]),
+            core.s_q_tvalid.eq(queries),
+            core.s_q_tlast.eq(q_left == 1),
+            core.m_out_tready.eq(~self.button | rng[24]),
+        ]
+        with m.If(kv_fire):
+            with m.If(keys_left == 1):
+                m.d.sync += [queries.eq(1), q_left.eq(new_q)]
+            with m.Else():
+                m.d.sync += keys_left.eq(keys_left - 1)
+        with m.If(q_fire):
+            with m.If(q_left == 1):
+                m.d.sync += [queries.eq(0), keys_left.eq(new_n)]
+            with m.Else():
+                m.d.sync += q_left.eq(q_left - 1)
+
+        # ---- observation: every output bit reaches a LED through registers
+        out_fire = core.m_out_tvalid & core.m_out_tready
+        beat = Cat(core.m_out_tdata, core.m_out_tlast, core.m_out_tuser)
+        chunks = [beat[i:i + 16] for i in range(0, len(beat), 16)]
+        part = Signal(len(chunks))           # stage 1: parity of each 16-bit chunk
+        part_fire = Signal()
+        m.d.sync += [part.eq(Cat(*[c.xor() for c in chunks])), part_fire.eq(out_fire)]
+        par_data = Signal()
+        with m.If(part_fire):
+            m.d.sync += par_data.eq(par_data ^ part.xor())
+        par_hs = Signal()
+        m.d.sync += par_hs.eq(par_hs ^ core.s_kv_tready ^ core.s_q_tready ^ core.m_out_tvalid)
+        beats = Signal(21)
+        with m.If(out_fire):
+            m.d.sync += beats.eq(beats + 1)
+        leds = [par_data, par_hs, beats[-1]][:len(self.leds)]
+        m.d.comb += self.leds.eq(Cat(*leds))
+
+        if platform is not None:
+            for i in range(len(self.leds)):
+                buf = io.Buffer("o", platform.request("led", i, dir="-"))
+                m.submodules[f"led_{i}"] = buf
+                m.d.comb += buf.o.eq(self.leds[i])
+            name, number = getattr(platform, "_hamattn_button", ("button", 0))
+            m.submodules.button = buf = io.Buffer("i", platform.request(name, number, dir="-"))
+            m.d.comb += self.button.eq(buf.i)
+        return m
