@@ -21,6 +21,7 @@ import numpy as np
 __all__ = [
     "CoreConfig", "ConfigError", "WeightsError", "MODES", "WEIGHT_SOURCES", "PARAMS",
     "signed_width", "unsigned_width", "csd_digits", "tree_depth", "divider_latency",
+    "divider_interval", "divider_steps",
     "hamming_latency", "POPCOUNT_TREES", "ADDER_TREES",
 ]
 
@@ -156,14 +157,29 @@ def hamming_latency(b, tree="sum", stages=None):
     return int(stages)
 
 
-def divider_latency(q_bits, groups=1):
-    """Rising edges from the edge at which :class:`RoundingDivider` accepts (num, den) to the
-    edge at which its result transfers, with the output ready: the accepting edge registers
-    the numerators, then each of the ``groups`` groups of lanes takes one edge to form
-    2|num|+den, ``q_bits`` restoring steps and one edge to apply the sign; the result
-    transfers on the next edge: ``groups·(q_bits + 2) + 1``. It is also the divider's
-    interval."""
-    return groups * (q_bits + 2) + 1
+def divider_latency(q_bits, groups=1, steps=1, grouped=False):
+    """Rising edges from the edge at which :class:`RoundingDivider` accepts (num, den) (its
+    last group when ``grouped``) to the edge at which its result transfers, with the output
+    ready: the accepting edge forms |num| + floor(den/2) of the first group, ``q_bits``
+    restoring steps (``steps`` per pipeline stage), one edge applies the sign, the result
+    transfers on the next edge: ``q_bits + 2``; a whole-vector input of ``groups`` groups
+    issues one group per ``steps`` edges, which adds ``(groups - 1)·steps``."""
+    return q_bits + 2 + (0 if grouped else (groups - 1) * steps)
+
+
+def divider_interval(groups=1, steps=1):
+    """Edges between divisions that :class:`RoundingDivider` accepts at full rate: a pipeline
+    stage takes a group every ``steps`` edges, so ``groups·steps``."""
+    return groups * steps
+
+
+def divider_steps(q_bits, groups, interval):
+    """Restoring steps per stage of the slowest divider that keeps up with one division per
+    ``interval`` edges: the most steps per stage (fewest stages) with ``groups·steps <=
+    interval``, balanced over ``ceil(q_bits / steps)`` stages; 1 (one step per stage) when
+    ``interval < 2·groups``."""
+    most = max(1, min(q_bits, interval // groups))
+    return -(-q_bits // -(-q_bits // most))
 
 
 def _check_int(name, value, lo, hi):
@@ -635,8 +651,21 @@ class CoreConfig:
         return tree_depth(self.readout_terms) + 1
 
     @property
+    def divider_steps(self):
+        """Restoring steps per stage of the divider: as many as the value path's query
+        interval allows (``linear``: G·R; a scan: its fixed part or the hash's G), so that
+        the division never sets ``q_interval``."""
+        return divider_steps(self.w, self.groups,
+                             max(self.engine_interval[0], self.hash_interval))
+
+    @property
     def divider_latency(self):
-        return divider_latency(self.w, self.groups)
+        return divider_latency(self.w, self.groups, self.divider_steps, self.folded
+                               and self.mode == "linear")
+
+    @property
+    def divider_interval(self):
+        return divider_interval(self.groups, self.divider_steps)
 
     @property
     def threshold_cycles(self):
@@ -692,7 +721,7 @@ class CoreConfig:
         occupancy, so that every query sees an idle value path and divider and its output
         comes exactly ``latency`` edges later."""
         fixed, per_key = self.engine_interval
-        return {"fixed": max(fixed, self.divider_latency, self.hash_interval),
+        return {"fixed": max(fixed, self.divider_interval, self.hash_interval),
                 "per_key": per_key}
 
     @property
