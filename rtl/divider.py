@@ -43,7 +43,8 @@ class RoundingDivider(wiring.Component):
     it, bypassed when empty. A division is only accepted (``i.ready``, on its first group
     when grouped) when its result will have a place, so ``o.ready`` never stalls the
     pipeline; with ``depth`` >= latency / interval + 1 a consumer whose ready stays high
-    never throttles the input.
+    never throttles the input (grouped: a division is held from its first group, (G-1)·steps
+    edges before the latency starts).
 
     Ports:
       ``i``: stream of ``{num: elements × signed(num_width), den: unsigned(den_width), tag}``
