@@ -2,7 +2,7 @@
 
 from amaranth.hdl import Cat, Elaboratable, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from ..config import divider_interval, divider_latency
@@ -40,7 +40,7 @@ class RoundingDivider(wiring.Component):
 
     ``depth`` (>= 1): divisions the divider holds before it refuses more (accepted and not
     yet taken from ``o``): its output register and a queue of ``depth - 1`` results behind
-    it, bypassed when empty. A division is only accepted (``i.ready``, on its first group
+    it (block RAM from 2 on), bypassed when empty. A division is only accepted (``i.ready``, on its first group
     when grouped) when its result will have a place, so ``o.ready`` never stalls the
     pipeline; with ``depth`` >= latency / interval + 1 a consumer whose ready stays high
     never throttles the input (grouped: a division is held from its first group, (G-1)·steps
@@ -248,17 +248,25 @@ class RoundingDivider(wiring.Component):
         if has_tag:
             m.d.comb += result.tag.eq(tag)
         if self.depth > 1:
-            m.submodules.queue = queue = (SyncFIFO(width=len(result.as_value()),
-                                                   depth=self.depth - 1)
-                                          if self.depth > 2 else _OneEntry(len(result.as_value())))
-            direct = ~queue.r_rdy
-            leave = queue.w_rdy | (direct & self.o.ready)
+            # a memory with a synchronous read (block RAM) from 2 entries on, with one entry
+            # to spare: its inner memory refuses a write while full even as its output
+            # register drains, and a new result must always find room
+            width = len(result.as_value())
+            if self.depth > 2:
+                m.submodules.queue = queue = SyncFIFOBuffered(width=width, depth=self.depth)
+                empty = queue.level == 0
+            else:
+                m.submodules.queue = queue = _OneEntry(width)
+                empty = ~queue.r_rdy
+            # results leave in order: the newest (the output register) only past an empty
+            # queue; an entry written to the block RAM shows after an edge or two
+            leave = queue.w_rdy | (empty & self.o.ready)
             m.d.comb += [
-                self.o.valid.eq(queue.r_rdy | ovalid),
-                self.o.payload.eq(Mux(queue.r_rdy, queue.r_data, result.as_value())),
+                self.o.valid.eq(Mux(empty, ovalid, queue.r_rdy)),
+                self.o.payload.eq(Mux(empty, result.as_value(), queue.r_data)),
                 queue.r_en.eq(self.o.ready),
                 queue.w_data.eq(result.as_value()),
-                queue.w_en.eq(ovalid & ~(direct & self.o.ready)),
+                queue.w_en.eq(ovalid & ~(empty & self.o.ready)),
             ]
         else:
             leave = self.o.ready

@@ -66,12 +66,14 @@ def step_choices(qb):
 
 
 @pytest.mark.parametrize("corner", list(CORNERS))
-@pytest.mark.parametrize("pattern", ["full_rate", "random_handshake", "one_at_a_time"])
+@pytest.mark.parametrize("pattern", ["full_rate", "random_handshake", "slow_output",
+                                     "one_at_a_time"])
 def test_divider_matches_golden(corner, pattern):
     """Whole-vector input, for every steps choice: at full rate (depth for every division in
     flight) the divisions enter back to back every ``interval`` edges and each result
-    leaves ``latency`` edges after its input; with random valid/ready and a small depth
-    (the credits hold the input back) the results are the same."""
+    leaves ``latency`` edges after its input; with random valid/ready and a small depth, or
+    a slow consumer that fills a deep queue (block RAM), the credits hold the input back and
+    the results are the same."""
     elements, qb, dmax, P = CORNERS[corner]
     num_w, den_w = widths(qb, dmax)
     for steps in step_choices(qb):
@@ -79,12 +81,13 @@ def test_divider_matches_golden(corner, pattern):
         cases = operands(elements, qb, dmax, 24, np.random.default_rng(seed))
         probe = RoundingDivider(elements, num_w, den_w, qb, lanes=P, steps=steps)
         depth = {"full_rate": full_depth(probe), "random_handshake": 2,
-                 "one_at_a_time": 1}[pattern]
+                 "slow_output": max(3, full_depth(probe)), "one_at_a_time": 1}[pattern]
         dut = RoundingDivider(elements, num_w, den_w, qb, tag_shape=unsigned(5), lanes=P,
                               steps=steps, depth=depth)
-        p = 0.5 if pattern == "random_handshake" else 1.0
+        p_in, p_out = {"random_handshake": (0.5, 0.5), "slow_output": (1.0, 0.3)}.get(
+            pattern, (1.0, 1.0))
         run = run_stream(dut, [{"num": n, "den": d, "tag": i} for i, (n, d) in enumerate(cases)],
-                         seed=seed, p_in=p, p_out=p,
+                         seed=seed, p_in=p_in, p_out=p_out,
                          max_cycles=500 + 8 * len(cases) * (dut.latency + dut.interval),
                          convert=lambda c: (tuple(int(c.q[e]) for e in range(elements)),
                                             int(c.tag)))
@@ -92,7 +95,7 @@ def test_divider_matches_golden(corner, pattern):
         G = -(-elements // P)
         assert dut.latency == divider_latency(qb, G, steps) == qb + 2 + (G - 1) * steps
         assert dut.interval == divider_interval(G, steps) == G * steps
-        if pattern != "random_handshake":
+        if pattern in ("full_rate", "one_at_a_time"):
             lat = [o - i for i, o in zip(run.in_cycles, run.out_cycles)]
             gaps = [b - a for a, b in zip(run.in_cycles, run.in_cycles[1:])]
             assert lat == [dut.latency] * len(cases), steps
