@@ -246,14 +246,18 @@ def test_linear_hash_features_with_query_hash(tmp_path):
 
 
 def test_linear_readout_is_folded_to_the_core_interval():
-    for w, b in [(2, 16), (8, 16), (8, 3), (16, 64), (4, 1)]:
-        cfg = CoreConfig.create(d=2, w=w, b=b, N=4)
+    """The read-out keeps up with the core's q_interval or the baseline's bit-serial
+    divider (w + 2), whichever is longer, with the fewest features per cycle."""
+    for w, b, lanes in [(2, 16, 2), (8, 16, 2), (8, 3, 2), (16, 64, 2), (4, 1, 2),
+                        (8, 16, 1), (2, 16, 1)]:
+        cfg = CoreConfig.create(d=2, w=w, b=b, N=4, lanes=lanes)
+        target = max(cfg.q_interval["fixed"], w + 2)
         sp = linear_spec(cfg)
         assert sp.group * sp.readout_cycles >= b > sp.group * (sp.readout_cycles - 1)
-        assert sp.engine_interval <= max(cfg.q_interval["fixed"], 4)
+        assert sp.engine_interval <= max(target, 4)
         assert sp.multipliers == b * 2 + sp.group * 3
         if sp.group > 1:        # one fewer feature per cycle would not keep up
-            assert -(-b // (sp.group - 1)) + 3 > cfg.q_interval["fixed"]
+            assert -(-b // (sp.group - 1)) + 3 > target
 
 
 # =========================================================================== RTL
