@@ -144,7 +144,9 @@ class RoundingDivider(wiring.Component):
             m.d.sync += pending.eq(pending + 1)
         with m.Elif(out_tx & ~accept):
             m.d.sync += pending.eq(pending - 1)
-        credit = (pending < self.depth) | out_tx
+        # (a registered compare: o.ready reaches no input handshake, except at depth 1,
+        # where the next division enters as the result leaves)
+        credit = (pending == 0) | out_tx if self.depth == 1 else pending < self.depth
         if self.grouped:
             with m.If(transfer):
                 m.d.sync += mid.eq(~self.i.payload.last)
