@@ -717,9 +717,10 @@ class CoreConfig:
     @property
     def q_interval(self):
         """{'fixed', 'per_key'}: edges between accepted queries at full throughput, which the
-        core enforces at ``s_q_tready``: the longer of the value path's and the divider's
-        occupancy, so that every query sees an idle value path and divider and its output
-        comes exactly ``latency`` edges later."""
+        core enforces at ``s_q_tready``: the longest of the value path's, the hash's and the
+        divider's issue interval (the divider's never the longest, see
+        :attr:`divider_steps`), so that every query sees an idle value path and a divider
+        ready for it and its output comes exactly ``latency`` edges later."""
         fixed, per_key = self.engine_interval
         return {"fixed": max(fixed, self.divider_interval, self.hash_interval),
                 "per_key": per_key}
