@@ -28,9 +28,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 #: name -> (config, steps choices)
 SHAPES = {
-    "small-linear (d=4, b=8, N=16, P=4)": (dict(d=4, b=8, N=16), (1, 2, 4, 8)),
+    "small-linear (d=4, b=8, N=16, P=4)": (dict(d=4, b=8, N=16), (1, 4, 8)),
     "icebreaker-linear (d=32, P=1, grouped)": (
-        dict(d=32, b=32, N=256, lanes=1, rows=8), (1, 4, 8)),
+        dict(d=32, b=32, N=256, lanes=1, rows=8), (1, 4)),
 }
 TARGET = "ice40-up5k"
 
