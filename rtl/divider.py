@@ -40,9 +40,9 @@ class RoundingDivider(wiring.Component):
 
     ``depth`` (>= 1): divisions the divider holds before it refuses more (accepted and not
     yet taken from ``o``): its output register and a queue of ``depth - 1`` results behind
-    it (block RAM from 2 on), bypassed when empty. A division is only accepted (``i.ready``, on its first group
-    when grouped) when its result will have a place, so ``o.ready`` never stalls the
-    pipeline; with ``depth`` >= latency / interval + 1 a consumer whose ready stays high
+    it (block RAM from 2 on), bypassed when empty. A division is only accepted (``i.ready``,
+    on its first group when grouped) when its result will have a place, so ``o.ready`` never
+    stalls the pipeline; with ``depth`` >= latency / interval + 1 a consumer whose ready stays high
     never throttles the input (grouped: a division is held from its first group, (G-1)·steps
     edges before the latency starts).
 
