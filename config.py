@@ -23,7 +23,7 @@ from functools import cached_property
 import numpy as np
 
 from .rtl.core import CorePlan
-from .rtl.divider import DividerPlan, divider_latency
+from .rtl.divider import DividerPlan, divider_interval, divider_latency, divider_steps
 from .rtl.hamming import POPCOUNT_TREES, HammingPlan, hamming_latency
 from .rtl.hash import HashPlan
 from .rtl.linear import LinearPlan
@@ -34,6 +34,7 @@ from .rtl.tree import ADDER_TREES
 __all__ = [
     "CoreConfig", "ConfigError", "WeightsError", "MODES", "WEIGHT_SOURCES", "PARAMS",
     "signed_width", "unsigned_width", "csd_digits", "tree_depth", "divider_latency",
+    "divider_interval", "divider_steps",
     "hamming_latency", "POPCOUNT_TREES", "ADDER_TREES", "MODE_PARAMS", "unused_reason",
     "check_given",
 ]
@@ -419,13 +420,15 @@ class CoreConfig(Folding):
             value = ScanPlan("hsoftmax", self.d, self.w, self.b, self.N,
                              weight_shifts=self.weight_shifts, lanes=self.lanes,
                              hamming=hamming)
+        hash_plan = HashPlan(self.d, self.w, self.b, self.W, self.theta, self.Wq, self.thetaq,
+                             self.lanes, self.rows, self.adders)
         return CorePlan(
             d=self.d, w=self.w, N=self.N,
-            hash=HashPlan(self.d, self.w, self.b, self.W, self.theta, self.Wq, self.thetaq,
-                          self.lanes, self.rows, self.adders),
+            hash=hash_plan,
             value=value,
-            divider=DividerPlan(self.d, value.num_width, value.den_width, self.w, self.lanes,
-                                grouped=value.grouped))
+            divider=DividerPlan.keeping_up(
+                self.d, value.num_width, value.den_width, self.w, self.lanes, value.grouped,
+                max(value.interval.fixed, hash_plan.interval.fixed)))
 
     # ---------------------------------------------------------------- hsoftmax table
     @cached_property

@@ -23,7 +23,9 @@ one ECP5 LUT4 position (half a SLICE; a ``CCU2C`` carry takes two), the LUT-leve
 nextpnr reports no SLICE total. ``ffs`` is the design module's own flip-flop count after
 synthesis (the harness is a separate module then, so the count is exact). ``fmax_mhz`` is
 nextpnr's achieved Fmax of the harness clock (the harness's own paths are single LUT levels,
-as in the Fmax-ceiling design, so they never hide a slower design path).
+as in the Fmax-ceiling design, so they never hide a slower design path). ``critical_path``
+names the path that sets it, from nextpnr's report (:func:`critical_path`): start and end
+cells, ``delay_ns`` (= 1000 / ``fmax_mhz``), the clock, the first and last nets.
 
 nextpnr first packs the netlist (``--pack-only``). A design that does not fit the device
 is not placed: ``fits`` is false, ``area_kind`` is ``"packed"`` and ``area`` comes from the
@@ -54,6 +56,7 @@ from .tools import (DEFAULT_TIMEOUT, ToolError, package_versions, run_nextpnr, r
 
 __all__ = [
     "TARGETS", "Target", "synthesize", "synth_report", "fmax_ceiling", "read_ports",
+    "critical_path",
     "cell_counts", "classify_cells", "CMOS_TRANSISTORS", "SynthError", "amount", "PLURAL",
 ]
 
@@ -412,13 +415,14 @@ def _placed_job(kind, sources, top, tgt, build_dir, cache_dir, timeout, seed, fr
         error = "does not fit the device: " + ", ".join(f"{k} {v}" for k, v in over.items())
         util = {k: u for k, (u, a) in packed.items() if u}
         avail = {k: a for k, (u, a) in packed.items() if u}
-        fmax, pr_seconds, fmax_device = {}, round(pk.seconds, 2), None
+        fmax, pr_seconds, fmax_device, path = {}, round(pk.seconds, 2), None, None
         if fallback:
             try:
                 pr = run_nextpnr(tgt.family, fallback, cwd=job, name="pnr-fallback",
                                  timeout=timeout)
                 report = json.loads((job / "report.json").read_text())
                 fmax = {clk: v.get("achieved") for clk, v in report.get("fmax", {}).items()}
+                path = critical_path(report)
                 fmax_device = tgt.fallback_name
                 pr_seconds = round(pk.seconds + pr.seconds, 2)
             except ToolError as e:
@@ -432,6 +436,7 @@ def _placed_job(kind, sources, top, tgt, build_dir, cache_dir, timeout, seed, fr
         pr_seconds = round(pk.seconds + pr.seconds, 2)
         report = json.loads((job / "report.json").read_text())
         fmax = {clk: v.get("achieved") for clk, v in report.get("fmax", {}).items()}
+        path = critical_path(report)
         util = {k: v["used"] for k, v in report.get("utilization", {}).items()
                 if v.get("used")}
         avail = {k: v["available"] for k, v in report.get("utilization", {}).items()
@@ -447,6 +452,7 @@ def _placed_job(kind, sources, top, tgt, build_dir, cache_dir, timeout, seed, fr
         "fmax_by_clock": fmax,
         "fmax_mhz": _round(min(fmax.values())) if fmax else None,
         "fmax_device": fmax_device,
+        "critical_path": path,
         "seconds": {"yosys": round(ys.seconds, 2), "nextpnr": pr_seconds},
         "build_dir": str(job),
         "tool_versions": tool_versions(),
@@ -484,6 +490,28 @@ def _round(x, nd=2):
 
 
 # --------------------------------------------------------------------------- public flows
+
+def critical_path(report):
+    """The critical path of nextpnr's ``--report`` JSON: the register-to-register path of
+    the slowest clock, as ``{"from", "to", "delay_ns", "clock", "from_net", "to_net"}``:
+    the start and end cells, the sum of the path's delays (clock-to-out, logic, routing,
+    setup: 1000 / Fmax), the clock (a key of its ``fmax``), the first and last nets (named
+    after the generated Verilog's signals, e.g. ``dut.core.divider.stage3_r0``). None
+    without such a path."""
+    paths = {}
+    for p in report.get("critical_paths", []):
+        clock = p.get("from", "").removeprefix("posedge ").removeprefix("negedge ")
+        if p.get("path") and p.get("from") == p.get("to") and clock in report.get("fmax", {}):
+            paths[clock] = p["path"]
+    if not paths:
+        return None
+    clock = min(paths, key=lambda c: report["fmax"][c].get("achieved") or float("inf"))
+    path = paths[clock]
+    nets = [seg["net"] for seg in path if seg.get("net")]
+    return {"from": path[0]["from"]["cell"], "to": path[-1]["to"]["cell"],
+            "delay_ns": round(sum(seg["delay"] for seg in path), 3), "clock": clock,
+            "from_net": nets[0] if nets else None, "to_net": nets[-1] if nets else None}
+
 
 def synthesize(verilog_path, top, target, build_dir, *, place=True, cache_dir=None,
                seed=1, freq_mhz=100.0, clocks=("clk",), timeout=DEFAULT_TIMEOUT, jobs=2,
@@ -587,6 +615,7 @@ def _placed_summary(tgt, top, full, bare):
         "area_kind": "placed" if full["fits"] else "packed",
         "fits": full["fits"],
         "fmax_device": full.get("fmax_device"),
+        "critical_path": full.get("critical_path"),
         "cells": cells, "synth": summary, "placed": placed,
         "tool_versions": full["tool_versions"],
         "build_dir": full["build_dir"],
@@ -615,7 +644,7 @@ def fmax_ceiling(target, build_dir, *, cache_dir=None, seed=1, freq_mhz=100.0,
     return r["fmax_mhz"]
 
 
-_NULL_SIDE = {"area": None, "ffs": None, "fmax_mhz": None}
+_NULL_SIDE = {"area": None, "ffs": None, "fmax_mhz": None, "critical_path": None}
 
 
 def synth_report(design_verilog, design_top, baseline_verilog, baseline_top, target,
@@ -662,6 +691,6 @@ def synth_report(design_verilog, design_top, baseline_verilog, baseline_top, tar
 
 
 def _side(r):
-    keys = ("area", "ffs", "fmax_mhz", "top", "area_kind", "fits", "fmax_device", "synth",
-            "cells", "placed", "build_dir", "cached")
+    keys = ("area", "ffs", "fmax_mhz", "critical_path", "top", "area_kind", "fits",
+            "fmax_device", "synth", "cells", "placed", "build_dir", "cached")
     return {k: r.get(k) for k in keys}
