@@ -16,9 +16,22 @@ _SELECTS = {"neg": lambda v: v < 0, "nonzero": lambda v: v != 0}
 class HashProjection(wiring.Component):
     """Binary hash of a d-vector with constant weights baked into the logic.
 
-    Ports (both cases):
-      ``i``: stream of ``{x: d × signed(w), query: 1, tag: tag_shape}``
-      ``o``: stream of ``{code: unsigned(b), tag: tag_shape}``; ``tag`` passes unchanged.
+    Parameters
+    ----------
+    cfg : :class:`~hamattn.CoreConfig`
+        W, θ (and Wq, θq), the folding and the adder trees.
+    tag_shape : shape-like
+        Side band that travels with each vector unchanged.
+
+    Members
+    -------
+    i : :py:`In(stream.Signature({x: d × signed(w), query: 1, tag: tag_shape}))`
+        A vector; ``query`` picks the queries' own hash when the config has one.
+    o : :py:`Out(stream.Signature({code: unsigned(b), tag: tag_shape}))`
+        Its code, bit t = (y[t] >= θ[t]).
+    reading, group : :py:`Out(1)`, :py:`Out(range(G))` (folded only)
+        High in each cycle that the hash reads group ``group`` of ``i.payload.x`` in its
+        first pass.
 
     **Unfolded** (``cfg.groups`` G = 1, ``lanes`` = d). Each row t is an adder tree over the
     canonical-signed-digit terms ``±x[i] << s`` of its weights (a ternary or sign weight is
@@ -58,8 +71,6 @@ class HashProjection(wiring.Component):
     register until the last pass; ``i.ready`` rises on group G-1 of pass R-1. Throughput one
     vector per G·R cycles (``cfg.hash_interval``), the latency formula unchanged.
 
-    Ports ``reading`` and ``group`` (folded only): high in each cycle that the hash reads
-    group ``group`` of ``i.payload.x`` in its first pass.
     Latency: ``cfg.hash_latency`` = 3 + ceil(log2(most operands of a row tree)) edges from
     the transfer (group G-1) to the output transfer. Throughput: one vector per G cycles.
     The lane register and the trees stall only while the accumulators hold a finished

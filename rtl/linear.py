@@ -25,11 +25,20 @@ class LinearValuePath(wiring.Component):
     are binary adder trees, or with ``cfg.adders`` lut6/lut4 bit heaps reduced by the
     popcount's counters (:func:`tree.heap_tree`), over the same register stages.
 
-    Ports (:func:`layouts.value_path_ports`):
-      ``i``: stream of :func:`layouts.token` (keys and queries in window order)
-      ``o``: stream of :func:`layouts.weighted_sum`, one per query; folded, of
-      :func:`layouts.weighted_group`, G beats per query (group g's P nums, den, ``last``)
-      ``v`` (folded only): stream of :func:`layouts.group`, the keys' values, G per key
+    Parameters
+    ----------
+    cfg : :class:`~hamattn.CoreConfig`
+        A ``linear`` config.
+
+    Members
+    -------
+    i : :py:`In(stream.Signature(layouts.token(cfg)))`
+        Hashed keys and queries in window order.
+    o : :py:`Out(stream.Signature(layouts.weighted_sum(cfg)))`
+        num and den, one per query; folded, :func:`layouts.weighted_group`: G beats per
+        query (group g's P nums, den, ``last``).
+    v : :py:`In(stream.Signature(layouts.group(cfg)))` (folded only)
+        The keys' values, G groups per key.
 
     Latency (query): ``cfg.readout_latency`` = 1 + ceil(log2(b + |CSD(b+1)|)) edges.
     Throughput: one key or one query per cycle.
