@@ -268,7 +268,7 @@ class AxiStreamCore(wiring.Component):
     Parameters
     ----------
     cfg : :class:`~hamattn.CoreConfig`
-        The core's config.
+        Passed to the :class:`AttentionCore` inside, which it wraps.
 
     Members
     -------
