@@ -121,6 +121,10 @@ def _source(path, command, machine=None, tools=None, extra=None):
     return line + ".*"
 
 
+def _unique(items):
+    return list(dict.fromkeys(items))
+
+
 def _commits(rows):
     commits = sorted({r["commit"] for r in rows if r.get("commit")})
     return "RTL commit " + ", ".join(commits) if commits else None
@@ -195,8 +199,14 @@ def goals(root):
     return _rows(head, ["---", "---", "---:", "---:", "---", "---:", "---:", "---:", "---:",
                         "---:", "---:", "---"], body) + [
         "", _source("goals.json", "make bench-goals", d["machine"], None,
-                    _commits(d["rows"]) + "; tools: Yosys and nextpnr of the board builds "
-                    "(`bench/results/goals/*.json`)")]
+                    _commits(d["rows"]) + "; tools of the board builds (`goals/*.json`): "
+                    + _goal_tools(root))]
+
+
+def _goal_tools(root):
+    reports = [json.loads(p.read_text())
+               for p in sorted((Path(root) / RESULTS / "goals").glob("*.json"))]
+    return "; ".join(_unique(_tools(r["tools"]) for r in reports if "tools" in r))
 
 
 def boards(root):
@@ -372,10 +382,6 @@ def headline(root):
         f"`popcount.json`; machines: {'; '.join(_unique(_machine(m) for m in machines))}; "
         f"tools: {'; '.join(_unique(_tools(t) for t in tools))}. Each table with its own "
         "machine, tools and commits: [docs/benchmarks.md](docs/benchmarks.md).*"]
-
-
-def _unique(items):
-    return list(dict.fromkeys(items))
 
 
 TABLES = {f.__name__.replace("_", "-"): f for f in (

@@ -42,7 +42,7 @@ from hamattn.gen.cli import build_parser, config_from_args
 ROOT = docs_tables.ROOT
 DOCS = [p.relative_to(ROOT).as_posix() for p in docs_tables.doc_files()]
 RUN = ("sh", "console", "python")
-MAX_SKIPPED = 2
+MAX_SKIPPED = 1
 DIRECTIVE = re.compile(r"<!-- doctest: (parse|skip)(?:: (.+?))? -->")
 FENCE = re.compile(r"^(`{3,})(\S*)\s*$")
 
@@ -237,3 +237,63 @@ def test_snippet_checks_can_fail(tmp_path):
         run_block("sh", "hamattn gen --head-dim 0 -o out\n", tmp_path, env, "test")
     assert [b[1:4] for b in blocks("<!-- doctest: parse -->\n```sh\nx\n```\n```text\ny\n```")
             ] == [("sh", "parse", None), ("text", None, None)]
+
+
+# -- links -----------------------------------------------------------------------------------
+
+#: pages written on other branches (vectors, cli, divider, architecture, e2e fidelity) that the
+#: README and the docs index already link to; empty this set once they are merged
+PENDING = {"docs/vectors.md", "docs/cli.md", "docs/divider.md", "docs/architecture.md",
+           "docs/fidelity.md"}
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def slug(heading):
+    """GitHub's anchor of a Markdown heading."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def anchors(path):
+    return {slug(line.lstrip("#")) for line in path.read_text().split("\n")
+            if line.startswith("#")}
+
+
+def broken_links(page, root=ROOT):
+    """The relative links of a Markdown page that name no file under ``root`` or, with
+    ``#anchor``, no heading of it (pages of :data:`PENDING` may be missing)."""
+    broken = []
+    for target in LINK.findall(page.read_text()):
+        if re.match(r"[a-z]+:", target):
+            continue
+        file, _, anchor = target.partition("#")
+        path = (page.parent / file).resolve() if file else page
+        if path.relative_to(root).as_posix() in PENDING and not path.exists():
+            continue
+        if not path.exists() or (anchor and path.suffix == ".md"
+                                 and anchor not in anchors(path)):
+            broken.append(target)
+    return broken
+
+
+@pytest.mark.parametrize("name", DOCS)
+def test_links_resolve(name):
+    assert broken_links(ROOT / name) == [], name
+
+
+def test_every_page_is_in_both_indexes():
+    pages = {p.name for p in (ROOT / "docs").glob("*.md")} - {"README.md"}
+    pages |= {Path(p).name for p in PENDING}
+    readme = set(re.findall(r"\]\(docs/([\w.-]+\.md)\)", (ROOT / "README.md").read_text()))
+    index = set(re.findall(r"\]\(([\w.-]+\.md)\)", (ROOT / "docs/README.md").read_text()))
+    assert pages <= readme and pages <= index, (pages - readme, pages - index)
+
+
+def test_link_check_can_fail(tmp_path):
+    assert slug("The popcount tree (`--popcount`)") == "the-popcount-tree---popcount"
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs/a.md").write_text("# Title\n## Some part\n")
+    page = tmp_path / "README.md"
+    page.write_text("[ok](docs/a.md#some-part) [x](docs/b.md) [y](docs/a.md#nope) "
+                    "[z](#title) [w](https://example.org)\n")
+    assert broken_links(page, tmp_path) == ["docs/b.md", "docs/a.md#nope", "#title"]
