@@ -97,6 +97,11 @@ def test_check_command_passes_on_the_committed_docs():
     assert r.returncode == 0, r.stderr
 
 
+def test_readme_is_a_front_page():
+    """Depth belongs in docs/: the README stays a page read in a few minutes."""
+    assert len((ROOT / "README.md").read_text().split("\n")) < 200
+
+
 # -- snippets --------------------------------------------------------------------------------
 
 def blocks(text):
