@@ -104,10 +104,19 @@ class CorePlan:
 class AttentionCore(wiring.Component):
     """Binary-code attention over windows of keys then queries.
 
-    Ports (``amaranth.lib.stream``):
-      ``s_kv``: ``{key: d × signed(w), value: d × signed(w), last: 1}``
-      ``s_q``:  ``{query: d × signed(w), last: 1}``
-      ``m_out``: ``{data: d × signed(w), last: 1, user: 1}``
+    Parameters
+    ----------
+    cfg : :class:`~hamattn.CoreConfig`
+        The core's config.
+
+    Members
+    -------
+    s_kv : :py:`In(stream.Signature({key: d × signed(w), value: d × signed(w), last: 1}))`
+        Keys and their values; ``last`` on the last key of a window.
+    s_q : :py:`In(stream.Signature({query: d × signed(w), last: 1}))`
+        Queries; ``last`` on the last query of a window.
+    m_out : :py:`Out(stream.Signature({data: d × signed(w), last: 1, user: 1}))`
+        One output per query, in order (:func:`layouts.output`).
 
     Keys and queries share one :class:`HashProjection` pipeline in window order, then one
     value path (:class:`LinearValuePath` or :class:`ScanValuePath`), then one
@@ -301,10 +310,35 @@ class AttentionCore(wiring.Component):
 
 
 class AxiStreamCore(wiring.Component):
-    """:class:`AttentionCore` with the flat AXI4-Stream port names of SPEC §4
-    (``s_kv_tdata``/``tvalid``/``tready``/``tlast``, ``s_q_*``, ``m_out_*`` and
-    ``m_out_tuser``); ``clk`` and ``rst`` (synchronous, active high) come from the ``sync``
-    domain. ``s_kv_tdata`` holds the key in bits [d·w-1:0] and the value above it."""
+    """:class:`AttentionCore` with the flat AXI4-Stream ports of SPEC §4: the top that
+    ``hamattn gen`` writes. ``clk`` and ``rst`` (synchronous, active high) come from the
+    ``sync`` domain.
+
+    Parameters
+    ----------
+    cfg : :class:`~hamattn.CoreConfig`
+        Passed to the :class:`AttentionCore` inside, which it wraps.
+
+    Members
+    -------
+    s_kv_tdata : :py:`In(2·d·w)`
+        The key in bits [d·w-1:0] and its value in bits [2·d·w-1:d·w], element e of each in
+        bits [e·w + w-1 : e·w] of its field.
+    s_kv_tvalid, s_kv_tlast : :py:`In(1)`; s_kv_tready : :py:`Out(1)`
+        Key channel handshake; ``tlast`` on the last key of a window.
+    s_q_tdata : :py:`In(d·w)`
+        One query.
+    s_q_tvalid, s_q_tlast : :py:`In(1)`; s_q_tready : :py:`Out(1)`
+        Query channel handshake; ``tlast`` on the last query of a window.
+    m_out_tdata : :py:`Out(d·w)`
+        The output of one query, in query order.
+    m_out_tvalid, m_out_tlast, m_out_tuser : :py:`Out(1)`; m_out_tready : :py:`In(1)`
+        Output channel handshake; ``tlast`` copies the query's, ``tuser`` is 1 for every
+        output of a window that had more than N keys.
+
+    The same list with each port's role and field layout: :func:`layouts.top_ports` (the
+    manifest's ``ports``); latency and intervals as in :class:`AttentionCore`.
+    """
 
     def __init__(self, plan):
         self.plan = plan
