@@ -10,7 +10,7 @@ PYTEST := $(PY) -m pytest
 EDITABLE := PYTHONWARNINGS="ignore:Editable installation"
 
 .PHONY: install demo test test-all sweep soak bench bench-golden bench-sim bench-popcount \
-        bench-adders bench-fidelity install-fidelity synth-table boards bench-goals clean
+        bench-adders bench-fidelity install-fidelity synth-table boards bench-goals docs clean
 
 install: $(STAMP)
 
@@ -88,3 +88,9 @@ synth-table: install
 	$(VENV)/bin/hamattn sweep --grid mode=linear,topk,hsoftmax --grid lanes=16,4 \
 	    --target ice40-up5k --jobs 1 -o build/synth-table
 	$(VENV)/bin/hamattn report build/synth-table -o $(SYNTH_TABLE)
+	cp build/synth-table/results.json build/synth-table/results.csv $(SYNTH_TABLE)/
+
+# every measured table of README.md and docs/ rewritten in place from bench/results/*.json
+# (between <!-- table:NAME --> markers); `make test` fails while a committed table differs
+docs: install
+	$(PY) -m hamattn.ci.docs_tables

@@ -23,7 +23,7 @@ from functools import cached_property
 import numpy as np
 
 from .rtl.core import CorePlan
-from .rtl.divider import DividerPlan, divider_latency
+from .rtl.divider import DividerPlan, divider_interval, divider_latency, divider_steps
 from .rtl.hamming import POPCOUNT_TREES, HammingPlan, hamming_latency
 from .rtl.hash import HashPlan
 from .rtl.linear import LinearPlan
@@ -34,6 +34,7 @@ from .rtl.tree import ADDER_TREES
 __all__ = [
     "CoreConfig", "ConfigError", "WeightsError", "MODES", "WEIGHT_SOURCES", "PARAMS",
     "signed_width", "unsigned_width", "csd_digits", "tree_depth", "divider_latency",
+    "divider_interval", "divider_steps",
     "hamming_latency", "POPCOUNT_TREES", "ADDER_TREES", "MODE_PARAMS", "unused_reason",
     "check_given",
 ]
@@ -217,10 +218,60 @@ def _load_npz(path, b, d):
 
 @dataclass(frozen=True, eq=True)
 class CoreConfig(Folding):
-    """Every parameter of SPEC §1 plus the hash constants; see :meth:`create`.
+    """Every parameter of SPEC §1 plus the hash constants: the one object passed between the
+    golden model, the RTL, the manifest and the testbenches.
 
     Construct with :meth:`create` (which draws or loads the weights); the constructor
-    itself validates everything, so no invalid instance can exist.
+    itself validates everything, so no invalid instance can exist. A refused value raises
+    :class:`ConfigError` naming the parameter, its flag, the value and what is allowed.
+
+    Parameters
+    ----------
+    d, w, b, N : :class:`int`
+        Elements per vector (1..1024), bits per element (2..16), code bits (1..1024), most
+        keys in a window (1..65536).
+    mode : :class:`str`
+        Value path: ``"linear"``, ``"topk"`` or ``"hsoftmax"``.
+    k : :class:`int`
+        Keys kept per query in ``topk`` (1..N).
+    g : :class:`float`
+        Temperature of ``hsoftmax`` (0 < g <= 64).
+    smax : :class:`int`
+        Largest shift of ``hsoftmax`` (0..32).
+    lanes : :class:`int`
+        P, value elements per cycle (1..d; d: fully parallel).
+    rows : :class:`int`
+        T, code rows of the ``linear`` state per cycle (1..b; below b only in ``linear``
+        with P < d).
+    weights : :class:`str`
+        ``"random-ternary"``, ``"random-sign"`` or the path of a ``.npz`` weights file.
+    seed : :class:`int`
+        Seed of the random hash (0..2^63-1).
+    W, theta : :class:`tuple`
+        Hash projection (b rows of d integers) and thresholds (b integers).
+    Wq, thetaq : :class:`tuple` or ``None``
+        The queries' own hash, or ``None`` when queries use W and θ.
+    shift_table : :class:`tuple` or ``None``
+        The ``hsoftmax`` shifts s[0..b] of a weights file, or ``None`` for the formula.
+    popcount, adders : :class:`str`
+        Trees of the Hamming distance and of the hash / ``linear`` read-out sums: ``"sum"``,
+        ``"lut4"`` or ``"lut6"``.
+
+    Attributes
+    ----------
+    plan : :class:`~hamattn.rtl.core.CorePlan`
+        The blocks' plans (hash, value path with its Hamming distance, divider), each owning
+        its widths and its :class:`~hamattn.rtl.plan.Timing`; the core's timing is their sum.
+    latency, q_interval, kv_interval : :class:`dict`
+        ``{"fixed": A, "per_key": C}``: A + C·n clock edges for a window of n used keys
+        (the plan's Timing as in the manifest; the formulas: docs/hardware.md); :meth:`at`
+        evaluates one.
+    groups, row_blocks : :class:`int`
+        G = ceil(d/P) cycles per vector, R = ceil(b/T) row blocks.
+    shifts : :class:`tuple`
+        s[h] for h = 0..b (SPEC §3).
+    weight_width, num_width, den_width : :class:`int`
+        Derived widths in bits (the plans'), each exactly wide enough that no sum overflows.
     """
 
     d: int = 16
@@ -249,7 +300,27 @@ class CoreConfig(Folding):
                rows=None, weights="random-ternary", seed=0, popcount=DEFAULT_POPCOUNT,
                adders=DEFAULT_ADDERS):
         """Validate the scalar parameters, draw or load W/θ, and return the frozen config.
-        ``k=None`` means min(8, N); ``lanes=None`` means d; ``rows=None`` means b."""
+
+        Parameters
+        ----------
+        d, w, b, N, mode, g, smax, seed, popcount, adders
+            As in the class (the defaults are the SPEC's).
+        k : :class:`int` or ``None``
+            ``None``: min(8, N), so a short window is not refused for a default.
+        lanes : :class:`int` or ``None``
+            ``None``: d (fully parallel).
+        rows : :class:`int` or ``None``
+            ``None``: b (no row folding).
+        weights : :class:`str` or path-like
+            ``"random-ternary"`` and ``"random-sign"`` draw W from ``PCG64(seed)`` with
+            θ = 0; a ``.npz`` path loads ``W``, ``theta`` and optionally ``Wq``, ``thetaq``
+            and ``shifts`` (without pickle).
+
+        Raises
+        ------
+        :class:`ConfigError`
+            For any refused value, :class:`WeightsError` for an unusable weights file.
+        """
         d = _check_int("d", d, 1, 1024)
         w = _check_int("w", w, 2, 16)
         b = _check_int("b", b, 1, 1024)
@@ -419,13 +490,15 @@ class CoreConfig(Folding):
             value = ScanPlan("hsoftmax", self.d, self.w, self.b, self.N,
                              weight_shifts=self.weight_shifts, lanes=self.lanes,
                              hamming=hamming)
+        hash_plan = HashPlan(self.d, self.w, self.b, self.W, self.theta, self.Wq, self.thetaq,
+                             self.lanes, self.rows, self.adders)
         return CorePlan(
             d=self.d, w=self.w, N=self.N,
-            hash=HashPlan(self.d, self.w, self.b, self.W, self.theta, self.Wq, self.thetaq,
-                          self.lanes, self.rows, self.adders),
+            hash=hash_plan,
             value=value,
-            divider=DividerPlan(self.d, value.num_width, value.den_width, self.w, self.lanes,
-                                grouped=value.grouped))
+            divider=DividerPlan.keeping_up(
+                self.d, value.num_width, value.den_width, self.w, self.lanes, value.grouped,
+                max(value.interval.fixed, hash_plan.interval.fixed)))
 
     # ---------------------------------------------------------------- hsoftmax table
     @cached_property

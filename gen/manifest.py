@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 
 from ..config import PARAMS, unused_reason
+from ..rtl.layouts import top_ports
 from ..versions import dist_versions, python_version
 from .verilog import DEFAULT_TOP, sha256
 
@@ -20,18 +21,11 @@ __all__ = ["manifest", "manifest_text", "ports", "tool_versions", "unused_params
 
 
 def ports(cfg):
-    """(name, direction, width) of every port of the generated top, in SPEC §4 order."""
-    dw = cfg.d * cfg.w
-    return [
-        ("clk", "input", 1), ("rst", "input", 1),
-        ("s_kv_tdata", "input", 2 * dw), ("s_kv_tvalid", "input", 1),
-        ("s_kv_tready", "output", 1), ("s_kv_tlast", "input", 1),
-        ("s_q_tdata", "input", dw), ("s_q_tvalid", "input", 1),
-        ("s_q_tready", "output", 1), ("s_q_tlast", "input", 1),
-        ("m_out_tdata", "output", dw), ("m_out_tvalid", "output", 1),
-        ("m_out_tready", "input", 1), ("m_out_tlast", "output", 1),
-        ("m_out_tuser", "output", 1),
-    ]
+    """The manifest's port list: every port of the generated top in SPEC §4 order with its
+    direction, width, role and, for the ``tdata`` ports, the layout of the vectors it
+    carries (:func:`hamattn.rtl.layouts.top_ports`, the list the Verilog's ports are made
+    from)."""
+    return top_ports(cfg)
 
 
 def tool_versions():
@@ -93,7 +87,7 @@ def manifest(cfg, verilog, top=DEFAULT_TOP):
     m["stages"].update(value_path=plan.value.latency.to_manifest(),
                        divider=plan.divider.latency.fixed)
     m["queries_in_flight"] = plan.out_credits         # most queries in flight (F)
-    m["ports"] = [{"name": n, "direction": d, "width": w} for n, d, w in ports(cfg)]
+    m["ports"] = ports(cfg)
     m["reset"] = {"port": "rst", "kind": "synchronous", "active": "high"}
     m["tools"] = tool_versions()
     return m

@@ -100,9 +100,23 @@ def convert(elaboratable, name):
 
 
 def verilog_text(cfg, top=DEFAULT_TOP, progress=None):
-    """The Verilog of :class:`AxiStreamCore` for ``cfg`` as module ``top`` (see
-    :func:`convert`). ``progress`` (a callable taking a message) hears about large designs
-    before their long elaboration."""
+    """The Verilog of :class:`AxiStreamCore` for ``cfg`` as module ``top``, written by
+    :func:`convert` (the same in every simulator, the same bytes for the same config).
+
+    Parameters
+    ----------
+    cfg : :class:`~hamattn.CoreConfig`
+        The core's config.
+    top : :class:`str`
+        Module name, a plain Verilog identifier.
+    progress : callable or ``None``
+        Called with a message before the long elaboration of a large design.
+
+    Raises
+    ------
+    :class:`~hamattn.ConfigError`
+        For a bad ``top`` or a core too large to elaborate.
+    """
     check_top_name(top)
     bits = check_buildable(cfg)
     if progress is not None and bits > SLOW_ADDER_BITS:
@@ -117,7 +131,21 @@ def sha256(text):
 
 
 def generate(cfg, out_dir, top=DEFAULT_TOP, progress=None):
-    """Write ``out_dir/top.v`` and ``out_dir/top.json`` (SPEC §5); return both paths."""
+    """Write ``out_dir/top.v`` and its manifest ``out_dir/top.json`` (SPEC §5, the keys:
+    docs/interface.md), creating ``out_dir``.
+
+    Parameters
+    ----------
+    cfg, top, progress
+        As in :func:`verilog_text`.
+    out_dir : path-like
+        Output folder.
+
+    Returns
+    -------
+    (:class:`str`, :class:`str`)
+        The paths of the Verilog and of the manifest.
+    """
     from .manifest import manifest_text
     text = verilog_text(cfg, top, progress)
     os.makedirs(out_dir, exist_ok=True)

@@ -178,7 +178,8 @@ class SoftmaxSpec:
 
     def query_interval(self, n):
         """Cycles between queries at full throughput for a window of n used keys: the
-        engine's or the divider's (w + 3), whichever is longer."""
+        engine's or the divider's (w + 2: one bit-serial division at a time), whichever is
+        longer."""
         e = self.engine_interval
         return max(e["fixed"] + e["per_key"] * n, divider_latency(self.w))
 
@@ -249,8 +250,9 @@ class LinearSpec:
     ``phi[t] * v[e]`` (registered) and one of accumulation into S and z — one key per cycle,
     as the core; a query's read-out is folded: ``group`` features per cycle over
     ``readout_cycles`` cycles through ``group·(d+1)`` multipliers, so that the engine takes a
-    query every ``readout_cycles + 3`` cycles, no slower than the core's ``q_interval``
-    (which the divider sets), with the fewest multipliers."""
+    query every ``readout_cycles + 3`` cycles, no slower than the core's ``q_interval`` or
+    the baseline's bit-serial divider (w + 2), whichever is longer, with the fewest
+    multipliers."""
 
     d: int
     w: int
@@ -352,8 +354,8 @@ class LinearSpec:
 
     def query_interval(self, n=None):
         """Cycles between queries at full throughput (any n): the engine's or the divider's
-        (w + 3), whichever is longer — the core's ``q_interval`` by construction of
-        ``group``, unless b is so small that the engine is faster than the divider."""
+        (w + 2), whichever is longer — the core's ``q_interval`` or the divider's by
+        construction of ``group``, unless b is so small that the engine is faster."""
         return max(self.engine_interval, divider_latency(self.w))
 
     @property
@@ -382,8 +384,9 @@ def linear_spec(cfg, features="dense"):
         Mq = cfg.Wq if cfg.asymmetric else cfg.W
         betaq = cfg.thetaq if cfg.asymmetric else cfg.theta
     shift = _feature_shift(M, Mq)
-    # the fewest features per read-out cycle with readout_cycles + 3 <= the core's interval
-    qi = cfg.q_interval["fixed"]
+    # the fewest features per read-out cycle with readout_cycles + 3 <= the core's interval,
+    # or the interval of the baseline's bit-serial divider where the core is faster
+    qi = max(cfg.q_interval["fixed"], divider_latency(cfg.w))
     budget = max(1, min(cfg.b, qi - 3))
     group = -(-cfg.b // budget)
     readout = -(-cfg.b // group)

@@ -91,12 +91,24 @@ def linear_state(cfg, kbits, values):
 
 @dataclass(frozen=True)
 class GoldenResult:
-    """What the golden model computed for one window.
+    """What the golden model computed for one window (returned by :func:`run`).
 
-    ``out`` (nq, d) int64 is what the core must emit; ``overflow`` is the ``tuser`` flag of
-    every output of the window. ``num`` (nq, d) and ``den`` (nq,) are the operands of the
-    final rounding division, ``q_codes``/``k_codes`` the packed codes of the queries and of
-    the used keys. :meth:`hamming` gives the (nq, n) distance matrix on request."""
+    Attributes
+    ----------
+    out : :class:`numpy.ndarray` (nq, d) int64
+        The outputs the core must emit, one row per query.
+    num : :class:`numpy.ndarray` (nq, d)
+        Numerators of the final rounding division, out = rdiv(num, den).
+    den : :class:`numpy.ndarray` (nq,)
+        Denominators, at least 1.
+    q_codes, k_codes : :class:`numpy.ndarray` (nq, words), (n, words) uint64
+        Packed codes of the queries and of the used keys (:func:`pack_codes`).
+    n_keys : :class:`int`
+        n, the used keys of the window (at most N).
+    overflow : :class:`bool`
+        The ``tuser`` flag of every output of the window: more than N keys were given.
+
+    :meth:`hamming` gives the (nq, n) distance matrix on request."""
 
     out: np.ndarray
     num: np.ndarray
@@ -150,8 +162,22 @@ def _weighted_sums(cfg, qw, kw, values):
 
 
 def run(cfg, keys, values, queries):
-    """Outputs of one window: ``keys`` and ``values`` (n, d) in arrival order (only the
-    first N are used, as in the core), ``queries`` (nq, d). Returns a :class:`GoldenResult`."""
+    """Outputs of one window, bit-exact with the core (SPEC §2-§3).
+
+    Parameters
+    ----------
+    cfg : :class:`~hamattn.CoreConfig`
+        The core's config.
+    keys, values : array-like (n, d) of integers within w signed bits
+        Keys and their values in arrival order, n >= 1; only the first N are used, as in
+        the core.
+    queries : array-like (nq, d) of integers within w signed bits
+        The window's queries.
+
+    Returns
+    -------
+    :class:`GoldenResult`
+    """
     keys = _as_vectors(cfg, keys, "keys")
     values = _as_vectors(cfg, values, "values")
     queries = _as_vectors(cfg, queries, "queries")

@@ -59,10 +59,11 @@ class _AxiBaseline(wiring.Component):
         return self.spec.multipliers
 
     def _divider(self, m, num_width, den_width):
-        """The core's divider, its output on ``m_out``."""
+        """The core's divider as one bit-serial stage (``steps`` = w), one division at a
+        time (w + 2 edges each), its output on ``m_out``."""
         cfg = self.cfg
         m.submodules.divider = div = RoundingDivider(cfg.d, num_width, den_width, cfg.w,
-                                                     layouts.query_tag())
+                                                     layouts.query_tag(), steps=cfg.w)
         m.d.comb += [
             self.m_out_tvalid.eq(div.o.valid), div.o.ready.eq(self.m_out_tready),
             self.m_out_tdata.eq(div.o.payload.q.as_value()),
@@ -109,7 +110,7 @@ class SoftmaxBaseline(_AxiBaseline):
 
     Pass 1 takes n + ``dot_latency`` cycles, pass 2 n + ``dot_latency`` + 2, so queries are
     taken every 2n + 2·dot_latency + 4 cycles (``spec.query_interval(n)``, or the divider's
-    w + 3 if longer): two cycles per key, as the core's ``topk`` path, against one for
+    w + 2 if longer): two cycles per key, as the core's ``topk`` path, against one for
     ``hsoftmax`` (an online softmax would save the second pass at the cost of rescaling the
     d accumulators, i.e. more multipliers). The engine takes the next query as the divider
     takes this one's (num, den).
@@ -260,8 +261,9 @@ class LinearBaseline(_AxiBaseline):
       1`` is **folded**: ``group`` features per cycle over ``readout_cycles`` cycles, through
       group·d + group multipliers (the rows are picked by multiplexers, the query's features
       shift by ``group`` each cycle). ``group`` is the smallest that keeps the engine's
-      occupancy ``readout_cycles + 3`` within the core's ``q_interval`` — which the shared
-      divider sets (w + 3) — so the baseline takes a query as often as the core does, with
+      occupancy ``readout_cycles + 3`` within the core's ``q_interval`` or the interval of
+      its bit-serial divider (w + 2), whichever is longer — so the baseline takes a query as
+      often as the core does where its divider allows, with
       the multipliers a parallel read-out (b·(d+1)) would leave idle most cycles removed.
       The window's last query clears S and z as it leaves the engine.
 

@@ -5,9 +5,9 @@
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, Signal, Value
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from . import layouts
@@ -104,23 +104,32 @@ class CorePlan:
 class AttentionCore(wiring.Component):
     """Binary-code attention over windows of keys then queries.
 
-    Ports (``amaranth.lib.stream``):
-      ``s_kv``: ``{key: d × signed(w), value: d × signed(w), last: 1}``
-      ``s_q``:  ``{query: d × signed(w), last: 1}``
-      ``m_out``: ``{data: d × signed(w), last: 1, user: 1}``
+    Parameters
+    ----------
+    cfg : :class:`~hamattn.CoreConfig`
+        The core's config.
+
+    Members
+    -------
+    s_kv : :py:`In(stream.Signature({key: d × signed(w), value: d × signed(w), last: 1}))`
+        Keys and their values; ``last`` on the last key of a window.
+    s_q : :py:`In(stream.Signature({query: d × signed(w), last: 1}))`
+        Queries; ``last`` on the last query of a window.
+    m_out : :py:`Out(stream.Signature({data: d × signed(w), last: 1, user: 1}))`
+        One output per query, in order (:func:`layouts.output`).
 
     Keys and queries share one :class:`HashProjection` pipeline in window order, then one
     value path (:class:`LinearValuePath` or :class:`ScanValuePath`), then one
     :class:`RoundingDivider`. Keys beyond the N-th of a window are accepted and dropped, and
     every output of that window carries ``user = 1``. ``s_q`` is throttled to one query per
-    ``plan.q_interval`` cycles so that every query finds the value path and the divider idle:
-    its output then transfers exactly ``plan.latency`` edges after it (``m_out.ready`` high).
-    Any valid/ready pattern gives the same beats. ``m_out.ready`` drives no pipeline enable:
-    at most ``plan.out_credits`` (F) queries are in flight, finished outputs that are not
-    taken wait in the divider and an (F-1)-entry queue (bypassed when empty, so the latency
-    is unchanged), and
-    the hash, value path and divider run without back-pressure from the output, which keeps
-    the output handshake off the core's critical path.
+    ``plan.q_interval`` cycles so that every query finds the value path idle and the
+    divider's pipeline ready for it: its output then transfers exactly ``plan.latency`` edges
+    after it (``m_out.ready`` high). Any valid/ready pattern gives the same beats.
+    ``m_out.ready`` drives no pipeline enable: at most ``plan.out_credits`` (F) queries are
+    in flight, finished outputs that are not taken wait in the divider (its output register
+    and an (F-1)-entry queue, bypassed when empty, so the latency is unchanged), and the
+    hash, value path and divider run without back-pressure from the output, which keeps the
+    output handshake off the core's critical path.
 
     Latency: ``plan.latency`` = hash + value path + divider, ``A + C·n`` for n used keys.
     Throughput: ``plan.kv_interval`` (one key per G cycles) and ``plan.q_interval``.
@@ -149,7 +158,8 @@ class AttentionCore(wiring.Component):
         m = Module()
         m.submodules.hash = hsh = plan.hash.component(layouts.key_tag(plan))
         m.submodules.value_path = vp = plan.value.component()
-        m.submodules.divider = div = plan.divider.component(layouts.query_tag())
+        m.submodules.divider = div = plan.divider.component(layouts.query_tag(),
+                                                            depth=plan.out_credits)
 
         # ---- window protocol: keys, then queries
         queries = Signal()                       # phase: 0 keys, 1 queries
@@ -286,56 +296,49 @@ class AttentionCore(wiring.Component):
                 values.r_en.eq(vp.i.valid & vp.i.ready & ht.tag.key),
             ]
         # the value path and the divider never wait: the query throttle (q_interval >= the
-        # divider's interval) leaves the divider idle whenever a (num, den) arrives, and the
-        # output queue always has room for the divider's result (the credits)
+        # divider's interval) lets a (num, den) enter the divider's pipeline whenever it
+        # comes, and the credits (the divider's depth is F) leave its output room
         m.d.comb += [div.i.valid.eq(vp.o.valid), div.i.payload.eq(vp.o.payload),
                      vp.o.ready.eq(1)]
-        result = Signal(layouts.output(plan))
-        m.d.comb += [result.data.eq(div.o.payload.q), result.last.eq(div.o.payload.tag.last),
-                     result.user.eq(div.o.payload.tag.user)]
-        # F results may wait: F - 1 in the queue and one in the divider's output register
-        # (the divider holds it only when the queue is full, and then no other query is in
-        # flight, so no (num, den) can arrive meanwhile)
-        width = len(result.as_value())
-        m.submodules.out_queue = queue = (SyncFIFO(width=width, depth=F - 1) if F > 2
-                                          else _OneEntry(width))
-        direct = ~queue.r_rdy            # the queue is empty: a result may leave at once
         m.d.comb += [
-            div.o.ready.eq(queue.w_rdy | (direct & self.m_out.ready)),
-            self.m_out.valid.eq(queue.r_rdy | div.o.valid),
-            self.m_out.payload.eq(Mux(queue.r_rdy, queue.r_data, result.as_value())),
-            queue.r_en.eq(self.m_out.ready),
-            queue.w_data.eq(result.as_value()),
-            queue.w_en.eq(div.o.valid & ~(direct & self.m_out.ready)),
+            self.m_out.valid.eq(div.o.valid), div.o.ready.eq(self.m_out.ready),
+            self.m_out.payload.data.eq(div.o.payload.q),
+            self.m_out.payload.last.eq(div.o.payload.tag.last),
+            self.m_out.payload.user.eq(div.o.payload.tag.user),
         ]
         return m
 
 
-class _OneEntry(Elaboratable):
-    """A SyncFIFO of depth 1 (the same port names), without the zero-width address wires
-    that SyncFIFO(depth=1) emits: one register and its valid flag; it takes a write only
-    when empty, as SyncFIFO does when full."""
-
-    def __init__(self, width):
-        self.width = width
-        self.w_data, self.w_en, self.w_rdy = Signal(width), Signal(), Signal()
-        self.r_data, self.r_en, self.r_rdy = Signal(width), Signal(), Signal()
-
-    def elaborate(self, platform):
-        m = Module()
-        m.d.comb += [self.w_rdy.eq(~self.r_rdy)]
-        with m.If(self.w_en & self.w_rdy):
-            m.d.sync += [self.r_data.eq(self.w_data), self.r_rdy.eq(1)]
-        with m.Elif(self.r_en & self.r_rdy):
-            m.d.sync += self.r_rdy.eq(0)
-        return m
-
-
 class AxiStreamCore(wiring.Component):
-    """:class:`AttentionCore` with the flat AXI4-Stream port names of SPEC §4
-    (``s_kv_tdata``/``tvalid``/``tready``/``tlast``, ``s_q_*``, ``m_out_*`` and
-    ``m_out_tuser``); ``clk`` and ``rst`` (synchronous, active high) come from the ``sync``
-    domain. ``s_kv_tdata`` holds the key in bits [d·w-1:0] and the value above it."""
+    """:class:`AttentionCore` with the flat AXI4-Stream ports of SPEC §4: the top that
+    ``hamattn gen`` writes. ``clk`` and ``rst`` (synchronous, active high) come from the
+    ``sync`` domain.
+
+    Parameters
+    ----------
+    cfg : :class:`~hamattn.CoreConfig`
+        Passed to the :class:`AttentionCore` inside, which it wraps.
+
+    Members
+    -------
+    s_kv_tdata : :py:`In(2·d·w)`
+        The key in bits [d·w-1:0] and its value in bits [2·d·w-1:d·w], element e of each in
+        bits [e·w + w-1 : e·w] of its field.
+    s_kv_tvalid, s_kv_tlast : :py:`In(1)`; s_kv_tready : :py:`Out(1)`
+        Key channel handshake; ``tlast`` on the last key of a window.
+    s_q_tdata : :py:`In(d·w)`
+        One query.
+    s_q_tvalid, s_q_tlast : :py:`In(1)`; s_q_tready : :py:`Out(1)`
+        Query channel handshake; ``tlast`` on the last query of a window.
+    m_out_tdata : :py:`Out(d·w)`
+        The output of one query, in query order.
+    m_out_tvalid, m_out_tlast, m_out_tuser : :py:`Out(1)`; m_out_tready : :py:`In(1)`
+        Output channel handshake; ``tlast`` copies the query's, ``tuser`` is 1 for every
+        output of a window that had more than N keys.
+
+    The same list with each port's role and field layout: :func:`layouts.top_ports` (the
+    manifest's ``ports``); latency and intervals as in :class:`AttentionCore`.
+    """
 
     def __init__(self, plan):
         self.plan = plan

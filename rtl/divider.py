@@ -2,31 +2,49 @@
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.hdl import Cat, Elaboratable, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from .plan import Timing
 from .tree import tag_width, tagged
 
-__all__ = ["DividerPlan", "RoundingDivider", "divider_latency"]
+__all__ = ["DividerPlan", "RoundingDivider", "divider_latency", "divider_interval",
+           "divider_steps"]
 
 
-def divider_latency(q_bits, groups=1):
-    """Rising edges from the edge at which :class:`RoundingDivider` accepts (num, den) to the
-    edge at which its result transfers, with the output ready: the accepting edge registers
-    the numerators, then each of the ``groups`` groups of lanes takes one edge to form
-    2|num|+den, ``q_bits`` restoring steps and one edge to apply the sign; the result
-    transfers on the next edge: ``groups·(q_bits + 2) + 1``. It is also the divider's
-    interval."""
-    return groups * (q_bits + 2) + 1
+def divider_latency(q_bits, groups=1, steps=1, grouped=False):
+    """Rising edges from the edge at which :class:`RoundingDivider` accepts (num, den) (its
+    last group when ``grouped``) to the edge at which its result transfers, with the output
+    ready: the accepting edge forms |num| + floor(den/2) of the first group, ``q_bits``
+    restoring steps (``steps`` per pipeline stage), one edge applies the sign, the result
+    transfers on the next edge: ``q_bits + 2``; a whole-vector input of ``groups`` groups
+    issues one group per ``steps`` edges, which adds ``(groups - 1)·steps``."""
+    return q_bits + 2 + (0 if grouped else (groups - 1) * steps)
+
+
+def divider_interval(groups=1, steps=1):
+    """Edges between divisions that :class:`RoundingDivider` accepts at full rate: a pipeline
+    stage takes a group every ``steps`` edges, so ``groups·steps``."""
+    return groups * steps
+
+
+def divider_steps(q_bits, groups, interval):
+    """Restoring steps per stage of the slowest divider that keeps up with one division per
+    ``interval`` edges: the most steps per stage (fewest stages) with ``groups·steps <=
+    interval``, balanced over ``ceil(q_bits / steps)`` stages; 1 (one step per stage) when
+    ``interval < 2·groups``."""
+    most = max(1, min(q_bits, interval // groups))
+    return -(-q_bits // -(-q_bits // most))
 
 
 @dataclass(frozen=True)
 class DividerPlan:
     """A :class:`RoundingDivider` of ``elements`` quotients of ``q_bits`` bits, ``lanes`` at
-    a time, its numerators ``num_width`` and its denominator ``den_width`` bits wide; with
-    ``grouped`` it takes one group of lanes per beat."""
+    a time, its numerators ``num_width`` and its denominator ``den_width`` bits wide, with
+    ``steps`` restoring steps per pipeline stage; with ``grouped`` it takes one group of
+    lanes per beat."""
 
     elements: int
     num_width: int
@@ -34,6 +52,15 @@ class DividerPlan:
     q_bits: int
     lanes: int
     grouped: bool = False
+    steps: int = 1
+
+    @classmethod
+    def keeping_up(cls, elements, num_width, den_width, q_bits, lanes, grouped, interval):
+        """The plan with the most steps per stage (the fewest stages) whose interval is at
+        most ``interval``: a divider that never sets the core's query interval."""
+        groups = -(-elements // lanes)
+        return cls(elements, num_width, den_width, q_bits, lanes, grouped,
+                   divider_steps(q_bits, groups, interval))
 
     @property
     def groups(self):
@@ -41,57 +68,76 @@ class DividerPlan:
 
     @property
     def latency(self):
-        return Timing(divider_latency(self.q_bits, self.groups))
+        return Timing(divider_latency(self.q_bits, self.groups, self.steps, self.grouped))
 
     @property
     def interval(self):
-        """One division at a time: the next input is taken as the result leaves."""
-        return self.latency
+        return Timing(divider_interval(self.groups, self.steps))
 
-    def component(self, tag_shape=unsigned(0)):
+    def component(self, tag_shape=unsigned(0), depth=1):
         return RoundingDivider(self.elements, self.num_width, self.den_width, self.q_bits,
-                               tag_shape, lanes=self.lanes, grouped=self.grouped)
+                               tag_shape, lanes=self.lanes, grouped=self.grouped,
+                               steps=self.steps, depth=depth)
 
 
 class RoundingDivider(wiring.Component):
-    """``elements`` quotients rounded half away from zero, by shift-and-subtract (no
-    multiplier), computed ``lanes`` at a time.
+    """``elements`` quotients rounded half away from zero by a pipeline of restoring
+    shift-and-subtract steps (no multiplier), ``lanes`` at a time.
 
-    The quotient is known to fit ``q_bits`` bits as a magnitude (an attention output lies
-    between the smallest and the largest value, SPEC §3), so restoring division needs only
-    ``q_bits`` steps whatever the width of the numerator: R = 2|a| + den is compared with
-    ``(2·den) << i`` for i = q_bits-1 .. 0.
+    floor((2|a| + den) / (2·den)) = floor(X / den) with X = |a| + floor(den/2). The quotient
+    is known to fit ``q_bits`` bits as a magnitude (an attention output lies between the
+    smallest and the largest value, SPEC §3), so X < den·2^q_bits and restoring division
+    needs ``q_bits`` steps whatever the width of the numerator: the partial remainder starts
+    as X >> q_bits (< den) and each step shifts in the next bit of X and subtracts den where
+    it can. The remainder is shifted, not the divisor, so every step's subtractor is only
+    ``den_width + 1`` bits wide.
 
-    With ``lanes`` < ``elements`` the numerators are held in a rotating bank of
-    G = ceil(elements / lanes) groups and divided one group after the other by ``lanes``
-    subtractors (folding, ``--lanes``); the quotients fill an output bank the same way.
+    Pipeline (one group of ``lanes`` per stage): a form stage (X and the sign of a), then
+    S = ceil(q_bits / ``steps``) stages of up to ``steps`` restoring steps each (a stage
+    takes a new group every ``steps`` edges; ``steps`` = 1: fully pipelined, a group per
+    edge; ``steps`` = q_bits: one bit-serial stage), then the sign, into an output register
+    of ``elements`` quotients. The stages' registers load every edge (no clock enable); only
+    their valid flags and step counters are control.
+
+    With ``lanes`` < ``elements`` (folding, ``--lanes``) a division is G = ceil(elements /
+    lanes) groups. Whole-vector input: the accepting edge forms group 0 and keeps groups 1
+    .. G-1 in a register bank that issues one group per ``steps`` edges. Grouped input
+    (``grouped=True``, a folded linear core): ``i`` carries one group per beat,
+    ``{num: lanes × signed(num_width), den, last: 1, tag}``, groups 0 .. G-1 in order,
+    ``last`` on group G-1, at least ``steps`` edges apart; each beat enters the pipeline at
+    once (no bank). The quotients fill the output register group by group.
+
+    ``depth`` (>= 1): divisions the divider holds before it refuses more (accepted and not
+    yet taken from ``o``): its output register and a queue of ``depth - 1`` results behind
+    it (block RAM from 2 on), bypassed when empty. A division is only accepted (``i.ready``,
+    on its first group when grouped) when its result will have a place, so ``o.ready`` never
+    stalls the pipeline; with ``depth`` >= latency / interval + 1 a consumer whose ready stays high
+    never throttles the input (grouped: a division is held from its first group, (G-1)·steps
+    edges before the latency starts).
 
     Ports:
       ``i``: stream of ``{num: elements × signed(num_width), den: unsigned(den_width), tag}``
       ``o``: stream of ``{q: elements × signed(q_bits), tag}``
 
-    Grouped input (``grouped=True``, a folded linear core): ``i`` carries one group per beat,
-    ``{num: lanes × signed(num_width), den, last: 1, tag}``, groups 0 .. G-1 of a division in
-    order, ``last`` on group G-1; ``i.ready`` is always high (the core's query throttle
-    guarantees room). The groups go to a memory of G words (block RAM) instead of a register
-    bank; group g of the next division may be written once group g of this one was read,
-    which the query interval guarantees. The last beat starts the division, with the same
-    latency as the whole-vector input.
-
-    Latency: ``G·(q_bits + 2) + 1`` edges (the accepting edge registers num and den; per
-    group one edge forms 2|a|+den, ``q_bits`` steps, one applies the sign; then the result
-    transfers) from input transfer to output transfer with ``o.ready`` high. Throughput: one
-    division per latency (a new input is taken in the cycle the result leaves).
+    Latency (:attr:`latency`): ``q_bits + 2`` edges from the input transfer (the last
+    group's when grouped) to the output transfer with ``o.ready`` high, plus ``(G - 1)·steps``
+    for a whole-vector input. Interval (:attr:`interval`): ``G·steps`` edges between
+    accepted divisions at full rate.
     """
 
     def __init__(self, elements, num_width, den_width, q_bits, tag_shape=unsigned(0),
-                 lanes=None, grouped=False):
+                 lanes=None, grouped=False, steps=1, depth=1):
         self.elements, self.num_width, self.den_width, self.q_bits = \
             elements, num_width, den_width, q_bits
         self.lanes = elements if lanes is None else lanes
         if not 1 <= self.lanes <= elements:
             raise ValueError(f"lanes = {lanes!r} is not allowed: 1 .. elements = {elements}")
+        if not 1 <= steps <= q_bits:
+            raise ValueError(f"steps = {steps!r} is not allowed: 1 .. q_bits = {q_bits}")
+        if depth < 1:
+            raise ValueError(f"depth = {depth!r} is not allowed: at least 1")
         self.groups = -(-elements // self.lanes)
+        self.steps, self.depth = steps, depth
         self.tag_shape = tag_shape
         self.grouped = grouped
         if grouped:
@@ -107,9 +153,15 @@ class RoundingDivider(wiring.Component):
         })
 
     @property
+    def stage_steps(self):
+        """Restoring steps of each pipeline stage: ``steps``, the last one the rest."""
+        k, qb = self.steps, self.q_bits
+        return [min(k, qb - s) for s in range(0, qb, k)]
+
+    @property
     def plan(self):
         return DividerPlan(self.elements, self.num_width, self.den_width, self.q_bits,
-                           self.lanes, self.grouped)
+                           self.lanes, self.grouped, self.steps)
 
     @property
     def latency(self):
@@ -119,109 +171,206 @@ class RoundingDivider(wiring.Component):
     def interval(self):
         return self.plan.interval
 
+    def _stage(self, name, has_count):
+        """The registers of one pipeline stage: control, and per lane the remainder ``r``,
+        ``xq`` (the bits of X not yet shifted in, the quotient bits below them) and the
+        sign of a."""
+        P, dw, qb = self.lanes, self.den_width, self.q_bits
+        st = {"valid": Signal(name=f"{name}_valid"), "last": Signal(name=f"{name}_last"),
+              "den": Signal(dw, name=f"{name}_den"),
+              "r": [Signal(dw, name=f"{name}_r{p}") for p in range(P)],
+              "xq": [Signal(qb, name=f"{name}_xq{p}") for p in range(P)],
+              "neg": Signal(P, name=f"{name}_neg")}
+        if tag_width(self.tag_shape):
+            st["tag"] = Signal(self.tag_shape, name=f"{name}_tag")
+        if has_count:
+            st["count"] = Signal(range(self.steps + 1), name=f"{name}_count")
+        return st
+
+    def _step(self, m, name, src):
+        """One restoring step of every lane of ``src`` (a stage's registers or values):
+        t = 2r + the next bit of X; subtract den where t >= den, and shift the quotient bit
+        in. Returns (r, xq) of every lane."""
+        dw = self.den_width
+        out = []
+        for p, (r, xq) in enumerate(zip(src["r"], src["xq"])):
+            t = Cat(xq[-1], r)                                   # dw + 1 bits
+            diff = Signal(signed(dw + 2), name=f"{name}_diff{p}")
+            m.d.comb += diff.eq(t - src["den"])
+            take = ~diff[-1]
+            out.append((Mux(take, diff[:dw], t[:dw]), Cat(take, xq[:-1])))
+        return out
+
     def elaborate(self, platform):
         m = Module()
-        P, G, E, qb = self.lanes, self.groups, self.elements, self.q_bits
-        rw = max(self.num_width, self.den_width) + 1          # 2|a| + den
-        dw = self.den_width + qb                              # (2 den) << (q_bits - 1)
-        # numerator bank: group 0 is the head; padding lanes of the last group hold 0
-        # (grouped: a memory of G words, group g at address g)
-        if self.grouped:
-            m.submodules.groups = mem = memory.Memory(
-                shape=data.ArrayLayout(signed(self.num_width), P), depth=G, init=[])
-            wp, rp = mem.write_port(), mem.read_port(transparent_for=())
-            waddr = Signal(range(G))
-            raddr = Signal(range(G))                 # the group that FORM reads next
-            m.d.comb += [self.i.ready.eq(1), wp.addr.eq(waddr), wp.data.eq(self.i.payload.num),
-                         wp.en.eq(Mux(self.i.valid, -1, 0)), rp.addr.eq(raddr)]
-            with m.If(self.i.valid):
-                m.d.sync += waddr.eq(Mux(self.i.payload.last, 0, waddr + 1))
-            head = [rp.data[p] for p in range(P)]
-        else:
-            bank = [[Signal(signed(self.num_width), name=f"num_{g}_{p}") for p in range(P)]
-                    for g in range(G)]
-            head = bank[0]
-        outb = [[Signal(signed(qb), name=f"q_{g}_{p}") for p in range(P)] for g in range(G)]
-        neg = Signal(P)
-        den = Signal(self.den_width)
-        rem = [Signal(rw, name=f"rem{p}") for p in range(P)]
-        quo = [Signal(qb, name=f"quo{p}") for p in range(P)]
-        dsh = Signal(dw)
-        step = Signal(range(qb + 1))
-        group = Signal(range(G + 1))
+        P, G, E, qb, dw = self.lanes, self.groups, self.elements, self.q_bits, self.den_width
         has_tag = tag_width(self.tag_shape) > 0
-        tag = Signal(self.tag_shape) if has_tag else None
-        ovalid = Signal()
+        keys = ["den", "last"] + (["tag"] if has_tag else [])
+        transfer = self.i.valid & self.i.ready
+        out_tx = self.o.valid & self.o.ready
 
-        def load():
-            # whole input: every transfer starts a division; grouped: the last group does
-            # (the memory took the others; raddr is 0 outside SIGN)
-            if not self.grouped:
-                m.d.comb += self.i.ready.eq(1)
-            start = (self.i.valid & self.i.payload.last) if self.grouped else self.i.valid
-            with m.If(start):
-                if not self.grouped:
-                    for g in range(G):
-                        for p in range(P):
-                            e = g * P + p
-                            m.d.sync += bank[g][p].eq(self.i.payload.num[e] if e < E else 0)
-                m.d.sync += [den.eq(self.i.payload.den), group.eq(0)]
-                if has_tag:
-                    m.d.sync += tag.eq(self.i.payload.tag)
-                m.next = "FORM"
+        # ---- credits: divisions accepted (first group) and not yet taken from o
+        pending = Signal(range(self.depth + 1))
+        mid = Signal()                        # grouped: groups of a division still to come
+        first = ~mid if self.grouped else 1
+        accept = transfer & first
+        with m.If(accept & ~out_tx):
+            m.d.sync += pending.eq(pending + 1)
+        with m.Elif(out_tx & ~accept):
+            m.d.sync += pending.eq(pending - 1)
+        # (a registered compare: o.ready reaches no input handshake, except at depth 1,
+        # where the next division enters as the result leaves)
+        credit = (pending == 0) | out_tx if self.depth == 1 else pending < self.depth
+        if self.grouped:
+            with m.If(transfer):
+                m.d.sync += mid.eq(~self.i.payload.last)
 
-        with m.FSM():
-            with m.State("IDLE"):
-                load()
-            with m.State("FORM"):
-                # 2|a| + den of the head group, as den ± 2a: no separate negation
-                for p in range(P):
-                    a = head[p]
-                    m.d.sync += [neg[p].eq(a < 0),
-                                 rem[p].eq(Mux(a < 0, den - (a << 1), den + (a << 1)))]
-                if G > 1 and not self.grouped:
-                    m.d.sync += [bank[g][p].eq(bank[(g + 1) % G][p])
-                                 for g in range(G) for p in range(P)]
-                m.d.sync += [dsh.eq(den << qb), step.eq(qb - 1)]
-                m.d.sync += [q.eq(0) for q in quo]
-                m.next = "STEP"
-            with m.State("STEP"):
-                for p in range(P):
-                    # one subtractor per step: its sign is the comparison
-                    diff = Signal(signed(max(rw, dw) + 1), name=f"diff{p}")
-                    m.d.comb += diff.eq(rem[p] - dsh)
-                    take = ~diff[-1]
-                    m.d.sync += quo[p].eq(Cat(take, quo[p][:-1]) if qb > 1 else take)
-                    with m.If(take):
-                        m.d.sync += rem[p].eq(diff)
-                m.d.sync += [dsh.eq(dsh >> 1), step.eq(step - 1)]
-                with m.If(step == 0):
-                    m.next = "SIGN"
-            with m.State("SIGN"):
-                # the quotients enter the output bank at the tail; after G groups group 0
-                # is back at the head
-                for p in range(P):
-                    m.d.sync += outb[G - 1][p].eq(Mux(neg[p], -quo[p], quo[p]))
-                if G > 1:
-                    m.d.sync += [outb[g][p].eq(outb[g + 1][p])
-                                 for g in range(G - 1) for p in range(P)]
-                m.d.sync += group.eq(group + 1)
-                if self.grouped and G > 1:
-                    m.d.comb += raddr.eq(Mux(group == G - 1, 0, group + 1))
-                with m.If(group == G - 1):
-                    m.d.sync += ovalid.eq(1)
-                    m.next = "DONE"
-                with m.Else():
-                    m.next = "FORM"
-            with m.State("DONE"):
-                with m.If(self.o.ready):
-                    m.d.sync += ovalid.eq(0)
-                    m.next = "IDLE"
-                    load()
-        # o.valid is a register of its own (not a decode of the FSM state), so the core's
-        # m_out_tvalid is a flip-flop output, defined from reset in every simulator
-        m.d.comb += self.o.valid.eq(ovalid)
-        m.d.comb += [self.o.payload.q[e].eq(outb[e // P][e % P]) for e in range(E)]
+        # ---- stage 0 spacing: a group enters every `steps` edges at most
+        k = self.steps
+        gap = Signal(range(k), name="gap") if k > 1 else None
+        free = (gap == 0) if k > 1 else 1
+
+        # ---- the source of the form stage: the input, or the bank's head group
+        src_num = [self.i.payload.num[p] for p in range(P)]
+        src = {"den": self.i.payload.den,
+               "last": self.i.payload.last if self.grouped else (G == 1)}
         if has_tag:
-            m.d.comb += self.o.payload.tag.eq(tag)
+            src["tag"] = self.i.payload.tag
+        enter = transfer                     # a group enters the form stage
+        if G > 1 and not self.grouped:
+            # groups 1 .. G-1 wait in a bank, group 1 at the head; padding lanes hold 0
+            bank = [[Signal(signed(self.num_width), name=f"num_{g}_{p}") for p in range(P)]
+                    for g in range(1, G)]
+            bank_ctl = {"den": Signal(dw, name="bank_den")}
+            if has_tag:
+                bank_ctl["tag"] = Signal(self.tag_shape, name="bank_tag")
+            left = Signal(range(G), name="left")             # groups still in the bank
+            issue = (left != 0) & free
+            m.d.comb += self.i.ready.eq((left == 0) & free & credit)
+            with m.If(transfer):
+                for g in range(1, G):
+                    for p in range(P):
+                        e = g * P + p
+                        m.d.sync += bank[g - 1][p].eq(self.i.payload.num[e] if e < E else 0)
+                m.d.sync += [bank_ctl[key].eq(src[key]) for key in bank_ctl]
+                m.d.sync += left.eq(G - 1)
+            with m.Elif(issue):
+                m.d.sync += [bank[g][p].eq(bank[g + 1][p] if g + 2 < G else 0)
+                             for g in range(G - 1) for p in range(P)]
+                m.d.sync += left.eq(left - 1)
+            src_num = [Mux(issue, bank[0][p], self.i.payload.num[p]) for p in range(P)]
+            src = {key: Mux(issue, bank_ctl[key], src[key]) for key in bank_ctl}
+            src["last"] = issue & (left == 1)
+            enter = transfer | issue
+        else:
+            m.d.comb += self.i.ready.eq(free & (credit | ~first))
+        if k > 1:
+            m.d.sync += gap.eq(Mux(enter, k - 1, Mux(gap == 0, 0, gap - 1)))
+
+        # ---- form: X = |a| + floor(den/2) as den/2 ± a (no separate negation);
+        # r = X >> q_bits (< den for a quotient that fits), xq = the low q_bits of X
+        form = self._stage("form", False)
+        half = src["den"] >> 1
+        m.d.sync += [form["valid"].eq(enter)]
+        m.d.sync += [form[key].eq(src[key]) for key in keys]
+        for p, a in enumerate(src_num):
+            x = Signal(max(self.num_width, dw), name=f"form_x{p}")
+            m.d.comb += x.eq(Mux(a < 0, half - a, half + a))
+            m.d.sync += [form["r"][p].eq(x[qb:]), form["xq"][p].eq(x[:qb]),
+                         form["neg"][p].eq(a < 0)]
+
+        # ---- restoring stages
+        prev, prev_done = form, form["valid"]
+        for s, ks in enumerate(self.stage_steps):
+            name = f"stage{s}"
+            st = self._stage(name, ks > 1)
+            start = prev_done
+            if ks == 1:
+                # every edge: the previous stage's group takes one step
+                m.d.sync += st["valid"].eq(start)
+                from_ = prev
+                done = st["valid"]
+            else:
+                # the first step from the previous stage, the others from this one's registers
+                more = st["valid"] & (st["count"] < ks)
+                m.d.sync += [st["valid"].eq(start | more),
+                             st["count"].eq(Mux(start, 1, st["count"] + 1))]
+                from_ = {key: Mux(start, prev[key], st[key]) for key in keys}
+                from_.update({key: [Mux(start, a, b) for a, b in zip(prev[key], st[key])]
+                              for key in ("r", "xq")})
+                from_["neg"] = Mux(start, prev["neg"], st["neg"])
+                done = st["valid"] & (st["count"] == ks)
+            m.d.sync += [st[key].eq(from_[key]) for key in keys + ["neg"]]
+            for p, (r, xq) in enumerate(self._step(m, name, from_)):
+                m.d.sync += [st["r"][p].eq(r), st["xq"][p].eq(xq)]
+            prev, prev_done = st, done
+
+        # ---- sign, into the output register (group G-1 at the tail, shifted towards 0)
+        outb = [[Signal(signed(qb), name=f"q_{g}_{p}") for p in range(P)] for g in range(G)]
+        ovalid = Signal()
+        tag = Signal(self.tag_shape, name="out_tag") if has_tag else None
+        with m.If(prev_done):
+            for p in range(P):
+                q = prev["xq"][p]
+                m.d.sync += outb[G - 1][p].eq(Mux(prev["neg"][p], -q, q))
+            m.d.sync += [outb[g][p].eq(outb[g + 1][p]) for g in range(G - 1) for p in range(P)]
+            if has_tag:
+                m.d.sync += tag.eq(prev["tag"])
+
+        # ---- the result leaves directly, or waits in the queue (depth - 1 entries); a new
+        # result lands only when the credits guarantee that the previous one leaves
+        result = Signal(self.o.payload.shape())
+        m.d.comb += [result.q[e].eq(outb[e // P][e % P]) for e in range(E)]
+        if has_tag:
+            m.d.comb += result.tag.eq(tag)
+        if self.depth > 1:
+            # a memory with a synchronous read (block RAM) from 2 entries on, with one entry
+            # to spare: its inner memory refuses a write while full even as its output
+            # register drains, and a new result must always find room
+            width = len(result.as_value())
+            if self.depth > 2:
+                m.submodules.queue = queue = SyncFIFOBuffered(width=width, depth=self.depth)
+                empty = queue.level == 0
+            else:
+                m.submodules.queue = queue = _OneEntry(width)
+                empty = ~queue.r_rdy
+            # results leave in order: the newest (the output register) only past an empty
+            # queue; an entry written to the block RAM shows after an edge or two
+            leave = queue.w_rdy | (empty & self.o.ready)
+            m.d.comb += [
+                self.o.valid.eq(Mux(empty, ovalid, queue.r_rdy)),
+                self.o.payload.eq(Mux(empty, result.as_value(), queue.r_data)),
+                queue.r_en.eq(self.o.ready),
+                queue.w_data.eq(result.as_value()),
+                queue.w_en.eq(ovalid & ~(empty & self.o.ready)),
+            ]
+        else:
+            leave = self.o.ready
+            m.d.comb += [self.o.valid.eq(ovalid), self.o.payload.eq(result)]
+        # o.valid comes from registers (not a decode of the pipeline), so the core's
+        # m_out_tvalid is defined from reset in every simulator
+        with m.If(prev_done & prev["last"]):
+            m.d.sync += ovalid.eq(1)
+        with m.Elif(leave):
+            m.d.sync += ovalid.eq(0)
+        return m
+
+
+class _OneEntry(Elaboratable):
+    """A SyncFIFO of depth 1 (the same port names), without the zero-width address wires
+    that SyncFIFO(depth=1) emits: one register and its valid flag; it takes a write only
+    when empty, as SyncFIFO does when full."""
+
+    def __init__(self, width):
+        self.width = width
+        self.w_data, self.w_en, self.w_rdy = Signal(width), Signal(), Signal()
+        self.r_data, self.r_en, self.r_rdy = Signal(width), Signal(), Signal()
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += [self.w_rdy.eq(~self.r_rdy)]
+        with m.If(self.w_en & self.w_rdy):
+            m.d.sync += [self.r_data.eq(self.w_data), self.r_rdy.eq(1)]
+        with m.Elif(self.r_en & self.r_rdy):
+            m.d.sync += self.r_rdy.eq(0)
         return m

@@ -57,15 +57,28 @@ class HammingPlan:
 class HammingDistance(wiring.Component):
     """Distance between two b-bit codes, usable on its own.
 
-    Ports:
-      ``i``: stream of ``{a: unsigned(b), b: unsigned(b), tag: tag_shape}``
-      ``o``: stream of ``{h: unsigned(bits(b)), tag: tag_shape}``, h in [0, b]
+    Parameters
+    ----------
+    code_bits : :class:`int`
+        b, the code length (1..1024).
+    tag_shape : shape-like
+        Side band that travels with each pair unchanged.
+    tree : :class:`str`
+        ``sum`` (XOR, then a binary adder tree), ``lut6`` or ``lut4`` (compressor trees of
+        rtl/popcount.py with the XOR folded into the first counters) or ``auto`` (the tree
+        for ``fabric``: lut6 on xc7 and with no fabric, lut4 on iCE40 and ECP5).
+    stages : :class:`int` or ``None``
+        Register stages; ``None``: the tree's natural depth.
+    fabric : :class:`str` or ``None``
+        ``None`` for behavioural logic (simulation, portable Verilog), or ``xc7`` /
+        ``ice40`` / ``ecp5`` to build the tree from that fabric's primitive cells.
 
-    ``tree``: ``sum`` (XOR, then a binary adder tree), ``lut6`` or ``lut4`` (compressor
-    trees of rtl/popcount.py with the XOR folded into the first counters) or ``auto`` (the
-    tree for ``fabric``: lut6 on xc7 and with no fabric, lut4 on iCE40 and ECP5).
-    ``fabric``: None for behavioural logic (simulation, portable Verilog), or ``xc7`` /
-    ``ice40`` / ``ecp5`` to build the tree from that fabric's primitive cells.
+    Members
+    -------
+    i : :py:`In(stream.Signature({a: unsigned(b), b: unsigned(b), tag: tag_shape}))`
+        The two codes.
+    o : :py:`Out(stream.Signature({h: unsigned(bits(b)), tag: tag_shape}))`
+        Their distance h in [0, b].
 
     Latency: ``stages`` edges, by default :func:`hamming_latency` of (b, tree) (sum:
     ``1 + ceil(log2(b))``, one XOR register and one per adder level).

@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 __all__ = ["vector", "query_tag", "token", "group", "key_tag", "weighted_sum", "grouped",
            "weighted_group", "output",
-           "value_path_ports", "axi_ports"]
+           "value_path_ports", "top_ports", "axi_ports"]
 
 
 def vector(cfg):
@@ -77,14 +77,58 @@ def output(cfg):
     return data.StructLayout({"data": vector(cfg), "last": 1, "user": 1})
 
 
-def axi_ports(cfg):
-    """The flat AXI4-Stream ports of SPEC §4 as wiring members (``clk``/``rst`` come from the
-    ``sync`` domain): every generated top, the core's and the baselines', has exactly these."""
+def _vector_field(cfg, name, lsb):
+    """A d-element field of a ``tdata`` port starting at bit ``lsb``: element e in bits
+    [lsb + e·w + w-1 : lsb + e·w], two's complement (SPEC §4)."""
+    d, w = cfg.d, cfg.w
+    base = f"{lsb} + " if lsb else ""
+    return {"name": name, "lsb": lsb, "width": d * w, "elements": d, "element_width": w,
+            "signed": True, "bits": f"[{lsb + d * w - 1}:{lsb}]",
+            "element_bits": f"element e = 0..{d - 1} in [{base}{w}*e + {w - 1} : {base}{w}*e]"}
+
+
+def top_ports(cfg):
+    """Every port of the generated top in SPEC §4 order, as the manifest lists them: dicts
+    ``{"name", "direction", "width", "role"}``, and for a ``tdata`` port ``"fields"``: the
+    vectors it carries, each ``{"name", "lsb", "width", "elements", "element_width",
+    "signed", "bits", "element_bits"}`` (:func:`vector` at bit ``lsb``). ``s_kv_tdata``
+    carries the key in bits [d·w-1:0] and its value in bits [2·d·w-1:d·w]. A beat transfers
+    on a rising edge of ``clk`` with ``tvalid`` and ``tready`` both high."""
     dw = cfg.d * cfg.w
-    return {
-        "s_kv_tdata": In(2 * dw), "s_kv_tvalid": In(1), "s_kv_tready": Out(1),
-        "s_kv_tlast": In(1),
-        "s_q_tdata": In(dw), "s_q_tvalid": In(1), "s_q_tready": Out(1), "s_q_tlast": In(1),
-        "m_out_tdata": Out(dw), "m_out_tvalid": Out(1), "m_out_tready": In(1),
-        "m_out_tlast": Out(1), "m_out_tuser": Out(1),
-    }
+
+    def port(name, direction, width, role, *fields):
+        p = {"name": name, "direction": direction, "width": width, "role": role}
+        if fields:
+            p["fields"] = list(fields)
+        return p
+
+    return [
+        port("clk", "input", 1, "clock: every port is sampled at its rising edge"),
+        port("rst", "input", 1, "synchronous reset, active high: returns the core to the start "
+             "of a window from any state (outputs in flight are discarded)"),
+        port("s_kv_tdata", "input", 2 * dw, "key/value channel data: one key and its value",
+             _vector_field(cfg, "key", 0), _vector_field(cfg, "value", dw)),
+        port("s_kv_tvalid", "input", 1, "key/value channel: the source offers a beat"),
+        port("s_kv_tready", "output", 1, "key/value channel: the core takes the beat"),
+        port("s_kv_tlast", "input", 1, "key/value channel: the last key of the window"),
+        port("s_q_tdata", "input", dw, "query channel data: one query",
+             _vector_field(cfg, "query", 0)),
+        port("s_q_tvalid", "input", 1, "query channel: the source offers a beat"),
+        port("s_q_tready", "output", 1, "query channel: the core takes the beat"),
+        port("s_q_tlast", "input", 1, "query channel: the last query of the window"),
+        port("m_out_tdata", "output", dw, "output channel data: the output of one query, in "
+             "query order", _vector_field(cfg, "out", 0)),
+        port("m_out_tvalid", "output", 1, "output channel: the core offers a beat"),
+        port("m_out_tready", "input", 1, "output channel: the sink takes the beat"),
+        port("m_out_tlast", "output", 1, "output channel: a copy of the query's tlast"),
+        port("m_out_tuser", "output", 1, "output channel: 1 when this window had more than N "
+             "keys and only the first N were used"),
+    ]
+
+
+def axi_ports(cfg):
+    """The flat AXI4-Stream ports of SPEC §4 as wiring members (:func:`top_ports` without
+    ``clk``/``rst``, which come from the ``sync`` domain): every generated top, the core's
+    and the baselines', has exactly these."""
+    return {p["name"]: (In if p["direction"] == "input" else Out)(p["width"])
+            for p in top_ports(cfg) if p["name"] not in ("clk", "rst")}

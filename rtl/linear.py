@@ -242,8 +242,8 @@ class FoldedLinearValuePath(LinearValuePath):
     group: a key reads, adds ±v and writes back each group (b·P adders and P for V), its
     value arriving one group per cycle on ``v`` (the key is read only while ``v`` is valid); a
     query reads each group into P read-out trees, whose results leave as one beat per group
-    (no bank of sums here: the divider stores the groups); the window's last query writes
-    zeros back, and so does a sweep of G cycles after reset (no token is taken meanwhile).
+    (no bank of sums here: the divider takes each group into its pipeline); the window.s last
+    query writes zeros back, and so does a sweep of G cycles after reset (no token is taken meanwhile).
     Latency (query): ``plan.readout_latency + 1`` edges from the transfer (one more for the
     memory read) to the transfer of the last group's beat, the token being held ``G·R - 1``
     cycles before it (``plan.latency`` counts from the first of those); throughput one token
@@ -407,7 +407,7 @@ class FoldedLinearValuePath(LinearValuePath):
             totals.append((bases[q] - root.value) if root.neg else (root.value + bases[q]))
 
         # one beat per group (P nums, den, last on group G-1) in a register: the divider
-        # keeps the groups in its own memory, so no bank of G·P sums is held here
+        # takes each group into its pipeline, so no bank of G·P sums is held here
         beat = Signal(layouts.weighted_group(plan))
         den = Signal(unsigned(plan.den_width))
         if R > 1:

@@ -252,11 +252,19 @@ class ScanValuePath(wiring.Component):
     ``hsoftmax``: one pass adds ``v_j << (s[b] - s[H_j])`` to num and ``1 << (s[b]-s[H_j])``
     to den (once per key): shifts, no multiplier.
 
-    Ports (:func:`layouts.value_path_ports`):
-      ``i``: stream of :func:`layouts.token` (keys then queries of a window; unfolded with
-      the key's d-wide value);
-      ``o``: stream of :func:`layouts.weighted_sum` (d-wide num, den, tag);
-      ``v`` (folded only): stream of :func:`layouts.group`, the keys' values, G per key.
+    Parameters
+    ----------
+    cfg : :class:`~hamattn.CoreConfig`
+        A ``topk`` or ``hsoftmax`` config.
+
+    Members
+    -------
+    i : :py:`In(stream.Signature(layouts.token(cfg)))`
+        Hashed keys then queries of a window (unfolded with the key's d-wide value).
+    o : :py:`Out(stream.Signature(layouts.weighted_sum(cfg)))`
+        d-wide num, den and the query's tag, one per query.
+    v : :py:`In(stream.Signature(layouts.group(cfg)))` (folded only)
+        The keys' values, G groups per key.
 
     Latency (edges from a query's transfer on ``i`` to its transfer on ``o``, ``o.ready``
     high), ``plan.latency``, L_H = ``plan.hamming.latency``, n keys in the window:

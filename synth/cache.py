@@ -19,7 +19,7 @@ __all__ = ["DEFAULT_CACHE_DIR", "cache_key", "cache_load", "cache_store", "resol
 DEFAULT_CACHE_DIR = pathlib.Path("build") / "synth-cache"
 
 #: bump when the meaning of a cached result changes
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3          # 3: placed results name their critical path
 
 
 def resolve_cache_dir(cache_dir):

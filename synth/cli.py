@@ -155,6 +155,10 @@ def format_report(rep):
         b = rep["baseline_dsp"]
         lines.append(f"  baseline with DSP blocks: {amount(b['area'], rep['area_unit'])}, "
                      f"{b['dsps']} DSPs")
+    if d.get("critical_path"):
+        c = d["critical_path"]
+        lines.append(f"  critical path {c['from']} -> {c['to']}, {c['delay_ns']} ns "
+                     f"({c['from_net']} -> {c['to_net']})")
     if rep.get("fmax_ceiling_mhz"):
         lines.append(f"  Fmax ceiling of the fabric {rep['fmax_ceiling_mhz']} MHz"
                      + (f" (core at {rep['fmax_fraction_of_ceiling']:.0%})"

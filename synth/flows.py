@@ -23,7 +23,9 @@ one ECP5 LUT4 position (half a SLICE; a ``CCU2C`` carry takes two), the LUT-leve
 nextpnr reports no SLICE total. ``ffs`` is the design module's own flip-flop count after
 synthesis (the harness is a separate module then, so the count is exact). ``fmax_mhz`` is
 nextpnr's achieved Fmax of the harness clock (the harness's own paths are single LUT levels,
-as in the Fmax-ceiling design, so they never hide a slower design path).
+as in the Fmax-ceiling design, so they never hide a slower design path). ``critical_path``
+names the path that sets it, from nextpnr's report (:func:`critical_path`): start and end
+cells, ``delay_ns`` (= 1000 / ``fmax_mhz``), the clock, the first and last nets.
 
 nextpnr first packs the netlist (``--pack-only``). A design that does not fit the device
 is not placed: ``fits`` is false, ``area_kind`` is ``"packed"`` and ``area`` comes from the
@@ -49,12 +51,13 @@ from dataclasses import dataclass
 from .. import process
 from . import harness as _h
 from .cache import cache_key, cache_load, cache_store, resolve_cache_dir
-from .nextpnr import overuse, read_report, utilisation_table
+from .nextpnr import critical_path, overuse, read_report, utilisation_table
 from .tools import (DEFAULT_TIMEOUT, ToolError, package_versions, run_nextpnr, run_yosys,
                     tool_versions)
 
 __all__ = [
     "TARGETS", "Target", "synthesize", "synth_report", "fmax_ceiling", "read_ports",
+    "critical_path",
     "cell_counts", "classify_cells", "CMOS_TRANSISTORS", "SynthError", "amount", "PLURAL",
 ]
 
@@ -413,12 +416,13 @@ def _placed_job(kind, sources, top, tgt, build_dir, cache_dir, timeout, seed, fr
         error = "does not fit the device: " + ", ".join(f"{k} {v}" for k, v in over.items())
         util = {k: u for k, (u, a) in packed.items() if u}
         avail = {k: a for k, (u, a) in packed.items() if u}
-        fmax, pr_seconds, fmax_device = {}, round(pk.seconds, 2), None
+        fmax, pr_seconds, fmax_device, path = {}, round(pk.seconds, 2), None, None
         if fallback:
             try:
                 pr = run_nextpnr(tgt.family, fallback, cwd=job, name="pnr-fallback",
                                  timeout=timeout)
-                fmax = read_report(job / "report.json").fmax
+                report = read_report(job / "report.json")
+                fmax, path = report.fmax, report.critical_path
                 fmax_device = tgt.fallback_name
                 pr_seconds = round(pk.seconds + pr.seconds, 2)
             except ToolError as e:
@@ -432,6 +436,7 @@ def _placed_job(kind, sources, top, tgt, build_dir, cache_dir, timeout, seed, fr
         pr_seconds = round(pk.seconds + pr.seconds, 2)
         report = read_report(job / "report.json")
         fmax, util, avail = report.fmax, report.used(), report.available()
+        path = report.critical_path
     result = {
         "top": top,
         "noabc9_fallback": noabc9,
@@ -443,6 +448,7 @@ def _placed_job(kind, sources, top, tgt, build_dir, cache_dir, timeout, seed, fr
         "fmax_by_clock": fmax,
         "fmax_mhz": _round(min(fmax.values())) if fmax else None,
         "fmax_device": fmax_device,
+        "critical_path": path,
         "seconds": {"yosys": round(ys.seconds, 2), "nextpnr": pr_seconds},
         "build_dir": str(job),
         "tool_versions": tool_versions(),
@@ -565,6 +571,7 @@ def _placed_summary(tgt, top, full, bare):
         "area_kind": "placed" if full["fits"] else "packed",
         "fits": full["fits"],
         "fmax_device": full.get("fmax_device"),
+        "critical_path": full.get("critical_path"),
         "cells": cells, "synth": summary, "placed": placed,
         "tool_versions": full["tool_versions"],
         "build_dir": full["build_dir"],
@@ -593,7 +600,7 @@ def fmax_ceiling(target, build_dir, *, cache_dir=None, seed=1, freq_mhz=100.0,
     return r["fmax_mhz"]
 
 
-_NULL_SIDE = {"area": None, "ffs": None, "fmax_mhz": None}
+_NULL_SIDE = {"area": None, "ffs": None, "fmax_mhz": None, "critical_path": None}
 
 
 def synth_report(design_verilog, design_top, baseline_verilog, baseline_top, target,
@@ -640,6 +647,6 @@ def synth_report(design_verilog, design_top, baseline_verilog, baseline_top, tar
 
 
 def _side(r):
-    keys = ("area", "ffs", "fmax_mhz", "top", "area_kind", "fits", "fmax_device", "synth",
-            "cells", "placed", "build_dir", "cached")
+    keys = ("area", "ffs", "fmax_mhz", "critical_path", "top", "area_kind", "fits",
+            "fmax_device", "synth", "cells", "placed", "build_dir", "cached")
     return {k: r.get(k) for k in keys}

@@ -10,7 +10,8 @@ build, the goal benchmark), so they cannot disagree on what was used or achieved
 * :func:`overuse` lists the rows of such a table above 100 %.
 * :func:`read_report` reads the ``--report`` JSON of a finished place-and-route:
   utilisation ``{cell type: {"used", "available"}}``, achieved and constrained Fmax per
-  clock (MHz; ``None`` where nextpnr gave none).
+  clock (MHz; ``None`` where nextpnr gave none) and the critical path
+  (:func:`critical_path`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pathlib
 import re
 from dataclasses import dataclass
 
-__all__ = ["utilisation_table", "overuse", "read_report", "PnrReport"]
+__all__ = ["utilisation_table", "overuse", "read_report", "critical_path", "PnrReport"]
 
 _UTIL_LINE = re.compile(r"^Info:\s+([A-Za-z0-9_]+):\s+(\d+)/\s*(\d+)\s+\d+%")
 
@@ -49,10 +50,12 @@ def overuse(table):
 @dataclass(frozen=True)
 class PnrReport:
     """A nextpnr ``--report`` JSON: ``utilization`` ``{cell type: {"used", "available"}}``
-    (ints), ``fmax`` / ``constraint`` ``{clock: MHz or None}`` (as nextpnr wrote them)."""
+    (ints), ``fmax`` / ``constraint`` ``{clock: MHz or None}`` (as nextpnr wrote them),
+    ``critical_path`` (:func:`critical_path`)."""
     utilization: dict
     fmax: dict
     constraint: dict
+    critical_path: dict | None
 
     def used(self):
         """``{cell type: used}`` of the cell types with a non-zero use."""
@@ -71,4 +74,27 @@ def read_report(path):
     fmax = report.get("fmax", {})
     return PnrReport(utilization=util,
                      fmax={clk: v.get("achieved") for clk, v in fmax.items()},
-                     constraint={clk: v.get("constraint") for clk, v in fmax.items()})
+                     constraint={clk: v.get("constraint") for clk, v in fmax.items()},
+                     critical_path=critical_path(report))
+
+
+def critical_path(report):
+    """The critical path of nextpnr's ``--report`` JSON: the register-to-register path of
+    the slowest clock, as ``{"from", "to", "delay_ns", "clock", "from_net", "to_net"}``:
+    the start and end cells, the sum of the path's delays (clock-to-out, logic, routing,
+    setup: 1000 / Fmax), the clock (a key of its ``fmax``), the first and last nets (named
+    after the generated Verilog's signals, e.g. ``dut.core.divider.stage3_r0``). None
+    without such a path."""
+    paths = {}
+    for p in report.get("critical_paths", []):
+        clock = p.get("from", "").removeprefix("posedge ").removeprefix("negedge ")
+        if p.get("path") and p.get("from") == p.get("to") and clock in report.get("fmax", {}):
+            paths[clock] = p["path"]
+    if not paths:
+        return None
+    clock = min(paths, key=lambda c: report["fmax"][c].get("achieved") or float("inf"))
+    path = paths[clock]
+    nets = [seg["net"] for seg in path if seg.get("net")]
+    return {"from": path[0]["from"]["cell"], "to": path[-1]["to"]["cell"],
+            "delay_ns": round(sum(seg["delay"] for seg in path), 3), "clock": clock,
+            "from_net": nets[0] if nets else None, "to_net": nets[-1] if nets else None}

@@ -35,7 +35,8 @@ def simulate(cfg, windows, *, seed=0, p_kv=1.0, p_q=1.0, p_out=1.0, max_cycles=N
     if max_cycles is None:
         per_q = cfg.at(cfg.latency, cfg.N) + cfg.at(cfg.q_interval, cfg.N)
         slow = 1 / min(p_kv, p_q, p_out)
-        max_cycles = int((len(kv) + n_out * per_q + 50) * slow * 3) + 200
+        per_kv = cfg.at(cfg.kv_interval, 0)         # G (·R) cycles per key when folded
+        max_cycles = int((len(kv) * per_kv + n_out * per_q + 50) * slow * 3) + 200
     obs = Observed([], [], [], [], [])
     state = {"kv": 0, "q": 0}
 

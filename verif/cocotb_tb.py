@@ -194,7 +194,8 @@ class Bench:
         n_kv = sum(w.n_keys for w in windows)
         n_q = sum(len(w.queries) for w in windows)
         per_q = cfg.at(cfg.latency, cfg.N) + cfg.at(cfg.q_interval, cfg.N)
-        return int((n_kv + n_q * per_q + 50) * 3 / min(p_kv, p_q, p_out)) + 200
+        per_kv = cfg.at(cfg.kv_interval, 0)         # G (·R) cycles per key when folded
+        return int((n_kv * per_kv + n_q * per_q + 50) * 3 / min(p_kv, p_q, p_out)) + 200
 
     async def run(self, windows, draw, p_kv=1.0, p_q=1.0, p_out=1.0, *, stop=None,
                   max_cycles=None):

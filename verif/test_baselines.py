@@ -239,14 +239,18 @@ def test_linear_hash_features_with_query_hash(tmp_path):
 
 
 def test_linear_readout_is_folded_to_the_core_interval():
-    for w, b in [(2, 16), (8, 16), (8, 3), (16, 64), (4, 1)]:
-        cfg = CoreConfig.create(d=2, w=w, b=b, N=4)
+    """The read-out keeps up with the core's q_interval or the baseline's bit-serial
+    divider (w + 2), whichever is longer, with the fewest features per cycle."""
+    for w, b, lanes in [(2, 16, 2), (8, 16, 2), (8, 3, 2), (16, 64, 2), (4, 1, 2),
+                        (8, 16, 1), (2, 16, 1)]:
+        cfg = CoreConfig.create(d=2, w=w, b=b, N=4, lanes=lanes)
+        target = max(cfg.q_interval["fixed"], w + 2)
         sp = linear_spec(cfg)
         assert sp.group * sp.readout_cycles >= b > sp.group * (sp.readout_cycles - 1)
-        assert sp.engine_interval <= max(cfg.q_interval["fixed"], 4)
+        assert sp.engine_interval <= max(target, 4)
         assert sp.multipliers == b * 2 + sp.group * 3
         if sp.group > 1:        # one fewer feature per cycle would not keep up
-            assert -(-b // (sp.group - 1)) + 3 > cfg.q_interval["fixed"]
+            assert -(-b // (sp.group - 1)) + 3 > target
 
 
 # =========================================================================== RTL
@@ -311,15 +315,17 @@ def test_rtl_hsoftmax_uses_the_softmax_baseline():
 
 
 def test_rtl_linear_query_rate_matches_the_core():
-    """At full rate the linear baseline emits one output per core q_interval cycles (the
-    read-out folded as far as the divider's interval allows, no further)."""
+    """At full rate the linear baseline emits one output per core q_interval cycles, or per
+    w + 2 cycles of its bit-serial divider where the core is faster (the read-out folded as
+    far as that allows, no further)."""
     cfg, dut, model, seed, rng = make("b7_d3_w8_N5", "linear", b=16)
-    assert isinstance(dut, LinearBaseline) and dut.spec.group == 2
+    assert isinstance(dut, LinearBaseline) and dut.spec.group == 3
     wins = random_windows(cfg, rng, 1, n_keys=cfg.N, n_queries=6)
     obs = simulate(cfg, wins, seed=seed, dut=dut)
     check_beats(cfg, wins, obs, model=model)
     gaps = set(np.diff(obs.out_cycles).tolist())
-    assert gaps == {cfg.at(cfg.q_interval, cfg.N)} == {dut.spec.query_interval()}, gaps
+    want = max(cfg.at(cfg.q_interval, cfg.N), cfg.w + 2)
+    assert gaps == {want} == {dut.spec.query_interval()}, gaps
 
 
 @pytest.mark.parametrize("corner", ["b7_d3_w8_N5", "b1_d1_w2_N1"])

@@ -186,11 +186,16 @@ def test_replace_keeps_lanes_following_d():
                                            (16, 1, 16), (1, 1, 1)])
 def test_row_blocks_and_intervals(b, rows, blocks):
     """R = ceil(b/rows); a folded linear path takes G·R cycles per vector: kv_interval and
-    the query interval follow, the hash reads R passes (G·R), the divider does not change."""
+    the query interval follow, the hash reads R passes (G·R), the divider keeps up (its
+    stages take up to R steps, one group per R cycles) and does not add to the interval."""
     cfg = CoreConfig.create(d=6, lanes=2, b=b, rows=rows, N=4)
     G = cfg.groups
     assert cfg.row_blocks == blocks
     assert cfg.kv_interval == {"fixed": G * blocks, "per_key": 0}   # (test_core: the plan's)
+    dv = cfg.plan.divider
+    assert cfg.q_interval["fixed"] == G * blocks >= dv.interval.fixed
+    assert dv.latency.fixed == cfg.w + 2 and dv.steps <= blocks
+    assert dv.interval.fixed == G * dv.steps
     assert cfg.replace(N=5).rows == rows                  # an explicit rows is kept
     assert CoreConfig.create(b=b).replace(b=2 * b).rows == 2 * b   # rows follows b
 
@@ -199,14 +204,21 @@ def test_row_blocks_and_intervals(b, rows, blocks):
                                             (3, 2, 2), (1, 1, 1), (1024, 1023, 2)])
 def test_groups_and_folded_intervals(d, lanes, groups):
     """G = ceil(d/P); keys take G cycles each; every query interval covers the folded
-    divider, G·(w+2)+1 edges."""
+    divider's, G·steps edges, and is the value path's or the hash's: the division never
+    sets it. A grouped (folded linear) division takes w + 2 edges after its last group, a
+    whole-vector one (G-1)·steps more."""
     cfg = CoreConfig.create(d=d, lanes=lanes, b=4, N=4)
     assert cfg.groups == groups and cfg.folded == (groups > 1)
     assert cfg.kv_interval == {"fixed": groups, "per_key": 0}
-    assert cfg.plan.divider.latency.fixed == groups * (cfg.w + 2) + 1
     for mode in ("linear", "topk", "hsoftmax"):
         c = cfg.replace(mode=mode)
-        assert c.at(c.q_interval, 1) >= c.plan.divider.latency.fixed
+        dv = c.plan.divider
+        k = dv.steps
+        assert 1 <= k <= c.w and dv.interval.fixed == groups * k
+        assert c.q_interval["fixed"] == max(c.plan.value.interval.fixed,
+                                            c.plan.hash.interval.fixed) >= dv.interval.fixed
+        grouped = mode == "linear" and groups > 1
+        assert dv.latency.fixed == c.w + 2 + (0 if grouped else (groups - 1) * k)
 
 
 # =========================================================================== weights files

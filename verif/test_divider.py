@@ -1,4 +1,6 @@
-"""RoundingDivider in the Amaranth simulator against golden.rdiv."""
+"""RoundingDivider in the Amaranth simulator against golden.rdiv: every pipeline shape (one
+restoring step per stage up to one bit-serial stage), whole-vector and grouped input, back to
+back at the divider's interval and under random back-pressure."""
 
 import numpy as np
 import pytest
@@ -6,8 +8,9 @@ from amaranth.hdl import unsigned
 from amaranth.sim import Simulator
 
 from hamattn import golden
-from hamattn.rtl import RoundingDivider, Timing
-from hamattn.rtl.divider import divider_latency
+from hamattn.config import CoreConfig
+from hamattn.rtl import RoundingDivider
+from hamattn.rtl.divider import divider_interval, divider_latency, divider_steps
 from hamattn.rtl.plan import signed_width, unsigned_width
 
 from hamattn.verif.streams import run_stream
@@ -20,38 +23,86 @@ CORNERS = {"w2_den1": (1, 2, 1, 1), "w2_den7": (3, 2, 7, 3), "w8_den12": (4, 8, 
            "w8_den12_P3": (7, 8, 4095, 3), "w16_den20_P1": (5, 16, (1 << 20) - 1, 1)}
 
 
-@pytest.mark.parametrize("corner", list(CORNERS))
-@pytest.mark.parametrize("pattern", ["full_rate", "random_handshake"])
-def test_divider_matches_golden(corner, pattern):
-    lanes, qb, dmax, P = CORNERS[corner]
-    seed = sum(map(ord, corner))
-    rng = np.random.default_rng(seed)
+def operands(elements, qb, dmax, count, rng):
+    """``count`` (nums, den) whose quotients fit q_bits (nums in [lo·den, hi·den]): den = 1
+    and den = dmax with the extreme nums lo·den and hi·den, exact halves (den even, |num| =
+    m·den + den/2, which round away from zero), then random ones of either sign."""
     lo, hi = -(1 << (qb - 1)), (1 << (qb - 1)) - 1
-    num_w = signed_width(lo * dmax, -lo * dmax)
-    den_w = unsigned_width(dmax)
-    count = 16
     cases = []
     for i in range(count):
-        den = int(rng.integers(1, dmax + 1)) if i > 1 else (1 if i == 0 else dmax)
-        # any num in [lo·den, hi·den] rounds into [lo, hi]; exact halves included
-        nums = [int(rng.integers(lo * den, hi * den + 1)) for _ in range(lanes)]
-        if i == 2:
-            nums = [lo * den, hi * den][:lanes] + [den // 2] * max(0, lanes - 2)
+        den = [1, dmax, dmax, 1][i] if i < 4 else int(rng.integers(1, dmax + 1))
+        if i < 2:
+            nums = [[lo * den, hi * den][(i + e) % 2] for e in range(elements)]
+        elif i < 4 or (i % 3 == 1 and dmax > 1):
+            den = den - den % 2 if den > 1 else 2 if dmax > 1 else 1
+            m = rng.integers(0, hi, elements) if hi > 0 else np.zeros(elements, int)
+            sign = rng.choice([-1, 1], elements)
+            nums = [int(s) * (int(x) * den + den // 2) for s, x in zip(sign, m)]
+        else:
+            nums = [int(rng.integers(lo * den, hi * den + 1)) for _ in range(elements)]
         cases.append((nums, den))
-    want = [tuple(int(x) for x in golden.rdiv(np.array(n, dtype=object), np.array(d)))
+    return cases
+
+
+def expected(cases):
+    return [tuple(int(x) for x in golden.rdiv(np.array(n, dtype=object), np.array(d)))
             for n, d in cases]
-    dut = RoundingDivider(lanes, num_w, den_w, qb, tag_shape=unsigned(5), lanes=P)
-    p = (1.0, 1.0) if pattern == "full_rate" else (0.5, 0.5)
-    run = run_stream(dut, [{"num": n, "den": d, "tag": i} for i, (n, d) in enumerate(cases)],
-                     seed=seed, p_in=p[0], p_out=p[1],
-                     convert=lambda c: (tuple(int(c.q[e]) for e in range(lanes)), int(c.tag)))
-    assert run.outputs == list(zip(want, range(count))), f"seed {seed}"
-    if pattern == "full_rate":
-        lat = divider_latency(qb, -(-lanes // P))
-        assert [o - i for i, o in zip(run.in_cycles, run.out_cycles)] == [lat] * count
-        assert [b - a for a, b in zip(run.in_cycles, run.in_cycles[1:])] == \
-            [dut.interval.fixed] * (count - 1)
-        assert dut.latency == dut.interval == Timing(lat)
+
+
+def widths(qb, dmax):
+    lo = -(1 << (qb - 1))
+    return signed_width(lo * dmax, -lo * dmax), unsigned_width(dmax)
+
+
+def full_depth(dut):
+    """Results to hold so that a ready consumer never throttles the input: a division is
+    held from its (first) beat to its output, (G-1)·steps edges more when grouped."""
+    span = dut.latency.fixed + (dut.groups - 1) * dut.steps * dut.grouped
+    return span // dut.interval.fixed + 1
+
+
+def step_choices(qb):
+    """One step per stage, two, a non-divisor of q_bits, and one bit-serial stage."""
+    return sorted({1, min(2, qb), min(3, qb), qb})
+
+
+@pytest.mark.parametrize("corner", list(CORNERS))
+@pytest.mark.parametrize("pattern", ["full_rate", "random_handshake", "slow_output",
+                                     "one_at_a_time"])
+def test_divider_matches_golden(corner, pattern):
+    """Whole-vector input, for every steps choice: at full rate (depth for every division in
+    flight) the divisions enter back to back every ``interval`` edges and each result
+    leaves ``latency`` edges after its input; with random valid/ready and a small depth, or
+    a slow consumer that fills a deep queue (block RAM), the credits hold the input back and
+    the results are the same."""
+    elements, qb, dmax, P = CORNERS[corner]
+    num_w, den_w = widths(qb, dmax)
+    for steps in step_choices(qb):
+        seed = sum(map(ord, corner + pattern)) + steps
+        cases = operands(elements, qb, dmax, 24, np.random.default_rng(seed))
+        probe = RoundingDivider(elements, num_w, den_w, qb, lanes=P, steps=steps)
+        depth = {"full_rate": full_depth(probe), "random_handshake": 2,
+                 "slow_output": max(3, full_depth(probe)), "one_at_a_time": 1}[pattern]
+        dut = RoundingDivider(elements, num_w, den_w, qb, tag_shape=unsigned(5), lanes=P,
+                              steps=steps, depth=depth)
+        p_in, p_out = {"random_handshake": (0.5, 0.5), "slow_output": (1.0, 0.3)}.get(
+            pattern, (1.0, 1.0))
+        run = run_stream(dut, [{"num": n, "den": d, "tag": i} for i, (n, d) in enumerate(cases)],
+                         seed=seed, p_in=p_in, p_out=p_out,
+                         max_cycles=500 + 8 * len(cases) * (dut.latency.fixed + dut.interval.fixed),
+                         convert=lambda c: (tuple(int(c.q[e]) for e in range(elements)),
+                                            int(c.tag)))
+        assert run.outputs == list(zip(expected(cases), range(len(cases)))), (steps, seed)
+        G = -(-elements // P)
+        assert dut.latency.fixed == divider_latency(qb, G, steps) == qb + 2 + (G - 1) * steps
+        assert dut.interval.fixed == divider_interval(G, steps) == G * steps
+        if pattern in ("full_rate", "one_at_a_time"):
+            lat = [o - i for i, o in zip(run.in_cycles, run.out_cycles)]
+            gaps = [b - a for a, b in zip(run.in_cycles, run.in_cycles[1:])]
+            assert lat == [dut.latency.fixed] * len(cases), steps
+            # depth 1: the next division enters as the result leaves
+            want = dut.interval.fixed if pattern == "full_rate" else dut.latency.fixed
+            assert gaps == [want] * (len(cases) - 1), steps
 
 
 def test_divider_half_cases():
@@ -63,59 +114,58 @@ def test_divider_half_cases():
     assert run.outputs == [[3, -3, 1, -1], [1, -1, 1, -1]]
 
 
-def test_divider_refuses_lanes_out_of_range():
-    with pytest.raises(ValueError, match=r"lanes = 5 is not allowed: 1 .. elements = 4"):
-        RoundingDivider(4, 8, 3, 4, lanes=5)
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(lanes=5), r"lanes = 5 is not allowed: 1 .. elements = 4"),
+    (dict(steps=0), r"steps = 0 is not allowed: 1 .. q_bits = 4"),
+    (dict(steps=5), r"steps = 5 is not allowed: 1 .. q_bits = 4"),
+    (dict(depth=0), r"depth = 0 is not allowed: at least 1")])
+def test_divider_refuses_out_of_range(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        RoundingDivider(4, 8, 3, 4, **kwargs)
 
 
-@pytest.mark.parametrize("corner", ["w2_den7_P1", "w8_den12_P2", "w8_den12_P3",
-                                    "w16_den20_P1"])
-@pytest.mark.parametrize("pattern", ["full_rate", "random_handshake"])
-def test_grouped_divider_matches_golden(corner, pattern):
-    """Grouped input (a folded linear core): G beats of P nums per division, ``last`` on the
-    last; the division starts with the last beat and its result leaves divider_latency edges
-    after it (full rate). The next division's beats follow its output."""
-    elements, qb, dmax, P = CORNERS[corner]
-    G = -(-elements // P)
-    seed = sum(map(ord, corner + pattern))
-    rng = np.random.default_rng(seed)
-    lo, hi = -(1 << (qb - 1)), (1 << (qb - 1)) - 1
-    num_w = signed_width(lo * dmax, -lo * dmax)
-    cases = []
-    for i in range(12):
-        den = int(rng.integers(1, dmax + 1)) if i else dmax
-        cases.append(([int(rng.integers(lo * den, hi * den + 1)) for _ in range(elements)], den))
-    want = [tuple(int(x) for x in golden.rdiv(np.array(n, dtype=object), np.array(d)))
-            for n, d in cases]
-    dut = RoundingDivider(elements, num_w, unsigned_width(dmax), qb, tag_shape=unsigned(5),
-                          lanes=P, grouped=True)
-    p_in, p_out = (1.0, 1.0) if pattern == "full_rate" else (0.5, 0.4)
+def test_stage_steps_cover_q_bits():
+    for qb in range(2, 17):
+        for steps in range(1, qb + 1):
+            dut = RoundingDivider(1, 8, 3, qb, steps=steps)
+            assert sum(dut.stage_steps) == qb and max(dut.stage_steps) == steps
+            assert len(dut.stage_steps) == -(-qb // steps)
+
+
+def run_grouped(dut, cases, gap, p_in, p_out, rng):
+    """Offer each division as G beats of P nums, ``last`` on the last, ``gap`` edges apart
+    at least (the divider's contract: ``steps``), the first beat only when ``i.ready``.
+    Returns (outputs, cycles of the last beats, output cycles)."""
+    G, P, E = dut.groups, dut.lanes, dut.elements
     got, last_in, outs = [], [], []
 
     async def bench(ctx):
-        k, beat, busy = 0, 0, False
-        for cycle in range(200 * len(cases) * (G + 1) * (qb + 3)):
-            send = k < len(cases) and not busy and rng.random() < p_in
+        k, beat, wait = 0, 0, 0
+        for cycle in range(100 * len(cases) * (G * gap + dut.latency.fixed)):
+            send = k < len(cases) and wait == 0 and (beat > 0 or rng.random() < p_in)
             if send:
                 nums, den = cases[k]
-                group = (nums + [0] * (G * P - elements))[beat * P:(beat + 1) * P]
+                group = (nums + [0] * (G * P - E))[beat * P:(beat + 1) * P]
                 ctx.set(dut.i.payload, {"num": group, "den": den, "last": beat == G - 1,
                                         "tag": k})
             ctx.set(dut.i.valid, send)
             rdy = rng.random() < p_out
             ctx.set(dut.o.ready, rdy)
-            if send:
-                assert ctx.get(dut.i.ready)
+            wait = max(0, wait - 1)
+            if send and ctx.get(dut.i.ready):
+                wait = gap - 1
                 if beat == G - 1:
                     last_in.append(cycle)
-                    k, beat, busy = k + 1, 0, True
+                    k, beat = k + 1, 0
                 else:
                     beat += 1
+            elif send:
+                # only the first beat of a division may wait (for a credit)
+                assert beat == 0, f"beat {beat} refused at cycle {cycle}"
             if rdy and ctx.get(dut.o.valid):
                 c = ctx.get(dut.o.payload)
-                got.append((tuple(int(c.q[e]) for e in range(elements)), int(c.tag)))
+                got.append((tuple(int(c.q[e]) for e in range(E)), int(c.tag)))
                 outs.append(cycle)
-                busy = False
             if len(got) == len(cases):
                 return
             await ctx.tick()
@@ -125,7 +175,61 @@ def test_grouped_divider_matches_golden(corner, pattern):
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
-    assert got == list(zip(want, range(len(cases)))), f"seed {seed}"
-    if pattern == "full_rate":
-        assert [o - i for i, o in zip(last_in, outs)] == [dut.latency.fixed] * len(cases)
-        assert dut.latency == Timing(divider_latency(qb, G))
+    return got, last_in, outs
+
+
+@pytest.mark.parametrize("corner", ["w2_den7_P1", "w8_den12_P2", "w8_den12_P3",
+                                    "w16_den20_P1"])
+@pytest.mark.parametrize("pattern", ["full_rate", "random_handshake"])
+def test_grouped_divider_matches_golden(corner, pattern):
+    """Grouped input (a folded linear core): G beats of P nums per division, ``last`` on the
+    last, at least ``steps`` edges apart (a linear core's R row blocks per group). Full rate:
+    the beats come back to back (every ``steps`` edges, one division per ``interval``) and
+    each result leaves ``latency`` = q_bits + 2 edges after its last beat; random valid on
+    the first beat and random ready give the same results."""
+    elements, qb, dmax, P = CORNERS[corner]
+    G = -(-elements // P)
+    num_w, den_w = widths(qb, dmax)
+    for steps in step_choices(qb):
+        seed = sum(map(ord, corner + pattern)) + steps
+        rng = np.random.default_rng(seed)
+        cases = operands(elements, qb, dmax, 16, rng)
+        probe = RoundingDivider(elements, num_w, den_w, qb, lanes=P, grouped=True,
+                                steps=steps)
+        depth = full_depth(probe) if pattern == "full_rate" else 2
+        dut = RoundingDivider(elements, num_w, den_w, qb, tag_shape=unsigned(5), lanes=P,
+                              grouped=True, steps=steps, depth=depth)
+        p_in, p_out = (1.0, 1.0) if pattern == "full_rate" else (0.5, 0.4)
+        got, last_in, outs = run_grouped(dut, cases, steps, p_in, p_out, rng)
+        assert got == list(zip(expected(cases), range(len(cases)))), (steps, seed)
+        assert dut.latency.fixed == divider_latency(qb, G, steps, grouped=True) == qb + 2
+        if pattern == "full_rate":
+            assert [o - i for i, o in zip(last_in, outs)] == [dut.latency.fixed] * len(cases)
+            assert [b - a for a, b in zip(last_in, last_in[1:])] == \
+                [dut.interval.fixed] * (len(cases) - 1)
+
+
+@pytest.mark.parametrize("q_bits,groups,interval,steps", [
+    (8, 1, 1, 1), (8, 1, 7, 4), (8, 1, 8, 8), (8, 1, 100, 8), (8, 4, 8, 2), (8, 4, 7, 1),
+    (8, 32, 128, 4), (8, 32, 96, 3), (16, 2, 11, 4), (2, 3, 1, 1)])
+def test_divider_steps(q_bits, groups, interval, steps):
+    """The most steps per stage that keeps groups·steps within the interval, balanced over
+    the stages (7 allowed of 8: two stages of 4)."""
+    assert divider_steps(q_bits, groups, interval) == steps
+    assert groups * steps <= max(interval, groups)
+
+
+@pytest.mark.parametrize("mode,fold", [
+    (mode, fold) for mode in ("linear", "topk", "hsoftmax")
+    for fold in [{}, dict(lanes=4), dict(lanes=1), dict(lanes=3)]] + [
+    ("linear", dict(lanes=3, rows=5)), ("linear", dict(lanes=1, rows=4))])
+def test_division_never_sets_the_query_interval(mode, fold):
+    """q_interval is the value path's (linear: the state read, G·R) or the hash's, never
+    the divider's."""
+    cfg = CoreConfig.create(d=16, b=16, N=32, mode=mode, **fold)
+    plan = cfg.plan
+    engine, hsh = plan.value.interval.fixed, plan.hash.interval.fixed
+    assert plan.divider.interval.fixed <= max(engine, hsh)
+    assert cfg.q_interval["fixed"] == max(engine, hsh)
+    if mode == "linear":
+        assert cfg.q_interval == {"fixed": plan.value.state_steps, "per_key": 0}

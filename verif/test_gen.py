@@ -83,9 +83,60 @@ def test_manifest_holds_the_contract(mode, tmp_path):
 
 def test_port_widths_follow_spec():
     cfg = small("linear", d=5, w=3)
-    widths = {n: w for n, _, w in ports(cfg)}
+    widths = {p["name"]: p["width"] for p in ports(cfg)}
     assert widths["s_kv_tdata"] == 2 * 5 * 3 and widths["s_q_tdata"] == 15
     assert widths["m_out_tdata"] == 15 and widths["m_out_tuser"] == 1
+
+
+def _pack_by_manifest(port, **vectors):
+    """A tdata word built from the manifest's field layout alone."""
+    word = 0
+    for f in port["fields"]:
+        for e, x in enumerate(vectors[f["name"]]):
+            word |= (int(x) % (1 << f["element_width"])) << (f["lsb"] + e * f["element_width"])
+    return word
+
+
+@pytest.mark.parametrize("mode, kw", [("linear", {}), ("topk", dict(lanes=2))])
+def test_manifest_port_layout_wires_the_core(mode, kw, tmp_path):
+    """The manifest's port list says per port its role and the layout of its tdata fields,
+    as SPEC §4 packs them (key in [d·w-1:0], value in [2·d·w-1:d·w], element e in
+    [e·w+w-1:e·w]); the fields tile each tdata port, whose width in the generated Verilog is
+    the manifest's, and packing by the fields gives the words every testbench drives."""
+    from hamattn.verif.scenario import kv_stream, pack_vector, q_stream, random_windows
+    cfg = small(mode, d=5, w=6, **kw)
+    vpath, jpath = generate(cfg, tmp_path)
+    man = json.loads(pathlib.Path(jpath).read_text())
+    text = pathlib.Path(vpath).read_text()
+    by_name = {p["name"]: p for p in man["ports"]}
+    dw = cfg.d * cfg.w
+    for p in man["ports"]:
+        assert p["role"] and p["direction"] in ("input", "output")
+        decl = re.search(rf"^\s*{p['direction']} (\[(\d+):0\] )?{p['name']};", text, re.M)
+        assert decl and (int(decl.group(2)) + 1 if decl.group(2) else 1) == p["width"], p
+        if p["name"].endswith("tdata"):
+            lsb = 0
+            for f in p["fields"]:                          # contiguous, in order, no gap
+                assert f["lsb"] == lsb and f["width"] == f["elements"] * f["element_width"]
+                assert f["bits"] == f"[{lsb + f['width'] - 1}:{lsb}]" and f["signed"]
+                lsb += f["width"]
+            assert lsb == p["width"]
+        else:
+            assert "fields" not in p
+    key, value = by_name["s_kv_tdata"]["fields"]
+    assert (key["name"], key["bits"], key["element_width"]) == ("key", f"[{dw - 1}:0]", cfg.w)
+    assert (value["name"], value["bits"]) == ("value", f"[{2 * dw - 1}:{dw}]")
+    assert value["element_bits"] == f"element e = 0..4 in [{dw} + 6*e + 5 : {dw} + 6*e]"
+    assert [f["name"] for f in by_name["s_q_tdata"]["fields"]] == ["query"]
+    assert [f["name"] for f in by_name["m_out_tdata"]["fields"]] == ["out"]
+    windows = random_windows(cfg, np.random.default_rng(3), 2)
+    kv = [_pack_by_manifest(by_name["s_kv_tdata"], key=k, value=v)
+          for w in windows for k, v in zip(w.keys, w.values)]
+    assert kv == [data for data, _ in kv_stream(cfg, windows)]
+    q = [_pack_by_manifest(by_name["s_q_tdata"], query=x) for w in windows for x in w.queries]
+    assert q == [data for data, _ in q_stream(cfg, windows)]
+    assert _pack_by_manifest(by_name["m_out_tdata"], out=windows[0].queries[0]) == \
+        pack_vector(windows[0].queries[0], cfg.w)
 
 
 @pytest.mark.parametrize("top", ["1core", "module", "a-b", "", "x y"])

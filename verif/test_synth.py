@@ -187,8 +187,57 @@ def test_ice40_placed_in_harness(work):
     assert 0 < r["area"] < placed["total"]["area"]
     assert r["area"] == placed["total"]["area"] - placed["harness"]["area"]
     assert r["ffs"] == 17
+    path = r["critical_path"]
+    assert path["delay_ns"] == pytest.approx(1000 / r["fmax_mhz"], rel=0.01)
     ceiling = flows.fmax_ceiling("ice40-up5k", work["build"], cache_dir=work["cache"])
     assert ceiling and ceiling > 0
+
+
+def _segment(kind, cell, delay, net=None):
+    seg = {"type": kind, "delay": delay, "from": {"cell": cell}, "to": {"cell": cell}}
+    if net:
+        seg["net"] = net
+    return seg
+
+
+def test_critical_path_of_the_slowest_clock():
+    """The register-to-register path of the clock with the lowest Fmax; paths to or from
+    ports (<async>) and clocks without an Fmax are left out; no such path: None."""
+    fast = [_segment("clk-to-q", "a", 1.0), _segment("routing", "b", 1.0, "n1")]
+    slow = [_segment("clk-to-q", "p", 1.5), _segment("routing", "q", 2.0, "m1"),
+            _segment("logic", "q", 1.0), _segment("routing", "r", 3.0, "m2"),
+            _segment("setup", "r", 0.5)]
+    report = {"fmax": {"fast": {"achieved": 500.0}, "slow": {"achieved": 125.0}},
+              "critical_paths": [
+                  {"from": "posedge fast", "to": "posedge fast", "path": fast},
+                  {"from": "posedge slow", "to": "posedge slow", "path": slow},
+                  {"from": "<async>", "to": "posedge slow",
+                   "path": [_segment("routing", "io", 9.0, "pin")]},
+                  {"from": "posedge other", "to": "posedge other", "path": fast}]}
+    assert flows.critical_path(report) == {
+        "from": "p", "to": "r", "delay_ns": 8.0, "clock": "slow", "from_net": "m1",
+        "to_net": "m2"}
+    report["critical_paths"] = report["critical_paths"][2:]
+    assert flows.critical_path(report) is None
+    assert flows.critical_path({}) is None
+
+
+def test_core_critical_path_named(tmp_path):
+    """A tiny core placed on the UP5K names its critical path: cells and nets of the core
+    (inside the harness's ``dut``), and a delay that is 1000 / Fmax."""
+    from hamattn.config import CoreConfig
+    from hamattn.synth.cli import format_report, synth_config
+    cfg = CoreConfig.create(d=2, b=4, N=4, w=4)
+    rep = synth_config(cfg, "ice40-up5k", build_dir=tmp_path / "b", baseline=False,
+                       cache_dir=False)
+    path, fmax = rep["design"]["critical_path"], rep["design"]["fmax_mhz"]
+    assert rep["baseline"]["critical_path"] is None
+    assert set(path) == {"from", "to", "delay_ns", "clock", "from_net", "to_net"}
+    assert all(path[key].startswith("dut.") for key in ("from", "to", "from_net", "to_net"))
+    assert path["clock"].startswith("clk")
+    assert path["delay_ns"] == pytest.approx(1000 / fmax, rel=0.01)
+    assert f"critical path {path['from']} -> {path['to']}, {path['delay_ns']} ns" \
+        in format_report(rep)
 
 
 def test_synth_report_without_and_with_baseline(work):
@@ -197,7 +246,8 @@ def test_synth_report_without_and_with_baseline(work):
     for key in ("target", "area_unit", "design", "baseline", "area_reduction",
                 "fmax_ceiling_mhz"):
         assert key in rep
-    assert rep["baseline"] == {"area": None, "ffs": None, "fmax_mhz": None}
+    assert rep["baseline"] == {"area": None, "ffs": None, "fmax_mhz": None,
+                               "critical_path": None}
     assert rep["area_reduction"] is None and rep["fmax_ceiling_mhz"] is None
     assert rep["design"]["area"] > 0 and rep["tool_versions"]["yosys"].startswith("Yosys")
     json.dumps(rep)                             # serialisable as it is

