@@ -60,19 +60,21 @@ REFERENCES = ("int8-softmax", "meanpool")
 
 # --------------------------------------------------------------------------- activations
 
-def collect(model, sentences, layer, attention=None, batch=32):
-    """Float Q, K, V of ``layer`` for each sentence, real tokens only: three lists of
-    arrays (heads, n_i, d). ``attention`` replaces heads below (see MiniLM.forward)."""
-    Q, K, V = ([None] * len(sentences) for _ in range(3))
+def collect(model, sentences, layers, attention=None, batch=32):
+    """Float Q, K, V of the first ``layers`` layers for each sentence, real tokens only: a
+    list per layer of three lists of arrays (heads, n_i, d). ``attention`` replaces heads
+    (see MiniLM.forward)."""
+    acts = [tuple([None] * len(sentences) for _ in range(3)) for _ in range(layers)]
     order = sorted(range(len(sentences)), key=lambda i: len(model.tokenize(sentences[i])))
     for s in range(0, len(order), batch):                    # batches of similar length
         idx = order[s:s + batch]
         ids, mask = model.batch([sentences[i] for i in idx])
-        _, qkv = model.forward(ids, mask, collect=True, attention=attention)
-        for i, L in zip(idx, mask.sum(axis=1)):
-            for out, a in zip((Q, K, V), qkv[layer]):
-                out[i] = np.ascontiguousarray(a[idx.index(i), :, :L])
-    return Q, K, V
+        _, qkv = model.forward(ids, mask, collect=True, attention=attention, layers=layers)
+        for j, (i, L) in enumerate(zip(idx, mask.sum(axis=1))):
+            for layer in range(layers):
+                for out, a in zip(acts[layer], qkv[layer]):
+                    out[i] = np.ascontiguousarray(a[j, :, :L])
+    return acts
 
 
 def spearman(a, b):
@@ -163,9 +165,10 @@ def fit_key(b, fit, layerwise_mode, fit_sentences):
         hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def fit_heads(model, fit_sentences, b, fit, layers, cache, layerwise_mode=None, topk=None,
-              progress=None):
-    """Fit every head of the first ``layers`` layers at ``b`` (cached); with
+def fit_heads(model, fit_sentences, b, fit, layers, cache, exact_acts, layerwise_mode=None,
+              topk=None, progress=None):
+    """Fit every head of the first ``layers`` layers at ``b`` (cached); ``exact_acts(l)``
+    gives the exact model's activations of layer l (see :func:`collect`). With
     ``layerwise_mode`` the heads of layer l are fitted on the activations of the model whose
     layers below l already run through the core in that mode. Returns :class:`Heads`."""
     from hamattn.golden import quant_scale, quantize
@@ -175,19 +178,16 @@ def fit_heads(model, fit_sentences, b, fit, layers, cache, layerwise_mode=None, 
                   fit["smax"])
     heads.folder.mkdir(parents=True, exist_ok=True)
     base, wbits = method_bits(fit["method"])
-    exact = None
     for layer in range(layers):
         if heads.done(layer):
             if progress:
                 progress(H)
             continue
         if layerwise_mode and layer > 0:
-            acts = collect(model, fit_sentences, layer,
-                           heads.attention(layerwise_mode, k=topk, upto=layer))
+            acts = collect(model, fit_sentences, layer + 1,
+                           heads.attention(layerwise_mode, k=topk, upto=layer))[layer]
         else:
-            if exact is None or exact[0] != layer:
-                exact = (layer, collect(model, fit_sentences, layer))
-            acts = exact[1]
+            acts = exact_acts(layer)
         for h in range(H):
             path = heads.path(layer, h)
             if path.is_file():
@@ -254,10 +254,18 @@ def run_bench(bits=(16, 32, 64, 128), modes=MODES, topk=(4, 8), layers=6, fit=No
             f"[{time.perf_counter() - t0:.0f} s]")
         return out[0]
 
+    exact = []
+
+    def exact_acts(layer):
+        if not exact:
+            log("exact activations of the fit sentences")
+            exact.extend(collect(model, sents["fit"], layers))
+        return exact[layer]
+
     def fit_all(b, lw_mode=None, k=None):
         bar = tqdm(total=layers * model.heads, unit="head", leave=False,
                    desc=f"fit b={b} {'layerwise ' + lw_mode if lw_mode else 'exact'}")
-        heads = fit_heads(model, sents["fit"], b, fit, layers, cache, lw_mode, k,
+        heads = fit_heads(model, sents["fit"], b, fit, layers, cache, exact_acts, lw_mode, k,
                           progress=bar.update)
         bar.close()
         return heads
@@ -442,4 +450,8 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    if os.environ.get("OPENBLAS_NUM_THREADS") != "1":
+        # one BLAS thread: the bench must not take more than one core of a shared machine
+        os.environ["OPENBLAS_NUM_THREADS"] = "1"
+        os.execv(sys.executable, [sys.executable, "-m", "hamattn.bench.e2e", *sys.argv[1:]])
     sys.exit(main())

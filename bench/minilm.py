@@ -116,7 +116,7 @@ class MiniLM:
     def _p(self, name):
         return self.t[name]
 
-    def forward(self, ids, mask=None, collect=False, attention=None):
+    def forward(self, ids, mask=None, collect=False, attention=None, layers=None):
         """Hidden states (batch, n, 384) of token ids (batch, n) (or (n,)); with
         ``collect`` also a list per layer of (q, k, v), each (batch, heads, n, d).
 
@@ -124,7 +124,8 @@ class MiniLM:
         ``attention(layer, head, q, k, v)`` gets one sequence's real tokens (the mask must
         mark a prefix of each row), q, k, v float (n_real, d) before the 1/sqrt(d) scale,
         and returns the head's outputs (n_real, d), e.g. :func:`hamattn.golden.attention`
-        with that head's config; it may return None to keep exact softmax in that head."""
+        with that head's config; it may return None to keep exact softmax in that head.
+        ``layers``: run only the first this many layers (e.g. to collect their inputs)."""
         ids = np.atleast_2d(np.asarray(ids, dtype=np.int64))
         B, n = ids.shape
         if n > self.max_len:
@@ -140,7 +141,7 @@ class MiniLM:
         bias = np.where(mask, 0.0, -1e9)[:, None, None, :]        # (B, 1, 1, n)
         H, dh = self.heads, self.head_dim
         qkv = []
-        for layer in range(self.layers):
+        for layer in range(self.layers if layers is None else layers):
             pre = f"encoder.layer.{layer}."
 
             def lin(z, name):
