@@ -217,9 +217,11 @@ def fit_heads(model, fit_sentences, b, fit, layers, cache, exact_acts, layerwise
 # --------------------------------------------------------------------------- the run
 
 def run_bench(bits=(16, 32, 64, 128), modes=MODES, topk=(4, 8), layers=6, fit=None,
-              sentences=None, cache=CACHE, log=print, layerwise=True):
+              sentences=None, cache=CACHE, log=print, layerwise=True, checkpoint=None):
     """The steps of the module docstring; returns the result document (without machine
-    information). ``sentences``: at most this many sentences per text (all by default)."""
+    information). ``sentences``: at most this many sentences per text (all by default).
+    ``checkpoint(doc)`` is called with the document so far after every scored setting (a
+    long run leaves its partial results)."""
     from tqdm import tqdm
 
     from .minilm import load
@@ -233,6 +235,9 @@ def run_bench(bits=(16, 32, 64, 128), modes=MODES, topk=(4, 8), layers=6, fit=No
     ref = {s: model.embed(sents[s], batch=16) for s in ("tune", "eval")}
     rows = []
     t0 = time.perf_counter()
+    doc = {"rows": rows, "best_mode": None, "best_k": None, "best_fit": None, "b_first": None,
+           "sentences": {k: len(v) for k, v in sents.items()}, "layers_replaced": layers,
+           "fit_settings": fit, "complete": False}
 
     def score(attn, split):
         return scores(model.embed(sents[split], attention=attn, batch=16), ref[split])
@@ -252,6 +257,9 @@ def run_bench(bits=(16, 32, 64, 128), modes=MODES, topk=(4, 8), layers=6, fit=No
             f"tune {out[0]['embedding_cosine']:.4f} / {out[0]['similarity_spearman']:.4f}, "
             f"eval {out[1]['embedding_cosine']:.4f} / {out[1]['similarity_spearman']:.4f} "
             f"[{time.perf_counter() - t0:.0f} s]")
+        doc["seconds"] = round(time.perf_counter() - t0, 1)
+        if checkpoint:
+            checkpoint(doc)
         return out[0]
 
     exact = []
@@ -274,7 +282,7 @@ def run_bench(bits=(16, 32, 64, 128), modes=MODES, topk=(4, 8), layers=6, fit=No
         return (row["embedding_cosine"] + row["similarity_spearman"]) / 2
 
     # 1. b = 64 (or the b given nearest to it), exact activations, every mode
-    b0 = min(bits, key=lambda b: abs(math.log2(b / 64)))
+    b0 = doc["b_first"] = min(bits, key=lambda b: abs(math.log2(b / 64)))
     heads0 = fit_all(b0)
     for kind in REFERENCES:
         add(kind, None, "reference", None, reference_attention(kind, heads0.scales, layers))
@@ -284,6 +292,7 @@ def run_bench(bits=(16, 32, 64, 128), modes=MODES, topk=(4, 8), layers=6, fit=No
             r = add(mode, b0, fit["method"], "exact", heads0.attention(mode, k=k), k)
             cands.append((tune_score(r), mode, k))
     _, best_mode, best_k = max(cands, key=lambda c: c[0])
+    doc.update(best_mode=best_mode, best_k=best_k, best_fit="exact")
     log(f"best mode on the tuning sentences: {best_mode}"
         f"{'' if best_k is None else f' k={best_k}'}")
     # 2. layer-by-layer fit of the best mode
@@ -295,7 +304,8 @@ def run_bench(bits=(16, 32, 64, 128), modes=MODES, topk=(4, 8), layers=6, fit=No
         exact_row = next(x for x in rows if x["mode"] == best_mode and x["b"] == b0
                          and x["fit"] == "exact" and x["split"] == "tune"
                          and x.get("k") == best_k)
-        best_fit = "layerwise" if tune_score(r) > tune_score(exact_row) else "exact"
+        best_fit = doc["best_fit"] = \
+            "layerwise" if tune_score(r) > tune_score(exact_row) else "exact"
         log(f"better fit on the tuning sentences: {best_fit}")
     # 3. the other code lengths
     for b in bits:
@@ -303,10 +313,8 @@ def run_bench(bits=(16, 32, 64, 128), modes=MODES, topk=(4, 8), layers=6, fit=No
             continue
         heads = fit_all(b, best_mode if best_fit == "layerwise" else None, best_k)
         add(best_mode, b, fit["method"], best_fit, heads.attention(best_mode, best_k), best_k)
-    return {"rows": rows, "best_mode": best_mode, "best_k": best_k, "best_fit": best_fit,
-            "b_first": b0, "sentences": {k: len(v) for k, v in sents.items()},
-            "layers_replaced": layers, "fit_settings": fit,
-            "seconds": round(time.perf_counter() - t0, 1)}
+    doc.update(complete=True, seconds=round(time.perf_counter() - t0, 1))
+    return doc
 
 
 # --------------------------------------------------------------------------- outputs
@@ -330,6 +338,8 @@ def markdown(doc):
         out.append(f"| {name} | {r['b'] or ''} | {r['fit'] or 'reference'} | "
                    f"{r['embedding_cosine']:.4f} | {r['similarity_spearman']:.4f} | "
                    f"{t['embedding_cosine']:.4f} / {t['similarity_spearman']:.4f} |")
+    if not doc.get("complete", True):
+        out += ["", "(A partial run: the rows scored so far.)"]
     g = doc.get("goal")
     if g:
         out += ["", f"Goal (eval, b = 64, {g['mode']}, fit {g['fit']}): embedding cosine "
@@ -349,8 +359,9 @@ def plot(doc, path):
                               (axes[1], "similarity_spearman", "similarity-matrix Spearman")):
         best = sorted((r["b"], r[metric]) for r in rows if r["mode"] == doc["best_mode"]
                       and r["fit"] == doc["best_fit"] and r.get("k") == doc["best_k"])
-        ax.plot(*zip(*best), "o-", color="tab:red",
-                label=f"{doc['best_mode']} ({doc['best_fit']} fit)")
+        if best:
+            ax.plot(*zip(*best), "o-", color="tab:red",
+                    label=f"{doc['best_mode']} ({doc['best_fit']} fit)")
         others = [r for r in rows if r["b"] == doc["b_first"] and
                   not (r["mode"] == doc["best_mode"] and r["fit"] == doc["best_fit"]
                        and r.get("k") == doc["best_k"])]
@@ -424,24 +435,30 @@ def main(argv=None):
                 ap.error(f"--modes {m!r} is not allowed: one of {', '.join(MODES)}")
         from .minilm import MissingExtra
         fit = {**FIT, "iters": args.iters, "noise": args.noise, "method": args.method}
+        info = {"description": "all-MiniLM-L6-v2 with every attention head of the replaced "
+                "layers running through hamattn's golden model (int8, fitted hash per head); "
+                "sentence-embedding cosine and similarity-matrix Spearman against the exact "
+                "model; see docs/fidelity.md",
+                "protocol": {"fit": _repo_path(protocol.FIT_CORPUS),
+                             "tune": "odd paragraphs of bench/corpus.txt",
+                             "eval": "even paragraphs of bench/corpus.txt",
+                             "corpus_digest": protocol.digest()},
+                "machine": machine()}
+
+        def write(partial):
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(finish({**info, **partial}), indent=1) + "\n")
+            md_path.write_text(markdown(finish({**info, **partial})))
         try:
             doc = run_bench([int(x) for x in args.bits.split(",")], modes,
                             [int(x) for x in args.topk.split(",")], args.layers, fit,
-                            args.sentences, args.cache, layerwise=args.layerwise)
+                            args.sentences, args.cache, layerwise=args.layerwise,
+                            checkpoint=write)
         except MissingExtra as e:
             print(f"bench-e2e: {e}", file=sys.stderr)
             return 2
-        doc = finish({"description": "all-MiniLM-L6-v2 with every attention head of the "
-                      "replaced layers running through hamattn's golden model (int8, fitted "
-                      "hash per head); sentence-embedding cosine and similarity-matrix "
-                      "Spearman against the exact model; see docs/fidelity.md", **doc,
-                      "protocol": {"fit": _repo_path(protocol.FIT_CORPUS),
-                                   "tune": "odd paragraphs of bench/corpus.txt",
-                                   "eval": "even paragraphs of bench/corpus.txt",
-                                   "corpus_digest": protocol.digest()},
-                      "machine": machine()})
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(doc, indent=1) + "\n")
+        write(doc)
+        doc = finish({**info, **doc})
     plot(doc, args.png)
     md_path.write_text(markdown(doc))
     print(markdown(doc))
