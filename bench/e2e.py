@@ -217,9 +217,12 @@ def fit_heads(model, fit_sentences, b, fit, layers, cache, exact_acts, layerwise
 # --------------------------------------------------------------------------- the run
 
 def run_bench(bits=(16, 32, 64, 128), modes=MODES, topk=(4, 8), layers=6, fit=None,
-              sentences=None, cache=CACHE, log=print, layerwise=True, checkpoint=None):
+              sentences=None, cache=CACHE, log=print, layerwise=True, checkpoint=None,
+              depth=None):
     """The steps of the module docstring; returns the result document (without machine
     information). ``sentences``: at most this many sentences per text (all by default).
+    ``depth``: embed with the first this many layers of the model only (a tiny model for
+    tests; default all), of which the first ``layers`` are replaced.
     ``checkpoint(doc)`` is called with the document so far after every scored setting (a
     long run leaves its partial results)."""
     from tqdm import tqdm
@@ -227,20 +230,22 @@ def run_bench(bits=(16, 32, 64, 128), modes=MODES, topk=(4, 8), layers=6, fit=No
     from .minilm import load
     fit = dict(FIT if fit is None else fit)
     model = load()
-    layers = min(layers, model.layers)
+    depth = model.layers if depth is None else min(depth, model.layers)
+    layers = min(layers, depth)
     texts = protocol.texts()
     sents = {k: protocol.sentences(t)[:sentences] for k, t in texts.items()}
     log(f"sentences: fit {len(sents['fit'])}, tune {len(sents['tune'])}, eval "
-        f"{len(sents['eval'])}; {layers} layers x {model.heads} heads replaced")
-    ref = {s: model.embed(sents[s], batch=16) for s in ("tune", "eval")}
+        f"{len(sents['eval'])}; {layers} of {depth} layers x {model.heads} heads replaced")
+    ref = {s: model.embed(sents[s], batch=16, layers=depth) for s in ("tune", "eval")}
     rows = []
     t0 = time.perf_counter()
     doc = {"rows": rows, "best_mode": None, "best_k": None, "best_fit": None, "b_first": None,
            "sentences": {k: len(v) for k, v in sents.items()}, "layers_replaced": layers,
-           "fit_settings": fit, "complete": False}
+           "model_layers": depth, "fit_settings": fit, "complete": False}
 
     def score(attn, split):
-        return scores(model.embed(sents[split], attention=attn, batch=16), ref[split])
+        return scores(model.embed(sents[split], attention=attn, batch=16, layers=depth),
+                      ref[split])
 
     def add(mode, b, method, fitway, attn, k=None):
         out = []
@@ -408,6 +413,9 @@ def main(argv=None):
     ap.add_argument("--modes", default=",".join(MODES), help="modes scored at b = 64")
     ap.add_argument("--topk", default="4,8", help="k of the topk mode (one or more)")
     ap.add_argument("--layers", type=int, default=6, help="layers replaced (from the first)")
+    ap.add_argument("--depth", type=int, default=None,
+                    help="embed with the first DEPTH layers of the model only (a tiny model "
+                    "for quick tests) [default: all 6]")
     ap.add_argument("--sentences", type=int, default=None,
                     help="at most this many sentences of each text [default: all]")
     ap.add_argument("--iters", type=int, default=FIT["iters"])
@@ -453,7 +461,7 @@ def main(argv=None):
             doc = run_bench([int(x) for x in args.bits.split(",")], modes,
                             [int(x) for x in args.topk.split(",")], args.layers, fit,
                             args.sentences, args.cache, layerwise=args.layerwise,
-                            checkpoint=write)
+                            checkpoint=write, depth=args.depth)
         except MissingExtra as e:
             print(f"bench-e2e: {e}", file=sys.stderr)
             return 2

@@ -203,20 +203,21 @@ class MiniLM:
             mask[i, :len(e)] = True
         return ids, mask
 
-    def embed(self, sentences, attention=None, batch=None):
+    def embed(self, sentences, attention=None, batch=None, layers=None):
         """Sentence embeddings (len, 384), unit norm: mean pooling over the real tokens.
         ``attention``: a replacement of every head's softmax attention, see :meth:`forward`.
         ``batch``: run at most this many sentences at once, grouped by length (less
-        padding; the results do not depend on it)."""
+        padding; the results do not depend on it). ``layers``: pool the output of the first
+        this many layers instead of the last (a smaller model, for quick tests)."""
         if batch is not None:
             order = sorted(range(len(sentences)), key=lambda i: len(self.tokenize(sentences[i])))
             out = np.zeros((len(sentences), self.hidden))
             for s in range(0, len(order), batch):
                 idx = order[s:s + batch]
-                out[idx] = self.embed([sentences[i] for i in idx], attention)
+                out[idx] = self.embed([sentences[i] for i in idx], attention, layers=layers)
             return out
         ids, mask = self.batch(sentences)
-        x = self.forward(ids, mask, attention=attention)
+        x = self.forward(ids, mask, attention=attention, layers=layers)
         m = mask[..., None].astype(np.float64)
         pooled = (x * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9)
         return pooled / np.linalg.norm(pooled, axis=1, keepdims=True)

@@ -84,13 +84,13 @@ def attention(q, k, v, cfg, scales=None, *, return_result=False):
     if scales is None:
         scales = tuple(quant_scale(x, cfg.w) for x in (q, k, v))
     else:
+        given = scales
         try:
             scales = tuple(float(s) for s in scales)
         except (TypeError, ValueError):
-            scales = None
-        if scales is None or len(scales) != 3 or \
-                not all(math.isfinite(s) and s > 0 for s in scales):
-            raise ConfigError("scales", scales, "three positive finite numbers "
+            scales = ()
+        if len(scales) != 3 or not all(math.isfinite(s) and s > 0 for s in scales):
+            raise ConfigError("scales", given, "three positive finite numbers "
                               "(s_q, s_k, s_v), or None")
     sq, sk, sv = scales
     r = run(cfg, quantize(k, sk, cfg.w), quantize(v, sv, cfg.w), quantize(q, sq, cfg.w))
