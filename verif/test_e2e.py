@@ -9,16 +9,10 @@ import math
 import numpy as np
 import pytest
 
-from hamattn.bench import e2e, minilm, protocol
+from hamattn.bench import e2e, protocol
 from hamattn.golden import softmax_attention
-
-
-@pytest.fixture(scope="module")
-def model():
-    try:
-        return minilm.load()
-    except minilm.MissingExtra as e:
-        pytest.skip(f"whole-model benchmark not tested: {e}")
+# the MiniLM fixture, which skips (naming the missing extra) when it is not installed
+from hamattn.verif.test_minilm import model  # noqa: F401
 
 
 def test_protocol_texts_are_disjoint():
