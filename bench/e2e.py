@@ -156,9 +156,13 @@ def reference_attention(kind, scales, layers):
     return run
 
 
-def fit_key(b, fit, layerwise_mode, fit_sentences):
-    """Cache folder name of a setting: its settings and the fit text."""
-    text = json.dumps({"b": b, **fit, "layerwise": layerwise_mode, "d": D_HEAD, "w": WIDTH,
+def fit_key(b, fit, layerwise_mode, fit_sentences, topk=None):
+    """Cache folder name of a setting: its settings and the fit text (and, for a layer-wise
+    fit, the mode and k of the replaced layers below)."""
+    lw = {"layerwise": layerwise_mode}
+    if layerwise_mode == "topk":
+        lw["k"] = topk
+    text = json.dumps({"b": b, **fit, **lw, "d": D_HEAD, "w": WIDTH,
                        "fit": hashlib.sha256("\n".join(fit_sentences).encode()).hexdigest()},
                       sort_keys=True)
     return f"b{b}-{'lw-' + layerwise_mode if layerwise_mode else 'exact'}-" + \
@@ -174,8 +178,8 @@ def fit_heads(model, fit_sentences, b, fit, layers, cache, exact_acts, layerwise
     from hamattn.golden import quant_scale, quantize
     from hamattn.golden.fit import fit_hash, save_weights
     H = model.heads
-    heads = Heads(Path(cache) / fit_key(b, fit, layerwise_mode, fit_sentences), layers, H, b,
-                  fit["smax"])
+    heads = Heads(Path(cache) / fit_key(b, fit, layerwise_mode, fit_sentences, topk), layers,
+                  H, b, fit["smax"])
     heads.folder.mkdir(parents=True, exist_ok=True)
     base, wbits = method_bits(fit["method"])
     for layer in range(layers):
