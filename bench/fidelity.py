@@ -15,8 +15,8 @@ wheel, no torch) and runs this. Steps:
    max|x|/127 over the fit windows (tuning and evaluation values beyond it are clipped).
 3. For every code length b and fit method, :func:`hamattn.golden.fit.fit_hash` fits the
    hash (and the head's shift table) on the fit windows, and the core's outputs for the
-   tuning and evaluation windows come from the golden model (:func:`hamattn.golden.run`, n = N = 128
-   keys, the window's 128 queries) in each mode.
+   tuning and evaluation windows come from the golden model (:func:`hamattn.golden.run`,
+   n = N = 128 keys, the window's 128 queries) in each mode.
 4. Each output row (times the value scale) is compared with the exact float attention
    softmax(q·k/sqrt(d)) V of the unquantized model: cosine, relative error |o - r| / |r|,
    and the top-8 recall (how many of the 8 keys of largest exact weight are among the 8 keys

@@ -18,8 +18,8 @@ bit, so that one real window of the fidelity numbers is checked on the RTL in ``
 without the optional extra. The files in ``verif/data`` were written before the protocol
 of docs/fidelity.md (fit windows from the even paragraphs of ``corpus.txt`` and
 ``corpus-fit.txt``, the window from its odd paragraphs); a rerun now fits on the fit text
-and takes the first held-out window. Needs the extra (``make install-fidelity``) and, the first time,
-the activations (cached by ``make bench-fidelity`` in ``build/fidelity``).
+and takes the first held-out window. Needs the extra (``make install-fidelity``) and, the
+first time, the activations (cached by ``make bench-fidelity`` in ``build/fidelity``).
 """
 
 from __future__ import annotations
