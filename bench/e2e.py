@@ -303,6 +303,8 @@ def run_bench(bits=(16, 32, 64, 128), modes=MODES, topk=(4, 8), layers=6, fit=No
         add(kind, None, "reference", None, reference_attention(kind, heads0.scales, layers))
     _, best_mode, best_k = max(cands, key=lambda c: c[0])
     doc.update(best_mode=best_mode, best_k=best_k, best_fit="exact")
+    if checkpoint:
+        checkpoint(doc)
     log(f"best mode on the tuning sentences: {best_mode}"
         f"{'' if best_k is None else f' k={best_k}'}")
     # 2. layer-by-layer fit of the best mode
