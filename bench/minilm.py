@@ -116,9 +116,16 @@ class MiniLM:
     def _p(self, name):
         return self.t[name]
 
-    def forward(self, ids, mask=None, collect=False):
+    def forward(self, ids, mask=None, collect=False, attention=None, layers=None):
         """Hidden states (batch, n, 384) of token ids (batch, n) (or (n,)); with
-        ``collect`` also a list per layer of (q, k, v), each (batch, heads, n, d)."""
+        ``collect`` also a list per layer of (q, k, v), each (batch, heads, n, d).
+
+        ``attention``, when given, replaces softmax attention in every head of every layer:
+        ``attention(layer, head, q, k, v)`` gets one sequence's real tokens (the mask must
+        mark a prefix of each row), q, k, v float (n_real, d) before the 1/sqrt(d) scale,
+        and returns the head's outputs (n_real, d), e.g. :func:`hamattn.golden.attention`
+        with that head's config; it may return None to keep exact softmax in that head.
+        ``layers``: run only the first this many layers (e.g. to collect their inputs)."""
         ids = np.atleast_2d(np.asarray(ids, dtype=np.int64))
         B, n = ids.shape
         if n > self.max_len:
@@ -134,7 +141,7 @@ class MiniLM:
         bias = np.where(mask, 0.0, -1e9)[:, None, None, :]        # (B, 1, 1, n)
         H, dh = self.heads, self.head_dim
         qkv = []
-        for layer in range(self.layers):
+        for layer in range(self.layers if layers is None else layers):
             pre = f"encoder.layer.{layer}."
 
             def lin(z, name):
@@ -153,7 +160,10 @@ class MiniLM:
             s = s - s.max(axis=-1, keepdims=True)
             a = np.exp(s)
             a /= a.sum(axis=-1, keepdims=True)
-            ctx = (a @ v).transpose(0, 2, 1, 3).reshape(B, n, H * dh)
+            ctx = a @ v
+            if attention is not None:
+                self._replace_heads(layer, attention, q, k, v, mask, ctx)
+            ctx = ctx.transpose(0, 2, 1, 3).reshape(B, n, H * dh)
             x = _layer_norm(x + lin(ctx, "attention.output.dense"),
                             p(pre + "attention.output.LayerNorm.weight"),
                             p(pre + "attention.output.LayerNorm.bias"), self.eps)
@@ -161,6 +171,18 @@ class MiniLM:
             x = _layer_norm(x + lin(h, "output.dense"), p(pre + "output.LayerNorm.weight"),
                             p(pre + "output.LayerNorm.bias"), self.eps)
         return (x, qkv) if collect else x
+
+    @staticmethod
+    def _replace_heads(layer, attention, q, k, v, mask, ctx):
+        """ctx[i, h, :L] = attention(layer, h, ...) over the L real tokens of row i."""
+        lengths = mask.sum(axis=1)
+        if not all(mask[i, :L].all() for i, L in enumerate(lengths)):
+            raise ValueError("a replaced attention needs each mask row to mark a prefix")
+        for i, L in enumerate(lengths):
+            for h in range(q.shape[1]):
+                out = attention(layer, h, q[i, h, :L], k[i, h, :L], v[i, h, :L])
+                if out is not None:
+                    ctx[i, h, :L] = out
 
     def attention_inputs(self, ids):
         """Q, K, V of one window of token ids (n,): float arrays (layers, heads, n, d)."""
@@ -170,8 +192,8 @@ class MiniLM:
         V = np.stack([v[0] for _, _, v in qkv])
         return Q, K, V
 
-    def embed(self, sentences):
-        """Sentence embeddings (len, 384), unit norm: mean pooling over the real tokens."""
+    def batch(self, sentences):
+        """Token ids (len, n) with [CLS]/[SEP], zero-padded, and the mask of real tokens."""
         enc = [self.tokenize(s, special=True)[:self.max_len] for s in sentences]
         n = max(len(e) for e in enc)
         ids = np.zeros((len(enc), n), dtype=np.int64)
@@ -179,7 +201,23 @@ class MiniLM:
         for i, e in enumerate(enc):
             ids[i, :len(e)] = e
             mask[i, :len(e)] = True
-        x = self.forward(ids, mask)
+        return ids, mask
+
+    def embed(self, sentences, attention=None, batch=None, layers=None):
+        """Sentence embeddings (len, 384), unit norm: mean pooling over the real tokens.
+        ``attention``: a replacement of every head's softmax attention, see :meth:`forward`.
+        ``batch``: run at most this many sentences at once, grouped by length (less
+        padding; the results do not depend on it). ``layers``: pool the output of the first
+        this many layers instead of the last (a smaller model, for quick tests)."""
+        if batch is not None:
+            order = sorted(range(len(sentences)), key=lambda i: len(self.tokenize(sentences[i])))
+            out = np.zeros((len(sentences), self.hidden))
+            for s in range(0, len(order), batch):
+                idx = order[s:s + batch]
+                out[idx] = self.embed([sentences[i] for i in idx], attention, layers=layers)
+            return out
+        ids, mask = self.batch(sentences)
+        x = self.forward(ids, mask, attention=attention, layers=layers)
         m = mask[..., None].astype(np.float64)
         pooled = (x * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9)
         return pooled / np.linalg.norm(pooled, axis=1, keepdims=True)

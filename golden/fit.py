@@ -82,7 +82,19 @@ def window_data(queries, keys, seq_len=None):
     3-D input is taken as given windows. 2-D input of equal length is cut into consecutive
     windows of ``seq_len`` rows (queries attend to the keys of their own window, as in
     self-attention; a last short window is kept when it has at least 2 rows). 2-D input of
-    different lengths is one window of all keys, each query attending to all of them."""
+    different lengths is one window of all keys, each query attending to all of them. A
+    list (or tuple) of 2-D arrays gives the windows explicitly, each with its own length
+    (e.g. one sentence each): window i pairs queries[i] with keys[i]."""
+    if isinstance(queries, (list, tuple)) and isinstance(keys, (list, tuple)):
+        qs = [np.asarray(x) for x in queries]
+        ks = [np.asarray(x) for x in keys]
+        if len(qs) != len(ks) or not qs or \
+                any(a.ndim != 2 or a.shape[1] != qs[0].shape[1] or len(a) == 0
+                    for a in qs + ks):
+            raise ValueError("lists of windows must pair as many non-empty (n_i, d) query "
+                             "and key arrays of one d; got "
+                             f"{[a.shape for a in qs]} and {[a.shape for a in ks]}")
+        return [a.astype(np.float64) for a in qs], [a.astype(np.float64) for a in ks]
     q = np.asarray(queries)
     k = np.asarray(keys)
     if q.ndim not in (2, 3) or k.ndim not in (2, 3):
@@ -471,24 +483,50 @@ def _table_cos(s, vsum, ref):
 
 def refine_shifts(s, vsum, ref, smax=MAX_SHIFT, rounds=4):
     """Integer coordinate ascent of the output cosine over non-decreasing tables in
-    0..smax with s[0] = 0, from the table ``s`` (the same moves as :func:`fit_shifts`)."""
+    0..smax with s[0] = 0, from the table ``s`` (the same moves as :func:`fit_shifts`).
+
+    A move changes the weights of one entry or of a tail of entries, so each candidate's
+    outputs are the current outputs plus one (nq, d) correction (the tail sums are carried
+    along the sweep): O(nq·d) per candidate instead of O(nq·b·d)."""
     s = np.asarray(s, dtype=np.float64).copy()
     b = len(s) - 1
-    best = _table_cos(s, vsum, ref)
+    ref = np.asarray(ref, dtype=np.float64)
+    nr = np.linalg.norm(ref, axis=1)
+
+    def cos(O):
+        no = np.linalg.norm(O, axis=1)
+        c = (O * ref).sum(axis=1) / np.maximum(no * nr, 1e-30)
+        return float(np.where((no == 0) | (nr == 0), 0.0, c).mean())
+
     for _ in range(rounds):
+        w = np.exp2(-(s - s.min()))                  # s[0] is the minimum and never moves
+        O = np.einsum("h,qhd->qd", w, vsum)
+        best = cos(O)
+        tail = O.copy()                              # sum over h >= i of w[h] vsum[:, h]
         improved = False
         for i in range(1, b + 1):
+            tail -= w[i - 1] * vsum[:, i - 1]
             for delta in (-1, 1):
-                t = s.copy()
-                t[i:] += delta
-                if t[i] < t[i - 1] or t.max() > smax or t.min() < 0:
-                    t = s.copy()
-                    t[i] += delta
-                    if t[i] < t[i - 1] or (i < b and t[i] > t[i + 1]) or t[i] > smax:
-                        continue
-                c = _table_cos(t, vsum, ref)
+                f = 2.0 ** -delta
+                if s[i] + delta >= s[i - 1] and s[b] + delta <= smax:    # move the tail
+                    O_new, dw = O + (f - 1.0) * tail, None
+                elif s[i] + delta >= s[i - 1] and s[i] + delta <= smax and \
+                        (i == b or s[i] + delta <= s[i + 1]):           # move entry i
+                    dw = w[i] * (f - 1.0)
+                    O_new = O + dw * vsum[:, i]
+                else:
+                    continue
+                c = cos(O_new)
                 if c > best + 1e-12:
-                    best, s, improved = c, t, True
+                    best, O, improved = c, O_new, True
+                    if dw is None:
+                        s[i:] += delta
+                        w[i:] *= f
+                        tail *= f
+                    else:
+                        s[i] += delta
+                        w[i] += dw
+                        tail += dw * vsum[:, i]
         if not improved:
             break
     return s.astype(np.int64)
@@ -501,7 +539,7 @@ def fit_hash(queries, keys, b, method="ranking", weight_bits=2, seed=0, *, logit
              values=None, out_weight=4.0, noise=0.0, shift_fit=None, hard_tail=False,
              shift_queries=SHIFT_FIT_QUERIES, log=None):
     """Fit a hash of b bits to sample ``queries`` and ``keys`` (integer arrays (n, d) or
-    (windows, n, d); see :func:`window_data`).
+    (windows, n, d), or lists of (n_i, d) windows; see :func:`window_data`).
 
     ``method``: ``random``, ``itq`` or ``ranking`` (module docstring). ``weight_bits``: width
     of the integer weights (2 = ternary). ``seed`` makes the result deterministic.
@@ -530,13 +568,14 @@ def fit_hash(queries, keys, b, method="ranking", weight_bits=2, seed=0, *, logit
     lim = weight_limit(weight_bits)
     if isinstance(b, bool) or not isinstance(b, (int, np.integer)) or not 1 <= b <= 1024:
         raise ValueError(f"b = {b!r} is not allowed: an integer from 1 to 1024")
-    for name, a in (("queries", queries), ("keys", keys)):
-        a = np.asarray(a)
-        if a.dtype.kind not in "iu":
-            raise ValueError(f"{name} must be integers (quantized activations); got dtype "
-                             f"{a.dtype}")
-        if a.size == 0:
-            raise ValueError(f"{name} is empty")
+    for name, arr in (("queries", queries), ("keys", keys)):
+        for a in (arr if isinstance(arr, (list, tuple)) else [arr]):
+            a = np.asarray(a)
+            if a.dtype.kind not in "iu":
+                raise ValueError(f"{name} must be integers (quantized activations); got "
+                                 f"dtype {a.dtype}")
+            if a.size == 0:
+                raise ValueError(f"{name} is empty")
     if logit_scale is not None and not (math.isfinite(logit_scale) and logit_scale > 0):
         raise ValueError(f"logit_scale = {logit_scale!r} is not allowed: a positive number")
     if method == "ranking" and logit_scale is None:

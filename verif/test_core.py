@@ -138,20 +138,24 @@ def test_core_timing_is_the_sum_of_its_blocks(corner, mode):
     assert cfg.kv_interval == plan.kv_interval.to_manifest()
     for n in (1, cfg.N):
         assert plan.latency.at(n) // qi.at(n) < plan.out_credits
-    assert plan.divider.latency == Timing(cfg.groups * (cfg.w + 2) + 1)
+    dv = plan.divider
+    assert dv.latency == Timing(cfg.w + 2 + (0 if dv.grouped else (cfg.groups - 1) * dv.steps))
+    assert dv.interval == Timing(cfg.groups * dv.steps) and qi.fixed >= dv.interval.fixed
 
 
 @pytest.mark.parametrize("b,rows,blocks", [(16, 16, 1), (16, 4, 4), (16, 5, 4), (7, 3, 3),
                                            (16, 1, 16), (1, 1, 1)])
 def test_row_folded_plan(b, rows, blocks):
     """R = ceil(b/rows); a folded linear path takes G·R cycles per vector: the key and query
-    intervals follow, the hash reads R passes (G·R), the divider does not change; the value
+    intervals follow, the hash reads R passes (G·R), the divider takes each group as it comes
+    (its latency w + 2 edges after the last group, its interval at most G·R); the value
     path holds a query G·R - 1 cycles, then reads its memory and the read-out trees."""
     plan = CoreConfig.create(d=6, lanes=2, b=b, rows=rows, N=4).plan
     G = plan.groups
     assert plan.row_blocks == blocks and plan.value.state_steps == G * blocks
     assert plan.kv_interval == Timing(G * blocks)
-    assert plan.q_interval == Timing(max(G * blocks, plan.divider.latency.fixed))
+    # the division never sets the query interval: the state read (G·R) does
+    assert plan.q_interval == Timing(G * blocks) and plan.divider.interval.fixed <= G * blocks
     assert plan.value.latency == Timing(G * blocks - 1 + plan.value.readout_latency + 1)
     assert plan.hash.interval == Timing(G * blocks)
-    assert plan.divider.latency == Timing(G * (8 + 2) + 1)
+    assert plan.divider.grouped and plan.divider.latency == Timing(8 + 2)

@@ -248,6 +248,53 @@ def test_window_data_layouts():
     assert len(qs) == 5
 
 
+def test_window_lists_of_any_length():
+    # a list of (n_i, d) windows (one sentence each) fits the same as the stacked windows
+    # when the lengths agree, and windows of different lengths are accepted
+    q, k, ls = clustered(windows=4)
+    v = values_for(k)
+    kw = dict(logit_scale=ls, iters=20, values=v, noise=0.3)
+    a = fit_hash(q, k, 16, "ranking", 4, seed=3, **kw)
+    b = fit_hash(list(q), list(k), 16, "ranking", 4, seed=3, **{**kw, "values": list(v)})
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+    lens = (32, 9, 20, 3)
+    c = fit_hash([x[:n] for x, n in zip(q, lens)], [x[:n] for x, n in zip(k, lens)], 16,
+                 "ranking", 4, seed=3, logit_scale=ls, iters=20,
+                 values=[x[:n] for x, n in zip(v, lens)])
+    assert c["W"].shape == (16, D) and c["shifts"].shape == (17,)
+    with pytest.raises(ValueError, match="lists of windows must pair"):
+        window_data([q[0], q[1]], [k[0]])
+
+
+def test_refined_table_is_a_local_optimum_of_the_cosine():
+    # refine_shifts carries the outputs along incrementally; check the result against the
+    # direct cosine: it is no worse than the start and no single legal move improves it
+    from hamattn.golden.fit import _table_cos, refine_shifts
+    rng = np.random.default_rng(4)
+    b, smax = 12, 9
+    vsum = rng.standard_normal((200, b + 1, 5)) * np.exp(-np.arange(b + 1) / 3)[None, :, None]
+    ref = rng.standard_normal((200, 5)) + 2 * vsum[:, 0]
+    start = np.minimum(np.arange(b + 1) // 2, smax)
+    s = refine_shifts(start, vsum, ref, smax=smax, rounds=50)
+    assert s[0] == 0 and (np.diff(s) >= 0).all() and s.max() <= smax
+    best = _table_cos(s.astype(float), vsum, ref)
+    assert best >= _table_cos(start.astype(float), vsum, ref)
+    def legal(t):
+        return (np.diff(t) >= 0).all() and 0 <= t.min() and t.max() <= smax
+
+    moves = 0
+    for i in range(1, b + 1):
+        for delta in (-1, 1):
+            t = np.r_[s[:i], s[i:] + delta]              # the tail, else entry i alone
+            if not legal(t):
+                t = np.r_[s[:i], s[i] + delta, s[i + 1:]]
+            if legal(t):
+                moves += 1
+                assert _table_cos(t.astype(float), vsum, ref) <= best + 1e-9, (i, delta)
+    assert moves > 0
+
+
 @pytest.mark.parametrize("kw,message", [
     (dict(method="pca"), "method = 'pca' is not allowed"),
     (dict(weight_bits=1), "weight_bits = 1 is not allowed"),
