@@ -48,9 +48,8 @@ def main():
     from ..gen import generate
     vpath, jpath = generate(cfg, BUILD)
     print(f"wrote {vpath}\nwrote {jpath}")
-    lat, qi = cfg.latency, cfg.q_interval
-    rows.append(("latency (edges)", f"{lat['fixed']} + {lat['per_key']}·n"))
-    rows.append(("query interval", f"{qi['fixed']} + {qi['per_key']}·n"))
+    rows.append(("latency (edges)", str(cfg.plan.latency)))
+    rows.append(("query interval", str(cfg.plan.q_interval)))
 
     step("golden model on one seeded window (seed 0, 16 keys, 3 queries)")
     rng = np.random.default_rng(0)

@@ -21,6 +21,7 @@ import sys
 from .. import process
 from ..config import FLAGS, PARAMS, WEIGHT_SOURCES, ConfigError, CoreConfig, check_given
 from ..errors import UserError
+from ..rtl.plan import Timing
 from ..verif.vectors import DEFAULT_WINDOWS
 
 __all__ = ["main", "build_parser", "config_from_args", "UserError"]
@@ -108,9 +109,8 @@ def config_from_args(args):
 
 
 def timing_text(timing):
-    """``22`` or ``6 + 2·n``: a {'fixed', 'per_key'} timing of n used keys."""
-    fixed, per_key = timing["fixed"], timing["per_key"]
-    return f"{fixed}" if not per_key else f"{fixed} + {per_key}·n"
+    """``22`` or ``6 + 2·n``: a manifest timing object (SPEC §5) as text."""
+    return str(Timing(**timing))
 
 
 # ------------------------------------------------------------------- commands

@@ -48,6 +48,17 @@ class Timing:
         return (self.fixed + self.per_key * n + self.per_block * -(-n // self.block)
                 + self.per_kept * kept)
 
+    def __str__(self):
+        """``21``, ``43 + 2·n``, ``5 + 3·ceil(n/4) + 2·min(k, n)``: the terms that are not 0."""
+        terms = [str(self.fixed)]
+        if self.per_key:
+            terms.append(f"{self.per_key}·n")
+        if self.per_block:
+            terms.append(f"{self.per_block}·ceil(n/{self.block})")
+        if self.per_kept:
+            terms.append(f"{self.per_kept}·min(k, n)")
+        return " + ".join(terms)
+
     def to_manifest(self):
         """The manifest object of SPEC §5: ``{"fixed", "per_key"}``, plus ``per_block`` and
         ``block`` and/or ``per_kept`` where those terms are not 0."""

@@ -41,3 +41,10 @@ def test_integer_helpers():
         assert all(b - a >= 2 for a, b in zip(shifts, shifts[1:]))    # non-adjacent
     # num of 5 unit weights of 8-bit values: ±5·128 -> 11 bits signed; den 5 -> 3 bits
     assert sum_widths(5, 8) == (11, 3)
+
+
+def test_timing_text_names_its_terms():
+    """The text the command line and the demo print: only the terms that are not 0."""
+    assert str(Timing(21)) == "21"
+    assert str(Timing(43, 2)) == "43 + 2·n"
+    assert str(Timing(5, 0, 3, 4, 2)) == "5 + 3·ceil(n/4) + 2·min(k, n)"
