@@ -341,6 +341,35 @@ def head_fidelity(root):
                     f"{d['config']['heads_evaluated']} heads of {d['config']['model']}")]
 
 
+def e2e(root):
+    """The whole MiniLM with every head replaced: held-out (eval) scores, tuning beside."""
+    d = _load(root, "e2e.json")
+
+    def label(r):
+        if r["method"] == "reference":
+            return f"{r['mode']} (reference)"
+        return f"{r['mode']} k={r['k']}" if r.get("k") else r["mode"]
+
+    tune = {(r["mode"], r.get("k"), r.get("b"), r["fit"]): r for r in d["rows"]
+            if r["split"] == "tune"}
+    body = []
+    for r in d["rows"]:
+        if r["split"] != "eval":
+            continue
+        t = tune.get((r["mode"], r.get("k"), r.get("b"), r["fit"]))
+        body.append([label(r), "" if r.get("b") is None else str(r["b"]), r.get("fit") or "",
+                     f"{r['embedding_cosine']:.4f}", f"{r['similarity_spearman']:.4f}",
+                     f"{t['embedding_cosine']:.4f} / {t['similarity_spearman']:.4f}" if t
+                     else ""])
+    head = ["mode", "b", "fit", "embedding cosine", "similarity Spearman",
+            "tune cos / Spearman"]
+    extra = (f"held-out sentences ({d['sentences']['eval']}), every head of "
+             f"{d['layers_replaced']} layers replaced"
+             + ("" if d.get("complete") else "; a partial run (the rows scored so far)"))
+    return _rows(head, ["---", "---:", "---", "---:", "---:", "---:"], body) + [
+        "", _source("e2e.json", "make bench-e2e", d["machine"], None, extra)]
+
+
 def headline(root):
     """The README's results at a glance, one line per benchmark."""
     fid = _load(root, "fidelity.json")
@@ -386,7 +415,7 @@ def headline(root):
 
 TABLES = {f.__name__.replace("_", "-"): f for f in (
     synth_table, synth_runs, goals, boards, popcount, popcount_goals, adders, golden_speed,
-    sim_speed, head_fidelity, headline)}
+    sim_speed, head_fidelity, e2e, headline)}
 
 
 # -- rewriting -------------------------------------------------------------------------------
