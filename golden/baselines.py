@@ -183,6 +183,9 @@ class SoftmaxSpec:
         e = self.engine_interval
         return max(e["fixed"] + e["per_key"] * n, divider_latency(self.w))
 
+    #: edges between accepted keys at full throughput: a key is written to memory per edge
+    key_interval = 1
+
     @property
     def multipliers(self):
         """d for the dot product, d for weight · value."""
@@ -357,6 +360,9 @@ class LinearSpec:
         (w + 2), whichever is longer — the core's ``q_interval`` or the divider's by
         construction of ``group``, unless b is so small that the engine is faster."""
         return max(self.engine_interval, divider_latency(self.w))
+
+    #: edges between accepted keys at full throughput: one key per edge enters the update
+    key_interval = 1
 
     @property
     def multipliers(self):
