@@ -86,11 +86,12 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..config import (csd_digits, divider_latency, signed_width, tree_depth,
+from ..config import (csd_digits, divider_latency, divider_steps, signed_width, tree_depth,
                       unsigned_width)
 from .model import _as_vectors, rdiv
 
 __all__ = ["SoftmaxSpec", "LinearSpec", "BaselineResult", "softmax_spec", "linear_spec",
+           "keys_per_cycle",
            "baseline_spec", "baseline_kind", "run_baseline", "softmax_lut", "FEATURES",
            "LUT_MAX_BITS"]
 
@@ -114,10 +115,14 @@ class SoftmaxSpec:
     """Constants, widths and pipeline depths of the softmax baseline (module docstring).
 
     Hardware (``hamattn.rtl.baselines.SoftmaxBaseline``): keys and values in two
-    N-deep memories; per query two passes over the stored keys, one key per cycle through
-    d multipliers ``q[i] * k_j[i]`` and an adder tree (``dot_latency`` edges from the key
-    memory's address to the score register); pass 1 keeps the max, pass 2 reads the table
-    and multiplies the weight into the value (d multipliers), then the divider."""
+    memories of ceil(N/M) words of M vectors (M = ``keys_per_cycle``, the core's
+    ``--keys-per-cycle``: the same (query, key) pairs per cycle as the core's scan); per
+    query two passes over the stored keys, M keys per cycle through M·d multipliers
+    ``q[i] * k_j[i]`` and M adder trees (``dot_latency`` edges from the key memory's address
+    to the score registers); pass 1 keeps the max, pass 2 reads the table (M read ports) and
+    multiplies the M weights into the M values (M·d multipliers), then the divider: the
+    core's pipelined :class:`~hamattn.rtl.divider.RoundingDivider` with the most steps per
+    stage that keeps up with the engine (``divider_steps``), as the core chooses its own."""
 
     d: int
     w: int
@@ -130,6 +135,11 @@ class SoftmaxSpec:
     score_lo: int
     score_hi: int
     diff_max: int
+    keys_per_cycle: int = 1   # M
+
+    def blocks(self, n):
+        """Cycles of one pass over n keys: ceil(n / M)."""
+        return -(-n // self.keys_per_cycle)
 
     @property
     def lut_size(self):
@@ -171,34 +181,60 @@ class SoftmaxSpec:
 
     @property
     def engine_interval(self):
-        """``{fixed, per_key}`` cycles from one accepted query to the next when the divider
-        is free: the accepting cycle, pass 1 (n + ``dot_latency``), pass 2 (n +
-        ``dot_latency`` + 2: the table read and the product register), the hand-off."""
-        return {"fixed": 2 * self.dot_latency + 4, "per_key": 2}
+        """``{fixed, per_block, block}`` cycles from one accepted query to the next when the
+        divider is free (SPEC §5 terms: fixed + per_block·ceil(n/block)): the accepting
+        cycle, pass 1 (ceil(n/M) + ``dot_latency``), pass 2 (ceil(n/M) + ``dot_latency`` +
+        2: the table read and the product register), the hand-off."""
+        return {"fixed": 2 * self.dot_latency + 4, "per_block": 2,
+                "block": self.keys_per_cycle}
+
+    @property
+    def divider_steps(self):
+        """Restoring steps per stage of the divider: the most (the cheapest divider) whose
+        intake, ``steps`` + 2 edges from the engine's hand-off to its next (num, den), fits
+        the engine's shortest interval (one key): the divider never sets the query rate.
+        w (one bit-serial stage) unless the engine is faster than w + 2 edges."""
+        return divider_steps(self.w, 1, self.engine_interval["fixed"])
 
     def query_interval(self, n):
         """Cycles between queries at full throughput for a window of n used keys: the
-        engine's or the divider's (w + 2: one bit-serial division at a time), whichever is
+        engine's, fixed + 2·ceil(n/M), or the divider's intake (steps + 2), whichever is
         longer."""
         e = self.engine_interval
-        return max(e["fixed"] + e["per_key"] * n, divider_latency(self.w))
+        return max(e["fixed"] + e["per_block"] * self.blocks(n), self.divider_steps + 2)
 
     #: edges between accepted keys at full throughput: a key is written to memory per edge
     key_interval = 1
 
     @property
     def multipliers(self):
-        """d for the dot product, d for weight · value."""
-        return 2 * self.d
+        """M·d for the dot products, M·d for weight · value."""
+        return 2 * self.d * self.keys_per_cycle
 
     @property
     def multiplier_shapes(self):
         """(count, a bits, b bits) of each kind of multiplier (signed operands)."""
-        return ((self.d, self.w, self.w), (self.d, self.weight_bits + 1, self.w))
+        m = self.keys_per_cycle * self.d
+        return ((m, self.w, self.w), (m, self.weight_bits + 1, self.w))
+
+
+def keys_per_cycle(cfg):
+    """M of ``cfg`` (``--keys-per-cycle``): the (query, key) pairs the core's scan compares
+    per cycle, and so the softmax baseline's multiply lanes."""
+    return getattr(cfg, "keys_per_cycle", 1)
+
+
+def softmax_spec(cfg, lanes=None):
+    """The softmax baseline of ``cfg`` with ``lanes`` keys per cycle (default: the core's
+    M, :func:`keys_per_cycle`)."""
+    M = keys_per_cycle(cfg) if lanes is None else lanes
+    if type(M) is not int or not 1 <= M <= cfg.N:
+        raise ValueError(f"lanes = {M!r} is not allowed: an integer in 1 .. N = {cfg.N}")
+    return _softmax_spec(cfg, M)
 
 
 @lru_cache(maxsize=64)
-def softmax_spec(cfg):
+def _softmax_spec(cfg, M):
     d, w, N = cfg.d, cfg.w, cfg.N
     vmin, vmax = cfg.vmin, cfg.vmax
     F = w
@@ -216,7 +252,8 @@ def softmax_spec(cfg):
     lut = softmax_lut(F, size, scale)
     assert lut[0] >= 1 and all(a >= b for a, b in zip(lut, lut[1:]))
     return SoftmaxSpec(d=d, w=w, N=N, weight_bits=F, lut_bits=A, shift=shift, scale=scale,
-                       lut=lut, score_lo=score_lo, score_hi=score_hi, diff_max=diff_max)
+                       lut=lut, score_lo=score_lo, score_hi=score_hi, diff_max=diff_max,
+                       keys_per_cycle=M)
 
 
 # =========================================================================== linear

@@ -16,7 +16,7 @@ import pathlib
 import sys
 
 from ..golden.baselines import baseline_spec
-from ..rtl.baselines import DEFAULT_BASELINE_TOP, generate_baseline
+from ..rtl.baselines import DEFAULT_BASELINE_TOP, baseline_verilog_text, generate_baseline
 from .flows import PLURAL, TARGETS, amount, synth_report, synthesize
 
 __all__ = ["synth_config", "run_synth", "run_sweep", "run_report", "DSP_TARGETS",
@@ -40,10 +40,12 @@ def _sources(cfg, build_dir, progress, baseline=True):
     vpath = folder / "hamattn_core.v"
     if not vpath.exists():
         generate(cfg, folder)
-    bdir = folder / "baseline"
-    bpath = bdir / f"{DEFAULT_BASELINE_TOP}.v"
-    if baseline and not bpath.exists():
-        generate_baseline(cfg, bdir)
+    bpath = folder / "baseline" / f"{DEFAULT_BASELINE_TOP}.v"
+    if baseline:
+        # the baseline's own text, not the core's hash, says whether the file is current
+        btext = baseline_verilog_text(cfg)
+        if not bpath.exists() or bpath.read_text() != btext:
+            generate_baseline(cfg, bpath.parent)
     return str(vpath), str(bpath), DEFAULT_BASELINE_TOP
 
 

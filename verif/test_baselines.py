@@ -342,6 +342,39 @@ def test_rtl_softmax_query_rate(corner):
     assert set(np.diff(q[5:]).tolist()) == {dut.spec.query_interval(1)}
 
 
+@pytest.mark.parametrize("lanes", [2, 3, 5])
+def test_rtl_softmax_keys_per_cycle(lanes):
+    """M keys per cycle (M = 2, an M that divides neither N = 5 nor most n, and M = N):
+    outputs equal the model under random handshakes and at full rate, where a query takes
+    2·ceil(n/M) + fixed cycles; the key rate stays one per cycle; 2·M·d multipliers."""
+    cfg = CoreConfig.create(mode="topk", b=7, d=3, w=8, N=5)
+    dut = SoftmaxBaseline(cfg, lanes=lanes)
+    sp = dut.spec
+    assert sp.keys_per_cycle == lanes and dut.multipliers == 2 * lanes * cfg.d
+    rng = np.random.default_rng(lanes)
+    wins = random_windows(cfg, rng, 5, n_keys=(1, cfg.N + 2), n_queries=(1, 3))
+    check_beats(cfg, wins, simulate(cfg, wins, seed=lanes, dut=dut, p_kv=0.5, p_q=0.7,
+                                    p_out=0.3), model=run_baseline)
+    full = random_windows(cfg, rng, 1, n_keys=cfg.N, n_queries=4)
+    full += random_windows(cfg, rng, 1, n_keys=lanes + 1 if lanes < cfg.N else 2,
+                           n_queries=4)
+    obs = simulate(cfg, full, seed=lanes, dut=dut)
+    check_beats(cfg, full, obs, model=run_baseline)
+    check_kv_interval(cfg, full, obs)
+    q = obs.q_cycles
+    e = sp.engine_interval
+    for part, n in ((q[:4], cfg.N), (q[4:], len(full[1].keys))):
+        gap = max(e["fixed"] + 2 * -(-n // lanes), sp.divider_steps + 2)
+        assert set(np.diff(part).tolist()) == {gap} == {sp.query_interval(n)}
+
+
+def test_softmax_lanes_refused_out_of_range():
+    cfg = CoreConfig.create(mode="topk", b=7, d=3, w=8, N=5)
+    for bad in (0, 6, 2.0):
+        with pytest.raises(ValueError, match=f"lanes = {bad!r} is not allowed"):
+            softmax_spec(cfg, bad)
+
+
 # =========================================================================== Verilog
 
 PORT = re.compile(r"^\s*(input|output)\s+(?:wire\s+|reg\s+)?(?:\[(\d+):0\]\s*)?(\w+);", re.M)
