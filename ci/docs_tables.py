@@ -185,19 +185,23 @@ def goals(root):
     d = _load(root, "goals.json")
     best = d["best"]
     body = []
+    fold = ("lanes", "rows", "keys_per_cycle")
     for r in d["rows"]:
         b = best.get(r["goal"])
-        is_best = b is not None and (b["lanes"], b["rows"]) == (r["lanes"], r["rows"])
+        is_best = b is not None and all(b.get(k, 1) == r.get(k, 1) for k in fold)
+        vs = r.get("vs_cpu")
         body.append([r["goal"], f"d={r['d']} b={r['b']} N={r['N']}", r["lanes"], r["rows"],
-                     "yes" if r["fits"] else "no",
+                     r.get("keys_per_cycle", 1), "yes" if r["fits"] else "no",
                      f"{r['logic_cells']:,}/{r['logic_cells_available']:,}",
                      f"{r['bram']}/{r['bram_available']}", _num(r["fmax_mhz"], 1),
                      r["kv_interval"], _num(r["q_interval_full_window"]),
-                     _num(r["tokens_per_s"]), "**best**" if is_best else ""])
-    head = ["goal", "config", "P", "T", "fits", "logic cells", "BRAM", "Fmax MHz",
-            "kv cycles", "q cycles (N keys)", "tokens/s", ""]
-    return _rows(head, ["---", "---", "---:", "---:", "---", "---:", "---:", "---:", "---:",
-                        "---:", "---:", "---"], body) + [
+                     _num(r["tokens_per_s"]), _num(r.get("cpu_tokens_per_s")),
+                     "-" if vs is None else f"{vs:.2f}x", "**best**" if is_best else ""])
+    head = ["goal", "config", "P", "T", "M", "fits", "logic cells", "BRAM", "Fmax MHz",
+            "kv cycles", "q cycles (N keys)", "tokens/s", "one CPU thread, tokens/s",
+            "vs CPU", ""]
+    return _rows(head, ["---", "---", "---:", "---:", "---:", "---", "---:", "---:", "---:",
+                        "---:", "---:", "---:", "---:", "---:", "---"], body) + [
         "", _source("goals.json", "make bench-goals", d["machine"], None,
                     _commits(d["rows"]) + "; tools of the board builds (`goals/*.json`): "
                     + _goal_tools(root))]
