@@ -86,12 +86,12 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..config import (csd_digits, divider_latency, divider_steps, signed_width, tree_depth,
+from ..config import (csd_digits, divider_steps, signed_width, tree_depth,
                       unsigned_width)
 from .model import _as_vectors, rdiv
 
 __all__ = ["SoftmaxSpec", "LinearSpec", "BaselineResult", "softmax_spec", "linear_spec",
-           "keys_per_cycle",
+           "keys_per_cycle", "divider_for",
            "baseline_spec", "baseline_kind", "run_baseline", "softmax_lut", "FEATURES",
            "LUT_MAX_BITS"]
 
@@ -100,6 +100,22 @@ BLOCK = 256
 #: address bits of the softmax exponent table at most (256 entries)
 LUT_MAX_BITS = 8
 FEATURES = ("dense", "hash")
+
+
+# =========================================================================== divider
+
+def divider_for(w, interval):
+    """(steps, depth, intake) of the baselines' divider (the core's pipelined
+    :class:`~hamattn.rtl.divider.RoundingDivider`) when its engine hands it a division
+    every ``interval`` edges at the most: the most restoring steps per stage (the cheapest
+    divider) with ``steps <= interval``, as the core picks its own; ``depth`` = 1 (one
+    division in flight) where its latency w + 2 fits the interval, else enough room for
+    every division in flight, ``ceil((w + 2) / interval) + 1``; ``intake``: the edges it
+    then needs between divisions, w + 2 at depth 1, ``steps`` otherwise."""
+    steps = divider_steps(w, 1, interval)
+    if w + 2 <= interval:
+        return steps, 1, w + 2
+    return steps, -(-(w + 2) // interval) + 1, steps
 
 
 # =========================================================================== softmax
@@ -122,7 +138,7 @@ class SoftmaxSpec:
     to the score registers); pass 1 keeps the max, pass 2 reads the table (M read ports) and
     multiplies the M weights into the M values (M·d multipliers), then the divider: the
     core's pipelined :class:`~hamattn.rtl.divider.RoundingDivider` with the most steps per
-    stage that keeps up with the engine (``divider_steps``), as the core chooses its own."""
+    stage that keeps up with the engine (``divider``), as the core chooses its own."""
 
     d: int
     w: int
@@ -189,19 +205,18 @@ class SoftmaxSpec:
                 "block": self.keys_per_cycle}
 
     @property
-    def divider_steps(self):
-        """Restoring steps per stage of the divider: the most (the cheapest divider) whose
-        intake, ``steps`` + 2 edges from the engine's hand-off to its next (num, den), fits
-        the engine's shortest interval (one key): the divider never sets the query rate.
-        w (one bit-serial stage) unless the engine is faster than w + 2 edges."""
-        return divider_steps(self.w, 1, self.engine_interval["fixed"])
+    def divider(self):
+        """(steps, depth, intake) of the divider (:func:`divider_for`) for the engine's
+        shortest interval (one block of keys): the divider never sets the query rate; one
+        bit-serial stage (steps = w, depth 1) unless the engine is faster than w + 2."""
+        e = self.engine_interval
+        return divider_for(self.w, e["fixed"] + e["per_block"])
 
     def query_interval(self, n):
         """Cycles between queries at full throughput for a window of n used keys: the
-        engine's, fixed + 2·ceil(n/M), or the divider's intake (steps + 2), whichever is
-        longer."""
+        engine's, fixed + 2·ceil(n/M), or the divider's intake, whichever is longer."""
         e = self.engine_interval
-        return max(e["fixed"] + e["per_block"] * self.blocks(n), self.divider_steps + 2)
+        return max(e["fixed"] + e["per_block"] * self.blocks(n), self.divider[2])
 
     #: edges between accepted keys at full throughput: a key is written to memory per edge
     key_interval = 1
@@ -306,6 +321,7 @@ class LinearSpec:
     shift: int
     group: int                # features read out per cycle
     readout_cycles: int
+    target_interval: int      # the core's q_interval (4 at least), which the engine meets
 
     @property
     def asymmetric(self):
@@ -392,11 +408,18 @@ class LinearSpec:
         ``readout_cycles`` product cycles, the last accumulation, the hand-off."""
         return self.readout_cycles + 3
 
+    @property
+    def divider(self):
+        """(steps, depth, intake) of the divider (:func:`divider_for`) for the core's query
+        interval (4 at least)."""
+        return divider_for(self.w, self.target_interval)
+
     def query_interval(self, n=None):
         """Cycles between queries at full throughput (any n): the engine's or the divider's
-        (w + 2), whichever is longer — the core's ``q_interval`` or the divider's by
-        construction of ``group``, unless b is so small that the engine is faster."""
-        return max(self.engine_interval, divider_latency(self.w))
+        intake, whichever is longer: the core's ``q_interval`` by construction of ``group``
+        and the divider, or 4 (the engine's shortest: one read-out cycle) where the core is
+        faster."""
+        return max(self.engine_interval, self.divider[2])
 
     #: edges between accepted keys at full throughput: one key per edge enters the update
     key_interval = 1
@@ -427,15 +450,15 @@ def linear_spec(cfg, features="dense"):
         Mq = cfg.Wq if cfg.asymmetric else cfg.W
         betaq = cfg.thetaq if cfg.asymmetric else cfg.theta
     shift = _feature_shift(M, Mq)
-    # the fewest features per read-out cycle with readout_cycles + 3 <= the core's interval,
-    # or the interval of the baseline's bit-serial divider where the core is faster
-    qi = max(cfg.q_interval["fixed"], divider_latency(cfg.w))
+    # the fewest features per read-out cycle with readout_cycles + 3 <= the core's interval
+    # (4 at least: one read-out cycle); the divider keeps up with it (LinearSpec.divider)
+    qi = max(cfg.q_interval["fixed"], 4)
     budget = max(1, min(cfg.b, qi - 3))
     group = -(-cfg.b // budget)
     readout = -(-cfg.b // group)
     return LinearSpec(d=cfg.d, w=cfg.w, b=cfg.b, N=cfg.N, features=features, M=M,
                       beta=tuple(beta), Mq=Mq, betaq=tuple(betaq), shift=shift,
-                      group=group, readout_cycles=readout)
+                      group=group, readout_cycles=readout, target_interval=qi)
 
 
 # =========================================================================== dispatch

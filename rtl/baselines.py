@@ -59,12 +59,15 @@ class _AxiBaseline(wiring.Component):
         """Count of (non-constant) multipliers in the design."""
         return self.spec.multipliers
 
-    def _divider(self, m, num_width, den_width, steps):
-        """The core's divider, whole vectors, ``steps`` restoring steps per pipeline stage
-        (w: one bit-serial stage), its output on ``m_out``."""
+    def _divider(self, m, num_width, den_width):
+        """The core's divider, whole vectors, with the steps per pipeline stage and the
+        depth of ``spec.divider`` (w steps, depth 1: one bit-serial stage), its output on
+        ``m_out``."""
         cfg = self.cfg
+        steps, depth, _ = self.spec.divider
         m.submodules.divider = div = RoundingDivider(cfg.d, num_width, den_width, cfg.w,
-                                                     layouts.query_tag(), steps=steps)
+                                                     layouts.query_tag(), steps=steps,
+                                                     depth=depth)
         m.d.comb += [
             self.m_out_tvalid.eq(div.o.valid), div.o.ready.eq(self.m_out_tready),
             self.m_out_tdata.eq(div.o.payload.q.as_value()),
@@ -112,7 +115,7 @@ class SoftmaxBaseline(_AxiBaseline):
       exponent ROM (M read ports) while the value memory is read; ``weight * v[e]`` (M·d
       multipliers, registered; 0 for an unused lane) is summed over the lanes and added to
       num[e], the weights to den;
-    * (num, den) go to the :class:`RoundingDivider` (``spec.divider_steps`` restoring steps
+    * (num, den) go to the :class:`RoundingDivider` (``spec.divider``: restoring steps
       per stage, so that it keeps up with the engine), whose output is ``m_out``.
 
     Pass 1 takes ceil(n/M) + ``dot_latency`` cycles, pass 2 ceil(n/M) + ``dot_latency`` + 2,
@@ -147,7 +150,7 @@ class SoftmaxBaseline(_AxiBaseline):
         kw, vw = kmem.write_port(granularity=1), vmem.write_port(granularity=1)
         kr, vr = kmem.read_port(transparent_for=()), vmem.read_port(transparent_for=())
         lrs = [lut.read_port(transparent_for=()) for _ in range(M)]
-        div = self._divider(m, sp.num_width, sp.den_width, sp.divider_steps)
+        div = self._divider(m, sp.num_width, sp.den_width)
 
         # ---- window protocol
         queries = Signal()                       # phase: 0 keys, 1 queries
@@ -349,7 +352,7 @@ class LinearBaseline(_AxiBaseline):
         m = Module()
         vec = layouts.vector(cfg)
         key, value, query = self._vectors(m)
-        div = self._divider(m, sp.num_width, sp.den_width, cfg.w)
+        div = self._divider(m, sp.num_width, sp.den_width)
 
         # ---- the shared feature pipeline, advancing when its output is empty or taken
         en = Signal()

@@ -239,15 +239,20 @@ def test_linear_hash_features_with_query_hash(tmp_path):
 
 
 def test_linear_readout_is_folded_to_the_core_interval():
-    """The read-out keeps up with the core's q_interval or the baseline's bit-serial
-    divider (w + 2), whichever is longer, with the fewest features per cycle."""
+    """The read-out keeps up with the core's q_interval (4 cycles at least: one read-out
+    cycle) with the fewest features per cycle, and the divider with the most steps per
+    stage whose intake (steps + 2) keeps up too."""
     for w, b, lanes in [(2, 16, 2), (8, 16, 2), (8, 3, 2), (16, 64, 2), (4, 1, 2),
                         (8, 16, 1), (2, 16, 1)]:
         cfg = CoreConfig.create(d=2, w=w, b=b, N=4, lanes=lanes)
-        target = max(cfg.q_interval["fixed"], w + 2)
+        target = max(cfg.q_interval["fixed"], 4)
         sp = linear_spec(cfg)
         assert sp.group * sp.readout_cycles >= b > sp.group * (sp.readout_cycles - 1)
-        assert sp.engine_interval <= max(target, 4)
+        assert sp.engine_interval <= target and sp.query_interval() <= target
+        steps, depth, intake = sp.divider
+        assert intake <= target and steps <= target
+        assert steps == w or steps + 1 > target    # the most steps that keep up
+        assert depth == (1 if w + 2 <= target else -(-(w + 2) // target) + 1)
         assert sp.multipliers == b * 2 + sp.group * 3
         if sp.group > 1:        # one fewer feature per cycle would not keep up
             assert -(-b // (sp.group - 1)) + 3 > target
@@ -314,17 +319,19 @@ def test_rtl_hsoftmax_uses_the_softmax_baseline():
     check_beats(cfg, wins, simulate(cfg, wins, seed=2, dut=dut), model=run_baseline)
 
 
-def test_rtl_linear_query_rate_matches_the_core():
+@pytest.mark.parametrize("lanes", [3, 1])
+def test_rtl_linear_query_rate_matches_the_core(lanes):
     """At full rate the linear baseline emits one output per core q_interval cycles, or per
-    w + 2 cycles of its bit-serial divider where the core is faster (the read-out folded as
-    far as that allows, no further)."""
-    cfg, dut, model, seed, rng = make("b7_d3_w8_N5", "linear", b=16)
-    assert isinstance(dut, LinearBaseline) and dut.spec.group == 3
+    4 (one read-out cycle) where the core is faster: the read-out folded as far as that
+    allows, no further, and the divider pipelined to keep up (P = 3: q_interval 1, a
+    two-step divider; P = 1: q_interval 3 + ..., the bit-serial one)."""
+    cfg, dut, model, seed, rng = make("b7_d3_w8_N5", "linear", b=16, lanes=lanes)
+    assert isinstance(dut, LinearBaseline)
     wins = random_windows(cfg, rng, 1, n_keys=cfg.N, n_queries=6)
     obs = simulate(cfg, wins, seed=seed, dut=dut)
     check_beats(cfg, wins, obs, model=model)
     gaps = set(np.diff(obs.out_cycles).tolist())
-    want = max(cfg.at(cfg.q_interval, cfg.N), cfg.w + 2)
+    want = max(cfg.at(cfg.q_interval, cfg.N), 4)
     assert gaps == {want} == {dut.spec.query_interval()}, gaps
 
 
@@ -364,7 +371,7 @@ def test_rtl_softmax_keys_per_cycle(lanes):
     q = obs.q_cycles
     e = sp.engine_interval
     for part, n in ((q[:4], cfg.N), (q[4:], len(full[1].keys))):
-        gap = max(e["fixed"] + 2 * -(-n // lanes), sp.divider_steps + 2)
+        gap = max(e["fixed"] + 2 * -(-n // lanes), sp.divider[2])
         assert set(np.diff(part).tolist()) == {gap} == {sp.query_interval(n)}
 
 
