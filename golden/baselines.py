@@ -301,13 +301,19 @@ class LinearSpec:
 
     Hardware (``hamattn.rtl.baselines.LinearBaseline``): keys and queries share one
     feature pipeline (input register, constant CSD adder trees ``proj_depth`` levels deep,
-    the ReLU/shift/clamp register); a key then takes one cycle of b·d multipliers
-    ``phi[t] * v[e]`` (registered) and one of accumulation into S and z — one key per cycle,
-    as the core; a query's read-out is folded: ``group`` features per cycle over
-    ``readout_cycles`` cycles through ``group·(d+1)`` multipliers, so that the engine takes a
-    query every ``readout_cycles + 3`` cycles, no slower than the core's ``q_interval`` or
-    the baseline's bit-serial divider (w + 2), whichever is longer, with the fewest
-    multipliers."""
+    the ReLU/shift/clamp register). Equal throughput: the baseline takes keys and queries
+    as often as the core (its ``kv_interval`` and ``q_interval``), with the fewest
+    multipliers that allow it:
+
+    * a key, where the core takes one per cycle (``key_fold`` = 1): one cycle of b·d
+      multipliers ``phi[t] * v[e]`` (registered) and one of accumulation into S and z;
+      where the core takes one every F = ``key_fold`` > 1 cycles (a folded core): the key's
+      features and value are held for ``key_cycles`` = F - 1 cycles of ``key_rows`` =
+      ceil(b / (F-1)) rows each (``key_rows``·d multipliers), a key every F cycles;
+    * a query's read-out is folded: ``group`` features per cycle over ``readout_cycles``
+      cycles through ``group·(d+1)`` multipliers, so that the engine takes a query every
+      ``readout_cycles + 3`` cycles, no slower than the core's ``q_interval`` (or 4, its
+      shortest), and the divider keeps up (:attr:`divider`)."""
 
     d: int
     w: int
@@ -322,6 +328,17 @@ class LinearSpec:
     group: int                # features read out per cycle
     readout_cycles: int
     target_interval: int      # the core's q_interval (4 at least), which the engine meets
+    key_fold: int = 1         # F: the core's kv_interval, cycles per key
+
+    @property
+    def key_cycles(self):
+        """Cycles a folded key update takes after its accepting cycle: F - 1 (0: unfolded)."""
+        return self.key_fold - 1
+
+    @property
+    def key_rows(self):
+        """Rows of S (features) a key updates per cycle: b unfolded, else ceil(b/(F-1))."""
+        return self.b if self.key_fold == 1 else -(-self.b // self.key_cycles)
 
     @property
     def asymmetric(self):
@@ -421,19 +438,21 @@ class LinearSpec:
         faster."""
         return max(self.engine_interval, self.divider[2])
 
-    #: edges between accepted keys at full throughput: one key per edge enters the update
-    key_interval = 1
+    @property
+    def key_interval(self):
+        """Edges between accepted keys at full throughput: F, the core's."""
+        return self.key_fold
 
     @property
     def multipliers(self):
-        """b·d for the key update phi_k[t]·v[e]; group·d for phi_q[t]·S[t,e] and group
-        for phi_q[t]·z[t] in the read-out."""
-        return self.b * self.d + self.group * (self.d + 1)
+        """key_rows·d for the key update phi_k[t]·v[e]; group·d for phi_q[t]·S[t,e] and
+        group for phi_q[t]·z[t] in the read-out."""
+        return self.key_rows * self.d + self.group * (self.d + 1)
 
     @property
     def multiplier_shapes(self):
         """(count, a bits, b bits) of each kind of multiplier (unsigned phi, signed rest)."""
-        return ((self.b * self.d, self.phi_width, self.w),
+        return ((self.key_rows * self.d, self.phi_width, self.w),
                 (self.group * self.d, self.phi_width, self.S_width),
                 (self.group, self.phi_width, self.z_width))
 
@@ -458,7 +477,8 @@ def linear_spec(cfg, features="dense"):
     readout = -(-cfg.b // group)
     return LinearSpec(d=cfg.d, w=cfg.w, b=cfg.b, N=cfg.N, features=features, M=M,
                       beta=tuple(beta), Mq=Mq, betaq=tuple(betaq), shift=shift,
-                      group=group, readout_cycles=readout, target_interval=qi)
+                      group=group, readout_cycles=readout, target_interval=qi,
+                      key_fold=max(1, cfg.kv_interval["fixed"]))
 
 
 # =========================================================================== dispatch

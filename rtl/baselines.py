@@ -308,7 +308,10 @@ class LinearBaseline(_AxiBaseline):
     (b features of w-1 bits). Then:
 
     * a key: ``phi[t] * v[e]`` for every t, e — b·d multipliers, registered — and the next
-      cycle ``S[t,e] += ...``, ``z[t] += phi[t]``. One key per cycle, as the core.
+      cycle ``S[t,e] += ...``, ``z[t] += phi[t]``: one key per cycle, as the unfolded core.
+      Where the core takes a key every F = ``spec.key_fold`` > 1 cycles (folded), the key's
+      features and value are held (state KEY) for F - 1 cycles of ``spec.key_rows`` rows
+      each (key_rows·d multipliers), one key every F cycles, as the core.
     * a query: the read-out ``num[e] = sum_t phi_q[t] S[t,e]``, ``den = sum_t phi_q[t] z[t] +
       1`` is **folded**: ``group`` features per cycle over ``readout_cycles`` cycles, through
       group·d + group multipliers (the rows are picked by multiplexers, the query's features
@@ -417,22 +420,38 @@ class LinearBaseline(_AxiBaseline):
         take_q = Signal()
         m.d.comb += [take_q.eq(fo_valid & ~fo_key & idle), take.eq(take_key | take_q)]
 
-        # key: b·d multipliers, registered, then accumulated
+        # key: key_rows·d multipliers, registered, then accumulated into those rows
         pmax = sp.phi_max
-        kp = [[Signal(shape_for(pmax * cfg.vmin, pmax * cfg.vmax), name=f"kp_{t}_{e}")
-               for e in range(d)] for t in range(b)]
-        kz = [Signal(unsigned(sp.phi_width), name=f"kz_{t}") for t in range(b)]
+        KG, KR = sp.key_rows, sp.key_cycles
+        kp = [[Signal(shape_for(pmax * cfg.vmin, pmax * cfg.vmax), name=f"kp_{g}_{e}")
+               for e in range(d)] for g in range(KG)]
+        kz = [Signal(unsigned(sp.phi_width), name=f"kz_{g}") for g in range(KG)]
         kv = Signal()
-        m.d.sync += kv.eq(take_key)
-        for t in range(b):
-            m.d.sync += [kp[t][e].eq(phi[t] * fo_value[e]) for e in range(d)]
-            m.d.sync += kz[t].eq(phi[t])
+        keying = Signal()                       # a folded key update is under way
+        kr = Signal(range(max(KR, 1)))          # its block of KG rows
+        kblk = Signal(range(max(KR, 1)))
+        kphi = [Signal(unsigned(sp.phi_width), name=f"kphi{t}") for t in range(b)]
+        kval = Signal(vec)
+        if KR == 0:                             # one key per cycle: every row at once
+            m.d.sync += kv.eq(take_key)
+            for t in range(b):
+                m.d.sync += [kp[t][e].eq(phi[t] * fo_value[e]) for e in range(d)]
+                m.d.sync += kz[t].eq(phi[t])
+        else:                                   # held, KG rows per cycle for KR cycles
+            m.d.sync += [kv.eq(keying), kblk.eq(kr)]
+            zero_phi = Const(0, unsigned(sp.phi_width))
+            for g in range(KG):
+                ph = Array([kphi[t] if t < b else zero_phi
+                            for t in (r_ * KG + g for r_ in range(KR))])[kr]
+                m.d.sync += [kp[g][e].eq(ph * kval[e]) for e in range(d)]
+                m.d.sync += kz[g].eq(ph)
         with m.If(clear):
             m.d.sync += [s.eq(0) for row in S for s in row] + [s.eq(0) for s in z]
         with m.Elif(kv):
             for t in range(b):
-                m.d.sync += [S[t][e].eq(S[t][e] + kp[t][e]) for e in range(d)]
-                m.d.sync += z[t].eq(z[t] + kz[t])
+                with m.If(kblk == t // KG if KR else 1):
+                    m.d.sync += [S[t][e].eq(S[t][e] + kp[t % KG][e]) for e in range(d)]
+                    m.d.sync += z[t].eq(z[t] + kz[t % KG])
 
         # query: group features per cycle
         qphi = [Signal(unsigned(sp.phi_width), name=f"qphi{t}") for t in range(b)]
@@ -468,6 +487,17 @@ class LinearBaseline(_AxiBaseline):
                     m.d.sync += [tag.eq(fo_tag), r.eq(0), den.eq(1)]
                     m.d.sync += [num[e].eq(0) for e in range(d)]
                     m.next = "READ"
+                if KR:
+                    with m.If(take_key):
+                        m.d.sync += [kphi[t].eq(phi[t]) for t in range(b)]
+                        m.d.sync += [kval.eq(fo_value), kr.eq(0)]
+                        m.next = "KEY"
+            if KR:
+                with m.State("KEY"):
+                    m.d.comb += keying.eq(1)
+                    m.d.sync += kr.eq(kr + 1)
+                    with m.If(kr == KR - 1):
+                        m.next = "IDLE"
             with m.State("READ"):
                 m.d.comb += reading.eq(1)
                 m.d.sync += [qphi[t].eq(qphi[t + G] if t + G < b else 0) for t in range(b)]
