@@ -309,7 +309,7 @@ def row_of(goal, board_name, cfg, rep, cpu=None):
         "goal": goal, "board": board_name, "mode": cfg.mode, "d": cfg.d, "b": cfg.b,
         "N": cfg.N, "lanes": cfg.lanes, "rows": cfg.rows, "groups": cfg.groups,
         "row_blocks": cfg.row_blocks,
-        "keys_per_cycle": getattr(cfg, "keys_per_cycle", 1), "fits": bool(fits),
+        "keys_per_cycle": cfg.keys_per_cycle, "fits": bool(fits),
         "logic_cells": lc.get("used"), "logic_cells_available": lc.get("available"),
         "bram": bram.get("used"), "bram_available": bram.get("available"),
         "fmax_mhz": fmax, "kv_interval": kv, "q_interval_full_window": qi,

@@ -91,7 +91,7 @@ from ..config import (csd_digits, divider_steps, signed_width, tree_depth,
 from .model import _as_vectors, rdiv
 
 __all__ = ["SoftmaxSpec", "LinearSpec", "BaselineResult", "softmax_spec", "linear_spec",
-           "keys_per_cycle", "divider_for",
+           "divider_for",
            "baseline_spec", "baseline_kind", "run_baseline", "softmax_lut", "FEATURES",
            "LUT_MAX_BITS"]
 
@@ -233,16 +233,10 @@ class SoftmaxSpec:
         return ((m, self.w, self.w), (m, self.weight_bits + 1, self.w))
 
 
-def keys_per_cycle(cfg):
-    """M of ``cfg`` (``--keys-per-cycle``): the (query, key) pairs the core's scan compares
-    per cycle, and so the softmax baseline's multiply lanes."""
-    return getattr(cfg, "keys_per_cycle", 1)
-
-
 def softmax_spec(cfg, lanes=None):
     """The softmax baseline of ``cfg`` with ``lanes`` keys per cycle (default: the core's
-    M, :func:`keys_per_cycle`)."""
-    M = keys_per_cycle(cfg) if lanes is None else lanes
+    M, ``cfg.keys_per_cycle``: as many (query, key) pairs per cycle as its scan)."""
+    M = cfg.keys_per_cycle if lanes is None else lanes
     if type(M) is not int or not 1 <= M <= cfg.N:
         raise ValueError(f"lanes = {M!r} is not allowed: an integer in 1 .. N = {cfg.N}")
     return _softmax_spec(cfg, M)

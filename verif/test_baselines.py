@@ -399,6 +399,11 @@ def test_rtl_softmax_keys_per_cycle(lanes):
 
 
 def test_softmax_lanes_refused_out_of_range():
+    # by default the baseline takes the core's M: the same (query, key) pairs per cycle
+    for mode in ("topk", "hsoftmax"):
+        cfg = CoreConfig.create(mode=mode, b=7, d=3, w=8, N=5, keys_per_cycle=3)
+        assert baseline_for(cfg).spec.keys_per_cycle == 3
+        assert baseline_for(cfg).multipliers == 2 * 3 * 3
     cfg = CoreConfig.create(mode="topk", b=7, d=3, w=8, N=5)
     for bad in (0, 6, 2.0):
         with pytest.raises(ValueError, match=f"lanes = {bad!r} is not allowed"):

@@ -78,6 +78,10 @@ def test_candidate_names_keep_those_of_before_the_search():
     for goal, (_, base, grid) in G.GOALS.items():
         assert ("keys_per_cycle" in grid) == (base["mode"] != "linear"), goal
         assert len({G.candidate_name(goal, f) for f in G.folds(goal)}) == len(G.folds(goal))
+        for f in G.folds(goal):              # every candidate is a valid config
+            cfg = G.config_of(goal, f)
+            assert cfg.keys_per_cycle == f.get("keys_per_cycle", 1)
+            assert G.cycles_per_token(cfg) > 0
 
 
 TOY = "toy-linear"
