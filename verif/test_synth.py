@@ -116,6 +116,7 @@ def test_memory_transistors_formula():
             + width * (9 + 16)                        # one clocked read port
             + width * 6)                              # one write port
     assert flows.memory_transistors(words, width, 1, 1) == want == 2792
+    assert flows.memory_transistors(64, 128, 1, 1) == 71320     # docs/synthesis.md's example
     # a ROM with an asynchronous read port: one port, no register
     assert flows.memory_transistors(16, 4, 1, 0, 0) == 6 * 64 + 16 * 10 + 8 + 4 * 9
     dump = ("module \\top\n  cell $mem_v2 \\m\n    parameter \\MEMID \"\\\\m\"\n"
