@@ -40,11 +40,13 @@ def _sources(cfg, build_dir, progress, baseline=True):
     vpath = folder / "hamattn_core.v"
     if not vpath.exists():
         generate(cfg, folder)
-    bpath = folder / "baseline" / f"{DEFAULT_BASELINE_TOP}.v"
+    bpath = None
     if baseline:
-        # the baseline's own text, not the core's hash, says whether the file is current
+        # in a folder of the baseline's own hash: configs with the same core (M before the
+        # core used it, say) have different baselines, and runs side by side share folders
         btext = baseline_verilog_text(cfg)
-        if not bpath.exists() or bpath.read_text() != btext:
+        bpath = folder / f"baseline-{sha256(btext)[:16]}" / f"{DEFAULT_BASELINE_TOP}.v"
+        if not bpath.exists():
             generate_baseline(cfg, bpath.parent)
     return str(vpath), str(bpath), DEFAULT_BASELINE_TOP
 
