@@ -302,8 +302,12 @@ def row_of(goal, board_name, cfg, rep, cpu=None):
     lc, bram = util.get("logic_cells") or {}, util.get("bram") or {}
     fits = _fits(rep)
     fmax = rep.get("fmax_mhz")
-    qi = cfg.at(cfg.q_interval, cfg.N)
-    kv = cfg.at(cfg.kv_interval, 0)
+    # the timing of the RTL that was built where the report has it (builds of before it
+    # was recorded: the current config's, ``timing_from``)
+    timing = rep.get("timing") or {"q_interval": cfg.q_interval,
+                                   "kv_interval": cfg.kv_interval, "latency": cfg.latency}
+    qi = cfg.at(timing["q_interval"], cfg.N)
+    kv = cfg.at(timing["kv_interval"], 0)
     tps = round(fmax * 1e6 / (kv + qi), 1) if fits and fmax else None
     return {
         "goal": goal, "board": board_name, "mode": cfg.mode, "d": cfg.d, "b": cfg.b,
@@ -313,7 +317,8 @@ def row_of(goal, board_name, cfg, rep, cpu=None):
         "logic_cells": lc.get("used"), "logic_cells_available": lc.get("available"),
         "bram": bram.get("used"), "bram_available": bram.get("available"),
         "fmax_mhz": fmax, "kv_interval": kv, "q_interval_full_window": qi,
-        "latency_full_window": cfg.at(cfg.latency, cfg.N),
+        "latency_full_window": cfg.at(timing["latency"], cfg.N),
+        "timing_from": "build" if rep.get("timing") else "current config",
         "queries_per_s": round(fmax * 1e6 / qi, 1) if fits and fmax else None,
         "keys_per_s": round(fmax * 1e6 / kv, 1) if fits and fmax else None,
         "tokens_per_s": tps, "cpu_tokens_per_s": cpu,
@@ -347,6 +352,8 @@ def build_candidate(goal, board_name, cfg, path, say):
                "utilization": _packed_utilization(build_dir / "hamattn_board.tim")}
         say(f"{path.stem}: {e}")
     rep["commit"] = commit
+    rep["timing"] = {"q_interval": cfg.q_interval, "kv_interval": cfg.kv_interval,
+                     "latency": cfg.latency}     # of the RTL built, for its row
     rep["seconds"] = round(time.monotonic() - t0, 1)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(rep, indent=2) + "\n")

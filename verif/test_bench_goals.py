@@ -65,6 +65,23 @@ def test_no_fitting_candidate_gives_no_best(cand_dir):
     assert len(rows) == 1 and best[goal] is None and rows[0]["keys_per_cycle"] == 1
 
 
+def test_row_uses_the_timing_of_the_rtl_built():
+    """A build records its config's timing; the row's cycles come from it (the RTL may
+    have changed since), and from the current config only for older builds."""
+    cfg = G.config_of("ulx3s-linear", {"lanes": 2, "rows": 32})
+    rep = dict(_report(17647, 24288, 80.0),
+               timing={"q_interval": {"fixed": 300, "per_key": 0},
+                       "kv_interval": {"fixed": 100, "per_key": 0},
+                       "latency": {"fixed": 5, "per_key": 1}})
+    row = G.row_of("ulx3s-linear", "ulx3s", cfg, rep)
+    assert (row["q_interval_full_window"], row["kv_interval"]) == (300, 100)
+    assert row["latency_full_window"] == 5 + cfg.N and row["timing_from"] == "build"
+    assert row["tokens_per_s"] == round(80e6 / 400, 1)
+    old = G.row_of("ulx3s-linear", "ulx3s", cfg, _report(17647, 24288, 80.0))
+    assert old["timing_from"] == "current config"
+    assert old["q_interval_full_window"] == cfg.at(cfg.q_interval, cfg.N)
+
+
 def test_candidate_names_keep_those_of_before_the_search():
     assert G.candidate_name("ulx3s-topk", {"lanes": 8, "keys_per_cycle": 1}) == \
         "ulx3s-topk-P8"
