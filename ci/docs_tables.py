@@ -211,8 +211,10 @@ def reductions(root):
         unit = d["area_unit"]
         t, bt = d["throughput"], d.get("baseline_throughput") or {}
         dsp = d.get("baseline_dsp")
-        dsp_text = "-" if not dsp else (f"{_num(dsp['area'])} + {dsp['dsps']} DSP: "
-                                        f"{_pct(dsp['area_reduction'])}")
+        dsp_text = "-" if not dsp else (
+            f"{_num(dsp['area'])} + {dsp['dsps']} DSP"
+            + (" (does not fit: packed count)" if dsp.get("fits") is False else "")
+            + f": {_pct(dsp['area_reduction'])}")
 
         def rate(x):
             if not x.get("tokens_per_s"):
