@@ -144,20 +144,20 @@ def test_gates_counts_a_memory_as_sram(tmp_path):
 
 def test_core_memories_follow_N_on_gates(tmp_path):
     """The topk core's key-code and value memories grow with N as the SRAM formula says:
-    N words of b and d·w bits; the bits and transistors of N = 16 minus N = 8."""
+    N words of b and d·w bits; the bits and transistors of N = 8 minus N = 4."""
     from hamattn.config import CoreConfig
     from hamattn.synth.cli import synth_config
     reps = {}
-    for N in (8, 16):
-        cfg = CoreConfig.create(d=2, b=4, N=N, w=4, mode="topk", k=2)
+    d, w, b = 1, 3, 2
+    for N in (4, 8):
+        cfg = CoreConfig.create(d=d, b=b, N=N, w=w, mode="topk", k=1)
         reps[N] = synth_config(cfg, "gates", build_dir=tmp_path / "b", baseline=False,
                                cache_dir=False)["design"]
-    d, w, b = 2, 4, 4
-    assert reps[16]["memory_bits"] - reps[8]["memory_bits"] == 8 * (d * w + b)
-    want = sum(flows.memory_transistors(16, width, 1, 1)
-               - flows.memory_transistors(8, width, 1, 1) for width in (d * w, b))
-    assert reps[16]["memory_transistors"] - reps[8]["memory_transistors"] == want
-    assert want > 6 * 8 * (d * w + b)
+    assert reps[8]["memory_bits"] - reps[4]["memory_bits"] == 4 * (d * w + b)
+    want = sum(flows.memory_transistors(8, width, 1, 1)
+               - flows.memory_transistors(4, width, 1, 1) for width in (d * w, b))
+    assert reps[8]["memory_transistors"] - reps[4]["memory_transistors"] == want
+    assert want > 6 * 4 * (d * w + b)
     for N, rep in reps.items():
         assert rep["area"] == rep["memory_transistors"] + rep["logic_transistors"]
         assert sorted(m["words"] for m in rep["synth"]["memories"]
