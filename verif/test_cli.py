@@ -18,7 +18,7 @@ import pytest
 
 from hamattn import ConfigError, CoreConfig
 from hamattn.gen import cli
-from hamattn.synth.cli import format_report
+from hamattn.synth.cli import format_report, throughput
 from hamattn.synth.report import figures, markdown
 from hamattn.synth.sweep import check_used, grid_configs, parse_grid
 
@@ -244,7 +244,7 @@ def side(area, fits=True, total=None, avail=None, fmax=None, bram=0, kind="place
 def report(target, unit, design, baseline, reduction):
     return {"target": target, "area_unit": unit, "design": design, "baseline": baseline,
             "area_reduction": reduction, "fmax_ceiling_mhz": None,
-            "throughput": {"queries_per_s": None}}
+            "throughput": throughput(design, 100, 4, 64, unit)}
 
 
 def test_synth_summary_says_fit_fmax_bram_and_what_it_compares():
@@ -263,13 +263,38 @@ def test_synth_summary_says_fit_fmax_bram_and_what_it_compares():
                   "packed count, it does not fit ice40-up5k"
 
 
-def test_gates_summary_counts_transistors_and_says_memories_are_flip_flops():
-    rep = report("gates", "transistor", side(486922, None, kind="synthesis"), {"area": None},
-                 None)
+def test_gates_summary_counts_transistors_with_memories_as_sram():
+    core = dict(side(486922, None, kind="synthesis"), memory_bits=1536,
+                memory_transistors=12000, logic_transistors=474922)
+    rep = report("gates", "transistor", core, {"area": None}, None)
     text = format_report(rep)
-    assert "486,922 transistors" in text and "no Fmax: gates is synthesis only" in text
-    assert "memories are built from flip-flops on this target" in text
-    assert "BRAM" not in text
+    assert "486,922 transistors = 474,922 transistors of logic + 12,000 transistors of " \
+           "SRAM (1,536 bits)" in text
+    assert "no Fmax: gates is synthesis only" in text
+    assert "memories as SRAM macros" in text and "BRAM" not in text
+    assert "core: 104 cycles per token (4 per key + 100 per query, 64 keys)" in text
+    assert "tokens/s" not in text                  # no Fmax, no rate
+
+
+def test_synth_summary_shows_the_dsp_baseline_and_tokens_per_second():
+    """The baseline with DSP blocks beside the one without, its reduction, and tokens/s
+    (and per 1,000 cells) for every side with an Fmax."""
+    core, base = side(1000, fmax=50.0), side(4000, fmax=40.0)
+    rep = report("ecp5-25k", "TRELLIS_COMB", core, base, 0.75)
+    rep["baseline_throughput"] = throughput(base, 200, 1, 64, "TRELLIS_COMB")
+    dsp = dict(side(1500, fmax=30.0), dsps=12)
+    rep["baseline_dsp"] = {"area": 1500, "dsps": 12, "area_kind": "placed", "fits": True,
+                           "area_reduction": 1 - 1000 / 1500,
+                           "throughput": throughput(dsp, 200, 1, 64, "TRELLIS_COMB")}
+    text = format_report(rep)
+    assert "baseline with DSP blocks: 1,500 TRELLIS_COMB + 12 DSPs (placed count): area " \
+           "reduction 33.3% when the DSPs are free" in text
+    assert "headline reduction is the one on --target gates" in text
+    # 50 MHz / 104 cycles = 480,769 tokens/s, 480,769.2 per 1,000 of 1,000 cells
+    assert "core: 104 cycles per token (4 per key + 100 per query, 64 keys); 480,769 " \
+           "tokens/s at Fmax, 480,769.2 per 1,000 cells" in text
+    assert "baseline: 201 cycles per token" in text and "199,005 tokens/s" in text
+    assert "baseline with DSPs: 201 cycles per token" in text and "149,254 tokens/s" in text
 
 
 # ------------------------------------------------------------------ 3. report
