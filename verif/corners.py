@@ -9,8 +9,8 @@ by absolute name (``from hamattn.verif.corners import SWEEP``; pytest runs with
 
 * :data:`CORNER`, :data:`CORNER_W16`, :data:`SWEEP` (:func:`corner_id` names them): the
   whole-core cocotb corners (``verif/test_cocotb.py``; ``make sweep`` runs :data:`SWEEP`).
-* :data:`VALUE_PATH_CORNERS`, :data:`VALUE_PATH_ROW_CORNERS`, :data:`HEAP_CORNERS`: the
-  value-path blocks (``verif/test_value_paths.py``).
+* :data:`VALUE_PATH_CORNERS`, :data:`VALUE_PATH_KEY_CORNERS`, :data:`VALUE_PATH_ROW_CORNERS`,
+  :data:`HEAP_CORNERS`: the value-path blocks (``verif/test_value_paths.py``).
 * :data:`CORE_CORNERS`, :data:`CORE_ROW_CORNERS`: the core in the Amaranth simulator
   (``verif/test_core.py``).
 * :data:`BASELINE_CORNERS`, :data:`BASELINE_SIM_CORNERS`: the baselines' golden models and
@@ -20,7 +20,7 @@ This module imports nothing (the same-Verilog check runs without the package's c
 """
 
 __all__ = ["MODES", "CORNER", "CORNER_W16", "SWEEP", "corner_id", "VALUE_PATH_CORNERS",
-           "VALUE_PATH_ROW_CORNERS", "HEAP_CORNERS", "CORE_CORNERS", "CORE_ROW_CORNERS",
+           "VALUE_PATH_KEY_CORNERS", "VALUE_PATH_ROW_CORNERS", "HEAP_CORNERS", "CORE_CORNERS", "CORE_ROW_CORNERS",
            "BASELINE_CORNERS", "BASELINE_SIM_CORNERS"]
 
 #: the value-path modes, in the order the tests cross them with a corner
@@ -84,6 +84,15 @@ VALUE_PATH_CORNERS = {
     "b7_d16_w8_N20_P4": dict(b=7, d=16, w=8, N=20, k=8, lanes=4),
     "b16_d16_w8_N9_P5": dict(b=16, d=16, w=8, N=9, k=9, lanes=5),
     "b3_d5_w2_N3_P1": dict(b=3, d=5, w=2, N=3, k=1, lanes=1),
+}
+# M keys per cycle (--keys-per-cycle, topk and hsoftmax; issue 16): M = 2, an M that divides
+# neither N nor most n, M = N; unfolded and folded (P = 1, a divisor, a non-divisor of d)
+VALUE_PATH_KEY_CORNERS = {
+    "b7_d3_w8_N5_k2_M2": dict(b=7, d=3, w=8, N=5, k=2, keys_per_cycle=2),
+    "b16_d16_w8_N9_k4_P5_M4": dict(b=16, d=16, w=8, N=9, k=4, lanes=5, keys_per_cycle=4),
+    "b65_d4_w16_N7_k3_P2_M3": dict(b=65, d=4, w=16, N=7, k=3, lanes=2, keys_per_cycle=3),
+    "b7_d3_w8_N5_kN_P2_MN": dict(b=7, d=3, w=8, N=5, k=5, lanes=2, keys_per_cycle=5),
+    "b3_d5_w2_N6_k1_P1_MN": dict(b=3, d=5, w=2, N=6, k=1, lanes=1, keys_per_cycle=6),
 }
 # the linear path folding its rows too (--rows): a divisor of b, a non-divisor, one row
 VALUE_PATH_ROW_CORNERS = {
