@@ -158,13 +158,18 @@ class ScanPlan(Folding, WeightedSum):
 
 def _prefix_counts(m, bits, name):
     """[popcount(bits[:s]) for s in 0..len(bits)]: the count of set bits before each slot
-    and (last) in all (combinational, one adder chain per slot)."""
-    counts = [Const(0, 1)]
-    for s, bit in enumerate(bits):
-        c = Signal(range(s + 2), name=f"{name}{s + 1}")
-        m.d.comb += c.eq(counts[-1] + bit)
-        counts.append(c)
-    return counts
+    and (last) in all; combinational, a parallel prefix (Kogge-Stone) of ceil(log2 M) adder
+    levels rather than a chain of M."""
+    level = list(bits)
+    dist = 1
+    while dist < len(level):
+        nxt = level[:dist]
+        for s in range(dist, len(level)):
+            c = Signal(range(min(2 * dist, s + 1) + 1), name=f"{name}_d{dist}_{s}")
+            m.d.comb += c.eq(level[s] + level[s - dist])
+            nxt.append(c)
+        level, dist = nxt, 2 * dist
+    return [Const(0, 1)] + level       # level[s] counts bits[:s+1]
 
 
 class ScanValuePath(wiring.Component):
@@ -258,7 +263,6 @@ class ScanValuePath(wiring.Component):
         nb = Signal(range(plan.code_words + 1))
         nbG = Signal(range(plan.code_words * G + 1))
         cslot = Signal(range(M))                  # slot of the next key
-        vbase = Signal(range(max(plan.value_words, 2)))   # its value word (group 0)
         nv = Signal(range(N * G + 1))             # topk: value words written, n·G
         wg = Signal(range(G))                     # group of the key token being written
         cq = Signal(b)
@@ -413,8 +417,12 @@ class ScanValuePath(wiring.Component):
                 else:
                     vvalid, vdata = 1, p.value
                     m.d.comb += self.i.ready.eq(1)
+                # key j: code word j//M (nb - 1 when it has a slot left, else nb), slot j%M;
+                # hsoftmax: value words from (j//M)·G
                 slot = Mux(p.first, 0, cslot)
-                word = Mux(p.first, 0, vbase)         # hsoftmax: the key's value word
+                opened = cslot != 0
+                cword = Mux(p.first, 0, nb - opened)
+                word = Mux(p.first, 0, nbG - Mux(opened, G, 0))
                 with m.If(self.i.valid & p.key & vvalid):
                     if topk:
                         waddr = Mux(p.first & (wg == 0), 0, nv)
@@ -424,16 +432,14 @@ class ScanValuePath(wiring.Component):
                         m.d.comb += [wv.addr.eq(word + wg), wv.en.eq(1 << slot)]
                         m.d.comb += [wv.data[s].eq(vdata) for s in range(M)]
                     with m.If(wg == G - 1):
-                        cword = Mux(p.first, 0, nb - (cslot != 0))
                         m.d.comb += [wc.addr.eq(cword), wc.en.eq(1 << slot)]
                         m.d.comb += [wc.data[s].eq(p.code) for s in range(M)]
                         m.d.sync += n.eq(Mux(p.first, 0, n) + 1)
                         with m.If(slot == 0):
-                            m.d.sync += [nb.eq(cword + 1), nbG.eq(word + G)]
-                        with m.If(slot == M - 1):
-                            m.d.sync += [cslot.eq(0), vbase.eq(word + G)]
-                        with m.Else():
-                            m.d.sync += [cslot.eq(slot + 1), vbase.eq(word)]
+                            m.d.sync += nb.eq(cword + 1)
+                            if not topk:
+                                m.d.sync += nbG.eq(word + G)
+                        m.d.sync += cslot.eq(Mux(slot == M - 1, 0, slot + 1))
                         if G > 1:
                             m.d.sync += wg.eq(0)
                     if G > 1:
