@@ -121,15 +121,16 @@ class ScanPlan(Folding, WeightedSum):
         """Edges from a query's transfer to its (num, den) transfer, nothing stalled, with
         L_H = ``hamming.latency``, S = :attr:`sum_stages`, G groups, n keys:
 
-        * topk: ``2·L_H + S + 7 + 2·ceil(n/M) + G·min(k, n)``: the histogram pass
-          (ceil(n/M) + L_H + S + 1), the cut (2), the marking pass (ceil(n/M) + L_H + 2),
+        * topk: ``2·L_H + 2·S + 7 + 2·ceil(n/M) + G·min(k, n)``: the histogram pass
+          (ceil(n/M) + L_H + S + 1), the cut (2), the marking pass
+          (ceil(n/M) + L_H + S + 2),
           the value pass over the kept keys (G·min(k, n) + 1) and DONE (1);
         * hsoftmax: ``L_H + S + 2 + G·ceil(n/M)``: one pass of G cycles per word
           (G·ceil(n/M) + L_H + S + 1) and DONE.
         """
         L, S = self.hamming.latency.fixed, self.sum_stages
         if self.mode == "topk":
-            return Timing(2 * L + S + 7, per_kept=self.groups) + self._per_word(2)
+            return Timing(2 * L + 2 * S + 7, per_kept=self.groups) + self._per_word(2)
         return Timing(L + S + 2) + self._per_word(self.groups)
 
     @property
@@ -157,19 +158,19 @@ class ScanPlan(Folding, WeightedSum):
 
 
 def _prefix_counts(m, bits, name):
-    """[popcount(bits[:s]) for s in 0..len(bits)]: the count of set bits before each slot
-    and (last) in all; combinational, a parallel prefix (Kogge-Stone) of ceil(log2 M) adder
-    levels rather than a chain of M."""
+    """Inclusive prefix counts [popcount(bits[:s+1]) for s < M] of M bits through
+    ceil(log2 M) registered levels (Kogge-Stone: level i adds the count 2**i slots lower), so
+    every adder has two register operands."""
     level = list(bits)
     dist = 1
     while dist < len(level):
-        nxt = level[:dist]
-        for s in range(dist, len(level)):
+        nxt = []
+        for s, x in enumerate(level):
             c = Signal(range(min(2 * dist, s + 1) + 1), name=f"{name}_d{dist}_{s}")
-            m.d.comb += c.eq(level[s] + level[s - dist])
+            m.d.sync += c.eq(x + level[s - dist] if s >= dist else x)
             nxt.append(c)
         level, dist = nxt, 2 * dist
-    return [Const(0, 1)] + level       # level[s] counts bits[:s+1]
+    return level
 
 
 class ScanValuePath(wiring.Component):
@@ -221,7 +222,7 @@ class ScanValuePath(wiring.Component):
         The keys' values, G groups per key; a key token transfers with its last group.
 
     Latency (edges from a query's transfer on ``i`` to its transfer on ``o``, ``o.ready``
-    high): ``plan.latency``, topk ``2·L_H + S + 7 + 2·ceil(n/M) + G·min(k, n)``, hsoftmax
+    high): ``plan.latency``, topk ``2·L_H + 2·S + 7 + 2·ceil(n/M) + G·min(k, n)``, hsoftmax
     ``L_H + S + 2 + G·ceil(n/M)`` (L_H = ``plan.hamming.latency``, S = ceil(log2 M)).
     Throughput: one key per G cycles; one query at a time (``i.ready`` for a query only when
     idle), ``plan.interval`` = latency + 1 cycles per query.
@@ -262,15 +263,15 @@ class ScanValuePath(wiring.Component):
         n = Signal(range(N + 1))
         nb = Signal(range(plan.code_words + 1))
         nbG = Signal(range(plan.code_words * G + 1))
-        cslot = Signal(range(M))                  # slot of the next key
+        cslot = Signal(range(max(M, 2)))          # slot of the next key (0 when M = 1)
         nv = Signal(range(N * G + 1))             # topk: value words written, n·G
-        wg = Signal(range(G))                     # group of the key token being written
+        wg = Signal(range(max(G, 2)))             # group of the key token being written
         cq = Signal(b)
         tag = Signal(layouts.query_tag())
         cyc = Signal(range(N * G + L + S + 3))    # cycle within a pass
         blk = Signal(range(plan.code_words + 1))  # word of the pass
-        jb = Signal(range(plan.code_words * M + 1))     # its first key, blk·M
-        gc = Signal(range(G))                     # group of the pass (hsoftmax, topk values)
+        left = Signal(range(N + 1))               # keys of the window from word blk on
+        gc = Signal(range(max(G, 2)))             # group of the pass (hsoftmax, topk values)
         bank = Signal(data.ArrayLayout(data.ArrayLayout(signed(plan.num_width), P), G))
         den = Signal(unsigned(plan.den_width))
 
@@ -285,7 +286,7 @@ class ScanValuePath(wiring.Component):
             m.d.comb += [ham.i.payload.a.eq(cq), ham.i.payload.b.eq(rc.data[s]),
                          ham.i.valid.eq(rd_valid), ham.o.ready.eq(1)]
         mask = Signal(M)
-        m.d.comb += [mask[s].eq(jb + s < n) for s in range(M)]
+        m.d.comb += [mask[s].eq(left > s) for s in range(M)]
         live = [hams[0].o.valid & x for x in delay(m, mask, L + 1, name="mask")]
         h = [ham.o.payload.h for ham in hams]
 
@@ -297,15 +298,15 @@ class ScanValuePath(wiring.Component):
         def advance(groups):
             """Next (word, group) of the pass: ``groups`` cycles per word."""
             if groups == 1:
-                m.d.sync += [blk.eq(blk + 1), jb.eq(jb + M)]
+                m.d.sync += [blk.eq(blk + 1), left.eq(left - M)]
                 return
             with m.If(gc == groups - 1):
-                m.d.sync += [gc.eq(0), blk.eq(blk + 1), jb.eq(jb + M)]
+                m.d.sync += [gc.eq(0), blk.eq(blk + 1), left.eq(left - M)]
             with m.Else():
                 m.d.sync += gc.eq(gc + 1)
 
         def start_pass():
-            m.d.sync += [cyc.eq(0), blk.eq(0), jb.eq(0), gc.eq(0)]
+            m.d.sync += [cyc.eq(0), blk.eq(0), left.eq(n), gc.eq(0)]
 
         def run_pass(issue, drain, groups, next_state, flag=None):
             """Body of a pass state: issue words (``groups`` cycles each) while cyc <
@@ -317,7 +318,7 @@ class ScanValuePath(wiring.Component):
             with m.If(issuing):
                 advance(groups)
             m.d.sync += cyc.eq(cyc + 1)
-            with m.If(cyc == issue + drain - 1):
+            with m.If(cyc == issue + (drain - 1)):
                 start_pass()
                 m.next = next_state
 
@@ -351,21 +352,26 @@ class ScanValuePath(wiring.Component):
             marking = Signal()
             jbG = Signal(vaddr_w)                 # blk·M·G, the value address of slot 0
             jbG_h = delay(m, jbG, L + 1, name="jbg")
-            eq = [x & marking & (hi == hstar) for x, hi in zip(live, h)]
-            lt = [x & marking & (hi < hstar) for x, hi in zip(live, h)]
-            eqpre = _prefix_counts(m, eq, "eqpre")
-            ltpre = _prefix_counts(m, lt, "ltpre")
-            pos = Signal(range(N + 1))            # keys listed so far
+            eq = Cat(*(x & marking & (hi == hstar) for x, hi in zip(live, h)))
+            lt = Cat(*(x & marking & (hi < hstar) for x, hi in zip(live, h)))
+            # the word's prefix counts (S register levels), its slots and base beside them
+            eqin, ltin = _prefix_counts(m, eq, "eqpre"), _prefix_counts(m, lt, "ltpre")
+            eq, lt = delay(m, eq, S, name="eq"), delay(m, lt, S, name="lt")
+            eqex, ltex = [Const(0, 1)] + eqin[:-1], [Const(0, 1)] + ltin[:-1]
+            # the list: keys with H < h* from entry 0 up, the kept ones with H = h* from
+            # entry kk-1 down (the sum does not care about order)
+            ltbase = Signal(range(N + 1))         # keys with H < h* listed so far
+            eqbase = Signal(range(N + 1))         # kk - 1 - keys with H = h* listed so far
             sel = Signal(M)
             dest = [Signal(range(max(kmax, 2)), name=f"dest{s}") for s in range(M)]
             base = Signal(vaddr_w)
-            eq_taken = Mux(eqpre[M] < room, eqpre[M], room)
-            m.d.sync += [sel[s].eq(lt[s] | (eq[s] & (eqpre[s] < room))) for s in range(M)]
-            m.d.sync += [dest[s].eq(pos + ltpre[s] + Mux(eqpre[s] < room, eqpre[s], room))
+            eq_taken = Mux(eqin[-1] < room, eqin[-1], room)
+            m.d.sync += [sel[s].eq(lt[s] | (eq[s] & (eqex[s] < room))) for s in range(M)]
+            m.d.sync += [dest[s].eq(Mux(lt[s], ltbase + ltex[s], eqbase - eqex[s]))
                          for s in range(M)]
-            m.d.sync += base.eq(jbG_h)
-            with m.If(marking):
-                m.d.sync += [pos.eq(pos + ltpre[M] + eq_taken), room.eq(room - eq_taken)]
+            m.d.sync += base.eq(delay(m, jbG_h, S, name="base"))
+            m.d.sync += [ltbase.eq(ltbase + ltin[-1]), room.eq(room - eq_taken),
+                         eqbase.eq(eqbase - eq_taken)]
             kept = Array(Signal(vaddr_w, name=f"kept{i}") for i in range(kmax))
             for i in range(kmax):
                 hit = [sel[s] & (dest[s] == i) for s in range(M)]
@@ -464,10 +470,11 @@ class ScanValuePath(wiring.Component):
                     m.d.sync += ge.eq(Cat(*(cum[i] >= kk for i in range(b)), 1))
                     m.next = "CUT1"
                 with m.State("CUT1"):
-                    m.d.sync += [hstar.eq(hsel), room.eq(kk - below), pos.eq(0), jbG.eq(0)]
+                    m.d.sync += [hstar.eq(hsel), room.eq(kk - below), ltbase.eq(0),
+                                 eqbase.eq(kk - 1), jbG.eq(0)]
                     m.next = "MARK"
                 with m.State("MARK"):
-                    run_pass(nb, L + 2, 1, "VALUES", marking)
+                    run_pass(nb, L + S + 2, 1, "VALUES", marking)
                 with m.State("VALUES"):
                     with m.If(issuing & (gc == G - 1)):
                         m.d.sync += [kept[i].eq(kept[i + 1]) for i in range(kmax - 1)]
