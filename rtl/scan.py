@@ -195,8 +195,9 @@ class ScanValuePath(wiring.Component):
     h* = the least i whose count reaches kk = min(k, n), need = kk - count[h* - 1]; (3) a
     marking pass of ceil(n/M) cycles: slot s of a word is kept when H < h*, or H = h* and
     fewer than ``need`` keys with H = h* came before it (earlier words, lower slots):
-    ties go to the lower index exactly as in the golden model; a kept key's value address
-    j·G goes to list entry (kept so far + kept lower slots of the word); (4) a value pass of
+    ties go to the lower index exactly as in the golden model (prefix counts inside a word,
+    S registered levels); a kept key's value address j·G goes to a list of min(k, N)
+    entries, keys below h* from entry 0 up, kept ties from kk-1 down; (4) a value pass of
     G·min(k, n) cycles reads only the listed keys' groups and adds them. den = kk.
 
     ``hsoftmax``: one pass of G·ceil(n/M) cycles (word (j//M, g)); each cycle the M slots'
