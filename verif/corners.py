@@ -11,8 +11,8 @@ by absolute name (``from hamattn.verif.corners import SWEEP``; pytest runs with
   whole-core cocotb corners (``verif/test_cocotb.py``; ``make sweep`` runs :data:`SWEEP`).
 * :data:`VALUE_PATH_CORNERS`, :data:`VALUE_PATH_KEY_CORNERS`, :data:`VALUE_PATH_ROW_CORNERS`,
   :data:`HEAP_CORNERS`: the value-path blocks (``verif/test_value_paths.py``).
-* :data:`CORE_CORNERS`, :data:`CORE_KEY_CORNERS`, :data:`CORE_ROW_CORNERS`: the core in the Amaranth simulator
-  (``verif/test_core.py``).
+* :data:`CORE_CORNERS`, :data:`CORE_KEY_CORNERS`, :data:`CORE_ROW_CORNERS`: the core in the
+  Amaranth simulator (``verif/test_core.py``).
 * :data:`BASELINE_CORNERS`, :data:`BASELINE_SIM_CORNERS`: the baselines' golden models and
   RTL (``verif/test_baselines.py``).
 
@@ -20,8 +20,8 @@ This module imports nothing (the same-Verilog check runs without the package's c
 """
 
 __all__ = ["MODES", "CORNER", "CORNER_W16", "SWEEP", "corner_id", "VALUE_PATH_CORNERS",
-           "VALUE_PATH_KEY_CORNERS", "VALUE_PATH_ROW_CORNERS", "HEAP_CORNERS", "CORE_CORNERS", "CORE_KEY_CORNERS",
-           "CORE_ROW_CORNERS",
+           "VALUE_PATH_KEY_CORNERS", "VALUE_PATH_ROW_CORNERS", "HEAP_CORNERS", "CORE_CORNERS",
+           "CORE_KEY_CORNERS", "CORE_ROW_CORNERS",
            "BASELINE_CORNERS", "BASELINE_SIM_CORNERS"]
 
 #: the value-path modes, in the order the tests cross them with a corner

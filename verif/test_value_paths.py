@@ -85,7 +85,8 @@ def test_value_path_matches_golden(corner, mode, adders, pattern):
             [dut.latency.at(n, cfg.k) for n in ns]
         firsts = {0} | set(np.cumsum([len(win.queries) for win in windows])[:-1].tolist())
         assert [b - a for i, (a, b) in enumerate(zip(q_in, q_in[1:])) if i + 1 not in firsts] \
-            == [dut.plan.interval.at(n, cfg.k) for i, n in enumerate(ns[1:]) if i + 1 not in firsts]
+            == [dut.plan.interval.at(n, cfg.k) for i, n in enumerate(ns[1:])
+                if i + 1 not in firsts]
         steps = zip(run.in_cycles, run.in_cycles[1:], tokens, tokens[1:])
         key_steps = {c1 - c0 for c0, c1, t0, t1 in steps if t0["key"] and t1["key"]}
         assert key_steps <= {dut.plan.key_interval.fixed}   # one key per G cycles
