@@ -130,7 +130,8 @@ class ScanPlan(Folding, WeightedSum):
         """
         L, S = self.hamming.latency.fixed, self.sum_stages
         if self.mode == "topk":
-            return Timing(2 * L + 2 * S + 7, per_kept=self.groups) + self._per_word(2)
+            return Timing(2 * L + 3 * S + self.b + 7, per_kept=self.groups) + \
+                self._per_word(2)
         return Timing(L + S + 2) + self._per_word(self.groups)
 
     @property
@@ -171,6 +172,30 @@ def _prefix_counts(m, bits, name):
             nxt.append(c)
         level, dist = nxt, 2 * dist
     return level
+
+
+def _count_bins(m, b, most, en, h, addr, name):
+    """A histogram of distances 0..b in a memory of b+1 words of counts up to ``most``
+    (block RAM, not b+1 counters), with one flag per bin, "counted in this query", to clear
+    when a query starts (stale words, also after a reset, read as 0). Bin h is read in the
+    cycle ``en`` holds and written back plus one a cycle later (read and flag see that
+    write, so equal distances in consecutive cycles count right); a bin read at ``addr``
+    (mux it to h while counting) comes out a cycle later. Returns (that count, the flags)."""
+    m.submodules[name] = mem = memory.Memory(shape=range(most + 1), depth=b + 1, init=[])
+    w = mem.write_port()
+    r = mem.read_port(transparent_for=(w,))
+    touched = Signal(b + 1, name=f"{name}_touched")
+    inc = Signal(name=f"{name}_inc")                  # a count is written back this cycle
+    inc_bin = Signal(range(b + 1), name=f"{name}_inc_bin")
+    live = Signal(name=f"{name}_live")                # the word read last cycle is counted
+    word = Signal(range(most + 1), name=f"{name}_word")
+    m.d.comb += [r.addr.eq(addr), word.eq(Mux(live, r.data, 0))]
+    m.d.sync += [inc.eq(en), inc_bin.eq(h),
+                 live.eq(touched.bit_select(addr, 1) | (inc & (inc_bin == addr)))]
+    with m.If(inc):
+        m.d.comb += [w.addr.eq(inc_bin), w.data.eq(word + 1), w.en.eq(1)]
+        m.d.sync += touched.bit_select(inc_bin, 1).eq(1)
+    return word, touched
 
 
 class ScanValuePath(wiring.Component):
@@ -329,26 +354,28 @@ class ScanValuePath(wiring.Component):
             kk = Signal(range(N + 1))
             kkG = Signal(range(N * G + 1))
             vaddr_w = range(max(N * G, 2))
-            # (1) cumulative histogram: cum[i] = keys with H <= i, i < b (H <= b always)
-            cum = [Signal(range(N + 1), name=f"cum{i}") for i in range(b)]
+            # (1) the histogram: slot s counts its distances in a memory of b+1 words
+            # (block RAM), flags "counted in this query" cleared when a query starts
             counting = Signal()
-            for i in range(b):
-                root = adder_tree(m, [Term(x & (hi <= i) & counting, False, 0, 1)
-                                      for x, hi in zip(live, h)], depth=S, name=f"cnt{i}")
-                m.d.sync += cum[i].eq(cum[i] + root.value)
-            # (2) the cut
-            ge = Signal(b + 1)                    # cum[i] >= kk (a thermometer, ge[b] = 1)
+            walking = Signal()                    # state CUT
+            wbin = Signal(range(b + S + 3))       # walk cycle: reads bin wbin
+            bins, touched = [], []
+            for s in range(M):
+                x, t = _count_bins(m, b, plan.code_words, counting & live[s], h[s],
+                                   Mux(walking, wbin, h[s]), f"hist{s}" if M > 1 else "hist")
+                bins.append(x)
+                touched.append(t)
+            # (2) the cut: a walk reads bin i in its cycle i; the M slots' words of bin i
+            # add up (S register levels) and are taken in cycle i + 1 + S: cum counts keys
+            # below, h* = the first bin where cum reaches kk, room = kk - keys below h*
+            cum = Signal(range(N + 1))
+            found = Signal()
             hstar = Signal(range(b + 1))
             room = Signal(range(N + 1))           # keys at h* still to keep
-            first = [ge[0]] + [ge[i] & ~ge[i - 1] for i in range(1, b + 1)]
-            below = Signal(range(N + 1))
-            for i in range(1, b + 1):
-                with m.If(first[i]):
-                    m.d.comb += below.eq(cum[i - 1])
-            hsel = Signal(range(b + 1))
-            for i in range(b + 1):
-                with m.If(first[i]):
-                    m.d.comb += hsel.eq(i)
+            word = adder_tree(m, [Term(x, False, 0, plan.code_words) for x in bins], depth=S,
+                              name="walk")
+            nxt = Signal(range(2 * N + 1))
+            m.d.comb += nxt.eq(cum + word.value)
             # (3) marking: kept slots and their places in the list
             marking = Signal()
             jbG = Signal(vaddr_w)                 # blk·M·G, the value address of slot 0
@@ -459,21 +486,26 @@ class ScanValuePath(wiring.Component):
                     if topk:
                         m.d.sync += [kk.eq(Mux(n < plan.k, n, plan.k)),
                                      kkG.eq(Mux(nv < plan.k * G, nv, plan.k * G))]
-                        m.d.sync += [x.eq(0) for x in cum]
+                        m.d.sync += [x.eq(0) for x in touched]
                         m.next = "HIST"
                     else:
                         m.d.sync += den.eq(0)
                         m.next = "SCAN"
             if topk:
                 with m.State("HIST"):
-                    run_pass(nb, L + S + 1, 1, "CUT0", counting)
-                with m.State("CUT0"):
-                    m.d.sync += ge.eq(Cat(*(cum[i] >= kk for i in range(b)), 1))
-                    m.next = "CUT1"
-                with m.State("CUT1"):
-                    m.d.sync += [hstar.eq(hsel), room.eq(kk - below), ltbase.eq(0),
-                                 eqbase.eq(kk - 1), jbG.eq(0)]
-                    m.next = "MARK"
+                    run_pass(nb, L + S + 1, 1, "CUT", counting)
+                    m.d.sync += [wbin.eq(0), cum.eq(0), found.eq(0)]
+                with m.State("CUT"):
+                    m.d.comb += walking.eq(1)
+                    m.d.sync += wbin.eq(wbin + 1)
+                    with m.If(wbin >= 1 + S):     # take bin wbin - 1 - S
+                        m.d.sync += cum.eq(nxt)
+                        with m.If(~found & (nxt >= kk)):
+                            m.d.sync += [found.eq(1), hstar.eq(wbin - (1 + S)),
+                                         room.eq(kk - cum)]
+                    with m.If(wbin == b + S + 1):
+                        m.d.sync += [ltbase.eq(0), eqbase.eq(kk - 1), jbG.eq(0)]
+                        m.next = "MARK"
                 with m.State("MARK"):
                     run_pass(nb, L + S + 2, 1, "VALUES", marking)
                 with m.State("VALUES"):
