@@ -506,13 +506,16 @@ class CoreConfig(Folding):
                              keys_per_cycle=self.keys_per_cycle, hamming=hamming)
         hash_plan = HashPlan(self.d, self.w, self.b, self.W, self.theta, self.Wq, self.thetaq,
                              self.lanes, self.rows, self.adders)
+        interval = max(value.interval.fixed, hash_plan.interval.fixed)
+        if self.mode != "linear" and value.grouped:
+            interval = value.groups     # a folded scan gives a group per cycle: 1 step/stage
         return CorePlan(
             d=self.d, w=self.w, N=self.N,
             hash=hash_plan,
             value=value,
             divider=DividerPlan.keeping_up(
                 self.d, value.num_width, value.den_width, self.w, self.lanes, value.grouped,
-                max(value.interval.fixed, hash_plan.interval.fixed)))
+                interval))
 
     # ---------------------------------------------------------------- hsoftmax table
     @cached_property

@@ -48,12 +48,12 @@ def weighted_sum(cfg):
 
 
 def grouped(cfg):
-    """A folded linear core passes its weighted sums to the divider one group at a time."""
-    return cfg.folded and cfg.mode == "linear"
+    """A folded core passes its weighted sums to the divider one group at a time."""
+    return cfg.folded
 
 
 def weighted_group(cfg):
-    """Output of a folded linear value path, input of its divider: one group of P num[e]
+    """Output of a folded value path, input of its divider: one group of P num[e]
     (group g: elements gP .. gP+P-1, lanes past d carry 0), den, and ``last`` on group G-1,
     with the query's tag."""
     return data.StructLayout({"num": data.ArrayLayout(signed(cfg.num_width), cfg.lanes),

@@ -74,8 +74,16 @@ class ScanPlan(Folding, WeightedSum):
         """Largest shift of a value: 0 (topk), s[b] - s[0] (hsoftmax)."""
         return 0 if self.mode == "topk" else max(self.weight_shifts)
 
-    #: (num, den) leaves whole, one beat per query
-    grouped = False
+    @property
+    def grouped(self):
+        """Folded, (num, den) leaves one group of P nums per cycle (:func:`layouts.grouped`),
+        straight from the accumulator bank: the divider needs no bank of its own."""
+        return self.folded
+
+    @property
+    def out_cycles(self):
+        """Cycles from the first (num, den) beat to the last: G - 1 when grouped, else 0."""
+        return self.groups - 1
 
     @property
     def M(self):
@@ -121,18 +129,21 @@ class ScanPlan(Folding, WeightedSum):
         """Edges from a query's transfer to its (num, den) transfer, nothing stalled, with
         L_H = ``hamming.latency``, S = :attr:`sum_stages`, G groups, n keys:
 
-        * topk: ``2·L_H + 2·S + 7 + 2·ceil(n/M) + G·min(k, n)``: the histogram pass
-          (ceil(n/M) + L_H + S + 1), the cut (2), the marking pass
+        * topk: ``2·L_H + 3·S + b + 7 + 2·ceil(n/M) + G·min(k, n)``: the histogram pass
+          (ceil(n/M) + L_H + S + 1), the cut (b + S + 2), the marking pass
           (ceil(n/M) + L_H + S + 2),
           the value pass over the kept keys (G·min(k, n) + 1) and DONE (1);
         * hsoftmax: ``L_H + S + 2 + G·ceil(n/M)``: one pass of G cycles per word
-          (G·ceil(n/M) + L_H + S + 1) and DONE.
+          (G·ceil(n/M) + L_H + S + 1) and DONE;
+
+        plus G - 1 when folded (:attr:`out_cycles`: DONE gives one group per cycle, the
+        latency counts to the last).
         """
-        L, S = self.hamming.latency.fixed, self.sum_stages
+        L, S, out = self.hamming.latency.fixed, self.sum_stages, self.out_cycles
         if self.mode == "topk":
-            return Timing(2 * L + 3 * S + self.b + 7, per_kept=self.groups) + \
+            return Timing(2 * L + 3 * S + self.b + 7 + out, per_kept=self.groups) + \
                 self._per_word(2)
-        return Timing(L + S + 2) + self._per_word(self.groups)
+        return Timing(L + S + 2 + out) + self._per_word(self.groups)
 
     @property
     def interval(self):
@@ -147,10 +158,11 @@ class ScanPlan(Folding, WeightedSum):
 
     @property
     def adder_bits(self):
-        """Bits of the accumulators, the histogram and the M-key sums (a size estimate)."""
+        """Bits of the accumulators, the histograms' counters and the M-key sums (a size
+        estimate)."""
         bits = 2 * self.lanes * self.num_width
         if self.mode == "topk":
-            return bits + self.b * self.M * self.key_count_width
+            return bits + self.M * self.key_count_width
         return bits + self.M * self.lanes * (self.w + self.max_shift)
 
     def component(self):
@@ -214,10 +226,11 @@ class ScanValuePath(wiring.Component):
     the M distances come out of the Hamming units L_H cycles after the read, aligned with the
     value word read as late.
 
-    ``topk``: (1) a histogram pass of ceil(n/M) cycles keeps, per distance i < b, the count
-    of keys with H <= i (a cumulative histogram: each bin adds the M-bit count of the word's
-    slots with H <= i, through S = ceil(log2 M) register levels); (2) the cut, 2 cycles:
-    h* = the least i whose count reaches kk = min(k, n), need = kk - count[h* - 1]; (3) a
+    ``topk``: (1) a histogram pass of ceil(n/M) cycles: slot s counts its distances in a
+    memory of b+1 words (block RAM, M of them); (2) the cut, b + S + 2 cycles: a walk reads
+    bin i of the M memories in its cycle i, adds them (S = ceil(log2 M) register levels) to
+    the count of keys below: h* = the least i where it reaches kk = min(k, n), need = kk -
+    keys below h*; (3) a
     marking pass of ceil(n/M) cycles: slot s of a word is kept when H < h*, or H = h* and
     fewer than ``need`` keys with H = h* came before it (earlier words, lower slots):
     ties go to the lower index exactly as in the golden model (prefix counts inside a word,
@@ -248,7 +261,8 @@ class ScanValuePath(wiring.Component):
         The keys' values, G groups per key; a key token transfers with its last group.
 
     Latency (edges from a query's transfer on ``i`` to its transfer on ``o``, ``o.ready``
-    high): ``plan.latency``, topk ``2·L_H + 2·S + 7 + 2·ceil(n/M) + G·min(k, n)``, hsoftmax
+    high): ``plan.latency``, topk ``2·L_H + 3·S + b + 7 + 2·ceil(n/M) + G·min(k, n)``,
+    hsoftmax
     ``L_H + S + 2 + G·ceil(n/M)`` (L_H = ``plan.hamming.latency``, S = ceil(log2 M)).
     Throughput: one key per G cycles; one query at a time (``i.ready`` for a query only when
     idle), ``plan.interval`` = latency + 1 cycles per query.
@@ -517,11 +531,25 @@ class ScanValuePath(wiring.Component):
                     run_pass(nbG, L + S + 1, G, "DONE")
             with m.State("DONE"):
                 m.d.comb += self.o.valid.eq(1)
-                with m.If(self.o.ready):
-                    m.next = "IDLE"
+                if G > 1:
+                    # one group per beat from the head of the bank, which rotates
+                    m.d.comb += self.o.payload.last.eq(gc == G - 1)
+                    with m.If(self.o.ready):
+                        m.d.sync += [bank[G - 1].eq(bank[0])] + \
+                            [bank[i].eq(bank[i + 1]) for i in range(G - 1)]
+                        m.d.sync += gc.eq(gc + 1)
+                        with m.If(gc == G - 1):
+                            m.d.sync += gc.eq(0)
+                            m.next = "IDLE"
+                else:
+                    with m.If(self.o.ready):
+                        m.next = "IDLE"
 
         # after a multiple of G rotations the bank is in order: group g at position g
-        m.d.comb += [self.o.payload.num[e].eq(bank[e // P][e % P]) for e in range(d)]
+        if G > 1:
+            m.d.comb += [self.o.payload.num[l].eq(bank[0][l]) for l in range(P)]
+        else:
+            m.d.comb += [self.o.payload.num[e].eq(bank[e // P][e % P]) for e in range(d)]
         m.d.comb += [self.o.payload.tag.eq(tag), self.o.payload.den.eq(kk if topk else den)]
         return m
 

@@ -1,7 +1,7 @@
 """The scan value path keeps codes and values in real memories (issues 8, 16), read
 synchronously, so that Yosys maps them to block RAM: codes ceil(N/M) words of M codes, values
 (hsoftmax) ceil(N/M)·G words of M keys' groups of P lanes or (topk, which reads only its kept
-keys) N·G words of one group."""
+keys) N·G words of one group; topk's histogram: one memory of b+1 counts per slot."""
 
 import re
 
@@ -28,7 +28,11 @@ def test_memories_hold_M_keys_per_word(mode, d, lanes, M):
     slots = M if mode == "hsoftmax" else 1
     assert mems["values"] == (slots * cfg.lanes * cfg.w, -(-cfg.N // slots) * cfg.groups)
     assert mems["codes"] == (M * cfg.b, words)
-    assert set(mems) == {"values", "codes"}
+    # topk: per slot a histogram of b+1 counts up to ceil(N/M)
+    hists = ({"hist"} if M == 1 else {f"hist{s}" for s in range(M)}) if mode == "topk" else set()
+    for name in hists:
+        assert mems[name] == (words.bit_length(), cfg.b + 1)
+    assert set(mems) == {"values", "codes"} | hists
 
 
 def test_folded_values_memory_maps_to_ice40_block_ram(tmp_path):
@@ -39,7 +43,7 @@ def test_folded_values_memory_maps_to_ice40_block_ram(tmp_path):
     v.write_text(verilog.convert(cfg.plan.value.component(), name="scan_top", emit_src=False))
     r = flows.synthesize(v, "scan_top", "ice40-hx8k", tmp_path / "build", place=False,
                          cache_dir=tmp_path / "cache")
-    # values (2 blocks) and codes (256 x 8: 1 block) in block RAM, not in flip-flops (the
-    # histogram: b counters)
-    assert r["synth"]["bram"] == bits // 4096 + 1
+    # values (2 blocks), codes (256 x 8: 1 block) and the histogram (9 x 9: 1 block) in
+    # block RAM, not in flip-flops
+    assert r["synth"]["bram"] == bits // 4096 + 2
     assert r["synth"]["ffs"] < bits // 4
