@@ -392,8 +392,11 @@ class ScanValuePath(wiring.Component):
             m.d.comb += nxt.eq(cum + word.value)
             # (3) marking: kept slots and their places in the list
             marking = Signal()
-            jbG = Signal(vaddr_w)                 # blk·M·G, the value address of slot 0
-            jbG_h = delay(m, jbG, L + 1, name="jbg")
+            # the value address of slot 0 of the word whose marks are made: words come out
+            # of the Hamming units in order, one per valid, so a counter of them (not the
+            # issued word's address delayed L + 1 + S cycles)
+            jbG = Signal(vaddr_w)
+            out_word = delay(m, hams[0].o.valid & marking, S, name="oword")
             eq = Cat(*(x & marking & (hi == hstar) for x, hi in zip(live, h)))
             lt = Cat(*(x & marking & (hi < hstar) for x, hi in zip(live, h)))
             # the word's prefix counts (S register levels), its slots and base beside them
@@ -411,7 +414,7 @@ class ScanValuePath(wiring.Component):
             m.d.sync += [sel[s].eq(lt[s] | (eq[s] & (eqex[s] < room))) for s in range(M)]
             m.d.sync += [dest[s].eq(Mux(lt[s], ltbase + ltex[s], eqbase - eqex[s]))
                          for s in range(M)]
-            m.d.sync += base.eq(delay(m, jbG_h, S, name="base"))
+            m.d.sync += base.eq(jbG)
             m.d.sync += [ltbase.eq(ltbase + ltin[-1]), room.eq(room - eq_taken),
                          eqbase.eq(eqbase - eq_taken)]
             kept = Array(Signal(vaddr_w, name=f"kept{i}") for i in range(kmax))
@@ -427,7 +430,7 @@ class ScanValuePath(wiring.Component):
             m.d.comb += rv.addr.eq(kept[0] + gc)
             accumulate(delay(m, valuing & issuing, 1, name="vlive"), lambda l: rv.data[0][l])
             m.d.comb += reading.eq(issuing & ~valuing)
-            with m.If(issuing & marking):
+            with m.If(out_word):
                 m.d.sync += jbG.eq(jbG + M * G)
         else:
             table = Array(Const(x, range(plan.max_shift + 1)) for x in plan.weight_shifts)
