@@ -417,17 +417,36 @@ class ScanValuePath(wiring.Component):
             m.d.sync += base.eq(jbG)
             m.d.sync += [ltbase.eq(ltbase + ltin[-1]), room.eq(room - eq_taken),
                          eqbase.eq(eqbase - eq_taken)]
-            kept = Array(Signal(vaddr_w, name=f"kept{i}") for i in range(kmax))
-            for i in range(kmax):
-                hit = [sel[s] & (dest[s] == i) for s in range(M)]
-                slot = 0
-                for s in range(1, M):
-                    slot = slot | Mux(hit[s], s * G, 0)
-                with m.If(Cat(*hit).any()):
-                    m.d.sync += kept[i].eq(base + slot)
+            next_key = Signal()                   # the value pass moves to the next entry
+            if M == 1:
+                # one entry written per cycle: the list in a memory (block RAM), read in
+                # order from entry 0, its next entry addressed a cycle ahead
+                m.submodules.kept = lmem = memory.Memory(shape=vaddr_w, depth=max(kmax, 2),
+                                                         init=[])
+                lw = lmem.write_port()
+                lr = lmem.read_port(transparent_for=(lw,))
+                entry = Signal(range(max(kmax, 2)))
+                m.d.comb += [lw.addr.eq(dest[0]), lw.data.eq(base), lw.en.eq(sel[0]),
+                             lr.addr.eq(entry + next_key)]
+                with m.If(next_key):
+                    m.d.sync += entry.eq(entry + 1)
+                head = lr.data
+            else:
+                # up to M entries per cycle: registers, shifted down as the keys are read
+                kept = [Signal(vaddr_w, name=f"kept{i}") for i in range(kmax)]
+                for i in range(kmax):
+                    hit = [sel[s] & (dest[s] == i) for s in range(M)]
+                    slot = 0
+                    for s in range(1, M):
+                        slot = slot | Mux(hit[s], s * G, 0)
+                    with m.If(Cat(*hit).any()):
+                        m.d.sync += kept[i].eq(base + slot)
+                with m.If(next_key):
+                    m.d.sync += [kept[i].eq(kept[i + 1]) for i in range(kmax - 1)]
+                head = kept[0]
             # (4) the kept keys' values
             valuing = Signal()
-            m.d.comb += rv.addr.eq(kept[0] + gc)
+            m.d.comb += rv.addr.eq(head + gc)
             accumulate(delay(m, valuing & issuing, 1, name="vlive"), lambda l: rv.data[0][l])
             m.d.comb += reading.eq(issuing & ~valuing)
             with m.If(out_word):
@@ -522,12 +541,13 @@ class ScanValuePath(wiring.Component):
                                          room.eq(kk - cum)]
                     with m.If(wbin == b + S + 1):
                         m.d.sync += [ltbase.eq(0), eqbase.eq(kk - 1), jbG.eq(0)]
+                        if M == 1:
+                            m.d.sync += entry.eq(0)
                         m.next = "MARK"
                 with m.State("MARK"):
                     run_pass(nb, L + S + 2, 1, "VALUES", marking)
                 with m.State("VALUES"):
-                    with m.If(issuing & (gc == G - 1)):
-                        m.d.sync += [kept[i].eq(kept[i + 1]) for i in range(kmax - 1)]
+                    m.d.comb += next_key.eq(issuing & (gc == G - 1))
                     run_pass(kkG, 1, G, "DONE", valuing)
             else:
                 with m.State("SCAN"):

@@ -1,7 +1,8 @@
 """The scan value path keeps codes and values in real memories (issues 8, 16), read
 synchronously, so that Yosys maps them to block RAM: codes ceil(N/M) words of M codes, values
 (hsoftmax) ceil(N/M)·G words of M keys' groups of P lanes or (topk, which reads only its kept
-keys) N·G words of one group; topk's histogram: one memory of b+1 counts per slot."""
+keys) N·G words of one group; topk's histogram: one memory of b+1 counts per slot, and
+(M = 1) its list of kept keys."""
 
 import re
 
@@ -32,7 +33,12 @@ def test_memories_hold_M_keys_per_word(mode, d, lanes, M):
     hists = ({"hist"} if M == 1 else {f"hist{s}" for s in range(M)}) if mode == "topk" else set()
     for name in hists:
         assert mems[name] == (words.bit_length(), cfg.b + 1)
-    assert set(mems) == {"values", "codes"} | hists
+    # topk, M = 1: the list of kept keys' value addresses, min(k, N) words (M > 1:
+    # registers, M entries written per cycle)
+    listed = {"kept"} if mode == "topk" and M == 1 else set()
+    for name in listed:
+        assert mems[name] == ((cfg.N * cfg.groups - 1).bit_length(), max(cfg.k, 2))
+    assert set(mems) == {"values", "codes"} | hists | listed
 
 
 def test_folded_values_memory_maps_to_ice40_block_ram(tmp_path):
@@ -44,6 +50,6 @@ def test_folded_values_memory_maps_to_ice40_block_ram(tmp_path):
     r = flows.synthesize(v, "scan_top", "ice40-hx8k", tmp_path / "build", place=False,
                          cache_dir=tmp_path / "cache")
     # values (2 blocks), codes (256 x 8: 1 block) and the histogram (9 x 9: 1 block) in
-    # block RAM, not in flip-flops
+    # block RAM, not in flip-flops (yosys keeps the 4 x 9 list of kept keys in logic)
     assert r["synth"]["bram"] == bits // 4096 + 2
     assert r["synth"]["ffs"] < bits // 4
