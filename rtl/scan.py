@@ -409,12 +409,11 @@ class ScanValuePath(wiring.Component):
             eqbase = Signal(range(N + 1))         # kk - 1 - keys with H = h* listed so far
             sel = Signal(M)
             dest = [Signal(range(max(kmax, 2)), name=f"dest{s}") for s in range(M)]
-            base = Signal(vaddr_w)
+            base = jbG                            # (moves a cycle after sel and dest)
             eq_taken = Mux(eqin[-1] < room, eqin[-1], room)
             m.d.sync += [sel[s].eq(lt[s] | (eq[s] & (eqex[s] < room))) for s in range(M)]
             m.d.sync += [dest[s].eq(Mux(lt[s], ltbase + ltex[s], eqbase - eqex[s]))
                          for s in range(M)]
-            m.d.sync += base.eq(jbG)
             m.d.sync += [ltbase.eq(ltbase + ltin[-1]), room.eq(room - eq_taken),
                          eqbase.eq(eqbase - eq_taken)]
             next_key = Signal()                   # the value pass moves to the next entry
@@ -449,7 +448,7 @@ class ScanValuePath(wiring.Component):
             m.d.comb += rv.addr.eq(head + gc)
             accumulate(delay(m, valuing & issuing, 1, name="vlive"), lambda l: rv.data[0][l])
             m.d.comb += reading.eq(issuing & ~valuing)
-            with m.If(out_word):
+            with m.If(delay(m, out_word, 1, name="oword_d")):
                 m.d.sync += jbG.eq(jbG + M * G)
         else:
             table = Array(Const(x, range(plan.max_shift + 1)) for x in plan.weight_shifts)
