@@ -37,7 +37,7 @@ import pytest
 
 from hamattn.ci import docs_tables
 from hamattn.config import ConfigError
-from hamattn.gen.cli import build_parser, config_from_args
+from hamattn.cli import build_parser, config_from_args
 
 ROOT = docs_tables.ROOT
 DOCS = [p.relative_to(ROOT).as_posix() for p in docs_tables.doc_files()]
