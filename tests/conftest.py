@@ -9,8 +9,7 @@ not import lists from it):
   ids by :func:`~hamattn.verif.corners.corner_id`;
 * ``cocotb_corner``: :data:`~hamattn.verif.corners.CORNER` and ``CORNER_W16``;
 * ``baseline_corner``, ``baseline_sim_corner``: the names of
-  :data:`~hamattn.verif.corners.BASELINE_CORNERS` and ``BASELINE_SIM_CORNERS``;
-* ``core_mode``: each value-path mode, :data:`~hamattn.verif.corners.MODES`.
+  :data:`~hamattn.verif.corners.BASELINE_CORNERS` and ``BASELINE_SIM_CORNERS``.
 
 The tables themselves stay in ``verif/corners.py``: ``ci/same_verilog.py`` hashes the same
 corners, and the tests that cross several tables (value paths, core) build their cases from
@@ -29,7 +28,6 @@ CORNER_ARGS = {
                       ["d1-w2-b70-N1-topk", "d3-w16-b65-N5-hsoftmax"]),
     "baseline_corner": (list(corners.BASELINE_CORNERS), None),
     "baseline_sim_corner": (list(corners.BASELINE_SIM_CORNERS), None),
-    "core_mode": (corners.MODES, None),
 }
 
 
