@@ -21,8 +21,9 @@ from . import fit, process
 from .config import FLAGS, ConfigError
 from .errors import UserError
 from .fit import cli as fit_cli
-from .flags import HARDWARE_ONLY, add_params, config_from_args, given_params, typed
-from .gen import generate
+from .flags import (HARDWARE_ONLY, add_build_dir, add_params, config_from_args, given_params,
+                    typed)
+from .gen import DEFAULT_TOP, generate
 from .rtl.plan import Timing
 from .synth import board, report, sweep
 from .synth.cli import run_synth
@@ -84,67 +85,73 @@ def cmd_fit(args):
     return fit_cli.run_cli(args)
 
 
+def command(sub, name, func, params=True, skip=(), **kw):
+    """A subcommand ``name`` run by ``func``, with the flags of SPEC §1 (but ``skip``) unless
+    ``params`` is False, and ``--debug``; ``kw`` goes to ``add_parser`` (help,
+    description)."""
+    p = sub.add_parser(name, **kw)
+    if params:
+        add_params(p, skip=skip)
+    else:
+        p.add_argument("--debug", action="store_true", help="show a traceback on errors")
+    p.set_defaults(func=func, parser=p)
+    return p
+
+
+def add_output(p):
+    """``--top`` and ``-o DIR`` of the commands that write the Verilog."""
+    p.add_argument("--top", default=DEFAULT_TOP, help="Verilog module name")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
+
+
 def build_parser():
     top = argparse.ArgumentParser(
         prog="hamattn", description="Generate, simulate and synthesize binary-code "
         "(Hamming) attention hardware.")
     sub = top.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser("gen", help="write <top>.v and <top>.json for a config")
-    add_params(p)
-    p.add_argument("--top", default="hamattn_core", help="Verilog module name")
-    p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
-    p.set_defaults(func=cmd_gen, parser=p)
+    p = command(sub, "gen", cmd_gen, help="write <top>.v and <top>.json for a config")
+    add_output(p)
 
-    p = sub.add_parser("sim", help="generate and simulate a config against the golden model")
-    add_params(p)
+    p = command(sub, "sim", cmd_sim,
+                help="generate and simulate a config against the golden model")
     simulate.add_sim_args(p)
-    p.set_defaults(func=cmd_sim, parser=p)
 
-    p = sub.add_parser(
-        "vectors", help="write test vectors and a self-checking Verilog testbench",
+    p = command(
+        sub, "vectors", cmd_vectors,
+        help="write test vectors and a self-checking Verilog testbench",
         description="Write the Verilog and manifest (as gen), key/value and query beats and "
         "the golden model's expected outputs as $readmemh files, and <top>_tb.v: a plain "
         "Verilog testbench that drives them (valid/ready from seeded LFSRs), checks every "
         "output and the manifest's latency, and ends with PASS or FAIL ($fatal). --seed "
         "also seeds the windows and the LFSRs. See docs/vectors.md.")
-    add_params(p)
     p.add_argument("--windows", type=typed(int, "--windows", "an integer >= 1"),
                    default=vectors.DEFAULT_WINDOWS, metavar="N",
                    help=f"windows of keys and queries [default: {vectors.DEFAULT_WINDOWS}]")
-    p.add_argument("--top", default="hamattn_core", help="Verilog module name")
-    p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
-    p.set_defaults(func=cmd_vectors)
+    add_output(p)
 
-    p = sub.add_parser("synth", help="synthesize (and place) a config for an FPGA or gates")
-    add_params(p)
+    p = command(sub, "synth", cmd_synth,
+                help="synthesize (and place) a config for an FPGA or gates")
     p.add_argument("--target", required=True, choices=TARGET_NAMES,
                    help="FPGA (placed: ice40-*, ecp5-25k) or synthesis only (xc7, gates)")
-    p.add_argument("--json", default=None, metavar="PATH", help="write the report here")
     p.add_argument("--no-baseline", action="store_true", help="skip the baseline design")
-    p.add_argument("--build-dir", default=None, metavar="DIR",
-                   help="tool files go here [default: build/synth]")
-    p.set_defaults(func=cmd_synth, parser=p)
+    add_build_dir(p, "build/synth", json=True)
 
-    p = sub.add_parser(
-        "board", help="build a bitstream for an FPGA board (iCEBreaker, ULX3S)",
+    p = command(
+        sub, "board", cmd_board,
+        help="build a bitstream for an FPGA board (iCEBreaker, ULX3S)",
         description="Wrap the core in a board top (seeded stimulus generator, outputs "
         "XOR-reduced onto LEDs), build the bitstream with the amaranth-boards platform and "
         "the YoWASP tools, and report utilization and Fmax. Takes minutes; the first use of "
         "a YoWASP tool on a machine compiles it first.")
-    add_params(p)
     p.add_argument("--board", required=True, metavar="{icebreaker,ulx3s}",
                    help="icebreaker (iCE40 UP5K) or ulx3s (ECP5 LFE5U-25F)")
-    p.add_argument("--build-dir", default=None, metavar="DIR",
-                   help="build folder [default: build/board/<board>]")
-    p.add_argument("--json", default=None, metavar="PATH", help="write the report here")
+    add_build_dir(p, "build/board/<board>", json=True)
     p.add_argument("--timeout", type=typed(int, "--timeout", "a positive integer"),
                    default=3600, metavar="SECONDS",
                    help="stop the build after this long [default: 3600]")
-    p.set_defaults(func=cmd_board, parser=p)
 
-    p = sub.add_parser("sweep", help="synthesize a grid of configs in parallel")
-    add_params(p)
+    p = command(sub, "sweep", cmd_sweep, help="synthesize a grid of configs in parallel")
     p.add_argument("--grid", action="append", default=[], metavar="PARAM=V1,V2,...",
                    help="a parameter and its values, e.g. --grid b=16,32,64 (repeatable)")
     p.add_argument("--target", action="append", required=True, choices=TARGET_NAMES,
@@ -161,15 +168,14 @@ def build_parser():
     p.add_argument("-o", "--output", default="build/sweep", metavar="DIR",
                    help="results.json, results.csv and the tool files (DIR/build) "
                    "[default: build/sweep]")
-    p.set_defaults(func=cmd_sweep, parser=p)
 
-    p = sub.add_parser(
-        "fit", help="fit a hash projection to sample queries and keys",
+    p = command(
+        sub, "fit", cmd_fit, skip=HARDWARE_ONLY,
+        help="fit a hash projection to sample queries and keys",
         description="Learn the integer hash W, theta (and a query hash Wq, thetaq and the "
         "hsoftmax shift table) from sample query and key vectors, and write the .npz of "
         "SPEC 2 for --weights. Inputs are integer .npy arrays of --width-bit entries, "
         "(n, d) cut into windows of --seq-len rows or (windows, n, d).")
-    add_params(p, skip=HARDWARE_ONLY)
     p.add_argument("--queries", required=True, metavar="PATH.npy",
                    help="sample queries, integers (n, d) or (windows, n, d)")
     p.add_argument("--keys", required=True, metavar="PATH.npy",
@@ -177,7 +183,7 @@ def build_parser():
     p.add_argument("--values", default=None, metavar="PATH.npy",
                    help="sample values (optional): the ranking fit then also matches the "
                    "attention outputs")
-    p.add_argument("--method", choices=("random", "itq", "ranking"), default="ranking",
+    p.add_argument("--method", choices=fit.METHODS, default="ranking",
                    help="random: the baseline; itq: PCA + iterative quantization; ranking: "
                    "fit the codes to the attention itself [default: ranking]")
     p.add_argument("--weight-bits", dest="weight_bits", type=typed(int, "--weight-bits",
@@ -206,15 +212,13 @@ def build_parser():
                    help="sample queries the shift table is fitted on [default: %(default)s]")
     p.add_argument("--verbose", action="store_true", help="print the fit's progress")
     p.add_argument("-o", "--output", required=True, metavar="PATH.npz", help="weights file")
-    p.set_defaults(func=cmd_fit, parser=p)
 
-    p = sub.add_parser("report", help="Markdown/JSON/CSV report of sweep results")
+    p = command(sub, "report", cmd_report, params=False,
+                help="Markdown/JSON/CSV report of sweep results")
     p.add_argument("input", nargs="?", default="build/sweep", metavar="DIR",
                    help="the -o folder of `hamattn sweep` [default: build/sweep]")
     p.add_argument("-o", "--output", default="build/report", metavar="DIR",
                    help="report.md, plots, figures.json/csv [default: build/report]")
-    p.add_argument("--debug", action="store_true", help="show a traceback on errors")
-    p.set_defaults(func=cmd_report, parser=p)
     return top
 
 

@@ -131,7 +131,8 @@ class Param:
             return f"{self.help}: {', '.join(self.choices[:-1])} or {self.choices[-1]}"
         else:
             return self.help
-        return f"{self.help} ({rng}{', default ' + self.default_text if self.default_text else ''})"
+        default = f", default {self.default_text}" if self.default_text else ""
+        return f"{self.help} ({rng}{default})"
 
     def check(self, value, cfg=None):
         """``value`` as an ``int`` (``kind`` int) within the range, else :class:`ConfigError`
@@ -414,7 +415,8 @@ class CoreConfig(Folding):
             if not isinstance(value, str) or value not in PARAM[name].choices:
                 raise ConfigError(name, value, PARAM[name].allowed(), FLAGS[name])
         k = self.k
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not PARAM["k"].lo <= k <= self.N:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) \
+                or not PARAM["k"].lo <= k <= self.N:
             raise ConfigError("k", k, f"an integer from 1 to N = {self.N} (k keys kept of at "
                               f"most N = {self.N} keys)", "--topk")
         g = self.g

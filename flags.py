@@ -14,8 +14,8 @@ import os
 
 from .config import DEFAULT_K, PARAMS, WEIGHT_SOURCES, CoreConfig, check_given, unused_reason
 
-__all__ = ["typed", "add_params", "given_params", "param_values", "config_from_args",
-           "config_flags", "HARDWARE_ONLY"]
+__all__ = ["typed", "add_params", "add_build_dir", "given_params", "param_values",
+           "config_from_args", "config_flags", "HARDWARE_ONLY"]
 
 #: parameters only the hardware uses: ``fit`` does not take them
 HARDWARE_ONLY = ("lanes", "rows", "popcount", "adders", "weights")
@@ -54,6 +54,14 @@ def add_params(parser, skip=()):
         grp.add_argument(p.flag, **kw)
     parser.add_argument("--debug", action="store_true",
                         help="show a traceback on errors")
+
+
+def add_build_dir(p, default, json=False):
+    """``--build-dir`` (and ``--json`` for a report) of the commands that run tools."""
+    p.add_argument("--build-dir", default=None, metavar="DIR",
+                   help=f"build folder [default: {default}]")
+    if json:
+        p.add_argument("--json", default=None, metavar="PATH", help="write the report here")
 
 
 def given_params(args):

@@ -41,7 +41,7 @@ from xml.etree import ElementTree
 from .. import process
 from ..config import PARAM, ConfigError
 from ..errors import UserError
-from ..flags import add_params, config_flags, config_from_args, typed
+from ..flags import add_build_dir, add_params, config_flags, config_from_args, typed
 from ..gen.verilog import generate, sha256
 from ..versions import command_version, dist_version, python_version
 
@@ -587,8 +587,7 @@ def add_sim_args(p):
     p.add_argument("--waves", action="store_true",
                    help="write a waveform and print its path: FST, or VCD on Verilator when "
                    "the C++ compiler lacks lz4.h (the FST writer needs it)")
-    p.add_argument("--build-dir", default=None, metavar="DIR",
-                   help="build folder [default: build/sim/<hash>]")
+    add_build_dir(p, "build/sim/<hash>")
 
 
 def build_parser():
