@@ -2,9 +2,11 @@
 run, defined once.
 
 Each corner is a dict of :meth:`hamattn.config.CoreConfig.create` keyword arguments (the
-mode is left out where a test crosses the corner with :data:`MODES`). The tests import them
-by absolute name (``from hamattn.verif.corners import SWEEP``; pytest runs with
-``--import-mode=importlib``, under which a ``conftest.py`` cannot be imported by name), and
+mode is left out where a test crosses the corner with :data:`MODES`). ``tests/conftest.py``
+hands them to the tests as arguments (``sweep_corner``, ``cocotb_corner``,
+``baseline_corner``, ``baseline_sim_corner``); tests that cross several tables import them by
+absolute name (``from hamattn.verif.corners import SWEEP``; pytest runs with
+``--import-mode=importlib``, under which a ``conftest.py`` cannot be imported by name); and
 ``ci/same_verilog.py`` hashes :data:`CORNER`, :data:`CORNER_W16` and :data:`SWEEP`.
 
 * :data:`CORNER`, :data:`CORNER_W16`, :data:`SWEEP` (:func:`corner_id` names them): the
