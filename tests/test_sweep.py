@@ -65,7 +65,7 @@ def test_sweep_rerun_reuses_the_cache(swept):
 
 
 def test_sweep_on_dask_local_cluster(swept):
-    from distributed import LocalCluster
+    from distributed import LocalCluster     # lazy: Dask is slow to import
     out, cfgs, rows, _ = swept
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
                       dashboard_address=None) as cluster:
