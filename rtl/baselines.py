@@ -54,20 +54,6 @@ class _AxiBaseline(wiring.Component):
         """Count of (non-constant) multipliers in the design."""
         return self.spec.multipliers
 
-    def _key_beat(self, m, use, count, over, queries, on_use=()):
-        """A key beat of the window protocol: a used key (``use``: count < N) is counted and
-        ``on_use`` done, a key beyond the N-th sets ``over``; the beat with ``tlast`` ends
-        the window's keys."""
-        with m.If(self.s_kv_tvalid & self.s_kv_tready):
-            with m.If(use):
-                if on_use:
-                    m.d.comb += on_use
-                m.d.sync += count.eq(count + 1)
-            with m.Else():
-                m.d.sync += over.eq(1)
-            with m.If(self.s_kv_tlast):
-                m.d.sync += queries.eq(1)
-
     def _divider(self, m, num_width, den_width):
         """The core's divider as one bit-serial stage (``steps`` = w), one division at a
         time (w + 2 edges each), its output on ``m_out``."""
@@ -162,7 +148,14 @@ class SoftmaxBaseline(_AxiBaseline):
         m.d.comb += [kw.addr.eq(count), kw.data.eq(key), vw.addr.eq(count), vw.data.eq(value)]
         with m.If(~queries):
             m.d.comb += self.s_kv_tready.eq(~use | ~busy)
-            self._key_beat(m, use, count, over, queries, [kw.en.eq(1), vw.en.eq(1)])
+            with m.If(self.s_kv_tvalid & self.s_kv_tready):
+                with m.If(use):
+                    m.d.comb += [kw.en.eq(1), vw.en.eq(1)]
+                    m.d.sync += count.eq(count + 1)
+                with m.Else():
+                    m.d.sync += over.eq(1)
+                with m.If(self.s_kv_tlast):
+                    m.d.sync += queries.eq(1)
         with m.Else():
             m.d.comb += [self.s_q_tready.eq(idle), start.eq(self.s_q_tvalid & idle)]
             with m.If(self.s_q_tlast & start):
@@ -322,7 +315,13 @@ class LinearBaseline(_AxiBaseline):
             use = count < N
             m.d.comb += [self.s_kv_tready.eq(Mux(use, en, 1)),
                          in_valid.eq(self.s_kv_tvalid & use)]
-            self._key_beat(m, use, count, over, queries)
+            with m.If(self.s_kv_tvalid & self.s_kv_tready):
+                with m.If(use):
+                    m.d.sync += count.eq(count + 1)
+                with m.Else():
+                    m.d.sync += over.eq(1)
+                with m.If(self.s_kv_tlast):
+                    m.d.sync += queries.eq(1)
         with m.Else():
             m.d.comb += [self.s_q_tready.eq(en), in_valid.eq(self.s_q_tvalid)]
             with m.If(self.s_q_tvalid & en & self.s_q_tlast):
