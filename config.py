@@ -27,7 +27,8 @@ from .rtl.divider import DividerPlan, divider_interval, divider_latency, divider
 from .rtl.hamming import POPCOUNT_TREES, HammingPlan, hamming_latency
 from .rtl.hash import HashPlan
 from .rtl.linear import LinearPlan
-from .rtl.plan import Folding, csd_digits, signed_width, tree_depth, unsigned_width
+from .rtl.plan import (Folding, csd_digits, signed_width, timing_at, tree_depth,
+                       unsigned_width)
 from .rtl.scan import ScanPlan
 from .rtl.tree import ADDER_TREES
 
@@ -160,6 +161,8 @@ PARAMS = (
           default_text="d"),
     Param("rows", "--rows", None, "code rows of the linear state processed per cycle, "
           "folded linear only", int, 1, "b", default_text="b"),
+    Param("keys_per_cycle", "--keys-per-cycle", 1, "stored keys compared with a query per "
+          "cycle, topk and hsoftmax only", int, 1, "N"),
     Param("weights", "--weights", "random-ternary",
           "hash projection: random-ternary, random-sign or a .npz file"),
     Param("seed", "--seed", 0, "seed of the random hash projection", int, 0, MAX_SEED),
@@ -174,7 +177,7 @@ PARAM = {p.name: p for p in PARAMS}
 DEFAULTS = {p.name: p.default for p in PARAMS}
 #: the parameters that only some value paths use: the modes that use each
 MODE_PARAMS = {"k": ("topk",), "g": ("hsoftmax",), "smax": ("hsoftmax",), "rows": ("linear",),
-               "popcount": ("topk", "hsoftmax")}
+               "popcount": ("topk", "hsoftmax"), "keys_per_cycle": ("topk", "hsoftmax")}
 
 
 def unused_reason(cfg, name):
@@ -295,6 +298,9 @@ class CoreConfig(Folding):
     rows : :class:`int`
         T, code rows of the ``linear`` state per cycle (1..b; below b only in ``linear``
         with P < d).
+    keys_per_cycle : :class:`int`
+        M, stored keys compared with a query per cycle (1..N; above 1 only in ``topk`` and
+        ``hsoftmax``).
     weights : :class:`str`
         ``"random-ternary"``, ``"random-sign"`` or the path of a ``.npz`` weights file.
     seed : :class:`int`
@@ -315,7 +321,8 @@ class CoreConfig(Folding):
         The blocks' plans (hash, value path with its Hamming distance, divider), each owning
         its widths and its :class:`~hamattn.rtl.plan.Timing`; the core's timing is their sum.
     latency, q_interval, kv_interval : :class:`dict`
-        ``{"fixed": A, "per_key": C}``: A + C·n clock edges for a window of n used keys
+        ``{"fixed": A, "per_key": C}`` (with ``per_block``, ``block``, ``per_kept`` where
+        not 0): A + C·n + D·ceil(n/M) + E·min(k, n) clock edges for a window of n used keys
         (the plan's Timing as in the manifest; the formulas: docs/hardware.md); :meth:`at`
         evaluates one.
     groups, row_blocks : :class:`int`
@@ -336,6 +343,7 @@ class CoreConfig(Folding):
     smax: int = DEFAULTS["smax"]
     lanes: int = DEFAULTS["d"]
     rows: int = DEFAULTS["b"]
+    keys_per_cycle: int = DEFAULTS["keys_per_cycle"]
     weights: str = DEFAULTS["weights"]
     seed: int = DEFAULTS["seed"]
     W: tuple = ()
@@ -350,13 +358,14 @@ class CoreConfig(Folding):
     @classmethod
     def create(cls, d=DEFAULTS["d"], w=DEFAULTS["w"], b=DEFAULTS["b"], N=DEFAULTS["N"],
                mode=DEFAULTS["mode"], k=None, g=DEFAULTS["g"], smax=DEFAULTS["smax"],
-               lanes=None, rows=None, weights=DEFAULTS["weights"], seed=DEFAULTS["seed"],
+               lanes=None, rows=None, keys_per_cycle=DEFAULTS["keys_per_cycle"],
+               weights=DEFAULTS["weights"], seed=DEFAULTS["seed"],
                popcount=DEFAULT_POPCOUNT, adders=DEFAULT_ADDERS):
         """Validate the scalar parameters, draw or load W/θ, and return the frozen config.
 
         Parameters
         ----------
-        d, w, b, N, mode, g, smax, seed, popcount, adders
+        d, w, b, N, mode, g, smax, keys_per_cycle, seed, popcount, adders
             As in the class (the defaults are the SPEC's).
         k : :class:`int` or ``None``
             ``None``: min(8, N), so a short window is not refused for a default.
@@ -403,7 +412,7 @@ class CoreConfig(Folding):
             k = min(DEFAULT_K, N)
         return cls(d=d, w=w, b=b, N=N, mode=mode, k=k, g=g, smax=smax,
                    lanes=d if lanes is None else lanes, rows=b if rows is None else rows,
-                   weights=weights, seed=seed,
+                   keys_per_cycle=keys_per_cycle, weights=weights, seed=seed,
                    W=tup(W), theta=tup(theta), Wq=tup(Wq), thetaq=tup(thetaq),
                    shift_table=tup(shift_table), popcount=popcount, adders=adders)
 
@@ -432,6 +441,11 @@ class CoreConfig(Folding):
         if self.rows < self.b and self.lanes == self.d:
             raise ConfigError("rows", self.rows, f"b = {self.b} when fully parallel (lanes = d "
                               f"= {self.d}): folding the rows needs --lanes below d", "--rows")
+        PARAM["keys_per_cycle"].check(self.keys_per_cycle, self)
+        if self.keys_per_cycle > 1 and self.mode == "linear":
+            raise ConfigError("keys_per_cycle", self.keys_per_cycle, "1 in mode linear: only "
+                              "the topk and hsoftmax value paths scan stored keys",
+                              "--keys-per-cycle")
         PARAM["seed"].check(self.seed)
         self._check_matrix("W", self.W)
         self._check_vector("theta", self.theta)
@@ -529,11 +543,12 @@ class CoreConfig(Folding):
                                self.adders)
         elif self.mode == "topk":
             value = ScanPlan("topk", self.d, self.w, self.b, self.N, k=self.k,
-                             lanes=self.lanes, hamming=hamming)
+                             lanes=self.lanes, keys_per_cycle=self.keys_per_cycle,
+                             hamming=hamming)
         else:
             value = ScanPlan("hsoftmax", self.d, self.w, self.b, self.N,
                              weight_shifts=self.weight_shifts, lanes=self.lanes,
-                             hamming=hamming)
+                             keys_per_cycle=self.keys_per_cycle, hamming=hamming)
         hash_plan = HashPlan(self.d, self.w, self.b, self.W, self.theta, self.Wq, self.thetaq,
                              self.lanes, self.rows, self.adders)
         return CorePlan(
@@ -588,7 +603,7 @@ class CoreConfig(Folding):
 
     @property
     def latency(self):
-        """The manifest object {'fixed', 'per_key'} of :attr:`CorePlan.latency`: edges from a
+        """The manifest object {'fixed', 'per_key', ...} of :attr:`CorePlan.latency`: edges from a
         query transfer to its output transfer (SPEC §5)."""
         return self.plan.latency.to_manifest()
 
@@ -602,10 +617,10 @@ class CoreConfig(Folding):
         """The manifest object of :attr:`CorePlan.kv_interval`."""
         return self.plan.kv_interval.to_manifest()
 
-    @staticmethod
-    def at(timing, n):
-        """Evaluate a {'fixed', 'per_key'} timing for a window of n used keys."""
-        return timing["fixed"] + timing["per_key"] * n
+    def at(self, timing, n):
+        """Evaluate a manifest timing object (SPEC §5) for a window of n used keys:
+        A + C·n + D·ceil(n/M) + E·min(k, n), this config's k (:func:`timing_at`)."""
+        return timing_at(timing, n, self.k)
 
     # ---------------------------------------------------------------- description
     def params(self):

@@ -18,7 +18,7 @@ __all__ = ["typed", "add_params", "add_build_dir", "given_params", "param_values
            "config_from_args", "config_flags", "HARDWARE_ONLY"]
 
 #: parameters only the hardware uses: ``fit`` does not take them
-HARDWARE_ONLY = ("lanes", "rows", "popcount", "adders", "weights")
+HARDWARE_ONLY = ("lanes", "rows", "keys_per_cycle", "popcount", "adders", "weights")
 
 
 def typed(kind, name, allowed, lo=None, hi=None):

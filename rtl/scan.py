@@ -33,6 +33,7 @@ class ScanPlan(Folding, WeightedSum):
     k: int | None = None
     weight_shifts: tuple | None = None
     lanes: int | None = None
+    keys_per_cycle: int = 1
     hamming: HammingPlan | None = None
 
     def __post_init__(self):
@@ -42,6 +43,8 @@ class ScanPlan(Folding, WeightedSum):
                 (self.weight_shifts is None) != (self.mode == "topk"):
             raise ValueError("a scan plan takes k in mode topk, weight_shifts in hsoftmax")
         self._unfolded_by_default()
+        if not 1 <= self.keys_per_cycle <= self.N:
+            raise ValueError(f"keys_per_cycle = {self.keys_per_cycle}: 1 .. N = {self.N}")
         if self.hamming is None:
             object.__setattr__(self, "hamming", HammingPlan(self.b))
         if self.hamming.b != self.b:

@@ -111,6 +111,8 @@ def test_sim_help_shows_defaults():
                                         "--rows applies to mode linear only"),
     (["--popcount", "sum"], "popcount (--popcount) = 'sum' is not allowed: not given: "
                             "--popcount applies to mode topk and hsoftmax only"),
+    (["--keys-per-cycle", "1"], "keys_per_cycle (--keys-per-cycle) = 1 is not allowed: not "
+     "given: --keys-per-cycle applies to mode topk and hsoftmax only (the mode is linear)"),
 ])
 def test_flag_of_another_mode_is_refused_by_name(tmp_path, args, message):
     r = hamattn("gen", *TINY, *args, "-o", str(tmp_path / "o"))
@@ -135,16 +137,16 @@ def test_shift_table_file_refuses_temperature(tmp_path):
 
 
 @pytest.mark.parametrize("mode, absent, present", [
-    ("linear", {"k", "g", "smax", "popcount"}, {"rows"}),
-    ("topk", {"g", "smax", "rows"}, {"k", "popcount"}),
-    ("hsoftmax", {"k", "rows"}, {"g", "smax", "popcount"}),
+    ("linear", {"k", "g", "smax", "popcount", "keys_per_cycle"}, {"rows"}),
+    ("topk", {"g", "smax", "rows"}, {"k", "popcount", "keys_per_cycle"}),
+    ("hsoftmax", {"k", "rows"}, {"g", "smax", "popcount", "keys_per_cycle"}),
 ])
 def test_manifest_records_what_the_hardware_uses(tmp_path, mode, absent, present):
     r = hamattn("gen", *TINY, "--mode", mode, "-o", str(tmp_path))
     assert r.returncode == 0, r.stderr
     man = json.loads((tmp_path / "hamattn_core.json").read_text())
     flag = {"k": "topk", "g": "temperature", "smax": "max_shift", "rows": "rows",
-            "popcount": "popcount"}
+            "popcount": "popcount", "keys_per_cycle": "keys_per_cycle"}
     # every parameter of SPEC §1 has its key; those the hardware does not use are null,
     # with the reason
     assert all(man[p] is None for p in absent) and set(man["unused"]) == absent
