@@ -265,9 +265,10 @@ def run(ref, names, jobs=2, say=print, repo=REPO, cache=None):
 
 
 def table(rows):
-    lines = [f"{'config':28} {'file':18} {'base sha256':16} {'work sha256':16} same"]
+    n = max([len("config"), *(len(r[0]) for r in rows)])
+    lines = [f"{'config':{n}} {'file':18} {'base sha256':16} {'work sha256':16} same"]
     for name, f, a, b, same in rows:
-        lines.append(f"{name:28} {f:18} {a[:16]:16} {b[:16]:16} {'yes' if same else 'NO'}")
+        lines.append(f"{name:{n}} {f:18} {a[:16]:16} {b[:16]:16} {'yes' if same else 'NO'}")
     return "\n".join(lines)
 
 
