@@ -20,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hamattn.cli import main
 
+from hamattn import verif
+from hamattn.cli import main
 from hamattn.config import CoreConfig
 from hamattn.verif.corners import CORNER, CORNER_W16
 from hamattn.verif.simulate import format_result, run_sim, simulator_available
@@ -103,7 +104,7 @@ def test_folded_config(name):
 # one window of real activations (issue 7): all-MiniLM-L6-v2 layer 1 head 7, the hash that
 # bench-fidelity fits at b = 64 (ranking-w8), int8 Q, K, V of its first evaluation window;
 # written by `python -m hamattn.bench.fidelity_window`
-DATA = Path(__file__).parent / "data"
+DATA = Path(verif.__file__).parent / "data"
 
 
 def test_real_minilm_window():
