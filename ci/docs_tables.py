@@ -9,7 +9,7 @@ A table lives between two marker comments in a Markdown file::
 and :data:`TABLES` maps NAME to the function that renders it from the benchmark JSON under
 ``bench/results/``. ``python -m hamattn.ci.docs_tables`` rewrites every marked table in
 place; ``--check`` rewrites nothing and exits 1, naming the file and the table, when a
-committed table differs from what the JSON gives (``verif/test_docs.py`` runs the check in
+committed table differs from what the JSON gives (``tests/test_docs.py`` runs the check in
 ``make test``). Every table ends with the line that says which JSON file, command, machine
 and tool versions its numbers came from.
 

@@ -13,6 +13,7 @@ utilization (nextpnr ``--report`` JSON and a yosys ``stat -json``) and Fmax from
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import json
 import os
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from amaranth.build import ResourceError
 
 from .. import process
+from ..config import CoreConfig
 from ..errors import UserError
 from ..process import error_lines
 from ..rtl.board import BoardTop
@@ -447,9 +449,7 @@ def summary_line(rep):
 
 def main(argv=None):
     """``make boards``: build every board of :data:`BOARD_CONFIGS`, write one JSON."""
-    import argparse
 
-    from ..config import CoreConfig
     ap = argparse.ArgumentParser(prog="python -m hamattn.synth.board",
                                  description="Build the bitstream of every board for its "
                                  "config in BOARD_CONFIGS and write one JSON.")

@@ -24,7 +24,10 @@ import time
 
 from .. import process
 from ..config import FLAGS, MODE_PARAMS, PARAMS, ConfigError, CoreConfig, unused_reason
+from ..errors import UserError
+from .cli import synth_config
 from .flows import MEMORY_KEYS, amount
+from .tools import tool_versions
 
 __all__ = ["parse_grid", "grid_configs", "run_sweep", "ROW_FIELDS", "run_cli"]
 
@@ -49,7 +52,6 @@ ROW_FIELDS = ["mode", "d", "w", "b", "N", "k", "g", "smax", "lanes", "rows", "we
 def parse_grid(items):
     """``["b=16,32", "mode=linear,topk"]`` -> ``{"b": ["16", "32"], "mode": [...]}`` keyed by
     the SPEC symbols (flags without dashes are accepted too)."""
-    from ..errors import UserError
     grid = {}
     for item in items:
         if "=" not in item:
@@ -150,7 +152,6 @@ def _say(tag):
 def sweep_job(params, target, build_dir, baseline=True, tag=None):
     """One job (runs in a worker): the flat row of :func:`synth_config`, or the error.
     With ``tag`` (e.g. ``[job 2/4]``), one line per stage goes to stderr, prefixed by it."""
-    from .cli import synth_config
     t0 = time.time()
     cfg = CoreConfig.create(**params)
     try:
@@ -190,7 +191,7 @@ def run_sweep(configs, targets, *, jobs=None, scheduler=None, build_dir="build/s
         say(f"{done}/{n} done: job {i + 1} {what}")
 
     if scheduler:
-        from distributed import Client, as_completed
+        from distributed import Client, as_completed    # lazy: Dask only with --scheduler
         with Client(scheduler) as client:
             futs = {client.submit(sweep_job, p, t, build_dir, baseline, tags[i],
                                   pure=False): i for i, (p, t) in enumerate(tasks)}
@@ -242,7 +243,6 @@ def check_used(configs, names):
 def run_cli(args, base):
     """``hamattn sweep``: every point of the grid over ``base`` (the parameters the user
     gave) on every ``--target``; exit 1 when a job failed."""
-    from .tools import tool_versions
     grid = parse_grid(args.grid)
     configs = grid_configs(base, grid)
     check_used(configs, list(base) + list(grid))

@@ -7,11 +7,12 @@ import json
 
 import numpy as np
 import pytest
+from amaranth._toolchain import tool_env_var
 from amaranth.sim import Simulator
 
 from hamattn.config import CoreConfig
+from hamattn.cli import main
 from hamattn.errors import UserError
-from hamattn.gen.cli import main
 from hamattn.synth import board as B
 from hamattn.verif.scenario import Window, expected_beats, unpack_vector
 
@@ -25,7 +26,6 @@ def tiny_cfg(**kw):
 # ----------------------------------------------------------------------- tool wiring
 
 def test_env_var_names_are_amaranths():
-    from amaranth._toolchain import tool_env_var
     for brd in B.BOARDS.values():
         for tool in brd.tools:
             assert B.env_var(tool) == tool_env_var(tool)

@@ -10,7 +10,7 @@ import pytest
 from hamattn import ConfigError
 from hamattn.errors import UserError
 from hamattn.synth.report import figures, write_report
-from hamattn.synth.sweep import grid_configs, parse_grid, run_sweep
+from hamattn.synth.sweep import ROW_FIELDS, grid_configs, parse_grid, run_sweep
 
 BASE = dict(d=1, w=2, b=2, N=2, mode="linear", k=None, g=12.0, smax=16, lanes=None,
             weights="random-ternary", seed=0)
@@ -65,7 +65,7 @@ def test_sweep_rerun_reuses_the_cache(swept):
 
 
 def test_sweep_on_dask_local_cluster(swept):
-    from distributed import LocalCluster
+    from distributed import LocalCluster     # lazy: Dask is slow to import
     out, cfgs, rows, _ = swept
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
                       dashboard_address=None) as cluster:
@@ -109,12 +109,11 @@ def test_report_tells_the_trees_apart(swept, tmp_path):
     assert all(s["x"] == [1, 2] for s in series)
     assert len({f["label"] for f in figs["reduction"]}) == 4
     # the CSV of a sweep carries the trees too
-    from hamattn.synth.sweep import ROW_FIELDS
     assert {"popcount", "adders"} <= set(ROW_FIELDS)
 
 
 def test_report_cli_missing_results(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "hamattn.gen.cli", "report",
+    r = subprocess.run([sys.executable, "-m", "hamattn.cli", "report",
                         str(tmp_path / "none"), "-o", str(tmp_path / "rep")],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "Traceback" not in r.stderr
