@@ -35,8 +35,9 @@ _NAMES = {p.flag.lstrip("-"): p.name for p in PARAMS}
 _NAMES.update({p.name: p.name for p in PARAMS})
 _NAMES.update({p.flag.lstrip("-").replace("-", "_"): p.name for p in PARAMS})
 
-ROW_FIELDS = ["mode", "d", "w", "b", "N", "k", "g", "smax", "lanes", "rows", "weights", "seed",
-              "popcount", "adders", "target", "area_unit", "area", "ffs", "fmax_mhz", "fits",
+ROW_FIELDS = ["mode", "d", "w", "b", "N", "k", "g", "smax", "lanes", "rows", "keys_per_cycle",
+              "weights", "seed", "popcount", "adders", "target", "area_unit", "area", "ffs",
+              "fmax_mhz", "fits",
               "baseline_area", "baseline_ffs", "baseline_fmax_mhz", "baseline_dsp_area",
               "baseline_dsps", "area_reduction", "fmax_ceiling_mhz", "fmax_fraction",
               "latency", "q_interval", "kv_interval", "queries_per_s", "keys_per_s",
@@ -125,7 +126,7 @@ def _flatten(rep, seconds):
 
 def job_label(params, target):
     """``linear d=16 b=16 N=64 lanes=4 on xc7``: the parameters a reader tells jobs apart by
-    (k, rows and the trees only where they are not the defaults)."""
+    (k, lanes, rows, M and the trees only where they are not the defaults)."""
     p = params
     text = f"{p['mode']} d={p['d']} b={p['b']} N={p['N']}"
     if p["mode"] == "topk":
@@ -134,6 +135,8 @@ def job_label(params, target):
         text += f" lanes={p['lanes']}"
     if p.get("rows") not in (None, p["b"]):
         text += f" rows={p['rows']}"
+    if p.get("keys_per_cycle") not in (None, 1):
+        text += f" M={p['keys_per_cycle']}"
     for prm in PARAMS:
         if prm.name in ("popcount", "adders", "w", "weights", "seed") and \
                 p.get(prm.name) != prm.default:
