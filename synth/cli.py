@@ -46,9 +46,10 @@ def _sources(cfg, build_dir, progress, baseline=True):
 
 
 def synth_config(cfg, target, *, build_dir="build/synth", baseline=True, place=True,
-                 cache_dir=None, progress=None):
+                 cache_dir=None, progress=None, seed=1):
     """The SPEC §6 report of ``cfg`` on ``target`` plus ``config``, ``throughput``,
-    ``fmax_fraction_of_ceiling`` and (ECP5, 7-series) ``baseline_dsp``."""
+    ``fmax_fraction_of_ceiling`` and (ECP5, 7-series) ``baseline_dsp``; ``seed`` is
+    nextpnr's."""
     say = progress or (lambda msg: None)
     if target not in TARGETS:
         from ..errors import UserError
@@ -56,7 +57,8 @@ def synth_config(cfg, target, *, build_dir="build/synth", baseline=True, place=T
     say(f"generate the core{' and its baseline' if baseline else ''}")
     core_v, base_v, base_top = _sources(cfg, build_dir, say, baseline)
     rep = synth_report(core_v, "hamattn_core", base_v if baseline else None, base_top,
-                       target, build_dir, place=place, cache_dir=cache_dir, progress=say)
+                       target, build_dir, place=place, cache_dir=cache_dir, progress=say,
+                       seed=seed)
     if baseline and target in DSP_TARGETS:
         r = synthesize(base_v, base_top, dsp_variant(target), build_dir, place=False,
                        cache_dir=cache_dir, progress=say, label="baseline with DSP blocks")

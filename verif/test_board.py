@@ -292,3 +292,48 @@ def test_cli_help(capsys):
     out = capsys.readouterr().out
     assert "usage: hamattn board" in out and "{icebreaker,ulx3s}" in out
     assert "--lanes" in out and "--json" in out and "--build-dir" in out
+
+
+#: a trimmed critical path of a real iCEBreaker build (nextpnr 0.11.1 --report)
+_ICE_PATH = [
+    {"from": "posedge cd_sync.clk", "to": "posedge cd_sync.clk", "path": [
+        {"type": "clk-to-q", "delay": 1.39, "net": "",
+         "from": {"cell": "vp.addr_DFF_LC", "port": "CLK"},
+         "to": {"cell": "vp.addr_DFF_LC", "port": "O"}},
+        {"type": "routing", "delay": 3.7, "net": "core.value_path.addr[6]",
+         "from": {"cell": "vp.addr_DFF_LC", "port": "O"},
+         "to": {"cell": "hash.o_valid_LC", "port": "I1"}},
+        {"type": "logic", "delay": 1.23, "net": "",
+         "from": {"cell": "hash.o_valid_LC", "port": "I1"},
+         "to": {"cell": "hash.o_valid_LC", "port": "O"}},
+        {"type": "routing", "delay": 0.7, "net": "kv_fire_$glb_ce",
+         "from": {"cell": "hash.o_valid_LC", "port": "O"},
+         "to": {"cell": "pat_DFFE_LC", "port": "CEN"}},
+        {"type": "setup", "delay": 0.1, "net": "",
+         "from": {"cell": "pat_DFFE_LC", "port": "CEN"},
+         "to": {"cell": "pat_DFFE_LC", "port": "CEN"}}]},
+    {"from": "<async>", "to": "posedge cd_sync.clk", "path": [
+        {"type": "routing", "delay": 9.0, "net": "button",
+         "from": {"cell": "io", "port": "O"}, "to": {"cell": "x", "port": "I0"}}]},
+]
+
+
+def test_parse_names_the_critical_path(tmp_path):
+    """The board report names nextpnr's register-to-register critical path, and the summary
+    line says it; nextpnr gets ``--seed`` only when one is given."""
+    _write(tmp_path, dict(_ICE_REPORT, critical_paths=_ICE_PATH), _ICE_STAT)
+    r = B.parse_build(tmp_path, B.BOARDS["icebreaker"])
+    assert r["critical_path"] == {
+        "from": "vp.addr_DFF_LC", "to": "pat_DFFE_LC", "delay_ns": 7.12,
+        "clock": "cd_sync.clk", "from_net": "core.value_path.addr[6]",
+        "to_net": "kv_fire_$glb_ce"}
+    rep = {"board": "icebreaker", "device": "iCE40UP5K-SG48", "clock_mhz": 12.0,
+           "fmax_mhz": r["fmax_mhz"], "utilization": r["utilization"],
+           "critical_path": r["critical_path"]}
+    assert B.summary_line(rep).endswith(
+        "critical path core.value_path.addr[6] -> kv_fire_$glb_ce (7.12 ns)")
+    _write(tmp_path, _ICE_REPORT, _ICE_STAT)
+    assert B.parse_build(tmp_path, B.BOARDS["icebreaker"])["critical_path"] is None
+    brd = B.BOARDS["icebreaker"]
+    assert B._overrides("top", brd)["nextpnr_opts"] == "--report top.report.json"
+    assert B._overrides("top", brd, 3)["nextpnr_opts"] == "--report top.report.json --seed 3"
