@@ -33,11 +33,12 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .goals import _commit
 
 RESULTS = Path(__file__).resolve().parent / "results"
 RUN_DIR = RESULTS / "fmax"
@@ -93,15 +94,6 @@ POINTS = [
 
 def _sha(text):
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _commit():
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, cwd=Path(__file__).resolve().parent.parent,
-                              check=True).stdout.strip() or None
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 def run_key(point, seed):
