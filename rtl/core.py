@@ -19,6 +19,10 @@ from .scan import ScanPlan
 
 __all__ = ["CorePlan", "AttentionCore", "AxiStreamCore"]
 
+#: entries of the key-value queue beyond those the hash can hold: its room flag is
+#: registered (it says "room" while the level leaves this many places)
+_ROOM_MARGIN = 2
+
 
 @dataclass(frozen=True)
 class CorePlan:
@@ -214,6 +218,7 @@ class AttentionCore(wiring.Component):
         if G > 1:
             LH = plan.hash.latency.fixed
             depth = G * (3 + -(-LH // HI)) + 2 if row_folded else LH + 2 * G + 2
+            depth += _ROOM_MARGIN
             m.submodules.value_queue = values = SyncFIFOBuffered(
                 width=plan.lanes * plan.w, depth=depth)
             flat = Value.cast(self.s_kv.payload.value)
@@ -227,7 +232,14 @@ class AttentionCore(wiring.Component):
                         m.d.comb += vgroup.eq(flat.word_select(g, plan.lanes * plan.w))
         else:
             m.submodules.value_queue = values = SyncFIFOBuffered(
-                width=plan.d * plan.w, depth=plan.hash.latency.fixed + 2)
+                width=plan.d * plan.w, depth=plan.hash.latency.fixed + 2 + _ROOM_MARGIN)
+        # the queue has room for the key's value: a flip-flop instead of the queue's w_rdy
+        # (a compare of its level), set when the level leaves 3 places, so that the level
+        # one edge later (at most one more) leaves 2 and the queue's inner w_rdy is high;
+        # the depth has _ROOM_MARGIN more entries so that this never throttles a key where
+        # w_rdy would not have
+        room = Signal(init=1)
+        m.d.sync += room.eq(values.w_level + _ROOM_MARGIN < values.depth)
 
         tag = hsh.i.payload.tag
         m.d.comb += [
@@ -241,7 +253,6 @@ class AttentionCore(wiring.Component):
             # a scan value path reads the key memory until the previous window's last query
             # is done: its keys wait here, so that once they flow, they flow one per cycle
             free = wait_done if plan.mode != "linear" else kv_free if row_folded else 1
-            room = values.w_rdy                  # the key's value has a place in the queue
             m.d.comb += [self.s_kv.ready.eq(free & Mux(use, hsh.i.ready & room, kv_free)),
                          hsh.i.valid.eq(self.s_kv.valid & use & free & room)]
             if G > 1:
