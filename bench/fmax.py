@@ -160,10 +160,10 @@ def run_points(points, seeds, *, run_dir=RUN_DIR, rebuild=False, build=build_poi
             say(f"{head}: skipped (does not fit)")
             continue
         say(f"{head}: building ({point.flow} flow, {point.where})")
-        t0 = time.monotonic()
+        t0, commit = time.monotonic(), _commit()        # the code the build starts from
         run = dict(build(point, seed, say), point=point.name, seed=seed, key=k,
                    flow=point.flow, where=point.where, config=point.params,
-                   commit=_commit(), seconds=round(time.monotonic() - t0, 1))
+                   commit=commit, seconds=round(time.monotonic() - t0, 1))
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(run, indent=2) + "\n")
         say(f"{head}: {_fmax_text(run)}")
