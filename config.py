@@ -27,7 +27,8 @@ from .rtl.divider import DividerPlan, divider_interval, divider_latency, divider
 from .rtl.hamming import POPCOUNT_TREES, HammingPlan, hamming_latency
 from .rtl.hash import HashPlan
 from .rtl.linear import LinearPlan
-from .rtl.plan import Folding, csd_digits, signed_width, tree_depth, unsigned_width
+from .rtl.plan import (Folding, csd_digits, signed_width, timing_at, tree_depth,
+                       unsigned_width)
 from .rtl.scan import ScanPlan
 from .rtl.tree import ADDER_TREES
 
@@ -102,6 +103,8 @@ PARAMS = (
           int),
     Param("rows", "--rows", None, "code rows of the linear state processed per cycle, "
           "folded linear only (1..b, default b)", int),
+    Param("keys_per_cycle", "--keys-per-cycle", 1, "stored keys compared with a query per "
+          "cycle, topk and hsoftmax only (1..N, default 1)", int),
     Param("weights", "--weights", "random-ternary",
           "hash projection: random-ternary, random-sign or a .npz file"),
     Param("seed", "--seed", 0, "seed of the random hash projection (0..2**63-1)", int),
@@ -113,7 +116,7 @@ PARAMS = (
 FLAGS = {p.name: p.flag for p in PARAMS}
 #: the parameters that only some value paths use: the modes that use each
 MODE_PARAMS = {"k": ("topk",), "g": ("hsoftmax",), "smax": ("hsoftmax",), "rows": ("linear",),
-               "popcount": ("topk", "hsoftmax")}
+               "popcount": ("topk", "hsoftmax"), "keys_per_cycle": ("topk", "hsoftmax")}
 
 
 def unused_reason(cfg, name):
@@ -243,6 +246,9 @@ class CoreConfig(Folding):
     rows : :class:`int`
         T, code rows of the ``linear`` state per cycle (1..b; below b only in ``linear``
         with P < d).
+    keys_per_cycle : :class:`int`
+        M, stored keys compared with a query per cycle (1..N; above 1 only in ``topk`` and
+        ``hsoftmax``).
     weights : :class:`str`
         ``"random-ternary"``, ``"random-sign"`` or the path of a ``.npz`` weights file.
     seed : :class:`int`
@@ -263,7 +269,8 @@ class CoreConfig(Folding):
         The blocks' plans (hash, value path with its Hamming distance, divider), each owning
         its widths and its :class:`~hamattn.rtl.plan.Timing`; the core's timing is their sum.
     latency, q_interval, kv_interval : :class:`dict`
-        ``{"fixed": A, "per_key": C}``: A + C·n clock edges for a window of n used keys
+        ``{"fixed": A, "per_key": C}`` (with ``per_block``, ``block``, ``per_kept`` where
+        not 0): A + C·n + D·ceil(n/M) + E·min(k, n) clock edges for a window of n used keys
         (the plan's Timing as in the manifest; the formulas: docs/hardware.md); :meth:`at`
         evaluates one.
     groups, row_blocks : :class:`int`
@@ -284,6 +291,7 @@ class CoreConfig(Folding):
     smax: int = 16
     lanes: int = 16
     rows: int = 16
+    keys_per_cycle: int = 1
     weights: str = "random-ternary"
     seed: int = 0
     W: tuple = ()
@@ -297,13 +305,13 @@ class CoreConfig(Folding):
     # ---------------------------------------------------------------- construction
     @classmethod
     def create(cls, d=16, w=8, b=16, N=64, mode="linear", k=None, g=12.0, smax=16, lanes=None,
-               rows=None, weights="random-ternary", seed=0, popcount=DEFAULT_POPCOUNT,
-               adders=DEFAULT_ADDERS):
+               rows=None, keys_per_cycle=1, weights="random-ternary", seed=0,
+               popcount=DEFAULT_POPCOUNT, adders=DEFAULT_ADDERS):
         """Validate the scalar parameters, draw or load W/θ, and return the frozen config.
 
         Parameters
         ----------
-        d, w, b, N, mode, g, smax, seed, popcount, adders
+        d, w, b, N, mode, g, smax, keys_per_cycle, seed, popcount, adders
             As in the class (the defaults are the SPEC's).
         k : :class:`int` or ``None``
             ``None``: min(8, N), so a short window is not refused for a default.
@@ -353,7 +361,7 @@ class CoreConfig(Folding):
             k = min(DEFAULT_K, N)
         return cls(d=d, w=w, b=b, N=N, mode=mode, k=k, g=g, smax=smax,
                    lanes=d if lanes is None else lanes, rows=b if rows is None else rows,
-                   weights=weights, seed=seed,
+                   keys_per_cycle=keys_per_cycle, weights=weights, seed=seed,
                    W=tup(W), theta=tup(theta), Wq=tup(Wq), thetaq=tup(thetaq),
                    shift_table=tup(shift_table), popcount=popcount, adders=adders)
 
@@ -388,6 +396,11 @@ class CoreConfig(Folding):
         if self.rows < self.b and self.lanes == self.d:
             raise ConfigError("rows", self.rows, f"b = {self.b} when fully parallel (lanes = d "
                               f"= {self.d}): folding the rows needs --lanes below d", "--rows")
+        _check_int("keys_per_cycle", self.keys_per_cycle, 1, self.N)
+        if self.keys_per_cycle > 1 and self.mode == "linear":
+            raise ConfigError("keys_per_cycle", self.keys_per_cycle, "1 in mode linear: only "
+                              "the topk and hsoftmax value paths scan stored keys",
+                              "--keys-per-cycle")
         _check_int("seed", self.seed, 0, 2**63 - 1)
         self._check_matrix("W", self.W)
         self._check_vector("theta", self.theta)
@@ -485,11 +498,12 @@ class CoreConfig(Folding):
                                self.adders)
         elif self.mode == "topk":
             value = ScanPlan("topk", self.d, self.w, self.b, self.N, k=self.k,
-                             lanes=self.lanes, hamming=hamming)
+                             lanes=self.lanes, keys_per_cycle=self.keys_per_cycle,
+                             hamming=hamming)
         else:
             value = ScanPlan("hsoftmax", self.d, self.w, self.b, self.N,
                              weight_shifts=self.weight_shifts, lanes=self.lanes,
-                             hamming=hamming)
+                             keys_per_cycle=self.keys_per_cycle, hamming=hamming)
         hash_plan = HashPlan(self.d, self.w, self.b, self.W, self.theta, self.Wq, self.thetaq,
                              self.lanes, self.rows, self.adders)
         return CorePlan(
@@ -544,7 +558,7 @@ class CoreConfig(Folding):
 
     @property
     def latency(self):
-        """The manifest object {'fixed', 'per_key'} of :attr:`CorePlan.latency`: edges from a
+        """The manifest object {'fixed', 'per_key', ...} of :attr:`CorePlan.latency`: edges from a
         query transfer to its output transfer (SPEC §5)."""
         return self.plan.latency.to_manifest()
 
@@ -558,10 +572,10 @@ class CoreConfig(Folding):
         """The manifest object of :attr:`CorePlan.kv_interval`."""
         return self.plan.kv_interval.to_manifest()
 
-    @staticmethod
-    def at(timing, n):
-        """Evaluate a {'fixed', 'per_key'} timing for a window of n used keys."""
-        return timing["fixed"] + timing["per_key"] * n
+    def at(self, timing, n):
+        """Evaluate a manifest timing object (SPEC §5) for a window of n used keys:
+        A + C·n + D·ceil(n/M) + E·min(k, n), this config's k (:func:`timing_at`)."""
+        return timing_at(timing, n, self.k)
 
     # ---------------------------------------------------------------- description
     def params(self):

@@ -180,24 +180,84 @@ def synth_runs(root):
         f"{'; '.join(sorted(set(tools)))}; no machine or commit recorded in these files.*"]
 
 
+def _flags(c):
+    """The ``hamattn synth`` flags of a report's config (defaults left out)."""
+    flags = f"--mode {c['mode']} --head-dim {c['d']} --code-bits {c['b']} --seq-len {c['N']}"
+    if c["lanes"] != c["d"]:
+        flags += f" --lanes {c['lanes']}"
+    if c.get("rows", c["b"]) != c["b"]:
+        flags += f" --rows {c['rows']}"
+    if c.get("keys_per_cycle", 1) != 1:
+        flags += f" --keys-per-cycle {c['keys_per_cycle']}"
+    return flags
+
+
+def _side_text(side, unit):
+    text = f"{_num(side['area'])}"
+    if side.get("memory_bits") is not None:
+        text += (f" ({_num(side['logic_transistors'])} logic + "
+                 f"{_num(side['memory_transistors'])} SRAM of {_num(side['memory_bits'])} "
+                 "bits)")
+    return text + ("" if side.get("fits") is not False else ", does not fit")
+
+
+def reductions(root):
+    """Core against its equal-throughput baseline, one ``hamattn synth --json`` report per
+    file in bench/results/reductions/: memories as SRAM on gates, the DSP baseline beside
+    the other where the fabric has DSPs, cycles and tokens per second for both."""
+    body, tools = [], []
+    for path in sorted((Path(root) / RESULTS / "reductions").glob("*.json")):
+        d = json.loads(path.read_text())
+        unit = d["area_unit"]
+        t, bt = d["throughput"], d.get("baseline_throughput") or {}
+        dsp = d.get("baseline_dsp")
+        dsp_text = "-" if not dsp else (
+            f"{_num(dsp['area'])} + {dsp['dsps']} DSP"
+            + (" (does not fit: packed count)" if dsp.get("fits") is False else "")
+            + f": {_pct(dsp['area_reduction'])}")
+
+        def rate(x):
+            if not x.get("tokens_per_s"):
+                return "-"
+            return (f"{_num(x['tokens_per_s'])} ({_num(x['tokens_per_s_per_1k_cells'])} per "
+                    "1k cells)")
+        body.append([f"`{path.name}`", f"`{_flags(d['config'])} --target {d['target']}`",
+                     unit, _side_text(d["design"], unit), _side_text(d["baseline"], unit),
+                     _pct(d["area_reduction"]), dsp_text,
+                     f"{t['cycles_per_token']:,} / {bt.get('cycles_per_token', '-'):,}",
+                     f"{rate(t)} / {rate(bt)}"])
+        tools.append(_tools(d["tool_versions"]))
+    head = ["file", "flags of `hamattn synth`", "unit", "core", "baseline", "reduction",
+            "baseline with DSPs: reduction", "cycles per token (core / baseline)",
+            "tokens/s (core / baseline)"]
+    return _rows(head, ["---", "---", "---", "---:", "---:", "---:", "---:", "---:", "---:"],
+                 body) + [
+        "", f"*Source: `{RESULTS}/reductions/*.json`, each written by `hamattn synth ... "
+        f"--json PATH` with the flags of its row; tools: {'; '.join(sorted(set(tools)))}.*"]
+
+
 def goals(root):
     """Real head sizes, folded: every candidate folding of the goal configs as a bitstream."""
     d = _load(root, "goals.json")
     best = d["best"]
     body = []
+    fold = ("lanes", "rows", "keys_per_cycle")
     for r in d["rows"]:
         b = best.get(r["goal"])
-        is_best = b is not None and (b["lanes"], b["rows"]) == (r["lanes"], r["rows"])
+        is_best = b is not None and all(b.get(k, 1) == r.get(k, 1) for k in fold)
+        vs = r.get("vs_cpu")
         body.append([r["goal"], f"d={r['d']} b={r['b']} N={r['N']}", r["lanes"], r["rows"],
-                     "yes" if r["fits"] else "no",
+                     r.get("keys_per_cycle", 1), "yes" if r["fits"] else "no",
                      f"{r['logic_cells']:,}/{r['logic_cells_available']:,}",
                      f"{r['bram']}/{r['bram_available']}", _num(r["fmax_mhz"], 1),
                      r["kv_interval"], _num(r["q_interval_full_window"]),
-                     _num(r["tokens_per_s"]), "**best**" if is_best else ""])
-    head = ["goal", "config", "P", "T", "fits", "logic cells", "BRAM", "Fmax MHz",
-            "kv cycles", "q cycles (N keys)", "tokens/s", ""]
-    return _rows(head, ["---", "---", "---:", "---:", "---", "---:", "---:", "---:", "---:",
-                        "---:", "---:", "---"], body) + [
+                     _num(r["tokens_per_s"]), _num(r.get("cpu_tokens_per_s")),
+                     "-" if vs is None else f"{vs:.2f}x", "**best**" if is_best else ""])
+    head = ["goal", "config", "P", "T", "M", "fits", "logic cells", "BRAM", "Fmax MHz",
+            "kv cycles", "q cycles (N keys)", "tokens/s", "one CPU thread, tokens/s",
+            "vs CPU", ""]
+    return _rows(head, ["---", "---", "---:", "---:", "---:", "---", "---:", "---:", "---:",
+                        "---:", "---:", "---:", "---:", "---:", "---"], body) + [
         "", _source("goals.json", "make bench-goals", d["machine"], None,
                     _commits(d["rows"]) + "; tools of the board builds (`goals/*.json`): "
                     + _goal_tools(root))]
@@ -448,8 +508,8 @@ def headline(root):
 
 
 TABLES = {f.__name__.replace("_", "-"): f for f in (
-    synth_table, synth_runs, goals, boards, fmax, popcount, popcount_goals, adders, golden_speed,
-    sim_speed, head_fidelity, e2e, headline)}
+    synth_table, synth_runs, reductions, goals, boards, fmax, popcount, popcount_goals,
+    adders, golden_speed, sim_speed, head_fidelity, e2e, headline)}
 
 
 # -- rewriting -------------------------------------------------------------------------------

@@ -50,7 +50,7 @@ def _typed(kind, name, allowed, lo=None, hi=None):
 #: targets of ``hamattn synth`` and ``sweep`` (synth/flows.py TARGETS)
 TARGET_NAMES = ("ice40-up5k", "ice40-hx8k", "ecp5-25k", "xc7", "gates")
 #: parameters only the hardware uses: ``fit`` does not take them
-HARDWARE_ONLY = ("lanes", "rows", "popcount", "adders", "weights")
+HARDWARE_ONLY = ("lanes", "rows", "keys_per_cycle", "popcount", "adders", "weights")
 
 
 _ALLOWED = {
@@ -58,7 +58,8 @@ _ALLOWED = {
     "b": "an integer from 1 to 1024", "N": "an integer from 1 to 65536",
     "k": "an integer from 1 to N", "g": "a number with 0 < g <= 64",
     "smax": "an integer from 0 to 32", "lanes": "an integer from 1 to d",
-    "rows": "an integer from 1 to b", "seed": "an integer from 0 to 2**63-1",
+    "rows": "an integer from 1 to b", "keys_per_cycle": "an integer from 1 to N",
+    "seed": "an integer from 0 to 2**63-1",
 }
 
 

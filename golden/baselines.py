@@ -86,11 +86,12 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..config import (csd_digits, divider_latency, signed_width, tree_depth,
+from ..config import (csd_digits, divider_steps, signed_width, tree_depth,
                       unsigned_width)
 from .model import _as_vectors, rdiv
 
 __all__ = ["SoftmaxSpec", "LinearSpec", "BaselineResult", "softmax_spec", "linear_spec",
+           "divider_for",
            "baseline_spec", "baseline_kind", "run_baseline", "softmax_lut", "FEATURES",
            "LUT_MAX_BITS"]
 
@@ -99,6 +100,22 @@ BLOCK = 256
 #: address bits of the softmax exponent table at most (256 entries)
 LUT_MAX_BITS = 8
 FEATURES = ("dense", "hash")
+
+
+# =========================================================================== divider
+
+def divider_for(w, interval):
+    """(steps, depth, intake) of the baselines' divider (the core's pipelined
+    :class:`~hamattn.rtl.divider.RoundingDivider`) when its engine hands it a division
+    every ``interval`` edges at the most: the most restoring steps per stage (the cheapest
+    divider) with ``steps <= interval``, as the core picks its own; ``depth`` = 1 (one
+    division in flight) where its latency w + 2 fits the interval, else enough room for
+    every division in flight, ``ceil((w + 2) / interval) + 1``; ``intake``: the edges it
+    then needs between divisions, w + 2 at depth 1, ``steps`` otherwise."""
+    steps = divider_steps(w, 1, interval)
+    if w + 2 <= interval:
+        return steps, 1, w + 2
+    return steps, -(-(w + 2) // interval) + 1, steps
 
 
 # =========================================================================== softmax
@@ -114,10 +131,14 @@ class SoftmaxSpec:
     """Constants, widths and pipeline depths of the softmax baseline (module docstring).
 
     Hardware (``hamattn.rtl.baselines.SoftmaxBaseline``): keys and values in two
-    N-deep memories; per query two passes over the stored keys, one key per cycle through
-    d multipliers ``q[i] * k_j[i]`` and an adder tree (``dot_latency`` edges from the key
-    memory's address to the score register); pass 1 keeps the max, pass 2 reads the table
-    and multiplies the weight into the value (d multipliers), then the divider."""
+    memories of ceil(N/M) words of M vectors (M = ``keys_per_cycle``, the core's
+    ``--keys-per-cycle``: the same (query, key) pairs per cycle as the core's scan); per
+    query two passes over the stored keys, M keys per cycle through M·d multipliers
+    ``q[i] * k_j[i]`` and M adder trees (``dot_latency`` edges from the key memory's address
+    to the score registers); pass 1 keeps the max, pass 2 reads the table (M read ports) and
+    multiplies the M weights into the M values (M·d multipliers), then the divider: the
+    core's pipelined :class:`~hamattn.rtl.divider.RoundingDivider` with the most steps per
+    stage that keeps up with the engine (``divider``), as the core chooses its own."""
 
     d: int
     w: int
@@ -130,6 +151,11 @@ class SoftmaxSpec:
     score_lo: int
     score_hi: int
     diff_max: int
+    keys_per_cycle: int = 1   # M
+
+    def blocks(self, n):
+        """Cycles of one pass over n keys: ceil(n / M)."""
+        return -(-n // self.keys_per_cycle)
 
     @property
     def lut_size(self):
@@ -171,31 +197,53 @@ class SoftmaxSpec:
 
     @property
     def engine_interval(self):
-        """``{fixed, per_key}`` cycles from one accepted query to the next when the divider
-        is free: the accepting cycle, pass 1 (n + ``dot_latency``), pass 2 (n +
-        ``dot_latency`` + 2: the table read and the product register), the hand-off."""
-        return {"fixed": 2 * self.dot_latency + 4, "per_key": 2}
+        """``{fixed, per_block, block}`` cycles from one accepted query to the next when the
+        divider is free (SPEC §5 terms: fixed + per_block·ceil(n/block)): the accepting
+        cycle, pass 1 (ceil(n/M) + ``dot_latency``), pass 2 (ceil(n/M) + ``dot_latency`` +
+        2: the table read and the product register), the hand-off."""
+        return {"fixed": 2 * self.dot_latency + 4, "per_block": 2,
+                "block": self.keys_per_cycle}
+
+    @property
+    def divider(self):
+        """(steps, depth, intake) of the divider (:func:`divider_for`) for the engine's
+        shortest interval (one block of keys): the divider never sets the query rate; one
+        bit-serial stage (steps = w, depth 1) unless the engine is faster than w + 2."""
+        e = self.engine_interval
+        return divider_for(self.w, e["fixed"] + e["per_block"])
 
     def query_interval(self, n):
         """Cycles between queries at full throughput for a window of n used keys: the
-        engine's or the divider's (w + 2: one bit-serial division at a time), whichever is
-        longer."""
+        engine's, fixed + 2·ceil(n/M), or the divider's intake, whichever is longer."""
         e = self.engine_interval
-        return max(e["fixed"] + e["per_key"] * n, divider_latency(self.w))
+        return max(e["fixed"] + e["per_block"] * self.blocks(n), self.divider[2])
+
+    #: edges between accepted keys at full throughput: a key is written to memory per edge
+    key_interval = 1
 
     @property
     def multipliers(self):
-        """d for the dot product, d for weight · value."""
-        return 2 * self.d
+        """M·d for the dot products, M·d for weight · value."""
+        return 2 * self.d * self.keys_per_cycle
 
     @property
     def multiplier_shapes(self):
         """(count, a bits, b bits) of each kind of multiplier (signed operands)."""
-        return ((self.d, self.w, self.w), (self.d, self.weight_bits + 1, self.w))
+        m = self.keys_per_cycle * self.d
+        return ((m, self.w, self.w), (m, self.weight_bits + 1, self.w))
+
+
+def softmax_spec(cfg, lanes=None):
+    """The softmax baseline of ``cfg`` with ``lanes`` keys per cycle (default: the core's
+    M, ``cfg.keys_per_cycle``: as many (query, key) pairs per cycle as its scan)."""
+    M = cfg.keys_per_cycle if lanes is None else lanes
+    if type(M) is not int or not 1 <= M <= cfg.N:
+        raise ValueError(f"lanes = {M!r} is not allowed: an integer in 1 .. N = {cfg.N}")
+    return _softmax_spec(cfg, M)
 
 
 @lru_cache(maxsize=64)
-def softmax_spec(cfg):
+def _softmax_spec(cfg, M):
     d, w, N = cfg.d, cfg.w, cfg.N
     vmin, vmax = cfg.vmin, cfg.vmax
     F = w
@@ -213,7 +261,8 @@ def softmax_spec(cfg):
     lut = softmax_lut(F, size, scale)
     assert lut[0] >= 1 and all(a >= b for a, b in zip(lut, lut[1:]))
     return SoftmaxSpec(d=d, w=w, N=N, weight_bits=F, lut_bits=A, shift=shift, scale=scale,
-                       lut=lut, score_lo=score_lo, score_hi=score_hi, diff_max=diff_max)
+                       lut=lut, score_lo=score_lo, score_hi=score_hi, diff_max=diff_max,
+                       keys_per_cycle=M)
 
 
 # =========================================================================== linear
@@ -246,13 +295,19 @@ class LinearSpec:
 
     Hardware (``hamattn.rtl.baselines.LinearBaseline``): keys and queries share one
     feature pipeline (input register, constant CSD adder trees ``proj_depth`` levels deep,
-    the ReLU/shift/clamp register); a key then takes one cycle of b·d multipliers
-    ``phi[t] * v[e]`` (registered) and one of accumulation into S and z — one key per cycle,
-    as the core; a query's read-out is folded: ``group`` features per cycle over
-    ``readout_cycles`` cycles through ``group·(d+1)`` multipliers, so that the engine takes a
-    query every ``readout_cycles + 3`` cycles, no slower than the core's ``q_interval`` or
-    the baseline's bit-serial divider (w + 2), whichever is longer, with the fewest
-    multipliers."""
+    the ReLU/shift/clamp register). Equal throughput: the baseline takes keys and queries
+    as often as the core (its ``kv_interval`` and ``q_interval``), with the fewest
+    multipliers that allow it:
+
+    * a key, where the core takes one per cycle (``key_fold`` = 1): one cycle of b·d
+      multipliers ``phi[t] * v[e]`` (registered) and one of accumulation into S and z;
+      where the core takes one every F = ``key_fold`` > 1 cycles (a folded core): the key's
+      features and value are held for ``key_cycles`` = F - 1 cycles of ``key_rows`` =
+      ceil(b / (F-1)) rows each (``key_rows``·d multipliers), a key every F cycles;
+    * a query's read-out is folded: ``group`` features per cycle over ``readout_cycles``
+      cycles through ``group·(d+1)`` multipliers, so that the engine takes a query every
+      ``readout_cycles + 3`` cycles, no slower than the core's ``q_interval`` (or 4, its
+      shortest), and the divider keeps up (:attr:`divider`)."""
 
     d: int
     w: int
@@ -266,6 +321,18 @@ class LinearSpec:
     shift: int
     group: int                # features read out per cycle
     readout_cycles: int
+    target_interval: int      # the core's q_interval (4 at least), which the engine meets
+    key_fold: int = 1         # F: the core's kv_interval, cycles per key
+
+    @property
+    def key_cycles(self):
+        """Cycles a folded key update takes after its accepting cycle: F - 1 (0: unfolded)."""
+        return self.key_fold - 1
+
+    @property
+    def key_rows(self):
+        """Rows of S (features) a key updates per cycle: b unfolded, else ceil(b/(F-1))."""
+        return self.b if self.key_fold == 1 else -(-self.b // self.key_cycles)
 
     @property
     def asymmetric(self):
@@ -352,22 +419,34 @@ class LinearSpec:
         ``readout_cycles`` product cycles, the last accumulation, the hand-off."""
         return self.readout_cycles + 3
 
+    @property
+    def divider(self):
+        """(steps, depth, intake) of the divider (:func:`divider_for`) for the core's query
+        interval (4 at least)."""
+        return divider_for(self.w, self.target_interval)
+
     def query_interval(self, n=None):
         """Cycles between queries at full throughput (any n): the engine's or the divider's
-        (w + 2), whichever is longer — the core's ``q_interval`` or the divider's by
-        construction of ``group``, unless b is so small that the engine is faster."""
-        return max(self.engine_interval, divider_latency(self.w))
+        intake, whichever is longer: the core's ``q_interval`` by construction of ``group``
+        and the divider, or 4 (the engine's shortest: one read-out cycle) where the core is
+        faster."""
+        return max(self.engine_interval, self.divider[2])
+
+    @property
+    def key_interval(self):
+        """Edges between accepted keys at full throughput: F, the core's."""
+        return self.key_fold
 
     @property
     def multipliers(self):
-        """b·d for the key update phi_k[t]·v[e]; group·d for phi_q[t]·S[t,e] and group
-        for phi_q[t]·z[t] in the read-out."""
-        return self.b * self.d + self.group * (self.d + 1)
+        """key_rows·d for the key update phi_k[t]·v[e]; group·d for phi_q[t]·S[t,e] and
+        group for phi_q[t]·z[t] in the read-out."""
+        return self.key_rows * self.d + self.group * (self.d + 1)
 
     @property
     def multiplier_shapes(self):
         """(count, a bits, b bits) of each kind of multiplier (unsigned phi, signed rest)."""
-        return ((self.b * self.d, self.phi_width, self.w),
+        return ((self.key_rows * self.d, self.phi_width, self.w),
                 (self.group * self.d, self.phi_width, self.S_width),
                 (self.group, self.phi_width, self.z_width))
 
@@ -384,15 +463,16 @@ def linear_spec(cfg, features="dense"):
         Mq = cfg.Wq if cfg.asymmetric else cfg.W
         betaq = cfg.thetaq if cfg.asymmetric else cfg.theta
     shift = _feature_shift(M, Mq)
-    # the fewest features per read-out cycle with readout_cycles + 3 <= the core's interval,
-    # or the interval of the baseline's bit-serial divider where the core is faster
-    qi = max(cfg.q_interval["fixed"], divider_latency(cfg.w))
+    # the fewest features per read-out cycle with readout_cycles + 3 <= the core's interval
+    # (4 at least: one read-out cycle); the divider keeps up with it (LinearSpec.divider)
+    qi = max(cfg.q_interval["fixed"], 4)
     budget = max(1, min(cfg.b, qi - 3))
     group = -(-cfg.b // budget)
     readout = -(-cfg.b // group)
     return LinearSpec(d=cfg.d, w=cfg.w, b=cfg.b, N=cfg.N, features=features, M=M,
                       beta=tuple(beta), Mq=Mq, betaq=tuple(betaq), shift=shift,
-                      group=group, readout_cycles=readout)
+                      group=group, readout_cycles=readout, target_interval=qi,
+                      key_fold=max(1, cfg.kv_interval["fixed"]))
 
 
 # =========================================================================== dispatch

@@ -9,9 +9,10 @@ unchanged. Their exact integer models, constants and widths live in
 :mod:`hamattn.golden.baselines` (:func:`~hamattn.golden.baselines.run_baseline`), which this
 module reads; nothing is derived twice.
 
-* :class:`SoftmaxBaseline` (compared with modes ``topk`` and ``hsoftmax``): one (query, key)
-  pair per cycle through a w-bit dot product (d multipliers, a pipelined adder tree), an
-  exponent ROM, d multipliers weight · value and the running sums, then the core's
+* :class:`SoftmaxBaseline` (compared with modes ``topk`` and ``hsoftmax``): M (query, key)
+  pairs per cycle, as many as the core's scan (``--keys-per-cycle``), each through a w-bit
+  dot product (d multipliers, a pipelined adder tree), an exponent ROM, d multipliers
+  weight · value and the running sums, then the core's pipelined
   :class:`~hamattn.rtl.divider.RoundingDivider`. Keys and values are held in
   ``amaranth.lib.memory`` like the core's scan path. Two passes per query: the max score,
   then the weights (the max makes every weight <= LUT[0] and the largest >= 1).
@@ -59,11 +60,14 @@ class _AxiBaseline(wiring.Component):
         return self.spec.multipliers
 
     def _divider(self, m, num_width, den_width):
-        """The core's divider as one bit-serial stage (``steps`` = w), one division at a
-        time (w + 2 edges each), its output on ``m_out``."""
+        """The core's divider, whole vectors, with the steps per pipeline stage and the
+        depth of ``spec.divider`` (w steps, depth 1: one bit-serial stage), its output on
+        ``m_out``."""
         cfg = self.cfg
+        steps, depth, _ = self.spec.divider
         m.submodules.divider = div = RoundingDivider(cfg.d, num_width, den_width, cfg.w,
-                                                     layouts.query_tag(), steps=cfg.w)
+                                                     layouts.query_tag(), steps=steps,
+                                                     depth=depth)
         m.d.comb += [
             self.m_out_tvalid.eq(div.o.valid), div.o.ready.eq(self.m_out_tready),
             self.m_out_tdata.eq(div.o.payload.q.as_value()),
@@ -93,69 +97,86 @@ def _balanced_sum(xs):
 # =========================================================================== softmax
 
 class SoftmaxBaseline(_AxiBaseline):
-    """Standard softmax attention, two passes of one (query, key) pair per cycle.
+    """Standard softmax attention, two passes of M (query, key) pairs per cycle.
 
     The integer model, the table and every width: :class:`~hamattn.golden.baselines.
     SoftmaxSpec` (``self.spec``); the meaning: :func:`~hamattn.golden.baselines.run_baseline`.
+    M = ``spec.keys_per_cycle`` (``lanes``; default the core's ``--keys-per-cycle``), so that
+    the baseline compares as many (query, key) pairs per cycle as the core's scan.
 
-    Keys and values are written to two N-deep memories (address = key index in the window).
-    A query, once its window's keys are in, runs:
+    Keys and values are written to two memories of B = ceil(N/M) words of M vectors (key j
+    at word j // M, lane j % M: one write lane enabled per key). A query, once its window's
+    keys are in, runs over the ceil(n/M) words that hold its n keys:
 
-    * pass 1: key j read in cycle j; ``q[i] * k_j[i]`` (d multipliers, registered) and an
-      adder tree give the score ``dot_latency`` edges later; the largest score is kept;
-    * pass 2: the same pipeline again; ``min((m - s_j) >> shift, size-1)`` addresses the
-      exponent ROM while the value memory is read; ``weight * v_j[e]`` (d multipliers,
-      registered) is added to num[e] and the weight to den;
-    * (num, den) go to the :class:`RoundingDivider`, whose output is ``m_out``.
+    * pass 1: word c read in cycle c; ``q[i] * k[i]`` for the M keys (M·d multipliers,
+      registered) and M adder trees give M scores ``dot_latency`` edges later; the largest
+      score of the used lanes (those of the keys j < n) is kept;
+    * pass 2: the same pipeline again; ``min((m - s) >> shift, size-1)`` addresses the
+      exponent ROM (M read ports) while the value memory is read; ``weight * v[e]`` (M·d
+      multipliers, registered; 0 for an unused lane) is summed over the lanes and added to
+      num[e], the weights to den;
+    * (num, den) go to the :class:`RoundingDivider` (``spec.divider``: restoring steps
+      per stage, so that it keeps up with the engine), whose output is ``m_out``.
 
-    Pass 1 takes n + ``dot_latency`` cycles, pass 2 n + ``dot_latency`` + 2, so queries are
-    taken every 2n + 2·dot_latency + 4 cycles (``spec.query_interval(n)``, or the divider's
-    w + 2 if longer): two cycles per key, as the core's ``topk`` path, against one for
-    ``hsoftmax`` (an online softmax would save the second pass at the cost of rescaling the
-    d accumulators, i.e. more multipliers). The engine takes the next query as the divider
-    takes this one's (num, den).
+    Pass 1 takes ceil(n/M) + ``dot_latency`` cycles, pass 2 ceil(n/M) + ``dot_latency`` + 2,
+    so queries are taken every ``spec.query_interval(n)`` = 2·ceil(n/M) + 2·dot_latency + 4
+    cycles (or the divider's intake if longer): two cycles per M keys, against one per M for
+    the core's ``hsoftmax`` (an online softmax would save the second pass at the cost of
+    rescaling the d accumulators, i.e. more multipliers). The engine takes the next query as
+    the divider takes this one's (num, den).
 
     Window protocol as SPEC §4: queries only after the window's last key, one at a time;
     keys of the next window once the engine no longer reads the memories; keys beyond N are
     accepted and dropped, and the window's outputs carry ``tuser = 1``.
     """
 
-    def __init__(self, cfg):
-        self.spec = softmax_spec(cfg)
+    def __init__(self, cfg, lanes=None):
+        self.spec = softmax_spec(cfg, lanes)
         super().__init__(cfg)
 
     def elaborate(self, platform):
         cfg, sp = self.cfg, self.spec
-        d, w, N = cfg.d, cfg.w, cfg.N
+        d, N, M = cfg.d, cfg.N, sp.keys_per_cycle
+        B = sp.blocks(N)
         m = Module()
         vec = layouts.vector(cfg)
+        row = data.ArrayLayout(vec, M)
         key, value, query = self._vectors(m)
 
-        m.submodules.keys = kmem = memory.Memory(shape=vec, depth=N, init=[])
-        m.submodules.values = vmem = memory.Memory(shape=vec, depth=N, init=[])
+        m.submodules.keys = kmem = memory.Memory(shape=row, depth=B, init=[])
+        m.submodules.values = vmem = memory.Memory(shape=row, depth=B, init=[])
         m.submodules.exp_lut = lut = memory.Memory(shape=unsigned(sp.weight_bits),
                                                    depth=sp.lut_size, init=sp.lut)
-        kw, vw = kmem.write_port(), vmem.write_port()
+        kw, vw = kmem.write_port(granularity=1), vmem.write_port(granularity=1)
         kr, vr = kmem.read_port(transparent_for=()), vmem.read_port(transparent_for=())
-        lr = lut.read_port(transparent_for=())
+        lrs = [lut.read_port(transparent_for=()) for _ in range(M)]
         div = self._divider(m, sp.num_width, sp.den_width)
 
         # ---- window protocol
         queries = Signal()                       # phase: 0 keys, 1 queries
         count = Signal(range(N + 1))             # used keys of this window
+        waddr = Signal(range(B + 1))             # count // M
+        wlane = Signal(range(M))                 # count % M
         over = Signal()                          # this window had more than N keys
         busy = Signal()                          # the engine reads the memories
         idle = Signal()                          # the engine can take a query
         start = Signal()
 
         use = count < N
-        m.d.comb += [kw.addr.eq(count), kw.data.eq(key), vw.addr.eq(count), vw.data.eq(value)]
+        m.d.comb += [kw.addr.eq(waddr), vw.addr.eq(waddr)]
+        m.d.comb += [kw.data[i].eq(key) for i in range(M)]
+        m.d.comb += [vw.data[i].eq(value) for i in range(M)]
         with m.If(~queries):
             m.d.comb += self.s_kv_tready.eq(~use | ~busy)
             with m.If(self.s_kv_tvalid & self.s_kv_tready):
                 with m.If(use):
-                    m.d.comb += [kw.en.eq(1), vw.en.eq(1)]
+                    lane = Const(1, M) << wlane
+                    m.d.comb += [kw.en.eq(lane), vw.en.eq(lane)]
                     m.d.sync += count.eq(count + 1)
+                    with m.If(wlane == M - 1):
+                        m.d.sync += [wlane.eq(0), waddr.eq(waddr + 1)]
+                    with m.Else():
+                        m.d.sync += wlane.eq(wlane + 1)
                 with m.Else():
                     m.d.sync += over.eq(1)
                 with m.If(self.s_kv_tlast):
@@ -163,57 +184,71 @@ class SoftmaxBaseline(_AxiBaseline):
         with m.Else():
             m.d.comb += [self.s_q_tready.eq(idle), start.eq(self.s_q_tvalid & idle)]
             with m.If(self.s_q_tlast & start):
-                m.d.sync += [queries.eq(0), count.eq(0), over.eq(0)]
+                m.d.sync += [queries.eq(0), count.eq(0), waddr.eq(0), wlane.eq(0),
+                             over.eq(0)]
 
         # ---- engine registers
         q = Signal(vec)
         tag = Signal(layouts.query_tag())
-        n = Signal(range(N + 1))
+        nb = Signal(range(B + 1))                # words holding the used keys: ceil(n/M)
+        last = Signal(range(M + 1))              # used lanes of the last of them
         L = sp.dot_latency
-        cyc = Signal(range(N + L + 3))
+        cyc = Signal(range(B + L + 3))
         second = Signal()                        # pass 2 (weights) rather than pass 1 (max)
         mfirst = Signal()
         mx = Signal(signed(sp.score_width))
         num = Signal(data.ArrayLayout(signed(sp.num_width), d))
         den = Signal(unsigned(sp.den_width))
         issue = Signal()
+        lanes = Signal(M)                        # the used lanes of the word read at cyc
+        m.d.comb += lanes.eq(Cat(issue & ((cyc != nb - 1) | (i < last)) for i in range(M)))
 
-        # ---- the dot product: read key j in cycle j, score in cycle j + L
+        # ---- the dot products: read word c in cycle c, scores in cycle c + L
         m.d.comb += kr.addr.eq(cyc)
         lo, hi = cfg.vmin * cfg.vmax, cfg.vmin * cfg.vmin
-        terms = []
-        for i in range(d):
-            p = Signal(shape_for(lo, hi), name=f"dot_p{i}")
-            m.d.sync += p.eq(q[i] * kr.data[i])
-            terms.append(Term(p, False, lo, hi))
-        root = adder_tree(m, terms, name="dot")
-        score = Signal(signed(sp.score_width))
-        m.d.comb += score.eq(root.value)
+        scores = []
+        for lane in range(M):
+            terms = []
+            for i in range(d):
+                p = Signal(shape_for(lo, hi), name=f"dot{lane}_p{i}")
+                m.d.sync += p.eq(q[i] * kr.data[lane][i])
+                terms.append(Term(p, False, lo, hi))
+            root = adder_tree(m, terms, name=f"dot{lane}")
+            score = Signal(signed(sp.score_width), name=f"score{lane}")
+            m.d.comb += score.eq(root.value)
+            scores.append(score)
         max_valid = delay(m, issue & ~second, L, name="max_v")
         acc_valid = delay(m, issue & second, L + 2, name="acc_v")
+        score_lanes = delay(m, lanes, L, name="score_lanes")
 
-        # pass 1: the max
-        with m.If(max_valid & (mfirst | (score > mx))):
-            m.d.sync += [mx.eq(score), mfirst.eq(0)]
+        # pass 1: the max of the used lanes
+        found, best = _lane_max([(score_lanes[i], scores[i]) for i in range(M)])
+        with m.If(max_valid & found & (mfirst | (best > mx))):
+            m.d.sync += [mx.eq(best), mfirst.eq(0)]
 
-        # pass 2: the table address in cycle j + L, weight and v_j in j + L + 1, products
-        # registered, accumulated in j + L + 2
-        diff = Signal(sp.diff_width)
-        m.d.comb += diff.eq(mx - score)
-        x = diff >> sp.shift
-        m.d.comb += lr.addr.eq(Mux(x >= sp.lut_size - 1, sp.lut_size - 1, x))
+        # pass 2: the table addresses in cycle c + L, weights and values in c + L + 1,
+        # products registered (0 for an unused lane), accumulated in c + L + 2
         m.d.comb += vr.addr.eq(delay(m, cyc, L, name="vaddr"))
+        weight_lanes = delay(m, score_lanes, 1, name="weight_lanes")
         wmax = sp.weight_max
-        wd = Signal(unsigned(sp.weight_bits))
-        m.d.sync += wd.eq(lr.data)
-        prods = []
-        for e in range(d):
-            p = Signal(shape_for(wmax * cfg.vmin, wmax * cfg.vmax), name=f"wv_p{e}")
-            m.d.sync += p.eq(lr.data * vr.data[e])
-            prods.append(p)
+        wds, prods = [], [[] for _ in range(d)]
+        for lane, (score, lr) in enumerate(zip(scores, lrs)):
+            diff = Signal(sp.diff_width, name=f"diff{lane}")
+            m.d.comb += diff.eq(mx - score)
+            x = diff >> sp.shift
+            m.d.comb += lr.addr.eq(Mux(x >= sp.lut_size - 1, sp.lut_size - 1, x))
+            used = weight_lanes[lane]
+            wd = Signal(unsigned(sp.weight_bits), name=f"wd{lane}")
+            m.d.sync += wd.eq(Mux(used, lr.data, 0))
+            wds.append(wd)
+            for e in range(d):
+                p = Signal(shape_for(wmax * cfg.vmin, wmax * cfg.vmax),
+                           name=f"wv{lane}_p{e}" if M > 1 else f"wv_p{e}")
+                m.d.sync += p.eq(Mux(used, lr.data * vr.data[lane][e], 0))
+                prods[e].append(p)
         with m.If(acc_valid):
-            m.d.sync += [num[e].eq(num[e] + prods[e]) for e in range(d)]
-            m.d.sync += den.eq(den + wd)
+            m.d.sync += [num[e].eq(num[e] + _balanced_sum(prods[e])) for e in range(d)]
+            m.d.sync += den.eq(den + _balanced_sum(wds))
 
         # ---- engine control
         with m.FSM():
@@ -221,15 +256,17 @@ class SoftmaxBaseline(_AxiBaseline):
                 m.d.comb += idle.eq(1)
                 with m.If(start):
                     m.d.sync += [q.eq(query), tag.last.eq(self.s_q_tlast), tag.user.eq(over),
-                                 n.eq(count), cyc.eq(0), second.eq(0), mfirst.eq(1)]
+                                 nb.eq(waddr + (wlane != 0)),
+                                 last.eq(Mux(wlane == 0, M, wlane)),
+                                 cyc.eq(0), second.eq(0), mfirst.eq(1)]
                     m.next = "PASS"
             with m.State("PASS"):
-                m.d.comb += [busy.eq(1), issue.eq(cyc < n)]
+                m.d.comb += [busy.eq(1), issue.eq(cyc < nb)]
                 m.d.sync += cyc.eq(cyc + 1)
-                with m.If(~second & (cyc == n + (L - 1))):
+                with m.If(~second & (cyc == nb + (L - 1))):
                     m.d.sync += [second.eq(1), cyc.eq(0), den.eq(0)]
                     m.d.sync += [num[e].eq(0) for e in range(d)]
-                with m.If(second & (cyc == n + (L + 1))):
+                with m.If(second & (cyc == nb + (L + 1))):
                     m.next = "DONE"
             with m.State("DONE"):
                 m.d.comb += div.i.valid.eq(1)
@@ -238,6 +275,21 @@ class SoftmaxBaseline(_AxiBaseline):
         m.d.comb += [div.i.payload.num.eq(num), div.i.payload.den.eq(den),
                      div.i.payload.tag.eq(tag)]
         return m
+
+
+def _lane_max(lanes):
+    """(any used, the largest score of the used lanes) of a list of (used, score) pairs, as
+    a balanced tree of comparators (combinational; a tie keeps either, they are equal)."""
+    while len(lanes) > 1:
+        nxt = []
+        for i in range(0, len(lanes) - 1, 2):
+            (ua, sa), (ub, sb) = lanes[i], lanes[i + 1]
+            take_b = ub & (~ua | (sb > sa))
+            nxt.append((ua | ub, Mux(take_b, sb, sa)))
+        if len(lanes) % 2:
+            nxt.append(lanes[-1])
+        lanes = nxt
+    return lanes[0]
 
 
 # =========================================================================== linear
@@ -256,7 +308,10 @@ class LinearBaseline(_AxiBaseline):
     (b features of w-1 bits). Then:
 
     * a key: ``phi[t] * v[e]`` for every t, e — b·d multipliers, registered — and the next
-      cycle ``S[t,e] += ...``, ``z[t] += phi[t]``. One key per cycle, as the core.
+      cycle ``S[t,e] += ...``, ``z[t] += phi[t]``: one key per cycle, as the unfolded core.
+      Where the core takes a key every F = ``spec.key_fold`` > 1 cycles (folded), the key's
+      features and value are held (state KEY) for F - 1 cycles of ``spec.key_rows`` rows
+      each (key_rows·d multipliers), one key every F cycles, as the core.
     * a query: the read-out ``num[e] = sum_t phi_q[t] S[t,e]``, ``den = sum_t phi_q[t] z[t] +
       1`` is **folded**: ``group`` features per cycle over ``readout_cycles`` cycles, through
       group·d + group multipliers (the rows are picked by multiplexers, the query's features
@@ -365,22 +420,38 @@ class LinearBaseline(_AxiBaseline):
         take_q = Signal()
         m.d.comb += [take_q.eq(fo_valid & ~fo_key & idle), take.eq(take_key | take_q)]
 
-        # key: b·d multipliers, registered, then accumulated
+        # key: key_rows·d multipliers, registered, then accumulated into those rows
         pmax = sp.phi_max
-        kp = [[Signal(shape_for(pmax * cfg.vmin, pmax * cfg.vmax), name=f"kp_{t}_{e}")
-               for e in range(d)] for t in range(b)]
-        kz = [Signal(unsigned(sp.phi_width), name=f"kz_{t}") for t in range(b)]
+        KG, KR = sp.key_rows, sp.key_cycles
+        kp = [[Signal(shape_for(pmax * cfg.vmin, pmax * cfg.vmax), name=f"kp_{g}_{e}")
+               for e in range(d)] for g in range(KG)]
+        kz = [Signal(unsigned(sp.phi_width), name=f"kz_{g}") for g in range(KG)]
         kv = Signal()
-        m.d.sync += kv.eq(take_key)
-        for t in range(b):
-            m.d.sync += [kp[t][e].eq(phi[t] * fo_value[e]) for e in range(d)]
-            m.d.sync += kz[t].eq(phi[t])
+        keying = Signal()                       # a folded key update is under way
+        kr = Signal(range(max(KR, 1)))          # its block of KG rows
+        kblk = Signal(range(max(KR, 1)))
+        kphi = [Signal(unsigned(sp.phi_width), name=f"kphi{t}") for t in range(b)]
+        kval = Signal(vec)
+        if KR == 0:                             # one key per cycle: every row at once
+            m.d.sync += kv.eq(take_key)
+            for t in range(b):
+                m.d.sync += [kp[t][e].eq(phi[t] * fo_value[e]) for e in range(d)]
+                m.d.sync += kz[t].eq(phi[t])
+        else:                                   # held, KG rows per cycle for KR cycles
+            m.d.sync += [kv.eq(keying), kblk.eq(kr)]
+            zero_phi = Const(0, unsigned(sp.phi_width))
+            for g in range(KG):
+                ph = Array([kphi[t] if t < b else zero_phi
+                            for t in (r_ * KG + g for r_ in range(KR))])[kr]
+                m.d.sync += [kp[g][e].eq(ph * kval[e]) for e in range(d)]
+                m.d.sync += kz[g].eq(ph)
         with m.If(clear):
             m.d.sync += [s.eq(0) for row in S for s in row] + [s.eq(0) for s in z]
         with m.Elif(kv):
             for t in range(b):
-                m.d.sync += [S[t][e].eq(S[t][e] + kp[t][e]) for e in range(d)]
-                m.d.sync += z[t].eq(z[t] + kz[t])
+                with m.If(kblk == t // KG if KR else 1):
+                    m.d.sync += [S[t][e].eq(S[t][e] + kp[t % KG][e]) for e in range(d)]
+                    m.d.sync += z[t].eq(z[t] + kz[t % KG])
 
         # query: group features per cycle
         qphi = [Signal(unsigned(sp.phi_width), name=f"qphi{t}") for t in range(b)]
@@ -416,6 +487,17 @@ class LinearBaseline(_AxiBaseline):
                     m.d.sync += [tag.eq(fo_tag), r.eq(0), den.eq(1)]
                     m.d.sync += [num[e].eq(0) for e in range(d)]
                     m.next = "READ"
+                if KR:
+                    with m.If(take_key):
+                        m.d.sync += [kphi[t].eq(phi[t]) for t in range(b)]
+                        m.d.sync += [kval.eq(fo_value), kr.eq(0)]
+                        m.next = "KEY"
+            if KR:
+                with m.State("KEY"):
+                    m.d.comb += keying.eq(1)
+                    m.d.sync += kr.eq(kr + 1)
+                    with m.If(kr == KR - 1):
+                        m.next = "IDLE"
             with m.State("READ"):
                 m.d.comb += reading.eq(1)
                 m.d.sync += [qphi[t].eq(qphi[t + G] if t + G < b else 0) for t in range(b)]

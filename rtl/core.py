@@ -57,6 +57,11 @@ class CorePlan:
         return self.hash.row_blocks
 
     @property
+    def k(self):
+        """Keys kept per query (topk), for the per-kept terms of the timing; None otherwise."""
+        return getattr(self.value, "k", None)
+
+    @property
     def key_count_width(self):
         """Bits of the count n of used keys, 0..N."""
         return unsigned_width(self.N)
@@ -76,7 +81,7 @@ class CorePlan:
         later (the divider's and the hash's are constant)."""
         v = self.value.interval
         return Timing(max(v.fixed, self.divider.interval.fixed, self.hash.interval.fixed),
-                      v.per_key)
+                      v.per_key, v.per_block, v.block, v.per_kept)
 
     @property
     def kv_interval(self):
@@ -93,7 +98,8 @@ class CorePlan:
         so the credit never throttles a core whose output is ready; when ``m_out_tready``
         is low the finished outputs wait in the queue and the pipeline itself never stalls.
         At least 2, as latency > q_interval."""
-        return max(self.latency.at(n) // self.q_interval.at(n) for n in {1, self.N}) + 1
+        return max(self.latency.at(n, self.k) // self.q_interval.at(n, self.k)
+                   for n in range(1, self.N + 1)) + 1
 
     # ---------------------------------------------------------------- size
     @property
@@ -170,15 +176,24 @@ class AttentionCore(wiring.Component):
         count = Signal(range(plan.N + 1))        # used keys of this window
         over = Signal()                          # this window had more than N keys
         qi = plan.q_interval
-        wait = Signal(range(qi.at(plan.N) + 1))
+        wait = Signal(range(qi.at(plan.N, plan.k) + 1))
         # registered control: each counter's test (== 0, < N, < F) is a flip-flop written
         # beside the counter from the value the counter takes, so that no ready or enable
         # decodes a counter (the flag is the compare of the counter's next value)
         wait_done = Signal(init=1)               # wait == 0
         m.d.sync += [wait.eq(Mux(wait == 0, 0, wait - 1)), wait_done.eq(wait <= 1)]
-        per = qi.per_key
-        # q_interval's per-key part for the keys so far, kept as a running sum (no multiply)
-        scan_len = Signal(range(per * plan.N + 1)) if per else 0
+        # q_interval's parts that grow with the keys so far (C·n + D·ceil(n/M) + E·min(k, n)),
+        # kept as a running sum (no multiply): C per key, D per key that opens a block of M,
+        # E per key among the first k
+        per = qi.at(plan.N, plan.k) - qi.fixed
+        scan_len = Signal(range(per + 1)) if per else 0
+        block_slot = Signal(range(qi.block)) if qi.per_block and qi.block > 1 else None
+        grow = qi.per_key
+        if qi.per_block:
+            grow = grow + Mux(block_slot == 0, qi.per_block, 0) if block_slot is not None \
+                else grow + qi.per_block
+        if qi.per_kept:
+            grow = grow + Mux(count < plan.k, qi.per_kept, 0)
         # keys beyond the N-th are dropped at the pace of the used ones (kv_interval); a
         # linear path that folds its rows takes a vector per G·R cycles, and so does its
         # hash (R passes of T rows): dropped keys and the first query wait for kv_wait too
@@ -271,7 +286,10 @@ class AttentionCore(wiring.Component):
                 with m.If(use):
                     m.d.sync += [count.eq(count + 1), use.eq(use_next)]
                     if per:
-                        m.d.sync += scan_len.eq(scan_len + per)
+                        m.d.sync += scan_len.eq(scan_len + grow)
+                    if block_slot is not None:
+                        m.d.sync += block_slot.eq(Mux(block_slot == qi.block - 1, 0,
+                                                      block_slot + 1))
                 with m.Else():
                     m.d.sync += over.eq(1)
                 with m.If(self.s_kv.payload.last):
@@ -294,6 +312,8 @@ class AttentionCore(wiring.Component):
                     m.d.sync += [queries.eq(0), count.eq(0), use.eq(1), over.eq(0)]
                     if per:
                         m.d.sync += scan_len.eq(0)
+                    if block_slot is not None:
+                        m.d.sync += block_slot.eq(0)
 
         # ---- hash -> value path -> divider -> output
         vt = vp.i.payload

@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["Timing", "Folding", "WeightedSum", "signed_width", "unsigned_width", "csd_digits",
-           "tree_depth", "sum_widths"]
+__all__ = ["Timing", "timing_at", "Folding", "WeightedSum", "signed_width", "unsigned_width",
+           "csd_digits", "tree_depth", "sum_widths"]
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,12 @@ class Timing:
         if self.per_kept:
             out["per_kept"] = self.per_kept
         return out
+
+
+def timing_at(timing, n, k=None):
+    """SPEC §5: a manifest timing object (:meth:`Timing.to_manifest`) evaluated for a window
+    of ``n`` used keys, A + C·n + D·ceil(n/M) + E·min(k, n) (an absent term is 0)."""
+    return Timing(**timing).at(n, k)
 
 
 class Folding:

@@ -1,18 +1,20 @@
-"""Value paths that scan the window's stored keys (SPEC §3, modes ``topk`` and ``hsoftmax``).
+"""Value paths that scan the window's stored keys (SPEC §3, modes ``topk`` and ``hsoftmax``),
+M keys per cycle.
 
-:class:`ScanPlan` holds the numbers (widths, walk and pass lengths, timing);
-:meth:`ScanPlan.component` builds :class:`ScanValuePath` (whole values) or
-:class:`FoldedScanValuePath` (one group of P lanes per cycle)."""
+:class:`ScanPlan` holds the numbers (widths, memory layout, pass lengths, timing);
+:meth:`ScanPlan.component` builds :class:`ScanValuePath` (whole values, G = 1) or
+:class:`FoldedScanValuePath` (one group of P lanes per cycle, G > 1): one design, the folded
+one takes its values on a stream of groups."""
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
 
 from . import layouts
 from .hamming import HammingDistance, HammingPlan
-from .plan import Folding, Timing, WeightedSum, unsigned_width
-from .tree import delay
+from .plan import Folding, Timing, WeightedSum, tree_depth, unsigned_width
+from .tree import Term, adder_tree, delay
 
 __all__ = ["ScanPlan", "ScanValuePath", "FoldedScanValuePath", "TopkValuePath",
            "HsoftmaxValuePath"]
@@ -22,8 +24,9 @@ __all__ = ["ScanPlan", "ScanValuePath", "FoldedScanValuePath", "TopkValuePath",
 class ScanPlan(Folding, WeightedSum):
     """The ``topk`` or ``hsoftmax`` value path of d-element w-bit values and b-bit codes over
     windows of at most N keys: keep ``k`` keys (topk) or weight key j by
-    ``2**weight_shifts[H_j]`` (hsoftmax); ``lanes`` P value elements per cycle; the Hamming
-    distance as planned by ``hamming``."""
+    ``2**weight_shifts[H_j]`` (hsoftmax); ``lanes`` P value elements per cycle;
+    ``keys_per_cycle`` M stored keys compared with the query per cycle; the Hamming distance
+    as planned by ``hamming``."""
 
     mode: str
     d: int
@@ -33,6 +36,7 @@ class ScanPlan(Folding, WeightedSum):
     k: int | None = None
     weight_shifts: tuple | None = None
     lanes: int | None = None
+    keys_per_cycle: int = 1
     hamming: HammingPlan | None = None
 
     def __post_init__(self):
@@ -42,13 +46,15 @@ class ScanPlan(Folding, WeightedSum):
                 (self.weight_shifts is None) != (self.mode == "topk"):
             raise ValueError("a scan plan takes k in mode topk, weight_shifts in hsoftmax")
         self._unfolded_by_default()
+        if not 1 <= self.keys_per_cycle <= self.N:
+            raise ValueError(f"keys_per_cycle = {self.keys_per_cycle}: 1 .. N = {self.N}")
         if self.hamming is None:
             object.__setattr__(self, "hamming", HammingPlan(self.b))
         if self.hamming.b != self.b:
             raise ValueError(f"a Hamming distance of {self.hamming.b}-bit codes, not b = "
                              f"{self.b}")
 
-    # ---------------------------------------------------------------- widths
+    # ---------------------------------------------------------------- widths and layout
     @property
     def key_count_width(self):
         return unsigned_width(self.N)
@@ -63,32 +69,69 @@ class ScanPlan(Folding, WeightedSum):
         """Largest weight of one key: 1 (topk), 2^(s[b]-s[0]) (hsoftmax)."""
         return 1 if self.mode == "topk" else 1 << max(self.weight_shifts)
 
+    @property
+    def max_shift(self):
+        """Largest shift of a value: 0 (topk), s[b] - s[0] (hsoftmax)."""
+        return 0 if self.mode == "topk" else max(self.weight_shifts)
+
     #: (num, den) leaves whole, one beat per query
     grouped = False
 
-    # ---------------------------------------------------------------- timing
     @property
-    def threshold_cycles(self):
-        """topk: cycles to walk the b+1 histogram bins and find the cut distance (b+1
-        counters unfolded; folded, a histogram memory whose read takes one cycle more)."""
-        return self.b + 2 if self.folded else self.b + 1
+    def M(self):
+        return self.keys_per_cycle
 
     @property
-    def pass_fixed(self):
-        """Fixed cycles of one pass over the stored keys: the memory read and the Hamming
-        pipeline behind the last key (a pass takes n + this, or n·G + this)."""
-        return self.hamming.latency.fixed + 1
+    def code_words(self):
+        """Words of the code memory: ceil(N/M), M codes each (key j: word j//M, slot j%M)."""
+        return -(-self.N // self.M)
+
+    @property
+    def value_slots(self):
+        """Keys per word of the value memory: M (hsoftmax reads M keys' groups per cycle) or
+        1 (topk reads only its kept keys, one per cycle)."""
+        return self.M if self.mode == "hsoftmax" else 1
+
+    @property
+    def value_words(self):
+        """Words of the value memory: ceil(N / value_slots)·G (key j's group g: word
+        (j // value_slots)·G + g, slot j % value_slots)."""
+        return -(-self.N // self.value_slots) * self.groups
+
+    @property
+    def kept_max(self):
+        """topk: entries of the list of kept keys, min(k, N)."""
+        return min(self.k, self.N)
+
+    @property
+    def sum_stages(self):
+        """S = ceil(log2 M): register levels of the M-key sums (topk: the histogram counts
+        of a word; hsoftmax: the shifted values and weights of a word), 0 for M = 1."""
+        return tree_depth(self.M)
+
+    # ---------------------------------------------------------------- timing
+    def _per_word(self, cycles):
+        """``cycles`` per word of M codes: a per-key term for M = 1, else per block of M."""
+        if self.M == 1:
+            return Timing(per_key=cycles)
+        return Timing(per_block=cycles, block=self.M)
 
     @property
     def latency(self):
-        """Edges from a query's transfer to its (num, den) transfer, nothing stalled: a scan
-        walks n keys (the topk histogram pass) or n·G value groups, one per cycle, each pass
-        then drains in :attr:`pass_fixed` cycles; one edge more in DONE: topk
-        ``2(L_H+1) + T + 1 + (G+1)·n`` (T = :attr:`threshold_cycles`), hsoftmax
-        ``L_H + 2 + G·n``."""
+        """Edges from a query's transfer to its (num, den) transfer, nothing stalled, with
+        L_H = ``hamming.latency``, S = :attr:`sum_stages`, G groups, n keys:
+
+        * topk: ``2·L_H + 2·S + 7 + 2·ceil(n/M) + G·min(k, n)``: the histogram pass
+          (ceil(n/M) + L_H + S + 1), the cut (2), the marking pass
+          (ceil(n/M) + L_H + S + 2),
+          the value pass over the kept keys (G·min(k, n) + 1) and DONE (1);
+        * hsoftmax: ``L_H + S + 2 + G·ceil(n/M)``: one pass of G cycles per word
+          (G·ceil(n/M) + L_H + S + 1) and DONE.
+        """
+        L, S = self.hamming.latency.fixed, self.sum_stages
         if self.mode == "topk":
-            return Timing(2 * self.pass_fixed + self.threshold_cycles + 1, 1 + self.groups)
-        return Timing(self.pass_fixed + 1, self.groups)
+            return Timing(2 * L + 2 * S + 7, per_kept=self.groups) + self._per_word(2)
+        return Timing(L + S + 2) + self._per_word(self.groups)
 
     @property
     def interval(self):
@@ -103,173 +146,85 @@ class ScanPlan(Folding, WeightedSum):
 
     @property
     def adder_bits(self):
-        """Bits of the accumulators and the histogram (a size estimate)."""
-        return 2 * self.lanes * self.num_width + (self.b + 1) * self.key_count_width
+        """Bits of the accumulators, the histogram and the M-key sums (a size estimate)."""
+        bits = 2 * self.lanes * self.num_width
+        if self.mode == "topk":
+            return bits + self.b * self.M * self.key_count_width
+        return bits + self.M * self.lanes * (self.w + self.max_shift)
 
     def component(self):
         """:class:`FoldedScanValuePath` when G > 1, else :class:`ScanValuePath`."""
         return (FoldedScanValuePath if self.folded else ScanValuePath)(self)
 
 
-class _Cut:
-    """topk: the histogram of distances and the cut (h*, how many keys at h* to keep) that a
-    walk over its bins finds (the parallel scan: b+1 counters, a walk of b+1 cycles that
-    shifts them down one bin per cycle)."""
-
-    def __init__(self, N, b):
-        self.b = b
-        self.kk = Signal(range(N + 1), name="kk")
-        self.hist = [Signal(range(N + 1), name=f"hist{i}") for i in range(b + 1)]
-        self.cum = Signal(range(N + 1), name="cum")
-        self.hbin = Signal(range(b + 2), name="hbin")
-        self.found = Signal(name="found")
-        self.hstar = Signal(range(b + 1), name="hstar")
-        self.need = Signal(range(N + 1), name="need")
-        self.taken = Signal(range(N + 1), name="taken")   # keys (not groups) taken at h*
-
-    def count(self, m, en, h):
-        """Count distance h when en (pass 1)."""
-        with m.If(en):
-            for i in range(self.b + 1):
-                with m.If(h == i):
-                    m.d.sync += self.hist[i].eq(self.hist[i] + 1)
-
-    def clear(self, m):
-        """Empty the histogram (a query starts)."""
-        m.d.sync += [x.eq(0) for x in self.hist]
-
-    def _take(self, m, bin_count, bin_index):
-        nxt = self.cum + bin_count
-        m.d.sync += self.cum.eq(nxt)
-        with m.If(~self.found & (nxt >= self.kk)):
-            m.d.sync += [self.found.eq(1), self.hstar.eq(bin_index),
-                         self.need.eq(self.kk - self.cum)]
-
-    def walk(self, m, finish):
-        """Body of state THRESH; calls ``finish()`` in its last cycle."""
-        b = self.b
-        self._take(m, self.hist[0], self.hbin)
-        m.d.sync += [self.hist[i].eq(self.hist[i + 1]) for i in range(b)]
-        m.d.sync += self.hbin.eq(self.hbin + 1)
-        with m.If(self.hbin == b):
-            finish()
-
-
-class _MemCut(_Cut):
-    """The histogram of the folded scan in a memory of b+1 words (block RAM, not b+1
-    counters and their shift), with one flag per bin, "counted in this query", cleared when
-    a query starts (so stale words, also after a reset, read as 0 and nothing is swept).
-    Pass 1 reads bin h when H arrives and writes it back plus one a cycle later (read and
-    flag see that write, so equal distances in consecutive cycles count right); the walk
-    reads bin i in its cycle i and takes it a cycle later, so it lasts b+2 cycles."""
-
-    def __init__(self, m, N, b):
-        super().__init__(N, b)
-        self.hist = None
-        m.submodules.hist = mem = memory.Memory(shape=range(N + 1), depth=b + 1, init=[])
-        self._w = mem.write_port()
-        self._r = mem.read_port(transparent_for=(self._w,))
-        self._touched = Signal(b + 1, name="hist_touched")
-        self._inc = Signal(name="hist_inc")           # a count is written back this cycle
-        self._inc_bin = Signal(range(b + 1), name="hist_inc_bin")
-        self._live = Signal(name="hist_live")         # the word read last cycle is counted
-        self._walking = Signal(name="hist_walking")   # state THRESH
-
-    def _word(self):
-        return Mux(self._live, self._r.data, 0)
-
-    def count(self, m, en, h):
-        w, r = self._w, self._r
-        addr = Mux(self._walking, self.hbin, h)
-        m.d.comb += r.addr.eq(addr)
-        m.d.sync += [self._inc.eq(en), self._inc_bin.eq(h),
-                     self._live.eq(self._touched.bit_select(addr, 1) |
-                                   (self._inc & (self._inc_bin == addr)))]
-        with m.If(self._inc):
-            m.d.comb += [w.addr.eq(self._inc_bin), w.data.eq(self._word() + 1), w.en.eq(1)]
-            m.d.sync += self._touched.bit_select(self._inc_bin, 1).eq(1)
-
-    def clear(self, m):
-        m.d.sync += self._touched.eq(0)
-
-    def walk(self, m, finish):
-        # cycle i reads bin i (i <= b) and takes bin i - 1 (i >= 1): b + 2 cycles
-        m.d.comb += self._walking.eq(1)
-        with m.If(self.hbin != 0):
-            self._take(m, self._word(), self.hbin - 1)
-        m.d.sync += self.hbin.eq(self.hbin + 1)
-        with m.If(self.hbin == self.b + 1):
-            finish()
-
-
-def _end_pass(m, cut, second):
-    """At the end of a pass (inside state PASS): topk's histogram pass goes on to walk the
-    bins, any other pass is done."""
-    if cut is None:
-        m.next = "DONE"
-        return
-    with m.If(second):
-        m.next = "DONE"
-    with m.Else():
-        m.d.sync += [cut.cum.eq(0), cut.hbin.eq(0), cut.found.eq(0)]
-        m.next = "THRESH"
-
-
-def _walk_and_done(m, cut, second, start_pass, o):
-    """States THRESH (topk: walk the bins, then start the accumulating pass) and DONE (hold
-    the result until it is taken)."""
-    if cut is not None:
-        with m.State("THRESH"):
-            def finish():
-                m.d.sync += [second.eq(1), cut.taken.eq(0)]
-                start_pass()
-                m.next = "PASS"
-            cut.walk(m, finish)
-    with m.State("DONE"):
-        m.d.comb += o.valid.eq(1)
-        with m.If(o.ready):
-            m.next = "IDLE"
+def _prefix_counts(m, bits, name):
+    """Inclusive prefix counts [popcount(bits[:s+1]) for s < M] of M bits through
+    ceil(log2 M) registered levels (Kogge-Stone: level i adds the count 2**i slots lower), so
+    every adder has two register operands."""
+    level = list(bits)
+    dist = 1
+    while dist < len(level):
+        nxt = []
+        for s, x in enumerate(level):
+            c = Signal(range(min(2 * dist, s + 1) + 1), name=f"{name}_d{dist}_{s}")
+            m.d.sync += c.eq(x + level[s - dist] if s >= dist else x)
+            nxt.append(c)
+        level, dist = nxt, 2 * dist
+    return level
 
 
 class ScanValuePath(wiring.Component):
-    """Keys' codes and values held in memory; each query scans them through one
-    :class:`HammingDistance` and adds the chosen (``topk``) or shifted (``hsoftmax``) values.
+    """Keys' codes and values held in memory; each query scans them, M keys per cycle,
+    through M :class:`HammingDistance` units and adds the chosen (``topk``) or shifted
+    (``hsoftmax``) values.
 
-    **Unfolded** (G = ``plan.groups`` = ceil(d/P) = 1; :class:`FoldedScanValuePath` when
-    G > 1). A key is written at address n (0 for
-    the first key of a window). A query runs passes over addresses 0..n-1, one key per cycle:
-    the code memory is read at j, the distance comes out of the popcount tree
-    ``hamming_latency`` cycles later, aligned with a read of the value memory issued as late.
-    A pass takes ``n + hamming_latency + 1`` cycles.
+    **Memory.** Codes: ceil(N/M) words of M codes (key j at word j//M, slot j%M), written one
+    key per beat with per-slot write enables, so that one read serves M keys. Values, in
+    groups of P lanes (G = ceil(d/P) groups, P = d unfolded): ``hsoftmax`` ceil(N/M)·G words
+    of M keys' group g (key j's group g at word (j//M)·G + g, slot j%M); ``topk`` N·G words
+    of one key's group (it reads only its kept keys). Slots beyond n in the last word never
+    count (a mask j < n rides with each word).
 
-    ``topk``: pass 1 fills a histogram of the b+1 possible distances (counters unfolded, a
-    memory of b+1 words folded); a walk over its bins (T = b+1 cycles unfolded, b+2 folded:
-    ``plan.threshold_cycles``) finds the cut distance h* and how many keys at h* are kept (the
-    lowest indices first); pass 2 adds v_j for H_j < h* and for the first ``need`` keys with
-    H_j = h* (decided once per key: ``taken`` counts keys, not groups). num = that sum,
-    den = min(k, n).
+    **Passes.** A pass issues one word per cycle (code word, and for hsoftmax value word);
+    the M distances come out of the Hamming units L_H cycles after the read, aligned with the
+    value word read as late.
 
-    ``hsoftmax``: one pass adds ``v_j << (s[b] - s[H_j])`` to num and ``1 << (s[b]-s[H_j])``
-    to den (once per key): shifts, no multiplier.
+    ``topk``: (1) a histogram pass of ceil(n/M) cycles keeps, per distance i < b, the count
+    of keys with H <= i (a cumulative histogram: each bin adds the M-bit count of the word's
+    slots with H <= i, through S = ceil(log2 M) register levels); (2) the cut, 2 cycles:
+    h* = the least i whose count reaches kk = min(k, n), need = kk - count[h* - 1]; (3) a
+    marking pass of ceil(n/M) cycles: slot s of a word is kept when H < h*, or H = h* and
+    fewer than ``need`` keys with H = h* came before it (earlier words, lower slots):
+    ties go to the lower index exactly as in the golden model (prefix counts inside a word,
+    S registered levels); a kept key's value address j·G goes to a list of min(k, N)
+    entries, keys below h* from entry 0 up, kept ties from kk-1 down; (4) a value pass of
+    G·min(k, n) cycles reads only the listed keys' groups and adds them. den = kk.
+
+    ``hsoftmax``: one pass of G·ceil(n/M) cycles (word (j//M, g)); each cycle the M slots'
+    ``v << (s[b] - s[H])`` (P lanes each) and, in group G-1, ``1 << (s[b] - s[H])`` go
+    through an adder tree of S register levels into num's lanes and den. Shifts and adds, no
+    multiplier.
+
+    The accumulators are a rotating bank of G groups of P lanes: each step adds the addend to
+    the head group and moves it to the tail (P adders, no d:P mux); a pass makes a multiple of
+    G steps, so the bank ends in order.
 
     Parameters
     ----------
-    cfg : :class:`~hamattn.CoreConfig`
-        A ``topk`` or ``hsoftmax`` config.
+    plan : :class:`ScanPlan`
 
     Members
     -------
-    i : :py:`In(stream.Signature(layouts.token(cfg)))`
+    i : :py:`In(stream.Signature(layouts.token(plan)))`
         Hashed keys then queries of a window (unfolded with the key's d-wide value).
-    o : :py:`Out(stream.Signature(layouts.weighted_sum(cfg)))`
+    o : :py:`Out(stream.Signature(layouts.weighted_sum(plan)))`
         d-wide num, den and the query's tag, one per query.
-    v : :py:`In(stream.Signature(layouts.group(cfg)))` (folded only)
-        The keys' values, G groups per key.
+    v : :py:`In(stream.Signature(layouts.group(plan)))` (folded only)
+        The keys' values, G groups per key; a key token transfers with its last group.
 
     Latency (edges from a query's transfer on ``i`` to its transfer on ``o``, ``o.ready``
-    high), ``plan.latency``, L_H = ``plan.hamming.latency``, n keys in the window:
-    topk ``2(L_H + 1) + T + 1 + (G + 1)·n``, hsoftmax ``L_H + 2 + G·n`` (G = 1:
-    ``... + 2n`` and ``... + n``).
+    high): ``plan.latency``, topk ``2·L_H + 2·S + 7 + 2·ceil(n/M) + G·min(k, n)``, hsoftmax
+    ``L_H + S + 2 + G·ceil(n/M)`` (L_H = ``plan.hamming.latency``, S = ceil(log2 M)).
     Throughput: one key per G cycles; one query at a time (``i.ready`` for a query only when
     idle), ``plan.interval`` = latency + 1 cycles per query.
     """
@@ -284,226 +239,265 @@ class ScanValuePath(wiring.Component):
 
     def elaborate(self, platform):
         plan = self.plan
-        b, d, N = plan.b, plan.d, plan.N
+        b, d, N, P, G, M = plan.b, plan.d, plan.N, plan.lanes, plan.groups, plan.M
+        S = plan.sum_stages
         topk = plan.mode == "topk"
-        m = Module()
-        p = self.i.payload
-
-        m.submodules.codes = codes = memory.Memory(shape=unsigned(b), depth=N, init=[])
-        m.submodules.values = values = memory.Memory(shape=layouts.vector(plan), depth=N,
-                                                     init=[])
-        wc, wv = codes.write_port(), values.write_port()
-        rc, rv = codes.read_port(transparent_for=()), values.read_port(transparent_for=())
-        m.submodules.hamming = ham = HammingDistance(b, tree=plan.hamming.tree,
-                                                     stages=plan.hamming.stages)
-        m.d.comb += ham.o.ready.eq(1)
-        L = ham.latency.fixed
-
-        n = Signal(range(N + 1))
-        cq = Signal(b)
-        tag = Signal(layouts.query_tag())
-        cyc = Signal(range(N + L + 2))            # cycle within a pass
-        acc = Signal(data.ArrayLayout(signed(plan.num_width), d))
-        den = Signal(unsigned(plan.den_width))
-
-        # ---- a pass: read code j in cycle j, value j in cycle j + L, act when H arrives
-        issuing = Signal()
-        in_pass = Signal()
-        m.d.comb += [rc.addr.eq(cyc), ham.i.payload.a.eq(cq), ham.i.payload.b.eq(rc.data)]
-        rd_valid = Signal()
-        m.d.sync += rd_valid.eq(issuing)
-        m.d.comb += ham.i.valid.eq(rd_valid)
-        m.d.comb += rv.addr.eq(delay(m, cyc, L, name="vaddr"))
-        pass_end = cyc == n + L
-        act = ham.o.valid & in_pass
-        h = ham.o.payload.h
-        v = rv.data
-
-        cut = None
-        if topk:
-            cut = _Cut(N, b)
-            kk, hstar, need, taken = cut.kk, cut.hstar, cut.need, cut.taken
-            second = Signal()            # pass 2 (accumulate) rather than pass 1 (histogram)
-            cut.count(m, act & ~second, h)
-            sel = (h < hstar) | ((h == hstar) & (taken < need))
-            with m.If(act & second & sel):
-                m.d.sync += [acc[e].eq(acc[e] + v[e]) for e in range(d)]
-                with m.If(h == hstar):
-                    m.d.sync += taken.eq(taken + 1)
-        else:
-            table = Array(Const(s, range(33)) for s in plan.weight_shifts)
-            sh = Signal(range(33))
-            m.d.comb += sh.eq(table[h])
-            with m.If(act):
-                m.d.sync += [acc[e].eq(acc[e] + (v[e] << sh)) for e in range(d)]
-                m.d.sync += den.eq(den + (Const(1, 1) << sh))
-
-        def start_pass():
-            m.d.sync += cyc.eq(0)
-
-        with m.FSM():
-            with m.State("IDLE"):
-                m.d.comb += self.i.ready.eq(1)
-                with m.If(self.i.valid & p.key):
-                    addr = Mux(p.first, 0, n)
-                    m.d.comb += [wc.addr.eq(addr), wc.data.eq(p.code), wc.en.eq(1),
-                                 wv.addr.eq(addr), wv.data.eq(p.value), wv.en.eq(1)]
-                    m.d.sync += n.eq(addr + 1)
-                with m.If(self.i.valid & ~p.key):
-                    m.d.sync += [cq.eq(p.code), tag.eq(p.tag)]
-                    m.d.sync += [acc[e].eq(0) for e in range(d)]
-                    start_pass()
-                    if topk:
-                        m.d.sync += [kk.eq(Mux(n < plan.k, n, plan.k)), second.eq(0)]
-                        cut.clear(m)
-                    else:
-                        m.d.sync += den.eq(0)
-                    m.next = "PASS"
-            with m.State("PASS"):
-                m.d.comb += [in_pass.eq(1), issuing.eq(cyc < n)]
-                m.d.sync += cyc.eq(cyc + 1)
-                with m.If(pass_end):
-                    _end_pass(m, cut, cut and second)
-            _walk_and_done(m, cut, cut and second, start_pass, self.o)
-
-        m.d.comb += [self.o.payload.num.eq(acc), self.o.payload.tag.eq(tag),
-                     self.o.payload.den.eq(kk if topk else den)]
-        return m
-
-
-class FoldedScanValuePath(ScanValuePath):
-    """:class:`ScanValuePath` (same ports, passes, modes and timing formulas) with P lanes:
-
-    **Folded** (G > 1, P = ``plan.lanes``). Group g of a value holds elements gP ..
-    min(gP+P, d)-1 (missing lanes of the last group hold 0 and are dropped from ``num``).
-    The values memory is N·G words of P·w bits (synchronous read, block RAM); key j's group
-    g is at address j·G+g, kept by a running address counter. A key token is consumed then
-    transferred: while it is valid, one group per cycle is taken from ``v`` and written, and
-    ``i.ready`` rises in the cycle of its last group, when its code is written (codes: N
-    words of b bits). A value pass walks (key j, group g) one per cycle, address j·G+g; the
-    code of key j is read (and its distance computed) for each of its groups, so H and the
-    value group arrive together; a pass takes ``n·G + hamming_latency + 1`` cycles. The
-    accumulators are a rotating bank of G groups of P lanes: each step adds the addend to
-    the head group and moves it to the tail (P adders, no d:P mux); after n·G steps the
-    bank is back in order. The topk histogram pass reads only codes, one key per cycle.
-    """
-
-    def elaborate(self, platform):
-        plan = self.plan
-        b, d, N, P, G = plan.b, plan.d, plan.N, plan.lanes, plan.groups
-        topk = plan.mode == "topk"
+        VS = plan.value_slots
         m = Module()
         p = self.i.payload
 
         group = layouts.group(plan)
-        m.submodules.codes = codes = memory.Memory(shape=unsigned(b), depth=N, init=[])
-        m.submodules.values = values = memory.Memory(shape=group, depth=N * G, init=[])
-        wc, wv = codes.write_port(), values.write_port()
+        m.submodules.codes = codes = memory.Memory(
+            shape=data.ArrayLayout(unsigned(b), M), depth=plan.code_words, init=[])
+        m.submodules.values = values = memory.Memory(
+            shape=data.ArrayLayout(group, VS), depth=plan.value_words, init=[])
+        wc, wv = codes.write_port(granularity=1), values.write_port(granularity=1)
         rc, rv = codes.read_port(transparent_for=()), values.read_port(transparent_for=())
-        m.submodules.hamming = ham = HammingDistance(b, tree=plan.hamming.tree,
-                                                     stages=plan.hamming.stages)
-        m.d.comb += ham.o.ready.eq(1)
-        L = ham.latency.fixed
+        hams = []
+        for s in range(M):
+            ham = HammingDistance(b, tree=plan.hamming.tree, stages=plan.hamming.stages)
+            m.submodules[f"hamming{s}" if M > 1 else "hamming"] = ham
+            hams.append(ham)
+        L = hams[0].latency.fixed
 
-        n = Signal(range(N + 1))                  # keys of the window
-        nv = Signal(range(N * G + 1))             # value words written: n·G
-        wg = Signal(range(G))                     # group of the key token being written
+        # ---- the window's keys: n, words of codes (nb) and their value words (nbG = nb·G)
+        n = Signal(range(N + 1))
+        nb = Signal(range(plan.code_words + 1))
+        nbG = Signal(range(plan.code_words * G + 1))
+        cslot = Signal(range(max(M, 2)))          # slot of the next key (0 when M = 1)
+        nv = Signal(range(N * G + 1))             # topk: value words written, n·G
+        wg = Signal(range(max(G, 2)))             # group of the key token being written
         cq = Signal(b)
         tag = Signal(layouts.query_tag())
-        cyc = Signal(range(N * G + L + 2))        # cycle within a pass; value address j·G+g
-        jc = Signal(range(N + 1))                 # key of the value group issued
-        gc = Signal(range(G))                     # its group
-        # rotating accumulator bank: the head (group 0) takes the addend and moves to the tail
+        cyc = Signal(range(N * G + L + S + 3))    # cycle within a pass
+        blk = Signal(range(plan.code_words + 1))  # word of the pass
+        left = Signal(range(N + 1))               # keys of the window from word blk on
+        gc = Signal(range(max(G, 2)))             # group of the pass (hsoftmax, topk values)
         bank = Signal(data.ArrayLayout(data.ArrayLayout(signed(plan.num_width), P), G))
         den = Signal(unsigned(plan.den_width))
 
-        # ---- a pass: read the code of key j and the value word j·G+g in cycle j·G+g (or
-        # code j in cycle j in the topk histogram pass), act when H arrives
+        # ---- a pass over the words: code word blk read in cycle c, the M distances in cycle
+        # c + 1 + L, with the mask of the slots that hold keys of the window
         issuing = Signal()
-        in_pass = Signal()
-        second = Signal()            # topk: pass 2 (accumulate) rather than pass 1 (histogram)
-        values_pass = second if topk else Const(1, 1)
-        m.d.comb += [rc.addr.eq(Mux(values_pass, jc, cyc)),
-                     ham.i.payload.a.eq(cq), ham.i.payload.b.eq(rc.data)]
+        reading = Signal()                        # issuing a code word (not topk's values)
+        m.d.comb += rc.addr.eq(blk)
         rd_valid = Signal()
-        m.d.sync += rd_valid.eq(issuing)
-        m.d.comb += ham.i.valid.eq(rd_valid)
-        m.d.comb += rv.addr.eq(delay(m, cyc, L, name="vaddr"))
-        last_group = delay(m, gc == G - 1, L + 1, name="vlast")   # aligned with H and v
-        pass_end = cyc == Mux(values_pass, nv, n) + L
-        act = ham.o.valid & in_pass
-        h = ham.o.payload.h
-        v = rv.data
+        m.d.sync += rd_valid.eq(reading)
+        for s, ham in enumerate(hams):
+            m.d.comb += [ham.i.payload.a.eq(cq), ham.i.payload.b.eq(rc.data[s]),
+                         ham.i.valid.eq(rd_valid), ham.o.ready.eq(1)]
+        mask = Signal(M)
+        m.d.comb += [mask[s].eq(left > s) for s in range(M)]
+        live = [hams[0].o.valid & x for x in delay(m, mask, L + 1, name="mask")]
+        h = [ham.o.payload.h for ham in hams]
 
-        def accumulate(addend):
-            m.d.sync += [bank[G - 1][l].eq(bank[0][l] + addend(l)) for l in range(P)]
-            m.d.sync += [bank[i].eq(bank[i + 1]) for i in range(G - 1)]
+        def accumulate(en, addend):
+            with m.If(en):
+                m.d.sync += [bank[G - 1][l].eq(bank[0][l] + addend(l)) for l in range(P)]
+                m.d.sync += [bank[i].eq(bank[i + 1]) for i in range(G - 1)]
 
-        cut = None
-        if topk:
-            cut = _MemCut(m, N, b)
-            kk, hstar, need, taken = cut.kk, cut.hstar, cut.need, cut.taken
-            cut.count(m, act & ~second, h)
-            sel = (h < hstar) | ((h == hstar) & (taken < need))
-            with m.If(act & second):
-                accumulate(lambda l: Mux(sel, v[l], 0))
-                with m.If(sel & (h == hstar) & last_group):
-                    m.d.sync += taken.eq(taken + 1)
-        else:
-            table = Array(Const(s, range(33)) for s in plan.weight_shifts)
-            sh = Signal(range(33))
-            m.d.comb += sh.eq(table[h])
-            with m.If(act):
-                accumulate(lambda l: v[l] << sh)
-                with m.If(last_group):
-                    m.d.sync += den.eq(den + (Const(1, 1) << sh))
+        def advance(groups):
+            """Next (word, group) of the pass: ``groups`` cycles per word."""
+            if groups == 1:
+                m.d.sync += [blk.eq(blk + 1), left.eq(left - M)]
+                return
+            with m.If(gc == groups - 1):
+                m.d.sync += [gc.eq(0), blk.eq(blk + 1), left.eq(left - M)]
+            with m.Else():
+                m.d.sync += gc.eq(gc + 1)
 
         def start_pass():
-            m.d.sync += [cyc.eq(0), jc.eq(0), gc.eq(0)]
+            m.d.sync += [cyc.eq(0), blk.eq(0), left.eq(n), gc.eq(0)]
+
+        def run_pass(issue, drain, groups, next_state, flag=None):
+            """Body of a pass state: issue words (``groups`` cycles each) while cyc <
+            ``issue``, raising ``flag``; end ``drain`` cycles after the last issue and go to
+            ``next_state`` with the counters of a new pass."""
+            m.d.comb += issuing.eq(cyc < issue)
+            if flag is not None:
+                m.d.comb += flag.eq(1)
+            with m.If(issuing):
+                advance(groups)
+            m.d.sync += cyc.eq(cyc + 1)
+            with m.If(cyc == issue + (drain - 1)):
+                start_pass()
+                m.next = next_state
+
+        # ---- the paths
+        if topk:
+            kmax = plan.kept_max
+            kk = Signal(range(N + 1))
+            kkG = Signal(range(N * G + 1))
+            vaddr_w = range(max(N * G, 2))
+            # (1) cumulative histogram: cum[i] = keys with H <= i, i < b (H <= b always)
+            cum = [Signal(range(N + 1), name=f"cum{i}") for i in range(b)]
+            counting = Signal()
+            for i in range(b):
+                root = adder_tree(m, [Term(x & (hi <= i) & counting, False, 0, 1)
+                                      for x, hi in zip(live, h)], depth=S, name=f"cnt{i}")
+                m.d.sync += cum[i].eq(cum[i] + root.value)
+            # (2) the cut
+            ge = Signal(b + 1)                    # cum[i] >= kk (a thermometer, ge[b] = 1)
+            hstar = Signal(range(b + 1))
+            room = Signal(range(N + 1))           # keys at h* still to keep
+            first = [ge[0]] + [ge[i] & ~ge[i - 1] for i in range(1, b + 1)]
+            below = Signal(range(N + 1))
+            for i in range(1, b + 1):
+                with m.If(first[i]):
+                    m.d.comb += below.eq(cum[i - 1])
+            hsel = Signal(range(b + 1))
+            for i in range(b + 1):
+                with m.If(first[i]):
+                    m.d.comb += hsel.eq(i)
+            # (3) marking: kept slots and their places in the list
+            marking = Signal()
+            jbG = Signal(vaddr_w)                 # blk·M·G, the value address of slot 0
+            jbG_h = delay(m, jbG, L + 1, name="jbg")
+            eq = Cat(*(x & marking & (hi == hstar) for x, hi in zip(live, h)))
+            lt = Cat(*(x & marking & (hi < hstar) for x, hi in zip(live, h)))
+            # the word's prefix counts (S register levels), its slots and base beside them
+            eqin, ltin = _prefix_counts(m, eq, "eqpre"), _prefix_counts(m, lt, "ltpre")
+            eq, lt = delay(m, eq, S, name="eq"), delay(m, lt, S, name="lt")
+            eqex, ltex = [Const(0, 1)] + eqin[:-1], [Const(0, 1)] + ltin[:-1]
+            # the list: keys with H < h* from entry 0 up, the kept ones with H = h* from
+            # entry kk-1 down (the sum does not care about order)
+            ltbase = Signal(range(N + 1))         # keys with H < h* listed so far
+            eqbase = Signal(range(N + 1))         # kk - 1 - keys with H = h* listed so far
+            sel = Signal(M)
+            dest = [Signal(range(max(kmax, 2)), name=f"dest{s}") for s in range(M)]
+            base = Signal(vaddr_w)
+            eq_taken = Mux(eqin[-1] < room, eqin[-1], room)
+            m.d.sync += [sel[s].eq(lt[s] | (eq[s] & (eqex[s] < room))) for s in range(M)]
+            m.d.sync += [dest[s].eq(Mux(lt[s], ltbase + ltex[s], eqbase - eqex[s]))
+                         for s in range(M)]
+            m.d.sync += base.eq(delay(m, jbG_h, S, name="base"))
+            m.d.sync += [ltbase.eq(ltbase + ltin[-1]), room.eq(room - eq_taken),
+                         eqbase.eq(eqbase - eq_taken)]
+            kept = Array(Signal(vaddr_w, name=f"kept{i}") for i in range(kmax))
+            for i in range(kmax):
+                hit = [sel[s] & (dest[s] == i) for s in range(M)]
+                slot = 0
+                for s in range(1, M):
+                    slot = slot | Mux(hit[s], s * G, 0)
+                with m.If(Cat(*hit).any()):
+                    m.d.sync += kept[i].eq(base + slot)
+            # (4) the kept keys' values
+            valuing = Signal()
+            m.d.comb += rv.addr.eq(kept[0] + gc)
+            accumulate(delay(m, valuing & issuing, 1, name="vlive"), lambda l: rv.data[0][l])
+            m.d.comb += reading.eq(issuing & ~valuing)
+            with m.If(issuing & marking):
+                m.d.sync += jbG.eq(jbG + M * G)
+        else:
+            table = Array(Const(x, range(plan.max_shift + 1)) for x in plan.weight_shifts)
+            lastg = delay(m, gc == G - 1, L + 1, name="vlast")     # aligned with H and v
+            m.d.comb += rv.addr.eq(delay(m, cyc, L, name="vaddr"))
+            vw = plan.w + plan.max_shift
+            lo, hi = plan.vmin << plan.max_shift, plan.vmax << plan.max_shift
+            num_terms = [[] for _ in range(P)]
+            den_terms = []
+            for s in range(M):
+                sh = Signal(range(plan.max_shift + 1), name=f"sh{s}")
+                m.d.comb += sh.eq(table[h[s]])
+                for l in range(P):
+                    x = Signal(signed(vw), name=f"x{s}_{l}")
+                    m.d.comb += x.eq(Mux(live[s], rv.data[s][l], 0) << sh)
+                    num_terms[l].append(Term(x, False, lo, hi))
+                y = Signal(range((1 << plan.max_shift) + 1), name=f"y{s}")
+                m.d.comb += y.eq(Mux(live[s] & lastg, Const(1, 1) << sh, 0))
+                den_terms.append(Term(y, False, 0, 1 << plan.max_shift))
+            roots = [adder_tree(m, t, depth=S, name=f"num{l}") for l, t in enumerate(num_terms)]
+            droot = adder_tree(m, den_terms, depth=S, name="den")
+            acc_en = delay(m, hams[0].o.valid, S, name="acc_en")
+            accumulate(acc_en, lambda l: roots[l].value)
+            m.d.sync += den.eq(den + droot.value)
+            m.d.comb += reading.eq(issuing)
 
         with m.FSM():
             with m.State("IDLE"):
-                # a key token stays valid for G cycles, one value group (from `v`) written
-                # per cycle, and transfers in the cycle of its last group; a query transfers
-                # at once
-                m.d.comb += [self.i.ready.eq(~p.key | ((wg == G - 1) & self.v.valid)),
-                             self.v.ready.eq(self.i.valid & p.key)]
-                with m.If(self.i.valid & p.key & self.v.valid):
-                    waddr = Mux(p.first & (wg == 0), 0, nv)
-                    m.d.comb += [wv.addr.eq(waddr), wv.en.eq(1), wv.data.eq(self.v.payload)]
-                    m.d.sync += nv.eq(waddr + 1)
+                # a key token stays valid for G cycles, one value group written per cycle,
+                # and transfers in the cycle of its last group; a query transfers at once
+                if G > 1:
+                    vvalid, vdata = self.v.valid, self.v.payload
+                    m.d.comb += [self.i.ready.eq(~p.key | ((wg == G - 1) & vvalid)),
+                                 self.v.ready.eq(self.i.valid & p.key)]
+                else:
+                    vvalid, vdata = 1, p.value
+                    m.d.comb += self.i.ready.eq(1)
+                # key j: code word j//M (nb - 1 when it has a slot left, else nb), slot j%M;
+                # hsoftmax: value words from (j//M)·G
+                slot = Mux(p.first, 0, cslot)
+                opened = cslot != 0
+                cword = Mux(p.first, 0, nb - opened)
+                word = Mux(p.first, 0, nbG - Mux(opened, G, 0))
+                with m.If(self.i.valid & p.key & vvalid):
+                    if topk:
+                        waddr = Mux(p.first & (wg == 0), 0, nv)
+                        m.d.comb += [wv.addr.eq(waddr), wv.en.eq(1), wv.data[0].eq(vdata)]
+                        m.d.sync += nv.eq(waddr + 1)
+                    else:
+                        m.d.comb += [wv.addr.eq(word + wg), wv.en.eq(1 << slot)]
+                        m.d.comb += [wv.data[s].eq(vdata) for s in range(M)]
                     with m.If(wg == G - 1):
-                        addr = Mux(p.first, 0, n)
-                        m.d.comb += [wc.addr.eq(addr), wc.data.eq(p.code), wc.en.eq(1)]
-                        m.d.sync += [n.eq(addr + 1), wg.eq(0)]
-                    with m.Else():
-                        m.d.sync += wg.eq(wg + 1)
+                        m.d.comb += [wc.addr.eq(cword), wc.en.eq(1 << slot)]
+                        m.d.comb += [wc.data[s].eq(p.code) for s in range(M)]
+                        m.d.sync += n.eq(Mux(p.first, 0, n) + 1)
+                        with m.If(slot == 0):
+                            m.d.sync += nb.eq(cword + 1)
+                            if not topk:
+                                m.d.sync += nbG.eq(word + G)
+                        m.d.sync += cslot.eq(Mux(slot == M - 1, 0, slot + 1))
+                        if G > 1:
+                            m.d.sync += wg.eq(0)
+                    if G > 1:
+                        with m.Else():
+                            m.d.sync += wg.eq(wg + 1)
                 with m.If(self.i.valid & ~p.key):
                     m.d.sync += [cq.eq(p.code), tag.eq(p.tag)]
                     m.d.sync += [bank[i][l].eq(0) for i in range(G) for l in range(P)]
                     start_pass()
                     if topk:
-                        m.d.sync += [kk.eq(Mux(n < plan.k, n, plan.k)), second.eq(0)]
-                        cut.clear(m)
+                        m.d.sync += [kk.eq(Mux(n < plan.k, n, plan.k)),
+                                     kkG.eq(Mux(nv < plan.k * G, nv, plan.k * G))]
+                        m.d.sync += [x.eq(0) for x in cum]
+                        m.next = "HIST"
                     else:
                         m.d.sync += den.eq(0)
-                    m.next = "PASS"
-            with m.State("PASS"):
-                m.d.comb += [in_pass.eq(1),
-                             issuing.eq(cyc < Mux(values_pass, nv, n))]
-                m.d.sync += cyc.eq(cyc + 1)
-                with m.If(gc == G - 1):
-                    m.d.sync += [gc.eq(0), jc.eq(jc + 1)]
-                with m.Else():
-                    m.d.sync += gc.eq(gc + 1)
-                with m.If(pass_end):
-                    _end_pass(m, cut, cut and second)
-            _walk_and_done(m, cut, cut and second, start_pass, self.o)
+                        m.next = "SCAN"
+            if topk:
+                with m.State("HIST"):
+                    run_pass(nb, L + S + 1, 1, "CUT0", counting)
+                with m.State("CUT0"):
+                    m.d.sync += ge.eq(Cat(*(cum[i] >= kk for i in range(b)), 1))
+                    m.next = "CUT1"
+                with m.State("CUT1"):
+                    m.d.sync += [hstar.eq(hsel), room.eq(kk - below), ltbase.eq(0),
+                                 eqbase.eq(kk - 1), jbG.eq(0)]
+                    m.next = "MARK"
+                with m.State("MARK"):
+                    run_pass(nb, L + S + 2, 1, "VALUES", marking)
+                with m.State("VALUES"):
+                    with m.If(issuing & (gc == G - 1)):
+                        m.d.sync += [kept[i].eq(kept[i + 1]) for i in range(kmax - 1)]
+                    run_pass(kkG, 1, G, "DONE", valuing)
+            else:
+                with m.State("SCAN"):
+                    run_pass(nbG, L + S + 1, G, "DONE")
+            with m.State("DONE"):
+                m.d.comb += self.o.valid.eq(1)
+                with m.If(self.o.ready):
+                    m.next = "IDLE"
 
-        # after n·G rotations the bank is back in order: group g at position g
+        # after a multiple of G rotations the bank is in order: group g at position g
         m.d.comb += [self.o.payload.num[e].eq(bank[e // P][e % P]) for e in range(d)]
         m.d.comb += [self.o.payload.tag.eq(tag), self.o.payload.den.eq(kk if topk else den)]
         return m
+
+
+class FoldedScanValuePath(ScanValuePath):
+    """:class:`ScanValuePath` with P < d lanes (G > 1): the same passes, memories and timing
+    formulas; a key's value comes as G groups on the ``v`` stream, written one per cycle
+    while its token is held, which transfers with the last group."""
 
 
 TopkValuePath = HsoftmaxValuePath = ScanValuePath

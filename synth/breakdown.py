@@ -47,7 +47,7 @@ def breakdown(verilog_path, top, target, build_dir, *, cache_dir=None,
     for name, cells in mods.items():
         kids = {t: n for t, n in cells.items() if t in mods}
         leaf = {t: n for t, n in cells.items() if t not in mods}
-        s = classify_cells(leaf, tgt)
+        s = classify_cells(leaf, tgt, r.get("memories", {}).get(name))
         local[name] = {"area": s["area"], "ffs": s["ffs"], "cells": leaf}
         children[name] = kids
 

@@ -15,10 +15,12 @@ import os
 import pathlib
 import sys
 
-from ..rtl.baselines import DEFAULT_BASELINE_TOP, generate_baseline
+from ..golden.baselines import baseline_spec
+from ..rtl.baselines import DEFAULT_BASELINE_TOP, baseline_verilog_text, generate_baseline
 from .flows import PLURAL, TARGETS, amount, synth_report, synthesize
 
-__all__ = ["synth_config", "run_synth", "run_sweep", "run_report", "DSP_TARGETS"]
+__all__ = ["synth_config", "run_synth", "run_sweep", "run_report", "DSP_TARGETS",
+           "throughput"]
 
 #: targets whose baseline is also synthesized with hard multipliers (DSP blocks)
 DSP_TARGETS = {"ecp5-25k": "-nodsp", "xc7": "-nodsp"}
@@ -38,18 +40,25 @@ def _sources(cfg, build_dir, progress, baseline=True):
     vpath = folder / "hamattn_core.v"
     if not vpath.exists():
         generate(cfg, folder)
-    bdir = folder / "baseline"
-    bpath = bdir / f"{DEFAULT_BASELINE_TOP}.v"
-    if baseline and not bpath.exists():
-        generate_baseline(cfg, bdir)
+    bpath = None
+    if baseline:
+        # in a folder of the baseline's own hash: configs with the same core (M before the
+        # core used it, say) have different baselines, and runs side by side share folders
+        btext = baseline_verilog_text(cfg)
+        bpath = folder / f"baseline-{sha256(btext)[:16]}" / f"{DEFAULT_BASELINE_TOP}.v"
+        if not bpath.exists():
+            generate_baseline(cfg, bpath.parent)
     return str(vpath), str(bpath), DEFAULT_BASELINE_TOP
 
 
 def synth_config(cfg, target, *, build_dir="build/synth", baseline=True, place=True,
                  cache_dir=None, progress=None, seed=1):
-    """The SPEC §6 report of ``cfg`` on ``target`` plus ``config``, ``throughput``,
-    ``fmax_fraction_of_ceiling`` and (ECP5, 7-series) ``baseline_dsp``; ``seed`` is
-    nextpnr's."""
+    """The SPEC §6 report of ``cfg`` on ``target`` plus ``config``, ``throughput`` and
+    ``baseline_throughput`` (:func:`throughput`, the baseline's from its own intervals),
+    ``fmax_fraction_of_ceiling`` and, on ECP5 and 7-series, ``baseline_dsp``: the baseline
+    synthesized (and on ECP5 placed) with its multipliers in DSP blocks, with its area
+    (the DSPs not counted), ``dsps``, ``fmax_mhz``, ``area_reduction`` against it and its
+    ``throughput``; ``seed`` is nextpnr's."""
     say = progress or (lambda msg: None)
     if target not in TARGETS:
         from ..errors import UserError
@@ -59,25 +68,46 @@ def synth_config(cfg, target, *, build_dir="build/synth", baseline=True, place=T
     rep = synth_report(core_v, "hamattn_core", base_v if baseline else None, base_top,
                        target, build_dir, place=place, cache_dir=cache_dir, progress=say,
                        seed=seed)
-    if baseline and target in DSP_TARGETS:
-        r = synthesize(base_v, base_top, dsp_variant(target), build_dir, place=False,
-                       cache_dir=cache_dir, progress=say, label="baseline with DSP blocks")
-        rep["baseline_dsp"] = {"area": r["area"], "ffs": r["ffs"],
-                               "dsps": r["synth"]["dsp"],
-                               "area_kind": "synthesis"}
-    fmax = rep["design"]["fmax_mhz"]
     n = cfg.N
-    qi, kvi = cfg.at(cfg.q_interval, n), cfg.at(cfg.kv_interval, n)
     rep["config"] = cfg.params()
-    rep["throughput"] = {
-        "window_keys": n, "q_interval": qi, "kv_interval": kvi,
-        "latency": cfg.at(cfg.latency, n),
-        "queries_per_s": None if fmax is None else round(fmax * 1e6 / qi),
-        "keys_per_s": None if fmax is None else round(fmax * 1e6 / kvi),
-    }
-    ceil = rep.get("fmax_ceiling_mhz")
+    rep["throughput"] = throughput(rep["design"], cfg.at(cfg.q_interval, n),
+                                   cfg.at(cfg.kv_interval, n), n, rep["area_unit"])
+    rep["throughput"]["latency"] = cfg.at(cfg.latency, n)
+    if baseline:
+        spec = baseline_spec(cfg)
+        bq, bkv = spec.query_interval(n), spec.key_interval
+        rep["baseline_throughput"] = throughput(rep["baseline"], bq, bkv, n, rep["area_unit"])
+    if baseline and target in DSP_TARGETS:
+        r = synthesize(base_v, base_top, dsp_variant(target), build_dir, place=place,
+                       cache_dir=cache_dir, progress=say, label="baseline with DSP blocks")
+        rep["baseline_dsp"] = {
+            "area": r["area"], "ffs": r["ffs"], "dsps": r["synth"]["dsp"],
+            "fmax_mhz": r["fmax_mhz"], "area_kind": r["area_kind"], "fits": r["fits"],
+            "area_reduction": (None if not r["area"] else
+                               round(1.0 - rep["design"]["area"] / r["area"], 6)),
+            "throughput": throughput(r, bq, bkv, n, rep["area_unit"])}
+    fmax, ceil = rep["design"]["fmax_mhz"], rep.get("fmax_ceiling_mhz")
     rep["fmax_fraction_of_ceiling"] = None if not (fmax and ceil) else round(fmax / ceil, 3)
     return rep
+
+
+def throughput(side, q_interval, kv_interval, n, unit):
+    """Throughput of one side of a report for windows of ``n`` keys: ``cycles_per_token``
+    = ``kv_interval + q_interval`` (a token is one key and one query of the window, as in
+    self-attention: the keys go in first, then the queries), and where the side has an
+    Fmax ``tokens_per_s`` = Fmax / cycles_per_token, ``queries_per_s``, ``keys_per_s`` and,
+    where ``area`` counts logic cells or LUTs, ``tokens_per_s_per_1k_cells`` = tokens/s per
+    1,000 of them."""
+    fmax = side.get("fmax_mhz")
+    cycles = kv_interval + q_interval
+    tps = None if fmax is None else round(fmax * 1e6 / cycles, 1)
+    per_cell = (None if tps is None or not side.get("area") or unit == "transistor"
+                else round(tps * 1000 / side["area"], 1))
+    return {"window_keys": n, "q_interval": q_interval, "kv_interval": kv_interval,
+            "cycles_per_token": cycles,
+            "queries_per_s": None if fmax is None else round(fmax * 1e6 / q_interval),
+            "keys_per_s": None if fmax is None else round(fmax * 1e6 / kv_interval),
+            "tokens_per_s": tps, "tokens_per_s_per_1k_cells": per_cell}
 
 
 def _fit_text(side, unit, target):
@@ -107,6 +137,10 @@ def _side_line(name, side, rep):
     placed_target = TARGETS[target].placed
     synth = side.get("synth") or {}
     parts = [amount(side["area"], unit), f"{side['ffs']:,} FFs"]
+    if side.get("memory_bits") is not None:
+        parts[0] += (f" = {amount(side['logic_transistors'], unit)} of logic + "
+                     f"{amount(side['memory_transistors'], unit)} of SRAM "
+                     f"({side['memory_bits']:,} bits)")
     if synth.get("bram") is not None and TARGETS[target].family != "gates":
         parts.append(f"{synth['bram']} BRAM")
     fit = _fit_text(side, unit, target) if placed_target else None
@@ -147,16 +181,22 @@ def format_report(rep):
     unit = rep["area_unit"]
     lines = [f"target {tgt.name}: {tgt.description}; area in {PLURAL.get(unit, unit)}"]
     if tgt.family == "gates":
-        lines.append("  memories are built from flip-flops on this target (no memory "
-                     "macros): its FF counts exceed the FPGA targets'")
+        lines.append("  memories as SRAM macros (6 transistors per bit plus their ports' "
+                     "decoders, sense amplifiers and drivers), the rest as gates and FFs")
     lines.append(_side_line("core", d, rep))
     if bl.get("area") is not None:
         lines.append(_side_line("baseline", bl, rep))
         lines.append(reduction_line(rep))
     if rep.get("baseline_dsp"):
         b = rep["baseline_dsp"]
-        lines.append(f"  baseline with DSP blocks: {amount(b['area'], rep['area_unit'])}, "
-                     f"{b['dsps']} DSPs")
+        red = b.get("area_reduction")
+        lines.append(f"  baseline with DSP blocks: {amount(b['area'], rep['area_unit'])} + "
+                     f"{b['dsps']} DSPs ({_kind_text(b, rep['target'])})"
+                     + ("" if red is None else
+                        f": area reduction {red:.1%} when the DSPs are free"))
+    if tgt.family != "gates" and bl.get("area") is not None:
+        lines.append("  (the headline reduction is the one on --target gates, where no "
+                     "block is free)")
     if d.get("critical_path"):
         c = d["critical_path"]
         lines.append(f"  critical path {c['from']} -> {c['to']}, {c['delay_ns']} ns "
@@ -165,11 +205,26 @@ def format_report(rep):
         lines.append(f"  Fmax ceiling of the fabric {rep['fmax_ceiling_mhz']} MHz"
                      + (f" (core at {rep['fmax_fraction_of_ceiling']:.0%})"
                         if rep.get("fmax_fraction_of_ceiling") else ""))
-    t = rep["throughput"]
-    if t.get("queries_per_s"):
-        lines.append(f"  {t['queries_per_s']:,} queries/s, {t['keys_per_s']:,} keys/s at "
-                     f"Fmax for windows of {t['window_keys']} keys")
+    sides = [("core", rep["throughput"])]
+    if rep.get("baseline_throughput"):
+        sides.append(("baseline", rep["baseline_throughput"]))
+    if (rep.get("baseline_dsp") or {}).get("throughput"):
+        sides.append(("baseline with DSPs", rep["baseline_dsp"]["throughput"]))
+    for name, t in sides:
+        lines.append(f"  {name}: {_throughput_text(t)}")
     return "\n".join(lines)
+
+
+def _throughput_text(t):
+    """``8,769 cycles per token (32 + 8,737); 3,718 tokens/s, 744.1 per 1,000 cells`` for
+    windows of N keys."""
+    text = (f"{t['cycles_per_token']:,} cycles per token ({t['kv_interval']:,} per key + "
+            f"{t['q_interval']:,} per query, {t['window_keys']} keys)")
+    if t.get("tokens_per_s"):
+        text += f"; {t['tokens_per_s']:,.0f} tokens/s at Fmax"
+        if t.get("tokens_per_s_per_1k_cells"):
+            text += f", {t['tokens_per_s_per_1k_cells']:,.1f} per 1,000 cells"
+    return text
 
 
 def run_synth(cfg, args):

@@ -11,10 +11,17 @@ ecp5-25k       ``synth_ecp5 -nowidelut -nodsp``;           TRELLIS_COMB used  TR
                nextpnr ``--25k CABGA256``
 xc7            ``synth_xilinx -flatten -noiopad -nodsp``   LUT1..LUT6 (+SRL,  FD*
                (no place and route)                        LUT-RAM sites)
-gates          ``synth -flatten``; every flip-flop made a   CMOS transistors   $_DFF_*
+gates          ``synth -flatten`` without                  CMOS transistors   $_DFF_*
+               ``memory_map``; every flip-flop made a      + SRAM macros
                plain DFF (``dfflegalize``); ``abc -g
                cmos2``
 =============  ==========================================  =================  ===========
+
+On ``gates`` a memory stays a memory (``$mem_v2``): it costs what an ASIC's SRAM macro of
+its words, width and ports would (:func:`memory_transistors`: 6 transistors per bit plus
+each port's access transistors, address decoder, sense amplifiers or write drivers), not
+flip-flops. The report lists ``memory_bits``, ``memory_transistors`` and
+``logic_transistors`` (gates and flip-flops); ``area`` is their sum.
 
 On the placed targets (iCE40, ECP5) the design is placed inside the registered harness of
 :mod:`.harness` and ``area`` = cells used by (harness + design) - cells used by (harness +
@@ -59,6 +66,7 @@ __all__ = [
     "TARGETS", "Target", "synthesize", "synth_report", "fmax_ceiling", "read_ports",
     "critical_path",
     "cell_counts", "classify_cells", "CMOS_TRANSISTORS", "SynthError", "amount", "PLURAL",
+    "SRAM_COSTS", "memory_transistors", "parse_memories", "MEMORY_CELL",
 ]
 
 log = logging.getLogger("hamattn.synth")
@@ -85,6 +93,115 @@ IGNORED_CELLS = ("$scopeinfo",)
 
 class SynthError(RuntimeError):
     """A flow that cannot give a result (a tool failed, the design does not fit, ...)."""
+
+
+#: the ``gates`` flow: yosys' ``synth`` with every step but ``memory_map`` (its ``fine``
+#: section written out), so memories stay ``$mem_v2`` cells (counted by
+#: :func:`memory_transistors`) and the rest becomes CMOS gates and plain flip-flops
+_GATES_SCRIPT = ("synth -flatten -top {top} -run :fine\n"
+                 "opt -fast -full\nopt -full\ntechmap\nopt -fast\nabc\nopt -fast\n"
+                 "dfflegalize -cell $_DFF_?_ 01 -cell $_DFF_???_ 01 -cell $_DLATCH_?_ x\n"
+                 "abc -g cmos2\nopt_clean")
+#: the yosys cell type of a memory kept whole
+MEMORY_CELL = "$mem_v2"
+
+#: what a ``gates`` report adds to each side: the SRAM bits and transistors beside the logic
+MEMORY_KEYS = ("memory_bits", "memory_transistors", "logic_transistors")
+
+#: transistors of an SRAM macro, per bit and per port (:func:`memory_transistors`)
+SRAM_COSTS = {
+    "cell": 6,              # per bit: the 6T cell, one read/write port
+    "extra_port": 2,        # per bit and port beyond the first: its access transistors
+    "decode_per_word_abit": 2,  # per port: per word an A-input NAND (2A) ...
+    "decode_per_word": 2,   # ... and its word-line driver (an inverter)
+    "decode_per_abit": 2,   # per port: an inverter per address bit (the complements)
+    "read_per_bit": 9,      # per read port and bit: precharge (3) and sense amplifier (6)
+    "read_register_per_bit": 16,   # per clocked read port and bit: the output flip-flop
+    "write_per_bit": 6,     # per write port and bit: the write driver with its enable
+}
+
+
+def memory_transistors(words, width, read_ports, write_ports, clocked_read_ports=None):
+    """Transistors of a ``words`` x ``width`` memory built as an ASIC's SRAM macro::
+
+        bits = words * width,  A = ceil(log2(words)),  ports = read_ports + write_ports
+        array   = 6 * bits + 2 * bits * (ports - 1)
+        decode  = ports * (words * (2*A + 2) + 2*A)
+        read    = read_ports * 9 * width + clocked_read_ports * 16 * width
+        write   = write_ports * 6 * width
+
+    (constants: :data:`SRAM_COSTS`). A 6T cell serves one port; each further port adds its
+    two access transistors to every bit (the 8T cell of a 1R1W SRAM). Every port decodes its
+    address: an inverter per address bit, per word an A-input NAND and a word-line driver.
+    A read port precharges and senses every bit; a clocked (synchronous) read port also
+    registers its output, at the cost of the gates flow's flip-flop (``$_DFF_P_``). A write
+    port drives every bit. ``clocked_read_ports`` defaults to ``read_ports``."""
+    c = SRAM_COSTS
+    if clocked_read_ports is None:
+        clocked_read_ports = read_ports
+    bits = words * width
+    ports = read_ports + write_ports
+    abits = max(0, (words - 1).bit_length())
+    array = c["cell"] * bits + c["extra_port"] * bits * max(0, ports - 1)
+    decode = ports * (words * (c["decode_per_word_abit"] * abits + c["decode_per_word"])
+                      + c["decode_per_abit"] * abits)
+    read = width * (read_ports * c["read_per_bit"]
+                    + clocked_read_ports * c["read_register_per_bit"])
+    write = width * write_ports * c["write_per_bit"]
+    return array + decode + read + write
+
+
+_DUMP_MODULE = re.compile(r"^module (\S+)$")
+_DUMP_CELL = re.compile(r"^\s*cell \$mem_v2 (\S+)$")
+_DUMP_PARAM = re.compile(r"^\s*parameter \\(\w+) (\S+)$")
+
+
+def _param_bits(value):
+    """An RTLIL constant (``12``, ``1'1``, ``3'101``) as (integer, its bit string)."""
+    if "'" in value:
+        bits = value.split("'", 1)[1]
+        return int(bits.replace("x", "0") or "0", 2), bits
+    return int(value), None
+
+
+_MEM_PARAMS = ("SIZE", "WIDTH", "RD_PORTS", "WR_PORTS", "RD_CLK_ENABLE")
+
+
+def parse_memories(dump_text):
+    """``{module: [memory, ...]}`` of yosys ``dump -m t:$mem_v2`` output; each memory a
+    dict ``{"name", "words", "width", "bits", "read_ports", "clocked_read_ports",
+    "write_ports", "transistors"}`` (:func:`memory_transistors`). Ports of a wide port
+    (``*_WIDE_CONTINUATION``) count once per ``width`` bits, as separate ports."""
+    mods, module, cell, params = {}, None, None, {}
+
+    def flush():
+        if cell is None:
+            return
+        words, width = params["SIZE"][0], params["WIDTH"][0]
+        rd, wr = params["RD_PORTS"][0], params["WR_PORTS"][0]
+        clk_bits = params.get("RD_CLK_ENABLE", (0, ""))[1] or ""
+        clocked = clk_bits.count("1") if rd else 0
+        mods.setdefault(module, []).append({
+            "name": _unescape(cell), "words": words, "width": width, "bits": words * width,
+            "read_ports": rd, "clocked_read_ports": clocked, "write_ports": wr,
+            "transistors": memory_transistors(words, width, rd, wr, clocked)})
+
+    for line in dump_text.splitlines():
+        m = _DUMP_MODULE.match(line)
+        if m:
+            flush()
+            module, cell, params = _unescape(m.group(1)), None, {}
+            continue
+        m = _DUMP_CELL.match(line)
+        if m:
+            flush()
+            cell, params = m.group(1), {}
+            continue
+        m = _DUMP_PARAM.match(line)
+        if m and cell is not None and m.group(1) in _MEM_PARAMS:
+            params[m.group(1)] = _param_bits(m.group(2))
+    flush()
+    return mods
 
 
 @dataclass(frozen=True)
@@ -119,10 +236,8 @@ TARGETS = {
                        ("--85k", "--package", "CABGA381"), "LFE5U-85F"),
     "xc7": Target("xc7", "xc7", "synth_xilinx -flatten -noiopad -nodsp -top {top}", (),
                   "LUT", 6, "Xilinx 7-series, synthesis only"),
-    "gates": Target("gates", "gates", "synth -flatten -top {top}\n"
-                    "dfflegalize -cell $_DFF_?_ 01 -cell $_DFF_???_ 01 -cell $_DLATCH_?_ x\n"
-                    "abc -g cmos2\nopt_clean", (), "transistor", 2,
-                    "generic CMOS gates (NAND/NOR/NOT), synthesis only"),
+    "gates": Target("gates", "gates", _GATES_SCRIPT, (), "transistor", 2,
+                    "generic CMOS gates (NAND/NOR/NOT) and SRAM macros, synthesis only"),
 }
 
 #: plural of an area unit in a sentence ("486,922 transistors", "1,204 LUTs")
@@ -171,10 +286,15 @@ def _unescape(name):
     return name[1:] if name.startswith("\\") else name
 
 
-def classify_cells(cells, target):
+def classify_cells(cells, target, memories=None):
     """Summary counts of a cells-by-type dict for ``target``: ``area`` (the synthesis-level
     area in the target's unit; for placed targets an estimate before packing), ``ffs``,
-    ``luts``, ``carry``, ``bram``, ``dsp``, and ``unknown`` cell types (gates only)."""
+    ``luts``, ``carry``, ``bram``, ``dsp``, and ``unknown`` cell types (gates only).
+
+    On ``gates``, ``memories`` (the module's memories, :func:`parse_memories`) cost each
+    ``$mem_v2`` cell as an SRAM macro; the summary adds ``memory_bits``,
+    ``memory_transistors``, ``logic_transistors`` (``area`` = the sum of the two) and
+    ``memories``. A ``$mem_v2`` cell without its memory's description is ``unknown``."""
     fam = _target(target).family
     get = cells.get
     out = {"luts": 0, "ffs": 0, "carry": 0, "bram": 0, "dsp": 0}
@@ -207,7 +327,10 @@ def classify_cells(cells, target):
         out["area"] = out["luts"] + out["lut_sites_other"]
     elif fam == "gates":
         total, unknown, estimated = 0, {}, {}
+        memories = list(memories or ())
         for t, n in cells.items():
+            if t == MEMORY_CELL and n == len(memories):
+                continue
             if t in CMOS_TRANSISTORS:
                 total += CMOS_TRANSISTORS[t] * n
             else:
@@ -220,8 +343,15 @@ def classify_cells(cells, target):
                     unknown[t] = n
         out["ffs"] = sum(n for t, n in cells.items() if t.startswith(("$_DFF", "$_DLATCH")))
         out["luts"] = None
-        out["gates"] = sum(n for t, n in cells.items() if not t.startswith(("$_DFF", "$_DLATCH")))
-        out["area"] = total
+        out["gates"] = sum(n for t, n in cells.items()
+                           if t != MEMORY_CELL and not t.startswith(("$_DFF", "$_DLATCH")))
+        if cells.get(MEMORY_CELL, 0) != len(memories):
+            memories = []
+        out["memories"] = memories
+        out["memory_bits"] = sum(mem["bits"] for mem in memories)
+        out["memory_transistors"] = sum(mem["transistors"] for mem in memories)
+        out["logic_transistors"] = total
+        out["area"] = total + out["memory_transistors"]
         if estimated:
             out["estimated_cost_cells"] = estimated
         if unknown:
@@ -328,6 +458,8 @@ def _synth_only_job(sources, top, tgt, build_dir, cache_dir, timeout, keep_hiera
     if keep_hierarchy:
         synth = _no_flatten(synth, tgt)
     script_tail = f"hierarchy -check -top {top}\n{synth}\ntee -q -o stat.json stat -json\n"
+    if tgt.family == "gates":
+        script_tail += f"tee -q -o memories.txt dump -m t:{MEMORY_CELL}\n"
     key = cache_key(job="synth", sources=sources, script=script_tail, top=top,
                     target=tgt.name, versions=package_versions())
     hit = cache_load(cache_dir, key)
@@ -345,6 +477,8 @@ def _synth_only_job(sources, top, tgt, build_dir, cache_dir, timeout, keep_hiera
         "noabc9_fallback": noabc9,
         "cells": cell_counts(stat),
         "modules": {_unescape(m): cell_counts(stat, m) for m in stat["modules"]},
+        "memories": (parse_memories((job / "memories.txt").read_text())
+                     if tgt.family == "gates" else {}),
         "seconds": round(res.seconds, 2),
         "build_dir": str(job),
         "tool_versions": tool_versions(),
@@ -353,6 +487,12 @@ def _synth_only_job(sources, top, tgt, build_dir, cache_dir, timeout, keep_hiera
     cache_store(cache_dir, key, result)
     result["cached"] = False
     return result
+
+
+def _all_memories(job):
+    """Every memory of a synthesis job's design (all modules), as :func:`classify_cells`
+    takes them for the design's whole cell count."""
+    return [mem for mems in job.get("memories", {}).values() for mem in mems]
 
 
 def _no_flatten(synth, tgt):
@@ -496,11 +636,12 @@ def synthesize(verilog_path, top, target, build_dir, *, place=True, cache_dir=No
     sources = _read_sources(verilog_path)
     if not (tgt.placed and place):
         r = _synth_only_job(sources, top, tgt, build_dir, cache, timeout, say=say)
-        summary = classify_cells(r["cells"], tgt)
+        summary = classify_cells(r["cells"], tgt, _all_memories(r))
         _check_gates(summary, tgt)
         return {
             "target": tgt.name, "top": top, "area_unit": tgt.area_unit,
             "area": summary["area"], "ffs": summary["ffs"], "fmax_mhz": None,
+            **{k: summary.get(k) for k in MEMORY_KEYS},
             "area_kind": "synthesis" if not tgt.placed else "synthesis-estimate",
             "fits": None,
             "cells": r["cells"], "synth": summary, "placed": None,
@@ -600,7 +741,8 @@ def fmax_ceiling(target, build_dir, *, cache_dir=None, seed=1, freq_mhz=100.0,
     return r["fmax_mhz"]
 
 
-_NULL_SIDE = {"area": None, "ffs": None, "fmax_mhz": None, "critical_path": None}
+_NULL_SIDE = {"area": None, "ffs": None, "fmax_mhz": None, "critical_path": None,
+              **dict.fromkeys(MEMORY_KEYS)}
 
 
 def synth_report(design_verilog, design_top, baseline_verilog, baseline_top, target,
@@ -648,5 +790,6 @@ def synth_report(design_verilog, design_top, baseline_verilog, baseline_top, tar
 
 def _side(r):
     keys = ("area", "ffs", "fmax_mhz", "critical_path", "top", "area_kind", "fits",
+            *MEMORY_KEYS,
             "fmax_device", "synth", "cells", "placed", "build_dir", "cached")
     return {k: r.get(k) for k in keys}

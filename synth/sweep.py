@@ -24,7 +24,7 @@ import time
 
 from .. import process
 from ..config import FLAGS, MODE_PARAMS, PARAMS, ConfigError, CoreConfig, unused_reason
-from .flows import amount
+from .flows import MEMORY_KEYS, amount
 
 __all__ = ["parse_grid", "grid_configs", "run_sweep", "ROW_FIELDS", "run_cli"]
 
@@ -37,6 +37,12 @@ ROW_FIELDS = ["mode", "d", "w", "b", "N", "k", "g", "smax", "lanes", "rows", "we
               "baseline_area", "baseline_ffs", "baseline_fmax_mhz", "baseline_dsp_area",
               "baseline_dsps", "area_reduction", "fmax_ceiling_mhz", "fmax_fraction",
               "latency", "q_interval", "kv_interval", "queries_per_s", "keys_per_s",
+              "memory_bits", "memory_transistors", "logic_transistors",
+              "baseline_memory_bits", "baseline_memory_transistors",
+              "baseline_logic_transistors", "baseline_q_interval", "baseline_kv_interval",
+              "baseline_dsp_fmax_mhz", "area_reduction_dsp", "tokens_per_s",
+              "tokens_per_s_per_1k_cells", "baseline_tokens_per_s",
+              "baseline_tokens_per_s_per_1k_cells", "baseline_dsp_tokens_per_s",
               "seconds", "error"]
 
 
@@ -87,7 +93,7 @@ def grid_configs(base, grid):
 
 def _flatten(rep, seconds):
     d, bl = rep["design"], rep["baseline"]
-    t = rep["throughput"]
+    t, bt = rep["throughput"], rep.get("baseline_throughput") or {}
     dsp = rep.get("baseline_dsp") or {}
     row = dict(rep["config"])
     row.update({
@@ -100,8 +106,18 @@ def _flatten(rep, seconds):
         "fmax_fraction": rep.get("fmax_fraction_of_ceiling"), "latency": t["latency"],
         "q_interval": t["q_interval"], "kv_interval": t["kv_interval"],
         "queries_per_s": t["queries_per_s"], "keys_per_s": t["keys_per_s"],
+        "tokens_per_s": t.get("tokens_per_s"),
+        "tokens_per_s_per_1k_cells": t.get("tokens_per_s_per_1k_cells"),
+        "baseline_q_interval": bt.get("q_interval"), "baseline_kv_interval":
+        bt.get("kv_interval"), "baseline_tokens_per_s": bt.get("tokens_per_s"),
+        "baseline_tokens_per_s_per_1k_cells": bt.get("tokens_per_s_per_1k_cells"),
+        "baseline_dsp_fmax_mhz": dsp.get("fmax_mhz"),
+        "area_reduction_dsp": dsp.get("area_reduction"),
+        "baseline_dsp_tokens_per_s": (dsp.get("throughput") or {}).get("tokens_per_s"),
         "seconds": round(seconds, 1), "error": None,
     })
+    for key in MEMORY_KEYS:
+        row[key], row[f"baseline_{key}"] = d.get(key), bl.get(key)
     return row
 
 

@@ -9,10 +9,10 @@ by absolute name (``from hamattn.verif.corners import SWEEP``; pytest runs with
 
 * :data:`CORNER`, :data:`CORNER_W16`, :data:`SWEEP` (:func:`corner_id` names them): the
   whole-core cocotb corners (``verif/test_cocotb.py``; ``make sweep`` runs :data:`SWEEP`).
-* :data:`VALUE_PATH_CORNERS`, :data:`VALUE_PATH_ROW_CORNERS`, :data:`HEAP_CORNERS`: the
-  value-path blocks (``verif/test_value_paths.py``).
-* :data:`CORE_CORNERS`, :data:`CORE_ROW_CORNERS`: the core in the Amaranth simulator
-  (``verif/test_core.py``).
+* :data:`VALUE_PATH_CORNERS`, :data:`VALUE_PATH_KEY_CORNERS`, :data:`VALUE_PATH_ROW_CORNERS`,
+  :data:`HEAP_CORNERS`: the value-path blocks (``verif/test_value_paths.py``).
+* :data:`CORE_CORNERS`, :data:`CORE_KEY_CORNERS`, :data:`CORE_ROW_CORNERS`: the core in the
+  Amaranth simulator (``verif/test_core.py``).
 * :data:`BASELINE_CORNERS`, :data:`BASELINE_SIM_CORNERS`: the baselines' golden models and
   RTL (``verif/test_baselines.py``).
 
@@ -20,7 +20,8 @@ This module imports nothing (the same-Verilog check runs without the package's c
 """
 
 __all__ = ["MODES", "CORNER", "CORNER_W16", "SWEEP", "corner_id", "VALUE_PATH_CORNERS",
-           "VALUE_PATH_ROW_CORNERS", "HEAP_CORNERS", "CORE_CORNERS", "CORE_ROW_CORNERS",
+           "VALUE_PATH_KEY_CORNERS", "VALUE_PATH_ROW_CORNERS", "HEAP_CORNERS", "CORE_CORNERS",
+           "CORE_KEY_CORNERS", "CORE_ROW_CORNERS",
            "BASELINE_CORNERS", "BASELINE_SIM_CORNERS"]
 
 #: the value-path modes, in the order the tests cross them with a corner
@@ -34,10 +35,11 @@ CORNER_W16 = dict(d=3, w=16, b=65, N=5, mode="hsoftmax")
 
 
 def corner_id(p):
-    """The test id of a whole-core corner: ``b65-d16-w8-N5-linear-P5``."""
+    """The test id of a whole-core corner: ``b65-d16-w8-N5-linear-P5``, ``...-P4-M2``."""
     s = f"b{p['b']}-d{p['d']}-w{p['w']}-N{p['N']}-{p['mode']}"
     s += f"-k{p['k']}" if p["mode"] == "topk" else ""
-    return s + (f"-P{p['lanes']}" if "lanes" in p else "")
+    s += f"-P{p['lanes']}" if "lanes" in p else ""
+    return s + (f"-M{p['keys_per_cycle']}" if "keys_per_cycle" in p else "")
 
 
 #: every named corner value at least once: b in {1, 7, 65, 130}, d in {1, 3, 16},
@@ -65,6 +67,13 @@ SWEEP = [
     dict(b=16, d=16, w=8, N=64, mode="topk", k=8, lanes=4),
     dict(b=7, d=3, w=16, N=5, mode="hsoftmax", k=5, lanes=2),
     dict(b=1, d=3, w=2, N=1, mode="topk", k=1, lanes=1),
+    # M keys per cycle (issue 16): M = 2, M dividing neither N nor most n, M = N; folded
+    dict(b=16, d=16, w=8, N=64, mode="topk", k=8, lanes=4, keys_per_cycle=2),
+    dict(b=65, d=3, w=16, N=5, mode="topk", k=5, keys_per_cycle=5),
+    dict(b=1, d=3, w=2, N=9, mode="topk", k=2, lanes=2, keys_per_cycle=4),
+    dict(b=7, d=16, w=8, N=64, mode="hsoftmax", k=8, lanes=5, keys_per_cycle=7),
+    dict(b=130, d=3, w=8, N=10, mode="hsoftmax", k=1, lanes=1, keys_per_cycle=10),
+    dict(b=16, d=4, w=16, N=12, mode="hsoftmax", k=4, keys_per_cycle=2),
 ]
 
 # ------------------------------------------------------------------------ value paths
@@ -84,6 +93,15 @@ VALUE_PATH_CORNERS = {
     "b7_d16_w8_N20_P4": dict(b=7, d=16, w=8, N=20, k=8, lanes=4),
     "b16_d16_w8_N9_P5": dict(b=16, d=16, w=8, N=9, k=9, lanes=5),
     "b3_d5_w2_N3_P1": dict(b=3, d=5, w=2, N=3, k=1, lanes=1),
+}
+# M keys per cycle (--keys-per-cycle, topk and hsoftmax; issue 16): M = 2, an M that divides
+# neither N nor most n, M = N; unfolded and folded (P = 1, a divisor, a non-divisor of d)
+VALUE_PATH_KEY_CORNERS = {
+    "b7_d3_w8_N5_k2_M2": dict(b=7, d=3, w=8, N=5, k=2, keys_per_cycle=2),
+    "b16_d16_w8_N9_k4_P5_M4": dict(b=16, d=16, w=8, N=9, k=4, lanes=5, keys_per_cycle=4),
+    "b65_d4_w16_N7_k3_P2_M3": dict(b=65, d=4, w=16, N=7, k=3, lanes=2, keys_per_cycle=3),
+    "b7_d3_w8_N5_kN_P2_MN": dict(b=7, d=3, w=8, N=5, k=5, lanes=2, keys_per_cycle=5),
+    "b3_d5_w2_N6_k1_P1_MN": dict(b=3, d=5, w=2, N=6, k=1, lanes=1, keys_per_cycle=6),
 }
 # the linear path folding its rows too (--rows): a divisor of b, a non-divisor, one row
 VALUE_PATH_ROW_CORNERS = {
@@ -109,6 +127,13 @@ CORE_CORNERS = {
     "b7_d3_w8_N5_k1_P1": dict(b=7, d=3, w=8, N=5, k=1, lanes=1),
     "b16_d4_w8_N16_P2": dict(b=16, d=4, w=8, N=16, k=4, lanes=2),
     "b65_d5_w16_N5_P2": dict(b=65, d=5, w=16, N=5, k=5, lanes=2),
+}
+# M keys per cycle (topk, hsoftmax): M = 2, M = 4 dividing neither N = 11 nor most n with
+# P = 3 (a non-divisor of d), M = N with P = 1
+CORE_KEY_CORNERS = {
+    "b7_d3_w8_N5_k2_M2": dict(b=7, d=3, w=8, N=5, k=2, keys_per_cycle=2),
+    "b16_d4_w8_N11_k4_P3_M4": dict(b=16, d=4, w=8, N=11, k=4, lanes=3, keys_per_cycle=4),
+    "b7_d3_w8_N5_kN_P1_MN": dict(b=7, d=3, w=8, N=5, k=5, lanes=1, keys_per_cycle=5),
 }
 # linear folding its rows too (--rows): a divisor and a non-divisor of b
 CORE_ROW_CORNERS = {

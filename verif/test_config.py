@@ -20,7 +20,7 @@ from hamattn.rtl.linear import state_widths
 FLAG = {"d": "--head-dim", "w": "--width", "b": "--code-bits", "N": "--seq-len",
         "mode": "--mode", "k": "--topk", "g": "--temperature", "smax": "--max-shift",
         "lanes": "--lanes", "rows": "--rows", "weights": "--weights", "seed": "--seed",
-        "popcount": "--popcount", "adders": "--adders"}
+        "popcount": "--popcount", "adders": "--adders", "keys_per_cycle": "--keys-per-cycle"}
 
 
 def refused(exc=ConfigError, **kw):
@@ -109,6 +109,13 @@ REFUSED = [
      "b = 16 in mode topk: only the linear value path folds the rows of its state"),
     ("rows_parallel", dict(rows=4), "rows", "4",
      "b = 16 when fully parallel (lanes = d = 16): folding the rows needs --lanes below d"),
+    ("M0", dict(keys_per_cycle=0, mode="topk"), "keys_per_cycle", "0", _int_range(1, 64)),
+    ("M_N_plus_1", dict(keys_per_cycle=9, N=8, mode="hsoftmax"), "keys_per_cycle", "9",
+     _int_range(1, 8)),
+    ("M_float", dict(keys_per_cycle=2.0, mode="topk"), "keys_per_cycle", "2.0",
+     _int_range(1, 64)),
+    ("M_linear", dict(keys_per_cycle=2), "keys_per_cycle", "2",
+     "1 in mode linear: only the topk and hsoftmax value paths scan stored keys"),
     ("seed_neg", dict(seed=-1), "seed", "-1", _int_range(0, 2**63 - 1)),
     ("seed_big", dict(seed=2**63), "seed", str(2**63), _int_range(0, 2**63 - 1)),
     ("weights_unknown", dict(weights="gaussian"), "weights", "'gaussian'",

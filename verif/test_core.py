@@ -8,16 +8,19 @@ from hamattn import CoreConfig
 from hamattn.rtl import Timing
 from hamattn.verif.amaranth_driver import simulate
 from hamattn.verif.corners import CORE_CORNERS as CORNERS
+from hamattn.verif.corners import CORE_KEY_CORNERS as KEY_CORNERS
 from hamattn.verif.corners import CORE_ROW_CORNERS as ROW_CORNERS
 from hamattn.verif.corners import MODES
 from hamattn.verif.scenario import (check_beats, check_kv_interval, check_q_interval,
                                     check_timing, random_windows)
 
-CASES = [(c, m) for c in CORNERS for m in MODES] + [(c, "linear") for c in ROW_CORNERS]
+CASES = [(c, m) for c in CORNERS for m in MODES] + [(c, "linear") for c in ROW_CORNERS] + \
+    [(c, m) for c in KEY_CORNERS for m in MODES[1:]]
 
 
 def make(corner, mode, adders="sum"):
-    cfg = CoreConfig.create(mode=mode, adders=adders, **{**CORNERS, **ROW_CORNERS}[corner])
+    cfg = CoreConfig.create(mode=mode, adders=adders,
+                            **{**CORNERS, **ROW_CORNERS, **KEY_CORNERS}[corner])
     seed = sum(map(ord, corner + mode))
     return cfg, seed, np.random.default_rng(seed)
 
@@ -129,15 +132,22 @@ def test_core_timing_is_the_sum_of_its_blocks(corner, mode):
     plan = cfg.plan
     total = plan.hash.latency + plan.value.latency + plan.divider.latency
     assert plan.latency == total and cfg.latency == total.to_manifest()
-    assert plan.latency.per_key == (0 if mode == "linear" else
-                                    cfg.groups + (mode == "topk"))
+    # per word of M codes: 2 passes (topk) or G cycles (hsoftmax); G per kept key (topk)
+    per_word = {"linear": 0, "topk": 2, "hsoftmax": cfg.groups}[mode]
+    M = cfg.keys_per_cycle
+    assert (plan.latency.per_key, plan.latency.per_block) == \
+        ((per_word, 0) if M == 1 else (0, per_word))
+    assert plan.latency.per_kept == (cfg.groups if mode == "topk" else 0)
+    assert plan.latency.block == (M if M > 1 and mode != "linear" else 1)
     qi = plan.q_interval
     assert qi.fixed == max(plan.value.interval.fixed, plan.divider.interval.fixed,
                            plan.hash.interval.fixed)
-    assert qi.per_key == plan.value.interval.per_key and cfg.q_interval == qi.to_manifest()
+    v = plan.value.interval
+    assert (qi.per_key, qi.per_block, qi.block, qi.per_kept) == \
+        (v.per_key, v.per_block, v.block, v.per_kept) and cfg.q_interval == qi.to_manifest()
     assert cfg.kv_interval == plan.kv_interval.to_manifest()
-    for n in (1, cfg.N):
-        assert plan.latency.at(n) // qi.at(n) < plan.out_credits
+    for n in range(1, cfg.N + 1):
+        assert plan.latency.at(n, cfg.k) // qi.at(n, cfg.k) < plan.out_credits
     dv = plan.divider
     assert dv.latency == Timing(cfg.w + 2 + (0 if dv.grouped else (cfg.groups - 1) * dv.steps))
     assert dv.interval == Timing(cfg.groups * dv.steps) and qi.fixed >= dv.interval.fixed

@@ -39,6 +39,24 @@ def small(mode, **kw):
     return CoreConfig.create(mode=mode, **{**dict(d=3, w=8, b=7, N=5, k=2), **kw})
 
 
+@pytest.mark.parametrize("mode", ["topk", "hsoftmax"])
+def test_manifest_timing_of_M_keys_per_cycle(mode, tmp_path):
+    """SPEC §5 with M = 3 keys per cycle: the per-word terms are per_block with block 3
+    (topk 2 passes, hsoftmax G cycles per word), topk adds G per kept key; evaluated as
+    A + D·ceil(n/M) + E·min(k, n)."""
+    cfg = small(mode, lanes=2, keys_per_cycle=3)
+    man = json.loads(pathlib.Path(generate(cfg, tmp_path)[1]).read_text())
+    G = cfg.groups
+    assert man["keys_per_cycle"] == 3 and man["parameters"]["keys_per_cycle"] == 3
+    lat = man["latency"]
+    assert (lat["per_key"], lat["per_block"], lat["block"]) == \
+        (0, 2 if mode == "topk" else G, 3)
+    assert lat.get("per_kept", 0) == (G if mode == "topk" else 0)
+    assert cfg.at(lat, 5) == lat["fixed"] + lat["per_block"] * 2 + lat.get("per_kept", 0) * 2
+    assert man["q_interval"]["per_block"] == lat["per_block"]
+    assert man["kv_interval"] == {"fixed": G, "per_key": 0}
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_same_config_same_bytes(mode, tmp_path):
     cfg = small(mode)
@@ -58,8 +76,8 @@ def test_manifest_holds_the_contract(mode, tmp_path):
     man = json.loads(pathlib.Path(jpath).read_text())
     text = pathlib.Path(vpath).read_text()
     assert man["verilog_sha256"] == hashlib.sha256(text.encode()).hexdigest()
-    used = {"linear": ("rows",), "topk": ("k", "popcount"),
-            "hsoftmax": ("g", "smax", "popcount")}[mode]
+    used = {"linear": ("rows",), "topk": ("k", "popcount", "keys_per_cycle"),
+            "hsoftmax": ("g", "smax", "popcount", "keys_per_cycle")}[mode]
     for p in ("d", "w", "b", "N", "mode", "lanes", "weights", "seed", "adders") + used:
         assert man[p] == getattr(cfg, p)
     assert man["W"] == [list(r) for r in cfg.W] and man["theta"] == list(cfg.theta)
@@ -67,7 +85,9 @@ def test_manifest_holds_the_contract(mode, tmp_path):
     if mode == "hsoftmax":
         assert man["shifts"] == list(cfg.shifts)
     for key in ("latency", "q_interval", "kv_interval"):
-        assert set(man[key]) == {"fixed", "per_key"}
+        # SPEC §5: topk's value pass adds a term per kept key
+        extra = {"per_kept"} if mode == "topk" and key != "kv_interval" else set()
+        assert set(man[key]) == {"fixed", "per_key"} | extra
         assert man[key] == getattr(cfg, key)
     assert man["widths"]["num"] == cfg.num_width and man["widths"]["code"] == 70
     assert "amaranth" in man["tools"]

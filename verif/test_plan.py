@@ -2,7 +2,9 @@
 
 import pytest
 
-from hamattn.rtl.plan import Timing, csd_digits, signed_width, sum_widths, unsigned_width
+from hamattn.config import CoreConfig
+from hamattn.rtl.plan import (Timing, csd_digits, signed_width, sum_widths, timing_at,
+                              unsigned_width)
 
 
 def test_timing_adds_term_by_term():
@@ -28,6 +30,17 @@ def test_timing_manifest_object_has_only_its_terms():
         {"fixed": 1, "per_key": 0, "per_block": 3, "block": 8}
     assert Timing(1, per_kept=2).to_manifest() == {"fixed": 1, "per_key": 0, "per_kept": 2}
     assert list(Timing(4, 1).to_manifest()) == ["fixed", "per_key"]    # the manifest's order
+
+
+def test_manifest_timing_evaluated_by_one_function():
+    """timing_at (and CoreConfig.at, with the config's k) evaluates every SPEC §5 term."""
+    t = Timing(5, 1, per_block=3, block=4, per_kept=2)
+    for n in (1, 4, 5, 9):
+        assert timing_at(t.to_manifest(), n, 3) == t.at(n, 3) == \
+            5 + n + 3 * -(-n // 4) + 2 * min(3, n)
+    assert timing_at({"fixed": 7, "per_key": 2}, 3) == 13
+    cfg = CoreConfig.create(mode="topk", k=3, N=8)
+    assert cfg.at(t.to_manifest(), 9) == t.at(9, 3)
 
 
 def test_integer_helpers():

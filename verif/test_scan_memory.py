@@ -1,6 +1,7 @@
-"""The folded scan value path keeps its values in a real memory (issue 8): depth N·G,
-width P·w, read synchronously, so that Yosys maps it to block RAM; topk's distance
-histogram too."""
+"""The scan value path keeps codes and values in real memories (issues 8, 16), read
+synchronously, so that Yosys maps them to block RAM: codes ceil(N/M) words of M codes, values
+(hsoftmax) ceil(N/M)·G words of M keys' groups of P lanes or (topk, which reads only its kept
+keys) N·G words of one group."""
 
 import re
 
@@ -17,16 +18,17 @@ def _memories(cfg):
 
 
 @pytest.mark.parametrize("mode", ["topk", "hsoftmax"])
-@pytest.mark.parametrize("d, lanes", [(5, 2), (16, 4), (3, 1), (16, 16)])
-def test_values_memory_is_N_G_deep_and_P_w_wide(mode, d, lanes):
-    cfg = CoreConfig.create(d=d, b=9, w=6, N=7, k=3, lanes=lanes, mode=mode)
+@pytest.mark.parametrize("d, lanes, M", [(5, 2, 1), (16, 4, 1), (3, 1, 3), (16, 16, 2),
+                                         (5, 2, 7)])
+def test_memories_hold_M_keys_per_word(mode, d, lanes, M):
+    cfg = CoreConfig.create(d=d, b=9, w=6, N=7, k=3, lanes=lanes, mode=mode,
+                            keys_per_cycle=M)
     mems = _memories(cfg)
-    assert mems["values"] == (cfg.lanes * cfg.w, cfg.N * cfg.groups)
-    assert mems["codes"] == (cfg.b, cfg.N)
-    if mode == "topk" and cfg.folded:               # the distance histogram: b+1 counts
-        assert mems["hist"] == ((cfg.N).bit_length(), cfg.b + 1)
-    else:
-        assert "hist" not in mems
+    words = -(-cfg.N // M)
+    slots = M if mode == "hsoftmax" else 1
+    assert mems["values"] == (slots * cfg.lanes * cfg.w, -(-cfg.N // slots) * cfg.groups)
+    assert mems["codes"] == (M * cfg.b, words)
+    assert set(mems) == {"values", "codes"}
 
 
 def test_folded_values_memory_maps_to_ice40_block_ram(tmp_path):
@@ -37,7 +39,7 @@ def test_folded_values_memory_maps_to_ice40_block_ram(tmp_path):
     v.write_text(verilog.convert(cfg.plan.value.component(), name="scan_top", emit_src=False))
     r = flows.synthesize(v, "scan_top", "ice40-hx8k", tmp_path / "build", place=False,
                          cache_dir=tmp_path / "cache")
-    # values (2 blocks), codes (256 x 8: 1 block) and the histogram (9 x 9: 1 block) in
-    # block RAM, not in flip-flops
-    assert r["synth"]["bram"] == bits // 4096 + 2
+    # values (2 blocks) and codes (256 x 8: 1 block) in block RAM, not in flip-flops (the
+    # histogram: b counters)
+    assert r["synth"]["bram"] == bits // 4096 + 1
     assert r["synth"]["ffs"] < bits // 4

@@ -88,6 +88,82 @@ def test_classify_cells_per_target():
     assert (ecp5["area"], ecp5["ffs"]) == (9, 7)
 
 
+class _MemToy(wiring.Component):
+    """Only a memory: 20 words of 12 bits, one write port, one synchronous read port."""
+    waddr: In(5)
+    wdata: In(12)
+    we: In(1)
+    raddr: In(5)
+    rdata: Out(12)
+
+    def elaborate(self, platform):
+        from amaranth.lib import memory
+        m = Module()
+        m.submodules.mem = mem = memory.Memory(shape=12, depth=20, init=[])
+        w, r = mem.write_port(), mem.read_port(transparent_for=())
+        m.d.comb += [w.addr.eq(self.waddr), w.data.eq(self.wdata), w.en.eq(self.we),
+                     r.addr.eq(self.raddr), self.rdata.eq(r.data)]
+        return m
+
+
+def test_memory_transistors_formula():
+    """6 per bit, 2 per bit per further port, a decoder per port, sense/precharge and the
+    output register per read port, a driver per write port (documented constants)."""
+    words, width, abits = 20, 12, 5
+    bits = words * width
+    want = (6 * bits + 2 * bits                       # 1R1W: the 8T cell
+            + 2 * (words * (2 * abits + 2) + 2 * abits)   # two decoders
+            + width * (9 + 16)                        # one clocked read port
+            + width * 6)                              # one write port
+    assert flows.memory_transistors(words, width, 1, 1) == want == 2792
+    assert flows.memory_transistors(64, 128, 1, 1) == 71320     # docs/synthesis.md's example
+    # a ROM with an asynchronous read port: one port, no register
+    assert flows.memory_transistors(16, 4, 1, 0, 0) == 6 * 64 + 16 * 10 + 8 + 4 * 9
+    dump = ("module \\top\n  cell $mem_v2 \\m\n    parameter \\MEMID \"\\\\m\"\n"
+            "    parameter \\WIDTH 12\n    parameter \\SIZE 20\n"
+            "    parameter \\RD_PORTS 2\n    parameter \\RD_CLK_ENABLE 2'01\n"
+            "    parameter \\WR_PORTS 1\n    parameter \\INIT 240'0\n  end\nend\n")
+    (mem,) = flows.parse_memories(dump)["top"]
+    assert (mem["words"], mem["width"], mem["bits"], mem["read_ports"],
+            mem["clocked_read_ports"], mem["write_ports"]) == (20, 12, 240, 2, 1, 1)
+    assert mem["transistors"] == flows.memory_transistors(20, 12, 2, 1, 1)
+
+
+def test_gates_counts_a_memory_as_sram(tmp_path):
+    """A memory-only design costs exactly the SRAM formula on gates: no flip-flops, no
+    logic; its bits are reported beside the transistors."""
+    vpath = tmp_path / "memtoy.v"
+    vpath.write_text(verilog.convert(_MemToy(), name="memtoy", emit_src=False))
+    r = flows.synthesize(vpath, "memtoy", "gates", tmp_path / "build", cache_dir=False)
+    assert r["ffs"] == 0 and r["logic_transistors"] == 0
+    assert r["memory_bits"] == 240
+    assert r["area"] == r["memory_transistors"] == flows.memory_transistors(20, 12, 1, 1)
+    # on a target with memory mapping the same design is not costed as an SRAM
+    assert flows.classify_cells({"$mem_v2": 1}, "gates")["unknown"] == {"$mem_v2": 1}
+
+
+def test_core_memories_follow_N_on_gates(tmp_path):
+    """The topk core's key-code and value memories grow with N as the SRAM formula says:
+    N words of b and d·w bits; the bits and transistors of N = 8 minus N = 4."""
+    from hamattn.config import CoreConfig
+    from hamattn.synth.cli import synth_config
+    reps = {}
+    d, w, b = 1, 3, 2
+    for N in (4, 8):
+        cfg = CoreConfig.create(d=d, b=b, N=N, w=w, mode="topk", k=1)
+        reps[N] = synth_config(cfg, "gates", build_dir=tmp_path / "b", baseline=False,
+                               cache_dir=False)["design"]
+    assert reps[8]["memory_bits"] - reps[4]["memory_bits"] == 4 * (d * w + b)
+    want = sum(flows.memory_transistors(8, width, 1, 1)
+               - flows.memory_transistors(4, width, 1, 1) for width in (d * w, b))
+    assert reps[8]["memory_transistors"] - reps[4]["memory_transistors"] == want
+    assert want > 6 * 4 * (d * w + b)
+    for N, rep in reps.items():
+        assert rep["area"] == rep["memory_transistors"] + rep["logic_transistors"]
+        assert sorted(m["words"] for m in rep["synth"]["memories"]
+                      if "value_path" in m["name"]) == [N, N]
+
+
 def test_harness_verilog_covers_every_port():
     ports = [harness.Port("clk", "input", 1), harness.Port("a", "input", 5),
              harness.Port("rst", "input", 1), harness.Port("q", "output", 7)]
@@ -247,7 +323,8 @@ def test_synth_report_without_and_with_baseline(work):
                 "fmax_ceiling_mhz"):
         assert key in rep
     assert rep["baseline"] == {"area": None, "ffs": None, "fmax_mhz": None,
-                               "critical_path": None}
+                               "critical_path": None, "memory_bits": None,
+                               "memory_transistors": None, "logic_transistors": None}
     assert rep["area_reduction"] is None and rep["fmax_ceiling_mhz"] is None
     assert rep["design"]["area"] > 0 and rep["tool_versions"]["yosys"].startswith("Yosys")
     json.dumps(rep)                             # serialisable as it is

@@ -10,12 +10,14 @@ from hamattn.rtl import (FoldedLinearValuePath, FoldedScanValuePath, LinearValue
 from hamattn.verif.streams import run_stream
 from hamattn.verif.corners import HEAP_CORNERS, MODES
 from hamattn.verif.corners import VALUE_PATH_CORNERS as CORNERS
+from hamattn.verif.corners import VALUE_PATH_KEY_CORNERS as KEY_CORNERS
 from hamattn.verif.corners import VALUE_PATH_ROW_CORNERS as ROW_CORNERS
 from hamattn.verif.valuepath_cases import value_path_case
 
 PATTERNS = ["full_rate", "random_handshake"]
 CASES = [(p, c, m, "sum") for p in PATTERNS for c in CORNERS for m in MODES] + \
     [(p, c, "linear", "sum") for p in PATTERNS for c in ROW_CORNERS] + \
+    [(p, c, m, "sum") for p in PATTERNS for c in KEY_CORNERS for m in MODES[1:]] + \
     [("full_rate", c, "linear", a) for c in HEAP_CORNERS for a in ("lut6", "lut4")] + \
     [("random_handshake", c, "linear", "lut6") for c in HEAP_CORNERS[4:6]]
 
@@ -32,7 +34,8 @@ def component(cfg):
 @pytest.mark.parametrize("pattern, corner, mode, adders", CASES,
                          ids=["-".join(c) for c in CASES])
 def test_value_path_matches_golden(corner, mode, adders, pattern):
-    cfg = CoreConfig.create(mode=mode, adders=adders, **{**CORNERS, **ROW_CORNERS}[corner])
+    cfg = CoreConfig.create(mode=mode, adders=adders,
+                            **{**CORNERS, **ROW_CORNERS, **KEY_CORNERS}[corner])
     seed = sum(map(ord, corner + mode))
     wins = 2 if cfg.N == 64 else 3
     tokens, groups, expected, windows = value_path_case(cfg, seed, windows=wins,
@@ -79,10 +82,11 @@ def test_value_path_matches_golden(corner, mode, adders, pattern):
         q_in = [c for c, t in zip(run.in_cycles, tokens) if not t["key"]]
         ns = [len(win.keys) for win in windows for _ in win.queries]
         assert [o - i for i, o in zip(q_in, run.out_cycles)] == \
-            [dut.latency.at(n) for n in ns]
+            [dut.latency.at(n, cfg.k) for n in ns]
         firsts = {0} | set(np.cumsum([len(win.queries) for win in windows])[:-1].tolist())
         assert [b - a for i, (a, b) in enumerate(zip(q_in, q_in[1:])) if i + 1 not in firsts] \
-            == [dut.plan.interval.at(n) for i, n in enumerate(ns[1:]) if i + 1 not in firsts]
+            == [dut.plan.interval.at(n, cfg.k) for i, n in enumerate(ns[1:])
+                if i + 1 not in firsts]
         steps = zip(run.in_cycles, run.in_cycles[1:], tokens, tokens[1:])
         key_steps = {c1 - c0 for c0, c1, t0, t1 in steps if t0["key"] and t1["key"]}
         assert key_steps <= {dut.plan.key_interval.fixed}   # one key per G cycles

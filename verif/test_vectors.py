@@ -19,14 +19,15 @@ from hamattn.verif.simulate import (pch_make_vars, simulator_available, tool_env
                                     verilator_bin_dir)
 
 TOP = "hamattn_core"
-#: small configs: each mode, and one folded (--lanes < d, --rows < b)
+#: small configs: each mode (topk with M = 3 keys per cycle, dividing neither N nor most n;
+#: hsoftmax with M = 2), and one folded (--lanes < d, --rows < b)
 CONFIGS = {
     "linear": ["--mode", "linear", "--head-dim", "4", "--width", "6", "--code-bits", "8",
                "--seq-len", "4"],
     "topk": ["--mode", "topk", "--head-dim", "4", "--code-bits", "8", "--seq-len", "5",
-             "--topk", "2"],
+             "--topk", "2", "--keys-per-cycle", "3"],
     "hsoftmax": ["--mode", "hsoftmax", "--head-dim", "4", "--code-bits", "8", "--seq-len",
-                 "4"],
+                 "4", "--keys-per-cycle", "2"],
     "linear-folded": ["--mode", "linear", "--head-dim", "4", "--code-bits", "8", "--seq-len",
                       "4", "--lanes", "2", "--rows", "4"],
 }

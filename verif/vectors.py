@@ -37,7 +37,7 @@ from ..gen import DEFAULT_TOP, generate
 from .scenario import expected_beats, kv_stream, pack_vector, q_stream, random_windows
 from .simulate import config_flags
 
-__all__ = ["DEFAULT_WINDOWS", "vector_windows", "timing_at", "write_vectors", "run_cli",
+__all__ = ["DEFAULT_WINDOWS", "vector_windows", "write_vectors", "run_cli",
            "testbench_text"]
 
 DEFAULT_WINDOWS = 8
@@ -52,17 +52,6 @@ def check_windows(windows):
     if isinstance(windows, bool) or not isinstance(windows, int) or windows < 1:
         raise ConfigError("windows", windows, "an integer >= 1", "--windows")
     return windows
-
-
-def timing_at(timing, n, k):
-    """SPEC §5: a manifest timing object evaluated for a window of ``n`` used keys,
-    A + C·n + D·ceil(n/M) + E·min(k, n) (an absent term is 0)."""
-    value = timing["fixed"] + timing.get("per_key", 0) * n
-    if timing.get("per_block"):
-        value += timing["per_block"] * -(-n // timing["block"])
-    if timing.get("per_kept"):
-        value += timing["per_kept"] * min(k, n)
-    return value
 
 
 def vector_windows(cfg, rng, count):
@@ -105,7 +94,7 @@ def write_vectors(cfg, out_dir, top=DEFAULT_TOP, windows=DEFAULT_WINDOWS, seed=0
     q_words = [data | (last << dw) for data, last in q]
     out_words = [pack_vector(b.data, cfg.w) | (b.last << dw) | (b.user << dw + 1)
                  for b in beats]
-    lat = [timing_at(man["latency"], b.n_used, cfg.k) for b in beats]
+    lat = [cfg.at(man["latency"], b.n_used) for b in beats]
     paths = {name: os.path.join(out_dir, f"{top}_{name}.hex")
              for name in ("kv", "q", "out", "latency")}
     for name, words, bits in (("kv", kv_words, 2 * dw + 1), ("q", q_words, dw + 1),
@@ -114,7 +103,7 @@ def write_vectors(cfg, out_dir, top=DEFAULT_TOP, windows=DEFAULT_WINDOWS, seed=0
             f.write(_hex_lines(words, bits))
     n_kv0 = sum(w.n_keys for w in wins[:first])
     n_q0 = sum(len(w.queries) for w in wins[:first])
-    worst = max(timing_at(man[t], n, cfg.k) for t in ("latency", "q_interval", "kv_interval")
+    worst = max(cfg.at(man[t], n) for t in ("latency", "q_interval", "kv_interval")
                 for n in (1, cfg.N))
     p = [int(x) for x in rng.integers(P_RANGE[0], P_RANGE[1] + 1, 3)]
     lfsr = [int(x) for x in rng.integers(1, 2**32, 3)]
