@@ -188,12 +188,13 @@ class AttentionCore(wiring.Component):
         per = qi.at(plan.N, plan.k) - qi.fixed
         scan_len = Signal(range(per + 1)) if per else 0
         block_slot = Signal(range(qi.block)) if qi.per_block and qi.block > 1 else None
-        grow = qi.per_key
-        if qi.per_block:
-            grow = grow + Mux(block_slot == 0, qi.per_block, 0) if block_slot is not None \
-                else grow + qi.per_block
-        if qi.per_kept:
-            grow = grow + Mux(count < plan.k, qi.per_kept, 0)
+        opens = (block_slot == 0) if block_slot is not None else 1     # a block of M starts
+        kept = (count < plan.k) if qi.per_kept else 0                   # one of the first k
+
+        def grows(o, kp):            # (constants chosen by a mux: one adder on scan_len)
+            return qi.per_key + (qi.per_block if o else 0) + (qi.per_kept if kp else 0)
+        grow = qi.per_key if not (qi.per_block or qi.per_kept) else \
+            Mux(opens, Mux(kept, grows(1, 1), grows(1, 0)), Mux(kept, grows(0, 1), grows(0, 0)))
         # keys beyond the N-th are dropped at the pace of the used ones (kv_interval); a
         # linear path that folds its rows takes a vector per G·R cycles, and so does its
         # hash (R passes of T rows): dropped keys and the first query wait for kv_wait too
