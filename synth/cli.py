@@ -52,20 +52,21 @@ def _sources(cfg, build_dir, progress, baseline=True):
 
 
 def synth_config(cfg, target, *, build_dir="build/synth", baseline=True, place=True,
-                 cache_dir=None, progress=None):
+                 cache_dir=None, progress=None, seed=1):
     """The SPEC §6 report of ``cfg`` on ``target`` plus ``config``, ``throughput`` and
     ``baseline_throughput`` (:func:`throughput`, the baseline's from its own intervals),
     ``fmax_fraction_of_ceiling`` and, on ECP5 and 7-series, ``baseline_dsp``: the baseline
     synthesized (and on ECP5 placed) with its multipliers in DSP blocks, with its area
     (the DSPs not counted), ``dsps``, ``fmax_mhz``, ``area_reduction`` against it and its
-    ``throughput``."""
+    ``throughput``; ``seed`` is nextpnr's."""
     say = progress or (lambda msg: None)
     if target not in TARGETS:
         raise UserError(f"target {target!r} is not allowed: one of {', '.join(TARGETS)}")
     say(f"generate the core{' and its baseline' if baseline else ''}")
     core_v, base_v, base_top = _sources(cfg, build_dir, say, baseline)
     rep = synth_report(core_v, "hamattn_core", base_v if baseline else None, base_top,
-                       target, build_dir, place=place, cache_dir=cache_dir, progress=say)
+                       target, build_dir, place=place, cache_dir=cache_dir, progress=say,
+                       seed=seed)
     n = cfg.N
     rep["config"] = cfg.params()
     rep["throughput"] = throughput(rep["design"], cfg.at(cfg.q_interval, n),
