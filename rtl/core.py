@@ -181,7 +181,10 @@ class AttentionCore(wiring.Component):
         # beside the counter from the value the counter takes, so that no ready or enable
         # decodes a counter (the flag is the compare of the counter's next value)
         wait_done = Signal(init=1)               # wait == 0
-        m.d.sync += [wait.eq(Mux(wait == 0, 0, wait - 1)), wait_done.eq(wait <= 1)]
+        # (wait_done from the next value, not `wait <= 1`: that compare is constant where wait
+        # has one bit, which Verilator's -Wall reports as CMPCONST)
+        wait_next = Mux(wait == 0, 0, wait - 1)
+        m.d.sync += [wait.eq(wait_next), wait_done.eq(wait_next == 0)]
         # q_interval's parts that grow with the keys so far (C·n + D·ceil(n/M) + E·min(k, n)),
         # kept as a running sum (no multiply): C per key, D per key that opens a block of M,
         # E per key among the first k
@@ -208,8 +211,8 @@ class AttentionCore(wiring.Component):
         kv_wait = Signal(range(KV), init=kv_init) if KV > 1 else None
         kv_free = Signal(init=kv_init == 0) if KV > 1 else 1        # kv_wait == 0
         if KV > 1:
-            m.d.sync += [kv_wait.eq(Mux(kv_wait == 0, 0, kv_wait - 1)),
-                         kv_free.eq(kv_wait <= 1)]
+            kv_next = Mux(kv_wait == 0, 0, kv_wait - 1)
+            m.d.sync += [kv_wait.eq(kv_next), kv_free.eq(kv_next == 0)]
 
         # ---- output credits: a query enters only if its output has a place in the queue
         F = plan.out_credits

@@ -16,7 +16,8 @@ import pathlib
 import sys
 
 from ..errors import UserError
-from ..gen.verilog import generate, generate_baseline, sha256, verilog_text
+from ..gen.verilog import (baseline_verilog_text, generate, generate_baseline, sha256,
+                           verilog_text)
 from ..golden.baselines import baseline_spec
 from ..rtl.baselines import DEFAULT_BASELINE_TOP
 from .flows import PLURAL, TARGETS, amount, synth_report, synthesize
