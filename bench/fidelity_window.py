@@ -12,7 +12,7 @@ writes two files into the output folder:
   the first evaluation window, with ``layer``, ``head``, ``b``, ``smax`` and the mean cosine
   of the golden model's hsoftmax output against exact softmax attention on it (``cosine``).
 
-``verif/test_cocotb.py::test_real_minilm_window`` runs that window through the generated
+``tests/test_cocotb.py::test_real_minilm_window`` runs that window through the generated
 Verilog (cocotb, Verilator) and compares every output beat with the golden model, bit for
 bit, so that one real window of the fidelity numbers is checked on the RTL in ``make test``
 without the optional extra. The files in ``verif/data`` were written before the protocol
@@ -32,6 +32,10 @@ from pathlib import Path
 import numpy as np
 
 from . import fidelity as F
+from ..config import CoreConfig
+from ..fit import save_weights
+from ..golden import run
+from .minilm import MissingExtra, load
 
 OUT = F.HERE.parent / "verif" / "data"
 
@@ -39,10 +43,6 @@ OUT = F.HERE.parent / "verif" / "data"
 def export(layer, head, b, method, out_dir, cache=F.CACHE):
     """Fit (layer, head) at ``b`` with ``method`` and write the two files; returns their
     paths and the window's cosine."""
-    from hamattn.bench.minilm import load
-    from hamattn.config import CoreConfig
-    from hamattn.golden import run
-    from hamattn.golden.fit import save_weights
 
     s = F.FIT_SETTINGS
     model = load()
@@ -89,7 +89,6 @@ def main(argv=None):
         F.method_bits(args.method)
     except ValueError as e:
         ap.error(str(e))
-    from hamattn.bench.minilm import MissingExtra
     try:
         wpath, dpath, cos = export(args.layer, args.head, args.bits, args.method, args.output)
     except MissingExtra as e:

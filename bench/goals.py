@@ -61,6 +61,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import CoreConfig
+from ..errors import UserError
+from ..synth.board import build_board
 from ..synth.nextpnr import utilisation_table
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -340,8 +342,6 @@ def _packed_utilization(tim_path):
 
 
 def build_candidate(goal, board_name, cfg, path, say):
-    from ..errors import UserError
-    from ..synth.board import build_board
     t0 = time.monotonic()
     commit = _commit()                         # the code the build starts from
     build_dir = Path("build") / "goals" / path.stem

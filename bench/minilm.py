@@ -16,6 +16,7 @@ which is what the fidelity benchmark feeds the hardware.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import sys
@@ -37,7 +38,6 @@ class MissingExtra(RuntimeError):
 
 def model_dir() -> Path:
     """Folder of the model files inside the installed wheel (no import of torch)."""
-    import importlib.util
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise MissingExtra(f"package {PACKAGE} not found; {INSTALL_HINT}")

@@ -28,6 +28,9 @@ import numpy as np
 
 from .. import golden
 from ..config import CoreConfig
+from ..gen import generate
+from ..synth.cli import synth_config
+from ..verif.simulate import format_result, run_sim, simulator_available
 
 BUILD = os.environ.get("HAMATTN_DEMO_DIR", "build/demo")
 
@@ -45,7 +48,6 @@ def main():
     rows = []
 
     step(f"generate: {cfg!r}")
-    from ..gen import generate
     vpath, jpath = generate(cfg, BUILD)
     print(f"wrote {vpath}\nwrote {jpath}")
     rows.append(("latency (edges)", str(cfg.plan.latency)))
@@ -60,7 +62,6 @@ def main():
         print(f"query {i}: out[:8] = {row[:8].tolist()}  den = {int(r.den[i])}")
 
     step("simulate the generated Verilog (cocotb + Verilator) against the golden model")
-    from ..verif.simulate import format_result, run_sim, simulator_available
     why = simulator_available("verilator")
     if why:
         print(f"cannot simulate: {why}")
@@ -75,7 +76,6 @@ def main():
                      f"{len(res['scenarios'])} scenarios, {res['cycles']:,} cycles, "
                      f"{res['sim_cycles_per_s']:,.0f} cycles/s (Verilator)"))
 
-    from ..synth.cli import synth_config
     baseline = os.environ.get("HAMATTN_DEMO_BASELINE", "0") == "1"
     for target in targets:
         step(f"synthesize for {target} ({'core and baseline' if baseline else 'core'}; the "

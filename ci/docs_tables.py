@@ -9,7 +9,7 @@ A table lives between two marker comments in a Markdown file::
 and :data:`TABLES` maps NAME to the function that renders it from the benchmark JSON under
 ``bench/results/``. ``python -m hamattn.ci.docs_tables`` rewrites every marked table in
 place; ``--check`` rewrites nothing and exits 1, naming the file and the table, when a
-committed table differs from what the JSON gives (``verif/test_docs.py`` runs the check in
+committed table differs from what the JSON gives (``tests/test_docs.py`` runs the check in
 ``make test``). Every table ends with the line that says which JSON file, command, machine
 and tool versions its numbers came from.
 
@@ -293,6 +293,40 @@ def boards(root):
                                       d["boards"][0]["tools"])]
 
 
+def fmax(root):
+    """Issue 17's Fmax table: median over nextpnr seeds against the fabric's ceiling."""
+    d = _load(root, "fmax.json")
+    body = []
+    for r in d["rows"]:
+        c = r["config"]
+        cfg = f"`{c['mode']}` d={c['d']} b={c['b']} N={c['N']}"
+        if "lanes" in c:
+            cfg += f" P={c['lanes']}"
+        if "rows" in c:
+            cfg += f" T={c['rows']}"
+        path = r["critical_path"]
+        path = "-" if not path else (f"`{path.get('from_net') or path['from']}` → "
+                                     f"`{path.get('to_net') or path['to']}` "
+                                     f"({path['delay_ns']:.1f} ns)")
+        seeds = ", ".join(f"{f:.1f}" if f else "-" for f in r["fmax_mhz_by_seed"])
+        goal = "-" if r["goal_met"] is None else ("**yes**" if r["goal_met"] else "no")
+        area = "-" if r["area"] is None else (
+            f"{r['area']:,}" + (f" / {r['area_available']:,}" if r["area_available"] else ""))
+        body.append([r["point"], r["target"], cfg, r["flow"],
+                     area if r["fits"] else f"{area} (does not fit)",
+                     f"{seeds} (seeds {', '.join(map(str, r['seeds']))})",
+                     _num(r["median_fmax_mhz"], 1), _num(r["ceiling_mhz"], 0),
+                     _pct(r["fraction_of_ceiling"], 0), goal, path])
+    head = ["point", "device", "config", "flow", "logic cells", "Fmax MHz per seed",
+            "median", "ceiling", "of ceiling", f">= {d['goal_fraction']}",
+            "critical path (median seed)"]
+    commits = sorted({c for r in d["rows"] for c in r["commits"]})
+    return _rows(head, ["---", "---", "---", "---", "---:", "---", "---:", "---:", "---:",
+                        "---", "---"], body) + [
+        "", _source("fmax.json", "make bench-fmax", d["machine"], d["tools"],
+                    "RTL commit " + ", ".join(commits) if commits else None)]
+
+
 def popcount(root):
     """The planned popcount trees against the plain adder tree, per bit pair."""
     d = _load(root, "popcount.json")
@@ -474,8 +508,8 @@ def headline(root):
 
 
 TABLES = {f.__name__.replace("_", "-"): f for f in (
-    synth_table, synth_runs, reductions, goals, boards, popcount, popcount_goals, adders,
-    golden_speed, sim_speed, head_fidelity, e2e, headline)}
+    synth_table, synth_runs, reductions, goals, boards, fmax, popcount, popcount_goals,
+    adders, golden_speed, sim_speed, head_fidelity, e2e, headline)}
 
 
 # -- rewriting -------------------------------------------------------------------------------

@@ -2,8 +2,8 @@
 
     python -m hamattn.ci.same_verilog --base main [--only SUBSTRING] [--jobs 2]
 
-For every config of :data:`CONFIGS` (the default config of each mode, every named corner of
-``verif/corners.py`` (the ``make sweep`` corners), the goal configs of ``bench/goals.py``
+For every config of :data:`CONFIGS` (the default config of each mode, the whole-core corners
+of ``verif/corners.py`` (those of ``make sweep`` and of ``tests/test_core.py``), the goal configs of ``bench/goals.py``
 in each of their foldings, and folded, heap-adder, popcount and asymmetric-hash variants),
 ``hamattn gen`` is run twice: once with the code of git ref ``--base`` (checked out in a
 temporary ``git worktree``) and once with the working tree, each in a subprocess (``nice``)
@@ -32,7 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hamattn.verif.corners import CORNER, CORNER_W16, SWEEP, corner_id
+from hamattn.verif.corners import (CORE_CORNERS, CORE_ROW_CORNERS, CORNER, CORNER_W16, MODES,
+                                   SWEEP, corner_id)
 
 __all__ = ["CONFIGS", "WORKER", "digest", "package_root", "base_tree", "compare", "main"]
 
@@ -59,6 +60,9 @@ CONFIGS = {
     "corner": dict(CORNER),
     "corner-w16": dict(CORNER_W16),
     **{corner_id(p): dict(p) for p in SWEEP},
+    # verif/corners.py: the core's corners of tests/test_core.py, in every mode
+    **{f"core-{c}-{m}": dict(p, mode=m) for c, p in CORE_CORNERS.items() for m in MODES},
+    **{f"core-{c}-linear": dict(p, mode="linear") for c, p in CORE_ROW_CORNERS.items()},
     # bench/goals.py: every goal in each folding it builds
     "ice-topk-P2": dict(_ICE, mode="topk", lanes=2),
     "ice-topk-P1": dict(_ICE, mode="topk", lanes=1),
@@ -67,11 +71,15 @@ CONFIGS = {
     "ice-linear-P1-T4": dict(_ICE, mode="linear", lanes=1, rows=4),
     "ice-hsoftmax-P2": dict(_ICE, mode="hsoftmax", lanes=2),
     "ice-hsoftmax-P1": dict(_ICE, mode="hsoftmax", lanes=1),
+    "ice-topk-P1-M4": dict(_ICE, mode="topk", lanes=1, keys_per_cycle=4),
+    "ice-hsoftmax-P1-M2": dict(_ICE, mode="hsoftmax", lanes=1, keys_per_cycle=2),
     "ecp-linear-P2": dict(_ECP, mode="linear", lanes=2),
     "ecp-linear-P2-T32": dict(_ECP, mode="linear", lanes=2, rows=32),
     "ecp-linear-P1": dict(_ECP, mode="linear", lanes=1),
     "ecp-topk-P8": dict(_ECP, mode="topk", lanes=8),
     "ecp-topk-P4": dict(_ECP, mode="topk", lanes=4),
+    "ecp-topk-P16-M16": dict(_ECP, mode="topk", lanes=16, keys_per_cycle=16),
+    "ecp-hsoftmax-P8-M4": dict(_ECP, mode="hsoftmax", lanes=8, keys_per_cycle=4),
     # folding (--lanes, --rows), adder and popcount trees, weight sources
     "linear-P4-T4": dict(mode="linear", lanes=4, rows=4),
     "linear-P3-T5": dict(d=7, b=13, N=9, mode="linear", lanes=3, rows=5),
@@ -261,9 +269,10 @@ def run(ref, names, jobs=2, say=print, repo=REPO, cache=None):
 
 
 def table(rows):
-    lines = [f"{'config':28} {'file':18} {'base sha256':16} {'work sha256':16} same"]
+    n = max([len("config"), *(len(r[0]) for r in rows)])
+    lines = [f"{'config':{n}} {'file':18} {'base sha256':16} {'work sha256':16} same"]
     for name, f, a, b, same in rows:
-        lines.append(f"{name:28} {f:18} {a[:16]:16} {b[:16]:16} {'yes' if same else 'NO'}")
+        lines.append(f"{name:{n}} {f:18} {a[:16]:16} {b[:16]:16} {'yes' if same else 'NO'}")
     return "\n".join(lines)
 
 

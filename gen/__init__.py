@@ -1,4 +1,4 @@
-"""Verilog emission, the manifest and the ``hamattn`` command line."""
+"""Verilog emission (the core's and the baselines') and the manifest."""
 from .verilog import DEFAULT_TOP, generate, verilog_text
 from .manifest import manifest, ports
 

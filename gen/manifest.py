@@ -10,12 +10,12 @@ weights file's shift table, ``rows`` outside ``linear``, ``popcount`` in ``linea
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 from ..config import PARAMS, unused_reason
 from ..rtl.layouts import top_ports
 from ..versions import dist_versions, python_version
-from .verilog import DEFAULT_TOP, sha256
 
 __all__ = ["manifest", "manifest_text", "ports", "tool_versions", "unused_params", "used_params", "widths"]
 
@@ -59,6 +59,15 @@ def widths(cfg):
         out.update(hamming=plan.value.hamming.width, key_count=plan.key_count_width)
     out.update(num=plan.value.num_width, den=plan.value.den_width, out=cfg.w)
     return out
+
+
+#: the module name of the generated core unless ``--top`` gives another
+DEFAULT_TOP = "hamattn_core"
+
+
+def sha256(text):
+    """The SHA-256 of a text (UTF-8), as the manifest records the Verilog's."""
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def manifest(cfg, verilog, top=DEFAULT_TOP):

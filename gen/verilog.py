@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 
 from amaranth._toolchain.yosys import find_yosys
 from amaranth.back import rtlil
+from amaranth.back import verilog as amaranth_verilog
 
 from ..config import HEAP_ELABORATION_FACTOR, MAX_ADDER_BITS, SLOW_ADDER_BITS, ConfigError
 from ..rtl import AxiStreamCore
+from ..rtl.baselines import DEFAULT_BASELINE_TOP, baseline_for
+from .manifest import DEFAULT_TOP, manifest_text, sha256
 
-__all__ = ["DEFAULT_TOP", "check_top_name", "check_buildable", "convert", "verilog_text",
-           "generate"]
+__all__ = ["DEFAULT_TOP", "sha256", "check_top_name", "check_buildable", "convert",
+           "verilog_text", "generate", "baseline_verilog_text", "generate_baseline"]
 
-DEFAULT_TOP = "hamattn_core"
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _VERILOG_KEYWORDS = set("""always and assign automatic begin buf bufif0 bufif1 case casex casez
 cell cmos config deassign default defparam design disable edge else end endcase endconfig
@@ -126,10 +127,6 @@ def verilog_text(cfg, top=DEFAULT_TOP, progress=None):
     return convert(AxiStreamCore(cfg.plan), top)
 
 
-def sha256(text):
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 def generate(cfg, out_dir, top=DEFAULT_TOP, progress=None):
     """Write ``out_dir/top.v`` and its manifest ``out_dir/top.json`` (SPEC §5, the keys:
     docs/interface.md), creating ``out_dir``.
@@ -146,7 +143,6 @@ def generate(cfg, out_dir, top=DEFAULT_TOP, progress=None):
     (:class:`str`, :class:`str`)
         The paths of the Verilog and of the manifest.
     """
-    from .manifest import manifest_text
     text = verilog_text(cfg, top, progress)
     os.makedirs(out_dir, exist_ok=True)
     vpath = os.path.join(out_dir, f"{top}.v")
@@ -156,3 +152,20 @@ def generate(cfg, out_dir, top=DEFAULT_TOP, progress=None):
     with open(jpath, "w", newline="\n") as f:
         f.write(manifest_text(cfg, text, top))
     return vpath, jpath
+
+
+def baseline_verilog_text(cfg, top=DEFAULT_BASELINE_TOP, features="dense"):
+    """The baseline's Verilog as module ``top``, deterministic (no source locations)."""
+    check_top_name(top)
+    return amaranth_verilog.convert(baseline_for(cfg, features), name=top, emit_src=False,
+                                    strip_internal_attrs=True)
+
+
+def generate_baseline(cfg, out_dir, top=DEFAULT_BASELINE_TOP, features="dense"):
+    """Write ``out_dir/top.v``, the baseline of ``cfg``; return its path."""
+    text = baseline_verilog_text(cfg, top, features)
+    os.makedirs(out_dir, exist_ok=True)
+    vpath = os.path.join(out_dir, f"{top}.v")
+    with open(vpath, "w", newline="\n") as f:
+        f.write(text)
+    return vpath

@@ -14,7 +14,7 @@ Quantization (the one of ``make bench-fidelity``, per head and per tensor)::
     out = s_v · out_int
 
 Give the calibration scales (s_q, s_k, s_v) measured on sample text as ``scales`` (the
-scales the hash was fitted with, see :func:`hamattn.golden.fit.fit_hash`); without them
+scales the hash was fitted with, see :func:`hamattn.fit.fit_hash`); without them
 each call scales its own inputs (dynamic quantization).
 """
 

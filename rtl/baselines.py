@@ -21,16 +21,13 @@ module reads; nothing is derived twice.
   one key per cycle as the core; the per-query read-out is folded over as many cycles as the
   core's ``q_interval`` allows, so that both take a query every ``q_interval`` cycles.
 
-:func:`baseline_for` picks the baseline of ``cfg.mode``, :func:`generate_baseline` writes its
-Verilog. ``multipliers`` on each component counts its (non-constant) multipliers for the
+:func:`baseline_for` picks the baseline of ``cfg.mode``
+(:func:`hamattn.gen.verilog.generate_baseline` writes its Verilog). ``multipliers`` on each component counts its (non-constant) multipliers for the
 report; whether they become DSP blocks is left to synthesis.
 """
 
 from __future__ import annotations
 
-import os
-
-from amaranth.back import verilog
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
 
@@ -40,8 +37,7 @@ from .divider import RoundingDivider
 from .hash import row_terms
 from .tree import Term, adder_tree, delay, register, shape_for
 
-__all__ = ["SoftmaxBaseline", "LinearBaseline", "baseline_for", "generate_baseline",
-           "baseline_verilog_text", "DEFAULT_BASELINE_TOP"]
+__all__ = ["SoftmaxBaseline", "LinearBaseline", "baseline_for", "DEFAULT_BASELINE_TOP"]
 
 DEFAULT_BASELINE_TOP = "hamattn_baseline"
 
@@ -524,21 +520,3 @@ def baseline_for(cfg, features="dense"):
     if baseline_kind(cfg) == "linear":
         return LinearBaseline(cfg, features)
     return SoftmaxBaseline(cfg)
-
-
-def baseline_verilog_text(cfg, top=DEFAULT_BASELINE_TOP, features="dense"):
-    """The baseline's Verilog as module ``top``, deterministic (no source locations)."""
-    from ..gen.verilog import check_top_name
-    check_top_name(top)
-    return verilog.convert(baseline_for(cfg, features), name=top, emit_src=False,
-                           strip_internal_attrs=True)
-
-
-def generate_baseline(cfg, out_dir, top=DEFAULT_BASELINE_TOP, features="dense"):
-    """Write ``out_dir/top.v``, the baseline of ``cfg``; return its path."""
-    text = baseline_verilog_text(cfg, top, features)
-    os.makedirs(out_dir, exist_ok=True)
-    vpath = os.path.join(out_dir, f"{top}.v")
-    with open(vpath, "w", newline="\n") as f:
-        f.write(text)
-    return vpath

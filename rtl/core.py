@@ -19,6 +19,10 @@ from .scan import ScanPlan
 
 __all__ = ["CorePlan", "AttentionCore", "AxiStreamCore"]
 
+#: entries of the key-value queue beyond those the hash can hold: its room flag is
+#: registered (it says "room" while the level leaves this many places)
+_ROOM_MARGIN = 2
+
 
 @dataclass(frozen=True)
 class CorePlan:
@@ -162,7 +166,7 @@ class AttentionCore(wiring.Component):
     def elaborate(self, platform):
         plan = self.plan
         m = Module()
-        m.submodules.hash = hsh = plan.hash.component(layouts.key_tag(plan))
+        m.submodules.hash = hsh = plan.hash.component(layouts.key_tag(plan), stalls=False)
         m.submodules.value_path = vp = plan.value.component()
         m.submodules.divider = div = plan.divider.component(layouts.query_tag(),
                                                             depth=plan.out_credits)
@@ -173,7 +177,14 @@ class AttentionCore(wiring.Component):
         over = Signal()                          # this window had more than N keys
         qi = plan.q_interval
         wait = Signal(range(qi.at(plan.N, plan.k) + 1))
-        m.d.sync += wait.eq(Mux(wait == 0, 0, wait - 1))
+        # registered control: each counter's test (== 0, < N, < F) is a flip-flop written
+        # beside the counter from the value the counter takes, so that no ready or enable
+        # decodes a counter (the flag is the compare of the counter's next value)
+        wait_done = Signal(init=1)               # wait == 0
+        # (wait_done from the next value, not `wait <= 1`: that compare is constant where wait
+        # has one bit, which Verilator's -Wall reports as CMPCONST)
+        wait_next = Mux(wait == 0, 0, wait - 1)
+        m.d.sync += [wait.eq(wait_next), wait_done.eq(wait_next == 0)]
         # q_interval's parts that grow with the keys so far (C·n + D·ceil(n/M) + E·min(k, n)),
         # kept as a running sum (no multiply): C per key, D per key that opens a block of M,
         # E per key among the first k
@@ -196,22 +207,23 @@ class AttentionCore(wiring.Component):
         row_folded = plan.row_blocks > 1
         # (row-folded: the first key after reset also waits KV-1 cycles, while the value path
         # writes zeros to its G·R state words)
-        kv_wait = Signal(range(KV), init=KV - 1 if row_folded else 0) if KV > 1 else None
-        kv_free = (kv_wait == 0) if KV > 1 else 1
+        kv_init = KV - 1 if row_folded else 0
+        kv_wait = Signal(range(KV), init=kv_init) if KV > 1 else None
+        kv_free = Signal(init=kv_init == 0) if KV > 1 else 1        # kv_wait == 0
         if KV > 1:
-            m.d.sync += kv_wait.eq(Mux(kv_wait == 0, 0, kv_wait - 1))
+            kv_next = Mux(kv_wait == 0, 0, kv_wait - 1)
+            m.d.sync += [kv_wait.eq(kv_next), kv_free.eq(kv_next == 0)]
 
         # ---- output credits: a query enters only if its output has a place in the queue
         F = plan.out_credits
         inflight = Signal(range(F + 1))
-        credit = Signal()
+        credit = Signal(init=1)                  # inflight < F
         q_in = self.s_q.valid & self.s_q.ready
         out_tx = self.m_out.valid & self.m_out.ready
         with m.If(q_in & ~out_tx):
-            m.d.sync += inflight.eq(inflight + 1)
+            m.d.sync += [inflight.eq(inflight + 1), credit.eq(inflight + 1 < F)]
         with m.Elif(out_tx & ~q_in):
-            m.d.sync += inflight.eq(inflight - 1)
-        m.d.comb += credit.eq(inflight < F)
+            m.d.sync += [inflight.eq(inflight - 1), credit.eq(1)]
 
         # ---- a key's value waits beside the hash in a queue (a memory with a synchronous
         # read, block RAM or LUT RAM) instead of riding through every hash pipeline stage:
@@ -225,6 +237,7 @@ class AttentionCore(wiring.Component):
         if G > 1:
             LH = plan.hash.latency.fixed
             depth = G * (3 + -(-LH // HI)) + 2 if row_folded else LH + 2 * G + 2
+            depth += _ROOM_MARGIN
             m.submodules.value_queue = values = SyncFIFOBuffered(
                 width=plan.lanes * plan.w, depth=depth)
             flat = Value.cast(self.s_kv.payload.value)
@@ -238,7 +251,14 @@ class AttentionCore(wiring.Component):
                         m.d.comb += vgroup.eq(flat.word_select(g, plan.lanes * plan.w))
         else:
             m.submodules.value_queue = values = SyncFIFOBuffered(
-                width=plan.d * plan.w, depth=plan.hash.latency.fixed + 2)
+                width=plan.d * plan.w, depth=plan.hash.latency.fixed + 2 + _ROOM_MARGIN)
+        # the queue has room for the key's value: a flip-flop instead of the queue's w_rdy
+        # (a compare of its level), set when the level leaves 3 places, so that the level
+        # one edge later (at most one more) leaves 2 and the queue's inner w_rdy is high;
+        # the depth has _ROOM_MARGIN more entries so that this never throttles a key where
+        # w_rdy would not have
+        room = Signal(init=1)
+        m.d.sync += room.eq(values.w_level + _ROOM_MARGIN < values.depth)
 
         tag = hsh.i.payload.tag
         m.d.comb += [
@@ -247,12 +267,11 @@ class AttentionCore(wiring.Component):
             hsh.i.payload.query.eq(queries),
             hsh.i.payload.x.eq(Mux(queries, self.s_q.payload.query, self.s_kv.payload.key)),
         ]
+        use = Signal(init=1)                     # count < N
         with m.If(~queries):
-            use = count < plan.N
             # a scan value path reads the key memory until the previous window's last query
             # is done: its keys wait here, so that once they flow, they flow one per cycle
-            free = (wait == 0) if plan.mode != "linear" else kv_free if row_folded else 1
-            room = values.w_rdy                  # the key's value has a place in the queue
+            free = wait_done if plan.mode != "linear" else kv_free if row_folded else 1
             m.d.comb += [self.s_kv.ready.eq(free & Mux(use, hsh.i.ready & room, kv_free)),
                          hsh.i.valid.eq(self.s_kv.valid & use & free & room)]
             if G > 1:
@@ -262,13 +281,14 @@ class AttentionCore(wiring.Component):
                 m.d.comb += [values.w_data.eq(self.s_kv.payload.value),
                              values.w_en.eq(self.s_kv.valid & self.s_kv.ready & use)]
             with m.If(self.s_kv.valid & self.s_kv.ready):
+                use_next = use & (count + 1 < plan.N)
                 if KV > 1:
                     # the next key transfers KV edges later: a dropped one at once when
                     # kv_wait is 0, a used one after the hash has read its G (·R) groups
-                    use_next = use & (count + 1 < plan.N)
-                    m.d.sync += kv_wait.eq(Mux(use_next, KV - HI, KV - 1))
+                    m.d.sync += [kv_wait.eq(Mux(use_next, KV - HI, KV - 1)),
+                                 kv_free.eq(Mux(use_next, KV == HI, KV == 1))]
                 with m.If(use):
-                    m.d.sync += count.eq(count + 1)
+                    m.d.sync += [count.eq(count + 1), use.eq(use_next)]
                     if per:
                         m.d.sync += scan_len.eq(scan_len + grow)
                     if block_slot is not None:
@@ -279,7 +299,7 @@ class AttentionCore(wiring.Component):
                 with m.If(self.s_kv.payload.last):
                     m.d.sync += queries.eq(1)
         with m.Else():
-            free = (wait == 0) & (kv_free if row_folded else 1)
+            free = wait_done & (kv_free if row_folded else 1)
             # the credit is needed where the query transfers (the hash's last read, i.ready
             # high), not while the hash reads its earlier groups: a query of a full-rate
             # stream then finds it whatever the hash's reading time
@@ -288,11 +308,12 @@ class AttentionCore(wiring.Component):
             with m.If(self.s_q.valid & self.s_q.ready):
                 # a folded hash reads a query's G (·R) groups before it takes the beat: it
                 # may start HI-1 cycles before the interval is over
-                m.d.sync += wait.eq(qi.fixed - HI + scan_len)
+                m.d.sync += [wait.eq(qi.fixed - HI + scan_len),
+                             wait_done.eq(qi.fixed - HI + scan_len == 0)]
                 if row_folded:               # the value path takes this query for G·R cycles
-                    m.d.sync += kv_wait.eq(KV - HI)
+                    m.d.sync += [kv_wait.eq(KV - HI), kv_free.eq(KV == HI)]
                 with m.If(self.s_q.payload.last):
-                    m.d.sync += [queries.eq(0), count.eq(0), over.eq(0)]
+                    m.d.sync += [queries.eq(0), count.eq(0), use.eq(1), over.eq(0)]
                     if per:
                         m.d.sync += scan_len.eq(0)
                     if block_slot is not None:

@@ -144,10 +144,11 @@ class HashPlan(Folding):
             return sum(len(r) * pw for r in self.slot_terms)
         return sum(max(0, len(row_terms(r)) - 1) * pw for M, _ in self.hashes for r in M)
 
-    def component(self, tag_shape=unsigned(0)):
+    def component(self, tag_shape=unsigned(0), *, stalls=True):
         """The hash of this plan: :class:`FoldedHashProjection` when G > 1, else
-        :class:`HashProjection`."""
-        return (FoldedHashProjection if self.folded else HashProjection)(self, tag_shape)
+        :class:`HashProjection` (``stalls``: see there)."""
+        return (FoldedHashProjection if self.folded else HashProjection)(
+            self, tag_shape, stalls=stalls)
 
 
 def _members(plan, tag_shape, folded=False):
@@ -185,13 +186,19 @@ class HashProjection(wiring.Component):
     Latency: ``plan.latency`` = 2 + ceil(log2(most terms in a row)) edges from input
     transfer to output transfer. Throughput: one vector per cycle. The pipeline advances as
     a whole when its output is empty or taken (``i.ready = ~o.valid | o.ready``).
+
+    With ``stalls=False`` the pipeline never stalls: its registers have no clock enable
+    (no enable net fanning out to every stage) and ``i.ready`` is 1; the consumer must take
+    every output in the cycle it is valid (``o.ready`` is not read). The core builds it so:
+    its throttles already keep the value path ready for every token the hash delivers.
     """
 
     folded = False
 
-    def __init__(self, plan, tag_shape=unsigned(0)):
+    def __init__(self, plan, tag_shape=unsigned(0), *, stalls=True):
         self.plan = plan
         self.tag_shape = tag_shape
+        self.stalls = stalls
         super().__init__(_members(plan, tag_shape, self.folded))
 
     @property
@@ -224,8 +231,12 @@ class HashProjection(wiring.Component):
     def elaborate(self, platform):
         plan = self.plan
         m = Module()
-        en = Signal()
-        m.d.comb += [en.eq(~self.o.valid | self.o.ready), self.i.ready.eq(en)]
+        if self.stalls:
+            en = Signal()
+            m.d.comb += [en.eq(~self.o.valid | self.o.ready), self.i.ready.eq(en)]
+        else:
+            en = None
+            m.d.comb += self.i.ready.eq(1)
 
         # stage 1: input register
         x = Signal(data.ArrayLayout(signed(plan.w), plan.d))
@@ -343,23 +354,33 @@ class FoldedHashProjection(HashProjection):
 
         # handshakes: the output register loads when empty or taken; the lane register and
         # the trees advance unless the accumulators hold a finished vector that cannot leave
+        # (never, with stalls=False: the trees then have no clock enable, and the output
+        # register is always empty or taken when a vector finishes)
         en_out = Signal()
         full = Signal()                    # the accumulators hold the last block of a vector
-        en = Signal()
-        m.d.comb += [en_out.eq(~self.o.valid | self.o.ready), en.eq(~full | en_out)]
+        m.d.comb += en_out.eq(~self.o.valid | self.o.ready)
+        if self.stalls:
+            en = Signal()
+            m.d.comb += en.eq(~full | en_out)
+        else:
+            en = Const(1, 1)
 
         # group read: one group of P lanes per cycle while i.valid, R passes (row blocks)
         # over the G groups; transfer on group G-1 of block R-1
         cnt = Signal(range(G))
         blk = Signal(range(R), name="block") if R > 1 else Const(0, 1)
         last_grp = cnt == G - 1
-        last_read = Signal()
-        m.d.comb += [last_read.eq(last_grp & (blk == R - 1)), self.i.ready.eq(en & last_read)]
+        # (registered: the read is the last one when the counters' next values say so, so
+        # i.ready decodes no counter)
+        last_read = Signal(name="last_read")
+        cnt_next = Mux(last_grp, 0, cnt + 1)
+        blk_next = Mux(last_grp, Mux(blk == R - 1, 0, blk + 1), blk) if R > 1 else blk
+        m.d.comb += self.i.ready.eq(en & last_read)
         with m.If(en & self.i.valid):
-            m.d.sync += cnt.eq(Mux(last_grp, 0, cnt + 1))
+            m.d.sync += [cnt.eq(cnt_next),
+                         last_read.eq((cnt_next == G - 1) & (blk_next == R - 1))]
             if R > 1:
-                with m.If(last_grp):
-                    m.d.sync += blk.eq(Mux(blk == R - 1, 0, blk + 1))
+                m.d.sync += blk.eq(blk_next)
         # (the core queues a key's value groups as the first pass reads them)
         m.d.comb += [self.reading.eq(en & self.i.valid & (blk == 0)), self.group.eq(cnt)]
         flat = Value.cast(self.i.payload.x)

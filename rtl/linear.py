@@ -320,15 +320,25 @@ class FoldedLinearValuePath(LinearValuePath):
                   "clear": 1, "code": unsigned(b), "value": data.ArrayLayout(signed(plan.w), P),
                   "tag": layouts.query_tag()}
         if R > 1:
-            fields.update({"blk": range(R), "first_blk": 1, "last_blk": 1})
+            fields.update({"blk": range(R), "first_blk": 1, "last_blk": 1,
+                           "block_code": unsigned(T)})
         s1 = Signal(data.StructLayout(fields))
         with m.If(en):
             m.d.sync += [s1.valid.eq(go), s1.key.eq(p.key), s1.grp.eq(grp), s1.addr.eq(addr),
                          s1.last.eq(last), s1.clear.eq(~p.key & p.tag.last),
                          s1.code.eq(p.code), s1.value.eq(self.v.payload), s1.tag.eq(p.tag)]
             if R > 1:
+                # the code bits of the block, selected here and registered beside the read
+                # (the R:1 select is then off the paths from the memory data to the adders)
+                # a row past b (last block of a non-divisor) reads as a 1 bit over an S entry
+                # that stays 0, so it adds nothing
+                padded = Cat(p.code, Const(-1, R * T - b)) if R * T > b else p.code
                 m.d.sync += [s1.blk.eq(blk), s1.first_blk.eq(blk == 0),
                              s1.last_blk.eq(last_blk)]
+                with m.Switch(blk):
+                    for r in range(R):
+                        with m.Case(r):
+                            m.d.sync += s1.block_code.eq(padded.word_select(r, T))
         s1_last_blk = s1.last_blk if R > 1 else 1
         act = s1.valid & en
         key = act & s1.key
@@ -339,17 +349,7 @@ class FoldedLinearValuePath(LinearValuePath):
             return z_regs[t] if q == P and z_regs is not None else rS[q].data[t]
         v = [s1.value[q] for q in range(P)] + [s1.grp == 0]
         zero = clear | clearing
-        # the code bits of the block; a row past b (last block of a non-divisor) reads as a
-        # 1 bit over an S entry that stays 0, so it adds nothing
-        if R > 1:
-            cb = Signal(T, name="block_code")
-            padded = Cat(s1.code, Const(-1, R * T - b)) if R * T > b else s1.code
-            with m.Switch(s1.blk):
-                for r in range(R):
-                    with m.Case(r):
-                        m.d.comb += cb.eq(padded.word_select(r, T))
-        else:
-            cb = s1.code
+        cb = s1.block_code if R > 1 else s1.code          # the code bits of the block
         # rows that the last block lacks (row (R-1)T + t >= b): their entries stay 0
         lacking = [(R - 1) * T + t >= b for t in range(T)]
         in_last = (s1.blk == R - 1) if R > 1 else 1

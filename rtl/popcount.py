@@ -15,7 +15,7 @@ differs (:func:`emit`):
 * ``fabric="xc7" | "ice40" | "ecp5"``: the fabric's primitive cells (``LUT1..LUT6`` and
   ``CARRY4``; ``SB_LUT4`` and ``SB_CARRY``; ``LUT4`` with ``+`` chains that Yosys maps to
   ``CCU2C``) so that the planned structure survives synthesis exactly. Yosys proves each
-  such netlist equal to the behavioural one (verif/test_popcount.py).
+  such netlist equal to the behavioural one (tests/test_popcount.py).
 
 Trees (``tree``):
 

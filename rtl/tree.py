@@ -9,8 +9,10 @@ no negation at all. Every node register is exactly as wide as its range needs.
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Const, Signal, Value, signed, unsigned
+from amaranth.hdl import Const, Shape, Signal, Value, signed, unsigned
+from amaranth.lib import data
 
+from . import popcount
 from .plan import signed_width, tree_depth, unsigned_width
 
 __all__ = ["ADDER_TREES", "Term", "shape_for", "adder_tree", "heap_tree", "heap_bits", "heap_sum",
@@ -140,7 +142,6 @@ def heap_sum(m, bits, const, width, *, tree, stages, en=None, fabric=None, name=
     constant enters the heap as constant-one bits; bits of weight 2**width and above are
     dropped. For a sum known to lie in a ``width``-bit signed range, bit ``width - 1`` of
     the result is its sign."""
-    from . import popcount
     cols = [[] for _ in range(width)]
     for c, bit, flip in bits:
         if c < width:
@@ -179,14 +180,12 @@ def delay(m, value, cycles, *, en=None, name="dly"):
 
 def tag_width(tag_shape):
     """Bits of a side-band ``tag`` shape (a plain shape or a data layout)."""
-    from amaranth.hdl import Shape
     return Shape.cast(tag_shape).width
 
 
 def tagged(fields, tag_shape):
     """A struct layout of ``fields`` plus a ``tag`` field, omitted when the tag has no bits
     (so the Verilog holds no zero-width wires)."""
-    from amaranth.lib import data
     fields = dict(fields)
     if tag_width(tag_shape):
         fields["tag"] = tag_shape

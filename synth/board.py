@@ -13,6 +13,7 @@ utilization (nextpnr ``--report`` JSON and a yosys ``stat -json``) and Fmax from
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import json
 import os
@@ -26,12 +27,13 @@ from dataclasses import dataclass
 from amaranth.build import ResourceError
 
 from .. import process
+from ..config import CoreConfig
 from ..errors import UserError
 from ..process import error_lines
 from ..rtl.board import BoardTop
 from ..versions import dist_versions, python_version
 from .flows import cell_counts, classify_cells
-from .nextpnr import overuse, read_report, utilisation_table
+from .nextpnr import overuse, path_text, read_report, utilisation_table
 from .tools import ToolError, needs_compile, tool_versions
 
 __all__ = ["BOARDS", "Board", "BoardTop", "BOARD_CONFIGS", "DESIGN_NAME", "board", "tool_env",
@@ -125,21 +127,24 @@ def _count_leds(plat):
     return n
 
 
-def prepare_board(cfg, board_name, *, name=DESIGN_NAME):
+def prepare_board(cfg, board_name, *, name=DESIGN_NAME, seed=None):
     """(platform, top, build plan) of ``cfg`` on ``board_name``, without running any tool.
-    The plan holds the build script, the RTLIL of the design and the constraints."""
+    The plan holds the build script, the RTLIL of the design and the constraints; ``seed``
+    (an int) is passed to nextpnr as ``--seed`` (None: nextpnr's own default)."""
     brd = board(board_name)
     plat = brd.platform()
     plat._hamattn_button = brd.button
     top = BoardTop(cfg, leds=_count_leds(plat))
     plan = plat.build(top, name=name, do_build=False, do_program=False,
-                      **_overrides(name, brd))
+                      **_overrides(name, brd, seed))
     return plat, top, plan
 
 
-def _overrides(name, brd):
-    # nextpnr writes a JSON report (utilization, Fmax); yosys a stat -json of the netlist
-    ov = {"nextpnr_opts": f"--report {name}.report.json",
+def _overrides(name, brd, seed=None):
+    # nextpnr writes a JSON report (utilization, Fmax, critical path); yosys a stat -json
+    # of the netlist
+    ov = {"nextpnr_opts": f"--report {name}.report.json"
+          + ("" if seed is None else f" --seed {int(seed)}"),
           "script_after_synth": f"tee -q -o {name}.stat.json stat -json"}
     if brd.family == "ecp5":
         # as in `hamattn synth`: without it synth_ecp5 packs LUT5-7 out of pairs of LUT4s
@@ -151,7 +156,8 @@ def _overrides(name, brd):
 # ----------------------------------------------------------------------------- reading
 
 def parse_build(build_dir, brd, name=DESIGN_NAME):
-    """Utilization and Fmax from the products of a finished build in ``build_dir``:
+    """Utilization, Fmax and the critical path (:func:`~.nextpnr.critical_path`: from/to
+    cells and nets, delay) from the products of a finished build in ``build_dir``:
     nextpnr's ``--report`` JSON and yosys' ``stat -json``."""
     build_dir = pathlib.Path(build_dir)
     report = read_report(build_dir / f"{name}.report.json")
@@ -184,6 +190,7 @@ def parse_build(build_dir, brd, name=DESIGN_NAME):
         "fmax_by_clock": {k: (round(v, 2) if v is not None else None) for k, v in fmax.items()},
         "constraint_mhz": {k: (round(v, 2) if v is not None else None)
                            for k, v in constraint.items()},
+        "critical_path": report.critical_path,
         "cells": cells,
     }
 
@@ -218,17 +225,18 @@ def _first_compile(brd):
 
 
 def build_board(cfg, board_name, *, build_dir=None, name=DESIGN_NAME, progress=None,
-                timeout=3600, versions=True):
+                timeout=3600, versions=True, seed=None):
     """Build the bitstream of ``cfg`` for ``board_name`` and return the report dict
-    ``{"board", "device", "config", "bitstream", "utilization", "fmax_mhz", "tools", ...}``.
-    ``progress`` receives one-line messages (default: none)."""
+    ``{"board", "device", "config", "bitstream", "utilization", "fmax_mhz",
+    "critical_path", "nextpnr_seed", "tools", ...}``. ``seed``: nextpnr's ``--seed`` (None:
+    its default). ``progress`` receives one-line messages (default: none)."""
     say = progress or (lambda msg: None)
     brd = board(board_name)
     build_dir = pathlib.Path(build_dir or pathlib.Path("build") / "board" / brd.name)
     env_tools = tool_env(brd)
     t0 = time.monotonic()
     say(f"{brd.name}: elaborating the board top ({_cfg_text(cfg)})")
-    plat, top, plan = prepare_board(cfg, board_name, name=name)
+    plat, top, plan = prepare_board(cfg, board_name, name=name, seed=seed)
     build_dir.mkdir(parents=True, exist_ok=True)
     for f in _products(brd, name):
         (build_dir / f).unlink(missing_ok=True)
@@ -301,6 +309,8 @@ def build_board(cfg, board_name, *, build_dir=None, name=DESIGN_NAME, progress=N
         "fmax_mhz": parsed["fmax_mhz"],
         "fmax_by_clock": parsed["fmax_by_clock"],
         "constraint_mhz": parsed["constraint_mhz"],
+        "critical_path": parsed["critical_path"],
+        "nextpnr_seed": seed,
         "cells": parsed["cells"],
         "seconds": {"elaborate": round(elab_s, 1), **step, "total": round(total + elab_s, 1)},
         "tool_env": {k: pathlib.Path(v).name for k, v in env_tools.items()},
@@ -440,16 +450,18 @@ def summary_line(rep):
     if "bram" in u:
         parts.append(f"bram {u['bram']['used']}/{u['bram']['available']}")
     parts.append(f"Fmax {rep['fmax_mhz']} MHz (board clock {rep['clock_mhz']:g} MHz)")
+    path = rep.get("critical_path")
+    if path:
+        parts.append(f"critical path {path_text(path)}")
     return ", ".join(parts)
+
 
 
 # ----------------------------------------------------------------------------- make boards
 
 def main(argv=None):
     """``make boards``: build every board of :data:`BOARD_CONFIGS`, write one JSON."""
-    import argparse
 
-    from ..config import CoreConfig
     ap = argparse.ArgumentParser(prog="python -m hamattn.synth.board",
                                  description="Build the bitstream of every board for its "
                                  "config in BOARD_CONFIGS and write one JSON.")

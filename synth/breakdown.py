@@ -16,10 +16,13 @@ crosses a kept module boundary, the top's total can differ a little from a flat 
 
 from __future__ import annotations
 
+import argparse
+import json
 import pathlib
+import sys
 
 from .cache import resolve_cache_dir
-from .flows import SynthError, _read_sources, _synth_only_job, _target, classify_cells
+from .flows import SynthError, TARGETS, _read_sources, _synth_only_job, _target, classify_cells
 from .tools import DEFAULT_TIMEOUT
 
 __all__ = ["breakdown", "format_breakdown", "main"]
@@ -112,11 +115,7 @@ def format_breakdown(result):
 
 
 def main(argv=None):
-    import argparse
-    import json
-    import sys
 
-    from .flows import TARGETS
     ap = argparse.ArgumentParser(prog="python -m hamattn.synth.breakdown",
                                  description="Area per component of a generated core "
                                  "(synthesis with the hierarchy kept).")

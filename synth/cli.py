@@ -15,12 +15,14 @@ import os
 import pathlib
 import sys
 
+from ..errors import UserError
+from ..gen.verilog import (baseline_verilog_text, generate, generate_baseline, sha256,
+                           verilog_text)
 from ..golden.baselines import baseline_spec
-from ..rtl.baselines import DEFAULT_BASELINE_TOP, baseline_verilog_text, generate_baseline
+from ..rtl.baselines import DEFAULT_BASELINE_TOP
 from .flows import PLURAL, TARGETS, amount, synth_report, synthesize
 
-__all__ = ["synth_config", "run_synth", "run_sweep", "run_report", "DSP_TARGETS",
-           "throughput"]
+__all__ = ["synth_config", "run_synth", "DSP_TARGETS", "throughput"]
 
 #: targets whose baseline is also synthesized with hard multipliers (DSP blocks)
 DSP_TARGETS = {"ecp5-25k": "-nodsp", "xc7": "-nodsp"}
@@ -34,7 +36,6 @@ def dsp_variant(target):
 
 
 def _sources(cfg, build_dir, progress, baseline=True):
-    from ..gen.verilog import generate, sha256, verilog_text
     text = verilog_text(cfg, progress=progress)
     folder = pathlib.Path(build_dir) / "designs" / sha256(text)[:16]
     vpath = folder / "hamattn_core.v"
@@ -52,21 +53,21 @@ def _sources(cfg, build_dir, progress, baseline=True):
 
 
 def synth_config(cfg, target, *, build_dir="build/synth", baseline=True, place=True,
-                 cache_dir=None, progress=None):
+                 cache_dir=None, progress=None, seed=1):
     """The SPEC §6 report of ``cfg`` on ``target`` plus ``config``, ``throughput`` and
     ``baseline_throughput`` (:func:`throughput`, the baseline's from its own intervals),
     ``fmax_fraction_of_ceiling`` and, on ECP5 and 7-series, ``baseline_dsp``: the baseline
     synthesized (and on ECP5 placed) with its multipliers in DSP blocks, with its area
     (the DSPs not counted), ``dsps``, ``fmax_mhz``, ``area_reduction`` against it and its
-    ``throughput``."""
+    ``throughput``; ``seed`` is nextpnr's."""
     say = progress or (lambda msg: None)
     if target not in TARGETS:
-        from ..errors import UserError
         raise UserError(f"target {target!r} is not allowed: one of {', '.join(TARGETS)}")
     say(f"generate the core{' and its baseline' if baseline else ''}")
     core_v, base_v, base_top = _sources(cfg, build_dir, say, baseline)
     rep = synth_report(core_v, "hamattn_core", base_v if baseline else None, base_top,
-                       target, build_dir, place=place, cache_dir=cache_dir, progress=say)
+                       target, build_dir, place=place, cache_dir=cache_dir, progress=say,
+                       seed=seed)
     n = cfg.N
     rep["config"] = cfg.params()
     rep["throughput"] = throughput(rep["design"], cfg.at(cfg.q_interval, n),
@@ -239,13 +240,3 @@ def run_synth(cfg, args):
             f.write("\n")
         print(f"wrote {args.json}")
     return 0
-
-
-def run_sweep(args, base):
-    from .sweep import run_cli
-    return run_cli(args, base)
-
-
-def run_report(args):
-    from .report import run_cli
-    return run_cli(args)

@@ -11,7 +11,7 @@ build, the goal benchmark), so they cannot disagree on what was used or achieved
 * :func:`read_report` reads the ``--report`` JSON of a finished place-and-route:
   utilisation ``{cell type: {"used", "available"}}``, achieved and constrained Fmax per
   clock (MHz; ``None`` where nextpnr gave none) and the critical path
-  (:func:`critical_path`).
+  (:func:`critical_path`), which :func:`path_text` writes on one line.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import pathlib
 import re
 from dataclasses import dataclass
 
-__all__ = ["utilisation_table", "overuse", "read_report", "critical_path", "PnrReport"]
+__all__ = ["utilisation_table", "overuse", "read_report", "critical_path", "path_text",
+           "PnrReport"]
 
 _UTIL_LINE = re.compile(r"^Info:\s+([A-Za-z0-9_]+):\s+(\d+)/\s*(\d+)\s+\d+%")
 
@@ -98,3 +99,10 @@ def critical_path(report):
     return {"from": path[0]["from"]["cell"], "to": path[-1]["to"]["cell"],
             "delay_ns": round(sum(seg["delay"] for seg in path), 3), "clock": clock,
             "from_net": nets[0] if nets else None, "to_net": nets[-1] if nets else None}
+
+
+def path_text(path):
+    """``from_net -> to_net (delay ns)`` of a :func:`critical_path` (the nets carry the
+    generated signals' names; the cells where a net is missing)."""
+    return (f"{path.get('from_net') or path['from']} -> {path.get('to_net') or path['to']} "
+            f"({path['delay_ns']} ns)")

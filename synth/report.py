@@ -16,6 +16,7 @@ import re
 from collections import defaultdict
 
 from ..config import MODE_PARAMS
+from ..errors import UserError
 from .flows import PLURAL
 
 __all__ = ["load_rows", "markdown", "figures", "write_report", "run_cli"]
@@ -46,7 +47,6 @@ def _varying(rows, names=TREE_PARAMS):
 
 
 def load_rows(sweep_dir):
-    from ..errors import UserError
     path = pathlib.Path(sweep_dir) / "results.json"
     if not path.is_file():
         raise UserError(f"sweep results {str(path)!r} not found: run `hamattn sweep -o "
@@ -185,7 +185,7 @@ def figures(rows):
 
 
 def _plots(figs, out):
-    import matplotlib
+    import matplotlib        # lazy: slow to import, needed only for the plots
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     written = []

@@ -24,7 +24,10 @@ import time
 
 from .. import process
 from ..config import FLAGS, MODE_PARAMS, PARAMS, ConfigError, CoreConfig, unused_reason
+from ..errors import UserError
+from .cli import synth_config
 from .flows import MEMORY_KEYS, amount
+from .tools import tool_versions
 
 __all__ = ["parse_grid", "grid_configs", "run_sweep", "ROW_FIELDS", "run_cli"]
 
@@ -32,8 +35,9 @@ _NAMES = {p.flag.lstrip("-"): p.name for p in PARAMS}
 _NAMES.update({p.name: p.name for p in PARAMS})
 _NAMES.update({p.flag.lstrip("-").replace("-", "_"): p.name for p in PARAMS})
 
-ROW_FIELDS = ["mode", "d", "w", "b", "N", "k", "g", "smax", "lanes", "rows", "weights", "seed",
-              "popcount", "adders", "target", "area_unit", "area", "ffs", "fmax_mhz", "fits",
+ROW_FIELDS = ["mode", "d", "w", "b", "N", "k", "g", "smax", "lanes", "rows", "keys_per_cycle",
+              "weights", "seed", "popcount", "adders", "target", "area_unit", "area", "ffs",
+              "fmax_mhz", "fits",
               "baseline_area", "baseline_ffs", "baseline_fmax_mhz", "baseline_dsp_area",
               "baseline_dsps", "area_reduction", "fmax_ceiling_mhz", "fmax_fraction",
               "latency", "q_interval", "kv_interval", "queries_per_s", "keys_per_s",
@@ -49,7 +53,6 @@ ROW_FIELDS = ["mode", "d", "w", "b", "N", "k", "g", "smax", "lanes", "rows", "we
 def parse_grid(items):
     """``["b=16,32", "mode=linear,topk"]`` -> ``{"b": ["16", "32"], "mode": [...]}`` keyed by
     the SPEC symbols (flags without dashes are accepted too)."""
-    from ..errors import UserError
     grid = {}
     for item in items:
         if "=" not in item:
@@ -123,7 +126,7 @@ def _flatten(rep, seconds):
 
 def job_label(params, target):
     """``linear d=16 b=16 N=64 lanes=4 on xc7``: the parameters a reader tells jobs apart by
-    (k, rows and the trees only where they are not the defaults)."""
+    (k, lanes, rows, M and the trees only where they are not the defaults)."""
     p = params
     text = f"{p['mode']} d={p['d']} b={p['b']} N={p['N']}"
     if p["mode"] == "topk":
@@ -132,6 +135,8 @@ def job_label(params, target):
         text += f" lanes={p['lanes']}"
     if p.get("rows") not in (None, p["b"]):
         text += f" rows={p['rows']}"
+    if p.get("keys_per_cycle") not in (None, 1):
+        text += f" M={p['keys_per_cycle']}"
     for prm in PARAMS:
         if prm.name in ("popcount", "adders", "w", "weights", "seed") and \
                 p.get(prm.name) != prm.default:
@@ -150,7 +155,6 @@ def _say(tag):
 def sweep_job(params, target, build_dir, baseline=True, tag=None):
     """One job (runs in a worker): the flat row of :func:`synth_config`, or the error.
     With ``tag`` (e.g. ``[job 2/4]``), one line per stage goes to stderr, prefixed by it."""
-    from .cli import synth_config
     t0 = time.time()
     cfg = CoreConfig.create(**params)
     try:
@@ -190,7 +194,7 @@ def run_sweep(configs, targets, *, jobs=None, scheduler=None, build_dir="build/s
         say(f"{done}/{n} done: job {i + 1} {what}")
 
     if scheduler:
-        from distributed import Client, as_completed
+        from distributed import Client, as_completed    # lazy: Dask only with --scheduler
         with Client(scheduler) as client:
             futs = {client.submit(sweep_job, p, t, build_dir, baseline, tags[i],
                                   pure=False): i for i, (p, t) in enumerate(tasks)}
@@ -242,7 +246,6 @@ def check_used(configs, names):
 def run_cli(args, base):
     """``hamattn sweep``: every point of the grid over ``base`` (the parameters the user
     gave) on every ``--target``; exit 1 when a job failed."""
-    from .tools import tool_versions
     grid = parse_grid(args.grid)
     configs = grid_configs(base, grid)
     check_used(configs, list(base) + list(grid))

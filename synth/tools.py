@@ -19,6 +19,7 @@ import pathlib
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 
@@ -95,7 +96,7 @@ def _wasm_cache_file(tool):
     """Where the YoWASP runtime keeps the compiled module of ``tool`` (same rule as
     ``yowasp_runtime.run_wasm``), or None when it cannot be worked out."""
     try:
-        import platformdirs
+        import platformdirs      # lazy: yowasp-runtime's dependency, only for this lookup
         _, package, _, wasm, _ = TOOLS[tool]
         binary = importlib.resources.files(package).joinpath(wasm).read_bytes()
         digest = hashlib.sha1(binary).hexdigest()
@@ -190,7 +191,6 @@ def run_nextpnr(family, args, *, cwd, name, timeout=DEFAULT_TIMEOUT, notify=None
 def tool_versions():
     """The version line each tool prints (``yosys -V``, ``nextpnr-* --version``) and the
     PyPI distribution versions. Runs the tools (which compiles them on first use)."""
-    import tempfile
     out = {}
     with tempfile.TemporaryDirectory(prefix="hamattn-synth-") as tmp:
         for tool, flag in (("yosys", "-V"), ("nextpnr-ice40", "--version"),

@@ -2,8 +2,9 @@
 
 Three independent sources/sinks: the key/value source offers every key beat of every window
 in order, the query source every query beat, the output sink takes beats; each asserts
-valid (ready) on a cycle with its own probability from a seeded generator. The core alone
-enforces the window order. Returns an :class:`~hamattn.verif.scenario.Observed`.
+valid (ready) on a cycle with its own probability from a seeded generator: the cycle-stepped
+models of :mod:`.axis`, as in the cocotb bench. The core alone enforces the window order.
+Returns an :class:`~hamattn.verif.scenario.Observed`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from amaranth.hdl import ClockDomain, Module
 from amaranth.sim import Simulator
 
 from ..rtl import AxiStreamCore
+from .axis import Draws, Sink, Source
 from .scenario import Observed, kv_stream, q_stream, unpack_vector
 
 __all__ = ["simulate"]
@@ -37,22 +39,21 @@ def simulate(cfg, windows, *, seed=0, p_kv=1.0, p_q=1.0, p_out=1.0, max_cycles=N
         slow = 1 / min(p_kv, p_q, p_out)
         per_kv = cfg.at(cfg.kv_interval, 0)         # G (·R) cycles per key when folded
         max_cycles = int((len(kv) * per_kv + n_out * per_q + 50) * slow * 3) + 200
-    obs = Observed([], [], [], [], [])
-    state = {"kv": 0, "q": 0}
+    draw = Draws(rng)       # one sequence of draws for the prelude and the three channels
 
     async def run_prelude(ctx):
         pkv, pq = kv_stream(cfg, prelude[0]), q_stream(cfg, prelude[0])
         i = j = 0
         for _ in range(prelude[1]):
-            ctx.set(dut.s_kv_tvalid, i < len(pkv) and rng.random() < p_kv)
-            ctx.set(dut.s_q_tvalid, j < len(pq) and rng.random() < p_q)
+            ctx.set(dut.s_kv_tvalid, i < len(pkv) and draw() < p_kv)
+            ctx.set(dut.s_q_tvalid, j < len(pq) and draw() < p_q)
             if i < len(pkv):
                 ctx.set(dut.s_kv_tdata, pkv[i][0])
                 ctx.set(dut.s_kv_tlast, pkv[i][1])
             if j < len(pq):
                 ctx.set(dut.s_q_tdata, pq[j][0])
                 ctx.set(dut.s_q_tlast, pq[j][1])
-            ctx.set(dut.m_out_tready, rng.random() < p_out)
+            ctx.set(dut.m_out_tready, draw() < p_out)
             i += int(ctx.get(dut.s_kv_tvalid) and ctx.get(dut.s_kv_tready))
             j += int(ctx.get(dut.s_q_tvalid) and ctx.get(dut.s_q_tready))
             await ctx.tick()
@@ -63,47 +64,37 @@ def simulate(cfg, windows, *, seed=0, p_kv=1.0, p_q=1.0, p_out=1.0, max_cycles=N
         await ctx.tick()
         ctx.set(cd.rst, 0)
 
+    # the AXI4-Stream models of axis.py, drawn in the order key source, query source, sink
+    src_kv, src_q, sink = Source(kv, p_kv, draw), Source(qs, p_q, draw), Sink(p_out, draw)
+    sources = ((src_kv, dut.s_kv_tdata, dut.s_kv_tlast, dut.s_kv_tvalid, dut.s_kv_tready),
+               (src_q, dut.s_q_tdata, dut.s_q_tlast, dut.s_q_tvalid, dut.s_q_tready))
+
+    def read(ctx):
+        return (unpack_vector(ctx.get(dut.m_out_tdata), cfg.d, cfg.w),
+                ctx.get(dut.m_out_tlast), ctx.get(dut.m_out_tuser))
+
     async def bench(ctx):
         if prelude is not None:
             await run_prelude(ctx)
-        kv_v = q_v = 0
         for cycle in range(max_cycles):
-            if len(obs.out_beats) == n_out:
+            if len(sink.beats) == n_out:
                 break
-            # a source keeps valid high once raised until the beat transfers (AXI rule)
-            if not kv_v and state["kv"] < len(kv) and rng.random() < p_kv:
-                kv_v = 1
-            if not q_v and state["q"] < len(qs) and rng.random() < p_q:
-                q_v = 1
-            rdy = int(rng.random() < p_out)
-            if kv_v:
-                ctx.set(dut.s_kv_tdata, kv[state["kv"]][0])
-                ctx.set(dut.s_kv_tlast, kv[state["kv"]][1])
-            if q_v:
-                ctx.set(dut.s_q_tdata, qs[state["q"]][0])
-                ctx.set(dut.s_q_tlast, qs[state["q"]][1])
-            ctx.set(dut.s_kv_tvalid, kv_v)
-            ctx.set(dut.s_q_tvalid, q_v)
-            ctx.set(dut.m_out_tready, rdy)
-            if ctx.get(dut.m_out_tvalid):
-                obs.out_valid_cycles.append(cycle)
-                if rdy:
-                    obs.out_cycles.append(cycle)
-                    obs.out_beats.append((unpack_vector(ctx.get(dut.m_out_tdata), cfg.d, cfg.w),
-                                          ctx.get(dut.m_out_tlast), ctx.get(dut.m_out_tuser)))
-            if kv_v and ctx.get(dut.s_kv_tready):
-                obs.kv_cycles.append(cycle)
-                state["kv"] += 1
-                kv_v = 0
-            if q_v and ctx.get(dut.s_q_tready):
-                obs.q_cycles.append(cycle)
-                state["q"] += 1
-                q_v = 0
+            for src, *_ in sources:
+                src.step()
+            ctx.set(dut.m_out_tready, sink.step())
+            for src, tdata, tlast, tvalid, _ in sources:
+                if src.valid:
+                    ctx.set(tdata, src.beat[0])
+                    ctx.set(tlast, src.beat[1])
+                ctx.set(tvalid, src.valid)
+            sink.handshake(ctx.get(dut.m_out_tvalid), cycle, lambda: read(ctx))
+            for src, *_, tready in sources:
+                src.handshake(ctx.get(tready), cycle)
             await ctx.tick()
         else:
-            raise AssertionError(f"timeout after {max_cycles} cycles: {len(obs.out_beats)} of "
-                                 f"{n_out} outputs, {state['kv']}/{len(kv)} keys, "
-                                 f"{state['q']}/{len(qs)} queries accepted")
+            raise AssertionError(f"timeout after {max_cycles} cycles: {len(sink.beats)} of "
+                                 f"{n_out} outputs, {src_kv.index}/{len(kv)} keys, "
+                                 f"{src_q.index}/{len(qs)} queries accepted")
 
     top = Module()
     top.domains.sync = cd = ClockDomain()
@@ -112,4 +103,4 @@ def simulate(cfg, windows, *, seed=0, p_kv=1.0, p_q=1.0, p_out=1.0, max_cycles=N
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
-    return obs
+    return Observed(src_kv.cycles, src_q.cycles, sink.cycles, sink.beats, sink.valid_cycles)

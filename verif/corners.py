@@ -2,19 +2,21 @@
 run, defined once.
 
 Each corner is a dict of :meth:`hamattn.config.CoreConfig.create` keyword arguments (the
-mode is left out where a test crosses the corner with :data:`MODES`). The tests import them
-by absolute name (``from hamattn.verif.corners import SWEEP``; pytest runs with
-``--import-mode=importlib``, under which a ``conftest.py`` cannot be imported by name), and
+mode is left out where a test crosses the corner with :data:`MODES`). ``tests/conftest.py``
+hands them to the tests as arguments (``sweep_corner``, ``cocotb_corner``,
+``baseline_corner``, ``baseline_sim_corner``); tests that cross several tables import them by
+absolute name (``from hamattn.verif.corners import SWEEP``; pytest runs with
+``--import-mode=importlib``, under which a ``conftest.py`` cannot be imported by name); and
 ``ci/same_verilog.py`` hashes :data:`CORNER`, :data:`CORNER_W16` and :data:`SWEEP`.
 
 * :data:`CORNER`, :data:`CORNER_W16`, :data:`SWEEP` (:func:`corner_id` names them): the
-  whole-core cocotb corners (``verif/test_cocotb.py``; ``make sweep`` runs :data:`SWEEP`).
+  whole-core cocotb corners (``tests/test_cocotb.py``; ``make sweep`` runs :data:`SWEEP`).
 * :data:`VALUE_PATH_CORNERS`, :data:`VALUE_PATH_KEY_CORNERS`, :data:`VALUE_PATH_ROW_CORNERS`,
-  :data:`HEAP_CORNERS`: the value-path blocks (``verif/test_value_paths.py``).
+  :data:`HEAP_CORNERS`: the value-path blocks (``tests/test_value_paths.py``).
 * :data:`CORE_CORNERS`, :data:`CORE_KEY_CORNERS`, :data:`CORE_ROW_CORNERS`: the core in the
-  Amaranth simulator (``verif/test_core.py``).
+  Amaranth simulator (``tests/test_core.py``).
 * :data:`BASELINE_CORNERS`, :data:`BASELINE_SIM_CORNERS`: the baselines' golden models and
-  RTL (``verif/test_baselines.py``).
+  RTL (``tests/test_baselines.py``).
 
 This module imports nothing (the same-Verilog check runs without the package's code).
 """

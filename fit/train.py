@@ -60,6 +60,7 @@ value scale: ``out_float ≈ s_v · out_int``.
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import numpy as np
@@ -694,7 +695,6 @@ def fit_hash(queries, keys, b, method="ranking", weight_bits=2, seed=0, *, logit
 def fit_default(name):
     """Default of keyword ``name`` of :func:`fit_hash` (for command-line defaults and
     reports, so that the value is written once)."""
-    import inspect
     return inspect.signature(fit_hash).parameters[name].default
 
 

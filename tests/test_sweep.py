@@ -7,10 +7,10 @@ import sys
 
 import pytest
 
-from hamattn import ConfigError
+from hamattn import ConfigError, CoreConfig
 from hamattn.errors import UserError
 from hamattn.synth.report import figures, write_report
-from hamattn.synth.sweep import grid_configs, parse_grid, run_sweep
+from hamattn.synth.sweep import ROW_FIELDS, grid_configs, job_label, parse_grid, run_sweep
 
 BASE = dict(d=1, w=2, b=2, N=2, mode="linear", k=None, g=12.0, smax=16, lanes=None,
             weights="random-ternary", seed=0)
@@ -65,7 +65,7 @@ def test_sweep_rerun_reuses_the_cache(swept):
 
 
 def test_sweep_on_dask_local_cluster(swept):
-    from distributed import LocalCluster
+    from distributed import LocalCluster     # lazy: Dask is slow to import
     out, cfgs, rows, _ = swept
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
                       dashboard_address=None) as cluster:
@@ -109,13 +109,19 @@ def test_report_tells_the_trees_apart(swept, tmp_path):
     assert all(s["x"] == [1, 2] for s in series)
     assert len({f["label"] for f in figs["reduction"]}) == 4
     # the CSV of a sweep carries the trees too
-    from hamattn.synth.sweep import ROW_FIELDS
-    assert {"popcount", "adders"} <= set(ROW_FIELDS)
+    assert {"popcount", "adders", "keys_per_cycle"} <= set(ROW_FIELDS)
 
 
 def test_report_cli_missing_results(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "hamattn.gen.cli", "report",
+    r = subprocess.run([sys.executable, "-m", "hamattn.cli", "report",
                         str(tmp_path / "none"), "-o", str(tmp_path / "rep")],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "results.json' not found: run `hamattn sweep" in r.stderr
+
+
+def test_job_label_names_M_where_it_is_not_1():
+    three = CoreConfig.create(mode="topk", keys_per_cycle=3).params()
+    assert job_label(three, "gates") == "topk d=16 b=16 N=64 k=8 M=3 on gates"
+    one = CoreConfig.create(mode="topk").params()
+    assert "M=" not in job_label(one, "gates")

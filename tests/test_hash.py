@@ -367,3 +367,24 @@ def test_hash_extreme_thresholds(tmp_path, P):
     run = run_stream(cfg.plan.hash.component(), [{"x": [int(v) for v in row], "query": 0}
                                            for row in x], convert=lambda c: int(c.code))
     assert run.outputs == expect
+
+
+@pytest.mark.parametrize("corner", ["b7_d3_w8", "rows_asym_P1_T4", "d16_P5"])
+def test_hash_without_stalls(corner, tmp_path):
+    """``stalls=False`` (as the core builds it): the same codes and latency as the stalling
+    hash for a consumer that takes every output, with random input gaps; an unfolded one is
+    always ready, a folded one ready on the last read of every vector (never held longer)."""
+    make = {**CORNERS, **FOLDED}[corner]
+    cfg = CoreConfig.create(**make(tmp_path))
+    HI = cfg.plan.hash.interval.fixed
+    rng = np.random.default_rng(7)
+    x, query = stimulus(cfg, rng, 16)
+    dut = cfg.plan.hash.component(tag_shape=unsigned(8), stalls=False)
+    res = run_folded(dut, [{"x": [int(v) for v in row], "query": int(q), "tag": i}
+                           for i, (row, q) in enumerate(zip(x, query))],
+                     seed=3, p_in=0.5, sink="ready", p_out=1.0, G=HI)
+    assert res["codes"] == expected_codes(cfg, x, query)
+    assert res["tags"] == list(range(len(x)))
+    assert res["offered"] == [HI] * len(x)
+    lat = [o - i for i, o in zip(res["ins"], res["outs"])]
+    assert lat == [cfg.plan.hash.latency.fixed] * len(x)

@@ -1,4 +1,4 @@
-"""Hash fitting (golden/fit.py) and ``hamattn fit``: determinism, a valid weights file,
+"""Hash fitting (fit/train.py) and ``hamattn fit``: determinism, a valid weights file,
 weight width, ITQ's quantization loss, the ranking fit's recall, and clear CLI errors.
 Synthetic data only (no model download); a few seconds in all."""
 
@@ -9,11 +9,13 @@ import math
 import numpy as np
 import pytest
 
+from hamattn.bench.fidelity import method_bits
+from hamattn.cli import main as cli_main
 from hamattn.config import CoreConfig
-from hamattn.gen.cli import main as cli_main
+from hamattn.fit import (METHODS, fit_hash, hash_bits, quantization_loss, quantize_weights,
+                         save_weights, window_data)
+from hamattn.fit.train import _table_cos, _value_stats, refine_shifts
 from hamattn.golden import run
-from hamattn.golden.fit import (METHODS, fit_hash, hash_bits, quantization_loss,
-                                quantize_weights, save_weights, window_data)
 
 D = 16
 
@@ -128,7 +130,6 @@ def test_default_ranking_fit_with_values_is_deterministic():
 
 
 def test_cosine_shift_table_raises_the_sample_cosine():
-    from hamattn.golden.fit import _table_cos, _value_stats
     q, k, ls = clustered(windows=4, spread=0.4)
     v = values_for(k)
     kw = dict(logit_scale=ls, iters=30, values=v, smax=20)
@@ -179,7 +180,6 @@ def test_shift_queries_samples_the_table_fit():
                                          ("ranking-w8", ("ranking", 8)),
                                          ("itq", ("itq", 2)), ("random-w3", ("random", 3))])
 def test_bench_method_names(method, bits):
-    from hamattn.bench.fidelity import method_bits
     assert method_bits(method) == bits
 
 
@@ -190,7 +190,6 @@ def test_bench_method_names(method, bits):
     ("ranking-wx", "method 'ranking-wx' is not allowed"),
 ])
 def test_bench_method_name_errors(method, message):
-    from hamattn.bench.fidelity import method_bits
     with pytest.raises(ValueError, match=message):
         method_bits(method)
 
@@ -270,7 +269,6 @@ def test_window_lists_of_any_length():
 def test_refined_table_is_a_local_optimum_of_the_cosine():
     # refine_shifts carries the outputs along incrementally; check the result against the
     # direct cosine: it is no worse than the start and no single legal move improves it
-    from hamattn.golden.fit import _table_cos, refine_shifts
     rng = np.random.default_rng(4)
     b, smax = 12, 9
     vsum = rng.standard_normal((200, b + 1, 5)) * np.exp(-np.arange(b + 1) / 3)[None, :, None]

@@ -10,6 +10,7 @@ import pytest
 from amaranth.back import rtlil, verilog
 
 from hamattn import CoreConfig
+from hamattn.synth import flows
 
 
 def _memories(cfg):
@@ -42,7 +43,6 @@ def test_memories_hold_M_keys_per_word(mode, d, lanes, M):
 
 
 def test_folded_values_memory_maps_to_ice40_block_ram(tmp_path):
-    from hamattn.synth import flows
     cfg = CoreConfig.create(d=4, b=8, w=8, N=256, k=4, lanes=2, mode="topk")
     bits = cfg.N * cfg.groups * cfg.lanes * cfg.w           # 512 x 16: 2 SB_RAM40_4K
     v = tmp_path / "scan.v"

@@ -15,7 +15,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from hamattn.config import MODES, CoreConfig
+from hamattn.config import MODES, CoreConfig, WeightsError
 from hamattn.golden import (attention_outputs, hash_codes, linear_state, pack_codes, rdiv,
                             run)
 
@@ -590,7 +590,7 @@ def test_reference_shift_table_equals_config():
 
 def test_pickled_weights_never_unpickled(tmp_path):
     """Guard for the model's only file input: an object array in the weights file runs no
-    code (see also verif/test_config.py)."""
+    code (see also tests/test_config.py)."""
     marker = tmp_path / "unpickled"
 
     class Boom:
@@ -599,7 +599,6 @@ def test_pickled_weights_never_unpickled(tmp_path):
 
     path = tmp_path / "evil.npz"
     np.savez(path, W=np.array([[Boom()]], dtype=object), theta=np.zeros(1, dtype=np.int64))
-    from hamattn.config import WeightsError
     with pytest.raises(WeightsError):
         CoreConfig.create(d=1, b=1, weights=str(path))
     assert not marker.exists()

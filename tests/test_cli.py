@@ -17,17 +17,19 @@ import psutil
 import pytest
 
 from hamattn import ConfigError, CoreConfig
-from hamattn.gen import cli
+from hamattn import cli
 from hamattn.synth.cli import format_report, throughput
 from hamattn.synth.report import figures, markdown
 from hamattn.synth.sweep import check_used, grid_configs, parse_grid
+from hamattn.verif import simulate
+from hamattn.verif.simulate import replay_command
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 TINY = ["--head-dim", "4", "--code-bits", "8", "--seq-len", "8"]
 
 
 def hamattn(*args, cwd=None, **kw):
-    return subprocess.run([sys.executable, "-m", "hamattn.gen.cli", *args], cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "hamattn.cli", *args], cwd=cwd,
                           capture_output=True, text=True, **kw)
 
 
@@ -45,7 +47,6 @@ def weights_file(path, b=8, d=4, shifts=False):
 def test_relative_weights_path_is_resolved_where_read(tmp_path, monkeypatch):
     """The path is absolute in the config (every later stage, in any folder, finds it) and
     in the replay command."""
-    from hamattn.verif.simulate import replay_command
     weights_file(tmp_path / "head.npz")
     monkeypatch.chdir(tmp_path)
     args = cli.build_parser().parse_args(["sim", *TINY, "--weights", "head.npz"])
@@ -58,7 +59,6 @@ def test_sim_with_relative_weights_and_waves(tmp_path, monkeypatch, capsys):
     """`hamattn sim --weights head.npz` from the file's folder passes (it failed every
     scenario: the bench runs in the build folder); `--waves` writes the format it names:
     here the VCD of a Verilator without lz4.h (the help used to promise FST)."""
-    from hamattn.verif import simulate
     weights_file(tmp_path / "head.npz")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(simulate, "_has_lz4", lambda: False)
@@ -387,7 +387,7 @@ def test_sweep_interrupted_ends_every_child(tmp_path, signum):
     every tool end, with one line and no traceback."""
     seed = str(int(time.time() * 1000) % 2**31)          # no cache hit: the tools must run
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hamattn.gen.cli", "sweep", *TINY, "--seed", seed, "--grid",
+        [sys.executable, "-m", "hamattn.cli", "sweep", *TINY, "--seed", seed, "--grid",
          "mode=linear,topk", "--target", "ice40-up5k", "--jobs", "2", "-o", "sw"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True)

@@ -36,8 +36,9 @@ from pathlib import Path
 import pytest
 
 from hamattn.ci import docs_tables
-from hamattn.config import ConfigError
-from hamattn.gen.cli import build_parser, config_from_args
+from hamattn.cli import build_parser
+from hamattn.config import PARAMS, ConfigError
+from hamattn.flags import config_from_args
 
 ROOT = docs_tables.ROOT
 DOCS = [p.relative_to(ROOT).as_posix() for p in docs_tables.doc_files()]
@@ -53,6 +54,49 @@ def test_tables_match_results():
     stale = docs_tables.check()
     assert not stale, "tables differ from bench/results (run `make docs`): " + ", ".join(
         f"{p.relative_to(ROOT)}:{name}" for p, name in stale)
+
+
+def _param_rows(text):
+    """{flag: {column: cell}} of the Markdown table whose first column is ``flag`` and that
+    holds ``--head-dim`` (the parameters of SPEC §1)."""
+    tables, header = [], None
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")] \
+            if line.startswith("|") else None
+        if cells is None:
+            header = None
+        elif header is None:
+            header = cells if cells[0] == "flag" else False
+            tables.append({})
+        elif header and not set(cells[0]) <= set("-: "):
+            tables[-1][cells[0].strip("`")] = dict(zip(header, cells))
+    return next(t for t in tables if "--head-dim" in t)
+
+
+def _norm(text):
+    return re.sub(r"[`\s]", "", text).replace("^", "**")
+
+
+@pytest.mark.parametrize("page, range_col", [("README.md", "range"),
+                                             ("docs/cli.md", "allowed")])
+def test_parameter_tables_match_config(page, range_col):
+    """The hand-written parameter tables say what config.PARAMS (the one table the
+    validation, --help and the messages come from) says: every flag, its default and its
+    range."""
+    rows = _param_rows((ROOT / page).read_text())
+    assert set(rows) == {p.flag for p in PARAMS}, f"{page}: the flags differ from PARAMS"
+    for p in PARAMS:
+        row = rows[p.flag]
+        default = p.default_text or p.default
+        shown = _norm(row["default"])
+        assert shown == _norm(str(default)) or (p.kind is float and
+                                                float(shown) == float(default)), (page, p.flag)
+        if p.kind in (int, float):
+            want = f"{p.lo}..{p.bound()}" if p.kind is int else f"{p.lo}<{p.name}<={p.hi}"
+            assert _norm(row[range_col]).startswith(_norm(want)), (page, p.flag, want)
+        elif p.choices:
+            where = row[range_col] or row["meaning"]
+            assert all(f"`{c}`" in where for c in p.choices), (page, p.flag)
 
 
 def test_every_table_is_used():

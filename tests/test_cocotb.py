@@ -21,8 +21,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hamattn import verif
+from hamattn.cli import main
 from hamattn.config import CoreConfig
-from hamattn.verif.corners import CORNER, CORNER_W16, SWEEP, corner_id
+from hamattn.verif.corners import CORNER, CORNER_W16
 from hamattn.verif.simulate import format_result, run_sim, simulator_available
 
 # builds are cached per Verilog hash outside the work tree, so that a fresh clone on the
@@ -104,7 +106,7 @@ def test_folded_config(name):
 # one window of real activations (issue 7): all-MiniLM-L6-v2 layer 1 head 7, the hash that
 # bench-fidelity fits at b = 64 (ranking-w8), int8 Q, K, V of its first evaluation window;
 # written by `python -m hamattn.bench.fidelity_window`
-DATA = Path(__file__).parent / "data"
+DATA = Path(verif.__file__).parent / "data"
 
 
 def test_real_minilm_window():
@@ -122,10 +124,8 @@ def test_real_minilm_window():
     assert res["cycles"] > 2 * n
 
 
-@pytest.mark.parametrize("params", [CORNER, CORNER_W16], ids=["d1-w2-b70-N1-topk",
-                                                              "d3-w16-b65-N5-hsoftmax"])
-def test_corner_config(params):
-    simulate(CoreConfig.create(**params), scenario="all", windows=6)
+def test_corner_config(cocotb_corner):
+    simulate(CoreConfig.create(**cocotb_corner), scenario="all", windows=6)
 
 
 def test_linear_reset_and_overflow_small():
@@ -180,7 +180,6 @@ def test_hamattn_sim_cli(capsys):
     """``hamattn sim``: PASS line with seed, cycles and cycles/s, exit 0; --waves gives an
     FST."""
     need("verilator")
-    from hamattn.gen.cli import main
     flags = ["--head-dim", "1", "--width", "2", "--code-bits", "70", "--seq-len", "1",
              "--mode", "topk", "--topk", "1", "--sim-seed", str(SEED), "--windows", "2"]
     assert main(["sim", *flags]) == 0
@@ -225,9 +224,8 @@ def test_icarus_missing_is_reported(monkeypatch):
 # ------------------------------------------------------------------- make sweep / soak
 
 @pytest.mark.slow
-@pytest.mark.parametrize("params", SWEEP, ids=[corner_id(p) for p in SWEEP])
-def test_sweep_corner(params):
-    simulate(CoreConfig.create(**params), scenario="all", windows=8)
+def test_sweep_corner(sweep_corner):
+    simulate(CoreConfig.create(**sweep_corner), scenario="all", windows=8)
 
 
 SOAK = {

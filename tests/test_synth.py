@@ -13,9 +13,12 @@ from amaranth.back import verilog
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from hamattn.config import CoreConfig
 from hamattn.synth import breakdown as bd
 from hamattn.synth import flows, harness, nextpnr
 from hamattn.synth.cache import cache_key
+from hamattn.synth.cli import format_report, synth_config
+from hamattn.synth.tools import ToolError
 
 TOP = "tiny_adder"
 
@@ -301,8 +304,6 @@ def test_critical_path_of_the_slowest_clock():
 def test_core_critical_path_named(tmp_path):
     """A tiny core placed on the UP5K names its critical path: cells and nets of the core
     (inside the harness's ``dut``), and a delay that is 1000 / Fmax."""
-    from hamattn.config import CoreConfig
-    from hamattn.synth.cli import format_report, synth_config
     cfg = CoreConfig.create(d=2, b=4, N=4, w=4)
     rep = synth_config(cfg, "ice40-up5k", build_dir=tmp_path / "b", baseline=False,
                        cache_dir=False)
@@ -383,8 +384,6 @@ def test_design_that_does_not_fit_reports_packed_area(tmp_path):
 def test_ecp5_abc9_crash_falls_back_to_abc(monkeypatch, tmp_path):
     """Yosys 0.70's abc9 assertion (rtlil.cc:3091) on ECP5 reruns the script with abc -lut 4;
     any other failure, or the crash on another family, is raised."""
-    from hamattn.synth import flows
-    from hamattn.synth.tools import ToolError
     scripts = []
 
     def fake(script, *, cwd, name, timeout=None, notify=None):

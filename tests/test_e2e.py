@@ -11,8 +11,6 @@ import pytest
 
 from hamattn.bench import e2e, protocol
 from hamattn.golden import softmax_attention
-# the MiniLM fixture, which skips (naming the missing extra) when it is not installed
-from hamattn.verif.test_minilm import model  # noqa: F401
 
 
 def test_protocol_texts_are_disjoint():
