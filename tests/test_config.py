@@ -212,8 +212,8 @@ def test_row_blocks_and_intervals(b, rows, blocks):
 def test_groups_and_folded_intervals(d, lanes, groups):
     """G = ceil(d/P); keys take G cycles each; every query interval covers the folded
     divider's, G·steps edges, and is the value path's or the hash's: the division never
-    sets it. A grouped (folded linear) division takes w + 2 edges after its last group, a
-    whole-vector one (G-1)·steps more."""
+    sets it. A folded value path (any mode) hands the divider one group per cycle, so its
+    division takes w + 2 edges after the last group; an unfolded one a whole vector at once."""
     cfg = CoreConfig.create(d=d, lanes=lanes, b=4, N=4)
     assert cfg.groups == groups and cfg.folded == (groups > 1)
     assert cfg.kv_interval == {"fixed": groups, "per_key": 0}
@@ -224,8 +224,8 @@ def test_groups_and_folded_intervals(d, lanes, groups):
         assert 1 <= k <= c.w and dv.interval.fixed == groups * k
         assert c.q_interval["fixed"] == max(c.plan.value.interval.fixed,
                                             c.plan.hash.interval.fixed) >= dv.interval.fixed
-        grouped = mode == "linear" and groups > 1
-        assert dv.latency.fixed == c.w + 2 + (0 if grouped else (groups - 1) * k)
+        assert dv.grouped == (groups > 1)
+        assert dv.latency.fixed == c.w + 2
 
 
 # =========================================================================== weights files
