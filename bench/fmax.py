@@ -28,7 +28,6 @@ runs the first form (the ECP5 goal builds take about 20 minutes each).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import platform
@@ -38,7 +37,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .goals import _commit
+from .builds import build_key, commit as _commit
 
 RESULTS = Path(__file__).resolve().parent / "results"
 RUN_DIR = RESULTS / "fmax"
@@ -92,21 +91,10 @@ POINTS = [
 ]
 
 
-def _sha(text):
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 def run_key(point, seed):
-    """What a build of ``point`` with ``seed`` depends on, hashed: the core's Verilog, the
-    board top's source (board flow), the flow, the device, the seed and the tool versions."""
-    from ..gen.verilog import verilog_text
-    from ..rtl import board as board_rtl
-    from ..synth.tools import package_versions
-    parts = {"verilog": _sha(verilog_text(point.config())), "flow": point.flow,
-             "where": point.where, "seed": seed, "versions": package_versions()}
-    if point.flow == "board":
-        parts["board_top"] = _sha(Path(board_rtl.__file__).read_text())
-    return _sha(json.dumps(parts, sort_keys=True))
+    """What a build of ``point`` with ``seed`` depends on, hashed
+    (:func:`hamattn.bench.builds.build_key`)."""
+    return build_key(point.config(), point.flow, point.where, seed)
 
 
 def build_point(point, seed, say):

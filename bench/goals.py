@@ -40,7 +40,7 @@ Writes one JSON per built candidate to ``bench/results/goals/``, the search log 
 
     python -m hamattn.bench.goals                      # every goal (hours)
     python -m hamattn.bench.goals --only icebreaker    # goals whose name contains this
-    python -m hamattn.bench.goals --reuse              # keep candidate JSONs already there
+    python -m hamattn.bench.goals --reuse              # keep candidate JSONs of the same RTL
     python -m hamattn.bench.goals --summary-only       # only rewrite the summary
 
 ``make bench-goals`` runs the first form.
@@ -64,6 +64,7 @@ from ..config import CoreConfig
 from ..errors import UserError
 from ..synth.board import build_board
 from ..synth.nextpnr import utilisation_table
+from .builds import build_key as _build_key, commit as _commit
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CAND_DIR = RESULTS / "goals"
@@ -124,15 +125,6 @@ def config_of(goal, fold):
 def cycles_per_token(cfg):
     """kv_interval + q_interval(N): one key and one query of a window of N keys."""
     return cfg.at(cfg.kv_interval, cfg.N) + cfg.at(cfg.q_interval, cfg.N)
-
-
-def _commit():
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, cwd=Path(__file__).resolve().parent.parent,
-                              check=True).stdout.strip() or None
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 # --------------------------------------------------------------------------- CPU reference
@@ -297,9 +289,10 @@ def calibration_ratio(pairs):
 
 # --------------------------------------------------------------------------- builds and rows
 
-def row_of(goal, board_name, cfg, rep, cpu=None):
+def row_of(goal, board_name, cfg, rep, cpu=None, current=True):
     """One summary row: the folding, area, Fmax and throughput of a built candidate;
-    ``cpu`` (tokens/s of one CPU thread at the same d and N) adds ``vs_cpu``."""
+    ``cpu`` (tokens/s of one CPU thread at the same d and N) adds ``vs_cpu``; ``current``:
+    the build is of the RTL and tools of now (:func:`build_key`)."""
     util = rep.get("utilization") or {}
     lc, bram = util.get("logic_cells") or {}, util.get("bram") or {}
     fits = _fits(rep)
@@ -326,7 +319,7 @@ def row_of(goal, board_name, cfg, rep, cpu=None):
         "tokens_per_s": tps, "cpu_tokens_per_s": cpu,
         "vs_cpu": round(tps / cpu, 3) if tps and cpu else None,
         "bitstream_bytes": (rep.get("bitstream") or {}).get("bytes"),
-        "commit": rep.get("commit"), "error": rep.get("error"),
+        "commit": rep.get("commit"), "error": rep.get("error"), "current": bool(current),
     }
 
 
@@ -341,9 +334,18 @@ def _packed_utilization(tim_path):
             for k, (u, a) in utilisation_table(tim_path).items() if k in _PACKED_KINDS}
 
 
+def build_key(cfg, board_name):
+    """What a candidate's build depends on, hashed: the core's Verilog, the board top's
+    source, the board and the tool versions (:func:`hamattn.bench.builds.build_key`, nextpnr's
+    default seed). A candidate JSON whose ``build_key`` differs was built from other RTL or
+    tools: ``--reuse`` rebuilds it and the summary marks it stale."""
+    return _build_key(cfg, "board", board_name)
+
+
 def build_candidate(goal, board_name, cfg, path, say):
     t0 = time.monotonic()
     commit = _commit()                         # the code the build starts from
+    key = build_key(cfg, board_name)
     build_dir = Path("build") / "goals" / path.stem
     try:
         rep = build_board(cfg, board_name, build_dir=build_dir, progress=say, timeout=7200)
@@ -352,6 +354,7 @@ def build_candidate(goal, board_name, cfg, path, say):
                "utilization": _packed_utilization(build_dir / "hamattn_board.tim")}
         say(f"{path.stem}: {e}")
     rep["commit"] = commit
+    rep["build_key"] = key
     rep["timing"] = {"q_interval": cfg.q_interval, "kv_interval": cfg.kv_interval,
                      "latency": cfg.latency}     # of the RTL built, for its row
     rep["seconds"] = round(time.monotonic() - t0, 1)
@@ -371,9 +374,11 @@ def estimate_cells(cfg, board_name, say):
     return rep["design"]["area"]
 
 
-def summarize(names, cpu=None):
+def summarize(names, cpu=None, key=build_key):
     """Rows of every built candidate of ``names`` (their JSONs in :data:`CAND_DIR`) and the
-    best of each goal; ``cpu`` maps (d, N) to one CPU thread's tokens/s."""
+    best of each goal; ``cpu`` maps (d, N) to one CPU thread's tokens/s. Only a current
+    build (its ``build_key`` equal to ``key(cfg, board)`` now) can be the best: a build of
+    older RTL keeps its row, marked stale."""
     cpu = cpu or {}
     rows, best = [], {}
     for goal in names:
@@ -383,9 +388,11 @@ def summarize(names, cpu=None):
             if not path.exists():
                 continue
             cfg = config_of(goal, fold)
-            rows.append(row_of(goal, board_name, cfg, json.loads(path.read_text()),
-                               (cpu.get((cfg.d, cfg.N)) or {}).get("tokens_per_s")))
-        fitting = [r for r in rows if r["goal"] == goal and r["fits"]]
+            rep = json.loads(path.read_text())
+            rows.append(row_of(goal, board_name, cfg, rep,
+                               (cpu.get((cfg.d, cfg.N)) or {}).get("tokens_per_s"),
+                               current=rep.get("build_key") == key(cfg, board_name)))
+        fitting = [r for r in rows if r["goal"] == goal and r["fits"] and r["current"]]
         if fitting:
             b = max(fitting, key=lambda r: r["tokens_per_s"] or 0)
             best[goal] = {"lanes": b["lanes"], "rows": b["rows"],
@@ -401,6 +408,12 @@ def _is_best(r, bst):
     return bool(bst) and all(bst.get(k) == r[k] for k in ("lanes", "rows", "keys_per_cycle"))
 
 
+def _best_cell(r, bst):
+    if not r["current"]:
+        return f"stale ({r['commit'] or 'older'})"
+    return "**best**" if _is_best(r, bst) else ""
+
+
 def markdown(rows, best):
     out = ["| goal | P | T | M | fits | logic cells | BRAM | Fmax MHz | kv cycles | "
            "q cycles (N keys) | tokens/s | one CPU thread, tokens/s | vs CPU | best |",
@@ -413,7 +426,7 @@ def markdown(rows, best):
                    f"{r['logic_cells_available']} | {r['bram']}/{r['bram_available']} | "
                    f"{r['fmax_mhz'] if r['fits'] else '-'} | {r['kv_interval']} | "
                    f"{r['q_interval_full_window']} | {r['tokens_per_s'] or '-'} | {cpu} | "
-                   f"{vs} | {'**best**' if _is_best(r, best.get(r['goal'])) else ''} |")
+                   f"{vs} | {_best_cell(r, best.get(r['goal']))} |")
     return "\n".join(out) + "\n"
 
 
@@ -452,8 +465,11 @@ def run_search(names, *, reuse, max_builds, say):
         def build(cfg, name, goal=goal, board_name=board_name):
             path = CAND_DIR / f"{name}.json"
             if reuse and path.exists():
-                say(f"{name}: kept")
-                return json.loads(path.read_text())
+                rep = json.loads(path.read_text())
+                if rep.get("build_key") == build_key(cfg, board_name):
+                    say(f"{name}: kept")
+                    return rep
+                say(f"{name}: built from other RTL or tools ({rep.get('commit')}): rebuilt")
             return build_candidate(goal, board_name, cfg, path, say)
 
         say(f"{goal}: calibration {ratio} (placed / estimated cells"

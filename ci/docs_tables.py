@@ -157,7 +157,7 @@ def synth_table(root):
 
 def synth_runs(root):
     """Single ``hamattn synth`` reports kept in bench/results/folding/, one row per file."""
-    body, machines, tools = [], [], []
+    body, tools = [], []
     for path in sorted((Path(root) / RESULTS / "folding").glob("*.json")):
         d = json.loads(path.read_text())
         c, de = d["config"], d["design"]
@@ -252,7 +252,9 @@ def goals(root):
                      f"{r['bram']}/{r['bram_available']}", _num(r["fmax_mhz"], 1),
                      r["kv_interval"], _num(r["q_interval_full_window"]),
                      _num(r["tokens_per_s"]), _num(r.get("cpu_tokens_per_s")),
-                     "-" if vs is None else f"{vs:.2f}x", "**best**" if is_best else ""])
+                     "-" if vs is None else f"{vs:.2f}x",
+                     "**best**" if is_best else "" if r.get("current", True)
+                     else f"stale: built at {r.get('commit') or 'older'} RTL"])
     head = ["goal", "config", "P", "T", "M", "fits", "logic cells", "BRAM", "Fmax MHz",
             "kv cycles", "q cycles (N keys)", "tokens/s", "one CPU thread, tokens/s",
             "vs CPU", ""]
@@ -485,9 +487,11 @@ def headline(root):
     for goal, b in gl["best"].items():
         if b is None:
             continue
-        r = next(r for r in gl["rows"] if r["goal"] == goal and r["lanes"] == b["lanes"]
-                 and r["rows"] == b["rows"])
+        r = next(r for r in gl["rows"] if r["goal"] == goal and all(
+            r.get(k, 1) == b.get(k, 1) for k in ("lanes", "rows", "keys_per_cycle")))
         rows = f" --rows {b['rows']}" if b["rows"] != r["b"] else ""
+        if b.get("keys_per_cycle", 1) != 1:
+            rows += f" --keys-per-cycle {b['keys_per_cycle']}"
         body.append([f"bitstream, `{r['mode']}` d={r['d']} b={r['b']} N={r['N']} on "
                      f"{r['board']}", f"`--lanes {b['lanes']}{rows}`: "
                      f"{b['logic_cells']:,}/{r['logic_cells_available']:,} cells, "

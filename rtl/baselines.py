@@ -346,7 +346,7 @@ class LinearBaseline(_AxiBaseline):
 
     def elaborate(self, platform):
         cfg, sp = self.cfg, self.spec
-        b, d, N, w = cfg.b, cfg.d, cfg.N, cfg.w
+        b, d, N = cfg.b, cfg.d, cfg.N
         G, R = sp.group, sp.readout_cycles
         m = Module()
         vec = layouts.vector(cfg)

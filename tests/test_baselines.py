@@ -19,8 +19,7 @@ import pytest
 from hamattn import CoreConfig
 from hamattn.gen import verilog_text
 from hamattn.gen.verilog import baseline_verilog_text, generate_baseline
-from hamattn.golden.baselines import (LinearSpec, SoftmaxSpec, baseline_spec, linear_spec,
-                                      run_baseline, softmax_spec)
+from hamattn.golden.baselines import baseline_spec, linear_spec, run_baseline, softmax_spec
 from hamattn.rtl.baselines import LinearBaseline, SoftmaxBaseline, baseline_for
 from hamattn.verif.amaranth_driver import simulate
 from hamattn.verif.corners import BASELINE_CORNERS as CORNERS

@@ -10,10 +10,11 @@ from hamattn.bench import goals as G
 from hamattn.config import CoreConfig
 
 
-def _report(used, available, fmax, error=None):
+def _report(used, available, fmax, error=None, key="now"):
     rep = {"utilization": {"logic_cells": {"used": used, "available": available},
                            "bram": {"used": 3, "available": 30}},
-           "fmax_mhz": fmax, "bitstream": {"bytes": 100}, "commit": "abc1234"}
+           "fmax_mhz": fmax, "bitstream": {"bytes": 100}, "commit": "abc1234",
+           "build_key": key}
     if error:
         rep["error"] = error
     return rep
@@ -23,6 +24,11 @@ def _report(used, available, fmax, error=None):
 def cand_dir(tmp_path, monkeypatch):
     monkeypatch.setattr(G, "CAND_DIR", tmp_path)
     return tmp_path
+
+
+def _key_now(cfg, board):
+    """The build key of the RTL of now, in place of the real one (no Verilog generated)."""
+    return "now"
 
 
 def test_best_is_the_fitting_candidate_with_most_tokens_per_second(cand_dir):
@@ -35,7 +41,8 @@ def test_best_is_the_fitting_candidate_with_most_tokens_per_second(cand_dir):
             _report(4000, 5280, 30.0)]
     for fold, rep in zip(folds, reps):
         (cand_dir / f"{G.candidate_name(goal, fold)}.json").write_text(json.dumps(rep))
-    rows, best = G.summarize([goal], {(base["d"], base["N"]): {"tokens_per_s": 1000.0}})
+    rows, best = G.summarize([goal], {(base["d"], base["N"]): {"tokens_per_s": 1000.0}},
+                             key=_key_now)
     rows.sort(key=lambda r: -r["rows"])
     assert [r["fits"] for r in rows] == [False, True, True]
     qps = []
@@ -61,8 +68,36 @@ def test_no_fitting_candidate_gives_no_best(cand_dir):
     fold = G.folds(goal)[0]
     (cand_dir / f"{G.candidate_name(goal, fold)}.json").write_text(
         json.dumps(_report(30000, 24288, None, error="does not fit")))
-    rows, best = G.summarize([goal])
+    rows, best = G.summarize([goal], key=_key_now)
     assert len(rows) == 1 and best[goal] is None and rows[0]["keys_per_cycle"] == 1
+
+
+def test_a_build_of_other_rtl_is_stale_and_never_best(cand_dir):
+    """A candidate built from other RTL or tools (its build key differs from the key of
+    now) keeps its row, marked stale, and cannot be the best even when it is the fastest."""
+    goal = "icebreaker-linear"
+    a, b = G.folds(goal)[:2]
+    (cand_dir / f"{G.candidate_name(goal, a)}.json").write_text(
+        json.dumps(_report(4000, 5280, 90.0, key="before")))
+    (cand_dir / f"{G.candidate_name(goal, b)}.json").write_text(
+        json.dumps(_report(4000, 5280, 10.0)))
+    rows, best = G.summarize([goal], key=_key_now)
+    by = {r["rows"]: r for r in rows}
+    assert by[a["rows"]]["current"] is False and by[b["rows"]]["current"] is True
+    assert (best[goal]["lanes"], best[goal]["rows"]) == (b["lanes"], b["rows"])
+    md = G.markdown(rows, best)
+    assert md.count("**best**") == 1 and "stale (abc1234)" in md
+    (cand_dir / f"{G.candidate_name(goal, b)}.json").unlink()
+    assert G.summarize([goal], key=_key_now)[1][goal] is None
+
+
+def test_build_key_follows_the_verilog_and_the_board():
+    """The key changes with anything that changes the Verilog or the board, not otherwise."""
+    cfg = CoreConfig.create(d=2, b=2, N=2)
+    k = G.build_key(cfg, "icebreaker")
+    assert k == G.build_key(CoreConfig.create(**cfg.params()), "icebreaker")
+    assert k != G.build_key(cfg, "ulx3s")
+    assert k != G.build_key(cfg.replace(N=3), "icebreaker")
 
 
 def test_row_uses_the_timing_of_the_rtl_built():
