@@ -16,6 +16,7 @@ from .hash import HashPlan
 from .linear import LinearPlan
 from .plan import Timing, unsigned_width
 from .scan import ScanPlan
+from .skid import SkidBuffer
 
 __all__ = ["CorePlan", "AttentionCore", "AxiStreamCore"]
 
@@ -325,10 +326,20 @@ class AttentionCore(wiring.Component):
         m.d.comb += [vt.code.eq(ht.code), vt.key.eq(ht.tag.key), vt.first.eq(ht.tag.first),
                      vt.tag.eq(ht.tag.qtag)]
         if G > 1:
-            # the value path joins a key's token with its G groups itself
-            m.d.comb += [vp.i.valid.eq(hsh.o.valid), hsh.o.ready.eq(vp.i.ready),
-                         vp.v.valid.eq(values.r_rdy), vp.v.payload.eq(values.r_data),
-                         values.r_en.eq(vp.v.ready)]
+            # the value path joins a key's token with its G groups itself. A linear path
+            # takes them through a skid buffer: its ready (from the hash's valid) then ends
+            # at the buffer's output register, not in the queue's pointers, level and memory
+            # enable (the values wait in the queue for L_H edges or more, so the buffer's
+            # edge delays no key)
+            m.d.comb += [vp.i.valid.eq(hsh.o.valid), hsh.o.ready.eq(vp.i.ready)]
+            if plan.mode == "linear":
+                m.submodules.value_skid = skid = SkidBuffer(layouts.group(plan))
+                m.d.comb += [skid.i.valid.eq(values.r_rdy), skid.i.payload.eq(values.r_data),
+                             values.r_en.eq(skid.i.ready)]
+                wiring.connect(m, skid.o, vp.v)
+            else:
+                m.d.comb += [vp.v.valid.eq(values.r_rdy), vp.v.payload.eq(values.r_data),
+                             values.r_en.eq(vp.v.ready)]
         else:
             m.d.comb += [
                 # (the value is always there by then: the queue's 2-edge latency <= the hash's)
