@@ -83,26 +83,30 @@ class BoardTop(Elaboratable):
         m.d.comb += new_q.eq(1 + rng[26:28])
         keys_left = Signal(n_bits, init=1)
         q_left = Signal(3, init=1)
+        # (the tests keys_left == 1 and q_left == 1 are flip-flops written beside the
+        # counters, so that the handshake reaches the counters through one enable only)
+        last_key = Signal(init=1)
+        last_q = Signal(init=1)
         queries = Signal()                   # 0: keys of the window, 1: its queries
         m.d.comb += [
             core.s_kv_tdata.eq(Cat(pat[:dw], pat.rotate_left(width // 2)[:dw])),
             core.s_kv_tvalid.eq(~queries),
-            core.s_kv_tlast.eq(keys_left == 1),
+            core.s_kv_tlast.eq(last_key),
             core.s_q_tdata.eq(pat.rotate_left(width // 3)[:dw]),
             core.s_q_tvalid.eq(queries),
-            core.s_q_tlast.eq(q_left == 1),
+            core.s_q_tlast.eq(last_q),
             core.m_out_tready.eq(~self.button | rng[24]),
         ]
         with m.If(kv_fire):
-            with m.If(keys_left == 1):
-                m.d.sync += [queries.eq(1), q_left.eq(new_q)]
+            with m.If(last_key):
+                m.d.sync += [queries.eq(1), q_left.eq(new_q), last_q.eq(new_q == 1)]
             with m.Else():
-                m.d.sync += keys_left.eq(keys_left - 1)
+                m.d.sync += [keys_left.eq(keys_left - 1), last_key.eq(keys_left == 2)]
         with m.If(q_fire):
-            with m.If(q_left == 1):
-                m.d.sync += [queries.eq(0), keys_left.eq(new_n)]
+            with m.If(last_q):
+                m.d.sync += [queries.eq(0), keys_left.eq(new_n), last_key.eq(new_n == 1)]
             with m.Else():
-                m.d.sync += q_left.eq(q_left - 1)
+                m.d.sync += [q_left.eq(q_left - 1), last_q.eq(q_left == 2)]
 
         # ---- observation: every output bit reaches a LED through registers
         out_fire = core.m_out_tvalid & core.m_out_tready
