@@ -263,8 +263,8 @@ class AttentionCore(wiring.Component):
         # the queue has room for the key's value: a flip-flop instead of the queue's w_rdy
         # (a compare of its level), set when the level leaves margin + 1 places, so that the
         # level when the write lands (at most margin - 1 more) leaves 2 and the queue's inner
-        # w_rdy is high; the depth has `margin` more entries so that this never throttles a key where
-        # w_rdy would not have
+        # w_rdy is high; the depth has `margin` more entries so that this never throttles a
+        # key where w_rdy would not have
         room = Signal(init=1)
         m.d.sync += room.eq(values.w_level + margin < values.depth)
         # the queue's write, from the key phase below (0 in the query phase)

@@ -251,8 +251,9 @@ class FoldedLinearValuePath(LinearValuePath):
     group: a key reads, adds ±v and writes back each group (b·P adders and P for V), its
     value arriving one group per cycle on ``v`` (the key is read only while ``v`` is valid); a
     query reads each group into P read-out trees, whose results leave as one beat per group
-    (no bank of sums here: the divider takes each group into its pipeline); the window.s last
-    query writes zeros back, and so does a sweep of G cycles after reset (no token is taken meanwhile).
+    (no bank of sums here: the divider takes each group into its pipeline); the window's last
+    query writes zeros back, and so does a sweep of G cycles after reset (no token is taken
+    meanwhile).
     When a word is read again no sooner than 3 cycles later (G·R >= 3, ``plan.data_regs``),
     the memories' outputs are registered and the updates written back one edge later.
     Latency (query): ``plan.readout_latency + 1 + plan.data_regs`` edges from the transfer
@@ -328,15 +329,15 @@ class FoldedLinearValuePath(LinearValuePath):
                 m.d.sync += grp.eq(Mux(grp == G - 1, 0, grp + 1))
 
         # ---- stage 1 (memory data out): the token's word, registered beside the read
-        fields = {"valid": 1, "key": 1, "grp": range(G), "addr": range(GR), "last": 1,
-                  "clear": 1, "code": unsigned(b), "value": data.ArrayLayout(signed(plan.w), P),
-                  "tag": layouts.query_tag()}
+        fields = {"valid": 1, "key": 1, "grp": range(G), "grp0": 1, "addr": range(GR),
+                  "last": 1, "clear": 1, "code": unsigned(b),
+                  "value": data.ArrayLayout(signed(plan.w), P), "tag": layouts.query_tag()}
         if R > 1:
-            fields.update({"blk": range(R), "first_blk": 1, "last_blk": 1,
-                           "block_code": unsigned(T)})
+            fields.update({"first_blk": 1, "last_blk": 1, "block_code": unsigned(T)})
         s1 = Signal(data.StructLayout(fields))
         with m.If(en):
             m.d.sync += [s1.valid.eq(go), s1.key.eq(p.key), s1.grp.eq(grp), s1.addr.eq(addr),
+                         s1.grp0.eq(grp == 0),
                          s1.last.eq(last), s1.clear.eq(~p.key & p.tag.last),
                          s1.code.eq(p.code), s1.value.eq(self.v.payload), s1.tag.eq(p.tag)]
             if R > 1:
@@ -345,8 +346,7 @@ class FoldedLinearValuePath(LinearValuePath):
                 # a row past b (last block of a non-divisor) reads as a 1 bit over an S entry
                 # that stays 0, so it adds nothing
                 padded = Cat(p.code, Const(-1, R * T - b)) if R * T > b else p.code
-                m.d.sync += [s1.blk.eq(blk), s1.first_blk.eq(blk == 0),
-                             s1.last_blk.eq(last_blk)]
+                m.d.sync += [s1.first_blk.eq(blk == 0), s1.last_blk.eq(last_blk)]
                 with m.Switch(blk):
                     for r in range(R):
                         with m.Case(r):
@@ -372,12 +372,12 @@ class FoldedLinearValuePath(LinearValuePath):
 
         def Sg(t, q):
             return z_regs[t] if q == P and z_regs is not None else Sdata[q][t]
-        v = [st.value[q] for q in range(P)] + [st.grp == 0]
+        # (lane P's value, 1 in group 0: a flip-flop, not a compare before the adders)
+        v = [st.value[q] for q in range(P)] + [st.grp0]
         zero = clear | clearing
         cb = st.block_code if R > 1 else st.code          # the code bits of the block
         # rows that the last block lacks (row (R-1)T + t >= b): their entries stay 0
         lacking = [(R - 1) * T + t >= b for t in range(T)]
-        in_last = (st.blk == R - 1) if R > 1 else 1
         m.d.comb += [wV.addr.eq(Mux(clearing, sweep, st.grp)),
                      wV.en.eq(Mux((key & st_last_blk) | zero, -1, 0))]
         for q in range(PE):
@@ -387,7 +387,7 @@ class FoldedLinearValuePath(LinearValuePath):
                              wS[q].en.eq(Mux(key | zero, -1, 0))]
             for t in range(T):
                 upd = Mux(cb[t], Sg(t, q) + v[q], Sg(t, q) - v[q])
-                new = Mux(zero | (in_last if lacking[t] else 0), 0, upd)
+                new = Mux(zero | (st_last_blk if lacking[t] else 0), 0, upd)
                 if regs:            # (v is 0 beyond group 0: the other groups keep z)
                     with m.If(key | zero):
                         m.d.sync += z_regs[t].eq(new)
@@ -418,7 +418,7 @@ class FoldedLinearValuePath(LinearValuePath):
             bases = [Mux(first_d, zeros.value, acc[q]) for q in range(PE)]
         else:
             push, bases = 1, [zeros.value] * PE
-        group0 = delay(m, st.grp == 0, depth, en=en, name="qgroup0")
+        group0 = delay(m, st.grp0, depth, en=en, name="qgroup0")
         totals = []
         for q in range(PE):
             # lane P (z and n) has the narrower ranges of z (±N) and n (0..N)
