@@ -72,37 +72,42 @@ class BoardTop(Elaboratable):
             else:
                 m.d.sync += pat.eq(rng[:width])
 
-        # ---- window shapes
+        # ---- window shapes. The handshakes reach the counters through one clock enable:
+        # the tests keys_left == 1 and q_left == 1 are flip-flops written beside the
+        # counters, a counter's next value (count down, or a new draw, registered) is
+        # chosen by the phase alone, and only the enable reads the core's ready
         N = cfg.N
         nb = (N - 1).bit_length()           # n - 1 in 0 .. 2^nb - 1 (>= N - 1)
         n_bits = (2 ** nb + N).bit_length()
-        new_n = Signal(n_bits)
-        m.d.comb += new_n.eq(1 + (rng[:nb] if nb else Const(0, 1))
+        new_n = Signal(n_bits, init=1)      # (registered draws: rng changes every cycle)
+        m.d.sync += new_n.eq(1 + (rng[:nb] if nb else Const(0, 1))
                              + Mux(rng[29:32] == 7, N, 0))    # 1 in 8: more than N keys
-        new_q = Signal(3)
-        m.d.comb += new_q.eq(1 + rng[26:28])
+        new_q = Signal(3, init=1)
+        m.d.sync += new_q.eq(1 + rng[26:28])
         keys_left = Signal(n_bits, init=1)
         q_left = Signal(3, init=1)
+        last_key = Signal(init=1)
+        last_q = Signal(init=1)
         queries = Signal()                   # 0: keys of the window, 1: its queries
         m.d.comb += [
             core.s_kv_tdata.eq(Cat(pat[:dw], pat.rotate_left(width // 2)[:dw])),
             core.s_kv_tvalid.eq(~queries),
-            core.s_kv_tlast.eq(keys_left == 1),
+            core.s_kv_tlast.eq(last_key),
             core.s_q_tdata.eq(pat.rotate_left(width // 3)[:dw]),
             core.s_q_tvalid.eq(queries),
-            core.s_q_tlast.eq(q_left == 1),
+            core.s_q_tlast.eq(last_q),
             core.m_out_tready.eq(~self.button | rng[24]),
         ]
-        with m.If(kv_fire):
-            with m.If(keys_left == 1):
-                m.d.sync += [queries.eq(1), q_left.eq(new_q)]
-            with m.Else():
-                m.d.sync += keys_left.eq(keys_left - 1)
-        with m.If(q_fire):
-            with m.If(q_left == 1):
-                m.d.sync += [queries.eq(0), keys_left.eq(new_n)]
-            with m.Else():
-                m.d.sync += q_left.eq(q_left - 1)
+        # keys: counted down by the keys but the last; drawn by the last query
+        with m.If(Mux(queries, q_fire & last_q, kv_fire & ~last_key)):
+            nk = Mux(queries, new_n, keys_left - 1)
+            m.d.sync += [keys_left.eq(nk), last_key.eq(Mux(queries, new_n == 1, keys_left == 2))]
+        # queries: drawn by the last key; counted down by the queries but the last
+        with m.If(Mux(queries, q_fire & ~last_q, kv_fire & last_key)):
+            m.d.sync += [q_left.eq(Mux(queries, q_left - 1, new_q)),
+                         last_q.eq(Mux(queries, q_left == 2, new_q == 1))]
+        with m.If(Mux(queries, q_fire & last_q, kv_fire & last_key)):
+            m.d.sync += queries.eq(~queries)
 
         # ---- observation: every output bit reaches a LED through registers
         out_fire = core.m_out_tvalid & core.m_out_tready

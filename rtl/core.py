@@ -16,6 +16,7 @@ from .hash import HashPlan
 from .linear import LinearPlan
 from .plan import Timing, unsigned_width
 from .scan import ScanPlan
+from .skid import SkidBuffer
 
 __all__ = ["CorePlan", "AttentionCore", "AxiStreamCore"]
 
@@ -234,10 +235,17 @@ class AttentionCore(wiring.Component):
         # reads a key for G·R cycles, the groups in its first pass, and the value path takes
         # them over the G·R cycles after the code leaves the hash: the keys that overlap are
         # at most 3 + ceil(L_H / (G·R)), G entries each.)
+        # A folded linear path stages the queue on both sides (its timing is that of the
+        # slowest fabric it targets): the write is registered (the G:1 mux and the hash's
+        # read enable end at flip-flops, not in the queue's pointers and level; one more
+        # entry in flight, so the room flag keeps one more place) and the read goes through
+        # a skid buffer (below)
+        staged = plan.mode == "linear" and G > 1
+        margin = _ROOM_MARGIN + staged
         if G > 1:
             LH = plan.hash.latency.fixed
             depth = G * (3 + -(-LH // HI)) + 2 if row_folded else LH + 2 * G + 2
-            depth += _ROOM_MARGIN
+            depth += margin
             m.submodules.value_queue = values = SyncFIFOBuffered(
                 width=plan.lanes * plan.w, depth=depth)
             flat = Value.cast(self.s_kv.payload.value)
@@ -251,14 +259,17 @@ class AttentionCore(wiring.Component):
                         m.d.comb += vgroup.eq(flat.word_select(g, plan.lanes * plan.w))
         else:
             m.submodules.value_queue = values = SyncFIFOBuffered(
-                width=plan.d * plan.w, depth=plan.hash.latency.fixed + 2 + _ROOM_MARGIN)
+                width=plan.d * plan.w, depth=plan.hash.latency.fixed + 2 + margin)
         # the queue has room for the key's value: a flip-flop instead of the queue's w_rdy
-        # (a compare of its level), set when the level leaves 3 places, so that the level
-        # one edge later (at most one more) leaves 2 and the queue's inner w_rdy is high;
-        # the depth has _ROOM_MARGIN more entries so that this never throttles a key where
-        # w_rdy would not have
+        # (a compare of its level), set when the level leaves margin + 1 places, so that the
+        # level when the write lands (at most margin - 1 more) leaves 2 and the queue's inner
+        # w_rdy is high; the depth has `margin` more entries so that this never throttles a
+        # key where w_rdy would not have
         room = Signal(init=1)
-        m.d.sync += room.eq(values.w_level + _ROOM_MARGIN < values.depth)
+        m.d.sync += room.eq(values.w_level + margin < values.depth)
+        # the queue's write, from the key phase below (0 in the query phase)
+        w_data, w_en = Signal.like(values.w_data), Signal()
+        m.d["sync" if staged else "comb"] += [values.w_data.eq(w_data), values.w_en.eq(w_en)]
 
         tag = hsh.i.payload.tag
         m.d.comb += [
@@ -276,10 +287,10 @@ class AttentionCore(wiring.Component):
                          hsh.i.valid.eq(self.s_kv.valid & use & free & room)]
             if G > 1:
                 # (hsh.reading: the hash takes a group of this key, so use & free & room)
-                m.d.comb += [values.w_data.eq(vgroup), values.w_en.eq(hsh.reading)]
+                m.d.comb += [w_data.eq(vgroup), w_en.eq(hsh.reading)]
             else:
-                m.d.comb += [values.w_data.eq(self.s_kv.payload.value),
-                             values.w_en.eq(self.s_kv.valid & self.s_kv.ready & use)]
+                m.d.comb += [w_data.eq(self.s_kv.payload.value),
+                             w_en.eq(self.s_kv.valid & self.s_kv.ready & use)]
             with m.If(self.s_kv.valid & self.s_kv.ready):
                 use_next = use & (count + 1 < plan.N)
                 if KV > 1:
@@ -325,10 +336,20 @@ class AttentionCore(wiring.Component):
         m.d.comb += [vt.code.eq(ht.code), vt.key.eq(ht.tag.key), vt.first.eq(ht.tag.first),
                      vt.tag.eq(ht.tag.qtag)]
         if G > 1:
-            # the value path joins a key's token with its G groups itself
-            m.d.comb += [vp.i.valid.eq(hsh.o.valid), hsh.o.ready.eq(vp.i.ready),
-                         vp.v.valid.eq(values.r_rdy), vp.v.payload.eq(values.r_data),
-                         values.r_en.eq(vp.v.ready)]
+            # the value path joins a key's token with its G groups itself. A linear path
+            # takes them through a skid buffer: its ready (from the hash's valid) then ends
+            # at the buffer's output register, not in the queue's pointers, level and memory
+            # enable (the values wait in the queue for L_H edges or more, so the buffer's
+            # edge delays no key)
+            m.d.comb += [vp.i.valid.eq(hsh.o.valid), hsh.o.ready.eq(vp.i.ready)]
+            if staged:
+                m.submodules.value_skid = skid = SkidBuffer(layouts.group(plan))
+                m.d.comb += [skid.i.valid.eq(values.r_rdy), skid.i.payload.eq(values.r_data),
+                             values.r_en.eq(skid.i.ready)]
+                wiring.connect(m, skid.o, vp.v)
+            else:
+                m.d.comb += [vp.v.valid.eq(values.r_rdy), vp.v.payload.eq(values.r_data),
+                             values.r_en.eq(vp.v.ready)]
         else:
             m.d.comb += [
                 # (the value is always there by then: the queue's 2-edge latency <= the hash's)

@@ -293,13 +293,16 @@ class RoundingDivider(wiring.Component):
             else:
                 # the first step from the previous stage, the others from this one's registers
                 more = st["valid"] & (st["count"] < ks)
-                m.d.sync += [st["valid"].eq(start | more),
-                             st["count"].eq(Mux(start, 1, st["count"] + 1))]
+                count = Mux(start, 1, st["count"] + 1)
+                m.d.sync += [st["valid"].eq(start | more), st["count"].eq(count)]
                 from_ = {key: Mux(start, prev[key], st[key]) for key in keys}
                 from_.update({key: [Mux(start, a, b) for a, b in zip(prev[key], st[key])]
                               for key in ("r", "xq")})
                 from_["neg"] = Mux(start, prev["neg"], st["neg"])
-                done = st["valid"] & (st["count"] == ks)
+                # (valid & count == ks as a flip-flop: the next stage's mux select and the
+                # output's enable decode no counter)
+                done = Signal(name=f"{name}_done")
+                m.d.sync += done.eq((start | more) & (count == ks))
             m.d.sync += [st[key].eq(from_[key]) for key in keys + ["neg"]]
             for p, (r, xq) in enumerate(self._step(m, name, from_)):
                 m.d.sync += [st["r"][p].eq(r), st["xq"][p].eq(xq)]

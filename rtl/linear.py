@@ -97,12 +97,21 @@ class LinearPlan(Folding, WeightedSum):
         return tree_depth(self.readout_terms) + 1
 
     @property
+    def data_regs(self):
+        """Registers on the state memories' outputs, folded: 1 when a word is read again
+        no sooner than 3 cycles later (G·R >= 3), so that its update, written back 2 edges
+        after its read, is there for the next read; 0 otherwise (the update is written
+        back at the edge after the read)."""
+        return int(self.folded and self.state_steps >= 3)
+
+    @property
     def latency(self):
         """Edges from a query token's transfer to its (num, den) transfer, nothing stalled:
-        the read-out; folded, one edge more for the memory read, after the token was held
-        G·R - 1 cycles while its groups (and row blocks) were read."""
+        the read-out; folded, one edge more for the memory read and ``data_regs`` for its
+        register, after the token was held G·R - 1 cycles while its groups (and row blocks)
+        were read."""
         if self.folded:
-            return Timing(self.state_steps - 1 + self.readout_latency + 1)
+            return Timing(self.state_steps - 1 + self.readout_latency + 1 + self.data_regs)
         return Timing(self.readout_latency)
 
     @property
@@ -242,10 +251,14 @@ class FoldedLinearValuePath(LinearValuePath):
     group: a key reads, adds ±v and writes back each group (b·P adders and P for V), its
     value arriving one group per cycle on ``v`` (the key is read only while ``v`` is valid); a
     query reads each group into P read-out trees, whose results leave as one beat per group
-    (no bank of sums here: the divider takes each group into its pipeline); the window.s last
-    query writes zeros back, and so does a sweep of G cycles after reset (no token is taken meanwhile).
-    Latency (query): ``plan.readout_latency + 1`` edges from the transfer (one more for the
-    memory read) to the transfer of the last group's beat, the token being held ``G·R - 1``
+    (no bank of sums here: the divider takes each group into its pipeline); the window's last
+    query writes zeros back, and so does a sweep of G cycles after reset (no token is taken
+    meanwhile).
+    When a word is read again no sooner than 3 cycles later (G·R >= 3, ``plan.data_regs``),
+    the memories' outputs are registered and the updates written back one edge later.
+    Latency (query): ``plan.readout_latency + 1 + plan.data_regs`` edges from the transfer
+    (one more for the memory read, one for its register) to the transfer of the last
+    group's beat, the token being held ``G·R - 1``
     cycles before it (``plan.latency`` counts from the first of those); throughput one token
     per G·R cycles (R row blocks of ``rows``).
     """
@@ -316,15 +329,15 @@ class FoldedLinearValuePath(LinearValuePath):
                 m.d.sync += grp.eq(Mux(grp == G - 1, 0, grp + 1))
 
         # ---- stage 1 (memory data out): the token's word, registered beside the read
-        fields = {"valid": 1, "key": 1, "grp": range(G), "addr": range(GR), "last": 1,
-                  "clear": 1, "code": unsigned(b), "value": data.ArrayLayout(signed(plan.w), P),
-                  "tag": layouts.query_tag()}
+        fields = {"valid": 1, "key": 1, "grp": range(G), "grp0": 1, "addr": range(GR),
+                  "last": 1, "clear": 1, "code": unsigned(b),
+                  "value": data.ArrayLayout(signed(plan.w), P), "tag": layouts.query_tag()}
         if R > 1:
-            fields.update({"blk": range(R), "first_blk": 1, "last_blk": 1,
-                           "block_code": unsigned(T)})
+            fields.update({"first_blk": 1, "last_blk": 1, "block_code": unsigned(T)})
         s1 = Signal(data.StructLayout(fields))
         with m.If(en):
             m.d.sync += [s1.valid.eq(go), s1.key.eq(p.key), s1.grp.eq(grp), s1.addr.eq(addr),
+                         s1.grp0.eq(grp == 0),
                          s1.last.eq(last), s1.clear.eq(~p.key & p.tag.last),
                          s1.code.eq(p.code), s1.value.eq(self.v.payload), s1.tag.eq(p.tag)]
             if R > 1:
@@ -333,36 +346,48 @@ class FoldedLinearValuePath(LinearValuePath):
                 # a row past b (last block of a non-divisor) reads as a 1 bit over an S entry
                 # that stays 0, so it adds nothing
                 padded = Cat(p.code, Const(-1, R * T - b)) if R * T > b else p.code
-                m.d.sync += [s1.blk.eq(blk), s1.first_blk.eq(blk == 0),
-                             s1.last_blk.eq(last_blk)]
+                m.d.sync += [s1.first_blk.eq(blk == 0), s1.last_blk.eq(last_blk)]
                 with m.Switch(blk):
                     for r in range(R):
                         with m.Case(r):
                             m.d.sync += s1.block_code.eq(padded.word_select(r, T))
-        s1_last_blk = s1.last_blk if R > 1 else 1
-        act = s1.valid & en
-        key = act & s1.key
-        clear = act & ~s1.key & s1.clear
+        # ---- stage 2 (G·R >= 3): the memories' outputs and the token's fields registered
+        # (plan.data_regs), so that no path runs from a block RAM's output through the
+        # adders back to its input or into the read-out trees
+        Sdata = [r.data for r in rS]
         Vg = rV.data
+        if plan.data_regs:
+            st = Signal(data.StructLayout(fields), name="s2")
+            Sdata = [Signal(r.data.shape(), name=f"S{q}_data") for q, r in enumerate(rS)]
+            Vg = Signal(rV.data.shape(), name="V_data")
+            with m.If(en):
+                m.d.sync += [st.eq(s1), Vg.eq(rV.data)]
+                m.d.sync += [d.eq(r.data) for d, r in zip(Sdata, rS)]
+        else:
+            st = s1
+        st_last_blk = st.last_blk if R > 1 else 1
+        act = st.valid & en
+        key = act & st.key
+        clear = act & ~st.key & st.clear
 
         def Sg(t, q):
-            return z_regs[t] if q == P and z_regs is not None else rS[q].data[t]
-        v = [s1.value[q] for q in range(P)] + [s1.grp == 0]
+            return z_regs[t] if q == P and z_regs is not None else Sdata[q][t]
+        # (lane P's value, 1 in group 0: a flip-flop, not a compare before the adders)
+        v = [st.value[q] for q in range(P)] + [st.grp0]
         zero = clear | clearing
-        cb = s1.block_code if R > 1 else s1.code          # the code bits of the block
+        cb = st.block_code if R > 1 else st.code          # the code bits of the block
         # rows that the last block lacks (row (R-1)T + t >= b): their entries stay 0
         lacking = [(R - 1) * T + t >= b for t in range(T)]
-        in_last = (s1.blk == R - 1) if R > 1 else 1
-        m.d.comb += [wV.addr.eq(Mux(clearing, sweep, s1.grp)),
-                     wV.en.eq(Mux((key & s1_last_blk) | zero, -1, 0))]
+        m.d.comb += [wV.addr.eq(Mux(clearing, sweep, st.grp)),
+                     wV.en.eq(Mux((key & st_last_blk) | zero, -1, 0))]
         for q in range(PE):
             regs = q == P and z_regs is not None
             if not regs:
-                m.d.comb += [wS[q].addr.eq(Mux(clearing, sweep, s1.addr)),
+                m.d.comb += [wS[q].addr.eq(Mux(clearing, sweep, st.addr)),
                              wS[q].en.eq(Mux(key | zero, -1, 0))]
             for t in range(T):
                 upd = Mux(cb[t], Sg(t, q) + v[q], Sg(t, q) - v[q])
-                new = Mux(zero | (in_last if lacking[t] else 0), 0, upd)
+                new = Mux(zero | (st_last_blk if lacking[t] else 0), 0, upd)
                 if regs:            # (v is 0 beyond group 0: the other groups keep z)
                     with m.If(key | zero):
                         m.d.sync += z_regs[t].eq(new)
@@ -377,23 +402,23 @@ class FoldedLinearValuePath(LinearValuePath):
         depth = plan.readout_latency - 1
         smax = plan.N << (plan.w - 1)
 
-        first = s1.first_blk if R > 1 else 1
-        zeros = adder_tree(m, [Term(~s1.code[t], False, 0, 1) for t in range(b)],
+        first = st.first_blk if R > 1 else 1
+        zeros = adder_tree(m, [Term(~st.code[t], False, 0, 1) for t in range(b)],
                            en=en, depth=depth, tree=plan.adders, name="zeros")
-        arrive = delay(m, act & ~s1.key, depth, en=en, name="qvalid")
-        last = delay(m, s1.last, depth, en=en, name="qlast")
-        tag = delay(m, s1.tag.as_value(), depth, en=en, name="qtag")
+        arrive = delay(m, act & ~st.key, depth, en=en, name="qvalid")
+        last = delay(m, st.last, depth, en=en, name="qlast")
+        tag = delay(m, st.tag.as_value(), depth, en=en, name="qtag")
         if R > 1:
             # the row blocks of a group arrive one per cycle: the first block's sum adds the
             # count of zero query bits, every later one the sum so far (acc), so each lane
             # still has one adder after its tree
-            first_d = delay(m, s1.first_blk, depth, en=en, name="qfirst_blk")
-            push = delay(m, s1.last_blk, depth, en=en, name="qlast_blk")
+            first_d = delay(m, st.first_blk, depth, en=en, name="qfirst_blk")
+            push = delay(m, st.last_blk, depth, en=en, name="qlast_blk")
             acc = [Signal(signed(plan.num_width), name=f"acc_{q}") for q in range(PE)]
             bases = [Mux(first_d, zeros.value, acc[q]) for q in range(PE)]
         else:
             push, bases = 1, [zeros.value] * PE
-        group0 = delay(m, s1.grp == 0, depth, en=en, name="qgroup0")
+        group0 = delay(m, st.grp0, depth, en=en, name="qgroup0")
         totals = []
         for q in range(PE):
             # lane P (z and n) has the narrower ranges of z (±N) and n (0..N)

@@ -166,6 +166,9 @@ def test_row_folded_plan(b, rows, blocks):
     assert plan.kv_interval == Timing(G * blocks)
     # the division never sets the query interval: the state read (G·R) does
     assert plan.q_interval == Timing(G * blocks) and plan.divider.interval.fixed <= G * blocks
-    assert plan.value.latency == Timing(G * blocks - 1 + plan.value.readout_latency + 1)
+    # (a word is read again G·R >= 3 cycles later: the memories' outputs are registered)
+    assert plan.value.data_regs == (G * blocks >= 3)
+    assert plan.value.latency == Timing(G * blocks - 1 + plan.value.readout_latency + 1
+                                        + plan.value.data_regs)
     assert plan.hash.interval == Timing(G * blocks)
     assert plan.divider.grouped and plan.divider.latency == Timing(8 + 2)
