@@ -386,8 +386,9 @@ def _overuse(tim_path):
 
 
 def _cfg_text(cfg):
-    return (f"mode {cfg.mode}, d={cfg.d}, w={cfg.w}, b={cfg.b}, N={cfg.N}, "
+    text = (f"mode {cfg.mode}, d={cfg.d}, w={cfg.w}, b={cfg.b}, N={cfg.N}, "
             f"lanes={cfg.lanes}")
+    return text + (f", keys_per_cycle={cfg.keys_per_cycle}" if cfg.keys_per_cycle > 1 else "")
 
 
 def _smaller(cfg):
