@@ -83,7 +83,7 @@ GOALS = {
     "ulx3s-linear": ("ulx3s", dict(ECP, mode="linear"),
                      {"lanes": (1, 2), "rows": (32, 64)}),
     "ulx3s-topk": ("ulx3s", dict(ECP, mode="topk"),
-                   {"lanes": (4, 8, 16), "keys_per_cycle": (1, 4, 8, 16, 32)}),
+                   {"lanes": (4, 8, 16), "keys_per_cycle": (1, 4, 8, 10, 12, 16, 32)}),
     "ulx3s-hsoftmax": ("ulx3s", dict(ECP, mode="hsoftmax"),
                        {"lanes": (4, 8, 16), "keys_per_cycle": (1, 4, 8, 16)}),
 }

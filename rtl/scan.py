@@ -91,7 +91,7 @@ class ScanPlan(Folding, WeightedSum):
 
     @property
     def code_words(self):
-        """Words of the code memory: ceil(N/M), M codes each (key j: word j//M, slot j%M)."""
+        """Words of each slot's code memory: ceil(N/M) (key j: word j//M of slot j%M)."""
         return -(-self.N // self.M)
 
     @property
@@ -215,8 +215,10 @@ class ScanValuePath(wiring.Component):
     through M :class:`HammingDistance` units and adds the chosen (``topk``) or shifted
     (``hsoftmax``) values.
 
-    **Memory.** Codes: ceil(N/M) words of M codes (key j at word j//M, slot j%M), written one
-    key per beat with per-slot write enables, so that one read serves M keys. Values, in
+    **Memory.** Codes: M memories, one per slot, of ceil(N/M) codes (key j at word j//M of
+    slot j%M's), written one key per beat and read at one address, so that one read serves M
+    keys; each slot's memory can go to block or LUT RAM on its own (``synth.memmap``
+    fills the device's block RAMs, the rest goes to LUT RAM). Values, in
     groups of P lanes (G = ceil(d/P) groups, P = d unfolded): ``hsoftmax`` ceil(N/M)·G words
     of M keys' group g (key j's group g at word (j//M)·G + g, slot j%M); ``topk`` N·G words
     of one key's group (it reads only its kept keys). Slots beyond n in the last word never
@@ -286,12 +288,17 @@ class ScanValuePath(wiring.Component):
         p = self.i.payload
 
         group = layouts.group(plan)
-        m.submodules.codes = codes = memory.Memory(
-            shape=data.ArrayLayout(unsigned(b), M), depth=plan.code_words, init=[])
+        # the codes: one memory per slot (slot s: ceil(N/M) codes, key j = wM + s at word w),
+        # so that each can go to block or LUT RAM on its own (synth.memmap)
+        wc, rc = [], []
+        for s in range(M):
+            codes = memory.Memory(shape=unsigned(b), depth=plan.code_words, init=[])
+            m.submodules[f"codes{s}" if M > 1 else "codes"] = codes
+            wc.append(codes.write_port())
+            rc.append(codes.read_port(transparent_for=()))
         m.submodules.values = values = memory.Memory(
             shape=data.ArrayLayout(group, VS), depth=plan.value_words, init=[])
-        wc, wv = codes.write_port(granularity=1), values.write_port(granularity=1)
-        rc, rv = codes.read_port(transparent_for=()), values.read_port(transparent_for=())
+        wv, rv = values.write_port(granularity=1), values.read_port(transparent_for=())
         hams = []
         for s in range(M):
             ham = HammingDistance(b, tree=plan.hamming.tree, stages=plan.hamming.stages)
@@ -319,11 +326,11 @@ class ScanValuePath(wiring.Component):
         # c + 1 + L, with the mask of the slots that hold keys of the window
         issuing = Signal()
         reading = Signal()                        # issuing a code word (not topk's values)
-        m.d.comb += rc.addr.eq(blk)
+        m.d.comb += [r.addr.eq(blk) for r in rc]
         rd_valid = Signal()
         m.d.sync += rd_valid.eq(reading)
         for s, ham in enumerate(hams):
-            m.d.comb += [ham.i.payload.a.eq(cq), ham.i.payload.b.eq(rc.data[s]),
+            m.d.comb += [ham.i.payload.a.eq(cq), ham.i.payload.b.eq(rc[s].data),
                          ham.i.valid.eq(rd_valid), ham.o.ready.eq(1)]
         mask = Signal(M)
         m.d.comb += [mask[s].eq(left > s) for s in range(M)]
@@ -501,8 +508,9 @@ class ScanValuePath(wiring.Component):
                         m.d.comb += [wv.addr.eq(word + wg), wv.en.eq(1 << slot)]
                         m.d.comb += [wv.data[s].eq(vdata) for s in range(M)]
                     with m.If(wg == G - 1):
-                        m.d.comb += [wc.addr.eq(cword), wc.en.eq(1 << slot)]
-                        m.d.comb += [wc.data[s].eq(p.code) for s in range(M)]
+                        m.d.comb += [x.addr.eq(cword) for x in wc]
+                        m.d.comb += [x.data.eq(p.code) for x in wc]
+                        m.d.comb += [x.en.eq(slot == s) for s, x in enumerate(wc)]
                         m.d.sync += n.eq(Mux(p.first, 0, n) + 1)
                         with m.If(slot == 0):
                             m.d.sync += nb.eq(cword + 1)

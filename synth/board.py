@@ -32,6 +32,7 @@ from ..errors import UserError
 from ..process import error_lines
 from ..rtl.board import BoardTop
 from ..versions import dist_versions, python_version
+from . import memmap
 from .flows import cell_counts, classify_cells
 from .nextpnr import overuse, path_text, read_report, utilisation_table
 from .tools import ToolError, needs_compile, tool_versions
@@ -137,7 +138,21 @@ def prepare_board(cfg, board_name, *, name=DESIGN_NAME, seed=None):
     top = BoardTop(cfg, leds=_count_leds(plat))
     plan = plat.build(top, name=name, do_build=False, do_program=False,
                       **_overrides(name, brd, seed))
+    _memory_styles(plan, name, brd)
     return plat, top, plan
+
+
+def _memory_styles(plan, name, brd):
+    """Give LUT RAM to the design's memories that do not get the device's block RAMs, as
+    ``hamattn synth`` does (:func:`.memmap.setattr_commands`): the commands go right after
+    the yosys script reads the design's RTLIL."""
+    cmds = memmap.setattr_commands(plan.files[f"{name}.il"], brd.synth_target)
+    if not cmds:
+        return
+    script, read = plan.files[f"{name}.ys"], f"read_rtlil {name}.il\n"
+    if read not in script:
+        raise UserError(f"the yosys script of the {brd.name} build does not read {name}.il")
+    plan.files[f"{name}.ys"] = script.replace(read, read + "\n".join(cmds) + "\n", 1)
 
 
 def _overrides(name, brd, seed=None):
@@ -371,8 +386,9 @@ def _overuse(tim_path):
 
 
 def _cfg_text(cfg):
-    return (f"mode {cfg.mode}, d={cfg.d}, w={cfg.w}, b={cfg.b}, N={cfg.N}, "
+    text = (f"mode {cfg.mode}, d={cfg.d}, w={cfg.w}, b={cfg.b}, N={cfg.N}, "
             f"lanes={cfg.lanes}")
+    return text + (f", keys_per_cycle={cfg.keys_per_cycle}" if cfg.keys_per_cycle > 1 else "")
 
 
 def _smaller(cfg):

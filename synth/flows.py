@@ -57,6 +57,7 @@ from dataclasses import dataclass
 
 from .. import process
 from . import harness as _h
+from . import memmap
 from .cache import cache_key, cache_load, cache_store, resolve_cache_dir
 from .nextpnr import critical_path, overuse, read_report, utilisation_table
 from .tools import (DEFAULT_TIMEOUT, ToolError, package_versions, run_nextpnr, run_yosys,
@@ -382,6 +383,14 @@ def _job_dir(build_dir, kind, key):
     return d
 
 
+def _memory_styles(sources, tgt):
+    """Yosys lines (each ending in a newline) that give LUT RAM to the memories of
+    ``sources`` that do not get the device's block RAMs (:func:`.memmap.setattr_commands`;
+    none on a fabric without LUT RAM)."""
+    cmds = memmap.setattr_commands("\n".join(text for _, text in sources), tgt.name)
+    return "".join(c + "\n" for c in cmds)
+
+
 def _write_sources(job_dir, sources):
     for name, text in sources:
         (job_dir / name).write_text(text)
@@ -457,7 +466,8 @@ def _synth_only_job(sources, top, tgt, build_dir, cache_dir, timeout, keep_hiera
     synth = tgt.synth.format(top=top)
     if keep_hierarchy:
         synth = _no_flatten(synth, tgt)
-    script_tail = f"hierarchy -check -top {top}\n{synth}\ntee -q -o stat.json stat -json\n"
+    script_tail = (f"hierarchy -check -top {top}\n{_memory_styles(sources, tgt)}{synth}\n"
+                   "tee -q -o stat.json stat -json\n")
     if tgt.family == "gates":
         script_tail += f"tee -q -o memories.txt dump -m t:{MEMORY_CELL}\n"
     key = cache_key(job="synth", sources=sources, script=script_tail, top=top,
@@ -519,7 +529,7 @@ def _placed_job(kind, sources, top, tgt, build_dir, cache_dir, timeout, seed, fr
     lines = [f"hierarchy -check -top {top}"]
     if wrapped:
         lines.append(f"setattr -set keep_hierarchy 1 {top}/dut")
-    lines += [synth, "tee -q -o stat.json stat -json"]
+    lines += [_memory_styles(sources, tgt) + synth, "tee -q -o stat.json stat -json"]
     if wrapped:
         lines += [f"setattr -unset keep_hierarchy {top}/dut", "flatten"]
     lines += ["write_json -noscopeinfo netlist.json"]

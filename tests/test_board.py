@@ -14,6 +14,7 @@ from hamattn.config import CoreConfig
 from hamattn.cli import main
 from hamattn.errors import UserError
 from hamattn.synth import board as B
+from hamattn.synth import memmap
 from hamattn.verif.scenario import Window, expected_beats, unpack_vector
 
 TINY = dict(d=2, w=4, b=4, N=4, mode="topk", k=2)
@@ -63,6 +64,12 @@ def test_build_plan(name):
     assert ("synth_ecp5 -nowidelut" in ys) == (brd.family == "ecp5")
     rtlil = plan.files[f"{B.DESIGN_NAME}.il"]
     assert "core" in rtlil and "value_path" in rtlil
+    # ECP5: the memories that memmap gives LUT RAM, set right after the design is read
+    styles = memmap.setattr_commands(rtlil, brd.synth_target)
+    assert bool(styles) == (brd.family == "ecp5")
+    lines = ys.splitlines()
+    read = lines.index(f"read_rtlil {B.DESIGN_NAME}.il")
+    assert lines[read + 1:read + 1 + len(styles)] == styles
     cons = plan.files[f"{B.DESIGN_NAME}.pcf" if brd.family == "ice40" else
                       f"{B.DESIGN_NAME}.lpf"]
     assert "led_0" in cons and "led_1" in cons and "button_0" in cons

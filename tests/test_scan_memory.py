@@ -1,5 +1,6 @@
 """The scan value path keeps codes and values in real memories (issues 8, 16), read
-synchronously, so that Yosys maps them to block RAM: codes ceil(N/M) words of M codes, values
+synchronously, so that Yosys maps them to block RAM: codes one memory per slot of ceil(N/M)
+codes (each can go to block or LUT RAM on its own, synth.memmap), values
 (hsoftmax) ceil(N/M)·G words of M keys' groups of P lanes or (topk, which reads only its kept
 keys) N·G words of one group; topk's histogram: one memory of b+1 counts per slot, and
 (M = 1) its list of kept keys."""
@@ -29,7 +30,9 @@ def test_memories_hold_M_keys_per_word(mode, d, lanes, M):
     words = -(-cfg.N // M)
     slots = M if mode == "hsoftmax" else 1
     assert mems["values"] == (slots * cfg.lanes * cfg.w, -(-cfg.N // slots) * cfg.groups)
-    assert mems["codes"] == (M * cfg.b, words)
+    codes = {"codes"} if M == 1 else {f"codes{s}" for s in range(M)}
+    for name in codes:
+        assert mems[name] == (cfg.b, words)
     # topk: per slot a histogram of b+1 counts up to ceil(N/M)
     hists = ({"hist"} if M == 1 else {f"hist{s}" for s in range(M)}) if mode == "topk" else set()
     for name in hists:
@@ -39,7 +42,7 @@ def test_memories_hold_M_keys_per_word(mode, d, lanes, M):
     listed = {"kept"} if mode == "topk" and M == 1 else set()
     for name in listed:
         assert mems[name] == ((cfg.N * cfg.groups - 1).bit_length(), max(cfg.k, 2))
-    assert set(mems) == {"values", "codes"} | hists | listed
+    assert set(mems) == {"values"} | codes | hists | listed
 
 
 def test_folded_values_memory_maps_to_ice40_block_ram(tmp_path):

@@ -1,0 +1,121 @@
+"""Which memories of a design go to block RAM and which to distributed (LUT) RAM, on a fabric
+that has both (ECP5), within the device's block RAMs.
+
+Yosys (``memory_libmap``) picks each memory's kind on its own, by a cost per memory that
+does not know how many block RAMs the device has: a core whose memories each look cheapest
+in block RAM can ask for more than the device holds (an ECP5 ``topk`` core of d = 64,
+b = 64, N = 1024, M = 16 asked for 62 of the LFE5U-25F's 56 DP16KD), while the same design
+fits once its shallow memories (a code memory of ceil(N/M) words) go to LUT RAM instead.
+
+:func:`allocate` decides for the whole design: every memory's cost both ways,
+
+* block RAM: DP16KD blocks, the fewest over the aspect ratios 512x36 .. 16384x1
+  (:func:`bram_blocks`);
+* LUT RAM: logic cells, 6 per ``TRELLIS_DPR16X4`` of 16 words x 4 bits (4 LUT positions of
+  RAM and the write slice's 2) plus a LUT per bit for every further 16 words (the read
+  mux, :func:`lutram_cells`);
+
+then block RAM goes to the memories that save the most cells per block first, while blocks
+remain; the rest, and every memory below :data:`MIN_CELLS_PER_BLOCK`, are LUT RAM. The
+memories given LUT RAM get ``setattr -set ram_style "distributed"`` after the design is read
+(:func:`setattr_commands`), in ``hamattn synth`` and in ``hamattn board``; the others are left
+to yosys (block RAM or, where it finds that cheaper, LUT RAM), so no memory is forced into a
+block RAM that cannot hold its ports. Fabrics without LUT RAM (iCE40) are left to yosys.
+
+The memories are read from the design's text (:func:`memories`): Verilog from ``hamattn
+gen`` (``reg [W-1:0] name [D-1:0];`` inside ``module``) or Amaranth's RTLIL
+(``memory width W size D \\name``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = ["Memory", "memories", "bram_blocks", "lutram_cells", "allocate",
+           "setattr_commands", "BLOCK_RAMS", "MIN_CELLS_PER_BLOCK"]
+
+#: block RAMs of the devices of a family that has LUT RAM (target or board device -> count)
+BLOCK_RAMS = {"ecp5-25k": 56}
+#: a memory whose LUT RAM costs fewer logic cells than this per block RAM it would take stays
+#: in LUT RAM even when blocks remain (a block's slow clock-to-out is not worth so little)
+MIN_CELLS_PER_BLOCK = 32
+#: ECP5 DP16KD aspect ratios (words, bits) of a one-write one-read memory (512 x 36 as the
+#: pseudo-dual-port PDPW16KD)
+_DP16KD = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
+
+
+@dataclass(frozen=True)
+class Memory:
+    module: str
+    name: str
+    width: int
+    depth: int
+
+    @property
+    def selection(self):
+        """The yosys selection of this memory: ``module/name``."""
+        return f"{self.module}/{self.name}"
+
+
+_MODULE = re.compile(r"^\s*module\s+\\?([^\s(;]+)")
+_VERILOG_MEM = re.compile(r"^\s*reg\s+(?:signed\s+)?\[(\d+):0\]\s+\\?(\S+)\s+\[(\d+):0\];")
+_RTLIL_MEM = re.compile(r"^\s*memory\s+width\s+(\d+)\s+size\s+(\d+)(?:\s+offset\s+\d+)?\s+"
+                        r"\\?(\S+)\s*$")
+
+
+def memories(text):
+    """The memories declared in ``text`` (generated Verilog or Amaranth RTLIL), in order."""
+    out, module = [], None
+    for line in text.splitlines():
+        m = _MODULE.match(line)
+        if m:
+            module = m.group(1)
+            continue
+        m = _VERILOG_MEM.match(line)
+        if m and module is not None:
+            out.append(Memory(module, m.group(2), int(m.group(1)) + 1, int(m.group(3)) + 1))
+            continue
+        m = _RTLIL_MEM.match(line)
+        if m and module is not None:
+            out.append(Memory(module, m.group(3), int(m.group(1)), int(m.group(2))))
+    return out
+
+
+def bram_blocks(width, depth):
+    """DP16KD blocks of a ``depth`` x ``width`` memory: the fewest over the aspect ratios."""
+    return min(-(-width // bits) * -(-depth // words) for words, bits in _DP16KD)
+
+
+def lutram_cells(width, depth):
+    """Logic cells of a ``depth`` x ``width`` memory in ECP5 LUT RAM: 6 per DPR16X4 (16 x 4)
+    and, beyond 16 words, one LUT per bit for each further 16 words (the read mux)."""
+    rows = -(-depth // 16)
+    return 6 * -(-width // 4) * rows + width * (rows - 1)
+
+
+def allocate(mems, blocks):
+    """{memory: ``"block"`` or ``"distributed"``} for ``mems`` within ``blocks`` block RAMs:
+    block RAM to the memories that save the most LUT RAM cells per block first."""
+    def gain(mem):
+        return lutram_cells(mem.width, mem.depth) / bram_blocks(mem.width, mem.depth)
+
+    out, left = {}, blocks
+    for mem in sorted(mems, key=gain, reverse=True):
+        need = bram_blocks(mem.width, mem.depth)
+        if gain(mem) >= MIN_CELLS_PER_BLOCK and need <= left:
+            out[mem], left = "block", left - need
+        else:
+            out[mem] = "distributed"
+    return out
+
+
+def setattr_commands(text, target):
+    """Yosys commands that put the memories of the design ``text`` (Verilog or RTLIL) that
+    :func:`allocate` gives LUT RAM there (``ram_style "distributed"``), for ``target`` (a key
+    of :data:`BLOCK_RAMS`); none for a target without LUT RAM."""
+    if target not in BLOCK_RAMS:
+        return []
+    alloc = allocate(memories(text), BLOCK_RAMS[target])
+    return [f'setattr -set ram_style "distributed" {mem.selection}'
+            for mem, style in alloc.items() if style == "distributed"]

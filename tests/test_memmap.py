@@ -1,0 +1,81 @@
+"""Block RAM or LUT RAM per memory on ECP5 (synth.memmap): the memories read from generated
+Verilog and RTLIL, the cost both ways, the allocation within the device's block RAMs, and
+yosys following it."""
+
+import pytest
+from amaranth.back import rtlil, verilog
+
+from hamattn import CoreConfig
+from hamattn.synth import flows, memmap
+
+
+def _scan(**kw):
+    cfg = CoreConfig.create(**dict(dict(d=4, b=8, w=8, N=64, k=4, lanes=2, mode="topk",
+                                        keys_per_cycle=4), **kw))
+    return cfg.plan.value.component()
+
+
+@pytest.mark.parametrize("convert", [rtlil.convert, verilog.convert])
+def test_memories_of_generated_text(convert):
+    mems = memmap.memories(convert(_scan(), name="scan"))
+    shapes = {m.name: (m.width, m.depth) for m in mems}
+    assert {m.module for m in mems} == {"scan"}
+    assert shapes == {"values": (16, 128), **{f"codes{s}": (8, 16) for s in range(4)},
+                      **{f"hist{s}": (5, 9) for s in range(4)}}
+
+
+def test_costs():
+    # 8192 x 64 values: 32 DP16KD (16 deep x 2 wide at 512 x 36, or 4096 x 4 x 16 ...)
+    assert memmap.bram_blocks(64, 8192) == 32
+    assert memmap.bram_blocks(2048, 32) == 57       # 36 bits per block read at a time
+    assert memmap.bram_blocks(6, 65) == 1
+    assert memmap.bram_blocks(37, 513) == 3          # 1024 x 18: 3 wide, 1 deep
+    assert memmap.lutram_cells(64, 32) == 6 * 16 * 2 + 64     # 2 x 16 words: a mux level
+    assert memmap.lutram_cells(4, 16) == 6
+    assert memmap.lutram_cells(5, 17) == 6 * 2 * 2 + 5
+
+
+def test_allocation_fills_the_block_rams_by_gain():
+    M = memmap.Memory
+    values, queue = M("v", "values", 64, 8192), M("v", "queue", 64, 25)
+    codes = [M("v", f"codes{s}", 64, 32) for s in range(32)]
+    hists = [M("v", f"hist{s}", 6, 65) for s in range(32)]
+    tiny = M("v", "tiny", 2, 4)
+    mems = [tiny, *hists, *codes, queue, values]
+    alloc = memmap.allocate(mems, 56)
+    block = [m for m in mems if alloc[m] == "block"]
+    assert values in block
+    assert sum(memmap.bram_blocks(m.width, m.depth) for m in block) <= 56
+    # 24 blocks after the values: 12 of the 2-block memories of gain 128, no histogram
+    # (gain 84) while those remain; the rest LUT RAM
+    assert len(block) == 13 and not set(hists) & set(block)
+    assert alloc[tiny] == "distributed"              # below MIN_CELLS_PER_BLOCK
+    roomy = memmap.allocate(mems, 1000)
+    assert all(roomy[m] == "block" for m in mems if m is not tiny)
+    assert all(s == "distributed" for s in memmap.allocate(mems, 0).values())
+
+
+def test_setattr_commands_only_where_lut_ram_exists():
+    text = verilog.convert(_scan(), name="scan")
+    assert memmap.setattr_commands(text, "ice40-up5k") == []
+    cmds = memmap.setattr_commands(text, "ecp5-25k")
+    # room for all in the LFE5U-25F's 56 blocks: the values (128 x 16: 1 block or 48 cells)
+    # are left to yosys, the 16 x 8 codes and 9 x 5 histograms (12 cells) go to LUT RAM
+    names = [f"codes{s}" for s in range(4)] + [f"hist{s}" for s in range(4)]
+    assert sorted(cmds) == sorted(f'setattr -set ram_style "distributed" scan/{name}'
+                                  for name in names)
+
+
+def test_yosys_follows_the_allocation(tmp_path, monkeypatch):
+    v = tmp_path / "scan.v"
+    v.write_text(verilog.convert(_scan(N=1024), name="scan_top", emit_src=False))
+
+    def synth(sub):
+        return flows.synthesize(v, "scan_top", "ecp5-25k", tmp_path / sub, place=False,
+                                cache_dir=tmp_path / "cache")["synth"]
+
+    fits = synth("fits")
+    monkeypatch.setitem(memmap.BLOCK_RAMS, "ecp5-25k", 0)    # a device without block RAM
+    none = synth("none")
+    assert fits["bram"] > 0 and none["bram"] == 0
+    assert none["lutram"] > fits["lutram"]
