@@ -312,7 +312,8 @@ class ScanValuePath(wiring.Component):
         blk = Signal(range(plan.code_words + 1))  # word of the pass
         left = Signal(range(N + 1))               # keys of the window from word blk on
         gc = Signal(range(max(G, 2)))             # group of the pass (hsoftmax, topk values)
-        bank = Signal(data.ArrayLayout(data.ArrayLayout(signed(plan.num_width), P), G))
+        bank = Signal(data.ArrayLayout(data.ArrayLayout(signed(plan.num_width), P), G),
+                      reset_less=True)           # (every pass overwrites it first)
         den = Signal(unsigned(plan.den_width))
 
         # ---- a pass over the words: code word blk read in cycle c, the M distances in cycle
@@ -330,10 +331,17 @@ class ScanValuePath(wiring.Component):
         live = [hams[0].o.valid & x for x in delay(m, mask, L + 1, name="mask")]
         h = [ham.o.payload.h for ham in hams]
 
-        def accumulate(en, addend):
-            with m.If(en):
-                m.d.sync += [bank[G - 1][l].eq(bank[0][l] + addend(l)) for l in range(P)]
-                m.d.sync += [bank[i].eq(bank[i + 1]) for i in range(G - 1)]
+        # the bank rotates where `adding` (a step of a pass) or `rotating` (DONE gives a
+        # group): one enable for all its flip-flops, the tail's input chosen by `adding`
+        adding, rotating = Signal(), Signal()
+        tail = Signal.like(bank[0])
+
+        def accumulate(en, first, addend):
+            """A step of the bank where ``en``: the head group plus the addend to the tail;
+            in the pass's first G steps (``first``) the addend alone, so that no query has
+            to clear the bank (a pass makes at least G steps)."""
+            m.d.comb += adding.eq(en)
+            m.d.comb += [tail[l].eq(Mux(first, 0, bank[0][l]) + addend(l)) for l in range(P)]
 
         def advance(groups):
             """Next (word, group) of the pass: ``groups`` cycles per word."""
@@ -446,7 +454,8 @@ class ScanValuePath(wiring.Component):
             # (4) the kept keys' values
             valuing = Signal()
             m.d.comb += rv.addr.eq(head + gc)
-            accumulate(delay(m, valuing & issuing, 1, name="vlive"), lambda l: rv.data[0][l])
+            accumulate(delay(m, valuing & issuing, 1, name="vlive"),
+                       delay(m, cyc < G, 1, name="vfirst"), lambda l: rv.data[0][l])
             m.d.comb += reading.eq(issuing & ~valuing)
             with m.If(delay(m, out_word, 1, name="oword_d")):
                 m.d.sync += jbG.eq(jbG + M * G)
@@ -471,7 +480,9 @@ class ScanValuePath(wiring.Component):
             roots = [adder_tree(m, t, depth=S, name=f"num{l}") for l, t in enumerate(num_terms)]
             droot = adder_tree(m, den_terms, depth=S, name="den")
             acc_en = delay(m, hams[0].o.valid, S, name="acc_en")
-            accumulate(acc_en, lambda l: roots[l].value)
+            # (the word issued with blk = 0 reaches the bank 1 + L + S edges later)
+            accumulate(acc_en, delay(m, blk == 0, 1 + L + S, name="afirst"),
+                       lambda l: roots[l].value)
             m.d.sync += den.eq(den + droot.value)
             m.d.comb += reading.eq(issuing)
 
@@ -516,7 +527,6 @@ class ScanValuePath(wiring.Component):
                             m.d.sync += wg.eq(wg + 1)
                 with m.If(self.i.valid & ~p.key):
                     m.d.sync += [cq.eq(p.code), tag.eq(p.tag)]
-                    m.d.sync += [bank[i][l].eq(0) for i in range(G) for l in range(P)]
                     start_pass()
                     if topk:
                         m.d.sync += [kk.eq(Mux(n < plan.k, n, plan.k)),
@@ -557,8 +567,7 @@ class ScanValuePath(wiring.Component):
                     # one group per beat from the head of the bank, which rotates
                     m.d.comb += self.o.payload.last.eq(gc == G - 1)
                     with m.If(self.o.ready):
-                        m.d.sync += [bank[G - 1].eq(bank[0])] + \
-                            [bank[i].eq(bank[i + 1]) for i in range(G - 1)]
+                        m.d.comb += rotating.eq(1)
                         m.d.sync += gc.eq(gc + 1)
                         with m.If(gc == G - 1):
                             m.d.sync += gc.eq(0)
@@ -567,6 +576,9 @@ class ScanValuePath(wiring.Component):
                     with m.If(self.o.ready):
                         m.next = "IDLE"
 
+        with m.If(adding | rotating):
+            m.d.sync += [bank[G - 1].eq(Mux(adding, tail, bank[0]))] + \
+                [bank[i].eq(bank[i + 1]) for i in range(G - 1)]
         # after a multiple of G rotations the bank is in order: group g at position g
         if G > 1:
             m.d.comb += [self.o.payload.num[l].eq(bank[0][l]) for l in range(P)]
