@@ -312,8 +312,18 @@ class ScanValuePath(wiring.Component):
         blk = Signal(range(plan.code_words + 1))  # word of the pass
         left = Signal(range(N + 1))               # keys of the window from word blk on
         gc = Signal(range(max(G, 2)))             # group of the pass (hsoftmax, topk values)
-        bank = Signal(data.ArrayLayout(data.ArrayLayout(signed(plan.num_width), P), G),
-                      reset_less=True)           # (every pass overwrites it first)
+        lanes_shape = data.ArrayLayout(signed(plan.num_width), P)
+        if G > 1:
+            # folded: the bank in a memory of G words (block RAM), word bg the head; its read
+            # port is addressed with the head of the next cycle (a word written by a step is
+            # read again G >= 2 steps later, after the write)
+            m.submodules.bank = bmem = memory.Memory(shape=lanes_shape, depth=G, init=[])
+            bw, br = bmem.write_port(), bmem.read_port(transparent_for=())
+            bg = Signal(range(G))
+            bhead = br.data
+        else:
+            bank = Signal(lanes_shape, reset_less=True)     # (every pass overwrites it first)
+            bhead = bank
         den = Signal(unsigned(plan.den_width))
 
         # ---- a pass over the words: code word blk read in cycle c, the M distances in cycle
@@ -332,16 +342,16 @@ class ScanValuePath(wiring.Component):
         h = [ham.o.payload.h for ham in hams]
 
         # the bank rotates where `adding` (a step of a pass) or `rotating` (DONE gives a
-        # group): one enable for all its flip-flops, the tail's input chosen by `adding`
+        # group): one enable, the tail's input chosen by `adding`
         adding, rotating = Signal(), Signal()
-        tail = Signal.like(bank[0])
+        tail = Signal(lanes_shape)
 
         def accumulate(en, first, addend):
             """A step of the bank where ``en``: the head group plus the addend to the tail;
             in the pass's first G steps (``first``) the addend alone, so that no query has
             to clear the bank (a pass makes at least G steps)."""
             m.d.comb += adding.eq(en)
-            m.d.comb += [tail[l].eq(Mux(first, 0, bank[0][l]) + addend(l)) for l in range(P)]
+            m.d.comb += [tail[l].eq(Mux(first, 0, bhead[l]) + addend(l)) for l in range(P)]
 
         def advance(groups):
             """Next (word, group) of the pass: ``groups`` cycles per word."""
@@ -576,14 +586,19 @@ class ScanValuePath(wiring.Component):
                     with m.If(self.o.ready):
                         m.next = "IDLE"
 
-        with m.If(adding | rotating):
-            m.d.sync += [bank[G - 1].eq(Mux(adding, tail, bank[0]))] + \
-                [bank[i].eq(bank[i + 1]) for i in range(G - 1)]
-        # after a multiple of G rotations the bank is in order: group g at position g
+        step = adding | rotating
         if G > 1:
-            m.d.comb += [self.o.payload.num[l].eq(bank[0][l]) for l in range(P)]
+            # a step writes the head word back (plus the addend where adding), the next
+            # word becomes the head; after a multiple of G steps word g is group g again
+            bg_next = Mux(step, Mux(bg == G - 1, 0, bg + 1), bg)
+            m.d.sync += bg.eq(bg_next)
+            m.d.comb += [br.addr.eq(bg_next), bw.addr.eq(bg), bw.data.eq(tail),
+                         bw.en.eq(adding)]
+            m.d.comb += [self.o.payload.num[l].eq(bhead[l]) for l in range(P)]
         else:
-            m.d.comb += [self.o.payload.num[e].eq(bank[e // P][e % P]) for e in range(d)]
+            with m.If(adding):
+                m.d.sync += bank.eq(tail)
+            m.d.comb += [self.o.payload.num[e].eq(bank[e]) for e in range(d)]
         m.d.comb += [self.o.payload.tag.eq(tag), self.o.payload.den.eq(kk if topk else den)]
         return m
 
