@@ -109,7 +109,10 @@ class RoundingDivider(wiring.Component):
 
     ``depth`` (>= 1): divisions the divider holds before it refuses more (accepted and not
     yet taken from ``o``): its output register and a queue of ``depth - 1`` results behind
-    it (block RAM from 2 on), bypassed when empty. A division is only accepted (``i.ready``,
+    it (block RAM from 2 on), bypassed when empty; grouped, the queue holds groups instead
+    (``depth·G`` entries of one group, block RAM), which wait there while the output
+    register holds a result not yet taken and shift in one per edge once it leaves, so the
+    queue is P, not E, quotients wide and its output needs no E-wide mux. A division is only accepted (``i.ready``,
     on its first group when grouped) when its result will have a place, so ``o.ready`` never
     stalls the pipeline; with ``depth`` >= latency / interval + 1 a consumer whose ready stays high
     never throttles the input (grouped: a division is held from its first group, (G-1)·steps
@@ -309,13 +312,41 @@ class RoundingDivider(wiring.Component):
         outb = [[Signal(signed(qb), name=f"q_{g}_{p}") for p in range(P)] for g in range(G)]
         ovalid = Signal()
         tag = Signal(self.tag_shape, name="out_tag") if has_tag else None
-        with m.If(prev_done):
-            for p in range(P):
-                q = prev["xq"][p]
-                m.d.sync += outb[G - 1][p].eq(Mux(prev["neg"][p], -q, q))
+        group = Signal(data.StructLayout(
+            {"q": data.ArrayLayout(signed(qb), P), "last": 1,
+             **({"tag": self.tag_shape} if has_tag else {})}))
+        m.d.comb += [group.q[p].eq(Mux(prev["neg"][p], -prev["xq"][p], prev["xq"][p]))
+                     for p in range(P)]
+        m.d.comb += group.last.eq(prev["last"])
+        if has_tag:
+            m.d.comb += group.tag.eq(prev["tag"])
+        shift, src = prev_done, group          # a group shifts into the output register
+        if self.grouped and self.depth > 1:
+            # results wait as groups in a queue of depth·G groups (block RAM, as narrow as a
+            # group) while the output register holds an untaken result; a group goes there
+            # straight from the pipeline when the queue is empty and the register is empty
+            # or its result leaves (so the latency is unchanged), else through the queue,
+            # in order
+            m.submodules.queue = queue = SyncFIFOBuffered(width=len(group.as_value()),
+                                                          depth=self.depth * G)
+            queued = Signal(range(self.depth * G + 1))      # groups written, not shifted out
+            free = ~ovalid | self.o.ready                   # the register is empty or leaves
+            direct = (queued == 0) & free
+            pull = (queued != 0) & free & queue.r_rdy
+            m.d.comb += [queue.w_data.eq(group), queue.w_en.eq(prev_done & ~direct),
+                         queue.r_en.eq(pull)]
+            with m.If(queue.w_en & ~pull):
+                m.d.sync += queued.eq(queued + 1)
+            with m.Elif(pull & ~queue.w_en):
+                m.d.sync += queued.eq(queued - 1)
+            shift = (prev_done & direct) | pull
+            src = Mux(pull, queue.r_data, group.as_value())
+            src = data.View(group.shape(), src)
+        with m.If(shift):
+            m.d.sync += [outb[G - 1][p].eq(src.q[p]) for p in range(P)]
             m.d.sync += [outb[g][p].eq(outb[g + 1][p]) for g in range(G - 1) for p in range(P)]
             if has_tag:
-                m.d.sync += tag.eq(prev["tag"])
+                m.d.sync += tag.eq(src.tag)
 
         # ---- the result leaves directly, or waits in the queue (depth - 1 entries); a new
         # result lands only when the credits guarantee that the previous one leaves
@@ -323,7 +354,7 @@ class RoundingDivider(wiring.Component):
         m.d.comb += [result.q[e].eq(outb[e // P][e % P]) for e in range(E)]
         if has_tag:
             m.d.comb += result.tag.eq(tag)
-        if self.depth > 1:
+        if self.depth > 1 and not self.grouped:
             # a memory with a synchronous read (block RAM) from 2 entries on, with one entry
             # to spare: its inner memory refuses a write while full even as its output
             # register drains, and a new result must always find room
@@ -349,7 +380,7 @@ class RoundingDivider(wiring.Component):
             m.d.comb += [self.o.valid.eq(ovalid), self.o.payload.eq(result)]
         # o.valid comes from registers (not a decode of the pipeline), so the core's
         # m_out_tvalid is defined from reset in every simulator
-        with m.If(prev_done & prev["last"]):
+        with m.If(shift & src.last):
             m.d.sync += ovalid.eq(1)
         with m.Elif(leave):
             m.d.sync += ovalid.eq(0)
