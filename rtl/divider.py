@@ -53,14 +53,21 @@ class DividerPlan:
     lanes: int
     grouped: bool = False
     steps: int = 1
+    held_den: bool = False
 
     @classmethod
-    def keeping_up(cls, elements, num_width, den_width, q_bits, lanes, grouped, interval):
+    def keeping_up(cls, elements, num_width, den_width, q_bits, lanes, grouped, interval,
+                   gap=None):
         """The plan with the most steps per stage (the fewest stages) whose interval is at
-        most ``interval``: a divider that never sets the core's query interval."""
+        most ``interval``: a divider that never sets the core's query interval. ``gap``
+        (None: unknown): the fewest edges from a division's transfer (its last group's when
+        grouped) to the next division's first; when it is at least the latency, a division
+        is out of the pipeline before the next enters and den is held once for all stages
+        (``held_den``)."""
         groups = -(-elements // lanes)
-        return cls(elements, num_width, den_width, q_bits, lanes, grouped,
-                   divider_steps(q_bits, groups, interval))
+        steps = divider_steps(q_bits, groups, interval)
+        held = gap is not None and gap >= divider_latency(q_bits, groups, steps, grouped)
+        return cls(elements, num_width, den_width, q_bits, lanes, grouped, steps, held)
 
     @property
     def groups(self):
@@ -77,7 +84,7 @@ class DividerPlan:
     def component(self, tag_shape=unsigned(0), depth=1):
         return RoundingDivider(self.elements, self.num_width, self.den_width, self.q_bits,
                                tag_shape, lanes=self.lanes, grouped=self.grouped,
-                               steps=self.steps, depth=depth)
+                               steps=self.steps, depth=depth, held_den=self.held_den)
 
 
 class RoundingDivider(wiring.Component):
@@ -129,7 +136,7 @@ class RoundingDivider(wiring.Component):
     """
 
     def __init__(self, elements, num_width, den_width, q_bits, tag_shape=unsigned(0),
-                 lanes=None, grouped=False, steps=1, depth=1):
+                 lanes=None, grouped=False, steps=1, depth=1, held_den=False):
         self.elements, self.num_width, self.den_width, self.q_bits = \
             elements, num_width, den_width, q_bits
         self.lanes = elements if lanes is None else lanes
@@ -140,7 +147,7 @@ class RoundingDivider(wiring.Component):
         if depth < 1:
             raise ValueError(f"depth = {depth!r} is not allowed: at least 1")
         self.groups = -(-elements // self.lanes)
-        self.steps, self.depth = steps, depth
+        self.steps, self.depth, self.held_den = steps, depth, held_den
         self.tag_shape = tag_shape
         self.grouped = grouped
         if grouped:
@@ -164,7 +171,7 @@ class RoundingDivider(wiring.Component):
     @property
     def plan(self):
         return DividerPlan(self.elements, self.num_width, self.den_width, self.q_bits,
-                           self.lanes, self.grouped, self.steps)
+                           self.lanes, self.grouped, self.steps, self.held_den)
 
     @property
     def latency(self):
@@ -180,26 +187,27 @@ class RoundingDivider(wiring.Component):
         sign of a."""
         P, dw, qb = self.lanes, self.den_width, self.q_bits
         st = {"valid": Signal(name=f"{name}_valid"), "last": Signal(name=f"{name}_last"),
-              "den": Signal(dw, name=f"{name}_den"),
               "r": [Signal(dw, name=f"{name}_r{p}") for p in range(P)],
               "xq": [Signal(qb, name=f"{name}_xq{p}") for p in range(P)],
               "neg": Signal(P, name=f"{name}_neg")}
+        if not self.held_den:
+            st["den"] = Signal(dw, name=f"{name}_den")
         if tag_width(self.tag_shape):
             st["tag"] = Signal(self.tag_shape, name=f"{name}_tag")
         if has_count:
             st["count"] = Signal(range(self.steps + 1), name=f"{name}_count")
         return st
 
-    def _step(self, m, name, src):
+    def _step(self, m, name, src, den):
         """One restoring step of every lane of ``src`` (a stage's registers or values):
-        t = 2r + the next bit of X; subtract den where t >= den, and shift the quotient bit
-        in. Returns (r, xq) of every lane."""
+        t = 2r + the next bit of X; subtract ``den`` where t >= den, and shift the quotient
+        bit in. Returns (r, xq) of every lane."""
         dw = self.den_width
         out = []
         for p, (r, xq) in enumerate(zip(src["r"], src["xq"])):
             t = Cat(xq[-1], r)                                   # dw + 1 bits
             diff = Signal(signed(dw + 2), name=f"{name}_diff{p}")
-            m.d.comb += diff.eq(t - src["den"])
+            m.d.comb += diff.eq(t - den)
             take = ~diff[-1]
             out.append((Mux(take, diff[:dw], t[:dw]), Cat(take, xq[:-1])))
         return out
@@ -208,7 +216,7 @@ class RoundingDivider(wiring.Component):
         m = Module()
         P, G, E, qb, dw = self.lanes, self.groups, self.elements, self.q_bits, self.den_width
         has_tag = tag_width(self.tag_shape) > 0
-        keys = ["den", "last"] + (["tag"] if has_tag else [])
+        keys = (["last"] if self.held_den else ["den", "last"]) + (["tag"] if has_tag else [])
         transfer = self.i.valid & self.i.ready
         out_tx = self.o.valid & self.o.ready
 
@@ -282,7 +290,12 @@ class RoundingDivider(wiring.Component):
             m.d.sync += [form["r"][p].eq(x[qb:]), form["xq"][p].eq(x[:qb]),
                          form["neg"][p].eq(a < 0)]
 
-        # ---- restoring stages
+        # ---- restoring stages; a held den is the one of the division that entered last
+        # (the previous one has left the pipeline by then, DividerPlan.keeping_up)
+        if self.held_den:
+            held = Signal(dw, name="held_den")
+            with m.If(accept):
+                m.d.sync += held.eq(self.i.payload.den)
         prev, prev_done = form, form["valid"]
         for s, ks in enumerate(self.stage_steps):
             name = f"stage{s}"
@@ -304,7 +317,8 @@ class RoundingDivider(wiring.Component):
                 from_["neg"] = Mux(start, prev["neg"], st["neg"])
                 done = st["valid"] & (st["count"] == ks)
             m.d.sync += [st[key].eq(from_[key]) for key in keys + ["neg"]]
-            for p, (r, xq) in enumerate(self._step(m, name, from_)):
+            den = held if self.held_den else from_["den"]
+            for p, (r, xq) in enumerate(self._step(m, name, from_, den)):
                 m.d.sync += [st["r"][p].eq(r), st["xq"][p].eq(xq)]
             prev, prev_done = st, done
 
