@@ -368,16 +368,18 @@ class ScanValuePath(wiring.Component):
 
         def run_pass(issue, drain, groups, next_state, flag=None):
             """Body of a pass state: issue words (``groups`` cycles each) while cyc <
-            ``issue``, raising ``flag``; end ``drain`` cycles after the last issue and go to
-            ``next_state`` with the counters of a new pass."""
-            m.d.comb += issuing.eq(cyc < issue)
+            ``issue`` (``issuing``, a flip-flop written from cyc's next value; every pass
+            issues at least one word, so it is set as a pass state is entered), raising
+            ``flag``; end ``drain`` cycles after the last issue and go to ``next_state``
+            with the counters of a new pass."""
             if flag is not None:
                 m.d.comb += flag.eq(1)
             with m.If(issuing):
                 advance(groups)
-            m.d.sync += cyc.eq(cyc + 1)
+            m.d.sync += [cyc.eq(cyc + 1), issuing.eq(cyc + 1 < issue)]
             with m.If(cyc == issue + (drain - 1)):
                 start_pass()
+                m.d.sync += issuing.eq(next_state != "DONE" and next_state != "CUT")
                 m.next = next_state
 
         # ---- the paths
@@ -536,7 +538,7 @@ class ScanValuePath(wiring.Component):
                         with m.Else():
                             m.d.sync += wg.eq(wg + 1)
                 with m.If(self.i.valid & ~p.key):
-                    m.d.sync += [cq.eq(p.code), tag.eq(p.tag)]
+                    m.d.sync += [cq.eq(p.code), tag.eq(p.tag), issuing.eq(1)]
                     start_pass()
                     if topk:
                         m.d.sync += [kk.eq(Mux(n < plan.k, n, plan.k)),
@@ -562,6 +564,7 @@ class ScanValuePath(wiring.Component):
                         m.d.sync += [ltbase.eq(0), eqbase.eq(kk - 1), jbG.eq(0)]
                         if M == 1:
                             m.d.sync += entry.eq(0)
+                        m.d.sync += issuing.eq(1)
                         m.next = "MARK"
                 with m.State("MARK"):
                     run_pass(nb, L + S + 2, 1, "VALUES", marking)
