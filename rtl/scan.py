@@ -400,16 +400,16 @@ class ScanValuePath(wiring.Component):
                 bins.append(x)
                 touched.append(t)
             # (2) the cut: a walk reads bin i in its cycle i; the M slots' words of bin i
-            # add up (S register levels) and are taken in cycle i + 1 + S: cum counts keys
-            # below, h* = the first bin where cum reaches kk, room = kk - keys below h*
-            cum = Signal(range(N + 1))
+            # add up (S register levels) and are taken in cycle i + 1 + S: rem = kk - the
+            # keys below (one subtractor, its compare with the bin's count a second carry
+            # chain beside it, not after it), h* = the first bin whose count reaches rem,
+            # room = rem there (rem wraps after h*, where it is no longer read)
+            rem = Signal(range(N + 1))
             found = Signal()
             hstar = Signal(range(b + 1))
             room = Signal(range(N + 1))           # keys at h* still to keep
-            word = adder_tree(m, [Term(x, False, 0, plan.code_words) for x in bins], depth=S,
+            wsum = adder_tree(m, [Term(x, False, 0, plan.code_words) for x in bins], depth=S,
                               name="walk")
-            nxt = Signal(range(2 * N + 1))
-            m.d.comb += nxt.eq(cum + word.value)
             # (3) marking: kept slots and their places in the list
             marking = Signal()
             # the value address of slot 0 of the word whose marks are made: words come out
@@ -551,15 +551,15 @@ class ScanValuePath(wiring.Component):
             if topk:
                 with m.State("HIST"):
                     run_pass(nb, L + S + 1, 1, "CUT", counting)
-                    m.d.sync += [wbin.eq(0), cum.eq(0), found.eq(0)]
+                    m.d.sync += [wbin.eq(0), rem.eq(kk), found.eq(0)]
                 with m.State("CUT"):
                     m.d.comb += walking.eq(1)
                     m.d.sync += wbin.eq(wbin + 1)
                     with m.If(wbin >= 1 + S):     # take bin wbin - 1 - S
-                        m.d.sync += cum.eq(nxt)
-                        with m.If(~found & (nxt >= kk)):
+                        m.d.sync += rem.eq(rem - wsum.value)
+                        with m.If(~found & (wsum.value >= rem)):
                             m.d.sync += [found.eq(1), hstar.eq(wbin - (1 + S)),
-                                         room.eq(kk - cum)]
+                                         room.eq(rem)]
                     with m.If(wbin == b + S + 1):
                         m.d.sync += [ltbase.eq(0), eqbase.eq(kk - 1), jbG.eq(0)]
                         if M == 1:
