@@ -117,6 +117,13 @@ class ScanPlan(Folding, WeightedSum):
         of a word; hsoftmax: the shifted values and weights of a word), 0 for M = 1."""
         return tree_depth(self.M)
 
+    @property
+    def weight_stages(self):
+        """hsoftmax: register levels from the M distances to the bank, S + 1: the M-key
+        sums of the shifted values and weights take one more level than their tree, so
+        that a distance's shift and the bank's adder are not one path."""
+        return self.sum_stages + 1
+
     # ---------------------------------------------------------------- timing
     def _per_word(self, cycles):
         """``cycles`` per word of M codes: a per-key term for M = 1, else per block of M."""
@@ -133,8 +140,9 @@ class ScanPlan(Folding, WeightedSum):
           (ceil(n/M) + L_H + S + 1), the cut (b + S + 2), the marking pass
           (ceil(n/M) + L_H + S + 2),
           the value pass over the kept keys (G·min(k, n) + 1) and DONE (1);
-        * hsoftmax: ``L_H + S + 2 + G·ceil(n/M)``: one pass of G cycles per word
-          (G·ceil(n/M) + L_H + S + 1) and DONE;
+        * hsoftmax: ``L_H + S + 3 + G·ceil(n/M)``: one pass of G cycles per word
+          (G·ceil(n/M) + L_H + S + 2: the shifted values are registered before their S
+          adder levels end, :attr:`weight_stages`) and DONE;
 
         plus G - 1 when folded (:attr:`out_cycles`: DONE gives one group per cycle, the
         latency counts to the last).
@@ -143,7 +151,7 @@ class ScanPlan(Folding, WeightedSum):
         if self.mode == "topk":
             return Timing(2 * L + 3 * S + self.b + 7 + out, per_kept=self.groups) + \
                 self._per_word(2)
-        return Timing(L + S + 2 + out) + self._per_word(self.groups)
+        return Timing(L + self.weight_stages + 2 + out) + self._per_word(self.groups)
 
     @property
     def interval(self):
@@ -263,7 +271,7 @@ class ScanValuePath(wiring.Component):
     Latency (edges from a query's transfer on ``i`` to its transfer on ``o``, ``o.ready``
     high): ``plan.latency``, topk ``2·L_H + 3·S + b + 7 + 2·ceil(n/M) + G·min(k, n)``,
     hsoftmax
-    ``L_H + S + 2 + G·ceil(n/M)`` (L_H = ``plan.hamming.latency``, S = ceil(log2 M)).
+    ``L_H + S + 3 + G·ceil(n/M)`` (L_H = ``plan.hamming.latency``, S = ceil(log2 M)).
     Throughput: one key per G cycles; one query at a time (``i.ready`` for a query only when
     idle), ``plan.interval`` = latency + 1 cycles per query.
     """
@@ -489,11 +497,13 @@ class ScanValuePath(wiring.Component):
                 y = Signal(range((1 << plan.max_shift) + 1), name=f"y{s}")
                 m.d.comb += y.eq(Mux(live[s] & lastg, Const(1, 1) << sh, 0))
                 den_terms.append(Term(y, False, 0, 1 << plan.max_shift))
-            roots = [adder_tree(m, t, depth=S, name=f"num{l}") for l, t in enumerate(num_terms)]
-            droot = adder_tree(m, den_terms, depth=S, name="den")
-            acc_en = delay(m, hams[0].o.valid, S, name="acc_en")
-            # (the word issued with blk = 0 reaches the bank 1 + L + S edges later)
-            accumulate(acc_en, delay(m, blk == 0, 1 + L + S, name="afirst"),
+            WS = plan.weight_stages
+            roots = [adder_tree(m, t, depth=WS, name=f"num{l}")
+                     for l, t in enumerate(num_terms)]
+            droot = adder_tree(m, den_terms, depth=WS, name="den")
+            acc_en = delay(m, hams[0].o.valid, WS, name="acc_en")
+            # (the word issued with blk = 0 reaches the bank 1 + L + WS edges later)
+            accumulate(acc_en, delay(m, blk == 0, 1 + L + WS, name="afirst"),
                        lambda l: roots[l].value)
             m.d.sync += den.eq(den + droot.value)
             m.d.comb += reading.eq(issuing)
@@ -573,7 +583,7 @@ class ScanValuePath(wiring.Component):
                     run_pass(kkG, 1, G, "DONE", valuing)
             else:
                 with m.State("SCAN"):
-                    run_pass(nbG, L + S + 1, G, "DONE")
+                    run_pass(nbG, L + plan.weight_stages + 1, G, "DONE")
             with m.State("DONE"):
                 m.d.comb += self.o.valid.eq(1)
                 if G > 1:
