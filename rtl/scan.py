@@ -438,12 +438,15 @@ class ScanValuePath(wiring.Component):
             sel = Signal(M)
             dest = [Signal(range(max(kmax, 2)), name=f"dest{s}") for s in range(M)]
             base = jbG                            # (moves a cycle after sel and dest)
-            eq_taken = Mux(eqin[-1] < room, eqin[-1], room)
+            # room and eqbase less min(the word's keys at h*, room): the compare and both
+            # subtractions side by side from registers, then a mux (no compare -> subtract)
+            fits = eqin[-1] < room
             m.d.sync += [sel[s].eq(lt[s] | (eq[s] & (eqex[s] < room))) for s in range(M)]
             m.d.sync += [dest[s].eq(Mux(lt[s], ltbase + ltex[s], eqbase - eqex[s]))
                          for s in range(M)]
-            m.d.sync += [ltbase.eq(ltbase + ltin[-1]), room.eq(room - eq_taken),
-                         eqbase.eq(eqbase - eq_taken)]
+            m.d.sync += [ltbase.eq(ltbase + ltin[-1]),
+                         room.eq(Mux(fits, room - eqin[-1], 0)),
+                         eqbase.eq(Mux(fits, eqbase - eqin[-1], eqbase - room))]
             next_key = Signal()                   # the value pass moves to the next entry
             if M == 1:
                 # one entry written per cycle: the list in a memory (block RAM), read in
