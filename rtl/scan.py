@@ -118,6 +118,14 @@ class ScanPlan(Folding, WeightedSum):
         return tree_depth(self.M)
 
     @property
+    def bank_in_memory(self):
+        """The accumulator bank (G groups of P nums) in a memory of G words (block RAM)
+        rather than flip-flops: folded ``hsoftmax``, whose nums are w + smax + log2 N bits
+        wide. Folded ``topk`` keeps G·P·(w + log2 k) flip-flops: its block RAMs go to the
+        codes (ceil(M·b/16) on the iCE40) and the M histograms."""
+        return self.folded and self.mode == "hsoftmax"
+
+    @property
     def weight_stages(self):
         """hsoftmax: register levels from the M distances to the bank, S + 1: the M-key
         sums of the shifted values and weights take one more level than their tree, so
@@ -321,17 +329,18 @@ class ScanValuePath(wiring.Component):
         left = Signal(range(N + 1))               # keys of the window from word blk on
         gc = Signal(range(max(G, 2)))             # group of the pass (hsoftmax, topk values)
         lanes_shape = data.ArrayLayout(signed(plan.num_width), P)
-        if G > 1:
-            # folded: the bank in a memory of G words (block RAM), word bg the head; its read
-            # port is addressed with the head of the next cycle (a word written by a step is
-            # read again G >= 2 steps later, after the write)
+        if plan.bank_in_memory:
+            # the bank in a memory of G words (block RAM), word bg the head; its read port
+            # is addressed with the head of the next cycle (a word written by a step is read
+            # again G >= 2 steps later, after the write)
             m.submodules.bank = bmem = memory.Memory(shape=lanes_shape, depth=G, init=[])
             bw, br = bmem.write_port(), bmem.read_port(transparent_for=())
             bg = Signal(range(G))
             bhead = br.data
         else:
-            bank = Signal(lanes_shape, reset_less=True)     # (every pass overwrites it first)
-            bhead = bank
+            # registers, group 0 at the head (every pass overwrites them first: no reset)
+            bank = Signal(data.ArrayLayout(lanes_shape, G), reset_less=True)
+            bhead = bank[0]
         den = Signal(unsigned(plan.den_width))
 
         # ---- a pass over the words: code word blk read in cycle c, the M distances in cycle
@@ -602,19 +611,23 @@ class ScanValuePath(wiring.Component):
                     with m.If(self.o.ready):
                         m.next = "IDLE"
 
+        # a step writes the head group back (plus the addend where adding) as the tail,
+        # the next group becomes the head: after a multiple of G steps group g is at g again
         step = adding | rotating
-        if G > 1:
-            # a step writes the head word back (plus the addend where adding), the next
-            # word becomes the head; after a multiple of G steps word g is group g again
+        if plan.bank_in_memory:
             bg_next = Mux(step, Mux(bg == G - 1, 0, bg + 1), bg)
             m.d.sync += bg.eq(bg_next)
             m.d.comb += [br.addr.eq(bg_next), bw.addr.eq(bg), bw.data.eq(tail),
                          bw.en.eq(adding)]
+        else:
+            # one enable for every flip-flop, the tail's input chosen by `adding`
+            with m.If(step):
+                m.d.sync += [bank[G - 1].eq(Mux(adding, tail, bank[0]))] + \
+                    [bank[i].eq(bank[i + 1]) for i in range(G - 1)]
+        if G > 1:
             m.d.comb += [self.o.payload.num[l].eq(bhead[l]) for l in range(P)]
         else:
-            with m.If(adding):
-                m.d.sync += bank.eq(tail)
-            m.d.comb += [self.o.payload.num[e].eq(bank[e]) for e in range(d)]
+            m.d.comb += [self.o.payload.num[e].eq(bhead[e]) for e in range(d)]
         m.d.comb += [self.o.payload.tag.eq(tag), self.o.payload.den.eq(kk if topk else den)]
         return m
 
