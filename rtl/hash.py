@@ -438,12 +438,9 @@ class FoldedHashProjection(HashProjection):
                 k = where[j, ps]
                 return rp.data[2 * k + list(_SELECTS).index(which)]
         else:
-            # digit tables are indexed by the group (and the query flag when asymmetric):
-            # each select is a flip-flop beside the lane register, decoded from the group
-            # being read (cnt), so that the lane group's decode is not on the adder's path
-            idx = Cat(cnt, self.i.payload.query) if plan.asymmetric else cnt
+            # digit tables are indexed by the group (and the query flag when asymmetric)
+            idx = Cat(lg, lq) if plan.asymmetric else lg
             n_idx = 1 << len(idx)
-            selects = {}
 
             def select(j, ps, which):
                 pred = _SELECTS[which]
@@ -451,11 +448,7 @@ class FoldedHashProjection(HashProjection):
                 for (g, r, h), v in digits[j][ps].items():
                     if pred(v):
                         bits |= 1 << (g | (h << gbits))
-                if bits not in selects:    # (rows with the same table share the flip-flop)
-                    reg = Signal(name=f"digit_{len(selects)}")
-                    register(m, reg, Const(bits, n_idx).bit_select(idx, 1), en)
-                    selects[bits] = reg
-                return selects[bits]
+                return Const(bits, n_idx).bit_select(idx, 1)
 
         depth = plan.depth
         roots = []
