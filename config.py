@@ -552,15 +552,19 @@ class CoreConfig(Folding):
         hash_plan = HashPlan(self.d, self.w, self.b, self.W, self.theta, self.Wq, self.thetaq,
                              self.lanes, self.rows, self.adders)
         interval = max(value.interval.fixed, hash_plan.interval.fixed)
-        if self.mode != "linear" and value.grouped:
-            interval = value.groups     # a folded scan gives a group per cycle: 1 step/stage
+        gap = None
+        if self.mode != "linear":
+            if value.grouped:
+                interval = value.groups  # a folded scan gives a group per cycle: 1 step/stage
+            # a scan gives one division per query, the queries interval.at(1) edges apart
+            gap = value.interval.at(1, self.k) - value.out_cycles
         return CorePlan(
             d=self.d, w=self.w, N=self.N,
             hash=hash_plan,
             value=value,
             divider=DividerPlan.keeping_up(
                 self.d, value.num_width, value.den_width, self.w, self.lanes, value.grouped,
-                interval))
+                interval, gap))
 
     # ---------------------------------------------------------------- hsoftmax table
     @cached_property

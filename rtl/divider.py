@@ -53,14 +53,21 @@ class DividerPlan:
     lanes: int
     grouped: bool = False
     steps: int = 1
+    held_den: bool = False
 
     @classmethod
-    def keeping_up(cls, elements, num_width, den_width, q_bits, lanes, grouped, interval):
+    def keeping_up(cls, elements, num_width, den_width, q_bits, lanes, grouped, interval,
+                   gap=None):
         """The plan with the most steps per stage (the fewest stages) whose interval is at
-        most ``interval``: a divider that never sets the core's query interval."""
+        most ``interval``: a divider that never sets the core's query interval. ``gap``
+        (None: unknown): the fewest edges from a division's transfer (its last group's when
+        grouped) to the next division's first; when it is at least the latency, a division
+        is out of the pipeline before the next enters and den is held once for all stages
+        (``held_den``)."""
         groups = -(-elements // lanes)
-        return cls(elements, num_width, den_width, q_bits, lanes, grouped,
-                   divider_steps(q_bits, groups, interval))
+        steps = divider_steps(q_bits, groups, interval)
+        held = gap is not None and gap >= divider_latency(q_bits, groups, steps, grouped)
+        return cls(elements, num_width, den_width, q_bits, lanes, grouped, steps, held)
 
     @property
     def groups(self):
@@ -77,7 +84,7 @@ class DividerPlan:
     def component(self, tag_shape=unsigned(0), depth=1):
         return RoundingDivider(self.elements, self.num_width, self.den_width, self.q_bits,
                                tag_shape, lanes=self.lanes, grouped=self.grouped,
-                               steps=self.steps, depth=depth)
+                               steps=self.steps, depth=depth, held_den=self.held_den)
 
 
 class RoundingDivider(wiring.Component):
@@ -109,7 +116,10 @@ class RoundingDivider(wiring.Component):
 
     ``depth`` (>= 1): divisions the divider holds before it refuses more (accepted and not
     yet taken from ``o``): its output register and a queue of ``depth - 1`` results behind
-    it (block RAM from 2 on), bypassed when empty. A division is only accepted (``i.ready``,
+    it (block RAM from 2 on), bypassed when empty; grouped, the queue holds groups instead
+    (``depth·G`` entries of one group, block RAM), which wait there while the output
+    register holds a result not yet taken and shift in one per edge once it leaves, so the
+    queue is P, not E, quotients wide and its output needs no E-wide mux. A division is only accepted (``i.ready``,
     on its first group when grouped) when its result will have a place, so ``o.ready`` never
     stalls the pipeline; with ``depth`` >= latency / interval + 1 a consumer whose ready stays high
     never throttles the input (grouped: a division is held from its first group, (G-1)·steps
@@ -126,7 +136,7 @@ class RoundingDivider(wiring.Component):
     """
 
     def __init__(self, elements, num_width, den_width, q_bits, tag_shape=unsigned(0),
-                 lanes=None, grouped=False, steps=1, depth=1):
+                 lanes=None, grouped=False, steps=1, depth=1, held_den=False):
         self.elements, self.num_width, self.den_width, self.q_bits = \
             elements, num_width, den_width, q_bits
         self.lanes = elements if lanes is None else lanes
@@ -137,7 +147,7 @@ class RoundingDivider(wiring.Component):
         if depth < 1:
             raise ValueError(f"depth = {depth!r} is not allowed: at least 1")
         self.groups = -(-elements // self.lanes)
-        self.steps, self.depth = steps, depth
+        self.steps, self.depth, self.held_den = steps, depth, held_den
         self.tag_shape = tag_shape
         self.grouped = grouped
         if grouped:
@@ -161,7 +171,7 @@ class RoundingDivider(wiring.Component):
     @property
     def plan(self):
         return DividerPlan(self.elements, self.num_width, self.den_width, self.q_bits,
-                           self.lanes, self.grouped, self.steps)
+                           self.lanes, self.grouped, self.steps, self.held_den)
 
     @property
     def latency(self):
@@ -177,26 +187,27 @@ class RoundingDivider(wiring.Component):
         sign of a."""
         P, dw, qb = self.lanes, self.den_width, self.q_bits
         st = {"valid": Signal(name=f"{name}_valid"), "last": Signal(name=f"{name}_last"),
-              "den": Signal(dw, name=f"{name}_den"),
               "r": [Signal(dw, name=f"{name}_r{p}") for p in range(P)],
               "xq": [Signal(qb, name=f"{name}_xq{p}") for p in range(P)],
               "neg": Signal(P, name=f"{name}_neg")}
+        if not self.held_den:
+            st["den"] = Signal(dw, name=f"{name}_den")
         if tag_width(self.tag_shape):
             st["tag"] = Signal(self.tag_shape, name=f"{name}_tag")
         if has_count:
             st["count"] = Signal(range(self.steps + 1), name=f"{name}_count")
         return st
 
-    def _step(self, m, name, src):
+    def _step(self, m, name, src, den):
         """One restoring step of every lane of ``src`` (a stage's registers or values):
-        t = 2r + the next bit of X; subtract den where t >= den, and shift the quotient bit
-        in. Returns (r, xq) of every lane."""
+        t = 2r + the next bit of X; subtract ``den`` where t >= den, and shift the quotient
+        bit in. Returns (r, xq) of every lane."""
         dw = self.den_width
         out = []
         for p, (r, xq) in enumerate(zip(src["r"], src["xq"])):
             t = Cat(xq[-1], r)                                   # dw + 1 bits
             diff = Signal(signed(dw + 2), name=f"{name}_diff{p}")
-            m.d.comb += diff.eq(t - src["den"])
+            m.d.comb += diff.eq(t - den)
             take = ~diff[-1]
             out.append((Mux(take, diff[:dw], t[:dw]), Cat(take, xq[:-1])))
         return out
@@ -205,7 +216,7 @@ class RoundingDivider(wiring.Component):
         m = Module()
         P, G, E, qb, dw = self.lanes, self.groups, self.elements, self.q_bits, self.den_width
         has_tag = tag_width(self.tag_shape) > 0
-        keys = ["den", "last"] + (["tag"] if has_tag else [])
+        keys = (["last"] if self.held_den else ["den", "last"]) + (["tag"] if has_tag else [])
         transfer = self.i.valid & self.i.ready
         out_tx = self.o.valid & self.o.ready
 
@@ -279,7 +290,12 @@ class RoundingDivider(wiring.Component):
             m.d.sync += [form["r"][p].eq(x[qb:]), form["xq"][p].eq(x[:qb]),
                          form["neg"][p].eq(a < 0)]
 
-        # ---- restoring stages
+        # ---- restoring stages; a held den is the one of the division that entered last
+        # (the previous one has left the pipeline by then, DividerPlan.keeping_up)
+        if self.held_den:
+            held = Signal(dw, name="held_den")
+            with m.If(accept):
+                m.d.sync += held.eq(self.i.payload.den)
         prev, prev_done = form, form["valid"]
         for s, ks in enumerate(self.stage_steps):
             name = f"stage{s}"
@@ -304,7 +320,8 @@ class RoundingDivider(wiring.Component):
                 done = Signal(name=f"{name}_done")
                 m.d.sync += done.eq((start | more) & (count == ks))
             m.d.sync += [st[key].eq(from_[key]) for key in keys + ["neg"]]
-            for p, (r, xq) in enumerate(self._step(m, name, from_)):
+            den = held if self.held_den else from_["den"]
+            for p, (r, xq) in enumerate(self._step(m, name, from_, den)):
                 m.d.sync += [st["r"][p].eq(r), st["xq"][p].eq(xq)]
             prev, prev_done = st, done
 
@@ -312,13 +329,41 @@ class RoundingDivider(wiring.Component):
         outb = [[Signal(signed(qb), name=f"q_{g}_{p}") for p in range(P)] for g in range(G)]
         ovalid = Signal()
         tag = Signal(self.tag_shape, name="out_tag") if has_tag else None
-        with m.If(prev_done):
-            for p in range(P):
-                q = prev["xq"][p]
-                m.d.sync += outb[G - 1][p].eq(Mux(prev["neg"][p], -q, q))
+        group = Signal(data.StructLayout(
+            {"q": data.ArrayLayout(signed(qb), P), "last": 1,
+             **({"tag": self.tag_shape} if has_tag else {})}))
+        m.d.comb += [group.q[p].eq(Mux(prev["neg"][p], -prev["xq"][p], prev["xq"][p]))
+                     for p in range(P)]
+        m.d.comb += group.last.eq(prev["last"])
+        if has_tag:
+            m.d.comb += group.tag.eq(prev["tag"])
+        shift, src = prev_done, group          # a group shifts into the output register
+        if self.grouped and self.depth > 1:
+            # results wait as groups in a queue of depth·G groups (block RAM, as narrow as a
+            # group) while the output register holds an untaken result; a group goes there
+            # straight from the pipeline when the queue is empty and the register is empty
+            # or its result leaves (so the latency is unchanged), else through the queue,
+            # in order
+            m.submodules.queue = queue = SyncFIFOBuffered(width=len(group.as_value()),
+                                                          depth=self.depth * G)
+            queued = Signal(range(self.depth * G + 1))      # groups written, not shifted out
+            free = ~ovalid | self.o.ready                   # the register is empty or leaves
+            direct = (queued == 0) & free
+            pull = (queued != 0) & free & queue.r_rdy
+            m.d.comb += [queue.w_data.eq(group), queue.w_en.eq(prev_done & ~direct),
+                         queue.r_en.eq(pull)]
+            with m.If(queue.w_en & ~pull):
+                m.d.sync += queued.eq(queued + 1)
+            with m.Elif(pull & ~queue.w_en):
+                m.d.sync += queued.eq(queued - 1)
+            shift = (prev_done & direct) | pull
+            src = Mux(pull, queue.r_data, group.as_value())
+            src = data.View(group.shape(), src)
+        with m.If(shift):
+            m.d.sync += [outb[G - 1][p].eq(src.q[p]) for p in range(P)]
             m.d.sync += [outb[g][p].eq(outb[g + 1][p]) for g in range(G - 1) for p in range(P)]
             if has_tag:
-                m.d.sync += tag.eq(prev["tag"])
+                m.d.sync += tag.eq(src.tag)
 
         # ---- the result leaves directly, or waits in the queue (depth - 1 entries); a new
         # result lands only when the credits guarantee that the previous one leaves
@@ -326,7 +371,7 @@ class RoundingDivider(wiring.Component):
         m.d.comb += [result.q[e].eq(outb[e // P][e % P]) for e in range(E)]
         if has_tag:
             m.d.comb += result.tag.eq(tag)
-        if self.depth > 1:
+        if self.depth > 1 and not self.grouped:
             # a memory with a synchronous read (block RAM) from 2 entries on, with one entry
             # to spare: its inner memory refuses a write while full even as its output
             # register drains, and a new result must always find room
@@ -352,7 +397,7 @@ class RoundingDivider(wiring.Component):
             m.d.comb += [self.o.valid.eq(ovalid), self.o.payload.eq(result)]
         # o.valid comes from registers (not a decode of the pipeline), so the core's
         # m_out_tvalid is defined from reset in every simulator
-        with m.If(prev_done & prev["last"]):
+        with m.If(shift & src.last):
             m.d.sync += ovalid.eq(1)
         with m.Elif(leave):
             m.d.sync += ovalid.eq(0)

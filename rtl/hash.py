@@ -511,19 +511,33 @@ class FoldedHashProjection(HashProjection):
             if not lo:
                 sign.append(None)
                 continue
-            acc = Signal(shape_for(min(lo), max(hi)), name=f"acc{j}")
+            shape = shape_for(min(lo), max(hi))
             # a (block, hash) whose bit is constant never reads the sum: it starts like another
             init_values = {(r, h): starts.get((r, h), next(iter(starts.values())))
                            for r in range(R) for h in range(H)}
             bw = len(tb)
             if len(set(init_values.values())) == 1:
-                init = Const(next(iter(init_values.values())), acc.shape())
-            else:
-                init = Signal(acc.shape(), name=f"init{j}")
-                with m.Switch(Cat(tb, tq) if H > 1 else tb):
-                    for (r, h), v in init_values.items():
-                        with m.Case(r | (h << bw)):
-                            m.d.comb += init.eq(v)
+                # one start value: the accumulator returns to it as it adds a block's last
+                # group (a synchronous set/reset of its flip-flops, no mux before the adder),
+                # and the sign of that last sum goes to a flip-flop of its own
+                start = next(iter(init_values.values()))
+                acc = Signal(shape, init=start, name=f"acc{j}")
+                total = Signal(shape, name=f"sum{j}")
+                sgn = Signal(name=f"sign{j}")
+                m.d.comb += total.eq(acc + roots[j].value)
+                with m.If(en & tv):
+                    m.d.sync += acc.eq(Mux(end_blk, start, total))
+                    with m.If(end_blk):
+                        m.d.sync += sgn.eq(~total[-1])
+                sign.append(sgn)
+                continue
+            # start values chosen by (block, hash): a block's first group starts from its own
+            acc = Signal(shape, name=f"acc{j}")
+            init = Signal(shape, name=f"init{j}")
+            with m.Switch(Cat(tb, tq) if H > 1 else tb):
+                for (r, h), v in init_values.items():
+                    with m.Case(r | (h << bw)):
+                        m.d.comb += init.eq(v)
             with m.If(en & tv):
                 m.d.sync += acc.eq(Mux(first, init, acc) + roots[j].value)
             sign.append(~acc[-1])

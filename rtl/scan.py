@@ -117,6 +117,21 @@ class ScanPlan(Folding, WeightedSum):
         of a word; hsoftmax: the shifted values and weights of a word), 0 for M = 1."""
         return tree_depth(self.M)
 
+    @property
+    def bank_in_memory(self):
+        """The accumulator bank (G groups of P nums) in a memory of G words (block RAM)
+        rather than flip-flops: folded ``hsoftmax``, whose nums are w + smax + log2 N bits
+        wide. Folded ``topk`` keeps G·P·(w + log2 k) flip-flops: its block RAMs go to the
+        codes (ceil(M·b/16) on the iCE40) and the M histograms."""
+        return self.folded and self.mode == "hsoftmax"
+
+    @property
+    def weight_stages(self):
+        """hsoftmax: register levels from the M distances to the bank, S + 1: the M-key
+        sums of the shifted values and weights take one more level than their tree, so
+        that a distance's shift and the bank's adder are not one path."""
+        return self.sum_stages + 1
+
     # ---------------------------------------------------------------- timing
     def _per_word(self, cycles):
         """``cycles`` per word of M codes: a per-key term for M = 1, else per block of M."""
@@ -133,8 +148,9 @@ class ScanPlan(Folding, WeightedSum):
           (ceil(n/M) + L_H + S + 1), the cut (b + S + 2), the marking pass
           (ceil(n/M) + L_H + S + 2),
           the value pass over the kept keys (G·min(k, n) + 1) and DONE (1);
-        * hsoftmax: ``L_H + S + 2 + G·ceil(n/M)``: one pass of G cycles per word
-          (G·ceil(n/M) + L_H + S + 1) and DONE;
+        * hsoftmax: ``L_H + S + 3 + G·ceil(n/M)``: one pass of G cycles per word
+          (G·ceil(n/M) + L_H + S + 2: the shifted values are registered before their S
+          adder levels end, :attr:`weight_stages`) and DONE;
 
         plus G - 1 when folded (:attr:`out_cycles`: DONE gives one group per cycle, the
         latency counts to the last).
@@ -143,7 +159,7 @@ class ScanPlan(Folding, WeightedSum):
         if self.mode == "topk":
             return Timing(2 * L + 3 * S + self.b + 7 + out, per_kept=self.groups) + \
                 self._per_word(2)
-        return Timing(L + S + 2 + out) + self._per_word(self.groups)
+        return Timing(L + self.weight_stages + 2 + out) + self._per_word(self.groups)
 
     @property
     def interval(self):
@@ -265,7 +281,7 @@ class ScanValuePath(wiring.Component):
     Latency (edges from a query's transfer on ``i`` to its transfer on ``o``, ``o.ready``
     high): ``plan.latency``, topk ``2·L_H + 3·S + b + 7 + 2·ceil(n/M) + G·min(k, n)``,
     hsoftmax
-    ``L_H + S + 2 + G·ceil(n/M)`` (L_H = ``plan.hamming.latency``, S = ceil(log2 M)).
+    ``L_H + S + 3 + G·ceil(n/M)`` (L_H = ``plan.hamming.latency``, S = ceil(log2 M)).
     Throughput: one key per G cycles; one query at a time (``i.ready`` for a query only when
     idle), ``plan.interval`` = latency + 1 cycles per query.
     """
@@ -319,7 +335,19 @@ class ScanValuePath(wiring.Component):
         blk = Signal(range(plan.code_words + 1))  # word of the pass
         left = Signal(range(N + 1))               # keys of the window from word blk on
         gc = Signal(range(max(G, 2)))             # group of the pass (hsoftmax, topk values)
-        bank = Signal(data.ArrayLayout(data.ArrayLayout(signed(plan.num_width), P), G))
+        lanes_shape = data.ArrayLayout(signed(plan.num_width), P)
+        if plan.bank_in_memory:
+            # the bank in a memory of G words (block RAM), word bg the head; its read port
+            # is addressed with the head of the next cycle (a word written by a step is read
+            # again G >= 2 steps later, after the write)
+            m.submodules.bank = bmem = memory.Memory(shape=lanes_shape, depth=G, init=[])
+            bw, br = bmem.write_port(), bmem.read_port(transparent_for=())
+            bg = Signal(range(G))
+            bhead = br.data
+        else:
+            # registers, group 0 at the head (every pass overwrites them first: no reset)
+            bank = Signal(data.ArrayLayout(lanes_shape, G), reset_less=True)
+            bhead = bank[0]
         den = Signal(unsigned(plan.den_width))
 
         # ---- a pass over the words: code word blk read in cycle c, the M distances in cycle
@@ -337,10 +365,17 @@ class ScanValuePath(wiring.Component):
         live = [hams[0].o.valid & x for x in delay(m, mask, L + 1, name="mask")]
         h = [ham.o.payload.h for ham in hams]
 
-        def accumulate(en, addend):
-            with m.If(en):
-                m.d.sync += [bank[G - 1][l].eq(bank[0][l] + addend(l)) for l in range(P)]
-                m.d.sync += [bank[i].eq(bank[i + 1]) for i in range(G - 1)]
+        # the bank rotates where `adding` (a step of a pass) or `rotating` (DONE gives a
+        # group): one enable, the tail's input chosen by `adding`
+        adding, rotating = Signal(), Signal()
+        tail = Signal(lanes_shape)
+
+        def accumulate(en, first, addend):
+            """A step of the bank where ``en``: the head group plus the addend to the tail;
+            in the pass's first G steps (``first``) the addend alone, so that no query has
+            to clear the bank (a pass makes at least G steps)."""
+            m.d.comb += adding.eq(en)
+            m.d.comb += [tail[l].eq(Mux(first, 0, bhead[l]) + addend(l)) for l in range(P)]
 
         def advance(groups):
             """Next (word, group) of the pass: ``groups`` cycles per word."""
@@ -357,16 +392,18 @@ class ScanValuePath(wiring.Component):
 
         def run_pass(issue, drain, groups, next_state, flag=None):
             """Body of a pass state: issue words (``groups`` cycles each) while cyc <
-            ``issue``, raising ``flag``; end ``drain`` cycles after the last issue and go to
-            ``next_state`` with the counters of a new pass."""
-            m.d.comb += issuing.eq(cyc < issue)
+            ``issue`` (``issuing``, a flip-flop written from cyc's next value; every pass
+            issues at least one word, so it is set as a pass state is entered), raising
+            ``flag``; end ``drain`` cycles after the last issue and go to ``next_state``
+            with the counters of a new pass."""
             if flag is not None:
                 m.d.comb += flag.eq(1)
             with m.If(issuing):
                 advance(groups)
-            m.d.sync += cyc.eq(cyc + 1)
+            m.d.sync += [cyc.eq(cyc + 1), issuing.eq(cyc + 1 < issue)]
             with m.If(cyc == issue + (drain - 1)):
                 start_pass()
+                m.d.sync += issuing.eq(next_state != "DONE" and next_state != "CUT")
                 m.next = next_state
 
         # ---- the paths
@@ -387,16 +424,16 @@ class ScanValuePath(wiring.Component):
                 bins.append(x)
                 touched.append(t)
             # (2) the cut: a walk reads bin i in its cycle i; the M slots' words of bin i
-            # add up (S register levels) and are taken in cycle i + 1 + S: cum counts keys
-            # below, h* = the first bin where cum reaches kk, room = kk - keys below h*
-            cum = Signal(range(N + 1))
+            # add up (S register levels) and are taken in cycle i + 1 + S: rem = kk - the
+            # keys below (one subtractor, its compare with the bin's count a second carry
+            # chain beside it, not after it), h* = the first bin whose count reaches rem,
+            # room = rem there (rem wraps after h*, where it is no longer read)
+            rem = Signal(range(N + 1))
             found = Signal()
             hstar = Signal(range(b + 1))
             room = Signal(range(N + 1))           # keys at h* still to keep
-            word = adder_tree(m, [Term(x, False, 0, plan.code_words) for x in bins], depth=S,
+            wsum = adder_tree(m, [Term(x, False, 0, plan.code_words) for x in bins], depth=S,
                               name="walk")
-            nxt = Signal(range(2 * N + 1))
-            m.d.comb += nxt.eq(cum + word.value)
             # (3) marking: kept slots and their places in the list
             marking = Signal()
             # the value address of slot 0 of the word whose marks are made: words come out
@@ -417,12 +454,15 @@ class ScanValuePath(wiring.Component):
             sel = Signal(M)
             dest = [Signal(range(max(kmax, 2)), name=f"dest{s}") for s in range(M)]
             base = jbG                            # (moves a cycle after sel and dest)
-            eq_taken = Mux(eqin[-1] < room, eqin[-1], room)
+            # room and eqbase less min(the word's keys at h*, room): the compare and both
+            # subtractions side by side from registers, then a mux (no compare -> subtract)
+            fits = eqin[-1] < room
             m.d.sync += [sel[s].eq(lt[s] | (eq[s] & (eqex[s] < room))) for s in range(M)]
             m.d.sync += [dest[s].eq(Mux(lt[s], ltbase + ltex[s], eqbase - eqex[s]))
                          for s in range(M)]
-            m.d.sync += [ltbase.eq(ltbase + ltin[-1]), room.eq(room - eq_taken),
-                         eqbase.eq(eqbase - eq_taken)]
+            m.d.sync += [ltbase.eq(ltbase + ltin[-1]),
+                         room.eq(Mux(fits, room - eqin[-1], 0)),
+                         eqbase.eq(Mux(fits, eqbase - eqin[-1], eqbase - room))]
             next_key = Signal()                   # the value pass moves to the next entry
             if M == 1:
                 # one entry written per cycle: the list in a memory (block RAM), read in
@@ -453,7 +493,8 @@ class ScanValuePath(wiring.Component):
             # (4) the kept keys' values
             valuing = Signal()
             m.d.comb += rv.addr.eq(head + gc)
-            accumulate(delay(m, valuing & issuing, 1, name="vlive"), lambda l: rv.data[0][l])
+            accumulate(delay(m, valuing & issuing, 1, name="vlive"),
+                       delay(m, cyc < G, 1, name="vfirst"), lambda l: rv.data[0][l])
             m.d.comb += reading.eq(issuing & ~valuing)
             with m.If(delay(m, out_word, 1, name="oword_d")):
                 m.d.sync += jbG.eq(jbG + M * G)
@@ -475,10 +516,14 @@ class ScanValuePath(wiring.Component):
                 y = Signal(range((1 << plan.max_shift) + 1), name=f"y{s}")
                 m.d.comb += y.eq(Mux(live[s] & lastg, Const(1, 1) << sh, 0))
                 den_terms.append(Term(y, False, 0, 1 << plan.max_shift))
-            roots = [adder_tree(m, t, depth=S, name=f"num{l}") for l, t in enumerate(num_terms)]
-            droot = adder_tree(m, den_terms, depth=S, name="den")
-            acc_en = delay(m, hams[0].o.valid, S, name="acc_en")
-            accumulate(acc_en, lambda l: roots[l].value)
+            WS = plan.weight_stages
+            roots = [adder_tree(m, t, depth=WS, name=f"num{l}")
+                     for l, t in enumerate(num_terms)]
+            droot = adder_tree(m, den_terms, depth=WS, name="den")
+            acc_en = delay(m, hams[0].o.valid, WS, name="acc_en")
+            # (the word issued with blk = 0 reaches the bank 1 + L + WS edges later)
+            accumulate(acc_en, delay(m, blk == 0, 1 + L + WS, name="afirst"),
+                       lambda l: roots[l].value)
             m.d.sync += den.eq(den + droot.value)
             m.d.comb += reading.eq(issuing)
 
@@ -523,8 +568,7 @@ class ScanValuePath(wiring.Component):
                         with m.Else():
                             m.d.sync += wg.eq(wg + 1)
                 with m.If(self.i.valid & ~p.key):
-                    m.d.sync += [cq.eq(p.code), tag.eq(p.tag)]
-                    m.d.sync += [bank[i][l].eq(0) for i in range(G) for l in range(P)]
+                    m.d.sync += [cq.eq(p.code), tag.eq(p.tag), issuing.eq(1)]
                     start_pass()
                     if topk:
                         m.d.sync += [kk.eq(Mux(n < plan.k, n, plan.k)),
@@ -537,19 +581,20 @@ class ScanValuePath(wiring.Component):
             if topk:
                 with m.State("HIST"):
                     run_pass(nb, L + S + 1, 1, "CUT", counting)
-                    m.d.sync += [wbin.eq(0), cum.eq(0), found.eq(0)]
+                    m.d.sync += [wbin.eq(0), rem.eq(kk), found.eq(0)]
                 with m.State("CUT"):
                     m.d.comb += walking.eq(1)
                     m.d.sync += wbin.eq(wbin + 1)
                     with m.If(wbin >= 1 + S):     # take bin wbin - 1 - S
-                        m.d.sync += cum.eq(nxt)
-                        with m.If(~found & (nxt >= kk)):
+                        m.d.sync += rem.eq(rem - wsum.value)
+                        with m.If(~found & (wsum.value >= rem)):
                             m.d.sync += [found.eq(1), hstar.eq(wbin - (1 + S)),
-                                         room.eq(kk - cum)]
+                                         room.eq(rem)]
                     with m.If(wbin == b + S + 1):
                         m.d.sync += [ltbase.eq(0), eqbase.eq(kk - 1), jbG.eq(0)]
                         if M == 1:
                             m.d.sync += entry.eq(0)
+                        m.d.sync += issuing.eq(1)
                         m.next = "MARK"
                 with m.State("MARK"):
                     run_pass(nb, L + S + 2, 1, "VALUES", marking)
@@ -558,15 +603,14 @@ class ScanValuePath(wiring.Component):
                     run_pass(kkG, 1, G, "DONE", valuing)
             else:
                 with m.State("SCAN"):
-                    run_pass(nbG, L + S + 1, G, "DONE")
+                    run_pass(nbG, L + plan.weight_stages + 1, G, "DONE")
             with m.State("DONE"):
                 m.d.comb += self.o.valid.eq(1)
                 if G > 1:
                     # one group per beat from the head of the bank, which rotates
                     m.d.comb += self.o.payload.last.eq(gc == G - 1)
                     with m.If(self.o.ready):
-                        m.d.sync += [bank[G - 1].eq(bank[0])] + \
-                            [bank[i].eq(bank[i + 1]) for i in range(G - 1)]
+                        m.d.comb += rotating.eq(1)
                         m.d.sync += gc.eq(gc + 1)
                         with m.If(gc == G - 1):
                             m.d.sync += gc.eq(0)
@@ -575,11 +619,23 @@ class ScanValuePath(wiring.Component):
                     with m.If(self.o.ready):
                         m.next = "IDLE"
 
-        # after a multiple of G rotations the bank is in order: group g at position g
-        if G > 1:
-            m.d.comb += [self.o.payload.num[l].eq(bank[0][l]) for l in range(P)]
+        # a step writes the head group back (plus the addend where adding) as the tail,
+        # the next group becomes the head: after a multiple of G steps group g is at g again
+        step = adding | rotating
+        if plan.bank_in_memory:
+            bg_next = Mux(step, Mux(bg == G - 1, 0, bg + 1), bg)
+            m.d.sync += bg.eq(bg_next)
+            m.d.comb += [br.addr.eq(bg_next), bw.addr.eq(bg), bw.data.eq(tail),
+                         bw.en.eq(adding)]
         else:
-            m.d.comb += [self.o.payload.num[e].eq(bank[e // P][e % P]) for e in range(d)]
+            # one enable for every flip-flop, the tail's input chosen by `adding`
+            with m.If(step):
+                m.d.sync += [bank[G - 1].eq(Mux(adding, tail, bank[0]))] + \
+                    [bank[i].eq(bank[i + 1]) for i in range(G - 1)]
+        if G > 1:
+            m.d.comb += [self.o.payload.num[l].eq(bhead[l]) for l in range(P)]
+        else:
+            m.d.comb += [self.o.payload.num[e].eq(bhead[e]) for e in range(d)]
         m.d.comb += [self.o.payload.tag.eq(tag), self.o.payload.den.eq(kk if topk else den)]
         return m
 

@@ -10,7 +10,7 @@ from amaranth.sim import Simulator
 from hamattn import golden
 from hamattn.config import CoreConfig
 from hamattn.rtl import RoundingDivider
-from hamattn.rtl.divider import divider_interval, divider_latency, divider_steps
+from hamattn.rtl.divider import DividerPlan, divider_interval, divider_latency, divider_steps
 from hamattn.rtl.plan import signed_width, unsigned_width
 
 from hamattn.verif.streams import run_stream
@@ -196,7 +196,8 @@ def test_grouped_divider_matches_golden(corner, pattern):
         cases = operands(elements, qb, dmax, 16, rng)
         probe = RoundingDivider(elements, num_w, den_w, qb, lanes=P, grouped=True,
                                 steps=steps)
-        depth = full_depth(probe) if pattern == "full_rate" else 2
+        # (random: results wait in the queue of groups; 2 or 3 divisions held)
+        depth = full_depth(probe) if pattern == "full_rate" else 2 + steps % 2
         dut = RoundingDivider(elements, num_w, den_w, qb, tag_shape=unsigned(5), lanes=P,
                               grouped=True, steps=steps, depth=depth)
         p_in, p_out = (1.0, 1.0) if pattern == "full_rate" else (0.5, 0.4)
@@ -233,3 +234,40 @@ def test_division_never_sets_the_query_interval(mode, fold):
     assert cfg.q_interval["fixed"] == max(engine, hsh)
     if mode == "linear":
         assert cfg.q_interval == {"fixed": plan.value.state_steps, "per_key": 0}
+
+
+@pytest.mark.parametrize("corner", list(CORNERS))
+@pytest.mark.parametrize("grouped", [False, True])
+def test_held_den_divider(corner, grouped):
+    """``held_den`` (den held once for every stage, planned when divisions come at least a
+    latency apart): at depth 1 the next division enters only as the result leaves, the gap
+    the plan requires; with a consumer ready one edge in two, the results are golden's."""
+    elements, qb, dmax, P = CORNERS[corner]
+    num_w, den_w = widths(qb, dmax)
+    for steps in step_choices(qb):
+        seed = sum(map(ord, corner)) + steps + grouped
+        rng = np.random.default_rng(seed)
+        cases = operands(elements, qb, dmax, 12, rng)
+        dut = RoundingDivider(elements, num_w, den_w, qb, tag_shape=unsigned(5), lanes=P,
+                              grouped=grouped, steps=steps, held_den=True)
+        assert dut.plan.held_den
+        if grouped:
+            got, _, _ = run_grouped(dut, cases, steps, 1.0, 0.5, rng)
+        else:
+            got = run_stream(dut, [{"num": n, "den": d, "tag": i}
+                                   for i, (n, d) in enumerate(cases)],
+                             seed=seed, p_in=1.0, p_out=0.5,
+                             max_cycles=500 + 8 * len(cases) * dut.latency.fixed,
+                             convert=lambda c: (tuple(int(c.q[e]) for e in range(elements)),
+                                                int(c.tag))).outputs
+        assert got == list(zip(expected(cases), range(len(cases)))), (steps, seed)
+
+
+@pytest.mark.parametrize("grouped", [False, True])
+def test_held_den_needs_a_gap_of_a_latency(grouped):
+    """keeping_up holds den only when the gap between divisions covers the latency."""
+    lat = divider_latency(8, 4, 1, grouped)
+    args = (16, 20, 12, 8, 4, grouped, 4)
+    assert not DividerPlan.keeping_up(*args).held_den
+    assert not DividerPlan.keeping_up(*args, gap=lat - 1).held_den
+    assert DividerPlan.keeping_up(*args, gap=lat).held_den

@@ -42,7 +42,12 @@ def test_memories_hold_M_keys_per_word(mode, d, lanes, M):
     listed = {"kept"} if mode == "topk" and M == 1 else set()
     for name in listed:
         assert mems[name] == ((cfg.N * cfg.groups - 1).bit_length(), max(cfg.k, 2))
-    assert set(mems) == {"values"} | codes | hists | listed
+    # folded hsoftmax: the accumulator bank, G words of P nums (topk: flip-flops)
+    banks = {"bank"} if mode == "hsoftmax" and cfg.folded else set()
+    assert cfg.plan.value.bank_in_memory == bool(banks)
+    for name in banks:
+        assert mems[name] == (cfg.lanes * cfg.num_width, cfg.groups)
+    assert set(mems) == {"values"} | codes | hists | listed | banks
 
 
 def test_folded_values_memory_maps_to_ice40_block_ram(tmp_path):
