@@ -68,7 +68,7 @@ def test_setattr_commands_only_where_lut_ram_exists():
 
 def test_yosys_follows_the_allocation(tmp_path, monkeypatch):
     v = tmp_path / "scan.v"
-    v.write_text(verilog.convert(_scan(N=1024), name="scan_top", emit_src=False))
+    v.write_text(verilog.convert(_scan(N=256), name="scan_top", emit_src=False))
 
     def synth(sub):
         return flows.synthesize(v, "scan_top", "ecp5-25k", tmp_path / sub, place=False,

@@ -147,7 +147,8 @@ def test_gates_counts_a_memory_as_sram(tmp_path):
 
 def test_core_memories_follow_N_on_gates(tmp_path):
     """The topk core's key-code and value memories grow with N as the SRAM formula says:
-    N words of b and d·w bits; the bits and transistors of N = 8 minus N = 4."""
+    N words of b and d·w bits; the bits and transistors of N = 8 minus N = 4. (The
+    histogram and the kept list grow too, by a bit of their counts and addresses.)"""
     from hamattn.config import CoreConfig
     from hamattn.synth.cli import synth_config
     reps = {}
@@ -156,15 +157,25 @@ def test_core_memories_follow_N_on_gates(tmp_path):
         cfg = CoreConfig.create(d=d, b=b, N=N, w=w, mode="topk", k=1)
         reps[N] = synth_config(cfg, "gates", build_dir=tmp_path / "b", baseline=False,
                                cache_dir=False)["design"]
-    assert reps[8]["memory_bits"] - reps[4]["memory_bits"] == 4 * (d * w + b)
+
+    def store(rep):          # the code and value memories: name -> (words, width, bits, T)
+        return {m["name"].rsplit(".", 1)[1]: (m["words"], m["width"], m["bits"],
+                                              m["transistors"])
+                for m in rep["synth"]["memories"]
+                if m["name"].rsplit(".", 1)[1] in ("codes", "values")}
+
+    s4, s8 = store(reps[4]), store(reps[8])
+    assert {k: v[:2] for k, v in s8.items()} == {"codes": (8, b), "values": (8, d * w)}
+    assert sum(v[2] for v in s8.values()) - sum(v[2] for v in s4.values()) == 4 * (d * w + b)
     want = sum(flows.memory_transistors(8, width, 1, 1)
                - flows.memory_transistors(4, width, 1, 1) for width in (d * w, b))
-    assert reps[8]["memory_transistors"] - reps[4]["memory_transistors"] == want
+    assert sum(v[3] for v in s8.values()) - sum(v[3] for v in s4.values()) == want
     assert want > 6 * 4 * (d * w + b)
     for N, rep in reps.items():
         assert rep["area"] == rep["memory_transistors"] + rep["logic_transistors"]
-        assert sorted(m["words"] for m in rep["synth"]["memories"]
-                      if "value_path" in m["name"]) == [N, N]
+        assert rep["memory_bits"] == sum(m["bits"] for m in rep["synth"]["memories"])
+        assert rep["memory_transistors"] == sum(m["transistors"]
+                                                for m in rep["synth"]["memories"])
 
 
 def test_harness_verilog_covers_every_port():
