@@ -298,12 +298,14 @@ def row_of(goal, board_name, cfg, rep, cpu=None, current=True):
     fits = _fits(rep)
     fmax = rep.get("fmax_mhz")
     # the timing of the RTL that was built where the report has it (builds of before it
-    # was recorded: the current config's, ``timing_from``)
-    timing = rep.get("timing") or {"q_interval": cfg.q_interval,
-                                   "kv_interval": cfg.kv_interval, "latency": cfg.latency}
-    qi = cfg.at(timing["q_interval"], cfg.N)
-    kv = cfg.at(timing["kv_interval"], 0)
-    tps = round(fmax * 1e6 / (kv + qi), 1) if fits and fmax else None
+    # was recorded: the current config's if the build is current, ``timing_from``; a stale
+    # build without it: unknown, no cycles and no throughput)
+    timing = rep.get("timing") or (current and {
+        "q_interval": cfg.q_interval, "kv_interval": cfg.kv_interval, "latency": cfg.latency})
+    at = (lambda key, n: cfg.at(timing[key], n)) if timing else (lambda key, n: None)
+    qi, kv = at("q_interval", cfg.N), at("kv_interval", 0)
+    fits_at = fits and fmax and timing
+    tps = round(fmax * 1e6 / (kv + qi), 1) if fits_at else None
     return {
         "goal": goal, "board": board_name, "mode": cfg.mode, "d": cfg.d, "b": cfg.b,
         "N": cfg.N, "lanes": cfg.lanes, "rows": cfg.rows, "groups": cfg.groups,
@@ -312,10 +314,11 @@ def row_of(goal, board_name, cfg, rep, cpu=None, current=True):
         "logic_cells": lc.get("used"), "logic_cells_available": lc.get("available"),
         "bram": bram.get("used"), "bram_available": bram.get("available"),
         "fmax_mhz": fmax, "kv_interval": kv, "q_interval_full_window": qi,
-        "latency_full_window": cfg.at(timing["latency"], cfg.N),
-        "timing_from": "build" if rep.get("timing") else "current config",
-        "queries_per_s": round(fmax * 1e6 / qi, 1) if fits and fmax else None,
-        "keys_per_s": round(fmax * 1e6 / kv, 1) if fits and fmax else None,
+        "latency_full_window": at("latency", cfg.N),
+        "timing_from": ("build" if rep.get("timing") else
+                        "current config" if timing else None),
+        "queries_per_s": round(fmax * 1e6 / qi, 1) if fits_at else None,
+        "keys_per_s": round(fmax * 1e6 / kv, 1) if fits_at else None,
         "tokens_per_s": tps, "cpu_tokens_per_s": cpu,
         "vs_cpu": round(tps / cpu, 3) if tps and cpu else None,
         "bitstream_bytes": (rep.get("bitstream") or {}).get("bytes"),
@@ -408,6 +411,10 @@ def _is_best(r, bst):
     return bool(bst) and all(bst.get(k) == r[k] for k in ("lanes", "rows", "keys_per_cycle"))
 
 
+def _dash(v):
+    return "-" if v is None else v
+
+
 def _best_cell(r, bst):
     if not r["current"]:
         return f"stale ({r['commit'] or 'older'})"
@@ -424,8 +431,8 @@ def markdown(rows, best):
         out.append(f"| {r['goal']} | {r['lanes']} | {r['rows']} | {r['keys_per_cycle']} | "
                    f"{'yes' if r['fits'] else 'no'} | {r['logic_cells']}/"
                    f"{r['logic_cells_available']} | {r['bram']}/{r['bram_available']} | "
-                   f"{r['fmax_mhz'] if r['fits'] else '-'} | {r['kv_interval']} | "
-                   f"{r['q_interval_full_window']} | {r['tokens_per_s'] or '-'} | {cpu} | "
+                   f"{r['fmax_mhz'] if r['fits'] else '-'} | {_dash(r['kv_interval'])} | "
+                   f"{_dash(r['q_interval_full_window'])} | {r['tokens_per_s'] or '-'} | {cpu} | "
                    f"{vs} | {_best_cell(r, best.get(r['goal']))} |")
     return "\n".join(out) + "\n"
 

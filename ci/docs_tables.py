@@ -250,7 +250,7 @@ def goals(root):
                      r.get("keys_per_cycle", 1), "yes" if r["fits"] else "no",
                      f"{r['logic_cells']:,}/{r['logic_cells_available']:,}",
                      f"{r['bram']}/{r['bram_available']}", _num(r["fmax_mhz"], 1),
-                     r["kv_interval"], _num(r["q_interval_full_window"]),
+                     _num(r["kv_interval"]), _num(r["q_interval_full_window"]),
                      _num(r["tokens_per_s"]), _num(r.get("cpu_tokens_per_s")),
                      "-" if vs is None else f"{vs:.2f}x",
                      "**best**" if is_best else "" if r.get("current", True)

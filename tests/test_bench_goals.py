@@ -115,6 +115,10 @@ def test_row_uses_the_timing_of_the_rtl_built():
     old = G.row_of("ulx3s-linear", "ulx3s", cfg, _report(17647, 24288, 80.0))
     assert old["timing_from"] == "current config"
     assert old["q_interval_full_window"] == cfg.at(cfg.q_interval, cfg.N)
+    # a stale build without its timing: no cycles and no throughput are made up
+    stale = G.row_of("ulx3s-linear", "ulx3s", cfg, _report(17647, 24288, 80.0), current=False)
+    assert stale["timing_from"] is None and stale["q_interval_full_window"] is None
+    assert stale["tokens_per_s"] is None and stale["fmax_mhz"] == 80.0
 
 
 def test_candidate_names_keep_those_of_before_the_search():
