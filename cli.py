@@ -14,7 +14,6 @@ SIGTERM); any other failure exits 1. The reference is docs/cli.md.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 
 from . import fit, process
@@ -232,21 +231,13 @@ def main(argv=None):
                              "with the fitted --weights)" if hardware and
                              args.command == "fit" else ""))
     try:
-        with process.signals_raise():
-            return args.func(args) or 0
+        # Ctrl-C (SIGINT) or SIGTERM: no child may outlive the command
+        return process.stoppable(f"hamattn {args.command}", lambda: args.func(args))
     except (ConfigError, UserError) as e:
         if args.debug:
             raise
         print(f"hamattn {args.command}: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt as e:
-        # Ctrl-C (SIGINT) or SIGTERM: no child may outlive the command
-        with process.signals_ignored():
-            process.end_children()
-        signum = getattr(e, "signum", signal.SIGINT)
-        print(f"hamattn {args.command}: stopped by {signal.Signals(signum).name}",
-              file=sys.stderr)
-        return 128 + signum
     except Exception as e:                                    # noqa: BLE001
         if args.debug:
             raise

@@ -24,10 +24,11 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import threading
 
 __all__ = ["Stopped", "start", "wait", "kill", "kill_started", "end_children",
-           "signals_raise", "signals_ignored", "worker_signals", "error_lines", "tail"]
+           "signals_raise", "signals_ignored", "stoppable", "worker_signals", "error_lines", "tail"]
 
 #: seconds a child has to end after SIGTERM before it gets SIGKILL
 GRACE_SECONDS = 3.0
@@ -115,6 +116,22 @@ def end_children(grace=GRACE_SECONDS):
         psutil.wait_procs(alive, timeout=grace)
         ended += len(procs)
     return ended
+
+
+def stoppable(name, fn):
+    """Run ``fn()`` (its return value, or 0 for None, is the exit status) with SIGTERM
+    raising :class:`Stopped`. On Ctrl-C (SIGINT) or SIGTERM every child is ended, one line
+    ``<name>: stopped by SIGINT`` goes to stderr (no traceback) and the status is 128 +
+    the signal's number. The one handler of the ``hamattn`` command and the benchmarks."""
+    try:
+        with signals_raise():
+            return fn() or 0
+    except KeyboardInterrupt as e:
+        with signals_ignored():
+            end_children()
+        signum = getattr(e, "signum", signal.SIGINT)
+        print(f"{name}: stopped by {signal.Signals(signum).name}", file=sys.stderr)
+        return 128 + signum
 
 
 def _raise_stopped(signum, frame):

@@ -27,6 +27,7 @@ from hamattn.config import ADDER_TREES, CoreConfig
 from hamattn.gen.verilog import generate
 from hamattn.synth import flows
 from hamattn.synth.breakdown import breakdown
+from hamattn.process import stoppable
 
 RESULTS = Path(__file__).resolve().parent / "results" / "adders.json"
 TARGETS = ("xc7", "ice40-up5k")
@@ -109,4 +110,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(stoppable("python -m hamattn.bench.adders", main))

@@ -23,6 +23,7 @@ from ..config import CoreConfig
 from ..rtl import RoundingDivider
 from ..rtl import layouts
 from ..synth.flows import synthesize
+from ..process import stoppable
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -76,4 +77,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(stoppable("python -m hamattn.bench.divider", main))

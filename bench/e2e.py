@@ -47,6 +47,7 @@ from ..fit import fit_hash, save_weights
 from ..golden import attention, quant_scale, quantize, softmax_attention
 from .fidelity import _repo_path, machine, method_bits
 from .minilm import MissingExtra, load
+from ..process import stoppable
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -483,4 +484,4 @@ if __name__ == "__main__":
         # one BLAS thread: the bench must not take more than one core of a shared machine
         os.environ["OPENBLAS_NUM_THREADS"] = "1"
         os.execv(sys.executable, [sys.executable, "-m", "hamattn.bench.e2e", *sys.argv[1:]])
-    sys.exit(main())
+    sys.exit(stoppable("python -m hamattn.bench.e2e", main))

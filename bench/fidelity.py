@@ -54,6 +54,7 @@ from ..golden import run
 from .protocol import CORPUS, FIT_CORPUS
 from ..golden.attention import quantize as _quantize
 from .minilm import MissingExtra, load
+from ..process import stoppable
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -589,4 +590,4 @@ if __name__ == "__main__":
         os.environ["OPENBLAS_NUM_THREADS"] = "1"
         os.execv(sys.executable, [sys.executable, "-m", "hamattn.bench.fidelity",
                                   *sys.argv[1:]])
-    sys.exit(main())
+    sys.exit(stoppable("python -m hamattn.bench.fidelity", main))

@@ -36,6 +36,7 @@ from ..config import CoreConfig
 from ..fit import save_weights
 from ..golden import run
 from .minilm import MissingExtra, load
+from ..process import stoppable
 
 OUT = F.HERE.parent / "verif" / "data"
 
@@ -100,4 +101,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(stoppable("python -m hamattn.bench.fidelity_window", main))

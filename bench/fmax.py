@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .builds import build_key, commit as _commit
+from ..process import stoppable
 
 RESULTS = Path(__file__).resolve().parent / "results"
 RUN_DIR = RESULTS / "fmax"
@@ -287,4 +288,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(stoppable("python -m hamattn.bench.fmax", main))

@@ -42,6 +42,7 @@ Writes one JSON per built candidate to ``bench/results/goals/``, the search log 
     python -m hamattn.bench.goals --only icebreaker    # goals whose name contains this
     python -m hamattn.bench.goals --reuse              # keep candidate JSONs of the same RTL
     python -m hamattn.bench.goals --summary-only       # only rewrite the summary
+    python -m hamattn.bench.goals --candidate ulx3s-topk-P8-M10   # build one, no search
 
 ``make bench-goals`` runs the first form.
 """
@@ -65,6 +66,7 @@ from ..errors import UserError
 from ..synth.board import build_board
 from ..synth.nextpnr import utilisation_table
 from .builds import build_key as _build_key, commit as _commit
+from ..process import stoppable
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CAND_DIR = RESULTS / "goals"
@@ -377,12 +379,12 @@ def estimate_cells(cfg, board_name, say):
     return rep["design"]["area"]
 
 
-def summarize(names, cpu=None, key=build_key):
+def summarize(names, cpu=None, key=None):
     """Rows of every built candidate of ``names`` (their JSONs in :data:`CAND_DIR`) and the
     best of each goal; ``cpu`` maps (d, N) to one CPU thread's tokens/s. Only a current
     build (its ``build_key`` equal to ``key(cfg, board)`` now) can be the best: a build of
-    older RTL keeps its row, marked stale."""
-    cpu = cpu or {}
+    older RTL keeps its row, marked stale. ``key``: :func:`build_key` unless given."""
+    cpu, key = cpu or {}, key or build_key
     rows, best = [], {}
     for goal in names:
         board_name, base, _ = GOALS[goal]
@@ -460,6 +462,33 @@ def _calibration(log, goal, board_name):
     return calibration_ratio(pairs), names
 
 
+def build_or_keep(goal, board_name, cfg, name, *, reuse, say):
+    """Build candidate ``name`` into ``CAND_DIR/<name>.json``; with ``reuse``, keep a JSON
+    already there whose build key is this RTL's and these tools'."""
+    path = CAND_DIR / f"{name}.json"
+    if reuse and path.exists():
+        rep = json.loads(path.read_text())
+        if rep.get("build_key") == build_key(cfg, board_name):
+            say(f"{name}: kept")
+            return rep
+        say(f"{name}: built from other RTL or tools ({rep.get('commit')}): rebuilt")
+    return build_candidate(goal, board_name, cfg, path, say)
+
+
+def all_candidates():
+    """Every candidate of every goal's grid: name -> (goal, fold)."""
+    return {candidate_name(g, f): (g, f) for g in GOALS for f in folds(g)}
+
+
+def build_named(goal, fold, *, reuse, say):
+    """One candidate of ``goal``'s grid built (``--candidate``), no search: the search log
+    is left as it is."""
+    cfg = config_of(goal, fold)
+    name = candidate_name(goal, fold)
+    say(f"{name}: {cycles_per_token(cfg)} cycles per token")
+    return build_or_keep(goal, GOALS[goal][0], cfg, name, reuse=reuse, say=say)
+
+
 def run_search(names, *, reuse, max_builds, say):
     """Search every goal of ``names``; the log goes to ``CAND_DIR/search.json``."""
     from ..synth.board import board
@@ -470,14 +499,7 @@ def run_search(names, *, reuse, max_builds, say):
         available = DEVICE_CELLS[board_name]
 
         def build(cfg, name, goal=goal, board_name=board_name):
-            path = CAND_DIR / f"{name}.json"
-            if reuse and path.exists():
-                rep = json.loads(path.read_text())
-                if rep.get("build_key") == build_key(cfg, board_name):
-                    say(f"{name}: kept")
-                    return rep
-                say(f"{name}: built from other RTL or tools ({rep.get('commit')}): rebuilt")
-            return build_candidate(goal, board_name, cfg, path, say)
+            return build_or_keep(goal, board_name, cfg, name, reuse=reuse, say=say)
 
         say(f"{goal}: calibration {ratio} (placed / estimated cells"
             + (f", fitted on {', '.join(fitted_on)})" if fitted_on else ": no other build)")
@@ -503,9 +525,23 @@ def main(argv=None):
     ap.add_argument("--reuse", action="store_true",
                     help="keep a candidate whose JSON is already in bench/results/goals")
     ap.add_argument("--summary-only", action="store_true", help="build nothing")
+    ap.add_argument("--list", action="store_true", help="list every candidate's name")
     ap.add_argument("--max-builds", type=int, default=MAX_BUILDS,
                     help="builds per goal at most [default: %(default)s]")
+    ap.add_argument("--candidate", action="append", default=[], metavar="NAME",
+                    help="build this candidate (e.g. ulx3s-topk-P8-M10; repeatable) instead "
+                         "of searching, then rewrite the summary")
     args = ap.parse_args(argv)
+    known = all_candidates()
+    unknown = [c for c in args.candidate if c not in known]
+    if unknown:
+        print(f"--candidate {unknown[0]!r} is not a candidate of the goals' grids: a name "
+              f"such as {', '.join(list(known)[:3])}, ... ({len(known)} in all; "
+              f"`--list` shows them)", file=sys.stderr)
+        return 2
+    if args.list:
+        print("\n".join(known))
+        return 0
     names = [g for g in GOALS if args.only in g]
     if not names:
         print(f"--only {args.only!r} matches no goal: one of {', '.join(GOALS)}",
@@ -518,7 +554,11 @@ def main(argv=None):
     def say(msg):
         print(msg, file=sys.stderr, flush=True)
 
-    if not args.summary_only:
+    if args.candidate:
+        for name in args.candidate:
+            goal, fold = known[name]
+            build_named(goal, fold, reuse=args.reuse, say=say)
+    elif not args.summary_only:
         run_search(names, reuse=args.reuse, max_builds=args.max_builds, say=say)
     cpu = {}
     for goal in GOALS:
@@ -546,4 +586,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(stoppable("python -m hamattn.bench.goals", main))

@@ -26,6 +26,7 @@ import numpy as np
 
 from hamattn.config import CoreConfig
 from hamattn.golden import run
+from hamattn.process import stoppable
 
 RESULTS = Path(__file__).resolve().parent / "results" / "golden.json"
 BASE = dict(d=64, b=64, w=8, N=4096, k=8)
@@ -128,4 +129,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(stoppable("python -m hamattn.bench.golden", main))

@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from ..process import stoppable
 
 __all__ = ["MiniLM", "MissingExtra", "model_dir", "load", "erf", "self_check"]
 
@@ -278,4 +279,4 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(stoppable("python -m hamattn.bench.minilm", main))

@@ -39,6 +39,7 @@ from hamattn.rtl.popcount import PRIMITIVE_STUBS, fabric_family, plan
 from hamattn.synth import flows
 from hamattn.synth.flows import SynthError, fmax_ceiling, synthesize
 from hamattn.synth.nextpnr import utilisation_table
+from hamattn.process import stoppable
 
 RESULTS = Path(__file__).resolve().parent / "results" / "popcount.json"
 TARGETS = ("xc7", "ice40-hx8k", "ecp5-25k")
@@ -228,4 +229,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(stoppable("python -m hamattn.bench.popcount", main))

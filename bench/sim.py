@@ -28,6 +28,7 @@ from pathlib import Path
 
 from ..config import CoreConfig
 from ..verif.simulate import run_sim, simulator_available, tool_versions
+from ..process import stoppable
 
 OUT = Path(__file__).resolve().parent / "results" / "sim.json"
 
@@ -130,4 +131,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(stoppable("python -m hamattn.bench.sim", main))

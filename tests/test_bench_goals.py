@@ -232,3 +232,36 @@ def test_unknown_goal_is_refused(capsys):
     assert "matches no goal" in capsys.readouterr().err
     assert G.main(["--max-builds", "0"]) == 2
     assert "--max-builds 0 is not allowed" in capsys.readouterr().err
+
+
+def test_candidate_builds_that_one_without_search(cand_dir, tmp_path, monkeypatch, capsys):
+    """``--candidate NAME`` builds exactly that candidate (no search, no estimate), keeps a
+    JSON of the same build key with ``--reuse``, then rewrites the summary."""
+    built = []
+
+    def fake_build(goal, board_name, cfg, path, say):
+        built.append((goal, board_name, cfg.params()))
+        rep = _report(4000, 5280, 50.0)
+        path.write_text(json.dumps(rep))
+        return rep
+    monkeypatch.setattr(G, "build_candidate", fake_build)
+    monkeypatch.setattr(G, "run_search", lambda *a, **k: pytest.fail("searched"))
+    monkeypatch.setattr(G, "RESULTS", tmp_path)
+    monkeypatch.setattr(G, "cpu_tokens_per_s", lambda d, N: {"tokens_per_s": 1000.0})
+    monkeypatch.setattr(G, "build_key", _key_now)
+    assert G.main(["--candidate", "icebreaker-linear-P1-T8"]) == 0
+    want = CoreConfig.create(**G.GOALS["icebreaker-linear"][1], lanes=1, rows=8).params()
+    assert built == [("icebreaker-linear", "icebreaker", want)]
+    doc = json.loads((tmp_path / "goals.json").read_text())
+    assert doc["best"]["icebreaker-linear"]["rows"] == 8
+    assert G.main(["--candidate", "icebreaker-linear-P1-T8", "--reuse"]) == 0
+    assert len(built) == 1 and "icebreaker-linear-P1-T8: kept" in capsys.readouterr().err
+
+
+def test_unknown_candidate_is_refused(capsys):
+    assert G.main(["--candidate", "ulx3s-topk-P3"]) == 2
+    err = capsys.readouterr().err
+    assert "--candidate 'ulx3s-topk-P3' is not a candidate of the goals' grids" in err
+    assert G.main(["--list"]) == 0
+    names = capsys.readouterr().out.split()
+    assert "ulx3s-topk-P8-M10" in names and len(names) == len(set(names))
