@@ -88,7 +88,7 @@ import numpy as np
 
 from ..config import (csd_digits, divider_steps, signed_width, tree_depth,
                       unsigned_width)
-from .model import _as_vectors, rdiv
+from .model import _window, rdiv
 
 __all__ = ["SoftmaxSpec", "LinearSpec", "BaselineResult", "softmax_spec", "linear_spec",
            "divider_for",
@@ -530,15 +530,7 @@ def run_baseline(cfg, keys, values, queries, features_kind="dense"):
     hsoftmax, real-valued linear for linear): ``keys``, ``values`` (n, d) in arrival order,
     only the first N used; ``queries`` (nq, d). ``features_kind`` picks the linear
     baseline's feature matrix (``"dense"`` or ``"hash"``). Returns :class:`BaselineResult`."""
-    keys = _as_vectors(cfg, keys, "keys")
-    values = _as_vectors(cfg, values, "values")
-    queries = _as_vectors(cfg, queries, "queries")
-    if len(keys) != len(values):
-        raise ValueError(f"keys and values differ in count: {len(keys)} != {len(values)}")
-    if len(keys) == 0:
-        raise ValueError("a window holds at least one key")
-    overflow = len(keys) > cfg.N
-    keys, values = keys[:cfg.N], values[:cfg.N]
+    keys, values, queries, overflow = _window(cfg, keys, values, queries)
     n, nq = len(keys), len(queries)
 
     if baseline_kind(cfg) == "softmax":

@@ -35,6 +35,19 @@ def _as_vectors(cfg, x, name):
     return x
 
 
+def _window(cfg, keys, values, queries):
+    """A window's inputs checked (:func:`_as_vectors`) and cut to its first N keys: (keys,
+    values, queries, overflow), overflow true where more than N keys came."""
+    keys = _as_vectors(cfg, keys, "keys")
+    values = _as_vectors(cfg, values, "values")
+    queries = _as_vectors(cfg, queries, "queries")
+    if len(keys) != len(values):
+        raise ValueError(f"keys and values differ in count: {len(keys)} != {len(values)}")
+    if len(keys) == 0:
+        raise ValueError("a window holds at least one key")
+    return keys[:cfg.N], values[:cfg.N], queries, len(keys) > cfg.N
+
+
 def hash_codes(cfg, x, query=False):
     """Code bits (n, b) as uint8 of the vectors x: c[t] = (sum_i W[t,i] x[i] >= θ[t])."""
     x = _as_vectors(cfg, x, "x")
@@ -178,15 +191,7 @@ def run(cfg, keys, values, queries):
     -------
     :class:`GoldenResult`
     """
-    keys = _as_vectors(cfg, keys, "keys")
-    values = _as_vectors(cfg, values, "values")
-    queries = _as_vectors(cfg, queries, "queries")
-    if len(keys) != len(values):
-        raise ValueError(f"keys and values differ in count: {len(keys)} != {len(values)}")
-    if len(keys) == 0:
-        raise ValueError("a window holds at least one key")
-    overflow = len(keys) > cfg.N
-    keys, values = keys[:cfg.N], values[:cfg.N]
+    keys, values, queries, overflow = _window(cfg, keys, values, queries)
     n = len(keys)
     kbits = hash_codes(cfg, keys)
     qbits = hash_codes(cfg, queries, query=True)

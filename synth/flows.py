@@ -472,13 +472,10 @@ def _synth_only_job(sources, top, tgt, build_dir, cache_dir, timeout, keep_hiera
         script_tail += f"tee -q -o memories.txt dump -m t:{MEMORY_CELL}\n"
     key = cache_key(job="synth", sources=sources, script=script_tail, top=top,
                     target=tgt.name, versions=package_versions())
-    hit = cache_load(cache_dir, key)
+    hit, job, script = _hit_or_job(cache_dir, build_dir, key, f"synth-{tgt.name}", sources,
+                                   script_tail, say, "synth")
     if hit is not None:
-        say("synth: cached")
-        hit["cached"] = True
         return hit
-    job = _job_dir(build_dir, f"synth-{tgt.name}", key)
-    script = _write_sources(job, sources) + "\n" + script_tail
     say("synth")
     res, noabc9 = _run_synth(script, job, timeout)
     stat = json.loads((job / "stat.json").read_text())
@@ -497,6 +494,19 @@ def _synth_only_job(sources, top, tgt, build_dir, cache_dir, timeout, keep_hiera
     cache_store(cache_dir, key, result)
     result["cached"] = False
     return result
+
+
+def _hit_or_job(cache_dir, build_dir, key, name, sources, script_tail, say, what):
+    """(the cached result of ``key``, marked ``cached``, None, None) after ``say(f"{what}:
+    cached")``; or (None, the job folder ``name`` with the sources written, the whole Yosys
+    script)."""
+    hit = cache_load(cache_dir, key)
+    if hit is not None:
+        say(f"{what}: cached")
+        hit["cached"] = True
+        return hit, None, None
+    job = _job_dir(build_dir, name, key)
+    return None, job, _write_sources(job, sources) + "\n" + script_tail
 
 
 def _all_memories(job):
@@ -539,13 +549,10 @@ def _placed_job(kind, sources, top, tgt, build_dir, cache_dir, timeout, seed, fr
                 if tgt.fallback and fmax_fallback else None)
     key = cache_key(job=kind, sources=sources, script=script_tail, top=top, target=tgt.name,
                     pnr=pnr, fallback=fallback, versions=package_versions())
-    hit = cache_load(cache_dir, key)
+    hit, job, script = _hit_or_job(cache_dir, build_dir, key, f"{kind}-{tgt.name}", sources,
+                                   script_tail, say, "synth + place-and-route")
     if hit is not None:
-        say("synth + place-and-route: cached")
-        hit["cached"] = True
         return hit
-    job = _job_dir(build_dir, f"{kind}-{tgt.name}", key)
-    script = _write_sources(job, sources) + "\n" + script_tail
     say("synth")
     ys, noabc9 = _run_synth(script, job, timeout)
     stat = json.loads((job / "stat.json").read_text())
