@@ -171,12 +171,16 @@ def cpu_tokens_per_s(d, N, repeats=20):
     """Tokens per second of one CPU thread running exact softmax attention in float32 with
     NumPy (Q·Kᵀ/sqrt(d), softmax, P·V) for N queries over N keys of d elements: N / the best
     of ``repeats`` timed runs, in a subprocess whose BLAS/OpenMP pools have one thread.
-    Returns ``{"tokens_per_s", "seconds", "numpy", "threadpools"?}``."""
+    Returns ``{"tokens_per_s", "seconds", "numpy", "threadpools"?, "load_average"}``: the
+    machine's 1-minute load average just before (other work on the cores slows even the best
+    run; the summary states it beside the CPU column)."""
     env = dict(os.environ, **ONE_THREAD)
+    load = round(os.getloadavg()[0], 2)
     r = subprocess.run([sys.executable, "-c", _CPU_SCRIPT, str(d), str(N), str(repeats)],
                        capture_output=True, text=True, env=env, check=True, timeout=600)
     info = json.loads(r.stdout.strip().splitlines()[-1])
     info["tokens_per_s"] = round(N / info["seconds"], 1)
+    info["load_average"] = load
     return info
 
 

@@ -261,8 +261,17 @@ def goals(root):
     return _rows(head, ["---", "---", "---:", "---:", "---:", "---", "---:", "---:", "---:",
                         "---:", "---:", "---:", "---:", "---:", "---"], body) + [
         "", _source("goals.json", "make bench-goals", d["machine"], None,
-                    _commits(d["rows"]) + "; tools of the board builds (`goals/*.json`): "
-                    + _goal_tools(root))]
+                    _commits(d["rows"]) + _cpu_load(d) + "; tools of the board builds "
+                    "(`goals/*.json`): " + _goal_tools(root))]
+
+
+def _cpu_load(d):
+    """The machine's load when the CPU column was timed (``bench.goals.cpu_tokens_per_s``)."""
+    loads = [c["load_average"] for c in d.get("cpu", []) if "load_average" in c]
+    if not loads:
+        return ""
+    return (f"; the CPU column timed at a 1-minute load average of "
+            f"{', '.join(f'{x:g}' for x in loads)} on {d['machine'].get('cpu_count')} CPUs")
 
 
 def _goal_tools(root):
