@@ -7,6 +7,7 @@ M keys per cycle.
 one takes its values on a stream of groups."""
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
@@ -16,8 +17,30 @@ from .hamming import HammingDistance, HammingPlan
 from .plan import Folding, Timing, WeightedSum, tree_depth, unsigned_width
 from .tree import Term, adder_tree, delay
 
-__all__ = ["ScanPlan", "ScanValuePath", "FoldedScanValuePath", "TopkValuePath",
+__all__ = ["bound", "ScanPlan", "ScanValuePath", "FoldedScanValuePath", "TopkValuePath",
            "HsoftmaxValuePath"]
+
+
+def bound(stages, N, k=None):
+    """The smallest (at n = N, then summed over n) SPEC §5 timing
+    A + C·n + D·ceil(n/M) + E·min(k, n) that is >= every one of ``stages`` (:class:`Timing`)
+    for every n in 1..N: its terms C, D, E those of one stage or the largest of each, its A
+    padded to the largest excess of a stage over them."""
+    def terms(t):
+        return (t.per_key, t.per_block, t.block, t.per_kept)
+    if len(stages) == 1:
+        return stages[0]
+    tops = [max(t.per_key for t in stages), max(t.per_block for t in stages),
+            max(t.block for t in stages), max(t.per_kept for t in stages)]
+    best = None
+    for c, d, m, e in {terms(t) for t in stages} | {tuple(tops)}:
+        shape = Timing(0, c, d, m if d else 1, e)
+        fixed = max(max(t.at(n, k) for t in stages) - shape.at(n, k) for n in range(1, N + 1))
+        cand = Timing(fixed) + shape
+        key = (cand.at(N, k), sum(cand.at(n, k) for n in range(1, N + 1)))
+        if best is None or key < best[0]:
+            best = (key, cand)
+    return best[1]
 
 
 @dataclass(frozen=True)
@@ -140,32 +163,70 @@ class ScanPlan(Folding, WeightedSum):
         return Timing(per_block=cycles, block=self.M)
 
     @property
+    def mark_read(self):
+        """topk: edges from a marking pass's read of a word of distances to their use: the
+        block RAM's read and a register after it (:attr:`value_read` likewise for the
+        values)."""
+        return 2
+
+    value_read = mark_read
+
+    @property
+    def stages(self):
+        """topk: the occupancy (cycles busy, plus the cycle in which it returns to idle) of
+        each of the three stages that work on different queries at once, with
+        L_H = ``hamming.latency``, S = :attr:`sum_stages`, G groups, n keys:
+
+        * A, histogram and cut: the histogram pass (ceil(n/M) + L_H + S + 1) and the cut
+          (b + S + 2), ``ceil(n/M) + L_H + b + 2·S + 4``;
+        * B, marking: ``ceil(n/M) + S + 4``: the marking pass over the distances that A
+          stored (read in :attr:`mark_read` edges), the list and a cycle to idle;
+        * C, values and output: a cycle that takes the list, the value pass over the kept
+          keys (G·min(k, n) + :attr:`value_read`), DONE (G: one group per cycle) and a
+          cycle to idle, ``G·min(k, n) + G + 4``.
+
+        hsoftmax: one stage, :attr:`latency` + 1."""
+        if self.mode == "hsoftmax":
+            return (self.latency + Timing(1),)
+        L, S, b, G = self.hamming.latency.fixed, self.sum_stages, self.b, self.groups
+        word = self._per_word(1)
+        return (word + Timing(L + b + 2 * S + 4), word + Timing(S + self.mark_read + 2),
+                Timing(self.value_read + G + 2, per_kept=G))
+
+    @property
     def latency(self):
         """Edges from a query's transfer to its (num, den) transfer, nothing stalled, with
         L_H = ``hamming.latency``, S = :attr:`sum_stages`, G groups, n keys:
 
-        * topk: ``2·L_H + 3·S + b + 7 + 2·ceil(n/M) + G·min(k, n)``: the histogram pass
-          (ceil(n/M) + L_H + S + 1), the cut (b + S + 2), the marking pass
-          (ceil(n/M) + L_H + S + 2),
-          the value pass over the kept keys (G·min(k, n) + 1) and DONE (1);
+        * topk: ``L_H + 3·S + b + 9 + G + 2·ceil(n/M) + G·min(k, n)``: the stages of
+          :attr:`stages` in a row, each handing the query to the next as it ends (A: the
+          histogram pass and the cut, B: the marking pass ``ceil(n/M) + S + 3``, C: a cycle
+          to take the list, the value pass ``G·min(k, n) + 2`` and DONE's G groups);
         * hsoftmax: ``L_H + S + 3 + G·ceil(n/M)``: one pass of G cycles per word
           (G·ceil(n/M) + L_H + S + 2: the shifted values are registered before their S
-          adder levels end, :attr:`weight_stages`) and DONE;
-
-        plus G - 1 when folded (:attr:`out_cycles`: DONE gives one group per cycle, the
-        latency counts to the last).
+          adder levels end, :attr:`weight_stages`) and DONE, plus G - 1 when folded
+          (:attr:`out_cycles`: DONE gives one group per cycle, the latency counts to the
+          last).
         """
-        L, S, out = self.hamming.latency.fixed, self.sum_stages, self.out_cycles
         if self.mode == "topk":
-            return Timing(2 * L + 3 * S + self.b + 7 + out, per_kept=self.groups) + \
-                self._per_word(2)
+            # each stage's occupancy less its return to idle, the last one's output beats
+            return sum(self.stages, Timing(-len(self.stages)))
+        L, S, out = self.hamming.latency.fixed, self.sum_stages, self.out_cycles
         return Timing(L + self.weight_stages + 2 + out) + self._per_word(self.groups)
 
-    @property
+    @cached_property
     def interval(self):
-        """Cycles busy with one query: its latency plus the cycle in which it returns to
-        idle."""
-        return self.latency + Timing(1)
+        """Edges between queries at full rate: the smallest SPEC §5 bound
+        A + C·n + D·ceil(n/M) + E·min(k, n) of the longest of :attr:`stages` for every n in
+        1..N (:func:`bound`): hsoftmax its latency + 1 (one stage), topk about the longest
+        stage (the stages work on three queries at once)."""
+        return bound(self.stages, self.N, self.k)
+
+    @property
+    def stages_in_flight(self):
+        """Queries the path works on at once: 3 (topk) or 1. The last query of a window is
+        done within this many intervals after it, when the next window's keys may come."""
+        return len(self.stages)
 
     @property
     def key_interval(self):
@@ -200,6 +261,11 @@ def _prefix_counts(m, bits, name):
             nxt.append(c)
         level, dist = nxt, 2 * dist
     return level
+
+
+def _gated(x, en):
+    """``x & en``, or ``x`` where there is no ``en`` (None)."""
+    return x if en is None else x & en
 
 
 def _count_bins(m, b, most, en, h, addr, name):
@@ -407,13 +473,15 @@ class ScanValuePath(wiring.Component):
                 m.next = next_state
 
         # ---- the paths
+        keys_ok = qfree = None                    # topk: stages B and C idle; the throttle
         if topk:
+            keys_ok = Signal()
             kmax = plan.kept_max
             kk = Signal(range(N + 1))
             kkG = Signal(range(N * G + 1))
             vaddr_w = range(max(N * G, 2))
-            # (1) the histogram: slot s counts its distances in a memory of b+1 words
-            # (block RAM), flags "counted in this query" cleared when a query starts
+            # (1) stage A, the histogram: slot s counts its distances in a memory of b+1
+            # words (block RAM), flags "counted in this query" cleared when a query starts
             counting = Signal()
             walking = Signal()                    # state CUT
             wbin = Signal(range(b + S + 3))       # walk cycle: reads bin wbin
@@ -423,26 +491,55 @@ class ScanValuePath(wiring.Component):
                                    Mux(walking, wbin, h[s]), f"hist{s}" if M > 1 else "hist")
                 bins.append(x)
                 touched.append(t)
+            # ... and its distances, one word of M per cycle, for the marking pass (stage B
+            # reads word w of a query before A writes word w of the next: no second buffer)
+            hw = plan.hamming.width
+            m.submodules.dists = dmem = memory.Memory(
+                shape=data.ArrayLayout(unsigned(hw), M), depth=plan.code_words, init=[])
+            dw, dr = dmem.write_port(), dmem.read_port(transparent_for=())
+            dword = Signal(range(plan.code_words + 1))
+            m.d.comb += [dw.addr.eq(dword), dw.en.eq(hams[0].o.valid)]
+            m.d.comb += [dw.data[s].eq(h[s]) for s in range(M)]
+            with m.If(hams[0].o.valid):
+                m.d.sync += dword.eq(dword + 1)
             # (2) the cut: a walk reads bin i in its cycle i; the M slots' words of bin i
             # add up (S register levels) and are taken in cycle i + 1 + S: rem = kk - the
             # keys below (one subtractor, its compare with the bin's count a second carry
             # chain beside it, not after it), h* = the first bin whose count reaches rem,
-            # room = rem there (rem wraps after h*, where it is no longer read)
+            # need = rem there (rem wraps after h*, where it is no longer read)
             rem = Signal(range(N + 1))
             found = Signal()
             hstar = Signal(range(b + 1))
-            room = Signal(range(N + 1))           # keys at h* still to keep
+            need = Signal(range(N + 1))
             wsum = adder_tree(m, [Term(x, False, 0, plan.code_words) for x in bins], depth=S,
                               name="walk")
-            # (3) marking: kept slots and their places in the list
-            marking = Signal()
-            # the value address of slot 0 of the word whose marks are made: words come out
-            # of the Hamming units in order, one per valid, so a counter of them (not the
-            # issued word's address delayed L + 1 + S cycles)
+            to_mark = Signal()                    # A hands its query to B (last CUT cycle)
+            b_idle, c_idle = Signal(), Signal()   # (B waits for C, A for B: output stalls)
+            # (3) stage B, marking: kept slots and their places in the list, from the stored
+            # distances (read in cycle c, registered, used in c + 2)
+            bcyc = Signal(range(plan.code_words + S + 4))
+            bblk = Signal(range(plan.code_words + 1))
+            bleft = Signal(range(N + 1))
+            bissuing = Signal()
+            bstart = Signal()                     # B's first cycle: takes A's results
+            to_values = Signal()                  # B hands its query to C (last MARK cycle)
+            bhstar = Signal(range(b + 1))
+            room = Signal(range(N + 1))           # keys at h* still to keep
+            bkk = Signal(range(N + 1))
+            bkkG = Signal(range(N * G + 1))
+            btag = Signal(layouts.query_tag())
+            m.d.comb += dr.addr.eq(bblk)
+            bmask = Signal(M)
+            m.d.comb += [bmask[s].eq(bleft > s) for s in range(M)]
+            dreg = Signal(data.ArrayLayout(unsigned(hw), M))
+            m.d.sync += dreg.eq(dr.data)
+            bvalid = delay(m, bissuing, plan.mark_read, name="bvalid")
+            blive = [bvalid & x for x in delay(m, bmask, plan.mark_read, name="bmask")]
+            # the value address of slot 0 of the word whose marks are listed
             jbG = Signal(vaddr_w)
-            out_word = delay(m, hams[0].o.valid & marking, S, name="oword")
-            eq = Cat(*(x & marking & (hi == hstar) for x, hi in zip(live, h)))
-            lt = Cat(*(x & marking & (hi < hstar) for x, hi in zip(live, h)))
+            list_word = delay(m, bvalid, S + 1, name="lword")
+            eq = Cat(*(x & (dreg[s] == bhstar) for s, x in enumerate(blive)))
+            lt = Cat(*(x & (dreg[s] < bhstar) for s, x in enumerate(blive)))
             # the word's prefix counts (S register levels), its slots and base beside them
             eqin, ltin = _prefix_counts(m, eq, "eqpre"), _prefix_counts(m, lt, "ltpre")
             eq, lt = delay(m, eq, S, name="eq"), delay(m, lt, S, name="lt")
@@ -453,7 +550,6 @@ class ScanValuePath(wiring.Component):
             eqbase = Signal(range(N + 1))         # kk - 1 - keys with H = h* listed so far
             sel = Signal(M)
             dest = [Signal(range(max(kmax, 2)), name=f"dest{s}") for s in range(M)]
-            base = jbG                            # (moves a cycle after sel and dest)
             # room and eqbase less min(the word's keys at h*, room): the compare and both
             # subtractions side by side from registers, then a mux (no compare -> subtract)
             fits = eqin[-1] < room
@@ -463,41 +559,72 @@ class ScanValuePath(wiring.Component):
             m.d.sync += [ltbase.eq(ltbase + ltin[-1]),
                          room.eq(Mux(fits, room - eqin[-1], 0)),
                          eqbase.eq(Mux(fits, eqbase - eqin[-1], eqbase - room))]
+            with m.If(list_word):
+                m.d.sync += jbG.eq(jbG + M * G)
+            with m.If(bstart):
+                m.d.sync += [bhstar.eq(hstar), room.eq(need), ltbase.eq(0),
+                             eqbase.eq(kk - 1), jbG.eq(0), bkk.eq(kk), bkkG.eq(kkG),
+                             btag.eq(tag)]
+            # (4) stage C: the kept keys' values, then the output
+            cstart = Signal()                     # C's first cycle: takes B's list
+            ccyc = Signal(range(N * G + 4))
+            cgc = Signal(range(max(G, 2)))
+            cissuing = Signal()
+            ckkG = Signal(range(N * G + 1))
+            ckk = Signal(range(N + 1))
+            ctag = Signal(layouts.query_tag())
             next_key = Signal()                   # the value pass moves to the next entry
             if M == 1:
-                # one entry written per cycle: the list in a memory (block RAM), read in
-                # order from entry 0, its next entry addressed a cycle ahead
-                m.submodules.kept = lmem = memory.Memory(shape=vaddr_w, depth=max(kmax, 2),
+                # one entry written per cycle: the list in a memory (block RAM) of two
+                # halves, B writing one while C reads the other from entry 0, its next
+                # entry addressed a cycle ahead
+                half = 1 << (max(kmax, 2) - 1).bit_length()
+                m.submodules.kept = lmem = memory.Memory(shape=vaddr_w, depth=2 * half,
                                                          init=[])
                 lw = lmem.write_port()
                 lr = lmem.read_port(transparent_for=(lw,))
-                entry = Signal(range(max(kmax, 2)))
-                m.d.comb += [lw.addr.eq(dest[0]), lw.data.eq(base), lw.en.eq(sel[0]),
-                             lr.addr.eq(entry + next_key)]
+                bbuf, cbuf = Signal(), Signal()
+                entry = Signal(range(half))
+                ahead = Signal.like(entry)        # the entry addressed: entry + next_key
+                m.d.comb += [ahead.eq(entry + next_key), lw.addr.eq(Cat(dest[0], bbuf)),
+                             lw.data.eq(jbG), lw.en.eq(sel[0]), lr.addr.eq(Cat(ahead, cbuf))]
                 with m.If(next_key):
                     m.d.sync += entry.eq(entry + 1)
+                with m.If(to_values):
+                    m.d.sync += bbuf.eq(~bbuf)
                 head = lr.data
             else:
-                # up to M entries per cycle: registers, shifted down as the keys are read
+                # up to M entries per cycle: registers, copied for C as it starts and
+                # shifted down there as the keys are read
                 kept = [Signal(vaddr_w, name=f"kept{i}") for i in range(kmax)]
+                ckept = [Signal(vaddr_w, name=f"ckept{i}") for i in range(kmax)]
                 for i in range(kmax):
                     hit = [sel[s] & (dest[s] == i) for s in range(M)]
                     slot = 0
                     for s in range(1, M):
                         slot = slot | Mux(hit[s], s * G, 0)
                     with m.If(Cat(*hit).any()):
-                        m.d.sync += kept[i].eq(base + slot)
-                with m.If(next_key):
-                    m.d.sync += [kept[i].eq(kept[i + 1]) for i in range(kmax - 1)]
-                head = kept[0]
-            # (4) the kept keys' values
-            valuing = Signal()
-            m.d.comb += rv.addr.eq(head + gc)
-            accumulate(delay(m, valuing & issuing, 1, name="vlive"),
-                       delay(m, cyc < G, 1, name="vfirst"), lambda l: rv.data[0][l])
-            m.d.comb += reading.eq(issuing & ~valuing)
-            with m.If(delay(m, out_word, 1, name="oword_d")):
-                m.d.sync += jbG.eq(jbG + M * G)
+                        m.d.sync += kept[i].eq(jbG + slot)
+                with m.If(cstart):
+                    m.d.sync += [x.eq(y) for x, y in zip(ckept, kept)]
+                with m.Elif(next_key):
+                    m.d.sync += [ckept[i].eq(ckept[i + 1]) for i in range(kmax - 1)]
+                head = ckept[0]
+            m.d.comb += [rv.addr.eq(head + cgc), next_key.eq(cissuing & (cgc == G - 1))]
+            vreg = Signal(group)                  # the value read, registered
+            m.d.sync += vreg.eq(rv.data[0])
+            accumulate(delay(m, cissuing, plan.value_read, name="vlive"),
+                       delay(m, ccyc <= G, plan.value_read, name="vfirst"), lambda l: vreg[l])
+            # the query throttle: plan.interval for the window's n, kept as a running sum
+            # (qlen = interval - 1) as the keys are written, counted down from each query
+            qi = plan.interval
+            qlen = Signal(range(qi.at(N, plan.k)))
+            qwait = Signal.like(qlen)
+            qdone = Signal(init=1)
+            qfree = qdone
+            m.d.comb += reading.eq(issuing)
+            qnext = Mux(qwait == 0, 0, qwait - 1)
+            m.d.sync += [qwait.eq(qnext), qdone.eq(qnext == 0)]
         else:
             table = Array(Const(x, range(plan.max_shift + 1)) for x in plan.weight_shifts)
             lastg = delay(m, gc == G - 1, L + 1, name="vlast")     # aligned with H and v
@@ -527,24 +654,42 @@ class ScanValuePath(wiring.Component):
             m.d.sync += den.eq(den + droot.value)
             m.d.comb += reading.eq(issuing)
 
+        def done(groups, next_state="IDLE"):
+            """State DONE: the output, one group per beat from the head of the bank, which
+            rotates (``groups`` counts them), then ``next_state``."""
+            m.d.comb += self.o.valid.eq(1)
+            if G > 1:
+                m.d.comb += self.o.payload.last.eq(groups == G - 1)
+                with m.If(self.o.ready):
+                    m.d.comb += rotating.eq(1)
+                    m.d.sync += groups.eq(groups + 1)
+                    with m.If(groups == G - 1):
+                        m.d.sync += groups.eq(0)
+                        m.next = next_state
+            else:
+                with m.If(self.o.ready):
+                    m.next = next_state
+
         with m.FSM():
             with m.State("IDLE"):
                 # a key token stays valid for G cycles, one value group written per cycle,
                 # and transfers in the cycle of its last group; a query transfers at once
+                # (topk: keys once every stage is idle, queries at the throttle's pace)
                 if G > 1:
                     vvalid, vdata = self.v.valid, self.v.payload
-                    m.d.comb += [self.i.ready.eq(~p.key | ((wg == G - 1) & vvalid)),
-                                 self.v.ready.eq(self.i.valid & p.key)]
+                    m.d.comb += [self.i.ready.eq(_gated(~p.key, qfree) |
+                                                 _gated((wg == G - 1) & vvalid, keys_ok)),
+                                 self.v.ready.eq(_gated(self.i.valid & p.key, keys_ok))]
                 else:
                     vvalid, vdata = 1, p.value
-                    m.d.comb += self.i.ready.eq(1)
+                    m.d.comb += self.i.ready.eq(1 if not topk else Mux(p.key, keys_ok, qfree))
                 # key j: code word j//M (nb - 1 when it has a slot left, else nb), slot j%M;
                 # hsoftmax: value words from (j//M)·G
                 slot = Mux(p.first, 0, cslot)
                 opened = cslot != 0
                 cword = Mux(p.first, 0, nb - opened)
                 word = Mux(p.first, 0, nbG - Mux(opened, G, 0))
-                with m.If(self.i.valid & p.key & vvalid):
+                with m.If(_gated(self.i.valid & p.key & vvalid, keys_ok)):
                     if topk:
                         waddr = Mux(p.first & (wg == 0), 0, nv)
                         m.d.comb += [wv.addr.eq(waddr), wv.en.eq(1), wv.data[0].eq(vdata)]
@@ -557,6 +702,12 @@ class ScanValuePath(wiring.Component):
                         m.d.comb += [x.data.eq(p.code) for x in wc]
                         m.d.comb += [x.en.eq(slot == s) for s, x in enumerate(wc)]
                         m.d.sync += n.eq(Mux(p.first, 0, n) + 1)
+                        if topk:
+                            # interval(n) - 1 for the n keys so far: the terms this key adds
+                            first = qi.fixed - 1 + qi.at(1, plan.k) - qi.fixed
+                            grow = qi.per_key + Mux(slot == 0, qi.per_block, 0) + \
+                                Mux(n < plan.k, qi.per_kept, 0)
+                            m.d.sync += qlen.eq(Mux(p.first, first, qlen + grow))
                         with m.If(slot == 0):
                             m.d.sync += nb.eq(cword + 1)
                             if not topk:
@@ -567,12 +718,13 @@ class ScanValuePath(wiring.Component):
                     if G > 1:
                         with m.Else():
                             m.d.sync += wg.eq(wg + 1)
-                with m.If(self.i.valid & ~p.key):
+                with m.If(_gated(self.i.valid & ~p.key, qfree)):
                     m.d.sync += [cq.eq(p.code), tag.eq(p.tag), issuing.eq(1)]
                     start_pass()
                     if topk:
                         m.d.sync += [kk.eq(Mux(n < plan.k, n, plan.k)),
-                                     kkG.eq(Mux(nv < plan.k * G, nv, plan.k * G))]
+                                     kkG.eq(Mux(nv < plan.k * G, nv, plan.k * G)),
+                                     qwait.eq(qlen), qdone.eq(0), dword.eq(0)]
                         m.d.sync += [x.eq(0) for x in touched]
                         m.next = "HIST"
                     else:
@@ -589,35 +741,71 @@ class ScanValuePath(wiring.Component):
                         m.d.sync += rem.eq(rem - wsum.value)
                         with m.If(~found & (wsum.value >= rem)):
                             m.d.sync += [found.eq(1), hstar.eq(wbin - (1 + S)),
-                                         room.eq(rem)]
+                                         need.eq(rem)]
                     with m.If(wbin == b + S + 1):
-                        m.d.sync += [ltbase.eq(0), eqbase.eq(kk - 1), jbG.eq(0)]
-                        if M == 1:
-                            m.d.sync += entry.eq(0)
-                        m.d.sync += issuing.eq(1)
-                        m.next = "MARK"
-                with m.State("MARK"):
-                    run_pass(nb, L + S + 2, 1, "VALUES", marking)
-                with m.State("VALUES"):
-                    m.d.comb += next_key.eq(issuing & (gc == G - 1))
-                    run_pass(kkG, 1, G, "DONE", valuing)
+                        m.next = "PASS"
+                        with m.If(b_idle):
+                            m.d.comb += to_mark.eq(1)
+                            m.next = "IDLE"
+                with m.State("PASS"):
+                    # (only where the output stalled: B still holds the previous query)
+                    with m.If(b_idle):
+                        m.d.comb += to_mark.eq(1)
+                        m.next = "IDLE"
             else:
                 with m.State("SCAN"):
                     run_pass(nbG, L + plan.weight_stages + 1, G, "DONE")
-            with m.State("DONE"):
-                m.d.comb += self.o.valid.eq(1)
-                if G > 1:
-                    # one group per beat from the head of the bank, which rotates
-                    m.d.comb += self.o.payload.last.eq(gc == G - 1)
-                    with m.If(self.o.ready):
-                        m.d.comb += rotating.eq(1)
-                        m.d.sync += gc.eq(gc + 1)
-                        with m.If(gc == G - 1):
-                            m.d.sync += gc.eq(0)
+                with m.State("DONE"):
+                    done(gc)
+
+        if topk:
+            with m.FSM(name="mark") as bfsm:
+                with m.State("IDLE"):
+                    with m.If(to_mark):
+                        m.d.sync += [bcyc.eq(0), bblk.eq(0), bleft.eq(n), bissuing.eq(1)]
+                        m.next = "MARK"
+                with m.State("MARK"):
+                    m.d.comb += bstart.eq(bcyc == 0)
+                    with m.If(bissuing):
+                        m.d.sync += [bblk.eq(bblk + 1), bleft.eq(bleft - M)]
+                    m.d.sync += [bcyc.eq(bcyc + 1), bissuing.eq(bcyc + 1 < nb)]
+                    with m.If(bcyc == nb + (S + plan.mark_read)):
+                        m.next = "PASS"
+                        with m.If(c_idle):
+                            m.d.comb += to_values.eq(1)
                             m.next = "IDLE"
-                else:
-                    with m.If(self.o.ready):
+                with m.State("PASS"):
+                    # (only where the output stalled: C still holds the previous query)
+                    with m.If(c_idle):
+                        m.d.comb += to_values.eq(1)
                         m.next = "IDLE"
+            with m.FSM(name="values") as cfsm:
+                with m.State("IDLE"):
+                    with m.If(to_values):
+                        m.d.sync += [ccyc.eq(0), cgc.eq(0)]
+                        if M == 1:
+                            m.d.sync += entry.eq(0)
+                        m.next = "VALUES"
+                with m.State("VALUES"):
+                    # cycle 0 takes B's list, kk and tag; the kept keys' G groups are read
+                    # in cycles 1 .. G·kk, added value_read edges later
+                    m.d.comb += cstart.eq(ccyc == 0)
+                    with m.If(cstart):
+                        m.d.sync += [ckkG.eq(bkkG), cissuing.eq(1), ckk.eq(bkk),
+                                     ctag.eq(btag)]
+                    with m.If(cissuing):
+                        m.d.sync += cgc.eq(Mux(cgc == G - 1, 0, cgc + 1))
+                        with m.If(ccyc == ckkG):
+                            m.d.sync += cissuing.eq(0)
+                    m.d.sync += ccyc.eq(ccyc + 1)
+                    with m.If(ccyc == ckkG + plan.value_read):
+                        if M == 1:
+                            m.d.sync += cbuf.eq(~cbuf)
+                        m.next = "DONE"
+                with m.State("DONE"):
+                    done(cgc)
+            m.d.comb += [b_idle.eq(bfsm.ongoing("IDLE")), c_idle.eq(cfsm.ongoing("IDLE")),
+                         keys_ok.eq(b_idle & c_idle)]
 
         # a step writes the head group back (plus the addend where adding) as the tail,
         # the next group becomes the head: after a multiple of G steps group g is at g again
@@ -636,7 +824,8 @@ class ScanValuePath(wiring.Component):
             m.d.comb += [self.o.payload.num[l].eq(bhead[l]) for l in range(P)]
         else:
             m.d.comb += [self.o.payload.num[e].eq(bhead[e]) for e in range(d)]
-        m.d.comb += [self.o.payload.tag.eq(tag), self.o.payload.den.eq(kk if topk else den)]
+        m.d.comb += [self.o.payload.tag.eq(ctag if topk else tag),
+                     self.o.payload.den.eq(ckk if topk else den)]
         return m
 
 
