@@ -171,14 +171,32 @@ class ScanPlan(Folding, WeightedSum):
 
     value_read = mark_read
 
+    def _stages(self, bins):
+        L, S, G = self.hamming.latency.fixed, self.sum_stages, self.groups
+        word = self._per_word(1)
+        walk = -(-(self.b + 1) // bins)
+        return (word + Timing(L + walk + 2 * S + 3), word + Timing(S + self.mark_read + 2),
+                Timing(self.value_read + G + 2, per_kept=G))
+
+    @property
+    def hist_bins(self):
+        """topk: R, bins of a histogram word (1 or 2): the cut reads R bins of each slot's
+        histogram per cycle. 2 where stage A (:attr:`stages`) is the longest at n = N with
+        R = 1 (the query interval is then A's, and the walk takes half the cycles for an
+        adder and a compare more), else 1."""
+        one = [t.at(self.N, self.k) for t in self._stages(1)]
+        return 2 if one[0] >= max(one) else 1
+
     @property
     def stages(self):
         """topk: the occupancy (cycles busy, plus the cycle in which it returns to idle) of
         each of the three stages that work on different queries at once, with
-        L_H = ``hamming.latency``, S = :attr:`sum_stages`, G groups, n keys:
+        L_H = ``hamming.latency``, S = :attr:`sum_stages`, G groups, n keys, R =
+        :attr:`hist_bins`:
 
-        * A, histogram and cut: the histogram pass (ceil(n/M) + L_H + S + 1) and the cut
-          (b + S + 2), ``ceil(n/M) + L_H + b + 2·S + 4``;
+        * A, histogram and cut: the histogram pass (ceil(n/M) + L_H + S + 1) and the cut,
+          a walk over the histograms' ceil((b+1)/R) words (ceil((b+1)/R) + S + 1),
+          ``ceil(n/M) + L_H + ceil((b+1)/R) + 2·S + 3``;
         * B, marking: ``ceil(n/M) + S + 4``: the marking pass over the distances that A
           stored (read in :attr:`mark_read` edges), the list and a cycle to idle;
         * C, values and output: a cycle that takes the list, the value pass over the kept
@@ -188,17 +206,15 @@ class ScanPlan(Folding, WeightedSum):
         hsoftmax: one stage, :attr:`latency` + 1."""
         if self.mode == "hsoftmax":
             return (self.latency + Timing(1),)
-        L, S, b, G = self.hamming.latency.fixed, self.sum_stages, self.b, self.groups
-        word = self._per_word(1)
-        return (word + Timing(L + b + 2 * S + 4), word + Timing(S + self.mark_read + 2),
-                Timing(self.value_read + G + 2, per_kept=G))
+        return self._stages(self.hist_bins)
 
     @property
     def latency(self):
         """Edges from a query's transfer to its (num, den) transfer, nothing stalled, with
         L_H = ``hamming.latency``, S = :attr:`sum_stages`, G groups, n keys:
 
-        * topk: ``L_H + 3·S + b + 9 + G + 2·ceil(n/M) + G·min(k, n)``: the stages of
+        * topk: ``L_H + 3·S + ceil((b+1)/R) + 8 + G + 2·ceil(n/M) + G·min(k, n)``: the
+          stages of
           :attr:`stages` in a row, each handing the query to the next as it ends (A: the
           histogram pass and the cut, B: the marking pass ``ceil(n/M) + S + 3``, C: a cycle
           to take the list, the value pass ``G·min(k, n) + 2`` and DONE's G groups);
@@ -268,27 +284,38 @@ def _gated(x, en):
     return x if en is None else x & en
 
 
-def _count_bins(m, b, most, en, h, addr, name):
-    """A histogram of distances 0..b in a memory of b+1 words of counts up to ``most``
-    (block RAM, not b+1 counters), with one flag per bin, "counted in this query", to clear
-    when a query starts (stale words, also after a reset, read as 0). Bin h is read in the
-    cycle ``en`` holds and written back plus one a cycle later (read and flag see that
-    write, so equal distances in consecutive cycles count right); a bin read at ``addr``
-    (mux it to h while counting) comes out a cycle later. Returns (that count, the flags)."""
-    m.submodules[name] = mem = memory.Memory(shape=range(most + 1), depth=b + 1, init=[])
+def _count_bins(m, b, most, en, h, addr, name, per_word=1):
+    """A histogram of distances 0..b in a memory of ceil((b+1)/R) words of R = ``per_word``
+    (1 or 2) counts up to ``most`` (block RAM, not b+1 counters; bin h in word h // R),
+    with one flag per word, "counted in this query", to clear when a query starts (stale
+    words, also after a reset, read as 0). Bin h's word is read in the cycle ``en`` holds
+    and written back with bin h plus one a cycle later (read and flag see that write, so
+    equal distances in consecutive cycles count right); a word read at ``addr`` (mux it to
+    h's while counting) comes out a cycle later. Returns (that word: a count, or R counts,
+    the flags)."""
+    words = -(-(b + 1) // per_word)
+    shape = range(most + 1) if per_word == 1 else data.ArrayLayout(range(most + 1), per_word)
+    m.submodules[name] = mem = memory.Memory(shape=shape, depth=words, init=[])
     w = mem.write_port()
     r = mem.read_port(transparent_for=(w,))
-    touched = Signal(b + 1, name=f"{name}_touched")
+    touched = Signal(words, name=f"{name}_touched")
     inc = Signal(name=f"{name}_inc")                  # a count is written back this cycle
     inc_bin = Signal(range(b + 1), name=f"{name}_inc_bin")
+    inc_word = inc_bin if per_word == 1 else inc_bin[1:]
     live = Signal(name=f"{name}_live")                # the word read last cycle is counted
-    word = Signal(range(most + 1), name=f"{name}_word")
+    word = Signal(shape, name=f"{name}_word")
     m.d.comb += [r.addr.eq(addr), word.eq(Mux(live, r.data, 0))]
     m.d.sync += [inc.eq(en), inc_bin.eq(h),
-                 live.eq(touched.bit_select(addr, 1) | (inc & (inc_bin == addr)))]
+                 live.eq(touched.bit_select(addr, 1) | (inc & (inc_word == addr)))]
     with m.If(inc):
-        m.d.comb += [w.addr.eq(inc_bin), w.data.eq(word + 1), w.en.eq(1)]
-        m.d.sync += touched.bit_select(inc_bin, 1).eq(1)
+        if per_word == 1:
+            m.d.comb += w.data.eq(word + 1)
+        else:
+            # (the bin's place in its word is the low bit of h)
+            m.d.comb += [w.data[0].eq(word[0] + ~inc_bin[0]),
+                         w.data[1].eq(word[1] + inc_bin[0])]
+        m.d.comb += [w.addr.eq(inc_word), w.en.eq(1)]
+        m.d.sync += touched.bit_select(inc_word, 1).eq(1)
     return word, touched
 
 
@@ -484,11 +511,14 @@ class ScanValuePath(wiring.Component):
             # words (block RAM), flags "counted in this query" cleared when a query starts
             counting = Signal()
             walking = Signal()                    # state CUT
-            wbin = Signal(range(b + S + 3))       # walk cycle: reads bin wbin
+            R = plan.hist_bins
+            walk = -(-(b + 1) // R)               # words of a histogram
+            wbin = Signal(range(walk + S + 2))    # walk cycle: reads word wbin
             bins, touched = [], []
             for s in range(M):
                 x, t = _count_bins(m, b, plan.code_words, counting & live[s], h[s],
-                                   Mux(walking, wbin, h[s]), f"hist{s}" if M > 1 else "hist")
+                                   Mux(walking, wbin, h[s] if R == 1 else h[s][1:]),
+                                   f"hist{s}" if M > 1 else "hist", R)
                 bins.append(x)
                 touched.append(t)
             # ... and its distances, one word of M per cycle, for the marking pass (stage B
@@ -502,17 +532,19 @@ class ScanValuePath(wiring.Component):
             m.d.comb += [dw.data[s].eq(h[s]) for s in range(M)]
             with m.If(hams[0].o.valid):
                 m.d.sync += dword.eq(dword + 1)
-            # (2) the cut: a walk reads bin i in its cycle i; the M slots' words of bin i
-            # add up (S register levels) and are taken in cycle i + 1 + S: rem = kk - the
-            # keys below (one subtractor, its compare with the bin's count a second carry
-            # chain beside it, not after it), h* = the first bin whose count reaches rem,
-            # need = rem there (rem wraps after h*, where it is no longer read)
+            # (2) the cut: a walk reads word i in its cycle i; the M slots' counts of each
+            # of its R bins add up (S register levels) and are taken in cycle i + 1 + S:
+            # rem = kk - the keys below (one subtractor, its compare with the bin's count a
+            # second carry chain beside it, not after it), h* = the first bin whose count
+            # reaches rem, need = rem there (rem wraps after h*, where it is no longer
+            # read); R = 2: the second bin's compare and need after the first's count
             rem = Signal(range(N + 1))
             found = Signal()
             hstar = Signal(range(b + 1))
             need = Signal(range(N + 1))
-            wsum = adder_tree(m, [Term(x, False, 0, plan.code_words) for x in bins], depth=S,
-                              name="walk")
+            wsum = [adder_tree(m, [Term(x if R == 1 else x[r], False, 0, plan.code_words)
+                                   for x in bins], depth=S, name=f"walk{r}" if R > 1 else "walk")
+                    for r in range(R)]
             to_mark = Signal()                    # A hands its query to B (last CUT cycle)
             b_idle, c_idle = Signal(), Signal()   # (B waits for C, A for B: output stalls)
             # (3) stage B, marking: kept slots and their places in the list, from the stored
@@ -737,12 +769,17 @@ class ScanValuePath(wiring.Component):
                 with m.State("CUT"):
                     m.d.comb += walking.eq(1)
                     m.d.sync += wbin.eq(wbin + 1)
-                    with m.If(wbin >= 1 + S):     # take bin wbin - 1 - S
-                        m.d.sync += rem.eq(rem - wsum.value)
-                        with m.If(~found & (wsum.value >= rem)):
-                            m.d.sync += [found.eq(1), hstar.eq(wbin - (1 + S)),
+                    with m.If(wbin >= 1 + S):     # take word wbin - 1 - S
+                        c = [x.value for x in wsum]
+                        m.d.sync += rem.eq(rem - sum(c))
+                        with m.If(~found & (c[0] >= rem)):
+                            m.d.sync += [found.eq(1), hstar.eq((wbin - (1 + S)) * R),
                                          need.eq(rem)]
-                    with m.If(wbin == b + S + 1):
+                        if R == 2:
+                            with m.Elif(~found & (c[0] + c[1] >= rem)):
+                                m.d.sync += [found.eq(1), hstar.eq((wbin - (1 + S)) * R + 1),
+                                             need.eq(rem - c[0])]
+                    with m.If(wbin == walk + S):
                         m.next = "PASS"
                         with m.If(b_idle):
                             m.d.comb += to_mark.eq(1)
