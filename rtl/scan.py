@@ -22,22 +22,28 @@ __all__ = ["bound", "ScanPlan", "ScanValuePath", "FoldedScanValuePath", "TopkVal
 
 
 def bound(stages, N, k=None):
-    """The smallest (at n = N, then summed over n) SPEC §5 timing
-    A + C·n + D·ceil(n/M) + E·min(k, n) that is >= every one of ``stages`` (:class:`Timing`)
-    for every n in 1..N: its terms C, D, E those of one stage or the largest of each, its A
-    padded to the largest excess of a stage over them."""
-    def terms(t):
-        return (t.per_key, t.per_block, t.block, t.per_kept)
+    """A SPEC §5 timing A + C·n + D·ceil(n/M) + E·min(k, n) that is >= every one of
+    ``stages`` (:class:`Timing`, the occupancies of stages that work on different queries
+    at once) for every n in 1..N: the smallest at n = N (the full window) among those that
+    never exceed the stages' sum (one query at a time) at any n, ties broken by the sum
+    over n. Its terms C, D, E are those of one stage, the largest of each, or the sum's;
+    its A is padded to the largest excess of a stage over them. (The form cannot follow a
+    maximum of stages of different shapes exactly: an interval exact at n = N may be far
+    above the longest stage for small windows, which the cap rules out.)"""
     if len(stages) == 1:
         return stages[0]
-    tops = [max(t.per_key for t in stages), max(t.per_block for t in stages),
-            max(t.block for t in stages), max(t.per_kept for t in stages)]
+    total = sum(stages, Timing())
+    ns = range(1, N + 1)
+    worst = [max(t.at(n, k) for t in stages) for n in ns]
+    tops = (max(t.per_key for t in stages), max(t.per_block for t in stages),
+            max(t.per_kept for t in stages))
     best = None
-    for c, d, m, e in {terms(t) for t in stages} | {tuple(tops)}:
-        shape = Timing(0, c, d, m if d else 1, e)
-        fixed = max(max(t.at(n, k) for t in stages) - shape.at(n, k) for n in range(1, N + 1))
-        cand = Timing(fixed) + shape
-        key = (cand.at(N, k), sum(cand.at(n, k) for n in range(1, N + 1)))
+    for c, d, e in {(t.per_key, t.per_block, t.per_kept) for t in (*stages, total)} | {tops}:
+        shape = Timing(0, c, d, total.block if d else 1, e)
+        cand = Timing(max(x - shape.at(n, k) for n, x in zip(ns, worst))) + shape
+        if any(cand.at(n, k) > total.at(n, k) for n in ns):
+            continue
+        key = (cand.at(N, k), sum(cand.at(n, k) for n in ns))
         if best is None or key < best[0]:
             best = (key, cand)
     return best[1]
