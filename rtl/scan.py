@@ -742,10 +742,15 @@ class ScanValuePath(wiring.Component):
                         m.d.sync += n.eq(Mux(p.first, 0, n) + 1)
                         if topk:
                             # interval(n) - 1 for the n keys so far: the terms this key adds
-                            first = qi.fixed - 1 + qi.at(1, plan.k) - qi.fixed
-                            grow = qi.per_key + Mux(slot == 0, qi.per_block, 0) + \
-                                Mux(n < plan.k, qi.per_kept, 0)
-                            m.d.sync += qlen.eq(Mux(p.first, first, qlen + grow))
+                            # (constants chosen by muxes: one adder on qlen)
+                            def grows(o, kp):
+                                return qi.per_key + (qi.per_block if o else 0) + \
+                                    (qi.per_kept if kp else 0)
+                            grow = Mux(slot == 0,
+                                       Mux(n < plan.k, grows(1, 1), grows(1, 0)),
+                                       Mux(n < plan.k, grows(0, 1), grows(0, 0)))
+                            m.d.sync += qlen.eq(Mux(p.first, qi.at(1, plan.k) - 1,
+                                                    qlen + grow))
                         with m.If(slot == 0):
                             m.d.sync += nb.eq(cword + 1)
                             if not topk:
@@ -777,13 +782,17 @@ class ScanValuePath(wiring.Component):
                     m.d.sync += wbin.eq(wbin + 1)
                     with m.If(wbin >= 1 + S):     # take word wbin - 1 - S
                         c = [x.value for x in wsum]
-                        m.d.sync += rem.eq(rem - sum(c))
+                        if R == 2:                # (its own signal: no 3-operand sum)
+                            pair = Signal(range(2 * plan.code_words + 1))
+                            m.d.comb += pair.eq(c[0] + c[1])
+                        m.d.sync += rem.eq(rem - (c[0] if R == 1 else pair))
                         with m.If(~found & (c[0] >= rem)):
-                            m.d.sync += [found.eq(1), hstar.eq((wbin - (1 + S)) * R),
+                            m.d.sync += [found.eq(1), hstar.eq((wbin - (1 + S)) << (R - 1)),
                                          need.eq(rem)]
                         if R == 2:
-                            with m.Elif(~found & (c[0] + c[1] >= rem)):
-                                m.d.sync += [found.eq(1), hstar.eq((wbin - (1 + S)) * R + 1),
+                            with m.Elif(~found & (pair >= rem)):
+                                m.d.sync += [found.eq(1),
+                                             hstar.eq(Cat(Const(1, 1), wbin - (1 + S))),
                                              need.eq(rem - c[0])]
                     with m.If(wbin == walk + S):
                         m.next = "PASS"
