@@ -692,6 +692,13 @@ class ScanValuePath(wiring.Component):
             m.d.sync += den.eq(den + droot.value)
             m.d.comb += reading.eq(issuing)
 
+        def hand_over(free, pulse):
+            """The end of a topk stage: where the next stage is ``free``, give it the query
+            (``pulse``) and return to idle (else the caller's PASS state waits)."""
+            with m.If(free):
+                m.d.comb += pulse.eq(1)
+                m.next = "IDLE"
+
         def done(groups, next_state="IDLE"):
             """State DONE: the output, one group per beat from the head of the bank, which
             rotates (``groups`` counts them), then ``next_state``."""
@@ -796,14 +803,10 @@ class ScanValuePath(wiring.Component):
                                              need.eq(rem - c[0])]
                     with m.If(wbin == walk + S):
                         m.next = "PASS"
-                        with m.If(b_idle):
-                            m.d.comb += to_mark.eq(1)
-                            m.next = "IDLE"
+                        hand_over(b_idle, to_mark)
                 with m.State("PASS"):
                     # (only where the output stalled: B still holds the previous query)
-                    with m.If(b_idle):
-                        m.d.comb += to_mark.eq(1)
-                        m.next = "IDLE"
+                    hand_over(b_idle, to_mark)
             else:
                 with m.State("SCAN"):
                     run_pass(nbG, L + plan.weight_stages + 1, G, "DONE")
@@ -823,14 +826,10 @@ class ScanValuePath(wiring.Component):
                     m.d.sync += [bcyc.eq(bcyc + 1), bissuing.eq(bcyc + 1 < nb)]
                     with m.If(bcyc == nb + (S + plan.mark_read)):
                         m.next = "PASS"
-                        with m.If(c_idle):
-                            m.d.comb += to_values.eq(1)
-                            m.next = "IDLE"
+                        hand_over(c_idle, to_values)
                 with m.State("PASS"):
                     # (only where the output stalled: C still holds the previous query)
-                    with m.If(c_idle):
-                        m.d.comb += to_values.eq(1)
-                        m.next = "IDLE"
+                    hand_over(c_idle, to_values)
             with m.FSM(name="values") as cfsm:
                 with m.State("IDLE"):
                     with m.If(to_values):
