@@ -560,6 +560,7 @@ class ScanValuePath(wiring.Component):
             bleft = Signal(range(N + 1))
             bissuing = Signal()
             bstart = Signal()                     # B's first cycle: takes A's results
+            bend, bend_at = Signal(), Signal(range(plan.code_words + S + 2))
             to_values = Signal()                  # B hands its query to C (last MARK cycle)
             bhstar = Signal(range(b + 1))
             room = Signal(range(N + 1))           # keys at h* still to keep
@@ -605,6 +606,7 @@ class ScanValuePath(wiring.Component):
                              btag.eq(tag)]
             # (4) stage C: the kept keys' values, then the output
             cstart = Signal()                     # C's first cycle: takes B's list
+            cend, cend_at = Signal(), Signal(range(N * G + plan.value_read))
             ccyc = Signal(range(N * G + 4))
             cgc = Signal(range(max(G, 2)))
             cissuing = Signal()
@@ -789,8 +791,8 @@ class ScanValuePath(wiring.Component):
                     m.d.sync += wbin.eq(wbin + 1)
                     with m.If(wbin >= 1 + S):     # take word wbin - 1 - S
                         c = [x.value for x in wsum]
-                        if R == 2:                # (its own signal: no 3-operand sum)
-                            pair = Signal(range(2 * plan.code_words + 1))
+                        if R == 2:                # (its own signal: no 3-operand sum;
+                            pair = Signal(range(N + 1))     # two bins' keys, at most n)
                             m.d.comb += pair.eq(c[0] + c[1])
                         m.d.sync += rem.eq(rem - (c[0] if R == 1 else pair))
                         with m.If(~found & (c[0] >= rem)):
@@ -817,14 +819,16 @@ class ScanValuePath(wiring.Component):
             with m.FSM(name="mark") as bfsm:
                 with m.State("IDLE"):
                     with m.If(to_mark):
-                        m.d.sync += [bcyc.eq(0), bblk.eq(0), bleft.eq(n), bissuing.eq(1)]
+                        m.d.sync += [bcyc.eq(0), bblk.eq(0), bleft.eq(n), bissuing.eq(1),
+                                     bstart.eq(1), bend.eq(0), bend_at.eq(nb + (S + 1))]
                         m.next = "MARK"
                 with m.State("MARK"):
-                    m.d.comb += bstart.eq(bcyc == 0)
+                    # (registered control: the last cycle, nb + S + 2, flagged a cycle ahead)
                     with m.If(bissuing):
                         m.d.sync += [bblk.eq(bblk + 1), bleft.eq(bleft - M)]
-                    m.d.sync += [bcyc.eq(bcyc + 1), bissuing.eq(bcyc + 1 < nb)]
-                    with m.If(bcyc == nb + (S + plan.mark_read)):
+                    m.d.sync += [bcyc.eq(bcyc + 1), bissuing.eq(bcyc + 1 < nb), bstart.eq(0),
+                                 bend.eq(bcyc == bend_at)]
+                    with m.If(bend):
                         m.next = "PASS"
                         hand_over(c_idle, to_values)
                 with m.State("PASS"):
@@ -833,23 +837,24 @@ class ScanValuePath(wiring.Component):
             with m.FSM(name="values") as cfsm:
                 with m.State("IDLE"):
                     with m.If(to_values):
-                        m.d.sync += [ccyc.eq(0), cgc.eq(0)]
+                        m.d.sync += [ccyc.eq(0), cgc.eq(0), cstart.eq(1), cend.eq(0)]
                         if M == 1:
                             m.d.sync += entry.eq(0)
                         m.next = "VALUES"
                 with m.State("VALUES"):
                     # cycle 0 takes B's list, kk and tag; the kept keys' G groups are read
                     # in cycles 1 .. G·kk, added value_read edges later
-                    m.d.comb += cstart.eq(ccyc == 0)
+                    # (registered control: the last cycle, G·kk + 2, flagged a cycle ahead)
                     with m.If(cstart):
                         m.d.sync += [ckkG.eq(bkkG), cissuing.eq(1), ckk.eq(bkk),
-                                     ctag.eq(btag)]
+                                     ctag.eq(btag), cend_at.eq(bkkG + (plan.value_read - 1))]
                     with m.If(cissuing):
                         m.d.sync += cgc.eq(Mux(cgc == G - 1, 0, cgc + 1))
                         with m.If(ccyc == ckkG):
                             m.d.sync += cissuing.eq(0)
-                    m.d.sync += ccyc.eq(ccyc + 1)
-                    with m.If(ccyc == ckkG + plan.value_read):
+                    m.d.sync += [ccyc.eq(ccyc + 1), cstart.eq(0),
+                                 cend.eq(~cstart & (ccyc == cend_at))]
+                    with m.If(cend):
                         if M == 1:
                             m.d.sync += cbuf.eq(~cbuf)
                         m.next = "DONE"
