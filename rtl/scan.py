@@ -219,11 +219,11 @@ class ScanPlan(Folding, WeightedSum):
         """Edges from a query's transfer to its (num, den) transfer, nothing stalled, with
         L_H = ``hamming.latency``, S = :attr:`sum_stages`, G groups, n keys:
 
-        * topk: ``L_H + 3·S + ceil((b+1)/R) + 8 + G + 2·ceil(n/M) + G·min(k, n)``: the
-          stages of
-          :attr:`stages` in a row, each handing the query to the next as it ends (A: the
-          histogram pass and the cut, B: the marking pass ``ceil(n/M) + S + 3``, C: a cycle
-          to take the list, the value pass ``G·min(k, n) + 2`` and DONE's G groups);
+        * topk: ``L_H + 3·S + ceil((b+1)/R) + 8 + G + 2·ceil(n/M) + G·min(k, n)``
+          (R = :attr:`hist_bins`): the stages of :attr:`stages` in a row, each handing the
+          query to the next as it ends (A: the histogram pass and the cut, B: the marking
+          pass ``ceil(n/M) + S + 3``, C: a cycle to take the list, the value pass
+          ``G·min(k, n) + 2`` and DONE's G groups);
         * hsoftmax: ``L_H + S + 3 + G·ceil(n/M)``: one pass of G cycles per word
           (G·ceil(n/M) + L_H + S + 2: the shifted values are registered before their S
           adder levels end, :attr:`weight_stages`) and DONE, plus G - 1 when folded
@@ -344,16 +344,22 @@ class ScanValuePath(wiring.Component):
     value word read as late.
 
     ``topk``: (1) a histogram pass of ceil(n/M) cycles: slot s counts its distances in a
-    memory of b+1 words (block RAM, M of them); (2) the cut, b + S + 2 cycles: a walk reads
-    bin i of the M memories in its cycle i, adds them (S = ceil(log2 M) register levels) to
-    the count of keys below: h* = the least i where it reaches kk = min(k, n), need = kk -
-    keys below h*; (3) a
-    marking pass of ceil(n/M) cycles: slot s of a word is kept when H < h*, or H = h* and
+    memory of b+1 bins (block RAM, M of them, R = ``plan.hist_bins`` bins per word) and the
+    M distances of each word go to a memory (``dists``); (2) the cut, ceil((b+1)/R) + S + 1
+    cycles: a walk reads word i of the M memories in its cycle i, adds each bin's counts
+    (S = ceil(log2 M) register levels) to the count of keys below: h* = the least bin where
+    it reaches kk = min(k, n), need = kk - keys below h*; (3) a marking pass of ceil(n/M)
+    cycles over the stored distances: slot s of a word is kept when H < h*, or H = h* and
     fewer than ``need`` keys with H = h* came before it (earlier words, lower slots):
     ties go to the lower index exactly as in the golden model (prefix counts inside a word,
     S registered levels); a kept key's value address j·G goes to a list of min(k, N)
     entries, keys below h* from entry 0 up, kept ties from kk-1 down; (4) a value pass of
     G·min(k, n) cycles reads only the listed keys' groups and adds them. den = kk.
+    Three stages work on three queries at once (``plan.stages``): A = (1) and (2), B = (3),
+    C = (4) and the output; each hands its query to the next as it ends (where the output
+    stalled, it waits for the next one to be free). B reads word w of the distances before
+    A writes word w of the next query's; B writes one half of the list (M = 1, a memory)
+    or its registers (copied by C as it starts) while C reads the other.
 
     ``hsoftmax``: one pass of G·ceil(n/M) cycles (word (j//M, g)); each cycle the M slots'
     ``v << (s[b] - s[H])`` (P lanes each) and, in group G-1, ``1 << (s[b] - s[H])`` go
@@ -378,11 +384,13 @@ class ScanValuePath(wiring.Component):
         The keys' values, G groups per key; a key token transfers with its last group.
 
     Latency (edges from a query's transfer on ``i`` to its transfer on ``o``, ``o.ready``
-    high): ``plan.latency``, topk ``2·L_H + 3·S + b + 7 + 2·ceil(n/M) + G·min(k, n)``,
-    hsoftmax
-    ``L_H + S + 3 + G·ceil(n/M)`` (L_H = ``plan.hamming.latency``, S = ceil(log2 M)).
-    Throughput: one key per G cycles; one query at a time (``i.ready`` for a query only when
-    idle), ``plan.interval`` = latency + 1 cycles per query.
+    high): ``plan.latency``, topk ``L_H + 3·S + ceil((b+1)/R) + 8 + G + 2·ceil(n/M) +
+    G·min(k, n)``, hsoftmax ``L_H + S + 3 + G·ceil(n/M)`` (L_H = ``plan.hamming.latency``,
+    S = ceil(log2 M)), + G - 1 when folded.
+    Throughput: one key per G cycles (topk: once stages B and C are idle, the window's
+    last query done); one query per ``plan.interval`` cycles: hsoftmax latency + 1 (one
+    query at a time), topk about its longest stage (``i.ready`` for a query when stage A is
+    idle and a counter of ``plan.interval`` for the window's n has run out).
     """
 
     def __init__(self, plan):
