@@ -177,7 +177,11 @@ class AttentionCore(wiring.Component):
         count = Signal(range(plan.N + 1))        # used keys of this window
         over = Signal()                          # this window had more than N keys
         qi = plan.q_interval
-        wait = Signal(range(qi.at(plan.N, plan.k) + 1))
+        # a value path at work on X queries at once (a pipelined scan) ends a window's last
+        # query within X intervals of it: the next window's keys wait that long, rounded up
+        # to 2**XS intervals (a shift, no multiplier)
+        XS = (getattr(plan.value, "stages_in_flight", 1) - 1).bit_length()
+        wait = Signal(range((qi.at(plan.N, plan.k) << XS) + 1))
         # registered control: each counter's test (== 0, < N, < F) is a flip-flop written
         # beside the counter from the value the counter takes, so that no ready or enable
         # decodes a counter (the flag is the compare of the counter's next value)
@@ -325,6 +329,8 @@ class AttentionCore(wiring.Component):
                     m.d.sync += [kv_wait.eq(KV - HI), kv_free.eq(KV == HI)]
                 with m.If(self.s_q.payload.last):
                     m.d.sync += [queries.eq(0), count.eq(0), use.eq(1), over.eq(0)]
+                    if XS:
+                        m.d.sync += wait.eq((qi.fixed + scan_len) << XS)
                     if per:
                         m.d.sync += scan_len.eq(0)
                     if block_slot is not None:

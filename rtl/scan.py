@@ -7,6 +7,7 @@ M keys per cycle.
 one takes its values on a stream of groups."""
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
@@ -16,8 +17,36 @@ from .hamming import HammingDistance, HammingPlan
 from .plan import Folding, Timing, WeightedSum, tree_depth, unsigned_width
 from .tree import Term, adder_tree, delay
 
-__all__ = ["ScanPlan", "ScanValuePath", "FoldedScanValuePath", "TopkValuePath",
+__all__ = ["bound", "ScanPlan", "ScanValuePath", "FoldedScanValuePath", "TopkValuePath",
            "HsoftmaxValuePath"]
+
+
+def bound(stages, N, k=None):
+    """A SPEC §5 timing A + C·n + D·ceil(n/M) + E·min(k, n) that is >= every one of
+    ``stages`` (:class:`Timing`, the occupancies of stages that work on different queries
+    at once) for every n in 1..N: the smallest at n = N (the full window) among those that
+    never exceed the stages' sum (one query at a time) at any n, ties broken by the sum
+    over n. Its terms C, D, E are those of one stage, the largest of each, or the sum's;
+    its A is padded to the largest excess of a stage over them. (The form cannot follow a
+    maximum of stages of different shapes exactly: an interval exact at n = N may be far
+    above the longest stage for small windows, which the cap rules out.)"""
+    if len(stages) == 1:
+        return stages[0]
+    total = sum(stages, Timing())
+    ns = range(1, N + 1)
+    worst = [max(t.at(n, k) for t in stages) for n in ns]
+    tops = (max(t.per_key for t in stages), max(t.per_block for t in stages),
+            max(t.per_kept for t in stages))
+    best = None
+    for c, d, e in {(t.per_key, t.per_block, t.per_kept) for t in (*stages, total)} | {tops}:
+        shape = Timing(0, c, d, total.block if d else 1, e)
+        cand = Timing(max(x - shape.at(n, k) for n, x in zip(ns, worst))) + shape
+        if any(cand.at(n, k) > total.at(n, k) for n in ns):
+            continue
+        key = (cand.at(N, k), sum(cand.at(n, k) for n in ns))
+        if best is None or key < best[0]:
+            best = (key, cand)
+    return best[1]
 
 
 @dataclass(frozen=True)
@@ -140,32 +169,86 @@ class ScanPlan(Folding, WeightedSum):
         return Timing(per_block=cycles, block=self.M)
 
     @property
+    def mark_read(self):
+        """topk: edges from a marking pass's read of a word of distances to their use: the
+        block RAM's read and a register after it (:attr:`value_read` likewise for the
+        values)."""
+        return 2
+
+    value_read = mark_read
+
+    def _stages(self, bins):
+        L, S, G = self.hamming.latency.fixed, self.sum_stages, self.groups
+        word = self._per_word(1)
+        walk = -(-(self.b + 1) // bins)
+        return (word + Timing(L + walk + 2 * S + 3), word + Timing(S + self.mark_read + 2),
+                Timing(self.value_read + G + 2, per_kept=G))
+
+    @property
+    def hist_bins(self):
+        """topk: R, bins of a histogram word (1 or 2): the cut reads R bins of each slot's
+        histogram per cycle. 2 where stage A (:attr:`stages`) is the longest at n = N with
+        R = 1 (the query interval is then A's, and the walk takes half the cycles for an
+        adder and a compare more), else 1."""
+        one = [t.at(self.N, self.k) for t in self._stages(1)]
+        return 2 if one[0] >= max(one) else 1
+
+    @property
+    def stages(self):
+        """topk: the occupancy (cycles busy, plus the cycle in which it returns to idle) of
+        each of the three stages that work on different queries at once, with
+        L_H = ``hamming.latency``, S = :attr:`sum_stages`, G groups, n keys, R =
+        :attr:`hist_bins`:
+
+        * A, histogram and cut: the histogram pass (ceil(n/M) + L_H + S + 1) and the cut,
+          a walk over the histograms' ceil((b+1)/R) words (ceil((b+1)/R) + S + 1),
+          ``ceil(n/M) + L_H + ceil((b+1)/R) + 2·S + 3``;
+        * B, marking: ``ceil(n/M) + S + 4``: the marking pass over the distances that A
+          stored (read in :attr:`mark_read` edges), the list and a cycle to idle;
+        * C, values and output: a cycle that takes the list, the value pass over the kept
+          keys (G·min(k, n) + :attr:`value_read`), DONE (G: one group per cycle) and a
+          cycle to idle, ``G·min(k, n) + G + 4``.
+
+        hsoftmax: one stage, :attr:`latency` + 1."""
+        if self.mode == "hsoftmax":
+            return (self.latency + Timing(1),)
+        return self._stages(self.hist_bins)
+
+    @property
     def latency(self):
         """Edges from a query's transfer to its (num, den) transfer, nothing stalled, with
         L_H = ``hamming.latency``, S = :attr:`sum_stages`, G groups, n keys:
 
-        * topk: ``2·L_H + 3·S + b + 7 + 2·ceil(n/M) + G·min(k, n)``: the histogram pass
-          (ceil(n/M) + L_H + S + 1), the cut (b + S + 2), the marking pass
-          (ceil(n/M) + L_H + S + 2),
-          the value pass over the kept keys (G·min(k, n) + 1) and DONE (1);
+        * topk: ``L_H + 3·S + ceil((b+1)/R) + 8 + G + 2·ceil(n/M) + G·min(k, n)``
+          (R = :attr:`hist_bins`): the stages of :attr:`stages` in a row, each handing the
+          query to the next as it ends (A: the histogram pass and the cut, B: the marking
+          pass ``ceil(n/M) + S + 3``, C: a cycle to take the list, the value pass
+          ``G·min(k, n) + 2`` and DONE's G groups);
         * hsoftmax: ``L_H + S + 3 + G·ceil(n/M)``: one pass of G cycles per word
           (G·ceil(n/M) + L_H + S + 2: the shifted values are registered before their S
-          adder levels end, :attr:`weight_stages`) and DONE;
-
-        plus G - 1 when folded (:attr:`out_cycles`: DONE gives one group per cycle, the
-        latency counts to the last).
+          adder levels end, :attr:`weight_stages`) and DONE, plus G - 1 when folded
+          (:attr:`out_cycles`: DONE gives one group per cycle, the latency counts to the
+          last).
         """
-        L, S, out = self.hamming.latency.fixed, self.sum_stages, self.out_cycles
         if self.mode == "topk":
-            return Timing(2 * L + 3 * S + self.b + 7 + out, per_kept=self.groups) + \
-                self._per_word(2)
+            # each stage's occupancy less its return to idle, the last one's output beats
+            return sum(self.stages, Timing(-len(self.stages)))
+        L, S, out = self.hamming.latency.fixed, self.sum_stages, self.out_cycles
         return Timing(L + self.weight_stages + 2 + out) + self._per_word(self.groups)
 
-    @property
+    @cached_property
     def interval(self):
-        """Cycles busy with one query: its latency plus the cycle in which it returns to
-        idle."""
-        return self.latency + Timing(1)
+        """Edges between queries at full rate: the smallest SPEC §5 bound
+        A + C·n + D·ceil(n/M) + E·min(k, n) of the longest of :attr:`stages` for every n in
+        1..N (:func:`bound`): hsoftmax its latency + 1 (one stage), topk about the longest
+        stage (the stages work on three queries at once)."""
+        return bound(self.stages, self.N, self.k)
+
+    @property
+    def stages_in_flight(self):
+        """Queries the path works on at once: 3 (topk) or 1. The last query of a window is
+        done within this many intervals after it, when the next window's keys may come."""
+        return len(self.stages)
 
     @property
     def key_interval(self):
@@ -202,27 +285,43 @@ def _prefix_counts(m, bits, name):
     return level
 
 
-def _count_bins(m, b, most, en, h, addr, name):
-    """A histogram of distances 0..b in a memory of b+1 words of counts up to ``most``
-    (block RAM, not b+1 counters), with one flag per bin, "counted in this query", to clear
-    when a query starts (stale words, also after a reset, read as 0). Bin h is read in the
-    cycle ``en`` holds and written back plus one a cycle later (read and flag see that
-    write, so equal distances in consecutive cycles count right); a bin read at ``addr``
-    (mux it to h while counting) comes out a cycle later. Returns (that count, the flags)."""
-    m.submodules[name] = mem = memory.Memory(shape=range(most + 1), depth=b + 1, init=[])
+def _gated(x, en):
+    """``x & en``, or ``x`` where there is no ``en`` (None)."""
+    return x if en is None else x & en
+
+
+def _count_bins(m, b, most, en, h, addr, name, per_word=1):
+    """A histogram of distances 0..b in a memory of ceil((b+1)/R) words of R = ``per_word``
+    (1 or 2) counts up to ``most`` (block RAM, not b+1 counters; bin h in word h // R),
+    with one flag per word, "counted in this query", to clear when a query starts (stale
+    words, also after a reset, read as 0). Bin h's word is read in the cycle ``en`` holds
+    and written back with bin h plus one a cycle later (read and flag see that write, so
+    equal distances in consecutive cycles count right); a word read at ``addr`` (mux it to
+    h's while counting) comes out a cycle later. Returns (that word: a count, or R counts,
+    the flags)."""
+    words = -(-(b + 1) // per_word)
+    shape = range(most + 1) if per_word == 1 else data.ArrayLayout(range(most + 1), per_word)
+    m.submodules[name] = mem = memory.Memory(shape=shape, depth=words, init=[])
     w = mem.write_port()
     r = mem.read_port(transparent_for=(w,))
-    touched = Signal(b + 1, name=f"{name}_touched")
+    touched = Signal(words, name=f"{name}_touched")
     inc = Signal(name=f"{name}_inc")                  # a count is written back this cycle
     inc_bin = Signal(range(b + 1), name=f"{name}_inc_bin")
+    inc_word = inc_bin if per_word == 1 else inc_bin[1:]
     live = Signal(name=f"{name}_live")                # the word read last cycle is counted
-    word = Signal(range(most + 1), name=f"{name}_word")
+    word = Signal(shape, name=f"{name}_word")
     m.d.comb += [r.addr.eq(addr), word.eq(Mux(live, r.data, 0))]
     m.d.sync += [inc.eq(en), inc_bin.eq(h),
-                 live.eq(touched.bit_select(addr, 1) | (inc & (inc_bin == addr)))]
+                 live.eq(touched.bit_select(addr, 1) | (inc & (inc_word == addr)))]
     with m.If(inc):
-        m.d.comb += [w.addr.eq(inc_bin), w.data.eq(word + 1), w.en.eq(1)]
-        m.d.sync += touched.bit_select(inc_bin, 1).eq(1)
+        if per_word == 1:
+            m.d.comb += w.data.eq(word + 1)
+        else:
+            # (the bin's place in its word is the low bit of h)
+            m.d.comb += [w.data[0].eq(word[0] + ~inc_bin[0]),
+                         w.data[1].eq(word[1] + inc_bin[0])]
+        m.d.comb += [w.addr.eq(inc_word), w.en.eq(1)]
+        m.d.sync += touched.bit_select(inc_word, 1).eq(1)
     return word, touched
 
 
@@ -245,16 +344,22 @@ class ScanValuePath(wiring.Component):
     value word read as late.
 
     ``topk``: (1) a histogram pass of ceil(n/M) cycles: slot s counts its distances in a
-    memory of b+1 words (block RAM, M of them); (2) the cut, b + S + 2 cycles: a walk reads
-    bin i of the M memories in its cycle i, adds them (S = ceil(log2 M) register levels) to
-    the count of keys below: h* = the least i where it reaches kk = min(k, n), need = kk -
-    keys below h*; (3) a
-    marking pass of ceil(n/M) cycles: slot s of a word is kept when H < h*, or H = h* and
+    memory of b+1 bins (block RAM, M of them, R = ``plan.hist_bins`` bins per word) and the
+    M distances of each word go to a memory (``dists``); (2) the cut, ceil((b+1)/R) + S + 1
+    cycles: a walk reads word i of the M memories in its cycle i, adds each bin's counts
+    (S = ceil(log2 M) register levels) to the count of keys below: h* = the least bin where
+    it reaches kk = min(k, n), need = kk - keys below h*; (3) a marking pass of ceil(n/M)
+    cycles over the stored distances: slot s of a word is kept when H < h*, or H = h* and
     fewer than ``need`` keys with H = h* came before it (earlier words, lower slots):
     ties go to the lower index exactly as in the golden model (prefix counts inside a word,
     S registered levels); a kept key's value address j·G goes to a list of min(k, N)
     entries, keys below h* from entry 0 up, kept ties from kk-1 down; (4) a value pass of
     G·min(k, n) cycles reads only the listed keys' groups and adds them. den = kk.
+    Three stages work on three queries at once (``plan.stages``): A = (1) and (2), B = (3),
+    C = (4) and the output; each hands its query to the next as it ends (where the output
+    stalled, it waits for the next one to be free). B reads word w of the distances before
+    A writes word w of the next query's; B writes one half of the list (M = 1, a memory)
+    or its registers (copied by C as it starts) while C reads the other.
 
     ``hsoftmax``: one pass of G·ceil(n/M) cycles (word (j//M, g)); each cycle the M slots'
     ``v << (s[b] - s[H])`` (P lanes each) and, in group G-1, ``1 << (s[b] - s[H])`` go
@@ -279,11 +384,13 @@ class ScanValuePath(wiring.Component):
         The keys' values, G groups per key; a key token transfers with its last group.
 
     Latency (edges from a query's transfer on ``i`` to its transfer on ``o``, ``o.ready``
-    high): ``plan.latency``, topk ``2·L_H + 3·S + b + 7 + 2·ceil(n/M) + G·min(k, n)``,
-    hsoftmax
-    ``L_H + S + 3 + G·ceil(n/M)`` (L_H = ``plan.hamming.latency``, S = ceil(log2 M)).
-    Throughput: one key per G cycles; one query at a time (``i.ready`` for a query only when
-    idle), ``plan.interval`` = latency + 1 cycles per query.
+    high): ``plan.latency``, topk ``L_H + 3·S + ceil((b+1)/R) + 8 + G + 2·ceil(n/M) +
+    G·min(k, n)``, hsoftmax ``L_H + S + 3 + G·ceil(n/M)`` (L_H = ``plan.hamming.latency``,
+    S = ceil(log2 M)), + G - 1 when folded.
+    Throughput: one key per G cycles (topk: once stages B and C are idle, the window's
+    last query done); one query per ``plan.interval`` cycles: hsoftmax latency + 1 (one
+    query at a time), topk about its longest stage (``i.ready`` for a query when stage A is
+    idle and a counter of ``plan.interval`` for the window's n has run out).
     """
 
     def __init__(self, plan):
@@ -407,42 +514,79 @@ class ScanValuePath(wiring.Component):
                 m.next = next_state
 
         # ---- the paths
+        keys_ok = qfree = None                    # topk: stages B and C idle; the throttle
         if topk:
+            keys_ok = Signal()
             kmax = plan.kept_max
             kk = Signal(range(N + 1))
             kkG = Signal(range(N * G + 1))
             vaddr_w = range(max(N * G, 2))
-            # (1) the histogram: slot s counts its distances in a memory of b+1 words
-            # (block RAM), flags "counted in this query" cleared when a query starts
+            # (1) stage A, the histogram: slot s counts its distances in a memory of b+1
+            # words (block RAM), flags "counted in this query" cleared when a query starts
             counting = Signal()
             walking = Signal()                    # state CUT
-            wbin = Signal(range(b + S + 3))       # walk cycle: reads bin wbin
+            R = plan.hist_bins
+            walk = -(-(b + 1) // R)               # words of a histogram
+            wbin = Signal(range(walk + S + 2))    # walk cycle: reads word wbin
             bins, touched = [], []
             for s in range(M):
                 x, t = _count_bins(m, b, plan.code_words, counting & live[s], h[s],
-                                   Mux(walking, wbin, h[s]), f"hist{s}" if M > 1 else "hist")
+                                   Mux(walking, wbin, h[s] if R == 1 else h[s][1:]),
+                                   f"hist{s}" if M > 1 else "hist", R)
                 bins.append(x)
                 touched.append(t)
-            # (2) the cut: a walk reads bin i in its cycle i; the M slots' words of bin i
-            # add up (S register levels) and are taken in cycle i + 1 + S: rem = kk - the
-            # keys below (one subtractor, its compare with the bin's count a second carry
-            # chain beside it, not after it), h* = the first bin whose count reaches rem,
-            # room = rem there (rem wraps after h*, where it is no longer read)
+            # ... and its distances, one word of M per cycle, for the marking pass (stage B
+            # reads word w of a query before A writes word w of the next: no second buffer)
+            hw = plan.hamming.width
+            m.submodules.dists = dmem = memory.Memory(
+                shape=data.ArrayLayout(unsigned(hw), M), depth=plan.code_words, init=[])
+            dw, dr = dmem.write_port(), dmem.read_port(transparent_for=())
+            dword = Signal(range(plan.code_words + 1))
+            m.d.comb += [dw.addr.eq(dword), dw.en.eq(hams[0].o.valid)]
+            m.d.comb += [dw.data[s].eq(h[s]) for s in range(M)]
+            with m.If(hams[0].o.valid):
+                m.d.sync += dword.eq(dword + 1)
+            # (2) the cut: a walk reads word i in its cycle i; the M slots' counts of each
+            # of its R bins add up (S register levels) and are taken in cycle i + 1 + S:
+            # rem = kk - the keys below (one subtractor, its compare with the bin's count a
+            # second carry chain beside it, not after it), h* = the first bin whose count
+            # reaches rem, need = rem there (rem wraps after h*, where it is no longer
+            # read); R = 2: the second bin's compare and need after the first's count
             rem = Signal(range(N + 1))
             found = Signal()
             hstar = Signal(range(b + 1))
+            need = Signal(range(N + 1))
+            wsum = [adder_tree(m, [Term(x if R == 1 else x[r], False, 0, plan.code_words)
+                                   for x in bins], depth=S, name=f"walk{r}" if R > 1 else "walk")
+                    for r in range(R)]
+            to_mark = Signal()                    # A hands its query to B (last CUT cycle)
+            b_idle, c_idle = Signal(), Signal()   # (B waits for C, A for B: output stalls)
+            # (3) stage B, marking: kept slots and their places in the list, from the stored
+            # distances (read in cycle c, registered, used in c + 2)
+            bcyc = Signal(range(plan.code_words + S + 4))
+            bblk = Signal(range(plan.code_words + 1))
+            bleft = Signal(range(N + 1))
+            bissuing = Signal()
+            bstart = Signal()                     # B's first cycle: takes A's results
+            bend, bend_at = Signal(), Signal(range(plan.code_words + S + 2))
+            to_values = Signal()                  # B hands its query to C (last MARK cycle)
+            bhstar = Signal(range(b + 1))
             room = Signal(range(N + 1))           # keys at h* still to keep
-            wsum = adder_tree(m, [Term(x, False, 0, plan.code_words) for x in bins], depth=S,
-                              name="walk")
-            # (3) marking: kept slots and their places in the list
-            marking = Signal()
-            # the value address of slot 0 of the word whose marks are made: words come out
-            # of the Hamming units in order, one per valid, so a counter of them (not the
-            # issued word's address delayed L + 1 + S cycles)
+            bkk = Signal(range(N + 1))
+            bkkG = Signal(range(N * G + 1))
+            btag = Signal(layouts.query_tag())
+            m.d.comb += dr.addr.eq(bblk)
+            bmask = Signal(M)
+            m.d.comb += [bmask[s].eq(bleft > s) for s in range(M)]
+            dreg = Signal(data.ArrayLayout(unsigned(hw), M))
+            m.d.sync += dreg.eq(dr.data)
+            bvalid = delay(m, bissuing, plan.mark_read, name="bvalid")
+            blive = [bvalid & x for x in delay(m, bmask, plan.mark_read, name="bmask")]
+            # the value address of slot 0 of the word whose marks are listed
             jbG = Signal(vaddr_w)
-            out_word = delay(m, hams[0].o.valid & marking, S, name="oword")
-            eq = Cat(*(x & marking & (hi == hstar) for x, hi in zip(live, h)))
-            lt = Cat(*(x & marking & (hi < hstar) for x, hi in zip(live, h)))
+            list_word = delay(m, bvalid, S + 1, name="lword")
+            eq = Cat(*(x & (dreg[s] == bhstar) for s, x in enumerate(blive)))
+            lt = Cat(*(x & (dreg[s] < bhstar) for s, x in enumerate(blive)))
             # the word's prefix counts (S register levels), its slots and base beside them
             eqin, ltin = _prefix_counts(m, eq, "eqpre"), _prefix_counts(m, lt, "ltpre")
             eq, lt = delay(m, eq, S, name="eq"), delay(m, lt, S, name="lt")
@@ -453,7 +597,6 @@ class ScanValuePath(wiring.Component):
             eqbase = Signal(range(N + 1))         # kk - 1 - keys with H = h* listed so far
             sel = Signal(M)
             dest = [Signal(range(max(kmax, 2)), name=f"dest{s}") for s in range(M)]
-            base = jbG                            # (moves a cycle after sel and dest)
             # room and eqbase less min(the word's keys at h*, room): the compare and both
             # subtractions side by side from registers, then a mux (no compare -> subtract)
             fits = eqin[-1] < room
@@ -463,41 +606,73 @@ class ScanValuePath(wiring.Component):
             m.d.sync += [ltbase.eq(ltbase + ltin[-1]),
                          room.eq(Mux(fits, room - eqin[-1], 0)),
                          eqbase.eq(Mux(fits, eqbase - eqin[-1], eqbase - room))]
+            with m.If(list_word):
+                m.d.sync += jbG.eq(jbG + M * G)
+            with m.If(bstart):
+                m.d.sync += [bhstar.eq(hstar), room.eq(need), ltbase.eq(0),
+                             eqbase.eq(kk - 1), jbG.eq(0), bkk.eq(kk), bkkG.eq(kkG),
+                             btag.eq(tag)]
+            # (4) stage C: the kept keys' values, then the output
+            cstart = Signal()                     # C's first cycle: takes B's list
+            cend, cend_at = Signal(), Signal(range(N * G + plan.value_read))
+            ccyc = Signal(range(N * G + 4))
+            cgc = Signal(range(max(G, 2)))
+            cissuing = Signal()
+            ckkG = Signal(range(N * G + 1))
+            ckk = Signal(range(N + 1))
+            ctag = Signal(layouts.query_tag())
             next_key = Signal()                   # the value pass moves to the next entry
             if M == 1:
-                # one entry written per cycle: the list in a memory (block RAM), read in
-                # order from entry 0, its next entry addressed a cycle ahead
-                m.submodules.kept = lmem = memory.Memory(shape=vaddr_w, depth=max(kmax, 2),
+                # one entry written per cycle: the list in a memory (block RAM) of two
+                # halves, B writing one while C reads the other from entry 0, its next
+                # entry addressed a cycle ahead
+                half = 1 << (max(kmax, 2) - 1).bit_length()
+                m.submodules.kept = lmem = memory.Memory(shape=vaddr_w, depth=2 * half,
                                                          init=[])
                 lw = lmem.write_port()
                 lr = lmem.read_port(transparent_for=(lw,))
-                entry = Signal(range(max(kmax, 2)))
-                m.d.comb += [lw.addr.eq(dest[0]), lw.data.eq(base), lw.en.eq(sel[0]),
-                             lr.addr.eq(entry + next_key)]
+                bbuf, cbuf = Signal(), Signal()
+                entry = Signal(range(half))
+                ahead = Signal.like(entry)        # the entry addressed: entry + next_key
+                m.d.comb += [ahead.eq(entry + next_key), lw.addr.eq(Cat(dest[0], bbuf)),
+                             lw.data.eq(jbG), lw.en.eq(sel[0]), lr.addr.eq(Cat(ahead, cbuf))]
                 with m.If(next_key):
                     m.d.sync += entry.eq(entry + 1)
+                with m.If(to_values):
+                    m.d.sync += bbuf.eq(~bbuf)
                 head = lr.data
             else:
-                # up to M entries per cycle: registers, shifted down as the keys are read
+                # up to M entries per cycle: registers, copied for C as it starts and
+                # shifted down there as the keys are read
                 kept = [Signal(vaddr_w, name=f"kept{i}") for i in range(kmax)]
+                ckept = [Signal(vaddr_w, name=f"ckept{i}") for i in range(kmax)]
                 for i in range(kmax):
                     hit = [sel[s] & (dest[s] == i) for s in range(M)]
                     slot = 0
                     for s in range(1, M):
                         slot = slot | Mux(hit[s], s * G, 0)
                     with m.If(Cat(*hit).any()):
-                        m.d.sync += kept[i].eq(base + slot)
-                with m.If(next_key):
-                    m.d.sync += [kept[i].eq(kept[i + 1]) for i in range(kmax - 1)]
-                head = kept[0]
-            # (4) the kept keys' values
-            valuing = Signal()
-            m.d.comb += rv.addr.eq(head + gc)
-            accumulate(delay(m, valuing & issuing, 1, name="vlive"),
-                       delay(m, cyc < G, 1, name="vfirst"), lambda l: rv.data[0][l])
-            m.d.comb += reading.eq(issuing & ~valuing)
-            with m.If(delay(m, out_word, 1, name="oword_d")):
-                m.d.sync += jbG.eq(jbG + M * G)
+                        m.d.sync += kept[i].eq(jbG + slot)
+                with m.If(cstart):
+                    m.d.sync += [x.eq(y) for x, y in zip(ckept, kept)]
+                with m.Elif(next_key):
+                    m.d.sync += [ckept[i].eq(ckept[i + 1]) for i in range(kmax - 1)]
+                head = ckept[0]
+            m.d.comb += [rv.addr.eq(head + cgc), next_key.eq(cissuing & (cgc == G - 1))]
+            vreg = Signal(group)                  # the value read, registered
+            m.d.sync += vreg.eq(rv.data[0])
+            accumulate(delay(m, cissuing, plan.value_read, name="vlive"),
+                       delay(m, ccyc <= G, plan.value_read, name="vfirst"), lambda l: vreg[l])
+            # the query throttle: plan.interval for the window's n, kept as a running sum
+            # (qlen = interval - 1) as the keys are written, counted down from each query
+            qi = plan.interval
+            qlen = Signal(range(qi.at(N, plan.k)))
+            qwait = Signal.like(qlen)
+            qdone = Signal(init=1)
+            qfree = qdone
+            m.d.comb += reading.eq(issuing)
+            qnext = Mux(qwait == 0, 0, qwait - 1)
+            m.d.sync += [qwait.eq(qnext), qdone.eq(qnext == 0)]
         else:
             table = Array(Const(x, range(plan.max_shift + 1)) for x in plan.weight_shifts)
             lastg = delay(m, gc == G - 1, L + 1, name="vlast")     # aligned with H and v
@@ -527,24 +702,49 @@ class ScanValuePath(wiring.Component):
             m.d.sync += den.eq(den + droot.value)
             m.d.comb += reading.eq(issuing)
 
+        def hand_over(free, pulse):
+            """The end of a topk stage: where the next stage is ``free``, give it the query
+            (``pulse``) and return to idle (else the caller's PASS state waits)."""
+            with m.If(free):
+                m.d.comb += pulse.eq(1)
+                m.next = "IDLE"
+
+        def done(groups, next_state="IDLE"):
+            """State DONE: the output, one group per beat from the head of the bank, which
+            rotates (``groups`` counts them), then ``next_state``."""
+            m.d.comb += self.o.valid.eq(1)
+            if G > 1:
+                m.d.comb += self.o.payload.last.eq(groups == G - 1)
+                with m.If(self.o.ready):
+                    m.d.comb += rotating.eq(1)
+                    m.d.sync += groups.eq(groups + 1)
+                    with m.If(groups == G - 1):
+                        m.d.sync += groups.eq(0)
+                        m.next = next_state
+            else:
+                with m.If(self.o.ready):
+                    m.next = next_state
+
         with m.FSM():
             with m.State("IDLE"):
                 # a key token stays valid for G cycles, one value group written per cycle,
                 # and transfers in the cycle of its last group; a query transfers at once
+                # (topk: keys once every stage is idle, queries at the throttle's pace)
                 if G > 1:
                     vvalid, vdata = self.v.valid, self.v.payload
-                    m.d.comb += [self.i.ready.eq(~p.key | ((wg == G - 1) & vvalid)),
-                                 self.v.ready.eq(self.i.valid & p.key)]
+                    m.d.comb += [self.i.ready.eq(_gated(~p.key, qfree) |
+                                                 _gated((wg == G - 1) & vvalid, keys_ok)),
+                                 self.v.ready.eq(_gated(self.i.valid & p.key, keys_ok))]
                 else:
                     vvalid, vdata = 1, p.value
-                    m.d.comb += self.i.ready.eq(1)
+                    m.d.comb += self.i.ready.eq(1 if not topk else Mux(p.key, keys_ok, qfree))
                 # key j: code word j//M (nb - 1 when it has a slot left, else nb), slot j%M;
                 # hsoftmax: value words from (j//M)·G
                 slot = Mux(p.first, 0, cslot)
                 opened = cslot != 0
                 cword = Mux(p.first, 0, nb - opened)
                 word = Mux(p.first, 0, nbG - Mux(opened, G, 0))
-                with m.If(self.i.valid & p.key & vvalid):
+                with m.If(_gated(self.i.valid & p.key & vvalid, keys_ok)):
                     if topk:
                         waddr = Mux(p.first & (wg == 0), 0, nv)
                         m.d.comb += [wv.addr.eq(waddr), wv.en.eq(1), wv.data[0].eq(vdata)]
@@ -557,6 +757,17 @@ class ScanValuePath(wiring.Component):
                         m.d.comb += [x.data.eq(p.code) for x in wc]
                         m.d.comb += [x.en.eq(slot == s) for s, x in enumerate(wc)]
                         m.d.sync += n.eq(Mux(p.first, 0, n) + 1)
+                        if topk:
+                            # interval(n) - 1 for the n keys so far: the terms this key adds
+                            # (constants chosen by muxes: one adder on qlen)
+                            def grows(o, kp):
+                                return qi.per_key + (qi.per_block if o else 0) + \
+                                    (qi.per_kept if kp else 0)
+                            grow = Mux(slot == 0,
+                                       Mux(n < plan.k, grows(1, 1), grows(1, 0)),
+                                       Mux(n < plan.k, grows(0, 1), grows(0, 0)))
+                            m.d.sync += qlen.eq(Mux(p.first, qi.at(1, plan.k) - 1,
+                                                    qlen + grow))
                         with m.If(slot == 0):
                             m.d.sync += nb.eq(cword + 1)
                             if not topk:
@@ -567,12 +778,13 @@ class ScanValuePath(wiring.Component):
                     if G > 1:
                         with m.Else():
                             m.d.sync += wg.eq(wg + 1)
-                with m.If(self.i.valid & ~p.key):
+                with m.If(_gated(self.i.valid & ~p.key, qfree)):
                     m.d.sync += [cq.eq(p.code), tag.eq(p.tag), issuing.eq(1)]
                     start_pass()
                     if topk:
                         m.d.sync += [kk.eq(Mux(n < plan.k, n, plan.k)),
-                                     kkG.eq(Mux(nv < plan.k * G, nv, plan.k * G))]
+                                     kkG.eq(Mux(nv < plan.k * G, nv, plan.k * G)),
+                                     qwait.eq(qlen), qdone.eq(0), dword.eq(0)]
                         m.d.sync += [x.eq(0) for x in touched]
                         m.next = "HIST"
                     else:
@@ -585,39 +797,79 @@ class ScanValuePath(wiring.Component):
                 with m.State("CUT"):
                     m.d.comb += walking.eq(1)
                     m.d.sync += wbin.eq(wbin + 1)
-                    with m.If(wbin >= 1 + S):     # take bin wbin - 1 - S
-                        m.d.sync += rem.eq(rem - wsum.value)
-                        with m.If(~found & (wsum.value >= rem)):
-                            m.d.sync += [found.eq(1), hstar.eq(wbin - (1 + S)),
-                                         room.eq(rem)]
-                    with m.If(wbin == b + S + 1):
-                        m.d.sync += [ltbase.eq(0), eqbase.eq(kk - 1), jbG.eq(0)]
-                        if M == 1:
-                            m.d.sync += entry.eq(0)
-                        m.d.sync += issuing.eq(1)
-                        m.next = "MARK"
-                with m.State("MARK"):
-                    run_pass(nb, L + S + 2, 1, "VALUES", marking)
-                with m.State("VALUES"):
-                    m.d.comb += next_key.eq(issuing & (gc == G - 1))
-                    run_pass(kkG, 1, G, "DONE", valuing)
+                    with m.If(wbin >= 1 + S):     # take word wbin - 1 - S
+                        c = [x.value for x in wsum]
+                        if R == 2:                # (its own signal: no 3-operand sum;
+                            pair = Signal(range(N + 1))     # two bins' keys, at most n)
+                            m.d.comb += pair.eq(c[0] + c[1])
+                        m.d.sync += rem.eq(rem - (c[0] if R == 1 else pair))
+                        with m.If(~found & (c[0] >= rem)):
+                            m.d.sync += [found.eq(1), hstar.eq((wbin - (1 + S)) << (R - 1)),
+                                         need.eq(rem)]
+                        if R == 2:
+                            with m.Elif(~found & (pair >= rem)):
+                                m.d.sync += [found.eq(1),
+                                             hstar.eq(Cat(Const(1, 1), wbin - (1 + S))),
+                                             need.eq(rem - c[0])]
+                    with m.If(wbin == walk + S):
+                        m.next = "PASS"
+                        hand_over(b_idle, to_mark)
+                with m.State("PASS"):
+                    # (only where the output stalled: B still holds the previous query)
+                    hand_over(b_idle, to_mark)
             else:
                 with m.State("SCAN"):
                     run_pass(nbG, L + plan.weight_stages + 1, G, "DONE")
-            with m.State("DONE"):
-                m.d.comb += self.o.valid.eq(1)
-                if G > 1:
-                    # one group per beat from the head of the bank, which rotates
-                    m.d.comb += self.o.payload.last.eq(gc == G - 1)
-                    with m.If(self.o.ready):
-                        m.d.comb += rotating.eq(1)
-                        m.d.sync += gc.eq(gc + 1)
-                        with m.If(gc == G - 1):
-                            m.d.sync += gc.eq(0)
-                            m.next = "IDLE"
-                else:
-                    with m.If(self.o.ready):
-                        m.next = "IDLE"
+                with m.State("DONE"):
+                    done(gc)
+
+        if topk:
+            with m.FSM(name="mark") as bfsm:
+                with m.State("IDLE"):
+                    with m.If(to_mark):
+                        m.d.sync += [bcyc.eq(0), bblk.eq(0), bleft.eq(n), bissuing.eq(1),
+                                     bstart.eq(1), bend.eq(0), bend_at.eq(nb + (S + 1))]
+                        m.next = "MARK"
+                with m.State("MARK"):
+                    # (registered control: the last cycle, nb + S + 2, flagged a cycle ahead)
+                    with m.If(bissuing):
+                        m.d.sync += [bblk.eq(bblk + 1), bleft.eq(bleft - M)]
+                    m.d.sync += [bcyc.eq(bcyc + 1), bissuing.eq(bcyc + 1 < nb), bstart.eq(0),
+                                 bend.eq(bcyc == bend_at)]
+                    with m.If(bend):
+                        m.next = "PASS"
+                        hand_over(c_idle, to_values)
+                with m.State("PASS"):
+                    # (only where the output stalled: C still holds the previous query)
+                    hand_over(c_idle, to_values)
+            with m.FSM(name="values") as cfsm:
+                with m.State("IDLE"):
+                    with m.If(to_values):
+                        m.d.sync += [ccyc.eq(0), cgc.eq(0), cstart.eq(1), cend.eq(0)]
+                        if M == 1:
+                            m.d.sync += entry.eq(0)
+                        m.next = "VALUES"
+                with m.State("VALUES"):
+                    # cycle 0 takes B's list, kk and tag; the kept keys' G groups are read
+                    # in cycles 1 .. G·kk, added value_read edges later
+                    # (registered control: the last cycle, G·kk + 2, flagged a cycle ahead)
+                    with m.If(cstart):
+                        m.d.sync += [ckkG.eq(bkkG), cissuing.eq(1), ckk.eq(bkk),
+                                     ctag.eq(btag), cend_at.eq(bkkG + (plan.value_read - 1))]
+                    with m.If(cissuing):
+                        m.d.sync += cgc.eq(Mux(cgc == G - 1, 0, cgc + 1))
+                        with m.If(ccyc == ckkG):
+                            m.d.sync += cissuing.eq(0)
+                    m.d.sync += [ccyc.eq(ccyc + 1), cstart.eq(0),
+                                 cend.eq(~cstart & (ccyc == cend_at))]
+                    with m.If(cend):
+                        if M == 1:
+                            m.d.sync += cbuf.eq(~cbuf)
+                        m.next = "DONE"
+                with m.State("DONE"):
+                    done(cgc)
+            m.d.comb += [b_idle.eq(bfsm.ongoing("IDLE")), c_idle.eq(cfsm.ongoing("IDLE")),
+                         keys_ok.eq(b_idle & c_idle)]
 
         # a step writes the head group back (plus the addend where adding) as the tail,
         # the next group becomes the head: after a multiple of G steps group g is at g again
@@ -636,7 +888,8 @@ class ScanValuePath(wiring.Component):
             m.d.comb += [self.o.payload.num[l].eq(bhead[l]) for l in range(P)]
         else:
             m.d.comb += [self.o.payload.num[e].eq(bhead[e]) for e in range(d)]
-        m.d.comb += [self.o.payload.tag.eq(tag), self.o.payload.den.eq(kk if topk else den)]
+        m.d.comb += [self.o.payload.tag.eq(ctag if topk else tag),
+                     self.o.payload.den.eq(ckk if topk else den)]
         return m
 
 

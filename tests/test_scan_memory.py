@@ -2,8 +2,10 @@
 synchronously, so that Yosys maps them to block RAM: codes one memory per slot of ceil(N/M)
 codes (each can go to block or LUT RAM on its own, synth.memmap), values
 (hsoftmax) ceil(N/M)·G words of M keys' groups of P lanes or (topk, which reads only its kept
-keys) N·G words of one group; topk's histogram: one memory of b+1 counts per slot, and
-(M = 1) its list of kept keys."""
+keys) N·G words of one group; topk's histogram: one memory of ceil((b+1)/R) words of R
+counts per slot, the M distances of each word of codes (the histogram pass stores them for
+the marking pass, which runs beside the next query's histogram pass) and (M = 1) its list of
+kept keys in two halves (one written while the other is read)."""
 
 import re
 
@@ -33,21 +35,27 @@ def test_memories_hold_M_keys_per_word(mode, d, lanes, M):
     codes = {"codes"} if M == 1 else {f"codes{s}" for s in range(M)}
     for name in codes:
         assert mems[name] == (cfg.b, words)
-    # topk: per slot a histogram of b+1 counts up to ceil(N/M)
+    # topk: per slot a histogram of b+1 counts up to ceil(N/M), R per word
     hists = ({"hist"} if M == 1 else {f"hist{s}" for s in range(M)}) if mode == "topk" else set()
+    R = cfg.plan.value.hist_bins if mode == "topk" else 1
     for name in hists:
-        assert mems[name] == (words.bit_length(), cfg.b + 1)
-    # topk, M = 1: the list of kept keys' value addresses, min(k, N) words (M > 1:
-    # registers, M entries written per cycle)
+        assert mems[name] == (R * words.bit_length(), -(-(cfg.b + 1) // R))
+    # topk: the M distances of each word of codes
+    dists = {"dists"} if mode == "topk" else set()
+    for name in dists:
+        assert mems[name] == (M * cfg.b.bit_length(), words)
+    # topk, M = 1: the list of kept keys' value addresses, two halves of min(k, N) words
+    # (rounded up to a power of two; M > 1: registers, M entries written per cycle)
     listed = {"kept"} if mode == "topk" and M == 1 else set()
     for name in listed:
-        assert mems[name] == ((cfg.N * cfg.groups - 1).bit_length(), max(cfg.k, 2))
+        half = 1 << (max(cfg.k, 2) - 1).bit_length()
+        assert mems[name] == ((cfg.N * cfg.groups - 1).bit_length(), 2 * half)
     # folded hsoftmax: the accumulator bank, G words of P nums (topk: flip-flops)
     banks = {"bank"} if mode == "hsoftmax" and cfg.folded else set()
     assert cfg.plan.value.bank_in_memory == bool(banks)
     for name in banks:
         assert mems[name] == (cfg.lanes * cfg.num_width, cfg.groups)
-    assert set(mems) == {"values"} | codes | hists | listed | banks
+    assert set(mems) == {"values"} | codes | hists | dists | listed | banks
 
 
 def test_folded_values_memory_maps_to_ice40_block_ram(tmp_path):
@@ -57,7 +65,9 @@ def test_folded_values_memory_maps_to_ice40_block_ram(tmp_path):
     v.write_text(verilog.convert(cfg.plan.value.component(), name="scan_top", emit_src=False))
     r = flows.synthesize(v, "scan_top", "ice40-hx8k", tmp_path / "build", place=False,
                          cache_dir=tmp_path / "cache")
-    # values (2 blocks), codes (256 x 8: 1 block) and the histogram (9 x 9: 1 block) in
-    # block RAM, not in flip-flops (yosys keeps the 4 x 9 list of kept keys in logic)
+    # values (2 blocks), codes (256 x 8: 1 block) and the distances (256 x 4: 1 block) in
+    # block RAM, not in flip-flops (yosys keeps the histogram, here 5 words of R = 2 counts,
+    # and the 8 x 9 list of kept keys in logic)
+    assert cfg.plan.value.hist_bins == 2
     assert r["synth"]["bram"] == bits // 4096 + 2
     assert r["synth"]["ffs"] < bits // 4

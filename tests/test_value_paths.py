@@ -7,6 +7,8 @@ import pytest
 from hamattn import CoreConfig
 from hamattn.rtl import (FoldedLinearValuePath, FoldedScanValuePath, LinearValuePath, ScanPlan,
                          ScanValuePath, layouts)
+from hamattn.rtl.plan import Timing
+from hamattn.rtl.scan import bound
 from hamattn.verif.streams import run_stream
 from hamattn.verif.corners import HEAP_CORNERS, MODES
 from hamattn.verif.corners import VALUE_PATH_CORNERS as CORNERS
@@ -40,6 +42,14 @@ def test_value_path_matches_golden(corner, mode, adders, pattern):
     wins = 2 if cfg.N == 64 else 3
     tokens, groups, expected, windows = value_path_case(cfg, seed, windows=wins,
                                                         extreme=pattern == "full_rate")
+    run_and_check(cfg, tokens, groups, expected, windows, pattern, seed)
+
+
+def run_and_check(cfg, tokens, groups, expected, windows, pattern, seed):
+    """Run the value path on the tokens (``pattern``: full rate or random handshakes on both
+    sides), compare its (num, den, last) with the golden ones and, at full rate, its
+    latency and intervals with its plan's. Returns the query and output cycles."""
+    mode = cfg.mode
     dut = component(cfg)
     p = (1.0, 1.0) if pattern == "full_rate" else (0.6, 0.4)
     # a folded linear path gives one beat per group (P nums, den, last on group G-1)
@@ -90,6 +100,63 @@ def test_value_path_matches_golden(corner, mode, adders, pattern):
         steps = zip(run.in_cycles, run.in_cycles[1:], tokens, tokens[1:])
         key_steps = {c1 - c0 for c0, c1, t0, t1 in steps if t0["key"] and t1["key"]}
         assert key_steps <= {dut.plan.key_interval.fixed}   # one key per G cycles
+    return [c for c, t in zip(run.in_cycles, tokens) if not t["key"]], run.out_cycles
+
+
+# topk's three stages work on three queries at once (issue 16): M = 1, 2, 3 (divides
+# neither N nor most n) and N, unfolded and folded (P = 2 of d = 3)
+OVERLAP = [dict(d=3, w=8, b=7, N=7, k=2, keys_per_cycle=M, lanes=P)
+           for M in (1, 2, 3, 7) for P in (3, 2)]
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+@pytest.mark.parametrize("params", OVERLAP, ids=lambda p: f"M{p['keys_per_cycle']}-P{p['lanes']}")
+def test_topk_queries_overlap(params, pattern):
+    """Five queries per window back to back, windows of n = 1, n < M, n = N and between
+    (the next window's keys wait until the last query is done): every output bit-exact; at
+    full rate each query enters exactly ``interval`` after the previous one, which is less
+    than the latency (the stages overlap), and leaves ``latency`` after it entered; with
+    random handshakes on both sides (output stalls reach back through the stages)."""
+    cfg = CoreConfig.create(mode="topk", **params)
+    plan = cfg.plan.value
+    M, seed = cfg.keys_per_cycle, 11 * cfg.keys_per_cycle + cfg.lanes
+    tokens, groups, expected, windows = [], [], [], []
+    for i, n in enumerate(sorted({1, max(1, M - 1), cfg.N, (cfg.N + 1) // 2})):
+        case = value_path_case(cfg, seed + i, windows=1, n_queries=5, n_keys=n,
+                               extreme=i % 2 == 0)
+        for whole, part in zip((tokens, groups, expected, windows), case):
+            whole += part
+    q_in, out = run_and_check(cfg, tokens, groups, expected, windows, pattern, seed)
+    if pattern == "full_rate":
+        for win, first in zip(windows, range(0, len(q_in), 5)):
+            n = len(win.keys)
+            assert plan.interval.at(n, cfg.k) < plan.latency.at(n, cfg.k)
+            # a query is in each stage for at most the interval
+            assert all(t.at(n, cfg.k) <= plan.interval.at(n, cfg.k) for t in plan.stages)
+            assert q_in[first + 1] < out[first], "the next query waited for the output"
+
+
+def test_topk_interval_bound():
+    """The topk query interval is a SPEC §5 timing >= every stage for every n, never above
+    their sum (one query at a time), and at the ULX3S goal config (d = b = 64, N = 1024,
+    P = 8, M = 10) the longest stage's A + ceil(n/M) padded by the value stage at n = k."""
+    for params in (dict(d=64, b=64, N=1024, lanes=8, keys_per_cycle=10),
+                   dict(d=32, b=32, N=256, lanes=1, keys_per_cycle=4), dict(N=64, k=1),
+                   dict(d=3, b=7, N=7, k=2, lanes=2, keys_per_cycle=3)):
+        cfg = CoreConfig.create(mode="topk", **params)
+        plan = cfg.plan.value
+        total = sum(plan.stages, Timing())
+        for n in range(1, cfg.N + 1):
+            worst = max(t.at(n, cfg.k) for t in plan.stages)
+            assert worst <= plan.interval.at(n, cfg.k) <= total.at(n, cfg.k)
+    goal = CoreConfig.create(mode="topk", d=64, b=64, N=1024, lanes=8, keys_per_cycle=10)
+    a, _, c = goal.plan.value.stages
+    assert a == Timing(50, per_block=1, block=10) and c == Timing(12, per_kept=8)
+    assert goal.plan.value.interval == Timing(c.at(8, 8) - 1, per_block=1, block=10)
+    # (the smallest at n = N, then over all n)
+    assert bound([Timing(5), Timing(3, per_key=1)], 4) == Timing(7)
+    assert bound([Timing(5), Timing(3, per_key=2)], 4) == Timing(3, per_key=2)
+    assert bound([Timing(9)], 4) == Timing(9)
 
 
 def test_scan_value_path_refuses_linear():

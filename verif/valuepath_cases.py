@@ -12,13 +12,14 @@ def _as_int(bits):
     return sum(int(x) << t for t, x in enumerate(bits))
 
 
-def value_path_case(cfg, seed, windows=3, n_queries=(1, 3), extreme=False):
+def value_path_case(cfg, seed, windows=3, n_queries=(1, 3), extreme=False, n_keys=None):
     """(tokens, groups, expected, windows) for ``windows`` seeded windows of at most N keys:
     tokens are the payloads of :func:`layouts.token` in window order, groups (folded configs
     only, else empty) the keys' values as G payloads of :func:`layouts.group` each, expected
-    the golden (num, den, last) of every query."""
+    the golden (num, den, last) of every query. ``n_keys``: as for :func:`random_windows`
+    (None: 1..N)."""
     rng = np.random.default_rng(seed)
-    wins = random_windows(cfg, rng, windows, n_keys=(1, cfg.N), n_queries=n_queries,
+    wins = random_windows(cfg, rng, windows, n_keys=n_keys or (1, cfg.N), n_queries=n_queries,
                           extreme=extreme)
     tokens, groups, expected = [], [], []
     P, G = cfg.lanes, cfg.groups
