@@ -347,15 +347,18 @@ class HsoftmaxValuePath(wiring.Component):
         vroots = [adder_tree(m, [Term(x.v[l], False, k * plan.vmin, k * plan.vmax)
                                  for x in bins], depth=FS, name=f"fold{l}") for l in range(P)]
         croot = adder_tree(m, [Term(x.c, False, 0, k) for x in bins], depth=FS, name="foldc")
-        first = delay(m, folding & (faddr == Cb - 1), FS, name="hfirst")
+        # (acc is cleared the edge before a fold's first step, a synchronous reset of its
+        # flip-flops rather than a mux before its adders; the previous beat has left by then)
+        clear = delay(m, folding & (faddr == Cb - 1), FS - 1, name="hclear")
         step = delay(m, folding, FS, name="hstep")
         acc = Signal(data.ArrayLayout(signed(plan.num_width), P))
         den = Signal(unsigned(plan.den_width))
         sh = plan.horner_shift
-        with m.If(step):
-            m.d.sync += [acc[l].eq(Mux(first, 0, acc[l] << sh) + vroots[l].value)
-                         for l in range(P)]
-            m.d.sync += den.eq(Mux(first, 0, den << sh) + croot.value)
+        with m.If(clear):
+            m.d.sync += [acc.eq(0), den.eq(0)]
+        with m.Elif(step):
+            m.d.sync += [acc[l].eq((acc[l] << sh) + vroots[l].value) for l in range(P)]
+            m.d.sync += den.eq((den << sh) + croot.value)
 
         # fold control: a group's fold is asked for in its last update (D edges after its
         # last read) and starts when the previous beat has left (or leaves now)

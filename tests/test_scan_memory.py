@@ -3,7 +3,7 @@ synchronously, so that Yosys maps them to block RAM: codes one memory per slot o
 codes (each can go to block or LUT RAM on its own, synth.memmap), values
 (hsoftmax) ceil(N/M)·G words of M keys' groups of P lanes or (topk, which reads only its kept
 keys) N·G words of one group; topk's histogram: one memory of b+1 counts per slot, and
-(M = 1) its list of kept keys."""
+(M = 1) its list of kept keys; hsoftmax's bins (one memory per slot)."""
 
 import re
 
@@ -42,12 +42,16 @@ def test_memories_hold_M_keys_per_word(mode, d, lanes, M):
     listed = {"kept"} if mode == "topk" and M == 1 else set()
     for name in listed:
         assert mems[name] == ((cfg.N * cfg.groups - 1).bit_length(), max(cfg.k, 2))
-    # folded hsoftmax: the accumulator bank, G words of P nums (topk: flip-flops)
-    banks = {"bank"} if mode == "hsoftmax" and cfg.folded else set()
-    assert cfg.plan.value.bank_in_memory == bool(banks)
-    for name in banks:
-        assert mems[name] == (cfg.lanes * cfg.num_width, cfg.groups)
-    assert set(mems) == {"values"} | codes | hists | listed | banks
+    # hsoftmax: per slot its bins, one word per class c >> f of P value bins and a den bin
+    # (rtl/hsoftmax.py: LUT RAM read asynchronously); topk: the accumulator bank in flip-flops
+    bins = ({"bins"} if M == 1 else {f"bins{s}" for s in range(M)}) if mode == "hsoftmax" \
+        else set()
+    plan = cfg.plan.value
+    for name in bins:
+        assert mems[name] == (cfg.lanes * plan.bin_width + plan.count_width, plan.bins)
+    if mode == "topk":
+        assert not plan.bank_in_memory
+    assert set(mems) == {"values"} | codes | hists | listed | bins
 
 
 def test_folded_values_memory_maps_to_ice40_block_ram(tmp_path):
