@@ -144,14 +144,16 @@ class HsoftmaxPlan(Folding, WeightedSum):
 
     @property
     def fold_wait(self):
-        """X = max(0, Cb + FS - D): cycles from a fold's start to the next group's first
-        read, so that its bins are read before that group updates them and the previous
-        group's beat has left before the next fold starts."""
-        return max(0, self.bins + self.fold_stages - self.pipe_depth)
+        """X = max(0, Cb - D, ceil((Cb + FS)/2) - D): cycles from a fold's start to the next
+        group's first read, so that the fold reads its bins before that group updates them
+        (X + D >= Cb), and, at full rate, the beat of two folds before has left the output
+        register when a fold starts (2·(1 + D + X) >= Cb + FS + 2)."""
+        Cb, D = self.bins, self.pipe_depth
+        return max(0, Cb - D, -(-(Cb + self.fold_stages) // 2) - D)
 
     @property
     def group_overhead(self):
-        """Cycles of a group beyond its ceil(n/M) reads: D + X = max(D, Cb + FS)."""
+        """Cycles of a group beyond its ceil(n/M) reads: D + X."""
         return self.pipe_depth + self.fold_wait
 
     @property
@@ -169,11 +171,12 @@ class HsoftmaxPlan(Folding, WeightedSum):
     @property
     def latency(self):
         """Edges from a query's transfer to its (last) (num, den) transfer, nothing stalled:
-        ``G·(D + X) + Cb + FS + 1 + G·ceil(n/M)``: the bins' clearing (the first fold, X
+        ``G·(D + X) + Cb + FS + 2 + G·ceil(n/M)``: the bins' clearing (the first fold, X
         cycles before the first read), G groups of ceil(n/M) reads and D + X cycles to the
-        next fold's start, the last fold (Cb reads, FS levels) and the beat."""
+        next fold's start, the last fold (Cb reads, FS levels), the output register and the
+        beat."""
         G = self.groups
-        fixed = G * self.group_overhead + self.bins + self.fold_stages + 1
+        fixed = G * self.group_overhead + self.bins + self.fold_stages + 2
         per = Timing(per_key=G) if self.M == 1 else Timing(per_block=G, block=self.M)
         return Timing(fixed) + per
 
@@ -361,42 +364,49 @@ class HsoftmaxValuePath(wiring.Component):
             m.d.sync += den.eq((den << sh) + croot.value)
 
         # fold control: a group's fold is asked for in its last update (D edges after its
-        # last read) and starts when the previous beat has left (or leaves now)
+        # last read) and starts when the output register is free (or is taken now): the
+        # previous group's beat is then copied out of acc before this fold clears acc (it
+        # is final by then, X + D >= Cb)
         o_tx = self.o.valid & self.o.ready
         req = delay(m, issue & last_word, D, name="freq")
         req_last = delay(m, issue & last_word & (gi == G - 1), D, name="freqlast")
         want, want_last = Signal(), Signal()      # a fold asked for and not started
-        owed = Signal()                           # a beat started (a fold) and not taken
         beat, blast = Signal(), Signal()          # the fold running gives a beat; the last
-        start = (req | want) & (~owed | o_tx)
+        ovalid = Signal()                         # the output register holds a beat
+        start = (req | want) & (~ovalid | self.o.ready)
         with m.If(folding):
             m.d.sync += faddr.eq(faddr - 1)
             with m.If(faddr == 0):
                 m.d.sync += folding.eq(0)
         with m.If(start):
-            m.d.sync += [folding.eq(1), faddr.eq(Cb - 1), want.eq(0), owed.eq(1), beat.eq(1),
+            m.d.sync += [folding.eq(1), faddr.eq(Cb - 1), want.eq(0), beat.eq(1),
                          blast.eq(Mux(req, req_last, want_last))]
             with m.If(gi != G):                   # the next group reads X cycles later
                 m.d.sync += [arm.eq(1), wait.eq(X)]
-        with m.Else():
-            with m.If(req):
-                m.d.sync += [want.eq(1), want_last.eq(req_last)]
-            with m.If(o_tx):
-                m.d.sync += owed.eq(0)
-        # the beat: acc is final FS + 1 edges after the fold's last read
+        with m.Elif(req):
+            m.d.sync += [want.eq(1), want_last.eq(req_last)]
+        # the beat: acc is final FS edges after the fold's last read (`afull`), then copied
+        # into the output register (flip-flops loaded from acc only: no mux) once it is free
+        # (the next fold may start before then: the beat's `last` rides with it)
         done = delay(m, folding & (faddr == 0) & beat, FS, name="hdone")
-        ovalid = Signal()
+        done_last = delay(m, folding & (faddr == 0) & blast, FS, name="hlast")
+        afull, alast = Signal(), Signal()
+        onum = Signal.like(acc)
+        oden, olast = Signal.like(den), Signal()
         with m.If(done):
-            m.d.sync += ovalid.eq(1)
+            m.d.sync += [afull.eq(1), alast.eq(done_last)]
+        with m.If(afull & (~ovalid | self.o.ready)):
+            m.d.sync += [onum.eq(acc), oden.eq(den), olast.eq(alast), ovalid.eq(1),
+                         afull.eq(0)]
         with m.Elif(self.o.ready):
             m.d.sync += ovalid.eq(0)
         m.d.comb += self.o.valid.eq(ovalid)
         if G > 1:
-            m.d.comb += [self.o.payload.num[l].eq(acc[l]) for l in range(P)]
-            m.d.comb += self.o.payload.last.eq(blast)
+            m.d.comb += [self.o.payload.num[l].eq(onum[l]) for l in range(P)]
+            m.d.comb += self.o.payload.last.eq(olast)
         else:
-            m.d.comb += [self.o.payload.num[e].eq(acc[e]) for e in range(d)]
-        m.d.comb += [self.o.payload.den.eq(den), self.o.payload.tag.eq(tag)]
+            m.d.comb += [self.o.payload.num[e].eq(onum[e]) for e in range(d)]
+        m.d.comb += [self.o.payload.den.eq(oden), self.o.payload.tag.eq(tag)]
 
         with m.FSM():
             with m.State("IDLE"):
@@ -438,6 +448,6 @@ class HsoftmaxValuePath(wiring.Component):
                                  folding.eq(1), faddr.eq(Cb - 1), beat.eq(0)]
                     m.next = "SCAN"
             with m.State("SCAN"):
-                with m.If((o_tx & blast) if G > 1 else o_tx):
+                with m.If((o_tx & olast) if G > 1 else o_tx):
                     m.next = "IDLE"
         return m

@@ -20,6 +20,8 @@ CASES = {
     "M3_smax20_P3": dict(d=5, w=8, b=16, N=10, lanes=3, keys_per_cycle=3, smax=20, g=40),
     "M8_w16_P5": dict(d=16, w=16, b=65, N=20, lanes=5, keys_per_cycle=8),
     "N1": dict(d=2, w=2, b=1, N=1),
+    # D = 3 (b = 1), FS = 3, one bin: the fold wait keeps the beats apart at full rate
+    "b1_M8_smax0_P1": dict(d=2, w=4, b=1, N=17, lanes=1, keys_per_cycle=8, smax=0),
 }
 
 
@@ -46,9 +48,10 @@ def test_plan_widths_and_timing():
     L = plan.hamming.latency.fixed
     D, FS = L + 2, 2
     assert (plan.pipe_depth, plan.fold_stages) == (D, FS)
-    assert plan.fold_wait == max(0, 9 + FS - D)
-    over = max(D, 9 + FS)
-    assert plan.latency == Timing(4 * over + 9 + FS + 1, per_block=4, block=4)
+    assert plan.fold_wait == max(0, 9 - D, -(-(9 + FS) // 2) - D)
+    over = D + plan.fold_wait
+    assert over == max(D, 9)
+    assert plan.latency == Timing(4 * over + 9 + FS + 2, per_block=4, block=4)
     assert plan.interval == plan.latency + Timing(1)
     assert plan.key_interval == Timing(4)
     assert plan.beat_spacing == 1 + over
