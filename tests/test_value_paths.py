@@ -1,7 +1,6 @@
 """The value paths of LinearPlan and ScanPlan (topk, hsoftmax), unfolded and folded, against
 the golden num and den, their timing against their plan's."""
 
-import numpy as np
 import pytest
 
 from hamattn import CoreConfig
