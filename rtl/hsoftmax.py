@@ -294,7 +294,7 @@ class HsoftmaxValuePath(wiring.Component):
         left = Signal(range(N + 1))               # keys of the window from word blk on
         vaddr = Signal(range(plan.value_words + G))
         arm = Signal()                            # group gi reads once `wait` is 0
-        wait = Signal(range(X + 1))
+        wait = Signal(range(X + 2))                 # (at least 1 bit)
         issue = Signal()
         last_word = Signal()                      # the word issued is the group's last
         m.d.comb += [issue.eq(arm & (wait == 0)), last_word.eq(left <= M)]
@@ -317,22 +317,23 @@ class HsoftmaxValuePath(wiring.Component):
         live = [hams[0].o.valid & x for x in delay(m, mask, L + 1, name="mask")]
 
         # ---- class and shifted values (registered): bin c >> f, value << (c & (2^f - 1))
-        table = Array(Const(x, range(plan.max_shift + 1)) for x in plan.weight_shifts)
+        cls = range(max(plan.max_shift, 1) + 1)   # (a class signal has at least 1 bit)
+        table = Array(Const(x, cls) for x in plan.weight_shifts)
         bw, cw = plan.bin_width, plan.count_width
         word = data.StructLayout({"v": data.ArrayLayout(signed(bw), P), "c": unsigned(cw)})
         folding = Signal()                        # the bins are read by a fold (and cleared)
-        faddr = Signal(range(Cb))
+        faddr = Signal(range(max(Cb, 2)))
         bins = []
         for s in range(M):
-            c = Signal(range(plan.max_shift + 1), name=f"class{s}")
+            c = Signal(cls, name=f"class{s}")
             m.d.comb += c.eq(table[hams[s].o.payload.h])
-            at = Signal(range(Cb), name=f"bin{s}")
+            at = Signal(range(max(Cb, 2)), name=f"bin{s}")
             x = Signal(word, name=f"x{s}")
             r = c[:f] if f else Const(0, 1)
             m.d.sync += at.eq(c >> f)
             m.d.sync += [x.v[l].eq(Mux(live[s], rv.data[s][l] << r, 0)) for l in range(P)]
             m.d.sync += x.c.eq(Mux(live[s], Const(1, 1) << r, 0))
-            mem = memory.Memory(shape=word, depth=Cb, init=[])
+            mem = memory.Memory(shape=word, depth=max(Cb, 2), init=[])   # (addr >= 1 bit)
             m.submodules[f"bins{s}" if M > 1 else "bins"] = mem
             bwp, brp = mem.write_port(), mem.read_port(domain="comb")
             # every cycle: the bin of the keys D edges after their read gets their values

@@ -3,6 +3,7 @@ timing, and the component in the Amaranth simulator against the golden model (ev
 and its timing at full rate)."""
 
 import pytest
+from amaranth.back import verilog
 
 from hamattn import CoreConfig
 from hamattn.rtl import HsoftmaxPlan, HsoftmaxValuePath, Timing
@@ -70,3 +71,13 @@ def test_plan_refuses():
         HsoftmaxPlan(4, 8, 2, 5, (1, 0))
     with pytest.raises(ValueError, match="class_bits = 6: 0 .. 5"):
         HsoftmaxPlan(4, 8, 2, 5, (1, 0, 0), class_bits=6)
+
+
+@pytest.mark.parametrize("smax, M", [(0, 1), (0, 3), (16, 2)])
+def test_no_zero_width_signals(smax, M):
+    """One bin (smax = 0) and no fold wait: every signal and memory address keeps at least
+    one bit (Verilator's -Wall refuses a [-1:0] range)."""
+    cfg = CoreConfig.create(mode="hsoftmax", d=3, b=8, N=7, smax=smax, lanes=2,
+                            keys_per_cycle=M)
+    text = verilog.convert(cfg.plan.value.component(), name="hs", emit_src=False)
+    assert "[-1:0]" not in text
