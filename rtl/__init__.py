@@ -13,5 +13,6 @@ from .core import CorePlan, AttentionCore, AxiStreamCore
 __all__ = ["Timing", "HashPlan", "HashProjection", "FoldedHashProjection", "HammingPlan",
            "HammingDistance", "LinearPlan", "LinearValuePath", "FoldedLinearValuePath",
            "ScanPlan", "ScanValuePath", "FoldedScanValuePath", "TopkValuePath",
-           "HsoftmaxPlan", "HsoftmaxValuePath", "DividerPlan", "RoundingDivider", "CorePlan", "AttentionCore",
+           "HsoftmaxPlan", "HsoftmaxValuePath", "DividerPlan", "RoundingDivider", "CorePlan",
+           "AttentionCore",
            "AxiStreamCore"]
