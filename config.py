@@ -29,6 +29,7 @@ from .rtl.hash import HashPlan
 from .rtl.linear import LinearPlan
 from .rtl.plan import (Folding, csd_digits, signed_width, timing_at, tree_depth,
                        unsigned_width)
+from .rtl.hsoftmax import HsoftmaxPlan
 from .rtl.scan import ScanPlan
 from .rtl.tree import ADDER_TREES
 
@@ -546,16 +547,18 @@ class CoreConfig(Folding):
                              lanes=self.lanes, keys_per_cycle=self.keys_per_cycle,
                              hamming=hamming)
         else:
-            value = ScanPlan("hsoftmax", self.d, self.w, self.b, self.N,
-                             weight_shifts=self.weight_shifts, lanes=self.lanes,
-                             keys_per_cycle=self.keys_per_cycle, hamming=hamming)
+            value = HsoftmaxPlan(self.d, self.w, self.b, self.N, self.weight_shifts,
+                                 lanes=self.lanes, keys_per_cycle=self.keys_per_cycle,
+                                 hamming=hamming)
         hash_plan = HashPlan(self.d, self.w, self.b, self.W, self.theta, self.Wq, self.thetaq,
                              self.lanes, self.rows, self.adders)
         interval = max(value.interval.fixed, hash_plan.interval.fixed)
         gap = None
         if self.mode != "linear":
             if value.grouped:
-                interval = value.groups  # a folded scan gives a group per cycle: 1 step/stage
+                # a folded topk gives a group per cycle (1 step per stage), hsoftmax one per
+                # fold, at least beat_spacing edges apart
+                interval = value.groups * getattr(value, "beat_spacing", 1)
             # a scan gives one division per query, the queries interval.at(1) edges apart
             gap = value.interval.at(1, self.k) - value.out_cycles
         return CorePlan(

@@ -14,6 +14,7 @@ from . import layouts
 from .divider import DividerPlan
 from .hash import HashPlan
 from .linear import LinearPlan
+from .hsoftmax import HsoftmaxPlan
 from .plan import Timing, unsigned_width
 from .scan import ScanPlan
 from .skid import SkidBuffer
@@ -36,7 +37,7 @@ class CorePlan:
     w: int
     N: int
     hash: HashPlan
-    value: LinearPlan | ScanPlan
+    value: LinearPlan | ScanPlan | HsoftmaxPlan
     divider: DividerPlan
 
     @property

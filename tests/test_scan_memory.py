@@ -5,7 +5,8 @@ codes (each can go to block or LUT RAM on its own, synth.memmap), values
 keys) N·G words of one group; topk's histogram: one memory of ceil((b+1)/R) words of R
 counts per slot, the M distances of each word of codes (the histogram pass stores them for
 the marking pass, which runs beside the next query's histogram pass) and (M = 1) its list of
-kept keys in two halves (one written while the other is read)."""
+kept keys in two halves (one written while the other is read); hsoftmax's bins (one memory
+per slot)."""
 
 import re
 
@@ -50,12 +51,16 @@ def test_memories_hold_M_keys_per_word(mode, d, lanes, M):
     for name in listed:
         half = 1 << (max(cfg.k, 2) - 1).bit_length()
         assert mems[name] == ((cfg.N * cfg.groups - 1).bit_length(), 2 * half)
-    # folded hsoftmax: the accumulator bank, G words of P nums (topk: flip-flops)
-    banks = {"bank"} if mode == "hsoftmax" and cfg.folded else set()
-    assert cfg.plan.value.bank_in_memory == bool(banks)
-    for name in banks:
-        assert mems[name] == (cfg.lanes * cfg.num_width, cfg.groups)
-    assert set(mems) == {"values"} | codes | hists | dists | listed | banks
+    # hsoftmax: per slot its bins, one word per class c >> f of P value bins and a den bin
+    # (rtl/hsoftmax.py: LUT RAM read asynchronously); topk: the accumulator bank in flip-flops
+    bins = ({"bins"} if M == 1 else {f"bins{s}" for s in range(M)}) if mode == "hsoftmax" \
+        else set()
+    plan = cfg.plan.value
+    for name in bins:
+        assert mems[name] == (cfg.lanes * plan.bin_width + plan.count_width, max(plan.bins, 2))
+    if mode == "topk":
+        assert not plan.bank_in_memory
+    assert set(mems) == {"values"} | codes | hists | dists | listed | bins
 
 
 def test_folded_values_memory_maps_to_ice40_block_ram(tmp_path):

@@ -1,20 +1,18 @@
 """The value paths of LinearPlan and ScanPlan (topk, hsoftmax), unfolded and folded, against
 the golden num and den, their timing against their plan's."""
 
-import numpy as np
 import pytest
 
 from hamattn import CoreConfig
-from hamattn.rtl import (FoldedLinearValuePath, FoldedScanValuePath, LinearValuePath, ScanPlan,
-                         ScanValuePath, layouts)
+from hamattn.rtl import (FoldedLinearValuePath, FoldedScanValuePath, HsoftmaxValuePath,
+                         LinearValuePath, ScanPlan, ScanValuePath)
 from hamattn.rtl.plan import Timing
 from hamattn.rtl.scan import bound
-from hamattn.verif.streams import run_stream
 from hamattn.verif.corners import HEAP_CORNERS, MODES
 from hamattn.verif.corners import VALUE_PATH_CORNERS as CORNERS
 from hamattn.verif.corners import VALUE_PATH_KEY_CORNERS as KEY_CORNERS
 from hamattn.verif.corners import VALUE_PATH_ROW_CORNERS as ROW_CORNERS
-from hamattn.verif.valuepath_cases import value_path_case
+from hamattn.verif.valuepath_cases import check_value_path, value_path_case
 
 PATTERNS = ["full_rate", "random_handshake"]
 CASES = [(p, c, m, "sum") for p in PATTERNS for c in CORNERS for m in MODES] + \
@@ -27,7 +25,8 @@ CASES = [(p, c, m, "sum") for p in PATTERNS for c in CORNERS for m in MODES] + \
 def component(cfg):
     """The value path of the config's plan, of the class its folding asks for."""
     dut = cfg.plan.value.component()
-    kind = {"linear": (LinearValuePath, FoldedLinearValuePath)}.get(
+    kind = {"linear": (LinearValuePath, FoldedLinearValuePath),
+            "hsoftmax": (HsoftmaxValuePath, HsoftmaxValuePath)}.get(
         cfg.mode, (ScanValuePath, FoldedScanValuePath))
     assert type(dut) is kind[cfg.folded]
     return dut
@@ -38,69 +37,8 @@ def component(cfg):
 def test_value_path_matches_golden(corner, mode, adders, pattern):
     cfg = CoreConfig.create(mode=mode, adders=adders,
                             **{**CORNERS, **ROW_CORNERS, **KEY_CORNERS}[corner])
-    seed = sum(map(ord, corner + mode))
-    wins = 2 if cfg.N == 64 else 3
-    tokens, groups, expected, windows = value_path_case(cfg, seed, windows=wins,
-                                                        extreme=pattern == "full_rate")
-    run_and_check(cfg, tokens, groups, expected, windows, pattern, seed)
-
-
-def run_and_check(cfg, tokens, groups, expected, windows, pattern, seed):
-    """Run the value path on the tokens (``pattern``: full rate or random handshakes on both
-    sides), compare its (num, den, last) with the golden ones and, at full rate, its
-    latency and intervals with its plan's. Returns the query and output cycles."""
-    mode = cfg.mode
-    dut = component(cfg)
-    p = (1.0, 1.0) if pattern == "full_rate" else (0.6, 0.4)
-    # a folded linear path gives one beat per group (P nums, den, last on group G-1)
-    G = cfg.groups if layouts.grouped(cfg) else 1
-    if G > 1:
-        def convert(c):
-            return (tuple(int(c.num[q]) for q in range(cfg.lanes)), int(c.den),
-                    int(c.tag.last), int(c.last))
-    else:
-        def convert(c):
-            return (tuple(int(c.num[e]) for e in range(cfg.d)), int(c.den), int(c.tag.last))
-    run = run_stream(dut, tokens, n_out=G * len(expected), seed=seed, p_in=p[0], p_out=p[1],
-                     max_cycles=200 + 20 * len(tokens) * (cfg.N + cfg.b + 20),
-                     convert=convert, side=groups)
-    if G > 1:
-        beats = run.outputs
-        assert [b[3] for b in beats] == ([0] * (G - 1) + [1]) * len(expected)
-        outputs = []
-        for i in range(0, len(beats), G):
-            query = beats[i:i + G]
-            assert len({b[1:3] for b in query}) == 1, "den and tag differ within a query"
-            nums = tuple(x for b in query for x in b[0])
-            assert not any(nums[cfg.d:]), "a lane past d is not 0"
-            outputs.append((nums[:cfg.d], query[-1][1], query[-1][2]))
-        run.outputs, run.out_cycles = outputs, run.out_cycles[G - 1::G]
-    assert run.outputs == expected, f"seed {seed}"
-    if pattern == "full_rate" and mode == "linear":
-        q_in = [c for c, t in zip(run.in_cycles, tokens) if not t["key"]]
-        # the plan counts from the first cycle a token is offered: at full rate, G·R - 1
-        # cycles before it transfers (a folded path reads its G·R words first)
-        GR = cfg.plan.value.state_steps
-        assert [o - i for i, o in zip(q_in, run.out_cycles)] == \
-            [dut.latency.fixed - (GR - 1)] * len(q_in)
-        assert dut.latency == cfg.plan.value.latency and dut.latency.per_key == 0
-        steps = {c1 - c0 for c0, c1 in zip(run.in_cycles, run.in_cycles[1:])}
-        assert steps == {GR} == {cfg.plan.value.interval.fixed}   # one token per G·R cycles
-    if pattern == "full_rate" and mode != "linear":
-        # latency A + C·n with n the keys of the query's window; a query that follows one
-        # of its window waits for the path to return to idle: engine_interval
-        q_in = [c for c, t in zip(run.in_cycles, tokens) if not t["key"]]
-        ns = [len(win.keys) for win in windows for _ in win.queries]
-        assert [o - i for i, o in zip(q_in, run.out_cycles)] == \
-            [dut.latency.at(n, cfg.k) for n in ns]
-        firsts = {0} | set(np.cumsum([len(win.queries) for win in windows])[:-1].tolist())
-        assert [b - a for i, (a, b) in enumerate(zip(q_in, q_in[1:])) if i + 1 not in firsts] \
-            == [dut.plan.interval.at(n, cfg.k) for i, n in enumerate(ns[1:])
-                if i + 1 not in firsts]
-        steps = zip(run.in_cycles, run.in_cycles[1:], tokens, tokens[1:])
-        key_steps = {c1 - c0 for c0, c1, t0, t1 in steps if t0["key"] and t1["key"]}
-        assert key_steps <= {dut.plan.key_interval.fixed}   # one key per G cycles
-    return [c for c, t in zip(run.in_cycles, tokens) if not t["key"]], run.out_cycles
+    check_value_path(cfg, component(cfg), sum(map(ord, corner + mode)),
+                     windows=2 if cfg.N == 64 else 3, pattern=pattern)
 
 
 # topk's three stages work on three queries at once (issue 16): M = 1, 2, 3 (divides
@@ -126,7 +64,10 @@ def test_topk_queries_overlap(params, pattern):
                                extreme=i % 2 == 0)
         for whole, part in zip((tokens, groups, expected, windows), case):
             whole += part
-    q_in, out = run_and_check(cfg, tokens, groups, expected, windows, pattern, seed)
+    run = check_value_path(cfg, component(cfg), seed, pattern=pattern,
+                           case=(tokens, groups, expected, windows))
+    q_in = [c for c, t in zip(run.in_cycles, tokens) if not t["key"]]
+    out = run.out_cycles
     if pattern == "full_rate":
         for win, first in zip(windows, range(0, len(q_in), 5)):
             n = len(win.keys)

@@ -3,9 +3,11 @@
 import numpy as np
 
 from .. import golden
+from ..rtl import layouts
 from .scenario import random_windows
+from .streams import run_stream
 
-__all__ = ["value_path_case"]
+__all__ = ["value_path_case", "check_value_path"]
 
 
 def _as_int(bits):
@@ -45,3 +47,66 @@ def value_path_case(cfg, seed, windows=3, n_queries=(1, 3), extreme=False, n_key
             tokens.append(tok)
             expected.append((tuple(int(x) for x in r.num[i]), int(r.den[i]), last))
     return tokens, groups, expected, wins
+
+
+def check_value_path(cfg, dut, seed, windows=3, pattern="full_rate", case=None):
+    """Run ``dut`` (the value path of ``cfg``'s plan) on :func:`value_path_case` windows
+    (or on ``case``, such a tuple made by the caller) under ``pattern`` (``full_rate`` with
+    extreme values, or ``random_handshake``) and assert its (num, den, tag) against the
+    golden model's; at full rate also its latency per query, the interval between a
+    window's queries and one key per ``plan.key_interval`` cycles (a linear path: its fixed
+    latency and interval). Returns the run: ``in_cycles`` per token, ``out_cycles`` per
+    query."""
+    mode = cfg.mode
+    tokens, groups, expected, wins = case or value_path_case(
+        cfg, seed, windows=windows, extreme=pattern == "full_rate")
+    p = (1.0, 1.0) if pattern == "full_rate" else (0.6, 0.4)
+    # a folded path gives one beat per group (P nums, den, last on group G-1)
+    G = cfg.groups if layouts.grouped(cfg) else 1
+    if G > 1:
+        def convert(c):
+            return (tuple(int(c.num[q]) for q in range(cfg.lanes)), int(c.den),
+                    int(c.tag.last), int(c.last))
+    else:
+        def convert(c):
+            return (tuple(int(c.num[e]) for e in range(cfg.d)), int(c.den), int(c.tag.last))
+    run = run_stream(dut, tokens, n_out=G * len(expected), seed=seed, p_in=p[0], p_out=p[1],
+                     max_cycles=200 + 20 * len(tokens) * (cfg.N + cfg.b + 20),
+                     convert=convert, side=groups)
+    if G > 1:
+        beats = run.outputs
+        assert [b[3] for b in beats] == ([0] * (G - 1) + [1]) * len(expected)
+        outputs = []
+        for i in range(0, len(beats), G):
+            query = beats[i:i + G]
+            assert len({b[1:3] for b in query}) == 1, "den and tag differ within a query"
+            nums = tuple(x for b in query for x in b[0])
+            assert not any(nums[cfg.d:]), "a lane past d is not 0"
+            outputs.append((nums[:cfg.d], query[-1][1], query[-1][2]))
+        run.outputs, run.out_cycles = outputs, run.out_cycles[G - 1::G]
+    assert run.outputs == expected, f"seed {seed}"
+    if pattern == "full_rate" and mode == "linear":
+        q_in = [c for c, t in zip(run.in_cycles, tokens) if not t["key"]]
+        # the plan counts from the first cycle a token is offered: at full rate, G·R - 1
+        # cycles before it transfers (a folded path reads its G·R words first)
+        GR = cfg.plan.value.state_steps
+        assert [o - i for i, o in zip(q_in, run.out_cycles)] == \
+            [dut.latency.fixed - (GR - 1)] * len(q_in)
+        assert dut.latency == cfg.plan.value.latency and dut.latency.per_key == 0
+        steps = {c1 - c0 for c0, c1 in zip(run.in_cycles, run.in_cycles[1:])}
+        assert steps == {GR} == {cfg.plan.value.interval.fixed}   # one token per G·R cycles
+    if pattern == "full_rate" and mode != "linear":
+        # latency A + C·n with n the keys of the query's window; a query that follows one
+        # of its window waits for the path to return to idle: engine_interval
+        q_in = [c for c, t in zip(run.in_cycles, tokens) if not t["key"]]
+        ns = [len(win.keys) for win in wins for _ in win.queries]
+        assert [o - i for i, o in zip(q_in, run.out_cycles)] == \
+            [dut.latency.at(n, cfg.k) for n in ns]
+        firsts = {0} | set(np.cumsum([len(win.queries) for win in wins])[:-1].tolist())
+        assert [b - a for i, (a, b) in enumerate(zip(q_in, q_in[1:])) if i + 1 not in firsts] \
+            == [dut.plan.interval.at(n, cfg.k) for i, n in enumerate(ns[1:])
+                if i + 1 not in firsts]
+        steps = zip(run.in_cycles, run.in_cycles[1:], tokens, tokens[1:])
+        key_steps = {c1 - c0 for c0, c1, t0, t1 in steps if t0["key"] and t1["key"]}
+        assert key_steps <= {dut.plan.key_interval.fixed}   # one key per G cycles
+    return run

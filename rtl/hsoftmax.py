@@ -1,0 +1,454 @@
+"""The ``hsoftmax`` value path (SPEC §3) with sums per shift class: no barrel shifter.
+
+num[e] = sum_j v_j[e]·2^(c_j) and den = sum_j 2^(c_j), c_j = s[b] - s[H_j] in 0..smax'
+(smax' = max(weight_shifts)). Grouping the keys by their class c, num[e] = sum_c 2^c·B_c[e]
+with B_c[e] the plain sum of the values of the keys of class c: the adders of a scan add
+plain values into bins, and the shifts are applied once per query, by Horner's rule over the
+classes (acc = 2·acc + B_c, from the largest class down), so that no value is ever shifted by
+a data-dependent amount.
+
+:class:`HsoftmaxPlan` holds the numbers (widths, bins, pass lengths, timing);
+:meth:`HsoftmaxPlan.component` builds :class:`HsoftmaxValuePath`.
+"""
+
+from dataclasses import dataclass
+
+from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, memory, wiring
+
+from . import layouts
+from .hamming import HammingDistance, HammingPlan
+from .plan import Folding, Timing, WeightedSum, signed_width, tree_depth, unsigned_width
+from .tree import Term, adder_tree, delay
+
+__all__ = ["BIN_DEPTH", "HsoftmaxPlan", "HsoftmaxValuePath"]
+
+#: most bins (shift classes) of a slot: the depth of one LUT RAM of the ECP5 (16 x 4 bits),
+#: so that a slot's bins are one column of LUT RAMs read asynchronously
+BIN_DEPTH = 16
+
+
+@dataclass(frozen=True)
+class HsoftmaxPlan(Folding, WeightedSum):
+    """The ``hsoftmax`` value path of d-element w-bit values and b-bit codes over windows of
+    at most N keys: key j weighs ``2**weight_shifts[H_j]``; ``lanes`` P value elements per
+    cycle; ``keys_per_cycle`` M stored keys compared with the query per cycle; the Hamming
+    distance as planned by ``hamming``; ``class_bits`` f (None: the fewest with at most
+    :data:`BIN_DEPTH` bins): the low f bits of a key's class c shift its value before it
+    enters bin c >> f."""
+
+    d: int
+    w: int
+    b: int
+    N: int
+    weight_shifts: tuple
+    lanes: int | None = None
+    keys_per_cycle: int = 1
+    hamming: HammingPlan | None = None
+    class_bits: int | None = None
+
+    mode = "hsoftmax"
+
+    def __post_init__(self):
+        self._unfolded_by_default()
+        if len(self.weight_shifts) != self.b + 1 or min(self.weight_shifts) < 0:
+            raise ValueError(f"weight_shifts: b + 1 = {self.b + 1} shifts >= 0, not "
+                             f"{self.weight_shifts!r}")
+        if not 1 <= self.keys_per_cycle <= self.N:
+            raise ValueError(f"keys_per_cycle = {self.keys_per_cycle}: 1 .. N = {self.N}")
+        if self.hamming is None:
+            object.__setattr__(self, "hamming", HammingPlan(self.b))
+        if self.hamming.b != self.b:
+            raise ValueError(f"a Hamming distance of {self.hamming.b}-bit codes, not b = "
+                             f"{self.b}")
+        if self.class_bits is None:
+            f = 0
+            while (self.max_shift >> f) + 1 > BIN_DEPTH:
+                f += 1
+            object.__setattr__(self, "class_bits", f)
+        if not 0 <= self.class_bits <= 5:
+            raise ValueError(f"class_bits = {self.class_bits}: 0 .. 5")
+
+    # ---------------------------------------------------------------- widths and layout
+    @property
+    def M(self):
+        return self.keys_per_cycle
+
+    @property
+    def kept(self):
+        """Most keys a query's output sums over: N."""
+        return self.N
+
+    @property
+    def max_shift(self):
+        """Largest shift of a value, smax' = max(weight_shifts) (s[b] - s[0])."""
+        return max(self.weight_shifts)
+
+    @property
+    def max_weight(self):
+        return 1 << self.max_shift
+
+    @property
+    def grouped(self):
+        """Folded, (num, den) leaves one group of P nums per beat (:func:`layouts.grouped`),
+        as each group's fold ends: the divider needs no bank of its own."""
+        return self.folded
+
+    @property
+    def code_words(self):
+        """Words of each slot's code memory: ceil(N/M) (key j: word j//M of slot j%M)."""
+        return -(-self.N // self.M)
+
+    @property
+    def value_words(self):
+        """Words of the value memory: ceil(N/M)·G (key j's group g: word (j//M)·G + g, slot
+        j%M): one read gives the M keys of a code word their group g."""
+        return self.code_words * self.groups
+
+    @property
+    def bins(self):
+        """Cb = (smax' >> f) + 1: bins per slot, one per class c >> f."""
+        return (self.max_shift >> self.class_bits) + 1
+
+    @property
+    def fine_shift(self):
+        """Largest shift a value takes before its bin, min(2^f - 1, smax')."""
+        return min((1 << self.class_bits) - 1, self.max_shift)
+
+    @property
+    def horner_shift(self):
+        """Shift of Horner's rule between bins: 2^f (bin i weighs 2^(i·2^f))."""
+        return 1 << self.class_bits
+
+    @property
+    def bin_width(self):
+        """Signed bits of a value bin: at most ceil(N/M) keys of a slot, each v·2^r."""
+        k = self.code_words << self.fine_shift
+        return signed_width(k * self.vmin, k * self.vmax)
+
+    @property
+    def count_width(self):
+        """Unsigned bits of a slot's den bin (the sum of its keys' 2^r)."""
+        return unsigned_width(self.code_words << self.fine_shift)
+
+    @property
+    def fold_stages(self):
+        """FS = max(1, ceil(log2 M)): register levels from a bin's read to the M slots' sum."""
+        return max(1, tree_depth(self.M))
+
+    @property
+    def pipe_depth(self):
+        """D = L_H + 2: edges from a code word's read to its keys' update of their bins (the
+        memories' read, the Hamming distance, the class and shifted values registered)."""
+        return self.hamming.latency.fixed + 2
+
+    @property
+    def fold_wait(self):
+        """X = max(0, Cb - D, ceil((Cb + FS)/2) - D): cycles from a fold's start to the next
+        group's first read, so that the fold reads its bins before that group updates them
+        (X + D >= Cb), and, at full rate, the beat of two folds before has left the output
+        register when a fold starts (2·(1 + D + X) >= Cb + FS + 2)."""
+        Cb, D = self.bins, self.pipe_depth
+        return max(0, Cb - D, -(-(Cb + self.fold_stages) // 2) - D)
+
+    @property
+    def group_overhead(self):
+        """Cycles of a group beyond its ceil(n/M) reads: D + X."""
+        return self.pipe_depth + self.fold_wait
+
+    @property
+    def beat_spacing(self):
+        """Fewest edges between two beats of a query (grouped): ceil(n/M) + D + X at n = 1."""
+        return 1 + self.group_overhead
+
+    @property
+    def out_cycles(self):
+        """Edges from the first (num, den) beat of a query to its last at n = 1 (the gap the
+        divider may count on): (G - 1)·:attr:`beat_spacing`."""
+        return (self.groups - 1) * self.beat_spacing
+
+    # ---------------------------------------------------------------- timing
+    @property
+    def latency(self):
+        """Edges from a query's transfer to its (last) (num, den) transfer, nothing stalled:
+        ``G·(D + X) + Cb + FS + 2 + G·ceil(n/M)``: the bins' clearing (the first fold, X
+        cycles before the first read), G groups of ceil(n/M) reads and D + X cycles to the
+        next fold's start, the last fold (Cb reads, FS levels), the output register and the
+        beat."""
+        G = self.groups
+        fixed = G * self.group_overhead + self.bins + self.fold_stages + 2
+        per = Timing(per_key=G) if self.M == 1 else Timing(per_block=G, block=self.M)
+        return Timing(fixed) + per
+
+    @property
+    def interval(self):
+        """Cycles busy with one query: its latency plus the cycle in which it returns to
+        idle."""
+        return self.latency + Timing(1)
+
+    @property
+    def key_interval(self):
+        """Cycles per key: one value group per cycle."""
+        return Timing(self.groups)
+
+    @property
+    def adder_bits(self):
+        """Bits of the bins' adders, the fold's trees and the Horner accumulators (a size
+        estimate)."""
+        lanes = self.M * (self.lanes * self.bin_width + self.count_width)
+        return 2 * lanes + 2 * (self.lanes * self.num_width + self.den_width)
+
+    def component(self):
+        return HsoftmaxValuePath(self)
+
+
+class HsoftmaxValuePath(wiring.Component):
+    """Keys' codes and values held in memory; each query makes G passes over them (one per
+    group of P lanes), M keys per cycle, and sums their values by shift class.
+
+    **Memory.** Codes: M memories (one per slot) of ceil(N/M) codes, key j at word j//M of
+    slot j%M's. Values: ceil(N/M)·G words of M keys' group g (key j's group g at word
+    (j//M)·G + g, slot j%M). Slots beyond n in the last word never count.
+
+    **Bins.** Per slot, a memory of Cb words (LUT RAM, read asynchronously), each P value
+    bins of ``plan.bin_width`` bits and a den bin: word i holds the sums of the slot's keys of
+    class c = s[b] - s[H] with c >> f = i, each value shifted by r = c & (2^f - 1) (at most
+    2^f - 1 bits, a small mux) and the den bin 2^r. A key's bin is read, added to and written
+    back in one cycle, so equal classes in a row need no forwarding.
+
+    **A query.** Its first fold clears the bins (they may hold anything after a reset). Then
+    for each group g: ceil(n/M) reads (code word w, value word w·G + g, one per cycle); D =
+    L_H + 2 edges after a read its keys update their bins. After a group's last update, its
+    fold reads bin Cb-1 down to 0 (writing 0 back), adds the M slots' bins of each lane (FS
+    register levels) and forms acc = acc·2^(2^f) + sum (Horner), so acc = num[e] of the
+    group's lanes and den; the group leaves as one beat (grouped) or the d-wide sum (G = 1).
+    The next group's reads start X cycles after a fold starts. A fold waits for the
+    previous beat to leave (``o.ready`` low stalls the passes, never loses a beat); at full
+    rate no fold waits (X is chosen so).
+
+    Parameters
+    ----------
+    plan : :class:`HsoftmaxPlan`
+
+    Members
+    -------
+    i : :py:`In(stream.Signature(layouts.token(plan)))`
+        Hashed keys then queries of a window (unfolded with the key's d-wide value).
+    o : :py:`Out(stream.Signature(layouts.weighted_sum(plan)))`, or of
+        :func:`layouts.weighted_group` when folded (one beat per group, ``last`` on G-1).
+    v : :py:`In(stream.Signature(layouts.group(plan)))` (folded only)
+        The keys' values, G groups per key; a key token transfers with its last group.
+
+    Latency (edges from a query's transfer on ``i`` to its (last) transfer on ``o``,
+    ``o.ready`` high): ``plan.latency`` = ``G·max(D, Cb + FS) + Cb + FS + 1 + G·ceil(n/M)``.
+    Throughput: one key per G cycles; one query at a time, ``plan.interval`` = latency + 1
+    cycles per query.
+    """
+
+    def __init__(self, plan):
+        self.plan = plan
+        super().__init__(layouts.value_path_ports(plan))
+
+    @property
+    def latency(self):
+        return self.plan.latency
+
+    def elaborate(self, platform):
+        plan = self.plan
+        b, d, N, P, G, M = plan.b, plan.d, plan.N, plan.lanes, plan.groups, plan.M
+        Cb, FS, D, X = plan.bins, plan.fold_stages, plan.pipe_depth, plan.fold_wait
+        f = plan.class_bits
+        m = Module()
+        p = self.i.payload
+        group = layouts.group(plan)
+
+        # ---- memories: codes (one per slot), values (M keys' group per word)
+        wc, rc = [], []
+        for s in range(M):
+            codes = memory.Memory(shape=unsigned(b), depth=plan.code_words, init=[])
+            m.submodules[f"codes{s}" if M > 1 else "codes"] = codes
+            wc.append(codes.write_port())
+            rc.append(codes.read_port(transparent_for=()))
+        m.submodules.values = values = memory.Memory(
+            shape=data.ArrayLayout(group, M), depth=plan.value_words, init=[])
+        wv, rv = values.write_port(granularity=1), values.read_port(transparent_for=())
+        hams = []
+        for s in range(M):
+            ham = HammingDistance(b, tree=plan.hamming.tree, stages=plan.hamming.stages)
+            m.submodules[f"hamming{s}" if M > 1 else "hamming"] = ham
+            hams.append(ham)
+        L = hams[0].latency.fixed
+
+        # ---- the window's keys: n, words of codes (nb) and of values (nbG = nb·G)
+        n = Signal(range(N + 1))
+        nb = Signal(range(plan.code_words + 1))
+        nbG = Signal(range(plan.value_words + 1))
+        cslot = Signal(range(max(M, 2)))          # slot of the next key (0 when M = 1)
+        wg = Signal(range(max(G, 2)))             # group of the key token being written
+        cq = Signal(b)
+        tag = Signal(layouts.query_tag())
+
+        # ---- issue side: group gi's words, one per cycle where `issue`
+        gi = Signal(range(G + 1))                 # group being read
+        blk = Signal(range(plan.code_words + 1))  # its next word
+        left = Signal(range(N + 1))               # keys of the window from word blk on
+        vaddr = Signal(range(plan.value_words + G))
+        arm = Signal()                            # group gi reads once `wait` is 0
+        wait = Signal(range(X + 2))                 # (at least 1 bit)
+        issue = Signal()
+        last_word = Signal()                      # the word issued is the group's last
+        m.d.comb += [issue.eq(arm & (wait == 0)), last_word.eq(left <= M)]
+        with m.If(arm & (wait != 0)):
+            m.d.sync += wait.eq(wait - 1)
+        with m.If(issue):
+            m.d.sync += [blk.eq(blk + 1), left.eq(left - M), vaddr.eq(vaddr + G)]
+            with m.If(last_word):
+                m.d.sync += [arm.eq(0), blk.eq(0), left.eq(n), vaddr.eq(gi + 1),
+                             gi.eq(gi + 1)]
+        m.d.comb += [r.addr.eq(blk) for r in rc]
+        m.d.comb += rv.addr.eq(delay(m, vaddr, L, name="vaddr"))
+        rd_valid = Signal()
+        m.d.sync += rd_valid.eq(issue)
+        for s, ham in enumerate(hams):
+            m.d.comb += [ham.i.payload.a.eq(cq), ham.i.payload.b.eq(rc[s].data),
+                         ham.i.valid.eq(rd_valid), ham.o.ready.eq(1)]
+        mask = Signal(M)
+        m.d.comb += [mask[s].eq(left > s) for s in range(M)]
+        live = [hams[0].o.valid & x for x in delay(m, mask, L + 1, name="mask")]
+
+        # ---- class and shifted values (registered): bin c >> f, value << (c & (2^f - 1))
+        cls = range(max(plan.max_shift, 1) + 1)   # (a class signal has at least 1 bit)
+        table = Array(Const(x, cls) for x in plan.weight_shifts)
+        bw, cw = plan.bin_width, plan.count_width
+        word = data.StructLayout({"v": data.ArrayLayout(signed(bw), P), "c": unsigned(cw)})
+        folding = Signal()                        # the bins are read by a fold (and cleared)
+        faddr = Signal(range(max(Cb, 2)))
+        bins = []
+        for s in range(M):
+            c = Signal(cls, name=f"class{s}")
+            m.d.comb += c.eq(table[hams[s].o.payload.h])
+            at = Signal(range(max(Cb, 2)), name=f"bin{s}")
+            x = Signal(word, name=f"x{s}")
+            r = c[:f] if f else Const(0, 1)
+            m.d.sync += at.eq(c >> f)
+            m.d.sync += [x.v[l].eq(Mux(live[s], rv.data[s][l] << r, 0)) for l in range(P)]
+            m.d.sync += x.c.eq(Mux(live[s], Const(1, 1) << r, 0))
+            mem = memory.Memory(shape=word, depth=max(Cb, 2), init=[])   # (addr >= 1 bit)
+            m.submodules[f"bins{s}" if M > 1 else "bins"] = mem
+            bwp, brp = mem.write_port(), mem.read_port(domain="comb")
+            # every cycle: the bin of the keys D edges after their read gets their values
+            # (0 where no key), or a fold reads bin faddr and writes 0
+            m.d.comb += [brp.addr.eq(Mux(folding, faddr, at)), bwp.addr.eq(brp.addr),
+                         bwp.en.eq(1)]
+            cur = Signal(word, name=f"cur{s}")
+            m.d.comb += cur.eq(Mux(folding, 0, brp.data))
+            m.d.comb += [bwp.data.v[l].eq(cur.v[l] + x.v[l]) for l in range(P)]
+            m.d.comb += bwp.data.c.eq(cur.c + x.c)
+            bins.append(brp.data)
+
+        # ---- the fold: the M slots' bins of each lane summed (FS levels), then Horner
+        k = plan.code_words << plan.fine_shift
+        vroots = [adder_tree(m, [Term(x.v[l], False, k * plan.vmin, k * plan.vmax)
+                                 for x in bins], depth=FS, name=f"fold{l}") for l in range(P)]
+        croot = adder_tree(m, [Term(x.c, False, 0, k) for x in bins], depth=FS, name="foldc")
+        # (acc is cleared the edge before a fold's first step, a synchronous reset of its
+        # flip-flops rather than a mux before its adders; the previous beat has left by then)
+        clear = delay(m, folding & (faddr == Cb - 1), FS - 1, name="hclear")
+        step = delay(m, folding, FS, name="hstep")
+        acc = Signal(data.ArrayLayout(signed(plan.num_width), P))
+        den = Signal(unsigned(plan.den_width))
+        sh = plan.horner_shift
+        with m.If(clear):
+            m.d.sync += [acc.eq(0), den.eq(0)]
+        with m.Elif(step):
+            m.d.sync += [acc[l].eq((acc[l] << sh) + vroots[l].value) for l in range(P)]
+            m.d.sync += den.eq((den << sh) + croot.value)
+
+        # fold control: a group's fold is asked for in its last update (D edges after its
+        # last read) and starts when the output register is free (or is taken now): the
+        # previous group's beat is then copied out of acc before this fold clears acc (it
+        # is final by then, X + D >= Cb)
+        o_tx = self.o.valid & self.o.ready
+        req = delay(m, issue & last_word, D, name="freq")
+        req_last = delay(m, issue & last_word & (gi == G - 1), D, name="freqlast")
+        want, want_last = Signal(), Signal()      # a fold asked for and not started
+        beat, blast = Signal(), Signal()          # the fold running gives a beat; the last
+        ovalid = Signal()                         # the output register holds a beat
+        start = (req | want) & (~ovalid | self.o.ready)
+        with m.If(folding):
+            m.d.sync += faddr.eq(faddr - 1)
+            with m.If(faddr == 0):
+                m.d.sync += folding.eq(0)
+        with m.If(start):
+            m.d.sync += [folding.eq(1), faddr.eq(Cb - 1), want.eq(0), beat.eq(1),
+                         blast.eq(Mux(req, req_last, want_last))]
+            with m.If(gi != G):                   # the next group reads X cycles later
+                m.d.sync += [arm.eq(1), wait.eq(X)]
+        with m.Elif(req):
+            m.d.sync += [want.eq(1), want_last.eq(req_last)]
+        # the beat: acc is final FS edges after the fold's last read (`afull`), then copied
+        # into the output register (flip-flops loaded from acc only: no mux) once it is free
+        # (the next fold may start before then: the beat's `last` rides with it)
+        done = delay(m, folding & (faddr == 0) & beat, FS, name="hdone")
+        done_last = delay(m, folding & (faddr == 0) & blast, FS, name="hlast")
+        afull, alast = Signal(), Signal()
+        onum = Signal.like(acc)
+        oden, olast = Signal.like(den), Signal()
+        with m.If(done):
+            m.d.sync += [afull.eq(1), alast.eq(done_last)]
+        with m.If(afull & (~ovalid | self.o.ready)):
+            m.d.sync += [onum.eq(acc), oden.eq(den), olast.eq(alast), ovalid.eq(1),
+                         afull.eq(0)]
+        with m.Elif(self.o.ready):
+            m.d.sync += ovalid.eq(0)
+        m.d.comb += self.o.valid.eq(ovalid)
+        if G > 1:
+            m.d.comb += [self.o.payload.num[l].eq(onum[l]) for l in range(P)]
+            m.d.comb += self.o.payload.last.eq(olast)
+        else:
+            m.d.comb += [self.o.payload.num[e].eq(onum[e]) for e in range(d)]
+        m.d.comb += [self.o.payload.den.eq(oden), self.o.payload.tag.eq(tag)]
+
+        with m.FSM():
+            with m.State("IDLE"):
+                # a key token stays valid for G cycles, one value group written per cycle,
+                # and transfers in the cycle of its last group; a query transfers at once
+                if G > 1:
+                    vvalid, vdata = self.v.valid, self.v.payload
+                    m.d.comb += [self.i.ready.eq(~p.key | ((wg == G - 1) & vvalid)),
+                                 self.v.ready.eq(self.i.valid & p.key)]
+                else:
+                    vvalid, vdata = 1, p.value
+                    m.d.comb += self.i.ready.eq(1)
+                # key j: code word j//M (nb - 1 when it has a slot left, else nb), slot j%M;
+                # value words from (j//M)·G
+                slot = Mux(p.first, 0, cslot)
+                opened = cslot != 0
+                cword = Mux(p.first, 0, nb - opened)
+                vword = Mux(p.first, 0, nbG - Mux(opened, G, 0))
+                with m.If(self.i.valid & p.key & vvalid):
+                    m.d.comb += [wv.addr.eq(vword + wg), wv.en.eq(1 << slot)]
+                    m.d.comb += [wv.data[s].eq(vdata) for s in range(M)]
+                    with m.If(wg == G - 1):
+                        m.d.comb += [x.addr.eq(cword) for x in wc]
+                        m.d.comb += [x.data.eq(p.code) for x in wc]
+                        m.d.comb += [x.en.eq(slot == s) for s, x in enumerate(wc)]
+                        m.d.sync += n.eq(Mux(p.first, 0, n) + 1)
+                        with m.If(slot == 0):
+                            m.d.sync += [nb.eq(cword + 1), nbG.eq(vword + G)]
+                        m.d.sync += cslot.eq(Mux(slot == M - 1, 0, slot + 1))
+                        if G > 1:
+                            m.d.sync += wg.eq(0)
+                    if G > 1:
+                        with m.Else():
+                            m.d.sync += wg.eq(wg + 1)
+                with m.If(self.i.valid & ~p.key):
+                    # the first fold clears the bins (no beat); group 0 reads X cycles later
+                    m.d.sync += [cq.eq(p.code), tag.eq(p.tag), gi.eq(0), blk.eq(0),
+                                 left.eq(n), vaddr.eq(0), arm.eq(1), wait.eq(X),
+                                 folding.eq(1), faddr.eq(Cb - 1), beat.eq(0)]
+                    m.next = "SCAN"
+            with m.State("SCAN"):
+                with m.If((o_tx & olast) if G > 1 else o_tx):
+                    m.next = "IDLE"
+        return m

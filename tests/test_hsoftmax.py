@@ -1,0 +1,83 @@
+"""The hsoftmax value path with sums per shift class (rtl/hsoftmax.py): its plan's widths and
+timing, and the component in the Amaranth simulator against the golden model (every beat,
+and its timing at full rate)."""
+
+import pytest
+from amaranth.back import verilog
+
+from hamattn import CoreConfig
+from hamattn.rtl import HsoftmaxPlan, HsoftmaxValuePath, Timing
+from hamattn.verif.valuepath_cases import check_value_path
+
+#: M = 1, 2, an M dividing neither N nor n, M = N; folded (a divisor and a non-divisor of d)
+#: and not; smax = 0 (one class), smax past the LUT RAM's 16 bins (class_bits 1); n = 1 and
+#: n < M come from the random windows (n from 1 to N)
+CASES = {
+    "M1": dict(d=3, w=8, b=7, N=5),
+    "M2_P2": dict(d=3, w=8, b=12, N=6, lanes=2, keys_per_cycle=2),
+    "M3_N7_P4": dict(d=8, w=6, b=12, N=7, lanes=4, keys_per_cycle=3),
+    "MN_P1": dict(d=3, w=8, b=9, N=5, lanes=1, keys_per_cycle=5),
+    "M4_smax0": dict(d=4, w=8, b=8, N=9, keys_per_cycle=4, smax=0),
+    "M3_smax20_P3": dict(d=5, w=8, b=16, N=10, lanes=3, keys_per_cycle=3, smax=20, g=40),
+    "M8_w16_P5": dict(d=16, w=16, b=65, N=20, lanes=5, keys_per_cycle=8),
+    "N1": dict(d=2, w=2, b=1, N=1),
+    # D = 3 (b = 1), FS = 3, one bin: the fold wait keeps the beats apart at full rate
+    "b1_M8_smax0_P1": dict(d=2, w=4, b=1, N=17, lanes=1, keys_per_cycle=8, smax=0),
+}
+
+
+@pytest.mark.parametrize("pattern", ["full_rate", "random_handshake"])
+@pytest.mark.parametrize("case", list(CASES))
+def test_hsoftmax_matches_golden(case, pattern):
+    cfg = CoreConfig.create(mode="hsoftmax", **CASES[case])
+    dut = cfg.plan.value.component()
+    assert type(dut) is HsoftmaxValuePath
+    # several windows, back-to-back queries (1 to 4 per window)
+    check_value_path(cfg, dut, seed=sum(map(ord, case + pattern)), windows=4, pattern=pattern)
+
+
+def test_plan_widths_and_timing():
+    # the ULX3S goal: d = 64, b = 64, N = 1024, P = 16, M = 4; smax' = 16 (17 classes):
+    # class_bits 1, 9 bins of sums of 256 values shifted by at most 1
+    cfg = CoreConfig.create(mode="hsoftmax", d=64, w=8, b=64, N=1024, lanes=16,
+                            keys_per_cycle=4)
+    plan = cfg.plan.value
+    assert isinstance(plan, HsoftmaxPlan)
+    assert (plan.max_shift, plan.class_bits, plan.bins, plan.fine_shift) == (16, 1, 9, 1)
+    assert plan.bin_width == 8 + 8 + 1 and plan.count_width == 10      # 256·2^1 = 512
+    assert (plan.num_width, plan.den_width) == (35, 27)    # N·2^16·128 = 2^33
+    L = plan.hamming.latency.fixed
+    D, FS = L + 2, 2
+    assert (plan.pipe_depth, plan.fold_stages) == (D, FS)
+    assert plan.fold_wait == max(0, 9 - D, -(-(9 + FS) // 2) - D)
+    over = D + plan.fold_wait
+    assert over == max(D, 9)
+    assert plan.latency == Timing(4 * over + 9 + FS + 2, per_block=4, block=4)
+    assert plan.interval == plan.latency + Timing(1)
+    assert plan.key_interval == Timing(4)
+    assert plan.beat_spacing == 1 + over
+    # the divider of the core takes a group per beat, beat_spacing edges apart at least
+    assert cfg.plan.divider.grouped and cfg.plan.divider.steps <= plan.beat_spacing
+    # M = 1: a per-key term
+    one = HsoftmaxPlan(4, 8, 8, 10, (3, 2, 1, 0, 0, 0, 0, 0, 0))
+    assert (one.bins, one.class_bits, one.folded) == (4, 0, False)
+    assert one.latency.per_key == 1 and one.latency.per_block == 0
+
+
+def test_plan_refuses():
+    with pytest.raises(ValueError, match="keys_per_cycle = 6: 1 .. N = 5"):
+        HsoftmaxPlan(4, 8, 2, 5, (1, 0, 0), keys_per_cycle=6)
+    with pytest.raises(ValueError, match="b \\+ 1 = 3 shifts"):
+        HsoftmaxPlan(4, 8, 2, 5, (1, 0))
+    with pytest.raises(ValueError, match="class_bits = 6: 0 .. 5"):
+        HsoftmaxPlan(4, 8, 2, 5, (1, 0, 0), class_bits=6)
+
+
+@pytest.mark.parametrize("smax, M", [(0, 1), (0, 3), (16, 2)])
+def test_no_zero_width_signals(smax, M):
+    """One bin (smax = 0) and no fold wait: every signal and memory address keeps at least
+    one bit (Verilator's -Wall refuses a [-1:0] range)."""
+    cfg = CoreConfig.create(mode="hsoftmax", d=3, b=8, N=7, smax=smax, lanes=2,
+                            keys_per_cycle=M)
+    text = verilog.convert(cfg.plan.value.component(), name="hs", emit_src=False)
+    assert "[-1:0]" not in text
