@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from . import layouts
@@ -15,6 +14,7 @@ from .divider import DividerPlan
 from .hash import HashPlan
 from .linear import LinearPlan
 from .plan import Timing, unsigned_width
+from .queue import RegisteredFIFO
 from .scan import ScanPlan
 from .skid import SkidBuffer
 
@@ -246,8 +246,8 @@ class AttentionCore(wiring.Component):
             LH = plan.hash.latency.fixed
             depth = G * (3 + -(-LH // HI)) + 2 if row_folded else LH + 2 * G + 2
             depth += margin
-            m.submodules.value_queue = values = SyncFIFOBuffered(
-                width=plan.lanes * plan.w, depth=depth)
+            m.submodules.value_queue = values = RegisteredFIFO(
+                width=plan.lanes * plan.w, depth=depth, margin=margin)
             flat = Value.cast(self.s_kv.payload.value)
             pad = G * plan.lanes * plan.w - len(flat)
             if pad:
@@ -258,15 +258,14 @@ class AttentionCore(wiring.Component):
                     with m.Case(g):
                         m.d.comb += vgroup.eq(flat.word_select(g, plan.lanes * plan.w))
         else:
-            m.submodules.value_queue = values = SyncFIFOBuffered(
-                width=plan.d * plan.w, depth=plan.hash.latency.fixed + 2 + margin)
-        # the queue has room for the key's value: a flip-flop instead of the queue's w_rdy
-        # (a compare of its level), set when the level leaves margin + 1 places, so that the
-        # level when the write lands (at most margin - 1 more) leaves 2 and the queue's inner
-        # w_rdy is high; the depth has `margin` more entries so that this never throttles a
-        # key where w_rdy would not have
-        room = Signal(init=1)
-        m.d.sync += room.eq(values.w_level + margin < values.depth)
+            m.submodules.value_queue = values = RegisteredFIFO(
+                width=plan.d * plan.w, depth=plan.hash.latency.fixed + 2 + margin,
+                margin=margin)
+        # the queue has room for the key's value: its flag (a flip-flop) level + margin <
+        # depth, so that the writes still in flight when it falls (the registered write, a
+        # key of the hash's next read) find the queue ready; the depth has `margin` more
+        # entries so that this never throttles a key
+        room = values.room
         # the queue's write, from the key phase below (0 in the query phase)
         w_data, w_en = Signal.like(values.w_data), Signal()
         m.d["sync" if staged else "comb"] += [values.w_data.eq(w_data), values.w_en.eq(w_en)]

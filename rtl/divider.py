@@ -8,6 +8,7 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from .plan import Timing
+from .queue import RegisteredFIFO
 from .tree import tag_width, tagged
 
 __all__ = ["DividerPlan", "RoundingDivider", "divider_latency", "divider_interval",
@@ -344,18 +345,14 @@ class RoundingDivider(wiring.Component):
             # straight from the pipeline when the queue is empty and the register is empty
             # or its result leaves (so the latency is unchanged), else through the queue,
             # in order
-            m.submodules.queue = queue = SyncFIFOBuffered(width=len(group.as_value()),
-                                                          depth=self.depth * G)
-            queued = Signal(range(self.depth * G + 1))      # groups written, not shifted out
+            # (its flags are flip-flops: `empty`, no group written and not shifted out)
+            m.submodules.queue = queue = RegisteredFIFO(width=len(group.as_value()),
+                                                        depth=self.depth * G)
             free = ~ovalid | self.o.ready                   # the register is empty or leaves
-            direct = (queued == 0) & free
-            pull = (queued != 0) & free & queue.r_rdy
+            direct = queue.empty & free
+            pull = queue.r_rdy & free
             m.d.comb += [queue.w_data.eq(group), queue.w_en.eq(prev_done & ~direct),
                          queue.r_en.eq(pull)]
-            with m.If(queue.w_en & ~pull):
-                m.d.sync += queued.eq(queued + 1)
-            with m.Elif(pull & ~queue.w_en):
-                m.d.sync += queued.eq(queued - 1)
             shift = (prev_done & direct) | pull
             src = Mux(pull, queue.r_data, group.as_value())
             src = data.View(group.shape(), src)

@@ -438,9 +438,13 @@ class FoldedHashProjection(HashProjection):
                 k = where[j, ps]
                 return rp.data[2 * k + list(_SELECTS).index(which)]
         else:
-            # digit tables are indexed by the group (and the query flag when asymmetric)
-            idx = Cat(lg, lq) if plan.asymmetric else lg
-            n_idx = 1 << len(idx)
+            # digit tables are indexed by the group (and the query flag when asymmetric):
+            # each select is looked up from the counter as the group is read and registered
+            # beside the lane register (a flip-flop per select, not a G:1 mux of the
+            # registered group index between the lane register and the accumulators)
+            idx = Cat(cnt, self.i.payload.query) if plan.asymmetric else cnt
+            n_idx = 1 << (gbits + plan.asymmetric)
+            selects = {}
 
             def select(j, ps, which):
                 pred = _SELECTS[which]
@@ -448,7 +452,10 @@ class FoldedHashProjection(HashProjection):
                 for (g, r, h), v in digits[j][ps].items():
                     if pred(v):
                         bits |= 1 << (g | (h << gbits))
-                return Const(bits, n_idx).bit_select(idx, 1)
+                if bits not in selects:
+                    selects[bits] = Signal(name=f"select{len(selects)}")
+                    register(m, selects[bits], Const(bits, n_idx).bit_select(idx, 1), en)
+                return selects[bits]
 
         depth = plan.depth
         roots = []
