@@ -5,13 +5,13 @@
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
+from amaranth.hdl import Module, Mux, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from . import layouts
 from .divider import DividerPlan
-from .hash import HashPlan
+from .hash import HashPlan, group_select
 from .linear import LinearPlan
 from .plan import Timing, unsigned_width
 from .queue import RegisteredFIFO
@@ -248,15 +248,9 @@ class AttentionCore(wiring.Component):
             depth += margin
             m.submodules.value_queue = values = RegisteredFIFO(
                 width=plan.lanes * plan.w, depth=depth, margin=margin)
-            flat = Value.cast(self.s_kv.payload.value)
-            pad = G * plan.lanes * plan.w - len(flat)
-            if pad:
-                flat = Cat(flat, Const(0, pad))
-            vgroup = Signal(plan.lanes * plan.w)
-            with m.Switch(hsh.group):
-                for g in range(G):
-                    with m.Case(g):
-                        m.d.comb += vgroup.eq(flat.word_select(g, plan.lanes * plan.w))
+            # (the group the hash reads, by its one-hot group select)
+            vgroup = group_select(Value.cast(self.s_kv.payload.value), hsh.group,
+                                  plan.lanes * plan.w)
         else:
             m.submodules.value_queue = values = RegisteredFIFO(
                 width=plan.d * plan.w, depth=plan.hash.latency.fixed + 2 + margin,
