@@ -10,7 +10,8 @@ self-contained test pattern:
   The key comes from a register of d·w bits (at least 32) into which 32 fresh pseudo-random
   bits are shifted at every accepted beat (data only change after a transfer, as
   AXI4-Stream asks); the value and the query are two rotations of the same register.
-  ``m_out_tready`` is high, or random while the button is held.
+  ``m_out_tready`` (a flip-flop) is high, or random while the button (synchronised by two
+  flip-flops) is held.
 * **observation** -- every output bit of the core reaches a LED through registers:
   LED 0 is the running parity of every transferred output beat (all ``m_out_tdata`` bits,
   ``tlast`` and ``tuser``, XOR-reduced in 16-bit chunks, registered, then accumulated);
@@ -96,8 +97,14 @@ class BoardTop(Elaboratable):
             core.s_q_tdata.eq(pat.rotate_left(width // 3)[:dw]),
             core.s_q_tvalid.eq(queries),
             core.s_q_tlast.eq(last_q),
-            core.m_out_tready.eq(~self.button | rng[24]),
         ]
+        # the button is asynchronous: two flip-flops bring it into the clock domain, and
+        # m_out_tready is a flip-flop, as a registered consumer would drive it
+        button_sync = Signal(2)
+        out_ready = Signal(init=1)
+        m.d.sync += [button_sync.eq(Cat(self.button, button_sync[0])),
+                     out_ready.eq(~button_sync[1] | rng[24])]
+        m.d.comb += core.m_out_tready.eq(out_ready)
         # keys: counted down by the keys but the last; drawn by the last query
         with m.If(Mux(queries, q_fire & last_q, kv_fire & ~last_key)):
             nk = Mux(queries, new_n, keys_left - 1)

@@ -5,7 +5,7 @@
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Module, Mux, Signal, Value
+from amaranth.hdl import Const, Module, Mux, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -112,6 +112,13 @@ class CorePlan:
             + 2 * self.d * (self.value.num_width + self.w)
 
 
+def _at_most_one(counter):
+    """``counter <= 1``, i.e. a down-counter's next value is 0, as a test of its high bits (no
+    decrement before the compare; not a compare with a constant, which Verilator's -Wall
+    reports as CMPCONST where the counter has one bit)."""
+    return counter[1:] == 0 if len(counter) > 1 else Const(1, 1)
+
+
 class AttentionCore(wiring.Component):
     """Binary-code attention over windows of keys then queries.
 
@@ -182,10 +189,8 @@ class AttentionCore(wiring.Component):
         # beside the counter from the value the counter takes, so that no ready or enable
         # decodes a counter (the flag is the compare of the counter's next value)
         wait_done = Signal(init=1)               # wait == 0
-        # (wait_done from the next value, not `wait <= 1`: that compare is constant where wait
-        # has one bit, which Verilator's -Wall reports as CMPCONST)
         wait_next = Mux(wait == 0, 0, wait - 1)
-        m.d.sync += [wait.eq(wait_next), wait_done.eq(wait_next == 0)]
+        m.d.sync += [wait.eq(wait_next), wait_done.eq(_at_most_one(wait))]
         # q_interval's parts that grow with the keys so far (C·n + D·ceil(n/M) + E·min(k, n)),
         # kept as a running sum (no multiply): C per key, D per key that opens a block of M,
         # E per key among the first k
@@ -213,7 +218,7 @@ class AttentionCore(wiring.Component):
         kv_free = Signal(init=kv_init == 0) if KV > 1 else 1        # kv_wait == 0
         if KV > 1:
             kv_next = Mux(kv_wait == 0, 0, kv_wait - 1)
-            m.d.sync += [kv_wait.eq(kv_next), kv_free.eq(kv_next == 0)]
+            m.d.sync += [kv_wait.eq(kv_next), kv_free.eq(_at_most_one(kv_wait))]
 
         # ---- output credits: a query enters only if its output has a place in the queue
         F = plan.out_credits
@@ -272,6 +277,9 @@ class AttentionCore(wiring.Component):
             hsh.i.payload.x.eq(Mux(queries, self.s_q.payload.query, self.s_kv.payload.key)),
         ]
         use = Signal(init=1)                     # count < N
+        # count + 1 < N: a flip-flop written beside the count (from count + 2 < N, a compare
+        # of the count with a constant), so that no handshake waits for an increment
+        use_next = Signal(init=plan.N > 1, name="use_next")
         with m.If(~queries):
             # a scan value path reads the key memory until the previous window's last query
             # is done: its keys wait here, so that once they flow, they flow one per cycle
@@ -285,14 +293,14 @@ class AttentionCore(wiring.Component):
                 m.d.comb += [w_data.eq(self.s_kv.payload.value),
                              w_en.eq(self.s_kv.valid & self.s_kv.ready & use)]
             with m.If(self.s_kv.valid & self.s_kv.ready):
-                use_next = use & (count + 1 < plan.N)
                 if KV > 1:
                     # the next key transfers KV edges later: a dropped one at once when
                     # kv_wait is 0, a used one after the hash has read its G (·R) groups
                     m.d.sync += [kv_wait.eq(Mux(use_next, KV - HI, KV - 1)),
                                  kv_free.eq(Mux(use_next, KV == HI, KV == 1))]
                 with m.If(use):
-                    m.d.sync += [count.eq(count + 1), use.eq(use_next)]
+                    m.d.sync += [count.eq(count + 1), use.eq(use_next),
+                                 use_next.eq(count < plan.N - 2 if plan.N > 2 else 0)]
                     if per:
                         m.d.sync += scan_len.eq(scan_len + grow)
                     if block_slot is not None:
@@ -317,7 +325,8 @@ class AttentionCore(wiring.Component):
                 if row_folded:               # the value path takes this query for G·R cycles
                     m.d.sync += [kv_wait.eq(KV - HI), kv_free.eq(KV == HI)]
                 with m.If(self.s_q.payload.last):
-                    m.d.sync += [queries.eq(0), count.eq(0), use.eq(1), over.eq(0)]
+                    m.d.sync += [queries.eq(0), count.eq(0), use.eq(1), over.eq(0),
+                                 use_next.eq(plan.N > 1)]
                     if per:
                         m.d.sync += scan_len.eq(0)
                     if block_slot is not None:

@@ -353,7 +353,9 @@ class RoundingDivider(wiring.Component):
             pull = queue.r_rdy & free
             m.d.comb += [queue.w_data.eq(group), queue.w_en.eq(prev_done & ~direct),
                          queue.r_en.eq(pull)]
-            shift = (prev_done & direct) | pull
+            # (a group to shift in, from flip-flops only, then the one gate with o.ready:
+            # the wide enable of the output register is two LUT levels from o.ready)
+            shift = ((prev_done & queue.empty) | queue.r_rdy) & free
             src = Mux(pull, queue.r_data, group.as_value())
             src = data.View(group.shape(), src)
         with m.If(shift):
