@@ -67,7 +67,11 @@ class BoardTop(Elaboratable):
         pat = Signal(width, init=(0x9E3779B97F4A7C15 * 0x10001) % (1 << width))
         kv_fire = core.s_kv_tvalid & core.s_kv_tready
         q_fire = core.s_q_tvalid & core.s_q_tready
-        with m.If(kv_fire | q_fire):
+        queries = Signal()                   # 0: keys of the window, 1: its queries
+        # (a beat transfers: the ready of the channel that is valid, s_kv in the key phase and
+        # s_q in the query phase; one LUT after the core's readies, so that the enable of
+        # the d·w data flip-flops is as shallow as the core lets it be)
+        with m.If(Mux(queries, core.s_q_tready, core.s_kv_tready)):
             if width > 32:
                 m.d.sync += pat.eq(Cat(rng, pat[:width - 32]))
             else:
@@ -89,7 +93,6 @@ class BoardTop(Elaboratable):
         q_left = Signal(3, init=1)
         last_key = Signal(init=1)
         last_q = Signal(init=1)
-        queries = Signal()                   # 0: keys of the window, 1: its queries
         m.d.comb += [
             core.s_kv_tdata.eq(Cat(pat[:dw], pat.rotate_left(width // 2)[:dw])),
             core.s_kv_tvalid.eq(~queries),

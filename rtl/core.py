@@ -224,7 +224,7 @@ class AttentionCore(wiring.Component):
         F = plan.out_credits
         inflight = Signal(range(F + 1))
         credit = Signal(init=1)                  # inflight < F
-        q_in = self.s_q.valid & self.s_q.ready
+        q_in = Signal()
         out_tx = self.m_out.valid & self.m_out.ready
         with m.If(q_in & ~out_tx):
             m.d.sync += [inflight.eq(inflight + 1), credit.eq(inflight + 1 < F)]
@@ -280,57 +280,70 @@ class AttentionCore(wiring.Component):
         # count + 1 < N: a flip-flop written beside the count (from count + 2 < N, a compare
         # of the count with a constant), so that no handshake waits for an increment
         use_next = Signal(init=plan.N > 1, name="use_next")
+        # the readies and the hash's valid, functions of flip-flops (and valid) alone, each
+        # kept as a wire of its own (`keep`), so that synthesis maps it in one or two LUT
+        # levels and does not fold it into the logic behind it (the enables of the counters,
+        # of a source's data); and the handshakes' effects (a used key, a key beyond the N-th,
+        # a query), each a flat AND
+        def kept(name):
+            return Signal(name=name, attrs={"keep": 1})
+        kv_ready, q_ready, hash_valid = kept("kv_ready"), kept("q_ready"), kept("hash_valid")
+        kv_used, kv_dropped, q_taken = Signal(), Signal(), Signal()
+        m.d.comb += [self.s_kv.ready.eq(kv_ready), self.s_q.ready.eq(q_ready),
+                     hsh.i.valid.eq(hash_valid)]
         with m.If(~queries):
             # a scan value path reads the key memory until the previous window's last query
             # is done: its keys wait here, so that once they flow, they flow one per cycle
             free = wait_done if plan.mode != "linear" else kv_free if row_folded else 1
-            m.d.comb += [self.s_kv.ready.eq(free & Mux(use, hsh.i.ready & room, kv_free)),
-                         hsh.i.valid.eq(self.s_kv.valid & use & free & room)]
+            m.d.comb += [kv_ready.eq(free & Mux(use, hsh.i.ready & room, kv_free)),
+                         hash_valid.eq(self.s_kv.valid & use & free & room),
+                         kv_used.eq(self.s_kv.valid & use & free & hsh.i.ready & room),
+                         kv_dropped.eq(self.s_kv.valid & ~use & free & kv_free)]
             if G > 1:
                 # (hsh.reading: the hash takes a group of this key, so use & free & room)
                 m.d.comb += [w_data.eq(vgroup), w_en.eq(hsh.reading)]
             else:
-                m.d.comb += [w_data.eq(self.s_kv.payload.value),
-                             w_en.eq(self.s_kv.valid & self.s_kv.ready & use)]
-            with m.If(self.s_kv.valid & self.s_kv.ready):
-                if KV > 1:
-                    # the next key transfers KV edges later: a dropped one at once when
-                    # kv_wait is 0, a used one after the hash has read its G (·R) groups
-                    m.d.sync += [kv_wait.eq(Mux(use_next, KV - HI, KV - 1)),
-                                 kv_free.eq(Mux(use_next, KV == HI, KV == 1))]
-                with m.If(use):
-                    m.d.sync += [count.eq(count + 1), use.eq(use_next),
-                                 use_next.eq(count < plan.N - 2 if plan.N > 2 else 0)]
-                    if per:
-                        m.d.sync += scan_len.eq(scan_len + grow)
-                    if block_slot is not None:
-                        m.d.sync += block_slot.eq(Mux(block_slot == qi.block - 1, 0,
-                                                      block_slot + 1))
-                with m.Else():
-                    m.d.sync += over.eq(1)
-                with m.If(self.s_kv.payload.last):
-                    m.d.sync += queries.eq(1)
+                m.d.comb += [w_data.eq(self.s_kv.payload.value), w_en.eq(kv_used)]
         with m.Else():
             free = wait_done & (kv_free if row_folded else 1)
             # the credit is needed where the query transfers (the hash's last read, i.ready
             # high), not while the hash reads its earlier groups: a query of a full-rate
             # stream then finds it whatever the hash's reading time
-            m.d.comb += [self.s_q.ready.eq(hsh.i.ready & free & credit),
-                         hsh.i.valid.eq(self.s_q.valid & free & (credit | ~hsh.i.ready))]
-            with m.If(self.s_q.valid & self.s_q.ready):
-                # a folded hash reads a query's G (·R) groups before it takes the beat: it
-                # may start HI-1 cycles before the interval is over
-                m.d.sync += [wait.eq(qi.fixed - HI + scan_len),
-                             wait_done.eq(qi.fixed - HI + scan_len == 0)]
-                if row_folded:               # the value path takes this query for G·R cycles
-                    m.d.sync += [kv_wait.eq(KV - HI), kv_free.eq(KV == HI)]
-                with m.If(self.s_q.payload.last):
-                    m.d.sync += [queries.eq(0), count.eq(0), use.eq(1), over.eq(0),
-                                 use_next.eq(plan.N > 1)]
-                    if per:
-                        m.d.sync += scan_len.eq(0)
-                    if block_slot is not None:
-                        m.d.sync += block_slot.eq(0)
+            m.d.comb += [q_ready.eq(hsh.i.ready & free & credit),
+                         hash_valid.eq(self.s_q.valid & free & (credit | ~hsh.i.ready)),
+                         q_taken.eq(self.s_q.valid & hsh.i.ready & free & credit)]
+        m.d.comb += q_in.eq(q_taken)
+        with m.If(kv_used | kv_dropped):
+            if KV > 1:
+                # the next key transfers KV edges later: a dropped one at once when
+                # kv_wait is 0, a used one after the hash has read its G (·R) groups
+                m.d.sync += [kv_wait.eq(Mux(use_next, KV - HI, KV - 1)),
+                             kv_free.eq(Mux(use_next, KV == HI, KV == 1))]
+            with m.If(self.s_kv.payload.last):
+                m.d.sync += queries.eq(1)
+        with m.If(kv_used):
+            m.d.sync += [count.eq(count + 1), use.eq(use_next),
+                         use_next.eq(count < plan.N - 2 if plan.N > 2 else 0)]
+            if per:
+                m.d.sync += scan_len.eq(scan_len + grow)
+            if block_slot is not None:
+                m.d.sync += block_slot.eq(Mux(block_slot == qi.block - 1, 0, block_slot + 1))
+        with m.If(kv_dropped):
+            m.d.sync += over.eq(1)
+        with m.If(q_taken):
+            # a folded hash reads a query's G (·R) groups before it takes the beat: it
+            # may start HI-1 cycles before the interval is over
+            m.d.sync += [wait.eq(qi.fixed - HI + scan_len),
+                         wait_done.eq(qi.fixed - HI + scan_len == 0)]
+            if row_folded:               # the value path takes this query for G·R cycles
+                m.d.sync += [kv_wait.eq(KV - HI), kv_free.eq(KV == HI)]
+            with m.If(self.s_q.payload.last):
+                m.d.sync += [queries.eq(0), count.eq(0), use.eq(1), over.eq(0),
+                             use_next.eq(plan.N > 1)]
+                if per:
+                    m.d.sync += scan_len.eq(0)
+                if block_slot is not None:
+                    m.d.sync += block_slot.eq(0)
 
         # ---- hash -> value path -> divider -> output
         vt = vp.i.payload
