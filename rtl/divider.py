@@ -118,12 +118,13 @@ class RoundingDivider(wiring.Component):
     ``depth`` (>= 1): divisions the divider holds before it refuses more (accepted and not
     yet taken from ``o``): its output register and a queue of ``depth - 1`` results behind
     it (block RAM from 2 on), bypassed when empty; grouped, the queue holds groups instead
-    (``depth·G`` entries of one group, block RAM), which wait there while the output
-    register holds a result not yet taken and shift in one per edge once it leaves, so the
-    queue is P, not E, quotients wide and its output needs no E-wide mux. A division is only accepted (``i.ready``,
-    on its first group when grouped) when its result will have a place, so ``o.ready`` never
-    stalls the pipeline; with ``depth`` >= latency / interval + 1 a consumer whose ready stays high
-    never throttles the input (grouped: a division is held from its first group, (G-1)·steps
+    (``depth·G`` entries of one group, block RAM, a :class:`~.queue.RegisteredFIFO`), which
+    wait there while the output register holds a result not yet taken and shift in one per
+    edge once it leaves, so the queue is P, not E, quotients wide and its output needs no
+    E-wide mux. A division is only accepted (``i.ready``, on its first group when grouped)
+    when its result will have a place, so ``o.ready`` never stalls the pipeline; with
+    ``depth`` >= latency / interval + 1 a consumer whose ready stays high never throttles the
+    input (grouped: a division is held from its first group, (G-1)·steps
     edges before the latency starts).
 
     Ports:
