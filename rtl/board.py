@@ -7,10 +7,11 @@ self-contained test pattern:
 * **stimulus** -- a free-running xorshift32 generator draws the window shapes: n keys
   (1 .. 2^ceil(log2 N), and one window in eight N more, so that windows of more than N keys
   and ``m_out_tuser`` are exercised), then 1..4 queries, each stream ending with ``tlast``.
-  The key comes from a register of d·w bits (at least 32) into which 32 fresh pseudo-random
-  bits are shifted at every accepted beat (data only change after a transfer, as
-  AXI4-Stream asks); the value and the query are two rotations of the same register.
-  ``m_out_tready`` is high, or random while the button is held.
+  The key, the value and the query come from a 32-bit register loaded with 32 fresh
+  pseudo-random bits at every accepted beat (data only change after a transfer, as
+  AXI4-Stream asks), spread over their d·w bits as rotations of it XORed with constants.
+  ``m_out_tready`` (a flip-flop) is high, or random while the button (synchronised by two
+  flip-flops) is held.
 * **observation** -- every output bit of the core reaches a LED through registers:
   LED 0 is the running parity of every transferred output beat (all ``m_out_tdata`` bits,
   ``tlast`` and ``tuser``, XOR-reduced in 16-bit chunks, registered, then accumulated);
@@ -50,7 +51,6 @@ class BoardTop(Elaboratable):
         cfg = self.cfg
         m.submodules.core = core = self.core
         dw = cfg.d * cfg.w
-        width = max(dw, 32)
 
         # ---- pseudo-random source: xorshift32, one step per cycle
         rng = Signal(32, init=self.seed)
@@ -59,18 +59,29 @@ class BoardTop(Elaboratable):
         x = x ^ (x << 5)[:32]
         m.d.sync += rng.eq(x)
 
-        # ---- data: d·w bits (at least 32), 32 fresh bits shifted in at every accepted
-        # beat; the key is the pattern, the value and the query two rotations of it (every
-        # input bit is still driven by a register that changes, and the harness stays at
-        # d·w flip-flops instead of 3·d·w: on an iCE40 each one costs a logic cell)
-        pat = Signal(width, init=(0x9E3779B97F4A7C15 * 0x10001) % (1 << width))
+        # ---- data: a 32-bit word, loaded from the generator at every accepted beat, spread
+        # over the d·w bits of each input: word i of 32 bits is the word rotated by a step of
+        # its own and XORed with a constant of its own (the key, the value and the query each
+        # their own rotations and constants). Every input bit is driven by a register that
+        # changes at every beat, no two words alike, and the harness holds 32 flip-flops
+        # behind the transfer's enable, not d·w (on an iCE40 a flip-flop costs a logic cell,
+        # and a d·w-wide enable a global buffer behind the core's ready)
+        word = Signal(32, init=0x9E3779B9)
+        queries = Signal()                   # 0: keys of the window, 1: its queries
         kv_fire = core.s_kv_tvalid & core.s_kv_tready
         q_fire = core.s_q_tvalid & core.s_q_tready
-        with m.If(kv_fire | q_fire):
-            if width > 32:
-                m.d.sync += pat.eq(Cat(rng, pat[:width - 32]))
-            else:
-                m.d.sync += pat.eq(rng[:width])
+        # (a beat transfers: the ready of the channel that is valid, s_kv in the key phase and
+        # s_q in the query phase)
+        with m.If(Mux(queries, core.s_q_tready, core.s_kv_tready)):
+            m.d.sync += word.eq(rng)
+
+        def spread(k):
+            """d·w bits of the word: 32-bit piece i rotated by 5·i + 11·k, XORed with a
+            constant of (i, k)."""
+            pieces = [word.rotate_left((5 * i + 11 * k) % 32)
+                      ^ Const((0x9E3779B9 * (3 * i + k + 1)) & 0xFFFFFFFF, 32)
+                      for i in range(-(-dw // 32))]
+            return Cat(*pieces)[:dw]
 
         # ---- window shapes. The handshakes reach the counters through one clock enable:
         # the tests keys_left == 1 and q_left == 1 are flip-flops written beside the
@@ -88,16 +99,21 @@ class BoardTop(Elaboratable):
         q_left = Signal(3, init=1)
         last_key = Signal(init=1)
         last_q = Signal(init=1)
-        queries = Signal()                   # 0: keys of the window, 1: its queries
         m.d.comb += [
-            core.s_kv_tdata.eq(Cat(pat[:dw], pat.rotate_left(width // 2)[:dw])),
+            core.s_kv_tdata.eq(Cat(spread(0), spread(1))),
             core.s_kv_tvalid.eq(~queries),
             core.s_kv_tlast.eq(last_key),
-            core.s_q_tdata.eq(pat.rotate_left(width // 3)[:dw]),
+            core.s_q_tdata.eq(spread(2)),
             core.s_q_tvalid.eq(queries),
             core.s_q_tlast.eq(last_q),
-            core.m_out_tready.eq(~self.button | rng[24]),
         ]
+        # the button is asynchronous: two flip-flops bring it into the clock domain, and
+        # m_out_tready is a flip-flop, as a registered consumer would drive it
+        button_sync = Signal(2)
+        out_ready = Signal(init=1)
+        m.d.sync += [button_sync.eq(Cat(self.button, button_sync[0])),
+                     out_ready.eq(~button_sync[1] | rng[24])]
+        m.d.comb += core.m_out_tready.eq(out_ready)
         # keys: counted down by the keys but the last; drawn by the last query
         with m.If(Mux(queries, q_fire & last_q, kv_fire & ~last_key)):
             nk = Mux(queries, new_n, keys_left - 1)

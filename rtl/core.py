@@ -5,17 +5,17 @@
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
+from amaranth.hdl import Const, Module, Mux, Signal, Value
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from . import layouts
 from .divider import DividerPlan
-from .hash import HashPlan
+from .hash import HashPlan, group_select
 from .linear import LinearPlan
 from .hsoftmax import HsoftmaxPlan
 from .plan import Timing, unsigned_width
+from .queue import RegisteredFIFO
 from .scan import ScanPlan
 from .skid import SkidBuffer
 
@@ -113,6 +113,13 @@ class CorePlan:
             + 2 * self.d * (self.value.num_width + self.w)
 
 
+def _at_most_one(counter):
+    """``counter <= 1``, i.e. a down-counter's next value is 0, as a test of its high bits (no
+    decrement before the compare; not a compare with a constant, which Verilator's -Wall
+    reports as CMPCONST where the counter has one bit)."""
+    return counter[1:] == 0 if len(counter) > 1 else Const(1, 1)
+
+
 class AttentionCore(wiring.Component):
     """Binary-code attention over windows of keys then queries.
 
@@ -187,10 +194,8 @@ class AttentionCore(wiring.Component):
         # beside the counter from the value the counter takes, so that no ready or enable
         # decodes a counter (the flag is the compare of the counter's next value)
         wait_done = Signal(init=1)               # wait == 0
-        # (wait_done from the next value, not `wait <= 1`: that compare is constant where wait
-        # has one bit, which Verilator's -Wall reports as CMPCONST)
         wait_next = Mux(wait == 0, 0, wait - 1)
-        m.d.sync += [wait.eq(wait_next), wait_done.eq(wait_next == 0)]
+        m.d.sync += [wait.eq(wait_next), wait_done.eq(_at_most_one(wait))]
         # q_interval's parts that grow with the keys so far (C·n + D·ceil(n/M) + E·min(k, n)),
         # kept as a running sum (no multiply): C per key, D per key that opens a block of M,
         # E per key among the first k
@@ -218,13 +223,13 @@ class AttentionCore(wiring.Component):
         kv_free = Signal(init=kv_init == 0) if KV > 1 else 1        # kv_wait == 0
         if KV > 1:
             kv_next = Mux(kv_wait == 0, 0, kv_wait - 1)
-            m.d.sync += [kv_wait.eq(kv_next), kv_free.eq(kv_next == 0)]
+            m.d.sync += [kv_wait.eq(kv_next), kv_free.eq(_at_most_one(kv_wait))]
 
         # ---- output credits: a query enters only if its output has a place in the queue
         F = plan.out_credits
         inflight = Signal(range(F + 1))
         credit = Signal(init=1)                  # inflight < F
-        q_in = self.s_q.valid & self.s_q.ready
+        q_in = Signal()
         out_tx = self.m_out.valid & self.m_out.ready
         with m.If(q_in & ~out_tx):
             m.d.sync += [inflight.eq(inflight + 1), credit.eq(inflight + 1 < F)]
@@ -251,27 +256,20 @@ class AttentionCore(wiring.Component):
             LH = plan.hash.latency.fixed
             depth = G * (3 + -(-LH // HI)) + 2 if row_folded else LH + 2 * G + 2
             depth += margin
-            m.submodules.value_queue = values = SyncFIFOBuffered(
-                width=plan.lanes * plan.w, depth=depth)
-            flat = Value.cast(self.s_kv.payload.value)
-            pad = G * plan.lanes * plan.w - len(flat)
-            if pad:
-                flat = Cat(flat, Const(0, pad))
-            vgroup = Signal(plan.lanes * plan.w)
-            with m.Switch(hsh.group):
-                for g in range(G):
-                    with m.Case(g):
-                        m.d.comb += vgroup.eq(flat.word_select(g, plan.lanes * plan.w))
+            m.submodules.value_queue = values = RegisteredFIFO(
+                width=plan.lanes * plan.w, depth=depth, margin=margin)
+            # (the group the hash reads, by its one-hot group select)
+            vgroup = group_select(Value.cast(self.s_kv.payload.value), hsh.group,
+                                  plan.lanes * plan.w)
         else:
-            m.submodules.value_queue = values = SyncFIFOBuffered(
-                width=plan.d * plan.w, depth=plan.hash.latency.fixed + 2 + margin)
-        # the queue has room for the key's value: a flip-flop instead of the queue's w_rdy
-        # (a compare of its level), set when the level leaves margin + 1 places, so that the
-        # level when the write lands (at most margin - 1 more) leaves 2 and the queue's inner
-        # w_rdy is high; the depth has `margin` more entries so that this never throttles a
-        # key where w_rdy would not have
-        room = Signal(init=1)
-        m.d.sync += room.eq(values.w_level + margin < values.depth)
+            m.submodules.value_queue = values = RegisteredFIFO(
+                width=plan.d * plan.w, depth=plan.hash.latency.fixed + 2 + margin,
+                margin=margin)
+        # the queue has room for the key's value: its flag (a flip-flop) level + margin <
+        # depth, so that the writes still in flight when it falls (the registered write, a
+        # key of the hash's next read) find the queue ready; the depth has `margin` more
+        # entries so that this never throttles a key
+        room = values.room
         # the queue's write, from the key phase below (0 in the query phase)
         w_data, w_en = Signal.like(values.w_data), Signal()
         m.d["sync" if staged else "comb"] += [values.w_data.eq(w_data), values.w_en.eq(w_en)]
@@ -284,58 +282,75 @@ class AttentionCore(wiring.Component):
             hsh.i.payload.x.eq(Mux(queries, self.s_q.payload.query, self.s_kv.payload.key)),
         ]
         use = Signal(init=1)                     # count < N
+        # count + 1 < N: a flip-flop written beside the count (from count + 2 < N, a compare
+        # of the count with a constant), so that no handshake waits for an increment
+        use_next = Signal(init=plan.N > 1, name="use_next")
+        # the readies and the hash's valid, functions of flip-flops (and valid) alone, each
+        # kept as a wire of its own (`keep`), so that synthesis maps it in one or two LUT
+        # levels and does not fold it into the logic behind it (the enables of the counters,
+        # of a source's data); and the handshakes' effects (a used key, a key beyond the N-th,
+        # a query), each a flat AND
+        def kept(name):
+            return Signal(name=name, attrs={"keep": 1})
+        kv_ready, q_ready, hash_valid = kept("kv_ready"), kept("q_ready"), kept("hash_valid")
+        kv_used, kv_dropped, q_taken = Signal(), Signal(), Signal()
+        m.d.comb += [self.s_kv.ready.eq(kv_ready), self.s_q.ready.eq(q_ready),
+                     hsh.i.valid.eq(hash_valid)]
         with m.If(~queries):
             # a scan value path reads the key memory until the previous window's last query
             # is done: its keys wait here, so that once they flow, they flow one per cycle
             free = wait_done if plan.mode != "linear" else kv_free if row_folded else 1
-            m.d.comb += [self.s_kv.ready.eq(free & Mux(use, hsh.i.ready & room, kv_free)),
-                         hsh.i.valid.eq(self.s_kv.valid & use & free & room)]
+            m.d.comb += [kv_ready.eq(free & Mux(use, hsh.i.ready & room, kv_free)),
+                         hash_valid.eq(self.s_kv.valid & use & free & room),
+                         kv_used.eq(self.s_kv.valid & use & free & hsh.i.ready & room),
+                         kv_dropped.eq(self.s_kv.valid & ~use & free & kv_free)]
             if G > 1:
                 # (hsh.reading: the hash takes a group of this key, so use & free & room)
                 m.d.comb += [w_data.eq(vgroup), w_en.eq(hsh.reading)]
             else:
-                m.d.comb += [w_data.eq(self.s_kv.payload.value),
-                             w_en.eq(self.s_kv.valid & self.s_kv.ready & use)]
-            with m.If(self.s_kv.valid & self.s_kv.ready):
-                use_next = use & (count + 1 < plan.N)
-                if KV > 1:
-                    # the next key transfers KV edges later: a dropped one at once when
-                    # kv_wait is 0, a used one after the hash has read its G (·R) groups
-                    m.d.sync += [kv_wait.eq(Mux(use_next, KV - HI, KV - 1)),
-                                 kv_free.eq(Mux(use_next, KV == HI, KV == 1))]
-                with m.If(use):
-                    m.d.sync += [count.eq(count + 1), use.eq(use_next)]
-                    if per:
-                        m.d.sync += scan_len.eq(scan_len + grow)
-                    if block_slot is not None:
-                        m.d.sync += block_slot.eq(Mux(block_slot == qi.block - 1, 0,
-                                                      block_slot + 1))
-                with m.Else():
-                    m.d.sync += over.eq(1)
-                with m.If(self.s_kv.payload.last):
-                    m.d.sync += queries.eq(1)
+                m.d.comb += [w_data.eq(self.s_kv.payload.value), w_en.eq(kv_used)]
         with m.Else():
             free = wait_done & (kv_free if row_folded else 1)
             # the credit is needed where the query transfers (the hash's last read, i.ready
             # high), not while the hash reads its earlier groups: a query of a full-rate
             # stream then finds it whatever the hash's reading time
-            m.d.comb += [self.s_q.ready.eq(hsh.i.ready & free & credit),
-                         hsh.i.valid.eq(self.s_q.valid & free & (credit | ~hsh.i.ready))]
-            with m.If(self.s_q.valid & self.s_q.ready):
-                # a folded hash reads a query's G (·R) groups before it takes the beat: it
-                # may start HI-1 cycles before the interval is over
-                m.d.sync += [wait.eq(qi.fixed - HI + scan_len),
-                             wait_done.eq(qi.fixed - HI + scan_len == 0)]
-                if row_folded:               # the value path takes this query for G·R cycles
-                    m.d.sync += [kv_wait.eq(KV - HI), kv_free.eq(KV == HI)]
-                with m.If(self.s_q.payload.last):
-                    m.d.sync += [queries.eq(0), count.eq(0), use.eq(1), over.eq(0)]
-                    if XS:
-                        m.d.sync += wait.eq((qi.fixed + scan_len) << XS)
-                    if per:
-                        m.d.sync += scan_len.eq(0)
-                    if block_slot is not None:
-                        m.d.sync += block_slot.eq(0)
+            m.d.comb += [q_ready.eq(hsh.i.ready & free & credit),
+                         hash_valid.eq(self.s_q.valid & free & (credit | ~hsh.i.ready)),
+                         q_taken.eq(self.s_q.valid & hsh.i.ready & free & credit)]
+        m.d.comb += q_in.eq(q_taken)
+        with m.If(kv_used | kv_dropped):
+            if KV > 1:
+                # the next key transfers KV edges later: a dropped one at once when
+                # kv_wait is 0, a used one after the hash has read its G (·R) groups
+                m.d.sync += [kv_wait.eq(Mux(use_next, KV - HI, KV - 1)),
+                             kv_free.eq(Mux(use_next, KV == HI, KV == 1))]
+            with m.If(self.s_kv.payload.last):
+                m.d.sync += queries.eq(1)
+        with m.If(kv_used):
+            m.d.sync += [count.eq(count + 1), use.eq(use_next),
+                         use_next.eq(count < plan.N - 2 if plan.N > 2 else 0)]
+            if per:
+                m.d.sync += scan_len.eq(scan_len + grow)
+            if block_slot is not None:
+                m.d.sync += block_slot.eq(Mux(block_slot == qi.block - 1, 0, block_slot + 1))
+        with m.If(kv_dropped):
+            m.d.sync += over.eq(1)
+        with m.If(q_taken):
+            # a folded hash reads a query's G (·R) groups before it takes the beat: it
+            # may start HI-1 cycles before the interval is over
+            m.d.sync += [wait.eq(qi.fixed - HI + scan_len),
+                         wait_done.eq(qi.fixed - HI + scan_len == 0)]
+            if row_folded:               # the value path takes this query for G·R cycles
+                m.d.sync += [kv_wait.eq(KV - HI), kv_free.eq(KV == HI)]
+            with m.If(self.s_q.payload.last):
+                m.d.sync += [queries.eq(0), count.eq(0), use.eq(1), over.eq(0),
+                             use_next.eq(plan.N > 1)]
+                if XS:
+                    m.d.sync += [wait.eq((qi.fixed + scan_len) << XS), wait_done.eq(0)]
+                if per:
+                    m.d.sync += scan_len.eq(0)
+                if block_slot is not None:
+                    m.d.sync += block_slot.eq(0)
 
         # ---- hash -> value path -> divider -> output
         vt = vp.i.payload

@@ -8,6 +8,7 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from .plan import Timing
+from .queue import RegisteredFIFO
 from .tree import tag_width, tagged
 
 __all__ = ["DividerPlan", "RoundingDivider", "divider_latency", "divider_interval",
@@ -117,12 +118,13 @@ class RoundingDivider(wiring.Component):
     ``depth`` (>= 1): divisions the divider holds before it refuses more (accepted and not
     yet taken from ``o``): its output register and a queue of ``depth - 1`` results behind
     it (block RAM from 2 on), bypassed when empty; grouped, the queue holds groups instead
-    (``depth·G`` entries of one group, block RAM), which wait there while the output
-    register holds a result not yet taken and shift in one per edge once it leaves, so the
-    queue is P, not E, quotients wide and its output needs no E-wide mux. A division is only accepted (``i.ready``,
-    on its first group when grouped) when its result will have a place, so ``o.ready`` never
-    stalls the pipeline; with ``depth`` >= latency / interval + 1 a consumer whose ready stays high
-    never throttles the input (grouped: a division is held from its first group, (G-1)·steps
+    (``depth·G`` entries of one group, block RAM, a :class:`~.queue.RegisteredFIFO`), which
+    wait there while the output register holds a result not yet taken and shift in one per
+    edge once it leaves, so the queue is P, not E, quotients wide and its output needs no
+    E-wide mux. A division is only accepted (``i.ready``, on its first group when grouped)
+    when its result will have a place, so ``o.ready`` never stalls the pipeline; with
+    ``depth`` >= latency / interval + 1 a consumer whose ready stays high never throttles the
+    input (grouped: a division is held from its first group, (G-1)·steps
     edges before the latency starts).
 
     Ports:
@@ -344,19 +346,17 @@ class RoundingDivider(wiring.Component):
             # straight from the pipeline when the queue is empty and the register is empty
             # or its result leaves (so the latency is unchanged), else through the queue,
             # in order
-            m.submodules.queue = queue = SyncFIFOBuffered(width=len(group.as_value()),
-                                                          depth=self.depth * G)
-            queued = Signal(range(self.depth * G + 1))      # groups written, not shifted out
+            # (its flags are flip-flops: `empty`, no group written and not shifted out)
+            m.submodules.queue = queue = RegisteredFIFO(width=len(group.as_value()),
+                                                        depth=self.depth * G)
             free = ~ovalid | self.o.ready                   # the register is empty or leaves
-            direct = (queued == 0) & free
-            pull = (queued != 0) & free & queue.r_rdy
+            direct = queue.empty & free
+            pull = queue.r_rdy & free
             m.d.comb += [queue.w_data.eq(group), queue.w_en.eq(prev_done & ~direct),
                          queue.r_en.eq(pull)]
-            with m.If(queue.w_en & ~pull):
-                m.d.sync += queued.eq(queued + 1)
-            with m.Elif(pull & ~queue.w_en):
-                m.d.sync += queued.eq(queued - 1)
-            shift = (prev_done & direct) | pull
+            # (a group to shift in, from flip-flops only, then the one gate with o.ready:
+            # the wide enable of the output register is two LUT levels from o.ready)
+            shift = ((prev_done & queue.empty) | queue.r_rdy) & free
             src = Mux(pull, queue.r_data, group.as_value())
             src = data.View(group.shape(), src)
         with m.If(shift):

@@ -15,10 +15,27 @@ from amaranth.lib.wiring import In, Out
 from .plan import Folding, Timing, csd_digits, signed_width, tree_depth
 from .tree import Term, adder_tree, delay, heap_tree, register, shape_for, tag_width, tagged
 
-__all__ = ["HashPlan", "HashProjection", "FoldedHashProjection", "row_terms"]
+__all__ = ["HashPlan", "HashProjection", "FoldedHashProjection", "row_terms", "group_select"]
 
 #: the two selects of an operand whose digit varies: bit 0 of its ROM pair, and bit 1
 _SELECTS = {"neg": lambda v: v < 0, "nonzero": lambda v: v != 0}
+
+
+def group_select(flat, onehot, width):
+    """Word g (``width`` bits) of ``flat`` where bit g of ``onehot`` (one-hot, a flip-flop
+    per word) is high, 0 where ``flat`` has no word g: an AND-OR, a balanced OR tree of
+    ``word & bit``, so that each select bit drives ``width`` gates and the word passes
+    ceil(log4(2·G)) LUT4 levels (a binary G:1 mux fans its select bits out to every level of
+    a tree twice as deep)."""
+    terms = []
+    for g in range(len(onehot)):
+        word = flat[g * width:(g + 1) * width]
+        if len(word):
+            terms.append(Mux(onehot[g], word, 0))
+    while len(terms) > 1:
+        terms = [terms[i] | terms[i + 1] if i + 1 < len(terms) else terms[i]
+                 for i in range(0, len(terms), 2)]
+    return terms[0]
 
 
 def row_terms(row):
@@ -162,7 +179,7 @@ def _members(plan, tag_shape, folded=False):
     }
     if folded:
         members["reading"] = Out(1)
-        members["group"] = Out(range(plan.groups))
+        members["group"] = Out(plan.groups)
     return members
 
 
@@ -294,8 +311,9 @@ class FoldedHashProjection(HashProjection):
     register until the last pass; ``i.ready`` rises on group G-1 of pass R-1. Throughput one
     vector per G·R cycles (``plan.interval``), the latency formula unchanged.
 
-    Ports ``reading`` and ``group`` (folded only): high in each cycle that the hash reads
-    group ``group`` of ``i.payload.x`` in its first pass.
+    Ports ``reading`` and ``group`` (folded only): ``reading`` is high in each cycle that the
+    hash reads a group of ``i.payload.x`` in its first pass, ``group`` (G bits, one-hot, a
+    flip-flop per group) says which (:func:`group_select`).
     Latency: ``plan.latency`` = 3 + ceil(log2(most operands of a row tree)) edges from
     the transfer (group G-1) to the output transfer. Throughput: one vector per G cycles.
     The lane register and the trees stall only while the accumulators hold a finished
@@ -376,22 +394,17 @@ class FoldedHashProjection(HashProjection):
         cnt_next = Mux(last_grp, 0, cnt + 1)
         blk_next = Mux(last_grp, Mux(blk == R - 1, 0, blk + 1), blk) if R > 1 else blk
         m.d.comb += self.i.ready.eq(en & last_read)
+        # the group read, one-hot beside the counter: it selects the group (an AND-OR, not
+        # a G:1 mux of the counter's bits)
+        onehot = Signal(G, init=1, name="group_onehot")
         with m.If(en & self.i.valid):
-            m.d.sync += [cnt.eq(cnt_next),
+            m.d.sync += [cnt.eq(cnt_next), onehot.eq(onehot.rotate_left(1)),
                          last_read.eq((cnt_next == G - 1) & (blk_next == R - 1))]
             if R > 1:
                 m.d.sync += blk.eq(blk_next)
         # (the core queues a key's value groups as the first pass reads them)
-        m.d.comb += [self.reading.eq(en & self.i.valid & (blk == 0)), self.group.eq(cnt)]
-        flat = Value.cast(self.i.payload.x)
-        pad = G * P * w - plan.d * w
-        if pad:
-            flat = Cat(flat, Const(0, pad))
-        group = Signal(P * w)                  # a G:1 mux per lane (no index multiply)
-        with m.Switch(cnt):
-            for g in range(G):
-                with m.Case(g):
-                    m.d.comb += group.eq(flat[g * P * w:(g + 1) * P * w])
+        m.d.comb += [self.reading.eq(en & self.i.valid & (blk == 0)), self.group.eq(onehot)]
+        group = group_select(Value.cast(self.i.payload.x), onehot, P * w)
 
         lanes = Signal(data.ArrayLayout(signed(w), P), name="lanes")
         lg = Signal(gbits, name="lane_group")
@@ -438,9 +451,13 @@ class FoldedHashProjection(HashProjection):
                 k = where[j, ps]
                 return rp.data[2 * k + list(_SELECTS).index(which)]
         else:
-            # digit tables are indexed by the group (and the query flag when asymmetric)
-            idx = Cat(lg, lq) if plan.asymmetric else lg
-            n_idx = 1 << len(idx)
+            # digit tables are indexed by the group (and the query flag when asymmetric):
+            # each select is looked up from the counter as the group is read and registered
+            # beside the lane register (a flip-flop per select, not a G:1 mux of the
+            # registered group index between the lane register and the accumulators)
+            idx = Cat(cnt, self.i.payload.query) if plan.asymmetric else cnt
+            n_idx = 1 << (gbits + plan.asymmetric)
+            selects = {}
 
             def select(j, ps, which):
                 pred = _SELECTS[which]
@@ -448,7 +465,10 @@ class FoldedHashProjection(HashProjection):
                 for (g, r, h), v in digits[j][ps].items():
                     if pred(v):
                         bits |= 1 << (g | (h << gbits))
-                return Const(bits, n_idx).bit_select(idx, 1)
+                if bits not in selects:
+                    selects[bits] = Signal(name=f"select{len(selects)}")
+                    register(m, selects[bits], Const(bits, n_idx).bit_select(idx, 1), en)
+                return selects[bits]
 
         depth = plan.depth
         roots = []

@@ -105,13 +105,23 @@ class LinearPlan(Folding, WeightedSum):
         return int(self.folded and self.state_steps >= 3)
 
     @property
+    def block_regs(self):
+        """Register stages between a row block's read-out tree and its accumulator: 1 when
+        the rows are folded (R > 1): the count of zero query bits joins the first block's
+        sum there, so that the accumulator's loop is its adder alone (the accumulator
+        returns to 0 after a group's last block by a synchronous reset, no mux before the
+        adder); 0 otherwise."""
+        return int(self.folded and self.row_blocks > 1)
+
+    @property
     def latency(self):
         """Edges from a query token's transfer to its (num, den) transfer, nothing stalled:
-        the read-out; folded, one edge more for the memory read and ``data_regs`` for its
-        register, after the token was held G·R - 1 cycles while its groups (and row blocks)
-        were read."""
+        the read-out; folded, one edge more for the memory read, ``data_regs`` for its
+        register and ``block_regs`` before the row blocks' accumulator, after the token was
+        held G·R - 1 cycles while its groups (and row blocks) were read."""
         if self.folded:
-            return Timing(self.state_steps - 1 + self.readout_latency + 1 + self.data_regs)
+            return Timing(self.state_steps - 1 + self.readout_latency + 1 + self.data_regs
+                          + self.block_regs)
         return Timing(self.readout_latency)
 
     @property
@@ -256,9 +266,10 @@ class FoldedLinearValuePath(LinearValuePath):
     meanwhile).
     When a word is read again no sooner than 3 cycles later (G·R >= 3, ``plan.data_regs``),
     the memories' outputs are registered and the updates written back one edge later.
-    Latency (query): ``plan.readout_latency + 1 + plan.data_regs`` edges from the transfer
-    (one more for the memory read, one for its register) to the transfer of the last
-    group's beat, the token being held ``G·R - 1``
+    Latency (query): ``plan.readout_latency + 1 + plan.data_regs + plan.block_regs`` edges
+    from the transfer (one more for the memory read, one for its register, one before the
+    row blocks' accumulator) to the transfer of the last group's beat, the token being held
+    ``G·R - 1``
     cycles before it (``plan.latency`` counts from the first of those); throughput one token
     per G·R cycles (R row blocks of ``rows``).
     """
@@ -405,20 +416,23 @@ class FoldedLinearValuePath(LinearValuePath):
         first = st.first_blk if R > 1 else 1
         zeros = adder_tree(m, [Term(~st.code[t], False, 0, 1) for t in range(b)],
                            en=en, depth=depth, tree=plan.adders, name="zeros")
-        arrive = delay(m, act & ~st.key, depth, en=en, name="qvalid")
-        last = delay(m, st.last, depth, en=en, name="qlast")
-        tag = delay(m, st.tag.as_value(), depth, en=en, name="qtag")
+        # (the fields of a group's sum, past the trees and plan.block_regs)
+        out_depth = depth + plan.block_regs
+        arrive = delay(m, act & ~st.key, out_depth, en=en, name="qvalid")
+        last = delay(m, st.last, out_depth, en=en, name="qlast")
+        tag = delay(m, st.tag.as_value(), out_depth, en=en, name="qtag")
         if R > 1:
             # the row blocks of a group arrive one per cycle: the first block's sum adds the
-            # count of zero query bits, every later one the sum so far (acc), so each lane
-            # still has one adder after its tree
+            # count of zero query bits in a register stage of its own (plan.block_regs),
+            # then each block's sum adds the sum so far (acc), which returns to 0 after the
+            # group's last block: the loop through acc is one adder, no mux
             first_d = delay(m, st.first_blk, depth, en=en, name="qfirst_blk")
-            push = delay(m, st.last_blk, depth, en=en, name="qlast_blk")
+            push = delay(m, st.last_blk, out_depth, en=en, name="qlast_blk")
             acc = [Signal(signed(plan.num_width), name=f"acc_{q}") for q in range(PE)]
-            bases = [Mux(first_d, zeros.value, acc[q]) for q in range(PE)]
+            base = Mux(first_d, zeros.value, 0)
         else:
-            push, bases = 1, [zeros.value] * PE
-        group0 = delay(m, st.grp0, depth, en=en, name="qgroup0")
+            push = 1
+        group0 = delay(m, st.grp0, out_depth, en=en, name="qgroup0")
         totals = []
         for q in range(PE):
             # lane P (z and n) has the narrower ranges of z (±N) and n (0..N)
@@ -429,7 +443,13 @@ class FoldedLinearValuePath(LinearValuePath):
             terms += _scaled(b, Vg[q] if R == 1 else Mux(first, Vg[q], 0), vlo, vhi)
             root = adder_tree(m, terms, en=en, depth=depth, tree=plan.adders,
                               name=f"num{q}" if q < P else "den")
-            totals.append((bases[q] - root.value) if root.neg else (root.value + bases[q]))
+            if R > 1:
+                part = Signal(signed(plan.num_width), name=f"block_{q}")
+                register(m, part, (base - root.value) if root.neg else (root.value + base), en)
+                totals.append(acc[q] + part)
+            else:
+                totals.append((zeros.value - root.value) if root.neg
+                              else (root.value + zeros.value))
 
         # one beat per group (P nums, den, last on group G-1) in a register: the divider
         # takes each group into its pipeline, so no bank of G·P sums is held here
@@ -437,7 +457,7 @@ class FoldedLinearValuePath(LinearValuePath):
         den = Signal(unsigned(plan.den_width))
         if R > 1:
             with m.If(en & arrive):
-                m.d.sync += [acc[q].eq(totals[q]) for q in range(PE)]
+                m.d.sync += [acc[q].eq(Mux(push, 0, totals[q])) for q in range(PE)]
         with m.If(self.o.ready):
             m.d.sync += ovalid.eq(0)
         with m.If(en & arrive & push):

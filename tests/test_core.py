@@ -168,7 +168,9 @@ def test_row_folded_plan(b, rows, blocks):
     assert plan.q_interval == Timing(G * blocks) and plan.divider.interval.fixed <= G * blocks
     # (a word is read again G·R >= 3 cycles later: the memories' outputs are registered)
     assert plan.value.data_regs == (G * blocks >= 3)
+    # (row-folded: one register stage between a block's tree and the accumulator)
+    assert plan.value.block_regs == (blocks > 1)
     assert plan.value.latency == Timing(G * blocks - 1 + plan.value.readout_latency + 1
-                                        + plan.value.data_regs)
+                                        + plan.value.data_regs + (blocks > 1))
     assert plan.hash.interval == Timing(G * blocks)
     assert plan.divider.grouped and plan.divider.latency == Timing(8 + 2)

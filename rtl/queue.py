@@ -1,0 +1,113 @@
+"""A first-in first-out queue in a memory with a synchronous read (block RAM), its level
+flags flip-flops."""
+
+from amaranth.hdl import Elaboratable, Module, Mux, Signal
+from amaranth.lib import memory
+
+__all__ = ["RegisteredFIFO"]
+
+
+class RegisteredFIFO(Elaboratable):
+    """The queue of :class:`amaranth.lib.fifo.SyncFIFOBuffered` (the same port names and the
+    same timing) whose every flag is a flip-flop, so that no handshake decodes the level.
+
+    ``SyncFIFOBuffered`` decodes its ready flags from its level counters (``level != 0``,
+    ``level != depth``) and adds its output register to its inner level: on an iCE40 those
+    compares and that adder stand between the level and the read enable. Here the level is
+    a counter whose tests are flip-flops written beside it from the counter's next value,
+    found without an adder: each test of ``level + 1`` or ``level - 1`` is the test of
+    ``level`` and one compare of ``level`` with a constant, chosen by the write and the read.
+
+    Parameters
+    ----------
+    width : int
+        Bits of an entry.
+    depth : int (>= 2)
+        Entries: the memory's words, its output register holding the oldest one.
+    margin : int or None
+        With an int, ``room`` is a flip-flop, 1 while ``level + margin < depth``.
+
+    Members
+    -------
+    w_data : ``Signal(width)``, w_en : ``Signal()``, w_rdy : ``Signal()`` (a flip-flop,
+    ``level < depth``)
+        Write side: an entry is written at an edge with ``w_en & w_rdy``.
+    r_data : ``Signal(width)``, r_rdy : ``Signal()`` (a flip-flop), r_en : ``Signal()``
+        Read side: ``r_data`` is the memory's output register (the oldest entry, valid while
+        ``r_rdy``); it is taken at an edge with ``r_en & r_rdy``.
+    level : ``Signal(range(depth + 1))``
+        Entries written and not yet taken.
+    empty, room : ``Signal()``
+        Flip-flops: ``level == 0``; ``level + margin < depth`` (``margin`` given).
+
+    Timing: an entry written to an empty queue at an edge is read from the memory at the
+    next edge, which raises ``r_rdy``: it can be taken at the edge after that (2 edges).
+    Throughput: one entry per cycle on each side.
+    """
+
+    def __init__(self, *, width, depth, margin=None):
+        if depth < 2:
+            raise ValueError(f"depth = {depth!r} is not allowed: at least 2")
+        if margin is not None and not 0 <= margin < depth:
+            raise ValueError(f"margin = {margin!r} is not allowed: 0 .. depth - 1 = "
+                             f"{depth - 1}")
+        self.width, self.depth, self.margin = width, depth, margin
+        self.w_data, self.w_en, self.w_rdy = Signal(width), Signal(), Signal(init=1)
+        self.r_data, self.r_en, self.r_rdy = Signal(width), Signal(), Signal()
+        self.level = Signal(range(depth + 1))
+        self.empty = Signal(init=1)
+        self.room = Signal(init=1)
+
+    def elaborate(self, platform):
+        m = Module()
+        D = self.depth
+        level = self.level
+        write = self.w_en & self.w_rdy
+        take = self.r_en & self.r_rdy
+        up, down = write & ~take, take & ~write        # the level's next step
+
+        def flag(f, below, above):
+            """Keep ``f``, a test level <= L, from the next level: after a step up it is
+            ``below`` (the test level <= L - 1), after a step down ``above`` (level <= L + 1)
+            of the current level."""
+            m.d.sync += f.eq(Mux(up, below, Mux(down, above, f)))
+
+        with m.If(up):
+            m.d.sync += level.eq(level + 1)
+        with m.Elif(down):
+            m.d.sync += level.eq(level - 1)
+        # empty: level <= 0; at least two: ~(level <= 1), so that the memory holds an entry
+        # not yet read into its output register (r_rdy high, or being raised)
+        two = Signal(name="two")                                     # level >= 2
+        flag(self.empty, 0, ~two)
+        m.d.sync += two.eq(Mux(up, ~self.empty, Mux(down, level >= 3 if D >= 3 else 0, two)))
+        # w_rdy: level <= D - 1
+        flag(self.w_rdy, self.w_rdy & (level != D - 1), 1)
+        if self.margin is not None:
+            top = D - self.margin - 1                               # room: level <= top
+            flag(self.room, self.room & (level != top), self.room | (level == top + 1))
+
+        # the memory: entries at `produce`, read at `consume` into the read port's register
+        storage = m.submodules.storage = memory.Memory(shape=self.width, depth=D, init=[])
+        w_port = storage.write_port()
+        r_port = storage.read_port(transparent_for=())
+        produce = Signal(range(D), name="produce")
+        consume = Signal(range(D), name="consume")
+
+        def incr(p):
+            return p + 1 if D & (D - 1) == 0 else Mux(p == D - 1, 0, p + 1)
+
+        # the memory holds an entry beyond the output register: level >= 2, or 1 and the
+        # output register empty; it is read when the register is empty or taken
+        inner = two | (~self.empty & ~self.r_rdy)
+        fetch = inner & (~self.r_rdy | self.r_en)
+        m.d.comb += [w_port.addr.eq(produce), w_port.data.eq(self.w_data),
+                     w_port.en.eq(write),
+                     r_port.addr.eq(consume), r_port.en.eq(fetch), self.r_data.eq(r_port.data)]
+        with m.If(write):
+            m.d.sync += produce.eq(incr(produce))
+        with m.If(fetch):
+            m.d.sync += [consume.eq(incr(consume)), self.r_rdy.eq(1)]
+        with m.Elif(self.r_en):
+            m.d.sync += self.r_rdy.eq(0)
+        return m

@@ -1,0 +1,69 @@
+"""RegisteredFIFO (rtl/queue.py) in the Amaranth simulator, beside Amaranth's
+SyncFIFOBuffered under the same random writes (offered where both are ready) and reads: the
+same ``r_rdy``, ``r_data`` (while ``r_rdy``) and ``level`` in every cycle, and its flags
+equal to their compares of the level (``w_rdy``: level < depth, so it is ready wherever
+SyncFIFOBuffered is, and also while that one's inner memory is full and its output register
+empty)."""
+
+import random
+
+import pytest
+from amaranth.hdl import Module
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.sim import Simulator
+
+from hamattn.rtl.queue import RegisteredFIFO
+
+
+def run(depth, margin, p_write, p_read, seed, cycles=1500):
+    """Drive both queues with the same random ``w_en``/``r_en`` and data; returns the list
+    of cycles (and what) where they or a flag disagreed, and the entries taken."""
+    m = Module()
+    m.submodules.dut = dut = RegisteredFIFO(width=8, depth=depth, margin=margin)
+    m.submodules.ref = ref = SyncFIFOBuffered(width=8, depth=depth)
+    rng = random.Random(seed)
+    bad, taken = [], []
+
+    async def bench(ctx):
+        for cycle in range(cycles):
+            w_en, r_en, data = rng.random() < p_write, rng.random() < p_read, rng.randrange(256)
+            w_en &= bool(ctx.get(ref.w_rdy))
+            for q in (dut, ref):
+                ctx.set(q.w_en, w_en)
+                ctx.set(q.r_en, r_en)
+                ctx.set(q.w_data, data)
+            got = {k: ctx.get(getattr(dut, k)) for k in ("r_rdy", "level")}
+            want = {k: ctx.get(getattr(ref, k)) for k in ("r_rdy", "level")}
+            if got["r_rdy"]:
+                got["r_data"], want["r_data"] = ctx.get(dut.r_data), ctx.get(ref.r_data)
+            level = got["level"]
+            got["empty"], want["empty"] = ctx.get(dut.empty), int(level == 0)
+            got["w_rdy"], want["w_rdy"] = ctx.get(dut.w_rdy), int(level < depth)
+            if margin is not None:
+                got["room"], want["room"] = ctx.get(dut.room), int(level + margin < depth)
+            if got != want:
+                bad.append((cycle, got, want))
+            if r_en and got["r_rdy"]:
+                taken.append(got["r_data"])
+            await ctx.tick()
+
+    sim = Simulator(m)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    return bad, taken
+
+
+@pytest.mark.parametrize("depth,margin", [(2, None), (3, 0), (5, 2), (8, 3), (13, 12)])
+@pytest.mark.parametrize("p_write,p_read", [(0.9, 0.3), (0.3, 0.9), (0.6, 0.6), (1, 1)])
+def test_same_as_sync_fifo_buffered(depth, margin, p_write, p_read):
+    bad, taken = run(depth, margin, p_write, p_read, seed=depth * 7 + int(10 * p_write))
+    assert bad == []
+    assert len(taken) > 50           # the queue was exercised, not stuck
+
+
+def test_bad_parameters():
+    with pytest.raises(ValueError, match="depth = 1 is not allowed: at least 2"):
+        RegisteredFIFO(width=4, depth=1)
+    with pytest.raises(ValueError, match=r"margin = 4 is not allowed: 0 \.\. depth - 1 = 3"):
+        RegisteredFIFO(width=4, depth=4, margin=4)
