@@ -29,9 +29,9 @@ _ROOM_MARGIN = 2
 @dataclass(frozen=True)
 class CorePlan:
     """The whole core for d-element w-bit vectors and windows of at most N keys: the
-    ``hash`` of keys and queries, the ``value`` path (:class:`LinearPlan` or
-    :class:`ScanPlan`, whose Hamming distance is its own) and the ``divider``, in that
-    order."""
+    ``hash`` of keys and queries, the ``value`` path (:class:`LinearPlan`, :class:`ScanPlan`
+    or :class:`HsoftmaxPlan`, whose Hamming distance is its own) and the ``divider``, in
+    that order."""
 
     d: int
     w: int
@@ -131,9 +131,9 @@ class AttentionCore(wiring.Component):
         One output per query, in order (:func:`layouts.output`).
 
     Keys and queries share one :class:`HashProjection` pipeline in window order, then one
-    value path (:class:`LinearValuePath` or :class:`ScanValuePath`), then one
-    :class:`RoundingDivider`. Keys beyond the N-th of a window are accepted and dropped, and
-    every output of that window carries ``user = 1``. ``s_q`` is throttled to one query per
+    value path (:class:`LinearValuePath`, :class:`ScanValuePath` or
+    :class:`HsoftmaxValuePath`), then one :class:`RoundingDivider`. Keys beyond the N-th of a
+    window are accepted and dropped, and every output of that window carries ``user = 1``. ``s_q`` is throttled to one query per
     ``plan.q_interval`` cycles so that every query finds the value path idle and the
     divider's pipeline ready for it: its output then transfers exactly ``plan.latency`` edges
     after it (``m_out.ready`` high). Any valid/ready pattern gives the same beats.
