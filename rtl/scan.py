@@ -12,7 +12,8 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
 
 from . import layouts
-from .hamming import HammingDistance, HammingPlan
+from .hamming import HammingPlan
+from .keystore import distances, key_memories, write_code
 from .plan import Folding, Timing, WeightedSum, tree_depth, unsigned_width
 from .tree import Term, adder_tree, delay
 
@@ -353,24 +354,9 @@ class ScanValuePath(wiring.Component):
         p = self.i.payload
 
         group = layouts.group(plan)
-        # the codes: one memory per slot (slot s: ceil(N/M) codes, key j = wM + s at word w),
-        # so that each can go to block or LUT RAM on its own (synth.memmap)
-        wc, rc = [], []
-        for s in range(M):
-            codes = memory.Memory(shape=unsigned(b), depth=plan.code_words, init=[])
-            m.submodules[f"codes{s}" if M > 1 else "codes"] = codes
-            wc.append(codes.write_port())
-            rc.append(codes.read_port(transparent_for=()))
-        m.submodules.values = values = memory.Memory(
-            shape=data.ArrayLayout(group, plan.value_slots), depth=plan.value_words, init=[])
-        # (the ports unnamed, as ever: their Verilog wires keep their names)
-        ports = values.write_port(granularity=1), values.read_port(transparent_for=())
-        wv, rv = ports
-        hams = []
-        for s in range(M):
-            ham = HammingDistance(b, tree=plan.hamming.tree, stages=plan.hamming.stages)
-            m.submodules[f"hamming{s}" if M > 1 else "hamming"] = ham
-            hams.append(ham)
+        # the codes (one memory per slot), the values (one key's group per word), the
+        # Hamming units
+        wc, rc, wv, rv, hams = key_memories(m, plan, plan.value_slots)
         L = hams[0].latency.fixed
 
         # ---- the window's keys: n, words of codes (nb) and of values (nv = n·G)
@@ -395,15 +381,7 @@ class ScanValuePath(wiring.Component):
         # c + 1 + L, with the mask of the slots that hold keys of the window
         issuing = Signal()
         reading = Signal()                        # issuing a code word (not a value)
-        m.d.comb += [r.addr.eq(blk) for r in rc]
-        rd_valid = Signal()
-        m.d.sync += rd_valid.eq(reading)
-        for s, ham in enumerate(hams):
-            m.d.comb += [ham.i.payload.a.eq(cq), ham.i.payload.b.eq(rc[s].data),
-                         ham.i.valid.eq(rd_valid), ham.o.ready.eq(1)]
-        mask = Signal(M)
-        m.d.comb += [mask[s].eq(left > s) for s in range(M)]
-        live = [hams[0].o.valid & x for x in delay(m, mask, L + 1, name="mask")]
+        live = distances(m, rc, hams, cq, reading, blk, left)
         h = [ham.o.payload.h for ham in hams]
 
         # the bank rotates where `adding` (a step of a pass) or `rotating` (DONE gives a
@@ -626,9 +604,7 @@ class ScanValuePath(wiring.Component):
                     m.d.comb += [wv.addr.eq(waddr), wv.en.eq(1), wv.data[0].eq(vdata)]
                     m.d.sync += nv.eq(waddr + 1)
                     with m.If(wg == G - 1):
-                        m.d.comb += [x.addr.eq(cword) for x in wc]
-                        m.d.comb += [x.data.eq(p.code) for x in wc]
-                        m.d.comb += [x.en.eq(slot == s) for s, x in enumerate(wc)]
+                        write_code(m, wc, p.code, slot, cword)
                         m.d.sync += n.eq(Mux(p.first, 0, n) + 1)
                         # interval(n) - 1 for the n keys so far: the terms this key adds
                         # (constants chosen by muxes: one adder on qlen)
