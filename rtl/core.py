@@ -131,11 +131,11 @@ class AttentionCore(wiring.Component):
         One output per query, in order (:func:`layouts.output`).
 
     Keys and queries share one :class:`HashProjection` pipeline in window order, then one
-    value path (:class:`LinearValuePath`, :class:`ScanValuePath` or
-    :class:`HsoftmaxValuePath`), then one :class:`RoundingDivider`. Keys beyond the N-th of a
-    window are accepted and dropped, and every output of that window carries ``user = 1``.
-    ``s_q`` is throttled to one query per ``plan.q_interval`` cycles so that every query
-    finds the value path idle and the divider's pipeline ready for it: its output then transfers exactly ``plan.latency`` edges
+    value path (:class:`LinearValuePath` or :class:`ScanValuePath`), then one
+    :class:`RoundingDivider`. Keys beyond the N-th of a window are accepted and dropped, and
+    every output of that window carries ``user = 1``. ``s_q`` is throttled to one query per
+    ``plan.q_interval`` cycles so that every query finds the value path idle and the
+    divider's pipeline ready for it: its output then transfers exactly ``plan.latency`` edges
     after it (``m_out.ready`` high). Any valid/ready pattern gives the same beats.
     ``m_out.ready`` drives no pipeline enable: at most ``plan.out_credits`` (F) queries are
     in flight, finished outputs that are not taken wait in the divider (its output register
