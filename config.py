@@ -543,9 +543,8 @@ class CoreConfig(Folding):
             value = LinearPlan(self.d, self.w, self.b, self.N, self.lanes, self.rows,
                                self.adders)
         elif self.mode == "topk":
-            value = ScanPlan("topk", self.d, self.w, self.b, self.N, k=self.k,
-                             lanes=self.lanes, keys_per_cycle=self.keys_per_cycle,
-                             hamming=hamming)
+            value = ScanPlan(self.d, self.w, self.b, self.N, self.k, lanes=self.lanes,
+                             keys_per_cycle=self.keys_per_cycle, hamming=hamming)
         else:
             value = HsoftmaxPlan(self.d, self.w, self.b, self.N, self.weight_shifts,
                                  lanes=self.lanes, keys_per_cycle=self.keys_per_cycle,

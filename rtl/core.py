@@ -29,9 +29,9 @@ _ROOM_MARGIN = 2
 @dataclass(frozen=True)
 class CorePlan:
     """The whole core for d-element w-bit vectors and windows of at most N keys: the
-    ``hash`` of keys and queries, the ``value`` path (:class:`LinearPlan` or
-    :class:`ScanPlan`, whose Hamming distance is its own) and the ``divider``, in that
-    order."""
+    ``hash`` of keys and queries, the ``value`` path (:class:`LinearPlan`, :class:`ScanPlan`
+    or :class:`HsoftmaxPlan`, whose Hamming distance is its own) and the ``divider``, in
+    that order."""
 
     d: int
     w: int

@@ -17,7 +17,8 @@ from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
 
 from . import layouts
-from .hamming import HammingDistance, HammingPlan
+from .hamming import HammingPlan
+from .keystore import distances, key_memories, write_code
 from .plan import Folding, Timing, WeightedSum, signed_width, tree_depth, unsigned_width
 from .tree import Term, adder_tree, delay
 
@@ -260,23 +261,9 @@ class HsoftmaxValuePath(wiring.Component):
         f = plan.class_bits
         m = Module()
         p = self.i.payload
-        group = layouts.group(plan)
 
-        # ---- memories: codes (one per slot), values (M keys' group per word)
-        wc, rc = [], []
-        for s in range(M):
-            codes = memory.Memory(shape=unsigned(b), depth=plan.code_words, init=[])
-            m.submodules[f"codes{s}" if M > 1 else "codes"] = codes
-            wc.append(codes.write_port())
-            rc.append(codes.read_port(transparent_for=()))
-        m.submodules.values = values = memory.Memory(
-            shape=data.ArrayLayout(group, M), depth=plan.value_words, init=[])
-        wv, rv = values.write_port(granularity=1), values.read_port(transparent_for=())
-        hams = []
-        for s in range(M):
-            ham = HammingDistance(b, tree=plan.hamming.tree, stages=plan.hamming.stages)
-            m.submodules[f"hamming{s}" if M > 1 else "hamming"] = ham
-            hams.append(ham)
+        # ---- memories: codes (one per slot), values (M keys' group per word), Hamming units
+        wc, rc, wv, rv, hams = key_memories(m, plan, M)
         L = hams[0].latency.fixed
 
         # ---- the window's keys: n, words of codes (nb) and of values (nbG = nb·G)
@@ -305,16 +292,8 @@ class HsoftmaxValuePath(wiring.Component):
             with m.If(last_word):
                 m.d.sync += [arm.eq(0), blk.eq(0), left.eq(n), vaddr.eq(gi + 1),
                              gi.eq(gi + 1)]
-        m.d.comb += [r.addr.eq(blk) for r in rc]
-        m.d.comb += rv.addr.eq(delay(m, vaddr, L, name="vaddr"))
-        rd_valid = Signal()
-        m.d.sync += rd_valid.eq(issue)
-        for s, ham in enumerate(hams):
-            m.d.comb += [ham.i.payload.a.eq(cq), ham.i.payload.b.eq(rc[s].data),
-                         ham.i.valid.eq(rd_valid), ham.o.ready.eq(1)]
-        mask = Signal(M)
-        m.d.comb += [mask[s].eq(left > s) for s in range(M)]
-        live = [hams[0].o.valid & x for x in delay(m, mask, L + 1, name="mask")]
+        vread = delay(m, vaddr, L, name="vaddr")  # (read L edges after the codes' word)
+        live = distances(m, rc, hams, cq, issue, blk, left, also=rv.addr.eq(vread))
 
         # ---- class and shifted values (registered): bin c >> f, value << (c & (2^f - 1))
         cls = range(max(plan.max_shift, 1) + 1)   # (a class signal has at least 1 bit)
@@ -430,9 +409,7 @@ class HsoftmaxValuePath(wiring.Component):
                     m.d.comb += [wv.addr.eq(vword + wg), wv.en.eq(1 << slot)]
                     m.d.comb += [wv.data[s].eq(vdata) for s in range(M)]
                     with m.If(wg == G - 1):
-                        m.d.comb += [x.addr.eq(cword) for x in wc]
-                        m.d.comb += [x.data.eq(p.code) for x in wc]
-                        m.d.comb += [x.en.eq(slot == s) for s, x in enumerate(wc)]
+                        write_code(m, wc, p.code, slot, cword)
                         m.d.sync += n.eq(Mux(p.first, 0, n) + 1)
                         with m.If(slot == 0):
                             m.d.sync += [nb.eq(cword + 1), nbG.eq(vword + G)]

@@ -1,5 +1,4 @@
-"""Value paths that scan the window's stored keys (SPEC §3, modes ``topk`` and ``hsoftmax``),
-M keys per cycle.
+"""The ``topk`` value path (SPEC §3): it scans the window's stored keys, M keys per cycle.
 
 :class:`ScanPlan` holds the numbers (widths, memory layout, pass lengths, timing);
 :meth:`ScanPlan.component` builds :class:`ScanValuePath` (whole values, G = 1) or
@@ -9,16 +8,16 @@ one takes its values on a stream of groups."""
 from dataclasses import dataclass
 from functools import cached_property
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
 
 from . import layouts
-from .hamming import HammingDistance, HammingPlan
+from .hamming import HammingPlan
+from .keystore import distances, key_memories, write_code
 from .plan import Folding, Timing, WeightedSum, tree_depth, unsigned_width
 from .tree import Term, adder_tree, delay
 
-__all__ = ["bound", "ScanPlan", "ScanValuePath", "FoldedScanValuePath", "TopkValuePath",
-           "HsoftmaxValuePath"]
+__all__ = ["bound", "ScanPlan", "ScanValuePath", "FoldedScanValuePath", "TopkValuePath"]
 
 
 def bound(stages, N, k=None):
@@ -51,29 +50,26 @@ def bound(stages, N, k=None):
 
 @dataclass(frozen=True)
 class ScanPlan(Folding, WeightedSum):
-    """The ``topk`` or ``hsoftmax`` value path of d-element w-bit values and b-bit codes over
-    windows of at most N keys: keep ``k`` keys (topk) or weight key j by
-    ``2**weight_shifts[H_j]`` (hsoftmax); ``lanes`` P value elements per cycle;
-    ``keys_per_cycle`` M stored keys compared with the query per cycle; the Hamming distance
-    as planned by ``hamming``."""
+    """The ``topk`` value path of d-element w-bit values and b-bit codes over windows of at
+    most N keys: keep ``k`` keys (the nearest, ties to the lower index); ``lanes`` P value
+    elements per cycle; ``keys_per_cycle`` M stored keys compared with the query per cycle;
+    the Hamming distance as planned by ``hamming``. (Mode ``hsoftmax`` is
+    :class:`~.hsoftmax.HsoftmaxPlan`.)"""
 
-    mode: str
     d: int
     w: int
     b: int
     N: int
-    k: int | None = None
-    weight_shifts: tuple | None = None
+    k: int
     lanes: int | None = None
     keys_per_cycle: int = 1
     hamming: HammingPlan | None = None
 
+    mode = "topk"
+
     def __post_init__(self):
-        if self.mode not in ("topk", "hsoftmax"):
-            raise ValueError(f"ScanValuePath serves modes topk and hsoftmax, not {self.mode!r}")
-        if (self.k is None) != (self.mode == "hsoftmax") or \
-                (self.weight_shifts is None) != (self.mode == "topk"):
-            raise ValueError("a scan plan takes k in mode topk, weight_shifts in hsoftmax")
+        if not 1 <= self.k:
+            raise ValueError(f"k = {self.k}: keys kept per query, at least 1")
         self._unfolded_by_default()
         if not 1 <= self.keys_per_cycle <= self.N:
             raise ValueError(f"keys_per_cycle = {self.keys_per_cycle}: 1 .. N = {self.N}")
@@ -90,18 +86,13 @@ class ScanPlan(Folding, WeightedSum):
 
     @property
     def kept(self):
-        """Most keys a query's output sums over: k (topk) or N (hsoftmax)."""
-        return self.k if self.mode == "topk" else self.N
+        """Most keys a query's output sums over: k."""
+        return self.k
 
     @property
     def max_weight(self):
-        """Largest weight of one key: 1 (topk), 2^(s[b]-s[0]) (hsoftmax)."""
-        return 1 if self.mode == "topk" else 1 << max(self.weight_shifts)
-
-    @property
-    def max_shift(self):
-        """Largest shift of a value: 0 (topk), s[b] - s[0] (hsoftmax)."""
-        return 0 if self.mode == "topk" else max(self.weight_shifts)
+        """Largest weight of one key: 1."""
+        return 1
 
     @property
     def grouped(self):
@@ -125,41 +116,25 @@ class ScanPlan(Folding, WeightedSum):
 
     @property
     def value_slots(self):
-        """Keys per word of the value memory: M (hsoftmax reads M keys' groups per cycle) or
-        1 (topk reads only its kept keys, one per cycle)."""
-        return self.M if self.mode == "hsoftmax" else 1
+        """Keys per word of the value memory: 1 (the value pass reads only the kept keys,
+        one per cycle)."""
+        return 1
 
     @property
     def value_words(self):
-        """Words of the value memory: ceil(N / value_slots)·G (key j's group g: word
-        (j // value_slots)·G + g, slot j % value_slots)."""
-        return -(-self.N // self.value_slots) * self.groups
+        """Words of the value memory: N·G (key j's group g: word j·G + g)."""
+        return self.N * self.groups
 
     @property
     def kept_max(self):
-        """topk: entries of the list of kept keys, min(k, N)."""
+        """Entries of the list of kept keys, min(k, N)."""
         return min(self.k, self.N)
 
     @property
     def sum_stages(self):
-        """S = ceil(log2 M): register levels of the M-key sums (topk: the histogram counts
-        of a word; hsoftmax: the shifted values and weights of a word), 0 for M = 1."""
+        """S = ceil(log2 M): register levels of the M-key sums (the histogram counts of a
+        word, a word's prefix counts), 0 for M = 1."""
         return tree_depth(self.M)
-
-    @property
-    def bank_in_memory(self):
-        """The accumulator bank (G groups of P nums) in a memory of G words (block RAM)
-        rather than flip-flops: folded ``hsoftmax``, whose nums are w + smax + log2 N bits
-        wide. Folded ``topk`` keeps G·P·(w + log2 k) flip-flops: its block RAMs go to the
-        codes (ceil(M·b/16) on the iCE40) and the M histograms."""
-        return self.folded and self.mode == "hsoftmax"
-
-    @property
-    def weight_stages(self):
-        """hsoftmax: register levels from the M distances to the bank, S + 1: the M-key
-        sums of the shifted values and weights take one more level than their tree, so
-        that a distance's shift and the bank's adder are not one path."""
-        return self.sum_stages + 1
 
     # ---------------------------------------------------------------- timing
     def _per_word(self, cycles):
@@ -170,7 +145,7 @@ class ScanPlan(Folding, WeightedSum):
 
     @property
     def mark_read(self):
-        """topk: edges from a marking pass's read of a word of distances to their use: the
+        """Edges from a marking pass's read of a word of distances to their use: the
         block RAM's read and a register after it (:attr:`value_read` likewise for the
         values)."""
         return 2
@@ -186,7 +161,7 @@ class ScanPlan(Folding, WeightedSum):
 
     @property
     def hist_bins(self):
-        """topk: R, bins of a histogram word (1 or 2): the cut reads R bins of each slot's
+        """R, bins of a histogram word (1 or 2): the cut reads R bins of each slot's
         histogram per cycle. 2 where stage A (:attr:`stages`) is the longest at n = N with
         R = 1 (the query interval is then A's, and the walk takes half the cycles for an
         adder and a compare more), else 1."""
@@ -195,7 +170,7 @@ class ScanPlan(Folding, WeightedSum):
 
     @property
     def stages(self):
-        """topk: the occupancy (cycles busy, plus the cycle in which it returns to idle) of
+        """The occupancy (cycles busy, plus the cycle in which it returns to idle) of
         each of the three stages that work on different queries at once, with
         L_H = ``hamming.latency``, S = :attr:`sum_stages`, G groups, n keys, R =
         :attr:`hist_bins`:
@@ -207,46 +182,32 @@ class ScanPlan(Folding, WeightedSum):
           stored (read in :attr:`mark_read` edges), the list and a cycle to idle;
         * C, values and output: a cycle that takes the list, the value pass over the kept
           keys (G·min(k, n) + :attr:`value_read`), DONE (G: one group per cycle) and a
-          cycle to idle, ``G·min(k, n) + G + 4``.
-
-        hsoftmax: one stage, :attr:`latency` + 1."""
-        if self.mode == "hsoftmax":
-            return (self.latency + Timing(1),)
+          cycle to idle, ``G·min(k, n) + G + 4``."""
         return self._stages(self.hist_bins)
 
     @property
     def latency(self):
         """Edges from a query's transfer to its (num, den) transfer, nothing stalled, with
-        L_H = ``hamming.latency``, S = :attr:`sum_stages`, G groups, n keys:
-
-        * topk: ``L_H + 3·S + ceil((b+1)/R) + 8 + G + 2·ceil(n/M) + G·min(k, n)``
-          (R = :attr:`hist_bins`): the stages of :attr:`stages` in a row, each handing the
-          query to the next as it ends (A: the histogram pass and the cut, B: the marking
-          pass ``ceil(n/M) + S + 3``, C: a cycle to take the list, the value pass
-          ``G·min(k, n) + 2`` and DONE's G groups);
-        * hsoftmax: ``L_H + S + 3 + G·ceil(n/M)``: one pass of G cycles per word
-          (G·ceil(n/M) + L_H + S + 2: the shifted values are registered before their S
-          adder levels end, :attr:`weight_stages`) and DONE, plus G - 1 when folded
-          (:attr:`out_cycles`: DONE gives one group per cycle, the latency counts to the
-          last).
-        """
-        if self.mode == "topk":
-            # each stage's occupancy less its return to idle, the last one's output beats
-            return sum(self.stages, Timing(-len(self.stages)))
-        L, S, out = self.hamming.latency.fixed, self.sum_stages, self.out_cycles
-        return Timing(L + self.weight_stages + 2 + out) + self._per_word(self.groups)
+        L_H = ``hamming.latency``, S = :attr:`sum_stages`, G groups, n keys, R =
+        :attr:`hist_bins`: ``L_H + 3·S + ceil((b+1)/R) + 8 + G + 2·ceil(n/M) + G·min(k, n)``,
+        the stages of :attr:`stages` in a row, each handing the query to the next as it
+        ends (A: the histogram pass and the cut, B: the marking pass ``ceil(n/M) + S + 3``,
+        C: a cycle to take the list, the value pass ``G·min(k, n) + 2`` and DONE's G
+        groups)."""
+        # each stage's occupancy less its return to idle, the last one's output beats
+        return sum(self.stages, Timing(-len(self.stages)))
 
     @cached_property
     def interval(self):
         """Edges between queries at full rate: the smallest SPEC §5 bound
         A + C·n + D·ceil(n/M) + E·min(k, n) of the longest of :attr:`stages` for every n in
-        1..N (:func:`bound`): hsoftmax its latency + 1 (one stage), topk about the longest
-        stage (the stages work on three queries at once)."""
+        1..N (:func:`bound`): about the longest stage (the stages work on three queries at
+        once)."""
         return bound(self.stages, self.N, self.k)
 
     @property
     def stages_in_flight(self):
-        """Queries the path works on at once: 3 (topk) or 1. The last query of a window is
+        """Queries the path works on at once: 3. The last query of a window is
         done within this many intervals after it, when the next window's keys may come."""
         return len(self.stages)
 
@@ -257,12 +218,8 @@ class ScanPlan(Folding, WeightedSum):
 
     @property
     def adder_bits(self):
-        """Bits of the accumulators, the histograms' counters and the M-key sums (a size
-        estimate)."""
-        bits = 2 * self.lanes * self.num_width
-        if self.mode == "topk":
-            return bits + self.M * self.key_count_width
-        return bits + self.M * self.lanes * (self.w + self.max_shift)
+        """Bits of the accumulators and the histograms' counters (a size estimate)."""
+        return 2 * self.lanes * self.num_width + self.M * self.key_count_width
 
     def component(self):
         """:class:`FoldedScanValuePath` when G > 1, else :class:`ScanValuePath`."""
@@ -283,11 +240,6 @@ def _prefix_counts(m, bits, name):
             nxt.append(c)
         level, dist = nxt, 2 * dist
     return level
-
-
-def _gated(x, en):
-    """``x & en``, or ``x`` where there is no ``en`` (None)."""
-    return x if en is None else x & en
 
 
 def _count_bins(m, b, most, en, h, addr, name, per_word=1):
@@ -327,23 +279,21 @@ def _count_bins(m, b, most, en, h, addr, name, per_word=1):
 
 class ScanValuePath(wiring.Component):
     """Keys' codes and values held in memory; each query scans them, M keys per cycle,
-    through M :class:`HammingDistance` units and adds the chosen (``topk``) or shifted
-    (``hsoftmax``) values.
+    through M :class:`HammingDistance` units and adds the values of the k nearest
+    (``topk``).
 
     **Memory.** Codes: M memories, one per slot, of ceil(N/M) codes (key j at word j//M of
     slot j%M's), written one key per beat and read at one address, so that one read serves M
     keys; each slot's memory can go to block or LUT RAM on its own (``synth.memmap``
     fills the device's block RAMs, the rest goes to LUT RAM). Values, in
-    groups of P lanes (G = ceil(d/P) groups, P = d unfolded): ``hsoftmax`` ceil(N/M)·G words
-    of M keys' group g (key j's group g at word (j//M)·G + g, slot j%M); ``topk`` N·G words
-    of one key's group (it reads only its kept keys). Slots beyond n in the last word never
-    count (a mask j < n rides with each word).
+    groups of P lanes (G = ceil(d/P) groups, P = d unfolded): N·G words of one key's group
+    (key j's group g at word j·G + g; the value pass reads only the kept keys). Slots beyond
+    n in the last word never count (a mask j < n rides with each word).
 
-    **Passes.** A pass issues one word per cycle (code word, and for hsoftmax value word);
-    the M distances come out of the Hamming units L_H cycles after the read, aligned with the
-    value word read as late.
+    **Passes.** A pass over the codes issues one code word per cycle; the M distances come
+    out of the Hamming units L_H cycles after the read.
 
-    ``topk``: (1) a histogram pass of ceil(n/M) cycles: slot s counts its distances in a
+    (1) a histogram pass of ceil(n/M) cycles: slot s counts its distances in a
     memory of b+1 bins (block RAM, M of them, R = ``plan.hist_bins`` bins per word) and the
     M distances of each word go to a memory (``dists``); (2) the cut, ceil((b+1)/R) + S + 1
     cycles: a walk reads word i of the M memories in its cycle i, adds each bin's counts
@@ -361,14 +311,9 @@ class ScanValuePath(wiring.Component):
     A writes word w of the next query's; B writes one half of the list (M = 1, a memory)
     or its registers (copied by C as it starts) while C reads the other.
 
-    ``hsoftmax``: one pass of G·ceil(n/M) cycles (word (j//M, g)); each cycle the M slots'
-    ``v << (s[b] - s[H])`` (P lanes each) and, in group G-1, ``1 << (s[b] - s[H])`` go
-    through an adder tree of S register levels into num's lanes and den. Shifts and adds, no
-    multiplier.
-
-    The accumulators are a rotating bank of G groups of P lanes: each step adds the addend to
-    the head group and moves it to the tail (P adders, no d:P mux); a pass makes a multiple of
-    G steps, so the bank ends in order.
+    The accumulators are a rotating bank of G groups of P lanes (flip-flops): each step adds
+    the addend to the head group and moves it to the tail (P adders, no d:P mux); the value
+    pass makes a multiple of G steps, so the bank ends in order.
 
     Parameters
     ----------
@@ -384,13 +329,13 @@ class ScanValuePath(wiring.Component):
         The keys' values, G groups per key; a key token transfers with its last group.
 
     Latency (edges from a query's transfer on ``i`` to its transfer on ``o``, ``o.ready``
-    high): ``plan.latency``, topk ``L_H + 3·S + ceil((b+1)/R) + 8 + G + 2·ceil(n/M) +
-    G·min(k, n)``, hsoftmax ``L_H + S + 3 + G·ceil(n/M)`` (L_H = ``plan.hamming.latency``,
-    S = ceil(log2 M)), + G - 1 when folded.
-    Throughput: one key per G cycles (topk: once stages B and C are idle, the window's
-    last query done); one query per ``plan.interval`` cycles: hsoftmax latency + 1 (one
-    query at a time), topk about its longest stage (``i.ready`` for a query when stage A is
-    idle and a counter of ``plan.interval`` for the window's n has run out).
+    high): ``plan.latency`` = ``L_H + 3·S + ceil((b+1)/R) + 8 + G + 2·ceil(n/M) +
+    G·min(k, n)`` (L_H = ``plan.hamming.latency``, S = ceil(log2 M), R =
+    ``plan.hist_bins``).
+    Throughput: one key per G cycles, once stages B and C are idle (the window's last query
+    done); one query per ``plan.interval`` cycles, about the longest stage (``i.ready`` for
+    a query when stage A is idle and a counter of ``plan.interval`` for the window's n has
+    run out).
     """
 
     def __init__(self, plan):
@@ -405,71 +350,38 @@ class ScanValuePath(wiring.Component):
         plan = self.plan
         b, d, N, P, G, M = plan.b, plan.d, plan.N, plan.lanes, plan.groups, plan.M
         S = plan.sum_stages
-        topk = plan.mode == "topk"
-        VS = plan.value_slots
         m = Module()
         p = self.i.payload
 
         group = layouts.group(plan)
-        # the codes: one memory per slot (slot s: ceil(N/M) codes, key j = wM + s at word w),
-        # so that each can go to block or LUT RAM on its own (synth.memmap)
-        wc, rc = [], []
-        for s in range(M):
-            codes = memory.Memory(shape=unsigned(b), depth=plan.code_words, init=[])
-            m.submodules[f"codes{s}" if M > 1 else "codes"] = codes
-            wc.append(codes.write_port())
-            rc.append(codes.read_port(transparent_for=()))
-        m.submodules.values = values = memory.Memory(
-            shape=data.ArrayLayout(group, VS), depth=plan.value_words, init=[])
-        wv, rv = values.write_port(granularity=1), values.read_port(transparent_for=())
-        hams = []
-        for s in range(M):
-            ham = HammingDistance(b, tree=plan.hamming.tree, stages=plan.hamming.stages)
-            m.submodules[f"hamming{s}" if M > 1 else "hamming"] = ham
-            hams.append(ham)
+        # the codes (one memory per slot), the values (one key's group per word), the
+        # Hamming units
+        wc, rc, wv, rv, hams = key_memories(m, plan, plan.value_slots)
         L = hams[0].latency.fixed
 
-        # ---- the window's keys: n, words of codes (nb) and their value words (nbG = nb·G)
+        # ---- the window's keys: n, words of codes (nb) and of values (nv = n·G)
         n = Signal(range(N + 1))
         nb = Signal(range(plan.code_words + 1))
-        nbG = Signal(range(plan.code_words * G + 1))
         cslot = Signal(range(max(M, 2)))          # slot of the next key (0 when M = 1)
-        nv = Signal(range(N * G + 1))             # topk: value words written, n·G
+        nv = Signal(range(N * G + 1))             # value words written, n·G
         wg = Signal(range(max(G, 2)))             # group of the key token being written
         cq = Signal(b)
         tag = Signal(layouts.query_tag())
         cyc = Signal(range(N * G + L + S + 3))    # cycle within a pass
         blk = Signal(range(plan.code_words + 1))  # word of the pass
         left = Signal(range(N + 1))               # keys of the window from word blk on
-        gc = Signal(range(max(G, 2)))             # group of the pass (hsoftmax, topk values)
+        gc = Signal(range(max(G, 2)))             # (cleared as a pass starts, unused)
         lanes_shape = data.ArrayLayout(signed(plan.num_width), P)
-        if plan.bank_in_memory:
-            # the bank in a memory of G words (block RAM), word bg the head; its read port
-            # is addressed with the head of the next cycle (a word written by a step is read
-            # again G >= 2 steps later, after the write)
-            m.submodules.bank = bmem = memory.Memory(shape=lanes_shape, depth=G, init=[])
-            bw, br = bmem.write_port(), bmem.read_port(transparent_for=())
-            bg = Signal(range(G))
-            bhead = br.data
-        else:
-            # registers, group 0 at the head (every pass overwrites them first: no reset)
-            bank = Signal(data.ArrayLayout(lanes_shape, G), reset_less=True)
-            bhead = bank[0]
-        den = Signal(unsigned(plan.den_width))
+        # the bank: registers, group 0 at the head (the value pass overwrites them first:
+        # no reset)
+        bank = Signal(data.ArrayLayout(lanes_shape, G), reset_less=True)
+        bhead = bank[0]
 
         # ---- a pass over the words: code word blk read in cycle c, the M distances in cycle
         # c + 1 + L, with the mask of the slots that hold keys of the window
         issuing = Signal()
-        reading = Signal()                        # issuing a code word (not topk's values)
-        m.d.comb += [r.addr.eq(blk) for r in rc]
-        rd_valid = Signal()
-        m.d.sync += rd_valid.eq(reading)
-        for s, ham in enumerate(hams):
-            m.d.comb += [ham.i.payload.a.eq(cq), ham.i.payload.b.eq(rc[s].data),
-                         ham.i.valid.eq(rd_valid), ham.o.ready.eq(1)]
-        mask = Signal(M)
-        m.d.comb += [mask[s].eq(left > s) for s in range(M)]
-        live = [hams[0].o.valid & x for x in delay(m, mask, L + 1, name="mask")]
+        reading = Signal()                        # issuing a code word (not a value)
+        live = distances(m, rc, hams, cq, reading, blk, left)
         h = [ham.o.payload.h for ham in hams]
 
         # the bank rotates where `adding` (a step of a pass) or `rotating` (DONE gives a
@@ -484,234 +396,178 @@ class ScanValuePath(wiring.Component):
             m.d.comb += adding.eq(en)
             m.d.comb += [tail[l].eq(Mux(first, 0, bhead[l]) + addend(l)) for l in range(P)]
 
-        def advance(groups):
-            """Next (word, group) of the pass: ``groups`` cycles per word."""
-            if groups == 1:
-                m.d.sync += [blk.eq(blk + 1), left.eq(left - M)]
-                return
-            with m.If(gc == groups - 1):
-                m.d.sync += [gc.eq(0), blk.eq(blk + 1), left.eq(left - M)]
-            with m.Else():
-                m.d.sync += gc.eq(gc + 1)
-
         def start_pass():
             m.d.sync += [cyc.eq(0), blk.eq(0), left.eq(n), gc.eq(0)]
 
-        def run_pass(issue, drain, groups, next_state, flag=None):
-            """Body of a pass state: issue words (``groups`` cycles each) while cyc <
-            ``issue`` (``issuing``, a flip-flop written from cyc's next value; every pass
-            issues at least one word, so it is set as a pass state is entered), raising
-            ``flag``; end ``drain`` cycles after the last issue and go to ``next_state``
-            with the counters of a new pass."""
-            if flag is not None:
-                m.d.comb += flag.eq(1)
-            with m.If(issuing):
-                advance(groups)
-            m.d.sync += [cyc.eq(cyc + 1), issuing.eq(cyc + 1 < issue)]
-            with m.If(cyc == issue + (drain - 1)):
-                start_pass()
-                m.d.sync += issuing.eq(next_state != "DONE" and next_state != "CUT")
-                m.next = next_state
-
         # ---- the paths
-        keys_ok = qfree = None                    # topk: stages B and C idle; the throttle
-        if topk:
-            keys_ok = Signal()
-            kmax = plan.kept_max
-            kk = Signal(range(N + 1))
-            kkG = Signal(range(N * G + 1))
-            vaddr_w = range(max(N * G, 2))
-            # (1) stage A, the histogram: slot s counts its distances in a memory of b+1
-            # words (block RAM), flags "counted in this query" cleared when a query starts
-            counting = Signal()
-            walking = Signal()                    # state CUT
-            R = plan.hist_bins
-            walk = -(-(b + 1) // R)               # words of a histogram
-            wbin = Signal(range(walk + S + 2))    # walk cycle: reads word wbin
-            bins, touched = [], []
-            for s in range(M):
-                x, t = _count_bins(m, b, plan.code_words, counting & live[s], h[s],
-                                   Mux(walking, wbin, h[s] if R == 1 else h[s][1:]),
-                                   f"hist{s}" if M > 1 else "hist", R)
-                bins.append(x)
-                touched.append(t)
-            # ... and its distances, one word of M per cycle, for the marking pass (stage B
-            # reads word w of a query before A writes word w of the next: no second buffer)
-            hw = plan.hamming.width
-            m.submodules.dists = dmem = memory.Memory(
-                shape=data.ArrayLayout(unsigned(hw), M), depth=plan.code_words, init=[])
-            dw, dr = dmem.write_port(), dmem.read_port(transparent_for=())
-            dword = Signal(range(plan.code_words + 1))
-            m.d.comb += [dw.addr.eq(dword), dw.en.eq(hams[0].o.valid)]
-            m.d.comb += [dw.data[s].eq(h[s]) for s in range(M)]
-            with m.If(hams[0].o.valid):
-                m.d.sync += dword.eq(dword + 1)
-            # (2) the cut: a walk reads word i in its cycle i; the M slots' counts of each
-            # of its R bins add up (S register levels) and are taken in cycle i + 1 + S:
-            # rem = kk - the keys below (one subtractor, its compare with the bin's count a
-            # second carry chain beside it, not after it), h* = the first bin whose count
-            # reaches rem, need = rem there (rem wraps after h*, where it is no longer
-            # read); R = 2: the second bin's compare and need after the first's count
-            rem = Signal(range(N + 1))
-            found = Signal()
-            hstar = Signal(range(b + 1))
-            need = Signal(range(N + 1))
-            wsum = [adder_tree(m, [Term(x if R == 1 else x[r], False, 0, plan.code_words)
-                                   for x in bins], depth=S, name=f"walk{r}" if R > 1 else "walk")
-                    for r in range(R)]
-            to_mark = Signal()                    # A hands its query to B (last CUT cycle)
-            b_idle, c_idle = Signal(), Signal()   # (B waits for C, A for B: output stalls)
-            # (3) stage B, marking: kept slots and their places in the list, from the stored
-            # distances (read in cycle c, registered, used in c + 2)
-            bcyc = Signal(range(plan.code_words + S + 4))
-            bblk = Signal(range(plan.code_words + 1))
-            bleft = Signal(range(N + 1))
-            bissuing = Signal()
-            bstart = Signal()                     # B's first cycle: takes A's results
-            bend, bend_at = Signal(), Signal(range(plan.code_words + S + 2))
-            to_values = Signal()                  # B hands its query to C (last MARK cycle)
-            bhstar = Signal(range(b + 1))
-            room = Signal(range(N + 1))           # keys at h* still to keep
-            bkk = Signal(range(N + 1))
-            bkkG = Signal(range(N * G + 1))
-            btag = Signal(layouts.query_tag())
-            m.d.comb += dr.addr.eq(bblk)
-            bmask = Signal(M)
-            m.d.comb += [bmask[s].eq(bleft > s) for s in range(M)]
-            dreg = Signal(data.ArrayLayout(unsigned(hw), M))
-            m.d.sync += dreg.eq(dr.data)
-            bvalid = delay(m, bissuing, plan.mark_read, name="bvalid")
-            blive = [bvalid & x for x in delay(m, bmask, plan.mark_read, name="bmask")]
-            # the value address of slot 0 of the word whose marks are listed
-            jbG = Signal(vaddr_w)
-            list_word = delay(m, bvalid, S + 1, name="lword")
-            eq = Cat(*(x & (dreg[s] == bhstar) for s, x in enumerate(blive)))
-            lt = Cat(*(x & (dreg[s] < bhstar) for s, x in enumerate(blive)))
-            # the word's prefix counts (S register levels), its slots and base beside them
-            eqin, ltin = _prefix_counts(m, eq, "eqpre"), _prefix_counts(m, lt, "ltpre")
-            eq, lt = delay(m, eq, S, name="eq"), delay(m, lt, S, name="lt")
-            eqex, ltex = [Const(0, 1)] + eqin[:-1], [Const(0, 1)] + ltin[:-1]
-            # the list: keys with H < h* from entry 0 up, the kept ones with H = h* from
-            # entry kk-1 down (the sum does not care about order)
-            ltbase = Signal(range(N + 1))         # keys with H < h* listed so far
-            eqbase = Signal(range(N + 1))         # kk - 1 - keys with H = h* listed so far
-            sel = Signal(M)
-            dest = [Signal(range(max(kmax, 2)), name=f"dest{s}") for s in range(M)]
-            # room and eqbase less min(the word's keys at h*, room): the compare and both
-            # subtractions side by side from registers, then a mux (no compare -> subtract)
-            fits = eqin[-1] < room
-            m.d.sync += [sel[s].eq(lt[s] | (eq[s] & (eqex[s] < room))) for s in range(M)]
-            m.d.sync += [dest[s].eq(Mux(lt[s], ltbase + ltex[s], eqbase - eqex[s]))
-                         for s in range(M)]
-            m.d.sync += [ltbase.eq(ltbase + ltin[-1]),
-                         room.eq(Mux(fits, room - eqin[-1], 0)),
-                         eqbase.eq(Mux(fits, eqbase - eqin[-1], eqbase - room))]
-            with m.If(list_word):
-                m.d.sync += jbG.eq(jbG + M * G)
-            with m.If(bstart):
-                m.d.sync += [bhstar.eq(hstar), room.eq(need), ltbase.eq(0),
-                             eqbase.eq(kk - 1), jbG.eq(0), bkk.eq(kk), bkkG.eq(kkG),
-                             btag.eq(tag)]
-            # (4) stage C: the kept keys' values, then the output
-            cstart = Signal()                     # C's first cycle: takes B's list
-            cend, cend_at = Signal(), Signal(range(N * G + plan.value_read))
-            ccyc = Signal(range(N * G + 4))
-            cgc = Signal(range(max(G, 2)))
-            cissuing = Signal()
-            ckkG = Signal(range(N * G + 1))
-            ckk = Signal(range(N + 1))
-            ctag = Signal(layouts.query_tag())
-            next_key = Signal()                   # the value pass moves to the next entry
-            if M == 1:
-                # one entry written per cycle: the list in a memory (block RAM) of two
-                # halves, B writing one while C reads the other from entry 0, its next
-                # entry addressed a cycle ahead
-                half = 1 << (max(kmax, 2) - 1).bit_length()
-                m.submodules.kept = lmem = memory.Memory(shape=vaddr_w, depth=2 * half,
-                                                         init=[])
-                lw = lmem.write_port()
-                lr = lmem.read_port(transparent_for=(lw,))
-                bbuf, cbuf = Signal(), Signal()
-                entry = Signal(range(half))
-                ahead = Signal.like(entry)        # the entry addressed: entry + next_key
-                m.d.comb += [ahead.eq(entry + next_key), lw.addr.eq(Cat(dest[0], bbuf)),
-                             lw.data.eq(jbG), lw.en.eq(sel[0]), lr.addr.eq(Cat(ahead, cbuf))]
-                with m.If(next_key):
-                    m.d.sync += entry.eq(entry + 1)
-                with m.If(to_values):
-                    m.d.sync += bbuf.eq(~bbuf)
-                head = lr.data
-            else:
-                # up to M entries per cycle: registers, copied for C as it starts and
-                # shifted down there as the keys are read
-                kept = [Signal(vaddr_w, name=f"kept{i}") for i in range(kmax)]
-                ckept = [Signal(vaddr_w, name=f"ckept{i}") for i in range(kmax)]
-                for i in range(kmax):
-                    hit = [sel[s] & (dest[s] == i) for s in range(M)]
-                    slot = 0
-                    for s in range(1, M):
-                        slot = slot | Mux(hit[s], s * G, 0)
-                    with m.If(Cat(*hit).any()):
-                        m.d.sync += kept[i].eq(jbG + slot)
-                with m.If(cstart):
-                    m.d.sync += [x.eq(y) for x, y in zip(ckept, kept)]
-                with m.Elif(next_key):
-                    m.d.sync += [ckept[i].eq(ckept[i + 1]) for i in range(kmax - 1)]
-                head = ckept[0]
-            m.d.comb += [rv.addr.eq(head + cgc), next_key.eq(cissuing & (cgc == G - 1))]
-            vreg = Signal(group)                  # the value read, registered
-            m.d.sync += vreg.eq(rv.data[0])
-            accumulate(delay(m, cissuing, plan.value_read, name="vlive"),
-                       delay(m, ccyc <= G, plan.value_read, name="vfirst"), lambda l: vreg[l])
-            # the query throttle: plan.interval for the window's n, kept as a running sum
-            # (qlen = interval - 1) as the keys are written, counted down from each query
-            qi = plan.interval
-            qlen = Signal(range(qi.at(N, plan.k)))
-            qwait = Signal.like(qlen)
-            qdone = Signal(init=1)
-            qfree = qdone
-            m.d.comb += reading.eq(issuing)
-            qnext = Mux(qwait == 0, 0, qwait - 1)
-            m.d.sync += [qwait.eq(qnext), qdone.eq(qnext == 0)]
+        keys_ok = Signal()
+        kmax = plan.kept_max
+        kk = Signal(range(N + 1))
+        kkG = Signal(range(N * G + 1))
+        vaddr_w = range(max(N * G, 2))
+        # (1) stage A, the histogram: slot s counts its distances in a memory of b+1
+        # words (block RAM), flags "counted in this query" cleared when a query starts
+        counting = Signal()
+        walking = Signal()                    # state CUT
+        R = plan.hist_bins
+        walk = -(-(b + 1) // R)               # words of a histogram
+        wbin = Signal(range(walk + S + 2))    # walk cycle: reads word wbin
+        bins, touched = [], []
+        for s in range(M):
+            x, t = _count_bins(m, b, plan.code_words, counting & live[s], h[s],
+                               Mux(walking, wbin, h[s] if R == 1 else h[s][1:]),
+                               f"hist{s}" if M > 1 else "hist", R)
+            bins.append(x)
+            touched.append(t)
+        # ... and its distances, one word of M per cycle, for the marking pass (stage B
+        # reads word w of a query before A writes word w of the next: no second buffer)
+        hw = plan.hamming.width
+        m.submodules.dists = dmem = memory.Memory(
+            shape=data.ArrayLayout(unsigned(hw), M), depth=plan.code_words, init=[])
+        dw, dr = dmem.write_port(), dmem.read_port(transparent_for=())
+        dword = Signal(range(plan.code_words + 1))
+        m.d.comb += [dw.addr.eq(dword), dw.en.eq(hams[0].o.valid)]
+        m.d.comb += [dw.data[s].eq(h[s]) for s in range(M)]
+        with m.If(hams[0].o.valid):
+            m.d.sync += dword.eq(dword + 1)
+        # (2) the cut: a walk reads word i in its cycle i; the M slots' counts of each
+        # of its R bins add up (S register levels) and are taken in cycle i + 1 + S:
+        # rem = kk - the keys below (one subtractor, its compare with the bin's count a
+        # second carry chain beside it, not after it), h* = the first bin whose count
+        # reaches rem, need = rem there (rem wraps after h*, where it is no longer
+        # read); R = 2: the second bin's compare and need after the first's count
+        rem = Signal(range(N + 1))
+        found = Signal()
+        hstar = Signal(range(b + 1))
+        need = Signal(range(N + 1))
+        wsum = [adder_tree(m, [Term(x if R == 1 else x[r], False, 0, plan.code_words)
+                               for x in bins], depth=S, name=f"walk{r}" if R > 1 else "walk")
+                for r in range(R)]
+        to_mark = Signal()                    # A hands its query to B (last CUT cycle)
+        b_idle, c_idle = Signal(), Signal()   # (B waits for C, A for B: output stalls)
+        # (3) stage B, marking: kept slots and their places in the list, from the stored
+        # distances (read in cycle c, registered, used in c + 2)
+        bcyc = Signal(range(plan.code_words + S + 4))
+        bblk = Signal(range(plan.code_words + 1))
+        bleft = Signal(range(N + 1))
+        bissuing = Signal()
+        bstart = Signal()                     # B's first cycle: takes A's results
+        bend, bend_at = Signal(), Signal(range(plan.code_words + S + 2))
+        to_values = Signal()                  # B hands its query to C (last MARK cycle)
+        bhstar = Signal(range(b + 1))
+        room = Signal(range(N + 1))           # keys at h* still to keep
+        bkk = Signal(range(N + 1))
+        bkkG = Signal(range(N * G + 1))
+        btag = Signal(layouts.query_tag())
+        m.d.comb += dr.addr.eq(bblk)
+        bmask = Signal(M)
+        m.d.comb += [bmask[s].eq(bleft > s) for s in range(M)]
+        dreg = Signal(data.ArrayLayout(unsigned(hw), M))
+        m.d.sync += dreg.eq(dr.data)
+        bvalid = delay(m, bissuing, plan.mark_read, name="bvalid")
+        blive = [bvalid & x for x in delay(m, bmask, plan.mark_read, name="bmask")]
+        # the value address of slot 0 of the word whose marks are listed
+        jbG = Signal(vaddr_w)
+        list_word = delay(m, bvalid, S + 1, name="lword")
+        eq = Cat(*(x & (dreg[s] == bhstar) for s, x in enumerate(blive)))
+        lt = Cat(*(x & (dreg[s] < bhstar) for s, x in enumerate(blive)))
+        # the word's prefix counts (S register levels), its slots and base beside them
+        eqin, ltin = _prefix_counts(m, eq, "eqpre"), _prefix_counts(m, lt, "ltpre")
+        eq, lt = delay(m, eq, S, name="eq"), delay(m, lt, S, name="lt")
+        eqex, ltex = [Const(0, 1)] + eqin[:-1], [Const(0, 1)] + ltin[:-1]
+        # the list: keys with H < h* from entry 0 up, the kept ones with H = h* from
+        # entry kk-1 down (the sum does not care about order)
+        ltbase = Signal(range(N + 1))         # keys with H < h* listed so far
+        eqbase = Signal(range(N + 1))         # kk - 1 - keys with H = h* listed so far
+        sel = Signal(M)
+        dest = [Signal(range(max(kmax, 2)), name=f"dest{s}") for s in range(M)]
+        # room and eqbase less min(the word's keys at h*, room): the compare and both
+        # subtractions side by side from registers, then a mux (no compare -> subtract)
+        fits = eqin[-1] < room
+        m.d.sync += [sel[s].eq(lt[s] | (eq[s] & (eqex[s] < room))) for s in range(M)]
+        m.d.sync += [dest[s].eq(Mux(lt[s], ltbase + ltex[s], eqbase - eqex[s]))
+                     for s in range(M)]
+        m.d.sync += [ltbase.eq(ltbase + ltin[-1]),
+                     room.eq(Mux(fits, room - eqin[-1], 0)),
+                     eqbase.eq(Mux(fits, eqbase - eqin[-1], eqbase - room))]
+        with m.If(list_word):
+            m.d.sync += jbG.eq(jbG + M * G)
+        with m.If(bstart):
+            m.d.sync += [bhstar.eq(hstar), room.eq(need), ltbase.eq(0),
+                         eqbase.eq(kk - 1), jbG.eq(0), bkk.eq(kk), bkkG.eq(kkG),
+                         btag.eq(tag)]
+        # (4) stage C: the kept keys' values, then the output
+        cstart = Signal()                     # C's first cycle: takes B's list
+        cend, cend_at = Signal(), Signal(range(N * G + plan.value_read))
+        ccyc = Signal(range(N * G + 4))
+        cgc = Signal(range(max(G, 2)))
+        cissuing = Signal()
+        ckkG = Signal(range(N * G + 1))
+        ckk = Signal(range(N + 1))
+        ctag = Signal(layouts.query_tag())
+        next_key = Signal()                   # the value pass moves to the next entry
+        if M == 1:
+            # one entry written per cycle: the list in a memory (block RAM) of two
+            # halves, B writing one while C reads the other from entry 0, its next
+            # entry addressed a cycle ahead
+            half = 1 << (max(kmax, 2) - 1).bit_length()
+            m.submodules.kept = lmem = memory.Memory(shape=vaddr_w, depth=2 * half,
+                                                     init=[])
+            lw = lmem.write_port()
+            lr = lmem.read_port(transparent_for=(lw,))
+            bbuf, cbuf = Signal(), Signal()
+            entry = Signal(range(half))
+            ahead = Signal.like(entry)        # the entry addressed: entry + next_key
+            m.d.comb += [ahead.eq(entry + next_key), lw.addr.eq(Cat(dest[0], bbuf)),
+                         lw.data.eq(jbG), lw.en.eq(sel[0]), lr.addr.eq(Cat(ahead, cbuf))]
+            with m.If(next_key):
+                m.d.sync += entry.eq(entry + 1)
+            with m.If(to_values):
+                m.d.sync += bbuf.eq(~bbuf)
+            head = lr.data
         else:
-            table = Array(Const(x, range(plan.max_shift + 1)) for x in plan.weight_shifts)
-            lastg = delay(m, gc == G - 1, L + 1, name="vlast")     # aligned with H and v
-            m.d.comb += rv.addr.eq(delay(m, cyc, L, name="vaddr"))
-            vw = plan.w + plan.max_shift
-            lo, hi = plan.vmin << plan.max_shift, plan.vmax << plan.max_shift
-            num_terms = [[] for _ in range(P)]
-            den_terms = []
-            for s in range(M):
-                sh = Signal(range(plan.max_shift + 1), name=f"sh{s}")
-                m.d.comb += sh.eq(table[h[s]])
-                for l in range(P):
-                    x = Signal(signed(vw), name=f"x{s}_{l}")
-                    m.d.comb += x.eq(Mux(live[s], rv.data[s][l], 0) << sh)
-                    num_terms[l].append(Term(x, False, lo, hi))
-                y = Signal(range((1 << plan.max_shift) + 1), name=f"y{s}")
-                m.d.comb += y.eq(Mux(live[s] & lastg, Const(1, 1) << sh, 0))
-                den_terms.append(Term(y, False, 0, 1 << plan.max_shift))
-            WS = plan.weight_stages
-            roots = [adder_tree(m, t, depth=WS, name=f"num{l}")
-                     for l, t in enumerate(num_terms)]
-            droot = adder_tree(m, den_terms, depth=WS, name="den")
-            acc_en = delay(m, hams[0].o.valid, WS, name="acc_en")
-            # (the word issued with blk = 0 reaches the bank 1 + L + WS edges later)
-            accumulate(acc_en, delay(m, blk == 0, 1 + L + WS, name="afirst"),
-                       lambda l: roots[l].value)
-            m.d.sync += den.eq(den + droot.value)
-            m.d.comb += reading.eq(issuing)
+            # up to M entries per cycle: registers, copied for C as it starts and
+            # shifted down there as the keys are read
+            kept = [Signal(vaddr_w, name=f"kept{i}") for i in range(kmax)]
+            ckept = [Signal(vaddr_w, name=f"ckept{i}") for i in range(kmax)]
+            for i in range(kmax):
+                hit = [sel[s] & (dest[s] == i) for s in range(M)]
+                slot = 0
+                for s in range(1, M):
+                    slot = slot | Mux(hit[s], s * G, 0)
+                with m.If(Cat(*hit).any()):
+                    m.d.sync += kept[i].eq(jbG + slot)
+            with m.If(cstart):
+                m.d.sync += [x.eq(y) for x, y in zip(ckept, kept)]
+            with m.Elif(next_key):
+                m.d.sync += [ckept[i].eq(ckept[i + 1]) for i in range(kmax - 1)]
+            head = ckept[0]
+        m.d.comb += [rv.addr.eq(head + cgc), next_key.eq(cissuing & (cgc == G - 1))]
+        vreg = Signal(group)                  # the value read, registered
+        m.d.sync += vreg.eq(rv.data[0])
+        accumulate(delay(m, cissuing, plan.value_read, name="vlive"),
+                   delay(m, ccyc <= G, plan.value_read, name="vfirst"), lambda l: vreg[l])
+        # the query throttle: plan.interval for the window's n, kept as a running sum
+        # (qlen = interval - 1) as the keys are written, counted down from each query
+        qi = plan.interval
+        qlen = Signal(range(qi.at(N, plan.k)))
+        qwait = Signal.like(qlen)
+        qdone = Signal(init=1)
+        qfree = qdone
+        m.d.comb += reading.eq(issuing)
+        qnext = Mux(qwait == 0, 0, qwait - 1)
+        m.d.sync += [qwait.eq(qnext), qdone.eq(qnext == 0)]
 
         def hand_over(free, pulse):
-            """The end of a topk stage: where the next stage is ``free``, give it the query
+            """The end of a stage: where the next stage is ``free``, give it the query
             (``pulse``) and return to idle (else the caller's PASS state waits)."""
             with m.If(free):
                 m.d.comb += pulse.eq(1)
                 m.next = "IDLE"
 
-        def done(groups, next_state="IDLE"):
+        def done(groups):
             """State DONE: the output, one group per beat from the head of the bank, which
-            rotates (``groups`` counts them), then ``next_state``."""
+            rotates (``groups`` counts them), then IDLE."""
             m.d.comb += self.o.valid.eq(1)
             if G > 1:
                 m.d.comb += self.o.payload.last.eq(groups == G - 1)
@@ -720,176 +576,156 @@ class ScanValuePath(wiring.Component):
                     m.d.sync += groups.eq(groups + 1)
                     with m.If(groups == G - 1):
                         m.d.sync += groups.eq(0)
-                        m.next = next_state
+                        m.next = "IDLE"
             else:
                 with m.If(self.o.ready):
-                    m.next = next_state
+                    m.next = "IDLE"
 
         with m.FSM():
             with m.State("IDLE"):
                 # a key token stays valid for G cycles, one value group written per cycle,
                 # and transfers in the cycle of its last group; a query transfers at once
-                # (topk: keys once every stage is idle, queries at the throttle's pace)
+                # (keys once every stage is idle, queries at the throttle's pace)
                 if G > 1:
                     vvalid, vdata = self.v.valid, self.v.payload
-                    m.d.comb += [self.i.ready.eq(_gated(~p.key, qfree) |
-                                                 _gated((wg == G - 1) & vvalid, keys_ok)),
-                                 self.v.ready.eq(_gated(self.i.valid & p.key, keys_ok))]
+                    m.d.comb += [self.i.ready.eq((~p.key & qfree) |
+                                                 ((wg == G - 1) & vvalid & keys_ok)),
+                                 self.v.ready.eq(self.i.valid & p.key & keys_ok)]
                 else:
                     vvalid, vdata = 1, p.value
-                    m.d.comb += self.i.ready.eq(1 if not topk else Mux(p.key, keys_ok, qfree))
+                    m.d.comb += self.i.ready.eq(Mux(p.key, keys_ok, qfree))
                 # key j: code word j//M (nb - 1 when it has a slot left, else nb), slot j%M;
-                # hsoftmax: value words from (j//M)·G
+                # value words from j·G
                 slot = Mux(p.first, 0, cslot)
                 opened = cslot != 0
                 cword = Mux(p.first, 0, nb - opened)
-                word = Mux(p.first, 0, nbG - Mux(opened, G, 0))
-                with m.If(_gated(self.i.valid & p.key & vvalid, keys_ok)):
-                    if topk:
-                        waddr = Mux(p.first & (wg == 0), 0, nv)
-                        m.d.comb += [wv.addr.eq(waddr), wv.en.eq(1), wv.data[0].eq(vdata)]
-                        m.d.sync += nv.eq(waddr + 1)
-                    else:
-                        m.d.comb += [wv.addr.eq(word + wg), wv.en.eq(1 << slot)]
-                        m.d.comb += [wv.data[s].eq(vdata) for s in range(M)]
+                with m.If(self.i.valid & p.key & vvalid & keys_ok):
+                    waddr = Mux(p.first & (wg == 0), 0, nv)
+                    m.d.comb += [wv.addr.eq(waddr), wv.en.eq(1), wv.data[0].eq(vdata)]
+                    m.d.sync += nv.eq(waddr + 1)
                     with m.If(wg == G - 1):
-                        m.d.comb += [x.addr.eq(cword) for x in wc]
-                        m.d.comb += [x.data.eq(p.code) for x in wc]
-                        m.d.comb += [x.en.eq(slot == s) for s, x in enumerate(wc)]
+                        write_code(m, wc, p.code, slot, cword)
                         m.d.sync += n.eq(Mux(p.first, 0, n) + 1)
-                        if topk:
-                            # interval(n) - 1 for the n keys so far: the terms this key adds
-                            # (constants chosen by muxes: one adder on qlen)
-                            def grows(o, kp):
-                                return qi.per_key + (qi.per_block if o else 0) + \
-                                    (qi.per_kept if kp else 0)
-                            grow = Mux(slot == 0,
-                                       Mux(n < plan.k, grows(1, 1), grows(1, 0)),
-                                       Mux(n < plan.k, grows(0, 1), grows(0, 0)))
-                            m.d.sync += qlen.eq(Mux(p.first, qi.at(1, plan.k) - 1,
-                                                    qlen + grow))
+                        # interval(n) - 1 for the n keys so far: the terms this key adds
+                        # (constants chosen by muxes: one adder on qlen)
+                        def grows(o, kp):
+                            return qi.per_key + (qi.per_block if o else 0) + \
+                                (qi.per_kept if kp else 0)
+                        grow = Mux(slot == 0,
+                                   Mux(n < plan.k, grows(1, 1), grows(1, 0)),
+                                   Mux(n < plan.k, grows(0, 1), grows(0, 0)))
+                        m.d.sync += qlen.eq(Mux(p.first, qi.at(1, plan.k) - 1, qlen + grow))
                         with m.If(slot == 0):
                             m.d.sync += nb.eq(cword + 1)
-                            if not topk:
-                                m.d.sync += nbG.eq(word + G)
                         m.d.sync += cslot.eq(Mux(slot == M - 1, 0, slot + 1))
                         if G > 1:
                             m.d.sync += wg.eq(0)
                     if G > 1:
                         with m.Else():
                             m.d.sync += wg.eq(wg + 1)
-                with m.If(_gated(self.i.valid & ~p.key, qfree)):
+                with m.If(self.i.valid & ~p.key & qfree):
                     m.d.sync += [cq.eq(p.code), tag.eq(p.tag), issuing.eq(1)]
                     start_pass()
-                    if topk:
-                        m.d.sync += [kk.eq(Mux(n < plan.k, n, plan.k)),
-                                     kkG.eq(Mux(nv < plan.k * G, nv, plan.k * G)),
-                                     qwait.eq(qlen), qdone.eq(0), dword.eq(0)]
-                        m.d.sync += [x.eq(0) for x in touched]
-                        m.next = "HIST"
-                    else:
-                        m.d.sync += den.eq(0)
-                        m.next = "SCAN"
-            if topk:
-                with m.State("HIST"):
-                    run_pass(nb, L + S + 1, 1, "CUT", counting)
-                    m.d.sync += [wbin.eq(0), rem.eq(kk), found.eq(0)]
-                with m.State("CUT"):
-                    m.d.comb += walking.eq(1)
-                    m.d.sync += wbin.eq(wbin + 1)
-                    with m.If(wbin >= 1 + S):     # take word wbin - 1 - S
-                        c = [x.value for x in wsum]
-                        if R == 2:                # (its own signal: no 3-operand sum;
-                            pair = Signal(range(N + 1))     # two bins' keys, at most n)
-                            m.d.comb += pair.eq(c[0] + c[1])
-                        m.d.sync += rem.eq(rem - (c[0] if R == 1 else pair))
-                        with m.If(~found & (c[0] >= rem)):
-                            m.d.sync += [found.eq(1), hstar.eq((wbin - (1 + S)) << (R - 1)),
-                                         need.eq(rem)]
-                        if R == 2:
-                            with m.Elif(~found & (pair >= rem)):
-                                m.d.sync += [found.eq(1),
-                                             hstar.eq(Cat(Const(1, 1), wbin - (1 + S))),
-                                             need.eq(rem - c[0])]
-                    with m.If(wbin == walk + S):
-                        m.next = "PASS"
-                        hand_over(b_idle, to_mark)
-                with m.State("PASS"):
-                    # (only where the output stalled: B still holds the previous query)
+                    m.d.sync += [kk.eq(Mux(n < plan.k, n, plan.k)),
+                                 kkG.eq(Mux(nv < plan.k * G, nv, plan.k * G)),
+                                 qwait.eq(qlen), qdone.eq(0), dword.eq(0)]
+                    m.d.sync += [x.eq(0) for x in touched]
+                    m.next = "HIST"
+            with m.State("HIST"):
+                # the histogram pass: a code word per cycle while cyc < nb (`issuing`, a
+                # flip-flop written from cyc's next value, set as the state is entered),
+                # then L + S + 1 cycles to the last word's counts
+                m.d.comb += counting.eq(1)
+                with m.If(issuing):
+                    m.d.sync += [blk.eq(blk + 1), left.eq(left - M)]
+                m.d.sync += [cyc.eq(cyc + 1), issuing.eq(cyc + 1 < nb)]
+                with m.If(cyc == nb + (L + S)):
+                    start_pass()
+                    m.d.sync += issuing.eq(0)
+                    m.next = "CUT"
+                m.d.sync += [wbin.eq(0), rem.eq(kk), found.eq(0)]
+            with m.State("CUT"):
+                m.d.comb += walking.eq(1)
+                m.d.sync += wbin.eq(wbin + 1)
+                with m.If(wbin >= 1 + S):     # take word wbin - 1 - S
+                    c = [x.value for x in wsum]
+                    if R == 2:                # (its own signal: no 3-operand sum;
+                        pair = Signal(range(N + 1))     # two bins' keys, at most n)
+                        m.d.comb += pair.eq(c[0] + c[1])
+                    m.d.sync += rem.eq(rem - (c[0] if R == 1 else pair))
+                    with m.If(~found & (c[0] >= rem)):
+                        m.d.sync += [found.eq(1), hstar.eq((wbin - (1 + S)) << (R - 1)),
+                                     need.eq(rem)]
+                    if R == 2:
+                        with m.Elif(~found & (pair >= rem)):
+                            m.d.sync += [found.eq(1),
+                                         hstar.eq(Cat(Const(1, 1), wbin - (1 + S))),
+                                         need.eq(rem - c[0])]
+                with m.If(wbin == walk + S):
+                    m.next = "PASS"
                     hand_over(b_idle, to_mark)
-            else:
-                with m.State("SCAN"):
-                    run_pass(nbG, L + plan.weight_stages + 1, G, "DONE")
-                with m.State("DONE"):
-                    done(gc)
+            with m.State("PASS"):
+                # (only where the output stalled: B still holds the previous query)
+                hand_over(b_idle, to_mark)
 
-        if topk:
-            with m.FSM(name="mark") as bfsm:
-                with m.State("IDLE"):
-                    with m.If(to_mark):
-                        m.d.sync += [bcyc.eq(0), bblk.eq(0), bleft.eq(n), bissuing.eq(1),
-                                     bstart.eq(1), bend.eq(0), bend_at.eq(nb + (S + 1))]
-                        m.next = "MARK"
-                with m.State("MARK"):
-                    # (registered control: the last cycle, nb + S + 2, flagged a cycle ahead)
-                    with m.If(bissuing):
-                        m.d.sync += [bblk.eq(bblk + 1), bleft.eq(bleft - M)]
-                    m.d.sync += [bcyc.eq(bcyc + 1), bissuing.eq(bcyc + 1 < nb), bstart.eq(0),
-                                 bend.eq(bcyc == bend_at)]
-                    with m.If(bend):
-                        m.next = "PASS"
-                        hand_over(c_idle, to_values)
-                with m.State("PASS"):
-                    # (only where the output stalled: C still holds the previous query)
+        with m.FSM(name="mark") as bfsm:
+            with m.State("IDLE"):
+                with m.If(to_mark):
+                    m.d.sync += [bcyc.eq(0), bblk.eq(0), bleft.eq(n), bissuing.eq(1),
+                                 bstart.eq(1), bend.eq(0), bend_at.eq(nb + (S + 1))]
+                    m.next = "MARK"
+            with m.State("MARK"):
+                # (registered control: the last cycle, nb + S + 2, flagged a cycle ahead)
+                with m.If(bissuing):
+                    m.d.sync += [bblk.eq(bblk + 1), bleft.eq(bleft - M)]
+                m.d.sync += [bcyc.eq(bcyc + 1), bissuing.eq(bcyc + 1 < nb), bstart.eq(0),
+                             bend.eq(bcyc == bend_at)]
+                with m.If(bend):
+                    m.next = "PASS"
                     hand_over(c_idle, to_values)
-            with m.FSM(name="values") as cfsm:
-                with m.State("IDLE"):
-                    with m.If(to_values):
-                        m.d.sync += [ccyc.eq(0), cgc.eq(0), cstart.eq(1), cend.eq(0)]
-                        if M == 1:
-                            m.d.sync += entry.eq(0)
-                        m.next = "VALUES"
-                with m.State("VALUES"):
-                    # cycle 0 takes B's list, kk and tag; the kept keys' G groups are read
-                    # in cycles 1 .. G·kk, added value_read edges later
-                    # (registered control: the last cycle, G·kk + 2, flagged a cycle ahead)
-                    with m.If(cstart):
-                        m.d.sync += [ckkG.eq(bkkG), cissuing.eq(1), ckk.eq(bkk),
-                                     ctag.eq(btag), cend_at.eq(bkkG + (plan.value_read - 1))]
-                    with m.If(cissuing):
-                        m.d.sync += cgc.eq(Mux(cgc == G - 1, 0, cgc + 1))
-                        with m.If(ccyc == ckkG):
-                            m.d.sync += cissuing.eq(0)
-                    m.d.sync += [ccyc.eq(ccyc + 1), cstart.eq(0),
-                                 cend.eq(~cstart & (ccyc == cend_at))]
-                    with m.If(cend):
-                        if M == 1:
-                            m.d.sync += cbuf.eq(~cbuf)
-                        m.next = "DONE"
-                with m.State("DONE"):
-                    done(cgc)
-            m.d.comb += [b_idle.eq(bfsm.ongoing("IDLE")), c_idle.eq(cfsm.ongoing("IDLE")),
-                         keys_ok.eq(b_idle & c_idle)]
+            with m.State("PASS"):
+                # (only where the output stalled: C still holds the previous query)
+                hand_over(c_idle, to_values)
+        with m.FSM(name="values") as cfsm:
+            with m.State("IDLE"):
+                with m.If(to_values):
+                    m.d.sync += [ccyc.eq(0), cgc.eq(0), cstart.eq(1), cend.eq(0)]
+                    if M == 1:
+                        m.d.sync += entry.eq(0)
+                    m.next = "VALUES"
+            with m.State("VALUES"):
+                # cycle 0 takes B's list, kk and tag; the kept keys' G groups are read
+                # in cycles 1 .. G·kk, added value_read edges later
+                # (registered control: the last cycle, G·kk + 2, flagged a cycle ahead)
+                with m.If(cstart):
+                    m.d.sync += [ckkG.eq(bkkG), cissuing.eq(1), ckk.eq(bkk),
+                                 ctag.eq(btag), cend_at.eq(bkkG + (plan.value_read - 1))]
+                with m.If(cissuing):
+                    m.d.sync += cgc.eq(Mux(cgc == G - 1, 0, cgc + 1))
+                    with m.If(ccyc == ckkG):
+                        m.d.sync += cissuing.eq(0)
+                m.d.sync += [ccyc.eq(ccyc + 1), cstart.eq(0),
+                             cend.eq(~cstart & (ccyc == cend_at))]
+                with m.If(cend):
+                    if M == 1:
+                        m.d.sync += cbuf.eq(~cbuf)
+                    m.next = "DONE"
+            with m.State("DONE"):
+                done(cgc)
+        m.d.comb += [b_idle.eq(bfsm.ongoing("IDLE")), c_idle.eq(cfsm.ongoing("IDLE")),
+                     keys_ok.eq(b_idle & c_idle)]
 
         # a step writes the head group back (plus the addend where adding) as the tail,
         # the next group becomes the head: after a multiple of G steps group g is at g again
-        step = adding | rotating
-        if plan.bank_in_memory:
-            bg_next = Mux(step, Mux(bg == G - 1, 0, bg + 1), bg)
-            m.d.sync += bg.eq(bg_next)
-            m.d.comb += [br.addr.eq(bg_next), bw.addr.eq(bg), bw.data.eq(tail),
-                         bw.en.eq(adding)]
-        else:
-            # one enable for every flip-flop, the tail's input chosen by `adding`
-            with m.If(step):
-                m.d.sync += [bank[G - 1].eq(Mux(adding, tail, bank[0]))] + \
-                    [bank[i].eq(bank[i + 1]) for i in range(G - 1)]
+        # (one enable for every flip-flop, the tail's input chosen by `adding`)
+        with m.If(adding | rotating):
+            m.d.sync += [bank[G - 1].eq(Mux(adding, tail, bank[0]))] + \
+                [bank[i].eq(bank[i + 1]) for i in range(G - 1)]
         if G > 1:
             m.d.comb += [self.o.payload.num[l].eq(bhead[l]) for l in range(P)]
         else:
             m.d.comb += [self.o.payload.num[e].eq(bhead[e]) for e in range(d)]
-        m.d.comb += [self.o.payload.tag.eq(ctag if topk else tag),
-                     self.o.payload.den.eq(ckk if topk else den)]
+        m.d.comb += [self.o.payload.tag.eq(ctag), self.o.payload.den.eq(ckk)]
         return m
 
 
@@ -899,4 +735,4 @@ class FoldedScanValuePath(ScanValuePath):
     while its token is held, which transfers with the last group."""
 
 
-TopkValuePath = HsoftmaxValuePath = ScanValuePath
+TopkValuePath = ScanValuePath

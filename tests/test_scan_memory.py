@@ -53,13 +53,12 @@ def test_memories_hold_M_keys_per_word(mode, d, lanes, M):
         assert mems[name] == ((cfg.N * cfg.groups - 1).bit_length(), 2 * half)
     # hsoftmax: per slot its bins, one word per class c >> f of P value bins and a den bin
     # (rtl/hsoftmax.py: LUT RAM read asynchronously); topk: the accumulator bank in flip-flops
+    # (no "bank" memory)
     bins = ({"bins"} if M == 1 else {f"bins{s}" for s in range(M)}) if mode == "hsoftmax" \
         else set()
     plan = cfg.plan.value
     for name in bins:
         assert mems[name] == (cfg.lanes * plan.bin_width + plan.count_width, max(plan.bins, 2))
-    if mode == "topk":
-        assert not plan.bank_in_memory
     assert set(mems) == {"values"} | codes | hists | dists | listed | bins
 
 

@@ -1,4 +1,4 @@
-"""The value paths of LinearPlan and ScanPlan (topk, hsoftmax), unfolded and folded, against
+"""The value paths of LinearPlan, ScanPlan (topk) and HsoftmaxPlan, unfolded and folded, against
 the golden num and den, their timing against their plan's."""
 
 import pytest
@@ -100,13 +100,14 @@ def test_topk_interval_bound():
     assert bound([Timing(9)], 4) == Timing(9)
 
 
-def test_scan_value_path_refuses_linear():
-    with pytest.raises(ValueError, match="serves modes topk and hsoftmax, not 'linear'"):
-        ScanPlan("linear", d=4, w=8, b=8, N=4)
-    # k belongs to topk, the shift table to hsoftmax: neither is taken and ignored
-    with pytest.raises(ValueError, match="k in mode topk, weight_shifts in hsoftmax"):
-        ScanPlan("hsoftmax", d=4, w=8, b=2, N=4, k=2, weight_shifts=(0, 1, 2))
-    with pytest.raises(ValueError, match="k in mode topk, weight_shifts in hsoftmax"):
-        ScanPlan("topk", d=4, w=8, b=2, N=4)
-    plan = ScanPlan("topk", d=4, w=8, b=2, N=4, k=2, lanes=2)
-    assert (plan.groups, plan.kept, plan.max_weight, plan.hamming.b) == (2, 2, 1, 2)
+def test_scan_plan_is_topk_only():
+    # ScanPlan serves topk alone (hsoftmax is HsoftmaxPlan): k is required and at least 1
+    with pytest.raises(TypeError, match="'k'"):
+        ScanPlan(d=4, w=8, b=2, N=4)
+    with pytest.raises(ValueError, match="k = 0: keys kept per query, at least 1"):
+        ScanPlan(d=4, w=8, b=2, N=4, k=0)
+    plan = ScanPlan(d=4, w=8, b=2, N=4, k=2, lanes=2)
+    assert (plan.mode, plan.groups, plan.kept, plan.max_weight, plan.hamming.b) == \
+        ("topk", 2, 2, 1, 2)
+    assert (plan.value_slots, plan.value_words) == (1, 8)
+    assert not hasattr(plan, "weight_shifts")
