@@ -181,7 +181,18 @@ class AttentionCore(wiring.Component):
                                                             depth=plan.out_credits)
 
         # ---- window protocol: keys, then queries
+        # The readies are flip-flops, each written from the next values of the flags it is
+        # made of (so no logic stands between a ready and the enables behind it, in the core
+        # or in its source): `flop` makes a flag's next value a wire of its own (its value
+        # where no statement below sets it: `default`, else the flag itself), registered
+        # into the flag, and the statements that set the flag set that wire
+        def flop(flag, default=None):
+            nxt = Signal.like(flag, name=f"{flag.name}_d")
+            m.d.comb += nxt.eq(flag if default is None else default)
+            m.d.sync += flag.eq(nxt)
+            return nxt
         queries = Signal()                       # phase: 0 keys, 1 queries
+        queries_d = flop(queries)
         count = Signal(range(plan.N + 1))        # used keys of this window
         over = Signal()                          # this window had more than N keys
         qi = plan.q_interval
@@ -194,8 +205,8 @@ class AttentionCore(wiring.Component):
         # beside the counter from the value the counter takes, so that no ready or enable
         # decodes a counter (the flag is the compare of the counter's next value)
         wait_done = Signal(init=1)               # wait == 0
-        wait_next = Mux(wait == 0, 0, wait - 1)
-        m.d.sync += [wait.eq(wait_next), wait_done.eq(_at_most_one(wait))]
+        wait_done_d = flop(wait_done, _at_most_one(wait))
+        m.d.sync += wait.eq(Mux(wait == 0, 0, wait - 1))
         # q_interval's parts that grow with the keys so far (C·n + D·ceil(n/M) + E·min(k, n)),
         # kept as a running sum (no multiply): C per key, D per key that opens a block of M,
         # E per key among the first k
@@ -221,20 +232,24 @@ class AttentionCore(wiring.Component):
         kv_init = KV - 1 if row_folded else 0
         kv_wait = Signal(range(KV), init=kv_init) if KV > 1 else None
         kv_free = Signal(init=kv_init == 0) if KV > 1 else 1        # kv_wait == 0
+        kv_free_d = 1
         if KV > 1:
-            kv_next = Mux(kv_wait == 0, 0, kv_wait - 1)
-            m.d.sync += [kv_wait.eq(kv_next), kv_free.eq(_at_most_one(kv_wait))]
+            kv_free_d = flop(kv_free, _at_most_one(kv_wait))
+            m.d.sync += kv_wait.eq(Mux(kv_wait == 0, 0, kv_wait - 1))
 
         # ---- output credits: a query enters only if its output has a place in the queue
         F = plan.out_credits
         inflight = Signal(range(F + 1))
         credit = Signal(init=1)                  # inflight < F
+        credit_d = flop(credit)
         q_in = Signal()
         out_tx = self.m_out.valid & self.m_out.ready
         with m.If(q_in & ~out_tx):
-            m.d.sync += [inflight.eq(inflight + 1), credit.eq(inflight + 1 < F)]
+            m.d.sync += inflight.eq(inflight + 1)
+            m.d.comb += credit_d.eq(inflight + 1 < F)
         with m.Elif(out_tx & ~q_in):
-            m.d.sync += [inflight.eq(inflight - 1), credit.eq(1)]
+            m.d.sync += inflight.eq(inflight - 1)
+            m.d.comb += credit_d.eq(1)
 
         # ---- a key's value waits beside the hash in a queue (a memory with a synchronous
         # read, block RAM or LUT RAM) instead of riding through every hash pipeline stage:
@@ -282,53 +297,73 @@ class AttentionCore(wiring.Component):
             hsh.i.payload.x.eq(Mux(queries, self.s_q.payload.query, self.s_kv.payload.key)),
         ]
         use = Signal(init=1)                     # count < N
+        use_d = flop(use)
         # count + 1 < N: a flip-flop written beside the count (from count + 2 < N, a compare
         # of the count with a constant), so that no handshake waits for an increment
         use_next = Signal(init=plan.N > 1, name="use_next")
-        # the readies and the hash's valid, functions of flip-flops (and valid) alone, each
-        # kept as a wire of its own (`keep`), so that synthesis maps it in one or two LUT
-        # levels and does not fold it into the logic behind it (the enables of the counters,
-        # of a source's data); and the handshakes' effects (a used key, a key beyond the N-th,
-        # a query), each a flat AND
-        def kept(name):
-            return Signal(name=name, attrs={"keep": 1})
-        kv_ready, q_ready, hash_valid = kept("kv_ready"), kept("q_ready"), kept("hash_valid")
+        # the readies: flip-flops, each the value of its flags after the edge
+        #   s_kv: keys phase, free, and a used key at the hash's last read with room in the
+        #         value queue, or a key beyond the N-th when kv_wait is 0
+        #   s_q:  queries phase, free, the hash's last read and an output credit
+        # (a scan value path reads the key memory until the previous window's last query is
+        # done: its keys wait, so that once they flow, they flow one per cycle; a linear path
+        # that folds its rows takes a vector per G·R cycles). The hash's valid is the part of
+        # a ready that does not wait for its last read (nor, for a query, for the credit,
+        # which is needed where the query transfers, not while the hash reads its earlier
+        # groups: a query of a full-rate stream then finds it whatever the hash's reading
+        # time). The handshakes' effects (a used key, a key beyond the N-th, a query) are
+        # then each a flat AND of a valid and flip-flops.
+        def kv_free_of(wait_done, kv_free):
+            return wait_done if plan.mode != "linear" else kv_free if row_folded else 1
+
+        def q_free_of(wait_done, kv_free):
+            return wait_done & (kv_free if row_folded else 1)
+
+        def readies(queries, use, wait_done, kv_free, last, room, credit, mux=Mux):
+            """(s_kv ready, s_q ready) of these flags (their next values, or with ints and a
+            Python `mux`, their reset values)"""
+            return (~queries & kv_free_of(wait_done, kv_free) & mux(use, last & room, kv_free),
+                    queries & last & q_free_of(wait_done, kv_free) & credit)
+
+        last, last_d = (hsh.i.ready, hsh.last_next) if G > 1 else (1, 1)
+        inits = readies(*[v.init if isinstance(v, Signal) else v
+                          for v in (queries, use, wait_done, kv_free, 0 if G > 1 else 1, room,
+                                    credit)], mux=lambda c, a, b: a if c else b)
+        kv_ready = Signal(init=inits[0] & 1, name="kv_ready")
+        q_ready = Signal(init=inits[1] & 1, name="q_ready")
+        m.d.sync += [r.eq(d) for r, d in zip((kv_ready, q_ready), readies(
+            queries_d, use_d, wait_done_d, kv_free_d, last_d, values.room_next, credit_d))]
+        hash_valid = Signal()
         kv_used, kv_dropped, q_taken = Signal(), Signal(), Signal()
         m.d.comb += [self.s_kv.ready.eq(kv_ready), self.s_q.ready.eq(q_ready),
                      hsh.i.valid.eq(hash_valid)]
         with m.If(~queries):
-            # a scan value path reads the key memory until the previous window's last query
-            # is done: its keys wait here, so that once they flow, they flow one per cycle
-            free = wait_done if plan.mode != "linear" else kv_free if row_folded else 1
-            m.d.comb += [kv_ready.eq(free & Mux(use, hsh.i.ready & room, kv_free)),
-                         hash_valid.eq(self.s_kv.valid & use & free & room),
-                         kv_used.eq(self.s_kv.valid & use & free & hsh.i.ready & room),
-                         kv_dropped.eq(self.s_kv.valid & ~use & free & kv_free)]
+            m.d.comb += [hash_valid.eq(self.s_kv.valid & use & kv_free_of(wait_done, kv_free)
+                                       & room),
+                         kv_used.eq(self.s_kv.valid & kv_ready & use),
+                         kv_dropped.eq(self.s_kv.valid & kv_ready & ~use)]
             if G > 1:
                 # (hsh.reading: the hash takes a group of this key, so use & free & room)
                 m.d.comb += [w_data.eq(vgroup), w_en.eq(hsh.reading)]
             else:
                 m.d.comb += [w_data.eq(self.s_kv.payload.value), w_en.eq(kv_used)]
         with m.Else():
-            free = wait_done & (kv_free if row_folded else 1)
-            # the credit is needed where the query transfers (the hash's last read, i.ready
-            # high), not while the hash reads its earlier groups: a query of a full-rate
-            # stream then finds it whatever the hash's reading time
-            m.d.comb += [q_ready.eq(hsh.i.ready & free & credit),
-                         hash_valid.eq(self.s_q.valid & free & (credit | ~hsh.i.ready)),
-                         q_taken.eq(self.s_q.valid & hsh.i.ready & free & credit)]
+            m.d.comb += [hash_valid.eq(self.s_q.valid & q_free_of(wait_done, kv_free)
+                                       & (credit | ~last)),
+                         q_taken.eq(self.s_q.valid & q_ready)]
         m.d.comb += q_in.eq(q_taken)
         with m.If(kv_used | kv_dropped):
             if KV > 1:
                 # the next key transfers KV edges later: a dropped one at once when
                 # kv_wait is 0, a used one after the hash has read its G (·R) groups
-                m.d.sync += [kv_wait.eq(Mux(use_next, KV - HI, KV - 1)),
-                             kv_free.eq(Mux(use_next, KV == HI, KV == 1))]
+                m.d.sync += kv_wait.eq(Mux(use_next, KV - HI, KV - 1))
+                m.d.comb += kv_free_d.eq(Mux(use_next, KV == HI, KV == 1))
             with m.If(self.s_kv.payload.last):
-                m.d.sync += queries.eq(1)
+                m.d.comb += queries_d.eq(1)
         with m.If(kv_used):
-            m.d.sync += [count.eq(count + 1), use.eq(use_next),
+            m.d.sync += [count.eq(count + 1),
                          use_next.eq(count < plan.N - 2 if plan.N > 2 else 0)]
+            m.d.comb += use_d.eq(use_next)
             if per:
                 m.d.sync += scan_len.eq(scan_len + grow)
             if block_slot is not None:
@@ -338,15 +373,17 @@ class AttentionCore(wiring.Component):
         with m.If(q_taken):
             # a folded hash reads a query's G (·R) groups before it takes the beat: it
             # may start HI-1 cycles before the interval is over
-            m.d.sync += [wait.eq(qi.fixed - HI + scan_len),
-                         wait_done.eq(qi.fixed - HI + scan_len == 0)]
+            m.d.sync += wait.eq(qi.fixed - HI + scan_len)
+            m.d.comb += wait_done_d.eq(qi.fixed - HI + scan_len == 0)
             if row_folded:               # the value path takes this query for G·R cycles
-                m.d.sync += [kv_wait.eq(KV - HI), kv_free.eq(KV == HI)]
+                m.d.sync += kv_wait.eq(KV - HI)
+                m.d.comb += kv_free_d.eq(KV == HI)
             with m.If(self.s_q.payload.last):
-                m.d.sync += [queries.eq(0), count.eq(0), use.eq(1), over.eq(0),
-                             use_next.eq(plan.N > 1)]
+                m.d.sync += [count.eq(0), over.eq(0), use_next.eq(plan.N > 1)]
+                m.d.comb += [queries_d.eq(0), use_d.eq(1)]
                 if XS:
-                    m.d.sync += [wait.eq((qi.fixed + scan_len) << XS), wait_done.eq(0)]
+                    m.d.sync += wait.eq((qi.fixed + scan_len) << XS)
+                    m.d.comb += wait_done_d.eq(0)
                 if per:
                     m.d.sync += scan_len.eq(0)
                 if block_slot is not None:

@@ -171,7 +171,9 @@ class HashPlan(Folding):
 def _members(plan, tag_shape, folded=False):
     """``i``: ``{x: d × signed(w), query: 1, tag}``, ``o``: ``{code: unsigned(b), tag}``;
     folded, also ``reading`` and ``group``: which group of ``i.payload.x`` is read in this
-    cycle (a core reads the same group of the key's value beside it)."""
+    cycle (a core reads the same group of the key's value beside it), and ``last_next``: the
+    read at the next edge is the vector's last (``i.ready`` then, unless the pipeline stalls),
+    so that a consumer can register a ready of its own a cycle ahead."""
     members = {
         "i": In(stream.Signature(tagged(
             {"x": data.ArrayLayout(signed(plan.w), plan.d), "query": 1}, tag_shape))),
@@ -180,6 +182,7 @@ def _members(plan, tag_shape, folded=False):
     if folded:
         members["reading"] = Out(1)
         members["group"] = Out(plan.groups)
+        members["last_next"] = Out(1)
     return members
 
 
@@ -313,7 +316,9 @@ class FoldedHashProjection(HashProjection):
 
     Ports ``reading`` and ``group`` (folded only): ``reading`` is high in each cycle that the
     hash reads a group of ``i.payload.x`` in its first pass, ``group`` (G bits, one-hot, a
-    flip-flop per group) says which (:func:`group_select`).
+    flip-flop per group) says which (:func:`group_select`); ``last_next`` is the flag behind
+    ``i.ready`` as it will be after the edge (``i.ready = last_read``, and ``en`` when the
+    pipeline can stall): a core registers its own readies from it.
     Latency: ``plan.latency`` = 3 + ceil(log2(most operands of a row tree)) edges from
     the transfer (group G-1) to the output transfer. Throughput: one vector per G cycles.
     The lane register and the trees stall only while the accumulators hold a finished
@@ -397,9 +402,12 @@ class FoldedHashProjection(HashProjection):
         # the group read, one-hot beside the counter: it selects the group (an AND-OR, not
         # a G:1 mux of the counter's bits)
         onehot = Signal(G, init=1, name="group_onehot")
+        # (the flag's next value, a port: the core registers its readies from it)
+        m.d.comb += self.last_next.eq(Mux(en & self.i.valid,
+                                          (cnt_next == G - 1) & (blk_next == R - 1), last_read))
+        m.d.sync += last_read.eq(self.last_next)
         with m.If(en & self.i.valid):
-            m.d.sync += [cnt.eq(cnt_next), onehot.eq(onehot.rotate_left(1)),
-                         last_read.eq((cnt_next == G - 1) & (blk_next == R - 1))]
+            m.d.sync += [cnt.eq(cnt_next), onehot.eq(onehot.rotate_left(1))]
             if R > 1:
                 m.d.sync += blk.eq(blk_next)
         # (the core queues a key's value groups as the first pass reads them)

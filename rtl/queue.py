@@ -39,6 +39,9 @@ class RegisteredFIFO(Elaboratable):
         Entries written and not yet taken.
     empty, room : ``Signal()``
         Flip-flops: ``level == 0``; ``level + margin < depth`` (``margin`` given).
+    room_next : ``Signal()``
+        The value ``room`` takes at the next edge (``margin`` given), for a consumer that
+        registers a flag of its own from it.
 
     Timing: an entry written to an empty queue at an edge is read from the memory at the
     next edge, which raises ``r_rdy``: it can be taken at the edge after that (2 edges).
@@ -57,6 +60,7 @@ class RegisteredFIFO(Elaboratable):
         self.level = Signal(range(depth + 1))
         self.empty = Signal(init=1)
         self.room = Signal(init=1)
+        self.room_next = Signal(init=1)
 
     def elaborate(self, platform):
         m = Module()
@@ -85,7 +89,10 @@ class RegisteredFIFO(Elaboratable):
         flag(self.w_rdy, self.w_rdy & (level != D - 1), 1)
         if self.margin is not None:
             top = D - self.margin - 1                               # room: level <= top
-            flag(self.room, self.room & (level != top), self.room | (level == top + 1))
+            m.d.comb += self.room_next.eq(Mux(up, self.room & (level != top),
+                                              Mux(down, self.room | (level == top + 1),
+                                                  self.room)))
+            m.d.sync += self.room.eq(self.room_next)
 
         # the memory: entries at `produce`, read at `consume` into the read port's register
         storage = m.submodules.storage = memory.Memory(shape=self.width, depth=D, init=[])
