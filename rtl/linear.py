@@ -276,7 +276,7 @@ class FoldedLinearValuePath(LinearValuePath):
 
     def elaborate(self, platform):
         plan = self.plan
-        b, d, P, G = plan.b, plan.d, plan.lanes, plan.groups
+        b, P, G = plan.b, plan.lanes, plan.groups
         T, R = plan.rows, plan.row_blocks
         GR = G * R
         m = Module()
