@@ -175,7 +175,8 @@ class AttentionCore(wiring.Component):
     def elaborate(self, platform):
         plan = self.plan
         m = Module()
-        m.submodules.hash = hsh = plan.hash.component(layouts.key_tag(plan), stalls=False)
+        m.submodules.hash = hsh = plan.hash.component(layouts.key_tag(plan), stalls=False,
+                                                      select=not plan.hash.folded)
         m.submodules.value_path = vp = plan.value.component()
         m.submodules.divider = div = plan.divider.component(layouts.query_tag(),
                                                             depth=plan.out_credits)
@@ -294,8 +295,21 @@ class AttentionCore(wiring.Component):
             tag.key.eq(~queries), tag.first.eq(count == 0),
             tag.qtag.last.eq(self.s_q.payload.last), tag.qtag.user.eq(over),
             hsh.i.payload.query.eq(queries),
-            hsh.i.payload.x.eq(Mux(queries, self.s_q.payload.query, self.s_kv.payload.key)),
         ]
+        key, query = Value.cast(self.s_kv.payload.key), Value.cast(self.s_q.payload.query)
+        if G > 1:
+            # the core selects the group the hash reads, by a one-hot of the key's groups and
+            # one of the query's (flip-flops, registered from the hash's next group and the
+            # next phase): one AND-OR of the two vectors, no phase mux in front of it
+            key_group = Signal(G, init=1, name="key_group")
+            query_group = Signal(G, name="query_group")
+            m.d.sync += [key_group.eq(Mux(queries_d, 0, hsh.group_next)),
+                         query_group.eq(Mux(queries_d, hsh.group_next, 0))]
+            width = plan.lanes * plan.w
+            m.d.comb += hsh.i.payload.x.eq(group_select(key, key_group, width)
+                                           | group_select(query, query_group, width))
+        else:
+            m.d.comb += hsh.i.payload.x.eq(Mux(queries, query, key))
         use = Signal(init=1)                     # count < N
         use_d = flop(use)
         # count + 1 < N: a flip-flop written beside the count (from count + 2 < N, a compare

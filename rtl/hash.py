@@ -161,27 +161,31 @@ class HashPlan(Folding):
             return sum(len(r) * pw for r in self.slot_terms)
         return sum(max(0, len(row_terms(r)) - 1) * pw for M, _ in self.hashes for r in M)
 
-    def component(self, tag_shape=unsigned(0), *, stalls=True):
+    def component(self, tag_shape=unsigned(0), *, stalls=True, select=True):
         """The hash of this plan: :class:`FoldedHashProjection` when G > 1, else
-        :class:`HashProjection` (``stalls``: see there)."""
+        :class:`HashProjection` (``stalls``, ``select``: see there)."""
         return (FoldedHashProjection if self.folded else HashProjection)(
-            self, tag_shape, stalls=stalls)
+            self, tag_shape, stalls=stalls, select=select)
 
 
-def _members(plan, tag_shape, folded=False):
+def _members(plan, tag_shape, folded=False, select=True):
     """``i``: ``{x: d × signed(w), query: 1, tag}``, ``o``: ``{code: unsigned(b), tag}``;
     folded, also ``reading`` and ``group``: which group of ``i.payload.x`` is read in this
-    cycle (a core reads the same group of the key's value beside it), and ``last_next``: the
-    read at the next edge is the vector's last (``i.ready`` then, unless the pipeline stalls),
-    so that a consumer can register a ready of its own a cycle ahead."""
+    cycle (a core reads the same group of the key's value beside it), ``group_next``: the
+    group read after the edge, and ``last_next``: the read after the edge is the vector's
+    last (``i.ready`` then, unless the pipeline stalls), so that a consumer can register a
+    ready or a select of its own a cycle ahead. Folded with ``select=False``, ``x`` is the
+    group itself (P × signed(w)), selected by the consumer."""
+    lanes = plan.d if select else plan.lanes
     members = {
         "i": In(stream.Signature(tagged(
-            {"x": data.ArrayLayout(signed(plan.w), plan.d), "query": 1}, tag_shape))),
+            {"x": data.ArrayLayout(signed(plan.w), lanes), "query": 1}, tag_shape))),
         "o": Out(stream.Signature(tagged({"code": unsigned(plan.b)}, tag_shape))),
     }
     if folded:
         members["reading"] = Out(1)
         members["group"] = Out(plan.groups)
+        members["group_next"] = Out(plan.groups)
         members["last_next"] = Out(1)
     return members
 
@@ -211,15 +215,21 @@ class HashProjection(wiring.Component):
     (no enable net fanning out to every stage) and ``i.ready`` is 1; the consumer must take
     every output in the cycle it is valid (``o.ready`` is not read). The core builds it so:
     its throttles already keep the value path ready for every token the hash delivers.
+
+    ``select`` (folded only: :class:`FoldedHashProjection`) is True here.
     """
 
     folded = False
 
-    def __init__(self, plan, tag_shape=unsigned(0), *, stalls=True):
+    def __init__(self, plan, tag_shape=unsigned(0), *, stalls=True, select=True):
+        if not select and not self.folded:
+            raise ValueError("select=False is not allowed for an unfolded hash (G = 1): it "
+                             "reads the whole vector, there is no group to select")
         self.plan = plan
         self.tag_shape = tag_shape
         self.stalls = stalls
-        super().__init__(_members(plan, tag_shape, self.folded))
+        self.select = select
+        super().__init__(_members(plan, tag_shape, self.folded, select))
 
     @property
     def latency(self):
@@ -318,7 +328,10 @@ class FoldedHashProjection(HashProjection):
     hash reads a group of ``i.payload.x`` in its first pass, ``group`` (G bits, one-hot, a
     flip-flop per group) says which (:func:`group_select`); ``last_next`` is the flag behind
     ``i.ready`` as it will be after the edge (``i.ready = last_read``, and ``en`` when the
-    pipeline can stall): a core registers its own readies from it.
+    pipeline can stall): a core registers its own readies from it. With ``select=False`` the
+    consumer selects the group: ``i.payload.x`` is the P lanes of group ``group`` (a consumer
+    that has the vectors as flip-flop-driven wires registers its one-hot select from
+    ``group_next``, so that the select is one AND-OR and no flag fans out before it).
     Latency: ``plan.latency`` = 3 + ceil(log2(most operands of a row tree)) edges from
     the transfer (group G-1) to the output transfer. Throughput: one vector per G cycles.
     The lane register and the trees stall only while the accumulators hold a finished
@@ -402,17 +415,21 @@ class FoldedHashProjection(HashProjection):
         # the group read, one-hot beside the counter: it selects the group (an AND-OR, not
         # a G:1 mux of the counter's bits)
         onehot = Signal(G, init=1, name="group_onehot")
-        # (the flag's next value, a port: the core registers its readies from it)
-        m.d.comb += self.last_next.eq(Mux(en & self.i.valid,
-                                          (cnt_next == G - 1) & (blk_next == R - 1), last_read))
-        m.d.sync += last_read.eq(self.last_next)
-        with m.If(en & self.i.valid):
-            m.d.sync += [cnt.eq(cnt_next), onehot.eq(onehot.rotate_left(1))]
+        # (the flag's and the group's next values, ports: the core registers its readies
+        # and its own group select from them)
+        read = en & self.i.valid
+        m.d.comb += [self.last_next.eq(Mux(read, (cnt_next == G - 1) & (blk_next == R - 1),
+                                           last_read)),
+                     self.group_next.eq(Mux(read, onehot.rotate_left(1), onehot))]
+        m.d.sync += [last_read.eq(self.last_next), onehot.eq(self.group_next)]
+        with m.If(read):
+            m.d.sync += cnt.eq(cnt_next)
             if R > 1:
                 m.d.sync += blk.eq(blk_next)
         # (the core queues a key's value groups as the first pass reads them)
-        m.d.comb += [self.reading.eq(en & self.i.valid & (blk == 0)), self.group.eq(onehot)]
-        group = group_select(Value.cast(self.i.payload.x), onehot, P * w)
+        m.d.comb += [self.reading.eq(read & (blk == 0)), self.group.eq(onehot)]
+        group = (group_select(Value.cast(self.i.payload.x), onehot, P * w) if self.select
+                 else Value.cast(self.i.payload.x))
 
         lanes = Signal(data.ArrayLayout(signed(w), P), name="lanes")
         lg = Signal(gbits, name="lane_group")
