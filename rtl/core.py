@@ -5,7 +5,7 @@
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Const, Module, Mux, Signal, Value
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -299,15 +299,21 @@ class AttentionCore(wiring.Component):
         key, query = Value.cast(self.s_kv.payload.key), Value.cast(self.s_q.payload.query)
         if G > 1:
             # the core selects the group the hash reads, by a one-hot of the key's groups and
-            # one of the query's (flip-flops, registered from the hash's next group and the
-            # next phase): one AND-OR of the two vectors, no phase mux in front of it
-            key_group = Signal(G, init=1, name="key_group")
-            query_group = Signal(G, name="query_group")
-            m.d.sync += [key_group.eq(Mux(queries_d, 0, hsh.group_next)),
-                         query_group.eq(Mux(queries_d, hsh.group_next, 0))]
+            # one of the query's (flip-flops): one AND-OR of the two vectors, no phase mux
+            # in front of it. They are registered from the hash's next group and the phase:
+            # the phase changes only where the hash's next read is group 0 (a vector's last
+            # read, or no read at all), so the next phase is needed only for group 0, which
+            # is selected by the hash's own one-hot and the phase instead (one LUT as well)
+            key_group = Signal(G - 1, init=0, name="key_group")        # groups 1 .. G-1
+            query_group = Signal(G - 1, name="query_group")
+            m.d.sync += [key_group.eq(Mux(queries, 0, hsh.group_next[1:])),
+                         query_group.eq(Mux(queries, hsh.group_next[1:], 0))]
             width = plan.lanes * plan.w
-            m.d.comb += hsh.i.payload.x.eq(group_select(key, key_group, width)
-                                           | group_select(query, query_group, width))
+            rest = (G - 1) * width                        # (the last group may be short)
+            m.d.comb += hsh.i.payload.x.eq(group_select(
+                Cat(Mux(queries, query[:width], key[:width]), key[width:],
+                    Const(0, rest - len(key) + width), query[width:]),
+                Cat(hsh.group[0], key_group, query_group), width))
         else:
             m.d.comb += hsh.i.payload.x.eq(Mux(queries, query, key))
         use = Signal(init=1)                     # count < N
