@@ -4,12 +4,13 @@ per cycle, consume-then-transfer)."""
 
 import numpy as np
 import pytest
-from amaranth.hdl import unsigned
+from amaranth.hdl import Module, Signal, Value, unsigned
+from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
 from hamattn import CoreConfig, golden
 from hamattn.rtl import FoldedHashProjection, HashProjection, Timing
-from hamattn.rtl.hash import row_terms
+from hamattn.rtl.hash import _members, group_select, row_terms
 from hamattn.rtl.plan import csd_digits, tree_depth
 from hamattn.rtl.tree import ADDER_TREES
 from hamattn.verif.streams import run_stream
@@ -388,3 +389,54 @@ def test_hash_without_stalls(corner, tmp_path):
     assert res["offered"] == [HI] * len(x)
     lat = [o - i for i, o in zip(res["ins"], res["outs"])]
     assert lat == [cfg.plan.hash.latency.fixed] * len(x)
+
+
+class _CallerSelect(wiring.Component):
+    """A folded hash built with ``select=False`` (as the core builds it) behind the ports of
+    one that selects its groups itself: the group is selected by a one-hot registered from
+    the hash's ``group_next``, and ``i.ready`` is a flip-flop registered from its
+    ``last_next``, so that a wrong next value misplaces a group or a transfer."""
+
+    def __init__(self, cfg):
+        self.hash = cfg.plan.hash.component(unsigned(8), stalls=False, select=False)
+        self.cfg = cfg
+        super().__init__(_members(cfg.plan.hash, unsigned(8)))
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.hash = h = self.hash
+        plan = self.cfg.plan.hash
+        group = Signal(plan.groups, init=1)
+        last = Signal()
+        m.d.sync += [group.eq(h.group_next), last.eq(h.last_next)]
+        m.d.comb += [h.i.valid.eq(self.i.valid), self.i.ready.eq(last),
+                     h.i.payload.query.eq(self.i.payload.query),
+                     h.i.payload.tag.eq(self.i.payload.tag),
+                     h.i.payload.x.eq(group_select(Value.cast(self.i.payload.x), group,
+                                                   plan.lanes * plan.w))]
+        wiring.connect(m, h.o, wiring.flipped(self.o))
+        return m
+
+
+@pytest.mark.parametrize("corner", ["d3_P1", "d16_P5", "rows_asym_P1_T4"])
+def test_hash_caller_selects_the_group(corner, tmp_path):
+    """``select=False``: the caller reads ``group_next`` and ``last_next`` a cycle ahead; the
+    codes, latency and reading time are those of the hash that selects itself."""
+    cfg = CoreConfig.create(**FOLDED[corner](tmp_path))
+    HI = cfg.plan.hash.interval.fixed
+    x, query = stimulus(cfg, np.random.default_rng(5), 12)
+    res = run_folded(_CallerSelect(cfg), [{"x": [int(v) for v in row], "query": int(q),
+                                           "tag": i}
+                                          for i, (row, q) in enumerate(zip(x, query))],
+                     seed=4, p_in=0.5, sink="ready", p_out=1.0, G=HI)
+    assert res["codes"] == expected_codes(cfg, x, query)
+    assert res["tags"] == list(range(len(x)))
+    assert res["offered"] == [HI] * len(x)
+    assert [o - i for i, o in zip(res["ins"], res["outs"])] == \
+        [cfg.plan.hash.latency.fixed] * len(x)
+
+
+def test_unfolded_hash_refuses_caller_select():
+    cfg = CoreConfig.create(b=7, d=3, w=8)
+    with pytest.raises(ValueError, match="select=False is not allowed for an unfolded hash"):
+        cfg.plan.hash.component(select=False)
