@@ -275,8 +275,8 @@ class AttentionCore(wiring.Component):
             m.submodules.value_queue = values = RegisteredFIFO(
                 width=plan.lanes * plan.w, depth=depth, margin=margin)
             # (the group the hash reads, by its one-hot group select)
-            vgroup = group_select(Value.cast(self.s_kv.payload.value), hsh.group,
-                                  plan.lanes * plan.w)
+            vgroup = group_select(m, Value.cast(self.s_kv.payload.value), hsh.group,
+                                  plan.lanes * plan.w, name="v_group")
         else:
             m.submodules.value_queue = values = RegisteredFIFO(
                 width=plan.d * plan.w, depth=plan.hash.latency.fixed + 2 + margin,
@@ -303,17 +303,17 @@ class AttentionCore(wiring.Component):
             # in front of it. They are registered from the hash's next group and the phase:
             # the phase changes only where the hash's next read is group 0 (a vector's last
             # read, or no read at all), so the next phase is needed only for group 0, which
-            # is selected by the hash's own one-hot and the phase instead (one LUT as well)
-            key_group = Signal(G - 1, init=0, name="key_group")        # groups 1 .. G-1
+            # is selected by the hash's own one-hot and the phase instead (one LUT4 as well)
+            key_group = Signal(G - 1, name="key_group")        # groups 1 .. G-1
             query_group = Signal(G - 1, name="query_group")
             m.d.sync += [key_group.eq(Mux(queries, 0, hsh.group_next[1:])),
                          query_group.eq(Mux(queries, hsh.group_next[1:], 0))]
             width = plan.lanes * plan.w
             rest = (G - 1) * width                        # (the last group may be short)
+            first = Mux(hsh.group[0], Mux(queries, query[:width], key[:width]), 0)
             m.d.comb += hsh.i.payload.x.eq(group_select(
-                Cat(Mux(queries, query[:width], key[:width]), key[width:],
-                    Const(0, rest - len(key) + width), query[width:]),
-                Cat(hsh.group[0], key_group, query_group), width))
+                m, Cat(key[width:], Const(0, rest - len(key) + width), query[width:]),
+                Cat(key_group, query_group), width, name="x_group", first=first))
         else:
             m.d.comb += hsh.i.payload.x.eq(Mux(queries, query, key))
         use = Signal(init=1)                     # count < N

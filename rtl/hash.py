@@ -21,21 +21,38 @@ __all__ = ["HashPlan", "HashProjection", "FoldedHashProjection", "row_terms", "g
 _SELECTS = {"neg": lambda v: v < 0, "nonzero": lambda v: v != 0}
 
 
-def group_select(flat, onehot, width):
+def group_select(m, flat, onehot, width, name="sel", first=None):
     """Word g (``width`` bits) of ``flat`` where bit g of ``onehot`` (one-hot, a flip-flop
-    per word) is high, 0 where ``flat`` has no word g: an AND-OR, a balanced OR tree of
-    ``word & bit``, so that each select bit drives ``width`` gates and the word passes
-    ceil(log4(2·G)) LUT4 levels (a binary G:1 mux fans its select bits out to every level of
-    a tree twice as deep)."""
-    terms = []
-    for g in range(len(onehot)):
-        word = flat[g * width:(g + 1) * width]
-        if len(word):
-            terms.append(Mux(onehot[g], word, 0))
-    while len(terms) > 1:
-        terms = [terms[i] | terms[i + 1] if i + 1 < len(terms) else terms[i]
-                 for i in range(0, len(terms), 2)]
-    return terms[0]
+    per word) is high, 0 where ``flat`` has no word g: an AND-OR in LUT4-sized pieces, each
+    a wire of its own (``keep``, so that synthesis maps each piece as one LUT4 level and does
+    not chain them): two words and their bits per piece (``a & sa | b & sb``), then ORs of
+    four, ceil(log4(G / 2)) + 1 LUT4 levels, each select bit driving ``width`` gates (a
+    binary G:1 mux fans its select bits out to every level of a tree twice as deep).
+    ``first``: a word already gated (a piece of its own, e.g. ``Mux(c, x, y) & s``), ORed
+    with the others."""
+    terms = [(flat[g * width:(g + 1) * width], onehot[g]) for g in range(len(onehot))
+             if len(flat[g * width:(g + 1) * width])]
+    level = [] if first is None else [first]
+    level += [_or([Mux(s, word, 0) for word, s in terms[i:i + 2]])
+              for i in range(0, len(terms), 2)]
+    depth = 0
+    while True:
+        depth += 1
+        wires = []
+        for i, piece in enumerate(level):
+            wire = Signal(width, name=f"{name}_{depth}_{i}", attrs={"keep": 1})
+            m.d.comb += wire.eq(piece)
+            wires.append(wire)
+        if len(wires) == 1:
+            return wires[0]
+        level = [_or(wires[i:i + 4]) for i in range(0, len(wires), 4)]
+
+
+def _or(values):
+    out = values[0]
+    for v in values[1:]:
+        out = out | v
+    return out
 
 
 def row_terms(row):
@@ -428,8 +445,8 @@ class FoldedHashProjection(HashProjection):
                 m.d.sync += blk.eq(blk_next)
         # (the core queues a key's value groups as the first pass reads them)
         m.d.comb += [self.reading.eq(read & (blk == 0)), self.group.eq(onehot)]
-        group = (group_select(Value.cast(self.i.payload.x), onehot, P * w) if self.select
-                 else Value.cast(self.i.payload.x))
+        group = (group_select(m, Value.cast(self.i.payload.x), onehot, P * w)
+                 if self.select else Value.cast(self.i.payload.x))
 
         lanes = Signal(data.ArrayLayout(signed(w), P), name="lanes")
         lg = Signal(gbits, name="lane_group")

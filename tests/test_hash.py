@@ -412,7 +412,7 @@ class _CallerSelect(wiring.Component):
         m.d.comb += [h.i.valid.eq(self.i.valid), self.i.ready.eq(last),
                      h.i.payload.query.eq(self.i.payload.query),
                      h.i.payload.tag.eq(self.i.payload.tag),
-                     h.i.payload.x.eq(group_select(Value.cast(self.i.payload.x), group,
+                     h.i.payload.x.eq(group_select(m, Value.cast(self.i.payload.x), group,
                                                    plan.lanes * plan.w))]
         wiring.connect(m, h.o, wiring.flipped(self.o))
         return m
