@@ -367,15 +367,29 @@ class FoldedLinearValuePath(LinearValuePath):
         # adders back to its input or into the read-out trees
         Sdata = [r.data for r in rS]
         Vg = rV.data
+        # The state update of row t adds the lane's value where the row's code bit is 1 and
+        # subtracts it where 0: S + u + c with u = v or ~v and c = 0 or 1 (u per row, so that
+        # no value bit fans out to every row's adder and no add/sub select sits in one)
+        def row_operand(code, value, t):
+            """(u, c) of row t: the value's P lanes (a list), complemented where the bit is
+            0, and c = the bit's complement."""
+            return [Mux(code[t], value[q], ~value[q]) for q in range(P)], ~code[t]
+        cb1 = s1.block_code if R > 1 else s1.code
         if plan.data_regs:
             st = Signal(data.StructLayout(fields), name="s2")
             Sdata = [Signal(r.data.shape(), name=f"S{q}_data") for q, r in enumerate(rS)]
             Vg = Signal(rV.data.shape(), name="V_data")
+            rows = [(Signal(data.ArrayLayout(signed(plan.w), P), name=f"u{t}"),
+                     Signal(name=f"c{t}")) for t in range(T)]
             with m.If(en):
                 m.d.sync += [st.eq(s1), Vg.eq(rV.data)]
                 m.d.sync += [d.eq(r.data) for d, r in zip(Sdata, rS)]
+                for t, (u, c) in enumerate(rows):
+                    ut, ct = row_operand(cb1, s1.value, t)
+                    m.d.sync += [u.eq(Cat(*ut)), c.eq(ct)]
         else:
             st = s1
+            rows = [row_operand(cb1, s1.value, t) for t in range(T)]
         st_last_blk = st.last_blk if R > 1 else 1
         act = st.valid & en
         key = act & st.key
@@ -397,7 +411,12 @@ class FoldedLinearValuePath(LinearValuePath):
                 m.d.comb += [wS[q].addr.eq(Mux(clearing, sweep, st.addr)),
                              wS[q].en.eq(Mux(key | zero, -1, 0))]
             for t in range(T):
-                upd = Mux(cb[t], Sg(t, q) + v[q], Sg(t, q) - v[q])
+                if q < P:
+                    # S + u + c as one adder: (2S + c) + (2u + c), halved
+                    u, c = rows[t]
+                    upd = ((Cat(c, Sg(t, q)).as_signed() + Cat(c, u[q]).as_signed()) >> 1)
+                else:
+                    upd = Mux(cb[t], Sg(t, q) + v[q], Sg(t, q) - v[q])
                 new = Mux(zero | (st_last_blk if lacking[t] else 0), 0, upd)
                 if regs:            # (v is 0 beyond group 0: the other groups keep z)
                     with m.If(key | zero):
