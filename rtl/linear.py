@@ -325,7 +325,9 @@ class FoldedLinearValuePath(LinearValuePath):
         blk = Signal(range(R)) if R > 1 else Const(0, 1)
         addr = Signal(range(GR))
         last_blk = (blk == R - 1) if R > 1 else Const(1, 1)
-        last = addr == GR - 1
+        # the token's last word: a flip-flop written beside the address from its next value
+        # (it sets i.ready, which ends in the hash's output register enable)
+        last = Signal(init=GR == 1, name="last_word")
         has_group = ~p.key | self.v.valid
         go = self.i.valid & has_group & en & ~clearing
         m.d.comb += [rV.addr.eq(grp), rV.en.eq(en)]
@@ -333,7 +335,8 @@ class FoldedLinearValuePath(LinearValuePath):
         m.d.comb += [self.i.ready.eq(en & ~clearing & has_group & last),
                      self.v.ready.eq(go & p.key & last_blk)]
         with m.If(go):
-            m.d.sync += addr.eq(Mux(last, 0, addr + 1))
+            m.d.sync += [addr.eq(Mux(last, 0, addr + 1)),
+                         last.eq(Mux(last, GR == 1, addr == GR - 2))]
             if R > 1:
                 m.d.sync += blk.eq(Mux(last_blk, 0, blk + 1))
             with m.If(last_blk):
