@@ -313,7 +313,6 @@ class FoldedLinearValuePath(LinearValuePath):
         # read, so that reset returns the state to an empty window as the registers' reset does
         clearing = Signal(init=1)
         sweep = Signal(range(GR))
-        clearing_next = clearing & (sweep != GR - 1)
         with m.If(clearing):
             m.d.sync += sweep.eq(sweep + 1)
             with m.If(sweep == GR - 1):
@@ -325,11 +324,7 @@ class FoldedLinearValuePath(LinearValuePath):
         grp = Signal(range(G))
         blk = Signal(range(R)) if R > 1 else Const(0, 1)
         addr = Signal(range(GR))
-        # flip-flops written beside their counters from the next values: the last block
-        # (blk == R - 1), and the last block outside the clearing sweep, the value group's
-        # take (so that v.ready, which ends in the skid buffer's enables, is one AND)
-        last_blk = Signal(init=R == 1, name="last_blk") if R > 1 else Const(1, 1)
-        take_blk = Signal(name="take_blk")
+        last_blk = (blk == R - 1) if R > 1 else Const(1, 1)
         # the token's last word: a flip-flop written beside the address from its next value
         # (it sets i.ready, which ends in the hash's output register enable)
         last = Signal(init=GR == 1, name="last_word")
@@ -338,14 +333,12 @@ class FoldedLinearValuePath(LinearValuePath):
         m.d.comb += [rV.addr.eq(grp), rV.en.eq(en)]
         m.d.comb += [x for r in rS for x in (r.addr.eq(addr), r.en.eq(en))]
         m.d.comb += [self.i.ready.eq(en & ~clearing & has_group & last),
-                     self.v.ready.eq(self.i.valid & p.key & self.v.valid & en & take_blk)]
-        last_blk_next = Mux(go, Mux(last_blk, 0, blk == R - 2), last_blk) if R > 1 else 1
-        m.d.sync += take_blk.eq(last_blk_next & ~clearing_next)
+                     self.v.ready.eq(go & p.key & last_blk)]
         with m.If(go):
             m.d.sync += [addr.eq(Mux(last, 0, addr + 1)),
                          last.eq(Mux(last, GR == 1, addr == GR - 2))]
             if R > 1:
-                m.d.sync += [blk.eq(Mux(last_blk, 0, blk + 1)), last_blk.eq(last_blk_next)]
+                m.d.sync += blk.eq(Mux(last_blk, 0, blk + 1))
             with m.If(last_blk):
                 m.d.sync += grp.eq(Mux(grp == G - 1, 0, grp + 1))
 
