@@ -58,14 +58,15 @@ def test_topk_queries_overlap(params, pattern):
     cfg = CoreConfig.create(mode="topk", **params)
     plan = cfg.plan.value
     M, seed = cfg.keys_per_cycle, 11 * cfg.keys_per_cycle + cfg.lanes
-    tokens, groups, expected, windows = [], [], [], []
+    tokens, groups, expected, windows, writes = [], [], [], [], []
     for i, n in enumerate(sorted({1, max(1, M - 1), cfg.N, (cfg.N + 1) // 2})):
         case = value_path_case(cfg, seed + i, windows=1, n_queries=5, n_keys=n,
                                extreme=i % 2 == 0)
-        for whole, part in zip((tokens, groups, expected, windows), case):
-            whole += part
+        for whole, part in zip((tokens, groups, expected, windows, writes), case):
+            whole += part or []
     run = check_value_path(cfg, component(cfg), seed, pattern=pattern,
-                           case=(tokens, groups, expected, windows))
+                           case=(tokens, groups, expected, windows,
+                                 writes if plan.direct_values else None))
     q_in = [c for c, t in zip(run.in_cycles, tokens) if not t["key"]]
     out = run.out_cycles
     if pattern == "full_rate":
