@@ -124,6 +124,17 @@ class ScanPlan(Folding, WeightedSum):
         return not self.folded
 
     @property
+    def output_hold(self):
+        """Unfolded (G = 1): edges after a (num, den) transfer during which num stays
+        unchanged (the bank is not written until the next query's value pass adds): at
+        least the interval less stage C's occupancy (:attr:`stages`), the least over n in
+        1..N; folded (the bank rotates as it gives its groups): None."""
+        if self.folded:
+            return None
+        *_, c = self.stages
+        return min(self.interval.at(n, self.k) - c.at(n, self.k) for n in range(1, self.N + 1))
+
+    @property
     def value_slots(self):
         """Keys per word of the value memory: 1 (the value pass reads only the kept keys,
         one per cycle)."""
