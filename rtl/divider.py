@@ -395,8 +395,10 @@ class RoundingDivider(wiring.Component):
                 for j in range(1, G):
                     with m.If(nxt == j):
                         m.d.comb += a.eq(elems[j])
+                # |a| + half as (a XOR its sign) + half + sign: one adder with a carry in
+                neg = a[-1]
                 x = Signal(max(self.num_width, dw), name=f"serial_x{p}")
-                m.d.comb += x.eq(Mux(a < 0, half - a, half + a))
+                m.d.comb += x.eq((a.as_unsigned() ^ neg.replicate(len(a))) + half + neg)
                 m.d.sync += [st["r"][p].eq(x[qb:]), st["xq"][p].eq(x[:qb]),
                              st["neg"][p].eq(a < 0)]
         with m.Elif(busy & ~done):
