@@ -112,3 +112,20 @@ def test_scan_plan_is_topk_only():
         ("topk", 2, 2, 1, 2)
     assert (plan.value_slots, plan.value_words) == (1, 8)
     assert not hasattr(plan, "weight_shifts")
+
+
+@pytest.mark.parametrize("d, b, N, k, M", [(1, 1, 1, 1, 1), (64, 1, 1, 1, 1), (3, 7, 7, 2, 3),
+                                           (16, 16, 64, 8, 4), (16, 64, 64, 64, 64),
+                                           (2, 256, 300, 2, 7), (64, 3, 300, 64, 1)])
+def test_topk_values_written_after_the_window_is_done(d, b, N, k, M):
+    """An unfolded topk core writes a key's value into the value memory as it accepts the key
+    (``direct_values``), before the code leaves the hash: the next window's first key waits
+    (the core's ``wait``, 2**XS query intervals of the window's n) at least until the last
+    query's value pass has read its last value, hash and value path latency after it."""
+    cfg = CoreConfig.create(d=d, b=b, N=N, k=k, keys_per_cycle=M, mode="topk")
+    plan = cfg.plan
+    assert plan.value.direct_values
+    XS = (plan.value.stages_in_flight - 1).bit_length()
+    for n in range(1, N + 1):
+        assert plan.q_interval.at(n, k) << XS >= \
+            plan.hash.latency.at(n) + plan.value.latency.at(n, k), n
