@@ -248,15 +248,16 @@ class ScanPlan(Folding, WeightedSum):
 
 def value_ports(plan):
     """The members of :class:`ScanValuePath`: those of :func:`layouts.value_path_ports`;
-    with ``plan.direct_values`` the tokens carry no value, and ``w`` (always ready) writes
-    one: ``{value: layouts.group(plan), restart: 1}``, restart on the window's first key."""
+    with ``plan.direct_values`` the tokens carry no value, and ``w`` (its ready always 1)
+    writes one: ``{value: layouts.group(plan), restart: 1}``, restart on the window's first
+    key."""
     ports = layouts.value_path_ports(plan)
     if plan.direct_values:
         fields = dict(layouts.token(plan).members)
         del fields["value"]
         ports["i"] = In(stream.Signature(data.StructLayout(fields)))
         ports["w"] = In(stream.Signature(data.StructLayout(
-            {"value": layouts.group(plan), "restart": 1}), always_ready=True))
+            {"value": layouts.group(plan), "restart": 1})))
     return ports
 
 
@@ -618,6 +619,7 @@ class ScanValuePath(wiring.Component):
         if plan.direct_values:
             # key j's value at word j, written where the core sends it, in any state (the
             # core sends a window's values once its previous window's queries are done)
+            m.d.comb += self.w.ready.eq(1)
             with m.If(self.w.valid):
                 waddr = Mux(self.w.payload.restart, 0, nv)
                 m.d.comb += [wv.addr.eq(waddr), wv.en.eq(1),
