@@ -274,43 +274,35 @@ def test_held_den_needs_a_gap_of_a_latency(grouped):
 
 
 def run_held(dut, cases, hold, p_out, rng):
-    """Offer each division as soon as the divider is ready, its payload held ``hold`` edges
-    after its transfer and then overwritten with garbage (a serial divider must have read
-    it by then). Returns (outputs, input cycles, output cycles)."""
+    """Offer each division once the previous one's payload is no longer held: a payload
+    stays ``hold`` edges after its transfer, then changes (to the next division's, or to
+    garbage after the last), so a serial divider must have read it by then. Returns
+    (outputs, input cycles, output cycles)."""
     E = dut.elements
     got, ins, outs = [], [], []
 
     async def bench(ctx):
-        i, since = 0, None
+        i, since = 0, None                  # cycles since the last transfer
         for cycle in range(100 * len(cases) * dut.latency.fixed):
-            if since is not None:
-                since += 1
-                if since > hold:         # the payload no longer holds
-                    ctx.set(dut.i.payload.num, [int(x) for x in rng.integers(-9, 9, E)])
-                    ctx.set(dut.i.payload.den, int(rng.integers(1, 3)))
-            if i < len(cases) and (since is None or since > hold or since >= 0):
-                nums, den = cases[i]
-                ctx.set(dut.i.valid, 1)
+            since = None if since is None else since + 1
+            free = since is None or since > hold
+            if free and i < len(cases):
+                ctx.set(dut.i.payload, {"num": cases[i][0], "den": cases[i][1]})
+            elif free:
+                ctx.set(dut.i.payload, {"num": [int(x) for x in rng.integers(-9, 9, E)],
+                                        "den": int(rng.integers(1, 3))})
+            ctx.set(dut.i.valid, int(free and i < len(cases)))
             ready = int(rng.random() < p_out)
             ctx.set(dut.o.ready, ready)
             if ctx.get(dut.o.valid) and ready:
                 got.append(tuple(int(x) for x in ctx.get(dut.o.payload.q)))
                 outs.append(cycle)
-            if i < len(cases):
-                # (the payload of division i from the cycle it is offered)
-                if since is None or since > hold:
-                    ctx.set(dut.i.payload, {"num": cases[i][0], "den": cases[i][1]})
-                if ctx.get(dut.i.ready) and ctx.get(dut.i.valid):
-                    ctx.set(dut.i.payload, {"num": cases[i][0], "den": cases[i][1]})
-                    ins.append(cycle)
-                    i, since = i + 1, 0
-            else:
-                ctx.set(dut.i.valid, 0)
+            if ctx.get(dut.i.valid) and ctx.get(dut.i.ready):
+                ins.append(cycle)
+                i, since = i + 1, 0
             if len(got) == len(cases):
                 return
             await ctx.tick()
-            if i < len(cases) and since is not None and since < hold:
-                ctx.set(dut.i.valid, 0)     # (offered again once the previous one is read)
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
