@@ -566,7 +566,7 @@ class CoreConfig(Folding):
             value=value,
             divider=DividerPlan.keeping_up(
                 self.d, value.num_width, value.den_width, self.w, self.lanes, value.grouped,
-                interval, gap))
+                interval, gap, getattr(value, "output_hold", None)))
 
     # ---------------------------------------------------------------- hsoftmax table
     @cached_property

@@ -266,9 +266,15 @@ class AttentionCore(wiring.Component):
         # read enable end at flip-flops, not in the queue's pointers and level; one more
         # entry in flight, so the room flag keeps one more place) and the read goes through
         # a skid buffer (below)
+        # An unfolded topk path takes a key's value as the key enters the hash (port `w`,
+        # written straight into its value memory at the key's index; the window's earlier
+        # queries are done by then, see `wait`): no queue.
         staged = plan.mode == "linear" and G > 1
         margin = _ROOM_MARGIN + staged
-        if G > 1:
+        direct = getattr(plan.value, "direct_values", False)
+        if direct:
+            values = None
+        elif G > 1:
             LH = plan.hash.latency.fixed
             depth = G * (3 + -(-LH // HI)) + 2 if row_folded else LH + 2 * G + 2
             depth += margin
@@ -285,10 +291,17 @@ class AttentionCore(wiring.Component):
         # depth, so that the writes still in flight when it falls (the registered write, a
         # key of the hash's next read) find the queue ready; the depth has `margin` more
         # entries so that this never throttles a key
-        room = values.room
-        # the queue's write, from the key phase below (0 in the query phase)
-        w_data, w_en = Signal.like(values.w_data), Signal()
-        m.d["sync" if staged else "comb"] += [values.w_data.eq(w_data), values.w_en.eq(w_en)]
+        # the queue's write (or the value path's, direct), from the key phase below (0 in
+        # the query phase)
+        if direct:
+            room = 1
+            w_data, w_en = vp.w.payload.value, vp.w.valid
+            m.d.comb += vp.w.payload.restart.eq(count == 0)
+        else:
+            room = values.room
+            w_data, w_en = Signal.like(values.w_data), Signal()
+            m.d["sync" if staged else "comb"] += [values.w_data.eq(w_data),
+                                                  values.w_en.eq(w_en)]
 
         tag = hsh.i.payload.tag
         m.d.comb += [
@@ -429,6 +442,8 @@ class AttentionCore(wiring.Component):
             else:
                 m.d.comb += [vp.v.valid.eq(values.r_rdy), vp.v.payload.eq(values.r_data),
                              values.r_en.eq(vp.v.ready)]
+        elif direct:
+            m.d.comb += [vp.i.valid.eq(hsh.o.valid), hsh.o.ready.eq(vp.i.ready)]
         else:
             m.d.comb += [
                 # (the value is always there by then: the queue's 2-edge latency <= the hash's)

@@ -15,20 +15,24 @@ __all__ = ["DividerPlan", "RoundingDivider", "divider_latency", "divider_interva
            "divider_steps"]
 
 
-def divider_latency(q_bits, groups=1, steps=1, grouped=False):
+def divider_latency(q_bits, groups=1, steps=1, grouped=False, serial=False):
     """Rising edges from the edge at which :class:`RoundingDivider` accepts (num, den) (its
     last group when ``grouped``) to the edge at which its result transfers, with the output
     ready: the accepting edge forms |num| + floor(den/2) of the first group, ``q_bits``
     restoring steps (``steps`` per pipeline stage), one edge applies the sign, the result
     transfers on the next edge: ``q_bits + 2``; a whole-vector input of ``groups`` groups
-    issues one group per ``steps`` edges, which adds ``(groups - 1)·steps``."""
+    issues one group per ``steps`` edges, which adds ``(groups - 1)·steps``; ``serial``
+    (one stage loads each group itself): ``groups·(q_bits + 1) + 1``."""
+    if serial:
+        return groups * (q_bits + 1) + 1
     return q_bits + 2 + (0 if grouped else (groups - 1) * steps)
 
 
-def divider_interval(groups=1, steps=1):
+def divider_interval(groups=1, steps=1, serial=False):
     """Edges between divisions that :class:`RoundingDivider` accepts at full rate: a pipeline
-    stage takes a group every ``steps`` edges, so ``groups·steps``."""
-    return groups * steps
+    stage takes a group every ``steps`` edges, so ``groups·steps``; ``serial``, a group
+    every q_bits + 1 = ``steps`` + 1 edges (the load, then the steps), ``groups·(steps + 1)``."""
+    return groups * (steps + serial)
 
 
 def divider_steps(q_bits, groups, interval):
@@ -45,7 +49,8 @@ class DividerPlan:
     """A :class:`RoundingDivider` of ``elements`` quotients of ``q_bits`` bits, ``lanes`` at
     a time, its numerators ``num_width`` and its denominator ``den_width`` bits wide, with
     ``steps`` restoring steps per pipeline stage; with ``grouped`` it takes one group of
-    lanes per beat."""
+    lanes per beat; ``serial``: one stage of ``lanes`` units loads each group of a held
+    input in turn (see :meth:`keeping_up`)."""
 
     elements: int
     num_width: int
@@ -55,16 +60,30 @@ class DividerPlan:
     grouped: bool = False
     steps: int = 1
     held_den: bool = False
+    serial: bool = False
 
     @classmethod
     def keeping_up(cls, elements, num_width, den_width, q_bits, lanes, grouped, interval,
-                   gap=None):
+                   gap=None, hold=None):
         """The plan with the most steps per stage (the fewest stages) whose interval is at
         most ``interval``: a divider that never sets the core's query interval. ``gap``
         (None: unknown): the fewest edges from a division's transfer (its last group's when
         grouped) to the next division's first; when it is at least the latency, a division
         is out of the pipeline before the next enters and den is held once for all stages
-        (``held_den``)."""
+        (``held_den``). ``hold`` (None: unknown; whole-vector input only): edges after its
+        transfer during which the input stays unchanged. Given, the divider is
+        ``serial``: one bit-serial stage of the fewest lanes L (G = ceil(elements
+        / L) groups, loaded from the held input one after the other, (G-1)·(q_bits+1) <=
+        ``hold``) whose interval G·(q_bits+1) is at most ``interval``; it has no form
+        stage, and the cost of its lanes falls with G."""
+        if hold is not None and not grouped:
+            for g in range(elements, 0, -1):
+                L = -(-elements // g)
+                if -(-elements // L) != g:
+                    continue
+                if g * (q_bits + 1) <= interval and (g - 1) * (q_bits + 1) <= hold:
+                    return cls(elements, num_width, den_width, q_bits, L, False, q_bits,
+                               True, True)
         groups = -(-elements // lanes)
         steps = divider_steps(q_bits, groups, interval)
         held = gap is not None and gap >= divider_latency(q_bits, groups, steps, grouped)
@@ -76,16 +95,18 @@ class DividerPlan:
 
     @property
     def latency(self):
-        return Timing(divider_latency(self.q_bits, self.groups, self.steps, self.grouped))
+        return Timing(divider_latency(self.q_bits, self.groups, self.steps, self.grouped,
+                                      self.serial))
 
     @property
     def interval(self):
-        return Timing(divider_interval(self.groups, self.steps))
+        return Timing(divider_interval(self.groups, self.steps, self.serial))
 
     def component(self, tag_shape=unsigned(0), depth=1):
         return RoundingDivider(self.elements, self.num_width, self.den_width, self.q_bits,
                                tag_shape, lanes=self.lanes, grouped=self.grouped,
-                               steps=self.steps, depth=depth, held_den=self.held_den)
+                               steps=self.steps, depth=depth, held_den=self.held_den,
+                               serial=self.serial)
 
 
 class RoundingDivider(wiring.Component):
@@ -138,7 +159,7 @@ class RoundingDivider(wiring.Component):
     """
 
     def __init__(self, elements, num_width, den_width, q_bits, tag_shape=unsigned(0),
-                 lanes=None, grouped=False, steps=1, depth=1, held_den=False):
+                 lanes=None, grouped=False, steps=1, depth=1, held_den=False, serial=False):
         self.elements, self.num_width, self.den_width, self.q_bits = \
             elements, num_width, den_width, q_bits
         self.lanes = elements if lanes is None else lanes
@@ -148,8 +169,10 @@ class RoundingDivider(wiring.Component):
             raise ValueError(f"steps = {steps!r} is not allowed: 1 .. q_bits = {q_bits}")
         if depth < 1:
             raise ValueError(f"depth = {depth!r} is not allowed: at least 1")
+        if serial and (grouped or steps != q_bits or not held_den):
+            raise ValueError("serial: a whole-vector input, steps = q_bits and held_den")
         self.groups = -(-elements // self.lanes)
-        self.steps, self.depth, self.held_den = steps, depth, held_den
+        self.steps, self.depth, self.held_den, self.serial = steps, depth, held_den, serial
         self.tag_shape = tag_shape
         self.grouped = grouped
         if grouped:
@@ -173,7 +196,7 @@ class RoundingDivider(wiring.Component):
     @property
     def plan(self):
         return DividerPlan(self.elements, self.num_width, self.den_width, self.q_bits,
-                           self.lanes, self.grouped, self.steps, self.held_den)
+                           self.lanes, self.grouped, self.steps, self.held_den, self.serial)
 
     @property
     def latency(self):
@@ -237,6 +260,18 @@ class RoundingDivider(wiring.Component):
         if self.grouped:
             with m.If(transfer):
                 m.d.sync += mid.eq(~self.i.payload.last)
+        if self.serial:
+            prev, prev_done = self._serial(m, transfer, credit, keys)
+        else:
+            prev, prev_done = self._pipeline(m, transfer, accept, credit, first, keys)
+        self._output(m, prev, prev_done)
+        return m
+
+    def _pipeline(self, m, transfer, accept, credit, first, keys):
+        """The input (the bank of a whole-vector input), the form stage and the restoring
+        stages. Returns the last stage's registers and its "group done" flag."""
+        P, G, E, qb, dw = self.lanes, self.groups, self.elements, self.q_bits, self.den_width
+        has_tag = tag_width(self.tag_shape) > 0
 
         # ---- stage 0 spacing: a group enters every `steps` edges at most
         k = self.steps
@@ -326,6 +361,59 @@ class RoundingDivider(wiring.Component):
             for p, (r, xq) in enumerate(self._step(m, name, from_, den)):
                 m.d.sync += [st["r"][p].eq(r), st["xq"][p].eq(xq)]
             prev, prev_done = st, done
+        return prev, prev_done
+
+    def _serial(self, m, transfer, credit, keys):
+        """One stage of ``lanes`` restoring units for the G groups in turn (``serial``): the
+        accepting edge loads X of group 0 from the input, q_bits edges step it, the next
+        edge gives it to the output and loads X of group 1 from the input (held by the
+        source), and so on. Returns the stage's registers and its "group done" flag."""
+        P, G, E, qb, dw = self.lanes, self.groups, self.elements, self.q_bits, self.den_width
+        st = self._stage("serial", True)
+        busy = Signal(name="serial_busy")
+        g = Signal(range(max(G, 2)), name="serial_group")
+        done = Signal(name="serial_done")           # (count == q_bits, as a flip-flop)
+        final = done & (g == G - 1)
+        m.d.comb += self.i.ready.eq((~busy | final) & credit)
+        held = Signal(dw, name="held_den")
+        with m.If(transfer):
+            m.d.sync += held.eq(self.i.payload.den)
+            m.d.sync += [st[key].eq(self.i.payload[key]) for key in keys if key != "last"]
+        load = transfer | (done & (g != G - 1))
+        den = Mux(transfer, self.i.payload.den, held)
+        half = den >> 1
+        nxt = Mux(transfer, 0, g + 1)
+        m.d.comb += st["last"].eq(g == G - 1)
+        with m.If(load):
+            m.d.sync += [g.eq(nxt), st["count"].eq(0), busy.eq(1), done.eq(0)]
+            for p in range(P):
+                # lane p of group g: element gP + p (0 beyond E)
+                elems = [self.i.payload.num[j * P + p] if j * P + p < E else 0
+                         for j in range(G)]
+                a = Signal(signed(self.num_width), name=f"serial_a{p}")
+                m.d.comb += a.eq(elems[0])
+                for j in range(1, G):
+                    with m.If(nxt == j):
+                        m.d.comb += a.eq(elems[j])
+                # |a| + half as (a XOR its sign) + half + sign: one adder with a carry in
+                neg = a[-1]
+                x = Signal(max(self.num_width, dw), name=f"serial_x{p}")
+                m.d.comb += x.eq((a.as_unsigned() ^ neg.replicate(len(a))) + half + neg)
+                m.d.sync += [st["r"][p].eq(x[qb:]), st["xq"][p].eq(x[:qb]),
+                             st["neg"][p].eq(a < 0)]
+        with m.Elif(busy & ~done):
+            for p, (r, xq) in enumerate(self._step(m, "serial", st, held)):
+                m.d.sync += [st["r"][p].eq(r), st["xq"][p].eq(xq)]
+            m.d.sync += [st["count"].eq(st["count"] + 1), done.eq(st["count"] == qb - 1)]
+        with m.Elif(done):
+            m.d.sync += [busy.eq(0), done.eq(0)]
+        return st, done
+
+    def _output(self, m, prev, prev_done):
+        """The sign of ``prev``'s group (its quotient bits and signs), into the output
+        register where ``prev_done``, and the output queue."""
+        P, G, E, qb = self.lanes, self.groups, self.elements, self.q_bits
+        has_tag = tag_width(self.tag_shape) > 0
 
         # ---- sign, into the output register (group G-1 at the tail, shifted towards 0)
         outb = [[Signal(signed(qb), name=f"q_{g}_{p}") for p in range(P)] for g in range(G)]
@@ -401,7 +489,6 @@ class RoundingDivider(wiring.Component):
             m.d.sync += ovalid.eq(1)
         with m.Elif(leave):
             m.d.sync += ovalid.eq(0)
-        return m
 
 
 class _OneEntry(Elaboratable):

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, memory, wiring
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In
 
 from . import layouts
 from .hamming import HammingPlan
@@ -113,6 +114,25 @@ class ScanPlan(Folding, WeightedSum):
     def code_words(self):
         """Words of each slot's code memory: ceil(N/M) (key j: word j//M of slot j%M)."""
         return -(-self.N // self.M)
+
+    @property
+    def direct_values(self):
+        """Unfolded (G = 1): the keys' values come on port ``w`` of :func:`value_ports`,
+        written into the value memory as the core accepts each key, before its code has
+        left the hash (no queue beside the hash); folded, as G groups on ``v`` with the key's
+        token."""
+        return not self.folded
+
+    @property
+    def output_hold(self):
+        """Unfolded (G = 1): edges after a (num, den) transfer during which num stays
+        unchanged (the bank is not written until the next query's value pass adds): at
+        least the interval less stage C's occupancy (:attr:`stages`), the least over n in
+        1..N; folded (the bank rotates as it gives its groups): None."""
+        if self.folded:
+            return None
+        *_, c = self.stages
+        return min(self.interval.at(n, self.k) - c.at(n, self.k) for n in range(1, self.N + 1))
 
     @property
     def value_slots(self):
@@ -224,6 +244,21 @@ class ScanPlan(Folding, WeightedSum):
     def component(self):
         """:class:`FoldedScanValuePath` when G > 1, else :class:`ScanValuePath`."""
         return (FoldedScanValuePath if self.folded else ScanValuePath)(self)
+
+
+def value_ports(plan):
+    """The members of :class:`ScanValuePath`: those of :func:`layouts.value_path_ports`;
+    with ``plan.direct_values`` the tokens carry no value, and ``w`` (its ready always 1)
+    writes one: ``{value: layouts.group(plan), restart: 1}``, restart on the window's first
+    key."""
+    ports = layouts.value_path_ports(plan)
+    if plan.direct_values:
+        fields = dict(layouts.token(plan).members)
+        del fields["value"]
+        ports["i"] = In(stream.Signature(data.StructLayout(fields)))
+        ports["w"] = In(stream.Signature(data.StructLayout(
+            {"value": layouts.group(plan), "restart": 1})))
+    return ports
 
 
 def _prefix_counts(m, bits, name):
@@ -340,7 +375,7 @@ class ScanValuePath(wiring.Component):
 
     def __init__(self, plan):
         self.plan = plan
-        super().__init__(layouts.value_path_ports(plan))
+        super().__init__(value_ports(plan))
 
     @property
     def latency(self):
@@ -581,6 +616,16 @@ class ScanValuePath(wiring.Component):
                 with m.If(self.o.ready):
                     m.next = "IDLE"
 
+        if plan.direct_values:
+            # key j's value at word j, written where the core sends it, in any state (the
+            # core sends a window's values once its previous window's queries are done)
+            m.d.comb += self.w.ready.eq(1)
+            with m.If(self.w.valid):
+                waddr = Mux(self.w.payload.restart, 0, nv)
+                m.d.comb += [wv.addr.eq(waddr), wv.en.eq(1),
+                             wv.data[0].eq(self.w.payload.value)]
+                m.d.sync += nv.eq(waddr + 1)
+
         with m.FSM():
             with m.State("IDLE"):
                 # a key token stays valid for G cycles, one value group written per cycle,
@@ -592,7 +637,8 @@ class ScanValuePath(wiring.Component):
                                                  ((wg == G - 1) & vvalid & keys_ok)),
                                  self.v.ready.eq(self.i.valid & p.key & keys_ok)]
                 else:
-                    vvalid, vdata = 1, p.value
+                    # (the value comes on `w`, as the core accepts the key: written below)
+                    vvalid = 1
                     m.d.comb += self.i.ready.eq(Mux(p.key, keys_ok, qfree))
                 # key j: code word j//M (nb - 1 when it has a slot left, else nb), slot j%M;
                 # value words from j·G
@@ -600,9 +646,10 @@ class ScanValuePath(wiring.Component):
                 opened = cslot != 0
                 cword = Mux(p.first, 0, nb - opened)
                 with m.If(self.i.valid & p.key & vvalid & keys_ok):
-                    waddr = Mux(p.first & (wg == 0), 0, nv)
-                    m.d.comb += [wv.addr.eq(waddr), wv.en.eq(1), wv.data[0].eq(vdata)]
-                    m.d.sync += nv.eq(waddr + 1)
+                    if not plan.direct_values:
+                        waddr = Mux(p.first & (wg == 0), 0, nv)
+                        m.d.comb += [wv.addr.eq(waddr), wv.en.eq(1), wv.data[0].eq(vdata)]
+                        m.d.sync += nv.eq(waddr + 1)
                     with m.If(wg == G - 1):
                         write_code(m, wc, p.code, slot, cword)
                         m.d.sync += n.eq(Mux(p.first, 0, n) + 1)

@@ -271,3 +271,84 @@ def test_held_den_needs_a_gap_of_a_latency(grouped):
     assert not DividerPlan.keeping_up(*args).held_den
     assert not DividerPlan.keeping_up(*args, gap=lat - 1).held_den
     assert DividerPlan.keeping_up(*args, gap=lat).held_den
+
+
+def run_held(dut, cases, hold, p_out, rng):
+    """Offer each division once the previous one's payload is no longer held: a payload
+    stays ``hold`` edges after its transfer, then changes (to the next division's, or to
+    garbage after the last), so a serial divider must have read it by then. Returns
+    (outputs, input cycles, output cycles)."""
+    E = dut.elements
+    got, ins, outs = [], [], []
+
+    async def bench(ctx):
+        i, since = 0, None                  # cycles since the last transfer
+        for cycle in range(100 * len(cases) * dut.latency.fixed):
+            since = None if since is None else since + 1
+            free = since is None or since > hold
+            if free and i < len(cases):
+                ctx.set(dut.i.payload, {"num": cases[i][0], "den": cases[i][1]})
+            elif free:
+                ctx.set(dut.i.payload, {"num": [int(x) for x in rng.integers(-9, 9, E)],
+                                        "den": int(rng.integers(1, 3))})
+            ctx.set(dut.i.valid, int(free and i < len(cases)))
+            ready = int(rng.random() < p_out)
+            ctx.set(dut.o.ready, ready)
+            if ctx.get(dut.o.valid) and ready:
+                got.append(tuple(int(x) for x in ctx.get(dut.o.payload.q)))
+                outs.append(cycle)
+            if ctx.get(dut.i.valid) and ctx.get(dut.i.ready):
+                ins.append(cycle)
+                i, since = i + 1, 0
+            if len(got) == len(cases):
+                return
+            await ctx.tick()
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    return got, ins, outs
+
+
+@pytest.mark.parametrize("corner", list(CORNERS))
+@pytest.mark.parametrize("p_out", [1.0, 0.4])
+def test_serial_divider(corner, p_out):
+    """``serial`` (one bit-serial stage of L lanes loading each of the G groups of a held
+    input in turn, no form stage): golden's results whatever the consumer; at full rate each
+    result leaves ``latency`` = G·(q_bits+1) + 1 edges after its input and the divisions
+    enter ``interval`` = G·(q_bits+1) apart; the input is read only within ``hold`` =
+    (G-1)·(q_bits+1) edges of its transfer."""
+    elements, qb, dmax, _ = CORNERS[corner]
+    num_w, den_w = widths(qb, dmax)
+    for G in sorted({1, 2, elements}):
+        L = -(-elements // G)
+        if -(-elements // L) != G:
+            continue
+        hold = (G - 1) * (qb + 1)
+        plan = DividerPlan.keeping_up(elements, num_w, den_w, qb, elements, False,
+                                      G * (qb + 1), hold=hold)
+        assert (plan.serial, plan.lanes, plan.groups) == (True, L, G)
+        assert plan.latency.fixed == G * (qb + 1) + 1 and plan.interval.fixed == G * (qb + 1)
+        seed = sum(map(ord, corner)) + G + int(10 * p_out)
+        rng = np.random.default_rng(seed)
+        cases = operands(elements, qb, dmax, 16, rng)
+        dut = plan.component(depth=3)
+        got, ins, outs = run_held(dut, cases, hold, p_out, rng)
+        assert got == expected(cases), (G, seed)
+        if p_out == 1.0:
+            assert [o - i for i, o in zip(ins, outs)] == [plan.latency.fixed] * len(cases)
+            assert {b - a for a, b in zip(ins, ins[1:])} == {plan.interval.fixed}
+
+
+def test_serial_divider_needs_a_held_input():
+    """keeping_up plans a serial divider only for a held whole-vector input, of the most
+    groups that its interval and the hold allow; a RoundingDivider refuses serial otherwise."""
+    args = (16, 12, 4, 8, 16, False)
+    assert not DividerPlan.keeping_up(*args, 21).serial
+    assert DividerPlan.keeping_up(*args, 21, hold=9).lanes == 8
+    assert DividerPlan.keeping_up(*args, 21, hold=8).lanes == 16
+    assert DividerPlan.keeping_up(*args, 40, hold=100).lanes == 4     # G = 4: 36 edges
+    assert not DividerPlan.keeping_up(*args, 8, hold=100).serial     # a group needs 9 edges
+    assert not DividerPlan.keeping_up(16, 12, 4, 8, 4, True, 21, hold=100).serial
+    with pytest.raises(ValueError, match="serial"):
+        RoundingDivider(16, 12, 4, 8, lanes=8, steps=4, held_den=True, serial=True)

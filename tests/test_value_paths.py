@@ -58,14 +58,15 @@ def test_topk_queries_overlap(params, pattern):
     cfg = CoreConfig.create(mode="topk", **params)
     plan = cfg.plan.value
     M, seed = cfg.keys_per_cycle, 11 * cfg.keys_per_cycle + cfg.lanes
-    tokens, groups, expected, windows = [], [], [], []
+    tokens, groups, expected, windows, writes = [], [], [], [], []
     for i, n in enumerate(sorted({1, max(1, M - 1), cfg.N, (cfg.N + 1) // 2})):
         case = value_path_case(cfg, seed + i, windows=1, n_queries=5, n_keys=n,
                                extreme=i % 2 == 0)
-        for whole, part in zip((tokens, groups, expected, windows), case):
-            whole += part
+        for whole, part in zip((tokens, groups, expected, windows, writes), case):
+            whole += part or []
     run = check_value_path(cfg, component(cfg), seed, pattern=pattern,
-                           case=(tokens, groups, expected, windows))
+                           case=(tokens, groups, expected, windows,
+                                 writes if plan.direct_values else None))
     q_in = [c for c, t in zip(run.in_cycles, tokens) if not t["key"]]
     out = run.out_cycles
     if pattern == "full_rate":
@@ -111,3 +112,20 @@ def test_scan_plan_is_topk_only():
         ("topk", 2, 2, 1, 2)
     assert (plan.value_slots, plan.value_words) == (1, 8)
     assert not hasattr(plan, "weight_shifts")
+
+
+@pytest.mark.parametrize("d, b, N, k, M", [(1, 1, 1, 1, 1), (64, 1, 1, 1, 1), (3, 7, 7, 2, 3),
+                                           (16, 16, 64, 8, 4), (16, 64, 64, 64, 64),
+                                           (2, 256, 300, 2, 7), (64, 3, 300, 64, 1)])
+def test_topk_values_written_after_the_window_is_done(d, b, N, k, M):
+    """An unfolded topk core writes a key's value into the value memory as it accepts the key
+    (``direct_values``), before the code leaves the hash: the next window's first key waits
+    (the core's ``wait``, 2**XS query intervals of the window's n) at least until the last
+    query's value pass has read its last value, hash and value path latency after it."""
+    cfg = CoreConfig.create(d=d, b=b, N=N, k=k, keys_per_cycle=M, mode="topk")
+    plan = cfg.plan
+    assert plan.value.direct_values
+    XS = (plan.value.stages_in_flight - 1).bit_length()
+    for n in range(1, N + 1):
+        assert plan.q_interval.at(n, k) << XS >= \
+            plan.hash.latency.at(n) + plan.value.latency.at(n, k), n

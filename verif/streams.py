@@ -24,11 +24,13 @@ class StreamRun:
 
 
 def run_stream(dut, payloads, *, n_out=None, seed=0, p_in=1.0, p_out=1.0, max_cycles=None,
-               convert=lambda c: c, side=None):
+               convert=lambda c: c, side=None, writes=None):
     """Offer ``payloads`` (values accepted by ``ctx.set`` for ``dut.i.payload``) and return
     a :class:`StreamRun` with ``n_out`` (default: as many as inputs) outputs, each passed
     through ``convert`` (a ``data.Const`` in, anything comparable out). ``side``: payloads
-    of a second input stream ``dut.v``, offered in order with the same valid probability."""
+    of a second input stream ``dut.v``, offered in order with the same valid probability.
+    ``writes``: beside each payload, None or a payload of ``dut.w`` (always ready), valid in
+    the cycle that payload transfers."""
     draw = Draws(np.random.default_rng(seed))
     n_out = len(payloads) if n_out is None else n_out
     max_cycles = max_cycles or 200 + 50 * (len(payloads) + 10) / min(p_in, p_out)
@@ -51,6 +53,11 @@ def run_stream(dut, payloads, *, n_out=None, seed=0, p_in=1.0, p_out=1.0, max_cy
                 ctx.set(dut.v.valid, side_src.valid)
             ctx.set(dut.o.ready, sink.step())
             sink.handshake(ctx.get(dut.o.valid), cycle, lambda: convert(ctx.get(dut.o.payload)))
+            if writes is not None:
+                wr = writes[src.index] if src.valid and ctx.get(dut.i.ready) else None
+                if wr is not None:
+                    ctx.set(dut.w.payload, wr)
+                ctx.set(dut.w.valid, wr is not None)
             if side:
                 side_src.handshake(ctx.get(dut.v.ready), cycle)
             src.handshake(ctx.get(dut.i.ready), cycle)

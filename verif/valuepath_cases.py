@@ -15,16 +15,19 @@ def _as_int(bits):
 
 
 def value_path_case(cfg, seed, windows=3, n_queries=(1, 3), extreme=False, n_keys=None):
-    """(tokens, groups, expected, windows) for ``windows`` seeded windows of at most N keys:
-    tokens are the payloads of :func:`layouts.token` in window order, groups (folded configs
-    only, else empty) the keys' values as G payloads of :func:`layouts.group` each, expected
-    the golden (num, den, last) of every query. ``n_keys``: as for :func:`random_windows`
+    """(tokens, groups, expected, windows, writes) for ``windows`` seeded windows of at most
+    N keys: tokens are the payloads of the path's ``i`` in window order, groups (folded
+    configs only, else empty) the keys' values as G payloads of :func:`layouts.group` each,
+    expected the golden (num, den, last) of every query, writes (a path with
+    ``direct_values``, else None) beside each token None or its key's value for port ``w``
+    (written as the token transfers). ``n_keys``: as for :func:`random_windows`
     (None: 1..N)."""
     rng = np.random.default_rng(seed)
     wins = random_windows(cfg, rng, windows, n_keys=n_keys or (1, cfg.N), n_queries=n_queries,
                           extreme=extreme)
-    tokens, groups, expected = [], [], []
+    tokens, groups, expected, writes = [], [], [], []
     P, G = cfg.lanes, cfg.groups
+    direct = getattr(cfg.plan.value, "direct_values", False)
     for win in wins:
         r = golden.run(cfg, win.keys, win.values, win.queries)
         kbits = golden.hash_codes(cfg, win.keys)
@@ -36,17 +39,21 @@ def value_path_case(cfg, seed, windows=3, n_queries=(1, 3), extreme=False, n_key
             if cfg.folded:
                 padded = vals + [0] * (G * P - cfg.d)
                 groups += [padded[g * P:(g + 1) * P] for g in range(G)]
+            elif direct:
+                writes.append({"value": vals, "restart": int(j == 0)})
             else:
                 tok["value"] = vals
             tokens.append(tok)
         for i, bits in enumerate(qbits):
             last = int(i == len(qbits) - 1)
             tok = {"code": _as_int(bits), "key": 0, "first": 0, "tag": {"last": last, "user": 0}}
-            if not cfg.folded:
+            if direct:
+                writes.append(None)
+            elif not cfg.folded:
                 tok["value"] = [0] * cfg.d
             tokens.append(tok)
             expected.append((tuple(int(x) for x in r.num[i]), int(r.den[i]), last))
-    return tokens, groups, expected, wins
+    return tokens, groups, expected, wins, (writes if direct else None)
 
 
 def check_value_path(cfg, dut, seed, windows=3, pattern="full_rate", case=None):
@@ -58,7 +65,7 @@ def check_value_path(cfg, dut, seed, windows=3, pattern="full_rate", case=None):
     latency and interval). Returns the run: ``in_cycles`` per token, ``out_cycles`` per
     query."""
     mode = cfg.mode
-    tokens, groups, expected, wins = case or value_path_case(
+    tokens, groups, expected, wins, writes = case or value_path_case(
         cfg, seed, windows=windows, extreme=pattern == "full_rate")
     p = (1.0, 1.0) if pattern == "full_rate" else (0.6, 0.4)
     # a folded path gives one beat per group (P nums, den, last on group G-1)
@@ -72,7 +79,7 @@ def check_value_path(cfg, dut, seed, windows=3, pattern="full_rate", case=None):
             return (tuple(int(c.num[e]) for e in range(cfg.d)), int(c.den), int(c.tag.last))
     run = run_stream(dut, tokens, n_out=G * len(expected), seed=seed, p_in=p[0], p_out=p[1],
                      max_cycles=200 + 20 * len(tokens) * (cfg.N + cfg.b + 20),
-                     convert=convert, side=groups)
+                     convert=convert, side=groups, writes=writes)
     if G > 1:
         beats = run.outputs
         assert [b[3] for b in beats] == ([0] * (G - 1) + [1]) * len(expected)
