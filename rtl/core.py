@@ -294,11 +294,11 @@ class AttentionCore(wiring.Component):
         # the queue's write (or the value path's, direct), from the key phase below (0 in
         # the query phase)
         if direct:
-            room = 1
+            room = room_next = 1
             w_data, w_en = vp.w.payload.value, vp.w.valid
             m.d.comb += vp.w.payload.restart.eq(count == 0)
         else:
-            room = values.room
+            room, room_next = values.room, values.room_next
             w_data, w_en = Signal.like(values.w_data), Signal()
             m.d["sync" if staged else "comb"] += [values.w_data.eq(w_data),
                                                   values.w_en.eq(w_en)]
@@ -365,7 +365,7 @@ class AttentionCore(wiring.Component):
         kv_ready = Signal(init=inits[0] & 1, name="kv_ready")
         q_ready = Signal(init=inits[1] & 1, name="q_ready")
         m.d.sync += [r.eq(d) for r, d in zip((kv_ready, q_ready), readies(
-            queries_d, use_d, wait_done_d, kv_free_d, last_d, values.room_next, credit_d))]
+            queries_d, use_d, wait_done_d, kv_free_d, last_d, room_next, credit_d))]
         hash_valid = Signal()
         kv_used, kv_dropped, q_taken = Signal(), Signal(), Signal()
         m.d.comb += [self.s_kv.ready.eq(kv_ready), self.s_q.ready.eq(q_ready),
