@@ -75,7 +75,7 @@ class Point:
 
 #: the default config where it fits (the UP5K holds `topk` unfolded and `topk`/`hsoftmax` at
 #: P = 4; no `linear` fits it; the LFE5U-25F every mode but unfolded `linear`), and the goal
-#: configs at the foldings of bench/results/goals.json (iCEBreaker `topk` P=1 M=4)
+#: configs at the foldings of bench/results/goals.json (the builds in its README headline)
 POINTS = [
     Point("default-topk-up5k", "synth", "ice40-up5k", dict(DEFAULT, mode="topk")),
     Point("default-topk-P4-up5k", "synth", "ice40-up5k", dict(DEFAULT, mode="topk", lanes=4)),
@@ -85,12 +85,15 @@ POINTS = [
           dict(ICE, mode="linear", lanes=1, rows=8)),
     Point("icebreaker-topk", "board", "icebreaker",
           dict(ICE, mode="topk", lanes=1, keys_per_cycle=2)),
-    Point("icebreaker-hsoftmax", "board", "icebreaker", dict(ICE, mode="hsoftmax", lanes=1)),
+    Point("icebreaker-hsoftmax", "board", "icebreaker",
+          dict(ICE, mode="hsoftmax", lanes=1, keys_per_cycle=2)),
     Point("default-topk-ecp5", "synth", "ecp5-25k", dict(DEFAULT, mode="topk")),
     Point("default-hsoftmax-ecp5", "synth", "ecp5-25k", dict(DEFAULT, mode="hsoftmax")),
     Point("default-linear-P8-ecp5", "board", "ulx3s", dict(DEFAULT, mode="linear", lanes=8)),
     Point("ulx3s-linear", "board", "ulx3s", dict(ECP, mode="linear", lanes=2, rows=32)),
-    Point("ulx3s-topk", "board", "ulx3s", dict(ECP, mode="topk", lanes=8)),
+    Point("ulx3s-topk", "board", "ulx3s", dict(ECP, mode="topk", lanes=8, keys_per_cycle=10)),
+    Point("ulx3s-hsoftmax", "board", "ulx3s",
+          dict(ECP, mode="hsoftmax", lanes=8, keys_per_cycle=8)),
 ]
 
 
