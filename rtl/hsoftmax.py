@@ -18,7 +18,7 @@ from amaranth.lib import data, memory, wiring
 
 from . import layouts
 from .hamming import HammingPlan
-from .keystore import distances, key_memories, write_code
+from .keystore import CODE_READ, distances, key_memories, write_code
 from .plan import Folding, Timing, WeightedSum, signed_width, tree_depth, unsigned_width
 from .tree import Term, adder_tree, delay
 
@@ -139,9 +139,10 @@ class HsoftmaxPlan(Folding, WeightedSum):
 
     @property
     def pipe_depth(self):
-        """D = L_H + 2: edges from a code word's read to its keys' update of their bins (the
-        memories' read, the Hamming distance, the class and shifted values registered)."""
-        return self.hamming.latency.fixed + 2
+        """D = L_H + 3: edges from a code word's read to its keys' update of their bins (the
+        memories' read and a plain register after it, ``CODE_READ``; the Hamming distance;
+        the class and shifted values registered)."""
+        return CODE_READ + self.hamming.latency.fixed + 1
 
     @property
     def fold_wait(self):
@@ -219,7 +220,7 @@ class HsoftmaxValuePath(wiring.Component):
 
     **A query.** Its first fold clears the bins (they may hold anything after a reset). Then
     for each group g: ceil(n/M) reads (code word w, value word w·G + g, one per cycle); D =
-    L_H + 2 edges after a read its keys update their bins. After a group's last update, its
+    L_H + 3 edges after a read its keys update their bins. After a group's last update, its
     fold reads bin Cb-1 down to 0 (writing 0 back), adds the M slots' bins of each lane (FS
     register levels) and forms acc = acc·2^(2^f) + sum (Horner), so acc = num[e] of the
     group's lanes and den; the group leaves as one beat (grouped) or the d-wide sum (G = 1).
@@ -294,6 +295,10 @@ class HsoftmaxValuePath(wiring.Component):
                              gi.eq(gi + 1)]
         vread = delay(m, vaddr, L, name="vaddr")  # (read L edges after the codes' word)
         live = distances(m, rc, hams, cq, issue, blk, left, also=rv.addr.eq(vread))
+        # the values read, into a plain register as the codes (no logic after the block
+        # RAMs): beside their keys' distances
+        vreg = Signal.like(rv.data)
+        m.d.sync += vreg.eq(rv.data)
 
         # ---- class and shifted values (registered): bin c >> f, value << (c & (2^f - 1))
         cls = range(max(plan.max_shift, 1) + 1)   # (a class signal has at least 1 bit)
@@ -310,7 +315,7 @@ class HsoftmaxValuePath(wiring.Component):
             x = Signal(word, name=f"x{s}")
             r = c[:f] if f else Const(0, 1)
             m.d.sync += at.eq(c >> f)
-            m.d.sync += [x.v[l].eq(Mux(live[s], rv.data[s][l] << r, 0)) for l in range(P)]
+            m.d.sync += [x.v[l].eq(Mux(live[s], vreg[s][l] << r, 0)) for l in range(P)]
             m.d.sync += x.c.eq(Mux(live[s], Const(1, 1) << r, 0))
             mem = memory.Memory(shape=word, depth=max(Cb, 2), init=[])   # (addr >= 1 bit)
             m.submodules[f"bins{s}" if M > 1 else "bins"] = mem

@@ -14,7 +14,12 @@ from . import layouts
 from .hamming import HammingDistance
 from .tree import delay
 
-__all__ = ["key_memories", "distances", "write_code"]
+__all__ = ["CODE_READ", "key_memories", "distances", "write_code"]
+
+#: edges from a code word's address to the register that holds its M codes: the block RAM's
+#: synchronous read, then a plain register (no logic, no enable) so that the RAM's slow
+#: clock-to-out (5.8 ns on the ECP5-25F) sees only routing; the Hamming units start there
+CODE_READ = 2
 
 
 def key_memories(m, plan, value_slots):
@@ -47,22 +52,23 @@ def key_memories(m, plan, value_slots):
 def distances(m, rc, hams, query, reading, word, left, also=()):
     """The M distances of code word ``word``, read where ``reading`` (its keys j from the
     window's ``left`` keys still to read: slot s holds one where ``left`` > s), against
-    ``query``: they leave the Hamming units 1 + L_H edges later (L_H =
-    ``hams[0].latency``). Returns the M flags "slot s holds a key of the window", aligned
+    ``query``: they leave the Hamming units :data:`CODE_READ` + L_H edges later (L_H =
+    ``hams[0].latency``; the codes read are registered before the units). Returns the M flags "slot s holds a key of the window", aligned
     with the distances (``hams[s].o.payload.h``). ``also``: statements added beside the
     codes' addresses (a value memory's address: its place among the statements keeps the
     Verilog's names as they were)."""
     L = hams[0].latency.fixed
     m.d.comb += [r.addr.eq(word) for r in rc]
     m.d.comb += also
-    rd_valid = Signal()
-    m.d.sync += rd_valid.eq(reading)
+    rd_valid = delay(m, reading, CODE_READ, name="rd_valid")
     for s, ham in enumerate(hams):
-        m.d.comb += [ham.i.payload.a.eq(query), ham.i.payload.b.eq(rc[s].data),
+        code = Signal.like(rc[s].data, name=f"code{s}")
+        m.d.sync += code.eq(rc[s].data)
+        m.d.comb += [ham.i.payload.a.eq(query), ham.i.payload.b.eq(code),
                      ham.i.valid.eq(rd_valid), ham.o.ready.eq(1)]
     mask = Signal(len(hams))
     m.d.comb += [mask[s].eq(left > s) for s in range(len(hams))]
-    return [hams[0].o.valid & x for x in delay(m, mask, L + 1, name="mask")]
+    return [hams[0].o.valid & x for x in delay(m, mask, L + CODE_READ, name="mask")]
 
 
 def write_code(m, wc, code, slot, word):

@@ -13,7 +13,7 @@ from amaranth.lib import data, memory, wiring
 
 from . import layouts
 from .hamming import HammingPlan
-from .keystore import distances, key_memories, write_code
+from .keystore import CODE_READ, distances, key_memories, write_code
 from .plan import Folding, Timing, WeightedSum, tree_depth, unsigned_width
 from .tree import Term, adder_tree, delay
 
@@ -152,11 +152,17 @@ class ScanPlan(Folding, WeightedSum):
 
     value_read = mark_read
 
+    @property
+    def distance_read(self):
+        """L_D = ``CODE_READ`` + L_H: edges from a code word's read to its M distances (the
+        block RAM's read, a plain register, the Hamming units' L_H)."""
+        return CODE_READ + self.hamming.latency.fixed
+
     def _stages(self, bins):
-        L, S, G = self.hamming.latency.fixed, self.sum_stages, self.groups
+        LD, S, G = self.distance_read, self.sum_stages, self.groups
         word = self._per_word(1)
         walk = -(-(self.b + 1) // bins)
-        return (word + Timing(L + walk + 2 * S + 3), word + Timing(S + self.mark_read + 2),
+        return (word + Timing(LD + walk + 2 * S + 2), word + Timing(S + self.mark_read + 2),
                 Timing(self.value_read + G + 2, per_kept=G))
 
     @property
@@ -172,12 +178,12 @@ class ScanPlan(Folding, WeightedSum):
     def stages(self):
         """The occupancy (cycles busy, plus the cycle in which it returns to idle) of
         each of the three stages that work on different queries at once, with
-        L_H = ``hamming.latency``, S = :attr:`sum_stages`, G groups, n keys, R =
-        :attr:`hist_bins`:
+        L_D = :attr:`distance_read` (L_H + 2), S = :attr:`sum_stages`, G groups, n keys,
+        R = :attr:`hist_bins`:
 
-        * A, histogram and cut: the histogram pass (ceil(n/M) + L_H + S + 1) and the cut,
+        * A, histogram and cut: the histogram pass (ceil(n/M) + L_D + S) and the cut,
           a walk over the histograms' ceil((b+1)/R) words (ceil((b+1)/R) + S + 1),
-          ``ceil(n/M) + L_H + ceil((b+1)/R) + 2·S + 3``;
+          ``ceil(n/M) + L_D + ceil((b+1)/R) + 2·S + 2``;
         * B, marking: ``ceil(n/M) + S + 4``: the marking pass over the distances that A
           stored (read in :attr:`mark_read` edges), the list and a cycle to idle;
         * C, values and output: a cycle that takes the list, the value pass over the kept
@@ -188,8 +194,8 @@ class ScanPlan(Folding, WeightedSum):
     @property
     def latency(self):
         """Edges from a query's transfer to its (num, den) transfer, nothing stalled, with
-        L_H = ``hamming.latency``, S = :attr:`sum_stages`, G groups, n keys, R =
-        :attr:`hist_bins`: ``L_H + 3·S + ceil((b+1)/R) + 8 + G + 2·ceil(n/M) + G·min(k, n)``,
+        L_D = :attr:`distance_read` (L_H + 2), S = :attr:`sum_stages`, G groups, n keys, R =
+        :attr:`hist_bins`: ``L_D + 3·S + ceil((b+1)/R) + 7 + G + 2·ceil(n/M) + G·min(k, n)``,
         the stages of :attr:`stages` in a row, each handing the query to the next as it
         ends (A: the histogram pass and the cut, B: the marking pass ``ceil(n/M) + S + 3``,
         C: a cycle to take the list, the value pass ``G·min(k, n) + 2`` and DONE's G
@@ -290,8 +296,9 @@ class ScanValuePath(wiring.Component):
     (key j's group g at word j·G + g; the value pass reads only the kept keys). Slots beyond
     n in the last word never count (a mask j < n rides with each word).
 
-    **Passes.** A pass over the codes issues one code word per cycle; the M distances come
-    out of the Hamming units L_H cycles after the read.
+    **Passes.** A pass over the codes issues one code word per cycle; its M codes go into a
+    plain register (no logic after the block RAMs), the M distances come out of the Hamming
+    units L_D = L_H + 2 edges after the read.
 
     (1) a histogram pass of ceil(n/M) cycles: slot s counts its distances in a
     memory of b+1 bins (block RAM, M of them, R = ``plan.hist_bins`` bins per word) and the
@@ -329,9 +336,9 @@ class ScanValuePath(wiring.Component):
         The keys' values, G groups per key; a key token transfers with its last group.
 
     Latency (edges from a query's transfer on ``i`` to its transfer on ``o``, ``o.ready``
-    high): ``plan.latency`` = ``L_H + 3·S + ceil((b+1)/R) + 8 + G + 2·ceil(n/M) +
-    G·min(k, n)`` (L_H = ``plan.hamming.latency``, S = ceil(log2 M), R =
-    ``plan.hist_bins``).
+    high): ``plan.latency`` = ``L_D + 3·S + ceil((b+1)/R) + 7 + G + 2·ceil(n/M) +
+    G·min(k, n)`` (L_D = ``plan.distance_read`` = L_H + 2, L_H = ``plan.hamming.latency``,
+    S = ceil(log2 M), R = ``plan.hist_bins``).
     Throughput: one key per G cycles, once stages B and C are idle (the window's last query
     done); one query per ``plan.interval`` cycles, about the longest stage (``i.ready`` for
     a query when stage A is idle and a counter of ``plan.interval`` for the window's n has
@@ -357,7 +364,7 @@ class ScanValuePath(wiring.Component):
         # the codes (one memory per slot), the values (one key's group per word), the
         # Hamming units
         wc, rc, wv, rv, hams = key_memories(m, plan, plan.value_slots)
-        L = hams[0].latency.fixed
+        LD = plan.distance_read
 
         # ---- the window's keys: n, words of codes (nb) and of values (nv = n·G)
         n = Signal(range(N + 1))
@@ -367,7 +374,7 @@ class ScanValuePath(wiring.Component):
         wg = Signal(range(max(G, 2)))             # group of the key token being written
         cq = Signal(b)
         tag = Signal(layouts.query_tag())
-        cyc = Signal(range(N * G + L + S + 3))    # cycle within a pass
+        cyc = Signal(range(N * G + LD + S + 2))   # cycle within a pass
         blk = Signal(range(plan.code_words + 1))  # word of the pass
         left = Signal(range(N + 1))               # keys of the window from word blk on
         gc = Signal(range(max(G, 2)))             # (cleared as a pass starts, unused)
@@ -378,7 +385,7 @@ class ScanValuePath(wiring.Component):
         bhead = bank[0]
 
         # ---- a pass over the words: code word blk read in cycle c, the M distances in cycle
-        # c + 1 + L, with the mask of the slots that hold keys of the window
+        # c + L_D, with the mask of the slots that hold keys of the window
         issuing = Signal()
         reading = Signal()                        # issuing a code word (not a value)
         live = distances(m, rc, hams, cq, reading, blk, left)
@@ -634,12 +641,12 @@ class ScanValuePath(wiring.Component):
             with m.State("HIST"):
                 # the histogram pass: a code word per cycle while cyc < nb (`issuing`, a
                 # flip-flop written from cyc's next value, set as the state is entered),
-                # then L + S + 1 cycles to the last word's counts
+                # then L_D + S cycles to the last word's counts
                 m.d.comb += counting.eq(1)
                 with m.If(issuing):
                     m.d.sync += [blk.eq(blk + 1), left.eq(left - M)]
                 m.d.sync += [cyc.eq(cyc + 1), issuing.eq(cyc + 1 < nb)]
-                with m.If(cyc == nb + (L + S)):
+                with m.If(cyc == nb + (LD - 1 + S)):
                     start_pass()
                     m.d.sync += issuing.eq(0)
                     m.next = "CUT"
