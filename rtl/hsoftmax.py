@@ -18,7 +18,7 @@ from amaranth.lib import data, memory, wiring
 
 from . import layouts
 from .hamming import HammingPlan
-from .keystore import CODE_READ, distances, key_memories, write_code
+from .keystore import CODE_READ, KeyWriter, distances, key_memories
 from .plan import Folding, Timing, WeightedSum, signed_width, tree_depth, unsigned_width
 from .tree import Term, adder_tree, delay
 
@@ -268,11 +268,9 @@ class HsoftmaxValuePath(wiring.Component):
         L = hams[0].latency.fixed
 
         # ---- the window's keys: n, words of codes (nb) and of values (nbG = nb·G)
-        n = Signal(range(N + 1))
-        nb = Signal(range(plan.code_words + 1))
+        keys = KeyWriter(plan)
+        n, nb = keys.n, keys.nb
         nbG = Signal(range(plan.value_words + 1))
-        cslot = Signal(range(max(M, 2)))          # slot of the next key (0 when M = 1)
-        wg = Signal(range(max(G, 2)))             # group of the key token being written
         cq = Signal(b)
         tag = Signal(layouts.query_tag())
 
@@ -294,7 +292,8 @@ class HsoftmaxValuePath(wiring.Component):
                 m.d.sync += [arm.eq(0), blk.eq(0), left.eq(n), vaddr.eq(gi + 1),
                              gi.eq(gi + 1)]
         vread = delay(m, vaddr, L, name="vaddr")  # (read L edges after the codes' word)
-        live = distances(m, rc, hams, cq, issue, blk, left, also=rv.addr.eq(vread))
+        m.d.comb += rv.addr.eq(vread)
+        live = distances(m, rc, hams, cq, issue, blk, left)
         # the values read, into a plain register as the codes (no logic after the block
         # RAMs): beside their keys' distances
         vreg = Signal.like(rv.data)
@@ -395,35 +394,16 @@ class HsoftmaxValuePath(wiring.Component):
 
         with m.FSM():
             with m.State("IDLE"):
-                # a key token stays valid for G cycles, one value group written per cycle,
-                # and transfers in the cycle of its last group; a query transfers at once
-                if G > 1:
-                    vvalid, vdata = self.v.valid, self.v.payload
-                    m.d.comb += [self.i.ready.eq(~p.key | ((wg == G - 1) & vvalid)),
-                                 self.v.ready.eq(self.i.valid & p.key)]
-                else:
-                    vvalid, vdata = 1, p.value
-                    m.d.comb += self.i.ready.eq(1)
-                # key j: code word j//M (nb - 1 when it has a slot left, else nb), slot j%M;
-                # value words from (j//M)·G
-                slot = Mux(p.first, 0, cslot)
-                opened = cslot != 0
-                cword = Mux(p.first, 0, nb - opened)
-                vword = Mux(p.first, 0, nbG - Mux(opened, G, 0))
-                with m.If(self.i.valid & p.key & vvalid):
-                    m.d.comb += [wv.addr.eq(vword + wg), wv.en.eq(1 << slot)]
-                    m.d.comb += [wv.data[s].eq(vdata) for s in range(M)]
-                    with m.If(wg == G - 1):
-                        write_code(m, wc, p.code, slot, cword)
-                        m.d.sync += n.eq(Mux(p.first, 0, n) + 1)
-                        with m.If(slot == 0):
-                            m.d.sync += [nb.eq(cword + 1), nbG.eq(vword + G)]
-                        m.d.sync += cslot.eq(Mux(slot == M - 1, 0, slot + 1))
-                        if G > 1:
-                            m.d.sync += wg.eq(0)
-                    if G > 1:
-                        with m.Else():
-                            m.d.sync += wg.eq(wg + 1)
+                # key tokens and queries at any time (one query at a time); key j's value
+                # groups at words from (j//M)·G, slot j%M
+                keys.take(m, wc, self.i, getattr(self, "v", None), 1, 1)
+                slot = keys.slot
+                vword = Mux(p.first, 0, nbG - Mux(keys.opened, G, 0))
+                with m.If(keys.write):
+                    m.d.comb += [wv.addr.eq(vword + keys.wg), wv.en.eq(1 << slot)]
+                    m.d.comb += [wv.data[s].eq(keys.vdata) for s in range(M)]
+                    with m.If(keys.last & (slot == 0)):
+                        m.d.sync += nbG.eq(vword + G)
                 with m.If(self.i.valid & ~p.key):
                     # the first fold clears the bins (no beat); group 0 reads X cycles later
                     m.d.sync += [cq.eq(p.code), tag.eq(p.tag), gi.eq(0), blk.eq(0),

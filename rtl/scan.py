@@ -13,7 +13,7 @@ from amaranth.lib import data, memory, wiring
 
 from . import layouts
 from .hamming import HammingPlan
-from .keystore import CODE_READ, distances, key_memories, write_code
+from .keystore import CODE_READ, KeyWriter, distances, key_memories
 from .plan import Folding, Timing, WeightedSum, tree_depth, unsigned_width
 from .tree import Term, adder_tree, delay
 
@@ -367,17 +367,14 @@ class ScanValuePath(wiring.Component):
         LD = plan.distance_read
 
         # ---- the window's keys: n, words of codes (nb) and of values (nv = n·G)
-        n = Signal(range(N + 1))
-        nb = Signal(range(plan.code_words + 1))
-        cslot = Signal(range(max(M, 2)))          # slot of the next key (0 when M = 1)
+        keys = KeyWriter(plan)
+        n, nb, wg = keys.n, keys.nb, keys.wg
         nv = Signal(range(N * G + 1))             # value words written, n·G
-        wg = Signal(range(max(G, 2)))             # group of the key token being written
         cq = Signal(b)
         tag = Signal(layouts.query_tag())
         cyc = Signal(range(N * G + LD + S + 2))   # cycle within a pass
         blk = Signal(range(plan.code_words + 1))  # word of the pass
         left = Signal(range(N + 1))               # keys of the window from word blk on
-        gc = Signal(range(max(G, 2)))             # (cleared as a pass starts, unused)
         lanes_shape = data.ArrayLayout(signed(plan.num_width), P)
         # the bank: registers, group 0 at the head (the value pass overwrites them first:
         # no reset)
@@ -404,7 +401,7 @@ class ScanValuePath(wiring.Component):
             m.d.comb += [tail[l].eq(Mux(first, 0, bhead[l]) + addend(l)) for l in range(P)]
 
         def start_pass():
-            m.d.sync += [cyc.eq(0), blk.eq(0), left.eq(n), gc.eq(0)]
+            m.d.sync += [cyc.eq(0), blk.eq(0), left.eq(n)]
 
         # ---- the paths
         keys_ok = Signal()
@@ -590,29 +587,15 @@ class ScanValuePath(wiring.Component):
 
         with m.FSM():
             with m.State("IDLE"):
-                # a key token stays valid for G cycles, one value group written per cycle,
-                # and transfers in the cycle of its last group; a query transfers at once
-                # (keys once every stage is idle, queries at the throttle's pace)
-                if G > 1:
-                    vvalid, vdata = self.v.valid, self.v.payload
-                    m.d.comb += [self.i.ready.eq((~p.key & qfree) |
-                                                 ((wg == G - 1) & vvalid & keys_ok)),
-                                 self.v.ready.eq(self.i.valid & p.key & keys_ok)]
-                else:
-                    vvalid, vdata = 1, p.value
-                    m.d.comb += self.i.ready.eq(Mux(p.key, keys_ok, qfree))
-                # key j: code word j//M (nb - 1 when it has a slot left, else nb), slot j%M;
-                # value words from j·G
-                slot = Mux(p.first, 0, cslot)
-                opened = cslot != 0
-                cword = Mux(p.first, 0, nb - opened)
-                with m.If(self.i.valid & p.key & vvalid & keys_ok):
+                # keys once every stage is idle, queries at the throttle's pace; key j's
+                # value groups at words from j·G
+                keys.take(m, wc, self.i, getattr(self, "v", None), keys_ok, qfree)
+                slot = keys.slot
+                with m.If(keys.write):
                     waddr = Mux(p.first & (wg == 0), 0, nv)
-                    m.d.comb += [wv.addr.eq(waddr), wv.en.eq(1), wv.data[0].eq(vdata)]
+                    m.d.comb += [wv.addr.eq(waddr), wv.en.eq(1), wv.data[0].eq(keys.vdata)]
                     m.d.sync += nv.eq(waddr + 1)
-                    with m.If(wg == G - 1):
-                        write_code(m, wc, p.code, slot, cword)
-                        m.d.sync += n.eq(Mux(p.first, 0, n) + 1)
+                    with m.If(keys.last):
                         # interval(n) - 1 for the n keys so far: the terms this key adds
                         # (constants chosen by muxes: one adder on qlen)
                         def grows(o, kp):
@@ -622,14 +605,6 @@ class ScanValuePath(wiring.Component):
                                    Mux(n < plan.k, grows(1, 1), grows(1, 0)),
                                    Mux(n < plan.k, grows(0, 1), grows(0, 0)))
                         m.d.sync += qlen.eq(Mux(p.first, qi.at(1, plan.k) - 1, qlen + grow))
-                        with m.If(slot == 0):
-                            m.d.sync += nb.eq(cword + 1)
-                        m.d.sync += cslot.eq(Mux(slot == M - 1, 0, slot + 1))
-                        if G > 1:
-                            m.d.sync += wg.eq(0)
-                    if G > 1:
-                        with m.Else():
-                            m.d.sync += wg.eq(wg + 1)
                 with m.If(self.i.valid & ~p.key & qfree):
                     m.d.sync += [cq.eq(p.code), tag.eq(p.tag), issuing.eq(1)]
                     start_pass()
