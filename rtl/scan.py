@@ -435,18 +435,30 @@ class ScanValuePath(wiring.Component):
         with m.If(hams[0].o.valid):
             m.d.sync += dword.eq(dword + 1)
         # (2) the cut: a walk reads word i in its cycle i; the M slots' counts of each
-        # of its R bins add up (S register levels) and are taken in cycle i + 1 + S:
-        # rem = kk - the keys below (one subtractor, its compare with the bin's count a
-        # second carry chain beside it, not after it), h* = the first bin whose count
-        # reaches rem, need = rem there (rem wraps after h*, where it is no longer
-        # read); R = 2: the second bin's compare and need after the first's count
+        # of its R bins add up (S register levels) and are taken in cycle i + 1 + S
+        # (`wtake`, a flip-flop set a cycle ahead; `wi` = i): rem = kk - the keys below
+        # (one subtractor, its compare with the bin's count a second carry chain beside
+        # it, not after it), h* = the first bin whose count reaches rem, need = rem there
+        # (rem wraps after h*, where it is no longer read); R = 2: the second bin's
+        # compare and need after the first's count, the word's two bins summed by a tree
+        # of their own (each slot's pair, then S levels)
         rem = Signal(range(N + 1))
         found = Signal()
         hstar = Signal(range(b + 1))
         need = Signal(range(N + 1))
+        wtake, wlast = Signal(), Signal()
+        wi = Signal(range(walk + 1))
         wsum = [adder_tree(m, [Term(x if R == 1 else x[r], False, 0, plan.code_words)
                                for x in bins], depth=S, name=f"walk{r}" if R > 1 else "walk")
                 for r in range(R)]
+        if R == 2:
+            pairs = []
+            for s, x in enumerate(bins):
+                # (a slot's keys, at most ceil(N/M))
+                t = Signal(range(plan.code_words + 1), name=f"pair{s}")
+                m.d.comb += t.eq(x[0] + x[1])
+                pairs.append(Term(t, False, 0, plan.code_words))
+            wpair = adder_tree(m, pairs, depth=S, name="walkp")
         to_mark = Signal()                    # A hands its query to B (last CUT cycle)
         b_idle, c_idle = Signal(), Signal()   # (B waits for C, A for B: output stalls)
         # (3) stage B, marking: kept slots and their places in the list, from the stored
@@ -625,25 +637,24 @@ class ScanValuePath(wiring.Component):
                     start_pass()
                     m.d.sync += issuing.eq(0)
                     m.next = "CUT"
-                m.d.sync += [wbin.eq(0), rem.eq(kk), found.eq(0)]
+                m.d.sync += [wbin.eq(0), rem.eq(kk), found.eq(0), wtake.eq(0), wlast.eq(0),
+                             wi.eq(0)]
             with m.State("CUT"):
                 m.d.comb += walking.eq(1)
-                m.d.sync += wbin.eq(wbin + 1)
-                with m.If(wbin >= 1 + S):     # take word wbin - 1 - S
+                # (registered control: wbin >= 1 + S and wbin == walk + S a cycle ahead)
+                m.d.sync += [wbin.eq(wbin + 1), wtake.eq(wbin >= S),
+                             wlast.eq(wbin == walk + S - 1)]
+                with m.If(wtake):             # take word wi = wbin - 1 - S
                     c = [x.value for x in wsum]
-                    if R == 2:                # (its own signal: no 3-operand sum;
-                        pair = Signal(range(N + 1))     # two bins' keys, at most n)
-                        m.d.comb += pair.eq(c[0] + c[1])
-                    m.d.sync += rem.eq(rem - (c[0] if R == 1 else pair))
+                    pair = c[0] if R == 1 else wpair.value
+                    m.d.sync += [rem.eq(rem - pair), wi.eq(wi + 1)]
                     with m.If(~found & (c[0] >= rem)):
-                        m.d.sync += [found.eq(1), hstar.eq((wbin - (1 + S)) << (R - 1)),
-                                     need.eq(rem)]
+                        m.d.sync += [found.eq(1), hstar.eq(wi << (R - 1)), need.eq(rem)]
                     if R == 2:
                         with m.Elif(~found & (pair >= rem)):
-                            m.d.sync += [found.eq(1),
-                                         hstar.eq(Cat(Const(1, 1), wbin - (1 + S))),
+                            m.d.sync += [found.eq(1), hstar.eq(Cat(Const(1, 1), wi)),
                                          need.eq(rem - c[0])]
-                with m.If(wbin == walk + S):
+                with m.If(wlast):
                     m.next = "PASS"
                     hand_over(b_idle, to_mark)
             with m.State("PASS"):
