@@ -373,6 +373,8 @@ class ScanValuePath(wiring.Component):
         cq = Signal(b)
         tag = Signal(layouts.query_tag())
         cyc = Signal(range(N * G + LD + S + 2))   # cycle within a pass
+        hend = Signal.like(cyc)                   # the histogram pass's last cycle - 1
+        hdone = Signal()                          # its last cycle
         blk = Signal(range(plan.code_words + 1))  # word of the pass
         left = Signal(range(N + 1))               # keys of the window from word blk on
         lanes_shape = data.ArrayLayout(signed(plan.num_width), P)
@@ -618,7 +620,8 @@ class ScanValuePath(wiring.Component):
                                    Mux(n < plan.k, grows(0, 1), grows(0, 0)))
                         m.d.sync += qlen.eq(Mux(p.first, qi.at(1, plan.k) - 1, qlen + grow))
                 with m.If(self.i.valid & ~p.key & qfree):
-                    m.d.sync += [cq.eq(p.code), tag.eq(p.tag), issuing.eq(1)]
+                    m.d.sync += [cq.eq(p.code), tag.eq(p.tag), issuing.eq(1),
+                                 hend.eq(nb + (LD - 2 + S)), hdone.eq(0)]
                     start_pass()
                     m.d.sync += [kk.eq(Mux(n < plan.k, n, plan.k)),
                                  kkG.eq(Mux(nv < plan.k * G, nv, plan.k * G)),
@@ -627,13 +630,15 @@ class ScanValuePath(wiring.Component):
                     m.next = "HIST"
             with m.State("HIST"):
                 # the histogram pass: a code word per cycle while cyc < nb (`issuing`, a
-                # flip-flop written from cyc's next value, set as the state is entered),
-                # then L_D + S cycles to the last word's counts
+                # flip-flop written from the next word's keys, set as the state is
+                # entered), then L_D + S cycles to the last word's counts (registered
+                # control: the last cycle, cyc = nb + L_D - 1 + S, flagged a cycle ahead)
                 m.d.comb += counting.eq(1)
                 with m.If(issuing):
                     m.d.sync += [blk.eq(blk + 1), left.eq(left - M)]
-                m.d.sync += [cyc.eq(cyc + 1), issuing.eq(cyc + 1 < nb)]
-                with m.If(cyc == nb + (LD - 1 + S)):
+                m.d.sync += [cyc.eq(cyc + 1), issuing.eq(issuing & (left > M)),
+                             hdone.eq(cyc == hend)]
+                with m.If(hdone):
                     start_pass()
                     m.d.sync += issuing.eq(0)
                     m.next = "CUT"
@@ -671,7 +676,8 @@ class ScanValuePath(wiring.Component):
                 # (registered control: the last cycle, nb + S + 2, flagged a cycle ahead)
                 with m.If(bissuing):
                     m.d.sync += [bblk.eq(bblk + 1), bleft.eq(bleft - M)]
-                m.d.sync += [bcyc.eq(bcyc + 1), bissuing.eq(bcyc + 1 < nb), bstart.eq(0),
+                m.d.sync += [bcyc.eq(bcyc + 1), bissuing.eq(bissuing & (bleft > M)),
+                             bstart.eq(0),
                              bend.eq(bcyc == bend_at)]
                 with m.If(bend):
                     m.next = "PASS"
