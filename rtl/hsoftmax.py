@@ -306,6 +306,13 @@ class HsoftmaxValuePath(wiring.Component):
         word = data.StructLayout({"v": data.ArrayLayout(signed(bw), P), "c": unsigned(cw)})
         folding = Signal()                        # the bins are read by a fold (and cleared)
         faddr = Signal(range(max(Cb, 2)))
+        # (their next values, so that each slot's bin address is one register: no mux
+        # between it and the LUT RAMs' read)
+        fstart = Signal()                         # a fold starts at the next edge
+        folding_nx, faddr_nx = Signal(), Signal.like(faddr)
+        m.d.comb += [folding_nx.eq(fstart | (folding & (faddr != 0))),
+                     faddr_nx.eq(Mux(fstart, Cb - 1, faddr - 1))]
+        m.d.sync += [folding.eq(folding_nx), faddr.eq(faddr_nx)]
         bins = []
         for s in range(M):
             c = Signal(cls, name=f"class{s}")
@@ -313,7 +320,7 @@ class HsoftmaxValuePath(wiring.Component):
             at = Signal(range(max(Cb, 2)), name=f"bin{s}")
             x = Signal(word, name=f"x{s}")
             r = c[:f] if f else Const(0, 1)
-            m.d.sync += at.eq(c >> f)
+            m.d.sync += at.eq(Mux(folding_nx, faddr_nx, c >> f))
             m.d.sync += [x.v[l].eq(Mux(live[s], vreg[s][l] << r, 0)) for l in range(P)]
             m.d.sync += x.c.eq(Mux(live[s], Const(1, 1) << r, 0))
             mem = memory.Memory(shape=word, depth=max(Cb, 2), init=[])   # (addr >= 1 bit)
@@ -321,8 +328,7 @@ class HsoftmaxValuePath(wiring.Component):
             bwp, brp = mem.write_port(), mem.read_port(domain="comb")
             # every cycle: the bin of the keys D edges after their read gets their values
             # (0 where no key), or a fold reads bin faddr and writes 0
-            m.d.comb += [brp.addr.eq(Mux(folding, faddr, at)), bwp.addr.eq(brp.addr),
-                         bwp.en.eq(1)]
+            m.d.comb += [brp.addr.eq(at), bwp.addr.eq(at), bwp.en.eq(1)]
             cur = Signal(word, name=f"cur{s}")
             m.d.comb += cur.eq(Mux(folding, 0, brp.data))
             m.d.comb += [bwp.data.v[l].eq(cur.v[l] + x.v[l]) for l in range(P)]
@@ -358,13 +364,9 @@ class HsoftmaxValuePath(wiring.Component):
         beat, blast = Signal(), Signal()          # the fold running gives a beat; the last
         ovalid = Signal()                         # the output register holds a beat
         start = (req | want) & (~ovalid | self.o.ready)
-        with m.If(folding):
-            m.d.sync += faddr.eq(faddr - 1)
-            with m.If(faddr == 0):
-                m.d.sync += folding.eq(0)
         with m.If(start):
-            m.d.sync += [folding.eq(1), faddr.eq(Cb - 1), want.eq(0), beat.eq(1),
-                         blast.eq(Mux(req, req_last, want_last))]
+            m.d.comb += fstart.eq(1)
+            m.d.sync += [want.eq(0), beat.eq(1), blast.eq(Mux(req, req_last, want_last))]
             with m.If(gi != G):                   # the next group reads X cycles later
                 m.d.sync += [arm.eq(1), wait.eq(X)]
         with m.Elif(req):
@@ -409,7 +411,8 @@ class HsoftmaxValuePath(wiring.Component):
                     # the first fold clears the bins (no beat); group 0 reads X cycles later
                     m.d.sync += [cq.eq(p.code), tag.eq(p.tag), gi.eq(0), blk.eq(0),
                                  left.eq(n), vaddr.eq(0), arm.eq(1), wait.eq(X),
-                                 folding.eq(1), faddr.eq(Cb - 1), beat.eq(0)]
+                                 beat.eq(0)]
+                    m.d.comb += fstart.eq(1)
                     m.next = "SCAN"
             with m.State("SCAN"):
                 with m.If((o_tx & olast) if G > 1 else o_tx):
