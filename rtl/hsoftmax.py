@@ -398,12 +398,11 @@ class HsoftmaxValuePath(wiring.Component):
             with m.State("IDLE"):
                 # key tokens and queries at any time (one query at a time); key j's value
                 # groups at words from (j//M)·G, slot j%M
-                keys.take(m, wc, rc, self.i, getattr(self, "v", None), 1, 1)
+                keys.take(m, wc, self.i, getattr(self, "v", None), 1, 1)
                 slot = keys.slot
                 vword = Mux(p.first, 0, nbG - Mux(keys.opened, G, 0))
-                m.d.comb += rv.addr.eq(vword + keys.wg)     # (no value read in IDLE)
                 with m.If(keys.write):
-                    m.d.comb += wv.en.eq(1 << slot)
+                    m.d.comb += [wv.addr.eq(vword + keys.wg), wv.en.eq(1 << slot)]
                     m.d.comb += [wv.data[s].eq(keys.vdata) for s in range(M)]
                     with m.If(keys.last & (slot == 0)):
                         m.d.sync += nbG.eq(vword + G)

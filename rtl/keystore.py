@@ -28,11 +28,7 @@ def key_memories(m, plan, value_slots):
     port with one enable per group) and the M :class:`HammingDistance` units of
     ``plan.hamming`` (``hamming``, or ``hamming0`` ..). Returns (code write ports, code read
     ports, value write port, value read port, Hamming units); the read ports are
-    synchronous (one edge from address to data). Each memory's write port takes its read
-    port's address (the caller drives the read ports' addresses, the write address where
-    it writes): the memories are written and read at different times, and with one
-    address yosys maps a memory's read and write to one port of its block RAM, reading
-    without the write-collision mux it adds after a block RAM read on another port."""
+    synchronous (one edge from address to data)."""
     b, M = plan.b, plan.M
     wc, rc = [], []
     for s in range(M):
@@ -40,12 +36,10 @@ def key_memories(m, plan, value_slots):
         m.submodules[f"codes{s}" if M > 1 else "codes"] = codes
         wc.append(codes.write_port())
         rc.append(codes.read_port(transparent_for=()))
-        m.d.comb += wc[-1].addr.eq(rc[-1].addr)
     m.submodules.values = values = memory.Memory(
         shape=data.ArrayLayout(layouts.group(plan), value_slots), depth=plan.value_words,
         init=[])
     wv, rv = values.write_port(granularity=1), values.read_port(transparent_for=())
-    m.d.comb += wv.addr.eq(rv.addr)
     hams = []
     for s in range(M):
         ham = HammingDistance(b, tree=plan.hamming.tree, stages=plan.hamming.stages)
@@ -91,14 +85,12 @@ class KeyWriter:
         self.cslot = Signal(range(max(plan.M, 2)))    # slot of the next key (0 when M = 1)
         self.wg = Signal(range(max(plan.groups, 2)))
 
-    def take(self, m, wc, rc, token, group, keys_ok, query_ok):
+    def take(self, m, wc, token, group, keys_ok, query_ok):
         """Drives ``token.ready`` (and ``group.ready``): a key token is taken where
         ``keys_ok``, a query token where ``query_ok``; a key token stays valid for G
         cycles, one value group per cycle (from ``group`` when folded, else in the token),
         and transfers with its last group, when its code is written to the write ports
-        ``wc``; ``first`` starts a window. The code memories' address (their read ports
-        ``rc``, :func:`key_memories`) is the write address throughout the caller's state
-        (no code is read then). The caller writes the value groups."""
+        ``wc``; ``first`` starts a window. The caller writes the value groups."""
         M, G = self.plan.M, self.plan.groups
         n, nb, cslot, wg = self.n, self.nb, self.cslot, self.wg
         p = token.payload
@@ -114,10 +106,10 @@ class KeyWriter:
         self.slot = slot = Mux(p.first, 0, cslot)
         self.opened = cslot != 0
         cword = Mux(p.first, 0, nb - self.opened)
-        m.d.comb += [x.addr.eq(cword) for x in rc]
         self.write = token.valid & p.key & vvalid & keys_ok
         with m.If(self.write):
             with m.If(self.last):
+                m.d.comb += [x.addr.eq(cword) for x in wc]
                 m.d.comb += [x.data.eq(p.code) for x in wc]
                 m.d.comb += [x.en.eq(slot == s) for s, x in enumerate(wc)]
                 m.d.sync += n.eq(Mux(p.first, 0, n) + 1)

@@ -603,13 +603,11 @@ class ScanValuePath(wiring.Component):
             with m.State("IDLE"):
                 # keys once every stage is idle, queries at the throttle's pace; key j's
                 # value groups at words from j·G
-                keys.take(m, wc, rc, self.i, getattr(self, "v", None), keys_ok, qfree)
+                keys.take(m, wc, self.i, getattr(self, "v", None), keys_ok, qfree)
                 slot = keys.slot
-                waddr = Mux(p.first & (wg == 0), 0, nv)
-                with m.If(c_idle):            # (no value read: the write address)
-                    m.d.comb += rv.addr.eq(waddr)
                 with m.If(keys.write):
-                    m.d.comb += [wv.en.eq(1), wv.data[0].eq(keys.vdata)]
+                    waddr = Mux(p.first & (wg == 0), 0, nv)
+                    m.d.comb += [wv.addr.eq(waddr), wv.en.eq(1), wv.data[0].eq(keys.vdata)]
                     m.d.sync += nv.eq(waddr + 1)
                     with m.If(keys.last):
                         # interval(n) - 1 for the n keys so far: the terms this key adds
