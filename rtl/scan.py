@@ -647,7 +647,7 @@ class ScanValuePath(wiring.Component):
             with m.State("CUT"):
                 m.d.comb += walking.eq(1)
                 # (registered control: wbin >= 1 + S and wbin == walk + S a cycle ahead)
-                m.d.sync += [wbin.eq(wbin + 1), wtake.eq(wbin >= S),
+                m.d.sync += [wbin.eq(wbin + 1), wtake.eq(wbin >= S if S else 1),
                              wlast.eq(wbin == walk + S - 1)]
                 with m.If(wtake):             # take word wi = wbin - 1 - S
                     c = [x.value for x in wsum]
