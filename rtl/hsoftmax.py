@@ -18,7 +18,7 @@ from amaranth.lib import data, memory, wiring
 
 from . import layouts
 from .hamming import HammingPlan
-from .keystore import distances, key_memories, write_code
+from .keystore import CODE_READ, KeyWriter, distances, key_memories
 from .plan import Folding, Timing, WeightedSum, signed_width, tree_depth, unsigned_width
 from .tree import Term, adder_tree, delay
 
@@ -139,9 +139,10 @@ class HsoftmaxPlan(Folding, WeightedSum):
 
     @property
     def pipe_depth(self):
-        """D = L_H + 2: edges from a code word's read to its keys' update of their bins (the
-        memories' read, the Hamming distance, the class and shifted values registered)."""
-        return self.hamming.latency.fixed + 2
+        """D = L_H + 3: edges from a code word's read to its keys' update of their bins (the
+        memories' read and a plain register after it, ``CODE_READ``; the Hamming distance;
+        the class and shifted values registered)."""
+        return CODE_READ + self.hamming.latency.fixed + 1
 
     @property
     def fold_wait(self):
@@ -219,7 +220,7 @@ class HsoftmaxValuePath(wiring.Component):
 
     **A query.** Its first fold clears the bins (they may hold anything after a reset). Then
     for each group g: ceil(n/M) reads (code word w, value word w·G + g, one per cycle); D =
-    L_H + 2 edges after a read its keys update their bins. After a group's last update, its
+    L_H + 3 edges after a read its keys update their bins. After a group's last update, its
     fold reads bin Cb-1 down to 0 (writing 0 back), adds the M slots' bins of each lane (FS
     register levels) and forms acc = acc·2^(2^f) + sum (Horner), so acc = num[e] of the
     group's lanes and den; the group leaves as one beat (grouped) or the d-wide sum (G = 1).
@@ -267,11 +268,9 @@ class HsoftmaxValuePath(wiring.Component):
         L = hams[0].latency.fixed
 
         # ---- the window's keys: n, words of codes (nb) and of values (nbG = nb·G)
-        n = Signal(range(N + 1))
-        nb = Signal(range(plan.code_words + 1))
+        keys = KeyWriter(plan)
+        n, nb = keys.n, keys.nb
         nbG = Signal(range(plan.value_words + 1))
-        cslot = Signal(range(max(M, 2)))          # slot of the next key (0 when M = 1)
-        wg = Signal(range(max(G, 2)))             # group of the key token being written
         cq = Signal(b)
         tag = Signal(layouts.query_tag())
 
@@ -293,7 +292,12 @@ class HsoftmaxValuePath(wiring.Component):
                 m.d.sync += [arm.eq(0), blk.eq(0), left.eq(n), vaddr.eq(gi + 1),
                              gi.eq(gi + 1)]
         vread = delay(m, vaddr, L, name="vaddr")  # (read L edges after the codes' word)
-        live = distances(m, rc, hams, cq, issue, blk, left, also=rv.addr.eq(vread))
+        m.d.comb += rv.addr.eq(vread)
+        live = distances(m, rc, hams, cq, issue, blk, left)
+        # the values read, into a plain register as the codes (no logic after the block
+        # RAMs): beside their keys' distances
+        vreg = Signal.like(rv.data)
+        m.d.sync += vreg.eq(rv.data)
 
         # ---- class and shifted values (registered): bin c >> f, value << (c & (2^f - 1))
         cls = range(max(plan.max_shift, 1) + 1)   # (a class signal has at least 1 bit)
@@ -302,6 +306,13 @@ class HsoftmaxValuePath(wiring.Component):
         word = data.StructLayout({"v": data.ArrayLayout(signed(bw), P), "c": unsigned(cw)})
         folding = Signal()                        # the bins are read by a fold (and cleared)
         faddr = Signal(range(max(Cb, 2)))
+        # (their next values, so that each slot's bin address is one register: no mux
+        # between it and the LUT RAMs' read)
+        fstart = Signal()                         # a fold starts at the next edge
+        folding_nx, faddr_nx = Signal(), Signal.like(faddr)
+        m.d.comb += [folding_nx.eq(fstart | (folding & (faddr != 0))),
+                     faddr_nx.eq(Mux(fstart, Cb - 1, faddr - 1))]
+        m.d.sync += [folding.eq(folding_nx), faddr.eq(faddr_nx)]
         bins = []
         for s in range(M):
             c = Signal(cls, name=f"class{s}")
@@ -309,16 +320,15 @@ class HsoftmaxValuePath(wiring.Component):
             at = Signal(range(max(Cb, 2)), name=f"bin{s}")
             x = Signal(word, name=f"x{s}")
             r = c[:f] if f else Const(0, 1)
-            m.d.sync += at.eq(c >> f)
-            m.d.sync += [x.v[l].eq(Mux(live[s], rv.data[s][l] << r, 0)) for l in range(P)]
+            m.d.sync += at.eq(Mux(folding_nx, faddr_nx, c >> f))
+            m.d.sync += [x.v[l].eq(Mux(live[s], vreg[s][l] << r, 0)) for l in range(P)]
             m.d.sync += x.c.eq(Mux(live[s], Const(1, 1) << r, 0))
             mem = memory.Memory(shape=word, depth=max(Cb, 2), init=[])   # (addr >= 1 bit)
             m.submodules[f"bins{s}" if M > 1 else "bins"] = mem
             bwp, brp = mem.write_port(), mem.read_port(domain="comb")
             # every cycle: the bin of the keys D edges after their read gets their values
             # (0 where no key), or a fold reads bin faddr and writes 0
-            m.d.comb += [brp.addr.eq(Mux(folding, faddr, at)), bwp.addr.eq(brp.addr),
-                         bwp.en.eq(1)]
+            m.d.comb += [brp.addr.eq(at), bwp.addr.eq(at), bwp.en.eq(1)]
             cur = Signal(word, name=f"cur{s}")
             m.d.comb += cur.eq(Mux(folding, 0, brp.data))
             m.d.comb += [bwp.data.v[l].eq(cur.v[l] + x.v[l]) for l in range(P)]
@@ -354,13 +364,9 @@ class HsoftmaxValuePath(wiring.Component):
         beat, blast = Signal(), Signal()          # the fold running gives a beat; the last
         ovalid = Signal()                         # the output register holds a beat
         start = (req | want) & (~ovalid | self.o.ready)
-        with m.If(folding):
-            m.d.sync += faddr.eq(faddr - 1)
-            with m.If(faddr == 0):
-                m.d.sync += folding.eq(0)
         with m.If(start):
-            m.d.sync += [folding.eq(1), faddr.eq(Cb - 1), want.eq(0), beat.eq(1),
-                         blast.eq(Mux(req, req_last, want_last))]
+            m.d.comb += fstart.eq(1)
+            m.d.sync += [want.eq(0), beat.eq(1), blast.eq(Mux(req, req_last, want_last))]
             with m.If(gi != G):                   # the next group reads X cycles later
                 m.d.sync += [arm.eq(1), wait.eq(X)]
         with m.Elif(req):
@@ -390,40 +396,22 @@ class HsoftmaxValuePath(wiring.Component):
 
         with m.FSM():
             with m.State("IDLE"):
-                # a key token stays valid for G cycles, one value group written per cycle,
-                # and transfers in the cycle of its last group; a query transfers at once
-                if G > 1:
-                    vvalid, vdata = self.v.valid, self.v.payload
-                    m.d.comb += [self.i.ready.eq(~p.key | ((wg == G - 1) & vvalid)),
-                                 self.v.ready.eq(self.i.valid & p.key)]
-                else:
-                    vvalid, vdata = 1, p.value
-                    m.d.comb += self.i.ready.eq(1)
-                # key j: code word j//M (nb - 1 when it has a slot left, else nb), slot j%M;
-                # value words from (j//M)·G
-                slot = Mux(p.first, 0, cslot)
-                opened = cslot != 0
-                cword = Mux(p.first, 0, nb - opened)
-                vword = Mux(p.first, 0, nbG - Mux(opened, G, 0))
-                with m.If(self.i.valid & p.key & vvalid):
-                    m.d.comb += [wv.addr.eq(vword + wg), wv.en.eq(1 << slot)]
-                    m.d.comb += [wv.data[s].eq(vdata) for s in range(M)]
-                    with m.If(wg == G - 1):
-                        write_code(m, wc, p.code, slot, cword)
-                        m.d.sync += n.eq(Mux(p.first, 0, n) + 1)
-                        with m.If(slot == 0):
-                            m.d.sync += [nb.eq(cword + 1), nbG.eq(vword + G)]
-                        m.d.sync += cslot.eq(Mux(slot == M - 1, 0, slot + 1))
-                        if G > 1:
-                            m.d.sync += wg.eq(0)
-                    if G > 1:
-                        with m.Else():
-                            m.d.sync += wg.eq(wg + 1)
+                # key tokens and queries at any time (one query at a time); key j's value
+                # groups at words from (j//M)·G, slot j%M
+                keys.take(m, wc, self.i, getattr(self, "v", None), 1, 1)
+                slot = keys.slot
+                vword = Mux(p.first, 0, nbG - Mux(keys.opened, G, 0))
+                with m.If(keys.write):
+                    m.d.comb += [wv.addr.eq(vword + keys.wg), wv.en.eq(1 << slot)]
+                    m.d.comb += [wv.data[s].eq(keys.vdata) for s in range(M)]
+                    with m.If(keys.last & (slot == 0)):
+                        m.d.sync += nbG.eq(vword + G)
                 with m.If(self.i.valid & ~p.key):
                     # the first fold clears the bins (no beat); group 0 reads X cycles later
                     m.d.sync += [cq.eq(p.code), tag.eq(p.tag), gi.eq(0), blk.eq(0),
                                  left.eq(n), vaddr.eq(0), arm.eq(1), wait.eq(X),
-                                 folding.eq(1), faddr.eq(Cb - 1), beat.eq(0)]
+                                 beat.eq(0)]
+                    m.d.comb += fstart.eq(1)
                     m.next = "SCAN"
             with m.State("SCAN"):
                 with m.If((o_tx & olast) if G > 1 else o_tx):

@@ -1,20 +1,25 @@
 """The stored keys of the scan modes (``topk``: :mod:`.scan`, ``hsoftmax``: :mod:`.hsoftmax`):
 their code and value memories, the M Hamming units that compare a word of M codes with the
-query, and the write of a key's code.
+query, and the writes of the keys' codes (:class:`KeyWriter`).
 
 Key j of a window sits at word j//M of slot j%M's code memory (M = ``plan.keys_per_cycle``,
 one memory of ceil(N/M) codes per slot, so that one address reads M keys and each memory
 can go to block or LUT RAM on its own, ``synth.memmap``). The value memory holds
 ``plan.value_words`` words of ``value_slots`` groups of P lanes (:func:`layouts.group`)."""
 
-from amaranth.hdl import Signal, unsigned
+from amaranth.hdl import Mux, Signal, unsigned
 from amaranth.lib import data, memory
 
 from . import layouts
 from .hamming import HammingDistance
 from .tree import delay
 
-__all__ = ["key_memories", "distances", "write_code"]
+__all__ = ["CODE_READ", "key_memories", "distances", "KeyWriter"]
+
+#: edges from a code word's address to the register that holds its M codes: the block RAM's
+#: synchronous read, then a plain register (no logic, no enable) so that the RAM's slow
+#: clock-to-out (5.8 ns on the ECP5-25F) sees only routing; the Hamming units start there
+CODE_READ = 2
 
 
 def key_memories(m, plan, value_slots):
@@ -34,41 +39,87 @@ def key_memories(m, plan, value_slots):
     m.submodules.values = values = memory.Memory(
         shape=data.ArrayLayout(layouts.group(plan), value_slots), depth=plan.value_words,
         init=[])
-    # (the ports unnamed: their Verilog wires keep the names they had)
-    ports = values.write_port(granularity=1), values.read_port(transparent_for=())
+    wv, rv = values.write_port(granularity=1), values.read_port(transparent_for=())
     hams = []
     for s in range(M):
         ham = HammingDistance(b, tree=plan.hamming.tree, stages=plan.hamming.stages)
         m.submodules[f"hamming{s}" if M > 1 else "hamming"] = ham
         hams.append(ham)
-    return wc, rc, *ports, hams
+    return wc, rc, wv, rv, hams
 
 
-def distances(m, rc, hams, query, reading, word, left, also=()):
+def distances(m, rc, hams, query, reading, word, left):
     """The M distances of code word ``word``, read where ``reading`` (its keys j from the
     window's ``left`` keys still to read: slot s holds one where ``left`` > s), against
-    ``query``: they leave the Hamming units 1 + L_H edges later (L_H =
-    ``hams[0].latency``). Returns the M flags "slot s holds a key of the window", aligned
-    with the distances (``hams[s].o.payload.h``). ``also``: statements added beside the
-    codes' addresses (a value memory's address: its place among the statements keeps the
-    Verilog's names as they were)."""
+    ``query``: they leave the Hamming units :data:`CODE_READ` + L_H edges later (L_H =
+    ``hams[0].latency``; the codes read are registered before the units). Returns the M
+    flags "slot s holds a key of the window", aligned with the distances
+    (``hams[s].o.payload.h``)."""
     L = hams[0].latency.fixed
     m.d.comb += [r.addr.eq(word) for r in rc]
-    m.d.comb += also
-    rd_valid = Signal()
-    m.d.sync += rd_valid.eq(reading)
+    rd_valid = delay(m, reading, CODE_READ, name="rd_valid")
     for s, ham in enumerate(hams):
-        m.d.comb += [ham.i.payload.a.eq(query), ham.i.payload.b.eq(rc[s].data),
+        code = Signal.like(rc[s].data, name=f"code{s}")
+        m.d.sync += code.eq(rc[s].data)
+        m.d.comb += [ham.i.payload.a.eq(query), ham.i.payload.b.eq(code),
                      ham.i.valid.eq(rd_valid), ham.o.ready.eq(1)]
     mask = Signal(len(hams))
     m.d.comb += [mask[s].eq(left > s) for s in range(len(hams))]
-    return [hams[0].o.valid & x for x in delay(m, mask, L + 1, name="mask")]
+    return [hams[0].o.valid & x for x in delay(m, mask, L + CODE_READ, name="mask")]
 
 
-def write_code(m, wc, code, slot, word):
-    """In the caller's condition (a key token transfers): ``code`` to word ``word`` of slot
-    ``slot``'s code memory (the ports ``wc``)."""
-    m.d.comb += [x.addr.eq(word) for x in wc]
-    m.d.comb += [x.data.eq(code) for x in wc]
-    m.d.comb += [x.en.eq(slot == s) for s, x in enumerate(wc)]
+class KeyWriter:
+    """The key tokens of a window written to the code memories, one per G cycles: key j at
+    word j//M of slot j%M's (M = ``plan.keys_per_cycle``, G = ``plan.groups``).
 
+    Members (flip-flops): ``n``, the window's keys; ``nb``, its code words (ceil(n/M));
+    ``wg``, the group (0 .. G-1) of the key token being written. :meth:`take` adds the
+    writes, in the caller's state that takes tokens, and sets: ``slot``, the token's slot;
+    ``opened``, its word already holds keys; ``vdata``, its value group; ``write``, a group
+    is written this cycle; ``last``, the token's last group (it transfers)."""
+
+    def __init__(self, plan):
+        self.plan = plan
+        self.n = Signal(range(plan.N + 1))
+        self.nb = Signal(range(plan.code_words + 1))
+        self.cslot = Signal(range(max(plan.M, 2)))    # slot of the next key (0 when M = 1)
+        self.wg = Signal(range(max(plan.groups, 2)))
+
+    def take(self, m, wc, token, group, keys_ok, query_ok):
+        """Drives ``token.ready`` (and ``group.ready``): a key token is taken where
+        ``keys_ok``, a query token where ``query_ok``; a key token stays valid for G
+        cycles, one value group per cycle (from ``group`` when folded, else in the token),
+        and transfers with its last group, when its code is written to the write ports
+        ``wc``; ``first`` starts a window. The caller writes the value groups."""
+        M, G = self.plan.M, self.plan.groups
+        n, nb, cslot, wg = self.n, self.nb, self.cslot, self.wg
+        p = token.payload
+        self.last = wg == G - 1
+        if G > 1:
+            vvalid, self.vdata = group.valid, group.payload
+            m.d.comb += [token.ready.eq(Mux(p.key, self.last & vvalid & keys_ok, query_ok)),
+                         group.ready.eq(token.valid & p.key & keys_ok)]
+        else:
+            # (no value where the caller writes the values itself, as it accepts the keys)
+            vvalid = 1
+            self.vdata = p.value if "value" in token.payload.shape().members else None
+            m.d.comb += token.ready.eq(Mux(p.key, keys_ok, query_ok))
+        # key j: code word j//M (nb - 1 when it has a slot left, else nb), slot j%M
+        self.slot = slot = Mux(p.first, 0, cslot)
+        self.opened = cslot != 0
+        cword = Mux(p.first, 0, nb - self.opened)
+        self.write = token.valid & p.key & vvalid & keys_ok
+        with m.If(self.write):
+            with m.If(self.last):
+                m.d.comb += [x.addr.eq(cword) for x in wc]
+                m.d.comb += [x.data.eq(p.code) for x in wc]
+                m.d.comb += [x.en.eq(slot == s) for s, x in enumerate(wc)]
+                m.d.sync += n.eq(Mux(p.first, 0, n) + 1)
+                with m.If(slot == 0):
+                    m.d.sync += nb.eq(cword + 1)
+                m.d.sync += cslot.eq(Mux(slot == M - 1, 0, slot + 1))
+                if G > 1:
+                    m.d.sync += wg.eq(0)
+            if G > 1:
+                with m.Else():
+                    m.d.sync += wg.eq(wg + 1)

@@ -14,7 +14,7 @@ from amaranth.lib.wiring import In
 
 from . import layouts
 from .hamming import HammingPlan
-from .keystore import distances, key_memories, write_code
+from .keystore import CODE_READ, KeyWriter, distances, key_memories
 from .plan import Folding, Timing, WeightedSum, tree_depth, unsigned_width
 from .tree import Term, adder_tree, delay
 
@@ -172,11 +172,17 @@ class ScanPlan(Folding, WeightedSum):
 
     value_read = mark_read
 
+    @property
+    def distance_read(self):
+        """L_D = ``CODE_READ`` + L_H: edges from a code word's read to its M distances (the
+        block RAM's read, a plain register, the Hamming units' L_H)."""
+        return CODE_READ + self.hamming.latency.fixed
+
     def _stages(self, bins):
-        L, S, G = self.hamming.latency.fixed, self.sum_stages, self.groups
+        LD, S, G = self.distance_read, self.sum_stages, self.groups
         word = self._per_word(1)
         walk = -(-(self.b + 1) // bins)
-        return (word + Timing(L + walk + 2 * S + 3), word + Timing(S + self.mark_read + 2),
+        return (word + Timing(LD + walk + 2 * S + 2), word + Timing(S + self.mark_read + 2),
                 Timing(self.value_read + G + 2, per_kept=G))
 
     @property
@@ -192,12 +198,12 @@ class ScanPlan(Folding, WeightedSum):
     def stages(self):
         """The occupancy (cycles busy, plus the cycle in which it returns to idle) of
         each of the three stages that work on different queries at once, with
-        L_H = ``hamming.latency``, S = :attr:`sum_stages`, G groups, n keys, R =
-        :attr:`hist_bins`:
+        L_D = :attr:`distance_read` (L_H + 2), S = :attr:`sum_stages`, G groups, n keys,
+        R = :attr:`hist_bins`:
 
-        * A, histogram and cut: the histogram pass (ceil(n/M) + L_H + S + 1) and the cut,
+        * A, histogram and cut: the histogram pass (ceil(n/M) + L_D + S) and the cut,
           a walk over the histograms' ceil((b+1)/R) words (ceil((b+1)/R) + S + 1),
-          ``ceil(n/M) + L_H + ceil((b+1)/R) + 2·S + 3``;
+          ``ceil(n/M) + L_D + ceil((b+1)/R) + 2·S + 2``;
         * B, marking: ``ceil(n/M) + S + 4``: the marking pass over the distances that A
           stored (read in :attr:`mark_read` edges), the list and a cycle to idle;
         * C, values and output: a cycle that takes the list, the value pass over the kept
@@ -208,8 +214,8 @@ class ScanPlan(Folding, WeightedSum):
     @property
     def latency(self):
         """Edges from a query's transfer to its (num, den) transfer, nothing stalled, with
-        L_H = ``hamming.latency``, S = :attr:`sum_stages`, G groups, n keys, R =
-        :attr:`hist_bins`: ``L_H + 3·S + ceil((b+1)/R) + 8 + G + 2·ceil(n/M) + G·min(k, n)``,
+        L_D = :attr:`distance_read` (L_H + 2), S = :attr:`sum_stages`, G groups, n keys, R =
+        :attr:`hist_bins`: ``L_D + 3·S + ceil((b+1)/R) + 7 + G + 2·ceil(n/M) + G·min(k, n)``,
         the stages of :attr:`stages` in a row, each handing the query to the next as it
         ends (A: the histogram pass and the cut, B: the marking pass ``ceil(n/M) + S + 3``,
         C: a cycle to take the list, the value pass ``G·min(k, n) + 2`` and DONE's G
@@ -325,8 +331,9 @@ class ScanValuePath(wiring.Component):
     (key j's group g at word j·G + g; the value pass reads only the kept keys). Slots beyond
     n in the last word never count (a mask j < n rides with each word).
 
-    **Passes.** A pass over the codes issues one code word per cycle; the M distances come
-    out of the Hamming units L_H cycles after the read.
+    **Passes.** A pass over the codes issues one code word per cycle; its M codes go into a
+    plain register (no logic after the block RAMs), the M distances come out of the Hamming
+    units L_D = L_H + 2 edges after the read.
 
     (1) a histogram pass of ceil(n/M) cycles: slot s counts its distances in a
     memory of b+1 bins (block RAM, M of them, R = ``plan.hist_bins`` bins per word) and the
@@ -364,9 +371,9 @@ class ScanValuePath(wiring.Component):
         The keys' values, G groups per key; a key token transfers with its last group.
 
     Latency (edges from a query's transfer on ``i`` to its transfer on ``o``, ``o.ready``
-    high): ``plan.latency`` = ``L_H + 3·S + ceil((b+1)/R) + 8 + G + 2·ceil(n/M) +
-    G·min(k, n)`` (L_H = ``plan.hamming.latency``, S = ceil(log2 M), R =
-    ``plan.hist_bins``).
+    high): ``plan.latency`` = ``L_D + 3·S + ceil((b+1)/R) + 7 + G + 2·ceil(n/M) +
+    G·min(k, n)`` (L_D = ``plan.distance_read`` = L_H + 2, L_H = ``plan.hamming.latency``,
+    S = ceil(log2 M), R = ``plan.hist_bins``).
     Throughput: one key per G cycles, once stages B and C are idle (the window's last query
     done); one query per ``plan.interval`` cycles, about the longest stage (``i.ready`` for
     a query when stage A is idle and a counter of ``plan.interval`` for the window's n has
@@ -392,20 +399,19 @@ class ScanValuePath(wiring.Component):
         # the codes (one memory per slot), the values (one key's group per word), the
         # Hamming units
         wc, rc, wv, rv, hams = key_memories(m, plan, plan.value_slots)
-        L = hams[0].latency.fixed
+        LD = plan.distance_read
 
         # ---- the window's keys: n, words of codes (nb) and of values (nv = n·G)
-        n = Signal(range(N + 1))
-        nb = Signal(range(plan.code_words + 1))
-        cslot = Signal(range(max(M, 2)))          # slot of the next key (0 when M = 1)
+        keys = KeyWriter(plan)
+        n, nb, wg = keys.n, keys.nb, keys.wg
         nv = Signal(range(N * G + 1))             # value words written, n·G
-        wg = Signal(range(max(G, 2)))             # group of the key token being written
         cq = Signal(b)
         tag = Signal(layouts.query_tag())
-        cyc = Signal(range(N * G + L + S + 3))    # cycle within a pass
+        cyc = Signal(range(N * G + LD + S + 2))   # cycle within a pass
+        hend = Signal.like(cyc)                   # the histogram pass's last cycle - 1
+        hdone = Signal()                          # its last cycle
         blk = Signal(range(plan.code_words + 1))  # word of the pass
         left = Signal(range(N + 1))               # keys of the window from word blk on
-        gc = Signal(range(max(G, 2)))             # (cleared as a pass starts, unused)
         lanes_shape = data.ArrayLayout(signed(plan.num_width), P)
         # the bank: registers, group 0 at the head (the value pass overwrites them first:
         # no reset)
@@ -413,7 +419,7 @@ class ScanValuePath(wiring.Component):
         bhead = bank[0]
 
         # ---- a pass over the words: code word blk read in cycle c, the M distances in cycle
-        # c + 1 + L, with the mask of the slots that hold keys of the window
+        # c + L_D, with the mask of the slots that hold keys of the window
         issuing = Signal()
         reading = Signal()                        # issuing a code word (not a value)
         live = distances(m, rc, hams, cq, reading, blk, left)
@@ -432,7 +438,7 @@ class ScanValuePath(wiring.Component):
             m.d.comb += [tail[l].eq(Mux(first, 0, bhead[l]) + addend(l)) for l in range(P)]
 
         def start_pass():
-            m.d.sync += [cyc.eq(0), blk.eq(0), left.eq(n), gc.eq(0)]
+            m.d.sync += [cyc.eq(0), blk.eq(0), left.eq(n)]
 
         # ---- the paths
         keys_ok = Signal()
@@ -466,18 +472,30 @@ class ScanValuePath(wiring.Component):
         with m.If(hams[0].o.valid):
             m.d.sync += dword.eq(dword + 1)
         # (2) the cut: a walk reads word i in its cycle i; the M slots' counts of each
-        # of its R bins add up (S register levels) and are taken in cycle i + 1 + S:
-        # rem = kk - the keys below (one subtractor, its compare with the bin's count a
-        # second carry chain beside it, not after it), h* = the first bin whose count
-        # reaches rem, need = rem there (rem wraps after h*, where it is no longer
-        # read); R = 2: the second bin's compare and need after the first's count
+        # of its R bins add up (S register levels) and are taken in cycle i + 1 + S
+        # (`wtake`, a flip-flop set a cycle ahead; `wi` = i): rem = kk - the keys below
+        # (one subtractor, its compare with the bin's count a second carry chain beside
+        # it, not after it), h* = the first bin whose count reaches rem, need = rem there
+        # (rem wraps after h*, where it is no longer read); R = 2: the second bin's
+        # compare and need after the first's count, the word's two bins summed by a tree
+        # of their own (each slot's pair, then S levels)
         rem = Signal(range(N + 1))
         found = Signal()
         hstar = Signal(range(b + 1))
         need = Signal(range(N + 1))
+        wtake, wlast = Signal(), Signal()
+        wi = Signal(range(walk + 1))
         wsum = [adder_tree(m, [Term(x if R == 1 else x[r], False, 0, plan.code_words)
                                for x in bins], depth=S, name=f"walk{r}" if R > 1 else "walk")
                 for r in range(R)]
+        if R == 2:
+            pairs = []
+            for s, x in enumerate(bins):
+                # (a slot's keys, at most ceil(N/M))
+                t = Signal(range(plan.code_words + 1), name=f"pair{s}")
+                m.d.comb += t.eq(x[0] + x[1])
+                pairs.append(Term(t, False, 0, plan.code_words))
+            wpair = adder_tree(m, pairs, depth=S, name="walkp")
         to_mark = Signal()                    # A hands its query to B (last CUT cycle)
         b_idle, c_idle = Signal(), Signal()   # (B waits for C, A for B: output stalls)
         # (3) stage B, marking: kept slots and their places in the list, from the stored
@@ -628,31 +646,19 @@ class ScanValuePath(wiring.Component):
 
         with m.FSM():
             with m.State("IDLE"):
-                # a key token stays valid for G cycles, one value group written per cycle,
-                # and transfers in the cycle of its last group; a query transfers at once
-                # (keys once every stage is idle, queries at the throttle's pace)
-                if G > 1:
-                    vvalid, vdata = self.v.valid, self.v.payload
-                    m.d.comb += [self.i.ready.eq((~p.key & qfree) |
-                                                 ((wg == G - 1) & vvalid & keys_ok)),
-                                 self.v.ready.eq(self.i.valid & p.key & keys_ok)]
-                else:
-                    # (the value comes on `w`, as the core accepts the key: written below)
-                    vvalid = 1
-                    m.d.comb += self.i.ready.eq(Mux(p.key, keys_ok, qfree))
-                # key j: code word j//M (nb - 1 when it has a slot left, else nb), slot j%M;
-                # value words from j·G
-                slot = Mux(p.first, 0, cslot)
-                opened = cslot != 0
-                cword = Mux(p.first, 0, nb - opened)
-                with m.If(self.i.valid & p.key & vvalid & keys_ok):
+                # keys once every stage is idle, queries at the throttle's pace; key j's
+                # value groups at words from j·G
+                keys.take(m, wc, self.i, getattr(self, "v", None), keys_ok, qfree)
+                slot = keys.slot
+                # (unfolded, the value comes on `w` as the core accepts the key: written
+                # above)
+                with m.If(keys.write):
                     if not plan.direct_values:
                         waddr = Mux(p.first & (wg == 0), 0, nv)
-                        m.d.comb += [wv.addr.eq(waddr), wv.en.eq(1), wv.data[0].eq(vdata)]
+                        m.d.comb += [wv.addr.eq(waddr), wv.en.eq(1),
+                                     wv.data[0].eq(keys.vdata)]
                         m.d.sync += nv.eq(waddr + 1)
-                    with m.If(wg == G - 1):
-                        write_code(m, wc, p.code, slot, cword)
-                        m.d.sync += n.eq(Mux(p.first, 0, n) + 1)
+                    with m.If(keys.last):
                         # interval(n) - 1 for the n keys so far: the terms this key adds
                         # (constants chosen by muxes: one adder on qlen)
                         def grows(o, kp):
@@ -662,16 +668,9 @@ class ScanValuePath(wiring.Component):
                                    Mux(n < plan.k, grows(1, 1), grows(1, 0)),
                                    Mux(n < plan.k, grows(0, 1), grows(0, 0)))
                         m.d.sync += qlen.eq(Mux(p.first, qi.at(1, plan.k) - 1, qlen + grow))
-                        with m.If(slot == 0):
-                            m.d.sync += nb.eq(cword + 1)
-                        m.d.sync += cslot.eq(Mux(slot == M - 1, 0, slot + 1))
-                        if G > 1:
-                            m.d.sync += wg.eq(0)
-                    if G > 1:
-                        with m.Else():
-                            m.d.sync += wg.eq(wg + 1)
                 with m.If(self.i.valid & ~p.key & qfree):
-                    m.d.sync += [cq.eq(p.code), tag.eq(p.tag), issuing.eq(1)]
+                    m.d.sync += [cq.eq(p.code), tag.eq(p.tag), issuing.eq(1),
+                                 hend.eq(nb + (LD - 2 + S)), hdone.eq(0)]
                     start_pass()
                     m.d.sync += [kk.eq(Mux(n < plan.k, n, plan.k)),
                                  kkG.eq(Mux(nv < plan.k * G, nv, plan.k * G)),
@@ -680,35 +679,36 @@ class ScanValuePath(wiring.Component):
                     m.next = "HIST"
             with m.State("HIST"):
                 # the histogram pass: a code word per cycle while cyc < nb (`issuing`, a
-                # flip-flop written from cyc's next value, set as the state is entered),
-                # then L + S + 1 cycles to the last word's counts
+                # flip-flop written from the next word's keys, set as the state is
+                # entered), then L_D + S cycles to the last word's counts (registered
+                # control: the last cycle, cyc = nb + L_D - 1 + S, flagged a cycle ahead)
                 m.d.comb += counting.eq(1)
                 with m.If(issuing):
                     m.d.sync += [blk.eq(blk + 1), left.eq(left - M)]
-                m.d.sync += [cyc.eq(cyc + 1), issuing.eq(cyc + 1 < nb)]
-                with m.If(cyc == nb + (L + S)):
+                m.d.sync += [cyc.eq(cyc + 1), issuing.eq(issuing & (left > M)),
+                             hdone.eq(cyc == hend)]
+                with m.If(hdone):
                     start_pass()
                     m.d.sync += issuing.eq(0)
                     m.next = "CUT"
-                m.d.sync += [wbin.eq(0), rem.eq(kk), found.eq(0)]
+                m.d.sync += [wbin.eq(0), rem.eq(kk), found.eq(0), wtake.eq(0), wlast.eq(0),
+                             wi.eq(0)]
             with m.State("CUT"):
                 m.d.comb += walking.eq(1)
-                m.d.sync += wbin.eq(wbin + 1)
-                with m.If(wbin >= 1 + S):     # take word wbin - 1 - S
+                # (registered control: wbin >= 1 + S and wbin == walk + S a cycle ahead)
+                m.d.sync += [wbin.eq(wbin + 1), wtake.eq(wbin >= S if S else 1),
+                             wlast.eq(wbin == walk + S - 1)]
+                with m.If(wtake):             # take word wi = wbin - 1 - S
                     c = [x.value for x in wsum]
-                    if R == 2:                # (its own signal: no 3-operand sum;
-                        pair = Signal(range(N + 1))     # two bins' keys, at most n)
-                        m.d.comb += pair.eq(c[0] + c[1])
-                    m.d.sync += rem.eq(rem - (c[0] if R == 1 else pair))
+                    pair = c[0] if R == 1 else wpair.value
+                    m.d.sync += [rem.eq(rem - pair), wi.eq(wi + 1)]
                     with m.If(~found & (c[0] >= rem)):
-                        m.d.sync += [found.eq(1), hstar.eq((wbin - (1 + S)) << (R - 1)),
-                                     need.eq(rem)]
+                        m.d.sync += [found.eq(1), hstar.eq(wi << (R - 1)), need.eq(rem)]
                     if R == 2:
                         with m.Elif(~found & (pair >= rem)):
-                            m.d.sync += [found.eq(1),
-                                         hstar.eq(Cat(Const(1, 1), wbin - (1 + S))),
+                            m.d.sync += [found.eq(1), hstar.eq(Cat(Const(1, 1), wi)),
                                          need.eq(rem - c[0])]
-                with m.If(wbin == walk + S):
+                with m.If(wlast):
                     m.next = "PASS"
                     hand_over(b_idle, to_mark)
             with m.State("PASS"):
@@ -725,7 +725,8 @@ class ScanValuePath(wiring.Component):
                 # (registered control: the last cycle, nb + S + 2, flagged a cycle ahead)
                 with m.If(bissuing):
                     m.d.sync += [bblk.eq(bblk + 1), bleft.eq(bleft - M)]
-                m.d.sync += [bcyc.eq(bcyc + 1), bissuing.eq(bcyc + 1 < nb), bstart.eq(0),
+                m.d.sync += [bcyc.eq(bcyc + 1), bissuing.eq(bissuing & (bleft > M)),
+                             bstart.eq(0),
                              bend.eq(bcyc == bend_at)]
                 with m.If(bend):
                     m.next = "PASS"

@@ -47,7 +47,7 @@ def test_plan_widths_and_timing():
     assert plan.bin_width == 8 + 8 + 1 and plan.count_width == 10      # 256·2^1 = 512
     assert (plan.num_width, plan.den_width) == (35, 27)    # N·2^16·128 = 2^33
     L = plan.hamming.latency.fixed
-    D, FS = L + 2, 2
+    D, FS = L + 3, 2
     assert (plan.pipe_depth, plan.fold_stages) == (D, FS)
     assert plan.fold_wait == max(0, 9 - D, -(-(9 + FS) // 2) - D)
     over = D + plan.fold_wait
