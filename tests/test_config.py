@@ -213,7 +213,9 @@ def test_groups_and_folded_intervals(d, lanes, groups):
     """G = ceil(d/P); keys take G cycles each; every query interval covers the folded
     divider's, G·steps edges, and is the value path's or the hash's: the division never
     sets it. A folded value path (any mode) hands the divider one group per cycle, so its
-    division takes w + 2 edges after the last group; an unfolded one a whole vector at once."""
+    division takes w + 2 edges after the last group; an unfolded one a whole vector at once
+    (unfolded topk, which holds its sums: a serial divider, one stage of restoring units
+    loading each of its own groups G' in turn, G'·(w + 1) edges, w + 1 per group)."""
     cfg = CoreConfig.create(d=d, lanes=lanes, b=4, N=4)
     assert cfg.groups == groups and cfg.folded == (groups > 1)
     assert cfg.kv_interval == {"fixed": groups, "per_key": 0}
@@ -221,11 +223,15 @@ def test_groups_and_folded_intervals(d, lanes, groups):
         c = cfg.replace(mode=mode)
         dv = c.plan.divider
         k = dv.steps
-        assert 1 <= k <= c.w and dv.interval.fixed == groups * k
         assert c.q_interval["fixed"] == max(c.plan.value.interval.fixed,
                                             c.plan.hash.interval.fixed) >= dv.interval.fixed
         assert dv.grouped == (groups > 1)
-        assert dv.latency.fixed == c.w + 2
+        if dv.serial:
+            assert mode == "topk" and groups == 1 and k == c.w
+            assert dv.interval.fixed == dv.groups * (c.w + 1) == dv.latency.fixed - 1
+        else:
+            assert 1 <= k <= c.w and dv.interval.fixed == groups * k
+            assert dv.latency.fixed == c.w + 2
 
 
 # =========================================================================== weights files
