@@ -87,7 +87,7 @@ GOALS = {
     "ulx3s-topk": ("ulx3s", dict(ECP, mode="topk"),
                    {"lanes": (4, 8, 16), "keys_per_cycle": (1, 4, 8, 10, 12, 16, 32)}),
     "ulx3s-hsoftmax": ("ulx3s", dict(ECP, mode="hsoftmax"),
-                       {"lanes": (4, 8, 16), "keys_per_cycle": (1, 4, 8, 16)}),
+                       {"lanes": (4, 8, 16), "keys_per_cycle": (1, 4, 6, 7, 8, 16)}),
 }
 
 #: a prediction up to this fraction above the device's cells is still built (the estimate
