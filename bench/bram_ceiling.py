@@ -92,6 +92,9 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=1, help="nextpnr seed [default: 1]")
     ap.add_argument("--out", type=Path, default=OUT, help=f"[default: {OUT}]")
     args = ap.parse_args(argv)
+    if not args.out.parent.is_dir():
+        ap.error(f"--out {str(args.out)!r}: its folder {str(args.out.parent)!r} does not exist "
+                 "(allowed: a path in an existing folder)")
     from ..synth.tools import tool_versions
     with tempfile.TemporaryDirectory(prefix="hamattn-bram-") as tmp:
         print("building a 1024 x 64 RAM read into a register on the LFE5U-25F ...",

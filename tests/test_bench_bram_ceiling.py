@@ -1,6 +1,7 @@
 """bench/bram_ceiling.py: the design it builds and how it reads nextpnr's report (the build
 itself runs in ``python -m hamattn.bench.bram_ceiling``, not here)."""
 
+import pytest
 from amaranth.back import rtlil
 from amaranth.sim import Simulator
 
@@ -37,3 +38,12 @@ def test_segments_and_clock_to_out_from_a_report():
         {"type": "setup", "delay": 0.1, "from": {"cell": "data_FF"}}]}]}
     assert B.segments(report) == [("clk-to-q", "mem.0.1", 5.83), ("routing", "mem.0.1", 1.25),
                                   ("setup", "data_FF", 0.1)]
+
+
+def test_out_in_a_missing_folder_is_refused_before_any_build(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        B.main(["--out", str(tmp_path / "no" / "x.json")])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert f"--out '{tmp_path / 'no' / 'x.json'}': its folder '{tmp_path / 'no'}' does not " \
+        "exist (allowed: a path in an existing folder)" in err
