@@ -20,11 +20,14 @@ remain; the rest, and every memory below :data:`MIN_CELLS_PER_BLOCK`, are LUT RA
 memories given LUT RAM get ``setattr -set ram_style "distributed"`` after the design is read
 (:func:`setattr_commands`), in ``hamattn synth`` and in ``hamattn board``; the others are left
 to yosys (block RAM or, where it finds that cheaper, LUT RAM), so no memory is forced into a
-block RAM that cannot hold its ports. Fabrics without LUT RAM (iCE40) are left to yosys.
+block RAM that cannot hold its ports. A memory with an asynchronous (combinational) read port
+cannot be a block RAM at all: it is LUT RAM and takes no block from the others. Fabrics without
+LUT RAM (iCE40) are left to yosys.
 
 The memories are read from the design's text (:func:`memories`): Verilog from ``hamattn
-gen`` (``reg [W-1:0] name [D-1:0];`` inside ``module``) or Amaranth's RTLIL
-(``memory width W size D \\name``).
+gen`` (``reg [W-1:0] name [D-1:0];`` inside ``module``; an asynchronous read is an ``assign
+... = name[...]``) or Amaranth's RTLIL (``memory width W size D \\name``; a read port is a
+``$memrd_v2`` cell with ``MEMID`` and ``CLK_ENABLE 0`` if asynchronous).
 """
 
 from __future__ import annotations
@@ -51,6 +54,8 @@ class Memory:
     name: str
     width: int
     depth: int
+    #: a read port is asynchronous (combinational): the memory cannot be a block RAM
+    async_read: bool = False
 
     @property
     def selection(self):
@@ -60,26 +65,49 @@ class Memory:
 
 _MODULE = re.compile(r"^\s*module\s+\\?([^\s(;]+)")
 _VERILOG_MEM = re.compile(r"^\s*reg\s+(?:signed\s+)?\[(\d+):0\]\s+\\?(\S+)\s+\[(\d+):0\];")
+_VERILOG_ASYNC_READ = re.compile(r"^\s*assign\s+[^=]+=\s*\\?([^\s\[]+)\s*\[")
 _RTLIL_MEM = re.compile(r"^\s*memory\s+width\s+(\d+)\s+size\s+(\d+)(?:\s+offset\s+\d+)?\s+"
                         r"\\?(\S+)\s*$")
+_RTLIL_MEMRD = re.compile(r"^\s*cell\s+\$memrd(?:_v2)?\s")
+_RTLIL_PARAM = re.compile(r'^\s*parameter\s+\\(MEMID|CLK_ENABLE)\s+"?\\*([^"\s]+)"?\s*$')
 
 
 def memories(text):
-    """The memories declared in ``text`` (generated Verilog or Amaranth RTLIL), in order."""
-    out, module = [], None
+    """The memories declared in ``text`` (generated Verilog or Amaranth RTLIL), in order,
+    each with ``async_read`` set if one of its read ports is asynchronous."""
+    out, module, asynchronous, memrd = [], None, set(), None
     for line in text.splitlines():
         m = _MODULE.match(line)
         if m:
-            module = m.group(1)
+            module, memrd = m.group(1), None
+            continue
+        if module is None:
             continue
         m = _VERILOG_MEM.match(line)
-        if m and module is not None:
+        if m:
             out.append(Memory(module, m.group(2), int(m.group(1)) + 1, int(m.group(3)) + 1))
             continue
         m = _RTLIL_MEM.match(line)
-        if m and module is not None:
+        if m:
             out.append(Memory(module, m.group(3), int(m.group(1)), int(m.group(2))))
-    return out
+            continue
+        m = _VERILOG_ASYNC_READ.match(line)
+        if m:
+            asynchronous.add((module, m.group(1)))
+            continue
+        if _RTLIL_MEMRD.match(line):
+            memrd = {}
+            continue
+        if memrd is not None:
+            m = _RTLIL_PARAM.match(line)
+            if m:
+                memrd[m.group(1)] = m.group(2)
+            elif line.strip() == "end":
+                if memrd.get("CLK_ENABLE") == "0" and "MEMID" in memrd:
+                    asynchronous.add((module, memrd["MEMID"]))
+                memrd = None
+    return [Memory(m.module, m.name, m.width, m.depth, True)
+            if (m.module, m.name) in asynchronous else m for m in out]
 
 
 def bram_blocks(width, depth):
@@ -96,14 +124,15 @@ def lutram_cells(width, depth):
 
 def allocate(mems, blocks):
     """{memory: ``"block"`` or ``"distributed"``} for ``mems`` within ``blocks`` block RAMs:
-    block RAM to the memories that save the most LUT RAM cells per block first."""
+    block RAM to the memories that save the most LUT RAM cells per block first; a memory
+    with an asynchronous read port is LUT RAM (no block RAM can hold its port)."""
     def gain(mem):
         return lutram_cells(mem.width, mem.depth) / bram_blocks(mem.width, mem.depth)
 
     out, left = {}, blocks
     for mem in sorted(mems, key=gain, reverse=True):
         need = bram_blocks(mem.width, mem.depth)
-        if gain(mem) >= MIN_CELLS_PER_BLOCK and need <= left:
+        if not mem.async_read and gain(mem) >= MIN_CELLS_PER_BLOCK and need <= left:
             out[mem], left = "block", left - need
         else:
             out[mem] = "distributed"

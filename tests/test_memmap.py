@@ -4,6 +4,9 @@ yosys following it."""
 
 import pytest
 from amaranth.back import rtlil, verilog
+from amaranth.hdl import Module
+from amaranth.lib import memory, wiring
+from amaranth.lib.wiring import In, Out
 
 from hamattn import CoreConfig
 from hamattn.synth import flows, memmap
@@ -24,6 +27,33 @@ def test_memories_of_generated_text(convert):
     # the histogram pass: 16 words of 4 4-bit distances)
     assert shapes == {"values": (16, 128), **{f"codes{s}": (8, 16) for s in range(4)},
                       **{f"hist{s}": (10, 5) for s in range(4)}, "dists": (16, 16)}
+
+
+class _TwoReads(wiring.Component):
+    """Two 9 x 64 memories: ``lut`` read asynchronously, ``ram`` synchronously."""
+
+    def __init__(self):
+        super().__init__({"addr": In(4), "data": In(64), "a": Out(64), "b": Out(64)})
+
+    def elaborate(self, platform):
+        m = Module()
+        for name, domain, out in (("lut", "comb", self.a), ("ram", "sync", self.b)):
+            m.submodules[name] = mem = memory.Memory(shape=64, depth=9, init=[])
+            wr, rd = mem.write_port(), mem.read_port(domain=domain)
+            m.d.comb += [wr.addr.eq(self.addr), wr.data.eq(self.data), wr.en.eq(1),
+                         rd.addr.eq(self.addr), out.eq(rd.data)]
+        return m
+
+
+@pytest.mark.parametrize("convert", [rtlil.convert, verilog.convert])
+def test_asynchronous_reads_are_lut_ram(convert):
+    mems = {m.name: m for m in memmap.memories(convert(_TwoReads(), name="top"))}
+    assert {n: m.async_read for n, m in mems.items()} == {"lut": True, "ram": False}
+    # both would save 96 LUT RAM cells for 2 blocks; only the synchronous one can be a block
+    alloc = memmap.allocate(list(mems.values()), 56)
+    assert (alloc[mems["lut"]], alloc[mems["ram"]]) == ("distributed", "block")
+    # and the asynchronous one takes no block from it
+    assert memmap.allocate([mems["lut"], mems["ram"]], 2)[mems["ram"]] == "block"
 
 
 def test_costs():
