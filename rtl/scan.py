@@ -595,7 +595,12 @@ class ScanValuePath(wiring.Component):
             with m.Elif(next_key):
                 m.d.sync += [ckept[i].eq(ckept[i + 1]) for i in range(kmax - 1)]
             head = ckept[0]
-        m.d.comb += [rv.addr.eq(head + cgc), next_key.eq(cissuing & (cgc == G - 1))]
+        # the value memory has one address (a 1RW SRAM on an ASIC): the kept keys' groups,
+        # or the word written where a value comes in (never while stage C reads: keys and
+        # values of a window come once its previous window's queries are done)
+        vaddr = Signal.like(rv.addr, name="vaddr")
+        m.d.comb += [vaddr.eq(head + cgc), rv.addr.eq(vaddr), wv.addr.eq(vaddr),
+                     next_key.eq(cissuing & (cgc == G - 1))]
         vreg = Signal(group)                  # the value read, registered
         m.d.sync += vreg.eq(rv.data[0])
         accumulate(delay(m, cissuing, plan.value_read, name="vlive"),
@@ -640,7 +645,7 @@ class ScanValuePath(wiring.Component):
             m.d.comb += self.w.ready.eq(1)
             with m.If(self.w.valid):
                 waddr = Mux(self.w.payload.restart, 0, nv)
-                m.d.comb += [wv.addr.eq(waddr), wv.en.eq(1),
+                m.d.comb += [vaddr.eq(waddr), wv.en.eq(1),
                              wv.data[0].eq(self.w.payload.value)]
                 m.d.sync += nv.eq(waddr + 1)
 
@@ -655,7 +660,7 @@ class ScanValuePath(wiring.Component):
                 with m.If(keys.write):
                     if not plan.direct_values:
                         waddr = Mux(p.first & (wg == 0), 0, nv)
-                        m.d.comb += [wv.addr.eq(waddr), wv.en.eq(1),
+                        m.d.comb += [vaddr.eq(waddr), wv.en.eq(1),
                                      wv.data[0].eq(keys.vdata)]
                         m.d.sync += nv.eq(waddr + 1)
                     with m.If(keys.last):
