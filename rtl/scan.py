@@ -422,7 +422,8 @@ class ScanValuePath(wiring.Component):
         # c + L_D, with the mask of the slots that hold keys of the window
         issuing = Signal()
         reading = Signal()                        # issuing a code word (not a value)
-        live = distances(m, rc, hams, cq, reading, blk, left)
+        caddr = Signal.like(rc[0].addr, name="caddr")   # the code memories' one address
+        live = distances(m, rc, hams, cq, reading, caddr, left)
         h = [ham.o.payload.h for ham in hams]
 
         # the bank rotates where `adding` (a step of a pass) or `rotating` (DONE gives a
@@ -767,6 +768,11 @@ class ScanValuePath(wiring.Component):
                 done(cgc)
         m.d.comb += [b_idle.eq(bfsm.ongoing("IDLE")), c_idle.eq(cfsm.ongoing("IDLE")),
                      keys_ok.eq(b_idle & c_idle)]
+        # the code memories have one address each too (1RW): the key's word where a code is
+        # written (state IDLE), else the pass's word (read only in state HIST)
+        cwriting = Cat(*(x.en for x in wc)).any()
+        m.d.comb += caddr.eq(Mux(cwriting, keys.cword, blk))
+        m.d.comb += [x.addr.eq(caddr) for x in wc]
 
         # a step writes the head group back (plus the addend where adding) as the tail,
         # the next group becomes the head: after a multiple of G steps group g is at g again
