@@ -159,7 +159,12 @@ class SoftmaxBaseline(_AxiBaseline):
         start = Signal()
 
         use = count < N
-        m.d.comb += [kw.addr.eq(waddr), vw.addr.eq(waddr)]
+        # each memory has one address (a 1RW SRAM on an ASIC, as the core's value memory):
+        # the engine's reads while it runs (`busy`), else the window's next word; keys are
+        # written only while the engine is not busy
+        kaddr, vaddr = Signal.like(kr.addr), Signal.like(vr.addr)
+        m.d.comb += [kw.addr.eq(kaddr), kr.addr.eq(kaddr), vw.addr.eq(vaddr),
+                     vr.addr.eq(vaddr)]
         m.d.comb += [kw.data[i].eq(key) for i in range(M)]
         m.d.comb += [vw.data[i].eq(value) for i in range(M)]
         with m.If(~queries):
@@ -200,7 +205,7 @@ class SoftmaxBaseline(_AxiBaseline):
         m.d.comb += lanes.eq(Cat(issue & ((cyc != nb - 1) | (i < last)) for i in range(M)))
 
         # ---- the dot products: read word c in cycle c, scores in cycle c + L
-        m.d.comb += kr.addr.eq(cyc)
+        m.d.comb += kaddr.eq(Mux(busy, cyc, waddr))
         lo, hi = cfg.vmin * cfg.vmax, cfg.vmin * cfg.vmin
         scores = []
         for lane in range(M):
@@ -224,7 +229,7 @@ class SoftmaxBaseline(_AxiBaseline):
 
         # pass 2: the table addresses in cycle c + L, weights and values in c + L + 1,
         # products registered (0 for an unused lane), accumulated in c + L + 2
-        m.d.comb += vr.addr.eq(delay(m, cyc, L, name="vaddr"))
+        m.d.comb += vaddr.eq(Mux(busy, delay(m, cyc, L, name="vcyc"), waddr))
         weight_lanes = delay(m, score_lanes, 1, name="weight_lanes")
         wmax = sp.weight_max
         wds, prods = [], [[] for _ in range(d)]

@@ -75,8 +75,9 @@ class KeyWriter:
     Members (flip-flops): ``n``, the window's keys; ``nb``, its code words (ceil(n/M));
     ``wg``, the group (0 .. G-1) of the key token being written. :meth:`take` adds the
     writes, in the caller's state that takes tokens, and sets: ``slot``, the token's slot;
-    ``opened``, its word already holds keys; ``vdata``, its value group; ``write``, a group
-    is written this cycle; ``last``, the token's last group (it transfers)."""
+    ``opened``, its word already holds keys; ``cword``, its code word; ``vdata``, its value
+    group; ``write``, a group is written this cycle; ``last``, the token's last group (it
+    transfers)."""
 
     def __init__(self, plan):
         self.plan = plan
@@ -107,7 +108,7 @@ class KeyWriter:
         # key j: code word j//M (nb - 1 when it has a slot left, else nb), slot j%M
         self.slot = slot = Mux(p.first, 0, cslot)
         self.opened = cslot != 0
-        cword = Mux(p.first, 0, nb - self.opened)
+        self.cword = cword = Mux(p.first, 0, nb - self.opened)   # the word written
         self.write = token.valid & p.key & vvalid & keys_ok
         with m.If(self.write):
             with m.If(self.last):

@@ -422,7 +422,10 @@ class ScanValuePath(wiring.Component):
         # c + L_D, with the mask of the slots that hold keys of the window
         issuing = Signal()
         reading = Signal()                        # issuing a code word (not a value)
-        live = distances(m, rc, hams, cq, reading, blk, left)
+        # unfolded (direct values), each memory of the keys has one address (see below)
+        one_address = plan.direct_values
+        caddr = Signal.like(rc[0].addr, name="caddr") if one_address else blk
+        live = distances(m, rc, hams, cq, reading, caddr, left)
         h = [ham.o.payload.h for ham in hams]
 
         # the bank rotates where `adding` (a step of a pass) or `rotating` (DONE gives a
@@ -595,7 +598,17 @@ class ScanValuePath(wiring.Component):
             with m.Elif(next_key):
                 m.d.sync += [ckept[i].eq(ckept[i + 1]) for i in range(kmax - 1)]
             head = ckept[0]
-        m.d.comb += [rv.addr.eq(head + cgc), next_key.eq(cissuing & (cgc == G - 1))]
+        # unfolded, the value memory has one address (a 1RW SRAM on an ASIC): the kept
+        # keys' groups, or the word written where a value comes in (never while stage C
+        # reads: keys and values of a window come once its previous window's queries are
+        # done); folded (the FPGA builds, whose block RAMs have two ports anyway) the
+        # write port keeps its own address, and the iCEBreaker goal build its Fmax
+        if one_address:
+            vaddr = Signal.like(rv.addr, name="vaddr")
+            m.d.comb += [vaddr.eq(head + cgc), rv.addr.eq(vaddr), wv.addr.eq(vaddr)]
+        else:
+            m.d.comb += rv.addr.eq(head + cgc)
+        m.d.comb += next_key.eq(cissuing & (cgc == G - 1))
         vreg = Signal(group)                  # the value read, registered
         m.d.sync += vreg.eq(rv.data[0])
         accumulate(delay(m, cissuing, plan.value_read, name="vlive"),
@@ -640,7 +653,7 @@ class ScanValuePath(wiring.Component):
             m.d.comb += self.w.ready.eq(1)
             with m.If(self.w.valid):
                 waddr = Mux(self.w.payload.restart, 0, nv)
-                m.d.comb += [wv.addr.eq(waddr), wv.en.eq(1),
+                m.d.comb += [vaddr.eq(waddr), wv.en.eq(1),
                              wv.data[0].eq(self.w.payload.value)]
                 m.d.sync += nv.eq(waddr + 1)
 
@@ -762,6 +775,12 @@ class ScanValuePath(wiring.Component):
                 done(cgc)
         m.d.comb += [b_idle.eq(bfsm.ongoing("IDLE")), c_idle.eq(cfsm.ongoing("IDLE")),
                      keys_ok.eq(b_idle & c_idle)]
+        if one_address:
+            # the code memories have one address each too (1RW): the key's word where a
+            # code is written (state IDLE), else the pass's word (read only in state HIST)
+            cwriting = Cat(*(x.en for x in wc)).any()
+            m.d.comb += caddr.eq(Mux(cwriting, keys.cword, blk))
+            m.d.comb += [x.addr.eq(caddr) for x in wc]
 
         # a step writes the head group back (plus the addend where adding) as the tail,
         # the next group becomes the head: after a multiple of G steps group g is at g again

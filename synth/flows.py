@@ -109,6 +109,10 @@ MEMORY_CELL = "$mem_v2"
 #: what a ``gates`` report adds to each side: the SRAM bits and transistors beside the logic
 MEMORY_KEYS = ("memory_bits", "memory_transistors", "logic_transistors")
 
+#: the version of :func:`parse_memories` and :func:`memory_transistors` that cached gates
+#: results were costed with (2: a read and a write port on one address are one port)
+MEMORY_MODEL = 2
+
 #: transistors of an SRAM macro, per bit and per port (:func:`memory_transistors`)
 SRAM_COSTS = {
     "cell": 6,              # per bit: the 6T cell, one read/write port
@@ -122,10 +126,12 @@ SRAM_COSTS = {
 }
 
 
-def memory_transistors(words, width, read_ports, write_ports, clocked_read_ports=None):
+def memory_transistors(words, width, read_ports, write_ports, clocked_read_ports=None,
+                       shared_ports=0):
     """Transistors of a ``words`` x ``width`` memory built as an ASIC's SRAM macro::
 
-        bits = words * width,  A = ceil(log2(words)),  ports = read_ports + write_ports
+        bits = words * width,  A = ceil(log2(words))
+        ports = read_ports + write_ports - shared_ports
         array   = 6 * bits + 2 * bits * (ports - 1)
         decode  = ports * (words * (2*A + 2) + 2*A)
         read    = read_ports * 9 * width + clocked_read_ports * 16 * width
@@ -136,12 +142,21 @@ def memory_transistors(words, width, read_ports, write_ports, clocked_read_ports
     address: an inverter per address bit, per word an A-input NAND and a word-line driver.
     A read port precharges and senses every bit; a clocked (synchronous) read port also
     registers its output, at the cost of the gates flow's flip-flop (``$_DFF_P_``). A write
-    port drives every bit. ``clocked_read_ports`` defaults to ``read_ports``."""
+    port drives every bit. ``clocked_read_ports`` defaults to ``read_ports``.
+
+    ``shared_ports``: pairs of a read and a write port on one address (the RTL drives both
+    from the same signal, so it never reads one word while writing another): such a pair is
+    one read/write port of the macro (1RW, the 6T cell, one decoder), as an ASIC builds a
+    memory whose reads and writes never happen in the same cycle; it keeps the read port's
+    sensing and register and the write port's drivers."""
     c = SRAM_COSTS
     if clocked_read_ports is None:
         clocked_read_ports = read_ports
+    if not 0 <= shared_ports <= min(read_ports, write_ports):
+        raise ValueError(f"shared_ports = {shared_ports!r} is not allowed: 0 .. "
+                         f"min(read_ports, write_ports) = {min(read_ports, write_ports)}")
     bits = words * width
-    ports = read_ports + write_ports
+    ports = read_ports + write_ports - shared_ports
     abits = max(0, (words - 1).bit_length())
     array = c["cell"] * bits + c["extra_port"] * bits * max(0, ports - 1)
     decode = ports * (words * (c["decode_per_word_abit"] * abits + c["decode_per_word"])
@@ -166,14 +181,21 @@ def _param_bits(value):
 
 
 _MEM_PARAMS = ("SIZE", "WIDTH", "RD_PORTS", "WR_PORTS", "RD_CLK_ENABLE")
+_DUMP_CONNECT = re.compile(r"^\s*connect \\(\w+) (.+)$")
+_MEM_ADDRS = ("RD_ADDR", "WR_ADDR")
+#: an RTLIL signal of constant bits only (``4'0101``, ``{ 2'01 1'x }``)
+_CONSTANT = re.compile(r"[{}\s\d'01xz-]+")
 
 
 def parse_memories(dump_text):
     """``{module: [memory, ...]}`` of yosys ``dump -m t:$mem_v2`` output; each memory a
     dict ``{"name", "words", "width", "bits", "read_ports", "clocked_read_ports",
-    "write_ports", "transistors"}`` (:func:`memory_transistors`). Ports of a wide port
-    (``*_WIDE_CONTINUATION``) count once per ``width`` bits, as separate ports."""
-    mods, module, cell, params = {}, None, None, {}
+    "write_ports", "shared_ports", "transistors"}`` (:func:`memory_transistors`). Ports of
+    a wide port (``*_WIDE_CONTINUATION``) count once per ``width`` bits, as separate ports.
+    ``shared_ports`` is 1 where a memory of one read and one write port has the same signal
+    on both addresses (``RD_ADDR`` and ``WR_ADDR`` connected alike, not a constant): one
+    read/write port of the macro; memories of more ports keep them apart."""
+    mods, module, cell, params, conns = {}, None, None, {}, {}
 
     def flush():
         if cell is None:
@@ -182,25 +204,32 @@ def parse_memories(dump_text):
         rd, wr = params["RD_PORTS"][0], params["WR_PORTS"][0]
         clk_bits = params.get("RD_CLK_ENABLE", (0, ""))[1] or ""
         clocked = clk_bits.count("1") if rd else 0
+        addr = conns.get("RD_ADDR")
+        shared = int(rd == wr == 1 and addr is not None and not _CONSTANT.fullmatch(addr)
+                     and addr == conns.get("WR_ADDR"))
         mods.setdefault(module, []).append({
             "name": _unescape(cell), "words": words, "width": width, "bits": words * width,
             "read_ports": rd, "clocked_read_ports": clocked, "write_ports": wr,
-            "transistors": memory_transistors(words, width, rd, wr, clocked)})
+            "shared_ports": shared,
+            "transistors": memory_transistors(words, width, rd, wr, clocked, shared)})
 
     for line in dump_text.splitlines():
         m = _DUMP_MODULE.match(line)
         if m:
             flush()
-            module, cell, params = _unescape(m.group(1)), None, {}
+            module, cell, params, conns = _unescape(m.group(1)), None, {}, {}
             continue
         m = _DUMP_CELL.match(line)
         if m:
             flush()
-            cell, params = m.group(1), {}
+            cell, params, conns = m.group(1), {}, {}
             continue
         m = _DUMP_PARAM.match(line)
         if m and cell is not None and m.group(1) in _MEM_PARAMS:
             params[m.group(1)] = _param_bits(m.group(2))
+        m = _DUMP_CONNECT.match(line)
+        if m and cell is not None and m.group(1) in _MEM_ADDRS:
+            conns[m.group(1)] = " ".join(m.group(2).split())
     flush()
     return mods
 
@@ -470,8 +499,10 @@ def _synth_only_job(sources, top, tgt, build_dir, cache_dir, timeout, keep_hiera
                    "tee -q -o stat.json stat -json\n")
     if tgt.family == "gates":
         script_tail += f"tee -q -o memories.txt dump -m t:{MEMORY_CELL}\n"
+    # (a gates result holds its memories' costs: a change of the memory model is a new key)
+    model = {"memory_model": MEMORY_MODEL} if tgt.family == "gates" else {}
     key = cache_key(job="synth", sources=sources, script=script_tail, top=top,
-                    target=tgt.name, versions=package_versions())
+                    target=tgt.name, versions=package_versions(), **model)
     hit, job, script = _hit_or_job(cache_dir, build_dir, key, f"synth-{tgt.name}", sources,
                                    script_tail, say, "synth")
     if hit is not None:

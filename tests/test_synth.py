@@ -99,13 +99,18 @@ class _MemToy(wiring.Component):
     raddr: In(5)
     rdata: Out(12)
 
+    def __init__(self, one_address=False):
+        self.one_address = one_address       # both ports on waddr (raddr unused)
+        super().__init__()
+
     def elaborate(self, platform):
         from amaranth.lib import memory
         m = Module()
         m.submodules.mem = mem = memory.Memory(shape=12, depth=20, init=[])
         w, r = mem.write_port(), mem.read_port(transparent_for=())
         m.d.comb += [w.addr.eq(self.waddr), w.data.eq(self.wdata), w.en.eq(self.we),
-                     r.addr.eq(self.raddr), self.rdata.eq(r.data)]
+                     r.addr.eq(self.waddr if self.one_address else self.raddr),
+                     self.rdata.eq(r.data)]
         return m
 
 
@@ -132,6 +137,41 @@ def test_memory_transistors_formula():
     assert mem["transistors"] == flows.memory_transistors(20, 12, 2, 1, 1)
 
 
+def test_one_address_memory_is_one_port():
+    """A read and a write port on one address signal cost one read/write port (the 6T
+    cell, one decoder), keeping the read port's sensing and register and the write
+    drivers; a constant address, different signals or more ports keep the ports apart."""
+    words, width, abits = 20, 12, 5
+    bits = words * width
+    want = (6 * bits + (words * (2 * abits + 2) + 2 * abits) + width * (9 + 16) + width * 6)
+    assert flows.memory_transistors(words, width, 1, 1, 1, 1) == want
+    assert flows.memory_transistors(words, width, 1, 1) - want == 2 * bits + (
+        words * (2 * abits + 2) + 2 * abits)
+    with pytest.raises(ValueError, match="shared_ports = 2 is not allowed: 0 .. "):
+        flows.memory_transistors(words, width, 1, 1, 1, 2)
+
+    def dump(rd_addr, wr_addr, rd=1):
+        return ("module \\top\n  cell $mem_v2 \\m\n    parameter \\WIDTH 12\n"
+                "    parameter \\SIZE 20\n"
+                f"    parameter \\RD_PORTS {rd}\n    parameter \\RD_CLK_ENABLE {rd}'{'1' * rd}\n"
+                "    parameter \\WR_PORTS 1\n    connect \\RD_CLK \\clk\n"
+                f"    connect \\RD_ADDR {rd_addr}\n    connect \\WR_ADDR {wr_addr}\n"
+                "  end\nend\n")
+
+    def shared(*args, **kw):
+        (mem,) = flows.parse_memories(dump(*args, **kw))["top"]
+        assert mem["transistors"] == flows.memory_transistors(
+            20, 12, mem["read_ports"], 1, mem["read_ports"], mem["shared_ports"])
+        return mem["shared_ports"]
+
+    assert shared("\\a [4:0]", "\\a [4:0]") == 1
+    assert shared("$auto$x$1", "$auto$x$1") == 1
+    assert shared("\\a [4:0]", "\\b [4:0]") == 0
+    assert shared("\\a [4:0]", "{ \\a [4:1] 1'0 }") == 0
+    assert shared("5'00000", "5'00000") == 0
+    assert shared("{ \\a [4:0] \\a [4:0] }", "\\a [4:0]", rd=2) == 0
+
+
 def test_gates_counts_a_memory_as_sram(tmp_path):
     """A memory-only design costs exactly the SRAM formula on gates: no flip-flops, no
     logic; its bits are reported beside the transistors."""
@@ -141,6 +181,13 @@ def test_gates_counts_a_memory_as_sram(tmp_path):
     assert r["ffs"] == 0 and r["logic_transistors"] == 0
     assert r["memory_bits"] == 240
     assert r["area"] == r["memory_transistors"] == flows.memory_transistors(20, 12, 1, 1)
+    assert r["synth"]["memories"][0]["shared_ports"] == 0
+    # both ports on one address: one read/write port
+    vpath.write_text(verilog.convert(_MemToy(True), name="memtoy", emit_src=False))
+    r1 = flows.synthesize(vpath, "memtoy", "gates", tmp_path / "build1", cache_dir=False)
+    assert r1["synth"]["memories"][0]["shared_ports"] == 1
+    assert r1["area"] == r1["memory_transistors"] == flows.memory_transistors(20, 12, 1, 1,
+                                                                             1, 1)
     # on a target with memory mapping the same design is not costed as an SRAM
     assert flows.classify_cells({"$mem_v2": 1}, "gates")["unknown"] == {"$mem_v2": 1}
 
@@ -155,20 +202,28 @@ def test_core_memories_follow_N_on_gates(tmp_path):
     d, w, b = 1, 3, 2
     for N in (4, 8):
         cfg = CoreConfig.create(d=d, b=b, N=N, w=w, mode="topk", k=1)
-        reps[N] = synth_config(cfg, "gates", build_dir=tmp_path / "b", baseline=False,
-                               cache_dir=False)["design"]
+        full = synth_config(cfg, "gates", build_dir=tmp_path / "b", baseline=N == 8,
+                            cache_dir=False)
+        reps[N] = full["design"]
+    # the softmax baseline's key and value memories have one address each as well (the
+    # same rule on both sides); its exponent table (a ROM) has no write port
+    assert {m["name"]: m["shared_ports"] for m in full["baseline"]["synth"]["memories"]} \
+        == {"keys": 1, "values": 1, "exp_lut": 0}
 
     def store(rep):          # the code and value memories: name -> (words, width, bits, T)
         return {m["name"].rsplit(".", 1)[1]: (m["words"], m["width"], m["bits"],
-                                              m["transistors"])
+                                              m["transistors"], m["shared_ports"])
                 for m in rep["synth"]["memories"]
                 if m["name"].rsplit(".", 1)[1] in ("codes", "values")}
 
     s4, s8 = store(reps[4]), store(reps[8])
     assert {k: v[:2] for k, v in s8.items()} == {"codes": (8, b), "values": (8, d * w)}
     assert sum(v[2] for v in s8.values()) - sum(v[2] for v in s4.values()) == 4 * (d * w + b)
-    want = sum(flows.memory_transistors(8, width, 1, 1)
-               - flows.memory_transistors(4, width, 1, 1) for width in (d * w, b))
+    # the value and code memories have one address each (read and write ports on one
+    # signal: 1RW; keys are written only while no pass reads)
+    assert {k: v[4] for k, v in s8.items()} == {"codes": 1, "values": 1}
+    want = sum(flows.memory_transistors(8, width, 1, 1, 1, 1)
+               - flows.memory_transistors(4, width, 1, 1, 1, 1) for width in (d * w, b))
     assert sum(v[3] for v in s8.values()) - sum(v[3] for v in s4.values()) == want
     assert want > 6 * 4 * (d * w + b)
     for N, rep in reps.items():
