@@ -212,16 +212,20 @@ class HsoftmaxValuePath(wiring.Component):
     slot j%M's. Values: ceil(N/M)·G words of M keys' group g (key j's group g at word
     (j//M)·G + g, slot j%M). Slots beyond n in the last word never count.
 
-    **Bins.** Per slot, a memory of Cb words (LUT RAM, read asynchronously), each P value
-    bins of ``plan.bin_width`` bits and a den bin: word i holds the sums of the slot's keys of
-    class c = s[b] - s[H] with c >> f = i, each value shifted by r = c & (2^f - 1) (at most
-    2^f - 1 bits, a small mux) and the den bin 2^r. A key's bin is read, added to and written
-    back in one cycle, so equal classes in a row need no forwarding.
+    **Bins.** Per slot, a memory of Cb + 1 words (LUT RAM, read asynchronously), each P value
+    bins of ``plan.bin_width`` bits and a den bin: word i < Cb holds the sums of the slot's
+    keys of class c = s[b] - s[H] with c >> f = i, each value shifted by r = c & (2^f - 1) (at
+    most 2^f - 1 bits, a small mux) and the den bin 2^r. A key's bin is read, added to and
+    written back in one cycle, so equal classes in a row need no forwarding. A flag per bin
+    (``held``, flip-flops) says that it was written since a fold last read it; a bin without
+    it is read at word Cb instead, which is never written (0 since configuration): so a bin
+    starts each group at 0 without a write of 0 or a mux of 0 before its adders (the read
+    address is a register of its own, from the flags' and the address's next values).
 
-    **A query.** Its first fold clears the bins (they may hold anything after a reset). Then
-    for each group g: ceil(n/M) reads (code word w, value word w·G + g, one per cycle); D =
-    L_H + 3 edges after a read its keys update their bins. After a group's last update, its
-    fold reads bin Cb-1 down to 0 (writing 0 back), adds the M slots' bins of each lane (FS
+    **A query.** Its first fold clears the bins' flags (they may hold anything after a
+    reset). Then for each group g: ceil(n/M) reads (code word w, value word w·G + g, one per
+    cycle); D = L_H + 3 edges after a read its keys update their bins. After a group's last
+    update, its fold reads bin Cb-1 down to 0 (clearing their flags), adds the M slots' bins of each lane (FS
     register levels) and forms acc = acc·2^(2^f) + sum (Horner), so acc = num[e] of the
     group's lanes and den; the group leaves as one beat (grouped) or the d-wide sum (G = 1).
     The next group's reads start X cycles after a fold starts. A fold waits for the
