@@ -212,16 +212,20 @@ class HsoftmaxValuePath(wiring.Component):
     slot j%M's. Values: ceil(N/M)·G words of M keys' group g (key j's group g at word
     (j//M)·G + g, slot j%M). Slots beyond n in the last word never count.
 
-    **Bins.** Per slot, a memory of Cb words (LUT RAM, read asynchronously), each P value
-    bins of ``plan.bin_width`` bits and a den bin: word i holds the sums of the slot's keys of
-    class c = s[b] - s[H] with c >> f = i, each value shifted by r = c & (2^f - 1) (at most
-    2^f - 1 bits, a small mux) and the den bin 2^r. A key's bin is read, added to and written
-    back in one cycle, so equal classes in a row need no forwarding.
+    **Bins.** Per slot, a memory of Cb + 1 words (LUT RAM, read asynchronously), each P value
+    bins of ``plan.bin_width`` bits and a den bin: word i < Cb holds the sums of the slot's
+    keys of class c = s[b] - s[H] with c >> f = i, each value shifted by r = c & (2^f - 1) (at
+    most 2^f - 1 bits, a small mux) and the den bin 2^r. A key's bin is read, added to and
+    written back in one cycle, so equal classes in a row need no forwarding. A flag per bin
+    (``held``, flip-flops) says that it was written since a fold last read it; a bin without
+    it is read at word Cb instead, which is never written (0 since configuration): so a bin
+    starts each group at 0 without a write of 0 or a mux of 0 before its adders (the read
+    address is a register of its own, from the flags' and the address's next values).
 
-    **A query.** Its first fold clears the bins (they may hold anything after a reset). Then
-    for each group g: ceil(n/M) reads (code word w, value word w·G + g, one per cycle); D =
-    L_H + 3 edges after a read its keys update their bins. After a group's last update, its
-    fold reads bin Cb-1 down to 0 (writing 0 back), adds the M slots' bins of each lane (FS
+    **A query.** Its first fold clears the bins' flags (they may hold anything after a
+    reset). Then for each group g: ceil(n/M) reads (code word w, value word w·G + g, one per
+    cycle); D = L_H + 3 edges after a read its keys update their bins. After a group's last
+    update, its fold reads bin Cb-1 down to 0 (clearing their flags), adds the M slots' bins of each lane (FS
     register levels) and forms acc = acc·2^(2^f) + sum (Horner), so acc = num[e] of the
     group's lanes and den; the group leaves as one beat (grouped) or the d-wide sum (G = 1).
     The next group's reads start X cycles after a fold starts. A fold waits for the
@@ -320,19 +324,33 @@ class HsoftmaxValuePath(wiring.Component):
             at = Signal(range(max(Cb, 2)), name=f"bin{s}")
             x = Signal(word, name=f"x{s}")
             r = c[:f] if f else Const(0, 1)
-            m.d.sync += at.eq(Mux(folding_nx, faddr_nx, c >> f))
+            # the bins of the group so far: written since their fold read them (flip-flops);
+            # a bin not in it reads word Cb, never written (0 since configuration), instead
+            # of itself, so that neither an update nor a fold sees what an earlier group (or
+            # a reset) left there: the bins are cleared by these flags, not by a mux of 0
+            # before the adders. `rd`, the read address, is a register from the next values
+            held = Signal(Cb, name=f"held{s}")
+            rd = Signal(range(Cb + 1), name=f"rd{s}")
+            # (this cycle: an update writes bin `at`, a fold reads it; then ...)
+            held_nx = Signal(Cb, name=f"held{s}_nx")
+            m.d.comb += [held_nx[i].eq(Mux(at == i, ~folding, held[i])) for i in range(Cb)]
+
+            def read_at(a):
+                return Mux(held_nx.bit_select(a, 1), a, Cb)
+            m.d.sync += [held.eq(held_nx), at.eq(Mux(folding_nx, faddr_nx, c >> f)),
+                         rd.eq(Mux(folding_nx, read_at(faddr_nx), read_at(c >> f)))]
             m.d.sync += [x.v[l].eq(Mux(live[s], vreg[s][l] << r, 0)) for l in range(P)]
             m.d.sync += x.c.eq(Mux(live[s], Const(1, 1) << r, 0))
-            mem = memory.Memory(shape=word, depth=max(Cb, 2), init=[])   # (addr >= 1 bit)
+            mem = memory.Memory(shape=word, depth=Cb + 1, init=[])
             m.submodules[f"bins{s}" if M > 1 else "bins"] = mem
             bwp, brp = mem.write_port(), mem.read_port(domain="comb")
             # every cycle: the bin of the keys D edges after their read gets their values
-            # (0 where no key), or a fold reads bin faddr and writes 0
-            m.d.comb += [brp.addr.eq(at), bwp.addr.eq(at), bwp.en.eq(1)]
-            cur = Signal(word, name=f"cur{s}")
-            m.d.comb += cur.eq(Mux(folding, 0, brp.data))
-            m.d.comb += [bwp.data.v[l].eq(cur.v[l] + x.v[l]) for l in range(P)]
-            m.d.comb += bwp.data.c.eq(cur.c + x.c)
+            # (0 where no key) added to what it holds in this group (0 if nothing); a fold
+            # reads bin faddr (0 if nothing) and writes it back unchanged (x is 0 then), and
+            # the bin leaves `held`
+            m.d.comb += [brp.addr.eq(rd), bwp.addr.eq(at), bwp.en.eq(1)]
+            m.d.comb += [bwp.data.v[l].eq(brp.data.v[l] + x.v[l]) for l in range(P)]
+            m.d.comb += bwp.data.c.eq(brp.data.c + x.c)
             bins.append(brp.data)
 
         # ---- the fold: the M slots' bins of each lane summed (FS levels), then Horner
