@@ -53,7 +53,7 @@ class RamRead(wiring.Component):
                      lfsr.eq(Cat(lfsr[n - 1] ^ lfsr[n - 2] ^ lfsr[n // 2] ^ pin, lfsr[:n - 1]))]
         m.d.sync += [w.addr.eq(lfsr[:abits]), r.addr.eq(lfsr[abits:2 * abits]),
                      w.data.eq(lfsr[2 * abits:2 * abits + self.width]), w.en.eq(lfsr[n - 1])]
-        data, out = Signal(self.width), Signal()
+        data, out = Signal(self.width, reset_less=True), Signal()
         m.d.sync += [data.eq(r.data), out.eq(data.xor())]
         m.d.comb += self.dout.eq(out)
         return m
