@@ -10,24 +10,39 @@ register into the RAM, on Yosys' JSON netlist, between Yosys and nextpnr (the ``
 board`` flow, the goal benchmark and ``hamattn synth --target ecp5-25k``).
 
 The pattern (every condition checked; anything else is left as it is, counted under a reason
-in :attr:`Result.left`). For one read port ``x`` (``A`` or ``B``) of a ``DP16KD``:
+in :attr:`Result.left`). For one read port of a ``DP16KD`` (``A`` or ``B`` with 18 data bits
+each; in the 36-bit pseudo-dual-port mode of Yosys' PDPW16KD mapping, ``DATA_WIDTH_A = 36``,
+the one read port reads through ``DOA`` and ``DOB`` and is clocked by ``CLKB``):
 
-* ``REGMODE_x = "NOREG"``, neither port 36 bits wide (in the 36-bit pseudo-dual-port mode the
-  read data leaves through both ``DOA`` and ``DOB``; left alone: ``"36-bit port"``), the
-  port's reset ``RSTx`` tied to 0 (``"RAM reset"``);
-* every ``DOx`` bit with a load drives exactly one load (``"other loads"``: a second cell
-  input or a module port), which is the ``DI`` input of a ``TRELLIS_FF`` (``"not a
+* ``REGMODE = "NOREG"``; in the 36-bit mode both ``CLKA`` and ``CLKB`` are the same net with
+  the same polarity (then which of the two clocks/enables the hardware uses for the ``DOA``
+  half's register does not matter: both get the same), else ``"36-bit port"``; the port's
+  reset ``RST`` tied to 0 (both in the 36-bit mode: ``"RAM reset"``);
+* every ``DO`` bit with a load drives exactly one load (``"other loads"``: a second cell
+  input or a module port), which is the ``DI`` input of a ``TRELLIS_FF`` (else ``"collision
+  bypass"`` when that load is Yosys' read/write collision logic, see below, or ``"not a
   register"``);
 * each such flip-flop is clocked by the RAM port's clock net with the same polarity
   (``CLKMUX`` against ``CLKxMUX``; ``"other clock"``), has no set/reset (its ``LSR`` absent or
   tied inactive: ``"register reset"``; Amaranth's ``sync`` signals have a synchronous reset
   unless ``reset_less=True``), powers up at 0 (``REGSET = "RESET"``: ``"register init"``)
-  with the RAM's ``GSR`` setting (``"GSR"``);
+  and has the RAM's ``GSR`` setting (``"GSR"``);
 * all those flip-flops share one clock enable: none (``CEMUX = "1"`` or ``CE`` tied to 1) or
   one net, not inverted (``"mixed clock enables"``).
 
-Then ``REGMODE_x`` becomes ``"OUTREG"``, ``OCEx`` is driven by that clock enable (or 1), the
-flip-flops are removed and each ``DOx`` bit drives the net its flip-flop's ``Q`` drove.
+The collision bypass: an Amaranth read port that is not transparent for a write port
+(``transparent_for=()``) must return the old word when the same address is written in the
+same cycle. A DP16KD does not guarantee that across its two ports, so Yosys
+(``memory_libmap``) registers the write data and an address-match flag and puts a LUT
+(match ? registered write data : ``DO``) between the RAM and the read register. The
+register then no longer reads the RAM, and the pattern does not apply; only RTL that
+declares such collisions don't-care (``COLLISION_X_MASK`` of the ``$memrd_v2`` port, which
+Amaranth 0.5 does not expose) removes the LUT.
+
+Then the port's ``REGMODE`` becomes ``"OUTREG"`` (both ``REGMODE_A`` and ``REGMODE_B`` in the
+36-bit mode), its ``OCE`` (both ``OCEA`` and ``OCEB`` in the 36-bit mode) is driven by that
+clock enable (or 1), the flip-flops are removed and each ``DO`` bit drives the net its
+flip-flop's ``Q`` drove.
 
 Why the result is exact (Lattice TN1264, "ECP5 and ECP5-5G Memory Usage Guide", and the
 DP16KD behaviour of the Lattice simulation library it describes). A read port latches the
@@ -40,12 +55,16 @@ loads the latch's value from before the edge; ``RSTx`` (tied to 0 here, so ``RES
 the same: at each rising edge of the same clock where its enable was 1 it loaded ``DOx``,
 the latch's value before the edge. ``CEx``, the write port, ``WRITEMODE`` and the chip
 selects act on the latch only and are unchanged, so the latch sequence is the same in both
-netlists and so is the register sequence, cycle for cycle. Initial state: after
-configuration the block's output register holds 0 and so did the flip-flop (``REGSET
-"RESET"``, the value Amaranth's ``init=0`` becomes); with the same ``GSR`` setting a user GSR
-pulse (hamattn instantiates none) would clear both alike. The read latency seen by the
-design is unchanged (the register was there before, now it is in the RAM), so the Verilog,
-the manifest and every test of the RTL are untouched: this is a netlist mapping step.
+netlists and so is the register sequence, cycle for cycle. Initial state and global reset:
+PUR (configuration) resets every storage element, the block's output register to 0 and the
+flip-flop to its ``REGSET`` value, required to be ``"RESET"`` (0, what Amaranth's ``init=0``
+becomes); a GSR pulse (Amaranth's ECP5 platform drives a ``GSR`` instance from the board's
+reset) clears the register in both netlists alike, since the flip-flop and the RAM must
+have the same ``GSR`` setting. (hamattn's read registers are ``reset_less`` because no
+consumer uses their value before the first read, so the design does not depend on these
+values either.) The read latency seen by the design is unchanged (the register was there
+before; now it is in the RAM): the pass is a netlist mapping step that changes neither the
+Verilog nor the manifest.
 
 The FF's ``Q`` net keeps its name, so nextpnr's critical path still names the RTL register.
 """
@@ -61,8 +80,8 @@ import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-__all__ = ["PASS_VERSION", "FAMILIES", "REASONS", "key_parts", "Result", "absorb", "absorb_file", "read_report", "summary",
-           "main"]
+__all__ = ["PASS_VERSION", "FAMILIES", "REASONS", "key_parts", "Result", "absorb",
+           "absorb_file", "read_report", "summary", "main"]
 
 #: part of the synthesis cache key: bump when what the pass does changes
 PASS_VERSION = 1
@@ -79,8 +98,8 @@ def key_parts(family):
 
 
 #: the reasons a read port is left in NOREG, in the order they are checked
-REASONS = ("36-bit port", "RAM reset", "other loads", "not a register", "other clock",
-           "register reset", "register init", "GSR", "mixed clock enables")
+REASONS = ("36-bit port", "RAM reset", "other loads", "collision bypass", "not a register",
+           "other clock", "register reset", "register init", "GSR", "mixed clock enables")
 
 _PORT_BITS = 18
 
@@ -174,7 +193,21 @@ def _read_ports(ram):
     return [(s, [f"DO{s}{i}" for i in range(_PORT_BITS)], s) for s in "AB"]
 
 
-def _check_port(ram, ports, sides, module, sinks):
+def _is_bypass(lut, ram, ff_q):
+    """Whether ``lut`` is Yosys' read/write collision bypass of ``ram``: a LUT4 with an
+    input from a flip-flop that registers one of the RAM's write data bits (Yosys adds it
+    when a read port must return the old word on a same-cycle write to its address, which
+    the block cannot do across its two ports)."""
+    if lut["type"] != "LUT4":
+        return False
+    din = {b for p, bits in ram["connections"].items() if p.startswith("DI") for b in bits
+           if isinstance(b, int)}
+    ins = {b for p, bits in lut["connections"].items() if p != "Z" for b in bits
+           if isinstance(b, int)}
+    return any(ff_q[b] in din for b in ins if b in ff_q)
+
+
+def _check_port(ram, ports, sides, module, sinks, ff_q):
     """(reason, None) if the read port of DP16KD ``ram`` whose data leaves on ``ports``
     (controls: ``sides``) cannot absorb its register, (None, None) if it reads nothing,
     else (None, (enable, [(DO port, FF name)]))."""
@@ -195,7 +228,8 @@ def _check_port(ram, ports, sides, module, sinks):
             return "other loads", None
         name, pin = sinks[b][0]
         if module["cells"][name]["type"] != "TRELLIS_FF" or pin != "DI":
-            return "not a register", None
+            bypass = _is_bypass(module["cells"][name], ram, ff_q)
+            return "collision bypass" if bypass else "not a register", None
         ffs.append((port, name))
     clk = clocks.pop()
     enables = set()
@@ -217,10 +251,12 @@ def _check_port(ram, ports, sides, module, sinks):
 
 def _absorb_module(module, result):
     sinks = _sinks(module)
+    ff_q = {_conn(c, "Q"): _conn(c, "DI") for c in module["cells"].values()
+            if c["type"] == "TRELLIS_FF"}       # FF output net -> its data input net
     removed = set()
     for ram in [c for c in module["cells"].values() if c["type"] == "DP16KD"]:
         for _, ports, sides in _read_ports(ram):
-            reason, match = _check_port(ram, ports, sides, module, sinks)
+            reason, match = _check_port(ram, ports, sides, module, sinks, ff_q)
             if reason:
                 result.left[reason] = result.left.get(reason, 0) + 1
             if not match:

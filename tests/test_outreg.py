@@ -1,0 +1,278 @@
+"""synth/outreg.py: the ECP5 block RAM output-register pass on small hand-made Yosys JSON
+netlists (fires on the exact pattern, leaves everything else alone with its reason, leaves a
+well-formed netlist), on a real tiny design through Yosys, and where the ECP5 flows run it."""
+
+import copy
+import json
+
+import pytest
+
+from hamattn.config import CoreConfig
+from hamattn.synth import board as BD
+from hamattn.synth import outreg as O
+from hamattn.synth.flows import TARGETS
+
+CLK, CE, RST, OTHER_CLK = 2, 3, 4, 5
+
+
+def _ram(width_a=18, width_b=18, **over):
+    params = {"DATA_WIDTH_A": format(width_a, "032b"), "DATA_WIDTH_B": format(width_b, "032b"),
+              "REGMODE_A": "NOREG", "REGMODE_B": "NOREG", "GSR": "ENABLED",
+              "CLKAMUX": "CLKA", "CLKBMUX": "CLKB", "RESETMODE": "ASYNC"}
+    conns = {"CLKA": [CLK], "CLKB": [CLK], "CEA": ["1"], "CEB": ["1"], "OCEA": ["1"],
+             "OCEB": ["1"], "RSTA": ["0"], "RSTB": ["0"], "WEA": ["1"], "WEB": ["0"]}
+    for k, v in over.items():
+        (params if k.isupper() and k in params else conns)[k] = v
+    dirs = {p: "output" if p.startswith("DO") else "input" for p in conns}
+    return {"type": "DP16KD", "parameters": params, "attributes": {},
+            "port_directions": dirs, "connections": conns}
+
+
+def _ff(di, q, clk=CLK, ce=None, lsr=None, **params):
+    p = {"CEMUX": "CE" if ce is not None else "1 ", "CLKMUX": "CLK", "GSR": "ENABLED",
+         "LSRMUX": "LSR", "REGSET": "RESET", "SRMODE": "LSR_OVER_CE", **params}
+    conns = {"CLK": [clk], "DI": [di], "Q": [q]}
+    if ce is not None:
+        conns["CE"] = [ce]
+    if lsr is not None:
+        conns["LSR"] = [lsr]
+    return {"type": "TRELLIS_FF", "parameters": p, "attributes": {},
+            "port_directions": {"CLK": "input", "DI": "input", "CE": "input",
+                                "LSR": "input", "Q": "output"},
+            "connections": conns}
+
+
+def _lut(ins, z):
+    conns = dict(zip("ABCD", [[b] for b in ins] + [["0"]] * (4 - len(ins))))
+    conns["Z"] = [z]
+    return {"type": "LUT4", "parameters": {"INIT": "1010101010101010"}, "attributes": {},
+            "port_directions": {"A": "input", "B": "input", "C": "input", "D": "input",
+                                "Z": "output"},
+            "connections": conns}
+
+
+def design(bits=4, side="B", ff=None, ram=None, width36=False):
+    """A top module: one DP16KD whose ``bits`` read data bits of port ``side`` (both halves
+    in the 36-bit mode) each go into a TRELLIS_FF, whose Q feeds a LUT4 driving an output
+    port. ``ff(i)`` gives the FF keyword arguments of bit i."""
+    ff = ff or (lambda i: {})
+    cells, nets, outs = {}, {}, []
+    ram_kw = dict(ram or {})
+    if width36:
+        ram_kw.update(width_a=36, width_b=36)
+    r = _ram(**ram_kw)
+    ports = [f"DO{side}{i}" for i in range(bits)] if not width36 else \
+        [f"DO{s}{i}" for s in "AB" for i in range(bits // 2)]
+    nxt = 100
+    for i, port in enumerate(ports):
+        do, q, z = nxt, nxt + 1, nxt + 2
+        nxt += 3
+        r["connections"][port] = [do]
+        r["port_directions"][port] = "output"
+        cells[f"ff{i}"] = _ff(do, q, **ff(i))
+        cells[f"lut{i}"] = _lut([q], z)
+        nets[f"rd{i}"] = {"hide_name": 0, "bits": [do]}
+        nets[f"reg{i}"] = {"hide_name": 0, "bits": [q]}
+        outs.append(z)
+    cells["ram"] = r
+    nets["clk"] = {"hide_name": 0, "bits": [CLK]}
+    return {"creator": "test", "modules": {
+        "top": {"attributes": {"top": "1"},
+                "ports": {"clk": {"direction": "input", "bits": [CLK]},
+                          "ce": {"direction": "input", "bits": [CE]},
+                          "rst": {"direction": "input", "bits": [RST]},
+                          "clk2": {"direction": "input", "bits": [OTHER_CLK]},
+                          "out": {"direction": "output", "bits": outs}},
+                "cells": cells, "netnames": nets},
+        "DP16KD": {"attributes": {"blackbox": "1"}, "ports": {}, "cells": {},
+                   "netnames": {}}}}
+
+
+def well_formed(netlist):
+    """Every net bit has at most one driver (a cell output or an input port); every bit a
+    cell input or an output port reads has one; every FF and RAM port is connected."""
+    for mod in netlist["modules"].values():
+        if mod["attributes"].get("blackbox"):
+            continue
+        drivers, reads = {}, []
+        for pname, p in mod["ports"].items():
+            for b in p["bits"]:
+                if p["direction"] == "input":
+                    assert b not in drivers
+                    drivers[b] = pname
+                else:
+                    reads.append(b)
+        for cname, c in mod["cells"].items():
+            for port, bits in c["connections"].items():
+                for b in bits:
+                    if not isinstance(b, int):
+                        continue
+                    if c["port_directions"].get(port) == "output":
+                        assert b not in drivers, (cname, port, b)
+                        drivers[b] = cname
+                    else:
+                        reads.append(b)
+        assert all(b in drivers for b in reads)
+    return True
+
+
+def _top(n):
+    return n["modules"]["top"]
+
+
+def test_the_exact_pattern_becomes_the_ram_output_register():
+    n = design(bits=4)
+    q_nets = [_top(n)["cells"][f"ff{i}"]["connections"]["Q"] for i in range(4)]
+    res = O.absorb(n)
+    assert res.as_dict() == {"ports": 1, "ffs": 4, "left": {}}
+    ram = _top(n)["cells"]["ram"]
+    assert ram["parameters"]["REGMODE_B"] == "OUTREG"
+    assert ram["parameters"]["REGMODE_A"] == "NOREG"      # port A reads nothing
+    assert ram["connections"]["OCEB"] == ["1"]
+    assert [ram["connections"][f"DOB{i}"] for i in range(4)] == q_nets
+    assert not [c for c in _top(n)["cells"].values() if c["type"] == "TRELLIS_FF"]
+    # the old RAM-to-FF nets are gone from the net names; the registers' names stay
+    assert not any(k.startswith("rd") for k in _top(n)["netnames"])
+    assert _top(n)["netnames"]["reg0"]["bits"] == q_nets[0]
+    assert well_formed(n)
+    assert O.absorb(n).as_dict() == {"ports": 0, "ffs": 0, "left": {}}     # idempotent
+
+
+def test_a_shared_clock_enable_drives_oce():
+    n = design(bits=3, ff=lambda i: {"ce": CE})
+    assert O.absorb(n).ports == 1
+    assert _top(n)["cells"]["ram"]["connections"]["OCEB"] == [CE]
+    assert well_formed(n)
+
+
+def test_port_a_and_the_36_bit_mode():
+    n = design(bits=2, side="A")
+    assert O.absorb(n).ports == 1
+    assert _top(n)["cells"]["ram"]["parameters"]["REGMODE_A"] == "OUTREG"
+    n = design(bits=8, width36=True, ff=lambda i: {"ce": CE})
+    res = O.absorb(n)
+    assert (res.ports, res.ffs) == (1, 8)
+    ram = _top(n)["cells"]["ram"]
+    assert ram["parameters"]["REGMODE_A"] == ram["parameters"]["REGMODE_B"] == "OUTREG"
+    assert ram["connections"]["OCEA"] == ram["connections"]["OCEB"] == [CE]
+    assert well_formed(n)
+
+
+@pytest.mark.parametrize("kind, reason", [
+    ("reset", "register reset"),
+    ("two loads", "other loads"),
+    ("module port", "other loads"),
+    ("other clock", "other clock"),
+    ("inverted clock", "other clock"),
+    ("mixed enables", "mixed clock enables"),
+    ("one enabled", "mixed clock enables"),
+    ("inverted enable", "mixed clock enables"),
+    ("set", "register init"),
+    ("gsr", "GSR"),
+    ("ram reset", "RAM reset"),
+    ("36-bit two clocks", "36-bit port"),
+    ("lut", "not a register"),
+    ("bypass", "collision bypass"),
+])
+def test_anything_else_is_left_alone_with_its_reason(kind, reason):
+    ff, ram, w36 = (lambda i: {}), None, False
+    if kind == "reset":
+        ff = lambda i: {"lsr": RST} if i == 1 else {}            # noqa: E731
+    elif kind == "other clock":
+        ff = lambda i: {"clk": OTHER_CLK} if i == 2 else {}      # noqa: E731
+    elif kind == "inverted clock":
+        ff = lambda i: {"CLKMUX": "INV"}                          # noqa: E731
+    elif kind == "mixed enables":
+        ff = lambda i: {"ce": CE if i else RST}                   # noqa: E731
+    elif kind == "one enabled":
+        ff = lambda i: {"ce": CE} if i == 0 else {}               # noqa: E731
+    elif kind == "inverted enable":
+        ff = lambda i: {"ce": CE, "CEMUX": "INV"}                 # noqa: E731
+    elif kind == "set":
+        ff = lambda i: {"REGSET": "SET"}                          # noqa: E731
+    elif kind == "gsr":
+        ff = lambda i: {"GSR": "DISABLED"}                        # noqa: E731
+    elif kind == "ram reset":
+        ram = {"RSTB": [RST]}
+    elif kind == "36-bit two clocks":
+        ram, w36 = {"CLKA": [OTHER_CLK]}, True
+    n = design(bits=4, ff=ff, ram=ram, width36=w36)
+    top = _top(n)
+    do1 = top["cells"]["ram"]["connections"]["DOA1" if w36 else "DOB1"][0]
+    if kind == "two loads":
+        top["cells"]["spy"] = _lut([do1], 999)
+        top["ports"]["out"]["bits"].append(999)
+    elif kind == "module port":
+        top["ports"]["out"]["bits"].append(do1)
+    elif kind in ("lut", "bypass"):
+        ff1 = top["cells"]["ff1"]
+        wreg = 998
+        top["cells"]["mux"] = _lut([do1, wreg], 997)
+        ff1["connections"]["DI"] = [997]
+        if kind == "bypass":       # the registered write data of Yosys' collision logic
+            top["cells"]["ram"]["connections"]["DIA0"] = [RST]
+            top["cells"]["ram"]["port_directions"]["DIA0"] = "input"
+            top["cells"]["wdata"] = _ff(RST, wreg)
+    before = copy.deepcopy(n)
+    res = O.absorb(n)
+    assert res.as_dict() == {"ports": 0, "ffs": 0, "left": {reason: 1}}
+    assert n == before                      # untouched
+
+
+def test_no_reads_and_no_rams_are_not_counted():
+    n = design(bits=0)
+    assert O.absorb(n).as_dict() == {"ports": 0, "ffs": 0, "left": {}}
+
+
+def test_absorb_file_report_and_command_line(tmp_path, capsys):
+    path, rep = tmp_path / "net.json", tmp_path / "r.json"
+    path.write_text(json.dumps(design(bits=4)))
+    assert O.main([str(path), "--report", str(rep)]) == 0
+    assert json.loads(rep.read_text()) == {"ports": 1, "ffs": 4, "left": {}}
+    assert O.read_report(rep) == {"ports": 1, "ffs": 4, "left": {}}
+    assert O.read_report(tmp_path / "none.json") is None
+    assert "1 RAM read ports got OUTREG (4 FFs absorbed)" in capsys.readouterr().err
+    assert "REGMODE_B" in path.read_text() and '"OUTREG"' in path.read_text()
+    with pytest.raises(SystemExit) as e:
+        O.main([str(tmp_path / "missing.json")])
+    assert e.value.code == 2
+    assert f"netlist '{tmp_path / 'missing.json'}' does not exist" in capsys.readouterr().err
+    assert O.summary({"ports": 0, "ffs": 0, "left": {"register reset": 2}}) == \
+        "0 RAM read ports got OUTREG (0 FFs absorbed); left NOREG: 2 (register reset)"
+
+
+def test_only_ecp5_keys_change():
+    assert O.key_parts("ecp5") == {"outreg": O.PASS_VERSION}
+    assert O.key_parts("ice40") == {}
+    assert TARGETS["ecp5-25k"].family in O.FAMILIES
+
+
+def test_a_real_design_through_yosys(tmp_path):
+    """RamRead (bench/bram_ceiling.py), 1024 x 64, synthesized by synth_ecp5: as built in the
+    ``outreg`` mode (register reset_less, collisions don't-care) its 64 read bits go into the
+    RAMs; as Yosys maps the design by default, the collision bypass stops the pass."""
+    from hamattn.bench import bram_ceiling as B
+    res = B.synth_netlist(tmp_path / "o", "outreg", width=64, depth=1024)
+    assert res["ffs"] == 64 and res["ports"] >= 1 and res["left"] == {}
+    net = json.loads((tmp_path / "o" / "top.json").read_text())
+    rams = [c for m in net["modules"].values() for c in m.get("cells", {}).values()
+            if c["type"] == "DP16KD"]
+    assert rams and all("OUTREG" in (c["parameters"]["REGMODE_A"],
+                                     c["parameters"]["REGMODE_B"]) for c in rams)
+    assert well_formed(net)
+    assert B.synth_netlist(tmp_path / "n", "noreg", width=64, depth=1024) is None
+    plain = json.loads((tmp_path / "n" / "top.json").read_text())
+    left = O.absorb(plain)
+    assert left.ports == 0 and set(left.left) <= {"collision bypass", "not a register"}
+
+
+def test_the_ulx3s_build_script_runs_the_pass_between_yosys_and_nextpnr():
+    cfg = CoreConfig.create(d=4, w=4, b=8, N=8)
+    _, _, plan = BD.prepare_board(cfg, "ulx3s")
+    lines = plan.files["build_hamattn_board.sh"].splitlines()
+    at = next(i for i, ln in enumerate(lines) if "hamattn.synth.outreg" in ln)
+    assert lines[at - 1].startswith('"$YOSYS"')
+    assert lines[at + 1].startswith('"$NEXTPNR_ECP5"')
+    assert "hamattn_board.json --report hamattn_board.outreg.json" in lines[at]
+    _, _, plan = BD.prepare_board(cfg, "icebreaker")
+    assert "outreg" not in plan.files["build_hamattn_board.sh"]
