@@ -11,16 +11,18 @@ registered after the RAM (as hamattn's are) can run faster than 1 / that delay. 
 ``bench/results/bram_ceiling.json``, puts it beside issue 17's goal (0.3 x the fabric
 ceiling that ``hamattn synth --target ecp5-25k`` measures, bench/results/fmax.json).
 
-It builds the design three ways (:data:`MODES`), so that what each step gains shows:
+It builds the design four ways (:data:`MODES`), so that what each step gains shows:
 
 * ``noreg``: as Yosys maps it (the read register has Amaranth's synchronous reset, and the
   read port returns the old word on a same-cycle write to its address, which Yosys emulates
   with a LUT after the RAM: see :mod:`hamattn.synth.outreg`);
+* ``outreg``: the read register ``reset_less`` (as hamattn's are) and
+  :mod:`hamattn.synth.outreg` run on the netlist: the register goes into the RAM
+  (``REGMODE "OUTREG"``) and Yosys' collision LUT after it, as in hamattn's ECP5 builds;
 * ``direct``: the read register ``reset_less`` and same-cycle read/write collisions declared
   don't-care (``COLLISION_X_MASK`` of the read port set in the Yosys script: the LFSR's data
-  mean nothing), so the RAM's output drives the register with no logic between;
-* ``outreg``: ``direct`` with :mod:`hamattn.synth.outreg` run on the netlist: the register
-  goes into the RAM (``REGMODE "OUTREG"``).
+  mean nothing), so the RAM's output drives the register with no logic between, no pass;
+* ``direct_outreg``: ``direct`` with the pass: the RAM's own bound.
 """
 
 from __future__ import annotations
@@ -45,17 +47,19 @@ OUT = RESULTS / "bram_ceiling.json"
 DEVICE = ("--25k", "--package", "CABGA381", "--speed", "6")   # the ULX3S's LFE5U-25F-6
 
 #: mode -> (read register reset_less, collisions don't-care, run the outreg pass)
-MODES = {"noreg": (False, False, False), "direct": (True, True, False),
-         "outreg": (True, True, True)}
+MODES = {"noreg": (False, False, False), "outreg": (True, False, True),
+         "direct": (True, True, False), "direct_outreg": (True, True, True)}
 
 
 class RamRead(wiring.Component):
     """A ``depth`` x ``width`` memory (one write, one synchronous read port) whose read data
     goes into a register; address, data and enables from an LFSR fed by a registered pin, its
-    XOR-reduced register the only output (so nothing is optimized away and no path is I/O)."""
+    XOR-reduced register the only output (so nothing is optimized away and no path is I/O).
+    ``mix`` (tests): read bit 0 goes into the register XORed with an LFSR bit (a LUT
+    between the RAM and the register, fed by another register)."""
 
-    def __init__(self, width=64, depth=1024, reset_less=False):
-        self.width, self.depth, self.reset_less = width, depth, reset_less
+    def __init__(self, width=64, depth=1024, reset_less=False, mix=False):
+        self.width, self.depth, self.reset_less, self.mix = width, depth, reset_less, mix
         super().__init__({"din": In(1), "dout": Out(1)})
 
     def elaborate(self, platform):
@@ -70,7 +74,7 @@ class RamRead(wiring.Component):
         m.d.sync += [w.addr.eq(lfsr[:abits]), r.addr.eq(lfsr[abits:2 * abits]),
                      w.data.eq(lfsr[2 * abits:2 * abits + self.width]), w.en.eq(lfsr[n - 1])]
         data, out = Signal(self.width, reset_less=self.reset_less), Signal()
-        m.d.sync += [data.eq(r.data), out.eq(data.xor())]
+        m.d.sync += [data.eq(r.data ^ (lfsr[3] if self.mix else 0)), out.eq(data.xor())]
         m.d.comb += self.dout.eq(out)
         return m
 
@@ -89,15 +93,16 @@ def yosys_script(mode):
             + "synth_ecp5 -nowidelut -top top\nwrite_json top.json\n")
 
 
-def synth_netlist(workdir, mode, width=64, depth=1024):
+def synth_netlist(workdir, mode, width=64, depth=1024, apply_pass=True, mix=False):
     """:class:`RamRead` synthesized in ``workdir`` as ``mode`` builds it (``top.json``, with
-    the outreg pass applied in ``outreg`` mode). Returns the pass's counts (None when it did
-    not run)."""
+    the outreg pass applied in the ``*outreg`` modes unless not ``apply_pass``). Returns the
+    pass's counts (None when it did not run)."""
     from ..synth.tools import run_yosys
     reset_less, _, absorb = MODES[mode]
+    absorb = absorb and apply_pass
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "top.il").write_text(rtlil.convert(RamRead(width, depth, reset_less),
+    (workdir / "top.il").write_text(rtlil.convert(RamRead(width, depth, reset_less, mix),
                                                   name="top"))
     run_yosys(yosys_script(mode), cwd=workdir, name="yosys")
     return outreg.absorb_file(workdir / "top.json").as_dict() if absorb else None

@@ -84,7 +84,7 @@ __all__ = ["PASS_VERSION", "FAMILIES", "REASONS", "key_parts", "Result", "absorb
            "absorb_file", "read_report", "summary", "main"]
 
 #: part of the synthesis cache key: bump when what the pass does changes
-PASS_VERSION = 1
+PASS_VERSION = 2
 
 #: the device families whose flows run the pass
 FAMILIES = ("ecp5",)
@@ -98,8 +98,8 @@ def key_parts(family):
 
 
 #: the reasons a read port is left in NOREG, in the order they are checked
-REASONS = ("36-bit port", "RAM reset", "other loads", "collision bypass", "not a register",
-           "other clock", "register reset", "register init", "GSR", "mixed clock enables")
+REASONS = ("36-bit port", "RAM reset", "other loads", "not a register", "other clock",
+           "register reset", "register init", "GSR", "mixed clock enables")
 
 _PORT_BITS = 18
 
@@ -110,11 +110,15 @@ class Result:
     removed, ``left`` {reason: read ports left in NOREG} (:data:`REASONS`)."""
     ports: int = 0
     ffs: int = 0
+    luts: int = 0
+    copies: int = 0
     left: dict = field(default_factory=dict)
 
     def as_dict(self):
-        """``{"ports", "ffs", "left"}``: what the JSON reports say under ``bram_outreg``."""
-        return {"ports": self.ports, "ffs": self.ffs, "left": dict(sorted(self.left.items()))}
+        """``{"ports", "ffs", "luts", "copies", "left"}``: what the JSON reports say under
+        ``bram_outreg``."""
+        return {"ports": self.ports, "ffs": self.ffs, "luts": self.luts,
+                "copies": self.copies, "left": dict(sorted(self.left.items()))}
 
 
 def _param(cell, name, default=None):
@@ -193,84 +197,225 @@ def _read_ports(ram):
     return [(s, [f"DO{s}{i}" for i in range(_PORT_BITS)], s) for s in "AB"]
 
 
-def _is_bypass(lut, ram, ff_q):
-    """Whether ``lut`` is Yosys' read/write collision bypass of ``ram``: a LUT4 with an
-    input from a flip-flop that registers one of the RAM's write data bits (Yosys adds it
-    when a read port must return the old word on a same-cycle write to its address, which
-    the block cannot do across its two ports)."""
-    if lut["type"] != "LUT4":
-        return False
-    din = {b for p, bits in ram["connections"].items() if p.startswith("DI") for b in bits
-           if isinstance(b, int)}
-    ins = {b for p, bits in lut["connections"].items() if p != "Z" for b in bits
-           if isinstance(b, int)}
-    return any(ff_q[b] in din for b in ins if b in ff_q)
+@dataclass
+class _Port:
+    """One read port of a DP16KD (its DO bits with loads) and what reads them."""
+    ram: dict
+    sides: str                      # "A", "B", or "AB" (36-bit mode: controls of both)
+    used: list                      # [(DO port, net bit)]
+    clk: tuple = None
+    reason: str = None
+    direct: list = field(default_factory=list)     # [(DO port, FF name)]
+    luts: dict = field(default_factory=dict)       # {LUT name: FF name}
 
 
-def _check_port(ram, ports, sides, module, sinks, ff_q):
-    """(reason, None) if the read port of DP16KD ``ram`` whose data leaves on ``ports``
-    (controls: ``sides``) cannot absorb its register, (None, None) if it reads nothing,
-    else (None, (enable, [(DO port, FF name)]))."""
+#: LUT levels a read may pass through on its way to its register (Yosys' collision bypass
+#: and depth cascade give one each)
+MAX_LUTS = 4
+
+
+def _path(bit, sinks, module):
+    """([LUT names], FF name) of the path from net ``bit`` through LUT4s, each the only
+    load of the net before it, to the ``DI`` of a TRELLIS_FF; None if it ends elsewhere."""
+    luts = []
+    while len(luts) <= MAX_LUTS:
+        loads = sinks.get(bit, [])
+        if len(loads) != 1 or loads[0][0] is None:
+            return None
+        name, pin = loads[0]
+        cell = module["cells"][name]
+        if cell["type"] == "TRELLIS_FF" and pin == "DI":
+            return luts, name
+        if cell["type"] != "LUT4":
+            return None
+        luts.append(name)
+        bit = _conn(cell, "Z")
+    return None
+
+
+def _scan_port(ram, ports, sides, module, sinks):
+    """The :class:`_Port` of a read port in NOREG with loads (its ``reason`` set when it
+    cannot absorb a register), or None."""
     used = [(p, _conn(ram, p)) for p in ports]
     used = [(p, b) for p, b in used if isinstance(b, int) and sinks.get(b)]
     if not used or any(_param(ram, "REGMODE_" + s, "NOREG") != "NOREG" for s in sides):
-        return None, None
-    if _param(ram, "DATA_WIDTH_B", 18) == 36 and sides != "AB":
-        return "36-bit port", None
+        return None
+    port = _Port(ram, sides, used)
     clocks = {_clock(ram, "CLK" + s, f"CLK{s}MUX", "CLK" + s) for s in sides}
-    if len(clocks) != 1:
-        return "36-bit port", None
+    if (_param(ram, "DATA_WIDTH_B", 18) == 36 and sides != "AB") or len(clocks) != 1:
+        port.reason = "36-bit port"
+        return port
+    port.clk = clocks.pop()
     if any(_conn(ram, "RST" + s) not in (None, "0") for s in sides):
-        return "RAM reset", None
-    ffs = []
-    for port, b in used:
+        port.reason = "RAM reset"
+        return port
+    for do, b in used:
         if len(sinks[b]) != 1 or sinks[b][0][0] is None:
-            return "other loads", None
-        name, pin = sinks[b][0]
-        if module["cells"][name]["type"] != "TRELLIS_FF" or pin != "DI":
-            bypass = _is_bypass(module["cells"][name], ram, ff_q)
-            return "collision bypass" if bypass else "not a register", None
-        ffs.append((port, name))
-    clk = clocks.pop()
+            port.reason = "other loads"
+            return port
+        path = _path(b, sinks, module)
+        if path is None:
+            port.reason = "not a register"
+            return port
+        luts, ff = path
+        if not luts:
+            port.direct.append((do, ff))
+        port.luts.update(dict.fromkeys(luts, ff))
+    return port
+
+
+def _cone_at_zero(lut, cone, cells):
+    """The output of LUT ``lut`` of the LUT cone ``cone`` ({LUT Z net: LUT name}) when every
+    input from outside the cone but the constants is 0: the power-up state of the registers
+    that feed it after the pass. None if an input is undefined (``x``)."""
+    idx = 0
+    for i, pin in enumerate("ABCD"):
+        b = _conn(cells[lut], pin)
+        v = (_cone_at_zero(cone[b], cone, cells) if b in cone
+             else 0 if isinstance(b, int) or b in (None, "0") else 1 if b == "1" else None)
+        if v is None:
+            return None
+        idx |= v << i
+    init = _param(cells[lut], "INIT", 0)
+    return (init >> idx) & 1 if isinstance(init, int) else None
+
+
+def _group_reason(group, module):
+    """Why a group of read ports (joined by the LUTs they share) cannot take its registers
+    into the RAMs, or None; sets nothing."""
+    for p in group:
+        if p.reason:
+            return p.reason
+    clk = group[0].clk
+    if any(p.clk != clk for p in group):
+        return "other clock"
     enables = set()
-    for _, name in ffs:
-        ff = module["cells"][name]
-        if _clock(ff, "CLK", "CLKMUX", "CLK") != clk:
-            return "other clock", None
-        if _ff_has_reset(ff):
-            return "register reset", None
-        if _param(ff, "REGSET", "RESET") != "RESET":
-            return "register init", None
-        if _param(ff, "GSR", "ENABLED") != _param(ram, "GSR", "ENABLED"):
-            return "GSR", None
-        enables.add(_ff_enable(ff))
+    for p in group:
+        ffs = [n for _, n in p.direct] + list(p.luts.values())
+        for name in ffs:
+            ff = module["cells"][name]
+            if _clock(ff, "CLK", "CLKMUX", "CLK") != clk:
+                return "other clock"
+            if _ff_has_reset(ff):
+                return "register reset"
+            if _param(ff, "REGSET", "RESET") != "RESET":
+                return "register init"
+            if _param(ff, "GSR", "ENABLED") != _param(p.ram, "GSR", "ENABLED"):
+                return "GSR"
+            enables.add(_ff_enable(ff))
     if len(enables) != 1 or None in enables:
-        return "mixed clock enables", None
-    return None, (enables.pop(), ffs)
+        return "mixed clock enables"
+    cells = module["cells"]
+    cone = {_conn(cells[lut], "Z"): lut for p in group for lut in p.luts}
+    if any(_cone_at_zero(lut, cone, cells) != 0 for p in group for lut, ff in p.luts.items()
+           if _conn(cells[lut], "Z") == _conn(cells[ff], "DI")):
+        return "register init"
+    return None
+
+
+def _groups(ports, module):
+    """The read ports joined into groups: two ports whose DO bits meet at one LUT (Yosys'
+    depth cascade of two blocks) must both take their registers, or neither."""
+    owner = {b: i for i, p in enumerate(ports) for _, b in p.used}
+    parent = list(range(len(ports)))
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, p in enumerate(ports):
+        for lut in p.luts:
+            for pin in "ABCD":
+                b = _conn(module["cells"][lut], pin)
+                if b in owner:
+                    parent[find(owner[b])] = find(i)
+    groups = defaultdict(list)
+    for i in range(len(ports)):
+        groups[find(i)].append(ports[i])
+    return list(groups.values())
+
+
+class _Copies:
+    """The flip-flops that register a LUT's other inputs one edge later (clocked and
+    enabled as the register the LUT fed), one per (net, register settings)."""
+
+    def __init__(self, module):
+        self.module = module
+        self.next_bit = 1 + max([b for c in module["cells"].values()
+                                 for bits in c.get("connections", {}).values() for b in bits
+                                 if isinstance(b, int)]
+                                + [b for p in module.get("ports", {}).values()
+                                   for b in p["bits"] if isinstance(b, int)] + [1])
+        self.made = {}
+
+    def of(self, bit, like):
+        """The Q bit of the copy of net ``bit`` registered as FF ``like``."""
+        key = (bit, json.dumps(like["parameters"], sort_keys=True),
+               json.dumps({k: v for k, v in like["connections"].items()
+                           if k not in ("DI", "Q")}, sort_keys=True))
+        if key not in self.made:
+            q = self.next_bit
+            self.next_bit += 1
+            cell = json.loads(json.dumps(like))
+            cell["connections"]["DI"], cell["connections"]["Q"] = [bit], [q]
+            name = f"$outreg$copy{len(self.made)}"
+            self.module["cells"][name] = cell
+            self.module.setdefault("netnames", {})[name + "_Q"] = {"hide_name": 1,
+                                                                     "bits": [q]}
+            self.made[key] = q
+        return self.made[key]
+
+
+def _absorb_group(group, module, enable, copies, result):
+    cells = module["cells"]
+    group_bits = {b for p in group for _, b in p.used}
+    cone = {_conn(cells[lut], "Z") for p in group for lut in p.luts}
+    done = set()
+    for p in group:
+        for s in p.sides:
+            p.ram["parameters"]["REGMODE_" + s] = "OUTREG"
+            p.ram["connections"]["OCE" + s] = [enable]
+        for do, name in p.direct:
+            p.ram["connections"][do] = cells.pop(name)["connections"]["Q"]
+            result.ffs += 1
+        for lut_name, ff_name in p.luts.items():
+            if lut_name in done:             # (a LUT that two ports of the group share)
+                continue
+            done.add(lut_name)
+            lut, ff = cells[lut_name], cells[ff_name]
+            for pin in "ABCD":
+                b = _conn(lut, pin)
+                if isinstance(b, int) and b not in group_bits and b not in cone:
+                    lut["connections"][pin] = [copies.of(b, ff)]
+            result.luts += 1
+        result.ports += 1
+    for p in group:
+        for lut_name, ff_name in p.luts.items():
+            if ff_name in cells and _conn(cells[lut_name], "Z") == _conn(cells[ff_name], "DI"):
+                cells[lut_name]["connections"]["Z"] = cells.pop(ff_name)["connections"]["Q"]
+                result.ffs += 1
 
 
 def _absorb_module(module, result):
     sinks = _sinks(module)
-    ff_q = {_conn(c, "Q"): _conn(c, "DI") for c in module["cells"].values()
-            if c["type"] == "TRELLIS_FF"}       # FF output net -> its data input net
-    removed = set()
-    for ram in [c for c in module["cells"].values() if c["type"] == "DP16KD"]:
-        for _, ports, sides in _read_ports(ram):
-            reason, match = _check_port(ram, ports, sides, module, sinks, ff_q)
-            if reason:
-                result.left[reason] = result.left.get(reason, 0) + 1
-            if not match:
-                continue
-            enable, ffs = match
-            for s in sides:
-                ram["parameters"]["REGMODE_" + s] = "OUTREG"
-                ram["connections"]["OCE" + s] = [enable]
-            for port, name in ffs:
-                ram["connections"][port] = module["cells"].pop(name)["connections"]["Q"]
-                removed.add(name)
-            result.ports += 1
-            result.ffs += len(ffs)
-    if removed:
+    ports = [p for ram in [c for c in module["cells"].values() if c["type"] == "DP16KD"]
+             for _, dos, sides in _read_ports(ram)
+             for p in [_scan_port(ram, dos, sides, module, sinks)] if p is not None]
+    copies = _Copies(module)
+    changed = False
+    for group in _groups(ports, module):
+        reason = _group_reason(group, module)
+        if reason:
+            result.left[reason] = result.left.get(reason, 0) + len(group)
+            continue
+        enables = {_ff_enable(module["cells"][n]) for p in group
+                   for n in [n for _, n in p.direct] + list(p.luts.values())}
+        _absorb_group(group, module, enables.pop(), copies, result)
+        changed = True
+    result.copies += len(copies.made)
+    if changed:
         _drop_dangling(module)
 
 
@@ -335,11 +480,13 @@ def read_report(path):
 
 
 def summary(res):
-    """One line: ``"4 RAM read ports got OUTREG (72 FFs absorbed); left NOREG: ..."``."""
+    """One line: ``"4 RAM read ports got OUTREG (64 FFs absorbed, 0 LUTs moved after the RAM
+    register, 0 FFs added); left NOREG: ..."``."""
     d = res if isinstance(res, dict) else res.as_dict()
     left = ", ".join(f"{n} ({r})" for r, n in d["left"].items())
-    return (f"{d['ports']} RAM read ports got OUTREG ({d['ffs']} FFs absorbed)"
-            + (f"; left NOREG: {left}" if left else ""))
+    return (f"{d['ports']} RAM read ports got OUTREG ({d['ffs']} FFs absorbed, "
+            f"{d.get('luts', 0)} LUTs moved after the RAM register, {d.get('copies', 0)} FFs "
+            "added)" + (f"; left NOREG: {left}" if left else ""))
 
 
 def main(argv=None):

@@ -124,7 +124,7 @@ def test_the_exact_pattern_becomes_the_ram_output_register():
     n = design(bits=4)
     q_nets = [_top(n)["cells"][f"ff{i}"]["connections"]["Q"] for i in range(4)]
     res = O.absorb(n)
-    assert res.as_dict() == {"ports": 1, "ffs": 4, "left": {}}
+    assert res.as_dict() == {"ports": 1, "ffs": 4, "luts": 0, "copies": 0, "left": {}}
     ram = _top(n)["cells"]["ram"]
     assert ram["parameters"]["REGMODE_B"] == "OUTREG"
     assert ram["parameters"]["REGMODE_A"] == "NOREG"      # port A reads nothing
@@ -135,7 +135,7 @@ def test_the_exact_pattern_becomes_the_ram_output_register():
     assert not any(k.startswith("rd") for k in _top(n)["netnames"])
     assert _top(n)["netnames"]["reg0"]["bits"] == q_nets[0]
     assert well_formed(n)
-    assert O.absorb(n).as_dict() == {"ports": 0, "ffs": 0, "left": {}}     # idempotent
+    assert O.absorb(n).as_dict()["ports"] == 0                       # idempotent
 
 
 def test_a_shared_clock_enable_drives_oce():
@@ -171,8 +171,9 @@ def test_port_a_and_the_36_bit_mode():
     ("gsr", "GSR"),
     ("ram reset", "RAM reset"),
     ("36-bit two clocks", "36-bit port"),
-    ("lut", "not a register"),
-    ("bypass", "collision bypass"),
+    ("lut two loads", "not a register"),
+    ("lut then adder", "not a register"),
+    ("lut init", "register init"),
 ])
 def test_anything_else_is_left_alone_with_its_reason(kind, reason):
     ff, ram, w36 = (lambda i: {}), None, False
@@ -204,41 +205,107 @@ def test_anything_else_is_left_alone_with_its_reason(kind, reason):
         top["ports"]["out"]["bits"].append(999)
     elif kind == "module port":
         top["ports"]["out"]["bits"].append(do1)
-    elif kind in ("lut", "bypass"):
-        ff1 = top["cells"]["ff1"]
-        wreg = 998
-        top["cells"]["mux"] = _lut([do1, wreg], 997)
-        ff1["connections"]["DI"] = [997]
-        if kind == "bypass":       # the registered write data of Yosys' collision logic
-            top["cells"]["ram"]["connections"]["DIA0"] = [RST]
-            top["cells"]["ram"]["port_directions"]["DIA0"] = "input"
-            top["cells"]["wdata"] = _ff(RST, wreg)
+    elif kind.startswith("lut"):
+        top["cells"]["mux"] = _lut([do1, CE], 997)
+        top["cells"]["ff1"]["connections"]["DI"] = [997]
+        if kind == "lut two loads":
+            top["ports"]["out"]["bits"].append(997)
+        elif kind == "lut then adder":
+            top["cells"]["add"] = {"type": "CCU2C", "parameters": {}, "attributes": {},
+                                   "port_directions": {"A0": "input", "S0": "output"},
+                                   "connections": {"A0": [997], "S0": [996]}}
+            top["cells"]["ff1"]["connections"]["DI"] = [996]
+        else:                      # a LUT that gives 1 on all-zero inputs: Q would start at 1
+            top["cells"]["mux"]["parameters"]["INIT"] = "1010101010101011"
     before = copy.deepcopy(n)
     res = O.absorb(n)
-    assert res.as_dict() == {"ports": 0, "ffs": 0, "left": {reason: 1}}
+    assert res.as_dict() == {"ports": 0, "ffs": 0, "luts": 0, "copies": 0,
+                             "left": {reason: 1}}
     assert n == before                      # untouched
+
+
+def _bypass(top, do, i, wdata=CE, hit=RST):
+    """Yosys' collision bypass on read bit ``do`` -> ff{i}: a LUT (hit ? wdata : DO)."""
+    lut = _lut([do, wdata, hit], 900 + i)
+    lut["parameters"]["INIT"] = "1100101011001010"        # C ? B : A
+    top["cells"][f"byp{i}"] = lut
+    top["cells"][f"ff{i}"]["connections"]["DI"] = [900 + i]
+
+
+def test_a_lut_between_ram_and_register_moves_after_the_ram_register():
+    n = design(bits=3, ff=lambda i: {"ce": CE})
+    top = _top(n)
+    ram = top["cells"]["ram"]
+    q = [top["cells"][f"ff{i}"]["connections"]["Q"] for i in range(3)]
+    for i in (0, 2):
+        _bypass(top, ram["connections"][f"DOB{i}"][0], i)
+    res = O.absorb(n)
+    assert res.as_dict() == {"ports": 1, "ffs": 3, "luts": 2, "copies": 2, "left": {}}
+    assert ram["parameters"]["REGMODE_B"] == "OUTREG" and ram["connections"]["OCEB"] == [CE]
+    assert ram["connections"]["DOB1"] == q[1]                   # direct
+    for i in (0, 2):
+        lut = top["cells"][f"byp{i}"]
+        assert lut["connections"]["Z"] == q[i]                  # the LUT drives the register
+        assert lut["connections"]["A"] == ram["connections"][f"DOB{i}"]
+        for pin, net in (("B", CE), ("C", RST)):     # the other inputs: one edge later
+            copy = next(c for c in top["cells"].values()
+                        if c["connections"].get("Q") == lut["connections"][pin])
+            assert copy["type"] == "TRELLIS_FF" and copy["connections"]["DI"] == [net]
+            assert copy["connections"]["CE"] == [CE]
+    assert top["cells"]["byp0"]["connections"]["B"] == top["cells"]["byp2"]["connections"]["B"]
+    assert well_formed(n)
+
+
+def test_a_depth_cascade_joins_two_rams():
+    """Two blocks whose read bits meet at one LUT (Yosys' depth cascade): both take the
+    register, or, when one cannot, neither."""
+    for broken in (False, True):
+        n = design(bits=1)
+        top = _top(n)
+        ram2 = copy.deepcopy(top["cells"]["ram"])
+        ram2["connections"]["DOB0"] = [950]
+        if broken:
+            ram2["connections"]["RSTB"] = [RST]
+        top["cells"]["ram2"] = ram2
+        do = top["cells"]["ram"]["connections"]["DOB0"][0]
+        lut = _lut([do, 950, CE], 951)
+        lut["parameters"]["INIT"] = "1100101011001010"
+        top["cells"]["mux"] = lut
+        top["cells"]["ff0"]["connections"]["DI"] = [951]
+        res = O.absorb(n)
+        if broken:
+            assert res.as_dict() == {"ports": 0, "ffs": 0, "luts": 0, "copies": 0,
+                                     "left": {"RAM reset": 2}}
+            continue
+        assert res.as_dict() == {"ports": 2, "ffs": 1, "luts": 1, "copies": 1, "left": {}}
+        assert {c["parameters"]["REGMODE_B"] for c in top["cells"].values()
+                if c["type"] == "DP16KD"} == {"OUTREG"}
+        assert well_formed(n)
 
 
 def test_no_reads_and_no_rams_are_not_counted():
     n = design(bits=0)
-    assert O.absorb(n).as_dict() == {"ports": 0, "ffs": 0, "left": {}}
+    assert O.absorb(n).as_dict() == {"ports": 0, "ffs": 0, "luts": 0, "copies": 0, "left": {}}
 
 
 def test_absorb_file_report_and_command_line(tmp_path, capsys):
     path, rep = tmp_path / "net.json", tmp_path / "r.json"
     path.write_text(json.dumps(design(bits=4)))
     assert O.main([str(path), "--report", str(rep)]) == 0
-    assert json.loads(rep.read_text()) == {"ports": 1, "ffs": 4, "left": {}}
-    assert O.read_report(rep) == {"ports": 1, "ffs": 4, "left": {}}
+    want = {"ports": 1, "ffs": 4, "luts": 0, "copies": 0, "left": {}}
+    assert json.loads(rep.read_text()) == want
+    assert O.read_report(rep) == want
     assert O.read_report(tmp_path / "none.json") is None
-    assert "1 RAM read ports got OUTREG (4 FFs absorbed)" in capsys.readouterr().err
+    assert "1 RAM read ports got OUTREG (4 FFs absorbed, 0 LUTs moved after the RAM " \
+        "register, 0 FFs added)" in capsys.readouterr().err
     assert "REGMODE_B" in path.read_text() and '"OUTREG"' in path.read_text()
     with pytest.raises(SystemExit) as e:
         O.main([str(tmp_path / "missing.json")])
     assert e.value.code == 2
     assert f"netlist '{tmp_path / 'missing.json'}' does not exist" in capsys.readouterr().err
     assert O.summary({"ports": 0, "ffs": 0, "left": {"register reset": 2}}) == \
-        "0 RAM read ports got OUTREG (0 FFs absorbed); left NOREG: 2 (register reset)"
+        "0 RAM read ports got OUTREG (0 FFs absorbed, 0 LUTs moved after the RAM register, " \
+        "0 FFs added); left NOREG: 2 (register reset)"
 
 
 def test_only_ecp5_keys_change():
@@ -248,22 +315,24 @@ def test_only_ecp5_keys_change():
 
 
 def test_a_real_design_through_yosys(tmp_path):
-    """RamRead (bench/bram_ceiling.py), 1024 x 64, synthesized by synth_ecp5: as built in the
-    ``outreg`` mode (register reset_less, collisions don't-care) its 64 read bits go into the
-    RAMs; as Yosys maps the design by default, the collision bypass stops the pass."""
+    """RamRead (bench/bram_ceiling.py), 1024 x 64, synthesized by synth_ecp5: in the bench's
+    ``outreg`` mode (read register reset_less, as hamattn's) its 64 read bits go into the
+    RAMs with Yosys' collision LUT after them; in ``direct_outreg`` (collisions don't-care)
+    with no LUT; as in ``noreg`` (the register has a reset) nothing moves."""
     from hamattn.bench import bram_ceiling as B
     res = B.synth_netlist(tmp_path / "o", "outreg", width=64, depth=1024)
-    assert res["ffs"] == 64 and res["ports"] >= 1 and res["left"] == {}
+    assert res["ffs"] == 64 and res["luts"] >= 64 and res["ports"] >= 1 and res["left"] == {}
     net = json.loads((tmp_path / "o" / "top.json").read_text())
     rams = [c for m in net["modules"].values() for c in m.get("cells", {}).values()
             if c["type"] == "DP16KD"]
     assert rams and all("OUTREG" in (c["parameters"]["REGMODE_A"],
                                      c["parameters"]["REGMODE_B"]) for c in rams)
     assert well_formed(net)
+    res = B.synth_netlist(tmp_path / "d", "direct_outreg", width=64, depth=1024)
+    assert (res["ffs"], res["luts"], res["left"]) == (64, 0, {})
     assert B.synth_netlist(tmp_path / "n", "noreg", width=64, depth=1024) is None
-    plain = json.loads((tmp_path / "n" / "top.json").read_text())
-    left = O.absorb(plain)
-    assert left.ports == 0 and set(left.left) <= {"collision bypass", "not a register"}
+    left = O.absorb(json.loads((tmp_path / "n" / "top.json").read_text()))
+    assert left.ports == 0 and left.left
 
 
 def test_the_ulx3s_build_script_runs_the_pass_between_yosys_and_nextpnr():
@@ -409,24 +478,43 @@ def simulate_pair(tmp_path, before_json, after_json, cycles=1000, seed=1):
     return int(m[1]), int(m[2])
 
 
-def test_the_pass_keeps_what_a_real_design_computes(tmp_path):
-    """RamRead 1024 x 64 (the bench's ``outreg`` mode) before and after the pass, simulated
-    side by side cycle by cycle: the same output on every cycle (and it toggles). A pass
-    that shifted the read by a cycle is caught: so is the model's register (checked by
-    breaking the pass's result: OUTREG on a RAM whose FFs are kept)."""
+@pytest.mark.parametrize("mode, mix", [("direct", False), ("direct", True),
+                                       ("outreg", False)])
+def test_the_pass_keeps_what_a_real_design_computes(tmp_path, mode, mix):
+    """RamRead 1024 x 64 before and after the pass, simulated side by side cycle by cycle
+    (random writes and reads): the same output on every cycle, and it toggles. ``direct``:
+    the read register goes into the RAM; with ``mix`` the read data pass through a LUT
+    (XOR with another register's bit) that moves after the RAM's register, its other input
+    delayed by a copy; ``outreg`` (the bench mode, as hamattn's designs): Yosys' collision
+    LUT moves after it. The check can fail: the pass's result with the copies undone
+    (the LUT fed by the undelayed bit), or a RAM set to OUTREG with its fabric register
+    kept (a read a cycle late), is caught."""
     from hamattn.bench import bram_ceiling as B
-    B.synth_netlist(tmp_path, "direct", width=64, depth=1024)
+    B.synth_netlist(tmp_path, mode, width=64, depth=1024, apply_pass=False, mix=mix)
     net = json.loads((tmp_path / "top.json").read_text())
     (tmp_path / "before.json").write_text(json.dumps(net))
-    assert O.absorb(net).ffs == 64
+    res = O.absorb(net)
+    assert res.ffs == 64 and (res.luts > 0) == (mode == "outreg" or mix)
     (tmp_path / "after.json").write_text(json.dumps(net))
     bad, ones = simulate_pair(tmp_path, "before.json", "after.json")
     assert bad == 0 and 100 < ones < 900
-    # the check can fail: a RAM set to OUTREG with its fabric register kept reads a cycle late
-    late = json.loads((tmp_path / "before.json").read_text())
-    for c in late["modules"]["top"]["cells"].values():
-        if c["type"] == "DP16KD":
-            c["parameters"]["REGMODE_B"] = "OUTREG"
-    (tmp_path / "late.json").write_text(json.dumps(late))
-    bad, _ = simulate_pair(tmp_path, "before.json", "late.json")
+    if mode == "outreg":
+        return
+    if mix:
+        top = net["modules"]["top"]
+        copies = {c["connections"]["Q"][0]: c["connections"]["DI"]
+                  for n, c in top["cells"].items() if n.startswith("$outreg$copy")}
+        assert copies
+        for c in top["cells"].values():
+            for pin, bits in c["connections"].items():
+                if c["type"] == "LUT4" and bits[0] in copies:
+                    c["connections"][pin] = copies[bits[0]]
+        wrong = net
+    else:
+        wrong = json.loads((tmp_path / "before.json").read_text())
+        for c in wrong["modules"]["top"]["cells"].values():
+            if c["type"] == "DP16KD":
+                c["parameters"]["REGMODE_B"] = "OUTREG"
+    (tmp_path / "wrong.json").write_text(json.dumps(wrong))
+    bad, _ = simulate_pair(tmp_path, "before.json", "wrong.json")
     assert bad > 50
