@@ -164,8 +164,9 @@ def _sinks(module):
 
 
 def _ff_enable(ff):
-    """The FF's clock enable: ``"1"`` (none), a net bit, or None (inverted or never)."""
-    mux = _param(ff, "CEMUX", "CE")
+    """The FF's clock enable: ``"1"`` (none), a net bit, or None (inverted, never, or not
+    stated: Yosys always writes ``CEMUX``)."""
+    mux = _param(ff, "CEMUX")
     if mux == "1":
         return "1"
     if mux != "CE":
@@ -314,8 +315,8 @@ def _group_reason(group, module):
 
 
 def _groups(ports, module):
-    """The read ports joined into groups: two ports whose DO bits meet at one LUT (Yosys'
-    depth cascade of two blocks) must both take their registers, or neither."""
+    """The read ports joined into groups: two ports whose reads meet at a LUT or a register
+    (Yosys' depth cascade of two blocks) must both take their registers, or neither."""
     owner = {b: i for i, p in enumerate(ports) for _, b in p.used}
     parent = list(range(len(ports)))
 
@@ -325,7 +326,10 @@ def _groups(ports, module):
             i = parent[i]
         return i
 
+    seen = {}                   # LUT or FF name -> a port whose reads reach it
     for i, p in enumerate(ports):
+        for name in [*p.luts, *p.luts.values(), *(ff for _, ff in p.direct)]:
+            parent[find(seen.setdefault(name, i))] = find(i)
         for lut in p.luts:
             for pin in "ABCD":
                 b = _conn(module["cells"][lut], pin)

@@ -283,6 +283,29 @@ def test_a_depth_cascade_joins_two_rams():
         assert well_formed(n)
 
 
+def test_reads_that_meet_after_a_lut_each_join_one_group():
+    """RAM 1's read goes through LUT l1, RAM 2's through l2, both into LUT l3 before the
+    register: both RAMs take the register and l1, l2, l3 move, with nothing delayed twice
+    (l3 reads l1 and l2 directly: they are in the moved cone)."""
+    n = design(bits=1)
+    top = _top(n)
+    ram2 = copy.deepcopy(top["cells"]["ram"])
+    ram2["connections"]["DOB0"] = [950]
+    top["cells"]["ram2"] = ram2
+    do = top["cells"]["ram"]["connections"]["DOB0"][0]
+    top["cells"]["l1"] = _lut([do, CE], 951)
+    top["cells"]["l2"] = _lut([950, RST], 952)
+    top["cells"]["l3"] = _lut([951, 952], 953)
+    top["cells"]["ff0"]["connections"]["DI"] = [953]
+    res = O.absorb(n)
+    assert res.as_dict() == {"ports": 2, "ffs": 1, "luts": 3, "copies": 2, "left": {}}
+    assert top["cells"]["l3"]["connections"]["A"] == [951]
+    assert top["cells"]["l3"]["connections"]["B"] == [952]
+    assert top["cells"]["l1"]["connections"]["A"] == [do]
+    assert top["cells"]["l2"]["connections"]["A"] == [950]
+    assert well_formed(n)
+
+
 def test_no_reads_and_no_rams_are_not_counted():
     n = design(bits=0)
     assert O.absorb(n).as_dict() == {"ports": 0, "ffs": 0, "luts": 0, "copies": 0, "left": {}}
