@@ -10,6 +10,19 @@ the RAM's clock-to-output delay from nextpnr's timing database: no core whose RA
 registered after the RAM (as hamattn's are) can run faster than 1 / that delay. The result,
 ``bench/results/bram_ceiling.json``, puts it beside issue 17's goal (0.3 x the fabric
 ceiling that ``hamattn synth --target ecp5-25k`` measures, bench/results/fmax.json).
+
+It builds the design four ways (:data:`MODES`), so that what each step gains shows:
+
+* ``noreg``: as Yosys maps it (the read register has Amaranth's synchronous reset, and the
+  read port returns the old word on a same-cycle write to its address, which Yosys emulates
+  with a LUT after the RAM: see :mod:`hamattn.synth.outreg`);
+* ``outreg``: the read register ``reset_less`` (as hamattn's are) and
+  :mod:`hamattn.synth.outreg` run on the netlist: the register goes into the RAM
+  (``REGMODE "OUTREG"``) and Yosys' collision LUT after it, as in hamattn's ECP5 builds;
+* ``direct``: the read register ``reset_less`` and same-cycle read/write collisions declared
+  don't-care (``COLLISION_X_MASK`` of the read port set in the Yosys script: the LFSR's data
+  mean nothing), so the RAM's output drives the register with no logic between, no pass;
+* ``direct_outreg``: ``direct`` with the pass: the RAM's own bound.
 """
 
 from __future__ import annotations
@@ -27,19 +40,26 @@ from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..process import stoppable
+from ..synth import outreg
 
 RESULTS = Path(__file__).resolve().parent / "results"
 OUT = RESULTS / "bram_ceiling.json"
 DEVICE = ("--25k", "--package", "CABGA381", "--speed", "6")   # the ULX3S's LFE5U-25F-6
 
+#: mode -> (read register reset_less, collisions don't-care, run the outreg pass)
+MODES = {"noreg": (False, False, False), "outreg": (True, False, True),
+         "direct": (True, True, False), "direct_outreg": (True, True, True)}
+
 
 class RamRead(wiring.Component):
     """A ``depth`` x ``width`` memory (one write, one synchronous read port) whose read data
     goes into a register; address, data and enables from an LFSR fed by a registered pin, its
-    XOR-reduced register the only output (so nothing is optimized away and no path is I/O)."""
+    XOR-reduced register the only output (so nothing is optimized away and no path is I/O).
+    ``mix`` (tests): read bit 0 goes into the register XORed with an LFSR bit (a LUT
+    between the RAM and the register, fed by another register)."""
 
-    def __init__(self, width=64, depth=1024):
-        self.width, self.depth = width, depth
+    def __init__(self, width=64, depth=1024, reset_less=False, mix=False):
+        self.width, self.depth, self.reset_less, self.mix = width, depth, reset_less, mix
         super().__init__({"din": In(1), "dout": Out(1)})
 
     def elaborate(self, platform):
@@ -53,8 +73,8 @@ class RamRead(wiring.Component):
                      lfsr.eq(Cat(lfsr[n - 1] ^ lfsr[n - 2] ^ lfsr[n // 2] ^ pin, lfsr[:n - 1]))]
         m.d.sync += [w.addr.eq(lfsr[:abits]), r.addr.eq(lfsr[abits:2 * abits]),
                      w.data.eq(lfsr[2 * abits:2 * abits + self.width]), w.en.eq(lfsr[n - 1])]
-        data, out = Signal(self.width), Signal()
-        m.d.sync += [data.eq(r.data), out.eq(data.xor())]
+        data, out = Signal(self.width, reset_less=self.reset_less), Signal()
+        m.d.sync += [data.eq(r.data ^ (lfsr[3] if self.mix else 0)), out.eq(data.xor())]
         m.d.comb += self.dout.eq(out)
         return m
 
@@ -65,15 +85,35 @@ def segments(report):
     return [(s["type"], s["from"]["cell"], round(s["delay"], 3)) for s in path]
 
 
-def measure(workdir, seed=1):
-    """Build :class:`RamRead` in ``workdir``: ``{"fmax_mhz", "path", "ram_clk_to_out_ns",
-    "bound_mhz"}``."""
-    from ..synth.tools import run_nextpnr, run_yosys
+def yosys_script(mode):
+    """The Yosys script of ``mode`` (:data:`MODES`): reads ``top.il``, writes ``top.json``."""
+    dont_care = MODES[mode][1]
+    return ("read_rtlil top.il\n"
+            + ("setparam -set COLLISION_X_MASK 1'1 t:$memrd_v2\n" if dont_care else "")
+            + "synth_ecp5 -nowidelut -top top\nwrite_json top.json\n")
+
+
+def synth_netlist(workdir, mode, width=64, depth=1024, apply_pass=True, mix=False):
+    """:class:`RamRead` synthesized in ``workdir`` as ``mode`` builds it (``top.json``, with
+    the outreg pass applied in the ``*outreg`` modes unless not ``apply_pass``). Returns the
+    pass's counts (None when it did not run)."""
+    from ..synth.tools import run_yosys
+    reset_less, _, absorb = MODES[mode]
+    absorb = absorb and apply_pass
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "top.il").write_text(rtlil.convert(RamRead(), name="top"))
-    run_yosys("read_rtlil top.il\nsynth_ecp5 -nowidelut -top top\nwrite_json top.json\n",
-              cwd=workdir, name="yosys")
+    (workdir / "top.il").write_text(rtlil.convert(RamRead(width, depth, reset_less, mix),
+                                                  name="top"))
+    run_yosys(yosys_script(mode), cwd=workdir, name="yosys")
+    return outreg.absorb_file(workdir / "top.json").as_dict() if absorb else None
+
+
+def measure(workdir, seed=1, mode="noreg"):
+    """Build :class:`RamRead` in ``workdir`` as ``mode`` (:data:`MODES`): ``{"fmax_mhz",
+    "path", "ram_clk_to_out_ns", "bound_mhz", "bram_outreg"}``."""
+    from ..synth.tools import run_nextpnr
+    workdir = Path(workdir)
+    counts = synth_netlist(workdir, mode)
     run_nextpnr("ecp5", [*DEVICE, "--freq", "200", "--seed", str(seed), "--timing-allow-fail",
                          "--json", "top.json", "--report", "report.json"],
                 cwd=workdir, name="nextpnr")
@@ -83,7 +123,8 @@ def measure(workdir, seed=1):
     ram = [d for kind, cell, d in path if kind == "clk-to-q" and cell.startswith("mem")]
     clk_to_out = ram[0] if ram else None
     return {"fmax_mhz": round(fmax, 2), "path": path, "ram_clk_to_out_ns": clk_to_out,
-            "bound_mhz": round(1000 / clk_to_out, 1) if clk_to_out else None}
+            "bound_mhz": round(1000 / clk_to_out, 1) if clk_to_out else None,
+            "bram_outreg": counts}
 
 
 def main(argv=None):
@@ -96,10 +137,13 @@ def main(argv=None):
         ap.error(f"--out {str(args.out)!r}: its folder {str(args.out.parent)!r} does not exist "
                  "(allowed: a path in an existing folder)")
     from ..synth.tools import tool_versions
-    with tempfile.TemporaryDirectory(prefix="hamattn-bram-") as tmp:
-        print("building a 1024 x 64 RAM read into a register on the LFE5U-25F ...",
-              file=sys.stderr, flush=True)
-        res = measure(tmp, args.seed)
+    modes = {}
+    for mode in MODES:
+        with tempfile.TemporaryDirectory(prefix="hamattn-bram-") as tmp:
+            print(f"building a 1024 x 64 RAM read into a register on the LFE5U-25F ({mode}) "
+                  "...", file=sys.stderr, flush=True)
+            modes[mode] = measure(tmp, args.seed, mode)
+    res = modes["noreg"]
     fmax_rows = json.loads((RESULTS / "fmax.json").read_text()).get("rows", []) \
         if (RESULTS / "fmax.json").exists() else []
     ceiling = next((r.get("ceiling_mhz") for r in fmax_rows
@@ -110,12 +154,15 @@ def main(argv=None):
            "goal_mhz": goal,
            "goal_reachable": None if goal is None or res["bound_mhz"] is None
            else res["bound_mhz"] >= goal,
+           "modes": modes,
            "machine": f"{platform.platform()}, Python {platform.python_version()}",
            "tools": tool_versions()}
     args.out.write_text(json.dumps(out, indent=1) + "\n")
-    print(f"Fmax {res['fmax_mhz']} MHz; the RAM's clock-to-output {res['ram_clk_to_out_ns']} ns "
-          f"bounds any path from it at {res['bound_mhz']} MHz; issue 17's goal on the ECP5: "
-          f"{goal} MHz; wrote {args.out}")
+    for mode, r in modes.items():
+        print(f"{mode}: Fmax {r['fmax_mhz']} MHz; the RAM's clock-to-output "
+              f"{r['ram_clk_to_out_ns']} ns bounds any path from it at {r['bound_mhz']} MHz"
+              + (f"; {outreg.summary(r['bram_outreg'])}" if r["bram_outreg"] else ""))
+    print(f"issue 17's goal on the ECP5: {goal} MHz; wrote {args.out}")
     return 0
 
 

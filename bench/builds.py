@@ -11,6 +11,9 @@ from pathlib import Path
 
 from ..gen.verilog import verilog_text
 from ..rtl import board as board_rtl
+from ..synth import outreg
+from ..synth.board import BOARDS
+from ..synth.flows import TARGETS
 from ..synth.tools import package_versions
 
 __all__ = ["commit", "build_key"]
@@ -38,4 +41,7 @@ def build_key(cfg, flow, where, seed=None):
              "versions": package_versions()}
     if flow == "board":
         parts["board_top"] = _sha(Path(board_rtl.__file__).read_text())
+    family = BOARDS[where].family if where in BOARDS else getattr(TARGETS.get(where), "family",
+                                                                   None)
+    parts.update(outreg.key_parts(family))      # the netlist pass between Yosys and nextpnr
     return _sha(json.dumps(parts, sort_keys=True))

@@ -304,6 +304,25 @@ def boards(root):
                                       d["boards"][0]["tools"])]
 
 
+def bram_ceiling(root):
+    """The 1024 x 64 block RAM read of ``make bench-bram-ceiling``, in each of its modes."""
+    d = _load(root, "bram_ceiling.json")
+    what = {"noreg": ("reset", "kept", "no"),
+            "outreg": ("`reset_less`", "kept, moved after the RAM register", "yes"),
+            "direct": ("`reset_less`", "collisions declared don't-care", "no"),
+            "direct_outreg": ("`reset_less`", "collisions declared don't-care", "yes")}
+    body = [[f"`{mode}`", *what[mode], _num(r["fmax_mhz"], 2),
+             f"{r['ram_clk_to_out_ns']} ns" if r["ram_clk_to_out_ns"] else "-",
+             (f"{r['bram_outreg']['ports']} ports, {r['bram_outreg']['ffs']} FFs, "
+              f"{r['bram_outreg']['luts']} LUTs moved" if r["bram_outreg"] else "-")]
+            for mode, r in d["modes"].items()]
+    head = ["mode", "read register", "Yosys' collision mux", "outreg pass", "Fmax MHz",
+            "RAM clock-to-out", "pass result"]
+    return _rows(head, ["---", "---", "---", "---", "---:", "---:", "---"], body) + [
+        "", _source("bram_ceiling.json", "make bench-bram-ceiling", d["machine"], d["tools"],
+                    f"{d['device']}, nextpnr seed {d['seed']}")]
+
+
 def fmax(root):
     """Issue 17's Fmax table: median over nextpnr seeds against the fabric's ceiling."""
     d = _load(root, "fmax.json")
@@ -521,7 +540,8 @@ def headline(root):
 
 
 TABLES = {f.__name__.replace("_", "-"): f for f in (
-    synth_table, synth_runs, reductions, goals, boards, fmax, popcount, popcount_goals,
+    synth_table, synth_runs, reductions, goals, boards, bram_ceiling, fmax, popcount,
+    popcount_goals,
     adders, golden_speed, sim_speed, head_fidelity, e2e, headline)}
 
 

@@ -300,7 +300,7 @@ class HsoftmaxValuePath(wiring.Component):
         live = distances(m, rc, hams, cq, issue, blk, left)
         # the values read, into a plain register as the codes (no logic after the block
         # RAMs): beside their keys' distances
-        vreg = Signal.like(rv.data)
+        vreg = Signal.like(rv.data, reset_less=True)
         m.d.sync += vreg.eq(rv.data)
 
         # ---- class and shifted values (registered): bin c >> f, value << (c & (2^f - 1))

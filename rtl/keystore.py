@@ -59,7 +59,7 @@ def distances(m, rc, hams, query, reading, word, left):
     m.d.comb += [r.addr.eq(word) for r in rc]
     rd_valid = delay(m, reading, CODE_READ, name="rd_valid")
     for s, ham in enumerate(hams):
-        code = Signal.like(rc[s].data, name=f"code{s}")
+        code = Signal.like(rc[s].data, name=f"code{s}", reset_less=True)
         m.d.sync += code.eq(rc[s].data)
         m.d.comb += [ham.i.payload.a.eq(query), ham.i.payload.b.eq(code),
                      ham.i.valid.eq(rd_valid), ham.o.ready.eq(1)]

@@ -380,8 +380,9 @@ class FoldedLinearValuePath(LinearValuePath):
         cb1 = s1.block_code if R > 1 else s1.code
         if plan.data_regs:
             st = Signal(data.StructLayout(fields), name="s2")
-            Sdata = [Signal(r.data.shape(), name=f"S{q}_data") for q, r in enumerate(rS)]
-            Vg = Signal(rV.data.shape(), name="V_data")
+            Sdata = [Signal(r.data.shape(), name=f"S{q}_data", reset_less=True)
+                     for q, r in enumerate(rS)]
+            Vg = Signal(rV.data.shape(), name="V_data", reset_less=True)
             rows = [(Signal(data.ArrayLayout(signed(plan.w), P), name=f"u{t}"),
                      Signal(name=f"c{t}")) for t in range(T)]
             with m.If(en):

@@ -518,7 +518,7 @@ class ScanValuePath(wiring.Component):
         m.d.comb += dr.addr.eq(bblk)
         bmask = Signal(M)
         m.d.comb += [bmask[s].eq(bleft > s) for s in range(M)]
-        dreg = Signal(data.ArrayLayout(unsigned(hw), M))
+        dreg = Signal(data.ArrayLayout(unsigned(hw), M), reset_less=True)
         m.d.sync += dreg.eq(dr.data)
         bvalid = delay(m, bissuing, plan.mark_read, name="bvalid")
         blive = [bvalid & x for x in delay(m, bmask, plan.mark_read, name="bmask")]
@@ -609,7 +609,7 @@ class ScanValuePath(wiring.Component):
         else:
             m.d.comb += rv.addr.eq(head + cgc)
         m.d.comb += next_key.eq(cissuing & (cgc == G - 1))
-        vreg = Signal(group)                  # the value read, registered
+        vreg = Signal(group, reset_less=True)  # the value read, registered
         m.d.sync += vreg.eq(rv.data[0])
         accumulate(delay(m, cissuing, plan.value_read, name="vlive"),
                    delay(m, ccyc <= G, plan.value_read, name="vfirst"), lambda l: vreg[l])

@@ -8,6 +8,8 @@
   :func:`synth_report` (the SPEC §6 JSON);
 * :mod:`.breakdown` gives the area per component (hierarchy kept):
   ``from hamattn.synth.breakdown import breakdown``;
+* :mod:`.outreg` moves the register after an ECP5 block RAM read into the RAM (a pass on
+  Yosys' JSON netlist, run before nextpnr by the ECP5 flows);
 * :mod:`.cache` keys every job by the SHA-256 of its inputs, scripts, tool versions and
   target and reuses a stored result (default ``build/synth-cache``).
 """

@@ -7,6 +7,9 @@ pattern driving the board's LEDs).
 script, pointing Amaranth's tool variables (``YOSYS``, ``NEXTPNR_ICE40``, ``ICEPACK``,
 ``NEXTPNR_ECP5``, ``ECPPACK``) at the YoWASP tools of this Python environment, and reads
 utilization (nextpnr ``--report`` JSON and a yosys ``stat -json``) and Fmax from the build.
+On the ECP5 the script runs :mod:`.outreg` on Yosys' netlist before nextpnr (block RAM reads
+registered in the RAM's output register); the report says how many RAM ports got it
+(``bram_outreg``).
 ``python -m hamattn.synth.board`` (``make boards``) builds both boards for the configs of
 :data:`BOARD_CONFIGS` and writes ``bench/results/boards.json``.
 """
@@ -19,6 +22,7 @@ import json
 import os
 import pathlib
 import platform as _platform
+import shlex
 import subprocess
 import sys
 import time
@@ -32,7 +36,7 @@ from ..errors import UserError
 from ..process import error_lines
 from ..rtl.board import BoardTop
 from ..versions import dist_versions, python_version
-from . import memmap
+from . import memmap, outreg
 from .flows import cell_counts, classify_cells
 from .nextpnr import overuse, path_text, read_report, utilisation_table
 from .tools import ToolError, needs_compile, tool_versions
@@ -139,7 +143,26 @@ def prepare_board(cfg, board_name, *, name=DESIGN_NAME, seed=None):
     plan = plat.build(top, name=name, do_build=False, do_program=False,
                       **_overrides(name, brd, seed))
     _memory_styles(plan, name, brd)
+    if brd.family == "ecp5":
+        _outreg_step(plan, name)
     return plat, top, plan
+
+
+def _outreg_step(plan, name):
+    """Run :mod:`.outreg` on the netlist Yosys writes (``{name}.json``), before nextpnr reads
+    it: a line of the build script right after the Yosys line; its counts go to
+    ``{name}.outreg.json``."""
+    script = plan.files[f"build_{name}.sh"]
+    lines = script.splitlines(keepends=True)
+    at = [i for i, ln in enumerate(lines) if ln.startswith('"$YOSYS"')]
+    if len(at) != 1:
+        raise UserError(f"the build script build_{name}.sh has no single Yosys line")
+    # (-c rather than -m: hamattn.synth imports the module before runpy would run it)
+    code = f"import sys; from {outreg.__name__} import main; sys.exit(main(sys.argv[1:]))"
+    step = (f"{shlex.quote(sys.executable)} -c {shlex.quote(code)} {name}.json "
+            f"--report {name}.outreg.json\n")
+    lines.insert(at[0] + 1, step)
+    plan.files[f"build_{name}.sh"] = "".join(lines)
 
 
 def _memory_styles(plan, name, brd):
@@ -206,6 +229,7 @@ def parse_build(build_dir, brd, name=DESIGN_NAME):
         "constraint_mhz": {k: (round(v, 2) if v is not None else None)
                            for k, v in constraint.items()},
         "critical_path": report.critical_path,
+        "bram_outreg": outreg.read_report(build_dir / f"{name}.outreg.json"),
         "cells": cells,
     }
 
@@ -230,8 +254,9 @@ def _stages(brd, name):
 
 
 def _products(brd, name):
-    return [f"{name}{ext}" for ext in (".rpt", ".json", ".stat.json", ".tim", ".report.json",
-                                       ".asc", ".config", ".bin", ".bit", ".svf")] + ["build.log"]
+    return [f"{name}{ext}" for ext in (".rpt", ".json", ".stat.json", ".outreg.json", ".tim",
+                                       ".report.json", ".asc", ".config", ".bin", ".bit",
+                                       ".svf")] + ["build.log"]
 
 
 def _first_compile(brd):
@@ -243,7 +268,8 @@ def build_board(cfg, board_name, *, build_dir=None, name=DESIGN_NAME, progress=N
                 timeout=3600, versions=True, seed=None):
     """Build the bitstream of ``cfg`` for ``board_name`` and return the report dict
     ``{"board", "device", "config", "bitstream", "utilization", "fmax_mhz",
-    "critical_path", "nextpnr_seed", "tools", ...}``. ``seed``: nextpnr's ``--seed`` (None:
+    "critical_path", "bram_outreg", "nextpnr_seed", "tools", ...}`` (``bram_outreg``: the
+    :mod:`.outreg` counts on the ECP5, None on the iCE40). ``seed``: nextpnr's ``--seed`` (None:
     its default). ``progress`` receives one-line messages (default: none)."""
     say = progress or (lambda msg: None)
     brd = board(board_name)
@@ -325,6 +351,7 @@ def build_board(cfg, board_name, *, build_dir=None, name=DESIGN_NAME, progress=N
         "fmax_by_clock": parsed["fmax_by_clock"],
         "constraint_mhz": parsed["constraint_mhz"],
         "critical_path": parsed["critical_path"],
+        "bram_outreg": parsed["bram_outreg"],
         "nextpnr_seed": seed,
         "cells": parsed["cells"],
         "seconds": {"elaborate": round(elab_s, 1), **step, "total": round(total + elab_s, 1)},
@@ -469,6 +496,8 @@ def summary_line(rep):
     path = rep.get("critical_path")
     if path:
         parts.append(f"critical path {path_text(path)}")
+    if rep.get("bram_outreg"):
+        parts.append(outreg.summary(rep["bram_outreg"]))
     return ", ".join(parts)
 
 

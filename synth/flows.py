@@ -59,6 +59,7 @@ from .. import process
 from . import harness as _h
 from . import memmap
 from .cache import cache_key, cache_load, cache_store, resolve_cache_dir
+from . import outreg
 from .nextpnr import critical_path, overuse, read_report, utilisation_table
 from .tools import (DEFAULT_TIMEOUT, ToolError, package_versions, run_nextpnr, run_yosys,
                     tool_versions)
@@ -579,7 +580,8 @@ def _placed_job(kind, sources, top, tgt, build_dir, cache_dir, timeout, seed, fr
     fallback = (_pnr_args(tgt, seed, freq_mhz, tgt.fallback)
                 if tgt.fallback and fmax_fallback else None)
     key = cache_key(job=kind, sources=sources, script=script_tail, top=top, target=tgt.name,
-                    pnr=pnr, fallback=fallback, versions=package_versions())
+                    pnr=pnr, fallback=fallback, versions=package_versions(),
+                    **outreg.key_parts(tgt.family))
     hit, job, script = _hit_or_job(cache_dir, build_dir, key, f"{kind}-{tgt.name}", sources,
                                    script_tail, say, "synth + place-and-route")
     if hit is not None:
@@ -588,6 +590,9 @@ def _placed_job(kind, sources, top, tgt, build_dir, cache_dir, timeout, seed, fr
     ys, noabc9 = _run_synth(script, job, timeout)
     stat = json.loads((job / "stat.json").read_text())
     modules = {_unescape(m): cell_counts(stat, m) for m in stat["modules"]}
+    # block RAM reads into the RAMs' output registers (ECP5), between Yosys and nextpnr
+    bram_outreg = (outreg.absorb_file(job / "netlist.json").as_dict()
+                   if tgt.family in outreg.FAMILIES else None)
     # pack first: a design that does not fit the device is reported from its packed cell
     # counts (those that placement would use) instead of sending the placer into a hopeless
     # search; there is then no Fmax
@@ -637,6 +642,7 @@ def _placed_job(kind, sources, top, tgt, build_dir, cache_dir, timeout, seed, fr
         "fmax_mhz": _round(min(fmax.values())) if fmax else None,
         "fmax_device": fmax_device,
         "critical_path": path,
+        "bram_outreg": bram_outreg,
         "seconds": {"yosys": round(ys.seconds, 2), "nextpnr": pr_seconds},
         "build_dir": str(job),
         "tool_versions": tool_versions(),
@@ -761,6 +767,7 @@ def _placed_summary(tgt, top, full, bare):
         "fits": full["fits"],
         "fmax_device": full.get("fmax_device"),
         "critical_path": full.get("critical_path"),
+        "bram_outreg": full.get("bram_outreg"),
         "cells": cells, "synth": summary, "placed": placed,
         "tool_versions": full["tool_versions"],
         "build_dir": full["build_dir"],
@@ -790,7 +797,7 @@ def fmax_ceiling(target, build_dir, *, cache_dir=None, seed=1, freq_mhz=100.0,
 
 
 _NULL_SIDE = {"area": None, "ffs": None, "fmax_mhz": None, "critical_path": None,
-              **dict.fromkeys(MEMORY_KEYS)}
+              "bram_outreg": None, **dict.fromkeys(MEMORY_KEYS)}
 
 
 def synth_report(design_verilog, design_top, baseline_verilog, baseline_top, target,
@@ -837,7 +844,7 @@ def synth_report(design_verilog, design_top, baseline_verilog, baseline_top, tar
 
 
 def _side(r):
-    keys = ("area", "ffs", "fmax_mhz", "critical_path", "top", "area_kind", "fits",
+    keys = ("area", "ffs", "fmax_mhz", "critical_path", "bram_outreg", "top", "area_kind", "fits",
             *MEMORY_KEYS,
             "fmax_device", "synth", "cells", "placed", "build_dir", "cached")
     return {k: r.get(k) for k in keys}
