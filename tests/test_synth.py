@@ -390,7 +390,7 @@ def test_synth_report_without_and_with_baseline(work):
                 "fmax_ceiling_mhz"):
         assert key in rep
     assert rep["baseline"] == {"area": None, "ffs": None, "fmax_mhz": None,
-                               "critical_path": None, "memory_bits": None,
+                               "critical_path": None, "bram_outreg": None, "memory_bits": None,
                                "memory_transistors": None, "logic_transistors": None}
     assert rep["area_reduction"] is None and rep["fmax_ceiling_mhz"] is None
     assert rep["design"]["area"] > 0 and rep["tool_versions"]["yosys"].startswith("Yosys")
