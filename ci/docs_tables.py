@@ -265,6 +265,38 @@ def goals(root):
                     "(`goals/*.json`): " + _goal_tools(root))]
 
 
+def goal_paths(root):
+    """The critical path of each goal's best build (its ``goals/*.json`` report)."""
+    d = _load(root, "goals.json")
+    keys = ("mode", "d", "b", "N", "lanes", "rows", "keys_per_cycle")
+    reports = [json.loads(p.read_text())
+               for p in sorted((Path(root) / RESULTS / "goals").glob("*.json"))]
+    body, chosen = [], []
+    for r in d["rows"]:
+        b = d["best"].get(r["goal"])
+        if b is None or any(b.get(k, 1) != r.get(k, 1)
+                            for k in ("lanes", "rows", "keys_per_cycle")):
+            continue
+        chosen.append(r)
+        rep = next((x for x in reports if x.get("board") == r["board"]
+                    and all(x["config"].get(k) == r[k] for k in keys)), None)
+        path = (rep or {}).get("critical_path") or {}
+        fold = f"P={r['lanes']}" + (f" T={r['rows']}" if r["mode"] == "linear"
+                                    else f" M={r['keys_per_cycle']}")
+        outreg = (rep or {}).get("bram_outreg")
+        body.append([r["goal"], fold, _num(r["fmax_mhz"], 2),
+                     f"`{path.get('from', '-')}`", f"`{path.get('to', '-')}`",
+                     _num(path.get("delay_ns"), 2),
+                     "-" if not outreg else f"{outreg['ports']}"
+                     + (f" ({sum(outreg['left'].values())} left)" if outreg["left"] else ""),
+                     (rep or {}).get("nextpnr_seed") or "default"])
+    head = ["goal", "build", "Fmax MHz", "critical path from", "to", "ns",
+            "RAM ports with OUTREG", "seed"]
+    return _rows(head, ["---", "---", "---:", "---", "---", "---:", "---:", "---"], body) + [
+        "", _source("goals.json", "make bench-goals", d["machine"], None,
+                    _commits(chosen) + "; paths from `goals/*.json`")]
+
+
 def _cpu_load(d):
     """The machine's load when the CPU column was timed (``bench.goals.cpu_tokens_per_s``)."""
     loads = [c["load_average"] for c in d.get("cpu", []) if "load_average" in c]
@@ -540,7 +572,7 @@ def headline(root):
 
 
 TABLES = {f.__name__.replace("_", "-"): f for f in (
-    synth_table, synth_runs, reductions, goals, boards, bram_ceiling, fmax, popcount,
+    synth_table, synth_runs, reductions, goals, goal_paths, boards, bram_ceiling, fmax, popcount,
     popcount_goals,
     adders, golden_speed, sim_speed, head_fidelity, e2e, headline)}
 
