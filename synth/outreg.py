@@ -457,6 +457,8 @@ def absorb_file(path, report=None):
     :meth:`Result.as_dict` as JSON to ``report`` when given. Returns the :class:`Result`."""
     path = pathlib.Path(path)
     netlist = json.loads(path.read_text())
+    if not isinstance(netlist, dict) or not isinstance(netlist.get("modules"), dict):
+        raise ValueError("no \"modules\" object at its top")
     result = absorb(netlist)
     _write_atomic(path, json.dumps(netlist))
     if report is not None:
@@ -504,7 +506,7 @@ def main(argv=None):
         ap.error(f"netlist {str(args.netlist)!r} does not exist (allowed: a Yosys JSON file)")
     try:
         res = absorb_file(args.netlist, args.report)
-    except ValueError as e:
+    except (ValueError, AttributeError, KeyError, TypeError) as e:
         ap.error(f"netlist {str(args.netlist)!r} is not a Yosys JSON netlist: {e}")
     print(summary(res), file=sys.stderr)
     return 0
