@@ -14,9 +14,24 @@
   target and reuses a stored result (default ``build/synth-cache``).
 """
 
-from .flows import (TARGETS, SynthError, fmax_ceiling, read_ports, synth_report,
-                    synthesize)
-from .tools import ToolError, tool_versions
+import importlib
+
+#: the package's names and the submodule each comes from; loaded on first use (PEP 562), so
+#: that ``python -m hamattn.synth.outreg`` (a module :mod:`.flows` imports) runs without the
+#: package importing it a second time first
+_EXPORTS = {"TARGETS": "flows", "SynthError": "flows", "fmax_ceiling": "flows",
+            "read_ports": "flows", "synth_report": "flows", "synthesize": "flows",
+            "ToolError": "tools", "tool_versions": "tools"}
 
 __all__ = ["TARGETS", "SynthError", "ToolError", "synthesize", "synth_report",
            "fmax_ceiling", "read_ports", "tool_versions"]
+
+
+def __getattr__(name):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

