@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Cat, Elaboratable, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -212,7 +212,7 @@ class RoundingDivider(wiring.Component):
         sign of a."""
         P, dw, qb = self.lanes, self.den_width, self.q_bits
         st = {"valid": Signal(name=f"{name}_valid"), "last": Signal(name=f"{name}_last"),
-              "r": [Signal(dw, name=f"{name}_r{p}") for p in range(P)],
+              "r": [Signal(signed(dw + 1), name=f"{name}_r{p}") for p in range(P)],
               "xq": [Signal(qb, name=f"{name}_xq{p}") for p in range(P)],
               "neg": Signal(P, name=f"{name}_neg")}
         if not self.held_den:
@@ -224,17 +224,24 @@ class RoundingDivider(wiring.Component):
         return st
 
     def _step(self, m, name, src, den):
-        """One restoring step of every lane of ``src`` (a stage's registers or values):
-        t = 2r + the next bit of X; subtract ``den`` where t >= den, and shift the quotient
-        bit in. Returns (r, xq) of every lane."""
+        """One non-restoring step of every lane of ``src`` (a stage's registers or values):
+        t = 2r + the next bit of X; r' = t - ``den`` where r >= 0, t + ``den`` where r < 0
+        (r is then the last trial's remainder, den too small, so r' is the trial of the
+        restoring step: r' >= 0 exactly where the restoring step subtracts), and the
+        quotient bit r' >= 0 shifted in. One adder, no select after it: its sum bits are
+        the next r, in [-den, den) (``den_width + 1`` bits). Returns (r, xq) of every
+        lane."""
         dw = self.den_width
         out = []
         for p, (r, xq) in enumerate(zip(src["r"], src["xq"])):
-            t = Cat(xq[-1], r)                                   # dw + 1 bits
-            diff = Signal(signed(dw + 2), name=f"{name}_diff{p}")
-            m.d.comb += diff.eq(t - den)
-            take = ~diff[-1]
-            out.append((Mux(take, diff[:dw], t[:dw]), Cat(take, xq[:-1])))
+            sub = ~r[-1]
+            t = Cat(xq[-1], r).as_signed()                       # dw + 2 bits
+            # t + (den ^ sub..) + sub as one adder: (2t + sub) + (2(den ^ sub..) + sub),
+            # halved (den ^ sub.. is ~den = -den - 1 when subtracting)
+            d = Cat(den, Const(0, 2)) ^ sub.replicate(dw + 2)
+            nxt = Signal(signed(dw + 1), name=f"{name}_r{p}_next")
+            m.d.comb += nxt.eq((Cat(sub, t).as_signed() + Cat(sub, d).as_signed()) >> 1)
+            out.append((nxt, Cat(~nxt[-1], xq[:-1])))
         return out
 
     def elaborate(self, platform):
@@ -333,6 +340,9 @@ class RoundingDivider(wiring.Component):
             held = Signal(dw, name="held_den")
             with m.If(accept):
                 m.d.sync += held.eq(self.i.payload.den)
+
+        def den_of(src):
+            return held if self.held_den else src["den"]
         prev, prev_done = form, form["valid"]
         for s, ks in enumerate(self.stage_steps):
             name = f"stage{s}"
@@ -341,24 +351,28 @@ class RoundingDivider(wiring.Component):
             if ks == 1:
                 # every edge: the previous stage's group takes one step
                 m.d.sync += st["valid"].eq(start)
-                from_ = prev
+                m.d.sync += [st[key].eq(prev[key]) for key in keys + ["neg"]]
                 done = st["valid"]
+                steps = self._step(m, name, prev, den_of(prev))
             else:
-                # the first step from the previous stage, the others from this one's registers
+                # the first step from the previous stage, the others from this one's
+                # registers: both steps are computed and their results selected, so that
+                # `start` (a flip-flop with a load per register bit) selects after the
+                # subtractors, not before them
                 more = st["valid"] & (st["count"] < ks)
                 count = Mux(start, 1, st["count"] + 1)
                 m.d.sync += [st["valid"].eq(start | more), st["count"].eq(count)]
-                from_ = {key: Mux(start, prev[key], st[key]) for key in keys}
-                from_.update({key: [Mux(start, a, b) for a, b in zip(prev[key], st[key])]
-                              for key in ("r", "xq")})
-                from_["neg"] = Mux(start, prev["neg"], st["neg"])
-                # (valid & count == ks as a flip-flop: the next stage's mux select and the
+                m.d.sync += [st[key].eq(Mux(start, prev[key], st[key]))
+                             for key in keys + ["neg"]]
+                # (valid & count == ks as a flip-flop: the next stage's start and the
                 # output's enable decode no counter)
                 done = Signal(name=f"{name}_done")
                 m.d.sync += done.eq((start | more) & (count == ks))
-            m.d.sync += [st[key].eq(from_[key]) for key in keys + ["neg"]]
-            den = held if self.held_den else from_["den"]
-            for p, (r, xq) in enumerate(self._step(m, name, from_, den)):
+                load, own = (self._step(m, f"{name}_{side}", src, den_of(src))
+                             for side, src in (("load", prev), ("own", st)))
+                steps = [(Mux(start, r0, r1), Mux(start, xq0, xq1))
+                         for (r0, xq0), (r1, xq1) in zip(load, own)]
+            for p, (r, xq) in enumerate(steps):
                 m.d.sync += [st["r"][p].eq(r), st["xq"][p].eq(xq)]
             prev, prev_done = st, done
         return prev, prev_done
@@ -443,8 +457,13 @@ class RoundingDivider(wiring.Component):
             m.d.comb += [queue.w_data.eq(group), queue.w_en.eq(prev_done & ~direct),
                          queue.r_en.eq(pull)]
             # (a group to shift in, from flip-flops only, then the one gate with o.ready:
-            # the wide enable of the output register is two LUT levels from o.ready)
-            shift = ((prev_done & queue.empty) | queue.r_rdy) & free
+            # the wide enable of the output register is two LUT levels from flip-flops,
+            # each a wire of its own (``keep``), so that synthesis does not merge them into
+            # the queue's logic and lengthen the path; `free` is written out in the gate)
+            arrive = Signal(name="out_arrive", attrs={"keep": 1})
+            shift = Signal(name="out_shift", attrs={"keep": 1})
+            m.d.comb += [arrive.eq((prev_done & queue.empty) | queue.r_rdy),
+                         shift.eq(arrive & (~ovalid | self.o.ready))]
             src = Mux(pull, queue.r_data, group.as_value())
             src = data.View(group.shape(), src)
         with m.If(shift):
