@@ -110,8 +110,8 @@ class DividerPlan:
 
 
 class RoundingDivider(wiring.Component):
-    """``elements`` quotients rounded half away from zero by a pipeline of restoring
-    shift-and-subtract steps (no multiplier), ``lanes`` at a time.
+    """``elements`` quotients rounded half away from zero by a pipeline of shift-and-add
+    division steps (non-restoring, no multiplier), ``lanes`` at a time.
 
     floor((2|a| + den) / (2·den)) = floor(X / den) with X = |a| + floor(den/2). The quotient
     is known to fit ``q_bits`` bits as a magnitude (an attention output lies between the
@@ -119,14 +119,18 @@ class RoundingDivider(wiring.Component):
     needs ``q_bits`` steps whatever the width of the numerator: the partial remainder starts
     as X >> q_bits (< den) and each step shifts in the next bit of X and subtracts den where
     it can. The remainder is shifted, not the divisor, so every step's subtractor is only
-    ``den_width + 1`` bits wide.
+    ``den_width + 1`` bits wide. The steps are non-restoring (:meth:`_step`): a failed
+    trial's negative remainder is kept and den added back at the next step, which gives the
+    restoring quotient bits with one adder per step and no select after it.
 
     Pipeline (one group of ``lanes`` per stage): a form stage (X and the sign of a), then
-    S = ceil(q_bits / ``steps``) stages of up to ``steps`` restoring steps each (a stage
+    S = ceil(q_bits / ``steps``) stages of up to ``steps`` steps each (a stage
     takes a new group every ``steps`` edges; ``steps`` = 1: fully pipelined, a group per
     edge; ``steps`` = q_bits: one bit-serial stage), then the sign, into an output register
     of ``elements`` quotients. The stages' registers load every edge (no clock enable); only
-    their valid flags and step counters are control.
+    their valid flags and step counters are control (a stage of several steps computes the
+    step of the previous stage's group and that of its own registers, and selects after the
+    adders).
 
     With ``lanes`` < ``elements`` (folding, ``--lanes``) a division is G = ceil(elements /
     lanes) groups. Whole-vector input: the accepting edge forms group 0 and keeps groups 1
