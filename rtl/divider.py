@@ -119,9 +119,11 @@ class RoundingDivider(wiring.Component):
     needs ``q_bits`` steps whatever the width of the numerator: the partial remainder starts
     as X >> q_bits (< den) and each step shifts in the next bit of X and subtracts den where
     it can. The remainder is shifted, not the divisor, so every step's subtractor is only
-    ``den_width + 1`` bits wide. The steps are non-restoring (:meth:`_step`): a failed
-    trial's negative remainder is kept and den added back at the next step, which gives the
-    restoring quotient bits with one adder per step and no select after it.
+    ``den_width + 1`` bits wide. In a pipeline of overlapping divisions with stages of
+    several steps (:attr:`nonrestoring`) the steps are non-restoring (:meth:`_step`): a
+    failed trial's negative remainder is kept and den added back at the next step, which
+    gives the restoring quotient bits with one adder per step and no select after it, and a
+    stage's start select comes after its two adders.
 
     Pipeline (one group of ``lanes`` per stage): a form stage (X and the sign of a), then
     S = ceil(q_bits / ``steps``) stages of up to ``steps`` steps each (a stage
@@ -198,6 +200,19 @@ class RoundingDivider(wiring.Component):
         return [min(k, qb - s) for s in range(0, qb, k)]
 
     @property
+    def nonrestoring(self):
+        """Non-restoring steps, and a stage of several steps that computes the step of the
+        previous stage's group and that of its own registers and selects after the adders
+        (one adder more per lane and stage): a pipeline of such stages whose divisions
+        overlap (den not held, a folded ``linear`` core, whose divider takes a group every
+        ``steps`` edges without pause). Elsewhere (one step per stage, ``serial``, or a held
+        den: divisions a latency apart, the scan modes) a stage selects its operands in
+        front of one restoring step, which is smaller (its remainder a bit narrower, no
+        operand XOR, no second adder)."""
+        return (not self.serial and not self.held_den
+                and any(k > 1 for k in self.stage_steps))
+
+    @property
     def plan(self):
         return DividerPlan(self.elements, self.num_width, self.den_width, self.q_bits,
                            self.lanes, self.grouped, self.steps, self.held_den, self.serial)
@@ -216,7 +231,8 @@ class RoundingDivider(wiring.Component):
         sign of a."""
         P, dw, qb = self.lanes, self.den_width, self.q_bits
         st = {"valid": Signal(name=f"{name}_valid"), "last": Signal(name=f"{name}_last"),
-              "r": [Signal(signed(dw + 1), name=f"{name}_r{p}") for p in range(P)],
+              "r": [Signal(signed(dw + 1) if self.nonrestoring else dw, name=f"{name}_r{p}")
+                    for p in range(P)],
               "xq": [Signal(qb, name=f"{name}_xq{p}") for p in range(P)],
               "neg": Signal(P, name=f"{name}_neg")}
         if not self.held_den:
@@ -228,16 +244,25 @@ class RoundingDivider(wiring.Component):
         return st
 
     def _step(self, m, name, src, den):
-        """One non-restoring step of every lane of ``src`` (a stage's registers or values):
-        t = 2r + the next bit of X; r' = t - ``den`` where r >= 0, t + ``den`` where r < 0
-        (r is then the last trial's remainder, den too small, so r' is the trial of the
-        restoring step: r' >= 0 exactly where the restoring step subtracts), and the
-        quotient bit r' >= 0 shifted in. One adder, no select after it: its sum bits are
-        the next r, in [-den, den) (``den_width + 1`` bits). Returns (r, xq) of every
-        lane."""
+        """One division step of every lane of ``src`` (a stage's registers or values), t = 2r
+        + the next bit of X, and the quotient bit shifted in. Returns (r, xq) of every lane.
+
+        Restoring: subtract ``den`` where t >= den (r in [0, den), ``den_width`` bits).
+        Non-restoring (:attr:`nonrestoring`): r' = t - ``den`` where r >= 0, t + ``den``
+        where r < 0 (r is then the last trial's remainder, den too small, so r' is the trial
+        of the restoring step: r' >= 0 exactly where the restoring step subtracts), the
+        quotient bit r' >= 0; one adder whose sum bits are the next r, in [-den, den)
+        (``den_width + 1`` bits), no select after it."""
         dw = self.den_width
         out = []
         for p, (r, xq) in enumerate(zip(src["r"], src["xq"])):
+            if not self.nonrestoring:
+                t = Cat(xq[-1], r)                                   # dw + 1 bits
+                diff = Signal(signed(dw + 2), name=f"{name}_diff{p}")
+                m.d.comb += diff.eq(t - den)
+                take = ~diff[-1]
+                out.append((Mux(take, diff[:dw], t[:dw]), Cat(take, xq[:-1])))
+                continue
             sub = ~r[-1]
             t = Cat(xq[-1], r).as_signed()                       # dw + 2 bits
             # t + (den ^ sub..) + sub as one adder: (2t + sub) + (2(den ^ sub..) + sub),
@@ -352,30 +377,40 @@ class RoundingDivider(wiring.Component):
             name = f"stage{s}"
             st = self._stage(name, ks > 1)
             start = prev_done
+            # (two steps selected after the adders, the registers written before `done`)
+            dual = ks > 1 and self.nonrestoring
             if ks == 1:
                 # every edge: the previous stage's group takes one step
                 m.d.sync += st["valid"].eq(start)
-                m.d.sync += [st[key].eq(prev[key]) for key in keys + ["neg"]]
+                from_ = prev
                 done = st["valid"]
-                steps = self._step(m, name, prev, den_of(prev))
             else:
-                # the first step from the previous stage, the others from this one's
-                # registers: both steps are computed and their results selected, so that
-                # `start` (a flip-flop with a load per register bit) selects after the
-                # subtractors, not before them
+                # the first step from the previous stage, the others from this one's registers
                 more = st["valid"] & (st["count"] < ks)
                 count = Mux(start, 1, st["count"] + 1)
                 m.d.sync += [st["valid"].eq(start | more), st["count"].eq(count)]
-                m.d.sync += [st[key].eq(Mux(start, prev[key], st[key]))
-                             for key in keys + ["neg"]]
-                # (valid & count == ks as a flip-flop: the next stage's start and the
+                from_ = {key: Mux(start, prev[key], st[key]) for key in keys}
+                from_.update({key: [Mux(start, a, b) for a, b in zip(prev[key], st[key])]
+                              for key in ("r", "xq")})
+                from_["neg"] = Mux(start, prev["neg"], st["neg"])
+                if dual:
+                    m.d.sync += [st[key].eq(from_[key]) for key in keys + ["neg"]]
+                # (valid & count == ks as a flip-flop: the next stage's mux select and the
                 # output's enable decode no counter)
                 done = Signal(name=f"{name}_done")
                 m.d.sync += done.eq((start | more) & (count == ks))
+            if not dual:
+                m.d.sync += [st[key].eq(from_[key]) for key in keys + ["neg"]]
+            if dual:
+                # both steps, the previous stage's group's and this stage's own, and `start`
+                # (a flip-flop with a load per register bit) selects after the adders, not
+                # in front of them
                 load, own = (self._step(m, f"{name}_{side}", src, den_of(src))
                              for side, src in (("load", prev), ("own", st)))
                 steps = [(Mux(start, r0, r1), Mux(start, xq0, xq1))
                          for (r0, xq0), (r1, xq1) in zip(load, own)]
+            else:
+                steps = self._step(m, name, from_, den_of(from_))
             for p, (r, xq) in enumerate(steps):
                 m.d.sync += [st["r"][p].eq(r), st["xq"][p].eq(xq)]
             prev, prev_done = st, done
