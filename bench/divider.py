@@ -55,8 +55,8 @@ def measure(build_dir):
             rows.append({"shape": name, "d": cfg.d, "lanes": cfg.lanes, "groups": div.groups,
                          "grouped": div.grouped, "num_width": cfg.num_width,
                          "den_width": cfg.den_width, "steps": steps,
-                         "stages": len(div.stage_steps), "latency": div.latency,
-                         "interval": div.interval, "config_steps": cfg.divider_steps,
+                         "stages": len(div.stage_steps), "latency": div.latency.fixed,
+                         "interval": div.interval.fixed, "config_steps": cfg.plan.divider.steps,
                          "logic_cells": r["area"], "ffs": r["ffs"], "fmax_mhz": r["fmax_mhz"],
                          "critical_path": r.get("critical_path"),
                          "tool_versions": r["tool_versions"]})

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Cat, Elaboratable, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -110,8 +110,8 @@ class DividerPlan:
 
 
 class RoundingDivider(wiring.Component):
-    """``elements`` quotients rounded half away from zero by a pipeline of restoring
-    shift-and-subtract steps (no multiplier), ``lanes`` at a time.
+    """``elements`` quotients rounded half away from zero by a pipeline of shift-and-add
+    division steps (non-restoring, no multiplier), ``lanes`` at a time.
 
     floor((2|a| + den) / (2·den)) = floor(X / den) with X = |a| + floor(den/2). The quotient
     is known to fit ``q_bits`` bits as a magnitude (an attention output lies between the
@@ -119,14 +119,20 @@ class RoundingDivider(wiring.Component):
     needs ``q_bits`` steps whatever the width of the numerator: the partial remainder starts
     as X >> q_bits (< den) and each step shifts in the next bit of X and subtracts den where
     it can. The remainder is shifted, not the divisor, so every step's subtractor is only
-    ``den_width + 1`` bits wide.
+    ``den_width + 1`` bits wide. In a pipeline of overlapping divisions with stages of
+    several steps (:attr:`nonrestoring`) the steps are non-restoring (:meth:`_step`): a
+    failed trial's negative remainder is kept and den added back at the next step, which
+    gives the restoring quotient bits with one adder per step and no select after it, and a
+    stage's start select comes after its two adders.
 
     Pipeline (one group of ``lanes`` per stage): a form stage (X and the sign of a), then
-    S = ceil(q_bits / ``steps``) stages of up to ``steps`` restoring steps each (a stage
+    S = ceil(q_bits / ``steps``) stages of up to ``steps`` steps each (a stage
     takes a new group every ``steps`` edges; ``steps`` = 1: fully pipelined, a group per
     edge; ``steps`` = q_bits: one bit-serial stage), then the sign, into an output register
     of ``elements`` quotients. The stages' registers load every edge (no clock enable); only
-    their valid flags and step counters are control.
+    their valid flags and step counters are control (a stage of several steps computes the
+    step of the previous stage's group and that of its own registers, and selects after the
+    adders).
 
     With ``lanes`` < ``elements`` (folding, ``--lanes``) a division is G = ceil(elements /
     lanes) groups. Whole-vector input: the accepting edge forms group 0 and keeps groups 1
@@ -194,6 +200,19 @@ class RoundingDivider(wiring.Component):
         return [min(k, qb - s) for s in range(0, qb, k)]
 
     @property
+    def nonrestoring(self):
+        """Non-restoring steps, and a stage of several steps that computes the step of the
+        previous stage's group and that of its own registers and selects after the adders
+        (one adder more per lane and stage): a pipeline of such stages whose divisions
+        overlap (den not held, a folded ``linear`` core, whose divider takes a group every
+        ``steps`` edges without pause). Elsewhere (one step per stage, ``serial``, or a held
+        den: divisions a latency apart, the scan modes) a stage selects its operands in
+        front of one restoring step, which is smaller (its remainder a bit narrower, no
+        operand XOR, no second adder)."""
+        return (not self.serial and not self.held_den
+                and any(k > 1 for k in self.stage_steps))
+
+    @property
     def plan(self):
         return DividerPlan(self.elements, self.num_width, self.den_width, self.q_bits,
                            self.lanes, self.grouped, self.steps, self.held_den, self.serial)
@@ -212,7 +231,8 @@ class RoundingDivider(wiring.Component):
         sign of a."""
         P, dw, qb = self.lanes, self.den_width, self.q_bits
         st = {"valid": Signal(name=f"{name}_valid"), "last": Signal(name=f"{name}_last"),
-              "r": [Signal(dw, name=f"{name}_r{p}") for p in range(P)],
+              "r": [Signal(signed(dw + 1) if self.nonrestoring else dw, name=f"{name}_r{p}")
+                    for p in range(P)],
               "xq": [Signal(qb, name=f"{name}_xq{p}") for p in range(P)],
               "neg": Signal(P, name=f"{name}_neg")}
         if not self.held_den:
@@ -224,17 +244,33 @@ class RoundingDivider(wiring.Component):
         return st
 
     def _step(self, m, name, src, den):
-        """One restoring step of every lane of ``src`` (a stage's registers or values):
-        t = 2r + the next bit of X; subtract ``den`` where t >= den, and shift the quotient
-        bit in. Returns (r, xq) of every lane."""
+        """One division step of every lane of ``src`` (a stage's registers or values), t = 2r
+        + the next bit of X, and the quotient bit shifted in. Returns (r, xq) of every lane.
+
+        Restoring: subtract ``den`` where t >= den (r in [0, den), ``den_width`` bits).
+        Non-restoring (:attr:`nonrestoring`): r' = t - ``den`` where r >= 0, t + ``den``
+        where r < 0 (r is then the last trial's remainder, den too small, so r' is the trial
+        of the restoring step: r' >= 0 exactly where the restoring step subtracts), the
+        quotient bit r' >= 0; one adder whose sum bits are the next r, in [-den, den)
+        (``den_width + 1`` bits), no select after it."""
         dw = self.den_width
         out = []
         for p, (r, xq) in enumerate(zip(src["r"], src["xq"])):
-            t = Cat(xq[-1], r)                                   # dw + 1 bits
-            diff = Signal(signed(dw + 2), name=f"{name}_diff{p}")
-            m.d.comb += diff.eq(t - den)
-            take = ~diff[-1]
-            out.append((Mux(take, diff[:dw], t[:dw]), Cat(take, xq[:-1])))
+            if not self.nonrestoring:
+                t = Cat(xq[-1], r)                                   # dw + 1 bits
+                diff = Signal(signed(dw + 2), name=f"{name}_diff{p}")
+                m.d.comb += diff.eq(t - den)
+                take = ~diff[-1]
+                out.append((Mux(take, diff[:dw], t[:dw]), Cat(take, xq[:-1])))
+                continue
+            sub = ~r[-1]
+            t = Cat(xq[-1], r).as_signed()                       # dw + 2 bits
+            # t + (den ^ sub..) + sub as one adder: (2t + sub) + (2(den ^ sub..) + sub),
+            # halved (den ^ sub.. is ~den = -den - 1 when subtracting)
+            d = Cat(den, Const(0, 2)) ^ sub.replicate(dw + 2)
+            nxt = Signal(signed(dw + 1), name=f"{name}_r{p}_next")
+            m.d.comb += nxt.eq((Cat(sub, t).as_signed() + Cat(sub, d).as_signed()) >> 1)
+            out.append((nxt, Cat(~nxt[-1], xq[:-1])))
         return out
 
     def elaborate(self, platform):
@@ -333,11 +369,16 @@ class RoundingDivider(wiring.Component):
             held = Signal(dw, name="held_den")
             with m.If(accept):
                 m.d.sync += held.eq(self.i.payload.den)
+
+        def den_of(src):
+            return held if self.held_den else src["den"]
         prev, prev_done = form, form["valid"]
         for s, ks in enumerate(self.stage_steps):
             name = f"stage{s}"
             st = self._stage(name, ks > 1)
             start = prev_done
+            # (two steps selected after the adders, the registers written before `done`)
+            dual = ks > 1 and self.nonrestoring
             if ks == 1:
                 # every edge: the previous stage's group takes one step
                 m.d.sync += st["valid"].eq(start)
@@ -352,13 +393,25 @@ class RoundingDivider(wiring.Component):
                 from_.update({key: [Mux(start, a, b) for a, b in zip(prev[key], st[key])]
                               for key in ("r", "xq")})
                 from_["neg"] = Mux(start, prev["neg"], st["neg"])
+                if dual:
+                    m.d.sync += [st[key].eq(from_[key]) for key in keys + ["neg"]]
                 # (valid & count == ks as a flip-flop: the next stage's mux select and the
                 # output's enable decode no counter)
                 done = Signal(name=f"{name}_done")
                 m.d.sync += done.eq((start | more) & (count == ks))
-            m.d.sync += [st[key].eq(from_[key]) for key in keys + ["neg"]]
-            den = held if self.held_den else from_["den"]
-            for p, (r, xq) in enumerate(self._step(m, name, from_, den)):
+            if not dual:
+                m.d.sync += [st[key].eq(from_[key]) for key in keys + ["neg"]]
+            if dual:
+                # both steps, the previous stage's group's and this stage's own, and `start`
+                # (a flip-flop with a load per register bit) selects after the adders, not
+                # in front of them
+                load, own = (self._step(m, f"{name}_{side}", src, den_of(src))
+                             for side, src in (("load", prev), ("own", st)))
+                steps = [(Mux(start, r0, r1), Mux(start, xq0, xq1))
+                         for (r0, xq0), (r1, xq1) in zip(load, own)]
+            else:
+                steps = self._step(m, name, from_, den_of(from_))
+            for p, (r, xq) in enumerate(steps):
                 m.d.sync += [st["r"][p].eq(r), st["xq"][p].eq(xq)]
             prev, prev_done = st, done
         return prev, prev_done
@@ -443,8 +496,13 @@ class RoundingDivider(wiring.Component):
             m.d.comb += [queue.w_data.eq(group), queue.w_en.eq(prev_done & ~direct),
                          queue.r_en.eq(pull)]
             # (a group to shift in, from flip-flops only, then the one gate with o.ready:
-            # the wide enable of the output register is two LUT levels from o.ready)
-            shift = ((prev_done & queue.empty) | queue.r_rdy) & free
+            # the wide enable of the output register is two LUT levels from flip-flops,
+            # each a wire of its own (``keep``), so that synthesis does not merge them into
+            # the queue's logic and lengthen the path; `free` is written out in the gate)
+            arrive = Signal(name="out_arrive", attrs={"keep": 1})
+            shift = Signal(name="out_shift", attrs={"keep": 1})
+            m.d.comb += [arrive.eq((prev_done & queue.empty) | queue.r_rdy),
+                         shift.eq(arrive & (~ovalid | self.o.ready))]
             src = Mux(pull, queue.r_data, group.as_value())
             src = data.View(group.shape(), src)
         with m.If(shift):

@@ -332,13 +332,25 @@ class FoldedLinearValuePath(LinearValuePath):
         go = self.i.valid & has_group & en & ~clearing
         m.d.comb += [rV.addr.eq(grp), rV.en.eq(en)]
         m.d.comb += [x for r in rS for x in (r.addr.eq(addr), r.en.eq(en))]
-        m.d.comb += [self.i.ready.eq(en & ~clearing & has_group & last),
-                     self.v.ready.eq(go & p.key & last_blk)]
+        m.d.comb += self.i.ready.eq(en & ~clearing & has_group & last)
+        if R > 1:
+            # v.ready, a key's value group taken with the group's last block (go & key &
+            # last_blk), from a flip-flop: at block R-1 the token was read at block 0 and not
+            # taken since (it is taken with its last word, a last block), so it is still
+            # offered (i.valid, the same key bit) and clearing is over; v_take = blk == R-1
+            # and the token is a key, written with blk. (v.valid is left out: a transfer
+            # needs it anyway, and go needs it for a key.) v.ready then reaches the value
+            # queue's skid buffer from a flip-flop and `en` only.
+            v_take = Signal(name="v_take")
+            m.d.comb += self.v.ready.eq(v_take & en)
+        else:
+            m.d.comb += self.v.ready.eq(go & p.key)
         with m.If(go):
             m.d.sync += [addr.eq(Mux(last, 0, addr + 1)),
                          last.eq(Mux(last, GR == 1, addr == GR - 2))]
             if R > 1:
-                m.d.sync += blk.eq(Mux(last_blk, 0, blk + 1))
+                m.d.sync += [blk.eq(Mux(last_blk, 0, blk + 1)),
+                             v_take.eq(p.key & (blk == R - 2))]
             with m.If(last_blk):
                 m.d.sync += grp.eq(Mux(grp == G - 1, 0, grp + 1))
 
@@ -377,6 +389,12 @@ class FoldedLinearValuePath(LinearValuePath):
             """(u, c) of row t: the value's P lanes (a list), complemented where the bit is
             0, and c = the bit's complement."""
             return [Mux(code[t], value[q], ~value[q]) for q in range(P)], ~code[t]
+
+        def z_step(code, one, t):
+            """Lane P's step of row t, +-1 in group 0 (``one``) and 0 elsewhere: 2 bits,
+            01 (+1) where the code bit is 1, 11 (-1) where it is 0, so that lane P's update is
+            one adder, not an add and a subtract and their select."""
+            return Cat(one, one & ~code[t]).as_signed()
         cb1 = s1.block_code if R > 1 else s1.code
         if plan.data_regs:
             st = Signal(data.StructLayout(fields), name="s2")
@@ -385,15 +403,18 @@ class FoldedLinearValuePath(LinearValuePath):
             Vg = Signal(rV.data.shape(), name="V_data", reset_less=True)
             rows = [(Signal(data.ArrayLayout(signed(plan.w), P), name=f"u{t}"),
                      Signal(name=f"c{t}")) for t in range(T)]
+            z_rows = [Signal(signed(2), name=f"dz{t}") for t in range(T)]
             with m.If(en):
                 m.d.sync += [st.eq(s1), Vg.eq(rV.data)]
                 m.d.sync += [d.eq(r.data) for d, r in zip(Sdata, rS)]
                 for t, (u, c) in enumerate(rows):
                     ut, ct = row_operand(cb1, s1.value, t)
                     m.d.sync += [u.eq(Cat(*ut)), c.eq(ct)]
+                m.d.sync += [dz.eq(z_step(cb1, s1.grp0, t)) for t, dz in enumerate(z_rows)]
         else:
             st = s1
             rows = [row_operand(cb1, s1.value, t) for t in range(T)]
+            z_rows = [z_step(cb1, s1.grp0, t) for t in range(T)]
         st_last_blk = st.last_blk if R > 1 else 1
         act = st.valid & en
         key = act & st.key
@@ -420,7 +441,7 @@ class FoldedLinearValuePath(LinearValuePath):
                     u, c = rows[t]
                     upd = ((Cat(c, Sg(t, q)).as_signed() + Cat(c, u[q]).as_signed()) >> 1)
                 else:
-                    upd = Mux(cb[t], Sg(t, q) + v[q], Sg(t, q) - v[q])
+                    upd = Sg(t, q) + z_rows[t]
                 new = Mux(zero | (st_last_blk if lacking[t] else 0), 0, upd)
                 if regs:            # (v is 0 beyond group 0: the other groups keep z)
                     with m.If(key | zero):

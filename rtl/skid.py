@@ -10,8 +10,15 @@ __all__ = ["SkidBuffer"]
 class SkidBuffer(wiring.Component):
     """Two registers between a producer and a consumer, so that neither handshake reaches
     the other side through logic: ``i.ready`` and ``o.valid`` are flip-flops, and ``o.ready``
-    drives only the output register's enable (the consumer's ready path ends here instead of
-    in the producer, e.g. a FIFO's read pointer, level and memory enable).
+    drives only the valid flags (the consumer's ready path ends here instead of in the
+    producer, e.g. a FIFO's read pointer, level and memory enable).
+
+    The input lands in one plain register, ``a`` (no reset, its enable a flip-flop): a
+    block RAM read into the buffer (a :class:`~.queue.RegisteredFIFO`'s ``r_data``) is then
+    read into a register and nothing else, which the ECP5 flow moves into the RAM's output
+    register (:mod:`hamattn.synth.outreg`). The older beat, when two are held, waits in
+    ``b``, loaded from ``a`` with the same enable; ``o.payload`` is ``b`` while it holds a
+    beat, else ``a`` (one mux of two flip-flops).
 
     Parameters
     ----------
@@ -21,14 +28,13 @@ class SkidBuffer(wiring.Component):
     Members
     -------
     i : :py:`In(stream.Signature(shape))`
-        Input; ``i.ready`` = the skid register is empty (a flip-flop).
+        Input; ``i.ready`` = ``b`` is empty (a flip-flop).
     o : :py:`Out(stream.Signature(shape))`
-        Output from the output register.
+        Output: the older of the beats held.
 
-    Latency: 1 edge from an input transfer to ``o.valid`` (the output register empty or
-    taken). Throughput: one beat per cycle. A beat that arrives while the output register
-    holds a beat that is not taken waits in the skid register (``i.ready`` falls one edge
-    later).
+    Latency: 1 edge from an input transfer to ``o.valid``. Throughput: one beat per cycle.
+    A beat that arrives while the buffer holds a beat that is not taken pushes that beat into
+    ``b``, and ``i.ready`` falls one edge later.
     """
 
     def __init__(self, shape):
@@ -36,18 +42,21 @@ class SkidBuffer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        skid = Signal.like(self.i.payload, name="skid")
-        skid_valid = Signal()
-        out = Signal.like(self.o.payload, name="out")
-        out_valid = Signal()
-        m.d.comb += [self.i.ready.eq(~skid_valid), self.o.valid.eq(out_valid),
-                     self.o.payload.eq(out)]
-        with m.If(~skid_valid):                  # an enable from a flip-flop only
-            m.d.sync += skid.eq(self.i.payload)
-        with m.If(~out_valid | self.o.ready):
-            # the output register loads the skid's beat, else the input's (if any)
-            m.d.sync += [out.eq(Mux(skid_valid, skid, self.i.payload)),
-                         out_valid.eq(skid_valid | self.i.valid), skid_valid.eq(0)]
-        with m.Elif(self.i.valid & ~skid_valid):
-            m.d.sync += skid_valid.eq(1)
+        a = Signal.like(self.i.payload, name="a", reset_less=True)
+        b = Signal.like(self.i.payload, name="b", reset_less=True)
+        a_valid, b_valid, o_valid = Signal(), Signal(), Signal()
+        b_free = Signal(init=1)                 # ~b_valid, the enable of a and b
+        m.d.comb += [self.i.ready.eq(b_free), self.o.valid.eq(o_valid),
+                     self.o.payload.eq(Mux(b_valid, b, a))]
+        take = o_valid & self.o.ready
+        a_next, b_next = Signal(), Signal()
+        with m.If(b_free):
+            # a loads the input (a beat if i.valid), b the beat in a (kept if not taken)
+            m.d.sync += [a.eq(self.i.payload), b.eq(a)]
+            m.d.comb += [a_next.eq(self.i.valid), b_next.eq(a_valid & ~take)]
+        with m.Else():
+            # b leaves first; a holds
+            m.d.comb += [a_next.eq(a_valid), b_next.eq(~take)]
+        m.d.sync += [a_valid.eq(a_next), b_valid.eq(b_next), b_free.eq(~b_next),
+                     o_valid.eq(a_next | b_next)]
         return m
