@@ -1,6 +1,8 @@
 """The value paths of LinearPlan, ScanPlan (topk) and HsoftmaxPlan, unfolded and folded, against
 the golden num and den, their timing against their plan's."""
 
+from dataclasses import replace
+
 import pytest
 
 from hamattn import CoreConfig
@@ -41,22 +43,26 @@ def test_value_path_matches_golden(corner, mode, adders, pattern):
                      windows=2 if cfg.N == 64 else 3, pattern=pattern)
 
 
-# topk's three stages work on three queries at once (issue 16): M = 1, 2, 3 (divides
-# neither N nor most n) and N, unfolded and folded (P = 2 of d = 3)
+# topk's stages work on queries at once (issue 16; three with the histogram selection, two
+# streaming): M = 1, 2, 3 (divides neither N nor most n) and N, unfolded and folded (P = 2
+# of d = 3), each selection
 OVERLAP = [dict(d=3, w=8, b=7, N=7, k=2, keys_per_cycle=M, lanes=P)
            for M in (1, 2, 3, 7) for P in (3, 2)]
 
 
+@pytest.mark.parametrize("selection", ScanPlan.SELECTIONS)
 @pytest.mark.parametrize("pattern", PATTERNS)
 @pytest.mark.parametrize("params", OVERLAP, ids=lambda p: f"M{p['keys_per_cycle']}-P{p['lanes']}")
-def test_topk_queries_overlap(params, pattern):
+def test_topk_queries_overlap(params, pattern, selection):
     """Five queries per window back to back, windows of n = 1, n < M, n = N and between
     (the next window's keys wait until the last query is done): every output bit-exact; at
     full rate each query enters exactly ``interval`` after the previous one, which is less
     than the latency (the stages overlap), and leaves ``latency`` after it entered; with
-    random handshakes on both sides (output stalls reach back through the stages)."""
+    random handshakes on both sides (output stalls reach back through the stages). Both
+    selections, whichever the plan would choose."""
     cfg = CoreConfig.create(mode="topk", **params)
-    plan = cfg.plan.value
+    plan = replace(cfg.plan.value, selection=selection)
+    assert len(plan.stages) == (2 if selection == "stream" else 3)
     M, seed = cfg.keys_per_cycle, 11 * cfg.keys_per_cycle + cfg.lanes
     tokens, groups, expected, windows, writes = [], [], [], [], []
     for i, n in enumerate(sorted({1, max(1, M - 1), cfg.N, (cfg.N + 1) // 2})):
@@ -64,7 +70,7 @@ def test_topk_queries_overlap(params, pattern):
                                extreme=i % 2 == 0)
         for whole, part in zip((tokens, groups, expected, windows, writes), case):
             whole += part or []
-    run = check_value_path(cfg, component(cfg), seed, pattern=pattern,
+    run = check_value_path(cfg, plan.component(), seed, pattern=pattern,
                            case=(tokens, groups, expected, windows,
                                  writes if plan.direct_values else None))
     q_in = [c for c, t in zip(run.in_cycles, tokens) if not t["key"]]
