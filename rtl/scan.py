@@ -169,15 +169,20 @@ class ScanPlan(Folding, WeightedSum):
 
     @property
     def cheaper_selection(self):
-        """The selection the plan makes (:attr:`selection` None): ``"stream"`` where M·k <=
-        :attr:`STREAM_CELLS` (32), else ``"histogram"``. The streaming list costs M·k
-        compare-and-move cells (one compare of the distance's width, two multiplexers of an
-        entry's) in one cycle's logic, a chain of M cells deep; the histogram selection
-        memories of (b+1)·M counts and N distances and a fixed walk, marking and list logic.
-        Measured on ``gates`` at the default config (d = b = 16, N = 64, k = 8), the value
-        path is smaller streaming at M = 1, 2 and 4 (M·k = 8 .. 32: docs/synthesis.md);
-        beyond that (the ULX3S goal's M = 10: 80 cells, a chain of 10) the histogram stays."""
-        return "stream" if self.M * self.k <= self.STREAM_CELLS else "histogram"
+        """The selection the plan makes (:attr:`selection` None): ``"stream"`` where the
+        path is unfolded (G = 1) and M·k <= :attr:`STREAM_CELLS` (32), else
+        ``"histogram"``. The streaming list costs M·k compare-and-move cells (one compare
+        of the distance's width, two multiplexers of an entry's) in one cycle's logic, a
+        chain of M cells deep; the histogram selection memories of (b+1)·M counts and N
+        distances and a fixed walk, marking and list logic. Measured on ``gates`` at the
+        default config (d = b = 16, N = 64, k = 8), the value path is smaller streaming at
+        M = 1, 2 and 4 (M·k = 8 .. 32: docs/synthesis.md). Folded paths (every FPGA goal
+        build) keep the histogram, whose memories are block RAM there: the iCEBreaker
+        ``topk`` goal build (P = 1, M = 2) placed at 31.03 MHz streaming against 45.23 MHz
+        (its chain of M cells sets the clock)."""
+        if self.folded or self.M * self.k > self.STREAM_CELLS:
+            return "histogram"
+        return "stream"
 
     # ---------------------------------------------------------------- timing
     def _per_word(self, cycles):
@@ -223,9 +228,9 @@ class ScanPlan(Folding, WeightedSum):
     @property
     def stages(self):
         """The occupancy (cycles busy, plus the cycle in which it returns to idle) of
-        each of the three stages that work on different queries at once, with
+        each of the stages that work on different queries at once, with
         L_D = :attr:`distance_read` (L_H + 2), S = :attr:`sum_stages`, G groups, n keys,
-        R = :attr:`hist_bins`:
+        R = :attr:`hist_bins`; the histogram selection's three:
 
         * A, histogram and cut: the histogram pass (ceil(n/M) + L_D + S) and the cut,
           a walk over the histograms' ceil((b+1)/R) words (ceil((b+1)/R) + S + 1),
@@ -234,18 +239,23 @@ class ScanPlan(Folding, WeightedSum):
           stored (read in :attr:`mark_read` edges), the list and a cycle to idle;
         * C, values and output: a cycle that takes the list, the value pass over the kept
           keys (G·min(k, n) + :attr:`value_read`), DONE (G: one group per cycle) and a
-          cycle to idle, ``G·min(k, n) + G + 4``."""
+          cycle to idle, ``G·min(k, n) + G + 4``;
+
+        the streaming selection's two: A, the pass that inserts each word's distances
+        into the list, ``ceil(n/M) + L_D + 1`` (the last word's distances L_D cycles after
+        its read, a cycle to idle), and C as above."""
         return self._stages(self.hist_bins, self.selection)
 
     @property
     def latency(self):
         """Edges from a query's transfer to its (num, den) transfer, nothing stalled, with
         L_D = :attr:`distance_read` (L_H + 2), S = :attr:`sum_stages`, G groups, n keys, R =
-        :attr:`hist_bins`: ``L_D + 3·S + ceil((b+1)/R) + 7 + G + 2·ceil(n/M) + G·min(k, n)``,
-        the stages of :attr:`stages` in a row, each handing the query to the next as it
-        ends (A: the histogram pass and the cut, B: the marking pass ``ceil(n/M) + S + 3``,
-        C: a cycle to take the list, the value pass ``G·min(k, n) + 2`` and DONE's G
-        groups)."""
+        :attr:`hist_bins`: ``L_D + 3·S + ceil((b+1)/R) + 7 + G + 2·ceil(n/M) + G·min(k, n)``
+        (histogram selection), ``L_D + 3 + G + ceil(n/M) + G·min(k, n)`` (streaming), the
+        stages of :attr:`stages` in a row, each handing the query to the next as it ends
+        (A: the histogram pass and the cut, or the streaming pass ``ceil(n/M) + L_D``; B:
+        the marking pass ``ceil(n/M) + S + 3``; C: a cycle to take the list, the value
+        pass ``G·min(k, n) + 2`` and DONE's G groups)."""
         # each stage's occupancy less its return to idle, the last one's output beats
         return sum(self.stages, Timing(-len(self.stages)))
 
@@ -254,13 +264,18 @@ class ScanPlan(Folding, WeightedSum):
         """Edges between queries at full rate: the smallest SPEC §5 bound
         A + C·n + D·ceil(n/M) + E·min(k, n) of the longest of :attr:`stages` for every n in
         1..N (:func:`bound`): about the longest stage (the stages work on three queries at
-        once)."""
+        once). The histogram selection's stages in both selections: streaming, the query
+        rate (and so the tokens/s) of a config does not depend on the selection, and its
+        shorter stages leave the divider the same time to work (an unthrottled stream at
+        the default config with M = 4, 27 cycles per query at n = N instead of 37, would
+        need a divider of 16 lanes instead of 8: docs/synthesis.md)."""
         return bound(self._stages(self.hist_bins, "histogram"), self.N, self.k)
 
     @property
     def stages_in_flight(self):
-        """Queries the path works on at once: 3. The last query of a window is
-        done within this many intervals after it, when the next window's keys may come."""
+        """Queries the path works on at once: 3 (histogram selection) or 2 (streaming). The
+        last query of a window is done within this many intervals after it, when the next
+        window's keys may come."""
         return len(self.stages)
 
     @property
@@ -408,6 +423,13 @@ class ScanValuePath(wiring.Component):
     stalled, it waits for the next one to be free). B reads word w of the distances before
     A writes word w of the next query's; B writes one half of the list (M = 1, a memory)
     or its registers (copied by C as it starts) while C reads the other.
+
+    **Streaming selection** (``plan.selection == "stream"``, where M·k is small: see
+    :attr:`ScanPlan.cheaper_selection`): no histograms, distances or marking pass. One pass
+    of ceil(n/M) cycles inserts each word's M distances, L_D cycles after its read, into a
+    sorted list of min(k, N) entries in flip-flops (:func:`_stream_list`: the nearest first,
+    ties to the lower index); two stages, A = the pass, C = (4) as above, which copies the
+    list's value addresses as it starts. The query interval is the histogram selection's.
 
     The accumulators are a rotating bank of G groups of P lanes (flip-flops): each step adds
     the addend to the head group and moves it to the tail (P adders, no d:P mux); the value
