@@ -273,10 +273,15 @@ class ScanPlan(Folding, WeightedSum):
 
     @property
     def stages_in_flight(self):
-        """Queries the path works on at once: 3 (histogram selection) or 2 (streaming). The
-        last query of a window is done within this many intervals after it, when the next
-        window's keys may come."""
-        return len(self.stages)
+        """Queries the path works on at once, as the core counts them: 3, the histogram
+        selection's stages, in both selections. The last query of a window is done within
+        this many intervals after it, when the next window's keys may come (the core waits
+        the next power of two of intervals: their values go into the memory that stage C
+        reads). A streaming query has two stages but is done no later than a histogram one
+        at the same interval (shorter stages), so the histogram's count holds for it; its
+        own 2 would be too short where the hash's latency is long against the interval
+        (d = 64, b = 1, N = 1: 2 intervals of 7 against 7 + 9 edges)."""
+        return len(self._stages(self.hist_bins, "histogram"))
 
     @property
     def key_interval(self):
