@@ -8,7 +8,7 @@ one takes its values on a stream of groups."""
 from dataclasses import dataclass
 from functools import cached_property
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, Value, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In
 
@@ -65,8 +65,12 @@ class ScanPlan(Folding, WeightedSum):
     lanes: int | None = None
     keys_per_cycle: int = 1
     hamming: HammingPlan | None = None
+    selection: str | None = None
 
     mode = "topk"
+
+    #: the two ways of keeping the k nearest keys (:attr:`selection`)
+    SELECTIONS = ("histogram", "stream")
 
     def __post_init__(self):
         if not 1 <= self.k:
@@ -79,6 +83,10 @@ class ScanPlan(Folding, WeightedSum):
         if self.hamming.b != self.b:
             raise ValueError(f"a Hamming distance of {self.hamming.b}-bit codes, not b = "
                              f"{self.b}")
+        if self.selection is None:
+            object.__setattr__(self, "selection", self.cheaper_selection)
+        if self.selection not in self.SELECTIONS:
+            raise ValueError(f"selection = {self.selection!r}: one of {self.SELECTIONS}")
 
     # ---------------------------------------------------------------- widths and layout
     @property
@@ -156,6 +164,26 @@ class ScanPlan(Folding, WeightedSum):
         word, a word's prefix counts), 0 for M = 1."""
         return tree_depth(self.M)
 
+    #: most compare-and-move cells (M·k) of a streaming selection that the plan chooses
+    STREAM_CELLS = 32
+
+    @property
+    def cheaper_selection(self):
+        """The selection the plan makes (:attr:`selection` None): ``"stream"`` where the
+        path is unfolded (G = 1) and M·k <= :attr:`STREAM_CELLS` (32), else
+        ``"histogram"``. The streaming list costs M·k compare-and-move cells (one compare
+        of the distance's width, two multiplexers of an entry's) in one cycle's logic, a
+        chain of M cells deep; the histogram selection memories of (b+1)·M counts and N
+        distances and a fixed walk, marking and list logic. Measured on ``gates`` at the
+        default config (d = b = 16, N = 64, k = 8), the value path is smaller streaming at
+        M = 1, 2 and 4 (M·k = 8 .. 32: docs/synthesis.md). Folded paths (every FPGA goal
+        build) keep the histogram, whose memories are block RAM there: the iCEBreaker
+        ``topk`` goal build (P = 1, M = 2) placed at 31.03 MHz streaming against 45.23 MHz
+        (its chain of M cells sets the clock)."""
+        if self.folded or self.M * self.k > self.STREAM_CELLS:
+            return "histogram"
+        return "stream"
+
     # ---------------------------------------------------------------- timing
     def _per_word(self, cycles):
         """``cycles`` per word of M codes: a per-key term for M = 1, else per block of M."""
@@ -178,12 +206,15 @@ class ScanPlan(Folding, WeightedSum):
         block RAM's read, a plain register, the Hamming units' L_H)."""
         return CODE_READ + self.hamming.latency.fixed
 
-    def _stages(self, bins):
+    def _stages(self, bins, selection):
         LD, S, G = self.distance_read, self.sum_stages, self.groups
         word = self._per_word(1)
+        values = Timing(self.value_read + G + 2, per_kept=G)
+        if selection == "stream":
+            return (word + Timing(LD + 1), values)
         walk = -(-(self.b + 1) // bins)
         return (word + Timing(LD + walk + 2 * S + 2), word + Timing(S + self.mark_read + 2),
-                Timing(self.value_read + G + 2, per_kept=G))
+                values)
 
     @property
     def hist_bins(self):
@@ -191,15 +222,15 @@ class ScanPlan(Folding, WeightedSum):
         histogram per cycle. 2 where stage A (:attr:`stages`) is the longest at n = N with
         R = 1 (the query interval is then A's, and the walk takes half the cycles for an
         adder and a compare more), else 1."""
-        one = [t.at(self.N, self.k) for t in self._stages(1)]
+        one = [t.at(self.N, self.k) for t in self._stages(1, "histogram")]
         return 2 if one[0] >= max(one) else 1
 
     @property
     def stages(self):
         """The occupancy (cycles busy, plus the cycle in which it returns to idle) of
-        each of the three stages that work on different queries at once, with
+        each of the stages that work on different queries at once, with
         L_D = :attr:`distance_read` (L_H + 2), S = :attr:`sum_stages`, G groups, n keys,
-        R = :attr:`hist_bins`:
+        R = :attr:`hist_bins`; the histogram selection's three:
 
         * A, histogram and cut: the histogram pass (ceil(n/M) + L_D + S) and the cut,
           a walk over the histograms' ceil((b+1)/R) words (ceil((b+1)/R) + S + 1),
@@ -208,18 +239,23 @@ class ScanPlan(Folding, WeightedSum):
           stored (read in :attr:`mark_read` edges), the list and a cycle to idle;
         * C, values and output: a cycle that takes the list, the value pass over the kept
           keys (G·min(k, n) + :attr:`value_read`), DONE (G: one group per cycle) and a
-          cycle to idle, ``G·min(k, n) + G + 4``."""
-        return self._stages(self.hist_bins)
+          cycle to idle, ``G·min(k, n) + G + 4``;
+
+        the streaming selection's two: A, the pass that inserts each word's distances
+        into the list, ``ceil(n/M) + L_D + 1`` (the last word's distances L_D cycles after
+        its read, a cycle to idle), and C as above."""
+        return self._stages(self.hist_bins, self.selection)
 
     @property
     def latency(self):
         """Edges from a query's transfer to its (num, den) transfer, nothing stalled, with
         L_D = :attr:`distance_read` (L_H + 2), S = :attr:`sum_stages`, G groups, n keys, R =
-        :attr:`hist_bins`: ``L_D + 3·S + ceil((b+1)/R) + 7 + G + 2·ceil(n/M) + G·min(k, n)``,
-        the stages of :attr:`stages` in a row, each handing the query to the next as it
-        ends (A: the histogram pass and the cut, B: the marking pass ``ceil(n/M) + S + 3``,
-        C: a cycle to take the list, the value pass ``G·min(k, n) + 2`` and DONE's G
-        groups)."""
+        :attr:`hist_bins`: ``L_D + 3·S + ceil((b+1)/R) + 7 + G + 2·ceil(n/M) + G·min(k, n)``
+        (histogram selection), ``L_D + 3 + G + ceil(n/M) + G·min(k, n)`` (streaming), the
+        stages of :attr:`stages` in a row, each handing the query to the next as it ends
+        (A: the histogram pass and the cut, or the streaming pass ``ceil(n/M) + L_D``; B:
+        the marking pass ``ceil(n/M) + S + 3``; C: a cycle to take the list, the value
+        pass ``G·min(k, n) + 2`` and DONE's G groups)."""
         # each stage's occupancy less its return to idle, the last one's output beats
         return sum(self.stages, Timing(-len(self.stages)))
 
@@ -228,14 +264,24 @@ class ScanPlan(Folding, WeightedSum):
         """Edges between queries at full rate: the smallest SPEC §5 bound
         A + C·n + D·ceil(n/M) + E·min(k, n) of the longest of :attr:`stages` for every n in
         1..N (:func:`bound`): about the longest stage (the stages work on three queries at
-        once)."""
-        return bound(self.stages, self.N, self.k)
+        once). The histogram selection's stages in both selections: streaming, the query
+        rate (and so the tokens/s) of a config does not depend on the selection, and its
+        shorter stages leave the divider the same time to work (an unthrottled stream at
+        the default config with M = 4, 27 cycles per query at n = N instead of 37, would
+        need a divider of 16 lanes instead of 8: docs/synthesis.md)."""
+        return bound(self._stages(self.hist_bins, "histogram"), self.N, self.k)
 
     @property
     def stages_in_flight(self):
-        """Queries the path works on at once: 3. The last query of a window is
-        done within this many intervals after it, when the next window's keys may come."""
-        return len(self.stages)
+        """Queries the path works on at once, as the core counts them: 3, the histogram
+        selection's stages, in both selections. The last query of a window is done within
+        this many intervals after it, when the next window's keys may come (the core waits
+        the next power of two of intervals: their values go into the memory that stage C
+        reads). A streaming query has two stages but is done no later than a histogram one
+        at the same interval (shorter stages), so the histogram's count holds for it; its
+        own 2 would be too short where the hash's latency is long against the interval
+        (d = 64, b = 1, N = 1: 2 intervals of 7 against 7 + 9 edges)."""
+        return len(self._stages(self.hist_bins, "histogram"))
 
     @property
     def key_interval(self):
@@ -281,6 +327,36 @@ def _prefix_counts(m, bits, name):
             nxt.append(c)
         level, dist = nxt, 2 * dist
     return level
+
+
+def _stream_list(m, k, live, h, valid, clear, G, addr_shape):
+    """The streaming selection: a list of ``k`` entries (flag, distance, value address) in
+    flip-flops, sorted by distance and, among equal ones, by key index (the golden model's
+    order), with the flagged entries first. In a cycle where ``valid``, the M distances
+    ``h`` of a word of keys (slot s a key where ``live[s]``, key index j = word·M + s, value
+    address j·G) go in one after the other, slot 0 first: a key goes before the first entry
+    that is unflagged or farther (strictly: an equal distance stays ahead, being an earlier
+    key) and the entries from there move down one place, the last one dropping out. So after
+    a window's words the list holds the min(k, n) nearest keys, ties to the lower index.
+    ``clear`` (a query starts) unflags every entry. M·k compares of the distance's width
+    and 2·M·k entry-wide 2:1 multiplexers, one register per entry; no memory. Returns the k
+    entries' value addresses."""
+    aw, hw = Shape.cast(addr_shape).width, len(h[0])
+    entries = [Signal(aw + hw + 1, name=f"kept{i}") for i in range(k)]
+    jG = Signal(aw, name="kept_jG")             # value address of the word's slot 0
+    cur = [Value.cast(x) for x in entries]
+    for s, (x, on) in enumerate(zip(h, live)):
+        new = Cat((jG + s * G)[:aw], x, Const(1, 1))
+        # before entry i: unflagged or farther (monotone in i, the list being sorted)
+        pos = [on & (~e[-1] | (x < e[aw:aw + hw])) for e in cur]
+        cur = [Mux(pos[i], Mux(pos[i - 1], cur[i - 1], new) if i else new, e)
+               for i, e in enumerate(cur)]
+    with m.If(valid):
+        m.d.sync += [e.eq(x) for e, x in zip(entries, cur)]
+        m.d.sync += jG.eq(jG + len(h) * G)
+    with m.If(clear):
+        m.d.sync += [e[-1].eq(0) for e in entries] + [jG.eq(0)]
+    return [e[:aw] for e in entries]
 
 
 def _count_bins(m, b, most, en, h, addr, name, per_word=1):
@@ -352,6 +428,13 @@ class ScanValuePath(wiring.Component):
     stalled, it waits for the next one to be free). B reads word w of the distances before
     A writes word w of the next query's; B writes one half of the list (M = 1, a memory)
     or its registers (copied by C as it starts) while C reads the other.
+
+    **Streaming selection** (``plan.selection == "stream"``, where M·k is small: see
+    :attr:`ScanPlan.cheaper_selection`): no histograms, distances or marking pass. One pass
+    of ceil(n/M) cycles inserts each word's M distances, L_D cycles after its read, into a
+    sorted list of min(k, N) entries in flip-flops (:func:`_stream_list`: the nearest first,
+    ties to the lower index); two stages, A = the pass, C = (4) as above, which copies the
+    list's value addresses as it starts. The query interval is the histogram selection's.
 
     The accumulators are a rotating bank of G groups of P lanes (flip-flops): each step adds
     the addend to the head group and moves it to the tail (P adders, no d:P mux); the value
@@ -443,115 +526,127 @@ class ScanValuePath(wiring.Component):
         def start_pass():
             m.d.sync += [cyc.eq(0), blk.eq(0), left.eq(n)]
 
+        def issue_words():
+            """A cycle of stage A's pass: a code word while cyc < nb (`issuing`, a flip-flop
+            written from the next word's keys), `hdone` a cycle after cyc = `hend`."""
+            with m.If(issuing):
+                m.d.sync += [blk.eq(blk + 1), left.eq(left - M)]
+            m.d.sync += [cyc.eq(cyc + 1), issuing.eq(issuing & (left > M)),
+                         hdone.eq(cyc == hend)]
+
         # ---- the paths
         keys_ok = Signal()
+        qstart = Signal()                     # A takes a query
         kmax = plan.kept_max
         kk = Signal(range(N + 1))
         kkG = Signal(range(N * G + 1))
         vaddr_w = range(max(N * G, 2))
-        # (1) stage A, the histogram: slot s counts its distances in a memory of b+1
-        # words (block RAM), flags "counted in this query" cleared when a query starts
-        counting = Signal()
-        walking = Signal()                    # state CUT
-        R = plan.hist_bins
-        walk = -(-(b + 1) // R)               # words of a histogram
-        wbin = Signal(range(walk + S + 2))    # walk cycle: reads word wbin
-        bins, touched = [], []
-        for s in range(M):
-            x, t = _count_bins(m, b, plan.code_words, counting & live[s], h[s],
-                               Mux(walking, wbin, h[s] if R == 1 else h[s][1:]),
-                               f"hist{s}" if M > 1 else "hist", R)
-            bins.append(x)
-            touched.append(t)
-        # ... and its distances, one word of M per cycle, for the marking pass (stage B
-        # reads word w of a query before A writes word w of the next: no second buffer)
-        hw = plan.hamming.width
-        m.submodules.dists = dmem = memory.Memory(
-            shape=data.ArrayLayout(unsigned(hw), M), depth=plan.code_words, init=[])
-        dw, dr = dmem.write_port(), dmem.read_port(transparent_for=())
-        dword = Signal(range(plan.code_words + 1))
-        m.d.comb += [dw.addr.eq(dword), dw.en.eq(hams[0].o.valid)]
-        m.d.comb += [dw.data[s].eq(h[s]) for s in range(M)]
-        with m.If(hams[0].o.valid):
-            m.d.sync += dword.eq(dword + 1)
-        # (2) the cut: a walk reads word i in its cycle i; the M slots' counts of each
-        # of its R bins add up (S register levels) and are taken in cycle i + 1 + S
-        # (`wtake`, a flip-flop set a cycle ahead; `wi` = i): rem = kk - the keys below
-        # (one subtractor, its compare with the bin's count a second carry chain beside
-        # it, not after it), h* = the first bin whose count reaches rem, need = rem there
-        # (rem wraps after h*, where it is no longer read); R = 2: the second bin's
-        # compare and need after the first's count, the word's two bins summed by a tree
-        # of their own (each slot's pair, then S levels)
-        rem = Signal(range(N + 1))
-        found = Signal()
-        hstar = Signal(range(b + 1))
-        need = Signal(range(N + 1))
-        wtake, wlast = Signal(), Signal()
-        wi = Signal(range(walk + 1))
-        wsum = [adder_tree(m, [Term(x if R == 1 else x[r], False, 0, plan.code_words)
-                               for x in bins], depth=S, name=f"walk{r}" if R > 1 else "walk")
-                for r in range(R)]
-        if R == 2:
-            pairs = []
-            for s, x in enumerate(bins):
-                # (a slot's keys, at most ceil(N/M))
-                t = Signal(range(plan.code_words + 1), name=f"pair{s}")
-                m.d.comb += t.eq(x[0] + x[1])
-                pairs.append(Term(t, False, 0, plan.code_words))
-            wpair = adder_tree(m, pairs, depth=S, name="walkp")
+        stream = plan.selection == "stream"
+        if not stream:
+            # (1) stage A, the histogram: slot s counts its distances in a memory of b+1
+            # words (block RAM), flags "counted in this query" cleared when a query starts
+            counting = Signal()
+            walking = Signal()                    # state CUT
+            R = plan.hist_bins
+            walk = -(-(b + 1) // R)               # words of a histogram
+            wbin = Signal(range(walk + S + 2))    # walk cycle: reads word wbin
+            bins, touched = [], []
+            for s in range(M):
+                x, t = _count_bins(m, b, plan.code_words, counting & live[s], h[s],
+                                   Mux(walking, wbin, h[s] if R == 1 else h[s][1:]),
+                                   f"hist{s}" if M > 1 else "hist", R)
+                bins.append(x)
+                touched.append(t)
+            # ... and its distances, one word of M per cycle, for the marking pass (stage B
+            # reads word w of a query before A writes word w of the next: no second buffer)
+            hw = plan.hamming.width
+            m.submodules.dists = dmem = memory.Memory(
+                shape=data.ArrayLayout(unsigned(hw), M), depth=plan.code_words, init=[])
+            dw, dr = dmem.write_port(), dmem.read_port(transparent_for=())
+            dword = Signal(range(plan.code_words + 1))
+            m.d.comb += [dw.addr.eq(dword), dw.en.eq(hams[0].o.valid)]
+            m.d.comb += [dw.data[s].eq(h[s]) for s in range(M)]
+            with m.If(hams[0].o.valid):
+                m.d.sync += dword.eq(dword + 1)
+            # (2) the cut: a walk reads word i in its cycle i; the M slots' counts of each
+            # of its R bins add up (S register levels) and are taken in cycle i + 1 + S
+            # (`wtake`, a flip-flop set a cycle ahead; `wi` = i): rem = kk - the keys below
+            # (one subtractor, its compare with the bin's count a second carry chain beside
+            # it, not after it), h* = the first bin whose count reaches rem, need = rem there
+            # (rem wraps after h*, where it is no longer read); R = 2: the second bin's
+            # compare and need after the first's count, the word's two bins summed by a tree
+            # of their own (each slot's pair, then S levels)
+            rem = Signal(range(N + 1))
+            found = Signal()
+            hstar = Signal(range(b + 1))
+            need = Signal(range(N + 1))
+            wtake, wlast = Signal(), Signal()
+            wi = Signal(range(walk + 1))
+            wsum = [adder_tree(m, [Term(x if R == 1 else x[r], False, 0, plan.code_words)
+                                   for x in bins], depth=S, name=f"walk{r}" if R > 1 else "walk")
+                    for r in range(R)]
+            if R == 2:
+                pairs = []
+                for s, x in enumerate(bins):
+                    # (a slot's keys, at most ceil(N/M))
+                    t = Signal(range(plan.code_words + 1), name=f"pair{s}")
+                    m.d.comb += t.eq(x[0] + x[1])
+                    pairs.append(Term(t, False, 0, plan.code_words))
+                wpair = adder_tree(m, pairs, depth=S, name="walkp")
         to_mark = Signal()                    # A hands its query to B (last CUT cycle)
         b_idle, c_idle = Signal(), Signal()   # (B waits for C, A for B: output stalls)
-        # (3) stage B, marking: kept slots and their places in the list, from the stored
-        # distances (read in cycle c, registered, used in c + 2)
-        bcyc = Signal(range(plan.code_words + S + 4))
-        bblk = Signal(range(plan.code_words + 1))
-        bleft = Signal(range(N + 1))
-        bissuing = Signal()
-        bstart = Signal()                     # B's first cycle: takes A's results
-        bend, bend_at = Signal(), Signal(range(plan.code_words + S + 2))
-        to_values = Signal()                  # B hands its query to C (last MARK cycle)
-        bhstar = Signal(range(b + 1))
-        room = Signal(range(N + 1))           # keys at h* still to keep
-        bkk = Signal(range(N + 1))
-        bkkG = Signal(range(N * G + 1))
-        btag = Signal(layouts.query_tag())
-        m.d.comb += dr.addr.eq(bblk)
-        bmask = Signal(M)
-        m.d.comb += [bmask[s].eq(bleft > s) for s in range(M)]
-        dreg = Signal(data.ArrayLayout(unsigned(hw), M), reset_less=True)
-        m.d.sync += dreg.eq(dr.data)
-        bvalid = delay(m, bissuing, plan.mark_read, name="bvalid")
-        blive = [bvalid & x for x in delay(m, bmask, plan.mark_read, name="bmask")]
-        # the value address of slot 0 of the word whose marks are listed
-        jbG = Signal(vaddr_w)
-        list_word = delay(m, bvalid, S + 1, name="lword")
-        eq = Cat(*(x & (dreg[s] == bhstar) for s, x in enumerate(blive)))
-        lt = Cat(*(x & (dreg[s] < bhstar) for s, x in enumerate(blive)))
-        # the word's prefix counts (S register levels), its slots and base beside them
-        eqin, ltin = _prefix_counts(m, eq, "eqpre"), _prefix_counts(m, lt, "ltpre")
-        eq, lt = delay(m, eq, S, name="eq"), delay(m, lt, S, name="lt")
-        eqex, ltex = [Const(0, 1)] + eqin[:-1], [Const(0, 1)] + ltin[:-1]
-        # the list: keys with H < h* from entry 0 up, the kept ones with H = h* from
-        # entry kk-1 down (the sum does not care about order)
-        ltbase = Signal(range(N + 1))         # keys with H < h* listed so far
-        eqbase = Signal(range(N + 1))         # kk - 1 - keys with H = h* listed so far
-        sel = Signal(M)
-        dest = [Signal(range(max(kmax, 2)), name=f"dest{s}") for s in range(M)]
-        # room and eqbase less min(the word's keys at h*, room): the compare and both
-        # subtractions side by side from registers, then a mux (no compare -> subtract)
-        fits = eqin[-1] < room
-        m.d.sync += [sel[s].eq(lt[s] | (eq[s] & (eqex[s] < room))) for s in range(M)]
-        m.d.sync += [dest[s].eq(Mux(lt[s], ltbase + ltex[s], eqbase - eqex[s]))
-                     for s in range(M)]
-        m.d.sync += [ltbase.eq(ltbase + ltin[-1]),
-                     room.eq(Mux(fits, room - eqin[-1], 0)),
-                     eqbase.eq(Mux(fits, eqbase - eqin[-1], eqbase - room))]
-        with m.If(list_word):
-            m.d.sync += jbG.eq(jbG + M * G)
-        with m.If(bstart):
-            m.d.sync += [bhstar.eq(hstar), room.eq(need), ltbase.eq(0),
-                         eqbase.eq(kk - 1), jbG.eq(0), bkk.eq(kk), bkkG.eq(kkG),
-                         btag.eq(tag)]
+        to_values = Signal()                  # the query goes to C (last MARK or SCAN cycle)
+        if not stream:
+            # (3) stage B, marking: kept slots and their places in the list, from the stored
+            # distances (read in cycle c, registered, used in c + 2)
+            bcyc = Signal(range(plan.code_words + S + 4))
+            bblk = Signal(range(plan.code_words + 1))
+            bleft = Signal(range(N + 1))
+            bissuing = Signal()
+            bstart = Signal()                     # B's first cycle: takes A's results
+            bend, bend_at = Signal(), Signal(range(plan.code_words + S + 2))
+            bhstar = Signal(range(b + 1))
+            room = Signal(range(N + 1))           # keys at h* still to keep
+            bkk = Signal(range(N + 1))
+            bkkG = Signal(range(N * G + 1))
+            btag = Signal(layouts.query_tag())
+            m.d.comb += dr.addr.eq(bblk)
+            bmask = Signal(M)
+            m.d.comb += [bmask[s].eq(bleft > s) for s in range(M)]
+            dreg = Signal(data.ArrayLayout(unsigned(hw), M), reset_less=True)
+            m.d.sync += dreg.eq(dr.data)
+            bvalid = delay(m, bissuing, plan.mark_read, name="bvalid")
+            blive = [bvalid & x for x in delay(m, bmask, plan.mark_read, name="bmask")]
+            # the value address of slot 0 of the word whose marks are listed
+            jbG = Signal(vaddr_w)
+            list_word = delay(m, bvalid, S + 1, name="lword")
+            eq = Cat(*(x & (dreg[s] == bhstar) for s, x in enumerate(blive)))
+            lt = Cat(*(x & (dreg[s] < bhstar) for s, x in enumerate(blive)))
+            # the word's prefix counts (S register levels), its slots and base beside them
+            eqin, ltin = _prefix_counts(m, eq, "eqpre"), _prefix_counts(m, lt, "ltpre")
+            eq, lt = delay(m, eq, S, name="eq"), delay(m, lt, S, name="lt")
+            eqex, ltex = [Const(0, 1)] + eqin[:-1], [Const(0, 1)] + ltin[:-1]
+            # the list: keys with H < h* from entry 0 up, the kept ones with H = h* from
+            # entry kk-1 down (the sum does not care about order)
+            ltbase = Signal(range(N + 1))         # keys with H < h* listed so far
+            eqbase = Signal(range(N + 1))         # kk - 1 - keys with H = h* listed so far
+            sel = Signal(M)
+            dest = [Signal(range(max(kmax, 2)), name=f"dest{s}") for s in range(M)]
+            # room and eqbase less min(the word's keys at h*, room): the compare and both
+            # subtractions side by side from registers, then a mux (no compare -> subtract)
+            fits = eqin[-1] < room
+            m.d.sync += [sel[s].eq(lt[s] | (eq[s] & (eqex[s] < room))) for s in range(M)]
+            m.d.sync += [dest[s].eq(Mux(lt[s], ltbase + ltex[s], eqbase - eqex[s]))
+                         for s in range(M)]
+            m.d.sync += [ltbase.eq(ltbase + ltin[-1]),
+                         room.eq(Mux(fits, room - eqin[-1], 0)),
+                         eqbase.eq(Mux(fits, eqbase - eqin[-1], eqbase - room))]
+            with m.If(list_word):
+                m.d.sync += jbG.eq(jbG + M * G)
+            with m.If(bstart):
+                m.d.sync += [bhstar.eq(hstar), room.eq(need), ltbase.eq(0),
+                             eqbase.eq(kk - 1), jbG.eq(0), bkk.eq(kk), bkkG.eq(kkG),
+                             btag.eq(tag)]
         # (4) stage C: the kept keys' values, then the output
         cstart = Signal()                     # C's first cycle: takes B's list
         cend, cend_at = Signal(), Signal(range(N * G + plan.value_read))
@@ -562,7 +657,11 @@ class ScanValuePath(wiring.Component):
         ckk = Signal(range(N + 1))
         ctag = Signal(layouts.query_tag())
         next_key = Signal()                   # the value pass moves to the next entry
-        if M == 1:
+        in_memory = M == 1 and not stream     # the list in a memory (else registers)
+        if stream:
+            # A's list, sorted as it goes: its addresses, copied for C as it starts
+            kept = _stream_list(m, kmax, live, h, hams[0].o.valid, qstart, G, vaddr_w)
+        elif in_memory:
             # one entry written per cycle: the list in a memory (block RAM) of two
             # halves, B writing one while C reads the other from entry 0, its next
             # entry addressed a cycle ahead
@@ -585,7 +684,6 @@ class ScanValuePath(wiring.Component):
             # up to M entries per cycle: registers, copied for C as it starts and
             # shifted down there as the keys are read
             kept = [Signal(vaddr_w, name=f"kept{i}") for i in range(kmax)]
-            ckept = [Signal(vaddr_w, name=f"ckept{i}") for i in range(kmax)]
             for i in range(kmax):
                 hit = [sel[s] & (dest[s] == i) for s in range(M)]
                 slot = 0
@@ -593,6 +691,8 @@ class ScanValuePath(wiring.Component):
                     slot = slot | Mux(hit[s], s * G, 0)
                 with m.If(Cat(*hit).any()):
                     m.d.sync += kept[i].eq(jbG + slot)
+        if not in_memory:
+            ckept = [Signal(vaddr_w, name=f"ckept{i}") for i in range(kmax)]
             with m.If(cstart):
                 m.d.sync += [x.eq(y) for x, y in zip(ckept, kept)]
             with m.Elif(next_key):
@@ -683,75 +783,89 @@ class ScanValuePath(wiring.Component):
                         m.d.sync += qlen.eq(Mux(p.first, qi.at(1, plan.k) - 1, qlen + grow))
                 with m.If(self.i.valid & ~p.key & qfree):
                     m.d.sync += [cq.eq(p.code), tag.eq(p.tag), issuing.eq(1),
-                                 hend.eq(nb + (LD - 2 + S)), hdone.eq(0)]
+                                 hend.eq(nb + (LD - 2 + (0 if stream else S))),
+                                 hdone.eq(0)]
                     start_pass()
+                    if stream:
+                        m.d.comb += qstart.eq(1)
                     m.d.sync += [kk.eq(Mux(n < plan.k, n, plan.k)),
                                  kkG.eq(Mux(nv < plan.k * G, nv, plan.k * G)),
-                                 qwait.eq(qlen), qdone.eq(0), dword.eq(0)]
-                    m.d.sync += [x.eq(0) for x in touched]
-                    m.next = "HIST"
-            with m.State("HIST"):
-                # the histogram pass: a code word per cycle while cyc < nb (`issuing`, a
-                # flip-flop written from the next word's keys, set as the state is
-                # entered), then L_D + S cycles to the last word's counts (registered
-                # control: the last cycle, cyc = nb + L_D - 1 + S, flagged a cycle ahead)
-                m.d.comb += counting.eq(1)
-                with m.If(issuing):
-                    m.d.sync += [blk.eq(blk + 1), left.eq(left - M)]
-                m.d.sync += [cyc.eq(cyc + 1), issuing.eq(issuing & (left > M)),
-                             hdone.eq(cyc == hend)]
-                with m.If(hdone):
-                    start_pass()
-                    m.d.sync += issuing.eq(0)
-                    m.next = "CUT"
-                m.d.sync += [wbin.eq(0), rem.eq(kk), found.eq(0), wtake.eq(0), wlast.eq(0),
-                             wi.eq(0)]
-            with m.State("CUT"):
-                m.d.comb += walking.eq(1)
-                # (registered control: wbin >= 1 + S and wbin == walk + S a cycle ahead)
-                m.d.sync += [wbin.eq(wbin + 1), wtake.eq(wbin >= S if S else 1),
-                             wlast.eq(wbin == walk + S - 1)]
-                with m.If(wtake):             # take word wi = wbin - 1 - S
-                    c = [x.value for x in wsum]
-                    pair = c[0] if R == 1 else wpair.value
-                    m.d.sync += [rem.eq(rem - pair), wi.eq(wi + 1)]
-                    with m.If(~found & (c[0] >= rem)):
-                        m.d.sync += [found.eq(1), hstar.eq(wi << (R - 1)), need.eq(rem)]
-                    if R == 2:
-                        with m.Elif(~found & (pair >= rem)):
-                            m.d.sync += [found.eq(1), hstar.eq(Cat(Const(1, 1), wi)),
-                                         need.eq(rem - c[0])]
-                with m.If(wlast):
-                    m.next = "PASS"
-                    hand_over(b_idle, to_mark)
+                                 qwait.eq(qlen), qdone.eq(0)]
+                    if not stream:
+                        m.d.sync += [dword.eq(0)] + [x.eq(0) for x in touched]
+                    m.next = "SCAN" if stream else "HIST"
+            if stream:
+                with m.State("SCAN"):
+                    # the pass: a code word per cycle while cyc < nb, as in HIST, its M
+                    # distances into the list L_D cycles later; the last cycle, cyc = nb +
+                    # L_D - 1, inserts the last word's and gives the list to C
+                    issue_words()
+                    with m.If(hdone):
+                        m.next = "PASS"
+                        hand_over(c_idle, to_values)
+            else:
+                with m.State("HIST"):
+                    # the histogram pass: a code word per cycle while cyc < nb (`issuing`, a
+                    # flip-flop written from the next word's keys, set as the state is
+                    # entered), then L_D + S cycles to the last word's counts (registered
+                    # control: the last cycle, cyc = nb + L_D - 1 + S, flagged a cycle ahead)
+                    m.d.comb += counting.eq(1)
+                    issue_words()
+                    with m.If(hdone):
+                        start_pass()
+                        m.d.sync += issuing.eq(0)
+                        m.next = "CUT"
+                    m.d.sync += [wbin.eq(0), rem.eq(kk), found.eq(0), wtake.eq(0), wlast.eq(0),
+                                 wi.eq(0)]
+                with m.State("CUT"):
+                    m.d.comb += walking.eq(1)
+                    # (registered control: wbin >= 1 + S and wbin == walk + S a cycle ahead)
+                    m.d.sync += [wbin.eq(wbin + 1), wtake.eq(wbin >= S if S else 1),
+                                 wlast.eq(wbin == walk + S - 1)]
+                    with m.If(wtake):             # take word wi = wbin - 1 - S
+                        c = [x.value for x in wsum]
+                        pair = c[0] if R == 1 else wpair.value
+                        m.d.sync += [rem.eq(rem - pair), wi.eq(wi + 1)]
+                        with m.If(~found & (c[0] >= rem)):
+                            m.d.sync += [found.eq(1), hstar.eq(wi << (R - 1)), need.eq(rem)]
+                        if R == 2:
+                            with m.Elif(~found & (pair >= rem)):
+                                m.d.sync += [found.eq(1), hstar.eq(Cat(Const(1, 1), wi)),
+                                             need.eq(rem - c[0])]
+                    with m.If(wlast):
+                        m.next = "PASS"
+                        hand_over(b_idle, to_mark)
             with m.State("PASS"):
-                # (only where the output stalled: B still holds the previous query)
-                hand_over(b_idle, to_mark)
+                # (only where the output stalled: the next stage holds the previous query)
+                hand_over(*((c_idle, to_values) if stream else (b_idle, to_mark)))
 
-        with m.FSM(name="mark") as bfsm:
-            with m.State("IDLE"):
-                with m.If(to_mark):
-                    m.d.sync += [bcyc.eq(0), bblk.eq(0), bleft.eq(n), bissuing.eq(1),
-                                 bstart.eq(1), bend.eq(0), bend_at.eq(nb + (S + 1))]
-                    m.next = "MARK"
-            with m.State("MARK"):
-                # (registered control: the last cycle, nb + S + 2, flagged a cycle ahead)
-                with m.If(bissuing):
-                    m.d.sync += [bblk.eq(bblk + 1), bleft.eq(bleft - M)]
-                m.d.sync += [bcyc.eq(bcyc + 1), bissuing.eq(bissuing & (bleft > M)),
-                             bstart.eq(0),
-                             bend.eq(bcyc == bend_at)]
-                with m.If(bend):
-                    m.next = "PASS"
+        if not stream:
+            with m.FSM(name="mark") as bfsm:
+                with m.State("IDLE"):
+                    with m.If(to_mark):
+                        m.d.sync += [bcyc.eq(0), bblk.eq(0), bleft.eq(n), bissuing.eq(1),
+                                     bstart.eq(1), bend.eq(0), bend_at.eq(nb + (S + 1))]
+                        m.next = "MARK"
+                with m.State("MARK"):
+                    # (registered control: the last cycle, nb + S + 2, flagged a cycle ahead)
+                    with m.If(bissuing):
+                        m.d.sync += [bblk.eq(bblk + 1), bleft.eq(bleft - M)]
+                    m.d.sync += [bcyc.eq(bcyc + 1), bissuing.eq(bissuing & (bleft > M)),
+                                 bstart.eq(0),
+                                 bend.eq(bcyc == bend_at)]
+                    with m.If(bend):
+                        m.next = "PASS"
+                        hand_over(c_idle, to_values)
+                with m.State("PASS"):
+                    # (only where the output stalled: C still holds the previous query)
                     hand_over(c_idle, to_values)
-            with m.State("PASS"):
-                # (only where the output stalled: C still holds the previous query)
-                hand_over(c_idle, to_values)
+        # C takes kk, kk·G and the tag from the stage before it
+        skk, skkG, stag = (kk, kkG, tag) if stream else (bkk, bkkG, btag)
         with m.FSM(name="values") as cfsm:
             with m.State("IDLE"):
                 with m.If(to_values):
                     m.d.sync += [ccyc.eq(0), cgc.eq(0), cstart.eq(1), cend.eq(0)]
-                    if M == 1:
+                    if in_memory:
                         m.d.sync += entry.eq(0)
                     m.next = "VALUES"
             with m.State("VALUES"):
@@ -759,8 +873,8 @@ class ScanValuePath(wiring.Component):
                 # in cycles 1 .. G·kk, added value_read edges later
                 # (registered control: the last cycle, G·kk + 2, flagged a cycle ahead)
                 with m.If(cstart):
-                    m.d.sync += [ckkG.eq(bkkG), cissuing.eq(1), ckk.eq(bkk),
-                                 ctag.eq(btag), cend_at.eq(bkkG + (plan.value_read - 1))]
+                    m.d.sync += [ckkG.eq(skkG), cissuing.eq(1), ckk.eq(skk),
+                                 ctag.eq(stag), cend_at.eq(skkG + (plan.value_read - 1))]
                 with m.If(cissuing):
                     m.d.sync += cgc.eq(Mux(cgc == G - 1, 0, cgc + 1))
                     with m.If(ccyc == ckkG):
@@ -768,12 +882,13 @@ class ScanValuePath(wiring.Component):
                 m.d.sync += [ccyc.eq(ccyc + 1), cstart.eq(0),
                              cend.eq(~cstart & (ccyc == cend_at))]
                 with m.If(cend):
-                    if M == 1:
+                    if in_memory:
                         m.d.sync += cbuf.eq(~cbuf)
                     m.next = "DONE"
             with m.State("DONE"):
                 done(cgc)
-        m.d.comb += [b_idle.eq(bfsm.ongoing("IDLE")), c_idle.eq(cfsm.ongoing("IDLE")),
+        m.d.comb += [b_idle.eq(1 if stream else bfsm.ongoing("IDLE")),
+                     c_idle.eq(cfsm.ongoing("IDLE")),
                      keys_ok.eq(b_idle & c_idle)]
         if one_address:
             # the code memories have one address each too (1RW): the key's word where a

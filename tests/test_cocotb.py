@@ -90,6 +90,26 @@ FOLDED = {"linear": dict(d=6, w=8, b=12, N=10, lanes=4),
           "hsoftmax": dict(d=6, w=8, b=12, N=10, lanes=3, keys_per_cycle=4)}
 
 
+# topk's two selections (issue 16), chosen by the plan (ScanPlan.cheaper_selection): the
+# streaming one (unfolded, M·k <= 32; the default config and the corners with small k are
+# M = 1) at M = 2, an M dividing neither N nor most n and M = N, and the histogram one
+# unfolded (M·k > 32; folded it is FOLDED["topk"] and the corners with lanes)
+SELECTIONS = {"stream-M2": dict(d=4, w=6, b=12, N=8, k=3, keys_per_cycle=2),
+              "stream-M4-N11": dict(d=4, w=6, b=12, N=11, k=4, keys_per_cycle=4),
+              "stream-MN": dict(d=3, w=6, b=9, N=5, k=5, keys_per_cycle=5),
+              "histogram-M4-N11": dict(d=4, w=6, b=12, N=11, k=9, keys_per_cycle=4)}
+
+
+@pytest.mark.parametrize("name", list(SELECTIONS))
+def test_topk_selection(name):
+    """Each topk selection on the generated Verilog: the same bits as the golden model
+    (ties to the lower index), cycle-exact latency and intervals of the manifest, random
+    handshakes, overflow and reset."""
+    cfg = CoreConfig.create(mode="topk", **SELECTIONS[name])
+    assert cfg.plan.value.selection == name.split("-")[0]
+    simulate(cfg, scenario="full,random,overflow,reset", windows=6)
+
+
 # and linear folding its rows too (--rows, a non-divisor of b)
 FOLDED["linear-rows"] = dict(d=6, w=8, b=12, N=10, lanes=2, rows=5, mode="linear")
 

@@ -9,6 +9,7 @@ kept keys in two halves (one written while the other is read); hsoftmax's bins (
 per slot)."""
 
 import re
+from dataclasses import replace
 
 import pytest
 from amaranth.back import rtlil, verilog
@@ -17,19 +18,24 @@ from hamattn import CoreConfig
 from hamattn.synth import flows
 
 
-def _memories(cfg):
-    text = rtlil.convert(cfg.plan.value.component(), name="scan")
+def _memories(plan):
+    text = rtlil.convert(plan.component(), name="scan")
     return {name: (int(width), int(size)) for width, size, name
             in re.findall(r"^\s*memory width (\d+) size (\d+) \\(\w+)$", text, re.M)}
 
 
-@pytest.mark.parametrize("mode", ["topk", "hsoftmax"])
+@pytest.mark.parametrize("mode", ["topk", "topk-stream", "hsoftmax"])
 @pytest.mark.parametrize("d, lanes, M", [(5, 2, 1), (16, 4, 1), (3, 1, 3), (16, 16, 2),
                                          (5, 2, 7)])
 def test_memories_hold_M_keys_per_word(mode, d, lanes, M):
+    # topk: the histogram selection, or the streaming one (its list in flip-flops)
+    mode, _, stream = mode.partition("-")
     cfg = CoreConfig.create(d=d, b=9, w=6, N=7, k=3, lanes=lanes, mode=mode,
                             keys_per_cycle=M)
-    mems = _memories(cfg)
+    plan = cfg.plan.value
+    if mode == "topk":
+        plan = replace(plan, selection="stream" if stream else "histogram")
+    mems = _memories(plan)
     words = -(-cfg.N // M)
     slots = M if mode == "hsoftmax" else 1
     assert mems["values"] == (slots * cfg.lanes * cfg.w, -(-cfg.N // slots) * cfg.groups)
@@ -37,17 +43,18 @@ def test_memories_hold_M_keys_per_word(mode, d, lanes, M):
     for name in codes:
         assert mems[name] == (cfg.b, words)
     # topk: per slot a histogram of b+1 counts up to ceil(N/M), R per word
-    hists = ({"hist"} if M == 1 else {f"hist{s}" for s in range(M)}) if mode == "topk" else set()
-    R = cfg.plan.value.hist_bins if mode == "topk" else 1
+    histogram = mode == "topk" and not stream
+    hists = ({"hist"} if M == 1 else {f"hist{s}" for s in range(M)}) if histogram else set()
+    R = plan.hist_bins if histogram else 1
     for name in hists:
         assert mems[name] == (R * words.bit_length(), -(-(cfg.b + 1) // R))
     # topk: the M distances of each word of codes
-    dists = {"dists"} if mode == "topk" else set()
+    dists = {"dists"} if histogram else set()
     for name in dists:
         assert mems[name] == (M * cfg.b.bit_length(), words)
     # topk, M = 1: the list of kept keys' value addresses, two halves of min(k, N) words
     # (rounded up to a power of two; M > 1: registers, M entries written per cycle)
-    listed = {"kept"} if mode == "topk" and M == 1 else set()
+    listed = {"kept"} if histogram and M == 1 else set()
     for name in listed:
         half = 1 << (max(cfg.k, 2) - 1).bit_length()
         assert mems[name] == ((cfg.N * cfg.groups - 1).bit_length(), 2 * half)
@@ -56,7 +63,6 @@ def test_memories_hold_M_keys_per_word(mode, d, lanes, M):
     # read asynchronously); topk: the accumulator bank in flip-flops (no "bank" memory)
     bins = ({"bins"} if M == 1 else {f"bins{s}" for s in range(M)}) if mode == "hsoftmax" \
         else set()
-    plan = cfg.plan.value
     for name in bins:
         assert mems[name] == (cfg.lanes * plan.bin_width + plan.count_width, plan.bins + 1)
     assert set(mems) == {"values"} | codes | hists | dists | listed | bins

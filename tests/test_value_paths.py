@@ -1,6 +1,8 @@
 """The value paths of LinearPlan, ScanPlan (topk) and HsoftmaxPlan, unfolded and folded, against
 the golden num and den, their timing against their plan's."""
 
+from dataclasses import replace
+
 import pytest
 
 from hamattn import CoreConfig
@@ -41,22 +43,26 @@ def test_value_path_matches_golden(corner, mode, adders, pattern):
                      windows=2 if cfg.N == 64 else 3, pattern=pattern)
 
 
-# topk's three stages work on three queries at once (issue 16): M = 1, 2, 3 (divides
-# neither N nor most n) and N, unfolded and folded (P = 2 of d = 3)
+# topk's stages work on queries at once (issue 16; three with the histogram selection, two
+# streaming): M = 1, 2, 3 (divides neither N nor most n) and N, unfolded and folded (P = 2
+# of d = 3), each selection
 OVERLAP = [dict(d=3, w=8, b=7, N=7, k=2, keys_per_cycle=M, lanes=P)
            for M in (1, 2, 3, 7) for P in (3, 2)]
 
 
+@pytest.mark.parametrize("selection", ScanPlan.SELECTIONS)
 @pytest.mark.parametrize("pattern", PATTERNS)
 @pytest.mark.parametrize("params", OVERLAP, ids=lambda p: f"M{p['keys_per_cycle']}-P{p['lanes']}")
-def test_topk_queries_overlap(params, pattern):
+def test_topk_queries_overlap(params, pattern, selection):
     """Five queries per window back to back, windows of n = 1, n < M, n = N and between
     (the next window's keys wait until the last query is done): every output bit-exact; at
     full rate each query enters exactly ``interval`` after the previous one, which is less
     than the latency (the stages overlap), and leaves ``latency`` after it entered; with
-    random handshakes on both sides (output stalls reach back through the stages)."""
+    random handshakes on both sides (output stalls reach back through the stages). Both
+    selections, whichever the plan would choose."""
     cfg = CoreConfig.create(mode="topk", **params)
-    plan = cfg.plan.value
+    plan = replace(cfg.plan.value, selection=selection)
+    assert len(plan.stages) == (2 if selection == "stream" else 3)
     M, seed = cfg.keys_per_cycle, 11 * cfg.keys_per_cycle + cfg.lanes
     tokens, groups, expected, windows, writes = [], [], [], [], []
     for i, n in enumerate(sorted({1, max(1, M - 1), cfg.N, (cfg.N + 1) // 2})):
@@ -64,7 +70,7 @@ def test_topk_queries_overlap(params, pattern):
                                extreme=i % 2 == 0)
         for whole, part in zip((tokens, groups, expected, windows, writes), case):
             whole += part or []
-    run = check_value_path(cfg, component(cfg), seed, pattern=pattern,
+    run = check_value_path(cfg, plan.component(), seed, pattern=pattern,
                            case=(tokens, groups, expected, windows,
                                  writes if plan.direct_values else None))
     q_in = [c for c, t in zip(run.in_cycles, tokens) if not t["key"]]
@@ -72,22 +78,28 @@ def test_topk_queries_overlap(params, pattern):
     if pattern == "full_rate":
         for win, first in zip(windows, range(0, len(q_in), 5)):
             n = len(win.keys)
-            assert plan.interval.at(n, cfg.k) < plan.latency.at(n, cfg.k)
+            # (streaming, at the histogram selection's interval, a query may be done first)
+            overlap = plan.interval.at(n, cfg.k) < plan.latency.at(n, cfg.k)
+            assert overlap or selection == "stream"
             # a query is in each stage for at most the interval
             assert all(t.at(n, cfg.k) <= plan.interval.at(n, cfg.k) for t in plan.stages)
-            assert q_in[first + 1] < out[first], "the next query waited for the output"
+            if overlap:
+                assert q_in[first + 1] < out[first], "the next query waited for the output"
 
 
 def test_topk_interval_bound():
     """The topk query interval is a SPEC §5 timing >= every stage for every n, never above
-    their sum (one query at a time), and at the ULX3S goal config (d = b = 64, N = 1024,
-    P = 8, M = 10) the longest stage's A + ceil(n/M) padded by the value stage at n = k."""
+    the histogram selection's sum (one query at a time), the histogram selection's in both
+    selections, and at the ULX3S goal config (d = b = 64, N = 1024, P = 8, M = 10) the
+    longest stage's A + ceil(n/M) padded by the value stage at n = k."""
     for params in (dict(d=64, b=64, N=1024, lanes=8, keys_per_cycle=10),
                    dict(d=32, b=32, N=256, lanes=1, keys_per_cycle=4), dict(N=64, k=1),
                    dict(d=3, b=7, N=7, k=2, lanes=2, keys_per_cycle=3)):
         cfg = CoreConfig.create(mode="topk", **params)
         plan = cfg.plan.value
-        total = sum(plan.stages, Timing())
+        histogram = replace(plan, selection="histogram")
+        assert plan.interval == histogram.interval
+        total = sum(histogram.stages, Timing())
         for n in range(1, cfg.N + 1):
             worst = max(t.at(n, cfg.k) for t in plan.stages)
             assert worst <= plan.interval.at(n, cfg.k) <= total.at(n, cfg.k)
@@ -129,3 +141,22 @@ def test_topk_values_written_after_the_window_is_done(d, b, N, k, M):
     for n in range(1, N + 1):
         assert plan.q_interval.at(n, k) << XS >= \
             plan.hash.latency.at(n) + plan.value.latency.at(n, k), n
+
+
+def test_topk_selection_is_a_plan_decision():
+    """The plan streams where the path is unfolded and M·k <= ScanPlan.STREAM_CELLS (32),
+    else it keeps the histogram selection: the default config at M = 1, 2, 4 streams; M = 5
+    (40 cells), k = 64, a folded default config and the goals (iCEBreaker P = 1 M = 2,
+    ULX3S P = 8 M = 10) do not; a selection can be asked for, and anything else is
+    refused."""
+    def selection(**params):
+        return CoreConfig.create(mode="topk", **params).plan.value.selection
+    assert [selection(keys_per_cycle=M) for M in (1, 2, 4)] == ["stream"] * 3
+    assert selection(keys_per_cycle=5) == "histogram"                  # 40 cells
+    assert selection(lanes=4, keys_per_cycle=2) == "histogram"
+    assert selection(d=32, b=32, N=256, lanes=1, keys_per_cycle=2) == "histogram"
+    assert selection(d=64, b=64, N=1024, lanes=8, keys_per_cycle=10) == "histogram"
+    assert selection(N=64, k=64) == "histogram"
+    assert ScanPlan(d=4, w=8, b=4, N=4, k=2, selection="histogram").selection == "histogram"
+    with pytest.raises(ValueError, match="selection = 'heap': one of"):
+        ScanPlan(d=4, w=8, b=4, N=4, k=2, selection="heap")
