@@ -313,14 +313,16 @@ class AttentionCore(wiring.Component):
         if G > 1:
             # the core selects the group the hash reads, by a one-hot of the key's groups and
             # one of the query's (flip-flops): one AND-OR of the two vectors, no phase mux
-            # in front of it. They are registered from the hash's next group and the phase:
-            # the phase changes only where the hash's next read is group 0 (a vector's last
-            # read, or no read at all), so the next phase is needed only for group 0, which
-            # is selected by the hash's own one-hot and the phase instead (one LUT4 as well)
+            # in front of it. They move on with the hash's one-hot (``advance``, a clock
+            # enable: their inputs are flip-flops, the hash's group and the phase): the phase
+            # changes only where the hash's next read is group 0 (a vector's last read, or
+            # no read at all), where both hold 0, so the next phase is needed only for group
+            # 0, which is selected by the hash's own one-hot and the phase instead (one LUT4)
             key_group = Signal(G - 1, name="key_group")        # groups 1 .. G-1
             query_group = Signal(G - 1, name="query_group")
-            m.d.sync += [key_group.eq(Mux(queries, 0, hsh.group_next[1:])),
-                         query_group.eq(Mux(queries, hsh.group_next[1:], 0))]
+            with m.If(hsh.advance):
+                m.d.sync += [key_group.eq(Mux(queries, 0, hsh.group[:G - 1])),
+                             query_group.eq(Mux(queries, hsh.group[:G - 1], 0))]
             width = plan.lanes * plan.w
             rest = (G - 1) * width                        # (the last group may be short)
             first = Mux(hsh.group[0], Mux(queries, query[:width], key[:width]), 0)

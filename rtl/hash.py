@@ -188,10 +188,11 @@ class HashPlan(Folding):
 def _members(plan, tag_shape, folded=False, select=True):
     """``i``: ``{x: d × signed(w), query: 1, tag}``, ``o``: ``{code: unsigned(b), tag}``;
     folded, also ``reading`` and ``group``: which group of ``i.payload.x`` is read in this
-    cycle (a core reads the same group of the key's value beside it), ``group_next``: the
-    group read after the edge, and ``last_next``: the read after the edge is the vector's
-    last (``i.ready`` then, unless the pipeline stalls), so that a consumer can register a
-    ready or a select of its own a cycle ahead. Folded with ``select=False``, ``x`` is the
+    cycle (a core reads the same group of the key's value beside it), ``advance``: the group
+    read moves on to the next (``group`` rotated left by one) at the edge, and
+    ``last_next``: the read after the edge is the vector's last (``i.ready`` then, unless the
+    pipeline stalls), so that a consumer can register a ready or a select of its own a cycle
+    ahead. Folded with ``select=False``, ``x`` is the
     group itself (P × signed(w)), selected by the consumer."""
     lanes = plan.d if select else plan.lanes
     members = {
@@ -202,7 +203,7 @@ def _members(plan, tag_shape, folded=False, select=True):
     if folded:
         members["reading"] = Out(1)
         members["group"] = Out(plan.groups)
-        members["group_next"] = Out(plan.groups)
+        members["advance"] = Out(1)
         members["last_next"] = Out(1)
     return members
 
@@ -347,8 +348,9 @@ class FoldedHashProjection(HashProjection):
     ``i.ready`` as it will be after the edge (``i.ready = last_read``, and ``en`` when the
     pipeline can stall): a core registers its own readies from it. With ``select=False`` the
     consumer selects the group: ``i.payload.x`` is the P lanes of group ``group`` (a consumer
-    that has the vectors as flip-flop-driven wires registers its one-hot select from
-    ``group_next``, so that the select is one AND-OR and no flag fans out before it).
+    that has the vectors as flip-flop-driven wires keeps a one-hot select of its own,
+    rotated where ``advance`` is high: the select is one AND-OR and no flag fans out before
+    it, and ``advance`` is a clock enable, not a mux before every flip-flop of the select).
     Latency: ``plan.latency`` = 3 + ceil(log2(most operands of a row tree)) edges from
     the transfer (group G-1) to the output transfer. Throughput: one vector per G cycles.
     The lane register and the trees stall only while the accumulators hold a finished
@@ -434,13 +436,15 @@ class FoldedHashProjection(HashProjection):
         onehot = Signal(G, init=1, name="group_onehot")
         # (the flag's and the group's next values, ports: the core registers its readies
         # and its own group select from them)
+        # (the one-hot moves on under the read as a clock enable: its flip-flops' inputs are
+        # its own bits, so the input's valid reaches them as an enable, not through a mux)
         read = en & self.i.valid
         m.d.comb += [self.last_next.eq(Mux(read, (cnt_next == G - 1) & (blk_next == R - 1),
                                            last_read)),
-                     self.group_next.eq(Mux(read, onehot.rotate_left(1), onehot))]
-        m.d.sync += [last_read.eq(self.last_next), onehot.eq(self.group_next)]
+                     self.advance.eq(read)]
+        m.d.sync += last_read.eq(self.last_next)
         with m.If(read):
-            m.d.sync += cnt.eq(cnt_next)
+            m.d.sync += [cnt.eq(cnt_next), onehot.eq(onehot.rotate_left(1))]
             if R > 1:
                 m.d.sync += blk.eq(blk_next)
         # (the core queues a key's value groups as the first pass reads them)
