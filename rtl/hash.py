@@ -48,6 +48,28 @@ def group_select(m, flat, onehot, width, name="sel", first=None):
         level = [_or(wires[i:i + 4]) for i in range(0, len(wires), 4)]
 
 
+def _lookup(m, bits, idx, pieces, name):
+    """Bit ``idx`` of the constant ``bits`` (a table of 2**len(idx) one-bit entries) in at
+    most two LUT4 levels for an index of up to 6 bits: a LUT4 per 16-entry piece of the table
+    (indexed by idx[:4]; each a wire of its own, ``keep``, shared through ``pieces`` by the
+    lookups of the same piece, none for a constant piece), then a mux of the pieces by the
+    high bits of idx (synthesis would otherwise share logic between the tables of many
+    lookups of one counter and chain it, several levels deep)."""
+    if len(idx) <= 4:
+        return Const(bits, 1 << len(idx)).bit_select(idx, 1)
+    parts = []
+    for h in range(1 << (len(idx) - 4)):
+        piece = (bits >> (16 * h)) & 0xFFFF
+        if piece in (0, 0xFFFF):
+            parts.append(Const(piece & 1, 1))
+            continue
+        if piece not in pieces:
+            pieces[piece] = wire = Signal(name=f"{name}_p{len(pieces)}", attrs={"keep": 1})
+            m.d.comb += wire.eq(Const(piece, 16).bit_select(idx[:4], 1))
+        parts.append(pieces[piece])
+    return Cat(*parts).bit_select(idx[4:], 1)
+
+
 def _or(values):
     out = values[0]
     for v in values[1:]:
@@ -502,8 +524,7 @@ class FoldedHashProjection(HashProjection):
             # beside the lane register (a flip-flop per select, not a G:1 mux of the
             # registered group index between the lane register and the accumulators)
             idx = Cat(cnt, self.i.payload.query) if plan.asymmetric else cnt
-            n_idx = 1 << (gbits + plan.asymmetric)
-            selects = {}
+            selects, pieces = {}, {}
 
             def select(j, ps, which):
                 pred = _SELECTS[which]
@@ -513,7 +534,8 @@ class FoldedHashProjection(HashProjection):
                         bits |= 1 << (g | (h << gbits))
                 if bits not in selects:
                     selects[bits] = Signal(name=f"select{len(selects)}")
-                    register(m, selects[bits], Const(bits, n_idx).bit_select(idx, 1), en)
+                    register(m, selects[bits], _lookup(m, bits, idx, pieces,
+                                                       f"select{len(selects)}"), en)
                 return selects[bits]
 
         depth = plan.depth
