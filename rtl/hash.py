@@ -461,8 +461,19 @@ class FoldedHashProjection(HashProjection):
         # (the one-hot moves on under the read as a clock enable: its flip-flops' inputs are
         # its own bits, so the input's valid reaches them as an enable, not through a mux)
         read = en & self.i.valid
-        m.d.comb += [self.last_next.eq(Mux(read, (cnt_next == G - 1) & (blk_next == R - 1),
-                                           last_read)),
+        # (a read now is the vector's last: a flip-flop beside the counters, written from
+        # their values after the edge, so that the next flag is one mux of the read)
+        def is_last_after(c, b):
+            if isinstance(c, int):
+                return int((0 if c == G - 1 else c + 1) == G - 1
+                           and ((b + 1) % R if c == G - 1 else b) == R - 1)
+            c2 = Mux(c == G - 1, 0, c + 1)
+            b2 = Mux(c == G - 1, Mux(b == R - 1, 0, b + 1), b) if R > 1 else b
+            return (c2 == G - 1) & (b2 == R - 1)
+        last_if_read = Signal(init=is_last_after(0, 0), name="last_if_read")
+        with m.If(read):
+            m.d.sync += last_if_read.eq(is_last_after(cnt_next, blk_next))
+        m.d.comb += [self.last_next.eq(Mux(read, last_if_read, last_read)),
                      self.advance.eq(read)]
         m.d.sync += last_read.eq(self.last_next)
         with m.If(read):
