@@ -366,8 +366,25 @@ class AttentionCore(wiring.Component):
                                     credit)], mux=lambda c, a, b: a if c else b)
         kv_ready = Signal(init=inits[0] & 1, name="kv_ready")
         q_ready = Signal(init=inits[1] & 1, name="q_ready")
-        m.d.sync += [r.eq(d) for r, d in zip((kv_ready, q_ready), readies(
-            queries_d, use_d, wait_done_d, kv_free_d, last_d, room_next, credit_d))]
+        if G > 1:
+            # folded (KV >= G > 1): after any transfer the hash's next read is a vector's
+            # first, not its last (last_d = 0), and a key beyond the N-th is followed by
+            # kv_wait = KV - 1 > 0: both readies are then 0 whatever the other flags' next
+            # values. Without a transfer, the phase, `use` and the credit (but for an output
+            # taken) keep their values and the counters' flags take their defaults. So
+            # each ready is the flags' present values gated by "no transfer", not a
+            # function of the flags' next values (which decode the handshakes): fewer
+            # levels between the input valids and the readies
+            kv_tx = self.s_kv.valid & kv_ready
+            q_tx = self.s_q.valid & q_ready
+            wd1 = _at_most_one(wait)
+            kf1 = _at_most_one(kv_wait)
+            kv_next, q_next = readies(queries, use, wd1, kf1, last_d, room_next,
+                                      credit | out_tx)
+            m.d.sync += [kv_ready.eq(kv_next & ~kv_tx), q_ready.eq(q_next & ~q_tx)]
+        else:
+            m.d.sync += [r.eq(d) for r, d in zip((kv_ready, q_ready), readies(
+                queries_d, use_d, wait_done_d, kv_free_d, last_d, room_next, credit_d))]
         hash_valid = Signal()
         kv_used, kv_dropped, q_taken = Signal(), Signal(), Signal()
         m.d.comb += [self.s_kv.ready.eq(kv_ready), self.s_q.ready.eq(q_ready),
