@@ -284,29 +284,33 @@ class HsoftmaxValuePath(wiring.Component):
     def latency(self):
         return self.plan.latency
 
-    def _staged_bins(self, m, name, word, at, x, held, folding):
+    def _staged_bins(self, m, name, word, at, at_nx, x, held_nx, folding):
         """A slot's bins with a register in their read-modify-write (``plan.bin_stage``):
         bin ``at`` is read into ``base`` (0 where it is not ``held``), and a cycle later
         ``base + x`` is written back. Where the bin read is the one being written (the
         previous cycle's, unless that was a fold's read, which leaves the bin cleared), the
         sum is taken instead of the stale word: equal classes in a row need no stall. A fold
-        reads the same way: ``base`` (returned) is the bin of a fold's read one edge later."""
+        reads the same way: ``base`` (returned) is the bin of a fold's read one edge later.
+        Both tests (the bin is the one written; it is held) are flip-flops, registered from
+        the next address ``at_nx`` and the flags' next values ``held_nx``."""
         Cb, P = self.plan.bins, self.plan.lanes
         # (at least 2 words: an address of at least one bit)
         mem = memory.Memory(shape=word, depth=max(Cb, 2), init=[])
         m.submodules[name] = mem
         wp, rp = mem.write_port(), mem.read_port(domain="comb")
         at1 = Signal.like(at, name=f"{name}_at1")          # the bin written this cycle
-        fold1 = Signal(name=f"{name}_fold1")               # ... as a fold read it
         x1 = Signal.like(x, name=f"{name}_x1")
         base = Signal(word, name=f"{name}_base")
-        m.d.sync += [at1.eq(at), fold1.eq(folding), x1.eq(x)]
+        m.d.sync += [at1.eq(at), x1.eq(x)]
         total = Signal(word, name=f"{name}_sum")
         m.d.comb += [total.v[l].eq(base.v[l] + x1.v[l]) for l in range(P)]
         m.d.comb += total.c.eq(base.c + x1.c)
         m.d.comb += [rp.addr.eq(at), wp.addr.eq(at1), wp.en.eq(1), wp.data.eq(total)]
-        forward = (at == at1) & ~fold1
-        m.d.sync += base.eq(Mux(forward, total, Mux(held.bit_select(at, 1), rp.data, 0)))
+        forward = Signal(name=f"{name}_fwd")              # at == at1, not after a fold
+        held_at = Signal(name=f"{name}_held")             # bin `at` is held
+        m.d.sync += [forward.eq((at_nx == at) & ~folding),
+                     held_at.eq(held_nx.bit_select(at_nx, 1))]
+        m.d.sync += base.eq(Mux(forward, total, Mux(held_at, rp.data, 0)))
         return base
 
     def elaborate(self, platform):
@@ -384,12 +388,14 @@ class HsoftmaxValuePath(wiring.Component):
             # (this cycle: an update reads and writes bin `at`, a fold reads it; then ...)
             held_nx = Signal(Cb, name=f"held{s}_nx")
             m.d.comb += [held_nx[i].eq(Mux(at == i, ~folding, held[i])) for i in range(Cb)]
-            m.d.sync += [held.eq(held_nx), at.eq(Mux(folding_nx, faddr_nx, c >> f))]
+            at_nx = Signal.like(at, name=f"bin{s}_nx")
+            m.d.comb += at_nx.eq(Mux(folding_nx, faddr_nx, c >> f))
+            m.d.sync += [held.eq(held_nx), at.eq(at_nx)]
             m.d.sync += [x.v[l].eq(Mux(lv, vreg[s][l] << r, 0)) for l in range(P)]
             m.d.sync += x.c.eq(Mux(lv, Const(1, 1) << r, 0))
             name = f"bins{s}" if M > 1 else "bins"
             if plan.bin_stage:
-                bins.append(self._staged_bins(m, name, word, at, x, held, folding))
+                bins.append(self._staged_bins(m, name, word, at, at_nx, x, held_nx, folding))
                 continue
             # a bin not `held` reads word Cb, never written (0 since configuration), instead
             # of itself, so that neither an update nor a fold sees what an earlier group (or
