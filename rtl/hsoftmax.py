@@ -250,8 +250,8 @@ class HsoftmaxValuePath(wiring.Component):
     reset). Then for each group g: ceil(n/M) reads (code word w, value word w·G + g, one per
     cycle); D = L_H + 4 edges after a read its keys update (read) their bins. After a group's
     last update, its fold reads bin Cb-1 down to 0 (clearing their flags), adds the M slots'
-    bins of each lane (FD register levels) and forms acc = acc·2^(2^f) + sum (Horner), so acc = num[e] of the
-    group's lanes and den; the group leaves as one beat (grouped) or the d-wide sum (G = 1).
+    bins of each lane (FD register levels) and forms acc = acc·2^(2^f) + sum (Horner), so
+    acc = num[e] of the group's lanes and den; the group leaves as one beat (grouped) or the d-wide sum (G = 1).
     The next group's reads start X cycles after a fold starts. A fold waits for the
     previous beat to leave (``o.ready`` low stalls the passes, never loses a beat); at full
     rate no fold waits (X is chosen so).

@@ -394,8 +394,8 @@ def test_hash_without_stalls(corner, tmp_path):
 class _CallerSelect(wiring.Component):
     """A folded hash built with ``select=False`` (as the core builds it) behind the ports of
     one that selects its groups itself: the group is selected by a one-hot of its own,
-    rotated where the hash's ``advance`` is high, and ``i.ready`` is a flip-flop registered from its
-    ``last_next``, so that a wrong next value misplaces a group or a transfer."""
+    rotated where the hash's ``advance`` is high, and ``i.ready`` is a flip-flop registered
+    from its ``last_next``, so that a wrong next value misplaces a group or a transfer."""
 
     def __init__(self, cfg):
         self.hash = cfg.plan.hash.component(unsigned(8), stalls=False, select=False)
