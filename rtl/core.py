@@ -313,14 +313,16 @@ class AttentionCore(wiring.Component):
         if G > 1:
             # the core selects the group the hash reads, by a one-hot of the key's groups and
             # one of the query's (flip-flops): one AND-OR of the two vectors, no phase mux
-            # in front of it. They are registered from the hash's next group and the phase:
-            # the phase changes only where the hash's next read is group 0 (a vector's last
-            # read, or no read at all), so the next phase is needed only for group 0, which
-            # is selected by the hash's own one-hot and the phase instead (one LUT4 as well)
+            # in front of it. They move on with the hash's one-hot (``advance``, a clock
+            # enable: their inputs are flip-flops, the hash's group and the phase): the phase
+            # changes only where the hash's next read is group 0 (a vector's last read, or
+            # no read at all), where both hold 0, so the next phase is needed only for group
+            # 0, which is selected by the hash's own one-hot and the phase instead (one LUT4)
             key_group = Signal(G - 1, name="key_group")        # groups 1 .. G-1
             query_group = Signal(G - 1, name="query_group")
-            m.d.sync += [key_group.eq(Mux(queries, 0, hsh.group_next[1:])),
-                         query_group.eq(Mux(queries, hsh.group_next[1:], 0))]
+            with m.If(hsh.advance):
+                m.d.sync += [key_group.eq(Mux(queries, 0, hsh.group[:G - 1])),
+                             query_group.eq(Mux(queries, hsh.group[:G - 1], 0))]
             width = plan.lanes * plan.w
             rest = (G - 1) * width                        # (the last group may be short)
             first = Mux(hsh.group[0], Mux(queries, query[:width], key[:width]), 0)
@@ -364,8 +366,25 @@ class AttentionCore(wiring.Component):
                                     credit)], mux=lambda c, a, b: a if c else b)
         kv_ready = Signal(init=inits[0] & 1, name="kv_ready")
         q_ready = Signal(init=inits[1] & 1, name="q_ready")
-        m.d.sync += [r.eq(d) for r, d in zip((kv_ready, q_ready), readies(
-            queries_d, use_d, wait_done_d, kv_free_d, last_d, room_next, credit_d))]
+        if G > 1:
+            # folded (KV >= G > 1): after any transfer the hash's next read is a vector's
+            # first, not its last (last_d = 0), and a key beyond the N-th is followed by
+            # kv_wait = KV - 1 > 0: both readies are then 0 whatever the other flags' next
+            # values. Without a transfer, the phase, `use` and the credit (but for an output
+            # taken) keep their values and the counters' flags take their defaults. So
+            # each ready is the flags' present values gated by "no transfer", not a
+            # function of the flags' next values (which decode the handshakes): fewer
+            # levels between the input valids and the readies
+            kv_tx = self.s_kv.valid & kv_ready
+            q_tx = self.s_q.valid & q_ready
+            wd1 = _at_most_one(wait)
+            kf1 = _at_most_one(kv_wait)
+            kv_next, q_next = readies(queries, use, wd1, kf1, last_d, room_next,
+                                      credit | out_tx)
+            m.d.sync += [kv_ready.eq(kv_next & ~kv_tx), q_ready.eq(q_next & ~q_tx)]
+        else:
+            m.d.sync += [r.eq(d) for r, d in zip((kv_ready, q_ready), readies(
+                queries_d, use_d, wait_done_d, kv_free_d, last_d, room_next, credit_d))]
         hash_valid = Signal()
         kv_used, kv_dropped, q_taken = Signal(), Signal(), Signal()
         m.d.comb += [self.s_kv.ready.eq(kv_ready), self.s_q.ready.eq(q_ready),

@@ -48,6 +48,28 @@ def group_select(m, flat, onehot, width, name="sel", first=None):
         level = [_or(wires[i:i + 4]) for i in range(0, len(wires), 4)]
 
 
+def _lookup(m, bits, idx, pieces, name):
+    """Bit ``idx`` of the constant ``bits`` (a table of 2**len(idx) one-bit entries) in at
+    most two LUT4 levels for an index of up to 6 bits: a LUT4 per 16-entry piece of the table
+    (indexed by idx[:4]; each a wire of its own, ``keep``, shared through ``pieces`` by the
+    lookups of the same piece, none for a constant piece), then a mux of the pieces by the
+    high bits of idx (synthesis would otherwise share logic between the tables of many
+    lookups of one counter and chain it, several levels deep)."""
+    if len(idx) <= 4:
+        return Const(bits, 1 << len(idx)).bit_select(idx, 1)
+    parts = []
+    for h in range(1 << (len(idx) - 4)):
+        piece = (bits >> (16 * h)) & 0xFFFF
+        if piece in (0, 0xFFFF):
+            parts.append(Const(piece & 1, 1))
+            continue
+        if piece not in pieces:
+            pieces[piece] = wire = Signal(name=f"{name}_p{len(pieces)}", attrs={"keep": 1})
+            m.d.comb += wire.eq(Const(piece, 16).bit_select(idx[:4], 1))
+        parts.append(pieces[piece])
+    return Cat(*parts).bit_select(idx[4:], 1)
+
+
 def _or(values):
     out = values[0]
     for v in values[1:]:
@@ -188,10 +210,11 @@ class HashPlan(Folding):
 def _members(plan, tag_shape, folded=False, select=True):
     """``i``: ``{x: d × signed(w), query: 1, tag}``, ``o``: ``{code: unsigned(b), tag}``;
     folded, also ``reading`` and ``group``: which group of ``i.payload.x`` is read in this
-    cycle (a core reads the same group of the key's value beside it), ``group_next``: the
-    group read after the edge, and ``last_next``: the read after the edge is the vector's
-    last (``i.ready`` then, unless the pipeline stalls), so that a consumer can register a
-    ready or a select of its own a cycle ahead. Folded with ``select=False``, ``x`` is the
+    cycle (a core reads the same group of the key's value beside it), ``advance``: the group
+    read moves on to the next (``group`` rotated left by one) at the edge, and
+    ``last_next``: the read after the edge is the vector's last (``i.ready`` then, unless the
+    pipeline stalls), so that a consumer can register a ready or a select of its own a cycle
+    ahead. Folded with ``select=False``, ``x`` is the
     group itself (P × signed(w)), selected by the consumer."""
     lanes = plan.d if select else plan.lanes
     members = {
@@ -202,7 +225,7 @@ def _members(plan, tag_shape, folded=False, select=True):
     if folded:
         members["reading"] = Out(1)
         members["group"] = Out(plan.groups)
-        members["group_next"] = Out(plan.groups)
+        members["advance"] = Out(1)
         members["last_next"] = Out(1)
     return members
 
@@ -347,8 +370,9 @@ class FoldedHashProjection(HashProjection):
     ``i.ready`` as it will be after the edge (``i.ready = last_read``, and ``en`` when the
     pipeline can stall): a core registers its own readies from it. With ``select=False`` the
     consumer selects the group: ``i.payload.x`` is the P lanes of group ``group`` (a consumer
-    that has the vectors as flip-flop-driven wires registers its one-hot select from
-    ``group_next``, so that the select is one AND-OR and no flag fans out before it).
+    that has the vectors as flip-flop-driven wires keeps a one-hot select of its own,
+    rotated where ``advance`` is high: the select is one AND-OR and no flag fans out before
+    it, and ``advance`` is a clock enable, not a mux before every flip-flop of the select).
     Latency: ``plan.latency`` = 3 + ceil(log2(most operands of a row tree)) edges from
     the transfer (group G-1) to the output transfer. Throughput: one vector per G cycles.
     The lane register and the trees stall only while the accumulators hold a finished
@@ -434,13 +458,26 @@ class FoldedHashProjection(HashProjection):
         onehot = Signal(G, init=1, name="group_onehot")
         # (the flag's and the group's next values, ports: the core registers its readies
         # and its own group select from them)
+        # (the one-hot moves on under the read as a clock enable: its flip-flops' inputs are
+        # its own bits, so the input's valid reaches them as an enable, not through a mux)
         read = en & self.i.valid
-        m.d.comb += [self.last_next.eq(Mux(read, (cnt_next == G - 1) & (blk_next == R - 1),
-                                           last_read)),
-                     self.group_next.eq(Mux(read, onehot.rotate_left(1), onehot))]
-        m.d.sync += [last_read.eq(self.last_next), onehot.eq(self.group_next)]
+        # (a read now is the vector's last: a flip-flop beside the counters, written from
+        # their values after the edge, so that the next flag is one mux of the read)
+        def is_last_after(c, b):
+            if isinstance(c, int):
+                return int((0 if c == G - 1 else c + 1) == G - 1
+                           and ((b + 1) % R if c == G - 1 else b) == R - 1)
+            c2 = Mux(c == G - 1, 0, c + 1)
+            b2 = Mux(c == G - 1, Mux(b == R - 1, 0, b + 1), b) if R > 1 else b
+            return (c2 == G - 1) & (b2 == R - 1)
+        last_if_read = Signal(init=is_last_after(0, 0), name="last_if_read")
         with m.If(read):
-            m.d.sync += cnt.eq(cnt_next)
+            m.d.sync += last_if_read.eq(is_last_after(cnt_next, blk_next))
+        m.d.comb += [self.last_next.eq(Mux(read, last_if_read, last_read)),
+                     self.advance.eq(read)]
+        m.d.sync += last_read.eq(self.last_next)
+        with m.If(read):
+            m.d.sync += [cnt.eq(cnt_next), onehot.eq(onehot.rotate_left(1))]
             if R > 1:
                 m.d.sync += blk.eq(blk_next)
         # (the core queues a key's value groups as the first pass reads them)
@@ -498,8 +535,7 @@ class FoldedHashProjection(HashProjection):
             # beside the lane register (a flip-flop per select, not a G:1 mux of the
             # registered group index between the lane register and the accumulators)
             idx = Cat(cnt, self.i.payload.query) if plan.asymmetric else cnt
-            n_idx = 1 << (gbits + plan.asymmetric)
-            selects = {}
+            selects, pieces = {}, {}
 
             def select(j, ps, which):
                 pred = _SELECTS[which]
@@ -509,7 +545,8 @@ class FoldedHashProjection(HashProjection):
                         bits |= 1 << (g | (h << gbits))
                 if bits not in selects:
                     selects[bits] = Signal(name=f"select{len(selects)}")
-                    register(m, selects[bits], Const(bits, n_idx).bit_select(idx, 1), en)
+                    register(m, selects[bits], _lookup(m, bits, idx, pieces,
+                                                       f"select{len(selects)}"), en)
                 return selects[bits]
 
         depth = plan.depth

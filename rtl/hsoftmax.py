@@ -22,11 +22,18 @@ from .keystore import CODE_READ, KeyWriter, distances, key_memories
 from .plan import Folding, Timing, WeightedSum, signed_width, tree_depth, unsigned_width
 from .tree import Term, adder_tree, delay
 
-__all__ = ["BIN_DEPTH", "HsoftmaxPlan", "HsoftmaxValuePath"]
+__all__ = ["BIN_DEPTH", "BIN_STAGE_BITS", "HsoftmaxPlan", "HsoftmaxValuePath"]
 
 #: most bins (shift classes) of a slot: the depth of one LUT RAM of the ECP5 (16 x 4 bits),
 #: so that a slot's bins are one column of LUT RAMs read asynchronously
 BIN_DEPTH = 16
+
+#: most bits of all M slots' bins (M·(P·bin_width + count_width)) for which the bins'
+#: read-modify-write is split by a register (``bin_stage``): it costs a flip-flop per bin bit
+#: three times and a LUT4 per bin bit (the forwarding mux), little where the bins are small
+#: (then flip-flops and a mux tree on an FPGA without LUT RAM, the iCE40, whose read sets the
+#: clock unless registered); larger bins keep the one-cycle update from LUT RAM
+BIN_STAGE_BITS = 256
 
 
 @dataclass(frozen=True)
@@ -36,7 +43,8 @@ class HsoftmaxPlan(Folding, WeightedSum):
     cycle; ``keys_per_cycle`` M stored keys compared with the query per cycle; the Hamming
     distance as planned by ``hamming``; ``class_bits`` f (None: the fewest with at most
     :data:`BIN_DEPTH` bins): the low f bits of a key's class c shift its value before it
-    enters bin c >> f."""
+    enters bin c >> f; ``bin_stage`` (None: where the bins hold at most
+    :data:`BIN_STAGE_BITS` bits): the bins' read-modify-write is split by a register."""
 
     d: int
     w: int
@@ -47,6 +55,7 @@ class HsoftmaxPlan(Folding, WeightedSum):
     keys_per_cycle: int = 1
     hamming: HammingPlan | None = None
     class_bits: int | None = None
+    bin_stage: bool | None = None
 
     mode = "hsoftmax"
 
@@ -69,6 +78,9 @@ class HsoftmaxPlan(Folding, WeightedSum):
             object.__setattr__(self, "class_bits", f)
         if not 0 <= self.class_bits <= 5:
             raise ValueError(f"class_bits = {self.class_bits}: 0 .. 5")
+        if self.bin_stage is None:
+            bits = self.M * (self.lanes * self.bin_width + self.count_width)
+            object.__setattr__(self, "bin_stage", bits <= BIN_STAGE_BITS)
 
     # ---------------------------------------------------------------- widths and layout
     @property
@@ -139,19 +151,25 @@ class HsoftmaxPlan(Folding, WeightedSum):
 
     @property
     def pipe_depth(self):
-        """D = L_H + 3: edges from a code word's read to its keys' update of their bins (the
+        """D = L_H + 4: edges from a code word's read to its keys' read of their bins (the
         memories' read and a plain register after it, ``CODE_READ``; the Hamming distance;
-        the class and shifted values registered)."""
-        return CODE_READ + self.hamming.latency.fixed + 1
+        the class registered; the bin address and shifted values registered)."""
+        return CODE_READ + self.hamming.latency.fixed + 2
+
+    @property
+    def fold_delay(self):
+        """FD = FS + 1 with ``bin_stage`` (the bins read into a register first), else FS:
+        edges from a fold's read of a bin to the M slots' sum."""
+        return self.fold_stages + self.bin_stage
 
     @property
     def fold_wait(self):
-        """X = max(0, Cb - D, ceil((Cb + FS)/2) - D): cycles from a fold's start to the next
+        """X = max(0, Cb - D, ceil((Cb + FD)/2) - D): cycles from a fold's start to the next
         group's first read, so that the fold reads its bins before that group updates them
         (X + D >= Cb), and, at full rate, the beat of two folds before has left the output
-        register when a fold starts (2·(1 + D + X) >= Cb + FS + 2)."""
+        register when a fold starts (2·(1 + D + X) >= Cb + FD + 2)."""
         Cb, D = self.bins, self.pipe_depth
-        return max(0, Cb - D, -(-(Cb + self.fold_stages) // 2) - D)
+        return max(0, Cb - D, -(-(Cb + self.fold_delay) // 2) - D)
 
     @property
     def group_overhead(self):
@@ -173,12 +191,12 @@ class HsoftmaxPlan(Folding, WeightedSum):
     @property
     def latency(self):
         """Edges from a query's transfer to its (last) (num, den) transfer, nothing stalled:
-        ``G·(D + X) + Cb + FS + 2 + G·ceil(n/M)``: the bins' clearing (the first fold, X
+        ``G·(D + X) + Cb + FD + 2 + G·ceil(n/M)``: the bins' clearing (the first fold, X
         cycles before the first read), G groups of ceil(n/M) reads and D + X cycles to the
-        next fold's start, the last fold (Cb reads, FS levels), the output register and the
+        next fold's start, the last fold (Cb reads, FD levels), the output register and the
         beat."""
         G = self.groups
-        fixed = G * self.group_overhead + self.bins + self.fold_stages + 2
+        fixed = G * self.group_overhead + self.bins + self.fold_delay + 2
         per = Timing(per_key=G) if self.M == 1 else Timing(per_block=G, block=self.M)
         return Timing(fixed) + per
 
@@ -215,19 +233,25 @@ class HsoftmaxValuePath(wiring.Component):
     **Bins.** Per slot, a memory of Cb + 1 words (LUT RAM, read asynchronously), each P value
     bins of ``plan.bin_width`` bits and a den bin: word i < Cb holds the sums of the slot's
     keys of class c = s[b] - s[H] with c >> f = i, each value shifted by r = c & (2^f - 1) (at
-    most 2^f - 1 bits, a small mux) and the den bin 2^r. A key's bin is read, added to and
-    written back in one cycle, so equal classes in a row need no forwarding. A flag per bin
-    (``held``, flip-flops) says that it was written since a fold last read it; a bin without
-    it is read at word Cb instead, which is never written (0 since configuration): so a bin
-    starts each group at 0 without a write of 0 or a mux of 0 before its adders (the read
-    address is a register of its own, from the flags' and the address's next values).
+    most 2^f - 1 bits, a small mux) and the den bin 2^r. The class is registered, then the
+    bin address and the shifted values. A key's bin is read, added to and written back in
+    one cycle, so equal classes in a row need no forwarding. A flag per bin (``held``,
+    flip-flops) says that it was written since a fold last read it; a bin without it is read
+    at word Cb instead, which is never written (0 since configuration): so a bin starts each
+    group at 0 without a write of 0 or a mux of 0 before its adders (the read address is a
+    register of its own, from the flags' and the address's next values).
+    With ``plan.bin_stage`` (small bins: flip-flops on an iCE40, whose read is a mux tree)
+    the memory has Cb words and the update takes two cycles: the bin is read into a register
+    (0 where not ``held``), and its sum with the values written back a cycle later; a read of
+    the bin being written takes the sum instead (forwarding), and a fold's sum of the slots
+    starts from that register, one edge later (FD = FS + 1).
 
     **A query.** Its first fold clears the bins' flags (they may hold anything after a
     reset). Then for each group g: ceil(n/M) reads (code word w, value word w·G + g, one per
-    cycle); D = L_H + 3 edges after a read its keys update their bins. After a group's last
-    update, its fold reads bin Cb-1 down to 0 (clearing their flags), adds the M slots' bins of each lane (FS
-    register levels) and forms acc = acc·2^(2^f) + sum (Horner), so acc = num[e] of the
-    group's lanes and den; the group leaves as one beat (grouped) or the d-wide sum (G = 1).
+    cycle); D = L_H + 4 edges after a read its keys update (read) their bins. After a group's
+    last update, its fold reads bin Cb-1 down to 0 (clearing their flags), adds the M slots'
+    bins of each lane (FD register levels) and forms acc = acc·2^(2^f) + sum (Horner), so
+    acc = num[e] of the group's lanes and den; the group leaves as one beat (grouped) or the d-wide sum (G = 1).
     The next group's reads start X cycles after a fold starts. A fold waits for the
     previous beat to leave (``o.ready`` low stalls the passes, never loses a beat); at full
     rate no fold waits (X is chosen so).
@@ -246,7 +270,8 @@ class HsoftmaxValuePath(wiring.Component):
         The keys' values, G groups per key; a key token transfers with its last group.
 
     Latency (edges from a query's transfer on ``i`` to its (last) transfer on ``o``,
-    ``o.ready`` high): ``plan.latency`` = ``G·max(D, Cb + FS) + Cb + FS + 1 + G·ceil(n/M)``.
+    ``o.ready`` high): ``plan.latency`` = ``G·(D + X) + Cb + FD + 2 + G·ceil(n/M)``, X =
+    ``plan.fold_wait``.
     Throughput: one key per G cycles; one query at a time, ``plan.interval`` = latency + 1
     cycles per query.
     """
@@ -258,6 +283,35 @@ class HsoftmaxValuePath(wiring.Component):
     @property
     def latency(self):
         return self.plan.latency
+
+    def _staged_bins(self, m, name, word, at, at_nx, x, held_nx, folding):
+        """A slot's bins with a register in their read-modify-write (``plan.bin_stage``):
+        bin ``at`` is read into ``base`` (0 where it is not ``held``), and a cycle later
+        ``base + x`` is written back. Where the bin read is the one being written (the
+        previous cycle's, unless that was a fold's read, which leaves the bin cleared), the
+        sum is taken instead of the stale word: equal classes in a row need no stall. A fold
+        reads the same way: ``base`` (returned) is the bin of a fold's read one edge later.
+        Both tests (the bin is the one written; it is held) are flip-flops, registered from
+        the next address ``at_nx`` and the flags' next values ``held_nx``."""
+        Cb, P = self.plan.bins, self.plan.lanes
+        # (at least 2 words: an address of at least one bit)
+        mem = memory.Memory(shape=word, depth=max(Cb, 2), init=[])
+        m.submodules[name] = mem
+        wp, rp = mem.write_port(), mem.read_port(domain="comb")
+        at1 = Signal.like(at, name=f"{name}_at1")          # the bin written this cycle
+        x1 = Signal.like(x, name=f"{name}_x1")
+        base = Signal(word, name=f"{name}_base")
+        m.d.sync += [at1.eq(at), x1.eq(x)]
+        total = Signal(word, name=f"{name}_sum")
+        m.d.comb += [total.v[l].eq(base.v[l] + x1.v[l]) for l in range(P)]
+        m.d.comb += total.c.eq(base.c + x1.c)
+        m.d.comb += [rp.addr.eq(at), wp.addr.eq(at1), wp.en.eq(1), wp.data.eq(total)]
+        forward = Signal(name=f"{name}_fwd")              # at == at1, not after a fold
+        held_at = Signal(name=f"{name}_held")             # bin `at` is held
+        m.d.sync += [forward.eq((at_nx == at) & ~folding),
+                     held_at.eq(held_nx.bit_select(at_nx, 1))]
+        m.d.sync += base.eq(Mux(forward, total, Mux(held_at, rp.data, 0)))
+        return base
 
     def elaborate(self, platform):
         plan = self.plan
@@ -295,11 +349,13 @@ class HsoftmaxValuePath(wiring.Component):
             with m.If(last_word):
                 m.d.sync += [arm.eq(0), blk.eq(0), left.eq(n), vaddr.eq(gi + 1),
                              gi.eq(gi + 1)]
-        vread = delay(m, vaddr, L, name="vaddr")  # (read L edges after the codes' word)
+        # (the values are read L + 1 edges after the codes' word, so that they arrive beside
+        # their keys' classes)
+        vread = delay(m, vaddr, L + 1, name="vaddr")
         m.d.comb += rv.addr.eq(vread)
         live = distances(m, rc, hams, cq, issue, blk, left)
         # the values read, into a plain register as the codes (no logic after the block
-        # RAMs): beside their keys' distances
+        # RAMs): beside their keys' classes
         vreg = Signal.like(rv.data, reset_less=True)
         m.d.sync += vreg.eq(rv.data)
 
@@ -319,30 +375,39 @@ class HsoftmaxValuePath(wiring.Component):
         m.d.sync += [folding.eq(folding_nx), faddr.eq(faddr_nx)]
         bins = []
         for s in range(M):
+            # the class of the key's distance, registered (a table of b + 1 entries), and
+            # whether the slot holds a key of the window, beside it
             c = Signal(cls, name=f"class{s}")
-            m.d.comb += c.eq(table[hams[s].o.payload.h])
+            lv = Signal(name=f"live{s}")
+            m.d.sync += [c.eq(table[hams[s].o.payload.h]), lv.eq(live[s])]
             at = Signal(range(max(Cb, 2)), name=f"bin{s}")
             x = Signal(word, name=f"x{s}")
             r = c[:f] if f else Const(0, 1)
-            # the bins of the group so far: written since their fold read them (flip-flops);
-            # a bin not in it reads word Cb, never written (0 since configuration), instead
+            # the bins of the group so far: written since their fold read them (flip-flops)
+            held = Signal(Cb, name=f"held{s}")
+            # (this cycle: an update reads and writes bin `at`, a fold reads it; then ...)
+            held_nx = Signal(Cb, name=f"held{s}_nx")
+            m.d.comb += [held_nx[i].eq(Mux(at == i, ~folding, held[i])) for i in range(Cb)]
+            at_nx = Signal.like(at, name=f"bin{s}_nx")
+            m.d.comb += at_nx.eq(Mux(folding_nx, faddr_nx, c >> f))
+            m.d.sync += [held.eq(held_nx), at.eq(at_nx)]
+            m.d.sync += [x.v[l].eq(Mux(lv, vreg[s][l] << r, 0)) for l in range(P)]
+            m.d.sync += x.c.eq(Mux(lv, Const(1, 1) << r, 0))
+            name = f"bins{s}" if M > 1 else "bins"
+            if plan.bin_stage:
+                bins.append(self._staged_bins(m, name, word, at, at_nx, x, held_nx, folding))
+                continue
+            # a bin not `held` reads word Cb, never written (0 since configuration), instead
             # of itself, so that neither an update nor a fold sees what an earlier group (or
             # a reset) left there: the bins are cleared by these flags, not by a mux of 0
             # before the adders. `rd`, the read address, is a register from the next values
-            held = Signal(Cb, name=f"held{s}")
             rd = Signal(range(Cb + 1), name=f"rd{s}")
-            # (this cycle: an update writes bin `at`, a fold reads it; then ...)
-            held_nx = Signal(Cb, name=f"held{s}_nx")
-            m.d.comb += [held_nx[i].eq(Mux(at == i, ~folding, held[i])) for i in range(Cb)]
 
             def read_at(a):
                 return Mux(held_nx.bit_select(a, 1), a, Cb)
-            m.d.sync += [held.eq(held_nx), at.eq(Mux(folding_nx, faddr_nx, c >> f)),
-                         rd.eq(Mux(folding_nx, read_at(faddr_nx), read_at(c >> f)))]
-            m.d.sync += [x.v[l].eq(Mux(live[s], vreg[s][l] << r, 0)) for l in range(P)]
-            m.d.sync += x.c.eq(Mux(live[s], Const(1, 1) << r, 0))
+            m.d.sync += rd.eq(Mux(folding_nx, read_at(faddr_nx), read_at(c >> f)))
             mem = memory.Memory(shape=word, depth=Cb + 1, init=[])
-            m.submodules[f"bins{s}" if M > 1 else "bins"] = mem
+            m.submodules[name] = mem
             bwp, brp = mem.write_port(), mem.read_port(domain="comb")
             # every cycle: the bin of the keys D edges after their read gets their values
             # (0 where no key) added to what it holds in this group (0 if nothing); a fold
@@ -360,8 +425,9 @@ class HsoftmaxValuePath(wiring.Component):
         croot = adder_tree(m, [Term(x.c, False, 0, k) for x in bins], depth=FS, name="foldc")
         # (acc is cleared the edge before a fold's first step, a synchronous reset of its
         # flip-flops rather than a mux before its adders; the previous beat has left by then)
-        clear = delay(m, folding & (faddr == Cb - 1), FS - 1, name="hclear")
-        step = delay(m, folding, FS, name="hstep")
+        FD = plan.fold_delay
+        clear = delay(m, folding & (faddr == Cb - 1), FD - 1, name="hclear")
+        step = delay(m, folding, FD, name="hstep")
         acc = Signal(data.ArrayLayout(signed(plan.num_width), P))
         den = Signal(unsigned(plan.den_width))
         sh = plan.horner_shift
@@ -389,11 +455,11 @@ class HsoftmaxValuePath(wiring.Component):
                 m.d.sync += [arm.eq(1), wait.eq(X)]
         with m.Elif(req):
             m.d.sync += [want.eq(1), want_last.eq(req_last)]
-        # the beat: acc is final FS edges after the fold's last read (`afull`), then copied
+        # the beat: acc is final FD edges after the fold's last read (`afull`), then copied
         # into the output register (flip-flops loaded from acc only: no mux) once it is free
         # (the next fold may start before then: the beat's `last` rides with it)
-        done = delay(m, folding & (faddr == 0) & beat, FS, name="hdone")
-        done_last = delay(m, folding & (faddr == 0) & blast, FS, name="hlast")
+        done = delay(m, folding & (faddr == 0) & beat, FD, name="hdone")
+        done_last = delay(m, folding & (faddr == 0) & blast, FD, name="hlast")
         afull, alast = Signal(), Signal()
         onum = Signal.like(acc)
         oden, olast = Signal.like(den), Signal()

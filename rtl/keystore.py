@@ -7,7 +7,7 @@ one memory of ceil(N/M) codes per slot, so that one address reads M keys and eac
 can go to block or LUT RAM on its own, ``synth.memmap``). The value memory holds
 ``plan.value_words`` words of ``value_slots`` groups of P lanes (:func:`layouts.group`)."""
 
-from amaranth.hdl import Mux, Signal, unsigned
+from amaranth.hdl import Const, Mux, Signal, unsigned
 from amaranth.lib import data, memory
 
 from . import layouts
@@ -85,6 +85,8 @@ class KeyWriter:
         self.nb = Signal(range(plan.code_words + 1))
         self.cslot = Signal(range(max(plan.M, 2)))    # slot of the next key (0 when M = 1)
         self.wg = Signal(range(max(plan.groups, 2)))
+        # wg == G - 1, a flip-flop beside wg (the writes' enables decode no counter)
+        self.wg_last = Signal(init=plan.groups == 1, name="wg_last")
 
     def take(self, m, wc, token, group, keys_ok, query_ok):
         """Drives ``token.ready`` (and ``group.ready``): a key token is taken where
@@ -95,7 +97,7 @@ class KeyWriter:
         M, G = self.plan.M, self.plan.groups
         n, nb, cslot, wg = self.n, self.nb, self.cslot, self.wg
         p = token.payload
-        self.last = wg == G - 1
+        self.last = self.wg_last if G > 1 else Const(1, 1)
         if G > 1:
             vvalid, self.vdata = group.valid, group.payload
             m.d.comb += [token.ready.eq(Mux(p.key, self.last & vvalid & keys_ok, query_ok)),
@@ -120,7 +122,7 @@ class KeyWriter:
                     m.d.sync += nb.eq(cword + 1)
                 m.d.sync += cslot.eq(Mux(slot == M - 1, 0, slot + 1))
                 if G > 1:
-                    m.d.sync += wg.eq(0)
+                    m.d.sync += [wg.eq(0), self.wg_last.eq(0)]
             if G > 1:
                 with m.Else():
-                    m.d.sync += wg.eq(wg + 1)
+                    m.d.sync += [wg.eq(wg + 1), self.wg_last.eq(wg == G - 2)]

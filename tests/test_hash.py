@@ -393,9 +393,9 @@ def test_hash_without_stalls(corner, tmp_path):
 
 class _CallerSelect(wiring.Component):
     """A folded hash built with ``select=False`` (as the core builds it) behind the ports of
-    one that selects its groups itself: the group is selected by a one-hot registered from
-    the hash's ``group_next``, and ``i.ready`` is a flip-flop registered from its
-    ``last_next``, so that a wrong next value misplaces a group or a transfer."""
+    one that selects its groups itself: the group is selected by a one-hot of its own,
+    rotated where the hash's ``advance`` is high, and ``i.ready`` is a flip-flop registered
+    from its ``last_next``, so that a wrong next value misplaces a group or a transfer."""
 
     def __init__(self, cfg):
         self.hash = cfg.plan.hash.component(unsigned(8), stalls=False, select=False)
@@ -408,7 +408,9 @@ class _CallerSelect(wiring.Component):
         plan = self.cfg.plan.hash
         group = Signal(plan.groups, init=1)
         last = Signal()
-        m.d.sync += [group.eq(h.group_next), last.eq(h.last_next)]
+        m.d.sync += last.eq(h.last_next)
+        with m.If(h.advance):
+            m.d.sync += group.eq(group.rotate_left(1))
         m.d.comb += [h.i.valid.eq(self.i.valid), self.i.ready.eq(last),
                      h.i.payload.query.eq(self.i.payload.query),
                      h.i.payload.tag.eq(self.i.payload.tag),
@@ -420,7 +422,8 @@ class _CallerSelect(wiring.Component):
 
 @pytest.mark.parametrize("corner", ["d3_P1", "d16_P5", "rows_asym_P1_T4"])
 def test_hash_caller_selects_the_group(corner, tmp_path):
-    """``select=False``: the caller reads ``group_next`` and ``last_next`` a cycle ahead; the
+    """``select=False``: the caller moves its group on ``advance`` and reads ``last_next`` a
+    cycle ahead; the
     codes, latency and reading time are those of the hash that selects itself."""
     cfg = CoreConfig.create(**FOLDED[corner](tmp_path))
     HI = cfg.plan.hash.interval.fixed

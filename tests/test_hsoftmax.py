@@ -2,6 +2,8 @@
 timing, and the component in the Amaranth simulator against the golden model (every beat,
 and its timing at full rate)."""
 
+import dataclasses
+
 import pytest
 from amaranth.back import verilog
 
@@ -36,6 +38,19 @@ def test_hsoftmax_matches_golden(case, pattern):
     check_value_path(cfg, dut, seed=sum(map(ord, case + pattern)), windows=4, pattern=pattern)
 
 
+@pytest.mark.parametrize("pattern", ["full_rate", "random_handshake"])
+@pytest.mark.parametrize("case", ["M2_P2", "M3_smax20_P3", "M8_w16_P5", "b1_M8_smax0_P1"])
+def test_hsoftmax_bin_stage_either_way(case, pattern):
+    """The bins' update with and without its register (``bin_stage``, chosen by the bins'
+    size) against the golden model: each case with the other choice than its plan's (its
+    latency and interval checked from that plan at full rate)."""
+    cfg = CoreConfig.create(mode="hsoftmax", **CASES[case])
+    plan = dataclasses.replace(cfg.plan.value, bin_stage=not cfg.plan.value.bin_stage)
+    assert plan.fold_delay == plan.fold_stages + plan.bin_stage
+    check_value_path(cfg, plan.component(), seed=sum(map(ord, case + pattern)) + 1,
+                     windows=4, pattern=pattern)
+
+
 def test_plan_widths_and_timing():
     # the ULX3S goal: d = 64, b = 64, N = 1024, P = 16, M = 4; smax' = 16 (17 classes):
     # class_bits 1, 9 bins of sums of 256 values shifted by at most 1
@@ -47,8 +62,10 @@ def test_plan_widths_and_timing():
     assert plan.bin_width == 8 + 8 + 1 and plan.count_width == 10      # 256·2^1 = 512
     assert (plan.num_width, plan.den_width) == (35, 27)    # N·2^16·128 = 2^33
     L = plan.hamming.latency.fixed
-    D, FS = L + 3, 2
+    D, FS = L + 4, 2
     assert (plan.pipe_depth, plan.fold_stages) == (D, FS)
+    # the bins of 4 slots of 16 lanes (4·(16·17 + 10) = 1,128 bits) keep the one-cycle update
+    assert plan.bin_stage is False and plan.fold_delay == FS
     assert plan.fold_wait == max(0, 9 - D, -(-(9 + FS) // 2) - D)
     over = D + plan.fold_wait
     assert over == max(D, 9)
@@ -62,6 +79,12 @@ def test_plan_widths_and_timing():
     one = HsoftmaxPlan(4, 8, 8, 10, (3, 2, 1, 0, 0, 0, 0, 0, 0))
     assert (one.bins, one.class_bits, one.folded) == (4, 0, False)
     assert one.latency.per_key == 1 and one.latency.per_block == 0
+    # small bins (4·(8 + 4) + 4 bits): the update is split by a register, and the fold
+    # starts from it, one edge later
+    assert one.bin_stage is True and one.fold_delay == one.fold_stages + 1
+    assert one.latency.fixed == one.pipe_depth + one.fold_wait + 4 + one.fold_delay + 2
+    assert HsoftmaxPlan(4, 8, 8, 10, one.weight_shifts, bin_stage=False).latency.fixed == \
+        one.latency.fixed - 1
 
 
 def test_plan_refuses():
