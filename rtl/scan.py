@@ -8,7 +8,7 @@ one takes its values on a stream of groups."""
 from dataclasses import dataclass
 from functools import cached_property
 
-from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, Value, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In
 
@@ -344,13 +344,17 @@ def _stream_list(m, k, live, h, valid, clear, G, addr_shape):
     aw, hw = Shape.cast(addr_shape).width, len(h[0])
     entries = [Signal(aw + hw + 1, name=f"kept{i}") for i in range(k)]
     jG = Signal(aw, name="kept_jG")             # value address of the word's slot 0
-    cur = [Value.cast(x) for x in entries]
+    cur = list(entries)
     for s, (x, on) in enumerate(zip(h, live)):
         new = Cat((jG + s * G)[:aw], x, Const(1, 1))
         # before entry i: unflagged or farther (monotone in i, the list being sorted)
         pos = [on & (~e[-1] | (x < e[aw:aw + hw])) for e in cur]
-        cur = [Mux(pos[i], Mux(pos[i - 1], cur[i - 1], new) if i else new, e)
-               for i, e in enumerate(cur)]
+        # each slot's list a named signal: the next slot reads it, not the expression
+        # (nested, the expression would grow as 3^M in the generated code)
+        nxt = [Signal.like(e, name=f"kept{i}_s{s}") for i, e in enumerate(entries)]
+        m.d.comb += [n.eq(Mux(pos[i], Mux(pos[i - 1], cur[i - 1], new) if i else new, e))
+                     for i, (n, e) in enumerate(zip(nxt, cur))]
+        cur = nxt
     with m.If(valid):
         m.d.sync += [e.eq(x) for e, x in zip(entries, cur)]
         m.d.sync += jG.eq(jG + len(h) * G)
