@@ -1,6 +1,6 @@
 """The rounding divider alone on the iCE40 UP5K, one pipeline shape per row: logic cells,
 flip-flops and Fmax of :class:`~hamattn.rtl.RoundingDivider` with the widths of a core
-config and ``steps`` restoring steps per stage (1: one step per stage, a group per cycle;
+config and ``steps`` division steps per stage (1: one step per stage, a group per cycle;
 w: one bit-serial stage, a group per w cycles), in the synth flow's harness
 (:func:`hamattn.synth.flows.synthesize`, nextpnr seed 1).
 
@@ -11,6 +11,7 @@ docs/divider.md explains the choice these numbers support.
 
 from __future__ import annotations
 
+import argparse
 import json
 import platform
 import sys
@@ -66,6 +67,8 @@ def measure(build_dir):
 
 
 def main(argv=None):
+    argparse.ArgumentParser(prog="python -m hamattn.bench.divider",
+                            description=__doc__.split("\n\n")[0]).parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         rows = measure(tmp)
     out = {"target": TARGET, "machine": platform.platform(), "python": sys.version.split()[0],
