@@ -16,6 +16,8 @@ corners, and the tests that cross several tables (value paths, core) build their
 them.
 """
 
+import signal
+
 import pytest
 
 from hamattn.bench import minilm
@@ -45,3 +47,16 @@ def model():
         return minilm.load()
     except minilm.MissingExtra as e:
         pytest.skip(f"MiniLM forward pass not tested: {e}")
+
+
+def _sigint_default():
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.fixture
+def interruptible():
+    """``preexec_fn`` for a child process that a test interrupts with SIGINT: Ctrl-C's
+    default action restored in it. A pytest started in the background by a shell without job
+    control (``make test &``, a script) runs with SIGINT ignored, and its children inherit the
+    ignore: Python then installs no KeyboardInterrupt handler, and Ctrl-C would do nothing."""
+    return _sigint_default

@@ -381,7 +381,7 @@ def _alive(procs):
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_sweep_interrupted_ends_every_child(tmp_path, signum):
+def test_sweep_interrupted_ends_every_child(tmp_path, signum, interruptible):
     """Ctrl-C (SIGINT to the terminal's process group, workers included) or SIGTERM (to
     hamattn only, as `timeout` sends it) while yowasp tools run: hamattn, its workers and
     every tool end, with one line and no traceback."""
@@ -390,7 +390,7 @@ def test_sweep_interrupted_ends_every_child(tmp_path, signum):
         [sys.executable, "-m", "hamattn.cli", "sweep", *TINY, "--seed", seed, "--grid",
          "mode=linear,topk", "--target", "ice40-up5k", "--jobs", "2", "-o", "sw"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True)
+        start_new_session=True, preexec_fn=interruptible)
     seen = {}
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:

@@ -25,9 +25,10 @@ sys.exit(stoppable("sleeper", main))
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_stopped_with_one_line_and_no_child_left(signum):
+def test_stopped_with_one_line_and_no_child_left(signum, interruptible):
     proc = subprocess.Popen([sys.executable, "-c", _SLEEPER], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=interruptible)
     child = int(proc.stdout.readline())
     proc.send_signal(signum)
     out, err = proc.communicate(timeout=30)
