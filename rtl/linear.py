@@ -114,6 +114,38 @@ class LinearPlan(Folding, WeightedSum):
         return int(self.folded and self.row_blocks > 1)
 
     @property
+    def carry_regs(self):
+        """Register stages of the row blocks' accumulator's carry, folded with R > 1: 1 when
+        the accumulator is split in a low half and a high half (:attr:`acc_split` bits
+        low), the low half's carry registered into the high half's adder one edge later, so
+        that no adder in the accumulator's loop is wider than about half of ``num_width``;
+        this takes the stage from the read-out tree, which then has one register level less
+        (:attr:`tree_levels`), so only where the tree fits in one level less (a sum tree
+        over T rows and the CSD terms of (b+1), and the count of zero query bits over b
+        bits, within ``readout_latency - 2`` levels; a bit heap, in any number of levels
+        >= 1); 0 otherwise (one adder over ``num_width`` bits). The latency is the same
+        either way."""
+        if not (self.folded and self.row_blocks > 1):
+            return 0
+        levels = self.readout_latency - 2
+        if self.adders != "sum":
+            return int(levels >= 1)
+        own = max(tree_depth(self.rows + len(csd_digits(self.b + 1))), tree_depth(self.b))
+        return int(own <= levels)
+
+    @property
+    def acc_split(self):
+        """Bits of the low half of a split accumulator (:attr:`carry_regs`):
+        ``num_width // 2``; 0 when it is not split."""
+        return self.num_width // 2 if self.carry_regs else 0
+
+    @property
+    def tree_levels(self):
+        """Register levels of a folded read-out tree (and of the count of zero query
+        bits): ``readout_latency - 1 - carry_regs``."""
+        return self.readout_latency - 1 - self.carry_regs
+
+    @property
     def latency(self):
         """Edges from a query token's transfer to its (num, den) transfer, nothing stalled:
         the read-out; folded, one edge more for the memory read, ``data_regs`` for its
@@ -454,15 +486,17 @@ class FoldedLinearValuePath(LinearValuePath):
         # ---- read-out trees over the word (as in the parallel path; (b+1)·V and the count
         # of zero query bits with the first block), then the sum over the row blocks, then
         # the beat of the group
-        depth = plan.readout_latency - 1
+        depth = plan.tree_levels
         smax = plan.N << (plan.w - 1)
 
         first = st.first_blk if R > 1 else 1
         zeros = adder_tree(m, [Term(~st.code[t], False, 0, 1) for t in range(b)],
                            en=en, depth=depth, tree=plan.adders, name="zeros")
-        # (the fields of a group's sum, past the trees and plan.block_regs)
-        out_depth = depth + plan.block_regs
-        arrive = delay(m, act & ~st.key, out_depth, en=en, name="qvalid")
+        # (the fields of a block's sum, past the trees and plan.block_regs; of a group's sum,
+        # past plan.carry_regs more)
+        blk_arrive = delay(m, act & ~st.key, depth + plan.block_regs, en=en, name="qvalid")
+        arrive = delay(m, blk_arrive, plan.carry_regs, en=en, name="qvalid_hi")
+        out_depth = depth + plan.block_regs + plan.carry_regs
         last = delay(m, st.last, out_depth, en=en, name="qlast")
         tag = delay(m, st.tag.as_value(), out_depth, en=en, name="qtag")
         if R > 1:
@@ -471,12 +505,13 @@ class FoldedLinearValuePath(LinearValuePath):
             # then each block's sum adds the sum so far (acc), which returns to 0 after the
             # group's last block: the loop through acc is one adder, no mux
             first_d = delay(m, st.first_blk, depth, en=en, name="qfirst_blk")
-            push = delay(m, st.last_blk, out_depth, en=en, name="qlast_blk")
-            acc = [Signal(signed(plan.num_width), name=f"acc_{q}") for q in range(PE)]
+            blk_push = delay(m, st.last_blk, depth + plan.block_regs, en=en, name="qlast_blk")
+            push = delay(m, blk_push, plan.carry_regs, en=en, name="qlast_blk_hi")
             base = Mux(first_d, zeros.value, 0)
         else:
             push = 1
         group0 = delay(m, st.grp0, out_depth, en=en, name="qgroup0")
+        W, k = plan.num_width, plan.acc_split
         totals = []
         for q in range(PE):
             # lane P (z and n) has the narrower ranges of z (±N) and n (0..N)
@@ -487,21 +522,48 @@ class FoldedLinearValuePath(LinearValuePath):
             terms += _scaled(b, Vg[q] if R == 1 else Mux(first, Vg[q], 0), vlo, vhi)
             root = adder_tree(m, terms, en=en, depth=depth, tree=plan.adders,
                               name=f"num{q}" if q < P else "den")
-            if R > 1:
-                part = Signal(signed(plan.num_width), name=f"block_{q}")
-                register(m, part, (base - root.value) if root.neg else (root.value + base), en)
-                totals.append(acc[q] + part)
-            else:
+            if R == 1:
                 totals.append((zeros.value - root.value) if root.neg
                               else (root.value + zeros.value))
+                continue
+            part = Signal(signed(W), name=f"block_{q}")
+            register(m, part, (base - root.value) if root.neg else (root.value + base), en)
+            if not k:
+                acc = Signal(signed(W), name=f"acc_{q}")
+                total = acc + part
+                with m.If(en & arrive):
+                    m.d.sync += acc.eq(Mux(push, 0, total))
+                totals.append(total)
+                continue
+            # split (plan.carry_regs): the low k bits of the block sums accumulate in acc_lo
+            # (k-bit adder), their carry out and the block's high bits are registered, and
+            # the high half accumulates one edge later in acc_hi (hi + high bits + carry in,
+            # one adder of W - k bits); both return to 0 after the group's last block, and
+            # the group's sum is the registered low bits beside the high half's sum
+            acc_lo = Signal(k, name=f"acc_lo_{q}")
+            acc_hi = Signal(signed(W - k), name=f"acc_hi_{q}")
+            sum_lo = Signal(k + 1, name=f"sum_lo_{q}")
+            carry = Signal(name=f"carry_{q}")
+            low = Signal(k, name=f"low_{q}")
+            high = Signal(signed(W - k), name=f"block_hi_{q}")
+            m.d.comb += sum_lo.eq(acc_lo + part[:k])
+            with m.If(en):
+                m.d.sync += [carry.eq(sum_lo[k]), low.eq(sum_lo[:k]),
+                             high.eq(part[k:].as_signed())]
+            with m.If(en & blk_arrive):
+                m.d.sync += acc_lo.eq(Mux(blk_push, 0, sum_lo[:k]))
+            # acc_hi + high + carry as one adder: (2·acc_hi + c) + (2·high + c), halved
+            sum_hi = Signal(signed(W - k), name=f"sum_hi_{q}")
+            m.d.comb += sum_hi.eq((Cat(carry, acc_hi).as_signed()
+                                   + Cat(carry, high).as_signed()) >> 1)
+            with m.If(en & arrive):
+                m.d.sync += acc_hi.eq(Mux(push, 0, sum_hi))
+            totals.append(Cat(low, sum_hi).as_signed())
 
         # one beat per group (P nums, den, last on group G-1) in a register: the divider
         # takes each group into its pipeline, so no bank of G·P sums is held here
         beat = Signal(layouts.weighted_group(plan))
         den = Signal(unsigned(plan.den_width))
-        if R > 1:
-            with m.If(en & arrive):
-                m.d.sync += [acc[q].eq(Mux(push, 0, totals[q])) for q in range(PE)]
         with m.If(self.o.ready):
             m.d.sync += ovalid.eq(0)
         with m.If(en & arrive & push):
