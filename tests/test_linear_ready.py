@@ -80,3 +80,35 @@ def test_value_ready_is_a_flip_flop(params):
     assert moved == []
     # a key's G groups are taken while it is read (its last group with its last word)
     assert taken_per_key == [G] * len(taken_per_key)
+
+
+# (goal configs: the iCEBreaker's and the ULX3S's folding; corners: R = 2 with a spare tree
+# level, R = 3 without one (b = 7: the zero-bit count's tree needs every level), a bit heap,
+# one row block (no accumulator))
+SPLIT = [(dict(d=32, b=32, N=256, lanes=1, rows=8), 1),
+         (dict(d=64, b=64, N=1024, lanes=2, rows=32), 1),
+         (dict(b=8, d=4, w=8, N=6, lanes=2, rows=4), 1),
+         (dict(b=7, d=3, w=8, N=5, lanes=1, rows=3), 0),
+         (dict(b=7, d=3, w=8, N=5, lanes=1, rows=3, adders="lut6"), 1),
+         (dict(b=16, d=4, N=8, lanes=2), 0)]
+
+
+@pytest.mark.parametrize("params,split", SPLIT, ids=lambda p: str(p))
+def test_split_accumulator_keeps_the_latency(params, split):
+    """The row blocks' accumulator is split in a low and a high half, the carry registered
+    between them (``carry_regs``), exactly where the read-out tree has a level to spare;
+    the latency is the same formula either way, and the Verilog holds the two halves
+    (``acc_lo_<q>``, ``acc_hi_<q>``) where split and one ``acc_<q>`` where not. (Outputs
+    against the golden model: tests/test_value_paths.py, split and unsplit row corners.)"""
+    from amaranth.back import rtlil
+
+    plan = CoreConfig.create(mode="linear", **params).plan.value
+    assert plan.carry_regs == split
+    assert plan.acc_split == (plan.num_width // 2 if split else 0)
+    assert plan.tree_levels == plan.readout_latency - 1 - split
+    assert plan.latency.fixed == (plan.state_steps - 1 + plan.readout_latency + 1
+                                  + plan.data_regs + plan.block_regs)
+    text = rtlil.convert(plan.component(), name="vp")
+    has_acc = plan.row_blocks > 1 and plan.folded
+    assert ("acc_lo_0" in text and "acc_hi_0" in text) == bool(split)
+    assert (" \\acc_0 " in text or "\\acc_0\n" in text) == (has_acc and not split)
