@@ -114,24 +114,42 @@ class LinearPlan(Folding, WeightedSum):
         return int(self.folded and self.row_blocks > 1)
 
     @property
+    def spare_levels(self):
+        """Register levels of a folded read-out tree beyond the fewest it needs: its
+        ``readout_latency - 1`` levels (the unfolded tree's, over all b rows) less those of
+        a sum tree over T rows and the CSD terms of (b+1) or of the count of zero query
+        bits over b bits, whichever is deeper, the count starting ``data_regs`` levels
+        earlier, from the code read beside the memories (a bit heap needs 1); 0 unfolded."""
+        if not self.folded:
+            return 0
+        if self.adders != "sum":
+            own = 1
+        else:
+            own = max(tree_depth(self.rows + len(csd_digits(self.b + 1))),
+                      tree_depth(self.b) - self.data_regs)
+        return max(0, self.readout_latency - 1 - own)
+
+    @property
+    def mask_regs(self):
+        """Register stages of a folded read-out tree's masked operands (``c ? S : ~S`` of
+        each row, and (b+1)·V's operand) before its first adder level: 1 where the tree has
+        a level to spare (:attr:`spare_levels`), so that no path runs from the state
+        memories' read registers through the mask into a carry chain (on the ECP5 the read
+        register is the block RAM's own output register, its mask and Yosys' collision mux
+        one LUT after it); 0 otherwise. It takes a level of the tree: the latency is the
+        same either way."""
+        return int(self.spare_levels >= 1)
+
+    @property
     def carry_regs(self):
         """Register stages of the row blocks' accumulator's carry, folded with R > 1: 1 when
         the accumulator is split in a low half and a high half (:attr:`acc_split` bits
         low), the low half's carry registered into the high half's adder one edge later, so
         that no adder in the accumulator's loop is wider than about half of ``num_width``;
-        this takes the stage from the read-out tree, which then has one register level less
-        (:attr:`tree_levels`), so only where the tree fits in one level less (a sum tree
-        over T rows and the CSD terms of (b+1), and the count of zero query bits over b
-        bits, within ``readout_latency - 2`` levels; a bit heap, in any number of levels
-        >= 1); 0 otherwise (one adder over ``num_width`` bits). The latency is the same
-        either way."""
-        if not (self.folded and self.row_blocks > 1):
-            return 0
-        levels = self.readout_latency - 2
-        if self.adders != "sum":
-            return int(levels >= 1)
-        own = max(tree_depth(self.rows + len(csd_digits(self.b + 1))), tree_depth(self.b))
-        return int(own <= levels)
+        this takes a stage from the read-out tree, so only where the tree has a level to
+        spare beyond :attr:`mask_regs` (:attr:`spare_levels`); 0 otherwise (one adder over
+        ``num_width`` bits). The latency is the same either way."""
+        return int(self.row_blocks > 1 and self.spare_levels - self.mask_regs >= 1)
 
     @property
     def acc_split(self):
@@ -141,8 +159,9 @@ class LinearPlan(Folding, WeightedSum):
 
     @property
     def tree_levels(self):
-        """Register levels of a folded read-out tree (and of the count of zero query
-        bits): ``readout_latency - 1 - carry_regs``."""
+        """Register levels of a folded read-out tree, :attr:`mask_regs` of them before
+        its adders (and of the count of zero query bits): ``readout_latency - 1 -
+        carry_regs``."""
         return self.readout_latency - 1 - self.carry_regs
 
     @property
@@ -490,8 +509,11 @@ class FoldedLinearValuePath(LinearValuePath):
         smax = plan.N << (plan.w - 1)
 
         first = st.first_blk if R > 1 else 1
-        zeros = adder_tree(m, [Term(~st.code[t], False, 0, 1) for t in range(b)],
-                           en=en, depth=depth, tree=plan.adders, name="zeros")
+        # (the count of zero query bits from the code beside the read, stage 1: data_regs
+        # levels more than the rows' trees, the same edge out)
+        zeros = adder_tree(m, [Term(~s1.code[t], False, 0, 1) for t in range(b)],
+                           en=en, depth=depth + plan.data_regs, tree=plan.adders,
+                           name="zeros")
         # (the fields of a block's sum, past the trees and plan.block_regs; of a group's sum,
         # past plan.carry_regs more)
         blk_arrive = delay(m, act & ~st.key, depth + plan.block_regs, en=en, name="qvalid")
@@ -517,11 +539,19 @@ class FoldedLinearValuePath(LinearValuePath):
             # lane P (z and n) has the narrower ranges of z (±N) and n (0..N)
             top, vlo, vhi = (smax, plan.N * plan.vmin, plan.N * plan.vmax) if q < P else \
                 (plan.N, 0, plan.N)
-            terms = [Term(_masked(Sg(t, q), cb[t]), False, -top - 1, top)
-                     for t in range(T)]
-            terms += _scaled(b, Vg[q] if R == 1 else Mux(first, Vg[q], 0), vlo, vhi)
-            root = adder_tree(m, terms, en=en, depth=depth, tree=plan.adders,
-                              name=f"num{q}" if q < P else "den")
+            rows_q = [_masked(Sg(t, q), cb[t]) for t in range(T)]
+            vop = Vg[q] if R == 1 else Mux(first, Vg[q], 0)
+            if plan.mask_regs:
+                # the masked operands registered before the first adder level
+                regs = [Signal(x.shape(), name=f"mask{q}_{t}") for t, x in enumerate(rows_q)]
+                vreg = Signal(vop.shape(), name=f"mask{q}_v")
+                for reg, x in zip(regs + [vreg], rows_q + [vop]):
+                    register(m, reg, x, en)
+                rows_q, vop = regs, vreg
+            terms = [Term(x, False, -top - 1, top) for x in rows_q]
+            terms += _scaled(b, vop, vlo, vhi)
+            root = adder_tree(m, terms, en=en, depth=depth - plan.mask_regs,
+                              tree=plan.adders, name=f"num{q}" if q < P else "den")
             if R == 1:
                 totals.append((zeros.value - root.value) if root.neg
                               else (root.value + zeros.value))
