@@ -169,7 +169,9 @@ class LinearPlan(Folding, WeightedSum):
         """Edges from a query token's transfer to its (num, den) transfer, nothing stalled:
         the read-out; folded, one edge more for the memory read, ``data_regs`` for its
         register and ``block_regs`` before the row blocks' accumulator, after the token was
-        held G·R - 1 cycles while its groups (and row blocks) were read."""
+        held G·R - 1 cycles while its groups (and row blocks) were read. (The read-out's
+        ``readout_latency - 1`` tree levels are ``tree_levels``, ``mask_regs`` of them
+        before the adders, and ``carry_regs``, the split accumulator's carry stage.)"""
         if self.folded:
             return Timing(self.state_steps - 1 + self.readout_latency + 1 + self.data_regs
                           + self.block_regs)
@@ -322,7 +324,12 @@ class FoldedLinearValuePath(LinearValuePath):
     row blocks' accumulator) to the transfer of the last group's beat, the token being held
     ``G·R - 1``
     cycles before it (``plan.latency`` counts from the first of those); throughput one token
-    per G·R cycles (R row blocks of ``rows``).
+    per G·R cycles (R row blocks of ``rows``). Of the read-out's ``readout_latency - 1``
+    levels, the read-out trees over T rows need fewer than the unfolded one over b rows:
+    the levels to spare (``plan.spare_levels``) register the trees' masked operands first
+    (``plan.mask_regs``), then split the row blocks' accumulator in a low and a high half
+    with the carry registered between them (``plan.carry_regs``, ``plan.acc_split`` bits
+    low), so that its loop is a half-width adder; the latency is the same with or without.
     """
 
     def elaborate(self, platform):
