@@ -517,8 +517,11 @@ class FoldedLinearValuePath(LinearValuePath):
 
         first = st.first_blk if R > 1 else 1
         # (the count of zero query bits from the code beside the read, stage 1: data_regs
-        # levels more than the rows' trees, the same edge out)
-        zeros = adder_tree(m, [Term(~s1.code[t], False, 0, 1) for t in range(b)],
+        # levels more than the rows' trees, the same edge out; with row blocks, counted for
+        # the first block only, 0 for the others, so that it joins a block's sum with no
+        # select in front of that adder)
+        zero_bits = [~s1.code[t] & s1.first_blk if R > 1 else ~s1.code[t] for t in range(b)]
+        zeros = adder_tree(m, [Term(x, False, 0, 1) for x in zero_bits],
                            en=en, depth=depth + plan.data_regs, tree=plan.adders,
                            name="zeros")
         # (the fields of a block's sum, past the trees and plan.block_regs; of a group's sum,
@@ -533,10 +536,9 @@ class FoldedLinearValuePath(LinearValuePath):
             # count of zero query bits in a register stage of its own (plan.block_regs),
             # then each block's sum adds the sum so far (acc), which returns to 0 after the
             # group's last block: the loop through acc is one adder, no mux
-            first_d = delay(m, st.first_blk, depth, en=en, name="qfirst_blk")
             blk_push = delay(m, st.last_blk, depth + plan.block_regs, en=en, name="qlast_blk")
             push = delay(m, blk_push, plan.carry_regs, en=en, name="qlast_blk_hi")
-            base = Mux(first_d, zeros.value, 0)
+            base = zeros.value
         else:
             push = 1
         group0 = delay(m, st.grp0, out_depth, en=en, name="qgroup0")
