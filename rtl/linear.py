@@ -469,6 +469,19 @@ class FoldedLinearValuePath(LinearValuePath):
                     ut, ct = row_operand(cb1, s1.value, t)
                     m.d.sync += [u.eq(Cat(*ut)), c.eq(ct)]
                 m.d.sync += [dz.eq(z_step(cb1, s1.grp0, t)) for t, dz in enumerate(z_rows)]
+            # the memories' write enables as flip-flops, decoded a stage early: a key's word
+            # (its group's last block for V) or a clearing query's; without `en`: while the
+            # pipeline stalls the word is written again with the same value, from registers
+            # that hold (S_data, V_data, the rows), and no read is made (the read ports are
+            # enabled by `en`), so the state is the same; the write enables, and the selects
+            # of zeros, then reach the memories from flip-flops through one LUT
+            w_key, w_key_last, w_clear = (Signal(name=n) for n in
+                                          ("w_key", "w_key_last", "w_clear"))
+            s1_last_blk = s1.last_blk if R > 1 else 1
+            with m.If(en):
+                m.d.sync += [w_key.eq(s1.valid & s1.key),
+                             w_key_last.eq(s1.valid & s1.key & s1_last_blk),
+                             w_clear.eq(s1.valid & ~s1.key & s1.clear)]
         else:
             st = s1
             rows = [row_operand(cb1, s1.value, t) for t in range(T)]
@@ -483,16 +496,20 @@ class FoldedLinearValuePath(LinearValuePath):
         # (lane P's value, 1 in group 0: a flip-flop, not a compare before the adders)
         v = [st.value[q] for q in range(P)] + [st.grp0]
         zero = clear | clearing
+        if plan.data_regs:
+            mem_key, mem_key_last, mem_zero = w_key, w_key_last, w_clear | clearing
+        else:
+            mem_key, mem_key_last, mem_zero = key, key & st_last_blk, zero
         cb = st.block_code if R > 1 else st.code          # the code bits of the block
         # rows that the last block lacks (row (R-1)T + t >= b): their entries stay 0
         lacking = [(R - 1) * T + t >= b for t in range(T)]
         m.d.comb += [wV.addr.eq(Mux(clearing, sweep, st.grp)),
-                     wV.en.eq(Mux((key & st_last_blk) | zero, -1, 0))]
+                     wV.en.eq(Mux(mem_key_last | mem_zero, -1, 0))]
         for q in range(PE):
             regs = q == P and z_regs is not None
             if not regs:
                 m.d.comb += [wS[q].addr.eq(Mux(clearing, sweep, st.addr)),
-                             wS[q].en.eq(Mux(key | zero, -1, 0))]
+                             wS[q].en.eq(Mux(mem_key | mem_zero, -1, 0))]
             for t in range(T):
                 if q < P:
                     # S + u + c as one adder: (2S + c) + (2u + c), halved
@@ -500,14 +517,16 @@ class FoldedLinearValuePath(LinearValuePath):
                     upd = ((Cat(c, Sg(t, q)).as_signed() + Cat(c, u[q]).as_signed()) >> 1)
                 else:
                     upd = Sg(t, q) + z_rows[t]
-                new = Mux(zero | (st_last_blk if lacking[t] else 0), 0, upd)
                 if regs:            # (v is 0 beyond group 0: the other groups keep z)
+                    # (registers, not a memory: updated once, where `en`)
                     with m.If(key | zero):
-                        m.d.sync += z_regs[t].eq(new)
+                        m.d.sync += z_regs[t].eq(
+                            Mux(zero | (st_last_blk if lacking[t] else 0), 0, upd))
                 else:
-                    m.d.comb += wS[q].data[t].eq(new)
+                    m.d.comb += wS[q].data[t].eq(
+                        Mux(mem_zero | (st_last_blk if lacking[t] else 0), 0, upd))
         for q in range(PE):
-            m.d.comb += wV.data[q].eq(Mux(zero, 0, Vg[q] + v[q]))
+            m.d.comb += wV.data[q].eq(Mux(mem_zero, 0, Vg[q] + v[q]))
 
         # ---- read-out trees over the word (as in the parallel path; (b+1)·V and the count
         # of zero query bits with the first block), then the sum over the row blocks, then
