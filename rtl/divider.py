@@ -87,6 +87,13 @@ class DividerPlan:
         groups = -(-elements // lanes)
         steps = divider_steps(q_bits, groups, interval)
         held = gap is not None and gap >= divider_latency(q_bits, groups, steps, grouped)
+        if grouped and not held:
+            # divisions that overlap in the pipeline, a group per beat (a folded linear
+            # core): one step per stage, whose registers load the previous stage's every
+            # edge, so no start select, step counter or operand select stands in front of
+            # or behind a step's carry chain (the latency of a grouped input does not
+            # depend on the steps; only the interval, G·1, is shorter than needed)
+            steps = 1
         return cls(elements, num_width, den_width, q_bits, lanes, grouped, steps, held)
 
     @property
@@ -225,6 +232,16 @@ class RoundingDivider(wiring.Component):
     def interval(self):
         return self.plan.interval
 
+    @property
+    def complemented_den(self):
+        """The pipeline's stages carry ~den (``den_width`` bits), not den: a stage of
+        restoring steps whose den is its own (not held, not :attr:`nonrestoring`, not
+        ``serial``) subtracts it as t + ~den + 1, the +1 a carry in, so that no inverter
+        stands between its registers and the carry chain (on the iCE40 a subtract of a
+        register costs a LUT in front of the chain); the form stage inverts den as it
+        registers it."""
+        return not (self.serial or self.held_den or self.nonrestoring)
+
     def _stage(self, name, has_count):
         """The registers of one pipeline stage: control, and per lane the remainder ``r``,
         ``xq`` (the bits of X not yet shifted in, the quotient bits below them) and the
@@ -258,8 +275,15 @@ class RoundingDivider(wiring.Component):
         for p, (r, xq) in enumerate(zip(src["r"], src["xq"])):
             if not self.nonrestoring:
                 t = Cat(xq[-1], r)                                   # dw + 1 bits
-                diff = Signal(signed(dw + 2), name=f"{name}_diff{p}")
-                m.d.comb += diff.eq(t - den)
+                # t - den lies in [-den, den) (r < den, so t < 2·den): dw + 1 bits, signed
+                diff = Signal(signed(dw + 1), name=f"{name}_diff{p}")
+                if self.complemented_den:
+                    # (``den`` is ~den: t + ~den + 1 as one adder, the +1 a carry in,
+                    # (2t + 1) + (2·~den + 1) halved, modulo 2^(dw + 1))
+                    m.d.comb += diff.eq((Cat(Const(1, 1), t)
+                                         + Cat(Const(1, 1), den, Const(1, 1))) >> 1)
+                else:
+                    m.d.comb += diff.eq(t - den)
                 take = ~diff[-1]
                 out.append((Mux(take, diff[:dw], t[:dw]), Cat(take, xq[:-1])))
                 continue
@@ -356,10 +380,15 @@ class RoundingDivider(wiring.Component):
         form = self._stage("form", False)
         half = src["den"] >> 1
         m.d.sync += [form["valid"].eq(enter)]
-        m.d.sync += [form[key].eq(src[key]) for key in keys]
+        m.d.sync += [form[key].eq(~src[key] if key == "den" and self.complemented_den
+                                  else src[key]) for key in keys]
         for p, a in enumerate(src_num):
+            # |a| + half as (a XOR its sign) + half + sign: one adder, the sign a carry in,
+            # (2·(a ^ s) + s) + (2·half + s) halved (no select after two adders)
+            neg = a[-1]
             x = Signal(max(self.num_width, dw), name=f"form_x{p}")
-            m.d.comb += x.eq(Mux(a < 0, half - a, half + a))
+            m.d.comb += x.eq((Cat(neg, a.as_unsigned() ^ neg.replicate(len(a)))
+                              + Cat(neg, half)) >> 1)
             m.d.sync += [form["r"][p].eq(x[qb:]), form["xq"][p].eq(x[:qb]),
                          form["neg"][p].eq(a < 0)]
 

@@ -114,11 +114,64 @@ class LinearPlan(Folding, WeightedSum):
         return int(self.folded and self.row_blocks > 1)
 
     @property
+    def spare_levels(self):
+        """Register levels of a folded read-out tree beyond the fewest it needs: its
+        ``readout_latency - 1`` levels (the unfolded tree's, over all b rows) less those of
+        a sum tree over T rows and the CSD terms of (b+1) or of the count of zero query
+        bits over b bits, whichever is deeper, the count starting ``data_regs`` levels
+        earlier, from the code read beside the memories (a bit heap needs 1); 0 unfolded."""
+        if not self.folded:
+            return 0
+        if self.adders != "sum":
+            own = 1
+        else:
+            own = max(tree_depth(self.rows + len(csd_digits(self.b + 1))),
+                      tree_depth(self.b) - self.data_regs)
+        return max(0, self.readout_latency - 1 - own)
+
+    @property
+    def mask_regs(self):
+        """Register stages of a folded read-out tree's masked operands (``c ? S : ~S`` of
+        each row, and (b+1)·V's operand) before its first adder level: 1 where the tree has
+        a level to spare (:attr:`spare_levels`), so that no path runs from the state
+        memories' read registers through the mask into a carry chain (on the ECP5 the read
+        register is the block RAM's own output register, its mask and Yosys' collision mux
+        one LUT after it); 0 otherwise. It takes a level of the tree: the latency is the
+        same either way."""
+        return int(self.spare_levels >= 1)
+
+    @property
+    def carry_regs(self):
+        """Register stages of the row blocks' accumulator's carry, folded with R > 1: 1 when
+        the accumulator is split in a low half and a high half (:attr:`acc_split` bits
+        low), the low half's carry registered into the high half's adder one edge later, so
+        that no adder in the accumulator's loop is wider than about half of ``num_width``;
+        this takes a stage from the read-out tree, so only where the tree has a level to
+        spare beyond :attr:`mask_regs` (:attr:`spare_levels`); 0 otherwise (one adder over
+        ``num_width`` bits). The latency is the same either way."""
+        return int(self.row_blocks > 1 and self.spare_levels - self.mask_regs >= 1)
+
+    @property
+    def acc_split(self):
+        """Bits of the low half of a split accumulator (:attr:`carry_regs`):
+        ``num_width // 2``; 0 when it is not split."""
+        return self.num_width // 2 if self.carry_regs else 0
+
+    @property
+    def tree_levels(self):
+        """Register levels of a folded read-out tree, :attr:`mask_regs` of them before
+        its adders (and of the count of zero query bits): ``readout_latency - 1 -
+        carry_regs``."""
+        return self.readout_latency - 1 - self.carry_regs
+
+    @property
     def latency(self):
         """Edges from a query token's transfer to its (num, den) transfer, nothing stalled:
         the read-out; folded, one edge more for the memory read, ``data_regs`` for its
         register and ``block_regs`` before the row blocks' accumulator, after the token was
-        held G·R - 1 cycles while its groups (and row blocks) were read."""
+        held G·R - 1 cycles while its groups (and row blocks) were read. (The read-out's
+        ``readout_latency - 1`` tree levels are ``tree_levels``, ``mask_regs`` of them
+        before the adders, and ``carry_regs``, the split accumulator's carry stage.)"""
         if self.folded:
             return Timing(self.state_steps - 1 + self.readout_latency + 1 + self.data_regs
                           + self.block_regs)
@@ -271,7 +324,12 @@ class FoldedLinearValuePath(LinearValuePath):
     row blocks' accumulator) to the transfer of the last group's beat, the token being held
     ``G·R - 1``
     cycles before it (``plan.latency`` counts from the first of those); throughput one token
-    per G·R cycles (R row blocks of ``rows``).
+    per G·R cycles (R row blocks of ``rows``). Of the read-out's ``readout_latency - 1``
+    levels, the read-out trees over T rows need fewer than the unfolded one over b rows:
+    the levels to spare (``plan.spare_levels``) register the trees' masked operands first
+    (``plan.mask_regs``), then split the row blocks' accumulator in a low and a high half
+    with the carry registered between them (``plan.carry_regs``, ``plan.acc_split`` bits
+    low), so that its loop is a half-width adder; the latency is the same with or without.
     """
 
     def elaborate(self, platform):
@@ -411,6 +469,19 @@ class FoldedLinearValuePath(LinearValuePath):
                     ut, ct = row_operand(cb1, s1.value, t)
                     m.d.sync += [u.eq(Cat(*ut)), c.eq(ct)]
                 m.d.sync += [dz.eq(z_step(cb1, s1.grp0, t)) for t, dz in enumerate(z_rows)]
+            # the memories' write enables as flip-flops, decoded a stage early: a key's word
+            # (its group's last block for V) or a clearing query's; without `en`: while the
+            # pipeline stalls the word is written again with the same value, from registers
+            # that hold (S_data, V_data, the rows), and no read is made (the read ports are
+            # enabled by `en`), so the state is the same; the write enables, and the selects
+            # of zeros, then reach the memories from flip-flops through one LUT
+            w_key, w_key_last, w_clear = (Signal(name=n) for n in
+                                          ("w_key", "w_key_last", "w_clear"))
+            s1_last_blk = s1.last_blk if R > 1 else 1
+            with m.If(en):
+                m.d.sync += [w_key.eq(s1.valid & s1.key),
+                             w_key_last.eq(s1.valid & s1.key & s1_last_blk),
+                             w_clear.eq(s1.valid & ~s1.key & s1.clear)]
         else:
             st = s1
             rows = [row_operand(cb1, s1.value, t) for t in range(T)]
@@ -425,16 +496,20 @@ class FoldedLinearValuePath(LinearValuePath):
         # (lane P's value, 1 in group 0: a flip-flop, not a compare before the adders)
         v = [st.value[q] for q in range(P)] + [st.grp0]
         zero = clear | clearing
+        if plan.data_regs:
+            mem_key, mem_key_last, mem_zero = w_key, w_key_last, w_clear | clearing
+        else:
+            mem_key, mem_key_last, mem_zero = key, key & st_last_blk, zero
         cb = st.block_code if R > 1 else st.code          # the code bits of the block
         # rows that the last block lacks (row (R-1)T + t >= b): their entries stay 0
         lacking = [(R - 1) * T + t >= b for t in range(T)]
         m.d.comb += [wV.addr.eq(Mux(clearing, sweep, st.grp)),
-                     wV.en.eq(Mux((key & st_last_blk) | zero, -1, 0))]
+                     wV.en.eq(Mux(mem_key_last | mem_zero, -1, 0))]
         for q in range(PE):
             regs = q == P and z_regs is not None
             if not regs:
                 m.d.comb += [wS[q].addr.eq(Mux(clearing, sweep, st.addr)),
-                             wS[q].en.eq(Mux(key | zero, -1, 0))]
+                             wS[q].en.eq(Mux(mem_key | mem_zero, -1, 0))]
             for t in range(T):
                 if q < P:
                     # S + u + c as one adder: (2S + c) + (2u + c), halved
@@ -442,27 +517,37 @@ class FoldedLinearValuePath(LinearValuePath):
                     upd = ((Cat(c, Sg(t, q)).as_signed() + Cat(c, u[q]).as_signed()) >> 1)
                 else:
                     upd = Sg(t, q) + z_rows[t]
-                new = Mux(zero | (st_last_blk if lacking[t] else 0), 0, upd)
                 if regs:            # (v is 0 beyond group 0: the other groups keep z)
+                    # (registers, not a memory: updated once, where `en`)
                     with m.If(key | zero):
-                        m.d.sync += z_regs[t].eq(new)
+                        m.d.sync += z_regs[t].eq(
+                            Mux(zero | (st_last_blk if lacking[t] else 0), 0, upd))
                 else:
-                    m.d.comb += wS[q].data[t].eq(new)
+                    m.d.comb += wS[q].data[t].eq(
+                        Mux(mem_zero | (st_last_blk if lacking[t] else 0), 0, upd))
         for q in range(PE):
-            m.d.comb += wV.data[q].eq(Mux(zero, 0, Vg[q] + v[q]))
+            m.d.comb += wV.data[q].eq(Mux(mem_zero, 0, Vg[q] + v[q]))
 
         # ---- read-out trees over the word (as in the parallel path; (b+1)·V and the count
         # of zero query bits with the first block), then the sum over the row blocks, then
         # the beat of the group
-        depth = plan.readout_latency - 1
+        depth = plan.tree_levels
         smax = plan.N << (plan.w - 1)
 
         first = st.first_blk if R > 1 else 1
-        zeros = adder_tree(m, [Term(~st.code[t], False, 0, 1) for t in range(b)],
-                           en=en, depth=depth, tree=plan.adders, name="zeros")
-        # (the fields of a group's sum, past the trees and plan.block_regs)
-        out_depth = depth + plan.block_regs
-        arrive = delay(m, act & ~st.key, out_depth, en=en, name="qvalid")
+        # (the count of zero query bits from the code beside the read, stage 1: data_regs
+        # levels more than the rows' trees, the same edge out; with row blocks, counted for
+        # the first block only, 0 for the others, so that it joins a block's sum with no
+        # select in front of that adder)
+        zero_bits = [~s1.code[t] & s1.first_blk if R > 1 else ~s1.code[t] for t in range(b)]
+        zeros = adder_tree(m, [Term(x, False, 0, 1) for x in zero_bits],
+                           en=en, depth=depth + plan.data_regs, tree=plan.adders,
+                           name="zeros")
+        # (the fields of a block's sum, past the trees and plan.block_regs; of a group's sum,
+        # past plan.carry_regs more)
+        blk_arrive = delay(m, act & ~st.key, depth + plan.block_regs, en=en, name="qvalid")
+        arrive = delay(m, blk_arrive, plan.carry_regs, en=en, name="qvalid_hi")
+        out_depth = depth + plan.block_regs + plan.carry_regs
         last = delay(m, st.last, out_depth, en=en, name="qlast")
         tag = delay(m, st.tag.as_value(), out_depth, en=en, name="qtag")
         if R > 1:
@@ -470,38 +555,73 @@ class FoldedLinearValuePath(LinearValuePath):
             # count of zero query bits in a register stage of its own (plan.block_regs),
             # then each block's sum adds the sum so far (acc), which returns to 0 after the
             # group's last block: the loop through acc is one adder, no mux
-            first_d = delay(m, st.first_blk, depth, en=en, name="qfirst_blk")
-            push = delay(m, st.last_blk, out_depth, en=en, name="qlast_blk")
-            acc = [Signal(signed(plan.num_width), name=f"acc_{q}") for q in range(PE)]
-            base = Mux(first_d, zeros.value, 0)
+            blk_push = delay(m, st.last_blk, depth + plan.block_regs, en=en, name="qlast_blk")
+            push = delay(m, blk_push, plan.carry_regs, en=en, name="qlast_blk_hi")
+            base = zeros.value
         else:
             push = 1
         group0 = delay(m, st.grp0, out_depth, en=en, name="qgroup0")
+        W, k = plan.num_width, plan.acc_split
         totals = []
         for q in range(PE):
             # lane P (z and n) has the narrower ranges of z (±N) and n (0..N)
             top, vlo, vhi = (smax, plan.N * plan.vmin, plan.N * plan.vmax) if q < P else \
                 (plan.N, 0, plan.N)
-            terms = [Term(_masked(Sg(t, q), cb[t]), False, -top - 1, top)
-                     for t in range(T)]
-            terms += _scaled(b, Vg[q] if R == 1 else Mux(first, Vg[q], 0), vlo, vhi)
-            root = adder_tree(m, terms, en=en, depth=depth, tree=plan.adders,
-                              name=f"num{q}" if q < P else "den")
-            if R > 1:
-                part = Signal(signed(plan.num_width), name=f"block_{q}")
-                register(m, part, (base - root.value) if root.neg else (root.value + base), en)
-                totals.append(acc[q] + part)
-            else:
+            rows_q = [_masked(Sg(t, q), cb[t]) for t in range(T)]
+            vop = Vg[q] if R == 1 else Mux(first, Vg[q], 0)
+            if plan.mask_regs:
+                # the masked operands registered before the first adder level
+                regs = [Signal(x.shape(), name=f"mask{q}_{t}") for t, x in enumerate(rows_q)]
+                vreg = Signal(vop.shape(), name=f"mask{q}_v")
+                for reg, x in zip(regs + [vreg], rows_q + [vop]):
+                    register(m, reg, x, en)
+                rows_q, vop = regs, vreg
+            terms = [Term(x, False, -top - 1, top) for x in rows_q]
+            terms += _scaled(b, vop, vlo, vhi)
+            root = adder_tree(m, terms, en=en, depth=depth - plan.mask_regs,
+                              tree=plan.adders, name=f"num{q}" if q < P else "den")
+            if R == 1:
                 totals.append((zeros.value - root.value) if root.neg
                               else (root.value + zeros.value))
+                continue
+            part = Signal(signed(W), name=f"block_{q}")
+            register(m, part, (base - root.value) if root.neg else (root.value + base), en)
+            if not k:
+                acc = Signal(signed(W), name=f"acc_{q}")
+                total = acc + part
+                with m.If(en & arrive):
+                    m.d.sync += acc.eq(Mux(push, 0, total))
+                totals.append(total)
+                continue
+            # split (plan.carry_regs): the low k bits of the block sums accumulate in acc_lo
+            # (k-bit adder), their carry out and the block's high bits are registered, and
+            # the high half accumulates one edge later in acc_hi (hi + high bits + carry in,
+            # one adder of W - k bits); both return to 0 after the group's last block, and
+            # the group's sum is the registered low bits beside the high half's sum
+            acc_lo = Signal(k, name=f"acc_lo_{q}")
+            acc_hi = Signal(signed(W - k), name=f"acc_hi_{q}")
+            sum_lo = Signal(k + 1, name=f"sum_lo_{q}")
+            carry = Signal(name=f"carry_{q}")
+            low = Signal(k, name=f"low_{q}")
+            high = Signal(signed(W - k), name=f"block_hi_{q}")
+            m.d.comb += sum_lo.eq(acc_lo + part[:k])
+            with m.If(en):
+                m.d.sync += [carry.eq(sum_lo[k]), low.eq(sum_lo[:k]),
+                             high.eq(part[k:].as_signed())]
+            with m.If(en & blk_arrive):
+                m.d.sync += acc_lo.eq(Mux(blk_push, 0, sum_lo[:k]))
+            # acc_hi + high + carry as one adder: (2·acc_hi + c) + (2·high + c), halved
+            sum_hi = Signal(signed(W - k), name=f"sum_hi_{q}")
+            m.d.comb += sum_hi.eq((Cat(carry, acc_hi).as_signed()
+                                   + Cat(carry, high).as_signed()) >> 1)
+            with m.If(en & arrive):
+                m.d.sync += acc_hi.eq(Mux(push, 0, sum_hi))
+            totals.append(Cat(low, sum_hi).as_signed())
 
         # one beat per group (P nums, den, last on group G-1) in a register: the divider
         # takes each group into its pipeline, so no bank of G·P sums is held here
         beat = Signal(layouts.weighted_group(plan))
         den = Signal(unsigned(plan.den_width))
-        if R > 1:
-            with m.If(en & arrive):
-                m.d.sync += [acc[q].eq(Mux(push, 0, totals[q])) for q in range(PE)]
         with m.If(self.o.ready):
             m.d.sync += ovalid.eq(0)
         with m.If(en & arrive & push):

@@ -273,6 +273,29 @@ def test_held_den_needs_a_gap_of_a_latency(grouped):
     assert DividerPlan.keeping_up(*args, gap=lat).held_den
 
 
+@pytest.mark.parametrize("interval", [8, 32, 128])
+def test_overlapping_grouped_divisions_take_a_step_per_stage(interval):
+    """A grouped divider whose den is not held (a folded linear core: divisions overlap)
+    gets one restoring step per stage whatever its interval allows (no start select, step
+    counter or operand select at a carry chain), its stages carrying ~den; a held den
+    (divisions a latency apart) keeps the most steps per stage its interval allows, and so
+    does a whole-vector input. The latency of a grouped input is q_bits + 2 either way."""
+    args = (32, 23, 15, 8, 1)
+    overlapping = DividerPlan.keeping_up(*args, True, interval)
+    assert (overlapping.steps, overlapping.held_den) == (1, False)
+    dut = overlapping.component()
+    assert dut.complemented_den and not dut.nonrestoring
+    assert overlapping.latency.fixed == 8 + 2
+    held = DividerPlan.keeping_up(*args, True, interval, gap=10 ** 6)
+    assert held.held_den and held.steps == divider_steps(8, 32, interval)
+    assert not held.component().complemented_den
+    # (a whole-vector input, G = 4: its latency depends on the steps, which stay the most)
+    whole = DividerPlan.keeping_up(16, 20, 12, 8, 4, False, interval)
+    assert whole.steps == divider_steps(8, 4, interval)
+    # the non-restoring stages of several steps remain for a divider built with them
+    assert RoundingDivider(32, 23, 15, 8, lanes=1, grouped=True, steps=4).nonrestoring
+
+
 def run_held(dut, cases, hold, p_out, rng):
     """Offer each division once the previous one's payload is no longer held: a payload
     stays ``hold`` edges after its transfer, then changes (to the next division's, or to

@@ -80,3 +80,51 @@ def test_value_ready_is_a_flip_flop(params):
     assert moved == []
     # a key's G groups are taken while it is read (its last group with its last word)
     assert taken_per_key == [G] * len(taken_per_key)
+
+
+
+# (goal configs: the iCEBreaker's and the ULX3S's folding; corners: R = 2 and R = 3 with one
+# level to spare, a bit heap, one row block (no accumulator), R = 8 with two levels to spare)
+SPARE = [(dict(d=32, b=32, N=256, lanes=1, rows=8), 1, 1),
+         (dict(d=64, b=64, N=1024, lanes=2, rows=32), 1, 0),
+         (dict(b=8, d=4, w=8, N=6, lanes=2, rows=4), 1, 0),
+         (dict(b=7, d=3, w=8, N=5, lanes=1, rows=3), 1, 0),
+         (dict(b=7, d=3, w=8, N=5, lanes=1, rows=3, adders="lut6"), 1, 1),
+         (dict(b=16, d=4, N=8, lanes=2), 0, 0),
+         (dict(b=16, d=3, w=4, N=5, lanes=2, rows=2), 1, 1)]
+
+
+@pytest.mark.parametrize("params,mask,split", SPARE, ids=lambda p: str(p))
+def test_spare_tree_levels_keep_the_latency(params, mask, split):
+    """The levels a folded read-out tree has to spare go first to a register of its masked
+    operands (``mask_regs``), then to the row blocks' accumulator split in a low and a high
+    half, the carry registered between them (``carry_regs``); the latency is the same
+    formula either way, and the design holds the registers (``mask<q>_<t>``) and the two
+    halves (``acc_lo_<q>``, ``acc_hi_<q>``) exactly where planned, one ``acc_<q>`` where
+    not split. (Outputs against the golden model: tests/test_value_paths.py and
+    :func:`test_split_accumulator_matches_golden`.)"""
+    from amaranth.back import rtlil
+
+    plan = CoreConfig.create(mode="linear", **params).plan.value
+    assert (plan.mask_regs, plan.carry_regs) == (mask, split)
+    assert plan.acc_split == (plan.num_width // 2 if split else 0)
+    assert plan.tree_levels == plan.readout_latency - 1 - split
+    assert plan.latency.fixed == (plan.state_steps - 1 + plan.readout_latency + 1
+                                  + plan.data_regs + plan.block_regs)
+    text = rtlil.convert(plan.component(), name="vp")
+    assert ("mask0_0" in text) == bool(mask)
+    assert ("acc_lo_0" in text and "acc_hi_0" in text) == bool(split)
+    has_acc = plan.row_blocks > 1
+    assert (" \\acc_0 " in text or "\\acc_0\n" in text) == (has_acc and not split)
+
+
+@pytest.mark.parametrize("pattern", ["full_rate", "random_handshake"])
+def test_split_accumulator_matches_golden(pattern):
+    """A sum-tree core with both the mask registers and the split accumulator (R = 8 row
+    blocks, so a carry crosses between the halves within a group many times) against the
+    golden model, at full rate and under random handshakes."""
+    from hamattn.verif.valuepath_cases import check_value_path
+
+    cfg = CoreConfig.create(mode="linear", **SPARE[-1][0])
+    assert cfg.plan.value.carry_regs and cfg.plan.value.mask_regs
+    check_value_path(cfg, cfg.plan.value.component(), 17, windows=3, pattern=pattern)
