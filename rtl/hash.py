@@ -486,11 +486,15 @@ class FoldedHashProjection(HashProjection):
                  if self.select else Value.cast(self.i.payload.x))
 
         lanes = Signal(data.ArrayLayout(signed(w), P), name="lanes")
-        lg = Signal(gbits, name="lane_group")
+        # the group's place in its block, as two flags taken from the one-hot (no compare
+        # of the counter between the lane register and the accumulators' adders)
+        lfirst = Signal(name="lane_first")
+        llast = Signal(name="lane_last")
         lq = Signal(name="lane_query")
         lv = Signal(name="lane_valid")
         register(m, lanes, group, en)
-        register(m, lg, cnt, en)
+        register(m, lfirst, onehot[0], en)
+        register(m, llast, onehot[G - 1], en)
         register(m, lq, self.i.payload.query, en)
         register(m, lv, self.i.valid, en)
         lb = None
@@ -569,7 +573,8 @@ class FoldedHashProjection(HashProjection):
                                     tree=plan.adders))
 
         tv = delay(m, lv, depth, en=en, name="tree_valid")
-        tg = delay(m, lg, depth, en=en, name="tree_group")
+        tfirst = delay(m, lfirst, depth, en=en, name="tree_first")
+        tlast = delay(m, llast, depth, en=en, name="tree_last")
         tq = delay(m, lq, depth, en=en, name="tree_query")
         tb = delay(m, lb, depth, en=en, name="tree_block") if R > 1 else Const(0, 1)
         ttag = delay(m, ltag, depth, en=en, name="tree_tag") if has_tag else None
@@ -581,7 +586,7 @@ class FoldedHashProjection(HashProjection):
         ab = Signal(range(R), name="acc_block") if R > 1 else None
         done = Signal(name="acc_done")        # the accumulators hold a finished block
         atag = Signal.like(ttag, name="acc_tag") if has_tag else None
-        end_blk = tv & (tg == G - 1)
+        end_blk = tv & tlast
         with m.If(en):
             m.d.sync += [full.eq(end_blk & (tb == R - 1)), done.eq(end_blk)]
             with m.If(tv):
@@ -590,7 +595,7 @@ class FoldedHashProjection(HashProjection):
                     m.d.sync += ab.eq(tb)
                 if has_tag:
                     m.d.sync += atag.eq(ttag)
-        first = tg == 0
+        first = tfirst
         sign = []                   # per slot: the accumulator's sign bit (or None)
         consts = {}                 # row t -> per hash: a constant bit or None
         for j in range(T):
