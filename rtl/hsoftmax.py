@@ -284,7 +284,7 @@ class HsoftmaxValuePath(wiring.Component):
     def latency(self):
         return self.plan.latency
 
-    def _staged_bins(self, m, name, word, at, at_nx, x, held_nx, folding):
+    def _staged_bins(self, m, name, word, at, x, by_next, held_after, folding):
         """A slot's bins with a register in their read-modify-write (``plan.bin_stage``):
         bin ``at`` is read into ``base`` (0 where it is not ``held``), and a cycle later
         ``base + x`` is written back. Where the bin read is the one being written (the
@@ -292,7 +292,8 @@ class HsoftmaxValuePath(wiring.Component):
         sum is taken instead of the stale word: equal classes in a row need no stall. A fold
         reads the same way: ``base`` (returned) is the bin of a fold's read one edge later.
         Both tests (the bin is the one written; it is held) are flip-flops, registered from
-        the next address ``at_nx`` and the flags' next values ``held_nx``."""
+        the next address by ``by_next`` (a test of each address the bin may take, chosen by
+        the fold start last) and ``held_after`` (a bin's flag after the edge)."""
         Cb, P = self.plan.bins, self.plan.lanes
         # (at least 2 words: an address of at least one bit)
         mem = memory.Memory(shape=word, depth=max(Cb, 2), init=[])
@@ -308,8 +309,8 @@ class HsoftmaxValuePath(wiring.Component):
         m.d.comb += [rp.addr.eq(at), wp.addr.eq(at1), wp.en.eq(1), wp.data.eq(total)]
         forward = Signal(name=f"{name}_fwd")              # at == at1, not after a fold
         held_at = Signal(name=f"{name}_held")             # bin `at` is held
-        m.d.sync += [forward.eq((at_nx == at) & ~folding),
-                     held_at.eq(held_nx.bit_select(at_nx, 1))]
+        m.d.sync += [forward.eq(by_next(lambda a: a == at) & ~folding),
+                     held_at.eq(by_next(held_after))]
         m.d.sync += base.eq(Mux(forward, total, Mux(held_at, rp.data, 0)))
         return base
 
@@ -369,10 +370,22 @@ class HsoftmaxValuePath(wiring.Component):
         # (their next values, so that each slot's bin address is one register: no mux
         # between it and the LUT RAMs' read)
         fstart = Signal()                         # a fold starts at the next edge
-        folding_nx, faddr_nx = Signal(), Signal.like(faddr)
+        folding_nx = Signal(name="folding_nx")
+        faddr_nx = Signal.like(faddr, name="faddr_nx")
         m.d.comb += [folding_nx.eq(fstart | (folding & (faddr != 0))),
                      faddr_nx.eq(Mux(fstart, Cb - 1, faddr - 1))]
         m.d.sync += [folding.eq(folding_nx), faddr.eq(faddr_nx)]
+        # the address a fold reads after the edge, where it goes on (faddr - 1: folding and
+        # faddr != 0, a flip-flop), so that each test of a slot's next bin address is the
+        # same test of three addresses, all from flip-flops, chosen by the fold start last:
+        # the fold start (from the value path's state) is one mux from the registered tests
+        fold_more = Signal(name="fold_more")     # folding & (faddr != 0)
+        m.d.sync += fold_more.eq(Mux(fstart, Cb > 1, folding & (faddr > 1)))
+        fdown = (faddr - 1)[:len(faddr)]
+
+        def next_bin(fn, a):
+            """fn of the bin address after the edge, a slot's next class bin being ``a``."""
+            return Mux(fstart, fn(Const(Cb - 1, len(faddr))), Mux(fold_more, fn(fdown), fn(a)))
         bins = []
         for s in range(M):
             # the class of the key's distance, registered (a table of b + 1 entries), and
@@ -391,11 +404,20 @@ class HsoftmaxValuePath(wiring.Component):
             at_nx = Signal.like(at, name=f"bin{s}_nx")
             m.d.comb += at_nx.eq(Mux(folding_nx, faddr_nx, c >> f))
             m.d.sync += [held.eq(held_nx), at.eq(at_nx)]
+
+            def held_after(a, at=at, held=held):
+                """bin a's flag after the edge (held_nx[a]), without held_nx's Cb muxes."""
+                return Mux(at == a, ~folding, held.bit_select(a, 1))
+
+            def by_next(fn, c=c):
+                """fn of the slot's bin address after the edge (at_nx)."""
+                return next_bin(fn, c >> f)
             m.d.sync += [x.v[l].eq(Mux(lv, vreg[s][l] << r, 0)) for l in range(P)]
             m.d.sync += x.c.eq(Mux(lv, Const(1, 1) << r, 0))
             name = f"bins{s}" if M > 1 else "bins"
             if plan.bin_stage:
-                bins.append(self._staged_bins(m, name, word, at, at_nx, x, held_nx, folding))
+                bins.append(self._staged_bins(m, name, word, at, x, by_next, held_after,
+                                              folding))
                 continue
             # a bin not `held` reads word Cb, never written (0 since configuration), instead
             # of itself, so that neither an update nor a fold sees what an earlier group (or
@@ -403,9 +425,9 @@ class HsoftmaxValuePath(wiring.Component):
             # before the adders. `rd`, the read address, is a register from the next values
             rd = Signal(range(Cb + 1), name=f"rd{s}")
 
-            def read_at(a):
-                return Mux(held_nx.bit_select(a, 1), a, Cb)
-            m.d.sync += rd.eq(Mux(folding_nx, read_at(faddr_nx), read_at(c >> f)))
+            def read_at(a, held_after=held_after):
+                return Mux(held_after(a), a, Cb)
+            m.d.sync += rd.eq(by_next(read_at))
             mem = memory.Memory(shape=word, depth=Cb + 1, init=[])
             m.submodules[name] = mem
             bwp, brp = mem.write_port(), mem.read_port(domain="comb")
@@ -444,8 +466,8 @@ class HsoftmaxValuePath(wiring.Component):
         o_tx = self.o.valid & self.o.ready
         req = delay(m, issue & last_word, D, name="freq")
         req_last = delay(m, issue & last_word & (gi == G - 1), D, name="freqlast")
-        want, want_last = Signal(), Signal()      # a fold asked for and not started
-        beat, blast = Signal(), Signal()          # the fold running gives a beat; the last
+        want, want_last = Signal(name="want"), Signal(name="want_last")      # a fold asked for and not started
+        beat, blast = Signal(name="beat"), Signal(name="blast")          # the fold running gives a beat; the last
         ovalid = Signal()                         # the output register holds a beat
         start = (req | want) & (~ovalid | self.o.ready)
         with m.If(start):
@@ -460,9 +482,9 @@ class HsoftmaxValuePath(wiring.Component):
         # (the next fold may start before then: the beat's `last` rides with it)
         done = delay(m, folding & (faddr == 0) & beat, FD, name="hdone")
         done_last = delay(m, folding & (faddr == 0) & blast, FD, name="hlast")
-        afull, alast = Signal(), Signal()
+        afull, alast = Signal(name="afull"), Signal(name="alast")
         onum = Signal.like(acc)
-        oden, olast = Signal.like(den), Signal()
+        oden, olast = Signal.like(den, name="oden"), Signal(name="olast")
         with m.If(done):
             m.d.sync += [afull.eq(1), alast.eq(done_last)]
         with m.If(afull & (~ovalid | self.o.ready)):
