@@ -367,21 +367,18 @@ class HsoftmaxValuePath(wiring.Component):
         word = data.StructLayout({"v": data.ArrayLayout(signed(bw), P), "c": unsigned(cw)})
         folding = Signal()                        # the bins are read by a fold (and cleared)
         faddr = Signal(range(max(Cb, 2)))
-        # (their next values, so that each slot's bin address is one register: no mux
-        # between it and the LUT RAMs' read)
         fstart = Signal()                         # a fold starts at the next edge
-        folding_nx = Signal(name="folding_nx")
-        faddr_nx = Signal.like(faddr, name="faddr_nx")
-        m.d.comb += [folding_nx.eq(fstart | (folding & (faddr != 0))),
-                     faddr_nx.eq(Mux(fstart, Cb - 1, faddr - 1))]
-        m.d.sync += [folding.eq(folding_nx), faddr.eq(faddr_nx)]
-        # the address a fold reads after the edge, where it goes on (faddr - 1: folding and
-        # faddr != 0, a flip-flop), so that each test of a slot's next bin address is the
-        # same test of three addresses, all from flip-flops, chosen by the fold start last:
-        # the fold start (from the value path's state) is one mux from the registered tests
+        # Each slot's bin address is one register (no mux between it and the LUT RAMs' read),
+        # loaded with its next value: the fold's next address where a fold starts (Cb - 1)
+        # or goes on (faddr - 1, where `fold_more`: folding and faddr != 0, a flip-flop),
+        # else the slot's next class bin. Each test of that next address (registered: the
+        # forwarding and held flags, the read address) is the same test of those three
+        # addresses, each from flip-flops, chosen last by the fold start, which comes from
+        # the value path's state and the output register (one mux after it)
         fold_more = Signal(name="fold_more")     # folding & (faddr != 0)
-        m.d.sync += fold_more.eq(Mux(fstart, Cb > 1, folding & (faddr > 1)))
         fdown = (faddr - 1)[:len(faddr)]
+        m.d.sync += [folding.eq(fstart | fold_more), faddr.eq(Mux(fstart, Cb - 1, fdown)),
+                     fold_more.eq(Mux(fstart, Cb > 1, folding & (faddr > 1)))]
 
         def next_bin(fn, a):
             """fn of the bin address after the edge, a slot's next class bin being ``a``."""
@@ -399,18 +396,15 @@ class HsoftmaxValuePath(wiring.Component):
             # the bins of the group so far: written since their fold read them (flip-flops)
             held = Signal(Cb, name=f"held{s}")
             # (this cycle: an update reads and writes bin `at`, a fold reads it; then ...)
-            held_nx = Signal(Cb, name=f"held{s}_nx")
-            m.d.comb += [held_nx[i].eq(Mux(at == i, ~folding, held[i])) for i in range(Cb)]
-            at_nx = Signal.like(at, name=f"bin{s}_nx")
-            m.d.comb += at_nx.eq(Mux(folding_nx, faddr_nx, c >> f))
-            m.d.sync += [held.eq(held_nx), at.eq(at_nx)]
+            m.d.sync += [held[i].eq(Mux(at == i, ~folding, held[i])) for i in range(Cb)]
+            m.d.sync += at.eq(next_bin(lambda a: a, c >> f))
 
             def held_after(a, at=at, held=held):
-                """bin a's flag after the edge (held_nx[a]), without held_nx's Cb muxes."""
+                """Bin a's flag after the edge."""
                 return Mux(at == a, ~folding, held.bit_select(a, 1))
 
             def by_next(fn, c=c):
-                """fn of the slot's bin address after the edge (at_nx)."""
+                """fn of the slot's bin address after the edge."""
                 return next_bin(fn, c >> f)
             m.d.sync += [x.v[l].eq(Mux(lv, vreg[s][l] << r, 0)) for l in range(P)]
             m.d.sync += x.c.eq(Mux(lv, Const(1, 1) << r, 0))
