@@ -191,12 +191,12 @@ class HsoftmaxPlan(Folding, WeightedSum):
     @property
     def latency(self):
         """Edges from a query's transfer to its (last) (num, den) transfer, nothing stalled:
-        ``G·(D + X) + Cb + FD + 2 + G·ceil(n/M)``: the bins' clearing (the first fold, X
-        cycles before the first read), G groups of ceil(n/M) reads and D + X cycles to the
-        next fold's start, the last fold (Cb reads, FD levels), the output register and the
-        beat."""
+        ``G·(D + X) + Cb + FD + 3 + G·ceil(n/M)``: the bins' clearing (the first fold, one
+        edge after the query's, X cycles before the first read), G groups of ceil(n/M) reads
+        and D + X cycles to the next fold's start, the last fold (Cb reads, FD levels), the
+        output register and the beat."""
         G = self.groups
-        fixed = G * self.group_overhead + self.bins + self.fold_delay + 2
+        fixed = G * self.group_overhead + self.bins + self.fold_delay + 3
         per = Timing(per_key=G) if self.M == 1 else Timing(per_block=G, block=self.M)
         return Timing(fixed) + per
 
@@ -270,7 +270,7 @@ class HsoftmaxValuePath(wiring.Component):
         The keys' values, G groups per key; a key token transfers with its last group.
 
     Latency (edges from a query's transfer on ``i`` to its (last) transfer on ``o``,
-    ``o.ready`` high): ``plan.latency`` = ``G·(D + X) + Cb + FD + 2 + G·ceil(n/M)``, X =
+    ``o.ready`` high): ``plan.latency`` = ``G·(D + X) + Cb + FD + 3 + G·ceil(n/M)``, X =
     ``plan.fold_wait``.
     Throughput: one key per G cycles; one query at a time, ``plan.interval`` = latency + 1
     cycles per query.
@@ -456,21 +456,29 @@ class HsoftmaxValuePath(wiring.Component):
         # fold control: a group's fold is asked for in its last update (D edges after its
         # last read) and starts when the output register is free (or is taken now): the
         # previous group's beat is then copied out of acc before this fold clears acc (it
-        # is final by then, X + D >= Cb)
+        # is final by then, X + D >= Cb). The request is a flip-flop (`pend`, written from
+        # its delay line one edge early, kept until the fold starts) and so is a query's
+        # first fold (`qstart`, the edge after the query's transfer): the fold start is an
+        # OR of flip-flops and the output handshake (1 in the core), not a function of the
+        # value path's state and input handshake
         o_tx = self.o.valid & self.o.ready
-        req = delay(m, issue & last_word, D, name="freq")
-        req_last = delay(m, issue & last_word & (gi == G - 1), D, name="freqlast")
-        want, want_last = Signal(name="want"), Signal(name="want_last")      # a fold asked for and not started
-        beat, blast = Signal(name="beat"), Signal(name="blast")          # the fold running gives a beat; the last
+        req_pre = delay(m, issue & last_word, D - 1, name="freq")
+        last_pre = delay(m, issue & last_word & (gi == G - 1), D - 1, name="freqlast")
+        pend = Signal(name="fold_pend")           # a group's fold asked for, not started
+        pend_last = Signal(name="fold_pend_last")  # ... the query's last group's
+        qstart = Signal(name="qstart")            # a query's first fold starts (no beat)
+        beat = Signal(name="beat")                # the fold running gives a beat
+        blast = Signal(name="blast")              # ... the query's last
         ovalid = Signal()                         # the output register holds a beat
-        start = (req | want) & (~ovalid | self.o.ready)
+        start = pend & (~ovalid | self.o.ready)
+        m.d.sync += [pend.eq(req_pre | (pend & ~start)),
+                     pend_last.eq(Mux(req_pre, last_pre, pend_last))]
+        m.d.comb += fstart.eq(start | qstart)
+        m.d.sync += qstart.eq(0)
         with m.If(start):
-            m.d.comb += fstart.eq(1)
-            m.d.sync += [want.eq(0), beat.eq(1), blast.eq(Mux(req, req_last, want_last))]
+            m.d.sync += [beat.eq(1), blast.eq(pend_last)]
             with m.If(gi != G):                   # the next group reads X cycles later
                 m.d.sync += [arm.eq(1), wait.eq(X)]
-        with m.Elif(req):
-            m.d.sync += [want.eq(1), want_last.eq(req_last)]
         # the beat: acc is final FD edges after the fold's last read (`afull`), then copied
         # into the output register (flip-flops loaded from acc only: no mux) once it is free
         # (the next fold may start before then: the beat's `last` rides with it)
@@ -507,11 +515,12 @@ class HsoftmaxValuePath(wiring.Component):
                     with m.If(keys.last & (slot == 0)):
                         m.d.sync += nbG.eq(vword + G)
                 with m.If(self.i.valid & ~p.key):
-                    # the first fold clears the bins (no beat); group 0 reads X cycles later
+                    # the first fold clears the bins (no beat): it starts at the next edge
+                    # (`qstart`, a flip-flop); group 0 reads X cycles after it
                     m.d.sync += [cq.eq(p.code), tag.eq(p.tag), gi.eq(0), blk.eq(0),
-                                 left.eq(n), vaddr.eq(0), arm.eq(1), wait.eq(X),
+                                 left.eq(n), vaddr.eq(0), arm.eq(1), wait.eq(X + 1),
                                  beat.eq(0)]
-                    m.d.comb += fstart.eq(1)
+                    m.d.sync += qstart.eq(1)
                     m.next = "SCAN"
             with m.State("SCAN"):
                 with m.If((o_tx & olast) if G > 1 else o_tx):
