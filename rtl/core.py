@@ -25,6 +25,13 @@ __all__ = ["CorePlan", "AttentionCore", "AxiStreamCore"]
 #: registered (it says "room" while the level leaves this many places)
 _ROOM_MARGIN = 2
 
+#: edges by which the room flag lags the queue's level: it is a compare of the level two
+#: edges before (two flip-flops after the compare), so that neither the flag nor its next
+#: value (which the readies are registered from) decodes the queue's write and read of this
+#: cycle, that is the input valid; the level rises by at most one per edge, so the queue
+#: has this many more entries
+_ROOM_AHEAD = 2
+
 
 @dataclass(frozen=True)
 class CorePlan:
@@ -120,6 +127,14 @@ def _at_most_one(counter):
     return counter[1:] == 0 if len(counter) > 1 else Const(1, 1)
 
 
+def _at_most_two(counter):
+    """``counter <= 2``, i.e. a down-counter's next value is at most 1 (as
+    :func:`_at_most_one`: its high bits zero, and not both low bits set)."""
+    if len(counter) <= 1:
+        return Const(1, 1)
+    return (counter[2:] == 0) & ~(counter[0] & counter[1])
+
+
 class AttentionCore(wiring.Component):
     """Binary-code attention over windows of keys then queries.
 
@@ -207,6 +222,13 @@ class AttentionCore(wiring.Component):
         # decodes a counter (the flag is the compare of the counter's next value)
         wait_done = Signal(init=1)               # wait == 0
         wait_done_d = flop(wait_done, _at_most_one(wait))
+        # (folded: wait <= 1 as well, the value wait_done takes after the edge unless a
+        # query transfers, which a folded core's readies are registered from)
+        G = plan.groups
+        wait_le1 = wait_le1_d = None
+        if G > 1:
+            wait_le1 = Signal(init=1, name="wait_le1")
+            wait_le1_d = flop(wait_le1, _at_most_two(wait))
         m.d.sync += wait.eq(Mux(wait == 0, 0, wait - 1))
         # q_interval's parts that grow with the keys so far (C·n + D·ceil(n/M) + E·min(k, n)),
         # kept as a running sum (no multiply): C per key, D per key that opens a block of M,
@@ -224,7 +246,6 @@ class AttentionCore(wiring.Component):
         # keys beyond the N-th are dropped at the pace of the used ones (kv_interval); a
         # linear path that folds its rows takes a vector per G·R cycles, and so does its
         # hash (R passes of T rows): dropped keys and the first query wait for kv_wait too
-        G = plan.groups
         HI = plan.hash.interval.fixed   # cycles the hash reads a vector: G, or G·R
         KV = plan.kv_interval.fixed
         row_folded = plan.row_blocks > 1
@@ -234,8 +255,13 @@ class AttentionCore(wiring.Component):
         kv_wait = Signal(range(KV), init=kv_init) if KV > 1 else None
         kv_free = Signal(init=kv_init == 0) if KV > 1 else 1        # kv_wait == 0
         kv_free_d = 1
+        # (folded: kv_wait <= 1, as wait_le1)
+        kv_le1 = kv_le1_d = None
         if KV > 1:
             kv_free_d = flop(kv_free, _at_most_one(kv_wait))
+            if G > 1:
+                kv_le1 = Signal(init=kv_init <= 1, name="kv_le1")
+                kv_le1_d = flop(kv_le1, _at_most_two(kv_wait))
             m.d.sync += kv_wait.eq(Mux(kv_wait == 0, 0, kv_wait - 1))
 
         # ---- output credits: a query enters only if its output has a place in the queue
@@ -277,20 +303,24 @@ class AttentionCore(wiring.Component):
         elif G > 1:
             LH = plan.hash.latency.fixed
             depth = G * (3 + -(-LH // HI)) + 2 if row_folded else LH + 2 * G + 2
-            depth += margin
+            depth += margin + _ROOM_AHEAD
             m.submodules.value_queue = values = RegisteredFIFO(
-                width=plan.lanes * plan.w, depth=depth, margin=margin)
+                width=plan.lanes * plan.w, depth=depth)
             # (the group the hash reads, by its one-hot group select)
             vgroup = group_select(m, Value.cast(self.s_kv.payload.value), hsh.group,
                                   plan.lanes * plan.w, name="v_group")
         else:
             m.submodules.value_queue = values = RegisteredFIFO(
-                width=plan.d * plan.w, depth=plan.hash.latency.fixed + 2 + margin,
-                margin=margin)
-        # the queue has room for the key's value: its flag (a flip-flop) level + margin <
+                width=plan.d * plan.w,
+                depth=plan.hash.latency.fixed + 2 + margin + _ROOM_AHEAD)
+        # the queue has room for the key's value: its flag (a flip-flop) says level + margin <
         # depth, so that the writes still in flight when it falls (the registered write, a
         # key of the hash's next read) find the queue ready; the depth has `margin` more
-        # entries so that this never throttles a key
+        # entries so that this never throttles a key. The flag is the compare
+        # level + margin + _ROOM_AHEAD < depth of the level _ROOM_AHEAD edges before (the
+        # level rises by one per edge at most, so it implies the above now): `room_next`, its
+        # value after the edge, is a flip-flop as well, and neither decodes this cycle's
+        # write (the hash's read, from the input valid) nor read
         # the queue's write (or the value path's, direct), from the key phase below (0 in
         # the query phase)
         if direct:
@@ -298,7 +328,10 @@ class AttentionCore(wiring.Component):
             w_data, w_en = vp.w.payload.value, vp.w.valid
             m.d.comb += vp.w.payload.restart.eq(count == 0)
         else:
-            room, room_next = values.room, values.room_next
+            room_next = Signal(init=1, name="room_next")
+            room = Signal(init=1, name="room")
+            m.d.sync += [room_next.eq(values.level < values.depth - margin - _ROOM_AHEAD),
+                         room.eq(room_next)]
             w_data, w_en = Signal.like(values.w_data), Signal()
             m.d["sync" if staged else "comb"] += [values.w_data.eq(w_data),
                                                   values.w_en.eq(w_en)]
@@ -377,9 +410,7 @@ class AttentionCore(wiring.Component):
             # levels between the input valids and the readies
             kv_tx = self.s_kv.valid & kv_ready
             q_tx = self.s_q.valid & q_ready
-            wd1 = _at_most_one(wait)
-            kf1 = _at_most_one(kv_wait)
-            kv_next, q_next = readies(queries, use, wd1, kf1, last_d, room_next,
+            kv_next, q_next = readies(queries, use, wait_le1, kv_le1, last_d, room_next,
                                       credit | out_tx)
             m.d.sync += [kv_ready.eq(kv_next & ~kv_tx), q_ready.eq(q_next & ~q_tx)]
         else:
@@ -410,6 +441,8 @@ class AttentionCore(wiring.Component):
                 # kv_wait is 0, a used one after the hash has read its G (·R) groups
                 m.d.sync += kv_wait.eq(Mux(use_next, KV - HI, KV - 1))
                 m.d.comb += kv_free_d.eq(Mux(use_next, KV == HI, KV == 1))
+                if kv_le1_d is not None:
+                    m.d.comb += kv_le1_d.eq(Mux(use_next, KV - HI <= 1, KV <= 2))
             with m.If(self.s_kv.payload.last):
                 m.d.comb += queries_d.eq(1)
         with m.If(kv_used):
@@ -427,15 +460,22 @@ class AttentionCore(wiring.Component):
             # may start HI-1 cycles before the interval is over
             m.d.sync += wait.eq(qi.fixed - HI + scan_len)
             m.d.comb += wait_done_d.eq(qi.fixed - HI + scan_len == 0)
+            if wait_le1_d is not None:
+                m.d.comb += wait_le1_d.eq(qi.fixed - HI + scan_len <= 1
+                                          if qi.fixed - HI <= 1 else 0)
             if row_folded:               # the value path takes this query for G·R cycles
                 m.d.sync += kv_wait.eq(KV - HI)
                 m.d.comb += kv_free_d.eq(KV == HI)
+                if kv_le1_d is not None:
+                    m.d.comb += kv_le1_d.eq(KV - HI <= 1)
             with m.If(self.s_q.payload.last):
                 m.d.sync += [count.eq(0), over.eq(0), use_next.eq(plan.N > 1)]
                 m.d.comb += [queries_d.eq(0), use_d.eq(1)]
                 if XS:
                     m.d.sync += wait.eq((qi.fixed + scan_len) << XS)
                     m.d.comb += wait_done_d.eq(0)
+                    if wait_le1_d is not None:         # ((qi.fixed + ...) << XS >= 2)
+                        m.d.comb += wait_le1_d.eq(0)
                 if per:
                     m.d.sync += scan_len.eq(0)
                 if block_slot is not None:

@@ -191,12 +191,12 @@ class HsoftmaxPlan(Folding, WeightedSum):
     @property
     def latency(self):
         """Edges from a query's transfer to its (last) (num, den) transfer, nothing stalled:
-        ``G·(D + X) + Cb + FD + 2 + G·ceil(n/M)``: the bins' clearing (the first fold, X
-        cycles before the first read), G groups of ceil(n/M) reads and D + X cycles to the
-        next fold's start, the last fold (Cb reads, FD levels), the output register and the
-        beat."""
+        ``G·(D + X) + Cb + FD + 3 + G·ceil(n/M)``: the bins' clearing (the first fold, one
+        edge after the query's, X cycles before the first read), G groups of ceil(n/M) reads
+        and D + X cycles to the next fold's start, the last fold (Cb reads, FD levels), the
+        output register and the beat."""
         G = self.groups
-        fixed = G * self.group_overhead + self.bins + self.fold_delay + 2
+        fixed = G * self.group_overhead + self.bins + self.fold_delay + 3
         per = Timing(per_key=G) if self.M == 1 else Timing(per_block=G, block=self.M)
         return Timing(fixed) + per
 
@@ -270,7 +270,7 @@ class HsoftmaxValuePath(wiring.Component):
         The keys' values, G groups per key; a key token transfers with its last group.
 
     Latency (edges from a query's transfer on ``i`` to its (last) transfer on ``o``,
-    ``o.ready`` high): ``plan.latency`` = ``G·(D + X) + Cb + FD + 2 + G·ceil(n/M)``, X =
+    ``o.ready`` high): ``plan.latency`` = ``G·(D + X) + Cb + FD + 3 + G·ceil(n/M)``, X =
     ``plan.fold_wait``.
     Throughput: one key per G cycles; one query at a time, ``plan.interval`` = latency + 1
     cycles per query.
@@ -284,7 +284,7 @@ class HsoftmaxValuePath(wiring.Component):
     def latency(self):
         return self.plan.latency
 
-    def _staged_bins(self, m, name, word, at, at_nx, x, held_nx, folding):
+    def _staged_bins(self, m, name, word, at, x, by_next, held_after, folding):
         """A slot's bins with a register in their read-modify-write (``plan.bin_stage``):
         bin ``at`` is read into ``base`` (0 where it is not ``held``), and a cycle later
         ``base + x`` is written back. Where the bin read is the one being written (the
@@ -292,7 +292,8 @@ class HsoftmaxValuePath(wiring.Component):
         sum is taken instead of the stale word: equal classes in a row need no stall. A fold
         reads the same way: ``base`` (returned) is the bin of a fold's read one edge later.
         Both tests (the bin is the one written; it is held) are flip-flops, registered from
-        the next address ``at_nx`` and the flags' next values ``held_nx``."""
+        the next address by ``by_next`` (a test of each address the bin may take, chosen by
+        the fold start last) and ``held_after`` (a bin's flag after the edge)."""
         Cb, P = self.plan.bins, self.plan.lanes
         # (at least 2 words: an address of at least one bit)
         mem = memory.Memory(shape=word, depth=max(Cb, 2), init=[])
@@ -308,8 +309,8 @@ class HsoftmaxValuePath(wiring.Component):
         m.d.comb += [rp.addr.eq(at), wp.addr.eq(at1), wp.en.eq(1), wp.data.eq(total)]
         forward = Signal(name=f"{name}_fwd")              # at == at1, not after a fold
         held_at = Signal(name=f"{name}_held")             # bin `at` is held
-        m.d.sync += [forward.eq((at_nx == at) & ~folding),
-                     held_at.eq(held_nx.bit_select(at_nx, 1))]
+        m.d.sync += [forward.eq(by_next(lambda a: a == at) & ~folding),
+                     held_at.eq(by_next(held_after))]
         m.d.sync += base.eq(Mux(forward, total, Mux(held_at, rp.data, 0)))
         return base
 
@@ -366,13 +367,22 @@ class HsoftmaxValuePath(wiring.Component):
         word = data.StructLayout({"v": data.ArrayLayout(signed(bw), P), "c": unsigned(cw)})
         folding = Signal()                        # the bins are read by a fold (and cleared)
         faddr = Signal(range(max(Cb, 2)))
-        # (their next values, so that each slot's bin address is one register: no mux
-        # between it and the LUT RAMs' read)
         fstart = Signal()                         # a fold starts at the next edge
-        folding_nx, faddr_nx = Signal(), Signal.like(faddr)
-        m.d.comb += [folding_nx.eq(fstart | (folding & (faddr != 0))),
-                     faddr_nx.eq(Mux(fstart, Cb - 1, faddr - 1))]
-        m.d.sync += [folding.eq(folding_nx), faddr.eq(faddr_nx)]
+        # Each slot's bin address is one register (no mux between it and the LUT RAMs' read),
+        # loaded with its next value: the fold's next address where a fold starts (Cb - 1)
+        # or goes on (faddr - 1, where `fold_more`: folding and faddr != 0, a flip-flop),
+        # else the slot's next class bin. Each test of that next address (registered: the
+        # forwarding and held flags, the read address) is the same test of those three
+        # addresses, each from flip-flops, chosen last by the fold start, which comes from
+        # the value path's state and the output register (one mux after it)
+        fold_more = Signal(name="fold_more")     # folding & (faddr != 0)
+        fdown = (faddr - 1)[:len(faddr)]
+        m.d.sync += [folding.eq(fstart | fold_more), faddr.eq(Mux(fstart, Cb - 1, fdown)),
+                     fold_more.eq(Mux(fstart, Cb > 1, folding & (faddr > 1)))]
+
+        def next_bin(fn, a):
+            """fn of the bin address after the edge, a slot's next class bin being ``a``."""
+            return Mux(fstart, fn(Const(Cb - 1, len(faddr))), Mux(fold_more, fn(fdown), fn(a)))
         bins = []
         for s in range(M):
             # the class of the key's distance, registered (a table of b + 1 entries), and
@@ -386,16 +396,22 @@ class HsoftmaxValuePath(wiring.Component):
             # the bins of the group so far: written since their fold read them (flip-flops)
             held = Signal(Cb, name=f"held{s}")
             # (this cycle: an update reads and writes bin `at`, a fold reads it; then ...)
-            held_nx = Signal(Cb, name=f"held{s}_nx")
-            m.d.comb += [held_nx[i].eq(Mux(at == i, ~folding, held[i])) for i in range(Cb)]
-            at_nx = Signal.like(at, name=f"bin{s}_nx")
-            m.d.comb += at_nx.eq(Mux(folding_nx, faddr_nx, c >> f))
-            m.d.sync += [held.eq(held_nx), at.eq(at_nx)]
+            m.d.sync += [held[i].eq(Mux(at == i, ~folding, held[i])) for i in range(Cb)]
+            m.d.sync += at.eq(next_bin(lambda a: a, c >> f))
+
+            def held_after(a, at=at, held=held):
+                """Bin a's flag after the edge."""
+                return Mux(at == a, ~folding, held.bit_select(a, 1))
+
+            def by_next(fn, c=c):
+                """fn of the slot's bin address after the edge."""
+                return next_bin(fn, c >> f)
             m.d.sync += [x.v[l].eq(Mux(lv, vreg[s][l] << r, 0)) for l in range(P)]
             m.d.sync += x.c.eq(Mux(lv, Const(1, 1) << r, 0))
             name = f"bins{s}" if M > 1 else "bins"
             if plan.bin_stage:
-                bins.append(self._staged_bins(m, name, word, at, at_nx, x, held_nx, folding))
+                bins.append(self._staged_bins(m, name, word, at, x, by_next, held_after,
+                                              folding))
                 continue
             # a bin not `held` reads word Cb, never written (0 since configuration), instead
             # of itself, so that neither an update nor a fold sees what an earlier group (or
@@ -403,9 +419,9 @@ class HsoftmaxValuePath(wiring.Component):
             # before the adders. `rd`, the read address, is a register from the next values
             rd = Signal(range(Cb + 1), name=f"rd{s}")
 
-            def read_at(a):
-                return Mux(held_nx.bit_select(a, 1), a, Cb)
-            m.d.sync += rd.eq(Mux(folding_nx, read_at(faddr_nx), read_at(c >> f)))
+            def read_at(a, held_after=held_after):
+                return Mux(held_after(a), a, Cb)
+            m.d.sync += rd.eq(by_next(read_at))
             mem = memory.Memory(shape=word, depth=Cb + 1, init=[])
             m.submodules[name] = mem
             bwp, brp = mem.write_port(), mem.read_port(domain="comb")
@@ -440,29 +456,37 @@ class HsoftmaxValuePath(wiring.Component):
         # fold control: a group's fold is asked for in its last update (D edges after its
         # last read) and starts when the output register is free (or is taken now): the
         # previous group's beat is then copied out of acc before this fold clears acc (it
-        # is final by then, X + D >= Cb)
+        # is final by then, X + D >= Cb). The request is a flip-flop (`pend`, written from
+        # its delay line one edge early, kept until the fold starts) and so is a query's
+        # first fold (`qstart`, the edge after the query's transfer): the fold start is an
+        # OR of flip-flops and the output handshake (1 in the core), not a function of the
+        # value path's state and input handshake
         o_tx = self.o.valid & self.o.ready
-        req = delay(m, issue & last_word, D, name="freq")
-        req_last = delay(m, issue & last_word & (gi == G - 1), D, name="freqlast")
-        want, want_last = Signal(), Signal()      # a fold asked for and not started
-        beat, blast = Signal(), Signal()          # the fold running gives a beat; the last
+        req_pre = delay(m, issue & last_word, D - 1, name="freq")
+        last_pre = delay(m, issue & last_word & (gi == G - 1), D - 1, name="freqlast")
+        pend = Signal(name="fold_pend")           # a group's fold asked for, not started
+        pend_last = Signal(name="fold_pend_last")  # ... the query's last group's
+        qstart = Signal(name="qstart")            # a query's first fold starts (no beat)
+        beat = Signal(name="beat")                # the fold running gives a beat
+        blast = Signal(name="blast")              # ... the query's last
         ovalid = Signal()                         # the output register holds a beat
-        start = (req | want) & (~ovalid | self.o.ready)
+        start = pend & (~ovalid | self.o.ready)
+        m.d.sync += [pend.eq(req_pre | (pend & ~start)),
+                     pend_last.eq(Mux(req_pre, last_pre, pend_last))]
+        m.d.comb += fstart.eq(start | qstart)
+        m.d.sync += qstart.eq(0)
         with m.If(start):
-            m.d.comb += fstart.eq(1)
-            m.d.sync += [want.eq(0), beat.eq(1), blast.eq(Mux(req, req_last, want_last))]
+            m.d.sync += [beat.eq(1), blast.eq(pend_last)]
             with m.If(gi != G):                   # the next group reads X cycles later
                 m.d.sync += [arm.eq(1), wait.eq(X)]
-        with m.Elif(req):
-            m.d.sync += [want.eq(1), want_last.eq(req_last)]
         # the beat: acc is final FD edges after the fold's last read (`afull`), then copied
         # into the output register (flip-flops loaded from acc only: no mux) once it is free
         # (the next fold may start before then: the beat's `last` rides with it)
         done = delay(m, folding & (faddr == 0) & beat, FD, name="hdone")
         done_last = delay(m, folding & (faddr == 0) & blast, FD, name="hlast")
-        afull, alast = Signal(), Signal()
+        afull, alast = Signal(name="afull"), Signal(name="alast")
         onum = Signal.like(acc)
-        oden, olast = Signal.like(den), Signal()
+        oden, olast = Signal.like(den, name="oden"), Signal(name="olast")
         with m.If(done):
             m.d.sync += [afull.eq(1), alast.eq(done_last)]
         with m.If(afull & (~ovalid | self.o.ready)):
@@ -491,11 +515,12 @@ class HsoftmaxValuePath(wiring.Component):
                     with m.If(keys.last & (slot == 0)):
                         m.d.sync += nbG.eq(vword + G)
                 with m.If(self.i.valid & ~p.key):
-                    # the first fold clears the bins (no beat); group 0 reads X cycles later
+                    # the first fold clears the bins (no beat): it starts at the next edge
+                    # (`qstart`, a flip-flop); group 0 reads X cycles after it
                     m.d.sync += [cq.eq(p.code), tag.eq(p.tag), gi.eq(0), blk.eq(0),
-                                 left.eq(n), vaddr.eq(0), arm.eq(1), wait.eq(X),
+                                 left.eq(n), vaddr.eq(0), arm.eq(1), wait.eq(X + 1),
                                  beat.eq(0)]
-                    m.d.comb += fstart.eq(1)
+                    m.d.sync += qstart.eq(1)
                     m.next = "SCAN"
             with m.State("SCAN"):
                 with m.If((o_tx & olast) if G > 1 else o_tx):

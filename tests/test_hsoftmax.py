@@ -69,7 +69,7 @@ def test_plan_widths_and_timing():
     assert plan.fold_wait == max(0, 9 - D, -(-(9 + FS) // 2) - D)
     over = D + plan.fold_wait
     assert over == max(D, 9)
-    assert plan.latency == Timing(4 * over + 9 + FS + 2, per_block=4, block=4)
+    assert plan.latency == Timing(4 * over + 9 + FS + 3, per_block=4, block=4)
     assert plan.interval == plan.latency + Timing(1)
     assert plan.key_interval == Timing(4)
     assert plan.beat_spacing == 1 + over
@@ -82,7 +82,7 @@ def test_plan_widths_and_timing():
     # small bins (4·(8 + 4) + 4 bits): the update is split by a register, and the fold
     # starts from it, one edge later
     assert one.bin_stage is True and one.fold_delay == one.fold_stages + 1
-    assert one.latency.fixed == one.pipe_depth + one.fold_wait + 4 + one.fold_delay + 2
+    assert one.latency.fixed == one.pipe_depth + one.fold_wait + 4 + one.fold_delay + 3
     assert HsoftmaxPlan(4, 8, 8, 10, one.weight_shifts, bin_stage=False).latency.fixed == \
         one.latency.fixed - 1
 
