@@ -579,13 +579,24 @@ class ScanValuePath(wiring.Component):
             # it, not after it), h* = the first bin whose count reaches rem, need = rem there
             # (rem wraps after h*, where it is no longer read); R = 2: the second bin's
             # compare and need after the first's count, the word's two bins summed by a tree
-            # of their own (each slot's pair, then S levels)
+            # of their own (each slot's pair, then S levels). Registered decision: a word's
+            # compares go into flip-flops (`ge0`, `ge1`, with rem and need beside them) and
+            # set found, h* and need a cycle later, from flip-flops only (no compare before
+            # their enable); the last word needs no compare of its own to be found (if no
+            # earlier bin reached rem, it holds h*: the window's kk <= n keys are all
+            # counted), so that cycle later is still the walk's last (R = 2: which of the
+            # last word's two bins, a compare choosing the data, not the enable)
             rem = Signal(range(N + 1))
             found = Signal()
             hstar = Signal(range(b + 1))
             need = Signal(range(N + 1))
             wtake, wlast = Signal(), Signal()
             wi = Signal(range(walk + 1))
+            wprev = Signal.like(wi)               # the word taken last cycle ...
+            wpend = Signal()                      # ... where a word was taken
+            ge0, ge1 = Signal(), Signal()         # its compares (bin 2i, bin 2i + 1)
+            remq = Signal.like(rem)               # its rem
+            needq1 = Signal.like(rem)             # its rem - bin 2i's count (R = 2)
             wsum = [adder_tree(m, [Term(x if R == 1 else x[r], False, 0, plan.code_words)
                                    for x in bins], depth=S, name=f"walk{r}" if R > 1 else "walk")
                     for r in range(R)]
@@ -820,7 +831,7 @@ class ScanValuePath(wiring.Component):
                         m.d.sync += issuing.eq(0)
                         m.next = "CUT"
                     m.d.sync += [wbin.eq(0), rem.eq(kk), found.eq(0), wtake.eq(0), wlast.eq(0),
-                                 wi.eq(0)]
+                                 wi.eq(0), wpend.eq(0)]
                 with m.State("CUT"):
                     m.d.comb += walking.eq(1)
                     # (registered control: wbin >= 1 + S and wbin == walk + S a cycle ahead)
@@ -829,13 +840,30 @@ class ScanValuePath(wiring.Component):
                     with m.If(wtake):             # take word wi = wbin - 1 - S
                         c = [x.value for x in wsum]
                         pair = c[0] if R == 1 else wpair.value
-                        m.d.sync += [rem.eq(rem - pair), wi.eq(wi + 1)]
-                        with m.If(~found & (c[0] >= rem)):
-                            m.d.sync += [found.eq(1), hstar.eq(wi << (R - 1)), need.eq(rem)]
+                        m.d.sync += [rem.eq(rem - pair), wi.eq(wi + 1), wprev.eq(wi),
+                                     remq.eq(rem), ge0.eq(c[0] >= rem)]
                         if R == 2:
-                            with m.Elif(~found & (pair >= rem)):
-                                m.d.sync += [found.eq(1), hstar.eq(Cat(Const(1, 1), wi)),
-                                             need.eq(rem - c[0])]
+                            m.d.sync += [ge1.eq(pair >= rem), needq1.eq(rem - c[0])]
+                    m.d.sync += wpend.eq(wtake)
+                    # the word taken last cycle reached rem (from flip-flops), or the last
+                    # word is taken and none did
+                    prev = wpend & (ge0 | ge1 if R == 2 else ge0)
+                    with m.If(~found & (prev | wlast)):
+                        m.d.sync += found.eq(1)
+                        with m.If(prev):
+                            if R == 1:
+                                m.d.sync += [hstar.eq(wprev), need.eq(remq)]
+                            else:
+                                m.d.sync += [hstar.eq(Cat(~ge0, wprev)),
+                                             need.eq(Mux(ge0, remq, needq1))]
+                        with m.Else():
+                            if R == 1:
+                                m.d.sync += [hstar.eq(walk - 1), need.eq(rem)]
+                            else:
+                                c = [x.value for x in wsum]
+                                first = c[0] >= rem
+                                m.d.sync += [hstar.eq(Cat(~first, Const(walk - 1))),
+                                             need.eq(Mux(first, rem, rem - c[0]))]
                     with m.If(wlast):
                         m.next = "PASS"
                         hand_over(b_idle, to_mark)
