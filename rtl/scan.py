@@ -578,9 +578,9 @@ class ScanValuePath(wiring.Component):
             # (one subtractor, its compare with the bin's count a second carry chain beside
             # it, not after it), h* = the first bin whose count reaches rem, need = rem there
             # (rem wraps after h*, where it is no longer read); R = 2: the second bin's
-            # compare and need after the first's count, the word's two bins summed by a tree
-            # of their own (each slot's pair, then S levels). Registered decision: a word's
-            # compares go into flip-flops (`ge0`, `ge1`, with rem and need beside them) and
+            # compare and need after the first's count, each bin's counts summed by a tree of
+            # its own (no adder between a histogram's read and its tree). Registered
+            # decision: a word's compares go into flip-flops (`ge0`, `ge1`, with rem and need beside them) and
             # set found, h* and need a cycle later, from flip-flops only (no compare before
             # their enable); the last word needs no compare of its own to be found (if no
             # earlier bin reached rem, it holds h*: the window's kk <= n keys are all
@@ -600,14 +600,12 @@ class ScanValuePath(wiring.Component):
             wsum = [adder_tree(m, [Term(x if R == 1 else x[r], False, 0, plan.code_words)
                                    for x in bins], depth=S, name=f"walk{r}" if R > 1 else "walk")
                     for r in range(R)]
+            c = [x.value for x in wsum]           # the word's R bins' counts
+            # (R = 2: rem less the first bin's count, then less the second's, from the
+            # trees' registered sums: no pair sum after the histograms)
             if R == 2:
-                pairs = []
-                for s, x in enumerate(bins):
-                    # (a slot's keys, at most ceil(N/M))
-                    t = Signal(range(plan.code_words + 1), name=f"pair{s}")
-                    m.d.comb += t.eq(x[0] + x[1])
-                    pairs.append(Term(t, False, 0, plan.code_words))
-                wpair = adder_tree(m, pairs, depth=S, name="walkp")
+                less = Signal(range(-N, N + 1), name="wless")
+                m.d.comb += less.eq(rem - c[0])
         to_mark = Signal()                    # A hands its query to B (last CUT cycle)
         b_idle, c_idle = Signal(), Signal()   # (B waits for C, A for B: output stalls)
         to_values = Signal()                  # the query goes to C (last MARK or SCAN cycle)
@@ -838,12 +836,13 @@ class ScanValuePath(wiring.Component):
                     m.d.sync += [wbin.eq(wbin + 1), wtake.eq(wbin >= S if S else 1),
                                  wlast.eq(wbin == walk + S - 1)]
                     with m.If(wtake):             # take word wi = wbin - 1 - S
-                        c = [x.value for x in wsum]
-                        pair = c[0] if R == 1 else wpair.value
-                        m.d.sync += [rem.eq(rem - pair), wi.eq(wi + 1), wprev.eq(wi),
-                                     remq.eq(rem), ge0.eq(c[0] >= rem)]
-                        if R == 2:
-                            m.d.sync += [ge1.eq(pair >= rem), needq1.eq(rem - c[0])]
+                        m.d.sync += [wi.eq(wi + 1), wprev.eq(wi), remq.eq(rem),
+                                     ge0.eq(c[0] >= rem)]
+                        if R == 1:
+                            m.d.sync += rem.eq(rem - c[0])
+                        else:
+                            m.d.sync += [rem.eq(less - c[1]), ge1.eq(c[1] >= less),
+                                         needq1.eq(less)]
                     m.d.sync += wpend.eq(wtake)
                     # the word taken last cycle reached rem (from flip-flops), or the last
                     # word is taken and none did
@@ -860,10 +859,9 @@ class ScanValuePath(wiring.Component):
                             if R == 1:
                                 m.d.sync += [hstar.eq(walk - 1), need.eq(rem)]
                             else:
-                                c = [x.value for x in wsum]
                                 first = c[0] >= rem
                                 m.d.sync += [hstar.eq(Cat(~first, Const(walk - 1))),
-                                             need.eq(Mux(first, rem, rem - c[0]))]
+                                             need.eq(Mux(first, rem, less))]
                     with m.If(wlast):
                         m.next = "PASS"
                         hand_over(b_idle, to_mark)
