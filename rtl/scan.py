@@ -527,15 +527,19 @@ class ScanValuePath(wiring.Component):
             m.d.comb += adding.eq(en)
             m.d.comb += [tail[l].eq(Mux(first, 0, bhead[l]) + addend(l)) for l in range(P)]
 
+        amore = Signal()                          # left > M (a flip-flop beside left)
+
         def start_pass():
-            m.d.sync += [cyc.eq(0), blk.eq(0), left.eq(n)]
+            """The pass's counters loaded, in every cycle of state IDLE (not only as a query
+            is taken: no handshake before their enables)."""
+            m.d.sync += [cyc.eq(0), blk.eq(0), left.eq(n), amore.eq(n > M)]
 
         def issue_words():
             """A cycle of stage A's pass: a code word while cyc < nb (`issuing`, a flip-flop
             written from the next word's keys), `hdone` a cycle after cyc = `hend`."""
             with m.If(issuing):
-                m.d.sync += [blk.eq(blk + 1), left.eq(left - M)]
-            m.d.sync += [cyc.eq(cyc + 1), issuing.eq(issuing & (left > M)),
+                m.d.sync += [blk.eq(blk + 1), left.eq(left - M), amore.eq(left > 2 * M)]
+            m.d.sync += [cyc.eq(cyc + 1), issuing.eq(issuing & amore),
                          hdone.eq(cyc == hend)]
 
         # ---- the paths
@@ -774,6 +778,7 @@ class ScanValuePath(wiring.Component):
             with m.State("IDLE"):
                 # keys once every stage is idle, queries at the throttle's pace; key j's
                 # value groups at words from j·G
+                start_pass()
                 keys.take(m, wc, self.i, getattr(self, "v", None), keys_ok, qfree)
                 slot = keys.slot
                 # (unfolded, the value comes on `w` as the core accepts the key: written
@@ -798,7 +803,6 @@ class ScanValuePath(wiring.Component):
                     m.d.sync += [cq.eq(p.code), tag.eq(p.tag), issuing.eq(1),
                                  hend.eq(nb + (LD - 2 + (0 if stream else S))),
                                  hdone.eq(0)]
-                    start_pass()
                     if stream:
                         m.d.comb += qstart.eq(1)
                     m.d.sync += [kk.eq(Mux(n < plan.k, n, plan.k)),
@@ -825,7 +829,6 @@ class ScanValuePath(wiring.Component):
                     m.d.comb += counting.eq(1)
                     issue_words()
                     with m.If(hdone):
-                        start_pass()
                         m.d.sync += issuing.eq(0)
                         m.next = "CUT"
                     m.d.sync += [wbin.eq(0), rem.eq(kk), found.eq(0), wtake.eq(0), wlast.eq(0),
@@ -870,19 +873,25 @@ class ScanValuePath(wiring.Component):
                 hand_over(*((c_idle, to_values) if stream else (b_idle, to_mark)))
 
         if not stream:
+            # (B issues from the hand-over while bleft > M: bissuing and bstart are 0 but in
+            # state MARK, set by to_mark, which comes only in state IDLE)
+            bmore = Signal()
+            m.d.sync += [bissuing.eq(to_mark | (bissuing & bmore)), bstart.eq(to_mark)]
             with m.FSM(name="mark") as bfsm:
                 with m.State("IDLE"):
+                    # the pass's counters loaded in every idle cycle (not only as the query
+                    # comes: no hand-over before their enables)
+                    m.d.sync += [bcyc.eq(0), bblk.eq(0), bleft.eq(n), bmore.eq(n > M),
+                                 bend.eq(0), bend_at.eq(nb + (S + 1))]
                     with m.If(to_mark):
-                        m.d.sync += [bcyc.eq(0), bblk.eq(0), bleft.eq(n), bissuing.eq(1),
-                                     bstart.eq(1), bend.eq(0), bend_at.eq(nb + (S + 1))]
                         m.next = "MARK"
                 with m.State("MARK"):
-                    # (registered control: the last cycle, nb + S + 2, flagged a cycle ahead)
+                    # (registered control: the last cycle, nb + S + 2, flagged a cycle ahead;
+                    # bmore = bleft > M beside bleft)
                     with m.If(bissuing):
-                        m.d.sync += [bblk.eq(bblk + 1), bleft.eq(bleft - M)]
-                    m.d.sync += [bcyc.eq(bcyc + 1), bissuing.eq(bissuing & (bleft > M)),
-                                 bstart.eq(0),
-                                 bend.eq(bcyc == bend_at)]
+                        m.d.sync += [bblk.eq(bblk + 1), bleft.eq(bleft - M),
+                                     bmore.eq(bleft > 2 * M)]
+                    m.d.sync += [bcyc.eq(bcyc + 1), bend.eq(bcyc == bend_at)]
                     with m.If(bend):
                         m.next = "PASS"
                         hand_over(c_idle, to_values)
@@ -891,12 +900,15 @@ class ScanValuePath(wiring.Component):
                     hand_over(c_idle, to_values)
         # C takes kk, kk·G and the tag from the stage before it
         skk, skkG, stag = (kk, kkG, tag) if stream else (bkk, bkkG, btag)
+        m.d.sync += cstart.eq(to_values)
         with m.FSM(name="values") as cfsm:
             with m.State("IDLE"):
+                # (the counters loaded in every idle cycle; cstart follows to_values, which
+                # comes only here)
+                m.d.sync += [ccyc.eq(0), cgc.eq(0), cend.eq(0)]
+                if in_memory:
+                    m.d.sync += entry.eq(0)
                 with m.If(to_values):
-                    m.d.sync += [ccyc.eq(0), cgc.eq(0), cstart.eq(1), cend.eq(0)]
-                    if in_memory:
-                        m.d.sync += entry.eq(0)
                     m.next = "VALUES"
             with m.State("VALUES"):
                 # cycle 0 takes B's list, kk and tag; the kept keys' G groups are read
@@ -909,8 +921,7 @@ class ScanValuePath(wiring.Component):
                     m.d.sync += cgc.eq(Mux(cgc == G - 1, 0, cgc + 1))
                     with m.If(ccyc == ckkG):
                         m.d.sync += cissuing.eq(0)
-                m.d.sync += [ccyc.eq(ccyc + 1), cstart.eq(0),
-                             cend.eq(~cstart & (ccyc == cend_at))]
+                m.d.sync += [ccyc.eq(ccyc + 1), cend.eq(~cstart & (ccyc == cend_at))]
                 with m.If(cend):
                     if in_memory:
                         m.d.sync += cbuf.eq(~cbuf)
