@@ -658,12 +658,14 @@ class ScanValuePath(wiring.Component):
             m.d.sync += [ltbase.eq(ltbase + ltin[-1]),
                          room.eq(Mux(fits, room - eqin[-1], 0)),
                          eqbase.eq(Mux(fits, eqbase - eqin[-1], eqbase - room))]
+            # (and slot s's, jbG + s·G, a register of its own: no adder before the list)
+            jbGs = [jbG] + [Signal(vaddr_w, name=f"jbG{s}") for s in range(1, M)]
             with m.If(list_word):
-                m.d.sync += jbG.eq(jbG + M * G)
+                m.d.sync += [x.eq(x + M * G) for x in jbGs]
             with m.If(bstart):
                 m.d.sync += [bhstar.eq(hstar), room.eq(need), ltbase.eq(0),
-                             eqbase.eq(kk - 1), jbG.eq(0), bkk.eq(kk), bkkG.eq(kkG),
-                             btag.eq(tag)]
+                             eqbase.eq(kk - 1), bkk.eq(kk), bkkG.eq(kkG), btag.eq(tag)]
+                m.d.sync += [x.eq(s * G) for s, x in enumerate(jbGs)]
         # (4) stage C: the kept keys' values, then the output
         cstart = Signal()                     # C's first cycle: takes B's list
         cend, cend_at = Signal(), Signal(range(N * G + plan.value_read))
@@ -702,12 +704,13 @@ class ScanValuePath(wiring.Component):
             # shifted down there as the keys are read
             kept = [Signal(vaddr_w, name=f"kept{i}") for i in range(kmax)]
             for i in range(kmax):
+                # (at most one slot of a word lists entry i: an AND-OR of their addresses)
                 hit = [sel[s] & (dest[s] == i) for s in range(M)]
-                slot = 0
-                for s in range(1, M):
-                    slot = slot | Mux(hit[s], s * G, 0)
+                addr = 0
+                for s in range(M):
+                    addr = addr | Mux(hit[s], jbGs[s], 0)
                 with m.If(Cat(*hit).any()):
-                    m.d.sync += kept[i].eq(jbG + slot)
+                    m.d.sync += kept[i].eq(addr)
         if not in_memory:
             ckept = [Signal(vaddr_w, name=f"ckept{i}") for i in range(kmax)]
             with m.If(cstart):
@@ -715,6 +718,18 @@ class ScanValuePath(wiring.Component):
             with m.Elif(next_key):
                 m.d.sync += [ckept[i].eq(ckept[i + 1]) for i in range(kmax - 1)]
             head = ckept[0]
+            # the value memory's read address, head + cgc, a register of its own: the
+            # head's as C starts and at each next entry, else one more
+            vrd = Signal(vaddr_w, name="vrd")
+            with m.If(cstart):
+                m.d.sync += vrd.eq(kept[0])
+            with m.Elif(next_key):
+                m.d.sync += vrd.eq(ckept[1] if kmax > 1 else vrd + 1)
+            with m.Elif(cissuing):
+                m.d.sync += vrd.eq(vrd + 1)
+            read_at = vrd
+        else:
+            read_at = head + cgc
         # unfolded, the value memory has one address (a 1RW SRAM on an ASIC): the kept
         # keys' groups, or the word written where a value comes in (never while stage C
         # reads: keys and values of a window come once its previous window's queries are
@@ -722,9 +737,9 @@ class ScanValuePath(wiring.Component):
         # write port keeps its own address, and the iCEBreaker goal build its Fmax
         if one_address:
             vaddr = Signal.like(rv.addr, name="vaddr")
-            m.d.comb += [vaddr.eq(head + cgc), rv.addr.eq(vaddr), wv.addr.eq(vaddr)]
+            m.d.comb += [vaddr.eq(read_at), rv.addr.eq(vaddr), wv.addr.eq(vaddr)]
         else:
-            m.d.comb += rv.addr.eq(head + cgc)
+            m.d.comb += rv.addr.eq(read_at)
         m.d.comb += next_key.eq(cissuing & (cgc == G - 1))
         vreg = Signal(group, reset_less=True)  # the value read, registered
         m.d.sync += vreg.eq(rv.data[0])
