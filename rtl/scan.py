@@ -543,7 +543,10 @@ class ScanValuePath(wiring.Component):
                          hdone.eq(cyc == hend)]
 
         # ---- the paths
-        keys_ok = Signal()
+        keys_ok = Signal(init=1)                  # A, B and C in state IDLE
+        aidle, bidle, cidle = Signal(init=1), Signal(init=1), Signal(init=1)
+        qaccept = Signal()                        # A takes a query
+        c_out = Signal()                          # C returns to IDLE (its last output beat)
         qstart = Signal()                     # A takes a query
         kmax = plan.kept_max
         kk = Signal(range(N + 1))
@@ -774,9 +777,11 @@ class ScanValuePath(wiring.Component):
                     m.d.sync += groups.eq(groups + 1)
                     with m.If(groups == G - 1):
                         m.d.sync += groups.eq(0)
+                        m.d.comb += c_out.eq(1)
                         m.next = "IDLE"
             else:
                 with m.If(self.o.ready):
+                    m.d.comb += c_out.eq(1)
                     m.next = "IDLE"
 
         if plan.direct_values:
@@ -789,32 +794,34 @@ class ScanValuePath(wiring.Component):
                              wv.data[0].eq(self.w.payload.value)]
                 m.d.sync += nv.eq(waddr + 1)
 
+        # keys once every stage is idle (keys_ok, a flip-flop), queries at the throttle's
+        # pace where A is idle; key j's value groups at words from j·G
+        keys.take(m, wc, self.i, getattr(self, "v", None), keys_ok, qfree & aidle)
+        slot = keys.slot
+        # (unfolded, the value comes on `w` as the core accepts the key: written
+        # above)
+        with m.If(keys.write):
+            if not plan.direct_values:
+                waddr = Mux(p.first & (wg == 0), 0, nv)
+                m.d.comb += [wv.addr.eq(waddr), wv.en.eq(1),
+                             wv.data[0].eq(keys.vdata)]
+                m.d.sync += nv.eq(waddr + 1)
+            with m.If(keys.last):
+                # interval(n) - 1 for the n keys so far: the terms this key adds
+                # (constants chosen by muxes: one adder on qlen)
+                def grows(o, kp):
+                    return qi.per_key + (qi.per_block if o else 0) + \
+                        (qi.per_kept if kp else 0)
+                grow = Mux(slot == 0,
+                           Mux(n < plan.k, grows(1, 1), grows(1, 0)),
+                           Mux(n < plan.k, grows(0, 1), grows(0, 0)))
+                m.d.sync += qlen.eq(Mux(p.first, qi.at(1, plan.k) - 1, qlen + grow))
+        m.d.comb += qaccept.eq(self.i.valid & ~p.key & qfree & aidle)
+
         with m.FSM():
             with m.State("IDLE"):
-                # keys once every stage is idle, queries at the throttle's pace; key j's
-                # value groups at words from j·G
                 start_pass()
-                keys.take(m, wc, self.i, getattr(self, "v", None), keys_ok, qfree)
-                slot = keys.slot
-                # (unfolded, the value comes on `w` as the core accepts the key: written
-                # above)
-                with m.If(keys.write):
-                    if not plan.direct_values:
-                        waddr = Mux(p.first & (wg == 0), 0, nv)
-                        m.d.comb += [wv.addr.eq(waddr), wv.en.eq(1),
-                                     wv.data[0].eq(keys.vdata)]
-                        m.d.sync += nv.eq(waddr + 1)
-                    with m.If(keys.last):
-                        # interval(n) - 1 for the n keys so far: the terms this key adds
-                        # (constants chosen by muxes: one adder on qlen)
-                        def grows(o, kp):
-                            return qi.per_key + (qi.per_block if o else 0) + \
-                                (qi.per_kept if kp else 0)
-                        grow = Mux(slot == 0,
-                                   Mux(n < plan.k, grows(1, 1), grows(1, 0)),
-                                   Mux(n < plan.k, grows(0, 1), grows(0, 0)))
-                        m.d.sync += qlen.eq(Mux(p.first, qi.at(1, plan.k) - 1, qlen + grow))
-                with m.If(self.i.valid & ~p.key & qfree):
+                with m.If(qaccept):
                     m.d.sync += [cq.eq(p.code), tag.eq(p.tag), issuing.eq(1),
                                  hend.eq(nb + (LD - 2 + (0 if stream else S))),
                                  hdone.eq(0)]
@@ -943,9 +950,16 @@ class ScanValuePath(wiring.Component):
                     m.next = "DONE"
             with m.State("DONE"):
                 done(cgc)
-        m.d.comb += [b_idle.eq(1 if stream else bfsm.ongoing("IDLE")),
-                     c_idle.eq(cfsm.ongoing("IDLE")),
-                     keys_ok.eq(b_idle & c_idle)]
+        # each stage's "in state IDLE" a flip-flop written from its next state (it leaves
+        # IDLE as it takes a query, returns as it hands it over), and keys_ok, A, B and C
+        # all idle, another: no state decode before the handshakes
+        a_next = Mux(aidle, ~qaccept, to_values if stream else to_mark)
+        b_next = 1 if stream else Mux(bidle, ~to_mark, to_values)
+        c_next = Mux(cidle, ~to_values, c_out)
+        m.d.sync += [aidle.eq(a_next), cidle.eq(c_next), keys_ok.eq(a_next & b_next & c_next)]
+        if not stream:
+            m.d.sync += bidle.eq(b_next)
+        m.d.comb += [b_idle.eq(bidle), c_idle.eq(cidle)]
         if one_address:
             # the code memories have one address each too (1RW): the key's word where a
             # code is written (state IDLE), else the pass's word (read only in state HIST)
