@@ -547,7 +547,7 @@ class ScanValuePath(wiring.Component):
         aidle, bidle, cidle = Signal(init=1), Signal(init=1), Signal(init=1)
         qaccept = Signal()                        # A takes a query
         c_out = Signal()                          # C returns to IDLE (its last output beat)
-        qstart = Signal()                     # A takes a query
+        qstart = Signal()                     # A is idle: the streaming list cleared
         kmax = plan.kept_max
         kk = Signal(range(N + 1))
         kkG = Signal(range(N * G + 1))
@@ -817,21 +817,24 @@ class ScanValuePath(wiring.Component):
                            Mux(n < plan.k, grows(0, 1), grows(0, 0)))
                 m.d.sync += qlen.eq(Mux(p.first, qi.at(1, plan.k) - 1, qlen + grow))
         m.d.comb += qaccept.eq(self.i.valid & ~p.key & qfree & aidle)
+        # while A is idle its query registers follow the input, the pass's counters are
+        # loaded and the histograms' flags (the list's, streaming) cleared: the query
+        # taken is the last cycle of it (no handshake before these enables)
+        with m.If(aidle):
+            start_pass()
+            m.d.sync += [cq.eq(p.code), tag.eq(p.tag),
+                         hend.eq(nb + (LD - 2 + (0 if stream else S))), hdone.eq(0),
+                         kk.eq(Mux(n < plan.k, n, plan.k)),
+                         kkG.eq(Mux(nv < plan.k * G, nv, plan.k * G))]
+            if stream:
+                m.d.comb += qstart.eq(1)
+            else:
+                m.d.sync += [dword.eq(0)] + [x.eq(0) for x in touched]
 
         with m.FSM():
             with m.State("IDLE"):
-                start_pass()
                 with m.If(qaccept):
-                    m.d.sync += [cq.eq(p.code), tag.eq(p.tag), issuing.eq(1),
-                                 hend.eq(nb + (LD - 2 + (0 if stream else S))),
-                                 hdone.eq(0)]
-                    if stream:
-                        m.d.comb += qstart.eq(1)
-                    m.d.sync += [kk.eq(Mux(n < plan.k, n, plan.k)),
-                                 kkG.eq(Mux(nv < plan.k * G, nv, plan.k * G)),
-                                 qwait.eq(qlen), qdone.eq(0)]
-                    if not stream:
-                        m.d.sync += [dword.eq(0)] + [x.eq(0) for x in touched]
+                    m.d.sync += [issuing.eq(1), qwait.eq(qlen), qdone.eq(0)]
                     m.next = "SCAN" if stream else "HIST"
             if stream:
                 with m.State("SCAN"):
