@@ -675,7 +675,9 @@ class ScanValuePath(wiring.Component):
         ccyc = Signal(range(N * G + 4))
         cgc = Signal(range(max(G, 2)))
         cissuing = Signal()
-        ckkG = Signal(range(N * G + 1))
+        ckm1 = Signal(range(N * G + 1))      # G·kk - 1: the last read's cycle less one
+        chit = Signal()                       # this cycle's read is the last (a flip-flop)
+        cglast = Signal(init=G == 1)          # cgc == G - 1 (a flip-flop beside cgc)
         ckk = Signal(range(N + 1))
         ctag = Signal(layouts.query_tag())
         next_key = Signal()                   # the value pass moves to the next entry
@@ -743,7 +745,7 @@ class ScanValuePath(wiring.Component):
             m.d.comb += [vaddr.eq(read_at), rv.addr.eq(vaddr), wv.addr.eq(vaddr)]
         else:
             m.d.comb += rv.addr.eq(read_at)
-        m.d.comb += next_key.eq(cissuing & (cgc == G - 1))
+        m.d.comb += next_key.eq(cissuing & cglast)
         vreg = Signal(group, reset_less=True)  # the value read, registered
         m.d.sync += vreg.eq(rv.data[0])
         accumulate(delay(m, cissuing, plan.value_read, name="vlive"),
@@ -930,7 +932,7 @@ class ScanValuePath(wiring.Component):
             with m.State("IDLE"):
                 # (the counters loaded in every idle cycle; cstart follows to_values, which
                 # comes only here)
-                m.d.sync += [ccyc.eq(0), cgc.eq(0), cend.eq(0)]
+                m.d.sync += [ccyc.eq(0), cgc.eq(0), cglast.eq(G == 1), cend.eq(0)]
                 if in_memory:
                     m.d.sync += entry.eq(0)
                 with m.If(to_values):
@@ -939,12 +941,15 @@ class ScanValuePath(wiring.Component):
                 # cycle 0 takes B's list, kk and tag; the kept keys' G groups are read
                 # in cycles 1 .. G·kk, added value_read edges later
                 # (registered control: the last cycle, G·kk + 2, flagged a cycle ahead)
+                # (chit: ccyc == G·kk, and cglast, flagged a cycle ahead)
                 with m.If(cstart):
-                    m.d.sync += [ckkG.eq(skkG), cissuing.eq(1), ckk.eq(skk),
+                    m.d.sync += [ckm1.eq(skkG - 1), cissuing.eq(1), ckk.eq(skk),
                                  ctag.eq(stag), cend_at.eq(skkG + (plan.value_read - 1))]
+                m.d.sync += chit.eq(Mux(cstart, skkG == 1, ccyc == ckm1))
                 with m.If(cissuing):
-                    m.d.sync += cgc.eq(Mux(cgc == G - 1, 0, cgc + 1))
-                    with m.If(ccyc == ckkG):
+                    m.d.sync += [cgc.eq(Mux(cglast, 0, cgc + 1)),
+                                 cglast.eq(~cglast & (cgc == G - 2) if G > 1 else 1)]
+                    with m.If(chit):
                         m.d.sync += cissuing.eq(0)
                 m.d.sync += [ccyc.eq(ccyc + 1), cend.eq(~cstart & (ccyc == cend_at))]
                 with m.If(cend):
