@@ -363,14 +363,16 @@ def _stream_list(m, k, live, h, valid, clear, G, addr_shape):
     return [e[:aw] for e in entries]
 
 
-def _count_bins(m, b, most, en, h, addr, name, per_word=1):
+def _count_bins(m, b, most, en, h, walking, waddr, name, per_word=1):
     """A histogram of distances 0..b in a memory of ceil((b+1)/R) words of R = ``per_word``
     (1 or 2) counts up to ``most`` (block RAM, not b+1 counters; bin h in word h // R),
     with one flag per word, "counted in this query", to clear when a query starts (stale
     words, also after a reset, read as 0). Bin h's word is read in the cycle ``en`` holds
     and written back with bin h plus one a cycle later (read and flag see that write, so
-    equal distances in consecutive cycles count right); a word read at ``addr`` (mux it to
-    h's while counting) comes out a cycle later. Returns (that word: a count, or R counts,
+    equal distances in consecutive cycles count right); where ``walking`` (a flip-flop) the
+    word read is ``waddr`` instead, out a cycle later. (The flag of the word read is
+    selected for each address, h's and waddr's, and only then chosen by ``walking``: no
+    multiplexer between h and the flags' select.) Returns (that word: a count, or R counts,
     the flags)."""
     words = -(-(b + 1) // per_word)
     shape = range(most + 1) if per_word == 1 else data.ArrayLayout(range(most + 1), per_word)
@@ -383,9 +385,12 @@ def _count_bins(m, b, most, en, h, addr, name, per_word=1):
     inc_word = inc_bin if per_word == 1 else inc_bin[1:]
     live = Signal(name=f"{name}_live")                # the word read last cycle is counted
     word = Signal(shape, name=f"{name}_word")
-    m.d.comb += [r.addr.eq(addr), word.eq(Mux(live, r.data, 0))]
-    m.d.sync += [inc.eq(en), inc_bin.eq(h),
-                 live.eq(touched.bit_select(addr, 1) | (inc & (inc_word == addr)))]
+    haddr = h if per_word == 1 else h[1:]
+    m.d.comb += [r.addr.eq(Mux(walking, waddr, haddr)), word.eq(Mux(live, r.data, 0))]
+
+    def flag(addr):
+        return touched.bit_select(addr, 1) | (inc & (inc_word == addr))
+    m.d.sync += [inc.eq(en), inc_bin.eq(h), live.eq(Mux(walking, flag(waddr), flag(haddr)))]
     with m.If(inc):
         if per_word == 1:
             m.d.comb += w.data.eq(word + 1)
@@ -557,14 +562,14 @@ class ScanValuePath(wiring.Component):
             # (1) stage A, the histogram: slot s counts its distances in a memory of b+1
             # words (block RAM), flags "counted in this query" cleared when a query starts
             counting = Signal()
-            walking = Signal()                    # state CUT
+            walking = Signal()                    # state CUT (a flip-flop)
             R = plan.hist_bins
             walk = -(-(b + 1) // R)               # words of a histogram
             wbin = Signal(range(walk + S + 2))    # walk cycle: reads word wbin
             bins, touched = [], []
             for s in range(M):
                 x, t = _count_bins(m, b, plan.code_words, counting & live[s], h[s],
-                                   Mux(walking, wbin, h[s] if R == 1 else h[s][1:]),
+                                   walking, wbin,
                                    f"hist{s}" if M > 1 else "hist", R)
                 bins.append(x)
                 touched.append(t)
@@ -856,12 +861,11 @@ class ScanValuePath(wiring.Component):
                     m.d.comb += counting.eq(1)
                     issue_words()
                     with m.If(hdone):
-                        m.d.sync += issuing.eq(0)
+                        m.d.sync += [issuing.eq(0), walking.eq(1)]
                         m.next = "CUT"
                     m.d.sync += [wbin.eq(0), rem.eq(kk), found.eq(0), wtake.eq(0), wlast.eq(0),
                                  wi.eq(0), wpend.eq(0)]
                 with m.State("CUT"):
-                    m.d.comb += walking.eq(1)
                     # (registered control: wbin >= 1 + S and wbin == walk + S a cycle ahead)
                     m.d.sync += [wbin.eq(wbin + 1), wtake.eq(wbin >= S if S else 1),
                                  wlast.eq(wbin == walk + S - 1)]
@@ -893,6 +897,7 @@ class ScanValuePath(wiring.Component):
                                 m.d.sync += [hstar.eq(Cat(~first, Const(walk - 1))),
                                              need.eq(Mux(first, rem, less))]
                     with m.If(wlast):
+                        m.d.sync += walking.eq(0)
                         m.next = "PASS"
                         hand_over(b_idle, to_mark)
             with m.State("PASS"):
