@@ -592,12 +592,13 @@ class ScanValuePath(wiring.Component):
             # (rem wraps after h*, where it is no longer read); R = 2: the second bin's
             # compare and need after the first's count, each bin's counts summed by a tree of
             # its own (no adder between a histogram's read and its tree). Registered
-            # decision: a word's compares go into flip-flops (`ge0`, `ge1`, with rem and need beside them) and
-            # set found, h* and need a cycle later, from flip-flops only (no compare before
-            # their enable); the last word needs no compare of its own to be found (if no
-            # earlier bin reached rem, it holds h*: the window's kk <= n keys are all
-            # counted), so that cycle later is still the walk's last (R = 2: which of the
-            # last word's two bins, a compare choosing the data, not the enable)
+            # decision: a word's compares go into flip-flops (`ge0`, `ge1`, with rem and
+            # need beside them) and set found, h* and need a cycle later, from flip-flops
+            # only (no compare before their enable); the last word needs no compare of its
+            # own to be found (if no earlier bin reached rem, it holds h*: the window's
+            # kk <= n keys are all counted), so that cycle later is still the walk's last
+            # (R = 2: which of the last word's two bins, a compare choosing the data, not
+            # the enable)
             rem = Signal(range(N + 1))
             found = Signal()
             hstar = Signal(range(b + 1))
