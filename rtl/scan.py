@@ -839,6 +839,36 @@ class ScanValuePath(wiring.Component):
             else:
                 m.d.sync += [dword.eq(0)] + [x.eq(0) for x in touched]
 
+        if not stream:
+            # the cut's words taken (wtake and wlast are 0 but in state CUT: no state decode
+            # before these enables)
+            with m.If(wtake):             # take word wi = wbin - 1 - S
+                m.d.sync += [wi.eq(wi + 1), wprev.eq(wi), remq.eq(rem),
+                             ge0.eq(c[0] >= rem)]
+                if R == 1:
+                    m.d.sync += rem.eq(rem - c[0])
+                else:
+                    m.d.sync += [rem.eq(less - c[1]), ge1.eq(c[1] >= less),
+                                 needq1.eq(less)]
+            m.d.sync += wpend.eq(wtake)
+            # the word taken last cycle reached rem (from flip-flops), or the last
+            # word is taken and none did
+            prev = wpend & (ge0 | ge1 if R == 2 else ge0)
+            with m.If(~found & (prev | wlast)):
+                m.d.sync += found.eq(1)
+                with m.If(prev):
+                    if R == 1:
+                        m.d.sync += [hstar.eq(wprev), need.eq(remq)]
+                    else:
+                        m.d.sync += [hstar.eq(Cat(~ge0, wprev)),
+                                     need.eq(Mux(ge0, remq, needq1))]
+                with m.Else():
+                    if R == 1:
+                        m.d.sync += [hstar.eq(walk - 1), need.eq(rem)]
+                    else:
+                        first = c[0] >= rem
+                        m.d.sync += [hstar.eq(Cat(~first, Const(walk - 1))),
+                                     need.eq(Mux(first, rem, less))]
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(qaccept):
@@ -870,35 +900,8 @@ class ScanValuePath(wiring.Component):
                     # (registered control: wbin >= 1 + S and wbin == walk + S a cycle ahead)
                     m.d.sync += [wbin.eq(wbin + 1), wtake.eq(wbin >= S if S else 1),
                                  wlast.eq(wbin == walk + S - 1)]
-                    with m.If(wtake):             # take word wi = wbin - 1 - S
-                        m.d.sync += [wi.eq(wi + 1), wprev.eq(wi), remq.eq(rem),
-                                     ge0.eq(c[0] >= rem)]
-                        if R == 1:
-                            m.d.sync += rem.eq(rem - c[0])
-                        else:
-                            m.d.sync += [rem.eq(less - c[1]), ge1.eq(c[1] >= less),
-                                         needq1.eq(less)]
-                    m.d.sync += wpend.eq(wtake)
-                    # the word taken last cycle reached rem (from flip-flops), or the last
-                    # word is taken and none did
-                    prev = wpend & (ge0 | ge1 if R == 2 else ge0)
-                    with m.If(~found & (prev | wlast)):
-                        m.d.sync += found.eq(1)
-                        with m.If(prev):
-                            if R == 1:
-                                m.d.sync += [hstar.eq(wprev), need.eq(remq)]
-                            else:
-                                m.d.sync += [hstar.eq(Cat(~ge0, wprev)),
-                                             need.eq(Mux(ge0, remq, needq1))]
-                        with m.Else():
-                            if R == 1:
-                                m.d.sync += [hstar.eq(walk - 1), need.eq(rem)]
-                            else:
-                                first = c[0] >= rem
-                                m.d.sync += [hstar.eq(Cat(~first, Const(walk - 1))),
-                                             need.eq(Mux(first, rem, less))]
                     with m.If(wlast):
-                        m.d.sync += walking.eq(0)
+                        m.d.sync += [walking.eq(0), wtake.eq(0), wlast.eq(0)]
                         m.next = "PASS"
                         hand_over(b_idle, to_mark)
             with m.State("PASS"):
