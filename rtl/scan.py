@@ -363,14 +363,16 @@ def _stream_list(m, k, live, h, valid, clear, G, addr_shape):
     return [e[:aw] for e in entries]
 
 
-def _count_bins(m, b, most, en, h, addr, name, per_word=1):
+def _count_bins(m, b, most, en, h, walking, waddr, name, per_word=1):
     """A histogram of distances 0..b in a memory of ceil((b+1)/R) words of R = ``per_word``
     (1 or 2) counts up to ``most`` (block RAM, not b+1 counters; bin h in word h // R),
     with one flag per word, "counted in this query", to clear when a query starts (stale
     words, also after a reset, read as 0). Bin h's word is read in the cycle ``en`` holds
     and written back with bin h plus one a cycle later (read and flag see that write, so
-    equal distances in consecutive cycles count right); a word read at ``addr`` (mux it to
-    h's while counting) comes out a cycle later. Returns (that word: a count, or R counts,
+    equal distances in consecutive cycles count right); where ``walking`` (a flip-flop) the
+    word read is ``waddr`` instead, out a cycle later. (The flag of the word read is
+    selected for each address, h's and waddr's, and only then chosen by ``walking``: no
+    multiplexer between h and the flags' select.) Returns (that word: a count, or R counts,
     the flags)."""
     words = -(-(b + 1) // per_word)
     shape = range(most + 1) if per_word == 1 else data.ArrayLayout(range(most + 1), per_word)
@@ -383,9 +385,12 @@ def _count_bins(m, b, most, en, h, addr, name, per_word=1):
     inc_word = inc_bin if per_word == 1 else inc_bin[1:]
     live = Signal(name=f"{name}_live")                # the word read last cycle is counted
     word = Signal(shape, name=f"{name}_word")
-    m.d.comb += [r.addr.eq(addr), word.eq(Mux(live, r.data, 0))]
-    m.d.sync += [inc.eq(en), inc_bin.eq(h),
-                 live.eq(touched.bit_select(addr, 1) | (inc & (inc_word == addr)))]
+    haddr = h if per_word == 1 else h[1:]
+    m.d.comb += [r.addr.eq(Mux(walking, waddr, haddr)), word.eq(Mux(live, r.data, 0))]
+
+    def flag(addr):
+        return touched.bit_select(addr, 1) | (inc & (inc_word == addr))
+    m.d.sync += [inc.eq(en), inc_bin.eq(h), live.eq(Mux(walking, flag(waddr), flag(haddr)))]
     with m.If(inc):
         if per_word == 1:
             m.d.comb += w.data.eq(word + 1)
@@ -527,20 +532,27 @@ class ScanValuePath(wiring.Component):
             m.d.comb += adding.eq(en)
             m.d.comb += [tail[l].eq(Mux(first, 0, bhead[l]) + addend(l)) for l in range(P)]
 
+        amore = Signal()                          # left > M (a flip-flop beside left)
+
         def start_pass():
-            m.d.sync += [cyc.eq(0), blk.eq(0), left.eq(n)]
+            """The pass's counters loaded, in every cycle of state IDLE (not only as a query
+            is taken: no handshake before their enables)."""
+            m.d.sync += [cyc.eq(0), blk.eq(0), left.eq(n), amore.eq(n > M)]
 
         def issue_words():
             """A cycle of stage A's pass: a code word while cyc < nb (`issuing`, a flip-flop
             written from the next word's keys), `hdone` a cycle after cyc = `hend`."""
             with m.If(issuing):
-                m.d.sync += [blk.eq(blk + 1), left.eq(left - M)]
-            m.d.sync += [cyc.eq(cyc + 1), issuing.eq(issuing & (left > M)),
+                m.d.sync += [blk.eq(blk + 1), left.eq(left - M), amore.eq(left > 2 * M)]
+            m.d.sync += [cyc.eq(cyc + 1), issuing.eq(issuing & amore),
                          hdone.eq(cyc == hend)]
 
         # ---- the paths
-        keys_ok = Signal()
-        qstart = Signal()                     # A takes a query
+        keys_ok = Signal(init=1)                  # A, B and C in state IDLE
+        aidle, bidle, cidle = Signal(init=1), Signal(init=1), Signal(init=1)
+        qaccept = Signal()                        # A takes a query
+        c_out = Signal()                          # C returns to IDLE (its last output beat)
+        qstart = Signal()                     # A is idle: the streaming list cleared
         kmax = plan.kept_max
         kk = Signal(range(N + 1))
         kkG = Signal(range(N * G + 1))
@@ -550,14 +562,14 @@ class ScanValuePath(wiring.Component):
             # (1) stage A, the histogram: slot s counts its distances in a memory of b+1
             # words (block RAM), flags "counted in this query" cleared when a query starts
             counting = Signal()
-            walking = Signal()                    # state CUT
+            walking = Signal()                    # state CUT (a flip-flop)
             R = plan.hist_bins
             walk = -(-(b + 1) // R)               # words of a histogram
             wbin = Signal(range(walk + S + 2))    # walk cycle: reads word wbin
             bins, touched = [], []
             for s in range(M):
                 x, t = _count_bins(m, b, plan.code_words, counting & live[s], h[s],
-                                   Mux(walking, wbin, h[s] if R == 1 else h[s][1:]),
+                                   walking, wbin,
                                    f"hist{s}" if M > 1 else "hist", R)
                 bins.append(x)
                 touched.append(t)
@@ -578,25 +590,35 @@ class ScanValuePath(wiring.Component):
             # (one subtractor, its compare with the bin's count a second carry chain beside
             # it, not after it), h* = the first bin whose count reaches rem, need = rem there
             # (rem wraps after h*, where it is no longer read); R = 2: the second bin's
-            # compare and need after the first's count, the word's two bins summed by a tree
-            # of their own (each slot's pair, then S levels)
+            # compare and need after the first's count, each bin's counts summed by a tree of
+            # its own (no adder between a histogram's read and its tree). Registered
+            # decision: a word's compares go into flip-flops (`ge0`, `ge1`, with rem and
+            # need beside them) and set found, h* and need a cycle later, from flip-flops
+            # only (no compare before their enable); the last word needs no compare of its
+            # own to be found (if no earlier bin reached rem, it holds h*: the window's
+            # kk <= n keys are all counted), so that cycle later is still the walk's last
+            # (R = 2: which of the last word's two bins, a compare choosing the data, not
+            # the enable)
             rem = Signal(range(N + 1))
             found = Signal()
             hstar = Signal(range(b + 1))
             need = Signal(range(N + 1))
             wtake, wlast = Signal(), Signal()
             wi = Signal(range(walk + 1))
+            wprev = Signal.like(wi)               # the word taken last cycle ...
+            wpend = Signal()                      # ... where a word was taken
+            ge0, ge1 = Signal(), Signal()         # its compares (bin 2i, bin 2i + 1)
+            remq = Signal.like(rem)               # its rem
+            needq1 = Signal.like(rem)             # its rem - bin 2i's count (R = 2)
             wsum = [adder_tree(m, [Term(x if R == 1 else x[r], False, 0, plan.code_words)
                                    for x in bins], depth=S, name=f"walk{r}" if R > 1 else "walk")
                     for r in range(R)]
+            c = [x.value for x in wsum]           # the word's R bins' counts
+            # (R = 2: rem less the first bin's count, then less the second's, from the
+            # trees' registered sums: no pair sum after the histograms)
             if R == 2:
-                pairs = []
-                for s, x in enumerate(bins):
-                    # (a slot's keys, at most ceil(N/M))
-                    t = Signal(range(plan.code_words + 1), name=f"pair{s}")
-                    m.d.comb += t.eq(x[0] + x[1])
-                    pairs.append(Term(t, False, 0, plan.code_words))
-                wpair = adder_tree(m, pairs, depth=S, name="walkp")
+                less = Signal(range(-N, N + 1), name="wless")
+                m.d.comb += less.eq(rem - c[0])
         to_mark = Signal()                    # A hands its query to B (last CUT cycle)
         b_idle, c_idle = Signal(), Signal()   # (B waits for C, A for B: output stalls)
         to_values = Signal()                  # the query goes to C (last MARK or SCAN cycle)
@@ -645,19 +667,23 @@ class ScanValuePath(wiring.Component):
             m.d.sync += [ltbase.eq(ltbase + ltin[-1]),
                          room.eq(Mux(fits, room - eqin[-1], 0)),
                          eqbase.eq(Mux(fits, eqbase - eqin[-1], eqbase - room))]
+            # (and slot s's, jbG + s·G, a register of its own: no adder before the list)
+            jbGs = [jbG] + [Signal(vaddr_w, name=f"jbG{s}") for s in range(1, M)]
             with m.If(list_word):
-                m.d.sync += jbG.eq(jbG + M * G)
+                m.d.sync += [x.eq(x + M * G) for x in jbGs]
             with m.If(bstart):
                 m.d.sync += [bhstar.eq(hstar), room.eq(need), ltbase.eq(0),
-                             eqbase.eq(kk - 1), jbG.eq(0), bkk.eq(kk), bkkG.eq(kkG),
-                             btag.eq(tag)]
+                             eqbase.eq(kk - 1), bkk.eq(kk), bkkG.eq(kkG), btag.eq(tag)]
+                m.d.sync += [x.eq(s * G) for s, x in enumerate(jbGs)]
         # (4) stage C: the kept keys' values, then the output
         cstart = Signal()                     # C's first cycle: takes B's list
         cend, cend_at = Signal(), Signal(range(N * G + plan.value_read))
         ccyc = Signal(range(N * G + 4))
         cgc = Signal(range(max(G, 2)))
         cissuing = Signal()
-        ckkG = Signal(range(N * G + 1))
+        ckm1 = Signal(range(N * G + 1))      # G·kk - 1: the last read's cycle less one
+        chit = Signal()                       # this cycle's read is the last (a flip-flop)
+        cglast = Signal(init=G == 1)          # cgc == G - 1 (a flip-flop beside cgc)
         ckk = Signal(range(N + 1))
         ctag = Signal(layouts.query_tag())
         next_key = Signal()                   # the value pass moves to the next entry
@@ -689,12 +715,13 @@ class ScanValuePath(wiring.Component):
             # shifted down there as the keys are read
             kept = [Signal(vaddr_w, name=f"kept{i}") for i in range(kmax)]
             for i in range(kmax):
+                # (at most one slot of a word lists entry i: an AND-OR of their addresses)
                 hit = [sel[s] & (dest[s] == i) for s in range(M)]
-                slot = 0
-                for s in range(1, M):
-                    slot = slot | Mux(hit[s], s * G, 0)
+                addr = 0
+                for s in range(M):
+                    addr = addr | Mux(hit[s], jbGs[s], 0)
                 with m.If(Cat(*hit).any()):
-                    m.d.sync += kept[i].eq(jbG + slot)
+                    m.d.sync += kept[i].eq(addr)
         if not in_memory:
             ckept = [Signal(vaddr_w, name=f"ckept{i}") for i in range(kmax)]
             with m.If(cstart):
@@ -702,6 +729,18 @@ class ScanValuePath(wiring.Component):
             with m.Elif(next_key):
                 m.d.sync += [ckept[i].eq(ckept[i + 1]) for i in range(kmax - 1)]
             head = ckept[0]
+            # the value memory's read address, head + cgc, a register of its own: the
+            # head's as C starts and at each next entry, else one more
+            vrd = Signal(vaddr_w, name="vrd")
+            with m.If(cstart):
+                m.d.sync += vrd.eq(kept[0])
+            with m.Elif(next_key):
+                m.d.sync += vrd.eq(ckept[1] if kmax > 1 else vrd + 1)
+            with m.Elif(cissuing):
+                m.d.sync += vrd.eq(vrd + 1)
+            read_at = vrd
+        else:
+            read_at = head + cgc
         # unfolded, the value memory has one address (a 1RW SRAM on an ASIC): the kept
         # keys' groups, or the word written where a value comes in (never while stage C
         # reads: keys and values of a window come once its previous window's queries are
@@ -709,10 +748,10 @@ class ScanValuePath(wiring.Component):
         # write port keeps its own address, and the iCEBreaker goal build its Fmax
         if one_address:
             vaddr = Signal.like(rv.addr, name="vaddr")
-            m.d.comb += [vaddr.eq(head + cgc), rv.addr.eq(vaddr), wv.addr.eq(vaddr)]
+            m.d.comb += [vaddr.eq(read_at), rv.addr.eq(vaddr), wv.addr.eq(vaddr)]
         else:
-            m.d.comb += rv.addr.eq(head + cgc)
-        m.d.comb += next_key.eq(cissuing & (cgc == G - 1))
+            m.d.comb += rv.addr.eq(read_at)
+        m.d.comb += next_key.eq(cissuing & cglast)
         vreg = Signal(group, reset_less=True)  # the value read, registered
         m.d.sync += vreg.eq(rv.data[0])
         accumulate(delay(m, cissuing, plan.value_read, name="vlive"),
@@ -746,9 +785,11 @@ class ScanValuePath(wiring.Component):
                     m.d.sync += groups.eq(groups + 1)
                     with m.If(groups == G - 1):
                         m.d.sync += groups.eq(0)
+                        m.d.comb += c_out.eq(1)
                         m.next = "IDLE"
             else:
                 with m.If(self.o.ready):
+                    m.d.comb += c_out.eq(1)
                     m.next = "IDLE"
 
         if plan.direct_values:
@@ -761,42 +802,77 @@ class ScanValuePath(wiring.Component):
                              wv.data[0].eq(self.w.payload.value)]
                 m.d.sync += nv.eq(waddr + 1)
 
+        # keys once every stage is idle (keys_ok, a flip-flop), queries at the throttle's
+        # pace where A is idle; key j's value groups at words from j·G
+        keys.take(m, wc, self.i, getattr(self, "v", None), keys_ok, qfree & aidle)
+        slot = keys.slot
+        # (unfolded, the value comes on `w` as the core accepts the key: written
+        # above)
+        with m.If(keys.write):
+            if not plan.direct_values:
+                waddr = Mux(p.first & (wg == 0), 0, nv)
+                m.d.comb += [wv.addr.eq(waddr), wv.en.eq(1),
+                             wv.data[0].eq(keys.vdata)]
+                m.d.sync += nv.eq(waddr + 1)
+            with m.If(keys.last):
+                # interval(n) - 1 for the n keys so far: the terms this key adds
+                # (constants chosen by muxes: one adder on qlen)
+                def grows(o, kp):
+                    return qi.per_key + (qi.per_block if o else 0) + \
+                        (qi.per_kept if kp else 0)
+                grow = Mux(slot == 0,
+                           Mux(n < plan.k, grows(1, 1), grows(1, 0)),
+                           Mux(n < plan.k, grows(0, 1), grows(0, 0)))
+                m.d.sync += qlen.eq(Mux(p.first, qi.at(1, plan.k) - 1, qlen + grow))
+        m.d.comb += qaccept.eq(self.i.valid & ~p.key & qfree & aidle)
+        # while A is idle its query registers follow the input, the pass's counters are
+        # loaded and the histograms' flags (the list's, streaming) cleared: the query
+        # taken is the last cycle of it (no handshake before these enables)
+        with m.If(aidle):
+            start_pass()
+            m.d.sync += [cq.eq(p.code), tag.eq(p.tag),
+                         hend.eq(nb + (LD - 2 + (0 if stream else S))), hdone.eq(0),
+                         kk.eq(Mux(n < plan.k, n, plan.k)),
+                         kkG.eq(Mux(nv < plan.k * G, nv, plan.k * G))]
+            if stream:
+                m.d.comb += qstart.eq(1)
+            else:
+                m.d.sync += [dword.eq(0)] + [x.eq(0) for x in touched]
+
+        if not stream:
+            # the cut's words taken (wtake and wlast are 0 but in state CUT: no state decode
+            # before these enables)
+            with m.If(wtake):             # take word wi = wbin - 1 - S
+                m.d.sync += [wi.eq(wi + 1), wprev.eq(wi), remq.eq(rem),
+                             ge0.eq(c[0] >= rem)]
+                if R == 1:
+                    m.d.sync += rem.eq(rem - c[0])
+                else:
+                    m.d.sync += [rem.eq(less - c[1]), ge1.eq(c[1] >= less),
+                                 needq1.eq(less)]
+            m.d.sync += wpend.eq(wtake)
+            # the word taken last cycle reached rem (from flip-flops), or the last
+            # word is taken and none did
+            prev = wpend & (ge0 | ge1 if R == 2 else ge0)
+            with m.If(~found & (prev | wlast)):
+                m.d.sync += found.eq(1)
+                with m.If(prev):
+                    if R == 1:
+                        m.d.sync += [hstar.eq(wprev), need.eq(remq)]
+                    else:
+                        m.d.sync += [hstar.eq(Cat(~ge0, wprev)),
+                                     need.eq(Mux(ge0, remq, needq1))]
+                with m.Else():
+                    if R == 1:
+                        m.d.sync += [hstar.eq(walk - 1), need.eq(rem)]
+                    else:
+                        first = c[0] >= rem
+                        m.d.sync += [hstar.eq(Cat(~first, Const(walk - 1))),
+                                     need.eq(Mux(first, rem, less))]
         with m.FSM():
             with m.State("IDLE"):
-                # keys once every stage is idle, queries at the throttle's pace; key j's
-                # value groups at words from j·G
-                keys.take(m, wc, self.i, getattr(self, "v", None), keys_ok, qfree)
-                slot = keys.slot
-                # (unfolded, the value comes on `w` as the core accepts the key: written
-                # above)
-                with m.If(keys.write):
-                    if not plan.direct_values:
-                        waddr = Mux(p.first & (wg == 0), 0, nv)
-                        m.d.comb += [wv.addr.eq(waddr), wv.en.eq(1),
-                                     wv.data[0].eq(keys.vdata)]
-                        m.d.sync += nv.eq(waddr + 1)
-                    with m.If(keys.last):
-                        # interval(n) - 1 for the n keys so far: the terms this key adds
-                        # (constants chosen by muxes: one adder on qlen)
-                        def grows(o, kp):
-                            return qi.per_key + (qi.per_block if o else 0) + \
-                                (qi.per_kept if kp else 0)
-                        grow = Mux(slot == 0,
-                                   Mux(n < plan.k, grows(1, 1), grows(1, 0)),
-                                   Mux(n < plan.k, grows(0, 1), grows(0, 0)))
-                        m.d.sync += qlen.eq(Mux(p.first, qi.at(1, plan.k) - 1, qlen + grow))
-                with m.If(self.i.valid & ~p.key & qfree):
-                    m.d.sync += [cq.eq(p.code), tag.eq(p.tag), issuing.eq(1),
-                                 hend.eq(nb + (LD - 2 + (0 if stream else S))),
-                                 hdone.eq(0)]
-                    start_pass()
-                    if stream:
-                        m.d.comb += qstart.eq(1)
-                    m.d.sync += [kk.eq(Mux(n < plan.k, n, plan.k)),
-                                 kkG.eq(Mux(nv < plan.k * G, nv, plan.k * G)),
-                                 qwait.eq(qlen), qdone.eq(0)]
-                    if not stream:
-                        m.d.sync += [dword.eq(0)] + [x.eq(0) for x in touched]
+                with m.If(qaccept):
+                    m.d.sync += [issuing.eq(1), qwait.eq(qlen), qdone.eq(0)]
                     m.next = "SCAN" if stream else "HIST"
             if stream:
                 with m.State("SCAN"):
@@ -816,27 +892,16 @@ class ScanValuePath(wiring.Component):
                     m.d.comb += counting.eq(1)
                     issue_words()
                     with m.If(hdone):
-                        start_pass()
-                        m.d.sync += issuing.eq(0)
+                        m.d.sync += [issuing.eq(0), walking.eq(1)]
                         m.next = "CUT"
                     m.d.sync += [wbin.eq(0), rem.eq(kk), found.eq(0), wtake.eq(0), wlast.eq(0),
-                                 wi.eq(0)]
+                                 wi.eq(0), wpend.eq(0)]
                 with m.State("CUT"):
-                    m.d.comb += walking.eq(1)
                     # (registered control: wbin >= 1 + S and wbin == walk + S a cycle ahead)
                     m.d.sync += [wbin.eq(wbin + 1), wtake.eq(wbin >= S if S else 1),
                                  wlast.eq(wbin == walk + S - 1)]
-                    with m.If(wtake):             # take word wi = wbin - 1 - S
-                        c = [x.value for x in wsum]
-                        pair = c[0] if R == 1 else wpair.value
-                        m.d.sync += [rem.eq(rem - pair), wi.eq(wi + 1)]
-                        with m.If(~found & (c[0] >= rem)):
-                            m.d.sync += [found.eq(1), hstar.eq(wi << (R - 1)), need.eq(rem)]
-                        if R == 2:
-                            with m.Elif(~found & (pair >= rem)):
-                                m.d.sync += [found.eq(1), hstar.eq(Cat(Const(1, 1), wi)),
-                                             need.eq(rem - c[0])]
                     with m.If(wlast):
+                        m.d.sync += [walking.eq(0), wtake.eq(0), wlast.eq(0)]
                         m.next = "PASS"
                         hand_over(b_idle, to_mark)
             with m.State("PASS"):
@@ -844,19 +909,25 @@ class ScanValuePath(wiring.Component):
                 hand_over(*((c_idle, to_values) if stream else (b_idle, to_mark)))
 
         if not stream:
+            # (B issues from the hand-over while bleft > M: bissuing and bstart are 0 but in
+            # state MARK, set by to_mark, which comes only in state IDLE)
+            bmore = Signal()
+            m.d.sync += [bissuing.eq(to_mark | (bissuing & bmore)), bstart.eq(to_mark)]
             with m.FSM(name="mark") as bfsm:
                 with m.State("IDLE"):
+                    # the pass's counters loaded in every idle cycle (not only as the query
+                    # comes: no hand-over before their enables)
+                    m.d.sync += [bcyc.eq(0), bblk.eq(0), bleft.eq(n), bmore.eq(n > M),
+                                 bend.eq(0), bend_at.eq(nb + (S + 1))]
                     with m.If(to_mark):
-                        m.d.sync += [bcyc.eq(0), bblk.eq(0), bleft.eq(n), bissuing.eq(1),
-                                     bstart.eq(1), bend.eq(0), bend_at.eq(nb + (S + 1))]
                         m.next = "MARK"
                 with m.State("MARK"):
-                    # (registered control: the last cycle, nb + S + 2, flagged a cycle ahead)
+                    # (registered control: the last cycle, nb + S + 2, flagged a cycle ahead;
+                    # bmore = bleft > M beside bleft)
                     with m.If(bissuing):
-                        m.d.sync += [bblk.eq(bblk + 1), bleft.eq(bleft - M)]
-                    m.d.sync += [bcyc.eq(bcyc + 1), bissuing.eq(bissuing & (bleft > M)),
-                                 bstart.eq(0),
-                                 bend.eq(bcyc == bend_at)]
+                        m.d.sync += [bblk.eq(bblk + 1), bleft.eq(bleft - M),
+                                     bmore.eq(bleft > 2 * M)]
+                    m.d.sync += [bcyc.eq(bcyc + 1), bend.eq(bcyc == bend_at)]
                     with m.If(bend):
                         m.next = "PASS"
                         hand_over(c_idle, to_values)
@@ -865,35 +936,47 @@ class ScanValuePath(wiring.Component):
                     hand_over(c_idle, to_values)
         # C takes kk, kk·G and the tag from the stage before it
         skk, skkG, stag = (kk, kkG, tag) if stream else (bkk, bkkG, btag)
+        m.d.sync += cstart.eq(to_values)
         with m.FSM(name="values") as cfsm:
             with m.State("IDLE"):
+                # (the counters loaded in every idle cycle; cstart follows to_values, which
+                # comes only here)
+                m.d.sync += [ccyc.eq(0), cgc.eq(0), cglast.eq(G == 1), cend.eq(0)]
+                if in_memory:
+                    m.d.sync += entry.eq(0)
                 with m.If(to_values):
-                    m.d.sync += [ccyc.eq(0), cgc.eq(0), cstart.eq(1), cend.eq(0)]
-                    if in_memory:
-                        m.d.sync += entry.eq(0)
                     m.next = "VALUES"
             with m.State("VALUES"):
                 # cycle 0 takes B's list, kk and tag; the kept keys' G groups are read
                 # in cycles 1 .. G·kk, added value_read edges later
                 # (registered control: the last cycle, G·kk + 2, flagged a cycle ahead)
+                # (chit: ccyc == G·kk, and cglast, flagged a cycle ahead)
                 with m.If(cstart):
-                    m.d.sync += [ckkG.eq(skkG), cissuing.eq(1), ckk.eq(skk),
+                    m.d.sync += [ckm1.eq(skkG - 1), cissuing.eq(1), ckk.eq(skk),
                                  ctag.eq(stag), cend_at.eq(skkG + (plan.value_read - 1))]
+                m.d.sync += chit.eq(Mux(cstart, skkG == 1, ccyc == ckm1))
                 with m.If(cissuing):
-                    m.d.sync += cgc.eq(Mux(cgc == G - 1, 0, cgc + 1))
-                    with m.If(ccyc == ckkG):
+                    m.d.sync += [cgc.eq(Mux(cglast, 0, cgc + 1)),
+                                 cglast.eq(~cglast & (cgc == G - 2) if G > 1 else 1)]
+                    with m.If(chit):
                         m.d.sync += cissuing.eq(0)
-                m.d.sync += [ccyc.eq(ccyc + 1), cstart.eq(0),
-                             cend.eq(~cstart & (ccyc == cend_at))]
+                m.d.sync += [ccyc.eq(ccyc + 1), cend.eq(~cstart & (ccyc == cend_at))]
                 with m.If(cend):
                     if in_memory:
                         m.d.sync += cbuf.eq(~cbuf)
                     m.next = "DONE"
             with m.State("DONE"):
                 done(cgc)
-        m.d.comb += [b_idle.eq(1 if stream else bfsm.ongoing("IDLE")),
-                     c_idle.eq(cfsm.ongoing("IDLE")),
-                     keys_ok.eq(b_idle & c_idle)]
+        # each stage's "in state IDLE" a flip-flop written from its next state (it leaves
+        # IDLE as it takes a query, returns as it hands it over), and keys_ok, A, B and C
+        # all idle, another: no state decode before the handshakes
+        a_next = Mux(aidle, ~qaccept, to_values if stream else to_mark)
+        b_next = 1 if stream else Mux(bidle, ~to_mark, to_values)
+        c_next = Mux(cidle, ~to_values, c_out)
+        m.d.sync += [aidle.eq(a_next), cidle.eq(c_next), keys_ok.eq(a_next & b_next & c_next)]
+        if not stream:
+            m.d.sync += bidle.eq(b_next)
+        m.d.comb += [b_idle.eq(bidle), c_idle.eq(cidle)]
         if one_address:
             # the code memories have one address each too (1RW): the key's word where a
             # code is written (state IDLE), else the pass's word (read only in state HIST)
