@@ -18,14 +18,15 @@ __all__ = ["DividerPlan", "RoundingDivider", "divider_latency", "divider_interva
 def divider_latency(q_bits, groups=1, steps=1, grouped=False, serial=False):
     """Rising edges from the edge at which :class:`RoundingDivider` accepts (num, den) (its
     last group when ``grouped``) to the edge at which its result transfers, with the output
-    ready: the accepting edge forms |num| + floor(den/2) of the first group, ``q_bits``
-    restoring steps (``steps`` per pipeline stage), one edge applies the sign, the result
-    transfers on the next edge: ``q_bits + 2``; a whole-vector input of ``groups`` groups
+    ready: the accepting edge registers num XOR its sign (and the sign), the next forms
+    |num| + floor(den/2) of the first group, ``q_bits`` restoring steps (``steps`` per
+    pipeline stage), one edge applies the sign, the result transfers on the next edge:
+    ``q_bits + 3``; a whole-vector input of ``groups`` groups
     issues one group per ``steps`` edges, which adds ``(groups - 1)·steps``; ``serial``
     (one stage loads each group itself): ``groups·(q_bits + 1) + 1``."""
     if serial:
         return groups * (q_bits + 1) + 1
-    return q_bits + 2 + (0 if grouped else (groups - 1) * steps)
+    return q_bits + 3 + (0 if grouped else (groups - 1) * steps)
 
 
 def divider_interval(groups=1, steps=1, serial=False):
@@ -132,7 +133,9 @@ class RoundingDivider(wiring.Component):
     gives the restoring quotient bits with one adder per step and no select after it, and a
     stage's start select comes after its two adders.
 
-    Pipeline (one group of ``lanes`` per stage): a form stage (X and the sign of a), then
+    Pipeline (one group of ``lanes`` per stage): a sign stage (a XOR its sign, and the
+    sign: the sign's fanout and the XOR end at flip-flops), a form stage (X, one adder of
+    registers), then
     S = ceil(q_bits / ``steps``) stages of up to ``steps`` steps each (a stage
     takes a new group every ``steps`` edges; ``steps`` = 1: fully pipelined, a group per
     edge; ``steps`` = q_bits: one bit-serial stage), then the sign, into an output register
@@ -165,7 +168,7 @@ class RoundingDivider(wiring.Component):
       ``i``: stream of ``{num: elements × signed(num_width), den: unsigned(den_width), tag}``
       ``o``: stream of ``{q: elements × signed(q_bits), tag}``
 
-    Latency (:attr:`latency`): ``q_bits + 2`` edges from the input transfer (the last
+    Latency (:attr:`latency`): ``q_bits + 3`` edges from the input transfer (the last
     group's when grouped) to the output transfer with ``o.ready`` high, plus ``(G - 1)·steps``
     for a whole-vector input. Interval (:attr:`interval`): ``G·steps`` edges between
     accepted divisions at full rate.
@@ -375,22 +378,35 @@ class RoundingDivider(wiring.Component):
         if k > 1:
             m.d.sync += gap.eq(Mux(enter, k - 1, Mux(gap == 0, 0, gap - 1)))
 
+        # ---- sign stage: a XOR its sign and the sign, registered, and the group's den and
+        # control beside them (the sign fans out to every bit of a: that fanout and the XOR
+        # end at flip-flops, not in front of the form stage's carry chain)
+        pre_valid = Signal(name="sign_valid")
+        pre = {key: Signal.like(src[key], name=f"sign_{key}") for key in keys if key != "den"}
+        pre["den"] = Signal(dw, name="sign_den")
+        pre_a = [Signal(len(a), name=f"sign_a{p}") for p, a in enumerate(src_num)]
+        pre_s = [Signal(name=f"sign_s{p}") for p in range(len(src_num))]
+        m.d.sync += [pre_valid.eq(enter), pre["den"].eq(src["den"])]
+        m.d.sync += [pre[key].eq(src[key]) for key in keys if key != "den"]
+        for p, a in enumerate(src_num):
+            neg = a[-1]
+            m.d.sync += [pre_a[p].eq(a.as_unsigned() ^ neg.replicate(len(a))),
+                         pre_s[p].eq(neg)]
+
         # ---- form: X = |a| + floor(den/2) as den/2 ± a (no separate negation);
         # r = X >> q_bits (< den for a quotient that fits), xq = the low q_bits of X
         form = self._stage("form", False)
-        half = src["den"] >> 1
-        m.d.sync += [form["valid"].eq(enter)]
-        m.d.sync += [form[key].eq(~src[key] if key == "den" and self.complemented_den
-                                  else src[key]) for key in keys]
-        for p, a in enumerate(src_num):
+        half = pre["den"] >> 1
+        m.d.sync += [form["valid"].eq(pre_valid)]
+        m.d.sync += [form[key].eq(~pre[key] if key == "den" and self.complemented_den
+                                  else pre[key]) for key in keys]
+        for p, (pa, neg) in enumerate(zip(pre_a, pre_s)):
             # |a| + half as (a XOR its sign) + half + sign: one adder, the sign a carry in,
             # (2·(a ^ s) + s) + (2·half + s) halved (no select after two adders)
-            neg = a[-1]
             x = Signal(max(self.num_width, dw), name=f"form_x{p}")
-            m.d.comb += x.eq((Cat(neg, a.as_unsigned() ^ neg.replicate(len(a)))
-                              + Cat(neg, half)) >> 1)
+            m.d.comb += x.eq((Cat(neg, pa) + Cat(neg, half)) >> 1)
             m.d.sync += [form["r"][p].eq(x[qb:]), form["xq"][p].eq(x[:qb]),
-                         form["neg"][p].eq(a < 0)]
+                         form["neg"][p].eq(neg)]
 
         # ---- restoring stages; a held den is the one of the division that entered last
         # (the previous one has left the pipeline by then, DividerPlan.keeping_up)

@@ -155,7 +155,7 @@ def test_core_timing_is_the_sum_of_its_blocks(corner, mode):
         assert dv.latency == Timing(dv.groups * (cfg.w + 1) + 1)
         assert dv.interval == Timing(dv.groups * (cfg.w + 1))
     else:
-        assert dv.latency == Timing(cfg.w + 2 + (0 if dv.grouped else
+        assert dv.latency == Timing(cfg.w + 3 + (0 if dv.grouped else
                                                  (cfg.groups - 1) * dv.steps))
         assert dv.interval == Timing(cfg.groups * dv.steps)
     assert qi.fixed >= dv.interval.fixed
@@ -166,7 +166,7 @@ def test_core_timing_is_the_sum_of_its_blocks(corner, mode):
 def test_row_folded_plan(b, rows, blocks):
     """R = ceil(b/rows); a folded linear path takes G·R cycles per vector: the key and query
     intervals follow, the hash reads R passes (G·R), the divider takes each group as it comes
-    (its latency w + 2 edges after the last group, its interval at most G·R); the value
+    (its latency w + 3 edges after the last group, its interval at most G·R); the value
     path holds a query G·R - 1 cycles, then reads its memory and the read-out trees."""
     plan = CoreConfig.create(d=6, lanes=2, b=b, rows=rows, N=4).plan
     G = plan.groups
@@ -181,4 +181,4 @@ def test_row_folded_plan(b, rows, blocks):
     assert plan.value.latency == Timing(G * blocks - 1 + plan.value.readout_latency + 1
                                         + plan.value.data_regs + (blocks > 1))
     assert plan.hash.interval == Timing(G * blocks)
-    assert plan.divider.grouped and plan.divider.latency == Timing(8 + 2)
+    assert plan.divider.grouped and plan.divider.latency == Timing(8 + 3)
