@@ -201,7 +201,7 @@ def test_row_blocks_and_intervals(b, rows, blocks):
     assert cfg.kv_interval == {"fixed": G * blocks, "per_key": 0}   # (test_core: the plan's)
     dv = cfg.plan.divider
     assert cfg.q_interval["fixed"] == G * blocks >= dv.interval.fixed
-    assert dv.latency.fixed == cfg.w + 2 and dv.steps <= blocks
+    assert dv.latency.fixed == cfg.w + 3 and dv.steps <= blocks
     assert dv.interval.fixed == G * dv.steps
     assert cfg.replace(N=5).rows == rows                  # an explicit rows is kept
     assert CoreConfig.create(b=b).replace(b=2 * b).rows == 2 * b   # rows follows b
@@ -213,7 +213,7 @@ def test_groups_and_folded_intervals(d, lanes, groups):
     """G = ceil(d/P); keys take G cycles each; every query interval covers the folded
     divider's, G·steps edges, and is the value path's or the hash's: the division never
     sets it. A folded value path (any mode) hands the divider one group per cycle, so its
-    division takes w + 2 edges after the last group; an unfolded one a whole vector at once
+    division takes w + 3 edges after the last group; an unfolded one a whole vector at once
     (unfolded topk, which holds its sums: a serial divider, one stage of restoring units
     loading each of its own groups G' in turn, G'·(w + 1) edges, w + 1 per group)."""
     cfg = CoreConfig.create(d=d, lanes=lanes, b=4, N=4)
@@ -231,7 +231,7 @@ def test_groups_and_folded_intervals(d, lanes, groups):
             assert dv.interval.fixed == dv.groups * (c.w + 1) == dv.latency.fixed - 1
         else:
             assert 1 <= k <= c.w and dv.interval.fixed == groups * k
-            assert dv.latency.fixed == c.w + 2
+            assert dv.latency.fixed == c.w + 3
 
 
 # =========================================================================== weights files
