@@ -35,12 +35,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import pathlib
 import re
 import sys
 
 from .. import process
+from .tools import ToolError, run_yosys
 
 __all__ = ["MODELS", "DepthError", "analyse", "format_table", "synthesize_candidate", "main"]
 
@@ -303,7 +303,6 @@ def synthesize_candidate(name, build_dir=None, progress=print):
     out = pathlib.Path(build_dir or pathlib.Path("build") / "depth" / name)
     try:
         _, _, plan = boardmod.prepare_board(cfg, brd_name)
-        env = dict(os.environ, **boardmod.tool_env(boardmod.board(brd_name)))
     except UserError as e:
         raise DepthError(str(e)) from None
     out.mkdir(parents=True, exist_ok=True)
@@ -311,20 +310,17 @@ def synthesize_candidate(name, build_dir=None, progress=print):
     netlist = out / f"{boardmod.DESIGN_NAME}.json"
     netlist.unlink(missing_ok=True)
     progress(f"{name}: Yosys in {out} (no place and route)")
-    with open(out / "yosys.log", "wb") as log:
-        proc = process.start([env["YOSYS"], "-q", f"{boardmod.DESIGN_NAME}.ys"], cwd=out,
-                             env=env, log=log)
-        try:
-            rc = process.wait(proc)
-        except BaseException:
-            process.kill(proc)
-            raise
-    if rc != 0 or not netlist.is_file():
-        raise DepthError(f"Yosys failed on candidate {name} (exit {rc}; log: {out / 'yosys.log'})")
+    try:
+        run_yosys(plan.files[f"{boardmod.DESIGN_NAME}.ys"], cwd=out, name="depth")
+    except ToolError as e:
+        raise DepthError(f"candidate {name}: {e} (log: {e.log_path})") from None
+    if not netlist.is_file():
+        raise DepthError(f"candidate {name}: Yosys wrote no {netlist}")
     return netlist
 
 
-def main(argv=None):
+def build_parser():
+    """The command line's parser (also used by the docs' parse check)."""
     ap = argparse.ArgumentParser(
         prog="python -m hamattn.synth.depth",
         description="List every long register-to-register path of a synthesized netlist "
@@ -338,6 +334,11 @@ def main(argv=None):
                     help="list only paths slower than this clock (default: every path)")
     ap.add_argument("--top", type=int, default=40, help="rows of the table (default 40)")
     ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    return ap
+
+
+def main(argv=None):
+    ap = build_parser()
     args = ap.parse_args(argv)
     if args.target_mhz is not None and not args.target_mhz > 0:
         ap.error(f"--target-mhz = {args.target_mhz} is not allowed: a frequency above 0")

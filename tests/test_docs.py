@@ -16,7 +16,8 @@ Two comments put directly before a fence change that:
 - ``<!-- doctest: parse -->`` for commands that take minutes (synthesis, sweeps, board builds,
   benchmarks, ``make demo``): ``hamattn ...`` lines are parsed by the real argument parser
   and their parameters built into a ``CoreConfig`` (a refused flag or value fails), ``make
-  T`` lines are dry-run with ``make -n T`` in the repository (an unknown target fails);
+  T`` lines are dry-run with ``make -n T`` in the repository (an unknown target fails),
+  ``python -m hamattn.X ...`` lines by the ``build_parser()`` of module ``hamattn.X``;
   nothing is executed;
 - ``<!-- doctest: skip: REASON -->`` for a block that cannot run here; the set is kept small
   (:data:`MAX_SKIPPED`) and each needs its reason.
@@ -26,6 +27,7 @@ escapes the check by an untagged fence.
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import shlex
@@ -198,9 +200,16 @@ def parse_only(command):
     if argv[0] == ".":
         assert argv[1] == ".venv/bin/activate"
         return
-    assert Path(argv[0]).name == "hamattn", f"cannot parse-check {command!r}"
+    parser = build_parser()
+    if argv[:2] == ["python", "-m"] and argv[2].startswith("hamattn."):
+        # a module of the package with a ``build_parser()`` of its own
+        parser = getattr(importlib.import_module(argv[2]), "build_parser", None)
+        assert parser, f"cannot parse-check {command!r}: {argv[2]} has no build_parser()"
+        parser, argv = parser(), argv[2:]
+    else:
+        assert Path(argv[0]).name == "hamattn", f"cannot parse-check {command!r}"
     try:
-        args = build_parser().parse_args(argv[1:])
+        args = parser.parse_args(argv[1:])
     except SystemExit as e:
         pytest.fail(f"{command}: the parser refused it (exit {e.code})")
     if hasattr(args, "d"):
