@@ -123,8 +123,14 @@ def build_point(point, seed, say):
                 "area_unit": "logic cells", "bram": (util.get("bram") or {}).get("used"),
                 "error": None, "tools": rep["tools"]}
     from ..synth.cli import synth_config
-    rep = synth_config(cfg, point.where, build_dir="build/fmax", baseline=False, seed=seed,
-                       progress=say)
+    from ..synth.flows import SynthError
+    try:
+        rep = synth_config(cfg, point.where, build_dir="build/fmax", baseline=False, seed=seed,
+                           progress=say)
+    except SynthError as e:
+        # e.g. nextpnr's "Unable to find legal placement" of a design that packs but
+        # cannot be placed: recorded as not fitting, with the tool's words
+        return {"fits": False, "fmax_mhz": None, "critical_path": None, "error": str(e)}
     d = rep["design"]
     return {"fits": bool(d["fits"]), "fmax_mhz": d["fmax_mhz"],
             "critical_path": d["critical_path"], "area": d["area"],
@@ -266,10 +272,10 @@ def main(argv=None):
     try:
         points = select(args.only)
     except ValueError as e:
-        print(f"bench-fmax: error: {e}", file=sys.stderr)
+        print(f"{ap.prog}: error: {e}", file=sys.stderr)
         return 2
     if any(s < 0 for s in args.seeds):
-        print(f"bench-fmax: error: --seeds {args.seeds} is not allowed: integers >= 0",
+        print(f"{ap.prog}: error: --seeds {args.seeds} is not allowed: integers >= 0",
               file=sys.stderr)
         return 2
 

@@ -109,3 +109,30 @@ def test_point_selection():
     assert F.POINTS[3].target == "ice40-up5k"            # a board point: its fabric's target
     for p in F.POINTS:
         p.config()                                        # every point is a valid config
+
+
+def test_a_tool_failure_is_a_run_that_does_not_fit(monkeypatch):
+    """nextpnr's "Unable to find legal placement" on a design that packs: the synth flow
+    raises SynthError; the bench records the point as not fitting, with the tool's words,
+    instead of stopping with a traceback."""
+    from hamattn.synth import cli as synth_cli
+    from hamattn.synth.flows import SynthError
+
+    def failing(*a, **k):
+        raise SynthError("place and route of design on ice40-up5k failed: ERROR: Unable to "
+                         "find legal placement for all cells")
+
+    monkeypatch.setattr(synth_cli, "synth_config", failing)
+    run = F.build_point(POINT, 1, lambda m: None)
+    assert run["fits"] is False and run["fmax_mhz"] is None
+    assert "Unable to find legal placement" in run["error"]
+
+
+def test_command_line_errors_name_the_command(capsys):
+    assert F.main(["--only", "nosuchpoint"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("python -m hamattn.bench.fmax: error: --only 'nosuchpoint' matches "
+                          "no point: one of ")
+    assert F.main(["--seeds", "-1"]) == 2
+    assert capsys.readouterr().err == ("python -m hamattn.bench.fmax: error: --seeds [-1] is "
+                                       "not allowed: integers >= 0\n")
