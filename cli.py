@@ -135,6 +135,10 @@ def build_parser():
                    help="FPGA (placed: ice40-*, ecp5-25k) or synthesis only (xc7, gates)")
     p.add_argument("--no-baseline", action="store_true", help="skip the baseline design")
     add_build_dir(p, "build/synth", json=True)
+    p.add_argument("--pnr-seed", dest="pnr_seed", default=1, metavar="INT",
+                   type=typed(int, "--pnr-seed", "an integer >= 0", 0),
+                   help="nextpnr's --seed for the placed targets (not the hash's --seed) "
+                   "[default: 1]")
 
     p = command(
         sub, "board", cmd_board,
@@ -149,6 +153,9 @@ def build_parser():
     p.add_argument("--timeout", type=typed(int, "--timeout", "a positive integer"),
                    default=3600, metavar="SECONDS",
                    help="stop the build after this long [default: 3600]")
+    p.add_argument("--pnr-seed", dest="pnr_seed", default=None, metavar="INT",
+                   type=typed(int, "--pnr-seed", "an integer >= 0", 0),
+                   help="nextpnr's --seed (not the hash's --seed) [default: nextpnr's own]")
 
     p = command(sub, "sweep", cmd_sweep, help="synthesize a grid of configs in parallel")
     p.add_argument("--grid", action="append", default=[], metavar="PARAM=V1,V2,...",

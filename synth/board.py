@@ -472,7 +472,7 @@ def run_board(cfg, args):
     if args.timeout < 1:
         raise UserError(f"--timeout {args.timeout} is not allowed: a positive integer")
     rep = build_board(cfg, args.board, build_dir=args.build_dir, progress=say,
-                      timeout=args.timeout)
+                      timeout=args.timeout, seed=args.pnr_seed)
     print(summary_line(rep))
     if args.json:
         path = pathlib.Path(args.json)

@@ -230,7 +230,7 @@ def _throughput_text(t):
 def run_synth(cfg, args):
     """``hamattn synth``: print the summary; write the JSON to ``--json`` when given."""
     rep = synth_config(cfg, args.target, build_dir=args.build_dir or "build/synth",
-                       baseline=not args.no_baseline,
+                       baseline=not args.no_baseline, seed=args.pnr_seed,
                        progress=lambda m: print(f"  {m}", file=sys.stderr, flush=True))
     print(format_report(rep))
     if args.json:

@@ -104,6 +104,36 @@ def test_cli_unknown_board(capsys):
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize("command", ["board", "synth"])
+def test_cli_pnr_seed_reaches_nextpnr_and_is_checked(command, monkeypatch, capsys):
+    """``--pnr-seed`` is nextpnr's seed (``--seed`` stays the hash's): it reaches the build,
+    and a negative one is refused naming the flag."""
+    from hamattn.synth import cli as synth_cli
+    got = {}
+
+    def fake_board(cfg, name, **kw):
+        got.update(kw, hash_seed=cfg.seed)
+        raise UserError("stop here")
+
+    def fake_synth(cfg, target, **kw):
+        got.update(kw, hash_seed=cfg.seed)
+        raise UserError("stop here")
+
+    monkeypatch.setattr(B, "build_board", fake_board)
+    monkeypatch.setattr(synth_cli, "synth_config", fake_synth)
+    where = ["--board", "icebreaker"] if command == "board" else ["--target", "ice40-up5k"]
+    assert main([command, *where, "--head-dim", "2", "--seed", "5", "--pnr-seed", "7"]) == 2
+    assert got["seed"] == 7 and got["hash_seed"] == 5
+    got.clear()
+    main([command, *where, "--head-dim", "2"])
+    assert got["seed"] == (None if command == "board" else 1)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        main([command, *where, "--pnr-seed", "-1"])
+    assert e.value.code == 2
+    assert "'-1' is not allowed for --pnr-seed: an integer >= 0" in capsys.readouterr().err
+
+
 def test_cli_board_is_required(capsys):
     with pytest.raises(SystemExit) as e:
         main(["board"])
