@@ -216,7 +216,7 @@ class ScanPlan(Folding, WeightedSum):
         if selection == "stream":
             return (word + Timing(LD + 1), values)
         walk = -(-(self.b + 1) // bins)
-        return (word + Timing(LD + walk + 2 * S + 2), word + Timing(S + self.mark_read + 2),
+        return (word + Timing(LD + walk + 2 * S + 3), word + Timing(S + self.mark_read + 2),
                 values)
 
     @property
@@ -235,9 +235,10 @@ class ScanPlan(Folding, WeightedSum):
         L_D = :attr:`distance_read` (L_H + 2), S = :attr:`sum_stages`, G groups, n keys,
         R = :attr:`hist_bins`; the histogram selection's three:
 
-        * A, histogram and cut: the histogram pass (ceil(n/M) + L_D + S) and the cut,
+        * A, histogram and cut: the histogram pass (ceil(n/M) + L_D + S + 1: the
+          distances a register later into the histograms) and the cut,
           a walk over the histograms' ceil((b+1)/R) words (ceil((b+1)/R) + S + 1),
-          ``ceil(n/M) + L_D + ceil((b+1)/R) + 2·S + 2``;
+          ``ceil(n/M) + L_D + ceil((b+1)/R) + 2·S + 3``;
         * B, marking: ``ceil(n/M) + S + 5``: the marking pass over the distances that A
           stored (read in :attr:`mark_read` edges), the list and a cycle to idle;
         * C, values and output: a cycle that takes the list, the value pass over the kept
@@ -253,7 +254,7 @@ class ScanPlan(Folding, WeightedSum):
     def latency(self):
         """Edges from a query's transfer to its (num, den) transfer, nothing stalled, with
         L_D = :attr:`distance_read` (L_H + 2), S = :attr:`sum_stages`, G groups, n keys, R =
-        :attr:`hist_bins`: ``L_D + 3·S + ceil((b+1)/R) + 8 + G + 2·ceil(n/M) + G·min(k, n)``
+        :attr:`hist_bins`: ``L_D + 3·S + ceil((b+1)/R) + 9 + G + 2·ceil(n/M) + G·min(k, n)``
         (histogram selection), ``L_D + 3 + G + ceil(n/M) + G·min(k, n)`` (streaming), the
         stages of :attr:`stages` in a row, each handing the query to the next as it ends
         (A: the histogram pass and the cut, or the streaming pass ``ceil(n/M) + L_D``; B:
@@ -370,30 +371,53 @@ def _count_bins(m, b, most, en, h, walking, waddr, name, per_word=1):
     """A histogram of distances 0..b in a memory of ceil((b+1)/R) words of R = ``per_word``
     (1 or 2) counts up to ``most`` (block RAM, not b+1 counters; bin h in word h // R),
     with one flag per word, "counted in this query", to clear when a query starts (stale
-    words, also after a reset, read as 0). Bin h's word is read in the cycle ``en`` holds
-    and written back with bin h plus one a cycle later (read and flag see that write, so
-    equal distances in consecutive cycles count right); where ``walking`` (a flip-flop) the
-    word read is ``waddr`` instead, out a cycle later. (The flag of the word read is
-    selected for each address, h's and waddr's, and only then chosen by ``walking``: no
-    multiplexer between h and the flags' select.) Returns (that word: a count, or R counts,
-    the flags)."""
+    words, also after a reset, read as 0). ``h`` and ``en`` go through a register first:
+    bin h's word is read a cycle after ``en`` holds, and written back with bin h plus one a
+    cycle after that (the read sees that write, so equal distances in consecutive cycles
+    count right); where ``walking`` (a flip-flop) the word read is ``waddr`` instead, out a
+    cycle later. The flag of a word is set as it is read for a count (its write comes
+    next). The flag of h's word is looked up in two steps around that register: the flags
+    of the words sharing h's low address bits (8:1 multiplexers, into registers) as h
+    comes, then the one of its high bits (a multiplexer of those registers), the flag set
+    in between by a compare beside it; the walk's flags are a copy of the flags, shifted
+    down a word per cycle (the flags do not change in a walk). Returns (that word: a
+    count, or R counts, the flags)."""
     words = -(-(b + 1) // per_word)
     shape = range(most + 1) if per_word == 1 else data.ArrayLayout(range(most + 1), per_word)
     m.submodules[name] = mem = memory.Memory(shape=shape, depth=words, init=[])
     w = mem.write_port()
     r = mem.read_port(transparent_for=(w,))
     touched = Signal(words, name=f"{name}_touched")
+    tnext = Signal(words, name=f"{name}_tnext")       # the flags after this cycle's set
+    walkf = Signal(words, name=f"{name}_walkf")       # the walk's copy
+    hq = Signal.like(h, name=f"{name}_h")             # the distance, a register later
+    enq = Signal(name=f"{name}_en")
     inc = Signal(name=f"{name}_inc")                  # a count is written back this cycle
     inc_bin = Signal(range(b + 1), name=f"{name}_inc_bin")
     inc_word = inc_bin if per_word == 1 else inc_bin[1:]
     live = Signal(name=f"{name}_live")                # the word read last cycle is counted
     word = Signal(shape, name=f"{name}_word")
-    haddr = h if per_word == 1 else h[1:]
-    m.d.comb += [r.addr.eq(Mux(walking, waddr, haddr)), word.eq(Mux(live, r.data, 0))]
-
-    def flag(addr):
-        return touched.bit_select(addr, 1) | (inc & (inc_word == addr))
-    m.d.sync += [inc.eq(en), inc_bin.eq(h), live.eq(Mux(walking, flag(waddr), flag(haddr)))]
+    hnow = h if per_word == 1 else h[1:]
+    haddr = hq if per_word == 1 else hq[1:]
+    lo = min(3, (words - 1).bit_length())             # low address bits of the first step
+    part = Signal(-(-words // (1 << lo)), name=f"{name}_part")
+    hit = Signal(name=f"{name}_hit")                  # h's word is the one read now, set now
+    m.d.comb += [r.addr.eq(Mux(walking, waddr, haddr)), word.eq(Mux(live, r.data, 0)),
+                 tnext.eq(touched)]
+    with m.If(enq):
+        m.d.comb += tnext.bit_select(haddr, 1).eq(1)
+    # (both steps' selects padded with 0s to a power of two: no select out of range)
+    groups = Cat(touched, Const(0, (len(part) << lo) - words))
+    parts = Cat(part, Const(0, (1 << len(haddr[lo:])) - len(part)))
+    m.d.sync += [hq.eq(h), enq.eq(en), inc.eq(enq), inc_bin.eq(hq), touched.eq(tnext),
+                 hit.eq(enq & (haddr == hnow)),
+                 live.eq(Mux(walking, walkf[0], parts.bit_select(haddr[lo:], 1) | hit))]
+    m.d.sync += [part[j].eq(groups[j << lo:(j + 1) << lo].bit_select(hnow[:lo], 1))
+                 for j in range(len(part))]
+    with m.If(walking):
+        m.d.sync += walkf.eq(walkf[1:])
+    with m.Else():
+        m.d.sync += walkf.eq(tnext)
     with m.If(inc):
         if per_word == 1:
             m.d.comb += w.data.eq(word + 1)
@@ -402,7 +426,6 @@ def _count_bins(m, b, most, en, h, walking, waddr, name, per_word=1):
             m.d.comb += [w.data[0].eq(word[0] + ~inc_bin[0]),
                          w.data[1].eq(word[1] + inc_bin[0])]
         m.d.comb += [w.addr.eq(inc_word), w.en.eq(1)]
-        m.d.sync += touched.bit_select(inc_word, 1).eq(1)
     return word, touched
 
 
@@ -466,7 +489,7 @@ class ScanValuePath(wiring.Component):
         The keys' values, G groups per key; a key token transfers with its last group.
 
     Latency (edges from a query's transfer on ``i`` to its transfer on ``o``, ``o.ready``
-    high): ``plan.latency`` = ``L_D + 3·S + ceil((b+1)/R) + 8 + G + 2·ceil(n/M) +
+    high): ``plan.latency`` = ``L_D + 3·S + ceil((b+1)/R) + 9 + G + 2·ceil(n/M) +
     G·min(k, n)`` (L_D = ``plan.distance_read`` = L_H + 2, L_H = ``plan.hamming.latency``,
     S = ceil(log2 M), R = ``plan.hist_bins``).
     Throughput: one key per G cycles, once stages B and C are idle (the window's last query
@@ -759,14 +782,18 @@ class ScanValuePath(wiring.Component):
             head = ckept[0]
             # the value memory's read address, head + cgc, a register of its own: the
             # head's as C starts and at each next entry, else one more
+            # (twice: the counter, and a copy that only addresses the memory, whose block
+            # RAMs may be spread over the device; without a reset, so that synthesis does
+            # not merge the two)
             vrd = Signal(vaddr_w, name="vrd")
+            vrdm = Signal(vaddr_w, name="vrdm", reset_less=True)
             with m.If(cstart):
-                m.d.sync += vrd.eq(kept[0])
+                m.d.sync += [x.eq(kept[0]) for x in (vrd, vrdm)]
             with m.Elif(next_key):
-                m.d.sync += vrd.eq(ckept[1] if kmax > 1 else vrd + 1)
+                m.d.sync += [x.eq(ckept[1] if kmax > 1 else vrd + 1) for x in (vrd, vrdm)]
             with m.Elif(cissuing):
-                m.d.sync += vrd.eq(vrd + 1)
-            read_at = vrd
+                m.d.sync += [x.eq(vrd + 1) for x in (vrd, vrdm)]
+            read_at = vrdm
         else:
             read_at = head + cgc
         # unfolded, the value memory has one address (a 1RW SRAM on an ASIC): the kept
@@ -863,7 +890,7 @@ class ScanValuePath(wiring.Component):
         with m.If(aidle):
             start_pass()
             m.d.sync += [cq.eq(p.code), tag.eq(p.tag),
-                         hleft.eq(nb + (LD - 2 + (0 if stream else S))), hdone.eq(0),
+                         hleft.eq(nb + (LD - 2 + (0 if stream else S + 1))), hdone.eq(0),
                          kk.eq(Mux(n < plan.k, n, plan.k)),
                          kkG.eq(Mux(nv < plan.k * G, nv, plan.k * G))]
             if stream:
@@ -920,7 +947,7 @@ class ScanValuePath(wiring.Component):
                     # the histogram pass: a code word per cycle while cyc < nb (`issuing`, a
                     # flip-flop written from the next word's keys, set as the state is
                     # entered), then L_D + S cycles to the last word's counts (registered
-                    # control: the last cycle, cyc = nb + L_D - 1 + S, flagged a cycle ahead)
+                    # control: the last cycle, nb + L_D + S, flagged a cycle ahead)
                     m.d.comb += counting.eq(1)
                     issue_words()
                     with m.If(hdone):
