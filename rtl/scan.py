@@ -209,15 +209,28 @@ class ScanPlan(Folding, WeightedSum):
         block RAM's read, a plain register, the Hamming units' L_H)."""
         return CODE_READ + self.hamming.latency.fixed
 
-    def _stages(self, bins, selection):
+    def _stages(self, bins, selection, reg=None):
         LD, S, G = self.distance_read, self.sum_stages, self.groups
+        reg = self.hist_reg if reg is None else reg
         word = self._per_word(1)
         values = Timing(self.value_read + G + 2, per_kept=G)
         if selection == "stream":
             return (word + Timing(LD + 1), values)
         walk = -(-(self.b + 1) // bins)
-        return (word + Timing(LD + walk + 2 * S + 3), word + Timing(S + self.mark_read + 2),
-                values)
+        return (word + Timing(LD + walk + 2 * S + 2 + reg),
+                word + Timing(S + self.mark_read + 2), values)
+
+    @cached_property
+    def hist_reg(self):
+        """r, registers between the Hamming units and the histograms (0 or 1): 1 where stage
+        A (:attr:`stages`) one cycle longer leaves :attr:`interval` unchanged (A is not the
+        longest stage), else 0. With it the histograms look up a word's "counted" flag in
+        two registered steps (:func:`_count_bins`) instead of one (a multiplexer of b+1
+        flags, 5 or more LUT levels)."""
+        bins = self.hist_bins
+        without, with_ = (bound(self._stages(bins, "histogram", r), self.N, self.k)
+                          for r in (0, 1))
+        return 1 if with_ == without else 0
 
     @property
     def hist_bins(self):
@@ -225,7 +238,7 @@ class ScanPlan(Folding, WeightedSum):
         histogram per cycle. 2 where stage A (:attr:`stages`) is the longest at n = N with
         R = 1 (the query interval is then A's, and the walk takes half the cycles for an
         adder and a compare more), else 1."""
-        one = [t.at(self.N, self.k) for t in self._stages(1, "histogram")]
+        one = [t.at(self.N, self.k) for t in self._stages(1, "histogram", 0)]
         return 2 if one[0] >= max(one) else 1
 
     @property
@@ -233,12 +246,12 @@ class ScanPlan(Folding, WeightedSum):
         """The occupancy (cycles busy, plus the cycle in which it returns to idle) of
         each of the stages that work on different queries at once, with
         L_D = :attr:`distance_read` (L_H + 2), S = :attr:`sum_stages`, G groups, n keys,
-        R = :attr:`hist_bins`; the histogram selection's three:
+        R = :attr:`hist_bins`, r = :attr:`hist_reg`; the histogram selection's three:
 
-        * A, histogram and cut: the histogram pass (ceil(n/M) + L_D + S + 1: the
-          distances a register later into the histograms) and the cut,
+        * A, histogram and cut: the histogram pass (ceil(n/M) + L_D + S + r: the
+          distances r registers later into the histograms) and the cut,
           a walk over the histograms' ceil((b+1)/R) words (ceil((b+1)/R) + S + 1),
-          ``ceil(n/M) + L_D + ceil((b+1)/R) + 2·S + 3``;
+          ``ceil(n/M) + L_D + ceil((b+1)/R) + 2·S + 2 + r``;
         * B, marking: ``ceil(n/M) + S + 5``: the marking pass over the distances that A
           stored (read in :attr:`mark_read` edges), the list and a cycle to idle;
         * C, values and output: a cycle that takes the list, the value pass over the kept
@@ -254,7 +267,8 @@ class ScanPlan(Folding, WeightedSum):
     def latency(self):
         """Edges from a query's transfer to its (num, den) transfer, nothing stalled, with
         L_D = :attr:`distance_read` (L_H + 2), S = :attr:`sum_stages`, G groups, n keys, R =
-        :attr:`hist_bins`: ``L_D + 3·S + ceil((b+1)/R) + 9 + G + 2·ceil(n/M) + G·min(k, n)``
+        :attr:`hist_bins`, r = :attr:`hist_reg`: ``L_D + 3·S + ceil((b+1)/R) + 8 + r + G +
+        2·ceil(n/M) + G·min(k, n)``
         (histogram selection), ``L_D + 3 + G + ceil(n/M) + G·min(k, n)`` (streaming), the
         stages of :attr:`stages` in a row, each handing the query to the next as it ends
         (A: the histogram pass and the cut, or the streaming pass ``ceil(n/M) + L_D``; B:
@@ -367,21 +381,21 @@ def _stream_list(m, k, live, h, valid, clear, G, addr_shape):
     return [e[:aw] for e in entries]
 
 
-def _count_bins(m, b, most, en, h, walking, waddr, name, per_word=1):
+def _count_bins(m, b, most, en, h, walking, waddr, name, per_word=1, reg=1):
     """A histogram of distances 0..b in a memory of ceil((b+1)/R) words of R = ``per_word``
     (1 or 2) counts up to ``most`` (block RAM, not b+1 counters; bin h in word h // R),
     with one flag per word, "counted in this query", to clear when a query starts (stale
-    words, also after a reset, read as 0). ``h`` and ``en`` go through a register first:
-    bin h's word is read a cycle after ``en`` holds, and written back with bin h plus one a
-    cycle after that (the read sees that write, so equal distances in consecutive cycles
-    count right); where ``walking`` (a flip-flop) the word read is ``waddr`` instead, out a
-    cycle later. The flag of a word is set as it is read for a count (its write comes
-    next). The flag of h's word is looked up in two steps around that register: the flags
-    of the words sharing h's low address bits (8:1 multiplexers, into registers) as h
-    comes, then the one of its high bits (a multiplexer of those registers), the flag set
-    in between by a compare beside it; the walk's flags are a copy of the flags, shifted
-    down a word per cycle (the flags do not change in a walk). Returns (that word: a
-    count, or R counts, the flags)."""
+    words, also after a reset, read as 0). ``h`` and ``en`` go through ``reg`` (0 or 1)
+    registers first: bin h's word is read ``reg`` cycles after ``en`` holds, and written
+    back with bin h plus one a cycle after that (the read sees that write, so equal
+    distances in consecutive cycles count right); where ``walking`` (a flip-flop) the word
+    read is ``waddr`` instead, out a cycle later. The flag of a word is set as it is read
+    for a count (its write comes next). The flag of h's word is looked up in two steps,
+    around that register where there is one: the flags of the words sharing h's low address
+    bits (8:1 multiplexers) as h comes, then the one of its high bits (a multiplexer of
+    those), the flag set in between by a compare beside it; the walk's flags are a copy of
+    the flags, shifted down a word per cycle (the flags do not change in a walk). Returns
+    (that word: a count, or R counts, the flags)."""
     words = -(-(b + 1) // per_word)
     shape = range(most + 1) if per_word == 1 else data.ArrayLayout(range(most + 1), per_word)
     m.submodules[name] = mem = memory.Memory(shape=shape, depth=words, init=[])
@@ -390,8 +404,8 @@ def _count_bins(m, b, most, en, h, walking, waddr, name, per_word=1):
     touched = Signal(words, name=f"{name}_touched")
     tnext = Signal(words, name=f"{name}_tnext")       # the flags after this cycle's set
     walkf = Signal(words, name=f"{name}_walkf")       # the walk's copy
-    hq = Signal.like(h, name=f"{name}_h")             # the distance, a register later
-    enq = Signal(name=f"{name}_en")
+    hq = delay(m, h, reg, name=f"{name}_h")           # the distance, reg registers later
+    enq = delay(m, en, reg, name=f"{name}_en")
     inc = Signal(name=f"{name}_inc")                  # a count is written back this cycle
     inc_bin = Signal(range(b + 1), name=f"{name}_inc_bin")
     inc_word = inc_bin if per_word == 1 else inc_bin[1:]
@@ -400,20 +414,20 @@ def _count_bins(m, b, most, en, h, walking, waddr, name, per_word=1):
     hnow = h if per_word == 1 else h[1:]
     haddr = hq if per_word == 1 else hq[1:]
     lo = min(3, (words - 1).bit_length())             # low address bits of the first step
-    part = Signal(-(-words // (1 << lo)), name=f"{name}_part")
-    hit = Signal(name=f"{name}_hit")                  # h's word is the one read now, set now
+    ngroups = -(-words // (1 << lo))
     m.d.comb += [r.addr.eq(Mux(walking, waddr, haddr)), word.eq(Mux(live, r.data, 0)),
                  tnext.eq(touched)]
     with m.If(enq):
         m.d.comb += tnext.bit_select(haddr, 1).eq(1)
     # (both steps' selects padded with 0s to a power of two: no select out of range)
-    groups = Cat(touched, Const(0, (len(part) << lo) - words))
-    parts = Cat(part, Const(0, (1 << len(haddr[lo:])) - len(part)))
-    m.d.sync += [hq.eq(h), enq.eq(en), inc.eq(enq), inc_bin.eq(hq), touched.eq(tnext),
-                 hit.eq(enq & (haddr == hnow)),
+    groups = Cat(touched, Const(0, (ngroups << lo) - words))
+    part = delay(m, Cat(*(groups[j << lo:(j + 1) << lo].bit_select(hnow[:lo], 1)
+                          for j in range(ngroups))), reg, name=f"{name}_part")
+    # h's word is the one read now, its flag set now (after the first step's lookup)
+    hit = delay(m, enq & (haddr == hnow), reg, name=f"{name}_hit") if reg else 0
+    parts = Cat(part, Const(0, (1 << len(haddr[lo:])) - ngroups))
+    m.d.sync += [inc.eq(enq), inc_bin.eq(hq), touched.eq(tnext),
                  live.eq(Mux(walking, walkf[0], parts.bit_select(haddr[lo:], 1) | hit))]
-    m.d.sync += [part[j].eq(groups[j << lo:(j + 1) << lo].bit_select(hnow[:lo], 1))
-                 for j in range(len(part))]
     with m.If(walking):
         m.d.sync += walkf.eq(walkf[1:])
     with m.Else():
@@ -489,9 +503,9 @@ class ScanValuePath(wiring.Component):
         The keys' values, G groups per key; a key token transfers with its last group.
 
     Latency (edges from a query's transfer on ``i`` to its transfer on ``o``, ``o.ready``
-    high): ``plan.latency`` = ``L_D + 3·S + ceil((b+1)/R) + 9 + G + 2·ceil(n/M) +
+    high): ``plan.latency`` = ``L_D + 3·S + ceil((b+1)/R) + 8 + r + G + 2·ceil(n/M) +
     G·min(k, n)`` (L_D = ``plan.distance_read`` = L_H + 2, L_H = ``plan.hamming.latency``,
-    S = ceil(log2 M), R = ``plan.hist_bins``).
+    S = ceil(log2 M), R = ``plan.hist_bins``, r = ``plan.hist_reg``).
     Throughput: one key per G cycles, once stages B and C are idle (the window's last query
     done); one query per ``plan.interval`` cycles, about the longest stage (``i.ready`` for
     a query when stage A is idle and a counter of ``plan.interval`` for the window's n has
@@ -603,7 +617,7 @@ class ScanValuePath(wiring.Component):
             for s in range(M):
                 x, t = _count_bins(m, b, plan.code_words, counting & live[s], h[s],
                                    walking, wbin,
-                                   f"hist{s}" if M > 1 else "hist", R)
+                                   f"hist{s}" if M > 1 else "hist", R, plan.hist_reg)
                 bins.append(x)
                 touched.append(t)
             # ... and its distances, one word of M per cycle, for the marking pass (stage B
@@ -780,20 +794,32 @@ class ScanValuePath(wiring.Component):
             with m.Elif(next_key):
                 m.d.sync += [ckept[i].eq(ckept[i + 1]) for i in range(kmax - 1)]
             head = ckept[0]
-            # the value memory's read address, head + cgc, a register of its own: the
-            # head's as C starts and at each next entry, else one more
-            # (twice: the counter, and a copy that only addresses the memory, whose block
-            # RAMs may be spread over the device; without a reset, so that synthesis does
+            # the value memory's read address, head + cgc: where G is a power of two, a
+            # key's groups are the low log2(G) bits of its words, so the address is cgc
+            # beside the entry's upper bits, a register loaded as C starts and at each next
+            # entry (no counter); else a register of its own, loaded so and else one more,
+            # twice: the counter, and a copy that only addresses the memory, whose block
+            # RAMs may be spread over the device (without a reset, so that synthesis does
             # not merge the two)
-            vrd = Signal(vaddr_w, name="vrd")
-            vrdm = Signal(vaddr_w, name="vrdm", reset_less=True)
-            with m.If(cstart):
-                m.d.sync += [x.eq(kept[0]) for x in (vrd, vrdm)]
-            with m.Elif(next_key):
-                m.d.sync += [x.eq(ckept[1] if kmax > 1 else vrd + 1) for x in (vrd, vrdm)]
-            with m.Elif(cissuing):
-                m.d.sync += [x.eq(vrd + 1) for x in (vrd, vrdm)]
-            read_at = vrdm
+            lg = (G - 1).bit_length()
+            if G == 1 << lg:
+                vhi = Signal(Shape.cast(vaddr_w).width - lg, name="vhi")
+                with m.If(cstart):
+                    m.d.sync += vhi.eq(kept[0][lg:])
+                if kmax > 1:
+                    with m.Elif(next_key):
+                        m.d.sync += vhi.eq(ckept[1][lg:])
+                read_at = Cat(cgc[:lg], vhi)
+            else:
+                vrd = Signal(vaddr_w, name="vrd")
+                vrdm = Signal(vaddr_w, name="vrdm", reset_less=True)
+                with m.If(cstart):
+                    m.d.sync += [x.eq(kept[0]) for x in (vrd, vrdm)]
+                with m.Elif(next_key):
+                    m.d.sync += [x.eq(ckept[1] if kmax > 1 else vrd + 1) for x in (vrd, vrdm)]
+                with m.Elif(cissuing):
+                    m.d.sync += [x.eq(vrd + 1) for x in (vrd, vrdm)]
+                read_at = vrdm
         else:
             read_at = head + cgc
         # unfolded, the value memory has one address (a 1RW SRAM on an ASIC): the kept
@@ -890,7 +916,8 @@ class ScanValuePath(wiring.Component):
         with m.If(aidle):
             start_pass()
             m.d.sync += [cq.eq(p.code), tag.eq(p.tag),
-                         hleft.eq(nb + (LD - 2 + (0 if stream else S + 1))), hdone.eq(0),
+                         hleft.eq(nb + (LD - 2 + (0 if stream else S + plan.hist_reg))),
+                         hdone.eq(0),
                          kk.eq(Mux(n < plan.k, n, plan.k)),
                          kkG.eq(Mux(nv < plan.k * G, nv, plan.k * G))]
             if stream:
@@ -947,7 +974,7 @@ class ScanValuePath(wiring.Component):
                     # the histogram pass: a code word per cycle while cyc < nb (`issuing`, a
                     # flip-flop written from the next word's keys, set as the state is
                     # entered), then L_D + S cycles to the last word's counts (registered
-                    # control: the last cycle, nb + L_D + S, flagged a cycle ahead)
+                    # control: the last cycle, nb + L_D - 1 + S + r, flagged a cycle ahead)
                     m.d.comb += counting.eq(1)
                     issue_words()
                     with m.If(hdone):
