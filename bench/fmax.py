@@ -84,7 +84,7 @@ POINTS = [
     Point("icebreaker-linear", "board", "icebreaker",
           dict(ICE, mode="linear", lanes=1, rows=8)),
     Point("icebreaker-topk", "board", "icebreaker",
-          dict(ICE, mode="topk", lanes=1, keys_per_cycle=2)),
+          dict(ICE, mode="topk", lanes=1, keys_per_cycle=2, popcount="lut4")),
     Point("icebreaker-hsoftmax", "board", "icebreaker",
           dict(ICE, mode="hsoftmax", lanes=1, keys_per_cycle=2)),
     Point("default-topk-ecp5", "synth", "ecp5-25k", dict(DEFAULT, mode="topk")),

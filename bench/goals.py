@@ -76,7 +76,7 @@ ECP = dict(d=64, w=8, b=64, N=1024)
 
 #: name -> (board, config, candidate grid: each parameter's values)
 GOALS = {
-    "icebreaker-topk": ("icebreaker", dict(ICE, mode="topk"),
+    "icebreaker-topk": ("icebreaker", dict(ICE, mode="topk", popcount="lut4"),
                         {"lanes": (1, 2, 4), "keys_per_cycle": (1, 2, 4, 8, 16)}),
     "icebreaker-linear": ("icebreaker", dict(ICE, mode="linear"),
                           {"lanes": (1,), "rows": (4, 8, 16)}),

@@ -193,12 +193,15 @@ class ScanPlan(Folding, WeightedSum):
 
     @property
     def mark_read(self):
-        """Edges from a marking pass's read of a word of distances to their use: the
-        block RAM's read and a register after it (:attr:`value_read` likewise for the
-        values)."""
-        return 2
+        """Edges from a marking pass's read of a word of distances to their compares with
+        h*: the block RAM's read, a register after it and the compares' register."""
+        return 3
 
-    value_read = mark_read
+    @property
+    def value_read(self):
+        """Edges from the value pass's read of a group to its addition: the block RAM's
+        read and a register after it."""
+        return 2
 
     @property
     def distance_read(self):
@@ -206,15 +209,28 @@ class ScanPlan(Folding, WeightedSum):
         block RAM's read, a plain register, the Hamming units' L_H)."""
         return CODE_READ + self.hamming.latency.fixed
 
-    def _stages(self, bins, selection):
+    def _stages(self, bins, selection, reg=None):
         LD, S, G = self.distance_read, self.sum_stages, self.groups
+        reg = self.hist_reg if reg is None else reg
         word = self._per_word(1)
         values = Timing(self.value_read + G + 2, per_kept=G)
         if selection == "stream":
             return (word + Timing(LD + 1), values)
         walk = -(-(self.b + 1) // bins)
-        return (word + Timing(LD + walk + 2 * S + 2), word + Timing(S + self.mark_read + 2),
-                values)
+        return (word + Timing(LD + walk + 2 * S + 2 + reg),
+                word + Timing(S + self.mark_read + 2), values)
+
+    @cached_property
+    def hist_reg(self):
+        """r, registers between the Hamming units and the histograms (0 or 1): 1 where stage
+        A (:attr:`stages`) one cycle longer leaves :attr:`interval` unchanged (A is not the
+        longest stage), else 0. With it the histograms look up a word's "counted" flag in
+        two registered steps (:func:`_count_bins`) instead of one (a multiplexer of b+1
+        flags, 5 or more LUT levels)."""
+        bins = self.hist_bins
+        without, with_ = (bound(self._stages(bins, "histogram", r), self.N, self.k)
+                          for r in (0, 1))
+        return 1 if with_ == without else 0
 
     @property
     def hist_bins(self):
@@ -222,7 +238,7 @@ class ScanPlan(Folding, WeightedSum):
         histogram per cycle. 2 where stage A (:attr:`stages`) is the longest at n = N with
         R = 1 (the query interval is then A's, and the walk takes half the cycles for an
         adder and a compare more), else 1."""
-        one = [t.at(self.N, self.k) for t in self._stages(1, "histogram")]
+        one = [t.at(self.N, self.k) for t in self._stages(1, "histogram", 0)]
         return 2 if one[0] >= max(one) else 1
 
     @property
@@ -230,12 +246,13 @@ class ScanPlan(Folding, WeightedSum):
         """The occupancy (cycles busy, plus the cycle in which it returns to idle) of
         each of the stages that work on different queries at once, with
         L_D = :attr:`distance_read` (L_H + 2), S = :attr:`sum_stages`, G groups, n keys,
-        R = :attr:`hist_bins`; the histogram selection's three:
+        R = :attr:`hist_bins`, r = :attr:`hist_reg`; the histogram selection's three:
 
-        * A, histogram and cut: the histogram pass (ceil(n/M) + L_D + S) and the cut,
+        * A, histogram and cut: the histogram pass (ceil(n/M) + L_D + S + r: the
+          distances r registers later into the histograms) and the cut,
           a walk over the histograms' ceil((b+1)/R) words (ceil((b+1)/R) + S + 1),
-          ``ceil(n/M) + L_D + ceil((b+1)/R) + 2·S + 2``;
-        * B, marking: ``ceil(n/M) + S + 4``: the marking pass over the distances that A
+          ``ceil(n/M) + L_D + ceil((b+1)/R) + 2·S + 2 + r``;
+        * B, marking: ``ceil(n/M) + S + 5``: the marking pass over the distances that A
           stored (read in :attr:`mark_read` edges), the list and a cycle to idle;
         * C, values and output: a cycle that takes the list, the value pass over the kept
           keys (G·min(k, n) + :attr:`value_read`), DONE (G: one group per cycle) and a
@@ -250,11 +267,12 @@ class ScanPlan(Folding, WeightedSum):
     def latency(self):
         """Edges from a query's transfer to its (num, den) transfer, nothing stalled, with
         L_D = :attr:`distance_read` (L_H + 2), S = :attr:`sum_stages`, G groups, n keys, R =
-        :attr:`hist_bins`: ``L_D + 3·S + ceil((b+1)/R) + 7 + G + 2·ceil(n/M) + G·min(k, n)``
+        :attr:`hist_bins`, r = :attr:`hist_reg`: ``L_D + 3·S + ceil((b+1)/R) + 8 + r + G +
+        2·ceil(n/M) + G·min(k, n)``
         (histogram selection), ``L_D + 3 + G + ceil(n/M) + G·min(k, n)`` (streaming), the
         stages of :attr:`stages` in a row, each handing the query to the next as it ends
         (A: the histogram pass and the cut, or the streaming pass ``ceil(n/M) + L_D``; B:
-        the marking pass ``ceil(n/M) + S + 3``; C: a cycle to take the list, the value
+        the marking pass ``ceil(n/M) + S + 4``; C: a cycle to take the list, the value
         pass ``G·min(k, n) + 2`` and DONE's G groups)."""
         # each stage's occupancy less its return to idle, the last one's output beats
         return sum(self.stages, Timing(-len(self.stages)))
@@ -363,34 +381,57 @@ def _stream_list(m, k, live, h, valid, clear, G, addr_shape):
     return [e[:aw] for e in entries]
 
 
-def _count_bins(m, b, most, en, h, walking, waddr, name, per_word=1):
+def _count_bins(m, b, most, en, h, walking, waddr, name, per_word=1, reg=1):
     """A histogram of distances 0..b in a memory of ceil((b+1)/R) words of R = ``per_word``
     (1 or 2) counts up to ``most`` (block RAM, not b+1 counters; bin h in word h // R),
     with one flag per word, "counted in this query", to clear when a query starts (stale
-    words, also after a reset, read as 0). Bin h's word is read in the cycle ``en`` holds
-    and written back with bin h plus one a cycle later (read and flag see that write, so
-    equal distances in consecutive cycles count right); where ``walking`` (a flip-flop) the
-    word read is ``waddr`` instead, out a cycle later. (The flag of the word read is
-    selected for each address, h's and waddr's, and only then chosen by ``walking``: no
-    multiplexer between h and the flags' select.) Returns (that word: a count, or R counts,
-    the flags)."""
+    words, also after a reset, read as 0). ``h`` and ``en`` go through ``reg`` (0 or 1)
+    registers first: bin h's word is read ``reg`` cycles after ``en`` holds, and written
+    back with bin h plus one a cycle after that (the read sees that write, so equal
+    distances in consecutive cycles count right); where ``walking`` (a flip-flop) the word
+    read is ``waddr`` instead, out a cycle later. The flag of a word is set as it is read
+    for a count (its write comes next). The flag of h's word is looked up in two steps,
+    around that register where there is one: the flags of the words sharing h's low address
+    bits (8:1 multiplexers) as h comes, then the one of its high bits (a multiplexer of
+    those), the flag set in between by a compare beside it; the walk's flags are a copy of
+    the flags, shifted down a word per cycle (the flags do not change in a walk). Returns
+    (that word: a count, or R counts, the flags)."""
     words = -(-(b + 1) // per_word)
     shape = range(most + 1) if per_word == 1 else data.ArrayLayout(range(most + 1), per_word)
     m.submodules[name] = mem = memory.Memory(shape=shape, depth=words, init=[])
     w = mem.write_port()
     r = mem.read_port(transparent_for=(w,))
     touched = Signal(words, name=f"{name}_touched")
+    tnext = Signal(words, name=f"{name}_tnext")       # the flags after this cycle's set
+    walkf = Signal(words, name=f"{name}_walkf")       # the walk's copy
+    hq = delay(m, h, reg, name=f"{name}_h")           # the distance, reg registers later
+    enq = delay(m, en, reg, name=f"{name}_en")
     inc = Signal(name=f"{name}_inc")                  # a count is written back this cycle
     inc_bin = Signal(range(b + 1), name=f"{name}_inc_bin")
     inc_word = inc_bin if per_word == 1 else inc_bin[1:]
     live = Signal(name=f"{name}_live")                # the word read last cycle is counted
     word = Signal(shape, name=f"{name}_word")
-    haddr = h if per_word == 1 else h[1:]
-    m.d.comb += [r.addr.eq(Mux(walking, waddr, haddr)), word.eq(Mux(live, r.data, 0))]
-
-    def flag(addr):
-        return touched.bit_select(addr, 1) | (inc & (inc_word == addr))
-    m.d.sync += [inc.eq(en), inc_bin.eq(h), live.eq(Mux(walking, flag(waddr), flag(haddr)))]
+    hnow = h if per_word == 1 else h[1:]
+    haddr = hq if per_word == 1 else hq[1:]
+    lo = min(3, (words - 1).bit_length())             # low address bits of the first step
+    ngroups = -(-words // (1 << lo))
+    m.d.comb += [r.addr.eq(Mux(walking, waddr, haddr)), word.eq(Mux(live, r.data, 0)),
+                 tnext.eq(touched)]
+    with m.If(enq):
+        m.d.comb += tnext.bit_select(haddr, 1).eq(1)
+    # (both steps' selects padded with 0s to a power of two: no select out of range)
+    groups = Cat(touched, Const(0, (ngroups << lo) - words))
+    part = delay(m, Cat(*(groups[j << lo:(j + 1) << lo].bit_select(hnow[:lo], 1)
+                          for j in range(ngroups))), reg, name=f"{name}_part")
+    # h's word is the one read now, its flag set now (after the first step's lookup)
+    hit = delay(m, enq & (haddr == hnow), reg, name=f"{name}_hit") if reg else 0
+    parts = Cat(part, Const(0, (1 << len(haddr[lo:])) - ngroups))
+    m.d.sync += [inc.eq(enq), inc_bin.eq(hq), touched.eq(tnext),
+                 live.eq(Mux(walking, walkf[0], parts.bit_select(haddr[lo:], 1) | hit))]
+    with m.If(walking):
+        m.d.sync += walkf.eq(walkf[1:])
+    with m.Else():
+        m.d.sync += walkf.eq(tnext)
     with m.If(inc):
         if per_word == 1:
             m.d.comb += w.data.eq(word + 1)
@@ -399,7 +440,6 @@ def _count_bins(m, b, most, en, h, walking, waddr, name, per_word=1):
             m.d.comb += [w.data[0].eq(word[0] + ~inc_bin[0]),
                          w.data[1].eq(word[1] + inc_bin[0])]
         m.d.comb += [w.addr.eq(inc_word), w.en.eq(1)]
-        m.d.sync += touched.bit_select(inc_word, 1).eq(1)
     return word, touched
 
 
@@ -463,9 +503,9 @@ class ScanValuePath(wiring.Component):
         The keys' values, G groups per key; a key token transfers with its last group.
 
     Latency (edges from a query's transfer on ``i`` to its transfer on ``o``, ``o.ready``
-    high): ``plan.latency`` = ``L_D + 3·S + ceil((b+1)/R) + 7 + G + 2·ceil(n/M) +
+    high): ``plan.latency`` = ``L_D + 3·S + ceil((b+1)/R) + 8 + r + G + 2·ceil(n/M) +
     G·min(k, n)`` (L_D = ``plan.distance_read`` = L_H + 2, L_H = ``plan.hamming.latency``,
-    S = ceil(log2 M), R = ``plan.hist_bins``).
+    S = ceil(log2 M), R = ``plan.hist_bins``, r = ``plan.hist_reg``).
     Throughput: one key per G cycles, once stages B and C are idle (the window's last query
     done); one query per ``plan.interval`` cycles, about the longest stage (``i.ready`` for
     a query when stage A is idle and a counter of ``plan.interval`` for the window's n has
@@ -499,8 +539,9 @@ class ScanValuePath(wiring.Component):
         nv = Signal(range(N * G + 1))             # value words written, n·G
         cq = Signal(b)
         tag = Signal(layouts.query_tag())
-        cyc = Signal(range(N * G + LD + S + 2))   # cycle within a pass
-        hend = Signal.like(cyc)                   # the histogram pass's last cycle - 1
+        # cycles of the pass to its last one less one, counted down (the compare with 0
+        # of one register, not of two)
+        hleft = Signal(range(N * G + LD + S + 2))
         hdone = Signal()                          # its last cycle
         blk = Signal(range(plan.code_words + 1))  # word of the pass
         left = Signal(range(N + 1))               # keys of the window from word blk on
@@ -532,20 +573,26 @@ class ScanValuePath(wiring.Component):
             m.d.comb += adding.eq(en)
             m.d.comb += [tail[l].eq(Mux(first, 0, bhead[l]) + addend(l)) for l in range(P)]
 
-        amore = Signal()                          # left > M (a flip-flop beside left)
+        # left - M - 1 beside left: its sign says left <= M (the word read is the last),
+        # no compare; loaded from n - M - 1, a flip-flop beside n (no adder before the
+        # load's multiplexer)
+        nlm = Signal(range(-M - 1, N + 1), init=-M - 1)
+        lm = Signal(range(-2 * M - 1, N + 1))
+        amore = ~lm[-1]                           # left > M
 
         def start_pass():
             """The pass's counters loaded, in every cycle of state IDLE (not only as a query
             is taken: no handshake before their enables)."""
-            m.d.sync += [cyc.eq(0), blk.eq(0), left.eq(n), amore.eq(n > M)]
+            m.d.sync += [blk.eq(0), left.eq(n), lm.eq(nlm)]
 
         def issue_words():
-            """A cycle of stage A's pass: a code word while cyc < nb (`issuing`, a flip-flop
-            written from the next word's keys), `hdone` a cycle after cyc = `hend`."""
+            """A cycle of stage A's pass: a code word in its first nb cycles (`issuing`, a
+            flip-flop written from the next word's keys), `hdone` a cycle after `hleft`
+            reaches 0."""
             with m.If(issuing):
-                m.d.sync += [blk.eq(blk + 1), left.eq(left - M), amore.eq(left > 2 * M)]
-            m.d.sync += [cyc.eq(cyc + 1), issuing.eq(issuing & amore),
-                         hdone.eq(cyc == hend)]
+                m.d.sync += [blk.eq(blk + 1), left.eq(left - M), lm.eq(lm - M)]
+            m.d.sync += [hleft.eq(hleft - 1), issuing.eq(issuing & amore),
+                         hdone.eq(hleft == 0)]
 
         # ---- the paths
         keys_ok = Signal(init=1)                  # A, B and C in state IDLE
@@ -570,7 +617,7 @@ class ScanValuePath(wiring.Component):
             for s in range(M):
                 x, t = _count_bins(m, b, plan.code_words, counting & live[s], h[s],
                                    walking, wbin,
-                                   f"hist{s}" if M > 1 else "hist", R)
+                                   f"hist{s}" if M > 1 else "hist", R, plan.hist_reg)
                 bins.append(x)
                 touched.append(t)
             # ... and its distances, one word of M per cycle, for the marking pass (stage B
@@ -624,15 +671,17 @@ class ScanValuePath(wiring.Component):
         to_values = Signal()                  # the query goes to C (last MARK or SCAN cycle)
         if not stream:
             # (3) stage B, marking: kept slots and their places in the list, from the stored
-            # distances (read in cycle c, registered, used in c + 2)
-            bcyc = Signal(range(plan.code_words + S + 4))
+            # distances (read in cycle c, registered, compared with h* into registers, used
+            # in c + 3)
+            # cycles of the pass to its last one less one, counted down
+            bdn = Signal(range(plan.code_words + S + plan.mark_read + 1))
             bblk = Signal(range(plan.code_words + 1))
             bleft = Signal(range(N + 1))
             bissuing = Signal()
             bstart = Signal()                     # B's first cycle: takes A's results
-            bend, bend_at = Signal(), Signal(range(plan.code_words + S + 2))
+            bend = Signal(name="bend")
             bhstar = Signal(range(b + 1))
-            room = Signal(range(N + 1))           # keys at h* still to keep
+            rm1 = Signal(range(-1, N + 1))        # keys at h* still to keep ("room"), less 1
             bkk = Signal(range(N + 1))
             bkkG = Signal(range(N * G + 1))
             btag = Signal(layouts.query_tag())
@@ -641,13 +690,19 @@ class ScanValuePath(wiring.Component):
             m.d.comb += [bmask[s].eq(bleft > s) for s in range(M)]
             dreg = Signal(data.ArrayLayout(unsigned(hw), M), reset_less=True)
             m.d.sync += dreg.eq(dr.data)
-            bvalid = delay(m, bissuing, plan.mark_read, name="bvalid")
-            blive = [bvalid & x for x in delay(m, bmask, plan.mark_read, name="bmask")]
+            # the word's compares with h* registered (a register of their own: no adder of
+            # the prefix counts after them in the cycle)
+            bvalid = delay(m, bissuing, plan.mark_read - 1, name="bvalid")
+            blive = [bvalid & x for x in delay(m, bmask, plan.mark_read - 1, name="bmask")]
+            eq, lt = Signal(M, name="beq"), Signal(M, name="blt")
+            # (equality as a XOR reduced, not beside the less-than's subtraction, which Yosys
+            # would derive it from: after the carry chain)
+            m.d.sync += [eq.eq(Cat(*(x & ~(dreg[s] ^ bhstar).any()
+                                     for s, x in enumerate(blive)))),
+                         lt.eq(Cat(*(x & (dreg[s] < bhstar) for s, x in enumerate(blive))))]
             # the value address of slot 0 of the word whose marks are listed
             jbG = Signal(vaddr_w)
-            list_word = delay(m, bvalid, S + 1, name="lword")
-            eq = Cat(*(x & (dreg[s] == bhstar) for s, x in enumerate(blive)))
-            lt = Cat(*(x & (dreg[s] < bhstar) for s, x in enumerate(blive)))
+            list_word = delay(m, bvalid, S + 2, name="lword")
             # the word's prefix counts (S register levels), its slots and base beside them
             eqin, ltin = _prefix_counts(m, eq, "eqpre"), _prefix_counts(m, lt, "ltpre")
             eq, lt = delay(m, eq, S, name="eq"), delay(m, lt, S, name="lt")
@@ -658,30 +713,40 @@ class ScanValuePath(wiring.Component):
             eqbase = Signal(range(N + 1))         # kk - 1 - keys with H = h* listed so far
             sel = Signal(M)
             dest = [Signal(range(max(kmax, 2)), name=f"dest{s}") for s in range(M)]
-            # room and eqbase less min(the word's keys at h*, room): the compare and both
-            # subtractions side by side from registers, then a mux (no compare -> subtract)
-            fits = eqin[-1] < room
-            m.d.sync += [sel[s].eq(lt[s] | (eq[s] & (eqex[s] < room))) for s in range(M)]
+            # room and eqbase less min(the word's keys at h*, room): one subtraction,
+            # room - 1 less the word's keys at h*, whose sign says they do not fit (room to 0)
+            # and which is the new room - 1 where they do; eqbase less them beside it, then a
+            # mux (no compare -> subtract): eqbase - room is the query's kk - 1 - need
+            # throughout (both drop by the same count, or room to 0), a register loaded as B
+            # starts
+            ebr = Signal.like(eqbase)
+            rleft = Signal(range(-M - 2, N + 1))
+            m.d.comb += rleft.eq(rm1 - eqin[-1])
+            fits = ~rleft[-1]                     # the word's keys at h* < room
+            m.d.sync += [sel[s].eq(lt[s] | (eq[s] & (eqex[s] <= rm1))) for s in range(M)]
             m.d.sync += [dest[s].eq(Mux(lt[s], ltbase + ltex[s], eqbase - eqex[s]))
                          for s in range(M)]
             m.d.sync += [ltbase.eq(ltbase + ltin[-1]),
-                         room.eq(Mux(fits, room - eqin[-1], 0)),
-                         eqbase.eq(Mux(fits, eqbase - eqin[-1], eqbase - room))]
+                         rm1.eq(Mux(fits, rleft, -1)),
+                         eqbase.eq(Mux(fits, eqbase - eqin[-1], ebr))]
             # (and slot s's, jbG + s·G, a register of its own: no adder before the list)
             jbGs = [jbG] + [Signal(vaddr_w, name=f"jbG{s}") for s in range(1, M)]
             with m.If(list_word):
                 m.d.sync += [x.eq(x + M * G) for x in jbGs]
             with m.If(bstart):
-                m.d.sync += [bhstar.eq(hstar), room.eq(need), ltbase.eq(0),
-                             eqbase.eq(kk - 1), bkk.eq(kk), bkkG.eq(kkG), btag.eq(tag)]
+                m.d.sync += [bhstar.eq(hstar), rm1.eq(need - 1), ltbase.eq(0),
+                             eqbase.eq(kk - 1), ebr.eq(kk - 1 - need), bkk.eq(kk),
+                             bkkG.eq(kkG), btag.eq(tag)]
                 m.d.sync += [x.eq(s * G) for s, x in enumerate(jbGs)]
         # (4) stage C: the kept keys' values, then the output
         cstart = Signal()                     # C's first cycle: takes B's list
-        cend, cend_at = Signal(), Signal(range(N * G + plan.value_read))
+        cend = Signal(name="cend")
         ccyc = Signal(range(N * G + 4))
         cgc = Signal(range(max(G, 2)))
         cissuing = Signal()
-        ckm1 = Signal(range(N * G + 1))      # G·kk - 1: the last read's cycle less one
+        # G·kk - 1 - ccyc: 0 in the last read's cycle less one, -value_read in the pass's
+        # last cycle less one (a compare of one register with constants)
+        cdn = Signal(range(-plan.value_read - 2, N * G + 1))
         chit = Signal()                       # this cycle's read is the last (a flip-flop)
         cglast = Signal(init=G == 1)          # cgc == G - 1 (a flip-flop beside cgc)
         ckk = Signal(range(N + 1))
@@ -729,16 +794,32 @@ class ScanValuePath(wiring.Component):
             with m.Elif(next_key):
                 m.d.sync += [ckept[i].eq(ckept[i + 1]) for i in range(kmax - 1)]
             head = ckept[0]
-            # the value memory's read address, head + cgc, a register of its own: the
-            # head's as C starts and at each next entry, else one more
-            vrd = Signal(vaddr_w, name="vrd")
-            with m.If(cstart):
-                m.d.sync += vrd.eq(kept[0])
-            with m.Elif(next_key):
-                m.d.sync += vrd.eq(ckept[1] if kmax > 1 else vrd + 1)
-            with m.Elif(cissuing):
-                m.d.sync += vrd.eq(vrd + 1)
-            read_at = vrd
+            # the value memory's read address, head + cgc: where G is a power of two, a
+            # key's groups are the low log2(G) bits of its words, so the address is cgc
+            # beside the entry's upper bits, a register loaded as C starts and at each next
+            # entry (no counter); else a register of its own, loaded so and else one more,
+            # twice: the counter, and a copy that only addresses the memory, whose block
+            # RAMs may be spread over the device (without a reset, so that synthesis does
+            # not merge the two)
+            lg = (G - 1).bit_length()
+            if G == 1 << lg:
+                vhi = Signal(Shape.cast(vaddr_w).width - lg, name="vhi")
+                with m.If(cstart):
+                    m.d.sync += vhi.eq(kept[0][lg:])
+                if kmax > 1:
+                    with m.Elif(next_key):
+                        m.d.sync += vhi.eq(ckept[1][lg:])
+                read_at = Cat(cgc[:lg], vhi)
+            else:
+                vrd = Signal(vaddr_w, name="vrd")
+                vrdm = Signal(vaddr_w, name="vrdm", reset_less=True)
+                with m.If(cstart):
+                    m.d.sync += [x.eq(kept[0]) for x in (vrd, vrdm)]
+                with m.Elif(next_key):
+                    m.d.sync += [x.eq(ckept[1] if kmax > 1 else vrd + 1) for x in (vrd, vrdm)]
+                with m.Elif(cissuing):
+                    m.d.sync += [x.eq(vrd + 1) for x in (vrd, vrdm)]
+                read_at = vrdm
         else:
             read_at = head + cgc
         # unfolded, the value memory has one address (a 1RW SRAM on an ASIC): the kept
@@ -774,17 +855,18 @@ class ScanValuePath(wiring.Component):
                 m.d.comb += pulse.eq(1)
                 m.next = "IDLE"
 
-        def done(groups):
+        def done(groups, glast):
             """State DONE: the output, one group per beat from the head of the bank, which
-            rotates (``groups`` counts them), then IDLE."""
+            rotates (``groups`` counts them, ``glast`` = groups == G - 1 a flip-flop beside
+            it), then IDLE."""
             m.d.comb += self.o.valid.eq(1)
             if G > 1:
-                m.d.comb += self.o.payload.last.eq(groups == G - 1)
+                m.d.comb += self.o.payload.last.eq(glast)
                 with m.If(self.o.ready):
                     m.d.comb += rotating.eq(1)
-                    m.d.sync += groups.eq(groups + 1)
-                    with m.If(groups == G - 1):
-                        m.d.sync += groups.eq(0)
+                    m.d.sync += [groups.eq(Mux(glast, 0, groups + 1)),
+                                 glast.eq(~glast & (groups == G - 2))]
+                    with m.If(glast):
                         m.d.comb += c_out.eq(1)
                         m.next = "IDLE"
             else:
@@ -797,10 +879,11 @@ class ScanValuePath(wiring.Component):
             # core sends a window's values once its previous window's queries are done)
             m.d.comb += self.w.ready.eq(1)
             with m.If(self.w.valid):
-                waddr = Mux(self.w.payload.restart, 0, nv)
-                m.d.comb += [vaddr.eq(waddr), wv.en.eq(1),
+                restart = self.w.payload.restart
+                m.d.comb += [vaddr.eq(Mux(restart, 0, nv)), wv.en.eq(1),
                              wv.data[0].eq(self.w.payload.value)]
-                m.d.sync += nv.eq(waddr + 1)
+                # (the increment beside the restart, chosen after it)
+                m.d.sync += nv.eq(Mux(restart, 1, nv + 1))
 
         # keys once every stage is idle (keys_ok, a flip-flop), queries at the throttle's
         # pace where A is idle; key j's value groups at words from j·G
@@ -810,11 +893,13 @@ class ScanValuePath(wiring.Component):
         # above)
         with m.If(keys.write):
             if not plan.direct_values:
-                waddr = Mux(p.first & (wg == 0), 0, nv)
-                m.d.comb += [wv.addr.eq(waddr), wv.en.eq(1),
+                restart = p.first & (wg == 0)
+                m.d.comb += [wv.addr.eq(Mux(restart, 0, nv)), wv.en.eq(1),
                              wv.data[0].eq(keys.vdata)]
-                m.d.sync += nv.eq(waddr + 1)
+                # (the increment beside the restart, chosen after it)
+                m.d.sync += nv.eq(Mux(restart, 1, nv + 1))
             with m.If(keys.last):
+                m.d.sync += nlm.eq(Mux(p.first, -M, nlm + 1))      # n - M - 1
                 # interval(n) - 1 for the n keys so far: the terms this key adds
                 # (constants chosen by muxes: one adder on qlen)
                 def grows(o, kp):
@@ -831,7 +916,8 @@ class ScanValuePath(wiring.Component):
         with m.If(aidle):
             start_pass()
             m.d.sync += [cq.eq(p.code), tag.eq(p.tag),
-                         hend.eq(nb + (LD - 2 + (0 if stream else S))), hdone.eq(0),
+                         hleft.eq(nb + (LD - 2 + (0 if stream else S + plan.hist_reg))),
+                         hdone.eq(0),
                          kk.eq(Mux(n < plan.k, n, plan.k)),
                          kkG.eq(Mux(nv < plan.k * G, nv, plan.k * G))]
             if stream:
@@ -888,7 +974,7 @@ class ScanValuePath(wiring.Component):
                     # the histogram pass: a code word per cycle while cyc < nb (`issuing`, a
                     # flip-flop written from the next word's keys, set as the state is
                     # entered), then L_D + S cycles to the last word's counts (registered
-                    # control: the last cycle, cyc = nb + L_D - 1 + S, flagged a cycle ahead)
+                    # control: the last cycle, nb + L_D - 1 + S + r, flagged a cycle ahead)
                     m.d.comb += counting.eq(1)
                     issue_words()
                     with m.If(hdone):
@@ -911,23 +997,24 @@ class ScanValuePath(wiring.Component):
         if not stream:
             # (B issues from the hand-over while bleft > M: bissuing and bstart are 0 but in
             # state MARK, set by to_mark, which comes only in state IDLE)
-            bmore = Signal()
+            blm = Signal.like(lm)                 # bleft - M - 1, as lm
+            bmore = ~blm[-1]                      # bleft > M
             m.d.sync += [bissuing.eq(to_mark | (bissuing & bmore)), bstart.eq(to_mark)]
             with m.FSM(name="mark") as bfsm:
                 with m.State("IDLE"):
                     # the pass's counters loaded in every idle cycle (not only as the query
                     # comes: no hand-over before their enables)
-                    m.d.sync += [bcyc.eq(0), bblk.eq(0), bleft.eq(n), bmore.eq(n > M),
-                                 bend.eq(0), bend_at.eq(nb + (S + 1))]
+                    m.d.sync += [bblk.eq(0), bleft.eq(n), blm.eq(nlm), bend.eq(0),
+                                 bdn.eq(nb + (S + plan.mark_read - 1))]
                     with m.If(to_mark):
                         m.next = "MARK"
                 with m.State("MARK"):
-                    # (registered control: the last cycle, nb + S + 2, flagged a cycle ahead;
-                    # bmore = bleft > M beside bleft)
+                    # (registered control: the last cycle, nb + S + mark_read, flagged a cycle
+                    # ahead; bmore the sign of bleft - M - 1, beside bleft)
                     with m.If(bissuing):
                         m.d.sync += [bblk.eq(bblk + 1), bleft.eq(bleft - M),
-                                     bmore.eq(bleft > 2 * M)]
-                    m.d.sync += [bcyc.eq(bcyc + 1), bend.eq(bcyc == bend_at)]
+                                     blm.eq(blm - M)]
+                    m.d.sync += [bdn.eq(bdn - 1), bend.eq(bdn == 0)]
                     with m.If(bend):
                         m.next = "PASS"
                         hand_over(c_idle, to_values)
@@ -952,21 +1039,24 @@ class ScanValuePath(wiring.Component):
                 # (registered control: the last cycle, G·kk + 2, flagged a cycle ahead)
                 # (chit: ccyc == G·kk, and cglast, flagged a cycle ahead)
                 with m.If(cstart):
-                    m.d.sync += [ckm1.eq(skkG - 1), cissuing.eq(1), ckk.eq(skk),
-                                 ctag.eq(stag), cend_at.eq(skkG + (plan.value_read - 1))]
-                m.d.sync += chit.eq(Mux(cstart, skkG == 1, ccyc == ckm1))
+                    m.d.sync += [cdn.eq(skkG - 2), cissuing.eq(1), ckk.eq(skk),
+                                 ctag.eq(stag)]
+                with m.Else():
+                    m.d.sync += cdn.eq(cdn - 1)
+                m.d.sync += chit.eq(Mux(cstart, skkG == 1, cdn == 0))
                 with m.If(cissuing):
                     m.d.sync += [cgc.eq(Mux(cglast, 0, cgc + 1)),
                                  cglast.eq(~cglast & (cgc == G - 2) if G > 1 else 1)]
                     with m.If(chit):
                         m.d.sync += cissuing.eq(0)
-                m.d.sync += [ccyc.eq(ccyc + 1), cend.eq(~cstart & (ccyc == cend_at))]
+                m.d.sync += [ccyc.eq(ccyc + 1),
+                             cend.eq(~cstart & (cdn == -plan.value_read))]
                 with m.If(cend):
                     if in_memory:
                         m.d.sync += cbuf.eq(~cbuf)
                     m.next = "DONE"
             with m.State("DONE"):
-                done(cgc)
+                done(cgc, cglast)
         # each stage's "in state IDLE" a flip-flop written from its next state (it leaves
         # IDLE as it takes a query, returns as it hands it over), and keys_ok, A, B and C
         # all idle, another: no state decode before the handshakes

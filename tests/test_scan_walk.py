@@ -13,13 +13,16 @@ from hamattn import CoreConfig
 from hamattn.golden.model import _weighted_sums, pack_codes
 from hamattn.verif.valuepath_cases import check_value_path
 
-# (config, R = plan.hist_bins): b + 1 even and odd, M = 1 and M = 2 (S = 1), folded
-# (histogram selection)
-CONFIGS = [(dict(d=3, w=8, b=7, N=6, k=3, lanes=1), 2),
-           (dict(d=3, w=8, b=8, N=6, k=3, lanes=1), 2),
-           (dict(d=3, w=8, b=7, N=6, k=3, lanes=1, keys_per_cycle=2), 2),
-           (dict(d=8, w=8, b=7, N=8, k=3, lanes=1), 1),
-           (dict(d=8, w=8, b=6, N=8, k=3, lanes=1, keys_per_cycle=2), 1)]
+# (config, R = plan.hist_bins, r = plan.hist_reg): b + 1 even and odd, M = 1 and M = 2
+# (S = 1), folded (histogram selection); the histograms' flags looked up in one step
+# (r = 0) or two around a register (r = 1); G a power of two (the value memory's read
+# address without a counter) or not
+CONFIGS = [(dict(d=3, w=8, b=7, N=6, k=3, lanes=1), 2, 0),
+           (dict(d=3, w=8, b=8, N=6, k=3, lanes=1), 2, 1),
+           (dict(d=3, w=8, b=7, N=6, k=3, lanes=1, keys_per_cycle=2), 2, 1),
+           (dict(d=8, w=8, b=7, N=8, k=3, lanes=1), 1, 1),
+           (dict(d=8, w=8, b=6, N=8, k=3, lanes=1, keys_per_cycle=2), 1, 1),
+           (dict(d=8, w=8, b=9, N=8, k=4, lanes=2, keys_per_cycle=2), 2, 1)]
 
 
 def _code(distance, b, rng):
@@ -53,13 +56,13 @@ def _case(cfg, rng):
     return tokens, groups, expected, wins, None
 
 
-@pytest.mark.parametrize("params, R", CONFIGS, ids=lambda p: "-".join(
-    f"{k}{v}" for k, v in p.items()) if isinstance(p, dict) else f"R{p}")
+@pytest.mark.parametrize("params, R, r", CONFIGS, ids=lambda p: "-".join(
+    f"{k}{v}" for k, v in p.items()) if isinstance(p, dict) else str(p))
 @pytest.mark.parametrize("pattern", ["full_rate", "random_handshake"])
-def test_cut_at_every_bin(params, R, pattern):
+def test_cut_at_every_bin(params, R, r, pattern):
     cfg = CoreConfig.create(mode="topk", **params)
     plan = cfg.plan.value
-    assert (plan.selection, plan.hist_bins) == ("histogram", R)
+    assert (plan.selection, plan.hist_bins, plan.hist_reg) == ("histogram", R, r)
     seed = params["b"] + 10 * params.get("keys_per_cycle", 1)
     rng = np.random.default_rng(seed)
     check_value_path(cfg, plan.component(), seed, pattern=pattern, case=_case(cfg, rng))
