@@ -150,13 +150,14 @@ class RoundingDivider(wiring.Component):
     (``grouped=True``, a folded linear core): ``i`` carries one group per beat,
     ``{num: lanes × signed(num_width), den, last: 1, tag}``, groups 0 .. G-1 in order,
     ``last`` on group G-1, at least ``steps`` edges apart; each beat enters the pipeline at
-    once (no bank). The quotients fill the output register group by group.
+    once (no bank). The quotients fill the output register group by group, group g into
+    its slot g (a one-hot pointer: each slot's enable drives P quotients).
 
     ``depth`` (>= 1): divisions the divider holds before it refuses more (accepted and not
     yet taken from ``o``): its output register and a queue of ``depth - 1`` results behind
     it (block RAM from 2 on), bypassed when empty; grouped, the queue holds groups instead
     (``depth·G`` entries of one group, block RAM, a :class:`~.queue.RegisteredFIFO`), which
-    wait there while the output register holds a result not yet taken and shift in one per
+    wait there while the output register holds a result not yet taken and go in one per
     edge once it leaves, so the queue is P, not E, quotients wide and its output needs no
     E-wide mux. A division is only accepted (``i.ready``, on its first group when grouped)
     when its result will have a place, so ``o.ready`` never stalls the pipeline; with
@@ -247,8 +248,8 @@ class RoundingDivider(wiring.Component):
 
     def _stage(self, name, has_count):
         """The registers of one pipeline stage: control, and per lane the remainder ``r``,
-        ``xq`` (the bits of X not yet shifted in, the quotient bits below them) and the
-        sign of a."""
+        ``xq`` (the bits of X not yet shifted in, the quotient bits below them, each XORed
+        with the sign of a) and the sign of a."""
         P, dw, qb = self.lanes, self.den_width, self.q_bits
         st = {"valid": Signal(name=f"{name}_valid"), "last": Signal(name=f"{name}_last"),
               "r": [Signal(signed(dw + 1) if self.nonrestoring else dw, name=f"{name}_r{p}")
@@ -265,7 +266,8 @@ class RoundingDivider(wiring.Component):
 
     def _step(self, m, name, src, den):
         """One division step of every lane of ``src`` (a stage's registers or values), t = 2r
-        + the next bit of X, and the quotient bit shifted in. Returns (r, xq) of every lane.
+        + the next bit of X, and the quotient bit shifted in, XORed with the lane's sign
+        (``src["neg"]``). Returns (r, xq) of every lane.
 
         Restoring: subtract ``den`` where t >= den (r in [0, den), ``den_width`` bits).
         Non-restoring (:attr:`nonrestoring`): r' = t - ``den`` where r >= 0, t + ``den``
@@ -276,6 +278,10 @@ class RoundingDivider(wiring.Component):
         dw = self.den_width
         out = []
         for p, (r, xq) in enumerate(zip(src["r"], src["xq"])):
+            # the quotient bit enters xq XORed with the lane's sign (the bits of X above it
+            # are never XORed: a quotient bit is never shifted out), so that the output adds
+            # only the sign, as a carry in, to flip-flops: (q ^ s) + s = s ? -q : q
+            neg = src["neg"][p]
             if not self.nonrestoring:
                 t = Cat(xq[-1], r)                                   # dw + 1 bits
                 # t - den lies in [-den, den) (r < den, so t < 2·den): dw + 1 bits, signed
@@ -288,7 +294,7 @@ class RoundingDivider(wiring.Component):
                 else:
                     m.d.comb += diff.eq(t - den)
                 take = ~diff[-1]
-                out.append((Mux(take, diff[:dw], t[:dw]), Cat(take, xq[:-1])))
+                out.append((Mux(take, diff[:dw], t[:dw]), Cat(take ^ neg, xq[:-1])))
                 continue
             sub = ~r[-1]
             t = Cat(xq[-1], r).as_signed()                       # dw + 2 bits
@@ -297,7 +303,7 @@ class RoundingDivider(wiring.Component):
             d = Cat(den, Const(0, 2)) ^ sub.replicate(dw + 2)
             nxt = Signal(signed(dw + 1), name=f"{name}_r{p}_next")
             m.d.comb += nxt.eq((Cat(sub, t).as_signed() + Cat(sub, d).as_signed()) >> 1)
-            out.append((nxt, Cat(~nxt[-1], xq[:-1])))
+            out.append((nxt, Cat(~nxt[-1] ^ neg, xq[:-1])))
         return out
 
     def elaborate(self, platform):
@@ -513,48 +519,60 @@ class RoundingDivider(wiring.Component):
         P, G, E, qb = self.lanes, self.groups, self.elements, self.q_bits
         has_tag = tag_width(self.tag_shape) > 0
 
-        # ---- sign, into the output register (group G-1 at the tail, shifted towards 0)
-        outb = [[Signal(signed(qb), name=f"q_{g}_{p}") for p in range(P)] for g in range(G)]
+        # ---- sign, into the output register: group g into its own slot g, chosen by a
+        # one-hot pointer, so that each slot's enable drives only its P quotients (no
+        # enable of E·q_bits flip-flops on a global buffer behind the handshake); the sign
+        # is a carry in added to flip-flops (xq holds q XOR the sign, :meth:`_step`)
+        # (no reset: o.valid is low after a reset, and an enable is not ORed with the reset)
+        outb = [[Signal(signed(qb), name=f"q_{g}_{p}", reset_less=True) for p in range(P)]
+                for g in range(G)]
         ovalid = Signal()
-        tag = Signal(self.tag_shape, name="out_tag") if has_tag else None
+        tag = Signal(self.tag_shape, name="out_tag", reset_less=True) if has_tag else None
         group = Signal(data.StructLayout(
             {"q": data.ArrayLayout(signed(qb), P), "last": 1,
              **({"tag": self.tag_shape} if has_tag else {})}))
-        m.d.comb += [group.q[p].eq(Mux(prev["neg"][p], -prev["xq"][p], prev["xq"][p]))
-                     for p in range(P)]
+        m.d.comb += [group.q[p].eq(prev["xq"][p] + prev["neg"][p]) for p in range(P)]
         m.d.comb += group.last.eq(prev["last"])
         if has_tag:
             m.d.comb += group.tag.eq(prev["tag"])
-        shift, src = prev_done, group          # a group shifts into the output register
+        arrive = write = prev_done             # a group comes; it goes into its slot
+        src = group
         if self.grouped and self.depth > 1:
             # results wait as groups in a queue of depth·G groups (block RAM, as narrow as a
             # group) while the output register holds an untaken result; a group goes there
             # straight from the pipeline when the queue is empty and the register is empty
             # or its result leaves (so the latency is unchanged), else through the queue,
             # in order
-            # (its flags are flip-flops: `empty`, no group written and not shifted out)
+            # (its flags are flip-flops: `empty`, no group written and not taken out)
             m.submodules.queue = queue = RegisteredFIFO(width=len(group.as_value()),
                                                         depth=self.depth * G)
-            free = ~ovalid | self.o.ready                   # the register is empty or leaves
-            direct = queue.empty & free
-            pull = queue.r_rdy & free
-            m.d.comb += [queue.w_data.eq(group), queue.w_en.eq(prev_done & ~direct),
-                         queue.r_en.eq(pull)]
-            # (a group to shift in, from flip-flops only, then the one gate with o.ready:
-            # the wide enable of the output register is two LUT levels from flip-flops,
-            # each a wire of its own (``keep``), so that synthesis does not merge them into
-            # the queue's logic and lengthen the path; `free` is written out in the gate)
+            # (`arrive`, a group to write, from flip-flops only, is a wire of its own
+            # (``keep``, one LUT), so that synthesis does not merge it into the queue's logic
+            # and lengthen the paths: a slot's enable is one more LUT, of `arrive`, o.valid,
+            # o.ready and its pointer bit; the queue's enables one LUT of flip-flops each)
             arrive = Signal(name="out_arrive", attrs={"keep": 1})
-            shift = Signal(name="out_shift", attrs={"keep": 1})
-            m.d.comb += [arrive.eq((prev_done & queue.empty) | queue.r_rdy),
-                         shift.eq(arrive & (~ovalid | self.o.ready))]
+            m.d.comb += arrive.eq((prev_done & queue.empty) | queue.r_rdy)
+            free = ~ovalid | self.o.ready                   # the register is empty or leaves
+            pull = queue.r_rdy & free
+            m.d.comb += [queue.w_data.eq(group),
+                         queue.w_en.eq(prev_done & ~(queue.empty & free)),
+                         queue.r_en.eq(pull)]
+            write = arrive & free
             src = Mux(pull, queue.r_data, group.as_value())
             src = data.View(group.shape(), src)
-        with m.If(shift):
-            m.d.sync += [outb[G - 1][p].eq(src.q[p]) for p in range(P)]
-            m.d.sync += [outb[g][p].eq(outb[g + 1][p]) for g in range(G - 1) for p in range(P)]
-            if has_tag:
-                m.d.sync += tag.eq(src.tag)
+        # (slot: the one-hot pointer of the slot the next group goes to, group 0 first;
+        # each slot's enable a wire of its own, ``keep``: one LUT of `write`'s terms and its
+        # pointer bit, not shared with another enable's logic)
+        slot = Signal(G, init=1, name="out_slot")
+        enable = [Signal(name=f"out_en{g}", attrs={"keep": 1}) for g in range(G)]
+        m.d.comb += [enable[g].eq(write & slot[g]) for g in range(G)]
+        with m.If(write):
+            m.d.sync += slot.eq(slot.rotate_left(1))
+        for g in range(G):
+            with m.If(enable[g]):
+                m.d.sync += [outb[g][p].eq(src.q[p]) for p in range(P)]
+                if has_tag and g == G - 1:
+                    m.d.sync += tag.eq(src.tag)
 
         # ---- the result leaves directly, or waits in the queue (depth - 1 entries); a new
         # result lands only when the credits guarantee that the previous one leaves
@@ -588,10 +606,10 @@ class RoundingDivider(wiring.Component):
             m.d.comb += [self.o.valid.eq(ovalid), self.o.payload.eq(result)]
         # o.valid comes from registers (not a decode of the pipeline), so the core's
         # m_out_tvalid is defined from reset in every simulator
-        with m.If(shift & src.last):
-            m.d.sync += ovalid.eq(1)
-        with m.Elif(leave):
-            m.d.sync += ovalid.eq(0)
+        # (no enable: an enable would be ORed with the reset. A result lands when group G-1
+        # is written; written as its arrival, one LUT of `arrive` and flip-flops: where it
+        # arrives and is not written, the register holds a result that stays anyway)
+        m.d.sync += ovalid.eq((arrive & slot[G - 1]) | (ovalid & ~leave))
 
 
 class _OneEntry(Elaboratable):
