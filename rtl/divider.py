@@ -127,11 +127,12 @@ class RoundingDivider(wiring.Component):
     needs ``q_bits`` steps whatever the width of the numerator: the partial remainder starts
     as X >> q_bits (< den) and each step shifts in the next bit of X and subtracts den where
     it can. The remainder is shifted, not the divisor, so every step's subtractor is only
-    ``den_width + 1`` bits wide. In a pipeline of overlapping divisions with stages of
-    several steps (:attr:`nonrestoring`) the steps are non-restoring (:meth:`_step`): a
-    failed trial's negative remainder is kept and den added back at the next step, which
-    gives the restoring quotient bits with one adder per step and no select after it, and a
-    stage's start select comes after its two adders.
+    ``den_width + 1`` bits wide. In a pipeline with stages of several steps
+    (:attr:`nonrestoring`) the steps are non-restoring (:meth:`_step`): a failed trial's
+    negative remainder is kept and den added back at the next step, which gives the
+    restoring quotient bits with one adder per step and no select after it; a stage's start
+    select comes after its two adders where divisions overlap, in front of its one adder
+    where den is held.
 
     Pipeline (one group of ``lanes`` per stage): a sign stage (a XOR its sign, and the
     sign: the sign's fanout and the XOR end at flip-flops), a form stage (X, one adder of
@@ -140,9 +141,8 @@ class RoundingDivider(wiring.Component):
     takes a new group every ``steps`` edges; ``steps`` = 1: fully pipelined, a group per
     edge; ``steps`` = q_bits: one bit-serial stage), then the sign, into an output register
     of ``elements`` quotients. The stages' registers load every edge (no clock enable); only
-    their valid flags and step counters are control (a stage of several steps computes the
-    step of the previous stage's group and that of its own registers, and selects after the
-    adders).
+    their valid flags and step counters are control (a stage of several steps selects
+    between the previous stage's group and its own registers, :attr:`nonrestoring`).
 
     With ``lanes`` < ``elements`` (folding, ``--lanes``) a division is G = ceil(elements /
     lanes) groups. Whole-vector input: the accepting edge forms group 0 and keeps groups 1
@@ -212,16 +212,17 @@ class RoundingDivider(wiring.Component):
 
     @property
     def nonrestoring(self):
-        """Non-restoring steps, and a stage of several steps that computes the step of the
-        previous stage's group and that of its own registers and selects after the adders
-        (one adder more per lane and stage): a pipeline of such stages whose divisions
-        overlap (den not held, a folded ``linear`` core, whose divider takes a group every
-        ``steps`` edges without pause). Elsewhere (one step per stage, ``serial``, or a held
-        den: divisions a latency apart, the scan modes) a stage selects its operands in
-        front of one restoring step, which is smaller (its remainder a bit narrower, no
-        operand XOR, no second adder)."""
-        return (not self.serial and not self.held_den
-                and any(k > 1 for k in self.stage_steps))
+        """Non-restoring steps (:meth:`_step`: one adder per step, no select after it): a
+        pipeline with a stage of several steps. Where den is not held (divisions that
+        overlap, a folded ``linear`` core, whose divider takes a group every ``steps``
+        edges without pause) such a stage computes the step of the previous stage's group
+        and that of its own registers and selects after the adders (one adder more per lane
+        and stage: den's select would stand in front of the adder with the operand XOR);
+        with a held den (divisions a latency apart, the scan modes) it selects its operands
+        in front of its one adder, each operand bit one LUT (the operand XOR, of den, the
+        start select and the two signs). One step per stage or ``serial``: restoring steps,
+        which are smaller (the remainder a bit narrower, no operand XOR)."""
+        return not self.serial and any(k > 1 for k in self.stage_steps)
 
     @property
     def plan(self):
@@ -429,7 +430,7 @@ class RoundingDivider(wiring.Component):
             st = self._stage(name, ks > 1)
             start = prev_done
             # (two steps selected after the adders, the registers written before `done`)
-            dual = ks > 1 and self.nonrestoring
+            dual = ks > 1 and self.nonrestoring and not self.held_den
             if ks == 1:
                 # every edge: the previous stage's group takes one step
                 m.d.sync += st["valid"].eq(start)
@@ -535,7 +536,7 @@ class RoundingDivider(wiring.Component):
         m.d.comb += group.last.eq(prev["last"])
         if has_tag:
             m.d.comb += group.tag.eq(prev["tag"])
-        arrive = write = prev_done             # a group comes; it goes into its slot
+        arrive, free = prev_done, 1            # a group comes; its slot is free
         src = group
         if self.grouped and self.depth > 1:
             # results wait as groups in a queue of depth·G groups (block RAM, as narrow as a
@@ -546,27 +547,24 @@ class RoundingDivider(wiring.Component):
             # (its flags are flip-flops: `empty`, no group written and not taken out)
             m.submodules.queue = queue = RegisteredFIFO(width=len(group.as_value()),
                                                         depth=self.depth * G)
-            # (`arrive`, a group to write, from flip-flops only, is a wire of its own
-            # (``keep``, one LUT), so that synthesis does not merge it into the queue's logic
-            # and lengthen the paths: a slot's enable is one more LUT, of `arrive`, o.valid,
-            # o.ready and its pointer bit; the queue's enables one LUT of flip-flops each)
-            arrive = Signal(name="out_arrive", attrs={"keep": 1})
-            m.d.comb += arrive.eq((prev_done & queue.empty) | queue.r_rdy)
+            arrive = (prev_done & queue.empty) | queue.r_rdy
             free = ~ovalid | self.o.ready                   # the register is empty or leaves
-            pull = queue.r_rdy & free
             m.d.comb += [queue.w_data.eq(group),
                          queue.w_en.eq(prev_done & ~(queue.empty & free)),
-                         queue.r_en.eq(pull)]
-            write = arrive & free
-            src = Mux(pull, queue.r_data, group.as_value())
-            src = data.View(group.shape(), src)
-        # (slot: the one-hot pointer of the slot the next group goes to, group 0 first;
-        # each slot's enable a wire of its own, ``keep``: one LUT of `write`'s terms and its
-        # pointer bit, not shared with another enable's logic)
+                         queue.r_en.eq(queue.r_rdy & free)]
+            # (a group is written only where `free`, and then it comes from the queue where
+            # the queue has one: the select is the queue's flag, a flip-flop)
+            src = data.View(group.shape(), Mux(queue.r_rdy, queue.r_data, group.as_value()))
+        # The pointer: one-hot, the slot the next group goes to, group 0 first. The register
+        # holds a result (o.valid) only with the pointer at slot 0 (it lands as group G-1 is
+        # written, and no group is written after it before it leaves), so only slot 0 waits
+        # for `free`: each other slot's enable is one LUT of flip-flops (`arrive`'s and its
+        # pointer bit).
         slot = Signal(G, init=1, name="out_slot")
-        enable = [Signal(name=f"out_en{g}", attrs={"keep": 1}) for g in range(G)]
-        m.d.comb += [enable[g].eq(write & slot[g]) for g in range(G)]
-        with m.If(write):
+        enable = [Signal(name=f"out_en{g}") for g in range(G)]
+        m.d.comb += [enable[g].eq(arrive & slot[g] & (free if g == 0 else 1))
+                     for g in range(G)]
+        with m.If(arrive & free):
             m.d.sync += slot.eq(slot.rotate_left(1))
         for g in range(G):
             with m.If(enable[g]):
@@ -606,9 +604,9 @@ class RoundingDivider(wiring.Component):
             m.d.comb += [self.o.valid.eq(ovalid), self.o.payload.eq(result)]
         # o.valid comes from registers (not a decode of the pipeline), so the core's
         # m_out_tvalid is defined from reset in every simulator
-        # (no enable: an enable would be ORed with the reset. A result lands when group G-1
-        # is written; written as its arrival, one LUT of `arrive` and flip-flops: where it
-        # arrives and is not written, the register holds a result that stays anyway)
+        # (no enable: an enable would be ORed with the reset. A result lands as group G-1
+        # is written; where it arrives and is not written, the register holds a result that
+        # stays anyway)
         m.d.sync += ovalid.eq((arrive & slot[G - 1]) | (ovalid & ~leave))
 
 
