@@ -225,6 +225,14 @@ class RoundingDivider(wiring.Component):
         return not self.serial and any(k > 1 for k in self.stage_steps)
 
     @property
+    def signed_in_stage(self):
+        """The last pipeline stage takes one step (a fully pipelined divider, not
+        ``serial``): its step, the division's last, leaves the signed quotient in its
+        registers (:meth:`_step`), and the output register loads it as it is. Elsewhere the
+        last stage holds q XOR the sign, and the output adds the sign as a carry in."""
+        return not self.serial and self.stage_steps[-1] == 1
+
+    @property
     def plan(self):
         return DividerPlan(self.elements, self.num_width, self.den_width, self.q_bits,
                            self.lanes, self.grouped, self.steps, self.held_den, self.serial)
@@ -247,13 +255,16 @@ class RoundingDivider(wiring.Component):
         registers it."""
         return not (self.serial or self.held_den or self.nonrestoring)
 
-    def _stage(self, name, has_count):
-        """The registers of one pipeline stage: control, and per lane the remainder ``r``,
+    def _stage(self, name, has_count, signed_r=None):
+        """The registers of one pipeline stage: control, and per lane the remainder ``r``
+        (``signed_r``, default :attr:`nonrestoring`: signed, ``den_width + 1`` bits; else
+        ``den_width`` bits, r >= 0),
         ``xq`` (the bits of X not yet shifted in, the quotient bits below them, each XORed
         with the sign of a) and the sign of a."""
         P, dw, qb = self.lanes, self.den_width, self.q_bits
+        signed_r = self.nonrestoring if signed_r is None else signed_r
         st = {"valid": Signal(name=f"{name}_valid"), "last": Signal(name=f"{name}_last"),
-              "r": [Signal(signed(dw + 1) if self.nonrestoring else dw, name=f"{name}_r{p}")
+              "r": [Signal(signed(dw + 1) if signed_r else dw, name=f"{name}_r{p}")
                     for p in range(P)],
               "xq": [Signal(qb, name=f"{name}_xq{p}") for p in range(P)],
               "neg": Signal(P, name=f"{name}_neg")}
@@ -265,10 +276,11 @@ class RoundingDivider(wiring.Component):
             st["count"] = Signal(range(self.steps + 1), name=f"{name}_count")
         return st
 
-    def _step(self, m, name, src, den):
+    def _step(self, m, name, src, den, final=False):
         """One division step of every lane of ``src`` (a stage's registers or values), t = 2r
         + the next bit of X, and the quotient bit shifted in, XORed with the lane's sign
-        (``src["neg"]``). Returns (r, xq) of every lane.
+        (``src["neg"]``); ``final`` (the division's last step, :attr:`signed_in_stage`):
+        xq becomes the signed quotient. Returns (r, xq) of every lane.
 
         Restoring: subtract ``den`` where t >= den (r in [0, den), ``den_width`` bits).
         Non-restoring (:attr:`nonrestoring`): r' = t - ``den`` where r >= 0, t + ``den``
@@ -279,9 +291,6 @@ class RoundingDivider(wiring.Component):
         dw = self.den_width
         out = []
         for p, (r, xq) in enumerate(zip(src["r"], src["xq"])):
-            # the quotient bit enters xq XORed with the lane's sign (the bits of X above it
-            # are never XORed: a quotient bit is never shifted out), so that the output adds
-            # only the sign, as a carry in, to flip-flops: (q ^ s) + s = s ? -q : q
             neg = src["neg"][p]
             if not self.nonrestoring:
                 t = Cat(xq[-1], r)                                   # dw + 1 bits
@@ -295,16 +304,32 @@ class RoundingDivider(wiring.Component):
                 else:
                     m.d.comb += diff.eq(t - den)
                 take = ~diff[-1]
-                out.append((Mux(take, diff[:dw], t[:dw]), Cat(take ^ neg, xq[:-1])))
-                continue
-            sub = ~r[-1]
-            t = Cat(xq[-1], r).as_signed()                       # dw + 2 bits
-            # t + (den ^ sub..) + sub as one adder: (2t + sub) + (2(den ^ sub..) + sub),
-            # halved (den ^ sub.. is ~den = -den - 1 when subtracting)
-            d = Cat(den, Const(0, 2)) ^ sub.replicate(dw + 2)
-            nxt = Signal(signed(dw + 1), name=f"{name}_r{p}_next")
-            m.d.comb += nxt.eq((Cat(sub, t).as_signed() + Cat(sub, d).as_signed()) >> 1)
-            out.append((nxt, Cat(~nxt[-1] ^ neg, xq[:-1])))
+                rem = Mux(take, diff[:dw], t[:dw])
+            else:
+                if not r.shape().signed:
+                    r = Cat(r, Const(0, 1)).as_signed()    # the form stage's: r >= 0, sub = 1
+                sub = ~r[-1]
+                t = Cat(xq[-1], r).as_signed()                       # dw + 2 bits
+                # t + (den ^ sub..) + sub as one adder: (2t + sub) + (2(den ^ sub..) + sub),
+                # halved (den ^ sub.. is ~den = -den - 1 when subtracting)
+                d = Cat(den, Const(0, 2)) ^ sub.replicate(dw + 2)
+                rem = Signal(signed(dw + 1), name=f"{name}_r{p}_next")
+                m.d.comb += rem.eq((Cat(sub, t).as_signed() + Cat(sub, d).as_signed()) >> 1)
+                take = ~rem[-1]
+            # the quotient bit enters xq XORed with the lane's sign s (the bits of X above it
+            # are never XORed: a quotient bit is never shifted out): q ^ s, and s ? -q : q
+            # = (q ^ s) + s. At the final step, with hi = xq[:-1] (the high bits of q ^ s)
+            # and hi + 1 from flip-flops beside the step's adder, that sum is Cat(take, hi +
+            # (s & ~take)): one select after the quotient bit, as the remainder's
+            hi = xq[:-1]
+            if final and len(hi):
+                hi1 = Signal(len(hi), name=f"{name}_hi{p}")
+                m.d.comb += hi1.eq(hi + 1)
+                out.append((rem, Cat(take, Mux(neg & ~take, hi1, hi))))
+            elif final:
+                out.append((rem, take))
+            else:
+                out.append((rem, Cat(take ^ neg, hi)))
         return out
 
     def elaborate(self, platform):
@@ -402,7 +427,7 @@ class RoundingDivider(wiring.Component):
 
         # ---- form: X = |a| + floor(den/2) as den/2 ± a (no separate negation);
         # r = X >> q_bits (< den for a quotient that fits), xq = the low q_bits of X
-        form = self._stage("form", False)
+        form = self._stage("form", False, signed_r=False)          # (r >= 0: no sign bit)
         half = pre["den"] >> 1
         m.d.sync += [form["valid"].eq(pre_valid)]
         m.d.sync += [form[key].eq(~pre[key] if key == "den" and self.complemented_den
@@ -462,7 +487,8 @@ class RoundingDivider(wiring.Component):
                 steps = [(Mux(start, r0, r1), Mux(start, xq0, xq1))
                          for (r0, xq0), (r1, xq1) in zip(load, own)]
             else:
-                steps = self._step(m, name, from_, den_of(from_))
+                final = ks == 1 and s == len(self.stage_steps) - 1 and self.signed_in_stage
+                steps = self._step(m, name, from_, den_of(from_), final)
             for p, (r, xq) in enumerate(steps):
                 m.d.sync += [st["r"][p].eq(r), st["xq"][p].eq(xq)]
             prev, prev_done = st, done
@@ -523,7 +549,8 @@ class RoundingDivider(wiring.Component):
         # ---- sign, into the output register: group g into its own slot g, chosen by a
         # one-hot pointer, so that each slot's enable drives only its P quotients (no
         # enable of E·q_bits flip-flops on a global buffer behind the handshake); the sign
-        # is a carry in added to flip-flops (xq holds q XOR the sign, :meth:`_step`)
+        # was applied by the last step (:attr:`signed_in_stage`), or is a carry in added to
+        # flip-flops (xq holds q XOR the sign, :meth:`_step`)
         # (no reset: o.valid is low after a reset, and an enable is not ORed with the reset)
         outb = [[Signal(signed(qb), name=f"q_{g}_{p}", reset_less=True) for p in range(P)]
                 for g in range(G)]
@@ -532,7 +559,8 @@ class RoundingDivider(wiring.Component):
         group = Signal(data.StructLayout(
             {"q": data.ArrayLayout(signed(qb), P), "last": 1,
              **({"tag": self.tag_shape} if has_tag else {})}))
-        m.d.comb += [group.q[p].eq(prev["xq"][p] + prev["neg"][p]) for p in range(P)]
+        m.d.comb += [group.q[p].eq(prev["xq"][p] if self.signed_in_stage
+                                   else prev["xq"][p] + prev["neg"][p]) for p in range(P)]
         m.d.comb += group.last.eq(prev["last"])
         if has_tag:
             m.d.comb += group.tag.eq(prev["tag"])
