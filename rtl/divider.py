@@ -505,18 +505,28 @@ class RoundingDivider(wiring.Component):
         g = Signal(range(max(G, 2)), name="serial_group")
         done = Signal(name="serial_done")           # (count == q_bits, as a flip-flop)
         final = done & (g == G - 1)
-        m.d.comb += self.i.ready.eq((~busy | final) & credit)
+        idle = ~busy | final                        # a division may enter at this edge
+        m.d.comb += self.i.ready.eq(idle & credit)
+        # The data registers do not wait for the handshake (only the control flip-flops
+        # do): den and the tag load at every edge a division may enter, and X at every edge
+        # the stage may load a group (idle, or a group done), from the input as it is (held
+        # by the source while its groups load); where no division enters, the stage stays
+        # idle and what they loaded is never used. So `transfer` (the credits, the source's
+        # valid) reaches only the control, no select in front of the adder.
         held = Signal(dw, name="held_den")
-        with m.If(transfer):
+        with m.If(idle):
             m.d.sync += held.eq(self.i.payload.den)
             m.d.sync += [st[key].eq(self.i.payload[key]) for key in keys if key != "last"]
-        load = transfer | (done & (g != G - 1))
-        den = Mux(transfer, self.i.payload.den, held)
-        half = den >> 1
-        nxt = Mux(transfer, 0, g + 1)
+        half = self.i.payload.den >> 1
+        nxt = Mux(busy & (g != G - 1), g + 1, 0)    # the group the stage may load
         m.d.comb += st["last"].eq(g == G - 1)
-        with m.If(load):
+        with m.If(transfer | (done & (g != G - 1))):
             m.d.sync += [g.eq(nxt), st["count"].eq(0), busy.eq(1), done.eq(0)]
+        with m.Elif(busy & ~done):
+            m.d.sync += [st["count"].eq(st["count"] + 1), done.eq(st["count"] == qb - 1)]
+        with m.Elif(done):
+            m.d.sync += [busy.eq(0), done.eq(0)]
+        with m.If(~busy | done):
             for p in range(P):
                 # lane p of group g: element gP + p (0 beyond E)
                 elems = [self.i.payload.num[j * P + p] if j * P + p < E else 0
@@ -532,12 +542,9 @@ class RoundingDivider(wiring.Component):
                 m.d.comb += x.eq((a.as_unsigned() ^ neg.replicate(len(a))) + half + neg)
                 m.d.sync += [st["r"][p].eq(x[qb:]), st["xq"][p].eq(x[:qb]),
                              st["neg"][p].eq(a < 0)]
-        with m.Elif(busy & ~done):
+        with m.Else():
             for p, (r, xq) in enumerate(self._step(m, "serial", st, held)):
                 m.d.sync += [st["r"][p].eq(r), st["xq"][p].eq(xq)]
-            m.d.sync += [st["count"].eq(st["count"] + 1), done.eq(st["count"] == qb - 1)]
-        with m.Elif(done):
-            m.d.sync += [busy.eq(0), done.eq(0)]
         return st, done
 
     def _output(self, m, prev, prev_done):
