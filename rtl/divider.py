@@ -127,12 +127,11 @@ class RoundingDivider(wiring.Component):
     needs ``q_bits`` steps whatever the width of the numerator: the partial remainder starts
     as X >> q_bits (< den) and each step shifts in the next bit of X and subtracts den where
     it can. The remainder is shifted, not the divisor, so every step's subtractor is only
-    ``den_width + 1`` bits wide. In a pipeline with stages of several steps
-    (:attr:`nonrestoring`) the steps are non-restoring (:meth:`_step`): a failed trial's
-    negative remainder is kept and den added back at the next step, which gives the
-    restoring quotient bits with one adder per step and no select after it; a stage's start
-    select comes after its two adders where divisions overlap, in front of its one adder
-    where den is held.
+    ``den_width + 1`` bits wide. In a pipeline of overlapping divisions with stages of
+    several steps (:attr:`nonrestoring`) the steps are non-restoring (:meth:`_step`): a
+    failed trial's negative remainder is kept and den added back at the next step, which
+    gives the restoring quotient bits with one adder per step and no select after it, and a
+    stage's start select comes after its two adders.
 
     Pipeline (one group of ``lanes`` per stage): a sign stage (a XOR its sign, and the
     sign: the sign's fanout and the XOR end at flip-flops), a form stage (X, one adder of
@@ -212,17 +211,16 @@ class RoundingDivider(wiring.Component):
 
     @property
     def nonrestoring(self):
-        """Non-restoring steps (:meth:`_step`: one adder per step, no select after it): a
-        pipeline with a stage of several steps. Where den is not held (divisions that
-        overlap, a folded ``linear`` core, whose divider takes a group every ``steps``
-        edges without pause) such a stage computes the step of the previous stage's group
-        and that of its own registers and selects after the adders (one adder more per lane
-        and stage: den's select would stand in front of the adder with the operand XOR);
-        with a held den (divisions a latency apart, the scan modes) it selects its operands
-        in front of its one adder, each operand bit one LUT (the operand XOR, of den, the
-        start select and the two signs). One step per stage or ``serial``: restoring steps,
-        which are smaller (the remainder a bit narrower, no operand XOR)."""
-        return not self.serial and any(k > 1 for k in self.stage_steps)
+        """Non-restoring steps, and a stage of several steps that computes the step of the
+        previous stage's group and that of its own registers and selects after the adders
+        (one adder more per lane and stage): a pipeline of such stages whose divisions
+        overlap (den not held, a folded ``linear`` core, whose divider takes a group every
+        ``steps`` edges without pause). Elsewhere (one step per stage, ``serial``, or a held
+        den: divisions a latency apart, the scan modes) a stage selects its operands in
+        front of one restoring step, which is smaller (its remainder a bit narrower, no
+        operand XOR, no second adder)."""
+        return (not self.serial and not self.held_den
+                and any(k > 1 for k in self.stage_steps))
 
     @property
     def signed_in_stage(self):
@@ -455,7 +453,7 @@ class RoundingDivider(wiring.Component):
             st = self._stage(name, ks > 1)
             start = prev_done
             # (two steps selected after the adders, the registers written before `done`)
-            dual = ks > 1 and self.nonrestoring and not self.held_den
+            dual = ks > 1 and self.nonrestoring
             if ks == 1:
                 # every edge: the previous stage's group takes one step
                 m.d.sync += st["valid"].eq(start)
