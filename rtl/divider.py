@@ -569,35 +569,39 @@ class RoundingDivider(wiring.Component):
         m.d.comb += group.last.eq(prev["last"])
         if has_tag:
             m.d.comb += group.tag.eq(prev["tag"])
-        arrive, free = prev_done, 1            # a group comes; its slot is free
+        # (`come`: a group is there for its slot; `write0`: it goes into slot 0, where the
+        # register may hold a result)
+        come = write0 = prev_done
         src = group
         if self.grouped and self.depth > 1:
             # results wait as groups in a queue of depth·G groups (block RAM, as narrow as a
             # group) while the output register holds an untaken result; a group goes there
             # straight from the pipeline when the queue is empty and the register is empty
             # or its result leaves (so the latency is unchanged), else through the queue,
-            # in order
+            # in order, the queue's groups into an empty register only (a waiting result
+            # leaves an edge before the next one enters: the queue's read enable is one LUT
+            # of flip-flops, o.ready does not reach it)
             # (its flags are flip-flops: `empty`, no group written and not taken out)
             m.submodules.queue = queue = RegisteredFIFO(width=len(group.as_value()),
                                                         depth=self.depth * G)
-            arrive = (prev_done & queue.empty) | queue.r_rdy
             free = ~ovalid | self.o.ready                   # the register is empty or leaves
+            come = (prev_done & queue.empty) | queue.r_rdy
+            write0 = (prev_done & queue.empty & free) | (queue.r_rdy & ~ovalid)
             m.d.comb += [queue.w_data.eq(group),
                          queue.w_en.eq(prev_done & ~(queue.empty & free)),
-                         queue.r_en.eq(queue.r_rdy & free)]
-            # (a group is written only where `free`, and then it comes from the queue where
-            # the queue has one: the select is the queue's flag, a flip-flop)
+                         queue.r_en.eq(queue.r_rdy & ~ovalid)]
+            # (a group is written only where the queue is empty or gives its head: the
+            # select is the queue's flag, a flip-flop)
             src = data.View(group.shape(), Mux(queue.r_rdy, queue.r_data, group.as_value()))
         # The pointer: one-hot, the slot the next group goes to, group 0 first. The register
         # holds a result (o.valid) only with the pointer at slot 0 (it lands as group G-1 is
         # written, and no group is written after it before it leaves), so only slot 0 waits
-        # for `free`: each other slot's enable is one LUT of flip-flops (`arrive`'s and its
-        # pointer bit).
+        # for the register (`write0`): each other slot's enable is one LUT of flip-flops
+        # (`come`'s and its pointer bit).
         slot = Signal(G, init=1, name="out_slot")
         enable = [Signal(name=f"out_en{g}") for g in range(G)]
-        m.d.comb += [enable[g].eq(arrive & slot[g] & (free if g == 0 else 1))
-                     for g in range(G)]
-        with m.If(arrive & free):
+        m.d.comb += [enable[g].eq((write0 if g == 0 else come) & slot[g]) for g in range(G)]
+        with m.If(Mux(slot[0], write0, come)):
             m.d.sync += slot.eq(slot.rotate_left(1))
         for g in range(G):
             with m.If(enable[g]):
@@ -638,9 +642,8 @@ class RoundingDivider(wiring.Component):
         # o.valid comes from registers (not a decode of the pipeline), so the core's
         # m_out_tvalid is defined from reset in every simulator
         # (no enable: an enable would be ORed with the reset. A result lands as group G-1
-        # is written; where it arrives and is not written, the register holds a result that
-        # stays anyway)
-        m.d.sync += ovalid.eq((arrive & slot[G - 1]) | (ovalid & ~leave))
+        # is written: with G > 1 it needs no free register, so `come`)
+        m.d.sync += ovalid.eq(((come if G > 1 else write0) & slot[G - 1]) | (ovalid & ~leave))
 
 
 class _OneEntry(Elaboratable):
