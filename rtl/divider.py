@@ -140,9 +140,8 @@ class RoundingDivider(wiring.Component):
     takes a new group every ``steps`` edges; ``steps`` = 1: fully pipelined, a group per
     edge; ``steps`` = q_bits: one bit-serial stage), then the sign, into an output register
     of ``elements`` quotients. The stages' registers load every edge (no clock enable); only
-    their valid flags and step counters are control (a stage of several steps computes the
-    step of the previous stage's group and that of its own registers, and selects after the
-    adders).
+    their valid flags and step counters are control (a stage of several steps selects
+    between the previous stage's group and its own registers, :attr:`nonrestoring`).
 
     With ``lanes`` < ``elements`` (folding, ``--lanes``) a division is G = ceil(elements /
     lanes) groups. Whole-vector input: the accepting edge forms group 0 and keeps groups 1
@@ -150,13 +149,14 @@ class RoundingDivider(wiring.Component):
     (``grouped=True``, a folded linear core): ``i`` carries one group per beat,
     ``{num: lanes × signed(num_width), den, last: 1, tag}``, groups 0 .. G-1 in order,
     ``last`` on group G-1, at least ``steps`` edges apart; each beat enters the pipeline at
-    once (no bank). The quotients fill the output register group by group.
+    once (no bank). The quotients fill the output register group by group, group g into
+    its slot g (a one-hot pointer: each slot's enable drives P quotients).
 
     ``depth`` (>= 1): divisions the divider holds before it refuses more (accepted and not
     yet taken from ``o``): its output register and a queue of ``depth - 1`` results behind
     it (block RAM from 2 on), bypassed when empty; grouped, the queue holds groups instead
     (``depth·G`` entries of one group, block RAM, a :class:`~.queue.RegisteredFIFO`), which
-    wait there while the output register holds a result not yet taken and shift in one per
+    wait there while the output register holds a result not yet taken and go in one per
     edge once it leaves, so the queue is P, not E, quotients wide and its output needs no
     E-wide mux. A division is only accepted (``i.ready``, on its first group when grouped)
     when its result will have a place, so ``o.ready`` never stalls the pipeline; with
@@ -223,6 +223,14 @@ class RoundingDivider(wiring.Component):
                 and any(k > 1 for k in self.stage_steps))
 
     @property
+    def signed_in_stage(self):
+        """The last pipeline stage takes one step (a fully pipelined divider, not
+        ``serial``): its step, the division's last, leaves the signed quotient in its
+        registers (:meth:`_step`), and the output register loads it as it is. Elsewhere the
+        last stage holds q XOR the sign, and the output adds the sign as a carry in."""
+        return not self.serial and self.stage_steps[-1] == 1
+
+    @property
     def plan(self):
         return DividerPlan(self.elements, self.num_width, self.den_width, self.q_bits,
                            self.lanes, self.grouped, self.steps, self.held_den, self.serial)
@@ -245,13 +253,16 @@ class RoundingDivider(wiring.Component):
         registers it."""
         return not (self.serial or self.held_den or self.nonrestoring)
 
-    def _stage(self, name, has_count):
-        """The registers of one pipeline stage: control, and per lane the remainder ``r``,
-        ``xq`` (the bits of X not yet shifted in, the quotient bits below them) and the
-        sign of a."""
+    def _stage(self, name, has_count, signed_r=None):
+        """The registers of one pipeline stage: control, and per lane the remainder ``r``
+        (``signed_r``, default :attr:`nonrestoring`: signed, ``den_width + 1`` bits; else
+        ``den_width`` bits, r >= 0),
+        ``xq`` (the bits of X not yet shifted in, the quotient bits below them, each XORed
+        with the sign of a) and the sign of a."""
         P, dw, qb = self.lanes, self.den_width, self.q_bits
+        signed_r = self.nonrestoring if signed_r is None else signed_r
         st = {"valid": Signal(name=f"{name}_valid"), "last": Signal(name=f"{name}_last"),
-              "r": [Signal(signed(dw + 1) if self.nonrestoring else dw, name=f"{name}_r{p}")
+              "r": [Signal(signed(dw + 1) if signed_r else dw, name=f"{name}_r{p}")
                     for p in range(P)],
               "xq": [Signal(qb, name=f"{name}_xq{p}") for p in range(P)],
               "neg": Signal(P, name=f"{name}_neg")}
@@ -263,9 +274,11 @@ class RoundingDivider(wiring.Component):
             st["count"] = Signal(range(self.steps + 1), name=f"{name}_count")
         return st
 
-    def _step(self, m, name, src, den):
+    def _step(self, m, name, src, den, final=False):
         """One division step of every lane of ``src`` (a stage's registers or values), t = 2r
-        + the next bit of X, and the quotient bit shifted in. Returns (r, xq) of every lane.
+        + the next bit of X, and the quotient bit shifted in, XORed with the lane's sign
+        (``src["neg"]``); ``final`` (the division's last step, :attr:`signed_in_stage`):
+        xq becomes the signed quotient. Returns (r, xq) of every lane.
 
         Restoring: subtract ``den`` where t >= den (r in [0, den), ``den_width`` bits).
         Non-restoring (:attr:`nonrestoring`): r' = t - ``den`` where r >= 0, t + ``den``
@@ -276,6 +289,7 @@ class RoundingDivider(wiring.Component):
         dw = self.den_width
         out = []
         for p, (r, xq) in enumerate(zip(src["r"], src["xq"])):
+            neg = src["neg"][p]
             if not self.nonrestoring:
                 t = Cat(xq[-1], r)                                   # dw + 1 bits
                 # t - den lies in [-den, den) (r < den, so t < 2·den): dw + 1 bits, signed
@@ -288,16 +302,32 @@ class RoundingDivider(wiring.Component):
                 else:
                     m.d.comb += diff.eq(t - den)
                 take = ~diff[-1]
-                out.append((Mux(take, diff[:dw], t[:dw]), Cat(take, xq[:-1])))
-                continue
-            sub = ~r[-1]
-            t = Cat(xq[-1], r).as_signed()                       # dw + 2 bits
-            # t + (den ^ sub..) + sub as one adder: (2t + sub) + (2(den ^ sub..) + sub),
-            # halved (den ^ sub.. is ~den = -den - 1 when subtracting)
-            d = Cat(den, Const(0, 2)) ^ sub.replicate(dw + 2)
-            nxt = Signal(signed(dw + 1), name=f"{name}_r{p}_next")
-            m.d.comb += nxt.eq((Cat(sub, t).as_signed() + Cat(sub, d).as_signed()) >> 1)
-            out.append((nxt, Cat(~nxt[-1], xq[:-1])))
+                rem = Mux(take, diff[:dw], t[:dw])
+            else:
+                if not r.shape().signed:
+                    r = Cat(r, Const(0, 1)).as_signed()    # the form stage's: r >= 0, sub = 1
+                sub = ~r[-1]
+                t = Cat(xq[-1], r).as_signed()                       # dw + 2 bits
+                # t + (den ^ sub..) + sub as one adder: (2t + sub) + (2(den ^ sub..) + sub),
+                # halved (den ^ sub.. is ~den = -den - 1 when subtracting)
+                d = Cat(den, Const(0, 2)) ^ sub.replicate(dw + 2)
+                rem = Signal(signed(dw + 1), name=f"{name}_r{p}_next")
+                m.d.comb += rem.eq((Cat(sub, t).as_signed() + Cat(sub, d).as_signed()) >> 1)
+                take = ~rem[-1]
+            # the quotient bit enters xq XORed with the lane's sign s (the bits of X above it
+            # are never XORed: a quotient bit is never shifted out): q ^ s, and s ? -q : q
+            # = (q ^ s) + s. At the final step, with hi = xq[:-1] (the high bits of q ^ s)
+            # and hi + 1 from flip-flops beside the step's adder, that sum is Cat(take, hi +
+            # (s & ~take)): one select after the quotient bit, as the remainder's
+            hi = xq[:-1]
+            if final and len(hi):
+                hi1 = Signal(len(hi), name=f"{name}_hi{p}")
+                m.d.comb += hi1.eq(hi + 1)
+                out.append((rem, Cat(take, Mux(neg & ~take, hi1, hi))))
+            elif final:
+                out.append((rem, take))
+            else:
+                out.append((rem, Cat(take ^ neg, hi)))
         return out
 
     def elaborate(self, platform):
@@ -395,7 +425,7 @@ class RoundingDivider(wiring.Component):
 
         # ---- form: X = |a| + floor(den/2) as den/2 ± a (no separate negation);
         # r = X >> q_bits (< den for a quotient that fits), xq = the low q_bits of X
-        form = self._stage("form", False)
+        form = self._stage("form", False, signed_r=False)          # (r >= 0: no sign bit)
         half = pre["den"] >> 1
         m.d.sync += [form["valid"].eq(pre_valid)]
         m.d.sync += [form[key].eq(~pre[key] if key == "den" and self.complemented_den
@@ -455,7 +485,8 @@ class RoundingDivider(wiring.Component):
                 steps = [(Mux(start, r0, r1), Mux(start, xq0, xq1))
                          for (r0, xq0), (r1, xq1) in zip(load, own)]
             else:
-                steps = self._step(m, name, from_, den_of(from_))
+                final = ks == 1 and s == len(self.stage_steps) - 1 and self.signed_in_stage
+                steps = self._step(m, name, from_, den_of(from_), final)
             for p, (r, xq) in enumerate(steps):
                 m.d.sync += [st["r"][p].eq(r), st["xq"][p].eq(xq)]
             prev, prev_done = st, done
@@ -472,18 +503,28 @@ class RoundingDivider(wiring.Component):
         g = Signal(range(max(G, 2)), name="serial_group")
         done = Signal(name="serial_done")           # (count == q_bits, as a flip-flop)
         final = done & (g == G - 1)
-        m.d.comb += self.i.ready.eq((~busy | final) & credit)
+        idle = ~busy | final                        # a division may enter at this edge
+        m.d.comb += self.i.ready.eq(idle & credit)
+        # The data registers do not wait for the handshake (only the control flip-flops
+        # do): den and the tag load at every edge a division may enter, and X at every edge
+        # the stage may load a group (idle, or a group done), from the input as it is (held
+        # by the source while its groups load); where no division enters, the stage stays
+        # idle and what they loaded is never used. So `transfer` (the credits, the source's
+        # valid) reaches only the control, no select in front of the adder.
         held = Signal(dw, name="held_den")
-        with m.If(transfer):
+        with m.If(idle):
             m.d.sync += held.eq(self.i.payload.den)
             m.d.sync += [st[key].eq(self.i.payload[key]) for key in keys if key != "last"]
-        load = transfer | (done & (g != G - 1))
-        den = Mux(transfer, self.i.payload.den, held)
-        half = den >> 1
-        nxt = Mux(transfer, 0, g + 1)
+        half = self.i.payload.den >> 1
+        nxt = Mux(busy & (g != G - 1), g + 1, 0)    # the group the stage may load
         m.d.comb += st["last"].eq(g == G - 1)
-        with m.If(load):
+        with m.If(transfer | (done & (g != G - 1))):
             m.d.sync += [g.eq(nxt), st["count"].eq(0), busy.eq(1), done.eq(0)]
+        with m.Elif(busy & ~done):
+            m.d.sync += [st["count"].eq(st["count"] + 1), done.eq(st["count"] == qb - 1)]
+        with m.Elif(done):
+            m.d.sync += [busy.eq(0), done.eq(0)]
+        with m.If(~busy | done):
             for p in range(P):
                 # lane p of group g: element gP + p (0 beyond E)
                 elems = [self.i.payload.num[j * P + p] if j * P + p < E else 0
@@ -499,12 +540,9 @@ class RoundingDivider(wiring.Component):
                 m.d.comb += x.eq((a.as_unsigned() ^ neg.replicate(len(a))) + half + neg)
                 m.d.sync += [st["r"][p].eq(x[qb:]), st["xq"][p].eq(x[:qb]),
                              st["neg"][p].eq(a < 0)]
-        with m.Elif(busy & ~done):
+        with m.Else():
             for p, (r, xq) in enumerate(self._step(m, "serial", st, held)):
                 m.d.sync += [st["r"][p].eq(r), st["xq"][p].eq(xq)]
-            m.d.sync += [st["count"].eq(st["count"] + 1), done.eq(st["count"] == qb - 1)]
-        with m.Elif(done):
-            m.d.sync += [busy.eq(0), done.eq(0)]
         return st, done
 
     def _output(self, m, prev, prev_done):
@@ -513,48 +551,63 @@ class RoundingDivider(wiring.Component):
         P, G, E, qb = self.lanes, self.groups, self.elements, self.q_bits
         has_tag = tag_width(self.tag_shape) > 0
 
-        # ---- sign, into the output register (group G-1 at the tail, shifted towards 0)
-        outb = [[Signal(signed(qb), name=f"q_{g}_{p}") for p in range(P)] for g in range(G)]
+        # ---- sign, into the output register: group g into its own slot g, chosen by a
+        # one-hot pointer, so that each slot's enable drives only its P quotients (no
+        # enable of E·q_bits flip-flops on a global buffer behind the handshake); the sign
+        # was applied by the last step (:attr:`signed_in_stage`), or is a carry in added to
+        # flip-flops (xq holds q XOR the sign, :meth:`_step`)
+        # (no reset: o.valid is low after a reset, and an enable is not ORed with the reset)
+        outb = [[Signal(signed(qb), name=f"q_{g}_{p}", reset_less=True) for p in range(P)]
+                for g in range(G)]
         ovalid = Signal()
-        tag = Signal(self.tag_shape, name="out_tag") if has_tag else None
+        tag = Signal(self.tag_shape, name="out_tag", reset_less=True) if has_tag else None
         group = Signal(data.StructLayout(
             {"q": data.ArrayLayout(signed(qb), P), "last": 1,
              **({"tag": self.tag_shape} if has_tag else {})}))
-        m.d.comb += [group.q[p].eq(Mux(prev["neg"][p], -prev["xq"][p], prev["xq"][p]))
-                     for p in range(P)]
+        m.d.comb += [group.q[p].eq(prev["xq"][p] if self.signed_in_stage
+                                   else prev["xq"][p] + prev["neg"][p]) for p in range(P)]
         m.d.comb += group.last.eq(prev["last"])
         if has_tag:
             m.d.comb += group.tag.eq(prev["tag"])
-        shift, src = prev_done, group          # a group shifts into the output register
+        # (`come`: a group is there for its slot; `write0`: it goes into slot 0, where the
+        # register may hold a result)
+        come = write0 = prev_done
+        src = group
         if self.grouped and self.depth > 1:
             # results wait as groups in a queue of depth·G groups (block RAM, as narrow as a
             # group) while the output register holds an untaken result; a group goes there
             # straight from the pipeline when the queue is empty and the register is empty
             # or its result leaves (so the latency is unchanged), else through the queue,
-            # in order
-            # (its flags are flip-flops: `empty`, no group written and not shifted out)
+            # in order, the queue's groups into an empty register only (a waiting result
+            # leaves an edge before the next one enters: the queue's read enable is one LUT
+            # of flip-flops, o.ready does not reach it)
+            # (its flags are flip-flops: `empty`, no group written and not taken out)
             m.submodules.queue = queue = RegisteredFIFO(width=len(group.as_value()),
                                                         depth=self.depth * G)
             free = ~ovalid | self.o.ready                   # the register is empty or leaves
-            direct = queue.empty & free
-            pull = queue.r_rdy & free
-            m.d.comb += [queue.w_data.eq(group), queue.w_en.eq(prev_done & ~direct),
-                         queue.r_en.eq(pull)]
-            # (a group to shift in, from flip-flops only, then the one gate with o.ready:
-            # the wide enable of the output register is two LUT levels from flip-flops,
-            # each a wire of its own (``keep``), so that synthesis does not merge them into
-            # the queue's logic and lengthen the path; `free` is written out in the gate)
-            arrive = Signal(name="out_arrive", attrs={"keep": 1})
-            shift = Signal(name="out_shift", attrs={"keep": 1})
-            m.d.comb += [arrive.eq((prev_done & queue.empty) | queue.r_rdy),
-                         shift.eq(arrive & (~ovalid | self.o.ready))]
-            src = Mux(pull, queue.r_data, group.as_value())
-            src = data.View(group.shape(), src)
-        with m.If(shift):
-            m.d.sync += [outb[G - 1][p].eq(src.q[p]) for p in range(P)]
-            m.d.sync += [outb[g][p].eq(outb[g + 1][p]) for g in range(G - 1) for p in range(P)]
-            if has_tag:
-                m.d.sync += tag.eq(src.tag)
+            come = (prev_done & queue.empty) | queue.r_rdy
+            write0 = (prev_done & queue.empty & free) | (queue.r_rdy & ~ovalid)
+            m.d.comb += [queue.w_data.eq(group),
+                         queue.w_en.eq(prev_done & ~(queue.empty & free)),
+                         queue.r_en.eq(queue.r_rdy & ~ovalid)]
+            # (a group is written only where the queue is empty or gives its head: the
+            # select is the queue's flag, a flip-flop)
+            src = data.View(group.shape(), Mux(queue.r_rdy, queue.r_data, group.as_value()))
+        # The pointer: one-hot, the slot the next group goes to, group 0 first. The register
+        # holds a result (o.valid) only with the pointer at slot 0 (it lands as group G-1 is
+        # written, and no group is written after it before it leaves), so only slot 0 waits
+        # for the register (`write0`): each other slot's enable is one LUT of flip-flops
+        # (`come`'s and its pointer bit).
+        slot = Signal(G, init=1, name="out_slot")
+        enable = [Signal(name=f"out_en{g}") for g in range(G)]
+        m.d.comb += [enable[g].eq((write0 if g == 0 else come) & slot[g]) for g in range(G)]
+        with m.If(Mux(slot[0], write0, come)):
+            m.d.sync += slot.eq(slot.rotate_left(1))
+        for g in range(G):
+            with m.If(enable[g]):
+                m.d.sync += [outb[g][p].eq(src.q[p]) for p in range(P)]
+                if has_tag and g == G - 1:
+                    m.d.sync += tag.eq(src.tag)
 
         # ---- the result leaves directly, or waits in the queue (depth - 1 entries); a new
         # result lands only when the credits guarantee that the previous one leaves
@@ -588,10 +641,9 @@ class RoundingDivider(wiring.Component):
             m.d.comb += [self.o.valid.eq(ovalid), self.o.payload.eq(result)]
         # o.valid comes from registers (not a decode of the pipeline), so the core's
         # m_out_tvalid is defined from reset in every simulator
-        with m.If(shift & src.last):
-            m.d.sync += ovalid.eq(1)
-        with m.Elif(leave):
-            m.d.sync += ovalid.eq(0)
+        # (no enable: an enable would be ORed with the reset. A result lands as group G-1
+        # is written: with G > 1 it needs no free register, so `come`)
+        m.d.sync += ovalid.eq(((come if G > 1 else write0) & slot[G - 1]) | (ovalid & ~leave))
 
 
 class _OneEntry(Elaboratable):
