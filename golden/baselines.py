@@ -86,7 +86,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..config import (csd_digits, divider_steps, signed_width, tree_depth,
+from ..config import (csd_digits, divider_latency, divider_steps, signed_width, tree_depth,
                       unsigned_width)
 from .model import _window, rdiv
 
@@ -109,13 +109,15 @@ def divider_for(w, interval):
     :class:`~hamattn.rtl.divider.RoundingDivider`) when its engine hands it a division
     every ``interval`` edges at the most: the most restoring steps per stage (the cheapest
     divider) with ``steps <= interval``, as the core picks its own; ``depth`` = 1 (one
-    division in flight) where its latency w + 2 fits the interval, else enough room for
-    every division in flight, ``ceil((w + 2) / interval) + 1``; ``intake``: the edges it
-    then needs between divisions, w + 2 at depth 1, ``steps`` otherwise."""
+    division in flight) where its latency L = :func:`~hamattn.config.divider_latency`\ (w)
+    (w + 3) fits the interval, else enough room for every division in flight,
+    ``ceil(L / interval) + 1``; ``intake``: the edges it then needs between divisions, L at
+    depth 1, ``steps`` otherwise."""
     steps = divider_steps(w, 1, interval)
-    if w + 2 <= interval:
-        return steps, 1, w + 2
-    return steps, -(-(w + 2) // interval) + 1, steps
+    latency = divider_latency(w)
+    if latency <= interval:
+        return steps, 1, latency
+    return steps, -(-latency // interval) + 1, steps
 
 
 # =========================================================================== softmax
@@ -208,7 +210,7 @@ class SoftmaxSpec:
     def divider(self):
         """(steps, depth, intake) of the divider (:func:`divider_for`) for the engine's
         shortest interval (one block of keys): the divider never sets the query rate; one
-        bit-serial stage (steps = w, depth 1) unless the engine is faster than w + 2."""
+        bit-serial stage (steps = w, depth 1) unless the engine is faster than w + 3."""
         e = self.engine_interval
         return divider_for(self.w, e["fixed"] + e["per_block"])
 
