@@ -284,34 +284,51 @@ class HsoftmaxValuePath(wiring.Component):
     def latency(self):
         return self.plan.latency
 
-    def _staged_bins(self, m, name, word, at, x, by_next, held_after, folding):
+    def _staged_bins(self, m, name, word, cb, x, fsel, fstart, fold_more, folding):
         """A slot's bins with a register in their read-modify-write (``plan.bin_stage``):
-        bin ``at`` is read into ``base`` (0 where it is not ``held``), and a cycle later
-        ``base + x`` is written back. Where the bin read is the one being written (the
+        Cb words of flip-flops, read through a one-hot AND-OR (no mux tree of a binary
+        address). Bin ``at`` is read into ``base`` (0 where it is not ``held``), and a cycle
+        later ``base + x`` is written back. Where the bin read is the one being written (the
         previous cycle's, unless that was a fold's read, which leaves the bin cleared), the
         sum is taken instead of the stale word: equal classes in a row need no stall. A fold
         reads the same way: ``base`` (returned) is the bin of a fold's read one edge later.
-        Both tests (the bin is the one written; it is held) are flip-flops, registered from
-        the next address by ``by_next`` (a test of each address the bin may take, chosen by
-        the fold start last) and ``held_after`` (a bin's flag after the edge)."""
-        Cb, P = self.plan.bins, self.plan.lanes
-        # (at least 2 words: an address of at least one bit)
-        mem = memory.Memory(shape=word, depth=max(Cb, 2), init=[])
-        m.submodules[name] = mem
-        wp, rp = mem.write_port(), mem.read_port(domain="comb")
-        at1 = Signal.like(at, name=f"{name}_at1")          # the bin written this cycle
+
+        Every select is a flip-flop loaded from next values: ``sel`` (one-hot ``at``) from
+        the next address's one-hot ``nxt`` (the fold's first bin Cb-1 where a fold starts,
+        ``fsel`` shifted down where it goes on, else the slot's class bin ``cb``, each from
+        flip-flops and chosen last by the fold start); ``rsel`` (bin i is read and held after
+        the edge, ``nxt`` AND the bin's next flag); ``forward`` (the bin read next is the one
+        written now: ``cb`` equals the previous class bin, ``cprev``, or at a fold start,
+        bin Cb-1 is ``at``; never while folding)."""
+        Cb = self.plan.bins
+        P = self.plan.lanes
+        bins = [Signal(word, name=f"{name}{i}") for i in range(Cb)]
+        sel = Signal(Cb, name=f"{name}_sel")             # one-hot `at`: the bin of this cycle
+        sel1 = Signal(Cb, name=f"{name}_sel1")           # the bin written this cycle
+        rsel = Signal(Cb, name=f"{name}_rsel")           # the bin read, where held
+        held = Signal(Cb, name=f"{name}_held")           # written since a fold last read it
         x1 = Signal.like(x, name=f"{name}_x1")
+        cprev = Signal.like(cb, name=f"{name}_cprev")
+        forward = Signal(name=f"{name}_fwd")
         base = Signal(word, name=f"{name}_base")
-        m.d.sync += [at1.eq(at), x1.eq(x)]
         total = Signal(word, name=f"{name}_sum")
         m.d.comb += [total.v[l].eq(base.v[l] + x1.v[l]) for l in range(P)]
         m.d.comb += total.c.eq(base.c + x1.c)
-        m.d.comb += [rp.addr.eq(at), wp.addr.eq(at1), wp.en.eq(1), wp.data.eq(total)]
-        forward = Signal(name=f"{name}_fwd")              # at == at1, not after a fold
-        held_at = Signal(name=f"{name}_held")             # bin `at` is held
-        m.d.sync += [forward.eq(by_next(lambda a: a == at) & ~folding),
-                     held_at.eq(by_next(held_after))]
-        m.d.sync += base.eq(Mux(forward, total, Mux(held_at, rp.data, 0)))
+        for i in range(Cb):
+            nxt = Mux(fstart, i == Cb - 1,
+                      Mux(fold_more, fsel[i + 1] if i + 1 < Cb else 0, cb == i))
+            # (this cycle: an update reads and writes bin `at`, a fold reads it and clears
+            # its flag)
+            held_after = Mux(sel[i], ~folding, held[i])
+            m.d.sync += [sel[i].eq(nxt), rsel[i].eq(nxt & held_after), held[i].eq(held_after)]
+            with m.If(sel1[i]):
+                m.d.sync += bins[i].eq(total)
+        m.d.sync += [sel1.eq(sel), x1.eq(x), cprev.eq(cb),
+                     forward.eq(~folding & Mux(fstart, sel[Cb - 1], cb == cprev))]
+        read = 0
+        for i in range(Cb):
+            read = read | (bins[i].as_value() & rsel[i].replicate(len(bins[i].as_value())))
+        m.d.sync += base.eq(Mux(forward, total, read))
         return base
 
     def elaborate(self, platform):
@@ -326,10 +343,12 @@ class HsoftmaxValuePath(wiring.Component):
         wc, rc, wv, rv, hams = key_memories(m, plan, M)
         L = hams[0].latency.fixed
 
-        # ---- the window's keys: n, words of codes (nb) and of values (nbG = nb·G)
+        # ---- the window's keys: n, words of codes (nb); the value word of the next key's
+        # code word where it is not a window's first (``vopen``: (nb - 1)·G where that word
+        # has a slot left, else nb·G, kept as the keys are written)
         keys = KeyWriter(plan)
         n, nb = keys.n, keys.nb
-        nbG = Signal(range(plan.value_words + 1))
+        vopen = Signal(range(plan.value_words + 1), name="vopen")
         cq = Signal(b)
         tag = Signal(layouts.query_tag())
 
@@ -341,15 +360,23 @@ class HsoftmaxValuePath(wiring.Component):
         arm = Signal()                            # group gi reads once `wait` is 0
         wait = Signal(range(X + 2))                 # (at least 1 bit)
         issue = Signal()
-        last_word = Signal()                      # the word issued is the group's last
-        m.d.comb += [issue.eq(arm & (wait == 0)), last_word.eq(left <= M)]
+        # the word issued is the group's last: left <= M, a flip-flop loaded beside `left`
+        # (from n <= M where left is loaded with n, else from left <= 2·M)
+        last_word = Signal(name="last_word")
+        m.d.comb += issue.eq(arm & (wait == 0))
+        # (n <= M, registered: n changes only as keys are taken, in IDLE, and a query's
+        # first read is at least two edges after its transfer, `wait` being X + 1 then)
+        n_small = Signal(name="n_small")
+        m.d.sync += n_small.eq(n <= M)
         with m.If(arm & (wait != 0)):
-            m.d.sync += wait.eq(wait - 1)
+            # (a group's reads wait: left = n)
+            m.d.sync += [wait.eq(wait - 1), last_word.eq(n_small)]
         with m.If(issue):
-            m.d.sync += [blk.eq(blk + 1), left.eq(left - M), vaddr.eq(vaddr + G)]
+            m.d.sync += [blk.eq(blk + 1), left.eq(left - M), last_word.eq(left <= 2 * M),
+                         vaddr.eq(vaddr + G)]
             with m.If(last_word):
-                m.d.sync += [arm.eq(0), blk.eq(0), left.eq(n), vaddr.eq(gi + 1),
-                             gi.eq(gi + 1)]
+                m.d.sync += [arm.eq(0), blk.eq(0), left.eq(n), last_word.eq(n_small),
+                             vaddr.eq(gi + 1), gi.eq(gi + 1)]
         # (the values are read L + 1 edges after the codes' word, so that they arrive beside
         # their keys' classes)
         vread = delay(m, vaddr, L + 1, name="vaddr")
@@ -376,9 +403,12 @@ class HsoftmaxValuePath(wiring.Component):
         # addresses, each from flip-flops, chosen last by the fold start, which comes from
         # the value path's state and the output register (one mux after it)
         fold_more = Signal(name="fold_more")     # folding & (faddr != 0)
+        # fsel: one-hot faddr while folding (0 otherwise), a shift register
+        fsel = Signal(max(Cb, 2), name="fsel")
         fdown = (faddr - 1)[:len(faddr)]
         m.d.sync += [folding.eq(fstart | fold_more), faddr.eq(Mux(fstart, Cb - 1, fdown)),
-                     fold_more.eq(Mux(fstart, Cb > 1, folding & (faddr > 1)))]
+                     fold_more.eq(Mux(fstart, Cb > 1, fsel[2:].any())),
+                     fsel.eq(Mux(fstart, 1 << (Cb - 1), fsel >> 1))]
 
         def next_bin(fn, a):
             """fn of the bin address after the edge, a slot's next class bin being ``a``."""
@@ -390,9 +420,16 @@ class HsoftmaxValuePath(wiring.Component):
             c = Signal(cls, name=f"class{s}")
             lv = Signal(name=f"live{s}")
             m.d.sync += [c.eq(table[hams[s].o.payload.h]), lv.eq(live[s])]
-            at = Signal(range(max(Cb, 2)), name=f"bin{s}")
             x = Signal(word, name=f"x{s}")
             r = c[:f] if f else Const(0, 1)
+            m.d.sync += [x.v[l].eq(Mux(lv, vreg[s][l] << r, 0)) for l in range(P)]
+            m.d.sync += x.c.eq(Mux(lv, Const(1, 1) << r, 0))
+            name = f"bins{s}" if M > 1 else "bins"
+            if plan.bin_stage:
+                bins.append(self._staged_bins(m, name, word, (c >> f)[:len(faddr)], x, fsel,
+                                              fstart, fold_more, folding))
+                continue
+            at = Signal(range(max(Cb, 2)), name=f"bin{s}")
             # the bins of the group so far: written since their fold read them (flip-flops)
             held = Signal(Cb, name=f"held{s}")
             # (this cycle: an update reads and writes bin `at`, a fold reads it; then ...)
@@ -406,13 +443,6 @@ class HsoftmaxValuePath(wiring.Component):
             def by_next(fn, c=c):
                 """fn of the slot's bin address after the edge."""
                 return next_bin(fn, c >> f)
-            m.d.sync += [x.v[l].eq(Mux(lv, vreg[s][l] << r, 0)) for l in range(P)]
-            m.d.sync += x.c.eq(Mux(lv, Const(1, 1) << r, 0))
-            name = f"bins{s}" if M > 1 else "bins"
-            if plan.bin_stage:
-                bins.append(self._staged_bins(m, name, word, at, x, by_next, held_after,
-                                              folding))
-                continue
             # a bin not `held` reads word Cb, never written (0 since configuration), instead
             # of itself, so that neither an update nor a fold sees what an earlier group (or
             # a reset) left there: the bins are cleared by these flags, not by a mux of 0
@@ -442,7 +472,7 @@ class HsoftmaxValuePath(wiring.Component):
         # (acc is cleared the edge before a fold's first step, a synchronous reset of its
         # flip-flops rather than a mux before its adders; the previous beat has left by then)
         FD = plan.fold_delay
-        clear = delay(m, folding & (faddr == Cb - 1), FD - 1, name="hclear")
+        clear = delay(m, fsel[Cb - 1], FD - 1, name="hclear")
         step = delay(m, folding, FD, name="hstep")
         acc = Signal(data.ArrayLayout(signed(plan.num_width), P))
         den = Signal(unsigned(plan.den_width))
@@ -482,8 +512,8 @@ class HsoftmaxValuePath(wiring.Component):
         # the beat: acc is final FD edges after the fold's last read (`afull`), then copied
         # into the output register (flip-flops loaded from acc only: no mux) once it is free
         # (the next fold may start before then: the beat's `last` rides with it)
-        done = delay(m, folding & (faddr == 0) & beat, FD, name="hdone")
-        done_last = delay(m, folding & (faddr == 0) & blast, FD, name="hlast")
+        done = delay(m, fsel[0] & beat, FD, name="hdone")
+        done_last = delay(m, fsel[0] & blast, FD, name="hlast")
         afull, alast = Signal(name="afull"), Signal(name="alast")
         onum = Signal.like(acc)
         oden, olast = Signal.like(den, name="oden"), Signal(name="olast")
@@ -508,18 +538,18 @@ class HsoftmaxValuePath(wiring.Component):
                 # groups at words from (j//M)·G, slot j%M
                 keys.take(m, wc, self.i, getattr(self, "v", None), 1, 1)
                 slot = keys.slot
-                vword = Mux(p.first, 0, nbG - Mux(keys.opened, G, 0))
+                vword = Mux(p.first, 0, vopen)
                 with m.If(keys.write):
                     m.d.comb += [wv.addr.eq(vword + keys.wg), wv.en.eq(1 << slot)]
                     m.d.comb += [wv.data[s].eq(keys.vdata) for s in range(M)]
-                    with m.If(keys.last & (slot == 0)):
-                        m.d.sync += nbG.eq(vword + G)
+                    with m.If(keys.last):
+                        m.d.sync += vopen.eq(Mux(slot == M - 1, vword + G, vword))
                 with m.If(self.i.valid & ~p.key):
                     # the first fold clears the bins (no beat): it starts at the next edge
                     # (`qstart`, a flip-flop); group 0 reads X cycles after it
                     m.d.sync += [cq.eq(p.code), tag.eq(p.tag), gi.eq(0), blk.eq(0),
-                                 left.eq(n), vaddr.eq(0), arm.eq(1), wait.eq(X + 1),
-                                 beat.eq(0)]
+                                 left.eq(n), vaddr.eq(0), arm.eq(1),
+                                 wait.eq(X + 1), beat.eq(0)]
                     m.d.sync += qstart.eq(1)
                     m.next = "SCAN"
             with m.State("SCAN"):
