@@ -13,7 +13,7 @@ a data-dependent amount.
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
 
 from . import layouts
@@ -222,6 +222,25 @@ class HsoftmaxPlan(Folding, WeightedSum):
         return HsoftmaxValuePath(self)
 
 
+def _lookup(table, index, shape):
+    """``table[index]`` (``shape``), as LUT4s of the index's low 4 bits (each output bit of
+    each 16 entries one 4-input function), then a mux by the high bits: two LUT levels for a
+    table of up to 32 entries and one more (past 32: b + 1 = 33 distances of 32-bit codes)
+    per further high bit, where a plain table (a ROM of the synthesis tools) maps to
+    several more."""
+    width = Shape.cast(shape).width
+    lo, hi = index[:4], index[4:]
+    parts = []
+    for v in range(-(-len(table) // 16)):
+        chunk = list(table[16 * v:16 * v + 16])
+        chunk += [chunk[-1]] * (16 - len(chunk))       # (entries past the table: don't care)
+        parts.append(Cat(Const(sum(((x >> k) & 1) << j for j, x in enumerate(chunk)), 16)
+                         .bit_select(lo, 1) for k in range(width)))
+    if len(parts) == 1:
+        return parts[0]
+    return Array(parts)[hi]
+
+
 class HsoftmaxValuePath(wiring.Component):
     """Keys' codes and values held in memory; each query makes G passes over them (one per
     group of P lanes), M keys per cycle, and sums their values by shift class.
@@ -389,7 +408,6 @@ class HsoftmaxValuePath(wiring.Component):
 
         # ---- class and shifted values (registered): bin c >> f, value << (c & (2^f - 1))
         cls = range(max(plan.max_shift, 1) + 1)   # (a class signal has at least 1 bit)
-        table = Array(Const(x, cls) for x in plan.weight_shifts)
         bw, cw = plan.bin_width, plan.count_width
         word = data.StructLayout({"v": data.ArrayLayout(signed(bw), P), "c": unsigned(cw)})
         folding = Signal()                        # the bins are read by a fold (and cleared)
@@ -419,7 +437,8 @@ class HsoftmaxValuePath(wiring.Component):
             # whether the slot holds a key of the window, beside it
             c = Signal(cls, name=f"class{s}")
             lv = Signal(name=f"live{s}")
-            m.d.sync += [c.eq(table[hams[s].o.payload.h]), lv.eq(live[s])]
+            m.d.sync += [c.eq(_lookup(plan.weight_shifts, hams[s].o.payload.h, cls)),
+                         lv.eq(live[s])]
             x = Signal(word, name=f"x{s}")
             r = c[:f] if f else Const(0, 1)
             m.d.sync += [x.v[l].eq(Mux(lv, vreg[s][l] << r, 0)) for l in range(P)]
@@ -532,6 +551,14 @@ class HsoftmaxValuePath(wiring.Component):
             m.d.comb += [self.o.payload.num[e].eq(onum[e]) for e in range(d)]
         m.d.comb += [self.o.payload.den.eq(oden), self.o.payload.tag.eq(tag)]
 
+        # the value memory's write port from registers (a group lands an edge after it is
+        # taken, long before a query reads it): the synthesis tools' read-during-write logic
+        # of the block RAMs (they return the old word) then compares two registered addresses
+        wa = Signal.like(wv.addr, name="vwaddr", reset_less=True)
+        wd = Signal(layouts.group(plan), name="vwdata", reset_less=True)
+        we = Signal.like(wv.en, name="vwen")
+        m.d.comb += [wv.addr.eq(wa), wv.en.eq(we)] + [wv.data[s].eq(wd) for s in range(M)]
+        m.d.sync += we.eq(0)
         with m.FSM():
             with m.State("IDLE"):
                 # key tokens and queries at any time (one query at a time); key j's value
@@ -540,8 +567,7 @@ class HsoftmaxValuePath(wiring.Component):
                 slot = keys.slot
                 vword = Mux(p.first, 0, vopen)
                 with m.If(keys.write):
-                    m.d.comb += [wv.addr.eq(vword + keys.wg), wv.en.eq(1 << slot)]
-                    m.d.comb += [wv.data[s].eq(keys.vdata) for s in range(M)]
+                    m.d.sync += [wa.eq(vword + keys.wg), we.eq(1 << slot), wd.eq(keys.vdata)]
                     with m.If(keys.last):
                         m.d.sync += vopen.eq(Mux(slot == M - 1, vword + G, vword))
                 with m.If(self.i.valid & ~p.key):
