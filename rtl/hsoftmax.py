@@ -222,23 +222,18 @@ class HsoftmaxPlan(Folding, WeightedSum):
         return HsoftmaxValuePath(self)
 
 
-def _lookup(table, index, shape):
-    """``table[index]`` (``shape``), as LUT4s of the index's low 4 bits (each output bit of
-    each 16 entries one 4-input function), then a mux by the high bits: two LUT levels for a
-    table of up to 32 entries and one more (past 32: b + 1 = 33 distances of 32-bit codes)
-    per further high bit, where a plain table (a ROM of the synthesis tools) maps to
-    several more."""
-    width = Shape.cast(shape).width
+def _lookup(table, index, width):
+    """``table[index]`` (``width`` bits): each output bit of each 16 entries a function of
+    the index's low 4 bits (one LUT4: an OR of its ones' decodes), then a mux by the high
+    bits: two LUT levels for up to 32 entries, where a plain table (a ROM of the synthesis
+    tools) maps to several more."""
     lo, hi = index[:4], index[4:]
     parts = []
     for v in range(-(-len(table) // 16)):
-        chunk = list(table[16 * v:16 * v + 16])
-        chunk += [chunk[-1]] * (16 - len(chunk))       # (entries past the table: don't care)
-        parts.append(Cat(Const(sum(((x >> k) & 1) << j for j, x in enumerate(chunk)), 16)
-                         .bit_select(lo, 1) for k in range(width)))
-    if len(parts) == 1:
-        return parts[0]
-    return Array(parts)[hi]
+        chunk = table[16 * v:16 * v + 16]
+        parts.append(Cat(Cat(lo == j for j, x in enumerate(chunk) if (x >> k) & 1).any()
+                         for k in range(width)))
+    return parts[0] if len(parts) == 1 else Array(parts)[hi]
 
 
 class HsoftmaxValuePath(wiring.Component):
@@ -303,29 +298,26 @@ class HsoftmaxValuePath(wiring.Component):
     def latency(self):
         return self.plan.latency
 
-    def _staged_bins(self, m, name, word, cb, x, fsel, fstart, fold_more, folding):
+    def _staged_bins(self, m, name, word, cb, x, nxt, flags, fstart, folding):
         """A slot's bins with a register in their read-modify-write (``plan.bin_stage``):
         Cb words of flip-flops, read through a one-hot AND-OR (no mux tree of a binary
-        address). Bin ``at`` is read into ``base`` (0 where it is not ``held``), and a cycle
+        address). Bin ``at`` is read into ``base`` (0 where it is not held), and a cycle
         later ``base + x`` is written back. Where the bin read is the one being written (the
         previous cycle's, unless that was a fold's read, which leaves the bin cleared), the
         sum is taken instead of the stale word: equal classes in a row need no stall. A fold
         reads the same way: ``base`` (returned) is the bin of a fold's read one edge later.
 
         Every select is a flip-flop loaded from next values: ``sel`` (one-hot ``at``) from
-        the next address's one-hot ``nxt`` (the fold's first bin Cb-1 where a fold starts,
-        ``fsel`` shifted down where it goes on, else the slot's class bin ``cb``, each from
-        flip-flops and chosen last by the fold start); ``rsel`` (bin i is read and held after
-        the edge, ``nxt`` AND the bin's next flag); ``forward`` (the bin read next is the one
-        written now: ``cb`` equals the previous class bin, ``cprev``, or at a fold start,
-        bin Cb-1 is ``at``; never while folding)."""
+        ``nxt``, the next address one-hot; ``rsel`` (bin i is read and held) from ``nxt``
+        AND ``flags`` (the bins' held flags after this edge, flip-flops); ``forward`` (the
+        bin read next is the one written now: the class bin ``cb`` equals the previous one,
+        ``cprev``, or at a fold start, bin Cb-1 is ``at``; never while folding)."""
         Cb = self.plan.bins
         P = self.plan.lanes
         bins = [Signal(word, name=f"{name}{i}") for i in range(Cb)]
         sel = Signal(Cb, name=f"{name}_sel")             # one-hot `at`: the bin of this cycle
         sel1 = Signal(Cb, name=f"{name}_sel1")           # the bin written this cycle
         rsel = Signal(Cb, name=f"{name}_rsel")           # the bin read, where held
-        held = Signal(Cb, name=f"{name}_held")           # written since a fold last read it
         x1 = Signal.like(x, name=f"{name}_x1")
         cprev = Signal.like(cb, name=f"{name}_cprev")
         forward = Signal(name=f"{name}_fwd")
@@ -333,19 +325,12 @@ class HsoftmaxValuePath(wiring.Component):
         total = Signal(word, name=f"{name}_sum")
         m.d.comb += [total.v[l].eq(base.v[l] + x1.v[l]) for l in range(P)]
         m.d.comb += total.c.eq(base.c + x1.c)
-        for i in range(Cb):
-            nxt = Mux(fstart, i == Cb - 1,
-                      Mux(fold_more, fsel[i + 1] if i + 1 < Cb else 0, cb == i))
-            # (this cycle: an update reads and writes bin `at`, a fold reads it and clears
-            # its flag)
-            held_after = Mux(sel[i], ~folding, held[i])
-            m.d.sync += [sel[i].eq(nxt), rsel[i].eq(nxt & held_after), held[i].eq(held_after)]
-            with m.If(sel1[i]):
-                m.d.sync += bins[i].eq(total)
-        m.d.sync += [sel1.eq(sel), x1.eq(x), cprev.eq(cb),
+        m.d.sync += [sel.eq(nxt), rsel.eq(nxt & flags), sel1.eq(sel), x1.eq(x), cprev.eq(cb),
                      forward.eq(~folding & Mux(fstart, sel[Cb - 1], cb == cprev))]
         read = 0
         for i in range(Cb):
+            with m.If(sel1[i]):
+                m.d.sync += bins[i].eq(total)
             read = read | (bins[i].as_value() & rsel[i].replicate(len(bins[i].as_value())))
         m.d.sync += base.eq(Mux(forward, total, read))
         return base
@@ -437,40 +422,47 @@ class HsoftmaxValuePath(wiring.Component):
             # whether the slot holds a key of the window, beside it
             c = Signal(cls, name=f"class{s}")
             lv = Signal(name=f"live{s}")
-            m.d.sync += [c.eq(_lookup(plan.weight_shifts, hams[s].o.payload.h, cls)),
+            oh = Signal(Cb, name=f"class_bin{s}")      # one-hot c >> f
+            h = hams[s].o.payload.h
+            m.d.sync += [c.eq(_lookup(plan.weight_shifts, h, len(c))),
+                         oh.eq(_lookup([1 << (x >> f) for x in plan.weight_shifts], h, Cb)),
                          lv.eq(live[s])]
             x = Signal(word, name=f"x{s}")
             r = c[:f] if f else Const(0, 1)
             m.d.sync += [x.v[l].eq(Mux(lv, vreg[s][l] << r, 0)) for l in range(P)]
             m.d.sync += x.c.eq(Mux(lv, Const(1, 1) << r, 0))
             name = f"bins{s}" if M > 1 else "bins"
+            # the next bin address one-hot: the fold's first bin where a fold starts, its
+            # next where it goes on (fsel shifted), else the class bin (`oh`); `flags`: bin i
+            # was written since a fold last read it, after this edge (flip-flops, loaded
+            # from the next address: an update marks its bin, a fold's read clears it)
+            nxt = Signal(Cb, name=f"next_bin{s}")
+            flags = Signal(Cb, name=f"held{s}")
+            for i in range(Cb):
+                m.d.comb += nxt[i].eq(Mux(fstart, i == Cb - 1,
+                                          Mux(fold_more, fsel[i + 1] if i + 1 < Cb else 0,
+                                              oh[i])))
+                m.d.sync += flags[i].eq(Mux(nxt[i], ~(fstart | fold_more), flags[i]))
+            cb = (c >> f)[:len(faddr)]
             if plan.bin_stage:
-                bins.append(self._staged_bins(m, name, word, (c >> f)[:len(faddr)], x, fsel,
-                                              fstart, fold_more, folding))
+                bins.append(self._staged_bins(m, name, word, cb, x, nxt, flags, fstart,
+                                              folding))
                 continue
-            at = Signal(range(max(Cb, 2)), name=f"bin{s}")
-            # the bins of the group so far: written since their fold read them (flip-flops)
-            held = Signal(Cb, name=f"held{s}")
-            # (this cycle: an update reads and writes bin `at`, a fold reads it; then ...)
-            m.d.sync += [held[i].eq(Mux(at == i, ~folding, held[i])) for i in range(Cb)]
-            m.d.sync += at.eq(next_bin(lambda a: a, c >> f))
-
-            def held_after(a, at=at, held=held):
-                """Bin a's flag after the edge."""
-                return Mux(at == a, ~folding, held.bit_select(a, 1))
-
-            def by_next(fn, c=c):
-                """fn of the slot's bin address after the edge."""
-                return next_bin(fn, c >> f)
-            # a bin not `held` reads word Cb, never written (0 since configuration), instead
+            # a bin not held reads word Cb, never written (0 since configuration), instead
             # of itself, so that neither an update nor a fold sees what an earlier group (or
             # a reset) left there: the bins are cleared by these flags, not by a mux of 0
-            # before the adders. `rd`, the read address, is a register from the next values
+            # before the adders. `rd`, the read address, is a register from the next values:
+            # a fold's start reads bin Cb-1 where held; a fold going on, bin faddr - 1 where
+            # held (`fheld`, the flags copied at the fold's start and shifted: no update
+            # changes them during a fold); else the class bin where held
+            at = Signal(range(max(Cb, 2)), name=f"bin{s}")
+            m.d.sync += at.eq(next_bin(lambda a: a, cb))
+            fheld = Signal(Cb, name=f"fold_held{s}")     # fheld[Cb-1]: bin faddr's flag
+            m.d.sync += fheld.eq(Mux(fstart, flags, fheld << 1))
             rd = Signal(range(Cb + 1), name=f"rd{s}")
-
-            def read_at(a, held_after=held_after):
-                return Mux(held_after(a), a, Cb)
-            m.d.sync += rd.eq(by_next(read_at))
+            m.d.sync += rd.eq(Mux(fstart, Mux(flags[Cb - 1], Cb - 1, Cb),
+                                  Mux(fold_more, Mux(fheld[Cb - 2] if Cb > 1 else 0, fdown, Cb),
+                                      Mux((oh & flags).any(), cb, Cb))))
             mem = memory.Memory(shape=word, depth=Cb + 1, init=[])
             m.submodules[name] = mem
             bwp, brp = mem.write_port(), mem.read_port(domain="comb")
