@@ -382,9 +382,13 @@ class HsoftmaxValuePath(wiring.Component):
                 m.d.sync += [arm.eq(0), blk.eq(0), left.eq(n), last_word.eq(n_small),
                              vaddr.eq(gi + 1), gi.eq(gi + 1)]
         # (the values are read L + 1 edges after the codes' word, so that they arrive beside
-        # their keys' classes)
-        vread = delay(m, vaddr, L + 1, name="vaddr")
-        m.d.comb += rv.addr.eq(vread)
+        # their keys' classes.) The value memory has one address, a register (`va`): the
+        # pass's word, or in IDLE (no pass then), where a key's group comes in, the word it
+        # is written to, an edge later (below)
+        vread = delay(m, vaddr, L, name="vaddr")
+        va = Signal.like(rv.addr, name="vmaddr")
+        m.d.sync += va.eq(vread)
+        m.d.comb += [rv.addr.eq(va), wv.addr.eq(va)]
         live = distances(m, rc, hams, cq, issue, blk, left)
         # the values read, into a plain register as the codes (no logic after the block
         # RAMs): beside their keys' classes
@@ -544,12 +548,12 @@ class HsoftmaxValuePath(wiring.Component):
         m.d.comb += [self.o.payload.den.eq(oden), self.o.payload.tag.eq(tag)]
 
         # the value memory's write port from registers (a group lands an edge after it is
-        # taken, long before a query reads it): the synthesis tools' read-during-write logic
-        # of the block RAMs (they return the old word) then compares two registered addresses
-        wa = Signal.like(wv.addr, name="vwaddr", reset_less=True)
+        # taken, long before a query reads it) at the one address `va`: the synthesis tools'
+        # read-during-write logic of the block RAMs (they return the old word) then compares
+        # no two addresses
         wd = Signal(layouts.group(plan), name="vwdata", reset_less=True)
         we = Signal.like(wv.en, name="vwen")
-        m.d.comb += [wv.addr.eq(wa), wv.en.eq(we)] + [wv.data[s].eq(wd) for s in range(M)]
+        m.d.comb += [wv.en.eq(we)] + [wv.data[s].eq(wd) for s in range(M)]
         m.d.sync += we.eq(0)
         with m.FSM():
             with m.State("IDLE"):
@@ -559,7 +563,7 @@ class HsoftmaxValuePath(wiring.Component):
                 slot = keys.slot
                 vword = Mux(p.first, 0, vopen)
                 with m.If(keys.write):
-                    m.d.sync += [wa.eq(vword + keys.wg), we.eq(1 << slot), wd.eq(keys.vdata)]
+                    m.d.sync += [va.eq(vword + keys.wg), we.eq(1 << slot), wd.eq(keys.vdata)]
                     with m.If(keys.last):
                         m.d.sync += vopen.eq(Mux(slot == M - 1, vword + G, vword))
                 with m.If(self.i.valid & ~p.key):
