@@ -242,7 +242,8 @@ class HsoftmaxValuePath(wiring.Component):
 
     **Memory.** Codes: M memories (one per slot) of ceil(N/M) codes, key j at word j//M of
     slot j%M's. Values: ceil(N/M)·G words of M keys' group g (key j's group g at word
-    (j//M)·G + g, slot j%M). Slots beyond n in the last word never count.
+    (j//M)·G + g, slot j%M), one address register for reads and writes. Slots beyond n in
+    the last word never count.
 
     **Bins.** Per slot, a memory of Cb + 1 words (LUT RAM, read asynchronously), each P value
     bins of ``plan.bin_width`` bits and a den bin: word i < Cb holds the sums of the slot's
@@ -254,8 +255,9 @@ class HsoftmaxValuePath(wiring.Component):
     at word Cb instead, which is never written (0 since configuration): so a bin starts each
     group at 0 without a write of 0 or a mux of 0 before its adders (the read address is a
     register of its own, from the flags' and the address's next values).
-    With ``plan.bin_stage`` (small bins: flip-flops on an iCE40, whose read is a mux tree)
-    the memory has Cb words and the update takes two cycles: the bin is read into a register
+    With ``plan.bin_stage`` (small bins, for an iCE40 without LUT RAM) the bins are Cb words
+    of flip-flops read through a one-hot AND-OR of registered selects, and the update takes
+    two cycles: the bin is read into a register
     (0 where not ``held``), and its sum with the values written back a cycle later; a read of
     the bin being written takes the sum instead (forwarding), and a fold's sum of the slots
     starts from that register, one edge later (FD = FS + 1).
@@ -265,7 +267,8 @@ class HsoftmaxValuePath(wiring.Component):
     cycle); D = L_H + 4 edges after a read its keys update (read) their bins. After a group's
     last update, its fold reads bin Cb-1 down to 0 (clearing their flags), adds the M slots'
     bins of each lane (FD register levels) and forms acc = acc·2^(2^f) + sum (Horner), so
-    acc = num[e] of the group's lanes and den; the group leaves as one beat (grouped) or the d-wide sum (G = 1).
+    acc = num[e] of the group's lanes and den; the group leaves as one beat (grouped) or the
+    d-wide sum (G = 1).
     The next group's reads start X cycles after a fold starts. A fold waits for the
     previous beat to leave (``o.ready`` low stalls the passes, never loses a beat); at full
     rate no fold waits (X is chosen so).
