@@ -13,7 +13,7 @@ a data-dependent amount.
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
 
 from . import layouts
@@ -222,13 +222,28 @@ class HsoftmaxPlan(Folding, WeightedSum):
         return HsoftmaxValuePath(self)
 
 
+def _lookup(table, index, width):
+    """``table[index]`` (``width`` bits): each output bit of each 16 entries a function of
+    the index's low 4 bits (one LUT4: an OR of its ones' decodes), then a mux by the high
+    bits: two LUT levels for up to 32 entries, where a plain table (a ROM of the synthesis
+    tools) maps to several more."""
+    lo, hi = index[:4], index[4:]
+    parts = []
+    for v in range(-(-len(table) // 16)):
+        chunk = table[16 * v:16 * v + 16]
+        parts.append(Cat(Cat(lo == j for j, x in enumerate(chunk) if (x >> k) & 1).any()
+                         for k in range(width)))
+    return parts[0] if len(parts) == 1 else Array(parts)[hi]
+
+
 class HsoftmaxValuePath(wiring.Component):
     """Keys' codes and values held in memory; each query makes G passes over them (one per
     group of P lanes), M keys per cycle, and sums their values by shift class.
 
     **Memory.** Codes: M memories (one per slot) of ceil(N/M) codes, key j at word j//M of
     slot j%M's. Values: ceil(N/M)·G words of M keys' group g (key j's group g at word
-    (j//M)·G + g, slot j%M). Slots beyond n in the last word never count.
+    (j//M)·G + g, slot j%M), one address register for reads and writes. Slots beyond n in
+    the last word never count.
 
     **Bins.** Per slot, a memory of Cb + 1 words (LUT RAM, read asynchronously), each P value
     bins of ``plan.bin_width`` bits and a den bin: word i < Cb holds the sums of the slot's
@@ -240,8 +255,9 @@ class HsoftmaxValuePath(wiring.Component):
     at word Cb instead, which is never written (0 since configuration): so a bin starts each
     group at 0 without a write of 0 or a mux of 0 before its adders (the read address is a
     register of its own, from the flags' and the address's next values).
-    With ``plan.bin_stage`` (small bins: flip-flops on an iCE40, whose read is a mux tree)
-    the memory has Cb words and the update takes two cycles: the bin is read into a register
+    With ``plan.bin_stage`` (small bins, for an iCE40 without LUT RAM) the bins are Cb words
+    of flip-flops read through a one-hot AND-OR of registered selects, and the update takes
+    two cycles: the bin is read into a register
     (0 where not ``held``), and its sum with the values written back a cycle later; a read of
     the bin being written takes the sum instead (forwarding), and a fold's sum of the slots
     starts from that register, one edge later (FD = FS + 1).
@@ -251,7 +267,8 @@ class HsoftmaxValuePath(wiring.Component):
     cycle); D = L_H + 4 edges after a read its keys update (read) their bins. After a group's
     last update, its fold reads bin Cb-1 down to 0 (clearing their flags), adds the M slots'
     bins of each lane (FD register levels) and forms acc = acc·2^(2^f) + sum (Horner), so
-    acc = num[e] of the group's lanes and den; the group leaves as one beat (grouped) or the d-wide sum (G = 1).
+    acc = num[e] of the group's lanes and den; the group leaves as one beat (grouped) or the
+    d-wide sum (G = 1).
     The next group's reads start X cycles after a fold starts. A fold waits for the
     previous beat to leave (``o.ready`` low stalls the passes, never loses a beat); at full
     rate no fold waits (X is chosen so).
@@ -284,34 +301,41 @@ class HsoftmaxValuePath(wiring.Component):
     def latency(self):
         return self.plan.latency
 
-    def _staged_bins(self, m, name, word, at, x, by_next, held_after, folding):
+    def _staged_bins(self, m, name, word, cb, x, nxt, flags, fstart, folding):
         """A slot's bins with a register in their read-modify-write (``plan.bin_stage``):
-        bin ``at`` is read into ``base`` (0 where it is not ``held``), and a cycle later
-        ``base + x`` is written back. Where the bin read is the one being written (the
+        Cb words of flip-flops, read through a one-hot AND-OR (no mux tree of a binary
+        address). Bin ``at`` is read into ``base`` (0 where it is not held), and a cycle
+        later ``base + x`` is written back. Where the bin read is the one being written (the
         previous cycle's, unless that was a fold's read, which leaves the bin cleared), the
         sum is taken instead of the stale word: equal classes in a row need no stall. A fold
         reads the same way: ``base`` (returned) is the bin of a fold's read one edge later.
-        Both tests (the bin is the one written; it is held) are flip-flops, registered from
-        the next address by ``by_next`` (a test of each address the bin may take, chosen by
-        the fold start last) and ``held_after`` (a bin's flag after the edge)."""
-        Cb, P = self.plan.bins, self.plan.lanes
-        # (at least 2 words: an address of at least one bit)
-        mem = memory.Memory(shape=word, depth=max(Cb, 2), init=[])
-        m.submodules[name] = mem
-        wp, rp = mem.write_port(), mem.read_port(domain="comb")
-        at1 = Signal.like(at, name=f"{name}_at1")          # the bin written this cycle
+
+        Every select is a flip-flop loaded from next values: ``sel`` (one-hot ``at``) from
+        ``nxt``, the next address one-hot; ``rsel`` (bin i is read and held) from ``nxt``
+        AND ``flags`` (the bins' held flags after this edge, flip-flops); ``forward`` (the
+        bin read next is the one written now: the class bin ``cb`` equals the previous one,
+        ``cprev``, or at a fold start, bin Cb-1 is ``at``; never while folding)."""
+        Cb = self.plan.bins
+        P = self.plan.lanes
+        bins = [Signal(word, name=f"{name}{i}") for i in range(Cb)]
+        sel = Signal(Cb, name=f"{name}_sel")             # one-hot `at`: the bin of this cycle
+        sel1 = Signal(Cb, name=f"{name}_sel1")           # the bin written this cycle
+        rsel = Signal(Cb, name=f"{name}_rsel")           # the bin read, where held
         x1 = Signal.like(x, name=f"{name}_x1")
+        cprev = Signal.like(cb, name=f"{name}_cprev")
+        forward = Signal(name=f"{name}_fwd")
         base = Signal(word, name=f"{name}_base")
-        m.d.sync += [at1.eq(at), x1.eq(x)]
         total = Signal(word, name=f"{name}_sum")
         m.d.comb += [total.v[l].eq(base.v[l] + x1.v[l]) for l in range(P)]
         m.d.comb += total.c.eq(base.c + x1.c)
-        m.d.comb += [rp.addr.eq(at), wp.addr.eq(at1), wp.en.eq(1), wp.data.eq(total)]
-        forward = Signal(name=f"{name}_fwd")              # at == at1, not after a fold
-        held_at = Signal(name=f"{name}_held")             # bin `at` is held
-        m.d.sync += [forward.eq(by_next(lambda a: a == at) & ~folding),
-                     held_at.eq(by_next(held_after))]
-        m.d.sync += base.eq(Mux(forward, total, Mux(held_at, rp.data, 0)))
+        m.d.sync += [sel.eq(nxt), rsel.eq(nxt & flags), sel1.eq(sel), x1.eq(x), cprev.eq(cb),
+                     forward.eq(~folding & Mux(fstart, sel[Cb - 1], cb == cprev))]
+        read = 0
+        for i in range(Cb):
+            with m.If(sel1[i]):
+                m.d.sync += bins[i].eq(total)
+            read = read | (bins[i].as_value() & rsel[i].replicate(len(bins[i].as_value())))
+        m.d.sync += base.eq(Mux(forward, total, read))
         return base
 
     def elaborate(self, platform):
@@ -326,10 +350,12 @@ class HsoftmaxValuePath(wiring.Component):
         wc, rc, wv, rv, hams = key_memories(m, plan, M)
         L = hams[0].latency.fixed
 
-        # ---- the window's keys: n, words of codes (nb) and of values (nbG = nb·G)
+        # ---- the window's keys: n, words of codes (nb); the value word of the next key's
+        # code word where it is not a window's first (``vopen``: (nb - 1)·G where that word
+        # has a slot left, else nb·G, kept as the keys are written)
         keys = KeyWriter(plan)
         n, nb = keys.n, keys.nb
-        nbG = Signal(range(plan.value_words + 1))
+        vopen = Signal(range(plan.value_words + 1), name="vopen")
         cq = Signal(b)
         tag = Signal(layouts.query_tag())
 
@@ -341,19 +367,31 @@ class HsoftmaxValuePath(wiring.Component):
         arm = Signal()                            # group gi reads once `wait` is 0
         wait = Signal(range(X + 2))                 # (at least 1 bit)
         issue = Signal()
-        last_word = Signal()                      # the word issued is the group's last
-        m.d.comb += [issue.eq(arm & (wait == 0)), last_word.eq(left <= M)]
+        # the word issued is the group's last: left <= M, a flip-flop loaded beside `left`
+        # (from n <= M where left is loaded with n, else from left <= 2·M)
+        last_word = Signal(name="last_word")
+        m.d.comb += issue.eq(arm & (wait == 0))
+        # (n <= M, registered: n changes only as keys are taken, in IDLE, and a query's
+        # first read is at least two edges after its transfer, `wait` being X + 1 then)
+        n_small = Signal(name="n_small")
+        m.d.sync += n_small.eq(n <= M)
         with m.If(arm & (wait != 0)):
-            m.d.sync += wait.eq(wait - 1)
+            # (a group's reads wait: left = n)
+            m.d.sync += [wait.eq(wait - 1), last_word.eq(n_small)]
         with m.If(issue):
-            m.d.sync += [blk.eq(blk + 1), left.eq(left - M), vaddr.eq(vaddr + G)]
+            m.d.sync += [blk.eq(blk + 1), left.eq(left - M), last_word.eq(left <= 2 * M),
+                         vaddr.eq(vaddr + G)]
             with m.If(last_word):
-                m.d.sync += [arm.eq(0), blk.eq(0), left.eq(n), vaddr.eq(gi + 1),
-                             gi.eq(gi + 1)]
+                m.d.sync += [arm.eq(0), blk.eq(0), left.eq(n), last_word.eq(n_small),
+                             vaddr.eq(gi + 1), gi.eq(gi + 1)]
         # (the values are read L + 1 edges after the codes' word, so that they arrive beside
-        # their keys' classes)
-        vread = delay(m, vaddr, L + 1, name="vaddr")
-        m.d.comb += rv.addr.eq(vread)
+        # their keys' classes.) The value memory has one address, a register (`va`): the
+        # pass's word, or in IDLE (no pass then), where a key's group comes in, the word it
+        # is written to, an edge later (below)
+        vread = delay(m, vaddr, L, name="vaddr")
+        va = Signal.like(rv.addr, name="vmaddr")
+        m.d.sync += va.eq(vread)
+        m.d.comb += [rv.addr.eq(va), wv.addr.eq(va)]
         live = distances(m, rc, hams, cq, issue, blk, left)
         # the values read, into a plain register as the codes (no logic after the block
         # RAMs): beside their keys' classes
@@ -362,7 +400,6 @@ class HsoftmaxValuePath(wiring.Component):
 
         # ---- class and shifted values (registered): bin c >> f, value << (c & (2^f - 1))
         cls = range(max(plan.max_shift, 1) + 1)   # (a class signal has at least 1 bit)
-        table = Array(Const(x, cls) for x in plan.weight_shifts)
         bw, cw = plan.bin_width, plan.count_width
         word = data.StructLayout({"v": data.ArrayLayout(signed(bw), P), "c": unsigned(cw)})
         folding = Signal()                        # the bins are read by a fold (and cleared)
@@ -376,9 +413,12 @@ class HsoftmaxValuePath(wiring.Component):
         # addresses, each from flip-flops, chosen last by the fold start, which comes from
         # the value path's state and the output register (one mux after it)
         fold_more = Signal(name="fold_more")     # folding & (faddr != 0)
+        # fsel: one-hot faddr while folding (0 otherwise), a shift register
+        fsel = Signal(max(Cb, 2), name="fsel")
         fdown = (faddr - 1)[:len(faddr)]
         m.d.sync += [folding.eq(fstart | fold_more), faddr.eq(Mux(fstart, Cb - 1, fdown)),
-                     fold_more.eq(Mux(fstart, Cb > 1, folding & (faddr > 1)))]
+                     fold_more.eq(Mux(fstart, Cb > 1, fsel[2:].any())),
+                     fsel.eq(Mux(fstart, 1 << (Cb - 1), fsel >> 1))]
 
         def next_bin(fn, a):
             """fn of the bin address after the edge, a slot's next class bin being ``a``."""
@@ -389,39 +429,47 @@ class HsoftmaxValuePath(wiring.Component):
             # whether the slot holds a key of the window, beside it
             c = Signal(cls, name=f"class{s}")
             lv = Signal(name=f"live{s}")
-            m.d.sync += [c.eq(table[hams[s].o.payload.h]), lv.eq(live[s])]
-            at = Signal(range(max(Cb, 2)), name=f"bin{s}")
+            oh = Signal(Cb, name=f"class_bin{s}")      # one-hot c >> f
+            h = hams[s].o.payload.h
+            m.d.sync += [c.eq(_lookup(plan.weight_shifts, h, len(c))),
+                         oh.eq(_lookup([1 << (x >> f) for x in plan.weight_shifts], h, Cb)),
+                         lv.eq(live[s])]
             x = Signal(word, name=f"x{s}")
             r = c[:f] if f else Const(0, 1)
-            # the bins of the group so far: written since their fold read them (flip-flops)
-            held = Signal(Cb, name=f"held{s}")
-            # (this cycle: an update reads and writes bin `at`, a fold reads it; then ...)
-            m.d.sync += [held[i].eq(Mux(at == i, ~folding, held[i])) for i in range(Cb)]
-            m.d.sync += at.eq(next_bin(lambda a: a, c >> f))
-
-            def held_after(a, at=at, held=held):
-                """Bin a's flag after the edge."""
-                return Mux(at == a, ~folding, held.bit_select(a, 1))
-
-            def by_next(fn, c=c):
-                """fn of the slot's bin address after the edge."""
-                return next_bin(fn, c >> f)
             m.d.sync += [x.v[l].eq(Mux(lv, vreg[s][l] << r, 0)) for l in range(P)]
             m.d.sync += x.c.eq(Mux(lv, Const(1, 1) << r, 0))
             name = f"bins{s}" if M > 1 else "bins"
+            # the next bin address one-hot: the fold's first bin where a fold starts, its
+            # next where it goes on (fsel shifted), else the class bin (`oh`); `flags`: bin i
+            # was written since a fold last read it, after this edge (flip-flops, loaded
+            # from the next address: an update marks its bin, a fold's read clears it)
+            nxt = Signal(Cb, name=f"next_bin{s}")
+            flags = Signal(Cb, name=f"held{s}")
+            for i in range(Cb):
+                m.d.comb += nxt[i].eq(Mux(fstart, i == Cb - 1,
+                                          Mux(fold_more, fsel[i + 1] if i + 1 < Cb else 0,
+                                              oh[i])))
+                m.d.sync += flags[i].eq(Mux(nxt[i], ~(fstart | fold_more), flags[i]))
+            cb = (c >> f)[:len(faddr)]
             if plan.bin_stage:
-                bins.append(self._staged_bins(m, name, word, at, x, by_next, held_after,
+                bins.append(self._staged_bins(m, name, word, cb, x, nxt, flags, fstart,
                                               folding))
                 continue
-            # a bin not `held` reads word Cb, never written (0 since configuration), instead
+            # a bin not held reads word Cb, never written (0 since configuration), instead
             # of itself, so that neither an update nor a fold sees what an earlier group (or
             # a reset) left there: the bins are cleared by these flags, not by a mux of 0
-            # before the adders. `rd`, the read address, is a register from the next values
+            # before the adders. `rd`, the read address, is a register from the next values:
+            # a fold's start reads bin Cb-1 where held; a fold going on, bin faddr - 1 where
+            # held (`fheld`, the flags copied at the fold's start and shifted: no update
+            # changes them during a fold); else the class bin where held
+            at = Signal(range(max(Cb, 2)), name=f"bin{s}")
+            m.d.sync += at.eq(next_bin(lambda a: a, cb))
+            fheld = Signal(Cb, name=f"fold_held{s}")     # fheld[Cb-1]: bin faddr's flag
+            m.d.sync += fheld.eq(Mux(fstart, flags, fheld << 1))
             rd = Signal(range(Cb + 1), name=f"rd{s}")
-
-            def read_at(a, held_after=held_after):
-                return Mux(held_after(a), a, Cb)
-            m.d.sync += rd.eq(by_next(read_at))
+            m.d.sync += rd.eq(Mux(fstart, Mux(flags[Cb - 1], Cb - 1, Cb),
+                                  Mux(fold_more, Mux(fheld[Cb - 2] if Cb > 1 else 0, fdown, Cb),
+                                      Mux((oh & flags).any(), cb, Cb))))
             mem = memory.Memory(shape=word, depth=Cb + 1, init=[])
             m.submodules[name] = mem
             bwp, brp = mem.write_port(), mem.read_port(domain="comb")
@@ -442,7 +490,7 @@ class HsoftmaxValuePath(wiring.Component):
         # (acc is cleared the edge before a fold's first step, a synchronous reset of its
         # flip-flops rather than a mux before its adders; the previous beat has left by then)
         FD = plan.fold_delay
-        clear = delay(m, folding & (faddr == Cb - 1), FD - 1, name="hclear")
+        clear = delay(m, fsel[Cb - 1], FD - 1, name="hclear")
         step = delay(m, folding, FD, name="hstep")
         acc = Signal(data.ArrayLayout(signed(plan.num_width), P))
         den = Signal(unsigned(plan.den_width))
@@ -482,8 +530,8 @@ class HsoftmaxValuePath(wiring.Component):
         # the beat: acc is final FD edges after the fold's last read (`afull`), then copied
         # into the output register (flip-flops loaded from acc only: no mux) once it is free
         # (the next fold may start before then: the beat's `last` rides with it)
-        done = delay(m, folding & (faddr == 0) & beat, FD, name="hdone")
-        done_last = delay(m, folding & (faddr == 0) & blast, FD, name="hlast")
+        done = delay(m, fsel[0] & beat, FD, name="hdone")
+        done_last = delay(m, fsel[0] & blast, FD, name="hlast")
         afull, alast = Signal(name="afull"), Signal(name="alast")
         onum = Signal.like(acc)
         oden, olast = Signal.like(den, name="oden"), Signal(name="olast")
@@ -502,24 +550,31 @@ class HsoftmaxValuePath(wiring.Component):
             m.d.comb += [self.o.payload.num[e].eq(onum[e]) for e in range(d)]
         m.d.comb += [self.o.payload.den.eq(oden), self.o.payload.tag.eq(tag)]
 
+        # the value memory's write port from registers (a group lands an edge after it is
+        # taken, long before a query reads it) at the one address `va`: the synthesis tools'
+        # read-during-write logic of the block RAMs (they return the old word) then compares
+        # no two addresses
+        wd = Signal(layouts.group(plan), name="vwdata", reset_less=True)
+        we = Signal.like(wv.en, name="vwen")
+        m.d.comb += [wv.en.eq(we)] + [wv.data[s].eq(wd) for s in range(M)]
+        m.d.sync += we.eq(0)
         with m.FSM():
             with m.State("IDLE"):
                 # key tokens and queries at any time (one query at a time); key j's value
                 # groups at words from (j//M)·G, slot j%M
                 keys.take(m, wc, self.i, getattr(self, "v", None), 1, 1)
                 slot = keys.slot
-                vword = Mux(p.first, 0, nbG - Mux(keys.opened, G, 0))
+                vword = Mux(p.first, 0, vopen)
                 with m.If(keys.write):
-                    m.d.comb += [wv.addr.eq(vword + keys.wg), wv.en.eq(1 << slot)]
-                    m.d.comb += [wv.data[s].eq(keys.vdata) for s in range(M)]
-                    with m.If(keys.last & (slot == 0)):
-                        m.d.sync += nbG.eq(vword + G)
+                    m.d.sync += [va.eq(vword + keys.wg), we.eq(1 << slot), wd.eq(keys.vdata)]
+                    with m.If(keys.last):
+                        m.d.sync += vopen.eq(Mux(slot == M - 1, vword + G, vword))
                 with m.If(self.i.valid & ~p.key):
                     # the first fold clears the bins (no beat): it starts at the next edge
                     # (`qstart`, a flip-flop); group 0 reads X cycles after it
                     m.d.sync += [cq.eq(p.code), tag.eq(p.tag), gi.eq(0), blk.eq(0),
-                                 left.eq(n), vaddr.eq(0), arm.eq(1), wait.eq(X + 1),
-                                 beat.eq(0)]
+                                 left.eq(n), vaddr.eq(0), arm.eq(1),
+                                 wait.eq(X + 1), beat.eq(0)]
                     m.d.sync += qstart.eq(1)
                     m.next = "SCAN"
             with m.State("SCAN"):

@@ -104,3 +104,27 @@ def test_no_zero_width_signals(smax, M):
                             keys_per_cycle=M)
     text = verilog.convert(cfg.plan.value.component(), name="hs", emit_src=False)
     assert "[-1:0]" not in text
+
+
+@pytest.mark.parametrize("size", [1, 2, 9, 16, 17, 33, 65])
+def test_class_lookup_matches_table(size):
+    """The class table as decodes of the distance's low 4 bits and a mux by its high bits
+    (``_lookup``) gives every entry of a table (binary classes and one-hot bins)."""
+    from amaranth.hdl import Module, Signal
+    from amaranth.sim import Simulator
+    from hamattn.rtl.hsoftmax import _lookup
+    rng = __import__("random").Random(size)
+    table = [rng.randrange(32) for _ in range(size)]
+    onehot = [1 << (x >> 2) for x in table]
+    index = Signal(range(size + 1))
+    out, oh = Signal(5), Signal(8)
+    m = Module()
+    m.d.comb += [out.eq(_lookup(table, index, 5)), oh.eq(_lookup(onehot, index, 8))]
+    sim = Simulator(m)
+
+    async def bench(ctx):
+        for i, (x, y) in enumerate(zip(table, onehot)):
+            ctx.set(index, i)
+            assert (ctx.get(out), ctx.get(oh)) == (x, y), i
+    sim.add_testbench(bench)
+    sim.run()
