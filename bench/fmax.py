@@ -86,7 +86,7 @@ POINTS = [
     Point("icebreaker-topk", "board", "icebreaker",
           dict(ICE, mode="topk", lanes=1, keys_per_cycle=2, popcount="lut4")),
     Point("icebreaker-hsoftmax", "board", "icebreaker",
-          dict(ICE, mode="hsoftmax", lanes=1, keys_per_cycle=2)),
+          dict(ICE, mode="hsoftmax", lanes=1, keys_per_cycle=2, popcount="lut4")),
     Point("default-topk-ecp5", "synth", "ecp5-25k", dict(DEFAULT, mode="topk")),
     Point("default-hsoftmax-ecp5", "synth", "ecp5-25k", dict(DEFAULT, mode="hsoftmax")),
     Point("default-linear-P8-ecp5", "board", "ulx3s", dict(DEFAULT, mode="linear", lanes=8)),

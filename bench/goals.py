@@ -74,13 +74,17 @@ CAND_DIR = RESULTS / "goals"
 ICE = dict(d=32, w=8, b=32, N=256)
 ECP = dict(d=64, w=8, b=64, N=1024)
 
-#: name -> (board, config, candidate grid: each parameter's values)
+#: name -> (board, config, candidate grid: each parameter's values). The iCEBreaker scan
+#: modes use the ``lut4`` popcount tree (``--popcount lut4``): on the iCE40's LUT4s the
+#: default ``lut6`` tree's 6-input counters take 5 LUT levels between registers, ``lut4``
+#: at most 2 per stage (one edge more of latency, about the same LUTs; issue 17, branch
+#: ``scn``). On the ECP5 both trees map to 4 levels, so the ULX3S goals keep the default.
 GOALS = {
     "icebreaker-topk": ("icebreaker", dict(ICE, mode="topk", popcount="lut4"),
                         {"lanes": (1, 2, 4), "keys_per_cycle": (1, 2, 4, 8, 16)}),
     "icebreaker-linear": ("icebreaker", dict(ICE, mode="linear"),
                           {"lanes": (1,), "rows": (4, 8, 16)}),
-    "icebreaker-hsoftmax": ("icebreaker", dict(ICE, mode="hsoftmax"),
+    "icebreaker-hsoftmax": ("icebreaker", dict(ICE, mode="hsoftmax", popcount="lut4"),
                             {"lanes": (1, 2, 4), "keys_per_cycle": (1, 2, 4, 8)}),
     "ulx3s-linear": ("ulx3s", dict(ECP, mode="linear"),
                      {"lanes": (1, 2), "rows": (32, 64)}),
@@ -316,7 +320,7 @@ def row_of(goal, board_name, cfg, rep, cpu=None, current=True):
         "goal": goal, "board": board_name, "mode": cfg.mode, "d": cfg.d, "b": cfg.b,
         "N": cfg.N, "lanes": cfg.lanes, "rows": cfg.rows, "groups": cfg.groups,
         "row_blocks": cfg.row_blocks,
-        "keys_per_cycle": cfg.keys_per_cycle, "fits": bool(fits),
+        "keys_per_cycle": cfg.keys_per_cycle, "popcount": cfg.popcount, "fits": bool(fits),
         "logic_cells": lc.get("used"), "logic_cells_available": lc.get("available"),
         "bram": bram.get("used"), "bram_available": bram.get("available"),
         "fmax_mhz": fmax, "kv_interval": kv, "q_interval_full_window": qi,

@@ -25,6 +25,8 @@ import re
 import sys
 from pathlib import Path
 
+from ..config import DEFAULT_POPCOUNT
+
 __all__ = ["ROOT", "TABLES", "DocsError", "doc_files", "render", "rewrite", "check", "main"]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -246,7 +248,8 @@ def goals(root):
         b = best.get(r["goal"])
         is_best = b is not None and all(b.get(k, 1) == r.get(k, 1) for k in fold)
         vs = r.get("vs_cpu")
-        body.append([r["goal"], f"d={r['d']} b={r['b']} N={r['N']}", r["lanes"], r["rows"],
+        body.append([r["goal"], f"d={r['d']} b={r['b']} N={r['N']}{_popcount(r)}",
+                     r["lanes"], r["rows"],
                      r.get("keys_per_cycle", 1), "yes" if r["fits"] else "no",
                      f"{r['logic_cells']:,}/{r['logic_cells_available']:,}",
                      f"{r['bram']}/{r['bram_available']}", _num(r["fmax_mhz"], 1),
@@ -355,6 +358,12 @@ def bram_ceiling(root):
                     f"{d['device']}, nextpnr seed {d['seed']}")]
 
 
+def _popcount(c):
+    """``, `--popcount X``` where a config's popcount tree is not the default one."""
+    pc = c.get("popcount", DEFAULT_POPCOUNT)
+    return "" if pc == DEFAULT_POPCOUNT else f", `--popcount {pc}`"
+
+
 def fmax(root):
     """Issue 17's Fmax table: median over nextpnr seeds against the fabric's ceiling."""
     d = _load(root, "fmax.json")
@@ -366,6 +375,9 @@ def fmax(root):
             cfg += f" P={c['lanes']}"
         if "rows" in c:
             cfg += f" T={c['rows']}"
+        if "keys_per_cycle" in c:
+            cfg += f" M={c['keys_per_cycle']}"
+        cfg += _popcount(c)
         path = r["critical_path"]
         path = "-" if not path else (f"`{path.get('from_net') or path['from']}` → "
                                      f"`{path.get('to_net') or path['to']}` "
@@ -552,6 +564,8 @@ def headline(root):
         rows = f" --rows {b['rows']}" if b["rows"] != r["b"] else ""
         if b.get("keys_per_cycle", 1) != 1:
             rows += f" --keys-per-cycle {b['keys_per_cycle']}"
+        if r.get("popcount", DEFAULT_POPCOUNT) != DEFAULT_POPCOUNT:
+            rows += f" --popcount {r['popcount']}"
         body.append([f"bitstream, `{r['mode']}` d={r['d']} b={r['b']} N={r['N']} on "
                      f"{r['board']}", f"`--lanes {b['lanes']}{rows}`: "
                      f"{b['logic_cells']:,}/{r['logic_cells_available']:,} cells, "
