@@ -15,7 +15,7 @@ from .hash import HashPlan, group_select
 from .linear import LinearPlan
 from .hsoftmax import HsoftmaxPlan
 from .plan import Timing, unsigned_width
-from .queue import RegisteredFIFO
+from .queue import ROOM_LAG, RegisteredFIFO
 from .scan import ScanPlan
 from .skid import SkidBuffer
 
@@ -24,13 +24,6 @@ __all__ = ["CorePlan", "AttentionCore", "AxiStreamCore"]
 #: entries of the key-value queue beyond those the hash can hold: its room flag is
 #: registered (it says "room" while the level leaves this many places)
 _ROOM_MARGIN = 2
-
-#: edges by which the room flag lags the queue's level: it is a compare of the level two
-#: edges before (two flip-flops after the compare), so that neither the flag nor its next
-#: value (which the readies are registered from) decodes the queue's write and read of this
-#: cycle, that is the input valid; the level rises by at most one per edge, so the queue
-#: has this many more entries
-_ROOM_AHEAD = 2
 
 
 @dataclass(frozen=True)
@@ -303,35 +296,31 @@ class AttentionCore(wiring.Component):
         elif G > 1:
             LH = plan.hash.latency.fixed
             depth = G * (3 + -(-LH // HI)) + 2 if row_folded else LH + 2 * G + 2
-            depth += margin + _ROOM_AHEAD
+            depth += margin + ROOM_LAG
             m.submodules.value_queue = values = RegisteredFIFO(
-                width=plan.lanes * plan.w, depth=depth)
+                width=plan.lanes * plan.w, depth=depth, margin=margin)
             # (the group the hash reads, by its one-hot group select)
             vgroup = group_select(m, Value.cast(self.s_kv.payload.value), hsh.group,
                                   plan.lanes * plan.w, name="v_group")
         else:
             m.submodules.value_queue = values = RegisteredFIFO(
                 width=plan.d * plan.w,
-                depth=plan.hash.latency.fixed + 2 + margin + _ROOM_AHEAD)
-        # the queue has room for the key's value: its flag (a flip-flop) says level + margin <
-        # depth, so that the writes still in flight when it falls (the registered write, a
-        # key of the hash's next read) find the queue ready; the depth has `margin` more
-        # entries so that this never throttles a key. The flag is the compare
-        # level + margin + _ROOM_AHEAD < depth of the level _ROOM_AHEAD edges before (the
-        # level rises by one per edge at most, so it implies the above now): `room_next`, its
-        # value after the edge, is a flip-flop as well, and neither decodes this cycle's
-        # write (the hash's read, from the input valid) nor read
-        # the queue's write (or the value path's, direct), from the key phase below (0 in
+                depth=plan.hash.latency.fixed + 2 + margin + ROOM_LAG, margin=margin)
+        # the queue has room for the key's value: its flag (a flip-flop, the queue's `room`)
+        # says level + margin < depth, so that the writes still in flight when it falls (the
+        # registered write, a key of the hash's next read) find the queue ready; the depth
+        # has `margin` + ROOM_LAG more entries so that this never throttles a key. The flag
+        # lags the level (:data:`~.queue.ROOM_LAG`): neither it nor `room_next`, its value
+        # after the edge (the readies are registered from it), decodes this cycle's write
+        # (the hash's read, from the input valid) nor read.
+        # The queue's write (or the value path's, direct), from the key phase below (0 in
         # the query phase)
         if direct:
             room = room_next = 1
             w_data, w_en = vp.w.payload.value, vp.w.valid
             m.d.comb += vp.w.payload.restart.eq(count == 0)
         else:
-            room_next = Signal(init=1, name="room_next")
-            room = Signal(init=1, name="room")
-            m.d.sync += [room_next.eq(values.level < values.depth - margin - _ROOM_AHEAD),
-                         room.eq(room_next)]
+            room, room_next = values.room, values.room_next
             w_data, w_en = Signal.like(values.w_data), Signal()
             m.d["sync" if staged else "comb"] += [values.w_data.eq(w_data),
                                                   values.w_en.eq(w_en)]
