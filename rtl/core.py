@@ -222,7 +222,7 @@ class AttentionCore(wiring.Component):
         if G > 1:
             wait_le1 = Signal(init=1, name="wait_le1")
             wait_le1_d = flop(wait_le1, _at_most_two(wait))
-        m.d.sync += wait.eq(Mux(wait == 0, 0, wait - 1))
+        m.d.sync += wait.eq(Mux(wait_done, 0, wait - 1))      # (wait_done: wait == 0)
         # q_interval's parts that grow with the keys so far (C·n + D·ceil(n/M) + E·min(k, n)),
         # kept as a running sum (no multiply): C per key, D per key that opens a block of M,
         # E per key among the first k
@@ -230,7 +230,8 @@ class AttentionCore(wiring.Component):
         scan_len = Signal(range(per + 1)) if per else 0
         block_slot = Signal(range(qi.block)) if qi.per_block and qi.block > 1 else None
         opens = (block_slot == 0) if block_slot is not None else 1     # a block of M starts
-        kept = (count < plan.k) if qi.per_kept else 0                   # one of the first k
+        # one of the first k: count < k, a flip-flop written beside the count
+        kept = Signal(init=plan.k > 0, name="kept") if qi.per_kept else 0
 
         def grows(o, kp):            # (constants chosen by a mux: one adder on scan_len)
             return qi.per_key + (qi.per_block if o else 0) + (qi.per_kept if kp else 0)
@@ -258,7 +259,7 @@ class AttentionCore(wiring.Component):
             if G > 1:
                 kv_le1 = Signal(init=kv_init <= 1, name="kv_le1")
                 kv_le1_d = flop(kv_le1, _at_most_two(kv_wait))
-            m.d.sync += kv_wait.eq(Mux(kv_wait == 0, 0, kv_wait - 1))
+            m.d.sync += kv_wait.eq(Mux(kv_free, 0, kv_wait - 1))   # (kv_free: kv_wait == 0)
 
         # ---- output credits: a query enters only if its output has a place in the queue
         F = plan.out_credits
@@ -427,15 +428,25 @@ class AttentionCore(wiring.Component):
             wait_zero = wz if wz is not None else Const(qi.fixed == HI and not per, 1)
             wait_done_q = 0 if XS else wait_zero   # ... after the window's last query
             # (qi.fixed - HI + scan_len <= 1 if qi.fixed - HI <= 1 else 0)
+            # (each a mux of the transfer of its own phase, ORed with the other phase's
+            # transfer: the no-transfer case is 0 in the other phase. A query phase reads no
+            # key, so the query's read decides the hash's next last-read flag there)
             rd_kv_d = Mux(kv_tx, ~self.s_kv.payload.last & use & use_next
                           & kv_free_of(wait_le1, kv_free_kv) & room_next,
-                          Mux(q_tx, self.s_q.payload.last & kv_free_of(wait_done_q, kv_free_q)
-                              & room_next,
-                              ~queries & use & kv_free_of(wait_le1, kv_le1) & room_next))
-            rd_q_d = Mux(kv_tx, self.s_kv.payload.last & q_free_of(wait_le1, kv_free_kv),
-                         Mux(q_tx, ~self.s_q.payload.last & q_free_of(wait_zero, kv_free_q),
-                             queries & q_free_of(wait_le1, kv_le1)
-                             & (credit | out_tx | ~last_d)))
+                          ~queries & use & kv_free_of(wait_le1, kv_le1) & room_next) \
+                | (q_tx & self.s_q.payload.last & kv_free_of(wait_done_q, kv_free_q) & room_next)
+            # (one LUT each, wires of their own: no ready decodes the hash's read first)
+            not_last = Signal(name="not_last_q", attrs={"keep": 1})
+            credit_q = Signal(name="credit_q", attrs={"keep": 1})
+            m.d.comb += [
+                # ~last_d in the query phase (its read is the query's)
+                not_last.eq(Mux(self.s_q.valid & rd_q, ~hsh.last_if_read, ~last)),
+                # the credit after the edge, or the next read is not the last
+                credit_q.eq(credit | out_tx | not_last),
+            ]
+            rd_q_d = Mux(q_tx, ~self.s_q.payload.last & q_free_of(wait_zero, kv_free_q),
+                         queries & q_free_of(wait_le1, kv_le1) & credit_q) \
+                | (kv_tx & self.s_kv.payload.last & q_free_of(wait_le1, kv_free_kv))
             m.d.sync += [rd_kv.eq(rd_kv_d), rd_q.eq(rd_q_d)]
         else:
             m.d.sync += [r.eq(d) for r, d in zip((kv_ready, q_ready), readies(
@@ -480,6 +491,8 @@ class AttentionCore(wiring.Component):
             m.d.comb += use_d.eq(use_next)
             if per:
                 m.d.sync += scan_len.eq(scan_len + grow)
+            if qi.per_kept:
+                m.d.sync += kept.eq(count < plan.k - 1)
             if wz is not None:
                 m.d.sync += wz.eq(wz & (grow == 0))
             if block_slot is not None:
@@ -509,6 +522,8 @@ class AttentionCore(wiring.Component):
                         m.d.comb += wait_le1_d.eq(0)
                 if per:
                     m.d.sync += scan_len.eq(0)
+                if qi.per_kept:
+                    m.d.sync += kept.eq(plan.k > 0)
                 if wz is not None:
                     m.d.sync += wz.eq(1)
                 if block_slot is not None:
