@@ -15,7 +15,7 @@ from .hash import HashPlan, group_select
 from .linear import LinearPlan
 from .hsoftmax import HsoftmaxPlan
 from .plan import Timing, unsigned_width
-from .queue import RegisteredFIFO
+from .queue import ROOM_LAG, RegisteredFIFO
 from .scan import ScanPlan
 from .skid import SkidBuffer
 
@@ -24,13 +24,6 @@ __all__ = ["CorePlan", "AttentionCore", "AxiStreamCore"]
 #: entries of the key-value queue beyond those the hash can hold: its room flag is
 #: registered (it says "room" while the level leaves this many places)
 _ROOM_MARGIN = 2
-
-#: edges by which the room flag lags the queue's level: it is a compare of the level two
-#: edges before (two flip-flops after the compare), so that neither the flag nor its next
-#: value (which the readies are registered from) decodes the queue's write and read of this
-#: cycle, that is the input valid; the level rises by at most one per edge, so the queue
-#: has this many more entries
-_ROOM_AHEAD = 2
 
 
 @dataclass(frozen=True)
@@ -229,7 +222,7 @@ class AttentionCore(wiring.Component):
         if G > 1:
             wait_le1 = Signal(init=1, name="wait_le1")
             wait_le1_d = flop(wait_le1, _at_most_two(wait))
-        m.d.sync += wait.eq(Mux(wait == 0, 0, wait - 1))
+        m.d.sync += wait.eq(Mux(wait_done, 0, wait - 1))      # (wait_done: wait == 0)
         # q_interval's parts that grow with the keys so far (C·n + D·ceil(n/M) + E·min(k, n)),
         # kept as a running sum (no multiply): C per key, D per key that opens a block of M,
         # E per key among the first k
@@ -237,7 +230,8 @@ class AttentionCore(wiring.Component):
         scan_len = Signal(range(per + 1)) if per else 0
         block_slot = Signal(range(qi.block)) if qi.per_block and qi.block > 1 else None
         opens = (block_slot == 0) if block_slot is not None else 1     # a block of M starts
-        kept = (count < plan.k) if qi.per_kept else 0                   # one of the first k
+        # one of the first k: count < k, a flip-flop written beside the count
+        kept = Signal(init=plan.k > 0, name="kept") if qi.per_kept else 0
 
         def grows(o, kp):            # (constants chosen by a mux: one adder on scan_len)
             return qi.per_key + (qi.per_block if o else 0) + (qi.per_kept if kp else 0)
@@ -247,6 +241,9 @@ class AttentionCore(wiring.Component):
         # linear path that folds its rows takes a vector per G·R cycles, and so does its
         # hash (R passes of T rows): dropped keys and the first query wait for kv_wait too
         HI = plan.hash.interval.fixed   # cycles the hash reads a vector: G, or G·R
+        # (folded: scan_len == 0, where qi.fixed == HI: a query then leaves wait at 0, which
+        # the hash's read flags below take without a compare of scan_len)
+        wz = Signal(init=1, name="scan_none") if per and G > 1 and qi.fixed == HI else None
         KV = plan.kv_interval.fixed
         row_folded = plan.row_blocks > 1
         # (row-folded: the first key after reset also waits KV-1 cycles, while the value path
@@ -262,7 +259,7 @@ class AttentionCore(wiring.Component):
             if G > 1:
                 kv_le1 = Signal(init=kv_init <= 1, name="kv_le1")
                 kv_le1_d = flop(kv_le1, _at_most_two(kv_wait))
-            m.d.sync += kv_wait.eq(Mux(kv_wait == 0, 0, kv_wait - 1))
+            m.d.sync += kv_wait.eq(Mux(kv_free, 0, kv_wait - 1))   # (kv_free: kv_wait == 0)
 
         # ---- output credits: a query enters only if its output has a place in the queue
         F = plan.out_credits
@@ -303,35 +300,31 @@ class AttentionCore(wiring.Component):
         elif G > 1:
             LH = plan.hash.latency.fixed
             depth = G * (3 + -(-LH // HI)) + 2 if row_folded else LH + 2 * G + 2
-            depth += margin + _ROOM_AHEAD
+            depth += margin + ROOM_LAG
             m.submodules.value_queue = values = RegisteredFIFO(
-                width=plan.lanes * plan.w, depth=depth)
+                width=plan.lanes * plan.w, depth=depth, margin=margin)
             # (the group the hash reads, by its one-hot group select)
             vgroup = group_select(m, Value.cast(self.s_kv.payload.value), hsh.group,
                                   plan.lanes * plan.w, name="v_group")
         else:
             m.submodules.value_queue = values = RegisteredFIFO(
                 width=plan.d * plan.w,
-                depth=plan.hash.latency.fixed + 2 + margin + _ROOM_AHEAD)
-        # the queue has room for the key's value: its flag (a flip-flop) says level + margin <
-        # depth, so that the writes still in flight when it falls (the registered write, a
-        # key of the hash's next read) find the queue ready; the depth has `margin` more
-        # entries so that this never throttles a key. The flag is the compare
-        # level + margin + _ROOM_AHEAD < depth of the level _ROOM_AHEAD edges before (the
-        # level rises by one per edge at most, so it implies the above now): `room_next`, its
-        # value after the edge, is a flip-flop as well, and neither decodes this cycle's
-        # write (the hash's read, from the input valid) nor read
-        # the queue's write (or the value path's, direct), from the key phase below (0 in
+                depth=plan.hash.latency.fixed + 2 + margin + ROOM_LAG, margin=margin)
+        # the queue has room for the key's value: its flag (a flip-flop, the queue's `room`)
+        # says level + margin < depth, so that the writes still in flight when it falls (the
+        # registered write, a key of the hash's next read) find the queue ready; the depth
+        # has `margin` + ROOM_LAG more entries so that this never throttles a key. The flag
+        # lags the level (:data:`~.queue.ROOM_LAG`): neither it nor `room_next`, its value
+        # after the edge (the readies are registered from it), decodes this cycle's write
+        # (the hash's read, from the input valid) nor read.
+        # The queue's write (or the value path's, direct), from the key phase below (0 in
         # the query phase)
         if direct:
             room = room_next = 1
             w_data, w_en = vp.w.payload.value, vp.w.valid
             m.d.comb += vp.w.payload.restart.eq(count == 0)
         else:
-            room_next = Signal(init=1, name="room_next")
-            room = Signal(init=1, name="room")
-            m.d.sync += [room_next.eq(values.level < values.depth - margin - _ROOM_AHEAD),
-                         room.eq(room_next)]
+            room, room_next = values.room, values.room_next
             w_data, w_en = Signal.like(values.w_data), Signal()
             m.d["sync" if staged else "comb"] += [values.w_data.eq(w_data),
                                                   values.w_en.eq(w_en)]
@@ -346,16 +339,19 @@ class AttentionCore(wiring.Component):
         if G > 1:
             # the core selects the group the hash reads, by a one-hot of the key's groups and
             # one of the query's (flip-flops): one AND-OR of the two vectors, no phase mux
-            # in front of it. They move on with the hash's one-hot (``advance``, a clock
-            # enable: their inputs are flip-flops, the hash's group and the phase): the phase
-            # changes only where the hash's next read is group 0 (a vector's last read, or
-            # no read at all), where both hold 0, so the next phase is needed only for group
-            # 0, which is selected by the hash's own one-hot and the phase instead (one LUT4)
+            # in front of it. Each moves on with the hash's one-hot at its own channel's reads
+            # (``kv_read``, ``q_read`` below, clock enables of a flip-flop and a valid; their
+            # inputs are the hash's group, flip-flops): a vector's last read (group G-1)
+            # leaves it 0, and the phase changes only at a vector's last read, so the other
+            # channel's one-hot holds 0 throughout a phase and the next phase's first read
+            # (group 0) is selected by the hash's own one-hot and the phase instead (one LUT4)
             key_group = Signal(G - 1, name="key_group")        # groups 1 .. G-1
             query_group = Signal(G - 1, name="query_group")
-            with m.If(hsh.advance):
-                m.d.sync += [key_group.eq(Mux(queries, 0, hsh.group[:G - 1])),
-                             query_group.eq(Mux(queries, hsh.group[:G - 1], 0))]
+            kv_read, q_read = Signal(), Signal()
+            with m.If(kv_read):
+                m.d.sync += key_group.eq(hsh.group[:G - 1])
+            with m.If(q_read):
+                m.d.sync += query_group.eq(hsh.group[:G - 1])
             width = plan.lanes * plan.w
             rest = (G - 1) * width                        # (the last group may be short)
             first = Mux(hsh.group[0], Mux(queries, query[:width], key[:width]), 0)
@@ -399,6 +395,8 @@ class AttentionCore(wiring.Component):
                                     credit)], mux=lambda c, a, b: a if c else b)
         kv_ready = Signal(init=inits[0] & 1, name="kv_ready")
         q_ready = Signal(init=inits[1] & 1, name="q_ready")
+        rd_kv = Signal(init=bool(kv_free_of(1, kv_init == 0)), name="rd_kv")
+        rd_q = Signal(name="rd_q")
         if G > 1:
             # folded (KV >= G > 1): after any transfer the hash's next read is a vector's
             # first, not its last (last_d = 0), and a key beyond the N-th is followed by
@@ -413,6 +411,43 @@ class AttentionCore(wiring.Component):
             kv_next, q_next = readies(queries, use, wait_le1, kv_le1, last_d, room_next,
                                       credit | out_tx)
             m.d.sync += [kv_ready.eq(kv_next & ~kv_tx), q_ready.eq(q_next & ~q_tx)]
+            # the hash reads a group of the key (of the query) where s_kv.valid & rd_kv
+            # (s_q.valid & rd_q): flip-flops, the part of the hash's valid that is not the
+            # input's, so that the read, which enables the hash's counters and the group
+            # one-hots, is one LUT of two valids and two flip-flops
+            #   rd_kv = keys phase & use & free & room
+            #   rd_q  = queries phase & free & (credit | not the last read)
+            # Each is written from its flags' values after the edge, in three cases: a key
+            # transfers (a vector's last read: the next read is a first, the phase follows
+            # s_kv.last, `use` is use_next, the counters' flags their loaded values), a query
+            # transfers (likewise), or neither (the phase and `use` hold, the counters' flags
+            # are their <= 1 flags, the credit gains an output taken)
+            kv_free_kv = Mux(use_next, KV == HI, KV == 1)    # kv_free after a key transfer
+            kv_free_q = (KV == HI) if row_folded else kv_le1  # ... after a query transfer
+            # wait == 0 after a query transfer (not the window's last: its keys' test)
+            wait_zero = wz if wz is not None else Const(qi.fixed == HI and not per, 1)
+            wait_done_q = 0 if XS else wait_zero   # ... after the window's last query
+            # (qi.fixed - HI + scan_len <= 1 if qi.fixed - HI <= 1 else 0)
+            # (each a mux of the transfer of its own phase, ORed with the other phase's
+            # transfer: the no-transfer case is 0 in the other phase. A query phase reads no
+            # key, so the query's read decides the hash's next last-read flag there)
+            rd_kv_d = Mux(kv_tx, ~self.s_kv.payload.last & use & use_next
+                          & kv_free_of(wait_le1, kv_free_kv) & room_next,
+                          ~queries & use & kv_free_of(wait_le1, kv_le1) & room_next) \
+                | (q_tx & self.s_q.payload.last & kv_free_of(wait_done_q, kv_free_q) & room_next)
+            # (one LUT each, wires of their own: no ready decodes the hash's read first)
+            not_last = Signal(name="not_last_q", attrs={"keep": 1})
+            credit_q = Signal(name="credit_q", attrs={"keep": 1})
+            m.d.comb += [
+                # ~last_d in the query phase (its read is the query's)
+                not_last.eq(Mux(self.s_q.valid & rd_q, ~hsh.last_if_read, ~last)),
+                # the credit after the edge, or the next read is not the last
+                credit_q.eq(credit | out_tx | not_last),
+            ]
+            rd_q_d = Mux(q_tx, ~self.s_q.payload.last & q_free_of(wait_zero, kv_free_q),
+                         queries & q_free_of(wait_le1, kv_le1) & credit_q) \
+                | (kv_tx & self.s_kv.payload.last & q_free_of(wait_le1, kv_free_kv))
+            m.d.sync += [rd_kv.eq(rd_kv_d), rd_q.eq(rd_q_d)]
         else:
             m.d.sync += [r.eq(d) for r, d in zip((kv_ready, q_ready), readies(
                 queries_d, use_d, wait_done_d, kv_free_d, last_d, room_next, credit_d))]
@@ -420,10 +455,14 @@ class AttentionCore(wiring.Component):
         kv_used, kv_dropped, q_taken = Signal(), Signal(), Signal()
         m.d.comb += [self.s_kv.ready.eq(kv_ready), self.s_q.ready.eq(q_ready),
                      hsh.i.valid.eq(hash_valid)]
+        if G > 1:
+            m.d.comb += [kv_read.eq(self.s_kv.valid & rd_kv), q_read.eq(self.s_q.valid & rd_q),
+                         hash_valid.eq(kv_read | q_read)]
         with m.If(~queries):
-            m.d.comb += [hash_valid.eq(self.s_kv.valid & use & kv_free_of(wait_done, kv_free)
-                                       & room),
-                         kv_used.eq(self.s_kv.valid & kv_ready & use),
+            if G == 1:
+                m.d.comb += hash_valid.eq(self.s_kv.valid & use & kv_free_of(wait_done, kv_free)
+                                          & room)
+            m.d.comb += [kv_used.eq(self.s_kv.valid & kv_ready & use),
                          kv_dropped.eq(self.s_kv.valid & kv_ready & ~use)]
             if G > 1:
                 # (hsh.reading: the hash takes a group of this key, so use & free & room)
@@ -431,9 +470,10 @@ class AttentionCore(wiring.Component):
             else:
                 m.d.comb += [w_data.eq(self.s_kv.payload.value), w_en.eq(kv_used)]
         with m.Else():
-            m.d.comb += [hash_valid.eq(self.s_q.valid & q_free_of(wait_done, kv_free)
-                                       & (credit | ~last)),
-                         q_taken.eq(self.s_q.valid & q_ready)]
+            if G == 1:
+                m.d.comb += hash_valid.eq(self.s_q.valid & q_free_of(wait_done, kv_free)
+                                          & (credit | ~last))
+            m.d.comb += q_taken.eq(self.s_q.valid & q_ready)
         m.d.comb += q_in.eq(q_taken)
         with m.If(kv_used | kv_dropped):
             if KV > 1:
@@ -451,6 +491,10 @@ class AttentionCore(wiring.Component):
             m.d.comb += use_d.eq(use_next)
             if per:
                 m.d.sync += scan_len.eq(scan_len + grow)
+            if qi.per_kept:
+                m.d.sync += kept.eq(count < plan.k - 1)
+            if wz is not None:
+                m.d.sync += wz.eq(wz & (grow == 0))
             if block_slot is not None:
                 m.d.sync += block_slot.eq(Mux(block_slot == qi.block - 1, 0, block_slot + 1))
         with m.If(kv_dropped):
@@ -478,6 +522,10 @@ class AttentionCore(wiring.Component):
                         m.d.comb += wait_le1_d.eq(0)
                 if per:
                     m.d.sync += scan_len.eq(0)
+                if qi.per_kept:
+                    m.d.sync += kept.eq(plan.k > 0)
+                if wz is not None:
+                    m.d.sync += wz.eq(1)
                 if block_slot is not None:
                     m.d.sync += block_slot.eq(0)
 

@@ -214,7 +214,9 @@ def _members(plan, tag_shape, folded=False, select=True):
     read moves on to the next (``group`` rotated left by one) at the edge, and
     ``last_next``: the read after the edge is the vector's last (``i.ready`` then, unless the
     pipeline stalls), so that a consumer can register a ready or a select of its own a cycle
-    ahead. Folded with ``select=False``, ``x`` is the
+    ahead, and ``last_if_read`` (a flip-flop): ``last_next`` where a read happens in this cycle
+    (``last_next = Mux(read, last_if_read, i.ready)``), for a consumer that knows the read
+    better than the hash does. Folded with ``select=False``, ``x`` is the
     group itself (P × signed(w)), selected by the consumer."""
     lanes = plan.d if select else plan.lanes
     members = {
@@ -227,6 +229,7 @@ def _members(plan, tag_shape, folded=False, select=True):
         members["group"] = Out(plan.groups)
         members["advance"] = Out(1)
         members["last_next"] = Out(1)
+        members["last_if_read"] = Out(1)
     return members
 
 
@@ -474,6 +477,7 @@ class FoldedHashProjection(HashProjection):
         with m.If(read):
             m.d.sync += last_if_read.eq(is_last_after(cnt_next, blk_next))
         m.d.comb += [self.last_next.eq(Mux(read, last_if_read, last_read)),
+                     self.last_if_read.eq(last_if_read),
                      self.advance.eq(read)]
         m.d.sync += last_read.eq(self.last_next)
         with m.If(read):

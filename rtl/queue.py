@@ -4,7 +4,14 @@ flags flip-flops."""
 from amaranth.hdl import Elaboratable, Module, Mux, Signal
 from amaranth.lib import memory
 
-__all__ = ["RegisteredFIFO"]
+__all__ = ["RegisteredFIFO", "ROOM_LAG"]
+
+#: edges by which the ``room`` flag lags the level: it is a compare of the level ROOM_LAG
+#: edges before (ROOM_LAG - 1 flip-flops after the compare's register), so that neither the
+#: flag nor its next value ``room_next`` decodes this cycle's write or read (a consumer's
+#: ready registered from ``room_next`` then does not wait for the write enable); the level
+#: rises by at most one per edge, so the flag still implies ``level + margin < depth``
+ROOM_LAG = 2
 
 
 class RegisteredFIFO(Elaboratable):
@@ -24,8 +31,11 @@ class RegisteredFIFO(Elaboratable):
         Bits of an entry.
     depth : int (>= 2)
         Entries: the memory's words, its output register holding the oldest one.
-    margin : int or None
-        With an int, ``room`` is a flip-flop, 1 while ``level + margin < depth``.
+    margin : int or None (0 .. depth - 1 - ROOM_LAG)
+        With an int, ``room`` is a flip-flop: ``level + margin + ROOM_LAG < depth`` of the
+        level :data:`ROOM_LAG` edges before, which implies ``level + margin < depth`` now
+        (a writer that stops when it falls may still write ``margin`` entries). A queue
+        that must never throttle such a writer has ``margin + ROOM_LAG`` entries more.
 
     Members
     -------
@@ -38,10 +48,11 @@ class RegisteredFIFO(Elaboratable):
     level : ``Signal(range(depth + 1))``
         Entries written and not yet taken.
     empty, room : ``Signal()``
-        Flip-flops: ``level == 0``; ``level + margin < depth`` (``margin`` given).
+        Flip-flops: ``level == 0``; the room flag above (``margin`` given).
     room_next : ``Signal()``
-        The value ``room`` takes at the next edge (``margin`` given), for a consumer that
-        registers a flag of its own from it.
+        A flip-flop, the value ``room`` takes at the next edge (``margin`` given; it implies
+        ``level + margin < depth`` after the edge), for a consumer that registers a flag of
+        its own from it.
 
     Timing: an entry written to an empty queue at an edge is read from the memory at the
     next edge, which raises ``r_rdy``: it can be taken at the edge after that (2 edges).
@@ -51,9 +62,9 @@ class RegisteredFIFO(Elaboratable):
     def __init__(self, *, width, depth, margin=None):
         if depth < 2:
             raise ValueError(f"depth = {depth!r} is not allowed: at least 2")
-        if margin is not None and not 0 <= margin < depth:
-            raise ValueError(f"margin = {margin!r} is not allowed: 0 .. depth - 1 = "
-                             f"{depth - 1}")
+        if margin is not None and not 0 <= margin < depth - ROOM_LAG:
+            raise ValueError(f"margin = {margin!r} is not allowed: 0 .. depth - "
+                             f"{ROOM_LAG + 1} = {depth - ROOM_LAG - 1}")
         self.width, self.depth, self.margin = width, depth, margin
         self.w_data, self.w_en, self.w_rdy = Signal(width), Signal(), Signal(init=1)
         self.r_data, self.r_en, self.r_rdy = Signal(width), Signal(), Signal()
@@ -88,11 +99,9 @@ class RegisteredFIFO(Elaboratable):
         # w_rdy: level <= D - 1
         flag(self.w_rdy, self.w_rdy & (level != D - 1), 1)
         if self.margin is not None:
-            top = D - self.margin - 1                               # room: level <= top
-            m.d.comb += self.room_next.eq(Mux(up, self.room & (level != top),
-                                              Mux(down, self.room | (level == top + 1),
-                                                  self.room)))
-            m.d.sync += self.room.eq(self.room_next)
+            # (ROOM_LAG = 2: room_next is the compare's register, room its copy)
+            m.d.sync += [self.room_next.eq(level < D - self.margin - ROOM_LAG),
+                         self.room.eq(self.room_next)]
 
         # the memory: entries at `produce`, read at `consume` into the read port's register
         storage = m.submodules.storage = memory.Memory(shape=self.width, depth=D, init=[])

@@ -3,7 +3,8 @@ SyncFIFOBuffered under the same random writes (offered where both are ready) and
 same ``r_rdy``, ``r_data`` (while ``r_rdy``) and ``level`` in every cycle, and its flags
 equal to their compares of the level (``w_rdy``: level < depth, so it is ready wherever
 SyncFIFOBuffered is, and also while that one's inner memory is full and its output register
-empty)."""
+empty), and its room flags the compares of the level ROOM_LAG edges before (``room``) and one
+edge before (``room_next``), which imply ``level + margin < depth``."""
 
 import random
 
@@ -12,7 +13,7 @@ from amaranth.hdl import Module
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.sim import Simulator
 
-from hamattn.rtl.queue import RegisteredFIFO
+from hamattn.rtl.queue import ROOM_LAG, RegisteredFIFO
 
 
 def run(depth, margin, p_write, p_read, seed, cycles=1500):
@@ -23,6 +24,7 @@ def run(depth, margin, p_write, p_read, seed, cycles=1500):
     m.submodules.ref = ref = SyncFIFOBuffered(width=8, depth=depth)
     rng = random.Random(seed)
     bad, taken = [], []
+    levels = [0] * ROOM_LAG                 # the level of the edges before (0 before reset)
 
     async def bench(ctx):
         for cycle in range(cycles):
@@ -40,7 +42,14 @@ def run(depth, margin, p_write, p_read, seed, cycles=1500):
             got["empty"], want["empty"] = ctx.get(dut.empty), int(level == 0)
             got["w_rdy"], want["w_rdy"] = ctx.get(dut.w_rdy), int(level < depth)
             if margin is not None:
-                got["room"], want["room"] = ctx.get(dut.room), int(level + margin < depth)
+                top = depth - margin - ROOM_LAG
+                got["room"], want["room"] = ctx.get(dut.room), int(levels[-ROOM_LAG] < top)
+                got["room_next"] = ctx.get(dut.room_next)
+                want["room_next"] = int(levels[-ROOM_LAG + 1] < top)
+                got["safe"] = want["safe"] = 1       # room implies level + margin < depth
+                if got["room"] and not level + margin < depth:
+                    got["safe"] = 0
+            levels.append(level)
             if got != want:
                 bad.append((cycle, got, want))
             if r_en and got["r_rdy"]:
@@ -54,7 +63,7 @@ def run(depth, margin, p_write, p_read, seed, cycles=1500):
     return bad, taken
 
 
-@pytest.mark.parametrize("depth,margin", [(2, None), (3, 0), (5, 2), (8, 3), (13, 12)])
+@pytest.mark.parametrize("depth,margin", [(2, None), (3, 0), (5, 2), (8, 3), (13, 10)])
 @pytest.mark.parametrize("p_write,p_read", [(0.9, 0.3), (0.3, 0.9), (0.6, 0.6), (1, 1)])
 def test_same_as_sync_fifo_buffered(depth, margin, p_write, p_read):
     bad, taken = run(depth, margin, p_write, p_read, seed=depth * 7 + int(10 * p_write))
@@ -65,5 +74,5 @@ def test_same_as_sync_fifo_buffered(depth, margin, p_write, p_read):
 def test_bad_parameters():
     with pytest.raises(ValueError, match="depth = 1 is not allowed: at least 2"):
         RegisteredFIFO(width=4, depth=1)
-    with pytest.raises(ValueError, match=r"margin = 4 is not allowed: 0 \.\. depth - 1 = 3"):
-        RegisteredFIFO(width=4, depth=4, margin=4)
+    with pytest.raises(ValueError, match=r"margin = 2 is not allowed: 0 \.\. depth - 3 = 1"):
+        RegisteredFIFO(width=4, depth=4, margin=2)
