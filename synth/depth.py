@@ -122,6 +122,11 @@ def _base(name):
     return _BIT.sub("", name)
 
 
+def _bits(conn, ports):
+    """The net bits (not constants) of ``ports`` of a cell's connections."""
+    return [b for port in ports for b in conn.get(port, ()) if isinstance(b, int)]
+
+
 def analyse(path, *, target_mhz=None, model=None):
     """Estimated arrival at every sequential input of the netlist at ``path``.
 
@@ -154,33 +159,25 @@ def analyse(path, *, target_mhz=None, model=None):
                     if isinstance(b, int):
                         fanout[b] = fanout.get(b, 0) + 1
 
-    # driver of each bit: ("start", t, name) or ("comb", [(input bits, extra ns, hop)])
+    # the driver of each net bit: start[bit] = clock-to-out of a sequential cell's output;
+    # comb[bit] = ("lut", input bits) or ("carry", input bits, carry-in bits)
     start, comb = {}, {}
     seq_inputs = []
+
     for cname, c in cells.items():
         t, conn = c["type"], c["connections"]
-        if t in m["luts"]:
-            ins, outs = m["luts"][t]
-            src = [b for port in ins for b in conn.get(port, ()) if isinstance(b, int)]
-            for port in outs:
-                for b in conn.get(port, ()):
-                    comb[b] = ("lut", src)
+        if t in m["luts"] or t in m["lutrams"]:
+            ins, outs = (m["luts"] if t in m["luts"] else m["lutrams"])[t]
+            for b in _bits(conn, outs):
+                comb[b] = ("lut", _bits(conn, ins))
+            if t in m["lutrams"]:  # its write side ends paths
+                seq_inputs += [(cname, t, port, pbits) for port, pbits in conn.items()
+                               if c["port_directions"].get(port) == "input"
+                               and port not in ins]
         elif t in m["carries"]:
             ins, ci, outs = m["carries"][t]
-            src = [b for port in ins for b in conn.get(port, ()) if isinstance(b, int)]
-            chain = [b for b in conn.get(ci, ()) if isinstance(b, int)]
-            for port in outs:
-                for b in conn.get(port, ()):
-                    comb[b] = ("carry", src, chain)
-        elif t in m["lutrams"]:
-            ins, outs = m["lutrams"][t]
-            src = [b for port in ins for b in conn.get(port, ()) if isinstance(b, int)]
-            for port in outs:
-                for b in conn.get(port, ()):
-                    comb[b] = ("lut", src)
-            for port, bits in conn.items():
-                if c["port_directions"].get(port) == "input" and port not in ins:
-                    seq_inputs.append((cname, t, port, bits))
+            for b in _bits(conn, outs):
+                comb[b] = ("carry", _bits(conn, ins), _bits(conn, (ci,)))
         elif m["ffs"].match(t) or m["rams"].match(t):
             delay = m["clk_to_q"] if m["ffs"].match(t) else m["ram_clk_to_q"]
             for port, bits in conn.items():
