@@ -63,16 +63,19 @@ CONFIGS = {
     # verif/corners.py: the core's corners of tests/test_core.py, in every mode
     **{f"core-{c}-{m}": dict(p, mode=m) for c, p in CORE_CORNERS.items() for m in MODES},
     **{f"core-{c}-linear": dict(p, mode="linear") for c, p in CORE_ROW_CORNERS.items()},
-    # bench/goals.py: every goal in each folding it builds
-    "ice-topk-P2": dict(_ICE, mode="topk", lanes=2),
-    "ice-topk-P1": dict(_ICE, mode="topk", lanes=1),
+    # bench/goals.py: every goal in each folding it builds (the iCEBreaker scan modes with
+    # the lut4 popcount, as their goals)
+    "ice-topk-P2": dict(_ICE, mode="topk", popcount="lut4", lanes=2),
+    "ice-topk-P1": dict(_ICE, mode="topk", popcount="lut4", lanes=1),
     "ice-linear-P1-T16": dict(_ICE, mode="linear", lanes=1, rows=16),
     "ice-linear-P1-T8": dict(_ICE, mode="linear", lanes=1, rows=8),
     "ice-linear-P1-T4": dict(_ICE, mode="linear", lanes=1, rows=4),
-    "ice-hsoftmax-P2": dict(_ICE, mode="hsoftmax", lanes=2),
-    "ice-hsoftmax-P1": dict(_ICE, mode="hsoftmax", lanes=1),
-    "ice-topk-P1-M4": dict(_ICE, mode="topk", lanes=1, keys_per_cycle=4),
-    "ice-hsoftmax-P1-M2": dict(_ICE, mode="hsoftmax", lanes=1, keys_per_cycle=2),
+    "ice-hsoftmax-P2": dict(_ICE, mode="hsoftmax", popcount="lut4", lanes=2),
+    "ice-hsoftmax-P1": dict(_ICE, mode="hsoftmax", popcount="lut4", lanes=1),
+    "ice-topk-P1-M4": dict(_ICE, mode="topk", popcount="lut4", lanes=1,
+                           keys_per_cycle=4),
+    "ice-hsoftmax-P1-M2": dict(_ICE, mode="hsoftmax", popcount="lut4", lanes=1,
+                               keys_per_cycle=2),
     "ecp-linear-P2": dict(_ECP, mode="linear", lanes=2),
     "ecp-linear-P2-T32": dict(_ECP, mode="linear", lanes=2, rows=32),
     "ecp-linear-P1": dict(_ECP, mode="linear", lanes=1),

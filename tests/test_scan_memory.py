@@ -60,13 +60,12 @@ def test_memories_hold_M_keys_per_word(mode, d, lanes, M):
         assert mems[name] == ((cfg.N * cfg.groups - 1).bit_length(), 2 * half)
     # hsoftmax: per slot its bins, one word per class c >> f of P value bins and a den bin,
     # and the zero word Cb read for a bin not written in the group (rtl/hsoftmax.py: LUT RAM
-    # read asynchronously; with bin_stage no zero word, at least 2 words); topk: the
-    # accumulator bank in flip-flops (no "bank" memory)
-    bins = ({"bins"} if M == 1 else {f"bins{s}" for s in range(M)}) if mode == "hsoftmax" \
-        else set()
+    # read asynchronously); with bin_stage (small bins) flip-flops read by a one-hot AND-OR,
+    # no memory; topk: the accumulator bank in flip-flops (no "bank" memory)
+    bins = ({"bins"} if M == 1 else {f"bins{s}" for s in range(M)}) \
+        if mode == "hsoftmax" and not plan.bin_stage else set()
     for name in bins:
-        depth = max(plan.bins, 2) if plan.bin_stage else plan.bins + 1
-        assert mems[name] == (cfg.lanes * plan.bin_width + plan.count_width, depth)
+        assert mems[name] == (cfg.lanes * plan.bin_width + plan.count_width, plan.bins + 1)
     assert set(mems) == {"values"} | codes | hists | dists | listed | bins
 
 
