@@ -98,6 +98,8 @@ def _load(path):
         if not cands:
             raise DepthError(f"netlist: no Yosys JSON netlist in directory {str(p)!r}")
         p = cands[0]
+    if not p.is_file():
+        raise DepthError(f"netlist: {str(p)!r} is not a file or a build directory")
     try:
         data = json.loads(p.read_text())
     except (OSError, ValueError) as e:

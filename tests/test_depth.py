@@ -154,6 +154,8 @@ def test_bad_input_gives_one_line(tmp_path):
     (tmp_path / "bad.json").write_text("not json")
     with pytest.raises(D.DepthError, match="cannot read .* as JSON"):
         D.analyse(tmp_path / "bad.json")
+    with pytest.raises(D.DepthError, match="'.*missing.json' is not a file or a build directory"):
+        D.analyse(tmp_path / "missing.json")
     (tmp_path / "empty").mkdir()
     with pytest.raises(D.DepthError, match="no Yosys JSON netlist in directory"):
         D.analyse(tmp_path / "empty")
