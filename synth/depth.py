@@ -155,11 +155,9 @@ def analyse(path, *, target_mhz=None, model=None):
 
     fanout = {}
     for c in cells.values():
-        for port, bits in c["connections"].items():
-            if c["port_directions"].get(port) == "input":
-                for b in bits:
-                    if isinstance(b, int):
-                        fanout[b] = fanout.get(b, 0) + 1
+        ins = [p for p, d in c["port_directions"].items() if d == "input"]
+        for b in _bits(c["connections"], ins):
+            fanout[b] = fanout.get(b, 0) + 1
 
     # the driver of each net bit: start[bit] = clock-to-out of a sequential cell's output;
     # comb[bit] = ("lut", input bits) or ("carry", input bits, carry-in bits)
@@ -238,14 +236,9 @@ def analyse(path, *, target_mhz=None, model=None):
     target = 1000.0 / target_mhz if target_mhz else None
     pairs = {}
     for cname, t, port, bits in seq_inputs:
-        dst = None
-        for c in (cells[cname]["connections"].get("Q"), cells[cname]["connections"].get("RDATA"),
-                  cells[cname]["connections"].get("DO"), cells[cname]["connections"].get("Q0")):
-            if c and isinstance(c[0], int) and c[0] in names:
-                dst = _base(names[c[0]])
-                break
-        if dst is None:
-            dst = _base(cname)
+        # the destination is named after the cell's (first) output net, else the cell
+        outs = _bits(cells[cname]["connections"], ("Q", "RDATA", "DO", "Q0"))
+        dst = _base(names[outs[0]] if outs and outs[0] in names else cname)
         for b in bits:
             if not isinstance(b, int):
                 continue
