@@ -301,41 +301,56 @@ class HsoftmaxValuePath(wiring.Component):
     def latency(self):
         return self.plan.latency
 
-    def _staged_bins(self, m, name, word, cb, x, nxt, flags, fstart, folding):
-        """A slot's bins with a register in their read-modify-write (``plan.bin_stage``):
-        Cb words of flip-flops, read through a one-hot AND-OR (no mux tree of a binary
-        address). Bin ``at`` is read into ``base`` (0 where it is not held), and a cycle
-        later ``base + x`` is written back. Where the bin read is the one being written (the
-        previous cycle's, unless that was a fold's read, which leaves the bin cleared), the
-        sum is taken instead of the stale word: equal classes in a row need no stall. A fold
-        reads the same way: ``base`` (returned) is the bin of a fold's read one edge later.
+    def _staged_bins(self, m, name, word, cb, x, at_next, nxt, flags, fstart, folding):
+        """A slot's bins with a register in their read-modify-write (``plan.bin_stage``): a
+        memory of Cb words with a synchronous read (block RAM), whose read register is the
+        stage. Bin ``at`` is read (the address a register, loaded with ``at_next``), and an
+        edge later the word read (0 where the bin is not held) plus the values is written
+        back to it. Where the bin read is the one being written (the previous cycle's, unless
+        that was a fold's read, which leaves the bin cleared), the sum written then (``tot1``,
+        a register) is taken instead of the stale word: equal classes in a row need no stall.
+        A fold reads the same way: ``base`` (returned) is the bin of a fold's read one edge
+        later, a mux of registers and the memory's read register (no logic in front of the
+        memory's read, no bins in flip-flops).
 
-        Every select is a flip-flop loaded from next values: ``sel`` (one-hot ``at``) from
-        ``nxt``, the next address one-hot; ``rsel`` (bin i is read and held) from ``nxt``
-        AND ``flags`` (the bins' held flags after this edge, flip-flops); ``forward`` (the
-        bin read next is the one written now: the class bin ``cb`` equals the previous one,
-        ``cprev``, or at a fold start, bin Cb-1 is ``at``; never while folding)."""
+        Every select is a flip-flop loaded from next values: ``rsel`` (bin i is read and held)
+        from ``nxt`` (the next address one-hot) AND ``flags`` (the bins' held flags,
+        flip-flops), and ``forward`` (the bin read next is the one written now: the class bin
+        ``cb`` equals the previous one, ``cprev``, or at a fold start, bin Cb-1 is ``at``;
+        never while folding), each delayed by an edge beside the memory's read."""
         Cb = self.plan.bins
         P = self.plan.lanes
-        bins = [Signal(word, name=f"{name}{i}") for i in range(Cb)]
-        sel = Signal(Cb, name=f"{name}_sel")             # one-hot `at`: the bin of this cycle
-        sel1 = Signal(Cb, name=f"{name}_sel1")           # the bin written this cycle
+        # (at least 2 words: a memory of one word would have a zero-width address)
+        mem = memory.Memory(shape=word, depth=max(Cb, 2), init=[],
+                            attrs={"ram_style": "block", "no_rw_check": 1})
+        m.submodules[name] = mem
+        # (an asynchronous read and a register of no reset behind it, which Yosys merges into
+        # a synchronous read port of the block RAM, there marked ``no_rw_check``: a word
+        # read as it is written is never used, see ``forward``, and needs no bypass logic)
+        wp, rp = mem.write_port(), mem.read_port(domain="comb")
+        rdata = Signal(word, name=f"{name}_rdata", reset_less=True)
+        m.d.sync += rdata.eq(rp.data)
+        at = Signal(range(max(Cb, 2)), name=f"{name}_at")     # the bin read this cycle
+        at1 = Signal.like(at, name=f"{name}_at1")             # the bin written this cycle
+        top = Signal(name=f"{name}_top")                      # at == Cb - 1
         rsel = Signal(Cb, name=f"{name}_rsel")           # the bin read, where held
+        held1 = Signal(name=f"{name}_held1")             # the word read was held
         x1 = Signal.like(x, name=f"{name}_x1")
         cprev = Signal.like(cb, name=f"{name}_cprev")
         forward = Signal(name=f"{name}_fwd")
+        fwd1 = Signal(name=f"{name}_fwd1")
+        tot1 = Signal(word, name=f"{name}_tot1")
         base = Signal(word, name=f"{name}_base")
         total = Signal(word, name=f"{name}_sum")
         m.d.comb += [total.v[l].eq(base.v[l] + x1.v[l]) for l in range(P)]
         m.d.comb += total.c.eq(base.c + x1.c)
-        m.d.sync += [sel.eq(nxt), rsel.eq(nxt & flags), sel1.eq(sel), x1.eq(x), cprev.eq(cb),
-                     forward.eq(~folding & Mux(fstart, sel[Cb - 1], cb == cprev))]
-        read = 0
-        for i in range(Cb):
-            with m.If(sel1[i]):
-                m.d.sync += bins[i].eq(total)
-            read = read | (bins[i].as_value() & rsel[i].replicate(len(bins[i].as_value())))
-        m.d.sync += base.eq(Mux(forward, total, read))
+        m.d.sync += [at.eq(at_next), top.eq(nxt[Cb - 1]), rsel.eq(nxt & flags), at1.eq(at),
+                     x1.eq(x), cprev.eq(cb), tot1.eq(total),
+                     forward.eq(~folding & Mux(fstart, top, cb == cprev)),
+                     fwd1.eq(forward), held1.eq(rsel.any())]
+        m.d.comb += [rp.addr.eq(at), wp.addr.eq(at1), wp.en.eq(1), wp.data.eq(total)]
+        read = rdata.as_value() & held1.replicate(len(rdata.as_value()))
+        m.d.comb += base.eq(Mux(fwd1, tot1, read))
         return base
 
     def elaborate(self, platform):
@@ -452,8 +467,8 @@ class HsoftmaxValuePath(wiring.Component):
                 m.d.sync += flags[i].eq(Mux(nxt[i], ~(fstart | fold_more), flags[i]))
             cb = (c >> f)[:len(faddr)]
             if plan.bin_stage:
-                bins.append(self._staged_bins(m, name, word, cb, x, nxt, flags, fstart,
-                                              folding))
+                bins.append(self._staged_bins(m, name, word, cb, x, next_bin(lambda a: a, cb),
+                                              nxt, flags, fstart, folding))
                 continue
             # a bin not held reads word Cb, never written (0 since configuration), instead
             # of itself, so that neither an update nor a fold sees what an earlier group (or
