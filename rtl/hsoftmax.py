@@ -420,6 +420,10 @@ class HsoftmaxValuePath(wiring.Component):
         folding = Signal()                        # the bins are read by a fold (and cleared)
         faddr = Signal(range(max(Cb, 2)))
         fstart = Signal()                         # a fold starts at the next edge
+        # ... the same, for slot s's bin address, flags and selects: an OR of its own copies
+        # of the fold control's flip-flops (`pend`, `qstart`), so that the fold start's
+        # fanout is one slot's, not the M slots' (see the fold control below)
+        fstarts = [Signal(name=f"fstart{s}") for s in range(M)]
         # Each slot's bin address is one register (no mux between it and the LUT RAMs' read),
         # loaded with its next value: the fold's next address where a fold starts (Cb - 1)
         # or goes on (faddr - 1, where `fold_more`: folding and faddr != 0, a flip-flop),
@@ -439,7 +443,9 @@ class HsoftmaxValuePath(wiring.Component):
             """fn of the bin address after the edge, a slot's next class bin being ``a``."""
             return Mux(fstart, fn(Const(Cb - 1, len(faddr))), Mux(fold_more, fn(fdown), fn(a)))
         bins = []
+        whole_fstart = fstart
         for s in range(M):
+            fstart = fstarts[s]
             # the class of the key's distance, registered (a table of b + 1 entries), and
             # whether the slot holds a key of the window, beside it
             c = Signal(cls, name=f"class{s}")
@@ -497,6 +503,8 @@ class HsoftmaxValuePath(wiring.Component):
             m.d.comb += bwp.data.c.eq(brp.data.c + x.c)
             bins.append(brp.data)
 
+        fstart = whole_fstart
+
         # ---- the fold: the M slots' bins of each lane summed (FS levels), then Horner
         k = plan.code_words << plan.fine_shift
         vroots = [adder_tree(m, [Term(x.v[l], False, k * plan.vmin, k * plan.vmax)
@@ -533,11 +541,19 @@ class HsoftmaxValuePath(wiring.Component):
         beat = Signal(name="beat")                # the fold running gives a beat
         blast = Signal(name="blast")              # ... the query's last
         ovalid = Signal()                         # the output register holds a beat
-        start = pend & (~ovalid | self.o.ready)
+        free = ~ovalid | self.o.ready
+        start = pend & free
         m.d.sync += [pend.eq(req_pre | (pend & ~start)),
                      pend_last.eq(Mux(req_pre, last_pre, pend_last))]
         m.d.comb += fstart.eq(start | qstart)
         m.d.sync += qstart.eq(0)
+        # each slot's copies: the same flip-flops, each written from its own output (so
+        # that the synthesis tools keep them apart; qstart is 0 in IDLE, so ~qstart = 1)
+        pends = [Signal(name=f"fold_pend{s}") for s in range(M)]
+        qstarts = [Signal(name=f"qstart{s}") for s in range(M)]
+        for ps, qs, fs in zip(pends, qstarts, fstarts):
+            m.d.sync += [ps.eq(req_pre | (ps & ~free)), qs.eq(0)]
+            m.d.comb += fs.eq((ps & free) | qs)
         with m.If(start):
             m.d.sync += [beat.eq(1), blast.eq(pend_last)]
             with m.If(gi != G):                   # the next group reads X cycles later
@@ -591,6 +607,7 @@ class HsoftmaxValuePath(wiring.Component):
                                  left.eq(n), vaddr.eq(0), arm.eq(1),
                                  wait.eq(X + 1), beat.eq(0)]
                     m.d.sync += qstart.eq(1)
+                    m.d.sync += [qs.eq(~qs) for qs in qstarts]
                     m.next = "SCAN"
             with m.State("SCAN"):
                 with m.If((o_tx & olast) if G > 1 else o_tx):
