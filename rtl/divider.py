@@ -211,16 +211,25 @@ class RoundingDivider(wiring.Component):
 
     @property
     def nonrestoring(self):
-        """Non-restoring steps, and a stage of several steps that computes the step of the
-        previous stage's group and that of its own registers and selects after the adders
-        (one adder more per lane and stage): a pipeline of such stages whose divisions
-        overlap (den not held, a folded ``linear`` core, whose divider takes a group every
-        ``steps`` edges without pause). Elsewhere (one step per stage, ``serial``, or a held
-        den: divisions a latency apart, the scan modes) a stage selects its operands in
-        front of one restoring step, which is smaller (its remainder a bit narrower, no
-        operand XOR, no second adder)."""
-        return (not self.serial and not self.held_den
-                and any(k > 1 for k in self.stage_steps))
+        """Non-restoring steps (:meth:`_step`) in a pipeline with a stage of several steps:
+        the adder's sum bits are the next remainder, no select by the step's carry out after
+        the carry chain (a restoring step's compare fans out to every remainder bit there),
+        one LUT level (the operand select and den XOR the remainder's sign) in front of it.
+        Elsewhere (one step per stage, where the restoring step has no select in front of
+        its adder, or ``serial``) the steps are restoring, which is smaller (its remainder a
+        bit narrower, no operand XOR). See :attr:`selects_after`."""
+        return not self.serial and any(k > 1 for k in self.stage_steps)
+
+    @property
+    def selects_after(self):
+        """A stage of several non-restoring steps computes the step of the previous stage's
+        group and that of its own registers and selects after the adders (one adder more per
+        lane and stage): a pipeline of such stages whose divisions overlap (den not held, a
+        folded ``linear`` core, whose divider takes a group every ``steps`` edges without
+        pause), where den is the group's own and the select would otherwise stand in front
+        of both operands. With a held den (divisions a latency apart, the scan modes) a
+        stage selects its remainder in front of its one adder."""
+        return self.nonrestoring and not self.held_den
 
     @property
     def signed_in_stage(self):
@@ -443,7 +452,8 @@ class RoundingDivider(wiring.Component):
         if self.held_den:
             held = Signal(dw, name="held_den")
             with m.If(accept):
-                m.d.sync += held.eq(~self.i.payload.den)         # (complemented_den)
+                m.d.sync += held.eq(~self.i.payload.den if self.complemented_den
+                                    else self.i.payload.den)
 
         def den_of(src):
             return held if self.held_den else src["den"]
@@ -453,7 +463,7 @@ class RoundingDivider(wiring.Component):
             st = self._stage(name, ks > 1)
             start = prev_done
             # (two steps selected after the adders, the registers written before `done`)
-            dual = ks > 1 and self.nonrestoring
+            dual = ks > 1 and self.selects_after
             if ks == 1:
                 # every edge: the previous stage's group takes one step
                 m.d.sync += st["valid"].eq(start)
