@@ -29,10 +29,11 @@ __all__ = ["BIN_DEPTH", "BIN_STAGE_BITS", "HsoftmaxPlan", "HsoftmaxValuePath"]
 BIN_DEPTH = 16
 
 #: most bits of all M slots' bins (M·(P·bin_width + count_width)) for which the bins'
-#: read-modify-write is split by a register (``bin_stage``): it costs a flip-flop per bin bit
-#: three times and a LUT4 per bin bit (the forwarding mux), little where the bins are small
-#: (then flip-flops and a mux tree on an FPGA without LUT RAM, the iCE40, whose read sets the
-#: clock unless registered); larger bins keep the one-cycle update from LUT RAM
+#: read-modify-write is split by a register (``bin_stage``): the bins are then block RAM read
+#: synchronously (on an FPGA without LUT RAM, the iCE40, a memory read asynchronously is
+#: flip-flops and a mux tree, whose read sets the clock), at the cost of a few flip-flops per
+#: bin bit (the values, the sum written, registered) and a LUT per bin bit (the forwarding
+#: mux), little where the bins are small; larger bins keep the one-cycle update from LUT RAM
 BIN_STAGE_BITS = 256
 
 
@@ -255,12 +256,12 @@ class HsoftmaxValuePath(wiring.Component):
     at word Cb instead, which is never written (0 since configuration): so a bin starts each
     group at 0 without a write of 0 or a mux of 0 before its adders (the read address is a
     register of its own, from the flags' and the address's next values).
-    With ``plan.bin_stage`` (small bins, for an iCE40 without LUT RAM) the bins are Cb words
-    of flip-flops read through a one-hot AND-OR of registered selects, and the update takes
-    two cycles: the bin is read into a register
-    (0 where not ``held``), and its sum with the values written back a cycle later; a read of
-    the bin being written takes the sum instead (forwarding), and a fold's sum of the slots
-    starts from that register, one edge later (FD = FS + 1).
+    With ``plan.bin_stage`` (small bins, for an iCE40 without LUT RAM) the bins are a memory
+    of Cb words read synchronously (block RAM), and the update takes two cycles: the bin is
+    read into the memory's read register (taken as 0 where not ``held``), and its sum with
+    the values written back a cycle later; a read of the bin being written takes that sum
+    instead (forwarding, from a register), and a fold's sum of the slots starts from the
+    read register, one edge later (FD = FS + 1).
 
     **A query.** Its first fold clears the bins' flags (they may hold anything after a
     reset). Then for each group g: ceil(n/M) reads (code word w, value word w·G + g, one per
