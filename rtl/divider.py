@@ -127,11 +127,12 @@ class RoundingDivider(wiring.Component):
     needs ``q_bits`` steps whatever the width of the numerator: the partial remainder starts
     as X >> q_bits (< den) and each step shifts in the next bit of X and subtracts den where
     it can. The remainder is shifted, not the divisor, so every step's subtractor is only
-    ``den_width + 1`` bits wide. In a pipeline of overlapping divisions with stages of
-    several steps (:attr:`nonrestoring`) the steps are non-restoring (:meth:`_step`): a
-    failed trial's negative remainder is kept and den added back at the next step, which
-    gives the restoring quotient bits with one adder per step and no select after it, and a
-    stage's start select comes after its two adders.
+    ``den_width + 1`` bits wide. In a pipeline with stages of several steps
+    (:attr:`nonrestoring`) the steps are non-restoring (:meth:`_step`): a failed trial's
+    negative remainder is kept and den added back at the next step, which gives the
+    restoring quotient bits with one adder per step and no select after it; a stage's start
+    select comes after its two adders where divisions overlap (:attr:`selects_after`), in
+    front of its one adder where den is held.
 
     Pipeline (one group of ``lanes`` per stage): a sign stage (a XOR its sign, and the
     sign: the sign's fanout and the XOR end at flip-flops), a form stage (X, one adder of
@@ -141,7 +142,7 @@ class RoundingDivider(wiring.Component):
     edge; ``steps`` = q_bits: one bit-serial stage), then the sign, into an output register
     of ``elements`` quotients. The stages' registers load every edge (no clock enable); only
     their valid flags and step counters are control (a stage of several steps selects
-    between the previous stage's group and its own registers, :attr:`nonrestoring`).
+    between the previous stage's group and its own registers, :attr:`selects_after`).
 
     With ``lanes`` < ``elements`` (folding, ``--lanes``) a division is G = ceil(elements /
     lanes) groups. Whole-vector input: the accepting edge forms group 0 and keeps groups 1
