@@ -335,7 +335,8 @@ class HsoftmaxValuePath(wiring.Component):
         at1 = Signal.like(at, name=f"{name}_at1")             # the bin written this cycle
         top = Signal(name=f"{name}_top")                      # at == Cb - 1
         rsel = Signal(Cb, name=f"{name}_rsel")           # the bin read, where held
-        held1 = Signal(name=f"{name}_held1")             # the word read was held
+        # the word read is taken (held, not forwarded), and the sum forwarded instead
+        take1 = Signal(name=f"{name}_take1")
         x1 = Signal.like(x, name=f"{name}_x1")
         cprev = Signal.like(cb, name=f"{name}_cprev")
         forward = Signal(name=f"{name}_fwd")
@@ -348,10 +349,12 @@ class HsoftmaxValuePath(wiring.Component):
         m.d.sync += [at.eq(at_next), top.eq(nxt[Cb - 1]), rsel.eq(nxt & flags), at1.eq(at),
                      x1.eq(x), cprev.eq(cb), tot1.eq(total),
                      forward.eq(~folding & Mux(fstart, top, cb == cprev)),
-                     fwd1.eq(forward), held1.eq(rsel.any())]
+                     fwd1.eq(forward), take1.eq(rsel.any() & ~forward)]
         m.d.comb += [rp.addr.eq(at), wp.addr.eq(at1), wp.en.eq(1), wp.data.eq(total)]
-        read = rdata.as_value() & held1.replicate(len(rdata.as_value()))
-        m.d.comb += base.eq(Mux(fwd1, tot1, read))
+        # (an AND-OR of four flip-flops per bit: one LUT in front of the adders)
+        n = len(rdata.as_value())
+        m.d.comb += base.eq((rdata.as_value() & take1.replicate(n))
+                            | (tot1.as_value() & fwd1.replicate(n)))
         return base
 
     def elaborate(self, platform):
