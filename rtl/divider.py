@@ -233,6 +233,17 @@ class RoundingDivider(wiring.Component):
         return self.nonrestoring and not self.held_den
 
     @property
+    def late_bits(self):
+        """Each non-restoring step of a held den's stages (:attr:`nonrestoring`, not
+        :attr:`selects_after`) shifts the previous step's quotient bit into xq, not its own:
+        that bit is the sign of the remainder the step starts from (the operand select of
+        its adder, from flip-flops), so no LUT of xq waits for the carry chain. The first
+        step's (the form stage's remainder, >= 0) ends at the top of xq and is dropped; the
+        last step's quotient bit is the sign of the last stage's remainder, which the output
+        takes (:meth:`_output`). Not where the last step is :attr:`signed_in_stage`."""
+        return self.nonrestoring and self.held_den and not self.signed_in_stage
+
+    @property
     def signed_in_stage(self):
         """The last pipeline stage takes one step (a fully pipelined divider, not
         ``serial``): its step, the division's last, leaves the signed quotient in its
@@ -336,6 +347,10 @@ class RoundingDivider(wiring.Component):
                 out.append((rem, Cat(take, Mux(neg & ~take, hi1, hi))))
             elif final:
                 out.append((rem, take))
+            elif self.late_bits:
+                # (the previous step's quotient bit: r >= 0, the sign of the remainder this
+                # step starts from, `sub`)
+                out.append((rem, Cat(sub ^ neg, hi)))
             else:
                 out.append((rem, Cat(take ^ neg, hi)))
         return out
@@ -575,8 +590,13 @@ class RoundingDivider(wiring.Component):
         group = Signal(data.StructLayout(
             {"q": data.ArrayLayout(signed(qb), P), "last": 1,
              **({"tag": self.tag_shape} if has_tag else {})}))
-        m.d.comb += [group.q[p].eq(prev["xq"][p] if self.signed_in_stage
-                                   else prev["xq"][p] + prev["neg"][p]) for p in range(P)]
+        for p in range(P):
+            xq, neg = prev["xq"][p], prev["neg"][p]
+            if self.late_bits:
+                # (the last quotient bit, r >= 0 of the last remainder, below the others; the
+                # first step's bit at the top of xq is dropped)
+                xq = Cat(~prev["r"][p][-1] ^ neg, xq[:-1])
+            m.d.comb += group.q[p].eq(xq if self.signed_in_stage else xq + neg)
         m.d.comb += group.last.eq(prev["last"])
         if has_tag:
             m.d.comb += group.tag.eq(prev["tag"])
