@@ -266,13 +266,14 @@ class RoundingDivider(wiring.Component):
 
     @property
     def complemented_den(self):
-        """The restoring steps (every stage but :attr:`nonrestoring` ones) carry ~den
-        (``den_width`` bits), not den, and subtract it as t + ~den + 1, the +1 a carry in, so
-        that no inverter stands between a register and the carry chain (on the iCE40 a
-        subtract of a register costs a LUT in front of the chain, per bit): the form stage
-        inverts den as it registers it, and a held den (``held_den``, ``serial``) is held
-        inverted."""
-        return not self.nonrestoring
+        """The pipeline's stages carry ~den (``den_width`` bits), not den: a stage of
+        restoring steps whose den is its own (not held, not :attr:`nonrestoring`, not
+        ``serial``) subtracts it as t + ~den + 1, the +1 a carry in, so that no inverter
+        stands between its registers and the carry chain (on the iCE40 a subtract of a
+        register costs a LUT in front of the chain); the form stage inverts den as it
+        registers it. (A held den is held as it is: a held den's stages of several steps are
+        :attr:`nonrestoring` and XOR it with the remainder's sign anyway.)"""
+        return not (self.serial or self.held_den or self.nonrestoring)
 
     def _stage(self, name, has_count, signed_r=None):
         """The registers of one pipeline stage: control, and per lane the remainder ``r``
@@ -468,8 +469,7 @@ class RoundingDivider(wiring.Component):
         if self.held_den:
             held = Signal(dw, name="held_den")
             with m.If(accept):
-                m.d.sync += held.eq(~self.i.payload.den if self.complemented_den
-                                    else self.i.payload.den)
+                m.d.sync += held.eq(self.i.payload.den)
 
         def den_of(src):
             return held if self.held_den else src["den"]
@@ -539,7 +539,7 @@ class RoundingDivider(wiring.Component):
         # valid) reaches only the control, no select in front of the adder.
         held = Signal(dw, name="held_den")
         with m.If(idle):
-            m.d.sync += held.eq(~self.i.payload.den)            # (complemented_den)
+            m.d.sync += held.eq(self.i.payload.den)
             m.d.sync += [st[key].eq(self.i.payload[key]) for key in keys if key != "last"]
         half = self.i.payload.den >> 1
         nxt = Mux(busy & (g != G - 1), g + 1, 0)    # the group the stage may load
