@@ -127,11 +127,12 @@ class RoundingDivider(wiring.Component):
     needs ``q_bits`` steps whatever the width of the numerator: the partial remainder starts
     as X >> q_bits (< den) and each step shifts in the next bit of X and subtracts den where
     it can. The remainder is shifted, not the divisor, so every step's subtractor is only
-    ``den_width + 1`` bits wide. In a pipeline of overlapping divisions with stages of
-    several steps (:attr:`nonrestoring`) the steps are non-restoring (:meth:`_step`): a
-    failed trial's negative remainder is kept and den added back at the next step, which
-    gives the restoring quotient bits with one adder per step and no select after it, and a
-    stage's start select comes after its two adders.
+    ``den_width + 1`` bits wide. In a pipeline with stages of several steps
+    (:attr:`nonrestoring`) the steps are non-restoring (:meth:`_step`): a failed trial's
+    negative remainder is kept and den added back at the next step, which gives the
+    restoring quotient bits with one adder per step and no select after it; a stage's start
+    select comes after its two adders where divisions overlap (:attr:`selects_after`), in
+    front of its one adder where den is held.
 
     Pipeline (one group of ``lanes`` per stage): a sign stage (a XOR its sign, and the
     sign: the sign's fanout and the XOR end at flip-flops), a form stage (X, one adder of
@@ -141,7 +142,7 @@ class RoundingDivider(wiring.Component):
     edge; ``steps`` = q_bits: one bit-serial stage), then the sign, into an output register
     of ``elements`` quotients. The stages' registers load every edge (no clock enable); only
     their valid flags and step counters are control (a stage of several steps selects
-    between the previous stage's group and its own registers, :attr:`nonrestoring`).
+    between the previous stage's group and its own registers, :attr:`selects_after`).
 
     With ``lanes`` < ``elements`` (folding, ``--lanes``) a division is G = ceil(elements /
     lanes) groups. Whole-vector input: the accepting edge forms group 0 and keeps groups 1
@@ -211,16 +212,36 @@ class RoundingDivider(wiring.Component):
 
     @property
     def nonrestoring(self):
-        """Non-restoring steps, and a stage of several steps that computes the step of the
-        previous stage's group and that of its own registers and selects after the adders
-        (one adder more per lane and stage): a pipeline of such stages whose divisions
-        overlap (den not held, a folded ``linear`` core, whose divider takes a group every
-        ``steps`` edges without pause). Elsewhere (one step per stage, ``serial``, or a held
-        den: divisions a latency apart, the scan modes) a stage selects its operands in
-        front of one restoring step, which is smaller (its remainder a bit narrower, no
-        operand XOR, no second adder)."""
-        return (not self.serial and not self.held_den
-                and any(k > 1 for k in self.stage_steps))
+        """Non-restoring steps (:meth:`_step`) in a pipeline with a stage of several steps:
+        the adder's sum bits are the next remainder, no select by the step's carry out after
+        the carry chain (a restoring step's compare fans out to every remainder bit there),
+        one LUT level (the operand select and den XOR the remainder's sign) in front of it.
+        Elsewhere (one step per stage, where the restoring step has no select in front of
+        its adder, or ``serial``) the steps are restoring, which is smaller (its remainder a
+        bit narrower, no operand XOR). See :attr:`selects_after`."""
+        return not self.serial and any(k > 1 for k in self.stage_steps)
+
+    @property
+    def selects_after(self):
+        """A stage of several non-restoring steps computes the step of the previous stage's
+        group and that of its own registers and selects after the adders (one adder more per
+        lane and stage): a pipeline of such stages whose divisions overlap (den not held, a
+        folded ``linear`` core, whose divider takes a group every ``steps`` edges without
+        pause), where den is the group's own and the select would otherwise stand in front
+        of both operands. With a held den (divisions a latency apart, the scan modes) a
+        stage selects its remainder in front of its one adder."""
+        return self.nonrestoring and not self.held_den
+
+    @property
+    def late_bits(self):
+        """Each non-restoring step of a held den's stages (:attr:`nonrestoring`, not
+        :attr:`selects_after`) shifts the previous step's quotient bit into xq, not its own:
+        that bit is the sign of the remainder the step starts from (the operand select of
+        its adder, from flip-flops), so no LUT of xq waits for the carry chain. The first
+        step's (the form stage's remainder, >= 0) ends at the top of xq and is dropped; the
+        last step's quotient bit is the sign of the last stage's remainder, which the output
+        takes (:meth:`_output`). Not where the last step is :attr:`signed_in_stage`."""
+        return self.nonrestoring and self.held_den and not self.signed_in_stage
 
     @property
     def signed_in_stage(self):
@@ -250,7 +271,8 @@ class RoundingDivider(wiring.Component):
         ``serial``) subtracts it as t + ~den + 1, the +1 a carry in, so that no inverter
         stands between its registers and the carry chain (on the iCE40 a subtract of a
         register costs a LUT in front of the chain); the form stage inverts den as it
-        registers it."""
+        registers it. (A held den is held as it is: a held den's stages of several steps are
+        :attr:`nonrestoring` and XOR it with the remainder's sign anyway.)"""
         return not (self.serial or self.held_den or self.nonrestoring)
 
     def _stage(self, name, has_count, signed_r=None):
@@ -326,6 +348,10 @@ class RoundingDivider(wiring.Component):
                 out.append((rem, Cat(take, Mux(neg & ~take, hi1, hi))))
             elif final:
                 out.append((rem, take))
+            elif self.late_bits:
+                # (the previous step's quotient bit: r >= 0, the sign of the remainder this
+                # step starts from, `sub`)
+                out.append((rem, Cat(sub ^ neg, hi)))
             else:
                 out.append((rem, Cat(take ^ neg, hi)))
         return out
@@ -453,7 +479,7 @@ class RoundingDivider(wiring.Component):
             st = self._stage(name, ks > 1)
             start = prev_done
             # (two steps selected after the adders, the registers written before `done`)
-            dual = ks > 1 and self.nonrestoring
+            dual = ks > 1 and self.selects_after
             if ks == 1:
                 # every edge: the previous stage's group takes one step
                 m.d.sync += st["valid"].eq(start)
@@ -564,8 +590,13 @@ class RoundingDivider(wiring.Component):
         group = Signal(data.StructLayout(
             {"q": data.ArrayLayout(signed(qb), P), "last": 1,
              **({"tag": self.tag_shape} if has_tag else {})}))
-        m.d.comb += [group.q[p].eq(prev["xq"][p] if self.signed_in_stage
-                                   else prev["xq"][p] + prev["neg"][p]) for p in range(P)]
+        for p in range(P):
+            xq, neg = prev["xq"][p], prev["neg"][p]
+            if self.late_bits:
+                # (the last quotient bit, r >= 0 of the last remainder, below the others; the
+                # first step's bit at the top of xq is dropped)
+                xq = Cat(~prev["r"][p][-1] ^ neg, xq[:-1])
+            m.d.comb += group.q[p].eq(xq if self.signed_in_stage else xq + neg)
         m.d.comb += group.last.eq(prev["last"])
         if has_tag:
             m.d.comb += group.tag.eq(prev["tag"])

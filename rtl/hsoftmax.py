@@ -29,10 +29,11 @@ __all__ = ["BIN_DEPTH", "BIN_STAGE_BITS", "HsoftmaxPlan", "HsoftmaxValuePath"]
 BIN_DEPTH = 16
 
 #: most bits of all M slots' bins (M·(P·bin_width + count_width)) for which the bins'
-#: read-modify-write is split by a register (``bin_stage``): it costs a flip-flop per bin bit
-#: three times and a LUT4 per bin bit (the forwarding mux), little where the bins are small
-#: (then flip-flops and a mux tree on an FPGA without LUT RAM, the iCE40, whose read sets the
-#: clock unless registered); larger bins keep the one-cycle update from LUT RAM
+#: read-modify-write is split by a register (``bin_stage``): the bins are then block RAM read
+#: synchronously (on an FPGA without LUT RAM, the iCE40, a memory read asynchronously is
+#: flip-flops and a mux tree, whose read sets the clock), at the cost of a few flip-flops per
+#: bin bit (the values, the sum written, registered) and a LUT per bin bit (the forwarding
+#: mux), little where the bins are small; larger bins keep the one-cycle update from LUT RAM
 BIN_STAGE_BITS = 256
 
 
@@ -255,12 +256,12 @@ class HsoftmaxValuePath(wiring.Component):
     at word Cb instead, which is never written (0 since configuration): so a bin starts each
     group at 0 without a write of 0 or a mux of 0 before its adders (the read address is a
     register of its own, from the flags' and the address's next values).
-    With ``plan.bin_stage`` (small bins, for an iCE40 without LUT RAM) the bins are Cb words
-    of flip-flops read through a one-hot AND-OR of registered selects, and the update takes
-    two cycles: the bin is read into a register
-    (0 where not ``held``), and its sum with the values written back a cycle later; a read of
-    the bin being written takes the sum instead (forwarding), and a fold's sum of the slots
-    starts from that register, one edge later (FD = FS + 1).
+    With ``plan.bin_stage`` (small bins, for an iCE40 without LUT RAM) the bins are a memory
+    of Cb words read synchronously (block RAM), and the update takes two cycles: the bin is
+    read into the memory's read register (taken as 0 where not ``held``), and its sum with
+    the values written back a cycle later; a read of the bin being written takes that sum
+    instead (forwarding, from a register), and a fold's sum of the slots starts from the
+    read register, one edge later (FD = FS + 1).
 
     **A query.** Its first fold clears the bins' flags (they may hold anything after a
     reset). Then for each group g: ceil(n/M) reads (code word w, value word w·G + g, one per
@@ -301,41 +302,59 @@ class HsoftmaxValuePath(wiring.Component):
     def latency(self):
         return self.plan.latency
 
-    def _staged_bins(self, m, name, word, cb, x, nxt, flags, fstart, folding):
-        """A slot's bins with a register in their read-modify-write (``plan.bin_stage``):
-        Cb words of flip-flops, read through a one-hot AND-OR (no mux tree of a binary
-        address). Bin ``at`` is read into ``base`` (0 where it is not held), and a cycle
-        later ``base + x`` is written back. Where the bin read is the one being written (the
-        previous cycle's, unless that was a fold's read, which leaves the bin cleared), the
-        sum is taken instead of the stale word: equal classes in a row need no stall. A fold
-        reads the same way: ``base`` (returned) is the bin of a fold's read one edge later.
+    def _staged_bins(self, m, name, word, cb, x, at_next, nxt, flags, fstart, folding):
+        """A slot's bins with a register in their read-modify-write (``plan.bin_stage``): a
+        memory of Cb words with a synchronous read (block RAM), whose read register is the
+        stage. Bin ``at`` is read (the address a register, loaded with ``at_next``), and an
+        edge later the word read (0 where the bin is not held) plus the values is written
+        back to it. Where the bin read is the one being written (the previous cycle's, unless
+        that was a fold's read, which leaves the bin cleared), the sum written then (``tot1``,
+        a register) is taken instead of the stale word: equal classes in a row need no stall.
+        A fold reads the same way: ``base`` (returned) is the bin of a fold's read one edge
+        later, a mux of registers and the memory's read register (no logic in front of the
+        memory's read, no bins in flip-flops).
 
-        Every select is a flip-flop loaded from next values: ``sel`` (one-hot ``at``) from
-        ``nxt``, the next address one-hot; ``rsel`` (bin i is read and held) from ``nxt``
-        AND ``flags`` (the bins' held flags after this edge, flip-flops); ``forward`` (the
-        bin read next is the one written now: the class bin ``cb`` equals the previous one,
-        ``cprev``, or at a fold start, bin Cb-1 is ``at``; never while folding)."""
+        Every select is a flip-flop loaded from next values: ``rsel`` (bin i is read and held)
+        from ``nxt`` (the next address one-hot) AND ``flags`` (the bins' held flags,
+        flip-flops), and ``forward`` (the bin read next is the one written now: the class bin
+        ``cb`` equals the previous one, ``cprev``, or at a fold start, bin Cb-1 is ``at``;
+        never while folding), each delayed by an edge beside the memory's read."""
         Cb = self.plan.bins
         P = self.plan.lanes
-        bins = [Signal(word, name=f"{name}{i}") for i in range(Cb)]
-        sel = Signal(Cb, name=f"{name}_sel")             # one-hot `at`: the bin of this cycle
-        sel1 = Signal(Cb, name=f"{name}_sel1")           # the bin written this cycle
+        # (at least 2 words: a memory of one word would have a zero-width address)
+        mem = memory.Memory(shape=word, depth=max(Cb, 2), init=[],
+                            attrs={"ram_style": "block", "no_rw_check": 1})
+        m.submodules[name] = mem
+        # (an asynchronous read and a register of no reset behind it, which Yosys merges into
+        # a synchronous read port of the block RAM, there marked ``no_rw_check``: a word
+        # read as it is written is never used, see ``forward``, and needs no bypass logic)
+        wp, rp = mem.write_port(), mem.read_port(domain="comb")
+        rdata = Signal(word, name=f"{name}_rdata", reset_less=True)
+        m.d.sync += rdata.eq(rp.data)
+        at = Signal(range(max(Cb, 2)), name=f"{name}_at")     # the bin read this cycle
+        at1 = Signal.like(at, name=f"{name}_at1")             # the bin written this cycle
+        top = Signal(name=f"{name}_top")                      # at == Cb - 1
         rsel = Signal(Cb, name=f"{name}_rsel")           # the bin read, where held
+        # the word read is taken (held, not forwarded), and the sum forwarded instead
+        take1 = Signal(name=f"{name}_take1")
         x1 = Signal.like(x, name=f"{name}_x1")
         cprev = Signal.like(cb, name=f"{name}_cprev")
         forward = Signal(name=f"{name}_fwd")
+        fwd1 = Signal(name=f"{name}_fwd1")
+        tot1 = Signal(word, name=f"{name}_tot1")
         base = Signal(word, name=f"{name}_base")
         total = Signal(word, name=f"{name}_sum")
         m.d.comb += [total.v[l].eq(base.v[l] + x1.v[l]) for l in range(P)]
         m.d.comb += total.c.eq(base.c + x1.c)
-        m.d.sync += [sel.eq(nxt), rsel.eq(nxt & flags), sel1.eq(sel), x1.eq(x), cprev.eq(cb),
-                     forward.eq(~folding & Mux(fstart, sel[Cb - 1], cb == cprev))]
-        read = 0
-        for i in range(Cb):
-            with m.If(sel1[i]):
-                m.d.sync += bins[i].eq(total)
-            read = read | (bins[i].as_value() & rsel[i].replicate(len(bins[i].as_value())))
-        m.d.sync += base.eq(Mux(forward, total, read))
+        m.d.sync += [at.eq(at_next), top.eq(nxt[Cb - 1]), rsel.eq(nxt & flags), at1.eq(at),
+                     x1.eq(x), cprev.eq(cb), tot1.eq(total),
+                     forward.eq(~folding & Mux(fstart, top, cb == cprev)),
+                     fwd1.eq(forward), take1.eq(rsel.any() & ~forward)]
+        m.d.comb += [rp.addr.eq(at), wp.addr.eq(at1), wp.en.eq(1), wp.data.eq(total)]
+        # (an AND-OR of four flip-flops per bit: one LUT in front of the adders)
+        n = len(rdata.as_value())
+        m.d.comb += base.eq((rdata.as_value() & take1.replicate(n))
+                            | (tot1.as_value() & fwd1.replicate(n)))
         return base
 
     def elaborate(self, platform):
@@ -405,6 +424,10 @@ class HsoftmaxValuePath(wiring.Component):
         folding = Signal()                        # the bins are read by a fold (and cleared)
         faddr = Signal(range(max(Cb, 2)))
         fstart = Signal()                         # a fold starts at the next edge
+        # ... the same, for slot s's bin address, flags and selects: an OR of its own copies
+        # of the fold control's flip-flops (`pend`, `qstart`), so that the fold start's
+        # fanout is one slot's, not the M slots' (see the fold control below)
+        fstarts = [Signal(name=f"fstart{s}") for s in range(M)]
         # Each slot's bin address is one register (no mux between it and the LUT RAMs' read),
         # loaded with its next value: the fold's next address where a fold starts (Cb - 1)
         # or goes on (faddr - 1, where `fold_more`: folding and faddr != 0, a flip-flop),
@@ -424,7 +447,9 @@ class HsoftmaxValuePath(wiring.Component):
             """fn of the bin address after the edge, a slot's next class bin being ``a``."""
             return Mux(fstart, fn(Const(Cb - 1, len(faddr))), Mux(fold_more, fn(fdown), fn(a)))
         bins = []
+        whole_fstart = fstart
         for s in range(M):
+            fstart = fstarts[s]
             # the class of the key's distance, registered (a table of b + 1 entries), and
             # whether the slot holds a key of the window, beside it
             c = Signal(cls, name=f"class{s}")
@@ -452,8 +477,8 @@ class HsoftmaxValuePath(wiring.Component):
                 m.d.sync += flags[i].eq(Mux(nxt[i], ~(fstart | fold_more), flags[i]))
             cb = (c >> f)[:len(faddr)]
             if plan.bin_stage:
-                bins.append(self._staged_bins(m, name, word, cb, x, nxt, flags, fstart,
-                                              folding))
+                bins.append(self._staged_bins(m, name, word, cb, x, next_bin(lambda a: a, cb),
+                                              nxt, flags, fstart, folding))
                 continue
             # a bin not held reads word Cb, never written (0 since configuration), instead
             # of itself, so that neither an update nor a fold sees what an earlier group (or
@@ -481,6 +506,8 @@ class HsoftmaxValuePath(wiring.Component):
             m.d.comb += [bwp.data.v[l].eq(brp.data.v[l] + x.v[l]) for l in range(P)]
             m.d.comb += bwp.data.c.eq(brp.data.c + x.c)
             bins.append(brp.data)
+
+        fstart = whole_fstart
 
         # ---- the fold: the M slots' bins of each lane summed (FS levels), then Horner
         k = plan.code_words << plan.fine_shift
@@ -518,11 +545,19 @@ class HsoftmaxValuePath(wiring.Component):
         beat = Signal(name="beat")                # the fold running gives a beat
         blast = Signal(name="blast")              # ... the query's last
         ovalid = Signal()                         # the output register holds a beat
-        start = pend & (~ovalid | self.o.ready)
+        free = ~ovalid | self.o.ready
+        start = pend & free
         m.d.sync += [pend.eq(req_pre | (pend & ~start)),
                      pend_last.eq(Mux(req_pre, last_pre, pend_last))]
         m.d.comb += fstart.eq(start | qstart)
         m.d.sync += qstart.eq(0)
+        # each slot's copies: the same flip-flops, each written from its own output (so
+        # that the synthesis tools keep them apart; qstart is 0 in IDLE, so ~qstart = 1)
+        pends = [Signal(name=f"fold_pend{s}") for s in range(M)]
+        qstarts = [Signal(name=f"qstart{s}") for s in range(M)]
+        for ps, qs, fs in zip(pends, qstarts, fstarts):
+            m.d.sync += [ps.eq(req_pre | (ps & ~free)), qs.eq(0)]
+            m.d.comb += fs.eq((ps & free) | qs)
         with m.If(start):
             m.d.sync += [beat.eq(1), blast.eq(pend_last)]
             with m.If(gi != G):                   # the next group reads X cycles later
@@ -576,6 +611,7 @@ class HsoftmaxValuePath(wiring.Component):
                                  left.eq(n), vaddr.eq(0), arm.eq(1),
                                  wait.eq(X + 1), beat.eq(0)]
                     m.d.sync += qstart.eq(1)
+                    m.d.sync += [qs.eq(~qs) for qs in qstarts]
                     m.next = "SCAN"
             with m.State("SCAN"):
                 with m.If((o_tx & olast) if G > 1 else o_tx):

@@ -288,7 +288,9 @@ def test_overlapping_grouped_divisions_take_a_step_per_stage(interval):
     assert overlapping.latency.fixed == 8 + 3
     held = DividerPlan.keeping_up(*args, True, interval, gap=10 ** 6)
     assert held.held_den and held.steps == divider_steps(8, 32, interval)
+    assert held.component().nonrestoring == (held.steps > 1)
     assert not held.component().complemented_den
+    assert not held.component().selects_after
     # (a whole-vector input, G = 4: its latency depends on the steps, which stay the most)
     whole = DividerPlan.keeping_up(16, 20, 12, 8, 4, False, interval)
     assert whole.steps == divider_steps(8, 4, interval)

@@ -128,3 +128,30 @@ def test_class_lookup_matches_table(size):
             assert (ctx.get(out), ctx.get(oh)) == (x, y), i
     sim.add_testbench(bench)
     sim.run()
+
+
+def test_staged_bins_map_to_ice40_block_ram(tmp_path):
+    """Small bins (``bin_stage``) are block RAM on the iCE40, read synchronously with no
+    read-during-write bypass (``no_rw_check``: a word read as it is written is never used):
+    against the same value path with the bins in LUT RAM (flip-flops on the iCE40), one
+    block per slot (Cb words of at most 16 bits) more, and fewer flip-flops than the bins'
+    bits."""
+    from dataclasses import replace
+    from hamattn.synth import flows
+    cfg = CoreConfig.create(mode="hsoftmax", d=4, w=4, b=8, N=32, lanes=1, keys_per_cycle=2,
+                            smax=4)
+    plan = cfg.plan.value
+    word = plan.lanes * plan.bin_width + plan.count_width
+    assert plan.bin_stage and word <= 16
+    got = {}
+    for staged in (True, False):
+        v = tmp_path / f"hs{staged}.v"
+        v.write_text(verilog.convert(replace(plan, bin_stage=staged).component(), name="hs",
+                                     emit_src=False))
+        got[staged] = flows.synthesize(v, "hs", "ice40-hx8k", tmp_path / f"b{staged}",
+                                       place=False, cache_dir=tmp_path / "cache")["synth"]
+    assert got[True]["bram"] == got[False]["bram"] + plan.M
+    # (the bins' words in flip-flops, M·(Cb + 1)·word bits, are gone; per slot the registers
+    # of the values and of the sum written, 2·word bits, and a few selects come instead; a
+    # read-during-write bypass would add a word and an address more per slot)
+    assert got[False]["ffs"] - got[True]["ffs"] >= plan.M * (plan.bins - 2) * word

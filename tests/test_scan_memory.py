@@ -6,7 +6,7 @@ keys) N·G words of one group; topk's histogram: one memory of ceil((b+1)/R) wor
 counts per slot, the M distances of each word of codes (the histogram pass stores them for
 the marking pass, which runs beside the next query's histogram pass) and (M = 1) its list of
 kept keys in two halves (one written while the other is read); hsoftmax's bins (one memory
-per slot)."""
+per slot, block RAM where they are small: ``bin_stage``)."""
 
 import re
 from dataclasses import replace
@@ -60,12 +60,14 @@ def test_memories_hold_M_keys_per_word(mode, d, lanes, M):
         assert mems[name] == ((cfg.N * cfg.groups - 1).bit_length(), 2 * half)
     # hsoftmax: per slot its bins, one word per class c >> f of P value bins and a den bin,
     # and the zero word Cb read for a bin not written in the group (rtl/hsoftmax.py: LUT RAM
-    # read asynchronously); with bin_stage (small bins) flip-flops read by a one-hot AND-OR,
-    # no memory; topk: the accumulator bank in flip-flops (no "bank" memory)
+    # read asynchronously); with bin_stage (small bins) Cb words (at least 2) read through
+    # a register (block RAM), no zero word; topk: the accumulator bank in flip-flops (no
+    # "bank" memory)
     bins = ({"bins"} if M == 1 else {f"bins{s}" for s in range(M)}) \
-        if mode == "hsoftmax" and not plan.bin_stage else set()
+        if mode == "hsoftmax" else set()
     for name in bins:
-        assert mems[name] == (cfg.lanes * plan.bin_width + plan.count_width, plan.bins + 1)
+        depth = max(plan.bins, 2) if plan.bin_stage else plan.bins + 1
+        assert mems[name] == (cfg.lanes * plan.bin_width + plan.count_width, depth)
     assert set(mems) == {"values"} | codes | hists | dists | listed | bins
 
 
