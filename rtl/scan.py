@@ -142,6 +142,23 @@ class ScanPlan(Folding, WeightedSum):
         *_, c = self.stages
         return min(self.interval.at(n, self.k) - c.at(n, self.k) for n in range(1, self.N + 1))
 
+    #: fewest groups G, and most bits of a group (P·num_width), of an accumulator bank kept
+    #: in a memory (:attr:`bank_in_memory`)
+    BANK_MEMORY_GROUPS = 16
+    BANK_MEMORY_BITS = 16
+
+    @property
+    def bank_in_memory(self):
+        """The accumulator bank, G groups of P·num_width bits, in a memory of G words (one
+        block RAM: 256 x 16 on the iCE40, 1024 x 18 on the ECP5), its head read a cycle
+        ahead, where G >= :attr:`BANK_MEMORY_GROUPS` (16) and P·num_width <=
+        :attr:`BANK_MEMORY_BITS` (16): G·P·num_width flip-flops (at least 16·num_width,
+        each a logic cell of its own on the iCE40) for one block; else flip-flops (a wide
+        group of few words, e.g. the ULX3S goal build's P = 8, G = 8, would take blocks
+        that its memories of keys need)."""
+        return self.groups >= self.BANK_MEMORY_GROUPS and \
+            self.lanes * self.num_width <= self.BANK_MEMORY_BITS
+
     @property
     def value_slots(self):
         """Keys per word of the value memory: 1 (the value pass reads only the kept keys,
@@ -485,9 +502,10 @@ class ScanValuePath(wiring.Component):
     ties to the lower index); two stages, A = the pass, C = (4) as above, which copies the
     list's value addresses as it starts. The query interval is the histogram selection's.
 
-    The accumulators are a rotating bank of G groups of P lanes (flip-flops): each step adds
-    the addend to the head group and moves it to the tail (P adders, no d:P mux); the value
-    pass makes a multiple of G steps, so the bank ends in order.
+    The accumulators are a rotating bank of G groups of P lanes (flip-flops; a memory of G
+    words where ``plan.bank_in_memory``, the head word's read enabled by each step): each
+    step adds the addend to the head group and moves it to the tail (P adders, no d:P mux);
+    the value pass makes a multiple of G steps, so the bank ends in order.
 
     Parameters
     ----------
@@ -547,9 +565,15 @@ class ScanValuePath(wiring.Component):
         left = Signal(range(N + 1))               # keys of the window from word blk on
         lanes_shape = data.ArrayLayout(signed(plan.num_width), P)
         # the bank: registers, group 0 at the head (the value pass overwrites them first:
-        # no reset)
-        bank = Signal(data.ArrayLayout(lanes_shape, G), reset_less=True)
-        bhead = bank[0]
+        # no reset); or (plan.bank_in_memory) a memory of G words, the head at word bptr,
+        # read a cycle ahead
+        if plan.bank_in_memory:
+            m.submodules.bank = bmem = memory.Memory(shape=lanes_shape, depth=G, init=[])
+            bw, br = bmem.write_port(), bmem.read_port(transparent_for=())
+            bhead = br.data
+        else:
+            bank = Signal(data.ArrayLayout(lanes_shape, G), reset_less=True)
+            bhead = bank[0]
 
         # ---- a pass over the words: code word blk read in cycle c, the M distances in cycle
         # c + L_D, with the mask of the slots that hold keys of the window
@@ -741,6 +765,7 @@ class ScanValuePath(wiring.Component):
         # (4) stage C: the kept keys' values, then the output
         cstart = Signal()                     # C's first cycle: takes B's list
         cend = Signal(name="cend")
+        cdone = Signal(name="cdone")          # C in state DONE
         ccyc = Signal(range(N * G + 4))
         cgc = Signal(range(max(G, 2)))
         cissuing = Signal()
@@ -856,23 +881,21 @@ class ScanValuePath(wiring.Component):
                 m.next = "IDLE"
 
         def done(groups, glast):
-            """State DONE: the output, one group per beat from the head of the bank, which
-            rotates (``groups`` counts them, ``glast`` = groups == G - 1 a flip-flop beside
-            it), then IDLE."""
-            m.d.comb += self.o.valid.eq(1)
+            """C's state DONE (``cdone``, a flip-flop: no state decode before the output's
+            valid and the bank's enable): the output, one group per beat from the head of
+            the bank, which rotates (``groups`` counts them, ``glast`` = groups == G - 1 a
+            flip-flop beside it), then IDLE (``c_out``)."""
+            m.d.comb += self.o.valid.eq(cdone)
             if G > 1:
                 m.d.comb += self.o.payload.last.eq(glast)
-                with m.If(self.o.ready):
+                with m.If(cdone & self.o.ready):
                     m.d.comb += rotating.eq(1)
                     m.d.sync += [groups.eq(Mux(glast, 0, groups + 1)),
                                  glast.eq(~glast & (groups == G - 2))]
                     with m.If(glast):
                         m.d.comb += c_out.eq(1)
-                        m.next = "IDLE"
             else:
-                with m.If(self.o.ready):
-                    m.d.comb += c_out.eq(1)
-                    m.next = "IDLE"
+                m.d.comb += c_out.eq(cdone & self.o.ready)
 
         if plan.direct_values:
             # key j's value at word j, written where the core sends it, in any state (the
@@ -1056,7 +1079,12 @@ class ScanValuePath(wiring.Component):
                         m.d.sync += cbuf.eq(~cbuf)
                     m.next = "DONE"
             with m.State("DONE"):
-                done(cgc, cglast)
+                with m.If(c_out):
+                    m.next = "IDLE"
+        # DONE as a flip-flop, entered from VALUES's last cycle (cend, 1 only there), left
+        # with the last beat
+        m.d.sync += cdone.eq(Mux(cdone, ~c_out, cend))
+        done(cgc, cglast)
         # each stage's "in state IDLE" a flip-flop written from its next state (it leaves
         # IDLE as it takes a query, returns as it hands it over), and keys_ok, A, B and C
         # all idle, another: no state decode before the handshakes
@@ -1077,9 +1105,23 @@ class ScanValuePath(wiring.Component):
         # a step writes the head group back (plus the addend where adding) as the tail,
         # the next group becomes the head: after a multiple of G steps group g is at g again
         # (one enable for every flip-flop, the tail's input chosen by `adding`)
-        with m.If(adding | rotating):
-            m.d.sync += [bank[G - 1].eq(Mux(adding, tail, bank[0]))] + \
-                [bank[i].eq(bank[i + 1]) for i in range(G - 1)]
+        if plan.bank_in_memory:
+            # the same steps in a memory: the head's word bptr written (adding) and the
+            # head moved to the next word (bnext = bptr + 1 mod G, a register beside it),
+            # read in the step's cycle (G >= 2: never the word written); the read enabled
+            # only in a step, so the head stays between steps (no multiplexer before the
+            # read address)
+            bptr = Signal(range(G), name="bptr")
+            bnext = Signal(range(G), name="bnext", init=1)
+            step = adding | rotating
+            with m.If(step):
+                m.d.sync += [bptr.eq(bnext), bnext.eq(Mux(bnext == G - 1, 0, bnext + 1))]
+            m.d.comb += [br.addr.eq(bnext), br.en.eq(step),
+                         bw.addr.eq(bptr), bw.en.eq(adding), bw.data.eq(tail)]
+        else:
+            with m.If(adding | rotating):
+                m.d.sync += [bank[G - 1].eq(Mux(adding, tail, bank[0]))] + \
+                    [bank[i].eq(bank[i + 1]) for i in range(G - 1)]
         if G > 1:
             m.d.comb += [self.o.payload.num[l].eq(bhead[l]) for l in range(P)]
         else:

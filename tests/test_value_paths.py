@@ -47,12 +47,14 @@ def test_value_path_matches_golden(corner, mode, adders, pattern):
 # streaming): M = 1, 2, 3 (divides neither N nor most n) and N, unfolded and folded (P = 2
 # of d = 3), each selection
 OVERLAP = [dict(d=3, w=8, b=7, N=7, k=2, keys_per_cycle=M, lanes=P)
-           for M in (1, 2, 3, 7) for P in (3, 2)]
+           for M in (1, 2, 3, 7) for P in (3, 2)] + \
+    [dict(d=d, w=4, b=7, N=7, k=2, keys_per_cycle=M, lanes=1) for d, M in ((17, 1), (16, 3))]
 
 
 @pytest.mark.parametrize("selection", ScanPlan.SELECTIONS)
 @pytest.mark.parametrize("pattern", PATTERNS)
-@pytest.mark.parametrize("params", OVERLAP, ids=lambda p: f"M{p['keys_per_cycle']}-P{p['lanes']}")
+@pytest.mark.parametrize("params", OVERLAP,
+                         ids=lambda p: f"M{p['keys_per_cycle']}-P{p['lanes']}-d{p['d']}")
 def test_topk_queries_overlap(params, pattern, selection):
     """Five queries per window back to back, windows of n = 1, n < M, n = N and between
     (the next window's keys wait until the last query is done): every output bit-exact; at
@@ -62,6 +64,8 @@ def test_topk_queries_overlap(params, pattern, selection):
     selections, whichever the plan would choose."""
     cfg = CoreConfig.create(mode="topk", **params)
     plan = replace(cfg.plan.value, selection=selection)
+    # (G = 16, 17 of 5-bit sums: the accumulator bank in a memory)
+    assert plan.bank_in_memory == (cfg.groups >= 16)
     assert len(plan.stages) == (2 if selection == "stream" else 3)
     M, seed = cfg.keys_per_cycle, 11 * cfg.keys_per_cycle + cfg.lanes
     tokens, groups, expected, windows, writes = [], [], [], [], []
