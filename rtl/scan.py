@@ -870,8 +870,8 @@ class ScanValuePath(wiring.Component):
         qdone = Signal(init=1)
         qfree = qdone
         m.d.comb += reading.eq(issuing)
-        qnext = Mux(qwait == 0, 0, qwait - 1)
-        m.d.sync += [qwait.eq(qnext), qdone.eq(qnext == 0)]
+        # (qdone: qnext == 0, qwait 0 or 1, a compare of the register)
+        m.d.sync += [qwait.eq(Mux(qwait == 0, 0, qwait - 1)), qdone.eq(qwait[1:] == 0)]
 
         def hand_over(free, pulse):
             """The end of a stage: where the next stage is ``free``, give it the query
@@ -978,44 +978,56 @@ class ScanValuePath(wiring.Component):
                         first = c[0] >= rem
                         m.d.sync += [hstar.eq(Cat(~first, Const(walk - 1))),
                                      need.eq(Mux(first, rem, less))]
-        with m.FSM():
-            with m.State("IDLE"):
-                with m.If(qaccept):
-                    m.d.sync += [issuing.eq(1), qwait.eq(qlen), qdone.eq(0)]
-                    m.next = "SCAN" if stream else "HIST"
-            if stream:
-                with m.State("SCAN"):
-                    # the pass: a code word per cycle while cyc < nb, as in HIST, its M
-                    # distances into the list L_D cycles later; the last cycle, cyc = nb +
-                    # L_D - 1, inserts the last word's and gives the list to C
-                    issue_words()
-                    with m.If(hdone):
-                        m.next = "PASS"
-                        hand_over(c_idle, to_values)
-            else:
-                with m.State("HIST"):
-                    # the histogram pass: a code word per cycle while cyc < nb (`issuing`, a
-                    # flip-flop written from the next word's keys, set as the state is
-                    # entered), then L_D + S cycles to the last word's counts (registered
-                    # control: the last cycle, nb + L_D - 1 + S + r, flagged a cycle ahead)
-                    m.d.comb += counting.eq(1)
-                    issue_words()
-                    with m.If(hdone):
-                        m.d.sync += [issuing.eq(0), walking.eq(1)]
-                        m.next = "CUT"
-                    m.d.sync += [wbin.eq(0), rem.eq(kk), found.eq(0), wtake.eq(0), wlast.eq(0),
-                                 wi.eq(0), wpend.eq(0)]
-                with m.State("CUT"):
-                    # (registered control: wbin >= 1 + S and wbin == walk + S a cycle ahead)
-                    m.d.sync += [wbin.eq(wbin + 1), wtake.eq(wbin >= S if S else 1),
-                                 wlast.eq(wbin == walk + S - 1)]
-                    with m.If(wlast):
-                        m.d.sync += [walking.eq(0), wtake.eq(0), wlast.eq(0)]
-                        m.next = "PASS"
-                        hand_over(b_idle, to_mark)
-            with m.State("PASS"):
-                # (only where the output stalled: the next stage holds the previous query)
-                hand_over(*((c_idle, to_values) if stream else (b_idle, to_mark)))
+        # stage A's states as flip-flops, one per state (no state decode before their
+        # enables): aidle (IDLE), apass (PASS: the next stage held the previous query),
+        # ahist (HIST or SCAN), walking (CUT); each block below is its state's, the
+        # flags exclusive
+        ahist, apass = Signal(name="ahist"), Signal(name="apass")
+
+        def a_hand_over(free, pulse):
+            """A's pass ends: the query to the next stage if ``free``, else state PASS."""
+            with m.If(free):
+                m.d.comb += pulse.eq(1)
+            with m.Else():
+                m.d.sync += apass.eq(1)
+
+        # (qaccept only where aidle)
+        with m.If(qaccept):
+            m.d.sync += [issuing.eq(1), qwait.eq(qlen), qdone.eq(0), ahist.eq(1)]
+        if stream:
+            with m.If(ahist):
+                # SCAN, the pass: a code word per cycle while cyc < nb, as in HIST, its M
+                # distances into the list L_D cycles later; the last cycle, cyc = nb +
+                # L_D - 1, inserts the last word's and gives the list to C
+                issue_words()
+                with m.If(hdone):
+                    m.d.sync += ahist.eq(0)
+                    a_hand_over(c_idle, to_values)
+        else:
+            with m.If(ahist):
+                # HIST, the histogram pass: a code word per cycle while cyc < nb
+                # (`issuing`, a flip-flop written from the next word's keys, set as the
+                # state is entered), then L_D + S cycles to the last word's counts
+                # (registered control: the last cycle, nb + L_D - 1 + S + r, flagged a
+                # cycle ahead)
+                m.d.comb += counting.eq(1)
+                issue_words()
+                with m.If(hdone):
+                    m.d.sync += [issuing.eq(0), walking.eq(1), ahist.eq(0)]
+                m.d.sync += [wbin.eq(0), rem.eq(kk), found.eq(0), wtake.eq(0), wlast.eq(0),
+                             wi.eq(0), wpend.eq(0)]
+            with m.If(walking):
+                # CUT (registered control: wbin >= 1 + S and wbin == walk + S a cycle ahead)
+                m.d.sync += [wbin.eq(wbin + 1), wtake.eq(wbin >= S if S else 1),
+                             wlast.eq(wbin == walk + S - 1)]
+                with m.If(wlast):
+                    m.d.sync += [walking.eq(0), wtake.eq(0), wlast.eq(0)]
+                    a_hand_over(b_idle, to_mark)
+        with m.If(apass):
+            # PASS (only where the output stalled: the next stage holds the previous query)
+            with m.If(c_idle if stream else b_idle):
+                m.d.comb += (to_values if stream else to_mark).eq(1)
+                m.d.sync += apass.eq(0)
 
         if not stream:
             # (B issues from the hand-over while bleft > M: bissuing and bstart are 0 but in
