@@ -234,16 +234,20 @@ class ScanPlan(Folding, WeightedSum):
         if selection == "stream":
             return (word + Timing(LD + 1), values)
         walk = -(-(self.b + 1) // bins)
-        return (word + Timing(LD + walk + 2 * S + 2 + reg),
+        return (word + Timing(LD + walk + 2 * S + 2 + 2 * reg),
                 word + Timing(S + self.mark_read + 2), values)
 
     @cached_property
     def hist_reg(self):
         """r, registers between the Hamming units and the histograms (0 or 1): 1 where stage
-        A (:attr:`stages`) one cycle longer leaves :attr:`interval` unchanged (A is not the
+        A (:attr:`stages`) two cycles longer leaves :attr:`interval` unchanged (A is not the
         longest stage), else 0. With it the histograms look up a word's "counted" flag in
         two registered steps (:func:`_count_bins`) instead of one (a multiplexer of b+1
-        flags, 5 or more LUT levels)."""
+        flags, 5 or more LUT levels), and read a count a cycle ahead (the register is the
+        read's address register) and write it back over two cycles, through a register
+        after the read and one before the write, instead of in the read's next cycle (the
+        read, an increment and the write in one cycle: the ULX3S goal build's LUT-RAM
+        histograms set its clock): A's histogram pass 2·r cycles longer."""
         bins = self.hist_bins
         without, with_ = (bound(self._stages(bins, "histogram", r), self.N, self.k)
                           for r in (0, 1))
@@ -265,10 +269,10 @@ class ScanPlan(Folding, WeightedSum):
         L_D = :attr:`distance_read` (L_H + 2), S = :attr:`sum_stages`, G groups, n keys,
         R = :attr:`hist_bins`, r = :attr:`hist_reg`; the histogram selection's three:
 
-        * A, histogram and cut: the histogram pass (ceil(n/M) + L_D + S + r: the
-          distances r registers later into the histograms) and the cut,
-          a walk over the histograms' ceil((b+1)/R) words (ceil((b+1)/R) + S + 1),
-          ``ceil(n/M) + L_D + ceil((b+1)/R) + 2·S + 2 + r``;
+        * A, histogram and cut: the histogram pass (ceil(n/M) + L_D + S + 2·r: the
+          distances r registers later into the histograms, counted r cycles later) and
+          the cut, a walk over the histograms' ceil((b+1)/R) words (ceil((b+1)/R) + S + 1),
+          ``ceil(n/M) + L_D + ceil((b+1)/R) + 2·S + 2 + 2·r``;
         * B, marking: ``ceil(n/M) + S + 5``: the marking pass over the distances that A
           stored (read in :attr:`mark_read` edges), the list and a cycle to idle;
         * C, values and output: a cycle that takes the list, the value pass over the kept
@@ -284,7 +288,7 @@ class ScanPlan(Folding, WeightedSum):
     def latency(self):
         """Edges from a query's transfer to its (num, den) transfer, nothing stalled, with
         L_D = :attr:`distance_read` (L_H + 2), S = :attr:`sum_stages`, G groups, n keys, R =
-        :attr:`hist_bins`, r = :attr:`hist_reg`: ``L_D + 3·S + ceil((b+1)/R) + 8 + r + G +
+        :attr:`hist_bins`, r = :attr:`hist_reg`: ``L_D + 3·S + ceil((b+1)/R) + 8 + 2·r + G +
         2·ceil(n/M) + G·min(k, n)``
         (histogram selection), ``L_D + 3 + G + ceil(n/M) + G·min(k, n)`` (streaming), the
         stages of :attr:`stages` in a row, each handing the query to the next as it ends
@@ -403,10 +407,14 @@ def _count_bins(m, b, most, en, h, walking, waddr, name, per_word=1, reg=1):
     (1 or 2) counts up to ``most`` (block RAM, not b+1 counters; bin h in word h // R),
     with one flag per word, "counted in this query", to clear when a query starts (stale
     words, also after a reset, read as 0). ``h`` and ``en`` go through ``reg`` (0 or 1)
-    registers first: bin h's word is read ``reg`` cycles after ``en`` holds, and written
-    back with bin h plus one a cycle after that (the read sees that write, so equal
-    distances in consecutive cycles count right); where ``walking`` (a flip-flop) the word
-    read is ``waddr`` instead, out a cycle later. The flag of a word is set as it is read
+    registers first. reg = 0: bin h's word is read as ``en`` holds and written back with
+    bin h plus one a cycle later (the read sees that write, so equal distances in
+    consecutive cycles count right). reg = 1: the word is read as h comes (a cycle ahead of
+    the register), registered, plus one into a register a cycle later and written back the
+    next, 2 cycles after ``en`` holds behind the register: the two counts of the word not
+    yet written when it was read are forwarded (from the write register, or a copy of it
+    a cycle older; the read sees a write in its own cycle). Where ``walking`` (a flip-flop)
+    the word read is ``waddr`` instead, out a cycle later. The flag of a word is set as it is read
     for a count (its write comes next). The flag of h's word is looked up in two steps,
     around that register where there is one: the flags of the words sharing h's low address
     bits (8:1 multiplexers) as h comes, then the one of its high bits (a multiplexer of
@@ -432,8 +440,10 @@ def _count_bins(m, b, most, en, h, walking, waddr, name, per_word=1, reg=1):
     haddr = hq if per_word == 1 else hq[1:]
     lo = min(3, (words - 1).bit_length())             # low address bits of the first step
     ngroups = -(-words // (1 << lo))
-    m.d.comb += [r.addr.eq(Mux(walking, waddr, haddr)), word.eq(Mux(live, r.data, 0)),
-                 tnext.eq(touched)]
+    # (reg = 1: the count's read a cycle ahead, at h's word as it comes: the read port's
+    # own address register is the one before the histogram)
+    m.d.comb += [r.addr.eq(Mux(walking, waddr, hnow if reg else haddr)),
+                 word.eq(Mux(live, r.data, 0)), tnext.eq(touched)]
     with m.If(enq):
         m.d.comb += tnext.bit_select(haddr, 1).eq(1)
     # (both steps' selects padded with 0s to a power of two: no select out of range)
@@ -449,14 +459,37 @@ def _count_bins(m, b, most, en, h, walking, waddr, name, per_word=1, reg=1):
         m.d.sync += walkf.eq(walkf[1:])
     with m.Else():
         m.d.sync += walkf.eq(tnext)
-    with m.If(inc):
+
+    def plus_one(x):
+        """The word ``x`` with bin inc_bin one more (R = 2: its place in the word the low
+        bit of h)."""
         if per_word == 1:
-            m.d.comb += w.data.eq(word + 1)
-        else:
-            # (the bin's place in its word is the low bit of h)
-            m.d.comb += [w.data[0].eq(word[0] + ~inc_bin[0]),
-                         w.data[1].eq(word[1] + inc_bin[0])]
-        m.d.comb += [w.addr.eq(inc_word), w.en.eq(1)]
+            return x + 1
+        x = shape(x)                                  # (a view of its R counts)
+        return Cat((x[0] + ~inc_bin[0])[:len(x[0])], (x[1] + inc_bin[0])[:len(x[1])])
+
+    if not reg:
+        # the read in the distance's cycle, the count written back the next
+        with m.If(inc):
+            m.d.comb += [w.data.eq(plus_one(word)), w.addr.eq(inc_word), w.en.eq(1)]
+        return word, touched
+    # reg = 1: read-modify-write over two cycles, no logic between the memory's read and
+    # its write: the word read (ahead) in the distance's cycle registered (rq), the count
+    # plus one registered (wdat) a cycle later and written the next; the two counts of the
+    # bin's word not yet written when it was read forwarded: the one written this cycle
+    # (wdat) or last cycle (wold), flagged by compares of the words a cycle ahead (f1, f2)
+    rq = Signal(shape, name=f"{name}_rq")
+    wdat = Signal(shape, name=f"{name}_wdat")
+    wold = Signal(shape, name=f"{name}_wold")
+    inc2 = Signal(name=f"{name}_inc2")
+    inc2_bin = Signal.like(inc_bin, name=f"{name}_inc2_bin")
+    inc2_word = inc2_bin if per_word == 1 else inc2_bin[1:]
+    f1, f2 = Signal(name=f"{name}_f1"), Signal(name=f"{name}_f2")
+    m.d.sync += [rq.eq(r.data), wold.eq(wdat), inc2.eq(inc), inc2_bin.eq(inc_bin),
+                 f1.eq(enq & inc & (haddr == inc_word)),
+                 f2.eq(enq & inc2 & (haddr == inc2_word)),
+                 wdat.eq(plus_one(Mux(f1, wdat, Mux(f2, wold, Mux(live, rq, 0)))))]
+    m.d.comb += [w.data.eq(wdat), w.addr.eq(inc2_word), w.en.eq(inc2)]
     return word, touched
 
 
@@ -521,7 +554,7 @@ class ScanValuePath(wiring.Component):
         The keys' values, G groups per key; a key token transfers with its last group.
 
     Latency (edges from a query's transfer on ``i`` to its transfer on ``o``, ``o.ready``
-    high): ``plan.latency`` = ``L_D + 3·S + ceil((b+1)/R) + 8 + r + G + 2·ceil(n/M) +
+    high): ``plan.latency`` = ``L_D + 3·S + ceil((b+1)/R) + 8 + 2·r + G + 2·ceil(n/M) +
     G·min(k, n)`` (L_D = ``plan.distance_read`` = L_H + 2, L_H = ``plan.hamming.latency``,
     S = ceil(log2 M), R = ``plan.hist_bins``, r = ``plan.hist_reg``).
     Throughput: one key per G cycles, once stages B and C are idle (the window's last query
@@ -939,7 +972,7 @@ class ScanValuePath(wiring.Component):
         with m.If(aidle):
             start_pass()
             m.d.sync += [cq.eq(p.code), tag.eq(p.tag),
-                         hleft.eq(nb + (LD - 2 + (0 if stream else S + plan.hist_reg))),
+                         hleft.eq(nb + (LD - 2 + (0 if stream else S + 2 * plan.hist_reg))),
                          hdone.eq(0),
                          kk.eq(Mux(n < plan.k, n, plan.k)),
                          kkG.eq(Mux(nv < plan.k * G, nv, plan.k * G))]
@@ -1008,7 +1041,7 @@ class ScanValuePath(wiring.Component):
                 # HIST, the histogram pass: a code word per cycle while cyc < nb
                 # (`issuing`, a flip-flop written from the next word's keys, set as the
                 # state is entered), then L_D + S cycles to the last word's counts
-                # (registered control: the last cycle, nb + L_D - 1 + S + r, flagged a
+                # (registered control: the last cycle, nb + L_D - 1 + S + 2·r, flagged a
                 # cycle ahead)
                 m.d.comb += counting.eq(1)
                 issue_words()
