@@ -142,6 +142,23 @@ class ScanPlan(Folding, WeightedSum):
         *_, c = self.stages
         return min(self.interval.at(n, self.k) - c.at(n, self.k) for n in range(1, self.N + 1))
 
+    #: fewest groups G, and most bits of a group (P·num_width), of an accumulator bank kept
+    #: in a memory (:attr:`bank_in_memory`)
+    BANK_MEMORY_GROUPS = 16
+    BANK_MEMORY_BITS = 16
+
+    @property
+    def bank_in_memory(self):
+        """The accumulator bank, G groups of P·num_width bits, in a memory of G words (one
+        block RAM: 256 x 16 on the iCE40, 1024 x 18 on the ECP5), its head read a cycle
+        ahead, where G >= :attr:`BANK_MEMORY_GROUPS` (16) and P·num_width <=
+        :attr:`BANK_MEMORY_BITS` (16): G·P·num_width flip-flops (at least 16·num_width,
+        each a logic cell of its own on the iCE40) for one block; else flip-flops (a wide
+        group of few words, e.g. the ULX3S goal build's P = 8, G = 8, would take blocks
+        that its memories of keys need)."""
+        return self.groups >= self.BANK_MEMORY_GROUPS and \
+            self.lanes * self.num_width <= self.BANK_MEMORY_BITS
+
     @property
     def value_slots(self):
         """Keys per word of the value memory: 1 (the value pass reads only the kept keys,
@@ -217,16 +234,20 @@ class ScanPlan(Folding, WeightedSum):
         if selection == "stream":
             return (word + Timing(LD + 1), values)
         walk = -(-(self.b + 1) // bins)
-        return (word + Timing(LD + walk + 2 * S + 2 + reg),
+        return (word + Timing(LD + walk + 2 * S + 2 + 2 * reg),
                 word + Timing(S + self.mark_read + 2), values)
 
     @cached_property
     def hist_reg(self):
         """r, registers between the Hamming units and the histograms (0 or 1): 1 where stage
-        A (:attr:`stages`) one cycle longer leaves :attr:`interval` unchanged (A is not the
+        A (:attr:`stages`) two cycles longer leaves :attr:`interval` unchanged (A is not the
         longest stage), else 0. With it the histograms look up a word's "counted" flag in
         two registered steps (:func:`_count_bins`) instead of one (a multiplexer of b+1
-        flags, 5 or more LUT levels)."""
+        flags, 5 or more LUT levels), and read a count a cycle ahead (the register is the
+        read's address register) and write it back over two cycles, through a register
+        after the read and one before the write, instead of in the read's next cycle (the
+        read, an increment and the write in one cycle: the ULX3S goal build's LUT-RAM
+        histograms set its clock): A's histogram pass 2·r cycles longer."""
         bins = self.hist_bins
         without, with_ = (bound(self._stages(bins, "histogram", r), self.N, self.k)
                           for r in (0, 1))
@@ -248,10 +269,10 @@ class ScanPlan(Folding, WeightedSum):
         L_D = :attr:`distance_read` (L_H + 2), S = :attr:`sum_stages`, G groups, n keys,
         R = :attr:`hist_bins`, r = :attr:`hist_reg`; the histogram selection's three:
 
-        * A, histogram and cut: the histogram pass (ceil(n/M) + L_D + S + r: the
-          distances r registers later into the histograms) and the cut,
-          a walk over the histograms' ceil((b+1)/R) words (ceil((b+1)/R) + S + 1),
-          ``ceil(n/M) + L_D + ceil((b+1)/R) + 2·S + 2 + r``;
+        * A, histogram and cut: the histogram pass (ceil(n/M) + L_D + S + 2·r: the
+          distances r registers later into the histograms, counted r cycles later) and
+          the cut, a walk over the histograms' ceil((b+1)/R) words (ceil((b+1)/R) + S + 1),
+          ``ceil(n/M) + L_D + ceil((b+1)/R) + 2·S + 2 + 2·r``;
         * B, marking: ``ceil(n/M) + S + 5``: the marking pass over the distances that A
           stored (read in :attr:`mark_read` edges), the list and a cycle to idle;
         * C, values and output: a cycle that takes the list, the value pass over the kept
@@ -267,7 +288,7 @@ class ScanPlan(Folding, WeightedSum):
     def latency(self):
         """Edges from a query's transfer to its (num, den) transfer, nothing stalled, with
         L_D = :attr:`distance_read` (L_H + 2), S = :attr:`sum_stages`, G groups, n keys, R =
-        :attr:`hist_bins`, r = :attr:`hist_reg`: ``L_D + 3·S + ceil((b+1)/R) + 8 + r + G +
+        :attr:`hist_bins`, r = :attr:`hist_reg`: ``L_D + 3·S + ceil((b+1)/R) + 8 + 2·r + G +
         2·ceil(n/M) + G·min(k, n)``
         (histogram selection), ``L_D + 3 + G + ceil(n/M) + G·min(k, n)`` (streaming), the
         stages of :attr:`stages` in a row, each handing the query to the next as it ends
@@ -386,10 +407,14 @@ def _count_bins(m, b, most, en, h, walking, waddr, name, per_word=1, reg=1):
     (1 or 2) counts up to ``most`` (block RAM, not b+1 counters; bin h in word h // R),
     with one flag per word, "counted in this query", to clear when a query starts (stale
     words, also after a reset, read as 0). ``h`` and ``en`` go through ``reg`` (0 or 1)
-    registers first: bin h's word is read ``reg`` cycles after ``en`` holds, and written
-    back with bin h plus one a cycle after that (the read sees that write, so equal
-    distances in consecutive cycles count right); where ``walking`` (a flip-flop) the word
-    read is ``waddr`` instead, out a cycle later. The flag of a word is set as it is read
+    registers first. reg = 0: bin h's word is read as ``en`` holds and written back with
+    bin h plus one a cycle later (the read sees that write, so equal distances in
+    consecutive cycles count right). reg = 1: the word is read as h comes (a cycle ahead of
+    the register), registered, plus one into a register a cycle later and written back the
+    next, 2 cycles after ``en`` holds behind the register: the two counts of the word not
+    yet written when it was read are forwarded (from the write register, or a copy of it
+    a cycle older; the read sees a write in its own cycle). Where ``walking`` (a flip-flop)
+    the word read is ``waddr`` instead, out a cycle later. The flag of a word is set as it is read
     for a count (its write comes next). The flag of h's word is looked up in two steps,
     around that register where there is one: the flags of the words sharing h's low address
     bits (8:1 multiplexers) as h comes, then the one of its high bits (a multiplexer of
@@ -415,8 +440,10 @@ def _count_bins(m, b, most, en, h, walking, waddr, name, per_word=1, reg=1):
     haddr = hq if per_word == 1 else hq[1:]
     lo = min(3, (words - 1).bit_length())             # low address bits of the first step
     ngroups = -(-words // (1 << lo))
-    m.d.comb += [r.addr.eq(Mux(walking, waddr, haddr)), word.eq(Mux(live, r.data, 0)),
-                 tnext.eq(touched)]
+    # (reg = 1: the count's read a cycle ahead, at h's word as it comes: the read port's
+    # own address register is the one before the histogram)
+    m.d.comb += [r.addr.eq(Mux(walking, waddr, hnow if reg else haddr)),
+                 word.eq(Mux(live, r.data, 0)), tnext.eq(touched)]
     with m.If(enq):
         m.d.comb += tnext.bit_select(haddr, 1).eq(1)
     # (both steps' selects padded with 0s to a power of two: no select out of range)
@@ -432,14 +459,37 @@ def _count_bins(m, b, most, en, h, walking, waddr, name, per_word=1, reg=1):
         m.d.sync += walkf.eq(walkf[1:])
     with m.Else():
         m.d.sync += walkf.eq(tnext)
-    with m.If(inc):
+
+    def plus_one(x):
+        """The word ``x`` with bin inc_bin one more (R = 2: its place in the word the low
+        bit of h)."""
         if per_word == 1:
-            m.d.comb += w.data.eq(word + 1)
-        else:
-            # (the bin's place in its word is the low bit of h)
-            m.d.comb += [w.data[0].eq(word[0] + ~inc_bin[0]),
-                         w.data[1].eq(word[1] + inc_bin[0])]
-        m.d.comb += [w.addr.eq(inc_word), w.en.eq(1)]
+            return x + 1
+        x = shape(x)                                  # (a view of its R counts)
+        return Cat((x[0] + ~inc_bin[0])[:len(x[0])], (x[1] + inc_bin[0])[:len(x[1])])
+
+    if not reg:
+        # the read in the distance's cycle, the count written back the next
+        with m.If(inc):
+            m.d.comb += [w.data.eq(plus_one(word)), w.addr.eq(inc_word), w.en.eq(1)]
+        return word, touched
+    # reg = 1: read-modify-write over two cycles, no logic between the memory's read and
+    # its write: the word read (ahead) in the distance's cycle registered (rq), the count
+    # plus one registered (wdat) a cycle later and written the next; the two counts of the
+    # bin's word not yet written when it was read forwarded: the one written this cycle
+    # (wdat) or last cycle (wold), flagged by compares of the words a cycle ahead (f1, f2)
+    rq = Signal(shape, name=f"{name}_rq")
+    wdat = Signal(shape, name=f"{name}_wdat")
+    wold = Signal(shape, name=f"{name}_wold")
+    inc2 = Signal(name=f"{name}_inc2")
+    inc2_bin = Signal.like(inc_bin, name=f"{name}_inc2_bin")
+    inc2_word = inc2_bin if per_word == 1 else inc2_bin[1:]
+    f1, f2 = Signal(name=f"{name}_f1"), Signal(name=f"{name}_f2")
+    m.d.sync += [rq.eq(r.data), wold.eq(wdat), inc2.eq(inc), inc2_bin.eq(inc_bin),
+                 f1.eq(enq & inc & (haddr == inc_word)),
+                 f2.eq(enq & inc2 & (haddr == inc2_word)),
+                 wdat.eq(plus_one(Mux(f1, wdat, Mux(f2, wold, Mux(live, rq, 0)))))]
+    m.d.comb += [w.data.eq(wdat), w.addr.eq(inc2_word), w.en.eq(inc2)]
     return word, touched
 
 
@@ -485,9 +535,10 @@ class ScanValuePath(wiring.Component):
     ties to the lower index); two stages, A = the pass, C = (4) as above, which copies the
     list's value addresses as it starts. The query interval is the histogram selection's.
 
-    The accumulators are a rotating bank of G groups of P lanes (flip-flops): each step adds
-    the addend to the head group and moves it to the tail (P adders, no d:P mux); the value
-    pass makes a multiple of G steps, so the bank ends in order.
+    The accumulators are a rotating bank of G groups of P lanes (flip-flops; a memory of G
+    words where ``plan.bank_in_memory``, the head word's read enabled by each step): each
+    step adds the addend to the head group and moves it to the tail (P adders, no d:P mux);
+    the value pass makes a multiple of G steps, so the bank ends in order.
 
     Parameters
     ----------
@@ -503,7 +554,7 @@ class ScanValuePath(wiring.Component):
         The keys' values, G groups per key; a key token transfers with its last group.
 
     Latency (edges from a query's transfer on ``i`` to its transfer on ``o``, ``o.ready``
-    high): ``plan.latency`` = ``L_D + 3·S + ceil((b+1)/R) + 8 + r + G + 2·ceil(n/M) +
+    high): ``plan.latency`` = ``L_D + 3·S + ceil((b+1)/R) + 8 + 2·r + G + 2·ceil(n/M) +
     G·min(k, n)`` (L_D = ``plan.distance_read`` = L_H + 2, L_H = ``plan.hamming.latency``,
     S = ceil(log2 M), R = ``plan.hist_bins``, r = ``plan.hist_reg``).
     Throughput: one key per G cycles, once stages B and C are idle (the window's last query
@@ -547,9 +598,15 @@ class ScanValuePath(wiring.Component):
         left = Signal(range(N + 1))               # keys of the window from word blk on
         lanes_shape = data.ArrayLayout(signed(plan.num_width), P)
         # the bank: registers, group 0 at the head (the value pass overwrites them first:
-        # no reset)
-        bank = Signal(data.ArrayLayout(lanes_shape, G), reset_less=True)
-        bhead = bank[0]
+        # no reset); or (plan.bank_in_memory) a memory of G words, the head at word bptr,
+        # read a cycle ahead
+        if plan.bank_in_memory:
+            m.submodules.bank = bmem = memory.Memory(shape=lanes_shape, depth=G, init=[])
+            bw, br = bmem.write_port(), bmem.read_port(transparent_for=())
+            bhead = br.data
+        else:
+            bank = Signal(data.ArrayLayout(lanes_shape, G), reset_less=True)
+            bhead = bank[0]
 
         # ---- a pass over the words: code word blk read in cycle c, the M distances in cycle
         # c + L_D, with the mask of the slots that hold keys of the window
@@ -741,6 +798,7 @@ class ScanValuePath(wiring.Component):
         # (4) stage C: the kept keys' values, then the output
         cstart = Signal()                     # C's first cycle: takes B's list
         cend = Signal(name="cend")
+        cdone = Signal(name="cdone")          # C in state DONE
         ccyc = Signal(range(N * G + 4))
         cgc = Signal(range(max(G, 2)))
         cissuing = Signal()
@@ -845,8 +903,8 @@ class ScanValuePath(wiring.Component):
         qdone = Signal(init=1)
         qfree = qdone
         m.d.comb += reading.eq(issuing)
-        qnext = Mux(qwait == 0, 0, qwait - 1)
-        m.d.sync += [qwait.eq(qnext), qdone.eq(qnext == 0)]
+        # (qdone: qnext == 0, qwait 0 or 1, a compare of the register)
+        m.d.sync += [qwait.eq(Mux(qwait == 0, 0, qwait - 1)), qdone.eq(qwait[1:] == 0)]
 
         def hand_over(free, pulse):
             """The end of a stage: where the next stage is ``free``, give it the query
@@ -856,23 +914,21 @@ class ScanValuePath(wiring.Component):
                 m.next = "IDLE"
 
         def done(groups, glast):
-            """State DONE: the output, one group per beat from the head of the bank, which
-            rotates (``groups`` counts them, ``glast`` = groups == G - 1 a flip-flop beside
-            it), then IDLE."""
-            m.d.comb += self.o.valid.eq(1)
+            """C's state DONE (``cdone``, a flip-flop: no state decode before the output's
+            valid and the bank's enable): the output, one group per beat from the head of
+            the bank, which rotates (``groups`` counts them, ``glast`` = groups == G - 1 a
+            flip-flop beside it), then IDLE (``c_out``)."""
+            m.d.comb += self.o.valid.eq(cdone)
             if G > 1:
                 m.d.comb += self.o.payload.last.eq(glast)
-                with m.If(self.o.ready):
+                with m.If(cdone & self.o.ready):
                     m.d.comb += rotating.eq(1)
                     m.d.sync += [groups.eq(Mux(glast, 0, groups + 1)),
                                  glast.eq(~glast & (groups == G - 2))]
                     with m.If(glast):
                         m.d.comb += c_out.eq(1)
-                        m.next = "IDLE"
             else:
-                with m.If(self.o.ready):
-                    m.d.comb += c_out.eq(1)
-                    m.next = "IDLE"
+                m.d.comb += c_out.eq(cdone & self.o.ready)
 
         if plan.direct_values:
             # key j's value at word j, written where the core sends it, in any state (the
@@ -916,7 +972,7 @@ class ScanValuePath(wiring.Component):
         with m.If(aidle):
             start_pass()
             m.d.sync += [cq.eq(p.code), tag.eq(p.tag),
-                         hleft.eq(nb + (LD - 2 + (0 if stream else S + plan.hist_reg))),
+                         hleft.eq(nb + (LD - 2 + (0 if stream else S + 2 * plan.hist_reg))),
                          hdone.eq(0),
                          kk.eq(Mux(n < plan.k, n, plan.k)),
                          kkG.eq(Mux(nv < plan.k * G, nv, plan.k * G))]
@@ -955,44 +1011,56 @@ class ScanValuePath(wiring.Component):
                         first = c[0] >= rem
                         m.d.sync += [hstar.eq(Cat(~first, Const(walk - 1))),
                                      need.eq(Mux(first, rem, less))]
-        with m.FSM():
-            with m.State("IDLE"):
-                with m.If(qaccept):
-                    m.d.sync += [issuing.eq(1), qwait.eq(qlen), qdone.eq(0)]
-                    m.next = "SCAN" if stream else "HIST"
-            if stream:
-                with m.State("SCAN"):
-                    # the pass: a code word per cycle while cyc < nb, as in HIST, its M
-                    # distances into the list L_D cycles later; the last cycle, cyc = nb +
-                    # L_D - 1, inserts the last word's and gives the list to C
-                    issue_words()
-                    with m.If(hdone):
-                        m.next = "PASS"
-                        hand_over(c_idle, to_values)
-            else:
-                with m.State("HIST"):
-                    # the histogram pass: a code word per cycle while cyc < nb (`issuing`, a
-                    # flip-flop written from the next word's keys, set as the state is
-                    # entered), then L_D + S cycles to the last word's counts (registered
-                    # control: the last cycle, nb + L_D - 1 + S + r, flagged a cycle ahead)
-                    m.d.comb += counting.eq(1)
-                    issue_words()
-                    with m.If(hdone):
-                        m.d.sync += [issuing.eq(0), walking.eq(1)]
-                        m.next = "CUT"
-                    m.d.sync += [wbin.eq(0), rem.eq(kk), found.eq(0), wtake.eq(0), wlast.eq(0),
-                                 wi.eq(0), wpend.eq(0)]
-                with m.State("CUT"):
-                    # (registered control: wbin >= 1 + S and wbin == walk + S a cycle ahead)
-                    m.d.sync += [wbin.eq(wbin + 1), wtake.eq(wbin >= S if S else 1),
-                                 wlast.eq(wbin == walk + S - 1)]
-                    with m.If(wlast):
-                        m.d.sync += [walking.eq(0), wtake.eq(0), wlast.eq(0)]
-                        m.next = "PASS"
-                        hand_over(b_idle, to_mark)
-            with m.State("PASS"):
-                # (only where the output stalled: the next stage holds the previous query)
-                hand_over(*((c_idle, to_values) if stream else (b_idle, to_mark)))
+        # stage A's states as flip-flops, one per state (no state decode before their
+        # enables): aidle (IDLE), apass (PASS: the next stage held the previous query),
+        # ahist (HIST or SCAN), walking (CUT); each block below is its state's, the
+        # flags exclusive
+        ahist, apass = Signal(name="ahist"), Signal(name="apass")
+
+        def a_hand_over(free, pulse):
+            """A's pass ends: the query to the next stage if ``free``, else state PASS."""
+            with m.If(free):
+                m.d.comb += pulse.eq(1)
+            with m.Else():
+                m.d.sync += apass.eq(1)
+
+        # (qaccept only where aidle)
+        with m.If(qaccept):
+            m.d.sync += [issuing.eq(1), qwait.eq(qlen), qdone.eq(0), ahist.eq(1)]
+        if stream:
+            with m.If(ahist):
+                # SCAN, the pass: a code word per cycle while cyc < nb, as in HIST, its M
+                # distances into the list L_D cycles later; the last cycle, cyc = nb +
+                # L_D - 1, inserts the last word's and gives the list to C
+                issue_words()
+                with m.If(hdone):
+                    m.d.sync += ahist.eq(0)
+                    a_hand_over(c_idle, to_values)
+        else:
+            with m.If(ahist):
+                # HIST, the histogram pass: a code word per cycle while cyc < nb
+                # (`issuing`, a flip-flop written from the next word's keys, set as the
+                # state is entered), then L_D + S cycles to the last word's counts
+                # (registered control: the last cycle, nb + L_D - 1 + S + 2·r, flagged a
+                # cycle ahead)
+                m.d.comb += counting.eq(1)
+                issue_words()
+                with m.If(hdone):
+                    m.d.sync += [issuing.eq(0), walking.eq(1), ahist.eq(0)]
+                m.d.sync += [wbin.eq(0), rem.eq(kk), found.eq(0), wtake.eq(0), wlast.eq(0),
+                             wi.eq(0), wpend.eq(0)]
+            with m.If(walking):
+                # CUT (registered control: wbin >= 1 + S and wbin == walk + S a cycle ahead)
+                m.d.sync += [wbin.eq(wbin + 1), wtake.eq(wbin >= S if S else 1),
+                             wlast.eq(wbin == walk + S - 1)]
+                with m.If(wlast):
+                    m.d.sync += [walking.eq(0), wtake.eq(0), wlast.eq(0)]
+                    a_hand_over(b_idle, to_mark)
+        with m.If(apass):
+            # PASS (only where the output stalled: the next stage holds the previous query)
+            with m.If(c_idle if stream else b_idle):
+                m.d.comb += (to_values if stream else to_mark).eq(1)
+                m.d.sync += apass.eq(0)
 
         if not stream:
             # (B issues from the hand-over while bleft > M: bissuing and bstart are 0 but in
@@ -1056,7 +1124,12 @@ class ScanValuePath(wiring.Component):
                         m.d.sync += cbuf.eq(~cbuf)
                     m.next = "DONE"
             with m.State("DONE"):
-                done(cgc, cglast)
+                with m.If(c_out):
+                    m.next = "IDLE"
+        # DONE as a flip-flop, entered from VALUES's last cycle (cend, 1 only there), left
+        # with the last beat
+        m.d.sync += cdone.eq(Mux(cdone, ~c_out, cend))
+        done(cgc, cglast)
         # each stage's "in state IDLE" a flip-flop written from its next state (it leaves
         # IDLE as it takes a query, returns as it hands it over), and keys_ok, A, B and C
         # all idle, another: no state decode before the handshakes
@@ -1077,9 +1150,23 @@ class ScanValuePath(wiring.Component):
         # a step writes the head group back (plus the addend where adding) as the tail,
         # the next group becomes the head: after a multiple of G steps group g is at g again
         # (one enable for every flip-flop, the tail's input chosen by `adding`)
-        with m.If(adding | rotating):
-            m.d.sync += [bank[G - 1].eq(Mux(adding, tail, bank[0]))] + \
-                [bank[i].eq(bank[i + 1]) for i in range(G - 1)]
+        if plan.bank_in_memory:
+            # the same steps in a memory: the head's word bptr written (adding) and the
+            # head moved to the next word (bnext = bptr + 1 mod G, a register beside it),
+            # read in the step's cycle (G >= 2: never the word written); the read enabled
+            # only in a step, so the head stays between steps (no multiplexer before the
+            # read address)
+            bptr = Signal(range(G), name="bptr")
+            bnext = Signal(range(G), name="bnext", init=1)
+            step = adding | rotating
+            with m.If(step):
+                m.d.sync += [bptr.eq(bnext), bnext.eq(Mux(bnext == G - 1, 0, bnext + 1))]
+            m.d.comb += [br.addr.eq(bnext), br.en.eq(step),
+                         bw.addr.eq(bptr), bw.en.eq(adding), bw.data.eq(tail)]
+        else:
+            with m.If(adding | rotating):
+                m.d.sync += [bank[G - 1].eq(Mux(adding, tail, bank[0]))] + \
+                    [bank[i].eq(bank[i + 1]) for i in range(G - 1)]
         if G > 1:
             m.d.comb += [self.o.payload.num[l].eq(bhead[l]) for l in range(P)]
         else:

@@ -95,3 +95,14 @@ def test_stream_list_grows_linearly_with_M():
         plan = replace(cfg.plan.value, selection="stream")
         return len(rtlil.convert(plan.component(), name="scan"))
     assert size(8) < 3 * size(4)
+
+
+def test_topk_bank_in_memory_where_groups_are_many_and_narrow():
+    """topk's accumulator bank is a memory of G words where G >= 16 and a group is at most
+    16 bits (the iCEBreaker goal's P = 1, G = 32 of 11-bit sums: one block RAM for 352
+    flip-flops), else flip-flops (the ULX3S goal's P = 8, G = 8: no block RAM taken)."""
+    narrow = CoreConfig.create(d=32, b=8, w=8, N=16, k=8, lanes=1, mode="topk").plan.value
+    assert narrow.bank_in_memory and narrow.lanes * narrow.num_width <= 16
+    assert _memories(narrow)["bank"] == (narrow.num_width, 32)
+    wide = CoreConfig.create(d=64, b=8, w=8, N=16, k=8, lanes=8, mode="topk").plan.value
+    assert not wide.bank_in_memory and "bank" not in _memories(wide)

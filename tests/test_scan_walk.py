@@ -15,11 +15,12 @@ from hamattn.verif.valuepath_cases import check_value_path
 
 # (config, R = plan.hist_bins, r = plan.hist_reg): b + 1 even and odd, M = 1 and M = 2
 # (S = 1), folded (histogram selection); the histograms' flags looked up in one step
-# (r = 0) or two around a register (r = 1); G a power of two (the value memory's read
+# (r = 0) or two around a register (r = 1, where the counts' read-modify-write takes two
+# cycles, its forwarding exercised by the ties); G a power of two (the value memory's read
 # address without a counter) or not
 CONFIGS = [(dict(d=3, w=8, b=7, N=6, k=3, lanes=1), 2, 0),
-           (dict(d=3, w=8, b=8, N=6, k=3, lanes=1), 2, 1),
-           (dict(d=3, w=8, b=7, N=6, k=3, lanes=1, keys_per_cycle=2), 2, 1),
+           (dict(d=3, w=8, b=8, N=6, k=3, lanes=1), 2, 0),
+           (dict(d=4, w=8, b=7, N=6, k=3, lanes=1, keys_per_cycle=2), 2, 1),
            (dict(d=8, w=8, b=7, N=8, k=3, lanes=1), 1, 1),
            (dict(d=8, w=8, b=6, N=8, k=3, lanes=1, keys_per_cycle=2), 1, 1),
            (dict(d=8, w=8, b=9, N=8, k=4, lanes=2, keys_per_cycle=2), 2, 1)]

@@ -47,12 +47,14 @@ def test_value_path_matches_golden(corner, mode, adders, pattern):
 # streaming): M = 1, 2, 3 (divides neither N nor most n) and N, unfolded and folded (P = 2
 # of d = 3), each selection
 OVERLAP = [dict(d=3, w=8, b=7, N=7, k=2, keys_per_cycle=M, lanes=P)
-           for M in (1, 2, 3, 7) for P in (3, 2)]
+           for M in (1, 2, 3, 7) for P in (3, 2)] + \
+    [dict(d=d, w=4, b=3, N=16, k=2, keys_per_cycle=M, lanes=1) for d, M in ((17, 1), (16, 2))]
 
 
 @pytest.mark.parametrize("selection", ScanPlan.SELECTIONS)
 @pytest.mark.parametrize("pattern", PATTERNS)
-@pytest.mark.parametrize("params", OVERLAP, ids=lambda p: f"M{p['keys_per_cycle']}-P{p['lanes']}")
+@pytest.mark.parametrize("params", OVERLAP,
+                         ids=lambda p: f"M{p['keys_per_cycle']}-P{p['lanes']}-d{p['d']}")
 def test_topk_queries_overlap(params, pattern, selection):
     """Five queries per window back to back, windows of n = 1, n < M, n = N and between
     (the next window's keys wait until the last query is done): every output bit-exact; at
@@ -62,6 +64,12 @@ def test_topk_queries_overlap(params, pattern, selection):
     selections, whichever the plan would choose."""
     cfg = CoreConfig.create(mode="topk", **params)
     plan = replace(cfg.plan.value, selection=selection)
+    # (G = 16, 17 of 5-bit sums: the accumulator bank in a memory; stage C long against A,
+    # so r = 1: the histograms' two-cycle read-modify-write, whose forwarding the 4 bins of
+    # b = 3 and runs of 16 keys per slot exercise)
+    assert plan.bank_in_memory == (cfg.groups >= 16)
+    if cfg.groups >= 16:
+        assert plan.hist_reg == 1
     assert len(plan.stages) == (2 if selection == "stream" else 3)
     M, seed = cfg.keys_per_cycle, 11 * cfg.keys_per_cycle + cfg.lanes
     tokens, groups, expected, windows, writes = [], [], [], [], []
@@ -105,8 +113,8 @@ def test_topk_interval_bound():
             assert worst <= plan.interval.at(n, cfg.k) <= total.at(n, cfg.k)
     goal = CoreConfig.create(mode="topk", d=64, b=64, N=1024, lanes=8, keys_per_cycle=10)
     a, _, c = goal.plan.value.stages
-    assert goal.plan.value.hist_reg == 1    # stage A one edge longer: the interval is the same
-    assert a == Timing(52, per_block=1, block=10) and c == Timing(12, per_kept=8)
+    assert goal.plan.value.hist_reg == 1    # stage A two edges longer: the interval is the same
+    assert a == Timing(53, per_block=1, block=10) and c == Timing(12, per_kept=8)
     assert goal.plan.value.interval == Timing(c.at(8, 8) - 1, per_block=1, block=10)
     # (the smallest at n = N, then over all n)
     assert bound([Timing(5), Timing(3, per_key=1)], 4) == Timing(7)
