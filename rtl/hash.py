@@ -222,10 +222,11 @@ class HashPlan(Folding):
         hashes when queries have their own), one compare: ``2 + max_t ceil(log2(terms_t))``.
 
         Folded (G > 1): the transfer edge registers the last group of P lanes, then one edge
-        per level of the deepest P-lane tree, one edge adds the group into the row
-        accumulator (which starts at -θ), one edge registers its sign (y >= θ) into the
-        output, which transfers on the next edge: ``3 + max_j ceil(log2(|slot_terms[j]|))``
-        (a slot j is row j unless ``rows`` < b folds the rows)."""
+        per level of the deepest P-lane tree (at least one: a lone operand is registered),
+        one edge adds the group into the row accumulator (which starts at -θ), one edge
+        registers its sign (y >= θ) into the output, which transfers on the next edge:
+        ``3 + max(1, max_j ceil(log2(|slot_terms[j]|)))`` (a slot j is row j unless ``rows``
+        < b folds the rows; P = 1: 4)."""
         return Timing((3 if self.folded else 2) + self.depth)
 
     @property
@@ -400,8 +401,16 @@ class FoldedHashProjection(HashProjection):
     accumulator of exact width starts a vector at -(θ - C) and adds the G partial sums; its
     sign is the code bit (``y >= θ``), so there is no comparator either. A bit that is the
     same for every input (the row's range never or always reaches θ) is a constant.
-    Registers: the lane register (written by the group read), one per tree level, the
-    accumulators, the output.
+    Registers: the lane register (written by the group read) and beside it the digit
+    selects (a ROM's read, or a flip-flop per select looked up from the group counter), one
+    per tree level (at least one: with P = 1 the lone operand ±x or 0, one LUT level, is
+    registered before the accumulator's carry chain), the accumulators (an accumulator with
+    one start value returns to it by a synchronous set/reset, its clock enable and its
+    set/reset flip-flops), the output.
+    **Digit ROM** (``plan.digit_rom``): the two selects (negative, non-zero) of every
+    operand whose digit varies come from one ROM word per (group, block, hash), read beside
+    the lane register: always when the rows are folded, and for R = 1 when the word is at
+    most ``HashPlan.ROM_WIDTH`` bits (a block RAM; otherwise a flip-flop per select).
     **Row-folded** (``rows`` T < b, a linear core folding its state's rows, R = ceil(b/T)):
     T row slots instead of b rows; the hash reads the G groups R times, pass r computing
     rows rT .. rT+T-1 in the slots (slot j's tree has the union of the operands of rows
@@ -419,8 +428,8 @@ class FoldedHashProjection(HashProjection):
     that has the vectors as flip-flop-driven wires keeps a one-hot select of its own,
     rotated where ``advance`` is high: the select is one AND-OR and no flag fans out before
     it, and ``advance`` is a clock enable, not a mux before every flip-flop of the select).
-    Latency: ``plan.latency`` = 3 + ceil(log2(most operands of a row tree)) edges from
-    the transfer (group G-1) to the output transfer. Throughput: one vector per G cycles.
+    Latency: ``plan.latency`` = 3 + max(1, ceil(log2(most operands of a row tree))) edges
+    from the transfer (group G-1) to the output transfer. Throughput: one vector per G cycles.
     The lane register and the trees stall only while the accumulators hold a finished
     vector that the output register cannot take; so the groups of the next vector proceed
     while the previous code waits in the output register, and only the accumulation of the
@@ -549,11 +558,13 @@ class FoldedHashProjection(HashProjection):
                     for i, pred in enumerate(_SELECTS.values()):
                         word |= int(pred(v)) << (2 * k + i)
                 words.append(word)
-            # (a block RAM by attribute: Yosys would build a shallow ROM from LUTs, a
-            # 2^a-entry table per bit with the address fanning out to every bit)
+            # (R = 1: a block RAM by attribute, as Yosys would build the shallow ROM, G·H
+            # words, from LUTs, a table per bit with the address fanning out to every bit,
+            # the cells and the levels of the select flip-flops it replaces; R > 1: Yosys'
+            # choice, and on a fabric with LUT RAM hamattn.synth.memmap's)
             m.submodules.digits = rom = memory.Memory(
                 shape=unsigned(max(1, 2 * len(varying))), depth=len(words), init=words,
-                attrs={"ram_style": "block"})
+                attrs={"ram_style": "block"} if R == 1 else {})
             rp = rom.read_port()
             addr = Cat(cnt, *([blk] if R > 1 else []),
                        *([self.i.payload.query] if H > 1 else []))
