@@ -160,12 +160,55 @@ class HashPlan(Folding):
         return tuple(tuple(sorted({ps for t in range(j, b, T) for ps in rows[t]}))
                      for j in range(T))
 
+    def slot_digits(self, j):
+        """Folded: {(p, s): {(g, r, h): digit}} for slot j: the CSD digit at shift s of the
+        weight of hash h (0: W, 1: Wq) at element gP+p of row rT+j, for every group g and row
+        block r (0 where it has none, or where block r has no row j)."""
+        P, G, T, R = self.lanes, self.groups, self.rows, self.row_blocks
+        hashes = [M for M, _ in self.hashes]
+        out = {ps: {(g, r, h): 0 for g in range(G) for r in range(R)
+                    for h in range(len(hashes))}
+               for ps in self.slot_terms[j]}
+        for r in range(R):
+            t = r * T + j
+            if t >= self.b:
+                continue
+            for h, M in enumerate(hashes):
+                for i, c in enumerate(M[t]):
+                    g, p = divmod(i, P)
+                    for s, sg in csd_digits(c):
+                        out[p, s][g, r, h] = sg
+        return out
+
+    @cached_property
+    def varying(self):
+        """Folded: the slot operands ``(j, (p, s))`` whose digit varies with (group, block,
+        hash), each chosen at run time by two selects (negative, non-zero)."""
+        return tuple((j, ps) for j in range(self.rows)
+                     for ps, dig in self.slot_digits(j).items() if len(set(dig.values())) > 1)
+
+    #: widest digit ROM word (2 bits per varying operand) that an unfolded-row hash (R = 1)
+    #: reads from a ROM: 64 bits, 4 iCE40 block RAMs of 16 bits (2 ECP5 ones of 36)
+    ROM_WIDTH = 64
+
+    @property
+    def digit_rom(self):
+        """Folded: the digits of the varying operands come from a ROM (a synchronous read,
+        block RAM) addressed by (group, block, hash) beside the lane register, rather than
+        from a flip-flop per select looked up from the group counter: always when the rows
+        are folded (R > 1), and for R = 1 when its word, 2·len(:attr:`varying`) bits, is at
+        most :attr:`ROM_WIDTH` (a P = 1 hash of up to 32 rows)."""
+        return self.folded and len(self.varying) > 0 and (
+            self.row_blocks > 1 or 2 * len(self.varying) <= self.ROM_WIDTH)
+
     @property
     def depth(self):
         """Register levels of the adder trees: of the deepest row (both hashes) unfolded, of
-        the widest P-lane slot tree folded."""
+        the widest P-lane slot tree folded, at least 1 folded: a slot tree of one operand
+        (P = 1) registers that operand (its select, ±x or 0, one LUT level) so that the
+        accumulator's carry chain starts from a flip-flop."""
         if self.folded:
-            return max((tree_depth(len(r)) for r in self.slot_terms), default=0)
+            return max(1, max((tree_depth(len(r)) for r in self.slot_terms), default=0))
         return max((tree_depth(len(row_terms(r))) for M, _ in self.hashes for r in M),
                    default=0)
 
@@ -179,10 +222,11 @@ class HashPlan(Folding):
         hashes when queries have their own), one compare: ``2 + max_t ceil(log2(terms_t))``.
 
         Folded (G > 1): the transfer edge registers the last group of P lanes, then one edge
-        per level of the deepest P-lane tree, one edge adds the group into the row
-        accumulator (which starts at -θ), one edge registers its sign (y >= θ) into the
-        output, which transfers on the next edge: ``3 + max_j ceil(log2(|slot_terms[j]|))``
-        (a slot j is row j unless ``rows`` < b folds the rows)."""
+        per level of the deepest P-lane tree (at least one: a lone operand is registered),
+        one edge adds the group into the row accumulator (which starts at -θ), one edge
+        registers its sign (y >= θ) into the output, which transfers on the next edge:
+        ``3 + max(1, max_j ceil(log2(|slot_terms[j]|)))`` (a slot j is row j unless ``rows``
+        < b folds the rows; P = 1: 4)."""
         return Timing((3 if self.folded else 2) + self.depth)
 
     @property
@@ -357,8 +401,16 @@ class FoldedHashProjection(HashProjection):
     accumulator of exact width starts a vector at -(θ - C) and adds the G partial sums; its
     sign is the code bit (``y >= θ``), so there is no comparator either. A bit that is the
     same for every input (the row's range never or always reaches θ) is a constant.
-    Registers: the lane register (written by the group read), one per tree level, the
-    accumulators, the output.
+    Registers: the lane register (written by the group read) and beside it the digit
+    selects (a ROM's read, or a flip-flop per select looked up from the group counter), one
+    per tree level (at least one: with P = 1 the lone operand ±x or 0, one LUT level, is
+    registered before the accumulator's carry chain), the accumulators (an accumulator with
+    one start value returns to it by a synchronous set/reset, its clock enable and its
+    set/reset flip-flops), the output.
+    **Digit ROM** (``plan.digit_rom``): the two selects (negative, non-zero) of every
+    operand whose digit varies come from one ROM word per (group, block, hash), read beside
+    the lane register: always when the rows are folded, and for R = 1 when the word is at
+    most ``HashPlan.ROM_WIDTH`` bits (a block RAM; otherwise a flip-flop per select).
     **Row-folded** (``rows`` T < b, a linear core folding its state's rows, R = ceil(b/T)):
     T row slots instead of b rows; the hash reads the G groups R times, pass r computing
     rows rT .. rT+T-1 in the slots (slot j's tree has the union of the operands of rows
@@ -376,8 +428,8 @@ class FoldedHashProjection(HashProjection):
     that has the vectors as flip-flop-driven wires keeps a one-hot select of its own,
     rotated where ``advance`` is high: the select is one AND-OR and no flag fans out before
     it, and ``advance`` is a clock enable, not a mux before every flip-flop of the select).
-    Latency: ``plan.latency`` = 3 + ceil(log2(most operands of a row tree)) edges from
-    the transfer (group G-1) to the output transfer. Throughput: one vector per G cycles.
+    Latency: ``plan.latency`` = 3 + max(1, ceil(log2(most operands of a row tree))) edges
+    from the transfer (group G-1) to the output transfer. Throughput: one vector per G cycles.
     The lane register and the trees stall only while the accumulators hold a finished
     vector that the output register cannot take; so the groups of the next vector proceed
     while the previous code waits in the output register, and only the accumulation of the
@@ -386,27 +438,6 @@ class FoldedHashProjection(HashProjection):
     """
 
     folded = True
-
-    def _slot_digits(self, j):
-        """{(p, s): {(g, r, h): digit}} for slot j: the CSD digit at shift s of the weight of
-        hash h (0: W, 1: Wq) at element gP+p of row rT+j, for every group g and row block r
-        (0 where it has none, or where block r has no row j)."""
-        plan = self.plan
-        P, G, T, R = plan.lanes, plan.groups, plan.rows, plan.row_blocks
-        hashes = [M for M, _ in plan.hashes]
-        out = {ps: {(g, r, h): 0 for g in range(G) for r in range(R)
-                    for h in range(len(hashes))}
-               for ps in plan.slot_terms[j]}
-        for r in range(R):
-            t = r * T + j
-            if t >= plan.b:
-                continue
-            for h, M in enumerate(hashes):
-                for i, c in enumerate(M[t]):
-                    g, p = divmod(i, P)
-                    for s, sg in csd_digits(c):
-                        out[p, s][g, r, h] = sg
-        return out
 
     def _row_bounds(self, t, h, M, theta):
         """(lo, hi, θ') of row t of hash h: the range of y' (the sum with ~x for -x) and the
@@ -491,14 +522,15 @@ class FoldedHashProjection(HashProjection):
 
         lanes = Signal(data.ArrayLayout(signed(w), P), name="lanes")
         # the group's place in its block, as two flags taken from the one-hot (no compare
-        # of the counter between the lane register and the accumulators' adders)
+        # of the counter between the lane register and the accumulators' adders); the last
+        # one with the valid (the block's end: a flip-flop at the accumulators, not a gate)
         lfirst = Signal(name="lane_first")
         llast = Signal(name="lane_last")
         lq = Signal(name="lane_query")
         lv = Signal(name="lane_valid")
         register(m, lanes, group, en)
         register(m, lfirst, onehot[0], en)
-        register(m, llast, onehot[G - 1], en)
+        register(m, llast, onehot[G - 1] & self.i.valid, en)
         register(m, lq, self.i.payload.query, en)
         register(m, lv, self.i.valid, en)
         lb = None
@@ -510,13 +542,12 @@ class FoldedHashProjection(HashProjection):
             ltag = Signal.like(Value.cast(self.i.payload.tag), name="lane_tag")
             register(m, ltag, Value.cast(self.i.payload.tag), en)
 
-        digits = [self._slot_digits(j) for j in range(T)]
-        if R > 1:
+        digits = [plan.slot_digits(j) for j in range(T)]
+        if plan.digit_rom:
             # the digit of each slot operand, a function of (group, block, hash), comes from
             # a ROM (block RAM) read beside the lane register: two bits (negative, non-zero)
             # per operand whose digit varies
-            varying = [(j, ps) for j in range(T) for ps, dig in digits[j].items()
-                       if len(set(dig.values())) > 1]
+            varying = plan.varying
             words = []
             for a in range(1 << (gbits + rbits + (H > 1))):
                 g, r, h = a & ((1 << gbits) - 1), (a >> gbits) & ((1 << rbits) - 1), \
@@ -527,10 +558,16 @@ class FoldedHashProjection(HashProjection):
                     for i, pred in enumerate(_SELECTS.values()):
                         word |= int(pred(v)) << (2 * k + i)
                 words.append(word)
+            # (R = 1: a block RAM by attribute, as Yosys would build the shallow ROM, G·H
+            # words, from LUTs, a table per bit with the address fanning out to every bit,
+            # the cells and the levels of the select flip-flops it replaces; R > 1: Yosys'
+            # choice, and on a fabric with LUT RAM hamattn.synth.memmap's)
             m.submodules.digits = rom = memory.Memory(
-                shape=unsigned(max(1, 2 * len(varying))), depth=len(words), init=words)
+                shape=unsigned(max(1, 2 * len(varying))), depth=len(words), init=words,
+                attrs={"ram_style": "block"} if R == 1 else {})
             rp = rom.read_port()
-            addr = Cat(cnt, blk, self.i.payload.query) if H > 1 else Cat(cnt, blk)
+            addr = Cat(cnt, *([blk] if R > 1 else []),
+                       *([self.i.payload.query] if H > 1 else []))
             m.d.comb += [rp.addr.eq(addr), rp.en.eq(en)]
             where = {key: k for k, key in enumerate(varying)}
 
@@ -578,10 +615,22 @@ class FoldedHashProjection(HashProjection):
 
         tv = delay(m, lv, depth, en=en, name="tree_valid")
         tfirst = delay(m, lfirst, depth, en=en, name="tree_first")
-        tlast = delay(m, llast, depth, en=en, name="tree_last")
+        tend = delay(m, llast, depth, en=en, name="tree_last")
         tq = delay(m, lq, depth, en=en, name="tree_query")
         tb = delay(m, lb, depth, en=en, name="tree_block") if R > 1 else Const(0, 1)
         ttag = delay(m, ltag, depth, en=en, name="tree_tag") if has_tag else None
+        # the clock enable and the synchronous set/reset of the accumulators that return to
+        # one start value: the valid and the block's end delayed beside the trees by flip-
+        # flops of their own that the domain's reset sets to 1 (so the reset returns the
+        # accumulators, which have no reset of their own, to their start value through the
+        # same set/reset, and neither control is a gate)
+        acc_en, acc_clr = lv, llast
+        for c in range(depth):
+            nxt_en = Signal(init=1, name=f"acc_en_{c}")
+            nxt_clr = Signal(init=1, name=f"acc_clr_{c}")
+            register(m, nxt_en, acc_en, en)
+            register(m, nxt_clr, acc_clr, en)
+            acc_en, acc_clr = nxt_en, nxt_clr
 
         # accumulators: y' - θ', the threshold θ' = θ - C taken as the start value, so that
         # the code bit is the accumulator's sign (y >= θ  <=>  y' - θ' >= 0): no comparator.
@@ -590,7 +639,7 @@ class FoldedHashProjection(HashProjection):
         ab = Signal(range(R), name="acc_block") if R > 1 else None
         done = Signal(name="acc_done")        # the accumulators hold a finished block
         atag = Signal.like(ttag, name="acc_tag") if has_tag else None
-        end_blk = tv & tlast
+        end_blk = tend                      # (tv & the block's last group)
         with m.If(en):
             m.d.sync += [full.eq(end_blk & (tb == R - 1)), done.eq(end_blk)]
             with m.If(tv):
@@ -626,18 +675,20 @@ class FoldedHashProjection(HashProjection):
             bw = len(tb)
             if len(set(init_values.values())) == 1:
                 # one start value: the accumulator returns to it as it adds a block's last
-                # group (a synchronous set/reset of its flip-flops, no mux before the adder),
-                # and the sign of that last sum goes to a flip-flop of its own
+                # group (a synchronous set/reset of its flip-flops, ``acc_clr``, no mux
+                # before or after the adder; its clock enable ``acc_en``, a flip-flop), and
+                # the top bit of that last sum goes to a flip-flop of its own (the sign,
+                # inverted where it is read: the sum's LUT drives both flip-flops)
                 start = next(iter(init_values.values()))
-                acc = Signal(shape, init=start, name=f"acc{j}")
+                acc = Signal(shape, init=start, reset_less=True, name=f"acc{j}")
                 total = Signal(shape, name=f"sum{j}")
-                sgn = Signal(name=f"sign{j}")
+                neg = Signal(name=f"neg{j}")
                 m.d.comb += total.eq(acc + roots[j].value)
-                with m.If(en & tv):
-                    m.d.sync += acc.eq(Mux(end_blk, start, total))
-                    with m.If(end_blk):
-                        m.d.sync += sgn.eq(~total[-1])
-                sign.append(sgn)
+                with m.If(en & acc_en):
+                    m.d.sync += acc.eq(Mux(acc_clr, start, total))
+                with m.If(en & end_blk):
+                    m.d.sync += neg.eq(total[-1])
+                sign.append(~neg)
                 continue
             # start values chosen by (block, hash): a block's first group starts from its own
             acc = Signal(shape, name=f"acc{j}")

@@ -316,10 +316,12 @@ def test_folded_hash_stalled_output_keeps_every_vector(tmp_path):
 
 
 @pytest.mark.parametrize("corner", ["d16_P5", "wide_csd_P3", "asym_wide_P3", "sign_d16_P3",
-                                    "rows_wide_csd_P3_T3", "rows_asym_wide_P3_T5"])
+                                    "rows_wide_csd_P3_T3", "rows_asym_wide_P3_T5", "d3_P1",
+                                    "asym_P1", "rows_d3_P1_T2"])
 def test_folded_hash_latency_formula(corner, tmp_path):
-    """The hash's latency = 3 + levels of the widest P-lane tree: the operands (p, s) of slot j are
-    the lanes p and CSD shifts s used by some group of W (or Wq) in a row t = j mod T."""
+    """The hash's latency = 3 + levels of the widest P-lane tree, at least 1 (a lone operand,
+    P = 1, is registered before the accumulator): the operands (p, s) of slot j are the
+    lanes p and CSD shifts s used by some group of W (or Wq) in a row t = j mod T."""
     cfg = CoreConfig.create(**FOLDED[corner](tmp_path))
     mats = [cfg.W_array] + ([np.array(cfg.Wq)] if cfg.asymmetric else [])
     T = cfg.rows
@@ -327,7 +329,7 @@ def test_folded_hash_latency_formula(corner, tmp_path):
                     for i in range(cfg.d) for s, _ in csd_digits(int(M[t, i]))})
                for j in range(T))
     assert most <= cfg.lanes * 16
-    assert cfg.plan.hash.latency == Timing(3 + tree_depth(most))
+    assert cfg.plan.hash.latency == Timing(3 + max(1, tree_depth(most)))
     assert isinstance(cfg.plan.hash.component(), FoldedHashProjection)
     unfolded = cfg.replace(lanes=cfg.d, rows=None)
     assert unfolded.plan.hash.latency == Timing(2 + max(
@@ -335,6 +337,98 @@ def test_folded_hash_latency_formula(corner, tmp_path):
          ([unfolded.W] + ([unfolded.Wq] if unfolded.asymmetric else [])) for r in M),
         default=0))
     assert type(unfolded.plan.hash.component()) is HashProjection
+
+
+@pytest.mark.parametrize("corner", ["d3_P1", "d5_P1", "asym_P1", "wide_csd_P1", "d3_P2",
+                                    "d16_P4_b64", "b65_d3_P2_w16", "sign_d16_P8",
+                                    "rows_d3_P1_T2", "rows_asym_P1_T4"])
+def test_digit_rom_choice(corner, tmp_path):
+    """The varying operands are those whose CSD digit differs between (group, block, hash);
+    their selects come from a ROM when the rows are folded, or (R = 1) when its word, two
+    bits per varying operand, is at most 64 bits: then a block RAM by attribute."""
+    cfg = CoreConfig.create(**FOLDED[corner](tmp_path))
+    plan = cfg.plan.hash
+    P, G, T = cfg.lanes, cfg.groups, cfg.rows
+    R = -(-cfg.b // T)
+    mats = [np.array(M, dtype=object).reshape(cfg.b, cfg.d)
+            for M in [cfg.W] + ([cfg.Wq] if cfg.asymmetric else [])]
+    varying = 0
+    for j in range(T):
+        digits = {}                     # (p, s) -> {(g, r, h): digit}
+        for r in range(R):
+            for h, M in enumerate(mats):
+                for g in range(G):
+                    for p in range(P):
+                        i = g * P + p
+                        if r * T + j < cfg.b and i < cfg.d:
+                            for s, sg in csd_digits(int(M[r * T + j, i])):
+                                digits.setdefault((p, s), {})[g, r, h] = sg
+        cells = G * R * len(mats)
+        varying += sum(len(set(d.values()) | ({0} if len(d) < cells else set())) > 1
+                       for d in digits.values())
+    assert len(plan.varying) == varying
+    rom = varying > 0 and (R > 1 or 2 * varying <= 64)
+    assert plan.digit_rom == rom, (R, varying)
+    m = plan.component().elaborate(None)
+    mem = m._named_submodules.get("digits", (None,))[0]
+    assert (mem is not None) == rom
+    if rom:
+        assert mem.shape.width == 2 * varying and mem.depth >= G * R * len(mats)
+        assert mem.attrs == ({"ram_style": "block"} if R == 1 else {})
+
+
+@pytest.mark.parametrize("corner", ["d3_P1", "d16_P5", "asym_P1"])
+def test_folded_hash_reset_mid_vector(corner, tmp_path):
+    """A reset of the domain in the middle of a vector: the accumulators (those returning to
+    one start value have no reset of their own, their set/reset and enable flip-flops reset
+    to 1) start over, and every vector offered after the reset gets its code."""
+    from amaranth.hdl import ClockDomain
+    from amaranth.sim import DomainReset
+    cfg = CoreConfig.create(**FOLDED[corner](tmp_path))
+    G = cfg.groups
+    x, query = stimulus(cfg, np.random.default_rng(5), 6)
+    expect = expected_codes(cfg, x, query)
+    dut = cfg.plan.hash.component()
+    top = Module()
+    top.domains.sync = cd = ClockDomain("sync")
+    top.submodules.dut = dut
+    codes = []
+
+    async def bench(ctx):
+        ctx.set(dut.o.ready, 1)
+        # G - 1 groups of a vector of large values, summed into the accumulators, then a
+        # reset
+        ctx.set(dut.i.payload, {"x": [cfg.vmax] * cfg.d, "query": 0})
+        ctx.set(dut.i.valid, 1)
+        await ctx.tick().repeat(G - 1)
+        ctx.set(dut.i.valid, 0)
+        await ctx.tick().repeat(cfg.plan.hash.depth + 2)
+        ctx.set(cd.rst, 1)
+        for _ in range(2):
+            try:
+                await ctx.tick()
+            except DomainReset:         # (the tick of a domain held in reset says so)
+                pass
+        ctx.set(cd.rst, 0)
+        k = 0
+        for _ in range(60 * G * len(x) + 100):
+            if len(codes) == len(x):
+                return
+            if k < len(x):
+                ctx.set(dut.i.payload, {"x": [int(v) for v in x[k]], "query": int(query[k])})
+            ctx.set(dut.i.valid, k < len(x))
+            if ctx.get(dut.o.valid):
+                codes.append(int(ctx.get(dut.o.payload.code)))
+            if k < len(x) and ctx.get(dut.i.ready):
+                k += 1
+            await ctx.tick()
+        raise AssertionError(f"timeout: {len(codes)}/{len(x)} codes")
+
+    sim = Simulator(top)
+    sim.add_clock(1e-8, domain="sync")
+    sim.add_testbench(bench)
+    sim.run()
+    assert codes == expect
 
 
 def test_folded_hash_is_smaller():
