@@ -21,6 +21,13 @@ from .skid import SkidBuffer
 
 __all__ = ["CorePlan", "AttentionCore", "AxiStreamCore"]
 
+
+def _or(values):
+    out = values[0]
+    for v in values[1:]:
+        out = out | v
+    return out
+
 #: entries of the key-value queue beyond those the hash can hold: its room flag is
 #: registered (it says "room" while the level leaves this many places)
 _ROOM_MARGIN = 2
@@ -329,6 +336,7 @@ class AttentionCore(wiring.Component):
             m.d["sync" if staged else "comb"] += [values.w_data.eq(w_data),
                                                   values.w_en.eq(w_en)]
 
+        hash_valid = Signal()
         tag = hsh.i.payload.tag
         m.d.comb += [
             tag.key.eq(~queries), tag.first.eq(count == 0),
@@ -352,12 +360,35 @@ class AttentionCore(wiring.Component):
                 m.d.sync += key_group.eq(hsh.group[:G - 1])
             with m.If(q_read):
                 m.d.sync += query_group.eq(hsh.group[:G - 1])
+            # The groups after the first are selected a read ahead, into flip-flops: the
+            # reads of a vector's groups come in order (group 0, 1, .., G-1, R passes) and
+            # its beat holds still until its last read, so at a read of group g the group
+            # g + 1 of the same beat is known: `ahead` loads it (group 1 by the hash's
+            # one-hot group 0, groups 2 .. G-1 by key_group / query_group, a G-2:1 AND-OR
+            # per channel) under the hash's read as a clock enable, and holds it between
+            # reads. The hash's x is then group 0 straight from the input (the first read
+            # of a beat) or the flip-flops: two LUT4 levels from the input, not the
+            # ceil(log4(G-1)) + 1 of a 2(G-1):1 AND-OR (each half of `ahead` is one level
+            # less than that, as it selects G-2 words, not 2(G-1))
             width = plan.lanes * plan.w
-            rest = (G - 1) * width                        # (the last group may be short)
-            first = Mux(hsh.group[0], Mux(queries, query[:width], key[:width]), 0)
-            m.d.comb += hsh.i.payload.x.eq(group_select(
-                m, Cat(key[width:], Const(0, rest - len(key) + width), query[width:]),
-                Cat(key_group, query_group), width, name="x_group", first=first))
+            g0 = hsh.group[0]
+            first = Signal(width, name="x_first", attrs={"keep": 1})
+            m.d.comb += first.eq(Mux(g0, Mux(queries, query[:width], key[:width]), 0))
+            after = Mux(g0, Mux(queries, query[width:2 * width], key[width:2 * width]), 0)
+            sels = [group_select(m, key[2 * width:], key_group[:G - 2], width,
+                                 name="x_ahead_k", first=after)]
+            if G > 2:
+                sels.append(group_select(m, query[2 * width:], query_group[:G - 2], width,
+                                         name="x_ahead_q"))
+            ahead = [Signal(width, name=f"x_ahead{i}", reset_less=True)
+                     for i in range(len(sels))]
+            with m.If(hash_valid):
+                m.d.sync += [a.eq(s) for a, s in zip(ahead, sels)]
+            # (a read of group 0 takes the input alone: `ahead` then holds what a vector's
+            # last read loaded, 0, but for a reset in the middle of a vector)
+            later = Signal(width, name="x_later", attrs={"keep": 1})
+            m.d.comb += [later.eq(Mux(g0, 0, _or(ahead))),
+                         hsh.i.payload.x.eq(first | later)]
         else:
             m.d.comb += hsh.i.payload.x.eq(Mux(queries, query, key))
         use = Signal(init=1)                     # count < N
@@ -451,7 +482,6 @@ class AttentionCore(wiring.Component):
         else:
             m.d.sync += [r.eq(d) for r, d in zip((kv_ready, q_ready), readies(
                 queries_d, use_d, wait_done_d, kv_free_d, last_d, room_next, credit_d))]
-        hash_valid = Signal()
         kv_used, kv_dropped, q_taken = Signal(), Signal(), Signal()
         m.d.comb += [self.s_kv.ready.eq(kv_ready), self.s_q.ready.eq(q_ready),
                      hsh.i.valid.eq(hash_valid)]
