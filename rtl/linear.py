@@ -10,6 +10,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
 
 from . import layouts
+from .queue import NO_RW_CHECK, UnguardedReadPort
 from .plan import (Folding, Timing, WeightedSum, csd_digits, signed_width, tree_depth,
                    unsigned_width)
 from .tree import Term, adder_tree, delay, register
@@ -357,12 +358,8 @@ class FoldedLinearValuePath(LinearValuePath):
         # on at each token read and stays put between them, a stall (en low) reads nothing,
         # and V is read at a group's R blocks and written after its last one); reads at the
         # clearing sweep's addresses, or while no token is read (go low), are not taken
-        # (s1.valid low). The memories say so to synthesis (Yosys ``no_rw_check``): a block
-        # RAM port pair whose collision is undefined (the iCE40's, the ECP5's) then needs no
-        # logic to return the old word, which would cost a delayed write and a bypass (a
-        # flip-flop and a mux per data bit and an address compare). Simulation (old word on
-        # a collision, as written) is unchanged.
-        no_rw = {"no_rw_check": 1}
+        # (s1.valid low): the read ports are UnguardedReadPorts (no collision logic)
+        no_rw = NO_RW_CHECK
         rS, wS = [], []
         z_regs = None
         for q in range(PE):
@@ -374,11 +371,11 @@ class FoldedLinearValuePath(LinearValuePath):
             mem = memory.Memory(shape=data.ArrayLayout(signed(width), T), depth=GR, init=[],
                                 attrs=no_rw)
             m.submodules[f"S{q}" if q < P else "Sz"] = mem
-            rS.append(mem.read_port(transparent_for=()))
+            rS.append(UnguardedReadPort(m, mem, f"S{q}" if q < P else "Sz"))
             wS.append(mem.write_port())
         m.submodules.V = V_mem = memory.Memory(
             shape=data.ArrayLayout(signed(plan.V_width), PE), depth=G, init=[], attrs=no_rw)
-        rV, wV = V_mem.read_port(transparent_for=()), V_mem.write_port()
+        rV, wV = UnguardedReadPort(m, V_mem, "V"), V_mem.write_port()
 
         # ---- after reset, zeros are written to the G·R words (G·R cycles) before a token is
         # read, so that reset returns the state to an empty window as the registers' reset does
