@@ -106,9 +106,12 @@ class CorePlan:
         (the oldest may be leaving at that very edge): F = floor(latency / q_interval) + 1,
         so the credit never throttles a core whose output is ready; when ``m_out_tready``
         is low the finished outputs wait in the queue and the pipeline itself never stalls.
-        At least 2, as latency > q_interval."""
+        Folded (G > 1), one more: the query's readies are registered from the credit of the
+        cycle before, not from the output taken in it (which then is in flight one cycle
+        more), so that ``m_out_tready`` reaches no ready:
+        F = floor(latency / q_interval) + 1 + (G > 1). At least 2, as latency > q_interval."""
         return max(self.latency.at(n, self.k) // self.q_interval.at(n, self.k)
-                   for n in range(1, self.N + 1)) + 1
+                   for n in range(1, self.N + 1)) + 1 + (self.groups > 1)
 
     # ---------------------------------------------------------------- size
     @property
@@ -439,8 +442,9 @@ class AttentionCore(wiring.Component):
             # levels between the input valids and the readies
             kv_tx = self.s_kv.valid & kv_ready
             q_tx = self.s_q.valid & q_ready
+            # (the credit of this cycle, without the output taken in it: see out_credits)
             kv_next, q_next = readies(queries, use, wait_le1, kv_le1, last_d, room_next,
-                                      credit | out_tx)
+                                      credit)
             m.d.sync += [kv_ready.eq(kv_next & ~kv_tx), q_ready.eq(q_next & ~q_tx)]
             # the hash reads a group of the key (of the query) where s_kv.valid & rd_kv
             # (s_q.valid & rd_q): flip-flops, the part of the hash's valid that is not the
@@ -467,13 +471,16 @@ class AttentionCore(wiring.Component):
                           ~queries & use & kv_free_of(wait_le1, kv_le1) & room_next) \
                 | (q_tx & self.s_q.payload.last & kv_free_of(wait_done_q, kv_free_q) & room_next)
             # (one LUT each, wires of their own: no ready decodes the hash's read first)
-            not_last = Signal(name="not_last_q", attrs={"keep": 1})
+            # the credit (of this cycle, see out_credits), or the next read is not the last
+            # (~last_d in the query phase, its read the query's): a mux by the query's read
+            # of two LUTs of flip-flops
+            cq_read = Signal(name="credit_q_read", attrs={"keep": 1})
+            cq_hold = Signal(name="credit_q_hold", attrs={"keep": 1})
             credit_q = Signal(name="credit_q", attrs={"keep": 1})
             m.d.comb += [
-                # ~last_d in the query phase (its read is the query's)
-                not_last.eq(Mux(self.s_q.valid & rd_q, ~hsh.last_if_read, ~last)),
-                # the credit after the edge, or the next read is not the last
-                credit_q.eq(credit | out_tx | not_last),
+                cq_read.eq(credit | ~hsh.last_if_read),
+                cq_hold.eq(credit | ~last),
+                credit_q.eq(Mux(self.s_q.valid & rd_q, cq_read, cq_hold)),
             ]
             rd_q_d = Mux(q_tx, ~self.s_q.payload.last & q_free_of(wait_zero, kv_free_q),
                          queries & q_free_of(wait_le1, kv_le1) & credit_q) \
