@@ -24,7 +24,7 @@ class UnguardedReadPort:
     def __init__(self, m, mem, name):
         port = mem.read_port(domain="comb")
         self.addr = port.addr
-        self.en = Signal(name=f"{name}_ren")
+        self.en = Signal(init=1, name=f"{name}_ren")
         self.data = Signal.like(port.data, name=f"{name}_rdata", reset_less=True)
         with m.If(self.en):
             m.d.sync += self.data.eq(port.data)
