@@ -67,7 +67,13 @@ class BoardTop(Elaboratable):
         # behind the transfer's enable, not d·w (on an iCE40 a flip-flop costs a logic cell,
         # and a d·w-wide enable a global buffer behind the core's ready)
         word = Signal(32, init=0x9E3779B9)
-        queries = Signal()                   # 0: keys of the window, 1: its queries
+        # the phase: `keys` (1: the keys of the window) is the core's s_kv_tvalid and the
+        # harness's own phase; s_q_tvalid is a flip-flop of its own, `q_valid` = ~keys (as a
+        # producer per stream drives its valid), so that neither valid fans out to the
+        # other channel's logic and the harness's
+        keys = Signal(init=1)
+        q_valid = Signal(name="q_valid")
+        queries = ~keys                      # 0: keys of the window, 1: its queries
         kv_fire = core.s_kv_tvalid & core.s_kv_tready
         q_fire = core.s_q_tvalid & core.s_q_tready
         # (a beat transfers: the ready of the channel that is valid, s_kv in the key phase and
@@ -101,10 +107,10 @@ class BoardTop(Elaboratable):
         last_q = Signal(init=1)
         m.d.comb += [
             core.s_kv_tdata.eq(Cat(spread(0), spread(1))),
-            core.s_kv_tvalid.eq(~queries),
+            core.s_kv_tvalid.eq(keys),
             core.s_kv_tlast.eq(last_key),
             core.s_q_tdata.eq(spread(2)),
-            core.s_q_tvalid.eq(queries),
+            core.s_q_tvalid.eq(q_valid),
             core.s_q_tlast.eq(last_q),
         ]
         # the button is asynchronous: two flip-flops bring it into the clock domain, and
@@ -123,7 +129,7 @@ class BoardTop(Elaboratable):
             m.d.sync += [q_left.eq(Mux(queries, q_left - 1, new_q)),
                          last_q.eq(Mux(queries, q_left == 2, new_q == 1))]
         with m.If(Mux(queries, q_fire & last_q, kv_fire & last_key)):
-            m.d.sync += queries.eq(~queries)
+            m.d.sync += [keys.eq(~keys), q_valid.eq(keys)]
 
         # ---- observation: every output bit reaches a LED through registers
         out_fire = core.m_out_tvalid & core.m_out_tready

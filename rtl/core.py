@@ -21,6 +21,13 @@ from .skid import SkidBuffer
 
 __all__ = ["CorePlan", "AttentionCore", "AxiStreamCore"]
 
+
+def _or(values):
+    out = values[0]
+    for v in values[1:]:
+        out = out | v
+    return out
+
 #: entries of the key-value queue beyond those the hash can hold: its room flag is
 #: registered (it says "room" while the level leaves this many places)
 _ROOM_MARGIN = 2
@@ -99,9 +106,12 @@ class CorePlan:
         (the oldest may be leaving at that very edge): F = floor(latency / q_interval) + 1,
         so the credit never throttles a core whose output is ready; when ``m_out_tready``
         is low the finished outputs wait in the queue and the pipeline itself never stalls.
-        At least 2, as latency > q_interval."""
+        Folded (G > 1), one more: the query's readies are registered from the credit of the
+        cycle before, not from the output taken in it (which then is in flight one cycle
+        more), so that ``m_out_tready`` reaches no ready:
+        F = floor(latency / q_interval) + 1 + (G > 1). At least 2, as latency > q_interval."""
         return max(self.latency.at(n, self.k) // self.q_interval.at(n, self.k)
-                   for n in range(1, self.N + 1)) + 1
+                   for n in range(1, self.N + 1)) + 1 + (self.groups > 1)
 
     # ---------------------------------------------------------------- size
     @property
@@ -329,6 +339,7 @@ class AttentionCore(wiring.Component):
             m.d["sync" if staged else "comb"] += [values.w_data.eq(w_data),
                                                   values.w_en.eq(w_en)]
 
+        hash_valid = Signal()
         tag = hsh.i.payload.tag
         m.d.comb += [
             tag.key.eq(~queries), tag.first.eq(count == 0),
@@ -352,12 +363,35 @@ class AttentionCore(wiring.Component):
                 m.d.sync += key_group.eq(hsh.group[:G - 1])
             with m.If(q_read):
                 m.d.sync += query_group.eq(hsh.group[:G - 1])
+            # The groups after the first are selected a read ahead, into flip-flops: the
+            # reads of a vector's groups come in order (group 0, 1, .., G-1, R passes) and
+            # its beat holds still until its last read, so at a read of group g the group
+            # g + 1 of the same beat is known: `ahead` loads it (group 1 by the hash's
+            # one-hot group 0, groups 2 .. G-1 by key_group / query_group, a G-2:1 AND-OR
+            # per channel) under the hash's read as a clock enable, and holds it between
+            # reads. The hash's x is then group 0 straight from the input (the first read
+            # of a beat) or the flip-flops: two LUT4 levels from the input, not the
+            # ceil(log4(G-1)) + 1 of a 2(G-1):1 AND-OR (each half of `ahead` is one level
+            # less than that, as it selects G-2 words, not 2(G-1))
             width = plan.lanes * plan.w
-            rest = (G - 1) * width                        # (the last group may be short)
-            first = Mux(hsh.group[0], Mux(queries, query[:width], key[:width]), 0)
-            m.d.comb += hsh.i.payload.x.eq(group_select(
-                m, Cat(key[width:], Const(0, rest - len(key) + width), query[width:]),
-                Cat(key_group, query_group), width, name="x_group", first=first))
+            g0 = hsh.group[0]
+            first = Signal(width, name="x_first", attrs={"keep": 1})
+            m.d.comb += first.eq(Mux(g0, Mux(queries, query[:width], key[:width]), 0))
+            after = Mux(g0, Mux(queries, query[width:2 * width], key[width:2 * width]), 0)
+            sels = [group_select(m, key[2 * width:], key_group[:G - 2], width,
+                                 name="x_ahead_k", first=after)]
+            if G > 2:
+                sels.append(group_select(m, query[2 * width:], query_group[:G - 2], width,
+                                         name="x_ahead_q"))
+            ahead = [Signal(width, name=f"x_ahead{i}", reset_less=True)
+                     for i in range(len(sels))]
+            with m.If(hash_valid):
+                m.d.sync += [a.eq(s) for a, s in zip(ahead, sels)]
+            # (a read of group 0 takes the input alone: `ahead` then holds what a vector's
+            # last read loaded, 0, but for a reset in the middle of a vector)
+            later = Signal(width, name="x_later", attrs={"keep": 1})
+            m.d.comb += [later.eq(Mux(g0, 0, _or(ahead))),
+                         hsh.i.payload.x.eq(first | later)]
         else:
             m.d.comb += hsh.i.payload.x.eq(Mux(queries, query, key))
         use = Signal(init=1)                     # count < N
@@ -408,8 +442,9 @@ class AttentionCore(wiring.Component):
             # levels between the input valids and the readies
             kv_tx = self.s_kv.valid & kv_ready
             q_tx = self.s_q.valid & q_ready
+            # (the credit of this cycle, without the output taken in it: see out_credits)
             kv_next, q_next = readies(queries, use, wait_le1, kv_le1, last_d, room_next,
-                                      credit | out_tx)
+                                      credit)
             m.d.sync += [kv_ready.eq(kv_next & ~kv_tx), q_ready.eq(q_next & ~q_tx)]
             # the hash reads a group of the key (of the query) where s_kv.valid & rd_kv
             # (s_q.valid & rd_q): flip-flops, the part of the hash's valid that is not the
@@ -436,13 +471,16 @@ class AttentionCore(wiring.Component):
                           ~queries & use & kv_free_of(wait_le1, kv_le1) & room_next) \
                 | (q_tx & self.s_q.payload.last & kv_free_of(wait_done_q, kv_free_q) & room_next)
             # (one LUT each, wires of their own: no ready decodes the hash's read first)
-            not_last = Signal(name="not_last_q", attrs={"keep": 1})
+            # the credit (of this cycle, see out_credits), or the next read is not the last
+            # (~last_d in the query phase, its read the query's): a mux by the query's read
+            # of two LUTs of flip-flops
+            cq_read = Signal(name="credit_q_read", attrs={"keep": 1})
+            cq_hold = Signal(name="credit_q_hold", attrs={"keep": 1})
             credit_q = Signal(name="credit_q", attrs={"keep": 1})
             m.d.comb += [
-                # ~last_d in the query phase (its read is the query's)
-                not_last.eq(Mux(self.s_q.valid & rd_q, ~hsh.last_if_read, ~last)),
-                # the credit after the edge, or the next read is not the last
-                credit_q.eq(credit | out_tx | not_last),
+                cq_read.eq(credit | ~hsh.last_if_read),
+                cq_hold.eq(credit | ~last),
+                credit_q.eq(Mux(self.s_q.valid & rd_q, cq_read, cq_hold)),
             ]
             rd_q_d = Mux(q_tx, ~self.s_q.payload.last & q_free_of(wait_zero, kv_free_q),
                          queries & q_free_of(wait_le1, kv_le1) & credit_q) \
@@ -451,7 +489,6 @@ class AttentionCore(wiring.Component):
         else:
             m.d.sync += [r.eq(d) for r, d in zip((kv_ready, q_ready), readies(
                 queries_d, use_d, wait_done_d, kv_free_d, last_d, room_next, credit_d))]
-        hash_valid = Signal()
         kv_used, kv_dropped, q_taken = Signal(), Signal(), Signal()
         m.d.comb += [self.s_kv.ready.eq(kv_ready), self.s_q.ready.eq(q_ready),
                      hsh.i.valid.eq(hash_valid)]

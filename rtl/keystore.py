@@ -119,7 +119,10 @@ class KeyWriter:
                 m.d.comb += [x.en.eq(slot == s) for s, x in enumerate(wc)]
                 m.d.sync += n.eq(Mux(p.first, 0, n) + 1)
                 with m.If(slot == 0):
-                    m.d.sync += nb.eq(cword + 1)
+                    # (cword + 1: slot 0 opens a word, so cword is 0 for a window's first
+                    # key and nb otherwise (cslot == 0, nothing opened): no subtract, and no
+                    # compare of cslot, before the increment)
+                    m.d.sync += nb.eq(Mux(p.first, 1, nb + 1))
                 m.d.sync += cslot.eq(Mux(slot == M - 1, 0, slot + 1))
                 if G > 1:
                     m.d.sync += [wg.eq(0), self.wg_last.eq(0)]

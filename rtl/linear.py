@@ -10,6 +10,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
 
 from . import layouts
+from .queue import NO_RW_CHECK, UnguardedReadPort
 from .plan import (Folding, Timing, WeightedSum, csd_digits, signed_width, tree_depth,
                    unsigned_width)
 from .tree import Term, adder_tree, delay, register
@@ -351,6 +352,14 @@ class FoldedLinearValuePath(LinearValuePath):
         # (with one row block, R = 1, lane P's word is all b rows of z and only address 0 of
         # G is used: b registers then, not a memory as wide as b rows and G words deep)
         PE = P + 1
+        # A word is never read in the cycle it is written in, but for reads whose data is
+        # not used: a token's word is written back 1 + data_regs edges after its read, and
+        # the next read of it comes G·R >= 2 + data_regs token reads later (the address moves
+        # on at each token read and stays put between them, a stall (en low) reads nothing,
+        # and V is read at a group's R blocks and written after its last one); reads at the
+        # clearing sweep's addresses, or while no token is read (go low), are not taken
+        # (s1.valid low): the read ports are UnguardedReadPorts (no collision logic)
+        no_rw = NO_RW_CHECK
         rS, wS = [], []
         z_regs = None
         for q in range(PE):
@@ -359,13 +368,14 @@ class FoldedLinearValuePath(LinearValuePath):
                 continue
             # (lane P holds z, within ±N: entries of z_width bits)
             width = plan.S_width if q < P else plan.z_width
-            mem = memory.Memory(shape=data.ArrayLayout(signed(width), T), depth=GR, init=[])
+            mem = memory.Memory(shape=data.ArrayLayout(signed(width), T), depth=GR, init=[],
+                                attrs=no_rw)
             m.submodules[f"S{q}" if q < P else "Sz"] = mem
-            rS.append(mem.read_port(transparent_for=()))
+            rS.append(UnguardedReadPort(m, mem, f"S{q}" if q < P else "Sz"))
             wS.append(mem.write_port())
         m.submodules.V = V_mem = memory.Memory(
-            shape=data.ArrayLayout(signed(plan.V_width), PE), depth=G, init=[])
-        rV, wV = V_mem.read_port(transparent_for=()), V_mem.write_port()
+            shape=data.ArrayLayout(signed(plan.V_width), PE), depth=G, init=[], attrs=no_rw)
+        rV, wV = UnguardedReadPort(m, V_mem, "V"), V_mem.write_port()
 
         # ---- after reset, zeros are written to the G·R words (G·R cycles) before a token is
         # read, so that reset returns the state to an empty window as the registers' reset does

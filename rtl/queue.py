@@ -4,7 +4,30 @@ flags flip-flops."""
 from amaranth.hdl import Elaboratable, Module, Mux, Signal
 from amaranth.lib import memory
 
-__all__ = ["RegisteredFIFO", "ROOM_LAG"]
+__all__ = ["RegisteredFIFO", "ROOM_LAG", "NO_RW_CHECK", "UnguardedReadPort"]
+
+#: attributes of a memory none of whose read ports returns a word that is written in the
+#: cycle it is read (where the read's data is used): Yosys (``memory_dff``) then leaves the
+#: collision of a synchronous read port formed from an :class:`UnguardedReadPort` undefined,
+#: as a block RAM's is, instead of emulating the old word (a delayed write and a bypass: a
+#: flip-flop and a mux per data bit, and an address compare)
+NO_RW_CHECK = {"no_rw_check": 1}
+
+
+class UnguardedReadPort:
+    """A synchronous read port of ``mem`` (a memory with :data:`NO_RW_CHECK`) made of an
+    asynchronous one and a register, which Yosys merges into a block RAM's read port:
+    ``data`` is the word at ``addr`` registered at an edge with ``en`` (held without), as
+    a ``transparent_for=()`` read port's (the old word on a collision, in simulation).
+    Members ``addr``, ``en``, ``data`` as :class:`amaranth.lib.memory.ReadPort`'s."""
+
+    def __init__(self, m, mem, name):
+        port = mem.read_port(domain="comb")
+        self.addr = port.addr
+        self.en = Signal(init=1, name=f"{name}_ren")
+        self.data = Signal.like(port.data, name=f"{name}_rdata", reset_less=True)
+        with m.If(self.en):
+            m.d.sync += self.data.eq(port.data)
 
 #: edges by which the ``room`` flag lags the level: it is a compare of the level ROOM_LAG
 #: edges before (ROOM_LAG - 1 flip-flops after the compare's register), so that neither the
@@ -104,9 +127,13 @@ class RegisteredFIFO(Elaboratable):
                          self.room.eq(self.room_next)]
 
         # the memory: entries at `produce`, read at `consume` into the read port's register
-        storage = m.submodules.storage = memory.Memory(shape=self.width, depth=D, init=[])
+        # (no read is enabled in a cycle that writes its word: a fetch reads an entry
+        # written at an earlier edge, k >= 1 entries ahead of `produce`, and a write needs
+        # level < D, so k < D: an UnguardedReadPort)
+        storage = m.submodules.storage = memory.Memory(shape=self.width, depth=D, init=[],
+                                                       attrs=NO_RW_CHECK)
         w_port = storage.write_port()
-        r_port = storage.read_port(transparent_for=())
+        r_port = UnguardedReadPort(m, storage, "storage")
         produce = Signal(range(D), name="produce")
         consume = Signal(range(D), name="consume")
 
