@@ -21,8 +21,12 @@ memories given LUT RAM get ``setattr -set ram_style "distributed"`` after the de
 (:func:`setattr_commands`), in ``hamattn synth`` and in ``hamattn board``; the others are left
 to yosys (block RAM or, where it finds that cheaper, LUT RAM), so no memory is forced into a
 block RAM that cannot hold its ports. A memory with an asynchronous (combinational) read port
-cannot be a block RAM at all: it is LUT RAM and takes no block from the others. Fabrics without
-LUT RAM (iCE40) are left to yosys.
+cannot be a block RAM at all: it is LUT RAM and takes no block from the others, unless the
+memory carries ``no_rw_check`` (:data:`hamattn.rtl.queue.NO_RW_CHECK`): hamattn gives that
+attribute only to memories whose asynchronous reads are registered (an
+:class:`~hamattn.rtl.queue.UnguardedReadPort`), which yosys' ``memory_dff`` merges into a
+synchronous read port, so they are counted as block RAM candidates like any other. Fabrics
+without LUT RAM (iCE40) are left to yosys.
 
 The memories are read from the design's text (:func:`memories`): Verilog from ``hamattn
 gen`` (``reg [W-1:0] name [D-1:0];`` inside ``module``; an asynchronous read is an ``assign
@@ -70,27 +74,40 @@ _RTLIL_MEM = re.compile(r"^\s*memory\s+width\s+(\d+)\s+size\s+(\d+)(?:\s+offset\
                         r"\\?(\S+)\s*$")
 _RTLIL_MEMRD = re.compile(r"^\s*cell\s+\$memrd(?:_v2)?\s")
 _RTLIL_PARAM = re.compile(r'^\s*parameter\s+\\(MEMID|CLK_ENABLE)\s+"?\\*([^"\s]+)"?\s*$')
+#: the attribute that marks a memory's asynchronous reads as registered (UnguardedReadPort):
+#: Verilog ``(* no_rw_check = 32'd1 *)`` or RTLIL ``attribute \no_rw_check 1`` before the memory
+_NO_RW_CHECK = re.compile(r"^\s*(?:\(\*.*\bno_rw_check\b.*\*\)|attribute\s+\\no_rw_check\s+1)\s*$")
 
 
 def memories(text):
     """The memories declared in ``text`` (generated Verilog or Amaranth RTLIL), in order,
-    each with ``async_read`` set if one of its read ports is asynchronous."""
+    each with ``async_read`` set if one of its read ports is asynchronous and the memory
+    does not carry ``no_rw_check`` (its asynchronous reads are then registered, see above)."""
     out, module, asynchronous, memrd = [], None, set(), None
+    registered, marked = set(), False     # memories with no_rw_check; the attribute just read
     for line in text.splitlines():
         m = _MODULE.match(line)
         if m:
-            module, memrd = m.group(1), None
+            module, memrd, marked = m.group(1), None, False
             continue
         if module is None:
             continue
-        m = _VERILOG_MEM.match(line)
-        if m:
-            out.append(Memory(module, m.group(2), int(m.group(1)) + 1, int(m.group(3)) + 1))
+        if _NO_RW_CHECK.match(line):
+            marked = True
             continue
-        m = _RTLIL_MEM.match(line)
+        m = _VERILOG_MEM.match(line) or _RTLIL_MEM.match(line)
         if m:
-            out.append(Memory(module, m.group(3), int(m.group(1)), int(m.group(2))))
+            if m.re is _VERILOG_MEM:
+                mem = Memory(module, m.group(2), int(m.group(1)) + 1, int(m.group(3)) + 1)
+            else:
+                mem = Memory(module, m.group(3), int(m.group(1)), int(m.group(2)))
+            out.append(mem)
+            if marked:
+                registered.add((module, mem.name))
+            marked = False
             continue
+        if not line.lstrip().startswith("attribute") and not line.lstrip().startswith("(*"):
+            marked = False
         m = _VERILOG_ASYNC_READ.match(line)
         if m:
             asynchronous.add((module, m.group(1)))
@@ -107,7 +124,7 @@ def memories(text):
                     asynchronous.add((module, memrd["MEMID"]))
                 memrd = None
     return [Memory(m.module, m.name, m.width, m.depth, True)
-            if (m.module, m.name) in asynchronous else m for m in out]
+            if (m.module, m.name) in asynchronous - registered else m for m in out]
 
 
 def bram_blocks(width, depth):

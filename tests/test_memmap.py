@@ -9,6 +9,7 @@ from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from hamattn import CoreConfig
+from hamattn.rtl.queue import NO_RW_CHECK, UnguardedReadPort
 from hamattn.synth import flows, memmap
 
 
@@ -30,16 +31,23 @@ def test_memories_of_generated_text(convert):
 
 
 class _TwoReads(wiring.Component):
-    """Two 9 x 64 memories: ``lut`` read asynchronously, ``ram`` synchronously."""
+    """Three 9 x 64 memories: ``lut`` read asynchronously, ``ram`` synchronously, ``ureg``
+    through an :class:`UnguardedReadPort` (an asynchronous read into a register, the memory
+    marked ``no_rw_check``)."""
 
     def __init__(self):
-        super().__init__({"addr": In(4), "data": In(64), "a": Out(64), "b": Out(64)})
+        super().__init__({"addr": In(4), "data": In(64), "a": Out(64), "b": Out(64),
+                          "c": Out(64)})
 
     def elaborate(self, platform):
         m = Module()
-        for name, domain, out in (("lut", "comb", self.a), ("ram", "sync", self.b)):
-            m.submodules[name] = mem = memory.Memory(shape=64, depth=9, init=[])
-            wr, rd = mem.write_port(), mem.read_port(domain=domain)
+        for name, domain, out in (("lut", "comb", self.a), ("ram", "sync", self.b),
+                                  ("ureg", None, self.c)):
+            attrs = NO_RW_CHECK if domain is None else {}
+            m.submodules[name] = mem = memory.Memory(shape=64, depth=9, init=[], attrs=attrs)
+            wr = mem.write_port()
+            rd = UnguardedReadPort(m, mem, name) if domain is None else \
+                mem.read_port(domain=domain)
             m.d.comb += [wr.addr.eq(self.addr), wr.data.eq(self.data), wr.en.eq(1),
                          rd.addr.eq(self.addr), out.eq(rd.data)]
         return m
@@ -48,7 +56,10 @@ class _TwoReads(wiring.Component):
 @pytest.mark.parametrize("convert", [rtlil.convert, verilog.convert])
 def test_asynchronous_reads_are_lut_ram(convert):
     mems = {m.name: m for m in memmap.memories(convert(_TwoReads(), name="top"))}
-    assert {n: m.async_read for n, m in mems.items()} == {"lut": True, "ram": False}
+    # (the UnguardedReadPort's asynchronous read is registered: yosys merges it into a
+    # synchronous port, so it may be a block RAM)
+    assert {n: m.async_read for n, m in mems.items()} == {"lut": True, "ram": False,
+                                                          "ureg": False}
     # both would save 96 LUT RAM cells for 2 blocks; only the synchronous one can be a block
     alloc = memmap.allocate(list(mems.values()), 56)
     assert (alloc[mems["lut"]], alloc[mems["ram"]]) == ("distributed", "block")
