@@ -20,6 +20,7 @@ from . import layouts
 from .hamming import HammingPlan
 from .keystore import CODE_READ, KeyWriter, distances, key_memories
 from .plan import Folding, Timing, WeightedSum, signed_width, tree_depth, unsigned_width
+from .queue import NO_RW_CHECK, UnguardedReadPort
 from .tree import Term, adder_tree, delay
 
 __all__ = ["BIN_DEPTH", "BIN_STAGE_BITS", "HsoftmaxPlan", "HsoftmaxValuePath"]
@@ -323,14 +324,13 @@ class HsoftmaxValuePath(wiring.Component):
         P = self.plan.lanes
         # (at least 2 words: a memory of one word would have a zero-width address)
         mem = memory.Memory(shape=word, depth=max(Cb, 2), init=[],
-                            attrs={"ram_style": "block", "no_rw_check": 1})
+                            attrs={**NO_RW_CHECK, "ram_style": "block"})
         m.submodules[name] = mem
-        # (an asynchronous read and a register of no reset behind it, which Yosys merges into
-        # a synchronous read port of the block RAM, there marked ``no_rw_check``: a word
-        # read as it is written is never used, see ``forward``, and needs no bypass logic)
-        wp, rp = mem.write_port(), mem.read_port(domain="comb")
-        rdata = Signal(word, name=f"{name}_rdata", reset_less=True)
-        m.d.sync += rdata.eq(rp.data)
+        # (an UnguardedReadPort, which Yosys merges into a synchronous read port of the block
+        # RAM with no bypass logic: a word read as it is written is never used, see
+        # ``forward``)
+        wp, rp = mem.write_port(), UnguardedReadPort(m, mem, name)
+        rdata = rp.data
         at = Signal(range(max(Cb, 2)), name=f"{name}_at")     # the bin read this cycle
         at1 = Signal.like(at, name=f"{name}_at1")             # the bin written this cycle
         top = Signal(name=f"{name}_top")                      # at == Cb - 1
