@@ -12,7 +12,7 @@ from .queue import RegisteredFIFO
 from .tree import tag_width, tagged
 
 __all__ = ["DividerPlan", "RoundingDivider", "divider_latency", "divider_interval",
-           "divider_steps"]
+           "divider_steps", "signs_late"]
 
 
 def divider_latency(q_bits, groups=1, steps=1, grouped=False, serial=False):
@@ -21,12 +21,23 @@ def divider_latency(q_bits, groups=1, steps=1, grouped=False, serial=False):
     ready: the accepting edge registers num XOR its sign (and the sign), the next forms
     |num| + floor(den/2) of the first group, ``q_bits`` restoring steps (``steps`` per
     pipeline stage), one edge applies the sign, the result transfers on the next edge:
-    ``q_bits + 3``; a whole-vector input of ``groups`` groups
+    ``q_bits + 3``, plus :func:`signs_late` (one edge where the sign is added after a stage of
+    several steps); a whole-vector input of ``groups`` groups
     issues one group per ``steps`` edges, which adds ``(groups - 1)·steps``; ``serial``
     (one stage loads each group itself): ``groups·(q_bits + 1) + 1``."""
     if serial:
         return groups * (q_bits + 1) + 1
-    return q_bits + 3 + (0 if grouped else (groups - 1) * steps)
+    return (q_bits + 3 + signs_late(q_bits, steps)
+            + (0 if grouped else (groups - 1) * steps))
+
+
+def signs_late(q_bits, steps):
+    """1 where the pipeline's last stage takes several steps (``steps`` per stage, the last
+    stage the rest of ``q_bits``): its quotient bits are XORed with the sign, and the sign is
+    added (a carry chain after the stage's registers) into a register of its own, an edge
+    before the output register and the queue take the group; else 0 (the last step leaves
+    the signed quotient, :attr:`RoundingDivider.signed_in_stage`)."""
+    return int(q_bits - steps * ((q_bits - 1) // steps) > 1)
 
 
 def divider_interval(groups=1, steps=1, serial=False):
@@ -170,8 +181,9 @@ class RoundingDivider(wiring.Component):
       ``o``: stream of ``{q: elements × signed(q_bits), tag}``
 
     Latency (:attr:`latency`): ``q_bits + 3`` edges from the input transfer (the last
-    group's when grouped) to the output transfer with ``o.ready`` high, plus ``(G - 1)·steps``
-    for a whole-vector input. Interval (:attr:`interval`): ``G·steps`` edges between
+    group's when grouped) to the output transfer with ``o.ready`` high, plus one where the
+    last stage takes several steps (:attr:`signs_late`), plus ``(G - 1)·steps`` for a
+    whole-vector input. Interval (:attr:`interval`): ``G·steps`` edges between
     accepted divisions at full rate.
     """
 
@@ -250,6 +262,16 @@ class RoundingDivider(wiring.Component):
         registers (:meth:`_step`), and the output register loads it as it is. Elsewhere the
         last stage holds q XOR the sign, and the output adds the sign as a carry in."""
         return not self.serial and self.stage_steps[-1] == 1
+
+    @property
+    def signs_late(self):
+        """The last stage takes several steps (not ``serial``, not :attr:`signed_in_stage`):
+        the sign is added to its quotient bits (a carry chain of ``q_bits``, after the late
+        quotient bit, :attr:`late_bits`) into a register of its own (``signed_q``), and the
+        output register and the queue take the group from there, an edge later: the carry
+        chain ends at ``P·q_bits`` flip-flops, not in front of the queue's write data and the
+        output register's select."""
+        return not self.serial and not self.signed_in_stage
 
     @property
     def plan(self):
@@ -600,6 +622,13 @@ class RoundingDivider(wiring.Component):
         m.d.comb += group.last.eq(prev["last"])
         if has_tag:
             m.d.comb += group.tag.eq(prev["tag"])
+        if self.signs_late:
+            # (the signed group, registered: loaded at every edge, no enable; valid an edge
+            # after the stage's `done`)
+            signed_q = Signal(group.shape(), name="signed_q", reset_less=True)
+            signed_valid = Signal(name="signed_valid")
+            m.d.sync += [signed_q.eq(group), signed_valid.eq(prev_done)]
+            group, prev_done = signed_q, signed_valid
         # (`come`: a group is there for its slot; `write0`: it goes into slot 0, where the
         # register may hold a result)
         come = write0 = prev_done
@@ -613,17 +642,28 @@ class RoundingDivider(wiring.Component):
             # leaves an edge before the next one enters: the queue's read enable is one LUT
             # of flip-flops, o.ready does not reach it)
             # (its flags are flip-flops: `empty`, no group written and not taken out)
+            # The queue's head goes through a register of its own (`head`, loaded from the
+            # memory's read register and nothing else: on the ECP5 synth.outreg moves it into
+            # the block RAM's output register), so no logic stands behind the block RAM's
+            # read; the queue with its head is empty where both are
             m.submodules.queue = queue = RegisteredFIFO(width=len(group.as_value()),
                                                         depth=self.depth * G)
+            head = Signal(len(group.as_value()), name="queue_head", reset_less=True)
+            head_valid = Signal(name="queue_head_valid")
+            load = queue.r_rdy & (~head_valid | ~ovalid)    # the head is empty or taken
+            with m.If(load):
+                m.d.sync += head.eq(queue.r_data)
+            m.d.sync += head_valid.eq(Mux(load, 1, head_valid & ovalid))
+            empty = queue.empty & ~head_valid
             free = ~ovalid | self.o.ready                   # the register is empty or leaves
-            come = (prev_done & queue.empty) | queue.r_rdy
-            write0 = (prev_done & queue.empty & free) | (queue.r_rdy & ~ovalid)
+            come = (prev_done & empty) | head_valid
+            write0 = (prev_done & empty & free) | (head_valid & ~ovalid)
             m.d.comb += [queue.w_data.eq(group),
-                         queue.w_en.eq(prev_done & ~(queue.empty & free)),
-                         queue.r_en.eq(queue.r_rdy & ~ovalid)]
+                         queue.w_en.eq(prev_done & ~(empty & free)),
+                         queue.r_en.eq(load)]
             # (a group is written only where the queue is empty or gives its head: the
-            # select is the queue's flag, a flip-flop)
-            src = data.View(group.shape(), Mux(queue.r_rdy, queue.r_data, group.as_value()))
+            # select is the head's flag, a flip-flop)
+            src = data.View(group.shape(), Mux(head_valid, head, group.as_value()))
         # The pointer: one-hot, the slot the next group goes to, group 0 first. The register
         # holds a result (o.valid) only with the pointer at slot 0 (it lands as group G-1 is
         # written, and no group is written after it before it leaves), so only slot 0 waits

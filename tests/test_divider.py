@@ -10,7 +10,8 @@ from amaranth.sim import Simulator
 from hamattn import golden
 from hamattn.config import CoreConfig
 from hamattn.rtl import RoundingDivider
-from hamattn.rtl.divider import DividerPlan, divider_interval, divider_latency, divider_steps
+from hamattn.rtl.divider import (DividerPlan, divider_interval, divider_latency, divider_steps,
+                                 signs_late)
 from hamattn.rtl.plan import signed_width, unsigned_width
 
 from hamattn.verif.streams import run_stream
@@ -94,7 +95,8 @@ def test_divider_matches_golden(corner, pattern):
                                             int(c.tag)))
         assert run.outputs == list(zip(expected(cases), range(len(cases)))), (steps, seed)
         G = -(-elements // P)
-        assert dut.latency.fixed == divider_latency(qb, G, steps) == qb + 3 + (G - 1) * steps
+        assert dut.latency.fixed == divider_latency(qb, G, steps) == \
+            qb + 3 + signs_late(qb, steps) + (G - 1) * steps
         assert dut.interval.fixed == divider_interval(G, steps) == G * steps
         if pattern in ("full_rate", "one_at_a_time"):
             lat = [o - i for i, o in zip(run.in_cycles, run.out_cycles)]
@@ -185,7 +187,8 @@ def test_grouped_divider_matches_golden(corner, pattern):
     """Grouped input (a folded linear core): G beats of P nums per division, ``last`` on the
     last, at least ``steps`` edges apart (a linear core's R row blocks per group). Full rate:
     the beats come back to back (every ``steps`` edges, one division per ``interval``) and
-    each result leaves ``latency`` = q_bits + 3 edges after its last beat; random valid on
+    each result leaves ``latency`` = q_bits + 3 (+ 1 where the last stage takes several
+    steps) edges after its last beat; random valid on
     the first beat and random ready give the same results."""
     elements, qb, dmax, P = CORNERS[corner]
     G = -(-elements // P)
@@ -203,7 +206,8 @@ def test_grouped_divider_matches_golden(corner, pattern):
         p_in, p_out = (1.0, 1.0) if pattern == "full_rate" else (0.5, 0.4)
         got, last_in, outs = run_grouped(dut, cases, steps, p_in, p_out, rng)
         assert got == list(zip(expected(cases), range(len(cases)))), (steps, seed)
-        assert dut.latency.fixed == divider_latency(qb, G, steps, grouped=True) == qb + 3
+        assert dut.latency.fixed == divider_latency(qb, G, steps, grouped=True) == \
+            qb + 3 + signs_late(qb, steps)
         if pattern == "full_rate":
             assert [o - i for i, o in zip(last_in, outs)] == [dut.latency.fixed] * len(cases)
             assert [b - a for a, b in zip(last_in, last_in[1:])] == \
@@ -279,7 +283,8 @@ def test_overlapping_grouped_divisions_take_a_step_per_stage(interval):
     gets one restoring step per stage whatever its interval allows (no start select, step
     counter or operand select at a carry chain), its stages carrying ~den; a held den
     (divisions a latency apart) keeps the most steps per stage its interval allows, and so
-    does a whole-vector input. The latency of a grouped input is q_bits + 3 either way."""
+    does a whole-vector input. The latency of a grouped input is q_bits + 3, one more where
+    the last stage takes several steps (the sign added into a register of its own)."""
     args = (32, 23, 15, 8, 1)
     overlapping = DividerPlan.keeping_up(*args, True, interval)
     assert (overlapping.steps, overlapping.held_den) == (1, False)
@@ -289,6 +294,7 @@ def test_overlapping_grouped_divisions_take_a_step_per_stage(interval):
     held = DividerPlan.keeping_up(*args, True, interval, gap=10 ** 6)
     assert held.held_den and held.steps == divider_steps(8, 32, interval)
     assert held.component().nonrestoring == (held.steps > 1)
+    assert held.latency.fixed == 8 + 3 + (held.steps > 1) == 8 + 3 + held.component().signs_late
     assert not held.component().complemented_den
     assert not held.component().selects_after
     # (a whole-vector input, G = 4: its latency depends on the steps, which stay the most)
