@@ -318,7 +318,7 @@ class RoundingDivider(wiring.Component):
             st["count"] = Signal(range(self.steps + 1), name=f"{name}_count")
         return st
 
-    def _step(self, m, name, src, den, final=False, subs=None):
+    def _step(self, m, name, src, den, final=False, negs=None):
         """One division step of every lane of ``src`` (a stage's registers or values), t = 2r
         + the next bit of X, and the quotient bit shifted in, XORed with the lane's sign
         (``src["neg"]``); ``final`` (the division's last step, :attr:`signed_in_stage`):
@@ -329,8 +329,8 @@ class RoundingDivider(wiring.Component):
         where r < 0 (r is then the last trial's remainder, den too small, so r' is the trial
         of the restoring step: r' >= 0 exactly where the restoring step subtracts), the
         quotient bit r' >= 0; one adder whose sum bits are the next r, in [-den, den)
-        (``den_width + 1`` bits), no select after it. ``subs`` (non-restoring, one per lane):
-        flip-flops holding r >= 0 of ``src``'s r, loaded from next values (:meth:`_pipeline`),
+        (``den_width + 1`` bits), no select after it. ``negs`` (non-restoring, one per lane):
+        flip-flops holding r < 0 of ``src``'s r, loaded from next values (:meth:`_pipeline`),
         so that the sign's fanout to den's XOR starts at a flip-flop, not at the select of
         r."""
         dw = self.den_width
@@ -353,7 +353,7 @@ class RoundingDivider(wiring.Component):
             else:
                 if not r.shape().signed:
                     r = Cat(r, Const(0, 1)).as_signed()    # the form stage's: r >= 0, sub = 1
-                sub = ~r[-1] if subs is None else subs[p]
+                sub = ~r[-1] if negs is None else ~negs[p]
                 t = Cat(xq[-1], r).as_signed()                       # dw + 2 bits
                 # t + (den ^ sub..) + sub as one adder: (2t + sub) + (2(den ^ sub..) + sub),
                 # halved (den ^ sub.. is ~den = -den - 1 when subtracting)
@@ -500,7 +500,7 @@ class RoundingDivider(wiring.Component):
             return held if self.held_den else src["den"]
         prev, prev_done = form, form["valid"]
         # (the values prev's r and prev_done take at the next edge: the form's r is >= 0)
-        prev_sub_next, prev_done_next = [Const(1, 1)] * P, pre_valid
+        prev_neg_next, prev_done_next = [Const(0, 1)] * P, pre_valid
         for s, ks in enumerate(self.stage_steps):
             name = f"stage{s}"
             st = self._stage(name, ks > 1)
@@ -541,20 +541,21 @@ class RoundingDivider(wiring.Component):
                          for (r0, xq0), (r1, xq1) in zip(load, own)]
             else:
                 final = ks == 1 and s == len(self.stage_steps) - 1 and self.signed_in_stage
-                subs = None
+                negs = None
                 if ks > 1 and self.nonrestoring:
-                    # r >= 0 of the step's r (the previous stage's where it starts, else its
+                    # r < 0 of the step's r (the previous stage's where it starts, else its
                     # own), a flip-flop per lane loaded from the next values of `start`, the
-                    # previous stage's r and this stage's (the adder's sum)
-                    subs = [Signal(name=f"{name}_sub{p}") for p in range(P)]
-                steps = self._step(m, name, from_, den_of(from_), final, subs)
-                if subs is not None:
-                    m.d.sync += [sub.eq(Mux(prev_done_next, nxt, ~r[-1])) for sub, nxt, (r, _)
-                                 in zip(subs, prev_sub_next, steps)]
+                    # previous stage's r and this stage's (the adder's sign bit; after the
+                    # form stage, whose r >= 0, `start` is a synchronous reset)
+                    negs = [Signal(name=f"{name}_neg{p}_r") for p in range(P)]
+                steps = self._step(m, name, from_, den_of(from_), final, negs)
+                if negs is not None:
+                    m.d.sync += [neg.eq(Mux(prev_done_next, nxt, r[-1])) for neg, nxt, (r, _)
+                                 in zip(negs, prev_neg_next, steps)]
             for p, (r, xq) in enumerate(steps):
                 m.d.sync += [st["r"][p].eq(r), st["xq"][p].eq(xq)]
             prev, prev_done = st, done
-            prev_sub_next = [~r[-1] for r, _ in steps]
+            prev_neg_next = [r[-1] for r, _ in steps]
             prev_done_next = done_next
         return prev, prev_done
 
