@@ -310,7 +310,8 @@ class HsoftmaxValuePath(wiring.Component):
         edge later the word read (0 where the bin is not held) plus the values is written
         back to it. Where the bin read is the one being written (the previous cycle's, unless
         that was a fold's read, which leaves the bin cleared), the sum written then (``tot1``,
-        a register) is taken instead of the stale word: equal classes in a row need no stall.
+        a register, which keeps it only then: 0 else) is taken instead of the stale word:
+        equal classes in a row need no stall.
         A fold reads the same way: ``base`` (returned) is the bin of a fold's read one edge
         later, a mux of registers and the memory's read register (no logic in front of the
         memory's read, no bins in flip-flops).
@@ -340,21 +341,28 @@ class HsoftmaxValuePath(wiring.Component):
         x1 = Signal.like(x, name=f"{name}_x1")
         cprev = Signal.like(cb, name=f"{name}_cprev")
         forward = Signal(name=f"{name}_fwd")
-        fwd1 = Signal(name=f"{name}_fwd1")
+        keep = Signal(name=f"{name}_keep")                    # ~forward, a flip-flop
         tot1 = Signal(word, name=f"{name}_tot1")
         base = Signal(word, name=f"{name}_base")
         total = Signal(word, name=f"{name}_sum")
         m.d.comb += [total.v[l].eq(base.v[l] + x1.v[l]) for l in range(P)]
         m.d.comb += total.c.eq(base.c + x1.c)
+        fwd_next = ~folding & Mux(fstart, top, cb == cprev)
         m.d.sync += [at.eq(at_next), top.eq(nxt[Cb - 1]), rsel.eq(nxt & flags), at1.eq(at),
-                     x1.eq(x), cprev.eq(cb), tot1.eq(total),
-                     forward.eq(~folding & Mux(fstart, top, cb == cprev)),
-                     fwd1.eq(forward), take1.eq(rsel.any() & ~forward)]
+                     x1.eq(x), cprev.eq(cb), forward.eq(fwd_next), keep.eq(~fwd_next),
+                     take1.eq(rsel.any() & ~forward)]
+        # the sum written, kept only where it is forwarded (0 else: `keep` a synchronous
+        # reset of its flip-flops), so that the select in front of the adders has four
+        # inputs per bit: the word read, the memory's power-up flag (Yosys' emulation of
+        # the read register's initial value on the iCE40), `take1` and tot1
+        with m.If(keep):
+            m.d.sync += tot1.eq(0)
+        with m.Else():
+            m.d.sync += tot1.eq(total)
         m.d.comb += [rp.addr.eq(at), wp.addr.eq(at1), wp.en.eq(1), wp.data.eq(total)]
-        # (an AND-OR of four flip-flops per bit: one LUT in front of the adders)
+        # (an AND-OR of flip-flops per bit: one LUT in front of the adders)
         n = len(rdata.as_value())
-        m.d.comb += base.eq((rdata.as_value() & take1.replicate(n))
-                            | (tot1.as_value() & fwd1.replicate(n)))
+        m.d.comb += base.eq((rdata.as_value() & take1.replicate(n)) | tot1.as_value())
         return base
 
     def elaborate(self, platform):
