@@ -188,6 +188,11 @@ class HashPlan(Folding):
         return tuple((j, ps) for j in range(self.rows)
                      for ps, dig in self.slot_digits(j).items() if len(set(dig.values())) > 1)
 
+    #: widest memory of a row-folded digit ROM (:attr:`HashPlan.rom_ahead`): 18 bits, an ECP5
+    #: block RAM's read port (a wider word takes its 36-bit mode, whose output register the
+    #: read-ahead's second register cannot move into)
+    ROM_PORT = 18
+
     #: widest digit ROM word (2 bits per varying operand) that an unfolded-row hash (R = 1)
     #: reads from a ROM: 64 bits, 4 iCE40 block RAMs of 16 bits (2 ECP5 ones of 36)
     ROM_WIDTH = 64
@@ -586,10 +591,29 @@ class FoldedHashProjection(HashProjection):
             # the cells and the levels of the select flip-flops it replaces; R > 1, as Yosys
             # builds a ROM of G·R words on a fabric with LUT RAM from LUT4 levels, five for
             # 64 words, between the counters and the word's register)
-            m.submodules.digits = rom = memory.Memory(
-                shape=unsigned(max(1, V2 * (H if ahead else 1))), depth=len(words),
-                init=words, attrs={"ram_style": "block"})
-            rp = rom.read_port()
+            width = max(1, V2 * (H if ahead else 1))
+            if ahead:
+                # (in the fewest memories of at most ROM_PORT bits, of even widths: an ECP5
+                # block RAM's 18-bit read port, whose output register hamattn.synth.outreg
+                # can absorb; a wider one, 36 bits, reads through both of its ports)
+                size = -(-width // -(-width // plan.ROM_PORT))     # (even pieces)
+                chunks = [(lo, min(width, lo + size)) for lo in range(0, width, size)]
+                rps = []
+                for i, (lo, hi) in enumerate(chunks):
+                    mask = (1 << (hi - lo)) - 1
+                    m.submodules[f"digits{i}"] = rom = memory.Memory(
+                        shape=unsigned(hi - lo), depth=len(words),
+                        init=[w >> lo & mask for w in words], attrs={"ram_style": "block"})
+                    rps.append(rom.read_port())
+                rp = wiring.Signature({"addr": In(gbits + rbits), "en": In(1),
+                                       "data": Out(width)}).flip().create()
+                m.d.comb += rp.data.eq(Cat(*(r.data for r in rps)))
+                m.d.comb += [x for r in rps for x in (r.addr.eq(rp.addr), r.en.eq(rp.en))]
+            else:
+                m.submodules.digits = rom = memory.Memory(
+                    shape=unsigned(width), depth=len(words), init=words,
+                    attrs={"ram_style": "block"})
+                rp = rom.read_port()
             if ahead:
                 # the address of the group read in the next cycle (the counters after the
                 # edge; 0 in reset), read at every edge into the block RAM's register, then
