@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.hdl import (Cat, Const, Module, Mux, ResetSignal, Signal, Value, signed,
+                          unsigned)
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -187,6 +188,11 @@ class HashPlan(Folding):
         return tuple((j, ps) for j in range(self.rows)
                      for ps, dig in self.slot_digits(j).items() if len(set(dig.values())) > 1)
 
+    #: widest memory of a row-folded digit ROM (:attr:`HashPlan.rom_ahead`): 18 bits, an ECP5
+    #: block RAM's read port (a wider word takes its 36-bit mode, whose output register the
+    #: read-ahead's second register cannot move into)
+    ROM_PORT = 18
+
     #: widest digit ROM word (2 bits per varying operand) that an unfolded-row hash (R = 1)
     #: reads from a ROM: 64 bits, 4 iCE40 block RAMs of 16 bits (2 ECP5 ones of 36)
     ROM_WIDTH = 64
@@ -200,6 +206,16 @@ class HashPlan(Folding):
         most :attr:`ROM_WIDTH` (a P = 1 hash of up to 32 rows)."""
         return self.folded and len(self.varying) > 0 and (
             self.row_blocks > 1 or 2 * len(self.varying) <= self.ROM_WIDTH)
+
+    @property
+    def rom_ahead(self):
+        """Folded with the digit ROM and the rows folded (R > 1): the ROM is read a cycle
+        ahead, at the address of the group read after the edge, and its word registered
+        again beside the lane register (a block RAM's read, then its output register; the
+        hashes' words side by side, the query flag picking one into that register), so
+        that no logic stands between the block RAM and the operands' selects; the latency
+        is the same. For R = 1 the ROM is read beside the lane register (one register)."""
+        return self.digit_rom and self.row_blocks > 1
 
     @property
     def depth(self):
@@ -548,32 +564,86 @@ class FoldedHashProjection(HashProjection):
             # a ROM (block RAM) read beside the lane register: two bits (negative, non-zero)
             # per operand whose digit varies
             varying = plan.varying
-            words = []
-            for a in range(1 << (gbits + rbits + (H > 1))):
-                g, r, h = a & ((1 << gbits) - 1), (a >> gbits) & ((1 << rbits) - 1), \
-                    a >> (gbits + rbits)
+            V2 = 2 * len(varying)
+            ahead = plan.rom_ahead
+
+            def word_of(g, r, h):
                 word = 0
                 for k, (j, ps) in enumerate(varying):
                     v = digits[j][ps].get((g, r, h), 0)
                     for i, pred in enumerate(_SELECTS.values()):
                         word |= int(pred(v)) << (2 * k + i)
-                words.append(word)
-            # (R = 1: a block RAM by attribute, as Yosys would build the shallow ROM, G·H
+                return word
+            if ahead:
+                # (read a cycle ahead: word (g, r) holds the H hashes' words side by side,
+                # each XORed with its word at (0, 0), so that the word at address 0 is 0,
+                # as the read register holds at power-up and after a reset)
+                w0 = [word_of(0, 0, h) for h in range(H)]
+                words = [sum((word_of(g, r, h) ^ w0[h]) << (V2 * h) for h in range(H))
+                         for a in range(1 << (gbits + rbits))
+                         for g, r in [(a & ((1 << gbits) - 1), a >> gbits)]]
+            else:
+                words = [word_of(a & ((1 << gbits) - 1), (a >> gbits) & ((1 << rbits) - 1),
+                                 a >> (gbits + rbits))
+                         for a in range(1 << (gbits + rbits + (H > 1)))]
+            # (a block RAM by attribute: R = 1, as Yosys would build the shallow ROM, G·H
             # words, from LUTs, a table per bit with the address fanning out to every bit,
-            # the cells and the levels of the select flip-flops it replaces; R > 1: Yosys'
-            # choice, and on a fabric with LUT RAM hamattn.synth.memmap's)
-            m.submodules.digits = rom = memory.Memory(
-                shape=unsigned(max(1, 2 * len(varying))), depth=len(words), init=words,
-                attrs={"ram_style": "block"} if R == 1 else {})
-            rp = rom.read_port()
-            addr = Cat(cnt, *([blk] if R > 1 else []),
-                       *([self.i.payload.query] if H > 1 else []))
-            m.d.comb += [rp.addr.eq(addr), rp.en.eq(en)]
+            # the cells and the levels of the select flip-flops it replaces; R > 1, as Yosys
+            # builds a ROM of G·R words on a fabric with LUT RAM from LUT4 levels, five for
+            # 64 words, between the counters and the word's register)
+            width = max(1, V2 * (H if ahead else 1))
+            if ahead:
+                # (in the fewest memories of at most ROM_PORT bits, of even widths: an ECP5
+                # block RAM's 18-bit read port, whose output register hamattn.synth.outreg
+                # can absorb; a wider one, 36 bits, reads through both of its ports)
+                size = -(-width // -(-width // plan.ROM_PORT))     # (even pieces)
+                chunks = [(lo, min(width, lo + size)) for lo in range(0, width, size)]
+                rps = []
+                for i, (lo, hi) in enumerate(chunks):
+                    mask = (1 << (hi - lo)) - 1
+                    m.submodules[f"digits{i}"] = rom = memory.Memory(
+                        shape=unsigned(hi - lo), depth=len(words),
+                        init=[w >> lo & mask for w in words], attrs={"ram_style": "block"})
+                    rps.append(rom.read_port())
+                rp = wiring.Signature({"addr": In(gbits + rbits), "en": In(1),
+                                       "data": Out(width)}).flip().create()
+                m.d.comb += rp.data.eq(Cat(*(r.data for r in rps)))
+                m.d.comb += [x for r in rps for x in (r.addr.eq(rp.addr), r.en.eq(rp.en))]
+            else:
+                m.submodules.digits = rom = memory.Memory(
+                    shape=unsigned(width), depth=len(words), init=words,
+                    attrs={"ram_style": "block"})
+                rp = rom.read_port()
+            if ahead:
+                # the address of the group read in the next cycle (the counters after the
+                # edge; 0 in reset), read at every edge into the block RAM's register, then
+                # its word into a register of its own beside the lane register (with `en`,
+                # so the two hold the same group's; the hash's query flag picks a word
+                # there): a block RAM's output register on the ECP5, no logic between the
+                # memory and the operand selects
+                rst = ResetSignal(allow_reset_less=True)
+                m.d.comb += [rp.addr.eq(Mux(rst, 0, Mux(read, Cat(cnt_next[:len(cnt)],
+                                                                   blk_next[:len(blk)]),
+                                                         Cat(cnt, blk)))),
+                             rp.en.eq(1)]
+                rword = Signal(V2, name="digit_word")
+                if H > 1:
+                    stored = [rp.data[V2 * h:V2 * (h + 1)] ^ w0[h] for h in range(H)]
+                    register(m, rword, Mux(self.i.payload.query, stored[1], stored[0]), en)
+                    flip = 0
+                else:
+                    register(m, rword, rp.data, en)
+                    flip = w0[0]
+            else:
+                addr = Cat(cnt, *([blk] if R > 1 else []),
+                           *([self.i.payload.query] if H > 1 else []))
+                m.d.comb += [rp.addr.eq(addr), rp.en.eq(en)]
+                rword, flip = rp.data, 0
             where = {key: k for k, key in enumerate(varying)}
 
             def select(j, ps, which):
-                k = where[j, ps]
-                return rp.data[2 * k + list(_SELECTS).index(which)]
+                b = 2 * where[j, ps] + list(_SELECTS).index(which)
+                return ~rword[b] if flip >> b & 1 else rword[b]
         else:
             # digit tables are indexed by the group (and the query flag when asymmetric):
             # each select is looked up from the counter as the group is read and registered

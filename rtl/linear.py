@@ -106,6 +106,24 @@ class LinearPlan(Folding, WeightedSum):
         return int(self.folded and self.state_steps >= 3)
 
     @property
+    def reread_distance(self):
+        """Folded: fewest token reads from the read of a state word whose update is written
+        back to the next read of that word whose data is used: (G-1)·R + 1, V's word g read
+        by a query at group g's first row block after a key's last block of it (the next
+        read of an S word comes G·R token reads later)."""
+        return (self.groups - 1) * self.row_blocks + 1
+
+    @property
+    def write_regs(self):
+        """Registers on the state memories' writes (data, address, enable), folded with
+        ``data_regs``: 1 when a word is read again no sooner than 4 token reads later
+        (:attr:`reread_distance` >= 4), so that its update, written back 3 edges after its
+        read, is there for the next read; then no path runs from a memory's output register
+        through an update adder into a memory's write data (the adder's output register is
+        in the adder's own cells); 0 otherwise. The latency is the same either way."""
+        return int(self.data_regs and self.reread_distance >= 4)
+
+    @property
     def block_regs(self):
         """Register stages between a row block's read-out tree and its accumulator: 1 when
         the rows are folded (R > 1): the count of zero query bits joins the first block's
@@ -319,7 +337,9 @@ class FoldedLinearValuePath(LinearValuePath):
     query writes zeros back, and so does a sweep of G cycles after reset (no token is taken
     meanwhile).
     When a word is read again no sooner than 3 cycles later (G·R >= 3, ``plan.data_regs``),
-    the memories' outputs are registered and the updates written back one edge later.
+    the memories' outputs are registered and the updates written back one edge later; when
+    no sooner than 4 token reads later (``plan.reread_distance`` >= 4, ``plan.write_regs``),
+    the writes (data, address, enable) are registered too, one more edge later.
     Latency (query): ``plan.readout_latency + 1 + plan.data_regs + plan.block_regs`` edges
     from the transfer (one more for the memory read, one for its register, one before the
     row blocks' accumulator) to the transfer of the last group's beat, the token being held
@@ -353,11 +373,14 @@ class FoldedLinearValuePath(LinearValuePath):
         # G is used: b registers then, not a memory as wide as b rows and G words deep)
         PE = P + 1
         # A word is never read in the cycle it is written in, but for reads whose data is
-        # not used: a token's word is written back 1 + data_regs edges after its read, and
-        # the next read of it comes G·R >= 2 + data_regs token reads later (the address moves
-        # on at each token read and stays put between them, a stall (en low) reads nothing,
-        # and V is read at a group's R blocks and written after its last one); reads at the
-        # clearing sweep's addresses, or while no token is read (go low), are not taken
+        # not used: a token's word is written back 1 + data_regs + write_regs edges after
+        # its read (at the latest: each of the pipeline's stages moves on at an edge with
+        # `en`, which every token read has, and the write registers at every edge), and the
+        # next read of it whose data is used comes plan.reread_distance >= 2 + data_regs +
+        # write_regs token reads later (the address moves on at each token read and stays
+        # put between them, a stall (en low) reads nothing, and V is read at a group's R
+        # blocks, used at a query's first one, and written after a key's last one); reads at
+        # the clearing sweep's addresses, or while no token is read (go low), are not taken
         # (s1.valid low): the read ports are UnguardedReadPorts (no collision logic)
         no_rw = NO_RW_CHECK
         rS, wS = [], []
@@ -513,13 +536,27 @@ class FoldedLinearValuePath(LinearValuePath):
         cb = st.block_code if R > 1 else st.code          # the code bits of the block
         # rows that the last block lacks (row (R-1)T + t >= b): their entries stay 0
         lacking = [(R - 1) * T + t >= b for t in range(T)]
-        m.d.comb += [wV.addr.eq(Mux(clearing, sweep, st.grp)),
-                     wV.en.eq(Mux(mem_key_last | mem_zero, -1, 0))]
+        # the memories' writes (data, address, enable), plan.write_regs: registered with no
+        # clock enable, so that a write repeated while the pipeline stalls is repeated one
+        # edge later (the same words, the same order); the data registers have no reset of
+        # their own, the zeros of a clear their synchronous reset
+        def write(name, port, addr, en, data):
+            """``port``'s address, enable and data (its word's fields, a list): ``addr``,
+            ``en`` and ``data``, or registers of them (plan.write_regs)."""
+            if plan.write_regs:
+                waddr = Signal(port.addr.shape(), name=f"{name}_waddr", reset_less=True)
+                wen = Signal(name=f"{name}_wen")
+                wdata = [Signal(port.data[i].shape(), name=f"{name}_wdata{i}", reset_less=True)
+                         for i in range(len(data))]
+                m.d.sync += [waddr.eq(addr), wen.eq(en)]
+                m.d.sync += [r.eq(x) for r, x in zip(wdata, data)]
+                addr, en, data = waddr, wen, wdata
+            m.d.comb += [port.addr.eq(addr), port.en.eq(Mux(en, -1, 0))]
+            m.d.comb += [port.data[i].eq(x) for i, x in enumerate(data)]
+
         for q in range(PE):
             regs = q == P and z_regs is not None
-            if not regs:
-                m.d.comb += [wS[q].addr.eq(Mux(clearing, sweep, st.addr)),
-                             wS[q].en.eq(Mux(mem_key | mem_zero, -1, 0))]
+            words = []
             for t in range(T):
                 if q < P:
                     # S + u + c as one adder: (2S + c) + (2u + c), halved
@@ -533,10 +570,12 @@ class FoldedLinearValuePath(LinearValuePath):
                         m.d.sync += z_regs[t].eq(
                             Mux(zero | (st_last_blk if lacking[t] else 0), 0, upd))
                 else:
-                    m.d.comb += wS[q].data[t].eq(
-                        Mux(mem_zero | (st_last_blk if lacking[t] else 0), 0, upd))
-        for q in range(PE):
-            m.d.comb += wV.data[q].eq(Mux(mem_zero, 0, Vg[q] + v[q]))
+                    words.append(Mux(mem_zero | (st_last_blk if lacking[t] else 0), 0, upd))
+            if not regs:
+                write(f"S{q}" if q < P else "Sz", wS[q], Mux(clearing, sweep, st.addr),
+                      mem_key | mem_zero, words)
+        write("V", wV, Mux(clearing, sweep, st.grp), mem_key_last | mem_zero,
+              [Mux(mem_zero, 0, Vg[q] + v[q]) for q in range(PE)])
 
         # ---- read-out trees over the word (as in the parallel path; (b+1)·V and the count
         # of zero query bits with the first block), then the sum over the row blocks, then
