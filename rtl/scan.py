@@ -234,7 +234,7 @@ class ScanPlan(Folding, WeightedSum):
         if selection == "stream":
             return (word + Timing(LD + 1), values)
         walk = -(-(self.b + 1) // bins)
-        return (word + Timing(LD + walk + 2 * S + 2 + 2 * reg),
+        return (word + Timing(LD + walk + 2 * S + 3 + 2 * reg),
                 word + Timing(S + self.mark_read + 2), values)
 
     @cached_property
@@ -271,8 +271,9 @@ class ScanPlan(Folding, WeightedSum):
 
         * A, histogram and cut: the histogram pass (ceil(n/M) + L_D + S + 2·r: the
           distances r registers later into the histograms, counted r cycles later) and
-          the cut, a walk over the histograms' ceil((b+1)/R) words (ceil((b+1)/R) + S + 1),
-          ``ceil(n/M) + L_D + ceil((b+1)/R) + 2·S + 2 + 2·r``;
+          the cut, a walk over the histograms' ceil((b+1)/R) words (ceil((b+1)/R) + S + 2:
+          each word's read registered before its adders),
+          ``ceil(n/M) + L_D + ceil((b+1)/R) + 2·S + 3 + 2·r``;
         * B, marking: ``ceil(n/M) + S + 5``: the marking pass over the distances that A
           stored (read in :attr:`mark_read` edges), the list and a cycle to idle;
         * C, values and output: a cycle that takes the list, the value pass over the kept
@@ -288,7 +289,7 @@ class ScanPlan(Folding, WeightedSum):
     def latency(self):
         """Edges from a query's transfer to its (num, den) transfer, nothing stalled, with
         L_D = :attr:`distance_read` (L_H + 2), S = :attr:`sum_stages`, G groups, n keys, R =
-        :attr:`hist_bins`, r = :attr:`hist_reg`: ``L_D + 3·S + ceil((b+1)/R) + 8 + 2·r + G +
+        :attr:`hist_bins`, r = :attr:`hist_reg`: ``L_D + 3·S + ceil((b+1)/R) + 9 + 2·r + G +
         2·ceil(n/M) + G·min(k, n)``
         (histogram selection), ``L_D + 3 + G + ceil(n/M) + G·min(k, n)`` (streaming), the
         stages of :attr:`stages` in a row, each handing the query to the next as it ends
@@ -414,13 +415,15 @@ def _count_bins(m, b, most, en, h, walking, waddr, name, per_word=1, reg=1):
     next, 2 cycles after ``en`` holds behind the register: the two counts of the word not
     yet written when it was read are forwarded (from the write register, or a copy of it
     a cycle older; the read sees a write in its own cycle). Where ``walking`` (a flip-flop)
-    the word read is ``waddr`` instead, out a cycle later. The flag of a word is set as it is read
+    the word read is ``waddr`` instead, out two cycles later: the read registered (no logic
+    between the memory's read and that register), 0 where its flag says stale (an AND after
+    the register, before the walk's adders). The flag of a word is set as it is read
     for a count (its write comes next). The flag of h's word is looked up in two steps,
     around that register where there is one: the flags of the words sharing h's low address
     bits (8:1 multiplexers) as h comes, then the one of its high bits (a multiplexer of
     those), the flag set in between by a compare beside it; the walk's flags are a copy of
     the flags, shifted down a word per cycle (the flags do not change in a walk). Returns
-    (that word: a count, or R counts, the flags)."""
+    (the walk's word, two cycles after its read: a count, or R counts; the flags)."""
     words = -(-(b + 1) // per_word)
     shape = range(most + 1) if per_word == 1 else data.ArrayLayout(range(most + 1), per_word)
     m.submodules[name] = mem = memory.Memory(shape=shape, depth=words, init=[])
@@ -460,37 +463,47 @@ def _count_bins(m, b, most, en, h, walking, waddr, name, per_word=1, reg=1):
     with m.Else():
         m.d.sync += walkf.eq(tnext)
 
-    def plus_one(x):
-        """The word ``x`` with bin inc_bin one more (R = 2: its place in the word the low
-        bit of h)."""
+    def plus_one(x, hbin=inc_bin):
+        """The word ``x`` with bin ``hbin`` one more (R = 2: its place in the word the low
+        bit of the bin)."""
         if per_word == 1:
             return x + 1
         x = shape(x)                                  # (a view of its R counts)
-        return Cat((x[0] + ~inc_bin[0])[:len(x[0])], (x[1] + inc_bin[0])[:len(x[1])])
+        return Cat((x[0] + ~hbin[0])[:len(x[0])], (x[1] + hbin[0])[:len(x[1])])
 
+    # the walk's word: the read registered (rq), then 0 where stale (its flag, liveq, beside)
+    rq = Signal(shape, name=f"{name}_rq")
+    liveq = Signal(name=f"{name}_liveq")
+    m.d.sync += [rq.eq(r.data), liveq.eq(live)]
+    walked = Signal(shape, name=f"{name}_walked")
+    m.d.comb += walked.eq(Mux(liveq, rq, 0))
     if not reg:
         # the read in the distance's cycle, the count written back the next
         with m.If(inc):
             m.d.comb += [w.data.eq(plus_one(word)), w.addr.eq(inc_word), w.en.eq(1)]
-        return word, touched
+        return walked, touched
     # reg = 1: read-modify-write over two cycles, no logic between the memory's read and
     # its write: the word read (ahead) in the distance's cycle registered (rq), the count
     # plus one registered (wdat) a cycle later and written the next; the two counts of the
     # bin's word not yet written when it was read forwarded: the one written this cycle
-    # (wdat) or last cycle (wold), flagged by compares of the words a cycle ahead (f1, f2)
-    rq = Signal(shape, name=f"{name}_rq")
+    # (wdat) or last cycle (wold), flagged by compares of the words a cycle ahead (f1, f2).
+    # Each candidate is incremented before the choice (one adder per candidate, each from
+    # flip-flops: no multiplexer before an adder): wdat plus one, rq plus one (or 1 where
+    # stale), and wold plus one kept as a register of its own (woldp: wdat plus one for the
+    # bin of the next count, hq, as wdat moves to wold)
     wdat = Signal(shape, name=f"{name}_wdat")
-    wold = Signal(shape, name=f"{name}_wold")
+    woldp = Signal(shape, name=f"{name}_woldp")
     inc2 = Signal(name=f"{name}_inc2")
     inc2_bin = Signal.like(inc_bin, name=f"{name}_inc2_bin")
     inc2_word = inc2_bin if per_word == 1 else inc2_bin[1:]
     f1, f2 = Signal(name=f"{name}_f1"), Signal(name=f"{name}_f2")
-    m.d.sync += [rq.eq(r.data), wold.eq(wdat), inc2.eq(inc), inc2_bin.eq(inc_bin),
+    m.d.sync += [woldp.eq(plus_one(wdat, hq)), inc2.eq(inc), inc2_bin.eq(inc_bin),
                  f1.eq(enq & inc & (haddr == inc_word)),
                  f2.eq(enq & inc2 & (haddr == inc2_word)),
-                 wdat.eq(plus_one(Mux(f1, wdat, Mux(f2, wold, Mux(live, rq, 0)))))]
+                 wdat.eq(Mux(f1, plus_one(wdat),
+                             Mux(f2, woldp, Mux(live, plus_one(rq), plus_one(Const(0, Shape.cast(shape)))))))]
     m.d.comb += [w.data.eq(wdat), w.addr.eq(inc2_word), w.en.eq(inc2)]
-    return word, touched
+    return walked, touched
 
 
 class ScanValuePath(wiring.Component):
@@ -512,8 +525,8 @@ class ScanValuePath(wiring.Component):
 
     (1) a histogram pass of ceil(n/M) cycles: slot s counts its distances in a
     memory of b+1 bins (block RAM, M of them, R = ``plan.hist_bins`` bins per word) and the
-    M distances of each word go to a memory (``dists``); (2) the cut, ceil((b+1)/R) + S + 1
-    cycles: a walk reads word i of the M memories in its cycle i, adds each bin's counts
+    M distances of each word go to a memory (``dists``); (2) the cut, ceil((b+1)/R) + S + 2
+    cycles: a walk reads word i of the M memories in its cycle i (registered), adds each bin's counts
     (S = ceil(log2 M) register levels) to the count of keys below: h* = the least bin where
     it reaches kk = min(k, n), need = kk - keys below h*; (3) a marking pass of ceil(n/M)
     cycles over the stored distances: slot s of a word is kept when H < h*, or H = h* and
@@ -554,7 +567,7 @@ class ScanValuePath(wiring.Component):
         The keys' values, G groups per key; a key token transfers with its last group.
 
     Latency (edges from a query's transfer on ``i`` to its transfer on ``o``, ``o.ready``
-    high): ``plan.latency`` = ``L_D + 3·S + ceil((b+1)/R) + 8 + 2·r + G + 2·ceil(n/M) +
+    high): ``plan.latency`` = ``L_D + 3·S + ceil((b+1)/R) + 9 + 2·r + G + 2·ceil(n/M) +
     G·min(k, n)`` (L_D = ``plan.distance_read`` = L_H + 2, L_H = ``plan.hamming.latency``,
     S = ceil(log2 M), R = ``plan.hist_bins``, r = ``plan.hist_reg``).
     Throughput: one key per G cycles, once stages B and C are idle (the window's last query
@@ -669,7 +682,7 @@ class ScanValuePath(wiring.Component):
             walking = Signal()                    # state CUT (a flip-flop)
             R = plan.hist_bins
             walk = -(-(b + 1) // R)               # words of a histogram
-            wbin = Signal(range(walk + S + 2))    # walk cycle: reads word wbin
+            wbin = Signal(range(walk + S + 3))    # walk cycle: reads word wbin
             bins, touched = [], []
             for s in range(M):
                 x, t = _count_bins(m, b, plan.code_words, counting & live[s], h[s],
@@ -688,8 +701,9 @@ class ScanValuePath(wiring.Component):
             m.d.comb += [dw.data[s].eq(h[s]) for s in range(M)]
             with m.If(hams[0].o.valid):
                 m.d.sync += dword.eq(dword + 1)
-            # (2) the cut: a walk reads word i in its cycle i; the M slots' counts of each
-            # of its R bins add up (S register levels) and are taken in cycle i + 1 + S
+            # (2) the cut: a walk reads word i in its cycle i, registered (the histograms'
+            # rq, its flag applied after it); the M slots' counts of each of its R bins add
+            # up (S register levels) and are taken in cycle i + 2 + S
             # (`wtake`, a flip-flop set a cycle ahead; `wi` = i): rem = kk - the keys below
             # (one subtractor, its compare with the bin's count a second carry chain beside
             # it, not after it), h* = the first bin whose count reaches rem, need = rem there
@@ -703,10 +717,12 @@ class ScanValuePath(wiring.Component):
             # kk <= n keys are all counted), so that cycle later is still the walk's last
             # (R = 2: which of the last word's two bins, a compare choosing the data, not
             # the enable)
-            rem = Signal(range(N + 1))
+            # (rem and need at most kk <= min(k, N): their width, not N's; rem wraps only
+            # after h*, where it is no longer read)
+            rem = Signal(range(kmax + 1))
             found = Signal()
             hstar = Signal(range(b + 1))
-            need = Signal(range(N + 1))
+            need = Signal(range(kmax + 1))
             wtake, wlast = Signal(), Signal()
             wi = Signal(range(walk + 1))
             wprev = Signal.like(wi)               # the word taken last cycle ...
@@ -721,7 +737,8 @@ class ScanValuePath(wiring.Component):
             # (R = 2: rem less the first bin's count, then less the second's, from the
             # trees' registered sums: no pair sum after the histograms)
             if R == 2:
-                less = Signal(range(-N, N + 1), name="wless")
+                # (read only where the word's first bin has not reached rem: then 1..kk)
+                less = Signal(range(kmax + 1), name="wless")
                 m.d.comb += less.eq(rem - c[0])
         to_mark = Signal()                    # A hands its query to B (last CUT cycle)
         b_idle, c_idle = Signal(), Signal()   # (B waits for C, A for B: output stalls)
@@ -738,7 +755,7 @@ class ScanValuePath(wiring.Component):
             bstart = Signal()                     # B's first cycle: takes A's results
             bend = Signal(name="bend")
             bhstar = Signal(range(b + 1))
-            rm1 = Signal(range(-1, N + 1))        # keys at h* still to keep ("room"), less 1
+            rm1 = Signal(range(-1, kmax))         # keys at h* still to keep ("room"), less 1
             bkk = Signal(range(N + 1))
             bkkG = Signal(range(N * G + 1))
             btag = Signal(layouts.query_tag())
@@ -766,18 +783,18 @@ class ScanValuePath(wiring.Component):
             eqex, ltex = [Const(0, 1)] + eqin[:-1], [Const(0, 1)] + ltin[:-1]
             # the list: keys with H < h* from entry 0 up, the kept ones with H = h* from
             # entry kk-1 down (the sum does not care about order)
-            ltbase = Signal(range(N + 1))         # keys with H < h* listed so far
-            eqbase = Signal(range(N + 1))         # kk - 1 - keys with H = h* listed so far
+            # (entries of the list: dest's width; both stay below kk where they are read)
+            ltbase = Signal(range(max(kmax, 2)))  # keys with H < h* listed so far
+            eqbase = Signal(range(max(kmax, 2)))  # kk - 1 - keys with H = h* listed so far
             sel = Signal(M)
             dest = [Signal(range(max(kmax, 2)), name=f"dest{s}") for s in range(M)]
-            # room and eqbase less min(the word's keys at h*, room): one subtraction,
-            # room - 1 less the word's keys at h*, whose sign says they do not fit (room to 0)
-            # and which is the new room - 1 where they do; eqbase less them beside it, then a
-            # mux (no compare -> subtract): eqbase - room is the query's kk - 1 - need
-            # throughout (both drop by the same count, or room to 0), a register loaded as B
-            # starts
-            ebr = Signal.like(eqbase)
-            rleft = Signal(range(-M - 2, N + 1))
+            # room less min(the word's keys at h*, room): one subtraction, room - 1 less the
+            # word's keys at h*, whose sign says they do not fit (room to 0) and which is the
+            # new room - 1 where they do; eqbase less the word's keys at h* in every word (no
+            # multiplexer after its subtraction: once they do not fit, room is 0 and no key at
+            # h* is listed, so eqbase is no longer read). Room, eqbase and ltbase are of the
+            # list's width (min(k, N) entries), not N's: short carry chains
+            rleft = Signal(range(-M - 2, kmax))
             m.d.comb += rleft.eq(rm1 - eqin[-1])
             fits = ~rleft[-1]                     # the word's keys at h* < room
             m.d.sync += [sel[s].eq(lt[s] | (eq[s] & (eqex[s] <= rm1))) for s in range(M)]
@@ -785,14 +802,14 @@ class ScanValuePath(wiring.Component):
                          for s in range(M)]
             m.d.sync += [ltbase.eq(ltbase + ltin[-1]),
                          rm1.eq(Mux(fits, rleft, -1)),
-                         eqbase.eq(Mux(fits, eqbase - eqin[-1], ebr))]
+                         eqbase.eq(eqbase - eqin[-1])]
             # (and slot s's, jbG + s·G, a register of its own: no adder before the list)
             jbGs = [jbG] + [Signal(vaddr_w, name=f"jbG{s}") for s in range(1, M)]
             with m.If(list_word):
                 m.d.sync += [x.eq(x + M * G) for x in jbGs]
             with m.If(bstart):
                 m.d.sync += [bhstar.eq(hstar), rm1.eq(need - 1), ltbase.eq(0),
-                             eqbase.eq(kk - 1), ebr.eq(kk - 1 - need), bkk.eq(kk),
+                             eqbase.eq(kk - 1), bkk.eq(kk),
                              bkkG.eq(kkG), btag.eq(tag)]
                 m.d.sync += [x.eq(s * G) for s, x in enumerate(jbGs)]
         # (4) stage C: the kept keys' values, then the output
@@ -956,15 +973,22 @@ class ScanValuePath(wiring.Component):
                 m.d.sync += nv.eq(Mux(restart, 1, nv + 1))
             with m.If(keys.last):
                 m.d.sync += nlm.eq(Mux(p.first, -M, nlm + 1))      # n - M - 1
-                # interval(n) - 1 for the n keys so far: the terms this key adds
-                # (constants chosen by muxes: one adder on qlen)
-                def grows(o, kp):
-                    return qi.per_key + (qi.per_block if o else 0) + \
-                        (qi.per_kept if kp else 0)
-                grow = Mux(slot == 0,
-                           Mux(n < plan.k, grows(1, 1), grows(1, 0)),
-                           Mux(n < plan.k, grows(0, 1), grows(0, 0)))
-                m.d.sync += qlen.eq(Mux(p.first, qi.at(1, plan.k) - 1, qlen + grow))
+        # interval(n) - 1 for the n keys so far, a cycle after each key: the terms the key
+        # adds (constants chosen by muxes) and its first flag into registers as it
+        # transfers (kgrow, kfirst, kadd), added the next cycle (qnext: one adder, from
+        # flip-flops only; no handshake or decode of the token before it); a query taken in
+        # that cycle loads qnext
+        def grows(o, kp):
+            return qi.per_key + (qi.per_block if o else 0) + (qi.per_kept if kp else 0)
+        kgrow = Signal(range(grows(1, 1) + 1), name="kgrow")
+        kfirst, kadd = Signal(name="kfirst"), Signal(name="kadd")
+        m.d.sync += [kadd.eq(keys.write & keys.last), kfirst.eq(p.first),
+                     kgrow.eq(Mux(slot == 0,
+                                  Mux(n < plan.k, grows(1, 1), grows(1, 0)),
+                                  Mux(n < plan.k, grows(0, 1), grows(0, 0))))]
+        qnext = Signal.like(qlen, name="qnext")
+        m.d.comb += qnext.eq(Mux(kadd, Mux(kfirst, qi.at(1, plan.k) - 1, qlen + kgrow), qlen))
+        m.d.sync += qlen.eq(qnext)
         m.d.comb += qaccept.eq(self.i.valid & ~p.key & qfree & aidle)
         # while A is idle its query registers follow the input, the pass's counters are
         # loaded and the histograms' flags (the list's, streaming) cleared: the query
@@ -984,7 +1008,7 @@ class ScanValuePath(wiring.Component):
         if not stream:
             # the cut's words taken (wtake and wlast are 0 but in state CUT: no state decode
             # before these enables)
-            with m.If(wtake):             # take word wi = wbin - 1 - S
+            with m.If(wtake):             # take word wi = wbin - 2 - S
                 m.d.sync += [wi.eq(wi + 1), wprev.eq(wi), remq.eq(rem),
                              ge0.eq(c[0] >= rem)]
                 if R == 1:
@@ -1026,7 +1050,7 @@ class ScanValuePath(wiring.Component):
 
         # (qaccept only where aidle)
         with m.If(qaccept):
-            m.d.sync += [issuing.eq(1), qwait.eq(qlen), qdone.eq(0), ahist.eq(1)]
+            m.d.sync += [issuing.eq(1), qwait.eq(qnext), qdone.eq(0), ahist.eq(1)]
         if stream:
             with m.If(ahist):
                 # SCAN, the pass: a code word per cycle while cyc < nb, as in HIST, its M
@@ -1050,9 +1074,10 @@ class ScanValuePath(wiring.Component):
                 m.d.sync += [wbin.eq(0), rem.eq(kk), found.eq(0), wtake.eq(0), wlast.eq(0),
                              wi.eq(0), wpend.eq(0)]
             with m.If(walking):
-                # CUT (registered control: wbin >= 1 + S and wbin == walk + S a cycle ahead)
-                m.d.sync += [wbin.eq(wbin + 1), wtake.eq(wbin >= S if S else 1),
-                             wlast.eq(wbin == walk + S - 1)]
+                # CUT (registered control: wbin >= 2 + S and wbin == walk + S + 1 a cycle
+                # ahead)
+                m.d.sync += [wbin.eq(wbin + 1), wtake.eq(wbin >= S + 1),
+                             wlast.eq(wbin == walk + S)]
                 with m.If(wlast):
                     m.d.sync += [walking.eq(0), wtake.eq(0), wlast.eq(0)]
                     a_hand_over(b_idle, to_mark)
