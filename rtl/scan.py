@@ -8,7 +8,7 @@ one takes its values on a stream of groups."""
 from dataclasses import dataclass
 from functools import cached_property
 
-from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In
 
@@ -487,21 +487,23 @@ def _count_bins(m, b, most, en, h, walking, waddr, name, per_word=1, reg=1):
     # plus one registered (wdat) a cycle later and written the next; the two counts of the
     # bin's word not yet written when it was read forwarded: the one written this cycle
     # (wdat) or last cycle (wold), flagged by compares of the words a cycle ahead (f1, f2).
-    # Each candidate is incremented before the choice (one adder per candidate, each from
-    # flip-flops: no multiplexer before an adder): wdat plus one, rq plus one (or 1 where
-    # stale), and wold plus one kept as a register of its own (woldp: wdat plus one for the
-    # bin of the next count, hq, as wdat moves to wold)
+    # Each candidate is incremented before the choice (one adder per candidate, none after
+    # a multiplexer): wdat plus one, the word read plus one registered beside rq (rqp, for
+    # the bin of the next count, hq: 1 where stale), and wold plus one kept as a register
+    # of its own (woldp: wdat plus one for that bin, as wdat moves to wold)
     wdat = Signal(shape, name=f"{name}_wdat")
     woldp = Signal(shape, name=f"{name}_woldp")
+    rqp = Signal(shape, name=f"{name}_rqp")
     inc2 = Signal(name=f"{name}_inc2")
     inc2_bin = Signal.like(inc_bin, name=f"{name}_inc2_bin")
     inc2_word = inc2_bin if per_word == 1 else inc2_bin[1:]
     f1, f2 = Signal(name=f"{name}_f1"), Signal(name=f"{name}_f2")
-    m.d.sync += [woldp.eq(plus_one(wdat, hq)), inc2.eq(inc), inc2_bin.eq(inc_bin),
+    m.d.sync += [woldp.eq(plus_one(wdat, hq)), rqp.eq(plus_one(r.data, hq)),
+                 inc2.eq(inc), inc2_bin.eq(inc_bin),
                  f1.eq(enq & inc & (haddr == inc_word)),
                  f2.eq(enq & inc2 & (haddr == inc2_word)),
-                 wdat.eq(Mux(f1, plus_one(wdat),
-                             Mux(f2, woldp, Mux(live, plus_one(rq), plus_one(Const(0, Shape.cast(shape)))))))]
+                 wdat.eq(Mux(f1, plus_one(wdat), Mux(f2, woldp, Mux(
+                     live, rqp, plus_one(Const(0, Shape.cast(shape)))))))]
     m.d.comb += [w.data.eq(wdat), w.addr.eq(inc2_word), w.en.eq(inc2)]
     return walked, touched
 
@@ -671,8 +673,8 @@ class ScanValuePath(wiring.Component):
         c_out = Signal()                          # C returns to IDLE (its last output beat)
         qstart = Signal()                     # A is idle: the streaming list cleared
         kmax = plan.kept_max
-        kk = Signal(range(N + 1))
-        kkG = Signal(range(N * G + 1))
+        kk = Signal(range(plan.kept_max + 1))    # min(k, n)
+        kkG = Signal(range(plan.kept_max * G + 1))
         vaddr_w = range(max(N * G, 2))
         stream = plan.selection == "stream"
         if not stream:
@@ -718,18 +720,30 @@ class ScanValuePath(wiring.Component):
             # (R = 2: which of the last word's two bins, a compare choosing the data, not
             # the enable)
             # (rem and need at most kk <= min(k, N): their width, not N's; rem wraps only
-            # after h*, where it is no longer read)
-            rem = Signal(range(kmax + 1))
+            # after h*, where it is no longer read. Both kept negated, nrem = -rem and
+            # nneed = -need: rem less a count is nrem plus it, and the compare with the count
+            # that sum's sign, one carry chain and no inverter before it: on the iCE40 a
+            # subtraction inverts its operand in a LUT of its own before the carry chain)
+            nrem = Signal(range(-kmax, 1), name="nrem")
             found = Signal()
             hstar = Signal(range(b + 1))
-            need = Signal(range(kmax + 1))
+            nneed = Signal(range(-kmax, 1), name="nneed")
+            # (-v of a register v: a table, a LUT per bit)
+            def neg_of(v):
+                table = Array(Const(-x, nrem.shape()) for x in range(1 << len(v)))
+                return table[v]
+            # rem - a count, as nrem + it (and its sign: the count reached rem)
+            def take(nr, x):
+                t = Signal(signed(max(len(x) + 1, len(nr)) + 1))
+                m.d.comb += t.eq(nr + x)
+                return t
             wtake, wlast = Signal(), Signal()
             wi = Signal(range(walk + 1))
             wprev = Signal.like(wi)               # the word taken last cycle ...
             wpend = Signal()                      # ... where a word was taken
             ge0, ge1 = Signal(), Signal()         # its compares (bin 2i, bin 2i + 1)
-            remq = Signal.like(rem)               # its rem
-            needq1 = Signal.like(rem)             # its rem - bin 2i's count (R = 2)
+            nremq = Signal.like(nrem)             # its nrem
+            nneedq1 = Signal.like(nrem)           # its nrem + bin 2i's count (R = 2)
             wsum = [adder_tree(m, [Term(x if R == 1 else x[r], False, 0, plan.code_words)
                                    for x in bins], depth=S, name=f"walk{r}" if R > 1 else "walk")
                     for r in range(R)]
@@ -738,8 +752,7 @@ class ScanValuePath(wiring.Component):
             # trees' registered sums: no pair sum after the histograms)
             if R == 2:
                 # (read only where the word's first bin has not reached rem: then 1..kk)
-                less = Signal(range(kmax + 1), name="wless")
-                m.d.comb += less.eq(rem - c[0])
+                nless = take(nrem, c[0])         # -(rem less the first bin's count)
         to_mark = Signal()                    # A hands its query to B (last CUT cycle)
         b_idle, c_idle = Signal(), Signal()   # (B waits for C, A for B: output stalls)
         to_values = Signal()                  # the query goes to C (last MARK or SCAN cycle)
@@ -755,9 +768,10 @@ class ScanValuePath(wiring.Component):
             bstart = Signal()                     # B's first cycle: takes A's results
             bend = Signal(name="bend")
             bhstar = Signal(range(b + 1))
-            rm1 = Signal(range(-1, kmax))         # keys at h* still to keep ("room"), less 1
-            bkk = Signal(range(N + 1))
-            bkkG = Signal(range(N * G + 1))
+            # keys at h* still to keep ("room"), as a thermometer: room[j] = room > j
+            room = Signal(kmax, name="room")
+            bkk = Signal(range(kmax + 1))
+            bkkG = Signal(range(kmax * G + 1))
             btag = Signal(layouts.query_tag())
             m.d.comb += dr.addr.eq(bblk)
             bmask = Signal(M)
@@ -788,27 +802,42 @@ class ScanValuePath(wiring.Component):
             eqbase = Signal(range(max(kmax, 2)))  # kk - 1 - keys with H = h* listed so far
             sel = Signal(M)
             dest = [Signal(range(max(kmax, 2)), name=f"dest{s}") for s in range(M)]
-            # room less min(the word's keys at h*, room): one subtraction, room - 1 less the
-            # word's keys at h*, whose sign says they do not fit (room to 0) and which is the
-            # new room - 1 where they do; eqbase less the word's keys at h* in every word (no
-            # multiplexer after its subtraction: once they do not fit, room is 0 and no key at
-            # h* is listed, so eqbase is no longer read). Room, eqbase and ltbase are of the
-            # list's width (min(k, N) entries), not N's: short carry chains
-            rleft = Signal(range(-M - 2, kmax))
-            m.d.comb += rleft.eq(rm1 - eqin[-1])
-            fits = ~rleft[-1]                     # the word's keys at h* < room
-            m.d.sync += [sel[s].eq(lt[s] | (eq[s] & (eqex[s] <= rm1))) for s in range(M)]
+            # room less min(the word's keys at h*, room): the thermometer shifted down by the
+            # word's keys at h* (a multiplexer of ceil(log2(M+1)) levels; 0 where they do
+            # not fit, no subtraction, compare or sign); slot s's tie kept where room > the
+            # word's keys at h* before it, one bit of the thermometer. eqbase less the
+            # word's keys at h* in every word (no multiplexer after its subtraction: once
+            # they do not fit, room is 0 and no key at h* is listed, so eqbase is no longer
+            # read). eqbase and ltbase are of the list's width (min(k, N) entries), not N's:
+            # short carry chains
+            roomx = Cat(room, Const(0, M))        # (room > s for every s < M)
+            # (the thermometer of need: a table, a LUT per bit, not kmax compares, which
+            # Yosys would map to carry chains; into a register of its own, loaded into room
+            # a cycle after B starts, from flip-flops only: need, set by the cut's last cycle
+            # at the latest, holds until the next query's cut, and room is first read as the
+            # first word's marks are listed, S + mark_read cycles after B starts; until then
+            # the word's keys at h* are 0 and room holds)
+            # (need = -nneed: entry u of the table for nneed's bits u)
+            nw = len(nneed)
+            therm = Array(Const((1 << max(0, min(-(u - (u >> (nw - 1) << nw)), kmax))) - 1,
+                                kmax) for u in range(1 << nw))
+            needt = Signal(kmax, name="needt")
+            m.d.sync += needt.eq(therm[nneed.as_unsigned()])
+            m.d.sync += [sel[s].eq(lt[s] | (eq[s] & roomx.bit_select(eqex[s], 1)))
+                         for s in range(M)]
             m.d.sync += [dest[s].eq(Mux(lt[s], ltbase + ltex[s], eqbase - eqex[s]))
                          for s in range(M)]
             m.d.sync += [ltbase.eq(ltbase + ltin[-1]),
-                         rm1.eq(Mux(fits, rleft, -1)),
+                         room.eq(room >> eqin[-1]),
                          eqbase.eq(eqbase - eqin[-1])]
+            with m.If(delay(m, bstart, 1, name="bstart")):
+                m.d.sync += room.eq(needt)
             # (and slot s's, jbG + s·G, a register of its own: no adder before the list)
             jbGs = [jbG] + [Signal(vaddr_w, name=f"jbG{s}") for s in range(1, M)]
             with m.If(list_word):
                 m.d.sync += [x.eq(x + M * G) for x in jbGs]
             with m.If(bstart):
-                m.d.sync += [bhstar.eq(hstar), rm1.eq(need - 1), ltbase.eq(0),
+                m.d.sync += [bhstar.eq(hstar), ltbase.eq(0),
                              eqbase.eq(kk - 1), bkk.eq(kk),
                              bkkG.eq(kkG), btag.eq(tag)]
                 m.d.sync += [x.eq(s * G) for s, x in enumerate(jbGs)]
@@ -816,15 +845,15 @@ class ScanValuePath(wiring.Component):
         cstart = Signal()                     # C's first cycle: takes B's list
         cend = Signal(name="cend")
         cdone = Signal(name="cdone")          # C in state DONE
-        ccyc = Signal(range(N * G + 4))
+        ccyc = Signal(range(kmax * G + 4))
         cgc = Signal(range(max(G, 2)))
         cissuing = Signal()
         # G·kk - 1 - ccyc: 0 in the last read's cycle less one, -value_read in the pass's
         # last cycle less one (a compare of one register with constants)
-        cdn = Signal(range(-plan.value_read - 2, N * G + 1))
+        cdn = Signal(range(-plan.value_read - 2, kmax * G + 1))
         chit = Signal()                       # this cycle's read is the last (a flip-flop)
         cglast = Signal(init=G == 1)          # cgc == G - 1 (a flip-flop beside cgc)
-        ckk = Signal(range(N + 1))
+        ckk = Signal(range(kmax + 1))
         ctag = Signal(layouts.query_tag())
         next_key = Signal()                   # the value pass moves to the next entry
         in_memory = M == 1 and not stream     # the list in a memory (else registers)
@@ -920,8 +949,9 @@ class ScanValuePath(wiring.Component):
         qdone = Signal(init=1)
         qfree = qdone
         m.d.comb += reading.eq(issuing)
-        # (qdone: qnext == 0, qwait 0 or 1, a compare of the register)
-        m.d.sync += [qwait.eq(Mux(qwait == 0, 0, qwait - 1)), qdone.eq(qwait[1:] == 0)]
+        # (qdone: qwait has been 0 or 1, a compare of the register; sticky until the next
+        # query, so qwait counts down without stopping: no compare before its subtraction)
+        m.d.sync += [qwait.eq(qwait - 1), qdone.eq(qdone | (qwait[1:] == 0))]
 
         def hand_over(free, pulse):
             """The end of a stage: where the next stage is ``free``, give it the query
@@ -1008,14 +1038,15 @@ class ScanValuePath(wiring.Component):
         if not stream:
             # the cut's words taken (wtake and wlast are 0 but in state CUT: no state decode
             # before these enables)
+            sum0 = nless if R == 2 else take(nrem, c[0])
             with m.If(wtake):             # take word wi = wbin - 2 - S
-                m.d.sync += [wi.eq(wi + 1), wprev.eq(wi), remq.eq(rem),
-                             ge0.eq(c[0] >= rem)]
+                m.d.sync += [wi.eq(wi + 1), wprev.eq(wi), nremq.eq(nrem),
+                             ge0.eq(~sum0[-1])]
                 if R == 1:
-                    m.d.sync += rem.eq(rem - c[0])
+                    m.d.sync += nrem.eq(sum0)
                 else:
-                    m.d.sync += [rem.eq(less - c[1]), ge1.eq(c[1] >= less),
-                                 needq1.eq(less)]
+                    sum1 = take(nless, c[1])
+                    m.d.sync += [nrem.eq(sum1), ge1.eq(~sum1[-1]), nneedq1.eq(nless)]
             m.d.sync += wpend.eq(wtake)
             # the word taken last cycle reached rem (from flip-flops), or the last
             # word is taken and none did
@@ -1024,17 +1055,17 @@ class ScanValuePath(wiring.Component):
                 m.d.sync += found.eq(1)
                 with m.If(prev):
                     if R == 1:
-                        m.d.sync += [hstar.eq(wprev), need.eq(remq)]
+                        m.d.sync += [hstar.eq(wprev), nneed.eq(nremq)]
                     else:
                         m.d.sync += [hstar.eq(Cat(~ge0, wprev)),
-                                     need.eq(Mux(ge0, remq, needq1))]
+                                     nneed.eq(Mux(ge0, nremq, nneedq1))]
                 with m.Else():
                     if R == 1:
-                        m.d.sync += [hstar.eq(walk - 1), need.eq(rem)]
+                        m.d.sync += [hstar.eq(walk - 1), nneed.eq(nrem)]
                     else:
-                        first = c[0] >= rem
+                        first = ~sum0[-1]
                         m.d.sync += [hstar.eq(Cat(~first, Const(walk - 1))),
-                                     need.eq(Mux(first, rem, less))]
+                                     nneed.eq(Mux(first, nrem, nless))]
         # stage A's states as flip-flops, one per state (no state decode before their
         # enables): aidle (IDLE), apass (PASS: the next stage held the previous query),
         # ahist (HIST or SCAN), walking (CUT); each block below is its state's, the
@@ -1071,7 +1102,7 @@ class ScanValuePath(wiring.Component):
                 issue_words()
                 with m.If(hdone):
                     m.d.sync += [issuing.eq(0), walking.eq(1), ahist.eq(0)]
-                m.d.sync += [wbin.eq(0), rem.eq(kk), found.eq(0), wtake.eq(0), wlast.eq(0),
+                m.d.sync += [wbin.eq(0), nrem.eq(neg_of(kk)), found.eq(0), wtake.eq(0), wlast.eq(0),
                              wi.eq(0), wpend.eq(0)]
             with m.If(walking):
                 # CUT (registered control: wbin >= 2 + S and wbin == walk + S + 1 a cycle
