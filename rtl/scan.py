@@ -226,15 +226,16 @@ class ScanPlan(Folding, WeightedSum):
         block RAM's read, a plain register, the Hamming units' L_H)."""
         return CODE_READ + self.hamming.latency.fixed
 
-    def _stages(self, bins, selection, reg=None):
+    def _stages(self, bins, selection, reg=None, wreg=None):
         LD, S, G = self.distance_read, self.sum_stages, self.groups
         reg = self.hist_reg if reg is None else reg
+        wreg = self.walk_reg if wreg is None else wreg
         word = self._per_word(1)
         values = Timing(self.value_read + G + 2, per_kept=G)
         if selection == "stream":
             return (word + Timing(LD + 1), values)
         walk = -(-(self.b + 1) // bins)
-        return (word + Timing(LD + walk + 2 * S + 3 + 2 * reg),
+        return (word + Timing(LD + walk + 2 * S + 2 + 2 * reg + wreg),
                 word + Timing(S + self.mark_read + 2), values)
 
     @cached_property
@@ -249,8 +250,20 @@ class ScanPlan(Folding, WeightedSum):
         read, an increment and the write in one cycle: the ULX3S goal build's LUT-RAM
         histograms set its clock): A's histogram pass 2·r cycles longer."""
         bins = self.hist_bins
-        without, with_ = (bound(self._stages(bins, "histogram", r), self.N, self.k)
+        without, with_ = (bound(self._stages(bins, "histogram", r, 0), self.N, self.k)
                           for r in (0, 1))
+        return 1 if with_ == without else 0
+
+    @cached_property
+    def walk_reg(self):
+        """w, registers between the histograms' read in the cut's walk and its adders (0
+        or 1): 1 where stage A (:attr:`stages`, with r = :attr:`hist_reg`) a cycle longer
+        leaves :attr:`interval` unchanged, else 0. With it no logic comes between a
+        histogram's block RAM read and a register (the stale-word mask and the first adder
+        after that register, not after the read): A's cut w cycles longer."""
+        bins, r = self.hist_bins, self.hist_reg
+        without, with_ = (bound(self._stages(bins, "histogram", r, w), self.N, self.k)
+                          for w in (0, 1))
         return 1 if with_ == without else 0
 
     @property
@@ -259,7 +272,7 @@ class ScanPlan(Folding, WeightedSum):
         histogram per cycle. 2 where stage A (:attr:`stages`) is the longest at n = N with
         R = 1 (the query interval is then A's, and the walk takes half the cycles for an
         adder and a compare more), else 1."""
-        one = [t.at(self.N, self.k) for t in self._stages(1, "histogram", 0)]
+        one = [t.at(self.N, self.k) for t in self._stages(1, "histogram", 0, 0)]
         return 2 if one[0] >= max(one) else 1
 
     @property
@@ -267,13 +280,14 @@ class ScanPlan(Folding, WeightedSum):
         """The occupancy (cycles busy, plus the cycle in which it returns to idle) of
         each of the stages that work on different queries at once, with
         L_D = :attr:`distance_read` (L_H + 2), S = :attr:`sum_stages`, G groups, n keys,
-        R = :attr:`hist_bins`, r = :attr:`hist_reg`; the histogram selection's three:
+        R = :attr:`hist_bins`, r = :attr:`hist_reg`, w = :attr:`walk_reg`; the histogram
+        selection's three:
 
         * A, histogram and cut: the histogram pass (ceil(n/M) + L_D + S + 2·r: the
           distances r registers later into the histograms, counted r cycles later) and
-          the cut, a walk over the histograms' ceil((b+1)/R) words (ceil((b+1)/R) + S + 2:
-          each word's read registered before its adders),
-          ``ceil(n/M) + L_D + ceil((b+1)/R) + 2·S + 3 + 2·r``;
+          the cut, a walk over the histograms' ceil((b+1)/R) words (ceil((b+1)/R) + S + 1
+          + w: each word's read registered w times before its adders),
+          ``ceil(n/M) + L_D + ceil((b+1)/R) + 2·S + 2 + 2·r + w``;
         * B, marking: ``ceil(n/M) + S + 5``: the marking pass over the distances that A
           stored (read in :attr:`mark_read` edges), the list and a cycle to idle;
         * C, values and output: a cycle that takes the list, the value pass over the kept
@@ -289,8 +303,8 @@ class ScanPlan(Folding, WeightedSum):
     def latency(self):
         """Edges from a query's transfer to its (num, den) transfer, nothing stalled, with
         L_D = :attr:`distance_read` (L_H + 2), S = :attr:`sum_stages`, G groups, n keys, R =
-        :attr:`hist_bins`, r = :attr:`hist_reg`: ``L_D + 3·S + ceil((b+1)/R) + 9 + 2·r + G +
-        2·ceil(n/M) + G·min(k, n)``
+        :attr:`hist_bins`, r = :attr:`hist_reg`, w = :attr:`walk_reg`: ``L_D + 3·S +
+        ceil((b+1)/R) + 8 + 2·r + w + G + 2·ceil(n/M) + G·min(k, n)``
         (histogram selection), ``L_D + 3 + G + ceil(n/M) + G·min(k, n)`` (streaming), the
         stages of :attr:`stages` in a row, each handing the query to the next as it ends
         (A: the histogram pass and the cut, or the streaming pass ``ceil(n/M) + L_D``; B:
@@ -403,7 +417,7 @@ def _stream_list(m, k, live, h, valid, clear, G, addr_shape):
     return [e[:aw] for e in entries]
 
 
-def _count_bins(m, b, most, en, h, walking, waddr, name, per_word=1, reg=1):
+def _count_bins(m, b, most, en, h, walking, waddr, name, per_word=1, reg=1, wreg=1):
     """A histogram of distances 0..b in a memory of ceil((b+1)/R) words of R = ``per_word``
     (1 or 2) counts up to ``most`` (block RAM, not b+1 counters; bin h in word h // R),
     with one flag per word, "counted in this query", to clear when a query starts (stale
@@ -415,15 +429,15 @@ def _count_bins(m, b, most, en, h, walking, waddr, name, per_word=1, reg=1):
     next, 2 cycles after ``en`` holds behind the register: the two counts of the word not
     yet written when it was read are forwarded (from the write register, or a copy of it
     a cycle older; the read sees a write in its own cycle). Where ``walking`` (a flip-flop)
-    the word read is ``waddr`` instead, out two cycles later: the read registered (no logic
-    between the memory's read and that register), 0 where its flag says stale (an AND after
-    the register, before the walk's adders). The flag of a word is set as it is read
+    the word read is ``waddr`` instead, out 1 + ``wreg`` cycles later, 0 where its flag
+    says stale: wreg = 1, the read registered (no logic between the memory's read and that
+    register) and the flag applied after the register, before the walk's adders. The flag of a word is set as it is read
     for a count (its write comes next). The flag of h's word is looked up in two steps,
     around that register where there is one: the flags of the words sharing h's low address
     bits (8:1 multiplexers) as h comes, then the one of its high bits (a multiplexer of
     those), the flag set in between by a compare beside it; the walk's flags are a copy of
     the flags, shifted down a word per cycle (the flags do not change in a walk). Returns
-    (the walk's word, two cycles after its read: a count, or R counts; the flags)."""
+    (the walk's word, 1 + wreg cycles after its read: a count, or R counts; the flags)."""
     words = -(-(b + 1) // per_word)
     shape = range(most + 1) if per_word == 1 else data.ArrayLayout(range(most + 1), per_word)
     m.submodules[name] = mem = memory.Memory(shape=shape, depth=words, init=[])
@@ -471,26 +485,29 @@ def _count_bins(m, b, most, en, h, walking, waddr, name, per_word=1, reg=1):
         x = shape(x)                                  # (a view of its R counts)
         return Cat((x[0] + ~hbin[0])[:len(x[0])], (x[1] + hbin[0])[:len(x[1])])
 
-    # the walk's word: the read registered (rq), then 0 where stale (its flag, liveq, beside)
-    rq = Signal(shape, name=f"{name}_rq")
-    liveq = Signal(name=f"{name}_liveq")
-    m.d.sync += [rq.eq(r.data), liveq.eq(live)]
-    walked = Signal(shape, name=f"{name}_walked")
-    m.d.comb += walked.eq(Mux(liveq, rq, 0))
+    # the walk's word: wreg = 1, the read registered (rq), then 0 where stale (its flag,
+    # liveq, beside); else the read, 0 where stale
+    if wreg:
+        rq = Signal(shape, name=f"{name}_rq")
+        liveq = Signal(name=f"{name}_liveq")
+        m.d.sync += [rq.eq(r.data), liveq.eq(live)]
+        walked = Signal(shape, name=f"{name}_walked")
+        m.d.comb += walked.eq(Mux(liveq, rq, 0))
+    else:
+        walked = word
     if not reg:
         # the read in the distance's cycle, the count written back the next
         with m.If(inc):
             m.d.comb += [w.data.eq(plus_one(word)), w.addr.eq(inc_word), w.en.eq(1)]
         return walked, touched
-    # reg = 1: read-modify-write over two cycles, no logic between the memory's read and
-    # its write: the word read (ahead) in the distance's cycle registered (rq), the count
-    # plus one registered (wdat) a cycle later and written the next; the two counts of the
+    # reg = 1: read-modify-write over two cycles: the word read (ahead) in the distance's
+    # cycle plus one registered (rqp, for the bin of the next count, hq), the count plus
+    # one registered (wdat) a cycle later and written the next; the two counts of the
     # bin's word not yet written when it was read forwarded: the one written this cycle
     # (wdat) or last cycle (wold), flagged by compares of the words a cycle ahead (f1, f2).
     # Each candidate is incremented before the choice (one adder per candidate, none after
-    # a multiplexer): wdat plus one, the word read plus one registered beside rq (rqp, for
-    # the bin of the next count, hq: 1 where stale), and wold plus one kept as a register
-    # of its own (woldp: wdat plus one for that bin, as wdat moves to wold)
+    # a multiplexer): wdat plus one, rqp (1 where stale), and wold plus one kept as a
+    # register of its own (woldp: wdat plus one for that bin, as wdat moves to wold)
     wdat = Signal(shape, name=f"{name}_wdat")
     woldp = Signal(shape, name=f"{name}_woldp")
     rqp = Signal(shape, name=f"{name}_rqp")
@@ -527,8 +544,9 @@ class ScanValuePath(wiring.Component):
 
     (1) a histogram pass of ceil(n/M) cycles: slot s counts its distances in a
     memory of b+1 bins (block RAM, M of them, R = ``plan.hist_bins`` bins per word) and the
-    M distances of each word go to a memory (``dists``); (2) the cut, ceil((b+1)/R) + S + 2
-    cycles: a walk reads word i of the M memories in its cycle i (registered), adds each bin's counts
+    M distances of each word go to a memory (``dists``); (2) the cut, ceil((b+1)/R) + S + 1 + w
+    cycles: a walk reads word i of the M memories in its cycle i (registered w = ``plan.walk_reg``
+    times), adds each bin's counts
     (S = ceil(log2 M) register levels) to the count of keys below: h* = the least bin where
     it reaches kk = min(k, n), need = kk - keys below h*; (3) a marking pass of ceil(n/M)
     cycles over the stored distances: slot s of a word is kept when H < h*, or H = h* and
@@ -569,9 +587,9 @@ class ScanValuePath(wiring.Component):
         The keys' values, G groups per key; a key token transfers with its last group.
 
     Latency (edges from a query's transfer on ``i`` to its transfer on ``o``, ``o.ready``
-    high): ``plan.latency`` = ``L_D + 3·S + ceil((b+1)/R) + 9 + 2·r + G + 2·ceil(n/M) +
+    high): ``plan.latency`` = ``L_D + 3·S + ceil((b+1)/R) + 8 + 2·r + w + G + 2·ceil(n/M) +
     G·min(k, n)`` (L_D = ``plan.distance_read`` = L_H + 2, L_H = ``plan.hamming.latency``,
-    S = ceil(log2 M), R = ``plan.hist_bins``, r = ``plan.hist_reg``).
+    S = ceil(log2 M), R = ``plan.hist_bins``, r = ``plan.hist_reg``, w = ``plan.walk_reg``).
     Throughput: one key per G cycles, once stages B and C are idle (the window's last query
     done); one query per ``plan.interval`` cycles, about the longest stage (``i.ready`` for
     a query when stage A is idle and a counter of ``plan.interval`` for the window's n has
@@ -684,12 +702,14 @@ class ScanValuePath(wiring.Component):
             walking = Signal()                    # state CUT (a flip-flop)
             R = plan.hist_bins
             walk = -(-(b + 1) // R)               # words of a histogram
-            wbin = Signal(range(walk + S + 3))    # walk cycle: reads word wbin
+            wreg = plan.walk_reg
+            wbin = Signal(range(walk + S + 2 + wreg))    # walk cycle: reads word wbin
             bins, touched = [], []
             for s in range(M):
                 x, t = _count_bins(m, b, plan.code_words, counting & live[s], h[s],
                                    walking, wbin,
-                                   f"hist{s}" if M > 1 else "hist", R, plan.hist_reg)
+                                   f"hist{s}" if M > 1 else "hist", R, plan.hist_reg,
+                                   plan.walk_reg)
                 bins.append(x)
                 touched.append(t)
             # ... and its distances, one word of M per cycle, for the marking pass (stage B
@@ -703,9 +723,9 @@ class ScanValuePath(wiring.Component):
             m.d.comb += [dw.data[s].eq(h[s]) for s in range(M)]
             with m.If(hams[0].o.valid):
                 m.d.sync += dword.eq(dword + 1)
-            # (2) the cut: a walk reads word i in its cycle i, registered (the histograms'
-            # rq, its flag applied after it); the M slots' counts of each of its R bins add
-            # up (S register levels) and are taken in cycle i + 2 + S
+            # (2) the cut: a walk reads word i in its cycle i, registered w = walk_reg times
+            # (the histograms' rq, its flag applied after it); the M slots' counts of each of
+            # its R bins add up (S register levels) and are taken in cycle i + 1 + w + S
             # (`wtake`, a flip-flop set a cycle ahead; `wi` = i): rem = kk - the keys below
             # (one subtractor, its compare with the bin's count a second carry chain beside
             # it, not after it), h* = the first bin whose count reaches rem, need = rem there
@@ -1039,7 +1059,7 @@ class ScanValuePath(wiring.Component):
             # the cut's words taken (wtake and wlast are 0 but in state CUT: no state decode
             # before these enables)
             sum0 = nless if R == 2 else take(nrem, c[0])
-            with m.If(wtake):             # take word wi = wbin - 2 - S
+            with m.If(wtake):             # take word wi = wbin - 1 - S - w
                 m.d.sync += [wi.eq(wi + 1), wprev.eq(wi), nremq.eq(nrem),
                              ge0.eq(~sum0[-1])]
                 if R == 1:
@@ -1105,10 +1125,11 @@ class ScanValuePath(wiring.Component):
                 m.d.sync += [wbin.eq(0), nrem.eq(neg_of(kk)), found.eq(0), wtake.eq(0), wlast.eq(0),
                              wi.eq(0), wpend.eq(0)]
             with m.If(walking):
-                # CUT (registered control: wbin >= 2 + S and wbin == walk + S + 1 a cycle
-                # ahead)
-                m.d.sync += [wbin.eq(wbin + 1), wtake.eq(wbin >= S + 1),
-                             wlast.eq(wbin == walk + S)]
+                # CUT (registered control: wbin >= 1 + S + w and wbin == walk + S + w a
+                # cycle ahead)
+                m.d.sync += [wbin.eq(wbin + 1),
+                             wtake.eq(wbin >= S + wreg if S + wreg else 1),
+                             wlast.eq(wbin == walk + S - 1 + wreg)]
                 with m.If(wlast):
                     m.d.sync += [walking.eq(0), wtake.eq(0), wlast.eq(0)]
                     a_hand_over(b_idle, to_mark)
