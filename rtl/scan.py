@@ -8,7 +8,7 @@ one takes its values on a stream of groups."""
 from dataclasses import dataclass
 from functools import cached_property
 
-from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In
 
@@ -226,15 +226,16 @@ class ScanPlan(Folding, WeightedSum):
         block RAM's read, a plain register, the Hamming units' L_H)."""
         return CODE_READ + self.hamming.latency.fixed
 
-    def _stages(self, bins, selection, reg=None):
+    def _stages(self, bins, selection, reg=None, wreg=None):
         LD, S, G = self.distance_read, self.sum_stages, self.groups
         reg = self.hist_reg if reg is None else reg
+        wreg = self.walk_reg if wreg is None else wreg
         word = self._per_word(1)
         values = Timing(self.value_read + G + 2, per_kept=G)
         if selection == "stream":
             return (word + Timing(LD + 1), values)
         walk = -(-(self.b + 1) // bins)
-        return (word + Timing(LD + walk + 2 * S + 2 + 2 * reg),
+        return (word + Timing(LD + walk + 2 * S + 2 + 2 * reg + wreg),
                 word + Timing(S + self.mark_read + 2), values)
 
     @cached_property
@@ -249,8 +250,20 @@ class ScanPlan(Folding, WeightedSum):
         read, an increment and the write in one cycle: the ULX3S goal build's LUT-RAM
         histograms set its clock): A's histogram pass 2·r cycles longer."""
         bins = self.hist_bins
-        without, with_ = (bound(self._stages(bins, "histogram", r), self.N, self.k)
+        without, with_ = (bound(self._stages(bins, "histogram", r, 0), self.N, self.k)
                           for r in (0, 1))
+        return 1 if with_ == without else 0
+
+    @cached_property
+    def walk_reg(self):
+        """w, registers between the histograms' read in the cut's walk and its adders (0
+        or 1): 1 where stage A (:attr:`stages`, with r = :attr:`hist_reg`) a cycle longer
+        leaves :attr:`interval` unchanged, else 0. With it no logic comes between a
+        histogram's block RAM read and a register (the stale-word mask and the first adder
+        after that register, not after the read): A's cut w cycles longer."""
+        bins, r = self.hist_bins, self.hist_reg
+        without, with_ = (bound(self._stages(bins, "histogram", r, w), self.N, self.k)
+                          for w in (0, 1))
         return 1 if with_ == without else 0
 
     @property
@@ -259,7 +272,7 @@ class ScanPlan(Folding, WeightedSum):
         histogram per cycle. 2 where stage A (:attr:`stages`) is the longest at n = N with
         R = 1 (the query interval is then A's, and the walk takes half the cycles for an
         adder and a compare more), else 1."""
-        one = [t.at(self.N, self.k) for t in self._stages(1, "histogram", 0)]
+        one = [t.at(self.N, self.k) for t in self._stages(1, "histogram", 0, 0)]
         return 2 if one[0] >= max(one) else 1
 
     @property
@@ -267,12 +280,14 @@ class ScanPlan(Folding, WeightedSum):
         """The occupancy (cycles busy, plus the cycle in which it returns to idle) of
         each of the stages that work on different queries at once, with
         L_D = :attr:`distance_read` (L_H + 2), S = :attr:`sum_stages`, G groups, n keys,
-        R = :attr:`hist_bins`, r = :attr:`hist_reg`; the histogram selection's three:
+        R = :attr:`hist_bins`, r = :attr:`hist_reg`, w = :attr:`walk_reg`; the histogram
+        selection's three:
 
         * A, histogram and cut: the histogram pass (ceil(n/M) + L_D + S + 2·r: the
           distances r registers later into the histograms, counted r cycles later) and
-          the cut, a walk over the histograms' ceil((b+1)/R) words (ceil((b+1)/R) + S + 1),
-          ``ceil(n/M) + L_D + ceil((b+1)/R) + 2·S + 2 + 2·r``;
+          the cut, a walk over the histograms' ceil((b+1)/R) words (ceil((b+1)/R) + S + 1
+          + w: each word's read registered w times before its adders),
+          ``ceil(n/M) + L_D + ceil((b+1)/R) + 2·S + 2 + 2·r + w``;
         * B, marking: ``ceil(n/M) + S + 5``: the marking pass over the distances that A
           stored (read in :attr:`mark_read` edges), the list and a cycle to idle;
         * C, values and output: a cycle that takes the list, the value pass over the kept
@@ -288,8 +303,8 @@ class ScanPlan(Folding, WeightedSum):
     def latency(self):
         """Edges from a query's transfer to its (num, den) transfer, nothing stalled, with
         L_D = :attr:`distance_read` (L_H + 2), S = :attr:`sum_stages`, G groups, n keys, R =
-        :attr:`hist_bins`, r = :attr:`hist_reg`: ``L_D + 3·S + ceil((b+1)/R) + 8 + 2·r + G +
-        2·ceil(n/M) + G·min(k, n)``
+        :attr:`hist_bins`, r = :attr:`hist_reg`, w = :attr:`walk_reg`: ``L_D + 3·S +
+        ceil((b+1)/R) + 8 + 2·r + w + G + 2·ceil(n/M) + G·min(k, n)``
         (histogram selection), ``L_D + 3 + G + ceil(n/M) + G·min(k, n)`` (streaming), the
         stages of :attr:`stages` in a row, each handing the query to the next as it ends
         (A: the histogram pass and the cut, or the streaming pass ``ceil(n/M) + L_D``; B:
@@ -402,7 +417,7 @@ def _stream_list(m, k, live, h, valid, clear, G, addr_shape):
     return [e[:aw] for e in entries]
 
 
-def _count_bins(m, b, most, en, h, walking, waddr, name, per_word=1, reg=1):
+def _count_bins(m, b, most, en, h, walking, waddr, name, per_word=1, reg=1, wreg=1):
     """A histogram of distances 0..b in a memory of ceil((b+1)/R) words of R = ``per_word``
     (1 or 2) counts up to ``most`` (block RAM, not b+1 counters; bin h in word h // R),
     with one flag per word, "counted in this query", to clear when a query starts (stale
@@ -414,13 +429,15 @@ def _count_bins(m, b, most, en, h, walking, waddr, name, per_word=1, reg=1):
     next, 2 cycles after ``en`` holds behind the register: the two counts of the word not
     yet written when it was read are forwarded (from the write register, or a copy of it
     a cycle older; the read sees a write in its own cycle). Where ``walking`` (a flip-flop)
-    the word read is ``waddr`` instead, out a cycle later. The flag of a word is set as it is read
+    the word read is ``waddr`` instead, out 1 + ``wreg`` cycles later, 0 where its flag
+    says stale: wreg = 1, the read registered (no logic between the memory's read and that
+    register) and the flag applied after the register, before the walk's adders. The flag of a word is set as it is read
     for a count (its write comes next). The flag of h's word is looked up in two steps,
     around that register where there is one: the flags of the words sharing h's low address
     bits (8:1 multiplexers) as h comes, then the one of its high bits (a multiplexer of
     those), the flag set in between by a compare beside it; the walk's flags are a copy of
     the flags, shifted down a word per cycle (the flags do not change in a walk). Returns
-    (that word: a count, or R counts, the flags)."""
+    (the walk's word, 1 + wreg cycles after its read: a count, or R counts; the flags)."""
     words = -(-(b + 1) // per_word)
     shape = range(most + 1) if per_word == 1 else data.ArrayLayout(range(most + 1), per_word)
     m.submodules[name] = mem = memory.Memory(shape=shape, depth=words, init=[])
@@ -460,37 +477,52 @@ def _count_bins(m, b, most, en, h, walking, waddr, name, per_word=1, reg=1):
     with m.Else():
         m.d.sync += walkf.eq(tnext)
 
-    def plus_one(x):
-        """The word ``x`` with bin inc_bin one more (R = 2: its place in the word the low
-        bit of h)."""
+    def plus_one(x, hbin=inc_bin):
+        """The word ``x`` with bin ``hbin`` one more (R = 2: its place in the word the low
+        bit of the bin)."""
         if per_word == 1:
             return x + 1
         x = shape(x)                                  # (a view of its R counts)
-        return Cat((x[0] + ~inc_bin[0])[:len(x[0])], (x[1] + inc_bin[0])[:len(x[1])])
+        return Cat((x[0] + ~hbin[0])[:len(x[0])], (x[1] + hbin[0])[:len(x[1])])
 
+    # the walk's word: wreg = 1, the read registered (rq), then 0 where stale (its flag,
+    # liveq, beside); else the read, 0 where stale
+    if wreg:
+        rq = Signal(shape, name=f"{name}_rq")
+        liveq = Signal(name=f"{name}_liveq")
+        m.d.sync += [rq.eq(r.data), liveq.eq(live)]
+        walked = Signal(shape, name=f"{name}_walked")
+        m.d.comb += walked.eq(Mux(liveq, rq, 0))
+    else:
+        walked = word
     if not reg:
         # the read in the distance's cycle, the count written back the next
         with m.If(inc):
             m.d.comb += [w.data.eq(plus_one(word)), w.addr.eq(inc_word), w.en.eq(1)]
-        return word, touched
-    # reg = 1: read-modify-write over two cycles, no logic between the memory's read and
-    # its write: the word read (ahead) in the distance's cycle registered (rq), the count
-    # plus one registered (wdat) a cycle later and written the next; the two counts of the
+        return walked, touched
+    # reg = 1: read-modify-write over two cycles: the word read (ahead) in the distance's
+    # cycle plus one registered (rqp, for the bin of the next count, hq), the count plus
+    # one registered (wdat) a cycle later and written the next; the two counts of the
     # bin's word not yet written when it was read forwarded: the one written this cycle
-    # (wdat) or last cycle (wold), flagged by compares of the words a cycle ahead (f1, f2)
-    rq = Signal(shape, name=f"{name}_rq")
+    # (wdat) or last cycle (wold), flagged by compares of the words a cycle ahead (f1, f2).
+    # Each candidate is incremented before the choice (one adder per candidate, none after
+    # a multiplexer): wdat plus one, rqp (1 where stale), and wold plus one kept as a
+    # register of its own (woldp: wdat plus one for that bin, as wdat moves to wold)
     wdat = Signal(shape, name=f"{name}_wdat")
-    wold = Signal(shape, name=f"{name}_wold")
+    woldp = Signal(shape, name=f"{name}_woldp")
+    rqp = Signal(shape, name=f"{name}_rqp")
     inc2 = Signal(name=f"{name}_inc2")
     inc2_bin = Signal.like(inc_bin, name=f"{name}_inc2_bin")
     inc2_word = inc2_bin if per_word == 1 else inc2_bin[1:]
     f1, f2 = Signal(name=f"{name}_f1"), Signal(name=f"{name}_f2")
-    m.d.sync += [rq.eq(r.data), wold.eq(wdat), inc2.eq(inc), inc2_bin.eq(inc_bin),
+    m.d.sync += [woldp.eq(plus_one(wdat, hq)), rqp.eq(plus_one(r.data, hq)),
+                 inc2.eq(inc), inc2_bin.eq(inc_bin),
                  f1.eq(enq & inc & (haddr == inc_word)),
                  f2.eq(enq & inc2 & (haddr == inc2_word)),
-                 wdat.eq(plus_one(Mux(f1, wdat, Mux(f2, wold, Mux(live, rq, 0)))))]
+                 wdat.eq(Mux(f1, plus_one(wdat), Mux(f2, woldp, Mux(
+                     live, rqp, plus_one(Const(0, Shape.cast(shape)))))))]
     m.d.comb += [w.data.eq(wdat), w.addr.eq(inc2_word), w.en.eq(inc2)]
-    return word, touched
+    return walked, touched
 
 
 class ScanValuePath(wiring.Component):
@@ -512,8 +544,9 @@ class ScanValuePath(wiring.Component):
 
     (1) a histogram pass of ceil(n/M) cycles: slot s counts its distances in a
     memory of b+1 bins (block RAM, M of them, R = ``plan.hist_bins`` bins per word) and the
-    M distances of each word go to a memory (``dists``); (2) the cut, ceil((b+1)/R) + S + 1
-    cycles: a walk reads word i of the M memories in its cycle i, adds each bin's counts
+    M distances of each word go to a memory (``dists``); (2) the cut, ceil((b+1)/R) + S + 1 + w
+    cycles: a walk reads word i of the M memories in its cycle i (registered w = ``plan.walk_reg``
+    times), adds each bin's counts
     (S = ceil(log2 M) register levels) to the count of keys below: h* = the least bin where
     it reaches kk = min(k, n), need = kk - keys below h*; (3) a marking pass of ceil(n/M)
     cycles over the stored distances: slot s of a word is kept when H < h*, or H = h* and
@@ -554,9 +587,9 @@ class ScanValuePath(wiring.Component):
         The keys' values, G groups per key; a key token transfers with its last group.
 
     Latency (edges from a query's transfer on ``i`` to its transfer on ``o``, ``o.ready``
-    high): ``plan.latency`` = ``L_D + 3·S + ceil((b+1)/R) + 8 + 2·r + G + 2·ceil(n/M) +
+    high): ``plan.latency`` = ``L_D + 3·S + ceil((b+1)/R) + 8 + 2·r + w + G + 2·ceil(n/M) +
     G·min(k, n)`` (L_D = ``plan.distance_read`` = L_H + 2, L_H = ``plan.hamming.latency``,
-    S = ceil(log2 M), R = ``plan.hist_bins``, r = ``plan.hist_reg``).
+    S = ceil(log2 M), R = ``plan.hist_bins``, r = ``plan.hist_reg``, w = ``plan.walk_reg``).
     Throughput: one key per G cycles, once stages B and C are idle (the window's last query
     done); one query per ``plan.interval`` cycles, about the longest stage (``i.ready`` for
     a query when stage A is idle and a counter of ``plan.interval`` for the window's n has
@@ -658,8 +691,8 @@ class ScanValuePath(wiring.Component):
         c_out = Signal()                          # C returns to IDLE (its last output beat)
         qstart = Signal()                     # A is idle: the streaming list cleared
         kmax = plan.kept_max
-        kk = Signal(range(N + 1))
-        kkG = Signal(range(N * G + 1))
+        kk = Signal(range(plan.kept_max + 1))    # min(k, n)
+        kkG = Signal(range(plan.kept_max * G + 1))
         vaddr_w = range(max(N * G, 2))
         stream = plan.selection == "stream"
         if not stream:
@@ -669,12 +702,14 @@ class ScanValuePath(wiring.Component):
             walking = Signal()                    # state CUT (a flip-flop)
             R = plan.hist_bins
             walk = -(-(b + 1) // R)               # words of a histogram
-            wbin = Signal(range(walk + S + 2))    # walk cycle: reads word wbin
+            wreg = plan.walk_reg
+            wbin = Signal(range(walk + S + 2 + wreg))    # walk cycle: reads word wbin
             bins, touched = [], []
             for s in range(M):
                 x, t = _count_bins(m, b, plan.code_words, counting & live[s], h[s],
                                    walking, wbin,
-                                   f"hist{s}" if M > 1 else "hist", R, plan.hist_reg)
+                                   f"hist{s}" if M > 1 else "hist", R, plan.hist_reg,
+                                   plan.walk_reg)
                 bins.append(x)
                 touched.append(t)
             # ... and its distances, one word of M per cycle, for the marking pass (stage B
@@ -688,8 +723,9 @@ class ScanValuePath(wiring.Component):
             m.d.comb += [dw.data[s].eq(h[s]) for s in range(M)]
             with m.If(hams[0].o.valid):
                 m.d.sync += dword.eq(dword + 1)
-            # (2) the cut: a walk reads word i in its cycle i; the M slots' counts of each
-            # of its R bins add up (S register levels) and are taken in cycle i + 1 + S
+            # (2) the cut: a walk reads word i in its cycle i, registered w = walk_reg times
+            # (the histograms' rq, its flag applied after it); the M slots' counts of each of
+            # its R bins add up (S register levels) and are taken in cycle i + 1 + w + S
             # (`wtake`, a flip-flop set a cycle ahead; `wi` = i): rem = kk - the keys below
             # (one subtractor, its compare with the bin's count a second carry chain beside
             # it, not after it), h* = the first bin whose count reaches rem, need = rem there
@@ -703,17 +739,31 @@ class ScanValuePath(wiring.Component):
             # kk <= n keys are all counted), so that cycle later is still the walk's last
             # (R = 2: which of the last word's two bins, a compare choosing the data, not
             # the enable)
-            rem = Signal(range(N + 1))
+            # (rem and need at most kk <= min(k, N): their width, not N's; rem wraps only
+            # after h*, where it is no longer read. Both kept negated, nrem = -rem and
+            # nneed = -need: rem less a count is nrem plus it, and the compare with the count
+            # that sum's sign, one carry chain and no inverter before it: on the iCE40 a
+            # subtraction inverts its operand in a LUT of its own before the carry chain)
+            nrem = Signal(range(-kmax, 1), name="nrem")
             found = Signal()
             hstar = Signal(range(b + 1))
-            need = Signal(range(N + 1))
+            nneed = Signal(range(-kmax, 1), name="nneed")
+            # (-v of a register v: a table, a LUT per bit)
+            def neg_of(v):
+                table = Array(Const(-x, nrem.shape()) for x in range(1 << len(v)))
+                return table[v]
+            # rem - a count, as nrem + it (and its sign: the count reached rem)
+            def take(nr, x):
+                t = Signal(signed(max(len(x) + 1, len(nr)) + 1))
+                m.d.comb += t.eq(nr + x)
+                return t
             wtake, wlast = Signal(), Signal()
             wi = Signal(range(walk + 1))
             wprev = Signal.like(wi)               # the word taken last cycle ...
             wpend = Signal()                      # ... where a word was taken
             ge0, ge1 = Signal(), Signal()         # its compares (bin 2i, bin 2i + 1)
-            remq = Signal.like(rem)               # its rem
-            needq1 = Signal.like(rem)             # its rem - bin 2i's count (R = 2)
+            nremq = Signal.like(nrem)             # its nrem
+            nneedq1 = Signal.like(nrem)           # its nrem + bin 2i's count (R = 2)
             wsum = [adder_tree(m, [Term(x if R == 1 else x[r], False, 0, plan.code_words)
                                    for x in bins], depth=S, name=f"walk{r}" if R > 1 else "walk")
                     for r in range(R)]
@@ -721,8 +771,8 @@ class ScanValuePath(wiring.Component):
             # (R = 2: rem less the first bin's count, then less the second's, from the
             # trees' registered sums: no pair sum after the histograms)
             if R == 2:
-                less = Signal(range(-N, N + 1), name="wless")
-                m.d.comb += less.eq(rem - c[0])
+                # (read only where the word's first bin has not reached rem: then 1..kk)
+                nless = take(nrem, c[0])         # -(rem less the first bin's count)
         to_mark = Signal()                    # A hands its query to B (last CUT cycle)
         b_idle, c_idle = Signal(), Signal()   # (B waits for C, A for B: output stalls)
         to_values = Signal()                  # the query goes to C (last MARK or SCAN cycle)
@@ -738,9 +788,10 @@ class ScanValuePath(wiring.Component):
             bstart = Signal()                     # B's first cycle: takes A's results
             bend = Signal(name="bend")
             bhstar = Signal(range(b + 1))
-            rm1 = Signal(range(-1, N + 1))        # keys at h* still to keep ("room"), less 1
-            bkk = Signal(range(N + 1))
-            bkkG = Signal(range(N * G + 1))
+            # keys at h* still to keep ("room"), as a thermometer: room[j] = room > j
+            room = Signal(kmax, name="room")
+            bkk = Signal(range(kmax + 1))
+            bkkG = Signal(range(kmax * G + 1))
             btag = Signal(layouts.query_tag())
             m.d.comb += dr.addr.eq(bblk)
             bmask = Signal(M)
@@ -766,48 +817,63 @@ class ScanValuePath(wiring.Component):
             eqex, ltex = [Const(0, 1)] + eqin[:-1], [Const(0, 1)] + ltin[:-1]
             # the list: keys with H < h* from entry 0 up, the kept ones with H = h* from
             # entry kk-1 down (the sum does not care about order)
-            ltbase = Signal(range(N + 1))         # keys with H < h* listed so far
-            eqbase = Signal(range(N + 1))         # kk - 1 - keys with H = h* listed so far
+            # (entries of the list: dest's width; both stay below kk where they are read)
+            ltbase = Signal(range(max(kmax, 2)))  # keys with H < h* listed so far
+            eqbase = Signal(range(max(kmax, 2)))  # kk - 1 - keys with H = h* listed so far
             sel = Signal(M)
             dest = [Signal(range(max(kmax, 2)), name=f"dest{s}") for s in range(M)]
-            # room and eqbase less min(the word's keys at h*, room): one subtraction,
-            # room - 1 less the word's keys at h*, whose sign says they do not fit (room to 0)
-            # and which is the new room - 1 where they do; eqbase less them beside it, then a
-            # mux (no compare -> subtract): eqbase - room is the query's kk - 1 - need
-            # throughout (both drop by the same count, or room to 0), a register loaded as B
-            # starts
-            ebr = Signal.like(eqbase)
-            rleft = Signal(range(-M - 2, N + 1))
-            m.d.comb += rleft.eq(rm1 - eqin[-1])
-            fits = ~rleft[-1]                     # the word's keys at h* < room
-            m.d.sync += [sel[s].eq(lt[s] | (eq[s] & (eqex[s] <= rm1))) for s in range(M)]
+            # room less min(the word's keys at h*, room): the thermometer shifted down by the
+            # word's keys at h* (a multiplexer of ceil(log2(M+1)) levels; 0 where they do
+            # not fit, no subtraction, compare or sign); slot s's tie kept where room > the
+            # word's keys at h* before it, one bit of the thermometer. eqbase less the
+            # word's keys at h* in every word (no multiplexer after its subtraction: once
+            # they do not fit, room is 0 and no key at h* is listed, so eqbase is no longer
+            # read). eqbase and ltbase are of the list's width (min(k, N) entries), not N's:
+            # short carry chains
+            roomx = Cat(room, Const(0, M))        # (room > s for every s < M)
+            # (the thermometer of need: a table, a LUT per bit, not kmax compares, which
+            # Yosys would map to carry chains; into a register of its own, loaded into room
+            # a cycle after B starts, from flip-flops only: need, set by the cut's last cycle
+            # at the latest, holds until the next query's cut, and room is first read as the
+            # first word's marks are listed, S + mark_read cycles after B starts; until then
+            # the word's keys at h* are 0 and room holds)
+            # (need = -nneed: entry u of the table for nneed's bits u)
+            nw = len(nneed)
+            therm = Array(Const((1 << max(0, min(-(u - (u >> (nw - 1) << nw)), kmax))) - 1,
+                                kmax) for u in range(1 << nw))
+            needt = Signal(kmax, name="needt")
+            m.d.sync += needt.eq(therm[nneed.as_unsigned()])
+            m.d.sync += [sel[s].eq(lt[s] | (eq[s] & roomx.bit_select(eqex[s], 1)))
+                         for s in range(M)]
             m.d.sync += [dest[s].eq(Mux(lt[s], ltbase + ltex[s], eqbase - eqex[s]))
                          for s in range(M)]
             m.d.sync += [ltbase.eq(ltbase + ltin[-1]),
-                         rm1.eq(Mux(fits, rleft, -1)),
-                         eqbase.eq(Mux(fits, eqbase - eqin[-1], ebr))]
+                         room.eq(room >> eqin[-1]),
+                         eqbase.eq(eqbase - eqin[-1])]
+            with m.If(delay(m, bstart, 1, name="bstart")):
+                m.d.sync += room.eq(needt)
             # (and slot s's, jbG + s·G, a register of its own: no adder before the list)
             jbGs = [jbG] + [Signal(vaddr_w, name=f"jbG{s}") for s in range(1, M)]
             with m.If(list_word):
                 m.d.sync += [x.eq(x + M * G) for x in jbGs]
             with m.If(bstart):
-                m.d.sync += [bhstar.eq(hstar), rm1.eq(need - 1), ltbase.eq(0),
-                             eqbase.eq(kk - 1), ebr.eq(kk - 1 - need), bkk.eq(kk),
+                m.d.sync += [bhstar.eq(hstar), ltbase.eq(0),
+                             eqbase.eq(kk - 1), bkk.eq(kk),
                              bkkG.eq(kkG), btag.eq(tag)]
                 m.d.sync += [x.eq(s * G) for s, x in enumerate(jbGs)]
         # (4) stage C: the kept keys' values, then the output
         cstart = Signal()                     # C's first cycle: takes B's list
         cend = Signal(name="cend")
         cdone = Signal(name="cdone")          # C in state DONE
-        ccyc = Signal(range(N * G + 4))
+        ccyc = Signal(range(kmax * G + 4))
         cgc = Signal(range(max(G, 2)))
         cissuing = Signal()
         # G·kk - 1 - ccyc: 0 in the last read's cycle less one, -value_read in the pass's
         # last cycle less one (a compare of one register with constants)
-        cdn = Signal(range(-plan.value_read - 2, N * G + 1))
+        cdn = Signal(range(-plan.value_read - 2, kmax * G + 1))
         chit = Signal()                       # this cycle's read is the last (a flip-flop)
         cglast = Signal(init=G == 1)          # cgc == G - 1 (a flip-flop beside cgc)
-        ckk = Signal(range(N + 1))
+        ckk = Signal(range(kmax + 1))
         ctag = Signal(layouts.query_tag())
         next_key = Signal()                   # the value pass moves to the next entry
         in_memory = M == 1 and not stream     # the list in a memory (else registers)
@@ -903,8 +969,9 @@ class ScanValuePath(wiring.Component):
         qdone = Signal(init=1)
         qfree = qdone
         m.d.comb += reading.eq(issuing)
-        # (qdone: qnext == 0, qwait 0 or 1, a compare of the register)
-        m.d.sync += [qwait.eq(Mux(qwait == 0, 0, qwait - 1)), qdone.eq(qwait[1:] == 0)]
+        # (qdone: qwait has been 0 or 1, a compare of the register; sticky until the next
+        # query, so qwait counts down without stopping: no compare before its subtraction)
+        m.d.sync += [qwait.eq(qwait - 1), qdone.eq(qdone | (qwait[1:] == 0))]
 
         def hand_over(free, pulse):
             """The end of a stage: where the next stage is ``free``, give it the query
@@ -956,15 +1023,22 @@ class ScanValuePath(wiring.Component):
                 m.d.sync += nv.eq(Mux(restart, 1, nv + 1))
             with m.If(keys.last):
                 m.d.sync += nlm.eq(Mux(p.first, -M, nlm + 1))      # n - M - 1
-                # interval(n) - 1 for the n keys so far: the terms this key adds
-                # (constants chosen by muxes: one adder on qlen)
-                def grows(o, kp):
-                    return qi.per_key + (qi.per_block if o else 0) + \
-                        (qi.per_kept if kp else 0)
-                grow = Mux(slot == 0,
-                           Mux(n < plan.k, grows(1, 1), grows(1, 0)),
-                           Mux(n < plan.k, grows(0, 1), grows(0, 0)))
-                m.d.sync += qlen.eq(Mux(p.first, qi.at(1, plan.k) - 1, qlen + grow))
+        # interval(n) - 1 for the n keys so far, a cycle after each key: the terms the key
+        # adds (constants chosen by muxes) and its first flag into registers as it
+        # transfers (kgrow, kfirst, kadd), added the next cycle (qnext: one adder, from
+        # flip-flops only; no handshake or decode of the token before it); a query taken in
+        # that cycle loads qnext
+        def grows(o, kp):
+            return qi.per_key + (qi.per_block if o else 0) + (qi.per_kept if kp else 0)
+        kgrow = Signal(range(grows(1, 1) + 1), name="kgrow")
+        kfirst, kadd = Signal(name="kfirst"), Signal(name="kadd")
+        m.d.sync += [kadd.eq(keys.write & keys.last), kfirst.eq(p.first),
+                     kgrow.eq(Mux(slot == 0,
+                                  Mux(n < plan.k, grows(1, 1), grows(1, 0)),
+                                  Mux(n < plan.k, grows(0, 1), grows(0, 0))))]
+        qnext = Signal.like(qlen, name="qnext")
+        m.d.comb += qnext.eq(Mux(kadd, Mux(kfirst, qi.at(1, plan.k) - 1, qlen + kgrow), qlen))
+        m.d.sync += qlen.eq(qnext)
         m.d.comb += qaccept.eq(self.i.valid & ~p.key & qfree & aidle)
         # while A is idle its query registers follow the input, the pass's counters are
         # loaded and the histograms' flags (the list's, streaming) cleared: the query
@@ -984,14 +1058,15 @@ class ScanValuePath(wiring.Component):
         if not stream:
             # the cut's words taken (wtake and wlast are 0 but in state CUT: no state decode
             # before these enables)
-            with m.If(wtake):             # take word wi = wbin - 1 - S
-                m.d.sync += [wi.eq(wi + 1), wprev.eq(wi), remq.eq(rem),
-                             ge0.eq(c[0] >= rem)]
+            sum0 = nless if R == 2 else take(nrem, c[0])
+            with m.If(wtake):             # take word wi = wbin - 1 - S - w
+                m.d.sync += [wi.eq(wi + 1), wprev.eq(wi), nremq.eq(nrem),
+                             ge0.eq(~sum0[-1])]
                 if R == 1:
-                    m.d.sync += rem.eq(rem - c[0])
+                    m.d.sync += nrem.eq(sum0)
                 else:
-                    m.d.sync += [rem.eq(less - c[1]), ge1.eq(c[1] >= less),
-                                 needq1.eq(less)]
+                    sum1 = take(nless, c[1])
+                    m.d.sync += [nrem.eq(sum1), ge1.eq(~sum1[-1]), nneedq1.eq(nless)]
             m.d.sync += wpend.eq(wtake)
             # the word taken last cycle reached rem (from flip-flops), or the last
             # word is taken and none did
@@ -1000,17 +1075,17 @@ class ScanValuePath(wiring.Component):
                 m.d.sync += found.eq(1)
                 with m.If(prev):
                     if R == 1:
-                        m.d.sync += [hstar.eq(wprev), need.eq(remq)]
+                        m.d.sync += [hstar.eq(wprev), nneed.eq(nremq)]
                     else:
                         m.d.sync += [hstar.eq(Cat(~ge0, wprev)),
-                                     need.eq(Mux(ge0, remq, needq1))]
+                                     nneed.eq(Mux(ge0, nremq, nneedq1))]
                 with m.Else():
                     if R == 1:
-                        m.d.sync += [hstar.eq(walk - 1), need.eq(rem)]
+                        m.d.sync += [hstar.eq(walk - 1), nneed.eq(nrem)]
                     else:
-                        first = c[0] >= rem
+                        first = ~sum0[-1]
                         m.d.sync += [hstar.eq(Cat(~first, Const(walk - 1))),
-                                     need.eq(Mux(first, rem, less))]
+                                     nneed.eq(Mux(first, nrem, nless))]
         # stage A's states as flip-flops, one per state (no state decode before their
         # enables): aidle (IDLE), apass (PASS: the next stage held the previous query),
         # ahist (HIST or SCAN), walking (CUT); each block below is its state's, the
@@ -1026,7 +1101,7 @@ class ScanValuePath(wiring.Component):
 
         # (qaccept only where aidle)
         with m.If(qaccept):
-            m.d.sync += [issuing.eq(1), qwait.eq(qlen), qdone.eq(0), ahist.eq(1)]
+            m.d.sync += [issuing.eq(1), qwait.eq(qnext), qdone.eq(0), ahist.eq(1)]
         if stream:
             with m.If(ahist):
                 # SCAN, the pass: a code word per cycle while cyc < nb, as in HIST, its M
@@ -1047,12 +1122,14 @@ class ScanValuePath(wiring.Component):
                 issue_words()
                 with m.If(hdone):
                     m.d.sync += [issuing.eq(0), walking.eq(1), ahist.eq(0)]
-                m.d.sync += [wbin.eq(0), rem.eq(kk), found.eq(0), wtake.eq(0), wlast.eq(0),
+                m.d.sync += [wbin.eq(0), nrem.eq(neg_of(kk)), found.eq(0), wtake.eq(0), wlast.eq(0),
                              wi.eq(0), wpend.eq(0)]
             with m.If(walking):
-                # CUT (registered control: wbin >= 1 + S and wbin == walk + S a cycle ahead)
-                m.d.sync += [wbin.eq(wbin + 1), wtake.eq(wbin >= S if S else 1),
-                             wlast.eq(wbin == walk + S - 1)]
+                # CUT (registered control: wbin >= 1 + S + w and wbin == walk + S + w a
+                # cycle ahead)
+                m.d.sync += [wbin.eq(wbin + 1),
+                             wtake.eq(wbin >= S + wreg if S + wreg else 1),
+                             wlast.eq(wbin == walk + S - 1 + wreg)]
                 with m.If(wlast):
                     m.d.sync += [walking.eq(0), wtake.eq(0), wlast.eq(0)]
                     a_hand_over(b_idle, to_mark)

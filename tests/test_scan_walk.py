@@ -13,17 +13,19 @@ from hamattn import CoreConfig
 from hamattn.golden.model import _weighted_sums, pack_codes
 from hamattn.verif.valuepath_cases import check_value_path
 
-# (config, R = plan.hist_bins, r = plan.hist_reg): b + 1 even and odd, M = 1 and M = 2
+# (config, R = plan.hist_bins, r = plan.hist_reg, w = plan.walk_reg): b + 1 even and odd,
+# M = 1 and M = 2
 # (S = 1), folded (histogram selection); the histograms' flags looked up in one step
 # (r = 0) or two around a register (r = 1, where the counts' read-modify-write takes two
 # cycles, its forwarding exercised by the ties); G a power of two (the value memory's read
-# address without a counter) or not
-CONFIGS = [(dict(d=3, w=8, b=7, N=6, k=3, lanes=1), 2, 0),
-           (dict(d=3, w=8, b=8, N=6, k=3, lanes=1), 2, 0),
-           (dict(d=4, w=8, b=7, N=6, k=3, lanes=1, keys_per_cycle=2), 2, 1),
-           (dict(d=8, w=8, b=7, N=8, k=3, lanes=1), 1, 1),
-           (dict(d=8, w=8, b=6, N=8, k=3, lanes=1, keys_per_cycle=2), 1, 1),
-           (dict(d=8, w=8, b=9, N=8, k=4, lanes=2, keys_per_cycle=2), 2, 1)]
+# address without a counter) or not; the walk's reads into the adders straight (w = 0) or
+# through a register (w = 1)
+CONFIGS = [(dict(d=3, w=8, b=7, N=6, k=3, lanes=1), 2, 0, 0),
+           (dict(d=3, w=8, b=8, N=6, k=3, lanes=1), 2, 0, 1),
+           (dict(d=4, w=8, b=7, N=6, k=3, lanes=1, keys_per_cycle=2), 2, 1, 1),
+           (dict(d=8, w=8, b=7, N=8, k=3, lanes=1), 1, 1, 1),
+           (dict(d=8, w=8, b=6, N=8, k=3, lanes=1, keys_per_cycle=2), 1, 1, 1),
+           (dict(d=8, w=8, b=9, N=8, k=4, lanes=2, keys_per_cycle=2), 2, 1, 1)]
 
 
 def _code(distance, b, rng):
@@ -57,13 +59,14 @@ def _case(cfg, rng):
     return tokens, groups, expected, wins, None
 
 
-@pytest.mark.parametrize("params, R, r", CONFIGS, ids=lambda p: "-".join(
+@pytest.mark.parametrize("params, R, r, w", CONFIGS, ids=lambda p: "-".join(
     f"{k}{v}" for k, v in p.items()) if isinstance(p, dict) else str(p))
 @pytest.mark.parametrize("pattern", ["full_rate", "random_handshake"])
-def test_cut_at_every_bin(params, R, r, pattern):
+def test_cut_at_every_bin(params, R, r, w, pattern):
     cfg = CoreConfig.create(mode="topk", **params)
     plan = cfg.plan.value
-    assert (plan.selection, plan.hist_bins, plan.hist_reg) == ("histogram", R, r)
+    assert (plan.selection, plan.hist_bins, plan.hist_reg, plan.walk_reg) == \
+        ("histogram", R, r, w)
     seed = params["b"] + 10 * params.get("keys_per_cycle", 1)
     rng = np.random.default_rng(seed)
     check_value_path(cfg, plan.component(), seed, pattern=pattern, case=_case(cfg, rng))
