@@ -294,16 +294,16 @@ class AttentionCore(wiring.Component):
         # reads a key for G·R cycles, the groups in its first pass, and the value path takes
         # them over the G·R cycles after the code leaves the hash: the keys that overlap are
         # at most 3 + ceil(L_H / (G·R)), G entries each.)
-        # A folded linear path stages the queue on both sides (its timing is that of the
-        # slowest fabric it targets): the write is registered (the G:1 mux and the hash's
-        # read enable end at flip-flops, not in the queue's pointers and level; one more
-        # entry in flight, so the room flag keeps one more place) and the read goes through
-        # a skid buffer (below)
+        # Folded, the write is registered: the G:1 mux of the value's groups (by the hash's
+        # one-hot group) and the hash's read (from the input valid) end at flip-flops, not
+        # in the queue's memory, pointers and level (one more entry in flight, so the room
+        # flag keeps one more place; the value waits L_H edges for its code anyway). A
+        # folded linear path also takes the read through a skid buffer (below)
         # An unfolded topk path takes a key's value as the key enters the hash (port `w`,
         # written straight into its value memory at the key's index; the window's earlier
         # queries are done by then, see `wait`): no queue.
-        staged = plan.mode == "linear" and G > 1
-        margin = _ROOM_MARGIN + staged
+        staged = plan.mode == "linear" and G > 1            # the read through a skid buffer
+        margin = _ROOM_MARGIN + (G > 1)                     # (G > 1: the registered write)
         direct = getattr(plan.value, "direct_values", False)
         if direct:
             values = None
@@ -336,7 +336,7 @@ class AttentionCore(wiring.Component):
         else:
             room, room_next = values.room, values.room_next
             w_data, w_en = Signal.like(values.w_data), Signal()
-            m.d["sync" if staged else "comb"] += [values.w_data.eq(w_data),
+            m.d["sync" if G > 1 else "comb"] += [values.w_data.eq(w_data),
                                                   values.w_en.eq(w_en)]
 
         hash_valid = Signal()
