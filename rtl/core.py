@@ -470,21 +470,30 @@ class AttentionCore(wiring.Component):
                           & kv_free_of(wait_le1, kv_free_kv) & room_next,
                           ~queries & use & kv_free_of(wait_le1, kv_le1) & room_next) \
                 | (q_tx & self.s_q.payload.last & kv_free_of(wait_done_q, kv_free_q) & room_next)
-            # (one LUT each, wires of their own: no ready decodes the hash's read first)
-            # the credit (of this cycle, see out_credits), or the next read is not the last
-            # (~last_d in the query phase, its read the query's): a mux by the query's read
-            # of two LUTs of flip-flops
-            cq_read = Signal(name="credit_q_read", attrs={"keep": 1})
-            cq_hold = Signal(name="credit_q_hold", attrs={"keep": 1})
-            credit_q = Signal(name="credit_q", attrs={"keep": 1})
-            m.d.comb += [
-                cq_read.eq(credit | ~hsh.last_if_read),
-                cq_hold.eq(credit | ~last),
-                credit_q.eq(Mux(self.s_q.valid & rd_q, cq_read, cq_hold)),
-            ]
-            rd_q_d = Mux(q_tx, ~self.s_q.payload.last & q_free_of(wait_zero, kv_free_q),
-                         queries & q_free_of(wait_le1, kv_le1) & credit_q) \
-                | (kv_tx & self.s_kv.payload.last & q_free_of(wait_le1, kv_free_kv))
+            # rd_q's next value, as written above:
+            #   Mux(q_tx, ~s_q.last & free after a query, queries & free & credit_q)
+            #   | kv_tx & s_kv.last & free after a key
+            # where credit_q, the credit (of this cycle, see out_credits) or the next read is
+            # not the last (~last_d in the query phase, its read the query's), is
+            # credit | ~Mux(s_q.valid & rd_q, last_if_read, last). It is built as a mux by
+            # s_q.valid of its two cases (q_tx is q_ready where s_q.valid, 0 where not) ORed
+            # with the key's transfer, each case one LUT of flip-flops and of LUTs of
+            # flip-flops (wires of their own): three LUT levels from the input valids and
+            # the readies, none decoding the hash's read first
+            def wire(name, v):
+                w = Signal(name=name, attrs={"keep": 1})
+                m.d.comb += w.eq(v)
+                return w
+            q_flags = wire("rd_q_flags", queries & q_free_of(wait_le1, kv_le1))
+            cq_read = wire("credit_q_read", credit | ~Mux(rd_q, hsh.last_if_read, last))
+            cq_hold = wire("credit_q_hold", credit | ~last)
+            rd_q_valid = wire("rd_q_valid", Mux(q_ready, ~self.s_q.payload.last
+                                                & q_free_of(wait_zero, kv_free_q),
+                                                q_flags & cq_read))      # s_q.valid
+            rd_q_idle = wire("rd_q_idle", q_flags & cq_hold)             # ~s_q.valid
+            kv_flags = wire("rd_q_kv_flags", kv_ready & q_free_of(wait_le1, kv_free_kv))
+            rd_q_kv = wire("rd_q_kv", self.s_kv.valid & self.s_kv.payload.last & kv_flags)
+            rd_q_d = Mux(self.s_q.valid, rd_q_valid, rd_q_idle) | rd_q_kv
             m.d.sync += [rd_kv.eq(rd_kv_d), rd_q.eq(rd_q_d)]
         else:
             m.d.sync += [r.eq(d) for r, d in zip((kv_ready, q_ready), readies(
