@@ -73,8 +73,10 @@ class KeyWriter:
     word j//M of slot j%M's (M = ``plan.keys_per_cycle``, G = ``plan.groups``).
 
     Members (flip-flops): ``n``, the window's keys; ``nb``, its code words (ceil(n/M));
-    ``wg``, the group (0 .. G-1) of the key token being written. :meth:`take` adds the
+    ``wg``, the group (0 .. G-1) of the key token being written; ``cslot_zero``, the next
+    key of the window (not its first) opens a word (``cslot == 0``). :meth:`take` adds the
     writes, in the caller's state that takes tokens, and sets: ``slot``, the token's slot;
+    ``slot_zero``, ``slot == 0`` (of flip-flops and the token's ``first``, no compare);
     ``opened``, its word already holds keys; ``cword``, its code word; ``vdata``, its value
     group; ``write``, a group is written this cycle; ``last``, the token's last group (it
     transfers)."""
@@ -84,6 +86,9 @@ class KeyWriter:
         self.n = Signal(range(plan.N + 1))
         self.nb = Signal(range(plan.code_words + 1))
         self.cslot = Signal(range(max(plan.M, 2)))    # slot of the next key (0 when M = 1)
+        # cslot == 0, a flip-flop beside cslot (no compare of cslot before the write
+        # address, the write enables or a consumer's `slot == 0`)
+        self.cslot_zero = Signal(init=1, name="cslot_zero")
         self.wg = Signal(range(max(plan.groups, 2)))
         # wg == G - 1, a flip-flop beside wg (the writes' enables decode no counter)
         self.wg_last = Signal(init=plan.groups == 1, name="wg_last")
@@ -109,21 +114,24 @@ class KeyWriter:
             m.d.comb += token.ready.eq(Mux(p.key, keys_ok, query_ok))
         # key j: code word j//M (nb - 1 when it has a slot left, else nb), slot j%M
         self.slot = slot = Mux(p.first, 0, cslot)
-        self.opened = cslot != 0
+        self.slot_zero = p.first | self.cslot_zero            # slot == 0
+        self.opened = ~self.cslot_zero
         self.cword = cword = Mux(p.first, 0, nb - self.opened)   # the word written
         self.write = token.valid & p.key & vvalid & keys_ok
         with m.If(self.write):
             with m.If(self.last):
                 m.d.comb += [x.addr.eq(cword) for x in wc]
                 m.d.comb += [x.data.eq(p.code) for x in wc]
-                m.d.comb += [x.en.eq(slot == s) for s, x in enumerate(wc)]
+                m.d.comb += [x.en.eq(self.slot_zero if s == 0 else ~p.first & (cslot == s))
+                             for s, x in enumerate(wc)]
                 m.d.sync += n.eq(Mux(p.first, 0, n) + 1)
-                with m.If(slot == 0):
+                with m.If(self.slot_zero):
                     # (cword + 1: slot 0 opens a word, so cword is 0 for a window's first
                     # key and nb otherwise (cslot == 0, nothing opened): no subtract, and no
                     # compare of cslot, before the increment)
                     m.d.sync += nb.eq(Mux(p.first, 1, nb + 1))
-                m.d.sync += cslot.eq(Mux(slot == M - 1, 0, slot + 1))
+                m.d.sync += [cslot.eq(Mux(slot == M - 1, 0, slot + 1)),
+                             self.cslot_zero.eq(slot == M - 1)]
                 if G > 1:
                     m.d.sync += [wg.eq(0), self.wg_last.eq(0)]
             if G > 1:
