@@ -12,6 +12,7 @@ from amaranth.lib import data, memory
 
 from . import layouts
 from .hamming import HammingDistance
+from .queue import NO_RW_CHECK, UnguardedReadPort
 from .tree import delay
 
 __all__ = ["CODE_READ", "key_memories", "distances", "KeyWriter"]
@@ -28,18 +29,24 @@ def key_memories(m, plan, value_slots):
     port with one enable per group) and the M :class:`HammingDistance` units of
     ``plan.hamming`` (``hamming``, or ``hamming0`` ..). Returns (code write ports, code read
     ports, value write port, value read port, Hamming units); the read ports are
-    synchronous (one edge from address to data)."""
+    synchronous (one edge from address to data), each an
+    :class:`~.queue.UnguardedReadPort`: no word read where it is used is written in the
+    cycle it is read (a window's keys and values are written before its queries' passes
+    read them, and the next window's once they are done: the core makes its keys wait for
+    that), so no read-during-write logic stands beside the block RAMs."""
     b, M = plan.b, plan.M
     wc, rc = [], []
     for s in range(M):
-        codes = memory.Memory(shape=unsigned(b), depth=plan.code_words, init=[])
-        m.submodules[f"codes{s}" if M > 1 else "codes"] = codes
+        name = f"codes{s}" if M > 1 else "codes"
+        codes = memory.Memory(shape=unsigned(b), depth=plan.code_words, init=[],
+                              attrs=NO_RW_CHECK)
+        m.submodules[name] = codes
         wc.append(codes.write_port())
-        rc.append(codes.read_port(transparent_for=()))
+        rc.append(UnguardedReadPort(m, codes, name))
     m.submodules.values = values = memory.Memory(
         shape=data.ArrayLayout(layouts.group(plan), value_slots), depth=plan.value_words,
-        init=[])
-    wv, rv = values.write_port(granularity=1), values.read_port(transparent_for=())
+        init=[], attrs=NO_RW_CHECK)
+    wv, rv = values.write_port(granularity=1), UnguardedReadPort(m, values, "values")
     hams = []
     for s in range(M):
         ham = HammingDistance(b, tree=plan.hamming.tree, stages=plan.hamming.stages)

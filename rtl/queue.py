@@ -1,7 +1,7 @@
 """A first-in first-out queue in a memory with a synchronous read (block RAM), its level
 flags flip-flops."""
 
-from amaranth.hdl import Elaboratable, Module, Mux, Signal
+from amaranth.hdl import Elaboratable, Module, Mux, Signal, Value
 from amaranth.lib import memory
 
 __all__ = ["RegisteredFIFO", "ROOM_LAG", "NO_RW_CHECK", "UnguardedReadPort"]
@@ -19,15 +19,43 @@ class UnguardedReadPort:
     asynchronous one and a register, which Yosys merges into a block RAM's read port:
     ``data`` is the word at ``addr`` registered at an edge with ``en`` (held without), as
     a ``transparent_for=()`` read port's (the old word on a collision, in simulation).
-    Members ``addr``, ``en``, ``data`` as :class:`amaranth.lib.memory.ReadPort`'s."""
+    Members ``addr``, ``en``, ``data`` as :class:`amaranth.lib.memory.ReadPort`'s.
+
+    :attr:`poison` (a class attribute, for tests in the Amaranth simulator): with it set,
+    a port built afterwards registers the inverted word on a collision (an edge with ``en``
+    where a write port of ``mem`` writes at ``addr``), so that a design that uses such a
+    word, which a block RAM leaves undefined, fails its golden-model checks."""
+
+    poison = False
 
     def __init__(self, m, mem, name):
         port = mem.read_port(domain="comb")
         self.addr = port.addr
         self.en = Signal(init=1, name=f"{name}_ren")
         self.data = Signal.like(port.data, name=f"{name}_rdata", reset_less=True)
+        word = port.data
+        if self.poison:
+            word = Signal.like(port.data, name=f"{name}_poisoned")
+            m.submodules[f"{name}_poison"] = _Poison(mem, port, word)
         with m.If(self.en):
-            m.d.sync += self.data.eq(port.data)
+            m.d.sync += self.data.eq(word)
+
+
+class _Poison(Elaboratable):
+    """``word`` = the read port ``port``'s word, inverted where a write port of ``mem``
+    writes at its address (elaborated after the caller's module: every port exists then)."""
+
+    def __init__(self, mem, port, word):
+        self.mem, self.port, self.word = mem, port, word
+
+    def elaborate(self, platform):
+        m = Module()
+        hit = 0
+        for w in self.mem.write_ports:
+            hit = hit | (Value.cast(w.en).any() & (w.addr == self.port.addr))
+        data = Value.cast(self.port.data)
+        m.d.comb += Value.cast(self.word).eq(Mux(hit, ~data, data))
+        return m
 
 #: edges by which the ``room`` flag lags the level: it is a compare of the level ROOM_LAG
 #: edges before (ROOM_LAG - 1 flip-flops after the compare's register), so that neither the
