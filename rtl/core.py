@@ -237,7 +237,7 @@ class AttentionCore(wiring.Component):
         # kept as a running sum (no multiply): C per key, D per key that opens a block of M,
         # E per key among the first k
         per = qi.at(plan.N, plan.k) - qi.fixed
-        scan_len = Signal(range(per + 1)) if per else 0
+        scan_len = Signal(range(per + 1), name="scan_len") if per else 0
         block_slot = Signal(range(qi.block)) if qi.per_block and qi.block > 1 else None
         opens = (block_slot == 0) if block_slot is not None else 1     # a block of M starts
         # one of the first k: count < k, a flip-flop written beside the count
@@ -531,11 +531,25 @@ class AttentionCore(wiring.Component):
                     m.d.comb += kv_le1_d.eq(Mux(use_next, KV - HI <= 1, KV <= 2))
             with m.If(self.s_kv.payload.last):
                 m.d.comb += queries_d.eq(1)
+        if per and G > 1:
+            # folded, a used key's terms are added an edge later: the step (`grow` of the
+            # key's flags) and the add are flip-flops, so that the adder's enable and its
+            # operand decode no handshake. A query takes scan_len at its last read, G >= 2
+            # edges after the key's transfer (its reads start after it): one edge later is
+            # still in time
+            grow_r = Signal(range(qi.per_key + qi.per_block + qi.per_kept + 1), name="grow_r",
+                            reset_less=True)      # (loaded by every key before its add)
+            add_r = Signal(name="scan_add")
+            m.d.sync += add_r.eq(kv_used)
+            with m.If(kv_used):
+                m.d.sync += grow_r.eq(grow)
+            with m.If(add_r):
+                m.d.sync += scan_len.eq(scan_len + grow_r)
         with m.If(kv_used):
             m.d.sync += [count.eq(count + 1),
                          use_next.eq(count < plan.N - 2 if plan.N > 2 else 0)]
             m.d.comb += use_d.eq(use_next)
-            if per:
+            if per and G == 1:
                 m.d.sync += scan_len.eq(scan_len + grow)
             if qi.per_kept:
                 m.d.sync += kept.eq(count < plan.k - 1)
