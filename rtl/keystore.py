@@ -80,7 +80,8 @@ class KeyWriter:
     word j//M of slot j%M's (M = ``plan.keys_per_cycle``, G = ``plan.groups``).
 
     Members (flip-flops): ``n``, the window's keys; ``nb``, its code words (ceil(n/M));
-    ``wg``, the group (0 .. G-1) of the key token being written; ``cslot_zero``, the next
+    ``wg``, the group (0 .. G-1) of the key token being written, ``wg_first`` and
+    ``wg_last`` its tests ``wg == 0``, ``wg == G - 1``; ``cslot_zero``, the next
     key of the window (not its first) opens a word (``cslot == 0``). :meth:`take` adds the
     writes, in the caller's state that takes tokens, and sets: ``slot``, the token's slot;
     ``slot_zero``, ``slot == 0`` (of flip-flops and the token's ``first``, no compare);
@@ -97,8 +98,10 @@ class KeyWriter:
         # address, the write enables or a consumer's `slot == 0`)
         self.cslot_zero = Signal(init=1, name="cslot_zero")
         self.wg = Signal(range(max(plan.groups, 2)))
-        # wg == G - 1, a flip-flop beside wg (the writes' enables decode no counter)
+        # wg == G - 1 and wg == 0, flip-flops beside wg (the writes' enables and addresses
+        # decode no counter)
         self.wg_last = Signal(init=plan.groups == 1, name="wg_last")
+        self.wg_first = Signal(init=1, name="wg_first")
 
     def take(self, m, wc, token, group, keys_ok, query_ok):
         """Drives ``token.ready`` (and ``group.ready``): a key token is taken where
@@ -140,7 +143,8 @@ class KeyWriter:
                 m.d.sync += [cslot.eq(Mux(slot == M - 1, 0, slot + 1)),
                              self.cslot_zero.eq(slot == M - 1)]
                 if G > 1:
-                    m.d.sync += [wg.eq(0), self.wg_last.eq(0)]
+                    m.d.sync += [wg.eq(0), self.wg_last.eq(0), self.wg_first.eq(1)]
             if G > 1:
                 with m.Else():
-                    m.d.sync += [wg.eq(wg + 1), self.wg_last.eq(wg == G - 2)]
+                    m.d.sync += [wg.eq(wg + 1), self.wg_last.eq(wg == G - 2),
+                                 self.wg_first.eq(0)]
