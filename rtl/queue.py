@@ -162,23 +162,31 @@ class RegisteredFIFO(Elaboratable):
                                                        attrs=NO_RW_CHECK)
         w_port = storage.write_port()
         r_port = UnguardedReadPort(m, storage, "storage")
-        produce = Signal(range(D), name="produce")
-        consume = Signal(range(D), name="consume")
 
-        def incr(p):
-            return p + 1 if D & (D - 1) == 0 else Mux(p == D - 1, 0, p + 1)
+        def pointer(name, step):
+            """An address that steps through 0 .. D-1 where ``step``: where D is not a
+            power of two its wrap is a flip-flop (``p == D - 1``, written beside it from
+            ``p == D - 2``), so that no compare of the pointer stands before its reset."""
+            p = Signal(range(D), name=name)
+            if D & (D - 1) == 0:
+                with m.If(step):
+                    m.d.sync += p.eq(p + 1)
+            else:
+                end = Signal(name=f"{name}_end")
+                with m.If(step):
+                    m.d.sync += [p.eq(Mux(end, 0, p + 1)), end.eq(p == D - 2)]
+            return p
 
         # the memory holds an entry beyond the output register: level >= 2, or 1 and the
         # output register empty; it is read when the register is empty or taken
         inner = two | (~self.empty & ~self.r_rdy)
         fetch = inner & (~self.r_rdy | self.r_en)
+        produce, consume = pointer("produce", write), pointer("consume", fetch)
         m.d.comb += [w_port.addr.eq(produce), w_port.data.eq(self.w_data),
                      w_port.en.eq(write),
                      r_port.addr.eq(consume), r_port.en.eq(fetch), self.r_data.eq(r_port.data)]
-        with m.If(write):
-            m.d.sync += produce.eq(incr(produce))
         with m.If(fetch):
-            m.d.sync += [consume.eq(incr(consume)), self.r_rdy.eq(1)]
+            m.d.sync += self.r_rdy.eq(1)
         with m.Elif(self.r_en):
             m.d.sync += self.r_rdy.eq(0)
         return m
