@@ -91,12 +91,15 @@ class KeyWriter:
 
     def __init__(self, plan):
         self.plan = plan
-        self.n = Signal(range(plan.N + 1))
-        self.nb = Signal(range(plan.code_words + 1))
-        self.cslot = Signal(range(max(plan.M, 2)))    # slot of the next key (0 when M = 1)
+        # (n, nb, cslot and cslot_zero have no reset: a window's first key loads them, and
+        # nothing reads them before it, so that their enable is not ORed with the reset)
+        self.n = Signal(range(plan.N + 1), name="n", reset_less=True)
+        self.nb = Signal(range(plan.code_words + 1), name="nb", reset_less=True)
+        # slot of the next key (0 when M = 1)
+        self.cslot = Signal(range(max(plan.M, 2)), name="cslot", reset_less=True)
         # cslot == 0, a flip-flop beside cslot (no compare of cslot before the write
         # address, the write enables or a consumer's `slot == 0`)
-        self.cslot_zero = Signal(init=1, name="cslot_zero")
+        self.cslot_zero = Signal(init=1, name="cslot_zero", reset_less=True)
         self.wg = Signal(range(max(plan.groups, 2)))
         # wg == G - 1 and wg == 0, flip-flops beside wg (the writes' enables and addresses
         # decode no counter)
