@@ -131,10 +131,12 @@ class KeyWriter:
         self.opened = ~self.cslot_zero
         self.cword = cword = Mux(p.first, 0, nb - self.opened)   # the word written
         self.write = token.valid & p.key & vvalid & keys_ok
+        # (the address and the data whatever the enable: the write's handshake reaches
+        # the code memories' enables only, not their address and data inputs)
+        m.d.comb += [x.addr.eq(cword) for x in wc]
+        m.d.comb += [x.data.eq(p.code) for x in wc]
         with m.If(self.write):
             with m.If(self.last):
-                m.d.comb += [x.addr.eq(cword) for x in wc]
-                m.d.comb += [x.data.eq(p.code) for x in wc]
                 m.d.comb += [x.en.eq(self.slot_zero if s == 0 else ~p.first & (cslot == s))
                              for s, x in enumerate(wc)]
                 m.d.sync += n.eq(Mux(p.first, 0, n) + 1)
