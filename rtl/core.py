@@ -237,7 +237,7 @@ class AttentionCore(wiring.Component):
         # kept as a running sum (no multiply): C per key, D per key that opens a block of M,
         # E per key among the first k
         per = qi.at(plan.N, plan.k) - qi.fixed
-        scan_len = Signal(range(per + 1)) if per else 0
+        scan_len = Signal(range(per + 1), name="scan_len") if per else 0
         block_slot = Signal(range(qi.block)) if qi.per_block and qi.block > 1 else None
         opens = (block_slot == 0) if block_slot is not None else 1     # a block of M starts
         # one of the first k: count < k, a flip-flop written beside the count
@@ -294,16 +294,16 @@ class AttentionCore(wiring.Component):
         # reads a key for G·R cycles, the groups in its first pass, and the value path takes
         # them over the G·R cycles after the code leaves the hash: the keys that overlap are
         # at most 3 + ceil(L_H / (G·R)), G entries each.)
-        # A folded linear path stages the queue on both sides (its timing is that of the
-        # slowest fabric it targets): the write is registered (the G:1 mux and the hash's
-        # read enable end at flip-flops, not in the queue's pointers and level; one more
-        # entry in flight, so the room flag keeps one more place) and the read goes through
-        # a skid buffer (below)
+        # Folded, the write is registered: the G:1 mux of the value's groups (by the hash's
+        # one-hot group) and the hash's read (from the input valid) end at flip-flops, not
+        # in the queue's memory, pointers and level (one more entry in flight, so the room
+        # flag keeps one more place; the value waits L_H edges for its code anyway). A
+        # folded linear path also takes the read through a skid buffer (below)
         # An unfolded topk path takes a key's value as the key enters the hash (port `w`,
         # written straight into its value memory at the key's index; the window's earlier
         # queries are done by then, see `wait`): no queue.
-        staged = plan.mode == "linear" and G > 1
-        margin = _ROOM_MARGIN + staged
+        staged = plan.mode == "linear" and G > 1            # the read through a skid buffer
+        margin = _ROOM_MARGIN + (G > 1)                     # (G > 1: the registered write)
         direct = getattr(plan.value, "direct_values", False)
         if direct:
             values = None
@@ -336,7 +336,7 @@ class AttentionCore(wiring.Component):
         else:
             room, room_next = values.room, values.room_next
             w_data, w_en = Signal.like(values.w_data), Signal()
-            m.d["sync" if staged else "comb"] += [values.w_data.eq(w_data),
+            m.d["sync" if G > 1 else "comb"] += [values.w_data.eq(w_data),
                                                   values.w_en.eq(w_en)]
 
         hash_valid = Signal()
@@ -470,21 +470,30 @@ class AttentionCore(wiring.Component):
                           & kv_free_of(wait_le1, kv_free_kv) & room_next,
                           ~queries & use & kv_free_of(wait_le1, kv_le1) & room_next) \
                 | (q_tx & self.s_q.payload.last & kv_free_of(wait_done_q, kv_free_q) & room_next)
-            # (one LUT each, wires of their own: no ready decodes the hash's read first)
-            # the credit (of this cycle, see out_credits), or the next read is not the last
-            # (~last_d in the query phase, its read the query's): a mux by the query's read
-            # of two LUTs of flip-flops
-            cq_read = Signal(name="credit_q_read", attrs={"keep": 1})
-            cq_hold = Signal(name="credit_q_hold", attrs={"keep": 1})
-            credit_q = Signal(name="credit_q", attrs={"keep": 1})
-            m.d.comb += [
-                cq_read.eq(credit | ~hsh.last_if_read),
-                cq_hold.eq(credit | ~last),
-                credit_q.eq(Mux(self.s_q.valid & rd_q, cq_read, cq_hold)),
-            ]
-            rd_q_d = Mux(q_tx, ~self.s_q.payload.last & q_free_of(wait_zero, kv_free_q),
-                         queries & q_free_of(wait_le1, kv_le1) & credit_q) \
-                | (kv_tx & self.s_kv.payload.last & q_free_of(wait_le1, kv_free_kv))
+            # rd_q's next value, as written above:
+            #   Mux(q_tx, ~s_q.last & free after a query, queries & free & credit_q)
+            #   | kv_tx & s_kv.last & free after a key
+            # where credit_q, the credit (of this cycle, see out_credits) or the next read is
+            # not the last (~last_d in the query phase, its read the query's), is
+            # credit | ~Mux(s_q.valid & rd_q, last_if_read, last). It is built as a mux by
+            # s_q.valid of its two cases (q_tx is q_ready where s_q.valid, 0 where not) ORed
+            # with the key's transfer, each case one LUT of flip-flops and of LUTs of
+            # flip-flops (wires of their own): three LUT levels from the input valids and
+            # the readies, none decoding the hash's read first
+            def wire(name, v):
+                w = Signal(name=name, attrs={"keep": 1})
+                m.d.comb += w.eq(v)
+                return w
+            q_flags = wire("rd_q_flags", queries & q_free_of(wait_le1, kv_le1))
+            cq_read = wire("credit_q_read", credit | ~Mux(rd_q, hsh.last_if_read, last))
+            cq_hold = wire("credit_q_hold", credit | ~last)
+            rd_q_valid = wire("rd_q_valid", Mux(q_ready, ~self.s_q.payload.last
+                                                & q_free_of(wait_zero, kv_free_q),
+                                                q_flags & cq_read))      # s_q.valid
+            rd_q_idle = wire("rd_q_idle", q_flags & cq_hold)             # ~s_q.valid
+            kv_flags = wire("rd_q_kv_flags", kv_ready & q_free_of(wait_le1, kv_free_kv))
+            rd_q_kv = wire("rd_q_kv", self.s_kv.valid & self.s_kv.payload.last & kv_flags)
+            rd_q_d = Mux(self.s_q.valid, rd_q_valid, rd_q_idle) | rd_q_kv
             m.d.sync += [rd_kv.eq(rd_kv_d), rd_q.eq(rd_q_d)]
         else:
             m.d.sync += [r.eq(d) for r, d in zip((kv_ready, q_ready), readies(
@@ -522,11 +531,25 @@ class AttentionCore(wiring.Component):
                     m.d.comb += kv_le1_d.eq(Mux(use_next, KV - HI <= 1, KV <= 2))
             with m.If(self.s_kv.payload.last):
                 m.d.comb += queries_d.eq(1)
+        if per and G > 1:
+            # folded, a used key's terms are added an edge later: the step (`grow` of the
+            # key's flags) and the add are flip-flops, so that the adder's enable and its
+            # operand decode no handshake. A query takes scan_len at its last read, G >= 2
+            # edges after the key's transfer (its reads start after it): one edge later is
+            # still in time
+            grow_r = Signal(range(qi.per_key + qi.per_block + qi.per_kept + 1), name="grow_r",
+                            reset_less=True)      # (loaded by every key before its add)
+            add_r = Signal(name="scan_add")
+            m.d.sync += add_r.eq(kv_used)
+            with m.If(kv_used):
+                m.d.sync += grow_r.eq(grow)
+            with m.If(add_r):
+                m.d.sync += scan_len.eq(scan_len + grow_r)
         with m.If(kv_used):
             m.d.sync += [count.eq(count + 1),
                          use_next.eq(count < plan.N - 2 if plan.N > 2 else 0)]
             m.d.comb += use_d.eq(use_next)
-            if per:
+            if per and G == 1:
                 m.d.sync += scan_len.eq(scan_len + grow)
             if qi.per_kept:
                 m.d.sync += kept.eq(count < plan.k - 1)

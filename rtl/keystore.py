@@ -12,6 +12,7 @@ from amaranth.lib import data, memory
 
 from . import layouts
 from .hamming import HammingDistance
+from .queue import NO_RW_CHECK, UnguardedReadPort
 from .tree import delay
 
 __all__ = ["CODE_READ", "key_memories", "distances", "KeyWriter"]
@@ -28,18 +29,24 @@ def key_memories(m, plan, value_slots):
     port with one enable per group) and the M :class:`HammingDistance` units of
     ``plan.hamming`` (``hamming``, or ``hamming0`` ..). Returns (code write ports, code read
     ports, value write port, value read port, Hamming units); the read ports are
-    synchronous (one edge from address to data)."""
+    synchronous (one edge from address to data), each an
+    :class:`~.queue.UnguardedReadPort`: no word read where it is used is written in the
+    cycle it is read (a window's keys and values are written before its queries' passes
+    read them, and the next window's once they are done: the core makes its keys wait for
+    that), so no read-during-write logic stands beside the block RAMs."""
     b, M = plan.b, plan.M
     wc, rc = [], []
     for s in range(M):
-        codes = memory.Memory(shape=unsigned(b), depth=plan.code_words, init=[])
-        m.submodules[f"codes{s}" if M > 1 else "codes"] = codes
+        name = f"codes{s}" if M > 1 else "codes"
+        codes = memory.Memory(shape=unsigned(b), depth=plan.code_words, init=[],
+                              attrs=NO_RW_CHECK)
+        m.submodules[name] = codes
         wc.append(codes.write_port())
-        rc.append(codes.read_port(transparent_for=()))
+        rc.append(UnguardedReadPort(m, codes, name))
     m.submodules.values = values = memory.Memory(
         shape=data.ArrayLayout(layouts.group(plan), value_slots), depth=plan.value_words,
-        init=[])
-    wv, rv = values.write_port(granularity=1), values.read_port(transparent_for=())
+        init=[], attrs=NO_RW_CHECK)
+    wv, rv = values.write_port(granularity=1), UnguardedReadPort(m, values, "values")
     hams = []
     for s in range(M):
         ham = HammingDistance(b, tree=plan.hamming.tree, stages=plan.hamming.stages)
@@ -73,20 +80,31 @@ class KeyWriter:
     word j//M of slot j%M's (M = ``plan.keys_per_cycle``, G = ``plan.groups``).
 
     Members (flip-flops): ``n``, the window's keys; ``nb``, its code words (ceil(n/M));
-    ``wg``, the group (0 .. G-1) of the key token being written. :meth:`take` adds the
+    ``wg``, the group (0 .. G-1) of the key token being written, ``wg_first`` and
+    ``wg_last`` its tests ``wg == 0``, ``wg == G - 1``; ``cslot_zero``, the next
+    key of the window (not its first) opens a word (``cslot == 0``). :meth:`take` adds the
     writes, in the caller's state that takes tokens, and sets: ``slot``, the token's slot;
+    ``slot_zero``, ``slot == 0`` (of flip-flops and the token's ``first``, no compare);
     ``opened``, its word already holds keys; ``cword``, its code word; ``vdata``, its value
     group; ``write``, a group is written this cycle; ``last``, the token's last group (it
     transfers)."""
 
     def __init__(self, plan):
         self.plan = plan
-        self.n = Signal(range(plan.N + 1))
-        self.nb = Signal(range(plan.code_words + 1))
-        self.cslot = Signal(range(max(plan.M, 2)))    # slot of the next key (0 when M = 1)
+        # (n, nb, cslot and cslot_zero have no reset: a window's first key loads them, and
+        # nothing reads them before it, so that their enable is not ORed with the reset)
+        self.n = Signal(range(plan.N + 1), name="n", reset_less=True)
+        self.nb = Signal(range(plan.code_words + 1), name="nb", reset_less=True)
+        # slot of the next key (0 when M = 1)
+        self.cslot = Signal(range(max(plan.M, 2)), name="cslot", reset_less=True)
+        # cslot == 0, a flip-flop beside cslot (no compare of cslot before the write
+        # address, the write enables or a consumer's `slot == 0`)
+        self.cslot_zero = Signal(init=1, name="cslot_zero", reset_less=True)
         self.wg = Signal(range(max(plan.groups, 2)))
-        # wg == G - 1, a flip-flop beside wg (the writes' enables decode no counter)
+        # wg == G - 1 and wg == 0, flip-flops beside wg (the writes' enables and addresses
+        # decode no counter)
         self.wg_last = Signal(init=plan.groups == 1, name="wg_last")
+        self.wg_first = Signal(init=1, name="wg_first")
 
     def take(self, m, wc, token, group, keys_ok, query_ok):
         """Drives ``token.ready`` (and ``group.ready``): a key token is taken where
@@ -109,23 +127,29 @@ class KeyWriter:
             m.d.comb += token.ready.eq(Mux(p.key, keys_ok, query_ok))
         # key j: code word j//M (nb - 1 when it has a slot left, else nb), slot j%M
         self.slot = slot = Mux(p.first, 0, cslot)
-        self.opened = cslot != 0
+        self.slot_zero = p.first | self.cslot_zero            # slot == 0
+        self.opened = ~self.cslot_zero
         self.cword = cword = Mux(p.first, 0, nb - self.opened)   # the word written
         self.write = token.valid & p.key & vvalid & keys_ok
+        # (the address and the data whatever the enable: the write's handshake reaches
+        # the code memories' enables only, not their address and data inputs)
+        m.d.comb += [x.addr.eq(cword) for x in wc]
+        m.d.comb += [x.data.eq(p.code) for x in wc]
         with m.If(self.write):
             with m.If(self.last):
-                m.d.comb += [x.addr.eq(cword) for x in wc]
-                m.d.comb += [x.data.eq(p.code) for x in wc]
-                m.d.comb += [x.en.eq(slot == s) for s, x in enumerate(wc)]
+                m.d.comb += [x.en.eq(self.slot_zero if s == 0 else ~p.first & (cslot == s))
+                             for s, x in enumerate(wc)]
                 m.d.sync += n.eq(Mux(p.first, 0, n) + 1)
-                with m.If(slot == 0):
+                with m.If(self.slot_zero):
                     # (cword + 1: slot 0 opens a word, so cword is 0 for a window's first
                     # key and nb otherwise (cslot == 0, nothing opened): no subtract, and no
                     # compare of cslot, before the increment)
                     m.d.sync += nb.eq(Mux(p.first, 1, nb + 1))
-                m.d.sync += cslot.eq(Mux(slot == M - 1, 0, slot + 1))
+                m.d.sync += [cslot.eq(Mux(slot == M - 1, 0, slot + 1)),
+                             self.cslot_zero.eq(slot == M - 1)]
                 if G > 1:
-                    m.d.sync += [wg.eq(0), self.wg_last.eq(0)]
+                    m.d.sync += [wg.eq(0), self.wg_last.eq(0), self.wg_first.eq(1)]
             if G > 1:
                 with m.Else():
-                    m.d.sync += [wg.eq(wg + 1), self.wg_last.eq(wg == G - 2)]
+                    m.d.sync += [wg.eq(wg + 1), self.wg_last.eq(wg == G - 2),
+                                 self.wg_first.eq(0)]

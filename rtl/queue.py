@@ -1,7 +1,7 @@
 """A first-in first-out queue in a memory with a synchronous read (block RAM), its level
 flags flip-flops."""
 
-from amaranth.hdl import Elaboratable, Module, Mux, Signal
+from amaranth.hdl import Elaboratable, Module, Mux, Signal, Value
 from amaranth.lib import memory
 
 __all__ = ["RegisteredFIFO", "ROOM_LAG", "NO_RW_CHECK", "UnguardedReadPort"]
@@ -19,15 +19,43 @@ class UnguardedReadPort:
     asynchronous one and a register, which Yosys merges into a block RAM's read port:
     ``data`` is the word at ``addr`` registered at an edge with ``en`` (held without), as
     a ``transparent_for=()`` read port's (the old word on a collision, in simulation).
-    Members ``addr``, ``en``, ``data`` as :class:`amaranth.lib.memory.ReadPort`'s."""
+    Members ``addr``, ``en``, ``data`` as :class:`amaranth.lib.memory.ReadPort`'s.
+
+    :attr:`poison` (a class attribute, for tests in the Amaranth simulator): with it set,
+    a port built afterwards registers the inverted word on a collision (an edge with ``en``
+    where a write port of ``mem`` writes at ``addr``), so that a design that uses such a
+    word, which a block RAM leaves undefined, fails its golden-model checks."""
+
+    poison = False
 
     def __init__(self, m, mem, name):
         port = mem.read_port(domain="comb")
         self.addr = port.addr
         self.en = Signal(init=1, name=f"{name}_ren")
         self.data = Signal.like(port.data, name=f"{name}_rdata", reset_less=True)
+        word = port.data
+        if self.poison:
+            word = Signal.like(port.data, name=f"{name}_poisoned")
+            m.submodules[f"{name}_poison"] = _Poison(mem, port, word)
         with m.If(self.en):
-            m.d.sync += self.data.eq(port.data)
+            m.d.sync += self.data.eq(word)
+
+
+class _Poison(Elaboratable):
+    """``word`` = the read port ``port``'s word, inverted where a write port of ``mem``
+    writes at its address (elaborated after the caller's module: every port exists then)."""
+
+    def __init__(self, mem, port, word):
+        self.mem, self.port, self.word = mem, port, word
+
+    def elaborate(self, platform):
+        m = Module()
+        hit = 0
+        for w in self.mem.write_ports:
+            hit = hit | (Value.cast(w.en).any() & (w.addr == self.port.addr))
+        data = Value.cast(self.port.data)
+        m.d.comb += Value.cast(self.word).eq(Mux(hit, ~data, data))
+        return m
 
 #: edges by which the ``room`` flag lags the level: it is a compare of the level ROOM_LAG
 #: edges before (ROOM_LAG - 1 flip-flops after the compare's register), so that neither the
@@ -134,23 +162,31 @@ class RegisteredFIFO(Elaboratable):
                                                        attrs=NO_RW_CHECK)
         w_port = storage.write_port()
         r_port = UnguardedReadPort(m, storage, "storage")
-        produce = Signal(range(D), name="produce")
-        consume = Signal(range(D), name="consume")
 
-        def incr(p):
-            return p + 1 if D & (D - 1) == 0 else Mux(p == D - 1, 0, p + 1)
+        def pointer(name, step):
+            """An address that steps through 0 .. D-1 where ``step``: where D is not a
+            power of two its wrap is a flip-flop (``p == D - 1``, written beside it from
+            ``p == D - 2``), so that no compare of the pointer stands before its reset."""
+            p = Signal(range(D), name=name)
+            if D & (D - 1) == 0:
+                with m.If(step):
+                    m.d.sync += p.eq(p + 1)
+            else:
+                end = Signal(name=f"{name}_end")
+                with m.If(step):
+                    m.d.sync += [p.eq(Mux(end, 0, p + 1)), end.eq(p == D - 2)]
+            return p
 
         # the memory holds an entry beyond the output register: level >= 2, or 1 and the
         # output register empty; it is read when the register is empty or taken
         inner = two | (~self.empty & ~self.r_rdy)
         fetch = inner & (~self.r_rdy | self.r_en)
+        produce, consume = pointer("produce", write), pointer("consume", fetch)
         m.d.comb += [w_port.addr.eq(produce), w_port.data.eq(self.w_data),
                      w_port.en.eq(write),
                      r_port.addr.eq(consume), r_port.en.eq(fetch), self.r_data.eq(r_port.data)]
-        with m.If(write):
-            m.d.sync += produce.eq(incr(produce))
         with m.If(fetch):
-            m.d.sync += [consume.eq(incr(consume)), self.r_rdy.eq(1)]
+            m.d.sync += self.r_rdy.eq(1)
         with m.Elif(self.r_en):
             m.d.sync += self.r_rdy.eq(0)
         return m

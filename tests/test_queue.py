@@ -10,10 +10,11 @@ import random
 
 import pytest
 from amaranth.hdl import Module
+from amaranth.lib import memory
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.sim import Simulator
 
-from hamattn.rtl.queue import ROOM_LAG, RegisteredFIFO
+from hamattn.rtl.queue import NO_RW_CHECK, ROOM_LAG, RegisteredFIFO, UnguardedReadPort
 
 
 def run(depth, margin, p_write, p_read, seed, cycles=1500):
@@ -69,6 +70,49 @@ def test_same_as_sync_fifo_buffered(depth, margin, p_write, p_read):
     bad, taken = run(depth, margin, p_write, p_read, seed=depth * 7 + int(10 * p_write))
     assert bad == []
     assert len(taken) > 50           # the queue was exercised, not stuck
+
+
+@pytest.mark.parametrize("depth,margin", [(2, None), (3, 0), (5, 2), (13, 10)])
+@pytest.mark.parametrize("p_write,p_read", [(0.9, 0.3), (0.3, 0.9), (1, 1)])
+def test_no_read_during_write(depth, margin, p_write, p_read, monkeypatch):
+    """The memory's UnguardedReadPort never reads a word in the cycle it is written: with
+    collisions poisoned (the word inverted) the queue still matches SyncFIFOBuffered."""
+    monkeypatch.setattr(UnguardedReadPort, "poison", True)
+    bad, taken = run(depth, margin, p_write, p_read, seed=depth * 11 + int(10 * p_read))
+    assert bad == []
+    assert len(taken) > 50
+
+
+@pytest.mark.parametrize("poison", [False, True])
+def test_poison_inverts_a_collision(poison, monkeypatch):
+    """A read at the address written at the same edge registers the old word, or (poison)
+    its inverse; other reads are not touched; with ``en`` low the register holds."""
+    monkeypatch.setattr(UnguardedReadPort, "poison", poison)
+    m = Module()
+    m.submodules.mem = mem = memory.Memory(shape=8, depth=4, init=[1, 2, 3, 4],
+                                           attrs=NO_RW_CHECK)
+    w = mem.write_port()
+    r = UnguardedReadPort(m, mem, "r")
+    seen = []
+
+    async def bench(ctx):
+        # (write addr, data, en; read addr, en) per edge
+        for wa, wd, we, ra, re in [(0, 9, 1, 1, 1), (2, 7, 1, 2, 1), (3, 5, 1, 2, 1),
+                                   (2, 6, 1, 2, 0), (0, 0, 0, 2, 1)]:
+            ctx.set(w.addr, wa)
+            ctx.set(w.data, wd)
+            ctx.set(w.en, we)
+            ctx.set(r.addr, ra)
+            ctx.set(r.en, re)
+            await ctx.tick()
+            seen.append(ctx.get(r.data))
+
+    sim = Simulator(m)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    hit = 3 ^ 0xff if poison else 3          # the old word 3 of address 2, or its inverse
+    assert seen == [2, hit, 7, 7, 6]     # (edge 4: a collision, but en low: held)
 
 
 def test_bad_parameters():
