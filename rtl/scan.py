@@ -1016,7 +1016,7 @@ class ScanValuePath(wiring.Component):
         # above)
         with m.If(keys.write):
             if not plan.direct_values:
-                restart = p.first & (wg == 0)
+                restart = p.first & keys.wg_first               # (wg == 0, a flip-flop)
                 m.d.comb += [wv.addr.eq(Mux(restart, 0, nv)), wv.en.eq(1),
                              wv.data[0].eq(keys.vdata)]
                 # (the increment beside the restart, chosen after it)
@@ -1033,7 +1033,7 @@ class ScanValuePath(wiring.Component):
         kgrow = Signal(range(grows(1, 1) + 1), name="kgrow")
         kfirst, kadd = Signal(name="kfirst"), Signal(name="kadd")
         m.d.sync += [kadd.eq(keys.write & keys.last), kfirst.eq(p.first),
-                     kgrow.eq(Mux(slot == 0,
+                     kgrow.eq(Mux(keys.slot_zero,                 # (slot == 0)
                                   Mux(n < plan.k, grows(1, 1), grows(1, 0)),
                                   Mux(n < plan.k, grows(0, 1), grows(0, 0))))]
         qnext = Signal.like(qlen, name="qnext")
