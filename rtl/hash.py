@@ -451,6 +451,10 @@ class FoldedHashProjection(HashProjection):
     while the previous code waits in the output register, and only the accumulation of the
     last group needs the output free (or emptied in that cycle). A downstream that takes one
     code per G cycles still sees one vector every G cycles.
+    With ``stalls=False`` the consumer may hold a code in the output register (``o.ready``
+    low) but must have taken it by the edge at which the next vector finishes: the code and
+    the tag load at that edge (their clock enable is the accumulators' ``full`` flag, a
+    flip-flop), and ``o.ready`` reaches only ``o.valid``'s flip-flop.
     """
 
     folded = True
@@ -797,14 +801,27 @@ class FoldedHashProjection(HashProjection):
                 src = sign[j]
             bits.append(bit(t, src))
 
-        # output register: the compare of a finished vector
+        # output register: the compare of a finished vector. With stalls=False it is empty
+        # or taken whenever a vector finishes (the consumer's promise), so the code and the
+        # tag load where a vector finishes (``full``, a flip-flop, their clock enable) and
+        # the consumer's ready reaches only the valid flag (cleared where taken): no path
+        # runs from the consumer's ready into the hash's enables or datapath
         ovalid = Signal(name="out_valid")
         code = Signal(plan.b, name="code")
-        with m.If(en_out):
-            m.d.sync += [ovalid.eq(full), code.eq(Cat(*bits))]
+        load = en_out if self.stalls else full
+        with m.If(load):
+            m.d.sync += code.eq(Cat(*bits))
+        if self.stalls:
+            with m.If(en_out):
+                m.d.sync += ovalid.eq(full)
+        else:
+            with m.If(full):
+                m.d.sync += ovalid.eq(1)
+            with m.Elif(self.o.ready):
+                m.d.sync += ovalid.eq(0)
         m.d.comb += [self.o.valid.eq(ovalid), self.o.payload.code.eq(code)]
         if has_tag:
             otag = Signal.like(atag, name="out_tag")
-            register(m, otag, atag, en_out)
+            register(m, otag, atag, load)
             m.d.comb += self.o.payload.tag.eq(otag)
         return m

@@ -423,7 +423,16 @@ class FoldedLinearValuePath(LinearValuePath):
         go = self.i.valid & has_group & en & ~clearing
         m.d.comb += [rV.addr.eq(grp), rV.en.eq(en)]
         m.d.comb += [x for r in rS for x in (r.addr.eq(addr), r.en.eq(en))]
-        m.d.comb += self.i.ready.eq(en & ~clearing & has_group & last)
+        if R > 1:
+            # i.ready = en & last: a flip-flop and `en`. `last` is set only by a read (go,
+            # which has ~clearing and, for a key, v.valid), the token's word GR - 2 at block
+            # R - 2 of group G - 1; so clearing is over, and a key's value group G - 1, read
+            # there, is not taken until its last block (v_take below): both are 1 where `last`
+            # is (no path from the sweep's flag or the value's valid into the hash's output
+            # valid)
+            m.d.comb += self.i.ready.eq(en & last)
+        else:
+            m.d.comb += self.i.ready.eq(en & ~clearing & has_group & last)
         if R > 1:
             # v.ready, a key's value group taken with the group's last block (go & key &
             # last_blk), from a flip-flop: at block R-1 the token was read at block 0 and not
