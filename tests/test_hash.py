@@ -494,6 +494,58 @@ def test_hash_without_stalls(corner, tmp_path):
     assert lat == [cfg.plan.hash.latency.fixed] * len(x)
 
 
+@pytest.mark.parametrize("corner", ["d3_P1", "rows_asym_P1_T4", "d16_P5"])
+def test_folded_hash_without_stalls_holds_its_output(corner, tmp_path):
+    """A folded ``stalls=False`` hash whose consumer holds each code (``o.ready`` low) for a
+    random 0 .. interval - 1 cycles, the input at full rate: the same codes and tags, and the
+    output's code and tag change only where a new vector enters the output register (their
+    clock enable is the accumulators' ``full``, not the consumer's ready: a take does not
+    load them)."""
+    cfg = CoreConfig.create(**FOLDED[corner](tmp_path))
+    HI = cfg.plan.hash.interval.fixed
+    rng = np.random.default_rng(9)
+    x, query = stimulus(cfg, rng, 12)
+    dut = cfg.plan.hash.component(tag_shape=unsigned(8), stalls=False)
+    payloads = [{"x": [int(v) for v in row], "query": int(q), "tag": i}
+                for i, (row, q) in enumerate(zip(x, query))]
+    trace, taken = [], []
+
+    async def bench(ctx):
+        k, hold = 0, None
+        for _ in range(60 * (HI + 4) * len(payloads)):
+            if len(taken) == len(payloads):
+                return
+            if k < len(payloads):
+                ctx.set(dut.i.payload, payloads[k])
+            ctx.set(dut.i.valid, k < len(payloads))
+            ovalid = ctx.get(dut.o.valid)
+            c = ctx.get(dut.o.payload)
+            if ovalid and hold is None:
+                hold = int(rng.integers(0, HI))         # cycles the consumer holds it
+            rdy = bool(ovalid) and hold == 0
+            ctx.set(dut.o.ready, rdy)
+            trace.append((bool(ovalid), int(c.code), int(c.tag), rdy))
+            if rdy:
+                taken.append((int(c.code), int(c.tag)))
+                hold = None
+            elif hold is not None:
+                hold -= 1
+            if k < len(payloads) and ctx.get(dut.i.ready):
+                k += 1
+            await ctx.tick()
+        raise AssertionError(f"timeout: {len(taken)}/{len(payloads)} out")
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert [c for c, _ in taken] == expected_codes(cfg, x, query)
+    assert [t for _, t in taken] == list(range(len(x)))
+    for (v0, c0, t0, r0), (v1, c1, t1, _) in zip(trace, trace[1:]):
+        if (c1, t1) != (c0, t0):
+            assert v1 and (r0 or not v0), "the output changed with no new vector"
+
+
 class _CallerSelect(wiring.Component):
     """A folded hash built with ``select=False`` (as the core builds it) behind the ports of
     one that selects its groups itself: the group is selected by a one-hot of its own,
