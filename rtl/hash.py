@@ -596,28 +596,25 @@ class FoldedHashProjection(HashProjection):
             # builds a ROM of G·R words on a fabric with LUT RAM from LUT4 levels, five for
             # 64 words, between the counters and the word's register)
             width = max(1, V2 * (H if ahead else 1))
-            if ahead:
-                # (in the fewest memories of at most ROM_PORT bits, of even widths: an ECP5
-                # block RAM's 18-bit read port, whose output register hamattn.synth.outreg
-                # can absorb; a wider one, 36 bits, reads through both of its ports)
-                size = -(-width // -(-width // plan.ROM_PORT))     # (even pieces)
-                chunks = [(lo, min(width, lo + size)) for lo in range(0, width, size)]
-                rps = []
-                for i, (lo, hi) in enumerate(chunks):
-                    mask = (1 << (hi - lo)) - 1
-                    m.submodules[f"digits{i}"] = rom = memory.Memory(
-                        shape=unsigned(hi - lo), depth=len(words),
-                        init=[w >> lo & mask for w in words], attrs={"ram_style": "block"})
-                    rps.append(rom.read_port())
-                rp = wiring.Signature({"addr": In(gbits + rbits), "en": In(1),
-                                       "data": Out(width)}).flip().create()
-                m.d.comb += rp.data.eq(Cat(*(r.data for r in rps)))
-                m.d.comb += [x for r in rps for x in (r.addr.eq(rp.addr), r.en.eq(rp.en))]
-            else:
-                m.submodules.digits = rom = memory.Memory(
-                    shape=unsigned(width), depth=len(words), init=words,
-                    attrs={"ram_style": "block"})
-                rp = rom.read_port()
+            # the ROM in pieces side by side behind one read port: read ahead, in the fewest
+            # memories of at most ROM_PORT bits, of even widths (an ECP5 block RAM's 18-bit
+            # read port, whose output register hamattn.synth.outreg can absorb; a wider one,
+            # 36 bits, reads through both of its ports); read in step (R = 1, a word of at
+            # most ROM_WIDTH bits), one piece
+            pieces = -(-width // plan.ROM_PORT) if ahead else 1
+            size = -(-width // pieces)                          # (even pieces)
+            rps = []
+            for i, lo in enumerate(range(0, width, size)):
+                hi = min(width, lo + size)
+                mask = (1 << (hi - lo)) - 1
+                m.submodules[f"digits{i}"] = rom = memory.Memory(
+                    shape=unsigned(hi - lo), depth=len(words),
+                    init=[w >> lo & mask for w in words], attrs={"ram_style": "block"})
+                rps.append(rom.read_port())
+            rp = wiring.Signature({"addr": In((len(words) - 1).bit_length()), "en": In(1),
+                                   "data": Out(width)}).flip().create()
+            m.d.comb += rp.data.eq(Cat(*(r.data for r in rps)))
+            m.d.comb += [x for r in rps for x in (r.addr.eq(rp.addr), r.en.eq(rp.en))]
             if ahead:
                 # the address of the group read in the next cycle (the counters after the
                 # edge; 0 in reset), read at every edge into the block RAM's register, then
