@@ -218,6 +218,27 @@ class HashPlan(Folding):
         return self.digit_rom and self.row_blocks > 1
 
     @property
+    def rom_pieces(self):
+        """Memories of the digit ROM (:attr:`digit_rom`): read ahead (:attr:`rom_ahead`), the
+        fewest of at most :attr:`ROM_PORT` bits over its word, the H hashes' words side by
+        side, ``ceil(2·|varying|·H / ROM_PORT)``; read in step, 1; 0 without a ROM."""
+        if not self.digit_rom:
+            return 0
+        if not self.rom_ahead:
+            return 1
+        return -(-2 * len(self.varying) * len(self.hashes) // self.ROM_PORT)
+
+    @property
+    def rom_regs(self):
+        """Register stages between the read-ahead ROM's word register and the operands'
+        selects, the lanes and the vector's flags delayed beside them: 1 where the ROM is
+        read ahead in more than one memory (:attr:`rom_pieces` > 1: block RAMs the placer
+        cannot put beside every slot tree they feed; the stage's flip-flops go between), so
+        that no path runs from a block RAM's output register across the device into an
+        operand select and a carry chain; 0 otherwise. It adds an edge to the latency."""
+        return int(self.rom_ahead and self.rom_pieces > 1)
+
+    @property
     def depth(self):
         """Register levels of the adder trees: of the deepest row (both hashes) unfolded, of
         the widest P-lane slot tree folded, at least 1 folded: a slot tree of one operand
@@ -241,9 +262,11 @@ class HashPlan(Folding):
         per level of the deepest P-lane tree (at least one: a lone operand is registered),
         one edge adds the group into the row accumulator (which starts at -θ), one edge
         registers its sign (y >= θ) into the output, which transfers on the next edge:
-        ``3 + max(1, max_j ceil(log2(|slot_terms[j]|)))`` (a slot j is row j unless ``rows``
-        < b folds the rows; P = 1: 4)."""
-        return Timing((3 if self.folded else 2) + self.depth)
+        ``3 + rom_regs + max(1, max_j ceil(log2(|slot_terms[j]|)))`` (a slot j is row j
+        unless ``rows`` < b folds the rows; P = 1: 4; :attr:`rom_regs`, 1 where the digit
+        ROM read ahead spans several memories, a register stage between the lane register
+        and the trees)."""
+        return Timing((3 + self.rom_regs if self.folded else 2) + self.depth)
 
     @property
     def interval(self):
@@ -601,8 +624,7 @@ class FoldedHashProjection(HashProjection):
             # read port, whose output register hamattn.synth.outreg can absorb; a wider one,
             # 36 bits, reads through both of its ports); read in step (R = 1, a word of at
             # most ROM_WIDTH bits), one piece
-            pieces = -(-width // plan.ROM_PORT) if ahead else 1
-            size = -(-width // pieces)                          # (even pieces)
+            size = -(-width // plan.rom_pieces)                 # (even pieces)
             rps = []
             for i, lo in enumerate(range(0, width, size)):
                 hi = min(width, lo + size)
@@ -640,6 +662,14 @@ class FoldedHashProjection(HashProjection):
                            *([self.i.payload.query] if H > 1 else []))
                 m.d.comb += [rp.addr.eq(addr), rp.en.eq(en)]
                 rword, flip = rp.data, 0
+            if plan.rom_regs:
+                # (the word once more, and the lanes beside it: flip-flops that the placer
+                # can put between the block RAMs and the slot trees)
+                rword2 = Signal(V2, name="digit_word_near")
+                register(m, rword2, rword, en)
+                lanes2 = Signal.like(lanes, name="lanes_near")
+                register(m, lanes2, lanes, en)
+                rword, lanes = rword2, lanes2
             where = {key: k for k, key in enumerate(varying)}
 
             def select(j, ps, which):
@@ -684,19 +714,21 @@ class FoldedHashProjection(HashProjection):
             roots.append(adder_tree(m, terms, en=en, depth=depth, name=f"row{j}",
                                     tree=plan.adders))
 
-        tv = delay(m, lv, depth, en=en, name="tree_valid")
-        tfirst = delay(m, lfirst, depth, en=en, name="tree_first")
-        tend = delay(m, llast, depth, en=en, name="tree_last")
-        tq = delay(m, lq, depth, en=en, name="tree_query")
-        tb = delay(m, lb, depth, en=en, name="tree_block") if R > 1 else Const(0, 1)
-        ttag = delay(m, ltag, depth, en=en, name="tree_tag") if has_tag else None
+        # (the vector's flags beside the trees, and beside plan.rom_regs before them)
+        stages = depth + plan.rom_regs
+        tv = delay(m, lv, stages, en=en, name="tree_valid")
+        tfirst = delay(m, lfirst, stages, en=en, name="tree_first")
+        tend = delay(m, llast, stages, en=en, name="tree_last")
+        tq = delay(m, lq, stages, en=en, name="tree_query")
+        tb = delay(m, lb, stages, en=en, name="tree_block") if R > 1 else Const(0, 1)
+        ttag = delay(m, ltag, stages, en=en, name="tree_tag") if has_tag else None
         # the clock enable and the synchronous set/reset of the accumulators that return to
         # one start value: the valid and the block's end delayed beside the trees by flip-
         # flops of their own that the domain's reset sets to 1 (so the reset returns the
         # accumulators, which have no reset of their own, to their start value through the
         # same set/reset, and neither control is a gate)
         acc_en, acc_clr = lv, llast
-        for c in range(depth):
+        for c in range(stages):
             nxt_en = Signal(init=1, name=f"acc_en_{c}")
             nxt_clr = Signal(init=1, name=f"acc_clr_{c}")
             register(m, nxt_en, acc_en, en)

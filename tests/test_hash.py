@@ -329,7 +329,7 @@ def test_folded_hash_latency_formula(corner, tmp_path):
                     for i in range(cfg.d) for s, _ in csd_digits(int(M[t, i]))})
                for j in range(T))
     assert most <= cfg.lanes * 16
-    assert cfg.plan.hash.latency == Timing(3 + max(1, tree_depth(most)))
+    assert cfg.plan.hash.latency == Timing(3 + cfg.plan.hash.rom_regs + max(1, tree_depth(most)))
     assert isinstance(cfg.plan.hash.component(), FoldedHashProjection)
     unfolded = cfg.replace(lanes=cfg.d, rows=None)
     assert unfolded.plan.hash.latency == Timing(2 + max(
@@ -378,7 +378,10 @@ def test_digit_rom_choice(corner, tmp_path):
         assert plan.rom_ahead == (R > 1)
         width = 2 * varying * (len(mats) if R > 1 else 1)
         assert sum(mem.shape.width for mem in mems) == width
-        assert len(mems) == (-(-width // plan.ROM_PORT) if R > 1 else 1)
+        assert len(mems) == plan.rom_pieces == (-(-width // plan.ROM_PORT) if R > 1 else 1)
+        # (a register stage between the word and the operands where the word read ahead
+        # spans several memories)
+        assert plan.rom_regs == int(R > 1 and len(mems) > 1)
         for mem in mems:
             assert mem.depth >= G * R * (1 if R > 1 else len(mats))
             assert mem.attrs == {"ram_style": "block"}
