@@ -208,35 +208,39 @@ class HashPlan(Folding):
             self.row_blocks > 1 or 2 * len(self.varying) <= self.ROM_WIDTH)
 
     @property
+    def rom_regs(self):
+        """Register stages of a row-folded digit ROM's word (and of the lanes and the
+        vector's flags beside it) beyond the lane register: 2 where the ROM's bits per
+        (group, block), 2·|varying|·H, take more than one memory of :attr:`ROM_PORT` bits
+        (block RAMs that the placer cannot put beside every slot tree they feed): the ROM is
+        then read in step, its address the group counters (flip-flops, no logic before the
+        block RAMs' address pins), its word registered twice (the block RAM's output
+        register, then flip-flops that the placer puts between the block RAMs and the
+        trees); 0 otherwise. They add as many edges to the latency."""
+        return 2 * int(self.digit_rom and self.row_blocks > 1
+                       and 2 * len(self.varying) * len(self.hashes) > self.ROM_PORT)
+
+    @property
     def rom_ahead(self):
-        """Folded with the digit ROM and the rows folded (R > 1): the ROM is read a cycle
-        ahead, at the address of the group read after the edge, and its word registered
-        again beside the lane register (a block RAM's read, then its output register; the
-        hashes' words side by side, the query flag picking one into that register), so
-        that no logic stands between the block RAM and the operands' selects; the latency
-        is the same. For R = 1 the ROM is read beside the lane register (one register)."""
-        return self.digit_rom and self.row_blocks > 1
+        """Folded with the digit ROM and the rows folded (R > 1), in one memory
+        (:attr:`rom_regs` 0): the ROM is read a cycle ahead, at the address of the group
+        read after the edge, and its word registered again beside the lane register (a
+        block RAM's read, then its output register; the hashes' words side by side, the
+        query flag picking one into that register), so that no logic stands between the
+        block RAM and the operands' selects; the latency is the same. Otherwise the ROM is
+        read in step: for R = 1 beside the lane register (one register), where
+        :attr:`rom_regs` with two registers more."""
+        return self.digit_rom and self.row_blocks > 1 and not self.rom_regs
 
     @property
     def rom_pieces(self):
-        """Memories of the digit ROM (:attr:`digit_rom`): read ahead (:attr:`rom_ahead`), the
-        fewest of at most :attr:`ROM_PORT` bits over its word, the H hashes' words side by
-        side, ``ceil(2·|varying|·H / ROM_PORT)``; read in step, 1; 0 without a ROM."""
+        """Memories of the digit ROM (:attr:`digit_rom`), side by side: with
+        :attr:`rom_regs`, the fewest of at most :attr:`ROM_PORT` bits over its word,
+        ``ceil(2·|varying| / ROM_PORT)`` (a word per (group, block, hash)); else 1; 0
+        without a ROM."""
         if not self.digit_rom:
             return 0
-        if not self.rom_ahead:
-            return 1
-        return -(-2 * len(self.varying) * len(self.hashes) // self.ROM_PORT)
-
-    @property
-    def rom_regs(self):
-        """Register stages between the read-ahead ROM's word register and the operands'
-        selects, the lanes and the vector's flags delayed beside them: 1 where the ROM is
-        read ahead in more than one memory (:attr:`rom_pieces` > 1: block RAMs the placer
-        cannot put beside every slot tree they feed; the stage's flip-flops go between), so
-        that no path runs from a block RAM's output register across the device into an
-        operand select and a carry chain; 0 otherwise. It adds an edge to the latency."""
-        return int(self.rom_ahead and self.rom_pieces > 1)
+        return -(-2 * len(self.varying) // self.ROM_PORT) if self.rom_regs else 1
 
     @property
     def depth(self):
@@ -263,9 +267,9 @@ class HashPlan(Folding):
         one edge adds the group into the row accumulator (which starts at -θ), one edge
         registers its sign (y >= θ) into the output, which transfers on the next edge:
         ``3 + rom_regs + max(1, max_j ceil(log2(|slot_terms[j]|)))`` (a slot j is row j
-        unless ``rows`` < b folds the rows; P = 1: 4; :attr:`rom_regs`, 1 where the digit
-        ROM read ahead spans several memories, a register stage between the lane register
-        and the trees)."""
+        unless ``rows`` < b folds the rows; P = 1: 4; :attr:`rom_regs`, 2 where a row-folded
+        digit ROM spans several memories: register stages between the lane register and
+        the trees)."""
         return Timing((3 + self.rom_regs if self.folded else 2) + self.depth)
 
     @property
@@ -619,11 +623,11 @@ class FoldedHashProjection(HashProjection):
             # builds a ROM of G·R words on a fabric with LUT RAM from LUT4 levels, five for
             # 64 words, between the counters and the word's register)
             width = max(1, V2 * (H if ahead else 1))
-            # the ROM in pieces side by side behind one read port: read ahead, in the fewest
-            # memories of at most ROM_PORT bits, of even widths (an ECP5 block RAM's 18-bit
-            # read port, whose output register hamattn.synth.outreg can absorb; a wider one,
-            # 36 bits, reads through both of its ports); read in step (R = 1, a word of at
-            # most ROM_WIDTH bits), one piece
+            # the ROM in plan.rom_pieces pieces side by side behind one read port: one, or
+            # with plan.rom_regs the fewest memories of at most ROM_PORT bits, of even
+            # widths (an ECP5 block RAM's 18-bit read port, whose output register
+            # hamattn.synth.outreg can absorb; a wider one, 36 bits, reads through both of
+            # its ports)
             size = -(-width // plan.rom_pieces)                 # (even pieces)
             rps = []
             for i, lo in enumerate(range(0, width, size)):
@@ -662,14 +666,16 @@ class FoldedHashProjection(HashProjection):
                            *([self.i.payload.query] if H > 1 else []))
                 m.d.comb += [rp.addr.eq(addr), rp.en.eq(en)]
                 rword, flip = rp.data, 0
-            if plan.rom_regs:
-                # (the word once more, and the lanes beside it: flip-flops that the placer
-                # can put between the block RAMs and the slot trees)
-                rword2 = Signal(V2, name="digit_word_near")
-                register(m, rword2, rword, en)
-                lanes2 = Signal.like(lanes, name="lanes_near")
-                register(m, lanes2, lanes, en)
-                rword, lanes = rword2, lanes2
+            for k in range(plan.rom_regs):
+                # (the word registered once more (the block RAM's output register), then
+                # again (flip-flops that the placer puts between the block RAMs and the slot
+                # trees), and the lanes beside it, all with `en`: the word read at an edge
+                # with `en` meets the group registered at that edge)
+                rnext = Signal(V2, name=f"digit_word_{k}")
+                register(m, rnext, rword, en)
+                lnext = Signal.like(lanes, name=f"lanes_{k}")
+                register(m, lnext, lanes, en)
+                rword, lanes = rnext, lnext
             where = {key: k for k, key in enumerate(varying)}
 
             def select(j, ps, which):

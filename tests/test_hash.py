@@ -370,20 +370,22 @@ def test_digit_rom_choice(corner, tmp_path):
     rom = varying > 0 and (R > 1 or 2 * varying <= 64)
     assert plan.digit_rom == rom, (R, varying)
     m = plan.component().elaborate(None)
-    # (R > 1: read a cycle ahead, the hashes' words side by side in a word per (g, r), in
-    # the fewest memories of at most ROM_PORT bits)
     mems = [s[0] for n, s in m._named_submodules.items() if n.startswith("digits")]
     assert bool(mems) == rom
     if rom:
-        assert plan.rom_ahead == (R > 1)
-        width = 2 * varying * (len(mats) if R > 1 else 1)
+        # (R > 1: a word of more than ROM_PORT bits per (group, block), the hashes' words
+        # side by side, is read in step in the fewest memories of at most ROM_PORT bits
+        # and registered twice; else, read a cycle ahead in one memory)
+        H = len(mats)
+        spread = R > 1 and 2 * varying * H > plan.ROM_PORT
+        assert plan.rom_regs == 2 * spread
+        assert plan.rom_ahead == (R > 1 and not spread)
+        width = 2 * varying * (H if plan.rom_ahead else 1)
         assert sum(mem.shape.width for mem in mems) == width
-        assert len(mems) == plan.rom_pieces == (-(-width // plan.ROM_PORT) if R > 1 else 1)
-        # (a register stage between the word and the operands where the word read ahead
-        # spans several memories)
-        assert plan.rom_regs == int(R > 1 and len(mems) > 1)
+        assert len(mems) == plan.rom_pieces == (-(-width // plan.ROM_PORT) if spread else 1)
+        assert all(mem.shape.width <= plan.ROM_PORT for mem in mems) or not spread
         for mem in mems:
-            assert mem.depth >= G * R * (1 if R > 1 else len(mats))
+            assert mem.depth >= G * R * (1 if plan.rom_ahead else H)
             assert mem.attrs == {"ram_style": "block"}
 
 
