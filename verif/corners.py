@@ -141,6 +141,8 @@ CORE_KEY_CORNERS = {
 CORE_ROW_CORNERS = {
     "b16_d4_w8_N16_P2_T4": dict(b=16, d=4, w=8, N=16, k=4, lanes=2, rows=4),
     "b7_d3_w8_N5_k1_P1_T3": dict(b=7, d=3, w=8, N=5, k=1, lanes=1, rows=3),
+    # (a digit ROM of 20 bits per (group, block): read in step, two pieces, rom_regs = 2)
+    "b12_d6_w8_N10_P2_T5": dict(b=12, d=6, w=8, N=10, lanes=2, rows=5),
 }
 
 # -------------------------------------------------------------------------- baselines
