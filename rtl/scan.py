@@ -692,7 +692,6 @@ class ScanValuePath(wiring.Component):
         qstart = Signal()                     # A is idle: the streaming list cleared
         kmax = plan.kept_max
         kk = Signal(range(plan.kept_max + 1))    # min(k, n)
-        kkG = Signal(range(plan.kept_max * G + 1))
         vaddr_w = range(max(N * G, 2))
         stream = plan.selection == "stream"
         if not stream:
@@ -791,7 +790,6 @@ class ScanValuePath(wiring.Component):
             # keys at h* still to keep ("room"), as a thermometer: room[j] = room > j
             room = Signal(kmax, name="room")
             bkk = Signal(range(kmax + 1))
-            bkkG = Signal(range(kmax * G + 1))
             btag = Signal(layouts.query_tag())
             m.d.comb += dr.addr.eq(bblk)
             bmask = Signal(M)
@@ -859,7 +857,7 @@ class ScanValuePath(wiring.Component):
             with m.If(bstart):
                 m.d.sync += [bhstar.eq(hstar), ltbase.eq(0),
                              eqbase.eq(kk - 1), bkk.eq(kk),
-                             bkkG.eq(kkG), btag.eq(tag)]
+                             btag.eq(tag)]
                 m.d.sync += [x.eq(s * G) for s, x in enumerate(jbGs)]
         # (4) stage C: the kept keys' values, then the output
         cstart = Signal()                     # C's first cycle: takes B's list
@@ -1011,29 +1009,38 @@ class ScanValuePath(wiring.Component):
         # keys once every stage is idle (keys_ok, a flip-flop), queries at the throttle's
         # pace where A is idle; key j's value groups at words from j·G
         keys.take(m, wc, self.i, getattr(self, "v", None), keys_ok, qfree & aidle)
-        slot = keys.slot
         # (unfolded, the value comes on `w` as the core accepts the key: written
-        # above)
-        with m.If(keys.write):
-            if not plan.direct_values:
-                restart = p.first & keys.wg_first               # (wg == 0, a flip-flop)
+        # above.) Folded, a group is written an edge after it is taken, from registers
+        # (its pulse, its restart and its data; nv advances with the write): the handshake
+        # reaches no enable of the memory or of nv. The last group of a window's last key
+        # lands an edge after the key's token transfers; its query's value pass reads it
+        # much later (stage C starts after A's and B's passes)
+        if not plan.direct_values:
+            vwrite = delay(m, keys.write, 1, name="vwrite")
+            # (wg == 0, a flip-flop)
+            restart = delay(m, p.first & keys.wg_first, 1, name="vrestart")
+            vdata = Signal.like(keys.vdata, name="vdata", reset_less=True)
+            m.d.sync += vdata.eq(keys.vdata)
+            with m.If(vwrite):
                 m.d.comb += [wv.addr.eq(Mux(restart, 0, nv)), wv.en.eq(1),
-                             wv.data[0].eq(keys.vdata)]
+                             wv.data[0].eq(vdata)]
                 # (the increment beside the restart, chosen after it)
                 m.d.sync += nv.eq(Mux(restart, 1, nv + 1))
-            with m.If(keys.last):
-                m.d.sync += nlm.eq(Mux(p.first, -M, nlm + 1))      # n - M - 1
-        # interval(n) - 1 for the n keys so far, a cycle after each key: the terms the key
-        # adds (constants chosen by muxes) and its first flag into registers as it
-        # transfers (kgrow, kfirst, kadd), added the next cycle (qnext: one adder, from
-        # flip-flops only; no handshake or decode of the token before it); a query taken in
-        # that cycle loads qnext
+        # (the key's counters advance with its code's write, keys.lag edges after its
+        # first group: at or before its token's transfer)
+        with m.If(keys.kwrite):
+            m.d.sync += nlm.eq(Mux(keys.kfirst, -M, nlm + 1))      # n - M - 1
+        # interval(n) - 1 for the n keys so far, a cycle after each key's counters advance
+        # (at or before its token's transfer): the terms the key adds (constants chosen by
+        # muxes) and its first flag into registers (kgrow, kfirst, kadd), added the next
+        # cycle (qnext: one adder, from flip-flops only; no handshake or decode of the
+        # token before it); a query taken in that cycle loads qnext
         def grows(o, kp):
             return qi.per_key + (qi.per_block if o else 0) + (qi.per_kept if kp else 0)
         kgrow = Signal(range(grows(1, 1) + 1), name="kgrow")
         kfirst, kadd = Signal(name="kfirst"), Signal(name="kadd")
-        m.d.sync += [kadd.eq(keys.write & keys.last), kfirst.eq(p.first),
-                     kgrow.eq(Mux(keys.slot_zero,                 # (slot == 0)
+        m.d.sync += [kadd.eq(keys.kwrite), kfirst.eq(keys.kfirst),
+                     kgrow.eq(Mux(keys.kzero,                     # (slot == 0)
                                   Mux(n < plan.k, grows(1, 1), grows(1, 0)),
                                   Mux(n < plan.k, grows(0, 1), grows(0, 0))))]
         qnext = Signal.like(qlen, name="qnext")
@@ -1048,8 +1055,7 @@ class ScanValuePath(wiring.Component):
             m.d.sync += [cq.eq(p.code), tag.eq(p.tag),
                          hleft.eq(nb + (LD - 2 + (0 if stream else S + 2 * plan.hist_reg))),
                          hdone.eq(0),
-                         kk.eq(Mux(n < plan.k, n, plan.k)),
-                         kkG.eq(Mux(nv < plan.k * G, nv, plan.k * G))]
+                         kk.eq(Mux(n < plan.k, n, plan.k))]
             if stream:
                 m.d.comb += qstart.eq(1)
             else:
@@ -1166,8 +1172,9 @@ class ScanValuePath(wiring.Component):
                 with m.State("PASS"):
                     # (only where the output stalled: C still holds the previous query)
                     hand_over(c_idle, to_values)
-        # C takes kk, kk·G and the tag from the stage before it
-        skk, skkG, stag = (kk, kkG, tag) if stream else (bkk, bkkG, btag)
+        # C takes kk and the tag from the stage before it (kk·G a product of it, no register)
+        skk, stag = (kk, tag) if stream else (bkk, btag)
+        skkG = skk * G                        # (G·kk: a shift where G is a power of two)
         m.d.sync += cstart.eq(to_values)
         with m.FSM(name="values") as cfsm:
             with m.State("IDLE"):
@@ -1221,7 +1228,7 @@ class ScanValuePath(wiring.Component):
             # the code memories have one address each too (1RW): the key's word where a
             # code is written (state IDLE), else the pass's word (read only in state HIST)
             cwriting = Cat(*(x.en for x in wc)).any()
-            m.d.comb += caddr.eq(Mux(cwriting, keys.cword, blk))
+            m.d.comb += caddr.eq(Mux(cwriting, keys.kaddr, blk))
             m.d.comb += [x.addr.eq(caddr) for x in wc]
 
         # a step writes the head group back (plus the addend where adding) as the tail,
