@@ -435,8 +435,9 @@ def _count_bins(m, b, most, en, h, walking, waddr, name, per_word=1, reg=1, wreg
     for a count (its write comes next). The flag of h's word is looked up in two steps,
     around that register where there is one: the flags of the words sharing h's low address
     bits (8:1 multiplexers) as h comes, then the one of its high bits (a multiplexer of
-    those), the flag set in between by a compare beside it; the walk's flags are a copy of
-    the flags, shifted down a word per cycle (the flags do not change in a walk). Returns
+    those), the flag set in between by a compare beside it; the walk shifts the flags down a word
+    per cycle (no count comes in a walk; the caller clears them before a query's counts,
+    ``walking`` 0 there): no copy, no multiplexer of the walk's word. Returns
     (the walk's word, 1 + wreg cycles after its read: a count, or R counts; the flags)."""
     words = -(-(b + 1) // per_word)
     shape = range(most + 1) if per_word == 1 else data.ArrayLayout(range(most + 1), per_word)
@@ -445,7 +446,6 @@ def _count_bins(m, b, most, en, h, walking, waddr, name, per_word=1, reg=1, wreg
     r = mem.read_port(transparent_for=(w,))
     touched = Signal(words, name=f"{name}_touched")
     tnext = Signal(words, name=f"{name}_tnext")       # the flags after this cycle's set
-    walkf = Signal(words, name=f"{name}_walkf")       # the walk's copy
     hq = delay(m, h, reg, name=f"{name}_h")           # the distance, reg registers later
     enq = delay(m, en, reg, name=f"{name}_en")
     inc = Signal(name=f"{name}_inc")                  # a count is written back this cycle
@@ -471,11 +471,11 @@ def _count_bins(m, b, most, en, h, walking, waddr, name, per_word=1, reg=1, wreg
     hit = delay(m, enq & (haddr == hnow), reg, name=f"{name}_hit") if reg else 0
     parts = Cat(part, Const(0, (1 << len(haddr[lo:])) - ngroups))
     m.d.sync += [inc.eq(enq), inc_bin.eq(hq), touched.eq(tnext),
-                 live.eq(Mux(walking, walkf[0], parts.bit_select(haddr[lo:], 1) | hit))]
+                 live.eq(Mux(walking, touched[0], parts.bit_select(haddr[lo:], 1) | hit))]
+    # the walk reads the flags in its order, shifted down a word per cycle (no counts
+    # come in a walk; the caller clears the flags before the next query's counts)
     with m.If(walking):
-        m.d.sync += walkf.eq(walkf[1:])
-    with m.Else():
-        m.d.sync += walkf.eq(tnext)
+        m.d.sync += touched.eq(touched[1:])
 
     def plus_one(x, hbin=inc_bin):
         """The word ``x`` with bin ``hbin`` one more (R = 2: its place in the word the low
@@ -620,12 +620,14 @@ class ScanValuePath(wiring.Component):
         # ---- the window's keys: n, words of codes (nb) and of values (nv = n·G)
         keys = KeyWriter(plan)
         n, nb, wg = keys.n, keys.nb, keys.wg
-        nv = Signal(range(N * G + 1))             # value words written, n·G
+        # value words written, n·G (the next word's address: it wraps after the last word,
+        # N·G - 1, where it is no longer read)
+        nv = Signal(range(max(N * G, 2)))
         cq = Signal(b)
         tag = Signal(layouts.query_tag())
         # cycles of the pass to its last one less one, counted down (the compare with 0
         # of one register, not of two)
-        hleft = Signal(range(N * G + LD + S + 2))
+        hleft = Signal(range(plan.code_words + LD + S + 2 * plan.hist_reg + 1))
         hdone = Signal()                          # its last cycle
         blk = Signal(range(plan.code_words + 1))  # word of the pass
         left = Signal(range(N + 1))               # keys of the window from word blk on
