@@ -96,8 +96,8 @@ class KeyWriter:
     Members (flip-flops): ``n``, the window's keys; ``nb``, its code words (ceil(n/M));
     ``wg``, the group (0 .. G-1) of the key token being written, ``wg_first`` and
     ``wg_last`` its tests ``wg == 0``, ``wg == G - 1``; ``cslot``, the slot of the
-    window's next key (not its first), advanced as a token transfers, and ``cslot_zero``,
-    ``cslot == 0``. :meth:`take` adds the writes, in the caller's state that takes tokens,
+    window's next key (not its first), advanced as a token transfers, ``cslot_zero`` and
+    ``cslot_last`` its tests ``cslot == 0``, ``cslot == M - 1``. :meth:`take` adds the writes, in the caller's state that takes tokens,
     and sets: ``slot``, the token's slot; ``slot_zero``, ``slot == 0`` (of flip-flops and
     the token's ``first``, no compare); ``opened``, its word already holds keys;
     ``cword``, its code word; ``vdata``, its value group; ``write``, a group is taken this
@@ -121,6 +121,9 @@ class KeyWriter:
         # cslot == 0, a flip-flop beside cslot (no compare of cslot before the write
         # address, the write enables or a consumer's `slot == 0`)
         self.cslot_zero = Signal(init=1, name="cslot_zero", reset_less=True)
+        # cslot == M - 1, another (no compare of cslot before cslot's and cslot_zero's
+        # next values)
+        self.cslot_last = Signal(init=plan.M == 1, name="cslot_last", reset_less=True)
         self.wg = Signal(range(max(plan.groups, 2)))
         # wg == G - 1 and wg == 0, flip-flops beside wg (the writes' enables and addresses
         # decode no counter)
@@ -181,8 +184,11 @@ class KeyWriter:
                 m.d.sync += nb.eq(Mux(kfirst, 1, nb + 1))
         with m.If(self.write):
             with m.If(self.last):
-                m.d.sync += [cslot.eq(Mux(slot == M - 1, 0, slot + 1)),
-                             self.cslot_zero.eq(slot == M - 1)]
+                slot_last = Mux(p.first, M == 1, self.cslot_last)     # slot == M - 1
+                m.d.sync += [cslot.eq(Mux(slot_last, 0, slot + 1)),
+                             self.cslot_zero.eq(slot_last),
+                             self.cslot_last.eq(Mux(slot_last, M == 1,
+                                                    Mux(p.first, M == 2, cslot == M - 2)))]
                 if G > 1:
                     m.d.sync += [wg.eq(0), self.wg_last.eq(0), self.wg_first.eq(1)]
             if G > 1:

@@ -865,11 +865,14 @@ class ScanValuePath(wiring.Component):
         cstart = Signal()                     # C's first cycle: takes B's list
         cend = Signal(name="cend")
         cdone = Signal(name="cdone")          # C in state DONE
-        ccyc = Signal(range(kmax * G + 4))
+        # the value pass reads the first kept key's groups (its cycles 1 .. G, and the
+        # first one, 0): a flag, not a count of the cycles compared with G
+        cfirst = Signal(name="cfirst")
         cgc = Signal(range(max(G, 2)))
         cissuing = Signal()
-        # G·kk - 1 - ccyc: 0 in the last read's cycle less one, -value_read in the pass's
-        # last cycle less one (a compare of one register with constants)
+        # G·kk - 1 less the cycle of VALUES: 0 in the last read's cycle less one,
+        # -value_read in the pass's last cycle less one (a compare of one register with
+        # constants)
         cdn = Signal(range(-plan.value_read - 2, kmax * G + 1))
         chit = Signal()                       # this cycle's read is the last (a flip-flop)
         cglast = Signal(init=G == 1)          # cgc == G - 1 (a flip-flop beside cgc)
@@ -960,7 +963,7 @@ class ScanValuePath(wiring.Component):
         vreg = Signal(group, reset_less=True)  # the value read, registered
         m.d.sync += vreg.eq(rv.data[0])
         accumulate(delay(m, cissuing, plan.value_read, name="vlive"),
-                   delay(m, ccyc <= G, plan.value_read, name="vfirst"), lambda l: vreg[l])
+                   delay(m, cfirst, plan.value_read, name="vfirst"), lambda l: vreg[l])
         # the query throttle: plan.interval for the window's n, kept as a running sum
         # (qlen = interval - 1) as the keys are written, counted down from each query
         qi = plan.interval
@@ -1182,7 +1185,7 @@ class ScanValuePath(wiring.Component):
             with m.State("IDLE"):
                 # (the counters loaded in every idle cycle; cstart follows to_values, which
                 # comes only here)
-                m.d.sync += [ccyc.eq(0), cgc.eq(0), cglast.eq(G == 1), cend.eq(0)]
+                m.d.sync += [cfirst.eq(1), cgc.eq(0), cglast.eq(G == 1), cend.eq(0)]
                 if in_memory:
                     m.d.sync += entry.eq(0)
                 with m.If(to_values):
@@ -1191,7 +1194,7 @@ class ScanValuePath(wiring.Component):
                 # cycle 0 takes B's list, kk and tag; the kept keys' G groups are read
                 # in cycles 1 .. G·kk, added value_read edges later
                 # (registered control: the last cycle, G·kk + 2, flagged a cycle ahead)
-                # (chit: ccyc == G·kk, and cglast, flagged a cycle ahead)
+                # (chit: the read of cycle G·kk, and cglast, flagged a cycle ahead)
                 with m.If(cstart):
                     m.d.sync += [cdn.eq(skkG - 2), cissuing.eq(1), ckk.eq(skk),
                                  ctag.eq(stag)]
@@ -1203,8 +1206,9 @@ class ScanValuePath(wiring.Component):
                                  cglast.eq(~cglast & (cgc == G - 2) if G > 1 else 1)]
                     with m.If(chit):
                         m.d.sync += cissuing.eq(0)
-                m.d.sync += [ccyc.eq(ccyc + 1),
-                             cend.eq(~cstart & (cdn == -plan.value_read))]
+                with m.If(next_key):
+                    m.d.sync += cfirst.eq(0)
+                m.d.sync += cend.eq(~cstart & (cdn == -plan.value_read))
                 with m.If(cend):
                     if in_memory:
                         m.d.sync += cbuf.eq(~cbuf)
