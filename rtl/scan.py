@@ -444,7 +444,9 @@ def _count_bins(m, b, most, en, h, walking, waddr, name, per_word=1, reg=1, wreg
     m.submodules[name] = mem = memory.Memory(shape=shape, depth=words, init=[])
     w = mem.write_port()
     r = mem.read_port(transparent_for=(w,))
-    touched = Signal(words, name=f"{name}_touched")
+    # (no reset: the caller clears the flags while its pass is idle, as it is after a reset,
+    # before a query's first count; the reset would be one more input of their logic)
+    touched = Signal(words, name=f"{name}_touched", reset_less=True)
     tnext = Signal(words, name=f"{name}_tnext")       # the flags after this cycle's set
     hq = delay(m, h, reg, name=f"{name}_h")           # the distance, reg registers later
     enq = delay(m, en, reg, name=f"{name}_en")
