@@ -7,7 +7,7 @@ one memory of ceil(N/M) codes per slot, so that one address reads M keys and eac
 can go to block or LUT RAM on its own, ``synth.memmap``). The value memory holds
 ``plan.value_words`` words of ``value_slots`` groups of P lanes (:func:`layouts.group`)."""
 
-from amaranth.hdl import Const, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Const, Mux, Signal, unsigned
 from amaranth.lib import data, memory
 
 from . import layouts
@@ -79,18 +79,39 @@ class KeyWriter:
     """The key tokens of a window written to the code memories, one per G cycles: key j at
     word j//M of slot j%M's (M = ``plan.keys_per_cycle``, G = ``plan.groups``).
 
+    A key token stays valid for G cycles, one value group taken per cycle, and transfers
+    with its last group. Its code is written, and the window's counters advance, from
+    flip-flops :attr:`lag` edges after its FIRST group is taken (``lag`` = 1 folded, 0
+    unfolded): the handshake (the hash's valid, the value queue's valid, ``keys_ok``) ends
+    at the pulse's register (``kwrite``) and at the registers of the write's address and
+    enables, and reaches neither a counter's enable nor a code memory. The key's effects
+    still come no later than before: folded, its first group is taken at least G - 1 >= 1
+    edges before its token transfers (its last group), so the code is written and ``n``,
+    ``nb`` hold the key by the edge its token transfers, as they did when they were written
+    at that edge; a query that follows the key in the next cycle sees them (and its passes
+    read the codes later still). The code written is the token's, which it holds until it
+    transfers (no register of the code). Unfolded (G = 1) the first group is the last and
+    the writes stay at the token's edge.
+
     Members (flip-flops): ``n``, the window's keys; ``nb``, its code words (ceil(n/M));
     ``wg``, the group (0 .. G-1) of the key token being written, ``wg_first`` and
-    ``wg_last`` its tests ``wg == 0``, ``wg == G - 1``; ``cslot_zero``, the next
-    key of the window (not its first) opens a word (``cslot == 0``). :meth:`take` adds the
-    writes, in the caller's state that takes tokens, and sets: ``slot``, the token's slot;
-    ``slot_zero``, ``slot == 0`` (of flip-flops and the token's ``first``, no compare);
-    ``opened``, its word already holds keys; ``cword``, its code word; ``vdata``, its value
-    group; ``write``, a group is written this cycle; ``last``, the token's last group (it
-    transfers)."""
+    ``wg_last`` its tests ``wg == 0``, ``wg == G - 1``; ``cslot``, the slot of the
+    window's next key (not its first), advanced as a token transfers, ``cslot_zero`` and
+    ``cslot_last`` its tests ``cslot == 0``, ``cslot == M - 1``. :meth:`take` adds the writes, in the caller's state that takes tokens,
+    and sets: ``slot``, the token's slot; ``slot_zero``, ``slot == 0`` (of flip-flops and
+    the token's ``first``, no compare); ``opened``, its word already holds keys;
+    ``cword``, its code word; ``vdata``, its value group; ``write``, a group is taken this
+    cycle; ``last``, the token's last group (it transfers); and, :attr:`lag` edges after
+    a key's first group (the cycle its code is written and ``n``, ``nb`` advance at the
+    end of): ``kwrite``, that pulse; ``kfirst``, the key starts a window; ``kzero``, its
+    slot is 0; ``kaddr``, its code word."""
 
     def __init__(self, plan):
         self.plan = plan
+        #: edges from a key's first value group taken to its code's write and its
+        #: counters' advance: 1 where folded (registered: at or before its token's
+        #: transfer, G - 1 >= 1 edges after the first group), 0 unfolded (G = 1)
+        self.lag = 1 if plan.groups > 1 else 0
         # (n, nb, cslot and cslot_zero have no reset: a window's first key loads them, and
         # nothing reads them before it, so that their enable is not ORed with the reset)
         self.n = Signal(range(plan.N + 1), name="n", reset_less=True)
@@ -100,6 +121,9 @@ class KeyWriter:
         # cslot == 0, a flip-flop beside cslot (no compare of cslot before the write
         # address, the write enables or a consumer's `slot == 0`)
         self.cslot_zero = Signal(init=1, name="cslot_zero", reset_less=True)
+        # cslot == M - 1, another (no compare of cslot before cslot's and cslot_zero's
+        # next values)
+        self.cslot_last = Signal(init=plan.M == 1, name="cslot_last", reset_less=True)
         self.wg = Signal(range(max(plan.groups, 2)))
         # wg == G - 1 and wg == 0, flip-flops beside wg (the writes' enables and addresses
         # decode no counter)
@@ -110,9 +134,10 @@ class KeyWriter:
         """Drives ``token.ready`` (and ``group.ready``): a key token is taken where
         ``keys_ok``, a query token where ``query_ok``; a key token stays valid for G
         cycles, one value group per cycle (from ``group`` when folded, else in the token),
-        and transfers with its last group, when its code is written to the write ports
-        ``wc``; ``first`` starts a window. The caller writes the value groups."""
-        M, G = self.plan.M, self.plan.groups
+        and transfers with its last group; its code is written to the write ports ``wc``
+        :attr:`lag` edges after its first group; ``first`` starts a window. The caller
+        writes the value groups."""
+        M, G, D = self.plan.M, self.plan.groups, self.lag
         n, nb, cslot, wg = self.n, self.nb, self.cslot, self.wg
         p = token.payload
         self.last = self.wg_last if G > 1 else Const(1, 1)
@@ -131,22 +156,39 @@ class KeyWriter:
         self.opened = ~self.cslot_zero
         self.cword = cword = Mux(p.first, 0, nb - self.opened)   # the word written
         self.write = token.valid & p.key & vvalid & keys_ok
+        # the key's first group taken: its code's write and its counters, D edges later
+        # (registered where folded; nb and cslot do not change between the first group
+        # and the write: nb advances at the write, cslot as the token transfers, at or
+        # after it), from flip-flops: the pulse, the window's first key, slot 0, the word
+        # and the slots' enables
+        opening = self.write & self.wg_first if G > 1 else self.write
+        self.kwrite = kw = delay(m, opening, D, name="kwrite")
+        self.kfirst = kfirst = delay(m, p.first, D, name="kfirst")
+        self.kzero = kzero = delay(m, self.slot_zero, D, name="kzero")
+        self.kaddr = delay(m, cword, D, name="kaddr")
+        ens = Cat(*(opening & (self.slot_zero if s == 0 else ~p.first & (cslot == s))
+                    for s in range(M)))
+        kens = delay(m, ens, D, name="ken")
         # (the address and the data whatever the enable: the write's handshake reaches
-        # the code memories' enables only, not their address and data inputs)
-        m.d.comb += [x.addr.eq(cword) for x in wc]
+        # the code memories' enables only, through their registers; the data is the
+        # token's code, held until the token transfers, at or after the write)
+        m.d.comb += [x.addr.eq(self.kaddr) for x in wc]
         m.d.comb += [x.data.eq(p.code) for x in wc]
+        m.d.comb += [x.en.eq(kens[s]) for s, x in enumerate(wc)]
+        with m.If(kw):
+            m.d.sync += n.eq(Mux(kfirst, 0, n) + 1)
+            with m.If(kzero):
+                # (kaddr + 1: slot 0 opens a word, so the word is 0 for a window's first
+                # key and nb otherwise (cslot == 0, nothing opened): no subtract, and no
+                # compare of cslot, before the increment)
+                m.d.sync += nb.eq(Mux(kfirst, 1, nb + 1))
         with m.If(self.write):
             with m.If(self.last):
-                m.d.comb += [x.en.eq(self.slot_zero if s == 0 else ~p.first & (cslot == s))
-                             for s, x in enumerate(wc)]
-                m.d.sync += n.eq(Mux(p.first, 0, n) + 1)
-                with m.If(self.slot_zero):
-                    # (cword + 1: slot 0 opens a word, so cword is 0 for a window's first
-                    # key and nb otherwise (cslot == 0, nothing opened): no subtract, and no
-                    # compare of cslot, before the increment)
-                    m.d.sync += nb.eq(Mux(p.first, 1, nb + 1))
-                m.d.sync += [cslot.eq(Mux(slot == M - 1, 0, slot + 1)),
-                             self.cslot_zero.eq(slot == M - 1)]
+                slot_last = Mux(p.first, M == 1, self.cslot_last)     # slot == M - 1
+                m.d.sync += [cslot.eq(Mux(slot_last, 0, slot + 1)),
+                             self.cslot_zero.eq(slot_last),
+                             self.cslot_last.eq(Mux(slot_last, M == 1,
+                                                    Mux(p.first, M == 2, cslot == M - 2)))]
                 if G > 1:
                     m.d.sync += [wg.eq(0), self.wg_last.eq(0), self.wg_first.eq(1)]
             if G > 1:

@@ -435,17 +435,19 @@ def _count_bins(m, b, most, en, h, walking, waddr, name, per_word=1, reg=1, wreg
     for a count (its write comes next). The flag of h's word is looked up in two steps,
     around that register where there is one: the flags of the words sharing h's low address
     bits (8:1 multiplexers) as h comes, then the one of its high bits (a multiplexer of
-    those), the flag set in between by a compare beside it; the walk's flags are a copy of
-    the flags, shifted down a word per cycle (the flags do not change in a walk). Returns
+    those), the flag set in between by a compare beside it; the walk shifts the flags down a word
+    per cycle (no count comes in a walk; the caller clears them before a query's counts,
+    ``walking`` 0 there): no copy, no multiplexer of the walk's word. Returns
     (the walk's word, 1 + wreg cycles after its read: a count, or R counts; the flags)."""
     words = -(-(b + 1) // per_word)
     shape = range(most + 1) if per_word == 1 else data.ArrayLayout(range(most + 1), per_word)
     m.submodules[name] = mem = memory.Memory(shape=shape, depth=words, init=[])
     w = mem.write_port()
     r = mem.read_port(transparent_for=(w,))
-    touched = Signal(words, name=f"{name}_touched")
+    # (no reset: the caller clears the flags while its pass is idle, as it is after a reset,
+    # before a query's first count; the reset would be one more input of their logic)
+    touched = Signal(words, name=f"{name}_touched", reset_less=True)
     tnext = Signal(words, name=f"{name}_tnext")       # the flags after this cycle's set
-    walkf = Signal(words, name=f"{name}_walkf")       # the walk's copy
     hq = delay(m, h, reg, name=f"{name}_h")           # the distance, reg registers later
     enq = delay(m, en, reg, name=f"{name}_en")
     inc = Signal(name=f"{name}_inc")                  # a count is written back this cycle
@@ -471,11 +473,11 @@ def _count_bins(m, b, most, en, h, walking, waddr, name, per_word=1, reg=1, wreg
     hit = delay(m, enq & (haddr == hnow), reg, name=f"{name}_hit") if reg else 0
     parts = Cat(part, Const(0, (1 << len(haddr[lo:])) - ngroups))
     m.d.sync += [inc.eq(enq), inc_bin.eq(hq), touched.eq(tnext),
-                 live.eq(Mux(walking, walkf[0], parts.bit_select(haddr[lo:], 1) | hit))]
+                 live.eq(Mux(walking, touched[0], parts.bit_select(haddr[lo:], 1) | hit))]
+    # the walk reads the flags in its order, shifted down a word per cycle (no counts
+    # come in a walk; the caller clears the flags before the next query's counts)
     with m.If(walking):
-        m.d.sync += walkf.eq(walkf[1:])
-    with m.Else():
-        m.d.sync += walkf.eq(tnext)
+        m.d.sync += touched.eq(touched[1:])
 
     def plus_one(x, hbin=inc_bin):
         """The word ``x`` with bin ``hbin`` one more (R = 2: its place in the word the low
@@ -620,12 +622,14 @@ class ScanValuePath(wiring.Component):
         # ---- the window's keys: n, words of codes (nb) and of values (nv = n·G)
         keys = KeyWriter(plan)
         n, nb, wg = keys.n, keys.nb, keys.wg
-        nv = Signal(range(N * G + 1))             # value words written, n·G
+        # value words written, n·G (the next word's address: it wraps after the last word,
+        # N·G - 1, where it is no longer read)
+        nv = Signal(range(max(N * G, 2)))
         cq = Signal(b)
         tag = Signal(layouts.query_tag())
         # cycles of the pass to its last one less one, counted down (the compare with 0
         # of one register, not of two)
-        hleft = Signal(range(N * G + LD + S + 2))
+        hleft = Signal(range(plan.code_words + LD + S + 2 * plan.hist_reg + 1))
         hdone = Signal()                          # its last cycle
         blk = Signal(range(plan.code_words + 1))  # word of the pass
         left = Signal(range(N + 1))               # keys of the window from word blk on
@@ -692,7 +696,6 @@ class ScanValuePath(wiring.Component):
         qstart = Signal()                     # A is idle: the streaming list cleared
         kmax = plan.kept_max
         kk = Signal(range(plan.kept_max + 1))    # min(k, n)
-        kkG = Signal(range(plan.kept_max * G + 1))
         vaddr_w = range(max(N * G, 2))
         stream = plan.selection == "stream"
         if not stream:
@@ -791,7 +794,6 @@ class ScanValuePath(wiring.Component):
             # keys at h* still to keep ("room"), as a thermometer: room[j] = room > j
             room = Signal(kmax, name="room")
             bkk = Signal(range(kmax + 1))
-            bkkG = Signal(range(kmax * G + 1))
             btag = Signal(layouts.query_tag())
             m.d.comb += dr.addr.eq(bblk)
             bmask = Signal(M)
@@ -859,17 +861,20 @@ class ScanValuePath(wiring.Component):
             with m.If(bstart):
                 m.d.sync += [bhstar.eq(hstar), ltbase.eq(0),
                              eqbase.eq(kk - 1), bkk.eq(kk),
-                             bkkG.eq(kkG), btag.eq(tag)]
+                             btag.eq(tag)]
                 m.d.sync += [x.eq(s * G) for s, x in enumerate(jbGs)]
         # (4) stage C: the kept keys' values, then the output
         cstart = Signal()                     # C's first cycle: takes B's list
         cend = Signal(name="cend")
         cdone = Signal(name="cdone")          # C in state DONE
-        ccyc = Signal(range(kmax * G + 4))
+        # the value pass reads the first kept key's groups (its cycles 1 .. G, and the
+        # first one, 0): a flag, not a count of the cycles compared with G
+        cfirst = Signal(name="cfirst")
         cgc = Signal(range(max(G, 2)))
         cissuing = Signal()
-        # G·kk - 1 - ccyc: 0 in the last read's cycle less one, -value_read in the pass's
-        # last cycle less one (a compare of one register with constants)
+        # G·kk - 1 less the cycle of VALUES: 0 in the last read's cycle less one,
+        # -value_read in the pass's last cycle less one (a compare of one register with
+        # constants)
         cdn = Signal(range(-plan.value_read - 2, kmax * G + 1))
         chit = Signal()                       # this cycle's read is the last (a flip-flop)
         cglast = Signal(init=G == 1)          # cgc == G - 1 (a flip-flop beside cgc)
@@ -960,7 +965,7 @@ class ScanValuePath(wiring.Component):
         vreg = Signal(group, reset_less=True)  # the value read, registered
         m.d.sync += vreg.eq(rv.data[0])
         accumulate(delay(m, cissuing, plan.value_read, name="vlive"),
-                   delay(m, ccyc <= G, plan.value_read, name="vfirst"), lambda l: vreg[l])
+                   delay(m, cfirst, plan.value_read, name="vfirst"), lambda l: vreg[l])
         # the query throttle: plan.interval for the window's n, kept as a running sum
         # (qlen = interval - 1) as the keys are written, counted down from each query
         qi = plan.interval
@@ -1011,29 +1016,38 @@ class ScanValuePath(wiring.Component):
         # keys once every stage is idle (keys_ok, a flip-flop), queries at the throttle's
         # pace where A is idle; key j's value groups at words from j·G
         keys.take(m, wc, self.i, getattr(self, "v", None), keys_ok, qfree & aidle)
-        slot = keys.slot
         # (unfolded, the value comes on `w` as the core accepts the key: written
-        # above)
-        with m.If(keys.write):
-            if not plan.direct_values:
-                restart = p.first & keys.wg_first               # (wg == 0, a flip-flop)
+        # above.) Folded, a group is written an edge after it is taken, from registers
+        # (its pulse, its restart and its data; nv advances with the write): the handshake
+        # reaches no enable of the memory or of nv. The last group of a window's last key
+        # lands an edge after the key's token transfers; its query's value pass reads it
+        # much later (stage C starts after A's and B's passes)
+        if not plan.direct_values:
+            vwrite = delay(m, keys.write, 1, name="vwrite")
+            # (wg == 0, a flip-flop)
+            restart = delay(m, p.first & keys.wg_first, 1, name="vrestart")
+            vdata = Signal.like(keys.vdata, name="vdata", reset_less=True)
+            m.d.sync += vdata.eq(keys.vdata)
+            with m.If(vwrite):
                 m.d.comb += [wv.addr.eq(Mux(restart, 0, nv)), wv.en.eq(1),
-                             wv.data[0].eq(keys.vdata)]
+                             wv.data[0].eq(vdata)]
                 # (the increment beside the restart, chosen after it)
                 m.d.sync += nv.eq(Mux(restart, 1, nv + 1))
-            with m.If(keys.last):
-                m.d.sync += nlm.eq(Mux(p.first, -M, nlm + 1))      # n - M - 1
-        # interval(n) - 1 for the n keys so far, a cycle after each key: the terms the key
-        # adds (constants chosen by muxes) and its first flag into registers as it
-        # transfers (kgrow, kfirst, kadd), added the next cycle (qnext: one adder, from
-        # flip-flops only; no handshake or decode of the token before it); a query taken in
-        # that cycle loads qnext
+        # (the key's counters advance with its code's write, keys.lag edges after its
+        # first group: at or before its token's transfer)
+        with m.If(keys.kwrite):
+            m.d.sync += nlm.eq(Mux(keys.kfirst, -M, nlm + 1))      # n - M - 1
+        # interval(n) - 1 for the n keys so far, a cycle after each key's counters advance
+        # (at or before its token's transfer): the terms the key adds (constants chosen by
+        # muxes) and its first flag into registers (kgrow, kfirst, kadd), added the next
+        # cycle (qnext: one adder, from flip-flops only; no handshake or decode of the
+        # token before it); a query taken in that cycle loads qnext
         def grows(o, kp):
             return qi.per_key + (qi.per_block if o else 0) + (qi.per_kept if kp else 0)
         kgrow = Signal(range(grows(1, 1) + 1), name="kgrow")
         kfirst, kadd = Signal(name="kfirst"), Signal(name="kadd")
-        m.d.sync += [kadd.eq(keys.write & keys.last), kfirst.eq(p.first),
-                     kgrow.eq(Mux(keys.slot_zero,                 # (slot == 0)
+        m.d.sync += [kadd.eq(keys.kwrite), kfirst.eq(keys.kfirst),
+                     kgrow.eq(Mux(keys.kzero,                     # (slot == 0)
                                   Mux(n < plan.k, grows(1, 1), grows(1, 0)),
                                   Mux(n < plan.k, grows(0, 1), grows(0, 0))))]
         qnext = Signal.like(qlen, name="qnext")
@@ -1048,8 +1062,7 @@ class ScanValuePath(wiring.Component):
             m.d.sync += [cq.eq(p.code), tag.eq(p.tag),
                          hleft.eq(nb + (LD - 2 + (0 if stream else S + 2 * plan.hist_reg))),
                          hdone.eq(0),
-                         kk.eq(Mux(n < plan.k, n, plan.k)),
-                         kkG.eq(Mux(nv < plan.k * G, nv, plan.k * G))]
+                         kk.eq(Mux(n < plan.k, n, plan.k))]
             if stream:
                 m.d.comb += qstart.eq(1)
             else:
@@ -1166,14 +1179,15 @@ class ScanValuePath(wiring.Component):
                 with m.State("PASS"):
                     # (only where the output stalled: C still holds the previous query)
                     hand_over(c_idle, to_values)
-        # C takes kk, kk·G and the tag from the stage before it
-        skk, skkG, stag = (kk, kkG, tag) if stream else (bkk, bkkG, btag)
+        # C takes kk and the tag from the stage before it (kk·G a product of it, no register)
+        skk, stag = (kk, tag) if stream else (bkk, btag)
+        skkG = skk * G                        # (G·kk: a shift where G is a power of two)
         m.d.sync += cstart.eq(to_values)
         with m.FSM(name="values") as cfsm:
             with m.State("IDLE"):
                 # (the counters loaded in every idle cycle; cstart follows to_values, which
                 # comes only here)
-                m.d.sync += [ccyc.eq(0), cgc.eq(0), cglast.eq(G == 1), cend.eq(0)]
+                m.d.sync += [cfirst.eq(1), cgc.eq(0), cglast.eq(G == 1), cend.eq(0)]
                 if in_memory:
                     m.d.sync += entry.eq(0)
                 with m.If(to_values):
@@ -1182,7 +1196,7 @@ class ScanValuePath(wiring.Component):
                 # cycle 0 takes B's list, kk and tag; the kept keys' G groups are read
                 # in cycles 1 .. G·kk, added value_read edges later
                 # (registered control: the last cycle, G·kk + 2, flagged a cycle ahead)
-                # (chit: ccyc == G·kk, and cglast, flagged a cycle ahead)
+                # (chit: the read of cycle G·kk, and cglast, flagged a cycle ahead)
                 with m.If(cstart):
                     m.d.sync += [cdn.eq(skkG - 2), cissuing.eq(1), ckk.eq(skk),
                                  ctag.eq(stag)]
@@ -1194,8 +1208,9 @@ class ScanValuePath(wiring.Component):
                                  cglast.eq(~cglast & (cgc == G - 2) if G > 1 else 1)]
                     with m.If(chit):
                         m.d.sync += cissuing.eq(0)
-                m.d.sync += [ccyc.eq(ccyc + 1),
-                             cend.eq(~cstart & (cdn == -plan.value_read))]
+                with m.If(next_key):
+                    m.d.sync += cfirst.eq(0)
+                m.d.sync += cend.eq(~cstart & (cdn == -plan.value_read))
                 with m.If(cend):
                     if in_memory:
                         m.d.sync += cbuf.eq(~cbuf)
@@ -1221,7 +1236,7 @@ class ScanValuePath(wiring.Component):
             # the code memories have one address each too (1RW): the key's word where a
             # code is written (state IDLE), else the pass's word (read only in state HIST)
             cwriting = Cat(*(x.en for x in wc)).any()
-            m.d.comb += caddr.eq(Mux(cwriting, keys.cword, blk))
+            m.d.comb += caddr.eq(Mux(cwriting, keys.kaddr, blk))
             m.d.comb += [x.addr.eq(caddr) for x in wc]
 
         # a step writes the head group back (plus the addend where adding) as the tail,
