@@ -442,10 +442,37 @@ class AttentionCore(wiring.Component):
             # levels between the input valids and the readies
             kv_tx = self.s_kv.valid & kv_ready
             q_tx = self.s_q.valid & q_ready
-            # (the credit of this cycle, without the output taken in it: see out_credits)
-            kv_next, q_next = readies(queries, use, wait_le1, kv_le1, last_d, room_next,
-                                      credit)
-            m.d.sync += [kv_ready.eq(kv_next & ~kv_tx), q_ready.eq(q_next & ~q_tx)]
+
+            def wire(name, v):
+                w = Signal(name=name, attrs={"keep": 1})
+                m.d.comb += w.eq(v)
+                return w
+            # The hash's next last-read flag (last_d) is Mux(read, last_if_read, last) of
+            # its read, the OR of both channels' reads: a net that also enables the hash's
+            # counters and the group registers (a wide fan-out). Each phase has one channel
+            # that reads (rd_kv implies the key phase and rd_q the query phase: each is
+            # written 0 in the other phase, and at a phase change from the channel whose
+            # last beat transfers), and the other phase's ready is 0, so each ready takes
+            # the flag from its own channel's read, as a mux by its own valid (no read, the
+            # flag holds; a read, the flag is last_if_read where the core reads, else it
+            # holds), and folds ~transfer into the read case (a ready beat transfers where
+            # its valid is high):
+            #   q_ready' = queries & free & credit & Mux(s_q.valid, ~q_ready & Mux(rd_q,
+            #              last_if_read, last), last)
+            #   kv_ready' = keys & free & Mux(s_kv.valid, ~kv_ready & Mux(use, Mux(rd_kv,
+            #               last_if_read, last) & room', kv_le1), Mux(use, last & room', kv_le1))
+            # (the credit of this cycle, without the output taken in it: see out_credits).
+            # Each is one LUT of its valid and LUTs of flip-flops (wires of their own); the
+            # other channel's valid and read, and the hash's valid, reach neither
+            lir = hsh.last_if_read
+            q_hold = wire("q_ready_hold", queries & q_free_of(wait_le1, kv_le1) & credit)
+            q_read_last = wire("q_ready_read", ~q_ready & Mux(rd_q, lir, last))
+            kv_hold = wire("kv_ready_hold", ~queries & kv_free_of(wait_le1, kv_le1))
+            kv_idle = wire("kv_ready_idle", Mux(use, last & room_next, kv_le1))
+            kv_sel = wire("kv_ready_sel", Mux(rd_kv, lir, last) & room_next)
+            kv_read_last = wire("kv_ready_read", ~kv_ready & Mux(use, kv_sel, kv_le1))
+            m.d.sync += [kv_ready.eq(kv_hold & Mux(self.s_kv.valid, kv_read_last, kv_idle)),
+                         q_ready.eq(q_hold & Mux(self.s_q.valid, q_read_last, last))]
             # the hash reads a group of the key (of the query) where s_kv.valid & rd_kv
             # (s_q.valid & rd_q): flip-flops, the part of the hash's valid that is not the
             # input's, so that the read, which enables the hash's counters and the group
@@ -480,10 +507,6 @@ class AttentionCore(wiring.Component):
             # with the key's transfer, each case one LUT of flip-flops and of LUTs of
             # flip-flops (wires of their own): three LUT levels from the input valids and
             # the readies, none decoding the hash's read first
-            def wire(name, v):
-                w = Signal(name=name, attrs={"keep": 1})
-                m.d.comb += w.eq(v)
-                return w
             q_flags = wire("rd_q_flags", queries & q_free_of(wait_le1, kv_le1))
             cq_read = wire("credit_q_read", credit | ~Mux(rd_q, hsh.last_if_read, last))
             cq_hold = wire("credit_q_hold", credit | ~last)
