@@ -213,6 +213,9 @@ class AttentionCore(wiring.Component):
         queries = Signal()                       # phase: 0 keys, 1 queries
         queries_d = flop(queries)
         count = Signal(range(plan.N + 1))        # used keys of this window
+        # count == 0, a flip-flop beside the count (the hash's `first` tag and a direct value
+        # path's restart decode no counter)
+        none_yet = Signal(init=1, name="count_zero")
         over = Signal()                          # this window had more than N keys
         qi = plan.q_interval
         # a value path at work on X queries at once (a pipelined scan) ends a window's last
@@ -332,7 +335,7 @@ class AttentionCore(wiring.Component):
         if direct:
             room = room_next = 1
             w_data, w_en = vp.w.payload.value, vp.w.valid
-            m.d.comb += vp.w.payload.restart.eq(count == 0)
+            m.d.comb += vp.w.payload.restart.eq(none_yet)
         else:
             room, room_next = values.room, values.room_next
             w_data, w_en = Signal.like(values.w_data), Signal()
@@ -342,51 +345,40 @@ class AttentionCore(wiring.Component):
         hash_valid = Signal()
         tag = hsh.i.payload.tag
         m.d.comb += [
-            tag.key.eq(~queries), tag.first.eq(count == 0),
+            tag.key.eq(~queries), tag.first.eq(none_yet),
             tag.qtag.last.eq(self.s_q.payload.last), tag.qtag.user.eq(over),
             hsh.i.payload.query.eq(queries),
         ]
         key, query = Value.cast(self.s_kv.payload.key), Value.cast(self.s_q.payload.query)
         if G > 1:
-            # the core selects the group the hash reads, by a one-hot of the key's groups and
-            # one of the query's (flip-flops): one AND-OR of the two vectors, no phase mux
-            # in front of it. Each moves on with the hash's one-hot at its own channel's reads
-            # (``kv_read``, ``q_read`` below, clock enables of a flip-flop and a valid; their
-            # inputs are the hash's group, flip-flops): a vector's last read (group G-1)
-            # leaves it 0, and the phase changes only at a vector's last read, so the other
-            # channel's one-hot holds 0 throughout a phase and the next phase's first read
-            # (group 0) is selected by the hash's own one-hot and the phase instead (one LUT4)
-            key_group = Signal(G - 1, name="key_group")        # groups 1 .. G-1
-            query_group = Signal(G - 1, name="query_group")
-            kv_read, q_read = Signal(), Signal()
-            with m.If(kv_read):
-                m.d.sync += key_group.eq(hsh.group[:G - 1])
-            with m.If(q_read):
-                m.d.sync += query_group.eq(hsh.group[:G - 1])
-            # The groups after the first are selected a read ahead, into flip-flops: the
-            # reads of a vector's groups come in order (group 0, 1, .., G-1, R passes) and
-            # its beat holds still until its last read, so at a read of group g the group
-            # g + 1 of the same beat is known: `ahead` loads it (group 1 by the hash's
-            # one-hot group 0, groups 2 .. G-1 by key_group / query_group, a G-2:1 AND-OR
-            # per channel) under the hash's read as a clock enable, and holds it between
-            # reads. The hash's x is then group 0 straight from the input (the first read
-            # of a beat) or the flip-flops: two LUT4 levels from the input, not the
-            # ceil(log4(G-1)) + 1 of a 2(G-1):1 AND-OR (each half of `ahead` is one level
-            # less than that, as it selects G-2 words, not 2(G-1))
+            # The hash reads group g of the key (of the query) where bit g of its one-hot
+            # group is high. The groups after the first are selected a read ahead, into
+            # flip-flops: the reads of a vector's groups come in order (group 0, 1, .., G-1,
+            # R passes) and its beat holds still until its last read, so at a read of group
+            # g the group g + 1 of the same beat is known: `ahead` loads it (bit g of the
+            # hash's one-hot selects word g + 1, a G-1:1 AND-OR per channel, no flip-flops
+            # of its own) under the hash's read as a clock enable, and holds it between
+            # reads; a vector's last read (group G-1) loads 0. Each channel has its own
+            # `ahead`, held at 0 (a synchronous reset) in the other channel's phase, so that
+            # the two are ORed, with no phase mux in front of them (a phase changes only at a
+            # vector's last read, when both are 0). The hash's x is then group 0 straight
+            # from the input (the first read of a beat) or the flip-flops: two LUT4 levels
+            # from the input, not the ceil(log4(G-1)) + 1 of a 2(G-1):1 AND-OR
             width = plan.lanes * plan.w
             g0 = hsh.group[0]
+            kv_read, q_read = Signal(), Signal()
             first = Signal(width, name="x_first", attrs={"keep": 1})
             m.d.comb += first.eq(Mux(g0, Mux(queries, query[:width], key[:width]), 0))
-            after = Mux(g0, Mux(queries, query[width:2 * width], key[width:2 * width]), 0)
-            sels = [group_select(m, key[2 * width:], key_group[:G - 2], width,
-                                 name="x_ahead_k", first=after)]
-            if G > 2:
-                sels.append(group_select(m, query[2 * width:], query_group[:G - 2], width,
-                                         name="x_ahead_q"))
-            ahead = [Signal(width, name=f"x_ahead{i}", reset_less=True)
-                     for i in range(len(sels))]
-            with m.If(hash_valid):
-                m.d.sync += [a.eq(s) for a, s in zip(ahead, sels)]
+            ahead = []
+            for name, vec, other in (("k", key, queries), ("q", query, ~queries)):
+                sel = group_select(m, vec[width:], hsh.group[:G - 1], width,
+                                   name=f"x_ahead_{name}")
+                a = Signal(width, name=f"x_ahead{len(ahead)}", reset_less=True)
+                with m.If(other):
+                    m.d.sync += a.eq(0)
+                with m.Elif(hash_valid):
+                    m.d.sync += a.eq(sel)
+                ahead.append(a)
             # (a read of group 0 takes the input alone: `ahead` then holds what a vector's
             # last read loaded, 0, but for a reset in the middle of a vector)
             later = Signal(width, name="x_later", attrs={"keep": 1})
@@ -569,7 +561,7 @@ class AttentionCore(wiring.Component):
             with m.If(add_r):
                 m.d.sync += scan_len.eq(scan_len + grow_r)
         with m.If(kv_used):
-            m.d.sync += [count.eq(count + 1),
+            m.d.sync += [count.eq(count + 1), none_yet.eq(0),
                          use_next.eq(count < plan.N - 2 if plan.N > 2 else 0)]
             m.d.comb += use_d.eq(use_next)
             if per and G == 1:
@@ -596,7 +588,7 @@ class AttentionCore(wiring.Component):
                 if kv_le1_d is not None:
                     m.d.comb += kv_le1_d.eq(KV - HI <= 1)
             with m.If(self.s_q.payload.last):
-                m.d.sync += [count.eq(0), over.eq(0), use_next.eq(plan.N > 1)]
+                m.d.sync += [count.eq(0), none_yet.eq(1), over.eq(0), use_next.eq(plan.N > 1)]
                 m.d.comb += [queries_d.eq(0), use_d.eq(1)]
                 if XS:
                     m.d.sync += wait.eq((qi.fixed + scan_len) << XS)
