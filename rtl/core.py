@@ -351,34 +351,45 @@ class AttentionCore(wiring.Component):
         ]
         key, query = Value.cast(self.s_kv.payload.key), Value.cast(self.s_q.payload.query)
         if G > 1:
-            # The hash reads group g of the key (of the query) where bit g of its one-hot
-            # group is high. The groups after the first are selected a read ahead, into
-            # flip-flops: the reads of a vector's groups come in order (group 0, 1, .., G-1,
-            # R passes) and its beat holds still until its last read, so at a read of group
-            # g the group g + 1 of the same beat is known: `ahead` loads it (bit g of the
-            # hash's one-hot selects word g + 1, a G-1:1 AND-OR per channel, no flip-flops
-            # of its own) under the hash's read as a clock enable, and holds it between
-            # reads; a vector's last read (group G-1) loads 0. Each channel has its own
-            # `ahead`, held at 0 (a synchronous reset) in the other channel's phase, so that
-            # the two are ORed, with no phase mux in front of them (a phase changes only at a
-            # vector's last read, when both are 0). The hash's x is then group 0 straight
-            # from the input (the first read of a beat) or the flip-flops: two LUT4 levels
-            # from the input, not the ceil(log4(G-1)) + 1 of a 2(G-1):1 AND-OR
+            # the core selects the group the hash reads, by a one-hot of the key's groups and
+            # one of the query's (flip-flops): one AND-OR of the two vectors, no phase mux
+            # in front of it. Each moves on with the hash's one-hot at its own channel's reads
+            # (``kv_read``, ``q_read`` below, clock enables of a flip-flop and a valid; their
+            # inputs are the hash's group, flip-flops): a vector's last read (group G-1)
+            # leaves it 0, and the phase changes only at a vector's last read, so the other
+            # channel's one-hot holds 0 throughout a phase and the next phase's first read
+            # (group 0) is selected by the hash's own one-hot and the phase instead (one LUT4)
+            key_group = Signal(G - 1, name="key_group")        # groups 1 .. G-1
+            query_group = Signal(G - 1, name="query_group")
+            kv_read, q_read = Signal(), Signal()
+            with m.If(kv_read):
+                m.d.sync += key_group.eq(hsh.group[:G - 1])
+            with m.If(q_read):
+                m.d.sync += query_group.eq(hsh.group[:G - 1])
+            # The groups after the first are selected a read ahead, into flip-flops: the
+            # reads of a vector's groups come in order (group 0, 1, .., G-1, R passes) and
+            # its beat holds still until its last read, so at a read of group g the group
+            # g + 1 of the same beat is known: `ahead` loads it (group 1 by the hash's
+            # one-hot group 0, groups 2 .. G-1 by key_group / query_group, a G-2:1 AND-OR
+            # per channel) under the hash's read as a clock enable, and holds it between
+            # reads. The hash's x is then group 0 straight from the input (the first read
+            # of a beat) or the flip-flops: two LUT4 levels from the input, not the
+            # ceil(log4(G-1)) + 1 of a 2(G-1):1 AND-OR (each half of `ahead` is one level
+            # less than that, as it selects G-2 words, not 2(G-1))
             width = plan.lanes * plan.w
             g0 = hsh.group[0]
-            kv_read, q_read = Signal(), Signal()
             first = Signal(width, name="x_first", attrs={"keep": 1})
             m.d.comb += first.eq(Mux(g0, Mux(queries, query[:width], key[:width]), 0))
-            ahead = []
-            for name, vec, other in (("k", key, queries), ("q", query, ~queries)):
-                sel = group_select(m, vec[width:], hsh.group[:G - 1], width,
-                                   name=f"x_ahead_{name}")
-                a = Signal(width, name=f"x_ahead{len(ahead)}", reset_less=True)
-                with m.If(other):
-                    m.d.sync += a.eq(0)
-                with m.Elif(hash_valid):
-                    m.d.sync += a.eq(sel)
-                ahead.append(a)
+            after = Mux(g0, Mux(queries, query[width:2 * width], key[width:2 * width]), 0)
+            sels = [group_select(m, key[2 * width:], key_group[:G - 2], width,
+                                 name="x_ahead_k", first=after)]
+            if G > 2:
+                sels.append(group_select(m, query[2 * width:], query_group[:G - 2], width,
+                                         name="x_ahead_q"))
+            ahead = [Signal(width, name=f"x_ahead{i}", reset_less=True)
+                     for i in range(len(sels))]
+            with m.If(hash_valid):
+                m.d.sync += [a.eq(s) for a, s in zip(ahead, sels)]
             # (a read of group 0 takes the input alone: `ahead` then holds what a vector's
             # last read loaded, 0, but for a reset in the middle of a vector)
             later = Signal(width, name="x_later", attrs={"keep": 1})
@@ -526,8 +537,13 @@ class AttentionCore(wiring.Component):
             m.d.comb += [kv_used.eq(self.s_kv.valid & kv_ready & use),
                          kv_dropped.eq(self.s_kv.valid & kv_ready & ~use)]
             if G > 1:
-                # (hsh.reading: the hash takes a group of this key, so use & free & room)
-                m.d.comb += [w_data.eq(vgroup), w_en.eq(hsh.reading)]
+                # (the hash takes a group of this key, so use & free & room: with one pass
+                # (R = 1) every read of a key is a first-pass read, kv_read, one LUT of the
+                # key's valid and rd_kv, not the hash's valid (which also decodes the query's
+                # read and enables the hash's counters and the group registers); row-folded,
+                # hsh.reading, the reads of the first pass)
+                m.d.comb += [w_data.eq(vgroup),
+                             w_en.eq(hsh.reading if row_folded else kv_read)]
             else:
                 m.d.comb += [w_data.eq(self.s_kv.payload.value), w_en.eq(kv_used)]
         with m.Else():
