@@ -213,6 +213,9 @@ class AttentionCore(wiring.Component):
         queries = Signal()                       # phase: 0 keys, 1 queries
         queries_d = flop(queries)
         count = Signal(range(plan.N + 1))        # used keys of this window
+        # count == 0, a flip-flop beside the count (the hash's `first` tag and a direct value
+        # path's restart decode no counter)
+        none_yet = Signal(init=1, name="count_zero")
         over = Signal()                          # this window had more than N keys
         qi = plan.q_interval
         # a value path at work on X queries at once (a pipelined scan) ends a window's last
@@ -332,7 +335,7 @@ class AttentionCore(wiring.Component):
         if direct:
             room = room_next = 1
             w_data, w_en = vp.w.payload.value, vp.w.valid
-            m.d.comb += vp.w.payload.restart.eq(count == 0)
+            m.d.comb += vp.w.payload.restart.eq(none_yet)
         else:
             room, room_next = values.room, values.room_next
             w_data, w_en = Signal.like(values.w_data), Signal()
@@ -342,7 +345,7 @@ class AttentionCore(wiring.Component):
         hash_valid = Signal()
         tag = hsh.i.payload.tag
         m.d.comb += [
-            tag.key.eq(~queries), tag.first.eq(count == 0),
+            tag.key.eq(~queries), tag.first.eq(none_yet),
             tag.qtag.last.eq(self.s_q.payload.last), tag.qtag.user.eq(over),
             hsh.i.payload.query.eq(queries),
         ]
@@ -442,10 +445,37 @@ class AttentionCore(wiring.Component):
             # levels between the input valids and the readies
             kv_tx = self.s_kv.valid & kv_ready
             q_tx = self.s_q.valid & q_ready
-            # (the credit of this cycle, without the output taken in it: see out_credits)
-            kv_next, q_next = readies(queries, use, wait_le1, kv_le1, last_d, room_next,
-                                      credit)
-            m.d.sync += [kv_ready.eq(kv_next & ~kv_tx), q_ready.eq(q_next & ~q_tx)]
+
+            def wire(name, v):
+                w = Signal(name=name, attrs={"keep": 1})
+                m.d.comb += w.eq(v)
+                return w
+            # The hash's next last-read flag (last_d) is Mux(read, last_if_read, last) of
+            # its read, the OR of both channels' reads: a net that also enables the hash's
+            # counters and the group registers (a wide fan-out). Each phase has one channel
+            # that reads (rd_kv implies the key phase and rd_q the query phase: each is
+            # written 0 in the other phase, and at a phase change from the channel whose
+            # last beat transfers), and the other phase's ready is 0, so each ready takes
+            # the flag from its own channel's read, as a mux by its own valid (no read, the
+            # flag holds; a read, the flag is last_if_read where the core reads, else it
+            # holds), and folds ~transfer into the read case (a ready beat transfers where
+            # its valid is high):
+            #   q_ready' = queries & free & credit & Mux(s_q.valid, ~q_ready & Mux(rd_q,
+            #              last_if_read, last), last)
+            #   kv_ready' = keys & free & Mux(s_kv.valid, ~kv_ready & Mux(use, Mux(rd_kv,
+            #               last_if_read, last) & room', kv_le1), Mux(use, last & room', kv_le1))
+            # (the credit of this cycle, without the output taken in it: see out_credits).
+            # Each is one LUT of its valid and LUTs of flip-flops (wires of their own); the
+            # other channel's valid and read, and the hash's valid, reach neither
+            lir = hsh.last_if_read
+            q_hold = wire("q_ready_hold", queries & q_free_of(wait_le1, kv_le1) & credit)
+            q_read_last = wire("q_ready_read", ~q_ready & Mux(rd_q, lir, last))
+            kv_hold = wire("kv_ready_hold", ~queries & kv_free_of(wait_le1, kv_le1))
+            kv_idle = wire("kv_ready_idle", Mux(use, last & room_next, kv_le1))
+            kv_sel = wire("kv_ready_sel", Mux(rd_kv, lir, last) & room_next)
+            kv_read_last = wire("kv_ready_read", ~kv_ready & Mux(use, kv_sel, kv_le1))
+            m.d.sync += [kv_ready.eq(kv_hold & Mux(self.s_kv.valid, kv_read_last, kv_idle)),
+                         q_ready.eq(q_hold & Mux(self.s_q.valid, q_read_last, last))]
             # the hash reads a group of the key (of the query) where s_kv.valid & rd_kv
             # (s_q.valid & rd_q): flip-flops, the part of the hash's valid that is not the
             # input's, so that the read, which enables the hash's counters and the group
@@ -480,10 +510,6 @@ class AttentionCore(wiring.Component):
             # with the key's transfer, each case one LUT of flip-flops and of LUTs of
             # flip-flops (wires of their own): three LUT levels from the input valids and
             # the readies, none decoding the hash's read first
-            def wire(name, v):
-                w = Signal(name=name, attrs={"keep": 1})
-                m.d.comb += w.eq(v)
-                return w
             q_flags = wire("rd_q_flags", queries & q_free_of(wait_le1, kv_le1))
             cq_read = wire("credit_q_read", credit | ~Mux(rd_q, hsh.last_if_read, last))
             cq_hold = wire("credit_q_hold", credit | ~last)
@@ -511,8 +537,13 @@ class AttentionCore(wiring.Component):
             m.d.comb += [kv_used.eq(self.s_kv.valid & kv_ready & use),
                          kv_dropped.eq(self.s_kv.valid & kv_ready & ~use)]
             if G > 1:
-                # (hsh.reading: the hash takes a group of this key, so use & free & room)
-                m.d.comb += [w_data.eq(vgroup), w_en.eq(hsh.reading)]
+                # (the hash takes a group of this key, so use & free & room: with one pass
+                # (R = 1) every read of a key is a first-pass read, kv_read, one LUT of the
+                # key's valid and rd_kv, not the hash's valid (which also decodes the query's
+                # read and enables the hash's counters and the group registers); row-folded,
+                # hsh.reading, the reads of the first pass)
+                m.d.comb += [w_data.eq(vgroup),
+                             w_en.eq(hsh.reading if row_folded else kv_read)]
             else:
                 m.d.comb += [w_data.eq(self.s_kv.payload.value), w_en.eq(kv_used)]
         with m.Else():
@@ -546,7 +577,7 @@ class AttentionCore(wiring.Component):
             with m.If(add_r):
                 m.d.sync += scan_len.eq(scan_len + grow_r)
         with m.If(kv_used):
-            m.d.sync += [count.eq(count + 1),
+            m.d.sync += [count.eq(count + 1), none_yet.eq(0),
                          use_next.eq(count < plan.N - 2 if plan.N > 2 else 0)]
             m.d.comb += use_d.eq(use_next)
             if per and G == 1:
@@ -573,7 +604,7 @@ class AttentionCore(wiring.Component):
                 if kv_le1_d is not None:
                     m.d.comb += kv_le1_d.eq(KV - HI <= 1)
             with m.If(self.s_q.payload.last):
-                m.d.sync += [count.eq(0), over.eq(0), use_next.eq(plan.N > 1)]
+                m.d.sync += [count.eq(0), none_yet.eq(1), over.eq(0), use_next.eq(plan.N > 1)]
                 m.d.comb += [queries_d.eq(0), use_d.eq(1)]
                 if XS:
                     m.d.sync += wait.eq((qi.fixed + scan_len) << XS)

@@ -13,7 +13,8 @@ from hamattn.verif.corners import CORE_KEY_CORNERS as KEY_CORNERS
 from hamattn.verif.corners import CORE_ROW_CORNERS as ROW_CORNERS
 from hamattn.verif.corners import MODES
 from hamattn.verif.scenario import (check_beats, check_kv_interval, check_q_interval,
-                                    check_timing, random_windows)
+                                    check_timing, expected_beats, kv_stream, q_stream,
+                                    random_windows, unpack_vector)
 
 CASES = [(c, m) for c in CORNERS for m in MODES] + [(c, "linear") for c in ROW_CORNERS] + \
     [(c, m) for c in KEY_CORNERS for m in MODES[1:]]
@@ -141,6 +142,73 @@ def test_slow_output_fills_the_queue(corner, mode):
     wins = random_windows(cfg, rng, 3, n_keys=(1, cfg.N), n_queries=(4, 8))
     obs = simulate(cfg, wins, seed=seed, p_out=0.05)
     check_beats(cfg, wins, obs)
+
+
+CREDIT_CASES = [("b16_d4_w8_N16", m) for m in MODES] + \
+    [("b16_d4_w8_N16_P2", m) for m in MODES] + [("b16_d4_w8_N16_P2_T4", "linear")]
+
+
+@pytest.mark.parametrize("corner, mode", CREDIT_CASES)
+def test_registered_ready_accepts_only_queries_with_a_place(corner, mode):
+    """Keys and queries always valid, ``m_out_tready`` low: the core accepts exactly F =
+    ``plan.out_credits`` queries (the places for their outputs: the divider's output
+    register and its F-1 queue entries) and then holds ``s_q_tready`` low, cycle after
+    cycle. ``s_q_tready`` is a flip-flop written from the credit of the cycle before; one
+    registered a cycle too optimistically (from a credit that misses the query taken in
+    that cycle) accepts an F+1-th query here, whose output has no place. Then
+    ``m_out_tready`` high: every output, the F waiting ones first, exactly the golden
+    model's."""
+    from amaranth.hdl import ClockDomain, Module
+    from amaranth.sim import Simulator
+    from hamattn.rtl import AxiStreamCore
+
+    cfg, seed, rng = make(corner, mode)
+    F = cfg.plan.out_credits
+    wins = random_windows(cfg, rng, 1, n_keys=cfg.N, n_queries=F + 2)
+    kv, qs = kv_stream(cfg, wins), q_stream(cfg, wins)
+    # long enough for the keys, F queries and their outputs, many times over
+    hold = 4 * (len(kv) * cfg.at(cfg.kv_interval, 0) + (F + 2) * (
+        cfg.at(cfg.latency, cfg.N) + cfg.at(cfg.q_interval, cfg.N))) + 100
+    dut = AxiStreamCore(cfg.plan)
+    got, taken = [], []
+
+    async def bench(ctx):
+        i = j = 0
+        for cycle in range(hold + 4 * hold):
+            stalled = cycle < hold
+            ctx.set(dut.s_kv_tvalid, i < len(kv))
+            ctx.set(dut.s_q_tvalid, j < len(qs))
+            if i < len(kv):
+                ctx.set(dut.s_kv_tdata, kv[i][0])
+                ctx.set(dut.s_kv_tlast, kv[i][1])
+            if j < len(qs):
+                ctx.set(dut.s_q_tdata, qs[j][0])
+                ctx.set(dut.s_q_tlast, qs[j][1])
+            ctx.set(dut.m_out_tready, not stalled)
+            if ctx.get(dut.m_out_tvalid) and not stalled:
+                got.append((unpack_vector(ctx.get(dut.m_out_tdata), cfg.d, cfg.w),
+                            ctx.get(dut.m_out_tlast), ctx.get(dut.m_out_tuser)))
+            i += int(i < len(kv) and ctx.get(dut.s_kv_tready))
+            if j < len(qs) and ctx.get(dut.s_q_tready):
+                j += 1
+                taken.append(cycle)
+            if stalled:
+                # never more queries taken than places for their outputs
+                assert j <= F, f"cycle {cycle}: query {j} accepted with {F} places"
+            if len(got) == len(qs):
+                break
+            await ctx.tick()
+
+    top = Module()
+    top.domains.sync = ClockDomain()
+    top.submodules.dut = dut
+    sim = Simulator(top)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert len([c for c in taken if c < hold]) == F, (F, taken, hold)
+    exp = expected_beats(cfg, wins)
+    assert got == [(e.data, e.last, e.user) for e in exp]
 
 
 # =========================================================================== CorePlan
