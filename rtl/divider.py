@@ -406,14 +406,17 @@ class RoundingDivider(wiring.Component):
                 m.d.sync += mid.eq(~self.i.payload.last)
         if self.serial:
             prev, prev_done = self._serial(m, transfer, credit, keys)
+            prev_done_next = None
         else:
-            prev, prev_done = self._pipeline(m, transfer, accept, credit, first, keys)
-        self._output(m, prev, prev_done)
+            prev, prev_done, prev_done_next = self._pipeline(m, transfer, accept, credit,
+                                                             first, keys)
+        self._output(m, prev, prev_done, prev_done_next)
         return m
 
     def _pipeline(self, m, transfer, accept, credit, first, keys):
         """The input (the bank of a whole-vector input), the form stage and the restoring
-        stages. Returns the last stage's registers and its "group done" flag."""
+        stages. Returns the last stage's registers, its "group done" flag and the value
+        that flag takes at the next edge."""
         P, G, E, qb, dw = self.lanes, self.groups, self.elements, self.q_bits, self.den_width
         has_tag = tag_width(self.tag_shape) > 0
 
@@ -557,7 +560,7 @@ class RoundingDivider(wiring.Component):
             prev, prev_done = st, done
             prev_neg_next = [r[-1] for r, _ in steps]
             prev_done_next = done_next
-        return prev, prev_done
+        return prev, prev_done, prev_done_next
 
     def _serial(self, m, transfer, credit, keys):
         """One stage of ``lanes`` restoring units for the G groups in turn (``serial``): the
@@ -612,9 +615,10 @@ class RoundingDivider(wiring.Component):
                 m.d.sync += [st["r"][p].eq(r), st["xq"][p].eq(xq)]
         return st, done
 
-    def _output(self, m, prev, prev_done):
+    def _output(self, m, prev, prev_done, prev_done_next):
         """The sign of ``prev``'s group (its quotient bits and signs), into the output
-        register where ``prev_done``, and the output queue."""
+        register where ``prev_done`` (``prev_done_next``: its next value, a grouped
+        input's), and the output queue."""
         P, G, E, qb = self.lanes, self.groups, self.elements, self.q_bits
         has_tag = tag_width(self.tag_shape) > 0
 
@@ -647,7 +651,7 @@ class RoundingDivider(wiring.Component):
             signed_q = Signal(group.shape(), name="signed_q", reset_less=True)
             signed_valid = Signal(name="signed_valid")
             m.d.sync += [signed_q.eq(group), signed_valid.eq(prev_done)]
-            group, prev_done = signed_q, signed_valid
+            group, prev_done, prev_done_next = signed_q, signed_valid, prev_done
         # (`come`: a group is there for its slot; `write0`: it goes into slot 0, where the
         # register may hold a result)
         come = write0 = prev_done
@@ -661,38 +665,40 @@ class RoundingDivider(wiring.Component):
             # leaves an edge before the next one enters: the queue's read enable is one LUT
             # of flip-flops, o.ready does not reach it)
             # (its flags are flip-flops: `empty`, no group written and not taken out)
-            # The queue's head goes through a register of its own (`head`, loaded from the
-            # memory's read register and nothing else: on the ECP5 synth.outreg moves it into
+            # The queue has a head (a register of its own behind the memory's read register,
+            # RegisteredFIFO's `head`: on the ECP5 synth.outreg moves the read register into
             # the block RAM's output register), so no logic stands behind the block RAM's
-            # read; the queue with its head is empty where both are
+            # read; `queue.empty` and `queue.r_rdy` (the head's) are flip-flops.
+            # `come` is a flip-flop too, written from the next values of the flags it is
+            # made of (prev_done_next, the queue's empty_next and r_rdy_next; a group comes
+            # from the pipeline past an empty queue, or from the head), so that the enables
+            # of the slots (G·P·q_bits flip-flops) and the pointer's wait for no LUT in front
+            # of them; `write0` is one LUT of `come`, the head's flag, the register's and
+            # o.ready (`come & ~r_rdy` is a group of the pipeline past an empty queue)
             m.submodules.queue = queue = RegisteredFIFO(width=len(group.as_value()),
-                                                        depth=self.depth * G)
-            head = Signal(len(group.as_value()), name="queue_head", reset_less=True)
-            head_valid = Signal(name="queue_head_valid")
-            load = queue.r_rdy & (~head_valid | ~ovalid)    # the head is empty or taken
-            with m.If(load):
-                m.d.sync += head.eq(queue.r_data)
-            m.d.sync += head_valid.eq(Mux(load, 1, head_valid & ovalid))
-            empty = queue.empty & ~head_valid
+                                                        depth=self.depth * G, head=True)
+            come = Signal(name="out_come")
+            m.d.sync += come.eq((prev_done_next & queue.empty_next) | queue.r_rdy_next)
             free = ~ovalid | self.o.ready                   # the register is empty or leaves
-            come = (prev_done & empty) | head_valid
-            write0 = (prev_done & empty & free) | (head_valid & ~ovalid)
+            write0 = come & Mux(queue.r_rdy, ~ovalid, free)
             m.d.comb += [queue.w_data.eq(group),
-                         queue.w_en.eq(prev_done & ~(empty & free)),
-                         queue.r_en.eq(load)]
+                         queue.w_en.eq(prev_done & ~(queue.empty & free)),
+                         queue.r_en.eq(~ovalid)]            # (the head goes to an empty register)
             # (a group is written only where the queue is empty or gives its head: the
             # select is the head's flag, a flip-flop)
-            src = data.View(group.shape(), Mux(head_valid, head, group.as_value()))
+            src = data.View(group.shape(), Mux(queue.r_rdy, queue.r_data, group.as_value()))
         # The pointer: one-hot, the slot the next group goes to, group 0 first. The register
         # holds a result (o.valid) only with the pointer at slot 0 (it lands as group G-1 is
         # written, and no group is written after it before it leaves), so only slot 0 waits
         # for the register (`write0`): each other slot's enable is one LUT of flip-flops
-        # (`come`'s and its pointer bit).
+        # (`come`'s and its pointer bit); the pointer's bits step each on their own, so that
+        # only slot 0's and 1's wait for `write0`, the others for `come`.
         slot = Signal(G, init=1, name="out_slot")
         enable = [Signal(name=f"out_en{g}") for g in range(G)]
-        m.d.comb += [enable[g].eq((write0 if g == 0 else come) & slot[g]) for g in range(G)]
-        with m.If(Mux(slot[0], write0, come)):
-            m.d.sync += slot.eq(slot.rotate_left(1))
+        step = [write0] + [come] * (G - 1)                  # the pointer leaves slot g
+        m.d.comb += [enable[g].eq(step[g] & slot[g]) for g in range(G)]
+        m.d.sync += [slot[g].eq((slot[g] & ~step[g]) | (slot[g - 1] & step[g - 1]))
+                     for g in range(G)]
         for g in range(G):
             with m.If(enable[g]):
                 m.d.sync += [outb[g][p].eq(src.q[p]) for p in range(P)]
