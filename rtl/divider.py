@@ -15,7 +15,7 @@ __all__ = ["DividerPlan", "RoundingDivider", "divider_latency", "divider_interva
            "divider_steps", "signs_late"]
 
 
-def divider_latency(q_bits, groups=1, steps=1, grouped=False, serial=False):
+def divider_latency(q_bits, groups=1, steps=1, grouped=False, serial=False, parts=1):
     """Rising edges from the edge at which :class:`RoundingDivider` accepts (num, den) (its
     last group when ``grouped``) to the edge at which its result transfers, with the output
     ready: the accepting edge registers num XOR its sign (and the sign), the next forms
@@ -24,11 +24,13 @@ def divider_latency(q_bits, groups=1, steps=1, grouped=False, serial=False):
     ``q_bits + 3``, plus :func:`signs_late` (one edge where the sign is added after a stage of
     several steps); a whole-vector input of ``groups`` groups
     issues one group per ``steps`` edges, which adds ``(groups - 1)·steps``; ``serial``
-    (one stage loads each group itself): ``groups·(q_bits + 1) + 1``."""
+    (one stage loads each group itself): ``groups·(q_bits + 1) + 1``. Where each step takes
+    ``parts`` edges (:attr:`RoundingDivider.chunks`), every ``q_bits`` and ``steps`` above
+    counts ``parts`` edges: ``q_bits·parts + 3 + signs_late + (groups - 1)·steps·parts``."""
     if serial:
         return groups * (q_bits + 1) + 1
-    return (q_bits + 3 + signs_late(q_bits, steps)
-            + (0 if grouped else (groups - 1) * steps))
+    return (q_bits * parts + 3 + signs_late(q_bits, steps)
+            + (0 if grouped else (groups - 1) * steps * parts))
 
 
 def signs_late(q_bits, steps):
@@ -40,11 +42,24 @@ def signs_late(q_bits, steps):
     return int(q_bits - steps * ((q_bits - 1) // steps) > 1)
 
 
-def divider_interval(groups=1, steps=1, serial=False):
+def divider_interval(groups=1, steps=1, serial=False, parts=1):
     """Edges between divisions that :class:`RoundingDivider` accepts at full rate: a pipeline
-    stage takes a group every ``steps`` edges, so ``groups·steps``; ``serial``, a group
-    every q_bits + 1 = ``steps`` + 1 edges (the load, then the steps), ``groups·(steps + 1)``."""
-    return groups * (steps + serial)
+    stage takes a group every ``steps`` steps of ``parts`` edges, so ``groups·steps·parts``;
+    ``serial``, a group every q_bits + 1 = ``steps`` + 1 edges (the load, then the steps),
+    ``groups·(steps + 1)``."""
+    return groups * (steps * parts + serial)
+
+
+#: bits of the longest carry chain of a held den's division step: where the remainder's
+#: adder (den_width + 1 bits) is wider, each step is split into ``parts`` =
+#: ceil((den_width + 1) / CHAIN_BITS) parts of one edge each (:attr:`RoundingDivider.chunks`)
+CHAIN_BITS = 16
+
+
+def divider_parts(den_width):
+    """Edges per restoring step of a held den's stages of several steps: the parts of
+    ``den_width + 1`` bits (the remainder's adder) of at most :data:`CHAIN_BITS` bits."""
+    return -(-(den_width + 1) // CHAIN_BITS)
 
 
 def divider_steps(q_bits, groups, interval):
@@ -62,7 +77,8 @@ class DividerPlan:
     a time, its numerators ``num_width`` and its denominator ``den_width`` bits wide, with
     ``steps`` restoring steps per pipeline stage; with ``grouped`` it takes one group of
     lanes per beat; ``serial``: one stage of ``lanes`` units loads each group of a held
-    input in turn (see :meth:`keeping_up`)."""
+    input in turn (see :meth:`keeping_up`); ``parts``: edges per step (a held den's steps
+    split into parts of the remainder's adder, :attr:`RoundingDivider.chunks`)."""
 
     elements: int
     num_width: int
@@ -73,6 +89,7 @@ class DividerPlan:
     steps: int = 1
     held_den: bool = False
     serial: bool = False
+    parts: int = 1
 
     @classmethod
     def keeping_up(cls, elements, num_width, den_width, q_bits, lanes, grouped, interval,
@@ -99,6 +116,17 @@ class DividerPlan:
         groups = -(-elements // lanes)
         steps = divider_steps(q_bits, groups, interval)
         held = gap is not None and gap >= divider_latency(q_bits, groups, steps, grouped)
+        if held and steps > 1 and divider_parts(den_width) > 1:
+            # a held den's stages of several steps, its remainder wider than CHAIN_BITS:
+            # each step in parts of one edge, as many steps per stage as the interval allows
+            # (at least 2: the parts are a stage of several steps'), where the gap still
+            # covers the latency
+            parts = divider_parts(den_width)
+            split = divider_steps(q_bits, groups, interval // parts)
+            if split > 1 and gap >= divider_latency(q_bits, groups, split, grouped,
+                                                    parts=parts):
+                return cls(elements, num_width, den_width, q_bits, lanes, grouped, split,
+                           True, False, parts)
         if grouped and not held:
             # divisions that overlap in the pipeline, a group per beat (a folded linear
             # core): one step per stage, whose registers load the previous stage's every
@@ -115,17 +143,17 @@ class DividerPlan:
     @property
     def latency(self):
         return Timing(divider_latency(self.q_bits, self.groups, self.steps, self.grouped,
-                                      self.serial))
+                                      self.serial, self.parts))
 
     @property
     def interval(self):
-        return Timing(divider_interval(self.groups, self.steps, self.serial))
+        return Timing(divider_interval(self.groups, self.steps, self.serial, self.parts))
 
     def component(self, tag_shape=unsigned(0), depth=1):
         return RoundingDivider(self.elements, self.num_width, self.den_width, self.q_bits,
                                tag_shape, lanes=self.lanes, grouped=self.grouped,
                                steps=self.steps, depth=depth, held_den=self.held_den,
-                               serial=self.serial)
+                               serial=self.serial, parts=self.parts)
 
 
 class RoundingDivider(wiring.Component):
@@ -188,7 +216,8 @@ class RoundingDivider(wiring.Component):
     """
 
     def __init__(self, elements, num_width, den_width, q_bits, tag_shape=unsigned(0),
-                 lanes=None, grouped=False, steps=1, depth=1, held_den=False, serial=False):
+                 lanes=None, grouped=False, steps=1, depth=1, held_den=False, serial=False,
+                 parts=1):
         self.elements, self.num_width, self.den_width, self.q_bits = \
             elements, num_width, den_width, q_bits
         self.lanes = elements if lanes is None else lanes
@@ -202,6 +231,12 @@ class RoundingDivider(wiring.Component):
             raise ValueError("serial: a whole-vector input, steps = q_bits and held_den")
         self.groups = -(-elements // self.lanes)
         self.steps, self.depth, self.held_den, self.serial = steps, depth, held_den, serial
+        self.parts = parts
+        if parts != 1 and (not held_den or serial or min(self.stage_steps) < 2
+                           or not 1 <= parts <= den_width + 1):
+            raise ValueError(f"parts = {parts!r} is not allowed: 1, or 2 .. den_width + 1 "
+                             f"= {den_width + 1} with held_den, not serial, and stages of "
+                             f"2 steps at least")
         self.tag_shape = tag_shape
         self.grouped = grouped
         if grouped:
@@ -276,7 +311,8 @@ class RoundingDivider(wiring.Component):
     @property
     def plan(self):
         return DividerPlan(self.elements, self.num_width, self.den_width, self.q_bits,
-                           self.lanes, self.grouped, self.steps, self.held_den, self.serial)
+                           self.lanes, self.grouped, self.steps, self.held_den, self.serial,
+                           self.parts)
 
     @property
     def latency(self):
@@ -315,7 +351,7 @@ class RoundingDivider(wiring.Component):
         if tag_width(self.tag_shape):
             st["tag"] = Signal(self.tag_shape, name=f"{name}_tag")
         if has_count:
-            st["count"] = Signal(range(self.steps + 1), name=f"{name}_count")
+            st["count"] = Signal(range(self.steps * self.parts + 1), name=f"{name}_count")
         return st
 
     def _step(self, m, name, src, den, final=False, negs=None):
@@ -421,7 +457,7 @@ class RoundingDivider(wiring.Component):
         has_tag = tag_width(self.tag_shape) > 0
 
         # ---- stage 0 spacing: a group enters every `steps` edges at most
-        k = self.steps
+        k = self.steps * self.parts
         gap = Signal(range(k), name="gap") if k > 1 else None
         free = (gap == 0) if k > 1 else 1
 
@@ -510,6 +546,11 @@ class RoundingDivider(wiring.Component):
             start = prev_done
             # (two steps selected after the adders, the registers written before `done`)
             dual = ks > 1 and self.selects_after
+            if self.parts > 1:
+                done, done_next, prev_neg_next = self._split_stage(
+                    m, name, st, prev, start, prev_done_next, prev_neg_next, ks, keys, held)
+                prev, prev_done, prev_done_next = st, done, done_next
+                continue
             if ks == 1:
                 # every edge: the previous stage's group takes one step
                 m.d.sync += st["valid"].eq(start)
@@ -561,6 +602,92 @@ class RoundingDivider(wiring.Component):
             prev_neg_next = [r[-1] for r, _ in steps]
             prev_done_next = done_next
         return prev, prev_done, prev_done_next
+
+    @property
+    def chunks(self):
+        """The bit ranges [lo, hi) of the remainder's ``den_width + 1`` bits that the
+        ``parts`` parts of a split step add, one per edge, lowest first (as equal as can be,
+        the lower ones the wider): each is a carry chain of hi - lo bits (and a carry in),
+        whose carry out a flip-flop takes to the next part's carry in."""
+        W, n = self.den_width + 1, self.parts
+        base, extra = divmod(W, n)
+        bounds = [0]
+        for j in range(n):
+            bounds.append(bounds[-1] + base + (j < extra))
+        return list(zip(bounds, bounds[1:]))
+
+    def _split_stage(self, m, name, st, prev, start, prev_done_next, prev_neg_next, ks, keys,
+                     den):
+        """A held den's stage of ``ks`` non-restoring steps, each in ``parts`` edges
+        (:attr:`chunks`): the step r' = 2r + x ∓ den is computed modulo 2^(den_width + 1)
+        (r' fits that signed width), part j's bits at the j-th edge of the step, from the
+        remainder's bits, the bit below the part (a flip-flop loaded at the step's first
+        edge: the part below has been overwritten by then) and the carry out of the part
+        below (a flip-flop); the sign select ``sub`` (a flip-flop, r < 0 of the remainder
+        the step starts from) changes only at the step's last edge. The step's first edge
+        is the one at ``start`` (from the previous stage's registers, selected in front of
+        part 0's adder); at that edge the other parts load the previous stage's bits
+        through their adders (den and the carry in masked). Returns the stage's "done"
+        flag, its next value and the next values of the remainders' signs."""
+        P, dw, n = self.lanes, self.den_width, self.parts
+        W = dw + 1
+        edges = ks * n
+        more = st["valid"] & (st["count"] < edges)
+        count = Mux(start, 1, st["count"] + 1)
+        m.d.sync += [st["valid"].eq(start | more), st["count"].eq(count)]
+        done = Signal(name=f"{name}_done")
+        done_next = (start | more) & (count == edges)
+        m.d.sync += done.eq(done_next)
+        # the part the next edge adds, one-hot (zero when the stage is idle)
+        phase = Signal(n, name=f"{name}_phase")
+        now = Mux(start, 1, phase)                         # the part this edge adds
+        m.d.sync += phase.eq(Mux(done_next, 0, now.rotate_left(1)))
+        load = [start | phase[j] for j in range(n)]        # part j's registers load
+        from_ = {key: Mux(start, prev[key], st[key]) for key in keys}
+        from_["neg"] = Mux(start, prev["neg"], st["neg"])
+        m.d.sync += [st[key].eq(from_[key]) for key in keys + ["neg"]]
+        den_w = Cat(den, Const(0, W - dw))
+        neg_next = []
+        for p in range(P):
+            negr = Signal(name=f"{name}_neg{p}_r")
+            sub = ~negr
+            r_prev = prev["r"][p]
+            if len(r_prev) < W:
+                r_prev = Cat(r_prev, Const(0, W - len(r_prev)))   # the form stage's: r >= 0
+            r_own = st["r"][p]
+            r_from = Mux(start, r_prev, r_own)
+            xq_from = Mux(start, prev["xq"][p], st["xq"][p])
+            # the step's first edge shifts in the previous step's quotient bit (``sub``,
+            # :attr:`late_bits`) XORed with the lane's sign, and takes x = xq's top bit
+            with m.If(load[0]):
+                m.d.sync += st["xq"][p].eq(Cat(sub ^ from_["neg"][p], xq_from[:-1]))
+            carry = None
+            top = None
+            for j, (lo, hi) in enumerate(self.chunks):
+                d = den_w[lo:hi] ^ sub.replicate(hi - lo)
+                if j == 0:
+                    a, b, cin = Cat(xq_from[-1], r_from[:hi - 1]), d, sub
+                else:
+                    below = Signal(name=f"{name}_below{p}_{j}")
+                    with m.If(load[0]):
+                        m.d.sync += below.eq(r_from[lo - 1])
+                    a = Mux(start, r_prev[lo:hi], Cat(below, r_own[lo:hi - 1]))
+                    b = Mux(start, 0, d)
+                    cin = carry & ~start
+                s = Signal(hi - lo + 1, name=f"{name}_sum{p}_{j}")
+                m.d.comb += s.eq((Cat(cin, a) + Cat(cin, b)) >> 1)
+                if j + 1 < n:
+                    carry = Signal(name=f"{name}_carry{p}_{j + 1}")
+                    m.d.sync += carry.eq(s[-1])
+                with m.If(load[j]):
+                    m.d.sync += r_own[lo:hi].eq(s[:hi - lo])
+                top = s[hi - lo - 1]
+            # r < 0 of the remainder the next step starts from: the previous stage's (loaded
+            # as it is done), or the top part's sum at the step's last edge
+            m.d.sync += negr.eq(Mux(prev_done_next, prev_neg_next[p],
+                                    Mux(now[n - 1] & ~start, top, negr)))
+            neg_next.append(Mux(load[n - 1], top, r_own[-1]))
+        return done, done_next, neg_next
 
     def _serial(self, m, transfer, credit, keys):
         """One stage of ``lanes`` restoring units for the G groups in turn (``serial``): the
