@@ -504,14 +504,26 @@ class RoundingDivider(wiring.Component):
         pre_valid = Signal(name="sign_valid")
         pre = {key: Signal.like(src[key], name=f"sign_{key}") for key in keys if key != "den"}
         pre["den"] = Signal(dw, name="sign_den")
-        pre_a = [Signal(len(a), name=f"sign_a{p}") for p, a in enumerate(src_num)]
+        # X = |a| + floor(den/2) is W bits; wider than CHAIN_BITS, its adder is split: the
+        # low L = :attr:`form_split` bits are added in the sign stage (behind the XOR) and
+        # registered with their carry out, the high bits in the form stage
+        W, L = max(self.num_width, dw), self.form_split
+        pre_a = [Signal(W - L, name=f"sign_a{p}") for p in range(len(src_num))]
         pre_s = [Signal(name=f"sign_s{p}") for p in range(len(src_num))]
+        pre_lo = [Signal(L, name=f"sign_lo{p}") for p in range(len(src_num))]
+        pre_c = [Signal(name=f"sign_c{p}") for p in range(len(src_num))]
         m.d.sync += [pre_valid.eq(enter), pre["den"].eq(src["den"])]
         m.d.sync += [pre[key].eq(src[key]) for key in keys if key != "den"]
         for p, a in enumerate(src_num):
             neg = a[-1]
-            m.d.sync += [pre_a[p].eq(a.as_unsigned() ^ neg.replicate(len(a))),
-                         pre_s[p].eq(neg)]
+            ax = Cat(a.as_unsigned() ^ neg.replicate(len(a)), Const(0, W - len(a)))
+            m.d.sync += [pre_a[p].eq(ax[L:]), pre_s[p].eq(neg)]
+            if L:
+                # (the sign a carry in: (2·ax + s) + (2·half + s) halved, as in the form)
+                h = Cat(src["den"] >> 1, Const(0, W))[:L]
+                lo = Signal(L + 1, name=f"sign_sum{p}")
+                m.d.comb += lo.eq((Cat(neg, ax[:L]) + Cat(neg, h)) >> 1)
+                m.d.sync += [pre_lo[p].eq(lo[:L]), pre_c[p].eq(lo[L])]
 
         # ---- form: X = |a| + floor(den/2) as den/2 ± a (no separate negation);
         # r = X >> q_bits (< den for a quotient that fits), xq = the low q_bits of X
@@ -522,9 +534,12 @@ class RoundingDivider(wiring.Component):
                                   else pre[key]) for key in keys]
         for p, (pa, neg) in enumerate(zip(pre_a, pre_s)):
             # |a| + half as (a XOR its sign) + half + sign: one adder, the sign a carry in,
-            # (2·(a ^ s) + s) + (2·half + s) halved (no select after two adders)
-            x = Signal(max(self.num_width, dw), name=f"form_x{p}")
-            m.d.comb += x.eq((Cat(neg, pa) + Cat(neg, half)) >> 1)
+            # (2·(a ^ s) + s) + (2·half + s) halved (no select after two adders); split,
+            # its high bits with the low part's carry as the carry in
+            x = Signal(W, name=f"form_x{p}")
+            cin = pre_c[p] if L else neg
+            hi = (Cat(cin, pa) + Cat(cin, Cat(half, Const(0, W))[L:W])) >> 1
+            m.d.comb += x.eq(Cat(pre_lo[p], hi[:W - L]))
             m.d.sync += [form["r"][p].eq(x[qb:]), form["xq"][p].eq(x[:qb]),
                          form["neg"][p].eq(neg)]
 
@@ -602,6 +617,15 @@ class RoundingDivider(wiring.Component):
             prev_neg_next = [r[-1] for r, _ in steps]
             prev_done_next = done_next
         return prev, prev_done, prev_done_next
+
+    @property
+    def form_split(self):
+        """L: the low bits of X = |a| + floor(den/2) (W = max(num_width, den_width) bits)
+        added in the sign stage, the others in the form stage: W // 2 where W is wider than
+        :data:`CHAIN_BITS`, else 0 (one adder in the form stage). The same registers (the
+        low part's sum instead of its operand bits, and its carry), the same latency."""
+        W = max(self.num_width, self.den_width)
+        return W // 2 if W > CHAIN_BITS else 0
 
     @property
     def chunks(self):
