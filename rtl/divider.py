@@ -208,11 +208,15 @@ class RoundingDivider(wiring.Component):
       ``i``: stream of ``{num: elements × signed(num_width), den: unsigned(den_width), tag}``
       ``o``: stream of ``{q: elements × signed(q_bits), tag}``
 
-    Latency (:attr:`latency`): ``q_bits + 3`` edges from the input transfer (the last
+    ``parts`` (a held den's stages of several steps only): each step takes ``parts`` edges,
+    its remainder's adder split into :attr:`chunks` (:meth:`_split_stage`), so that no
+    carry chain is longer than :data:`CHAIN_BITS` (:func:`divider_parts`).
+
+    Latency (:attr:`latency`): ``q_bits·parts + 3`` edges from the input transfer (the last
     group's when grouped) to the output transfer with ``o.ready`` high, plus one where the
-    last stage takes several steps (:attr:`signs_late`), plus ``(G - 1)·steps`` for a
-    whole-vector input. Interval (:attr:`interval`): ``G·steps`` edges between
-    accepted divisions at full rate.
+    last stage takes several steps (:attr:`signs_late`), plus ``(G - 1)·steps·parts`` for a
+    whole-vector input. Interval (:attr:`interval`): ``G·steps·parts`` edges between
+    accepted divisions at full rate (a grouped input's beats ``steps·parts`` edges apart).
     """
 
     def __init__(self, elements, num_width, den_width, q_bits, tag_shape=unsigned(0),
