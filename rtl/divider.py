@@ -55,6 +55,13 @@ def divider_interval(groups=1, steps=1, serial=False, parts=1):
 #: ceil((den_width + 1) / CHAIN_BITS) parts of one edge each (:attr:`RoundingDivider.chunks`)
 CHAIN_BITS = 16
 
+#: most remainder bits of all lanes, lanes·(den_width + 1), for which a held den's steps
+#: are split (:func:`divider_parts`): the split adds a stage of that many flip-flops and
+#: their part selects (its stages take parts edges per step), little with one or two lanes
+#: (the iCEBreaker's hsoftmax, P = 1: +133 cells of 5,280), much with many (the ULX3S's,
+#: P = 8: +1,059 cells, 97 % of the ECP5-25F, whose routing then cost 20 % of its Fmax)
+SPLIT_BITS = 64
+
 
 def divider_parts(den_width):
     """Edges per restoring step of a held den's stages of several steps: the parts of
@@ -116,8 +123,10 @@ class DividerPlan:
         groups = -(-elements // lanes)
         steps = divider_steps(q_bits, groups, interval)
         held = gap is not None and gap >= divider_latency(q_bits, groups, steps, grouped)
-        if held and steps > 1 and divider_parts(den_width) > 1:
-            # a held den's stages of several steps, its remainder wider than CHAIN_BITS:
+        if (held and steps > 1 and divider_parts(den_width) > 1
+                and lanes * (den_width + 1) <= SPLIT_BITS):
+            # a held den's stages of several steps, its remainder wider than CHAIN_BITS
+            # (and all lanes' remainders at most SPLIT_BITS):
             # each step in parts of one edge, as many steps per stage as the interval allows
             # (at least 2: the parts are a stage of several steps'), where the gap still
             # covers the latency

@@ -422,3 +422,22 @@ def test_split_steps(corner, grouped, parts):
                              convert=lambda c: (tuple(int(c.q[e]) for e in range(elements)),
                                                 int(c.tag))).outputs
         assert got == list(zip(expected(cases), range(len(cases)))), (steps, seed)
+
+
+def test_keeping_up_splits_few_lanes_of_wide_remainders():
+    """keeping_up splits a held den's steps (parts = ceil((den_width + 1) / CHAIN_BITS))
+    only where all lanes' remainders hold at most SPLIT_BITS bits, the interval leaves
+    stages of 2 steps at least and the gap covers the longer latency."""
+    from hamattn.rtl.divider import CHAIN_BITS, SPLIT_BITS
+    dw = 2 * CHAIN_BITS - 7                     # (2 parts)
+    P = SPLIT_BITS // (dw + 1)
+    I = -(-32 // P) * 11                        # (groups 11 edges apart, as hsoftmax's)
+    plan = DividerPlan.keeping_up(32, dw + 8, dw, 8, P, True, I, gap=10 ** 6)
+    assert (plan.parts, plan.steps, plan.held_den) == (2, 4, True)
+    assert plan.latency.fixed == 8 * 2 + 4 and plan.interval.fixed == plan.groups * 4 * 2
+    wide = DividerPlan.keeping_up(32, dw + 8, dw, 8, P + 1, True, I, gap=10 ** 6)
+    assert (wide.parts, wide.steps) == (1, 8)
+    narrow = DividerPlan.keeping_up(32, 20, CHAIN_BITS - 1, 8, 1, True, 352, gap=10 ** 6)
+    assert narrow.parts == 1
+    short_gap = DividerPlan.keeping_up(32, dw + 8, dw, 8, P, True, I, gap=13)
+    assert short_gap.held_den and short_gap.parts == 1
