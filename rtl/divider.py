@@ -15,7 +15,7 @@ __all__ = ["DividerPlan", "RoundingDivider", "divider_latency", "divider_interva
            "divider_steps", "signs_late"]
 
 
-def divider_latency(q_bits, groups=1, steps=1, grouped=False, serial=False):
+def divider_latency(q_bits, groups=1, steps=1, grouped=False, serial=False, parts=1):
     """Rising edges from the edge at which :class:`RoundingDivider` accepts (num, den) (its
     last group when ``grouped``) to the edge at which its result transfers, with the output
     ready: the accepting edge registers num XOR its sign (and the sign), the next forms
@@ -24,11 +24,13 @@ def divider_latency(q_bits, groups=1, steps=1, grouped=False, serial=False):
     ``q_bits + 3``, plus :func:`signs_late` (one edge where the sign is added after a stage of
     several steps); a whole-vector input of ``groups`` groups
     issues one group per ``steps`` edges, which adds ``(groups - 1)·steps``; ``serial``
-    (one stage loads each group itself): ``groups·(q_bits + 1) + 1``."""
+    (one stage loads each group itself): ``groups·(q_bits + 1) + 1``. Where each step takes
+    ``parts`` edges (:attr:`RoundingDivider.chunks`), every ``q_bits`` and ``steps`` above
+    counts ``parts`` edges: ``q_bits·parts + 3 + signs_late + (groups - 1)·steps·parts``."""
     if serial:
         return groups * (q_bits + 1) + 1
-    return (q_bits + 3 + signs_late(q_bits, steps)
-            + (0 if grouped else (groups - 1) * steps))
+    return (q_bits * parts + 3 + signs_late(q_bits, steps)
+            + (0 if grouped else (groups - 1) * steps * parts))
 
 
 def signs_late(q_bits, steps):
@@ -40,11 +42,31 @@ def signs_late(q_bits, steps):
     return int(q_bits - steps * ((q_bits - 1) // steps) > 1)
 
 
-def divider_interval(groups=1, steps=1, serial=False):
+def divider_interval(groups=1, steps=1, serial=False, parts=1):
     """Edges between divisions that :class:`RoundingDivider` accepts at full rate: a pipeline
-    stage takes a group every ``steps`` edges, so ``groups·steps``; ``serial``, a group
-    every q_bits + 1 = ``steps`` + 1 edges (the load, then the steps), ``groups·(steps + 1)``."""
-    return groups * (steps + serial)
+    stage takes a group every ``steps`` steps of ``parts`` edges, so ``groups·steps·parts``;
+    ``serial``, a group every q_bits + 1 = ``steps`` + 1 edges (the load, then the steps),
+    ``groups·(steps + 1)``."""
+    return groups * (steps * parts + serial)
+
+
+#: bits of the longest carry chain of a held den's division step: where the remainder's
+#: adder (den_width + 1 bits) is wider, each step is split into ``parts`` =
+#: ceil((den_width + 1) / CHAIN_BITS) parts of one edge each (:attr:`RoundingDivider.chunks`)
+CHAIN_BITS = 16
+
+#: most remainder bits of all lanes, lanes·(den_width + 1), for which a held den's steps
+#: are split (:func:`divider_parts`): the split adds a stage of that many flip-flops and
+#: their part selects (its stages take parts edges per step), little with one or two lanes
+#: (the iCEBreaker's hsoftmax, P = 1: +133 cells of 5,280), much with many (the ULX3S's,
+#: P = 8: +1,059 cells, 97 % of the ECP5-25F, whose routing then cost 20 % of its Fmax)
+SPLIT_BITS = 64
+
+
+def divider_parts(den_width):
+    """Edges per restoring step of a held den's stages of several steps: the parts of
+    ``den_width + 1`` bits (the remainder's adder) of at most :data:`CHAIN_BITS` bits."""
+    return -(-(den_width + 1) // CHAIN_BITS)
 
 
 def divider_steps(q_bits, groups, interval):
@@ -62,7 +84,8 @@ class DividerPlan:
     a time, its numerators ``num_width`` and its denominator ``den_width`` bits wide, with
     ``steps`` restoring steps per pipeline stage; with ``grouped`` it takes one group of
     lanes per beat; ``serial``: one stage of ``lanes`` units loads each group of a held
-    input in turn (see :meth:`keeping_up`)."""
+    input in turn (see :meth:`keeping_up`); ``parts``: edges per step (a held den's steps
+    split into parts of the remainder's adder, :attr:`RoundingDivider.chunks`)."""
 
     elements: int
     num_width: int
@@ -73,6 +96,7 @@ class DividerPlan:
     steps: int = 1
     held_den: bool = False
     serial: bool = False
+    parts: int = 1
 
     @classmethod
     def keeping_up(cls, elements, num_width, den_width, q_bits, lanes, grouped, interval,
@@ -99,6 +123,19 @@ class DividerPlan:
         groups = -(-elements // lanes)
         steps = divider_steps(q_bits, groups, interval)
         held = gap is not None and gap >= divider_latency(q_bits, groups, steps, grouped)
+        if (held and steps > 1 and divider_parts(den_width) > 1
+                and lanes * (den_width + 1) <= SPLIT_BITS):
+            # a held den's stages of several steps, its remainder wider than CHAIN_BITS
+            # (and all lanes' remainders at most SPLIT_BITS):
+            # each step in parts of one edge, as many steps per stage as the interval allows
+            # (at least 2: the parts are a stage of several steps'), where the gap still
+            # covers the latency
+            parts = divider_parts(den_width)
+            split = divider_steps(q_bits, groups, interval // parts)
+            if split > 1 and gap >= divider_latency(q_bits, groups, split, grouped,
+                                                    parts=parts):
+                return cls(elements, num_width, den_width, q_bits, lanes, grouped, split,
+                           True, False, parts)
         if grouped and not held:
             # divisions that overlap in the pipeline, a group per beat (a folded linear
             # core): one step per stage, whose registers load the previous stage's every
@@ -115,17 +152,17 @@ class DividerPlan:
     @property
     def latency(self):
         return Timing(divider_latency(self.q_bits, self.groups, self.steps, self.grouped,
-                                      self.serial))
+                                      self.serial, self.parts))
 
     @property
     def interval(self):
-        return Timing(divider_interval(self.groups, self.steps, self.serial))
+        return Timing(divider_interval(self.groups, self.steps, self.serial, self.parts))
 
     def component(self, tag_shape=unsigned(0), depth=1):
         return RoundingDivider(self.elements, self.num_width, self.den_width, self.q_bits,
                                tag_shape, lanes=self.lanes, grouped=self.grouped,
                                steps=self.steps, depth=depth, held_den=self.held_den,
-                               serial=self.serial)
+                               serial=self.serial, parts=self.parts)
 
 
 class RoundingDivider(wiring.Component):
@@ -180,15 +217,20 @@ class RoundingDivider(wiring.Component):
       ``i``: stream of ``{num: elements × signed(num_width), den: unsigned(den_width), tag}``
       ``o``: stream of ``{q: elements × signed(q_bits), tag}``
 
-    Latency (:attr:`latency`): ``q_bits + 3`` edges from the input transfer (the last
+    ``parts`` (a held den's stages of several steps only): each step takes ``parts`` edges,
+    its remainder's adder split into :attr:`chunks` (:meth:`_split_stage`), so that no
+    carry chain is longer than :data:`CHAIN_BITS` (:func:`divider_parts`).
+
+    Latency (:attr:`latency`): ``q_bits·parts + 3`` edges from the input transfer (the last
     group's when grouped) to the output transfer with ``o.ready`` high, plus one where the
-    last stage takes several steps (:attr:`signs_late`), plus ``(G - 1)·steps`` for a
-    whole-vector input. Interval (:attr:`interval`): ``G·steps`` edges between
-    accepted divisions at full rate.
+    last stage takes several steps (:attr:`signs_late`), plus ``(G - 1)·steps·parts`` for a
+    whole-vector input. Interval (:attr:`interval`): ``G·steps·parts`` edges between
+    accepted divisions at full rate (a grouped input's beats ``steps·parts`` edges apart).
     """
 
     def __init__(self, elements, num_width, den_width, q_bits, tag_shape=unsigned(0),
-                 lanes=None, grouped=False, steps=1, depth=1, held_den=False, serial=False):
+                 lanes=None, grouped=False, steps=1, depth=1, held_den=False, serial=False,
+                 parts=1):
         self.elements, self.num_width, self.den_width, self.q_bits = \
             elements, num_width, den_width, q_bits
         self.lanes = elements if lanes is None else lanes
@@ -202,6 +244,12 @@ class RoundingDivider(wiring.Component):
             raise ValueError("serial: a whole-vector input, steps = q_bits and held_den")
         self.groups = -(-elements // self.lanes)
         self.steps, self.depth, self.held_den, self.serial = steps, depth, held_den, serial
+        self.parts = parts
+        if parts != 1 and (not held_den or serial or min(self.stage_steps) < 2
+                           or not 1 <= parts <= den_width + 1):
+            raise ValueError(f"parts = {parts!r} is not allowed: 1, or 2 .. den_width + 1 "
+                             f"= {den_width + 1} with held_den, not serial, and stages of "
+                             f"2 steps at least")
         self.tag_shape = tag_shape
         self.grouped = grouped
         if grouped:
@@ -276,7 +324,8 @@ class RoundingDivider(wiring.Component):
     @property
     def plan(self):
         return DividerPlan(self.elements, self.num_width, self.den_width, self.q_bits,
-                           self.lanes, self.grouped, self.steps, self.held_den, self.serial)
+                           self.lanes, self.grouped, self.steps, self.held_den, self.serial,
+                           self.parts)
 
     @property
     def latency(self):
@@ -315,7 +364,7 @@ class RoundingDivider(wiring.Component):
         if tag_width(self.tag_shape):
             st["tag"] = Signal(self.tag_shape, name=f"{name}_tag")
         if has_count:
-            st["count"] = Signal(range(self.steps + 1), name=f"{name}_count")
+            st["count"] = Signal(range(self.steps * self.parts + 1), name=f"{name}_count")
         return st
 
     def _step(self, m, name, src, den, final=False, negs=None):
@@ -406,19 +455,22 @@ class RoundingDivider(wiring.Component):
                 m.d.sync += mid.eq(~self.i.payload.last)
         if self.serial:
             prev, prev_done = self._serial(m, transfer, credit, keys)
+            prev_done_next = None
         else:
-            prev, prev_done = self._pipeline(m, transfer, accept, credit, first, keys)
-        self._output(m, prev, prev_done)
+            prev, prev_done, prev_done_next = self._pipeline(m, transfer, accept, credit,
+                                                             first, keys)
+        self._output(m, prev, prev_done, prev_done_next)
         return m
 
     def _pipeline(self, m, transfer, accept, credit, first, keys):
         """The input (the bank of a whole-vector input), the form stage and the restoring
-        stages. Returns the last stage's registers and its "group done" flag."""
+        stages. Returns the last stage's registers, its "group done" flag and the value
+        that flag takes at the next edge."""
         P, G, E, qb, dw = self.lanes, self.groups, self.elements, self.q_bits, self.den_width
         has_tag = tag_width(self.tag_shape) > 0
 
         # ---- stage 0 spacing: a group enters every `steps` edges at most
-        k = self.steps
+        k = self.steps * self.parts
         gap = Signal(range(k), name="gap") if k > 1 else None
         free = (gap == 0) if k > 1 else 1
 
@@ -465,14 +517,26 @@ class RoundingDivider(wiring.Component):
         pre_valid = Signal(name="sign_valid")
         pre = {key: Signal.like(src[key], name=f"sign_{key}") for key in keys if key != "den"}
         pre["den"] = Signal(dw, name="sign_den")
-        pre_a = [Signal(len(a), name=f"sign_a{p}") for p, a in enumerate(src_num)]
+        # X = |a| + floor(den/2) is W bits; wider than CHAIN_BITS, its adder is split: the
+        # low L = :attr:`form_split` bits are added in the sign stage (behind the XOR) and
+        # registered with their carry out, the high bits in the form stage
+        W, L = max(self.num_width, dw), self.form_split
+        pre_a = [Signal(W - L, name=f"sign_a{p}") for p in range(len(src_num))]
         pre_s = [Signal(name=f"sign_s{p}") for p in range(len(src_num))]
+        pre_lo = [Signal(L, name=f"sign_lo{p}") for p in range(len(src_num))]
+        pre_c = [Signal(name=f"sign_c{p}") for p in range(len(src_num))]
         m.d.sync += [pre_valid.eq(enter), pre["den"].eq(src["den"])]
         m.d.sync += [pre[key].eq(src[key]) for key in keys if key != "den"]
         for p, a in enumerate(src_num):
             neg = a[-1]
-            m.d.sync += [pre_a[p].eq(a.as_unsigned() ^ neg.replicate(len(a))),
-                         pre_s[p].eq(neg)]
+            ax = Cat(a.as_unsigned() ^ neg.replicate(len(a)), Const(0, W - len(a)))
+            m.d.sync += [pre_a[p].eq(ax[L:]), pre_s[p].eq(neg)]
+            if L:
+                # (the sign a carry in: (2·ax + s) + (2·half + s) halved, as in the form)
+                h = Cat(src["den"] >> 1, Const(0, W))[:L]
+                lo = Signal(L + 1, name=f"sign_sum{p}")
+                m.d.comb += lo.eq((Cat(neg, ax[:L]) + Cat(neg, h)) >> 1)
+                m.d.sync += [pre_lo[p].eq(lo[:L]), pre_c[p].eq(lo[L])]
 
         # ---- form: X = |a| + floor(den/2) as den/2 ± a (no separate negation);
         # r = X >> q_bits (< den for a quotient that fits), xq = the low q_bits of X
@@ -483,9 +547,12 @@ class RoundingDivider(wiring.Component):
                                   else pre[key]) for key in keys]
         for p, (pa, neg) in enumerate(zip(pre_a, pre_s)):
             # |a| + half as (a XOR its sign) + half + sign: one adder, the sign a carry in,
-            # (2·(a ^ s) + s) + (2·half + s) halved (no select after two adders)
-            x = Signal(max(self.num_width, dw), name=f"form_x{p}")
-            m.d.comb += x.eq((Cat(neg, pa) + Cat(neg, half)) >> 1)
+            # (2·(a ^ s) + s) + (2·half + s) halved (no select after two adders); split,
+            # its high bits with the low part's carry as the carry in
+            x = Signal(W, name=f"form_x{p}")
+            cin = pre_c[p] if L else neg
+            hi = (Cat(cin, pa) + Cat(cin, Cat(half, Const(0, W))[L:W])) >> 1
+            m.d.comb += x.eq(Cat(pre_lo[p], hi[:W - L]))
             m.d.sync += [form["r"][p].eq(x[qb:]), form["xq"][p].eq(x[:qb]),
                          form["neg"][p].eq(neg)]
 
@@ -507,6 +574,11 @@ class RoundingDivider(wiring.Component):
             start = prev_done
             # (two steps selected after the adders, the registers written before `done`)
             dual = ks > 1 and self.selects_after
+            if self.parts > 1:
+                done, done_next, prev_neg_next = self._split_stage(
+                    m, name, st, prev, start, prev_done_next, prev_neg_next, ks, keys, held)
+                prev, prev_done, prev_done_next = st, done, done_next
+                continue
             if ks == 1:
                 # every edge: the previous stage's group takes one step
                 m.d.sync += st["valid"].eq(start)
@@ -557,7 +629,102 @@ class RoundingDivider(wiring.Component):
             prev, prev_done = st, done
             prev_neg_next = [r[-1] for r, _ in steps]
             prev_done_next = done_next
-        return prev, prev_done
+        return prev, prev_done, prev_done_next
+
+    @property
+    def form_split(self):
+        """L: the low bits of X = |a| + floor(den/2) (W = max(num_width, den_width) bits)
+        added in the sign stage, the others in the form stage: W // 2 where W is wider than
+        :data:`CHAIN_BITS`, else 0 (one adder in the form stage). The same registers (the
+        low part's sum instead of its operand bits, and its carry), the same latency."""
+        W = max(self.num_width, self.den_width)
+        return W // 2 if W > CHAIN_BITS else 0
+
+    @property
+    def chunks(self):
+        """The bit ranges [lo, hi) of the remainder's ``den_width + 1`` bits that the
+        ``parts`` parts of a split step add, one per edge, lowest first (as equal as can be,
+        the lower ones the wider): each is a carry chain of hi - lo bits (and a carry in),
+        whose carry out a flip-flop takes to the next part's carry in."""
+        W, n = self.den_width + 1, self.parts
+        base, extra = divmod(W, n)
+        bounds = [0]
+        for j in range(n):
+            bounds.append(bounds[-1] + base + (j < extra))
+        return list(zip(bounds, bounds[1:]))
+
+    def _split_stage(self, m, name, st, prev, start, prev_done_next, prev_neg_next, ks, keys,
+                     den):
+        """A held den's stage of ``ks`` non-restoring steps, each in ``parts`` edges
+        (:attr:`chunks`): the step r' = 2r + x ∓ den is computed modulo 2^(den_width + 1)
+        (r' fits that signed width), part j's bits at the j-th edge of the step, from the
+        remainder's bits, the bit below the part (a flip-flop loaded at the step's first
+        edge: the part below has been overwritten by then) and the carry out of the part
+        below (a flip-flop); the sign select ``sub`` (a flip-flop, r < 0 of the remainder
+        the step starts from) changes only at the step's last edge. The step's first edge
+        is the one at ``start`` (from the previous stage's registers, selected in front of
+        part 0's adder); at that edge the other parts load the previous stage's bits
+        through their adders (den and the carry in masked). Returns the stage's "done"
+        flag, its next value and the next values of the remainders' signs."""
+        P, dw, n = self.lanes, self.den_width, self.parts
+        W = dw + 1
+        edges = ks * n
+        more = st["valid"] & (st["count"] < edges)
+        count = Mux(start, 1, st["count"] + 1)
+        m.d.sync += [st["valid"].eq(start | more), st["count"].eq(count)]
+        done = Signal(name=f"{name}_done")
+        done_next = (start | more) & (count == edges)
+        m.d.sync += done.eq(done_next)
+        # the part the next edge adds, one-hot (zero when the stage is idle)
+        phase = Signal(n, name=f"{name}_phase")
+        now = Mux(start, 1, phase)                         # the part this edge adds
+        m.d.sync += phase.eq(Mux(done_next, 0, now.rotate_left(1)))
+        load = [start | phase[j] for j in range(n)]        # part j's registers load
+        from_ = {key: Mux(start, prev[key], st[key]) for key in keys}
+        from_["neg"] = Mux(start, prev["neg"], st["neg"])
+        m.d.sync += [st[key].eq(from_[key]) for key in keys + ["neg"]]
+        den_w = Cat(den, Const(0, W - dw))
+        neg_next = []
+        for p in range(P):
+            negr = Signal(name=f"{name}_neg{p}_r")
+            sub = ~negr
+            r_prev = prev["r"][p]
+            if len(r_prev) < W:
+                r_prev = Cat(r_prev, Const(0, W - len(r_prev)))   # the form stage's: r >= 0
+            r_own = st["r"][p]
+            r_from = Mux(start, r_prev, r_own)
+            xq_from = Mux(start, prev["xq"][p], st["xq"][p])
+            # the step's first edge shifts in the previous step's quotient bit (``sub``,
+            # :attr:`late_bits`) XORed with the lane's sign, and takes x = xq's top bit
+            with m.If(load[0]):
+                m.d.sync += st["xq"][p].eq(Cat(sub ^ from_["neg"][p], xq_from[:-1]))
+            carry = None
+            top = None
+            for j, (lo, hi) in enumerate(self.chunks):
+                d = den_w[lo:hi] ^ sub.replicate(hi - lo)
+                if j == 0:
+                    a, b, cin = Cat(xq_from[-1], r_from[:hi - 1]), d, sub
+                else:
+                    below = Signal(name=f"{name}_below{p}_{j}")
+                    with m.If(load[0]):
+                        m.d.sync += below.eq(r_from[lo - 1])
+                    a = Mux(start, r_prev[lo:hi], Cat(below, r_own[lo:hi - 1]))
+                    b = Mux(start, 0, d)
+                    cin = carry & ~start
+                s = Signal(hi - lo + 1, name=f"{name}_sum{p}_{j}")
+                m.d.comb += s.eq((Cat(cin, a) + Cat(cin, b)) >> 1)
+                if j + 1 < n:
+                    carry = Signal(name=f"{name}_carry{p}_{j + 1}")
+                    m.d.sync += carry.eq(s[-1])
+                with m.If(load[j]):
+                    m.d.sync += r_own[lo:hi].eq(s[:hi - lo])
+                top = s[hi - lo - 1]
+            # r < 0 of the remainder the next step starts from: the previous stage's (loaded
+            # as it is done), or the top part's sum at the step's last edge
+            m.d.sync += negr.eq(Mux(prev_done_next, prev_neg_next[p],
+                                    Mux(now[n - 1] & ~start, top, negr)))
+            neg_next.append(Mux(load[n - 1], top, r_own[-1]))
+        return done, done_next, neg_next
 
     def _serial(self, m, transfer, credit, keys):
         """One stage of ``lanes`` restoring units for the G groups in turn (``serial``): the
@@ -612,9 +779,10 @@ class RoundingDivider(wiring.Component):
                 m.d.sync += [st["r"][p].eq(r), st["xq"][p].eq(xq)]
         return st, done
 
-    def _output(self, m, prev, prev_done):
+    def _output(self, m, prev, prev_done, prev_done_next):
         """The sign of ``prev``'s group (its quotient bits and signs), into the output
-        register where ``prev_done``, and the output queue."""
+        register where ``prev_done`` (``prev_done_next``: its next value, a grouped
+        input's), and the output queue."""
         P, G, E, qb = self.lanes, self.groups, self.elements, self.q_bits
         has_tag = tag_width(self.tag_shape) > 0
 
@@ -647,7 +815,7 @@ class RoundingDivider(wiring.Component):
             signed_q = Signal(group.shape(), name="signed_q", reset_less=True)
             signed_valid = Signal(name="signed_valid")
             m.d.sync += [signed_q.eq(group), signed_valid.eq(prev_done)]
-            group, prev_done = signed_q, signed_valid
+            group, prev_done, prev_done_next = signed_q, signed_valid, prev_done
         # (`come`: a group is there for its slot; `write0`: it goes into slot 0, where the
         # register may hold a result)
         come = write0 = prev_done
@@ -661,38 +829,40 @@ class RoundingDivider(wiring.Component):
             # leaves an edge before the next one enters: the queue's read enable is one LUT
             # of flip-flops, o.ready does not reach it)
             # (its flags are flip-flops: `empty`, no group written and not taken out)
-            # The queue's head goes through a register of its own (`head`, loaded from the
-            # memory's read register and nothing else: on the ECP5 synth.outreg moves it into
+            # The queue has a head (a register of its own behind the memory's read register,
+            # RegisteredFIFO's `head`: on the ECP5 synth.outreg moves the read register into
             # the block RAM's output register), so no logic stands behind the block RAM's
-            # read; the queue with its head is empty where both are
+            # read; `queue.empty` and `queue.r_rdy` (the head's) are flip-flops.
+            # `come` is a flip-flop too, written from the next values of the flags it is
+            # made of (prev_done_next, the queue's empty_next and r_rdy_next; a group comes
+            # from the pipeline past an empty queue, or from the head), so that the enables
+            # of the slots (G·P·q_bits flip-flops) and the pointer's wait for no LUT in front
+            # of them; `write0` is one LUT of `come`, the head's flag, the register's and
+            # o.ready (`come & ~r_rdy` is a group of the pipeline past an empty queue)
             m.submodules.queue = queue = RegisteredFIFO(width=len(group.as_value()),
-                                                        depth=self.depth * G)
-            head = Signal(len(group.as_value()), name="queue_head", reset_less=True)
-            head_valid = Signal(name="queue_head_valid")
-            load = queue.r_rdy & (~head_valid | ~ovalid)    # the head is empty or taken
-            with m.If(load):
-                m.d.sync += head.eq(queue.r_data)
-            m.d.sync += head_valid.eq(Mux(load, 1, head_valid & ovalid))
-            empty = queue.empty & ~head_valid
+                                                        depth=self.depth * G, head=True)
+            come = Signal(name="out_come")
+            m.d.sync += come.eq((prev_done_next & queue.empty_next) | queue.r_rdy_next)
             free = ~ovalid | self.o.ready                   # the register is empty or leaves
-            come = (prev_done & empty) | head_valid
-            write0 = (prev_done & empty & free) | (head_valid & ~ovalid)
+            write0 = come & Mux(queue.r_rdy, ~ovalid, free)
             m.d.comb += [queue.w_data.eq(group),
-                         queue.w_en.eq(prev_done & ~(empty & free)),
-                         queue.r_en.eq(load)]
+                         queue.w_en.eq(prev_done & ~(queue.empty & free)),
+                         queue.r_en.eq(~ovalid)]            # (the head goes to an empty register)
             # (a group is written only where the queue is empty or gives its head: the
             # select is the head's flag, a flip-flop)
-            src = data.View(group.shape(), Mux(head_valid, head, group.as_value()))
+            src = data.View(group.shape(), Mux(queue.r_rdy, queue.r_data, group.as_value()))
         # The pointer: one-hot, the slot the next group goes to, group 0 first. The register
         # holds a result (o.valid) only with the pointer at slot 0 (it lands as group G-1 is
         # written, and no group is written after it before it leaves), so only slot 0 waits
         # for the register (`write0`): each other slot's enable is one LUT of flip-flops
-        # (`come`'s and its pointer bit).
+        # (`come`'s and its pointer bit); the pointer's bits step each on their own, so that
+        # only slot 0's and 1's wait for `write0`, the others for `come`.
         slot = Signal(G, init=1, name="out_slot")
         enable = [Signal(name=f"out_en{g}") for g in range(G)]
-        m.d.comb += [enable[g].eq((write0 if g == 0 else come) & slot[g]) for g in range(G)]
-        with m.If(Mux(slot[0], write0, come)):
-            m.d.sync += slot.eq(slot.rotate_left(1))
+        step = [write0] + [come] * (G - 1)                  # the pointer leaves slot g
+        m.d.comb += [enable[g].eq(step[g] & slot[g]) for g in range(G)]
+        m.d.sync += [slot[g].eq((slot[g] & ~step[g]) | (slot[g - 1] & step[g - 1]))
+                     for g in range(G)]
         for g in range(G):
             with m.If(enable[g]):
                 m.d.sync += [outb[g][p].eq(src.q[p]) for p in range(P)]

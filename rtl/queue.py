@@ -105,26 +105,44 @@ class RegisteredFIFO(Elaboratable):
         ``level + margin < depth`` after the edge), for a consumer that registers a flag of
         its own from it.
 
+    empty_next, r_rdy_next : ``Signal()``
+        The values ``empty`` and ``r_rdy`` take at the next edge (their flip-flops' inputs),
+        for a consumer that registers a flag of its own a cycle ahead.
+    head : bool
+        With it, the memory's output register is followed by a register of its own (the
+        queue's head, loaded from the memory's read register and nothing else: no logic
+        stands behind the block RAM's read, and on the ECP5 ``synth.outreg`` moves the read
+        register into the block RAM's output register): ``r_data``/``r_rdy`` are the head's,
+        the queue holds ``depth + 1`` entries (the memory's ``depth``, its read register
+        among them, and the head), ``w_rdy`` and the room flags are the memory's (``depth``
+        entries beyond the head), ``level`` counts the head too (``empty``: no entry in
+        either).
+
     Timing: an entry written to an empty queue at an edge is read from the memory at the
-    next edge, which raises ``r_rdy``: it can be taken at the edge after that (2 edges).
+    next edge, which raises ``r_rdy``: it can be taken at the edge after that (2 edges;
+    with ``head`` 3: the head loads at the edge after the read). The entry after one taken
+    at an edge can be taken at the next edge (it waits in the read register, or the head).
     Throughput: one entry per cycle on each side.
     """
 
-    def __init__(self, *, width, depth, margin=None):
+    def __init__(self, *, width, depth, margin=None, head=False):
         if depth < 2:
             raise ValueError(f"depth = {depth!r} is not allowed: at least 2")
         if margin is not None and not 0 <= margin < depth - ROOM_LAG:
             raise ValueError(f"margin = {margin!r} is not allowed: 0 .. depth - "
                              f"{ROOM_LAG + 1} = {depth - ROOM_LAG - 1}")
-        self.width, self.depth, self.margin = width, depth, margin
+        self.width, self.depth, self.margin, self.head = width, depth, margin, head
         self.w_data, self.w_en, self.w_rdy = Signal(width), Signal(), Signal(init=1)
-        self.r_data, self.r_en, self.r_rdy = Signal(width), Signal(), Signal()
-        self.level = Signal(range(depth + 1))
+        self.r_data, self.r_en, self.r_rdy = Signal(width, reset_less=True), Signal(), Signal()
+        self.level = Signal(range(depth + 1 + head))
         self.empty = Signal(init=1)
         self.room = Signal(init=1)
         self.room_next = Signal(init=1)
+        self.empty_next, self.r_rdy_next = Signal(init=1), Signal()
 
     def elaborate(self, platform):
+        if self.head:
+            return self._headed()
         m = Module()
         D = self.depth
         level = self.level
@@ -136,7 +154,9 @@ class RegisteredFIFO(Elaboratable):
             """Keep ``f``, a test level <= L, from the next level: after a step up it is
             ``below`` (the test level <= L - 1), after a step down ``above`` (level <= L + 1)
             of the current level."""
-            m.d.sync += f.eq(Mux(up, below, Mux(down, above, f)))
+            nxt = Mux(up, below, Mux(down, above, f))
+            m.d.sync += f.eq(nxt)
+            return nxt
 
         with m.If(up):
             m.d.sync += level.eq(level + 1)
@@ -145,7 +165,7 @@ class RegisteredFIFO(Elaboratable):
         # empty: level <= 0; at least two: ~(level <= 1), so that the memory holds an entry
         # not yet read into its output register (r_rdy high, or being raised)
         two = Signal(name="two")                                     # level >= 2
-        flag(self.empty, 0, ~two)
+        m.d.comb += self.empty_next.eq(flag(self.empty, 0, ~two))
         m.d.sync += two.eq(Mux(up, ~self.empty, Mux(down, level >= 3 if D >= 3 else 0, two)))
         # w_rdy: level <= D - 1
         flag(self.w_rdy, self.w_rdy & (level != D - 1), 1)
@@ -185,8 +205,27 @@ class RegisteredFIFO(Elaboratable):
         m.d.comb += [w_port.addr.eq(produce), w_port.data.eq(self.w_data),
                      w_port.en.eq(write),
                      r_port.addr.eq(consume), r_port.en.eq(fetch), self.r_data.eq(r_port.data)]
-        with m.If(fetch):
-            m.d.sync += self.r_rdy.eq(1)
-        with m.Elif(self.r_en):
-            m.d.sync += self.r_rdy.eq(0)
+        m.d.comb += self.r_rdy_next.eq(fetch | (self.r_rdy & ~self.r_en))
+        m.d.sync += self.r_rdy.eq(self.r_rdy_next)
+        return m
+
+    def _headed(self):
+        """The queue without a head (``memory``: ``depth`` entries, its read register among
+        them) and the head register behind it, loaded where the memory's read register holds
+        an entry and the head is empty or taken."""
+        m = Module()
+        inner = m.submodules.memory = RegisteredFIFO(width=self.width, depth=self.depth,
+                                                     margin=self.margin)
+        load = inner.r_rdy & (~self.r_rdy | self.r_en)
+        with m.If(load):
+            m.d.sync += self.r_data.eq(inner.r_data)
+        m.d.comb += [
+            inner.w_data.eq(self.w_data), inner.w_en.eq(self.w_en), inner.r_en.eq(load),
+            self.w_rdy.eq(inner.w_rdy), self.room.eq(inner.room),
+            self.room_next.eq(inner.room_next),
+            self.level.eq(inner.level + self.r_rdy),
+            self.r_rdy_next.eq(load | (self.r_rdy & ~self.r_en)),
+            self.empty_next.eq(inner.empty_next & ~self.r_rdy_next),
+        ]
+        m.d.sync += [self.r_rdy.eq(self.r_rdy_next), self.empty.eq(self.empty_next)]
         return m

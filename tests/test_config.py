@@ -231,9 +231,10 @@ def test_groups_and_folded_intervals(d, lanes, groups):
             assert mode == "topk" and groups == 1 and k == c.w
             assert dv.interval.fixed == dv.groups * (c.w + 1) == dv.latency.fixed - 1
         else:
-            assert 1 <= k <= c.w and dv.interval.fixed == groups * k
+            # (each step in dv.parts edges: a held den's split steps)
+            assert 1 <= k <= c.w and dv.interval.fixed == groups * k * dv.parts
             # (+ 1 where the last stage takes several steps: the sign registered after it)
-            assert dv.latency.fixed == c.w + 3 + int(c.w - k * ((c.w - 1) // k) > 1)
+            assert dv.latency.fixed == c.w * dv.parts + 3 + int(c.w - k * ((c.w - 1) // k) > 1)
 
 
 # =========================================================================== weights files

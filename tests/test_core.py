@@ -247,9 +247,10 @@ def test_core_timing_is_the_sum_of_its_blocks(corner, mode):
     else:
         # (+ 1 where the last stage takes several steps: the sign registered after it)
         late = int(cfg.w - dv.steps * ((cfg.w - 1) // dv.steps) > 1)
-        assert dv.latency == Timing(cfg.w + 3 + late + (0 if dv.grouped else
-                                                        (cfg.groups - 1) * dv.steps))
-        assert dv.interval == Timing(cfg.groups * dv.steps)
+        # (each step in dv.parts edges, a held den's split steps)
+        assert dv.latency == Timing(cfg.w * dv.parts + 3 + late + (
+            0 if dv.grouped else (cfg.groups - 1) * dv.steps * dv.parts))
+        assert dv.interval == Timing(cfg.groups * dv.steps * dv.parts)
     assert qi.fixed >= dv.interval.fixed
 
 

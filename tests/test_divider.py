@@ -383,3 +383,61 @@ def test_serial_divider_needs_a_held_input():
     assert not DividerPlan.keeping_up(16, 12, 4, 8, 4, True, 21, hold=100).serial
     with pytest.raises(ValueError, match="serial"):
         RoundingDivider(16, 12, 4, 8, lanes=8, steps=4, held_den=True, serial=True)
+
+
+@pytest.mark.parametrize("corner", list(CORNERS))
+@pytest.mark.parametrize("grouped", [False, True])
+@pytest.mark.parametrize("parts", [2, 3])
+def test_split_steps(corner, grouped, parts):
+    """``parts`` (a held den's steps split into parts of the remainder's adder, one edge
+    each): golden's results with a consumer ready one edge in two; grouped, with a ready
+    consumer, each result leaves ``latency`` = q_bits·parts + 4 edges after its last beat
+    (beats ``steps·parts`` edges apart)."""
+    elements, qb, dmax, P = CORNERS[corner]
+    num_w, den_w = widths(qb, dmax)
+    if parts > den_w + 1:
+        pytest.skip("fewer remainder bits than parts")
+    for steps in sorted({min(2, qb), min(3, qb), qb} - {1}):
+        if (qb % steps) == 1:
+            continue                        # (a last stage of one step: not split)
+        seed = sum(map(ord, corner)) + steps + grouped + parts
+        rng = np.random.default_rng(seed)
+        cases = operands(elements, qb, dmax, 12, rng)
+        dut = RoundingDivider(elements, num_w, den_w, qb, tag_shape=unsigned(5), lanes=P,
+                              grouped=grouped, steps=steps, held_den=True, parts=parts)
+        assert dut.latency.fixed == divider_latency(qb, dut.groups, steps, grouped,
+                                                    parts=parts)
+        assert dut.interval.fixed == dut.groups * steps * parts
+        if grouped:
+            got, _, _ = run_grouped(dut, cases, steps * parts, 1.0, 0.5, rng)
+            assert got == list(zip(expected(cases), range(len(cases)))), (steps, seed)
+            got, last_in, outs = run_grouped(dut, cases, steps * parts, 1.0, 1.0, rng)
+            assert dut.latency.fixed == qb * parts + 4
+            assert [o - i for i, o in zip(last_in, outs)] == [dut.latency.fixed] * len(cases)
+        else:
+            got = run_stream(dut, [{"num": n, "den": d, "tag": i}
+                                   for i, (n, d) in enumerate(cases)],
+                             seed=seed, p_in=1.0, p_out=0.5,
+                             max_cycles=500 + 8 * len(cases) * dut.latency.fixed,
+                             convert=lambda c: (tuple(int(c.q[e]) for e in range(elements)),
+                                                int(c.tag))).outputs
+        assert got == list(zip(expected(cases), range(len(cases)))), (steps, seed)
+
+
+def test_keeping_up_splits_few_lanes_of_wide_remainders():
+    """keeping_up splits a held den's steps (parts = ceil((den_width + 1) / CHAIN_BITS))
+    only where all lanes' remainders hold at most SPLIT_BITS bits, the interval leaves
+    stages of 2 steps at least and the gap covers the longer latency."""
+    from hamattn.rtl.divider import CHAIN_BITS, SPLIT_BITS
+    dw = 2 * CHAIN_BITS - 7                     # (2 parts)
+    P = SPLIT_BITS // (dw + 1)
+    I = -(-32 // P) * 11                        # (groups 11 edges apart, as hsoftmax's)
+    plan = DividerPlan.keeping_up(32, dw + 8, dw, 8, P, True, I, gap=10 ** 6)
+    assert (plan.parts, plan.steps, plan.held_den) == (2, 4, True)
+    assert plan.latency.fixed == 8 * 2 + 4 and plan.interval.fixed == plan.groups * 4 * 2
+    wide = DividerPlan.keeping_up(32, dw + 8, dw, 8, P + 1, True, I, gap=10 ** 6)
+    assert (wide.parts, wide.steps) == (1, 8)
+    narrow = DividerPlan.keeping_up(32, 20, CHAIN_BITS - 1, 8, 1, True, 352, gap=10 ** 6)
+    assert narrow.parts == 1
+    short_gap = DividerPlan.keeping_up(32, dw + 8, dw, 8, P, True, I, gap=13)
+    assert short_gap.held_den and short_gap.parts == 1

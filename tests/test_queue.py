@@ -120,3 +120,65 @@ def test_bad_parameters():
         RegisteredFIFO(width=4, depth=1)
     with pytest.raises(ValueError, match=r"margin = 2 is not allowed: 0 \.\. depth - 3 = 1"):
         RegisteredFIFO(width=4, depth=4, margin=2)
+
+
+def run_timed(depth, head, p_write, p_read, seed, cycles=1500):
+    """Drive a RegisteredFIFO (``head`` or not) with random writes (where ``w_rdy``) and
+    reads; returns the cycles where it disagreed with a model of its timing, and the entries
+    taken. The model: the entry k, written in cycle w_k, can be taken from cycle
+    max(w_k + L, t + 1) on (L = 2, 3 with a head; t the cycle in which entry k - 1 was
+    taken); ``empty`` is level == 0 and ``w_rdy`` is level - (the head's entry) < depth;
+    ``empty_next`` and ``r_rdy_next`` are the next cycle's ``empty`` and ``r_rdy``."""
+    m = Module()
+    m.submodules.dut = dut = RegisteredFIFO(width=8, depth=depth, head=head)
+    lat = 2 + head
+    rng = random.Random(seed)
+    bad, written, taken = [], [], []          # written: (cycle, data)
+    state = {"free_from": 0, "next": None}    # first cycle the next entry may be taken
+
+    async def bench(ctx):
+        for cycle in range(cycles):
+            w_en, r_en, data = rng.random() < p_write, rng.random() < p_read, rng.randrange(256)
+            ctx.set(dut.w_en, w_en)
+            ctx.set(dut.r_en, r_en)
+            ctx.set(dut.w_data, data)
+            level = len(written) - len(taken)
+            k = len(taken)                                # the oldest entry not taken
+            ready = k < len(written) and cycle >= max(written[k][0] + lat, state["free_from"])
+            got = {"r_rdy": ctx.get(dut.r_rdy), "empty": ctx.get(dut.empty),
+                   "w_rdy": ctx.get(dut.w_rdy), "level": ctx.get(dut.level)}
+            want = {"r_rdy": int(ready), "empty": int(level == 0),
+                    "w_rdy": int(level - (head and ready) < depth), "level": level}
+            if state["next"] is not None:
+                got["prev_next"], want["prev_next"] = state["next"], (want["empty"],
+                                                                      want["r_rdy"])
+            if got["r_rdy"] and ready:
+                got["r_data"], want["r_data"] = ctx.get(dut.r_data), written[k][1]
+            if got != want:
+                bad.append((cycle, got, want))
+            state["next"] = (ctx.get(dut.empty_next), ctx.get(dut.r_rdy_next))
+            if r_en and ready:
+                taken.append(written[k][1])
+                state["free_from"] = cycle + 1
+            if w_en and got["w_rdy"]:
+                written.append((cycle, data))
+            await ctx.tick()
+
+    sim = Simulator(m)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    return bad, taken
+
+
+@pytest.mark.parametrize("head", [False, True])
+@pytest.mark.parametrize("depth", [2, 5, 8])
+@pytest.mark.parametrize("p_write,p_read", [(0.9, 0.3), (0.3, 0.9), (0.6, 0.6), (1, 1)])
+def test_timing_model(head, depth, p_write, p_read):
+    """Both queues (with and without a head) against the model of their timing: every
+    entry taken in the first cycle the model allows, in order, and the flags (a head adds
+    one edge to an entry's way through an empty queue and one entry to the room)."""
+    bad, taken = run_timed(depth, head, p_write, p_read, seed=depth * 13 + 3 * head
+                           + int(10 * p_write))
+    assert bad == []
+    assert len(taken) > 50
