@@ -240,6 +240,16 @@ def test_division_never_sets_the_query_interval(mode, fold):
         assert cfg.q_interval == {"fixed": plan.value.state_steps, "per_key": 0}
 
 
+def run_held_stream(dut, cases, seed):
+    """A whole-vector held-den divider's (quotients, tag) for ``cases``, each offered as
+    soon as it is ready, to a consumer ready one edge in two."""
+    return run_stream(dut, [{"num": n, "den": d, "tag": i} for i, (n, d) in enumerate(cases)],
+                      seed=seed, p_in=1.0, p_out=0.5,
+                      max_cycles=500 + 8 * len(cases) * dut.latency.fixed,
+                      convert=lambda c: (tuple(int(c.q[e]) for e in range(dut.elements)),
+                                         int(c.tag))).outputs
+
+
 @pytest.mark.parametrize("corner", list(CORNERS))
 @pytest.mark.parametrize("grouped", [False, True])
 def test_held_den_divider(corner, grouped):
@@ -258,12 +268,7 @@ def test_held_den_divider(corner, grouped):
         if grouped:
             got, _, _ = run_grouped(dut, cases, steps, 1.0, 0.5, rng)
         else:
-            got = run_stream(dut, [{"num": n, "den": d, "tag": i}
-                                   for i, (n, d) in enumerate(cases)],
-                             seed=seed, p_in=1.0, p_out=0.5,
-                             max_cycles=500 + 8 * len(cases) * dut.latency.fixed,
-                             convert=lambda c: (tuple(int(c.q[e]) for e in range(elements)),
-                                                int(c.tag))).outputs
+            got = run_held_stream(dut, cases, seed)
         assert got == list(zip(expected(cases), range(len(cases)))), (steps, seed)
 
 
@@ -415,12 +420,7 @@ def test_split_steps(corner, grouped, parts):
             assert dut.latency.fixed == qb * parts + 4
             assert [o - i for i, o in zip(last_in, outs)] == [dut.latency.fixed] * len(cases)
         else:
-            got = run_stream(dut, [{"num": n, "den": d, "tag": i}
-                                   for i, (n, d) in enumerate(cases)],
-                             seed=seed, p_in=1.0, p_out=0.5,
-                             max_cycles=500 + 8 * len(cases) * dut.latency.fixed,
-                             convert=lambda c: (tuple(int(c.q[e]) for e in range(elements)),
-                                                int(c.tag))).outputs
+            got = run_held_stream(dut, cases, seed)
         assert got == list(zip(expected(cases), range(len(cases)))), (steps, seed)
 
 
