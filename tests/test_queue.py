@@ -17,6 +17,14 @@ from amaranth.sim import Simulator
 from hamattn.rtl.queue import NO_RW_CHECK, ROOM_LAG, RegisteredFIFO, UnguardedReadPort
 
 
+def simulate(m, bench):
+    """Run ``bench`` on module ``m`` with a clock (the sync domain)."""
+    sim = Simulator(m)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+
+
 def run(depth, margin, p_write, p_read, seed, cycles=1500):
     """Drive both queues with the same random ``w_en``/``r_en`` and data; returns the list
     of cycles (and what) where they or a flag disagreed, and the entries taken."""
@@ -57,10 +65,7 @@ def run(depth, margin, p_write, p_read, seed, cycles=1500):
                 taken.append(got["r_data"])
             await ctx.tick()
 
-    sim = Simulator(m)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    simulate(m, bench)
     return bad, taken
 
 
@@ -107,10 +112,7 @@ def test_poison_inverts_a_collision(poison, monkeypatch):
             await ctx.tick()
             seen.append(ctx.get(r.data))
 
-    sim = Simulator(m)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    simulate(m, bench)
     hit = 3 ^ 0xff if poison else 3          # the old word 3 of address 2, or its inverse
     assert seen == [2, hit, 7, 7, 6]     # (edge 4: a collision, but en low: held)
 
@@ -164,10 +166,7 @@ def run_timed(depth, head, p_write, p_read, seed, cycles=1500):
                 written.append((cycle, data))
             await ctx.tick()
 
-    sim = Simulator(m)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    simulate(m, bench)
     return bad, taken
 
 
