@@ -20,7 +20,7 @@ from . import layouts
 from .hamming import HammingPlan
 from .keystore import CODE_READ, KeyWriter, distances, key_memories
 from .plan import Folding, Timing, WeightedSum, signed_width, tree_depth, unsigned_width
-from .queue import NO_RW_CHECK, UnguardedReadPort
+from .queue import LUT_RAM_FIRST, NO_RW_CHECK, UnguardedReadPort
 from .tree import Term, adder_tree, delay
 
 __all__ = ["BIN_DEPTH", "BIN_STAGE_BITS", "HsoftmaxPlan", "HsoftmaxValuePath"]
@@ -306,7 +306,9 @@ class HsoftmaxValuePath(wiring.Component):
     def _staged_bins(self, m, name, word, cb, x, at_next, nxt, flags, fstart, folding):
         """A slot's bins with a register in their read-modify-write (``plan.bin_stage``): a
         memory of Cb words with a synchronous read (block RAM), whose read register is the
-        stage. Bin ``at`` is read (the address a register, loaded with ``at_next``), and an
+        stage (block RAM on the iCE40; where the fabric has LUT RAM, :data:`LUT_RAM_FIRST` gives
+        it LUT RAM, since a block RAM's clock-to-out would sit in the read-modify-write's
+        one-cycle loop). Bin ``at`` is read (the address a register, loaded with ``at_next``), and an
         edge later the word read (0 where the bin is not held) plus the values is written
         back to it. Where the bin read is the one being written (the previous cycle's, unless
         that was a fold's read, which leaves the bin cleared), the sum written then (``tot1``,
@@ -325,7 +327,7 @@ class HsoftmaxValuePath(wiring.Component):
         P = self.plan.lanes
         # (at least 2 words: a memory of one word would have a zero-width address)
         mem = memory.Memory(shape=word, depth=max(Cb, 2), init=[],
-                            attrs={**NO_RW_CHECK, "ram_style": "block"})
+                            attrs={**NO_RW_CHECK, **LUT_RAM_FIRST, "ram_style": "block"})
         m.submodules[name] = mem
         # (an UnguardedReadPort, which Yosys merges into a synchronous read port of the block
         # RAM with no bypass logic: a word read as it is written is never used, see

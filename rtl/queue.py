@@ -13,6 +13,12 @@ __all__ = ["RegisteredFIFO", "ROOM_LAG", "NO_RW_CHECK", "UnguardedReadPort"]
 #: flip-flop and a mux per data bit, and an address compare)
 NO_RW_CHECK = {"no_rw_check": 1}
 
+#: marks a memory whose word read feeds the write of the next edge (a read-modify-write
+#: closed in one cycle): on a fabric with LUT RAM the flow (:mod:`hamattn.synth.memmap`)
+#: gives it LUT RAM, never a block RAM, whose clock-to-out would sit inside that loop; on a
+#: fabric without LUT RAM (iCE40) it changes nothing
+LUT_RAM_FIRST = {"hamattn_lut_ram_first": 1}
+
 
 class UnguardedReadPort:
     """A synchronous read port of ``mem`` (a memory with :data:`NO_RW_CHECK`) made of an

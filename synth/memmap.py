@@ -25,8 +25,12 @@ cannot be a block RAM at all: it is LUT RAM and takes no block from the others, 
 memory carries ``no_rw_check`` (:data:`hamattn.rtl.queue.NO_RW_CHECK`): hamattn gives that
 attribute only to memories whose asynchronous reads are registered (an
 :class:`~hamattn.rtl.queue.UnguardedReadPort`), which yosys' ``memory_dff`` merges into a
-synchronous read port, so they are counted as block RAM candidates like any other. Fabrics
-without LUT RAM (iCE40) are left to yosys.
+synchronous read port, so they are counted as block RAM candidates like any other. A memory
+that carries ``hamattn_lut_ram_first`` (:data:`hamattn.rtl.queue.LUT_RAM_FIRST`: its read
+feeds its own write at the next edge, as ``hsoftmax``'s staged bins do) is LUT RAM too,
+whatever a block would save: a DP16KD's clock-to-out inside that one-cycle loop set the
+default ``hsoftmax`` core's clock (78 MHz instead of about 130). Fabrics without LUT RAM
+(iCE40) are left to yosys.
 
 The memories are read from the design's text (:func:`memories`): Verilog from ``hamattn
 gen`` (``reg [W-1:0] name [D-1:0];`` inside ``module``; an asynchronous read is an ``assign
@@ -36,6 +40,7 @@ gen`` (``reg [W-1:0] name [D-1:0];`` inside ``module``; an asynchronous read is 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 
@@ -60,6 +65,9 @@ class Memory:
     depth: int
     #: a read port is asynchronous (combinational): the memory cannot be a block RAM
     async_read: bool = False
+    #: the memory carries :data:`hamattn.rtl.queue.LUT_RAM_FIRST` (a read-modify-write closed
+    #: in one cycle): LUT RAM, whatever a block would save
+    lut_ram_first: bool = False
 
     @property
     def selection(self):
@@ -74,9 +82,10 @@ _RTLIL_MEM = re.compile(r"^\s*memory\s+width\s+(\d+)\s+size\s+(\d+)(?:\s+offset\
                         r"\\?(\S+)\s*$")
 _RTLIL_MEMRD = re.compile(r"^\s*cell\s+\$memrd(?:_v2)?\s")
 _RTLIL_PARAM = re.compile(r'^\s*parameter\s+\\(MEMID|CLK_ENABLE)\s+"?\\*([^"\s]+)"?\s*$')
-#: the attribute that marks a memory's asynchronous reads as registered (UnguardedReadPort):
-#: Verilog ``(* no_rw_check = 32'd1 *)`` or RTLIL ``attribute \no_rw_check 1`` before the memory
-_NO_RW_CHECK = re.compile(r"^\s*(?:\(\*.*\bno_rw_check\b.*\*\)|attribute\s+\\no_rw_check\s+1)\s*$")
+#: an attribute before a memory: Verilog ``(* name = 32'd1 *)`` or RTLIL ``attribute \name 1``;
+#: ``no_rw_check`` marks its asynchronous reads as registered (UnguardedReadPort),
+#: ``hamattn_lut_ram_first`` asks for LUT RAM (:data:`hamattn.rtl.queue.LUT_RAM_FIRST`)
+_ATTRIBUTE = re.compile(r"^\s*(?:\(\*\s*(\w+)\b.*\*\)|attribute\s+\\(\w+)\s+1)\s*$")
 
 
 def memories(text):
@@ -84,30 +93,33 @@ def memories(text):
     each with ``async_read`` set if one of its read ports is asynchronous and the memory
     does not carry ``no_rw_check`` (its asynchronous reads are then registered, see above)."""
     out, module, asynchronous, memrd = [], None, set(), None
-    registered, marked = set(), False     # memories with no_rw_check; the attribute just read
+    registered, attrs = set(), set()     # memories with no_rw_check; the attributes just read
     for line in text.splitlines():
         m = _MODULE.match(line)
         if m:
-            module, memrd, marked = m.group(1), None, False
+            module, memrd, attrs = m.group(1), None, set()
             continue
         if module is None:
             continue
-        if _NO_RW_CHECK.match(line):
-            marked = True
+        m = _ATTRIBUTE.match(line)
+        if m:
+            attrs.add(m.group(1) or m.group(2))
             continue
         m = _VERILOG_MEM.match(line) or _RTLIL_MEM.match(line)
         if m:
             if m.re is _VERILOG_MEM:
-                mem = Memory(module, m.group(2), int(m.group(1)) + 1, int(m.group(3)) + 1)
+                mem = Memory(module, m.group(2), int(m.group(1)) + 1, int(m.group(3)) + 1,
+                             lut_ram_first="hamattn_lut_ram_first" in attrs)
             else:
-                mem = Memory(module, m.group(3), int(m.group(1)), int(m.group(2)))
+                mem = Memory(module, m.group(3), int(m.group(1)), int(m.group(2)),
+                             lut_ram_first="hamattn_lut_ram_first" in attrs)
             out.append(mem)
-            if marked:
+            if "no_rw_check" in attrs:
                 registered.add((module, mem.name))
-            marked = False
+            attrs = set()
             continue
         if not line.lstrip().startswith("attribute") and not line.lstrip().startswith("(*"):
-            marked = False
+            attrs = set()
         m = _VERILOG_ASYNC_READ.match(line)
         if m:
             asynchronous.add((module, m.group(1)))
@@ -123,7 +135,7 @@ def memories(text):
                 if memrd.get("CLK_ENABLE") == "0" and "MEMID" in memrd:
                     asynchronous.add((module, memrd["MEMID"]))
                 memrd = None
-    return [Memory(m.module, m.name, m.width, m.depth, True)
+    return [dataclasses.replace(m, async_read=True)
             if (m.module, m.name) in asynchronous - registered else m for m in out]
 
 
@@ -142,14 +154,16 @@ def lutram_cells(width, depth):
 def allocate(mems, blocks):
     """{memory: ``"block"`` or ``"distributed"``} for ``mems`` within ``blocks`` block RAMs:
     block RAM to the memories that save the most LUT RAM cells per block first; a memory
-    with an asynchronous read port is LUT RAM (no block RAM can hold its port)."""
+    with an asynchronous read port is LUT RAM (no block RAM can hold its port), and so is one
+    marked ``lut_ram_first`` (a one-cycle read-modify-write: no block's clock-to-out in it)."""
     def gain(mem):
         return lutram_cells(mem.width, mem.depth) / bram_blocks(mem.width, mem.depth)
 
     out, left = {}, blocks
     for mem in sorted(mems, key=gain, reverse=True):
         need = bram_blocks(mem.width, mem.depth)
-        if not mem.async_read and gain(mem) >= MIN_CELLS_PER_BLOCK and need <= left:
+        if not mem.async_read and not mem.lut_ram_first and gain(mem) >= MIN_CELLS_PER_BLOCK \
+                and need <= left:
             out[mem], left = "block", left - need
         else:
             out[mem] = "distributed"

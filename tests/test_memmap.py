@@ -9,7 +9,7 @@ from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from hamattn import CoreConfig
-from hamattn.rtl.queue import NO_RW_CHECK, UnguardedReadPort
+from hamattn.rtl.queue import LUT_RAM_FIRST, NO_RW_CHECK, UnguardedReadPort
 from hamattn.synth import flows, memmap
 
 
@@ -65,6 +65,39 @@ def test_asynchronous_reads_are_lut_ram(convert):
     assert (alloc[mems["lut"]], alloc[mems["ram"]]) == ("distributed", "block")
     # and the asynchronous one takes no block from it
     assert memmap.allocate([mems["lut"], mems["ram"]], 2)[mems["ram"]] == "block"
+
+
+class _ReadModifyWrite(wiring.Component):
+    """Two 9 x 248 memories whose registered read feeds their own write (a bin's update):
+    ``rmw`` marked :data:`LUT_RAM_FIRST`, ``plain`` not."""
+
+    def __init__(self):
+        super().__init__({"addr": In(4), "x": In(248), "a": Out(248), "b": Out(248)})
+
+    def elaborate(self, platform):
+        m = Module()
+        for name, attrs, out in (("rmw", LUT_RAM_FIRST, self.a), ("plain", {}, self.b)):
+            m.submodules[name] = mem = memory.Memory(shape=248, depth=9, init=[],
+                                                     attrs={**NO_RW_CHECK, **attrs})
+            wr, rd = mem.write_port(), UnguardedReadPort(m, mem, name)
+            m.d.comb += [rd.addr.eq(self.addr), wr.addr.eq(self.addr), wr.en.eq(1),
+                         wr.data.eq(rd.data + self.x), out.eq(rd.data)]
+        return m
+
+
+@pytest.mark.parametrize("convert", [rtlil.convert, verilog.convert])
+def test_lut_ram_first(convert):
+    mems = {m.name: m for m in memmap.memories(convert(_ReadModifyWrite(), name="top"))}
+    assert {n: (m.lut_ram_first, m.async_read) for n, m in mems.items()} == \
+        {"rmw": (True, False), "plain": (False, False)}
+    # both would save 372 LUT RAM cells for 7 blocks (53 per block); the marked one is LUT
+    # RAM with blocks to spare
+    alloc = memmap.allocate(list(mems.values()), 56)
+    assert (alloc[mems["rmw"]], alloc[mems["plain"]]) == ("distributed", "block")
+    text = convert(_ReadModifyWrite(), name="top")
+    assert memmap.setattr_commands(text, "ecp5-25k") == \
+        ['setattr -set ram_style "distributed" top/rmw']
+    assert memmap.setattr_commands(text, "ice40-up5k") == []
 
 
 def test_costs():
