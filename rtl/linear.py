@@ -219,6 +219,15 @@ def _scaled(b, x, lo, hi):
     return [Term(x, sg < 0, lo << s, hi << s, s) for s, sg in csd_digits(b + 1)]
 
 
+def _next(counter, wrap, n):
+    """The value after ``counter`` of a count modulo ``n`` (``wrap``: it is at n - 1):
+    ``counter + 1`` in its own width where n is a power of two (it wraps by itself), else
+    0 where ``wrap``."""
+    if n & (n - 1) == 0 and len(counter) == (n - 1).bit_length():
+        return (counter + 1)[:len(counter)]
+    return Mux(wrap, 0, counter + 1)
+
+
 def _masked(x, bit):
     """A row masked by its query code bit: x where the bit is 1, ~x = -x - 1 where it is 0
     (the -1s are added back as the count of zero bits)."""
@@ -415,7 +424,8 @@ class FoldedLinearValuePath(LinearValuePath):
         grp = Signal(range(G))
         blk = Signal(range(R)) if R > 1 else Const(0, 1)
         addr = Signal(range(GR))
-        last_blk = (blk == R - 1) if R > 1 else Const(1, 1)
+        # blk == R - 1, a flip-flop written beside blk from its next value (R > 1)
+        last_blk = Signal(name="last_blk") if R > 1 else Const(1, 1)
         # the token's last word: a flip-flop written beside the address from its next value
         # (it sets i.ready, which ends in the hash's output register enable)
         last = Signal(init=GR == 1, name="last_word")
@@ -445,14 +455,21 @@ class FoldedLinearValuePath(LinearValuePath):
             m.d.comb += self.v.ready.eq(v_take & en)
         else:
             m.d.comb += self.v.ready.eq(go & p.key)
+        # (the counters count modulo their length: a counter whose length is a power of two
+        # wraps by itself, no synchronous reset from its handshake; the group counter moves
+        # on with its block's last read: for R > 1 a read at block R - 1 (last_blk) is one
+        # after the sweep (blk moves only with reads, which wait for it), so its enable,
+        # `go` with last_blk, needs no ~clearing: one LUT of the handshakes and last_blk)
         with m.If(go):
-            m.d.sync += [addr.eq(Mux(last, 0, addr + 1)),
+            m.d.sync += [addr.eq(_next(addr, last, GR)),
                          last.eq(Mux(last, GR == 1, addr == GR - 2))]
             if R > 1:
-                m.d.sync += [blk.eq(Mux(last_blk, 0, blk + 1)),
+                m.d.sync += [blk.eq(_next(blk, last_blk, R)),
+                             last_blk.eq(Mux(last_blk, 0, blk == R - 2)),
                              v_take.eq(p.key & (blk == R - 2))]
-            with m.If(last_blk):
-                m.d.sync += grp.eq(Mux(grp == G - 1, 0, grp + 1))
+        grp_step = go if R == 1 else self.i.valid & has_group & en & last_blk
+        with m.If(grp_step):
+            m.d.sync += grp.eq(_next(grp, grp == G - 1, G))
 
         # ---- stage 1 (memory data out): the token's word, registered beside the read
         fields = {"valid": 1, "key": 1, "grp": range(G), "grp0": 1, "addr": range(GR),
