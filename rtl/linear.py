@@ -413,10 +413,11 @@ class FoldedLinearValuePath(LinearValuePath):
         # read, so that reset returns the state to an empty window as the registers' reset does
         clearing = Signal(init=1)
         sweep = Signal(range(GR))
+        sweep_end = Signal(name="sweep_end")     # sweep == GR - 1, a flip-flop beside it
         with m.If(clearing):
-            m.d.sync += sweep.eq(sweep + 1)
-            with m.If(sweep == GR - 1):
-                m.d.sync += [clearing.eq(0), sweep.eq(0)]
+            m.d.sync += [sweep.eq(_next(sweep, sweep_end, GR)), sweep_end.eq(sweep == GR - 2)]
+            with m.If(sweep_end):
+                m.d.sync += clearing.eq(0)
 
         # ---- stage 0: read word `addr` (group `grp`, row block `blk`) for the offered token
         # (a key's with its value group from `v`, taken with the group's last block); take
