@@ -560,6 +560,41 @@ class FoldedLinearValuePath(LinearValuePath):
             mem_key, mem_key_last, mem_zero = w_key, w_key_last, w_clear | clearing
         else:
             mem_key, mem_key_last, mem_zero = key, key & st_last_blk, zero
+        # Without plan.write_regs, each memory's write enable, zeroing select and address
+        # are flip-flops of its own (``keep``: one set per memory, each driving one memory's
+        # cells, not one LUT's output fanning out to every LUT RAM cell), written with the
+        # values those controls take after the edge: of the sweep's flags, and of the
+        # fields behind them (s2's from s1 where `en`, s1's from the read where `en`).
+        # Without plan.data_regs the writes then leave out `en` as well: while the pipeline
+        # stalls, a word is written again with the same value (s1 and the read registers,
+        # enabled by `en`, hold, and no read is made), so the state is the same.
+        clearing_n = clearing & ~sweep_end
+        sweep_n = Mux(clearing, _next(sweep, sweep_end, GR), sweep)
+        if plan.data_regs:
+            key_n = Mux(en, s1.valid & s1.key, w_key)
+            key_last_n = Mux(en, s1.valid & s1.key & (s1.last_blk if R > 1 else 1), w_key_last)
+            clear_n = Mux(en, s1.valid & ~s1.key & s1.clear, w_clear)
+            addr_n, grp_n = Mux(en, s1.addr, st.addr), Mux(en, s1.grp, st.grp)
+        else:                                   # (R = 1: G·R >= 3 otherwise)
+            key_n = key_last_n = Mux(en, go & p.key, s1.valid & s1.key)
+            clear_n = Mux(en, go & ~p.key & p.tag.last, s1.valid & ~s1.key & s1.clear)
+            addr_n, grp_n = Mux(en, addr, s1.addr), Mux(en, grp, s1.grp)
+
+        def controls(name, last_only):
+            """(address, enable, zeroing select) of a memory's write: S's (its word
+            ``addr``), V's (``last_only``: its word ``grp`` at a group's last block)."""
+            address = Mux(clearing, sweep, st.grp if last_only else st.addr)
+            enable = (mem_key_last if last_only else mem_key) | mem_zero
+            if plan.write_regs:
+                return address, enable, mem_zero
+            regs = (Signal(address.shape(), name=f"{name}_wa", attrs={"keep": 1}),
+                    Signal(init=1, name=f"{name}_we", attrs={"keep": 1}),
+                    Signal(init=1, name=f"{name}_wz", attrs={"keep": 1}))
+            m.d.sync += [regs[0].eq(Mux(clearing_n, sweep_n, grp_n if last_only else addr_n)),
+                         regs[1].eq((key_last_n if last_only else key_n) | clear_n
+                                    | clearing_n),
+                         regs[2].eq(clear_n | clearing_n)]
+            return regs
         cb = st.block_code if R > 1 else st.code          # the code bits of the block
         # rows that the last block lacks (row (R-1)T + t >= b): their entries stay 0
         lacking = [(R - 1) * T + t >= b for t in range(T)]
@@ -597,12 +632,14 @@ class FoldedLinearValuePath(LinearValuePath):
                         m.d.sync += z_regs[t].eq(
                             Mux(zero | (st_last_blk if lacking[t] else 0), 0, upd))
                 else:
-                    words.append(Mux(mem_zero | (st_last_blk if lacking[t] else 0), 0, upd))
+                    words.append((upd, lacking[t]))
             if not regs:
-                write(f"S{q}" if q < P else "Sz", wS[q], Mux(clearing, sweep, st.addr),
-                      mem_key | mem_zero, words)
-        write("V", wV, Mux(clearing, sweep, st.grp), mem_key_last | mem_zero,
-              [Mux(mem_zero, 0, Vg[q] + v[q]) for q in range(PE)])
+                name = f"S{q}" if q < P else "Sz"
+                wa, we, wz = controls(name, False)
+                write(name, wS[q], wa, we,
+                      [Mux(wz | (st_last_blk if lack else 0), 0, upd) for upd, lack in words])
+        wa, we, wz = controls("V", True)
+        write("V", wV, wa, we, [Mux(wz, 0, Vg[q] + v[q]) for q in range(PE)])
 
         # ---- read-out trees over the word (as in the parallel path; (b+1)·V and the count
         # of zero query bits with the first block), then the sum over the row blocks, then
