@@ -348,7 +348,9 @@ class FoldedLinearValuePath(LinearValuePath):
     When a word is read again no sooner than 3 cycles later (G·R >= 3, ``plan.data_regs``),
     the memories' outputs are registered and the updates written back one edge later; when
     no sooner than 4 token reads later (``plan.reread_distance`` >= 4, ``plan.write_regs``),
-    the writes (data, address, enable) are registered too, one more edge later.
+    the writes (data, address, enable) are registered too, one more edge later; otherwise
+    each memory's write enable, zeroing select and address are flip-flops of its own,
+    written with their next values (no LUT between them and a LUT RAM's write pins).
     Latency (query): ``plan.readout_latency + 1 + plan.data_regs + plan.block_regs`` edges
     from the transfer (one more for the memory read, one for its register, one before the
     row blocks' accumulator) to the transfer of the last group's beat, the token being held
