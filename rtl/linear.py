@@ -349,8 +349,8 @@ class FoldedLinearValuePath(LinearValuePath):
     the memories' outputs are registered and the updates written back one edge later; when
     no sooner than 4 token reads later (``plan.reread_distance`` >= 4, ``plan.write_regs``),
     the writes (data, address, enable) are registered too, one more edge later; otherwise
-    each memory's write enable, zeroing select and address are flip-flops of its own,
-    written with their next values (no LUT between them and a LUT RAM's write pins).
+    the memories' write enable, zeroing select and address are flip-flops, written with
+    their next values (no LUT between them and a LUT RAM's write pins).
     Latency (query): ``plan.readout_latency + 1 + plan.data_regs + plan.block_regs`` edges
     from the transfer (one more for the memory read, one for its register, one before the
     row blocks' accumulator) to the transfer of the last group's beat, the token being held
@@ -562,11 +562,12 @@ class FoldedLinearValuePath(LinearValuePath):
             mem_key, mem_key_last, mem_zero = w_key, w_key_last, w_clear | clearing
         else:
             mem_key, mem_key_last, mem_zero = key, key & st_last_blk, zero
-        # Without plan.write_regs, each memory's write enable, zeroing select and address
-        # are flip-flops of its own (``keep``: one set per memory, each driving one memory's
-        # cells, not one LUT's output fanning out to every LUT RAM cell), written with the
-        # values those controls take after the edge: of the sweep's flags, and of the
-        # fields behind them (s2's from s1 where `en`, s1's from the read where `en`).
+        # Without plan.write_regs, the memories' write enable, zeroing select and address
+        # are flip-flops (one set for the S memories, one for V: no LUT between them and
+        # the LUT RAM cells' write pins; Yosys merges identical flip-flops, so a copy per
+        # memory would have to differ to survive), written with the values those controls
+        # take after the edge: of the sweep's flags, and of the fields behind them (s2's
+        # from s1 where `en`, s1's from the read where `en`).
         # Without plan.data_regs the writes then leave out `en` as well: while the pipeline
         # stalls, a word is written again with the same value (s1 and the read registers,
         # enabled by `en`, hold, and no read is made), so the state is the same.
@@ -582,21 +583,25 @@ class FoldedLinearValuePath(LinearValuePath):
             clear_n = Mux(en, go & ~p.key & p.tag.last, s1.valid & ~s1.key & s1.clear)
             addr_n, grp_n = Mux(en, addr, s1.addr), Mux(en, grp, s1.grp)
 
-        def controls(name, last_only):
+        made = {}
+
+        def controls(last_only):
             """(address, enable, zeroing select) of a memory's write: S's (its word
             ``addr``), V's (``last_only``: its word ``grp`` at a group's last block)."""
             address = Mux(clearing, sweep, st.grp if last_only else st.addr)
             enable = (mem_key_last if last_only else mem_key) | mem_zero
             if plan.write_regs:
                 return address, enable, mem_zero
-            regs = (Signal(address.shape(), name=f"{name}_wa", attrs={"keep": 1}),
-                    Signal(init=1, name=f"{name}_we", attrs={"keep": 1}),
-                    Signal(init=1, name=f"{name}_wz", attrs={"keep": 1}))
-            m.d.sync += [regs[0].eq(Mux(clearing_n, sweep_n, grp_n if last_only else addr_n)),
-                         regs[1].eq((key_last_n if last_only else key_n) | clear_n
-                                    | clearing_n),
-                         regs[2].eq(clear_n | clearing_n)]
-            return regs
+            if last_only not in made:
+                name = "V" if last_only else "S"
+                made[last_only] = regs = (Signal(address.shape(), name=f"{name}_wa"),
+                                          Signal(init=1, name=f"{name}_we"),
+                                          Signal(init=1, name=f"{name}_wz"))
+                m.d.sync += [
+                    regs[0].eq(Mux(clearing_n, sweep_n, grp_n if last_only else addr_n)),
+                    regs[1].eq((key_last_n if last_only else key_n) | clear_n | clearing_n),
+                    regs[2].eq(clear_n | clearing_n)]
+            return made[last_only]
         cb = st.block_code if R > 1 else st.code          # the code bits of the block
         # rows that the last block lacks (row (R-1)T + t >= b): their entries stay 0
         lacking = [(R - 1) * T + t >= b for t in range(T)]
@@ -637,10 +642,10 @@ class FoldedLinearValuePath(LinearValuePath):
                     words.append((upd, lacking[t]))
             if not regs:
                 name = f"S{q}" if q < P else "Sz"
-                wa, we, wz = controls(name, False)
+                wa, we, wz = controls(False)
                 write(name, wS[q], wa, we,
                       [Mux(wz | (st_last_blk if lack else 0), 0, upd) for upd, lack in words])
-        wa, we, wz = controls("V", True)
+        wa, we, wz = controls(True)
         write("V", wV, wa, we, [Mux(wz, 0, Vg[q] + v[q]) for q in range(PE)])
 
         # ---- read-out trees over the word (as in the parallel path; (b+1)·V and the count
