@@ -223,8 +223,11 @@ class HashPlan(Folding):
     @property
     def rom_ahead(self):
         """Folded with the digit ROM and the rows folded (R > 1), in one memory
-        (:attr:`rom_regs` 0): the ROM is read a cycle ahead, at the address of the group
-        read after the edge, and its word registered again beside the lane register (a
+        (:attr:`rom_regs` 0): the ROM is read a cycle ahead: its word at the counters'
+        (group, block) is the word of the group read after that one, read at each group
+        read (the counters are its address, flip-flops with no logic before the block
+        RAM's address pins, and the read its enable), so that it holds the word of the group
+        the counters point at; that word is registered again beside the lane register (a
         block RAM's read, then its output register; the hashes' words side by side, the
         query flag picking one into that register), so that no logic stands between the
         block RAM and the operands' selects; the latency is the same. Otherwise the ROM is
@@ -606,11 +609,14 @@ class FoldedHashProjection(HashProjection):
                         word |= int(pred(v)) << (2 * k + i)
                 return word
             if ahead:
-                # (read a cycle ahead: word (g, r) holds the H hashes' words side by side,
-                # each XORed with its word at (0, 0), so that the word at address 0 is 0,
-                # as the read register holds at power-up and after a reset)
-                w0 = [word_of(0, 0, h) for h in range(H)]
-                words = [sum((word_of(g, r, h) ^ w0[h]) << (V2 * h) for h in range(H))
+                # (read a cycle ahead: word (g, r) holds the H hashes' words side by side
+                # of the group read after (g, r), (g + 1, r), or (0, r + 1) after group
+                # G - 1 (and (0, 0) after the last block), so that the counters themselves
+                # address it)
+                def after(g, r):
+                    return (g + 1, r) if g < G - 1 else (0, (r + 1) % R)
+                words = [sum(word_of(*after(g, r), h) << (V2 * h) for h in range(H))
+                         if g < G and r < R else 0
                          for a in range(1 << (gbits + rbits))
                          for g, r in [(a & ((1 << gbits) - 1), a >> gbits)]]
             else:
@@ -642,30 +648,34 @@ class FoldedHashProjection(HashProjection):
             m.d.comb += rp.data.eq(Cat(*(r.data for r in rps)))
             m.d.comb += [x for r in rps for x in (r.addr.eq(rp.addr), r.en.eq(rp.en))]
             if ahead:
-                # the address of the group read in the next cycle (the counters after the
-                # edge; 0 in reset), read at every edge into the block RAM's register, then
-                # its word into a register of its own beside the lane register (with `en`,
-                # so the two hold the same group's; the hash's query flag picks a word
-                # there): a block RAM's output register on the ECP5, no logic between the
-                # memory and the operand selects
-                rst = ResetSignal(allow_reset_less=True)
-                m.d.comb += [rp.addr.eq(Mux(rst, 0, Mux(read, Cat(cnt_next[:len(cnt)],
-                                                                   blk_next[:len(blk)]),
-                                                         Cat(cnt, blk)))),
-                             rp.en.eq(1)]
-                rword = Signal(V2, name="digit_word")
+                # the word of the group read after the next read: the counters' flip-flops
+                # are the address (no logic before the block RAM's address pins), the read
+                # is the counters' own clock enable (a read at an edge moves the counters
+                # and the block RAM's register onto the next group together; without one
+                # both hold). Its word then goes into a register of its own beside the lane
+                # register (with `en`, so the two hold the same group's; the hash's query
+                # flag picks a word there): a block RAM's output register on the ECP5, no
+                # logic between the memory and the operand selects. In the reset and until
+                # the first read after it (`digit_fresh`, a flip-flop that the reset sets),
+                # the block RAM has read no word of group 0, block 0: that register then
+                # loads group 0's word (a constant: its synchronous set/reset) instead
+                m.d.comb += [rp.addr.eq(Cat(cnt, blk)), rp.en.eq(read)]
+                fresh = Signal(init=1, name="digit_fresh")
+                with m.If(read):
+                    m.d.sync += fresh.eq(0)
+                rword = Signal(V2, name="digit_word", reset_less=True)
+                w0 = [word_of(0, 0, h) for h in range(H)]
                 if H > 1:
-                    stored = [rp.data[V2 * h:V2 * (h + 1)] ^ w0[h] for h in range(H)]
-                    register(m, rword, Mux(self.i.payload.query, stored[1], stored[0]), en)
-                    flip = 0
+                    word = Mux(self.i.payload.query, rp.data[V2:2 * V2], rp.data[:V2])
+                    start = Mux(self.i.payload.query, w0[1], w0[0])
                 else:
-                    register(m, rword, rp.data, en)
-                    flip = w0[0]
+                    word, start = rp.data, w0[0]
+                register(m, rword, Mux(fresh, start, word), en)
             else:
                 addr = Cat(cnt, *([blk] if R > 1 else []),
                            *([self.i.payload.query] if H > 1 else []))
                 m.d.comb += [rp.addr.eq(addr), rp.en.eq(en)]
-                rword, flip = rp.data, 0
+                rword = rp.data
             for k in range(plan.rom_regs):
                 # (the word registered once more (the block RAM's output register), then
                 # again (flip-flops that the placer puts between the block RAMs and the slot
@@ -680,7 +690,7 @@ class FoldedHashProjection(HashProjection):
 
             def select(j, ps, which):
                 b = 2 * where[j, ps] + list(_SELECTS).index(which)
-                return ~rword[b] if flip >> b & 1 else rword[b]
+                return rword[b]
         else:
             # digit tables are indexed by the group (and the query flag when asymmetric):
             # each select is looked up from the counter as the group is read and registered

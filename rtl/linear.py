@@ -219,6 +219,15 @@ def _scaled(b, x, lo, hi):
     return [Term(x, sg < 0, lo << s, hi << s, s) for s, sg in csd_digits(b + 1)]
 
 
+def _next(counter, wrap, n):
+    """The value after ``counter`` of a count modulo ``n`` (``wrap``: it is at n - 1):
+    ``counter + 1`` in its own width where n is a power of two (it wraps by itself), else
+    0 where ``wrap``."""
+    if n & (n - 1) == 0 and len(counter) == (n - 1).bit_length():
+        return (counter + 1)[:len(counter)]
+    return Mux(wrap, 0, counter + 1)
+
+
 def _masked(x, bit):
     """A row masked by its query code bit: x where the bit is 1, ~x = -x - 1 where it is 0
     (the -1s are added back as the count of zero bits)."""
@@ -339,7 +348,9 @@ class FoldedLinearValuePath(LinearValuePath):
     When a word is read again no sooner than 3 cycles later (G·R >= 3, ``plan.data_regs``),
     the memories' outputs are registered and the updates written back one edge later; when
     no sooner than 4 token reads later (``plan.reread_distance`` >= 4, ``plan.write_regs``),
-    the writes (data, address, enable) are registered too, one more edge later.
+    the writes (data, address, enable) are registered too, one more edge later; otherwise
+    the memories' write enable, zeroing select and address are flip-flops, written with
+    their next values (no LUT between them and a LUT RAM's write pins).
     Latency (query): ``plan.readout_latency + 1 + plan.data_regs + plan.block_regs`` edges
     from the transfer (one more for the memory read, one for its register, one before the
     row blocks' accumulator) to the transfer of the last group's beat, the token being held
@@ -404,10 +415,11 @@ class FoldedLinearValuePath(LinearValuePath):
         # read, so that reset returns the state to an empty window as the registers' reset does
         clearing = Signal(init=1)
         sweep = Signal(range(GR))
+        sweep_end = Signal(name="sweep_end")     # sweep == GR - 1, a flip-flop beside it
         with m.If(clearing):
-            m.d.sync += sweep.eq(sweep + 1)
-            with m.If(sweep == GR - 1):
-                m.d.sync += [clearing.eq(0), sweep.eq(0)]
+            m.d.sync += [sweep.eq(_next(sweep, sweep_end, GR)), sweep_end.eq(sweep == GR - 2)]
+            with m.If(sweep_end):
+                m.d.sync += clearing.eq(0)
 
         # ---- stage 0: read word `addr` (group `grp`, row block `blk`) for the offered token
         # (a key's with its value group from `v`, taken with the group's last block); take
@@ -415,7 +427,8 @@ class FoldedLinearValuePath(LinearValuePath):
         grp = Signal(range(G))
         blk = Signal(range(R)) if R > 1 else Const(0, 1)
         addr = Signal(range(GR))
-        last_blk = (blk == R - 1) if R > 1 else Const(1, 1)
+        # blk == R - 1, a flip-flop written beside blk from its next value (R > 1)
+        last_blk = Signal(name="last_blk") if R > 1 else Const(1, 1)
         # the token's last word: a flip-flop written beside the address from its next value
         # (it sets i.ready, which ends in the hash's output register enable)
         last = Signal(init=GR == 1, name="last_word")
@@ -445,14 +458,21 @@ class FoldedLinearValuePath(LinearValuePath):
             m.d.comb += self.v.ready.eq(v_take & en)
         else:
             m.d.comb += self.v.ready.eq(go & p.key)
+        # (the counters count modulo their length: a counter whose length is a power of two
+        # wraps by itself, no synchronous reset from its handshake; the group counter moves
+        # on with its block's last read: for R > 1 a read at block R - 1 (last_blk) is one
+        # after the sweep (blk moves only with reads, which wait for it), so its enable,
+        # `go` with last_blk, needs no ~clearing: one LUT of the handshakes and last_blk)
         with m.If(go):
-            m.d.sync += [addr.eq(Mux(last, 0, addr + 1)),
+            m.d.sync += [addr.eq(_next(addr, last, GR)),
                          last.eq(Mux(last, GR == 1, addr == GR - 2))]
             if R > 1:
-                m.d.sync += [blk.eq(Mux(last_blk, 0, blk + 1)),
+                m.d.sync += [blk.eq(_next(blk, last_blk, R)),
+                             last_blk.eq(Mux(last_blk, 0, blk == R - 2)),
                              v_take.eq(p.key & (blk == R - 2))]
-            with m.If(last_blk):
-                m.d.sync += grp.eq(Mux(grp == G - 1, 0, grp + 1))
+        grp_step = go if R == 1 else self.i.valid & has_group & en & last_blk
+        with m.If(grp_step):
+            m.d.sync += grp.eq(_next(grp, grp == G - 1, G))
 
         # ---- stage 1 (memory data out): the token's word, registered beside the read
         fields = {"valid": 1, "key": 1, "grp": range(G), "grp0": 1, "addr": range(GR),
@@ -542,6 +562,46 @@ class FoldedLinearValuePath(LinearValuePath):
             mem_key, mem_key_last, mem_zero = w_key, w_key_last, w_clear | clearing
         else:
             mem_key, mem_key_last, mem_zero = key, key & st_last_blk, zero
+        # Without plan.write_regs, the memories' write enable, zeroing select and address
+        # are flip-flops (one set for the S memories, one for V: no LUT between them and
+        # the LUT RAM cells' write pins; Yosys merges identical flip-flops, so a copy per
+        # memory would have to differ to survive), written with the values those controls
+        # take after the edge: of the sweep's flags, and of the fields behind them (s2's
+        # from s1 where `en`, s1's from the read where `en`).
+        # Without plan.data_regs the writes then leave out `en` as well: while the pipeline
+        # stalls, a word is written again with the same value (s1 and the read registers,
+        # enabled by `en`, hold, and no read is made), so the state is the same.
+        clearing_n = clearing & ~sweep_end
+        sweep_n = Mux(clearing, _next(sweep, sweep_end, GR), sweep)
+        if plan.data_regs:
+            key_n = Mux(en, s1.valid & s1.key, w_key)
+            key_last_n = Mux(en, s1.valid & s1.key & (s1.last_blk if R > 1 else 1), w_key_last)
+            clear_n = Mux(en, s1.valid & ~s1.key & s1.clear, w_clear)
+            addr_n, grp_n = Mux(en, s1.addr, st.addr), Mux(en, s1.grp, st.grp)
+        else:                                   # (R = 1: G·R >= 3 otherwise)
+            key_n = key_last_n = Mux(en, go & p.key, s1.valid & s1.key)
+            clear_n = Mux(en, go & ~p.key & p.tag.last, s1.valid & ~s1.key & s1.clear)
+            addr_n, grp_n = Mux(en, addr, s1.addr), Mux(en, grp, s1.grp)
+
+        made = {}
+
+        def controls(last_only):
+            """(address, enable, zeroing select) of a memory's write: S's (its word
+            ``addr``), V's (``last_only``: its word ``grp`` at a group's last block)."""
+            address = Mux(clearing, sweep, st.grp if last_only else st.addr)
+            enable = (mem_key_last if last_only else mem_key) | mem_zero
+            if plan.write_regs:
+                return address, enable, mem_zero
+            if last_only not in made:
+                name = "V" if last_only else "S"
+                made[last_only] = regs = (Signal(address.shape(), name=f"{name}_wa"),
+                                          Signal(init=1, name=f"{name}_we"),
+                                          Signal(init=1, name=f"{name}_wz"))
+                m.d.sync += [
+                    regs[0].eq(Mux(clearing_n, sweep_n, grp_n if last_only else addr_n)),
+                    regs[1].eq((key_last_n if last_only else key_n) | clear_n | clearing_n),
+                    regs[2].eq(clear_n | clearing_n)]
+            return made[last_only]
         cb = st.block_code if R > 1 else st.code          # the code bits of the block
         # rows that the last block lacks (row (R-1)T + t >= b): their entries stay 0
         lacking = [(R - 1) * T + t >= b for t in range(T)]
@@ -579,12 +639,14 @@ class FoldedLinearValuePath(LinearValuePath):
                         m.d.sync += z_regs[t].eq(
                             Mux(zero | (st_last_blk if lacking[t] else 0), 0, upd))
                 else:
-                    words.append(Mux(mem_zero | (st_last_blk if lacking[t] else 0), 0, upd))
+                    words.append((upd, lacking[t]))
             if not regs:
-                write(f"S{q}" if q < P else "Sz", wS[q], Mux(clearing, sweep, st.addr),
-                      mem_key | mem_zero, words)
-        write("V", wV, Mux(clearing, sweep, st.grp), mem_key_last | mem_zero,
-              [Mux(mem_zero, 0, Vg[q] + v[q]) for q in range(PE)])
+                name = f"S{q}" if q < P else "Sz"
+                wa, we, wz = controls(False)
+                write(name, wS[q], wa, we,
+                      [Mux(wz | (st_last_blk if lack else 0), 0, upd) for upd, lack in words])
+        wa, we, wz = controls(True)
+        write("V", wV, wa, we, [Mux(wz, 0, Vg[q] + v[q]) for q in range(PE)])
 
         # ---- read-out trees over the word (as in the parallel path; (b+1)·V and the count
         # of zero query bits with the first block), then the sum over the row blocks, then
