@@ -159,6 +159,22 @@ class ScanPlan(Folding, WeightedSum):
         return self.groups >= self.BANK_MEMORY_GROUPS and \
             self.lanes * self.num_width <= self.BANK_MEMORY_BITS
 
+    #: widest value group (P·w bits) of a value memory with one address when folded
+    #: (:attr:`one_value_address`)
+    ONE_ADDRESS_BITS = 16
+
+    @property
+    def one_value_address(self):
+        """The value memory has one address for its read and its write (a 1RW memory: an
+        ASIC's single-port SRAM, or the UP5K's 16-bit-wide SPRAM, which the iCE40 board
+        flow gives it, ``synth.board``): unfolded (G = 1, :attr:`direct_values`), or where a
+        group of P·w bits is at most :attr:`ONE_ADDRESS_BITS` (16) wide. Its reads (the
+        value pass) and writes (a window's keys) never come in the same cycle: a window's
+        keys come once its previous window's queries are done. Else (wide groups, the
+        ULX3S goal build's block RAMs) the write keeps an address of its own: no
+        multiplexer before the read address."""
+        return self.direct_values or self.lanes * self.w <= self.ONE_ADDRESS_BITS
+
     @property
     def value_slots(self):
         """Keys per word of the value memory: 1 (the value pass reads only the kept keys,
@@ -639,7 +655,8 @@ class ScanValuePath(wiring.Component):
         group = layouts.group(plan)
         # the codes (one memory per slot), the values (one key's group per word), the
         # Hamming units
-        wc, rc, wv, rv, hams = key_memories(m, plan, plan.value_slots)
+        wc, rc, wv, rv, hams = key_memories(m, plan, plan.value_slots,
+                                            one_address=plan.one_value_address)
         LD = plan.distance_read
 
         # ---- the window's keys: n, words of codes (nb) and of values (nv = n·G)
@@ -981,12 +998,11 @@ class ScanValuePath(wiring.Component):
                 read_at = vrdm
         else:
             read_at = head + cgc
-        # unfolded, the value memory has one address (a 1RW SRAM on an ASIC): the kept
-        # keys' groups, or the word written where a value comes in (never while stage C
-        # reads: keys and values of a window come once its previous window's queries are
-        # done); folded (the FPGA builds, whose block RAMs have two ports anyway) the
-        # write port keeps its own address, and the iCEBreaker goal build its Fmax
-        if one_address:
+        # with plan.one_value_address, the value memory has one address (a 1RW SRAM):
+        # the kept keys' groups, or the word written where a value comes in (never while
+        # stage C reads: keys and values of a window come once its previous window's
+        # queries are done); else the write port keeps its own address
+        if plan.one_value_address:
             vaddr = Signal.like(rv.addr, name="vaddr")
             m.d.comb += [vaddr.eq(read_at), rv.addr.eq(vaddr), wv.addr.eq(vaddr)]
         else:
@@ -1052,8 +1068,8 @@ class ScanValuePath(wiring.Component):
             vdata = Signal.like(keys.vdata, name="vdata", reset_less=True)
             m.d.sync += vdata.eq(keys.vdata)
             with m.If(vwrite):
-                m.d.comb += [wv.addr.eq(Mux(restart, 0, nv)), wv.en.eq(1),
-                             wv.data[0].eq(vdata)]
+                m.d.comb += [(vaddr if plan.one_value_address else wv.addr).eq(
+                    Mux(restart, 0, nv)), wv.en.eq(1), wv.data[0].eq(vdata)]
                 # (the increment beside the restart, chosen after it)
                 m.d.sync += nv.eq(Mux(restart, 1, nv + 1))
         # (the key's counters advance with its code's write, keys.lag edges after its
