@@ -168,15 +168,18 @@ class KeyWriter:
         # (registered where folded; nb and cslot do not change between the first group
         # and the write: nb advances at the write, cslot as the token transfers, at or
         # after it), from flip-flops: the pulse, the window's first key, slot 0, the word
-        # and the slots' enables
+        # and the slots' selects (each slot's enable the pulse AND its select)
         opening = self.write & self.wg_first if G > 1 else self.write
         self.kwrite = kw = delay(m, opening, D, name="kwrite")
         self.kfirst = kfirst = delay(m, p.first, D, name="kfirst")
         self.kzero = kzero = delay(m, self.slot_zero, D, name="kzero")
         self.kaddr = delay(m, cword, D, name="kaddr")
-        ens = Cat(*(opening & (self.slot_zero if s == 0 else ~p.first & (cslot == s))
-                    for s in range(M)))
-        kens = delay(m, ens, D, name="ken")
+        # (the slots' selects registered whatever the handshake, from the token's first
+        # flag and cslot; ANDed with the pulse after the registers: the handshake reaches
+        # only the pulse's register)
+        sel = Cat(*(self.slot_zero if s == 0 else ~p.first & (cslot == s) for s in range(M)))
+        ksel = delay(m, sel, D, name="ksel")
+        kens = Cat(*(kw & ksel[s] for s in range(M)))
         # (the address and the data whatever the enable: the write's handshake reaches
         # the code memories' enables only, through their registers; the data is the
         # token's code, held until the token transfers, at or after the write)

@@ -809,8 +809,7 @@ class ScanValuePath(wiring.Component):
                 return t
             wtake, wlast = Signal(), Signal()
             wi = Signal(range(walk + 1))
-            wprev = Signal.like(wi)               # the word taken last cycle ...
-            wpend = Signal()                      # ... where a word was taken
+            wprev = Signal.like(wi)               # the word taken last cycle
             ge0, ge1 = Signal(), Signal()         # its compares (bin 2i, bin 2i + 1)
             nremq = Signal.like(nrem)             # its nrem
             nneedq1 = Signal.like(nrem)           # its nrem + bin 2i's count (R = 2)
@@ -1119,10 +1118,11 @@ class ScanValuePath(wiring.Component):
                 else:
                     sum1 = take(nless, c[1])
                     m.d.sync += [nrem.eq(sum1), ge1.eq(~sum1[-1]), nneedq1.eq(nless)]
-            m.d.sync += wpend.eq(wtake)
-            # the word taken last cycle reached rem (from flip-flops), or the last
-            # word is taken and none did
-            prev = wpend & (ge0 | ge1 if R == 2 else ge0)
+            # the word taken last cycle reached rem: a flip-flop of its own, set beside
+            # ge0 and ge1 (no AND-OR of them before the enables below)
+            prev = Signal(name="wprev_hit")
+            m.d.sync += prev.eq(wtake & (~sum0[-1] | ~sum1[-1] if R == 2 else ~sum0[-1]))
+            # ... or the last word is taken and none did
             with m.If(~found & (prev | wlast)):
                 m.d.sync += found.eq(1)
                 with m.If(prev):
@@ -1174,8 +1174,8 @@ class ScanValuePath(wiring.Component):
                 issue_words()
                 with m.If(hdone):
                     m.d.sync += [issuing.eq(0), ahist.eq(0)] + [x.eq(1) for x in walks]
-                m.d.sync += [wbin.eq(0), nrem.eq(neg_of(kk)), found.eq(0), wtake.eq(0), wlast.eq(0),
-                             wi.eq(0), wpend.eq(0)]
+                m.d.sync += [wbin.eq(0), nrem.eq(neg_of(kk)), found.eq(0), wtake.eq(0),
+                             wlast.eq(0), wi.eq(0)]
             with m.If(walking):
                 # CUT (registered control: wbin >= 1 + S + w and wbin == walk + S + w a
                 # cycle ahead)
