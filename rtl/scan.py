@@ -1269,10 +1269,11 @@ class ScanValuePath(wiring.Component):
             m.d.sync += bidle.eq(b_next)
         m.d.comb += [b_idle.eq(bidle), c_idle.eq(cidle)]
         if one_address:
-            # the code memories have one address each too (1RW): the key's word where a
-            # code is written (state IDLE), else the pass's word (read only in state HIST)
-            cwriting = Cat(*(x.en for x in wc)).any()
-            m.d.comb += caddr.eq(Mux(cwriting, keys.kaddr, blk))
+            # the code memories have one address each too (1RW): the pass's word in state
+            # HIST or SCAN (`ahist`, a flip-flop: the only state that reads them), else the
+            # key's word (codes are written only where A, B and C are idle): no handshake
+            # (the write's enables) before the address
+            m.d.comb += caddr.eq(Mux(ahist, blk, keys.kaddr))
             m.d.comb += [x.addr.eq(caddr) for x in wc]
 
         # a step writes the head group back (plus the addend where adding) as the tail,
