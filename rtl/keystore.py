@@ -15,7 +15,7 @@ from .hamming import HammingDistance
 from .queue import NO_RW_CHECK, UnguardedReadPort
 from .tree import delay
 
-__all__ = ["CODE_READ", "key_memories", "distances", "KeyWriter"]
+__all__ = ["CODE_READ", "ONE_ADDRESS", "key_memories", "distances", "KeyWriter"]
 
 #: edges from a code word's address to the register that holds its M codes: the block RAM's
 #: synchronous read, then a plain register (no logic, no enable) so that the RAM's slow
@@ -23,7 +23,13 @@ __all__ = ["CODE_READ", "key_memories", "distances", "KeyWriter"]
 CODE_READ = 2
 
 
-def key_memories(m, plan, value_slots):
+#: the attribute of a value memory with one address for its read and its write, whose
+#: words are all written before they are read (its initial contents never read): the
+#: iCE40 board flow may give it a single-port SPRAM (``synth.board``)
+ONE_ADDRESS = "hamattn_one_address"
+
+
+def key_memories(m, plan, value_slots, one_address=False):
     """Adds to ``m`` the M code memories (``codes``, or ``codes0`` .. ``codes{M-1}``), the
     value memory (``values``: ``plan.value_words`` words of ``value_slots`` groups, a write
     port with one enable per group) and the M :class:`HammingDistance` units of
@@ -33,7 +39,9 @@ def key_memories(m, plan, value_slots):
     :class:`~.queue.UnguardedReadPort`: no word read where it is used is written in the
     cycle it is read (a window's keys and values are written before its queries' passes
     read them, and the next window's once they are done: the core makes its keys wait for
-    that), so no read-during-write logic stands beside the block RAMs."""
+    that), so no read-during-write logic stands beside the block RAMs. ``one_address``: the
+    caller gives the value memory's read and write ports one address (never both in a
+    cycle); the memory carries the attribute :data:`ONE_ADDRESS`."""
     b, M = plan.b, plan.M
     wc, rc = [], []
     for s in range(M):
@@ -45,7 +53,7 @@ def key_memories(m, plan, value_slots):
         rc.append(UnguardedReadPort(m, codes, name))
     m.submodules.values = values = memory.Memory(
         shape=data.ArrayLayout(layouts.group(plan), value_slots), depth=plan.value_words,
-        init=[], attrs=NO_RW_CHECK)
+        init=[], attrs={**NO_RW_CHECK, **({ONE_ADDRESS: 1} if one_address else {})})
     wv, rv = values.write_port(granularity=1), UnguardedReadPort(m, values, "values")
     hams = []
     for s in range(M):
@@ -160,15 +168,18 @@ class KeyWriter:
         # (registered where folded; nb and cslot do not change between the first group
         # and the write: nb advances at the write, cslot as the token transfers, at or
         # after it), from flip-flops: the pulse, the window's first key, slot 0, the word
-        # and the slots' enables
+        # and the slots' selects (each slot's enable the pulse AND its select)
         opening = self.write & self.wg_first if G > 1 else self.write
         self.kwrite = kw = delay(m, opening, D, name="kwrite")
         self.kfirst = kfirst = delay(m, p.first, D, name="kfirst")
         self.kzero = kzero = delay(m, self.slot_zero, D, name="kzero")
         self.kaddr = delay(m, cword, D, name="kaddr")
-        ens = Cat(*(opening & (self.slot_zero if s == 0 else ~p.first & (cslot == s))
-                    for s in range(M)))
-        kens = delay(m, ens, D, name="ken")
+        # (the slots' selects registered whatever the handshake, from the token's first
+        # flag and cslot; ANDed with the pulse after the registers: the handshake reaches
+        # only the pulse's register)
+        sel = Cat(*(self.slot_zero if s == 0 else ~p.first & (cslot == s) for s in range(M)))
+        ksel = delay(m, sel, D, name="ksel")
+        kens = Cat(*(kw & ksel[s] for s in range(M)))
         # (the address and the data whatever the enable: the write's handshake reaches
         # the code memories' enables only, through their registers; the data is the
         # token's code, held until the token transfers, at or after the write)

@@ -159,6 +159,22 @@ class ScanPlan(Folding, WeightedSum):
         return self.groups >= self.BANK_MEMORY_GROUPS and \
             self.lanes * self.num_width <= self.BANK_MEMORY_BITS
 
+    #: widest value group (P·w bits) of a value memory with one address when folded
+    #: (:attr:`one_value_address`)
+    ONE_ADDRESS_BITS = 16
+
+    @property
+    def one_value_address(self):
+        """The value memory has one address for its read and its write (a 1RW memory: an
+        ASIC's single-port SRAM, or the UP5K's 16-bit-wide SPRAM, which the iCE40 board
+        flow gives it, ``synth.board``): unfolded (G = 1, :attr:`direct_values`), or where a
+        group of P·w bits is at most :attr:`ONE_ADDRESS_BITS` (16) wide. Its reads (the
+        value pass) and writes (a window's keys) never come in the same cycle: a window's
+        keys come once its previous window's queries are done. Else (wide groups, the
+        ULX3S goal build's block RAMs) the write keeps an address of its own: no
+        multiplexer before the read address."""
+        return self.direct_values or self.lanes * self.w <= self.ONE_ADDRESS_BITS
+
     @property
     def value_slots(self):
         """Keys per word of the value memory: 1 (the value pass reads only the kept keys,
@@ -367,6 +383,13 @@ def value_ports(plan):
     return ports
 
 
+def _copy(name, init=0):
+    """A flip-flop that the caller writes with another (the same next value): a copy of it
+    for some of its loads, so that no one net drives them all. ``keep``: synthesis does not
+    merge it with the original."""
+    return Signal(init=init, name=name, attrs={"keep": 1})
+
+
 def _prefix_counts(m, bits, name):
     """Inclusive prefix counts [popcount(bits[:s+1]) for s < M] of M bits through
     ceil(log2 M) registered levels (Kogge-Stone: level i adds the count 2**i slots lower), so
@@ -437,17 +460,21 @@ def _count_bins(m, b, most, en, h, walking, waddr, name, per_word=1, reg=1, wreg
     bits (8:1 multiplexers) as h comes, then the one of its high bits (a multiplexer of
     those), the flag set in between by a compare beside it; the walk shifts the flags down a word
     per cycle (no count comes in a walk; the caller clears them before a query's counts,
-    ``walking`` 0 there): no copy, no multiplexer of the walk's word. Returns
-    (the walk's word, 1 + wreg cycles after its read: a count, or R counts; the flags)."""
+    ``walking`` 0 there): no copy, no multiplexer of the walk's word. The walk clears the
+    flags (it shifts in 0s for at least as many cycles as there are words, and no count
+    comes between it and the next query's counts); the reset clears them where a reset
+    cut a pass short: no state of the caller reaches their enables. Each flag's update is
+    one LUT of flip-flops (the reset, ``walking``, and with reg = 1 the set as two one-hot
+    registers of h's word, its low 3 bits and, with ``en``, its high bits, written as h
+    comes, beside the register of h): no decode of the word and no handshake before the
+    flags' enables. Returns the walk's word, 1 + wreg cycles after its read (a count, or
+    R counts)."""
     words = -(-(b + 1) // per_word)
     shape = range(most + 1) if per_word == 1 else data.ArrayLayout(range(most + 1), per_word)
     m.submodules[name] = mem = memory.Memory(shape=shape, depth=words, init=[])
     w = mem.write_port()
     r = mem.read_port(transparent_for=(w,))
-    # (no reset: the caller clears the flags while its pass is idle, as it is after a reset,
-    # before a query's first count; the reset would be one more input of their logic)
-    touched = Signal(words, name=f"{name}_touched", reset_less=True)
-    tnext = Signal(words, name=f"{name}_tnext")       # the flags after this cycle's set
+    touched = Signal(words, name=f"{name}_touched")
     hq = delay(m, h, reg, name=f"{name}_h")           # the distance, reg registers later
     enq = delay(m, en, reg, name=f"{name}_en")
     inc = Signal(name=f"{name}_inc")                  # a count is written back this cycle
@@ -462,9 +489,19 @@ def _count_bins(m, b, most, en, h, walking, waddr, name, per_word=1, reg=1, wreg
     # (reg = 1: the count's read a cycle ahead, at h's word as it comes: the read port's
     # own address register is the one before the histogram)
     m.d.comb += [r.addr.eq(Mux(walking, waddr, hnow if reg else haddr)),
-                 word.eq(Mux(live, r.data, 0)), tnext.eq(touched)]
-    with m.If(enq):
-        m.d.comb += tnext.bit_select(haddr, 1).eq(1)
+                 word.eq(Mux(live, r.data, 0))]
+    # the flags set this cycle (one per word): reg = 1, the one-hot registers of h's word
+    # (the low bits', and the high bits' with en) written as h comes, as hq and enq are;
+    # reg = 0, a decode of h's word where en holds
+    setv = Signal(words, name=f"{name}_set")
+    if reg:
+        slo = Signal(1 << lo, name=f"{name}_setlo")
+        shi = Signal(ngroups, name=f"{name}_sethi")
+        m.d.sync += [slo.eq(Cat(*(hnow[:lo] == j for j in range(1 << lo)))),
+                     shi.eq(Cat(*(en & (hnow[lo:] == j) for j in range(ngroups))))]
+        m.d.comb += [setv[i].eq(slo[i % (1 << lo)] & shi[i >> lo]) for i in range(words)]
+    else:
+        m.d.comb += [setv[i].eq(enq & (haddr == i)) for i in range(words)]
     # (both steps' selects padded with 0s to a power of two: no select out of range)
     groups = Cat(touched, Const(0, (ngroups << lo) - words))
     part = delay(m, Cat(*(groups[j << lo:(j + 1) << lo].bit_select(hnow[:lo], 1)
@@ -472,12 +509,14 @@ def _count_bins(m, b, most, en, h, walking, waddr, name, per_word=1, reg=1, wreg
     # h's word is the one read now, its flag set now (after the first step's lookup)
     hit = delay(m, enq & (haddr == hnow), reg, name=f"{name}_hit") if reg else 0
     parts = Cat(part, Const(0, (1 << len(haddr[lo:])) - ngroups))
-    m.d.sync += [inc.eq(enq), inc_bin.eq(hq), touched.eq(tnext),
+    m.d.sync += [inc.eq(enq), inc_bin.eq(hq),
                  live.eq(Mux(walking, touched[0], parts.bit_select(haddr[lo:], 1) | hit))]
     # the walk reads the flags in its order, shifted down a word per cycle (no counts
-    # come in a walk; the caller clears the flags before the next query's counts)
+    # come in a walk; it shifts in 0s, clearing them for the next query's counts)
     with m.If(walking):
         m.d.sync += touched.eq(touched[1:])
+    with m.Else():
+        m.d.sync += touched.eq(touched | setv)
 
     def plus_one(x, hbin=inc_bin):
         """The word ``x`` with bin ``hbin`` one more (R = 2: its place in the word the low
@@ -501,7 +540,7 @@ def _count_bins(m, b, most, en, h, walking, waddr, name, per_word=1, reg=1, wreg
         # the read in the distance's cycle, the count written back the next
         with m.If(inc):
             m.d.comb += [w.data.eq(plus_one(word)), w.addr.eq(inc_word), w.en.eq(1)]
-        return walked, touched
+        return walked
     # reg = 1: read-modify-write over two cycles: the word read (ahead) in the distance's
     # cycle plus one registered (rqp, for the bin of the next count, hq), the count plus
     # one registered (wdat) a cycle later and written the next; the two counts of the
@@ -524,7 +563,7 @@ def _count_bins(m, b, most, en, h, walking, waddr, name, per_word=1, reg=1, wreg
                  wdat.eq(Mux(f1, plus_one(wdat), Mux(f2, woldp, Mux(
                      live, rqp, plus_one(Const(0, Shape.cast(shape)))))))]
     m.d.comb += [w.data.eq(wdat), w.addr.eq(inc2_word), w.en.eq(inc2)]
-    return walked, touched
+    return walked
 
 
 class ScanValuePath(wiring.Component):
@@ -616,7 +655,8 @@ class ScanValuePath(wiring.Component):
         group = layouts.group(plan)
         # the codes (one memory per slot), the values (one key's group per word), the
         # Hamming units
-        wc, rc, wv, rv, hams = key_memories(m, plan, plan.value_slots)
+        wc, rc, wv, rv, hams = key_memories(m, plan, plan.value_slots,
+                                            one_address=plan.one_value_address)
         LD = plan.distance_read
 
         # ---- the window's keys: n, words of codes (nb) and of values (nv = n·G)
@@ -691,6 +731,11 @@ class ScanValuePath(wiring.Component):
         # ---- the paths
         keys_ok = Signal(init=1)                  # A, B and C in state IDLE
         aidle, bidle, cidle = Signal(init=1), Signal(init=1), Signal(init=1)
+        # copies of A's state for its wide enables: `abusy` (not idle: a flip-flop of reset
+        # value 0 stays one, where one of 1 is stored inverted, behind a LUT shared by all
+        # its loads) for the loads of every idle cycle; `walking`, one per histogram
+        abusy = _copy("abusy")
+        walks = []
         qaccept = Signal()                        # A takes a query
         c_out = Signal()                          # C returns to IDLE (its last output beat)
         qstart = Signal()                     # A is idle: the streaming list cleared
@@ -703,18 +748,20 @@ class ScanValuePath(wiring.Component):
             # words (block RAM), flags "counted in this query" cleared when a query starts
             counting = Signal()
             walking = Signal()                    # state CUT (a flip-flop)
+            walks.append(walking)
             R = plan.hist_bins
             walk = -(-(b + 1) // R)               # words of a histogram
             wreg = plan.walk_reg
             wbin = Signal(range(walk + S + 2 + wreg))    # walk cycle: reads word wbin
-            bins, touched = [], []
+            bins = []
             for s in range(M):
-                x, t = _count_bins(m, b, plan.code_words, counting & live[s], h[s],
-                                   walking, wbin,
-                                   f"hist{s}" if M > 1 else "hist", R, plan.hist_reg,
-                                   plan.walk_reg)
-                bins.append(x)
-                touched.append(t)
+                hname = f"hist{s}" if M > 1 else "hist"
+                # (each histogram's own copy of `walking`: its flags' enables and its read
+                # address from a flip-flop beside it)
+                walks.append(_copy(f"{hname}_walking"))
+                bins.append(_count_bins(m, b, plan.code_words, counting & live[s], h[s],
+                                        walks[-1], wbin, hname, R, plan.hist_reg,
+                                        plan.walk_reg))
             # ... and its distances, one word of M per cycle, for the marking pass (stage B
             # reads word w of a query before A writes word w of the next: no second buffer)
             hw = plan.hamming.width
@@ -762,8 +809,7 @@ class ScanValuePath(wiring.Component):
                 return t
             wtake, wlast = Signal(), Signal()
             wi = Signal(range(walk + 1))
-            wprev = Signal.like(wi)               # the word taken last cycle ...
-            wpend = Signal()                      # ... where a word was taken
+            wprev = Signal.like(wi)               # the word taken last cycle
             ge0, ge1 = Signal(), Signal()         # its compares (bin 2i, bin 2i + 1)
             nremq = Signal.like(nrem)             # its nrem
             nneedq1 = Signal.like(nrem)           # its nrem + bin 2i's count (R = 2)
@@ -951,12 +997,11 @@ class ScanValuePath(wiring.Component):
                 read_at = vrdm
         else:
             read_at = head + cgc
-        # unfolded, the value memory has one address (a 1RW SRAM on an ASIC): the kept
-        # keys' groups, or the word written where a value comes in (never while stage C
-        # reads: keys and values of a window come once its previous window's queries are
-        # done); folded (the FPGA builds, whose block RAMs have two ports anyway) the
-        # write port keeps its own address, and the iCEBreaker goal build its Fmax
-        if one_address:
+        # with plan.one_value_address, the value memory has one address (a 1RW SRAM):
+        # the kept keys' groups, or the word written where a value comes in (never while
+        # stage C reads: keys and values of a window come once its previous window's
+        # queries are done); else the write port keeps its own address
+        if plan.one_value_address:
             vaddr = Signal.like(rv.addr, name="vaddr")
             m.d.comb += [vaddr.eq(read_at), rv.addr.eq(vaddr), wv.addr.eq(vaddr)]
         else:
@@ -977,13 +1022,6 @@ class ScanValuePath(wiring.Component):
         # (qdone: qwait has been 0 or 1, a compare of the register; sticky until the next
         # query, so qwait counts down without stopping: no compare before its subtraction)
         m.d.sync += [qwait.eq(qwait - 1), qdone.eq(qdone | (qwait[1:] == 0))]
-
-        def hand_over(free, pulse):
-            """The end of a stage: where the next stage is ``free``, give it the query
-            (``pulse``) and return to idle (else the caller's PASS state waits)."""
-            with m.If(free):
-                m.d.comb += pulse.eq(1)
-                m.next = "IDLE"
 
         def done(groups, glast):
             """C's state DONE (``cdone``, a flip-flop: no state decode before the output's
@@ -1029,8 +1067,8 @@ class ScanValuePath(wiring.Component):
             vdata = Signal.like(keys.vdata, name="vdata", reset_less=True)
             m.d.sync += vdata.eq(keys.vdata)
             with m.If(vwrite):
-                m.d.comb += [wv.addr.eq(Mux(restart, 0, nv)), wv.en.eq(1),
-                             wv.data[0].eq(vdata)]
+                m.d.comb += [(vaddr if plan.one_value_address else wv.addr).eq(
+                    Mux(restart, 0, nv)), wv.en.eq(1), wv.data[0].eq(vdata)]
                 # (the increment beside the restart, chosen after it)
                 m.d.sync += nv.eq(Mux(restart, 1, nv + 1))
         # (the key's counters advance with its code's write, keys.lag edges after its
@@ -1055,9 +1093,9 @@ class ScanValuePath(wiring.Component):
         m.d.sync += qlen.eq(qnext)
         m.d.comb += qaccept.eq(self.i.valid & ~p.key & qfree & aidle)
         # while A is idle its query registers follow the input, the pass's counters are
-        # loaded and the histograms' flags (the list's, streaming) cleared: the query
-        # taken is the last cycle of it (no handshake before these enables)
-        with m.If(aidle):
+        # loaded and (streaming) the list's flags cleared: the query taken is the last
+        # cycle of it (no handshake before these enables)
+        with m.If(~abusy):
             start_pass()
             m.d.sync += [cq.eq(p.code), tag.eq(p.tag),
                          hleft.eq(nb + (LD - 2 + (0 if stream else S + 2 * plan.hist_reg))),
@@ -1066,7 +1104,7 @@ class ScanValuePath(wiring.Component):
             if stream:
                 m.d.comb += qstart.eq(1)
             else:
-                m.d.sync += [dword.eq(0)] + [x.eq(0) for x in touched]
+                m.d.sync += dword.eq(0)
 
         if not stream:
             # the cut's words taken (wtake and wlast are 0 but in state CUT: no state decode
@@ -1080,10 +1118,11 @@ class ScanValuePath(wiring.Component):
                 else:
                     sum1 = take(nless, c[1])
                     m.d.sync += [nrem.eq(sum1), ge1.eq(~sum1[-1]), nneedq1.eq(nless)]
-            m.d.sync += wpend.eq(wtake)
-            # the word taken last cycle reached rem (from flip-flops), or the last
-            # word is taken and none did
-            prev = wpend & (ge0 | ge1 if R == 2 else ge0)
+            # the word taken last cycle reached rem: a flip-flop of its own, set beside
+            # ge0 and ge1 (no AND-OR of them before the enables below)
+            prev = Signal(name="wprev_hit")
+            m.d.sync += prev.eq(wtake & (~sum0[-1] | ~sum1[-1] if R == 2 else ~sum0[-1]))
+            # ... or the last word is taken and none did
             with m.If(~found & (prev | wlast)):
                 m.d.sync += found.eq(1)
                 with m.If(prev):
@@ -1134,9 +1173,9 @@ class ScanValuePath(wiring.Component):
                 m.d.comb += counting.eq(1)
                 issue_words()
                 with m.If(hdone):
-                    m.d.sync += [issuing.eq(0), walking.eq(1), ahist.eq(0)]
-                m.d.sync += [wbin.eq(0), nrem.eq(neg_of(kk)), found.eq(0), wtake.eq(0), wlast.eq(0),
-                             wi.eq(0), wpend.eq(0)]
+                    m.d.sync += [issuing.eq(0), ahist.eq(0)] + [x.eq(1) for x in walks]
+                m.d.sync += [wbin.eq(0), nrem.eq(neg_of(kk)), found.eq(0), wtake.eq(0),
+                             wlast.eq(0), wi.eq(0)]
             with m.If(walking):
                 # CUT (registered control: wbin >= 1 + S + w and wbin == walk + S + w a
                 # cycle ahead)
@@ -1144,7 +1183,7 @@ class ScanValuePath(wiring.Component):
                              wtake.eq(wbin >= S + wreg if S + wreg else 1),
                              wlast.eq(wbin == walk + S - 1 + wreg)]
                 with m.If(wlast):
-                    m.d.sync += [walking.eq(0), wtake.eq(0), wlast.eq(0)]
+                    m.d.sync += [wtake.eq(0), wlast.eq(0)] + [x.eq(0) for x in walks]
                     a_hand_over(b_idle, to_mark)
         with m.If(apass):
             # PASS (only where the output stalled: the next stage holds the previous query)
@@ -1158,66 +1197,62 @@ class ScanValuePath(wiring.Component):
             blm = Signal.like(lm)                 # bleft - M - 1, as lm
             bmore = ~blm[-1]                      # bleft > M
             m.d.sync += [bissuing.eq(to_mark | (bissuing & bmore)), bstart.eq(to_mark)]
-            with m.FSM(name="mark") as bfsm:
-                with m.State("IDLE"):
-                    # the pass's counters loaded in every idle cycle (not only as the query
-                    # comes: no hand-over before their enables)
-                    m.d.sync += [bblk.eq(0), bleft.eq(n), blm.eq(nlm), bend.eq(0),
-                                 bdn.eq(nb + (S + plan.mark_read - 1))]
-                    with m.If(to_mark):
-                        m.next = "MARK"
-                with m.State("MARK"):
-                    # (registered control: the last cycle, nb + S + mark_read, flagged a cycle
-                    # ahead; bmore the sign of bleft - M - 1, beside bleft)
-                    with m.If(bissuing):
-                        m.d.sync += [bblk.eq(bblk + 1), bleft.eq(bleft - M),
-                                     blm.eq(blm - M)]
-                    m.d.sync += [bdn.eq(bdn - 1), bend.eq(bdn == 0)]
-                    with m.If(bend):
-                        m.next = "PASS"
-                        hand_over(c_idle, to_values)
-                with m.State("PASS"):
-                    # (only where the output stalled: C still holds the previous query)
-                    hand_over(c_idle, to_values)
+            # B's states as flip-flops, one per state (no state decode before their
+            # enables): bidle (IDLE), bmark (MARK), bpass (PASS: C held the previous query)
+            bmark, bpass = Signal(name="bmark"), Signal(name="bpass")
+            with m.If(bidle):
+                # the pass's counters loaded in every idle cycle (not only as the query
+                # comes: no hand-over before their enables)
+                m.d.sync += [bblk.eq(0), bleft.eq(n), blm.eq(nlm), bend.eq(0),
+                             bdn.eq(nb + (S + plan.mark_read - 1))]
+            with m.If(bmark):
+                # MARK (registered control: the last cycle, nb + S + mark_read, flagged a
+                # cycle ahead; bmore the sign of bleft - M - 1, beside bleft)
+                with m.If(bissuing):
+                    m.d.sync += [bblk.eq(bblk + 1), bleft.eq(bleft - M), blm.eq(blm - M)]
+                m.d.sync += [bdn.eq(bdn - 1), bend.eq(bdn == 0)]
+            # B's end (bend, 1 only in MARK's last cycle, or PASS): the query to C where C is
+            # idle, else PASS
+            bover = bend | bpass
+            m.d.comb += to_values.eq(bover & c_idle)
+            m.d.sync += [bmark.eq(Mux(bmark, ~bend, to_mark)), bpass.eq(bover & ~c_idle)]
         # C takes kk and the tag from the stage before it (kk·G a product of it, no register)
         skk, stag = (kk, tag) if stream else (bkk, btag)
         skkG = skk * G                        # (G·kk: a shift where G is a power of two)
         m.d.sync += cstart.eq(to_values)
-        with m.FSM(name="values") as cfsm:
-            with m.State("IDLE"):
-                # (the counters loaded in every idle cycle; cstart follows to_values, which
-                # comes only here)
-                m.d.sync += [cfirst.eq(1), cgc.eq(0), cglast.eq(G == 1), cend.eq(0)]
-                if in_memory:
-                    m.d.sync += entry.eq(0)
-                with m.If(to_values):
-                    m.next = "VALUES"
-            with m.State("VALUES"):
-                # cycle 0 takes B's list, kk and tag; the kept keys' G groups are read
-                # in cycles 1 .. G·kk, added value_read edges later
-                # (registered control: the last cycle, G·kk + 2, flagged a cycle ahead)
-                # (chit: the read of cycle G·kk, and cglast, flagged a cycle ahead)
-                with m.If(cstart):
-                    m.d.sync += [cdn.eq(skkG - 2), cissuing.eq(1), ckk.eq(skk),
-                                 ctag.eq(stag)]
-                with m.Else():
-                    m.d.sync += cdn.eq(cdn - 1)
-                m.d.sync += chit.eq(Mux(cstart, skkG == 1, cdn == 0))
-                with m.If(cissuing):
-                    m.d.sync += [cgc.eq(Mux(cglast, 0, cgc + 1)),
-                                 cglast.eq(~cglast & (cgc == G - 2) if G > 1 else 1)]
-                    with m.If(chit):
-                        m.d.sync += cissuing.eq(0)
-                with m.If(next_key):
-                    m.d.sync += cfirst.eq(0)
-                m.d.sync += cend.eq(~cstart & (cdn == -plan.value_read))
+        # C's states as flip-flops, one per state (no state decode before their enables):
+        # cidle (IDLE), cval (VALUES), cdone (DONE, below)
+        cval = Signal(name="cval")
+        with m.If(cidle):
+            # (the counters loaded in every idle cycle; cstart follows to_values, which
+            # comes only here)
+            m.d.sync += [cfirst.eq(1), cgc.eq(0), cglast.eq(G == 1), cend.eq(0)]
+            if in_memory:
+                m.d.sync += entry.eq(0)
+        with m.If(cval):
+            # VALUES: cycle 0 takes B's list, kk and tag; the kept keys' G groups are read
+            # in cycles 1 .. G·kk, added value_read edges later
+            # (registered control: the last cycle, G·kk + 2, flagged a cycle ahead)
+            # (chit: the read of cycle G·kk, and cglast, flagged a cycle ahead)
+            with m.If(cstart):
+                m.d.sync += [cdn.eq(skkG - 2), cissuing.eq(1), ckk.eq(skk),
+                             ctag.eq(stag)]
+            with m.Else():
+                m.d.sync += cdn.eq(cdn - 1)
+            m.d.sync += chit.eq(Mux(cstart, skkG == 1, cdn == 0))
+            with m.If(cissuing):
+                m.d.sync += [cgc.eq(Mux(cglast, 0, cgc + 1)),
+                             cglast.eq(~cglast & (cgc == G - 2) if G > 1 else 1)]
+                with m.If(chit):
+                    m.d.sync += cissuing.eq(0)
+            with m.If(next_key):
+                m.d.sync += cfirst.eq(0)
+            m.d.sync += cend.eq(~cstart & (cdn == -plan.value_read))
+            if in_memory:
                 with m.If(cend):
-                    if in_memory:
-                        m.d.sync += cbuf.eq(~cbuf)
-                    m.next = "DONE"
-            with m.State("DONE"):
-                with m.If(c_out):
-                    m.next = "IDLE"
+                    m.d.sync += cbuf.eq(~cbuf)
+        # VALUES entered as C takes a query, left in its last cycle (cend, 1 only there)
+        m.d.sync += cval.eq(Mux(cval, ~cend, to_values))
         # DONE as a flip-flop, entered from VALUES's last cycle (cend, 1 only there), left
         # with the last beat
         m.d.sync += cdone.eq(Mux(cdone, ~c_out, cend))
@@ -1228,15 +1263,17 @@ class ScanValuePath(wiring.Component):
         a_next = Mux(aidle, ~qaccept, to_values if stream else to_mark)
         b_next = 1 if stream else Mux(bidle, ~to_mark, to_values)
         c_next = Mux(cidle, ~to_values, c_out)
-        m.d.sync += [aidle.eq(a_next), cidle.eq(c_next), keys_ok.eq(a_next & b_next & c_next)]
+        m.d.sync += [cidle.eq(c_next), keys_ok.eq(a_next & b_next & c_next)]
+        m.d.sync += [aidle.eq(a_next), abusy.eq(~a_next)]
         if not stream:
             m.d.sync += bidle.eq(b_next)
         m.d.comb += [b_idle.eq(bidle), c_idle.eq(cidle)]
         if one_address:
-            # the code memories have one address each too (1RW): the key's word where a
-            # code is written (state IDLE), else the pass's word (read only in state HIST)
-            cwriting = Cat(*(x.en for x in wc)).any()
-            m.d.comb += caddr.eq(Mux(cwriting, keys.kaddr, blk))
+            # the code memories have one address each too (1RW): the pass's word in state
+            # HIST or SCAN (`ahist`, a flip-flop: the only state that reads them), else the
+            # key's word (codes are written only where A, B and C are idle): no handshake
+            # (the write's enables) before the address
+            m.d.comb += caddr.eq(Mux(ahist, blk, keys.kaddr))
             m.d.comb += [x.addr.eq(caddr) for x in wc]
 
         # a step writes the head group back (plus the addend where adding) as the tail,

@@ -22,6 +22,7 @@ import json
 import os
 import pathlib
 import platform as _platform
+import re
 import shlex
 import subprocess
 import sys
@@ -35,6 +36,7 @@ from ..config import CoreConfig
 from ..errors import UserError
 from ..process import error_lines
 from ..rtl.board import BoardTop
+from ..rtl.keystore import ONE_ADDRESS
 from ..versions import dist_versions, python_version
 from . import memmap, outreg
 from .flows import cell_counts, classify_cells
@@ -143,6 +145,7 @@ def prepare_board(cfg, board_name, *, name=DESIGN_NAME, seed=None):
     plan = plat.build(top, name=name, do_build=False, do_program=False,
                       **_overrides(name, brd, seed))
     _memory_styles(plan, name, brd)
+    _spram_styles(plan, name, brd)
     if brd.family == "ecp5":
         _outreg_step(plan, name)
     return plat, top, plan
@@ -176,6 +179,70 @@ def _memory_styles(plan, name, brd):
     if read not in script:
         raise UserError(f"the yosys script of the {brd.name} build does not read {name}.il")
     plan.files[f"{name}.ys"] = script.replace(read, read + "\n".join(cmds) + "\n", 1)
+
+
+#: the UP5K's single-port RAMs: how many, and the words and bits of each (SB_SPRAM256KA)
+SPRAMS, SPRAM_WORDS, SPRAM_BITS = 4, 16384, 16
+#: a memory goes to SPRAM only where it would take at least this many 4 Kbit block RAMs
+SPRAM_MIN_BRAMS = 4
+
+
+def spram_memories(text):
+    """The memories of the design ``text`` (Amaranth RTLIL) that the iCE40 board flow puts
+    in the UP5K's SPRAMs: those marked :data:`~hamattn.rtl.keystore.ONE_ADDRESS` (one
+    address for the read and the write, never both in a cycle: a single-port RAM holds
+    them), in their order, while the SPRAMs last, each at most :data:`SPRAM_WORDS` words
+    and taking at least :data:`SPRAM_MIN_BRAMS` block RAMs' bits (a smaller one stays in
+    block RAM). Returns :class:`.memmap.Memory` items."""
+    marked, out, left, attr = set(), [], SPRAMS, False
+    module = None
+    for line in text.splitlines():
+        mod = re.match(r"^\s*module\s+\\?(\S+)", line)
+        if mod:
+            module, attr = mod.group(1), False
+            continue
+        if re.match(rf"^\s*attribute\s+\\{ONE_ADDRESS}\s+1\s*$", line):
+            attr = True
+            continue
+        mem = re.match(r"^\s*memory\s+width\s+(\d+)\s+size\s+(\d+)\s+\\?(\S+)\s*$", line)
+        if mem:
+            if attr:
+                marked.add((module, mem.group(3)))
+            attr = False
+            continue
+        if not line.lstrip().startswith("attribute"):
+            attr = False
+    for mem in memmap.memories(text):
+        if (mem.module, mem.name) not in marked or mem.depth > SPRAM_WORDS:
+            continue
+        need = -(-mem.width // SPRAM_BITS)
+        if need <= left and mem.width * mem.depth >= SPRAM_MIN_BRAMS * 4096:
+            out.append(mem)
+            left -= need
+    return out
+
+
+def _spram_styles(plan, name, brd):
+    """On the iCE40: the memories of :func:`spram_memories` get ``ram_style "huge"`` (an
+    SB_SPRAM256KA: no block RAM, no read multiplexer of the block RAMs' outputs), lose
+    their initial contents (an SPRAM has none; the attribute says none is read) and
+    ``synth_ice40`` gets its ``-spram``; none, no change."""
+    if brd.family != "ice40":
+        return
+    mems = spram_memories(plan.files[f"{name}.il"])
+    if not mems:
+        return
+    script, read = plan.files[f"{name}.ys"], f"read_rtlil {name}.il\n"
+    synth = "synth_ice40 "
+    if read not in script or synth not in script:
+        raise UserError(f"the yosys script of the {brd.name} build does not read {name}.il "
+                        "and run synth_ice40")
+    # (an SPRAM holds no initial contents: the memory's, zeros in the RTLIL, are never
+    # read, its words written before they are read, ONE_ADDRESS; its $meminit goes)
+    cmds = "".join(f"delete {mem.module}/t:$meminit_v2 {mem.module}/r:MEMID=\\{mem.name} %i\n"
+                   f'setattr -set ram_style "huge" {mem.selection}\n' for mem in mems)
+    script = script.replace(read, read + cmds, 1)
+    plan.files[f"{name}.ys"] = script.replace(synth, synth + "-spram ", 1)
 
 
 def _overrides(name, brd, seed=None):

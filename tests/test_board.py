@@ -81,6 +81,35 @@ def test_build_plan(name):
         assert len(top.leds) == 3
 
 
+@pytest.mark.parametrize("kw, spram", [
+    # folded, one group of P·w = 8 bits: one address; 128·32 words of 8 bits (8 block RAMs)
+    (dict(d=32, w=8, b=8, N=128, mode="topk", k=4, lanes=1), True),
+    # P·w = 32 bits: the write keeps its own address (no attribute, no SPRAM)
+    (dict(d=32, w=8, b=8, N=128, mode="topk", k=4, lanes=4), False),
+    # one address, but 4 words: a block RAM's worth (no SPRAM)
+    (TINY, False),
+])
+def test_spram_for_one_address_value_memory(kw, spram):
+    """The iCE40 board flow gives a value memory with one address (``ONE_ADDRESS``) that
+    would take at least SPRAM_MIN_BRAMS block RAMs an SPRAM: its init deleted, ram_style
+    "huge", ``synth_ice40 -spram``; the ECP5 flow never."""
+    for name in B.BOARDS:
+        _, _, plan = B.prepare_board(CoreConfig.create(**kw), name)
+        ys = plan.files[f"{B.DESIGN_NAME}.ys"]
+        mems = B.spram_memories(plan.files[f"{B.DESIGN_NAME}.il"])
+        assert [m.name for m in mems] == (["values"] if spram else [])
+        used = spram and name == "icebreaker"
+        assert ("synth_ice40 -spram " in ys) == used
+        assert ('ram_style "huge"' in ys) == used
+        if used:
+            sel = mems[0].selection
+            lines = ys.splitlines()
+            read = lines.index(f"read_rtlil {B.DESIGN_NAME}.il")
+            assert lines[read + 1:read + 3] == [
+                f"delete {mems[0].module}/t:$meminit_v2 {mems[0].module}/r:MEMID=\\values %i",
+                f'setattr -set ram_style "huge" {sel}']
+
+
 def test_board_is_config_agnostic():
     """Every mode, folded or not, elaborates inside the board top."""
     for kw in (dict(mode="linear"), dict(mode="hsoftmax"), dict(mode="linear", lanes=1),
