@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -18,18 +18,18 @@ __all__ = ["DividerPlan", "RoundingDivider", "divider_latency", "divider_interva
 def divider_latency(q_bits, groups=1, steps=1, grouped=False, serial=False, parts=1):
     """Rising edges from the edge at which :class:`RoundingDivider` accepts (num, den) (its
     last group when ``grouped``) to the edge at which its result transfers, with the output
-    ready: the accepting edge registers num XOR its sign (and the sign), the next forms
-    |num| + floor(den/2) of the first group, ``q_bits`` restoring steps (``steps`` per
-    pipeline stage), one edge applies the sign, the result transfers on the next edge:
-    ``q_bits + 3``, plus :func:`signs_late` (one edge where the sign is added after a stage of
+    ready: the accepting edge registers (num, den) as they are (the input register), the
+    next registers num XOR its sign (and the sign), the next forms |num| + floor(den/2) of
+    the first group, ``q_bits`` restoring steps (``steps`` per pipeline stage), one edge
+    applies the sign, the result transfers on the next edge: ``q_bits + 4``, plus :func:`signs_late` (one edge where the sign is added after a stage of
     several steps); a whole-vector input of ``groups`` groups
     issues one group per ``steps`` edges, which adds ``(groups - 1)·steps``; ``serial``
     (one stage loads each group itself): ``groups·(q_bits + 1) + 1``. Where each step takes
     ``parts`` edges (:attr:`RoundingDivider.chunks`), every ``q_bits`` and ``steps`` above
-    counts ``parts`` edges: ``q_bits·parts + 3 + signs_late + (groups - 1)·steps·parts``."""
+    counts ``parts`` edges: ``q_bits·parts + 4 + signs_late + (groups - 1)·steps·parts``."""
     if serial:
         return groups * (q_bits + 1) + 1
-    return (q_bits * parts + 3 + signs_late(q_bits, steps)
+    return (q_bits * parts + 4 + signs_late(q_bits, steps)
             + (0 if grouped else (groups - 1) * steps * parts))
 
 
@@ -182,7 +182,9 @@ class RoundingDivider(wiring.Component):
     select comes after its two adders where divisions overlap (:attr:`selects_after`), in
     front of its one adder where den is held.
 
-    Pipeline (one group of ``lanes`` per stage): a sign stage (a XOR its sign, and the
+    Pipeline (one group of ``lanes`` per stage): an input register (the group as it comes,
+    loaded at every edge: the source's flip-flops, in another block, reach no logic of the
+    divider), a sign stage (a XOR its sign, and the
     sign: the sign's fanout and the XOR end at flip-flops), a form stage (X, one adder of
     registers), then
     S = ceil(q_bits / ``steps``) stages of up to ``steps`` steps each (a stage
@@ -221,7 +223,7 @@ class RoundingDivider(wiring.Component):
     its remainder's adder split into :attr:`chunks` (:meth:`_split_stage`), so that no
     carry chain is longer than :data:`CHAIN_BITS` (:func:`divider_parts`).
 
-    Latency (:attr:`latency`): ``q_bits·parts + 3`` edges from the input transfer (the last
+    Latency (:attr:`latency`): ``q_bits·parts + 4`` edges from the input transfer (the last
     group's when grouped) to the output transfer with ``o.ready`` high, plus one where the
     last stage takes several steps (:attr:`signs_late`), plus ``(G - 1)·steps·parts`` for a
     whole-vector input. Interval (:attr:`interval`): ``G·steps·parts`` edges between
@@ -511,6 +513,22 @@ class RoundingDivider(wiring.Component):
         if k > 1:
             m.d.sync += gap.eq(Mux(enter, k - 1, Mux(gap == 0, 0, gap - 1)))
 
+        # ---- input register: the group entering (the input's, or the bank's), registered
+        # as it is, at every edge (no enable, no logic in front of it), and the handshake's
+        # outcome (a group enters; a division is accepted) beside it: the source's
+        # registers (another block, placed elsewhere) reach only these flip-flops, and the
+        # sign stage's XOR and adder, the held den's enable, start from the divider's own
+        # flip-flops (one edge of latency)
+        in_num = [Signal(signed(self.num_width), name=f"in_num{p}", reset_less=True)
+                  for p in range(P)]
+        in_src = {key: Signal(self.tag_shape if key == "tag" else Value.cast(v).shape(),
+                              name=f"in_{key}", reset_less=True) for key, v in src.items()}
+        in_enter, in_accept = Signal(name="in_valid"), Signal(name="in_accept")
+        m.d.sync += [a.eq(b) for a, b in zip(in_num, src_num)]
+        m.d.sync += [in_src[key].eq(v) for key, v in src.items()]
+        m.d.sync += [in_enter.eq(enter), in_accept.eq(accept)]
+        src_num, src, enter = in_num, in_src, in_enter
+
         # ---- sign stage: a XOR its sign and the sign, registered, and the group's den and
         # control beside them (the sign fans out to every bit of a: that fanout and the XOR
         # end at flip-flops, not in front of the form stage's carry chain)
@@ -560,8 +578,8 @@ class RoundingDivider(wiring.Component):
         # (the previous one has left the pipeline by then, DividerPlan.keeping_up)
         if self.held_den:
             held = Signal(dw, name="held_den")
-            with m.If(accept):
-                m.d.sync += held.eq(self.i.payload.den)
+            with m.If(in_accept):
+                m.d.sync += held.eq(src["den"])
 
         def den_of(src):
             return held if self.held_den else src["den"]
