@@ -595,6 +595,7 @@ class RoundingDivider(wiring.Component):
             if self.parts > 1:
                 done, done_next, prev_neg_next = self._split_stage(
                     m, name, st, prev, start, prev_done_next, prev_neg_next, ks, keys, held)
+                # (prev_neg_next: the stage's remainder signs, flip-flops, for the next)
                 prev, prev_done, prev_done_next = st, done, done_next
                 continue
             if ks == 1:
@@ -671,19 +672,27 @@ class RoundingDivider(wiring.Component):
             bounds.append(bounds[-1] + base + (j < extra))
         return list(zip(bounds, bounds[1:]))
 
-    def _split_stage(self, m, name, st, prev, start, prev_done_next, prev_neg_next, ks, keys,
+    def _split_stage(self, m, name, st, prev, start, prev_done_next, prev_negr, ks, keys,
                      den):
         """A held den's stage of ``ks`` non-restoring steps, each in ``parts`` edges
         (:attr:`chunks`): the step r' = 2r + x ∓ den is computed modulo 2^(den_width + 1)
         (r' fits that signed width), part j's bits at the j-th edge of the step, from the
         remainder's bits, the bit below the part (a flip-flop loaded at the step's first
         edge: the part below has been overwritten by then) and the carry out of the part
-        below (a flip-flop); the sign select ``sub`` (a flip-flop, r < 0 of the remainder
-        the step starts from) changes only at the step's last edge. The step's first edge
-        is the one at ``start`` (from the previous stage's registers, selected in front of
-        part 0's adder); at that edge the other parts load the previous stage's bits
-        through their adders (den and the carry in masked). Returns the stage's "done"
-        flag, its next value and the next values of the remainders' signs."""
+        below (a flip-flop). The step's first edge is the one at ``start`` (from the
+        previous stage's registers, selected in front of part 0's adder); at that edge the
+        other parts load the previous stage's bits through their adders (den and the carry
+        in masked).
+
+        The sign select ``sub`` (r >= 0 of the remainder the step starts from) is a select
+        of flip-flops: at the stage's first edge the previous stage's ``prev_negr`` (its
+        remainder's sign, a flip-flop it loaded at its last edge; 0 after the form stage),
+        else this stage's ``negr``, which loads the top part's sum bit at each step's last
+        edge and ``prev_negr`` at the first (so that no next value of the previous stage's
+        control or carry chain reaches it). Each part has its own copy of ``start`` (a
+        flip-flop loaded from ``prev_done_next``) and its own registered load enable (``start
+        | phase[j]``, from their next values), so that no control net drives every part.
+        Returns the stage's "done" flag, its next value and the ``negr`` flip-flops."""
         P, dw, n = self.lanes, self.den_width, self.parts
         W = dw + 1
         edges = ks * n
@@ -696,29 +705,37 @@ class RoundingDivider(wiring.Component):
         # the part the next edge adds, one-hot (zero when the stage is idle)
         phase = Signal(n, name=f"{name}_phase")
         now = Mux(start, 1, phase)                         # the part this edge adds
-        m.d.sync += phase.eq(Mux(done_next, 0, now.rotate_left(1)))
-        load = [start | phase[j] for j in range(n)]        # part j's registers load
-        from_ = {key: Mux(start, prev[key], st[key]) for key in keys}
-        from_["neg"] = Mux(start, prev["neg"], st["neg"])
+        phase_next = Mux(done_next, 0, now.rotate_left(1))
+        m.d.sync += phase.eq(phase_next)
+        # per part: `start` (a copy, kept apart by `keep`) and the load enable, flip-flops
+        starts = [Signal(name=f"{name}_start{j}", attrs={"keep": 1}) for j in range(n)]
+        load = [Signal(name=f"{name}_load{j}", attrs={"keep": 1}) for j in range(n)]
+        m.d.sync += [x.eq(prev_done_next) for x in starts]
+        m.d.sync += [load[j].eq(prev_done_next | phase_next[j]) for j in range(n)]
+        from_ = {key: Mux(starts[0], prev[key], st[key]) for key in keys}
+        from_["neg"] = Mux(starts[0], prev["neg"], st["neg"])
         m.d.sync += [st[key].eq(from_[key]) for key in keys + ["neg"]]
         den_w = Cat(den, Const(0, W - dw))
-        neg_next = []
+        negrs = []
         for p in range(P):
             negr = Signal(name=f"{name}_neg{p}_r")
-            sub = ~negr
             r_prev = prev["r"][p]
             if len(r_prev) < W:
                 r_prev = Cat(r_prev, Const(0, W - len(r_prev)))   # the form stage's: r >= 0
             r_own = st["r"][p]
-            r_from = Mux(start, r_prev, r_own)
-            xq_from = Mux(start, prev["xq"][p], st["xq"][p])
+            st0 = starts[0]
+            r_from = Mux(st0, r_prev, r_own)
+            xq_from = Mux(st0, prev["xq"][p], st["xq"][p])
+            sub0 = ~Mux(st0, prev_negr[p], negr)
             # the step's first edge shifts in the previous step's quotient bit (``sub``,
             # :attr:`late_bits`) XORed with the lane's sign, and takes x = xq's top bit
             with m.If(load[0]):
-                m.d.sync += st["xq"][p].eq(Cat(sub ^ from_["neg"][p], xq_from[:-1]))
+                m.d.sync += st["xq"][p].eq(Cat(sub0 ^ from_["neg"][p], xq_from[:-1]))
             carry = None
             top = None
             for j, (lo, hi) in enumerate(self.chunks):
+                sj = starts[j]
+                sub = sub0 if j == 0 else ~Mux(sj, prev_negr[p], negr)
                 d = den_w[lo:hi] ^ sub.replicate(hi - lo)
                 if j == 0:
                     a, b, cin = Cat(xq_from[-1], r_from[:hi - 1]), d, sub
@@ -726,9 +743,9 @@ class RoundingDivider(wiring.Component):
                     below = Signal(name=f"{name}_below{p}_{j}")
                     with m.If(load[0]):
                         m.d.sync += below.eq(r_from[lo - 1])
-                    a = Mux(start, r_prev[lo:hi], Cat(below, r_own[lo:hi - 1]))
-                    b = Mux(start, 0, d)
-                    cin = carry & ~start
+                    a = Mux(sj, r_prev[lo:hi], Cat(below, r_own[lo:hi - 1]))
+                    b = Mux(sj, 0, d)
+                    cin = carry & ~sj
                 s = Signal(hi - lo + 1, name=f"{name}_sum{p}_{j}")
                 m.d.comb += s.eq((Cat(cin, a) + Cat(cin, b)) >> 1)
                 if j + 1 < n:
@@ -737,12 +754,12 @@ class RoundingDivider(wiring.Component):
                 with m.If(load[j]):
                     m.d.sync += r_own[lo:hi].eq(s[:hi - lo])
                 top = s[hi - lo - 1]
-            # r < 0 of the remainder the next step starts from: the previous stage's (loaded
-            # as it is done), or the top part's sum at the step's last edge
-            m.d.sync += negr.eq(Mux(prev_done_next, prev_neg_next[p],
-                                    Mux(now[n - 1] & ~start, top, negr)))
-            neg_next.append(Mux(load[n - 1], top, r_own[-1]))
-        return done, done_next, neg_next
+            # r < 0 of the remainder the next step starts from: the top part's sum at the
+            # step's last edge (phase n-1: never an edge of `start`, which is part 0's), the
+            # previous stage's at the first edge of a group, else kept
+            m.d.sync += negr.eq(Mux(phase[n - 1], top, Mux(st0, prev_negr[p], negr)))
+            negrs.append(negr)
+        return done, done_next, negrs
 
     def _serial(self, m, transfer, credit, keys):
         """One stage of ``lanes`` restoring units for the G groups in turn (``serial``): the
