@@ -700,7 +700,9 @@ class RoundingDivider(wiring.Component):
         count = Mux(start, 1, st["count"] + 1)
         m.d.sync += [st["valid"].eq(start | more), st["count"].eq(count)]
         done = Signal(name=f"{name}_done")
-        done_next = (start | more) & (count == edges)
+        # (count == edges after the edge: a compare of the count's register, not of its next
+        # value; `start` sets the count to 1 < edges)
+        done_next = ~start & st["valid"] & (st["count"] == edges - 1)
         m.d.sync += done.eq(done_next)
         # the part the next edge adds, one-hot (zero when the stage is idle)
         phase = Signal(n, name=f"{name}_phase")

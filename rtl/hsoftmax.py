@@ -612,10 +612,15 @@ class HsoftmaxValuePath(wiring.Component):
                     m.d.sync += [va.eq(vword + keys.wg), we.eq(1 << slot), wd.eq(keys.vdata)]
                     with m.If(keys.last):
                         m.d.sync += vopen.eq(Mux(slot == M - 1, vword + G, vword))
+                # the query's code and tag load at every edge in IDLE (their enable is the
+                # state, a flip-flop: the hash's valid reaches none of these b + tag bits),
+                # kept from the query's transfer on (SCAN); nothing reads them in IDLE (the
+                # last beat has left, no pass runs)
+                m.d.sync += [cq.eq(p.code), tag.eq(p.tag)]
                 with m.If(self.i.valid & ~p.key):
                     # the first fold clears the bins (no beat): it starts at the next edge
                     # (`qstart`, a flip-flop); group 0 reads X cycles after it
-                    m.d.sync += [cq.eq(p.code), tag.eq(p.tag), gi.eq(0), blk.eq(0),
+                    m.d.sync += [gi.eq(0), blk.eq(0),
                                  left.eq(n), vaddr.eq(0), arm.eq(1),
                                  wait.eq(X + 1), beat.eq(0)]
                     m.d.sync += qstart.eq(1)
