@@ -15,21 +15,25 @@ __all__ = ["DividerPlan", "RoundingDivider", "divider_latency", "divider_interva
            "divider_steps", "signs_late"]
 
 
-def divider_latency(q_bits, groups=1, steps=1, grouped=False, serial=False, parts=1):
+def divider_latency(q_bits, groups=1, steps=1, grouped=False, serial=False, parts=1,
+                    x_bits=0):
     """Rising edges from the edge at which :class:`RoundingDivider` accepts (num, den) (its
     last group when ``grouped``) to the edge at which its result transfers, with the output
-    ready: the accepting edge registers (num, den) as they are (the input register), the
-    next registers num XOR its sign (and the sign), the next forms |num| + floor(den/2) of
+    ready: the accepting edge registers num XOR its sign (and the sign: the input register),
+    where X = |num| + floor(den/2) has ``x_bits`` > :data:`CHAIN_BITS` bits the next adds
+    its low half (the sign stage, :attr:`RoundingDivider.form_split`), the next forms X of
     the first group, ``q_bits`` restoring steps (``steps`` per pipeline stage), one edge
-    applies the sign, the result transfers on the next edge: ``q_bits + 4``, plus :func:`signs_late` (one edge where the sign is added after a stage of
-    several steps); a whole-vector input of ``groups`` groups
+    applies the sign, the result transfers on the next edge: ``q_bits + 3``, plus 1 where
+    ``x_bits`` > CHAIN_BITS, plus :func:`signs_late` (one edge where the sign is added after
+    a stage of several steps); a whole-vector input of ``groups`` groups
     issues one group per ``steps`` edges, which adds ``(groups - 1)·steps``; ``serial``
     (one stage loads each group itself): ``groups·(q_bits + 1) + 1``. Where each step takes
     ``parts`` edges (:attr:`RoundingDivider.chunks`), every ``q_bits`` and ``steps`` above
-    counts ``parts`` edges: ``q_bits·parts + 4 + signs_late + (groups - 1)·steps·parts``."""
+    counts ``parts`` edges: ``q_bits·parts + 3 + (x_bits > CHAIN_BITS) + signs_late +
+    (groups - 1)·steps·parts``."""
     if serial:
         return groups * (q_bits + 1) + 1
-    return (q_bits * parts + 4 + signs_late(q_bits, steps)
+    return (q_bits * parts + 3 + (x_bits > CHAIN_BITS) + signs_late(q_bits, steps)
             + (0 if grouped else (groups - 1) * steps * parts))
 
 
@@ -122,7 +126,9 @@ class DividerPlan:
                                True, True)
         groups = -(-elements // lanes)
         steps = divider_steps(q_bits, groups, interval)
-        held = gap is not None and gap >= divider_latency(q_bits, groups, steps, grouped)
+        x_bits = max(num_width, den_width)
+        held = gap is not None and gap >= divider_latency(q_bits, groups, steps, grouped,
+                                                          x_bits=x_bits)
         if (held and steps > 1 and divider_parts(den_width) > 1
                 and lanes * (den_width + 1) <= SPLIT_BITS):
             # a held den's stages of several steps, its remainder wider than CHAIN_BITS
@@ -133,7 +139,7 @@ class DividerPlan:
             parts = divider_parts(den_width)
             split = divider_steps(q_bits, groups, interval // parts)
             if split > 1 and gap >= divider_latency(q_bits, groups, split, grouped,
-                                                    parts=parts):
+                                                    parts=parts, x_bits=x_bits):
                 return cls(elements, num_width, den_width, q_bits, lanes, grouped, split,
                            True, False, parts)
         if grouped and not held:
@@ -152,7 +158,8 @@ class DividerPlan:
     @property
     def latency(self):
         return Timing(divider_latency(self.q_bits, self.groups, self.steps, self.grouped,
-                                      self.serial, self.parts))
+                                      self.serial, self.parts,
+                                      max(self.num_width, self.den_width)))
 
     @property
     def interval(self):
@@ -514,47 +521,49 @@ class RoundingDivider(wiring.Component):
             m.d.sync += gap.eq(Mux(enter, k - 1, Mux(gap == 0, 0, gap - 1)))
 
         # ---- input register: the group entering (the input's, or the bank's), registered
-        # as it is, at every edge (no enable, no logic in front of it), and the handshake's
-        # outcome (a group enters; a division is accepted) beside it: the source's
-        # registers (another block, placed elsewhere) reach only these flip-flops, and the
-        # sign stage's XOR and adder, the held den's enable, start from the divider's own
-        # flip-flops (one edge of latency)
-        in_num = [Signal(signed(self.num_width), name=f"in_num{p}", reset_less=True)
-                  for p in range(P)]
+        # at every edge (no enable), and the handshake's outcome (a group enters; a division
+        # is accepted) beside it: the source's registers (another block, placed elsewhere)
+        # reach only these flip-flops, each num through one LUT (a XOR its sign, and the
+        # sign: |a| = (a XOR s) + s), so that the sign stage's adder and the held den's
+        # enable start from the divider's own flip-flops (one edge of latency)
+        in_ax = [Signal(self.num_width - 1, name=f"in_ax{p}", reset_less=True)
+                 for p in range(P)]
+        in_s = [Signal(name=f"in_s{p}", reset_less=True) for p in range(P)]
         in_src = {key: Signal(self.tag_shape if key == "tag" else Value.cast(v).shape(),
                               name=f"in_{key}", reset_less=True) for key, v in src.items()}
         in_enter, in_accept = Signal(name="in_valid"), Signal(name="in_accept")
-        m.d.sync += [a.eq(b) for a, b in zip(in_num, src_num)]
+        for p, a in enumerate(src_num):
+            m.d.sync += [in_ax[p].eq(a.as_unsigned()[:-1] ^ a[-1].replicate(len(a) - 1)),
+                         in_s[p].eq(a[-1])]
         m.d.sync += [in_src[key].eq(v) for key, v in src.items()]
         m.d.sync += [in_enter.eq(enter), in_accept.eq(accept)]
-        src_num, src, enter = in_num, in_src, in_enter
+        src, enter = in_src, in_enter
 
-        # ---- sign stage: a XOR its sign and the sign, registered, and the group's den and
-        # control beside them (the sign fans out to every bit of a: that fanout and the XOR
-        # end at flip-flops, not in front of the form stage's carry chain)
-        pre_valid = Signal(name="sign_valid")
-        pre = {key: Signal.like(src[key], name=f"sign_{key}") for key in keys if key != "den"}
-        pre["den"] = Signal(dw, name="sign_den")
-        # X = |a| + floor(den/2) is W bits; wider than CHAIN_BITS, its adder is split: the
-        # low L = :attr:`form_split` bits are added in the sign stage (behind the XOR) and
-        # registered with their carry out, the high bits in the form stage
+        # ---- sign stage (where X = |a| + floor(den/2), W bits, is wider than CHAIN_BITS):
+        # the low L = :attr:`form_split` bits of X's adder, behind the input register's XOR,
+        # registered with their carry out, the high bits of a XOR its sign, the sign, the
+        # group's den and control beside them; the form stage adds the high bits. Else
+        # (L = 0) the form stage takes the input register's bits and adds X at once.
         W, L = max(self.num_width, dw), self.form_split
-        pre_a = [Signal(W - L, name=f"sign_a{p}") for p in range(len(src_num))]
-        pre_s = [Signal(name=f"sign_s{p}") for p in range(len(src_num))]
-        pre_lo = [Signal(L, name=f"sign_lo{p}") for p in range(len(src_num))]
-        pre_c = [Signal(name=f"sign_c{p}") for p in range(len(src_num))]
-        m.d.sync += [pre_valid.eq(enter), pre["den"].eq(src["den"])]
-        m.d.sync += [pre[key].eq(src[key]) for key in keys if key != "den"]
-        for p, a in enumerate(src_num):
-            neg = a[-1]
-            ax = Cat(a.as_unsigned() ^ neg.replicate(len(a)), Const(0, W - len(a)))
-            m.d.sync += [pre_a[p].eq(ax[L:]), pre_s[p].eq(neg)]
-            if L:
+        ax = [Cat(in_ax[p], Const(0, W - len(in_ax[p]))) for p in range(P)]
+        if L:
+            pre_valid = Signal(name="sign_valid")
+            pre = {key: Signal.like(src[key], name=f"sign_{key}") for key in src}
+            pre_a = [Signal(W - L, name=f"sign_a{p}") for p in range(P)]
+            pre_s = [Signal(name=f"sign_s{p}") for p in range(P)]
+            pre_lo = [Signal(L, name=f"sign_lo{p}") for p in range(P)]
+            pre_c = [Signal(name=f"sign_c{p}") for p in range(P)]
+            m.d.sync += [pre_valid.eq(enter)] + [pre[key].eq(src[key]) for key in src]
+            h = Cat(src["den"] >> 1, Const(0, W))[:L]
+            for p in range(P):
+                neg = in_s[p]
+                m.d.sync += [pre_a[p].eq(ax[p][L:]), pre_s[p].eq(neg)]
                 # (the sign a carry in: (2·ax + s) + (2·half + s) halved, as in the form)
-                h = Cat(src["den"] >> 1, Const(0, W))[:L]
                 lo = Signal(L + 1, name=f"sign_sum{p}")
-                m.d.comb += lo.eq((Cat(neg, ax[:L]) + Cat(neg, h)) >> 1)
+                m.d.comb += lo.eq((Cat(neg, ax[p][:L]) + Cat(neg, h)) >> 1)
                 m.d.sync += [pre_lo[p].eq(lo[:L]), pre_c[p].eq(lo[L])]
+        else:
+            pre_valid, pre, pre_a, pre_s, pre_lo = enter, src, ax, in_s, [Cat()] * P
 
         # ---- form: X = |a| + floor(den/2) as den/2 ± a (no separate negation);
         # r = X >> q_bits (< den for a quotient that fits), xq = the low q_bits of X
