@@ -782,8 +782,10 @@ class RoundingDivider(wiring.Component):
         busy = Signal(name="serial_busy")
         g = Signal(range(max(G, 2)), name="serial_group")
         done = Signal(name="serial_done")           # (count == q_bits, as a flip-flop)
-        final = done & (g == G - 1)
-        idle = ~busy | final                        # a division may enter at this edge
+        # a division may enter at this edge: ~busy | (done & g == G-1), a flip-flop written
+        # from its next value (below), so that i.ready is one LUT of flip-flops and the
+        # credits, and the handshake reaches only the control's enable
+        idle = Signal(init=1, name="serial_idle")
         m.d.comb += self.i.ready.eq(idle & credit)
         # The data registers do not wait for the handshake (only the control flip-flops
         # do): den and the tag load at every edge a division may enter, and X at every edge
@@ -798,14 +800,26 @@ class RoundingDivider(wiring.Component):
         half = self.i.payload.den >> 1
         nxt = Mux(busy & (g != G - 1), g + 1, 0)    # the group the stage may load
         m.d.comb += st["last"].eq(g == G - 1)
-        with m.If(transfer | (done & (g != G - 1))):
+        enter = transfer | (done & (g != G - 1))    # a group is loaded at this edge
+        with m.If(enter):
             m.d.sync += [g.eq(nxt), st["count"].eq(0), busy.eq(1), done.eq(0)]
         with m.Elif(busy & ~done):
             m.d.sync += [st["count"].eq(st["count"] + 1), done.eq(st["count"] == qb - 1)]
         with m.Elif(done):
             m.d.sync += [busy.eq(0), done.eq(0)]
-        with m.If(~busy | done):
-            for p in range(P):
+        # (the next values of ~busy | done, the lanes' load select, and of `idle`: after a
+        # load both are 0, after a group's last step (count == q_bits - 1) 1, and `idle`
+        # then only for the last group)
+        ending = st["count"] == qb - 1
+        load_next = ~enter & (done | ~busy | ending)
+        m.d.sync += idle.eq(~enter & (done | ~busy | (ending & (g == G - 1))))
+        # the load select per lane, a flip-flop each (kept apart): the select of a lane's
+        # den_width + q_bits + 1 register bits, not one net of all lanes'
+        loads = [Signal(init=1, name=f"serial_load{p}", attrs={"keep": 1}) for p in range(P)]
+        m.d.sync += [ld.eq(load_next) for ld in loads]
+        steps = self._step(m, "serial", st, held)
+        for p in range(P):
+            with m.If(loads[p]):
                 # lane p of group g: element gP + p (0 beyond E)
                 elems = [self.i.payload.num[j * P + p] if j * P + p < E else 0
                          for j in range(G)]
@@ -820,8 +834,8 @@ class RoundingDivider(wiring.Component):
                 m.d.comb += x.eq((a.as_unsigned() ^ neg.replicate(len(a))) + half + neg)
                 m.d.sync += [st["r"][p].eq(x[qb:]), st["xq"][p].eq(x[:qb]),
                              st["neg"][p].eq(a < 0)]
-        with m.Else():
-            for p, (r, xq) in enumerate(self._step(m, "serial", st, held)):
+            with m.Else():
+                r, xq = steps[p]
                 m.d.sync += [st["r"][p].eq(r), st["xq"][p].eq(xq)]
         return st, done
 
