@@ -619,7 +619,14 @@ class RoundingDivider(wiring.Component):
                 count = Mux(start, 1, st["count"] + 1)
                 m.d.sync += [st["valid"].eq(start | more), st["count"].eq(count)]
                 from_ = {key: Mux(start, prev[key], st[key]) for key in keys}
-                from_.update({key: [Mux(start, a, b) for a, b in zip(prev[key], st[key])]
+                # (a lane's select of its r and xq by a copy of `start` of its own, a
+                # flip-flop loaded from prev_done_next and kept apart: `start` itself drives
+                # the control, not P·(den_width + q_bits + 1) selects)
+                lane_start = [Signal(name=f"{name}_start{p}", attrs={"keep": 1})
+                              for p in range(P)]
+                m.d.sync += [x.eq(prev_done_next) for x in lane_start]
+                from_.update({key: [Mux(ls, a, b) for ls, a, b in
+                                    zip(lane_start, prev[key], st[key])]
                               for key in ("r", "xq")})
                 from_["neg"] = Mux(start, prev["neg"], st["neg"])
                 if dual:
