@@ -12,7 +12,7 @@ from .queue import RegisteredFIFO
 from .tree import tag_width, tagged
 
 __all__ = ["DividerPlan", "RoundingDivider", "divider_latency", "divider_interval",
-           "divider_steps", "signs_late"]
+           "divider_steps"]
 
 
 def divider_latency(q_bits, groups=1, steps=1, grouped=False, serial=False, parts=1,
@@ -23,27 +23,18 @@ def divider_latency(q_bits, groups=1, steps=1, grouped=False, serial=False, part
     where X = |num| + floor(den/2) has ``x_bits`` > :data:`CHAIN_BITS` bits the next adds
     its low half (the sign stage, :attr:`RoundingDivider.form_split`), the next forms X of
     the first group, ``q_bits`` restoring steps (``steps`` per pipeline stage), one edge
-    applies the sign, the result transfers on the next edge: ``q_bits + 3``, plus 1 where
-    ``x_bits`` > CHAIN_BITS, plus :func:`signs_late` (one edge where the sign is added after
-    a stage of several steps); a whole-vector input of ``groups`` groups
+    registers the signed group (``signed_q``: where the last stage takes several steps the
+    sign is added there), the result transfers on the next edge: ``q_bits + 4``, plus 1
+    where ``x_bits`` > CHAIN_BITS; a whole-vector input of ``groups`` groups
     issues one group per ``steps`` edges, which adds ``(groups - 1)·steps``; ``serial``
     (one stage loads each group itself): ``groups·(q_bits + 1) + 1``. Where each step takes
     ``parts`` edges (:attr:`RoundingDivider.chunks`), every ``q_bits`` and ``steps`` above
-    counts ``parts`` edges: ``q_bits·parts + 3 + (x_bits > CHAIN_BITS) + signs_late +
+    counts ``parts`` edges: ``q_bits·parts + 4 + (x_bits > CHAIN_BITS) +
     (groups - 1)·steps·parts``."""
     if serial:
         return groups * (q_bits + 1) + 1
-    return (q_bits * parts + 3 + (x_bits > CHAIN_BITS) + signs_late(q_bits, steps)
+    return (q_bits * parts + 4 + (x_bits > CHAIN_BITS)
             + (0 if grouped else (groups - 1) * steps * parts))
-
-
-def signs_late(q_bits, steps):
-    """1 where the pipeline's last stage takes several steps (``steps`` per stage, the last
-    stage the rest of ``q_bits``): its quotient bits are XORed with the sign, and the sign is
-    added (a carry chain after the stage's registers) into a register of its own, an edge
-    before the output register and the queue take the group; else 0 (the last step leaves
-    the signed quotient, :attr:`RoundingDivider.signed_in_stage`)."""
-    return int(q_bits - steps * ((q_bits - 1) // steps) > 1)
 
 
 def divider_interval(groups=1, steps=1, serial=False, parts=1):
@@ -231,8 +222,8 @@ class RoundingDivider(wiring.Component):
     carry chain is longer than :data:`CHAIN_BITS` (:func:`divider_parts`).
 
     Latency (:attr:`latency`): ``q_bits·parts + 4`` edges from the input transfer (the last
-    group's when grouped) to the output transfer with ``o.ready`` high, plus one where the
-    last stage takes several steps (:attr:`signs_late`), plus ``(G - 1)·steps·parts`` for a
+    group's when grouped) to the output transfer with ``o.ready`` high, plus one where X is
+    wider than :data:`CHAIN_BITS` (:attr:`form_split`), plus ``(G - 1)·steps·parts`` for a
     whole-vector input. Interval (:attr:`interval`): ``G·steps·parts`` edges between
     accepted divisions at full rate (a grouped input's beats ``steps·parts`` edges apart).
     """
@@ -319,16 +310,6 @@ class RoundingDivider(wiring.Component):
         registers (:meth:`_step`), and the output register loads it as it is. Elsewhere the
         last stage holds q XOR the sign, and the output adds the sign as a carry in."""
         return not self.serial and self.stage_steps[-1] == 1
-
-    @property
-    def signs_late(self):
-        """The last stage takes several steps (not ``serial``, not :attr:`signed_in_stage`):
-        the sign is added to its quotient bits (a carry chain of ``q_bits``, after the late
-        quotient bit, :attr:`late_bits`) into a register of its own (``signed_q``), and the
-        output register and the queue take the group from there, an edge later: the carry
-        chain ends at ``P·q_bits`` flip-flops, not in front of the queue's write data and the
-        output register's select."""
-        return not self.serial and not self.signed_in_stage
 
     @property
     def plan(self):
@@ -876,9 +857,12 @@ class RoundingDivider(wiring.Component):
         m.d.comb += group.last.eq(prev["last"])
         if has_tag:
             m.d.comb += group.tag.eq(prev["tag"])
-        if self.signs_late:
+        if not self.serial:
             # (the signed group, registered: loaded at every edge, no enable; valid an edge
-            # after the stage's `done`)
+            # after the stage's `done`. The last stage's registers, whose D inputs end its
+            # carry chain, then drive only this register, and it the P·q_bits·G flip-flops
+            # of the output register's slots and the queue's write data: the placer keeps
+            # each near its logic)
             signed_q = Signal(group.shape(), name="signed_q", reset_less=True)
             signed_valid = Signal(name="signed_valid")
             m.d.sync += [signed_q.eq(group), signed_valid.eq(prev_done)]

@@ -11,7 +11,7 @@ from hamattn import golden
 from hamattn.config import CoreConfig
 from hamattn.rtl import RoundingDivider
 from hamattn.rtl.divider import (CHAIN_BITS, DividerPlan, divider_interval, divider_latency,
-                                 divider_steps, signs_late)
+                                 divider_steps)
 from hamattn.rtl.plan import signed_width, unsigned_width
 
 from hamattn.verif.streams import run_stream
@@ -98,7 +98,7 @@ def test_divider_matches_golden(corner, pattern):
         wide = max(num_w, den_w) > CHAIN_BITS          # (X's adder split: a sign stage)
         assert dut.latency.fixed == divider_latency(qb, G, steps,
                                                     x_bits=max(num_w, den_w)) == \
-            qb + 3 + wide + signs_late(qb, steps) + (G - 1) * steps
+            qb + 4 + wide + (G - 1) * steps
         assert dut.interval.fixed == divider_interval(G, steps) == G * steps
         if pattern in ("full_rate", "one_at_a_time"):
             lat = [o - i for i, o in zip(run.in_cycles, run.out_cycles)]
@@ -189,10 +189,9 @@ def test_grouped_divider_matches_golden(corner, pattern):
     """Grouped input (a folded linear core): G beats of P nums per division, ``last`` on the
     last, at least ``steps`` edges apart (a linear core's R row blocks per group). Full rate:
     the beats come back to back (every ``steps`` edges, one division per ``interval``) and
-    each result leaves ``latency`` = q_bits + 3 (+ 1 where X is wider than CHAIN_BITS, + 1
-    where the last stage takes several
-    steps) edges after its last beat; random valid on
-    the first beat and random ready give the same results."""
+    each result leaves ``latency`` = q_bits + 4 (+ 1 where X is wider than CHAIN_BITS) edges
+    after its last beat; random valid on the first beat and random ready give the same
+    results."""
     elements, qb, dmax, P = CORNERS[corner]
     G = -(-elements // P)
     num_w, den_w = widths(qb, dmax)
@@ -212,7 +211,7 @@ def test_grouped_divider_matches_golden(corner, pattern):
         wide = max(num_w, den_w) > CHAIN_BITS          # (X's adder split: a sign stage)
         assert dut.latency.fixed == divider_latency(qb, G, steps, grouped=True,
                                                     x_bits=max(num_w, den_w)) == \
-            qb + 3 + wide + signs_late(qb, steps)
+            qb + 4 + wide
         if pattern == "full_rate":
             assert [o - i for i, o in zip(last_in, outs)] == [dut.latency.fixed] * len(cases)
             assert [b - a for a, b in zip(last_in, last_in[1:])] == \
@@ -293,19 +292,18 @@ def test_overlapping_grouped_divisions_take_a_step_per_stage(interval):
     gets one restoring step per stage whatever its interval allows (no start select, step
     counter or operand select at a carry chain), its stages carrying ~den; a held den
     (divisions a latency apart) keeps the most steps per stage its interval allows, and so
-    does a whole-vector input. The latency of a grouped input is q_bits + 3, one more where
-    X is wider than CHAIN_BITS (here: a sign stage adds its low half), one more where
-    the last stage takes several steps (the sign added into a register of its own)."""
+    does a whole-vector input. The latency of a grouped input is q_bits + 4, one more where
+    X is wider than CHAIN_BITS (here: a sign stage adds its low half)."""
     args = (32, 23, 15, 8, 1)
     overlapping = DividerPlan.keeping_up(*args, True, interval)
     assert (overlapping.steps, overlapping.held_den) == (1, False)
     dut = overlapping.component()
     assert dut.complemented_den and not dut.nonrestoring
-    assert overlapping.latency.fixed == 8 + 3 + 1
+    assert overlapping.latency.fixed == 8 + 4 + 1
     held = DividerPlan.keeping_up(*args, True, interval, gap=10 ** 6)
     assert held.held_den and held.steps == divider_steps(8, 32, interval)
     assert held.component().nonrestoring == (held.steps > 1)
-    assert held.latency.fixed == 8 + 4 + (held.steps > 1) == 8 + 4 + held.component().signs_late
+    assert held.latency.fixed == 8 + 4 + 1
     assert not held.component().complemented_den
     assert not held.component().selects_after
     # (a whole-vector input, G = 4: its latency depends on the steps, which stay the most)
