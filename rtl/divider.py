@@ -437,9 +437,14 @@ class RoundingDivider(wiring.Component):
             m.d.sync += pending.eq(pending + 1)
         with m.Elif(out_tx & ~accept):
             m.d.sync += pending.eq(pending - 1)
-        # (a registered compare: o.ready reaches no input handshake, except at depth 1,
-        # where the next division enters as the result leaves)
-        credit = (pending == 0) | out_tx if self.depth == 1 else pending < self.depth
+        # (pending < depth, a flip-flop written from the compares of the next count, so
+        # that i.ready is a LUT of flip-flops: o.ready reaches no input handshake, except at
+        # depth 1, where the next division enters as the result leaves)
+        room = Signal(init=1, name="credit_room")
+        m.d.sync += room.eq(Mux(accept & ~out_tx, pending + 1 < self.depth,
+                                Mux(out_tx & ~accept, pending - 1 < self.depth,
+                                    pending < self.depth)))
+        credit = room | out_tx if self.depth == 1 else room
         if self.grouped:
             with m.If(transfer):
                 m.d.sync += mid.eq(~self.i.payload.last)
@@ -462,7 +467,9 @@ class RoundingDivider(wiring.Component):
         # ---- stage 0 spacing: a group enters every `steps` edges at most
         k = self.steps * self.parts
         gap = Signal(range(k), name="gap") if k > 1 else None
-        free = (gap == 0) if k > 1 else 1
+        # (gap == 0, a flip-flop written beside gap from its next value: the input's ready
+        # decodes no counter)
+        free = Signal(init=1, name="gap_free") if k > 1 else 1
 
         # ---- the source of the form stage: the input, or the bank's head group
         src_num = [self.i.payload.num[p] for p in range(P)]
@@ -499,7 +506,8 @@ class RoundingDivider(wiring.Component):
         else:
             m.d.comb += self.i.ready.eq(free & (credit | ~first))
         if k > 1:
-            m.d.sync += gap.eq(Mux(enter, k - 1, Mux(gap == 0, 0, gap - 1)))
+            m.d.sync += [gap.eq(Mux(enter, k - 1, Mux(gap == 0, 0, gap - 1))),
+                         free.eq(~enter & (gap <= 1))]
 
         # ---- input register: the group entering (the input's, or the bank's), registered
         # at every edge (no enable), and the handshake's outcome (a group enters; a division
