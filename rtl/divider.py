@@ -591,9 +591,10 @@ class RoundingDivider(wiring.Component):
             # (two steps selected after the adders, the registers written before `done`)
             dual = ks > 1 and self.selects_after
             if self.parts > 1:
+                # (prev_done_next: the previous stage's `ending`, or the sign stage's valid,
+                # flip-flops; prev_neg_next: its top sum bits, or 0 after the form stage)
                 done, done_next, prev_neg_next = self._split_stage(
                     m, name, st, prev, start, prev_done_next, prev_neg_next, ks, keys, held)
-                # (prev_neg_next: the stage's remainder signs, flip-flops, for the next)
                 prev, prev_done, prev_done_next = st, done, done_next
                 continue
             if ks == 1:
@@ -677,8 +678,7 @@ class RoundingDivider(wiring.Component):
             bounds.append(bounds[-1] + base + (j < extra))
         return list(zip(bounds, bounds[1:]))
 
-    def _split_stage(self, m, name, st, prev, start, prev_done_next, prev_negr, ks, keys,
-                     den):
+    def _split_stage(self, m, name, st, prev, start, prev_ending, prev_tops, ks, keys, den):
         """A held den's stage of ``ks`` non-restoring steps, each in ``parts`` edges
         (:attr:`chunks`): the step r' = 2r + x ∓ den is computed modulo 2^(den_width + 1)
         (r' fits that signed width), part j's bits at the j-th edge of the step, from the
@@ -689,60 +689,61 @@ class RoundingDivider(wiring.Component):
         other parts load the previous stage's bits through their adders (den and the carry
         in masked).
 
-        The sign select ``sub`` (r >= 0 of the remainder the step starts from) is a select
-        of flip-flops: at the stage's first edge the previous stage's ``prev_negr`` (its
-        remainder's sign, a flip-flop it loaded at its last edge; 0 after the form stage),
-        else this stage's ``negr``, which loads the top part's sum bit at each step's last
-        edge and ``prev_negr`` at the first (so that no next value of the previous stage's
-        control or carry chain reaches it). Each part has its own copy of ``start`` (a
-        flip-flop loaded from ``prev_done_next``) and its own registered load enable (``start
-        | phase[j]``, from their next values), so that no control net drives every part.
-        Returns the stage's "done" flag, its next value and the ``negr`` flip-flops."""
+        The sign select ``sub`` (r >= 0 of the remainder the step starts from) is a
+        flip-flop per lane, ``negr``: it loads this stage's top part's sum bit at each step's
+        last edge, and the previous stage's (``prev_tops``, the top sum bits of its last
+        part) at the previous stage's last edge of a group (``prev_ending``, a flip-flop; an
+        edge before ``start``; where both come at once, this stage's group leaves and its own
+        sign is the next stage's): one LUT of two sum bits and a flip-flop after either
+        carry chain, its enable a LUT of two flip-flops, and nothing in front of the adders.
+        Each part has its own copy of ``start`` (a flip-flop loaded from ``prev_ending``) and
+        its own registered load enable, so that no control net drives every part.
+        Returns the stage's "done" flag, ``ending`` (a flip-flop: the stage's last edge of a
+        group, the value ``done`` takes next) and the top sum bits of its lanes."""
         P, dw, n = self.lanes, self.den_width, self.parts
         W = dw + 1
         edges = ks * n
         more = st["valid"] & (st["count"] < edges)
         count = Mux(start, 1, st["count"] + 1)
         m.d.sync += [st["valid"].eq(start | more), st["count"].eq(count)]
+        # the group's last edge (count == edges after it), from the count one edge before;
+        # `done` is the same an edge later (edges >= 4: `start` sets the count to 1)
+        ending = Signal(name=f"{name}_ending")
         done = Signal(name=f"{name}_done")
-        # (count == edges after the edge: a compare of the count's register, not of its next
-        # value; `start` sets the count to 1 < edges)
-        done_next = ~start & st["valid"] & (st["count"] == edges - 1)
-        m.d.sync += done.eq(done_next)
+        m.d.sync += [ending.eq(~start & st["valid"] & (st["count"] == edges - 2)),
+                     done.eq(ending)]
         # the part the next edge adds, one-hot (zero when the stage is idle)
         phase = Signal(n, name=f"{name}_phase")
         now = Mux(start, 1, phase)                         # the part this edge adds
-        phase_next = Mux(done_next, 0, now.rotate_left(1))
+        phase_next = Mux(ending, 0, now.rotate_left(1))
         m.d.sync += phase.eq(phase_next)
         # per part: `start` (a copy, kept apart by `keep`) and the load enable, flip-flops
         starts = [Signal(name=f"{name}_start{j}", attrs={"keep": 1}) for j in range(n)]
         load = [Signal(name=f"{name}_load{j}", attrs={"keep": 1}) for j in range(n)]
-        m.d.sync += [x.eq(prev_done_next) for x in starts]
-        m.d.sync += [load[j].eq(prev_done_next | phase_next[j]) for j in range(n)]
+        m.d.sync += [x.eq(prev_ending) for x in starts]
+        m.d.sync += [load[j].eq(prev_ending | phase_next[j]) for j in range(n)]
         from_ = {key: Mux(starts[0], prev[key], st[key]) for key in keys}
         from_["neg"] = Mux(starts[0], prev["neg"], st["neg"])
         m.d.sync += [st[key].eq(from_[key]) for key in keys + ["neg"]]
         den_w = Cat(den, Const(0, W - dw))
-        negrs = []
+        tops = []
         for p in range(P):
             negr = Signal(name=f"{name}_neg{p}_r")
+            sub = ~negr
             r_prev = prev["r"][p]
             if len(r_prev) < W:
                 r_prev = Cat(r_prev, Const(0, W - len(r_prev)))   # the form stage's: r >= 0
             r_own = st["r"][p]
-            st0 = starts[0]
-            r_from = Mux(st0, r_prev, r_own)
-            xq_from = Mux(st0, prev["xq"][p], st["xq"][p])
-            sub0 = ~Mux(st0, prev_negr[p], negr)
+            r_from = Mux(starts[0], r_prev, r_own)
+            xq_from = Mux(starts[0], prev["xq"][p], st["xq"][p])
             # the step's first edge shifts in the previous step's quotient bit (``sub``,
             # :attr:`late_bits`) XORed with the lane's sign, and takes x = xq's top bit
             with m.If(load[0]):
-                m.d.sync += st["xq"][p].eq(Cat(sub0 ^ from_["neg"][p], xq_from[:-1]))
+                m.d.sync += st["xq"][p].eq(Cat(sub ^ from_["neg"][p], xq_from[:-1]))
             carry = None
             top = None
             for j, (lo, hi) in enumerate(self.chunks):
                 sj = starts[j]
-                sub = sub0 if j == 0 else ~Mux(sj, prev_negr[p], negr)
                 d = den_w[lo:hi] ^ sub.replicate(hi - lo)
                 if j == 0:
                     a, b, cin = Cat(xq_from[-1], r_from[:hi - 1]), d, sub
@@ -761,12 +762,12 @@ class RoundingDivider(wiring.Component):
                 with m.If(load[j]):
                     m.d.sync += r_own[lo:hi].eq(s[:hi - lo])
                 top = s[hi - lo - 1]
-            # r < 0 of the remainder the next step starts from: the top part's sum at the
-            # step's last edge (phase n-1: never an edge of `start`, which is part 0's), the
-            # previous stage's at the first edge of a group, else kept
-            m.d.sync += negr.eq(Mux(phase[n - 1], top, Mux(st0, prev_negr[p], negr)))
-            negrs.append(negr)
-        return done, done_next, negrs
+            # r < 0 of the remainder the next step starts from: the previous stage's top at
+            # its group's last edge, else this stage's top at its step's last edge
+            with m.If(prev_ending | phase[n - 1]):
+                m.d.sync += negr.eq(Mux(prev_ending, prev_tops[p], top))
+            tops.append(top)
+        return done, ending, tops
 
     def _serial(self, m, transfer, credit, keys):
         """One stage of ``lanes`` restoring units for the G groups in turn (``serial``): the
