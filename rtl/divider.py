@@ -180,11 +180,11 @@ class RoundingDivider(wiring.Component):
     select comes after its two adders where divisions overlap (:attr:`selects_after`), in
     front of its one adder where den is held.
 
-    Pipeline (one group of ``lanes`` per stage): an input register (the group as it comes,
-    loaded at every edge: the source's flip-flops, in another block, reach no logic of the
-    divider), a sign stage (a XOR its sign, and the
-    sign: the sign's fanout and the XOR end at flip-flops), a form stage (X, one adder of
-    registers), then
+    Pipeline (one group of ``lanes`` per stage): an input register (a XOR its sign, and the
+    sign, loaded at every edge: the source's flip-flops, in another block, reach one LUT and
+    these flip-flops; the sign's fanout and the XOR end there, not in front of a carry
+    chain), where X is wider than :data:`CHAIN_BITS` a sign stage (X's low half,
+    :attr:`form_split`), a form stage (X, one adder of registers), then
     S = ceil(q_bits / ``steps``) stages of up to ``steps`` steps each (a stage
     takes a new group every ``steps`` edges; ``steps`` = 1: fully pipelined, a group per
     edge; ``steps`` = q_bits: one bit-serial stage), then the sign, into an output register
