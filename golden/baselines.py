@@ -110,7 +110,7 @@ def divider_for(w, interval):
     every ``interval`` edges at the most: the most restoring steps per stage (the cheapest
     divider) with ``steps <= interval``, as the core picks its own; ``depth`` = 1 (one
     division in flight) where its latency L = :func:`~hamattn.config.divider_latency` of w
-    (w + 3) fits the interval, else enough room for every division in flight,
+    (w + 4) fits the interval, else enough room for every division in flight,
     ``ceil(L / interval) + 1``; ``intake``: the edges it then needs between divisions, L at
     depth 1, ``steps`` otherwise."""
     steps = divider_steps(w, 1, interval)

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -12,34 +12,29 @@ from .queue import RegisteredFIFO
 from .tree import tag_width, tagged
 
 __all__ = ["DividerPlan", "RoundingDivider", "divider_latency", "divider_interval",
-           "divider_steps", "signs_late"]
+           "divider_steps"]
 
 
-def divider_latency(q_bits, groups=1, steps=1, grouped=False, serial=False, parts=1):
+def divider_latency(q_bits, groups=1, steps=1, grouped=False, serial=False, parts=1,
+                    x_bits=0):
     """Rising edges from the edge at which :class:`RoundingDivider` accepts (num, den) (its
     last group when ``grouped``) to the edge at which its result transfers, with the output
-    ready: the accepting edge registers num XOR its sign (and the sign), the next forms
-    |num| + floor(den/2) of the first group, ``q_bits`` restoring steps (``steps`` per
-    pipeline stage), one edge applies the sign, the result transfers on the next edge:
-    ``q_bits + 3``, plus :func:`signs_late` (one edge where the sign is added after a stage of
-    several steps); a whole-vector input of ``groups`` groups
+    ready: the accepting edge registers num XOR its sign (and the sign: the input register),
+    where X = |num| + floor(den/2) has ``x_bits`` > :data:`CHAIN_BITS` bits the next adds
+    its low half (the sign stage, :attr:`RoundingDivider.form_split`), the next forms X of
+    the first group, ``q_bits`` restoring steps (``steps`` per pipeline stage), one edge
+    registers the signed group (``signed_q``: where the last stage takes several steps the
+    sign is added there), the result transfers on the next edge: ``q_bits + 4``, plus 1
+    where ``x_bits`` > CHAIN_BITS; a whole-vector input of ``groups`` groups
     issues one group per ``steps`` edges, which adds ``(groups - 1)·steps``; ``serial``
     (one stage loads each group itself): ``groups·(q_bits + 1) + 1``. Where each step takes
     ``parts`` edges (:attr:`RoundingDivider.chunks`), every ``q_bits`` and ``steps`` above
-    counts ``parts`` edges: ``q_bits·parts + 3 + signs_late + (groups - 1)·steps·parts``."""
+    counts ``parts`` edges: ``q_bits·parts + 4 + (x_bits > CHAIN_BITS) +
+    (groups - 1)·steps·parts``."""
     if serial:
         return groups * (q_bits + 1) + 1
-    return (q_bits * parts + 3 + signs_late(q_bits, steps)
+    return (q_bits * parts + 4 + (x_bits > CHAIN_BITS)
             + (0 if grouped else (groups - 1) * steps * parts))
-
-
-def signs_late(q_bits, steps):
-    """1 where the pipeline's last stage takes several steps (``steps`` per stage, the last
-    stage the rest of ``q_bits``): its quotient bits are XORed with the sign, and the sign is
-    added (a carry chain after the stage's registers) into a register of its own, an edge
-    before the output register and the queue take the group; else 0 (the last step leaves
-    the signed quotient, :attr:`RoundingDivider.signed_in_stage`)."""
-    return int(q_bits - steps * ((q_bits - 1) // steps) > 1)
 
 
 def divider_interval(groups=1, steps=1, serial=False, parts=1):
@@ -122,7 +117,9 @@ class DividerPlan:
                                True, True)
         groups = -(-elements // lanes)
         steps = divider_steps(q_bits, groups, interval)
-        held = gap is not None and gap >= divider_latency(q_bits, groups, steps, grouped)
+        x_bits = max(num_width, den_width)
+        held = gap is not None and gap >= divider_latency(q_bits, groups, steps, grouped,
+                                                          x_bits=x_bits)
         if (held and steps > 1 and divider_parts(den_width) > 1
                 and lanes * (den_width + 1) <= SPLIT_BITS):
             # a held den's stages of several steps, its remainder wider than CHAIN_BITS
@@ -133,7 +130,7 @@ class DividerPlan:
             parts = divider_parts(den_width)
             split = divider_steps(q_bits, groups, interval // parts)
             if split > 1 and gap >= divider_latency(q_bits, groups, split, grouped,
-                                                    parts=parts):
+                                                    parts=parts, x_bits=x_bits):
                 return cls(elements, num_width, den_width, q_bits, lanes, grouped, split,
                            True, False, parts)
         if grouped and not held:
@@ -152,7 +149,8 @@ class DividerPlan:
     @property
     def latency(self):
         return Timing(divider_latency(self.q_bits, self.groups, self.steps, self.grouped,
-                                      self.serial, self.parts))
+                                      self.serial, self.parts,
+                                      max(self.num_width, self.den_width)))
 
     @property
     def interval(self):
@@ -182,9 +180,11 @@ class RoundingDivider(wiring.Component):
     select comes after its two adders where divisions overlap (:attr:`selects_after`), in
     front of its one adder where den is held.
 
-    Pipeline (one group of ``lanes`` per stage): a sign stage (a XOR its sign, and the
-    sign: the sign's fanout and the XOR end at flip-flops), a form stage (X, one adder of
-    registers), then
+    Pipeline (one group of ``lanes`` per stage): an input register (a XOR its sign, and the
+    sign, loaded at every edge: the source's flip-flops, in another block, reach one LUT and
+    these flip-flops; the sign's fanout and the XOR end there, not in front of a carry
+    chain), where X is wider than :data:`CHAIN_BITS` a sign stage (X's low half,
+    :attr:`form_split`), a form stage (X, one adder of registers), then
     S = ceil(q_bits / ``steps``) stages of up to ``steps`` steps each (a stage
     takes a new group every ``steps`` edges; ``steps`` = 1: fully pipelined, a group per
     edge; ``steps`` = q_bits: one bit-serial stage), then the sign, into an output register
@@ -221,9 +221,9 @@ class RoundingDivider(wiring.Component):
     its remainder's adder split into :attr:`chunks` (:meth:`_split_stage`), so that no
     carry chain is longer than :data:`CHAIN_BITS` (:func:`divider_parts`).
 
-    Latency (:attr:`latency`): ``q_bits·parts + 3`` edges from the input transfer (the last
-    group's when grouped) to the output transfer with ``o.ready`` high, plus one where the
-    last stage takes several steps (:attr:`signs_late`), plus ``(G - 1)·steps·parts`` for a
+    Latency (:attr:`latency`): ``q_bits·parts + 4`` edges from the input transfer (the last
+    group's when grouped) to the output transfer with ``o.ready`` high, plus one where X is
+    wider than :data:`CHAIN_BITS` (:attr:`form_split`), plus ``(G - 1)·steps·parts`` for a
     whole-vector input. Interval (:attr:`interval`): ``G·steps·parts`` edges between
     accepted divisions at full rate (a grouped input's beats ``steps·parts`` edges apart).
     """
@@ -310,16 +310,6 @@ class RoundingDivider(wiring.Component):
         registers (:meth:`_step`), and the output register loads it as it is. Elsewhere the
         last stage holds q XOR the sign, and the output adds the sign as a carry in."""
         return not self.serial and self.stage_steps[-1] == 1
-
-    @property
-    def signs_late(self):
-        """The last stage takes several steps (not ``serial``, not :attr:`signed_in_stage`):
-        the sign is added to its quotient bits (a carry chain of ``q_bits``, after the late
-        quotient bit, :attr:`late_bits`) into a register of its own (``signed_q``), and the
-        output register and the queue take the group from there, an edge later: the carry
-        chain ends at ``P·q_bits`` flip-flops, not in front of the queue's write data and the
-        output register's select."""
-        return not self.serial and not self.signed_in_stage
 
     @property
     def plan(self):
@@ -447,9 +437,14 @@ class RoundingDivider(wiring.Component):
             m.d.sync += pending.eq(pending + 1)
         with m.Elif(out_tx & ~accept):
             m.d.sync += pending.eq(pending - 1)
-        # (a registered compare: o.ready reaches no input handshake, except at depth 1,
-        # where the next division enters as the result leaves)
-        credit = (pending == 0) | out_tx if self.depth == 1 else pending < self.depth
+        # (pending < depth, a flip-flop written from the compares of the next count, so
+        # that i.ready is a LUT of flip-flops: o.ready reaches no input handshake, except at
+        # depth 1, where the next division enters as the result leaves)
+        room = Signal(init=1, name="credit_room")
+        m.d.sync += room.eq(Mux(accept & ~out_tx, pending + 1 < self.depth,
+                                Mux(out_tx & ~accept, pending - 1 < self.depth,
+                                    pending < self.depth)))
+        credit = room | out_tx if self.depth == 1 else room
         if self.grouped:
             with m.If(transfer):
                 m.d.sync += mid.eq(~self.i.payload.last)
@@ -472,7 +467,9 @@ class RoundingDivider(wiring.Component):
         # ---- stage 0 spacing: a group enters every `steps` edges at most
         k = self.steps * self.parts
         gap = Signal(range(k), name="gap") if k > 1 else None
-        free = (gap == 0) if k > 1 else 1
+        # (gap == 0, a flip-flop written beside gap from its next value: the input's ready
+        # decodes no counter)
+        free = Signal(init=1, name="gap_free") if k > 1 else 1
 
         # ---- the source of the form stage: the input, or the bank's head group
         src_num = [self.i.payload.num[p] for p in range(P)]
@@ -509,34 +506,53 @@ class RoundingDivider(wiring.Component):
         else:
             m.d.comb += self.i.ready.eq(free & (credit | ~first))
         if k > 1:
-            m.d.sync += gap.eq(Mux(enter, k - 1, Mux(gap == 0, 0, gap - 1)))
+            m.d.sync += [gap.eq(Mux(enter, k - 1, Mux(gap == 0, 0, gap - 1))),
+                         free.eq(~enter & (gap <= 1))]
 
-        # ---- sign stage: a XOR its sign and the sign, registered, and the group's den and
-        # control beside them (the sign fans out to every bit of a: that fanout and the XOR
-        # end at flip-flops, not in front of the form stage's carry chain)
-        pre_valid = Signal(name="sign_valid")
-        pre = {key: Signal.like(src[key], name=f"sign_{key}") for key in keys if key != "den"}
-        pre["den"] = Signal(dw, name="sign_den")
-        # X = |a| + floor(den/2) is W bits; wider than CHAIN_BITS, its adder is split: the
-        # low L = :attr:`form_split` bits are added in the sign stage (behind the XOR) and
-        # registered with their carry out, the high bits in the form stage
-        W, L = max(self.num_width, dw), self.form_split
-        pre_a = [Signal(W - L, name=f"sign_a{p}") for p in range(len(src_num))]
-        pre_s = [Signal(name=f"sign_s{p}") for p in range(len(src_num))]
-        pre_lo = [Signal(L, name=f"sign_lo{p}") for p in range(len(src_num))]
-        pre_c = [Signal(name=f"sign_c{p}") for p in range(len(src_num))]
-        m.d.sync += [pre_valid.eq(enter), pre["den"].eq(src["den"])]
-        m.d.sync += [pre[key].eq(src[key]) for key in keys if key != "den"]
+        # ---- input register: the group entering (the input's, or the bank's), registered
+        # at every edge (no enable), and the handshake's outcome (a group enters; a division
+        # is accepted) beside it: the source's registers (another block, placed elsewhere)
+        # reach only these flip-flops, each num through one LUT (a XOR its sign, and the
+        # sign: |a| = (a XOR s) + s), so that the sign stage's adder and the held den's
+        # enable start from the divider's own flip-flops (one edge of latency)
+        in_ax = [Signal(self.num_width - 1, name=f"in_ax{p}", reset_less=True)
+                 for p in range(P)]
+        in_s = [Signal(name=f"in_s{p}", reset_less=True) for p in range(P)]
+        in_src = {key: Signal(self.tag_shape if key == "tag" else Value.cast(v).shape(),
+                              name=f"in_{key}", reset_less=True) for key, v in src.items()}
+        in_enter, in_accept = Signal(name="in_valid"), Signal(name="in_accept")
         for p, a in enumerate(src_num):
-            neg = a[-1]
-            ax = Cat(a.as_unsigned() ^ neg.replicate(len(a)), Const(0, W - len(a)))
-            m.d.sync += [pre_a[p].eq(ax[L:]), pre_s[p].eq(neg)]
-            if L:
+            m.d.sync += [in_ax[p].eq(a.as_unsigned()[:-1] ^ a[-1].replicate(len(a) - 1)),
+                         in_s[p].eq(a[-1])]
+        m.d.sync += [in_src[key].eq(v) for key, v in src.items()]
+        m.d.sync += [in_enter.eq(enter), in_accept.eq(accept)]
+        src, enter = in_src, in_enter
+
+        # ---- sign stage (where X = |a| + floor(den/2), W bits, is wider than CHAIN_BITS):
+        # the low L = :attr:`form_split` bits of X's adder, behind the input register's XOR,
+        # registered with their carry out, the high bits of a XOR its sign, the sign, the
+        # group's den and control beside them; the form stage adds the high bits. Else
+        # (L = 0) the form stage takes the input register's bits and adds X at once.
+        W, L = max(self.num_width, dw), self.form_split
+        ax = [Cat(in_ax[p], Const(0, W - len(in_ax[p]))) for p in range(P)]
+        if L:
+            pre_valid = Signal(name="sign_valid")
+            pre = {key: Signal.like(src[key], name=f"sign_{key}") for key in src}
+            pre_a = [Signal(W - L, name=f"sign_a{p}") for p in range(P)]
+            pre_s = [Signal(name=f"sign_s{p}") for p in range(P)]
+            pre_lo = [Signal(L, name=f"sign_lo{p}") for p in range(P)]
+            pre_c = [Signal(name=f"sign_c{p}") for p in range(P)]
+            m.d.sync += [pre_valid.eq(enter)] + [pre[key].eq(src[key]) for key in src]
+            h = Cat(src["den"] >> 1, Const(0, W))[:L]
+            for p in range(P):
+                neg = in_s[p]
+                m.d.sync += [pre_a[p].eq(ax[p][L:]), pre_s[p].eq(neg)]
                 # (the sign a carry in: (2·ax + s) + (2·half + s) halved, as in the form)
-                h = Cat(src["den"] >> 1, Const(0, W))[:L]
                 lo = Signal(L + 1, name=f"sign_sum{p}")
-                m.d.comb += lo.eq((Cat(neg, ax[:L]) + Cat(neg, h)) >> 1)
+                m.d.comb += lo.eq((Cat(neg, ax[p][:L]) + Cat(neg, h)) >> 1)
                 m.d.sync += [pre_lo[p].eq(lo[:L]), pre_c[p].eq(lo[L])]
+        else:
+            pre_valid, pre, pre_a, pre_s, pre_lo = enter, src, ax, in_s, [Cat()] * P
 
         # ---- form: X = |a| + floor(den/2) as den/2 ± a (no separate negation);
         # r = X >> q_bits (< den for a quotient that fits), xq = the low q_bits of X
@@ -560,8 +576,8 @@ class RoundingDivider(wiring.Component):
         # (the previous one has left the pipeline by then, DividerPlan.keeping_up)
         if self.held_den:
             held = Signal(dw, name="held_den")
-            with m.If(accept):
-                m.d.sync += held.eq(self.i.payload.den)
+            with m.If(in_accept):
+                m.d.sync += held.eq(src["den"])
 
         def den_of(src):
             return held if self.held_den else src["den"]
@@ -575,6 +591,8 @@ class RoundingDivider(wiring.Component):
             # (two steps selected after the adders, the registers written before `done`)
             dual = ks > 1 and self.selects_after
             if self.parts > 1:
+                # (prev_done_next: the previous stage's `ending`, or the sign stage's valid,
+                # flip-flops; prev_neg_next: its top sum bits, or 0 after the form stage)
                 done, done_next, prev_neg_next = self._split_stage(
                     m, name, st, prev, start, prev_done_next, prev_neg_next, ks, keys, held)
                 prev, prev_done, prev_done_next = st, done, done_next
@@ -591,7 +609,14 @@ class RoundingDivider(wiring.Component):
                 count = Mux(start, 1, st["count"] + 1)
                 m.d.sync += [st["valid"].eq(start | more), st["count"].eq(count)]
                 from_ = {key: Mux(start, prev[key], st[key]) for key in keys}
-                from_.update({key: [Mux(start, a, b) for a, b in zip(prev[key], st[key])]
+                # (a lane's select of its r and xq by a copy of `start` of its own, a
+                # flip-flop loaded from prev_done_next and kept apart: `start` itself drives
+                # the control, not P·(den_width + q_bits + 1) selects)
+                lane_start = [Signal(name=f"{name}_start{p}", attrs={"keep": 1})
+                              for p in range(P)]
+                m.d.sync += [x.eq(prev_done_next) for x in lane_start]
+                from_.update({key: [Mux(ls, a, b) for ls, a, b in
+                                    zip(lane_start, prev[key], st[key])]
                               for key in ("r", "xq")})
                 from_["neg"] = Mux(start, prev["neg"], st["neg"])
                 if dual:
@@ -653,38 +678,55 @@ class RoundingDivider(wiring.Component):
             bounds.append(bounds[-1] + base + (j < extra))
         return list(zip(bounds, bounds[1:]))
 
-    def _split_stage(self, m, name, st, prev, start, prev_done_next, prev_neg_next, ks, keys,
-                     den):
+    def _split_stage(self, m, name, st, prev, start, prev_ending, prev_tops, ks, keys, den):
         """A held den's stage of ``ks`` non-restoring steps, each in ``parts`` edges
         (:attr:`chunks`): the step r' = 2r + x ∓ den is computed modulo 2^(den_width + 1)
         (r' fits that signed width), part j's bits at the j-th edge of the step, from the
         remainder's bits, the bit below the part (a flip-flop loaded at the step's first
         edge: the part below has been overwritten by then) and the carry out of the part
-        below (a flip-flop); the sign select ``sub`` (a flip-flop, r < 0 of the remainder
-        the step starts from) changes only at the step's last edge. The step's first edge
-        is the one at ``start`` (from the previous stage's registers, selected in front of
-        part 0's adder); at that edge the other parts load the previous stage's bits
-        through their adders (den and the carry in masked). Returns the stage's "done"
-        flag, its next value and the next values of the remainders' signs."""
+        below (a flip-flop). The step's first edge is the one at ``start`` (from the
+        previous stage's registers, selected in front of part 0's adder); at that edge the
+        other parts load the previous stage's bits through their adders (den and the carry
+        in masked).
+
+        The sign select ``sub`` (r >= 0 of the remainder the step starts from) is a
+        flip-flop per lane, ``negr``: it loads this stage's top part's sum bit at each step's
+        last edge, and the previous stage's (``prev_tops``, the top sum bits of its last
+        part) at the previous stage's last edge of a group (``prev_ending``, a flip-flop; an
+        edge before ``start``; where both come at once, this stage's group leaves and its own
+        sign is the next stage's): one LUT of two sum bits and a flip-flop after either
+        carry chain, its enable a LUT of two flip-flops, and nothing in front of the adders.
+        Each part has its own copy of ``start`` (a flip-flop loaded from ``prev_ending``) and
+        its own registered load enable, so that no control net drives every part.
+        Returns the stage's "done" flag, ``ending`` (a flip-flop: the stage's last edge of a
+        group, the value ``done`` takes next) and the top sum bits of its lanes."""
         P, dw, n = self.lanes, self.den_width, self.parts
         W = dw + 1
         edges = ks * n
         more = st["valid"] & (st["count"] < edges)
         count = Mux(start, 1, st["count"] + 1)
         m.d.sync += [st["valid"].eq(start | more), st["count"].eq(count)]
+        # the group's last edge (count == edges after it), from the count one edge before;
+        # `done` is the same an edge later (edges >= 4: `start` sets the count to 1)
+        ending = Signal(name=f"{name}_ending")
         done = Signal(name=f"{name}_done")
-        done_next = (start | more) & (count == edges)
-        m.d.sync += done.eq(done_next)
+        m.d.sync += [ending.eq(~start & st["valid"] & (st["count"] == edges - 2)),
+                     done.eq(ending)]
         # the part the next edge adds, one-hot (zero when the stage is idle)
         phase = Signal(n, name=f"{name}_phase")
         now = Mux(start, 1, phase)                         # the part this edge adds
-        m.d.sync += phase.eq(Mux(done_next, 0, now.rotate_left(1)))
-        load = [start | phase[j] for j in range(n)]        # part j's registers load
-        from_ = {key: Mux(start, prev[key], st[key]) for key in keys}
-        from_["neg"] = Mux(start, prev["neg"], st["neg"])
+        phase_next = Mux(ending, 0, now.rotate_left(1))
+        m.d.sync += phase.eq(phase_next)
+        # per part: `start` (a copy, kept apart by `keep`) and the load enable, flip-flops
+        starts = [Signal(name=f"{name}_start{j}", attrs={"keep": 1}) for j in range(n)]
+        load = [Signal(name=f"{name}_load{j}", attrs={"keep": 1}) for j in range(n)]
+        m.d.sync += [x.eq(prev_ending) for x in starts]
+        m.d.sync += [load[j].eq(prev_ending | phase_next[j]) for j in range(n)]
+        from_ = {key: Mux(starts[0], prev[key], st[key]) for key in keys}
+        from_["neg"] = Mux(starts[0], prev["neg"], st["neg"])
         m.d.sync += [st[key].eq(from_[key]) for key in keys + ["neg"]]
         den_w = Cat(den, Const(0, W - dw))
-        neg_next = []
+        tops = []
         for p in range(P):
             negr = Signal(name=f"{name}_neg{p}_r")
             sub = ~negr
@@ -692,8 +734,8 @@ class RoundingDivider(wiring.Component):
             if len(r_prev) < W:
                 r_prev = Cat(r_prev, Const(0, W - len(r_prev)))   # the form stage's: r >= 0
             r_own = st["r"][p]
-            r_from = Mux(start, r_prev, r_own)
-            xq_from = Mux(start, prev["xq"][p], st["xq"][p])
+            r_from = Mux(starts[0], r_prev, r_own)
+            xq_from = Mux(starts[0], prev["xq"][p], st["xq"][p])
             # the step's first edge shifts in the previous step's quotient bit (``sub``,
             # :attr:`late_bits`) XORed with the lane's sign, and takes x = xq's top bit
             with m.If(load[0]):
@@ -701,6 +743,7 @@ class RoundingDivider(wiring.Component):
             carry = None
             top = None
             for j, (lo, hi) in enumerate(self.chunks):
+                sj = starts[j]
                 d = den_w[lo:hi] ^ sub.replicate(hi - lo)
                 if j == 0:
                     a, b, cin = Cat(xq_from[-1], r_from[:hi - 1]), d, sub
@@ -708,9 +751,9 @@ class RoundingDivider(wiring.Component):
                     below = Signal(name=f"{name}_below{p}_{j}")
                     with m.If(load[0]):
                         m.d.sync += below.eq(r_from[lo - 1])
-                    a = Mux(start, r_prev[lo:hi], Cat(below, r_own[lo:hi - 1]))
-                    b = Mux(start, 0, d)
-                    cin = carry & ~start
+                    a = Mux(sj, r_prev[lo:hi], Cat(below, r_own[lo:hi - 1]))
+                    b = Mux(sj, 0, d)
+                    cin = carry & ~sj
                 s = Signal(hi - lo + 1, name=f"{name}_sum{p}_{j}")
                 m.d.comb += s.eq((Cat(cin, a) + Cat(cin, b)) >> 1)
                 if j + 1 < n:
@@ -719,12 +762,12 @@ class RoundingDivider(wiring.Component):
                 with m.If(load[j]):
                     m.d.sync += r_own[lo:hi].eq(s[:hi - lo])
                 top = s[hi - lo - 1]
-            # r < 0 of the remainder the next step starts from: the previous stage's (loaded
-            # as it is done), or the top part's sum at the step's last edge
-            m.d.sync += negr.eq(Mux(prev_done_next, prev_neg_next[p],
-                                    Mux(now[n - 1] & ~start, top, negr)))
-            neg_next.append(Mux(load[n - 1], top, r_own[-1]))
-        return done, done_next, neg_next
+            # r < 0 of the remainder the next step starts from: the previous stage's top at
+            # its group's last edge, else this stage's top at its step's last edge
+            with m.If(prev_ending | phase[n - 1]):
+                m.d.sync += negr.eq(Mux(prev_ending, prev_tops[p], top))
+            tops.append(top)
+        return done, ending, tops
 
     def _serial(self, m, transfer, credit, keys):
         """One stage of ``lanes`` restoring units for the G groups in turn (``serial``): the
@@ -736,8 +779,10 @@ class RoundingDivider(wiring.Component):
         busy = Signal(name="serial_busy")
         g = Signal(range(max(G, 2)), name="serial_group")
         done = Signal(name="serial_done")           # (count == q_bits, as a flip-flop)
-        final = done & (g == G - 1)
-        idle = ~busy | final                        # a division may enter at this edge
+        # a division may enter at this edge: ~busy | (done & g == G-1), a flip-flop written
+        # from its next value (below), so that i.ready is one LUT of flip-flops and the
+        # credits, and the handshake reaches only the control's enable
+        idle = Signal(init=1, name="serial_idle")
         m.d.comb += self.i.ready.eq(idle & credit)
         # The data registers do not wait for the handshake (only the control flip-flops
         # do): den and the tag load at every edge a division may enter, and X at every edge
@@ -752,14 +797,26 @@ class RoundingDivider(wiring.Component):
         half = self.i.payload.den >> 1
         nxt = Mux(busy & (g != G - 1), g + 1, 0)    # the group the stage may load
         m.d.comb += st["last"].eq(g == G - 1)
-        with m.If(transfer | (done & (g != G - 1))):
+        enter = transfer | (done & (g != G - 1))    # a group is loaded at this edge
+        with m.If(enter):
             m.d.sync += [g.eq(nxt), st["count"].eq(0), busy.eq(1), done.eq(0)]
         with m.Elif(busy & ~done):
             m.d.sync += [st["count"].eq(st["count"] + 1), done.eq(st["count"] == qb - 1)]
         with m.Elif(done):
             m.d.sync += [busy.eq(0), done.eq(0)]
-        with m.If(~busy | done):
-            for p in range(P):
+        # (the next values of ~busy | done, the lanes' load select, and of `idle`: after a
+        # load both are 0, after a group's last step (count == q_bits - 1) 1, and `idle`
+        # then only for the last group)
+        ending = st["count"] == qb - 1
+        load_next = ~enter & (done | ~busy | ending)
+        m.d.sync += idle.eq(~enter & (done | ~busy | (ending & (g == G - 1))))
+        # the load select per lane, a flip-flop each (kept apart): the select of a lane's
+        # den_width + q_bits + 1 register bits, not one net of all lanes'
+        loads = [Signal(init=1, name=f"serial_load{p}", attrs={"keep": 1}) for p in range(P)]
+        m.d.sync += [ld.eq(load_next) for ld in loads]
+        steps = self._step(m, "serial", st, held)
+        for p in range(P):
+            with m.If(loads[p]):
                 # lane p of group g: element gP + p (0 beyond E)
                 elems = [self.i.payload.num[j * P + p] if j * P + p < E else 0
                          for j in range(G)]
@@ -774,8 +831,8 @@ class RoundingDivider(wiring.Component):
                 m.d.comb += x.eq((a.as_unsigned() ^ neg.replicate(len(a))) + half + neg)
                 m.d.sync += [st["r"][p].eq(x[qb:]), st["xq"][p].eq(x[:qb]),
                              st["neg"][p].eq(a < 0)]
-        with m.Else():
-            for p, (r, xq) in enumerate(self._step(m, "serial", st, held)):
+            with m.Else():
+                r, xq = steps[p]
                 m.d.sync += [st["r"][p].eq(r), st["xq"][p].eq(xq)]
         return st, done
 
@@ -809,9 +866,12 @@ class RoundingDivider(wiring.Component):
         m.d.comb += group.last.eq(prev["last"])
         if has_tag:
             m.d.comb += group.tag.eq(prev["tag"])
-        if self.signs_late:
+        if not self.serial:
             # (the signed group, registered: loaded at every edge, no enable; valid an edge
-            # after the stage's `done`)
+            # after the stage's `done`. The last stage's registers, whose D inputs end its
+            # carry chain, then drive only this register, and it the P·q_bits·G flip-flops
+            # of the output register's slots and the queue's write data: the placer keeps
+            # each near its logic)
             signed_q = Signal(group.shape(), name="signed_q", reset_less=True)
             signed_valid = Signal(name="signed_valid")
             m.d.sync += [signed_q.eq(group), signed_valid.eq(prev_done)]

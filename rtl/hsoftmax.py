@@ -247,8 +247,9 @@ class HsoftmaxValuePath(wiring.Component):
     (j//M)·G + g, slot j%M), one address register for reads and writes. Slots beyond n in
     the last word never count.
 
-    **Bins.** Per slot, a memory of Cb + 1 words (LUT RAM, read asynchronously), each P value
-    bins of ``plan.bin_width`` bits and a den bin: word i < Cb holds the sums of the slot's
+    **Bins.** Per slot, P + 1 memories of Cb + 1 words (LUT RAM, read asynchronously, each
+    with its own copy of the read and write address registers), the P lanes' value bins of
+    ``plan.bin_width`` bits and the den bin: word i < Cb holds the sums of the slot's
     keys of class c = s[b] - s[H] with c >> f = i, each value shifted by r = c & (2^f - 1) (at
     most 2^f - 1 bits, a small mux) and the den bin 2^r. The class is registered, then the
     bin address and the shifted values. A key's bin is read, added to and written back in
@@ -497,25 +498,34 @@ class HsoftmaxValuePath(wiring.Component):
             # a fold's start reads bin Cb-1 where held; a fold going on, bin faddr - 1 where
             # held (`fheld`, the flags copied at the fold's start and shifted: no update
             # changes them during a fold); else the class bin where held
-            at = Signal(range(max(Cb, 2)), name=f"bin{s}")
-            m.d.sync += at.eq(next_bin(lambda a: a, cb))
+            at_next = next_bin(lambda a: a, cb)
             fheld = Signal(Cb, name=f"fold_held{s}")     # fheld[Cb-1]: bin faddr's flag
             m.d.sync += fheld.eq(Mux(fstart, flags, fheld << 1))
-            rd = Signal(range(Cb + 1), name=f"rd{s}")
-            m.d.sync += rd.eq(Mux(fstart, Mux(flags[Cb - 1], Cb - 1, Cb),
-                                  Mux(fold_more, Mux(fheld[Cb - 2] if Cb > 1 else 0, fdown, Cb),
-                                      Mux((oh & flags).any(), cb, Cb))))
-            mem = memory.Memory(shape=word, depth=Cb + 1, init=[])
-            m.submodules[name] = mem
-            bwp, brp = mem.write_port(), mem.read_port(domain="comb")
-            # every cycle: the bin of the keys D edges after their read gets their values
-            # (0 where no key) added to what it holds in this group (0 if nothing); a fold
-            # reads bin faddr (0 if nothing) and writes it back unchanged (x is 0 then), and
-            # the bin leaves `held`
-            m.d.comb += [brp.addr.eq(rd), bwp.addr.eq(at), bwp.en.eq(1)]
-            m.d.comb += [bwp.data.v[l].eq(brp.data.v[l] + x.v[l]) for l in range(P)]
-            m.d.comb += bwp.data.c.eq(brp.data.c + x.c)
-            bins.append(brp.data)
+            rd_next = Mux(fstart, Mux(flags[Cb - 1], Cb - 1, Cb),
+                          Mux(fold_more, Mux(fheld[Cb - 2] if Cb > 1 else 0, fdown, Cb),
+                              Mux((oh & flags).any(), cb, Cb)))
+            # a memory per lane and one for the den bins (each a column of LUT RAMs), each
+            # with its own copy of the write address `at` and the read address `rd` (flip-
+            # flops loaded from the same next values, kept apart by `keep`): an address
+            # register drives one lane's LUT RAMs, not the P lanes' (one net of ~P·bw/4
+            # LUT RAMs' address inputs)
+            bword = Signal(word, name=f"bins{s}_read")
+            parts = [(f"v{l}", signed(bw), x.v[l], bword.v[l]) for l in range(P)]
+            parts.append(("c", unsigned(cw), x.c, bword.c))
+            for tag_, shape, xv, out in parts:
+                at = Signal(range(max(Cb, 2)), name=f"bin{s}_{tag_}", attrs={"keep": 1})
+                rd = Signal(range(Cb + 1), name=f"rd{s}_{tag_}", attrs={"keep": 1})
+                m.d.sync += [at.eq(at_next), rd.eq(rd_next)]
+                mem = memory.Memory(shape=shape, depth=Cb + 1, init=[])
+                m.submodules[f"{name}_{tag_}"] = mem
+                bwp, brp = mem.write_port(), mem.read_port(domain="comb")
+                # every cycle: the bin of the keys D edges after their read gets their
+                # values (0 where no key) added to what it holds in this group (0 if
+                # nothing); a fold reads bin faddr (0 if nothing) and writes it back
+                # unchanged (x is 0 then), and the bin leaves `held`
+                m.d.comb += [brp.addr.eq(rd), bwp.addr.eq(at), bwp.en.eq(1),
+                             bwp.data.eq(brp.data + xv), out.eq(brp.data)]
+            bins.append(bword)
 
         fstart = whole_fstart
 
@@ -614,10 +624,15 @@ class HsoftmaxValuePath(wiring.Component):
                     m.d.sync += [va.eq(vword + keys.wg), we.eq(1 << slot), wd.eq(keys.vdata)]
                     with m.If(keys.last):
                         m.d.sync += vopen.eq(Mux(slot == M - 1, vword + G, vword))
+                # the query's code and tag load at every edge in IDLE (their enable is the
+                # state, a flip-flop: the hash's valid reaches none of these b + tag bits),
+                # kept from the query's transfer on (SCAN); nothing reads them in IDLE (the
+                # last beat has left, no pass runs)
+                m.d.sync += [cq.eq(p.code), tag.eq(p.tag)]
                 with m.If(self.i.valid & ~p.key):
                     # the first fold clears the bins (no beat): it starts at the next edge
                     # (`qstart`, a flip-flop); group 0 reads X cycles after it
-                    m.d.sync += [cq.eq(p.code), tag.eq(p.tag), gi.eq(0), blk.eq(0),
+                    m.d.sync += [gi.eq(0), blk.eq(0),
                                  left.eq(n), vaddr.eq(0), arm.eq(1),
                                  wait.eq(X + 1), beat.eq(0)]
                     m.d.sync += qstart.eq(1)

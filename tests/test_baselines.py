@@ -250,7 +250,7 @@ def test_linear_readout_is_folded_to_the_core_interval():
         steps, depth, intake = sp.divider
         assert intake <= target and steps <= target
         assert steps == w or steps + 1 > target    # the most steps that keep up
-        L = w + 3                               # the pipelined divider's latency
+        L = w + 4                               # the pipelined divider's latency
         assert depth == (1 if L <= target else -(-L // target) + 1)
         assert sp.multipliers == b * 2 + sp.group * 3
         if sp.group > 1:        # one fewer feature per cycle would not keep up

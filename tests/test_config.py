@@ -14,6 +14,7 @@ import pytest
 
 from hamattn.config import MODES, ConfigError, CoreConfig, WeightsError
 from hamattn.golden import hash_codes, linear_state, run
+from hamattn.rtl.divider import CHAIN_BITS
 from hamattn.rtl.hamming import HammingPlan
 from hamattn.rtl.linear import state_widths
 
@@ -201,7 +202,9 @@ def test_row_blocks_and_intervals(b, rows, blocks):
     assert cfg.kv_interval == {"fixed": G * blocks, "per_key": 0}   # (test_core: the plan's)
     dv = cfg.plan.divider
     assert cfg.q_interval["fixed"] == G * blocks >= dv.interval.fixed
-    assert dv.latency.fixed == cfg.w + 3 and dv.steps <= blocks
+    # (+ 1 where X = |num| + den/2 is wider than CHAIN_BITS: a sign stage adds its low half)
+    wide = max(dv.num_width, dv.den_width) > CHAIN_BITS
+    assert dv.latency.fixed == cfg.w + 4 + wide and dv.steps <= blocks
     assert dv.interval.fixed == G * dv.steps
     assert cfg.replace(N=5).rows == rows                  # an explicit rows is kept
     assert CoreConfig.create(b=b).replace(b=2 * b).rows == 2 * b   # rows follows b
@@ -213,8 +216,8 @@ def test_groups_and_folded_intervals(d, lanes, groups):
     """G = ceil(d/P); keys take G cycles each; every query interval covers the folded
     divider's, G·steps edges, and is the value path's or the hash's: the division never
     sets it. A folded value path (any mode) hands the divider one group per cycle, so its
-    division takes w + 3 edges after the last group (w + 4 where its last stage takes
-    several steps); an unfolded one a whole vector at once
+    division takes w + 4 edges after the last group (w + 5 where X = |num| + den/2 is
+    wider than CHAIN_BITS); an unfolded one a whole vector at once
     (unfolded topk, which holds its sums: a serial divider, one stage of restoring units
     loading each of its own groups G' in turn, G'·(w + 1) edges, w + 1 per group)."""
     cfg = CoreConfig.create(d=d, lanes=lanes, b=4, N=4)
@@ -233,8 +236,9 @@ def test_groups_and_folded_intervals(d, lanes, groups):
         else:
             # (each step in dv.parts edges: a held den's split steps)
             assert 1 <= k <= c.w and dv.interval.fixed == groups * k * dv.parts
-            # (+ 1 where the last stage takes several steps: the sign registered after it)
-            assert dv.latency.fixed == c.w * dv.parts + 3 + int(c.w - k * ((c.w - 1) // k) > 1)
+            # (+ 1 where X = |num| + den/2 is wider than CHAIN_BITS: a sign stage)
+            wide = max(dv.num_width, dv.den_width) > CHAIN_BITS
+            assert dv.latency.fixed == c.w * dv.parts + 4 + wide
 
 
 # =========================================================================== weights files

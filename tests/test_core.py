@@ -6,6 +6,7 @@ import pytest
 
 from hamattn import CoreConfig
 from hamattn.rtl import Timing
+from hamattn.rtl.divider import CHAIN_BITS
 from hamattn.rtl.queue import UnguardedReadPort
 from hamattn.verif.amaranth_driver import simulate
 from hamattn.verif.corners import CORE_CORNERS as CORNERS
@@ -245,10 +246,11 @@ def test_core_timing_is_the_sum_of_its_blocks(corner, mode):
         assert dv.latency == Timing(dv.groups * (cfg.w + 1) + 1)
         assert dv.interval == Timing(dv.groups * (cfg.w + 1))
     else:
-        # (+ 1 where the last stage takes several steps: the sign registered after it)
-        late = int(cfg.w - dv.steps * ((cfg.w - 1) // dv.steps) > 1)
+        # (+ 1 where X = |num| + den/2 is wider than CHAIN_BITS: a sign stage adds its low
+        # half)
+        wide = max(dv.num_width, dv.den_width) > CHAIN_BITS
         # (each step in dv.parts edges, a held den's split steps)
-        assert dv.latency == Timing(cfg.w * dv.parts + 3 + late + (
+        assert dv.latency == Timing(cfg.w * dv.parts + 4 + wide + (
             0 if dv.grouped else (cfg.groups - 1) * dv.steps * dv.parts))
         assert dv.interval == Timing(cfg.groups * dv.steps * dv.parts)
     assert qi.fixed >= dv.interval.fixed
@@ -259,7 +261,7 @@ def test_core_timing_is_the_sum_of_its_blocks(corner, mode):
 def test_row_folded_plan(b, rows, blocks):
     """R = ceil(b/rows); a folded linear path takes G·R cycles per vector: the key and query
     intervals follow, the hash reads R passes (G·R), the divider takes each group as it comes
-    (its latency w + 3 edges after the last group, its interval at most G·R); the value
+    (its latency w + 4 edges after the last group, its interval at most G·R); the value
     path holds a query G·R - 1 cycles, then reads its memory and the read-out trees."""
     plan = CoreConfig.create(d=6, lanes=2, b=b, rows=rows, N=4).plan
     G = plan.groups
@@ -274,4 +276,6 @@ def test_row_folded_plan(b, rows, blocks):
     assert plan.value.latency == Timing(G * blocks - 1 + plan.value.readout_latency + 1
                                         + plan.value.data_regs + (blocks > 1))
     assert plan.hash.interval == Timing(G * blocks)
-    assert plan.divider.grouped and plan.divider.latency == Timing(8 + 3)
+    dv = plan.divider
+    assert dv.grouped and dv.latency == Timing(
+        8 + 4 + (max(dv.num_width, dv.den_width) > CHAIN_BITS))

@@ -10,8 +10,8 @@ from amaranth.sim import Simulator
 from hamattn import golden
 from hamattn.config import CoreConfig
 from hamattn.rtl import RoundingDivider
-from hamattn.rtl.divider import (DividerPlan, divider_interval, divider_latency, divider_steps,
-                                 signs_late)
+from hamattn.rtl.divider import (CHAIN_BITS, DividerPlan, divider_interval, divider_latency,
+                                 divider_steps)
 from hamattn.rtl.plan import signed_width, unsigned_width
 
 from hamattn.verif.streams import run_stream
@@ -95,8 +95,10 @@ def test_divider_matches_golden(corner, pattern):
                                             int(c.tag)))
         assert run.outputs == list(zip(expected(cases), range(len(cases)))), (steps, seed)
         G = -(-elements // P)
-        assert dut.latency.fixed == divider_latency(qb, G, steps) == \
-            qb + 3 + signs_late(qb, steps) + (G - 1) * steps
+        wide = max(num_w, den_w) > CHAIN_BITS          # (X's adder split: a sign stage)
+        assert dut.latency.fixed == divider_latency(qb, G, steps,
+                                                    x_bits=max(num_w, den_w)) == \
+            qb + 4 + wide + (G - 1) * steps
         assert dut.interval.fixed == divider_interval(G, steps) == G * steps
         if pattern in ("full_rate", "one_at_a_time"):
             lat = [o - i for i, o in zip(run.in_cycles, run.out_cycles)]
@@ -187,9 +189,9 @@ def test_grouped_divider_matches_golden(corner, pattern):
     """Grouped input (a folded linear core): G beats of P nums per division, ``last`` on the
     last, at least ``steps`` edges apart (a linear core's R row blocks per group). Full rate:
     the beats come back to back (every ``steps`` edges, one division per ``interval``) and
-    each result leaves ``latency`` = q_bits + 3 (+ 1 where the last stage takes several
-    steps) edges after its last beat; random valid on
-    the first beat and random ready give the same results."""
+    each result leaves ``latency`` = q_bits + 4 (+ 1 where X is wider than CHAIN_BITS) edges
+    after its last beat; random valid on the first beat and random ready give the same
+    results."""
     elements, qb, dmax, P = CORNERS[corner]
     G = -(-elements // P)
     num_w, den_w = widths(qb, dmax)
@@ -206,8 +208,10 @@ def test_grouped_divider_matches_golden(corner, pattern):
         p_in, p_out = (1.0, 1.0) if pattern == "full_rate" else (0.5, 0.4)
         got, last_in, outs = run_grouped(dut, cases, steps, p_in, p_out, rng)
         assert got == list(zip(expected(cases), range(len(cases)))), (steps, seed)
-        assert dut.latency.fixed == divider_latency(qb, G, steps, grouped=True) == \
-            qb + 3 + signs_late(qb, steps)
+        wide = max(num_w, den_w) > CHAIN_BITS          # (X's adder split: a sign stage)
+        assert dut.latency.fixed == divider_latency(qb, G, steps, grouped=True,
+                                                    x_bits=max(num_w, den_w)) == \
+            qb + 4 + wide
         if pattern == "full_rate":
             assert [o - i for i, o in zip(last_in, outs)] == [dut.latency.fixed] * len(cases)
             assert [b - a for a, b in zip(last_in, last_in[1:])] == \
@@ -275,7 +279,7 @@ def test_held_den_divider(corner, grouped):
 @pytest.mark.parametrize("grouped", [False, True])
 def test_held_den_needs_a_gap_of_a_latency(grouped):
     """keeping_up holds den only when the gap between divisions covers the latency."""
-    lat = divider_latency(8, 4, 1, grouped)
+    lat = divider_latency(8, 4, 1, grouped, x_bits=20)
     args = (16, 20, 12, 8, 4, grouped, 4)
     assert not DividerPlan.keeping_up(*args).held_den
     assert not DividerPlan.keeping_up(*args, gap=lat - 1).held_den
@@ -288,18 +292,18 @@ def test_overlapping_grouped_divisions_take_a_step_per_stage(interval):
     gets one restoring step per stage whatever its interval allows (no start select, step
     counter or operand select at a carry chain), its stages carrying ~den; a held den
     (divisions a latency apart) keeps the most steps per stage its interval allows, and so
-    does a whole-vector input. The latency of a grouped input is q_bits + 3, one more where
-    the last stage takes several steps (the sign added into a register of its own)."""
+    does a whole-vector input. The latency of a grouped input is q_bits + 4, one more where
+    X is wider than CHAIN_BITS (here: a sign stage adds its low half)."""
     args = (32, 23, 15, 8, 1)
     overlapping = DividerPlan.keeping_up(*args, True, interval)
     assert (overlapping.steps, overlapping.held_den) == (1, False)
     dut = overlapping.component()
     assert dut.complemented_den and not dut.nonrestoring
-    assert overlapping.latency.fixed == 8 + 3
+    assert overlapping.latency.fixed == 8 + 4 + 1
     held = DividerPlan.keeping_up(*args, True, interval, gap=10 ** 6)
     assert held.held_den and held.steps == divider_steps(8, 32, interval)
     assert held.component().nonrestoring == (held.steps > 1)
-    assert held.latency.fixed == 8 + 3 + (held.steps > 1) == 8 + 3 + held.component().signs_late
+    assert held.latency.fixed == 8 + 4 + 1
     assert not held.component().complemented_den
     assert not held.component().selects_after
     # (a whole-vector input, G = 4: its latency depends on the steps, which stay the most)
@@ -402,6 +406,7 @@ def test_split_steps(corner, grouped, parts):
     """``parts`` (a held den's steps split into parts of the remainder's adder, one edge
     each): golden's results with a consumer ready one edge in two; grouped, with a ready
     consumer, each result leaves ``latency`` = q_bits·parts + 4 edges after its last beat
+    (+ 1 where X is wider than CHAIN_BITS)
     (beats ``steps·parts`` edges apart)."""
     elements, qb, dmax, P = CORNERS[corner]
     num_w, den_w = widths(qb, dmax)
@@ -413,14 +418,15 @@ def test_split_steps(corner, grouped, parts):
         cases = operands(elements, qb, dmax, 12, rng)
         dut = RoundingDivider(elements, num_w, den_w, qb, tag_shape=unsigned(5), lanes=P,
                               grouped=grouped, steps=steps, held_den=True, parts=parts)
+        wide = max(num_w, den_w) > CHAIN_BITS          # (X's adder split: a sign stage)
         assert dut.latency.fixed == divider_latency(qb, dut.groups, steps, grouped,
-                                                    parts=parts)
+                                                    parts=parts, x_bits=max(num_w, den_w))
         assert dut.interval.fixed == dut.groups * steps * parts
         if grouped:
             got, _, _ = run_grouped(dut, cases, steps * parts, 1.0, 0.5, rng)
             assert got == list(zip(expected(cases), range(len(cases)))), (steps, seed)
             got, last_in, outs = run_grouped(dut, cases, steps * parts, 1.0, 1.0, rng)
-            assert dut.latency.fixed == qb * parts + 4
+            assert dut.latency.fixed == qb * parts + 4 + wide
             assert [o - i for i, o in zip(last_in, outs)] == [dut.latency.fixed] * len(cases)
         else:
             got = run_held_stream(dut, cases, seed)
@@ -437,7 +443,7 @@ def test_keeping_up_splits_few_lanes_of_wide_remainders():
     I = -(-32 // P) * 11                        # (groups 11 edges apart, as hsoftmax's)
     plan = DividerPlan.keeping_up(32, dw + 8, dw, 8, P, True, I, gap=10 ** 6)
     assert (plan.parts, plan.steps, plan.held_den) == (2, 4, True)
-    assert plan.latency.fixed == 8 * 2 + 4 and plan.interval.fixed == plan.groups * 4 * 2
+    assert plan.latency.fixed == 8 * 2 + 4 + 1 and plan.interval.fixed == plan.groups * 4 * 2
     wide = DividerPlan.keeping_up(32, dw + 8, dw, 8, P + 1, True, I, gap=10 ** 6)
     assert (wide.parts, wide.steps) == (1, 8)
     narrow = DividerPlan.keeping_up(32, 20, CHAIN_BITS - 1, 8, 1, True, 352, gap=10 ** 6)
