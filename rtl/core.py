@@ -174,10 +174,16 @@ class AttentionCore(wiring.Component):
     Folding (``lanes`` P < d): the hash, the value path and the divider each handle one
     group of P elements per cycle, G = ceil(d/P) cycles per vector; the ports and the bits
     do not change.
+
+    ``readies_check`` (folded, after elaboration; None before, and unfolded): a pair of
+    2-bit Values for tests, the next values of the readies ``(s_kv, s_q)`` as the folded
+    core registers them, and the same from ``readies()`` of the flags' next values (the
+    unfolded core's expression) with this cycle's credit: equal on every cycle.
     """
 
     def __init__(self, plan):
         self.plan = plan
+        self.readies_check = None
         vec = layouts.vector(plan)
         super().__init__({
             "s_kv": In(stream.Signature(data.StructLayout(
@@ -473,8 +479,13 @@ class AttentionCore(wiring.Component):
             kv_idle = wire("kv_ready_idle", Mux(use, last & room_next, kv_le1))
             kv_sel = wire("kv_ready_sel", Mux(rd_kv, lir, last) & room_next)
             kv_read_last = wire("kv_ready_read", ~kv_ready & Mux(use, kv_sel, kv_le1))
-            m.d.sync += [kv_ready.eq(kv_hold & Mux(self.s_kv.valid, kv_read_last, kv_idle)),
-                         q_ready.eq(q_hold & Mux(self.s_q.valid, q_read_last, last))]
+            kv_ready_d = kv_hold & Mux(self.s_kv.valid, kv_read_last, kv_idle)
+            q_ready_d = q_hold & Mux(self.s_q.valid, q_read_last, last)
+            m.d.sync += [kv_ready.eq(kv_ready_d), q_ready.eq(q_ready_d)]
+            # (the same readies as readies() of the flags' next values, but for the credit,
+            # this cycle's: :attr:`readies_check`, which a test compares on every cycle)
+            self.readies_check = (Cat(kv_ready_d, q_ready_d), Cat(*readies(
+                queries_d, use_d, wait_done_d, kv_free_d, last_d, room_next, credit)))
             # the hash reads a group of the key (of the query) where s_kv.valid & rd_kv
             # (s_q.valid & rd_q): flip-flops, the part of the hash's valid that is not the
             # input's, so that the read, which enables the hash's counters and the group
