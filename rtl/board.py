@@ -120,8 +120,9 @@ class BoardTop(Elaboratable):
         # the phase: `keys` (1: the keys of the window) is the harness's own; the core's
         # s_kv_tvalid and s_q_tvalid are flip-flops of their own written alike (a producer
         # per stream drives its valid), and so are the tlasts: no input of the core also
-        # fans out to the harness's logic or to the other channel's
-        keys = Signal(init=1)
+        # fans out to the harness's logic or to the other channel's (every copy is kept:
+        # Yosys merges identical flip-flops)
+        keys = Signal(init=1, attrs={"keep": 1})
         kv_valid = Signal(init=1, name="kv_valid", attrs={"keep": 1})
         q_valid = Signal(name="q_valid", attrs={"keep": 1})
         queries = ~keys                      # 0: keys of the window, 1: its queries
@@ -155,7 +156,7 @@ class BoardTop(Elaboratable):
         # m_out_tready is a flip-flop, as a registered consumer would drive it (the core's
         # own, beside the harness's copy that counts and checks the output beats)
         button_sync = Signal(2)
-        out_ready = Signal(init=1)
+        out_ready = Signal(init=1, attrs={"keep": 1})
         out_ready_core = Signal(init=1, name="out_ready_core", attrs={"keep": 1})
         m.d.sync += [button_sync.eq(Cat(self.button, button_sync[0])),
                      out_ready.eq(~button_sync[1] | rng[24]),

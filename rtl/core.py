@@ -437,8 +437,9 @@ class AttentionCore(wiring.Component):
                                     credit)], mux=lambda c, a, b: a if c else b)
         kv_ready = Signal(init=inits[0] & 1, name="kv_ready")
         q_ready = Signal(init=inits[1] & 1, name="q_ready")
-        rd_kv = Signal(init=bool(kv_free_of(1, kv_init == 0)), name="rd_kv")
-        rd_q = Signal(name="rd_q")
+        # (kept: folded, each has a copy below, which Yosys would merge with it)
+        rd_kv = Signal(init=bool(kv_free_of(1, kv_init == 0)), name="rd_kv", attrs={"keep": 1})
+        rd_q = Signal(name="rd_q", attrs={"keep": 1})
         if G > 1:
             # folded (KV >= G > 1): after any transfer the hash's next read is a vector's
             # first, not its last (last_d = 0), and a key beyond the N-th is followed by
