@@ -28,6 +28,7 @@ from amaranth import Cat, Const, Elaboratable, Module, Mux, Signal
 from amaranth.lib import io
 
 from .core import AxiStreamCore
+from .tree import twin
 
 __all__ = ["BoardTop"]
 
@@ -103,28 +104,29 @@ class BoardTop(Elaboratable):
             m.d.sync += [reg.eq(value), is1.eq(equals(1)), is2.eq(equals(2))]
             return reg, is1, is2
 
-        def countdown(name, width, drawn, load, step):
-            """A counter (1 after reset) loaded with the draw ``drawn`` where ``load`` and
-            counted down where ``step`` (never both); returns its == 1 flag as two
-            flip-flops kept apart (the harness's, and the core's tlast)."""
+        def countdown(name, width, drawn, load, fire):
+            """A counter (1 after reset) loaded with the draw ``drawn`` where ``load`` (a
+            flip-flop) and counted down where ``fire`` while it is not 1 (never both);
+            returns its == 1 flag and that flag's twin (the harness's, and the core's
+            tlast)."""
             value, value1, value2 = drawn
             left = Signal(width, init=1, name=f"{name}_left")
             is2 = Signal(name=f"{name}_left2")
-            is1 = [Signal(init=1, name=f"{name}_last{c}", attrs={"keep": 1}) for c in range(2)]
+            is1 = Signal(init=1, name=f"{name}_last")
+            step = fire & ~is1
             with m.If(load):
-                m.d.sync += [left.eq(value), is2.eq(value2)] + [f.eq(value1) for f in is1]
+                m.d.sync += [left.eq(value), is2.eq(value2), is1.eq(value1)]
             with m.Elif(step):
-                m.d.sync += [left.eq(left - 1), is2.eq(left == 3)] + [f.eq(is2) for f in is1]
-            return is1
+                m.d.sync += [left.eq(left - 1), is2.eq(left == 3), is1.eq(is2)]
+            return is1, twin(m, is1, Mux(load, value1, is2), en=load | step,
+                             name=f"{name}_last_core")
 
         # the phase: `keys` (1: the keys of the window) is the harness's own; the core's
-        # s_kv_tvalid and s_q_tvalid are flip-flops of their own written alike (a producer
-        # per stream drives its valid), and so are the tlasts: no input of the core also
-        # fans out to the harness's logic or to the other channel's (every copy is kept:
-        # Yosys merges identical flip-flops)
-        keys = Signal(init=1, attrs={"keep": 1})
-        kv_valid = Signal(init=1, name="kv_valid", attrs={"keep": 1})
-        q_valid = Signal(name="q_valid", attrs={"keep": 1})
+        # s_kv_tvalid and s_q_tvalid are flip-flops of their own (a producer per stream
+        # drives its valid; s_kv_tvalid is the twin of `keys`), and so are the tlasts
+        # (twins): no input of the core also fans out to the harness's logic
+        keys = Signal(init=1)
+        q_valid = Signal(name="q_valid")
         queries = ~keys                      # 0: keys of the window, 1: its queries
         kv_fire = keys & core.s_kv_tready
         q_fire = queries & core.s_q_tready
@@ -132,18 +134,20 @@ class BoardTop(Elaboratable):
         # s_q in the query phase)
         with m.If(Mux(queries, core.s_q_tready, core.s_kv_tready)):
             m.d.sync += word.eq(rng)
-        # keys: drawn by the last query, counted down by the keys but the last; queries:
-        # drawn by the last key, counted down by the queries but the last
-        last_key_s, last_q_s = Signal(), Signal()     # (the harness's copies, below)
+        # keys: counted down by the keys but the last, and loaded with a draw in every cycle
+        # of the query phase (their tlast is not looked at then): at the phase's end, the
+        # last query's transfer, it takes that cycle's draw, and the load is the phase (a
+        # flip-flop), not a transfer. Queries: likewise, loaded in the key phase
         last_key, kv_last = countdown(
             "keys", n_bits, draw("new_n", n_bits, 1 + low + Mux(big, N, 0), n_is),
-            q_fire & last_q_s, kv_fire & ~last_key_s)
+            queries, kv_fire)
         last_q, q_last = countdown(
             "queries", 3, draw("new_q", 3, 1 + rng[26:28], lambda v: rng[26:28] == v - 1),
-            kv_fire & last_key_s, q_fire & ~last_q_s)
-        m.d.comb += [last_key_s.eq(last_key), last_q_s.eq(last_q)]
-        with m.If((q_fire & last_q) | (kv_fire & last_key)):
-            m.d.sync += [keys.eq(~keys), kv_valid.eq(~keys), q_valid.eq(keys)]
+            keys, q_fire)
+        turn = (q_fire & last_q) | (kv_fire & last_key)        # the phase's last beat
+        with m.If(turn):
+            m.d.sync += [keys.eq(~keys), q_valid.eq(keys)]
+        kv_valid = twin(m, keys, ~keys, en=turn, name="kv_valid")
         m.d.comb += [
             core.s_kv_tdata.eq(Cat(spread(0), spread(1))),
             core.s_kv_tvalid.eq(kv_valid),
@@ -153,15 +157,13 @@ class BoardTop(Elaboratable):
             core.s_q_tlast.eq(q_last),
         ]
         # the button is asynchronous: two flip-flops bring it into the clock domain, and
-        # m_out_tready is a flip-flop, as a registered consumer would drive it (the core's
-        # own, beside the harness's copy that counts and checks the output beats)
+        # m_out_tready is a flip-flop, as a registered consumer would drive it (a twin of the
+        # harness's, which counts and checks the output beats)
         button_sync = Signal(2)
-        out_ready = Signal(init=1, attrs={"keep": 1})
-        out_ready_core = Signal(init=1, name="out_ready_core", attrs={"keep": 1})
-        m.d.sync += [button_sync.eq(Cat(self.button, button_sync[0])),
-                     out_ready.eq(~button_sync[1] | rng[24]),
-                     out_ready_core.eq(~button_sync[1] | rng[24])]
-        m.d.comb += core.m_out_tready.eq(out_ready_core)
+        out_ready = Signal(init=1)
+        ready_next = ~button_sync[1] | rng[24]
+        m.d.sync += [button_sync.eq(Cat(self.button, button_sync[0])), out_ready.eq(ready_next)]
+        m.d.comb += core.m_out_tready.eq(twin(m, out_ready, ready_next, name="out_ready_core"))
 
         # ---- observation: every output bit reaches a LED through registers
         out_fire = core.m_out_tvalid & out_ready

@@ -18,6 +18,7 @@ from .plan import Timing, unsigned_width
 from .queue import ROOM_LAG, RegisteredFIFO
 from .scan import ScanPlan
 from .skid import SkidBuffer
+from .tree import twin
 
 __all__ = ["CorePlan", "AttentionCore", "AxiStreamCore"]
 
@@ -437,9 +438,8 @@ class AttentionCore(wiring.Component):
                                     credit)], mux=lambda c, a, b: a if c else b)
         kv_ready = Signal(init=inits[0] & 1, name="kv_ready")
         q_ready = Signal(init=inits[1] & 1, name="q_ready")
-        # (kept: folded, each has a copy below, which Yosys would merge with it)
-        rd_kv = Signal(init=bool(kv_free_of(1, kv_init == 0)), name="rd_kv", attrs={"keep": 1})
-        rd_q = Signal(name="rd_q", attrs={"keep": 1})
+        rd_kv = Signal(init=bool(kv_free_of(1, kv_init == 0)), name="rd_kv")
+        rd_q = Signal(name="rd_q")
         if G > 1:
             # folded (KV >= G > 1): after any transfer the hash's next read is a vector's
             # first, not its last (last_d = 0), and a key beyond the N-th is followed by
@@ -533,13 +533,12 @@ class AttentionCore(wiring.Component):
             rd_q_d = Mux(self.s_q.valid, rd_q_valid, rd_q_idle) | rd_q_kv
             m.d.sync += [rd_kv.eq(rd_kv_d), rd_q.eq(rd_q_d)]
             # the read flags twice: rd_kv and rd_q make the hash's valid (its counters, its
-            # one-hot group and its read flags), the copies the core's own reads (the group
+            # one-hot group and its read flags), their twins the core's own reads (the group
             # registers `ahead`, P·w flip-flops per channel, the channels' one-hot groups and
-            # the value queue's write), so that neither read net, one LUT of an input valid,
-            # fans out to both (flip-flops kept apart: written alike)
-            rd_kv_c = Signal(init=rd_kv.init, name="rd_kv_core", attrs={"keep": 1})
-            rd_q_c = Signal(init=rd_q.init, name="rd_q_core", attrs={"keep": 1})
-            m.d.sync += [rd_kv_c.eq(rd_kv_d), rd_q_c.eq(rd_q_d)]
+            # the value queue's write), so that no read net, one LUT of an input valid, fans
+            # out to both
+            rd_kv_c = twin(m, rd_kv, rd_kv_d, name="rd_kv_core")
+            rd_q_c = twin(m, rd_q, rd_q_d, name="rd_q_core")
         else:
             m.d.sync += [r.eq(d) for r, d in zip((kv_ready, q_ready), readies(
                 queries_d, use_d, wait_done_d, kv_free_d, last_d, room_next, credit_d))]
