@@ -28,6 +28,7 @@ from amaranth import Cat, Const, Elaboratable, Module, Mux, Signal
 from amaranth.lib import io
 
 from .core import AxiStreamCore
+from .tree import twin
 
 __all__ = ["BoardTop"]
 
@@ -67,19 +68,6 @@ class BoardTop(Elaboratable):
         # behind the transfer's enable, not d·w (on an iCE40 a flip-flop costs a logic cell,
         # and a d·w-wide enable a global buffer behind the core's ready)
         word = Signal(32, init=0x9E3779B9)
-        # the phase: `keys` (1: the keys of the window) is the core's s_kv_tvalid and the
-        # harness's own phase; s_q_tvalid is a flip-flop of its own, `q_valid` = ~keys (as a
-        # producer per stream drives its valid), so that neither valid fans out to the
-        # other channel's logic and the harness's
-        keys = Signal(init=1)
-        q_valid = Signal(name="q_valid")
-        queries = ~keys                      # 0: keys of the window, 1: its queries
-        kv_fire = core.s_kv_tvalid & core.s_kv_tready
-        q_fire = core.s_q_tvalid & core.s_q_tready
-        # (a beat transfers: the ready of the channel that is valid, s_kv in the key phase and
-        # s_q in the query phase)
-        with m.If(Mux(queries, core.s_q_tready, core.s_kv_tready)):
-            m.d.sync += word.eq(rng)
 
         def spread(k):
             """d·w bits of the word: 32-bit piece i rotated by 5·i + 11·k, XORed with a
@@ -90,49 +78,95 @@ class BoardTop(Elaboratable):
             return Cat(*pieces)[:dw]
 
         # ---- window shapes. The handshakes reach the counters through one clock enable:
-        # the tests keys_left == 1 and q_left == 1 are flip-flops written beside the
-        # counters, a counter's next value (count down, or a new draw, registered) is
-        # chosen by the phase alone, and only the enable reads the core's ready
+        # a counter's next value (count down, or a new draw, registered) is chosen by the
+        # phase alone, and only the enable reads the core's ready. Every test of a counter
+        # or a draw is a flip-flop written beside it from the value it takes, so that no
+        # compare stands before a tlast or a valid: a draw's tests (== 1, == 2) come from
+        # the generator's bits beside the draw; a counter's == 1 flag (its tlast) from the
+        # draw's or from its own == 2 flag, and that one from the draw's or from a compare
+        # of the counter with 3 (which ends at that flag alone)
         N = cfg.N
         nb = (N - 1).bit_length()           # n - 1 in 0 .. 2^nb - 1 (>= N - 1)
         n_bits = (2 ** nb + N).bit_length()
-        new_n = Signal(n_bits, init=1)      # (registered draws: rng changes every cycle)
-        m.d.sync += new_n.eq(1 + (rng[:nb] if nb else Const(0, 1))
-                             + Mux(rng[29:32] == 7, N, 0))    # 1 in 8: more than N keys
-        new_q = Signal(3, init=1)
-        m.d.sync += new_q.eq(1 + rng[26:28])
-        keys_left = Signal(n_bits, init=1)
-        q_left = Signal(3, init=1)
-        last_key = Signal(init=1)
-        last_q = Signal(init=1)
+        low = rng[:nb] if nb else Const(0, 1)
+        big = rng[29:32] == 7               # 1 in 8: more than N keys
+
+        def n_is(v):
+            """The draw 1 + low + (N if big else 0) equals v, from the generator's bits."""
+            terms = [(low == v - 1 - o * N) & (big if o else ~big) for o in (0, 1)
+                     if 0 <= v - 1 - o * N < 2 ** nb]
+            return Cat(*terms).any() if terms else Const(0, 1)
+
+        def draw(name, width, value, equals):
+            """A registered draw (rng changes every cycle): (value, == 1, == 2) flip-flops."""
+            reg = Signal(width, init=1, name=name)
+            is1, is2 = Signal(init=1, name=f"{name}_is1"), Signal(name=f"{name}_is2")
+            m.d.sync += [reg.eq(value), is1.eq(equals(1)), is2.eq(equals(2))]
+            return reg, is1, is2
+
+        def countdown(name, width, drawn, load, fire):
+            """A counter (1 after reset) loaded with the draw ``drawn`` where ``load`` (a
+            flip-flop) and counted down where ``fire`` while it is not 1 (never both);
+            returns its == 1 flag and that flag's twin (the harness's, and the core's
+            tlast)."""
+            value, value1, value2 = drawn
+            left = Signal(width, init=1, name=f"{name}_left")
+            is2 = Signal(name=f"{name}_left2")
+            is1 = Signal(init=1, name=f"{name}_last")
+            step = fire & ~is1
+            with m.If(load):
+                m.d.sync += [left.eq(value), is2.eq(value2), is1.eq(value1)]
+            with m.Elif(step):
+                m.d.sync += [left.eq(left - 1), is2.eq(left == 3), is1.eq(is2)]
+            return is1, twin(m, is1, Mux(load, value1, is2), en=load | step,
+                             name=f"{name}_last_core")
+
+        # the phase: `keys` (1: the keys of the window) is the harness's own; the core's
+        # s_kv_tvalid and s_q_tvalid are flip-flops of their own (a producer per stream
+        # drives its valid; s_kv_tvalid is the twin of `keys`), and so are the tlasts
+        # (twins): no input of the core also fans out to the harness's logic
+        keys = Signal(init=1)
+        q_valid = Signal(name="q_valid")
+        queries = ~keys                      # 0: keys of the window, 1: its queries
+        kv_fire = keys & core.s_kv_tready
+        q_fire = queries & core.s_q_tready
+        # (a beat transfers: the ready of the channel that is valid, s_kv in the key phase and
+        # s_q in the query phase)
+        with m.If(Mux(queries, core.s_q_tready, core.s_kv_tready)):
+            m.d.sync += word.eq(rng)
+        # keys: counted down by the keys but the last, and loaded with a draw in every cycle
+        # of the query phase (their tlast is not looked at then): at the phase's end, the
+        # last query's transfer, it takes that cycle's draw, and the load is the phase (a
+        # flip-flop), not a transfer. Queries: likewise, loaded in the key phase
+        last_key, kv_last = countdown(
+            "keys", n_bits, draw("new_n", n_bits, 1 + low + Mux(big, N, 0), n_is),
+            queries, kv_fire)
+        last_q, q_last = countdown(
+            "queries", 3, draw("new_q", 3, 1 + rng[26:28], lambda v: rng[26:28] == v - 1),
+            keys, q_fire)
+        turn = (q_fire & last_q) | (kv_fire & last_key)        # the phase's last beat
+        with m.If(turn):
+            m.d.sync += [keys.eq(~keys), q_valid.eq(keys)]
+        kv_valid = twin(m, keys, ~keys, en=turn, name="kv_valid")
         m.d.comb += [
             core.s_kv_tdata.eq(Cat(spread(0), spread(1))),
-            core.s_kv_tvalid.eq(keys),
-            core.s_kv_tlast.eq(last_key),
+            core.s_kv_tvalid.eq(kv_valid),
+            core.s_kv_tlast.eq(kv_last),
             core.s_q_tdata.eq(spread(2)),
             core.s_q_tvalid.eq(q_valid),
-            core.s_q_tlast.eq(last_q),
+            core.s_q_tlast.eq(q_last),
         ]
         # the button is asynchronous: two flip-flops bring it into the clock domain, and
-        # m_out_tready is a flip-flop, as a registered consumer would drive it
+        # m_out_tready is a flip-flop, as a registered consumer would drive it (a twin of the
+        # harness's, which counts and checks the output beats)
         button_sync = Signal(2)
         out_ready = Signal(init=1)
-        m.d.sync += [button_sync.eq(Cat(self.button, button_sync[0])),
-                     out_ready.eq(~button_sync[1] | rng[24])]
-        m.d.comb += core.m_out_tready.eq(out_ready)
-        # keys: counted down by the keys but the last; drawn by the last query
-        with m.If(Mux(queries, q_fire & last_q, kv_fire & ~last_key)):
-            nk = Mux(queries, new_n, keys_left - 1)
-            m.d.sync += [keys_left.eq(nk), last_key.eq(Mux(queries, new_n == 1, keys_left == 2))]
-        # queries: drawn by the last key; counted down by the queries but the last
-        with m.If(Mux(queries, q_fire & ~last_q, kv_fire & last_key)):
-            m.d.sync += [q_left.eq(Mux(queries, q_left - 1, new_q)),
-                         last_q.eq(Mux(queries, q_left == 2, new_q == 1))]
-        with m.If(Mux(queries, q_fire & last_q, kv_fire & last_key)):
-            m.d.sync += [keys.eq(~keys), q_valid.eq(keys)]
+        ready_next = ~button_sync[1] | rng[24]
+        m.d.sync += [button_sync.eq(Cat(self.button, button_sync[0])), out_ready.eq(ready_next)]
+        m.d.comb += core.m_out_tready.eq(twin(m, out_ready, ready_next, name="out_ready_core"))
 
         # ---- observation: every output bit reaches a LED through registers
-        out_fire = core.m_out_tvalid & core.m_out_tready
+        out_fire = core.m_out_tvalid & out_ready
         beat = Cat(core.m_out_tdata, core.m_out_tlast, core.m_out_tuser)
         chunks = [beat[i:i + 16] for i in range(0, len(beat), 16)]
         part = Signal(len(chunks))           # stage 1: parity of each 16-bit chunk

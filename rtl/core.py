@@ -18,6 +18,7 @@ from .plan import Timing, unsigned_width
 from .queue import ROOM_LAG, RegisteredFIFO
 from .scan import ScanPlan
 from .skid import SkidBuffer
+from .tree import twin
 
 __all__ = ["CorePlan", "AttentionCore", "AxiStreamCore"]
 
@@ -174,10 +175,16 @@ class AttentionCore(wiring.Component):
     Folding (``lanes`` P < d): the hash, the value path and the divider each handle one
     group of P elements per cycle, G = ceil(d/P) cycles per vector; the ports and the bits
     do not change.
+
+    ``readies_check`` (folded, after elaboration; None before, and unfolded): a pair of
+    2-bit Values for tests, the next values of the readies ``(s_kv, s_q)`` as the folded
+    core registers them, and the same from ``readies()`` of the flags' next values (the
+    unfolded core's expression) with this cycle's credit: equal on every cycle.
     """
 
     def __init__(self, plan):
         self.plan = plan
+        self.readies_check = None
         vec = layouts.vector(plan)
         super().__init__({
             "s_kv": In(stream.Signature(data.StructLayout(
@@ -300,12 +307,11 @@ class AttentionCore(wiring.Component):
         # Folded, the write is registered: the G:1 mux of the value's groups (by the hash's
         # one-hot group) and the hash's read (from the input valid) end at flip-flops, not
         # in the queue's memory, pointers and level (one more entry in flight, so the room
-        # flag keeps one more place; the value waits L_H edges for its code anyway). A
-        # folded linear path also takes the read through a skid buffer (below)
+        # flag keeps one more place; the value waits L_H edges for its code anyway). The
+        # folded value path also takes the read through a skid buffer (below)
         # An unfolded topk path takes a key's value as the key enters the hash (port `w`,
         # written straight into its value memory at the key's index; the window's earlier
         # queries are done by then, see `wait`): no queue.
-        staged = plan.mode == "linear" and G > 1            # the read through a skid buffer
         margin = _ROOM_MARGIN + (G > 1)                     # (G > 1: the registered write)
         direct = getattr(plan.value, "direct_values", False)
         if direct:
@@ -388,7 +394,7 @@ class AttentionCore(wiring.Component):
                                          name="x_ahead_q"))
             ahead = [Signal(width, name=f"x_ahead{i}", reset_less=True)
                      for i in range(len(sels))]
-            with m.If(hash_valid):
+            with m.If(kv_read | q_read):          # (the core's copy of the hash's read)
                 m.d.sync += [a.eq(s) for a, s in zip(ahead, sels)]
             # (a read of group 0 takes the input alone: `ahead` then holds what a vector's
             # last read loaded, 0, but for a reset in the middle of a vector)
@@ -474,8 +480,13 @@ class AttentionCore(wiring.Component):
             kv_idle = wire("kv_ready_idle", Mux(use, last & room_next, kv_le1))
             kv_sel = wire("kv_ready_sel", Mux(rd_kv, lir, last) & room_next)
             kv_read_last = wire("kv_ready_read", ~kv_ready & Mux(use, kv_sel, kv_le1))
-            m.d.sync += [kv_ready.eq(kv_hold & Mux(self.s_kv.valid, kv_read_last, kv_idle)),
-                         q_ready.eq(q_hold & Mux(self.s_q.valid, q_read_last, last))]
+            kv_ready_d = kv_hold & Mux(self.s_kv.valid, kv_read_last, kv_idle)
+            q_ready_d = q_hold & Mux(self.s_q.valid, q_read_last, last)
+            m.d.sync += [kv_ready.eq(kv_ready_d), q_ready.eq(q_ready_d)]
+            # (the same readies as readies() of the flags' next values, but for the credit,
+            # this cycle's: :attr:`readies_check`, which a test compares on every cycle)
+            self.readies_check = (Cat(kv_ready_d, q_ready_d), Cat(*readies(
+                queries_d, use_d, wait_done_d, kv_free_d, last_d, room_next, credit)))
             # the hash reads a group of the key (of the query) where s_kv.valid & rd_kv
             # (s_q.valid & rd_q): flip-flops, the part of the hash's valid that is not the
             # input's, so that the read, which enables the hash's counters and the group
@@ -521,6 +532,13 @@ class AttentionCore(wiring.Component):
             rd_q_kv = wire("rd_q_kv", self.s_kv.valid & self.s_kv.payload.last & kv_flags)
             rd_q_d = Mux(self.s_q.valid, rd_q_valid, rd_q_idle) | rd_q_kv
             m.d.sync += [rd_kv.eq(rd_kv_d), rd_q.eq(rd_q_d)]
+            # the read flags twice: rd_kv and rd_q make the hash's valid (its counters, its
+            # one-hot group and its read flags), their twins the core's own reads (the group
+            # registers `ahead`, P·w flip-flops per channel, the channels' one-hot groups and
+            # the value queue's write), so that no read net, one LUT of an input valid, fans
+            # out to both
+            rd_kv_c = twin(m, rd_kv, rd_kv_d, name="rd_kv_core")
+            rd_q_c = twin(m, rd_q, rd_q_d, name="rd_q_core")
         else:
             m.d.sync += [r.eq(d) for r, d in zip((kv_ready, q_ready), readies(
                 queries_d, use_d, wait_done_d, kv_free_d, last_d, room_next, credit_d))]
@@ -528,8 +546,9 @@ class AttentionCore(wiring.Component):
         m.d.comb += [self.s_kv.ready.eq(kv_ready), self.s_q.ready.eq(q_ready),
                      hsh.i.valid.eq(hash_valid)]
         if G > 1:
-            m.d.comb += [kv_read.eq(self.s_kv.valid & rd_kv), q_read.eq(self.s_q.valid & rd_q),
-                         hash_valid.eq(kv_read | q_read)]
+            m.d.comb += [kv_read.eq(self.s_kv.valid & rd_kv_c),
+                         q_read.eq(self.s_q.valid & rd_q_c),
+                         hash_valid.eq((self.s_kv.valid & rd_kv) | (self.s_q.valid & rd_q))]
         with m.If(~queries):
             if G == 1:
                 m.d.comb += hash_valid.eq(self.s_kv.valid & use & kv_free_of(wait_done, kv_free)
@@ -626,20 +645,16 @@ class AttentionCore(wiring.Component):
         m.d.comb += [vt.code.eq(ht.code), vt.key.eq(ht.tag.key), vt.first.eq(ht.tag.first),
                      vt.tag.eq(ht.tag.qtag)]
         if G > 1:
-            # the value path joins a key's token with its G groups itself. A linear path
-            # takes them through a skid buffer: its ready (from the hash's valid) then ends
-            # at the buffer's output register, not in the queue's pointers, level and memory
-            # enable (the values wait in the queue for L_H edges or more, so the buffer's
-            # edge delays no key)
+            # the value path joins a key's token with its G groups itself, and takes them
+            # through a skid buffer: its ready (from the hash's valid, in every mode) then
+            # ends at the buffer's flip-flops, not in the queue's pointers, level, its flags'
+            # carry and its memory enable (the values wait in the queue for L_H edges or
+            # more, so the buffer's edge delays no key)
             m.d.comb += [vp.i.valid.eq(hsh.o.valid), hsh.o.ready.eq(vp.i.ready)]
-            if staged:
-                m.submodules.value_skid = skid = SkidBuffer(layouts.group(plan))
-                m.d.comb += [skid.i.valid.eq(values.r_rdy), skid.i.payload.eq(values.r_data),
-                             values.r_en.eq(skid.i.ready)]
-                wiring.connect(m, skid.o, vp.v)
-            else:
-                m.d.comb += [vp.v.valid.eq(values.r_rdy), vp.v.payload.eq(values.r_data),
-                             values.r_en.eq(vp.v.ready)]
+            m.submodules.value_skid = skid = SkidBuffer(layouts.group(plan))
+            m.d.comb += [skid.i.valid.eq(values.r_rdy), skid.i.payload.eq(values.r_data),
+                         values.r_en.eq(skid.i.ready)]
+            wiring.connect(m, skid.o, vp.v)
         elif direct:
             m.d.comb += [vp.i.valid.eq(hsh.o.valid), hsh.o.ready.eq(vp.i.ready)]
         else:

@@ -16,7 +16,7 @@ from . import popcount
 from .plan import signed_width, tree_depth, unsigned_width
 
 __all__ = ["ADDER_TREES", "Term", "shape_for", "adder_tree", "heap_tree", "heap_bits", "heap_sum",
-           "register", "delay"]
+           "register", "twin", "delay"]
 
 #: multi-operand adder trees (``--adders``): binary trees of two-operand adders, or one bit
 #: heap per sum reduced by the popcount's counters for 4-input or 6-input LUTs
@@ -167,6 +167,19 @@ def register(m, reg, expr, en=None):
     else:
         with m.If(en):
             m.d.sync += reg.eq(expr)
+
+
+def twin(m, reg, value, *, en=None, name=None):
+    """A second flip-flop equal to ``reg`` on every cycle, where the caller registers ``reg``
+    from ``value`` (where ``en``, when given): a copy for a share of ``reg``'s consumers, so
+    that no one net drives them all. Yosys merges identical flip-flops (``opt_merge``; a
+    ``keep`` attribute on their wires does not stop it), so the twin is written
+    ``value ^ twin ^ reg``: ``value`` itself, as the two hold the same bits (the same init
+    and reset, the same loads), but a function of its own output, which no structural
+    merge can identify with ``reg``'s."""
+    copy = Signal.like(reg, name=name or f"{reg.name}_twin")
+    register(m, copy, value ^ copy ^ reg, en)
+    return copy
 
 
 def delay(m, value, cycles, *, en=None, name="dly"):

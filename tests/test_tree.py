@@ -112,3 +112,76 @@ def test_heap_tree_checks():
     m = Module()
     with pytest.raises(ValueError, match="tree = 'sum' is not allowed: one of lut4, lut6"):
         heap_tree(m, [Term(Signal(4), False, 0, 15)], tree="sum", depth=1)
+
+
+# --------------------------------------------------------------------------- twin
+
+def _twin_top(kind):
+    """A flip-flop ``reg`` (loaded from an input where an enable is high) and its copy, each
+    driving an output of its own: the copy a :func:`twin`, or (``plain``) the same
+    assignment written twice."""
+    from amaranth.hdl import Mux
+    from hamattn.rtl.tree import register, twin
+
+    class Top(wiring.Component):
+        a: In(1)
+        b: In(1)
+        en: In(1)
+        x: Out(1)
+        y: Out(1)
+
+        def elaborate(self, platform):
+            m = Module()
+            reg = Signal(init=1, name="reg")
+            value = Mux(self.a, ~reg, self.b)
+            register(m, reg, value, self.en)
+            if kind == "twin":
+                copy = twin(m, reg, value, en=self.en)
+            else:
+                copy = Signal(init=1, name="copy", attrs={"keep": 1})
+                register(m, copy, value, self.en)
+            m.d.comb += [self.x.eq(reg), self.y.eq(copy)]
+            return m
+    return Top()
+
+
+def test_twin_follows_its_register():
+    """On every cycle of random inputs and enables the twin holds its register's bit."""
+    top = _twin_top("twin")
+    rng = random.Random(3)
+    seen = set()
+
+    async def bench(ctx):
+        for _ in range(300):
+            for s in (top.a, top.b, top.en):
+                ctx.set(s, rng.random() < 0.5)
+            x, y = ctx.get(top.x), ctx.get(top.y)
+            assert x == y
+            seen.add(x)
+            await ctx.tick()
+
+    from amaranth.hdl import ClockDomain
+    outer = Module()
+    outer.domains.sync = ClockDomain()
+    outer.submodules.top = top
+    sim = Simulator(outer)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert seen == {0, 1}
+
+
+@pytest.mark.parametrize("kind, ffs", [("twin", 2), ("plain", 1)])
+def test_twin_survives_synthesis(kind, ffs, tmp_path):
+    """Yosys (synth_ice40) keeps a twin as a flip-flop of its own, and merges a plain copy
+    written alike, a ``keep`` attribute on its wire notwithstanding (why twin exists)."""
+    import json
+    from amaranth.back import rtlil
+    from hamattn.synth.tools import run_yosys
+
+    (tmp_path / "top.il").write_text(rtlil.convert(_twin_top(kind), name="top"))
+    run_yosys("read_rtlil top.il\nsynth_ice40 -top top\ntee -q -o stat.json stat -json\n",
+              cwd=tmp_path, name="synth")
+    stat = json.loads((tmp_path / "stat.json").read_text())
+    cells = stat["modules"]["\\top"]["num_cells_by_type"]
+    assert sum(n for t, n in cells.items() if t.startswith("SB_DFF")) == ffs, cells
