@@ -8,7 +8,7 @@ from hamattn import CoreConfig
 from hamattn.rtl import Timing
 from hamattn.rtl.divider import CHAIN_BITS
 from hamattn.rtl.queue import UnguardedReadPort
-from hamattn.verif.amaranth_driver import simulate
+from hamattn.verif.amaranth_driver import run_clocked, simulate
 from hamattn.verif.corners import CORE_CORNERS as CORNERS
 from hamattn.verif.corners import CORE_KEY_CORNERS as KEY_CORNERS
 from hamattn.verif.corners import CORE_ROW_CORNERS as ROW_CORNERS
@@ -159,8 +159,6 @@ def test_registered_ready_accepts_only_queries_with_a_place(corner, mode):
     that cycle) accepts an F+1-th query here, whose output has no place. Then
     ``m_out_tready`` high: every output, the F waiting ones first, exactly the golden
     model's."""
-    from amaranth.hdl import ClockDomain, Module
-    from amaranth.sim import Simulator
     from hamattn.rtl import AxiStreamCore
 
     cfg, seed, rng = make(corner, mode)
@@ -200,13 +198,7 @@ def test_registered_ready_accepts_only_queries_with_a_place(corner, mode):
                 break
             await ctx.tick()
 
-    top = Module()
-    top.domains.sync = ClockDomain()
-    top.submodules.dut = dut
-    sim = Simulator(top)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    run_clocked(dut, bench)
     assert len([c for c in taken if c < hold]) == F, (F, taken, hold)
     exp = expected_beats(cfg, wins)
     assert got == [(e.data, e.last, e.user) for e in exp]
@@ -290,8 +282,7 @@ def test_folded_readies_agree_with_readies(corner, mode):
     three channels, windows with dropped keys, a sink slow for stretches so that the
     credits run out) it equals ``readies()`` of the flags' next values, the unfolded core's
     expression, with this cycle's credit (``AttentionCore.readies_check``)."""
-    from amaranth.hdl import ClockDomain, Module, Value
-    from amaranth.sim import Simulator
+    from amaranth.hdl import Value
     from hamattn.rtl import AttentionCore
 
     cfg, seed, rng = make(corner, mode)
@@ -328,11 +319,5 @@ def test_folded_readies_agree_with_readies(corner, mode):
             assert cycles[0] < 200_000
             await ctx.tick()
 
-    top = Module()
-    top.domains.sync = ClockDomain()
-    top.submodules.dut = dut
-    sim = Simulator(top)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    run_clocked(dut, bench)
     assert {1, 2} <= seen            # both readies rise (the check is not vacuous)

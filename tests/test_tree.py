@@ -17,6 +17,7 @@ from amaranth.sim import Simulator
 
 from hamattn.config import ADDER_TREES, tree_depth
 from hamattn.rtl.tree import Term, adder_tree, heap_tree
+from hamattn.verif.amaranth_driver import run_clocked
 
 #: named operand sets: (shape, neg, shift) per operand
 OPERANDS = {
@@ -160,14 +161,7 @@ def test_twin_follows_its_register():
             seen.add(x)
             await ctx.tick()
 
-    from amaranth.hdl import ClockDomain
-    outer = Module()
-    outer.domains.sync = ClockDomain()
-    outer.submodules.top = top
-    sim = Simulator(outer)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    run_clocked(top, bench)
     assert seen == {0, 1}
 
 

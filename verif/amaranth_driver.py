@@ -17,7 +17,7 @@ from ..rtl import AxiStreamCore
 from .axis import Draws, Sink, Source
 from .scenario import Observed, kv_stream, q_stream, unpack_vector
 
-__all__ = ["simulate"]
+__all__ = ["simulate", "run_clocked"]
 
 
 def simulate(cfg, windows, *, seed=0, p_kv=1.0, p_q=1.0, p_out=1.0, max_cycles=None,
@@ -96,11 +96,19 @@ def simulate(cfg, windows, *, seed=0, p_kv=1.0, p_q=1.0, p_out=1.0, max_cycles=N
                                  f"{n_out} outputs, {src_kv.index}/{len(kv)} keys, "
                                  f"{src_q.index}/{len(qs)} queries accepted")
 
+    cd = ClockDomain()
+    run_clocked(dut, bench, domain=cd)
+    return Observed(src_kv.cycles, src_q.cycles, sink.cycles, sink.beats, sink.valid_cycles)
+
+
+def run_clocked(dut, bench, *, domain=None):
+    """Run the testbench ``bench`` (an async function of the simulator context) on ``dut``
+    in a module whose ``sync`` domain is ``domain`` (a new one if None), clocked at 100 MHz
+    of simulated time, until ``bench`` returns."""
     top = Module()
-    top.domains.sync = cd = ClockDomain()
+    top.domains.sync = domain if domain is not None else ClockDomain()
     top.submodules.dut = dut
     sim = Simulator(top)
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
-    return Observed(src_kv.cycles, src_q.cycles, sink.cycles, sink.beats, sink.valid_cycles)
