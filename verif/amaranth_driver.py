@@ -96,7 +96,7 @@ def simulate(cfg, windows, *, seed=0, p_kv=1.0, p_q=1.0, p_out=1.0, max_cycles=N
                                  f"{n_out} outputs, {src_kv.index}/{len(kv)} keys, "
                                  f"{src_q.index}/{len(qs)} queries accepted")
 
-    cd = ClockDomain()
+    cd = ClockDomain("sync")
     run_clocked(dut, bench, domain=cd)
     return Observed(src_kv.cycles, src_q.cycles, sink.cycles, sink.beats, sink.valid_cycles)
 
@@ -106,7 +106,7 @@ def run_clocked(dut, bench, *, domain=None):
     in a module whose ``sync`` domain is ``domain`` (a new one if None), clocked at 100 MHz
     of simulated time, until ``bench`` returns."""
     top = Module()
-    top.domains.sync = domain if domain is not None else ClockDomain()
+    top.domains.sync = domain if domain is not None else ClockDomain("sync")
     top.submodules.dut = dut
     sim = Simulator(top)
     sim.add_clock(1e-8)
