@@ -58,16 +58,25 @@ def test_memories_hold_M_keys_per_word(mode, d, lanes, M):
     for name in listed:
         half = 1 << (max(cfg.k, 2) - 1).bit_length()
         assert mems[name] == ((cfg.N * cfg.groups - 1).bit_length(), 2 * half)
-    # hsoftmax: per slot its bins, one word per class c >> f of P value bins and a den bin,
-    # and the zero word Cb read for a bin not written in the group (rtl/hsoftmax.py: LUT RAM
-    # read asynchronously); with bin_stage (small bins) Cb words (at least 2) read through
-    # a register (block RAM), no zero word; topk: the accumulator bank in flip-flops (no
-    # "bank" memory)
-    bins = ({"bins"} if M == 1 else {f"bins{s}" for s in range(M)}) \
+    # hsoftmax: per slot its bins, one word per class c >> f: with bin_stage (small bins)
+    # one memory of Cb words (at least 2) of P value bins and a den bin, read through a
+    # register (block RAM); else a memory per lane (`_v<l>`) and one for den (`_c`), each
+    # with the zero word Cb read for a bin not written in the group (LUT RAM read
+    # asynchronously, each with its own address registers); topk: the accumulator bank in
+    # flip-flops (no "bank" memory)
+    slot_names = ({"bins"} if M == 1 else {f"bins{s}" for s in range(M)}) \
         if mode == "hsoftmax" else set()
-    for name in bins:
-        depth = max(plan.bins, 2) if plan.bin_stage else plan.bins + 1
-        assert mems[name] == (cfg.lanes * plan.bin_width + plan.count_width, depth)
+    bins = set()
+    for name in slot_names:
+        if plan.bin_stage:
+            bins.add(name)
+            assert mems[name] == (cfg.lanes * plan.bin_width + plan.count_width,
+                                  max(plan.bins, 2))
+            continue
+        lanes = {f"{name}_v{lane}": plan.bin_width for lane in range(cfg.lanes)}
+        for part, width in {**lanes, f"{name}_c": plan.count_width}.items():
+            bins.add(part)
+            assert mems[part] == (width, plan.bins + 1)
     assert set(mems) == {"values"} | codes | hists | dists | listed | bins
 
 
