@@ -22,7 +22,6 @@ import json
 import os
 import pathlib
 import platform as _platform
-import re
 import shlex
 import subprocess
 import sys
@@ -194,26 +193,9 @@ def spram_memories(text):
     them), in their order, while the SPRAMs last, each at most :data:`SPRAM_WORDS` words
     and taking at least :data:`SPRAM_MIN_BRAMS` block RAMs' bits (a smaller one stays in
     block RAM). Returns :class:`.memmap.Memory` items."""
-    marked, out, left, attr = set(), [], SPRAMS, False
-    module = None
-    for line in text.splitlines():
-        mod = re.match(r"^\s*module\s+\\?(\S+)", line)
-        if mod:
-            module, attr = mod.group(1), False
-            continue
-        if re.match(rf"^\s*attribute\s+\\{ONE_ADDRESS}\s+1\s*$", line):
-            attr = True
-            continue
-        mem = re.match(r"^\s*memory\s+width\s+(\d+)\s+size\s+(\d+)\s+\\?(\S+)\s*$", line)
-        if mem:
-            if attr:
-                marked.add((module, mem.group(3)))
-            attr = False
-            continue
-        if not line.lstrip().startswith("attribute"):
-            attr = False
+    out, left = [], SPRAMS
     for mem in memmap.memories(text):
-        if (mem.module, mem.name) not in marked or mem.depth > SPRAM_WORDS:
+        if ONE_ADDRESS not in mem.attributes or mem.depth > SPRAM_WORDS:
             continue
         need = -(-mem.width // SPRAM_BITS)
         if need <= left and mem.width * mem.depth >= SPRAM_MIN_BRAMS * 4096:

@@ -65,9 +65,15 @@ class Memory:
     depth: int
     #: a read port is asynchronous (combinational): the memory cannot be a block RAM
     async_read: bool = False
-    #: the memory carries :data:`hamattn.rtl.queue.LUT_RAM_FIRST` (a read-modify-write closed
-    #: in one cycle): LUT RAM, whatever a block would save
-    lut_ram_first: bool = False
+    #: the flag attributes (set to 1) the memory carries, e.g. ``no_rw_check``,
+    #: ``hamattn_lut_ram_first``, ``hamattn_one_address``
+    attributes: frozenset = frozenset()
+
+    @property
+    def lut_ram_first(self):
+        """The memory carries :data:`hamattn.rtl.queue.LUT_RAM_FIRST` (a read-modify-write
+        closed in one cycle): LUT RAM, whatever a block would save."""
+        return "hamattn_lut_ram_first" in self.attributes
 
     @property
     def selection(self):
@@ -85,7 +91,7 @@ _RTLIL_PARAM = re.compile(r'^\s*parameter\s+\\(MEMID|CLK_ENABLE)\s+"?\\*([^"\s]+
 #: an attribute before a memory: Verilog ``(* name = 32'd1 *)`` or RTLIL ``attribute \name 1``;
 #: ``no_rw_check`` marks its asynchronous reads as registered (UnguardedReadPort),
 #: ``hamattn_lut_ram_first`` asks for LUT RAM (:data:`hamattn.rtl.queue.LUT_RAM_FIRST`)
-_ATTRIBUTE = re.compile(r"^\s*(?:\(\*\s*(\w+)\b.*\*\)|attribute\s+\\(\w+)\s+1)\s*$")
+_ATTRIBUTE = re.compile(r"^\s*(?:\(\*\s*(\w+)\s*=\s*(?:32'd)?1\s*\*\)|attribute\s+\\(\w+)\s+1)\s*$")
 
 
 def memories(text):
@@ -109,12 +115,12 @@ def memories(text):
         if m:
             if m.re is _VERILOG_MEM:
                 mem = Memory(module, m.group(2), int(m.group(1)) + 1, int(m.group(3)) + 1,
-                             lut_ram_first="hamattn_lut_ram_first" in attrs)
+                             attributes=frozenset(attrs))
             else:
                 mem = Memory(module, m.group(3), int(m.group(1)), int(m.group(2)),
-                             lut_ram_first="hamattn_lut_ram_first" in attrs)
+                             attributes=frozenset(attrs))
             out.append(mem)
-            if "no_rw_check" in attrs:
+            if "no_rw_check" in mem.attributes:
                 registered.add((module, mem.name))
             attrs = set()
             continue
