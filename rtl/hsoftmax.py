@@ -153,11 +153,10 @@ class HsoftmaxPlan(Folding, WeightedSum):
 
     @property
     def pipe_depth(self):
-        """D = L_H + 5: edges from a code word's read to its keys' read of their bins (the
+        """D = L_H + 4: edges from a code word's read to its keys' read of their bins (the
         memories' read and a plain register after it, ``CODE_READ``; the Hamming distance;
-        the class looked up in two registered steps, :func:`_lookup`; the bin address and
-        shifted values registered)."""
-        return CODE_READ + self.hamming.latency.fixed + 3
+        the class registered; the bin address and shifted values registered)."""
+        return CODE_READ + self.hamming.latency.fixed + 2
 
     @property
     def fold_delay(self):
@@ -225,27 +224,18 @@ class HsoftmaxPlan(Folding, WeightedSum):
         return HsoftmaxValuePath(self)
 
 
-def _lookup(m, table, index, width, name):
-    """``table[index]`` (``width`` bits) one edge later (the caller registers the result
-    too: two edges): each output bit of each 16 entries a function of the index's low 4
-    bits (one LUT4: an OR of its ones' decodes), registered beside the index's high bits,
-    then a mux of those registers by the high bits (one or two LUT levels), where a plain
-    table (a ROM of the synthesis tools) maps to several more. The register after the
-    first level lets the index (a Hamming unit's output, placed with its popcount tree)
-    reach the table's LUT4s in one hop, and the mux the value path's registers in another."""
+def _lookup(table, index, width):
+    """``table[index]`` (``width`` bits): each output bit of each 16 entries a function of
+    the index's low 4 bits (one LUT4: an OR of its ones' decodes), then a mux by the high
+    bits: two LUT levels for up to 32 entries, where a plain table (a ROM of the synthesis
+    tools) maps to several more."""
     lo, hi = index[:4], index[4:]
     parts = []
     for v in range(-(-len(table) // 16)):
         chunk = table[16 * v:16 * v + 16]
-        part = Signal(width, name=f"{name}_part{v}")
-        m.d.sync += part.eq(Cat(Cat(lo == j for j, x in enumerate(chunk) if (x >> k) & 1).any()
-                                for k in range(width)))
-        parts.append(part)
-    if len(parts) == 1:
-        return parts[0]
-    hiq = Signal.like(hi, name=f"{name}_hi")
-    m.d.sync += hiq.eq(hi)
-    return Array(parts)[hiq]
+        parts.append(Cat(Cat(lo == j for j, x in enumerate(chunk) if (x >> k) & 1).any()
+                         for k in range(width)))
+    return parts[0] if len(parts) == 1 else Array(parts)[hi]
 
 
 class HsoftmaxValuePath(wiring.Component):
@@ -278,7 +268,7 @@ class HsoftmaxValuePath(wiring.Component):
 
     **A query.** Its first fold clears the bins' flags (they may hold anything after a
     reset). Then for each group g: ceil(n/M) reads (code word w, value word w·G + g, one per
-    cycle); D = L_H + 5 edges after a read its keys update (read) their bins. After a group's
+    cycle); D = L_H + 4 edges after a read its keys update (read) their bins. After a group's
     last update, its fold reads bin Cb-1 down to 0 (clearing their flags), adds the M slots'
     bins of each lane (FD register levels) and forms acc = acc·2^(2^f) + sum (Horner), so
     acc = num[e] of the group's lanes and den; the group leaves as one beat (grouped) or the
@@ -443,11 +433,11 @@ class HsoftmaxValuePath(wiring.Component):
             with m.If(last_word):
                 m.d.sync += [arm.eq(0), blk.eq(0), left.eq(n), last_word.eq(n_small),
                              vaddr.eq(gi + 1), gi.eq(gi + 1)]
-        # (the values are read L + 2 edges after the codes' word, so that they arrive beside
+        # (the values are read L + 1 edges after the codes' word, so that they arrive beside
         # their keys' classes.) The value memory has one address, a register (`va`): the
         # pass's word, or in IDLE (no pass then), where a key's group comes in, the word it
         # is written to, an edge later (below)
-        vread = delay(m, vaddr, L + 1, name="vaddr")
+        vread = delay(m, vaddr, L, name="vaddr")
         va = Signal.like(rv.addr, name="vmaddr")
         m.d.sync += va.eq(vread)
         m.d.comb += [rv.addr.eq(va), wv.addr.eq(va)]
@@ -490,16 +480,15 @@ class HsoftmaxValuePath(wiring.Component):
         whole_fstart = fstart
         for s in range(M):
             fstart = fstarts[s]
-            # the class of the key's distance, looked up in two registered steps (a table
-            # of b + 1 entries), and whether the slot holds a key of the window, beside it
+            # the class of the key's distance, registered (a table of b + 1 entries), and
+            # whether the slot holds a key of the window, beside it
             c = Signal(cls, name=f"class{s}")
             lv = Signal(name=f"live{s}")
             oh = Signal(Cb, name=f"class_bin{s}")      # one-hot c >> f
             h = hams[s].o.payload.h
-            m.d.sync += [c.eq(_lookup(m, plan.weight_shifts, h, len(c), f"class{s}")),
-                         oh.eq(_lookup(m, [1 << (x >> f) for x in plan.weight_shifts], h, Cb,
-                                       f"class_bin{s}")),
-                         lv.eq(delay(m, live[s], 1, name=f"live{s}_q"))]
+            m.d.sync += [c.eq(_lookup(plan.weight_shifts, h, len(c))),
+                         oh.eq(_lookup([1 << (x >> f) for x in plan.weight_shifts], h, Cb)),
+                         lv.eq(live[s])]
             x = Signal(word, name=f"x{s}")
             r = c[:f] if f else Const(0, 1)
             m.d.sync += [x.v[l].eq(Mux(lv, vreg[s][l] << r, 0)) for l in range(P)]
