@@ -233,10 +233,8 @@ class ScanPlan(Folding, WeightedSum):
     @property
     def value_read(self):
         """Edges from the value pass's read of a group to its addition: the block RAM's
-        read and two registers after it (the first the ECP5 block RAM's own output register,
-        ``outreg``; the second beside the accumulators' adders, so that no path runs from a
-        block RAM's output across the fabric into an adder)."""
-        return 3
+        read and a register after it."""
+        return 2
 
     @property
     def distance_read(self):
@@ -310,7 +308,7 @@ class ScanPlan(Folding, WeightedSum):
           stored (read in :attr:`mark_read` edges), the list and a cycle to idle;
         * C, values and output: a cycle that takes the list, the value pass over the kept
           keys (G·min(k, n) + :attr:`value_read`), DONE (G: one group per cycle) and a
-          cycle to idle, ``G·min(k, n) + G + 5``;
+          cycle to idle, ``G·min(k, n) + G + 4``;
 
         the streaming selection's two: A, the pass that inserts each word's distances
         into the list, ``ceil(n/M) + L_D + 1`` (the last word's distances L_D cycles after
@@ -322,12 +320,12 @@ class ScanPlan(Folding, WeightedSum):
         """Edges from a query's transfer to its (num, den) transfer, nothing stalled, with
         L_D = :attr:`distance_read` (L_H + 2), S = :attr:`sum_stages`, G groups, n keys, R =
         :attr:`hist_bins`, r = :attr:`hist_reg`, w = :attr:`walk_reg`: ``L_D + 3·S +
-        ceil((b+1)/R) + 9 + 2·r + w + G + 2·ceil(n/M) + G·min(k, n)``
-        (histogram selection), ``L_D + 4 + G + ceil(n/M) + G·min(k, n)`` (streaming), the
+        ceil((b+1)/R) + 8 + 2·r + w + G + 2·ceil(n/M) + G·min(k, n)``
+        (histogram selection), ``L_D + 3 + G + ceil(n/M) + G·min(k, n)`` (streaming), the
         stages of :attr:`stages` in a row, each handing the query to the next as it ends
         (A: the histogram pass and the cut, or the streaming pass ``ceil(n/M) + L_D``; B:
         the marking pass ``ceil(n/M) + S + 4``; C: a cycle to take the list, the value
-        pass ``G·min(k, n) + 3`` and DONE's G groups)."""
+        pass ``G·min(k, n) + 2`` and DONE's G groups)."""
         # each stage's occupancy less its return to idle, the last one's output beats
         return sum(self.stages, Timing(-len(self.stages)))
 
@@ -1009,12 +1007,8 @@ class ScanValuePath(wiring.Component):
         else:
             m.d.comb += rv.addr.eq(read_at)
         m.d.comb += next_key.eq(cissuing & cglast)
-        # the value read, registered value_read - 1 times (plain registers)
-        vreg = rv.data[0]
-        for i in range(plan.value_read - 1):
-            nreg = Signal(group, reset_less=True, name=f"vreg{i}")
-            m.d.sync += nreg.eq(vreg)
-            vreg = nreg
+        vreg = Signal(group, reset_less=True)  # the value read, registered
+        m.d.sync += vreg.eq(rv.data[0])
         accumulate(delay(m, cissuing, plan.value_read, name="vlive"),
                    delay(m, cfirst, plan.value_read, name="vfirst"), lambda l: vreg[l])
         # the query throttle: plan.interval for the window's n, kept as a running sum

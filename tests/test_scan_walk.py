@@ -21,11 +21,11 @@ from hamattn.verif.valuepath_cases import check_value_path
 # address without a counter) or not; the walk's reads into the adders straight (w = 0) or
 # through a register (w = 1)
 CONFIGS = [(dict(d=3, w=8, b=7, N=6, k=3, lanes=1), 2, 0, 0),
-           (dict(d=3, w=8, b=9, N=6, k=3, lanes=1), 2, 0, 1),
-           (dict(d=4, w=8, b=7, N=6, k=3, lanes=1, keys_per_cycle=2), 1, 1, 0),
+           (dict(d=3, w=8, b=8, N=6, k=3, lanes=1), 2, 0, 1),
+           (dict(d=4, w=8, b=7, N=6, k=3, lanes=1, keys_per_cycle=2), 2, 1, 1),
            (dict(d=8, w=8, b=7, N=8, k=3, lanes=1), 1, 1, 1),
            (dict(d=8, w=8, b=6, N=8, k=3, lanes=1, keys_per_cycle=2), 1, 1, 1),
-           (dict(d=5, w=8, b=7, N=6, k=4, lanes=2, keys_per_cycle=2), 2, 1, 1)]
+           (dict(d=8, w=8, b=9, N=8, k=4, lanes=2, keys_per_cycle=2), 2, 1, 1)]
 
 
 def _code(distance, b, rng):
