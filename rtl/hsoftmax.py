@@ -21,7 +21,7 @@ from .hamming import HammingPlan
 from .keystore import CODE_READ, KeyWriter, distances, key_memories
 from .plan import Folding, Timing, WeightedSum, signed_width, tree_depth, unsigned_width
 from .queue import LUT_RAM_FIRST, NO_RW_CHECK, UnguardedReadPort
-from .tree import Term, adder_tree, delay
+from .tree import Term, adder_tree, delay, twin
 
 __all__ = ["BIN_DEPTH", "BIN_STAGE_BITS", "HsoftmaxPlan", "HsoftmaxValuePath"]
 
@@ -248,7 +248,8 @@ class HsoftmaxValuePath(wiring.Component):
     the last word never count.
 
     **Bins.** Per slot, P + 1 memories of Cb + 1 words (LUT RAM, read asynchronously, each
-    with its own copy of the read and write address registers), the P lanes' value bins of
+    with its own copy of the read address register, a ``tree.twin``; one write address
+    register per slot), the P lanes' value bins of
     ``plan.bin_width`` bits and the den bin: word i < Cb holds the sums of the slot's
     keys of class c = s[b] - s[H] with c >> f = i, each value shifted by r = c & (2^f - 1) (at
     most 2^f - 1 bits, a small mux) and the den bin 2^r. The class is registered, then the
@@ -351,21 +352,39 @@ class HsoftmaxValuePath(wiring.Component):
         m.d.comb += [total.v[l].eq(base.v[l] + x1.v[l]) for l in range(P)]
         m.d.comb += total.c.eq(base.c + x1.c)
         fwd_next = ~folding & Mux(fstart, top, cb == cprev)
+        take1_next = rsel.any() & ~forward
         m.d.sync += [at.eq(at_next), top.eq(nxt[Cb - 1]), rsel.eq(nxt & flags), at1.eq(at),
                      x1.eq(x), cprev.eq(cb), forward.eq(fwd_next), keep.eq(~fwd_next),
-                     take1.eq(rsel.any() & ~forward)]
-        # the sum written, kept only where it is forwarded (0 else: `keep` a synchronous
-        # reset of its flip-flops), so that the select in front of the adders has four
-        # inputs per bit: the word read, the memory's power-up flag (Yosys' emulation of
-        # the read register's initial value on the iCE40), `take1` and tot1
-        with m.If(keep):
-            m.d.sync += tot1.eq(0)
-        with m.Else():
-            m.d.sync += tot1.eq(total)
+                     take1.eq(take1_next)]
+        # the word's parts (the P lanes' value bins and the den bin, each a run of bits of
+        # the memory's word): each part has its own copy of `take1` and `keep` (twins), so
+        # that no one flip-flop drives the selects of all P·bw + cw bits
+        bw = word["v"].shape.elem_shape.width
+        parts = [(word["v"].offset + l * bw, bw) for l in range(P)]
+        parts.append((word["c"].offset, word["c"].shape.width))
+        parts.sort()
+        rflat, tflat, sflat = rdata.as_value(), tot1.as_value(), total.as_value()
+        based = []
+        for k, (off, width) in enumerate(parts):
+            if k == 0:
+                take_k, keep_k = take1, keep
+            else:
+                take_k = twin(m, take1, take1_next, name=f"{name}_take1_{k}")
+                keep_k = twin(m, keep, ~fwd_next, name=f"{name}_keep_{k}")
+            # the sum written, kept only where it is forwarded (0 else: `keep` a
+            # synchronous reset of its flip-flops), so that the select in front of the
+            # adders has four inputs per bit: the word read, the memory's power-up flag
+            # (Yosys' emulation of the read register's initial value on the iCE40), `take1`
+            # and tot1
+            seg = slice(off, off + width)
+            with m.If(keep_k):
+                m.d.sync += tflat[seg].eq(0)
+            with m.Else():
+                m.d.sync += tflat[seg].eq(sflat[seg])
+            # (an AND-OR of flip-flops per bit: one LUT in front of the adders)
+            based.append((rflat[seg] & take_k.replicate(width)) | tflat[seg])
         m.d.comb += [rp.addr.eq(at), wp.addr.eq(at1), wp.en.eq(1), wp.data.eq(total)]
-        # (an AND-OR of flip-flops per bit: one LUT in front of the adders)
-        n = len(rdata.as_value())
-        m.d.comb += base.eq((rdata.as_value() & take1.replicate(n)) | tot1.as_value())
+        m.d.comb += base.eq(Cat(*based))
         return base
 
     def elaborate(self, platform):
@@ -504,18 +523,21 @@ class HsoftmaxValuePath(wiring.Component):
             rd_next = Mux(fstart, Mux(flags[Cb - 1], Cb - 1, Cb),
                           Mux(fold_more, Mux(fheld[Cb - 2] if Cb > 1 else 0, fdown, Cb),
                               Mux((oh & flags).any(), cb, Cb)))
-            # a memory per lane and one for the den bins (each a column of LUT RAMs), each
-            # with its own copy of the write address `at` and the read address `rd` (flip-
-            # flops loaded from the same next values, kept apart by `keep`): an address
-            # register drives one lane's LUT RAMs, not the P lanes' (one net of ~P·bw/4
-            # LUT RAMs' address inputs)
+            # a memory per lane and one for the den bins (each a column of LUT RAMs)
             bword = Signal(word, name=f"bins{s}_read")
             parts = [(f"v{l}", signed(bw), x.v[l], bword.v[l]) for l in range(P)]
             parts.append(("c", unsigned(cw), x.c, bword.c))
-            for tag_, shape, xv, out in parts:
-                at = Signal(range(max(Cb, 2)), name=f"bin{s}_{tag_}", attrs={"keep": 1})
-                rd = Signal(range(Cb + 1), name=f"rd{s}_{tag_}", attrs={"keep": 1})
-                m.d.sync += [at.eq(at_next), rd.eq(rd_next)]
+            # the write address `at` is one register per slot (it reaches only the LUT RAMs'
+            # write ports, no adder after it); the read address starts the read-modify-
+            # write (read, add, write data), so each memory has its own copy of it
+            # (`tree.twin`: Yosys merges plain copies of a flip-flop, `keep` or not): a read
+            # address register drives one lane's LUT RAMs, not the P + 1 memories' (a net
+            # of ~(P + 1)·bw/4 LUT RAMs' address inputs)
+            at = Signal(range(max(Cb, 2)), name=f"bin{s}_at")
+            rd0 = Signal(range(Cb + 1), name=f"rd{s}")
+            m.d.sync += [at.eq(at_next), rd0.eq(rd_next)]
+            for k, (tag_, shape, xv, out) in enumerate(parts):
+                rd = rd0 if k == 0 else twin(m, rd0, rd_next, name=f"rd{s}_{tag_}")
                 mem = memory.Memory(shape=shape, depth=Cb + 1, init=[])
                 m.submodules[f"{name}_{tag_}"] = mem
                 bwp, brp = mem.write_port(), mem.read_port(domain="comb")
