@@ -45,6 +45,10 @@ def divider_interval(groups=1, steps=1, serial=False, parts=1):
     return groups * (steps * parts + serial)
 
 
+#: deepest divider (``depth``) whose credits are a thermometer code of ``depth`` flip-flops
+#: (no adder between the handshakes and the count); deeper ones count with a binary counter
+THERMOMETER_DEPTH = 16
+
 #: bits of the longest carry chain of a held den's division step: where the remainder's
 #: adder (den_width + 1 bits) is wider, each step is split into ``parts`` =
 #: ceil((den_width + 1) / CHAIN_BITS) parts of one edge each (:attr:`RoundingDivider.chunks`)
@@ -441,21 +445,33 @@ class RoundingDivider(wiring.Component):
         out_tx = self.o.valid & self.o.ready
 
         # ---- credits: divisions accepted (first group) and not yet taken from o
-        pending = Signal(range(self.depth + 1))
         mid = Signal()                        # grouped: groups of a division still to come
         first = ~mid if self.grouped else 1
         accept = transfer & first
-        with m.If(accept & ~out_tx):
-            m.d.sync += pending.eq(pending + 1)
-        with m.Elif(out_tx & ~accept):
-            m.d.sync += pending.eq(pending - 1)
-        # (pending < depth, a flip-flop written from the compares of the next count, so
-        # that i.ready is a LUT of flip-flops: o.ready reaches no input handshake, except at
-        # depth 1, where the next division enters as the result leaves)
-        room = Signal(init=1, name="credit_room")
-        m.d.sync += room.eq(Mux(accept & ~out_tx, pending + 1 < self.depth,
-                                Mux(out_tx & ~accept, pending - 1 < self.depth,
-                                    pending < self.depth)))
+        if self.depth <= THERMOMETER_DEPTH:
+            # (a thermometer code, bit j: more than j divisions held, shifted up at an
+            # accept, down at an output transfer, held where both or neither come: each bit
+            # one LUT of the accept, the neighbours' bits behind an enable of accept XOR
+            # out_tx; no adder and no compare between the handshakes and the flip-flops, and
+            # room = pending < depth is its top bit, inverted: i.ready is a LUT of
+            # flip-flops, o.ready reaches no input handshake, except at depth 1, where the
+            # next division enters as the result leaves)
+            held = Signal(self.depth, name="credit_held")
+            with m.If(accept ^ out_tx):
+                m.d.sync += held.eq(Mux(accept, Cat(Const(1, 1), held[:-1]),
+                                        Cat(held[1:], Const(0, 1))))
+            room = ~held[-1]
+        else:
+            pending = Signal(range(self.depth + 1))
+            with m.If(accept & ~out_tx):
+                m.d.sync += pending.eq(pending + 1)
+            with m.Elif(out_tx & ~accept):
+                m.d.sync += pending.eq(pending - 1)
+            # (pending < depth, a flip-flop written from the compares of the next count)
+            room = Signal(init=1, name="credit_room")
+            m.d.sync += room.eq(Mux(accept & ~out_tx, pending + 1 < self.depth,
+                                    Mux(out_tx & ~accept, pending - 1 < self.depth,
+                                        pending < self.depth)))
         credit = room | out_tx if self.depth == 1 else room
         if self.grouped:
             with m.If(transfer):
