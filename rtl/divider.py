@@ -9,7 +9,7 @@ from amaranth.lib.wiring import In, Out
 
 from .plan import Timing
 from .queue import RegisteredFIFO
-from .tree import tag_width, tagged
+from .tree import tag_width, tagged, twin
 
 __all__ = ["DividerPlan", "RoundingDivider", "divider_latency", "divider_interval",
            "divider_steps"]
@@ -44,6 +44,12 @@ def divider_interval(groups=1, steps=1, serial=False, parts=1):
     ``groups·(steps + 1)``."""
     return groups * (steps * parts + serial)
 
+
+#: whether a last stage of one step applies the sign (:attr:`RoundingDivider.signed_in_stage`)
+SIGN_IN_STAGE = False
+
+#: lanes of the serial divider that share one copy of its held den (:func:`~.tree.twin`)
+DEN_LANES = 4
 
 #: deepest divider (``depth``) whose credits are a thermometer code of ``depth`` flip-flops
 #: (no adder between the handshakes and the count); deeper ones count with a binary counter
@@ -312,8 +318,14 @@ class RoundingDivider(wiring.Component):
         """The last pipeline stage takes one step (a fully pipelined divider, not
         ``serial``): its step, the division's last, leaves the signed quotient in its
         registers (:meth:`_step`), and the output register loads it as it is. Elsewhere the
-        last stage holds q XOR the sign, and the output adds the sign as a carry in."""
-        return not self.serial and self.stage_steps[-1] == 1
+        last stage holds q XOR the sign, and the output adds the sign as a carry in.
+
+        Off (:data:`SIGN_IN_STAGE`): since the output registers the signed group
+        (``signed_q``), the output's adder of q_bits bits stands between two registers,
+        while the final step's select (by its quotient bit, after the carry chain, of
+        q_bits - 1 bits) stood behind the divider's longest carry chain (the iCEBreaker
+        ``linear`` core's last stage into its signed group, 15.5 ns)."""
+        return SIGN_IN_STAGE and not self.serial and self.stage_steps[-1] == 1
 
     @property
     def ready_to_flops(self):
@@ -377,7 +389,8 @@ class RoundingDivider(wiring.Component):
         """One division step of every lane of ``src`` (a stage's registers or values), t = 2r
         + the next bit of X, and the quotient bit shifted in, XORed with the lane's sign
         (``src["neg"]``); ``final`` (the division's last step, :attr:`signed_in_stage`):
-        xq becomes the signed quotient. Returns (r, xq) of every lane.
+        xq becomes the signed quotient. ``den``: one value for every lane, or a list of one
+        per lane (copies of a held den). Returns (r, xq) of every lane.
 
         Restoring: subtract ``den`` where t >= den (r in [0, den), ``den_width`` bits).
         Non-restoring (:attr:`nonrestoring`): r' = t - ``den`` where r >= 0, t + ``den``
@@ -390,8 +403,9 @@ class RoundingDivider(wiring.Component):
         r."""
         dw = self.den_width
         out = []
+        lane_dens = den if isinstance(den, list) else [den] * len(src["r"])
         for p, (r, xq) in enumerate(zip(src["r"], src["xq"])):
-            neg = src["neg"][p]
+            neg, den = src["neg"][p], lane_dens[p]
             if not self.nonrestoring:
                 t = Cat(xq[-1], r)                                   # dw + 1 bits
                 # t - den lies in [-den, den) (r < den, so t < 2·den): dw + 1 bits, signed
@@ -842,7 +856,11 @@ class RoundingDivider(wiring.Component):
         # den_width + q_bits + 1 register bits, not one net of all lanes'
         loads = [Signal(init=1, name=f"serial_load{p}", attrs={"keep": 1}) for p in range(P)]
         m.d.sync += [ld.eq(load_next) for ld in loads]
-        steps = self._step(m, "serial", st, held)
+        # (a copy of held den per DEN_LANES lanes, tree.twin: no one register drives the
+        # carry chains of all lanes)
+        dens = [held] + [twin(m, held, self.i.payload.den, en=idle, name=f"held_den{c}")
+                         for c in range(1, -(-P // DEN_LANES))]
+        steps = self._step(m, "serial", st, [dens[p // DEN_LANES] for p in range(P)])
         for p in range(P):
             with m.If(loads[p]):
                 # lane p of group g: element gP + p (0 beyond E)
