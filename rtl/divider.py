@@ -954,8 +954,10 @@ class RoundingDivider(wiring.Component):
             # from the pipeline past an empty queue, or from the head), so that the enables
             # of the slots (G·P·q_bits flip-flops) and the pointer's wait for no LUT in front
             # of them.
+            # (unchecked: the credits leave the queue room for every group written to it)
             m.submodules.queue = queue = RegisteredFIFO(width=len(group.as_value()),
-                                                        depth=self.depth * G, head=True)
+                                                        depth=self.depth * G, head=True,
+                                                        checked=False)
             come = Signal(name="out_come")
             m.d.sync += come.eq((prev_done_next & queue.empty_next) | queue.r_rdy_next)
             if keep0 is not None:
