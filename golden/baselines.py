@@ -104,17 +104,18 @@ FEATURES = ("dense", "hash")
 
 # =========================================================================== divider
 
-def divider_for(w, interval):
+def divider_for(w, interval, x_bits=0):
     """(steps, depth, intake) of the baselines' divider (the core's pipelined
     :class:`~hamattn.rtl.divider.RoundingDivider`) when its engine hands it a division
     every ``interval`` edges at the most: the most restoring steps per stage (the cheapest
     divider) with ``steps <= interval``, as the core picks its own; ``depth`` = 1 (one
     division in flight) where its latency L = :func:`~hamattn.config.divider_latency` of w
-    (w + 4) fits the interval, else enough room for every division in flight,
-    ``ceil(L / interval) + 1``; ``intake``: the edges it then needs between divisions, L at
-    depth 1, ``steps`` otherwise."""
+    and ``x_bits`` = max(num width, den width) (w + 4, w + 5 where x_bits > CHAIN_BITS = 16:
+    the divider's sign stage) fits the interval, else enough room for every division in
+    flight, ``ceil(L / interval) + 1``; ``intake``: the edges it then needs between
+    divisions, L at depth 1, ``steps`` otherwise."""
     steps = divider_steps(w, 1, interval)
-    latency = divider_latency(w)
+    latency = divider_latency(w, x_bits=x_bits)
     if latency <= interval:
         return steps, 1, latency
     return steps, -(-latency // interval) + 1, steps
@@ -212,7 +213,8 @@ class SoftmaxSpec:
         shortest interval (one block of keys): the divider never sets the query rate; one
         bit-serial stage (steps = w, depth 1) unless the engine is faster than w + 3."""
         e = self.engine_interval
-        return divider_for(self.w, e["fixed"] + e["per_block"])
+        return divider_for(self.w, e["fixed"] + e["per_block"],
+                           max(self.num_width, self.den_width))
 
     def query_interval(self, n):
         """Cycles between queries at full throughput for a window of n used keys: the
@@ -425,7 +427,7 @@ class LinearSpec:
     def divider(self):
         """(steps, depth, intake) of the divider (:func:`divider_for`) for the core's query
         interval (4 at least)."""
-        return divider_for(self.w, self.target_interval)
+        return divider_for(self.w, self.target_interval, max(self.num_width, self.den_width))
 
     def query_interval(self, n=None):
         """Cycles between queries at full throughput (any n): the engine's or the divider's

@@ -9,7 +9,7 @@ from amaranth.lib.wiring import In, Out
 
 from .plan import Timing
 from .queue import RegisteredFIFO
-from .tree import tag_width, tagged
+from .tree import tag_width, tagged, twin
 
 __all__ = ["DividerPlan", "RoundingDivider", "divider_latency", "divider_interval",
            "divider_steps"]
@@ -44,6 +44,16 @@ def divider_interval(groups=1, steps=1, serial=False, parts=1):
     ``groups·(steps + 1)``."""
     return groups * (steps * parts + serial)
 
+
+#: whether a last stage of one step applies the sign (:attr:`RoundingDivider.signed_in_stage`)
+SIGN_IN_STAGE = False
+
+#: lanes of the serial divider that share one copy of its held den (:func:`~.tree.twin`)
+DEN_LANES = 4
+
+#: deepest divider (``depth``) whose credits are a thermometer code of ``depth`` flip-flops
+#: (no adder between the handshakes and the count); deeper ones count with a binary counter
+THERMOMETER_DEPTH = 16
 
 #: bits of the longest carry chain of a held den's division step: where the remainder's
 #: adder (den_width + 1 bits) is wider, each step is split into ``parts`` =
@@ -308,8 +318,26 @@ class RoundingDivider(wiring.Component):
         """The last pipeline stage takes one step (a fully pipelined divider, not
         ``serial``): its step, the division's last, leaves the signed quotient in its
         registers (:meth:`_step`), and the output register loads it as it is. Elsewhere the
-        last stage holds q XOR the sign, and the output adds the sign as a carry in."""
-        return not self.serial and self.stage_steps[-1] == 1
+        last stage holds q XOR the sign, and the output adds the sign as a carry in.
+
+        Off (:data:`SIGN_IN_STAGE`): since the output registers the signed group
+        (``signed_q``), the output's adder of q_bits bits stands between two registers,
+        while the final step's select (by its quotient bit, after the carry chain, of
+        q_bits - 1 bits) stood behind the divider's longest carry chain (the iCEBreaker
+        ``linear`` core's last stage into its signed group, 15.5 ns)."""
+        return SIGN_IN_STAGE and not self.serial and self.stage_steps[-1] == 1
+
+    @property
+    def ready_to_flops(self):
+        """The consumer's ``o.ready`` reaches only flip-flops (o.valid's, the credits'), no
+        slot enable or queue write: a grouped input with a queue of groups (``depth`` > 1)
+        and G > 1 groups. Group 0 of a division, straight from the pipeline, goes into slot 0
+        of the output register even where it holds a result (o.valid) not yet taken, whose
+        slot 0 moves into ``keep0`` (P·q_bits flip-flops and as many selects in front of
+        ``o.payload``); the groups after it wait (in the queue) for o.valid to fall. The
+        latency (o.ready high) is unchanged: the result leaves at the edge group 0 of the
+        next division arrives at the earliest, and group 1 comes an edge later."""
+        return self.grouped and self.depth > 1 and self.groups > 1
 
     @property
     def plan(self):
@@ -361,7 +389,8 @@ class RoundingDivider(wiring.Component):
         """One division step of every lane of ``src`` (a stage's registers or values), t = 2r
         + the next bit of X, and the quotient bit shifted in, XORed with the lane's sign
         (``src["neg"]``); ``final`` (the division's last step, :attr:`signed_in_stage`):
-        xq becomes the signed quotient. Returns (r, xq) of every lane.
+        xq becomes the signed quotient. ``den``: one value for every lane, or a list of one
+        per lane (copies of a held den). Returns (r, xq) of every lane.
 
         Restoring: subtract ``den`` where t >= den (r in [0, den), ``den_width`` bits).
         Non-restoring (:attr:`nonrestoring`): r' = t - ``den`` where r >= 0, t + ``den``
@@ -374,8 +403,9 @@ class RoundingDivider(wiring.Component):
         r."""
         dw = self.den_width
         out = []
+        lane_dens = den if isinstance(den, list) else [den] * len(src["r"])
         for p, (r, xq) in enumerate(zip(src["r"], src["xq"])):
-            neg = src["neg"][p]
+            neg, den = src["neg"][p], lane_dens[p]
             if not self.nonrestoring:
                 t = Cat(xq[-1], r)                                   # dw + 1 bits
                 # t - den lies in [-den, den) (r < den, so t < 2·den): dw + 1 bits, signed
@@ -429,21 +459,33 @@ class RoundingDivider(wiring.Component):
         out_tx = self.o.valid & self.o.ready
 
         # ---- credits: divisions accepted (first group) and not yet taken from o
-        pending = Signal(range(self.depth + 1))
         mid = Signal()                        # grouped: groups of a division still to come
         first = ~mid if self.grouped else 1
         accept = transfer & first
-        with m.If(accept & ~out_tx):
-            m.d.sync += pending.eq(pending + 1)
-        with m.Elif(out_tx & ~accept):
-            m.d.sync += pending.eq(pending - 1)
-        # (pending < depth, a flip-flop written from the compares of the next count, so
-        # that i.ready is a LUT of flip-flops: o.ready reaches no input handshake, except at
-        # depth 1, where the next division enters as the result leaves)
-        room = Signal(init=1, name="credit_room")
-        m.d.sync += room.eq(Mux(accept & ~out_tx, pending + 1 < self.depth,
-                                Mux(out_tx & ~accept, pending - 1 < self.depth,
-                                    pending < self.depth)))
+        if self.depth <= THERMOMETER_DEPTH:
+            # (a thermometer code, bit j: more than j divisions held, shifted up at an
+            # accept, down at an output transfer, held where both or neither come: each bit
+            # one LUT of the accept, the neighbours' bits behind an enable of accept XOR
+            # out_tx; no adder and no compare between the handshakes and the flip-flops, and
+            # room = pending < depth is its top bit, inverted: i.ready is a LUT of
+            # flip-flops, o.ready reaches no input handshake, except at depth 1, where the
+            # next division enters as the result leaves)
+            held = Signal(self.depth, name="credit_held")
+            with m.If(accept ^ out_tx):
+                m.d.sync += held.eq(Mux(accept, Cat(Const(1, 1), held[:-1]),
+                                        Cat(held[1:], Const(0, 1))))
+            room = ~held[-1]
+        else:
+            pending = Signal(range(self.depth + 1))
+            with m.If(accept & ~out_tx):
+                m.d.sync += pending.eq(pending + 1)
+            with m.Elif(out_tx & ~accept):
+                m.d.sync += pending.eq(pending - 1)
+            # (pending < depth, a flip-flop written from the compares of the next count)
+            room = Signal(init=1, name="credit_room")
+            m.d.sync += room.eq(Mux(accept & ~out_tx, pending + 1 < self.depth,
+                                    Mux(out_tx & ~accept, pending - 1 < self.depth,
+                                        pending < self.depth)))
         credit = room | out_tx if self.depth == 1 else room
         if self.grouped:
             with m.If(transfer):
@@ -814,7 +856,11 @@ class RoundingDivider(wiring.Component):
         # den_width + q_bits + 1 register bits, not one net of all lanes'
         loads = [Signal(init=1, name=f"serial_load{p}", attrs={"keep": 1}) for p in range(P)]
         m.d.sync += [ld.eq(load_next) for ld in loads]
-        steps = self._step(m, "serial", st, held)
+        # (a copy of held den per DEN_LANES lanes, tree.twin: no one register drives the
+        # carry chains of all lanes)
+        dens = [held] + [twin(m, held, self.i.payload.den, en=idle, name=f"held_den{c}")
+                         for c in range(1, -(-P // DEN_LANES))]
+        steps = self._step(m, "serial", st, [dens[p // DEN_LANES] for p in range(P)])
         for p in range(P):
             with m.If(loads[p]):
                 # lane p of group g: element gP + p (0 beyond E)
@@ -878,16 +924,26 @@ class RoundingDivider(wiring.Component):
             group, prev_done, prev_done_next = signed_q, signed_valid, prev_done
         # (`come`: a group is there for its slot; `write0`: it goes into slot 0, where the
         # register may hold a result)
+        slot = Signal(G, init=1, name="out_slot")
+        slot0_ahead = slot[0]          # (the queue is empty: the next group of the pipeline)
         come = write0 = prev_done
         src = group
+        step = None
+        # (`keep0`: where a grouped result waits as groups, G > 1, group 0 of the next
+        # division coming straight from the pipeline always goes into slot 0; where the
+        # output register holds a result (o.valid) its slot 0 is copied into `keep0`, P
+        # quotients, which o shows instead of slot 0 while the pointer is past slot 0. So no
+        # slot and no queue write waits for o.ready: the consumer's ready reaches only
+        # flip-flops (o.valid's and the credits'), :attr:`ready_to_flops`)
+        keep0 = None
+        if self.ready_to_flops:
+            keep0 = [Signal(signed(qb), name=f"keep0_{p}", reset_less=True) for p in range(P)]
         if self.grouped and self.depth > 1:
             # results wait as groups in a queue of depth·G groups (block RAM, as narrow as a
             # group) while the output register holds an untaken result; a group goes there
-            # straight from the pipeline when the queue is empty and the register is empty
-            # or its result leaves (so the latency is unchanged), else through the queue,
-            # in order, the queue's groups into an empty register only (a waiting result
-            # leaves an edge before the next one enters: the queue's read enable is one LUT
-            # of flip-flops, o.ready does not reach it)
+            # straight from the pipeline when the queue is empty and its slot is free, else
+            # through the queue, in order, the queue's groups into an empty register only
+            # (the queue's read enable is one LUT of flip-flops, o.ready does not reach it)
             # (its flags are flip-flops: `empty`, no group written and not taken out)
             # The queue has a head (a register of its own behind the memory's read register,
             # RegisteredFIFO's `head`: on the ECP5 synth.outreg moves the read register into
@@ -897,29 +953,47 @@ class RoundingDivider(wiring.Component):
             # made of (prev_done_next, the queue's empty_next and r_rdy_next; a group comes
             # from the pipeline past an empty queue, or from the head), so that the enables
             # of the slots (G·P·q_bits flip-flops) and the pointer's wait for no LUT in front
-            # of them; `write0` is one LUT of `come`, the head's flag, the register's and
-            # o.ready (`come & ~r_rdy` is a group of the pipeline past an empty queue)
+            # of them.
+            # (unchecked: the credits leave the queue room for every group written to it)
             m.submodules.queue = queue = RegisteredFIFO(width=len(group.as_value()),
-                                                        depth=self.depth * G, head=True)
+                                                        depth=self.depth * G, head=True,
+                                                        checked=False)
             come = Signal(name="out_come")
             m.d.sync += come.eq((prev_done_next & queue.empty_next) | queue.r_rdy_next)
-            free = ~ovalid | self.o.ready                   # the register is empty or leaves
-            write0 = come & Mux(queue.r_rdy, ~ovalid, free)
-            m.d.comb += [queue.w_data.eq(group),
-                         queue.w_en.eq(prev_done & ~(queue.empty & free)),
-                         queue.r_en.eq(~ovalid)]            # (the head goes to an empty register)
+            if keep0 is not None:
+                # a slot is free where the register holds no result; slot 0 also for a
+                # group of the pipeline (not the head's), which moves the result's slot 0
+                # into keep0: every term a flip-flop. (A group of the pipeline that finds
+                # a result in the register past slot 0 goes into the queue, even where the
+                # result leaves at that edge: only after a consumer's stall, so the latency
+                # with o.ready high is unchanged.)
+                write0 = come & ~(queue.r_rdy & ovalid)
+                step = [write0] + [come & ~ovalid] * (G - 1)
+                m.d.comb += [queue.w_data.eq(group),
+                             queue.w_en.eq(prev_done & ~(queue.empty
+                                                         & (slot0_ahead | ~ovalid))),
+                             queue.r_en.eq(~ovalid)]
+            else:
+                # (`write0` is one LUT of `come`, the head's flag, the register's and o.ready
+                # (`come & ~r_rdy` is a group of the pipeline past an empty queue))
+                free = ~ovalid | self.o.ready               # the register is empty or leaves
+                write0 = come & Mux(queue.r_rdy, ~ovalid, free)
+                m.d.comb += [queue.w_data.eq(group),
+                             queue.w_en.eq(prev_done & ~(queue.empty & free)),
+                             queue.r_en.eq(~ovalid)]        # (the head goes to an empty register)
             # (a group is written only where the queue is empty or gives its head: the
             # select is the head's flag, a flip-flop)
             src = data.View(group.shape(), Mux(queue.r_rdy, queue.r_data, group.as_value()))
-        # The pointer: one-hot, the slot the next group goes to, group 0 first. The register
-        # holds a result (o.valid) only with the pointer at slot 0 (it lands as group G-1 is
-        # written, and no group is written after it before it leaves), so only slot 0 waits
-        # for the register (`write0`): each other slot's enable is one LUT of flip-flops
-        # (`come`'s and its pointer bit); the pointer's bits step each on their own, so that
-        # only slot 0's and 1's wait for `write0`, the others for `come`.
-        slot = Signal(G, init=1, name="out_slot")
+        # The pointer: one-hot, the slot the next group goes to, group 0 first. Without
+        # keep0 the register holds a result (o.valid) only with the pointer at slot 0 (it
+        # lands as group G-1 is written, and no group is written after it before it leaves),
+        # so only slot 0 waits for the register (`write0`): each other slot's enable is one
+        # LUT of flip-flops (`come`'s and its pointer bit); the pointer's bits step each on
+        # their own, so that only slot 0's and 1's wait for `write0`, the others for `come`.
+        # (With keep0 the others wait for ~o.valid too, a flip-flop.)
+        if step is None:
+            step = [write0] + [come] * (G - 1)              # the pointer leaves slot g
         enable = [Signal(name=f"out_en{g}") for g in range(G)]
-        step = [write0] + [come] * (G - 1)                  # the pointer leaves slot g
         m.d.comb += [enable[g].eq(step[g] & slot[g]) for g in range(G)]
         m.d.sync += [slot[g].eq((slot[g] & ~step[g]) | (slot[g - 1] & step[g - 1]))
                      for g in range(G)]
@@ -928,6 +1002,14 @@ class RoundingDivider(wiring.Component):
                 m.d.sync += [outb[g][p].eq(src.q[p]) for p in range(P)]
                 if has_tag and g == G - 1:
                     m.d.sync += tag.eq(src.tag)
+        if keep0 is not None:
+            with m.If(enable[0] & ovalid):
+                m.d.sync += [keep0[p].eq(outb[0][p]) for p in range(P)]
+            # (the pointer past slot 0 while o.valid: keep0 holds the result's slot 0; a
+            # flip-flop of its own, the pointer's bit 0 inverted, for the P·q_bits selects)
+            shown = Signal(name="out_keep0")
+            m.d.sync += shown.eq(~((slot[0] & ~step[0]) | (slot[G - 1] & step[G - 1])))
+            outb = [[Mux(shown, keep0[p], outb[0][p]) for p in range(P)]] + outb[1:]
 
         # ---- the result leaves directly, or waits in the queue (depth - 1 entries); a new
         # result lands only when the credits guarantee that the previous one leaves
@@ -963,7 +1045,8 @@ class RoundingDivider(wiring.Component):
         # m_out_tvalid is defined from reset in every simulator
         # (no enable: an enable would be ORed with the reset. A result lands as group G-1
         # is written: with G > 1 it needs no free register, so `come`)
-        m.d.sync += ovalid.eq(((come if G > 1 else write0) & slot[G - 1]) | (ovalid & ~leave))
+        m.d.sync += ovalid.eq((((step[G - 1] if keep0 is not None else come) if G > 1
+                                else write0) & slot[G - 1]) | (ovalid & ~leave))
 
 
 class _OneEntry(Elaboratable):

@@ -114,6 +114,11 @@ class RegisteredFIFO(Elaboratable):
     empty_next, r_rdy_next : ``Signal()``
         The values ``empty`` and ``r_rdy`` take at the next edge (their flip-flops' inputs),
         for a consumer that registers a flag of its own a cycle ahead.
+    checked : bool
+        Without it (``checked=False``) the writer promises never to write while ``w_rdy``
+        is low (a full queue), and ``w_en`` alone is the write: no LUT of ``w_rdy`` stands
+        between the writer's enable and the pointer's, the level's and the memory's. (A
+        write to a full unchecked queue leaves it undefined.)
     head : bool
         With it, the memory's output register is followed by a register of its own (the
         queue's head, loaded from the memory's read register and nothing else: no logic
@@ -131,13 +136,14 @@ class RegisteredFIFO(Elaboratable):
     Throughput: one entry per cycle on each side.
     """
 
-    def __init__(self, *, width, depth, margin=None, head=False):
+    def __init__(self, *, width, depth, margin=None, head=False, checked=True):
         if depth < 2:
             raise ValueError(f"depth = {depth!r} is not allowed: at least 2")
         if margin is not None and not 0 <= margin < depth - ROOM_LAG:
             raise ValueError(f"margin = {margin!r} is not allowed: 0 .. depth - "
                              f"{ROOM_LAG + 1} = {depth - ROOM_LAG - 1}")
         self.width, self.depth, self.margin, self.head = width, depth, margin, head
+        self.checked = checked
         self.w_data, self.w_en, self.w_rdy = Signal(width), Signal(), Signal(init=1)
         self.r_data, self.r_en, self.r_rdy = Signal(width, reset_less=True), Signal(), Signal()
         self.level = Signal(range(depth + 1 + head))
@@ -152,7 +158,9 @@ class RegisteredFIFO(Elaboratable):
         m = Module()
         D = self.depth
         level = self.level
-        write = self.w_en & self.w_rdy
+        # (unchecked: the writer never writes a full queue, so w_en is the write itself and
+        # the pointer's, the level's and the memory's enables wait for no LUT of w_rdy)
+        write = self.w_en & self.w_rdy if self.checked else self.w_en
         take = self.r_en & self.r_rdy
         up, down = write & ~take, take & ~write        # the level's next step
 
@@ -221,7 +229,7 @@ class RegisteredFIFO(Elaboratable):
         an entry and the head is empty or taken."""
         m = Module()
         inner = m.submodules.memory = RegisteredFIFO(width=self.width, depth=self.depth,
-                                                     margin=self.margin)
+                                                     margin=self.margin, checked=self.checked)
         load = inner.r_rdy & (~self.r_rdy | self.r_en)
         with m.If(load):
             m.d.sync += self.r_data.eq(inner.r_data)

@@ -250,7 +250,9 @@ def test_linear_readout_is_folded_to_the_core_interval():
         steps, depth, intake = sp.divider
         assert intake <= target and steps <= target
         assert steps == w or steps + 1 > target    # the most steps that keep up
-        L = w + 4                               # the pipelined divider's latency
+        # the pipelined divider's latency: w + 4, one more (its sign stage) where X =
+        # |num| + floor(den/2) is wider than 16 bits
+        L = w + 4 + (max(sp.num_width, sp.den_width) > 16)
         assert depth == (1 if L <= target else -(-L // target) + 1)
         assert sp.multipliers == b * 2 + sp.group * 3
         if sp.group > 1:        # one fewer feature per cycle would not keep up

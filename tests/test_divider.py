@@ -450,3 +450,61 @@ def test_keeping_up_splits_few_lanes_of_wide_remainders():
     assert narrow.parts == 1
     short_gap = DividerPlan.keeping_up(32, dw + 8, dw, 8, P, True, I, gap=13)
     assert short_gap.held_den and short_gap.parts == 1
+
+
+def _ready_fanout(dut, tmp_path):
+    """The flip-flop bits and memory ports that ``o.ready`` reaches through logic alone in
+    ``dut`` synthesized by Yosys (``synth -flatten``): a list of (cell type, cell name)."""
+    import json
+    from amaranth.back import rtlil
+    from hamattn.synth.tools import run_yosys
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "top.il").write_text(rtlil.convert(dut, name="top"))
+    run_yosys("read_rtlil top.il\nsynth -flatten -top top\nwrite_json net.json\n",
+              cwd=tmp_path, name="synth")
+    mod = json.loads((tmp_path / "net.json").read_text())["modules"]["top"]
+    frontier = set(mod["ports"]["o__ready"]["bits"])
+    seen, sinks = set(frontier), []
+    while frontier:
+        reach = set()
+        for name, cell in mod["cells"].items():
+            ins = [b for p, bits in cell["connections"].items()
+                   if cell["port_directions"].get(p) == "input" for b in bits]
+            if not frontier & set(ins):
+                continue
+            if "DFF" in cell["type"] or "mem" in cell["type"]:
+                sinks.append((cell["type"], name))
+                continue
+            for p, bits in cell["connections"].items():
+                if cell["port_directions"].get(p) == "output":
+                    reach |= set(bits) - seen
+        seen |= reach
+        frontier = reach
+    return sinks
+
+
+@pytest.mark.parametrize("depth", [2, 3])
+def test_grouped_output_ready_reaches_only_flops(depth, tmp_path):
+    """``ready_to_flops`` (grouped, a queue of groups, G > 1): the consumer's ready reaches
+    no slot enable, no queue and no memory, only o.valid's flip-flop and the credits'
+    thermometer (depth bits): 1 + depth flip-flop bits, while the whole-vector output with
+    its queue behind the register reaches more (a queue's write)."""
+    dut = RoundingDivider(8, 12, 4, 8, lanes=2, grouped=True, depth=depth)
+    assert dut.ready_to_flops
+    sinks = _ready_fanout(dut, tmp_path / "grouped")
+    assert len(sinks) <= 1 + depth and not any("mem" in t for t, _ in sinks), sinks
+    whole = RoundingDivider(8, 12, 4, 8, lanes=2, depth=depth)
+    assert not whole.ready_to_flops
+    assert len(_ready_fanout(whole, tmp_path / "whole")) > 1 + depth
+
+
+def test_serial_divider_copies_held_den():
+    """The serial divider keeps a copy of its held den per DEN_LANES lanes (tree.twin)."""
+    from amaranth.back import rtlil
+    from hamattn.rtl.divider import DEN_LANES
+    plan = DividerPlan.keeping_up(16, 12, 4, 8, 16, False, 9, hold=8)
+    assert plan.serial and plan.lanes == 16
+    text = rtlil.convert(plan.component(depth=2), name="top")
+    copies = {c for c in range(1, 16) if f"held_den{c} " in text or f"held_den{c}\n" in text}
+    assert copies == set(range(1, -(-16 // DEN_LANES))), copies

@@ -25,11 +25,12 @@ def simulate(m, bench):
     sim.run()
 
 
-def run(depth, margin, p_write, p_read, seed, cycles=1500):
+def run(depth, margin, p_write, p_read, seed, cycles=1500, checked=True):
     """Drive both queues with the same random ``w_en``/``r_en`` and data; returns the list
     of cycles (and what) where they or a flag disagreed, and the entries taken."""
     m = Module()
-    m.submodules.dut = dut = RegisteredFIFO(width=8, depth=depth, margin=margin)
+    m.submodules.dut = dut = RegisteredFIFO(width=8, depth=depth, margin=margin,
+                                            checked=checked)
     m.submodules.ref = ref = SyncFIFOBuffered(width=8, depth=depth)
     rng = random.Random(seed)
     bad, taken = [], []
@@ -75,6 +76,17 @@ def test_same_as_sync_fifo_buffered(depth, margin, p_write, p_read):
     bad, taken = run(depth, margin, p_write, p_read, seed=depth * 7 + int(10 * p_write))
     assert bad == []
     assert len(taken) > 50           # the queue was exercised, not stuck
+
+
+@pytest.mark.parametrize("depth,margin", [(2, None), (5, 2), (13, 10)])
+@pytest.mark.parametrize("p_write,p_read", [(0.9, 0.3), (0.3, 0.9), (1, 1)])
+def test_unchecked_same_as_sync_fifo_buffered(depth, margin, p_write, p_read):
+    """``checked=False`` (w_en is the write): the same as SyncFIFOBuffered for a writer
+    that never writes a full queue (as ``run``'s: only where the reference's w_rdy)."""
+    bad, taken = run(depth, margin, p_write, p_read, seed=depth * 5 + int(10 * p_read),
+                     checked=False)
+    assert bad == []
+    assert len(taken) > 50
 
 
 @pytest.mark.parametrize("depth,margin", [(2, None), (3, 0), (5, 2), (13, 10)])
