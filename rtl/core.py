@@ -527,10 +527,17 @@ class AttentionCore(wiring.Component):
             # (each a mux of the transfer of its own phase, ORed with the other phase's
             # transfer: the no-transfer case is 0 in the other phase. A query phase reads no
             # key, so the query's read decides the hash's next last-read flag there)
-            rd_kv_d = Mux(kv_tx, ~self.s_kv.payload.last & use & use_next
-                          & kv_free_of(wait_le1, kv_free_kv) & room_next,
-                          ~queries & use & kv_free_of(wait_le1, kv_le1) & room_next) \
-                | (q_tx & self.s_q.payload.last & kv_free_of(wait_done_q, kv_free_q) & room_next)
+            # (each case a wire of flip-flops of its own, so that the read's flip-flop is
+            # one mux of the key's transfer and an AND of the query's valid behind them, and
+            # the synthesis does not build it from the readies' shared wires: four LUT levels
+            # from kv_le1 through kv_ready_hold in the iCEBreaker `linear` goal build)
+            rd_kv_tx = wire("rd_kv_tx", ~self.s_kv.payload.last & use & use_next
+                            & kv_free_of(wait_le1, kv_free_kv) & room_next)
+            rd_kv_idle = wire("rd_kv_idle", ~queries & use & kv_free_of(wait_le1, kv_le1)
+                              & room_next)
+            rd_kv_q = wire("rd_kv_q", q_ready & self.s_q.payload.last
+                           & kv_free_of(wait_done_q, kv_free_q) & room_next)
+            rd_kv_d = Mux(kv_tx, rd_kv_tx, rd_kv_idle) | (self.s_q.valid & rd_kv_q)
             # rd_q's next value, as written above:
             #   Mux(q_tx, ~s_q.last & free after a query, queries & free & credit_q)
             #   | kv_tx & s_kv.last & free after a key
