@@ -177,11 +177,10 @@ class AttentionCore(wiring.Component):
     do not change.
 
     ``readies_check`` (folded, after elaboration; None before, and unfolded): a pair of
-    5-bit Values for tests, the next values of the readies ``(s_kv, s_q)``, of the key
-    ready's two halves ``(s_kv & use, s_kv & ~use)`` and of the key ready with the query
-    read's flags after a key (``rd_q_kv_flags``) as the folded core registers them, and the
-    same from ``readies()`` of the flags' next values (the unfolded core's expression) with
-    this cycle's credit: equal on every cycle.
+    4-bit Values for tests, the next values of the readies ``(s_kv, s_q)`` and of the key
+    ready's two halves ``(s_kv & use, s_kv & ~use)`` as the folded core registers them, and
+    the same from ``readies()`` of the flags' next values (the unfolded core's expression)
+    with this cycle's credit: equal on every cycle.
     """
 
     def __init__(self, plan):
@@ -505,8 +504,8 @@ class AttentionCore(wiring.Component):
             # value: :attr:`readies_check`, which a test compares on every cycle)
             kv_ref, q_ref = readies(queries_d, use_d, wait_done_d, kv_free_d, last_d,
                                     room_next, credit)
-            check = [(kv_ready_d, kv_ref), (q_ready_d, q_ref), (kv_take_d, kv_ref & use_d),
-                     (kv_drop_d, kv_ref & ~use_d)]
+            self.readies_check = (Cat(kv_ready_d, q_ready_d, kv_take_d, kv_drop_d),
+                                  Cat(kv_ref, q_ref, kv_ref & use_d, kv_ref & ~use_d))
             # the hash reads a group of the key (of the query) where s_kv.valid & rd_kv
             # (s_q.valid & rd_q): flip-flops, the part of the hash's valid that is not the
             # input's, so that the read, which enables the hash's counters and the group
@@ -555,21 +554,10 @@ class AttentionCore(wiring.Component):
                                                 & q_free_of(wait_zero, kv_free_q),
                                                 q_flags & cq_read))      # s_q.valid
             rd_q_idle = wire("rd_q_idle", q_flags & cq_hold)             # ~s_q.valid
-            # (the key part's flags, kv_ready & free after a key, a flip-flop written like
-            # kv_take: where kv_ready rises no handshake happens, so `use_next` holds and
-            # wait_le1 takes its default; reset: 0, as kv_ready, folded)
-            kv_flags = Signal(name="rd_q_kv_flags")
-            kv_flags_hold = wire("rd_q_kv_hold", kv_hold & q_free_of(_at_most_two(wait),
-                                                                      kv_free_kv))
-            kv_flags_d = kv_flags_hold & kv_step
-            m.d.sync += kv_flags.eq(kv_flags_d)
+            kv_flags = wire("rd_q_kv_flags", kv_ready & q_free_of(wait_le1, kv_free_kv))
             rd_q_kv = wire("rd_q_kv", self.s_kv.valid & self.s_kv.payload.last & kv_flags)
             rd_q_d = Mux(self.s_q.valid, rd_q_valid, rd_q_idle) | rd_q_kv
             m.d.sync += [rd_kv.eq(rd_kv_d), rd_q.eq(rd_q_d)]
-            # (rd_q_kv's flags as the key ready with its flags' next values; kv_free after a
-            # key of this cycle's use_next, which holds where the ready rises)
-            check.append((kv_flags_d, kv_ref & q_free_of(wait_le1_d, kv_free_kv)))
-            self.readies_check = tuple(Cat(*c) for c in zip(*check))
             # the read flags twice: rd_kv and rd_q make the hash's valid (its counters, its
             # one-hot group and its read flags), their twins the core's own reads (the group
             # registers `ahead`, P·w flip-flops per channel, the channels' one-hot groups and
