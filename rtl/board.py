@@ -14,7 +14,8 @@ self-contained test pattern:
   flip-flops) is held.
 * **observation** -- every output bit of the core reaches a LED through registers:
   LED 0 is the running parity of every transferred output beat (all ``m_out_tdata`` bits,
-  ``tlast`` and ``tuser``, XOR-reduced in 16-bit chunks, registered, then accumulated);
+  ``tlast`` and ``tuser``, XOR-reduced in 16-bit chunks, then in registered stages of at
+  most 4 bits, then accumulated);
   LED 1 the running parity of ``s_kv_tready``, ``s_q_tready`` and ``m_out_tvalid``; a third
   LED, where the board has one, the top bit of a counter of output beats (a visible
   blink while outputs flow). Nothing of the core can be optimised away.
@@ -172,9 +173,21 @@ class BoardTop(Elaboratable):
         part = Signal(len(chunks))           # stage 1: parity of each 16-bit chunk
         part_fire = Signal()
         m.d.sync += [part.eq(Cat(*[c.xor() for c in chunks])), part_fire.eq(out_fire)]
+        # then registered stages, each the parity of groups of at most 4 bits (one LUT4;
+        # the first stage's with the beat's fire, 0 where no beat), until at most 3 bits are
+        # left: the accumulating flip-flop is then one LUT of them and itself (the LEDs'
+        # pins are far from the core: a deep parity tree there was a routing path)
+        bits, fire = part, part_fire
+        stage = 2
+        while len(bits) > 3 or fire is not None:
+            groups = [bits[i:i + 4] for i in range(0, len(bits), 4)] if fire is None else \
+                [bits[i:i + 3] for i in range(0, len(bits), 3)]
+            nxt = Signal(len(groups), name=f"part{stage}")
+            m.d.sync += nxt.eq(Cat(*[g.xor() & (1 if fire is None else fire)
+                                     for g in groups]))
+            bits, fire, stage = nxt, None, stage + 1
         par_data = Signal()
-        with m.If(part_fire):
-            m.d.sync += par_data.eq(par_data ^ part.xor())
+        m.d.sync += par_data.eq(par_data ^ bits.xor())
         par_hs = Signal()
         m.d.sync += par_hs.eq(par_hs ^ core.s_kv_tready ^ core.s_q_tready ^ core.m_out_tvalid)
         beats = Signal(21)

@@ -177,9 +177,10 @@ class AttentionCore(wiring.Component):
     do not change.
 
     ``readies_check`` (folded, after elaboration; None before, and unfolded): a pair of
-    2-bit Values for tests, the next values of the readies ``(s_kv, s_q)`` as the folded
-    core registers them, and the same from ``readies()`` of the flags' next values (the
-    unfolded core's expression) with this cycle's credit: equal on every cycle.
+    4-bit Values for tests, the next values of the readies ``(s_kv, s_q)`` and of the key
+    ready's two halves ``(s_kv & use, s_kv & ~use)`` as the folded core registers them, and
+    the same from ``readies()`` of the flags' next values (the unfolded core's expression)
+    with this cycle's credit: equal on every cycle.
     """
 
     def __init__(self, plan):
@@ -483,10 +484,28 @@ class AttentionCore(wiring.Component):
             kv_ready_d = kv_hold & Mux(self.s_kv.valid, kv_read_last, kv_idle)
             q_ready_d = q_hold & Mux(self.s_q.valid, q_read_last, last)
             m.d.sync += [kv_ready.eq(kv_ready_d), q_ready.eq(q_ready_d)]
+            # the key ready twice more, split by `use`: kv_take = kv_ready & use (a used key
+            # transfers where s_kv.valid is high) and kv_drop = kv_ready & ~use (a key beyond
+            # the N-th), so that the enables of the count, its flags and the scan length are
+            # one LUT of the input valid and one flip-flop (kv_ready alone was three LUT
+            # levels before them, the phase and `use` folded in). A ready key implies the keys
+            # phase, and `use` holds where kv_ready rises (it changes at a used key's transfer,
+            # where kv_ready' = 0, and at a window's last query, in the query phase, where
+            # kv_hold = 0): each is the ready's next value with `use`'s present value
+            kv_hold_u = wire("kv_take_hold", kv_hold & use)
+            kv_hold_o = wire("kv_drop_hold", kv_hold & ~use)
+            kv_step = Mux(self.s_kv.valid, kv_read_last, kv_idle)
+            kv_take_d, kv_drop_d = kv_hold_u & kv_step, kv_hold_o & kv_step
+            kv_take = Signal(init=inits[0] & 1, name="kv_take")     # (use's init is 1)
+            kv_drop = Signal(name="kv_drop")
+            m.d.sync += [kv_take.eq(kv_take_d), kv_drop.eq(kv_drop_d)]
             # (the same readies as readies() of the flags' next values, but for the credit,
-            # this cycle's: :attr:`readies_check`, which a test compares on every cycle)
-            self.readies_check = (Cat(kv_ready_d, q_ready_d), Cat(*readies(
-                queries_d, use_d, wait_done_d, kv_free_d, last_d, room_next, credit)))
+            # this cycle's, and the two split key readies as the ready with `use`'s next
+            # value: :attr:`readies_check`, which a test compares on every cycle)
+            kv_ref, q_ref = readies(queries_d, use_d, wait_done_d, kv_free_d, last_d,
+                                    room_next, credit)
+            self.readies_check = (Cat(kv_ready_d, q_ready_d, kv_take_d, kv_drop_d),
+                                  Cat(kv_ref, q_ref, kv_ref & use_d, kv_ref & ~use_d))
             # the hash reads a group of the key (of the query) where s_kv.valid & rd_kv
             # (s_q.valid & rd_q): flip-flops, the part of the hash's valid that is not the
             # input's, so that the read, which enables the hash's counters and the group
@@ -507,10 +526,17 @@ class AttentionCore(wiring.Component):
             # (each a mux of the transfer of its own phase, ORed with the other phase's
             # transfer: the no-transfer case is 0 in the other phase. A query phase reads no
             # key, so the query's read decides the hash's next last-read flag there)
-            rd_kv_d = Mux(kv_tx, ~self.s_kv.payload.last & use & use_next
-                          & kv_free_of(wait_le1, kv_free_kv) & room_next,
-                          ~queries & use & kv_free_of(wait_le1, kv_le1) & room_next) \
-                | (q_tx & self.s_q.payload.last & kv_free_of(wait_done_q, kv_free_q) & room_next)
+            # (each case a wire of flip-flops of its own, so that the read's flip-flop is
+            # one mux of the key's transfer and an AND of the query's valid behind them, and
+            # the synthesis does not build it from the readies' shared wires: four LUT levels
+            # from kv_le1 through kv_ready_hold in the iCEBreaker `linear` goal build)
+            rd_kv_tx = wire("rd_kv_tx", ~self.s_kv.payload.last & use & use_next
+                            & kv_free_of(wait_le1, kv_free_kv) & room_next)
+            rd_kv_idle = wire("rd_kv_idle", ~queries & use & kv_free_of(wait_le1, kv_le1)
+                              & room_next)
+            rd_kv_q = wire("rd_kv_q", q_ready & self.s_q.payload.last
+                           & kv_free_of(wait_done_q, kv_free_q) & room_next)
+            rd_kv_d = Mux(kv_tx, rd_kv_tx, rd_kv_idle) | (self.s_q.valid & rd_kv_q)
             # rd_q's next value, as written above:
             #   Mux(q_tx, ~s_q.last & free after a query, queries & free & credit_q)
             #   | kv_tx & s_kv.last & free after a key
@@ -542,19 +568,28 @@ class AttentionCore(wiring.Component):
         else:
             m.d.sync += [r.eq(d) for r, d in zip((kv_ready, q_ready), readies(
                 queries_d, use_d, wait_done_d, kv_free_d, last_d, room_next, credit_d))]
-        kv_used, kv_dropped, q_taken = Signal(), Signal(), Signal()
+        kv_used, kv_dropped, q_taken = (Signal(name=n, attrs={"keep": 1} if G > 1 else {})
+                                        for n in ("kv_used", "kv_dropped", "q_taken"))
         m.d.comb += [self.s_kv.ready.eq(kv_ready), self.s_q.ready.eq(q_ready),
                      hsh.i.valid.eq(hash_valid)]
         if G > 1:
             m.d.comb += [kv_read.eq(self.s_kv.valid & rd_kv_c),
                          q_read.eq(self.s_q.valid & rd_q_c),
                          hash_valid.eq((self.s_kv.valid & rd_kv) | (self.s_q.valid & rd_q))]
+        if G > 1:
+            # (one LUT each, of the input valid and a ready flip-flop: kv_take, kv_drop and
+            # q_ready imply their phase. Wires of their own, so that the logic they enable
+            # does not absorb their gates into deeper cones)
+            for sig, v in ((kv_used, self.s_kv.valid & kv_take),
+                           (kv_dropped, self.s_kv.valid & kv_drop),
+                           (q_taken, self.s_q.valid & q_ready)):
+                m.d.comb += sig.eq(v)
         with m.If(~queries):
             if G == 1:
                 m.d.comb += hash_valid.eq(self.s_kv.valid & use & kv_free_of(wait_done, kv_free)
                                           & room)
-            m.d.comb += [kv_used.eq(self.s_kv.valid & kv_ready & use),
-                         kv_dropped.eq(self.s_kv.valid & kv_ready & ~use)]
+                m.d.comb += [kv_used.eq(self.s_kv.valid & kv_ready & use),
+                             kv_dropped.eq(self.s_kv.valid & kv_ready & ~use)]
             if G > 1:
                 # (the hash takes a group of this key, so use & free & room: with one pass
                 # (R = 1) every read of a key is a first-pass read, kv_read, one LUT of the
@@ -569,7 +604,8 @@ class AttentionCore(wiring.Component):
             if G == 1:
                 m.d.comb += hash_valid.eq(self.s_q.valid & q_free_of(wait_done, kv_free)
                                           & (credit | ~last))
-            m.d.comb += q_taken.eq(self.s_q.valid & q_ready)
+            if G == 1:
+                m.d.comb += q_taken.eq(self.s_q.valid & q_ready)
         m.d.comb += q_in.eq(q_taken)
         with m.If(kv_used | kv_dropped):
             if KV > 1:
@@ -586,13 +622,13 @@ class AttentionCore(wiring.Component):
             # key's flags) and the add are flip-flops, so that the adder's enable and its
             # operand decode no handshake. A query takes scan_len at its last read, G >= 2
             # edges after the key's transfer (its reads start after it): one edge later is
-            # still in time
+            # still in time. The step loads at every edge (no enable: its input is `grow` of
+            # the flags `kept` and `block_slot`, flip-flops), so that after a key's transfer
+            # it holds `grow` of that key's flags, which change at that same edge
             grow_r = Signal(range(qi.per_key + qi.per_block + qi.per_kept + 1), name="grow_r",
-                            reset_less=True)      # (loaded by every key before its add)
+                            reset_less=True)      # (loaded at every edge, read after a key)
             add_r = Signal(name="scan_add")
-            m.d.sync += add_r.eq(kv_used)
-            with m.If(kv_used):
-                m.d.sync += grow_r.eq(grow)
+            m.d.sync += [add_r.eq(kv_used), grow_r.eq(grow)]
             with m.If(add_r):
                 m.d.sync += scan_len.eq(scan_len + grow_r)
         with m.If(kv_used):
