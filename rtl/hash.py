@@ -796,21 +796,17 @@ class FoldedHashProjection(HashProjection):
                 # one start value: the accumulator returns to it as it adds a block's last
                 # group (a synchronous set/reset of its flip-flops, ``acc_clr``, no mux
                 # before or after the adder; its clock enable ``acc_en``, a flip-flop), and
-                # the sign of that last sum goes to a flip-flop of its own (inverted where it
-                # is read), from one sum bit more than acc holds: the sum of the sign-
-                # extended operands, whose bit len(acc) equals its top bit (every partial
-                # sum is in the accumulator's range), a LUT of its own on the carry chain,
-                # so that each sum bit's LUT drives one flip-flop and shares its logic cell
-                # (the top bit's, driving acc's and the sign's, would share neither)
+                # the top bit of that last sum goes to a flip-flop of its own (the sign,
+                # inverted where it is read: the sum's LUT drives both flip-flops)
                 start = next(iter(init_values.values()))
                 acc = Signal(shape, init=start, reset_less=True, name=f"acc{j}")
-                wide = Signal(signed(shape.width + 1), name=f"sum{j}")
+                total = Signal(shape, name=f"sum{j}")
                 neg = Signal(name=f"neg{j}")
-                m.d.comb += wide.eq(acc + roots[j].value)
+                m.d.comb += total.eq(acc + roots[j].value)
                 with m.If(en & acc_en):
-                    m.d.sync += acc.eq(Mux(acc_clr, start, wide[:shape.width]))
+                    m.d.sync += acc.eq(Mux(acc_clr, start, total))
                 with m.If(en & end_blk):
-                    m.d.sync += neg.eq(wide[-1])
+                    m.d.sync += neg.eq(total[-1])
                 sign.append(~neg)
                 continue
             # start values chosen by (block, hash): a block's first group starts from its own
