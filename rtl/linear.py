@@ -164,7 +164,10 @@ class LinearPlan(Folding, WeightedSum):
         """Register stages of the row blocks' accumulator's carry, folded with R > 1: 1 when
         the accumulator is split in a low half and a high half (:attr:`acc_split` bits
         low), the low half's carry registered into the high half's adder one edge later, so
-        that no adder in the accumulator's loop is wider than about half of ``num_width``;
+        that no adder in the accumulator's loop is wider than about half of ``num_width``
+        (and the block's sum, root + the count of zero query bits, is split at the same
+        place: its low half and carry out in the block register, its high half one edge
+        later beside the low half's carry);
         this takes a stage from the read-out tree, so only where the tree has a level to
         spare beyond :attr:`mask_regs` (:attr:`spare_levels`); 0 otherwise (one adder over
         ``num_width`` bits). The latency is the same either way."""
@@ -418,6 +421,11 @@ class FoldedLinearValuePath(LinearValuePath):
     (``plan.mask_regs``), then split the row blocks' accumulator in a low and a high half
     with the carry registered between them (``plan.carry_regs``, ``plan.acc_split`` bits
     low), so that its loop is a half-width adder; the latency is the same with or without.
+    Each accumulator (or half) has two adders of the same sum, its loop's and the one whose
+    result leaves, so that each sum bit drives one flip-flop (:func:`_accumulator`); the
+    accumulators have no reset of their own (their clear and enable flip-flops, which the
+    reset sets, clear them at the next edge). With R a power of two the group is the
+    address's high bits (no counter of its own).
     """
 
     def elaborate(self, platform):
