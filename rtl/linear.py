@@ -164,7 +164,10 @@ class LinearPlan(Folding, WeightedSum):
         """Register stages of the row blocks' accumulator's carry, folded with R > 1: 1 when
         the accumulator is split in a low half and a high half (:attr:`acc_split` bits
         low), the low half's carry registered into the high half's adder one edge later, so
-        that no adder in the accumulator's loop is wider than about half of ``num_width``;
+        that no adder in the accumulator's loop is wider than about half of ``num_width``
+        (and the block's sum, root + the count of zero query bits, is split at the same
+        place: its low half and carry out in the block register, its high half one edge
+        later beside the low half's carry);
         this takes a stage from the read-out tree, so only where the tree has a level to
         spare beyond :attr:`mask_regs` (:attr:`spare_levels`); 0 otherwise (one adder over
         ``num_width`` bits). The latency is the same either way."""
@@ -232,6 +235,62 @@ def _masked(x, bit):
     """A row masked by its query code bit: x where the bit is 1, ~x = -x - 1 where it is 0
     (the -1s are added back as the count of zero bits)."""
     return Mux(bit, x, ~x)
+
+
+def _plus_carry(acc, part, carry):
+    """``acc + part + carry`` (one bit): ``((2·acc + carry) + (2·part + carry)) >> 1``, one
+    adder with ``carry`` as its carry in (signed where ``acc`` is)."""
+    a, p = Cat(carry, acc), Cat(carry, part)
+    if acc.shape().signed:
+        a, p = a.as_signed(), p.as_signed()
+    return (a + p) >> 1
+
+
+def _accumulator(m, acc, part, carry, en, arrive, clear, name):
+    """The accumulator ``acc`` (no reset of its own) of the blocks ``part`` (+ ``carry``,
+    a bit or None), and the sum ``acc + part (+ carry)`` that leaves it, where ``arrive``:
+    where ``en & arrive``, ``acc`` takes that sum, or 0 where ``clear`` (a group's last
+    block).
+
+    Two adders: the loop's, whose sum drives ``acc``'s flip-flops alone (so that each shares
+    its logic cell with its adder bit: where one sum drives two sets of flip-flops, both are
+    placed away from it, and the loop runs through a pass-through LUT and two routes), and
+    the one that leaves (the group's sum, or a half's bits and carry out), whose result is
+    used only where ``arrive`` (the next stage's enable, or the beat's). Their carry ins
+    differ where their results are not used (the loop's is ``carry | ~arrive``, or the
+    leaving one's ``~arrive``, a flip-flop), so that synthesis does not merge them.
+
+    ``arrive`` and ``clear`` are flip-flops registered with ``en`` (``(value, next)``): the
+    accumulator's enable and synchronous reset are copies of them that the domain's reset
+    sets to 1, so that the reset returns ``acc`` to 0 at the next edge with ``en`` through
+    the same controls (an ``acc`` with a reset of its own would need a LUT for the clear
+    before its flip-flops)."""
+    (arr, arr_next), (clr, clr_next) = arrive, clear
+    acc_en = Signal(init=1, name=f"{name}_en")
+    acc_clr = Signal(init=1, name=f"{name}_clr")
+    register(m, acc_en, arr_next, en)
+    register(m, acc_clr, clr_next, en)
+    if carry is None:
+        # (the leaving sum's carry in: ~arrive, a flip-flop of its own; and, for an
+        # unsigned acc (a low half, whose carry out leaves), the top bit of acc's operand,
+        # so that the carry out is a sum bit (a LUT that shares its logic cell with the
+        # flip-flop it is registered in), not the carry chain's output)
+        idle = Signal(init=1, name=f"{name}_idle")
+        register(m, idle, ~arr_next, en)
+        wide = acc if acc.shape().signed else Cat(acc, idle)
+        loop, out = acc + part, _plus_carry(wide, part, idle)
+    else:
+        loop, out = _plus_carry(acc, part, carry | ~arr), _plus_carry(acc, part, carry)
+    with m.If(en & acc_en):
+        m.d.sync += acc.eq(Mux(acc_clr, 0, loop))
+    return out
+
+
+def _delayed(m, value, cycles, en, name):
+    """``value`` delayed by ``cycles`` >= 1 (:func:`delay`) and the input of its last
+    register: ``(value, next)``."""
+    before = delay(m, value, cycles - 1, en=en, name=f"{name}_pre")
+    return delay(m, before, 1, en=en, name=name), before
 
 
 class LinearValuePath(wiring.Component):
@@ -362,6 +421,11 @@ class FoldedLinearValuePath(LinearValuePath):
     (``plan.mask_regs``), then split the row blocks' accumulator in a low and a high half
     with the carry registered between them (``plan.carry_regs``, ``plan.acc_split`` bits
     low), so that its loop is a half-width adder; the latency is the same with or without.
+    Each accumulator (or half) has two adders of the same sum, its loop's and the one whose
+    result leaves, so that each sum bit drives one flip-flop (:func:`_accumulator`); the
+    accumulators have no reset of their own (their clear and enable flip-flops, which the
+    reset sets, clear them at the next edge). With R a power of two the group is the
+    address's high bits (no counter of its own).
     """
 
     def elaborate(self, platform):
@@ -470,9 +534,14 @@ class FoldedLinearValuePath(LinearValuePath):
                 m.d.sync += [blk.eq(_next(blk, last_blk, R)),
                              last_blk.eq(Mux(last_blk, 0, blk == R - 2)),
                              v_take.eq(p.key & (blk == R - 2))]
-        grp_step = go if R == 1 else self.i.valid & has_group & en & last_blk
-        with m.If(grp_step):
-            m.d.sync += grp.eq(_next(grp, grp == G - 1, G))
+        if R & (R - 1) == 0:
+            # (the group is the address's high bits, addr = grp·R + blk with R a power of
+            # two: no counter of its own, whose enable would decode the handshakes again)
+            m.d.comb += grp.eq(addr[(R - 1).bit_length():])
+        else:
+            grp_step = self.i.valid & has_group & en & last_blk
+            with m.If(grp_step):
+                m.d.sync += grp.eq(_next(grp, grp == G - 1, G))
 
         # ---- stage 1 (memory data out): the token's word, registered beside the read
         fields = {"valid": 1, "key": 1, "grp": range(G), "grp0": 1, "addr": range(GR),
@@ -665,8 +734,11 @@ class FoldedLinearValuePath(LinearValuePath):
                            name="zeros")
         # (the fields of a block's sum, past the trees and plan.block_regs; of a group's sum,
         # past plan.carry_regs more)
-        blk_arrive = delay(m, act & ~st.key, depth + plan.block_regs, en=en, name="qvalid")
-        arrive = delay(m, blk_arrive, plan.carry_regs, en=en, name="qvalid_hi")
+        blk_arrive_f = _delayed(m, act & ~st.key, depth + plan.block_regs, en, "qvalid")
+        blk_arrive = blk_arrive_f[0]
+        arrive_f = (_delayed(m, blk_arrive, plan.carry_regs, en, "qvalid_hi")
+                    if plan.carry_regs else blk_arrive_f)
+        arrive = arrive_f[0]
         out_depth = depth + plan.block_regs + plan.carry_regs
         last = delay(m, st.last, out_depth, en=en, name="qlast")
         tag = delay(m, st.tag.as_value(), out_depth, en=en, name="qtag")
@@ -675,8 +747,10 @@ class FoldedLinearValuePath(LinearValuePath):
             # count of zero query bits in a register stage of its own (plan.block_regs),
             # then each block's sum adds the sum so far (acc), which returns to 0 after the
             # group's last block: the loop through acc is one adder, no mux
-            blk_push = delay(m, st.last_blk, depth + plan.block_regs, en=en, name="qlast_blk")
-            push = delay(m, blk_push, plan.carry_regs, en=en, name="qlast_blk_hi")
+            blk_push_f = _delayed(m, st.last_blk, depth + plan.block_regs, en, "qlast_blk")
+            push_f = (_delayed(m, blk_push_f[0], plan.carry_regs, en, "qlast_blk_hi")
+                      if plan.carry_regs else blk_push_f)
+            push = push_f[0]
             base = zeros.value
         else:
             push = 1
@@ -704,39 +778,51 @@ class FoldedLinearValuePath(LinearValuePath):
                 totals.append((zeros.value - root.value) if root.neg
                               else (root.value + zeros.value))
                 continue
-            part = Signal(signed(W), name=f"block_{q}")
-            register(m, part, (base - root.value) if root.neg else (root.value + base), en)
+            split = k and not root.neg and len(base) <= k
+            if not split:
+                part = Signal(signed(W), name=f"block_{q}")
+                register(m, part, (base - root.value) if root.neg else (root.value + base),
+                         en)
             if not k:
-                acc = Signal(signed(W), name=f"acc_{q}")
-                total = acc + part
-                with m.If(en & arrive):
-                    m.d.sync += acc.eq(Mux(push, 0, total))
-                totals.append(total)
+                acc = Signal(signed(W), name=f"acc_{q}", reset_less=True)
+                totals.append(_accumulator(m, acc, part, None, en, arrive_f, push_f,
+                                           f"acc_{q}")[:W])
                 continue
             # split (plan.carry_regs): the low k bits of the block sums accumulate in acc_lo
             # (k-bit adder), their carry out and the block's high bits are registered, and
             # the high half accumulates one edge later in acc_hi (hi + high bits + carry in,
             # one adder of W - k bits); both return to 0 after the group's last block, and
-            # the group's sum is the registered low bits beside the high half's sum
-            acc_lo = Signal(k, name=f"acc_lo_{q}")
-            acc_hi = Signal(signed(W - k), name=f"acc_hi_{q}")
-            sum_lo = Signal(k + 1, name=f"sum_lo_{q}")
+            # the group's sum is the registered low bits beside the high half's sum (each
+            # half an _accumulator: a loop's adder and the adder whose sum leaves).
+            # Where the block's sum is root + base with base < 2**k (the count of zero query
+            # bits), the block register holds its low k bits (root's low bits + base) and
+            # their carry out, and root's high bits, whose sum with that carry is the
+            # block's high half, registered at the next edge (``high``) beside the low
+            # half's carry: the block's adder is k bits wide, not W
+            acc_lo = Signal(k, name=f"acc_lo_{q}", reset_less=True)
+            acc_hi = Signal(signed(W - k), name=f"acc_hi_{q}", reset_less=True)
             carry = Signal(name=f"carry_{q}")
             low = Signal(k, name=f"low_{q}")
             high = Signal(signed(W - k), name=f"block_hi_{q}")
-            m.d.comb += sum_lo.eq(acc_lo + part[:k])
+            if split:
+                full = Signal(signed(W), name=f"root_{q}")
+                m.d.comb += full.eq(root.value)
+                part_lo = Signal(k, name=f"block_lo_{q}")
+                part_c = Signal(name=f"block_c_{q}")
+                root_hi = Signal(signed(W - k), name=f"root_hi_{q}")
+                register(m, Cat(part_lo, part_c), full[:k] + base, en)
+                register(m, root_hi, full[k:].as_signed(), en)
+                high_next = root_hi + part_c
+            else:
+                part_lo, high_next = part[:k], part[k:].as_signed()
+            sum_lo = _accumulator(m, acc_lo, part_lo, None, en, blk_arrive_f, blk_push_f,
+                                  f"acc_lo_{q}")
             with m.If(en):
-                m.d.sync += [carry.eq(sum_lo[k]), low.eq(sum_lo[:k]),
-                             high.eq(part[k:].as_signed())]
-            with m.If(en & blk_arrive):
-                m.d.sync += acc_lo.eq(Mux(blk_push, 0, sum_lo[:k]))
+                m.d.sync += [carry.eq(sum_lo[k]), low.eq(sum_lo[:k]), high.eq(high_next)]
             # acc_hi + high + carry as one adder: (2·acc_hi + c) + (2·high + c), halved
-            sum_hi = Signal(signed(W - k), name=f"sum_hi_{q}")
-            m.d.comb += sum_hi.eq((Cat(carry, acc_hi).as_signed()
-                                   + Cat(carry, high).as_signed()) >> 1)
-            with m.If(en & arrive):
-                m.d.sync += acc_hi.eq(Mux(push, 0, sum_hi))
-            totals.append(Cat(low, sum_hi).as_signed())
+            sum_hi = _accumulator(m, acc_hi, high, carry, en, arrive_f, push_f,
+                                  f"acc_hi_{q}")
+            totals.append(Cat(low, sum_hi[:W - k]).as_signed())
 
         # one beat per group (P nums, den, last on group G-1) in a register: the divider
         # takes each group into its pipeline, so no bank of G·P sums is held here

@@ -128,3 +128,50 @@ def test_split_accumulator_matches_golden(pattern):
     cfg = CoreConfig.create(mode="linear", **SPARE[-1][0])
     assert cfg.plan.value.carry_regs and cfg.plan.value.mask_regs
     check_value_path(cfg, cfg.plan.value.component(), 17, windows=3, pattern=pattern)
+
+
+@pytest.mark.parametrize("params", [SPARE[-1][0], SPARE[0][0]],
+                         ids=["b16-T2", "b32-T8"])
+def test_accumulator_sums_drive_their_flip_flops_alone(params, tmp_path):
+    """Yosys (synth_ice40) keeps the two adders of each row-block accumulator half
+    (``_accumulator``: the loop's and the one whose sum leaves) apart: every flip-flop of
+    ``acc_lo_<q>``, ``acc_hi_<q>`` and ``low_<q>`` is loaded straight from a sum LUT (one on a
+    carry chain) that drives nothing else, so that the placer puts each in its adder bit's
+    logic cell. (Merged, one sum LUT would drive an accumulator bit and a ``low`` bit, or
+    a clear's LUT would stand between the sum and the flip-flop.)"""
+    import json
+    from collections import defaultdict
+    from amaranth.back import rtlil
+    from hamattn.synth.tools import run_yosys
+
+    plan = CoreConfig.create(mode="linear", **params).plan.value
+    assert plan.carry_regs
+    (tmp_path / "top.il").write_text(rtlil.convert(plan.component(), name="top"))
+    run_yosys("read_rtlil top.il\nsynth_ice40 -top top\nwrite_json top.json\n",
+              cwd=tmp_path, name="synth")
+    top = json.loads((tmp_path / "top.json").read_text())["modules"]["top"]
+    names = {b: n for n, v in top["netnames"].items() for b in v["bits"]
+             if isinstance(b, int)}
+    drivers, loads = {}, defaultdict(int)
+    for cell in top["cells"].values():
+        for port, bits in cell["connections"].items():
+            for b in bits:
+                if cell["port_directions"][port] == "output":
+                    drivers[b] = cell
+                else:
+                    loads[b] += 1
+    checked = 0
+    for cell in top["cells"].values():
+        if not cell["type"].startswith("SB_DFF"):
+            continue
+        q = names.get(cell["connections"]["Q"][0], "")
+        if not any(q.startswith(f"{h}_") for h in ("acc_lo", "acc_hi", "low")):
+            continue
+        d = cell["connections"]["D"][0]
+        lut = drivers.get(d)
+        assert lut is not None and lut["type"] == "SB_LUT4", q
+        assert loads[d] == 1, f"{q}: its sum drives {loads[d]} cells"
+        i3 = drivers.get(lut["connections"]["I3"][0])
+        checked += i3 is not None and i3["type"] == "SB_CARRY"
+    # (every bit but the lowest of each sum comes from its chain's carry)
+    assert checked >= 2 * plan.num_width, checked
