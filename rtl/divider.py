@@ -45,9 +45,6 @@ def divider_interval(groups=1, steps=1, serial=False, parts=1):
     return groups * (steps * parts + serial)
 
 
-#: whether a last stage of one step applies the sign (:attr:`RoundingDivider.signed_in_stage`)
-SIGN_IN_STAGE = False
-
 #: lanes of the serial divider that share one copy of its held den (:func:`~.tree.twin`)
 DEN_LANES = 4
 
@@ -310,22 +307,8 @@ class RoundingDivider(wiring.Component):
         its adder, from flip-flops), so no LUT of xq waits for the carry chain. The first
         step's (the form stage's remainder, >= 0) ends at the top of xq and is dropped; the
         last step's quotient bit is the sign of the last stage's remainder, which the output
-        takes (:meth:`_output`). Not where the last step is :attr:`signed_in_stage`."""
-        return self.nonrestoring and self.held_den and not self.signed_in_stage
-
-    @property
-    def signed_in_stage(self):
-        """The last pipeline stage takes one step (a fully pipelined divider, not
-        ``serial``): its step, the division's last, leaves the signed quotient in its
-        registers (:meth:`_step`), and the output register loads it as it is. Elsewhere the
-        last stage holds q XOR the sign, and the output adds the sign as a carry in.
-
-        Off (:data:`SIGN_IN_STAGE`): since the output registers the signed group
-        (``signed_q``), the output's adder of q_bits bits stands between two registers,
-        while the final step's select (by its quotient bit, after the carry chain, of
-        q_bits - 1 bits) stood behind the divider's longest carry chain (the iCEBreaker
-        ``linear`` core's last stage into its signed group, 15.5 ns)."""
-        return SIGN_IN_STAGE and not self.serial and self.stage_steps[-1] == 1
+        takes (:meth:`_output`)."""
+        return self.nonrestoring and self.held_den
 
     @property
     def ready_to_flops(self):
@@ -385,11 +368,10 @@ class RoundingDivider(wiring.Component):
             st["count"] = Signal(range(self.steps * self.parts + 1), name=f"{name}_count")
         return st
 
-    def _step(self, m, name, src, den, final=False, negs=None):
+    def _step(self, m, name, src, den, negs=None):
         """One division step of every lane of ``src`` (a stage's registers or values), t = 2r
         + the next bit of X, and the quotient bit shifted in, XORed with the lane's sign
-        (``src["neg"]``); ``final`` (the division's last step, :attr:`signed_in_stage`):
-        xq becomes the signed quotient. ``den``: one value for every lane, or a list of one
+        (``src["neg"]``; the output adds the sign, :meth:`_output`). ``den``: one value for every lane, or a list of one
         per lane (copies of a held den). Returns (r, xq) of every lane.
 
         Restoring: subtract ``den`` where t >= den (r in [0, den), ``den_width`` bits).
@@ -432,17 +414,10 @@ class RoundingDivider(wiring.Component):
                 take = ~rem[-1]
             # the quotient bit enters xq XORed with the lane's sign s (the bits of X above it
             # are never XORed: a quotient bit is never shifted out): q ^ s, and s ? -q : q
-            # = (q ^ s) + s. At the final step, with hi = xq[:-1] (the high bits of q ^ s)
-            # and hi + 1 from flip-flops beside the step's adder, that sum is Cat(take, hi +
-            # (s & ~take)): one select after the quotient bit, as the remainder's
+            # = (q ^ s) + s, added by the output (a last step that applied the sign put a
+            # select after the longest carry chain: iCEBreaker `linear`, 15.5 ns)
             hi = xq[:-1]
-            if final and len(hi):
-                hi1 = Signal(len(hi), name=f"{name}_hi{p}")
-                m.d.comb += hi1.eq(hi + 1)
-                out.append((rem, Cat(take, Mux(neg & ~take, hi1, hi))))
-            elif final:
-                out.append((rem, take))
-            elif self.late_bits:
+            if self.late_bits:
                 # (the previous step's quotient bit: r >= 0, the sign of the remainder this
                 # step starts from, `sub`)
                 out.append((rem, Cat(sub ^ neg, hi)))
@@ -679,7 +654,6 @@ class RoundingDivider(wiring.Component):
                 steps = [(Mux(start, r0, r1), Mux(start, xq0, xq1))
                          for (r0, xq0), (r1, xq1) in zip(load, own)]
             else:
-                final = ks == 1 and s == len(self.stage_steps) - 1 and self.signed_in_stage
                 negs = None
                 if ks > 1 and self.nonrestoring:
                     # r < 0 of the step's r (the previous stage's where it starts, else its
@@ -687,7 +661,7 @@ class RoundingDivider(wiring.Component):
                     # previous stage's r and this stage's (the adder's sign bit; after the
                     # form stage, whose r >= 0, `start` is a synchronous reset)
                     negs = [Signal(name=f"{name}_neg{p}_r") for p in range(P)]
-                steps = self._step(m, name, from_, den_of(from_), final, negs)
+                steps = self._step(m, name, from_, den_of(from_), negs=negs)
                 if negs is not None:
                     m.d.sync += [neg.eq(Mux(prev_done_next, nxt, r[-1])) for neg, nxt, (r, _)
                                  in zip(negs, prev_neg_next, steps)]
@@ -892,8 +866,7 @@ class RoundingDivider(wiring.Component):
         # ---- sign, into the output register: group g into its own slot g, chosen by a
         # one-hot pointer, so that each slot's enable drives only its P quotients (no
         # enable of E·q_bits flip-flops on a global buffer behind the handshake); the sign
-        # was applied by the last step (:attr:`signed_in_stage`), or is a carry in added to
-        # flip-flops (xq holds q XOR the sign, :meth:`_step`)
+        # is a carry in added to flip-flops (xq holds q XOR the sign, :meth:`_step`)
         # (no reset: o.valid is low after a reset, and an enable is not ORed with the reset)
         outb = [[Signal(signed(qb), name=f"q_{g}_{p}", reset_less=True) for p in range(P)]
                 for g in range(G)]
@@ -908,7 +881,7 @@ class RoundingDivider(wiring.Component):
                 # (the last quotient bit, r >= 0 of the last remainder, below the others; the
                 # first step's bit at the top of xq is dropped)
                 xq = Cat(~prev["r"][p][-1] ^ neg, xq[:-1])
-            m.d.comb += group.q[p].eq(xq if self.signed_in_stage else xq + neg)
+            m.d.comb += group.q[p].eq(xq + neg)
         m.d.comb += group.last.eq(prev["last"])
         if has_tag:
             m.d.comb += group.tag.eq(prev["tag"])
