@@ -37,8 +37,10 @@ test: install-fidelity
 test-all: install-fidelity
 	$(PYTEST) -q -n $(TEST_JOBS) --dist worksteal --durations=15
 
+# the slow tests but the soaks: the cocotb corner sweep and the slow halves of the unit tests'
+# cross products
 sweep: install
-	$(PYTEST) -m slow -q -k sweep
+	$(PYTEST) -m slow -q -k "not soak" -n $(TEST_JOBS) --dist worksteal
 
 soak: install
 	$(PYTEST) -m slow -q -k soak

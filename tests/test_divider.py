@@ -395,8 +395,12 @@ def test_serial_divider_needs_a_held_input():
 
 
 # (corner, parts): every corner with 2 and 3 parts where its remainder (den width + 1 bits)
-# has at least as many bits as parts
-SPLITS = [(corner, parts) for corner, (_, qb, dmax, _) in CORNERS.items() for parts in (2, 3)
+# has at least as many bits as parts; ``make test`` takes 3 parts on THREE_PARTS only (the
+# others are slow: ``make sweep``)
+THREE_PARTS = ("w2_den7", "w8_den12_P3")
+SPLITS = [pytest.param(corner, parts, id=f"{corner}-{parts}",
+                       marks=() if parts == 2 or corner in THREE_PARTS else pytest.mark.slow)
+          for corner, (_, qb, dmax, _) in CORNERS.items() for parts in (2, 3)
           if parts <= widths(qb, dmax)[1] + 1]
 
 

@@ -17,11 +17,25 @@ from hamattn.verif.corners import VALUE_PATH_ROW_CORNERS as ROW_CORNERS
 from hamattn.verif.valuepath_cases import check_value_path, value_path_case
 
 PATTERNS = ["full_rate", "random_handshake"]
+HEAP_KINDS = ("lut6", "lut4")
+
+
+def heap_case(pattern, corner, adders, fast):
+    """A heap adder tree case, marked ``slow`` (``make sweep``) unless ``fast``."""
+    return pytest.param(pattern, corner, "linear", adders, id=f"{pattern}-{corner}-linear-{adders}",
+                        marks=() if fast else pytest.mark.slow)
+
+
+# heap trees elaborate slowly: ``make test`` takes every heap corner once, the two kinds
+# alternating (and the handshakes of one corner); ``make sweep`` adds the other kind of each
+# corner and the handshakes of the second
 CASES = [(p, c, m, "sum") for p in PATTERNS for c in CORNERS for m in MODES] + \
     [(p, c, "linear", "sum") for p in PATTERNS for c in ROW_CORNERS] + \
-    [(p, c, m, "sum") for p in PATTERNS for c in KEY_CORNERS for m in MODES[1:]] + \
-    [("full_rate", c, "linear", a) for c in HEAP_CORNERS for a in ("lut6", "lut4")] + \
-    [("random_handshake", c, "linear", "lut6") for c in HEAP_CORNERS[4:6]]
+    [(p, c, m, "sum") for p in PATTERNS for c in KEY_CORNERS for m in MODES[1:]]
+CASES = [pytest.param(*c, id="-".join(c)) for c in CASES] + \
+    [heap_case("full_rate", c, a, (i + j) % 2 == 0) for i, c in enumerate(HEAP_CORNERS)
+     for j, a in enumerate(HEAP_KINDS)] + \
+    [heap_case("random_handshake", c, "lut6", i == 1) for i, c in enumerate(HEAP_CORNERS[4:6])]
 
 
 def component(cfg):
@@ -34,8 +48,7 @@ def component(cfg):
     return dut
 
 
-@pytest.mark.parametrize("pattern, corner, mode, adders", CASES,
-                         ids=["-".join(c) for c in CASES])
+@pytest.mark.parametrize("pattern, corner, mode, adders", CASES)
 def test_value_path_matches_golden(corner, mode, adders, pattern):
     cfg = CoreConfig.create(mode=mode, adders=adders,
                             **{**CORNERS, **ROW_CORNERS, **KEY_CORNERS}[corner])
