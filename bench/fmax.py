@@ -45,6 +45,8 @@ RUN_DIR = RESULTS / "fmax"
 SEEDS = (1, 2, 3)
 #: issue 17's goal: the median Fmax at least this fraction of the fabric's ceiling
 GOAL_FRACTION = 0.3
+#: how many of the median run's slowest paths a summary row keeps
+SUMMARY_PATHS = 5
 
 DEFAULT = dict(d=16, w=8, b=16, N=64)
 ICE = dict(d=32, w=8, b=32, N=256)
@@ -105,7 +107,7 @@ def run_key(point, seed):
 
 def build_point(point, seed, say):
     """Build ``point`` with nextpnr seed ``seed``: ``{"fits", "fmax_mhz", "critical_path",
-    "area", "area_unit", "bram", "error", "tools"}``."""
+    "top_paths", "area", "area_unit", "bram", "error", "tools"}``."""
     from ..errors import UserError
     cfg = point.config()
     if point.flow == "board":
@@ -118,6 +120,7 @@ def build_point(point, seed, say):
             return {"fits": False, "fmax_mhz": None, "critical_path": None, "error": str(e)}
         util = rep["utilization"]
         return {"fits": True, "fmax_mhz": rep["fmax_mhz"], "critical_path": rep["critical_path"],
+                "top_paths": rep.get("top_paths"),
                 "area": util["logic_cells"]["used"],
                 "area_available": util["logic_cells"]["available"],
                 "area_unit": "logic cells", "bram": (util.get("bram") or {}).get("used"),
@@ -133,7 +136,8 @@ def build_point(point, seed, say):
         return {"fits": False, "fmax_mhz": None, "critical_path": None, "error": str(e)}
     d = rep["design"]
     return {"fits": bool(d["fits"]), "fmax_mhz": d["fmax_mhz"],
-            "critical_path": d["critical_path"], "area": d["area"],
+            "critical_path": d["critical_path"], "top_paths": d.get("top_paths"),
+            "area": d["area"],
             "area_available": (d.get("placed") or {}).get("available"),
             "area_unit": rep["area_unit"], "bram": None,
             "error": (d.get("placed") or {}).get("error"), "tools": rep["tool_versions"]}
@@ -192,7 +196,8 @@ def median_run(runs):
 
 def summarize(point, runs, ceiling):
     """One row of the table: Fmax per seed, the median (``statistics.median``), the fraction
-    of ``ceiling`` (MHz), the goal, the critical path of the median run, area and rates."""
+    of ``ceiling`` (MHz), the goal, the critical path of the median run and its
+    :data:`SUMMARY_PATHS` slowest paths (:mod:`hamattn.synth.paths`), area and rates."""
     cfg = point.config()
     runs = sorted(runs, key=lambda r: r["seed"])
     fmaxes = [r["fmax_mhz"] for r in runs if r.get("fmax_mhz")]
@@ -210,6 +215,7 @@ def summarize(point, runs, ceiling):
         "goal_met": None if frac is None else frac >= GOAL_FRACTION,
         "critical_path": mid["critical_path"] if mid else None,
         "critical_path_seed": mid["seed"] if mid else None,
+        "top_paths": (mid.get("top_paths") or [])[:SUMMARY_PATHS] if mid else None,
         "area": first.get("area"), "area_available": first.get("area_available"),
         "area_unit": first.get("area_unit"), "bram": first.get("bram"),
         "q_interval_full_window": qi, "kv_interval": kv,

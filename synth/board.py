@@ -9,7 +9,8 @@ script, pointing Amaranth's tool variables (``YOSYS``, ``NEXTPNR_ICE40``, ``ICEP
 utilization (nextpnr ``--report`` JSON and a yosys ``stat -json``) and Fmax from the build.
 On the ECP5 the script runs :mod:`.outreg` on Yosys' netlist before nextpnr (block RAM reads
 registered in the RAM's output register); the report says how many RAM ports got it
-(``bram_outreg``).
+(``bram_outreg``). Next to nextpnr's critical path the report keeps the slowest paths of the
+SDF that nextpnr writes (``top_paths``, :mod:`.paths`).
 ``python -m hamattn.synth.board`` (``make boards``) builds both boards for the configs of
 :data:`BOARD_CONFIGS` and writes ``bench/results/boards.json``.
 """
@@ -40,6 +41,7 @@ from ..versions import dist_versions, python_version
 from . import memmap, outreg
 from .flows import cell_counts, classify_cells
 from .nextpnr import overuse, path_text, read_report, utilisation_table
+from .paths import report_paths
 from .tools import ToolError, needs_compile, tool_versions
 
 __all__ = ["BOARDS", "Board", "BoardTop", "BOARD_CONFIGS", "DESIGN_NAME", "board", "tool_env",
@@ -230,7 +232,7 @@ def _spram_styles(plan, name, brd):
 def _overrides(name, brd, seed=None):
     # nextpnr writes a JSON report (utilization, Fmax, critical path); yosys a stat -json
     # of the netlist
-    ov = {"nextpnr_opts": f"--report {name}.report.json"
+    ov = {"nextpnr_opts": f"--report {name}.report.json --sdf {name}.sdf"
           + ("" if seed is None else f" --seed {int(seed)}"),
           "script_after_synth": f"tee -q -o {name}.stat.json stat -json"}
     if brd.family == "ecp5":
@@ -278,6 +280,7 @@ def parse_build(build_dir, brd, name=DESIGN_NAME):
         "constraint_mhz": {k: (round(v, 2) if v is not None else None)
                            for k, v in constraint.items()},
         "critical_path": report.critical_path,
+        "top_paths": report_paths(build_dir / f"{name}.sdf"),
         "bram_outreg": outreg.read_report(build_dir / f"{name}.outreg.json"),
         "cells": cells,
     }
@@ -400,6 +403,7 @@ def build_board(cfg, board_name, *, build_dir=None, name=DESIGN_NAME, progress=N
         "fmax_by_clock": parsed["fmax_by_clock"],
         "constraint_mhz": parsed["constraint_mhz"],
         "critical_path": parsed["critical_path"],
+        "top_paths": parsed["top_paths"],
         "bram_outreg": parsed["bram_outreg"],
         "nextpnr_seed": seed,
         "cells": parsed["cells"],

@@ -32,7 +32,9 @@ synthesis (the harness is a separate module then, so the count is exact). ``fmax
 nextpnr's achieved Fmax of the harness clock (the harness's own paths are single LUT levels,
 as in the Fmax-ceiling design, so they never hide a slower design path). ``critical_path``
 names the path that sets it, from nextpnr's report (:func:`critical_path`): start and end
-cells, ``delay_ns`` (= 1000 / ``fmax_mhz``), the clock, the first and last nets.
+cells, ``delay_ns`` (= 1000 / ``fmax_mhz``), the clock, the first and last nets;
+``top_paths`` the :data:`~.paths.REPORT_PATHS` slowest paths, one per end cell, from the SDF
+that nextpnr writes (:mod:`.paths`).
 
 nextpnr first packs the netlist (``--pack-only``). A design that does not fit the device
 is not placed: ``fits`` is false, ``area_kind`` is ``"packed"`` and ``area`` comes from the
@@ -61,6 +63,7 @@ from . import memmap
 from .cache import cache_key, cache_load, cache_store, resolve_cache_dir
 from . import outreg
 from .nextpnr import critical_path, overuse, read_report, utilisation_table
+from .paths import report_paths
 from .tools import (DEFAULT_TIMEOUT, ToolError, package_versions, run_nextpnr, run_yosys,
                     tool_versions)
 
@@ -555,7 +558,7 @@ def _no_flatten(synth, tgt):
 
 def _pnr_args(tgt, seed, freq_mhz, device=None):
     return list(device or tgt.pnr) + ["--json", "netlist.json", "--report", "report.json",
-                            "--timing-allow-fail", "--seed", str(seed),
+                            "--sdf", "timing.sdf", "--timing-allow-fail", "--seed", str(seed),
                             "--freq", f"{freq_mhz:g}"]
 
 
@@ -609,13 +612,14 @@ def _placed_job(kind, sources, top, tgt, build_dir, cache_dir, timeout, seed, fr
         error = "does not fit the device: " + ", ".join(f"{k} {v}" for k, v in over.items())
         util = {k: u for k, (u, a) in packed.items() if u}
         avail = {k: a for k, (u, a) in packed.items() if u}
-        fmax, pr_seconds, fmax_device, path = {}, round(pk.seconds, 2), None, None
+        fmax, pr_seconds, fmax_device, path, top = {}, round(pk.seconds, 2), None, None, None
         if fallback:
             try:
                 pr = run_nextpnr(tgt.family, fallback, cwd=job, name="pnr-fallback",
                                  timeout=timeout)
                 report = read_report(job / "report.json")
                 fmax, path = report.fmax, report.critical_path
+                top = report_paths(job / "timing.sdf")
                 fmax_device = tgt.fallback_name
                 pr_seconds = round(pk.seconds + pr.seconds, 2)
             except ToolError as e:
@@ -630,6 +634,7 @@ def _placed_job(kind, sources, top, tgt, build_dir, cache_dir, timeout, seed, fr
         report = read_report(job / "report.json")
         fmax, util, avail = report.fmax, report.used(), report.available()
         path = report.critical_path
+        top = report_paths(job / "timing.sdf")
     result = {
         "top": top,
         "noabc9_fallback": noabc9,
@@ -642,6 +647,7 @@ def _placed_job(kind, sources, top, tgt, build_dir, cache_dir, timeout, seed, fr
         "fmax_mhz": _round(min(fmax.values())) if fmax else None,
         "fmax_device": fmax_device,
         "critical_path": path,
+        "top_paths": top,
         "bram_outreg": bram_outreg,
         "seconds": {"yosys": round(ys.seconds, 2), "nextpnr": pr_seconds},
         "build_dir": str(job),
@@ -767,6 +773,7 @@ def _placed_summary(tgt, top, full, bare):
         "fits": full["fits"],
         "fmax_device": full.get("fmax_device"),
         "critical_path": full.get("critical_path"),
+        "top_paths": full.get("top_paths"),
         "bram_outreg": full.get("bram_outreg"),
         "cells": cells, "synth": summary, "placed": placed,
         "tool_versions": full["tool_versions"],
@@ -797,7 +804,7 @@ def fmax_ceiling(target, build_dir, *, cache_dir=None, seed=1, freq_mhz=100.0,
 
 
 _NULL_SIDE = {"area": None, "ffs": None, "fmax_mhz": None, "critical_path": None,
-              "bram_outreg": None, **dict.fromkeys(MEMORY_KEYS)}
+              "top_paths": None, "bram_outreg": None, **dict.fromkeys(MEMORY_KEYS)}
 
 
 def synth_report(design_verilog, design_top, baseline_verilog, baseline_top, target,
@@ -844,7 +851,7 @@ def synth_report(design_verilog, design_top, baseline_verilog, baseline_top, tar
 
 
 def _side(r):
-    keys = ("area", "ffs", "fmax_mhz", "critical_path", "bram_outreg", "top", "area_kind", "fits",
+    keys = ("area", "ffs", "fmax_mhz", "critical_path", "top_paths", "bram_outreg", "top", "area_kind", "fits",
             *MEMORY_KEYS,
             "fmax_device", "synth", "cells", "placed", "build_dir", "cached")
     return {k: r.get(k) for k in keys}

@@ -29,6 +29,8 @@ class FakeBuild:
         f = self.fmax[seed]
         return {"fits": self.fits, "fmax_mhz": f if self.fits else None,
                 "critical_path": _path(f"p{seed}", round(1000 / f, 3)) if self.fits else None,
+                "top_paths": [{"from": f"p{seed}_{i}", "to": "x"} for i in range(8)]
+                if self.fits else None,
                 "area": 1000, "area_available": 5280, "area_unit": "ICESTORM_LC", "bram": 2,
                 "error": None if self.fits else "does not fit", "tools": {}}
 
@@ -72,6 +74,7 @@ def test_median_and_its_critical_path():
     assert row["median_fmax_mhz"] == 60.0 and row["fraction_of_ceiling"] == 0.3
     assert row["goal_met"] is True
     assert row["critical_path"]["from_net"] == "dut.p3" and row["critical_path_seed"] == 3
+    assert [p["from"] for p in row["top_paths"]] == [f"p3_{i}" for i in range(F.SUMMARY_PATHS)]
     cfg = POINT.config()
     qi, kv = cfg.at(cfg.q_interval, cfg.N), cfg.at(cfg.kv_interval, 0)
     assert row["tokens_per_s"] == round(60e6 / (qi + kv), 1)

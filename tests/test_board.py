@@ -396,5 +396,20 @@ def test_parse_names_the_critical_path(tmp_path):
     _write(tmp_path, _ICE_REPORT, _ICE_STAT)
     assert B.parse_build(tmp_path, B.BOARDS["icebreaker"])["critical_path"] is None
     brd = B.BOARDS["icebreaker"]
-    assert B._overrides("top", brd)["nextpnr_opts"] == "--report top.report.json"
-    assert B._overrides("top", brd, 3)["nextpnr_opts"] == "--report top.report.json --seed 3"
+    assert B._overrides("top", brd)["nextpnr_opts"] == "--report top.report.json --sdf top.sdf"
+    assert B._overrides("top", brd, 3)["nextpnr_opts"] == \
+        "--report top.report.json --sdf top.sdf --seed 3"
+
+
+def test_parse_keeps_the_slowest_paths_of_the_sdf(tmp_path):
+    """``top_paths`` comes from the SDF nextpnr wrote beside the report (none: ``None``)."""
+    _write(tmp_path, _ICE_REPORT, _ICE_STAT)
+    assert B.parse_build(tmp_path, B.BOARDS["icebreaker"])["top_paths"] is None
+    (tmp_path / f"{B.DESIGN_NAME}.sdf").write_text(
+        "(DELAYFILE (CELL (CELLTYPE \"top\") (INSTANCE ) (DELAY (ABSOLUTE"
+        " (INTERCONNECT a/Q b/D (700:700:700) (700:700:700)))))"
+        " (CELL (CELLTYPE \"FF\") (INSTANCE a) (DELAY (ABSOLUTE (IOPATH CLK Q (300:300:300)))))"
+        " (CELL (CELLTYPE \"FF\") (INSTANCE b) (TIMINGCHECK"
+        " (SETUPHOLD (posedge D) (posedge CLK) (100:100:100) (0:0:0)))))")
+    assert B.parse_build(tmp_path, B.BOARDS["icebreaker"])["top_paths"] == [
+        {"from": "a", "to": "b", "to_pin": "D", "delay_ns": 1.1, "cells": 0, "ends": 1}]

@@ -381,6 +381,13 @@ def test_core_critical_path_named(tmp_path):
     assert path["delay_ns"] == pytest.approx(1000 / fmax, rel=0.01)
     assert f"critical path {path['from']} -> {path['to']}, {path['delay_ns']} ns" \
         in format_report(rep)
+    # the SDF's slowest path has nextpnr's critical delay (a tie of many end cells on one
+    # net can name another end than nextpnr's); the rest are no slower, one per end cell
+    top = rep["design"]["top_paths"]
+    assert top[0]["delay_ns"] == pytest.approx(path["delay_ns"], rel=0.01)
+    assert top[0]["from"] == path["from"]
+    assert [p["delay_ns"] for p in top] == sorted((p["delay_ns"] for p in top), reverse=True)
+    assert len({p["to"] for p in top}) == len(top) and rep["baseline"]["top_paths"] is None
 
 
 def test_synth_report_without_and_with_baseline(work):
@@ -390,7 +397,8 @@ def test_synth_report_without_and_with_baseline(work):
                 "fmax_ceiling_mhz"):
         assert key in rep
     assert rep["baseline"] == {"area": None, "ffs": None, "fmax_mhz": None,
-                               "critical_path": None, "bram_outreg": None, "memory_bits": None,
+                               "critical_path": None, "top_paths": None, "bram_outreg": None,
+                               "memory_bits": None,
                                "memory_transistors": None, "logic_transistors": None}
     assert rep["area_reduction"] is None and rep["fmax_ceiling_mhz"] is None
     assert rep["design"]["area"] > 0 and rep["tool_versions"]["yosys"].startswith("Yosys")
