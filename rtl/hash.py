@@ -222,18 +222,9 @@ class HashPlan(Folding):
         then read in step, its address the group counters (flip-flops, no logic before the
         block RAMs' address pins), its word registered twice (the block RAM's output
         register, then flip-flops that the placer puts between the block RAMs and the
-        trees); 1 with the digit ROM and unfolded rows (R = 1): the ROM's word (the block
-        RAM's read, in step with the lane register) is registered once more, in
-        flip-flops, and the lanes beside it, so that the operand selects' LUTs and the
-        slot trees' first registers are not pulled to the block RAM, away from the row
-        accumulators they feed (iCEBreaker `topk`: the trees' registers 5 ns of routing
-        from their accumulators); 0 otherwise (a row-folded ROM read a cycle ahead,
-        :attr:`rom_ahead`). They add as many edges to the latency."""
-        if not self.digit_rom:
-            return 0
-        if self.row_blocks == 1:
-            return 1
-        return 2 * int(2 * len(self.varying) * len(self.hashes) > self.ROM_PORT)
+        trees); 0 otherwise. They add as many edges to the latency."""
+        return 2 * int(self.digit_rom and self.row_blocks > 1
+                       and 2 * len(self.varying) * len(self.hashes) > self.ROM_PORT)
 
     @property
     def rom_ahead(self):
@@ -246,21 +237,19 @@ class HashPlan(Folding):
         block RAM's read, then its output register; the hashes' words side by side, the
         query flag picking one into that register), so that no logic stands between the
         block RAM and the operands' selects; the latency is the same. Otherwise the ROM is
-        read in step: for R = 1 beside the lane register (one register, then one more of
-        flip-flops, :attr:`rom_regs` 1), where :attr:`rom_regs` is 2 with two registers
-        more."""
+        read in step: for R = 1 beside the lane register (one register), where
+        :attr:`rom_regs` with two registers more."""
         return self.digit_rom and self.row_blocks > 1 and not self.rom_regs
 
     @property
     def rom_pieces(self):
         """Memories of the digit ROM (:attr:`digit_rom`), side by side: with
-        :attr:`rom_regs` and R > 1, the fewest of at most :attr:`ROM_PORT` bits over its word,
+        :attr:`rom_regs`, the fewest of at most :attr:`ROM_PORT` bits over its word,
         ``ceil(2·|varying| / ROM_PORT)`` (a word per (group, block, hash)); else 1; 0
         without a ROM."""
         if not self.digit_rom:
             return 0
-        spread = self.row_blocks > 1 and self.rom_regs
-        return -(-2 * len(self.varying) // self.ROM_PORT) if spread else 1
+        return -(-2 * len(self.varying) // self.ROM_PORT) if self.rom_regs else 1
 
     @property
     def depth(self):
@@ -287,10 +276,9 @@ class HashPlan(Folding):
         one edge adds the group into the row accumulator (which starts at -θ), one edge
         registers its sign (y >= θ) into the output, which transfers on the next edge:
         ``3 + rom_regs + max(1, max_j ceil(log2(|slot_terms[j]|)))`` (a slot j is row j
-        unless ``rows`` < b folds the rows; P = 1: 4, or 5 with a digit ROM; :attr:`rom_regs`,
-        register stages between the lane register and the trees: 2 where a row-folded
-        digit ROM spans several memories, 1 where the rows are not folded and the digits
-        come from a ROM)."""
+        unless ``rows`` < b folds the rows; P = 1: 4; :attr:`rom_regs`, 2 where a row-folded
+        digit ROM spans several memories: register stages between the lane register and
+        the trees)."""
         return Timing((3 + self.rom_regs if self.folded else 2) + self.depth)
 
     @property

@@ -378,7 +378,7 @@ def test_digit_rom_choice(corner, tmp_path):
         # and registered twice; else, read a cycle ahead in one memory)
         H = len(mats)
         spread = R > 1 and 2 * varying * H > plan.ROM_PORT
-        assert plan.rom_regs == (2 * spread if R > 1 else 1)
+        assert plan.rom_regs == 2 * spread
         assert plan.rom_ahead == (R > 1 and not spread)
         width = 2 * varying * (H if plan.rom_ahead else 1)
         assert sum(mem.shape.width for mem in mems) == width
