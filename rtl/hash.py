@@ -14,7 +14,8 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .plan import Folding, Timing, csd_digits, signed_width, tree_depth
-from .tree import Term, adder_tree, delay, heap_tree, register, shape_for, tag_width, tagged
+from .tree import (Term, adder_tree, delay, heap_tree, register, shape_for, tag_width, tagged,
+                   twin)
 
 __all__ = ["HashPlan", "HashProjection", "FoldedHashProjection", "row_terms", "group_select"]
 
@@ -187,6 +188,11 @@ class HashPlan(Folding):
         hash), each chosen at run time by two selects (negative, non-zero)."""
         return tuple((j, ps) for j in range(self.rows)
                      for ps, dig in self.slot_digits(j).items() if len(set(dig.values())) > 1)
+
+    #: slot trees per copy of the folded hash's last lane register (a flip-flop per lane
+    #: bit and copy, :func:`tree.twin`): ceil(T / LANE_ROWS) copies, so that no lane bit
+    #: drives the operands of more than LANE_ROWS trees
+    LANE_ROWS = 16
 
     #: widest memory of a row-folded digit ROM (:attr:`HashPlan.rom_ahead`): 18 bits, an ECP5
     #: block RAM's read port (a wider word takes its 36-bit mode, whose output register the
@@ -450,9 +456,13 @@ class FoldedHashProjection(HashProjection):
     Registers: the lane register (written by the group read) and beside it the digit
     selects (a ROM's read, or a flip-flop per select looked up from the group counter), one
     per tree level (at least one: with P = 1 the lone operand ±x or 0, one LUT level, is
-    registered before the accumulator's carry chain), the accumulators (an accumulator with
-    one start value returns to it by a synchronous set/reset, its clock enable and its
-    set/reset flip-flops), the output.
+    registered before the accumulator's carry chain), the accumulators (an accumulator
+    returns to its start value, or to 0 where the start value varies with the block or the
+    hash, by a synchronous set/reset as it adds a block's last group: its clock enable and
+    its set/reset are flip-flops, no mux stands before its adder) and their signs (a
+    flip-flop each, loaded where a block ends: the top bit of the accumulator's last sum,
+    or, where it returns to 0, of acc + root + the block's start value, a 3:2 compression
+    and an adder of their own), the output.
     **Digit ROM** (``plan.digit_rom``): the two selects (negative, non-zero) of every
     operand whose digit varies come from one ROM word per (group, block, hash), read beside
     the lane register: always when the rows are folded, and for R = 1 when the word is at
@@ -461,7 +471,8 @@ class FoldedHashProjection(HashProjection):
     T row slots instead of b rows; the hash reads the G groups R times, pass r computing
     rows rT .. rT+T-1 in the slots (slot j's tree has the union of the operands of rows
     j, T+j, ...; the digits of (group, pass, hash) come from a ROM read beside the lane
-    register, the start value -θ' from a table of (pass, hash)). A pass's bits wait in a
+    register, the start value -θ' from a table of (pass, hash), added where the sign
+    leaves). A pass's bits wait in a
     register until the last pass; ``i.ready`` rises on group G-1 of pass R-1. Throughput one
     vector per G·R cycles (``plan.interval``), the latency formula unchanged.
 
@@ -557,8 +568,12 @@ class FoldedHashProjection(HashProjection):
         last_if_read = Signal(init=is_last_after(0, 0), name="last_if_read")
         with m.If(read):
             m.d.sync += last_if_read.eq(is_last_after(cnt_next, blk_next))
+        # (the port is a twin of the flag: the core's readies are its only loads, so the
+        # placer can put it beside them, away from the hash's own `last_next` mux)
+        lir_port = twin(m, last_if_read, is_last_after(cnt_next, blk_next), en=read,
+                        name="last_if_read_port")
         m.d.comb += [self.last_next.eq(Mux(read, last_if_read, last_read)),
-                     self.last_if_read.eq(last_if_read),
+                     self.last_if_read.eq(lir_port),
                      self.advance.eq(read)]
         m.d.sync += last_read.eq(self.last_next)
         with m.If(read):
@@ -571,15 +586,15 @@ class FoldedHashProjection(HashProjection):
                  if self.select else Value.cast(self.i.payload.x))
 
         lanes = Signal(data.ArrayLayout(signed(w), P), name="lanes")
-        # the group's place in its block, as two flags taken from the one-hot (no compare
-        # of the counter between the lane register and the accumulators' adders); the last
-        # one with the valid (the block's end: a flip-flop at the accumulators, not a gate)
-        lfirst = Signal(name="lane_first")
+        # the group's place in its block, the last one, as a flag taken from the one-hot
+        # (no compare of the counter between the lane register and the accumulators'
+        # adders) with the valid (the block's end: a flip-flop at the accumulators, not a
+        # gate)
         llast = Signal(name="lane_last")
         lq = Signal(name="lane_query")
         lv = Signal(name="lane_valid")
         register(m, lanes, group, en)
-        register(m, lfirst, onehot[0], en)
+        lanes_in = group                # (the last lane register's input)
         register(m, llast, onehot[G - 1] & self.i.valid, en)
         register(m, lq, self.i.payload.query, en)
         register(m, lv, self.i.valid, en)
@@ -685,7 +700,7 @@ class FoldedHashProjection(HashProjection):
                 register(m, rnext, rword, en)
                 lnext = Signal.like(lanes, name=f"lanes_{k}")
                 register(m, lnext, lanes, en)
-                rword, lanes = rnext, lnext
+                rword, lanes, lanes_in = rnext, lnext, lanes
             where = {key: k for k, key in enumerate(varying)}
 
             def select(j, ps, which):
@@ -711,13 +726,21 @@ class FoldedHashProjection(HashProjection):
                                                        f"select{len(selects)}"), en)
                 return selects[bits]
 
+        # the last lane register, and a copy of it (tree.twin) per LANE_ROWS slot trees
+        # after the first LANE_ROWS: no lane bit drives the operands of every slot
+        copies = -(-T // plan.LANE_ROWS)
+        layout = data.ArrayLayout(signed(w), P)
+        lane_regs = [lanes] + [
+            layout(twin(m, Value.cast(lanes), Value.cast(lanes_in), en=en,
+                        name=f"{Value.cast(lanes).name}_copy{c}"))
+            for c in range(1, copies)]
         depth = plan.depth
         roots = []
         for j in range(T):
             terms = []
             for (p, s), dig in digits[j].items():
                 values = set(dig.values())
-                x = lanes[p].as_signed()
+                x = lane_regs[j * copies // T][p].as_signed()
                 if values == {1}:
                     op = x
                 elif values == {-1}:
@@ -733,7 +756,6 @@ class FoldedHashProjection(HashProjection):
         # (the vector's flags beside the trees, and beside plan.rom_regs before them)
         stages = depth + plan.rom_regs
         tv = delay(m, lv, stages, en=en, name="tree_valid")
-        tfirst = delay(m, lfirst, stages, en=en, name="tree_first")
         tend = delay(m, llast, stages, en=en, name="tree_last")
         tq = delay(m, lq, stages, en=en, name="tree_query")
         tb = delay(m, lb, stages, en=en, name="tree_block") if R > 1 else Const(0, 1)
@@ -767,7 +789,6 @@ class FoldedHashProjection(HashProjection):
                     m.d.sync += ab.eq(tb)
                 if has_tag:
                     m.d.sync += atag.eq(ttag)
-        first = tfirst
         sign = []                   # per slot: the accumulator's sign bit (or None)
         consts = {}                 # row t -> per hash: a constant bit or None
         for j in range(T):
@@ -797,9 +818,14 @@ class FoldedHashProjection(HashProjection):
                 # group (a synchronous set/reset of its flip-flops, ``acc_clr``, no mux
                 # before or after the adder; its clock enable ``acc_en``, a flip-flop), and
                 # the top bit of that last sum goes to a flip-flop of its own (the sign,
-                # inverted where it is read: the sum's LUT drives both flip-flops)
+                # inverted where it is read: the sum's LUT drives both flip-flops). The
+                # accumulator's init is 0, not the start value: its value before the first
+                # edge is never read (acc_en and acc_clr start at 1, so the first edge loads
+                # the start value), and an iCE40 flip-flop powers up at 0, so Yosys stores a
+                # bit whose init is 1 inverted, with a LUT after it inside the loop and
+                # before the carry chain
                 start = next(iter(init_values.values()))
-                acc = Signal(shape, init=start, reset_less=True, name=f"acc{j}")
+                acc = Signal(shape, reset_less=True, name=f"acc{j}")
                 total = Signal(shape, name=f"sum{j}")
                 neg = Signal(name=f"neg{j}")
                 m.d.comb += total.eq(acc + roots[j].value)
@@ -809,16 +835,36 @@ class FoldedHashProjection(HashProjection):
                     m.d.sync += neg.eq(total[-1])
                 sign.append(~neg)
                 continue
-            # start values chosen by (block, hash): a block's first group starts from its own
-            acc = Signal(shape, name=f"acc{j}")
+            # start values chosen by (block, hash): the accumulator starts every block at 0
+            # instead (it returns to 0 as it adds a block's last group: the synchronous
+            # reset of its flip-flops, ``acc_clr``, and its clock enable ``acc_en``, as
+            # above: no mux of the block's start value before the adder, inside the loop),
+            # and the start value joins where the sign leaves: the sign of acc + root +
+            # init(block, hash), the three added as a 3:2 compression (a LUT per bit of
+            # acc's, the root's and the block's flags: sum and carry) and an adder of their
+            # own whose top bit goes to a flip-flop (the sign) where the block ends. (The
+            # sums are modulo 2**len(acc): acc's partial sums may wrap, the total does not.)
+            W = shape.width
+            acc = Signal(shape, reset_less=True, name=f"acc{j}")
             init = Signal(shape, name=f"init{j}")
             with m.Switch(Cat(tb, tq) if H > 1 else tb):
                 for (r, h), v in init_values.items():
                     with m.Case(r | (h << bw)):
                         m.d.comb += init.eq(v)
-            with m.If(en & tv):
-                m.d.sync += acc.eq(Mux(first, init, acc) + roots[j].value)
-            sign.append(~acc[-1])
+            root = Signal(shape, name=f"root{j}")
+            m.d.comb += root.eq(roots[j].value)
+            with m.If(en & acc_en):
+                m.d.sync += acc.eq(Mux(acc_clr, 0, acc + root))
+            half = Signal(W, name=f"half{j}")
+            maj = Signal(W, name=f"maj{j}")
+            m.d.comb += [half.eq(acc ^ root ^ init),
+                         maj.eq((acc & root) | (acc & init) | (root & init))]
+            total = Signal(W, name=f"sum{j}")
+            m.d.comb += total.eq(half + Cat(Const(0, 1), maj[:W - 1]))
+            neg = Signal(name=f"neg{j}")
+            with m.If(en & end_blk):
+                m.d.sync += neg.eq(total[-1])
+            sign.append(~neg)
 
         def bit(t, source):
             """Row t's code bit for the vector in the accumulators: its constant (per hash)

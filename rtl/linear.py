@@ -13,7 +13,7 @@ from . import layouts
 from .queue import NO_RW_CHECK, UnguardedReadPort
 from .plan import (Folding, Timing, WeightedSum, csd_digits, signed_width, tree_depth,
                    unsigned_width)
-from .tree import Term, adder_tree, delay, register
+from .tree import Term, adder_tree, delay, register, twin
 
 __all__ = ["state_widths", "LinearPlan", "LinearValuePath", "FoldedLinearValuePath"]
 
@@ -653,14 +653,30 @@ class FoldedLinearValuePath(LinearValuePath):
             addr_n, grp_n = Mux(en, addr, s1.addr), Mux(en, grp, s1.grp)
 
         made = {}
+        zeros_w = []
 
-        def controls(last_only):
-            """(address, enable, zeroing select) of a memory's write: S's (its word
+        def zero_select(name):
+            """plan.write_regs: the zeroing select of memory ``name``'s registered write
+            data, ``w_clear | clearing`` as a flip-flop of its own per memory (written with
+            the values of both after the edge; the reset sets it, as it sets `clearing`),
+            so that the select of every data register of a memory (their synchronous reset)
+            is one flip-flop, not a LUT of the sweep's flag shared by all memories. (Each
+            copy after the first is a :func:`tree.twin`: Yosys merges identical
+            flip-flops.)"""
+            nxt = clear_n | clearing_n
+            if not zeros_w:
+                zeros_w.append(Signal(init=1, name=f"{name}_zero"))
+                m.d.sync += zeros_w[0].eq(nxt)
+                return zeros_w[0]
+            return twin(m, zeros_w[0], nxt, name=f"{name}_zero")
+
+        def controls(last_only, name):
+            """(address, enable, zeroing select) of memory ``name``'s write: S's (its word
             ``addr``), V's (``last_only``: its word ``grp`` at a group's last block)."""
             address = Mux(clearing, sweep, st.grp if last_only else st.addr)
             enable = (mem_key_last if last_only else mem_key) | mem_zero
             if plan.write_regs:
-                return address, enable, mem_zero
+                return address, enable, zero_select(name)
             if last_only not in made:
                 name = "V" if last_only else "S"
                 made[last_only] = regs = (Signal(address.shape(), name=f"{name}_wa"),
@@ -711,10 +727,10 @@ class FoldedLinearValuePath(LinearValuePath):
                     words.append((upd, lacking[t]))
             if not regs:
                 name = f"S{q}" if q < P else "Sz"
-                wa, we, wz = controls(False)
+                wa, we, wz = controls(False, name)
                 write(name, wS[q], wa, we,
                       [Mux(wz | (st_last_blk if lack else 0), 0, upd) for upd, lack in words])
-        wa, we, wz = controls(True)
+        wa, we, wz = controls(True, "V")
         write("V", wV, wa, we, [Mux(wz, 0, Vg[q] + v[q]) for q in range(PE)])
 
         # ---- read-out trees over the word (as in the parallel path; (b+1)·V and the count

@@ -607,3 +607,49 @@ def test_unfolded_hash_refuses_caller_select():
     cfg = CoreConfig.create(b=7, d=3, w=8)
     with pytest.raises(ValueError, match="select=False is not allowed for an unfolded hash"):
         cfg.plan.hash.component(select=False)
+
+
+@pytest.mark.parametrize("goal", [
+    # one start value per row (R = 1): the accumulator returns to it by a set/reset
+    dict(d=32, w=8, b=32, N=256, mode="topk", lanes=1, keys_per_cycle=2),
+    # start values that vary with the row block (R = 4): the accumulator returns to 0
+    dict(d=32, w=8, b=32, N=256, mode="linear", lanes=1, rows=8)])
+def test_accumulator_loops_are_one_lut(goal, tmp_path):
+    """In a synth_ice40 netlist of the folded hash (the iCEBreaker goal configs), every row
+    accumulator's flip-flop is loaded from a LUT (its adder's sum bit) that reads that
+    flip-flop's own output: the loop is flip-flop → carry chain → sum LUT → flip-flop, with
+    no LUT inside it. (With the start value as the accumulator's init, Yosys stored each
+    bit whose init is 1 inverted, behind a LUT; with start values chosen by the block, a
+    mux of the start value stood before the adder.)"""
+    import json
+    import re
+    from amaranth.back import rtlil
+    from hamattn.synth.tools import run_yosys
+
+    plan = CoreConfig.create(**goal).plan.hash
+    comp = plan.component(stalls=False, select=False)
+    (tmp_path / "top.il").write_text(rtlil.convert(comp, name="top"))
+    run_yosys("read_rtlil top.il\nsynth_ice40 -top top\nwrite_json top.json\n",
+              cwd=tmp_path, name="synth")
+    top = json.loads((tmp_path / "top.json").read_text())["modules"]["top"]
+    names = {}
+    for n, v in top["netnames"].items():
+        for b in v["bits"]:
+            if isinstance(b, int) and (b not in names or len(n) < len(names[b])):
+                names[b] = n
+    drivers = {b: cell for cell in top["cells"].values()
+               for port, bits in cell["connections"].items()
+               if cell["port_directions"][port] == "output" for b in bits}
+    checked = 0
+    for name, cell in top["cells"].items():
+        # (an accumulator's flip-flop: Yosys names it after acc<j>, also where it stores
+        # the bit inverted)
+        if not (cell["type"].startswith("SB_DFF") and re.match(r"acc\d+_", name)):
+            continue
+        d, q = cell["connections"]["D"][0], cell["connections"]["Q"][0]
+        lut = drivers.get(d)
+        assert lut is not None and lut["type"] == "SB_LUT4", names.get(q)
+        ins = [lut["connections"][p][0] for p in ("I0", "I1", "I2", "I3")]
+        assert q in ins, f"{names.get(q)}: its sum LUT reads {[names.get(b, b) for b in ins]}"
+        checked += 1
+    assert checked >= plan.rows * 8
