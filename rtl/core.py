@@ -711,10 +711,11 @@ class AttentionCore(wiring.Component):
                 kv_used, ~self.s_kv.payload.last & use_next & kv_free_of(1, KV - HI <= 1),
                 Mux(q_taken, self.s_q.payload.last & kv_free_of(le1_after_q, KV - HI <= 1),
                     ~queries & use & kv_free_of(wait_le2, kv_le2))))
-        if per and G > 1:
-            # folded, a used key's terms are added an edge later: the step (`grow` of the
+        scan_q = scan_len               # (scan_len as a query takes it)
+        if per:
+            # a used key's terms are added an edge later: the step (`grow` of the
             # key's flags) and the add are flip-flops, so that the adder's enable and its
-            # operand decode no handshake. A query takes scan_len at its last read, G >= 2
+            # operand decode no handshake. Folded, a query takes scan_len at its last read, G >= 2
             # edges after the key's transfer (its reads start after it): one edge later is
             # still in time. The step loads at every edge (no enable: its input is `grow` of
             # the flags `kept` and `block_slot`, flip-flops), so that after a key's transfer
@@ -725,12 +726,16 @@ class AttentionCore(wiring.Component):
             m.d.sync += [add_r.eq(kv_used), grow_r.eq(grow)]
             with m.If(add_r):
                 m.d.sync += scan_len.eq(scan_len + grow_r)
+            if G == 1:
+                # unfolded, a query may transfer at the edge after the window's last key: it
+                # takes the sum with the add still pending, an adder of flip-flops (the
+                # key's valid then reaches the scan length through no adder: the default
+                # `topk` core's s_kv_tvalid -> scan_len, three LUT levels and two long routes)
+                scan_q = scan_len + Mux(add_r, grow_r, 0)
         with m.If(kv_used):
             m.d.sync += [count.eq(count + 1), none_yet.eq(0),
                          use_next.eq(count < plan.N - 2 if plan.N > 2 else 0)]
             m.d.comb += use_d.eq(use_next)
-            if per and G == 1:
-                m.d.sync += scan_len.eq(scan_len + grow)
             if qi.per_kept:
                 m.d.sync += kept.eq(count < plan.k - 1)
             if wz is not None:
@@ -743,8 +748,8 @@ class AttentionCore(wiring.Component):
             # a folded hash reads a query's G (·R) groups before it takes the beat: it
             # may start HI-1 cycles before the interval is over
             if wait is not None:
-                m.d.sync += wait.eq(qi.fixed - HI + scan_len)
-                m.d.comb += wait_done_d.eq(qi.fixed - HI + scan_len == 0)
+                m.d.sync += wait.eq(qi.fixed - HI + scan_q)
+                m.d.comb += wait_done_d.eq(qi.fixed - HI + scan_q == 0)
             if wait_le1_d is not None:
                 m.d.comb += wait_le2_d.eq(qi.fixed - HI + scan_len <= 2
                                           if qi.fixed - HI <= 2 else 0)
@@ -759,7 +764,7 @@ class AttentionCore(wiring.Component):
                 m.d.sync += [count.eq(0), none_yet.eq(1), over.eq(0), use_next.eq(plan.N > 1)]
                 m.d.comb += [queries_d.eq(0), use_d.eq(1)]
                 if XS:
-                    m.d.sync += wait.eq((qi.fixed + scan_len) << XS)
+                    m.d.sync += wait.eq((qi.fixed + scan_q) << XS)
                     m.d.comb += wait_done_d.eq(0)
                     if wait_le1_d is not None:         # ((qi.fixed + ...) << XS >= 4)
                         m.d.comb += [wait_le1_d.eq(0), wait_le2_d.eq(0)]
