@@ -727,11 +727,17 @@ class AttentionCore(wiring.Component):
             with m.If(add_r):
                 m.d.sync += scan_len.eq(scan_len + grow_r)
             if G == 1:
-                # unfolded, a query may transfer at the edge after the window's last key: it
-                # takes the sum with the add still pending, an adder of flip-flops (the
-                # key's valid then reaches the scan length through no adder: the default
-                # `topk` core's s_kv_tvalid -> scan_len, three LUT levels and two long routes)
-                scan_q = scan_len + Mux(add_r, grow_r, 0)
+                # unfolded, a query may transfer at the edge after the window's last key,
+                # with that key's add pending: it takes `scan_plus`, the scan length with
+                # the pending step (a flip-flop loaded at every edge with the scan length
+                # after the edge, without the window's reset, plus `grow` of the present
+                # flags, the step a key transferring now adds; after a reset add_r is 0),
+                # so the key's valid reaches the scan length through no adder and the
+                # query's load is one mux of flip-flops before its adder (the default
+                # `topk` core's s_kv_tvalid -> scan_len: three LUT levels, two long routes)
+                scan_plus = Signal.like(scan_len, name="scan_plus", reset_less=True)
+                m.d.sync += scan_plus.eq(Mux(add_r, scan_len + grow_r, scan_len) + grow)
+                scan_q = Mux(add_r, scan_plus, scan_len)
         with m.If(kv_used):
             m.d.sync += [count.eq(count + 1), none_yet.eq(0),
                          use_next.eq(count < plan.N - 2 if plan.N > 2 else 0)]
