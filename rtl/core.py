@@ -181,10 +181,12 @@ class AttentionCore(wiring.Component):
     do not change.
 
     ``readies_check`` (folded, after elaboration; None before, and unfolded): a pair of
-    4-bit Values for tests, the next values of the readies ``(s_kv, s_q)`` and of the key
-    ready's two halves ``(s_kv & use, s_kv & ~use)`` as the folded core registers them, and
-    the same from ``readies()`` of the flags' next values (the unfolded core's expression)
-    with this cycle's credit: equal on every cycle.
+    7-bit Values for tests, equal on every cycle. Bits 0-3: the next values of the readies
+    ``(s_kv, s_q)`` and of the key ready's two halves ``(s_kv & use, s_kv & ~use)`` as the
+    folded core registers them, and the same from ``readies()`` of the flags' next values
+    (the unfolded core's expression) with this cycle's credit. Bits 4-6: the registered
+    flag ``keys_free`` against keys phase & use & free (<= 1), and the next values of the
+    read flags ``rd_kv``, ``rd_q`` against their case-by-case expressions of the flags.
     """
 
     def __init__(self, plan):
