@@ -709,10 +709,18 @@ class AttentionCore(wiring.Component):
             # and a dropped key leaves use = 0)
             le1_after_q = 0 if XS else 1 if wait is None else \
                 (qi.fixed - HI + scan_len <= 1 if qi.fixed - HI <= 1 else 0)
-            m.d.sync += keys_free.eq(Mux(
-                kv_used, ~self.s_kv.payload.last & use_next & kv_free_of(1, KV - HI <= 1),
-                Mux(q_taken, self.s_q.payload.last & kv_free_of(le1_after_q, KV - HI <= 1),
-                    ~queries & use & kv_free_of(wait_le2, kv_le2))))
+            # (by phase, as a used key's transfer is in the key phase and a query's in the
+            # query phase, where keys_free' is 0 but for the window's last query: each case
+            # one LUT of flip-flops and inputs, then the key's transfer, then the phase)
+            free_q1 = kv_free_of(le1_after_q, KV - HI <= 1)
+            if isinstance(free_q1, Const):
+                free_q1 = free_q1.value
+            kf_last = wire("keys_free_last", self.s_q.valid & q_ready_r & self.s_q.payload.last
+                           & free_q1)
+            kf_key = wire("keys_free_key", ~self.s_kv.payload.last & use_next
+                          & kv_free_of(1, KV - HI <= 1))
+            kf_hold = wire("keys_free_hold", use & kv_free_of(wait_le2, kv_le2))
+            m.d.sync += keys_free.eq(Mux(queries, kf_last, Mux(kv_used, kf_key, kf_hold)))
         scan_q = scan_len               # (scan_len as a query takes it)
         if per:
             # a used key's terms are added an edge later: the step (`grow` of the
