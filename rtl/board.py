@@ -21,20 +21,11 @@ self-contained test pattern:
   blink while outputs flow). Nothing of the core can be optimised away.
 * **clock** -- the board's default clock (12 MHz on the iCEBreaker, 25 MHz on the ULX3S) and
   the platform's power-on reset. The Fmax reported is nextpnr's, not the board clock.
-  On the iCE40 (an external clock, no reset pin) the top owns the reset: the platform's
-  power-on delay (15 us, the block RAMs' start-up) ends in a ``ready`` flag, and the reset
-  is two flip-flops loaded from ``~ready``, one for the harness (the ``sync`` domain) and
-  its twin for the core (the core's ``sync`` renamed ``core``, the same clock), so that no
-  LUT and no one net stands between ``ready`` and the reset of every flip-flop. The reset
-  then ends one cycle later than the platform's (one board clock after the 15 us), and
-  the first cycle after configuration runs before it (from the flip-flops' initial
-  values, the reset values).
 """
 
 from __future__ import annotations
 
-from amaranth import (Cat, ClockDomain, ClockSignal, Const, DomainRenamer, Elaboratable,
-                      Module, Mux, ResetSignal, Signal)
+from amaranth import Cat, Const, Elaboratable, Module, Mux, Signal
 from amaranth.lib import io
 
 from .core import AxiStreamCore
@@ -60,12 +51,7 @@ class BoardTop(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         cfg = self.cfg
-        core = self.core
-        if self._owns_reset(platform):
-            m.submodules.core = DomainRenamer("core")(core)
-            self._reset(m, platform)
-        else:
-            m.submodules.core = core
+        m.submodules.core = core = self.core
         dw = cfg.d * cfg.w
 
         # ---- pseudo-random source: xorshift32, one step per cycle
@@ -219,37 +205,3 @@ class BoardTop(Elaboratable):
             m.submodules.button = buf = io.Buffer("i", platform.request(name, number, dir="-"))
             m.d.comb += self.button.eq(buf.i)
         return m
-
-    @staticmethod
-    def _owns_reset(platform):
-        """The top makes the clock domains itself: an iCE40 platform with an external
-        default clock and no reset pin (the iCEBreaker)."""
-        if platform is None:
-            return False
-        from amaranth.vendor import SiliconBluePlatform
-        return (isinstance(platform, SiliconBluePlatform)
-                and platform.default_clk not in (None, "SB_HFOSC", "SB_LFOSC")
-                and platform.default_rst is None)
-
-    @staticmethod
-    def _reset(m, platform):
-        """The ``sync`` and ``core`` domains of the default clock, with the platform's
-        power-on delay (as ``SiliconBluePlatform.create_missing_domain``: 15 us) and a
-        registered reset per domain (see the module docstring)."""
-        clk_io = platform.request(platform.default_clk, dir="-")
-        m.submodules.clk_buf = clk_buf = io.Buffer("i", clk_io)
-        clk = clk_buf.i
-        delay = int(15e-6 * platform.default_clk_frequency)
-        m.domains.sync = ClockDomain("sync")
-        m.domains.core = ClockDomain("core")
-        m.d.comb += [ClockSignal("sync").eq(clk), ClockSignal("core").eq(clk)]
-        timer = Signal(range(delay + 1), name="por_timer", reset_less=True)
-        ready = Signal(name="por_ready", reset_less=True)
-        with m.If(timer == delay):
-            m.d.sync += ready.eq(1)
-        with m.Else():
-            m.d.sync += timer.eq(timer + 1)
-        rst = Signal(name="rst_sync", reset_less=True)
-        m.d.sync += rst.eq(~ready)
-        rst_core = twin(m, rst, ~ready, name="rst_core")
-        m.d.comb += [ResetSignal("sync").eq(rst), ResetSignal("core").eq(rst_core)]
