@@ -18,7 +18,6 @@ from .plan import Timing, unsigned_width
 from .queue import ROOM_LAG, RegisteredFIFO
 from .scan import ScanPlan
 from .skid import SkidBuffer
-from .tree import twin
 
 __all__ = ["CorePlan", "AttentionCore", "AxiStreamCore"]
 
@@ -131,6 +130,11 @@ def _at_most_one(counter):
     return counter[1:] == 0 if len(counter) > 1 else Const(1, 1)
 
 
+def _at_most_three(counter):
+    """``counter <= 3``: its bits above the two lowest are zero."""
+    return counter[2:] == 0 if len(counter) > 2 else Const(1, 1)
+
+
 def _at_most_two(counter):
     """``counter <= 2``, i.e. a down-counter's next value is at most 1 (as
     :func:`_at_most_one`: its high bits zero, and not both low bits set)."""
@@ -177,10 +181,12 @@ class AttentionCore(wiring.Component):
     do not change.
 
     ``readies_check`` (folded, after elaboration; None before, and unfolded): a pair of
-    4-bit Values for tests, the next values of the readies ``(s_kv, s_q)`` and of the key
-    ready's two halves ``(s_kv & use, s_kv & ~use)`` as the folded core registers them, and
-    the same from ``readies()`` of the flags' next values (the unfolded core's expression)
-    with this cycle's credit: equal on every cycle.
+    7-bit Values for tests, equal on every cycle. Bits 0-3: the next values of the readies
+    ``(s_kv, s_q)`` and of the key ready's two halves ``(s_kv & use, s_kv & ~use)`` as the
+    folded core registers them, and the same from ``readies()`` of the flags' next values
+    (the unfolded core's expression) with this cycle's credit. Bits 4-6: the registered
+    flag ``keys_free`` against keys phase & use & free (<= 1), and the next values of the
+    read flags ``rd_kv``, ``rd_q`` against their case-by-case expressions of the flags.
     """
 
     def __init__(self, plan):
@@ -230,20 +236,36 @@ class AttentionCore(wiring.Component):
         # query within X intervals of it: the next window's keys wait that long, rounded up
         # to 2**XS intervals (a shift, no multiplier)
         XS = (getattr(plan.value, "stages_in_flight", 1) - 1).bit_length()
-        wait = Signal(range((qi.at(plan.N, plan.k) << XS) + 1))
+        # (a query loads wait with qi.fixed - HI + scan_len, below: where that is always 0,
+        # q_interval = HI with no per-key part and no XS, wait never leaves 0, and its flags
+        # are the constant 1, not flip-flops that the readies and read flags would decode:
+        # a linear core whose interval is its hash's)
+        wait_zero_always = (qi.fixed == plan.hash.interval.fixed and not XS
+                            and qi.at(plan.N, plan.k) == qi.fixed)
         # registered control: each counter's test (== 0, < N, < F) is a flip-flop written
         # beside the counter from the value the counter takes, so that no ready or enable
         # decodes a counter (the flag is the compare of the counter's next value)
-        wait_done = Signal(init=1)               # wait == 0
-        wait_done_d = flop(wait_done, _at_most_one(wait))
-        # (folded: wait <= 1 as well, the value wait_done takes after the edge unless a
-        # query transfers, which a folded core's readies are registered from)
         G = plan.groups
-        wait_le1 = wait_le1_d = None
-        if G > 1:
-            wait_le1 = Signal(init=1, name="wait_le1")
-            wait_le1_d = flop(wait_le1, _at_most_two(wait))
-        m.d.sync += wait.eq(Mux(wait_done, 0, wait - 1))      # (wait_done: wait == 0)
+        wait_le1 = wait_le1_d = wait_le2 = wait_le2_d = None
+        if wait_zero_always:
+            wait = None
+            wait_done = wait_done_d = 1
+            if G > 1:
+                wait_le1 = wait_le2 = 1
+        else:
+            wait = Signal(range((qi.at(plan.N, plan.k) << XS) + 1))
+            wait_done = Signal(init=1)               # wait == 0
+            wait_done_d = flop(wait_done, _at_most_one(wait))
+            # (folded: wait <= 1 as well, the value wait_done takes after the edge unless a
+            # query transfers, which a folded core's readies are registered from)
+            if G > 1:
+                # (wait <= 2 as well, the value wait_le1 takes after the edge unless a query
+                # transfers: the keys' free flag below is registered from it)
+                wait_le2 = Signal(init=1, name="wait_le2")
+                wait_le2_d = flop(wait_le2, _at_most_three(wait))
+                wait_le1 = Signal(init=1, name="wait_le1")
+                wait_le1_d = flop(wait_le1, wait_le2)
+            m.d.sync += wait.eq(Mux(wait_done, 0, wait - 1))      # (wait_done: wait == 0)
         # q_interval's parts that grow with the keys so far (C·n + D·ceil(n/M) + E·min(k, n)),
         # kept as a running sum (no multiply): C per key, D per key that opens a block of M,
         # E per key among the first k
@@ -274,12 +296,15 @@ class AttentionCore(wiring.Component):
         kv_free = Signal(init=kv_init == 0) if KV > 1 else 1        # kv_wait == 0
         kv_free_d = 1
         # (folded: kv_wait <= 1, as wait_le1)
-        kv_le1 = kv_le1_d = None
+        kv_le1 = kv_le1_d = kv_le2 = kv_le2_d = None
         if KV > 1:
             kv_free_d = flop(kv_free, _at_most_one(kv_wait))
             if G > 1:
+                # (and kv_wait <= 2, the value kv_le1 takes after the edge but for a load)
+                kv_le2 = Signal(init=kv_init <= 2, name="kv_le2")
+                kv_le2_d = flop(kv_le2, _at_most_three(kv_wait))
                 kv_le1 = Signal(init=kv_init <= 1, name="kv_le1")
-                kv_le1_d = flop(kv_le1, _at_most_two(kv_wait))
+                kv_le1_d = flop(kv_le1, kv_le2)
             m.d.sync += kv_wait.eq(Mux(kv_free, 0, kv_wait - 1))   # (kv_free: kv_wait == 0)
 
         # ---- output credits: a query enters only if its output has a place in the queue
@@ -484,6 +509,12 @@ class AttentionCore(wiring.Component):
             kv_ready_d = kv_hold & Mux(self.s_kv.valid, kv_read_last, kv_idle)
             q_ready_d = q_hold & Mux(self.s_q.valid, q_read_last, last)
             m.d.sync += [kv_ready.eq(kv_ready_d), q_ready.eq(q_ready_d)]
+            # (q_ready again, for the read flags alone: it reads its own output where q_ready
+            # reads q_ready, so that no merge identifies the two, and the read flag's query
+            # case shares no LUT with the query's transfer, whose logic is deeper)
+            q_ready_r = Signal(init=q_ready.init, name="q_ready_rd")
+            m.d.sync += q_ready_r.eq(q_hold & Mux(self.s_q.valid, ~q_ready_r & Mux(rd_q, lir, last),
+                                                   last))
             # the key ready twice more, split by `use`: kv_take = kv_ready & use (a used key
             # transfers where s_kv.valid is high) and kv_drop = kv_ready & ~use (a key beyond
             # the N-th), so that the enables of the count, its flags and the scan length are
@@ -492,7 +523,11 @@ class AttentionCore(wiring.Component):
             # phase, and `use` holds where kv_ready rises (it changes at a used key's transfer,
             # where kv_ready' = 0, and at a window's last query, in the query phase, where
             # kv_hold = 0): each is the ready's next value with `use`'s present value
-            kv_hold_u = wire("kv_take_hold", kv_hold & use)
+            # (kv_hold & use, the keys phase with a key to use and free after the edge, is a
+            # flip-flop, `keys_free`, written below from the flags' values after the edge; the
+            # next read flag rd_kv takes it too)
+            keys_free = Signal(init=bool(kv_free_of(1, kv_init <= 1)), name="keys_free")
+            kv_hold_u = keys_free
             kv_hold_o = wire("kv_drop_hold", kv_hold & ~use)
             kv_step = Mux(self.s_kv.valid, kv_read_last, kv_idle)
             kv_take_d, kv_drop_d = kv_hold_u & kv_step, kv_hold_o & kv_step
@@ -504,8 +539,8 @@ class AttentionCore(wiring.Component):
             # value: :attr:`readies_check`, which a test compares on every cycle)
             kv_ref, q_ref = readies(queries_d, use_d, wait_done_d, kv_free_d, last_d,
                                     room_next, credit)
-            self.readies_check = (Cat(kv_ready_d, q_ready_d, kv_take_d, kv_drop_d),
-                                  Cat(kv_ref, q_ref, kv_ref & use_d, kv_ref & ~use_d))
+            checks = [(Cat(kv_ready_d, q_ready_d, kv_take_d, kv_drop_d),
+                       Cat(kv_ref, q_ref, kv_ref & use_d, kv_ref & ~use_d))]
             # the hash reads a group of the key (of the query) where s_kv.valid & rd_kv
             # (s_q.valid & rd_q): flip-flops, the part of the hash's valid that is not the
             # input's, so that the read, which enables the hash's counters and the group
@@ -530,41 +565,89 @@ class AttentionCore(wiring.Component):
             # one mux of the key's transfer and an AND of the query's valid behind them, and
             # the synthesis does not build it from the readies' shared wires: four LUT levels
             # from kv_le1 through kv_ready_hold in the iCEBreaker `linear` goal build)
-            rd_kv_tx = wire("rd_kv_tx", ~self.s_kv.payload.last & use & use_next
-                            & kv_free_of(wait_le1, kv_free_kv) & room_next)
-            rd_kv_idle = wire("rd_kv_idle", ~queries & use & kv_free_of(wait_le1, kv_le1)
-                              & room_next)
-            rd_kv_q = wire("rd_kv_q", q_ready & self.s_q.payload.last
-                           & kv_free_of(wait_done_q, kv_free_q) & room_next)
-            rd_kv_d = Mux(kv_tx, rd_kv_tx, rd_kv_idle) | (self.s_q.valid & rd_kv_q)
+            # The next value in two LUT levels of flip-flops and input wires: `use` holds a
+            # used key's transfer (kv_take: kv_ready & use, where s_kv.valid) apart, and each
+            # of its cases is one LUT4 (a key phase without a used key's transfer: a dropped
+            # key leaves use = 0, so the idle case is 0 there, as the transfer's;
+            # kv_ready and q_ready imply their phases):
+            #   rd_kv' = Mux(s_kv.valid & kv_take, tx, idle | s_q.valid & q_ready & q_last)
+            # with (where each is 0 without room in the value queue after the edge)
+            #   tx   = ~s_kv.last & use_next & free after a used key
+            #   idle = keys phase & use & free (<= 1: after the edge)
+            #   q_last = s_q.last & free after the window's last query
+            # (flip-flops: the phase, use, use_next, room_next, kv_le1 / wait_le1)
+            free_kv = kv_free_of(wait_le1, KV == HI)   # free after a used key's transfer
+            rd_kv_tx = wire("rd_kv_tx", ~self.s_kv.payload.last & use_next & free_kv
+                            & room_next)
+            rd_kv_idle = wire("rd_kv_idle", keys_free & room_next)
+            free_q = kv_free_of(wait_done_q, kv_free_q)  # ... after the window's last query
+            if isinstance(free_q, Const):
+                free_q = free_q.value
+            if isinstance(free_q, Value):       # (a flag: one LUT more, before the query's)
+                q_last_ready = wire("rd_kv_q_ready", q_ready_r & free_q)
+            else:
+                q_last_ready = q_ready_r if free_q else 0
+            rd_kv_q = wire("rd_kv_q", self.s_q.valid & q_last_ready & self.s_q.payload.last
+                           & room_next)
+            kv_take_tx = wire("rd_kv_take", self.s_kv.valid & kv_take)
+            rd_kv_d = Mux(kv_take_tx, rd_kv_tx, rd_kv_idle | rd_kv_q)
             # rd_q's next value, as written above:
             #   Mux(q_tx, ~s_q.last & free after a query, queries & free & credit_q)
             #   | kv_tx & s_kv.last & free after a key
             # where credit_q, the credit (of this cycle, see out_credits) or the next read is
             # not the last (~last_d in the query phase, its read the query's), is
-            # credit | ~Mux(s_q.valid & rd_q, last_if_read, last). It is built as a mux by
-            # s_q.valid of its two cases (q_tx is q_ready where s_q.valid, 0 where not) ORed
-            # with the key's transfer, each case one LUT of flip-flops and of LUTs of
-            # flip-flops (wires of their own): three LUT levels from the input valids and
-            # the readies, none decoding the hash's read first
-            q_flags = wire("rd_q_flags", queries & q_free_of(wait_le1, kv_le1))
-            cq_read = wire("credit_q_read", credit | ~Mux(rd_q, hsh.last_if_read, last))
-            cq_hold = wire("credit_q_hold", credit | ~last)
-            rd_q_valid = wire("rd_q_valid", Mux(q_ready, ~self.s_q.payload.last
-                                                & q_free_of(wait_zero, kv_free_q),
-                                                q_flags & cq_read))      # s_q.valid
-            rd_q_idle = wire("rd_q_idle", q_flags & cq_hold)             # ~s_q.valid
-            kv_flags = wire("rd_q_kv_flags", kv_ready & q_free_of(wait_le1, kv_free_kv))
-            rd_q_kv = wire("rd_q_kv", self.s_kv.valid & self.s_kv.payload.last & kv_flags)
-            rd_q_d = Mux(self.s_q.valid, rd_q_valid, rd_q_idle) | rd_q_kv
+            # credit | ~Mux(s_q.valid & rd_q, last_if_read, last). q_ready implies rd_q, the
+            # query flags (queries & free) and the credit, and the read after a vector's last
+            # is not a last (last_if_read = 0), so with qf = queries & free:
+            #   rd_q' = Mux(s_q.valid & rd_q,
+            #               (qf & credit | qf & ~last_if_read) & ~(q_ready & ~(~s_q.last & free
+            #                                                       after a query)),
+            #               qf & credit | qf & ~last | kv_tx & s_kv.last & free after a key)
+            # (qf is 0 in the key phase, q_ready and the key's transfer 0 in the query
+            # phase): three LUT levels of flip-flops and the input valids, where the hash's
+            # last-read flags (wide fan-outs of the hash) are in the second and the query's
+            # valid and rd_q in the third
+            qf = wire("rd_q_flags", queries & q_free_of(wait_le1, kv_le1))
+            qf_credit = wire("rd_q_credit", queries & q_free_of(wait_le1, kv_le1) & credit)
+            free_next = q_free_of(wait_zero, kv_free_q)
+            q_ends = wire("rd_q_ends", q_ready & ~(~self.s_q.payload.last & free_next))
+            rd_q_read = wire("rd_q_read", (qf_credit | (qf & ~hsh.last_if_read)) & ~q_ends)
+            kv_flags = wire("rd_q_kv", self.s_kv.valid & self.s_kv.payload.last & kv_ready
+                            & q_free_of(wait_le1, kv_free_kv))
+            rd_q_hold = wire("rd_q_hold", qf_credit | (qf & ~last) | kv_flags)
+            rd_q_d = Mux(self.s_q.valid & rd_q, rd_q_read, rd_q_hold)
             m.d.sync += [rd_kv.eq(rd_kv_d), rd_q.eq(rd_q_d)]
             # the read flags twice: rd_kv and rd_q make the hash's valid (its counters, its
             # one-hot group and its read flags), their twins the core's own reads (the group
             # registers `ahead`, P·w flip-flops per channel, the channels' one-hot groups and
             # the value queue's write), so that no read net, one LUT of an input valid, fans
             # out to both
-            rd_kv_c = twin(m, rd_kv, rd_kv_d, name="rd_kv_core")
-            rd_q_c = twin(m, rd_q, rd_q_d, name="rd_q_core")
+            # (rd_kv's twin, written ``value ^ twin ^ reg`` as tree.twin, but in the key's
+            # transfer, one LUT of two flip-flops, so that its input is two LUT levels too)
+            # (the read flags against their expressions of the flags' next values, and
+            # keys_free against its flags: :attr:`readies_check`'s bits 4 to 6)
+            free_now = kv_free_of(wait_le1, kv_le1)
+            rd_kv_ref = Mux(kv_tx, ~self.s_kv.payload.last & use & use_next
+                            & kv_free_of(wait_le1, kv_free_kv) & room_next,
+                            ~queries & use & free_now & room_next) \
+                | (q_tx & self.s_q.payload.last & kv_free_of(wait_done_q, kv_free_q) & room_next)
+            q_flags_ref = queries & q_free_of(wait_le1, kv_le1)
+            rd_q_ref = Mux(self.s_q.valid, Mux(q_ready, ~self.s_q.payload.last
+                                               & q_free_of(wait_zero, kv_free_q),
+                                               q_flags_ref & (credit | ~Mux(rd_q, lir, last))),
+                           q_flags_ref & (credit | ~last)) \
+                | (kv_tx & self.s_kv.payload.last & q_free_of(wait_le1, kv_free_kv))
+            checks.append((Cat(keys_free, rd_kv_d, rd_q_d),
+                           Cat(~queries & use & free_now, rd_kv_ref, rd_q_ref)))
+            self.readies_check = tuple(Cat(*c) for c in zip(*checks))
+            rd_kv_c = Signal.like(rd_kv, name="rd_kv_core")
+            take_c = wire("rd_kv_take_core", (self.s_kv.valid & kv_take) ^ rd_kv_c ^ rd_kv)
+            m.d.sync += rd_kv_c.eq(Mux(take_c, rd_kv_tx, rd_kv_idle | rd_kv_q))
+            # (rd_q's twin reads its own output where rd_q's input reads rd_q: the same bits,
+            # as both hold the same values, in a logic cone of its own that no merge can
+            # identify with rd_q's)
+            rd_q_c = Signal.like(rd_q, name="rd_q_core")
+            m.d.sync += rd_q_c.eq(Mux(self.s_q.valid & rd_q_c, rd_q_read, rd_q_hold))
         else:
             m.d.sync += [r.eq(d) for r, d in zip((kv_ready, q_ready), readies(
                 queries_d, use_d, wait_done_d, kv_free_d, last_d, room_next, credit_d))]
@@ -614,13 +697,35 @@ class AttentionCore(wiring.Component):
                 m.d.sync += kv_wait.eq(Mux(use_next, KV - HI, KV - 1))
                 m.d.comb += kv_free_d.eq(Mux(use_next, KV == HI, KV == 1))
                 if kv_le1_d is not None:
-                    m.d.comb += kv_le1_d.eq(Mux(use_next, KV - HI <= 1, KV <= 2))
+                    m.d.comb += [kv_le1_d.eq(Mux(use_next, KV - HI <= 1, KV <= 2)),
+                                 kv_le2_d.eq(Mux(use_next, KV - HI <= 2, KV <= 3))]
             with m.If(self.s_kv.payload.last):
                 m.d.comb += queries_d.eq(1)
-        if per and G > 1:
-            # folded, a used key's terms are added an edge later: the step (`grow` of the
+        if G > 1:
+            # keys_free' = ~queries' & use' & free' (free: wait <= 1 or kv_wait <= 1 after
+            # the edge, as the phase's ready reads it): after a used key's transfer, the next
+            # key's (no query waits in the key phase: wait stays 0); after the window's last
+            # query, the loaded counters'; otherwise the <= 2 flags (the phase and use hold,
+            # and a dropped key leaves use = 0)
+            le1_after_q = 0 if XS else 1 if wait is None else \
+                (qi.fixed - HI + scan_len <= 1 if qi.fixed - HI <= 1 else 0)
+            # (by phase, as a used key's transfer is in the key phase and a query's in the
+            # query phase, where keys_free' is 0 but for the window's last query: each case
+            # one LUT of flip-flops and inputs, then the key's transfer, then the phase)
+            free_q1 = kv_free_of(le1_after_q, KV - HI <= 1)
+            if isinstance(free_q1, Const):
+                free_q1 = free_q1.value
+            kf_last = wire("keys_free_last", self.s_q.valid & q_ready_r & self.s_q.payload.last
+                           & free_q1)
+            kf_key = wire("keys_free_key", ~self.s_kv.payload.last & use_next
+                          & kv_free_of(1, KV - HI <= 1))
+            kf_hold = wire("keys_free_hold", use & kv_free_of(wait_le2, kv_le2))
+            m.d.sync += keys_free.eq(Mux(queries, kf_last, Mux(kv_used, kf_key, kf_hold)))
+        scan_q = scan_len               # (scan_len as a query takes it)
+        if per:
+            # a used key's terms are added an edge later: the step (`grow` of the
             # key's flags) and the add are flip-flops, so that the adder's enable and its
-            # operand decode no handshake. A query takes scan_len at its last read, G >= 2
+            # operand decode no handshake. Folded, a query takes scan_len at its last read, G >= 2
             # edges after the key's transfer (its reads start after it): one edge later is
             # still in time. The step loads at every edge (no enable: its input is `grow` of
             # the flags `kept` and `block_slot`, flip-flops), so that after a key's transfer
@@ -631,12 +736,22 @@ class AttentionCore(wiring.Component):
             m.d.sync += [add_r.eq(kv_used), grow_r.eq(grow)]
             with m.If(add_r):
                 m.d.sync += scan_len.eq(scan_len + grow_r)
+            if G == 1:
+                # unfolded, a query may transfer at the edge after the window's last key,
+                # with that key's add pending: it takes `scan_plus`, the scan length with
+                # the pending step (a flip-flop loaded at every edge with the scan length
+                # after the edge, without the window's reset, plus `grow` of the present
+                # flags, the step a key transferring now adds; after a reset add_r is 0),
+                # so the key's valid reaches the scan length through no adder and the
+                # query's load is one mux of flip-flops before its adder (the default
+                # `topk` core's s_kv_tvalid -> scan_len: three LUT levels, two long routes)
+                scan_plus = Signal.like(scan_len, name="scan_plus", reset_less=True)
+                m.d.sync += scan_plus.eq(Mux(add_r, scan_len + grow_r, scan_len) + grow)
+                scan_q = Mux(add_r, scan_plus, scan_len)
         with m.If(kv_used):
             m.d.sync += [count.eq(count + 1), none_yet.eq(0),
                          use_next.eq(count < plan.N - 2 if plan.N > 2 else 0)]
             m.d.comb += use_d.eq(use_next)
-            if per and G == 1:
-                m.d.sync += scan_len.eq(scan_len + grow)
             if qi.per_kept:
                 m.d.sync += kept.eq(count < plan.k - 1)
             if wz is not None:
@@ -648,24 +763,27 @@ class AttentionCore(wiring.Component):
         with m.If(q_taken):
             # a folded hash reads a query's G (·R) groups before it takes the beat: it
             # may start HI-1 cycles before the interval is over
-            m.d.sync += wait.eq(qi.fixed - HI + scan_len)
-            m.d.comb += wait_done_d.eq(qi.fixed - HI + scan_len == 0)
+            if wait is not None:
+                m.d.sync += wait.eq(qi.fixed - HI + scan_q)
+                m.d.comb += wait_done_d.eq(qi.fixed - HI + scan_q == 0)
             if wait_le1_d is not None:
+                m.d.comb += wait_le2_d.eq(qi.fixed - HI + scan_len <= 2
+                                          if qi.fixed - HI <= 2 else 0)
                 m.d.comb += wait_le1_d.eq(qi.fixed - HI + scan_len <= 1
                                           if qi.fixed - HI <= 1 else 0)
             if row_folded:               # the value path takes this query for G·R cycles
                 m.d.sync += kv_wait.eq(KV - HI)
                 m.d.comb += kv_free_d.eq(KV == HI)
                 if kv_le1_d is not None:
-                    m.d.comb += kv_le1_d.eq(KV - HI <= 1)
+                    m.d.comb += [kv_le1_d.eq(KV - HI <= 1), kv_le2_d.eq(KV - HI <= 2)]
             with m.If(self.s_q.payload.last):
                 m.d.sync += [count.eq(0), none_yet.eq(1), over.eq(0), use_next.eq(plan.N > 1)]
                 m.d.comb += [queries_d.eq(0), use_d.eq(1)]
                 if XS:
-                    m.d.sync += wait.eq((qi.fixed + scan_len) << XS)
+                    m.d.sync += wait.eq((qi.fixed + scan_q) << XS)
                     m.d.comb += wait_done_d.eq(0)
-                    if wait_le1_d is not None:         # ((qi.fixed + ...) << XS >= 2)
-                        m.d.comb += wait_le1_d.eq(0)
+                    if wait_le1_d is not None:         # ((qi.fixed + ...) << XS >= 4)
+                        m.d.comb += [wait_le1_d.eq(0), wait_le2_d.eq(0)]
                 if per:
                     m.d.sync += scan_len.eq(0)
                 if qi.per_kept:
