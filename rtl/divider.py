@@ -739,13 +739,15 @@ class RoundingDivider(wiring.Component):
           after the form stage, from its next values ``prev_low``), to den and to ~den
           (``nden``, held beside den) + 1 in two adders; the remainder's sign ``negr``
           selects the sum and the carry out after them;
-        - part j >= 1 adds the remainder's bits (the bit below the part, ``below``, a
-          flip-flop loaded at the step's first edge: the part below has been overwritten by
-          then), the register ``opb`` = den's bits XOR the sign (loaded at every edge from
-          ``negr``, which holds from the step's first edge to its last) and the carry out
-          of the part below (a flip-flop). At the step's first edge of a group (``start``)
-          the other parts load the previous stage's bits instead of their sums (a select
-          behind the adder, by a copy of ``start`` per part).
+        - part j >= 1 adds an operand register ``opa_j`` (the shifted remainder's bits of
+          the part: the bit below it, then its bits but the top; this stage's loaded at the
+          step's edge j - 1, before the part below is overwritten; in a group's first step
+          the previous stage's, loaded at ``start`` (the form stage's registers hold a group
+          for that edge only) and held while ``lead``, a copy of ``start`` delayed j - 1
+          edges), the register ``opb`` = den's bits XOR the sign (loaded at
+          every edge from ``negr``, which holds from the step's first edge to its last) and
+          the carry out of the part below (a flip-flop); its sum bits are the remainder's
+          flip-flops' inputs (no select behind the adder).
 
         The sign select ``sub`` (r >= 0 of the remainder the step starts from) is a
         flip-flop per lane, ``negr``: it loads this stage's top part's sum bit at each step's
@@ -754,8 +756,9 @@ class RoundingDivider(wiring.Component):
         edge before ``start``; where both come at once, this stage's group leaves and its own
         sign is the next stage's): one LUT of two sum bits and a flip-flop after either
         carry chain, its enable a LUT of two flip-flops.
-        Each part has its own copy of ``start`` (a flip-flop loaded from ``prev_ending``) and
-        its own registered load enable, so that no control net drives every part.
+        Parts 0 and 1 have their own copy of ``start`` (a flip-flop loaded from
+        ``prev_ending``), each part its own registered load enable, so that no control net
+        drives every part.
         Returns the stage's "done" flag, ``ending`` (a flip-flop: the stage's last edge of a
         group, the value ``done`` takes next), the top sum bits of its lanes and the next
         stage's ``prev_low`` (this stage's registers)."""
@@ -777,10 +780,20 @@ class RoundingDivider(wiring.Component):
         phase_next = Mux(ending, 0, now.rotate_left(1))
         m.d.sync += phase.eq(phase_next)
         # per part: `start` (a copy, kept apart by `keep`) and the load enable, flip-flops
-        starts = [Signal(name=f"{name}_start{j}", attrs={"keep": 1}) for j in range(n)]
+        starts = [Signal(name=f"{name}_start{j}", attrs={"keep": 1}) for j in range(2)]
         load = [Signal(name=f"{name}_load{j}", attrs={"keep": 1}) for j in range(n)]
         m.d.sync += [x.eq(prev_ending) for x in starts]
-        m.d.sync += [load[j].eq(prev_ending | phase_next[j]) for j in range(n)]
+        # (part 0 loads at the step's first edge, also at `start`; part j >= 1 at its edge
+        # of a step only: at `start` its operand comes from the previous stage, `opa`)
+        m.d.sync += [load[j].eq((prev_ending if j == 0 else 0) | phase_next[j])
+                     for j in range(n)]
+        # per part j >= 1: the group's first step at the step's edge j - 1 (a copy of
+        # `start` delayed j - 1 edges), where its operand register holds what it loaded
+        # from the previous stage at `start`
+        lead = [None, starts[1]] if n > 1 else [None]
+        for j in range(2, n):
+            lead.append(Signal(name=f"{name}_lead{j}"))
+            m.d.sync += lead[j].eq(lead[j - 1])
         from_ = {key: Mux(starts[0], prev[key], st[key]) for key in keys}
         from_["neg"] = Mux(starts[0], prev["neg"], st["neg"])
         m.d.sync += [st[key].eq(from_[key]) for key in keys + ["neg"]]
@@ -794,7 +807,6 @@ class RoundingDivider(wiring.Component):
             if len(r_prev) < W:
                 r_prev = Cat(r_prev, Const(0, W - len(r_prev)))   # the form stage's: r >= 0
             r_own = st["r"][p]
-            r_from = Mux(starts[0], r_prev, r_own)
             xq_from = Mux(starts[0], prev["xq"][p], st["xq"][p])
             # the step's first edge shifts in the previous step's quotient bit (``sub``,
             # :attr:`late_bits`) XORed with the lane's sign; x = xq's top bit went into opa
@@ -811,7 +823,6 @@ class RoundingDivider(wiring.Component):
             carry = None
             top = None
             for j, (lo, hi) in enumerate(self.chunks):
-                sj = starts[j]
                 if j == 0:
                     # both adders, den and ~den + 1, the sign's select behind them
                     add = Signal(h0 + 1, name=f"{name}_add{p}")
@@ -823,17 +834,24 @@ class RoundingDivider(wiring.Component):
                     with m.If(load[0]):
                         m.d.sync += r_own[lo:hi].eq(s[:hi - lo])
                 else:
-                    below = Signal(name=f"{name}_below{p}_{j}")
-                    with m.If(load[0]):
-                        m.d.sync += below.eq(r_from[lo - 1])
+                    # the shifted remainder's bits of the part (the bit below it, then its
+                    # bits but the top), an edge ahead, at the step's edge j - 1 (the part
+                    # below is overwritten at that edge, this part after it): the previous
+                    # stage's remainder in the group's first step, else this stage's
+                    # (the previous stage's at `start`, the group's first edge: the form
+                    # stage's registers hold its group only then; held through the step)
+                    opa_j = Signal(hi - lo, name=f"{name}_opa{p}_{j}")
+                    with m.If(starts[1]):
+                        m.d.sync += opa_j.eq(r_prev[lo - 1:hi - 1])
+                    with m.Elif(load[j - 1] & ~lead[j]):
+                        m.d.sync += opa_j.eq(r_own[lo - 1:hi - 1])
                     # den's bits XOR the sign, registered (negr holds through the step)
                     opb = Signal(hi - lo, name=f"{name}_opb{p}_{j}")
                     m.d.sync += opb.eq(den_w[lo:hi] ^ sub.replicate(hi - lo))
-                    a = Cat(below, r_own[lo:hi - 1])
                     s = Signal(hi - lo + 1, name=f"{name}_sum{p}_{j}")
-                    m.d.comb += s.eq((Cat(carry, a) + Cat(carry, opb)) >> 1)
+                    m.d.comb += s.eq((Cat(carry, opa_j) + Cat(carry, opb)) >> 1)
                     with m.If(load[j]):
-                        m.d.sync += r_own[lo:hi].eq(Mux(sj, r_prev[lo:hi], s[:hi - lo]))
+                        m.d.sync += r_own[lo:hi].eq(s[:hi - lo])
                 if j + 1 < n:
                     carry = Signal(name=f"{name}_carry{p}_{j + 1}")
                     m.d.sync += carry.eq(s[-1])
