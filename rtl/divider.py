@@ -617,7 +617,7 @@ class RoundingDivider(wiring.Component):
             # (~den's bits of the split steps' part 0, held beside den: the subtracting adder
             # of part 0 takes them from flip-flops, :meth:`_split_stage`)
             h0 = self.chunks[0][1]
-            held_n = Signal(h0, name="held_nden")
+            held_n = Signal(h0, name="held_nden", reset_less=True)
             with m.If(in_accept):
                 m.d.sync += held_n.eq(~Cat(src["den"], Const(0, 1))[:h0])
             # the first split stage's part-0 operand of its group's first step (the shifted
@@ -812,10 +812,12 @@ class RoundingDivider(wiring.Component):
             # :attr:`late_bits`) XORed with the lane's sign; x = xq's top bit went into opa
             with m.If(load[0]):
                 m.d.sync += st["xq"][p].eq(Cat(sub ^ from_["neg"][p], xq_from[:-1]))
+            # (the operand registers have no reset, so no reset joins their enables: they
+            # are loaded before every use)
             # part 0's operand, an edge ahead: (2r + x)'s low bits of the previous stage's
             # group, or of this stage's (its low part and xq are final since the step's first
             # edge)
-            opa = Signal(h0, name=f"{name}_opa{p}")
+            opa = Signal(h0, name=f"{name}_opa{p}", reset_less=True)
             with m.If(prev_ending | phase[n - 1]):
                 m.d.sync += opa.eq(Mux(prev_ending, prev_low[p],
                                        Cat(st["xq"][p][-1], r_own[:h0 - 1])))
@@ -840,13 +842,13 @@ class RoundingDivider(wiring.Component):
                     # stage's remainder in the group's first step, else this stage's
                     # (the previous stage's at `start`, the group's first edge: the form
                     # stage's registers hold its group only then; held through the step)
-                    opa_j = Signal(hi - lo, name=f"{name}_opa{p}_{j}")
+                    opa_j = Signal(hi - lo, name=f"{name}_opa{p}_{j}", reset_less=True)
                     with m.If(starts[1]):
                         m.d.sync += opa_j.eq(r_prev[lo - 1:hi - 1])
                     with m.Elif(load[j - 1] & ~lead[j]):
                         m.d.sync += opa_j.eq(r_own[lo - 1:hi - 1])
                     # den's bits XOR the sign, registered (negr holds through the step)
-                    opb = Signal(hi - lo, name=f"{name}_opb{p}_{j}")
+                    opb = Signal(hi - lo, name=f"{name}_opb{p}_{j}", reset_less=True)
                     m.d.sync += opb.eq(den_w[lo:hi] ^ sub.replicate(hi - lo))
                     s = Signal(hi - lo + 1, name=f"{name}_sum{p}_{j}")
                     m.d.comb += s.eq((Cat(carry, opa_j) + Cat(carry, opb)) >> 1)
