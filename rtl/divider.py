@@ -210,7 +210,9 @@ class RoundingDivider(wiring.Component):
 
     ``depth`` (>= 1): divisions the divider holds before it refuses more (accepted and not
     yet taken from ``o``): its output register and a queue of ``depth - 1`` results behind
-    it (block RAM from 2 on), bypassed when empty; grouped, the queue holds groups instead
+    it (block RAM from 2 on), bypassed when empty; with one group and depth 2 a second
+    register instead, which takes the output register's result as the next lands
+    (:attr:`keeps_pair`); grouped, the queue holds groups instead
     (``depth·G`` entries of one group, block RAM, a :class:`~.queue.RegisteredFIFO`), which
     wait there while the output register holds a result not yet taken and go in one per
     edge once it leaves, so the queue is P, not E, quotients wide and its output needs no
@@ -319,8 +321,22 @@ class RoundingDivider(wiring.Component):
         slot 0 moves into ``keep0`` (P·q_bits flip-flops and as many selects in front of
         ``o.payload``); the groups after it wait (in the queue) for o.valid to fall. The
         latency (o.ready high) is unchanged: the result leaves at the edge group 0 of the
-        next division arrives at the earliest, and group 1 comes an edge later."""
-        return self.grouped and self.depth > 1 and self.groups > 1
+        next division arrives at the earliest, and group 1 comes an edge later. Also a
+        divider of one group and ``depth`` 2 (:attr:`keeps_pair`; the default config's
+        ``topk`` and ``hsoftmax``): a result always lands in the output register, whose
+        result not yet taken moves into a second register at that edge."""
+        return (self.grouped and self.depth > 1 and self.groups > 1) or self.keeps_pair
+
+    @property
+    def keeps_pair(self):
+        """One group (G = 1) and ``depth`` 2: no queue, two registers of a whole result. A
+        result from the pipeline always goes into the output register (its enable is the
+        pipeline's `done`, a flip-flop); the result that register holds, where not yet taken
+        (o.valid), moves at that edge into ``keep`` (the same enable), which o shows while it
+        holds one (``keep_valid``, a flip-flop: it is older). The credits (two divisions)
+        leave no third result. So ``o.ready`` reaches only o.valid's and ``keep_valid``'s
+        flip-flops and the credits', no enable; the latency is unchanged."""
+        return self.groups == 1 and self.depth == 2
 
     @property
     def plan(self):
@@ -578,6 +594,7 @@ class RoundingDivider(wiring.Component):
         m.d.sync += [form["valid"].eq(pre_valid)]
         m.d.sync += [form[key].eq(~pre[key] if key == "den" and self.complemented_den
                                   else pre[key]) for key in keys]
+        form_x = []
         for p, (pa, neg) in enumerate(zip(pre_a, pre_s)):
             # |a| + half as (a XOR its sign) + half + sign: one adder, the sign a carry in,
             # (2·(a ^ s) + s) + (2·half + s) halved (no select after two adders); split,
@@ -588,6 +605,7 @@ class RoundingDivider(wiring.Component):
             m.d.comb += x.eq(Cat(pre_lo[p], hi[:W - L]))
             m.d.sync += [form["r"][p].eq(x[qb:]), form["xq"][p].eq(x[:qb]),
                          form["neg"][p].eq(neg)]
+            form_x.append(x)
 
         # ---- restoring stages; a held den is the one of the division that entered last
         # (the previous one has left the pipeline by then, DividerPlan.keeping_up)
@@ -595,6 +613,16 @@ class RoundingDivider(wiring.Component):
             held = Signal(dw, name="held_den")
             with m.If(in_accept):
                 m.d.sync += held.eq(src["den"])
+        if self.parts > 1:
+            # (~den's bits of the split steps' part 0, held beside den: the subtracting adder
+            # of part 0 takes them from flip-flops, :meth:`_split_stage`)
+            h0 = self.chunks[0][1]
+            held_n = Signal(h0, name="held_nden", reset_less=True)
+            with m.If(in_accept):
+                m.d.sync += held_n.eq(~Cat(src["den"], Const(0, 1))[:h0])
+            # the first split stage's part-0 operand of its group's first step (the shifted
+            # remainder's low bits: X's next bit, then r), from the form stage's next values
+            prev_low = [Cat(x[qb - 1], Cat(x[qb:], Const(0, h0))[:h0 - 1]) for x in form_x]
 
         def den_of(src):
             return held if self.held_den else src["den"]
@@ -610,8 +638,9 @@ class RoundingDivider(wiring.Component):
             if self.parts > 1:
                 # (prev_done_next: the previous stage's `ending`, or the sign stage's valid,
                 # flip-flops; prev_neg_next: its top sum bits, or 0 after the form stage)
-                done, done_next, prev_neg_next = self._split_stage(
-                    m, name, st, prev, start, prev_done_next, prev_neg_next, ks, keys, held)
+                done, done_next, prev_neg_next, prev_low = self._split_stage(
+                    m, name, st, prev, start, prev_done_next, prev_neg_next, prev_low, ks,
+                    keys, held, held_n)
                 prev, prev_done, prev_done_next = st, done, done_next
                 continue
             if ks == 1:
@@ -694,16 +723,31 @@ class RoundingDivider(wiring.Component):
             bounds.append(bounds[-1] + base + (j < extra))
         return list(zip(bounds, bounds[1:]))
 
-    def _split_stage(self, m, name, st, prev, start, prev_ending, prev_tops, ks, keys, den):
+    def _split_stage(self, m, name, st, prev, start, prev_ending, prev_tops, prev_low, ks,
+                     keys, den, nden):
         """A held den's stage of ``ks`` non-restoring steps, each in ``parts`` edges
         (:attr:`chunks`): the step r' = 2r + x ∓ den is computed modulo 2^(den_width + 1)
-        (r' fits that signed width), part j's bits at the j-th edge of the step, from the
-        remainder's bits, the bit below the part (a flip-flop loaded at the step's first
-        edge: the part below has been overwritten by then) and the carry out of the part
-        below (a flip-flop). The step's first edge is the one at ``start`` (from the
-        previous stage's registers, selected in front of part 0's adder); at that edge the
-        other parts load the previous stage's bits through their adders (den and the carry
-        in masked).
+        (r' fits that signed width), part j's bits at the j-th edge of the step. Every
+        part's adder takes its operands straight from flip-flops (one carry chain from
+        flip-flops to flip-flops per edge, no LUT in front of it; at most the sum's select
+        behind it):
+
+        - part 0 adds an operand register ``opa`` (the shifted remainder's low bits: the
+          next bit of X, then r's bits), loaded at the edge before the step (the last edge
+          of the previous step, or the previous stage's last edge of a group,
+          ``prev_ending``: the low bits are final an edge before a step ends, parts >= 2;
+          after the form stage, from its next values ``prev_low``), to den and to ~den
+          (``nden``, held beside den) + 1 in two adders; the remainder's sign ``negr``
+          selects the sum and the carry out after them;
+        - part j >= 1 adds an operand register ``opa_j`` (the shifted remainder's bits of
+          the part: the bit below it, then its bits but the top; this stage's loaded at the
+          step's edge j - 1, before the part below is overwritten; in a group's first step
+          the previous stage's, loaded at ``start`` (the form stage's registers hold a group
+          for that edge only) and held while ``lead``, a copy of ``start`` delayed j - 1
+          edges), the register ``opb`` = den's bits XOR the sign (loaded at
+          every edge from ``negr``, which holds from the step's first edge to its last) and
+          the carry out of the part below (a flip-flop); its sum bits are the remainder's
+          flip-flops' inputs (no select behind the adder).
 
         The sign select ``sub`` (r >= 0 of the remainder the step starts from) is a
         flip-flop per lane, ``negr``: it loads this stage's top part's sum bit at each step's
@@ -711,11 +755,13 @@ class RoundingDivider(wiring.Component):
         part) at the previous stage's last edge of a group (``prev_ending``, a flip-flop; an
         edge before ``start``; where both come at once, this stage's group leaves and its own
         sign is the next stage's): one LUT of two sum bits and a flip-flop after either
-        carry chain, its enable a LUT of two flip-flops, and nothing in front of the adders.
-        Each part has its own copy of ``start`` (a flip-flop loaded from ``prev_ending``) and
-        its own registered load enable, so that no control net drives every part.
+        carry chain, its enable a LUT of two flip-flops.
+        Parts 0 and 1 have their own copy of ``start`` (a flip-flop loaded from
+        ``prev_ending``), each part its own registered load enable, so that no control net
+        drives every part.
         Returns the stage's "done" flag, ``ending`` (a flip-flop: the stage's last edge of a
-        group, the value ``done`` takes next) and the top sum bits of its lanes."""
+        group, the value ``done`` takes next), the top sum bits of its lanes and the next
+        stage's ``prev_low`` (this stage's registers)."""
         P, dw, n = self.lanes, self.den_width, self.parts
         W = dw + 1
         edges = ks * n
@@ -734,15 +780,26 @@ class RoundingDivider(wiring.Component):
         phase_next = Mux(ending, 0, now.rotate_left(1))
         m.d.sync += phase.eq(phase_next)
         # per part: `start` (a copy, kept apart by `keep`) and the load enable, flip-flops
-        starts = [Signal(name=f"{name}_start{j}", attrs={"keep": 1}) for j in range(n)]
+        starts = [Signal(name=f"{name}_start{j}", attrs={"keep": 1}) for j in range(2)]
         load = [Signal(name=f"{name}_load{j}", attrs={"keep": 1}) for j in range(n)]
         m.d.sync += [x.eq(prev_ending) for x in starts]
-        m.d.sync += [load[j].eq(prev_ending | phase_next[j]) for j in range(n)]
+        # (part 0 loads at the step's first edge, also at `start`; part j >= 1 at its edge
+        # of a step only: at `start` its operand comes from the previous stage, `opa`)
+        m.d.sync += [load[j].eq((prev_ending if j == 0 else 0) | phase_next[j])
+                     for j in range(n)]
+        # per part j >= 1: the group's first step at the step's edge j - 1 (a copy of
+        # `start` delayed j - 1 edges), where its operand register holds what it loaded
+        # from the previous stage at `start`
+        lead = [None, starts[1]] if n > 1 else [None]
+        for j in range(2, n):
+            lead.append(Signal(name=f"{name}_lead{j}"))
+            m.d.sync += lead[j].eq(lead[j - 1])
         from_ = {key: Mux(starts[0], prev[key], st[key]) for key in keys}
         from_["neg"] = Mux(starts[0], prev["neg"], st["neg"])
         m.d.sync += [st[key].eq(from_[key]) for key in keys + ["neg"]]
         den_w = Cat(den, Const(0, W - dw))
-        tops = []
+        h0 = self.chunks[0][1]
+        tops, lows = [], []
         for p in range(P):
             negr = Signal(name=f"{name}_neg{p}_r")
             sub = ~negr
@@ -750,40 +807,63 @@ class RoundingDivider(wiring.Component):
             if len(r_prev) < W:
                 r_prev = Cat(r_prev, Const(0, W - len(r_prev)))   # the form stage's: r >= 0
             r_own = st["r"][p]
-            r_from = Mux(starts[0], r_prev, r_own)
             xq_from = Mux(starts[0], prev["xq"][p], st["xq"][p])
             # the step's first edge shifts in the previous step's quotient bit (``sub``,
-            # :attr:`late_bits`) XORed with the lane's sign, and takes x = xq's top bit
+            # :attr:`late_bits`) XORed with the lane's sign; x = xq's top bit went into opa
             with m.If(load[0]):
                 m.d.sync += st["xq"][p].eq(Cat(sub ^ from_["neg"][p], xq_from[:-1]))
+            # (the operand registers have no reset, so no reset joins their enables: they
+            # are loaded before every use)
+            # part 0's operand, an edge ahead: (2r + x)'s low bits of the previous stage's
+            # group, or of this stage's (its low part and xq are final since the step's first
+            # edge)
+            opa = Signal(h0, name=f"{name}_opa{p}", reset_less=True)
+            with m.If(prev_ending | phase[n - 1]):
+                m.d.sync += opa.eq(Mux(prev_ending, prev_low[p],
+                                       Cat(st["xq"][p][-1], r_own[:h0 - 1])))
+            lows.append(Cat(st["xq"][p][-1], r_own[:h0 - 1]))
             carry = None
             top = None
             for j, (lo, hi) in enumerate(self.chunks):
-                sj = starts[j]
-                d = den_w[lo:hi] ^ sub.replicate(hi - lo)
                 if j == 0:
-                    a, b, cin = Cat(xq_from[-1], r_from[:hi - 1]), d, sub
-                else:
-                    below = Signal(name=f"{name}_below{p}_{j}")
+                    # both adders, den and ~den + 1, the sign's select behind them
+                    add = Signal(h0 + 1, name=f"{name}_add{p}")
+                    dif = Signal(h0 + 1, name=f"{name}_dif{p}")
+                    m.d.comb += [add.eq(opa + den_w[:h0]),
+                                 dif.eq((Cat(Const(1, 1), opa) + Cat(Const(1, 1), nden)) >> 1)]
+                    s = Signal(h0 + 1, name=f"{name}_sum{p}_0")
+                    m.d.comb += s.eq(Mux(sub, dif, add))
                     with m.If(load[0]):
-                        m.d.sync += below.eq(r_from[lo - 1])
-                    a = Mux(sj, r_prev[lo:hi], Cat(below, r_own[lo:hi - 1]))
-                    b = Mux(sj, 0, d)
-                    cin = carry & ~sj
-                s = Signal(hi - lo + 1, name=f"{name}_sum{p}_{j}")
-                m.d.comb += s.eq((Cat(cin, a) + Cat(cin, b)) >> 1)
+                        m.d.sync += r_own[lo:hi].eq(s[:hi - lo])
+                else:
+                    # the shifted remainder's bits of the part (the bit below it, then its
+                    # bits but the top), an edge ahead, at the step's edge j - 1 (the part
+                    # below is overwritten at that edge, this part after it): the previous
+                    # stage's remainder in the group's first step, else this stage's
+                    # (the previous stage's at `start`, the group's first edge: the form
+                    # stage's registers hold its group only then; held through the step)
+                    opa_j = Signal(hi - lo, name=f"{name}_opa{p}_{j}", reset_less=True)
+                    with m.If(starts[1]):
+                        m.d.sync += opa_j.eq(r_prev[lo - 1:hi - 1])
+                    with m.Elif(load[j - 1] & ~lead[j]):
+                        m.d.sync += opa_j.eq(r_own[lo - 1:hi - 1])
+                    # den's bits XOR the sign, registered (negr holds through the step)
+                    opb = Signal(hi - lo, name=f"{name}_opb{p}_{j}", reset_less=True)
+                    m.d.sync += opb.eq(den_w[lo:hi] ^ sub.replicate(hi - lo))
+                    s = Signal(hi - lo + 1, name=f"{name}_sum{p}_{j}")
+                    m.d.comb += s.eq((Cat(carry, opa_j) + Cat(carry, opb)) >> 1)
+                    with m.If(load[j]):
+                        m.d.sync += r_own[lo:hi].eq(s[:hi - lo])
                 if j + 1 < n:
                     carry = Signal(name=f"{name}_carry{p}_{j + 1}")
                     m.d.sync += carry.eq(s[-1])
-                with m.If(load[j]):
-                    m.d.sync += r_own[lo:hi].eq(s[:hi - lo])
                 top = s[hi - lo - 1]
             # r < 0 of the remainder the next step starts from: the previous stage's top at
             # its group's last edge, else this stage's top at its step's last edge
             with m.If(prev_ending | phase[n - 1]):
                 m.d.sync += negr.eq(Mux(prev_ending, prev_tops[p], top))
             tops.append(top)
-        return done, ending, tops
+        return done, ending, tops, lows
 
     def _serial(self, m, transfer, credit, keys):
         """One stage of ``lanes`` restoring units for the G groups in turn (``serial``): the
@@ -909,9 +989,9 @@ class RoundingDivider(wiring.Component):
         # slot and no queue write waits for o.ready: the consumer's ready reaches only
         # flip-flops (o.valid's and the credits'), :attr:`ready_to_flops`)
         keep0 = None
-        if self.ready_to_flops:
+        if self.ready_to_flops and not self.keeps_pair:
             keep0 = [Signal(signed(qb), name=f"keep0_{p}", reset_less=True) for p in range(P)]
-        if self.grouped and self.depth > 1:
+        if self.grouped and self.depth > 1 and not self.keeps_pair:
             # results wait as groups in a queue of depth·G groups (block RAM, as narrow as a
             # group) while the output register holds an untaken result; a group goes there
             # straight from the pipeline when the queue is empty and its slot is free, else
@@ -976,7 +1056,11 @@ class RoundingDivider(wiring.Component):
                 if has_tag and g == G - 1:
                     m.d.sync += tag.eq(src.tag)
         if keep0 is not None:
-            with m.If(enable[0] & ovalid):
+            # (keep0 loads with slot 0, one enable of four flip-flops: where the register
+            # holds no result, what it takes is never shown, since o.valid rises only with
+            # the pointer at slot 0, which `shown` follows, and leaves slot 0 again only
+            # through this enable)
+            with m.If(enable[0]):
                 m.d.sync += [keep0[p].eq(outb[0][p]) for p in range(P)]
             # (the pointer past slot 0 while o.valid: keep0 holds the result's slot 0; a
             # flip-flop of its own, the pointer's bit 0 inverted, for the P·q_bits selects)
@@ -990,7 +1074,20 @@ class RoundingDivider(wiring.Component):
         m.d.comb += [result.q[e].eq(outb[e // P][e % P]) for e in range(E)]
         if has_tag:
             m.d.comb += result.tag.eq(tag)
-        if self.depth > 1 and not self.grouped:
+        if self.keeps_pair:
+            # (the register's result moves into `keep` as the next lands, the same enable;
+            # `keep_valid` is set there where the result is not taken at that edge; o shows
+            # `keep` while it holds one (o.valid is the register's: keep_valid implies it))
+            keep = Signal(self.o.payload.shape(), name="keep", reset_less=True)
+            kvalid = Signal(name="keep_valid")
+            with m.If(enable[0]):
+                m.d.sync += keep.eq(result)
+            m.d.sync += kvalid.eq(Mux(come, ovalid & ~(self.o.ready & ~kvalid),
+                                      kvalid & ~self.o.ready))
+            leave = self.o.ready & ~kvalid
+            m.d.comb += [self.o.valid.eq(ovalid),
+                         self.o.payload.eq(Mux(kvalid, keep.as_value(), result.as_value()))]
+        elif self.depth > 1 and not self.grouped:
             # a memory with a synchronous read (block RAM) from 2 entries on, with one entry
             # to spare: its inner memory refuses a write while full even as its output
             # register drains, and a new result must always find room

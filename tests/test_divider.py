@@ -351,13 +351,14 @@ def run_held(dut, cases, hold, p_out, rng):
 
 
 @pytest.mark.parametrize("corner", list(CORNERS))
-@pytest.mark.parametrize("p_out", [1.0, 0.4])
-def test_serial_divider(corner, p_out):
+@pytest.mark.parametrize("p_out,depth", [(1.0, 3), (0.4, 3), (0.4, 2)])
+def test_serial_divider(corner, p_out, depth):
     """``serial`` (one bit-serial stage of L lanes loading each of the G groups of a held
     input in turn, no form stage): golden's results whatever the consumer; at full rate each
     result leaves ``latency`` = G·(q_bits+1) + 1 edges after its input and the divisions
     enter ``interval`` = G·(q_bits+1) apart; the input is read only within ``hold`` =
-    (G-1)·(q_bits+1) edges of its transfer."""
+    (G-1)·(q_bits+1) edges of its transfer. Depth 2 with G = 1 is the output pair
+    (:attr:`~RoundingDivider.keeps_pair`, the default ``topk``'s)."""
     elements, qb, dmax, _ = CORNERS[corner]
     num_w, den_w = widths(qb, dmax)
     for G in sorted({1, 2, elements}):
@@ -369,10 +370,11 @@ def test_serial_divider(corner, p_out):
                                       G * (qb + 1), hold=hold)
         assert (plan.serial, plan.lanes, plan.groups) == (True, L, G)
         assert plan.latency.fixed == G * (qb + 1) + 1 and plan.interval.fixed == G * (qb + 1)
-        seed = sum(map(ord, corner)) + G + int(10 * p_out)
+        seed = sum(map(ord, corner)) + G + int(10 * p_out) + depth
         rng = np.random.default_rng(seed)
         cases = operands(elements, qb, dmax, 16, rng)
-        dut = plan.component(depth=3)
+        dut = plan.component(depth=depth)
+        assert dut.keeps_pair == (G == 1 and depth == 2)
         got, ins, outs = run_held(dut, cases, hold, p_out, rng)
         assert got == expected(cases), (G, seed)
         if p_out == 1.0:
@@ -435,6 +437,53 @@ def test_split_steps(corner, grouped, parts):
         else:
             got = run_held_stream(dut, cases, seed)
         assert got == list(zip(expected(cases), range(len(cases)))), (steps, seed)
+
+
+def _adder_inputs(dut, tmp_path, lines):
+    """The drivers of the operand bits (A, B, CI, BI) of every adder (Yosys ``$alu`` after
+    ``alumacc``) of ``dut`` made at divider.py lines ``lines``: a set of driver cell types
+    (``const`` for a constant bit)."""
+    import json
+    from amaranth.back import rtlil
+    from hamattn.synth.tools import run_yosys
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "top.il").write_text(rtlil.convert(dut, name="top"))
+    run_yosys("read_rtlil top.il\nhierarchy -top top\nproc\nflatten\nopt\nwreduce\n"
+              "alumacc\nopt\nopt_dff\nopt_clean\nwrite_json net.json\n",
+              cwd=tmp_path, name="synth")
+    mod = json.loads((tmp_path / "net.json").read_text())["modules"]["top"]
+    driver = {}
+    for cell in mod["cells"].values():
+        for port, bits in cell["connections"].items():
+            if cell["port_directions"].get(port) == "output":
+                driver.update({b: cell["type"] for b in bits})
+    found, kinds = 0, set()
+    for cell in mod["cells"].values():
+        src = cell["attributes"].get("src", "")
+        if cell["type"] != "$alu" or not any(f"divider.py:{n}" in src for n in lines):
+            continue
+        found += 1
+        for port in ("A", "B", "CI", "BI"):
+            kinds |= {"const" if isinstance(b, str) else driver.get(b, "port")
+                      for b in cell["connections"].get(port, [])}
+    return found, kinds
+
+
+@pytest.mark.parametrize("parts", [2, 3])
+def test_split_adders_take_flip_flops(parts, tmp_path):
+    """Every adder of a split step (:meth:`RoundingDivider._split_stage`) takes its operands
+    and carry in straight from flip-flops (or constants): no operand select and no XOR with
+    the remainder's sign in front of a carry chain (the iCEBreaker ``hsoftmax`` divider's
+    ``stage1_neg0_r`` → ``stage1_carry0_1``, 18.0 ns)."""
+    import inspect
+    dut = RoundingDivider(4, 33, 25, 8, tag_shape=unsigned(3), lanes=1, grouped=True,
+                          steps=4, held_den=True, parts=parts, depth=3)
+    code, first = inspect.getsourcelines(RoundingDivider._split_stage)
+    found, kinds = _adder_inputs(dut, tmp_path, range(first, first + len(code)))
+    # part 0's two adders and one per other part, per lane (and the stage's count)
+    assert found >= parts + 1, found
+    assert all(k == "const" or "dff" in k.lower() for k in kinds), kinds
 
 
 def test_keeping_up_splits_few_lanes_of_wide_remainders():
@@ -501,6 +550,27 @@ def test_grouped_output_ready_reaches_only_flops(depth, tmp_path):
     whole = RoundingDivider(8, 12, 4, 8, lanes=2, depth=depth)
     assert not whole.ready_to_flops
     assert len(_ready_fanout(whole, tmp_path / "whole")) > 1 + depth
+
+
+@pytest.mark.parametrize("serial", [False, True])
+def test_pair_output_ready_reaches_only_flops(serial, tmp_path):
+    """``keeps_pair`` (one group, depth 2: the default config's dividers, whole-vector and
+    serial): the consumer's ready reaches only o.valid's and keep_valid's flip-flops and the
+    credits' thermometer (2 bits), no register enable; with depth 3 (a queue behind the
+    output register) it reaches more."""
+    def make(depth):
+        if serial:
+            plan = DividerPlan.keeping_up(8, 12, 4, 8, 8, False, 9, hold=0)
+            assert plan.serial and plan.groups == 1
+            return plan.component(depth=depth)
+        return RoundingDivider(8, 12, 4, 8, depth=depth)
+    dut = make(2)
+    assert dut.keeps_pair and dut.ready_to_flops
+    sinks = _ready_fanout(dut, tmp_path / "pair")
+    assert len(sinks) <= 4 and not any("mem" in t for t, _ in sinks), sinks
+    deeper = make(3)
+    assert not deeper.ready_to_flops
+    assert len(_ready_fanout(deeper, tmp_path / "queue")) > 4
 
 
 def test_serial_divider_copies_held_den():
