@@ -39,7 +39,7 @@ from ..rtl.board import BoardTop
 from ..rtl.keystore import ONE_ADDRESS
 from ..versions import dist_versions, python_version
 from . import memmap, outreg
-from .flows import cell_counts, classify_cells
+from .flows import _abc_lut4_ecp5, cell_counts, classify_cells
 from .nextpnr import overuse, path_text, read_report, utilisation_table
 from .paths import report_paths
 from .tools import ToolError, needs_compile, tool_versions
@@ -347,39 +347,58 @@ def build_board(cfg, board_name, *, build_dir=None, name=DESIGN_NAME, progress=N
     seen, stamps = set(), {}
     start = time.monotonic()
     last_note = start
-    with open(log_path, "wb") as log:
-        proc = process.start(["sh", f"build_{name}.sh"], cwd=build_dir, env=env, log=log)
-        try:
-            while True:
-                try:
-                    rc = process.wait(proc, timeout=1.0)
-                except subprocess.TimeoutExpired:
-                    rc = None
-                now = time.monotonic()
-                for fname, msg in stages:
-                    if fname not in seen and (build_dir / fname).exists():
-                        seen.add(fname)
-                        stamps[fname] = now - start
-                        if fname != stages[-1][0]:
-                            say(f"[{now - start:6.0f} s] {msg}")
-                if rc is not None:
-                    break
-                over = _overuse(build_dir / f"{name}.tim")
-                if over:
-                    process.kill(proc)
-                    raise _no_fit(brd, cfg, over, build_dir / f"{name}.tim")
-                if now - start > timeout:
-                    process.kill(proc)
-                    raise UserError(f"the {brd.name} build took more than {timeout} s and "
-                                    f"was stopped (log: {log_path})")
-                if now - last_note >= 60:
-                    last_note = now
-                    current = [f for f, _ in stages if f in seen]
-                    doing = _last_info(build_dir / current[-1]) if current else ""
-                    say(f"[{now - start:6.0f} s] still running{': ' + doing if doing else '...'}")
-        except BaseException:
-            process.kill(proc)
-            raise
+
+    def run_script():
+        """The build script once, its progress said; returns its exit status."""
+        nonlocal last_note
+        with open(log_path, "wb") as log:
+            proc = process.start(["sh", f"build_{name}.sh"], cwd=build_dir, env=env, log=log)
+            try:
+                while True:
+                    try:
+                        rc = process.wait(proc, timeout=1.0)
+                    except subprocess.TimeoutExpired:
+                        rc = None
+                    now = time.monotonic()
+                    for fname, msg in stages:
+                        if fname not in seen and (build_dir / fname).exists():
+                            seen.add(fname)
+                            stamps[fname] = now - start
+                            if fname != stages[-1][0]:
+                                say(f"[{now - start:6.0f} s] {msg}")
+                    if rc is not None:
+                        break
+                    over = _overuse(build_dir / f"{name}.tim")
+                    if over:
+                        process.kill(proc)
+                        raise _no_fit(brd, cfg, over, build_dir / f"{name}.tim")
+                    if now - start > timeout:
+                        process.kill(proc)
+                        raise UserError(f"the {brd.name} build took more than {timeout} s and "
+                                        f"was stopped (log: {log_path})")
+                    if now - last_note >= 60:
+                        last_note = now
+                        current = [f for f, _ in stages if f in seen]
+                        doing = _last_info(build_dir / current[-1]) if current else ""
+                        say(f"[{now - start:6.0f} s] still running{': ' + doing if doing else '...'}")
+            except BaseException:
+                process.kill(proc)
+                raise
+        return rc
+
+    rc, noabc9 = run_script(), False
+    if rc != 0 and brd.family == "ecp5" and _abc9_crash(build_dir, name):
+        # Yosys 0.70's synth_ecp5 can fail an internal assertion in its abc9 step
+        # (rtlil.cc:3091): the same script again with the classic LUT mapper, as the
+        # synthesis flow does (:func:`.flows._run_synth`)
+        ys = build_dir / f"{name}.ys"
+        ys.write_text(_abc_lut4_ecp5(ys.read_text()))
+        say(f"{brd.name}: Yosys' abc9 step failed an internal assertion; synthesizing again "
+            "with the classic LUT mapper (abc -lut 4)")
+        seen.clear()
+        stamps.clear()
+        start = last_note = time.monotonic()
+        rc, noabc9 = run_script(), True
     total = time.monotonic() - start
     if rc != 0:
         raise _build_error(brd, build_dir, name, rc, log_path, cfg)
@@ -406,6 +425,7 @@ def build_board(cfg, board_name, *, build_dir=None, name=DESIGN_NAME, progress=N
         "top_paths": parsed["top_paths"],
         "bram_outreg": parsed["bram_outreg"],
         "nextpnr_seed": seed,
+        "noabc9_fallback": noabc9,
         "cells": parsed["cells"],
         "seconds": {"elaborate": round(elab_s, 1), **step, "total": round(total + elab_s, 1)},
         "tool_env": {k: pathlib.Path(v).name for k, v in env_tools.items()},
@@ -413,6 +433,19 @@ def build_board(cfg, board_name, *, build_dir=None, name=DESIGN_NAME, progress=N
         "build_dir": _rel(build_dir),
     }
     return rep
+
+
+def _abc9_crash(build_dir, name):
+    """Whether the build's Yosys run failed the internal assertion of Yosys 0.70's abc9 step
+    (``rtlil.cc:3091``) that the classic LUT mapper avoids."""
+    for f in (build_dir / f"{name}.rpt", build_dir / "build.log"):
+        try:
+            text = f.read_text(errors="replace")[-20000:]
+        except OSError:
+            continue
+        if "ERROR: Assert" in text and "rtlil.cc" in text:
+            return True
+    return False
 
 
 def _last_info(log):

@@ -467,10 +467,11 @@ def _abc_lut4_ecp5(script):
     before and after, and the classic ``abc -lut 4`` mapper instead of ``abc9``."""
     out = []
     for line in script.splitlines():
-        if line.startswith("synth_ecp5 "):
-            out += [line + " -run :map_luts",
+        cmd = line.strip()
+        if cmd.startswith("synth_ecp5 "):
+            out += [cmd + " -run :map_luts",
                     "techmap -map +/lattice/latches_map.v", "abc -lut 4", "clean",
-                    line + " -run map_cells:"]
+                    cmd + " -run map_cells:"]
         else:
             out.append(line)
     return "\n".join(out) + "\n"
