@@ -39,7 +39,7 @@ from ..rtl.board import BoardTop
 from ..rtl.keystore import ONE_ADDRESS
 from ..versions import dist_versions, python_version
 from . import memmap, outreg
-from .flows import _abc_lut4_ecp5, cell_counts, classify_cells
+from .flows import abc9_crashed, abc_lut4_ecp5, cell_counts, classify_cells
 from .nextpnr import overuse, path_text, read_report, utilisation_table
 from .paths import report_paths
 from .tools import ToolError, needs_compile, tool_versions
@@ -392,7 +392,7 @@ def build_board(cfg, board_name, *, build_dir=None, name=DESIGN_NAME, progress=N
         # (rtlil.cc:3091): the same script again with the classic LUT mapper, as the
         # synthesis flow does (:func:`.flows._run_synth`)
         ys = build_dir / f"{name}.ys"
-        ys.write_text(_abc_lut4_ecp5(ys.read_text()))
+        ys.write_text(abc_lut4_ecp5(ys.read_text()))
         say(f"{brd.name}: Yosys' abc9 step failed an internal assertion; synthesizing again "
             "with the classic LUT mapper (abc -lut 4)")
         seen.clear()
@@ -443,7 +443,7 @@ def _abc9_crash(build_dir, name):
             text = f.read_text(errors="replace")[-20000:]
         except OSError:
             continue
-        if "ERROR: Assert" in text and "rtlil.cc" in text:
+        if "ERROR: Assert" in text and abc9_crashed(text):
             return True
     return False
 

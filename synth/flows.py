@@ -462,7 +462,13 @@ def _ports_of(sources, top, build_dir, cache_dir, timeout):
     return [_h.Port(*p) for p in hit["ports"]]
 
 
-def _abc_lut4_ecp5(script):
+def abc9_crashed(log_text):
+    """Whether a Yosys log (or error text) shows Yosys 0.70's abc9 assertion (rtlil.cc:3091)
+    in ``synth_ecp5``, which :func:`abc_lut4_ecp5`'s classic mapper avoids."""
+    return "rtlil.cc" in log_text
+
+
+def abc_lut4_ecp5(script):
     """``script`` with its ``synth_ecp5`` line split at the LUT mapping: the same passes
     before and after, and the classic ``abc -lut 4`` mapper instead of ``abc9``."""
     out = []
@@ -486,9 +492,9 @@ def _run_synth(script, job, timeout):
         return run_yosys(script, cwd=job, name="synth", timeout=timeout), False
     except ToolError as e:
         text = f"{e} {getattr(e, 'log_tail', '')}"
-        if "synth_ecp5 " not in script or "abc -lut 4" in script or "rtlil.cc" not in text:
+        if "synth_ecp5 " not in script or "abc -lut 4" in script or not abc9_crashed(text):
             raise
-    return run_yosys(_abc_lut4_ecp5(script), cwd=job, name="synth", timeout=timeout), True
+    return run_yosys(abc_lut4_ecp5(script), cwd=job, name="synth", timeout=timeout), True
 
 
 def _synth_only_job(sources, top, tgt, build_dir, cache_dir, timeout, keep_hierarchy=False,

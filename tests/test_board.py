@@ -418,7 +418,7 @@ def test_parse_keeps_the_slowest_paths_of_the_sdf(tmp_path):
 def test_abc9_crash_is_recognised_and_the_script_mapped_again(tmp_path):
     """The board build's Yosys run that fails Yosys 0.70's abc9 assertion is recognised from
     its report, and its script (Amaranth indents the synth line) gets the classic mapper."""
-    from hamattn.synth.flows import _abc_lut4_ecp5
+    from hamattn.synth.flows import abc_lut4_ecp5
     assert not B._abc9_crash(tmp_path, "top")
     (tmp_path / "top.rpt").write_text("2.46.22.7. Executing ABC_OPS_REINTEGRATE pass\n"
                                       "ERROR: Assert `GetSize(conn.first) == GetSize(conn."
@@ -426,7 +426,7 @@ def test_abc9_crash_is_recognised_and_the_script_mapped_again(tmp_path):
     assert B._abc9_crash(tmp_path, "top")
     (tmp_path / "top.rpt").write_text("ERROR: Module `x' not found\n")
     assert not B._abc9_crash(tmp_path, "top")
-    script = _abc_lut4_ecp5("read_rtlil top.il\n    synth_ecp5 -nowidelut -top top\nwrite_json t\n")
+    script = abc_lut4_ecp5("read_rtlil top.il\n    synth_ecp5 -nowidelut -top top\nwrite_json t\n")
     assert script.splitlines() == [
         "read_rtlil top.il", "synth_ecp5 -nowidelut -top top -run :map_luts",
         "techmap -map +/lattice/latches_map.v", "abc -lut 4", "clean",
