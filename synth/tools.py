@@ -6,7 +6,8 @@ the YoWASP runtime maps the host's ``/tmp`` to a private temporary directory, so
 path under ``/tmp`` (pytest's ``tmp_path``, for one) would not be seen by the tool.
 
 The first run of a YoWASP tool on a machine compiles its WebAssembly to machine code (40 to
-110 s for yosys) and caches it; :func:`run_tool` says so on stderr before such a run.
+110 s for yosys) and caches it; :func:`run_tool` says so on stderr before such a run, and
+compiles it once for all the processes that start it at the same time (:func:`compile_once`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from ..process import error_lines, tail
 from ..versions import dist_version
 
 __all__ = [
-    "TOOLS", "ToolError", "ToolResult", "tool_command", "run_tool", "run_yosys", "run_nextpnr",
+    "TOOLS", "ToolError", "ToolResult", "tool_command", "compile_once", "run_tool", "run_yosys",
+    "run_nextpnr",
     "tool_versions", "package_versions", "needs_compile", "DEFAULT_TIMEOUT",
 ]
 
@@ -109,6 +111,9 @@ def _wasm_cache_file(tool):
 
 _compiled = set()
 
+#: the cheap run of each tool that compiles (and caches) its WebAssembly
+VERSION_ARGS = {"yosys": ["-V"], "nextpnr-ice40": ["--version"], "nextpnr-ecp5": ["--version"]}
+
 
 def needs_compile(tool):
     """True when the next run of ``tool`` will first compile its WebAssembly."""
@@ -121,6 +126,41 @@ def needs_compile(tool):
     return True
 
 
+def compile_once(tool, *, notify=None, timeout=DEFAULT_TIMEOUT):
+    """Compile ``tool``'s WebAssembly if this machine has not: under a file lock beside the
+    YoWASP cache, a run of its version flag (:data:`VERSION_ARGS`) compiles and caches it,
+    and any other process that needs the tool meanwhile (a second pytest worker, a parallel
+    sweep job) waits for that cache instead of compiling it again: the YoWASP runtime takes
+    no lock, so two first runs at once compiled yosys twice (about 90 s of CPU each).
+    ``notify`` (default: print to stderr) is told when this process compiles. Without
+    ``fcntl`` (Windows) or a known cache path, the tool's first real run compiles, as before."""
+    say = notify or (lambda m: print(m, file=sys.stderr, flush=True))
+    msg = f"compiling yowasp-{tool} on first use (up to 2 minutes)..."
+    path = _wasm_cache_file(tool)
+    try:
+        import fcntl
+    except ImportError:
+        fcntl = None
+    if fcntl is None or path is None:
+        say(msg)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.parent / ".hamattn-compile.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            say(f"waiting for another process compiling yowasp-{tool}...")
+            fcntl.flock(lock, fcntl.LOCK_EX)      # released when the file closes
+        if not path.exists():
+            say(msg)
+            try:
+                subprocess.run(tool_command(tool) + VERSION_ARGS[tool], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, timeout=timeout, check=False)
+            except (OSError, subprocess.TimeoutExpired):
+                pass                              # the real run says what is wrong
+    _compiled.add(tool)
+
+
 def run_tool(tool, args, *, cwd, log_name, timeout=DEFAULT_TIMEOUT, check=True, notify=None):
     """Run ``tool`` with ``args`` in directory ``cwd``; stdout and stderr go to
     ``cwd/log_name``. Raises :class:`ToolError` on a timeout, or on a non-zero exit when
@@ -130,8 +170,7 @@ def run_tool(tool, args, *, cwd, log_name, timeout=DEFAULT_TIMEOUT, check=True, 
     argv = tool_command(tool) + [str(a) for a in args]
     log_path = cwd / log_name
     if needs_compile(tool):
-        msg = (f"compiling yowasp-{tool} on first use (up to 2 minutes)...")
-        (notify or (lambda m: print(m, file=sys.stderr, flush=True)))(msg)
+        compile_once(tool, notify=notify)
     start = time.monotonic()
     with open(log_path, "wb") as log:
         try:

@@ -24,7 +24,7 @@ import pytest
 from hamattn import verif
 from hamattn.cli import main
 from hamattn.config import CoreConfig
-from hamattn.verif.corners import CORNER, CORNER_W16
+from hamattn.verif.corners import CORNER, CORNER_W16, in_quick_suite
 from hamattn.verif.simulate import format_result, run_sim, simulator_available
 
 # builds are cached per Verilog hash outside the work tree, so that a fresh clone on the
@@ -74,7 +74,8 @@ def test_default_config(mode):
     assert res["cycles"] > 0
 
 
-def test_linear_config_with_heap_adders():
+@pytest.mark.slow      # make sweep: the heap trees' Verilog is proven against the plain sum
+def test_linear_config_with_heap_adders():      # by Yosys (test_popcount), per emitter
     """A linear core with --adders lut6 (the hash rows and every read-out tree as bit
     heaps): the generated Verilog in Verilator, full throughput, random handshakes and
     extreme values, against the golden model."""
@@ -100,7 +101,12 @@ SELECTIONS = {"stream-M2": dict(d=4, w=6, b=12, N=8, k=3, keys_per_cycle=2),
               "histogram-M4-N11": dict(d=4, w=6, b=12, N=11, k=9, keys_per_cycle=4)}
 
 
-@pytest.mark.parametrize("name", list(SELECTIONS))
+#: make test runs the histogram and the stream at M = N; make sweep the other two
+QUICK_SELECTIONS = ("stream-MN", "histogram-M4-N11")
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param(n, marks=() if n in QUICK_SELECTIONS else pytest.mark.slow) for n in SELECTIONS])
 def test_topk_selection(name):
     """Each topk selection on the generated Verilog: the same bits as the golden model
     (ties to the lower index), cycle-exact latency and intervals of the manifest, random
@@ -139,14 +145,16 @@ def test_real_minilm_window(tmp_path):
     """A real window through the generated Verilog: every output beat equals the golden
     model's (the outputs behind bench-fidelity's numbers), bit for bit, at full throughput
     (cycle-exact timing) and with random handshakes; all 128 keys and values, the first
-    REAL_QUERIES queries; folded (lanes 8) to keep the build short, which changes no bit."""
+    REAL_QUERIES queries; folded (lanes 2) to keep the build short, which changes no bit
+    (lanes 2 costs 47 s of CPU here against 66 s with lanes 8: a smaller model to compile,
+    and fewer signals to step in each of the more cycles)."""
     with np.load(DATA / "minilm_window.npz") as z:
         layer, head, b, smax = (int(z[k]) for k in ("layer", "head", "b", "smax"))
         n, d = z["keys"].shape[1:]
         window = {k: z[k] for k in ("keys", "values")}
         window["queries"] = z["queries"][:, :REAL_QUERIES]
     np.savez(tmp_path / "window.npz", **window)
-    cfg = CoreConfig.create(d=d, w=8, b=b, N=n, mode="hsoftmax", smax=smax, lanes=8,
+    cfg = CoreConfig.create(d=d, w=8, b=b, N=n, mode="hsoftmax", smax=smax, lanes=2,
                             weights=str(DATA / f"minilm_l{layer}h{head}_b{b}.npz"))
     res = simulate(cfg, scenario="data", windows=1,
                    extra_env={"HAMATTN_DATA": str(tmp_path / "window.npz")})
@@ -233,8 +241,12 @@ ICARUS_CASES = {
 }
 
 
-@pytest.mark.parametrize("std", ["2005", "2012"])
-@pytest.mark.parametrize("mode", sorted(ICARUS_CASES))
+# make test: each mode in one language mode, alternating (hsoftmax in 2012 with waves);
+# make sweep: the other one too
+@pytest.mark.parametrize("mode,std", [
+    pytest.param(m, std, id=f"{m}-{std}",
+                 marks=() if in_quick_suite(i, j, 1) else pytest.mark.slow)
+    for i, m in enumerate(sorted(ICARUS_CASES)) for j, std in enumerate(("2005", "2012"))])
 def test_icarus(mode, std):
     need("icarus")
     waves = mode == "hsoftmax" and std == "2012"

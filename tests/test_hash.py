@@ -13,6 +13,7 @@ from hamattn.rtl import FoldedHashProjection, HashProjection, Timing
 from hamattn.rtl.hash import _members, group_select, row_terms
 from hamattn.rtl.plan import csd_digits, tree_depth
 from hamattn.rtl.tree import ADDER_TREES
+from hamattn.verif.corners import in_quick_suite
 from hamattn.verif.streams import run_stream
 
 
@@ -53,6 +54,17 @@ CORNERS = {
 #: the adder trees (--adders) every unfolded corner and the heap corners of the folded hash
 #: are simulated with
 ADDERS = list(ADDER_TREES)
+HEAP_KINDS = [a for a in ADDERS if a != "sum"]
+
+
+def adder_case(*values, position, adders):
+    """A case of a cross product with the adder trees: ``sum`` always runs in ``make test``;
+    of the two heap kinds one runs there and the other only in ``make sweep`` (marked
+    ``slow``), alternating along ``position`` (:func:`~hamattn.verif.corners.in_quick_suite`),
+    so that every corner is simulated with a heap tree in ``make test``."""
+    quick = adders == "sum" or in_quick_suite(*position, HEAP_KINDS.index(adders))
+    return pytest.param(*values, adders, id="-".join((*values, adders)),
+                        marks=() if quick else pytest.mark.slow)
 
 
 def stimulus(cfg, rng, count, ties=False):
@@ -63,9 +75,10 @@ def stimulus(cfg, rng, count, ties=False):
     return x, query
 
 
-@pytest.mark.parametrize("adders", ADDERS)
-@pytest.mark.parametrize("corner", list(CORNERS))
-@pytest.mark.parametrize("pattern", ["full_rate", "random_handshake"])
+@pytest.mark.parametrize("pattern,corner,adders", [
+    adder_case(p, c, position=(i, j), adders=a)
+    for j, p in enumerate(("full_rate", "random_handshake")) for i, c in enumerate(CORNERS)
+    for a in ADDERS])
 def test_hash_matches_golden(corner, pattern, adders, tmp_path):
     cfg = CoreConfig.create(**CORNERS[corner](tmp_path), adders=adders)
     seed = sum(map(ord, corner))
@@ -226,13 +239,13 @@ PATTERNS = {
 #: several, multi-digit CSD weights, both hashes with wide Wq, w = 16, row folding
 HEAP_FOLDED = ["d3_P1", "d16_P5", "wide_csd_P3", "asym_wide_P3", "b65_d3_P2_w16",
                "rows_asym_wide_P3_T5"]
-FOLDED_CASES = [(c, p, "sum") for c in FOLDED for p in PATTERNS] + \
-    [(c, p, a) for c in HEAP_FOLDED for p in ("full_rate_ready", "random_handshake")
-     for a in ADDERS[1:]]
+FOLDED_CASES = [adder_case(c, p, position=(), adders="sum")
+                for c in FOLDED for p in PATTERNS] + \
+    [adder_case(c, p, position=(i, j), adders=a) for i, c in enumerate(HEAP_FOLDED)
+     for j, p in enumerate(("full_rate_ready", "random_handshake")) for a in HEAP_KINDS]
 
 
-@pytest.mark.parametrize("corner,pattern,adders", FOLDED_CASES,
-                         ids=["-".join(c) for c in FOLDED_CASES])
+@pytest.mark.parametrize("corner,pattern,adders", FOLDED_CASES)
 def test_folded_hash_matches_golden(corner, pattern, adders, tmp_path):
     cfg = CoreConfig.create(**FOLDED[corner](tmp_path), adders=adders)
     G = cfg.groups

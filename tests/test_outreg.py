@@ -508,8 +508,9 @@ def simulate_pair(tmp_path, before_json, after_json, cycles=1000, seed=1):
     return int(m[1]), int(m[2])
 
 
-@pytest.mark.parametrize("mode, mix", [("direct", False), ("direct", True),
-                                       ("outreg", False)])
+@pytest.mark.parametrize("mode, mix", [
+    pytest.param("direct", False, marks=pytest.mark.slow),    # make sweep: direct-True has it
+    ("direct", True), ("outreg", False)])
 def test_the_pass_keeps_what_a_real_design_computes(tmp_path, mode, mix):
     """RamRead 1024 x 64 before and after the pass, simulated side by side cycle by cycle
     (random writes and reads): the same output on every cycle, and it toggles. ``direct``:

@@ -29,6 +29,19 @@ PLAN_BITS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 16, 31, 64, 100, 256, 1024)
 #: (tree, fabric) pairs proven: behavioural, and each fabric's primitives
 VARIANTS = [("sum", None), ("lut4", None), ("lut6", None), ("lut6", "xc7"), ("lut4", "xc7"),
             ("lut4", "ice40"), ("lut4", "ecp5")]
+
+
+def variants(quick_kind, skip_sum=False):
+    """VARIANTS as parameters: on the behavioural and xc7 emitters, which take both heap kinds,
+    ``make test`` runs ``quick_kind`` (the tree test lut4, the heap test lut6: each kind on
+    each emitter once between the two) and ``make sweep`` the other too (marked ``slow``);
+    ``sum`` and the iCE40 / ECP5 emitters (lut4 only) always run."""
+    return [pytest.param(t, f, id=f"{t}-{f or 'behavioural'}",
+                         marks=() if t in ("sum", quick_kind) or f in ("ice40", "ecp5")
+                         else pytest.mark.slow)
+            for t, f in VARIANTS if not (skip_sum and t == "sum")]
+
+
 #: Yosys's own simulation models of the primitives each fabric's tree instantiates: the
 #: file in Yosys's share directory and the modules taken from it (the whole iCE40 library
 #: takes minutes to read, for its RAM models)
@@ -76,8 +89,7 @@ def _gold(b, name):
             f"  assign h = {terms};\nendmodule\n")
 
 
-@pytest.mark.parametrize("tree,fabric", VARIANTS,
-                         ids=[f"{t}-{f or 'behavioural'}" for t, f in VARIANTS])
+@pytest.mark.parametrize("tree,fabric", variants("lut4"))
 def test_tree_equals_plain_sum(tree, fabric, tmp_path):
     lines = []
     for b in PROOF_BITS:
@@ -265,8 +277,7 @@ def _heap_gold(p, name):
             f"output [{p.width - 1}:0] s);\n  assign s = {terms};\nendmodule\n")
 
 
-@pytest.mark.parametrize("tree,fabric", VARIANTS[1:],
-                         ids=[f"{t}-{f or 'behavioural'}" for t, f in VARIANTS[1:]])
+@pytest.mark.parametrize("tree,fabric", variants("lut6", skip_sum=True))
 def test_heap_tree_equals_plain_sum(tree, fabric, tmp_path):
     """Every named heap except the biggest, proven equal to the plain sum mod 2**width."""
     names = [h for h in HEAPS if h != "hash_row_21x8"]

@@ -10,7 +10,7 @@ from hamattn.rtl import (FoldedLinearValuePath, FoldedScanValuePath, HsoftmaxVal
                          LinearValuePath, ScanPlan, ScanValuePath)
 from hamattn.rtl.plan import Timing
 from hamattn.rtl.scan import bound
-from hamattn.verif.corners import HEAP_CORNERS, MODES
+from hamattn.verif.corners import HEAP_CORNERS, MODES, in_quick_suite
 from hamattn.verif.corners import VALUE_PATH_CORNERS as CORNERS
 from hamattn.verif.corners import VALUE_PATH_KEY_CORNERS as KEY_CORNERS
 from hamattn.verif.corners import VALUE_PATH_ROW_CORNERS as ROW_CORNERS
@@ -33,7 +33,7 @@ CASES = [(p, c, m, "sum") for p in PATTERNS for c in CORNERS for m in MODES] + \
     [(p, c, "linear", "sum") for p in PATTERNS for c in ROW_CORNERS] + \
     [(p, c, m, "sum") for p in PATTERNS for c in KEY_CORNERS for m in MODES[1:]]
 CASES = [pytest.param(*c, id="-".join(c)) for c in CASES] + \
-    [heap_case("full_rate", c, a, (i + j) % 2 == 0) for i, c in enumerate(HEAP_CORNERS)
+    [heap_case("full_rate", c, a, in_quick_suite(i, j)) for i, c in enumerate(HEAP_CORNERS)
      for j, a in enumerate(HEAP_KINDS)] + \
     [heap_case("random_handshake", c, "lut6", i == 1) for i, c in enumerate(HEAP_CORNERS[4:6])]
 

@@ -29,6 +29,16 @@ __all__ = ["MODES", "CORNER", "CORNER_W16", "SWEEP", "corner_id", "VALUE_PATH_CO
 #: the value-path modes, in the order the tests cross them with a corner
 MODES = ["linear", "topk", "hsoftmax"]
 
+# ------------------------------------------------------------------ make test / make sweep
+
+def in_quick_suite(*position):
+    """Whether a case of a cross product runs in ``make test`` (the others are marked
+    ``slow``: ``make sweep`` runs them): its index along each axis summed is even. Along an
+    axis of two values (two adder kinds, two language modes) they alternate, so each corner
+    runs once and each value on half of the corners; the tests that use it say which axes."""
+    return sum(position) % 2 == 0
+
+
 # ------------------------------------------------------------------ whole core (cocotb)
 
 # b > 64 and not a multiple of 8, d = 1, w = 2 or 16, N = 1
