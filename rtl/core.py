@@ -476,7 +476,29 @@ class AttentionCore(wiring.Component):
             # function of the flags' next values (which decode the handshakes): fewer
             # levels between the input valids and the readies
             kv_tx = self.s_kv.valid & kv_ready
-            q_tx = self.s_q.valid & q_ready
+            # The query's valid as the core reads it, ``qv``: where the next query's reads
+            # never start at the edge after a query's transfer (qi.fixed > HI: `wait` is
+            # then at least 1 after it, so the read flag rd_q is 0 in that cycle), the
+            # flip-flop `q_held`, "s_q.valid was high in the cycle before and its beat did
+            # not transfer" (s_q.valid & ~q_ready, registered). A stream's valid stays high
+            # until its beat transfers (AXI4-Stream; the folded hash already reads the
+            # payload over G cycles), so q_held implies s_q.valid, and the core reads a
+            # query from the cycle after its valid rises: one cycle later than s_q.valid
+            # would, which costs no throughput (the reads of the next query start two or
+            # more edges after a transfer anyway) and no latency (counted from the
+            # transfer, the last read, which q_ready, 0 in a beat's first cycle, says).
+            # The hash's read of a query is then the flip-flop `q_rd` = q_held & rd_q,
+            # written from the flags' next values: no input valid and no LUT before the
+            # hash's counters, one-hot group and read flags (the iCEBreaker `topk` goal
+            # build's rd_q -> the hash's `last_read` clock enable, 3 cells to 40 ends)
+            held_q = qi.fixed > HI
+            if held_q:
+                q_held = Signal(name="q_held")
+                m.d.sync += q_held.eq(self.s_q.valid & ~q_ready)
+                qv = q_held
+            else:
+                qv = self.s_q.valid
+            q_tx = qv & q_ready
 
             def wire(name, v):
                 w = Signal(name=name, attrs={"keep": 1})
@@ -507,14 +529,13 @@ class AttentionCore(wiring.Component):
             kv_sel = wire("kv_ready_sel", Mux(rd_kv, lir, last) & room_next)
             kv_read_last = wire("kv_ready_read", ~kv_ready & Mux(use, kv_sel, kv_le1))
             kv_ready_d = kv_hold & Mux(self.s_kv.valid, kv_read_last, kv_idle)
-            q_ready_d = q_hold & Mux(self.s_q.valid, q_read_last, last)
+            q_ready_d = q_hold & Mux(qv, q_read_last, last)
             m.d.sync += [kv_ready.eq(kv_ready_d), q_ready.eq(q_ready_d)]
             # (q_ready again, for the read flags alone: it reads its own output where q_ready
             # reads q_ready, so that no merge identifies the two, and the read flag's query
             # case shares no LUT with the query's transfer, whose logic is deeper)
             q_ready_r = Signal(init=q_ready.init, name="q_ready_rd")
-            m.d.sync += q_ready_r.eq(q_hold & Mux(self.s_q.valid, ~q_ready_r & Mux(rd_q, lir, last),
-                                                   last))
+            m.d.sync += q_ready_r.eq(q_hold & Mux(qv, ~q_ready_r & Mux(rd_q, lir, last), last))
             # the key ready twice more, split by `use`: kv_take = kv_ready & use (a used key
             # transfers where s_kv.valid is high) and kv_drop = kv_ready & ~use (a key beyond
             # the N-th), so that the enables of the count, its flags and the scan length are
@@ -587,7 +608,7 @@ class AttentionCore(wiring.Component):
                 q_last_ready = wire("rd_kv_q_ready", q_ready_r & free_q)
             else:
                 q_last_ready = q_ready_r if free_q else 0
-            rd_kv_q = wire("rd_kv_q", self.s_q.valid & q_last_ready & self.s_q.payload.last
+            rd_kv_q = wire("rd_kv_q", qv & q_last_ready & self.s_q.payload.last
                            & room_next)
             kv_take_tx = wire("rd_kv_take", self.s_kv.valid & kv_take)
             rd_kv_d = Mux(kv_take_tx, rd_kv_tx, rd_kv_idle | rd_kv_q)
@@ -615,8 +636,13 @@ class AttentionCore(wiring.Component):
             kv_flags = wire("rd_q_kv", self.s_kv.valid & self.s_kv.payload.last & kv_ready
                             & q_free_of(wait_le1, kv_free_kv))
             rd_q_hold = wire("rd_q_hold", qf_credit | (qf & ~last) | kv_flags)
-            rd_q_d = Mux(self.s_q.valid & rd_q, rd_q_read, rd_q_hold)
+            rd_q_d = Mux(qv & rd_q, rd_q_read, rd_q_hold)
             m.d.sync += [rd_kv.eq(rd_kv_d), rd_q.eq(rd_q_d)]
+            if held_q:
+                # the hash's read of a query, q_held & rd_q, as one flip-flop (its next
+                # value: s_q.valid & ~q_ready & rd_q', where rd_q' muxes by this read)
+                q_rd = Signal(name="q_rd")
+                m.d.sync += q_rd.eq(self.s_q.valid & ~q_ready & Mux(q_rd, rd_q_read, rd_q_hold))
             # the read flags twice: rd_kv and rd_q make the hash's valid (its counters, its
             # one-hot group and its read flags), their twins the core's own reads (the group
             # registers `ahead`, P·w flip-flops per channel, the channels' one-hot groups and
@@ -632,22 +658,34 @@ class AttentionCore(wiring.Component):
                             ~queries & use & free_now & room_next) \
                 | (q_tx & self.s_q.payload.last & kv_free_of(wait_done_q, kv_free_q) & room_next)
             q_flags_ref = queries & q_free_of(wait_le1, kv_le1)
-            rd_q_ref = Mux(self.s_q.valid, Mux(q_ready, ~self.s_q.payload.last
+            rd_q_ref = Mux(qv, Mux(q_ready, ~self.s_q.payload.last
                                                & q_free_of(wait_zero, kv_free_q),
                                                q_flags_ref & (credit | ~Mux(rd_q, lir, last))),
                            q_flags_ref & (credit | ~last)) \
                 | (kv_tx & self.s_kv.payload.last & q_free_of(wait_le1, kv_free_kv))
             checks.append((Cat(keys_free, rd_kv_d, rd_q_d),
                            Cat(~queries & use & free_now, rd_kv_ref, rd_q_ref)))
-            self.readies_check = tuple(Cat(*c) for c in zip(*checks))
             rd_kv_c = Signal.like(rd_kv, name="rd_kv_core")
             take_c = wire("rd_kv_take_core", (self.s_kv.valid & kv_take) ^ rd_kv_c ^ rd_kv)
             m.d.sync += rd_kv_c.eq(Mux(take_c, rd_kv_tx, rd_kv_idle | rd_kv_q))
             # (rd_q's twin reads its own output where rd_q's input reads rd_q: the same bits,
             # as both hold the same values, in a logic cone of its own that no merge can
             # identify with rd_q's)
-            rd_q_c = Signal.like(rd_q, name="rd_q_core")
-            m.d.sync += rd_q_c.eq(Mux(self.s_q.valid & rd_q_c, rd_q_read, rd_q_hold))
+            if held_q:
+                # (with q_held, the twin is q_rd's: the core's reads of a query are
+                # q_held & rd_q too, written from q_ready's twin; bits 7-8 of
+                # :attr:`readies_check` hold both against q_held & rd_q)
+                rd_q_c = Signal(name="q_rd_core")
+                m.d.sync += rd_q_c.eq(self.s_q.valid & ~q_ready_r
+                                      & Mux(rd_q_c, rd_q_read, rd_q_hold))
+                q_read_v, hash_q = rd_q_c, q_rd
+                checks.append((Cat(q_rd, rd_q_c), Cat(q_held & rd_q, q_held & rd_q)))
+            else:
+                rd_q_c = Signal.like(rd_q, name="rd_q_core")
+                m.d.sync += rd_q_c.eq(Mux(self.s_q.valid & rd_q_c, rd_q_read, rd_q_hold))
+                q_read_v = self.s_q.valid & rd_q_c
+                hash_q = self.s_q.valid & rd_q
+            self.readies_check = tuple(Cat(*c) for c in zip(*checks))
         else:
             m.d.sync += [r.eq(d) for r, d in zip((kv_ready, q_ready), readies(
                 queries_d, use_d, wait_done_d, kv_free_d, last_d, room_next, credit_d))]
@@ -657,15 +695,15 @@ class AttentionCore(wiring.Component):
                      hsh.i.valid.eq(hash_valid)]
         if G > 1:
             m.d.comb += [kv_read.eq(self.s_kv.valid & rd_kv_c),
-                         q_read.eq(self.s_q.valid & rd_q_c),
-                         hash_valid.eq((self.s_kv.valid & rd_kv) | (self.s_q.valid & rd_q))]
+                         q_read.eq(q_read_v),
+                         hash_valid.eq((self.s_kv.valid & rd_kv) | hash_q)]
         if G > 1:
             # (one LUT each, of the input valid and a ready flip-flop: kv_take, kv_drop and
             # q_ready imply their phase. Wires of their own, so that the logic they enable
             # does not absorb their gates into deeper cones)
             for sig, v in ((kv_used, self.s_kv.valid & kv_take),
                            (kv_dropped, self.s_kv.valid & kv_drop),
-                           (q_taken, self.s_q.valid & q_ready)):
+                           (q_taken, qv & q_ready)):
                 m.d.comb += sig.eq(v)
         with m.If(~queries):
             if G == 1:
@@ -715,7 +753,7 @@ class AttentionCore(wiring.Component):
             free_q1 = kv_free_of(le1_after_q, KV - HI <= 1)
             if isinstance(free_q1, Const):
                 free_q1 = free_q1.value
-            kf_last = wire("keys_free_last", self.s_q.valid & q_ready_r & self.s_q.payload.last
+            kf_last = wire("keys_free_last", qv & q_ready_r & self.s_q.payload.last
                            & free_q1)
             kf_key = wire("keys_free_key", ~self.s_kv.payload.last & use_next
                           & kv_free_of(1, KV - HI <= 1))
