@@ -365,9 +365,23 @@ class AttentionCore(wiring.Component):
         # The queue's write (or the value path's, direct), from the key phase below (0 in
         # the query phase)
         if direct:
+            # (the write registered: the value path's `w` is a register of the key's value,
+            # loaded at every edge, its valid (the used key's transfer) and its restart, so
+            # that the key's handshake and the input's value reach the value memory's write
+            # data and enables from flip-flops, not through the handshake's LUTs: the
+            # default `topk` core on the UP5K, the harness's input register -> `kv_used` ->
+            # the write data's select -> the block RAM's WDATA, 18.8-20.9 ns. The value lands
+            # an edge after its key's transfer, long before a query's value pass reads it,
+            # and after the previous window's last read: no latency or interval changes)
             room = room_next = 1
-            w_data, w_en = vp.w.payload.value, vp.w.valid
-            m.d.comb += vp.w.payload.restart.eq(none_yet)
+            w_data, w_en = Signal.like(vp.w.payload.value), Signal()
+            w_value = Signal.like(vp.w.payload.value, name="w_value", reset_less=True)
+            w_restart = Signal(name="w_restart", reset_less=True)
+            w_valid = Signal(name="w_valid")
+            m.d.sync += [w_value.eq(self.s_kv.payload.value), w_restart.eq(none_yet),
+                         w_valid.eq(w_en)]
+            m.d.comb += [vp.w.payload.value.eq(w_value), vp.w.payload.restart.eq(w_restart),
+                         vp.w.valid.eq(w_valid)]
         else:
             room, room_next = values.room, values.room_next
             w_data, w_en = Signal.like(values.w_data), Signal()
