@@ -180,13 +180,22 @@ class AttentionCore(wiring.Component):
     group of P elements per cycle, G = ceil(d/P) cycles per vector; the ports and the bits
     do not change.
 
+    A folded scan core (``q_interval`` longer than the hash's reading time) reads a query
+    from the cycle after ``s_q.valid`` rises, from a flip-flop that takes it (the hash's
+    read enable is then a flip-flop): it relies on AXI4-Stream's rule that a valid stays
+    high, and its payload stable, until the beat transfers. Its latency and intervals do
+    not change (the next query's reads never start at the edge after a query's transfer).
+
     ``readies_check`` (folded, after elaboration; None before, and unfolded): a pair of
-    7-bit Values for tests, equal on every cycle. Bits 0-3: the next values of the readies
+    7-bit Values (9-bit where the query's valid is registered) for tests, equal on every
+    cycle. Bits 0-3: the next values of the readies
     ``(s_kv, s_q)`` and of the key ready's two halves ``(s_kv & use, s_kv & ~use)`` as the
     folded core registers them, and the same from ``readies()`` of the flags' next values
     (the unfolded core's expression) with this cycle's credit. Bits 4-6: the registered
     flag ``keys_free`` against keys phase & use & free (<= 1), and the next values of the
     read flags ``rd_kv``, ``rd_q`` against their case-by-case expressions of the flags.
+    Bits 7-8 (registered query valid): the hash's query read ``q_rd`` and its twin
+    against ``q_held & rd_q``.
     """
 
     def __init__(self, plan):
