@@ -357,9 +357,6 @@ class AttentionCore(wiring.Component):
             depth += margin + ROOM_LAG
             m.submodules.value_queue = values = RegisteredFIFO(
                 width=plan.lanes * plan.w, depth=depth, margin=margin)
-            # (the group the hash reads, by its one-hot group select)
-            vgroup = group_select(m, Value.cast(self.s_kv.payload.value), hsh.group,
-                                  plan.lanes * plan.w, name="v_group")
         else:
             m.submodules.value_queue = values = RegisteredFIFO(
                 width=plan.d * plan.w,
@@ -414,13 +411,24 @@ class AttentionCore(wiring.Component):
             # leaves it 0, and the phase changes only at a vector's last read, so the other
             # channel's one-hot holds 0 throughout a phase and the next phase's first read
             # (group 0) is selected by the hash's own one-hot and the phase instead (one LUT4)
+            # The core's one-hots are shift registers of their own, fed by the hash's bit 0
+            # (a read of group g, g >= 1, finds the channel's one-hot at group g - 1 and
+            # moves it on; a read of group 0 loads bit 0; a read of group G-1 shifts the
+            # bit out): the same values as loading the hash's one-hot, whose other bits
+            # then stay in the hash, beside its counters, and do not pull them (and the
+            # read's clock enable net) towards the core's group selects
             key_group = Signal(G - 1, name="key_group")        # groups 1 .. G-1
             query_group = Signal(G - 1, name="query_group")
             kv_read, q_read = Signal(), Signal()
             with m.If(kv_read):
-                m.d.sync += key_group.eq(hsh.group[:G - 1])
+                m.d.sync += key_group.eq(Cat(hsh.group[0], key_group[:G - 2]))
             with m.If(q_read):
-                m.d.sync += query_group.eq(hsh.group[:G - 1])
+                m.d.sync += query_group.eq(Cat(hsh.group[0], query_group[:G - 2]))
+            # (the value's group the hash reads, in the key phase: the hash's one-hot is
+            # bit 0 then key_group, shifted by one)
+            vgroup = group_select(m, Value.cast(self.s_kv.payload.value),
+                                  Cat(hsh.group[0], key_group), plan.lanes * plan.w,
+                                  name="v_group")
             # The groups after the first are selected a read ahead, into flip-flops: the
             # reads of a vector's groups come in order (group 0, 1, .., G-1, R passes) and
             # its beat holds still until its last read, so at a read of group g the group
