@@ -415,8 +415,8 @@ class AttentionCore(wiring.Component):
             # (a read of group g, g >= 1, finds the channel's one-hot at group g - 1 and
             # moves it on; a read of group 0 loads bit 0; a read of group G-1 shifts the
             # bit out): the same values as loading the hash's one-hot, whose other bits
-            # then stay in the hash, beside its counters, and do not pull them (and the
-            # read's clock enable net) towards the core's group selects
+            # then load only the hash's ring and the value's group select (the read's clock
+            # enable net reaches fewer places)
             key_group = Signal(G - 1, name="key_group")        # groups 1 .. G-1
             query_group = Signal(G - 1, name="query_group")
             kv_read, q_read = Signal(), Signal()
@@ -424,11 +424,10 @@ class AttentionCore(wiring.Component):
                 m.d.sync += key_group.eq(Cat(hsh.group[0], key_group[:G - 2]))
             with m.If(q_read):
                 m.d.sync += query_group.eq(Cat(hsh.group[0], query_group[:G - 2]))
-            # (the value's group the hash reads, in the key phase: the hash's one-hot is
-            # bit 0 then key_group, shifted by one)
-            vgroup = group_select(m, Value.cast(self.s_kv.payload.value),
-                                  Cat(hsh.group[0], key_group), plan.lanes * plan.w,
-                                  name="v_group")
+            # (the value's group the hash reads, by the hash's one-hot: key_group has the
+            # ahead selects as its loads)
+            vgroup = group_select(m, Value.cast(self.s_kv.payload.value), hsh.group,
+                                  plan.lanes * plan.w, name="v_group")
             # The groups after the first are selected a read ahead, into flip-flops: the
             # reads of a vector's groups come in order (group 0, 1, .., G-1, R passes) and
             # its beat holds still until its last read, so at a read of group g the group
