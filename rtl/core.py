@@ -180,13 +180,22 @@ class AttentionCore(wiring.Component):
     group of P elements per cycle, G = ceil(d/P) cycles per vector; the ports and the bits
     do not change.
 
+    A folded scan core (``q_interval`` longer than the hash's reading time) reads a query
+    from the cycle after ``s_q.valid`` rises, from a flip-flop that takes it (the hash's
+    read enable is then a flip-flop): it relies on AXI4-Stream's rule that a valid stays
+    high, and its payload stable, until the beat transfers. Its latency and intervals do
+    not change (the next query's reads never start at the edge after a query's transfer).
+
     ``readies_check`` (folded, after elaboration; None before, and unfolded): a pair of
-    7-bit Values for tests, equal on every cycle. Bits 0-3: the next values of the readies
+    7-bit Values (9-bit where the query's valid is registered) for tests, equal on every
+    cycle. Bits 0-3: the next values of the readies
     ``(s_kv, s_q)`` and of the key ready's two halves ``(s_kv & use, s_kv & ~use)`` as the
     folded core registers them, and the same from ``readies()`` of the flags' next values
     (the unfolded core's expression) with this cycle's credit. Bits 4-6: the registered
     flag ``keys_free`` against keys phase & use & free (<= 1), and the next values of the
     read flags ``rd_kv``, ``rd_q`` against their case-by-case expressions of the flags.
+    Bits 7-8 (registered query valid): the hash's query read ``q_rd`` and its twin
+    against ``q_held & rd_q``.
     """
 
     def __init__(self, plan):
@@ -348,9 +357,6 @@ class AttentionCore(wiring.Component):
             depth += margin + ROOM_LAG
             m.submodules.value_queue = values = RegisteredFIFO(
                 width=plan.lanes * plan.w, depth=depth, margin=margin)
-            # (the group the hash reads, by its one-hot group select)
-            vgroup = group_select(m, Value.cast(self.s_kv.payload.value), hsh.group,
-                                  plan.lanes * plan.w, name="v_group")
         else:
             m.submodules.value_queue = values = RegisteredFIFO(
                 width=plan.d * plan.w,
@@ -365,9 +371,23 @@ class AttentionCore(wiring.Component):
         # The queue's write (or the value path's, direct), from the key phase below (0 in
         # the query phase)
         if direct:
+            # (the write registered: the value path's `w` is a register of the key's value,
+            # loaded at every edge, its valid (the used key's transfer) and its restart, so
+            # that the key's handshake and the input's value reach the value memory's write
+            # data and enables from flip-flops, not through the handshake's LUTs: the
+            # default `topk` core on the UP5K, the harness's input register -> `kv_used` ->
+            # the write data's select -> the block RAM's WDATA, 18.8-20.9 ns. The value lands
+            # an edge after its key's transfer, long before a query's value pass reads it,
+            # and after the previous window's last read: no latency or interval changes)
             room = room_next = 1
-            w_data, w_en = vp.w.payload.value, vp.w.valid
-            m.d.comb += vp.w.payload.restart.eq(none_yet)
+            w_data, w_en = Signal.like(vp.w.payload.value), Signal()
+            w_value = Signal.like(vp.w.payload.value, name="w_value", reset_less=True)
+            w_restart = Signal(name="w_restart", reset_less=True)
+            w_valid = Signal(name="w_valid")
+            m.d.sync += [w_value.eq(self.s_kv.payload.value), w_restart.eq(none_yet),
+                         w_valid.eq(w_en)]
+            m.d.comb += [vp.w.payload.value.eq(w_value), vp.w.payload.restart.eq(w_restart),
+                         vp.w.valid.eq(w_valid)]
         else:
             room, room_next = values.room, values.room_next
             w_data, w_en = Signal.like(values.w_data), Signal()
@@ -391,13 +411,23 @@ class AttentionCore(wiring.Component):
             # leaves it 0, and the phase changes only at a vector's last read, so the other
             # channel's one-hot holds 0 throughout a phase and the next phase's first read
             # (group 0) is selected by the hash's own one-hot and the phase instead (one LUT4)
+            # The core's one-hots are shift registers of their own, fed by the hash's bit 0
+            # (a read of group g, g >= 1, finds the channel's one-hot at group g - 1 and
+            # moves it on; a read of group 0 loads bit 0; a read of group G-1 shifts the
+            # bit out): the same values as loading the hash's one-hot, whose other bits
+            # then load only the hash's ring and the value's group select (the read's clock
+            # enable net reaches fewer places)
             key_group = Signal(G - 1, name="key_group")        # groups 1 .. G-1
             query_group = Signal(G - 1, name="query_group")
             kv_read, q_read = Signal(), Signal()
             with m.If(kv_read):
-                m.d.sync += key_group.eq(hsh.group[:G - 1])
+                m.d.sync += key_group.eq(Cat(hsh.group[0], key_group[:G - 2]))
             with m.If(q_read):
-                m.d.sync += query_group.eq(hsh.group[:G - 1])
+                m.d.sync += query_group.eq(Cat(hsh.group[0], query_group[:G - 2]))
+            # (the value's group the hash reads, by the hash's one-hot: key_group has the
+            # ahead selects as its loads)
+            vgroup = group_select(m, Value.cast(self.s_kv.payload.value), hsh.group,
+                                  plan.lanes * plan.w, name="v_group")
             # The groups after the first are selected a read ahead, into flip-flops: the
             # reads of a vector's groups come in order (group 0, 1, .., G-1, R passes) and
             # its beat holds still until its last read, so at a read of group g the group
@@ -476,7 +506,29 @@ class AttentionCore(wiring.Component):
             # function of the flags' next values (which decode the handshakes): fewer
             # levels between the input valids and the readies
             kv_tx = self.s_kv.valid & kv_ready
-            q_tx = self.s_q.valid & q_ready
+            # The query's valid as the core reads it, ``qv``: where the next query's reads
+            # never start at the edge after a query's transfer (qi.fixed > HI: `wait` is
+            # then at least 1 after it, so the read flag rd_q is 0 in that cycle), the
+            # flip-flop `q_held`, "s_q.valid was high in the cycle before and its beat did
+            # not transfer" (s_q.valid & ~q_ready, registered). A stream's valid stays high
+            # until its beat transfers (AXI4-Stream; the folded hash already reads the
+            # payload over G cycles), so q_held implies s_q.valid, and the core reads a
+            # query from the cycle after its valid rises: one cycle later than s_q.valid
+            # would, which costs no throughput (the reads of the next query start two or
+            # more edges after a transfer anyway) and no latency (counted from the
+            # transfer, the last read, which q_ready, 0 in a beat's first cycle, says).
+            # The hash's read of a query is then the flip-flop `q_rd` = q_held & rd_q,
+            # written from the flags' next values: no input valid and no LUT before the
+            # hash's counters, one-hot group and read flags (the iCEBreaker `topk` goal
+            # build's rd_q -> the hash's `last_read` clock enable, 3 cells to 40 ends)
+            held_q = qi.fixed > HI
+            if held_q:
+                q_held = Signal(name="q_held")
+                m.d.sync += q_held.eq(self.s_q.valid & ~q_ready)
+                qv = q_held
+            else:
+                qv = self.s_q.valid
+            q_tx = qv & q_ready
 
             def wire(name, v):
                 w = Signal(name=name, attrs={"keep": 1})
@@ -507,14 +559,13 @@ class AttentionCore(wiring.Component):
             kv_sel = wire("kv_ready_sel", Mux(rd_kv, lir, last) & room_next)
             kv_read_last = wire("kv_ready_read", ~kv_ready & Mux(use, kv_sel, kv_le1))
             kv_ready_d = kv_hold & Mux(self.s_kv.valid, kv_read_last, kv_idle)
-            q_ready_d = q_hold & Mux(self.s_q.valid, q_read_last, last)
+            q_ready_d = q_hold & Mux(qv, q_read_last, last)
             m.d.sync += [kv_ready.eq(kv_ready_d), q_ready.eq(q_ready_d)]
             # (q_ready again, for the read flags alone: it reads its own output where q_ready
             # reads q_ready, so that no merge identifies the two, and the read flag's query
             # case shares no LUT with the query's transfer, whose logic is deeper)
             q_ready_r = Signal(init=q_ready.init, name="q_ready_rd")
-            m.d.sync += q_ready_r.eq(q_hold & Mux(self.s_q.valid, ~q_ready_r & Mux(rd_q, lir, last),
-                                                   last))
+            m.d.sync += q_ready_r.eq(q_hold & Mux(qv, ~q_ready_r & Mux(rd_q, lir, last), last))
             # the key ready twice more, split by `use`: kv_take = kv_ready & use (a used key
             # transfers where s_kv.valid is high) and kv_drop = kv_ready & ~use (a key beyond
             # the N-th), so that the enables of the count, its flags and the scan length are
@@ -587,7 +638,7 @@ class AttentionCore(wiring.Component):
                 q_last_ready = wire("rd_kv_q_ready", q_ready_r & free_q)
             else:
                 q_last_ready = q_ready_r if free_q else 0
-            rd_kv_q = wire("rd_kv_q", self.s_q.valid & q_last_ready & self.s_q.payload.last
+            rd_kv_q = wire("rd_kv_q", qv & q_last_ready & self.s_q.payload.last
                            & room_next)
             kv_take_tx = wire("rd_kv_take", self.s_kv.valid & kv_take)
             rd_kv_d = Mux(kv_take_tx, rd_kv_tx, rd_kv_idle | rd_kv_q)
@@ -615,8 +666,13 @@ class AttentionCore(wiring.Component):
             kv_flags = wire("rd_q_kv", self.s_kv.valid & self.s_kv.payload.last & kv_ready
                             & q_free_of(wait_le1, kv_free_kv))
             rd_q_hold = wire("rd_q_hold", qf_credit | (qf & ~last) | kv_flags)
-            rd_q_d = Mux(self.s_q.valid & rd_q, rd_q_read, rd_q_hold)
+            rd_q_d = Mux(qv & rd_q, rd_q_read, rd_q_hold)
             m.d.sync += [rd_kv.eq(rd_kv_d), rd_q.eq(rd_q_d)]
+            if held_q:
+                # the hash's read of a query, q_held & rd_q, as one flip-flop (its next
+                # value: s_q.valid & ~q_ready & rd_q', where rd_q' muxes by this read)
+                q_rd = Signal(name="q_rd")
+                m.d.sync += q_rd.eq(self.s_q.valid & ~q_ready & Mux(q_rd, rd_q_read, rd_q_hold))
             # the read flags twice: rd_kv and rd_q make the hash's valid (its counters, its
             # one-hot group and its read flags), their twins the core's own reads (the group
             # registers `ahead`, P·w flip-flops per channel, the channels' one-hot groups and
@@ -632,22 +688,34 @@ class AttentionCore(wiring.Component):
                             ~queries & use & free_now & room_next) \
                 | (q_tx & self.s_q.payload.last & kv_free_of(wait_done_q, kv_free_q) & room_next)
             q_flags_ref = queries & q_free_of(wait_le1, kv_le1)
-            rd_q_ref = Mux(self.s_q.valid, Mux(q_ready, ~self.s_q.payload.last
+            rd_q_ref = Mux(qv, Mux(q_ready, ~self.s_q.payload.last
                                                & q_free_of(wait_zero, kv_free_q),
                                                q_flags_ref & (credit | ~Mux(rd_q, lir, last))),
                            q_flags_ref & (credit | ~last)) \
                 | (kv_tx & self.s_kv.payload.last & q_free_of(wait_le1, kv_free_kv))
             checks.append((Cat(keys_free, rd_kv_d, rd_q_d),
                            Cat(~queries & use & free_now, rd_kv_ref, rd_q_ref)))
-            self.readies_check = tuple(Cat(*c) for c in zip(*checks))
             rd_kv_c = Signal.like(rd_kv, name="rd_kv_core")
             take_c = wire("rd_kv_take_core", (self.s_kv.valid & kv_take) ^ rd_kv_c ^ rd_kv)
             m.d.sync += rd_kv_c.eq(Mux(take_c, rd_kv_tx, rd_kv_idle | rd_kv_q))
             # (rd_q's twin reads its own output where rd_q's input reads rd_q: the same bits,
             # as both hold the same values, in a logic cone of its own that no merge can
             # identify with rd_q's)
-            rd_q_c = Signal.like(rd_q, name="rd_q_core")
-            m.d.sync += rd_q_c.eq(Mux(self.s_q.valid & rd_q_c, rd_q_read, rd_q_hold))
+            if held_q:
+                # (with q_held, the twin is q_rd's: the core's reads of a query are
+                # q_held & rd_q too, written from q_ready's twin; bits 7-8 of
+                # :attr:`readies_check` hold both against q_held & rd_q)
+                rd_q_c = Signal(name="q_rd_core")
+                m.d.sync += rd_q_c.eq(self.s_q.valid & ~q_ready_r
+                                      & Mux(rd_q_c, rd_q_read, rd_q_hold))
+                q_read_v, hash_q = rd_q_c, q_rd
+                checks.append((Cat(q_rd, rd_q_c), Cat(q_held & rd_q, q_held & rd_q)))
+            else:
+                rd_q_c = Signal.like(rd_q, name="rd_q_core")
+                m.d.sync += rd_q_c.eq(Mux(self.s_q.valid & rd_q_c, rd_q_read, rd_q_hold))
+                q_read_v = self.s_q.valid & rd_q_c
+                hash_q = self.s_q.valid & rd_q
+            self.readies_check = tuple(Cat(*c) for c in zip(*checks))
         else:
             m.d.sync += [r.eq(d) for r, d in zip((kv_ready, q_ready), readies(
                 queries_d, use_d, wait_done_d, kv_free_d, last_d, room_next, credit_d))]
@@ -657,15 +725,15 @@ class AttentionCore(wiring.Component):
                      hsh.i.valid.eq(hash_valid)]
         if G > 1:
             m.d.comb += [kv_read.eq(self.s_kv.valid & rd_kv_c),
-                         q_read.eq(self.s_q.valid & rd_q_c),
-                         hash_valid.eq((self.s_kv.valid & rd_kv) | (self.s_q.valid & rd_q))]
+                         q_read.eq(q_read_v),
+                         hash_valid.eq((self.s_kv.valid & rd_kv) | hash_q)]
         if G > 1:
             # (one LUT each, of the input valid and a ready flip-flop: kv_take, kv_drop and
             # q_ready imply their phase. Wires of their own, so that the logic they enable
             # does not absorb their gates into deeper cones)
             for sig, v in ((kv_used, self.s_kv.valid & kv_take),
                            (kv_dropped, self.s_kv.valid & kv_drop),
-                           (q_taken, self.s_q.valid & q_ready)):
+                           (q_taken, qv & q_ready)):
                 m.d.comb += sig.eq(v)
         with m.If(~queries):
             if G == 1:
@@ -715,7 +783,7 @@ class AttentionCore(wiring.Component):
             free_q1 = kv_free_of(le1_after_q, KV - HI <= 1)
             if isinstance(free_q1, Const):
                 free_q1 = free_q1.value
-            kf_last = wire("keys_free_last", self.s_q.valid & q_ready_r & self.s_q.payload.last
+            kf_last = wire("keys_free_last", qv & q_ready_r & self.s_q.payload.last
                            & free_q1)
             kf_key = wire("keys_free_key", ~self.s_kv.payload.last & use_next
                           & kv_free_of(1, KV - HI <= 1))

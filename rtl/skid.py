@@ -4,6 +4,8 @@ from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .tree import twin
+
 __all__ = ["SkidBuffer"]
 
 
@@ -28,7 +30,10 @@ class SkidBuffer(wiring.Component):
     Members
     -------
     i : :py:`In(stream.Signature(shape))`
-        Input; ``i.ready`` = ``b`` is empty (a flip-flop).
+        Input; ``i.ready`` = ``b`` is empty: a flip-flop of its own (a :func:`~.tree.twin`
+        of the enable of ``a`` and ``b``), so that the producer's logic behind it (a
+        FIFO's read enable, pointer and memory enable) is placed beside the producer, not
+        beside the buffer's registers.
     o : :py:`Out(stream.Signature(shape))`
         Output: the older of the beats held.
 
@@ -46,7 +51,7 @@ class SkidBuffer(wiring.Component):
         b = Signal.like(self.i.payload, name="b", reset_less=True)
         a_valid, b_valid, o_valid = Signal(), Signal(), Signal()
         b_free = Signal(init=1)                 # ~b_valid, the enable of a and b
-        m.d.comb += [self.i.ready.eq(b_free), self.o.valid.eq(o_valid),
+        m.d.comb += [self.o.valid.eq(o_valid),
                      self.o.payload.eq(Mux(b_valid, b, a))]
         take = o_valid & self.o.ready
         a_next, b_next = Signal(), Signal()
@@ -59,4 +64,5 @@ class SkidBuffer(wiring.Component):
             m.d.comb += [a_next.eq(a_valid), b_next.eq(~take)]
         m.d.sync += [a_valid.eq(a_next), b_valid.eq(b_next), b_free.eq(~b_next),
                      o_valid.eq(a_next | b_next)]
+        m.d.comb += self.i.ready.eq(twin(m, b_free, ~b_next, name="i_ready"))
         return m
