@@ -799,14 +799,28 @@ class RoundingDivider(wiring.Component):
         m.d.sync += [st[key].eq(from_[key]) for key in keys + ["neg"]]
         den_w = Cat(den, Const(0, W - dw))
         h0 = self.chunks[0][1]
+        # (the group's first step: its sign select is the previous stage's remainder's, a
+        # flip-flop set at `prev_ending` and cleared at the step's last edge, as the old
+        # sign register loaded; where both come at once a new group starts)
+        first = Signal(name=f"{name}_first")
+        m.d.sync += first.eq(prev_ending | (first & ~phase[n - 1]))
         tops, lows = [], []
         for p in range(P):
-            negr = Signal(name=f"{name}_neg{p}_r")
-            sub = ~negr
             r_prev = prev["r"][p]
             if len(r_prev) < W:
                 r_prev = Cat(r_prev, Const(0, W - len(r_prev)))   # the form stage's: r >= 0
-            r_own = st["r"][p]
+            # both families of every part, "a" (part 0 added den: the step started from r <
+            # 0) and "b" (it subtracted), each registered where its carry chain ends (the
+            # sum LUT's own flip-flop); `sel` j: the step's sign select where part j was
+            # written (loaded with it), which names the family that holds the remainder
+            fam = [[Signal(hi - lo, name=f"{name}_r{p}_{j}{f}", reset_less=True)
+                    for j, (lo, hi) in enumerate(self.chunks)] for f in "ab"]
+            sels = [Signal(name=f"{name}_sel{p}_{j}", reset_less=True) for j in range(n)]
+            r_own = Cat(*(Mux(sels[j], fam[1][j], fam[0][j]) for j in range(n))).as_signed()
+            st["r"][p] = r_own
+            # r >= 0 of the remainder the step starts from (a LUT of flip-flops: each sign
+            # is its family select and two registered top sum bits)
+            sub = ~Mux(first, r_prev[-1], r_own[-1])
             xq_from = Mux(starts[0], prev["xq"][p], st["xq"][p])
             # the step's first edge shifts in the previous step's quotient bit (``sub``,
             # :attr:`late_bits`) XORed with the lane's sign; x = xq's top bit went into opa
@@ -822,19 +836,18 @@ class RoundingDivider(wiring.Component):
                 m.d.sync += opa.eq(Mux(prev_ending, prev_low[p],
                                        Cat(st["xq"][p][-1], r_own[:h0 - 1])))
             lows.append(Cat(st["xq"][p][-1], r_own[:h0 - 1]))
-            carry = None
-            top = None
+            carries = None
             for j, (lo, hi) in enumerate(self.chunks):
                 if j == 0:
-                    # both adders, den and ~den + 1, the sign's select behind them
+                    # both adders, den (family a) and ~den + 1 (b), each into its registers;
+                    # the sign (known only at this edge's end) selects later, from `sel`
                     add = Signal(h0 + 1, name=f"{name}_add{p}")
                     dif = Signal(h0 + 1, name=f"{name}_dif{p}")
                     m.d.comb += [add.eq(opa + den_w[:h0]),
                                  dif.eq((Cat(Const(1, 1), opa) + Cat(Const(1, 1), nden)) >> 1)]
-                    s = Signal(h0 + 1, name=f"{name}_sum{p}_0")
-                    m.d.comb += s.eq(Mux(sub, dif, add))
+                    sums = (add, dif)
                     with m.If(load[0]):
-                        m.d.sync += r_own[lo:hi].eq(s[:hi - lo])
+                        m.d.sync += sels[0].eq(sub)
                 else:
                     # the shifted remainder's bits of the part (the bit below it, then its
                     # bits but the top), an edge ahead, at the step's edge j - 1 (the part
@@ -847,22 +860,22 @@ class RoundingDivider(wiring.Component):
                         m.d.sync += opa_j.eq(r_prev[lo - 1:hi - 1])
                     with m.Elif(load[j - 1] & ~lead[j]):
                         m.d.sync += opa_j.eq(r_own[lo - 1:hi - 1])
-                    # den's bits XOR the sign, registered (negr holds through the step)
+                    # den's bits XOR the sign, registered (the sign holds through the step)
                     opb = Signal(hi - lo, name=f"{name}_opb{p}_{j}", reset_less=True)
                     m.d.sync += opb.eq(den_w[lo:hi] ^ sub.replicate(hi - lo))
-                    s = Signal(hi - lo + 1, name=f"{name}_sum{p}_{j}")
-                    m.d.comb += s.eq((Cat(carry, opa_j) + Cat(carry, opb)) >> 1)
+                    # one adder per family, each with its family's carry from the part below
+                    sums = tuple(Signal(hi - lo + 1, name=f"{name}_sum{p}_{j}{f}")
+                                 for f in "ab")
+                    m.d.comb += [s.eq((Cat(c, opa_j) + Cat(c, opb)) >> 1)
+                                 for s, c in zip(sums, carries)]
                     with m.If(load[j]):
-                        m.d.sync += r_own[lo:hi].eq(s[:hi - lo])
+                        m.d.sync += sels[j].eq(sels[0])
+                with m.If(load[j]):
+                    m.d.sync += [fam[f][j].eq(sums[f][:hi - lo]) for f in range(2)]
                 if j + 1 < n:
-                    carry = Signal(name=f"{name}_carry{p}_{j + 1}")
-                    m.d.sync += carry.eq(s[-1])
-                top = s[hi - lo - 1]
-            # r < 0 of the remainder the next step starts from: the previous stage's top at
-            # its group's last edge, else this stage's top at its step's last edge
-            with m.If(prev_ending | phase[n - 1]):
-                m.d.sync += negr.eq(Mux(prev_ending, prev_tops[p], top))
-            tops.append(top)
+                    carries = [Signal(name=f"{name}_carry{p}_{j + 1}{f}") for f in "ab"]
+                    m.d.sync += [c.eq(s[-1]) for c, s in zip(carries, sums)]
+            tops.append(r_own[-1])
         return done, ending, tops, lows
 
     def _serial(self, m, transfer, credit, keys):
