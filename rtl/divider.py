@@ -368,14 +368,15 @@ class RoundingDivider(wiring.Component):
 
     @property
     def complemented_den(self):
-        """The pipeline's stages carry ~den (``den_width`` bits), not den: a stage of
-        restoring steps whose den is its own (not held, not :attr:`nonrestoring`, not
-        ``serial``) subtracts it as t + ~den + 1, the +1 a carry in, so that no inverter
-        stands between its registers and the carry chain (on the iCE40 a subtract of a
-        register costs a LUT in front of the chain); the form stage inverts den as it
-        registers it. (A held den is held as it is: a held den's stages of several steps are
-        :attr:`nonrestoring` and XOR it with the remainder's sign anyway.)"""
-        return False
+        """The ``serial`` stage holds ~den (``held_den`` and its copies, ``den_width``
+        bits), not den: its restoring steps subtract it as t + ~den + 1, the +1 a carry in,
+        so that no inverter stands between the held den's flip-flops and the carry chain (on
+        the iCE40 a subtract of a register costs a LUT in front of the chain, then a route
+        to it: the default ``topk`` core's ``held_den1`` → ``serial_r5``, 18.07 ns). (The
+        pipeline's stages of one step each are :attr:`carry_select` and carry den and ~den;
+        a held den's stages of several steps are :attr:`nonrestoring` and XOR it with the
+        remainder's sign.)"""
+        return self.serial
 
     def _stage(self, name, has_count, signed_r=None):
         """The registers of one pipeline stage: control, and per lane the remainder ``r``
@@ -932,9 +933,10 @@ class RoundingDivider(wiring.Component):
         # by the source while its groups load); where no division enters, the stage stays
         # idle and what they loaded is never used. So `transfer` (the credits, the source's
         # valid) reaches only the control, no select in front of the adder.
+        # (~den, :attr:`complemented_den`)
         held = Signal(dw, name="held_den")
         with m.If(idle):
-            m.d.sync += held.eq(self.i.payload.den)
+            m.d.sync += held.eq(~self.i.payload.den)
             m.d.sync += [st[key].eq(self.i.payload[key]) for key in keys if key != "last"]
         half = self.i.payload.den >> 1
         nxt = Mux(busy & (g != G - 1), g + 1, 0)    # the group the stage may load
@@ -958,7 +960,7 @@ class RoundingDivider(wiring.Component):
         m.d.sync += [ld.eq(load_next) for ld in loads]
         # (a copy of held den per DEN_LANES lanes, tree.twin: no one register drives the
         # carry chains of all lanes)
-        dens = [held] + [twin(m, held, self.i.payload.den, en=idle, name=f"held_den{c}")
+        dens = [held] + [twin(m, held, ~self.i.payload.den, en=idle, name=f"held_den{c}")
                          for c in range(1, -(-P // DEN_LANES))]
         steps = self._step(m, "serial", st, [dens[p // DEN_LANES] for p in range(P)])
         for p in range(P):
