@@ -287,7 +287,9 @@ class RoundingDivider(wiring.Component):
         one LUT level (the operand select and den XOR the remainder's sign) in front of it.
         Elsewhere (one step per stage, where the restoring step has no select in front of
         its adder, or ``serial``) the steps are restoring, which is smaller (its remainder a
-        bit narrower, no operand XOR). See :attr:`selects_after`."""
+        bit narrower, no operand XOR), except in stages of one step whose den is their own
+        (:attr:`carry_select`: non-restoring, both adders, the select after them known from
+        the edge's start). See :attr:`selects_after`."""
         return not self.serial and any(k > 1 for k in self.stage_steps)
 
     @property
@@ -762,40 +764,42 @@ class RoundingDivider(wiring.Component):
         """A held den's stage of ``ks`` non-restoring steps, each in ``parts`` edges
         (:attr:`chunks`): the step r' = 2r + x ∓ den is computed modulo 2^(den_width + 1)
         (r' fits that signed width), part j's bits at the j-th edge of the step. Every
-        part's adder takes its operands straight from flip-flops (one carry chain from
-        flip-flops to flip-flops per edge, no LUT in front of it; at most the sum's select
-        behind it):
+        part's adder takes its operands straight from flip-flops and its sums end at
+        flip-flops (one carry chain from flip-flops to flip-flops per edge, no LUT in front
+        of it or behind it):
 
         - part 0 adds an operand register ``opa`` (the shifted remainder's low bits: the
           next bit of X, then r's bits), loaded at the edge before the step (the last edge
           of the previous step, or the previous stage's last edge of a group,
           ``prev_ending``: the low bits are final an edge before a step ends, parts >= 2;
           after the form stage, from its next values ``prev_low``), to den and to ~den
-          (``nden``, held beside den) + 1 in two adders; the remainder's sign ``negr``
-          selects the sum and the carry out after them;
+          (``nden``, held beside den) + 1 in two adders, each into registers of its own:
+          family "a" (den added) and "b" (subtracted), sums and carry out; the step's sign
+          select, known only at the end of the edge before, is registered beside them
+          (``sel``) and names the family that holds the step's remainder;
         - part j >= 1 adds an operand register ``opa_j`` (the shifted remainder's bits of
           the part: the bit below it, then its bits but the top; this stage's loaded at the
           step's edge j - 1, before the part below is overwritten; in a group's first step
           the previous stage's, loaded at ``start`` (the form stage's registers hold a group
           for that edge only) and held while ``lead``, a copy of ``start`` delayed j - 1
-          edges), the register ``opb`` = den's bits XOR the sign (loaded at
-          every edge from ``negr``, which holds from the step's first edge to its last) and
-          the carry out of the part below (a flip-flop); its sum bits are the remainder's
-          flip-flops' inputs (no select behind the adder).
+          edges) and the register ``opb`` = den's bits XOR the sign (loaded at every edge,
+          the sign holding from the step's first edge to its last) to each family's carry
+          from the part below (two adders, two families of registers, a ``sel`` per part
+          loaded with them from part 0's).
 
-        The sign select ``sub`` (r >= 0 of the remainder the step starts from) is a
-        flip-flop per lane, ``negr``: it loads this stage's top part's sum bit at each step's
-        last edge, and the previous stage's (``prev_tops``, the top sum bits of its last
-        part) at the previous stage's last edge of a group (``prev_ending``, a flip-flop; an
-        edge before ``start``; where both come at once, this stage's group leaves and its own
-        sign is the next stage's): one LUT of two sum bits and a flip-flop after either
-        carry chain, its enable a LUT of two flip-flops.
+        The remainder (``st["r"]``) is each part's family chosen by its ``sel``: read by
+        the operand registers and the output's register only. The sign select ``sub`` (r >= 0
+        of the remainder the step starts from) is a LUT of flip-flops: the top bit of the
+        previous stage's remainder in a group's first step (``first``, a flip-flop set at
+        ``prev_ending``, cleared at the step's last edge; where both come at once a new
+        group starts), else this stage's; no path goes from a carry chain into it
+        (``prev_tops`` is not used: the previous stage's remainder is read instead).
         Parts 0 and 1 have their own copy of ``start`` (a flip-flop loaded from
         ``prev_ending``), each part its own registered load enable, so that no control net
         drives every part.
         Returns the stage's "done" flag, ``ending`` (a flip-flop: the stage's last edge of a
-        group, the value ``done`` takes next), the top sum bits of its lanes and the next
-        stage's ``prev_low`` (this stage's registers)."""
+        group, the value ``done`` takes next), the top bits of its lanes' remainders and the
+        next stage's ``prev_low`` (this stage's registers)."""
         P, dw, n = self.lanes, self.den_width, self.parts
         W = dw + 1
         edges = ks * n
