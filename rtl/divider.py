@@ -1034,8 +1034,6 @@ class RoundingDivider(wiring.Component):
         come = write0 = prev_done
         src = group
         step = None
-        ctl = None                 # (the pointer's, `shown`'s and o.valid's steps, where apart)
-        ovalid_q = None            # (o.valid's copy for the queue, where there is one)
         # (`keep0`: where a grouped result waits as groups, G > 1, group 0 of the next
         # division coming straight from the pipeline always goes into slot 0; where the
         # output register holds a result (o.valid) its slot 0 is copied into `keep0`, P
@@ -1076,19 +1074,10 @@ class RoundingDivider(wiring.Component):
                 # with o.ready high is unchanged.)
                 write0 = come & ~(queue.r_rdy & ovalid)
                 step = [write0] + [come & ~ovalid] * (G - 1)
-                # (copies, tree.twin: `come` for the slots' enables and `come_c` for the
-                # pointer, `shown` and o.valid, so that the enable of slot 0 (P·q_bits
-                # flip-flops and keep0's) is not a LUT in front of `shown`, the iCEBreaker
-                # `topk` `out_come` -> `out_keep0`, 14.44 ns; o.valid's copy `ovalid_q` for
-                # the queue's read and write, `o__valid` -> `queue.memory.two`, 15.0 ns)
-                come_c = twin(m, come, (prev_done_next & queue.empty_next) | queue.r_rdy_next,
-                              name="out_come_c")
-                ctl = [come_c & ~(queue.r_rdy & ovalid)] + [come_c & ~ovalid] * (G - 1)
-                ovalid_q = Signal(name="out_valid_q")
                 m.d.comb += [queue.w_data.eq(group),
                              queue.w_en.eq(prev_done & ~(queue.empty
-                                                         & (slot0_ahead | ~ovalid_q))),
-                             queue.r_en.eq(~ovalid_q)]
+                                                         & (slot0_ahead | ~ovalid))),
+                             queue.r_en.eq(~ovalid)]
             else:
                 # (`write0` is one LUT of `come`, the head's flag, the register's and o.ready
                 # (`come & ~r_rdy` is a group of the pipeline past an empty queue))
@@ -1109,11 +1098,9 @@ class RoundingDivider(wiring.Component):
         # (With keep0 the others wait for ~o.valid too, a flip-flop.)
         if step is None:
             step = [write0] + [come] * (G - 1)              # the pointer leaves slot g
-        if ctl is None:
-            ctl = step
         enable = [Signal(name=f"out_en{g}") for g in range(G)]
         m.d.comb += [enable[g].eq(step[g] & slot[g]) for g in range(G)]
-        m.d.sync += [slot[g].eq((slot[g] & ~ctl[g]) | (slot[g - 1] & ctl[g - 1]))
+        m.d.sync += [slot[g].eq((slot[g] & ~step[g]) | (slot[g - 1] & step[g - 1]))
                      for g in range(G)]
         for g in range(G):
             with m.If(enable[g]):
@@ -1130,7 +1117,7 @@ class RoundingDivider(wiring.Component):
             # (the pointer past slot 0 while o.valid: keep0 holds the result's slot 0; a
             # flip-flop of its own, the pointer's bit 0 inverted, for the P·q_bits selects)
             shown = Signal(name="out_keep0")
-            m.d.sync += shown.eq(~((slot[0] & ~ctl[0]) | (slot[G - 1] & ctl[G - 1])))
+            m.d.sync += shown.eq(~((slot[0] & ~step[0]) | (slot[G - 1] & step[G - 1])))
             outb = [[Mux(shown, keep0[p], outb[0][p]) for p in range(P)]] + outb[1:]
 
         # ---- the result leaves directly, or waits in the queue (depth - 1 entries); a new
@@ -1180,12 +1167,8 @@ class RoundingDivider(wiring.Component):
         # m_out_tvalid is defined from reset in every simulator
         # (no enable: an enable would be ORed with the reset. A result lands as group G-1
         # is written: with G > 1 it needs no free register, so `come`)
-        ovalid_next = ((((ctl[G - 1] if keep0 is not None else come) if G > 1
-                         else write0) & slot[G - 1]) | (ovalid & ~leave))
-        m.d.sync += ovalid.eq(ovalid_next)
-        if ovalid_q is not None:
-            # (tree.twin's form: a function of its own output, which no merge identifies)
-            m.d.sync += ovalid_q.eq(ovalid_next ^ ovalid_q ^ ovalid)
+        m.d.sync += ovalid.eq((((step[G - 1] if keep0 is not None else come) if G > 1
+                                else write0) & slot[G - 1]) | (ovalid & ~leave))
 
 
 class _OneEntry(Elaboratable):

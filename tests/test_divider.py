@@ -541,13 +541,12 @@ def _ready_fanout(dut, tmp_path):
 def test_grouped_output_ready_reaches_only_flops(depth, tmp_path):
     """``ready_to_flops`` (grouped, a queue of groups, G > 1): the consumer's ready reaches
     no slot enable, no queue and no memory, only o.valid's flip-flop and the credits'
-    thermometer (depth bits): 2 + depth flip-flop bits, while the whole-vector output with
-    its queue behind the register reaches more (a queue's write). (o.valid's flip-flop is
-    two: its copy for the queue's read and write, tree.twin's form.)"""
+    thermometer (depth bits): 1 + depth flip-flop bits, while the whole-vector output with
+    its queue behind the register reaches more (a queue's write)."""
     dut = RoundingDivider(8, 12, 4, 8, lanes=2, grouped=True, depth=depth)
     assert dut.ready_to_flops
     sinks = _ready_fanout(dut, tmp_path / "grouped")
-    assert len(sinks) <= 2 + depth and not any("mem" in t for t, _ in sinks), sinks
+    assert len(sinks) <= 1 + depth and not any("mem" in t for t, _ in sinks), sinks
     whole = RoundingDivider(8, 12, 4, 8, lanes=2, depth=depth)
     assert not whole.ready_to_flops
     assert len(_ready_fanout(whole, tmp_path / "whole")) > 1 + depth
