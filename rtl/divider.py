@@ -287,7 +287,9 @@ class RoundingDivider(wiring.Component):
         one LUT level (the operand select and den XOR the remainder's sign) in front of it.
         Elsewhere (one step per stage, where the restoring step has no select in front of
         its adder, or ``serial``) the steps are restoring, which is smaller (its remainder a
-        bit narrower, no operand XOR). See :attr:`selects_after`."""
+        bit narrower, no operand XOR), except in stages of one step whose den is their own
+        (:attr:`carry_select`: non-restoring, both adders, the select after them known from
+        the edge's start). See :attr:`selects_after`."""
         return not self.serial and any(k > 1 for k in self.stage_steps)
 
     @property
@@ -302,6 +304,20 @@ class RoundingDivider(wiring.Component):
         return self.nonrestoring and not self.held_den
 
     @property
+    def carry_select(self):
+        """Stages of one step each whose den is the group's own (not held: a folded ``linear``
+        core, whose divisions overlap; not ``serial``): non-restoring steps, each computed
+        twice, t + den and t + ~den + 1 (two adders of flip-flops: the stages carry den and
+        ~den, ``nden``), and the sign of the remainder the step starts from (the previous
+        stage's top remainder bit, a flip-flop) selects after them. A restoring step's
+        select is its own adder's sign, which fans out to every remainder bit behind its
+        carry chain (iCEBreaker ``linear``: ``stage1_r0`` → ``stage2_xq0``, 15.15 ns, a 3.6
+        ns route of that fanout); here the select is known from the edge's start, and each
+        sum bit goes to one select. The quotient bits are shifted in late
+        (:attr:`late_bits`)."""
+        return not (self.serial or self.held_den or self.nonrestoring)
+
+    @property
     def late_bits(self):
         """Each non-restoring step of a held den's stages (:attr:`nonrestoring`, not
         :attr:`selects_after`) shifts the previous step's quotient bit into xq, not its own:
@@ -310,7 +326,7 @@ class RoundingDivider(wiring.Component):
         step's (the form stage's remainder, >= 0) ends at the top of xq and is dropped; the
         last step's quotient bit is the sign of the last stage's remainder, which the output
         takes (:meth:`_output`)."""
-        return self.nonrestoring and self.held_den
+        return (self.nonrestoring and self.held_den) or self.carry_select
 
     @property
     def ready_to_flops(self):
@@ -354,14 +370,15 @@ class RoundingDivider(wiring.Component):
 
     @property
     def complemented_den(self):
-        """The pipeline's stages carry ~den (``den_width`` bits), not den: a stage of
-        restoring steps whose den is its own (not held, not :attr:`nonrestoring`, not
-        ``serial``) subtracts it as t + ~den + 1, the +1 a carry in, so that no inverter
-        stands between its registers and the carry chain (on the iCE40 a subtract of a
-        register costs a LUT in front of the chain); the form stage inverts den as it
-        registers it. (A held den is held as it is: a held den's stages of several steps are
-        :attr:`nonrestoring` and XOR it with the remainder's sign anyway.)"""
-        return not (self.serial or self.held_den or self.nonrestoring)
+        """The ``serial`` stage holds ~den (``held_den`` and its copies, ``den_width``
+        bits), not den: its restoring steps subtract it as t + ~den + 1, the +1 a carry in,
+        so that no inverter stands between the held den's flip-flops and the carry chain (on
+        the iCE40 a subtract of a register costs a LUT in front of the chain, then a route
+        to it: the default ``topk`` core's ``held_den1`` → ``serial_r5``, 18.07 ns). (The
+        pipeline's stages of one step each are :attr:`carry_select` and carry den and ~den;
+        a held den's stages of several steps are :attr:`nonrestoring` and XOR it with the
+        remainder's sign.)"""
+        return self.serial
 
     def _stage(self, name, has_count, signed_r=None):
         """The registers of one pipeline stage: control, and per lane the remainder ``r``
@@ -370,7 +387,7 @@ class RoundingDivider(wiring.Component):
         ``xq`` (the bits of X not yet shifted in, the quotient bits below them, each XORed
         with the sign of a) and the sign of a."""
         P, dw, qb = self.lanes, self.den_width, self.q_bits
-        signed_r = self.nonrestoring if signed_r is None else signed_r
+        signed_r = (self.nonrestoring or self.carry_select) if signed_r is None else signed_r
         st = {"valid": Signal(name=f"{name}_valid"), "last": Signal(name=f"{name}_last"),
               "r": [Signal(signed(dw + 1) if signed_r else dw, name=f"{name}_r{p}")
                     for p in range(P)],
@@ -378,6 +395,8 @@ class RoundingDivider(wiring.Component):
               "neg": Signal(P, name=f"{name}_neg")}
         if not self.held_den:
             st["den"] = Signal(dw, name=f"{name}_den")
+        if self.carry_select:
+            st["nden"] = Signal(dw, name=f"{name}_nden")
         if tag_width(self.tag_shape):
             st["tag"] = Signal(self.tag_shape, name=f"{name}_tag")
         if has_count:
@@ -404,7 +423,21 @@ class RoundingDivider(wiring.Component):
         lane_dens = den if isinstance(den, list) else [den] * len(src["r"])
         for p, (r, xq) in enumerate(zip(src["r"], src["xq"])):
             neg, den = src["neg"][p], lane_dens[p]
-            if not self.nonrestoring:
+            if self.carry_select:
+                # (den is (den, ~den): both adders from flip-flops, r's sign selects after)
+                den, nden = den
+                if not r.shape().signed:
+                    r = Cat(r, Const(0, 1)).as_signed()    # the form stage's: r >= 0, sub = 1
+                sub = ~r[-1]
+                t = Cat(xq[-1], r)[:dw + 1]                  # (modulo 2^(dw + 1))
+                add = Signal(dw + 1, name=f"{name}_add{p}")
+                dif = Signal(dw + 1, name=f"{name}_dif{p}")
+                m.d.comb += [add.eq(t + den),
+                             dif.eq((Cat(Const(1, 1), t)
+                                     + Cat(Const(1, 1), nden, Const(1, 1))) >> 1)]
+                rem = Mux(sub, dif, add).as_signed()
+                take = ~rem[-1]
+            elif not self.nonrestoring:
                 t = Cat(xq[-1], r)                                   # dw + 1 bits
                 # t - den lies in [-den, den) (r < den, so t < 2·den): dw + 1 bits, signed
                 diff = Signal(signed(dw + 1), name=f"{name}_diff{p}")
@@ -445,7 +478,8 @@ class RoundingDivider(wiring.Component):
         m = Module()
         P, G, E, qb, dw = self.lanes, self.groups, self.elements, self.q_bits, self.den_width
         has_tag = tag_width(self.tag_shape) > 0
-        keys = (["last"] if self.held_den else ["den", "last"]) + (["tag"] if has_tag else [])
+        keys = ((["last"] if self.held_den else ["den", "last"])
+                + (["nden"] if self.carry_select else []) + (["tag"] if has_tag else []))
         transfer = self.i.valid & self.i.ready
         out_tx = self.o.valid & self.o.ready
 
@@ -592,8 +626,8 @@ class RoundingDivider(wiring.Component):
         form = self._stage("form", False, signed_r=False)          # (r >= 0: no sign bit)
         half = pre["den"] >> 1
         m.d.sync += [form["valid"].eq(pre_valid)]
-        m.d.sync += [form[key].eq(~pre[key] if key == "den" and self.complemented_den
-                                  else pre[key]) for key in keys]
+        m.d.sync += [form[key].eq(~pre["den"] if key == "nden" else pre[key])
+                     for key in keys]
         form_x = []
         for p, (pa, neg) in enumerate(zip(pre_a, pre_s)):
             # |a| + half as (a XOR its sign) + half + sign: one adder, the sign a carry in,
@@ -625,6 +659,8 @@ class RoundingDivider(wiring.Component):
             prev_low = [Cat(x[qb - 1], Cat(x[qb:], Const(0, h0))[:h0 - 1]) for x in form_x]
 
         def den_of(src):
+            if self.carry_select:
+                return (src["den"], src["nden"])
             return held if self.held_den else src["den"]
         prev, prev_done = form, form["valid"]
         # (the values prev's r and prev_done take at the next edge: the form's r is >= 0)
@@ -728,40 +764,42 @@ class RoundingDivider(wiring.Component):
         """A held den's stage of ``ks`` non-restoring steps, each in ``parts`` edges
         (:attr:`chunks`): the step r' = 2r + x ∓ den is computed modulo 2^(den_width + 1)
         (r' fits that signed width), part j's bits at the j-th edge of the step. Every
-        part's adder takes its operands straight from flip-flops (one carry chain from
-        flip-flops to flip-flops per edge, no LUT in front of it; at most the sum's select
-        behind it):
+        part's adder takes its operands straight from flip-flops and its sums end at
+        flip-flops (one carry chain from flip-flops to flip-flops per edge, no LUT in front
+        of it or behind it):
 
         - part 0 adds an operand register ``opa`` (the shifted remainder's low bits: the
           next bit of X, then r's bits), loaded at the edge before the step (the last edge
           of the previous step, or the previous stage's last edge of a group,
           ``prev_ending``: the low bits are final an edge before a step ends, parts >= 2;
           after the form stage, from its next values ``prev_low``), to den and to ~den
-          (``nden``, held beside den) + 1 in two adders; the remainder's sign ``negr``
-          selects the sum and the carry out after them;
+          (``nden``, held beside den) + 1 in two adders, each into registers of its own:
+          family "a" (den added) and "b" (subtracted), sums and carry out; the step's sign
+          select, known only at the end of the edge before, is registered beside them
+          (``sel``) and names the family that holds the step's remainder;
         - part j >= 1 adds an operand register ``opa_j`` (the shifted remainder's bits of
           the part: the bit below it, then its bits but the top; this stage's loaded at the
           step's edge j - 1, before the part below is overwritten; in a group's first step
           the previous stage's, loaded at ``start`` (the form stage's registers hold a group
           for that edge only) and held while ``lead``, a copy of ``start`` delayed j - 1
-          edges), the register ``opb`` = den's bits XOR the sign (loaded at
-          every edge from ``negr``, which holds from the step's first edge to its last) and
-          the carry out of the part below (a flip-flop); its sum bits are the remainder's
-          flip-flops' inputs (no select behind the adder).
+          edges) and the register ``opb`` = den's bits XOR the sign (loaded at every edge,
+          the sign holding from the step's first edge to its last) to each family's carry
+          from the part below (two adders, two families of registers, a ``sel`` per part
+          loaded with them from part 0's).
 
-        The sign select ``sub`` (r >= 0 of the remainder the step starts from) is a
-        flip-flop per lane, ``negr``: it loads this stage's top part's sum bit at each step's
-        last edge, and the previous stage's (``prev_tops``, the top sum bits of its last
-        part) at the previous stage's last edge of a group (``prev_ending``, a flip-flop; an
-        edge before ``start``; where both come at once, this stage's group leaves and its own
-        sign is the next stage's): one LUT of two sum bits and a flip-flop after either
-        carry chain, its enable a LUT of two flip-flops.
+        The remainder (``st["r"]``) is each part's family chosen by its ``sel``: read by
+        the operand registers and the output's register only. The sign select ``sub`` (r >= 0
+        of the remainder the step starts from) is a LUT of flip-flops: the top bit of the
+        previous stage's remainder in a group's first step (``first``, a flip-flop set at
+        ``prev_ending``, cleared at the step's last edge; where both come at once a new
+        group starts), else this stage's; no path goes from a carry chain into it
+        (``prev_tops`` is not used: the previous stage's remainder is read instead).
         Parts 0 and 1 have their own copy of ``start`` (a flip-flop loaded from
         ``prev_ending``), each part its own registered load enable, so that no control net
         drives every part.
         Returns the stage's "done" flag, ``ending`` (a flip-flop: the stage's last edge of a
-        group, the value ``done`` takes next), the top sum bits of its lanes and the next
-        stage's ``prev_low`` (this stage's registers)."""
+        group, the value ``done`` takes next), the top bits of its lanes' remainders and the
+        next stage's ``prev_low`` (this stage's registers)."""
         P, dw, n = self.lanes, self.den_width, self.parts
         W = dw + 1
         edges = ks * n
@@ -799,14 +837,28 @@ class RoundingDivider(wiring.Component):
         m.d.sync += [st[key].eq(from_[key]) for key in keys + ["neg"]]
         den_w = Cat(den, Const(0, W - dw))
         h0 = self.chunks[0][1]
+        # (the group's first step: its sign select is the previous stage's remainder's, a
+        # flip-flop set at `prev_ending` and cleared at the step's last edge, as the old
+        # sign register loaded; where both come at once a new group starts)
+        first = Signal(name=f"{name}_first")
+        m.d.sync += first.eq(prev_ending | (first & ~phase[n - 1]))
         tops, lows = [], []
         for p in range(P):
-            negr = Signal(name=f"{name}_neg{p}_r")
-            sub = ~negr
             r_prev = prev["r"][p]
             if len(r_prev) < W:
                 r_prev = Cat(r_prev, Const(0, W - len(r_prev)))   # the form stage's: r >= 0
-            r_own = st["r"][p]
+            # both families of every part, "a" (part 0 added den: the step started from r <
+            # 0) and "b" (it subtracted), each registered where its carry chain ends (the
+            # sum LUT's own flip-flop); `sel` j: the step's sign select where part j was
+            # written (loaded with it), which names the family that holds the remainder
+            fam = [[Signal(hi - lo, name=f"{name}_r{p}_{j}{f}", reset_less=True)
+                    for j, (lo, hi) in enumerate(self.chunks)] for f in "ab"]
+            sels = [Signal(name=f"{name}_sel{p}_{j}", reset_less=True) for j in range(n)]
+            r_own = Cat(*(Mux(sels[j], fam[1][j], fam[0][j]) for j in range(n))).as_signed()
+            st["r"][p] = r_own
+            # r >= 0 of the remainder the step starts from (a LUT of flip-flops: each sign
+            # is its family select and two registered top sum bits)
+            sub = ~Mux(first, r_prev[-1], r_own[-1])
             xq_from = Mux(starts[0], prev["xq"][p], st["xq"][p])
             # the step's first edge shifts in the previous step's quotient bit (``sub``,
             # :attr:`late_bits`) XORed with the lane's sign; x = xq's top bit went into opa
@@ -822,19 +874,18 @@ class RoundingDivider(wiring.Component):
                 m.d.sync += opa.eq(Mux(prev_ending, prev_low[p],
                                        Cat(st["xq"][p][-1], r_own[:h0 - 1])))
             lows.append(Cat(st["xq"][p][-1], r_own[:h0 - 1]))
-            carry = None
-            top = None
+            carries = None
             for j, (lo, hi) in enumerate(self.chunks):
                 if j == 0:
-                    # both adders, den and ~den + 1, the sign's select behind them
+                    # both adders, den (family a) and ~den + 1 (b), each into its registers;
+                    # the sign (known only at this edge's end) selects later, from `sel`
                     add = Signal(h0 + 1, name=f"{name}_add{p}")
                     dif = Signal(h0 + 1, name=f"{name}_dif{p}")
                     m.d.comb += [add.eq(opa + den_w[:h0]),
                                  dif.eq((Cat(Const(1, 1), opa) + Cat(Const(1, 1), nden)) >> 1)]
-                    s = Signal(h0 + 1, name=f"{name}_sum{p}_0")
-                    m.d.comb += s.eq(Mux(sub, dif, add))
+                    sums = (add, dif)
                     with m.If(load[0]):
-                        m.d.sync += r_own[lo:hi].eq(s[:hi - lo])
+                        m.d.sync += sels[0].eq(sub)
                 else:
                     # the shifted remainder's bits of the part (the bit below it, then its
                     # bits but the top), an edge ahead, at the step's edge j - 1 (the part
@@ -847,22 +898,22 @@ class RoundingDivider(wiring.Component):
                         m.d.sync += opa_j.eq(r_prev[lo - 1:hi - 1])
                     with m.Elif(load[j - 1] & ~lead[j]):
                         m.d.sync += opa_j.eq(r_own[lo - 1:hi - 1])
-                    # den's bits XOR the sign, registered (negr holds through the step)
+                    # den's bits XOR the sign, registered (the sign holds through the step)
                     opb = Signal(hi - lo, name=f"{name}_opb{p}_{j}", reset_less=True)
                     m.d.sync += opb.eq(den_w[lo:hi] ^ sub.replicate(hi - lo))
-                    s = Signal(hi - lo + 1, name=f"{name}_sum{p}_{j}")
-                    m.d.comb += s.eq((Cat(carry, opa_j) + Cat(carry, opb)) >> 1)
+                    # one adder per family, each with its family's carry from the part below
+                    sums = tuple(Signal(hi - lo + 1, name=f"{name}_sum{p}_{j}{f}")
+                                 for f in "ab")
+                    m.d.comb += [s.eq((Cat(c, opa_j) + Cat(c, opb)) >> 1)
+                                 for s, c in zip(sums, carries)]
                     with m.If(load[j]):
-                        m.d.sync += r_own[lo:hi].eq(s[:hi - lo])
+                        m.d.sync += sels[j].eq(sels[0])
+                with m.If(load[j]):
+                    m.d.sync += [fam[f][j].eq(sums[f][:hi - lo]) for f in range(2)]
                 if j + 1 < n:
-                    carry = Signal(name=f"{name}_carry{p}_{j + 1}")
-                    m.d.sync += carry.eq(s[-1])
-                top = s[hi - lo - 1]
-            # r < 0 of the remainder the next step starts from: the previous stage's top at
-            # its group's last edge, else this stage's top at its step's last edge
-            with m.If(prev_ending | phase[n - 1]):
-                m.d.sync += negr.eq(Mux(prev_ending, prev_tops[p], top))
-            tops.append(top)
+                    carries = [Signal(name=f"{name}_carry{p}_{j + 1}{f}") for f in "ab"]
+                    m.d.sync += [c.eq(s[-1]) for c, s in zip(carries, sums)]
+            tops.append(r_own[-1])
         return done, ending, tops, lows
 
     def _serial(self, m, transfer, credit, keys):
@@ -886,9 +937,10 @@ class RoundingDivider(wiring.Component):
         # by the source while its groups load); where no division enters, the stage stays
         # idle and what they loaded is never used. So `transfer` (the credits, the source's
         # valid) reaches only the control, no select in front of the adder.
+        # (~den, :attr:`complemented_den`)
         held = Signal(dw, name="held_den")
         with m.If(idle):
-            m.d.sync += held.eq(self.i.payload.den)
+            m.d.sync += held.eq(~self.i.payload.den)
             m.d.sync += [st[key].eq(self.i.payload[key]) for key in keys if key != "last"]
         half = self.i.payload.den >> 1
         nxt = Mux(busy & (g != G - 1), g + 1, 0)    # the group the stage may load
@@ -912,7 +964,7 @@ class RoundingDivider(wiring.Component):
         m.d.sync += [ld.eq(load_next) for ld in loads]
         # (a copy of held den per DEN_LANES lanes, tree.twin: no one register drives the
         # carry chains of all lanes)
-        dens = [held] + [twin(m, held, self.i.payload.den, en=idle, name=f"held_den{c}")
+        dens = [held] + [twin(m, held, ~self.i.payload.den, en=idle, name=f"held_den{c}")
                          for c in range(1, -(-P // DEN_LANES))]
         steps = self._step(m, "serial", st, [dens[p // DEN_LANES] for p in range(P)])
         for p in range(P):

@@ -298,13 +298,13 @@ def test_overlapping_grouped_divisions_take_a_step_per_stage(interval):
     overlapping = DividerPlan.keeping_up(*args, True, interval)
     assert (overlapping.steps, overlapping.held_den) == (1, False)
     dut = overlapping.component()
-    assert dut.complemented_den and not dut.nonrestoring
+    assert dut.carry_select and not dut.nonrestoring
     assert overlapping.latency.fixed == 8 + 4 + 1
     held = DividerPlan.keeping_up(*args, True, interval, gap=10 ** 6)
     assert held.held_den and held.steps == divider_steps(8, 32, interval)
     assert held.component().nonrestoring == (held.steps > 1)
     assert held.latency.fixed == 8 + 4 + 1
-    assert not held.component().complemented_den
+    assert not held.component().carry_select
     assert not held.component().selects_after
     # (a whole-vector input, G = 4: its latency depends on the steps, which stay the most)
     whole = DividerPlan.keeping_up(16, 20, 12, 8, 4, False, interval)
@@ -582,3 +582,52 @@ def test_serial_divider_copies_held_den():
     text = rtlil.convert(plan.component(depth=2), name="top")
     copies = {c for c in range(1, 16) if f"held_den{c} " in text or f"held_den{c}\n" in text}
     assert copies == set(range(1, -(-16 // DEN_LANES))), copies
+
+
+def _adder_sinks(dut, tmp_path, lines, wider):
+    """The cell types that the sum bits (Y) of every adder (Yosys ``$alu`` after
+    ``alumacc``) of ``dut`` made at divider.py lines ``lines``, wider than ``wider`` bits,
+    drive."""
+    import json
+    from amaranth.back import rtlil
+    from hamattn.synth.tools import run_yosys
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "top.il").write_text(rtlil.convert(dut, name="top"))
+    run_yosys("read_rtlil top.il\nhierarchy -top top\nproc\nflatten\nopt\nwreduce\n"
+              "alumacc\nopt\nopt_dff\nopt_clean\nwrite_json net.json\n",
+              cwd=tmp_path, name="synth")
+    mod = json.loads((tmp_path / "net.json").read_text())["modules"]["top"]
+    sinks = {}
+    for cell in mod["cells"].values():
+        for port, bits in cell["connections"].items():
+            if cell["port_directions"].get(port) == "input":
+                for b in bits:
+                    sinks.setdefault(b, set()).add(cell["type"])
+    found, kinds = 0, set()
+    for cell in mod["cells"].values():
+        src = cell["attributes"].get("src", "")
+        if (cell["type"] != "$alu" or not any(f"divider.py:{n}" in src for n in lines)
+                or len(cell["connections"]["Y"]) <= wider):
+            continue
+        found += 1
+        for b in cell["connections"]["Y"]:
+            kinds |= sinks.get(b, set())
+    return found, kinds
+
+
+@pytest.mark.parametrize("parts", [2, 3])
+def test_split_sums_end_at_flip_flops(parts, tmp_path):
+    """Every adder of a split step (:meth:`RoundingDivider._split_stage`) ends at flip-flops:
+    each family's sum bits and carry out are registers of their own (no select by the
+    step's sign after a carry chain: the sign is known only at the end of the edge before,
+    the iCEBreaker ``hsoftmax`` divider's ``stage0_opa0`` → ``stage0_r0``, 16.15 ns)."""
+    import inspect
+    dut = RoundingDivider(4, 33, 25, 8, tag_shape=unsigned(3), lanes=1, grouped=True,
+                          steps=4, held_den=True, parts=parts, depth=3)
+    code, first = inspect.getsourcelines(RoundingDivider._split_stage)
+    # (not the stage's step counter, whose adder is a select's input)
+    counter = (dut.steps * parts).bit_length() + 1
+    found, kinds = _adder_sinks(dut, tmp_path, range(first, first + len(code)), counter)
+    assert found >= 2 * parts, found
+    assert kinds and all("dff" in k.lower() for k in kinds), kinds
