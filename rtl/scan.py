@@ -1276,9 +1276,13 @@ class ScanValuePath(wiring.Component):
             m.d.comb += caddr.eq(Mux(ahist, blk, keys.kaddr))
             m.d.comb += [x.addr.eq(caddr) for x in wc]
 
-        # a step writes the head group back (plus the addend where adding) as the tail,
-        # the next group becomes the head: after a multiple of G steps group g is at g again
-        # (one enable for every flip-flop, the tail's input chosen by `adding`)
+        # a step writes the head group plus the addend as the tail, the next group becomes
+        # the head: after a multiple of G steps group g is at g again (one enable for every
+        # flip-flop). DONE's rotation writes the adders' sum too, not the head: each group
+        # leaves at the head before that sum reaches it, and the next pass's first G steps
+        # write every group from the addend alone, so no multiplexer comes between the
+        # adders and the tail's flip-flops (the ULX3S topk goal build's value block RAM ->
+        # `bank` path)
         if plan.bank_in_memory:
             # the same steps in a memory: the head's word bptr written (adding) and the
             # head moved to the next word (bnext = bptr + 1 mod G, a register beside it),
@@ -1294,7 +1298,7 @@ class ScanValuePath(wiring.Component):
                          bw.addr.eq(bptr), bw.en.eq(adding), bw.data.eq(tail)]
         else:
             with m.If(adding | rotating):
-                m.d.sync += [bank[G - 1].eq(Mux(adding, tail, bank[0]))] + \
+                m.d.sync += [bank[G - 1].eq(tail)] + \
                     [bank[i].eq(bank[i + 1]) for i in range(G - 1)]
         if G > 1:
             m.d.comb += [self.o.payload.num[l].eq(bhead[l]) for l in range(P)]
