@@ -441,8 +441,10 @@ def _stream_list(m, k, live, h, valid, clear, G, addr_shape):
 
 
 def _count_bins(m, b, most, en, h, walking, waddr, name, per_word=1, reg=1, wreg=1):
-    """A histogram of distances 0..b in a memory of ceil((b+1)/R) words of R = ``per_word``
-    (1 or 2) counts up to ``most`` (block RAM, not b+1 counters; bin h in word h // R),
+    """A histogram of distances 0..b-1 (bin b is never read: not counted) in a memory of
+    ceil(b/R) words of R = ``per_word`` (1 or 2) counts up to ``most`` (block RAM, not b
+    counters; bin h in word h // R; the walk reads ceil((b+1)/R) words, the last as 0 where
+    it holds bin b alone),
     with one flag per word, "counted in this query", to clear when a query starts (stale
     words, also after a reset, read as 0). ``h`` and ``en`` go through ``reg`` (0 or 1)
     registers first. reg = 0: bin h's word is read as ``en`` holds and written back with
@@ -471,7 +473,16 @@ def _count_bins(m, b, most, en, h, walking, waddr, name, per_word=1, reg=1, wreg
     R counts)."""
     words = -(-(b + 1) // per_word)
     shape = range(most + 1) if per_word == 1 else data.ArrayLayout(range(most + 1), per_word)
-    m.submodules[name] = mem = memory.Memory(shape=shape, depth=words, init=[])
+    # bin b (every bit differs) is never counted: the cut never reads its count (where the
+    # walk reaches it without finding h*, h* = b, the window's kk <= n keys being all
+    # counted). So the memory holds bins 0..b-1, ceil(b/R) words: b = 64, R = 2, 32 words
+    # instead of 33, one LUT-RAM depth slice fewer on the ECP5 and a 2:1 multiplexer after
+    # the read instead of 3:1 (the ULX3S topk goal build's `h` -> `rqp` paths); the walk's
+    # read of a word beyond them is stale (its flag is never set) and reads as 0
+    m.submodules[name] = mem = memory.Memory(shape=shape, depth=max(1, -(-b // per_word)),
+                                             init=[])
+    top = b.bit_length() - 1
+    en = en & (~h[top] if b == 1 << top and len(h) > top else (h != b))
     w = mem.write_port()
     r = mem.read_port(transparent_for=(w,))
     touched = Signal(words, name=f"{name}_touched")
@@ -1135,7 +1146,8 @@ class ScanValuePath(wiring.Component):
                     if R == 1:
                         m.d.sync += [hstar.eq(walk - 1), nneed.eq(nrem)]
                     else:
-                        first = ~sum0[-1]
+                        # (b even: the last word holds bin b alone, h* = b)
+                        first = ~sum0[-1] if b % 2 else Const(1, 1)
                         m.d.sync += [hstar.eq(Cat(~first, Const(walk - 1))),
                                      nneed.eq(Mux(first, nrem, nless))]
         # stage A's states as flip-flops, one per state (no state decode before their
