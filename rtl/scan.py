@@ -595,7 +595,8 @@ class ScanValuePath(wiring.Component):
     units L_D = L_H + 2 edges after the read.
 
     (1) a histogram pass of ceil(n/M) cycles: slot s counts its distances in a
-    memory of b+1 bins (block RAM, M of them, R = ``plan.hist_bins`` bins per word) and the
+    memory of bins 0..b-1 (distance b is never needed, see :func:`_count_bins`; block RAM,
+    M of them, R = ``plan.hist_bins`` bins per word) and the
     M distances of each word go to a memory (``dists``); (2) the cut, ceil((b+1)/R) + S + 1 + w
     cycles: a walk reads word i of the M memories in its cycle i (registered w = ``plan.walk_reg``
     times), adds each bin's counts
@@ -755,8 +756,9 @@ class ScanValuePath(wiring.Component):
         vaddr_w = range(max(N * G, 2))
         stream = plan.selection == "stream"
         if not stream:
-            # (1) stage A, the histogram: slot s counts its distances in a memory of b+1
-            # words (block RAM), flags "counted in this query" cleared when a query starts
+            # (1) stage A, the histogram: slot s counts its distances below b in a memory
+            # of ceil(b/R) words (block RAM), flags "counted in this query" cleared when a
+            # query starts
             counting = Signal()
             walking = Signal()                    # state CUT (a flip-flop)
             walks.append(walking)
