@@ -444,8 +444,15 @@ class HsoftmaxValuePath(wiring.Component):
         live = distances(m, rc, hams, cq, issue, blk, left)
         # the values read, into a plain register as the codes (no logic after the block
         # RAMs): beside their keys' classes
-        vreg = Signal.like(rv.data, reset_less=True)
-        m.d.sync += vreg.eq(rv.data)
+        # (a plain signal, viewed with the read data's layout where it is read: a signal
+        # of a nested array layout is named in RTLIL per element, vreg[s] and vreg[s][l]
+        # beside vreg, which Yosys 0.70's abc9 cannot reintegrate: its wide-port
+        # reconstruction takes bit s of `vreg` and word `vreg[s]` for one name, and fails
+        # the assertion of rtlil.cc:3091, seen in the ULX3S hsoftmax P8 M8 build)
+        layout = rv.data.shape()
+        vflat = Signal(layout.size, name="vreg", reset_less=True)
+        m.d.sync += vflat.eq(rv.data.as_value())
+        vreg = layout(vflat)
 
         # ---- class and shifted values (registered): bin c >> f, value << (c & (2^f - 1))
         cls = range(max(plan.max_shift, 1) + 1)   # (a class signal has at least 1 bit)

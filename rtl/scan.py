@@ -441,8 +441,10 @@ def _stream_list(m, k, live, h, valid, clear, G, addr_shape):
 
 
 def _count_bins(m, b, most, en, h, walking, waddr, name, per_word=1, reg=1, wreg=1):
-    """A histogram of distances 0..b in a memory of ceil((b+1)/R) words of R = ``per_word``
-    (1 or 2) counts up to ``most`` (block RAM, not b+1 counters; bin h in word h // R),
+    """A histogram of distances 0..b-1 (bin b is never read: not counted) in a memory of
+    ceil(b/R) words of R = ``per_word`` (1 or 2) counts up to ``most`` (block RAM, not b
+    counters; bin h in word h // R; the walk reads ceil((b+1)/R) words, the last as 0 where
+    it holds bin b alone),
     with one flag per word, "counted in this query", to clear when a query starts (stale
     words, also after a reset, read as 0). ``h`` and ``en`` go through ``reg`` (0 or 1)
     registers first. reg = 0: bin h's word is read as ``en`` holds and written back with
@@ -471,7 +473,16 @@ def _count_bins(m, b, most, en, h, walking, waddr, name, per_word=1, reg=1, wreg
     R counts)."""
     words = -(-(b + 1) // per_word)
     shape = range(most + 1) if per_word == 1 else data.ArrayLayout(range(most + 1), per_word)
-    m.submodules[name] = mem = memory.Memory(shape=shape, depth=words, init=[])
+    # bin b (every bit differs) is never counted: the cut never reads its count (where the
+    # walk reaches it without finding h*, h* = b, the window's kk <= n keys being all
+    # counted). So the memory holds bins 0..b-1, ceil(b/R) words: b = 64, R = 2, 32 words
+    # instead of 33, one LUT-RAM depth slice fewer on the ECP5 and a 2:1 multiplexer after
+    # the read instead of 3:1 (the ULX3S topk goal build's `h` -> `rqp` paths); the walk's
+    # read of a word beyond them is stale (its flag is never set) and reads as 0
+    m.submodules[name] = mem = memory.Memory(shape=shape, depth=max(1, -(-b // per_word)),
+                                             init=[])
+    top = b.bit_length() - 1
+    en = en & (~h[top] if b == 1 << top and len(h) > top else (h != b))
     w = mem.write_port()
     r = mem.read_port(transparent_for=(w,))
     touched = Signal(words, name=f"{name}_touched")
@@ -584,7 +595,8 @@ class ScanValuePath(wiring.Component):
     units L_D = L_H + 2 edges after the read.
 
     (1) a histogram pass of ceil(n/M) cycles: slot s counts its distances in a
-    memory of b+1 bins (block RAM, M of them, R = ``plan.hist_bins`` bins per word) and the
+    memory of bins 0..b-1 (distance b is never needed, see :func:`_count_bins`; block RAM,
+    M of them, R = ``plan.hist_bins`` bins per word) and the
     M distances of each word go to a memory (``dists``); (2) the cut, ceil((b+1)/R) + S + 1 + w
     cycles: a walk reads word i of the M memories in its cycle i (registered w = ``plan.walk_reg``
     times), adds each bin's counts
@@ -744,8 +756,9 @@ class ScanValuePath(wiring.Component):
         vaddr_w = range(max(N * G, 2))
         stream = plan.selection == "stream"
         if not stream:
-            # (1) stage A, the histogram: slot s counts its distances in a memory of b+1
-            # words (block RAM), flags "counted in this query" cleared when a query starts
+            # (1) stage A, the histogram: slot s counts its distances below b in a memory
+            # of ceil(b/R) words (block RAM), flags "counted in this query" cleared when a
+            # query starts
             counting = Signal()
             walking = Signal()                    # state CUT (a flip-flop)
             walks.append(walking)
@@ -1135,7 +1148,8 @@ class ScanValuePath(wiring.Component):
                     if R == 1:
                         m.d.sync += [hstar.eq(walk - 1), nneed.eq(nrem)]
                     else:
-                        first = ~sum0[-1]
+                        # (b even: the last word holds bin b alone, h* = b)
+                        first = ~sum0[-1] if b % 2 else Const(1, 1)
                         m.d.sync += [hstar.eq(Cat(~first, Const(walk - 1))),
                                      nneed.eq(Mux(first, nrem, nless))]
         # stage A's states as flip-flops, one per state (no state decode before their
@@ -1276,9 +1290,13 @@ class ScanValuePath(wiring.Component):
             m.d.comb += caddr.eq(Mux(ahist, blk, keys.kaddr))
             m.d.comb += [x.addr.eq(caddr) for x in wc]
 
-        # a step writes the head group back (plus the addend where adding) as the tail,
-        # the next group becomes the head: after a multiple of G steps group g is at g again
-        # (one enable for every flip-flop, the tail's input chosen by `adding`)
+        # a step writes the head group plus the addend as the tail, the next group becomes
+        # the head: after a multiple of G steps group g is at g again (one enable for every
+        # flip-flop). DONE's rotation writes the adders' sum too, not the head: each group
+        # leaves at the head before that sum reaches it, and the next pass's first G steps
+        # write every group from the addend alone, so no multiplexer comes between the
+        # adders and the tail's flip-flops (the ULX3S topk goal build's value block RAM ->
+        # `bank` path)
         if plan.bank_in_memory:
             # the same steps in a memory: the head's word bptr written (adding) and the
             # head moved to the next word (bnext = bptr + 1 mod G, a register beside it),
@@ -1294,7 +1312,7 @@ class ScanValuePath(wiring.Component):
                          bw.addr.eq(bptr), bw.en.eq(adding), bw.data.eq(tail)]
         else:
             with m.If(adding | rotating):
-                m.d.sync += [bank[G - 1].eq(Mux(adding, tail, bank[0]))] + \
+                m.d.sync += [bank[G - 1].eq(tail)] + \
                     [bank[i].eq(bank[i + 1]) for i in range(G - 1)]
         if G > 1:
             m.d.comb += [self.o.payload.num[l].eq(bhead[l]) for l in range(P)]
