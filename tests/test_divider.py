@@ -439,10 +439,8 @@ def test_split_steps(corner, grouped, parts):
         assert got == list(zip(expected(cases), range(len(cases)))), (steps, seed)
 
 
-def _adder_inputs(dut, tmp_path, lines):
-    """The drivers of the operand bits (A, B, CI, BI) of every adder (Yosys ``$alu`` after
-    ``alumacc``) of ``dut`` made at divider.py lines ``lines``: a set of driver cell types
-    (``const`` for a constant bit)."""
+def _alumacc_netlist(dut, tmp_path):
+    """The flattened Yosys JSON module of ``dut`` after ``alumacc`` (adders as ``$alu``)."""
     import json
     from amaranth.back import rtlil
     from hamattn.synth.tools import run_yosys
@@ -452,7 +450,14 @@ def _adder_inputs(dut, tmp_path, lines):
     run_yosys("read_rtlil top.il\nhierarchy -top top\nproc\nflatten\nopt\nwreduce\n"
               "alumacc\nopt\nopt_dff\nopt_clean\nwrite_json net.json\n",
               cwd=tmp_path, name="synth")
-    mod = json.loads((tmp_path / "net.json").read_text())["modules"]["top"]
+    return json.loads((tmp_path / "net.json").read_text())["modules"]["top"]
+
+
+def _adder_inputs(dut, tmp_path, lines):
+    """The drivers of the operand bits (A, B, CI, BI) of every adder (Yosys ``$alu`` after
+    ``alumacc``) of ``dut`` made at divider.py lines ``lines``: a set of driver cell types
+    (``const`` for a constant bit)."""
+    mod = _alumacc_netlist(dut, tmp_path)
     driver = {}
     for cell in mod["cells"].values():
         for port, bits in cell["connections"].items():
@@ -588,16 +593,7 @@ def _adder_sinks(dut, tmp_path, lines, wider):
     """The cell types that the sum bits (Y) of every adder (Yosys ``$alu`` after
     ``alumacc``) of ``dut`` made at divider.py lines ``lines``, wider than ``wider`` bits,
     drive."""
-    import json
-    from amaranth.back import rtlil
-    from hamattn.synth.tools import run_yosys
-
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    (tmp_path / "top.il").write_text(rtlil.convert(dut, name="top"))
-    run_yosys("read_rtlil top.il\nhierarchy -top top\nproc\nflatten\nopt\nwreduce\n"
-              "alumacc\nopt\nopt_dff\nopt_clean\nwrite_json net.json\n",
-              cwd=tmp_path, name="synth")
-    mod = json.loads((tmp_path / "net.json").read_text())["modules"]["top"]
+    mod = _alumacc_netlist(dut, tmp_path)
     sinks = {}
     for cell in mod["cells"].values():
         for port, bits in cell["connections"].items():
