@@ -287,9 +287,7 @@ class RoundingDivider(wiring.Component):
         one LUT level (the operand select and den XOR the remainder's sign) in front of it.
         Elsewhere (one step per stage, where the restoring step has no select in front of
         its adder, or ``serial``) the steps are restoring, which is smaller (its remainder a
-        bit narrower, no operand XOR), except in stages of one step whose den is their own
-        (:attr:`carry_select`: non-restoring, both adders, the select after them known from
-        the edge's start). See :attr:`selects_after`."""
+        bit narrower, no operand XOR). See :attr:`selects_after`."""
         return not self.serial and any(k > 1 for k in self.stage_steps)
 
     @property
@@ -304,20 +302,6 @@ class RoundingDivider(wiring.Component):
         return self.nonrestoring and not self.held_den
 
     @property
-    def carry_select(self):
-        """Stages of one step each whose den is the group's own (not held: a folded ``linear``
-        core, whose divisions overlap; not ``serial``): non-restoring steps, each computed
-        twice, t + den and t + ~den + 1 (two adders of flip-flops: the stages carry den and
-        ~den, ``nden``), and the sign of the remainder the step starts from (the previous
-        stage's top remainder bit, a flip-flop) selects after them. A restoring step's
-        select is its own adder's sign, which fans out to every remainder bit behind its
-        carry chain (iCEBreaker ``linear``: ``stage1_r0`` → ``stage2_xq0``, 15.15 ns, a 3.6
-        ns route of that fanout); here the select is known from the edge's start, and each
-        sum bit goes to one select. The quotient bits are shifted in late
-        (:attr:`late_bits`)."""
-        return not (self.serial or self.held_den or self.nonrestoring)
-
-    @property
     def late_bits(self):
         """Each non-restoring step of a held den's stages (:attr:`nonrestoring`, not
         :attr:`selects_after`) shifts the previous step's quotient bit into xq, not its own:
@@ -326,7 +310,7 @@ class RoundingDivider(wiring.Component):
         step's (the form stage's remainder, >= 0) ends at the top of xq and is dropped; the
         last step's quotient bit is the sign of the last stage's remainder, which the output
         takes (:meth:`_output`)."""
-        return (self.nonrestoring and self.held_den) or self.carry_select
+        return self.nonrestoring and self.held_den
 
     @property
     def ready_to_flops(self):
@@ -370,15 +354,16 @@ class RoundingDivider(wiring.Component):
 
     @property
     def complemented_den(self):
-        """The ``serial`` stage holds ~den (``held_den`` and its copies, ``den_width``
-        bits), not den: its restoring steps subtract it as t + ~den + 1, the +1 a carry in,
-        so that no inverter stands between the held den's flip-flops and the carry chain (on
-        the iCE40 a subtract of a register costs a LUT in front of the chain, then a route
-        to it: the default ``topk`` core's ``held_den1`` → ``serial_r5``, 18.07 ns). (The
-        pipeline's stages of one step each are :attr:`carry_select` and carry den and ~den;
-        a held den's stages of several steps are :attr:`nonrestoring` and XOR it with the
-        remainder's sign.)"""
-        return self.serial
+        """Whether den is held or carried complemented (~den, ``den_width`` bits): the
+        ``serial`` stage holds ~den (``held_den`` and its copies), and the pipeline's stages
+        of restoring steps whose den is their own (not held, not :attr:`nonrestoring`) carry
+        ~den (the form stage inverts den as it registers it). Their steps subtract it as
+        t + ~den + 1, the +1 a carry in, so that no inverter stands between the registers
+        and the carry chain (on the iCE40 a subtract of a register costs a LUT in front of
+        the chain, then a route to it: the default ``topk`` core's ``held_den1`` →
+        ``serial_r5``, 18.07 ns). (A held den's stages of several steps are
+        :attr:`nonrestoring` and XOR it with the remainder's sign.)"""
+        return self.serial or not (self.held_den or self.nonrestoring)
 
     def _stage(self, name, has_count, signed_r=None):
         """The registers of one pipeline stage: control, and per lane the remainder ``r``
@@ -387,7 +372,7 @@ class RoundingDivider(wiring.Component):
         ``xq`` (the bits of X not yet shifted in, the quotient bits below them, each XORed
         with the sign of a) and the sign of a."""
         P, dw, qb = self.lanes, self.den_width, self.q_bits
-        signed_r = (self.nonrestoring or self.carry_select) if signed_r is None else signed_r
+        signed_r = self.nonrestoring if signed_r is None else signed_r
         st = {"valid": Signal(name=f"{name}_valid"), "last": Signal(name=f"{name}_last"),
               "r": [Signal(signed(dw + 1) if signed_r else dw, name=f"{name}_r{p}")
                     for p in range(P)],
@@ -395,8 +380,6 @@ class RoundingDivider(wiring.Component):
               "neg": Signal(P, name=f"{name}_neg")}
         if not self.held_den:
             st["den"] = Signal(dw, name=f"{name}_den")
-        if self.carry_select:
-            st["nden"] = Signal(dw, name=f"{name}_nden")
         if tag_width(self.tag_shape):
             st["tag"] = Signal(self.tag_shape, name=f"{name}_tag")
         if has_count:
@@ -423,21 +406,7 @@ class RoundingDivider(wiring.Component):
         lane_dens = den if isinstance(den, list) else [den] * len(src["r"])
         for p, (r, xq) in enumerate(zip(src["r"], src["xq"])):
             neg, den = src["neg"][p], lane_dens[p]
-            if self.carry_select:
-                # (den is (den, ~den): both adders from flip-flops, r's sign selects after)
-                den, nden = den
-                if not r.shape().signed:
-                    r = Cat(r, Const(0, 1)).as_signed()    # the form stage's: r >= 0, sub = 1
-                sub = ~r[-1]
-                t = Cat(xq[-1], r)[:dw + 1]                  # (modulo 2^(dw + 1))
-                add = Signal(dw + 1, name=f"{name}_add{p}")
-                dif = Signal(dw + 1, name=f"{name}_dif{p}")
-                m.d.comb += [add.eq(t + den),
-                             dif.eq((Cat(Const(1, 1), t)
-                                     + Cat(Const(1, 1), nden, Const(1, 1))) >> 1)]
-                rem = Mux(sub, dif, add).as_signed()
-                take = ~rem[-1]
-            elif not self.nonrestoring:
+            if not self.nonrestoring:
                 t = Cat(xq[-1], r)                                   # dw + 1 bits
                 # t - den lies in [-den, den) (r < den, so t < 2·den): dw + 1 bits, signed
                 diff = Signal(signed(dw + 1), name=f"{name}_diff{p}")
@@ -478,8 +447,7 @@ class RoundingDivider(wiring.Component):
         m = Module()
         P, G, E, qb, dw = self.lanes, self.groups, self.elements, self.q_bits, self.den_width
         has_tag = tag_width(self.tag_shape) > 0
-        keys = ((["last"] if self.held_den else ["den", "last"])
-                + (["nden"] if self.carry_select else []) + (["tag"] if has_tag else []))
+        keys = (["last"] if self.held_den else ["den", "last"]) + (["tag"] if has_tag else [])
         transfer = self.i.valid & self.i.ready
         out_tx = self.o.valid & self.o.ready
 
@@ -626,8 +594,8 @@ class RoundingDivider(wiring.Component):
         form = self._stage("form", False, signed_r=False)          # (r >= 0: no sign bit)
         half = pre["den"] >> 1
         m.d.sync += [form["valid"].eq(pre_valid)]
-        m.d.sync += [form[key].eq(~pre["den"] if key == "nden" else pre[key])
-                     for key in keys]
+        m.d.sync += [form[key].eq(~pre[key] if key == "den" and self.complemented_den
+                                  else pre[key]) for key in keys]
         form_x = []
         for p, (pa, neg) in enumerate(zip(pre_a, pre_s)):
             # |a| + half as (a XOR its sign) + half + sign: one adder, the sign a carry in,
@@ -659,8 +627,6 @@ class RoundingDivider(wiring.Component):
             prev_low = [Cat(x[qb - 1], Cat(x[qb:], Const(0, h0))[:h0 - 1]) for x in form_x]
 
         def den_of(src):
-            if self.carry_select:
-                return (src["den"], src["nden"])
             return held if self.held_den else src["den"]
         prev, prev_done = form, form["valid"]
         # (the values prev's r and prev_done take at the next edge: the form's r is >= 0)

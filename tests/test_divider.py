@@ -298,13 +298,13 @@ def test_overlapping_grouped_divisions_take_a_step_per_stage(interval):
     overlapping = DividerPlan.keeping_up(*args, True, interval)
     assert (overlapping.steps, overlapping.held_den) == (1, False)
     dut = overlapping.component()
-    assert dut.carry_select and not dut.nonrestoring
+    assert dut.complemented_den and not dut.nonrestoring
     assert overlapping.latency.fixed == 8 + 4 + 1
     held = DividerPlan.keeping_up(*args, True, interval, gap=10 ** 6)
     assert held.held_den and held.steps == divider_steps(8, 32, interval)
     assert held.component().nonrestoring == (held.steps > 1)
     assert held.latency.fixed == 8 + 4 + 1
-    assert not held.component().carry_select
+    assert not held.component().complemented_den
     assert not held.component().selects_after
     # (a whole-vector input, G = 4: its latency depends on the steps, which stay the most)
     whole = DividerPlan.keeping_up(16, 20, 12, 8, 4, False, interval)
