@@ -566,20 +566,12 @@ class FoldedHashProjection(HashProjection):
             b2 = Mux(c == G - 1, Mux(b == R - 1, 0, b + 1), b) if R > 1 else b
             return (c2 == G - 1) & (b2 == R - 1)
         last_if_read = Signal(init=is_last_after(0, 0), name="last_if_read")
-        # (its next value, is_last_after(cnt_next, blk_next), from the one-hot and the
-        # block counter before the edge: the read after next is the vector's last where
-        # the group now is (G - 3) mod G and the block R - 1 less the blocks that the two
-        # reads wrap into (none for G >= 3, one for G = 2, two for G = 1): a flag of the
-        # one-hot and a compare of the block, no count + 2 through the counter's adders)
-        wraps = max(0, 3 - G)
-        lir_next = onehot[(G - 3) % G]
-        if R > 1:
-            lir_next = lir_next & (blk == (R - 1 - wraps) % R)
         with m.If(read):
-            m.d.sync += last_if_read.eq(lir_next)
+            m.d.sync += last_if_read.eq(is_last_after(cnt_next, blk_next))
         # (the port is a twin of the flag: the core's readies are its only loads, so the
         # placer can put it beside them, away from the hash's own `last_next` mux)
-        lir_port = twin(m, last_if_read, lir_next, en=read, name="last_if_read_port")
+        lir_port = twin(m, last_if_read, is_last_after(cnt_next, blk_next), en=read,
+                        name="last_if_read_port")
         m.d.comb += [self.last_next.eq(Mux(read, last_if_read, last_read)),
                      self.last_if_read.eq(lir_port),
                      self.advance.eq(read)]
