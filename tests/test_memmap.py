@@ -24,10 +24,10 @@ def test_memories_of_generated_text(convert):
     mems = memmap.memories(convert(_scan(), name="scan"))
     shapes = {m.name: (m.width, m.depth) for m in mems}
     assert {m.module for m in mems} == {"scan"}
-    # (histograms of 9 bins, R = 2 per word: 5 words of 2 5-bit counts; the distances of
-    # the histogram pass: 16 words of 4 4-bit distances)
+    # (histograms of bins 0..b-1 = 8 bins (bin b is never counted), R = 2 per word: 4 words
+    # of 2 5-bit counts; the distances of the histogram pass: 16 words of 4 4-bit distances)
     assert shapes == {"values": (16, 128), **{f"codes{s}": (8, 16) for s in range(4)},
-                      **{f"hist{s}": (10, 5) for s in range(4)}, "dists": (16, 16)}
+                      **{f"hist{s}": (10, 4) for s in range(4)}, "dists": (16, 16)}
 
 
 class _TwoReads(wiring.Component):
@@ -136,7 +136,7 @@ def test_setattr_commands_only_where_lut_ram_exists():
     assert memmap.setattr_commands(text, "ice40-up5k") == []
     cmds = memmap.setattr_commands(text, "ecp5-25k")
     # room for all in the LFE5U-25F's 56 blocks: the values (128 x 16: 1 block or 48 cells)
-    # are left to yosys, the 16 x 8 codes, 5 x 10 histograms and 16 x 16 distances (12 to
+    # are left to yosys, the 16 x 8 codes, 4 x 10 histograms and 16 x 16 distances (12 to
     # 24 cells) go to LUT RAM
     names = [f"codes{s}" for s in range(4)] + [f"hist{s}" for s in range(4)] + ["dists"]
     assert sorted(cmds) == sorted(f'setattr -set ram_style "distributed" scan/{name}'
